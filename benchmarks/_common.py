@@ -108,15 +108,8 @@ def local_mesh(
             node_args=list(node_args),
             start_timeout_s=start_timeout_s,
         )
-        saved = os.environ.get("LLM_MESH_REGISTRY_WORKERS")
-        os.environ["LLM_MESH_REGISTRY_WORKERS"] = str(registry_workers)  # its registry's
-        try:
+        with environ({"LLM_MESH_REGISTRY_WORKERS": str(registry_workers)}):  # its registry's
             mesh.start(progress=lambda m: log(f"  mesh: {m}"))
-        finally:
-            if saved is None:
-                del os.environ["LLM_MESH_REGISTRY_WORKERS"]
-            else:
-                os.environ["LLM_MESH_REGISTRY_WORKERS"] = saved
         try:
             yield mesh
         finally:
@@ -173,8 +166,9 @@ def environ(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def preloaded(folder: str | Path) -> Iterator[None]:
     """Python processes started inside import ``folder``'s ``sitecustomize`` first (an
-    instrumentation: ``gw_profile``, ``gw_stages``, ``gw_timeline``, ``ttft_probe``):
-    ``folder`` put before ``PYTHONPATH``'s entries (a :func:`source_tree`'s too)."""
+    instrumentation or a change: ``gw_profile``, ``gw_stages``, ``gw_timeline``,
+    ``ttft_probe``, ``noauth``): ``folder`` put before ``PYTHONPATH``'s entries (a
+    :func:`source_tree`'s too)."""
     pp = os.environ.get("PYTHONPATH")
     with environ({"PYTHONPATH": str(folder) + (os.pathsep + pp if pp else "")}):
         yield
