@@ -22,7 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from _common import ask_worker, end_workers, line_worker, machine_line
+from _common import machine_line
+from _tree_workers import ask_worker, end_workers, line_worker
 
 WORKER = r"""
 import gc, json, random, sys, time

@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from _common import ROOT, alternating, compared_trees, machine_line, tree_worker
+from _common import ROOT, machine_line
+from _tree_workers import alternating, compared_trees, tree_worker
 
 WORKER = r"""
 import asyncio, json, os, sys, tempfile, time

@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from _common import alternating, compared_trees, machine_line, tree_worker
+from _common import machine_line
+from _tree_workers import alternating, compared_trees, tree_worker
 
 WORKER = r"""
 import asyncio, dataclasses, json, secrets, sys, time
