@@ -108,19 +108,70 @@ def local_mesh(
             node_args=list(node_args),
             start_timeout_s=start_timeout_s,
         )
-        saved = os.environ.get("LLM_MESH_REGISTRY_WORKERS")
-        os.environ["LLM_MESH_REGISTRY_WORKERS"] = str(registry_workers)  # its registry's
-        try:
+        with environ({"LLM_MESH_REGISTRY_WORKERS": str(registry_workers)}):  # its registry's
             mesh.start(progress=lambda m: log(f"  mesh: {m}"))
-        finally:
-            if saved is None:
-                del os.environ["LLM_MESH_REGISTRY_WORKERS"]
-            else:
-                os.environ["LLM_MESH_REGISTRY_WORKERS"] = saved
         try:
             yield mesh
         finally:
             mesh.stop()
+
+
+# the gateway probes' mesh: a SIMULATED node that answers at once, with room for their load
+SIM_MODEL = "mistral-7b"
+SIM_FAST_NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
+                      "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
+SIM_CHAT_BODY = {"model": SIM_MODEL, "messages": [{"role": "user", "content": "Say hi"}],
+                 "max_tokens": 1}  # fmt: skip
+
+
+def sim_mesh(stack: contextlib.ExitStack, tree: str | None, preload: Path | None = None) -> Any:
+    """A :func:`local_mesh` of :data:`SIM_MODEL` on a fast SIMULATED node
+    (:data:`SIM_FAST_NODE_ARGS`), run by the code of checkout ``tree`` (:func:`source_tree`;
+    ``None``: this one), its processes importing ``preload``'s ``sitecustomize`` first
+    (:func:`preloaded`: ``gw_profile``, ``gw_stages``, ``gw_timeline``); open until
+    ``stack`` closes."""
+    first = preloaded(preload) if preload else contextlib.nullcontext()  # inside the tree's
+    with source_tree(tree), first:
+        return stack.enter_context(
+            local_mesh(model=SIM_MODEL, engine="sim", node_args=SIM_FAST_NODE_ARGS)
+        )
+
+
+def registry_pid(mesh: Any) -> int:
+    """The process id of a :func:`local_mesh`'s registry."""
+    return int(next(c.proc.pid for c in mesh._children if c.name == "registry"))
+
+
+def keyed_headers(mesh: Any) -> dict[str, str]:
+    """Headers of a keyed client of a :func:`local_mesh` (:func:`make_api_key`)."""
+    return {"Authorization": f"Bearer {make_api_key(mesh.settings.home)}"}
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` inside (processes started there inherit them), each
+    variable as it was afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def preloaded(folder: str | Path) -> Iterator[None]:
+    """Python processes started inside import ``folder``'s ``sitecustomize`` first (an
+    instrumentation or a change: ``gw_profile``, ``gw_stages``, ``gw_timeline``,
+    ``ttft_probe``, ``noauth``): ``folder`` put before ``PYTHONPATH``'s entries (a
+    :func:`source_tree`'s too)."""
+    pp = os.environ.get("PYTHONPATH")
+    with environ({"PYTHONPATH": str(folder) + (os.pathsep + pp if pp else "")}):
+        yield
 
 
 def descendants(pid: int) -> list[int]:

@@ -44,6 +44,7 @@ from _common import (
     log,
     machine_line,
     pct,
+    registry_pid,
     standalone_node,
     write_json,
 )
@@ -136,7 +137,7 @@ def _chunk(gw: httpx.Client, direct: httpx.Client, n: int, ph: Phase) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with local_mesh(model=MODEL, engine="sim", node_args=SIM) as mesh, \
             standalone_node(model=MODEL, engine="sim", node_args=SIM) as direct_url:  # fmt: skip
-        registry_pid = next(c.proc.pid for c in mesh._children if c.name == "registry")
+        gateway_pid = registry_pid(mesh)
         period = mp.Value("d", 0.0)
         served = mp.Value("q", 0)
         failed = mp.Value("q", 0)
@@ -161,10 +162,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ph = phases[name]
                         period.value = periods[name]
                         time.sleep(args.settle_s)  # dashboards open (first load) or close
-                        s0, c0, t0 = served.value, _cpu_s(registry_pid), time.monotonic()
+                        s0, c0, t0 = served.value, _cpu_s(gateway_pid), time.monotonic()
                         _chunk(gw, direct, per_chunk, ph)
                         ph.wall_s += time.monotonic() - t0
-                        ph.cpu_s += _cpu_s(registry_pid) - c0
+                        ph.cpu_s += _cpu_s(gateway_pid) - c0
                         ph.dashboard_requests += served.value - s0
                     log(f"  chunk {k + 1}/{args.chunks} done")
         finally:

@@ -91,6 +91,7 @@ from _common import (
     LOOPBACK,
     SERVER_PIDS,
     descendants,
+    environ,
     free_port,
     local_mesh,
     log,
@@ -98,6 +99,7 @@ from _common import (
     make_api_key,
     pct,
     pg_database,
+    preloaded,
     process_cpu_s,
     source_tree,
     standalone_node,
@@ -654,30 +656,18 @@ def main() -> None:
             meshes.append(before)
             print(f"before: registry + node from {args.baseline_tree}")
         if args.settlement == "both":
-            os.environ["LLM_MESH_SETTLEMENT"] = "0"
-            try:
+            with environ({"LLM_MESH_SETTLEMENT": "0"}):
                 off = stack.enter_context(
                     local_mesh(model=MODEL, engine="sim", node_args=node_args)
                 )
-            finally:
-                del os.environ["LLM_MESH_SETTLEMENT"]
             targets["ours-s0"] = off.registry_url
             meshes.append(off)
         if args.no_auth_target:
-            saved = os.environ.get("PYTHONPATH")
-            noauth = str(Path(__file__).resolve().parent / "noauth")
-            os.environ["PYTHONPATH"] = noauth + (os.pathsep + saved if saved else "")
-            os.environ["LLM_MESH_BENCH_NO_AUTH"] = "1"
-            try:
+            noauth = Path(__file__).resolve().parent / "noauth"
+            with preloaded(noauth), environ({"LLM_MESH_BENCH_NO_AUTH": "1"}):
                 bare = stack.enter_context(
                     local_mesh(model=MODEL, engine="sim", node_args=node_args)
                 )
-            finally:
-                del os.environ["LLM_MESH_BENCH_NO_AUTH"]
-                if saved is None:
-                    del os.environ["PYTHONPATH"]
-                else:
-                    os.environ["PYTHONPATH"] = saved
             targets["ours-a0"] = bare.registry_url
             meshes.append(bare)
         for n in [int(x) for x in args.gateway_workers.split(",") if x.strip()]:

@@ -49,16 +49,17 @@ import argparse
 import contextlib
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from _common import SIM_FAST_NODE_ARGS as NODE_ARGS
 from _common import (
+    environ,
+    keyed_headers,
     local_mesh,
     log,
     machine_line,
-    make_api_key,
     pct,
     standalone_node,
     write_json,
@@ -84,24 +85,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "metrics": {"LLM_MESH_METRICS": "1", "LLM_MESH_LOG_REQUESTS": "0"},
     "all": {"LLM_MESH_METRICS": "1", "LLM_MESH_LOG_REQUESTS": "1", "LLM_MESH_LOG_FORMAT": "json"},
 }
-NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
-             "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def env(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` while the mesh's processes start (they inherit it)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def cpu_s(pid: int) -> float:
@@ -344,12 +328,11 @@ def processes(args: Any) -> tuple[Any, Any, Any, Any, Any]:
         )
         targets["direct"] = Target(direct)
         for name, values in CONFIGS.items():
-            with env(values):
+            with environ(values):  # while the mesh's processes start (they inherit it)
                 mesh = stack.enter_context(
                     local_mesh(model=MODEL, engine="sim", node_args=NODE_ARGS)
                 )
-            key = make_api_key(mesh.settings.home)
-            HEADERS_BY_URL[mesh.registry_url] = {"Authorization": f"Bearer {key}"}
+            HEADERS_BY_URL[mesh.registry_url] = keyed_headers(mesh)
             pids = (mesh._children[0].proc.pid, mesh._children[1].proc.pid)
             targets[name] = Target(mesh.registry_url, pids)
             log(f"  {name}: {mesh.registry_url} {values}")

@@ -19,13 +19,11 @@ bytecodes and Python function calls.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from _common import machine_line, tree_pythonpath
+from _common import machine_line
+from _tree_workers import ask_worker, end_workers, line_worker
 
 WORKER = r"""
 import gc, json, random, sys, time
@@ -112,20 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(args.baseline_tree) / "LLM_Mesh" / "__init__.py").is_file():
             raise SystemExit(f"--baseline-tree {args.baseline_tree}: no LLM_Mesh package there")
         trees = {"baseline": str(Path(args.baseline_tree).resolve()), **trees}
-    workers = {}
-    for name, path in trees.items():
-        env = {**os.environ, "PYTHONPATH": tree_pythonpath(path)}
-        workers[name] = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(args.nodes)], cwd=path, env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        )  # fmt: skip
+    workers = {name: line_worker(path, WORKER, args.nodes) for name, path in trees.items()}
 
     def ask(name: str, line: str) -> object:
-        w = workers[name]
-        assert w.stdin is not None and w.stdout is not None
-        w.stdin.write(line + "\n")
-        w.stdin.flush()
-        return json.loads(w.stdout.readline())
+        return ask_worker(workers[name], line)
 
     for w in workers.values():
         assert w.stdout is not None and w.stdout.readline().strip() == "ready"
@@ -150,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         c = ask(name, "count 200")
         assert isinstance(c, dict)
         print(f"| {name} | {c['ops']:.0f} | {c['calls']:.0f} |")
-    for w in workers.values():
-        assert w.stdin is not None
-        w.stdin.close()
-        w.wait()
+    end_workers(workers.values())
     print(f"end: {machine_line()}")
     return 0
 

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from _common import machine_line, tree_pythonpath
+from _common import machine_line
+from _tree_workers import alternating, compared_trees, tree_worker
 
 WORKER = r"""
 import asyncio, json, sys, tempfile, time
@@ -58,29 +55,17 @@ asyncio.run(main())
 """
 
 
-def run(tree: str, case: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": tree_pythonpath(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, case],
-        env=env, cwd=tree, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-tree", default=None)
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
-    here = str(Path(__file__).resolve().parent.parent)
-    trees = {"this": here} | ({"baseline": a.baseline_tree} if a.baseline_tree else {})
     print(machine_line())
-    for r in range(a.rounds):
-        order = list(trees.items()) if r % 2 == 0 else list(reversed(trees.items()))
+    for r, order in alternating(compared_trees(a.baseline_tree), a.rounds):
         for case in ("balance", "heartbeat"):
             for name, tree in order:
-                got = run(tree, case)
-                print(f"round {r + 1} {case:9s} {name:8s} " + json.dumps(got), flush=True)
+                got = tree_worker(tree, WORKER, case)
+                print(f"round {r} {case:9s} {name:8s} " + json.dumps(got), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-from _common import local_mesh, machine_line, make_api_key, source_tree
-
-BODY = {"model": "mistral-7b", "messages": [{"role": "user", "content": "Say hi"}],
-        "max_tokens": 1}  # fmt: skip
-NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
-             "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
+from _common import SIM_CHAT_BODY as BODY
+from _common import keyed_headers, machine_line, sim_mesh
 
 
 def cpu_s(pid: int) -> float:
@@ -67,14 +63,10 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         meshes: dict[str, tuple[str, dict[str, str], dict[str, int]]] = {}
         for tree in trees:
-            with source_tree(tree):
-                m = stack.enter_context(
-                    local_mesh(model="mistral-7b", engine="sim", node_args=NODE_ARGS)
-                )
-            key = make_api_key(m.settings.home)
+            m = sim_mesh(stack, tree)
             pids = {c.name: c.proc.pid for c in m._children}
             url = m.registry_url + "/v1/chat/completions"
-            meshes[tree] = (url, {"Authorization": f"Bearer {key}"}, pids)
+            meshes[tree] = (url, keyed_headers(m), pids)
         for url, headers, _ in meshes.values():  # warm-up
             asyncio.run(load(url, headers, 300, args.concurrency))
         acc = {t: [0.0, 0.0, 0.0] for t in trees}  # gateway s, node s, wall s

@@ -41,12 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import local_mesh, machine_line, make_api_key, signal_dump, source_tree
+from _common import SIM_CHAT_BODY as BODY
+from _common import environ, keyed_headers, machine_line, registry_pid, signal_dump, sim_mesh
 
-BODY = {"model": "mistral-7b", "messages": [{"role": "user", "content": "Say hi"}],
-        "max_tokens": 1}  # fmt: skip
-NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
-             "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
 HERE = Path(__file__).resolve().parent
 
 
@@ -160,29 +157,9 @@ def main() -> None:
     meshes: dict[str, tuple[str, int, dict[str, str]]] = {}
     with contextlib.ExitStack() as stack:
         for name, tree, env in plan:
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            with source_tree(tree):
-                pp = os.environ.get("PYTHONPATH")
-                os.environ["PYTHONPATH"] = str(HERE / "gw_profile") + (
-                    os.pathsep + pp if pp else ""
-                )
-                try:
-                    m = stack.enter_context(local_mesh(model="mistral-7b", engine="sim",
-                                                       node_args=NODE_ARGS))  # fmt: skip
-                finally:
-                    if pp is None:
-                        os.environ.pop("PYTHONPATH", None)
-                    else:
-                        os.environ["PYTHONPATH"] = pp
-                    for k, v in saved.items():
-                        if v is None:
-                            os.environ.pop(k, None)
-                        else:
-                            os.environ[k] = v
-            key = make_api_key(m.settings.home)
-            pid = next(c.proc.pid for c in m._children if c.name == "registry")
-            meshes[name] = (m.registry_url, pid, {"Authorization": f"Bearer {key}"})
+            with environ(env):
+                m = sim_mesh(stack, tree, preload=HERE / "gw_profile")
+            meshes[name] = (m.registry_url, registry_pid(m), keyed_headers(m))
         cpu: dict[str, dict[str, float]] = {n: {} for n in meshes}
         per_tid: dict[str, dict[int, float]] = {n: {} for n in meshes}
         walls: dict[str, list[float]] = {n: [] for n in meshes}

@@ -19,12 +19,8 @@ import statistics
 import time
 
 import httpx
-from _common import local_mesh, machine_line, make_api_key, source_tree
-
-BODY = {"model": "mistral-7b", "messages": [{"role": "user", "content": "Say hi"}],
-        "max_tokens": 1}  # fmt: skip
-NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
-             "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
+from _common import SIM_CHAT_BODY as BODY
+from _common import keyed_headers, machine_line, sim_mesh
 
 
 def main() -> None:
@@ -39,13 +35,9 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         targets: dict[str, tuple[str, dict[str, str]]] = {}
         for tree in trees:
-            with source_tree(tree):
-                m = stack.enter_context(
-                    local_mesh(model="mistral-7b", engine="sim", node_args=NODE_ARGS)
-                )
-            key = make_api_key(m.settings.home)
+            m = sim_mesh(stack, tree)
             url = m.registry_url + "/v1/chat/completions"
-            targets[tree] = (url, {"Authorization": f"Bearer {key}"})
+            targets[tree] = (url, keyed_headers(m))
         lat: dict[str, list[float]] = {t: [] for t in trees}
         with httpx.Client(timeout=60.0) as client:
             for url, headers in targets.values():

@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import local_mesh, machine_line, make_api_key, signal_dump, source_tree
-from probe_gateway_concurrent import NODE_ARGS, load
+from _common import keyed_headers, machine_line, registry_pid, signal_dump, sim_mesh
+from probe_gateway_concurrent import load
 
 HERE = Path(__file__).resolve().parent
 STAGES = [
@@ -90,21 +90,9 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         meshes: dict[str, tuple[str, dict[str, str], int]] = {}
         for tree in args.trees:
-            with source_tree(tree):
-                pp = os.environ.get("PYTHONPATH")
-                os.environ["PYTHONPATH"] = str(HERE / "gw_stages") + (os.pathsep + pp if pp else "")
-                try:
-                    m = stack.enter_context(local_mesh(model="mistral-7b", engine="sim",
-                                                       node_args=NODE_ARGS))  # fmt: skip
-                finally:
-                    if pp is None:
-                        os.environ.pop("PYTHONPATH", None)
-                    else:
-                        os.environ["PYTHONPATH"] = pp
-            key = make_api_key(m.settings.home)
-            pid = next(c.proc.pid for c in m._children if c.name == "registry")
-            meshes[tree] = (m.registry_url + "/v1/chat/completions",
-                            {"Authorization": f"Bearer {key}"}, pid)  # fmt: skip
+            m = sim_mesh(stack, tree, preload=HERE / "gw_stages")
+            meshes[tree] = (m.registry_url + "/v1/chat/completions", keyed_headers(m),
+                            registry_pid(m))  # fmt: skip
         for url, h, pid in meshes.values():
             asyncio.run(load(url, h, args.warmup, args.concurrency))
             dump(pid, out)  # zero the sums

@@ -34,19 +34,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import SIM_CHAT_BODY as BODY
 from _common import (
-    local_mesh,
+    SIM_FAST_NODE_ARGS,
+    SIM_MODEL,
+    keyed_headers,
     machine_line,
-    make_api_key,
+    registry_pid,
+    sim_mesh,
     source_tree,
     standalone_node,
 )
 
 HERE = Path(__file__).resolve().parent
-BODY = {"model": "mistral-7b", "messages": [{"role": "user", "content": "Say hi"}],
-        "max_tokens": 1}  # fmt: skip
-NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
-             "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
 MARKS = [
     "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.data_received",
     "LLM_Mesh.hot_routes:HotRoutesApp.__call__",
@@ -83,32 +83,18 @@ def main() -> None:
     out = str(Path(tempfile.mkdtemp(prefix="gw-timeline-")) / "timeline")
     os.environ["GW_TIMELINE"] = ",".join(MARKS + [s for s in args.extra.split(",") if s])
     os.environ["GW_TIMELINE_OUT"] = out
-    pp = os.environ.get("PYTHONPATH")
     with contextlib.ExitStack() as stack:
+        # gw_timeline before the tree's path (set by source_tree), not the caller's: a TREE
+        # given with PYTHONPATH naming another checkout ran that checkout's package
+        m = sim_mesh(stack, args.tree, preload=HERE / "gw_timeline")
         with source_tree(args.tree):
-            # before the tree's path (set by source_tree), not the caller's: a TREE given
-            # with PYTHONPATH naming another checkout ran that checkout's package
-            tree_pp = os.environ.get("PYTHONPATH")
-            os.environ["PYTHONPATH"] = str(HERE / "gw_timeline") + (
-                os.pathsep + tree_pp if tree_pp else ""
-            )
-            try:
-                m = stack.enter_context(
-                    local_mesh(model="mistral-7b", engine="sim", node_args=NODE_ARGS)
-                )
-            finally:
-                if pp is None:
-                    os.environ.pop("PYTHONPATH", None)
-                else:
-                    os.environ["PYTHONPATH"] = pp
             direct = stack.enter_context(
-                standalone_node(model="mistral-7b", engine="sim", node_args=NODE_ARGS)
+                standalone_node(model=SIM_MODEL, engine="sim", node_args=SIM_FAST_NODE_ARGS)
             )
-        key = make_api_key(m.settings.home)
-        pid = next(c.proc.pid for c in m._children if c.name == "registry")
+        pid = registry_pid(m)
         url = m.registry_url + "/v1/chat/completions"
         durl = direct + "/v1/chat/completions"
-        hdr = {"Authorization": f"Bearer {key}"}
+        hdr = keyed_headers(m)
         sends: list[tuple[int, int]] = []
         dlat: list[float] = []
         with httpx.Client(timeout=60.0) as client:

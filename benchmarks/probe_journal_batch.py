@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from _common import machine_line, tree_pythonpath
+from _common import ROOT, machine_line
+from _tree_workers import alternating, compared_trees, tree_worker
 
 WORKER = r"""
 import asyncio, json, os, sys, tempfile, time
@@ -68,7 +65,9 @@ async def main():
         rs = await asyncio.gather(*(s.answer(a) for a in answers), return_exceptions=True)
         os.fsync = real
         assert all(isinstance(r, ConnectionError) for r in rs)
-        lines = len((Path(tmp) / "settlement.unwritten").read_text().splitlines())
+        # the journal: settlement.unwritten.<holder> (one a process), before that one file
+        journals = Path(tmp).glob("settlement.unwritten*")
+        lines = sum(len(j.read_text().splitlines()) for j in journals)
         print(json.dumps({
             "batches": [b for _, b in spent], "loop_held_ms": round(sum(t for t, _ in spent) * 1e3, 2),
             "fsyncs": syncs[0], "journal_lines": lines,
@@ -80,32 +79,18 @@ asyncio.run(main())
 """
 
 
-def run(tree: str, answers: int, where: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": tree_pythonpath(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(answers), where],
-        env=env, cwd=tree, capture_output=True, text=True,
-    )  # fmt: skip
-    if out.returncode:
-        raise SystemExit(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-tree", default=None)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--answers", type=int, default=256)
     a = ap.parse_args()
-    here = str(Path(__file__).resolve().parent.parent)
-    trees = {"this": here} | ({"baseline": a.baseline_tree} if a.baseline_tree else {})
-    where = str(Path(here).parent)  # the checkout's disk, not /tmp
+    where = str(ROOT.parent)  # the checkout's disk, not /tmp
     print(machine_line())
-    for r in range(a.rounds):
-        order = list(trees.items()) if r % 2 == 0 else list(reversed(trees.items()))
+    for r, order in alternating(compared_trees(a.baseline_tree), a.rounds):
         for name, tree in order:
-            got = run(tree, a.answers, where)
-            print(f"round {r + 1} {name:8s} " + json.dumps(got), flush=True)
+            got = tree_worker(tree, WORKER, a.answers, where)
+            print(f"round {r} {name:8s} " + json.dumps(got), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,11 @@ The workers are asked in turn, the order alternating, ``--rounds`` times.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from _common import machine_line, tree_pythonpath
+from _common import machine_line
+from _tree_workers import ask_worker, end_workers, line_worker
 
 WORKER = r"""
 import gc, json, random, sys, timeit
@@ -70,30 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     trees = {"this tree": Path(__file__).resolve().parent.parent}
     if args.baseline_tree:
         trees["baseline"] = Path(args.baseline_tree).resolve()
-    workers = {}
-    for name, path in trees.items():
-        env = {**os.environ, "PYTHONPATH": tree_pythonpath(path)}
-        workers[name] = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(args.nodes), str(args.number)], cwd=path,
-            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+    workers = {
+        name: line_worker(path, WORKER, args.nodes, args.number) for name, path in trees.items()
+    }
     print(f"{args.nodes} nodes, µs per call (best of 5 × {args.number}) — {machine_line()}")
     print("| round | tree | heartbeat | heard | request (begin + first token + finish) |")
     print("|---|---|---:|---:|---:|")
     for rnd in range(args.rounds):
         names = list(workers) if rnd % 2 == 0 else list(reversed(workers))
         for name in names:
-            w = workers[name]
-            assert w.stdin is not None and w.stdout is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
-            got = json.loads(w.stdout.readline())
+            got = ask_worker(workers[name], "go")
             print(f"| {rnd + 1} | {name} | {got['heartbeat']:.2f} | {got['heard']:.2f} | "
                   f"{got['request']:.2f} |")  # fmt: skip
-    for w in workers.values():
-        assert w.stdin is not None
-        w.stdin.close()
-        w.wait()
+    end_workers(workers.values())
     print(f"end: {machine_line()}")
     return 0
 

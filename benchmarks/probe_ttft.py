@@ -60,7 +60,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import local_mesh, log, machine_line, median, source_tree, write_json
+from _common import (
+    environ,
+    local_mesh,
+    log,
+    machine_line,
+    median,
+    preloaded,
+    source_tree,
+    write_json,
+)
 from paired_stats import round_order, summarize
 
 MODEL = "gemma-3-270m"
@@ -387,24 +396,13 @@ def main() -> None:
                 continue
             pdir = tmp / name
             pdir.mkdir()
-            with source_tree(tree):
-                pp = os.environ.get("PYTHONPATH")
-                os.environ["PYTHONPATH"] = PROBE + (os.pathsep + pp if pp else "")
-                os.environ["LLM_MESH_BENCH_PROBE_DIR"] = str(pdir)
-                if args.profile:
-                    os.environ["LLM_MESH_BENCH_PROBE_PROFILE"] = "1"
-                if args.fine:
-                    os.environ["LLM_MESH_BENCH_PROBE_FINE"] = "1"
-                try:
-                    m = stack.enter_context(local_mesh(model=MODEL, engine=args.engine))
-                finally:
-                    os.environ.pop("LLM_MESH_BENCH_PROBE_DIR", None)
-                    os.environ.pop("LLM_MESH_BENCH_PROBE_PROFILE", None)
-                    os.environ.pop("LLM_MESH_BENCH_PROBE_FINE", None)
-                    if pp is None:
-                        os.environ.pop("PYTHONPATH", None)
-                    else:
-                        os.environ["PYTHONPATH"] = pp
+            probe_env = {"LLM_MESH_BENCH_PROBE_DIR": str(pdir)}
+            if args.profile:
+                probe_env["LLM_MESH_BENCH_PROBE_PROFILE"] = "1"
+            if args.fine:
+                probe_env["LLM_MESH_BENCH_PROBE_FINE"] = "1"
+            with source_tree(tree), preloaded(PROBE), environ(probe_env):
+                m = stack.enter_context(local_mesh(model=MODEL, engine=args.engine))
             pids = {c.name: c.proc.pid for c in m._children}
             roles = {"gw": pids["registry"], "node": pids["node"]}
             meshes[name] = (m.registry_url, roles, pdir)

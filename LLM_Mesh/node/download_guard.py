@@ -9,7 +9,8 @@ read whatever answers there into a ``.part`` file (the GGUF header check comes o
 after the bytes are written; found 2026-12-05).
 
 :func:`guarded_client` is the download client: every TCP connection it opens, the first
-URL's and each redirect's alike, goes through :class:`GuardedBackend`, which
+URL's and each redirect's alike, goes through :class:`GuardedBackend` (the connect itself:
+:mod:`LLM_Mesh.address_connect`, shared with the gateway's pinned node client), which
 
 1. resolves the host with the injected ``resolver`` (default ``getaddrinfo``), once per
    connection;
@@ -34,14 +35,20 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import ssl
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
+from LLM_Mesh.address_connect import (
+    ChosenAddressBackend,
+    Resolver,
+    Route,
+    system_resolver,
+    transport_over,
+)
 from LLM_Mesh.core.netguard import IPAddress, addresses_refusal
 from LLM_Mesh.errors import MeshError
 
@@ -54,9 +61,6 @@ __all__ = [
     "system_resolver",
 ]
 
-Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
-"""``(host, port) -> addresses`` as text; raises ``OSError`` when the name does not resolve."""
-
 #: how long a name may take to resolve
 RESOLVE_S = 10.0
 _DEFAULT_PORT = {"http": 80, "https": 443}
@@ -67,12 +71,6 @@ class DownloadRefused(MeshError):
 
     status = 403
     code = "download_address_refused"
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """The system's resolver (``getaddrinfo``, TCP), every address once, in its order."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def origin_of(url: str) -> tuple[str, int]:
@@ -93,7 +91,7 @@ def _refused(host: str, port: int, addr: IPAddress, reason: str) -> DownloadRefu
     )
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
+class GuardedBackend(ChosenAddressBackend):
     """httpcore's TCP connect, to checked global addresses only (module docstring)."""
 
     def __init__(
@@ -104,10 +102,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         resolver: Resolver = system_resolver,
         inner: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        super().__init__(self._route, tcp_only=_tcp_only, inner=inner)
         self.allow = frozenset(allow)
         self.allow_origins = frozenset((h.lower(), p) for h, p in allow_origins)
         self._resolver = resolver
-        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
 
     async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         try:
@@ -130,26 +128,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if bad is not None:
             raise _refused(host, port, *bad)
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def _route(self, host: str, port: int) -> Route:
         name = host.strip("[]").lower()
         addrs = await self._addresses(name, port)
         self._judge(name, port, addrs)
-        last: Exception | None = None
-        for addr in addrs:
-            try:
-                stream = await self._inner.connect_tcp(
-                    str(addr), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-                continue
+
+        async def opened(
+            addr: str, stream: httpcore.AsyncNetworkStream
+        ) -> httpcore.AsyncNetworkStream:
             peer = stream.get_extra_info("server_addr")
             try:
                 connected = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
@@ -164,18 +150,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 await stream.aclose()
                 raise
             return stream
-        raise last or httpcore.ConnectError(f"{name}: no address")
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise DownloadRefused("download refused: a download goes over TCP only")
+        return Route([str(addr) for addr in addrs], opened)
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+
+def _tcp_only() -> DownloadRefused:
+    return DownloadRefused("download refused: a download goes over TCP only")
 
 
 def guarded_client(
@@ -187,15 +167,9 @@ def guarded_client(
     resolver: Resolver = system_resolver,
 ) -> httpx.AsyncClient:
     """The download client: follows redirects, connects through :class:`GuardedBackend`."""
-    limits = httpx.Limits()
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    # httpx has no public hook for the network backend; its pool is the one place to set it
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=verify if verify is not None else httpx.create_ssl_context(trust_env=False),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(allow=allow, allow_origins=allow_origins, resolver=resolver),
+    transport = transport_over(
+        GuardedBackend(allow=allow, allow_origins=allow_origins, resolver=resolver),
+        ssl_context=verify,
     )
     return httpx.AsyncClient(
         transport=transport, follow_redirects=True, timeout=timeout, trust_env=False

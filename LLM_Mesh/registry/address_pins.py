@@ -32,9 +32,9 @@ loopback alone.
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable
 
+from LLM_Mesh.address_connect import Resolver, system_resolver
 from LLM_Mesh.core.netguard import (
     LOOPBACK,
     IPAddress,
@@ -48,15 +48,6 @@ from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeAddressRefused
 
 __all__ = ["AddressPins", "Resolver", "system_resolver"]
-
-Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
-"""``(host, port) -> addresses`` as text; raises ``OSError`` when the name does not resolve."""
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """The system's resolver (``getaddrinfo``, TCP), every address once, in its order."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class AddressPins:

@@ -3,7 +3,8 @@ the :class:`~LLM_Mesh.registry.node_client.NodeClient` contract (its exception t
 redirects, admitted URLs only) for tests with an ``httpx.MockTransport`` and for the
 registry's own health checks; and :func:`pinned_httpx_transport`, an httpx transport that
 connects only to the pinned addresses of admitted node hosts and checks a pinned TLS
-certificate (see :mod:`~LLM_Mesh.registry.node_client` for the rules both clients keep).
+certificate (see :mod:`~LLM_Mesh.registry.node_client` for the rules both clients keep;
+the connect itself: :mod:`LLM_Mesh.address_connect`, shared with the node's downloads).
 
 An answer's body is decoded by :func:`LLM_Mesh.bounded_http.decoded`, never by httpx: its
 decoders inflate a whole read at once, and stacked ones (``Content-Encoding: gzip, gzip``)
@@ -17,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import httpcore
 import httpx
 
+from LLM_Mesh.address_connect import ChosenAddressBackend, Route, transport_over
 from LLM_Mesh.bounded_http import DECODED, AnswerRefused, decoded
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.http1 import MAX_BODY_BYTES
@@ -213,59 +215,33 @@ class _CertPinnedStream(httpcore.AsyncNetworkStream):
         return await self._inner.start_tls(trust_certificate_context(pem), server_hostname, timeout)
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
+def _pinned_backend(pins: AddressPins) -> ChosenAddressBackend:
     """httpcore's TCP connect, to a host name's pinned addresses only (TLS keeps the name)."""
 
-    def __init__(self, pins: AddressPins) -> None:
-        self._pins = pins
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addrs = self._pins.addresses(host.strip("[]"))
+    async def route(host: str, port: int) -> Route:
+        addrs = pins.addresses(host.strip("[]"))
         if addrs is None:
             raise httpcore.ConnectError(f"{host} has no pinned address (not an admitted node)")
-        last: Exception | None = None
-        fp = self._pins.host_fingerprint(host, port)
-        for addr in addrs:
-            try:
-                stream = await self._inner.connect_tcp(
-                    addr, port, timeout, local_address, socket_options
-                )
-                return stream if fp is None else _CertPinnedStream(stream, addr, port, fp)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        raise last or httpcore.ConnectError(f"{host}: no address")
+        fp = pins.host_fingerprint(host, port)
+        if fp is None:
+            return Route(addrs)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("nodes are reached over TCP only")
+        async def opened(
+            addr: str, stream: httpcore.AsyncNetworkStream
+        ) -> httpcore.AsyncNetworkStream:
+            return _CertPinnedStream(stream, addr, port, fp)
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        return Route(addrs, opened)
+
+    return ChosenAddressBackend(route, tcp_only=_tcp_only)
+
+
+def _tcp_only() -> httpcore.ConnectError:
+    return httpcore.ConnectError("nodes are reached over TCP only")
 
 
 def pinned_httpx_transport(
     pins: AddressPins, *, limits: httpx.Limits | None = None
 ) -> httpx.AsyncHTTPTransport:
     """An httpx transport that connects to pinned node addresses only (for :class:`HttpxNodeClient`)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits or httpx.Limits(), trust_env=False)
-    # httpx has no public hook for the network backend; its pool is the one place to set it
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=(limits or httpx.Limits()).max_connections,
-        max_keepalive_connections=(limits or httpx.Limits()).max_keepalive_connections,
-        keepalive_expiry=(limits or httpx.Limits()).keepalive_expiry,
-        network_backend=_PinnedBackend(pins),
-    )
-    return transport
+    return transport_over(_pinned_backend(pins), limits=limits)

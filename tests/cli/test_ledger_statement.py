@@ -93,6 +93,14 @@ def paid(inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.Monk
     return p
 
 
+@pytest.fixture
+def empty(paid: Paid) -> Path:
+    """A receipts folder holding none (an operator's statement)."""
+    folder = paid.home / "none"
+    folder.mkdir()
+    return folder
+
+
 def _serve(monkeypatch: pytest.MonkeyPatch, p: Paid, drop: Any = None) -> None:
     """The CLI's registry is the in-process one (``drop(row)``: rows it leaves out)."""
 
@@ -193,11 +201,11 @@ def test_a_huge_file_in_the_folder_is_refused_unread(paid: Paid) -> None:
     assert code == 1 and "huge.json: holds no receipt (larger than 67,108,864 bytes" in out, out
 
 
-def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid) -> None:
+def test_an_operator_lists_its_account_complete_with_no_receipts(
+    paid: Paid, empty: Path
+) -> None:
     """``--account operator:...`` (the account ``GET /v1/earnings`` names): every share paid
     to it, from the whole log, summed; an operator account is never debited."""
-    empty = paid.home / "none"
-    empty.mkdir()
     op = operator_account("inprocess")
     code, out = _statement(paid, "--account", op, folder=empty)
     assert code == 0, out
@@ -206,7 +214,7 @@ def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid) -> 
 
 
 def test_an_operator_account_named_for_the_token_is_listed_and_remembered(
-    paid: Paid, monkeypatch: pytest.MonkeyPatch
+    paid: Paid, empty: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--operator``: the account ``GET /v1/earnings`` names for the operator's token,
     listed from the whole log; a registry naming another one later (one whose entries add
@@ -220,8 +228,6 @@ def test_an_operator_account_named_for_the_token_is_listed_and_remembered(
         return (named.pop(0) if named else acct), old, answered
 
     monkeypatch.setattr(ledger_statement, "operator_account", via_mesh)
-    empty = paid.home / "none"
-    empty.mkdir()
     assert paid.mesh.operator_token is not None
     monkeypatch.setenv("LLM_MESH_OPERATOR_TOKEN", paid.mesh.operator_token)
     op = operator_account("inprocess")
@@ -250,7 +256,7 @@ class _Hung(httpx.AsyncBaseTransport):
 
 
 def test_an_operator_statement_waits_on_a_hung_first_replica_once(
-    paid: Paid, monkeypatch: pytest.MonkeyPatch
+    paid: Paid, empty: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Found 2026-12-05 (a new operator's try, ``LLM_MESH_REGISTRY_URL=HUNG,LIVE``, HUNG a
     socket that never answers): ``ledger statement --operator`` took 20 s, two waits: HUNG
@@ -275,8 +281,6 @@ def test_an_operator_statement_waits_on_a_hung_first_replica_once(
     live = paid.mesh.registry_url
     env = {"LLM_MESH_HOME": str(paid.home / "op"), "LLM_MESH_REGISTRY_URL": f"http://hung.test,{live}",
            "LLM_MESH_OPERATOR_TOKEN": paid.mesh.operator_token, "COLUMNS": "300"}  # fmt: skip
-    empty = paid.home / "none"
-    empty.mkdir()
     res = runner.invoke(app, ["ledger", "statement", "--operator", "--receipts", str(empty)], env=env)
     assert res.exit_code == 0, res.output
     assert hung, "the account was not asked of HUNG first"

@@ -68,8 +68,13 @@ async def _serve(s: Settlement, answers: dict[str, Answer], answered: int) -> li
     return delivered
 
 
-async def _grant(store: SqlStore) -> None:
+async def _started(store: SqlStore, lease: int, **kw: Any) -> tuple[dict[str, Answer], Settlement]:
+    """The payer granted :data:`GRANT`, its three requests (:func:`_answers`, none reserved
+    yet) and a started gateway's settlement."""
     await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
+    gw = _settlement(store, lease, **kw)
+    await gw.start()
+    return _answers(), gw
 
 
 async def _recover(store: SqlStore, lease: int, *dead: Settlement) -> Settlement:
@@ -112,10 +117,7 @@ POINTS = ["reserved", "answered", "inside_append", "after_append", "settled"]
 async def test_a_gateway_killed_at_each_point_is_recovered_to_balanced_books(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch, point: str, lease: int
 ) -> None:
-    await _grant(store)
-    answers = _answers()
-    gw = _settlement(store, lease)
-    await gw.start()
+    answers, gw = await _started(store, lease)
     delivered: list[str] = []
     try:
         if point == "reserved":
@@ -148,10 +150,7 @@ async def test_a_recovery_killed_at_each_step_is_finished_by_the_next(
 ) -> None:
     """The recovering process dies before ``step`` (the ones before it committed): a third
     process finishes both recoveries, each request paid once."""
-    await _grant(store)
-    answers = _answers()
-    gw = _settlement(store, 4)
-    await gw.start()
+    answers, gw = await _started(store, 4)
     delivered = await _serve(gw, answers, 2)
     await crash(gw)
     await silence(store, gw.holder)
@@ -177,10 +176,7 @@ async def test_a_restart_on_the_same_home_after_a_kill_mid_append_pays_once(
 ) -> None:
     """A lone registry (its heartbeat fresh) killed inside its settler's append, restarted
     on the same home: its predecessor is recovered at start, before it serves."""
-    await _grant(store)
-    answers = _answers()
-    gw = _settlement(store, 4, home=tmp_path)
-    await gw.start()
+    answers, gw = await _started(store, 4, home=tmp_path)
     delivered = await _serve(gw, answers, 2)
     _kill_inside_appends(monkeypatch)
     try:
@@ -202,10 +198,7 @@ async def test_a_live_holders_settler_and_anothers_recovery_of_it_pay_once(
     """The same answered requests settled by two processes at once: the gateway's own
     settler, and another replica that took it for dead (its heartbeat stalled) and
     recovers it; then once more by each, one after the other."""
-    await _grant(store)
-    answers = _answers()
-    gw = _settlement(store, lease)
-    await gw.start()
+    answers, gw = await _started(store, lease)
     other = _settlement(store, lease)
     await other.start()
     try:
@@ -262,10 +255,7 @@ async def test_connections_dropped_during_the_settlers_append_pay_once(
     and the store reconnect; the books verify."""
     if store.dialect != "postgresql":
         pytest.skip("pg_terminate_backend is PostgreSQL's")
-    await _grant(store)
-    answers = _answers()
-    gw = _settlement(store, 4)
-    await gw.start()
+    answers, gw = await _started(store, 4)
     fired: list[int] = []
     try:
         delivered = await _serve(gw, answers, 2)
