@@ -153,8 +153,13 @@ async def operator_account(
     return acct, old if old_ok else None, answered
 
 
-def _when(time_us: int) -> str:
-    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _when(time_us: int | None) -> str:
+    """An entry's time as printed; one no calendar holds (found 2026-12-05: a row dated
+    2^63 µs, or not a number, ended the statement in a traceback before its verdict)."""
+    try:
+        return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return f"{'(out of range)':<19}"
 
 
 def print_statement(s: Statement) -> None:

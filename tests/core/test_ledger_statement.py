@@ -158,3 +158,15 @@ def test_a_request_charged_twice_under_its_receipt_is_named() -> None:
     transfers, receipts = _honest()
     s = _statement(_log([*transfers, *_paid(receipts[0])]), receipts)
     assert any("the nodes' shares (settle/hold) are [950, 950, 1900, 1900]" in f for f in s.findings)
+
+
+def test_an_entry_whose_time_is_no_whole_number_is_listed_without_a_time() -> None:
+    """Found 2026-12-05: ``int(time_us)`` raised ``ValueError`` (``"soon"``) or
+    ``TypeError`` (a list) out of the statement; the CLI's audit names such a row too."""
+    transfers, receipts = _honest()
+    log = _log(transfers)
+    for e, bad in zip(log[2:5], ["soon", [1], 1.5], strict=True):
+        e["time_us"] = bad
+    s = _statement(log, receipts)
+    assert [line.time_us for line in s.lines][1:4] == [None, None, None]
+    assert sum("its fields do not hash to its leaf_hash" in f for f in s.findings) == 3
