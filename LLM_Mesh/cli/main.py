@@ -47,6 +47,7 @@ from LLM_Mesh.cli.common import (
     replica_memory,
     try_line,
     version_callback,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
@@ -357,6 +358,8 @@ def ask(
     except PromptInputError as exc:
         raise _fail(exc) from exc
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    if settings.api_key:
+        warn_plain_http(settings.registry_urls, "your API key")
     try:
         kept = asyncio.run(
             ask_once(
@@ -428,6 +431,8 @@ def balance(
     from LLM_Mesh.client import MeshClient
 
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    if settings.api_key:
+        warn_plain_http(settings.registry_urls, "your API key")
 
     async def go() -> dict[str, Any]:
         async with MeshClient(

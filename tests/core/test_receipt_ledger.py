@@ -107,3 +107,14 @@ def test_an_entry_with_a_number_its_leaf_cannot_hold_is_named_not_raised() -> No
         edited = _paid(r)
         edited[0][field] = bad
         assert any("leaf_hash" in f for f in ledger_findings(r, edited)), (field, bad)
+
+
+def test_a_page_listing_an_entry_twice_or_out_of_order_is_judged_as_listed() -> None:
+    """Held 2026-12-05 (hostile29): the registry's page of a request lists one honest
+    entry twice (a charge shown twice: named), or its entries out of order (the same
+    charges: agree)."""
+    r = _receipt()
+    honest = _paid(r)
+    assert any("the nodes' shares" in f for f in ledger_findings(r, [*honest, honest[0]]))
+    assert any("the fees are" in f for f in ledger_findings(r, [*honest, honest[2]]))
+    assert ledger_findings(r, honest[::-1]) == []
