@@ -35,9 +35,10 @@ COMMANDS = {
     "ledger statement": (["ledger", "statement"], {"LLM_MESH_API_KEY": "sk-h29"}, KEY_WORDS),
     "earnings": (["earnings"], {"LLM_MESH_OPERATOR_TOKEN": "lmo_h29"}, TOKEN_WORDS),
     "statement --operator": (
-        ["ledger", "statement", "--operator"], {"LLM_MESH_OPERATOR_TOKEN": "lmo_h29"},
+        ["ledger", "statement", "--operator"],
+        {"LLM_MESH_OPERATOR_TOKEN": "lmo_h29"},
         TOKEN_WORDS,
-    ),  # fmt: skip
+    ),
 }
 
 
