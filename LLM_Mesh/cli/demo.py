@@ -197,6 +197,12 @@ async def ask_once(
         )
     except ModelUnavailable as exc:  # the API's words for the option are fallback=True
         raise _flag_words(exc) from exc
+    limit = text_bound(max_tokens)
+    if limit is not None and len(r.text) > limit:  # not printed (found 2026-12-05: 64 MiB)
+        raise UpstreamError(
+            f"the gateway answered more text than {max_tokens} tokens can hold "
+            f"({len(r.text):,} characters, at most {limit:,}): not printed"
+        )
     console.print(
         (prompt if not chat else "") + terminal_text(r.text), markup=False, highlight=False
     )

@@ -180,3 +180,22 @@ def test_a_stream_far_longer_than_max_tokens_is_cut_not_gathered(
     assert res.exit_code == 1, res.output[-300:]
     assert len(sent) <= 2 and len(res.output) < 200_000, (len(sent), len(res.output))
     assert "more text than 4 tokens" in " ".join(res.output.split()), res.output[-300:]
+
+
+def test_a_whole_answer_far_longer_than_max_tokens_is_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found 2026-12-05 (hostile29): ``ask --max-tokens 4`` (not streamed) printed whatever
+    text the answer held, up to the client's 64 MiB (8 MiB of ``A`` here); the same bound
+    as a stream's (``demo.text_bound``), one error line."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**_text("A" * (8 << 20)), "usage": {}})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    monkeypatch.setattr(demo, "ask_once", functools.partial(demo.ask_once, http_client=http))
+    monkeypatch.delenv("LLM_MESH_API_KEY", raising=False)
+    argv = ["ask", "Q:", "--model", "m", "--max-tokens", "4", "--registry", "http://gw.test"]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1 and len(res.output) < 2000, res.output[-300:]
+    assert "more text than 4 tokens can hold" in " ".join(res.output.split()), res.output
