@@ -96,7 +96,8 @@ class StatementWatch:
                 continue  # the audit names a malformed row
             if row[_FROM] == account or row[_TO] == account:
                 self.mine.append(row)
-            found = by.get(row[_RH]) if by else None  # type: ignore[call-overload]
+            rh = row[_RH]  # a hash is a string: a list is no key (found 2026-12-05: a
+            found = by.get(rh) if by and isinstance(rh, str) else None  # TypeError)
             if found is not None:
                 found.append(row)
 

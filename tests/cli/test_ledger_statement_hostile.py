@@ -72,3 +72,21 @@ def test_an_entry_dated_out_of_any_calendar_is_a_finding_not_a_traceback(
     assert "MISMATCH" in out and "debit" not in out.split("statement of")[0], out
     assert out.count("(out of range)") == 3, out  # the account's 3 rows, each listed
 
+
+
+@pytest.mark.parametrize("value", [[1], {"a": 1}])
+def test_an_entry_naming_a_receipt_by_a_list_or_object_is_a_finding_not_a_traceback(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    """Found 2026-12-05: an entry whose ``receipt_hash`` (or ``request_id``) is a JSON list
+    or object ended the statement in ``TypeError: unhashable type`` while the audit read
+    it (the receipts held are looked up by it), before any verdict."""
+
+    def change(r: Row) -> Row:
+        return (*r[:6], value, value, *r[8:]) if r[0] == 1 else r
+
+    _serve(monkeypatch, paid, change)
+    res = _invoke(paid)
+    out = " ".join(res.output.split())
+    assert not isinstance(res.exception, TypeError), out
+    assert res.exit_code == 1 and "MISMATCH" in out, out

@@ -325,3 +325,17 @@ def test_a_registry_answering_each_proof_just_in_time_is_bounded_in_all(
     with pytest.raises(ValueError, match=r"took longer than 0\.5 s in all"):
         receipt_ledger.included("http://registry.test", entries, {pub})
     assert len(asked) < 40, len(asked)
+
+
+def test_ledger_verify_receipt_skips_an_entry_naming_a_list_not_raises(
+    paid: tuple[Any, ...],
+) -> None:
+    """Found 2026-12-05 (hostile29): a log entry whose ``receipt_hash`` is a JSON list
+    ended ``ledger verify --receipt`` in ``TypeError: unhashable type`` (``ReceiptWatch``
+    looks the held receipts up by it) before any verdict."""
+    mesh, rt, r = paid
+    keys = [k for k, _ in mesh.call(rt.ledger.keys())]
+    held = ReceiptWatch([find_receipt(r.text)], keys)
+    row = [1, 2, "fee", POOL, NETWORK, 7, "req-x", [1], "00" * 32, "00" * 32]
+    held.rows([row, ["short"]])  # named by the audit as malformed, not looked up
+    assert all(rows == [] for rows in held.held.values())
