@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     status tried, an unreachable registry's error the only answer)."""
     import argparse
 
-    from LLM_Mesh.cli.render import print_status
+    from LLM_Mesh.cli.render import print_status, terminal_text
 
     parser = argparse.ArgumentParser(
         prog="python -m LLM_Mesh.distributed_models",
@@ -573,10 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = registry.get_model_info()
     except RegistryUnreachable as exc:
-        print(f"LLM Mesh: registry unreachable. {exc}", file=sys.stderr)
+        print(f"LLM Mesh: registry unreachable. {terminal_text(exc)}", file=sys.stderr)
         return 1
-    except MeshError as exc:
-        print(f"LLM Mesh: {exc}", file=sys.stderr)
+    except MeshError as exc:  # a gateway's words: no ESC sequence (found 2026-12-05)
+        print(f"LLM Mesh: {terminal_text(exc)}", file=sys.stderr)
         return 1
     print_status(info, registry._nodes or [])
     return 0

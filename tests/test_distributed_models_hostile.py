@@ -7,6 +7,7 @@ local ``llm-mesh up`` made) to whatever ``LLM_MESH_REGISTRY_URL`` named; and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import httpx
 import pytest
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse
+from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse, main
 from LLM_Mesh.errors import InvalidCredential
 from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE
+from tests.hostile_gateway import serve
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
 
 LOCAL_KEY = "local-mesh-admin-key-0123456789"
@@ -137,3 +139,22 @@ def test_honest_usage_is_read() -> None:
     body = {"choices": [{"text": "ok"}], "usage": {"prompt_tokens": 4, "completion_tokens": 9}}
     res = ModelResponse.from_openai(body, task_type=None, requested="m")
     assert (res.prompt_tokens, res.completion_tokens) == (4, 9)
+
+
+@pytest.fixture
+def evil_gateway() -> Iterator[str]:
+    yield from serve()
+
+
+def test_the_status_commands_error_reaches_the_terminal_without_escapes(
+    evil_gateway: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found 2026-12-05: ``python -m LLM_Mesh.distributed_models`` (``llm-mesh status``'s
+    twin) printed a gateway's error answer to stderr as sent: its ESC sequences cleared
+    the user's terminal and set its title (``llm-mesh`` prints the same error as text)."""
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", f"{evil_gateway}/evil")
+    monkeypatch.setenv("LLM_MESH_HOME", "/nonexistent-h29")
+    assert main([]) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("LLM Mesh: ") and "OK[/link]" in said, repr(said)  # its words
+    assert not any(c in said for c in "\x1b\x07\x9b"), repr(said)

@@ -21,6 +21,7 @@ from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.config import ENGINES
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
@@ -139,6 +140,28 @@ def fail(exc: Exception) -> typer.Exit:
     # 2026-12-03: a registry's error message reached the terminal with its ESC sequences)
     err.print(Text.assemble(("error:", "red"), f" {said(exc)}"), soft_wrap=True)
     return typer.Exit(1)
+
+
+def warn_plain_http(urls: Sequence[str], what: str, *, keys: bool = False) -> None:
+    """One stderr warning when ``what`` (a credential) is sent, or (``keys``) the keys a
+    check trusts are read, over plain http to another machine (``core/first_use
+    .exposed_urls``: not https, not loopback): anyone on the network path reads the
+    credential and can answer in the registry's place (found 2026-12-05: not a word; a
+    node refuses such a registry for its first key, a user's key and checks went on)."""
+    exposed = exposed_urls(urls)
+    if not exposed:
+        return
+    where = ", ".join(terminal_text(u)[:200] for u in exposed[:4])
+    risk = (
+        f"{what} were read over plain http from {where}: anyone on the network path could "
+        "have answered with keys of their own, and a receipt or checkpoint made with them "
+        "checks out; pass the keys you trust (--key, --keys FILE) or use https"
+        if keys
+        else f"{what} goes over plain http to {where}: anyone on the network path can read "
+        "it, use it, and answer in the registry's place; use https (the registry: "
+        "registry serve --tls-cert/--tls-key)"
+    )
+    err.print(Text.assemble(("warning:", "yellow"), f" {risk}"), soft_wrap=True)
 
 
 def said(exc: Exception) -> str:

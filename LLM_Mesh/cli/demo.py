@@ -13,10 +13,22 @@ from LLM_Mesh.cli.render import metrics_line, metrics_table, shown, terminal_tex
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.answer_bound import BASE_BYTES, TOKEN_BYTES
 from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
+
+
+def text_bound(max_tokens: Any) -> int | None:
+    """The most text (characters) an honest stream of ``max_tokens`` tokens carries: a
+    token's text is a few characters, ``TOKEN_BYTES`` (256) several times an honest one's,
+    as the gateway bounds a node's answer (``core/answer_bound.py``); None without a limit
+    (found 2026-12-05: ``ask --stream`` gathered and printed whatever a gateway streamed
+    within the stream's 30 min)."""
+    if type(max_tokens) is not int or max_tokens < 1:
+        return None
+    return BASE_BYTES + max_tokens * TOKEN_BYTES
 
 
 async def stream_request(
@@ -40,10 +52,13 @@ async def stream_request(
     (a :class:`ModelUnavailable` there is what ``ask --fallback`` answers). A stream that
     ends without ``[DONE]`` is such a failure (``MeshClient.stream``). Each event's text
     is its first choice's ``delta.content`` or ``text`` (``core/answer_text.chunk_text``);
-    an event of another shape prints nothing, and an event with an ``error`` is an error."""
+    an event of another shape prints nothing, and an event with an ``error`` is an error.
+    Text past what the request's ``max_tokens`` can hold (:func:`text_bound`) is such a
+    failure too, not gathered or printed further."""
     t0 = time.perf_counter()
     ttft: float | None = None
     text = ""
+    limit = text_bound(body.get("max_tokens"))
     mesh: dict[str, Any] = {}
     try:
         chunks = (
@@ -65,6 +80,11 @@ async def stream_request(
             if piece:
                 if ttft is None:
                     ttft = (time.perf_counter() - t0) * 1000
+                if limit is not None and len(text) + len(piece) > limit:
+                    raise UpstreamError(
+                        f"the gateway streamed more text than {body.get('max_tokens')} tokens "
+                        f"can hold ({limit:,} characters): not read further"
+                    )
                 text += piece
                 console.print(
                     terminal_text(piece), end="", markup=False, highlight=False, soft_wrap=True
@@ -177,6 +197,12 @@ async def ask_once(
         )
     except ModelUnavailable as exc:  # the API's words for the option are fallback=True
         raise _flag_words(exc) from exc
+    limit = text_bound(max_tokens)
+    if limit is not None and len(r.text) > limit:  # not printed (found 2026-12-05: 64 MiB)
+        raise UpstreamError(
+            f"the gateway answered more text than {max_tokens} tokens can hold "
+            f"({len(r.text):,} characters, at most {limit:,}): not printed"
+        )
     console.print(
         (prompt if not chat else "") + terminal_text(r.text), markup=False, highlight=False
     )

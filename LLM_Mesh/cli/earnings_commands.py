@@ -23,6 +23,7 @@ from LLM_Mesh.cli.common import (
     fail,
     replica_memory,
     settings_from,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
@@ -83,7 +84,9 @@ def earnings_command(
             return await client.earnings(secret, node=node, days=days)
 
     try:
-        report = asyncio.run(go(operator_token(settings, token)))
+        secret = operator_token(settings, token)
+        warn_plain_http(settings.registry_urls, "your operator token")
+        report = asyncio.run(go(secret))
     except (MeshError, ValueError) as exc:
         raise fail(exc) from exc
     if as_json:

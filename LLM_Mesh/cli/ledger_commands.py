@@ -46,6 +46,7 @@ from LLM_Mesh.cli.common import (
     fail,
     first_answering,
     settings_from,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
@@ -380,6 +381,8 @@ def verify(
     # the user's key goes only to the registry configured with it, never to one named by
     # --registry (auditing another registry would hand it the key): there, the pool's
     mine = settings.api_key if registry is None else None
+    if mine and not database_url:
+        warn_plain_http(settings.registry_urls, "your API key")
     read: list[tuple[str, int, int] | None] = []  # the balance the registry showed for it
 
     async def go() -> tuple[Report, list[Compared]]:

@@ -43,7 +43,9 @@ class ReceiptWatch:
         held = self.held
         if held:
             for row in batch:
-                found = held.get(row[_RH]) if len(row) == len(ENTRY_FIELDS) else None  # type: ignore[call-overload]
+                rh = row[_RH] if len(row) == len(ENTRY_FIELDS) else None
+                # a hash is a string: a list is no key (found 2026-12-05: a TypeError)
+                found = held.get(rh) if isinstance(rh, str) else None
                 if found is not None:
                     found.append(row)
 

@@ -48,6 +48,7 @@ from LLM_Mesh.cli.common import (
     fail,
     first_answering,
     settings_from,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
 from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
@@ -112,7 +113,8 @@ class StatementWatch:
                 continue  # the audit names a malformed row
             if row[_FROM] == account or row[_TO] == account:
                 self.mine.append(row)
-            found = by.get(row[_RH]) if by else None  # type: ignore[call-overload]
+            rh = row[_RH]  # a hash is a string: a list is no key (found 2026-12-05: a
+            found = by.get(rh) if by and isinstance(rh, str) else None  # TypeError)
             if found is not None:
                 found.append(row)
 
@@ -202,8 +204,15 @@ async def operator_account(
     return acct, old if old_ok else None, answered
 
 
-def _when(time_us: int) -> str:
-    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _when(time_us: int | None) -> str:
+    """An entry's time as printed; one no calendar holds (found 2026-12-05: a row dated
+    2^63 µs, or not a number, ended the statement in a traceback before its verdict)."""
+    try:
+        if time_us is not None:
+            return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        pass
+    return f"{'(out of range)':<19}"
 
 
 def print_statement(s: Statement) -> None:
@@ -341,6 +350,8 @@ def statement_command(
             raise fail(exc) from exc
     # the key goes only to the registry configured with it (as ledger verify's)
     mine = settings.api_key if registry is None and account is None and not operator else None
+    if token is not None or mine:
+        warn_plain_http(settings.registry_urls, "your operator token" if token else "your API key")
     if account is None and not mine and token is None:
         raise fail(
             MeshError(

@@ -47,6 +47,7 @@ from LLM_Mesh.cli.common import (
     replica_memory,
     try_line,
     version_callback,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
@@ -372,6 +373,8 @@ def ask(
     # a keyed user's receipts are kept by default (found 2026-12-05: without --save, each
     # charge was NO RECEIPT in the statement); an anonymous answer's never (privacy)
     mine = None if no_save or not settings.api_key else key_folder(settings.home, settings.api_key)
+    if settings.api_key:
+        warn_plain_http(settings.registry_urls, "your API key")
     try:
         kept = asyncio.run(
             ask_once(
@@ -450,6 +453,8 @@ def balance(
     from LLM_Mesh.client import MeshClient
 
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    if settings.api_key:
+        warn_plain_http(settings.registry_urls, "your API key")
 
     async def go() -> dict[str, Any]:
         async with MeshClient(

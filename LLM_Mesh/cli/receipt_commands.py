@@ -33,6 +33,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     settings_from,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.render import shown, terminal_text
@@ -180,7 +181,10 @@ def _part_money(amount: int | None, fee: int | None) -> str:
 def _describe(receipt: Receipt, request_id: str | None = None) -> None:
     """What the receipt says, its signed text printed literally (found 2026-12-04: read as
     Rich markup, a ``[/]`` in a model id ended the command, ``[green]...`` forged words)."""
-    when = datetime.fromtimestamp(receipt.time_ms / 1000, timezone.utc).isoformat()
+    try:
+        when = datetime.fromtimestamp(receipt.time_ms / 1000, timezone.utc).isoformat()
+    except (ValueError, OverflowError, OSError):  # signed, but no calendar holds it (found
+        when = f"{receipt.time_ms} ms (a time out of range)"  # 2026-12-05: a traceback)
     console.print(
         f"[green]OK[/]: receipt {shown(receipt.receipt_hash)} for request "
         f"{shown(receipt.request_id)} ({shown(receipt.model)}: {receipt.prompt_tokens} prompt "
@@ -255,6 +259,7 @@ def verify_command(
             ca = str(registry_ca.expanduser()) if registry_ca else None
             settings = settings_from(None, registry, registry_ca=ca)
             answered, more = fetch_keys_at(settings.registry_urls, ca_file=settings.registry_ca)
+            warn_plain_http([answered], "the registry's keys", keys=True)
             texts += more
         keys = parse_keys(texts)
         expected = None if output is None else output.read_text("utf-8")

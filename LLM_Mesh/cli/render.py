@@ -197,7 +197,9 @@ def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) 
     t.add_column("up")
     for m, cell in zip(models, cells, strict=True):
         up = f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]"
-        specialties = ", ".join(shown(x) for x in m.get("specialties") or [])
+        listed = m.get("specialties")  # a list of words; anything else none (found
+        # 2026-12-05: a number ended `models` in a TypeError, a string went letter by letter)
+        specialties = ", ".join(map(shown, listed)) if isinstance(listed, list | tuple) else ""
         # narrow: the specialties under the id, whole words (found 2026-12-04: at 80 columns
         # they read "gener…", "reaso…", "pytho…", and the header "conte…")
         first = cell if wide else "\n".join(p for p in (cell, f"[dim]{specialties}[/]") if p)

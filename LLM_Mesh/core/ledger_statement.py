@@ -58,7 +58,7 @@ class Line:
     """One entry of the account: ``amount`` > 0 paid in, < 0 taken out."""
 
     seq: int
-    time_us: int
+    time_us: int | None  # None: the log gave no whole number
     kind: str
     amount: int
     other: str  # the account on the other side
@@ -161,7 +161,7 @@ def statement(
             why = f"receipt {_short(receipt.receipt_hash)} (request {receipt.request_id})"
         out.lines.append(
             Line(
-                seq=seq, time_us=int(e.get("time_us") or 0), kind=kind,
+                seq=seq, time_us=t if type(t := e.get("time_us")) is int else None, kind=kind,
                 amount=-amount if debit else amount, other=other,
                 request_id=rid if isinstance(rid, str) else None,
                 receipt_hash=rh if isinstance(rh, str) else None,

@@ -21,6 +21,7 @@ registry's word, the checkpoint its signature.
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -47,8 +48,8 @@ def _leaf_ok(e: Mapping[str, Any]) -> bool:
             e.get("request_id"), e.get("receipt_hash"), bytes.fromhex(e["prev_hash"]),
         )  # fmt: skip
         return bool(leaf_hash(leaf).hex() == e["leaf_hash"])
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-        return False
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError, struct.error):
+        return False  # struct.error: a number the leaf cannot hold (found 2026-12-05)
 
 
 def _shown(c: Counter[int]) -> str:

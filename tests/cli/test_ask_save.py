@@ -289,3 +289,44 @@ def test_a_user_folder_given_with_receipts_is_never_pruned(
     assert code == 0 and "removed" not in out + err, out + err
     assert len(_kept(paid, key)) == 1
 
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_hostile_answers_ids_name_no_path_of_the_saved_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    """Held 2026-12-05 (hostile29): a gateway's answer whose receipt and ids are paths
+    (``../``, absolute, a NUL, a newline) is saved under the CLI's own name in DIR, and
+    nothing is written elsewhere (the file is named by the time and a random token); the
+    answer's and the ids' escapes do not reach the terminal."""
+    import functools
+
+    import httpx
+
+    evil = "../../../escaped\n\x00/etc/passwd"
+    receipt = {"request_id": evil, "receipt_hash": "../" * 8 + "x", "version": 3}
+    mesh = {"request_id": evil, "ledger_request_id": "/" + evil, "node_id": evil,
+            "receipt": receipt}  # fmt: skip
+    chunk = {"object": "text_completion", "choices": [{"index": 0, "text": "hi\x1b]0;owned\x07"}]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if stream:
+            events = [{**chunk}, {**chunk, "choices": [], "mesh": mesh}]
+            body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+            return httpx.Response(200, content=body + b"data: [DONE]\n\n",
+                                  headers={"content-type": "text/event-stream"})  # fmt: skip
+        return httpx.Response(200, json={**chunk, "usage": {}, "mesh": mesh})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    monkeypatch.setattr(demo, "ask_once", functools.partial(demo.ask_once, http_client=http))
+    monkeypatch.delenv("LLM_MESH_API_KEY", raising=False)
+    folder = tmp_path / "a" / "b" / "saved"
+    argv = ["ask", "Q:", "--model", "m", "--registry", "http://127.0.0.1:9", "--save",
+            str(folder), *(["--stream"] if stream else [])]  # fmt: skip
+    res = runner.invoke(app, argv, env={"LLM_MESH_HOME": str(tmp_path / "home")})
+    assert res.exit_code == 0, res.output
+    assert "hi" in res.output and not any(c in res.output for c in "\x1b\x07\x00"), res.output
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    saved = [p for p in files if p.parent == folder]
+    assert len(saved) == 1 and saved[0].name.startswith("receipt-"), files
+    assert all(p.parent == folder or (tmp_path / "home") in p.parents for p in files), files
+    assert json.loads(saved[0].read_text())["mesh"]["receipt"] == receipt

@@ -149,3 +149,53 @@ def test_a_stream_cut_before_any_text_is_an_error(monkeypatch: pytest.MonkeyPatc
     assert "error: the stream ended before [DONE]: the answer may be cut short" in " ".join(
         got.output.split()
     )
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["completion", "chat"])
+def test_a_stream_far_longer_than_max_tokens_is_cut_not_gathered(
+    monkeypatch: pytest.MonkeyPatch, chat: bool
+) -> None:
+    """Found 2026-12-05: ``ask --stream --max-tokens 4`` gathered and printed whatever text
+    the gateway streamed for 30 min (``LLM_MESH_STREAM_MAX_S``), each event within its
+    1 MiB: 64 MiB of it here (a fast link: gigabytes into the user's memory and terminal).
+    Now the text stops at what 4 tokens can hold (``demo.text_bound``), one error line."""
+    piece = _delta if chat else _text
+    sent: list[int] = []
+
+    async def endless() -> Any:
+        for _ in range(1024):  # 64 MiB in 64 KiB events
+            sent.append(1)
+            yield _event(piece("A" * 65536))
+        yield DONE
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless(), headers={"content-type": "text/event-stream"})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    monkeypatch.setattr(demo, "ask_once", functools.partial(demo.ask_once, http_client=http))
+    monkeypatch.delenv("LLM_MESH_API_KEY", raising=False)
+    argv = ["ask", "Q:", "--model", "m", "--stream", "--max-tokens", "4",
+            "--registry", "http://gw.test", *(["--chat"] if chat else [])]  # fmt: skip
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1, res.output[-300:]
+    assert len(sent) <= 2 and len(res.output) < 200_000, (len(sent), len(res.output))
+    assert "more text than 4 tokens" in " ".join(res.output.split()), res.output[-300:]
+
+
+def test_a_whole_answer_far_longer_than_max_tokens_is_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found 2026-12-05 (hostile29): ``ask --max-tokens 4`` (not streamed) printed whatever
+    text the answer held, up to the client's 64 MiB (8 MiB of ``A`` here); the same bound
+    as a stream's (``demo.text_bound``), one error line."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**_text("A" * (8 << 20)), "usage": {}})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    monkeypatch.setattr(demo, "ask_once", functools.partial(demo.ask_once, http_client=http))
+    monkeypatch.delenv("LLM_MESH_API_KEY", raising=False)
+    argv = ["ask", "Q:", "--model", "m", "--max-tokens", "4", "--registry", "http://gw.test"]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1 and len(res.output) < 2000, res.output[-300:]
+    assert "more text than 4 tokens can hold" in " ".join(res.output.split()), res.output

@@ -58,6 +58,22 @@ def test_receipt_verify_prints_the_signed_text_literally() -> None:
         assert literal in text
 
 
+@pytest.mark.parametrize("when_s", [9e15, 3e11])
+def test_receipt_verify_prints_a_signed_time_no_calendar_holds(when_s: float) -> None:
+    """Found 2026-12-05: a receipt the registry key signed at ``time_ms`` 9e18 (the signed bytes
+    hold it) verified, then ended ``receipt verify`` in ``ValueError: year ... is
+    out of range`` (or ``OverflowError``) instead of its verdict and the ledger check."""
+    part = Part("node-x", "", PartStatus.MISSING, 3, 4, "0" * 64)
+    receipt, h = ReceiptSigner(KEY, lambda: when_s).countersign(
+        "req-1", "m", 3, 4, "0" * 64, [part]
+    )
+    got = verify(json.dumps(receipt.to_json(h)))
+    assert not isinstance(got.exception, ValueError | OverflowError | OSError), got.output
+    assert got.exit_code in (0, 1), got.output
+    if got.exit_code == 0:
+        assert "OK" in got.output and "(a time out of range)" in " ".join(got.output.split())
+
+
 @pytest.mark.parametrize(
     "stdin",
     [

@@ -70,3 +70,15 @@ def test_a_gateways_numbers_of_the_wrong_type_print_without_a_traceback(value: o
     row = _hostile(value)
     _printed(f"[dim]{metrics_line(row)}[/]", metrics_table(row), balance_table(row))
     print_status({"models": {"m": row}}, [row], Console(file=io.StringIO(), width=300))
+
+
+@pytest.mark.parametrize("value", [5, 1.5, True, "python"])
+def test_a_models_specialties_that_are_no_list_print_without_a_traceback(value: object) -> None:
+    """Found 2026-12-05: ``specialties: 5`` ended ``llm-mesh models`` and ``status`` with
+    ``TypeError: 'int' object is not iterable``; a string was printed a letter at a time
+    (``p, y, t, h, o, n``)."""
+    row = {"id": "m", "available": True, "specialties": value}
+    for width in (300, 80, None):
+        out = _printed(models_table([row], width))
+        assert "p, y" not in out, out
+    print_status({"models": {"m": row}}, [], Console(file=io.StringIO(), width=80))

@@ -6,17 +6,22 @@ the receipt's holder can tell, and now the CLI does (found 2026-12-05)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import re
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli import receipt_commands, receipt_ledger
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.checkpoint import sign_checkpoint
+from LLM_Mesh.core.identity import public_key_of
 from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL, Transfer, make_entry
 from LLM_Mesh.core.receipt_verify import find_receipt
@@ -293,3 +298,44 @@ def test_entries_not_under_a_checkpoint_yet_are_not_said_proven(
     assert receipt_commands._proven(3, 1).startswith("proven: those under its signed checkpoint")
     assert receipt_commands._proven(3, 0).startswith("proven: those entries are in")
     assert "not proven: that the registry listed all of the receipt's entries" in said
+
+
+def test_a_registry_answering_each_proof_just_in_time_is_bounded_in_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found 2026-12-05 (hostile29): each inclusion proof's answer is bounded alone (3 ×
+    the timeout: 30 s), and a registry may list up to 400 entries of the request: answering
+    each just in time held ``receipt verify --ledger`` 3 h 20 min. Here each proof takes
+    50 ms, all of them at most ``PROOFS_S`` (0.5 s here): the check ends there, an error."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    pub = public_key_of(key)
+    cp = sign_checkpoint(key, pub, "ledger.test", 1000, bytes(32), 1_700_000_000_000_000)
+    asked: list[str] = []
+
+    async def slow(client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any) -> Any:
+        asked.append(url)
+        if url.endswith("/checkpoints/latest"):
+            return httpx.Response(200, json={"note": cp.note, "public_key": base64.b64encode(pub).decode()})
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json={"proof": []})
+
+    monkeypatch.setattr(receipt_ledger, "call", slow)
+    monkeypatch.setattr(receipt_ledger, "PROOFS_S", 0.5, raising=False)
+    entries = [{"seq": i, "leaf_hash": "00" * 32} for i in range(400)]
+    with pytest.raises(ValueError, match=r"took longer than 0\.5 s in all"):
+        receipt_ledger.included("http://registry.test", entries, {pub})
+    assert len(asked) < 40, len(asked)
+
+
+def test_ledger_verify_receipt_skips_an_entry_naming_a_list_not_raises(
+    paid: tuple[Any, ...],
+) -> None:
+    """Found 2026-12-05 (hostile29): a log entry whose ``receipt_hash`` is a JSON list
+    ended ``ledger verify --receipt`` in ``TypeError: unhashable type`` (``ReceiptWatch``
+    looks the held receipts up by it) before any verdict."""
+    mesh, rt, r = paid
+    keys = [k for k, _ in mesh.call(rt.ledger.keys())]
+    held = ReceiptWatch([find_receipt(r.text)], keys)
+    row = [1, 2, "fee", POOL, NETWORK, 7, "req-x", [1], "00" * 32, "00" * 32]
+    held.rows([row, ["short"]])  # named by the audit as malformed, not looked up
+    assert all(rows == [] for rows in held.held.values())

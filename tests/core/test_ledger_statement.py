@@ -176,3 +176,15 @@ def test_debits_an_earlier_clean_statement_judged_need_no_receipt_now() -> None:
     ]
     s = statement(USER, mine, [r2], by, signed_size=len(log), signed_time_us=LATER)
     assert len(s.findings) == 5  # no window: r1's four debits and the late fee
+
+
+def test_an_entry_whose_time_is_no_whole_number_is_listed_without_a_time() -> None:
+    """Found 2026-12-05: ``int(time_us)`` raised ``ValueError`` (``"soon"``) or
+    ``TypeError`` (a list) out of the statement; the CLI's audit names such a row too."""
+    transfers, receipts = _honest()
+    log = _log(transfers)
+    for e, bad in zip(log[2:5], ["soon", [1], 1.5], strict=True):
+        e["time_us"] = bad
+    s = _statement(log, receipts)
+    assert [line.time_us for line in s.lines][1:4] == [None, None, None]
+    assert sum("its fields do not hash to its leaf_hash" in f for f in s.findings) == 3

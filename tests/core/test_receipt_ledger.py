@@ -95,3 +95,26 @@ def test_a_receipt_without_amounts_has_nothing_to_compare() -> None:
     assert ledger_findings(r, []) == [
         "the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"
     ]
+
+
+def test_an_entry_with_a_number_its_leaf_cannot_hold_is_named_not_raised() -> None:
+    """Found 2026-12-05: a registry's page of the request with a ``time_us`` (or ``seq``,
+    ``amount``) of 1.5, -1 or 2^64 raised ``struct.error`` out of ``_leaf_ok``: a
+    traceback from ``receipt verify --ledger`` (and ``ledger statement``) instead of a
+    finding."""
+    r = _receipt()
+    for field, bad in [("time_us", 1.5), ("time_us", -1), ("time_us", 2**64), ("amount", 2**64)]:
+        edited = _paid(r)
+        edited[0][field] = bad
+        assert any("leaf_hash" in f for f in ledger_findings(r, edited)), (field, bad)
+
+
+def test_a_page_listing_an_entry_twice_or_out_of_order_is_judged_as_listed() -> None:
+    """Held 2026-12-05 (hostile29): the registry's page of a request lists one honest
+    entry twice (a charge shown twice: named), or its entries out of order (the same
+    charges: agree)."""
+    r = _receipt()
+    honest = _paid(r)
+    assert any("the nodes' shares" in f for f in ledger_findings(r, [*honest, honest[0]]))
+    assert any("the fees are" in f for f in ledger_findings(r, [*honest, honest[2]]))
+    assert ledger_findings(r, honest[::-1]) == []
