@@ -239,10 +239,12 @@ print(f"hardware: {hw['cpu_count']} CPUs, {hw['memory_bytes'] / 1e9:.1f} GB RAM,
       f"{hw['disk_free_bytes'] / 1e9:.1f} GB free disk, "
       + (", ".join(g["name"] for g in hw["gpus"]) or "no GPU"))
 if d["plan"]:
-    print("  models (+ proposed for this machine, ~ fits but not proposed, - does not fit):")
+    print("  models (+ recommended for this machine, ~ fits but not recommended, - does not fit):")
 for e in d["plan"]:
     mark = "+" if e["recommended"] else ("~" if e["fits"] else "-")
     print(f"  {mark} {e['model']:<24} {e['reason']}")
+if d["plan"]:
+    print(f"  proposed: {', '.join(d['default_models']) or 'none'} (--models picks others)")
 PYEOF
 DEFAULT_MODELS="$("$PLAN_PY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"
 

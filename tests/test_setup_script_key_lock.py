@@ -41,7 +41,7 @@ def test_a_home_whose_key_a_running_node_holds_is_refused_before_anything_is_wri
     said = proc.stdout + proc.stderr
     assert proc.returncode == 1, said
     assert "setup-node-operator: error: a node is running with" in said, said
-    assert f"LLM_MESH_HOME=DIR" in said.split("error:", 1)[1], said
+    assert "LLM_MESH_HOME=DIR" in said.split("error:", 1)[1], said
     assert not (home / "node.toml").exists() and not (home / "node.key").exists()
     assert "starting the node" not in said
 
