@@ -285,7 +285,7 @@ def test_a_home_whose_node_key_a_running_node_holds_is_refused_before_anything_s
     mesh = LocalMesh(Settings(home=home), engine="sim", model="mistral-7b")
     monkeypatch.setattr(mesh, "_spawn", lambda name, _args: spawned.append(name))
     try:
-        with pytest.raises(LocalMeshError, match="node.key") as e:
+        with pytest.raises(LocalMeshError, match=r"node\.key") as e:
             mesh.start()
     finally:
         os.close(fd)
