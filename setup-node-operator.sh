@@ -239,10 +239,12 @@ print(f"hardware: {hw['cpu_count']} CPUs, {hw['memory_bytes'] / 1e9:.1f} GB RAM,
       f"{hw['disk_free_bytes'] / 1e9:.1f} GB free disk, "
       + (", ".join(g["name"] for g in hw["gpus"]) or "no GPU"))
 if d["plan"]:
-    print("  models (+ proposed for this machine, ~ fits but not proposed, - does not fit):")
+    print("  models (+ recommended for this machine, ~ fits but not recommended, - does not fit):")
 for e in d["plan"]:
     mark = "+" if e["recommended"] else ("~" if e["fits"] else "-")
     print(f"  {mark} {e['model']:<24} {e['reason']}")
+if d["plan"]:
+    print(f"  proposed: {', '.join(d['default_models']) or 'none'} (--models picks others)")
 PYEOF
 DEFAULT_MODELS="$("$PLAN_PY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"
 
@@ -272,6 +274,18 @@ SHOWN=""
 if [ "$INTERACTIVE" = 1 ] && [ -z "$PORT" ]; then SHOWN="$(toml_value port)"; fi
 PORT="$(ask "Port" "${PORT:-}" "${PORT:-${SHOWN:-8801}}")"
 
+# one key is one node: a home whose node.key.lock a running node holds (`llm-mesh up`'s) has
+# no room for this one, whatever its port; said before anything is written there
+if "$PYTHON" -c 'import fcntl, os, sys
+try: fd = os.open(sys.argv[1], os.O_RDONLY)
+except OSError: sys.exit(1)
+try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+except OSError: sys.exit(0)
+sys.exit(1)' "$LLM_MESH_HOME/node.key.lock"; then
+  HELD="a node is running with $LLM_MESH_HOME/node.key (its node.key.lock is held; \`llm-mesh up\`'s?): no second node can start with that key"
+  FIX="give this node a home of its own: LLM_MESH_HOME=DIR $0 ... (or stop that node first, if it is this one)"
+  if [ "$NO_START" = 1 ] || [ "$SERVICE" = 1 ]; then say "note: $HELD; $FIX"; else need_tool "$HELD" "$FIX"; fi
+fi
 make_home
 if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
   IFS=, read -r -a MODEL_LIST <<<"$MODELS"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -389,10 +389,14 @@ class DistributedModelRegistry:
         fallback: bool = False,
         chat: bool = False,
         request_id: str | None = None,
+        avoid_regions: Sequence[str] = (),
+        strict_regions: bool = False,
     ) -> ModelResponse:
         """Route ``prompt`` to the best node hosting ``model_name`` and return the answer.
 
         ``model_name=None`` lets task routing choose (see ``mesh_manager``).
+        ``avoid_regions``: never a node in these regions (``eu`` covers ``eu-west``);
+        ``strict_regions``: nor one that declared no region.
         ``chat=True`` sends the prompt as a user message (the node applies the
         model's chat template); otherwise it is a raw completion prompt, which is
         what code completion (``def fibonacci(n):``) wants.
@@ -407,6 +411,12 @@ class DistributedModelRegistry:
             body["stop"] = stop
         if task_type:
             body["task_type"] = task_type
+        if avoid_regions:
+            body["avoid_regions"] = (  # one region as a string too, never its letters
+                [avoid_regions] if isinstance(avoid_regions, str) else list(avoid_regions)
+            )
+        if strict_regions:
+            body["strict_regions"] = True
         try:
             return await self._ask(body, prompt, chat, task_type, model_name, request_id)
         except ModelUnavailable as exc:
@@ -523,7 +533,7 @@ async def get_model_response(
     """Ask the network: routes to the best node hosting ``model_name``.
 
     Options: ``max_tokens``, ``temperature``, ``stop``, ``fallback``, ``chat``,
-    ``request_id``. Raises ModelUnavailable when no healthy node hosts the
+    ``request_id``, ``avoid_regions``, ``strict_regions``. Raises ModelUnavailable when no healthy node hosts the
     model (naming those that are up), unless ``fallback=True`` finds another
     model of the same specialty.
     """

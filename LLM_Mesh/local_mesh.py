@@ -244,6 +244,8 @@ class LocalMesh:
         make_private_dir(self.settings.home)
         for port in (self.registry_port, self.node_port):
             _require_free_port(self.host, port)
+        if "--key-file" not in self.node_args:  # else its own key, not the home's
+            _require_free_key(self.settings.home / "node.key")
         if self.prepare_credentials():
             progress(f"made the admin key: {self.settings.home / 'admin.key'} (mode 0600)")
         progress(f"starting registry + gateway at {self.registry_url}")
@@ -422,5 +424,27 @@ def _require_free_port(host: str, port: int) -> None:
     if port_taken(host, port):
         raise LocalMeshError(
             f"port {port} on {host} is already in use: is another `llm-mesh up` running? "
-            "Stop it, or pick other ports (--registry-port / --node-port)."
+            "Stop it, or run this one beside it: other ports (--registry-port / --node-port) "
+            "and a home of its own (--home DIR)."
         )
+
+
+def _require_free_key(key: Path) -> None:
+    """No node runs with ``key`` (its ``.lock``, held while one does: ``node/keys.key_in_use``):
+    else this mesh's node would stop on it, and its registry, on the same store, would take
+    the other's node (one key, one node id) for its own."""
+    from LLM_Mesh.secret_files import try_lock
+
+    lock = key.with_name(key.name + ".lock")
+    try:
+        fd = try_lock(lock)
+    except (ImportError, OSError):  # no flock, or a folder it cannot write: the node says
+        return
+    if fd is not None:
+        os.close(fd)
+        return
+    raise LocalMeshError(
+        f"a node is running with {key} ({lock} is held): is another `llm-mesh up` running "
+        "in this home? Stop it, or give this one a home of its own: --home DIR "
+        "(or LLM_MESH_HOME=DIR)."
+    )

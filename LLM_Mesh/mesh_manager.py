@@ -18,7 +18,7 @@ synchronous code (no running event loop) it runs to completion and returns the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,6 +93,8 @@ class MeshManager:
         max_tokens: int = 128,
         temperature: float | None = None,
         fallback: bool = False,
+        avoid_regions: Sequence[str] = (),
+        strict_regions: bool = False,
     ) -> TaskResult:
         prompt = build_prompt(task_type, payload)
         chosen = model or await self.choose_model(task_type)
@@ -103,6 +105,8 @@ class MeshManager:
             max_tokens=max_tokens,
             temperature=temperature,
             fallback=fallback,
+            avoid_regions=avoid_regions,
+            strict_regions=strict_regions,
         )
         return TaskResult.from_response(task_type, r)
 
@@ -111,7 +115,7 @@ class MeshManager:
 
         Returns a coroutine of :class:`TaskResult` when an event loop is
         running, else the TaskResult itself. Options: ``model``, ``max_tokens``,
-        ``temperature``, ``fallback``.
+        ``temperature``, ``fallback``, ``avoid_regions``, ``strict_regions``.
         """
         coro: Coroutine[Any, Any, TaskResult] = self.handle_task_async(
             task_type, payload, **options

@@ -647,3 +647,26 @@ def test_main_help_prints_a_usage_and_asks_no_registry(
     assert "usage: python -m LLM_Mesh.distributed_models" in out
     assert "llm-mesh status" in out and "get_model_response" in out
     assert dm.main(["--bogus"]) == 2
+
+
+async def test_get_response_and_handle_task_avoid_regions(inprocess_mesh: InProcessMesh) -> None:
+    """Found 2026-12-05 (a new user): the migration guide says users can ask to avoid
+    regions, and the gateway takes ``avoid_regions`` in the body, but its Python API had no
+    way to send it: ``get_model_response(..., avoid_regions=["eu"])`` was a TypeError."""
+    from LLM_Mesh.mesh_manager import MeshManager
+
+    mesh = inprocess_mesh
+    for name, region in (("eu", "eu-west"), ("us", "us-east"), ("nowhere", None)):
+        mesh.add_node(["mistral-7b"], node_id=f"node-{name}", region=region)
+    eu, us, nowhere = (mesh.id_of(f"node-{n}") for n in ("eu", "us", "nowhere"))
+    reg = make(mesh)
+    for _ in range(6):
+        r = await reg.get_response("mistral-7b", "hi", avoid_regions=["EU"], max_tokens=4)
+        assert r.node_id in (us, nowhere)
+    r = await reg.get_response("mistral-7b", "hi", avoid_regions="eu", strict_regions=True)
+    assert r.node_id == us
+    t = await MeshManager(reg).handle_task_async(
+        "general", "hi", model="mistral-7b", avoid_regions=["us", "eu"]
+    )
+    assert t.node_id == nowhere
+    assert eu not in {r.node_id, t.node_id}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -262,3 +264,49 @@ def test_a_local_mesh_on_loopback_starts_its_node_as_before(
         "node", "start", "--registry", mesh.registry_url, "--model", "m", "--engine", "sim",
         "--host", "127.0.0.1", "--port", "18801", "--no-config",
     ]  # fmt: skip
+
+
+def test_a_home_whose_node_key_a_running_node_holds_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new user): with `llm-mesh up` running, `llm-mesh demo
+    --registry-port 8810 --node-port 8811` (as the taken port's message advised) in the same
+    home started a registry on up's store, whose listing showed up's node (one key, one node
+    id) as its own node ready, while its own node stopped on the held key; the request went
+    to up's node, which that registry may not call: `error: node ... is unreachable:
+    AddressRefused`. It now stops before starting anything, naming --home."""
+    from LLM_Mesh.secret_files import try_lock
+
+    home = tmp_path / "home"
+    fd = try_lock(home / "node.key.lock")  # as `llm-mesh up`'s node holds it
+    assert fd is not None
+    spawned: list[str] = []
+    monkeypatch.setattr(local_mesh, "_require_free_port", lambda _h, _p: None)
+    mesh = LocalMesh(Settings(home=home), engine="sim", model="mistral-7b")
+    monkeypatch.setattr(mesh, "_spawn", lambda name, _args: spawned.append(name))
+    try:
+        with pytest.raises(LocalMeshError, match=r"node\.key") as e:
+            mesh.start()
+    finally:
+        os.close(fd)
+    assert spawned == []
+    said = str(e.value)
+    assert "--home DIR" in said and "another `llm-mesh up`" in said, said
+    # its own key (node start --key-file, after --): the home's key is not its concern
+    other = LocalMesh(Settings(home=home), engine="sim", model="mistral-7b",
+                      node_args=["--key-file", str(tmp_path / "other.key")])  # fmt: skip
+    fd = try_lock(home / "node.key.lock")
+    assert fd is not None
+    try:
+        assert _started_commands(other, tmp_path, monkeypatch)["node"]
+    finally:
+        os.close(fd)
+
+
+def test_a_taken_port_names_the_home_a_second_mesh_needs_too(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(LocalMeshError) as e:
+            local_mesh._require_free_port("127.0.0.1", s.getsockname()[1])
+    assert "--registry-port / --node-port" in str(e.value) and "--home DIR" in str(e.value)

@@ -187,9 +187,11 @@ def test_dry_run_on_a_bare_machine_prints_the_whole_plan(tmp_path: Path) -> None
         f"would run: {venv}/bin/python -m pip install -e {REPO}[node]",
         "scripts/install-llama-cpp.sh",
         "hardware: ",
-        # found 2026-12-04: the marks were not explained
-        "models (+ proposed for this machine, ~ fits but not proposed, - does not fit):",
+        # found 2026-12-04: the marks were not explained; found 2026-12-05: "+ proposed"
+        # marked three models while the one proposal (the config's) was gemma-3-270m alone
+        "models (+ recommended for this machine, ~ fits but not recommended, - does not fit):",
         " gemma-3-270m ",
+        "proposed: gemma-3-270m (--models picks others)",
         f"would run: {venv}/bin/python -m LLM_Mesh.node.downloads",
         "config: would write:",
         f"would start the node: {venv}/bin/llm-mesh node start",  # a dry run starts nothing

@@ -202,7 +202,10 @@ def keys_create(
     ] = None,
     avoid_regions: Annotated[
         str | None,
-        typer.Option(help="Regions never to route this key's requests to, e.g. eu,us"),
+        typer.Option(
+            help="Regions never to route this key's requests to, e.g. eu,us "
+            "(eu also covers eu-west, eu-west-1, ...)"
+        ),
     ] = None,
     strict_regions: Annotated[
         bool, typer.Option("--strict-regions", help="Also avoid nodes of unknown region")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -167,6 +167,8 @@ async def ask_once(
     settings: Settings | None = None,
     http_client: httpx.AsyncClient | None = None,
     replica_memory: ReplicaMemory | None = None,
+    avoid_regions: Sequence[str] = (),
+    strict_regions: bool = False,
 ) -> dict[str, Any] | None:
     """``llm-mesh ask``. With ``fallback``, a model that is not up is answered by one of the
     same specialty (streamed too: only while none of the answer is printed; a stream that
@@ -184,6 +186,8 @@ async def ask_once(
             console, registry, prompt, model, task=task, chat=chat, max_tokens=max_tokens,
             temperature=temperature, fallback=fallback,
             stream_max_s=settings.stream_max_s if settings is not None else None,
+            regions=({"avoid_regions": list(avoid_regions)} if avoid_regions else {})
+            | ({"strict_regions": True} if strict_regions else {}),
         )  # fmt: skip
     try:
         r = await registry.get_response(
@@ -194,6 +198,8 @@ async def ask_once(
             temperature=temperature,
             fallback=fallback,
             chat=chat,
+            avoid_regions=avoid_regions,
+            strict_regions=strict_regions,
         )
     except ModelUnavailable as exc:  # the API's words for the option are fallback=True
         raise _flag_words(exc) from exc
@@ -234,8 +240,9 @@ async def _ask_streaming(
     temperature: float | None,
     fallback: bool,
     stream_max_s: float | None,
+    regions: dict[str, Any],
 ) -> dict[str, Any] | None:
-    body: dict[str, Any] = {"max_tokens": max_tokens}
+    body: dict[str, Any] = {"max_tokens": max_tokens, **regions}
     if temperature is not None:
         body["temperature"] = temperature
     if task:

@@ -324,6 +324,15 @@ def ask(
             "only while none of the answer is printed)"
         ),
     ] = False,
+    avoid_regions: Annotated[
+        str | None,
+        typer.Option(
+            "--avoid",
+            metavar="LIST",
+            help="Regions never to route to, e.g. eu,us (eu also covers eu-west, ...); "
+            "'unknown' in it: nor a node that declared no region",
+        ),
+    ] = None,
     registry: RegistryOpt = None,
     api_key: Annotated[
         str | None,
@@ -382,6 +391,7 @@ def ask(
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
                 api_key=settings.api_key,
                 settings=settings, replica_memory=replica_memory(settings),
+                **_regions(avoid_regions),
             )
         )  # fmt: skip
     except MeshError as exc:
@@ -402,6 +412,14 @@ def ask(
     except OSError as exc:
         raise _fail(OSError(f"--save: the receipt was not saved ({exc})")) from exc
     err.print(Text(f"receipt saved: {path}", style="dim"), soft_wrap=True)
+
+
+def _regions(avoid: str | None) -> dict[str, Any]:
+    """``ask --avoid``'s list as the API's ``avoid_regions`` and ``strict_regions``."""
+    names = [r.strip() for r in (avoid or "").split(",") if r.strip()]
+    strict = any(r.casefold() == "unknown" for r in names)
+    regions = [r for r in names if r.casefold() != "unknown"]
+    return {"avoid_regions": regions, "strict_regions": strict}
 
 
 @app.command()

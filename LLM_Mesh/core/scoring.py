@@ -44,6 +44,7 @@ __all__ = [
     "node_row",
     "permits",
     "region_key",
+    "region_scopes",
     "service_ms",
     "write_ewmas",
     "write_load",
@@ -60,6 +61,20 @@ def region_key(region: str | None) -> str:
     (``EU-West`` in a node.toml is the ``eu-west`` a client avoids); none or blanks only:
     :data:`UNKNOWN_REGION`."""
     return region.strip().casefold() if region else UNKNOWN_REGION
+
+
+def region_scopes(region: str | None) -> frozenset[str]:
+    """Every region a node in ``region`` is within, as avoidance compares them: its
+    :func:`region_key` and each part of it before a ``-`` (``eu-west-1``: ``eu``, ``eu-west``,
+    ``eu-west-1``), so avoiding ``eu`` avoids ``eu-west``; none: :data:`UNKNOWN_REGION`."""
+    key = region_key(region)
+    scopes = {key}
+    i = key.find("-")
+    while i != -1:
+        if part := key[:i].rstrip("-"):
+            scopes.add(part)
+        i = key.find("-", i + 1)
+    return frozenset(scopes)
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,7 @@ class NodeStats:
         "models",
         "peak_in_flight",
         "region",
+        "region_scopes",
         "reported_service_ms",
         "routable",
         "waiting_since_sum",
@@ -162,6 +178,7 @@ class NodeStats:
         self.models = frozenset(models)
         self.loaded = frozenset(self.models if loaded is None else loaded)
         self.region = region_key(region) or None  # as avoid_regions are compared
+        self.region_scopes = region_scopes(region)  # avoiding any of them avoids the node
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.cold_start_ms = cold_start_ms
@@ -252,7 +269,7 @@ def permits(req: RouteRequest, node: NodeStats) -> bool:
         return False
     if req.allow_nodes is not None and nid not in req.allow_nodes:
         return False
-    return (node.region or UNKNOWN_REGION) not in req.avoid_regions
+    return req.avoid_regions.isdisjoint(node.region_scopes)
 
 
 def service_ms(

@@ -5,7 +5,7 @@ In the JSON body (the OpenAI request models tolerate unknown fields):
 
 | field | type | meaning |
 |---|---|---|
-| ``avoid_regions`` | list of str | never route to a node whose region is listed (compared without case or blanks at either end) |
+| ``avoid_regions`` | list of str | never route to a node whose region is listed or within one (``eu`` covers ``eu-west-1``; compared without case or blanks at either end) |
 | ``allow_nodes`` | list of str | route only to these node ids |
 | ``deny_nodes`` | list of str | never route to these node ids |
 | ``mesh_wait_s`` | number | opt in: wait up to this long for a free node instead of 503/429 |

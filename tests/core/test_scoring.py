@@ -270,7 +270,8 @@ def test_a_nodes_region_is_compared_without_case_or_blanks_at_either_end() -> No
     avoid_eu = RouteRequest(("m",), avoid_regions=frozenset({region_key(" EU-West")}))
     for written in ("eu-west", "EU-West", " eu-west\t", "EU-WEST "):
         assert not permits(avoid_eu, stats("a", region=written)), written
-    assert permits(avoid_eu, stats("b", region="eu-west-2"))
+    assert not permits(avoid_eu, stats("b", region="eu-west-2"))  # within eu-west
+    assert permits(avoid_eu, stats("b", region="eu-western"))  # another label
     strict = RouteRequest(("m",), avoid_regions=frozenset({UNKNOWN_REGION}))
     assert not permits(strict, stats("c", region="   "))  # blanks only: no region
     assert region_key(None) == region_key("") == region_key(" ") == UNKNOWN_REGION
@@ -295,3 +296,23 @@ def test_a_peak_under_one_millisecond_is_a_sample_not_the_prior(sample: float) -
     fast.per_token.observe(sample, 0.0)
     # at the sample's own time: no decay, service = ttft + 10 x per-token
     assert node_cost(fast, "m", 10, 0.0, P, 1.0) == pytest.approx(11 * sample)
+
+
+def test_avoiding_a_region_avoids_the_regions_within_it() -> None:
+    """Found 2026-12-05 (a new user): the README's key example avoids ``eu,us`` and its node
+    example is ``region = "eu-west"``, yet avoiding ``eu`` routed to an ``eu-west`` node.
+    A label names its parts before each ``-``: avoiding ``eu`` avoids ``eu``, ``eu-west``
+    and ``eu-west-1``; never a label that only starts with the same letters."""
+    from LLM_Mesh.core.scoring import UNKNOWN_REGION, region_scopes
+
+    avoid_eu = RouteRequest(("m",), avoid_regions=frozenset({"eu"}))
+    for inside in ("eu", "EU-West", "eu-west-1", " eu-central "):
+        assert not permits(avoid_eu, stats("a", region=inside)), inside
+    for outside in ("europe-west1", "eus", "us-east", "west-eu", None, "-eu"):
+        assert permits(avoid_eu, stats("b", region=outside)), outside
+    deep = RouteRequest(("m",), avoid_regions=frozenset({"us-east"}))
+    assert not permits(deep, stats("c", region="us-east-1"))
+    assert permits(deep, stats("d", region="us")) and permits(deep, stats("e", region="us-west"))
+    assert region_scopes("eu-west-1") == frozenset({"eu", "eu-west", "eu-west-1"})
+    assert region_scopes(None) == region_scopes("  ") == frozenset({UNKNOWN_REGION})
+    assert region_scopes("-eu--west-") == frozenset({"-eu", "-eu--west", "-eu--west-"})

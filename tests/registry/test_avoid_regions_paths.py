@@ -91,3 +91,16 @@ async def test_a_replica_that_learnt_a_node_from_the_store_avoids_its_region(
             r = await b.client.post("/v1/chat/completions", json=body)
             assert r.status_code == 200, r.text
         assert avoided.calls == [] and len(ok.calls) == 6
+
+
+async def test_avoiding_a_region_avoids_the_regions_within_it(tmp_path: Path) -> None:
+    """Found 2026-12-05: ``avoid_regions: ["eu"]`` (a request's, or a key's ``--avoid-regions
+    eu,us`` as the README shows) still routed to the README's ``region = "eu-west"`` node."""
+    async with running(tmp_path) as h:
+        west = await h.register("west", region="eu-west")
+        central = await h.register("central", region="EU-Central-1")
+        ok = await h.register("ok", region="europe-west1")
+        for _ in range(12):
+            r = await h.client.post("/v1/chat/completions", json={**CHAT, "avoid_regions": ["eu"]})
+            assert r.status_code == 200, r.text
+        assert (west.calls, central.calls) == ([], []) and len(ok.calls) == 12

@@ -1,0 +1,52 @@
+"""``llm-mesh ask --avoid eu,us[,unknown]``: found 2026-12-05 (a new user), the
+migration guide says users can ask to avoid regions, the gateway takes ``avoid_regions``,
+but ``ask`` had no way to send it (only an API key made with ``--avoid-regions`` did)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.demo import ask_once
+from LLM_Mesh.cli.main import app
+from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_ask_never_goes_to_an_avoided_region(
+    inprocess_mesh: InProcessMesh, stream: bool
+) -> None:
+    mesh = inprocess_mesh
+    for name, region in (("eu", "eu-west"), ("us", "us-east"), ("nowhere", None)):
+        mesh.add_node(["mistral-7b"], node_id=f"node-{name}", region=region)
+    eu, us = mesh.id_of("node-eu"), mesh.id_of("node-us")
+    for avoid, strict, allowed in ((["eu"], False, ("node-us", "node-nowhere")),
+                                   (["eu"], True, ("node-us",))):  # fmt: skip
+        for _ in range(4):
+            buf = io.StringIO()
+            await ask_once(
+                Console(file=buf, width=200, color_system=None), REGISTRY_URL, "hi",
+                model="mistral-7b", task=None, stream=stream, chat=False, max_tokens=4,
+                temperature=None, fallback=False, http_client=mesh.client(),
+                avoid_regions=avoid, strict_regions=strict,
+            )  # fmt: skip
+            said = buf.getvalue()
+            assert eu not in said, said
+            assert any(mesh.id_of(n) in said for n in allowed), said
+    assert us
+
+
+def test_ask_help_names_the_region_options() -> None:
+    out = CliRunner().invoke(app, ["ask", "--help"], env={"COLUMNS": "80"}).output
+    assert "--avoid" in out and "'unknown' in it" in out, out
+
+
+def test_ask_avoid_reads_unknown_as_strict() -> None:
+    from LLM_Mesh.cli.main import _regions
+
+    assert _regions("eu, us") == {"avoid_regions": ["eu", "us"], "strict_regions": False}
+    assert _regions("eu,Unknown") == {"avoid_regions": ["eu"], "strict_regions": True}
+    assert _regions(None) == {"avoid_regions": [], "strict_regions": False}
