@@ -26,10 +26,13 @@ database took it (:meth:`SettleDurable._drop_written`), by a clean stop
 nothing left to redo it: the answer unpaid, its receipt never matched by a ledger entry
 (found 2026-12-05). Now each drop first syncs the log (:meth:`SettleDurable._store_durable`)
 and drops the journal only if no answer was added meanwhile; a sync that fails keeps it
-(written again, or recovered, as before: both idempotent). And the log is synced before a
-failed batch's lines are journalled (:meth:`SettleDurable._journal_add`, the failure path
-only; an error there is ignored): recovery records a line by reviving its lapsed
-``pending`` row (``settle_ledger.revive``), which a power cut must not have taken.
+(written again, or recovered, as before: both idempotent). Recovery records a line by
+reviving its lapsed ``pending`` row (``settle_ledger.revive``): that reservation is on the
+disk once a settler round synced the log after it (its request ran for longer than a round,
+or the next round syncs it, the database away or not). Syncing it on the event loop before
+a failed batch's lines are journalled was tried: the loop held 14–21 ms a failed batch of
+256 against 6–7 (``benchmarks/probe_journal_batch.py``, one run, 2026-12-05), for a window
+the settler's round closes anyway; not done.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,11 @@ from LLM_Mesh.registry.settle_lease import Spend
 __all__ = ["SettleDurable"]
 
 log = logging.getLogger("LLM_Mesh.registry.settlement")
+
+# a file's times come from a coarse clock (a kernel tick, 1 to 10 ms): a write in the tick of
+# the stat before a sync may leave them as they were, so a log changed that recently is
+# synced again at the next round
+_TICK_NS = 50_000_000
 
 
 class SettleDurable:
@@ -80,11 +89,12 @@ class SettleDurable:
         if db is None:
             return
         try:
+            now = time.time_ns()
             st = os.stat(db.with_name(db.name + "-wal"))
             seen = (st.st_size, st.st_mtime_ns)
             if seen != self._synced:  # a write after the stat: synced too, and again next
                 await self._store_durable()
-                self._synced = seen
+                self._synced = seen if now - st.st_mtime_ns > _TICK_NS else None
         except FileNotFoundError:  # no log (not WAL; the last connection closed it)
             return
         except OSError:
@@ -114,15 +124,10 @@ class SettleDurable:
 
     def _journal_add(self, us: list[Unwritten]) -> None:
         """``us`` in this process's own journal (``settle_journal.py``), when it has a home
-        (each process on it its own: ``--workers N`` too); the store's log synced first
-        (module docstring: the reservations the lines rely on)."""
+        (each process on it its own: ``--workers N`` too)."""
         lock = self._home_lock
         if lock is None or not us:
             return
-        wal = self._store_file()
-        if wal is not None:
-            with contextlib.suppress(OSError):  # the disk failing: the line matters more
-                sync_log(wal, self.fsync)
         if self._own_journal is None:
             self._own_journal = OwnJournal(lock.home, self.holder)
         try:
@@ -136,9 +141,8 @@ class SettleDurable:
         return Path(db.path) if isinstance(db, SqliteSettleDb) else None
 
     async def _store_durable(self) -> None:
-        """Every commit made so far on the store on the disk before a journal is dropped
-        (module docstring): on SQLite an ``fsync`` of its log in a thread; an error raises
-        (the journal is kept)."""
+        """Every commit made so far on the store on the disk (module docstring): on SQLite
+        an ``fsync`` of its log in a thread; an error raises (a journal is then kept)."""
         db = self._store_file()
         if db is not None:
             await asyncio.to_thread(sync_log, db, self.fsync)
