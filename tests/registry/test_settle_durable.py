@@ -272,9 +272,13 @@ async def test_the_settler_syncs_the_log_once_an_answer_is_written_then_a_power_
         assert await _until(settled)
         await asyncio.sleep(0.2)  # rounds after it
         assert "sync" in events[events.index("written") :], events  # before the fix: none
-        syncs = events.count("sync")
-        await asyncio.sleep(0.2)  # rounds with nothing written: no sync
-        assert events.count("sync") == syncs, events
+
+        async def idle() -> bool:  # rounds with nothing written: no more syncs
+            syncs = events.count("sync")
+            await asyncio.sleep(0.15)
+            return events.count("sync") == syncs
+
+        assert await _until(idle), events
     finally:
         await crash(gw)  # the power cut: the process gone with the machine
         await store.close()
