@@ -102,9 +102,11 @@ class MarkFile:
         except ValueError as exc:
             raise LedgerBehind(f"{self.path}: {exc}. {DAMAGED}") from None
 
-    def keep(self, checkpoint: dict[str, Any]) -> bool:
+    def keep(self, checkpoint: dict[str, Any], synced: bool = False) -> bool:
         """Write ``checkpoint`` (``core/gossip.export``'s form) unless the kept one is a
-        larger tree of the same log; whether it was written."""
+        larger tree of the same log; whether it was written. ``synced``: the entries it
+        covers are on the disk already (the checkpointer's ``durable`` step synced the same
+        log after reading the head it signed), so the log is not synced again."""
         new = parse_mark(json.dumps(checkpoint))
         with self._locked():
             try:
@@ -113,7 +115,8 @@ class MarkFile:
                 old = None  # unreadable: the start said so; replaced by a good one
             if not replaces(old, new):
                 return False
-            self._sync_store()
+            if not synced:
+                self._sync_store()
             text = json.dumps(checkpoint, indent=1, sort_keys=True) + "\n"
             replace_file(self.path, text.encode(), 0o644)  # whole, even across a power cut
             return True
@@ -134,9 +137,9 @@ class MarkFile:
         finally:
             os.close(fd)
 
-    async def keep_off_loop(self, checkpoint: dict[str, Any]) -> bool:
+    async def keep_off_loop(self, checkpoint: dict[str, Any], synced: bool = False) -> bool:
         """:meth:`keep` in a thread (its ``fsync`` off the event loop)."""
-        return await asyncio.to_thread(self.keep, checkpoint)
+        return await asyncio.to_thread(self.keep, checkpoint, synced)
 
     def set_aside(self, now: float, judged: Mark | None) -> Path | None:
         """Move the kept mark to ``<name>.rolled-back-<UTC time>`` (``-2``, ``-3``... if

@@ -80,8 +80,10 @@ class Checkpointer:
         self.on_signed: Callable[[Checkpoint], None] | None = None
         self.last_signed: Checkpoint | None = None  # the newest this process signed and stored
         # given each checkpoint (``core/gossip.export``'s form) before it is stored, and the
-        # store's newest signed elsewhere; an error in it stops the checkpoint (not stored)
-        self.keep: Callable[[dict[str, Any]], Awaitable[object]] | None = None
+        # store's newest signed elsewhere; an error in it stops the checkpoint (not stored).
+        # Its flag: ``durable`` ran after the head was read (the entries synced already:
+        # MarkFile.keep skips its own sync of the log; found 2026-12-05, two a checkpoint)
+        self.keep: Callable[[dict[str, Any], bool], Awaitable[object]] | None = None
         self._kept_size = -1
         # run after the tree head is read and before the checkpoint is kept or published:
         # the entries it covers made durable (ledger_durable.py); an error stops it too
@@ -112,7 +114,7 @@ class Checkpointer:
             self._signed_size = max(self._signed_size, latest.tree_size)
             if self.keep is not None and latest.tree_size > self._kept_size:
                 await self.keep({"format": EXPORT_FORMAT, "registry": None, "origin": self.origin,
-                                 **latest.to_json()})  # fmt: skip
+                                 **latest.to_json()}, False)  # fmt: skip
                 self._kept_size = latest.tree_size
         if size == 0 or size <= self._signed_size:
             return None
@@ -122,7 +124,7 @@ class Checkpointer:
         time_us = int(self._wall_clock() * 1_000_000)
         cp = sign_checkpoint(self.key, self._raw, self.origin, size, root, time_us)
         if self.keep is not None:  # kept before it is public: a restore can't get past it
-            await self.keep(export(cp, self.public_key, None))
+            await self.keep(export(cp, self.public_key, None), self.durable is not None)
             self._kept_size = max(self._kept_size, size)
         stored = await self.ledger.add_checkpoint(cp, self.public_key)
         self._signed_size = max(self._signed_size, size)

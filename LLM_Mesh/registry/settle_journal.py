@@ -29,8 +29,10 @@ idempotent: nothing is paid twice). The journal is removed while still locked by
 recoverer (a second recoverer cannot take it, or finds it gone). The older single file,
 ``settlement.unwritten`` (this morning's form), is read the same way for the holders named.
 A live process removes its own journal at its upkeep round once none of its writes waits
-to be written again (``SettleUpkeep._drop_written``; found 2026-12-05: kept until its stop,
-the file grew with every outage's answers for as long as the gateway ran).
+to be written again (``SettleDurable._drop_written``; found 2026-12-05: kept until its stop,
+the file grew with every outage's answers for as long as the gateway ran). Every removal
+(that one, a clean stop's, a recoverer's) waits until the store's log holding the writes is
+synced (``settle_durable.py``; found 2026-12-05: a power cut after a removal lost them).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class OwnJournal:
         self.holder = holder
         self.path = home / f"{NAME}.{holder}"
         self._fd: int | None = None
+        self.lines = 0  # answers added so far (whether one was added while the WAL synced)
 
     def _open(self) -> int:
         import fcntl  # no flock (not POSIX): OSError's caller logs it; written again anyway
@@ -128,6 +131,7 @@ class OwnJournal:
             self._fd = self._open()
         os.write(self._fd, "".join(_line(u) + "\n" for u in us).encode())
         os.fsync(self._fd)
+        self.lines += len(us)
 
     @property
     def kept(self) -> bool:

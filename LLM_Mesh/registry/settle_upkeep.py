@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.registry.held import FORFEIT_WINDOW_S, forfeit_revoked
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, Op, SettleDb, SqliteSettleDb, Void, sqlite_time
+from LLM_Mesh.registry.settle_durable import SettleDurable
 from LLM_Mesh.registry.settle_holders import (
     HomeLock,
     beat,
@@ -43,7 +44,7 @@ from LLM_Mesh.registry.settle_holders import (
     forget,
     forget_batches,
 )
-from LLM_Mesh.registry.settle_journal import OwnJournal, Unwritten, claimed, dead_journals
+from LLM_Mesh.registry.settle_journal import claimed, dead_journals
 from LLM_Mesh.registry.settle_lease import Spend, release_leases, release_unknown_leases
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
@@ -70,7 +71,7 @@ MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the
 _AGAIN_S = (0.5, 2.0, 8.0, 30.0, 60.0)
 
 
-class SettleUpkeep:
+class SettleUpkeep(SettleDurable):
     """The settler, heartbeat, recovery, the pool's top-up and balances (a base of
     ``Settlement``)."""
 
@@ -86,7 +87,6 @@ class SettleUpkeep:
     _db: SettleDb | None
     _pool_day: str | None
     _home_lock: HomeLock | None
-    _own_journal: OwnJournal | None = None  # made at the first answer not written
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
     _given_up: set[Answer | Spend]  # answers whose writes failed at the stop (written once more)
@@ -96,7 +96,6 @@ class SettleUpkeep:
     _undoing: set[Op]  # failed reservations' voids: at every pause
     _ops: list[tuple[Any, asyncio.Future[Any] | None]]  # the writer's queue
     _wake: asyncio.Event
-    _unwritten_batch: list[Unwritten] | None = None  # _journal_together's
     stop_wait_s: float = 30.0  # the most stop() waits for any one of its steps, and
     stop_limit_s: float = 60.0  # for all of them: a database away or hung never holds it longer
     unpaid: int  # answers released whose row was no longer pending (and not revived)
@@ -195,8 +194,14 @@ class SettleUpkeep:
     async def _settle_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settle_interval_s)
-            with contextlib.suppress(Exception):  # logged in settle_now; retried next time
-                await self.settle_now()
+            await self._settle_round()
+
+    async def _settle_round(self) -> None:
+        """The answered requests settled, then the store's log synced if it was written
+        (``settle_durable.py``: the answers released meanwhile on the disk)."""
+        with contextlib.suppress(Exception):  # logged in settle_now; retried next time
+            await self.settle_now()
+        await self._sync_written()  # never raises (logged)
 
     # -- answers whose row was not pending --------------------------------------------------
 
@@ -262,50 +267,6 @@ class SettleUpkeep:
         pause = _AGAIN_S[min(tries, len(_AGAIN_S) - 1)]
         self._again_at[op] = loop.call_later(pause, self._write_again, op)
 
-    def _keep_unwritten(self, op: Answer | Spend) -> None:
-        answer = op if isinstance(op, Answer) else op.answer
-        u = Unwritten(self.holder, answer, isinstance(op, Spend))
-        if self._unwritten_batch is not None:  # a failed batch's: kept together (below)
-            self._unwritten_batch.append(u)
-        else:
-            self._journal_add([u])
-
-    @contextlib.contextmanager
-    def _journal_together(self) -> Iterator[None]:
-        """The answers journalled meanwhile (a failed batch's) in one write and one sync,
-        when it ends (found 2026-12-05: one sync each, on the loop, while serving)."""
-        batch: list[Unwritten] = []
-        self._unwritten_batch = batch
-        try:
-            yield
-        finally:
-            self._unwritten_batch = None
-            self._journal_add(batch)
-
-    def _journal_add(self, us: list[Unwritten]) -> None:
-        """``us`` in this process's own journal (``settle_journal.py``), when it has a home
-        (each process on it its own: ``--workers N`` too)."""
-        lock = self._home_lock
-        if lock is None or not us:
-            return
-        if self._own_journal is None:
-            self._own_journal = OwnJournal(lock.home, self.holder)
-        try:
-            self._own_journal.add(*us)
-        except (OSError, ImportError):  # the home not writable: written again all the same
-            log.exception("settlement: could not keep %d answer(s) in the home", len(us))
-
-    def _drop_written(self) -> None:
-        """This process's journal, once none of its writes waits to be written again (each
-        journalled answer is written, or counted at the stop). Found 2026-12-05: kept until
-        its stop, so the file grew with every answer of every outage for as long as the
-        gateway ran, and a crash's successor read it whole and wrote each again.
-        Synchronous between two awaits: no answer is journalled meanwhile."""
-        journal = self._own_journal
-        busy = self._tries or self._again_at or self._given_up or self._checking
-        if journal is not None and not busy and journal.kept:
-            journal.remove()
-
     async def _write_unwritten(self, holders: list[str | None], now: datetime) -> list[Answer]:
         """The answers ``holders`` served and never wrote (this home's journals of those
         that are gone), recorded as they would have: a lapsed row revived, a lease's answer
@@ -329,6 +290,8 @@ class SettleUpkeep:
                     "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "
                     "cannot be covered any more",
                 )  # fmt: skip
+            if found:  # on the disk before their journals go (settle_durable.py)
+                await self._store_durable()
         return answered
 
     @staticmethod
@@ -509,7 +472,8 @@ class SettleUpkeep:
         if others:  # answers they served and never wrote, if this home kept them
             settled += await settle(self.ledger, await self._write_unwritten(others, now), now)
         if self._own_journal is not None and self.holder in holders:  # its stop: its rows
-            self._own_journal.remove()  # void now, its answers written or counted unpaid
+            await self._store_durable()  # void now, its answers written or counted unpaid,
+            self._own_journal.remove()  # and on the disk (settle_durable.py)
         leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
         if self.holder in holders and self.leases is not None:
             self.leases.clear()
@@ -576,7 +540,7 @@ class SettleUpkeep:
         older than ``batch_keep_s`` deleted."""
         await self.beat()
         await self.recover()
-        self._drop_written()
+        await self._drop_written()
         await self._unknown_leases()
         await self.top_up_pool()
         await self.forfeit_late()

@@ -117,3 +117,36 @@ async def test_a_failed_sync_keeps_and_publishes_nothing(
         monkeypatch.setattr(os, "fsync", real_fsync)
         cp = await checkpointer.checkpoint()
         assert cp is not None and cp.tree_size == (await ledger.head())[0]
+
+
+async def test_the_log_is_synced_once_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpointer's ``durable`` step syncs the log after reading the head it signs;
+    the mark it then writes covers no entry more, so ``MarkFile.keep`` does not sync the
+    log again (found 2026-12-05: two ``fsync``s of ``registry.db-wal`` a checkpoint). The
+    mark itself is still written whole and synced."""
+    db, home = tmp_path / "registry.db", tmp_path / "home"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    async with running(home, store=SqlStore(f"sqlite:///{db}"), gateway_key=KEY) as h:  # type: ignore[arg-type]
+        ledger, checkpointer = h.runtime.ledger, h.runtime.checkpointer
+        assert ledger is not None and checkpointer is not None
+        if h.runtime.settlement is not None:  # the settler's own syncs of the log: not these
+            h.runtime.settlement.fsync = real_fsync
+        await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+        await checkpointer.stop()  # its loop off (woken by the first append): signed by hand
+        for _ in range(2):
+            await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+            monkeypatch.setattr(os, "fsync", fsync)
+            cp = await checkpointer.checkpoint()
+            monkeypatch.setattr(os, "fsync", real_fsync)
+            assert cp is not None and cp.tree_size == (await ledger.head())[0]
+            assert synced.count("registry.db-wal") == 1, synced  # before the fix: 2
+            assert any(name.startswith(MARK_FILE) for name in synced), synced
+            synced.clear()

@@ -1,0 +1,166 @@
+"""Settlement's writes on the disk: the store's write-ahead log synced by the settler, and a
+journal of answers not written dropped only once the writes are synced
+(:class:`SettleDurable`, a base of :class:`~LLM_Mesh.registry.settle_upkeep.SettleUpkeep`).
+
+A SQLite store commits with ``synchronous=NORMAL`` (``settle_db.py``): a commit is in the
+log, not synced, so a power cut or a kernel crash can roll the last commits back (a
+consistent database, missing its last moments). PostgreSQL needs nothing here: its commits
+wait for the disk (``synchronous_commit`` on, the server's default; docs/deploy.md).
+
+**The settler syncs the log** (:meth:`SettleDurable._sync_written`): after each of its rounds
+(every ``settle_interval_s``, 0.2 s) the log is synced in a thread (``ledger_durable.sync_log``:
+an ``fsync`` of ``registry.db-wal``, which covers every commit made before it, whichever
+connection made it) when it changed since the last sync (its size or time), so an answer
+released with its receipt is on the disk a round later, not only at the log's next
+checkpoint (every 300 of settlement's commits) or the ledger's next checkpoint (60 s):
+found 2026-12-05, a power cut lost up to a minute of paid answers at low traffic. One
+``fsync`` a round at most, none when idle. Not *before* the receipt: that costs a sync a
+request on the hot path (``benchmarks/probe_settle_durable.py``, docs/benchmarks.md).
+
+**A journal dropped only once its writes are on the disk.** A journal line
+(``settle_journal.py``) is the only trace of an answer released whose write failed. It was
+dropped as soon as the write had *committed*: by the holder's upkeep round once the
+database took it (:meth:`SettleDurable._drop_written`), by a clean stop
+(``SettleUpkeep.recover``), by the recovery of a dead holder's journal
+(``SettleUpkeep._write_unwritten``); a power cut after the drop rolled the write back with
+nothing left to redo it: the answer unpaid, its receipt never matched by a ledger entry
+(found 2026-12-05). Now each drop first syncs the log (:meth:`SettleDurable._store_durable`)
+and drops the journal only if no answer was added meanwhile; a sync that fails keeps it
+(written again, or recovered, as before: both idempotent). Recovery records a line by
+reviving its lapsed ``pending`` row (``settle_ledger.revive``): that reservation is on the
+disk once a settler round synced the log after it (its request ran for longer than a round,
+or the next round syncs it, the database away or not). Syncing it on the event loop before
+a failed batch's lines are journalled was tried: the loop held 14–21 ms a failed batch of
+256 against 6–7 (``benchmarks/probe_journal_batch.py``, one run, 2026-12-05), for a window
+the settler's round closes anyway; not done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from LLM_Mesh.registry.ledger_durable import sync_log
+from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb
+from LLM_Mesh.registry.settle_holders import HomeLock
+from LLM_Mesh.registry.settle_journal import OwnJournal, Unwritten
+from LLM_Mesh.registry.settle_lease import Spend
+
+__all__ = ["SettleDurable"]
+
+log = logging.getLogger("LLM_Mesh.registry.settlement")
+
+# a file's times come from a coarse clock (a kernel tick, 1 to 10 ms): a write in the tick of
+# the stat before a sync may leave them as they were, so a log changed that recently is
+# synced again at the next round
+_TICK_NS = 50_000_000
+
+
+class SettleDurable:
+    """The store's log synced; the journal of answers not written (module docstring)."""
+
+    holder: str
+    _db: SettleDb | None
+    _home_lock: HomeLock | None
+    _own_journal: OwnJournal | None = None  # made at the first answer not written
+    _unwritten_batch: list[Unwritten] | None = None  # _journal_together's
+    _tries: dict[Any, int]
+    _again_at: dict[Any, asyncio.TimerHandle]
+    _given_up: set[Any]
+    _checking: set[asyncio.Task[None]]
+    #: how the store's write-ahead log is synced (``os.fsync``; injected by tests)
+    fsync: Callable[[int], None] | None = None
+    _synced: tuple[int, int] | None = None  # the log's size and time at its last sync
+
+    def _failed(self, task: str, what: str) -> None: ...  # SettleUpkeep's
+
+    def _worked(self, task: str) -> None: ...
+
+    async def _sync_written(self) -> None:
+        """The settler's round: the store's log synced when it changed since the last sync
+        (module docstring); a failure logged as the settler's are, tried next round."""
+        db = self._store_file()
+        if db is None:
+            return
+        try:
+            now = time.time_ns()
+            st = os.stat(db.with_name(db.name + "-wal"))
+            seen = (st.st_size, st.st_mtime_ns)
+            if seen != self._synced:  # a write after the stat: synced too, and again next
+                await self._store_durable()
+                self._synced = seen if now - st.st_mtime_ns > _TICK_NS else None
+        except FileNotFoundError:  # no log (not WAL; the last connection closed it)
+            return
+        except OSError:
+            self._failed("syncing", "syncing the database's log failed; tried again")
+        else:
+            self._worked("syncing")
+
+    def _keep_unwritten(self, op: Answer | Spend) -> None:
+        answer = op if isinstance(op, Answer) else op.answer
+        u = Unwritten(self.holder, answer, isinstance(op, Spend))
+        if self._unwritten_batch is not None:  # a failed batch's: kept together (below)
+            self._unwritten_batch.append(u)
+        else:
+            self._journal_add([u])
+
+    @contextlib.contextmanager
+    def _journal_together(self) -> Iterator[None]:
+        """The answers journalled meanwhile (a failed batch's) in one write and one sync,
+        when it ends (found 2026-12-05: one sync each, on the loop, while serving)."""
+        batch: list[Unwritten] = []
+        self._unwritten_batch = batch
+        try:
+            yield
+        finally:
+            self._unwritten_batch = None
+            self._journal_add(batch)
+
+    def _journal_add(self, us: list[Unwritten]) -> None:
+        """``us`` in this process's own journal (``settle_journal.py``), when it has a home
+        (each process on it its own: ``--workers N`` too)."""
+        lock = self._home_lock
+        if lock is None or not us:
+            return
+        if self._own_journal is None:
+            self._own_journal = OwnJournal(lock.home, self.holder)
+        try:
+            self._own_journal.add(*us)
+        except (OSError, ImportError):  # the home not writable: written again all the same
+            log.exception("settlement: could not keep %d answer(s) in the home", len(us))
+
+    def _store_file(self) -> Path | None:
+        """The SQLite file settlement writes to; ``None`` on PostgreSQL (durable commits)."""
+        db = self._db
+        return Path(db.path) if isinstance(db, SqliteSettleDb) else None
+
+    async def _store_durable(self) -> None:
+        """Every commit made so far on the store on the disk (module docstring): on SQLite
+        an ``fsync`` of its log in a thread; an error raises (a journal is then kept)."""
+        db = self._store_file()
+        if db is not None:
+            await asyncio.to_thread(sync_log, db, self.fsync)
+
+    def _busy(self) -> bool:
+        return bool(self._tries or self._again_at or self._given_up or self._checking)
+
+    async def _drop_written(self) -> None:
+        """This process's journal, once none of its writes waits to be written again (each
+        journalled answer is written, or counted at the stop) and the store's log holding
+        those writes is synced; not if an answer was journalled while it synced. Found
+        2026-12-05: kept until its stop, so the file grew with every answer of every outage
+        for as long as the gateway ran; and (module docstring) dropped before the writes
+        were on the disk."""
+        journal = self._own_journal
+        if journal is None or not journal.kept or self._busy():
+            return
+        lines = journal.lines
+        await self._store_durable()
+        if journal.kept and journal.lines == lines and not self._busy():
+            journal.remove()
