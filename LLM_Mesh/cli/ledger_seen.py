@@ -32,6 +32,7 @@ __all__ = [
     "load_keys",
     "load_seen",
     "load_seen_checkpoint",
+    "remember_keys",
     "save_seen",
 ]
 
@@ -48,7 +49,9 @@ def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
     """The size and root an earlier ``ledger verify`` of ``source`` checked, if any."""
     try:
         seen = json.loads(path.read_text()).get(_seen_key(source))
-        return (int(seen["size"]), bytes.fromhex(seen["root"])) if seen else None
+        if not seen or (isinstance(seen, dict) and "size" not in seen and "root" not in seen):
+            return None  # nothing audited yet (``receipt verify`` keeps only keys)
+        return int(seen["size"]), bytes.fromhex(seen["root"])
     except FileNotFoundError:
         return None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -140,3 +143,26 @@ def load_keys(path: Path, source: str) -> list[str] | None:
         return None
     kept = [k for k in keys if isinstance(k, str)]
     return kept or None
+
+
+def remember_keys(path: Path, source: str, keys: Sequence[str]) -> None:
+    """Keep ``keys`` among the ledger keys trusted for ``source``, nothing else changed
+    (``receipt verify``: no audit to remember)."""
+    if not keys:
+        return
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    except ValueError as exc:
+        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not what ledger verify wrote; remove it")
+    seen = data.get(_seen_key(source))
+    seen = dict(seen) if isinstance(seen, dict) else {}
+    kept = seen.get("keys")
+    kept = [k for k in kept if isinstance(k, str)] if isinstance(kept, list) else []
+    seen["keys"] = kept + [k for k in keys if k not in kept]
+    data[_seen_key(source)] = seen
+    make_private_dir(path.parent)
+    replace_file(path, json.dumps(data, indent=1, sort_keys=True).encode())

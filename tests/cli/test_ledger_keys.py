@@ -176,3 +176,58 @@ def test_the_registrys_own_rotations_are_followed(
     assert code == 0 and "OK" in out and f"to it from the remembered key {first} (3 links)" in out
     code, out = cli(me, "ledger", "verify")
     assert code == 0 and "trusting" not in out, out
+
+
+def test_receipt_verify_holds_the_registrys_keys_to_those_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``receipt verify`` with the keys read from the registry: a receipt countersigned by
+    a stranger's key the registry now lists beside its own is refused (before: valid), one
+    by a key the registry's signed rotation leads to is valid."""
+    from LLM_Mesh.cli import receipt_commands
+    from LLM_Mesh.core.key_rotation import rotation_statement
+    from LLM_Mesh.core.receipt import ReceiptSigner
+    from tests.core.test_receipt_verify import REGISTRY_KEY, make_receipt
+
+    listing: list[dict[str, object]] = []
+
+    def keys_at(urls: object, **kw: object) -> tuple[str, list[str]]:
+        answer = listing[0]
+        chain = kw.get("chain")
+        if isinstance(chain, list):
+            chain.append(answer.get("key_rotations"))
+        return URL, [str(k) for k in answer["data"]]  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(receipt_commands, "fetch_keys_at", keys_at)
+    monkeypatch.setenv("LLM_MESH_HOME", str(tmp_path / "verifier"))
+
+    def receipt_verify(key: Ed25519PrivateKey, *args: str) -> tuple[int, str]:
+        receipt = make_receipt(signer=ReceiptSigner(key, lambda: 1_700_000_000.0))
+        out = CliRunner().invoke(
+            cli_app, ["receipt", "verify", "-", "--registry", URL, *args],
+            input=json.dumps(receipt), env={"COLUMNS": "400"},
+        )  # fmt: skip
+        return out.exit_code, " ".join(out.output.split())
+
+    mine, stranger, next_key = (
+        REGISTRY_KEY,
+        Ed25519PrivateKey.generate(),
+        Ed25519PrivateKey.generate(),
+    )
+    listing[:] = [{"data": [public_key_text(mine)]}]
+    code, out = receipt_verify(mine)
+    assert code == 0 and f"trusting key {public_key_text(mine)} on first use" in out, out
+    listing[:] = [{"data": [public_key_text(mine), public_key_text(stranger)]}]
+    code, out = receipt_verify(stranger)
+    assert code == 1, out  # before: 0, the stranger's countersignature valid
+    assert f"error: the registry lists ledger key {public_key_text(stranger)}" in out
+    code, out = receipt_verify(stranger, "--accept-new-key")
+    assert code == 0 and "--accept-new-key: trusting key" in out, out
+    # the registry's own rotation, mine -> next_key
+    chain = [rotation_statement(mine, next_key)]
+    listing[:] = [{"data": [public_key_text(next_key)], "key_rotations": chain}]
+    code, out = receipt_verify(next_key)
+    assert code == 0 and "signed rotation chain leads to it from the remembered key" in out, out
+    # --key: as before, nothing judged
+    code, out = receipt_verify(mine, "--key", public_key_text(mine))
+    assert code == 0 and "trusting" not in out, out
