@@ -1,14 +1,16 @@
 """The ledger keys a verifying command trusts, remembered from run to run.
 
-``ledger verify`` and ``ledger statement`` (without ``--key``) check checkpoints with the
-keys ``GET /v1/ledger/keys`` lists, as judged by ``core/ledger_keys.py`` against those an
+``ledger verify`` and ``ledger statement`` (without ``--key``) check checkpoints, and
+``receipt verify`` (without ``--key``/``--keys``) countersignatures, with the keys
+``GET /v1/ledger/keys`` lists, as judged by ``core/ledger_keys.py`` against those an
 earlier clean run of this ledger kept in ``$LLM_MESH_HOME/ledger_seen.json``: on first
 use each is trusted and said so; later, a key not remembered counts only when the
 registry's signed rotation chain (``key_rotations``) leads to it from a remembered key,
 or with ``--accept-new-key`` (said), or for a ``ledger verify --witness`` run (the
 witnesses' cosignatures must then hold); otherwise the run stops with one line, exit 1
 (found 2026-12-05: any key the registry listed was taken, so a new key signing a forged
-extension of the log passed). The keys trusted are kept by the clean run's ``save_seen``.
+extension of the log passed). The keys trusted are kept by the clean run's ``save_seen``
+(``receipt verify``: ``remember_keys``, once the receipt checks out).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ as its ``data:`` line: as JSON it is read as a whole answer) or its whole SSE te
 or an ``X-Mesh-Receipt`` header value, from FILE or stdin (``-``); the registry keys
 from ``--key B64`` (repeatable), ``--keys FILE`` (what ``GET /v1/ledger/keys`` answers,
 saved, or one key a line) or, when neither is given, from the registry
-(``--registry``, default ``$LLM_MESH_REGISTRY_URL``: ``GET /v1/ledger/keys``). The
+(``--registry``, default ``$LLM_MESH_REGISTRY_URL``: ``GET /v1/ledger/keys``, held to
+the keys an earlier run kept: ``cli/ledger_keys.py``). The
 decisions are pure (``core/receipt_verify.py``). Exit 0 when valid, 1 when not, with
 the reason named (``INVALID gateway_signature: ...``).
 """
