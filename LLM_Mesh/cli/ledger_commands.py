@@ -451,7 +451,10 @@ def verify(
         raise typer.Exit(1)
     if witnesses:  # a view no trusted witness saw is not remembered as this ledger's
         needed = witnesses_needed or len(witnesses)
-        if not check_witnessed(report.signed, witnesses, needed, time.time(), witness_max_age):
+        # a key no earlier run trusted, taken on the witnesses' word: the newest checkpoint
+        # must carry their cosignatures itself (-1: no riding on an older one's)
+        max_age = -1 if memory.on_witness else witness_max_age
+        if not check_witnessed(report.signed, witnesses, needed, time.time(), max_age):
             raise typer.Exit(1)
     where_seen = None if database_url else settings.registry_url
     save_seen(seen_path, source, report, where_seen, account, keys=memory.trusted)

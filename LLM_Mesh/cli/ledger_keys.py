@@ -54,6 +54,9 @@ class KeyMemory:
         self.path, self.source = path, source
         self.accept_new, self.witnessed = accept_new, witnessed
         self.trusted: list[str] = []  # filled by :meth:`judge`: what a clean run keeps
+        # new keys taken on the witnesses' word (``witnessed``): the newest checkpoint must
+        # then carry their cosignatures itself, not ride on an older one's (ledger verify)
+        self.on_witness: list[str] = []
 
     def judge(self, published: list[str], chain: object) -> list[str]:
         """The keys to check checkpoints with; :class:`KeyRefused` for a key not trusted."""
@@ -84,9 +87,11 @@ class KeyMemory:
             elif self.witnessed:
                 console.print(
                     f"key {new}: not remembered ({shown(verdict.why)}); trusted for this run only "
-                    "if the --witness cosignatures hold, and kept then",
+                    "if the newest checkpoint itself carries the --witness cosignatures, and "
+                    "kept then",
                     highlight=False,
                 )
+                self.on_witness = list(verdict.new)
             else:
                 raise KeyRefused(_refusal(verdict.new, verdict.why, remembered or (), self.path))
             trusted += verdict.new

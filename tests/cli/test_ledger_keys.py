@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,12 +30,14 @@ from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.main import app as cli_app
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
+from LLM_Mesh.core.witness import cosign, witness_key
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.ledger_signer import public_key_text
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import make_settings
 
 URL = "http://registry.test"
+WITNESS = Ed25519PrivateKey.generate()
 
 
 class Registry:
@@ -45,22 +48,31 @@ class Registry:
         self.home, self.key = home, None
         self.key: Ed25519PrivateKey | None
         self.grants: tuple[int, ...] = (10, 20)
+        self.witness: Ed25519PrivateKey | None = None  # cosigns each new checkpoint
 
         @contextlib.asynccontextmanager
         async def source(
             url: str, db: object, origin: str, ca: object = None, api_key: str | None = None
         ) -> AsyncIterator[HttpSource]:
-            settings = make_settings(self.home, pool_daily_budget=0)
+            witnesses = (witness_key(WITNESS, "w").vkey,)
+            settings = make_settings(self.home, pool_daily_budget=0, ledger_witnesses=witnesses)
             store = SqlStore(Settings(home=self.home).effective_database_url)
             app = create_registry_app(settings, store=store, gateway_key=self.key)
             async with app.router.lifespan_context(app):
                 rt = app.state.runtime
+                cp = None
                 if self.grants:
                     await rt.ledger.append([Transfer("grant", MINT, POOL, n) for n in self.grants])
-                    assert await rt.checkpointer.checkpoint()
+                    cp = await rt.checkpointer.checkpoint()
+                    assert cp is not None
                     self.grants = ()
                 t = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=t, base_url=URL) as client:
+                    if cp is not None and self.witness is not None:  # its round, as it runs
+                        line = cosign(self.witness, "w", cp.note, int(time.time()))
+                        body = {"tree_size": cp.tree_size, "cosignature": line}
+                        r = await client.post("/v1/ledger/cosignatures", json=body)
+                        assert r.status_code == 200, r.text
                     yield HttpSource(client, api_key)
 
         async def first(urls: object, verify: object) -> str:
@@ -231,3 +243,30 @@ def test_receipt_verify_holds_the_registrys_keys_to_those_kept(
     # --key: as before, nothing judged
     code, out = receipt_verify(mine, "--key", public_key_text(mine))
     assert code == 0 and "trusting" not in out, out
+
+
+def test_a_new_key_on_the_witnesses_word_needs_the_newest_checkpoint_cosigned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--witness``: a key no earlier run trusted passes only when the newest checkpoint
+    itself carries the witnesses' cosignatures, not while it rides (``--witness-max-age``)
+    on an older checkpoint's: a man in the middle's new key and its forged extension would
+    pass that long."""
+    reg, me = Registry(tmp_path / "registry", monkeypatch), tmp_path / "verifier"
+    reg.witness = WITNESS
+    w = witness_key(WITNESS, "w").vkey
+    assert cli(me, "ledger", "verify", "--witness", w)[0] == 0
+    stranger = Ed25519PrivateKey.generate()
+    reg.key, reg.grants, reg.witness = stranger, (7,), None  # not cosigned (yet)
+    code, out = cli(me, "ledger", "verify", "--witness", w)
+    assert code == 1, out  # riding on the first checkpoint's fresh cosignature: it passed
+    assert "if the newest checkpoint itself carries the --witness cosignatures" in out
+    assert (
+        "unwitnessed" in out
+        and public_key_text(stranger) not in (me / "ledger_seen.json").read_text()
+    )
+    reg.witness, reg.grants = WITNESS, (8,)  # the witnesses saw it and cosigned
+    code, out = cli(me, "ledger", "verify", "--witness", w)
+    assert code == 0 and "OK" in out, out
+    code, out = cli(me, "ledger", "verify")
+    assert code == 0 and "trusting" not in out, out  # kept
