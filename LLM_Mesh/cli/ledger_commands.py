@@ -50,6 +50,7 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
+from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.ledger_seen import (
     SEEN_FILE,
@@ -114,18 +115,23 @@ async def audit(
     remembered: tuple[int, bytes] | None = None,
     watch: Callable[[Sequence[Row]], None] | None = None,
     now_us: int | None = None,
+    judge: Callable[[list[str], object], list[str]] | None = None,
 ) -> Report:
     """Download and check everything (see the module docstring); ``remembered``: the size
     and root an earlier audit of this ledger checked (the history must still hash to it);
     ``watch``: called with every batch of entries as read (``--receipt``); ``now_us``: the
     verifier's clock: with it, the time rules of ``core/ledger_time.py`` hold (each
     checkpoint within its key's validity window, entries no later than the checkpoints
-    covering them, nothing ahead of the clock); ``ledger verify`` always passes it."""
+    covering them, nothing ahead of the clock); ``ledger verify`` always passes it;
+    ``judge``: which of the published keys to trust (given them and the source's
+    ``key_rotations``; ``cli/ledger_keys.KeyMemory.judge``), unless ``pin``."""
     keys, origin = await source.keys()
     # each published key's ``created`` (what tells its validity window)
     created = getattr(source, "created", None) if now_us is not None else None
     if pin is not None:
         keys = [pin]
+    elif judge is not None:  # found 2026-12-05: any key the registry listed was taken
+        keys = judge(keys, getattr(source, "key_rotations", None))
     auditor = Auditor(
         await source.checkpoints(), keys, origin, remembered, pinned=pin is not None,
         created=created, now_us=now_us,
@@ -346,6 +352,7 @@ def verify(
             "in the whole log naming its hash, must charge what it signs; repeatable",
         ),
     ] = None,
+    accept_new_key: AcceptNewKeyOpt = False,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances; with --compare, other verifiers' checkpoints against this view; with
@@ -359,7 +366,9 @@ def verify(
     `unwitnessed`: too few of the trusted witnesses cosigned, or too long ago; `key`: a
     checkpoint dated outside its key's window, from its `created` to the next key's, 600 s
     of grace; `time`: an entry dated over 300 s after a checkpoint covering it, or anything
-    over 300 s ahead of this clock), or an error."""
+    over 300 s ahead of this clock), or an error, such as a ledger key no earlier run
+    trusted that no signed rotation from a trusted key leads to (the first run trusts the
+    registry's keys and says so; --key, --witness or --accept-new-key instead)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, database_url=database_url, registry_ca=ca)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
@@ -381,6 +390,7 @@ def verify(
     # the user's key goes only to the registry configured with it, never to one named by
     # --registry (auditing another registry would hand it the key): there, the pool's
     mine = settings.api_key if registry is None else None
+    memory = KeyMemory(seen_path, source, accept_new=accept_new_key, witnessed=bool(witnesses))
     if mine and not database_url:
         warn_plain_http(settings.registry_urls, "your API key")
     read: list[tuple[str, int, int] | None] = []  # the balance the registry showed for it
@@ -393,17 +403,21 @@ def verify(
         url = settings.registry_url if db else await first_answering(urls, verify)
         where_from = (url, db, settings.ledger_origin)
         async with _source(*where_from, settings.registry_ca, mine) as src:
+            if isinstance(src, StoreSource):  # the operator's own chain, beside registry.key
+                from LLM_Mesh.registry.key_history import ROTATIONS_FILE, read_rotations
+
+                src.key_rotations = read_rotations(settings.home / ROTATIONS_FILE)
             trusted = [key] if key else (await src.keys())[0] if receipts else []
             held = ReceiptWatch(receipts, trusted)
             report = await audit(
                 src, page=page, pin=key, remembered=remembered, watch=held.rows,
-                now_us=int(time.time() * 1_000_000),
+                now_us=int(time.time() * 1_000_000), judge=memory.judge,
             )  # fmt: skip
             held.judge(report)
             read.append(src.balance_read if isinstance(src, HttpSource) else None)
             if not compare or not report.ok:
                 return report, []
-            keys = [key] if key is not None else (await src.keys())[0]
+            keys = [key] if key is not None else memory.trusted
             return report, await compare_all(compare, report.checkpoint, keys, src.consistency)
 
     start = time.perf_counter()
@@ -437,9 +451,13 @@ def verify(
         raise typer.Exit(1)
     if witnesses:  # a view no trusted witness saw is not remembered as this ledger's
         needed = witnesses_needed or len(witnesses)
-        if not check_witnessed(report.signed, witnesses, needed, time.time(), witness_max_age):
+        # a key no earlier run trusted, taken on the witnesses' word: the newest checkpoint
+        # must carry their cosignatures itself (-1: no riding on an older one's)
+        max_age = -1 if memory.on_witness else witness_max_age
+        if not check_witnessed(report.signed, witnesses, needed, time.time(), max_age):
             raise typer.Exit(1)
-    save_seen(seen_path, source, report, None if database_url else settings.registry_url, account)
+    where_seen = None if database_url else settings.registry_url
+    save_seen(seen_path, source, report, where_seen, account, keys=memory.trusted)
     print_compared(compared, report.checkpoint, report.checkpoint_key, where)
     if not all(c.ok for c in compared):
         raise typer.Exit(1)

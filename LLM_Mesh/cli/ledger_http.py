@@ -85,6 +85,8 @@ class HttpSource:
     def __init__(self, client: httpx.AsyncClient, api_key: str | None = None) -> None:
         self.client, self.api_key = client, api_key
         self.created: dict[str, int | None] | None = None  # keys() reads it: key -> created
+        # keys() reads it too: the registry's signed rotation chain (``key_rotations``)
+        self.key_rotations: object = None
         # the balance :meth:`stored` read: (account, balance, tree size); None: none read
         self.balance_read: tuple[str, int, int] | None = None
 
@@ -110,7 +112,9 @@ class HttpSource:
 
     async def keys(self) -> tuple[list[str], str]:
         what = "GET /v1/ledger/keys"
-        data = rows_in(await self._get("/v1/ledger/keys"), what, "data", ("public_key",))
+        answer = await self._get("/v1/ledger/keys")
+        data = rows_in(answer, what, "data", ("public_key",))
+        self.key_rotations = answer.get("key_rotations")
         if not data:
             raise MeshError("the registry publishes no ledger key")
         self.created = {str(k["public_key"]): _seconds(k.get("created")) for k in data}

@@ -5,26 +5,34 @@ size and root of the entries the last clean run checked (the next run checks the
 still hashes to it) and the newest signed checkpoint it checked, in ``core/gossip``'s
 exchange form (what ``llm-mesh ledger checkpoint`` exports for other verifiers)::
 
-    {"<sha256 hex>": {"size": 3, "root": "<hex>", "checkpoint": {"format": ..., "note": ...}}}
+    {"<sha256 hex>": {"size": 3, "root": "<hex>", "checkpoint": {"format": ..., "note": ...},
+                      "keys": ["<base64>", ...]}}
+
+``keys``: the ledger keys the verifier trusted for this ledger (on first use, by a signed
+rotation from one it trusted, or accepted: ``core/ledger_keys.py``), kept from run to run.
+The file is written whole, mode 0600.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.gossip import export
 from LLM_Mesh.core.ledger_audit import Report
-from LLM_Mesh.secret_files import make_private_dir
+from LLM_Mesh.secret_files import make_private_dir, replace_file
 
 __all__ = [
     "SEEN_FILE",
     "load_checked_through",
     "load_key_account",
+    "load_keys",
     "load_seen",
     "load_seen_checkpoint",
+    "remember_keys",
     "save_seen",
 ]
 
@@ -41,7 +49,9 @@ def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
     """The size and root an earlier ``ledger verify`` of ``source`` checked, if any."""
     try:
         seen = json.loads(path.read_text()).get(_seen_key(source))
-        return (int(seen["size"]), bytes.fromhex(seen["root"])) if seen else None
+        if not seen or (isinstance(seen, dict) and "size" not in seen and "root" not in seen):
+            return None  # nothing audited yet (``receipt verify`` keeps only keys)
+        return int(seen["size"]), bytes.fromhex(seen["root"])
     except FileNotFoundError:
         return None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -51,13 +61,15 @@ def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
 def save_seen(
     path: Path, source: str, report: Report, registry: str | None = None,
     account: tuple[str, str] | None = None, through: tuple[str, int] | None = None,
+    keys: Sequence[str] = (),
 ) -> None:  # fmt: skip
     """Remember what this audit checked (only a clean one; only ever a longer history),
     the newest signed checkpoint it checked (``core/gossip.export``'s form) and, kept from
     run to run, the account the registry named for an API key (``account``: its
     ``core/key_account.key_tag`` and the account; the first one named stays) and, for a
     clean ``ledger statement``, the size of the signed log it judged for the key
-    (``through``: its tag and that size; only ever a larger one: ``core/receipt_keep.py``)."""
+    (``through``: its tag and that size; only ever a larger one: ``core/receipt_keep.py``),
+    and the ledger keys trusted (``keys``: added to those kept, none forgotten)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -78,11 +90,14 @@ def save_seen(
         judged[through[0]] = max(judged.get(through[0], 0), through[1])
     if judged:
         seen["statements"] = judged
+    kept = before.get("keys") if isinstance(before, dict) else None
+    kept = [k for k in kept if isinstance(k, str)] if isinstance(kept, list) else []
+    kept += [k for k in keys if k not in kept]
+    if kept:
+        seen["keys"] = kept
     data[_seen_key(source)] = seen
     make_private_dir(path.parent)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    replace_file(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def _seen(path: Path, source: str) -> Any:
@@ -118,3 +133,36 @@ def load_checked_through(path: Path, source: str, tag: str) -> int:
     judged = seen.get("statements") if isinstance(seen, dict) else None
     size = judged.get(tag) if isinstance(judged, dict) else None
     return size if type(size) is int and size > 0 else 0
+
+
+def load_keys(path: Path, source: str) -> list[str] | None:
+    """The ledger keys earlier clean runs of ``source`` trusted (``None``: none yet)."""
+    seen = _seen(path, source)
+    keys = seen.get("keys") if isinstance(seen, dict) else None
+    if not isinstance(keys, list):
+        return None
+    kept = [k for k in keys if isinstance(k, str)]
+    return kept or None
+
+
+def remember_keys(path: Path, source: str, keys: Sequence[str]) -> None:
+    """Keep ``keys`` among the ledger keys trusted for ``source``, nothing else changed
+    (``receipt verify``: no audit to remember)."""
+    if not keys:
+        return
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    except ValueError as exc:
+        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not what ledger verify wrote; remove it")
+    seen = data.get(_seen_key(source))
+    seen = dict(seen) if isinstance(seen, dict) else {}
+    kept = seen.get("keys")
+    kept = [k for k in kept if isinstance(k, str)] if isinstance(kept, list) else []
+    seen["keys"] = kept + [k for k in keys if k not in kept]
+    data[_seen_key(source)] = seen
+    make_private_dir(path.parent)
+    replace_file(path, json.dumps(data, indent=1, sort_keys=True).encode())

@@ -53,6 +53,7 @@ from LLM_Mesh.cli.common import (
 from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
 from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
+from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
 from LLM_Mesh.cli.ledger_seen import (
     SEEN_FILE,
     load_checked_through,
@@ -306,6 +307,7 @@ def statement_command(
     ] = 10_000,
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
+    accept_new_key: AcceptNewKeyOpt = False,
 ) -> None:
     """List every ledger entry of your account and check it against your receipts.
 
@@ -330,6 +332,7 @@ def statement_command(
     settings = settings_from(home, registry, registry_ca=ca)
     source = f"registry:{settings.registry_url}"
     seen_path = settings.home / SEEN_FILE
+    memory = KeyMemory(seen_path, source, accept_new=accept_new_key)  # as ledger verify's
     if key is not None:
         key = ledger_commands._check_pin(key)
     if account is not None and not ACCOUNT_RE.match(account):
@@ -420,6 +423,7 @@ def statement_command(
             report = await ledger_commands.audit(
                 src, page=page, pin=key, remembered=load_seen(seen_path, source),
                 watch=both if records else watch.rows, now_us=int(time.time() * 1_000_000),
+                judge=memory.judge,
             )  # fmt: skip
             watch.account = watch.account or named()
             if mine and isinstance(src, HttpSource):
@@ -491,7 +495,7 @@ def statement_command(
         )
         raise typer.Exit(1)
     through = (tag, cp.tree_size) if tag and cp is not None else None
-    save_seen(seen_path, source, report, settings.registry_url, tofu, through)
+    save_seen(seen_path, source, report, settings.registry_url, tofu, through, memory.trusted)
     console.print(
         "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
         "it signs"

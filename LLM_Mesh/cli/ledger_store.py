@@ -20,6 +20,8 @@ class StoreSource:
     def __init__(self, ledger: Any, origin: str) -> None:
         self.ledger, self.origin = ledger, origin
         self.created: dict[str, int | None] | None = None  # keys() reads it: key -> created
+        # the rotation chain the verifier's home keeps (an operator's registry.key.rotations)
+        self.key_rotations: object = None
 
     async def keys(self) -> tuple[list[str], str]:
         rows = await self.ledger.keys()

@@ -301,7 +301,8 @@ def check_witnessed(
     """Print which trusted witnesses cosigned the newest of ``signed`` (the checkpoints
     checked, newest first) that ``needed`` of them cosigned; whether that passes
     (``core/witness.witnessed``: the newest checkpoint, or one whose cosignatures are at
-    most ``max_age_s`` old)."""
+    most ``max_age_s`` old; -1: the newest only, for a ledger key taken on the witnesses'
+    word: ``cli/ledger_keys.py``)."""
     if not signed:
         err.print(
             "[red]unwitnessed[/]: no signed checkpoint to carry a witness's cosignature yet "
@@ -334,7 +335,13 @@ def check_witnessed(
     if not seen.ok:
         err.print(
             f"[red]unwitnessed[/]: the newest witnessed checkpoint (size {cp.tree_size}) was "
-            f"cosigned {seen.age_s} s ago, more than --witness-max-age {max_age_s} s, and "
+            f"cosigned {seen.age_s} s ago, "
+            + (
+                f"more than --witness-max-age {max_age_s} s"
+                if max_age_s >= 0
+                else "and a ledger key no earlier run trusted needs the newest itself cosigned"
+            )
+            + ", and "
             f"the registry has signed {seen.newer} checkpoint(s) since (up to size {newest}) "
             "that the trusted witnesses did not cosign: they refused that history (a split "
             "view) or stopped running",

@@ -5,7 +5,8 @@ as its ``data:`` line: as JSON it is read as a whole answer) or its whole SSE te
 or an ``X-Mesh-Receipt`` header value, from FILE or stdin (``-``); the registry keys
 from ``--key B64`` (repeatable), ``--keys FILE`` (what ``GET /v1/ledger/keys`` answers,
 saved, or one key a line) or, when neither is given, from the registry
-(``--registry``, default ``$LLM_MESH_REGISTRY_URL``: ``GET /v1/ledger/keys``). The
+(``--registry``, default ``$LLM_MESH_REGISTRY_URL``: ``GET /v1/ledger/keys``, held to
+the keys an earlier run kept: ``cli/ledger_keys.py``). The
 decisions are pure (``core/receipt_verify.py``). Exit 0 when valid, 1 when not, with
 the reason named (``INVALID gateway_signature: ...``).
 """
@@ -35,6 +36,8 @@ from LLM_Mesh.cli.common import (
     settings_from,
     warn_plain_http,
 )
+from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
+from LLM_Mesh.cli.ledger_seen import SEEN_FILE, remember_keys
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
@@ -93,15 +96,29 @@ def fetch_keys(
 
 
 def fetch_keys_at(
-    registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None
-) -> tuple[str, list[str]]:
-    """:func:`fetch_keys` and the replica that answered them."""
-    return asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
+    registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None,
+    chain: list[object] | None = None,
+) -> tuple[str, list[str]]:  # fmt: skip
+    """:func:`fetch_keys` and the replica that answered them; ``chain``, when given, gets
+    the answer's ``key_rotations`` (the registry's signed rotation chain; None: none)."""
+    url, text = asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
+    if chain is not None:
+        chain.append(_rotations_in(text))
+    return url, keys_from_listing(text)
+
+
+def _rotations_in(text: str) -> object:
+    """The ``key_rotations`` of a ``GET /v1/ledger/keys`` answer (None: none)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data.get("key_rotations") if isinstance(data, dict) else None
 
 
 async def _fetch_keys(
     urls: Sequence[str], timeout_s: float, ca_file: str | None
-) -> tuple[str, list[str]]:
+) -> tuple[str, str]:
     verify = client_ssl_context(ca_file)
     async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
         for n, url in enumerate(urls, 1):
@@ -120,7 +137,7 @@ async def _fetch_keys(
                 continue
             if r.status_code != 200:
                 raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
-            return url, keys_from_listing(r.text)
+            return url, r.text
     raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
@@ -246,20 +263,33 @@ def verify_command(
         str | None,
         typer.Option("--ledger-request-id", help="the request's id in the ledger (with --ledger)"),
     ] = None,
+    accept_new_key: AcceptNewKeyOpt = False,
 ) -> None:
     """Check a receipt's registry countersignature and every node's signature offline.
-    Exit 0 when valid, 1 when not (the reason is named)."""
+    Exit 0 when valid, 1 when not (the reason is named). Keys read from the registry are
+    held to those an earlier run kept, as `ledger verify` holds them (a new one only by
+    the registry's signed rotation, or --accept-new-key); the first run trusts them."""
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
         texts = list(key or [])
         if keys_file is not None:
             texts += keys_from_listing(keys_file.read_text("utf-8"))
         answered: str | None = None  # the replica that answered: asked first after
+        memory: KeyMemory | None = None  # the registry's keys judged (none given here)
         if not texts or registry is not None:
             ca = str(registry_ca.expanduser()) if registry_ca else None
             settings = settings_from(None, registry, registry_ca=ca)
-            answered, more = fetch_keys_at(settings.registry_urls, ca_file=settings.registry_ca)
+            chain: list[object] = []
+            answered, more = fetch_keys_at(
+                settings.registry_urls, ca_file=settings.registry_ca, chain=chain
+            )
             warn_plain_http([answered], "the registry's keys", keys=True)
+            if not texts:  # none of the user's: the listed ones held to those kept
+                memory = KeyMemory(
+                    settings.home / SEEN_FILE, f"registry:{settings.registry_url}",
+                    accept_new=accept_new_key,
+                )  # fmt: skip
+                more = memory.judge(more, chain[0] if chain else None)
             texts += more
         keys = parse_keys(texts)
         expected = None if output is None else output.read_text("utf-8")
@@ -276,6 +306,11 @@ def verify_command(
         # the message quotes the answer's own ids (anyone's text): printed, not read as markup
         err.print(f"[red]INVALID[/] {exc.reason}: {shown(exc)}", highlight=False)
         raise typer.Exit(1) from None
+    if memory is not None:  # the keys that checked a real countersignature, kept
+        try:
+            remember_keys(memory.path, memory.source, memory.trusted)
+        except (OSError, ValueError) as exc:
+            raise fail(exc) from exc
     _describe(receipt, request_id)
     if found.simulated:  # found 2026-12-04: a sim node's answer verified with no word of it
         console.print(SIMULATED_NOTE, highlight=False)

@@ -12,7 +12,11 @@
   ``tree_size > after``, oldest first;
 - ``GET /v1/ledger/proof/inclusion?index=&tree_size=``: RFC 9162 audit path;
 - ``GET /v1/ledger/proof/consistency?first=&second=``: RFC 9162 consistency proof;
-- ``GET /v1/ledger/keys``: the checkpoint signers' public keys (and ``vkey`` texts).
+- ``GET /v1/ledger/keys``: the checkpoint signers' public keys (and ``vkey`` texts), and
+  ``key_rotations``: the chain of signed rotation statements ending at this registry's
+  key (``registry/key_history.py``, the one registration answers carry: the ledger key
+  is ``registry.key``), by which a verifier that remembered an earlier key follows a
+  rotation (``core/ledger_keys.py``).
 
 Hashes are lowercase hex. A size or index outside the tree is 400 naming the parameter.
 
@@ -48,6 +52,7 @@ from starlette.types import Receive, Scope, Send
 from LLM_Mesh.core.checkpoint import vkey
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.core.ratelimit import Limits, address_scope
+from LLM_Mesh.core.schemas import KeyRotation
 from LLM_Mesh.errors import InvalidRequest, MeshError, RateLimited
 from LLM_Mesh.registry.errors import NOSNIFF, JSONAnswer
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
@@ -134,6 +139,7 @@ class LedgerKeyList(_Open):
     object: Literal["list"]
     data: list[LedgerKey]
     has_more: bool
+    key_rotations: list[KeyRotation] = []
 
 
 _E400 = {"description": "a size or index outside the tree (`param` names it)"}
@@ -434,7 +440,8 @@ async def ledger_consistency_proof(
 
 @router.get("/v1/ledger/keys", responses={200: {"model": LedgerKeyList}}, response_model=None)
 async def ledger_keys(request: Request) -> JSONAnswer:
-    """The keys that sign checkpoints (Ed25519, base64), with signed-note ``vkey`` texts."""
+    """The keys that sign checkpoints (Ed25519, base64), with signed-note ``vkey`` texts,
+    and the signed rotation chain to the current one (``key_rotations``, oldest first)."""
     ledger, cp = _ledger(request)
     await cp.ensure_published()
     data = [
@@ -448,4 +455,5 @@ async def ledger_keys(request: Request) -> JSONAnswer:
         }
         for pk, at in await ledger.keys()
     ]
-    return JSONAnswer({"object": "list", "data": data, "has_more": False})
+    chain = [dict(link) for link in get_runtime(request).key_rotations]
+    return JSONAnswer({"object": "list", "data": data, "has_more": False, "key_rotations": chain})

@@ -319,3 +319,36 @@ async def test_verify_over_http_checks_the_balance_the_registry_charges_against(
                         f"7 entries add up to {entries} (+500 without an entry)",
                     )
                 ]
+
+
+async def test_the_key_list_carries_the_signed_rotation_chain(tmp_path: Path) -> None:
+    """``GET /v1/ledger/keys``' ``key_rotations``: the chain ``registry.key.rotations``
+    keeps (the one registration answers carry), ending at the key that signs now; none
+    before any rotation. What a verifier follows from a key it remembered."""
+    import os
+
+    from LLM_Mesh.core.key_chain import follow_chain
+    from LLM_Mesh.core.key_rotation import vouches_for
+
+    async def keys_answer() -> dict[str, object]:
+        settings = make_settings(tmp_path, pool_daily_budget=0)
+        app = create_registry_app(settings, store=MemoryStore())
+        async with app.router.lifespan_context(app):
+            t = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=t, base_url="http://mesh") as client:
+                answer: dict[str, object] = (await client.get("/v1/ledger/keys")).json()
+                return answer
+
+    def url(std: str) -> str:
+        return base64.urlsafe_b64encode(base64.b64decode(std)).rstrip(b"=").decode()
+
+    before = await keys_answer()
+    assert before["key_rotations"] == []
+    old = url(before["data"][0]["public_key"])  # type: ignore[index]
+    os.replace(tmp_path / "registry.key", tmp_path / "registry.key.previous")  # deploy.md
+    after = await keys_answer()
+    new = url(after["data"][0]["public_key"])  # type: ignore[index]
+    chain = after["key_rotations"]
+    assert isinstance(chain, list) and len(chain) == 1 and vouches_for(chain[0], old, new)
+    assert follow_chain(chain, old, new) == [old, new]
+    assert json.loads((tmp_path / "registry.key.rotations").read_text()) == chain

@@ -1,0 +1,77 @@
+"""``core/ledger_keys.judge_keys``: the published ledger keys a verifier trusts (found
+2026-12-05: every key the registry listed, on every run)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.key_chain import MAX_CHAIN_LINKS
+from LLM_Mesh.core.key_rotation import rotation_statement
+from LLM_Mesh.core.ledger_keys import judge_keys
+from LLM_Mesh.registry.ledger_signer import public_key_text
+
+A, B, C, X = (Ed25519PrivateKey.generate() for _ in range(4))
+
+
+def pub(key: Ed25519PrivateKey) -> str:
+    return public_key_text(key)  # as GET /v1/ledger/keys lists it: standard base64
+
+
+def test_first_use_trusts_every_published_key_and_says_so() -> None:
+    t = judge_keys([pub(A), pub(B)], None, None)
+    assert t.trusted == t.first_use == (pub(A), pub(B)) and not t.new
+
+
+def test_a_remembered_key_is_trusted_in_either_base64() -> None:
+    url = base64.urlsafe_b64encode(base64.b64decode(pub(A))).rstrip(b"=").decode()
+    t = judge_keys([pub(A)], [url], None)
+    assert t.trusted == (pub(A),) and not t.first_use and not t.new
+
+
+def test_a_new_key_with_no_rotation_is_not_trusted() -> None:
+    t = judge_keys([pub(A), pub(X)], [pub(A)], None)
+    assert t.trusted == (pub(A),) and t.new == (pub(X),)
+    assert "serves no signed rotation statement" in t.why
+
+
+def test_a_signed_rotation_from_a_remembered_key_is_followed() -> None:
+    chain = [rotation_statement(A, B)]
+    t = judge_keys([pub(A), pub(B)], [pub(A)], chain)
+    assert t.trusted == (pub(A), pub(B)) and not t.new
+    assert t.rotated == ((pub(B), pub(A), 1),)
+
+
+def test_two_rotations_behind_every_key_on_the_way_is_reached() -> None:
+    chain = [rotation_statement(A, B), rotation_statement(B, C)]
+    t = judge_keys([pub(B), pub(C)], [pub(A)], chain)
+    assert t.trusted == (pub(B), pub(C)) and not t.new
+    assert t.rotated == ((pub(B), pub(A), 1), (pub(C), pub(A), 2))
+
+
+def test_a_chain_not_from_a_remembered_key_or_forged_is_refused() -> None:
+    # the forger's own chain: its key X vouching for itself's successor, not from A
+    t = judge_keys([pub(A), pub(C)], [pub(A)], [rotation_statement(X, C)])
+    assert t.new == (pub(C),) and "does not lead there from a remembered key" in t.why
+    # a link claiming A vouches for X, signed by X
+    by_x = rotation_statement(X, X)  # X's signature naming X
+    forged = {**by_x, "previous_public_key": rotation_statement(A, B)["previous_public_key"]}
+    t = judge_keys([pub(A), pub(X)], [pub(A)], [forged])
+    assert t.new == (pub(X),) and "forged" in t.why
+
+
+def test_a_chain_to_another_key_vouches_only_for_its_keys() -> None:
+    t = judge_keys([pub(A), pub(B), pub(X)], [pub(A)], [rotation_statement(A, B)])
+    assert t.trusted == (pub(A), pub(B)) and t.new == (pub(X),)
+    assert "no signed rotation statement from a remembered key names it" in t.why
+
+
+def test_a_chain_over_the_bound_or_garbled_is_refused() -> None:
+    keys = [Ed25519PrivateKey.generate() for _ in range(MAX_CHAIN_LINKS + 2)]
+    chain = [rotation_statement(a, b) for a, b in itertools.pairwise(keys)]
+    t = judge_keys([pub(keys[-1])], [pub(keys[0])], chain)
+    assert t.new == (pub(keys[-1]),) and "over the bound" in t.why
+    assert judge_keys([pub(B)], [pub(A)], ["junk"]).new == (pub(B),)
+    assert judge_keys(["not a key"], [pub(A)], None).new == ("not a key",)
