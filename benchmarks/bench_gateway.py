@@ -249,6 +249,18 @@ def _litellm_version() -> str:
         return "?"
 
 
+@contextmanager
+def no_auth_mesh(node_args: list[str]) -> Iterator[Any]:
+    """Target ``ours-a0``'s mesh: this tree's registry and sim node with the gateway -> node
+    authentication patched out in both processes (``noauth/sitecustomize.py``)."""
+    noauth = Path(__file__).resolve().parent / "noauth"
+    with contextlib.ExitStack() as stack:
+        # set while its processes start (they inherit it), not for meshes started later
+        with preloaded(noauth), environ({"LLM_MESH_BENCH_NO_AUTH": "1"}):
+            mesh = stack.enter_context(local_mesh(model=MODEL, engine="sim", node_args=node_args))
+        yield mesh
+
+
 def check(client: httpx.Client, name: str, url: str) -> None:
     r = client.post(url + "/v1/chat/completions", json=BODY, headers=_headers(url))
     if r.status_code != 200:
@@ -663,11 +675,7 @@ def main() -> None:
             targets["ours-s0"] = off.registry_url
             meshes.append(off)
         if args.no_auth_target:
-            noauth = Path(__file__).resolve().parent / "noauth"
-            with preloaded(noauth), environ({"LLM_MESH_BENCH_NO_AUTH": "1"}):
-                bare = stack.enter_context(
-                    local_mesh(model=MODEL, engine="sim", node_args=node_args)
-                )
+            bare = stack.enter_context(no_auth_mesh(node_args))
             targets["ours-a0"] = bare.registry_url
             meshes.append(bare)
         for n in [int(x) for x in args.gateway_workers.split(",") if x.strip()]:

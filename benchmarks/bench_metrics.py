@@ -195,7 +195,9 @@ def hooks(repeats: int = 10, n: int = 20000) -> dict[str, float]:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from LLM_Mesh.core.balancer import Router
+    from LLM_Mesh.core.catalog import get_spec
     from LLM_Mesh.core.failover import Action, Step, Stop
+    from LLM_Mesh.core.pricing import request_cost
     from LLM_Mesh.core.route_types import Outcome
     from LLM_Mesh.logs import JsonFormatter
     from LLM_Mesh.node.metrics import NodeMetrics
@@ -206,12 +208,16 @@ def hooks(repeats: int = 10, n: int = 20000) -> dict[str, float]:
     from LLM_Mesh.registry.ports import RequestRecord
     from LLM_Mesh.registry.telemetry import Telemetry
 
+    spec = get_spec(MODEL)
+    assert spec is not None, MODEL
+    cost = request_cost(spec.price, 12, 1)  # µNT, a whole number
     job = Job(path="/v1/chat/completions", model=MODEL, body={}, raw=b"", stream=False,
-              prompt_text="", max_tokens=1, price_per_1k=0.1, catalog_context=None,
-              request_id="req-" + "0" * 32, started=0.0)  # fmt: skip
+              prompt_text="", max_tokens=1, price=spec.price, estimate=cost,
+              catalog_context=spec.context_length, request_id="req-" + "0" * 32,
+              started=0.0)  # fmt: skip
     rec = RequestRecord(request_id=job.request_id, node_id="node-" + "a" * 26, model=MODEL,
                         stream=False, outcome="ok", error_code=None, prompt_tokens=12,
-                        completion_tokens=1, latency_ms=3.2, ttft_ms=2.9, cost=1.3e-05,
+                        completion_tokens=1, latency_ms=3.2, ttft_ms=2.9, cost=cost,
                         created_at=datetime.now(timezone.utc))  # fmt: skip
     step = Step(rec.node_id, Outcome.SUCCESS, Action.STOP, Stop.SUCCEEDED)
     gm = GatewayMetrics(NodeTable(30.0), Router(), DemandTracker(time.monotonic))

@@ -177,11 +177,10 @@ async def settlements_per_s(url: str, n: int, concurrency: int, sequential: int)
     from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
     from LLM_Mesh.registry.ledger import SqlLedger
     from LLM_Mesh.registry.settle_db import Answer, PaidPart
-    from LLM_Mesh.registry.settlement import Settlement, operator_account
+    from LLM_Mesh.registry.settlement import Settlement
     from LLM_Mesh.registry.store import SqlStore
 
     users = [pseudonym("user", f"bench-{i}") for i in range(100)]
-    ops = [operator_account(f"op-{i}") for i in range(10)]
     async with SqlStore(url) as store:
 
         async def engine() -> Any:
@@ -191,6 +190,8 @@ async def settlements_per_s(url: str, n: int, concurrency: int, sequential: int)
         await ledger.append([Transfer("grant", MINT, u, 10**12) for u in users])
         s = Settlement(ledger, fee_bps=500, pool_daily_budget=0, wall_clock=time.time)
         await s.start()
+        assert s.accounts is not None  # the ledger's keyed accounts, known once started
+        ops = [s.accounts.operator(f"op-{i}") for i in range(10)]  # as note_operator names them
         try:
 
             async def one(i: int) -> tuple[float, float]:

@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--baseline-tree", type=Path, default=None)
     args = parser.parse_args()
+    if args.commands < 2:  # the median is of the commands after the first
+        parser.error("--commands at least 2")
     hung, held = start_hung()
     urls = f"{hung},{start_live()}"
     trees = ([("before", args.baseline_tree)] if args.baseline_tree else []) + [

@@ -6,8 +6,13 @@ process (``tests/registry/helpers.running``: a SQLite ledger in a temporary fold
 socket). ``balance``: 2,000 calls without a key, the manual clock moved 50 ms every 100
 calls (20 calls a simulated second); ``heartbeat``: 50 heartbeats of one registered node,
 each 1,040,019 bytes (65,000 ``loaded_models``). Printed: ``time.process_time`` a call
-(every thread: the database's too), the last answer's status. Trees alternate,
-``--rounds`` times.
+(every thread: the database's too), the last answer's status and, for a refusal, its error
+``code`` and ``param``. Trees alternate, ``--rounds`` times.
+
+Since 2026-12-05 (branch ``anon27``) the heartbeat case is refused: 400 ``invalid_request``,
+``param`` ``loaded_models``, past ``MAX_HEARTBEAT_BYTES`` (``core/schemas.py``), before its
+signature or JSON is read. That refusal is what this case measures on this tree, not a
+broken probe (a tree before it answers 200; docs/benchmarks.md, 06:52 UTC that day).
 
     .venv/bin/python benchmarks/probe_control_reads.py [--baseline-tree DIR] [--rounds 3]
 """
@@ -49,7 +54,11 @@ async def main():
                 for _ in range(n):
                     r = await h.client.post("/mesh/nodes/node-a/heartbeat", content=body)
                 c1 = time.process_time()
-            print(json.dumps({"status": r.status_code, "cpu_us_per_call": round((c1 - c0) / n * 1e6)}))
+            out = {"status": r.status_code, "cpu_us_per_call": round((c1 - c0) / n * 1e6)}
+            if r.status_code >= 400:  # why (the heartbeat's: its size bound)
+                err = r.json().get("error") or {}
+                out |= {"code": err.get("code"), "param": err.get("param")}
+            print(json.dumps(out))
 
 asyncio.run(main())
 """

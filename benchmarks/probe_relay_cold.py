@@ -63,6 +63,9 @@ class _Answer:
     async def aclose(self) -> None:
         return None
 
+    async def done_reading(self) -> None:  # after [DONE] (a tree before it: never called)
+        return None
+
 
 class _Exchange:
     def __init__(self) -> None:
@@ -70,8 +73,11 @@ class _Exchange:
         self.tally.node_id = "n"
         self.att = None
         # the stream guard's inputs (a tree before it has none): no token limit, the default
-        # floor on the real clock, one request in flight on the node
-        self.job = SimpleNamespace(token_limit=0, max_tokens=0)
+        # floor on the real clock, one request in flight on the node; the client's model, the
+        # one the chunks name (a node's other name is rewritten: not this path; without it
+        # the probe failed from 2026-12-05)
+        self.job = SimpleNamespace(token_limit=0, max_tokens=0, model="gemma-3-270m", choices=1,
+                                   stop_bytes=0)
         self.rt = SimpleNamespace(clock=time.monotonic, stream_floor=stream_guard.StreamFloor())
         shared = getattr(stream_guard, "SharedTime", None)
         self.routing = SimpleNamespace(shares=shared() if shared is not None else None)
@@ -86,7 +92,8 @@ class _Exchange:
 
 
 async def one(n: int, evict: tuple[bytearray, bytearray] | None) -> tuple[float, float]:
-    ns = NodeStream(_Exchange())  # type: ignore[arg-type]
+    ex = _Exchange()
+    ns = NodeStream(ex)  # type: ignore[arg-type]
     ns.resp = _Answer(n)  # type: ignore[assignment]
     relay = SseRelay(ns.events(), lambda obj, _c: obj.__setitem__("mesh", {}))
     it = relay.events().__aiter__()
@@ -100,6 +107,8 @@ async def one(n: int, evict: tuple[bytearray, bytearray] | None) -> tuple[float,
         except StopAsyncIteration:
             break
         times.append(time.perf_counter_ns() - t0)
+    # the honest path to its end, not a failover's (a stand-in short of what the tree reads)
+    assert ex.tally.outcome == "ok", ex.tally.outcome
     times.sort()
     return times[len(times) // 2] / 1e3, sum(times) / len(times) / 1e3
 

@@ -131,4 +131,7 @@ if __name__ == "__main__":
     ap.add_argument("--trash-kib", type=int, default=0)
     ap.add_argument("--index", default="payer")
     ap.add_argument("--aa", action="store_true", help="both files with the index")
-    asyncio.run(main(ap.parse_args()))
+    parsed = ap.parse_args()
+    if parsed.rounds < 2:  # the first round is a warm-up
+        ap.error("--rounds at least 2")
+    asyncio.run(main(parsed))

@@ -7,8 +7,9 @@ request (the group commit's smallest batches: a request alone), timed per call:
 
 - ``plain``: 0006's ``llm_mesh_settle_batch`` in autocommit, no batch id (the old hot
   path: a repeat after a lost connection could apply a batch twice);
-- ``batch_id``: what ``PgSettleDb`` sends (``registry/settle_db.py``): 0010's
-  ``llm_mesh_settle_batch_once`` in autocommit, the id and result rows recorded in
+- ``batch_id``: what ``PgSettleDb`` sends (``registry/settle_db.py``): 0015's
+  ``llm_mesh_settle_batch2_once`` (0010's ``llm_mesh_settle_batch_once`` with the leases'
+  three columns, none set here) in autocommit, the id and result rows recorded in
   ``settle_batches``;
 - ``txid``: the alternative, ``BEGIN``; 0006's function with ``txid_current()``;
   ``COMMIT`` (``txid_status()`` would be asked only after a lost ``COMMIT``): two more
@@ -42,16 +43,17 @@ PLAIN = (
     "$8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text, $13::timestamptz)"
 )
 TXID = PLAIN.replace("SELECT idx, ok, bal, res", "SELECT idx, ok, bal, res, txid_current()")
+PLAIN_COLS = 11  # 0006's arrays: settle_db._pg_rows' first 11 (then the leases' 3, 0015's)
 VARIANTS = ("plain", "batch_id", "txid")
 
 
 async def one(conn: Any, variant: str, cols: list[list[Any]], now: datetime) -> list[Any]:
     if variant == "plain":
-        return list(await conn.fetch(PLAIN, *cols, "bench", now))
+        return list(await conn.fetch(PLAIN, *cols[:PLAIN_COLS], "bench", now))
     if variant == "batch_id":
         return list(await conn.fetch(sd._PG_BATCH, sd._batch_id(), *cols, "bench", now))
     await conn.execute("BEGIN")
-    rows = await conn.fetch(TXID, *cols, "bench", now)
+    rows = await conn.fetch(TXID, *cols[:PLAIN_COLS], "bench", now)
     await conn.execute("COMMIT")
     return list(rows)
 
