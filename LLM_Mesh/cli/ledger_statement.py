@@ -447,6 +447,7 @@ def statement_command(
             "listed (what it was paid stays there): run again with --account for it",
             highlight=False,
         )
+    before_acct = None
     if tofu is not None:
         before_acct = load_key_account(seen_path, source, tofu[0])
         changed = (
@@ -492,14 +493,16 @@ def statement_command(
         raise typer.Exit(1)
     through = (tag, cp.tree_size) if tag and cp is not None else None
     save_seen(seen_path, source, report, settings.registry_url, tofu, through)
-    console.print(
-        "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
-        "it signs"
-        + (" (or an earlier statement checked it)" if before else "")
-        + "; the list is every entry of the account in the log"
-        + ("; every request the served logs hold was paid to it" if served else ""),
-        highlight=False,
-    )
+    if token is not None:  # the operator's own words (found 2026-12-05: the user's line)
+        ok = _operator_ok(bool(served), first=before_acct is None, signed=cp is not None)
+    else:
+        ok = (
+            "every debit of the account names a receipt you hold and charges what it signs"
+            + (" (or an earlier statement checked it)" if before else "")
+            + "; the list is every entry of the account in the log"
+            + ("; every request the served logs hold was paid to it" if served else "")
+        )
+    console.print(f"[green]OK[/]: {ok}", highlight=False)
     if kept is not None and cp is not None and kept.is_dir():  # only the folder ask fills
         gone = removable(
             held, by_receipt, judged_size=cp.tree_size, now_ms=cp.time_us // 1000, keep_s=KEEP_S
@@ -518,6 +521,26 @@ def statement_command(
             "checkpoint yet[/]: run again later for the registry's signature on them",
             highlight=False,
         )
+
+
+def _operator_ok(served: bool, *, first: bool, signed: bool) -> str:
+    """What a clean ``--operator`` statement checked: the listing, the account the
+    registry names for the token (against the one remembered), and the served logs."""
+    return (
+        "the list is every entry of your operator account in the log"
+        + (", which checks out against the registry's signed checkpoint; " if signed else "; ")
+        + (
+            "the account named for your operator token is remembered: a later statement "
+            "refuses another"
+            if first
+            else "the registry names the same account for your operator token as before"
+        )
+        + (
+            "; every request the served logs hold was paid to it"
+            if served
+            else "; what your node served is not checked: add --served FILE (its served.jsonl)"
+        )
+    )
 
 
 def _judged_by(
