@@ -74,6 +74,7 @@ from LLM_Mesh.core.receipt_keep import KEEP_S, removable
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import key_folder, prune
 from LLM_Mesh.tls import client_ssl_context
 
@@ -194,7 +195,8 @@ async def operator_account(
     operator cannot derive), remembered on first use by the caller; and the replica that
     answered (where the log is read from first)."""
     urls, ca = settings.registry_urls, settings.registry_ca
-    async with MeshClient(urls, ca_file=ca, http_client=http_client) as client:
+    quiet = PlainHttpNotice((), quiet=True)  # the statement says it (warn_plain_http)
+    async with MeshClient(urls, ca_file=ca, http_client=http_client, notice=quiet) as client:
         report = await client.earnings(token, days=1)
         answered = client.base_url
     acct, old = report.get("account"), report.get("old_account")
