@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from LLM_Mesh.core.client_retry import retry_header
 from LLM_Mesh.errors import PayloadTooLarge
 from LLM_Mesh.json_answer import NOSNIFF
 from LLM_Mesh.request_id import new_request_id
@@ -46,6 +47,8 @@ from LLM_Mesh.request_id import new_request_id
 __all__ = ["BodyLimit"]
 
 CLOSE = (b"connection", b"close")
+# x-should-retry of a 413 (core/client_retry.py)
+_ADVICE = [(k.encode(), v.encode()) for k, v in retry_header(413).items()]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -72,6 +75,7 @@ async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
                 NOSNIFF,
                 (b"x-request-id", rid),
                 (b"x-mesh-request-id", rid),
+                *_ADVICE,  # the client's body: a retry is refused again
             ],
         }
     )

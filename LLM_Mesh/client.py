@@ -95,6 +95,7 @@ from LLM_Mesh.errors import (
     RegistryUnreachable,
     UpstreamError,
 )
+from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.tls import client_ssl_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
@@ -192,8 +193,11 @@ class MeshClient:
         stream_max_s: float | None = None,
         hang_policy: HangPolicy | None = DEFAULT_POLICY,
         memory: ReplicaMemory | None = None,
+        notice: PlainHttpNotice | None = None,
     ) -> None:
         self.base_urls = gateway_urls(base_url)
+        # one WARNING when a credential first goes over plain http to another machine
+        self.notice = notice or PlainHttpNotice(self.base_urls)  # (plain_http.py)
         self._memory = memory  # the replica that answered another process (client_replicas)
         # when a wait on a gateway, with another left to try, is given up as hung (module
         # docstring); None: never
@@ -354,6 +358,7 @@ class MeshClient:
         if not self._admin_key:
             return {}
         header = _bearer(self._admin_key, "the admin key")  # a bad key: refused, nothing sent
+        self.notice.sent("the admin key")
         if (holder := self._admin_registry_key) is not None:
             await prove(self._http, base, holder, deadline_s=self._deadline_s(timeout))
         return header
@@ -399,7 +404,7 @@ class MeshClient:
             "/v1/earnings",
             EARNINGS_ANSWER_BYTES,
             params=params,
-            headers=_bearer(operator_token, "the operator token"),
+            headers=self._credential(operator_token, "the operator token"),
         )
         return data
 
@@ -416,7 +421,8 @@ class MeshClient:
 
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
-        headers = _bearer(self._api_key, "the API key", InvalidApiKey) if self._api_key else None
+        key = self._api_key
+        headers = self._credential(key, "the API key", InvalidApiKey) if key else None
         data: dict[str, Any] = await self._request(
             "GET", "/v1/balance", PING_ANSWER_BYTES, headers=headers
         )
@@ -429,8 +435,16 @@ class MeshClient:
             request_id = new_request_id()  # the same id on every gateway tried
         headers = {"X-Request-Id": request_id} if request_id else {}
         if self._api_key:
-            headers.update(_bearer(self._api_key, "the API key", InvalidApiKey))
+            headers.update(self._credential(self._api_key, "the API key", InvalidApiKey))
         return headers
+
+    def _credential(
+        self, secret: str, what: str, error: type[MeshError] = InvalidCredential
+    ) -> dict[str, str]:
+        """:func:`_bearer`, and :attr:`notice` told that ``what`` is sent."""
+        header = _bearer(secret, what, error)
+        self.notice.sent(what)
+        return header
 
     async def completion(
         self, body: dict[str, Any], *, request_id: str | None = None

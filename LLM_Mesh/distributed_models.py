@@ -28,17 +28,15 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 
 from LLM_Mesh.bounded_http import rows
-from LLM_Mesh.client import MeshClient, fetch_json_sync
+from LLM_Mesh.client import MeshClient, fetch_json_sync, gateway_urls
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
-from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
     InvalidCredential,
@@ -48,6 +46,8 @@ from LLM_Mesh.errors import (
     ModelUnavailable,
     RegistryUnreachable,
 )
+from LLM_Mesh.model_response import ModelResponse
+from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import keep_for_key, keeps
 
 __all__ = [
@@ -62,97 +62,9 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 128
 
 
-def _micro(value: Any) -> int:
-    """An amount of micro-NetworkTokens from an answer's ``mesh`` (a whole number; else 0)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-#: the largest token count read from an answer's ``usage``; past it: 0
-MAX_USAGE_TOKENS = 2**53
-
-
-def _tokens(value: Any) -> int:
-    """A token count from an answer's ``usage``: a whole number from 0 to
-    :data:`MAX_USAGE_TOKENS`, else 0 (found 2026-12-03: ``int(...)`` of a hostile gateway's
-    ``"many"``, ``1e400``, ``[]`` or ``None`` raised ``ValueError``/``TypeError``/
-    ``OverflowError`` in the user's code)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return 0
-    return value if 0 <= value <= MAX_USAGE_TOKENS else 0
-
-
 def _rows(value: Any) -> list[Mapping[str, Any]]:
     """The objects of ``value`` if it is a list, else none (a hostile gateway's answer)."""
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _obj(value: Any) -> Mapping[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (a hostile gateway's answer)."""
-    return value if isinstance(value, Mapping) else {}
-
-
-@dataclass
-class ModelResponse:
-    """A model's answer with who served it, how fast, and what it cost."""
-
-    text: str
-    model: str
-    node_id: str | None
-    task_type: str | None = None
-    requested_model: str | None = None
-    fallback_from: str | None = None
-    engine: str | None = None
-    simulated: bool = False
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
-    tokens_per_s: float | None = None
-    cost: int = 0  # micro-NetworkTokens charged for the answer
-    currency: str = "micro-NetworkToken"
-    request_id: str | None = None
-    # the receipt and its ids, as ``ask --save`` writes them (core/receipt_verify.saved_form)
-    receipt: dict[str, Any] | None = field(default=None, repr=False)
-    # where it was kept (LLM_MESH_SAVE_RECEIPTS=1 with a key), else None
-    receipt_file: str | None = None
-
-    def __str__(self) -> str:
-        return self.text
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_openai(
-        cls, body: Mapping[str, Any], *, task_type: str | None, requested: str | None
-    ) -> ModelResponse:
-        choices = body.get("choices")
-        choice = _obj(choices[0] if isinstance(choices, list) and choices else None)
-        text = choice.get("text")
-        if text is None:
-            text = _obj(choice.get("message")).get("content") or ""
-        mesh = _obj(body.get("mesh"))
-        usage = _obj(body.get("usage"))
-        model = str(mesh.get("model") or body.get("model") or requested or "")
-        return cls(
-            text=str(text),
-            model=model,
-            node_id=mesh.get("node_id"),
-            task_type=task_type,
-            requested_model=requested,
-            engine=mesh.get("engine"),
-            simulated=bool(mesh.get("simulated", False)),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=_tokens(usage.get("prompt_tokens")),
-            completion_tokens=_tokens(usage.get("completion_tokens")),
-            latency_ms=mesh.get("latency_ms"),
-            ttft_ms=mesh.get("ttft_ms"),
-            tokens_per_s=mesh.get("tokens_per_s"),
-            cost=_micro(mesh.get("cost")),
-            request_id=mesh.get("request_id"),
-            receipt=saved_form(dict(mesh)),
-        )
 
 
 class DistributedModelRegistry:
@@ -175,8 +87,13 @@ class DistributedModelRegistry:
         api_key: str | None = None,
         replica_memory: ReplicaMemory | None = None,
         keep_receipts: bool | None = None,
+        warn_plain_http: bool = True,
     ) -> None:
         self._settings = settings
+        # one WARNING for this object when a credential first goes over plain http to
+        # another machine (plain_http.py); not warn_plain_http: the caller says it (the CLI)
+        self._warn = warn_plain_http
+        self._notice: PlainHttpNotice | None = None
         self._keep = keep_receipts  # a keyed answer's receipt kept (receipt_files.keeps)
         self._memory = replica_memory  # another process's answering replica (the CLI's)
         self._api_key = api_key
@@ -209,6 +126,14 @@ class DistributedModelRegistry:
         return self._settings.api_key
 
     @property
+    def notice(self) -> PlainHttpNotice:
+        """This object's one plain-http warning, shared by every client it makes."""
+        if self._notice is None:
+            urls = gateway_urls(self.registry_url)
+            self._notice = PlainHttpNotice(urls, quiet=not self._warn)
+        return self._notice
+
+    @property
     def ca_file(self) -> str | None:
         """The CA file an https registry is verified with besides the system's (settings)."""
         if self._settings is None:
@@ -223,6 +148,7 @@ class DistributedModelRegistry:
             self._settings = settings
         self._registry_url = registry_url or self._registry_url
         self._models = self._nodes = None
+        self._notice = None
 
     @asynccontextmanager
     async def client(self, *, stream_max_s: float | None = None) -> AsyncIterator[MeshClient]:
@@ -236,6 +162,7 @@ class DistributedModelRegistry:
         async with MeshClient(
             self.registry_url, http_client=self._http, api_key=self.api_key,
             ca_file=self.ca_file, stream_max_s=stream_max_s, memory=self._memory,
+            notice=self.notice,
         ) as c:  # fmt: skip
             c.prefer(self._answered)
             try:
@@ -356,7 +283,6 @@ class DistributedModelRegistry:
         2026-12-03: with the mesh down, any program on its port received the key);
         :class:`~LLM_Mesh.errors.InvalidCredential` naming the cause when it does not.
         """
-        from LLM_Mesh.client import gateway_urls
         from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
         if self._settings is None:
@@ -368,6 +294,7 @@ class DistributedModelRegistry:
         async with MeshClient(
             self.registry_url, http_client=self._http, admin_key=admin.key,
             admin_registry_key=admin.registry_key, ca_file=self.ca_file, memory=self._memory,
+            notice=self.notice,
         ) as c:  # fmt: skip
             c.prefer(self._answered)
             results = await c.health_check()

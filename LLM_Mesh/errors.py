@@ -126,7 +126,9 @@ class ModelNotFound(MeshError):
 class ModelUnavailable(MeshError):
     """The model exists but no healthy node hosts it right now.
 
-    ``available`` names the models that are up; ``retry_after`` is in seconds.
+    ``available`` names the models that are up; ``retry_after`` is in seconds;
+    ``hopeless``: no node serves the model at all (or none within the request's
+    constraints), so a client's retry cannot help soon (``core/client_retry.py``).
     """
 
     status = 503
@@ -140,6 +142,7 @@ class ModelUnavailable(MeshError):
         model: str | None = None,
         available: list[str] | None = None,
         retry_after: int = 10,
+        hopeless: bool = False,
         **extra: Any,
     ) -> None:
         up = list(available or [])
@@ -149,6 +152,7 @@ class ModelUnavailable(MeshError):
         self.model = model
         self.available = list(available or [])
         self.retry_after = retry_after
+        self.hopeless = hopeless
 
 
 class Overloaded(MeshError):

@@ -51,6 +51,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from LLM_Mesh.core.client_retry import retry_header
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.peer_exempt import canonical_address
 from LLM_Mesh.core.ratelimit import address_scope
@@ -76,6 +77,9 @@ _HEAD_TOO_LARGE_BODY = (
     b'"param":null,"code":"request_header_fields_too_large"}}'
 )
 
+# x-should-retry of a 431 (core/client_retry.py), each header line ending in CRLF
+_ADVICE_431 = "".join(f"{k}: {v}\r\n" for k, v in retry_header(431).items()).encode()
+
 
 def _head_too_large() -> bytes:
     """The 431: OpenAI's error shape, with a request id as every error answer has
@@ -84,8 +88,8 @@ def _head_too_large() -> bytes:
     return (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
         b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n"
-        b"x-request-id: %s\r\nx-mesh-request-id: %s\r\n\r\n%s"
-    ) % (len(_HEAD_TOO_LARGE_BODY), rid, rid, _HEAD_TOO_LARGE_BODY)
+        b"x-request-id: %s\r\nx-mesh-request-id: %s\r\n%s\r\n%s"
+    ) % (len(_HEAD_TOO_LARGE_BODY), rid, rid, _ADVICE_431, _HEAD_TOO_LARGE_BODY)
 
 
 #: the fewest connections a node lets one peer hold (its gateway replicas behind one address)

@@ -40,6 +40,7 @@ def assert_413(r: httpx.Response) -> None:
     assert r.status_code == 413, r.text
     err = r.json()["error"]
     assert err["code"] == "request_too_large" and err["type"] == "invalid_request_error"
+    assert r.headers["x-should-retry"] == "false"  # the client's body (core/client_retry.py)
 
 
 # --- the middleware on its own ------------------------------------------------------------

@@ -670,3 +670,30 @@ async def test_get_response_and_handle_task_avoid_regions(inprocess_mesh: InProc
     )
     assert t.node_id == nowhere
     assert eu not in {r.node_id, t.node_id}
+
+
+async def test_the_fallback_hint_names_only_a_model_that_answers_under_the_regions(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Under ``avoid_regions``, "with fallback=True X answers" named a model whose only node
+    is in an avoided region too (found 2026-12-05): the 503 names the models up within the
+    request's constraints, and the hint only one of them."""
+    mesh = inprocess_mesh
+    mesh.add_node("gemma-3-270m", node_id="node-gemma-eu", region="eu-west")
+    mesh.add_node("mistral-7b", node_id="node-mistral-us", region="us-east")
+    reg = make(mesh)
+    with pytest.raises(ModelUnavailable) as info:
+        await reg.get_response("code-llama-7b", "def f():", "python", avoid_regions=["eu"])
+    assert "fallback" not in info.value.message
+    assert info.value.available == ["mistral-7b"]
+    with pytest.raises(ModelUnavailable) as info:  # not tried on gemma: it would not answer
+        await reg.get_response(
+            "code-llama-7b", "def f():", "python", avoid_regions=["eu"], fallback=True
+        )
+    assert "no model of the same specialty is up for fallback" in info.value.message
+    assert [c["model"] for c in mesh.completions] == ["code-llama-7b"] * 2
+    # a gemma node outside the avoided region: now it answers, and the hint names it
+    mesh.add_node("gemma-3-270m", node_id="node-gemma-us", region="us-east")
+    with pytest.raises(ModelUnavailable) as info:
+        await reg.get_response("code-llama-7b", "def f():", "python", avoid_regions=["eu"])
+    assert info.value.message.endswith("; with fallback=True gemma-3-270m answers (same specialty)")

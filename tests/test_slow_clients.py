@@ -283,3 +283,4 @@ async def test_the_431_is_openai_shaped_with_a_request_id(patient_port: int) -> 
     lines = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
     assert lines[b"x-request-id"].startswith(b"req-") and lines[b"content-type"] == b"application/json"
     assert json.loads(body)["error"]["code"] == "request_header_fields_too_large"
+    assert lines[b"x-should-retry"] == b"false"  # the client's own head (core/client_retry.py)

@@ -18,6 +18,7 @@ from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
+from LLM_Mesh.plain_http import PlainHttpNotice
 
 
 def text_bound(max_tokens: Any) -> int | None:
@@ -113,7 +114,7 @@ async def _chunks(
 ) -> AsyncIterator[dict[str, Any]]:
     async with MeshClient(
         registry_url, http_client=http_client, api_key=api_key, ca_file=ca_file,
-        stream_max_s=stream_max_s,
+        stream_max_s=stream_max_s, notice=PlainHttpNotice((), quiet=True),  # `ask` said it
     ) as client:  # fmt: skip
         async for chunk in client.stream(path, body):
             yield chunk
@@ -177,6 +178,7 @@ async def ask_once(
     registry = DistributedModelRegistry(
         settings, registry_url=registry_url, api_key=api_key, http_client=http_client,
         replica_memory=replica_memory, keep_receipts=False,  # `ask` keeps its own
+        warn_plain_http=False,  # `ask` says it on stderr itself (cli/common.warn_plain_http)
     )  # fmt: skip
     if model is None:
         await registry.refresh()

@@ -30,6 +30,7 @@ from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
+from LLM_Mesh.plain_http import PlainHttpNotice
 
 OperatorTokenOpt = Annotated[
     str | None,
@@ -79,8 +80,9 @@ def earnings_command(
 
     async def go(secret: str) -> dict[str, Any]:
         async with MeshClient(
-            settings.registry_urls, ca_file=settings.registry_ca, memory=replica_memory(settings)
-        ) as client:
+            settings.registry_urls, ca_file=settings.registry_ca, memory=replica_memory(settings),
+            notice=PlainHttpNotice((), quiet=True),  # said below (warn_plain_http)
+        ) as client:  # fmt: skip
             return await client.earnings(secret, node=node, days=days)
 
     try:

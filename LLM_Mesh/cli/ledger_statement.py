@@ -75,6 +75,7 @@ from LLM_Mesh.core.receipt_keep import KEEP_S, removable
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import key_folder, prune
 from LLM_Mesh.tls import client_ssl_context
 
@@ -195,7 +196,8 @@ async def operator_account(
     operator cannot derive), remembered on first use by the caller; and the replica that
     answered (where the log is read from first)."""
     urls, ca = settings.registry_urls, settings.registry_ca
-    async with MeshClient(urls, ca_file=ca, http_client=http_client) as client:
+    quiet = PlainHttpNotice((), quiet=True)  # the statement says it (warn_plain_http)
+    async with MeshClient(urls, ca_file=ca, http_client=http_client, notice=quiet) as client:
         report = await client.earnings(token, days=1)
         answered = client.base_url
     acct, old = report.get("account"), report.get("old_account")
@@ -451,6 +453,7 @@ def statement_command(
             "listed (what it was paid stays there): run again with --account for it",
             highlight=False,
         )
+    before_acct = None
     if tofu is not None:
         before_acct = load_key_account(seen_path, source, tofu[0])
         changed = (
@@ -496,14 +499,16 @@ def statement_command(
         raise typer.Exit(1)
     through = (tag, cp.tree_size) if tag and cp is not None else None
     save_seen(seen_path, source, report, settings.registry_url, tofu, through, memory.trusted)
-    console.print(
-        "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
-        "it signs"
-        + (" (or an earlier statement checked it)" if before else "")
-        + "; the list is every entry of the account in the log"
-        + ("; every request the served logs hold was paid to it" if served else ""),
-        highlight=False,
-    )
+    if token is not None:  # the operator's own words (found 2026-12-05: the user's line)
+        ok = _operator_ok(bool(served), first=before_acct is None, signed=cp is not None)
+    else:
+        ok = (
+            "every debit of the account names a receipt you hold and charges what it signs"
+            + (" (or an earlier statement checked it)" if before else "")
+            + "; the list is every entry of the account in the log"
+            + ("; every request the served logs hold was paid to it" if served else "")
+        )
+    console.print(f"[green]OK[/]: {ok}", highlight=False)
     if kept is not None and cp is not None and kept.is_dir():  # only the folder ask fills
         gone = removable(
             held, by_receipt, judged_size=cp.tree_size, now_ms=cp.time_us // 1000, keep_s=KEEP_S
@@ -522,6 +527,26 @@ def statement_command(
             "checkpoint yet[/]: run again later for the registry's signature on them",
             highlight=False,
         )
+
+
+def _operator_ok(served: bool, *, first: bool, signed: bool) -> str:
+    """What a clean ``--operator`` statement checked: the listing, the account the
+    registry names for the token (against the one remembered), and the served logs."""
+    return (
+        "the list is every entry of your operator account in the log"
+        + (", which checks out against the registry's signed checkpoint; " if signed else "; ")
+        + (
+            "the account named for your operator token is remembered: a later statement "
+            "refuses another"
+            if first
+            else "the registry names the same account for your operator token as before"
+        )
+        + (
+            "; every request the served logs hold was paid to it"
+            if served
+            else "; what your node served is not checked: add --served FILE (its served.jsonl)"
+        )
+    )
 
 
 def _judged_by(

@@ -469,6 +469,7 @@ def balance(
     settled yet, the gateways' reservation leases: an unused one goes back within a second
     or two); available = balance - reserved."""
     from LLM_Mesh.client import MeshClient
+    from LLM_Mesh.plain_http import PlainHttpNotice
 
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
     if settings.api_key:
@@ -480,6 +481,7 @@ def balance(
             api_key=settings.api_key,
             ca_file=settings.registry_ca,
             memory=replica_memory(settings),
+            notice=PlainHttpNotice((), quiet=True),  # said above (warn_plain_http)
         ) as client:
             return await client.balance()
 

@@ -69,6 +69,7 @@ from starlette.types import Receive, Scope, Send
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.client_retry import retry_header
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
 from LLM_Mesh.core.priority import PRIORITY_FIELD, is_keyed
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
@@ -123,6 +124,7 @@ def error_response(exc: MeshError) -> JSONAnswer:
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, (Overloaded, ModelUnavailable)) and retry_after:
         headers["Retry-After"] = str(int(retry_after))
+    headers.update(retry_header(exc.status, retry_after))  # core/client_retry.py
     return JSONAnswer(exc.to_openai(), status_code=exc.status, headers=headers)
 
 

@@ -3,7 +3,9 @@ id in ``X-Request-Id`` and ``X-Mesh-Request-Id`` (the request's, else a new one:
 :mod:`LLM_Mesh.request_id`; an unhandled error's in its log line).
 
 ``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
-for ``ModelUnavailable`` / ``Overloaded`` / ``SettlementUnavailable`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
+for ``ModelUnavailable`` / ``Overloaded`` / ``SettlementUnavailable`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); every
+error answer but a 500/502/504 carries ``x-should-retry`` (``core/client_retry.py``: false
+where a client's retry cannot help soon, as for a model no node serves); FastAPI request validation errors
 -> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
 -> their status in OpenAI shape; the database not answering (SQLite's write lock held
 past its busy timeout, a lost PostgreSQL connection: SQLAlchemy's ``OperationalError``
@@ -26,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.client_retry import retry_header
 from LLM_Mesh.errors import (
     InvalidRequest,
     MeshError,
@@ -59,14 +62,17 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(exc: MeshError) -> Response:
     """The HTTP answer for a mesh error."""
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] = {}
+    wait: int | None = None
     if isinstance(exc, (ModelUnavailable, Overloaded, SettlementUnavailable, StoreUnavailable)):
-        headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
+        wait = max(1, int(exc.retry_after))
+        headers["Retry-After"] = str(wait)
         if isinstance(exc, RateLimited):
             headers.update(exc.headers)
+    hopeless = isinstance(exc, ModelUnavailable) and exc.hopeless
+    headers.update(retry_header(exc.status, wait, hopeless=hopeless))
     # the request's id (its log line's and record's), else a new one: every error answer
     # names one, the openai SDK's ``request_id`` (LLM_Mesh/request_id.py)
-    headers = headers or {}
     headers.update(id_headers(exc.request_id or new_request_id()))
     return json_response(exc.to_openai(), exc.status, headers)
 
@@ -106,7 +112,8 @@ async def _http_error(_: Request, exc: Exception) -> Response:
         return await _unexpected(_, exc)
     kind = "invalid_request_error" if exc.status_code < 500 else "api_error"
     body = {"error": {"message": str(exc.detail), "type": kind, "param": None, "code": None}}
-    return json_response(body, exc.status_code, {**(exc.headers or {}), **_fresh_id()})
+    advice = retry_header(exc.status_code)  # a 404 route, a 405: the client's (no retry)
+    return json_response(body, exc.status_code, {**(exc.headers or {}), **advice, **_fresh_id()})
 
 
 def _store_busy(exc: Exception) -> bool:

@@ -284,14 +284,24 @@ def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": _ref("ErrorResponse")}},
     }
+    out["headers"] = {"x-should-retry": _SHOULD_RETRY}
     if retry_after:
-        out["headers"] = {
-            "Retry-After": {
-                "description": "seconds to wait before trying again",
-                "schema": {"type": "integer", "minimum": 0},
-            }
+        out["headers"]["Retry-After"] = {
+            "description": "seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 0},
         }
     return out
+
+
+# every error answer's advice to OpenAI's SDKs, which obey it (core/client_retry.py)
+_SHOULD_RETRY = {
+    "description": (
+        "`false`: a retry cannot help soon (the request's own fault, or no node serves "
+        "the model within its constraints); `true`: a retry after `Retry-After` can; "
+        "absent (a 500, 502, 504): the client's own rule"
+    ),
+    "schema": {"type": "string", "enum": ["true", "false"]},
+}
 
 
 E400 = "invalid request (`param` names the field)"

@@ -44,6 +44,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.client_retry import retry_header
 from LLM_Mesh.core.node_refusal import Refusal
 from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
@@ -123,7 +124,8 @@ def json_answer(
 def passthrough(job: Job, node_id: str, refusal: Refusal) -> Response:
     """A 4xx the node decided (e.g. its exact context check): OpenAI's error object with
     what of the node's may be kept, never its bytes (``core/node_refusal.py``)."""
-    return json_response(refusal.body(), refusal.status, mesh_headers(node_id, job))
+    head = {**mesh_headers(node_id, job), **retry_header(refusal.status)}  # 4xx: no retry
+    return json_response(refusal.body(), refusal.status, head)
 
 
 def asks_usage(body: dict[str, Any]) -> bool:

@@ -53,7 +53,7 @@ from LLM_Mesh.core.liveness import heartbeat_age
 from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
-from LLM_Mesh.core.scoring import RouteRequest, node_cost
+from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
 from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, key_cap, may_wait
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
@@ -222,6 +222,24 @@ class Routing:
                 return d
             self.sync(node_id)
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
+
+    def models_within(
+        self, models: Iterable[str], route: Callable[[str], RouteRequest]
+    ) -> list[str]:
+        """Those of ``models`` that a healthy node hosts which ``route(model)``'s constraints
+        permit (regions, allowed, denied): the ones that would answer under them (found
+        2026-12-05: a 503's "with fallback=True X answers" named a model whose only node was
+        in an avoided region too)."""
+        table, node, now = self.table, self.router.node, self.clock()
+        out = []
+        for model in models:
+            req = route(model)
+            for entry in table.healthy_entries_for(model, now):
+                st = node(entry.node_id)
+                if st is not None and permits(req, st):
+                    out.append(model)
+                    break
+        return out
 
     def slots(self, model: str) -> int:
         """``Router.slots`` (a sum over the model's nodes), counted again only once the

@@ -55,7 +55,6 @@ demand (:mod:`~LLM_Mesh.registry.demand`).
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -88,6 +87,7 @@ from LLM_Mesh.errors import (
 from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Job, Tally, usage_counts
+from LLM_Mesh.registry.no_node import no_node
 from LLM_Mesh.registry.node_answer import bound_for, nonstream_ttft, read_answer
 from LLM_Mesh.registry.node_client import (
     DEADLINE_PASSED,
@@ -464,23 +464,24 @@ class Exchange:
         return step
 
     # -- choosing a node ------------------------------------------------------------------
-    def _route_request(self) -> RouteRequest:
-        ext = self.ext
+    def _route_request(self, model: str | None = None) -> RouteRequest:
+        """The next attempt's route; ``model``: another's under the same constraints."""
+        ext, m = self.ext, model or self.job.model
         allow = ext.allow_nodes
-        if allow is None and not (self.tried or ext.avoid_regions or ext.deny_nodes
-                                  or ext.trusted_only):  # fmt: skip
+        if model is None and allow is None and not (self.tried or ext.avoid_regions
+                                                     or ext.deny_nodes or ext.trusted_only):  # fmt: skip
             # the common request: one made once per model and max_tokens (an equal one)
-            return _plain_route(self.job.model, self.job.max_tokens or None)
+            return _plain_route(m, self.job.max_tokens or None)
         if ext.trusted_only and self.rt.quality is not None:  # only nodes trusted now
-            trusted = self.rt.quality.trusted_nodes(self.job.model)
+            trusted = self.rt.quality.trusted_nodes(m)
             allow = trusted if allow is None else allow & trusted
         return RouteRequest(
-            (self.job.model,),
+            (m,),
             expected_tokens=self.job.max_tokens or None,
             avoid_regions=ext.avoid_regions,
             allow_nodes=allow,
             deny_nodes=ext.deny_nodes,
-            exclude=frozenset(self.tried),
+            exclude=frozenset(self.tried) if model is None else frozenset(),
         )
 
     def _check_context(self, node_id: str) -> None:
@@ -493,27 +494,14 @@ class Exchange:
             check_context(job.prompt_text, job.max_tokens, ctx, job.model)
 
     def _no_node(self, d: Decision, full: str = "") -> MeshError:
-        job = self.job
-        if d.verdict is Verdict.SATURATED:
-            wait = d.wait_s or 1.0
-            how = full or "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
-            return Overloaded(
-                f"every node serving {job.model!r} is saturated; estimated wait {wait:.2f} s "
-                f"({how})",
-                retry_after=max(1, math.ceil(wait)),
-                reason="saturated",
-                wait_s=round(wait, 3),
-                model=job.model,
-            )
-        return ModelUnavailable(
-            f"no healthy node serves {job.model!r} right now"
-            + (" within the request's constraints" if self.ext.present else ""),
-            model=job.model,
-            available=self.rt.table.models_up(),
-            # a node's 503 holds it out (paused, draining): back at the end of its Retry-After
-            retry_after=self.rt.retry_after_s if d.wait_s is None else max(1, math.ceil(d.wait_s)),
-            reason="no_node",
-        )
+        ext = self.ext
+        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes
+                           or ext.trusted_only)  # fmt: skip
+        up = self.rt.table.models_up()
+        if constrained:  # only the models that would answer under the same constraints
+            up = self.routing.models_within(up, self._route_request)
+        return no_node(d, self.job.model, up, self.rt.retry_after_s, constrained=constrained,
+                       full=full)  # fmt: skip
 
     async def _choose(self, first: bool) -> Decision:
         """A node for the next attempt; for the first, 503/429 or the opt-in bounded wait."""

@@ -301,3 +301,28 @@ def test_a_ledger_behind_what_an_earlier_statement_saw_says_what_to_do_if_on_pur
     code, out = _statement(paid)
     assert code == 1 and "truncated" in out, out
     assert "ledger_seen.json)" in out and "remove that file" in out, out
+
+
+def test_an_operator_statement_says_what_was_checked_for_the_operator(
+    paid: Paid, empty: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--operator`` ended with the user's line, "every debit ... names a receipt you
+    hold" (found 2026-12-05): an operator holds no receipts; its line says what was
+    checked for it (the listing, its account against the one remembered, the served logs)."""
+    real = ledger_statement.operator_account
+
+    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None, str]:
+        async with paid.mesh.client() as c:
+            return await real(settings, token, c)
+
+    monkeypatch.setattr(ledger_statement, "operator_account", via_mesh)
+    assert paid.mesh.operator_token is not None
+    monkeypatch.setenv("LLM_MESH_OPERATOR_TOKEN", paid.mesh.operator_token)
+    for first in (True, False):
+        code, out = _statement(paid, "--operator", folder=empty)
+        assert code == 0, out
+        assert "receipt you hold" not in out
+        assert "OK: the list is every entry of your operator account in the log" in out
+        said = "is remembered" if first else "the same account for your operator token as before"
+        assert said in out
+        assert "what your node served is not checked: add --served FILE" in out

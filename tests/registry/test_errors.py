@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
-from LLM_Mesh.registry.errors import json_response
+from LLM_Mesh.errors import StoreUnavailable, UpstreamError
+from LLM_Mesh.registry.errors import error_response, json_response
+from tests.registry.helpers import running
 
 
 def test_json_response_is_compact_json() -> None:
@@ -17,3 +20,15 @@ def test_json_response_is_compact_json() -> None:
 def test_json_response_never_writes_nan_or_infinity(value: float) -> None:
     with pytest.raises(ValueError):  # before: Infinity / NaN, which is not JSON
         json_response({"cost": value})
+
+
+async def test_every_error_answer_says_whether_a_retry_can_help(tmp_path: Path) -> None:
+    """``x-should-retry`` (core/client_retry.py) on the error handler's answers: a route
+    that is not there and a wrong method (the client's), the database busy (a retry
+    helps at once); none on an internal error (the client's own rule)."""
+    async with running(tmp_path) as h:
+        assert (await h.client.get("/v1/nothing")).headers["x-should-retry"] == "false"
+        assert (await h.client.delete("/v1/models")).headers["x-should-retry"] == "false"
+        busy = error_response(StoreUnavailable("busy"))
+        assert (busy.status_code, busy.headers["x-should-retry"]) == (503, "true")
+        assert "x-should-retry" not in error_response(UpstreamError("node failed")).headers

@@ -1,0 +1,45 @@
+"""The send stage's refusal when the router has no node for a request's first attempt
+(:mod:`~LLM_Mesh.registry.send`): 429 ``overloaded`` when every node is full, else 503
+``model_unavailable``, naming the models that would answer under the request's
+constraints; ``hopeless`` (``x-should-retry: false``, ``core/client_retry.py``) when no
+node serves the model within them at all and none is only held out by its own 503."""
+
+from __future__ import annotations
+
+import math
+
+from LLM_Mesh.core.balancer import Decision, Verdict
+from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded
+
+__all__ = ["no_node"]
+
+
+def no_node(
+    d: Decision, model: str, up: list[str], retry_after_s: int, *, constrained: bool,
+    full: str = "",
+) -> MeshError:  # fmt: skip
+    """The refusal for ``d`` (not ``OK``) of a request for ``model``; ``up``: the models a
+    healthy node hosts that the request's constraints permit; ``retry_after_s``: what
+    ``Retry-After`` says when no node is up (a heartbeat interval); ``full``: how to wait
+    for a slot, or why a wait ran out."""
+    if d.verdict is Verdict.SATURATED:
+        wait = d.wait_s or 1.0
+        how = full or "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
+        return Overloaded(
+            f"every node serving {model!r} is saturated; estimated wait {wait:.2f} s ({how})",
+            retry_after=max(1, math.ceil(wait)),
+            reason="saturated",
+            wait_s=round(wait, 3),
+            model=model,
+        )
+    within = " within the request's constraints" if constrained else ""
+    listed = ", ".join(up) if up else "none"
+    return ModelUnavailable(
+        f"no healthy node serves {model!r} right now{within} (models up{within}: {listed})",
+        model=model,
+        available=up,
+        # a node's 503 holds it out (paused, draining): back at the end of its Retry-After
+        retry_after=retry_after_s if d.wait_s is None else max(1, math.ceil(d.wait_s)),
+        hopeless=d.wait_s is None and model not in up,
+        reason="no_node",
+    )
