@@ -19,14 +19,15 @@ The bound, per request (each number an honest answer's worst case with room to s
     entries    = (tokens + echoed tokens x n) x (1 + alternatives)   (none without logprobs)
 
 ``tokens`` is the request's token limit (``core/stream_guard.token_limit``: ``max_tokens``,
-without it the model's context, per choice ``n``). A token's text is a few bytes (the
+without it the context the answering node declares, at most the model's: ``Job.limit_on``,
+per choice ``n``). A token's text is a few bytes (the
 longest of common vocabularies ~128); JSON writes a non-ASCII character as ``\\uXXXX``
 (6 bytes): 256 a token is several times an honest one. A log-probability entry (its token,
 ``bytes`` list and ``logprob``; a chat's ``top_logprobs`` list) is ~60-200 bytes and at most
 3 containers in OpenAI's shapes: 512 and 4. The result is capped at ``ceiling`` (the
 transport's own bound). So ``max_tokens`` 256 allows 128 KiB; 4096 with ``top_logprobs``
 20 about 43 MiB (an honest one is ~8 MiB); a request without ``max_tokens`` is bounded by
-its model's context (a 32k context with log-probabilities reaches the ceiling).
+its node's context (a 32k context with log-probabilities reaches the ceiling).
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ __all__ = [
     "reward_amount",
     "rewards",
     "success_milli",
+    "uptime_period",
 ]
 
 MILLI = 1000
@@ -252,6 +253,27 @@ def close_uptime(
     base = mark_ms if counter_ms >= mark_ms else 0
     healthy = min(counter_ms - base, period_ms)
     return healthy, max(base + healthy, counter_ms - carry_ms)
+
+
+def uptime_period(
+    last_beat_s: float | None, last_closed: int | None, due: int, period_s: int
+) -> int:
+    """The period (its start) a node's uptime counted since its last close is closed in:
+    ``due``, the latest period due, unless the node's last credited heartbeat
+    (``last_beat_s``) came before ``due`` began (every registry was down since, or the
+    node was): then the period that credit was earned in (the instant just before the
+    heartbeat: a credit vouches for the time before it), when that is after the node's
+    last closed period ``last_closed``. Found 2026-12-05: a close after every registry was
+    down for a period or more labelled the uptime of before the stop with the latest
+    period, in which the node was never up, and judged it by that period's requests."""
+    if period_s <= 0:
+        raise ValueError("a period is positive")
+    if last_beat_s is None:
+        return due
+    earned = math.floor((last_beat_s - 0.001) / period_s) * period_s
+    if earned >= due or (last_closed is not None and earned <= last_closed):
+        return due
+    return earned
 
 
 def earns_uptime(models: Sequence[Mapping[str, object]]) -> bool:

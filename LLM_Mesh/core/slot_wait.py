@@ -16,7 +16,10 @@ least :data:`RECHECK_S` passes between looks without a change, and at most
 as without a wait (429 ``overloaded``). Of those places one API key may hold at most
 :func:`key_cap` (a quarter, :data:`KEY_SHARE`): until 2026-12-05 one key's flood of waiting
 requests could take all 256 and every other key's wait was refused at once (found
-2026-12-05; docs/security.md, "Users and API keys"). Pure: the caller counts and sleeps.
+2026-12-05; docs/security.md, "Users and API keys"). Four keys at their quarter still
+filled them all; now the last :func:`kept_for_new` places (an eighth, :data:`NEW_KEY_SHARE`)
+go only to keys with no place yet, one each, so a fifth key still waits (found open
+2026-12-05). Pure: the caller counts and sleeps.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 __all__ = [
     "KEY_SHARE",
     "MAX_SEND_WAITERS",
+    "NEW_KEY_SHARE",
     "RECHECK_S",
+    "kept_for_new",
     "key_cap",
     "may_wait",
     "ran_out",
@@ -34,6 +39,7 @@ __all__ = [
 RECHECK_S = 0.25  # the shortest sleep between two looks when nothing changed
 MAX_SEND_WAITERS = 256  # requests in the send stage's wait at once, per process
 KEY_SHARE = 0.25  # the most of those places one API key's requests hold at once
+NEW_KEY_SHARE = 0.125  # the last places, kept for keys with none yet (one each)
 
 
 def recheck_s(hint: float | None, left: float) -> float:
@@ -49,14 +55,25 @@ def key_cap(cap: int = MAX_SEND_WAITERS, share: float = KEY_SHARE) -> int:
     return min(cap, max(1, int(cap * share)))
 
 
+def kept_for_new(cap: int = MAX_SEND_WAITERS) -> int:
+    """The last places of ``cap`` that only a key with no place yet may take:
+    :data:`NEW_KEY_SHARE` of them, rounded down (none of a handful)."""
+    if cap < 0:
+        raise ValueError("cap must be at least 0")
+    return int(cap * NEW_KEY_SHARE)
+
+
 def may_wait(
     waiting: int, cap: int = MAX_SEND_WAITERS, key_waiting: int = 0, share: float = KEY_SHARE
 ) -> bool:
     """Whether one more request may wait, ``waiting`` already waiting here, ``key_waiting``
-    of them for its API key."""
+    of them for its API key: a place free, the key under its :func:`key_cap`, and, for a key
+    that holds places already, one free besides the :func:`kept_for_new` ones."""
     if cap < 0:
         raise ValueError("cap must be at least 0")
-    return waiting < cap and key_waiting < key_cap(cap, share)
+    if waiting >= cap or key_waiting >= key_cap(cap, share):
+        return False
+    return key_waiting == 0 or waiting < cap - kept_for_new(cap)
 
 
 def ran_out(wait_s: float) -> str:

@@ -489,7 +489,7 @@ def serve(
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
-    from LLM_Mesh.registry.store_checks import store_unusable
+    from LLM_Mesh.registry.store_checks import nothing_left_on_refusal, store_unusable
     from LLM_Mesh.server_process import require_free_port
     from LLM_Mesh.worker_beat import beat_for_supervisor
 
@@ -499,33 +499,34 @@ def serve(
         require_free_port(host, port, " (another registry? `llm-mesh up` runs its registry on "
                           "8800): stop it, or serve on another port: --port N")  # fmt: skip
     url = settings.effective_database_url
-    problem = store_unusable(url)  # the file, the server, a newer llm-mesh's schema
-    if problem is not None:
-        raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
-    behind = asyncio.run(store_behind(settings))  # a restored older backup (ledger_mark.py)
-    if behind is not None:
-        raise LedgerBehind(behind)
+    with nothing_left_on_refusal(url):  # a refusal leaves no new registry.db behind
+        problem = store_unusable(url)  # the file, the server, a newer llm-mesh's schema
+        if problem is not None:
+            raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
+        behind = asyncio.run(store_behind(settings))  # a restored older backup (ledger_mark.py)
+        if behind is not None:
+            raise LedgerBehind(behind)
 
-    cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
-    # idle connections (each held up to READ_TIMEOUT_S) meet this soft limit of open files,
-    # not the usual 1,024: ~35 a second from one client took every one (found 2026-12-05)
-    raise_fd_limit()
-    app = trim_periodically(
-        freeze_after_startup(
-            create_registry_app(  # its admin key goes to the URLs it serves on too
-                settings, served_urls=served_urls(host, port, tls_cert is not None)
-            )
-        ),
-        settings.malloc_trim_s,
-    )
-    run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
-        beat_for_supervisor(app), settings.registry_shutdown_s, host=host, port=port,
-        log_level=log_level, access_log=False,  # a worker of --workers N: beating (worker_beat)
-        ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
-        ssl_keyfile=tls_key and os.path.expanduser(tls_key),
-        **uvicorn_log_kwargs(settings.log_format),
-        # no slowloris: a request arrives within READ_TIMEOUT_S; no slow consumer: a client
-        # that takes nothing of its answer for WRITE_STALL_S is let go
-        http=guarded_http(write_stall_s=WRITE_STALL_S),
-        **({"sockets": [sock]} if sock is not None else {}),  # it listens once started
-    )  # fmt: skip
+        cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
+        # idle connections (each held up to READ_TIMEOUT_S) meet this soft limit of open files,
+        # not the usual 1,024: ~35 a second from one client took every one (found 2026-12-05)
+        raise_fd_limit()
+        app = trim_periodically(
+            freeze_after_startup(
+                create_registry_app(  # its admin key goes to the URLs it serves on too
+                    settings, served_urls=served_urls(host, port, tls_cert is not None)
+                )
+            ),
+            settings.malloc_trim_s,
+        )
+        run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
+            beat_for_supervisor(app), settings.registry_shutdown_s, host=host, port=port,
+            log_level=log_level, access_log=False,  # a worker of --workers N: beating (worker_beat)
+            ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
+            ssl_keyfile=tls_key and os.path.expanduser(tls_key),
+            **uvicorn_log_kwargs(settings.log_format),
+            # no slowloris: a request arrives within READ_TIMEOUT_S; no slow consumer: a client
+            # that takes nothing of its answer for WRITE_STALL_S is let go
+            http=guarded_http(write_stall_s=WRITE_STALL_S),
+            **({"sockets": [sock]} if sock is not None else {}),  # it listens once started
+        )  # fmt: skip

@@ -36,6 +36,9 @@ class MemoryStore(MemoryReplicaState):
     def __init__(self) -> None:
         super().__init__()
         self.nodes: dict[str, NodeRecord] = {}
+        # node ids by the address (host, port) each was last stored at: a registration's
+        # address check reads those only, not the fleet (as the SQL store's index, 0023)
+        self._at_address: dict[tuple[str, int], set[str]] = {}
         self.requests: list[RequestRecord] = []
         self.operators: dict[str, OperatorRecord] = {}
         self.node_keys: dict[str, NodeKeyRecord] = {}
@@ -60,9 +63,11 @@ class MemoryStore(MemoryReplicaState):
             return False  # revoked since its key was claimed: as SQL
         address = node_address(rec.url)
         if address_live_since is not None and address is not None:
-            for other in self.nodes.values():  # another live node's address: as SQL
+            for other_id in self._at_address.get(address, ()):  # a live one's: as SQL
+                other = self.nodes.get(other_id)
                 if (
-                    other.node_id != rec.node_id
+                    other is not None
+                    and other.node_id != rec.node_id
                     and other.state != NodeState.OFFLINE.value
                     and other.last_heartbeat_at is not None
                     and other.last_heartbeat_at >= address_live_since
@@ -82,8 +87,23 @@ class MemoryStore(MemoryReplicaState):
                 healthy_ms=max(rec.healthy_ms, old.healthy_ms),
             )
         self.nodes[rec.node_id] = replace(rec)
+        self._index_address(rec.node_id, None if old is None else old.url, address)
         self._changed(rec.node_id, datetime.now(timezone.utc))
         return True
+
+    def _index_address(
+        self, node_id: str, old_url: str | None, address: tuple[str, int] | None
+    ) -> None:
+        """``node_id`` now stored at ``address``, no longer at ``old_url``'s."""
+        before = None if old_url is None else node_address(old_url)
+        if before == address:
+            return
+        if before is not None and (ids := self._at_address.get(before)) is not None:
+            ids.discard(node_id)
+            if not ids:
+                del self._at_address[before]
+        if address is not None:
+            self._at_address.setdefault(address, set()).add(node_id)
 
     def _check_failed(self, node_id: str) -> bool:
         held = self.checks.get(node_id)

@@ -1,8 +1,9 @@
 """A node's non-streamed answer, read as the send stage takes it: within the request's
 bound, a JSON object, an answer, under the request's model.
 
-:func:`bound_for` is the most an honest answer to the job can hold
-(``core/answer_bound.py``); the node client stops reading past its bytes
+:func:`bound_for` is the most an honest answer to the job can hold from a node that
+declares a context (``core/answer_bound.py``; without ``max_tokens``, at that node's own
+context: ``Job.limit_on``, as a stream's limit); the node client stops reading past its bytes
 (``NodeClient.post_by(limit=...)``), :func:`read_answer` counts its containers before the
 parser sees it. Anything past the bound, not a JSON object (``core/strict_json.py``) or no
 answer (``core/answer_text.not_an_answer``) is :class:`NotAnAnswer`: the node's protocol
@@ -30,11 +31,14 @@ class NotAnAnswer(NodeProtocolError):
     more containers than the request's bound, or is no answer: a server error, fail over."""
 
 
-def bound_for(job: Job) -> AnswerBound:
-    """The request's bound (``core/answer_bound.answer_bound``), at most the transport's."""
+def bound_for(job: Job, declared: object = None) -> AnswerBound:
+    """The request's bound (``core/answer_bound.answer_bound``) on a node declaring
+    ``declared`` as the model's context (``Job.limit_on``: without ``max_tokens``, that
+    context, at most the job's), at most the transport's. Found 2026-12-05: the job's
+    largest context bounded every node's answer, whatever context the node declared."""
     echo = job.echo
     return answer_bound(
-        job.token_limit,
+        job.limit_on(declared),
         choices=job.choices,
         alternatives=alternatives(job.body),
         echo_chars=len(job.prompt_text) if echo else 0,

@@ -45,7 +45,14 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from LLM_Mesh.core.ledger_entry import MINT, Pseudonyms, Transfer
-from LLM_Mesh.core.rewards import NodePeriod, close_uptime, due_period, earns_uptime, rewards
+from LLM_Mesh.core.rewards import (
+    NodePeriod,
+    close_uptime,
+    due_period,
+    earns_uptime,
+    rewards,
+    uptime_period,
+)
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
@@ -143,7 +150,9 @@ class RewardTask:
         if not nodes:  # nothing to do, and no need to open the ledger's database
             return PeriodReport(start, 0, 0, 0, 0)
         marks = await self._marks([n.node_id for n in nodes])
-        due: list[tuple[NodeRecord, int, int]] = []  # node, healthy in period, new mark
+        # per period the uptime is closed in (``core/rewards.uptime_period``): the due one,
+        # or an earlier one after every registry was down: node, healthy in it, new mark
+        due: dict[int, list[tuple[NodeRecord, int, int]]] = {}
         already = 0
         for n in nodes:
             last_start, mark = marks.get(n.node_id, (None, 0))
@@ -153,44 +162,49 @@ class RewardTask:
             if n.healthy_ms == mark:
                 continue  # not routable since its last close: nothing to record
             healthy, new_mark = close_uptime(n.healthy_ms, mark, period_ms)
-            due.append((n, healthy, new_mark))
+            beat = n.last_heartbeat_at.timestamp() if n.last_heartbeat_at else None
+            label = uptime_period(beat, last_start, start, self.period_s)
+            due.setdefault(label, []).append((n, healthy, new_mark))
         if not due:
             return PeriodReport(start, 0, 0, 0, already)
-        stats = await self.store.request_totals(_dt(start), _dt(start + self.period_s))
-        owners = await self._owners([n.node_id for n, _, _ in due])
+        owners = await self._owners([n.node_id for group in due.values() for n, _, _ in group])
         keyed = await pseudonyms(await self.ledger.engine())
         for node_id in await self._held(set(owners)):
             owners[node_id] = keyed.held(node_id)  # earned, held until the admin decides
-        computed = rewards(
-            [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in due],
-            rate=self.rate,
-            period_ms=period_ms,
-            peers=stats,
-        )
-        rows = [
-            _Row(
-                node_id=r.node_id,
-                operator=owners.get(r.node_id),
-                healthy_ms=r.healthy_ms,
-                mark_ms=new_mark,
-                performance=r.performance,
-                success=r.success,
-                amount=r.amount if owners.get(r.node_id) and self._earns(n) else 0,
-            )
-            for r, (n, _, new_mark) in zip(computed, due, strict=True)
-        ]
         closed = paid = amount = 0
-        for chunk in _chunks(rows):
-            c, p, a, elsewhere = await self._write(start, list(chunk))
-            closed, paid, amount, already = closed + c, paid + p, amount + a, already + elsewhere
-        if closed:
-            log.info(
-                "reward period %s closed: %d nodes, %d paid, %d micro-NetworkTokens",
-                _dt(start).isoformat(),
-                closed,
-                paid,
-                amount,
+        for label, group in sorted(due.items()):
+            stats = await self.store.request_totals(_dt(label), _dt(label + self.period_s))
+            computed = rewards(
+                [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in group],
+                rate=self.rate,
+                period_ms=period_ms,
+                peers=stats,
             )
+            rows = [
+                _Row(
+                    node_id=r.node_id,
+                    operator=owners.get(r.node_id),
+                    healthy_ms=r.healthy_ms,
+                    mark_ms=new_mark,
+                    performance=r.performance,
+                    success=r.success,
+                    amount=r.amount if owners.get(r.node_id) and self._earns(n) else 0,
+                )
+                for r, (n, _, new_mark) in zip(computed, group, strict=True)
+            ]
+            c_all = p_all = a_all = 0
+            for chunk in _chunks(rows):
+                c, p, a, elsewhere = await self._write(label, list(chunk))
+                c_all, p_all, a_all, already = c_all + c, p_all + p, a_all + a, already + elsewhere
+            if c_all:
+                log.info(
+                    "reward period %s closed: %d nodes, %d paid, %d micro-NetworkTokens",
+                    _dt(label).isoformat(),
+                    c_all,
+                    p_all,
+                    a_all,
+                )
+            closed, paid, amount = closed + c_all, paid + p_all, amount + a_all
         return PeriodReport(start, closed, paid, amount, already)
 
     async def _write(self, start: int, rows: list[_Row]) -> tuple[int, int, int, int]:

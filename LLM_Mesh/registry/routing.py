@@ -54,7 +54,7 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, key_cap, may_wait
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, kept_for_new, key_cap, may_wait
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
@@ -114,14 +114,17 @@ class Routing:
     def take_place(self, key: str) -> str:
         """A place in the send stage's opt-in wait for a request of API key ``key``
         (core/slot_wait.py: at most ``max_send_waiters`` in all, ``key_cap`` of them per
-        key): "" when taken (give it back with :meth:`leave_place`), else why there is
+        key, the last ``kept_for_new`` for keys with none yet): "" when taken (give it back with :meth:`leave_place`), else why there is
         none (the request is answered as without a wait)."""
         held = self.key_waiters.get(key, 0)
         if not may_wait(self.send_waiters, self.max_send_waiters, held):
             if self.send_waiters >= self.max_send_waiters:
                 return "as many requests as may wait here wait already"
             cap = key_cap(self.max_send_waiters)
-            return f"{cap} requests of this API key wait here already, the most one key may"
+            if held >= cap:
+                return f"{cap} requests of this API key wait here already, the most one key may"
+            kept = kept_for_new(self.max_send_waiters)
+            return f"the last {kept} places are kept for API keys with none waiting here yet"
         self.send_waiters += 1
         self.key_waiters[key] = held + 1
         return ""

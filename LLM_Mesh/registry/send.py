@@ -542,10 +542,11 @@ class Exchange:
         body_sha256 = sha256_hex(payload)
         connect_s = rt.settings.connect_timeout_s
         parsed: list[dict[str, Any]] = []
-        bound = bound_for(job)  # the most an honest answer holds (core/answer_bound.py)
 
         async def sender(node: str, url: str, left: float) -> NodeResponse:
             headers = forward_headers(rt, job, node, body_sha256)
+            hosted = rt.table.hosted(node, job.model)  # the bound at its context (node_answer)
+            bound = bound_for(job, hosted.context_length if hosted is not None else None)
             resp = await client.post_by(
                 url + job.path, payload, headers, left=left, connect_s=min(left, connect_s),
                 limit=bound.bytes,

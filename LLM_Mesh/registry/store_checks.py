@@ -4,14 +4,18 @@
 :func:`database_unreachable` (one PostgreSQL connection) and
 :func:`~LLM_Mesh.registry.schema_version.schema_unknown` (a newer llm-mesh's schema);
 ``registry serve`` calls it before uvicorn starts (found 2026-12-03: tracebacks from the
-app's start-up instead).
+app's start-up instead). :func:`nothing_left_on_refusal`: a start refused before it
+serves removes the SQLite files it made (found 2026-12-05: an empty ``registry.db`` was
+left in the home, a new network to the next start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -20,7 +24,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.secret_files import make_private_dir
 
-__all__ = ["database_unreachable", "sqlite_file", "sqlite_unusable", "store_unusable"]
+__all__ = [
+    "database_unreachable",
+    "nothing_left_on_refusal",
+    "sqlite_file",
+    "sqlite_unusable",
+    "store_unusable",
+]
+
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")  # the file and its journals
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -52,6 +64,8 @@ def sqlite_unusable(url: str) -> str | None:
         return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
     if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
         return f"the database {path} is not a file this process can read and write"
+    if not path.exists():  # made by the store's start; not here (a refusal would leave it)
+        return None
     try:
         conn = sqlite3.connect(path, timeout=5)
         try:
@@ -93,3 +107,43 @@ def store_unusable(url: str) -> str | None:
         or asyncio.run(database_unreachable(url))
         or asyncio.run(schema_unknown(url))
     )
+
+
+@contextlib.contextmanager
+def nothing_left_on_refusal(url: str) -> Iterator[None]:
+    """Around a start: when it raises (a refusal, a failure, an interrupt), the SQLite
+    files of ``url`` that were not there when it began are removed, if the database still
+    holds no table (a store that was started and migrated is kept, whatever ends it). A
+    file that was there before is never removed; nor is anything for another database."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        yield
+        return
+    made = [
+        side
+        for side in (Path(f"{path}{suffix}") for suffix in SQLITE_SIDE_FILES)
+        if not side.exists()
+    ]
+    try:
+        yield
+    except BaseException:
+        if _holds_no_table(path):
+            for side in made:
+                with contextlib.suppress(FileNotFoundError):
+                    side.unlink()
+        raise
+
+
+def _holds_no_table(path: Path) -> bool:
+    """Whether the SQLite file ``path`` is missing, empty or holds no table (read only;
+    any doubt: ``False``)."""
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return True
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]) == 0
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return False

@@ -28,6 +28,7 @@ from LLM_Mesh.core.rewards import (
     rewards,
     serving,
     success_milli,
+    uptime_period,
 )
 
 HOUR_MS = 3_600_000
@@ -421,3 +422,19 @@ def test_known_at_report_counts_a_peak_only_when_its_requests_ended_on_the_repor
     assert known_at_report(5, 4, ended_at=9.9, now=10.0) == 5
     assert known_at_report(-1, 0, ended_at=-math.inf, now=10.0) == 0
     assert known_at_report(0, 4, ended_at=7.0, now=10.0, transit_s=3.0) == 4
+
+
+def test_uptime_is_closed_in_the_period_of_its_last_credit_before_the_due_one() -> None:
+    p = 3600
+    due = 10 * p
+    assert uptime_period(due + 5, 9 * p, due, p) == due  # up through it: the due period
+    assert uptime_period(None, None, due, p) == due
+    assert uptime_period(due - 5, 9 * p, due, p) == due  # its last beat in it
+    # every registry down since 7.5 periods: the uptime was earned in period 7
+    assert uptime_period(7.5 * p, 6 * p, due, p) == 7 * p
+    assert uptime_period(7.5 * p, None, due, p) == 7 * p  # never closed before
+    assert uptime_period(8 * p, 6 * p, due, p) == 7 * p  # a beat at 8's start vouches for 7
+    # a period already closed for the node is not closed again: the due one takes it
+    assert uptime_period(7.5 * p, 7 * p, due, p) == due
+    with pytest.raises(ValueError):
+        uptime_period(1.0, None, due, 0)

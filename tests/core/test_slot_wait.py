@@ -32,3 +32,24 @@ def test_one_key_may_hold_a_quarter_of_the_places() -> None:
     for bad in ((-1, 0.25), (8, 0.0), (8, 1.5)):
         with pytest.raises(ValueError):
             key_cap(*bad)
+
+
+def test_keys_waiting_leave_places_for_a_key_not_waiting_yet() -> None:
+    """Found open 2026-12-05: four keys at their quarter each filled every place, and a
+    fifth key's wait was refused at once. The last :func:`kept_for_new` places go to keys
+    with no place yet, one each."""
+    from LLM_Mesh.core.slot_wait import kept_for_new
+
+    held = dict.fromkeys("abcd", 0)
+    waiting = 0
+    for key in held:
+        while may_wait(waiting, key_waiting=held[key]):
+            held[key] += 1
+            waiting += 1
+    assert waiting == MAX_SEND_WAITERS - kept_for_new() < MAX_SEND_WAITERS  # before: 256
+    for fresh in range(kept_for_new()):  # a fifth key, and more: a place each
+        assert may_wait(waiting, key_waiting=0), fresh
+        waiting += 1
+    assert not may_wait(waiting, key_waiting=0)  # the total still bounds
+    assert not may_wait(waiting - 1, key_waiting=1)  # one place each in the kept ones
+    assert kept_for_new() == MAX_SEND_WAITERS // 8 and kept_for_new(3) == 0

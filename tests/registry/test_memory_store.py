@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord, Store
@@ -100,3 +102,47 @@ async def test_record_requests_bumps_the_node_counters_as_the_sql_store_does() -
         n.node_id: (n.requests, n.failures, n.tokens_generated) for n in await store.list_nodes()
     }
     assert again == counters
+
+
+async def test_the_address_check_reads_only_the_nodes_at_that_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found open 2026-12-05: each registration with ``address_live_since`` parsed every
+    stored node's URL (O(fleet), as the SQL store before migration 0023's index). Now an
+    index by address: a registration among 2,000 nodes parses a few URLs, and the check
+    still holds: a live node's address is taken, a moved node's old one is free."""
+    from LLM_Mesh.registry import memory_store
+    from LLM_Mesh.registry.ports import AddressTaken
+
+    store = MemoryStore()
+    now = datetime.now(timezone.utc)
+    since = now - timedelta(seconds=30)
+    for i in range(2000):
+        rec = node(f"n{i}")
+        rec.url = f"http://host{i}.example:8801"
+        await store.upsert_node(rec, address_live_since=since)
+    parsed = 0
+    real = memory_store.node_address
+
+    def counting(url: str) -> tuple[str, int] | None:
+        nonlocal parsed
+        parsed += 1
+        return real(url)
+
+    monkeypatch.setattr(memory_store, "node_address", counting)
+    new = node("new")
+    new.url = "http://fresh.example:8801"
+    assert await store.upsert_node(new, address_live_since=since)
+    assert parsed <= 4, parsed  # before: 2,001
+    evil = node("evil")
+    evil.url = "http://HOST7.example:8801/v1"
+    with pytest.raises(AddressTaken) as err:
+        await store.upsert_node(evil, address_live_since=since)
+    assert err.value.holder == "n7"
+    moved = node("n7")
+    moved.url = "http://elsewhere.example:8801"
+    assert await store.upsert_node(moved, address_live_since=since)
+    assert await store.upsert_node(evil, address_live_since=since)  # its old address: free
+    again = node("n8")
+    again.url = "http://host8.example:8801"  # the same node at its own address
+    assert await store.upsert_node(again, address_live_since=since)

@@ -14,7 +14,15 @@ import pytest
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_bound import answer_bound
 from tests.core.test_answer_bound import chat_answer as big_chat_answer
-from tests.registry.helpers import FakeNode, FakeNodes, chat_answer, rank, running, sse_chunks
+from tests.registry.helpers import (
+    FakeNode,
+    FakeNodes,
+    chat_answer,
+    rank,
+    registration,
+    running,
+    sse_chunks,
+)
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
@@ -140,3 +148,34 @@ async def test_a_streams_model_name_is_the_requests(tmp_path: Path) -> None:
         assert len(chunks) >= 4 and all(c["model"] == MODEL for c in chunks), chunks
         text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
         assert text == "Hello"
+
+
+async def test_without_max_tokens_a_node_is_bounded_by_its_own_context(tmp_path: Path) -> None:
+    """Found 2026-12-05: a request without ``max_tokens`` was bounded by the largest
+    context any node declares for its model (the job's, what the estimate is priced at),
+    whichever node answered: a node declaring 256 tokens of context had 8 MiB for its
+    answer (the model's 32,768 tokens). Now each node is held to the bound of its own
+    declared context, as a stream is (``Job.limit_on``): 2 MiB of padding from it fails
+    over."""
+
+    def answer(node: FakeNode, model: str) -> httpx.Response:
+        if node.node_id == "liar":
+            return httpx.Response(200, content=_padded(b"0," * (1 << 20)))
+        return httpx.Response(200, json=chat_answer(model, node.node_id))
+
+    nodes = _Answers(answer)
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        for node_id, context in (("liar", 256), ("honest", None)):
+            model: dict[str, object] = {"id": MODEL, "engine": "sim", "simulated": True}
+            if context is not None:
+                model["context_length"] = context
+            await h.register(node_id)
+            reg = {**registration(node_id), "models": [model]}
+            assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
+        router = h.runtime.routing.router
+        rank(router, ["liar", "honest"], MODEL, h.clock())
+        ask = {k: v for k, v in ASK.items() if k != "max_tokens"}
+        r = await h.client.post(CHAT, json=ask)
+        # before: the liar's 2 MiB answer, within the 32,768-token context's 8 MiB
+        assert r.status_code == 200 and r.headers["x-mesh-node"] == "honest", r.text[:200]
+        assert nodes.asked == ["liar", "honest"]

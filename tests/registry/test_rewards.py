@@ -384,3 +384,38 @@ async def test_a_node_that_serves_only_simulated_models_earns_no_uptime(store: S
                       wall_clock=later, reward_simulated=True)  # fmt: skip
     second = await task.close_due()
     assert second is not None and second.paid == 1 and second.amount == RATE
+
+
+async def test_after_every_registry_was_down_the_uptime_is_closed_in_its_own_period(
+    store: SqlStore,
+) -> None:
+    """Found 2026-12-05: every registry stopped half-way through a period and came back
+    two periods later; the first close (the latest due period) took the uptime counted
+    before the stop and labelled it that latest period, in which the node was never up
+    (``reward:<that period>``, the row too), judged by that period's requests (none:
+    success 1) while the period it was earned in, and its failed requests, were never
+    closed. Now a node's uptime is closed in the period of its last credited heartbeat
+    when that is before the due period (and after the node's last closed one)."""
+    await _operator(store, "op")
+    await _node(store, "ok", "op")  # up the whole first period S
+    await _node(store, "flaky", "op", up_to=PERIOD_S / 2)  # every registry stops at S + P/2
+    await store.record_requests(
+        [_request(i, "flaky", "ok" if i == 0 else "error") for i in range(4)]
+    )
+    ledger = _ledger(store)
+    clock = Clock(S + 3 * PERIOD_S + 15)  # back two periods later: a fresh task closes
+    report = await _task(store, ledger, clock).close_due()
+    assert report is not None and report.closed == 2
+    rows = await _rows(store.engine)
+    assert set(rows) == {("ok", S), ("flaky", S)}, sorted(rows)  # before: both at S + 2P
+    assert rows[("flaky", S)]["healthy_ms"] == PERIOD_S * 1000 // 2
+    assert rows[("flaky", S)]["success"] == 400  # its period's requests (before: 1000)
+    got = {rid: amount for _, _, amount, rid in await _rewards(ledger)}
+    assert got == {
+        reward_request_id(S, "ok", KEYED): RATE,
+        reward_request_id(S, "flaky", KEYED): RATE // 2 * 400 // 1000,
+    }
+    # the next periods go on as before: the node's counter did not move, nothing to close
+    clock.t = S + 4 * PERIOD_S + 15
+    later = await _task(store, ledger, clock).close_due()
+    assert later is not None and later.closed == 0

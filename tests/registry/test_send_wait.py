@@ -158,3 +158,23 @@ async def test_one_keys_flood_of_waiters_leaves_places_for_another_key(tmp_path:
         for t in flooding:
             assert (await asyncio.wait_for(t, 10)).status_code in (200, 429)
         assert routing.send_waiters == 0 and routing.key_waiters == {}
+
+
+async def test_four_keys_waiting_leave_a_place_for_a_fifth(tmp_path: Path) -> None:
+    """Found open 2026-12-05: four keys, each at its quarter (64), filled the 256 places
+    and a fifth key's wait was refused at once; now the last places are kept for keys not
+    waiting yet (``core/slot_wait.kept_for_new``), one each."""
+    async with running(tmp_path) as h:
+        routing = h.runtime.routing
+        taken = {key: 0 for key in ("k1", "k2", "k3", "k4")}
+        for key in taken:
+            while not routing.take_place(key):
+                taken[key] += 1
+        assert sum(taken.values()) < routing.max_send_waiters, taken  # before: 4 x 64 = 256
+        said = routing.take_place("k4")
+        assert "kept for API keys" in said, said
+        assert routing.take_place("k5") == ""  # the fifth key waits
+        for key, n in [*taken.items(), ("k5", 1)]:
+            for _ in range(n):
+                routing.leave_place(key)
+        assert routing.send_waiters == 0 and routing.key_waiters == {}

@@ -7,6 +7,7 @@ connections a second; a registry at 256 answered nothing more with 300 open). do
 
 from __future__ import annotations
 
+import asyncio
 import resource
 from pathlib import Path
 
@@ -38,3 +39,63 @@ def test_serve_raises_the_file_limit_and_bounds_write_stalls(
     assert soft == want  # before: 256, what the process was started with
     protocol = given["http"]
     assert protocol.write_stall_s == WRITE_STALL_S  # type: ignore[attr-defined]
+
+
+def _home_files(home: Path) -> set[str]:
+    return {p.name for p in home.iterdir()} if home.exists() else set()
+
+
+async def test_a_refused_start_leaves_no_database_it_made(tmp_path: Path) -> None:
+    """Found 2026-12-05: `registry serve` refused (here a rollback: the home keeps a
+    checkpoint, its `registry.db` was deleted) left an empty `registry.db` in the home,
+    made by its own checks before the refusal: a later start took it for a new, empty
+    network. Now a refused start removes the database files it made, and only those."""
+    from LLM_Mesh.errors import LedgerBehind
+    from LLM_Mesh.registry.app import serve
+    from LLM_Mesh.registry.ledger_mark import MARK_FILE
+    from tests.registry.test_ledger_mark import serve_and_pay
+
+    home = tmp_path / "home"
+    db = home / "registry.db"
+    await serve_and_pay(home, f"sqlite:///{db}", 2)
+    for f in home.glob("registry.db*"):
+        f.unlink()
+    before = _home_files(home)
+    assert MARK_FILE in before
+    with pytest.raises(LedgerBehind):
+        await asyncio.to_thread(serve, Settings(home=home), port=free_port())
+    assert _home_files(home) == before  # before the fix: registry.db (0 bytes) left
+    # a database that was there is never removed, empty or not
+    db.touch()
+    with pytest.raises(LedgerBehind):
+        await asyncio.to_thread(serve, Settings(home=home), port=free_port())
+    assert db.exists()
+
+
+def test_a_start_refused_after_its_checks_leaves_no_database_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a refusal once the store's checks passed (the app cannot be made from
+    the settings): nothing of the store's is left in a new home."""
+    import LLM_Mesh.registry.app as registry_app
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise ValueError("refused")
+
+    monkeypatch.setattr(registry_app, "create_registry_app", refuse)
+    home = tmp_path / "home"
+    with pytest.raises(ValueError, match="refused"):
+        registry_app.serve(Settings(home=home), port=free_port())
+    assert not any(p.name.startswith("registry.db") for p in home.glob("*"))
+
+
+def test_the_store_check_makes_no_database(tmp_path: Path) -> None:
+    """:func:`sqlite_unusable` checks a missing file's folder without making the file."""
+    from LLM_Mesh.registry.store_checks import sqlite_unusable
+
+    db = tmp_path / "home" / "registry.db"
+    assert sqlite_unusable(f"sqlite:///{db}") is None
+    assert not db.exists()
+    db.write_bytes(b"not a database, but long enough to be read as a header")
+    said = sqlite_unusable(f"sqlite:///{db}")
+    assert said is not None and "cannot open the database" in said
