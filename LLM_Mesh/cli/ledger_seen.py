@@ -10,14 +10,20 @@ exchange form (what ``llm-mesh ledger checkpoint`` exports for other verifiers):
 
 ``keys``: the ledger keys the verifier trusted for this ledger (on first use, by a signed
 rotation from one it trusted, or accepted: ``core/ledger_keys.py``), kept from run to run.
-The file is written whole, mode 0600.
+The file is written whole, mode 0600, each read-change-write under an exclusive ``flock``
+of ``ledger_seen.json.lock`` beside it (found 2026-12-05: two runs at once, a ``ledger
+verify`` beside a ``ledger statement``, each wrote back what it had read, and the other's
+keys, account or statement window were lost: the next run refused a key it had trusted, or
+judged again debits whose receipts the statement had pruned, NO RECEIPT).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +76,14 @@ def save_seen(
     clean ``ledger statement``, the size of the signed log it judged for the key
     (``through``: its tag and that size; only ever a larger one: ``core/receipt_keep.py``),
     and the ledger keys trusted (``keys``: added to those kept, none forgotten)."""
+    with _locked(path):
+        _save_seen(path, source, report, registry, account, through, keys)
+
+
+def _save_seen(
+    path: Path, source: str, report: Report, registry: str | None,
+    account: tuple[str, str] | None, through: tuple[str, int] | None, keys: Sequence[str],
+) -> None:  # fmt: skip
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -150,6 +164,11 @@ def remember_keys(path: Path, source: str, keys: Sequence[str]) -> None:
     (``receipt verify``: no audit to remember)."""
     if not keys:
         return
+    with _locked(path):
+        _remember_keys(path, source, keys)
+
+
+def _remember_keys(path: Path, source: str, keys: Sequence[str]) -> None:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -166,3 +185,21 @@ def remember_keys(path: Path, source: str, keys: Sequence[str]) -> None:
     data[_seen_key(source)] = seen
     make_private_dir(path.parent)
     replace_file(path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` of ``<path>.lock`` while the block reads and replaces ``path``
+    (module docstring), waited for; none where there is no ``flock``."""
+    make_private_dir(path.parent)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

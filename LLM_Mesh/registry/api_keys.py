@@ -4,7 +4,9 @@ A key is ``lmk_`` + 264 random bits (44 URL-safe characters; one made before 202
 has 256, 43); the store keeps its SHA-256 (:func:`~LLM_Mesh.core.identity.hash_secret`),
 an id (``key_`` + 12 hex digits, what ``keys list`` shows and ``keys revoke`` takes, as
 does the name: a hash of the key, ``core/key_account.derived_key_id``, so that its holder
-computes the key's ledger account; an older key's id is random and stays), its limits (``rpm``, ``tpm``), ``avoid_regions`` and strict region mode.
+computes the key's ledger account; an older key's id is random and stays; an id already
+taken is drawn again with a fresh key), its limits (``rpm``, ``tpm``), ``avoid_regions``
+and strict region mode.
 
 :class:`KeyCache` is the gateway's view: a request's key is hashed and looked up in
 memory; a miss asks the store once (then ``ttl_s``, 5 min, for a key found;
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "lmk"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ID_TRIES = 8  # keys drawn before giving up on an id of its own (one clash: ~n / 2^48)
 
 
 def _utcnow() -> datetime:
@@ -67,21 +70,29 @@ async def create_api_key(
             raise ValueError(f"--{label} must be at least 1")
     if name is not None and not 1 <= len(name) <= 128:
         raise ValueError("a key name is 1 to 128 characters")
-    key = f"{KEY_PREFIX}_{secrets.token_urlsafe(33)}"  # the derived form: its id from it
-    key_id = derived_key_id(key)
-    assert key_id is not None
-    rec = ApiKeyRecord(
-        key_id=key_id,
-        key_hash=hash_secret(key),
-        created_at=_utcnow(),
-        name=name,
-        rpm=rpm,
-        tpm=tpm,
-        avoid_regions=parse_regions(avoid_regions),
-        strict_regions=strict_regions,
-        trusted_only=trusted_only,
-    )
-    return (key, rec) if await store.add_api_key(rec) else None
+    regions = parse_regions(avoid_regions)
+    for _ in range(_ID_TRIES):
+        key = f"{KEY_PREFIX}_{secrets.token_urlsafe(33)}"  # the derived form: its id from it
+        key_id = derived_key_id(key)
+        assert key_id is not None
+        rec = ApiKeyRecord(
+            key_id=key_id,
+            key_hash=hash_secret(key),
+            created_at=_utcnow(),
+            name=name,
+            rpm=rpm,
+            tpm=tpm,
+            avoid_regions=regions,
+            strict_regions=strict_regions,
+            trusted_only=trusted_only,
+        )
+        if await store.add_api_key(rec):
+            return key, rec
+        # refused: the name taken, or the id (48 bits of a hash of the key) another key's
+        # (found 2026-12-05: "a key named ... exists" for a name no key had); a fresh key
+        if name is not None and any(k.name == name for k in await store.list_api_keys()):
+            return None
+    raise RuntimeError(f"no key with an id of its own in {_ID_TRIES} tries; try again")
 
 
 class KeyCache(Poller):

@@ -126,3 +126,23 @@ async def test_a_new_keys_id_and_account_are_derived_from_the_key() -> None:
         assert key[4:] not in rec.key_id
         ids.add(rec.key_id)
     assert len(ids) == 3
+
+
+async def test_a_new_keys_id_taken_by_another_key_is_drawn_again(monkeypatch: Any) -> None:
+    """The id is 48 bits of a hash of the key: one already taken (a collision, at a few
+    million keys a real chance) refused the insert and ``keys create`` said the *name*
+    was taken (found 2026-12-05, review29); a fresh key is drawn instead. A name really
+    taken is still ``None``."""
+    from LLM_Mesh.registry import api_keys
+
+    store = MemoryStore()
+    first = await create_api_key(store, name="a")
+    assert first is not None
+    draws = iter([first[0][4:], "x" * 44])  # the same key (its id taken), then another
+    monkeypatch.setattr(api_keys.secrets, "token_urlsafe", lambda n: next(draws))
+    made = await create_api_key(store, name="b")
+    assert made is not None and made[0] == "lmk_" + "x" * 44 and made[1].name == "b"
+    assert made[1].key_id != first[1].key_id
+    monkeypatch.undo()
+    assert await create_api_key(store, name="a") is None
+    assert len(await store.list_api_keys()) == 2
