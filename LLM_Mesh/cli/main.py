@@ -496,10 +496,12 @@ def balance(
 def simulate(ctx: typer.Context) -> None:
     """Fleet simulator: the real routing code vs simple strategies on a virtual clock.
 
-    Options: --scenario slow-node|mixed-speeds|mass-kill (repeatable),
-    --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow.
-    Prints one table once every run ends ("sim ... ms": virtual-clock time, not measured);
-    a block a run where the terminal is too narrow for it.
+    Options: --scenario slow-node|mixed-speeds|mass-kill|keyed-rush (repeatable),
+    --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow,
+    --keyed-share 0..1 (requests with an API key), --anonymous-share 0..1 (slots
+    anonymous requests may hold; default 0.75). Prints one table once every run ends
+    ("sim ... ms": virtual-clock time, not measured), a block a run where the terminal is
+    too narrow for it; with classes (keyed-rush, --keyed-share) a table per class too.
     """
     from LLM_Mesh.cli.simulate_render import run_simulate
 

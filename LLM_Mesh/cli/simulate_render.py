@@ -4,7 +4,9 @@ The simulator (``LLM_Mesh.simulator.cli``) prints a plain 110-column table, a ro
 run finishes (``python -m LLM_Mesh.simulator``, the benchmarks); here the same figures are
 gathered and printed once through :func:`~LLM_Mesh.cli.render.fitted_table`: a table where
 it fits, one block a run on a narrower terminal (found 2026-12-04: at 80 columns the plain
-table wrapped into unreadable halves). The note on the virtual clock comes first.
+table wrapped into unreadable halves). The note on the virtual clock comes first; where
+the runs drew classes (keyed, anonymous), a second table of their figures per class
+follows, fitted the same way, after its own note.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 
 from LLM_Mesh.cli.render import fitted_table
-from LLM_Mesh.simulator.cli import CLOCK_NOTE, COLUMNS, cells, planned
-from LLM_Mesh.simulator.scenarios import Report, run_scenario
+from LLM_Mesh.simulator.cli import (
+    CLASS_COLUMNS,
+    CLASS_NOTE,
+    CLOCK_NOTE,
+    COLUMNS,
+    cells,
+    class_cells,
+    planned,
+)
+from LLM_Mesh.simulator.scenarios import Report
 
-__all__ = ["run_simulate", "simulate_table"]
+__all__ = ["class_table", "run_simulate", "simulate_table"]
 
 LABELS = tuple(label for label, _ in COLUMNS)
+CLASS_LABELS = tuple(label for label, _ in CLASS_COLUMNS)
 
 
 def simulate_table(reports: Sequence[Report], width: int | None) -> RenderableType:
@@ -31,15 +42,31 @@ def simulate_table(reports: Sequence[Report], width: int | None) -> RenderableTy
     )
 
 
+def class_table(reports: Sequence[Report], width: int | None) -> RenderableType | None:
+    """The runs' figures per class (``None`` where no run drew classes)."""
+    rows = [[escape(c) for c in row] for r in reports for row in class_cells(r)]
+    if not rows:
+        return None
+    return fitted_table(
+        CLASS_LABELS, rows, keys={"scenario", "strategy", "class"}, width=width,
+        right=set(CLASS_LABELS[3:]),
+    )  # fmt: skip
+
+
 def run_simulate(argv: Sequence[str], console: Console) -> int:
     """Run what ``argv`` asks for (the simulator's options), then print the table; a
     status line names the run under way (``--include-slow`` runs take minutes)."""
-    runs, seed = planned(argv)
+    plan = planned(argv)
+    runs = plan.runs
     console.print(CLOCK_NOTE, markup=False, highlight=False)
     reports = []
     with console.status("") as status:
         for i, (name, strat) in enumerate(runs, 1):
-            status.update(f"run {i}/{len(runs)}: {name} × {strat} (seed {seed})")
-            reports.append(run_scenario(name, strat, seed))
+            status.update(f"run {i}/{len(runs)}: {name} × {strat} (seed {plan.seed})")
+            reports.append(plan.run(name, strat))
     console.print(simulate_table(reports, console.width))
+    per_class = class_table(reports, console.width)
+    if per_class is not None:
+        console.print(CLASS_NOTE, markup=False, highlight=False)
+        console.print(per_class)
     return 0

@@ -1,7 +1,11 @@
 """Simulated nodes: the hidden truth the router never reads.
 
 A :class:`SimNode` serves ``max_concurrency`` jobs at once and queues up to
-``max_queue`` more (then answers 429). A job's time to first token and
+``max_queue`` more (then answers 429). A slot that frees goes to the waiter
+:func:`LLM_Mesh.core.priority.next_waiter` names (keyed requests before anonymous
+ones, with its anti-starvation bound: the same code as ``node/admission.py``, called
+through the module so it cannot drift into a copy); a waiter the gateway cancels
+leaves the line at once, as a real node's does. A job's time to first token and
 generation speed come from the node's own (secret) ``ttft_s`` and
 ``tokens_per_s`` with log-normal jitter, or a fixed ``slow_latency_s`` while a
 scenario has slowed the node down. A killed node refuses connections and
@@ -15,10 +19,10 @@ callbacks and heartbeats, which is all a real gateway gets.
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from LLM_Mesh.core import priority
 from LLM_Mesh.simulator.events import EventLoop
 
 __all__ = ["CANCELLED", "Job", "SimNode"]
@@ -26,10 +30,12 @@ __all__ = ["CANCELLED", "Job", "SimNode"]
 QUEUED, RUNNING, FINISHED, CANCELLED = 0, 1, 2, 3
 
 
-class Job:
-    """One attempt of one request on one node. ``on_first``/``on_end`` are the gateway's."""
+class Job(priority.Waiter):
+    """One attempt of one request on one node. ``on_first``/``on_end`` are the gateway's;
+    ``keyed``: the request's class, ``since``: when it joined the node's line, ``started``:
+    when it got a slot (virtual clock)."""
 
-    __slots__ = ("handle", "node", "on_end", "on_first", "request", "state", "tokens")
+    __slots__ = ("handle", "node", "on_end", "on_first", "request", "started", "state", "tokens")
 
     def __init__(
         self,
@@ -39,7 +45,9 @@ class Job:
         on_first: Callable[[Job], None],
         on_end: Callable[[Job, str | int], None],
         handle: Any,
+        keyed: bool = False,
     ) -> None:
+        super().__init__(keyed, 0.0)
         self.request = request
         self.node = node
         self.tokens = tokens
@@ -47,6 +55,7 @@ class Job:
         self.on_end = on_end
         self.handle = handle
         self.state = QUEUED
+        self.started = -1.0  # never: an answer_status node answers without a slot
 
 
 class SimNode:
@@ -100,7 +109,7 @@ class SimNode:
         self.slow_latency_s: float | None = None
         self.running = 0
         self.active: dict[Job, None] = {}
-        self.queue: deque[Job] = deque()
+        self.queue: list[Job] = []  # in the order they came
 
     @property
     def queued(self) -> int:
@@ -120,6 +129,7 @@ class SimNode:
         if self.running < self.max_concurrency:
             self._start(job)
         elif len(self.queue) < self.max_queue:
+            job.since = self.loop.now
             self.queue.append(job)
         else:
             job.state = FINISHED
@@ -132,7 +142,9 @@ class SimNode:
             self.active.pop(job, None)
             self._free()
         elif job.state == QUEUED:
-            job.state = CANCELLED  # skipped when dequeued
+            job.state = CANCELLED
+            if job in self.queue:  # it leaves the line (node/admission.py's _drop)
+                self.queue.remove(job)
 
     def kill(self) -> None:
         self.alive = False
@@ -149,6 +161,7 @@ class SimNode:
 
     def _start(self, job: Job) -> None:
         job.state = RUNNING
+        job.started = self.loop.now
         self.running += 1
         self.active[job] = None
         if self.slow_latency_s is not None:
@@ -163,10 +176,11 @@ class SimNode:
 
     def _free(self) -> None:
         self.running -= 1
-        while self.queue and self.running < self.max_concurrency:
-            nxt = self.queue.popleft()
-            if nxt.state == QUEUED:
-                self._start(nxt)
+        queue = self.queue
+        while queue and self.running < self.max_concurrency:
+            i = priority.next_waiter(queue, self.loop.now)
+            priority.pass_over(queue, i)
+            self._start(queue.pop(i))
 
 
 def _first(job: Job) -> None:

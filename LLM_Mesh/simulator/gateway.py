@@ -10,7 +10,17 @@ status a node answers with (a 302, a 204: the policy's ``status_outcome``). A si
 node never refuses a request with its own 4xx, so the policy's second opinion,
 ``REJECTED``, does not arise here. A client timeout
 ends the request and cancels it on the node. The client's outcome is decided only by
-what the simulated node did. ``on_stop`` (optional) sees each request's
+what the simulated node did.
+
+A request is keyed (a client with an API key) or anonymous. Keyed ones are sent with
+the keyed class, which a node's line serves first (``fleet``); with an
+``anonymous_share`` the gateway admits an anonymous request only while fewer anonymous
+ones than :func:`LLM_Mesh.core.anonymous_share.anonymous_cap` of the routable slots are
+in flight (the real gateway's check, ``registry/access.AnonymousLast``, with a client
+that asks for no wait: over its share it is refused at once, ``anonymous_share``). The
+real check's other half, anonymous requests waiting at the gateway behind keyed ones
+for a saturated model, is not modelled: the simulated gateway does not wait for a slot.
+Figures per class are kept in ``by_class``. ``on_stop`` (optional) sees each request's
 :class:`~LLM_Mesh.core.failover.Failover` when it stops, with every decision in order.
 """
 
@@ -20,6 +30,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap
 from LLM_Mesh.core.balancer import Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop, status_outcome
 from LLM_Mesh.core.retry import RetryBudget
@@ -27,7 +38,9 @@ from LLM_Mesh.simulator.events import EventLoop
 from LLM_Mesh.simulator.fleet import CANCELLED, Job, SimNode
 from LLM_Mesh.simulator.strategies import Strategy
 
-__all__ = ["GatewayPolicy", "Request", "SimGateway"]
+__all__ = ["ANONYMOUS", "KEYED", "ClassStats", "GatewayPolicy", "Request", "SimGateway"]
+
+KEYED, ANONYMOUS = "keyed", "anonymous"
 
 _OUTCOMES = {o.value: o for o in Outcome}
 
@@ -42,15 +55,31 @@ class GatewayPolicy:
     retry_min_per_s: float = 10.0
     failover_ratio: float = 1.0
     failover_min_per_s: float = 50.0
+    # LLM_MESH_ANONYMOUS_SHARE (core/anonymous_share.py); None: no share kept
+    anonymous_share: float | None = None
+
+
+class ClassStats:
+    """One class's requests: latencies and waits (arrival to the slot that served it) of
+    those that succeeded, in virtual seconds, and the failures by reason."""
+
+    __slots__ = ("failures", "latencies", "requests", "waits")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.latencies: list[float] = []
+        self.waits: list[float] = []
+        self.failures: dict[str, int] = {}
 
 
 class Request:
-    __slots__ = ("arrival", "done", "failover", "job", "tokens", "tried")
+    __slots__ = ("arrival", "done", "failover", "job", "keyed", "tokens", "tried")
 
-    def __init__(self, arrival: float, tokens: int, failover: Failover) -> None:
+    def __init__(self, arrival: float, tokens: int, failover: Failover, keyed: bool) -> None:
         self.arrival = arrival
         self.tokens = tokens
         self.failover = failover
+        self.keyed = keyed
         self.tried: frozenset[str] = frozenset()
         self.job: Job | None = None
         self.done = False
@@ -79,18 +108,39 @@ class SimGateway:
         self.failed_with_alternative = 0
         self.attempts = 0
         self.requests = 0
+        self.by_class = {KEYED: ClassStats(), ANONYMOUS: ClassStats()}
+        self.anonymous_running = 0  # anonymous requests admitted and not yet ended
+        self.keyed_seen: float | None = None  # when a keyed request last came
 
-    def submit(self, tokens: int) -> None:
+    def submit(self, tokens: int, keyed: bool = False) -> None:
         now = self.loop.now
         p = self.policy
         fo = Failover(
             p.failover, self.retry_budget, self.failover_budget, now,
             deadline=now + p.timeout_s, trace=self.on_stop is not None,
         )  # fmt: skip
-        req = Request(now, tokens, fo)
+        req = Request(now, tokens, fo, keyed)
         self.requests += 1
+        self.by_class[KEYED if keyed else ANONYMOUS].requests += 1
+        if keyed:
+            self.keyed_seen = now
+        elif p.anonymous_share is not None:
+            seen = self.keyed_seen
+            demand = seen is not None and now - seen < KEYED_RECENT_S
+            cap = anonymous_cap(self.strategy.slots(), p.anonymous_share, demand)
+            if self.anonymous_running >= cap:  # refused before any node is tried
+                req.done = True
+                self._count(req, "anonymous_share")
+                return
+            self.anonymous_running += 1
         self.loop.after(p.timeout_s, self._deadline, req)
         self._attempt(req)
+
+    def submit_keyed(self, tokens: int) -> None:
+        self.submit(tokens, keyed=True)
+
+    def submit_anonymous(self, tokens: int) -> None:
+        self.submit(tokens, keyed=False)
 
     def _attempt(self, req: Request) -> None:
         if req.done:
@@ -106,7 +156,7 @@ class SimGateway:
         req.tried = req.tried | {node_id}
         handle = self.strategy.begin(node_id, now)
         node = self.nodes[node_id]
-        job = Job(req, node, req.tokens, self._on_first, self._on_end, handle)
+        job = Job(req, node, req.tokens, self._on_first, self._on_end, handle, req.keyed)
         req.job = job
         node.submit(job)
 
@@ -130,8 +180,11 @@ class SimGateway:
         elif step.action is Action.BACKOFF:
             self.loop.after(step.delay_s, self._attempt, req)
         elif outcome is Outcome.SUCCESS:
-            req.done = True
+            self._end(req)
             self.latencies.append(now - req.arrival)
+            stats = self.by_class[KEYED if req.keyed else ANONYMOUS]
+            stats.latencies.append(now - req.arrival)
+            stats.waits.append((job.started if job.started >= 0.0 else now) - req.arrival)
             if self.on_stop is not None:
                 self.on_stop(req.failover)
         else:
@@ -149,9 +202,20 @@ class SimGateway:
         req.failover.stop(Stop.DEADLINE)
         self._fail(req, "timeout")
 
-    def _fail(self, req: Request, reason: str) -> None:
-        req.done = True
+    def _end(self, req: Request) -> None:
+        if not req.done:
+            req.done = True
+            if not req.keyed and self.policy.anonymous_share is not None:
+                self.anonymous_running -= 1
+
+    def _count(self, req: Request, reason: str) -> None:
         self.failures[reason] = self.failures.get(reason, 0) + 1
+        cls = self.by_class[KEYED if req.keyed else ANONYMOUS].failures
+        cls[reason] = cls.get(reason, 0) + 1
+
+    def _fail(self, req: Request, reason: str) -> None:
+        self._end(req)
+        self._count(req, reason)
         if self.on_stop is not None:
             self.on_stop(req.failover)
         # Hidden truth, used only to score the run: was some healthy node free?

@@ -6,6 +6,16 @@
   times out after 1 s (Linkerd's peak-EWMA experiment).
 * ``mixed-speeds``  40 nodes whose speeds differ 10× (log-uniform).
 * ``mass-kill``  10,000 nodes; 30 % are killed at once at t=10 s.
+* ``keyed-rush``  12 nodes offered about 1.4× what they can serve, half the
+  requests keyed (with an API key), half anonymous.
+
+A scenario with a ``keyed_share`` (or a run given one: ``llm-mesh simulate
+--keyed-share``) draws each request's class, keyed with that probability (from
+its own stream: the arrivals stay those of a run without classes); nodes serve
+keyed waiters first (``core/priority.py``) and the gateway keeps the
+``anonymous_share`` of the slots (``core/anonymous_share.py``; default
+``LLM_MESH_ANONYMOUS_SHARE``'s, 1 turns it off). Its report has figures per
+class (``Report.classes``). Without one, every request is of one class, as before.
 
 Nodes heartbeat every 10 s (random phase) with their in-flight and queued
 counts, delivered 0.1–1 s late; the registry drops a node whose last
@@ -21,12 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap
 from LLM_Mesh.simulator.events import EventLoop
 from LLM_Mesh.simulator.fleet import SimNode
-from LLM_Mesh.simulator.gateway import GatewayPolicy, SimGateway
+from LLM_Mesh.simulator.gateway import ANONYMOUS, KEYED, ClassStats, GatewayPolicy, SimGateway
 from LLM_Mesh.simulator.strategies import Strategy, make_strategy
 
-__all__ = ["SCENARIOS", "Report", "Scenario", "run_scenario"]
+__all__ = ["REFUSALS", "SCENARIOS", "ClassReport", "Report", "Scenario", "run_scenario"]
 
 HEARTBEAT_S = 10.0
 STALE_S = 30.0
@@ -43,6 +54,35 @@ class Scenario:
     tokens: int
     make_node: Callable[[int, EventLoop, random.Random], SimNode]
     actions: tuple[tuple[float, Callable[[dict[str, SimNode], random.Random], None]], ...] = ()
+    keyed_share: float | None = None  # None: one class (no classes reported)
+
+
+#: failures that are refusals: the gateway's anonymous share, no free node, every node's 429
+REFUSALS = ("anonymous_share", "saturated", "overloaded")
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    """One class's figures; the milliseconds are virtual-clock time (``wait``: arrival
+    to the slot that served it)."""
+
+    requests: int
+    completed: int
+    refused: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    wait_p95_ms: float
+
+    @classmethod
+    def of(cls, stats: ClassStats) -> ClassReport:
+        lat, waits = sorted(stats.latencies), sorted(stats.waits)
+        return cls(
+            requests=stats.requests, completed=len(lat),
+            refused=sum(stats.failures.get(r, 0) for r in REFUSALS),
+            p50_ms=_pct(lat, 0.5), p95_ms=_pct(lat, 0.95), p99_ms=_pct(lat, 0.99),
+            wait_p95_ms=_pct(waits, 0.95),
+        )  # fmt: skip
 
 
 @dataclass
@@ -61,6 +101,8 @@ class Report:
     failed_with_alternative: int = 0
     wall_s: float = 0.0
     events: int = 0
+    # per class (``keyed``, ``anonymous``) where the run drew classes; else empty
+    classes: dict[str, ClassReport] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -145,17 +187,44 @@ SCENARIOS: dict[str, Scenario] = {
             _fleet_node,
             ((10.0, _kill_fraction(0.3)),),
         ),
+        Scenario(
+            "keyed-rush",
+            "12 nodes offered ~1.4× their capacity, half the requests keyed",
+            12,
+            60.0,
+            60.0,
+            30.0,
+            100,
+            _uniform_node(0.05, 100.0, 4, 16),
+            keyed_share=0.5,
+        ),
     )
 }
 
 
 def run_scenario(
-    name: str, strategy: str, seed: int = 1, *, duration_s: float | None = None
+    name: str,
+    strategy: str,
+    seed: int = 1,
+    *,
+    duration_s: float | None = None,
+    keyed_share: float | None = None,
+    anonymous_share: float | None = None,
 ) -> Report:
-    """Run scenario ``name`` with ``strategy`` (random, round-robin, least-loaded, ours)."""
+    """Run scenario ``name`` with ``strategy`` (random, round-robin, least-loaded, ours);
+    ``keyed_share`` (0 to 1) overrides the scenario's, ``anonymous_share`` the default
+    share of the slots anonymous requests may hold (only where classes are drawn)."""
     sc = SCENARIOS.get(name)
     if sc is None:
         raise ValueError(f"unknown scenario {name!r}; choose from {sorted(SCENARIOS)}")
+    keyed = sc.keyed_share if keyed_share is None else keyed_share
+    if keyed is not None and not 0.0 <= keyed <= 1.0:
+        raise ValueError("keyed_share must be from 0 to 1")
+    share: float | None = None
+    if keyed is not None:
+        share = DEFAULT_ANONYMOUS_SHARE if anonymous_share is None else anonymous_share
+        anonymous_cap(1, share)  # checked: from 0 to 1
+        share = share if share < 1.0 else None  # 1: no share kept (registry/admit.py)
     duration = sc.duration_s if duration_s is None else duration_s
     started = time.perf_counter()
     loop = EventLoop()
@@ -164,17 +233,23 @@ def run_scenario(
     strat = make_strategy(strategy, random.Random(seed * 7919 + 1))
     for n in nodes.values():
         strat.add_node(n.node_id, n.region, n.max_concurrency, n.max_queue, 0.0)
-    gw = SimGateway(loop, nodes, strat, GatewayPolicy(timeout_s=sc.timeout_s), random.Random(seed))
+    policy = GatewayPolicy(timeout_s=sc.timeout_s, anonymous_share=share)
+    gw = SimGateway(loop, nodes, strat, policy, random.Random(seed))
     _registry(loop, nodes, strat, world, duration)
     for t, act in sc.actions:
         loop.at(t, _Act(act, nodes, world))
     t = 0.0
     traffic = random.Random(seed + 1)
+    classes = random.Random(seed + 2)  # its own stream: the arrivals stay the same
     while True:
         t += traffic.expovariate(sc.rate)
         if t >= duration:
             break
-        loop.at(t, lambda _a: gw.submit(sc.tokens))
+        if keyed is None:
+            loop.at(t, lambda _a: gw.submit(sc.tokens))
+        else:
+            loop.at(t, gw.submit_keyed if classes.random() < keyed else gw.submit_anonymous,
+                    sc.tokens)  # fmt: skip
     loop.run(duration + sc.timeout_s + 1.0)
     lat = sorted(gw.latencies)
     return Report(
@@ -183,6 +258,7 @@ def run_scenario(
         p99_ms=_pct(lat, 0.99), p999_ms=_pct(lat, 0.999), failures=dict(gw.failures),
         failed_with_alternative=gw.failed_with_alternative,
         wall_s=time.perf_counter() - started, events=loop.events_run,
+        classes={} if keyed is None else {c: ClassReport.of(gw.by_class[c]) for c in (KEYED, ANONYMOUS)},
     )  # fmt: skip
 
 

@@ -37,6 +37,7 @@ class Strategy(Protocol):
     def finish(self, handle: Any, now: float, outcome: Outcome, tokens: int) -> None: ...
     def heartbeat(self, node_id: str, now: float, in_flight: int, queued: int) -> None: ...
     def set_routable(self, node_id: str, routable: bool) -> None: ...
+    def slots(self) -> int: ...
 
 
 class Ours:
@@ -69,6 +70,11 @@ class Ours:
     def set_routable(self, node_id: str, routable: bool) -> None:
         self.router.set_routable(node_id, routable)
 
+    def slots(self) -> int:
+        """The model's slots as the gateway sees them (``Router.slots``: routable, not
+        ejected), what the anonymous share is a share of."""
+        return self.router.slots(MODEL)
+
 
 class _Baseline:
     """Shared gateway-side bookkeeping of the baselines."""
@@ -82,9 +88,11 @@ class _Baseline:
         self.hb_load: dict[str, int] = {}
         self.cap: dict[str, tuple[int, int]] = {}
         self.latency: dict[str, Ewma] = {}
+        self._slots = 0  # max_concurrency summed over the routable nodes
 
     def add_node(self, node_id: str, region: str | None, conc: int, queue: int, now: float) -> None:
         self.routable.add(node_id)
+        self._slots += conc
         self.in_flight[node_id] = 0
         self.hb_load[node_id] = 0
         self.cap[node_id] = (conc, queue)
@@ -114,11 +122,16 @@ class _Baseline:
         self._changed(node_id)
 
     def set_routable(self, node_id: str, routable: bool) -> None:
+        if routable != (node_id in self.routable):
+            self._slots += self.cap[node_id][0] if routable else -self.cap[node_id][0]
         if routable:
             self.routable.add(node_id)
         else:
             self.routable.discard(node_id)
         self._changed(node_id)
+
+    def slots(self) -> int:
+        return self._slots
 
     def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick:
         raise NotImplementedError

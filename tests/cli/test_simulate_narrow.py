@@ -12,7 +12,14 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.simulator import run_scenario
-from LLM_Mesh.simulator.cli import CLOCK_NOTE, COLUMNS, cells
+from LLM_Mesh.simulator.cli import (
+    CLASS_COLUMNS,
+    CLASS_NOTE,
+    CLOCK_NOTE,
+    COLUMNS,
+    cells,
+    class_cells,
+)
 
 runner = CliRunner()
 ARGS = ["simulate", "--scenario", "slow-node", "--strategy", "ours", "--strategy", "random"]
@@ -60,3 +67,20 @@ def test_simulate_help_and_bad_option() -> None:
     assert out.exit_code == 0 and "virtual clock" in " ".join(out.output.split()), out.output
     out = runner.invoke(app, ["simulate", "--scenario", "nope"], env={"COLUMNS": "80"})
     assert out.exit_code == 2, out.output
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_simulate_per_class_table_fits_with_figures_whole(columns: int) -> None:
+    """keyed-rush draws classes: a second table, per run and class, after its note."""
+    args = ["simulate", "--scenario", "keyed-rush", "--strategy", "ours"]
+    out = runner.invoke(app, args, env={"COLUMNS": str(columns)})
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert max(len(line) for line in lines) <= columns, out.output
+    words = set(re.split(r"[\s│┃]+", out.output))
+    for row in class_cells(run_scenario("keyed-rush", "ours", seed=1)):
+        for figure in row:
+            assert figure in words, (figure, out.output)
+    for label, _ in CLASS_COLUMNS:
+        assert any(label in line for line in lines), (label, out.output)
+    assert CLASS_NOTE in " ".join(line.strip() for line in lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from LLM_Mesh.simulator import format_table, main, run_scenario
-from LLM_Mesh.simulator.cli import CLOCK_NOTE, format_row
+from LLM_Mesh.simulator.cli import CLASS_NOTE, CLOCK_NOTE, class_cells, format_row
 
 
 def test_main_prints_the_table_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,3 +38,30 @@ def test_format_table_has_the_note_the_header_and_one_row_per_report() -> None:
     row = format_row(report).split()
     assert row[:3] == ["slow-node", "ours", str(report.requests)]
     assert row[4] == f"{report.p50_ms:.0f}"
+
+
+def test_classes_print_a_table_per_class(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--scenario", "keyed-rush", "--strategy", "ours"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert CLASS_NOTE in lines and "virtual clock" in CLASS_NOTE
+    header = next(line for line in lines if line.startswith("scenario      strategy      class"))
+    for column in ("sim p50 ms", "sim p95 ms", "sim p99 ms", "sim wait p95 ms", "refused"):
+        assert column in header
+    report = run_scenario("keyed-rush", "ours", seed=1)
+    rows = [line.split() for line in lines if line.startswith("keyed-rush ")]
+    assert rows[1:] == [list(c) for c in class_cells(report)]  # the run's row, then a class each
+    assert [row[2] for row in rows[1:]] == ["keyed", "anonymous"]
+
+
+def test_keyed_share_option_and_none_without(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--scenario", "slow-node", "--strategy", "ours", "--seed", "2"]) == 0
+    assert CLASS_NOTE not in capsys.readouterr().out  # one class: no table per class
+    args = ["--scenario", "slow-node", "--strategy", "ours", "--seed", "2"]
+    assert main([*args, "--keyed-share", "0.5", "--anonymous-share", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    runs = [r for r in rows if r[:1] == ["slow-node"]]  # the run's row, then a class each
+    assert [r[2] for r in runs[1:]] == ["keyed", "anonymous"]
+    for bad in ("1.5", "x", "nan"):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--keyed-share", bad])
+        assert exc.value.code == 2
