@@ -482,7 +482,7 @@ def witness_command(
         typer.Option(
             help="serve C2SP tlog-witness's POST /add-checkpoint on [HOST:]PORT (host "
             "default 127.0.0.1; port 0: a free one, printed) for registries that push "
-            "(LLM_MESH_LEDGER_WITNESS_URLS), instead of asking a registry in rounds",
+            "to it, instead of asking a registry in rounds",
         ),
     ] = None,
     home: HomeOpt = None,
