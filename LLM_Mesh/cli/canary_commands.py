@@ -31,6 +31,7 @@ from LLM_Mesh.cli.common import (
     fail,
     replica_memory,
     settings_from,
+    warn_plain_http,
 )
 from LLM_Mesh.cli.render import fitted_table, shown
 from LLM_Mesh.errors import MeshError
@@ -96,6 +97,7 @@ def canary_run(
     """Probe nodes now and print each verdict (pass, fail, unverified, error; SIMULATED: the
     node serves the model on the simulated engine, its answers made up)."""
     from LLM_Mesh.client import MeshClient
+    from LLM_Mesh.plain_http import PlainHttpNotice
     from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
     settings = settings_from(home, registry)
@@ -105,11 +107,15 @@ def canary_run(
     if admin is None:
         err.print(f"error: {admin_key_missing(settings.registry_urls)}", markup=False)
         raise typer.Exit(1)
+    # said on stderr as for an API key or operator token (found 2026-12-05: only the
+    # client's log line, shown by Python's last-resort handler, lost under any logging set up)
+    warn_plain_http(settings.registry_urls, "the admin key")
 
     async def go() -> list[dict[str, object]]:
         async with MeshClient(
             settings.registry_urls, admin_key=admin.key, admin_registry_key=admin.registry_key,
             ca_file=settings.registry_ca, memory=replica_memory(settings),
+            notice=PlainHttpNotice((), quiet=True),  # said above (warn_plain_http)
         ) as c:  # fmt: skip
             return await c.canary_run(node, model)
 

@@ -29,9 +29,9 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import httpx
 import typer
@@ -76,6 +76,7 @@ from LLM_Mesh.tls import client_ssl_context
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
 
 PROOFS_IN_FLIGHT = 8
+T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -173,6 +174,22 @@ async def audit(
     if sizes:
         auditor.inclusion(sizes[-1], await source.inclusion(sizes[-1] - 1, sizes[-1]))
     return report
+
+
+async def within(work: Awaitable[T], limit_s: float | None, where: str) -> T:
+    """``work``'s result, or a ``MeshError`` once ``limit_s`` seconds (``--timeout``) have
+    passed (None: no limit): the registry is not trusted with the verifier's time."""
+    try:
+        async with asyncio.timeout(limit_s) as cm:
+            return await work
+    except TimeoutError:
+        if not cm.expired():
+            raise
+        raise MeshError(
+            f"ledger verify: not done within --timeout {limit_s:g} s: {terminal_text(where)} "
+            "answered too slowly (or asked to wait again and again); nothing was remembered. "
+            "A big ledger on a slow link: pass more seconds (--timeout 0: no limit)"
+        ) from None
 
 
 _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
@@ -283,6 +300,15 @@ CompareOpt = Annotated[
 # quarter of an hour covers a missed round or two, and not a fork kept up for long
 WITNESS_MAX_AGE_S = 900
 
+# the whole of a check from a registry (``--timeout``; found 2026-12-05: each answer is
+# bounded, 300 s, and 30 429s in a row are waited out, but not their number, so a hostile
+# registry held the verifier as long as it liked). An hour: 1,000,000 entries took 17-67 s
+# over HTTP on a shared 2-core box (docs/benchmarks.md, 2026-12-01), so some 50 million by
+# CPU; on the wire a page of 10,000 entries at their largest fields is 13.8 MB, so an hour
+# at 100 Mbit/s reads some 30 million such entries, 3 million at 10 Mbit/s (the smaller
+# entries of a real log: more). A larger log or a slower link: more seconds, or 0
+VERIFY_TIMEOUT_S = 3600.0
+
 WitnessOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -353,6 +379,14 @@ def verify(
         ),
     ] = None,
     accept_new_key: AcceptNewKeyOpt = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="seconds the whole check of a registry may take, then an error (0: no "
+            "limit; a big log on a slow link may need more)",
+        ),
+    ] = VERIFY_TIMEOUT_S,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances; with --compare, other verifiers' checkpoints against this view; with
@@ -368,7 +402,8 @@ def verify(
     of grace; `time`: an entry dated over 300 s after a checkpoint covering it, or anything
     over 300 s ahead of this clock), or an error, such as a ledger key no earlier run
     trusted that no signed rotation from a trusted key leads to (the first run trusts the
-    registry's keys and says so; --key, --witness or --accept-new-key instead)."""
+    registry's keys and says so; --key, --witness or --accept-new-key instead), or a
+    registry not done within --timeout (an hour by default)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, database_url=database_url, registry_ca=ca)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
@@ -421,8 +456,9 @@ def verify(
             return report, await compare_all(compare, report.checkpoint, keys, src.consistency)
 
     start = time.perf_counter()
+    limit = None if database_url or not timeout else timeout  # (the store: the operator's)
     try:
-        report, compared = asyncio.run(go())
+        report, compared = asyncio.run(within(go(), limit, where))
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise fail(
             MeshError(

@@ -21,14 +21,17 @@ its URL (``LLM_MESH_LEDGER_WITNESS_URLS``) push it each new checkpoint. Its log 
 text ``<origin>+<hash>+<base64>``).
 
 In rounds, the registry's keys: those ``--log-key`` pins, else the ones it publishes
-(``GET /v1/ledger/keys``) each round. The witness's safety does not rest on them: whatever
-key signed a checkpoint, it is cosigned only as an extension of the one cosigned before.
+(``GET /v1/ledger/keys``) as ``witness/log_keys.py`` judges them: kept from round to round
+in ``witness_keys.json`` (the first round's said as a warning), a new one only by the
+registry's signed rotation chain or ``--accept-new-key``; any other is refused (found
+2026-12-05: the keys listed were taken each round, so a key of a compromised registry's,
+or of a man in the middle's, signing a forged log was cosigned): nothing cosigned, the
+state unchanged, the rounds go on (one round: exit 1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import time
@@ -57,6 +60,7 @@ from LLM_Mesh.cli.common import (
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.checkpoint import Checkpoint, parse_log_vkey
+from LLM_Mesh.core.ledger_keys import KeyTrust
 from LLM_Mesh.core.witness import (
     FUTURE_S,
     BadCosignature,
@@ -73,6 +77,7 @@ from LLM_Mesh.core.witness import (
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.secret_files import try_lock
 from LLM_Mesh.tls import client_ssl_context
+from LLM_Mesh.witness.log_keys import KEYS_FILE, LogKeyMemory, LogKeyRefused
 from LLM_Mesh.witness.server import WitnessService, bind, parse_listen, serve
 from LLM_Mesh.witness.state import (
     KEY_FILE,
@@ -137,13 +142,32 @@ async def _call(client: httpx.AsyncClient, method: str, path: str, **kw: Any) ->
     return await call(client, method, path, MAX_ANSWER, deadline_s=CALL_S, **kw)
 
 
-async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:
-    if pins:
-        return list(pins)
+async def _log_keys(
+    client: httpx.AsyncClient, origin: str, memory: LogKeyMemory
+) -> tuple[list[bytes], KeyTrust]:
+    """The keys the registry lists that ``memory`` trusts (raw), and its verdict, said;
+    ``LogKeyRefused`` for one it does not (``witness/log_keys.py``)."""
     what = "GET /v1/ledger/keys"
-    data = rows_in(json_object(await _call(client, "GET", "/v1/ledger/keys"), what), what,
-                   "data", ("public_key",))  # fmt: skip
-    return [base64.b64decode(k["public_key"]) for k in data]
+    answer = json_object(await _call(client, "GET", "/v1/ledger/keys"), what)
+    listed = [str(k["public_key"]) for k in rows_in(answer, what, "data", ("public_key",))]
+    verdict = memory.judge(origin, listed, answer.get("key_rotations"))
+    kept = f"kept in {shown(memory.path)} once a checkpoint verifies with it"
+    for k in verdict.first_use:
+        err.print(f"[yellow]warning[/]: trusting log key {shown(k)} on first use (the registry "
+                  f"lists it; {kept}; a later key must follow from it by the registry's signed "
+                  "rotation; or pin --log-key)", highlight=False, soft_wrap=True)  # fmt: skip
+    for k, start, links in verdict.rotated:
+        console.print(f"trusting log key {shown(k)}: the registry's signed rotation chain leads "
+                      f"to it from the kept key {shown(start)} ({links} link(s))",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    for k in verdict.new:  # (--accept-new-key)
+        err.print(f"[yellow]--accept-new-key[/]: trusting log key {shown(k)}, which this witness "
+                  f"never trusted ({shown(verdict.why)}); {kept}", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+    keys = [ed25519_key(k) for k in (*verdict.trusted, *verdict.new)]
+    if None in keys:
+        raise UpstreamError(f"{what} lists a public_key that is not an Ed25519 key")
+    return [k for k in keys if k is not None], verdict
 
 
 def _latest(r: httpx.Response) -> tuple[str, int]:
@@ -166,15 +190,23 @@ async def witness_round(
     origin: str,
     pins: Sequence[bytes] = (),
     wall_clock: Callable[[], float] = time.time,
+    memory: LogKeyMemory | None = None,
 ) -> Round:
-    """Read, decide, and if it is consistent, save, cosign and hand in (module docstring)."""
+    """Read, decide, and if it is consistent, save, cosign and hand in (module docstring);
+    the log's keys ``pins``, else those listed as ``memory`` (by default the one in
+    ``state_path``'s folder) trusts."""
     r = await _call(client, "GET", "/v1/ledger/checkpoints/latest")
     state = load_state(state_path)
     last = state.get(origin)
     if r.status_code == 404:
         return Round(None, last)
     note, size = _latest(r)
-    keys = await _log_keys(client, pins)
+    verdict = None
+    if pins:
+        keys = list(pins)
+    else:
+        memory = memory or LogKeyMemory(state_path.parent / KEYS_FILE)
+        keys, verdict = await _log_keys(client, origin, memory)
     old = last.size if last is not None else 0
     proof: list[bytes] = []
     if 0 < old < size:
@@ -187,6 +219,8 @@ async def witness_round(
         return Round(decision, last, note)
     cp = decision.checkpoint
     line = cosign(key, name, note, int(wall_clock()))
+    if verdict is not None and memory is not None:  # a checkpoint verified with them
+        memory.keep(origin, verdict)
     state[origin] = Cosigned(cp.tree_size, cp.root_hash, note)
     save_state(state_path, state)  # before the cosignature leaves (tlog-witness: persist first)
     resp = await _call(
@@ -256,6 +290,12 @@ def run_witness(
             while True:
                 try:
                     rnd: Round = await one_round()
+                except LogKeyRefused as exc:  # (witness/log_keys.py): no cosignature
+                    if every is None:
+                        raise
+                    err.print(f"[red]REFUSED (log key)[/]: {shown(exc)}; the witness's state is "
+                              f"unchanged; again in {every:g} s", highlight=False,
+                              soft_wrap=True)  # fmt: skip
                 # (the shapes are read into MeshError; the rest: a registry's answer this
                 # reading missed must not end a witness that runs for months)
                 except (MeshError, httpx.HTTPError, ValueError, KeyError, TypeError,
@@ -442,11 +482,20 @@ def witness_command(
         typer.Option(
             help="serve C2SP tlog-witness's POST /add-checkpoint on [HOST:]PORT (host "
             "default 127.0.0.1; port 0: a free one, printed) for registries that push "
-            "(LLM_MESH_LEDGER_WITNESS_URLS), instead of asking a registry in rounds",
+            "to it, instead of asking a registry in rounds",
         ),
     ] = None,
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
+    accept_new_key: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-key",
+            help="rounds without --log-key: trust a log key the registry lists that this "
+            "witness never trusted and no signed rotation from a trusted key leads to "
+            "(said; kept; for the first round that needs it only)",
+        ),
+    ] = False,
 ) -> None:
     """Cosign the registry's newest checkpoint if it extends the one cosigned before.
 
@@ -454,9 +503,13 @@ def witness_command(
     hand the cosignature back. --listen: serve C2SP tlog-witness's add-checkpoint; the
     registry pushes each new checkpoint and keeps the cosignature it gets back.
 
+    Rounds without --log-key keep the log keys the registry lists on first use (said) and
+    trust a new one only by its signed rotation chain or --accept-new-key; any other is
+    refused: nothing cosigned, the rounds go on.
+
     Rounds exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback,
     a checkpoint not signed by the registry's key: both notes printed as evidence, nothing
-    cosigned) or an error. --listen serves until interrupted (refusals answered as C2SP
+    cosigned; one round: a log key not trusted) or an error. --listen serves until interrupted (refusals answered as C2SP
     tlog-witness says: 409, 422, 403, ...; the state never goes back). Prints the witness key text verifiers pass to
     `llm-mesh ledger verify --witness` and the registry's operator to
     LLM_MESH_LEDGER_WITNESSES."""
@@ -466,6 +519,9 @@ def witness_command(
         raise fail(ValueError("--listen serves pushes; --every runs rounds: one or the other"))
     log_keys = parse_log_keys(log_key or (), settings.ledger_origin)
     pins = log_keys.get(settings.ledger_origin, [])
+    if accept_new_key and (listen is not None or log_keys):
+        raise fail(ValueError("--accept-new-key: for rounds without --log-key only"))
+    memory = LogKeyMemory(settings.home / KEYS_FILE, accept_new=accept_new_key)
     try:
         key, made = load_or_create_witness_key(settings.home / KEY_FILE)
         wname = name or default_name(key)
@@ -484,7 +540,8 @@ def witness_command(
         verify = client_ssl_context(settings.registry_ca)  # --registry-ca, as `ask` does
         url = await first_answering(settings.registry_urls, verify, CALL_S)
         async with httpx.AsyncClient(base_url=url, timeout=CALL_S, verify=verify) as client:
-            return await witness_round(client, key, wname, state_path, settings.ledger_origin, pins)
+            return await witness_round(client, key, wname, state_path, settings.ledger_origin,
+                                       pins, memory=memory)  # fmt: skip
 
     try:
         code = run_witness(state_path, settings.home / LOCK_FILE, one, every)

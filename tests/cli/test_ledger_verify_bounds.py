@@ -5,17 +5,24 @@ with an error naming the URL and the limit. See docs/security.md, "Ledger rewrit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import re
+import time
 import zlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
-from LLM_Mesh.cli import ledger_http
+from LLM_Mesh.cli import ledger_commands, ledger_http
 from LLM_Mesh.cli.ledger_commands import audit
 from LLM_Mesh.cli.ledger_http import HttpSource
+from LLM_Mesh.cli.main import app
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.ledger_signer import public_key_text
 from tests.http_bodies import CHUNK, Endless, Reads, peak_bytes
@@ -160,3 +167,70 @@ async def test_pages_that_do_not_go_forward_are_refused(path: str) -> None:
                 async for _ in source.entries(100):
                     pass
     assert served == 2
+
+
+class _SlowRegistry:
+    """A registry ``ledger verify`` reaches (``ledger_commands._source``) whose every
+    answer is within its bounds and slow: ``/v1/ledger/checkpoints`` a 429 asking to wait
+    1 s (``throttle``), or the paged list a page of one entry every 0.2 s, going forward
+    (no export)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, throttle: bool) -> None:
+        self.asked = 0
+
+        async def answer(request: httpx.Request) -> httpx.Response:
+            path = request.url.path
+            if path == "/v1/ledger/keys":
+                return httpx.Response(200, json=KEYS)
+            if path == "/v1/ledger/checkpoints" and throttle:
+                self.asked += 1
+                return httpx.Response(429, headers={"Retry-After": "1"})
+            if path == "/v1/ledger/export":
+                return httpx.Response(404)
+            if path == "/v1/ledger":
+                self.asked += 1
+                await asyncio.sleep(0.2)
+                after = int(request.url.params["after"])
+                row = {"seq": after + 1}  # (never checked: the deadline comes first)
+                return httpx.Response(200, json={"object": "list", "data": [row], "has_more": True})
+            return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+
+        @contextlib.asynccontextmanager
+        async def source(url: str, *args: object) -> AsyncIterator[HttpSource]:
+            t = httpx.MockTransport(answer)
+            async with httpx.AsyncClient(transport=t, base_url=url) as client:
+                yield HttpSource(client)
+
+        async def first(urls: Sequence[str], verify: object) -> str:
+            return urls[-1]
+
+        monkeypatch.setattr(ledger_commands, "_source", source)
+        monkeypatch.setattr(ledger_commands, "first_answering", first)
+
+
+@pytest.mark.parametrize("throttle", [True, False], ids=["429 again and again", "slow pages"])
+def test_a_registry_slow_in_every_answer_is_cut_off_at_the_overall_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throttle: bool
+) -> None:
+    """Found 2026-12-05: each answer was bounded (300 s) and 30 429s in a row waited out,
+    but not the whole run: a registry answering 429 (30 s a page here) or page after slow
+    page, each going forward, held the verifier as long as it liked. Now ``--timeout``
+    (an hour by default) ends it: exit 1, an error naming the limit; nothing remembered."""
+    reg = _SlowRegistry(monkeypatch, throttle)
+    home = tmp_path / "home"
+    argv = ["ledger", "verify", "--registry", "http://slow.test", "--home", str(home)]
+    start = time.monotonic()
+    res = CliRunner().invoke(app, [*argv, "--timeout", "1.5"], env={"COLUMNS": "300"})
+    took = time.monotonic() - start
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1, out
+    assert "not done within --timeout 1.5 s: http://slow.test answered too slowly" in out
+    assert 1.4 < took < 6, took
+    assert 0 < reg.asked < 10
+    assert not (home / "ledger_seen.json").exists()
+
+
+def test_the_overall_timeout_is_an_hour_by_default_and_0_is_none() -> None:
+    assert ledger_commands.VERIFY_TIMEOUT_S == 3600
+    res = CliRunner().invoke(app, ["ledger", "verify", "--help"], env={"COLUMNS": "80"})
+    assert "--timeout" in res.output and "3600" in res.output

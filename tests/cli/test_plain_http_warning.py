@@ -20,6 +20,7 @@ runner = CliRunner()
 FAR = "http://h29.invalid"  # another machine (the name fails fast: nothing is answered)
 KEY_WORDS = "your API key goes over plain http to http://h29.invalid"
 TOKEN_WORDS = "your operator token goes over plain http to http://h29.invalid"
+ADMIN_WORDS = "warning: the admin key goes over plain http to http://h29.invalid"
 
 
 def _run(tmp_path: Path, argv: list[str], url: str, **env: str) -> str:
@@ -39,6 +40,9 @@ COMMANDS = {
         {"LLM_MESH_OPERATOR_TOKEN": "lmo_h29"},
         TOKEN_WORDS,
     ),
+    # found 2026-12-05: the admin key only in the client's log line (Python's last-resort
+    # handler printed it bare; any logging set up, as here, hid it)
+    "canary run": (["registry", "canary", "run"], {"LLM_MESH_ADMIN_KEY": "h29-admin"}, ADMIN_WORDS),
 }
 
 
@@ -47,7 +51,9 @@ def test_a_credential_sent_over_plain_http_to_another_machine_is_warned_about(
     tmp_path: Path, command: str
 ) -> None:
     argv, env, words = COMMANDS[command]
-    assert words in _run(tmp_path, argv, FAR, **env)
+    out = _run(tmp_path, argv, FAR, **env)
+    assert words in out
+    assert out.count("goes over plain http") == 1, out  # once
     for url in ("https://h29.invalid", "http://127.0.0.1:9", "http://localhost:9"):
         assert "plain http" not in _run(tmp_path, argv, url, **env), url
 
