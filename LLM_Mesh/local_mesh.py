@@ -62,7 +62,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -244,7 +244,7 @@ class LocalMesh:
         make_private_dir(self.settings.home)
         for port in (self.registry_port, self.node_port):
             _require_free_port(self.host, port)
-        if "--key-file" not in self.node_args:  # else its own key, not the home's
+        if not _names_key_file(self.node_args):  # else its own key, not the home's
             _require_free_key(self.settings.home / "node.key")
         if self.prepare_credentials():
             progress(f"made the admin key: {self.settings.home / 'admin.key'} (mode 0600)")
@@ -427,6 +427,12 @@ def _require_free_port(host: str, port: int) -> None:
             "Stop it, or run this one beside it: other ports (--registry-port / --node-port) "
             "and a home of its own (--home DIR)."
         )
+
+
+def _names_key_file(args: Sequence[str]) -> bool:
+    """Whether the node's own arguments name its key: ``--key-file PATH`` or
+    ``--key-file=PATH`` (found 2026-12-05, review29: only the first was seen)."""
+    return any(a == "--key-file" or a.startswith("--key-file=") for a in args)
 
 
 def _require_free_key(key: Path) -> None:

@@ -301,6 +301,15 @@ def test_a_home_whose_node_key_a_running_node_holds_is_refused_before_anything_s
         assert _started_commands(other, tmp_path, monkeypatch)["node"]
     finally:
         os.close(fd)
+    # the same as one argument, --key-file=PATH (found 2026-12-05, review29: refused)
+    joined = LocalMesh(Settings(home=home), engine="sim", model="mistral-7b",
+                       node_args=[f"--key-file={tmp_path / 'other.key'}"])  # fmt: skip
+    fd = try_lock(home / "node.key.lock")
+    assert fd is not None
+    try:
+        assert _started_commands(joined, tmp_path, monkeypatch)["node"]
+    finally:
+        os.close(fd)
 
 
 def test_a_taken_port_names_the_home_a_second_mesh_needs_too(tmp_path: Path) -> None:

@@ -30,16 +30,27 @@ from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.identity import hash_secret
 from LLM_Mesh.core.key_account import derived_key_id
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ApiKeyRecord, Store
 
-__all__ = ["KEY_PREFIX", "KeyCache", "create_api_key", "parse_regions"]
+__all__ = ["KEY_PREFIX", "KeyCache", "NoFreeKeyId", "create_api_key", "parse_regions"]
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "lmk"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ID_TRIES = 8  # keys drawn before giving up on an id of its own (one clash: ~n / 2^48)
+
+
+class NoFreeKeyId(MeshError):
+    """:func:`create_api_key` drew :data:`_ID_TRIES` keys whose ids were all taken (found
+    2026-12-05, review29: a RuntimeError traceback at ``keys create``); a ``MeshError``, so
+    the CLI says it in one line."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "no_free_key_id"
 
 
 def _utcnow() -> datetime:
@@ -92,7 +103,11 @@ async def create_api_key(
         # (found 2026-12-05: "a key named ... exists" for a name no key had); a fresh key
         if name is not None and any(k.name == name for k in await store.list_api_keys()):
             return None
-    raise RuntimeError(f"no key with an id of its own in {_ID_TRIES} tries; try again")
+    raise NoFreeKeyId(
+        f"no key was made: each of {_ID_TRIES} keys drawn had an id another key has "
+        "(a clash is a ~n / 2^48 chance per key; this many in a row suggests a broken random "
+        "source or a store that refuses every new key); try again"
+    )
 
 
 class KeyCache(Poller):

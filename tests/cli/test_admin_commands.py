@@ -114,6 +114,24 @@ def _key_from(out: str) -> str:
     return next(line.strip() for line in out.splitlines() if line.startswith("lmk_"))
 
 
+def test_keys_create_out_of_fresh_ids_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every draw an id already taken: ``keys create`` ended in a RuntimeError traceback
+    (found 2026-12-05, review29); one line that says what happened and what to do."""
+    from LLM_Mesh.registry import api_keys
+
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "keys", "create", "--name", "first")
+    assert code == 0, out
+    taken = _key_from(out)[4:]
+    monkeypatch.setattr(api_keys.secrets, "token_urlsafe", lambda _n: taken)
+    code, out = cli(home, "registry", "keys", "create", "--name", "second")
+    assert code == 1, out
+    assert "Traceback" not in out and "RuntimeError" not in out
+    assert "error:" in out and "try again" in out and "8" in out, out
+
+
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     home = tmp_path / "mesh"
     code, out = cli(
