@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer
-from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD
+from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD, kept_places
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
@@ -89,3 +89,65 @@ def test_a_keyed_request_is_answered_before_the_anonymous_ones_queued_at_the_nod
     }
     assert classes == {"busy": None, "anon-1": None, "anon-2": None, "anon-3": None,
                        "keyed": KEYED}  # fmt: skip
+
+
+def test_an_anonymous_flood_that_fills_the_line_leaves_a_keyed_request_a_place(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """The node keeps the last places of its line for keyed requests and the gateway's
+    router knows it: anonymous requests beyond the others are refused (429), and a keyed
+    one that comes after them is still served, first (found 2026-12-05: the full line
+    refused it, then the router held the node full for every request after an anonymous
+    request's 429, docs/security.md)."""
+    mesh = inprocess_mesh
+    gate = asyncio.Event()
+
+    async def held(_seconds: float) -> None:
+        await gate.wait()
+
+    node = mesh.add_node(MODEL, "flooded-node", sleep=held)
+    started: list[str] = []
+    stream_batches = node.engine.stream_batches
+
+    def recording(req: GenerationRequest, cancel: Any) -> AsyncIterator[list[Delta]]:
+        started.append(str((req.messages or [{}])[-1].get("content")))
+        return stream_batches(req, cancel)
+
+    node.engine.stream_batches = recording  # type: ignore[method-assign]
+    adm = node.service.admission
+    free = adm.max_queue - kept_places(adm.max_queue)  # 6 of the default 8
+
+    async def scenario() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        made = await create_api_key(mesh.store)
+        assert made is not None
+        ledger = mesh.app.state.runtime.ledger
+        await ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**12))
+        keyed = {"Authorization": f"Bearer {made[0]}"}
+        async with httpx.AsyncClient(transport=mesh.router, base_url=REGISTRY_URL) as c:
+
+            async def ask(label: str, headers: dict[str, str]) -> httpx.Response:
+                body = {"model": MODEL, "max_tokens": 4,
+                        "messages": [{"role": "user", "content": label}]}  # fmt: skip
+                return await c.post("/v1/chat/completions", json=body, headers=headers,
+                                    timeout=30)  # fmt: skip
+
+            tasks = [asyncio.create_task(ask("busy", keyed))]  # keyed: places kept now
+            await _until(lambda: adm.in_flight == 1 and started == ["busy"])
+            for i in range(1, free + 1):
+                tasks.append(asyncio.create_task(ask(f"anon-{i}", {})))
+                await _until(lambda i=i: adm.queued == i)
+            refused = []
+            for i in (1, 2):  # the flood goes on: refused, by the node then by the router
+                t = asyncio.create_task(ask(f"over-{i}", {}))
+                await _until(lambda t=t: t.done() or adm.queued > free)
+                assert t.done(), "an anonymous request took a kept place"
+                refused.append(t.result())
+            tasks.append(asyncio.create_task(ask("keyed", keyed)))
+            await _until(lambda: adm.queued == free + 1)
+            gate.set()
+            return list(await asyncio.gather(*tasks)), refused
+
+    answers, refused = mesh.call(scenario())
+    assert [r.status_code for r in refused] == [429, 429], [r.text for r in refused]
+    assert [r.status_code for r in answers] == [200] * (free + 2), [r.text for r in answers]
+    assert started == ["busy", "keyed", *(f"anon-{i}" for i in range(1, free + 1))]

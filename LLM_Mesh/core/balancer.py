@@ -1,7 +1,9 @@
 """The router: per-model index, best-of-k choice over scored nodes, outcomes fed back.
 
-For each model the router keeps two :class:`IndexedSet` s of routable,
-non-ejected nodes: *open* (with spare capacity) and *full* (saturated). A node
+For each model the router keeps sets of routable, non-ejected nodes
+(``core/route_pools.py``): *open* (with spare capacity), *kept* (only the places the
+node keeps for keyed requests are free: full for anonymous requests, a keyed one draws
+from them when no node is open) and *full* (saturated). A node
 moves between them whenever its load changes, so a decision is O(1): draw
 ``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better
 than two on the mixed-speed fleet, docs/benchmarks.md), score each
@@ -28,7 +30,9 @@ The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
 on the first streamed token, and ``finish`` with the outcome; hard failures
 (connect error, timeout, 5xx) eject the node through the
 :class:`~LLM_Mesh.core.outlier.OutlierDetector`, never more than
-``max_ejected_fraction`` of any model's pool at once. ``fault`` counts a finished
+``max_ejected_fraction`` of any model's pool at once. A 429 marks the node full until its next
+heartbeat, but an anonymous request's 429 at a node keeping places marks it full for
+anonymous requests only (found 2026-12-05: it closed the node to keyed ones too). ``fault`` counts a finished
 attempt as such a failure after the fact (a node's 4xx refusal that another node's
 answer contradicted: ``core/failover.py``).
 """
@@ -38,21 +42,27 @@ from __future__ import annotations
 import math
 import random
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
 from LLM_Mesh.core.queue_wait import MAX_WAIT_S
+from LLM_Mesh.core.route_pools import (
+    EJECTED,
+    NONE,
+    Pools,
+    RowPart,
+    anonymous_limit,
+    band,
+)
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
-    ROW,
     NodeStats,
     RouteRequest,
     ScoringPolicy,
     cheapest_rows,
     full_waits,
-    node_row,
     permits,
     write_ewmas,
     write_load,
@@ -75,10 +85,9 @@ class RoutingPolicy:
             raise ValueError("need 1 <= choices <= max_draws")
 
 
-_NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
 _OK = Verdict.OK  # a module global: reading an enum member off its class costs ~0.1 µs
 _tuple_new = tuple.__new__
-_RowPart = Callable[["array[float]", int, NodeStats, str], None]  # write_row or a part of it
+_RowPart = RowPart
 
 
 def _load_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
@@ -92,25 +101,7 @@ def _ewmas_load(vals: array[float], at: int, node: NodeStats, model: str) -> Non
 
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
-
-
-class _Pool:
-    """One model's routable nodes: the current ``NodeStats`` objects themselves (not their
-    ids); the open ones each with their scoring inputs for the model in a flat row
-    (:func:`~LLM_Mesh.core.scoring.node_row`), so a pick reads its candidates' rows and
-    touches no node object but the winner's."""
-
-    __slots__ = ("ejected", "full", "members", "open")
-
-    def __init__(self) -> None:
-        self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
-        self.full: IndexedSet[NodeStats] = IndexedSet()
-        self.ejected = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.open) + len(self.full) + self.ejected
+         "keyed_at", "anon_in_flight", "anon_closed", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
 
 
 class Router:
@@ -121,9 +112,10 @@ class Router:
         self.outliers = OutlierDetector(self.policy.ejection)
         self._rand = (rng or random.Random()).random
         self._nodes: dict[str, NodeStats] = {}
-        self._place: dict[str, int] = {}
+        self._index = Pools()  # core/route_pools.py
+        self._place = self._index.place
         self._lineage: dict[str, object] = {}  # per node, from upsert (kept) to remove
-        self._pools: dict[str, _Pool] = {}
+        self._pools = self._index.by_model
         # bumped whenever a node's routing state that ``GET /mesh/nodes`` shows changes other
         # than by the clock: an upsert, a removal, routable, an ejection and its end (the
         # listing's cache key, registry/node_listing.py); never per request
@@ -152,7 +144,7 @@ class Router:
         """
         old = self._nodes.get(node_id)
         if old is not None:
-            self._move(old, _NONE)
+            self._move(old, NONE)
         st = NodeStats(
             node_id, models, self.policy.scoring, loaded=loaded, region=region,
             max_concurrency=max_concurrency, max_queue=max_queue, cold_start_ms=cold_start_ms,
@@ -163,6 +155,7 @@ class Router:
                 setattr(st, name, getattr(old, name))
         else:
             self._lineage[node_id] = object()
+        st.open_below = anonymous_limit(st, now)
         self._nodes[node_id] = st
         self._refresh(st)
         self.changes += 1
@@ -172,7 +165,7 @@ class Router:
         st = self._nodes.pop(node_id, None)
         if st is not None:
             self.changes += 1
-            self._move(st, _NONE)
+            self._move(st, NONE)
             self._place.pop(node_id, None)
             self._lineage.pop(node_id, None)
             self.outliers.forget(node_id)
@@ -204,6 +197,8 @@ class Router:
         st.hb_load = max(0, in_flight) + max(0, queued)
         st.hb_load_at = now
         st.unavailable = False
+        st.anon_closed = False
+        st.open_below = anonymous_limit(st, now)
         if service_s is not None and 0 <= service_s <= MAX_WAIT_S:  # NaN: neither
             st.reported_service_ms = service_s * 1000.0
         st.hb_at = now
@@ -231,17 +226,20 @@ class Router:
         if fresh:
             st.hb_at = at
             st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
-        if st.hb_load == 0 or at <= st.hb_load_at:
+        if (st.hb_load == 0 and not st.anon_closed) or at <= st.hb_load_at:
             if fresh:
                 self._rewrite(st, write_report)
             return False
-        was_saturated = st.saturated
+        was = band(st)
         st.hb_load = 0
         st.hb_load_at = at
         st.unavailable = False
-        if was_saturated and not st.saturated:
+        st.anon_closed = False
+        st.open_below = anonymous_limit(st, at)
+        now_band = band(st)
+        if now_band != was:
             self._restate(st, _load_report)
-            return True
+            return now_band < was
         self._rewrite(st, _load_report)
         return False
 
@@ -274,14 +272,19 @@ class Router:
         return here, peak, st.ended_at
 
     def pool_counts(self, model: str) -> tuple[int, int, int]:
-        """``(open, full, ejected)`` routable nodes for ``model``."""
+        """``(open, full, ejected)`` routable nodes for ``model`` (full: for an anonymous
+        request, so with those only keyed requests may take, ``Pool.kept``)."""
         p = self._pools.get(model)
-        return (0, 0, 0) if p is None else (len(p.open), len(p.full), p.ejected)
+        return (0, 0, 0) if p is None else (len(p.open), len(p.kept) + len(p.full), p.ejected)
 
     def slots(self, model: str) -> int:
         """The slots (``max_concurrency``) of ``model``'s routable nodes not ejected."""
         p = self._pools.get(model)
-        return 0 if p is None else sum(st.max_concurrency for b in (p.open, p.full) for st in b)
+        return (
+            0
+            if p is None
+            else sum(st.max_concurrency for b in (p.open, p.kept, p.full) for st in b)
+        )
 
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:
@@ -291,50 +294,22 @@ class Router:
             self._rewrite(st, part)
 
     def _rewrite(self, st: NodeStats, part: _RowPart = write_row) -> None:
-        """Write ``part`` of ``st``'s rows again (one per model) if it is open; else it has
-        none. ``part``: ``scoring.write_row`` or one of its three parts."""
-        if self._place.get(st.node_id) == _OPEN:
-            pools = self._pools
-            for m in st.models:
-                bag = pools[m].open
-                part(bag.vals, bag.slot(st) * ROW, st, m)
+        """Write ``part`` of ``st``'s rows again if it has rows (``Pools.rewrite``)."""
+        self._index.rewrite(st, part)
 
     def _refresh(self, st: NodeStats) -> bool:
         """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
         written afresh)."""
         if not st.routable:
-            target = _NONE
+            target = NONE
         elif self.outliers.is_ejected(st.node_id):
-            target = _EJECTED
-        elif st.saturated:
-            target = _FULL
+            target = EJECTED
         else:
-            target = _OPEN
+            target = band(st)
         return self._move(st, target)
 
     def _move(self, st: NodeStats, target: int) -> bool:
-        nid = st.node_id
-        current = self._place.get(nid, _NONE)
-        if current == target:
-            return False
-        for m in st.models:
-            pool = self._pools.get(m)
-            if pool is None:
-                pool = self._pools[m] = _Pool()
-            if current == _OPEN:
-                pool.open.discard(st)
-            elif current == _FULL:
-                pool.full.discard(st)
-            elif current == _EJECTED:
-                pool.ejected -= 1
-            if target == _OPEN:
-                pool.open.add(st, node_row(st, m))
-            elif target == _FULL:
-                pool.full.add(st)
-            elif target == _EJECTED:
-                pool.ejected += 1
-        self._place[nid] = target
-        return True
+        return self._index.move(st, target)
 
     def tick(self, now: float) -> None:
         """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
@@ -398,10 +373,10 @@ class Router:
             if pool is None:
                 continue
             bag = pool.open
-            if req.constrained:
-                slots = [bag.slot(st) for st in self._sample(bag, req, k)]
-            else:
-                slots = bag.draw_slots(k, self._rand)
+            slots = self._draw(bag, req, k)
+            if not slots and req.keyed and len(pool.kept):  # the places kept for keyed ones
+                bag = pool.kept
+                slots = self._draw(bag, req, k)
             if slots:
                 factor = 1.0 + sp.specialty_step * rank
                 i, cost = cheapest_rows(
@@ -409,17 +384,24 @@ class Router:
                 )
                 if best is None or cost < best_cost:
                     best, best_cost, best_model = bag.at(i), cost, model
-            if best is None and len(pool.full):
-                w, h = self._wait_estimate(pool.full, req, model, tokens, now)
-                if w is not None and (wait is None or w < wait):
-                    wait = w
-                if h is not None and (held is None or h < held):
-                    held = h
+            fulls = (pool.full,) if req.keyed else (pool.full, pool.kept)
+            for full in fulls:
+                if best is None and len(full):
+                    w, h = self._wait_estimate(full, req, model, tokens, now)
+                    if w is not None and (wait is None or w < wait):
+                        wait = w
+                    if h is not None and (held is None or h < held):
+                        held = h
         if best is not None:
             return Decision(Verdict.OK, best.node_id, best_model, best_cost)
         if wait is not None:
             return Decision(Verdict.SATURATED, wait_s=wait)
         return Decision(Verdict.NO_NODE, wait_s=held)
+
+    def _draw(self, bag: IndexedRows[NodeStats], req: RouteRequest, k: int) -> list[int]:
+        if req.constrained:
+            return [bag.slot(st) for st in self._sample(bag, req, k)]
+        return bag.draw_slots(k, self._rand)
 
     def _sample(self, bag: IndexedSet[NodeStats], req: RouteRequest, k: int) -> list[NodeStats]:
         n = len(bag)
@@ -460,9 +442,10 @@ class Router:
         return full_waits(self._sample(full, req, 8), model, tokens, now, self.policy.scoring)
 
     # -- outcomes -----------------------------------------------------------------
-    def begin(self, node_id: str, model: str, now: float) -> Attempt:
-        """The gateway is sending a request to ``node_id`` now."""
-        att = Attempt(node_id, model, now)
+    def begin(self, node_id: str, model: str, now: float, keyed: bool = False) -> Attempt:
+        """The gateway is sending a request to ``node_id`` now (``keyed``: a keyed one, so
+        the node keeps places for such requests now, ``route_pools.anonymous_limit``)."""
+        att = Attempt(node_id, model, now, keyed)
         st = self._nodes.get(node_id)
         if st is not None:
             att.lineage = self._lineage.get(node_id)
@@ -471,7 +454,12 @@ class Router:
                 st.peak_in_flight = st.in_flight
             st.waiting += 1
             st.waiting_since_sum += now
-            if st.load >= st.capacity:
+            if keyed:
+                st.keyed_at = now
+                st.open_below = anonymous_limit(st, now)
+            else:
+                st.anon_in_flight += 1
+            if st.load >= st.open_below:  # its band may have changed (route_pools.band)
                 self._restate(st, write_load)
             else:
                 self._rewrite(st, write_load)
@@ -515,8 +503,10 @@ class Router:
             st.waiting_since_sum -= att.started
             if st.waiting == 0:
                 st.waiting_since_sum = 0.0
-        was_saturated = st.saturated
+        was = band(st)
         st.in_flight -= 1
+        if not att.keyed:
+            st.anon_in_flight -= 1
         st.ended_at = now
         elapsed_ms = (now - att.started) * 1000.0
         ejected = False
@@ -539,12 +529,18 @@ class Router:
                 st.ttft.observe(elapsed_ms, now)
             ejected = self._failed(st, now)
         elif outcome in BUSY:
-            st.hb_load = max(st.hb_load, st.capacity)
+            # an anonymous request's 429 at a node keeping places says it is full for
+            # anonymous ones: those kept for keyed ones may be free (found 2026-12-05: it
+            # closed the node to keyed requests too, until its next heartbeat)
+            if outcome is Outcome.OVERLOADED and not att.keyed and st.open_below < st.capacity:
+                st.anon_closed = True
+            else:
+                st.hb_load = max(st.hb_load, st.capacity)
             st.hb_load_at = now
             st.unavailable = outcome is Outcome.UNAVAILABLE  # held, not saturated: a 503
             if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
                 st.busy_until = max(st.busy_until, now + retry_after_s)
-        if ejected or was_saturated != st.saturated:
+        if ejected or was != band(st):
             self._restate(st, part)
         else:
             self._rewrite(st, part)

@@ -18,6 +18,21 @@ under contention keyed requests get at least ``MAX_PASSED_OVER`` of every
 ``MAX_PASSED_OVER + 1`` slots that free, ordinary ones at least one. With no keyed
 waiter, or only ordinary ones ahead of none, the order is first come first served,
 exactly as before. Pure: the caller keeps the line and the clock.
+
+Places kept for keyed requests (:func:`admits`): order alone did not help a keyed request
+that found the line full: an anonymous flood filling a node's ``max_queue`` places made it
+429 like any other, and on every node so flooded (found 2026-12-05, review29). So
+:func:`kept_places` of the line (:data:`KEYED_KEPT_SHARE` of ``max_queue``, rounded
+down, at least 1 when ``max_queue`` is 2 or more; 2 of the default 8) are kept from
+ordinary requests: one that finds ordinary waiters holding all the others is refused
+(429, ``Retry-After`` as for a full line); a keyed request takes any free place, and an
+ordinary one any while ordinary waiters hold fewer (so keyed ones filling the line do not
+shut ordinary ones out). The gateway's router applies the same rule
+(``core/route_pools.py``). Kept only while the node has had a keyed request
+in the last :data:`KEYED_SEEN_S` (:func:`keeps_places`): a node behind an older gateway
+(which never sends the field), or on a network where no one uses a key, never sees one and
+lends the whole line to everyone, exactly as before; the first keyed request of a flood
+may still find the line full, the next ones find the kept places as ordinary waiters leave.
 """
 
 from __future__ import annotations
@@ -29,11 +44,16 @@ from typing import Any
 
 __all__ = [
     "KEYED",
+    "KEYED_KEPT_SHARE",
+    "KEYED_SEEN_S",
     "MAX_ORDINARY_WAIT_S",
     "MAX_PASSED_OVER",
     "PRIORITY_FIELD",
     "Waiter",
+    "admits",
     "is_keyed",
+    "keeps_places",
+    "kept_places",
     "keyed_body",
     "keyed_raw",
     "next_waiter",
@@ -50,6 +70,41 @@ MAX_PASSED_OVER = 4
 #: model, long answers) still serves an ordinary waiter within about this much more than
 #: first come, first served would
 MAX_ORDINARY_WAIT_S = 30.0
+#: the share of a node's ``max_queue`` waiting places kept for keyed requests (the last
+#: ones: :func:`kept_places`)
+KEYED_KEPT_SHARE = 0.25
+#: places are kept while the node's last keyed request came less than this long ago
+#: (seconds; :func:`keeps_places`)
+KEYED_SEEN_S = 600.0
+
+
+def kept_places(max_queue: int, share: float = KEYED_KEPT_SHARE) -> int:
+    """How many of ``max_queue`` waiting places only keyed requests may take: ``share`` of
+    them rounded down, at least 1 when ``max_queue`` is 2 or more, never all (none of a
+    line of 0 or 1: an ordinary request could never wait)."""
+    if max_queue < 2:
+        return 0
+    return min(max_queue - 1, max(1, int(max_queue * share)))
+
+
+def keeps_places(last_keyed: float | None, now: float, window_s: float = KEYED_SEEN_S) -> bool:
+    """Whether a node whose last keyed request came at ``last_keyed`` (its clock; ``None``:
+    never) keeps places for keyed requests now."""
+    return last_keyed is not None and now - last_keyed < window_s
+
+
+def admits(queued: int, ordinary: int, max_queue: int, *, keyed: bool, keep: bool) -> bool:
+    """Whether a request that finds ``queued`` waiters, ``ordinary`` of them not keyed, may
+    join the line: a keyed one while any of the ``max_queue`` places is free, an ordinary
+    one only while ordinary waiters hold fewer than ``max_queue`` less the places kept
+    (:func:`kept_places`, when ``keep``). Kept from ordinary requests, not for keyed ones
+    alone: a line full of keyed waiters still takes an ordinary request into the next
+    place that frees (the bound of :func:`next_waiter` then serves it)."""
+    if queued >= max_queue:
+        return False
+    if keyed or not keep:
+        return True
+    return ordinary < max_queue - kept_places(max_queue)
 
 
 def is_keyed(value: object) -> bool:

@@ -53,14 +53,15 @@ class Decision(NamedTuple):
 class Attempt:
     """One try of one request on one node, held by the gateway between begin and finish."""
 
-    __slots__ = ("done", "first_token_at", "lineage", "model", "node_id", "started")
+    __slots__ = ("done", "first_token_at", "keyed", "lineage", "model", "node_id", "started")
 
-    def __init__(self, node_id: str, model: str, started: float) -> None:
+    def __init__(self, node_id: str, model: str, started: float, keyed: bool = False) -> None:
         self.node_id = node_id
         self.model = model
         self.started = started
         self.first_token_at: float | None = None
         self.done = False
+        self.keyed = keyed  # a keyed request: its 429 closes the node to everyone
         # the registration it was counted on (the router's token): an attempt begun on
         # a node since removed, or while it was unknown, never touches a later one's counts
         self.lineage: object | None = None

@@ -108,6 +108,8 @@ class RouteRequest:
     allow_nodes: frozenset[str] | None = None
     deny_nodes: frozenset[str] = frozenset()
     exclude: frozenset[str] = frozenset()  # already tried for this request
+    # a keyed (paying) request: it may also take the places nodes keep for keyed ones
+    keyed: bool = False
     # any of the four above set (worked out once here, read on every pick)
     constrained: bool = field(init=False, repr=False, compare=False)
 
@@ -155,6 +157,10 @@ class NodeStats:
         "reported_service_ms",
         "routable",
         "waiting_since_sum",
+        "anon_closed",
+        "anon_in_flight",
+        "keyed_at",
+        "open_below",
     )
 
     def __init__(
@@ -204,6 +210,14 @@ class NodeStats:
         # its last refusal was a 503 (paused, draining, no memory) and no heartbeat came since:
         # it is held out of routing (full) until then, but it is no saturated node
         self.unavailable = False
+        # when the gateway last sent it a keyed request (its clock; None: never); the
+        # count of in_flight at which anonymous ones fill it (route_pools.anonymous_limit)
+        # and how many of in_flight are anonymous; an anonymous request's 429 closed it to
+        # anonymous ones only, until the next heartbeat (core/route_pools.py)
+        self.keyed_at: float | None = None
+        self.open_below = self.capacity
+        self.anon_in_flight = 0
+        self.anon_closed = False
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""

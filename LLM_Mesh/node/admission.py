@@ -5,7 +5,10 @@ requests (the gateway's ``mesh_priority``, read by ``node/app.py`` from a reques
 authenticated) before the others and each class first come first served, an ordinary
 waiter served at the latest after :data:`~LLM_Mesh.core.priority.MAX_PASSED_OVER` keyed
 ones overtook it or :data:`~LLM_Mesh.core.priority.MAX_ORDINARY_WAIT_S` of waiting
-(:func:`~LLM_Mesh.core.priority.next_waiter`); beyond that :class:`~LLM_Mesh.errors.Overloaded` (HTTP 429
+(:func:`~LLM_Mesh.core.priority.next_waiter`); the last places of the line kept for keyed
+requests while the node has lately had one (:func:`~LLM_Mesh.core.priority.admits`: an
+ordinary request finding only those free is refused); beyond that
+:class:`~LLM_Mesh.errors.Overloaded` (HTTP 429
 with ``Retry-After`` = the estimated time until the queue ahead has drained,
 :func:`~LLM_Mesh.core.queue_wait.queue_wait_s`, from the running and queued
 requests and the measured time a request holds its slot,
@@ -27,7 +30,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import Enum
 
-from LLM_Mesh.core.priority import Waiter, next_waiter, pass_over
+from LLM_Mesh.core.priority import (
+    Waiter,
+    admits,
+    keeps_places,
+    kept_places,
+    next_waiter,
+    pass_over,
+)
 from LLM_Mesh.core.queue_wait import ServiceTime, queue_wait_s, retry_after_header
 from LLM_Mesh.errors import ModelUnavailable, Overloaded
 
@@ -76,6 +86,7 @@ class Admission:
         self._in_flight = 0
         self._starts: list[float] = []  # when each running slot was taken
         self._waiters: list[_InLine] = []  # in the order they came
+        self._keyed_at: float | None = None  # when the last keyed request came (clock())
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -131,19 +142,26 @@ class Admission:
         Returns when the slot was taken (for :meth:`release`).
         """
         self._check_open()
+        now = self.clock()
+        if keyed:
+            self._keyed_at = now
         if self._in_flight < self.max_concurrency and not self.queued:
             return self._take()
         queued = self.queued
-        if queued >= self.max_queue:
+        keep = keeps_places(self._keyed_at, now)
+        ordinary = sum(1 for w in self._waiters if not w.keyed and not w.fut.done())
+        if not admits(queued, ordinary, self.max_queue, keyed=keyed, keep=keep):
             wait = self.wait_estimate_s()
+            kept = kept_places(self.max_queue) if keep and queued < self.max_queue else 0
+            why = f"; {kept} waiting places are kept for keyed requests" if kept else ""
             raise Overloaded(
                 f"node busy: {self._in_flight} running and {queued} waiting "
-                f"(max_queue={self.max_queue}); estimated wait {wait:.2f} s",
+                f"(max_queue={self.max_queue}{why}); estimated wait {wait:.2f} s",
                 retry_after=retry_after_header(wait),
                 wait_s=round(wait, 3),
             )
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        entry = _InLine(keyed, self.clock(), fut)
+        entry = _InLine(keyed, now, fut)
         self._waiters.append(entry)
         try:
             return await fut

@@ -256,7 +256,7 @@ class Routing:
         self._slots[model] = (changes, n)
         return n
 
-    def begin(self, node_id: str, model: str) -> Attempt:
+    def begin(self, node_id: str, model: str, keyed: bool = False) -> Attempt:
         self.demand.begin(model)
         now = self.clock()
         entry = self.table.get(node_id)
@@ -265,7 +265,7 @@ class Routing:
             slots = max(1, entry.max_concurrency)
             capacity = slots + max(0, entry.max_queue)
         self.shares.begin(node_id, now, slots, capacity, self._others_at(node_id, entry))
-        return self.router.begin(node_id, model, now)
+        return self.router.begin(node_id, model, now, keyed)
 
     def others_at(self, node_id: str) -> int:
         """The requests other live replicas published in flight at ``node_id`` (0: alone)."""

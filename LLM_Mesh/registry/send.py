@@ -188,9 +188,10 @@ def _failure(exc: NodeTransportError) -> Outcome:
 
 
 @lru_cache(maxsize=1024)
-def _plain_route(model: str, expected_tokens: int | None) -> RouteRequest:
-    """``RouteRequest((model,), expected_tokens=...)``, unconstrained (immutable: shared)."""
-    return RouteRequest((model,), expected_tokens=expected_tokens)
+def _plain_route(model: str, expected_tokens: int | None, keyed: bool) -> RouteRequest:
+    """``RouteRequest((model,), expected_tokens=..., keyed=...)``, unconstrained
+    (immutable: shared)."""
+    return RouteRequest((model,), expected_tokens=expected_tokens, keyed=keyed)
 
 
 class Exchange:
@@ -276,7 +277,7 @@ class Exchange:
                     break
                 self.tried.add(node)
                 fo.begin()
-                att = routing.begin(node, job.model)
+                att = routing.begin(node, job.model, self.keyed)
                 outcome, err, resp = await self._attempt(
                     sender, node, entry.url, left, att, fo, bounded
                 )
@@ -471,7 +472,7 @@ class Exchange:
         if model is None and allow is None and not (self.tried or ext.avoid_regions
                                                      or ext.deny_nodes or ext.trusted_only):  # fmt: skip
             # the common request: one made once per model and max_tokens (an equal one)
-            return _plain_route(m, self.job.max_tokens or None)
+            return _plain_route(m, self.job.max_tokens or None, self.keyed)
         if ext.trusted_only and self.rt.quality is not None:  # only nodes trusted now
             trusted = self.rt.quality.trusted_nodes(m)
             allow = trusted if allow is None else allow & trusted
@@ -482,6 +483,7 @@ class Exchange:
             allow_nodes=allow,
             deny_nodes=ext.deny_nodes,
             exclude=frozenset(self.tried) if model is None else frozenset(),
+            keyed=self.keyed,  # it may take the places nodes keep for keyed requests
         )
 
     def _check_context(self, node_id: str) -> None:

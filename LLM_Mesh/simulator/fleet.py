@@ -1,7 +1,9 @@
 """Simulated nodes: the hidden truth the router never reads.
 
 A :class:`SimNode` serves ``max_concurrency`` jobs at once and queues up to
-``max_queue`` more (then answers 429). A slot that frees goes to the waiter
+``max_queue`` more (then answers 429; places kept from anonymous requests while it has
+lately had a keyed one, :func:`LLM_Mesh.core.priority.admits`, as a real node). A slot
+that frees goes to the waiter
 :func:`LLM_Mesh.core.priority.next_waiter` names (keyed requests before anonymous
 ones, with its anti-starvation bound: the same code as ``node/admission.py``, called
 through the module so it cannot drift into a copy); a waiter the gateway cancels
@@ -64,6 +66,7 @@ class SimNode:
         "alive",
         "answer_status",
         "fail_prob",
+        "keyed_at",
         "loop",
         "max_concurrency",
         "max_queue",
@@ -110,6 +113,7 @@ class SimNode:
         self.running = 0
         self.active: dict[Job, None] = {}
         self.queue: list[Job] = []  # in the order they came
+        self.keyed_at: float | None = None  # its last keyed request (core/priority.py)
 
     @property
     def queued(self) -> int:
@@ -126,9 +130,19 @@ class SimNode:
         if self.answer_status is not None:
             self.loop.after(self.rtt_s, _end, (job, self.answer_status))
             return
+        now = self.loop.now
+        if job.keyed:
+            self.keyed_at = now
+        keep = priority.keeps_places(self.keyed_at, now)
         if self.running < self.max_concurrency:
             self._start(job)
-        elif len(self.queue) < self.max_queue:
+        elif priority.admits(
+            len(self.queue),
+            sum(1 for j in self.queue if not j.keyed),
+            self.max_queue,
+            keyed=job.keyed,
+            keep=keep,
+        ):
             job.since = self.loop.now
             self.queue.append(job)
         else:

@@ -146,7 +146,7 @@ class SimGateway:
         if req.done:
             return
         now = self.loop.now
-        node_id, verdict, _ = self.strategy.pick(now, req.tried, req.tokens)
+        node_id, verdict, _ = self.strategy.pick(now, req.tried, req.tokens, req.keyed)
         if node_id is None:
             req.failover.stop(Stop.NO_NODE)
             self._fail(req, "saturated" if verdict is Verdict.SATURATED else "no_node")
@@ -154,7 +154,7 @@ class SimGateway:
         req.failover.begin()
         self.attempts += 1
         req.tried = req.tried | {node_id}
-        handle = self.strategy.begin(node_id, now)
+        handle = self.strategy.begin(node_id, now, req.keyed)
         node = self.nodes[node_id]
         job = Job(req, node, req.tokens, self._on_first, self._on_end, handle, req.keyed)
         req.job = job

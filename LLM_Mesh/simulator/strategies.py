@@ -31,8 +31,10 @@ class Strategy(Protocol):
     def add_node(
         self, node_id: str, region: str | None, conc: int, queue: int, now: float
     ) -> None: ...
-    def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick: ...
-    def begin(self, node_id: str, now: float) -> Any: ...
+    def pick(
+        self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False
+    ) -> Pick: ...
+    def begin(self, node_id: str, now: float, keyed: bool = False) -> Any: ...
     def first_token(self, handle: Any, now: float) -> None: ...
     def finish(self, handle: Any, now: float, outcome: Outcome, tokens: int) -> None: ...
     def heartbeat(self, node_id: str, now: float, in_flight: int, queued: int) -> None: ...
@@ -51,12 +53,13 @@ class Ours:
             node_id, (MODEL,), now=now, region=region, max_concurrency=conc, max_queue=queue
         )
 
-    def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick:
-        d = self.router.pick(RouteRequest((MODEL,), expected_tokens=tokens, exclude=exclude), now)
+    def pick(self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False) -> Pick:
+        route = RouteRequest((MODEL,), expected_tokens=tokens, exclude=exclude, keyed=keyed)
+        d = self.router.pick(route, now)
         return d.node_id, d.verdict, d.wait_s
 
-    def begin(self, node_id: str, now: float) -> Any:
-        return self.router.begin(node_id, MODEL, now)
+    def begin(self, node_id: str, now: float, keyed: bool = False) -> Any:
+        return self.router.begin(node_id, MODEL, now, keyed)
 
     def first_token(self, handle: Any, now: float) -> None:
         self.router.first_token(handle, now)
@@ -102,7 +105,7 @@ class _Baseline:
     def _changed(self, node_id: str) -> None:
         pass
 
-    def begin(self, node_id: str, now: float) -> Any:
+    def begin(self, node_id: str, now: float, keyed: bool = False) -> Any:
         self.in_flight[node_id] += 1
         self._changed(node_id)
         return (node_id, now)
@@ -133,7 +136,7 @@ class _Baseline:
     def slots(self) -> int:
         return self._slots
 
-    def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick:
+    def pick(self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False) -> Pick:
         raise NotImplementedError
 
     def _any(self, exclude: frozenset[str]) -> str | None:
@@ -151,7 +154,7 @@ class _Baseline:
 class RandomChoice(_Baseline):
     name = "random"
 
-    def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick:
+    def pick(self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False) -> Pick:
         nid = self._any(exclude)
         return nid, Verdict.OK if nid else Verdict.NO_NODE, None
 
@@ -160,7 +163,7 @@ class RoundRobin(_Baseline):
     name = "round-robin"
     _next = 0
 
-    def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick:
+    def pick(self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False) -> Pick:
         n = len(self.routable)
         for _ in range(n):
             self._next = (self._next + 1) % n
@@ -195,7 +198,7 @@ class LeastLoaded(_Baseline):
             latency_ms_ewma=self.latency[node_id].value,
         )
 
-    def pick(self, now: float, exclude: frozenset[str], tokens: int) -> Pick:
+    def pick(self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False) -> Pick:
         c = pick_least_loaded(list(self.cands.values()), exclude)
         if c is not None:
             return c.node_id, Verdict.OK, None

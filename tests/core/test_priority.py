@@ -9,11 +9,15 @@ import pytest
 
 from LLM_Mesh.core.priority import (
     KEYED,
+    KEYED_SEEN_S,
     MAX_ORDINARY_WAIT_S,
     MAX_PASSED_OVER,
     PRIORITY_FIELD,
     Waiter,
+    admits,
     is_keyed,
+    keeps_places,
+    kept_places,
     next_waiter,
     pass_over,
 )
@@ -131,3 +135,43 @@ def test_a_body_in_another_encoding_is_written_again(encoding: str) -> None:
     body = {"model": "m", "prompt": "é"}
     out = keyed_raw(json.dumps(body).encode(encoding), body)
     assert json.loads(out) == {PRIORITY_FIELD: KEYED, **body}
+
+
+# --- places kept for keyed requests -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("max_queue", "kept"), [(0, 0), (1, 0), (2, 1), (3, 1), (7, 1), (8, 2), (9, 2), (16, 4)]
+)
+def test_the_last_quarter_of_the_line_is_kept_at_least_one_never_all(
+    max_queue: int, kept: int
+) -> None:
+    assert kept_places(max_queue) == kept
+    assert kept_places(max_queue, share=1.0) == max(0, max_queue - 1)  # never every place
+
+
+def test_an_ordinary_request_finding_only_kept_places_is_refused_a_keyed_one_is_not() -> None:
+    for queued in range(8):  # max_queue 8: 2 places kept from ordinary waiters
+        assert admits(queued, queued, 8, keyed=True, keep=True)
+        assert admits(queued, queued, 8, keyed=False, keep=True) == (queued < 6)
+        assert admits(queued, queued, 8, keyed=False, keep=False)  # nothing kept: as before
+    for keyed in (False, True):
+        for keep in (False, True):
+            assert not admits(8, 0, 8, keyed=keyed, keep=keep)  # full is full
+            assert not admits(0, 0, 0, keyed=keyed, keep=keep)
+    assert admits(0, 0, 1, keyed=False, keep=True)  # a line of one keeps nothing
+
+
+def test_keyed_waiters_filling_the_line_leave_ordinary_requests_its_free_places() -> None:
+    """Kept from ordinary requests, not for keyed ones alone: else a keyed flood that
+    keeps the line full shuts ordinary requests out (tests/simulator/test_scenarios.py)."""
+    assert admits(7, 0, 8, keyed=False, keep=True)
+    assert admits(7, 5, 8, keyed=False, keep=True)
+    assert not admits(7, 6, 8, keyed=False, keep=True)
+
+
+def test_places_are_kept_only_while_a_keyed_request_came_lately() -> None:
+    assert not keeps_places(None, 1000.0)  # never one (an older gateway): as before
+    assert keeps_places(1000.0, 1000.0)
+    assert keeps_places(1000.0, 1000.0 + KEYED_SEEN_S - 1)
+    assert not keeps_places(1000.0, 1000.0 + KEYED_SEEN_S)

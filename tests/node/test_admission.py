@@ -252,3 +252,97 @@ async def test_a_cancelled_keyed_waiter_gives_its_turn_to_the_next() -> None:
     await tasks[0]
     assert order == ["a0"]
     assert adm.idle
+
+
+# --- places kept for keyed requests (core/priority.kept_places) ----------------------------
+
+
+async def _flood(adm: Admission, n: int) -> list[asyncio.Task[float]]:
+    """``n`` ordinary requests queued behind the held slot."""
+    tasks = [asyncio.create_task(adm.acquire()) for _ in range(n)]
+    await asyncio.sleep(0)
+    return tasks
+
+
+async def test_an_anonymous_flood_leaves_a_keyed_request_a_place_and_it_is_served() -> None:
+    """An anonymous flood filled the line and a keyed request got 429 like any other
+    (found 2026-12-05, review29): the last places are kept for it, and it goes first."""
+    adm = Admission(max_concurrency=1, max_queue=8)
+    held = await adm.acquire(keyed=True)  # the node has seen a keyed request
+    flood = await _flood(adm, 6)
+    with pytest.raises(Overloaded) as exc:  # only the 2 kept places are free
+        await asyncio.wait_for(adm.acquire(), 2.0)
+    assert exc.value.status == 429 and exc.value.retry_after >= 1
+    assert "kept for keyed" in exc.value.message
+    assert adm.queued == 6
+    keyed = asyncio.create_task(adm.acquire(keyed=True))
+    await asyncio.sleep(0)
+    assert adm.queued == 7
+    adm.release(held)
+    started = await asyncio.wait_for(keyed, 2.0)  # served next, before the flood
+    assert adm.in_flight == 1 and adm.queued == 6
+    adm.release(started)
+    for t in flood:
+        adm.release(await asyncio.wait_for(t, 2.0))
+    assert adm.idle
+
+
+async def test_keyed_requests_may_take_every_place() -> None:
+    adm = Admission(max_concurrency=1, max_queue=4)
+    await adm.acquire(keyed=True)
+    tasks = [asyncio.create_task(adm.acquire(keyed=True)) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert adm.queued == 4
+    with pytest.raises(Overloaded):
+        await asyncio.wait_for(adm.acquire(keyed=True), 2.0)  # full is full for everyone
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_without_keyed_requests_the_whole_line_is_anyones_as_before() -> None:
+    """An older gateway never says ``keyed``: the node keeps no place, as before; nor
+    once its last keyed request is KEYED_SEEN_S old."""
+    from LLM_Mesh.core.priority import KEYED_SEEN_S
+
+    clock = FakeClock()
+    adm = Admission(max_concurrency=1, max_queue=8, clock=clock)
+    held = await adm.acquire()
+    flood = await _flood(adm, 8)
+    assert adm.queued == 8
+    with pytest.raises(Overloaded) as exc:
+        await asyncio.wait_for(adm.acquire(), 2.0)
+    assert "kept" not in exc.value.message
+    for t in flood:
+        t.cancel()
+    await asyncio.gather(*flood, return_exceptions=True)
+    adm.release(held)
+    adm.release(await adm.acquire(keyed=True))  # one keyed request: places kept now
+    held = await adm.acquire()
+    flood = await _flood(adm, 8)
+    assert adm.queued == 6
+    clock.now += KEYED_SEEN_S  # long ago: the whole line again
+    flood += await _flood(adm, 2)
+    assert adm.queued == 8
+    for t in flood:
+        t.cancel()
+    await asyncio.gather(*flood, return_exceptions=True)
+    adm.release(held)
+    assert adm.idle
+
+
+async def test_keyed_waiters_in_the_kept_places_leave_the_others_to_anyone() -> None:
+    """Places are kept from ordinary requests, not for keyed ones alone: a line that keyed
+    waiters fill still takes an ordinary request into a free place."""
+    adm = Admission(max_concurrency=1, max_queue=4)
+    held = await adm.acquire(keyed=True)
+    keyed = [asyncio.create_task(adm.acquire(keyed=True)) for _ in range(3)]
+    await asyncio.sleep(0)
+    anon = asyncio.create_task(adm.acquire())
+    await asyncio.sleep(0)
+    assert adm.queued == 4 and not anon.done()
+    for t in [*keyed, anon]:
+        t.cancel()
+    await asyncio.gather(*keyed, anon, return_exceptions=True)
+    adm.release(held)
+    assert adm.idle

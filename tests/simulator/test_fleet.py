@@ -114,7 +114,7 @@ def test_without_the_bound_anonymous_requests_would_starve(
 def test_a_cancelled_waiter_leaves_the_line() -> None:
     loop, served = EventLoop(), Served()
     node = _node(loop, queue=2)
-    _submit(node, served, "first", True)
+    _submit(node, served, "first", False)
     gone = _submit(node, served, "gone", False)
     _submit(node, served, "second", False)
     node.cancel(gone)

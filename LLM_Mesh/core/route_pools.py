@@ -1,0 +1,121 @@
+"""The router's index: per model, its routable nodes by where a pick may find them.
+
+Split from ``core/balancer.py`` (which decides; this keeps the sets it draws from). For
+each model a :class:`Pool` holds the current ``NodeStats`` objects (not their ids) of its
+routable, non-ejected nodes in three sets: *open* (room for any request), *kept* (room
+only in the places the node keeps for keyed requests: full for anonymous ones, the node's
+own rule, :func:`~LLM_Mesh.core.priority.admits`, as the gateway sees it: :func:`band`)
+and *full* (saturated, or held by a 503); ejected ones are only counted. An anonymous
+request draws from the open set only, a keyed one from the kept set too when no node is
+open. The open and kept sets are :class:`IndexedRows`: each node's scoring inputs for
+the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the
+node enters and again after every update of what the row holds (:meth:`Pools.rewrite`).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+
+from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
+from LLM_Mesh.core.priority import keeps_places, kept_places
+from LLM_Mesh.core.scoring import ROW, NodeStats, node_row
+
+__all__ = ["EJECTED", "FULL", "KEPT", "NONE", "OPEN", "Pool", "Pools", "RowPart",
+           "anonymous_limit", "band"]  # fmt: skip
+
+NONE, OPEN, KEPT, FULL, EJECTED = 0, 1, 2, 3, 4
+RowPart = Callable[["array[float]", int, NodeStats, str], None]  # write_row or a part of it
+
+
+def anonymous_limit(st: NodeStats, now: float) -> int:
+    """The load from which ``st`` may be full for anonymous requests: its capacity less
+    the places it keeps for keyed ones (:func:`~LLM_Mesh.core.priority.kept_places`, the
+    node's own rule) while a keyed request went there in the last
+    :data:`~LLM_Mesh.core.priority.KEYED_SEEN_S` (``st.keyed_at``), else its capacity."""
+    if keeps_places(st.keyed_at, now):
+        return st.capacity - kept_places(st.max_queue)
+    return st.capacity
+
+
+def band(st: NodeStats) -> int:
+    """``OPEN``, ``KEPT`` or ``FULL`` (routable and ejection aside): full at its capacity
+    (any request); kept once its anonymous requests waiting, as the gateway counts them,
+    hold all the places not kept (the node's rule, ``core/priority.admits``: keyed ones
+    run first, so the waiting are the anonymous ones, at most all but the running), or
+    an anonymous request's 429 closed it to them (``anon_closed``, until a heartbeat)."""
+    if st.load >= st.capacity:
+        return FULL
+    if st.anon_closed:
+        return KEPT
+    waiting = min(st.anon_in_flight + st.max_concurrency, st.in_flight)  # + the slots
+    return KEPT if waiting >= st.open_below else OPEN
+
+
+class Pool:
+    """One model's routable nodes (see the module docstring)."""
+
+    __slots__ = ("ejected", "full", "kept", "open")
+
+    def __init__(self) -> None:
+        self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
+        self.kept: IndexedRows[NodeStats] = IndexedRows(ROW)
+        self.full: IndexedSet[NodeStats] = IndexedSet()
+        self.ejected = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.open) + len(self.kept) + len(self.full) + self.ejected
+
+
+class Pools:
+    """Every model's :class:`Pool` and each node's place in them."""
+
+    __slots__ = ("by_model", "place")
+
+    def __init__(self) -> None:
+        self.by_model: dict[str, Pool] = {}
+        self.place: dict[str, int] = {}
+
+    def rewrite(self, st: NodeStats, part: RowPart) -> None:
+        """Write ``part`` of ``st``'s rows again (one per model) if it has rows (open or
+        kept). ``part``: ``scoring.write_row`` or one of its three parts."""
+        where = self.place.get(st.node_id)
+        if where == OPEN:
+            for m in st.models:
+                bag = self.by_model[m].open
+                part(bag.vals, bag.slot(st) * ROW, st, m)
+        elif where == KEPT:
+            for m in st.models:
+                bag = self.by_model[m].kept
+                part(bag.vals, bag.slot(st) * ROW, st, m)
+
+    def move(self, st: NodeStats, target: int) -> bool:
+        """Put ``st`` at ``target`` in each of its models' pools; ``True`` when it moved
+        (a node moving into the open or kept set gets whole rows)."""
+        nid = st.node_id
+        current = self.place.get(nid, NONE)
+        if current == target:
+            return False
+        for m in st.models:
+            pool = self.by_model.get(m)
+            if pool is None:
+                pool = self.by_model[m] = Pool()
+            if current == OPEN:
+                pool.open.discard(st)
+            elif current == KEPT:
+                pool.kept.discard(st)
+            elif current == FULL:
+                pool.full.discard(st)
+            elif current == EJECTED:
+                pool.ejected -= 1
+            if target == OPEN:
+                pool.open.add(st, node_row(st, m))
+            elif target == KEPT:
+                pool.kept.add(st, node_row(st, m))
+            elif target == FULL:
+                pool.full.add(st)
+            elif target == EJECTED:
+                pool.ejected += 1
+        self.place[nid] = target
+        return True

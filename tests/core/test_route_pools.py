@@ -1,0 +1,129 @@
+"""The router's kept places (core/route_pools.py through core/balancer.py): a node keeps
+the last places of its line for keyed requests (core/priority.admits); the router applies
+the same rule, so an anonymous request's 429 closes the node to anonymous requests only
+(found 2026-12-05: it marked the node full for every request until its next heartbeat,
+and an anonymous flood kept keyed requests out of every node it filled)."""
+
+from __future__ import annotations
+
+import random
+
+from LLM_Mesh.core.balancer import Outcome, Router, Verdict
+from LLM_Mesh.core.priority import KEYED_SEEN_S, kept_places
+from LLM_Mesh.core.route_pools import FULL, KEPT, OPEN, anonymous_limit, band
+from LLM_Mesh.core.scoring import RouteRequest
+
+ANON = RouteRequest(("m",))
+KEYED = RouteRequest(("m",), keyed=True)
+
+
+def _router(max_queue: int = 8) -> Router:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=max_queue)
+    return r
+
+
+def test_an_anonymous_429_closes_the_node_to_anonymous_requests_only() -> None:
+    r = _router()
+    r.begin("a", "m", 1.0, keyed=True)  # the node keeps places now, as it does itself
+    r.finish(r.begin("a", "m", 1.1), 1.2, Outcome.OVERLOADED, retry_after_s=2.0)
+    assert r.pick(ANON, 1.3).verdict is Verdict.SATURATED
+    d = r.pick(KEYED, 1.3)
+    assert d.verdict is Verdict.OK and d.node_id == "a"
+    assert r.pool_counts("m") == (0, 1, 0)  # full, as an anonymous request sees it
+    r.heartbeat("a", 2.0, in_flight=1, queued=3)  # its line has room again
+    assert r.pick(ANON, 2.1).node_id == "a"
+
+
+def test_a_keyed_429_or_one_at_a_node_keeping_nothing_closes_it_to_everyone() -> None:
+    r = _router()
+    r.begin("a", "m", 1.0, keyed=True)
+    r.finish(r.begin("a", "m", 1.1, keyed=True), 1.2, Outcome.OVERLOADED)
+    assert r.pick(KEYED, 1.3).verdict is Verdict.SATURATED
+    r = _router()  # no keyed request yet: the node keeps nothing, as before
+    r.finish(r.begin("a", "m", 1.1), 1.2, Outcome.OVERLOADED)
+    assert r.pick(KEYED, 1.3).verdict is Verdict.SATURATED
+    assert r.pick(ANON, 1.3).verdict is Verdict.SATURATED
+
+
+def test_anonymous_requests_fill_all_but_the_kept_places_keyed_ones_every_place() -> None:
+    r = _router()
+    r.begin("a", "m", 0.0, keyed=True)  # running
+    kept = kept_places(8)
+    for _ in range(8 - kept):  # the anonymous flood: 6 waiting places of 8
+        d = r.pick(ANON, 0.1)
+        assert d.node_id == "a"
+        r.begin("a", "m", 0.1)
+    st = r.node("a")
+    assert st is not None and band(st) is KEPT
+    assert r.pick(ANON, 0.2).verdict is Verdict.SATURATED
+    for _ in range(kept):
+        assert r.pick(KEYED, 0.2).node_id == "a"
+        r.begin("a", "m", 0.2, keyed=True)
+    assert band(st) is FULL and r.pick(KEYED, 0.3).verdict is Verdict.SATURATED
+
+
+def test_a_line_full_of_keyed_requests_still_takes_anonymous_ones() -> None:
+    """Kept from anonymous requests, not for keyed ones alone: the node's rule."""
+    r = _router()
+    for _ in range(8):
+        r.begin("a", "m", 0.0, keyed=True)
+    st = r.node("a")
+    assert st is not None and band(st) is OPEN
+    assert r.pick(ANON, 0.1).node_id == "a"
+
+
+def test_places_are_kept_only_while_a_keyed_request_went_there_lately() -> None:
+    r = _router()
+    st = r.node("a")
+    assert st is not None and anonymous_limit(st, 0.0) == st.capacity
+    r.begin("a", "m", 10.0, keyed=True)
+    assert anonymous_limit(st, 10.0) == st.capacity - kept_places(8)
+    assert anonymous_limit(st, 10.0 + KEYED_SEEN_S) == st.capacity
+    r.heartbeat("a", 10.0 + KEYED_SEEN_S, in_flight=0, queued=0)
+    assert st.open_below == st.capacity
+
+
+def test_the_sets_and_their_rows_stay_in_step_with_keyed_and_anonymous_traffic() -> None:
+    """Every routable node not ejected is in the set ``band`` names, and the open and kept
+    sets' rows are ``node_row`` of their nodes, through any sequence of keyed and
+    anonymous begins and ends, 429s, heartbeats and beats heard elsewhere."""
+    from LLM_Mesh.core.route_pools import Pool
+    from LLM_Mesh.core.scoring import node_row
+
+    rng = random.Random(5)
+    r = Router(rng=random.Random(2))
+    for i in range(4):
+        r.upsert_node(f"n{i}", ("m",), now=0.0, max_concurrency=rng.choice([1, 2]),
+                      max_queue=rng.choice([2, 4, 8]))  # fmt: skip
+    atts = []
+    now = 0.0
+    seen = {OPEN: 0, KEPT: 0, FULL: 0}
+    for _ in range(4000):
+        now += rng.uniform(0.0, 0.5)
+        nid = f"n{rng.randrange(4)}"
+        x = rng.random()
+        if x < 0.05:
+            r.heartbeat(nid, now, in_flight=rng.randint(0, 3), queued=rng.randint(0, 3))
+        elif x < 0.08:
+            r.heard(nid, now)
+        elif x < 0.45 and atts:
+            att = atts.pop(rng.randrange(len(atts)))
+            r.finish(att, now, rng.choice([Outcome.SUCCESS, Outcome.OVERLOADED]))
+        else:
+            keyed = rng.random() < 0.3
+            d = r.pick(KEYED if keyed else ANON, now)
+            if d.node_id is not None:
+                atts.append(r.begin(d.node_id, "m", now, keyed=keyed))
+        pool: Pool = r._pools["m"]
+        for i in range(4):
+            st = r.node(f"n{i}")
+            assert st is not None
+            where = band(st)
+            seen[where] += 1
+            if where == FULL:
+                assert st in pool.full
+            else:
+                rows = pool.open if where == OPEN else pool.kept
+                assert st in rows and rows.row(st) == node_row(st, "m")
+    assert all(seen.values())  # every band was reached
