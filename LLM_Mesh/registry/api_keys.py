@@ -85,7 +85,8 @@ async def create_api_key(
     for _ in range(_ID_TRIES):
         key = f"{KEY_PREFIX}_{secrets.token_urlsafe(33)}"  # the derived form: its id from it
         key_id = derived_key_id(key)
-        assert key_id is not None
+        if key_id is None:  # token_urlsafe(33) is always 44 characters: the derived form
+            raise RuntimeError(f"a new key of {len(key)} characters is not of the derived form")
         rec = ApiKeyRecord(
             key_id=key_id,
             key_hash=hash_secret(key),
