@@ -60,7 +60,7 @@ from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
-__all__ = ["Routing"]
+__all__ = ["Routing", "WaitPlace"]
 
 # not counted as a node's request when they end: a client gone, the node busy, a refusal
 # (counted as a failure only if it is blamed)
