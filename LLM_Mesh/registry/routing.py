@@ -54,13 +54,13 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, kept_for_new, key_cap, may_wait
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, Place, place_for
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
-__all__ = ["Routing"]
+__all__ = ["Routing", "WaitPlace"]
 
 # not counted as a node's request when they end: a client gone, the node busy, a refusal
 # (counted as a failure only if it is blamed)
@@ -101,42 +101,68 @@ class Routing:
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
-        self._wake: dict[str, asyncio.Event] = {}  # model -> the event its waiters sleep on
+        # model -> the futures its waiters sleep on (one a look; a change resolves them all)
+        self._wake: dict[str, set[asyncio.Future[None]]] = {}
         # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
         self.send_waiters = 0
         self.max_send_waiters = MAX_SEND_WAITERS
-        self.key_waiters: dict[str, int] = {}  # of those, per API key id (at most key_cap)
+        # of those, per API key id, oldest first (core/slot_wait.place_for's push-out)
+        self.key_waiters: dict[str, dict[WaitPlace, None]] = {}
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
 
-    def take_place(self, key: str) -> str:
+    def take_place(self, key: str) -> WaitPlace | str:
         """A place in the send stage's opt-in wait for a request of API key ``key``
-        (core/slot_wait.py: at most ``max_send_waiters`` in all, ``key_cap`` of them per
-        key, the last ``kept_for_new`` for keys with none yet): "" when taken (give it back with :meth:`leave_place`), else why there is
-        none (the request is answered as without a wait)."""
-        held = self.key_waiters.get(key, 0)
-        if not may_wait(self.send_waiters, self.max_send_waiters, held):
-            if self.send_waiters >= self.max_send_waiters:
-                return "as many requests as may wait here wait already"
-            cap = key_cap(self.max_send_waiters)
-            if held >= cap:
-                return f"{cap} requests of this API key wait here already, the most one key may"
-            kept = kept_for_new(self.max_send_waiters)
-            return f"the last {kept} places are kept for API keys with none waiting here yet"
+        (core/slot_wait.place_for: at most ``max_send_waiters`` in all; when none is free,
+        the newest place of the key holding the most, if it holds two more than ``key``,
+        whose waiter is then told by :attr:`WaitPlace.out` and woken): the place (give it
+        back with :meth:`leave_place`), else why there is none (the request is answered
+        as without a wait)."""
+        mine = self.key_waiters.get(key)
+        held = 0 if mine is None else len(mine)
+        most, top = held, key
+        if self.send_waiters >= self.max_send_waiters:
+            for other, places in self.key_waiters.items():
+                if len(places) > most:
+                    most, top = len(places), other
+        how = place_for(held, self.send_waiters, most, self.max_send_waiters)
+        if how is Place.REFUSE:
+            if held:
+                return (
+                    f"every place to wait here is taken, {held} of them by this API key's "
+                    "requests, and no other key holds two more (it would give one up)"
+                )
+            return "as many requests as may wait here wait already"
+        if how is Place.PUSH:
+            theirs = self.key_waiters[top]
+            out = next(reversed(theirs))  # its newest waiter: it waited least
+            out.out = (
+                "its place to wait here went to a request of another API key (every place "
+                f"was taken, {len(theirs)} of them by this key's requests)"
+            )
+            self._drop(top, out)
+            if out.fut is not None and not out.fut.done():
+                out.fut.set_result(None)
+        place = WaitPlace(key)
         self.send_waiters += 1
-        self.key_waiters[key] = held + 1
-        return ""
+        self.key_waiters.setdefault(key, {})[place] = None
+        return place
 
-    def leave_place(self, key: str) -> None:
-        """Give back a place :meth:`take_place` gave a request of ``key``."""
+    def leave_place(self, place: WaitPlace) -> None:
+        """Give back a place :meth:`take_place` gave (once; a place pushed out is gone)."""
+        if not place.out:
+            self._drop(place.key, place)
+            place.out = "left"
+
+    def _drop(self, key: str, place: WaitPlace) -> None:
         self.send_waiters -= 1
-        n = self.key_waiters.get(key, 0) - 1
-        if n > 0:
-            self.key_waiters[key] = n
-        else:
-            self.key_waiters.pop(key, None)
+        places = self.key_waiters.get(key)
+        if places is not None:
+            places.pop(place, None)
+            if not places:
+                del self.key_waiters[key]
 
     # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:
@@ -349,25 +375,34 @@ class Routing:
         if not wake:
             return
         for model in models:
-            ev = wake.pop(model, None)
-            if ev is not None:
-                ev.set()
+            for fut in wake.pop(model, ()):
+                if not fut.done():
+                    fut.set_result(None)
 
-    async def wait_change(self, timeout_s: float, model: str) -> None:
+    async def wait_change(
+        self, timeout_s: float, model: str, place: WaitPlace | None = None
+    ) -> None:
         """Sleep until routing changes for ``model`` or ``timeout_s`` passes (whichever is
-        first)."""
-        if timeout_s <= 0:
+        first), or ``place`` (the sleeper's place in the send stage's wait) is pushed out."""
+        if timeout_s <= 0 or (place is not None and place.out):
             return
-        ev = self._wake.get(model)
-        if ev is None:
-            ev = self._wake[model] = asyncio.Event()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        futs = self._wake.setdefault(model, set())
+        futs.add(fut)
+        if place is not None:
+            place.fut = fut
         self._waiters += 1
         try:
-            await asyncio.wait_for(ev.wait(), timeout_s)
+            await asyncio.wait_for(fut, timeout_s)
         except asyncio.TimeoutError:
             pass
         finally:
             self._waiters -= 1
+            if place is not None:
+                place.fut = None
+            futs.discard(fut)
+            if not futs and self._wake.get(model) is futs:
+                del self._wake[model]
 
     # -- views ----------------------------------------------------------------------------
     def view(self, entry: NodeEntry, now: float) -> NodeView:
@@ -415,3 +450,14 @@ class Routing:
         now = self.clock()
         self.router.tick(now)
         return [self.view(e, now) for e in sorted(self.table.entries(), key=lambda e: e.node_id)]
+
+
+class WaitPlace:
+    """One request's place in the send stage's wait (:meth:`Routing.take_place`)."""
+
+    __slots__ = ("fut", "key", "out")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.out = ""  # why it lost its place (pushed out), or "left"; "" while held
+        self.fut: asyncio.Future[None] | None = None  # the look it sleeps in, if any
