@@ -80,7 +80,7 @@ from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import key_folder, prune
 from LLM_Mesh.tls import client_ssl_context
 
-__all__ = ["StatementWatch", "read_receipts", "statement_command"]
+__all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command"]
 
 _FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
 MAX_RECEIPT_FILES = 100_000
@@ -147,7 +147,7 @@ def read_receipts(
     for p, skippable in paths:
         try:
             limit = MAX_KEPT_BYTES if skippable else MAX_RECEIPT_BYTES
-            out.append((p, find_receipt(_read_bounded(p, limit))))
+            out.append((p, find_receipt(read_bounded(p, limit))))
         except (ReceiptError, UnicodeDecodeError, ValueError) as exc:
             why = f"{p}: holds no receipt ({exc})"
             if not skippable or skip is None:
@@ -162,7 +162,7 @@ def read_receipts(
     return out
 
 
-def _read_bounded(p: Path, limit: int) -> str:
+def read_bounded(p: Path, limit: int) -> str:
     """``p``'s text, at most ``limit`` bytes (else ``ValueError``, a larger file unread)."""
     with p.open("rb") as f:
         st = os.fstat(f.fileno())

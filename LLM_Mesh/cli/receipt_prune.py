@@ -4,7 +4,8 @@ The key's folder that ``llm-mesh ask`` keeps receipts in (``receipt_files.key_fo
 pruned by a clean ``ledger statement`` (``core/receipt_keep.removable``); a user who never
 runs one is told by ``ask``, once a day, when it is past its bound (``receipt_files
 .kept_note``), and may remove what they choose here. Only files that hold a receipt are
-removed (each read as the statement reads the folder: regular files, at most 1 MiB), by
+removed (each read as the statement reads the folder: regular files, at most 1 MiB; no
+bound of 100,000 files, a folder past it being the one to prune), by
 the receipt's own signed time (``time_ms``), never by a file's name or mtime
 (``core/receipt_keep.older_than``); others are left alone and counted. It says how many it
 removed, how many are kept, and what removing them means: a charge whose receipt is gone
@@ -22,13 +23,13 @@ import typer
 
 from LLM_Mesh.cli.common import HomeOpt, console, fail, settings_from
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_checked_through
-from LLM_Mesh.cli.ledger_statement import read_receipts
+from LLM_Mesh.cli.ledger_statement import MAX_KEPT_BYTES, read_bounded
 from LLM_Mesh.core.key_account import key_tag
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import ReceiptError
 from LLM_Mesh.core.receipt_keep import older_than
-from LLM_Mesh.core.receipt_verify import parse_receipt
-from LLM_Mesh.receipt_files import RECEIPTS_DIR, key_folder, prune
+from LLM_Mesh.core.receipt_verify import find_receipt, parse_receipt
+from LLM_Mesh.receipt_files import MAX_LOOKED, RECEIPTS_DIR, key_folder, prune
 
 __all__ = ["prune_command"]
 
@@ -54,18 +55,28 @@ def _now_ms() -> int:
 
 
 def _prune_one(folder: Path, days: int, now_ms: int, dry_run: bool) -> tuple[int, int, int]:
-    """Removed (or, ``dry_run``, to remove), kept, and files holding no receipt."""
-    skipped: list[str] = []
-    found = read_receipts(folder, (), skip=skipped.append)
+    """Removed (or, ``dry_run``, to remove), kept, and files holding no receipt. Each
+    regular file not hidden is read as the statement reads the kept folder (at most
+    ``MAX_KEPT_BYTES``), with no bound on their number but :data:`MAX_LOOKED` (a folder
+    past the statement's 100,000 files is what most needs pruning)."""
     times: dict[Path, int] = {}
-    for path, f in found:
-        try:
-            times[path] = parse_receipt(f.receipt).time_ms
-        except ReceiptError as exc:
-            skipped.append(f"{path}: {exc}")
+    other = seen = 0
+    with os.scandir(folder) as it:
+        for e in it:
+            seen += 1
+            if seen > MAX_LOOKED:
+                break
+            if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
+                continue
+            path = Path(e.path)
+            try:
+                found = find_receipt(read_bounded(path, MAX_KEPT_BYTES))
+                times[path] = parse_receipt(found.receipt).time_ms
+            except (ReceiptError, UnicodeDecodeError, ValueError, OSError):
+                other += 1  # not a receipt (or gone meanwhile): left alone
     old = older_than(times, now_ms, days)
     gone = len(old) if dry_run else prune(sorted(old))
-    return gone, len(times) - len(old), len(skipped)
+    return gone, len(times) - len(old), other
 
 
 def prune_command(

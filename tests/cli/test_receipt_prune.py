@@ -142,3 +142,19 @@ def test_prune_takes_a_key_or_all_keys_and_never_less_than_a_day(
         assert f"removed 2 kept receipts older than 7 days from {folder}" in said
     code, said = _prune(tmp_path / "elsewhere", "--older-than", "7")
     assert code == 0 and "no receipts kept in" in said, said
+
+
+def test_prune_reads_a_folder_past_the_statements_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder that most needs pruning is the one the statement refuses to read (past
+    100,000 files, or 1,000 holding no receipt): prune still reads it, file by file."""
+    from LLM_Mesh.cli import ledger_statement
+
+    monkeypatch.setattr(ledger_statement, "MAX_RECEIPT_FILES", 2)
+    monkeypatch.setattr(ledger_statement, "MAX_SKIPPED", 0)
+    monkeypatch.setattr(receipt_prune, "_now_ms", lambda: SIGNED_MS + 10 * DAY_MS)
+    folder = _folder_of_receipts(tmp_path)
+    code, said = _prune(tmp_path, "--older-than", "7")
+    assert code == 0, said
+    assert f"removed 2 kept receipts older than 7 days from {folder}; 1 kept, 1 file" in said
