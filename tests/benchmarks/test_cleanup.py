@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -89,16 +91,6 @@ def _run(piece: str, tmp: Path, **env: str) -> dict[str, Any]:
     return got
 
 
-def _bench_db_env(pg_database_url: str) -> dict[str, str]:
-    """The benchmark's database: the fixture's (this test's name prefix, dropped by the
-    fixture whatever happens), on the fixture's server."""
-    from sqlalchemy.engine import make_url
-
-    name = make_url(pg_database_url).database
-    assert name is not None
-    return {"LLM_MESH_BENCH_DB": name, "LLM_MESH_TEST_PG_URL": pg_database_url}
-
-
 def test_bench_heartbeat_path_removes_its_home(tmp_path: Path) -> None:
     got = _run("heartbeat_path", tmp_path / "tmp")
     assert "absorb_heartbeat" in got["parts"], got  # it ran
@@ -111,21 +103,22 @@ def test_bench_heartbeat_path_removes_its_home_on_ctrl_c(tmp_path: Path) -> None
     assert got["left"] == [], got
 
 
-def test_bench_replicas_removes_its_folder_and_database_on_ctrl_c(
-    tmp_path: Path, pg_database_url: str
+@pytest.mark.parametrize(
+    "piece",
+    ["replicas_ctrl_c", "heartbeats_error"],
+    ids=["bench_replicas-ctrl_c", "bench_heartbeats-error"],
+)
+def test_a_postgresql_benchmark_removes_its_folder_and_database_when_stopped(
+    tmp_path: Path, pg_database_url: str, piece: str
 ) -> None:
-    env = _bench_db_env(pg_database_url)
-    got = _run("replicas_ctrl_c", tmp_path / "tmp", **env)
+    """The benchmark's database: the fixture's (this test's name prefix, dropped by the
+    fixture whatever happens), on the fixture's server."""
+    from sqlalchemy.engine import make_url
+
+    name = make_url(pg_database_url).database
+    assert name is not None
+    env = {"LLM_MESH_BENCH_DB": name, "LLM_MESH_TEST_PG_URL": pg_database_url}
+    got = _run(piece, tmp_path / "tmp", **env)
     assert got["stopped"] is True, got
     assert got["left"] == [], got
-    assert (got["db"], got["db_exists"]) == (env["LLM_MESH_BENCH_DB"], False), got
-
-
-def test_bench_heartbeats_removes_its_home_and_database_on_an_error(
-    tmp_path: Path, pg_database_url: str
-) -> None:
-    env = _bench_db_env(pg_database_url)
-    got = _run("heartbeats_error", tmp_path / "tmp", **env)
-    assert got["stopped"] is True, got
-    assert got["left"] == [], got
-    assert (got["db"], got["db_exists"]) == (env["LLM_MESH_BENCH_DB"], False), got
+    assert (got["db"], got["db_exists"]) == (name, False), got
