@@ -26,7 +26,11 @@ holds the most, ``m``, if ``m ≥ h + 2`` (its newest waiter is answered at once
 a wait), else it is refused. So a key alone may use every place, a key with none finds one
 as long as some key holds two (fewer keys wait than there are places), and a key asking for
 a place while all are taken is refused only when no key holds two more than it: keys that
-all keep asking end within one place of each other, none above ``ceil(places / keys)``. Pure: the caller counts and sleeps.
+all keep asking end within one place of each other, none above ``ceil(places / keys)``.
+The decision knows no keys, only counts of a *holder*'s places: the admit stage's wait for
+anonymous requests shares its places between addresses by the same rule (one holder an
+IPv4 address or an IPv6 /64, :mod:`~LLM_Mesh.core.anonymous_wait`; found 2026-12-05: 64
+/64s filled them all). Pure: the caller counts (``registry/wait_places.py``) and sleeps.
 """
 
 from __future__ import annotations
@@ -69,9 +73,10 @@ def may_wait(waiting: int, cap: int = MAX_SEND_WAITERS) -> bool:
 
 
 def place_for(held: int, waiting: int, most: int, cap: int = MAX_SEND_WAITERS) -> Place:
-    """One more waiting request of a key that holds ``held`` places, ``waiting`` held in
-    all, ``most`` by the key that holds the most: a free place, else push-out from that key
-    when it holds two more than this one would before taking (module docstring)."""
+    """One more waiting request of a holder (an API key; an anonymous address) that holds
+    ``held`` places, ``waiting`` held in all, ``most`` by the holder that holds the most: a
+    free place, else push-out from that holder when it holds two more than this one would
+    before taking (module docstring)."""
     if cap < 0 or held < 0 or most < held or waiting < most:
         raise ValueError("need 0 <= held <= most <= waiting and cap >= 0")
     if may_wait(waiting, cap):

@@ -43,7 +43,11 @@ is called:
    wait (``mesh_wait_s``), waits here until no keyed request waits and a node is free.
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
    waiting keyed request first. At most ``MAX_ANONYMOUS_WAITERS`` anonymous requests wait
-   in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`); one more is refused at once.
+   in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`), shared between addresses
+   (the scope of check 2b) by push-out (:mod:`~LLM_Mesh.registry.wait_places`): with all
+   taken, a request of an address holding two fewer than the address holding the most
+   takes that one's newest place (its waiter answered at once, as without a wait), else it
+   is refused at once.
    Where ``anonymous_rpm`` applies, anonymous requests sent on from here (every address,
    loopback too) hold at most ``Settings.anonymous_share`` of the model's slots
    (``LLM_MESH_ANONYMOUS_SHARE``, 0.75, rounded down, never the last slot:
@@ -70,9 +74,10 @@ from functools import partial
 
 from starlette.responses import Response
 
-from LLM_Mesh.core import anonymous_wait, slot_wait
+from LLM_Mesh.core import slot_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
+from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -86,6 +91,7 @@ from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
+from LLM_Mesh.registry.wait_places import WaitPlaces
 
 __all__ = [
     "ANONYMOUS_TOKEN",
@@ -342,8 +348,8 @@ class AnonymousLast:
     its slots kept for them (module docstring)."""
 
     __slots__ = (
-        "clock", "full_until", "keyed_seen", "routing", "running", "share", "shared", "waiting",
-        "waiting_all",
+        "clock", "full_until", "keyed_seen", "places", "routing", "running", "share", "shared",
+        "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -360,7 +366,9 @@ class AnonymousLast:
         self.share = share  # None: anonymous requests may take every slot
         self.running = _Running(routing)  # anonymous requests sent on, per model (a share)
         self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
-        self.waiting_all = 0  # ... and for every model together (core/anonymous_wait.py)
+        # ... and their places, every model together, shared between addresses by push-out
+        # (core/anonymous_wait.py)
+        self.places = WaitPlaces(MAX_ANONYMOUS_WAITERS, "address", _NO_ROOM)
         # when a keyed request for each model last came (models are the served or catalog
         # ids parse let through; cleared past _KEYED_SEEN_MAX all the same)
         self.keyed_seen: dict[str, float] = {}
@@ -370,6 +378,11 @@ class AnonymousLast:
         # model -> until when its share counts as taken here: every replica's requests held
         # it at the last take (no Redis round trip a look for the waiters till then)
         self.full_until: dict[str, float] = {}
+
+    @property
+    def waiting_all(self) -> int:
+        """Anonymous requests waiting here, every model together."""
+        return self.places.waiting
 
     def _cap(self, model: str) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""
@@ -444,15 +457,15 @@ class AnonymousLast:
                 return self._admit(job, give)
         if job.ext.wait_s <= 0:
             raise self._refusal(job)
-        if not anonymous_wait.may_wait(self.waiting_all):
-            raise self._refusal(job, _NO_ROOM)
+        place = self.places.take(client.address)  # (it may push out another's waiter)
+        if isinstance(place, str):  # every place taken, none to push out: as without a wait
+            raise self._refusal(job, place)
         model, routing = job.model, self.routing
         until = min(job.started + job.ext.wait_s, job.deadline)
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + job.ext.wait_s  # bounded even if the clock stands still
         routing.demand.wait_begin(model)
         self.waiting[model] = self.waiting.get(model, 0) + 1
-        self.waiting_all += 1
         try:
             while True:
                 give = await self._take(model) if self._clear(job) else None
@@ -462,10 +475,12 @@ class AnonymousLast:
                 if left <= 0 or loop.time() >= hard_stop:  # not "send a wait": it did
                     raise self._refusal(job, slot_wait.ran_out(job.ext.wait_s))
                 # keyed waiters are woken by the same change; poll briefly to let them go first
-                await routing.wait_change(min(left, 0.05), model)
+                await routing.wait_change(min(left, 0.05), model, place)
+                if place.out:  # pushed out for another address's request: as without a wait
+                    raise self._refusal(job, place.out)
         finally:
+            self.places.leave(place)
             routing.demand.wait_end(model)
-            self.waiting_all -= 1
             n = self.waiting.get(model, 0) - 1
             if n > 0:
                 self.waiting[model] = n

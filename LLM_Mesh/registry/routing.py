@@ -54,11 +54,12 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, Place, place_for
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
+from LLM_Mesh.registry.wait_places import WaitPlace, WaitPlaces
 
 __all__ = ["Routing", "WaitPlace"]
 
@@ -103,66 +104,47 @@ class Routing:
         self._waiters = 0
         # model -> the futures its waiters sleep on (one a look; a change resolves them all)
         self._wake: dict[str, set[asyncio.Future[None]]] = {}
-        # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
-        self.send_waiters = 0
-        self.max_send_waiters = MAX_SEND_WAITERS
-        # of those, per API key id, oldest first (core/slot_wait.place_for's push-out)
-        self.key_waiters: dict[str, dict[WaitPlace, None]] = {}
+        # requests in the send stage's opt-in wait, at most MAX_SEND_WAITERS at once,
+        # shared among API keys by push-out (core/slot_wait.place_for, registry/wait_places.py)
+        self.send_places = WaitPlaces(
+            MAX_SEND_WAITERS, "API key", "as many requests as may wait here wait already"
+        )
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
 
+    @property
+    def send_waiters(self) -> int:
+        """Requests in the send stage's opt-in wait now."""
+        return self.send_places.waiting
+
+    @property
+    def max_send_waiters(self) -> int:
+        """The most requests in the send stage's opt-in wait at once (core/slot_wait.py)."""
+        return self.send_places.cap
+
+    @max_send_waiters.setter
+    def max_send_waiters(self, cap: int) -> None:
+        self.send_places.cap = cap
+
+    @property
+    def key_waiters(self) -> dict[str, dict[WaitPlace, None]]:
+        """Of those, per API key id, oldest first."""
+        return self.send_places.by_holder
+
     def take_place(self, key: str) -> WaitPlace | str:
         """A place in the send stage's opt-in wait for a request of API key ``key``
-        (core/slot_wait.place_for: at most ``max_send_waiters`` in all; when none is free,
-        the newest place of the key holding the most, if it holds two more than ``key``,
-        whose waiter is then told by :attr:`WaitPlace.out` and woken): the place (give it
-        back with :meth:`leave_place`), else why there is none (the request is answered
-        as without a wait)."""
-        mine = self.key_waiters.get(key)
-        held = 0 if mine is None else len(mine)
-        most, top = held, key
-        if self.send_waiters >= self.max_send_waiters:
-            for other, places in self.key_waiters.items():
-                if len(places) > most:
-                    most, top = len(places), other
-        how = place_for(held, self.send_waiters, most, self.max_send_waiters)
-        if how is Place.REFUSE:
-            if held:
-                return (
-                    f"every place to wait here is taken, {held} of them by this API key's "
-                    "requests, and no other key holds two more (it would give one up)"
-                )
-            return "as many requests as may wait here wait already"
-        if how is Place.PUSH:
-            theirs = self.key_waiters[top]
-            out = next(reversed(theirs))  # its newest waiter: it waited least
-            out.out = (
-                "its place to wait here went to a request of another API key (every place "
-                f"was taken, {len(theirs)} of them by this key's requests)"
-            )
-            self._drop(top, out)
-            if out.fut is not None and not out.fut.done():
-                out.fut.set_result(None)
-        place = WaitPlace(key)
-        self.send_waiters += 1
-        self.key_waiters.setdefault(key, {})[place] = None
-        return place
+        (:meth:`WaitPlaces.take <LLM_Mesh.registry.wait_places.WaitPlaces.take>`: at most
+        ``max_send_waiters`` in all; when none is free, the newest place of the key holding
+        the most, if it holds two more than ``key``, whose waiter is then told by
+        :attr:`WaitPlace.out` and woken): the place (give it back with :meth:`leave_place`),
+        else why there is none (the request is answered as without a wait)."""
+        return self.send_places.take(key)
 
     def leave_place(self, place: WaitPlace) -> None:
         """Give back a place :meth:`take_place` gave (once; a place pushed out is gone)."""
-        if not place.out:
-            self._drop(place.key, place)
-            place.out = "left"
-
-    def _drop(self, key: str, place: WaitPlace) -> None:
-        self.send_waiters -= 1
-        places = self.key_waiters.get(key)
-        if places is not None:
-            places.pop(place, None)
-            if not places:
-                del self.key_waiters[key]
+        self.send_places.leave(place)
 
     # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:
@@ -450,14 +432,3 @@ class Routing:
         now = self.clock()
         self.router.tick(now)
         return [self.view(e, now) for e in sorted(self.table.entries(), key=lambda e: e.node_id)]
-
-
-class WaitPlace:
-    """One request's place in the send stage's wait (:meth:`Routing.take_place`)."""
-
-    __slots__ = ("fut", "key", "out")
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.out = ""  # why it lost its place (pushed out), or "left"; "" while held
-        self.fut: asyncio.Future[None] | None = None  # the look it sleeps in, if any
