@@ -269,3 +269,29 @@ async def test_registering_again_does_not_clear_a_nodes_refusals(tmp_path: Path)
         assert sum(twin) < 5_000 * 30 // 3
         assert all(a <= t + 20 for a, t in zip(again, twin, strict=True)), (again, twin)
         assert again[-10:] == [0] * 10
+
+
+async def test_a_goodbye_and_a_registration_do_not_end_an_ejection(tmp_path: Path) -> None:
+    """The attack (found 2026-12-05, attack30): a node ejected as an outlier (a 5xx: out of
+    routing for 30 s, doubling with each one, and no uptime credit meanwhile) says goodbye
+    (``DELETE``, signed by its own key) and registers again at once. The goodbye dropped
+    its statistics and its ejection with them (``Router.remove_node``), so it was back in
+    routing, clear, and credited in full at its next heartbeat: ejection cost a failing
+    node nothing. Its ejection stands across the goodbye, and so does its count."""
+    async with running(tmp_path) as h:
+        broken = await h.register("broken", behavior="500")
+        await h.register("good")
+        outliers = h.runtime.routing.router.outliers
+        assert await ask(h, "broken") == 502  # a 5xx: ejected at once
+        assert outliers.is_ejected("broken") and outliers.ejection_count("broken") == 1
+        assert await beat(h, "broken", ROOM) == 0
+        assert (await h.client.delete("/mesh/nodes/broken")).status_code == 204
+        await register_again(h, "broken")
+        assert outliers.is_ejected("broken")  # still out of routing
+        assert await beat(h, "broken", ROOM) == 0
+        assert await ask(h, "broken") == 503  # not sent: the only node it may go to is out
+        assert len(broken.calls) == 1
+        h.clock.advance(16)  # 31 s since: the ejection is over, back (slowly), count kept
+        await beat(h, "broken", ROOM)
+        assert await ask(h, "broken") == 502
+        assert outliers.ejection_count("broken") == 2
