@@ -194,7 +194,7 @@ class Routing:
         """Mirror the table's liveness of ``node_id`` into the router."""
         entry = self.table.get(node_id)
         if entry is None:
-            self.router.remove_node(node_id)
+            self.router.remove_node(node_id, self.clock())
             return
         self.router.set_routable(node_id, self.table.healthy(entry))
 
@@ -218,8 +218,9 @@ class Routing:
             self.upsert(entry)
 
     def remove(self, node_id: str) -> None:
-        """The node said goodbye (``DELETE``): out of routing, its statistics dropped."""
-        self.router.remove_node(node_id)
+        """The node said goodbye (``DELETE``): out of routing, its statistics dropped, but
+        not an ejection it serves (found 2026-12-05: a goodbye and a registration ended it)."""
+        self.router.remove_node(node_id, self.clock())
 
     # -- decisions ------------------------------------------------------------------
     def pick(self, req: RouteRequest) -> Decision:
