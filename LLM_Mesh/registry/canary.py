@@ -46,8 +46,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ from LLM_Mesh.core.canary_shape import (
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.priority_mix import probe_keyed
 from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.core.probe_ids import client_like_id
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
     StreamAccount,
@@ -87,6 +89,7 @@ from LLM_Mesh.registry.account import (
     account_passthrough,
     pay,
 )
+from LLM_Mesh.registry.admit import ScopeAnonymousIds
 from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Client, Job
@@ -145,6 +148,8 @@ class CanaryProber:
     mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.Random)
     references: dict[tuple[str, str], Answer] = field(default_factory=dict)
+    random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
+    """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
     """Cached references kept (the oldest dropped first): a multi-turn probe's messages or
     its sampling fields make a reference of their own, so the keys do not stop growing."""
@@ -221,16 +226,34 @@ class CanaryProber:
             return share >= 1.0
         return probe_keyed(share, self.rng.random())
 
+    def named(self, model: str) -> bool:
+        """Whether the probe carries a client's own request id (``core/priority_mix.py``):
+        as often as the model's anonymous requests here do; drawn only when some do and
+        some do not."""
+        share = self.rt.traffic.named_share(model)
+        if share <= 0.0 or share >= 1.0:
+            return share >= 1.0
+        return probe_keyed(share, self.rng.random())
+
+    def client_headers(self) -> Headers:
+        """A client's own request id, drawn as clients draw theirs (``core/probe_ids.py``)."""
+        name, value = client_like_id(self.rng.random(), self.random16())
+        return Headers({name: value})
+
     async def _job(self, node_id: str, raw: bytes, path: str) -> tuple[Job, Client]:
         rt = self.rt
         if rt.table.get(node_id) is None:
             raise ProbeError(f"node {node_id} is not known")
+        client = Client(PROBE_ADDRESS)
         try:
             job = build_job(rt, Headers(), raw, path, rt.clock())
+            if self.named(job.model):  # its ledger key is c-…, as a user's that named it
+                job = build_job(rt, self.client_headers(), raw, path, rt.clock())
+                if rt.paid_ids is not None:  # a lone registry scopes it (admit.py)
+                    job = await ScopeAnonymousIds(rt.paid_ids)(job, client) or job
         except MeshError as exc:
             raise ProbeError(f"the probe is not a valid request: {exc}") from exc
         job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
-        client = Client(PROBE_ADDRESS)
         client.payment = await self._reserve(job)
         return job, client
 

@@ -100,3 +100,24 @@ async def test_the_mix_of_classes_is_counted_per_model(tmp_path: Path) -> None:
             r = await h.client.post(CHAT, json=_body(CHAT, False), headers=headers)
             assert r.status_code == 200, r.text
         assert h.app.state.runtime.traffic.keyed_share("gemma-3-270m") == 0.25
+
+
+async def test_anonymous_requests_naming_themselves_are_counted_per_model(
+    tmp_path: Path,
+) -> None:
+    """The share of a model's anonymous requests that carry their client's own id (what a
+    probe's id is drawn from, core/priority_mix.py); a keyed request's id is not counted."""
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        key, _ = await new_key(h)
+        sent = (
+            {**bearer(key), "X-Request-Id": "k-1"},
+            {"X-Request-Id": "a-1"},
+            {"Idempotency-Key": "a-2"},
+            {},
+            {},
+        )
+        for headers in sent:
+            r = await h.client.post(CHAT, json=_body(CHAT, False), headers=headers)
+            assert r.status_code == 200, r.text
+        assert h.app.state.runtime.traffic.named_share("gemma-3-270m") == 0.5
