@@ -341,26 +341,30 @@ class CanaryProber:
         hosted = self.rt.table.hosted(node_id, model)
         sha = hosted.sha256 if hosted is not None and hosted.sha256 else ""
         verifier = verifiers[0]
+        raw = render(shape, model, prompt)
+        # the node first, the verifier after (tell (e)): a reference not yet cached is asked
+        # once the node has answered, so a verifier (its operator) never sees a probe coming
+        text: str | None = None
+        got: Answer | None = None
+        try:
+            if shape.stream:
+                text = await self.ask_stream(node_id, raw, shape.path)
+            else:
+                got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
+        except ProbeError as exc:
+            # no answer is no verdict (the node may be busy); failures count in its score
+            return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
         try:
             ref = truncated(
                 await self.reference(verifier, model, sha, prompt, shape), shape.max_tokens
             )
         except ProbeError as exc:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
-        raw = render(shape, model, prompt)
         v: Verdict
-        try:
-            if shape.stream:
-                text = await self.ask_stream(node_id, raw, shape.path)
-                v = compare_text(ref, text, self.rule, stops(shape))
-            else:
-                got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
-                v = compare(
-                    ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape)
-                )
-        except ProbeError as exc:
-            # no answer is no verdict (the node may be busy); failures count in its score
-            return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
+        if got is None:
+            v = compare_text(ref, text or "", self.rule, stops(shape))
+        else:
+            v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape))
         if v.reason == "no_sure_tokens":  # a stream whose reference starts at a near tie
             why = (  # or whose stop string ended it at once
                 "streamed: the reference's first token is a near tie or the probe's stop, "

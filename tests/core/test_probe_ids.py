@@ -9,10 +9,10 @@ import uuid
 from collections import Counter
 
 import pytest
+from starlette.datastructures import Headers
 
 from LLM_Mesh.core.probe_ids import FORMS, client_like_id
 from LLM_Mesh.registry.parse import client_id
-from starlette.datastructures import Headers
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
