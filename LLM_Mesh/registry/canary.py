@@ -5,12 +5,15 @@ gateway's own stages as an anonymous request pinned to the node (``allow_nodes``
 parsed and priced from the catalog (the parse stage), its estimate reserved from the
 community ``pool`` (what pays every request without an API key), sent by the send
 stage (``POST /v1/completions`` with the gateway's signature, a fresh ``X-Request-Id``,
-the same pooled client), its ``mesh`` and countersigned receipt made and its parts
+the same pooled client; as often as the model's anonymous requests here carry their
+client's own id, a client-like one of its own, :meth:`CanaryProber.named`, so its ledger
+key is a named user's ``c-…``), its ``mesh`` and countersigned receipt made and its parts
 paid by the account stage, its record and metrics written as any request's. So the
 node is paid exactly as for a user's anonymous request (``settle`` and ``fee``
 entries, or ``hold`` while it is quarantined: ``registry/held.py``), with the same
 receipt, and nothing in the payment, not even the public ledger afterwards, tells a
-probe from a user's request. Nor does the class it tells the node (``mesh_priority``:
+probe from a user's anonymous request (a keyed-class probe paid by the pool does:
+docs/security.md, probes' tell (h)). Nor does the class it tells the node (``mesh_priority``:
 keyed requests wait first, ``core/priority.py``): a probe carries the keyed class as often
 as the model's requests here are keyed (:meth:`CanaryProber.keyed`,
 ``core/priority_mix.py``), so a node cannot answer keyed requests with a cheaper model and
@@ -26,7 +29,8 @@ paid and recorded as a user's stream) and judged on its text alone.
 
 The reference is the same body answered by a verifier: a node the admin marked
 trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
-sha256). It is fetched on demand and cached per (sha256, endpoint, body). Where no other
+sha256). It is fetched on demand, after the probed node has answered (asked before, a
+verifier saw each new probe coming), and cached per (sha256, endpoint, body). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
