@@ -225,16 +225,15 @@ class CanaryProber:
     def keyed(self, model: str) -> bool:
         """The class the probe carries to the node (``core/priority_mix.py``): keyed as
         often as the model's requests here are; drawn only when both classes come."""
-        share = self.rt.traffic.keyed_share(model)
-        if share <= 0.0 or share >= 1.0:
-            return share >= 1.0
-        return probe_keyed(share, self.rng.random())
+        return self._drawn(self.rt.traffic.keyed_share(model))
 
     def named(self, model: str) -> bool:
         """Whether the probe carries a client's own request id (``core/priority_mix.py``):
         as often as the model's anonymous requests here do; drawn only when some do and
         some do not."""
-        share = self.rt.traffic.named_share(model)
+        return self._drawn(self.rt.traffic.named_share(model))
+
+    def _drawn(self, share: float) -> bool:
         if share <= 0.0 or share >= 1.0:
             return share >= 1.0
         return probe_keyed(share, self.rng.random())
@@ -253,10 +252,13 @@ class CanaryProber:
             job = build_job(rt, Headers(), raw, path, rt.clock())
             if self.named(job.model):  # its ledger key is c-…, as a user's that named it
                 job = build_job(rt, self.client_headers(), raw, path, rt.clock())
-                if rt.paid_ids is not None:  # a lone registry scopes it (admit.py)
-                    job = await ScopeAnonymousIds(rt.paid_ids)(job, client) or job
         except MeshError as exc:
             raise ProbeError(f"the probe is not a valid request: {exc}") from exc
+        if job.client_id is not None and rt.paid_ids is not None:  # a lone registry's
+            try:  # scoped tag, as admit.py makes a user's
+                job = await ScopeAnonymousIds(rt.paid_ids)(job, client) or job
+            except MeshError as exc:
+                raise ProbeError(f"settlement unavailable: {exc}") from exc
         job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
         client.payment = await self._reserve(job)
         return job, client

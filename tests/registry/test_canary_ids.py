@@ -81,13 +81,15 @@ async def _named_probe_and_user(mesh: Harness, lone: bool) -> None:
     named_share(mesh, 10, 0)
     prompt = "def f():"
     assert (await prober(mesh).probe("node-a", MODEL, prompt=prompt)).verdict == "pass"
-    probe = node.calls[-1]["headers"]["x-request-id"]
+    probe_headers = node.calls[-1]["headers"]
+    probe = probe_headers["x-request-id"]
     body = {**json.loads(prober(mesh).body(MODEL, prompt)), "allow_nodes": ["node-a"]}
     r = await mesh.client.post(
         "/v1/completions", json=body, headers={"X-Request-Id": str(uuid.uuid4())}
     )
     assert r.status_code == 200, r.text
     user = node.calls[-1]["headers"]["x-request-id"]
+    assert sorted(probe_headers.keys()) == sorted(node.calls[-1]["headers"].keys())
     assert re.fullmatch(r"req-[0-9a-f]{32}", probe) and re.fullmatch(r"req-[0-9a-f]{32}", user)
     paid = await _entries_by_request(mesh)
     probe_key, user_key = ledger_key(paid, probe), ledger_key(paid, user)

@@ -39,7 +39,8 @@ async def test_a_keyed_request_reaches_its_node_as_keyed_in_the_signed_body(
         call = node.calls[-1]
         assert call["body"][PRIORITY_FIELD] == KEYED
         assert {k: v for k, v in call["body"].items() if k != PRIORITY_FIELD} == {
-            **sent, **({"stream_options": {"include_usage": True}} if stream else {})
+            **sent,
+            **({"stream_options": {"include_usage": True}} if stream else {}),
         }
         # inside what the gateway authenticates: the body's SHA-256 it signed
         assert call["headers"][HDR_BODY_SHA256.lower()] == hashlib.sha256(call["raw"]).hexdigest()
