@@ -92,7 +92,7 @@ __all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS",
 # data events a part may send past its token limit that carry no token: the role chunk,
 # the finish chunk, the final usage chunk and a few empty deltas
 SLACK_EVENTS = 8
-# events without data (keep-alive comments) a part may send, beyond 2 per data event
+# events without data (keep-alive comments) a part may send, beyond 2 per event with output
 NO_DATA_EVENTS = 64
 DEFAULT_MIN_RATE = 0.25
 DEFAULT_GRACE_S = 60.0
