@@ -14,7 +14,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
 | health_check_interval_s | LLM_MESH_HEALTH_CHECK_S | 300                         |
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
-| stream_min_rate      | LLM_MESH_STREAM_MIN_RATE | 0.25 (tokens, i.e. data events, a second: after its first token and the grace a node's stream must average at least this, else it is cut off as broken; per node: with ``k`` requests in flight on it (every replica's), each is held to 1/``k`` of it, ``k`` at most its declared slots and 8; 0: no floor; ``core/stream_guard.py``) |
+| stream_min_rate      | LLM_MESH_STREAM_MIN_RATE | 0.25 (tokens, i.e. events with output (text; an empty or role-only delta counts for nothing), a second: after its first token and the grace a node's stream must average at least this, else it is cut off as broken; per node: with ``k`` requests in flight on it (every replica's), each is held to 1/``k`` of it, ``k`` at most its declared slots and 8; 0: no floor; ``core/stream_guard.py``) |
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |

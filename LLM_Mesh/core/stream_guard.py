@@ -15,22 +15,36 @@ token from our engines; a node's own ``usage``, when it sends one, is read as at
 the finish chunk, the usage chunk, an engine's empty deltas). :func:`over_limit` says when
 a part went past. Cheap by construction: while a part has sent at most ``limit`` data
 events it cannot have sent more than ``limit`` content chunks, so the caller counts
-events only (an integer compare per event) and asks :func:`over_limit`
+events (an integer compare per event; and, for the floor below, the events with output:
+:func:`carries_output`, a few dictionary look-ups for a token) and asks :func:`overrun`
 only past ``limit`` events (an honest node's last few).
 
-**Trickle.** After its first token a part must average ``min_rate`` data events a
-second, counted from its first token after ``grace_s``: with ``n`` events it is too slow
+**Trickle.** After its first token a part must average ``min_rate`` events *with output*
+a second (:func:`carries_output`: text, or another field an answer's output is priced by;
+not a role-only delta, an empty one, a chunk of no choice), counted from its first token
+after ``grace_s``: with ``n`` such events it is too slow
 at any ``t > first + grace_s + n / min_rate`` (:func:`slow_at`). Before its first
 token it has ``first_token_s`` from its stream's opening. The caller compares one clock
 reading per read with the last :func:`slow_at` and recomputes it only once that moment
 passed (for an honest node: rarely, the moment moves ahead faster than time does). A
-``min_rate`` of 0 turns the trickle rule off.
+``min_rate`` of 0 turns the trickle rule off. Events without output count for nothing
+(found 2026-12-05: every data event counted, so a node sending its first token and then
+empty deltas at the floor's rate held the client and its slot, and was paid as a normal
+answer, until its ``limit`` + :data:`SLACK_EVENTS` events: ~5 min a 64 tokens at the
+default floor, a ``max_tokens`` of 4,096 past the client's 30 min).
+
+**Padding.** A part past ``limit`` + :data:`SLACK_EVENTS` data events with fewer than
+``limit`` events with output has not reached its limit: it padded its answer with events
+without output (an honest engine sends one event a token, and a few more), so it is a
+break like a cut, continued elsewhere, not the limit's normal end
+(:func:`overrun`; found 2026-12-05: such an answer of one token, or none, ended as
+``finish_reason: "length"``, recorded ``ok``).
 
 **Keep-alives.** Events without data (comments) carry no token, so neither rule above
 counts them, and each costs the gateway an event's work (256 KiB of ``:\\n\\n`` a read held
-its event loop ~230 ms): a part may send :data:`NO_DATA_EVENTS` of them and 2 more per data
-event (:func:`too_many_without_data`); an honest node's keep-alives (sse-starlette pings
-every 15 s) stay far below.
+its event loop ~230 ms): a part may send :data:`NO_DATA_EVENTS` of them and 2 more per event
+with output (:func:`too_many_without_data`); an honest node's keep-alives (sse-starlette
+pings every 15 s) stay far below.
 
 **The floor is per node.** The seconds in those rules are the node's *share* of its
 time: while ``k`` requests are in flight on the node, each of them is charged ``1/k`` of
@@ -65,16 +79,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from LLM_Mesh.core.answer_text import chunk_text
+from LLM_Mesh.core.delivered import chunk_bytes
 
 __all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS",
-           "NO_DATA_EVENTS", "SLACK_EVENTS", "SharedTime", "StreamFloor", "node_context",
-           "over_limit", "sharers", "slow_at", "token_limit",
-           "too_many_without_data"]  # fmt: skip
+           "NO_DATA_EVENTS", "OVER", "PADDED", "SLACK_EVENTS", "SharedTime", "StreamFloor",
+           "carries_output", "node_context", "over_limit", "overrun", "sharers", "slow_at",
+           "token_limit", "too_many_without_data"]  # fmt: skip
 
 # data events a part may send past its token limit that carry no token: the role chunk,
 # the finish chunk, the final usage chunk and a few empty deltas
 SLACK_EVENTS = 8
-# events without data (keep-alive comments) a part may send, beyond 2 per data event
+# events without data (keep-alive comments) a part may send, beyond 2 per event with output
 NO_DATA_EVENTS = 64
 DEFAULT_MIN_RATE = 0.25
 DEFAULT_GRACE_S = 60.0
@@ -108,10 +126,34 @@ def over_limit(limit: int, content_chunks: int, events: int) -> bool:
     return content_chunks > limit or events > limit + SLACK_EVENTS
 
 
-def too_many_without_data(no_data: int, data_events: int) -> bool:
+# :func:`overrun`'s verdicts: past the limit (its normal end), padded (a break)
+OVER, PADDED = 1, 2
+
+
+def overrun(limit: int, content_chunks: int, outputs: int, events: int) -> int:
+    """Whether a part with ``content_chunks`` tokens, ``outputs`` events with output
+    (:func:`carries_output`) and ``events`` data events went past ``limit`` (:data:`OVER`:
+    cut at the limit, the stream's normal end) or padded its answer (:data:`PADDED`: past
+    the events :func:`over_limit` allows with fewer than ``limit`` events with output: a
+    break); 0: neither."""
+    if not over_limit(limit, content_chunks, events):
+        return 0
+    return OVER if content_chunks > limit or outputs >= limit else PADDED
+
+
+def carries_output(obj: dict[str, Any], choices: int = 1) -> bool:
+    """Whether a stream chunk (a data event's JSON object) carries output: text (a chat
+    ``delta.content``, a completion's ``text``), or another field a choice's output is
+    priced by (``reasoning_content``, ``refusal``, a tool call's name or arguments:
+    ``core/delivered.chunk_bytes``). A role-only delta, an empty one, a finish chunk, a
+    chunk of no choice (a usage-only one) carry none: no progress for the floor."""
+    return bool(chunk_text(obj)) or chunk_bytes((obj,), choices) > 0
+
+
+def too_many_without_data(no_data: int, outputs: int) -> bool:
     """Whether a part's ``no_data`` events without data (comments) are a flood: more than
-    :data:`NO_DATA_EVENTS` + 2 per data event."""
-    return no_data > NO_DATA_EVENTS + 2 * data_events
+    :data:`NO_DATA_EVENTS` + 2 per event with output (``outputs``)."""
+    return no_data > NO_DATA_EVENTS + 2 * outputs
 
 
 @dataclass(frozen=True)
@@ -131,8 +173,8 @@ class StreamFloor:
 
 def slow_at(floor: StreamFloor, opened: float, first: float | None, events: int) -> float:
     """The moment a part that opened at ``opened``, sent its first token at ``first``
-    (``None``: not yet) and ``events`` data events so far is too slow unless it sends more
-    (``inf``: never; the floor is off)."""
+    (``None``: not yet) and ``events`` events with output so far (:func:`carries_output`)
+    is too slow unless it sends more (``inf``: never; the floor is off)."""
     rate = floor.min_rate
     if rate <= 0:
         return math.inf

@@ -21,11 +21,15 @@ declares, read again as each part opens; less those already sent) is cut off at 
 nothing of the event past it is relayed, the node's stream is closed, the router hears
 ``SERVER_ERROR`` and the client's stream ends as a normal one does (a chunk with
 ``finish_reason: "length"``, the final chunk with ``usage`` and ``mesh``, ``[DONE]``); a
-node's ``usage`` past the limit is read as the limit (and is ``SERVER_ERROR`` too). Per
-event this costs a ``len()`` of the part's data lines (kept anyway) and an integer
-compare; a part that reaches its limit has its data lines parsed once more there (one
+node's ``usage`` past the limit is read as the limit (and is ``SERVER_ERROR`` too). A part past
+its events (the limit + 8) with fewer events with output than the limit padded its answer
+with empty ones: a break like a cut, continued elsewhere, not that normal end. Per event
+this costs a ``len()`` of the part's data lines (kept anyway), an integer compare and a
+look at the event's text (:func:`~LLM_Mesh.core.stream_guard.carries_output`); a part that reaches its limit has its data lines parsed once more there (one
 ``json.loads``, to count its content chunks exactly). A part slower than the
-floor (``Runtime.stream_floor``) breaks like a cut (``TIMEOUT``), checked with one clock
+floor (``Runtime.stream_floor``; only its events with output count:
+``core/stream_guard.carries_output``, so a role-only or empty delta is no progress) breaks
+like a cut (``TIMEOUT``), checked with one clock
 reading per read from the node; the time the relay spends writing to the client is not
 counted against the node (a client that reads slowly must not get an honest node ejected),
 nor the time its node spent on the mesh's other requests (``Routing.shares``: the
@@ -46,7 +50,13 @@ from LLM_Mesh.core.delivered import priced_completion
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
-from LLM_Mesh.core.stream_guard import over_limit, slow_at, too_many_without_data
+from LLM_Mesh.core.stream_guard import (
+    PADDED,
+    carries_output,
+    overrun,
+    slow_at,
+    too_many_without_data,
+)
 from LLM_Mesh.registry.continuation import chunk_text, delivered, generated
 from LLM_Mesh.registry.job import usage_counts
 from LLM_Mesh.registry.send import Exchange, error_message
@@ -138,6 +148,7 @@ class PartReader:
         self.limit = UNBOUNDED  # tokens it may still send (set as its stream opens)
         self.content = -1  # its content chunks, counted only past ``limit`` events
         self.no_data = 0  # its events without data (comments)
+        self.outputs = 0  # its data events with output (text): what the floor counts
         self.clipped = False  # its usage said more than ``limit``: read as ``limit``
         self.opened = 0.0  # when its stream opened
         self.first_at: float | None = None  # when it sent its first token
@@ -149,7 +160,7 @@ class PartReader:
         """A node part starts (its stream just opened, ``tally.node_id`` its node), with
         the tokens the request still allows on that node (:meth:`_left`)."""
         self.limit = self._left()
-        self.content, self.clipped, self.no_data = -1, False, 0
+        self.content, self.clipped, self.no_data, self.outputs = -1, False, 0, 0
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.lost0 = self._lost(self.opened)
@@ -209,7 +220,7 @@ class PartReader:
             if not first:  # no data (a keep-alive): relayed as ":", none of the node's
                 # bytes (a BOM or a "data" without colon was data to clients; found 2026-12-05)
                 self.no_data += 1
-                if too_many_without_data(self.no_data, len(self.data)):  # a flood (found
+                if too_many_without_data(self.no_data, self.outputs):  # a flood (found
                     node = self.ex.tally.node_id  # 2026-12-05: each read of one held the loop)
                     raise Broken(f"node {node} sent {self.no_data} events without data")
                 return Event(DATA, b":", None, self.continued)
@@ -229,9 +240,10 @@ class PartReader:
             node = self.ex.tally.node_id
             raise Broken(f"node {node} sent an event after its final (usage) chunk")
         data = self.data  # the part's data events so far: one a line
-        if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
-            node = self.ex.tally.node_id
-            raise Overrun(f"node {node} went past the {self.limit} tokens allowed")
+        if carries_output(obj, self.ex.job.choices):  # only output counts for the floor
+            self.outputs += 1  # (found 2026-12-05: an empty delta was progress)
+        if len(data) >= self.limit:  # an honest node: its last few
+            self._past_limit(obj)
         data.append(first)
         if not self.finished and chunk_finished(obj):
             self.finished = True  # its answer is over: not continued if it breaks now
@@ -245,22 +257,34 @@ class PartReader:
             return Event(DATA, first, obj, self.continued)
         return Event(DATA, first, None, self.continued)
 
-    def _past_limit(self, obj: dict[str, Any]) -> bool:
-        """Whether this data event (``obj``) takes the part past its limit: its content
+    def _past_limit(self, obj: dict[str, Any]) -> None:
+        """Raises when this data event (``obj``) takes the part past its limit
+        (:class:`Overrun`: cut at the limit) or past its events with too little output
+        (:class:`Broken`: it padded its answer; ``core/stream_guard.overrun``): its content
         chunks are counted once (those relayed so far: one parse of its data lines), then
         one by one."""
         if self.content < 0:
             self.content = generated(self.data)[1]
         if chunk_text(obj):
             self.content += 1
-        return over_limit(self.limit, self.content, len(self.data) + 1)
+        verdict = overrun(self.limit, self.content, self.outputs, len(self.data) + 1)
+        if not verdict:
+            return
+        node = self.ex.tally.node_id
+        if verdict == PADDED:  # a break, continued elsewhere (found 2026-12-05: the
+            # limit's normal end, "length", for an answer of one token or none)
+            raise Broken(
+                f"node {node} sent {len(self.data) + 1} events, {self.outputs} with output, "
+                f"past the {self.limit} tokens allowed: events without output"
+            )
+        raise Overrun(f"node {node} went past the {self.limit} tokens allowed")
 
     def _too_slow(self, now: float) -> TooSlow | None:
         """The part's floor moment passed: it is recomputed with the events sent since
         (less the time the client took); past it still, the part is too slow."""
         floor = self.ex.rt.stream_floor
         shared = self._lost(now) - self.lost0  # its node's time went to other requests too
-        base = slow_at(floor, self.opened, self.first_at, len(self.data))
+        base = slow_at(floor, self.opened, self.first_at, self.outputs)
         self.slow_at = base + self.client_s + shared
         if now <= self.slow_at:
             return None
@@ -268,7 +292,7 @@ class PartReader:
         if self.first_at is None:
             return TooSlow(f"node {node} sent no token within {floor.first_token_s:g} s")
         return TooSlow(
-            f"node {node} is too slow: {len(self.data)} events in "
+            f"node {node} is too slow: {self.outputs} events with output in "
             f"{now - self.first_at - self.client_s - shared:.1f} s of its time after its "
             f"first token (floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
         )
@@ -306,7 +330,7 @@ class PartReader:
             real = ex.rt.clock()
             self.first_at = now = real - self.client_s  # on the node's own time
             self.lost0 = self._lost(real)  # the floor's clock starts again here
-            self.slow_at = slow_at(ex.rt.stream_floor, self.opened, now, len(self.data))
+            self.slow_at = slow_at(ex.rt.stream_floor, self.opened, now, self.outputs)
             self.slow_at += self.client_s
         usage = obj.get("usage")
         if isinstance(usage, dict) and not obj.get("choices"):

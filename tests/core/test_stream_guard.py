@@ -10,11 +10,15 @@ from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.stream_guard import (
     MAX_CONTEXT,
     MAX_SHARERS,
+    OVER,
+    PADDED,
     SLACK_EVENTS,
     SharedTime,
     StreamFloor,
+    carries_output,
     node_context,
     over_limit,
+    overrun,
     sharers,
     slow_at,
     token_limit,
@@ -26,6 +30,47 @@ def test_over_limit_counts_tokens_exactly_and_events_with_slack() -> None:
     assert over_limit(8, 9, 9)  # one token more
     assert over_limit(8, 2, 9 + SLACK_EVENTS)  # empty deltas past the slack
     assert not over_limit(1, 1, 1 + SLACK_EVENTS)
+
+
+def test_an_overrun_with_too_little_output_is_padding_not_the_limit() -> None:
+    assert overrun(8, 8, 8, 8 + SLACK_EVENTS) == 0  # within its events
+    assert overrun(8, 9, 9, 9) == OVER  # one token more: cut at the limit, its normal end
+    assert overrun(8, 8, 8, 9 + SLACK_EVENTS) == OVER  # its limit, then empty deltas
+    assert overrun(8, 2, 2, 9 + SLACK_EVENTS) == PADDED  # 2 tokens, then empty deltas
+    assert overrun(8, 0, 0, 9 + SLACK_EVENTS) == PADDED  # an answer of empty events
+    assert overrun(8, 2, 8, 9 + SLACK_EVENTS) == OVER  # output in other fields counts
+
+
+_HEAD = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+
+def _chunk(delta: object = None, **choice: object) -> dict[str, object]:
+    if delta is not None:
+        choice["delta"] = delta
+    return {**_HEAD, "choices": [{"index": 0, **choice}]}
+
+
+@pytest.mark.parametrize(
+    ("obj", "output"),
+    [
+        (_chunk({"role": "assistant"}), False),  # OpenAI's first chat chunk
+        (_chunk({}), False),
+        (_chunk({"content": ""}), False),
+        (_chunk({"content": None}), False),
+        (_chunk({}, finish_reason="stop"), False),
+        ({**_HEAD, "choices": []}, False),
+        ({**_HEAD, "choices": [], "usage": {"completion_tokens": 9}}, False),  # the final one
+        (_chunk(text=""), False),  # a completion's empty piece
+        (_chunk({"role": "assistant", "content": "Hi"}), True),
+        (_chunk({"content": " "}), True),
+        (_chunk(text="Hi"), True),
+        (_chunk({"reasoning_content": "hm"}), True),
+        (_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}), True),
+        (_chunk({"x_pad": "zzzz"}), False),  # a field no client reads
+    ],
+)
+def test_only_an_event_carrying_output_counts(obj: dict[str, object], output: bool) -> None:
+    assert carries_output(obj) is output
 
 
 def test_a_request_without_max_tokens_is_bounded_by_the_context_the_estimate_uses() -> None:
