@@ -42,9 +42,12 @@ minute: ``syncing the database's log failed``); the round goes on. Found 2026-12
 raised out of the upkeep round before the pool's daily top-up, the leases handed back and
 the late forfeits (skipped for as long as the sync failed), out of the start (the registry
 did not start) and out of a clean stop's recovery (its leases and holder row left behind).
-Dead holders are forgotten (``settle_holders.forget``) before their journals' answers are
-recorded: a crash before those are settled leaves them to the next recovery at once, not
-after ``holder_ttl_s`` (found 2026-12-05, ``tests/registry/test_settle_power_cuts.py``).
+Dead holders' leases are released and the holders forgotten (``settle_holders.forget``)
+before their journals' answers are recorded: a lease's answer is reserved again from the
+payer's available balance, which its own lease no longer holds (found 2026-12-05: released
+after, so a payer whose other half was reserved elsewhere could not cover it: unpaid), and a
+crash before those answers are settled leaves them to the next recovery at once, not after
+``holder_ttl_s`` (found 2026-12-05; both ``tests/registry/test_settle_power_cuts.py``).
 """
 
 from __future__ import annotations

@@ -476,16 +476,21 @@ class SettleUpkeep(SettleDurable):
             state = VOID if holder == self.holder else LAPSED
             voided += await void_pending(engine, holder, now, state)
         others = [h for h in holders if h != self.holder]
-        if others:  # answers they served and never wrote, if this home kept them; their
-            await forget(engine, others)  # rows then a gone holder's: a crash before they
-            # are settled leaves them to the next recovery at once, not after holder_ttl_s
+        leased = 0
+        if others:  # answers they served and never wrote, if this home kept them, recorded
+            # once their leases are released (a lease's answer is reserved again from the
+            # payer's available balance) and they are forgotten (their rows then a gone
+            # holder's: a crash before they are settled leaves them to the next recovery at
+            # once, not after holder_ttl_s); settle_durable.py
+            leased = await release_leases(engine, others)
+            await forget(engine, others)
             settled += await settle(self.ledger, await self._write_unwritten(others, now), now)
         if self._own_journal is not None and self.holder in holders:  # its stop: its rows
             if await self._durable_ok():  # void now, its answers written or counted unpaid, and
                 self._own_journal.remove()  # on the disk (settle_durable.py); else kept for
             else:  # the next process on the home (idempotent)
                 self._own_journal.abandon()
-        leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
+        leased += await release_leases(engine, holders)  # a live one's answers: Spend's fallback
         if self.holder in holders and self.leases is not None:
             self.leases.clear()
         await forget(engine, holders)

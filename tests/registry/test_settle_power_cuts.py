@@ -318,3 +318,44 @@ async def test_a_cut_during_the_recovery_of_a_journal_loses_nothing_and_pays_not
                 where = f"{cut} after the journal, then {cut2} after {q.what} ({n}: {whats})"
                 root = tmp_path / f"{cut}-{n}-{cut2}".replace(" ", "-")
                 await _check(root, db2, q.home, promised, where)
+
+
+async def test_a_dead_holders_journalled_lease_answer_is_recorded_from_its_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payer's balance: half leased by a gateway (its answer admitted from the lease, its
+    write failed: journalled), the other half reserved by another gateway's requests in
+    flight; the first is killed and restarted on its home. Its recovery records the answer
+    from the journal: the lease that admitted it must be released first, or the payer's
+    available balance (0) does not cover it. Before the fix: released after, the answer
+    unpaid (`r1 delivered, row None`) although its own lease held its estimate."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    await store.open()
+    home, other_home = tmp_path / "home", tmp_path / "other"
+    home.mkdir()
+    other_home.mkdir()
+    grant = 8 * E
+    try:
+        await ledger_of(store).append_one(Transfer("grant", MINT, USER, grant))
+        gw = _gateway(store, home, [T0], lease=4)
+        await gw.start()
+        other = _gateway(store, other_home, [T0])
+        await other.start()
+        try:
+            assert (await gw.reserve("r1", USER, "m", E)).ok  # a lease of 4 estimates
+            for n in range(4):  # the rest of the balance, reserved by the other gateway
+                assert (await other.reserve(f"o{n}", USER, "m", E)).ok
+            assert (await balance(store.engine, USER)) == (grant, grant)
+            Away(gw, monkeypatch).away = True
+            with pytest.raises(ConnectionError):
+                await gw.answer(A1)  # released all the same: journalled
+        finally:
+            monkeypatch.undo()
+            await crash(gw)
+        again = _gateway(store, home, [T0])
+        await again.start()  # recovers its predecessor, journal included
+        await again.stop()
+        await other.stop()  # its requests never answered: voided
+        await books(store, {"r1": A1}, ["r1"], grant=grant, payer=USER)
+    finally:
+        await store.close()
