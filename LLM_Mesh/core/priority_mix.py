@@ -10,9 +10,19 @@ of each class among probes is the share among users' requests, and a request of 
 class is a probe with the same probability (the class and "is a probe" are independent).
 Only the priority field: a probe is still paid by the pool, as an anonymous request.
 
-:class:`TrafficMix` counts the classes of the requests sent on per model, halving both
-counts once they reach :data:`WINDOW` together: the mix of about the last ``WINDOW``
-requests, a dict look-up and an addition per request. Pure: the caller notes and draws.
+The same for the client's own request id (``X-Request-Id`` / ``Idempotency-Key``): the
+node never sees it (it gets a fresh ``req-`` id), but the public ledger's key of a request
+whose client named it is ``c-…``, of one it did not the node's own ``req-`` id. A node
+reading the ledger after its answer would see every probe among the ``req-`` ones, had no
+probe carried an id. Probes are paid by the pool, and the ledger names the payer, so what
+a probe must match is the anonymous requests: :meth:`TrafficMix.named_share` is the share
+of the model's anonymous requests that carried an id, and a probe carries one that often
+(:func:`probe_keyed` draws it too).
+
+:class:`TrafficMix` counts the classes of the requests sent on per model, halving every
+count once they reach :data:`WINDOW` together: the mix of about the last ``WINDOW``
+requests, a dict look-up and a few additions per request. Pure: the caller notes and
+draws.
 """
 
 from __future__ import annotations
@@ -31,20 +41,26 @@ class TrafficMix:
     __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        self._counts: dict[str, list[int]] = {}  # model -> [keyed, all]
+        # model -> [keyed, all, anonymous with the client's own id, anonymous]
+        self._counts: dict[str, list[int]] = {}
 
-    def note(self, model: str, keyed: bool) -> None:
+    def note(self, model: str, keyed: bool, named: bool = False) -> None:
+        """A request sent on: ``keyed`` (an API key's), ``named`` (its client's own id)."""
         counts = self._counts.get(model)
         if counts is None:
             if len(self._counts) >= MAX_MODELS:
                 self._counts.clear()
-            counts = self._counts[model] = [0, 0]
+            counts = self._counts[model] = [0, 0, 0, 0]
         if keyed:
             counts[0] += 1
+        else:
+            counts[3] += 1
+            if named:
+                counts[2] += 1
         counts[1] += 1
         if counts[1] >= WINDOW:
-            counts[0] //= 2
-            counts[1] //= 2
+            for i in range(4):
+                counts[i] //= 2
 
     def keyed_share(self, model: str) -> float:
         """The share of the model's requests that were keyed (0 with none seen)."""
@@ -53,9 +69,17 @@ class TrafficMix:
             return 0.0
         return counts[0] / counts[1]
 
+    def named_share(self, model: str) -> float:
+        """The share of the model's anonymous requests that carried their client's own
+        request id (0 with none seen)."""
+        counts = self._counts.get(model)
+        if counts is None or counts[3] <= 0:
+            return 0.0
+        return counts[2] / counts[3]
+
 
 def probe_keyed(share: float, draw: float) -> bool:
-    """Whether a probe carries the keyed class: ``draw`` (uniform in [0, 1)) below the
-    keyed ``share`` of its model's requests. Callers draw only where ``share`` is strictly
+    """Whether a probe carries the keyed class (or its client's own id): ``draw`` (uniform
+    in [0, 1)) below the keyed (named) ``share`` of its model's requests. Callers draw only where ``share`` is strictly
     between 0 and 1 (the answer is the same without a draw)."""
     return draw < share

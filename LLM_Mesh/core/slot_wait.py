@@ -13,33 +13,50 @@ node's estimate is a few milliseconds, so each waiter took a task and a timer ev
 any number of them (found 2026-12-05; docs/security.md, "Users and API keys"). Now at
 least :data:`RECHECK_S` passes between looks without a change, and at most
 :data:`MAX_SEND_WAITERS` requests wait at once in a process; one more is answered at once
-as without a wait (429 ``overloaded``). Of those places one API key may hold at most
-:func:`key_cap` (a quarter, :data:`KEY_SHARE`): until 2026-12-05 one key's flood of waiting
-requests could take all 256 and every other key's wait was refused at once (found
-2026-12-05; docs/security.md, "Users and API keys"). Four keys at their quarter still
-filled them all; now the last :func:`kept_for_new` places (an eighth, :data:`NEW_KEY_SHARE`)
-go only to keys with no place yet, one each, so a fifth key still waits (found open
-2026-12-05). Pure: the caller counts and sleeps.
+as without a wait (429 ``overloaded``).
+
+Who holds those places (:func:`place_for`): until 2026-12-05 one key's flood took all 256
+and every other key's wait was refused; then one key held at most a quarter, and the last
+eighth went to keys with none yet, one each: four keys at their quarter and 32 more, or 33
+keys in all, still filled them (found 2026-12-05; docs/security.md, "Users and API keys").
+Any fixed bound per key leaves that gap (keys × bound places), so the places are now
+shared as a buffer shared by flows is by *push-out* (longest queue drop): a free place
+goes to any key; when none is free, a key holding ``h`` takes a place from the key that
+holds the most, ``m``, if ``m ≥ h + 2`` (its newest waiter is answered at once as without
+a wait), else it is refused. So a key alone may use every place, a key with none finds one
+as long as some key holds two (fewer keys wait than there are places), and a key asking for
+a place while all are taken is refused only when no key holds two more than it: keys that
+all keep asking end within one place of each other, none above ``ceil(places / keys)``.
+The decision knows no keys, only counts of a *holder*'s places: the admit stage's wait for
+anonymous requests shares its places between addresses by the same rule (one holder an
+IPv4 address or an IPv6 /64, :mod:`~LLM_Mesh.core.anonymous_wait`; found 2026-12-05: 64
+/64s filled them all). Pure: the caller counts (``registry/wait_places.py``) and sleeps.
 """
 
 from __future__ import annotations
 
+from enum import Enum
+
 __all__ = [
-    "KEY_SHARE",
     "MAX_SEND_WAITERS",
-    "NEW_KEY_SHARE",
     "RECHECK_S",
-    "kept_for_new",
-    "key_cap",
+    "Place",
     "may_wait",
+    "place_for",
     "ran_out",
     "recheck_s",
 ]
 
 RECHECK_S = 0.25  # the shortest sleep between two looks when nothing changed
 MAX_SEND_WAITERS = 256  # requests in the send stage's wait at once, per process
-KEY_SHARE = 0.25  # the most of those places one API key's requests hold at once
-NEW_KEY_SHARE = 0.125  # the last places, kept for keys with none yet (one each)
+
+
+class Place(Enum):
+    """What :func:`place_for` decides for one more waiting request."""
+
+    TAKE = "take"  # a free place
+    PUSH = "push"  # the place of the newest waiter of the key holding the most
+    REFUSE = "refuse"  # none: answered at once as without a wait
 
 
 def recheck_s(hint: float | None, left: float) -> float:
@@ -48,32 +65,25 @@ def recheck_s(hint: float | None, left: float) -> float:
     return min(left, max(RECHECK_S, RECHECK_S if hint is None else hint))
 
 
-def key_cap(cap: int = MAX_SEND_WAITERS, share: float = KEY_SHARE) -> int:
-    """The places of ``cap`` one key may hold: ``share`` of them, at least 1 (while any)."""
-    if cap < 0 or not 0.0 < share <= 1.0:
-        raise ValueError("need cap >= 0 and 0 < share <= 1")
-    return min(cap, max(1, int(cap * share)))
-
-
-def kept_for_new(cap: int = MAX_SEND_WAITERS) -> int:
-    """The last places of ``cap`` that only a key with no place yet may take:
-    :data:`NEW_KEY_SHARE` of them, rounded down (none of a handful)."""
+def may_wait(waiting: int, cap: int = MAX_SEND_WAITERS) -> bool:
+    """Whether a place is free, ``waiting`` already waiting here."""
     if cap < 0:
         raise ValueError("cap must be at least 0")
-    return int(cap * NEW_KEY_SHARE)
+    return waiting < cap
 
 
-def may_wait(
-    waiting: int, cap: int = MAX_SEND_WAITERS, key_waiting: int = 0, share: float = KEY_SHARE
-) -> bool:
-    """Whether one more request may wait, ``waiting`` already waiting here, ``key_waiting``
-    of them for its API key: a place free, the key under its :func:`key_cap`, and, for a key
-    that holds places already, one free besides the :func:`kept_for_new` ones."""
-    if cap < 0:
-        raise ValueError("cap must be at least 0")
-    if waiting >= cap or key_waiting >= key_cap(cap, share):
-        return False
-    return key_waiting == 0 or waiting < cap - kept_for_new(cap)
+def place_for(held: int, waiting: int, most: int, cap: int = MAX_SEND_WAITERS) -> Place:
+    """One more waiting request of a holder (an API key; an anonymous address) that holds
+    ``held`` places, ``waiting`` held in all, ``most`` by the holder that holds the most: a
+    free place, else push-out from that holder when it holds two more than this one would
+    before taking (module docstring)."""
+    if cap < 0 or held < 0 or most < held or waiting < most:
+        raise ValueError("need 0 <= held <= most <= waiting and cap >= 0")
+    if may_wait(waiting, cap):
+        return Place.TAKE
+    if most >= held + 2:
+        return Place.PUSH
+    return Place.REFUSE
 
 
 def ran_out(wait_s: float) -> str:

@@ -5,12 +5,15 @@ gateway's own stages as an anonymous request pinned to the node (``allow_nodes``
 parsed and priced from the catalog (the parse stage), its estimate reserved from the
 community ``pool`` (what pays every request without an API key), sent by the send
 stage (``POST /v1/completions`` with the gateway's signature, a fresh ``X-Request-Id``,
-the same pooled client), its ``mesh`` and countersigned receipt made and its parts
+the same pooled client; as often as the model's anonymous requests here carry their
+client's own id, a client-like one of its own, :meth:`CanaryProber.named`, so its ledger
+key is a named user's ``c-…``), its ``mesh`` and countersigned receipt made and its parts
 paid by the account stage, its record and metrics written as any request's. So the
 node is paid exactly as for a user's anonymous request (``settle`` and ``fee``
 entries, or ``hold`` while it is quarantined: ``registry/held.py``), with the same
 receipt, and nothing in the payment, not even the public ledger afterwards, tells a
-probe from a user's request. Nor does the class it tells the node (``mesh_priority``:
+probe from a user's anonymous request (a keyed-class probe paid by the pool does:
+docs/security.md, probes' tell (h)). Nor does the class it tells the node (``mesh_priority``:
 keyed requests wait first, ``core/priority.py``): a probe carries the keyed class as often
 as the model's requests here are keyed (:meth:`CanaryProber.keyed`,
 ``core/priority_mix.py``), so a node cannot answer keyed requests with a cheaper model and
@@ -26,7 +29,8 @@ paid and recorded as a user's stream) and judged on its text alone.
 
 The reference is the same body answered by a verifier: a node the admin marked
 trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
-sha256). It is fetched on demand and cached per (sha256, endpoint, body). Where no other
+sha256). It is fetched on demand, after the probed node has answered (asked before, a
+verifier saw each new probe coming), and cached per (sha256, endpoint, body). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
@@ -46,8 +50,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,6 +84,7 @@ from LLM_Mesh.core.canary_shape import (
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.priority_mix import probe_keyed
 from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.core.probe_ids import client_like_id
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
     StreamAccount,
@@ -87,6 +93,7 @@ from LLM_Mesh.registry.account import (
     account_passthrough,
     pay,
 )
+from LLM_Mesh.registry.admit import ScopeAnonymousIds
 from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Client, Job
@@ -145,6 +152,8 @@ class CanaryProber:
     mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.Random)
     references: dict[tuple[str, str], Answer] = field(default_factory=dict)
+    random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
+    """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
     """Cached references kept (the oldest dropped first): a multi-turn probe's messages or
     its sampling fields make a reference of their own, so the keys do not stop growing."""
@@ -216,21 +225,41 @@ class CanaryProber:
     def keyed(self, model: str) -> bool:
         """The class the probe carries to the node (``core/priority_mix.py``): keyed as
         often as the model's requests here are; drawn only when both classes come."""
-        share = self.rt.traffic.keyed_share(model)
+        return self._drawn(self.rt.traffic.keyed_share(model))
+
+    def named(self, model: str) -> bool:
+        """Whether the probe carries a client's own request id (``core/priority_mix.py``):
+        as often as the model's anonymous requests here do; drawn only when some do and
+        some do not."""
+        return self._drawn(self.rt.traffic.named_share(model))
+
+    def _drawn(self, share: float) -> bool:
         if share <= 0.0 or share >= 1.0:
             return share >= 1.0
         return probe_keyed(share, self.rng.random())
+
+    def client_headers(self) -> Headers:
+        """A client's own request id, drawn as clients draw theirs (``core/probe_ids.py``)."""
+        name, value = client_like_id(self.rng.random(), self.random16())
+        return Headers({name: value})
 
     async def _job(self, node_id: str, raw: bytes, path: str) -> tuple[Job, Client]:
         rt = self.rt
         if rt.table.get(node_id) is None:
             raise ProbeError(f"node {node_id} is not known")
+        client = Client(PROBE_ADDRESS)
         try:
             job = build_job(rt, Headers(), raw, path, rt.clock())
+            if self.named(job.model):  # its ledger key is c-…, as a user's that named it
+                job = build_job(rt, self.client_headers(), raw, path, rt.clock())
         except MeshError as exc:
             raise ProbeError(f"the probe is not a valid request: {exc}") from exc
+        if job.client_id is not None and rt.paid_ids is not None:  # a lone registry's
+            try:  # scoped tag, as admit.py makes a user's
+                job = await ScopeAnonymousIds(rt.paid_ids)(job, client) or job
+            except MeshError as exc:
+                raise ProbeError(f"settlement unavailable: {exc}") from exc
         job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
-        client = Client(PROBE_ADDRESS)
         client.payment = await self._reserve(job)
         return job, client
 
@@ -318,26 +347,30 @@ class CanaryProber:
         hosted = self.rt.table.hosted(node_id, model)
         sha = hosted.sha256 if hosted is not None and hosted.sha256 else ""
         verifier = verifiers[0]
+        raw = render(shape, model, prompt)
+        # the node first, the verifier after (tell (e)): a reference not yet cached is asked
+        # once the node has answered, so a verifier (its operator) never sees a probe coming
+        text: str | None = None
+        got: Answer | None = None
+        try:
+            if shape.stream:
+                text = await self.ask_stream(node_id, raw, shape.path)
+            else:
+                got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
+        except ProbeError as exc:
+            # no answer is no verdict (the node may be busy); failures count in its score
+            return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
         try:
             ref = truncated(
                 await self.reference(verifier, model, sha, prompt, shape), shape.max_tokens
             )
         except ProbeError as exc:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
-        raw = render(shape, model, prompt)
         v: Verdict
-        try:
-            if shape.stream:
-                text = await self.ask_stream(node_id, raw, shape.path)
-                v = compare_text(ref, text, self.rule, stops(shape))
-            else:
-                got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
-                v = compare(
-                    ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape)
-                )
-        except ProbeError as exc:
-            # no answer is no verdict (the node may be busy); failures count in its score
-            return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
+        if got is None:
+            v = compare_text(ref, text or "", self.rule, stops(shape))
+        else:
+            v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape))
         if v.reason == "no_sure_tokens":  # a stream whose reference starts at a near tie
             why = (  # or whose stop string ended it at once
                 "streamed: the reference's first token is a near tie or the probe's stop, "

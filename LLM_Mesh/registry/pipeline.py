@@ -187,10 +187,10 @@ class _Recorded(BackgroundTask):
 
 def _keyed(rt: Runtime, job: Job, client: Client) -> bool:
     """Whether the request goes to its node as keyed (``core/priority.py``: a node serves
-    it before ordinary requests), counted in the model's mix (the probes' draw:
-    ``core/priority_mix.py``)."""
+    it before ordinary requests), counted in the model's mix with whether its client named
+    it (the probes' draws: ``core/priority_mix.py``)."""
     keyed = client.key is not None
-    rt.traffic.note(job.model, keyed)
+    rt.traffic.note(job.model, keyed, job.client_id is not None)
     return keyed
 
 

@@ -54,13 +54,14 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, kept_for_new, key_cap, may_wait
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
+from LLM_Mesh.registry.wait_places import WaitPlace, WaitPlaces
 
-__all__ = ["Routing"]
+__all__ = ["Routing", "WaitPlace"]
 
 # not counted as a node's request when they end: a client gone, the node busy, a refusal
 # (counted as a failure only if it is blamed)
@@ -101,42 +102,49 @@ class Routing:
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
-        self._wake: dict[str, asyncio.Event] = {}  # model -> the event its waiters sleep on
-        # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
-        self.send_waiters = 0
-        self.max_send_waiters = MAX_SEND_WAITERS
-        self.key_waiters: dict[str, int] = {}  # of those, per API key id (at most key_cap)
+        # model -> the futures its waiters sleep on (one a look; a change resolves them all)
+        self._wake: dict[str, set[asyncio.Future[None]]] = {}
+        # requests in the send stage's opt-in wait, at most MAX_SEND_WAITERS at once,
+        # shared among API keys by push-out (core/slot_wait.place_for, registry/wait_places.py)
+        self.send_places = WaitPlaces(
+            MAX_SEND_WAITERS, "API key", "as many requests as may wait here wait already"
+        )
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
 
-    def take_place(self, key: str) -> str:
-        """A place in the send stage's opt-in wait for a request of API key ``key``
-        (core/slot_wait.py: at most ``max_send_waiters`` in all, ``key_cap`` of them per
-        key, the last ``kept_for_new`` for keys with none yet): "" when taken (give it back with :meth:`leave_place`), else why there is
-        none (the request is answered as without a wait)."""
-        held = self.key_waiters.get(key, 0)
-        if not may_wait(self.send_waiters, self.max_send_waiters, held):
-            if self.send_waiters >= self.max_send_waiters:
-                return "as many requests as may wait here wait already"
-            cap = key_cap(self.max_send_waiters)
-            if held >= cap:
-                return f"{cap} requests of this API key wait here already, the most one key may"
-            kept = kept_for_new(self.max_send_waiters)
-            return f"the last {kept} places are kept for API keys with none waiting here yet"
-        self.send_waiters += 1
-        self.key_waiters[key] = held + 1
-        return ""
+    @property
+    def send_waiters(self) -> int:
+        """Requests in the send stage's opt-in wait now."""
+        return self.send_places.waiting
 
-    def leave_place(self, key: str) -> None:
-        """Give back a place :meth:`take_place` gave a request of ``key``."""
-        self.send_waiters -= 1
-        n = self.key_waiters.get(key, 0) - 1
-        if n > 0:
-            self.key_waiters[key] = n
-        else:
-            self.key_waiters.pop(key, None)
+    @property
+    def max_send_waiters(self) -> int:
+        """The most requests in the send stage's opt-in wait at once (core/slot_wait.py)."""
+        return self.send_places.cap
+
+    @max_send_waiters.setter
+    def max_send_waiters(self, cap: int) -> None:
+        self.send_places.cap = cap
+
+    @property
+    def key_waiters(self) -> dict[str, dict[WaitPlace, None]]:
+        """Of those, per API key id, oldest first."""
+        return self.send_places.by_holder
+
+    def take_place(self, key: str) -> WaitPlace | str:
+        """A place in the send stage's opt-in wait for a request of API key ``key``
+        (:meth:`WaitPlaces.take <LLM_Mesh.registry.wait_places.WaitPlaces.take>`: at most
+        ``max_send_waiters`` in all; when none is free, the newest place of the key holding
+        the most, if it holds two more than ``key``, whose waiter is then told by
+        :attr:`WaitPlace.out` and woken): the place (give it back with :meth:`leave_place`),
+        else why there is none (the request is answered as without a wait)."""
+        return self.send_places.take(key)
+
+    def leave_place(self, place: WaitPlace) -> None:
+        """Give back a place :meth:`take_place` gave (once; a place pushed out is gone)."""
+        self.send_places.leave(place)
 
     # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:
@@ -186,7 +194,7 @@ class Routing:
         """Mirror the table's liveness of ``node_id`` into the router."""
         entry = self.table.get(node_id)
         if entry is None:
-            self.router.remove_node(node_id)
+            self.router.remove_node(node_id, self.clock())
             return
         self.router.set_routable(node_id, self.table.healthy(entry))
 
@@ -210,8 +218,9 @@ class Routing:
             self.upsert(entry)
 
     def remove(self, node_id: str) -> None:
-        """The node said goodbye (``DELETE``): out of routing, its statistics dropped."""
-        self.router.remove_node(node_id)
+        """The node said goodbye (``DELETE``): out of routing, its statistics dropped, but
+        not an ejection it serves (found 2026-12-05: a goodbye and a registration ended it)."""
+        self.router.remove_node(node_id, self.clock())
 
     # -- decisions ------------------------------------------------------------------
     def pick(self, req: RouteRequest) -> Decision:
@@ -349,25 +358,34 @@ class Routing:
         if not wake:
             return
         for model in models:
-            ev = wake.pop(model, None)
-            if ev is not None:
-                ev.set()
+            for fut in wake.pop(model, ()):
+                if not fut.done():
+                    fut.set_result(None)
 
-    async def wait_change(self, timeout_s: float, model: str) -> None:
+    async def wait_change(
+        self, timeout_s: float, model: str, place: WaitPlace | None = None
+    ) -> None:
         """Sleep until routing changes for ``model`` or ``timeout_s`` passes (whichever is
-        first)."""
-        if timeout_s <= 0:
+        first), or ``place`` (the sleeper's place in the send stage's wait) is pushed out."""
+        if timeout_s <= 0 or (place is not None and place.out):
             return
-        ev = self._wake.get(model)
-        if ev is None:
-            ev = self._wake[model] = asyncio.Event()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        futs = self._wake.setdefault(model, set())
+        futs.add(fut)
+        if place is not None:
+            place.fut = fut
         self._waiters += 1
         try:
-            await asyncio.wait_for(ev.wait(), timeout_s)
+            await asyncio.wait_for(fut, timeout_s)
         except asyncio.TimeoutError:
             pass
         finally:
             self._waiters -= 1
+            if place is not None:
+                place.fut = None
+            futs.discard(fut)
+            if not futs and self._wake.get(model) is futs:
+                del self._wake[model]
 
     # -- views ----------------------------------------------------------------------------
     def view(self, entry: NodeEntry, now: float) -> NodeView:

@@ -42,3 +42,22 @@ def test_probes_carry_the_keyed_class_as_often_as_requests_do() -> None:
     for share in (0.0, 0.1, 0.5, 0.9, 1.0):
         keyed = sum(probe_keyed(share, rng.random()) for _ in range(20_000))
         assert abs(keyed / 20_000 - share) < 0.015, share
+
+
+def test_the_named_share_is_of_the_anonymous_requests_only() -> None:
+    mix = TrafficMix()
+    assert mix.named_share("m") == 0.0
+    for i in range(100):
+        mix.note("m", False, i % 4 == 0)
+        mix.note("m", True, True)  # a keyed request's id: paid by its key, not the pool
+    assert mix.named_share("m") == 0.25
+    assert mix.keyed_share("m") == 0.5
+
+
+def test_the_named_share_follows_the_recent_requests() -> None:
+    mix = TrafficMix()
+    for _ in range(10 * WINDOW):
+        mix.note("m", False, True)
+    for _ in range(3 * WINDOW):
+        mix.note("m", False, False)
+    assert mix.named_share("m") < 0.1

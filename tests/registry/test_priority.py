@@ -39,7 +39,8 @@ async def test_a_keyed_request_reaches_its_node_as_keyed_in_the_signed_body(
         call = node.calls[-1]
         assert call["body"][PRIORITY_FIELD] == KEYED
         assert {k: v for k, v in call["body"].items() if k != PRIORITY_FIELD} == {
-            **sent, **({"stream_options": {"include_usage": True}} if stream else {})
+            **sent,
+            **({"stream_options": {"include_usage": True}} if stream else {}),
         }
         # inside what the gateway authenticates: the body's SHA-256 it signed
         assert call["headers"][HDR_BODY_SHA256.lower()] == hashlib.sha256(call["raw"]).hexdigest()
@@ -100,3 +101,24 @@ async def test_the_mix_of_classes_is_counted_per_model(tmp_path: Path) -> None:
             r = await h.client.post(CHAT, json=_body(CHAT, False), headers=headers)
             assert r.status_code == 200, r.text
         assert h.app.state.runtime.traffic.keyed_share("gemma-3-270m") == 0.25
+
+
+async def test_anonymous_requests_naming_themselves_are_counted_per_model(
+    tmp_path: Path,
+) -> None:
+    """The share of a model's anonymous requests that carry their client's own id (what a
+    probe's id is drawn from, core/priority_mix.py); a keyed request's id is not counted."""
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        key, _ = await new_key(h)
+        sent = (
+            {**bearer(key), "X-Request-Id": "k-1"},
+            {"X-Request-Id": "a-1"},
+            {"Idempotency-Key": "a-2"},
+            {},
+            {},
+        )
+        for headers in sent:
+            r = await h.client.post(CHAT, json=_body(CHAT, False), headers=headers)
+            assert r.status_code == 200, r.text
+        assert h.app.state.runtime.traffic.named_share("gemma-3-270m") == 0.5
