@@ -27,12 +27,27 @@ nothing left to redo it: the answer unpaid, its receipt never matched by a ledge
 (found 2026-12-05). Now each drop first syncs the log (:meth:`SettleDurable._store_durable`)
 and drops the journal only if no answer was added meanwhile; a sync that fails keeps it
 (written again, or recovered, as before: both idempotent). Recovery records a line by
-reviving its lapsed ``pending`` row (``settle_ledger.revive``): that reservation is on the
-disk once a settler round synced the log after it (its request ran for longer than a round,
-or the next round syncs it, the database away or not). Syncing it on the event loop before
-a failed batch's lines are journalled was tried: the loop held 14–21 ms a failed batch of
-256 against 6–7 (``benchmarks/probe_journal_batch.py``, one run, 2026-12-05), for a window
-the settler's round closes anyway; not done.
+reviving its lapsed ``pending`` row (``settle_ledger.revive``); a line whose row a power cut
+took (its reservation made in the last round before the cut, not synced yet; the line itself
+is synced before the answer goes out) is written as a lease's answer is
+(``settle_ledger.spend_again``: its total reserved from the payer's available balance, its
+rows inserted, unless the request has a row or ledger entries already): paid once (found
+2026-12-05: left unpaid, the journal removed). Syncing the reservation on the event loop
+before a failed batch's lines are journalled was tried: the loop held 14–21 ms a failed batch
+of 256 against 6–7 (``benchmarks/probe_journal_batch.py``, one run, 2026-12-05); not done.
+
+**A sync that fails** (``EIO``: :meth:`SettleDurable._durable_ok`) keeps the journal and is
+logged as the settler's own sync failures are (the first with its traceback, then a line a
+minute: ``syncing the database's log failed``); the round goes on. Found 2026-12-05: it
+raised out of the upkeep round before the pool's daily top-up, the leases handed back and
+the late forfeits (skipped for as long as the sync failed), out of the start (the registry
+did not start) and out of a clean stop's recovery (its leases and holder row left behind).
+Dead holders' leases are released and the holders forgotten (``settle_holders.forget``)
+before their journals' answers are recorded: a lease's answer is reserved again from the
+payer's available balance, which its own lease no longer holds (found 2026-12-05: released
+after, so a payer whose other half was reserved elsewhere could not cover it: unpaid), and a
+crash before those answers are settled leaves them to the next recovery at once, not after
+``holder_ttl_s`` (found 2026-12-05; both ``tests/registry/test_settle_power_cuts.py``).
 """
 
 from __future__ import annotations
@@ -147,6 +162,18 @@ class SettleDurable:
         if db is not None:
             await asyncio.to_thread(sync_log, db, self.fsync)
 
+    async def _durable_ok(self) -> bool:
+        """:meth:`_store_durable`, whether it worked: a failure (``EIO``) logged as the
+        settler's round logs its own, never raised (module docstring: the journal is kept,
+        the round goes on)."""
+        try:
+            await self._store_durable()
+        except OSError:
+            self._failed("syncing", "syncing the database's log failed; the journal is kept")
+            return False
+        self._worked("syncing")
+        return True
+
     def _busy(self) -> bool:
         return bool(self._tries or self._again_at or self._given_up or self._checking)
 
@@ -161,6 +188,7 @@ class SettleDurable:
         if journal is None or not journal.kept or self._busy():
             return
         lines = journal.lines
-        await self._store_durable()
+        if not await self._durable_ok():  # kept: dropped at a later round whose sync works
+            return
         if journal.kept and journal.lines == lines and not self._busy():
             journal.remove()

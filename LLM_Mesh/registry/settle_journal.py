@@ -23,8 +23,8 @@ journals that nobody holds are recovered (``SettleUpkeep.recover``: at each star
 upkeep round, as well as a predecessor named by ``settlement.holder`` and the holders whose
 heartbeats stopped). After voiding their pending rows, their lines are read and each answer
 recorded as its holder would have: a lapsed row revived (``settle_ledger.revive``: reserved
-again if the payer still covers it), a lease's answer written (``settle_ledger.spend_again``),
-then settled; one written before the crash after all is found so and left as it is (both are
+again if the payer still covers it), a lease's answer written (``settle_ledger.spend_again``;
+also an answer whose row a power cut took, ``settle_durable.py``), then settled; one written before the crash after all is found so and left as it is (both are
 idempotent: nothing is paid twice). The journal is removed while still locked by the
 recoverer (a second recoverer cannot take it, or finds it gone). The older single file,
 ``settlement.unwritten`` (this morning's form), is read the same way for the holders named.

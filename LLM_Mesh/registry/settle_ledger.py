@@ -389,7 +389,9 @@ async def spend_again(engine: AsyncEngine, a: Answer, holder: str, now: datetime
     already; ``None``: nothing written, the payer cannot cover it (unpaid). Never twice:
     the rows' key (request, part) is unique, so a first write still running on the server
     (PostgreSQL: its connection dropped) and this one cannot both insert; the loser rolls
-    back (this one then reads ``"answered"``)."""
+    back (this one then reads ``"answered"``); and a request the ledger names is
+    ``"settled"`` (its rows deleted since by retention: paid already). Also a journalled
+    answer whose reservation's row a power cut lost (``SettleUpkeep._write_unwritten``)."""
     s = tables.settlements
     total = a.total
     try:
@@ -400,6 +402,11 @@ async def spend_again(engine: AsyncEngine, a: Answer, holder: str, now: datetime
             ).first()
             if row is not None:
                 raise _Found(str(row.state))
+            e = tables.ledger_entries  # paid, its rows deleted since (retention): never again
+            if (
+                await conn.execute(select(e.c.seq).where(e.c.request_id == a.key).limit(1))
+            ).first():
+                raise _Found("settled")
             if not covered:
                 raise _NotRevived
             for n, p in enumerate(a.parts):

@@ -71,6 +71,10 @@ MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the
 _AGAIN_S = (0.5, 2.0, 8.0, 30.0, 60.0)
 
 
+class _Kept(Exception):
+    """The journals recovered are kept: the store's log holding their writes not synced."""
+
+
 class SettleUpkeep(SettleDurable):
     """The settler, heartbeat, recovery, the pool's top-up and balances (a base of
     ``Settlement``)."""
@@ -276,13 +280,16 @@ class SettleUpkeep(SettleDurable):
             return []
         engine = await self._engine()
         answered: list[Answer] = []
-        with claimed(lock.home, holders, self.holder) as found:
+        with contextlib.suppress(_Kept), claimed(lock.home, holders, self.holder) as found:
             for u in found:
                 a = await self._with_operators(u.answer)
                 if u.lease:
                     done = await spend_again(engine, a, self.holder, now) == "answered"
-                else:
-                    done = await revive(engine, a, u.holder, now)
+                else:  # its lapsed row revived; or, the row lost with a power cut (the
+                    # reservation not synced yet, settle_durable.py), written as a lease's
+                    done = await revive(engine, a, u.holder, now) or (
+                        await spend_again(engine, a, u.holder, now) == "answered"
+                    )
                 if done:
                     answered.append(a)
                 log.warning(
@@ -290,8 +297,8 @@ class SettleUpkeep(SettleDurable):
                     "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "
                     "cannot be covered any more",
                 )  # fmt: skip
-            if found:  # on the disk before their journals go (settle_durable.py)
-                await self._store_durable()
+            if found and not await self._durable_ok():  # on the disk before their journals go
+                raise _Kept  # (settle_durable.py); kept: recovered again (idempotent)
         return answered
 
     @staticmethod
@@ -469,12 +476,21 @@ class SettleUpkeep(SettleDurable):
             state = VOID if holder == self.holder else LAPSED
             voided += await void_pending(engine, holder, now, state)
         others = [h for h in holders if h != self.holder]
-        if others:  # answers they served and never wrote, if this home kept them
+        leased = 0
+        if others:  # answers they served and never wrote, if this home kept them, recorded
+            # once their leases are released (a lease's answer is reserved again from the
+            # payer's available balance) and they are forgotten (their rows then a gone
+            # holder's: a crash before they are settled leaves them to the next recovery at
+            # once, not after holder_ttl_s); settle_durable.py
+            leased = await release_leases(engine, others)
+            await forget(engine, others)
             settled += await settle(self.ledger, await self._write_unwritten(others, now), now)
         if self._own_journal is not None and self.holder in holders:  # its stop: its rows
-            await self._store_durable()  # void now, its answers written or counted unpaid,
-            self._own_journal.remove()  # and on the disk (settle_durable.py)
-        leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
+            if await self._durable_ok():  # void now, its answers written or counted unpaid, and
+                self._own_journal.remove()  # on the disk (settle_durable.py); else kept for
+            else:  # the next process on the home (idempotent)
+                self._own_journal.abandon()
+        leased += await release_leases(engine, holders)  # a live one's answers: Spend's fallback
         if self.holder in holders and self.leases is not None:
             self.leases.clear()
         await forget(engine, holders)

@@ -17,15 +17,19 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry import settle_durable, settle_journal, settle_upkeep
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
+from LLM_Mesh.registry.settle_ledger import balance as settle_balance
+from LLM_Mesh.registry.settle_ledger import settle, spend_again
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
@@ -309,3 +313,67 @@ async def test_a_log_written_in_the_tick_of_its_stat_is_synced_again(
     finally:
         monkeypatch.undo()
         await gw.stop()
+
+
+@pytest.mark.parametrize("lease", [0, 4], ids=["reserve", "lease"])
+async def test_a_journalled_answer_whose_reservation_the_power_cut_lost_is_paid_once(
+    site: Site, monkeypatch: pytest.MonkeyPatch, lease: int
+) -> None:
+    """The reservation made (not synced yet: the settler's round had not come), the answer's
+    write failed (released, journalled: the journal is synced at once), then the power cut:
+    the store comes back without the reservation (a lease's take, or the request's pending
+    row), the journal with the answer. The restart on the home pays it once. Before the
+    fix (``reserve``): recovery's ``revive`` found no lapsed row to record the answer on,
+    the answer was dropped with its journal: `r1 delivered, row None`."""
+    await ledger_of(site.store).append_one(Transfer("grant", MINT, USER, GRANT))
+    gw = _settlement(site.store, site.home, site.disk)
+    gw.lease_estimates = lease
+    await gw.start()
+    site.disk.snapshot()  # the grant and the holder on the disk (a checkpoint of the log)
+    try:
+        assert (await gw.reserve("r1", USER, "m", E)).ok  # committed, not synced
+        Away(gw, monkeypatch).away = True
+        with pytest.raises(ConnectionError):
+            await gw.answer(A1)  # released all the same: the client holds its receipt
+        assert journals(site.home)
+        assert "sync" not in site.events  # nothing synced the reservation
+    finally:
+        monkeypatch.undo()
+        await crash(gw)  # the power cut: the process gone with the machine
+        await site.store.close()
+    await site.power_cut_then_restart_pays_a1_once()
+    assert not journals(site.home)
+
+
+async def test_an_answer_written_again_after_its_rows_were_pruned_is_not_paid_twice(
+    tmp_path: Path,
+) -> None:
+    """``spend_again`` (a lease's answer written again, and since the fix above a journalled
+    answer whose row is gone) inserts the answer's rows when the request has none: a request
+    paid long ago whose rows retention deleted (``prune_settlements``) has none either, and
+    its entries are in the ledger. Before the fix: ``"answered"``, its rows written again
+    and then settled: paid twice."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    await store.open()
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
+        gw = _settlement(store, home, Disk(tmp_path / "registry.db", []))
+        await gw.start()
+        try:
+            assert (await gw.reserve("r1", USER, "m", E)).ok
+            await gw.answer(A1)
+            await gw.flush()
+        finally:
+            await gw.stop()
+        async with store.engine.begin() as conn:  # retention, 400 days later
+            await conn.execute(text("DELETE FROM settlements WHERE request_id = 'r1'"))
+        now = datetime.now(timezone.utc)
+        assert await spend_again(store.engine, A1, "h-later", now) == "settled"
+        assert await settle(ledger_of(store), [A1], now) == 0
+        assert await _states(store) == {}  # nothing written again
+        balance, reserved = await settle_balance(store.engine, USER)
+        assert (balance, reserved) == (GRANT - A1.total, 0)  # paid once
+    finally:
+        await store.close()
