@@ -54,9 +54,10 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, kept_for_new, key_cap, may_wait
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, WaitPlaces
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
+from LLM_Mesh.core.wake_on_change import WakeOnChange
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
@@ -101,11 +102,10 @@ class Routing:
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
-        self._wake: dict[str, asyncio.Event] = {}  # model -> the event its waiters sleep on
-        # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
-        self.send_waiters = 0
-        self.max_send_waiters = MAX_SEND_WAITERS
-        self.key_waiters: dict[str, int] = {}  # of those, per API key id (at most key_cap)
+        # model -> the event its waiters sleep on (core/wake_on_change.py: the rule)
+        self._wake: WakeOnChange[asyncio.Event] = WakeOnChange(asyncio.Event)
+        # the places of the send stage's opt-in wait (core/slot_wait.py)
+        self.places = WaitPlaces(MAX_SEND_WAITERS)
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
@@ -113,32 +113,37 @@ class Routing:
 
     def take_place(self, key: str) -> str:
         """A place in the send stage's opt-in wait for a request of API key ``key``
-        (core/slot_wait.py: at most ``max_send_waiters`` in all, ``key_cap`` of them per
-        key, the last ``kept_for_new`` for keys with none yet): "" when taken (give it back with :meth:`leave_place`), else why there is
-        none (the request is answered as without a wait)."""
-        held = self.key_waiters.get(key, 0)
-        if not may_wait(self.send_waiters, self.max_send_waiters, held):
-            if self.send_waiters >= self.max_send_waiters:
-                return "as many requests as may wait here wait already"
-            cap = key_cap(self.max_send_waiters)
-            if held >= cap:
-                return f"{cap} requests of this API key wait here already, the most one key may"
-            kept = kept_for_new(self.max_send_waiters)
-            return f"the last {kept} places are kept for API keys with none waiting here yet"
-        self.send_waiters += 1
-        self.key_waiters[key] = held + 1
-        return ""
+        (``core/slot_wait.WaitPlaces``: at most ``max_send_waiters`` in all, ``key_cap`` of
+        them per key, the last ``kept_for_new`` for keys with none yet): "" when taken (give
+        it back with :meth:`leave_place`), else why there is none (the request is answered
+        as without a wait)."""
+        return self.places.take(key)
 
     def leave_place(self, key: str) -> None:
         """Give back a place :meth:`take_place` gave a request of ``key``."""
-        self.send_waiters -= 1
-        n = self.key_waiters.get(key, 0) - 1
-        if n > 0:
-            self.key_waiters[key] = n
-        else:
-            self.key_waiters.pop(key, None)
+        self.places.leave(key)
 
-    # -- keeping the router in step with the table -------------------------------
+    @property
+    def send_waiters(self) -> int:
+        """Requests holding a place in the send stage's wait now."""
+        return self.places.held
+
+    @property
+    def max_send_waiters(self) -> int:
+        """The most requests in the send stage's wait at once (``WaitPlaces.cap``)."""
+        return self.places.cap
+
+    @max_send_waiters.setter
+    def max_send_waiters(self, cap: int) -> None:
+        if cap < 0:
+            raise ValueError("max_send_waiters must be at least 0")
+        self.places.cap = cap
+
+    @property
+    def key_waiters(self) -> dict[str, int]:
+        """The places held per API key id."""
+        return self.places.by_key
+
     def upsert(self, entry: NodeEntry) -> None:
         """A registration (or a stored node loaded at start-up)."""
         out = self.quarantined.get(entry.node_id, frozenset())
@@ -344,30 +349,24 @@ class Routing:
 
     def _changed(self, models: Iterable[str]) -> None:
         """Wake the waiters of ``models`` (those of other models sleep on: nothing of theirs
-        changed; until 2026-12-05 one event woke every waiter of every model)."""
-        wake = self._wake
-        if not wake:
-            return
-        for model in models:
-            ev = wake.pop(model, None)
-            if ev is not None:
-                ev.set()
+        changed; ``core/wake_on_change.py``)."""
+        for ev in self._wake.changed(models):
+            ev.set()
 
-    async def wait_change(self, timeout_s: float, model: str) -> None:
+    async def wait_change(self, timeout_s: float, model: str) -> bool:
         """Sleep until routing changes for ``model`` or ``timeout_s`` passes (whichever is
-        first)."""
+        first): whether a change woke it."""
         if timeout_s <= 0:
-            return
-        ev = self._wake.get(model)
-        if ev is None:
-            ev = self._wake[model] = asyncio.Event()
+            return False
+        ev = self._wake.sleeper(model)
         self._waiters += 1
         try:
             await asyncio.wait_for(ev.wait(), timeout_s)
         except asyncio.TimeoutError:
-            pass
+            return False
         finally:
             self._waiters -= 1
+        return True
 
     # -- views ----------------------------------------------------------------------------
     def view(self, entry: NodeEntry, now: float) -> NodeView:
