@@ -10,13 +10,46 @@ lag at 58-119 ms p50, against 1 ms with 256 waiting (the shared 2-core box, load
 :data:`MAX_ANONYMOUS_WAITERS` wait at once in a process; one more is refused at once (429
 ``overloaded``), as one that did not ask to wait is. Keyed requests are not counted (their
 keys' own limits bound them). Pure: the caller counts.
+
+:func:`clear` is the rule itself (moved from ``registry/access.AnonymousLast`` on
+2026-12-05, so that the fleet simulator admits anonymous requests by the same code): an
+anonymous request goes on only while no keyed request waits for the model at this gateway
+and a node is open to it within the anonymous share.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_ANONYMOUS_WAITERS", "may_wait"]
+from enum import Enum
+
+__all__ = ["MAX_ANONYMOUS_WAITERS", "Clear", "clear", "may_wait"]
 
 MAX_ANONYMOUS_WAITERS = 256
+
+
+class Clear(str, Enum):
+    """:func:`clear`'s answer."""
+
+    GO = "go"  # sent on now
+    HOLD = "hold"  # not now: a keyed request waits, or the anonymous share is held
+    ASK = "ask"  # sent on unless a pick (under its own constraints) finds every node full
+
+
+def clear(
+    keyed_waiting: bool, open_nodes: int, full_nodes: int, over_share: bool, constrained: bool
+) -> Clear:
+    """Whether an anonymous request may go on now: ``keyed_waiting``, a keyed request
+    waits for the model at this gateway (its slot goes to that one first);
+    ``open_nodes``/``full_nodes``, the model's routable nodes open and full for an anonymous
+    request (``Router.pool_counts``); ``over_share``, the anonymous requests sent on hold
+    their share of the slots (read only while a node is open); ``constrained``: its own
+    node or region constraints (the pool's count is not its)."""
+    if keyed_waiting:
+        return Clear.HOLD
+    if open_nodes == 0:  # none open: none up at all is the send stage's 503
+        return Clear.GO if full_nodes == 0 else Clear.ASK
+    if over_share:  # the rest of the model's slots is kept for keys
+        return Clear.HOLD
+    return Clear.ASK if constrained else Clear.GO
 
 
 def may_wait(waiting: int, cap: int = MAX_ANONYMOUS_WAITERS) -> bool:

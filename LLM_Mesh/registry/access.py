@@ -69,6 +69,7 @@ from starlette.responses import Response
 from LLM_Mesh.core import anonymous_wait, slot_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
+from LLM_Mesh.core.anonymous_wait import Clear
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -378,18 +379,18 @@ class AnonymousLast:
 
     def _clear(self, job: Job) -> bool:
         """No keyed request waits for the model, and a node is free (or none is up at all:
-        the send stage answers that)."""
+        the send stage answers that): ``core/anonymous_wait.clear``'s rule."""
         model, routing = job.model, self.routing
-        if routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0):
-            return False
+        keyed_waiting = routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0)
         open_, full, _ = routing.router.pool_counts(model)
-        if open_ == 0:  # none full but held by a 503 (draining) either: the send stage's 503
-            return full == 0 or routing.pick(self._route(job)).verdict is not Verdict.SATURATED
-        if self._over_share(model):  # the rest of the model's slots is kept for keys
-            return False
-        if job.ext.avoid_regions or job.ext.allow_nodes is not None or job.ext.deny_nodes:
-            return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
-        return True
+        ext = job.ext
+        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
+        # the share is read only while a node is open (the rule reads it only then)
+        over = bool(open_) and not keyed_waiting and self._over_share(model)
+        said = anonymous_wait.clear(keyed_waiting, open_, full, over, constrained)
+        if said is Clear.ASK:
+            return routing.pick(self._route(job)).verdict is not Verdict.SATURATED
+        return said is Clear.GO
 
     def _refusal(self, job: Job, how: str = _SEND_A_WAIT) -> Overloaded:
         d = self.routing.pick(self._route(job))

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap
+from LLM_Mesh.core.anonymous_wait import Clear, clear
 from LLM_Mesh.core.balancer import Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop, status_outcome
 from LLM_Mesh.core.retry import RetryBudget
@@ -71,6 +72,10 @@ class GatewayPolicy:
     failover_min_per_s: float = 50.0
     # LLM_MESH_ANONYMOUS_SHARE (core/anonymous_share.py); None: no share kept
     anonymous_share: float | None = None
+    # anonymous requests are held back by registry/access.AnonymousLast's rule
+    # (core/anonymous_wait.clear): in a run with classes (a share kept implies it); False
+    # and no share: one class, all sent on
+    anonymous_last: bool = False
     # the keyed requests' opt-in wait for a slot (mesh_wait_s; 0: none, the default), the
     # places of that wait (core/slot_wait.py) and the API keys keyed requests come from
     keyed_wait_s: float = 0.0
@@ -166,17 +171,40 @@ class SimGateway:
         self.by_class[KEYED if keyed else ANONYMOUS].requests += 1
         if keyed:
             self.keyed_seen = now
-        elif p.anonymous_share is not None:
-            seen = self.keyed_seen
-            demand = seen is not None and now - seen < KEYED_RECENT_S
-            cap = anonymous_cap(self.strategy.slots(), p.anonymous_share, demand)
-            if self.anonymous_running >= cap:  # refused before any node is tried
+        elif p.anonymous_last or p.anonymous_share is not None:
+            held = self._held(req)
+            if held:  # refused before any node is tried
                 req.done = True
-                self._count(req, "anonymous_share")
+                self._count(req, held)
                 return
-            self.anonymous_running += 1
+            if p.anonymous_share is not None:
+                self.anonymous_running += 1
         self.loop.after(p.timeout_s, self._deadline, req)
         self._attempt(req)
+
+    def _held(self, req: Request) -> str:
+        """Why an anonymous request may not go on now ("": it may), by the real gateway's
+        rule, ``core/anonymous_wait.clear`` (``registry/access.AnonymousLast``), for a client
+        that asks for no wait: a keyed request waits here (``anonymous_last``), its share is
+        held (``anonymous_share``), or every node is full (``saturated``: the rule asks the
+        router, as the real one does)."""
+        p = self.policy
+        keyed_waiting = self.places.held > 0
+        open_, full = self.strategy.pool_counts()
+        over = False
+        if open_ and not keyed_waiting and p.anonymous_share is not None:
+            seen = self.keyed_seen
+            demand = seen is not None and self.loop.now - seen < KEYED_RECENT_S
+            cap = anonymous_cap(self.strategy.slots(), p.anonymous_share, demand)
+            over = self.anonymous_running >= cap
+        said = clear(keyed_waiting, open_, full, over, False)
+        if said is Clear.HOLD:
+            return "anonymous_last" if keyed_waiting else "anonymous_share"
+        if said is Clear.ASK:
+            _, verdict, _ = self.strategy.pick(self.loop.now, frozenset(), req.tokens, False)
+            if verdict is Verdict.SATURATED:
+                return "saturated"
+        return ""
 
     def submit_keyed(self, tokens: int) -> None:
         self.submit(tokens, keyed=True)

@@ -69,8 +69,9 @@ class Scenario:
     keyed_share: float | None = None  # None: one class (no classes reported)
 
 
-#: failures that are refusals: the gateway's anonymous share, no free node, every node's 429
-REFUSALS = ("anonymous_share", "saturated", "overloaded")
+#: failures that are refusals: the gateway's anonymous share, keyed requests waiting (an
+#: anonymous one held back for them), no free node, every node's 429
+REFUSALS = ("anonymous_share", "anonymous_last", "saturated", "overloaded")
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ def run_scenario(
     if not 0.0 <= keyed_wait_s <= MAX_WAIT_S:  # NaN fails both
         raise ValueError(f"keyed_wait_s must be from 0 to {MAX_WAIT_S:g}")
     policy = GatewayPolicy(timeout_s=sc.timeout_s, anonymous_share=share,
-                           keyed_wait_s=keyed_wait_s)  # fmt: skip
+                           anonymous_last=keyed is not None, keyed_wait_s=keyed_wait_s)  # fmt: skip
     gw = SimGateway(loop, nodes, strat, policy, random.Random(seed))
     _registry(loop, nodes, strat, world, duration, gw.changed)
     for t, act in sc.actions:

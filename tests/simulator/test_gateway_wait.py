@@ -22,7 +22,7 @@ from LLM_Mesh.core.slot_wait import RECHECK_S, Next, SlotWait, ran_out
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.simulator.events import EventLoop
 from LLM_Mesh.simulator.fleet import SimNode
-from LLM_Mesh.simulator.gateway import KEYED, GatewayPolicy, SimGateway
+from LLM_Mesh.simulator.gateway import ANONYMOUS, KEYED, GatewayPolicy, SimGateway
 from LLM_Mesh.simulator.strategies import Ours
 from tests.registry.helpers import Harness, running
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
@@ -173,3 +173,33 @@ def test_the_simulators_longest_wait_is_the_gateways() -> None:
     from LLM_Mesh.simulator.scenarios import MAX_WAIT_S
 
     assert MAX_WAIT_S == GATEWAY_MAX
+
+
+def test_a_freed_slot_goes_to_the_waiting_keyed_request_not_a_new_anonymous_one() -> None:
+    """The simulated gateway admits anonymous requests by the real rule,
+    ``core/anonymous_wait.clear`` (``registry/access.AnonymousLast``; the real gateway's
+    side: ``tests/registry/test_access.py::test_saturated_mesh_serves_keyed_requests_before_
+    anonymous_ones``): an anonymous request that comes as the slot frees, before the waiting
+    keyed request looks again, is held back ("anonymous_last") and the keyed one served."""
+    loop = EventLoop()
+    node = SimNode("n0", loop, random.Random(1), ttft_s=0.01, tokens_per_s=1000.0,
+                   max_concurrency=1, max_queue=0)  # fmt: skip
+    node.slow_latency_s = 0.5
+    strategy = Ours(random.Random(2))
+    strategy.add_node("n0", None, 1, 0, 0.0)
+    policy = GatewayPolicy(timeout_s=30.0, keyed_wait_s=30.0, anonymous_last=True)
+    sent: list[int] = []
+
+    def on_stop(fo: object) -> None:  # the busy request ends: the slot is free right now
+        if not sent:
+            sent.append(1)
+            assert strategy.pool_counts() == (1, 0) and gw.places.held == 1
+            gw.submit_anonymous(10)
+
+    gw = SimGateway(loop, {"n0": node}, strategy, policy, random.Random(3), on_stop=on_stop)
+    loop.at(0.0, gw.submit_keyed, 10)
+    loop.at(ARRIVES, gw.submit_keyed, 10)
+    loop.run(10.0)
+    assert sent == [1]
+    assert gw.by_class[ANONYMOUS].failures == {"anonymous_last": 1}
+    assert len(gw.by_class[KEYED].latencies) == 2 and gw.by_class[KEYED].gate_waits
