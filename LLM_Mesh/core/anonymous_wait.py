@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["MAX_ANONYMOUS_WAITERS", "Clear", "clear", "may_wait"]
+__all__ = ["LOOK_S", "MAX_ANONYMOUS_WAITERS", "Clear", "clear", "may_wait"]
 
 MAX_ANONYMOUS_WAITERS = 256
+# a waiting anonymous request looks again this often without a change (and at every change:
+# keyed waiters, woken by the same change, go first; core/slot_wait.SlotWait's every_s)
+LOOK_S = 0.05
 
 
 class Clear(str, Enum):

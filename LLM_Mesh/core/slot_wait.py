@@ -169,17 +169,28 @@ class SlotWait:
     It waits until ``min(started + wait_s, deadline)`` (``until``). At each look
     (:meth:`look`, after every pick) a free node sends it on, even at the very end; else it
     gives up once nothing is ``left``, else it sleeps :func:`recheck_s` of the router's
-    estimate. ``trace``: keep every :class:`Look` in ``looks`` (tests compare the
-    gateway's with the simulator's)."""
+    estimate, or, with ``every_s`` (the admit stage's wait for an anonymous request,
+    ``core/anonymous_wait.LOOK_S``), ``every_s`` whatever the estimate, at most what is
+    left. ``trace``: keep every :class:`Look` in ``looks`` (tests compare the gateway's
+    with the simulator's)."""
 
-    __slots__ = ("looks", "started", "until", "wait_s")
+    __slots__ = ("every_s", "looks", "started", "until", "wait_s")
 
     def __init__(
-        self, started: float, wait_s: float, deadline: float, *, trace: bool = False
+        self,
+        started: float,
+        wait_s: float,
+        deadline: float,
+        *,
+        every_s: float | None = None,
+        trace: bool = False,
     ) -> None:
+        if every_s is not None and not every_s > 0:  # NaN fails too
+            raise ValueError("every_s must be above 0")
         self.started = started
         self.wait_s = wait_s
         self.until = min(started + wait_s, deadline)
+        self.every_s = every_s
         self.looks: list[Look] | None = [] if trace else None
 
     def left(self, now: float) -> float:
@@ -198,7 +209,9 @@ class SlotWait:
             why = ran_out(self.wait_s) if self.wait_s > 0 else ""
             step = Look(verdict, Next.RAN_OUT, why=why, woken=woken)
         else:
-            step = Look(verdict, Next.SLEEP, recheck_s(hint, left), woken=woken)
+            every = self.every_s
+            sleep = recheck_s(hint, left) if every is None else min(left, every)
+            step = Look(verdict, Next.SLEEP, sleep, woken=woken)
         if self.looks is not None:
             self.looks.append(step)
         return step

@@ -66,7 +66,7 @@ from functools import partial
 
 from starlette.responses import Response
 
-from LLM_Mesh.core import anonymous_wait, slot_wait
+from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
 from LLM_Mesh.core.anonymous_wait import Clear
@@ -74,6 +74,7 @@ from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
+from LLM_Mesh.core.slot_wait import Next, SlotWait
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
@@ -338,13 +339,22 @@ class AnonymousLast:
     """Check 4: keyed requests before anonymous ones on a saturated model, and a share of
     its slots kept for them (module docstring)."""
 
-    __slots__ = ("clock", "keyed_seen", "routing", "running", "share", "waiting", "waiting_all")
+    __slots__ = (
+        "clock", "keyed_seen", "observer", "routing", "running", "share", "waiting", "waiting_all",
+    )  # fmt: skip
 
     def __init__(
-        self, routing: Routing, clock: Callable[[], float], share: float | None = None
+        self,
+        routing: Routing,
+        clock: Callable[[], float],
+        share: float | None = None,
+        observer: Callable[[], Callable[[Job, SlotWait], None] | None] | None = None,
     ) -> None:
         self.routing = routing
         self.clock = clock
+        # who sees a wait here when it ends, asked as each begins (``Runtime.wait_observer``:
+        # tests compare the looks with the simulator's); None: nobody
+        self.observer = observer
         if share is not None:
             anonymous_cap(1, share)  # checked now: between 0 and 1
         self.share = share  # None: anonymous requests may take every slot
@@ -424,22 +434,32 @@ class AnonymousLast:
         if not anonymous_wait.may_wait(self.waiting_all):
             raise self._refusal(job, _NO_ROOM)
         model, routing = job.model, self.routing
-        until = min(job.started + job.ext.wait_s, job.deadline)
+        # each look is core/slot_wait.SlotWait's (the fleet simulator runs the same)
+        observe = self.observer() if self.observer is not None else None
+        wait = SlotWait(job.started, job.ext.wait_s, job.deadline, every_s=anonymous_wait.LOOK_S,
+                        trace=observe is not None)  # fmt: skip
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + job.ext.wait_s  # bounded even if the clock stands still
         routing.demand.wait_begin(model)
         self.waiting[model] = self.waiting.get(model, 0) + 1
         self.waiting_all += 1
+        woken: bool | None = None
         try:
-            while not self._clear(job):
-                left = until - self.clock()
-                if left <= 0 or loop.time() >= hard_stop:  # not "send a wait": it did
-                    raise self._refusal(job, slot_wait.ran_out(job.ext.wait_s))
-                # keyed waiters are woken by the same change; poll briefly to let them go first
-                await routing.wait_change(min(left, 0.05), model)
+            while True:
+                cleared = Verdict.OK if self._clear(job) else Verdict.SATURATED
+                left = wait.left(self.clock()) if loop.time() < hard_stop else 0.0
+                look = wait.look(cleared, None, left, woken)
+                if look.next is Next.SEND:
+                    break
+                if look.next is Next.RAN_OUT:  # not "send a wait": it did
+                    raise self._refusal(job, look.why)
+                # keyed waiters are woken by the same change; look briefly to let them go first
+                woken = await routing.wait_change(look.sleep_s, model)
         finally:
             routing.demand.wait_end(model)
             self.waiting_all -= 1
+            if observe is not None:
+                observe(job, wait)
             n = self.waiting.get(model, 0) - 1
             if n > 0:
                 self.waiting[model] = n

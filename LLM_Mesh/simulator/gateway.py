@@ -42,8 +42,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap
-from LLM_Mesh.core.anonymous_wait import Clear, clear
+from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS, Clear, clear, may_wait
 from LLM_Mesh.core.balancer import Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop, status_outcome
 from LLM_Mesh.core.retry import RetryBudget
@@ -81,6 +82,10 @@ class GatewayPolicy:
     keyed_wait_s: float = 0.0
     max_waiters: int = MAX_SEND_WAITERS
     wait_keys: int = 8
+    # the anonymous requests' opt-in wait at admission (mesh_wait_s; 0: none, the default)
+    # and how many may wait so at once (core/anonymous_wait.py)
+    anonymous_wait_s: float = 0.0
+    max_anonymous_waiters: int = MAX_ANONYMOUS_WAITERS
 
 
 class ClassStats:
@@ -101,8 +106,8 @@ class ClassStats:
 
 class Request:
     __slots__ = (
-        "arrival", "done", "failover", "job", "key", "keyed", "sleep", "tokens", "tried", "wait",
-        "wait_began", "woken",
+        "admitting", "arrival", "done", "failover", "job", "key", "keyed", "sleep", "tokens",
+        "tried", "wait", "wait_began", "woken",
     )  # fmt: skip
 
     def __init__(
@@ -120,6 +125,7 @@ class Request:
         self.wait_began = 0.0
         self.sleep = 0  # its sleep's number: a timer or a wake of an older one is stale
         self.woken: bool | None = None  # what ended its last sleep (a change: True)
+        self.admitting = False  # an anonymous request waiting at admission (its ``wait``)
 
 
 class SimGateway:
@@ -144,6 +150,7 @@ class SimGateway:
         # the waiting requests' sleeps, per model: woken by a change (core/wake_on_change.py)
         self.sleepers: WakeOnChange[list[tuple[Request, int, bool]]] = WakeOnChange(list)
         self.keyed_requests = 0
+        self.anonymous_waiting = 0  # anonymous requests waiting at admission now
         self.retry_budget = RetryBudget(policy.retry_ratio, policy.retry_min_per_s)
         self.failover_budget = RetryBudget(policy.failover_ratio, policy.failover_min_per_s)
         self.latencies: list[float] = []
@@ -173,13 +180,50 @@ class SimGateway:
             self.keyed_seen = now
         elif p.anonymous_last or p.anonymous_share is not None:
             held = self._held(req)
-            if held:  # refused before any node is tried
-                req.done = True
+            if held:
+                if p.anonymous_wait_s > 0 and may_wait(
+                    self.anonymous_waiting, p.max_anonymous_waiters
+                ):  # registry/access.AnonymousLast's wait, by the same SlotWait
+                    self.anonymous_waiting += 1
+                    req.admitting = True
+                    req.wait = SlotWait(req.arrival, p.anonymous_wait_s, req.arrival + p.timeout_s,
+                                        every_s=anonymous_wait.LOOK_S,
+                                        trace=self.on_wait is not None)  # fmt: skip
+                    req.wait_began = now
+                    self.loop.after(p.timeout_s, self._deadline, req)
+                    self._admit_look(req)
+                    return
+                req.done = True  # refused before any node is tried
                 self._count(req, held)
                 return
             if p.anonymous_share is not None:
                 self.anonymous_running += 1
         self.loop.after(p.timeout_s, self._deadline, req)
+        self._attempt(req)
+
+    def _admit_look(self, req: Request) -> None:
+        """A look of an anonymous request's wait at admission: sent on once the rule lets
+        it (``_held``), else it sleeps (``anonymous_wait.LOOK_S``, read through the module
+        as the gateway reads it; woken early by a change) or, its
+        wait run out, is refused as without a wait."""
+        wait = req.wait
+        if wait is None:  # pragma: no cover - only a waiting request looks
+            raise RuntimeError("a look without a wait")
+        held = self._held(req)
+        look = wait.look(Verdict.SATURATED if held else Verdict.OK, None, wait.left(self.loop.now),
+                         req.woken)  # fmt: skip
+        if look.next is Next.SLEEP:
+            self._sleep(req, look.sleep_s)
+            return
+        self.anonymous_waiting -= 1
+        req.admitting = False
+        self._leave_wait(req, wait)
+        if look.next is Next.RAN_OUT:
+            req.done = True
+            self._count(req, held)
+            return
+        if self.policy.anonymous_share is not None:
+            self.anonymous_running += 1
         self._attempt(req)
 
     def _held(self, req: Request) -> str:
@@ -259,7 +303,10 @@ class SimGateway:
             return
         req.sleep += 1
         req.woken = by_change
-        self._attempt(req)
+        if req.admitting:
+            self._admit_look(req)
+        else:
+            self._attempt(req)
 
     def changed(self) -> None:
         """Routing changed for the better for the model: its sleepers look again, after
@@ -270,7 +317,8 @@ class SimGateway:
 
     def _leave_wait(self, req: Request, wait: SlotWait) -> None:
         req.wait = None
-        self.places.leave(req.key)
+        if req.keyed:  # a place of the send stage's wait (an anonymous one waited at admission)
+            self.places.leave(req.key)
         stats = self.by_class[KEYED if req.keyed else ANONYMOUS]
         stats.gate_waits.append(self.loop.now - req.wait_began)
         if self.on_wait is not None:
