@@ -66,7 +66,8 @@ COLUMNS = (
 CLASS_NOTE = (
     "per class (keyed: with an API key; anonymous: without): sim ms are simulated time "
     "on the virtual clock, not measured; sim wait: arrival to the slot that served it; "
-    "refused: over the anonymous share, no free node, or every node's 429; waited: "
+    "refused: over the anonymous share, held back for a waiting keyed request, no free node, "
+    "or every node's 429; waited: "
     "requests that waited at the gateway for a slot (--keyed-wait, --anonymous-wait), "
     "sim gw p50/p95 ms: how long "
     "they waited there (served or not)"
