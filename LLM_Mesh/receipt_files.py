@@ -11,11 +11,16 @@ another key paid for would be a finding in this key's statement. The seed API ke
 there only when asked (``LLM_MESH_SAVE_RECEIPTS=1``, :func:`keeps`): a library
 writing into the home by default would surprise (servers, notebooks, tests).
 :func:`prune` removes the files a clean statement covered (``core/receipt_keep.py``
-decides which).
+decides which). A user who never runs one is told, not pruned: :func:`kept_note`, after
+each keep, looks at the key's folder once a day at most (the time of its last look is the
+mtime of a hidden file beside it, :data:`LOOKED` + the folder's name: never in it, where
+the statement and the user look) and gives
+the one line ``ask`` prints (the seed API logs it) when the folder is past its bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,19 +31,25 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.key_account import key_tag
+from LLM_Mesh.core.receipt_keep import KEEP_S, Kept, look_due, note, stamp_time
 from LLM_Mesh.secret_files import make_private_dir
 
 __all__ = [
+    "LOOKED",
     "RECEIPTS_DIR",
     "SAVE_ENV",
     "keep_for_key",
     "keeps",
+    "kept_note",
     "key_folder",
+    "look_at",
     "prune",
     "save_receipt",
 ]
 
 RECEIPTS_DIR = "receipts"  # in $LLM_MESH_HOME: one folder a key
+LOOKED = ".looked-"  # + a key folder's name, beside it: its mtime, kept_note's last look
+MAX_LOOKED = 1_000_000  # the most entries a look counts (the statement reads 100,000)
 log = logging.getLogger(__name__)
 
 SAVE_ENV = "LLM_MESH_SAVE_RECEIPTS"  # the seed API keeps keyed receipts only when "1"
@@ -63,11 +74,15 @@ def keep_for_key(home: Path, api_key: str, form: dict[str, Any]) -> str | None:
     when it cannot be written (the answer is returned all the same)."""
     folder = key_folder(home, api_key)
     try:
-        return str(save_receipt(folder, form))
+        path = str(save_receipt(folder, form))
     except OSError as exc:
         log.warning("a receipt was not kept in %s (%s): `ledger statement` will show its "
                     "charge as NO RECEIPT", folder, exc)  # fmt: skip
         return None
+    line = kept_note(folder)
+    if line is not None:
+        log.warning("%s", line)
+    return path
 
 
 def save_receipt(folder: Path, form: dict[str, Any], *, now: float | None = None) -> Path:
@@ -101,3 +116,55 @@ def prune(paths: Iterable[Path]) -> int:
         except FileNotFoundError:
             pass
     return n
+
+
+def look_at(folder: Path) -> Kept:
+    """What ``folder`` holds: its regular files not hidden (symbolic links not followed),
+    their bytes, the oldest time a receipt file's name carries; at most
+    :data:`MAX_LOOKED` entries counted."""
+    files = size = seen = 0
+    oldest: float | None = None
+    with os.scandir(folder) as it:
+        for e in it:
+            seen += 1
+            if seen > MAX_LOOKED:
+                break
+            if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
+                continue
+            files += 1
+            with contextlib.suppress(OSError):  # gone meanwhile
+                size += e.stat(follow_symlinks=False).st_size
+            t = stamp_time(e.name)
+            if t is not None and (oldest is None or t < oldest):
+                oldest = t
+    return Kept(files, size, oldest)
+
+
+def kept_note(folder: Path, now: float | None = None) -> str | None:
+    """The line to tell the user when the key's ``folder`` is past its bound
+    (``core/receipt_keep.note``), looked at once a day at most (:data:`LOOKED`); else
+    ``None``. Never raises: a folder it cannot read or mark is not looked at or looked at
+    again."""
+    now = time.time() if now is None else now
+    mark = folder.parent / (LOOKED + folder.name)
+    try:
+        last: float | None = mark.stat().st_mtime
+    except FileNotFoundError:
+        last = None
+    except OSError:
+        return None
+    if not look_due(last, now):
+        return None
+    try:
+        what = note(look_at(folder), now)
+        os.close(os.open(mark, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.utime(mark, (now, now))
+    except OSError:
+        return None
+    if what is None:
+        return None
+    return (
+        f"note: {folder} keeps {what}: run `llm-mesh ledger statement` (a clean one "
+        f"removes the receipts it checked once {KEEP_S // 86_400} days old) or `llm-mesh "
+        "receipt prune --older-than DAYS`; said once a day"
+    )

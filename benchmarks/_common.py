@@ -570,3 +570,20 @@ async def pg_database(admin_url: str) -> tuple[str, Any]:
         await c.close()
 
     return f"{base}/{name}", drop
+
+
+async def pg_recreate(admin_dsn: str, name: str, *, create: bool) -> None:
+    """The database ``name`` dropped (its sessions ended first), then made anew, empty, if
+    ``create``; ``admin_dsn``: asyncpg's DSN of a database to work from (``postgres``)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

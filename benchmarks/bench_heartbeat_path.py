@@ -29,6 +29,13 @@ from _common import machine_line
 
 
 async def run(n: int) -> dict[str, float]:
+    """CPU µs per heartbeat and per part; the registry's home a temporary folder, removed
+    afterwards (also on an exception or Ctrl-C)."""
+    with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-hb-path-") as home:
+        return await _measure(n, Path(home))
+
+
+async def _measure(n: int, home: Path) -> dict[str, float]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from LLM_Mesh.config import Settings
@@ -48,7 +55,6 @@ async def run(n: int) -> dict[str, float]:
     models = [{"id": "mistral-7b", "engine": "sim", "simulated": True}]
     await store.upsert_node(NodeRecord(node_id, "http://10.0.0.1:8801", None, models, {}, 4, 8,
                                        "0.1.0", "online", now, now))  # fmt: skip
-    home = Path(tempfile.mkdtemp(prefix="llm-mesh-bench-hb-path-"))
     settings = Settings(home=home, admin_key="lma_bench", anonymous_rpm=None,
                         allow_private_nodes=True, allow_plain_http_nodes=True)  # fmt: skip
     app = create_registry_app(settings, store=store, announce=lambda _k: None)

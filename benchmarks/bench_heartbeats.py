@@ -23,7 +23,8 @@ too (on this box they share the cores with the replica). ``--profile PATH`` writ
 CPU-time cProfile of each leg.
 Every heartbeat is the whole path: signature check, sequence number taken in the store
 (batched ``UPDATE``), table and router, ``last_heartbeat_at`` (batched ``UPDATE``), and
-the replica's node poll (every second) runs as in production.
+the replica's node poll (every second) runs as in production. The database is dropped and
+the replica's temporary home removed at the end, also after an error or Ctrl-C.
 
     .venv/bin/python benchmarks/bench_heartbeats.py [--nodes 10000 --seconds 20 --procs 2
         --concurrency 128 --legs fastapi,hot,fastapi,hot]
@@ -37,12 +38,13 @@ import json
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from _common import free_port, machine_line, pct, write_json
+from _common import free_port, machine_line, pct, pg_recreate, write_json
 
 # one per run: runs side by side do not collide (LLM_MESH_BENCH_DB: a name of the caller's)
 DB = os.environ.get("LLM_MESH_BENCH_DB") or f"llm_mesh_bench_heartbeats_{os.getpid()}"
@@ -54,34 +56,6 @@ def _db_url(name: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(PG).set(database=name).render_as_string(hide_password=False)
-
-
-async def _fresh_db() -> str:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(_db_url("postgres"))
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", DB
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
-        await conn.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await conn.close()
-    return _db_url(DB)
-
-
-async def _drop_db() -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(_db_url("postgres"))
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", DB
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
-    finally:
-        await conn.close()
 
 
 async def _populate(url: str, keys: list[bytes]) -> list[str]:
@@ -269,18 +243,27 @@ async def _isolated_batches(store: Any, keys: list[bytes], n: int = 400) -> dict
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The run on a fresh database, the replica's home a temporary folder: both removed at
+    the end, also after an error or Ctrl-C."""
+    await pg_recreate(_db_url("postgres"), DB, create=True)
+    try:  # the database is this run's from here: dropped whatever happens
+        with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-heartbeats-") as home:
+            return await _run(args, _db_url(DB), Path(home))
+    finally:
+        await pg_recreate(_db_url("postgres"), DB, create=False)
+
+
+async def _run(args: argparse.Namespace, url: str, home: Path) -> dict[str, Any]:
     import uvicorn
 
     from LLM_Mesh.config import Settings
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.registry.app import create_registry_app
 
-    url = await _fresh_db()
     keys = [os.urandom(32) for _ in range(args.nodes)]
     t0 = time.perf_counter()
     await _populate(url, keys)
     print(f"populated {args.nodes} nodes in {time.perf_counter() - t0:.1f} s", flush=True)
-    home = Path(os.environ.get("TMPDIR", "/tmp")) / "llm-mesh-bench-heartbeats"
     settings = Settings(
         home=home, database_url=url, heartbeat_interval_s=5.0, missed_heartbeats=100,
         allow_private_nodes=True, allow_plain_http_nodes=True,  # nodes at http://10.x
@@ -298,24 +281,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
-    for _ in range(1200):  # the lifespan loads every node first
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    routing = app.state.runtime.routing
-    print(f"registry up with {len(app.state.runtime.table)} nodes", flush=True)
+    try:
+        for _ in range(1200):  # the lifespan loads every node first
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        routing = app.state.runtime.routing
+        print(f"registry up with {len(app.state.runtime.table)} nodes", flush=True)
 
-    iso = await _isolated_batches(app.state.runtime.store, keys)
-    stop = asyncio.Event()
-    idle_task = asyncio.create_task(_pick_times(routing, stop))
-    await asyncio.sleep(3)
-    stop.set()
-    idle = await idle_task
+        iso = await _isolated_batches(app.state.runtime.store, keys)
+        stop = asyncio.Event()
+        idle_task = asyncio.create_task(_pick_times(routing, stop))
+        await asyncio.sleep(3)
+        stop.set()
+        idle = await idle_task
 
-    legs = [await _leg(app, routing, port, keys, args, spec) for spec in args.legs.split(",")]
-    server.should_exit = True
-    await serving
-    await _drop_db()
+        legs = [await _leg(app, routing, port, keys, args, sp) for sp in args.legs.split(",")]
+    finally:  # the server stopped before its database and home go
+        server.should_exit = True
+        await serving
     return {
         "nodes": args.nodes,
         "seconds": args.seconds,

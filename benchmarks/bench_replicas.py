@@ -1,13 +1,16 @@
 """Requests/s through 1, 2 and 3 registry replicas in front of the same sim nodes, one run.
 
-Method: a throwaway PostgreSQL database; 3 ``llm-mesh registry serve`` processes on it
-(no anonymous limit) and ``--nodes`` sim nodes (**simulated**: ``mistral-7b``, ttft 5 ms,
-5,000 tokens/s, ``max_concurrency`` 64), every node given all three registry URLs. A load
+Method: a throwaway PostgreSQL database (``LLM_MESH_BENCH_DB``, default
+``llm_mesh_bench_replicas``); 3 ``llm-mesh registry serve`` processes on it (no anonymous
+limit) and ``--nodes`` sim nodes (**simulated**: ``mistral-7b``, ttft 5 ms, 5,000
+tokens/s, ``max_concurrency`` 64), every node given all three registry URLs. A load
 generator (aiohttp, one process) keeps ``--concurrency`` non-streaming chat completions
 (``max_tokens`` 8) in flight, spread round-robin over the first k gateways, for
 ``--seconds`` each; k = 1, 2, 3, then again 3, 2, 1 (each figure is the mean of its two
 rounds, so a drift of the shared box during the run does not favour one k). Reported:
-requests/s, p50/p99 latency and errors per k, and the ratios to k = 1.
+requests/s, p50/p99 latency and errors per k, and the ratios to k = 1. The processes are
+stopped, the database dropped and their temporary folder (homes, logs) removed at the end,
+also after an error or Ctrl-C.
 
     .venv/bin/python benchmarks/bench_replicas.py [--seconds 10 --concurrency 32 --nodes 3]
 """
@@ -27,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import free_ports, machine_line, pct, write_json
+from _common import free_ports, machine_line, pct, pg_recreate, write_json
 
 PG = os.environ.get("LLM_MESH_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-DB = "llm_mesh_bench_replicas"
+DB = os.environ.get("LLM_MESH_BENCH_DB") or "llm_mesh_bench_replicas"
 MODEL = "mistral-7b"
 
 
@@ -40,37 +43,26 @@ def _db_url(name: str) -> str:
     return make_url(PG).set(database=name).render_as_string(hide_password=False)
 
 
-async def _setup(home: Path) -> tuple[str, str]:
-    import asyncpg  # type: ignore[import-untyped]
-
+async def _setup(home: Path, url: str) -> str:
     from LLM_Mesh.config import Settings
     from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
     from LLM_Mesh.registry.store import SqlStore
 
-    conn = await asyncpg.connect(_db_url("postgres"))
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", DB
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
-        await conn.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await conn.close()
-    url = _db_url(DB)
     async with SqlStore(url) as store:
         await ensure_admin_key(Settings(home=home, admin_key="lma_bench"), store)
         token = await add_operator(store, "bench")
     assert token is not None
-    return url, token
+    return token
 
 
 def _spawn(args: list[str], home: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
     e = dict(os.environ, LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S="2", **env)
     home.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "LLM_Mesh.cli", *args], env=e, stdout=log.open("ab"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with log.open("ab") as out:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "LLM_Mesh.cli", *args], env=e, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -129,8 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=3)
     args = ap.parse_args(argv)
     print(__doc__.split("\n\n")[1], flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="llm-mesh-bench-replicas-"))
-    db_url, token = asyncio.run(_setup(tmp / "r0"))
+    with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-replicas-") as tmp:
+        asyncio.run(pg_recreate(_db_url("postgres"), DB, create=True))
+        try:  # the database is this run's from here: dropped whatever happens
+            return _run(args, Path(tmp), _db_url(DB))
+        finally:
+            asyncio.run(pg_recreate(_db_url("postgres"), DB, create=False))
+
+
+def _run(args: argparse.Namespace, tmp: Path, db_url: str) -> int:
+    """The replicas and nodes on ``db_url`` with their homes and logs in ``tmp``, the
+    loads, the report; every process stopped before it returns or raises."""
+    token = asyncio.run(_setup(tmp / "r0", db_url))
     rports = free_ports(3)
     nports = free_ports(args.nodes)
     urls = [f"http://127.0.0.1:{p}" for p in rports]

@@ -5,48 +5,14 @@ stream goes through the route's ``opened``; a Unix socket is the caller's refusa
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 import httpcore
 import httpx
 import pytest
 
 from LLM_Mesh.address_connect import ChosenAddressBackend, Route, transport_over
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    def __init__(self, addr: str) -> None:
-        self.addr = addr
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return b""
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-
-class _Network(httpcore.AsyncNetworkBackend):
-    """Connects to any address but those in ``down`` (a ``ConnectError``)."""
-
-    def __init__(self, down: Iterable[str] = ()) -> None:
-        self.down = set(down)
-        self.tried: list[tuple[str, int]] = []
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.tried.append((host, port))
-        if host in self.down:
-            raise httpcore.ConnectError(f"{host} is down")
-        return _Stream(host)
+from tests.fake_network import FakeNetwork, FakeStream
 
 
 class _Refused(Exception):
@@ -65,20 +31,20 @@ def _route(
 
 
 async def test_the_chosen_literals_are_tried_in_order_never_the_name() -> None:
-    net, asked = _Network(down={"192.0.2.1"}), list[tuple[str, int]]()
+    net, asked = FakeNetwork(down={"192.0.2.1"}), list[tuple[str, int]]()
     backend = ChosenAddressBackend(
         _route(Route(["192.0.2.1", "192.0.2.2"]), asked),
         tcp_only=_Refused,
         inner=net,
     )
     stream = await backend.connect_tcp("node.example", 8443)
-    assert isinstance(stream, _Stream) and stream.addr == "192.0.2.2"
+    assert isinstance(stream, FakeStream) and stream.addr == "192.0.2.2"
     assert net.tried == [("192.0.2.1", 8443), ("192.0.2.2", 8443)]
     assert asked == [("node.example", 8443)]
 
 
 async def test_every_address_down_raises_the_last_connect_error() -> None:
-    net = _Network(down={"192.0.2.1", "192.0.2.2"})
+    net = FakeNetwork(down={"192.0.2.1", "192.0.2.2"})
     backend = ChosenAddressBackend(
         _route(Route(["192.0.2.1", "192.0.2.2"])),
         tcp_only=_Refused,
@@ -95,7 +61,7 @@ async def test_a_refusal_of_choose_connects_nowhere() -> None:
     async def choose(host: str, port: int) -> Route:
         raise _Refused(host)
 
-    net = _Network()
+    net = FakeNetwork()
     backend = ChosenAddressBackend(choose, tcp_only=_Refused, inner=net)
     with pytest.raises(_Refused, match=re.escape("evil.example")):
         await backend.connect_tcp("evil.example", 80)
@@ -105,17 +71,17 @@ async def test_a_refusal_of_choose_connects_nowhere() -> None:
 async def test_opened_sees_each_connected_stream_and_may_replace_it() -> None:
     seen: list[str] = []
 
-    async def opened(addr: str, stream: httpcore.AsyncNetworkStream) -> _Stream:
+    async def opened(addr: str, stream: httpcore.AsyncNetworkStream) -> FakeStream:
         seen.append(addr)
-        return _Stream("wrapped " + addr)
+        return FakeStream("wrapped " + addr)
 
     backend = ChosenAddressBackend(
         _route(Route(["192.0.2.1", "192.0.2.2"], opened)),
         tcp_only=_Refused,
-        inner=_Network(down={"192.0.2.1"}),
+        inner=FakeNetwork(down={"192.0.2.1"}),
     )
     stream = await backend.connect_tcp("node.example", 80)
-    assert isinstance(stream, _Stream) and stream.addr == "wrapped 192.0.2.2"
+    assert isinstance(stream, FakeStream) and stream.addr == "wrapped 192.0.2.2"
     assert seen == ["192.0.2.2"]  # not the address that did not connect
 
 
@@ -123,7 +89,7 @@ async def test_a_unix_socket_is_the_callers_refusal() -> None:
     backend = ChosenAddressBackend(
         _route(Route(["192.0.2.1"])),
         tcp_only=lambda: _Refused("TCP only"),
-        inner=_Network(),
+        inner=FakeNetwork(),
     )
     with pytest.raises(_Refused, match=re.escape("TCP only")):
         await backend.connect_unix_socket("/run/docker.sock")

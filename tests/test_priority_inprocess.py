@@ -20,7 +20,7 @@ from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD, kept_places
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
-from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
+from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, SimNode
 
 MODEL = "gemma-3-270m"
 
@@ -32,19 +32,15 @@ async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.001)
 
 
-def test_a_keyed_request_is_answered_before_the_anonymous_ones_queued_at_the_node(
-    inprocess_mesh: InProcessMesh,
-) -> None:
-    """The mesh's settings are ``up``'s (no anonymous bounds, so no anonymous share: one
-    gateway process lets anonymous requests fill the node's queue, as several replicas
-    each within its own share do)."""
-    mesh = inprocess_mesh
+def _held_node(mesh: InProcessMesh, node_id: str) -> tuple[SimNode, asyncio.Event, list[str]]:
+    """A node whose sim holds every request until the gate opens, and the last message of
+    each request it starts, in the order it starts them."""
     gate = asyncio.Event()  # bound to the mesh's loop when first awaited there
 
     async def held(_seconds: float) -> None:  # the sim's sleeps: until the gate opens
         await gate.wait()
 
-    node = mesh.add_node(MODEL, "busy-node", sleep=held)
+    node = mesh.add_node(MODEL, node_id, sleep=held)
     started: list[str] = []
     stream_batches = node.engine.stream_batches
 
@@ -53,28 +49,42 @@ def test_a_keyed_request_is_answered_before_the_anonymous_ones_queued_at_the_nod
         return stream_batches(req, cancel)
 
     node.engine.stream_batches = recording  # type: ignore[method-assign]
+    return node, gate, started
+
+
+async def _keyed_headers(mesh: InProcessMesh) -> dict[str, str]:
+    """A new API key's ``Authorization`` header, its account granted enough for the test."""
+    made = await create_api_key(mesh.store)
+    assert made is not None
+    ledger = mesh.app.state.runtime.ledger
+    await ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**12))
+    return {"Authorization": f"Bearer {made[0]}"}
+
+
+async def _ask(c: httpx.AsyncClient, label: str, headers: dict[str, str]) -> httpx.Response:
+    body = {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": label}]}
+    return await c.post("/v1/chat/completions", json=body, headers=headers, timeout=30)
+
+
+def test_a_keyed_request_is_answered_before_the_anonymous_ones_queued_at_the_node(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """The mesh's settings are ``up``'s (no anonymous bounds, so no anonymous share: one
+    gateway process lets anonymous requests fill the node's queue, as several replicas
+    each within its own share do)."""
+    mesh = inprocess_mesh
+    node, gate, started = _held_node(mesh, "busy-node")
     adm = node.service.admission
 
     async def scenario() -> list[httpx.Response]:
-        made = await create_api_key(mesh.store)
-        assert made is not None
-        ledger = mesh.app.state.runtime.ledger
-        await ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**12))
-        keyed = {"Authorization": f"Bearer {made[0]}"}
+        keyed = await _keyed_headers(mesh)
         async with httpx.AsyncClient(transport=mesh.router, base_url=REGISTRY_URL) as c:
-
-            async def ask(label: str, headers: dict[str, str]) -> httpx.Response:
-                body = {"model": MODEL, "max_tokens": 4,
-                        "messages": [{"role": "user", "content": label}]}  # fmt: skip
-                return await c.post("/v1/chat/completions", json=body, headers=headers,
-                                    timeout=30)  # fmt: skip
-
-            tasks = [asyncio.create_task(ask("busy", {}))]
+            tasks = [asyncio.create_task(_ask(c, "busy", {}))]
             await _until(lambda: adm.in_flight == 1 and started == ["busy"])
             for i in (1, 2, 3):
-                tasks.append(asyncio.create_task(ask(f"anon-{i}", {})))
+                tasks.append(asyncio.create_task(_ask(c, f"anon-{i}", {})))
                 await _until(lambda i=i: adm.queued == i)
-            tasks.append(asyncio.create_task(ask("keyed", keyed)))
+            tasks.append(asyncio.create_task(_ask(c, "keyed", keyed)))
             await _until(lambda: adm.queued == 4)
             gate.set()
             return list(await asyncio.gather(*tasks))
@@ -100,49 +110,25 @@ def test_an_anonymous_flood_that_fills_the_line_leaves_a_keyed_request_a_place(
     refused it, then the router held the node full for every request after an anonymous
     request's 429, docs/security.md)."""
     mesh = inprocess_mesh
-    gate = asyncio.Event()
-
-    async def held(_seconds: float) -> None:
-        await gate.wait()
-
-    node = mesh.add_node(MODEL, "flooded-node", sleep=held)
-    started: list[str] = []
-    stream_batches = node.engine.stream_batches
-
-    def recording(req: GenerationRequest, cancel: Any) -> AsyncIterator[list[Delta]]:
-        started.append(str((req.messages or [{}])[-1].get("content")))
-        return stream_batches(req, cancel)
-
-    node.engine.stream_batches = recording  # type: ignore[method-assign]
+    node, gate, started = _held_node(mesh, "flooded-node")
     adm = node.service.admission
     free = adm.max_queue - kept_places(adm.max_queue)  # 6 of the default 8
 
     async def scenario() -> tuple[list[httpx.Response], list[httpx.Response]]:
-        made = await create_api_key(mesh.store)
-        assert made is not None
-        ledger = mesh.app.state.runtime.ledger
-        await ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**12))
-        keyed = {"Authorization": f"Bearer {made[0]}"}
+        keyed = await _keyed_headers(mesh)
         async with httpx.AsyncClient(transport=mesh.router, base_url=REGISTRY_URL) as c:
-
-            async def ask(label: str, headers: dict[str, str]) -> httpx.Response:
-                body = {"model": MODEL, "max_tokens": 4,
-                        "messages": [{"role": "user", "content": label}]}  # fmt: skip
-                return await c.post("/v1/chat/completions", json=body, headers=headers,
-                                    timeout=30)  # fmt: skip
-
-            tasks = [asyncio.create_task(ask("busy", keyed))]  # keyed: places kept now
+            tasks = [asyncio.create_task(_ask(c, "busy", keyed))]  # keyed: places kept now
             await _until(lambda: adm.in_flight == 1 and started == ["busy"])
             for i in range(1, free + 1):
-                tasks.append(asyncio.create_task(ask(f"anon-{i}", {})))
+                tasks.append(asyncio.create_task(_ask(c, f"anon-{i}", {})))
                 await _until(lambda i=i: adm.queued == i)
             refused = []
             for i in (1, 2):  # the flood goes on: refused, by the node then by the router
-                t = asyncio.create_task(ask(f"over-{i}", {}))
+                t = asyncio.create_task(_ask(c, f"over-{i}", {}))
                 await _until(lambda t=t: t.done() or adm.queued > free)
                 assert t.done(), "an anonymous request took a kept place"
                 refused.append(t.result())
-            tasks.append(asyncio.create_task(ask("keyed", keyed)))
+            tasks.append(asyncio.create_task(_ask(c, "keyed", keyed)))
             await _until(lambda: adm.queued == free + 1)
             gate.set()
             return list(await asyncio.gather(*tasks)), refused

@@ -29,9 +29,9 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol
 
 import httpx
 import typer
@@ -61,6 +61,7 @@ from LLM_Mesh.cli.ledger_seen import (
 )
 from LLM_Mesh.cli.ledger_store import StoreSource as StoreSource
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
+from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, timeout_option, within
 from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import bearer_header
@@ -76,7 +77,6 @@ from LLM_Mesh.tls import client_ssl_context
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
 
 PROOFS_IN_FLIGHT = 8
-T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -174,22 +174,6 @@ async def audit(
     if sizes:
         auditor.inclusion(sizes[-1], await source.inclusion(sizes[-1] - 1, sizes[-1]))
     return report
-
-
-async def within(work: Awaitable[T], limit_s: float | None, where: str) -> T:
-    """``work``'s result, or a ``MeshError`` once ``limit_s`` seconds (``--timeout``) have
-    passed (None: no limit): the registry is not trusted with the verifier's time."""
-    try:
-        async with asyncio.timeout(limit_s) as cm:
-            return await work
-    except TimeoutError:
-        if not cm.expired():
-            raise
-        raise MeshError(
-            f"ledger verify: not done within --timeout {limit_s:g} s: {terminal_text(where)} "
-            "answered too slowly (or asked to wait again and again); nothing was remembered. "
-            "A big ledger on a slow link: pass more seconds (--timeout 0: no limit)"
-        ) from None
 
 
 _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
@@ -302,12 +286,8 @@ WITNESS_MAX_AGE_S = 900
 
 # the whole of a check from a registry (``--timeout``; found 2026-12-05: each answer is
 # bounded, 300 s, and 30 429s in a row are waited out, but not their number, so a hostile
-# registry held the verifier as long as it liked). An hour: 1,000,000 entries took 17-67 s
-# over HTTP on a shared 2-core box (docs/benchmarks.md, 2026-12-01), so some 50 million by
-# CPU; on the wire a page of 10,000 entries at their largest fields is 13.8 MB, so an hour
-# at 100 Mbit/s reads some 30 million such entries, 3 million at 10 Mbit/s (the smaller
-# entries of a real log: more). A larger log or a slower link: more seconds, or 0
-VERIFY_TIMEOUT_S = 3600.0
+# registry held the verifier as long as it liked): an hour, ``cli/overall_timeout.py``
+VERIFY_TIMEOUT_S = TIMEOUT_S
 
 WitnessOpt = Annotated[
     list[str] | None,
@@ -381,10 +361,9 @@ def verify(
     accept_new_key: AcceptNewKeyOpt = False,
     timeout: Annotated[
         float,
-        typer.Option(
-            min=0.0,
-            help="seconds the whole check of a registry may take, then an error (0: no "
-            "limit; a big log on a slow link may need more)",
+        timeout_option(
+            "; --database-url, the operator's own store, is not bounded: no registry that "
+            "could stall on purpose stands between"
         ),
     ] = VERIFY_TIMEOUT_S,
 ) -> None:

@@ -62,6 +62,7 @@ from LLM_Mesh.cli.ledger_seen import (
     save_seen,
 )
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
+from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, TimeoutOpt, within
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
@@ -79,7 +80,7 @@ from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import key_folder, prune
 from LLM_Mesh.tls import client_ssl_context
 
-__all__ = ["StatementWatch", "read_receipts", "statement_command"]
+__all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command"]
 
 _FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
 MAX_RECEIPT_FILES = 100_000
@@ -146,7 +147,7 @@ def read_receipts(
     for p, skippable in paths:
         try:
             limit = MAX_KEPT_BYTES if skippable else MAX_RECEIPT_BYTES
-            out.append((p, find_receipt(_read_bounded(p, limit))))
+            out.append((p, find_receipt(read_bounded(p, limit))))
         except (ReceiptError, UnicodeDecodeError, ValueError) as exc:
             why = f"{p}: holds no receipt ({exc})"
             if not skippable or skip is None:
@@ -161,7 +162,7 @@ def read_receipts(
     return out
 
 
-def _read_bounded(p: Path, limit: int) -> str:
+def read_bounded(p: Path, limit: int) -> str:
     """``p``'s text, at most ``limit`` bytes (else ``ValueError``, a larger file unread)."""
     with p.open("rb") as f:
         st = os.fstat(f.fileno())
@@ -310,6 +311,7 @@ def statement_command(
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
     accept_new_key: AcceptNewKeyOpt = False,
+    timeout: TimeoutOpt = TIMEOUT_S,
 ) -> None:
     """List every ledger entry of your account and check it against your receipts.
 
@@ -319,7 +321,8 @@ def statement_command(
     account, and the audit is clean; 1: any of these fails (each named: a debit with no
     receipt, another amount or fee, a receipt paid from another account, a settled receipt
     older than 10 minutes that no entry names, another account named for the key or token
-    than before), or an error. Credits (grants) are listed. The receipts: --receipts DIR,
+    than before), or an error (such as a registry not done within --timeout, an hour by
+    default). Credits (grants) are listed. The receipts: --receipts DIR,
     else with LLM_MESH_API_KEY the key's folder `llm-mesh ask` keeps them in; a clean run
     removes from that folder those it checked older than 30 days, and the next run lists
     the debits it judged as checked. The account: the one the
@@ -434,7 +437,11 @@ def statement_command(
 
     start = time.perf_counter()
     try:
-        report, watch, good, refused, acct = asyncio.run(go())
+        bounded = within(
+            go(), timeout or None, settings.registry_url, command="ledger statement",
+            undone="nothing was remembered, no kept receipt removed",
+        )  # fmt: skip
+        report, watch, good, refused, acct = asyncio.run(bounded)
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     # found 2026-12-05: without the file, no word of what to do for a ledger started over

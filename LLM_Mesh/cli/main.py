@@ -367,7 +367,7 @@ def ask(
     from LLM_Mesh.cli.demo import ask_once
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
     from LLM_Mesh.core.tasks import unknown_task
-    from LLM_Mesh.receipt_files import key_folder, save_receipt
+    from LLM_Mesh.receipt_files import kept_note, key_folder, save_receipt
 
     problem = unknown_task(task)
     if problem is not None:
@@ -404,6 +404,11 @@ def ask(
                 err.print(Text(f"warning: the receipt was not kept in {mine} ({exc}): "
                                "`ledger statement` will show this charge as NO RECEIPT"),
                           soft_wrap=True)  # fmt: skip
+                return
+            # found 2026-12-05: a user who never ran a statement grew the folder unsaid
+            line = kept_note(mine)
+            if line is not None:
+                err.print(Text(line, style="yellow"), soft_wrap=True)
         return
     if kept is None:  # the answer printed above stands
         raise _fail(ValueError("--save: the answer carries no receipt; nothing was saved"))

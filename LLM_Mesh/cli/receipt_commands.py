@@ -38,7 +38,9 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, remember_keys
+from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, Deadline, Runner, TimeoutOpt
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
+from LLM_Mesh.cli.receipt_prune import prune_command
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.plural import counted
@@ -49,6 +51,7 @@ from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
+receipt_app.command("prune")(prune_command)
 
 __all__ = ["check", "keys_from_listing", "receipt_app"]
 
@@ -97,11 +100,12 @@ def fetch_keys(
 
 def fetch_keys_at(
     registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None,
-    chain: list[object] | None = None,
+    chain: list[object] | None = None, run: Runner = asyncio.run,
 ) -> tuple[str, list[str]]:  # fmt: skip
     """:func:`fetch_keys` and the replica that answered them; ``chain``, when given, gets
-    the answer's ``key_rotations`` (the registry's signed rotation chain; None: none)."""
-    url, text = asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
+    the answer's ``key_rotations`` (the registry's signed rotation chain; None: none);
+    ``run``: the command's ``--timeout`` over all its replicas (``Deadline``)."""
+    url, text = run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
     if chain is not None:
         chain.append(_rotations_in(text))
     return url, keys_from_listing(text)
@@ -264,11 +268,15 @@ def verify_command(
         typer.Option("--ledger-request-id", help="the request's id in the ledger (with --ledger)"),
     ] = None,
     accept_new_key: AcceptNewKeyOpt = False,
+    timeout: TimeoutOpt = TIMEOUT_S,
 ) -> None:
     """Check a receipt's registry countersignature and every node's signature offline.
     Exit 0 when valid, 1 when not (the reason is named). Keys read from the registry are
     held to those an earlier run kept, as `ledger verify` holds them (a new one only by
-    the registry's signed rotation, or --accept-new-key); the first run trusts them."""
+    the registry's signed rotation, or --accept-new-key); the first run trusts them. What
+    is read from the registry (keys, --ledger) is done within --timeout (an hour by
+    default), else an error."""
+    deadline = Deadline("receipt verify", timeout)  # started now: the whole command's
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
         texts = list(key or [])
@@ -280,8 +288,9 @@ def verify_command(
             ca = str(registry_ca.expanduser()) if registry_ca else None
             settings = settings_from(None, registry, registry_ca=ca)
             chain: list[object] = []
+            run = deadline.then(settings.registry_url, "the receipt was not checked")
             answered, more = fetch_keys_at(
-                settings.registry_urls, ca_file=settings.registry_ca, chain=chain
+                settings.registry_urls, ca_file=settings.registry_ca, chain=chain, run=run
             )
             warn_plain_http([answered], "the registry's keys", keys=True)
             if not texts:  # none of the user's: the listed ones held to those kept
@@ -316,7 +325,7 @@ def verify_command(
         console.print(SIMULATED_NOTE, highlight=False)
     if ledger or ledger_request_id is not None:
         lid = ledger_request_id or found.ledger_request_id or receipt.request_id
-        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()), answered)
+        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()), answered, deadline)
 
 
 LISTED_ONLY = (
@@ -344,20 +353,23 @@ def _proven(entries: int, later: int) -> str:
 
 def _check_ledger(
     receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes],
-    answered: str | None = None,
+    answered: str | None = None, deadline: Deadline | None = None,
 ) -> None:  # fmt: skip
     """``--ledger``: the request's published entries against what the receipt signs (found
     2026-12-05: nothing compared them; a registry could charge other amounts than it
     countersigned, and ``receipt verify`` and ``ledger verify`` both passed). Each step
     asks first the replica that answered the one before (found 2026-12-05: a hung first
-    replica was waited for at each, then ended the command)."""
+    replica was waited for at each, then ended the command). All within ``deadline``'s
+    ``--timeout`` (found 2026-12-05: each answer bounded alone, their number not)."""
     try:
         settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
+        clock = deadline or Deadline("receipt verify", 0)
+        run = clock.then(settings.registry_url, "its ledger entries were not checked")
         urls = begin_at(gateway_urls(settings.registry_urls), answered)
-        answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca)
+        answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca, run=run)
         mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
         urls = begin_at(urls, answered)
-        outside, later = included(urls, mine, keys, ca_file=settings.registry_ca)
+        outside, later = included(urls, mine, keys, ca_file=settings.registry_ca, run=run)
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc
     findings = ledger_findings(receipt, entries) + outside

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.bounded_http import call
+from LLM_Mesh.cli.overall_timeout import Runner
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
@@ -41,13 +42,14 @@ PROOFS_S = 120.0
 
 def request_entries(
     registry_url: str | Sequence[str], request_id: str, timeout_s: float = 10.0,
-    ca_file: str | None = None,
+    ca_file: str | None = None, run: Runner = asyncio.run,
 ) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
     """The replica that answered (ask it first next: found 2026-12-05, a hung first replica
     was waited for at every step) and the ledger entries of ``request_id`` it publishes,
-    oldest first; ``ValueError`` naming what is wrong with its answers."""
+    oldest first; ``ValueError`` naming what is wrong with its answers. ``run``: the
+    command's ``--timeout`` over all of it (``overall_timeout.Deadline``)."""
     urls = gateway_urls(registry_url)
-    return asyncio.run(_entries(urls, request_id, timeout_s, ca_file))
+    return run(_entries(urls, request_id, timeout_s, ca_file))
 
 
 async def _entries(
@@ -99,15 +101,16 @@ async def _pages(
 def included(
     registry_url: str | Sequence[str], entries: Sequence[Mapping[str, Any]],
     keys: Collection[bytes], timeout_s: float = 10.0, ca_file: str | None = None,
+    run: Runner = asyncio.run,
 ) -> tuple[list[str], list[int]]:  # fmt: skip
     """Findings for ``entries`` not in the registry's newest checkpoint signed by one of
     ``keys``, and the seqs of those after it (not in a signed checkpoint yet): of the first
     replica that answers (found 2026-12-05: the first alone, a hung one's ReadTimeout the
-    command's end)."""
+    command's end); ``run`` as :func:`request_entries`'."""
     urls = gateway_urls(registry_url)
     for n, url in enumerate(urls, 1):
         try:
-            return asyncio.run(_included(url, entries, keys, timeout_s, ca_file))
+            return run(_included(url, entries, keys, timeout_s, ca_file))
         except httpx.TransportError as exc:
             if n == len(urls):
                 raise RegistryUnreachable(

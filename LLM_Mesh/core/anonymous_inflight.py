@@ -42,10 +42,12 @@ class InFlight:
         self.cap = cap
         self.counts: dict[str, int] = {}
 
-    def take(self, scope: str) -> bool:
-        """One more request of ``scope`` if it has fewer than ``cap`` in flight."""
+    def take(self, scope: str, cap: int | None = None) -> bool:
+        """One more request of ``scope`` if it has fewer than ``cap`` in flight (``None``:
+        :attr:`cap`; a scope whose bound changes, as a model's anonymous share does with
+        its slots, gives its own)."""
         n = self.counts.get(scope, 0)
-        if n >= self.cap:
+        if n >= (self.cap if cap is None else cap):
             return False
         self.counts[scope] = n + 1
         return True

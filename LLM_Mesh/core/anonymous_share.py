@@ -10,9 +10,11 @@ and Fairness: anonymous requests may hold at most :func:`anonymous_cap` of a mod
 (the ``max_concurrency`` of its routable nodes, as this gateway sees them), ``share`` of
 them rounded down, and never the last one while ``share`` is below 1; the rest stay free
 for keyed requests, which take any slot. So a keyed request finds a free slot at once
-unless keyed requests themselves hold the reserve. Not work-conserving on purpose: what a
-keyed request is guaranteed cannot be lent to an anonymous stream that may run for
-minutes (no preemption). ``share`` 1 turns it off (anonymous requests may take every
+unless keyed requests themselves hold the reserve. The count is the process's own, or
+with a Redis URL every replica's together, one count per model, each replica giving the
+cap it computes here (found 2026-12-05: N replicas each allowed the share;
+``registry/redis_inflight.py``). Not work-conserving on purpose: what a keyed request is
+guaranteed cannot be lent to an anonymous stream that may run for minutes (no preemption). ``share`` 1 turns it off (anonymous requests may take every
 slot, as before); 0 keeps every slot for keyed requests. Pure: the caller counts.
 
 One exception, so that a small network stays usable without a key (found 2026-12-05: a

@@ -9,9 +9,20 @@ lag at 58-119 ms p50, against 1 ms with 256 waiting (the shared 2-core box, load
 2026-12-05; docs/security.md, "Users and API keys"). At most
 :data:`MAX_ANONYMOUS_WAITERS` wait at once in a process; one more is refused at once (429
 ``overloaded``), as one that did not ask to wait is. Keyed requests are not counted (their
-keys' own limits bound them). Pure: the caller counts.
+keys' own limits bound them).
 
-:func:`clear` is the rule itself (moved from ``registry/access.AnonymousLast`` on
+Who holds those places: each anonymous address (an IPv4 address, an IPv6 /64: the scope of
+the in-flight bound, :mod:`~LLM_Mesh.core.anonymous_inflight`) has at most 4 requests in
+flight, but until 2026-12-05 nothing shared the places between addresses, so 64 /64s (cheap
+to get: an IPv6 /48 holds 65,536) filled all 256 and every other anonymous client's wait was
+refused at once (found 2026-12-05). They are now shared as the send stage's are between API
+keys, by push-out (:func:`~LLM_Mesh.core.slot_wait.place_for`, one holder an address): a free
+place to any address; with all taken, the newest place of the address holding the most if it
+holds two more than the asking one (that waiter answered at once as without a wait), else
+refused. So an address with none finds a place while fewer addresses wait than there are
+places. Pure: the caller counts (``core/wait_places.py``).
+
+:func:`clear` is the admission rule itself (moved from ``registry/access.AnonymousLast`` on
 2026-12-05, so that the fleet simulator admits anonymous requests by the same code): an
 anonymous request goes on only while no keyed request waits for the model at this gateway
 and a node is open to it within the anonymous share.
@@ -21,12 +32,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["LOOK_S", "MAX_ANONYMOUS_WAITERS", "Clear", "clear", "may_wait"]
+__all__ = ["MAX_ANONYMOUS_WAITERS", "Clear", "clear"]
 
 MAX_ANONYMOUS_WAITERS = 256
-# a waiting anonymous request looks again this often without a change (and at every change:
-# keyed waiters, woken by the same change, go first; core/slot_wait.SlotWait's every_s)
-LOOK_S = 0.05
 
 
 class Clear(str, Enum):
@@ -53,10 +61,3 @@ def clear(
     if over_share:  # the rest of the model's slots is kept for keys
         return Clear.HOLD
     return Clear.ASK if constrained else Clear.GO
-
-
-def may_wait(waiting: int, cap: int = MAX_ANONYMOUS_WAITERS) -> bool:
-    """Whether one more anonymous request may wait, ``waiting`` already waiting here."""
-    if cap < 0:
-        raise ValueError("cap must be at least 0")
-    return waiting < cap

@@ -161,14 +161,17 @@ class Router:
         self.changes += 1
         return st
 
-    def remove_node(self, node_id: str) -> None:
+    def remove_node(self, node_id: str, now: float | None = None) -> None:
+        """The node left (a goodbye, a revocation). With ``now``, an ejection it still
+        serves, or had lately, stays with it should it register again
+        (``OutlierDetector.forget``)."""
         st = self._nodes.pop(node_id, None)
         if st is not None:
             self.changes += 1
             self._move(st, NONE)
             self._place.pop(node_id, None)
             self._lineage.pop(node_id, None)
-            self.outliers.forget(node_id)
+            self.outliers.forget(node_id, now)
 
     def set_routable(self, node_id: str, routable: bool) -> None:
         """Take a node out of routing (draining, offline, heartbeat lost) or back in."""

@@ -72,6 +72,8 @@ class OutlierDetector:
         # before then), and whether every weight is 1 (no node ejected since forgotten)
         self.next_release = math.inf
         self.all_full_weight = True
+        # nodes that left while their state still counted (:meth:`forget`), oldest first
+        self._left: dict[str, None] = {}
 
     def eject(self, node_id: str, now: float) -> float:
         """Eject ``node_id`` now; returns the time it comes back."""
@@ -124,7 +126,29 @@ class OutlierDetector:
             return 1.0
         return max(self.policy.min_weight, since / ramp)
 
-    def forget(self, node_id: str) -> None:
-        """Drop a node's state (it left the mesh)."""
-        self._nodes.pop(node_id, None)
+    def forget(self, node_id: str, now: float | None = None) -> None:
+        """Drop a node's state (it left the mesh), unless ``now`` is given and the state
+        still counts: ejected, or ejected within ``forget_after_s`` (its count, its slow
+        start). A node that says goodbye and registers again comes back as it left (found
+        2026-12-05: the goodbye ended its ejection, so a failing node was back in routing
+        at once, and credited uptime). Such states are dropped once stale, at a later
+        ``forget`` (a stale state is as none: :meth:`eject` restarts its count, :meth:`weight`
+        is 1)."""
+        st = self._nodes.get(node_id)
+        if st is not None and now is not None and not self._stale(st, now):
+            self._left[node_id] = None
+        else:
+            self._nodes.pop(node_id, None)
+            self._left.pop(node_id, None)
+        if now is not None:
+            for left in [n for n in self._left if n != node_id]:
+                kept = self._nodes.get(left)
+                if kept is None or self._stale(kept, now):
+                    self._nodes.pop(left, None)
+                    del self._left[left]
         self.all_full_weight = not self._nodes
+
+    def _stale(self, st: _State, now: float) -> bool:
+        """Its last ejection ended ``forget_after_s`` ago or more (``release_due`` may not
+        have run since: the flag alone does not say)."""
+        return now - st.until >= self.policy.forget_after_s

@@ -20,8 +20,11 @@ tokens and µNT per 1,000 completion tokens (:class:`Price`).
   honest node's real usage is under the cap, so it is paid for all it processed.
 - **Parts** (:func:`part_costs`): a stream continued on other nodes is paid per node
   (part): each part for the completion tokens it delivered, the prompt once, with the
-  first part that delivered any token; each part rounded up on its own. Parts over the
-  cap are cut from the last part backwards.
+  *last* part that delivered any token (the node whose count of the prompt is charged,
+  which processed it, with the text before it, to give the answer's end; found
+  2026-12-05: paid with the first, a node sending one token unread then breaking took the
+  price of a prompt the continuing node processed); each part rounded up on its own.
+  Parts over the cap are cut from the last part backwards.
 - **Network fee** (:func:`network_fee`): ``amount × fee_bps // 10000`` of each part,
   rounded *down*; the node's operator gets the rest (:func:`split`).
 """
@@ -190,18 +193,17 @@ def part_costs(
 
     ``completions``: the completion tokens each part delivered; ``cap``: the estimate the
     request was admitted with (``None``: no cap). The prompt is charged once, with the
-    first part that delivered a token; a part that delivered nothing gets 0.
+    last part that delivered a token (a part that broke was continued: the next node
+    processed the prompt again, and its count is the one charged); a part that delivered
+    nothing gets 0.
     """
     if prompt_tokens < 0 or any(c < 0 for c in completions):
         raise ValueError("token counts cannot be negative")
-    out: list[int] = []
-    prompt_left = prompt_tokens
-    for c in completions:
-        if c == 0:
-            out.append(0)
-            continue
-        out.append(_priced(price, prompt_left, c))
-        prompt_left = 0
+    last = max((i for i, c in enumerate(completions) if c > 0), default=-1)
+    out = [
+        _priced(price, prompt_tokens if i == last else 0, c) if c else 0
+        for i, c in enumerate(completions)
+    ]
     if cap is not None:
         _whole("cap", cap)
         over = sum(out) - cap

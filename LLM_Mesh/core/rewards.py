@@ -21,8 +21,9 @@ micro-NetworkTokens, rounded down, where
 ``performance``
     in [0.5, 1.5]: per model the node served, its speed (completion tokens per second
     of request latency) ÷ the median speed of every node that served that model in the
-    period (1 where fewer than two did), clamped, then averaged weighted by the node's
-    successful requests (:func:`performance_milli`); 1 with no requests.
+    period and earns uptime (:func:`peer_stats`: not simulated nor held; 1 where fewer
+    than two did), clamped, then averaged weighted by the node's successful requests
+    (:func:`performance_milli`); 1 with no requests.
 
 The factors are integers in thousandths (rounded down), so the amount is integer
 arithmetic (:func:`reward_amount`); money is never a float.
@@ -56,7 +57,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "known_at_report",
     "load_slack",
     "peer_speeds",
+    "peer_stats",
     "performance_milli",
     "refusal_credit_s",
     "reward_amount",
@@ -323,6 +325,18 @@ def peer_speeds(stats: Mapping[str, Mapping[str, ModelStats]]) -> dict[str, floa
             if speed is not None:
                 by_model.setdefault(model, []).append(speed)
     return {m: statistics.median(v) for m, v in by_model.items() if len(v) >= 2}
+
+
+def peer_stats(
+    stats: Mapping[str, Mapping[str, ModelStats]], excluded: Collection[str]
+) -> dict[str, Mapping[str, ModelStats]]:
+    """The period's request statistics of the nodes whose speeds set the medians: all but
+    ``excluded``, the nodes whose uptime earns their operator nothing (every model
+    simulated, or held: caught by a canary, or an operator's other node). Found 2026-12-05
+    (attack30): an operator's sim nodes of a model, answering made-up text at once (they
+    cost it nothing: they earn no uptime), set the median, and every honest node of the
+    model was judged slow against it (performance 500: half its reward)."""
+    return {node: s for node, s in stats.items() if node not in excluded}
 
 
 def performance_milli(node: Mapping[str, ModelStats], medians: Mapping[str, float]) -> int:

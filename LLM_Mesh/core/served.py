@@ -15,8 +15,8 @@ log (``core/served_check.py``).
 ``request_id`` is the gateway's signed ``X-Request-Id`` (always gateway-made: never the
 client's own id, ARCHITECTURE.md "The node's request id"); ``outcome`` ``ok`` (the
 generation finished), ``cancelled`` (its client or the gateway left first) or ``error``;
-``continued``: a part continuing another node's stream (``mesh_continue``: its prompt was
-charged with the first part); ``gateway_ms`` the gateway's signed time. Only for a request
+``continued``: a part continuing another node's stream (``mesh_continue``: its prompt
+holds the text the part before it gave); ``gateway_ms`` the gateway's signed time. Only for a request
 the gateway signed with its Ed25519 key (``auth: signature``; not its per-node MAC, which
 nobody else can check) the signature and the body's SHA-256 it covers are kept: evidence
 anyone holding the registry's public key can check (``core/gateway_auth.gateway_bytes``).

@@ -16,9 +16,13 @@ stream continued on another node of the same operator has two records under one 
 - **underpaid**: the ``settle`` entries paying the account for the request add up to less
   than the published price of the tokens the node counted (``core/pricing.py``: the
   registry's published price of the model, ``GET /v1/pricing``, else the catalog's, else
-  the custom price; the prompt charged with the first part, so a ``continued`` part at
-  its completion only; less the network's fee at ``fee_bps``, rounded down): a registry
-  paying less than its own rule;
+  the custom price; a ``continued`` part at its completion only, though it is paid the
+  prompt too (``core/pricing.part_costs``: the prompt goes with the last part that
+  delivered a token; its record's count holds the text before it, which the node cannot
+  tell apart); less the network's fee at ``fee_bps``, rounded down): a registry paying
+  less than its own rule. A part whose stream broke and was continued is paid the tokens
+  relayed, its prompt with the part after it: a node that logged such a part ``ok`` (it
+  finished, its connection broke) shows as underpaid by its prompt;
 - **another fee**: paid less than that, but the request's own entries state a fee (the
   ``fee`` entry each ``settle`` is followed by, ``registry/settle_ledger.transfers``) and
   the share and its fee add up to at least the price of the tokens: the request was cut at

@@ -13,20 +13,28 @@ node's estimate is a few milliseconds, so each waiter took a task and a timer ev
 any number of them (found 2026-12-05; docs/security.md, "Users and API keys"). Now at
 least :data:`RECHECK_S` passes between looks without a change, and at most
 :data:`MAX_SEND_WAITERS` requests wait at once in a process; one more is answered at once
-as without a wait (429 ``overloaded``). Of those places one API key may hold at most
-:func:`key_cap` (a quarter, :data:`KEY_SHARE`): until 2026-12-05 one key's flood of waiting
-requests could take all 256 and every other key's wait was refused at once (found
-2026-12-05; docs/security.md, "Users and API keys"). Four keys at their quarter still
-filled them all; now the last :func:`kept_for_new` places (an eighth, :data:`NEW_KEY_SHARE`)
-go only to keys with no place yet, one each, so a fifth key still waits (found open
-2026-12-05).
+as without a wait (429 ``overloaded``).
 
-The decisions themselves live here, so that the gateway (``registry/send.py``,
-``registry/routing.py``) and the fleet simulator (``simulator/gateway.py``) run the same
-code: :class:`WaitPlaces` counts the places and says why none is left, :class:`SlotWait`
-decides at each look whether a request goes on, sleeps (and how long) or gives up.
-Pure: the caller picks a node, sleeps (woken early by a change of routing,
-:class:`~LLM_Mesh.core.wake_on_change.WakeOnChange`) and reads its own clock.
+Who holds those places (:func:`place_for`): until 2026-12-05 one key's flood took all 256
+and every other key's wait was refused; then one key held at most a quarter, and the last
+eighth went to keys with none yet, one each: four keys at their quarter and 32 more, or 33
+keys in all, still filled them (found 2026-12-05; docs/security.md, "Users and API keys").
+Any fixed bound per key leaves that gap (keys × bound places), so the places are now
+shared as a buffer shared by flows is by *push-out* (longest queue drop): a free place
+goes to any key; when none is free, a key holding ``h`` takes a place from the key that
+holds the most, ``m``, if ``m ≥ h + 2`` (its newest waiter is answered at once as without
+a wait), else it is refused. So a key alone may use every place, a key with none finds one
+as long as some key holds two (fewer keys wait than there are places), and a key asking for
+a place while all are taken is refused only when no key holds two more than it: keys that
+all keep asking end within one place of each other, none above ``ceil(places / keys)``.
+The decision knows no keys, only counts of a *holder*'s places: the admit stage's wait for
+anonymous requests shares its places between addresses by the same rule (one holder an
+IPv4 address or an IPv6 /64, :mod:`~LLM_Mesh.core.anonymous_wait`; found 2026-12-05: 64
+/64s filled them all). Pure: the caller counts (``core/wait_places.py``) and sleeps.
+
+:class:`SlotWait` decides at each look whether a waiting request goes on, sleeps (and how
+long) or gives up (moved from ``registry/send.py`` on 2026-12-05): the gateway and the
+fleet simulator (``simulator/gateway.py``) run the same code.
 """
 
 from __future__ import annotations
@@ -37,25 +45,28 @@ from typing import NamedTuple
 from LLM_Mesh.core.route_types import Verdict
 
 __all__ = [
-    "KEY_SHARE",
     "MAX_SEND_WAITERS",
-    "NEW_KEY_SHARE",
     "RECHECK_S",
     "Look",
     "Next",
+    "Place",
     "SlotWait",
-    "WaitPlaces",
-    "kept_for_new",
-    "key_cap",
     "may_wait",
+    "place_for",
     "ran_out",
     "recheck_s",
 ]
 
 RECHECK_S = 0.25  # the shortest sleep between two looks when nothing changed
 MAX_SEND_WAITERS = 256  # requests in the send stage's wait at once, per process
-KEY_SHARE = 0.25  # the most of those places one API key's requests hold at once
-NEW_KEY_SHARE = 0.125  # the last places, kept for keys with none yet (one each)
+
+
+class Place(Enum):
+    """What :func:`place_for` decides for one more waiting request."""
+
+    TAKE = "take"  # a free place
+    PUSH = "push"  # the place of the newest waiter of the key holding the most
+    REFUSE = "refuse"  # none: answered at once as without a wait
 
 
 def recheck_s(hint: float | None, left: float) -> float:
@@ -64,81 +75,31 @@ def recheck_s(hint: float | None, left: float) -> float:
     return min(left, max(RECHECK_S, RECHECK_S if hint is None else hint))
 
 
-def key_cap(cap: int = MAX_SEND_WAITERS, share: float = KEY_SHARE) -> int:
-    """The places of ``cap`` one key may hold: ``share`` of them, at least 1 (while any)."""
-    if cap < 0 or not 0.0 < share <= 1.0:
-        raise ValueError("need cap >= 0 and 0 < share <= 1")
-    return min(cap, max(1, int(cap * share)))
-
-
-def kept_for_new(cap: int = MAX_SEND_WAITERS) -> int:
-    """The last places of ``cap`` that only a key with no place yet may take:
-    :data:`NEW_KEY_SHARE` of them, rounded down (none of a handful)."""
+def may_wait(waiting: int, cap: int = MAX_SEND_WAITERS) -> bool:
+    """Whether a place is free, ``waiting`` already waiting here."""
     if cap < 0:
         raise ValueError("cap must be at least 0")
-    return int(cap * NEW_KEY_SHARE)
+    return waiting < cap
 
 
-def may_wait(
-    waiting: int, cap: int = MAX_SEND_WAITERS, key_waiting: int = 0, share: float = KEY_SHARE
-) -> bool:
-    """Whether one more request may wait, ``waiting`` already waiting here, ``key_waiting``
-    of them for its API key: a place free, the key under its :func:`key_cap`, and, for a key
-    that holds places already, one free besides the :func:`kept_for_new` ones."""
-    if cap < 0:
-        raise ValueError("cap must be at least 0")
-    if waiting >= cap or key_waiting >= key_cap(cap, share):
-        return False
-    return key_waiting == 0 or waiting < cap - kept_for_new(cap)
+def place_for(held: int, waiting: int, most: int, cap: int = MAX_SEND_WAITERS) -> Place:
+    """One more waiting request of a holder (an API key; an anonymous address) that holds
+    ``held`` places, ``waiting`` held in all, ``most`` by the holder that holds the most: a
+    free place, else push-out from that holder when it holds two more than this one would
+    before taking (module docstring)."""
+    if cap < 0 or held < 0 or most < held or waiting < most:
+        raise ValueError("need 0 <= held <= most <= waiting and cap >= 0")
+    if may_wait(waiting, cap):
+        return Place.TAKE
+    if most >= held + 2:
+        return Place.PUSH
+    return Place.REFUSE
 
 
 def ran_out(wait_s: float) -> str:
     """Why a request that waited ``wait_s`` is refused (this wait's or the admit stage's):
     until 2026-12-05 it was told to send X-Mesh-Wait or mesh_wait_s, which it had done."""
     return f"its X-Mesh-Wait or mesh_wait_s of {wait_s:g} s ran out"
-
-
-class WaitPlaces:
-    """The places of the send stage's wait in one gateway process: how many are held, by
-    which API key (at most ``cap`` in all, :func:`may_wait`'s rules). Moved here from
-    ``registry/routing.py`` on 2026-12-05 so that the simulator counts by the same code."""
-
-    __slots__ = ("by_key", "cap", "held")
-
-    def __init__(self, cap: int = MAX_SEND_WAITERS) -> None:
-        if cap < 0:
-            raise ValueError("cap must be at least 0")
-        self.cap = cap
-        self.held = 0
-        self.by_key: dict[str, int] = {}  # places held per API key id (at most key_cap)
-
-    def take(self, key: str) -> str:
-        """A place for a request of API key ``key``: "" when taken (give it back with
-        :meth:`leave`), else why there is none (the request is answered as without a
-        wait)."""
-        held = self.by_key.get(key, 0)
-        if not may_wait(self.held, self.cap, held):
-            if self.held >= self.cap:
-                return "as many requests as may wait here wait already"
-            cap = key_cap(self.cap)
-            if held >= cap:
-                return f"{cap} requests of this API key wait here already, the most one key may"
-            kept = kept_for_new(self.cap)
-            return f"the last {kept} places are kept for API keys with none waiting here yet"
-        self.held += 1
-        self.by_key[key] = held + 1
-        return ""
-
-    def leave(self, key: str) -> None:
-        """Give back a place :meth:`take` gave a request of ``key``."""
-        if self.by_key.get(key, 0) <= 0:
-            raise ValueError(f"no place held for key {key!r}")
-        self.held -= 1
-        n = self.by_key[key] - 1
-        if n > 0:
-            self.by_key[key] = n
-        else:
-            del self.by_key[key]
 
 
 class Next(str, Enum):
@@ -169,28 +130,17 @@ class SlotWait:
     It waits until ``min(started + wait_s, deadline)`` (``until``). At each look
     (:meth:`look`, after every pick) a free node sends it on, even at the very end; else it
     gives up once nothing is ``left``, else it sleeps :func:`recheck_s` of the router's
-    estimate, or, with ``every_s`` (the admit stage's wait for an anonymous request,
-    ``core/anonymous_wait.LOOK_S``), ``every_s`` whatever the estimate, at most what is
-    left. ``trace``: keep every :class:`Look` in ``looks`` (tests compare the gateway's
-    with the simulator's)."""
+    estimate. ``trace``: keep every :class:`Look` in ``looks`` (tests compare the
+    gateway's with the simulator's)."""
 
-    __slots__ = ("every_s", "looks", "started", "until", "wait_s")
+    __slots__ = ("looks", "started", "until", "wait_s")
 
     def __init__(
-        self,
-        started: float,
-        wait_s: float,
-        deadline: float,
-        *,
-        every_s: float | None = None,
-        trace: bool = False,
+        self, started: float, wait_s: float, deadline: float, *, trace: bool = False
     ) -> None:
-        if every_s is not None and not every_s > 0:  # NaN fails too
-            raise ValueError("every_s must be above 0")
         self.started = started
         self.wait_s = wait_s
         self.until = min(started + wait_s, deadline)
-        self.every_s = every_s
         self.looks: list[Look] | None = [] if trace else None
 
     def left(self, now: float) -> float:
@@ -209,9 +159,7 @@ class SlotWait:
             why = ran_out(self.wait_s) if self.wait_s > 0 else ""
             step = Look(verdict, Next.RAN_OUT, why=why, woken=woken)
         else:
-            every = self.every_s
-            sleep = recheck_s(hint, left) if every is None else min(left, every)
-            step = Look(verdict, Next.SLEEP, sleep, woken=woken)
+            step = Look(verdict, Next.SLEEP, recheck_s(hint, left), woken=woken)
         if self.looks is not None:
             self.looks.append(step)
         return step

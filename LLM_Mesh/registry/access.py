@@ -43,13 +43,21 @@ is called:
    wait (``mesh_wait_s``), waits here until no keyed request waits and a node is free.
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
    waiting keyed request first. At most ``MAX_ANONYMOUS_WAITERS`` anonymous requests wait
-   in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`); one more is refused at once.
+   in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`), shared between addresses
+   (the scope of check 2b) by push-out (:mod:`~LLM_Mesh.core.wait_places`): with all
+   taken, a request of an address holding two fewer than the address holding the most
+   takes that one's newest place (its waiter answered at once, as without a wait), else it
+   is refused at once.
    Where ``anonymous_rpm`` applies, anonymous requests sent on from here (every address,
    loopback too) hold at most ``Settings.anonymous_share`` of the model's slots
    (``LLM_MESH_ANONYMOUS_SHARE``, 0.75, rounded down, never the last slot:
    :mod:`LLM_Mesh.core.anonymous_share`) until they end however they end: past it an
    anonymous request is refused or waits as on a saturated model, so a keyed request finds
-   a free slot while anonymous clients of any number of addresses flood the model.
+   a free slot while anonymous clients of any number of addresses flood the model. With
+   a Redis URL the share holds for every replica together (one count per model, as check
+   2b's, :mod:`~LLM_Mesh.registry.redis_inflight`; Redis out: each replica its own), each
+   replica judging it against the slots it sees (the same nodes, through the store) and
+   the keyed requests it has seen.
 
 The price check (:mod:`~LLM_Mesh.registry.charge`) runs between 2 and 3.
 The key cache lives in this process; the buckets too, unless the gateway has a Redis URL
@@ -66,15 +74,15 @@ from functools import partial
 
 from starlette.responses import Response
 
-from LLM_Mesh.core import anonymous_wait
+from LLM_Mesh.core import slot_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
-from LLM_Mesh.core.anonymous_wait import Clear
+from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS, Clear, clear
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
-from LLM_Mesh.core.slot_wait import Next, SlotWait
+from LLM_Mesh.core.wait_places import WaitPlaces
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
@@ -340,7 +348,8 @@ class AnonymousLast:
     its slots kept for them (module docstring)."""
 
     __slots__ = (
-        "clock", "keyed_seen", "observer", "routing", "running", "share", "waiting", "waiting_all",
+        "clock", "full_until", "keyed_seen", "places", "routing", "running", "share", "shared",
+        "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -348,31 +357,46 @@ class AnonymousLast:
         routing: Routing,
         clock: Callable[[], float],
         share: float | None = None,
-        observer: Callable[[], Callable[[Job, SlotWait], None] | None] | None = None,
+        shared: SharedInFlight | None = None,
     ) -> None:
         self.routing = routing
         self.clock = clock
-        # who sees a wait here when it ends, asked as each begins (``Runtime.wait_observer``:
-        # tests compare the looks with the simulator's); None: nobody
-        self.observer = observer
         if share is not None:
             anonymous_cap(1, share)  # checked now: between 0 and 1
         self.share = share  # None: anonymous requests may take every slot
         self.running = _Running(routing)  # anonymous requests sent on, per model (a share)
         self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
-        self.waiting_all = 0  # ... and for every model together (core/anonymous_wait.py)
+        # ... and their places, every model together, shared between addresses by push-out
+        # (core/anonymous_wait.py)
+        self.places = WaitPlaces(MAX_ANONYMOUS_WAITERS, "address", _NO_ROOM)
         # when a keyed request for each model last came (models are the served or catalog
         # ids parse let through; cleared past _KEYED_SEEN_MAX all the same)
         self.keyed_seen: dict[str, float] = {}
+        # every replica's anonymous requests in flight per model (Redis, SHARE_PREFIX);
+        # None: this process's alone
+        self.shared = shared if share is not None else None
+        # model -> until when its share counts as taken here: every replica's requests held
+        # it at the last take (no Redis round trip a look for the waiters till then)
+        self.full_until: dict[str, float] = {}
 
-    def _over_share(self, model: str) -> bool:
-        share = self.share
-        if share is None:
-            return False
+    @property
+    def waiting_all(self) -> int:
+        """Anonymous requests waiting here, every model together."""
+        return self.places.waiting
+
+    def _cap(self, model: str) -> int:
+        """The most anonymous requests the model may have in flight (``share`` not None)."""
         seen = self.keyed_seen.get(model)
         keyed = seen is not None and self.clock() - seen < KEYED_RECENT_S
-        cap = anonymous_cap(self.routing.slots(model), share, keyed)
-        return self.running.counts.get(model, 0) >= cap
+        return anonymous_cap(self.routing.slots(model), self.share or 0.0, keyed)
+
+    def _over_share(self, model: str) -> bool:
+        if self.share is None:
+            return False
+        if self.running.counts.get(model, 0) >= self._cap(model):
+            return True
+        until = self.full_until.get(model)
+        return until is not None and self.clock() < until
 
     def _keyed(self, model: str) -> None:
         seen = self.keyed_seen
@@ -397,7 +421,7 @@ class AnonymousLast:
         constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
         # the share is read only while a node is open (the rule reads it only then)
         over = bool(open_) and not keyed_waiting and self._over_share(model)
-        said = anonymous_wait.clear(keyed_waiting, open_, full, over, constrained)
+        said = clear(keyed_waiting, open_, full, over, constrained)
         if said is Clear.ASK:
             return routing.pick(self._route(job)).verdict is not Verdict.SATURATED
         return said is Clear.GO
@@ -428,56 +452,85 @@ class AnonymousLast:
                 self._keyed(job.model)
             return None
         if self._clear(job):
-            return self._admit(job)
+            give = await self._take(job.model)
+            if give is not None:
+                return self._admit(job, give)
         if job.ext.wait_s <= 0:
             raise self._refusal(job)
-        if not anonymous_wait.may_wait(self.waiting_all):
-            raise self._refusal(job, _NO_ROOM)
+        place = self.places.take(client.address)  # (it may push out another's waiter)
+        if isinstance(place, str):  # every place taken, none to push out: as without a wait
+            raise self._refusal(job, place)
         model, routing = job.model, self.routing
-        # each look is core/slot_wait.SlotWait's (the fleet simulator runs the same)
-        observe = self.observer() if self.observer is not None else None
-        wait = SlotWait(job.started, job.ext.wait_s, job.deadline, every_s=anonymous_wait.LOOK_S,
-                        trace=observe is not None)  # fmt: skip
+        until = min(job.started + job.ext.wait_s, job.deadline)
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + job.ext.wait_s  # bounded even if the clock stands still
         routing.demand.wait_begin(model)
         self.waiting[model] = self.waiting.get(model, 0) + 1
-        self.waiting_all += 1
-        woken: bool | None = None
         try:
             while True:
-                cleared = Verdict.OK if self._clear(job) else Verdict.SATURATED
-                left = wait.left(self.clock()) if loop.time() < hard_stop else 0.0
-                look = wait.look(cleared, None, left, woken)
-                if look.next is Next.SEND:
-                    break
-                if look.next is Next.RAN_OUT:  # not "send a wait": it did
-                    raise self._refusal(job, look.why)
-                # keyed waiters are woken by the same change; look briefly to let them go first
-                woken = await routing.wait_change(look.sleep_s, model)
+                give = await self._take(model) if self._clear(job) else None
+                if give is not None:
+                    return self._admit(job, give)
+                left = until - self.clock()
+                if left <= 0 or loop.time() >= hard_stop:  # not "send a wait": it did
+                    raise self._refusal(job, slot_wait.ran_out(job.ext.wait_s))
+                # keyed waiters are woken by the same change; poll briefly to let them go first
+                await routing.wait_change(min(left, 0.05), model, place)
+                if place.out:  # pushed out for another address's request: as without a wait
+                    raise self._refusal(job, place.out)
         finally:
+            self.places.leave(place)
             routing.demand.wait_end(model)
-            self.waiting_all -= 1
-            if observe is not None:
-                observe(job, wait)
             n = self.waiting.get(model, 0) - 1
             if n > 0:
                 self.waiting[model] = n
             else:
                 self.waiting.pop(model, None)
-        return self._admit(job)
 
-    def _admit(self, job: Job) -> Job | tuple[Job, _InFlightHold] | None:
-        """Sent on without the send stage's wait; counted in the share until it ends (in
-        the same step of the loop as the check that cleared it)."""
+    async def _take(self, model: str) -> Callable[[], None] | None:
+        """A place in the model's share (``share`` None: a no-op): without Redis counted
+        here in the same step of the loop as the check that cleared it; with Redis one
+        atomic take against every replica's count (``SharedInFlight.take``; Redis out:
+        this replica's), ``None`` when the share is taken (marked for
+        :data:`_SHARED_FULL_S`). The function gives it back, once."""
+        if self.share is None:
+            return _nothing
+        shared = self.shared
+        if shared is not None:
+            got = await shared.take(model, self._cap(model))
+            if got is None:
+                marks = self.full_until
+                if len(marks) >= _KEYED_SEEN_MAX and model not in marks:
+                    marks.clear()
+                marks[model] = self.clock() + _SHARED_FULL_S
+                return None
+            self.running.take(model)
+
+            def give() -> None:
+                got()
+                self.full_until.pop(model, None)  # room again: the next look asks Redis
+                self.running.give(model)
+
+            return give
+        self.running.take(model)
+        return partial(self.running.give, model)
+
+    def _admit(self, job: Job, give: Callable[[], None]) -> Job | tuple[Job, _InFlightHold] | None:
+        """Sent on without the send stage's wait; counted in the share until it ends."""
         went = _no_wait(job)
         if self.share is None:
             return went
-        self.running.take(job.model)
-        return went or job, _InFlightHold(partial(self.running.give, job.model), job.stream)
+        return went or job, _InFlightHold(give, job.stream)
 
 
 _KEYED_SEEN_MAX = 4096
+# how long a model whose shared share (every replica's, Redis) was taken counts as taken
+# here without asking again; a place this replica gives back ends it at once
+_SHARED_FULL_S = 0.25
+
+
+def _nothing() -> None:
+    return None
 
 
 class _Running:

@@ -141,8 +141,10 @@ def stated_prompt_tokens(job: Job, tally: Tally) -> int:
 def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
     """``(node id, µNT)`` per node part of the answer, in order: the earlier nodes of a
     continued stream, then the last; each for the completion tokens it delivered, the
-    prompt (:func:`charged_prompt_tokens`) once, with the first part that delivered a
-    token (the node that processed it), the whole capped at the job's estimate."""
+    prompt (:func:`charged_prompt_tokens`) once, with the last part that delivered a
+    token (the node whose count is charged, which processed the prompt again after the
+    part before it broke: ``core/pricing.part_costs``), the whole capped at the job's
+    estimate."""
     parts = list(tally.parts)
     if tally.node_id is not None:
         parts.append((tally.node_id, tally.completion_tokens))

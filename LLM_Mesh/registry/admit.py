@@ -327,6 +327,6 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
         checks.append(Charge(rt.settlement))
     checks += [
         IdempotencyCheck(rt.idempotency, rt.paid_ids),
-        AnonymousLast(rt.routing, rt.clock, share, lambda: rt.wait_observer),
+        AnonymousLast(rt.routing, rt.clock, share, rt.shared_share),  # Redis: every replica's
     ]
     return checks

@@ -83,7 +83,7 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
-from LLM_Mesh.registry.redis_inflight import SharedInFlight
+from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -205,6 +205,10 @@ def create_registry_app(
         if settings.anonymous_in_flight is not None and settings.anonymous_rpm is not None:
             runtime.shared_in_flight = SharedInFlight(  # on the rate limits' client
                 runtime.shared_limits.client, InFlight(settings.anonymous_in_flight)
+            )
+        if settings.anonymous_rpm is not None and settings.anonymous_share < 1:
+            runtime.shared_share = SharedInFlight(  # a model's share: its cap with each take
+                runtime.shared_limits.client, InFlight(1), prefix=SHARE_PREFIX
             )
     ledger_engine = ledger_engine_of(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
@@ -386,6 +390,8 @@ def create_registry_app(
                     await beat.stop()
                 if runtime.shared_in_flight is not None:
                     await runtime.shared_in_flight.aclose()
+                if runtime.shared_share is not None:
+                    await runtime.shared_share.aclose()
                 if runtime.shared_limits is not None:
                     await runtime.shared_limits.aclose()
                 if runtime.owns_client and runtime.client is not None:

@@ -75,6 +75,8 @@ async def start_keys(
         runtime.shared_limits.names = ScopeNames.of_registry_key(key)
     if runtime.shared_in_flight is not None:  # the same names for the in-flight counts
         runtime.shared_in_flight.names = ScopeNames.of_registry_key(key)
+    if runtime.shared_share is not None:  # and for the models' anonymous shares
+        runtime.shared_share.names = ScopeNames.of_registry_key(key)
     if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
         runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)

@@ -62,7 +62,7 @@ class Extensions:
     trusted_only: bool = False  # only nodes whose trust score reaches the threshold
     present: bool = False  # some extension field was in the body (strip before forwarding)
     # the API key id whose share of the send stage's wait places a waiting request takes
-    # (set by access.Authenticate when ``wait_s`` > 0; core/slot_wait.key_cap)
+    # (set by access.Authenticate when ``wait_s`` > 0; core/slot_wait.place_for)
     waiter: str = ""
 
 

@@ -108,6 +108,13 @@ class NodeEntry:
     revoked: bool = False
 
 
+_KEPT_ON_REGISTER = (
+    "reported_in_flight", "reported_queued", "known_load",  # its last load report
+    "refusing_since", "refused_at", "answered", "refused", "tallied_at",  # its refusals
+)  # fmt: skip
+"""What a node's registration again does not clear (``NodeTable.register``): the evidence
+its heartbeats' uptime credit is judged by (``registry/uptime_credit.py``)."""
+
 REFUSAL_NO_CREDIT_S = 300.0
 """How long after a node refused the gateway's key its heartbeats credit no uptime (unless
 it registers again here or answers a request first): with traffic a refusing node is tried
@@ -170,6 +177,13 @@ class NodeTable:
             # would put a node that cannot prove its key back in routing, credited uptime)
             entry.check_failed, entry.checked_at = old.check_failed, old.checked_at
             entry.check_since, entry.check_why = old.check_since, old.check_why
+            # nor is a registration evidence of serving: its refusals and the load report
+            # that steers the router (which keeps it across a registration) stand, or a
+            # node registering again before each heartbeat was credited in full while
+            # refusing everything or reporting itself full (found 2026-12-05). Only the
+            # gateway-key refusal (401) ends with it: registering re-pins the key
+            for name in _KEPT_ON_REGISTER:
+                setattr(entry, name, getattr(old, name))
         self._nodes[reg.node_id] = entry
         self.changes += 1
         for model_id in entry.models:

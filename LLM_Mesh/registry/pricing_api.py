@@ -33,7 +33,7 @@ router = APIRouter(tags=["Pricing"])
 
 RULE = (
     "each part's cost = ceil((prompt_tokens × prompt_per_1k + completion_tokens × "
-    "completion_per_1k) / 1000) µNT (the prompt with the first part that delivered a token; "
+    "completion_per_1k) / 1000) µNT (the prompt with the last part that delivered a token; "
     "a part without a completion token costs 0; all parts at most the request's estimate); "
     "its fee = floor(cost × network_fee_bps / 10000); the node's operator is paid cost - fee"
 )

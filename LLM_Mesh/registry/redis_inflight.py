@@ -14,6 +14,11 @@ there, removed or expired, is not put back); a request that ends removes its mem
 the background: the answer is not held back). A replica that
 dies leaves its members for at most one lease.
 
+The same counts, under their own prefix (:data:`SHARE_PREFIX`), hold a model's anonymous
+requests in flight for every replica together (``access.AnonymousLast``'s share of its
+slots, :mod:`~LLM_Mesh.core.anonymous_share`): there the cap is given with each take, as
+the share of the slots the replica sees then.
+
 When Redis does not answer, the replica's own count decides (the per-process bound: Redis
 out loosens the bound to one per replica, as the rate limits do; logged) and Redis is tried
 again after ``retry_s``; a request counted here is given back here. A take whose client
@@ -33,11 +38,12 @@ from typing import Any
 from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.scope_names import ScopeNames
 
-__all__ = ["PREFIX", "SharedInFlight"]
+__all__ = ["PREFIX", "SHARE_PREFIX", "SharedInFlight"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "llm-mesh:if:"
+SHARE_PREFIX = "llm-mesh:share:"  # a model's anonymous requests in flight (its share)
 LEASE_S = 60.0
 
 # KEYS[1] the scope's set. ARGV: cap, member, lease (s). 1: taken, 0: at the cap.
@@ -108,14 +114,16 @@ class SharedInFlight:
         """The Redis set ``scope``'s requests are counted in (never ``scope`` in clear)."""
         return self.prefix + self.names.name(scope)
 
-    async def take(self, scope: str) -> Callable[[], None] | None:
-        """One more request of ``scope`` if every replica together has fewer than ``cap``:
-        the function that gives it back (call it once, when it ends); ``None``: refused."""
+    async def take(self, scope: str, cap: int | None = None) -> Callable[[], None] | None:
+        """One more request of ``scope`` if every replica together has fewer than ``cap``
+        (``None``: :attr:`cap`, the local count's): the function that gives it back (call
+        it once, when it ends); ``None``: refused."""
+        limit = self.cap if cap is None else cap
         if self.clock() >= self._down_until:
             key = self.key(scope)
             member = f"{self._replica}:{next(self._ids)}"
             try:
-                taken = await self._take(keys=[key], args=[self.cap, member, self.lease_s])
+                taken = await self._take(keys=[key], args=[limit, member, self.lease_s])
             except asyncio.CancelledError:  # the client left: the member may be there
                 self._background(self.client.zrem(key, member))
                 raise
@@ -128,7 +136,7 @@ class SharedInFlight:
                 self._keep_renewing()
                 return lambda: self._give(member)
         local = self.local
-        if not local.take(scope):
+        if not local.take(scope, limit):
             return None
         return lambda: local.give(scope)
 

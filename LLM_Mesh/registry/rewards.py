@@ -10,7 +10,8 @@ epoch, so every replica agrees on them). Closing a period:
    (``reward_periods``); nodes whose counter did not move are left alone;
 2. cuts the period's healthy time (:func:`~LLM_Mesh.core.rewards.close_uptime`), reads
    the period's requests (``Store.request_totals``) and computes each node's reward
-   (:func:`~LLM_Mesh.core.rewards.rewards`); a node without a live operator (revoked
+   (:func:`~LLM_Mesh.core.rewards.rewards`; the medians of speed over the nodes that earn
+   uptime only: :func:`~LLM_Mesh.core.rewards.peer_stats`); a node without a live operator (revoked
    operator or node key, no key at all) earns 0, as does a node whose every model is
    simulated (``core/rewards.earns_uptime``: it serves no model; unless
    ``Settings.reward_simulated``, for test meshes); a node quarantined by a canary when the
@@ -50,6 +51,7 @@ from LLM_Mesh.core.rewards import (
     close_uptime,
     due_period,
     earns_uptime,
+    peer_stats,
     rewards,
     uptime_period,
 )
@@ -146,7 +148,8 @@ class RewardTask:
     async def close(self, start: int) -> PeriodReport:
         """Close the period starting at ``start`` (Unix seconds) for every node not yet."""
         period_ms = self.period_s * 1000
-        nodes = [n for n in await self.store.list_nodes() if n.healthy_ms > 0]
+        every = await self.store.list_nodes()
+        nodes = [n for n in every if n.healthy_ms > 0]
         if not nodes:  # nothing to do, and no need to open the ledger's database
             return PeriodReport(start, 0, 0, 0, 0)
         marks = await self._marks([n.node_id for n in nodes])
@@ -169,8 +172,13 @@ class RewardTask:
             return PeriodReport(start, 0, 0, 0, already)
         owners = await self._owners([n.node_id for group in due.values() for n, _, _ in group])
         keyed = await pseudonyms(await self.ledger.engine())
-        for node_id in await self._held(set(owners)):
+        # held in the store now: quarantined (any model), or another node of their operator
+        # is; their earnings are held (registry/held.py), their uptime rewards too
+        held = set(await self.store.held_nodes())
+        for node_id in held & set(owners):
             owners[node_id] = keyed.held(node_id)  # earned, held until the admin decides
+        # whose speeds set the medians: nodes whose uptime earns (core/rewards.peer_stats)
+        unpaid = held | {n.node_id for n in every if not self._earns(n)}
         closed = paid = amount = 0
         for label, group in sorted(due.items()):
             stats = await self.store.request_totals(_dt(label), _dt(label + self.period_s))
@@ -178,7 +186,7 @@ class RewardTask:
                 [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in group],
                 rate=self.rate,
                 period_ms=period_ms,
-                peers=stats,
+                peers=peer_stats(stats, unpaid),
             )
             rows = [
                 _Row(
@@ -285,14 +293,6 @@ class RewardTask:
         """Whether the node's uptime is worth a reward: it serves a model it does not
         simulate (``core/rewards.earns_uptime``), or simulated ones count here."""
         return self.reward_simulated or earns_uptime(node.models)
-
-    async def _held(self, node_ids: set[str]) -> set[str]:
-        """Those of ``node_ids`` held in the store now: quarantined (any model), or another
-        node of their operator is. Their earnings are held (``registry/held.py``), their
-        uptime rewards too."""
-        if not node_ids:
-            return set()
-        return set(await self.store.held_nodes()) & node_ids
 
     @staticmethod
     async def _closed_in(conn: AsyncConnection, start: int, node_ids: list[str]) -> set[str]:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
@@ -54,14 +55,21 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, WaitPlaces
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
+from LLM_Mesh.core.wait_places import WaitPlace, WaitPlaces
 from LLM_Mesh.core.wake_on_change import WakeOnChange
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
-__all__ = ["Routing"]
+__all__ = ["Routing", "WaitPlace"]
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
 
 # not counted as a node's request when they end: a client gone, the node busy, a refusal
 # (counted as a failure only if it is blamed)
@@ -102,48 +110,52 @@ class Routing:
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
-        # model -> the event its waiters sleep on (core/wake_on_change.py: the rule)
-        self._wake: WakeOnChange[asyncio.Event] = WakeOnChange(asyncio.Event)
-        # the places of the send stage's opt-in wait (core/slot_wait.py)
-        self.places = WaitPlaces(MAX_SEND_WAITERS)
+        # model -> the futures its waiters sleep on (one a look; a change resolves them all:
+        # core/wake_on_change.py)
+        self._wake: WakeOnChange[asyncio.Future[None]] = WakeOnChange()
+        # requests in the send stage's opt-in wait, at most MAX_SEND_WAITERS at once,
+        # shared among API keys by push-out (core/slot_wait.place_for, core/wait_places.py)
+        self.send_places = WaitPlaces(
+            MAX_SEND_WAITERS, "API key", "as many requests as may wait here wait already"
+        )
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
 
-    def take_place(self, key: str) -> str:
-        """A place in the send stage's opt-in wait for a request of API key ``key``
-        (``core/slot_wait.WaitPlaces``: at most ``max_send_waiters`` in all, ``key_cap`` of
-        them per key, the last ``kept_for_new`` for keys with none yet): "" when taken (give
-        it back with :meth:`leave_place`), else why there is none (the request is answered
-        as without a wait)."""
-        return self.places.take(key)
-
-    def leave_place(self, key: str) -> None:
-        """Give back a place :meth:`take_place` gave a request of ``key``."""
-        self.places.leave(key)
-
     @property
     def send_waiters(self) -> int:
-        """Requests holding a place in the send stage's wait now."""
-        return self.places.held
+        """Requests in the send stage's opt-in wait now."""
+        return self.send_places.waiting
 
     @property
     def max_send_waiters(self) -> int:
-        """The most requests in the send stage's wait at once (``WaitPlaces.cap``)."""
-        return self.places.cap
+        """The most requests in the send stage's opt-in wait at once (core/slot_wait.py)."""
+        return self.send_places.cap
 
     @max_send_waiters.setter
     def max_send_waiters(self, cap: int) -> None:
-        if cap < 0:
-            raise ValueError("max_send_waiters must be at least 0")
-        self.places.cap = cap
+        self.send_places.cap = cap
 
     @property
-    def key_waiters(self) -> dict[str, int]:
-        """The places held per API key id."""
-        return self.places.by_key
+    def key_waiters(self) -> dict[str, dict[WaitPlace, None]]:
+        """Of those, per API key id, oldest first."""
+        return self.send_places.by_holder
 
+    def take_place(self, key: str) -> WaitPlace | str:
+        """A place in the send stage's opt-in wait for a request of API key ``key``
+        (:meth:`WaitPlaces.take <LLM_Mesh.core.wait_places.WaitPlaces.take>`: at most
+        ``max_send_waiters`` in all; when none is free, the newest place of the key holding
+        the most, if it holds two more than ``key``, whose waiter is then told by
+        :attr:`WaitPlace.out` and woken): the place (give it back with :meth:`leave_place`),
+        else why there is none (the request is answered as without a wait)."""
+        return self.send_places.take(key)
+
+    def leave_place(self, place: WaitPlace) -> None:
+        """Give back a place :meth:`take_place` gave (once; a place pushed out is gone)."""
+        self.send_places.leave(place)
+
+    # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:
         """A registration (or a stored node loaded at start-up)."""
         out = self.quarantined.get(entry.node_id, frozenset())
@@ -191,7 +203,7 @@ class Routing:
         """Mirror the table's liveness of ``node_id`` into the router."""
         entry = self.table.get(node_id)
         if entry is None:
-            self.router.remove_node(node_id)
+            self.router.remove_node(node_id, self.clock())
             return
         self.router.set_routable(node_id, self.table.healthy(entry))
 
@@ -215,8 +227,9 @@ class Routing:
             self.upsert(entry)
 
     def remove(self, node_id: str) -> None:
-        """The node said goodbye (``DELETE``): out of routing, its statistics dropped."""
-        self.router.remove_node(node_id)
+        """The node said goodbye (``DELETE``): out of routing, its statistics dropped, but
+        not an ejection it serves (found 2026-12-05: a goodbye and a registration ended it)."""
+        self.router.remove_node(node_id, self.clock())
 
     # -- decisions ------------------------------------------------------------------
     def pick(self, req: RouteRequest) -> Decision:
@@ -350,22 +363,32 @@ class Routing:
     def _changed(self, models: Iterable[str]) -> None:
         """Wake the waiters of ``models`` (those of other models sleep on: nothing of theirs
         changed; ``core/wake_on_change.py``)."""
-        for ev in self._wake.changed(models):
-            ev.set()
+        for fut in self._wake.changed(models):
+            if not fut.done():
+                fut.set_result(None)
 
-    async def wait_change(self, timeout_s: float, model: str) -> bool:
+    async def wait_change(
+        self, timeout_s: float, model: str, place: WaitPlace | None = None
+    ) -> bool:
         """Sleep until routing changes for ``model`` or ``timeout_s`` passes (whichever is
-        first): whether a change woke it."""
-        if timeout_s <= 0:
+        first), or ``place`` (the sleeper's place in a wait) is pushed out: whether it was
+        woken (by a change or the push-out) before its time."""
+        if timeout_s <= 0 or (place is not None and place.out):
             return False
-        ev = self._wake.sleeper(model)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._wake.sleep(model, fut)
+        if place is not None:
+            place.wake = partial(_resolve, fut)
         self._waiters += 1
         try:
-            await asyncio.wait_for(ev.wait(), timeout_s)
+            await asyncio.wait_for(fut, timeout_s)
         except asyncio.TimeoutError:
             return False
         finally:
             self._waiters -= 1
+            if place is not None:
+                place.wake = None
+            self._wake.leave(model, fut)
         return True
 
     # -- views ----------------------------------------------------------------------------

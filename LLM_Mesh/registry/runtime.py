@@ -118,6 +118,9 @@ class Runtime:
     # anonymous requests in flight per address, counted by every replica (Redis); None:
     # this process's (access.InFlightBound)
     shared_in_flight: SharedInFlight | None = None
+    # anonymous requests in flight per model (their share of its slots), counted by every
+    # replica (Redis); None: this process's (access.AnonymousLast)
+    shared_share: SharedInFlight | None = None
     # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
     # one write per heartbeat (a store without batch methods)
     heartbeats: HeartbeatWriter | None = None

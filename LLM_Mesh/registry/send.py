@@ -46,9 +46,10 @@ all for the first attempt: 503 ``model_unavailable`` (none up) or 429 ``overload
 into a bounded wait (``mesh_wait_s`` / ``X-Mesh-Wait``), which looks again at every
 change of routing, else at the router's estimate but no sooner than
 :data:`~LLM_Mesh.core.slot_wait.RECHECK_S`, until a node frees or the wait ends; at most
-:data:`~LLM_Mesh.core.slot_wait.MAX_SEND_WAITERS` wait at once in a process, of them at
-most a quarter (``slot_wait.key_cap``) for one API key (one more is answered as without
-a wait). Either refusal counts as refused
+:data:`~LLM_Mesh.core.slot_wait.MAX_SEND_WAITERS` wait at once in a process, shared among
+API keys by push-out (``slot_wait.place_for``: with every place taken, a key's request
+takes the newest place of the key holding two more than it; one with none to take, and the
+waiter pushed out, are answered as without a wait). Either refusal counts as refused
 demand (:mod:`~LLM_Mesh.registry.demand`).
 """
 
@@ -513,9 +514,9 @@ class Exchange:
         if d.verdict is Verdict.OK or not first:
             return d
         waiter = self.ext.waiter  # its API key's id (access.Authenticate)
-        full = routing.take_place(waiter)
-        if full:  # as many wait here as may, or as many of its key: as without a wait
-            raise self._no_node(d, full=full)
+        place = routing.take_place(waiter)  # (it may push out another key's waiter)
+        if isinstance(place, str):  # every place taken, none to push out: as without a wait
+            raise self._no_node(d, full=place)
         # the decisions are core/slot_wait.py's (the fleet simulator runs the same)
         wait = SlotWait(job.started, self.ext.wait_s, self.deadline,
                         trace=rt.wait_observer is not None)  # fmt: skip
@@ -532,10 +533,12 @@ class Exchange:
                 if look.next is Next.RAN_OUT:
                     raise self._no_node(d, look.why)
                 # woken by every change; else at the estimate, never sooner than RECHECK_S
-                woken = await routing.wait_change(look.sleep_s, job.model)
+                woken = await routing.wait_change(look.sleep_s, job.model, place)
+                if place.out:  # pushed out for another key's request: as without a wait
+                    raise self._no_node(d, full=place.out)
                 d = routing.pick(req)
         finally:
-            routing.leave_place(waiter)
+            routing.leave_place(place)
             routing.demand.wait_end(job.model)
             if rt.wait_observer is not None:
                 rt.wait_observer(job, wait)

@@ -11,8 +11,7 @@ slot that served it), all on the virtual clock. ``--anonymous-share`` sets the s
 of the slots the gateway lets anonymous requests hold (default
 ``LLM_MESH_ANONYMOUS_SHARE``'s 0.75; 1 keeps none). ``--keyed-wait S`` has keyed
 requests opt into the gateway's wait for a slot (``mesh_wait_s``; default 0: none, as
-the gateway's), ``--anonymous-wait S`` anonymous ones into the admit stage's wait (behind
-keyed requests); the table per class then counts those that waited at the gateway and
+the gateway's); the table per class then counts those that waited at the gateway and
 their wait's p50/p95 (``sim gw p50/p95 ms``; ``-`` where none waited), on the virtual
 clock too.
 
@@ -66,10 +65,8 @@ COLUMNS = (
 CLASS_NOTE = (
     "per class (keyed: with an API key; anonymous: without): sim ms are simulated time "
     "on the virtual clock, not measured; sim wait: arrival to the slot that served it; "
-    "refused: over the anonymous share, held back for a waiting keyed request, no free node, "
-    "or every node's 429; waited: "
-    "requests that waited at the gateway for a slot (--keyed-wait, --anonymous-wait), "
-    "sim gw p50/p95 ms: how long "
+    "refused: over the anonymous share, no free node, or every node's 429; waited: "
+    "requests that waited at the gateway for a slot (--keyed-wait), sim gw p50/p95 ms: how long "
     "they waited there (served or not)"
 )
 
@@ -177,8 +174,6 @@ def _parser() -> argparse.ArgumentParser:
                     help="slots anonymous requests may hold (default 0.75; 1: all)")  # fmt: skip
     ap.add_argument("--keyed-wait", type=_wait, default=0.0, metavar="S",
                     help="seconds keyed requests wait at the gateway for a slot (default 0)")  # fmt: skip
-    ap.add_argument("--anonymous-wait", type=_wait, default=0.0, metavar="S",
-                    help="seconds anonymous requests wait at the gateway (default 0)")  # fmt: skip
     return ap
 
 
@@ -191,13 +186,11 @@ class Plan(NamedTuple):
     keyed_share: float | None
     anonymous_share: float | None
     keyed_wait_s: float = 0.0
-    anonymous_wait_s: float = 0.0
 
     def run(self, name: str, strategy: str) -> Report:
         return run_scenario(
             name, strategy, self.seed, keyed_share=self.keyed_share,
             anonymous_share=self.anonymous_share, keyed_wait_s=self.keyed_wait_s,
-            anonymous_wait_s=self.anonymous_wait_s,
         )  # fmt: skip
 
 
@@ -211,10 +204,7 @@ def planned(argv: Sequence[str] | None = None) -> Plan:
             if strat == "least-loaded" and big and not (args.include_slow or args.strategy):
                 continue
             runs.append((name, strat))
-    return Plan(
-        runs, args.seed, args.keyed_share, args.anonymous_share, args.keyed_wait,
-        args.anonymous_wait,
-    )  # fmt: skip
+    return Plan(runs, args.seed, args.keyed_share, args.anonymous_share, args.keyed_wait)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,21 +13,19 @@ ends the request and cancels it on the node. The client's outcome is decided onl
 what the simulated node did.
 
 A request is keyed (a client with an API key) or anonymous. Keyed ones are sent with
-the keyed class, which a node's line serves first (``fleet``). Where the run has classes
-(``anonymous_last``, or an ``anonymous_share``) the gateway admits an anonymous request by
-the real gateway's rule, :func:`LLM_Mesh.core.anonymous_wait.clear`
-(``registry/access.AnonymousLast`` calls it): not while a keyed request waits here
-(``anonymous_last``), nor while anonymous ones in flight hold
-:func:`LLM_Mesh.core.anonymous_share.anonymous_cap` of the routable slots
-(``anonymous_share``), nor while every node is full (``saturated``). Held back, it is
-refused at once, or, with an ``anonymous_wait_s``, waits at admission by the same
-:class:`~LLM_Mesh.core.slot_wait.SlotWait`, looking every ``anonymous_wait.LOOK_S`` and at
-every change, at most ``max_anonymous_waiters`` at once (``core/anonymous_wait.may_wait``).
+the keyed class, which a node's line serves first (``fleet``); with an
+``anonymous_share`` the gateway admits an anonymous request only while fewer anonymous
+ones than :func:`LLM_Mesh.core.anonymous_share.anonymous_cap` of the routable slots are
+in flight (the real gateway's check, ``registry/access.AnonymousLast``, with a client
+that asks for no wait: over its share it is refused at once, ``anonymous_share``). The
+real check's other half, anonymous requests waiting at the gateway behind keyed ones
+for a saturated model, is not modelled.
 
 A keyed request may opt into the send stage's wait for a slot (``keyed_wait_s``, a
 client's ``mesh_wait_s``; 0, the gateway's default: none): where its first pick finds no
-free node it takes a place (:class:`LLM_Mesh.core.slot_wait.WaitPlaces`, by API key:
-``wait_keys`` keys take turns) and waits by :class:`~LLM_Mesh.core.slot_wait.SlotWait`'s
+free node it takes a place (:class:`LLM_Mesh.core.wait_places.WaitPlaces`, shared between
+API keys by push-out: ``wait_keys`` keys take turns; a request pushed out is refused as
+without a wait) and waits by :class:`~LLM_Mesh.core.slot_wait.SlotWait`'s
 decisions, on the virtual clock: it looks again when routing changes for the better
 (:class:`~LLM_Mesh.core.wake_on_change.WakeOnChange`: an attempt ends, a heartbeat comes,
 an anonymous request of the share ends; :meth:`SimGateway.changed`) or when its sleep
@@ -45,13 +43,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap
-from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS, Clear, clear, may_wait
+from LLM_Mesh.core.anonymous_wait import Clear, clear
 from LLM_Mesh.core.balancer import Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop, status_outcome
 from LLM_Mesh.core.retry import RetryBudget
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, Next, SlotWait, WaitPlaces
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, Next, SlotWait
+from LLM_Mesh.core.wait_places import WaitPlace, WaitPlaces
 from LLM_Mesh.core.wake_on_change import WakeOnChange
 from LLM_Mesh.simulator.events import EventLoop
 from LLM_Mesh.simulator.fleet import CANCELLED, Job, SimNode
@@ -81,14 +79,10 @@ class GatewayPolicy:
     # and no share: one class, all sent on
     anonymous_last: bool = False
     # the keyed requests' opt-in wait for a slot (mesh_wait_s; 0: none, the default), the
-    # places of that wait (core/slot_wait.py) and the API keys keyed requests come from
+    # places of that wait (core/wait_places.py) and the API keys keyed requests come from
     keyed_wait_s: float = 0.0
     max_waiters: int = MAX_SEND_WAITERS
     wait_keys: int = 8
-    # the anonymous requests' opt-in wait at admission (mesh_wait_s; 0: none, the default)
-    # and how many may wait so at once (core/anonymous_wait.py)
-    anonymous_wait_s: float = 0.0
-    max_anonymous_waiters: int = MAX_ANONYMOUS_WAITERS
 
 
 class ClassStats:
@@ -109,8 +103,8 @@ class ClassStats:
 
 class Request:
     __slots__ = (
-        "admitting", "arrival", "done", "failover", "job", "key", "keyed", "sleep", "tokens",
-        "tried", "wait", "wait_began", "woken",
+        "arrival", "done", "failover", "job", "key", "keyed", "place", "sleep", "tokens", "tried",
+        "wait", "wait_began", "woken",
     )  # fmt: skip
 
     def __init__(
@@ -125,10 +119,10 @@ class Request:
         self.job: Job | None = None
         self.done = False
         self.wait: SlotWait | None = None  # its wait for a slot, while it waits
+        self.place: WaitPlace | None = None  # ... and its place there
         self.wait_began = 0.0
         self.sleep = 0  # its sleep's number: a timer or a wake of an older one is stale
         self.woken: bool | None = None  # what ended its last sleep (a change: True)
-        self.admitting = False  # an anonymous request waiting at admission (its ``wait``)
 
 
 class SimGateway:
@@ -149,11 +143,13 @@ class SimGateway:
         self.rng = rng
         self.on_stop = on_stop
         self.on_wait = on_wait
-        self.places = WaitPlaces(policy.max_waiters)  # the wait's places (core/slot_wait.py)
-        # the waiting requests' sleeps, per model: woken by a change (core/wake_on_change.py)
-        self.sleepers: WakeOnChange[list[tuple[Request, int, bool]]] = WakeOnChange(list)
+        # the wait's places, as registry/routing.py's (core/wait_places.py)
+        self.places = WaitPlaces(
+            policy.max_waiters, "API key", "as many requests as may wait here wait already"
+        )
+        # the waiting requests' looks, per model: woken by a change (core/wake_on_change.py)
+        self.sleepers: WakeOnChange[tuple[Request, int]] = WakeOnChange()
         self.keyed_requests = 0
-        self.anonymous_waiting = 0  # anonymous requests waiting at admission now
         self.retry_budget = RetryBudget(policy.retry_ratio, policy.retry_min_per_s)
         self.failover_budget = RetryBudget(policy.failover_ratio, policy.failover_min_per_s)
         self.latencies: list[float] = []
@@ -183,50 +179,13 @@ class SimGateway:
             self.keyed_seen = now
         elif p.anonymous_last or p.anonymous_share is not None:
             held = self._held(req)
-            if held:
-                if p.anonymous_wait_s > 0 and may_wait(
-                    self.anonymous_waiting, p.max_anonymous_waiters
-                ):  # registry/access.AnonymousLast's wait, by the same SlotWait
-                    self.anonymous_waiting += 1
-                    req.admitting = True
-                    req.wait = SlotWait(req.arrival, p.anonymous_wait_s, req.arrival + p.timeout_s,
-                                        every_s=anonymous_wait.LOOK_S,
-                                        trace=self.on_wait is not None)  # fmt: skip
-                    req.wait_began = now
-                    self.loop.after(p.timeout_s, self._deadline, req)
-                    self._admit_look(req)
-                    return
-                req.done = True  # refused before any node is tried
+            if held:  # refused before any node is tried
+                req.done = True
                 self._count(req, held)
                 return
             if p.anonymous_share is not None:
                 self.anonymous_running += 1
         self.loop.after(p.timeout_s, self._deadline, req)
-        self._attempt(req)
-
-    def _admit_look(self, req: Request) -> None:
-        """A look of an anonymous request's wait at admission: sent on once the rule lets
-        it (``_held``), else it sleeps (``anonymous_wait.LOOK_S``, read through the module
-        as the gateway reads it; woken early by a change) or, its
-        wait run out, is refused as without a wait."""
-        wait = req.wait
-        if wait is None:  # pragma: no cover - only a waiting request looks
-            raise RuntimeError("a look without a wait")
-        held = self._held(req)
-        look = wait.look(Verdict.SATURATED if held else Verdict.OK, None, wait.left(self.loop.now),
-                         req.woken)  # fmt: skip
-        if look.next is Next.SLEEP:
-            self._sleep(req, look.sleep_s)
-            return
-        self.anonymous_waiting -= 1
-        req.admitting = False
-        self._leave_wait(req, wait)
-        if look.next is Next.RAN_OUT:
-            req.done = True
-            self._count(req, held)
-            return
-        if self.policy.anonymous_share is not None:
-            self.anonymous_running += 1
         self._attempt(req)
 
     def _held(self, req: Request) -> str:
@@ -236,7 +195,7 @@ class SimGateway:
         held (``anonymous_share``), or every node is full (``saturated``: the rule asks the
         router, as the real one does)."""
         p = self.policy
-        keyed_waiting = self.places.held > 0
+        keyed_waiting = self.places.waiting > 0
         open_, full = self.strategy.pool_counts()
         over = False
         if open_ and not keyed_waiting and p.anonymous_share is not None:
@@ -291,37 +250,55 @@ class SimGateway:
         node.submit(job)
 
     def _takes_place(self, req: Request) -> bool:
-        """A keyed request that asked to wait, and a place for it (else as without one)."""
-        return req.keyed and self.policy.keyed_wait_s > 0 and not self.places.take(req.key)
+        """A keyed request that asked to wait, and a place for it (it may push out another
+        key's waiter; none: as without a wait)."""
+        if not req.keyed or self.policy.keyed_wait_s <= 0:
+            return False
+        place = self.places.take(req.key)
+        if isinstance(place, str):
+            return False
+        req.place = place
+        return True
 
     def _sleep(self, req: Request, sleep_s: float) -> None:
-        """Sleep until a change of routing (:meth:`changed`) or ``sleep_s``, then look."""
+        """Sleep until a change of routing (:meth:`changed`), a push-out or ``sleep_s``,
+        then look."""
         req.sleep += 1
-        self.sleepers.sleeper(MODEL).append((req, req.sleep, True))
-        self.loop.after(sleep_s, self._woken, (req, req.sleep, False))
+        token = (req, req.sleep)
+        self.sleepers.sleep(MODEL, token)
+        if req.place is not None:
+            req.place.wake = lambda: self.loop.after(0.0, self._woken, (*token, True))
+        self.loop.after(sleep_s, self._woken, (*token, False))
 
     def _woken(self, token: tuple[Request, int, bool]) -> None:
         req, sleep, by_change = token
         if req.done or req.sleep != sleep:  # woken already (the change or the timer)
             return
         req.sleep += 1
+        self.sleepers.leave(MODEL, (req, sleep))
         req.woken = by_change
-        if req.admitting:
-            self._admit_look(req)
-        else:
-            self._attempt(req)
+        place, wait = req.place, req.wait
+        if place is not None and wait is not None:
+            place.wake = None
+            if place.out:  # pushed out for another key's request: as without a wait
+                self._leave_wait(req, wait)
+                req.failover.stop(Stop.NO_NODE)
+                self._fail(req, "saturated")
+                return
+        self._attempt(req)
 
     def changed(self) -> None:
         """Routing changed for the better for the model: its sleepers look again, after
-        what runs now (as the gateway's set event wakes them on the event loop's next turn)."""
-        for sleepers in self.sleepers.changed((MODEL,)):
-            for token in sleepers:
-                self.loop.after(0.0, self._woken, token)
+        what runs now (as the gateway's resolved futures wake them on the event loop's next
+        turn)."""
+        for req, sleep in self.sleepers.changed((MODEL,)):
+            self.loop.after(0.0, self._woken, (req, sleep, True))
 
     def _leave_wait(self, req: Request, wait: SlotWait) -> None:
         req.wait = None
-        if req.keyed:  # a place of the send stage's wait (an anonymous one waited at admission)
-            self.places.leave(req.key)
+        if req.place is not None:
+            self.places.leave(req.place)
+            req.place = None
         stats = self.by_class[KEYED if req.keyed else ANONYMOUS]
         stats.gate_waits.append(self.loop.now - req.wait_began)
         if self.on_wait is not None:

@@ -17,10 +17,8 @@ keyed waiters first (``core/priority.py``) and the gateway keeps the
 ``LLM_MESH_ANONYMOUS_SHARE``'s, 1 turns it off). Its report has figures per
 class (``Report.classes``). Without one, every request is of one class, as before.
 With a ``keyed_wait_s`` (``--keyed-wait``; 0, the gateway's default: none) the keyed
-requests opt into the gateway's wait for a slot (``core/slot_wait.py``, ``gateway``), with
-an ``anonymous_wait_s`` (``--anonymous-wait``) the anonymous ones into the admit stage's
-(``core/anonymous_wait.py``): the report counts those that waited and their wait's p50/p95
-on the virtual clock.
+requests opt into the gateway's wait for a slot (``core/slot_wait.py``, ``gateway``):
+the report counts those that waited and their wait's p50/p95 on the virtual clock.
 
 Nodes heartbeat every 10 s (random phase) with their in-flight and queued
 counts, delivered 0.1–1 s late; the registry drops a node whose last
@@ -231,13 +229,11 @@ def run_scenario(
     keyed_share: float | None = None,
     anonymous_share: float | None = None,
     keyed_wait_s: float = 0.0,
-    anonymous_wait_s: float = 0.0,
 ) -> Report:
     """Run scenario ``name`` with ``strategy`` (random, round-robin, least-loaded, ours);
     ``keyed_share`` (0 to 1) overrides the scenario's, ``anonymous_share`` the default
     share of the slots anonymous requests may hold (only where classes are drawn);
-    ``keyed_wait_s``, ``anonymous_wait_s``: the seconds keyed and anonymous requests opt
-    to wait at the gateway for a slot (only where classes are drawn)."""
+    ``keyed_wait_s``: the seconds keyed requests opt to wait at the gateway for a slot."""
     sc = SCENARIOS.get(name)
     if sc is None:
         raise ValueError(f"unknown scenario {name!r}; choose from {sorted(SCENARIOS)}")
@@ -257,13 +253,10 @@ def run_scenario(
     strat = make_strategy(strategy, random.Random(seed * 7919 + 1))
     for n in nodes.values():
         strat.add_node(n.node_id, n.region, n.max_concurrency, n.max_queue, 0.0)
-    for wait_s in (keyed_wait_s, anonymous_wait_s):
-        if not 0.0 <= wait_s <= MAX_WAIT_S:  # NaN fails both
-            raise ValueError(f"a wait must be from 0 to {MAX_WAIT_S:g} s")
-    policy = GatewayPolicy(
-        timeout_s=sc.timeout_s, anonymous_share=share, anonymous_last=keyed is not None,
-        keyed_wait_s=keyed_wait_s, anonymous_wait_s=anonymous_wait_s,
-    )  # fmt: skip
+    if not 0.0 <= keyed_wait_s <= MAX_WAIT_S:  # NaN fails both
+        raise ValueError(f"keyed_wait_s must be from 0 to {MAX_WAIT_S:g}")
+    policy = GatewayPolicy(timeout_s=sc.timeout_s, anonymous_share=share,
+                           anonymous_last=keyed is not None, keyed_wait_s=keyed_wait_s)  # fmt: skip
     gw = SimGateway(loop, nodes, strat, policy, random.Random(seed))
     _registry(loop, nodes, strat, world, duration, gw.changed)
     for t, act in sc.actions:

@@ -26,6 +26,7 @@ from pathlib import Path
 from LLM_Mesh.core.ledger_keys import KeyTrust, judge_keys
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.secret_files import make_private_dir, replace_file
+from LLM_Mesh.witness.state import read_logs
 
 __all__ = ["KEYS_FILE", "KEYS_FORMAT", "LogKeyMemory", "LogKeyRefused", "load_log_keys"]
 
@@ -38,22 +39,9 @@ class LogKeyRefused(MeshError):
 
 
 def _read(path: Path) -> dict[str, list[str]]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
-    logs = data.get("logs") if isinstance(data, dict) else None
-    if (
-        not isinstance(data, dict)
-        or data.get("format") != KEYS_FORMAT
-        or not isinstance(logs, dict)
-    ):
-        raise ValueError(f"{path} is not what the witness wrote")
     return {
         str(o): [k for k in keys if isinstance(k, str)]
-        for o, keys in logs.items()
+        for o, keys in read_logs(path, KEYS_FORMAT).items()
         if isinstance(keys, list)
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -30,6 +31,7 @@ __all__ = [
     "default_name",
     "load_or_create_witness_key",
     "load_state",
+    "read_logs",
     "save_state",
 ]
 
@@ -55,23 +57,40 @@ def default_name(key: Ed25519PrivateKey) -> str:
     return "llm-mesh-witness/" + witness_key(key, "w").public_key.hex()[:16]
 
 
-def load_state(path: Path) -> dict[str, Cosigned]:
-    """Per origin, the last checkpoint this witness cosigned (empty: none yet)."""
+def read_logs(path: Path, file_format: str) -> dict[str, Any]:
+    """The ``logs`` (per log origin) of a JSON file this witness writes, in
+    ``file_format`` (empty: no file yet); ``ValueError`` "PATH is not what the witness
+    wrote (why)" for any other content."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except ValueError as exc:
-        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
+        raise _not_ours(path, exc) from None
+    if not isinstance(data, dict):
+        raise _not_ours(path, "not a JSON object")
+    if data.get("format") != file_format:
+        raise _not_ours(path, f"format {data.get('format')!r}")
+    logs = data.get("logs")
+    if not isinstance(logs, dict):
+        raise _not_ours(path, "no logs object")
+    return logs
+
+
+def _not_ours(path: Path, why: object) -> ValueError:
+    return ValueError(f"{path} is not what the witness wrote ({why})")
+
+
+def load_state(path: Path) -> dict[str, Cosigned]:
+    """Per origin, the last checkpoint this witness cosigned (empty: none yet)."""
+    logs = read_logs(path, STATE_FORMAT)
     try:
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"format {data.get('format')!r}")
         return {
             origin: Cosigned(int(v["size"]), bytes.fromhex(v["root"]), str(v["note"]))
-            for origin, v in data["logs"].items()
+            for origin, v in logs.items()
         }
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
+        raise _not_ours(path, exc) from None
 
 
 def save_state(path: Path, state: dict[str, Cosigned]) -> None:

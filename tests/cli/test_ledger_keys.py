@@ -92,9 +92,18 @@ class Registry:
 
         asyncio.run(run())
 
-    def rotate(self) -> None:
-        """The operator's rotation: the key moved aside, a new one made at the next start."""
+    def rotate(self, *grants: int) -> None:
+        """The operator's rotation: the key moved aside, a new one made at the next start,
+        which writes and signs ``grants``."""
         os.replace(self.home / "registry.key", self.home / "registry.key.previous")
+        self.grants = grants
+
+    def stranger_signs(self, *grants: int) -> Ed25519PrivateKey:
+        """From the next start on, a stranger's key (no rotation links it) signs, first
+        ``grants`` (an extension of the log): that key."""
+        stranger = Ed25519PrivateKey.generate()
+        self.key, self.grants = stranger, grants
+        return stranger
 
     def current(self) -> str:
         from LLM_Mesh.registry.gateway_key import load_or_create_registry_key
@@ -107,6 +116,17 @@ def _ok(out: str) -> bool:
     return re.search(r"(?:^|\s)OK(?::|\s|$)", out) is not None
 
 
+@pytest.fixture
+def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    return Registry(tmp_path / "registry", monkeypatch)
+
+
+@pytest.fixture
+def me(tmp_path: Path) -> Path:
+    """The verifier's home."""
+    return tmp_path / "verifier"
+
+
 def cli(home: Path, *args: str) -> tuple[int, str]:
     out = CliRunner().invoke(
         cli_app, [*args, "--registry", URL, "--home", str(home)], env={"COLUMNS": "400"}
@@ -115,9 +135,8 @@ def cli(home: Path, *args: str) -> tuple[int, str]:
 
 
 def test_a_new_key_no_rotation_links_signing_a_forged_extension_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, reg: Registry, me: Path
 ) -> None:
-    reg, me = Registry(tmp_path / "registry", monkeypatch), tmp_path / "verifier"
     code, out = cli(me, "ledger", "verify")
     assert code == 0 and _ok(out), out
     first = reg.current()
@@ -126,8 +145,7 @@ def test_a_new_key_no_rotation_links_signing_a_forged_extension_fails(
     assert stat.S_IMODE(seen.stat().st_mode) == 0o600
     assert first in json.dumps(json.loads(seen.read_text()))
     # the registry now signs with a stranger's key an extension of the log
-    stranger = Ed25519PrivateKey.generate()
-    reg.key, reg.grants = stranger, (1_000_000,)
+    stranger = reg.stranger_signs(1_000_000)
     code, out = cli(me, "ledger", "verify")
     assert code == 1, out  # before: 0, OK
     assert f"error: the registry lists ledger key {public_key_text(stranger)}, which no " in out
@@ -143,13 +161,9 @@ def test_a_new_key_no_rotation_links_signing_a_forged_extension_fails(
     assert code == 0 and f"trusting key {public_key_text(stranger)} on first use" in out, out
 
 
-def test_accept_new_key_says_what_it_trusts_and_keeps_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reg, me = Registry(tmp_path / "registry", monkeypatch), tmp_path / "verifier"
+def test_accept_new_key_says_what_it_trusts_and_keeps_it(reg: Registry, me: Path) -> None:
     assert cli(me, "ledger", "verify")[0] == 0
-    stranger = Ed25519PrivateKey.generate()
-    reg.key, reg.grants = stranger, (5,)
+    stranger = reg.stranger_signs(5)
     code, out = cli(me, "ledger", "verify", "--accept-new-key")
     assert code == 0, out
     assert f"--accept-new-key: trusting key {public_key_text(stranger)}, which no earlier" in out
@@ -157,27 +171,20 @@ def test_accept_new_key_says_what_it_trusts_and_keeps_it(
     assert code == 0 and "trusting" not in out, out  # remembered now
 
 
-def test_a_key_given_explicitly_works_as_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_key_given_explicitly_works_as_before(reg: Registry, me: Path) -> None:
     """``--key``: the checkpoints must be that key's, whatever the registry lists."""
-    reg, me = Registry(tmp_path / "registry", monkeypatch), tmp_path / "verifier"
     assert cli(me, "ledger", "verify")[0] == 0
     first = reg.current()
-    reg.key = Ed25519PrivateKey.generate()  # listed now, signs nothing yet
+    reg.stranger_signs()  # listed now, signs nothing yet
     assert cli(me, "ledger", "verify")[0] == 1
     code, out = cli(me, "ledger", "verify", "--key", first)
     assert code == 0 and _ok(out) and "trusting" not in out, out
 
 
-def test_the_registrys_own_rotations_are_followed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reg, me = Registry(tmp_path / "registry", monkeypatch), tmp_path / "verifier"
+def test_the_registrys_own_rotations_are_followed(reg: Registry, me: Path) -> None:
     assert cli(me, "ledger", "verify")[0] == 0
     first = reg.current()
-    reg.rotate()
-    reg.grants = (30,)
+    reg.rotate(30)
     code, out = cli(me, "ledger", "verify")
     second = reg.current()
     assert code == 0 and _ok(out), out
@@ -188,8 +195,7 @@ def test_the_registrys_own_rotations_are_followed(
     # two more rotations while this verifier is away: the chain is followed from a
     # remembered key
     for amount in (40, 50):
-        reg.rotate()
-        reg.grants = (amount,)
+        reg.rotate(amount)
         reg.serve()
     code, out = cli(me, "ledger", "verify")
     assert code == 0 and _ok(out) and f"to it from the remembered key {first} (3 links)" in out
@@ -253,18 +259,17 @@ def test_receipt_verify_holds_the_registrys_keys_to_those_kept(
 
 
 def test_a_new_key_on_the_witnesses_word_needs_the_newest_checkpoint_cosigned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reg: Registry, me: Path
 ) -> None:
     """``--witness``: a key no earlier run trusted passes only when the newest checkpoint
     itself carries the witnesses' cosignatures, not while it rides (``--witness-max-age``)
     on an older checkpoint's: a man in the middle's new key and its forged extension would
     pass that long."""
-    reg, me = Registry(tmp_path / "registry", monkeypatch), tmp_path / "verifier"
     reg.witness = WITNESS
     w = witness_key(WITNESS, "w").vkey
     assert cli(me, "ledger", "verify", "--witness", w)[0] == 0
-    stranger = Ed25519PrivateKey.generate()
-    reg.key, reg.grants, reg.witness = stranger, (7,), None  # not cosigned (yet)
+    stranger = reg.stranger_signs(7)
+    reg.witness = None  # not cosigned (yet)
     code, out = cli(me, "ledger", "verify", "--witness", w)
     assert code == 1, out  # riding on the first checkpoint's fresh cosignature: it passed
     assert "if the newest checkpoint itself carries the --witness cosignatures" in out

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import ledger_commands, ledger_http
+from LLM_Mesh.cli import ledger_commands, ledger_http, ledger_statement
 from LLM_Mesh.cli.ledger_commands import audit
 from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.main import app
@@ -206,6 +206,7 @@ class _SlowRegistry:
 
         monkeypatch.setattr(ledger_commands, "_source", source)
         monkeypatch.setattr(ledger_commands, "first_answering", first)
+        monkeypatch.setattr(ledger_statement, "first_answering", first)  # (the same source)
 
 
 @pytest.mark.parametrize("throttle", [True, False], ids=["429 again and again", "slow pages"])
@@ -230,7 +231,44 @@ def test_a_registry_slow_in_every_answer_is_cut_off_at_the_overall_timeout(
     assert not (home / "ledger_seen.json").exists()
 
 
-def test_the_overall_timeout_is_an_hour_by_default_and_0_is_none() -> None:
+ACCOUNT = "user:" + "a" * 24  # --account: the statement sends no key
+
+
+@pytest.mark.parametrize("throttle", [True, False], ids=["429 again and again", "slow pages"])
+def test_a_statement_from_a_registry_slow_in_every_answer_is_cut_off_at_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throttle: bool
+) -> None:
+    """Found 2026-12-05 (``money30``): ``ledger statement`` reads the whole log as ``ledger
+    verify`` does, with no bound on the whole: the same registry held it as long as it
+    liked (before the fix: no ``--timeout``, exit 2; without it, 30 s of 429s a page
+    again and again). Now the same ``--timeout`` and default, the same one error line,
+    exit 1, nothing remembered."""
+    reg = _SlowRegistry(monkeypatch, throttle)
+    home = tmp_path / "home"
+    argv = ["ledger", "statement", "--account", ACCOUNT, "--registry", "http://slow.test"]
+    start = time.monotonic()
+    res = CliRunner().invoke(
+        app, [*argv, "--home", str(home), "--timeout", "1.5"], env={"COLUMNS": "300"}
+    )
+    took = time.monotonic() - start
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1, out
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and res.exception is not None, res.output  # one line, no traceback
+    assert isinstance(res.exception, SystemExit), res.exception
+    assert errors[0].startswith("error: ledger statement: not done within --timeout 1.5 s: "
+                                "http://slow.test answered too slowly"), out  # fmt: skip
+    assert 1.4 < took < 6, took
+    assert 0 < reg.asked < 10
+    assert not (home / "ledger_seen.json").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["ledger", "verify"], ["ledger", "statement"], ["receipt", "verify"]]
+)
+def test_the_overall_timeout_is_an_hour_by_default_and_0_is_none(command: list[str]) -> None:
     assert ledger_commands.VERIFY_TIMEOUT_S == 3600
-    res = CliRunner().invoke(app, ["ledger", "verify", "--help"], env={"COLUMNS": "80"})
+    res = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
     assert "--timeout" in res.output and "3600" in res.output
+    said = " ".join(res.output.replace("│", " ").split())
+    assert "seconds the whole check of a registry may take, then an error (0: no limit;" in said

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import time
 from typing import Any
 
 import httpx
@@ -339,3 +340,41 @@ def test_ledger_verify_receipt_skips_an_entry_naming_a_list_not_raises(
     row = [1, 2, "fee", POOL, NETWORK, 7, "req-x", [1], "00" * 32, "00" * 32]
     held.rows([row, ["short"]])  # named by the audit as malformed, not looked up
     assert all(rows == [] for rows in held.held.values())
+
+
+def test_a_registry_dripping_the_requests_pages_is_cut_off_at_the_overall_timeout(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (``money30``): each answer of ``receipt verify --ledger`` is
+    bounded alone (3 × the timeout), the pages of a request at most 400 entries, but a
+    registry answering a page of one entry every 0.2 s, each going forward (as
+    ``ledger verify``'s slow registry does), held the command 80 s here, 3 h 20 min at
+    each page's own bound. Now ``--timeout`` (an hour by default, as ``ledger verify``'s)
+    bounds all of it: exit 1, one error line (before the fix: no such option, exit 2)."""
+    mesh, _rt, r = paid
+    honest = receipt_ledger.call
+    asked: list[int] = []
+
+    async def drip(client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any) -> Any:
+        if not url.endswith("/v1/ledger"):
+            return await honest(client, method, url, limit, **kw)
+        asked.append(1)
+        await asyncio.sleep(0.2)
+        after = int(kw["params"]["after"])
+        return httpx.Response(200, json={"data": [{"seq": after + 1}], "has_more": True})
+
+    monkeypatch.setattr(receipt_ledger, "call", drip)
+    argv = ["receipt", "verify", "-", "--registry", mesh.registry_url, "--ledger"]
+    start = time.monotonic()
+    res = runner.invoke(app, [*argv, "--timeout", "1.5"], input=r.text, env={"COLUMNS": "300"})
+    took = time.monotonic() - start
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit), res.exception  # no traceback
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert errors == [
+        f"error: receipt verify: not done within --timeout 1.5 s: {mesh.registry_url} answered "
+        "too slowly (or asked to wait again and again); its ledger entries were not checked. "
+        "A big ledger on a slow link: pass more seconds (--timeout 0: no limit)"
+    ], res.output
+    assert 1.4 < took < 6, took
+    assert 0 < len(asked) < 10, len(asked)

@@ -177,3 +177,25 @@ def test_each_policy_refusal_in_its_words() -> None:
     with pytest.raises(ValueError) as exc:
         EjectionPolicy().duration(0)
     assert str(exc.value) == "count starts at 1"
+
+
+def test_a_node_that_leaves_while_ejected_comes_back_ejected() -> None:
+    """A goodbye and a registration again must not end an ejection (found 2026-12-05,
+    attack30): ``forget`` with the time keeps a state that still counts (ejected, or within
+    ``forget_after_s`` of its last ejection: its count and slow start), and drops it once
+    stale, at a later ``forget``; without the time it drops it, as before."""
+    d = OutlierDetector(EjectionPolicy(base_s=30, forget_after_s=600))
+    d.eject("n", 0.0)
+    d.forget("n", 1.0)
+    assert d.is_ejected("n") and d.ejection_count("n") == 1
+    assert d.release_due(31.0) == ["n"]
+    assert d.weight("n", 32.0) < 1.0  # slow start, as if it had stayed
+    d.forget("n", 40.0)  # left again, ejected lately: its count stays
+    assert d.eject("n", 50.0) == 50.0 + 60.0 and d.ejection_count("n") == 2
+    d.forget("n", 51.0)
+    d.eject("m", 2000.0)
+    d.forget("m", 2001.0)  # any later forget drops what went stale ...
+    assert d.ejection_count("n") == 0 and d.ejection_count("m") == 1
+    d.forget("m")  # ... and one without the time drops the node's state
+    assert d.ejection_count("m") == 0 and not d.is_ejected("m")
+    assert d.all_full_weight

@@ -108,14 +108,26 @@ def test_the_estimate_pays_for_every_choice_of_n() -> None:
 
 
 def test_parts_pay_the_prompt_once_and_each_its_own_tokens() -> None:
-    # the first node delivered 10 tokens, the second continued with 30
+    # the first node delivered 10 tokens and broke, the second continued with 30: the
+    # second processed the prompt again (its count is charged) and is paid it (attack30)
     parts = part_costs(BIG, 100, [10, 30])
-    assert parts == [(100 * 40_000 + 10 * 80_000) // 1000, 30 * 80]
+    assert parts == [10 * 80, (100 * 40_000 + 30 * 80_000) // 1000]
     assert sum(parts) == request_cost(BIG, 100, 40)
-    # a part that delivered nothing gets nothing; the prompt goes with the first that did
+    # a part that delivered nothing gets nothing; the prompt goes with the last that did
     assert part_costs(BIG, 100, [0, 30]) == [0, request_cost(BIG, 100, 30)]
+    assert part_costs(BIG, 100, [30, 0]) == [request_cost(BIG, 100, 30), 0]
     assert part_costs(BIG, 100, [0, 0]) == [0, 0]
     assert part_costs(BIG, 100, []) == []
+
+
+def test_a_part_that_broke_after_one_token_is_not_paid_the_prompt() -> None:
+    """The attack (found 2026-12-05, attack30): a node sends one token without reading the
+    prompt, then breaks; the node continuing it processes the whole prompt. The first part
+    was paid the prompt (160,080 µNT of the 176,080); now its one token (80)."""
+    thief, worker = part_costs(BIG, 4000, [1, 200])
+    assert thief == request_cost(BIG, 0, 1) == 80
+    assert worker == request_cost(BIG, 4000, 200)
+    assert part_costs(BIG, 4000, [1, 1, 200])[:2] == [80, 80]  # two of them, one after another
 
 
 def test_parts_round_up_each() -> None:

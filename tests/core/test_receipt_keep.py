@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from LLM_Mesh.core.receipt_keep import KEEP_S, removable
+import pytest
+
+from LLM_Mesh.core.receipt_keep import (
+    KEEP_S,
+    NOTE_AGE_S,
+    NOTE_BYTES,
+    NOTE_FILES,
+    Kept,
+    look_due,
+    note,
+    older_than,
+    removable,
+    stamp_time,
+)
 from tests.core.test_ledger_statement import T0, _receipt
 
 NOW_MS = T0 // 1000 + KEEP_S * 1000 + 1  # a month and a millisecond after the receipts
@@ -29,3 +42,53 @@ def test_only_covered_and_old_receipts_go() -> None:
 def test_a_malformed_sequence_number_keeps_the_receipt() -> None:
     r = _receipt()
     assert removable([r], {r.receipt_hash: [{"seq": "1"}]}, judged_size=10, now_ms=NOW_MS) == set()
+
+
+# --- a user who never runs a statement: told once a day, never pruned unasked (money30) ---
+
+DAY = 86_400
+NOW_S = 1_800_000_000.0
+
+
+def test_ask_looks_at_the_folder_once_a_day() -> None:
+    assert look_due(None, NOW_S)  # never looked
+    assert not look_due(NOW_S - DAY + 1, NOW_S)
+    assert look_due(NOW_S - DAY, NOW_S)
+    assert not look_due(NOW_S + 60, NOW_S)  # a second's skew between clocks
+    assert look_due(NOW_S + 3600, NOW_S)  # dated ahead: the clock was set back
+
+
+def test_the_folder_is_past_its_bound_by_count_bytes_or_age() -> None:
+    assert note(Kept(NOTE_FILES - 1, NOTE_BYTES - 1, NOW_S - NOTE_AGE_S + 1), NOW_S) is None
+    assert note(Kept(0, 0), NOW_S) is None
+    assert note(Kept(NOTE_FILES, 30 << 20), NOW_S) == "10,000 receipts (30.0 MiB)"
+    assert note(Kept(3, NOTE_BYTES), NOW_S) == "3 receipts (64.0 MiB)"
+    said = note(Kept(3, 9000, NOW_S - 75 * DAY - 5), NOW_S)
+    assert said == "the oldest 75 days old"
+    assert NOTE_AGE_S == 2 * KEEP_S  # a monthly clean statement leaves none that old
+    both = note(Kept(1, NOTE_BYTES, NOW_S - 61 * DAY), NOW_S)
+    assert both == "1 receipt (64.0 MiB), the oldest 61 days old"
+
+
+@pytest.mark.parametrize(
+    ("name", "when"),
+    [
+        ("receipt-20261205T101500Z-0a1b2c3d4e5f.json", 1_796_465_700.0),
+        ("receipt-20261205T101500Z-0a1b2c3d4e5f.json.tmp", None),
+        ("receipt-20261345T101500Z-0a1b2c3d4e5f.json", None),  # no 13th month
+        ("receipt-2026125T101500Z-0a1b2c3d4e5f.json", None),
+        ("answer-1.json", None),
+        (".looked", None),
+    ],
+)
+def test_a_kept_files_name_gives_its_time(name: str, when: float | None) -> None:
+    assert stamp_time(name) == when
+
+
+def test_prune_takes_the_receipts_older_than_the_days_given() -> None:
+    now_ms = int(NOW_S * 1000)
+    times = {"old": now_ms - 8 * DAY * 1000, "edge": now_ms - 7 * DAY * 1000,
+             "new": now_ms - 1000, "odd": "1", "float": 1.5, "bool": True}  # fmt: skip
+    assert older_than(times, now_ms, 7) == {"old"}  # type: ignore[arg-type]
+    assert older_than(times, now_ms, 9) == set()  # type: ignore[arg-type]
+    assert older_than({}, now_ms, 1) == set()

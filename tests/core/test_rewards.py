@@ -22,6 +22,7 @@ from LLM_Mesh.core.rewards import (
     known_at_report,
     load_slack,
     peer_speeds,
+    peer_stats,
     performance_milli,
     refusal_credit_s,
     reward_amount,
@@ -438,3 +439,16 @@ def test_uptime_is_closed_in_the_period_of_its_last_credit_before_the_due_one() 
     assert uptime_period(7.5 * p, 7 * p, due, p) == due
     with pytest.raises(ValueError):
         uptime_period(1.0, None, due, 0)
+
+
+def test_the_nodes_that_earn_no_uptime_set_no_median() -> None:
+    """attack30: an operator's sim nodes (or held ones) answering at once set the median
+    speed, and every honest node of the model was judged at 500; ``peer_stats`` leaves them
+    out, so the honest node, alone, is judged at 1000."""
+    honest = {"m": ModelStats(ok=3, tokens=150, latency_ms=3000.0)}  # 50 tokens/s
+    fast = {"m": ModelStats(ok=3, tokens=150, latency_ms=3.0)}
+    stats = {"real": honest, "s1": fast, "s2": fast, "held": fast}
+    assert performance_milli(honest, peer_speeds(stats)) == 500
+    peers = peer_stats(stats, {"s1", "s2", "held"})
+    assert peers == {"real": honest}
+    assert performance_milli(honest, peer_speeds(peers)) == 1000

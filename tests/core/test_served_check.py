@@ -70,7 +70,7 @@ def test_the_published_price_less_the_fee_is_what_is_owed() -> None:
     r = _served(1)
     whole = -(-(40 * spec.prompt_price_per_1k + 25 * spec.completion_price_per_1k) // 1000)
     assert expected_share(spec.price, r, FEE_BPS) == whole - whole * FEE_BPS // 10_000 > 0
-    cont = _served(1, continued=True)  # the prompt was charged with the first part
+    cont = _served(1, continued=True)  # held to its completion only (its prompt: not its own)
     assert expected_share(spec.price, cont, FEE_BPS) < expected_share(spec.price, r, FEE_BPS)
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, RECHECK_S, may_wait, recheck_s
+from LLM_Mesh.core.slot_wait import (
+    MAX_SEND_WAITERS,
+    RECHECK_S,
+    Place,
+    may_wait,
+    place_for,
+    recheck_s,
+)
 
 
 def test_recheck_is_the_estimate_at_least_the_floor_at_most_what_is_left() -> None:
@@ -22,67 +31,67 @@ def test_may_wait() -> None:
         may_wait(0, -1)
 
 
-def test_one_key_may_hold_a_quarter_of_the_places() -> None:
-    from LLM_Mesh.core.slot_wait import KEY_SHARE, MAX_SEND_WAITERS, key_cap, may_wait
+def _flood(held: dict[str, int], key: str, cap: int = MAX_SEND_WAITERS) -> int:
+    """``key`` asks for places until refused (``place_for``, push-out applied): how many
+    requests of others lost theirs."""
+    pushed = 0
+    held.setdefault(key, 0)
+    while True:
+        most = max(held, key=lambda k: held[k])
+        how = place_for(held[key], sum(held.values()), held[most], cap)
+        if how is Place.REFUSE:
+            return pushed
+        if how is Place.PUSH:
+            held[most] -= 1
+            pushed += 1
+        held[key] += 1
 
-    assert key_cap() == int(MAX_SEND_WAITERS * KEY_SHARE) == 64
-    assert key_cap(3) == 1 and key_cap(0) == 0 and key_cap(8, 1.0) == 8
-    assert may_wait(10, key_waiting=63) and not may_wait(10, key_waiting=64)
-    assert not may_wait(256, key_waiting=0)  # the total still bounds
-    for bad in ((-1, 0.25), (8, 0.0), (8, 1.5)):
+
+def test_one_key_holds_no_more_than_its_share_once_another_asks() -> None:
+    """A key alone may use every place (nobody else waits), but not keep more than its
+    share from a key that asks: found 2026-12-05, one key's flood held every place (then
+    a fixed quarter: four keys held them all)."""
+    held: dict[str, int] = {}
+    assert _flood(held, "a") == 0 and held["a"] == MAX_SEND_WAITERS
+    assert _flood(held, "b") == MAX_SEND_WAITERS // 2
+    assert held == {"a": 128, "b": 128}
+    assert _flood(held, "a") == 0  # at its share: refused, pushes nobody out
+    assert place_for(128, 256, 128) is Place.REFUSE
+    assert place_for(127, 256, 129) is Place.PUSH and place_for(128, 256, 129) is Place.REFUSE
+    assert place_for(5, 255, 200) is Place.TAKE  # a free place: anyone's
+
+
+def test_forty_keys_flooding_leave_a_place_for_a_forty_first() -> None:
+    """Found open 2026-12-05: with a fixed bound per key (a quarter, the last eighth for
+    new keys) 33 keys together filled the 256 places, and a further key's wait was refused
+    at once. Keys flooding one after another (the worst order for a fixed bound) now end
+    within one place of each other, and a key with none finds one until as many keys wait
+    as there are places."""
+    held: dict[str, int] = {}
+    for k in range(40):
+        _flood(held, f"k{k}")
+    assert sum(held.values()) == MAX_SEND_WAITERS
+    assert max(held.values()) <= math.ceil(MAX_SEND_WAITERS / 40)  # 7
+    assert min(held.values()) >= MAX_SEND_WAITERS // 40  # 6
+    assert place_for(0, MAX_SEND_WAITERS, max(held.values())) is Place.PUSH  # the 41st
+    for k in range(40, MAX_SEND_WAITERS):  # and every further key, one place each at last
+        most = max(held.values())
+        assert place_for(0, MAX_SEND_WAITERS, most) is not Place.REFUSE, k
+        _flood(held, f"k{k}")
+    assert set(held.values()) == {1}
+    assert place_for(0, MAX_SEND_WAITERS, 1) is Place.REFUSE  # more keys than places
+
+
+def test_place_for_checks_its_counts() -> None:
+    for bad in ((-1, 0, 0, 8), (2, 1, 1, 8), (0, 3, 4, 8), (0, 0, 0, -1)):
         with pytest.raises(ValueError):
-            key_cap(*bad)
-
-
-def test_keys_waiting_leave_places_for_a_key_not_waiting_yet() -> None:
-    """Found open 2026-12-05: four keys at their quarter each filled every place, and a
-    fifth key's wait was refused at once. The last :func:`kept_for_new` places go to keys
-    with no place yet, one each."""
-    from LLM_Mesh.core.slot_wait import kept_for_new
-
-    held = dict.fromkeys("abcd", 0)
-    waiting = 0
-    for key in held:
-        while may_wait(waiting, key_waiting=held[key]):
-            held[key] += 1
-            waiting += 1
-    assert waiting == MAX_SEND_WAITERS - kept_for_new() < MAX_SEND_WAITERS  # before: 256
-    for fresh in range(kept_for_new()):  # a fifth key, and more: a place each
-        assert may_wait(waiting, key_waiting=0), fresh
-        waiting += 1
-    assert not may_wait(waiting, key_waiting=0)  # the total still bounds
-    assert not may_wait(waiting - 1, key_waiting=1)  # one place each in the kept ones
-    assert kept_for_new() == MAX_SEND_WAITERS // 8 and kept_for_new(3) == 0
-
-
-def test_wait_places_count_by_key_and_say_why_none() -> None:
-    """``WaitPlaces`` (moved from registry/routing.py): the gateway and the simulator count
-    the send stage's places by it."""
-    from LLM_Mesh.core.slot_wait import WaitPlaces
-
-    places = WaitPlaces(8)  # key_cap 2, the last 1 kept for keys with none yet
-    assert places.take("a") == "" and places.take("a") == ""
-    assert places.take("a") == "2 requests of this API key wait here already, the most one key may"
-    for key in "bcd":
-        assert places.take(key) == ""
-    assert places.take("b") == "" and places.take("c") == ""
-    assert places.held == 7
-    assert places.take("d") == "the last 1 places are kept for API keys with none waiting here yet"
-    assert places.take("e") == ""  # a new key takes the kept place
-    assert places.take("f") == "as many requests as may wait here wait already"
-    assert places.by_key == {"a": 2, "b": 2, "c": 2, "d": 1, "e": 1}
-    places.leave("a")
-    places.leave("e")
-    assert places.held == 6 and places.by_key == {"a": 1, "b": 2, "c": 2, "d": 1}
-    with pytest.raises(ValueError):
-        places.leave("e")  # none held: a caller's bug, not a count below 0
-    with pytest.raises(ValueError):
-        WaitPlaces(-1)
+            place_for(*bad)
 
 
 def test_slot_wait_looks() -> None:
+    """``SlotWait`` (moved from registry/send.py): the gateway and the simulator look by it."""
     from LLM_Mesh.core.route_types import Verdict
-    from LLM_Mesh.core.slot_wait import Next, SlotWait, ran_out
+    from LLM_Mesh.core.slot_wait import RECHECK_S, Next, SlotWait, ran_out
 
     wait = SlotWait(100.0, 2.0, 130.0, trace=True)
     assert wait.until == 102.0 and wait.left(101.5) == 0.5

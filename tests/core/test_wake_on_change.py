@@ -7,12 +7,15 @@ from LLM_Mesh.core.wake_on_change import WakeOnChange
 
 
 def test_a_change_wakes_the_models_sleepers_once_and_no_others() -> None:
-    book: WakeOnChange[list[str]] = WakeOnChange(list)
+    book: WakeOnChange[str] = WakeOnChange()
     assert not book and book.changed(["m"]) == []
-    book.sleeper("m").append("r1")
-    book.sleeper("m").append("r2")  # the same handle: one per model
-    book.sleeper("other").append("r3")
+    book.sleep("m", "r1")
+    book.sleep("m", "r2")
+    book.sleep("other", "r3")
     assert book
-    assert book.changed(["m", "absent"]) == [["r1", "r2"]]
-    assert book.changed(["m"]) == []  # woken once: a sleeper sleeps again on a new handle
-    assert book.sleeper("m") == [] and book.changed(["other"]) == [["r3"]]
+    assert book.changed(["m", "absent"]) == ["r1", "r2"]
+    assert book.changed(["m"]) == []  # woken once: a sleeper sleeps again in a new look
+    book.sleep("m", "r4")
+    book.leave("m", "r4")  # its look ended by its time: not woken later
+    book.leave("m", "r4")
+    assert book.changed(["m"]) == [] and book.changed(["other"]) == ["r3"] and not book

@@ -10,17 +10,17 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpcore
 import pytest
 
 from LLM_Mesh.core.model_files import fake_gguf
 from LLM_Mesh.node.download_guard import DownloadRefused, GuardedBackend, guarded_client
 from LLM_Mesh.node.downloads import download_model, part_path
+from tests.fake_network import FakeNetwork
 
 DATA = fake_gguf(3, tensors=1, kvs=2, payload=os.urandom(4096))
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -172,11 +172,11 @@ def test_node_models_add_refuses_a_private_url_without_the_flag(
 
 async def test_a_name_resolving_to_a_private_address_is_refused(tmp_path: Path) -> None:
     for answer in (["10.20.30.40"], ["93.184.216.34", "127.0.0.1"], ["fd00:ec2::254"]):
-        backend = _Recorder()
+        backend = FakeNetwork()
         guard = GuardedBackend(resolver=_answers(answer), inner=backend)
         with pytest.raises(DownloadRefused):
             await guard.connect_tcp("mirror.example", 443)
-        assert backend.connects == []  # one private answer among public ones is enough
+        assert backend.hosts == []  # one private answer among public ones is enough
 
 
 async def test_the_checked_address_is_the_one_connected_to_dns_rebinding() -> None:
@@ -189,14 +189,14 @@ async def test_the_checked_address_is_the_one_connected_to_dns_rebinding() -> No
         calls.append(host)
         return answers[min(len(calls) - 1, 1)]
 
-    backend = _Recorder(peer="93.184.216.34")
+    backend = FakeNetwork(peer="93.184.216.34")
     guard = GuardedBackend(resolver=resolver, inner=backend)
     await guard.connect_tcp("mirror.example", 443)
-    assert backend.connects == ["93.184.216.34"] and calls == ["mirror.example"]
+    assert backend.hosts == ["93.184.216.34"] and calls == ["mirror.example"]
 
 
 async def test_the_address_actually_connected_to_is_judged_again() -> None:
-    backend = _Recorder(peer="10.0.0.7")  # a network stack that connected elsewhere
+    backend = FakeNetwork(peer="10.0.0.7")  # a network stack that connected elsewhere
     guard = GuardedBackend(resolver=_answers(["93.184.216.34"]), inner=backend)
     with pytest.raises(DownloadRefused, match="private"):
         await guard.connect_tcp("mirror.example", 443)
@@ -206,7 +206,7 @@ async def test_the_address_actually_connected_to_is_judged_again() -> None:
 async def test_allowing_loopback_lets_loopback_through_and_nothing_else() -> None:
     for answer, ok in ((["127.0.0.1"], True), (["::1"], True), (["10.0.0.1"], False),
                        (["169.254.169.254"], False), (["::ffff:127.0.0.1"], False)):  # fmt: skip
-        backend = _Recorder(peer=answer[0])
+        backend = FakeNetwork(peer=answer[0])
         guard = GuardedBackend(allow=("loopback",), resolver=_answers(answer), inner=backend)
         if ok:
             await guard.connect_tcp("files.test", 80)
@@ -220,38 +220,3 @@ def _answers(addrs: list[str]) -> Any:
         return addrs
 
     return resolver
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    def __init__(self, owner: _Recorder, peer: str) -> None:
-        self.owner, self.peer = owner, peer
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return b""
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        self.owner.closed += 1
-
-    def get_extra_info(self, info: str) -> Any:
-        return (self.peer, 443) if info == "server_addr" else None
-
-
-class _Recorder(httpcore.AsyncNetworkBackend):
-    def __init__(self, peer: str | None = None) -> None:
-        self.connects: list[str] = []
-        self.closed = 0
-        self.peer = peer
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connects.append(host)
-        return _Stream(self, self.peer or host)

@@ -352,11 +352,12 @@ async def test_a_stream_continued_on_another_node_pays_each_for_its_part(tmp_pat
         await _first_is(h, "a", "b", body, "/v1/completions")  # anonymous: the pool pays
         await settled(s)
         # b's usage: 7 prompt tokens (its prompt held a's two tokens: 5 are the request's)
-        # a delivered 2 tokens and is paid the prompt with them; b its own 2
-        a_cost, b_cost = request_cost(PRICE, 5, 2), request_cost(PRICE, 0, 2)
-        assert (a_cost, b_cost) == (45, 20)
-        assert await s.balance(operator_account("alice")) == (a_cost - 2, 0)  # 5 % fee
-        assert await s.balance(operator_account("bob")) == (b_cost - 1, 0)
+        # a delivered 2 tokens; b processed the prompt again and is paid it with its own 2
+        # (attack30: the prompt went with a, the part that broke)
+        a_cost, b_cost = request_cost(PRICE, 0, 2), request_cost(PRICE, 5, 2)
+        assert (a_cost, b_cost) == (20, 45)
+        assert await s.balance(operator_account("alice")) == (a_cost - 1, 0)  # 5 % fee
+        assert await s.balance(operator_account("bob")) == (b_cost - 2, 0)
         assert await s.balance(NETWORK) == (3, 0)
         budget = h.settings.pool_daily_budget
         assert await s.balance(POOL) == (budget - a_cost - b_cost, 0)
@@ -366,8 +367,8 @@ async def test_a_continued_stream_cut_short_again_pays_the_prompt_once_and_each_
     tmp_path: Path,
 ) -> None:
     """a dies after two tokens, b continues and dies after two more, nobody is left: no
-    node ever said the prompt's count, so it is charged at the estimate's count, once,
-    with a (the node that processed it first); b is paid its two tokens."""
+    node ever said the prompt's count, so it is charged at a usual count, once, with b (the
+    last node that processed it, with a's text); a is paid its two tokens."""
     nodes = FakeNodes()
 
     def factory(node: FakeNode, model: str) -> httpx.Response:
@@ -386,10 +387,10 @@ async def test_a_continued_stream_cut_short_again_pays_the_prompt_once_and_each_
         assert '"error"' in text  # cut short: nobody finished it
         await settled(s)
         prompt = usual_prompt_tokens("Tell me:")
-        a_cost, b_cost = request_cost(PRICE, prompt, 2), request_cost(PRICE, 0, 2)
-        assert (prompt, a_cost, b_cost) == (19, 115, 20)
-        assert await s.balance(operator_account("alice")) == (a_cost - 5, 0)  # 5 % fee
-        assert await s.balance(operator_account("bob")) == (b_cost - 1, 0)
+        a_cost, b_cost = request_cost(PRICE, 0, 2), request_cost(PRICE, prompt, 2)
+        assert (prompt, a_cost, b_cost) == (19, 20, 115)
+        assert await s.balance(operator_account("alice")) == (a_cost - 1, 0)  # 5 % fee
+        assert await s.balance(operator_account("bob")) == (b_cost - 5, 0)
         budget = h.settings.pool_daily_budget
         assert await s.balance(POOL) == (budget - a_cost - b_cost, 0)
 

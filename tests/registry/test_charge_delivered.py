@@ -180,7 +180,7 @@ async def test_a_continuing_node_that_inflates_is_paid_its_part_capped(tmp_path:
         assert final["usage"]["completion_tokens"] == 2 + 300  # the nodes' counts
         assert final["mesh"]["completion_tokens"] == 2 + b_priced
         prompt = final["usage"]["prompt_tokens"]
-        a_cost, b_cost = request_cost(PRICE, prompt, 2), request_cost(PRICE, 0, b_priced)
+        a_cost, b_cost = request_cost(PRICE, 0, 2), request_cost(PRICE, prompt, b_priced)
         assert final["mesh"]["cost"] == a_cost + b_cost
         keys = await registry_keys(h)
         assert check(text, keys).completion_tokens == 302  # verifies: usage = receipt

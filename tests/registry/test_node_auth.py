@@ -7,7 +7,9 @@ Each test runs the registry's real ``SignedNodeAuth`` on a ``MemoryStore``; node
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,7 +81,7 @@ class RevokedMeanwhile(MemoryStore):
         return await super().upsert_node(rec, **kw)
 
 
-def make_node(wall: Wall, token: str | None) -> Node:
+def make_node(wall: Callable[[], float], token: str | None) -> Node:
     return Node(NodeSigner(Ed25519PrivateKey.generate(), wall), token)
 
 
@@ -107,6 +109,20 @@ def error(r: httpx.Response, status: int, code: str) -> None:
 
 async def mesh(tmp_path: Path, store: MemoryStore, wall: Wall) -> Any:
     return running(tmp_path, store=store, signed=True, wall_clock=wall)
+
+
+@contextlib.asynccontextmanager
+async def alice_node(
+    tmp_path: Path, *, registered: bool = True
+) -> AsyncIterator[tuple[Harness, Node]]:
+    """The registry (signed, on a fresh ``MemoryStore``, a :class:`Wall` at ``NOW``) and a
+    node of operator ``alice``'s, registered unless ``registered`` is False."""
+    store, wall = MemoryStore(), Wall()
+    node = make_node(wall, await operator(store))
+    async with await mesh(tmp_path, store, wall) as h:
+        if registered:
+            await register(h, node)
+        yield h, node
 
 
 async def operator(store: MemoryStore, name: str = "alice") -> str:
@@ -300,10 +316,7 @@ async def test_a_node_key_cannot_move_to_another_operator(tmp_path: Path) -> Non
 
 
 async def test_replayed_heartbeat_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         body = json.dumps({"in_flight": 1}).encode()
         headers = node.headers(MessageKind.HEARTBEAT, body)
         url = f"/mesh/nodes/{node.node_id}/heartbeat"
@@ -315,9 +328,7 @@ async def test_replayed_heartbeat_is_401(tmp_path: Path) -> None:
 
 
 async def test_replayed_registration_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
+    async with alice_node(tmp_path, registered=False) as (h, node):
         body = node.body()
         headers = node.reg_headers(body)
         assert (
@@ -330,10 +341,7 @@ async def test_replayed_registration_is_401(tmp_path: Path) -> None:
 
 
 async def test_sequence_number_not_greater_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         assert (await beat(h, node)).status_code == 200
         await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
         before = snapshot(h)
@@ -344,10 +352,7 @@ async def test_sequence_number_not_greater_is_401(tmp_path: Path) -> None:
 
 
 async def test_timestamp_outside_120_s_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         before = snapshot(h)
         for skew in (-121.0, 121.0):
             node.signer.wall_clock = lambda skew=skew: NOW + skew  # type: ignore[misc]
@@ -362,11 +367,8 @@ async def test_timestamp_outside_120_s_is_401(tmp_path: Path) -> None:
 
 
 async def test_wrong_key_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    token = await operator(store)
-    node, other = make_node(wall, token), make_node(wall, token)
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
+        other = make_node(node.signer.wall_clock, node.token)
         before = snapshot(h)
         body = b'{"in_flight":5}'
         headers = other.headers(MessageKind.HEARTBEAT, body, target=node.node_id)
@@ -379,10 +381,7 @@ async def test_wrong_key_is_401(tmp_path: Path) -> None:
 
 
 async def test_body_altered_after_signing_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         before = snapshot(h)
         signed = b'{"in_flight":1,"state":"online"}'
         headers = node.headers(MessageKind.HEARTBEAT, signed)
@@ -405,11 +404,8 @@ async def test_body_altered_after_signing_is_401(tmp_path: Path) -> None:
 
 async def test_another_nodes_id_is_403(tmp_path: Path) -> None:
     """A registered node heartbeats, pauses or deregisters another node: 403."""
-    store, wall = MemoryStore(), Wall()
-    token = await operator(store)
-    victim, attacker = make_node(wall, token), make_node(wall, token)
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, victim)
+    async with alice_node(tmp_path) as (h, victim):
+        attacker = make_node(victim.signer.wall_clock, victim.token)
         await register(h, attacker)
         before = snapshot(h)
         body = b'{"state":"draining"}'
@@ -429,10 +425,7 @@ async def test_another_nodes_id_is_403(tmp_path: Path) -> None:
 
 
 async def test_unsigned_deregistration_of_another_node_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         before = snapshot(h)
         error(await h.client.delete(f"/mesh/nodes/{node.node_id}"), 401, "invalid_signature")
         error(
@@ -445,10 +438,7 @@ async def test_unsigned_deregistration_of_another_node_is_401(tmp_path: Path) ->
 
 async def test_heartbeat_signed_as_deregistration_is_401(tmp_path: Path) -> None:
     """Domain separation: a signature for one kind of message is no good for another."""
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         before = snapshot(h)
         headers = node.headers(MessageKind.HEARTBEAT, b"")
         r = await h.client.delete(f"/mesh/nodes/{node.node_id}", headers=headers)
@@ -457,14 +447,11 @@ async def test_heartbeat_signed_as_deregistration_is_401(tmp_path: Path) -> None
 
 
 async def test_revoked_node_leaves_routing_and_is_refused(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
-        await register(h, node)
+    async with alice_node(tmp_path) as (h, node):
         assert h.runtime.routing.router.node(node.node_id) is not None
         # the admin CLI writes the store only; this process learns it from the store
-        await store.revoke_node(node.node_id, datetime.now(timezone.utc))
-        watcher = RevocationWatcher(store, h.table, h.runtime.routing)
+        await h.store.revoke_node(node.node_id, datetime.now(timezone.utc))
+        watcher = RevocationWatcher(h.store, h.table, h.runtime.routing)
         assert await watcher.poll() == [node.node_id]
         assert h.runtime.routing.router.node(node.node_id) is None
         assert h.table.get(node.node_id).state.value == "offline"  # type: ignore[union-attr]
@@ -490,17 +477,13 @@ async def test_revoked_operator_takes_its_nodes_out(tmp_path: Path) -> None:
 
 
 async def test_unknown_node_heartbeat_is_404_so_it_registers_again(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
+    async with alice_node(tmp_path, registered=False) as (h, node):
         r = await beat(h, node)
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_node"
 
 
 async def test_registration_header_garbage_is_401(tmp_path: Path) -> None:
-    store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
-    async with await mesh(tmp_path, store, wall) as h:
+    async with alice_node(tmp_path, registered=False) as (h, node):
         body = node.body()
         for name, value in (
             (HDR_SEQ, "-1"),

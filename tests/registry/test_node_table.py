@@ -234,11 +234,13 @@ def test_a_heartbeat_reads_at_most_as_many_model_items_as_a_node_may_host(
     assert not table.get("a").models["m1"].loaded  # type: ignore[union-attr]
 
 
-def test_answers_and_refusals_are_tallied_fading_and_reset_by_a_registration(
+def test_answers_and_refusals_are_tallied_fading_and_kept_across_a_registration(
     table: NodeTable, clock: ManualClock
 ) -> None:
     """What cuts a node's uptime credit (``core/rewards.answer_share_milli``): the share of
-    requests it answered here, lately; a registration (a fresh entry) starts over."""
+    requests it answered here, lately; a registration again keeps it (found 2026-12-05,
+    attack30: a fresh entry started over, so a node refusing everything registered again
+    before each heartbeat and was credited in full), and so the load it last reported."""
     table.register(reg("a", "m"))
     entry = table.get("a")
     assert entry is not None and table.answer_share_milli(entry) == 1000  # sent nothing
@@ -254,9 +256,15 @@ def test_answers_and_refusals_are_tallied_fading_and_reset_by_a_registration(
     clock.advance(3000)
     assert table.answer_share_milli(entry) >= 990  # faded: about all again
     table.tally("a", answered=False)
+    table.refused_request("a", 4300.0)
+    entry.reported_in_flight, entry.reported_queued, entry.known_load = 2, 3, 1
+    share = table.answer_share_milli(entry)
+    assert share < 510
     table.register(reg("a", "m"))
     fresh = table.get("a")
-    assert fresh is not None and table.answer_share_milli(fresh) == 1000
+    assert fresh is not None and fresh is not entry and table.answer_share_milli(fresh) == share
+    assert (fresh.refusing_since, fresh.refused_at) == (4300.0, 4300.0)
+    assert (fresh.reported_in_flight, fresh.reported_queued, fresh.known_load) == (2, 3, 1)
     table.tally("nobody", answered=False)  # an unknown node: nothing
 
 

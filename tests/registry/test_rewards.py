@@ -419,3 +419,43 @@ async def test_after_every_registry_was_down_the_uptime_is_closed_in_its_own_per
     clock.t = S + 4 * PERIOD_S + 15
     later = await _task(store, ledger, clock).close_due()
     assert later is not None and later.closed == 0
+
+
+def _timed(i: int, node_id: str, latency_ms: float) -> RequestRecord:
+    """An answered request of 50 completion tokens that took ``latency_ms``."""
+    return RequestRecord(
+        request_id=f"t{node_id}{i}", node_id=node_id, model="m", stream=False, outcome="ok",
+        error_code=None, prompt_tokens=5, completion_tokens=50, latency_ms=latency_ms,
+        ttft_ms=1.0, cost=0.0, created_at=_at(60 + i),
+    )  # fmt: skip
+
+
+async def test_nodes_that_earn_no_uptime_do_not_set_the_speed_honest_nodes_are_judged_by(
+    store: SqlStore,
+) -> None:
+    """The attack (found 2026-12-05, attack30): the performance factor compares a node's
+    speed with the median of every node that served the model in the period. An operator
+    registers three sim nodes of the model (made-up text at once: they earn no uptime, so
+    they cost it nothing) and a node caught by a canary (held) answers as fast: the median
+    was theirs, 1,000 times the honest node's speed, and the honest node was paid half its
+    reward (performance 500). Only nodes whose uptime is paid to an operator set the bar:
+    alone, the honest node is judged at 1000."""
+    await _operator(store, "honest")
+    await _operator(store, "mallory")
+    sim = {"id": "m", "engine": "sim", "simulated": True}
+    await _node(store, "real", "honest")
+    for n in ("s1", "s2", "s3"):
+        await _node(store, n, "mallory", models=[sim])
+    await _node(store, "caught", "mallory")
+    await store.record_canary("caught", "m", ok=False, reason="canary: token", at=_at(100))
+    rows = [_timed(i, "real", 1000.0) for i in range(3)]  # 50 tokens/s
+    rows += [_timed(i, n, 1.0) for i in range(3) for n in ("s1", "s2", "s3", "caught")]
+    await store.record_requests(rows)
+    ledger = _ledger(store)
+    report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
+    assert report is not None
+    closed = await _rows(store.engine)
+    assert closed[("real", S)]["performance"] == 1000
+    got = {rid: amount for _, to, amount, rid in await _rewards(ledger)
+           if to == operator_account("honest")}  # fmt: skip
+    assert got == {reward_request_id(S, "real", KEYED): RATE}

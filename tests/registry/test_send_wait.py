@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.slot_wait import RECHECK_S, key_cap
+from LLM_Mesh.core.slot_wait import RECHECK_S
+from LLM_Mesh.registry.routing import WaitPlace
 from tests.registry.helpers import Harness, running
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 
@@ -126,33 +127,37 @@ async def test_a_waiter_is_not_woken_by_another_models_traffic(tmp_path: Path) -
 
 
 async def test_one_keys_flood_of_waiters_leaves_places_for_another_key(tmp_path: Path) -> None:
-    """One key's requests hold at most ``key_cap`` (a quarter) of the places; found
-    2026-12-05: one key's flood took them all and every other key's wait was refused."""
+    """One key's requests may take every place while no other key waits, and give one up
+    to another key's request (push-out, core/slot_wait.place_for); found 2026-12-05: one
+    key's flood took them all and every other key's wait was refused."""
     async with running(tmp_path) as h:
         await h.register("a", max_concurrency=1, max_queue=0)
         flood, _ = await new_key(h, name="flood")
         other, _ = await new_key(h, name="other")
         routing = h.runtime.routing
         routing.max_send_waiters = 8
-        share = key_cap(8)
-        assert share == 2
         busy = routing.begin("a", MODEL)
         wait = {"X-Mesh-Wait": "30"}
         flooding = [
             asyncio.create_task(h.client.post(CHAT, json=chat(), headers={**wait, **bearer(flood)}))
-            for _ in range(routing.max_send_waiters)
+            for _ in range(routing.max_send_waiters + 1)
         ]
-        await _until(lambda: sum(t.done() for t in flooding) == len(flooding) - share)
-        for t in [t for t in flooding if t.done()]:  # answered at once, as without a wait
-            r = t.result()
-            assert r.status_code == 429, r.text
-            assert "this API key" in r.json()["error"]["message"]
-        assert routing.waiters == share
+        await _until(lambda: sum(t.done() for t in flooding) == 1)
+        await _until(lambda: routing.waiters == 8)  # every place: nobody else waits
+        late = next(t for t in flooding if t.done()).result()
+        assert late.status_code == 429, late.text
+        assert "8 of them by this API key's requests" in late.json()["error"]["message"]
         theirs = asyncio.create_task(
             h.client.post(CHAT, json=chat(), headers={**wait, **bearer(other)})
         )
-        await _until(lambda: routing.waiters == share + 1)  # it waits: places were left
+        # a flood request gives up its place at once (woken, not at its next look)
+        await _until(lambda: sum(t.done() for t in flooding) == 2)
+        pushed = [t.result() for t in flooding if t.done() and t.result() is not late]
+        assert [r.status_code for r in pushed] == [429], pushed
+        assert "went to a request of another API key" in pushed[0].json()["error"]["message"]
+        await _until(lambda: routing.waiters == 8)
         assert not theirs.done()
+        assert sorted(len(p) for p in routing.key_waiters.values()) == [1, 7]
         routing.finish(busy, Outcome.SUCCESS)
         assert (await asyncio.wait_for(theirs, 10)).status_code == 200
         for t in flooding:
@@ -160,21 +165,31 @@ async def test_one_keys_flood_of_waiters_leaves_places_for_another_key(tmp_path:
         assert routing.send_waiters == 0 and routing.key_waiters == {}
 
 
-async def test_four_keys_waiting_leave_a_place_for_a_fifth(tmp_path: Path) -> None:
-    """Found open 2026-12-05: four keys, each at its quarter (64), filled the 256 places
-    and a fifth key's wait was refused at once; now the last places are kept for keys not
-    waiting yet (``core/slot_wait.kept_for_new``), one each."""
+async def test_forty_keys_flooding_leave_a_place_for_a_forty_first(tmp_path: Path) -> None:
+    """Found open 2026-12-05: four keys at their quarter and 32 more (33 keys and more in
+    all) filled the 256 places, so a further key's wait was refused at once; now forty keys
+    flooding one after another end within one place of each other and the 41st waits, a
+    flood's newest waiter answered at once (woken, not at its next look)."""
     async with running(tmp_path) as h:
         routing = h.runtime.routing
-        taken = {key: 0 for key in ("k1", "k2", "k3", "k4")}
-        for key in taken:
-            while not routing.take_place(key):
-                taken[key] += 1
-        assert sum(taken.values()) < routing.max_send_waiters, taken  # before: 4 x 64 = 256
-        said = routing.take_place("k4")
-        assert "kept for API keys" in said, said
-        assert routing.take_place("k5") == ""  # the fifth key waits
-        for key, n in [*taken.items(), ("k5", 1)]:
-            for _ in range(n):
-                routing.leave_place(key)
+        places: dict[str, list[WaitPlace]] = {}
+        for k in range(40):
+            mine = places.setdefault(f"k{k}", [])
+            while not isinstance(got := routing.take_place(f"k{k}"), str):
+                mine.append(got)
+        held = {key: len(p) for key, p in routing.key_waiters.items()}
+        assert routing.send_waiters == routing.max_send_waiters == sum(held.values())
+        assert len(held) == 40 and max(held.values()) <= 7, held  # ceil(256 / 40)
+        victim = max(held, key=lambda k: held[k])
+        newest = next(reversed(routing.key_waiters[victim]))
+        assert newest is [p for p in places[victim] if not p.out][-1]
+        sleeper = asyncio.create_task(routing.wait_change(30.0, MODEL, newest))
+        await _until(lambda: newest.wake is not None)  # asleep in its look
+        last = routing.take_place("k40")
+        assert isinstance(last, WaitPlace), last  # before: refused, 36 keys filled them
+        assert "went to a request of another API key" in newest.out
+        await asyncio.wait_for(sleeper, 5)  # woken at once
+        assert len(routing.key_waiters[victim]) == held[victim] - 1
+        for p in [q for ps in places.values() for q in ps] + [last]:  # pushed out: no-op
+            routing.leave_place(p)
         assert routing.send_waiters == 0 and routing.key_waiters == {}

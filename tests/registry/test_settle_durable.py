@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -82,6 +83,50 @@ def _settlement(store: SqlStore, home: Path, disk: Disk, every: float = 3600.0) 
     return s
 
 
+class Site:
+    """One registry's machine: its SQLite store (``db``, open in ``store``) as it is on the
+    disk (``disk``), its home, and what happened, in order (``events``)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.db, self.home = tmp_path / "registry.db", tmp_path / "home"
+        self.home.mkdir()
+        self.events: list[str] = []
+        self.disk = Disk(self.db, self.events)
+        self.store = SqlStore(f"sqlite:///{self.db}")
+
+    async def started(self, every: float = 3600.0) -> Settlement:
+        """``USER`` granted ``GRANT``, then a settlement on the store, started."""
+        await ledger_of(self.store).append_one(Transfer("grant", MINT, USER, GRANT))
+        gw = _settlement(self.store, self.home, self.disk, every)
+        await gw.start()
+        return gw
+
+    async def power_cut_then_restart_pays_a1_once(self) -> None:
+        """The power cut (the store closed first: the processes are gone), then a new
+        process on the same home, which recovers its predecessor before it serves: ``A1``
+        paid once."""
+        self.disk.power_cut()
+        after = SqlStore(f"sqlite:///{self.db}")
+        await after.open()
+        try:
+            again = _settlement(after, self.home, self.disk)
+            await again.start()
+            await again.stop()
+            await books(after, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
+        finally:
+            await after.close()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    at = Site(tmp_path)
+    await at.store.open()
+    try:
+        yield at
+    finally:
+        await at.store.close()  # idempotent: a test may have closed it for its power cut
+
+
 def _record_journal(monkeypatch: pytest.MonkeyPatch, events: list[str]) -> None:
     add, remove = settle_journal.OwnJournal.add, settle_journal.OwnJournal.remove
 
@@ -99,7 +144,10 @@ def _record_journal(monkeypatch: pytest.MonkeyPatch, events: list[str]) -> None:
 
 
 async def _served_through_an_outage(
-    store: SqlStore, gw: Settlement, monkeypatch: pytest.MonkeyPatch, events: list[str],
+    store: SqlStore,
+    gw: Settlement,
+    monkeypatch: pytest.MonkeyPatch,
+    events: list[str],
     disk: Disk | None = None,
 ) -> None:
     """``A1`` reserved (on the disk at once with ``disk``: a checkpoint of the log), its
@@ -124,143 +172,97 @@ async def _served_through_an_outage(
 
 @pytest.mark.parametrize("drop", ["upkeep", "stop"])
 async def test_a_journal_is_dropped_only_after_the_log_holding_its_write_is_synced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drop: str
+    site: Site, monkeypatch: pytest.MonkeyPatch, drop: str
 ) -> None:
     """The order: the journal's drop (a live holder's upkeep round, or a clean stop) after a
     sync that ran once the answer was written. Before the fix: no sync between "written"
     and "drop"."""
-    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
-    await store.open()
-    events: list[str] = []
-    disk = Disk(tmp_path / "registry.db", events)
-    home = tmp_path / "home"
-    home.mkdir()
+    events = site.events
+    gw = await site.started()
+    _record_journal(monkeypatch, events)
     try:
-        await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
-        gw = _settlement(store, home, disk)
-        await gw.start()
-        _record_journal(monkeypatch, events)
-        try:
-            await _served_through_an_outage(store, gw, monkeypatch, events)
-            if drop == "upkeep":
-                await gw.upkeep()
-        finally:
-            await gw.stop()
-        assert "drop" in events and not journals(home), events
-        written, dropped = events.index("written"), events.index("drop")
-        assert "sync" in events[written:dropped], events  # before the fix: none
-        await books(store, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
+        await _served_through_an_outage(site.store, gw, monkeypatch, events)
+        if drop == "upkeep":
+            await gw.upkeep()
     finally:
-        await store.close()
+        await gw.stop()
+    assert "drop" in events and not journals(site.home), events
+    written, dropped = events.index("written"), events.index("drop")
+    assert "sync" in events[written:dropped], events  # before the fix: none
+    await books(site.store, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
 
 
 async def test_a_power_cut_after_the_journal_is_dropped_loses_no_payment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The answer written and settled once the database is back, its journal dropped by the
     upkeep round, then the power cut (only what was synced is left) and a new process on
     the same home: the answer is paid once. Before the fix the journal went with no sync:
     the cut rolled the store back to the reservation (on the disk since a checkpoint) and the
     restart lapsed it, the answer never paid."""
-    db = tmp_path / "registry.db"
-    store = SqlStore(f"sqlite:///{db}")
-    await store.open()
-    events: list[str] = []
-    disk = Disk(db, events)
-    home = tmp_path / "home"
-    home.mkdir()
-    await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
-    gw = _settlement(store, home, disk)
-    await gw.start()
+    gw = await site.started()
     try:
-        await _served_through_an_outage(store, gw, monkeypatch, events, disk)
+        await _served_through_an_outage(site.store, gw, monkeypatch, site.events, site.disk)
         await gw.upkeep()
-        assert not journals(home)  # dropped: from now on only the store can pay it
+        assert not journals(site.home)  # dropped: from now on only the store can pay it
     finally:
         monkeypatch.undo()
         await crash(gw)  # the power cut: the process gone with the machine
-        await store.close()
-    disk.power_cut()
-    after = SqlStore(f"sqlite:///{db}")
-    await after.open()
-    try:
-        again = _settlement(after, home, disk)
-        await again.start()  # recovers its predecessor before it serves
-        await again.stop()
-        await books(after, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
-    finally:
-        await after.close()
-    shutil.rmtree(home)
+        await site.store.close()
+    await site.power_cut_then_restart_pays_a1_once()
+    shutil.rmtree(site.home)
 
 
 async def test_a_dead_holders_journal_is_removed_only_after_its_answers_are_synced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A gateway killed with an answer not written; its restart records the answer from the
     journal (``revive``) and removes the journal: a sync must run after the answer was
     recorded and while the journal is still there (before the fix: none)."""
-    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
-    await store.open()
-    events: list[str] = []
-    home = tmp_path / "home"
-    home.mkdir()
-    disk = Disk(tmp_path / "registry.db", events)
+    events = site.events
+    gw = await site.started()
     try:
-        await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
-        gw = _settlement(store, home, disk)
-        await gw.start()
-        try:
-            assert (await gw.reserve("r1", USER, "m", E)).ok
-            Away(gw, monkeypatch).away = True
-            with pytest.raises(ConnectionError):
-                await gw.answer(A1)  # released all the same
-        finally:
-            monkeypatch.undo()
-            await crash(gw)
-        [journal] = journals(home)
-        real_fsync, real_revive = disk.fsync, settle_upkeep.revive
-
-        def fsync(fd: int) -> None:
-            real_fsync(fd)
-            events.append("sync, journal kept" if journal.exists() else "sync")
-
-        async def revive(*args: Any) -> bool:
-            done = await real_revive(*args)
-            events.append("recorded")
-            return done
-
-        monkeypatch.setattr(settle_upkeep, "revive", revive)
-        again = _settlement(store, home, disk)
-        again.fsync = fsync
-        await again.start()
-        await again.stop()
-        assert not journals(home)
-        recorded = events.index("recorded")
-        assert "sync, journal kept" in events[recorded:], events  # before the fix: none
-        await books(store, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
+        assert (await gw.reserve("r1", USER, "m", E)).ok
+        Away(gw, monkeypatch).away = True
+        with pytest.raises(ConnectionError):
+            await gw.answer(A1)  # released all the same
     finally:
-        await store.close()
+        monkeypatch.undo()
+        await crash(gw)
+    [journal] = journals(site.home)
+    real_fsync, real_revive = site.disk.fsync, settle_upkeep.revive
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        events.append("sync, journal kept" if journal.exists() else "sync")
+
+    async def revive(*args: Any) -> bool:
+        done = await real_revive(*args)
+        events.append("recorded")
+        return done
+
+    monkeypatch.setattr(settle_upkeep, "revive", revive)
+    again = _settlement(site.store, site.home, site.disk)
+    again.fsync = fsync
+    await again.start()
+    await again.stop()
+    assert not journals(site.home)
+    recorded = events.index("recorded")
+    assert "sync, journal kept" in events[recorded:], events  # before the fix: none
+    await books(site.store, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
 
 
 async def test_the_settler_syncs_the_log_once_an_answer_is_written_then_a_power_cut_keeps_it(
-    tmp_path: Path,
+    site: Site,
 ) -> None:
     """An answer released (no outage): the settler's next round settles it and syncs the
     log, and not again while nothing is written; a power cut after that round and a restart
     on the same home: the answer is paid. Before the fix nothing synced the log until its
     checkpoint (300 commits) or the ledger's (60 s): the cut lost the answer's row and its
     entries, and the receipt the client holds matched nothing."""
-    db = tmp_path / "registry.db"
-    store = SqlStore(f"sqlite:///{db}")
-    await store.open()
-    events: list[str] = []
-    disk = Disk(db, events)
-    home = tmp_path / "home"
-    home.mkdir()
-    await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
-    gw = _settlement(store, home, disk, every=0.02)
-    await gw.start()
-    disk.snapshot()  # what was on the disk before the request (a checkpoint of the log)
+    store, events = site.store, site.events
+    gw = await site.started(every=0.02)
+    site.disk.snapshot()  # what was on the disk before the request (a checkpoint of the log)
     try:
         assert (await gw.reserve("r1", USER, "m", E)).ok
         await gw.answer(A1)  # released: the client holds its receipt
@@ -282,33 +284,20 @@ async def test_the_settler_syncs_the_log_once_an_answer_is_written_then_a_power_
     finally:
         await crash(gw)  # the power cut: the process gone with the machine
         await store.close()
-    disk.power_cut()
-    after = SqlStore(f"sqlite:///{db}")
-    await after.open()
-    try:
-        again = _settlement(after, home, disk)
-        await again.start()
-        await again.stop()
-        await books(after, {"r1": A1}, ["r1"], grant=GRANT, payer=USER)
-    finally:
-        await after.close()
+    await site.power_cut_then_restart_pays_a1_once()
 
 
 async def test_a_log_written_in_the_tick_of_its_stat_is_synced_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file's times come from a coarse clock: a write in the tick of the stat before a
     sync may leave the log's size and time as they were, unsynced. So a log whose time is
     that recent is synced again at the next round; one older is not (nothing written)."""
-    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
-    await store.open()
-    events: list[str] = []
-    home = tmp_path / "home"
-    home.mkdir()
-    gw = _settlement(store, home, Disk(tmp_path / "registry.db", events))  # rounds by hand
+    events = site.events
+    gw = _settlement(site.store, site.home, site.disk)  # rounds by hand
     await gw.start()
     try:
-        mtime = os.stat(tmp_path / "registry.db-wal").st_mtime_ns
+        mtime = os.stat(site.db.with_name("registry.db-wal")).st_mtime_ns
         monkeypatch.setattr(settle_durable, "time", SimpleNamespace(time_ns=lambda: mtime + 10**6))
         await gw._sync_written()
         await gw._sync_written()
@@ -320,4 +309,3 @@ async def test_a_log_written_in_the_tick_of_its_stat_is_synced_again(
     finally:
         monkeypatch.undo()
         await gw.stop()
-        await store.close()

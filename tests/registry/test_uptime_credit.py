@@ -9,13 +9,14 @@ other live replicas publish), with a slack of 2 requests that never reaches the 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from LLM_Mesh.core.route_types import Outcome
 from LLM_Mesh.registry.ports import ReplicaRecord
 from LLM_Mesh.registry.replicas import ReplicaBeat
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import Harness, ManualClock, registration, running
 
 FULL = {"in_flight": 2, "queued": 4}  # registration(): max_concurrency 2, max_queue 4
 ONE_SHORT = {"in_flight": 2, "queued": 3}
@@ -181,7 +182,9 @@ async def test_a_replica_publishes_its_in_flight_requests_per_node(tmp_path: Pat
         assert beat_task._demand()["nodes"] == {}
 
 
-async def answered_on_the_way(h: Harness, node_id: str, load: dict[str, int], n: int, ago_s: float) -> int:
+async def answered_on_the_way(
+    h: Harness, node_id: str, load: dict[str, int], n: int, ago_s: float
+) -> int:
     """``n`` requests of this replica at ``node_id`` end ``ago_s`` before its heartbeat (5 s
     after its previous one, claiming ``load``, which counted them) arrives; the ms credited."""
     routing = h.runtime.routing
@@ -211,3 +214,84 @@ async def test_an_honest_node_whose_report_passed_its_answers_keeps_its_uptime(
         # the same burst answered 3 s before the report: the node knew, it explains nothing
         assert full_credit(await answered_on_the_way(h, "busy", four, 4, ago_s=3.0))
         assert await beat(h, "busy", ROOM) == 0
+
+
+async def register_again(h: Harness, node_id: str) -> None:
+    """The node's signed registration once more (a node may register whenever it likes)."""
+    r = await h.client.post("/mesh/nodes", json=registration(node_id))
+    assert r.status_code == 200, r.text
+
+
+async def test_registering_again_before_each_heartbeat_does_not_clear_a_full_report(
+    tmp_path: Path,
+) -> None:
+    """The attack (found 2026-12-05, attack30): a node reports itself full in every
+    heartbeat, as in the first test, and registers again just before each one. A
+    registration made the table's entry anew, so the load report that steered the router
+    (which kept it: ``Router.upsert_node``'s kept fields, full, sending nothing) read as 0
+    claimed, and every heartbeat was credited in full (5 s of 5). The report stands across a
+    registration as the router's view of it does: nothing credited."""
+    async with running(tmp_path) as h:
+        liar = await h.register("liar")
+        assert full_credit(await beat(h, "liar", ROOM))
+        assert full_credit(await beat(h, "liar", FULL))  # the interval before: room
+        credited = []
+        for _ in range(12):
+            assert await ask(h, "liar") == 429  # saturated by its own word: not sent
+            await register_again(h, "liar")
+            credited.append(await beat(h, "liar", FULL))
+        assert credited == [0] * 12
+        assert liar.calls == []
+
+
+async def test_registering_again_does_not_clear_a_nodes_refusals(tmp_path: Path) -> None:
+    """The attack beside it (found 2026-12-05, attack30): a node refusing every request it
+    is sent (429) registers again before each heartbeat. A fresh entry forgot its refusals
+    (the share it answered, and since when it refuses), so it was credited in full, where
+    its twin that does not register again is credited its answered share, then nothing once
+    it has refused for ``REFUSAL_NO_CREDIT_S``. Registering again gains nothing now: the
+    one registering is credited no more than its twin (less: a registration counts as a
+    heartbeat here, so the share cuts a shorter interval), and nothing at the end."""
+    clock = ManualClock(time.time())  # the table's clock and the wall clock move together
+    async with running(tmp_path, clock=clock, wall_clock=clock) as h:
+        for node_id in ("again", "twin"):
+            await h.register(node_id, behavior="429")
+            assert full_credit(await beat(h, node_id, ROOM))
+        again, twin = [], []
+        for _ in range(30):  # 20 s a round: 10 minutes
+            for node_id, got in (("again", again), ("twin", twin)):
+                h.clock.advance(5.0)  # past the refusal's Retry-After (3 s)
+                assert await ask(h, node_id) == 429
+                if node_id == "again":
+                    await register_again(h, node_id)
+                got.append(await beat(h, node_id, ROOM))
+        assert twin[-10:] == [0] * 10  # refusing for 5 minutes: nothing
+        assert sum(twin) < 5_000 * 30 // 3
+        assert all(a <= t + 20 for a, t in zip(again, twin, strict=True)), (again, twin)
+        assert again[-10:] == [0] * 10
+
+
+async def test_a_goodbye_and_a_registration_do_not_end_an_ejection(tmp_path: Path) -> None:
+    """The attack (found 2026-12-05, attack30): a node ejected as an outlier (a 5xx: out of
+    routing for 30 s, doubling with each one, and no uptime credit meanwhile) says goodbye
+    (``DELETE``, signed by its own key) and registers again at once. The goodbye dropped
+    its statistics and its ejection with them (``Router.remove_node``), so it was back in
+    routing, clear, and credited in full at its next heartbeat: ejection cost a failing
+    node nothing. Its ejection stands across the goodbye, and so does its count."""
+    async with running(tmp_path) as h:
+        broken = await h.register("broken", behavior="500")
+        await h.register("good")
+        outliers = h.runtime.routing.router.outliers
+        assert await ask(h, "broken") == 502  # a 5xx: ejected at once
+        assert outliers.is_ejected("broken") and outliers.ejection_count("broken") == 1
+        assert await beat(h, "broken", ROOM) == 0
+        assert (await h.client.delete("/mesh/nodes/broken")).status_code == 204
+        await register_again(h, "broken")
+        assert outliers.is_ejected("broken")  # still out of routing
+        assert await beat(h, "broken", ROOM) == 0
+        assert await ask(h, "broken") == 503  # not sent: the only node it may go to is out
+        assert len(broken.calls) == 1
+        h.clock.advance(16)  # 31 s since: the ejection is over, back (slowly), count kept
+        await beat(h, "broken", ROOM)
+        assert await ask(h, "broken") == 502
+        assert outliers.ejection_count("broken") == 2

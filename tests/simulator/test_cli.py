@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from LLM_Mesh.simulator import format_table, main, run_scenario
-from LLM_Mesh.simulator.cli import CLASS_NOTE, CLOCK_NOTE, class_cells, format_row, planned
+from LLM_Mesh.simulator.cli import CLASS_NOTE, CLOCK_NOTE, class_cells, format_row
 
 
 def test_main_prints_the_table_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,10 +81,7 @@ def test_keyed_wait_option_counts_the_waiters(capsys: pytest.CaptureFixture[str]
     assert int(rows[1][10]) == keyed.waited > 0
     assert rows[1][11] == f"{keyed.gate_wait_p50_ms:.0f}/{keyed.gate_wait_p95_ms:.0f}"
     assert rows[2][10:] == ["0", "-"]  # no anonymous request waited at the gateway
-    for option in ("--keyed-wait", "--anonymous-wait"):
-        for bad in ("-1", "61", "x", "nan"):
-            with pytest.raises(SystemExit) as exc:
-                main([*args, option, bad])
-            assert exc.value.code == 2
-    plan = planned([*args, "--keyed-wait", "5", "--anonymous-wait", "2.5"])
-    assert (plan.keyed_wait_s, plan.anonymous_wait_s) == (5.0, 2.5)
+    for bad in ("-1", "61", "x", "nan"):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--keyed-wait", bad])
+        assert exc.value.code == 2

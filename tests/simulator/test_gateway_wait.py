@@ -79,7 +79,7 @@ def simulate(wait_s: float, looks_before_free: int | None) -> tuple[list[Look], 
     keyed = gw.by_class[KEYED]
     end = "served" if len(keyed.latencies) == 2 else "refused"  # the busy one is served
     assert end == "served" or keyed.failures == {"saturated": 1}
-    assert len(keyed.gate_waits) == 1 and gw.places.held == 0
+    assert len(keyed.gate_waits) == 1 and gw.places.waiting == 0
     return _looks(wait), end
 
 
@@ -193,7 +193,7 @@ def test_a_freed_slot_goes_to_the_waiting_keyed_request_not_a_new_anonymous_one(
     def on_stop(fo: object) -> None:  # the busy request ends: the slot is free right now
         if not sent:
             sent.append(1)
-            assert strategy.pool_counts() == (1, 0) and gw.places.held == 1
+            assert strategy.pool_counts() == (1, 0) and gw.places.waiting == 1
             gw.submit_anonymous(10)
 
     gw = SimGateway(loop, {"n0": node}, strategy, policy, random.Random(3), on_stop=on_stop)
@@ -203,3 +203,28 @@ def test_a_freed_slot_goes_to_the_waiting_keyed_request_not_a_new_anonymous_one(
     assert sent == [1]
     assert gw.by_class[ANONYMOUS].failures == {"anonymous_last": 1}
     assert len(gw.by_class[KEYED].latencies) == 2 and gw.by_class[KEYED].gate_waits
+
+
+def test_a_waiter_pushed_out_of_its_place_is_refused_at_once() -> None:
+    """The simulated gateway shares the places by the gateway's push-out
+    (``core/wait_places.WaitPlaces``): the newest waiter of the key holding the most loses
+    its place to a key holding two fewer, is woken at once and refused as without a wait."""
+    loop = EventLoop()
+    node = SimNode("n0", loop, random.Random(1), ttft_s=0.01, tokens_per_s=1000.0,
+                   max_concurrency=1, max_queue=0)  # fmt: skip
+    node.slow_latency_s = 5.0
+    strategy = Ours(random.Random(2))
+    strategy.add_node("n0", None, 1, 0, 0.0)
+    waits: list[SlotWait] = []
+    policy = GatewayPolicy(timeout_s=30.0, keyed_wait_s=20.0, max_waiters=2, wait_keys=1)
+    gw = SimGateway(loop, {"n0": node}, strategy, policy, random.Random(3), on_wait=waits.append)
+    loop.at(0.0, gw.submit_keyed, 10)  # the busy one
+    loop.at(0.1, gw.submit_keyed, 10)
+    loop.at(0.2, gw.submit_keyed, 10)  # both places, one key's
+    taken: list[object] = []
+    loop.at(1.0, lambda _: taken.append(gw.places.take("other key")))
+    loop.run(1.5)
+    keyed = gw.by_class[KEYED]
+    assert keyed.failures == {"saturated": 1}  # the newest, pushed out at 1.0 s
+    assert keyed.gate_waits == [pytest.approx(0.8)] and len(waits) == 1
+    assert gw.places.waiting == 2 and not isinstance(taken[0], str)
