@@ -13,13 +13,14 @@ ends the request and cancels it on the node. The client's outcome is decided onl
 what the simulated node did.
 
 A request is keyed (a client with an API key) or anonymous. Keyed ones are sent with
-the keyed class, which a node's line serves first (``fleet``); with an
-``anonymous_share`` the gateway admits an anonymous request only while fewer anonymous
-ones than :func:`LLM_Mesh.core.anonymous_share.anonymous_cap` of the routable slots are
-in flight (the real gateway's check, ``registry/access.AnonymousLast``, with a client
-that asks for no wait: over its share it is refused at once, ``anonymous_share``). The
-real check's other half, anonymous requests waiting at the gateway behind keyed ones
-for a saturated model, is not modelled.
+the keyed class, which a node's line serves first (``fleet``). Where the run has classes
+(``anonymous_last``, or an ``anonymous_share``) the gateway admits an anonymous request by
+the real gateway's rule, :func:`LLM_Mesh.core.anonymous_wait.clear`
+(``registry/access.AnonymousLast`` calls it), for a client that asks for no wait: not
+while a keyed request waits here (``anonymous_last``), nor while anonymous ones in flight
+hold :func:`LLM_Mesh.core.anonymous_share.anonymous_cap` of the routable slots
+(``anonymous_share``), nor while every node is full (``saturated``): it is refused at
+once. The admit stage's wait (an anonymous client that asks to wait) is not modelled.
 
 A keyed request may opt into the send stage's wait for a slot (``keyed_wait_s``, a
 client's ``mesh_wait_s``; 0, the gateway's default: none): where its first pick finds no
