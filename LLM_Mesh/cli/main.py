@@ -504,7 +504,8 @@ def simulate(ctx: typer.Context) -> None:
     Options: --scenario slow-node|mixed-speeds|mass-kill|keyed-rush (repeatable),
     --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow,
     --keyed-share 0..1 (requests with an API key), --anonymous-share 0..1 (slots
-    anonymous requests may hold; default 0.75). Prints one table once every run ends
+    anonymous requests may hold; default 0.75), --keyed-wait S (keyed requests wait at the
+    gateway for a slot; default 0). Prints one table once every run ends
     ("sim ... ms": virtual-clock time, not measured), a block a run where the terminal is
     too narrow for it; with classes (keyed-rush, --keyed-share) a table per class too.
     """

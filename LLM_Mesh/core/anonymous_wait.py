@@ -20,11 +20,44 @@ keys, by push-out (:func:`~LLM_Mesh.core.slot_wait.place_for`, one holder an add
 place to any address; with all taken, the newest place of the address holding the most if it
 holds two more than the asking one (that waiter answered at once as without a wait), else
 refused. So an address with none finds a place while fewer addresses wait than there are
-places. Pure: the caller counts (``registry/wait_places.py``).
+places. Pure: the caller counts (``core/wait_places.py``).
+
+:func:`clear` is the admission rule itself (moved from ``registry/access.AnonymousLast`` on
+2026-12-05, so that the fleet simulator admits anonymous requests by the same code): an
+anonymous request goes on only while no keyed request waits for the model at this gateway
+and a node is open to it within the anonymous share.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_ANONYMOUS_WAITERS"]
+from enum import Enum
+
+__all__ = ["MAX_ANONYMOUS_WAITERS", "Clear", "clear"]
 
 MAX_ANONYMOUS_WAITERS = 256
+
+
+class Clear(str, Enum):
+    """:func:`clear`'s answer."""
+
+    GO = "go"  # sent on now
+    HOLD = "hold"  # not now: a keyed request waits, or the anonymous share is held
+    ASK = "ask"  # sent on unless a pick (under its own constraints) finds every node full
+
+
+def clear(
+    keyed_waiting: bool, open_nodes: int, full_nodes: int, over_share: bool, constrained: bool
+) -> Clear:
+    """Whether an anonymous request may go on now: ``keyed_waiting``, a keyed request
+    waits for the model at this gateway (its slot goes to that one first);
+    ``open_nodes``/``full_nodes``, the model's routable nodes open and full for an anonymous
+    request (``Router.pool_counts``); ``over_share``, the anonymous requests sent on hold
+    their share of the slots (read only while a node is open); ``constrained``: its own
+    node or region constraints (the pool's count is not its)."""
+    if keyed_waiting:
+        return Clear.HOLD
+    if open_nodes == 0:  # none open: none up at all is the send stage's 503
+        return Clear.GO if full_nodes == 0 else Clear.ASK
+    if over_share:  # the rest of the model's slots is kept for keys
+        return Clear.HOLD
+    return Clear.ASK if constrained else Clear.GO

@@ -30,17 +30,27 @@ all keep asking end within one place of each other, none above ``ceil(places / k
 The decision knows no keys, only counts of a *holder*'s places: the admit stage's wait for
 anonymous requests shares its places between addresses by the same rule (one holder an
 IPv4 address or an IPv6 /64, :mod:`~LLM_Mesh.core.anonymous_wait`; found 2026-12-05: 64
-/64s filled them all). Pure: the caller counts (``registry/wait_places.py``) and sleeps.
+/64s filled them all). Pure: the caller counts (``core/wait_places.py``) and sleeps.
+
+:class:`SlotWait` decides at each look whether a waiting request goes on, sleeps (and how
+long) or gives up (moved from ``registry/send.py`` on 2026-12-05): the gateway and the
+fleet simulator (``simulator/gateway.py``) run the same code.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
+
+from LLM_Mesh.core.route_types import Verdict
 
 __all__ = [
     "MAX_SEND_WAITERS",
     "RECHECK_S",
+    "Look",
+    "Next",
     "Place",
+    "SlotWait",
     "may_wait",
     "place_for",
     "ran_out",
@@ -90,3 +100,66 @@ def ran_out(wait_s: float) -> str:
     """Why a request that waited ``wait_s`` is refused (this wait's or the admit stage's):
     until 2026-12-05 it was told to send X-Mesh-Wait or mesh_wait_s, which it had done."""
     return f"its X-Mesh-Wait or mesh_wait_s of {wait_s:g} s ran out"
+
+
+class Next(str, Enum):
+    """What a waiting request does after a look (a pick of a node)."""
+
+    SEND = "send"  # a node is free: the first attempt starts
+    SLEEP = "sleep"  # sleep ``Look.sleep_s`` (woken early by a change), then pick again
+    RAN_OUT = "ran_out"  # its wait (or its deadline) ended without a node: refused
+
+
+class Look(NamedTuple):
+    """One decision of a waiting request: the pick's verdict, what next, how long it
+    sleeps (:data:`Next.SLEEP` only) and, for :data:`Next.RAN_OUT`, the refusal's note
+    (:func:`ran_out`; "" for a wait of 0 s, which is none); ``woken``: what ended the
+    sleep before it (``None``: none, the first look; ``True``: a change of routing;
+    ``False``: its time)."""
+
+    verdict: Verdict
+    next: Next
+    sleep_s: float = 0.0
+    why: str = ""
+    woken: bool | None = None
+
+
+class SlotWait:
+    """One request's opt-in wait for a node slot, from its first pick that found none.
+
+    It waits until ``min(started + wait_s, deadline)`` (``until``). At each look
+    (:meth:`look`, after every pick) a free node sends it on, even at the very end; else it
+    gives up once nothing is ``left``, else it sleeps :func:`recheck_s` of the router's
+    estimate. ``trace``: keep every :class:`Look` in ``looks`` (tests compare the
+    gateway's with the simulator's)."""
+
+    __slots__ = ("looks", "started", "until", "wait_s")
+
+    def __init__(
+        self, started: float, wait_s: float, deadline: float, *, trace: bool = False
+    ) -> None:
+        self.started = started
+        self.wait_s = wait_s
+        self.until = min(started + wait_s, deadline)
+        self.looks: list[Look] | None = [] if trace else None
+
+    def left(self, now: float) -> float:
+        """Seconds of the wait left at ``now`` (the caller's clock; may be below 0)."""
+        return self.until - now
+
+    def look(
+        self, verdict: Verdict, hint: float | None, left: float, woken: bool | None = None
+    ) -> Look:
+        """The decision after a pick that gave ``verdict`` and the router's estimate of the
+        wait ``hint`` (``Decision.wait_s``), ``left`` seconds of the wait left; ``woken``
+        (traced only): what ended the sleep before (:class:`Look`)."""
+        if verdict is Verdict.OK:
+            step = Look(verdict, Next.SEND, woken=woken)
+        elif left <= 0:  # a wait of 0 s is none: then "send X-Mesh-Wait"
+            why = ran_out(self.wait_s) if self.wait_s > 0 else ""
+            step = Look(verdict, Next.RAN_OUT, why=why, woken=woken)
+        else:
+            step = Look(verdict, Next.SLEEP, recheck_s(hint, left), woken=woken)
+        if self.looks is not None:
+            self.looks.append(step)
+        return step

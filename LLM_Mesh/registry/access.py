@@ -44,7 +44,7 @@ is called:
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
    waiting keyed request first. At most ``MAX_ANONYMOUS_WAITERS`` anonymous requests wait
    in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`), shared between addresses
-   (the scope of check 2b) by push-out (:mod:`~LLM_Mesh.registry.wait_places`): with all
+   (the scope of check 2b) by push-out (:mod:`~LLM_Mesh.core.wait_places`): with all
    taken, a request of an address holding two fewer than the address holding the most
    takes that one's newest place (its waiter answered at once, as without a wait), else it
    is refused at once.
@@ -77,11 +77,12 @@ from starlette.responses import Response
 from LLM_Mesh.core import slot_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
-from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS
+from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS, Clear, clear
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
+from LLM_Mesh.core.wait_places import WaitPlaces
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
@@ -91,7 +92,6 @@ from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
-from LLM_Mesh.registry.wait_places import WaitPlaces
 
 __all__ = [
     "ANONYMOUS_TOKEN",
@@ -413,18 +413,18 @@ class AnonymousLast:
 
     def _clear(self, job: Job) -> bool:
         """No keyed request waits for the model, and a node is free (or none is up at all:
-        the send stage answers that)."""
+        the send stage answers that): ``core/anonymous_wait.clear``'s rule."""
         model, routing = job.model, self.routing
-        if routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0):
-            return False
+        keyed_waiting = routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0)
         open_, full, _ = routing.router.pool_counts(model)
-        if open_ == 0:  # none full but held by a 503 (draining) either: the send stage's 503
-            return full == 0 or routing.pick(self._route(job)).verdict is not Verdict.SATURATED
-        if self._over_share(model):  # the rest of the model's slots is kept for keys
-            return False
-        if job.ext.avoid_regions or job.ext.allow_nodes is not None or job.ext.deny_nodes:
-            return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
-        return True
+        ext = job.ext
+        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
+        # the share is read only while a node is open (the rule reads it only then)
+        over = bool(open_) and not keyed_waiting and self._over_share(model)
+        said = clear(keyed_waiting, open_, full, over, constrained)
+        if said is Clear.ASK:
+            return routing.pick(self._route(job)).verdict is not Verdict.SATURATED
+        return said is Clear.GO
 
     def _refusal(self, job: Job, how: str = _SEND_A_WAIT) -> Overloaded:
         d = self.routing.pick(self._route(job))

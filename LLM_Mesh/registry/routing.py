@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
@@ -57,11 +58,18 @@ from LLM_Mesh.core.scoring import RouteRequest, node_cost, permits
 from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
+from LLM_Mesh.core.wait_places import WaitPlace, WaitPlaces
+from LLM_Mesh.core.wake_on_change import WakeOnChange
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
-from LLM_Mesh.registry.wait_places import WaitPlace, WaitPlaces
 
 __all__ = ["Routing", "WaitPlace"]
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
 
 # not counted as a node's request when they end: a client gone, the node busy, a refusal
 # (counted as a failure only if it is blamed)
@@ -102,10 +110,11 @@ class Routing:
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
-        # model -> the futures its waiters sleep on (one a look; a change resolves them all)
-        self._wake: dict[str, set[asyncio.Future[None]]] = {}
+        # model -> the futures its waiters sleep on (one a look; a change resolves them all:
+        # core/wake_on_change.py)
+        self._wake: WakeOnChange[asyncio.Future[None]] = WakeOnChange()
         # requests in the send stage's opt-in wait, at most MAX_SEND_WAITERS at once,
-        # shared among API keys by push-out (core/slot_wait.place_for, registry/wait_places.py)
+        # shared among API keys by push-out (core/slot_wait.place_for, core/wait_places.py)
         self.send_places = WaitPlaces(
             MAX_SEND_WAITERS, "API key", "as many requests as may wait here wait already"
         )
@@ -135,7 +144,7 @@ class Routing:
 
     def take_place(self, key: str) -> WaitPlace | str:
         """A place in the send stage's opt-in wait for a request of API key ``key``
-        (:meth:`WaitPlaces.take <LLM_Mesh.registry.wait_places.WaitPlaces.take>`: at most
+        (:meth:`WaitPlaces.take <LLM_Mesh.core.wait_places.WaitPlaces.take>`: at most
         ``max_send_waiters`` in all; when none is free, the newest place of the key holding
         the most, if it holds two more than ``key``, whose waiter is then told by
         :attr:`WaitPlace.out` and woken): the place (give it back with :meth:`leave_place`),
@@ -353,39 +362,34 @@ class Routing:
 
     def _changed(self, models: Iterable[str]) -> None:
         """Wake the waiters of ``models`` (those of other models sleep on: nothing of theirs
-        changed; until 2026-12-05 one event woke every waiter of every model)."""
-        wake = self._wake
-        if not wake:
-            return
-        for model in models:
-            for fut in wake.pop(model, ()):
-                if not fut.done():
-                    fut.set_result(None)
+        changed; ``core/wake_on_change.py``)."""
+        for fut in self._wake.changed(models):
+            if not fut.done():
+                fut.set_result(None)
 
     async def wait_change(
         self, timeout_s: float, model: str, place: WaitPlace | None = None
-    ) -> None:
+    ) -> bool:
         """Sleep until routing changes for ``model`` or ``timeout_s`` passes (whichever is
-        first), or ``place`` (the sleeper's place in the send stage's wait) is pushed out."""
+        first), or ``place`` (the sleeper's place in a wait) is pushed out: whether it was
+        woken (by a change or the push-out) before its time."""
         if timeout_s <= 0 or (place is not None and place.out):
-            return
+            return False
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        futs = self._wake.setdefault(model, set())
-        futs.add(fut)
+        self._wake.sleep(model, fut)
         if place is not None:
-            place.fut = fut
+            place.wake = partial(_resolve, fut)
         self._waiters += 1
         try:
             await asyncio.wait_for(fut, timeout_s)
         except asyncio.TimeoutError:
-            pass
+            return False
         finally:
             self._waiters -= 1
             if place is not None:
-                place.fut = None
-            futs.discard(fut)
-            if not futs and self._wake.get(model) is futs:
-                del self._wake[model]
+                place.wake = None
+            self._wake.leave(model, fut)
+        return True
 
     # -- views ----------------------------------------------------------------------------
     def view(self, entry: NodeEntry, now: float) -> NodeView:

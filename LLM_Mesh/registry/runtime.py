@@ -34,6 +34,7 @@ from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.receipt_check import NodeKeys
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.revocation_proof import RevocationSigner
+from LLM_Mesh.core.slot_wait import SlotWait
 from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
@@ -98,6 +99,9 @@ class Runtime:
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None
+    # called with (job, its wait) when a request's opt-in wait for a slot ends (tests, the
+    # simulator comparison: core/slot_wait.SlotWait traced); None on the hot path
+    wait_observer: Callable[[Job, SlotWait], None] | None = None
     # the ledger (registry/ledger.py: ``ledger.append`` moves money) and its signer;
     # set by create_registry_app
     ledger: SqlLedger | None = None

@@ -61,7 +61,6 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from LLM_Mesh.core import slot_wait
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.delivered import (
@@ -76,6 +75,7 @@ from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.priority import keyed_raw
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
+from LLM_Mesh.core.slot_wait import Next, SlotWait
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import (
     ContextLengthExceeded,
@@ -517,26 +517,31 @@ class Exchange:
         place = routing.take_place(waiter)  # (it may push out another key's waiter)
         if isinstance(place, str):  # every place taken, none to push out: as without a wait
             raise self._no_node(d, full=place)
-        until = min(job.started + self.ext.wait_s, self.deadline)
+        # the decisions are core/slot_wait.py's (the fleet simulator runs the same)
+        wait = SlotWait(job.started, self.ext.wait_s, self.deadline,
+                        trace=rt.wait_observer is not None)  # fmt: skip
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + self.ext.wait_s  # bounded even if the runtime clock stands still
         routing.demand.wait_begin(job.model)
+        woken: bool | None = None
         try:
             while True:
-                left = min(until - rt.clock(), hard_stop - loop.time())
-                if left <= 0:  # (a wait of 0 s is none: then "send X-Mesh-Wait")
-                    waited = self.ext.wait_s > 0
-                    raise self._no_node(d, slot_wait.ran_out(self.ext.wait_s) if waited else "")
+                left = min(wait.left(rt.clock()), hard_stop - loop.time())
+                look = wait.look(d.verdict, d.wait_s, left, woken)
+                if look.next is Next.SEND:
+                    return d
+                if look.next is Next.RAN_OUT:
+                    raise self._no_node(d, look.why)
                 # woken by every change; else at the estimate, never sooner than RECHECK_S
-                await routing.wait_change(slot_wait.recheck_s(d.wait_s, left), job.model, place)
+                woken = await routing.wait_change(look.sleep_s, job.model, place)
                 if place.out:  # pushed out for another key's request: as without a wait
                     raise self._no_node(d, full=place.out)
                 d = routing.pick(req)
-                if d.verdict is Verdict.OK:
-                    return d
         finally:
             routing.leave_place(place)
             routing.demand.wait_end(job.model)
+            if rt.wait_observer is not None:
+                rt.wait_observer(job, wait)
 
     # -- a non-streaming request ----------------------------------------------------------
     async def complete(self) -> Answer:

@@ -9,7 +9,11 @@ a second table follows: per run and class (keyed, anonymous), the requests, thos
 completed and refused, and latency p50/p95/p99 and the wait's p95 (arrival to the
 slot that served it), all on the virtual clock. ``--anonymous-share`` sets the share
 of the slots the gateway lets anonymous requests hold (default
-``LLM_MESH_ANONYMOUS_SHARE``'s 0.75; 1 keeps none).
+``LLM_MESH_ANONYMOUS_SHARE``'s 0.75; 1 keeps none). ``--keyed-wait S`` has keyed
+requests opt into the gateway's wait for a slot (``mesh_wait_s``; default 0: none, as
+the gateway's); the table per class then counts those that waited at the gateway and
+their wait's p50/p95 (``sim gw p50/p95 ms``; ``-`` where none waited), on the virtual
+clock too.
 
 ``least-loaded`` scans every node on every decision (O(N)); on scenarios with
 more than 1,000 nodes it runs only with ``--include-slow`` (it takes minutes).
@@ -21,7 +25,13 @@ import argparse
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from LLM_Mesh.simulator.scenarios import SCENARIOS, ClassReport, Report, run_scenario
+from LLM_Mesh.simulator.scenarios import (
+    MAX_WAIT_S,
+    SCENARIOS,
+    ClassReport,
+    Report,
+    run_scenario,
+)
 from LLM_Mesh.simulator.strategies import STRATEGIES
 
 __all__ = [
@@ -55,13 +65,15 @@ COLUMNS = (
 CLASS_NOTE = (
     "per class (keyed: with an API key; anonymous: without): sim ms are simulated time "
     "on the virtual clock, not measured; sim wait: arrival to the slot that served it; "
-    "refused: over the anonymous share, no free node, or every node's 429"
+    "refused: over the anonymous share, no free node, or every node's 429; waited: "
+    "requests that waited at the gateway for a slot (--keyed-wait), sim gw p50/p95 ms: how long "
+    "they waited there (served or not)"
 )
 
 CLASS_COLUMNS = (
     ("scenario", 13), ("strategy", 13), ("class", 9), ("requests", 8), ("completed", 9),
     ("refused", 7), ("sim p50 ms", 10), ("sim p95 ms", 10), ("sim p99 ms", 10),
-    ("sim wait p95 ms", 15),
+    ("sim wait p95 ms", 15), ("waited", 6), ("sim gw p50/p95 ms", 17),
 )  # fmt: skip
 
 
@@ -84,7 +96,13 @@ def _class_row(r: Report, name: str, c: ClassReport) -> tuple[str, ...]:
     return (
         r.scenario, r.strategy, name, str(c.requests), str(c.completed), str(c.refused),
         f"{c.p50_ms:.0f}", f"{c.p95_ms:.0f}", f"{c.p99_ms:.0f}", f"{c.wait_p95_ms:.0f}",
+        str(c.waited), _gate(c),
     )  # fmt: skip
+
+
+def _gate(c: ClassReport) -> str:
+    """The gateway wait's p50/p95 (``-``: none waited)."""
+    return f"{c.gate_wait_p50_ms:.0f}/{c.gate_wait_p95_ms:.0f}" if c.waited else "-"
 
 
 def _line(
@@ -134,6 +152,16 @@ def _share(raw: str) -> float:
     return value
 
 
+def _wait(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= MAX_WAIT_S:  # NaN fails both
+        raise argparse.ArgumentTypeError(f"must be seconds from 0 to {MAX_WAIT_S:g}, got {raw!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="llm-mesh simulate", description=__doc__)
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
@@ -144,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="share of requests with an API key (per-class table)")  # fmt: skip
     ap.add_argument("--anonymous-share", type=_share, metavar="0..1",
                     help="slots anonymous requests may hold (default 0.75; 1: all)")  # fmt: skip
+    ap.add_argument("--keyed-wait", type=_wait, default=0.0, metavar="S",
+                    help="seconds keyed requests wait at the gateway for a slot (default 0)")  # fmt: skip
     return ap
 
 
@@ -155,11 +185,12 @@ class Plan(NamedTuple):
     seed: int
     keyed_share: float | None
     anonymous_share: float | None
+    keyed_wait_s: float = 0.0
 
     def run(self, name: str, strategy: str) -> Report:
         return run_scenario(
             name, strategy, self.seed, keyed_share=self.keyed_share,
-            anonymous_share=self.anonymous_share,
+            anonymous_share=self.anonymous_share, keyed_wait_s=self.keyed_wait_s,
         )  # fmt: skip
 
 
@@ -173,7 +204,7 @@ def planned(argv: Sequence[str] | None = None) -> Plan:
             if strat == "least-loaded" and big and not (args.include_slow or args.strategy):
                 continue
             runs.append((name, strat))
-    return Plan(runs, args.seed, args.keyed_share, args.anonymous_share)
+    return Plan(runs, args.seed, args.keyed_share, args.anonymous_share, args.keyed_wait)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

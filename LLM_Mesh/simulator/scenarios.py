@@ -16,6 +16,9 @@ keyed waiters first (``core/priority.py``) and the gateway keeps the
 ``anonymous_share`` of the slots (``core/anonymous_share.py``; default
 ``LLM_MESH_ANONYMOUS_SHARE``'s, 1 turns it off). Its report has figures per
 class (``Report.classes``). Without one, every request is of one class, as before.
+With a ``keyed_wait_s`` (``--keyed-wait``; 0, the gateway's default: none) the keyed
+requests opt into the gateway's wait for a slot (``core/slot_wait.py``, ``gateway``):
+the report counts those that waited and their wait's p50/p95 on the virtual clock.
 
 Nodes heartbeat every 10 s (random phase) with their in-flight and queued
 counts, delivered 0.1–1 s late; the registry drops a node whose last
@@ -37,9 +40,18 @@ from LLM_Mesh.simulator.fleet import SimNode
 from LLM_Mesh.simulator.gateway import ANONYMOUS, KEYED, ClassStats, GatewayPolicy, SimGateway
 from LLM_Mesh.simulator.strategies import Strategy, make_strategy
 
-__all__ = ["REFUSALS", "SCENARIOS", "ClassReport", "Report", "Scenario", "run_scenario"]
+__all__ = [
+    "MAX_WAIT_S",
+    "REFUSALS",
+    "SCENARIOS",
+    "ClassReport",
+    "Report",
+    "Scenario",
+    "run_scenario",
+]
 
 HEARTBEAT_S = 10.0
+MAX_WAIT_S = 60.0  # the longest wait a client may ask for (registry/extensions.MAX_WAIT_S)
 STALE_S = 30.0
 
 
@@ -57,8 +69,9 @@ class Scenario:
     keyed_share: float | None = None  # None: one class (no classes reported)
 
 
-#: failures that are refusals: the gateway's anonymous share, no free node, every node's 429
-REFUSALS = ("anonymous_share", "saturated", "overloaded")
+#: failures that are refusals: the gateway's anonymous share, keyed requests waiting (an
+#: anonymous one held back for them), no free node, every node's 429
+REFUSALS = ("anonymous_share", "anonymous_last", "saturated", "overloaded")
 
 
 @dataclass(frozen=True)
@@ -73,15 +86,20 @@ class ClassReport:
     p95_ms: float
     p99_ms: float
     wait_p95_ms: float
+    # requests that waited at the gateway for a slot, and that wait's p50/p95 (served or not)
+    waited: int = 0
+    gate_wait_p50_ms: float = math.nan
+    gate_wait_p95_ms: float = math.nan
 
     @classmethod
     def of(cls, stats: ClassStats) -> ClassReport:
-        lat, waits = sorted(stats.latencies), sorted(stats.waits)
+        lat, waits, gate = sorted(stats.latencies), sorted(stats.waits), sorted(stats.gate_waits)
         return cls(
             requests=stats.requests, completed=len(lat),
             refused=sum(stats.failures.get(r, 0) for r in REFUSALS),
             p50_ms=_pct(lat, 0.5), p95_ms=_pct(lat, 0.95), p99_ms=_pct(lat, 0.99),
-            wait_p95_ms=_pct(waits, 0.95),
+            wait_p95_ms=_pct(waits, 0.95), waited=len(gate), gate_wait_p50_ms=_pct(gate, 0.5),
+            gate_wait_p95_ms=_pct(gate, 0.95),
         )  # fmt: skip
 
 
@@ -210,10 +228,12 @@ def run_scenario(
     duration_s: float | None = None,
     keyed_share: float | None = None,
     anonymous_share: float | None = None,
+    keyed_wait_s: float = 0.0,
 ) -> Report:
     """Run scenario ``name`` with ``strategy`` (random, round-robin, least-loaded, ours);
     ``keyed_share`` (0 to 1) overrides the scenario's, ``anonymous_share`` the default
-    share of the slots anonymous requests may hold (only where classes are drawn)."""
+    share of the slots anonymous requests may hold (only where classes are drawn);
+    ``keyed_wait_s``: the seconds keyed requests opt to wait at the gateway for a slot."""
     sc = SCENARIOS.get(name)
     if sc is None:
         raise ValueError(f"unknown scenario {name!r}; choose from {sorted(SCENARIOS)}")
@@ -233,9 +253,12 @@ def run_scenario(
     strat = make_strategy(strategy, random.Random(seed * 7919 + 1))
     for n in nodes.values():
         strat.add_node(n.node_id, n.region, n.max_concurrency, n.max_queue, 0.0)
-    policy = GatewayPolicy(timeout_s=sc.timeout_s, anonymous_share=share)
+    if not 0.0 <= keyed_wait_s <= MAX_WAIT_S:  # NaN fails both
+        raise ValueError(f"keyed_wait_s must be from 0 to {MAX_WAIT_S:g}")
+    policy = GatewayPolicy(timeout_s=sc.timeout_s, anonymous_share=share,
+                           anonymous_last=keyed is not None, keyed_wait_s=keyed_wait_s)  # fmt: skip
     gw = SimGateway(loop, nodes, strat, policy, random.Random(seed))
-    _registry(loop, nodes, strat, world, duration)
+    _registry(loop, nodes, strat, world, duration, gw.changed)
     for t, act in sc.actions:
         loop.at(t, _Act(act, nodes, world))
     t = 0.0
@@ -281,8 +304,11 @@ def _registry(
     strat: Strategy,
     rng: random.Random,
     duration: float,
+    changed: Callable[[], None],
 ) -> None:
-    """Heartbeats (sent by live nodes, delivered late) and the registry's staleness sweep."""
+    """Heartbeats (sent by live nodes, delivered late) and the registry's staleness sweep;
+    a heartbeat delivered is a change of routing (``changed``: the gateway's waiters look
+    again, as ``registry/routing.py``'s ``heartbeat`` wakes them)."""
     last: dict[str, float] = dict.fromkeys(nodes, 0.0)
     routable = dict.fromkeys(nodes, True)
 
@@ -293,6 +319,7 @@ def _registry(
             routable[nid] = True
             strat.set_routable(nid, True)
         strat.heartbeat(nid, loop.now, in_flight, queued)
+        changed()
 
     def send(node: SimNode) -> None:
         if node.alive:

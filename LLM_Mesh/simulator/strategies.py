@@ -40,6 +40,7 @@ class Strategy(Protocol):
     def heartbeat(self, node_id: str, now: float, in_flight: int, queued: int) -> None: ...
     def set_routable(self, node_id: str, routable: bool) -> None: ...
     def slots(self) -> int: ...
+    def pool_counts(self) -> tuple[int, int]: ...
 
 
 class Ours:
@@ -77,6 +78,12 @@ class Ours:
         """The model's slots as the gateway sees them (``Router.slots``: routable, not
         ejected), what the anonymous share is a share of."""
         return self.router.slots(MODEL)
+
+    def pool_counts(self) -> tuple[int, int]:
+        """The model's routable nodes open and full for an anonymous request
+        (``Router.pool_counts``), what the gateway's ``AnonymousLast`` reads."""
+        open_, full, _ = self.router.pool_counts(MODEL)
+        return open_, full
 
 
 class _Baseline:
@@ -135,6 +142,11 @@ class _Baseline:
 
     def slots(self) -> int:
         return self._slots
+
+    def pool_counts(self) -> tuple[int, int]:
+        """The baselines keep no pools: every routable node counts as open (their pick
+        says whether one is full)."""
+        return len(self.routable), 0
 
     def pick(self, now: float, exclude: frozenset[str], tokens: int, keyed: bool = False) -> Pick:
         raise NotImplementedError

@@ -53,3 +53,16 @@ def test_one_address_alone_may_use_every_place() -> None:
     assert held == {"127.0.0.1": MAX_ANONYMOUS_WAITERS}
     assert _ask(held, "2001:db8::/64") is Place.PUSH
     assert held == {"127.0.0.1": MAX_ANONYMOUS_WAITERS - 1, "2001:db8::/64": 1}
+
+
+def test_clear_holds_anonymous_requests_while_a_keyed_one_waits_or_the_share_is_held() -> None:
+    """``clear`` (moved from registry/access.AnonymousLast): the gateway and the simulator
+    admit anonymous requests by it."""
+    from LLM_Mesh.core.anonymous_wait import Clear, clear
+
+    assert clear(False, 3, 1, False, False) is Clear.GO
+    assert clear(True, 3, 0, False, False) is Clear.HOLD  # a freed slot goes to the keyed one
+    assert clear(False, 3, 0, True, False) is Clear.HOLD  # the share held: the rest is keys'
+    assert clear(False, 3, 0, False, True) is Clear.ASK  # constrained: its own pick decides
+    assert clear(False, 0, 2, True, False) is Clear.ASK  # none open: the router says
+    assert clear(False, 0, 0, True, False) is Clear.GO  # none up: the send stage's 503

@@ -86,3 +86,23 @@ def test_place_for_checks_its_counts() -> None:
     for bad in ((-1, 0, 0, 8), (2, 1, 1, 8), (0, 3, 4, 8), (0, 0, 0, -1)):
         with pytest.raises(ValueError):
             place_for(*bad)
+
+
+def test_slot_wait_looks() -> None:
+    """``SlotWait`` (moved from registry/send.py): the gateway and the simulator look by it."""
+    from LLM_Mesh.core.route_types import Verdict
+    from LLM_Mesh.core.slot_wait import RECHECK_S, Next, SlotWait, ran_out
+
+    wait = SlotWait(100.0, 2.0, 130.0, trace=True)
+    assert wait.until == 102.0 and wait.left(101.5) == 0.5
+    assert SlotWait(100.0, 60.0, 130.0).until == 130.0  # the deadline bounds it
+    sat = Verdict.SATURATED
+    assert wait.look(sat, 0.0001, 2.0) == (sat, Next.SLEEP, RECHECK_S, "", None)
+    assert wait.look(sat, 1.5, 2.0, False).sleep_s == 1.5  # the router's estimate
+    assert wait.look(sat, 9.0, 0.4, True).sleep_s == 0.4  # at most what is left
+    assert wait.look(Verdict.OK, None, -1.0).next is Next.SEND  # a free node wins, even late
+    end = wait.look(sat, None, 0.0)
+    assert end.next is Next.RAN_OUT and end.why == ran_out(2.0)
+    assert SlotWait(100.0, 0.0, 130.0).look(sat, None, 0.0).why == ""  # no wait: none said
+    assert wait.looks is not None and len(wait.looks) == 5
+    assert SlotWait(0.0, 1.0, 9.0).looks is None  # not traced unless asked

@@ -184,7 +184,7 @@ async def test_forty_keys_flooding_leave_a_place_for_a_forty_first(tmp_path: Pat
         newest = next(reversed(routing.key_waiters[victim]))
         assert newest is [p for p in places[victim] if not p.out][-1]
         sleeper = asyncio.create_task(routing.wait_change(30.0, MODEL, newest))
-        await _until(lambda: newest.fut is not None)
+        await _until(lambda: newest.wake is not None)  # asleep in its look
         last = routing.take_place("k40")
         assert isinstance(last, WaitPlace), last  # before: refused, 36 keys filled them
         assert "went to a request of another API key" in newest.out

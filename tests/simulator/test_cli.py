@@ -65,3 +65,23 @@ def test_keyed_share_option_and_none_without(capsys: pytest.CaptureFixture[str])
         with pytest.raises(SystemExit) as exc:
             main([*args, "--keyed-share", bad])
         assert exc.value.code == 2
+
+
+def test_keyed_wait_option_counts_the_waiters(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--scenario", "keyed-rush", "--strategy", "ours", "--anonymous-share", "1"]
+    assert main([*args, "--keyed-wait", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("scenario      strategy      class"))
+    for column in ("waited", "sim gw p50/p95 ms"):
+        assert column in header
+    report = run_scenario("keyed-rush", "ours", seed=1, anonymous_share=1.0, keyed_wait_s=10.0)
+    rows = [line.split() for line in lines if line.startswith("keyed-rush ")]
+    assert rows[1:] == [list(c) for c in class_cells(report)]
+    keyed = report.classes["keyed"]
+    assert int(rows[1][10]) == keyed.waited > 0
+    assert rows[1][11] == f"{keyed.gate_wait_p50_ms:.0f}/{keyed.gate_wait_p95_ms:.0f}"
+    assert rows[2][10:] == ["0", "-"]  # no anonymous request waited at the gateway
+    for bad in ("-1", "61", "x", "nan"):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--keyed-wait", bad])
+        assert exc.value.code == 2

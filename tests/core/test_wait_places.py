@@ -1,17 +1,15 @@
-"""A wait's places shared between holders by push-out (registry/wait_places.py): the
+"""A wait's places shared between holders by push-out (core/wait_places.py): the
 bookkeeping both waits share (API keys in the send stage's, addresses in the admit
 stage's anonymous wait)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from LLM_Mesh.registry.wait_places import WaitPlace, WaitPlaces
+from LLM_Mesh.core.wait_places import WaitPlace, WaitPlaces
 
 FULL = "as many requests without an API key as may wait here wait already"
 
 
-async def test_a_new_holder_pushes_out_the_newest_place_of_the_largest_and_wakes_it() -> None:
+def test_a_new_holder_pushes_out_the_newest_place_of_the_largest_and_wakes_it() -> None:
     places = WaitPlaces(4, "address", FULL)
     mine = [places.take("2001:db8::/64") for _ in range(4)]
     assert all(isinstance(p, WaitPlace) for p in mine)
@@ -22,10 +20,11 @@ async def test_a_new_holder_pushes_out_the_newest_place_of_the_largest_and_wakes
     )
     newest = mine[-1]
     assert isinstance(newest, WaitPlace)
-    newest.fut = asyncio.get_running_loop().create_future()  # as in Routing.wait_change
+    woken: list[int] = []
+    newest.wake = lambda: woken.append(1)  # as Routing.wait_change sets it while it sleeps
     got = places.take("198.51.100.7")
     assert isinstance(got, WaitPlace) and got.holder == "198.51.100.7"
-    assert newest.fut.done()  # woken at once
+    assert woken == [1]  # woken at once
     assert newest.out == (
         "its place to wait here went to a request of another address (every place was "
         "taken, 4 of them by this address's requests)"
@@ -44,7 +43,7 @@ async def test_a_new_holder_pushes_out_the_newest_place_of_the_largest_and_wakes
     assert places.waiting == 0 and places.by_holder == {}
 
 
-async def test_holders_with_one_place_each_refuse_a_further_one_with_the_plain_message() -> None:
+def test_holders_with_one_place_each_refuse_a_further_one_with_the_plain_message() -> None:
     places = WaitPlaces(3, "address", FULL)
     for a in ("a", "b", "c"):
         assert isinstance(places.take(a), WaitPlace)

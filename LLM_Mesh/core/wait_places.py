@@ -8,15 +8,19 @@ an IPv6 /64: the scope of the in-flight bound; ``access.AnonymousLast``,
 the places per holder, oldest first, and applies the pure decision
 (:func:`~LLM_Mesh.core.slot_wait.place_for`): a free place to anyone; with all taken, the
 newest place of the holder holding the most if it holds two more than the asking one (its
-waiter is told by :attr:`WaitPlace.out` and woken at once: its look's future), else none.
-So one holder alone may use every place, and a holder with none finds one while fewer
-holders wait than there are places (found 2026-12-05 for keys, then for addresses:
+waiter is told by :attr:`WaitPlace.out` and woken at once: its :attr:`WaitPlace.wake`),
+else none. So one holder alone may use every place, and a holder with none finds one while
+fewer holders wait than there are places (found 2026-12-05 for keys, then for addresses:
 docs/security.md, "Users and API keys").
+
+Moved from ``registry/wait_places.py`` on 2026-12-05 so that the fleet simulator counts
+and pushes out by the same code (the gateway wakes a waiter through an asyncio future,
+the simulator through its event loop: the caller sets ``wake``). Pure but for ``wake``.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from LLM_Mesh.core.slot_wait import Place, place_for
 
@@ -26,12 +30,13 @@ __all__ = ["WaitPlace", "WaitPlaces"]
 class WaitPlace:
     """One request's place in a wait (:meth:`WaitPlaces.take`)."""
 
-    __slots__ = ("fut", "holder", "out")
+    __slots__ = ("holder", "out", "wake")
 
     def __init__(self, holder: str) -> None:
         self.holder = holder
         self.out = ""  # why it lost its place (pushed out), or "left"; "" while held
-        self.fut: asyncio.Future[None] | None = None  # the look it sleeps in, if any
+        # wakes the look it sleeps in, if any (set by the caller while it sleeps)
+        self.wake: Callable[[], None] | None = None
 
 
 class WaitPlaces:
@@ -79,8 +84,8 @@ class WaitPlaces:
                 f"was taken, {len(theirs)} of them by this {who}'s requests)"
             )
             self._drop(out)
-            if out.fut is not None and not out.fut.done():
-                out.fut.set_result(None)
+            if out.wake is not None:
+                out.wake()
         place = WaitPlace(holder)
         self.waiting += 1
         self.by_holder.setdefault(holder, {})[place] = None
