@@ -410,6 +410,8 @@ pool_days = Table(
 #: written in the same transaction as the period's ``reward`` ledger entries (the
 #: append's guard), so a node is paid at most once per period by any number of
 #: registries. ``period_start`` is Unix seconds (periods align to the epoch);
+#: ``healthy_ms`` the healthy time credited (cut to its operator's share when its
+#: operator's nodes passed ``Settings.reward_uptime_nodes``: ``core/rewards.py``);
 #: ``mark_ms`` is the node's ``healthy_ms`` counter as this close left it (the next
 #: close counts from it); ``performance`` and ``success`` are the formula's factors in
 #: thousandths (``core/rewards.py``); ``operator`` the ledger account paid (``None``:
