@@ -208,7 +208,7 @@ class RewardTask:
             due.setdefault(label, []).append((n, healthy, new_mark))
         if not due:
             return PeriodReport(start, 0, 0, 0, already), False
-        owners, held_by = await self._owners(
+        owners, op_keys = await self._owners(
             [n.node_id for group in due.values() for n, _, _ in group]
         )
         keyed = await pseudonyms(await self.ledger.engine())
@@ -218,7 +218,7 @@ class RewardTask:
         for label, group in sorted(due.items()):
             stats = await self.store.request_totals(_dt(label), _dt(label + self.period_s))
             earning = {n.node_id for n, _, _ in group if owners.get(n.node_id) and self._earns(n)}
-            cap, credited = await self._capped(label, group, earning, held_by)
+            cap, credited = await self._capped(label, group, earning, op_keys)
             periods = [
                 NodePeriod(n.node_id, credited.get(n.node_id, h), stats.get(n.node_id, {}))
                 for n, h, _ in group
@@ -263,7 +263,7 @@ class RewardTask:
         label: int,
         group: Sequence[tuple[NodeRecord, int, int]],
         earning: set[str],
-        held_by: dict[str, tuple[str, list[str]]],
+        op_keys: dict[str, tuple[str, list[str]]],
     ) -> tuple[_Cap, dict[str, int]]:
         """The cap for the period starting at ``label`` and the credited healthy time of the
         nodes it cuts (``core/rewards.operator_uptime_ms``): only operators holding more node
@@ -274,7 +274,7 @@ class RewardTask:
             return cap, {}
         by_op: dict[str, dict[str, int]] = {}
         for n, healthy, _ in group:
-            op, keys = held_by.get(n.node_id, ("", []))
+            op, keys = op_keys.get(n.node_id, ("", []))
             if n.node_id in earning and len(keys) > self.uptime_nodes:
                 by_op.setdefault(op, {})[n.node_id] = healthy
                 cap.nodes[op] = keys
@@ -400,15 +400,15 @@ class RewardTask:
         revoked = set(await self.store.revoked_nodes_since(_dt(0)))
         wanted = set(node_ids) - revoked
         out: dict[str, str] = {}
-        held_by: dict[str, tuple[str, list[str]]] = {}
+        op_keys: dict[str, tuple[str, list[str]]] = {}
         keyed = await pseudonyms(await self.ledger.engine())
         for op in await self.store.list_operators():
             if op.revoked_at is None:
                 account = keyed.operator(op.name)
                 mine = [n for n in op.nodes if n in wanted]
                 out.update((n, account) for n in mine)
-                held_by.update((n, (op.name, list(op.nodes))) for n in mine)
-        return out, held_by
+                op_keys.update((n, (op.name, list(op.nodes))) for n in mine)
+        return out, op_keys
 
     def _earns(self, node: NodeRecord) -> bool:
         """Whether the node's uptime is worth a reward: it serves a model it does not
