@@ -18,9 +18,9 @@ epoch, so every replica agrees on them). Closing a period:
    its operator (``Store.held_nodes``), earns to its held account
    ``held:<32 hex>`` instead of its operator, as its requests' shares do
    (``registry/held.py``: released to the operator by the admin's clear, forfeited by a
-   revocation); an operator holding more node keys than ``uptime_nodes``
-   (``Settings.reward_uptime_nodes``) has its nodes' healthy time in the period cut to
-   that many periods' worth, less what its rows of that period already paid
+   revocation); an operator holding more node keys than its uptime cap (the admin's
+   ``operators.uptime_nodes`` for it, else ``Settings.reward_uptime_nodes``; 0: none) has
+   its nodes' healthy time in the period cut to that many periods' worth, less what its rows of that period already paid
    (``core/rewards.operator_uptime_ms``): uptime is bounded per operator, not per id;
 3. appends the ``reward`` entries (``mint`` → the operator's account, ``request_id``
    ``reward:<period start>:<node's keyed account>``) with ``SqlLedger.append(guard=)``; the
@@ -263,30 +263,30 @@ class RewardTask:
         label: int,
         group: Sequence[tuple[NodeRecord, int, int]],
         earning: set[str],
-        op_keys: dict[str, tuple[str, list[str]]],
+        op_keys: dict[str, tuple[str, list[str], int]],
     ) -> tuple[_Cap, dict[str, int]]:
         """The cap for the period starting at ``label`` and the credited healthy time of the
         nodes it cuts (``core/rewards.operator_uptime_ms``): only operators holding more node
-        keys than ``uptime_nodes`` can pass it (a node's time in a period is at most the
-        period), so only theirs are read and watched."""
+        keys than their cap (``op_keys``: node → its operator, the operator's keys, its cap;
+        0: none) can pass it (a node's time in a period is at most the period), so only
+        theirs are read and watched."""
         cap = _Cap({}, {}, {})
-        if self.uptime_nodes <= 0:
-            return cap, {}
         by_op: dict[str, dict[str, int]] = {}
+        limits: dict[str, int] = {}
         for n, healthy, _ in group:
-            op, keys = op_keys.get(n.node_id, ("", []))
-            if n.node_id in earning and len(keys) > self.uptime_nodes:
+            op, keys, limit = op_keys.get(n.node_id, ("", [], 0))
+            if n.node_id in earning and 0 < limit < len(keys):
                 by_op.setdefault(op, {})[n.node_id] = healthy
-                cap.nodes[op] = keys
+                cap.nodes[op], limits[op] = keys, limit
         if not by_op:
             return cap, {}
         cap.owner = {node: op for op, keys in cap.nodes.items() for node in keys}
         engine = await self.ledger.engine()
         async with engine.connect() as conn:
             cap.spent = await self._spent(conn, label, cap, set(cap.nodes))
-        budget = self.uptime_nodes * self.period_s * 1000
         credited: dict[str, int] = {}
         for op, times in by_op.items():
+            budget = limits[op] * self.period_s * 1000
             credited.update(
                 operator_uptime_ms(times, budget_ms=budget, spent_ms=cap.spent.get(op, 0))
             )
@@ -393,21 +393,23 @@ class RewardTask:
 
     async def _owners(
         self, node_ids: list[str]
-    ) -> tuple[dict[str, str], dict[str, tuple[str, list[str]]]]:
+    ) -> tuple[dict[str, str], dict[str, tuple[str, list[str], int]]]:
         """Node → its operator's ledger account, for nodes with a live operator and key, and
-        node → (its operator's name, every node key that operator holds) (two store reads,
-        whatever the number of nodes)."""
+        node → (its operator's name, every node key that operator holds, its uptime cap: the
+        admin's for it, else ``uptime_nodes``) (two store reads, whatever the number of
+        nodes)."""
         revoked = set(await self.store.revoked_nodes_since(_dt(0)))
         wanted = set(node_ids) - revoked
         out: dict[str, str] = {}
-        op_keys: dict[str, tuple[str, list[str]]] = {}
+        op_keys: dict[str, tuple[str, list[str], int]] = {}
         keyed = await pseudonyms(await self.ledger.engine())
         for op in await self.store.list_operators():
             if op.revoked_at is None:
                 account = keyed.operator(op.name)
                 mine = [n for n in op.nodes if n in wanted]
                 out.update((n, account) for n in mine)
-                op_keys.update((n, (op.name, list(op.nodes))) for n in mine)
+                limit = self.uptime_nodes if op.uptime_nodes is None else op.uptime_nodes
+                op_keys.update((n, (op.name, list(op.nodes), limit)) for n in mine)
         return out, op_keys
 
     def _earns(self, node: NodeRecord) -> bool:

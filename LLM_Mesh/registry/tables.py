@@ -187,6 +187,10 @@ operators = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    # migration 0024: the admin's uptime cap for this operator, in nodes' worth per reward
+    # period (``registry operators set --uptime-nodes``; 0: none); NULL: the registry's
+    # ``reward_uptime_nodes`` (``registry/rewards.py``)
+    Column("uptime_nodes", Integer(), nullable=True),
 )
 
 node_keys = Table(

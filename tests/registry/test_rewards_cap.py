@@ -18,6 +18,7 @@ from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.rewards import UPTIME_NODES
 from LLM_Mesh.registry import rewards as rewards_module
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.rewards import RewardTask, _Cap
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
@@ -202,6 +203,41 @@ async def test_two_replicas_closing_at_once_never_pay_an_operator_past_its_cap(
     assert sum(int(str(r["healthy_ms"])) for r in rows.values()) <= UPTIME_NODES * P_MS
     audited = await audit(StoreSource(ta.ledger, ORIGIN))
     assert audited.ok, audited.findings
+
+
+async def test_the_admin_sets_an_operators_own_cap(store: SqlStore) -> None:
+    """``registry operators set NAME --uptime-nodes N`` (``operators.uptime_nodes``,
+    migration 0024): an operator running 6 real machines is paid for 6 while the default
+    (2 here) caps the others; 0 lifts the cap for one operator; ``None`` is the default."""
+    for name in ("big", "plain", "free"):
+        await _operator(store, name)
+        for i in range(6):
+            await _node(store, f"{name}{i}", name)
+    assert await store.set_operator_uptime_nodes("big", 6)
+    assert await store.set_operator_uptime_nodes("free", 0)
+    assert not await store.set_operator_uptime_nodes("ghost", 6)
+    with pytest.raises(ValueError):
+        await store.set_operator_uptime_nodes("big", -1)
+    caps = {op.name: op.uptime_nodes for op in await store.list_operators()}
+    assert caps == {"big": 6, "plain": None, "free": 0}
+    task = _task(store, Clock(DUE), uptime_nodes=2)
+    await task.close_due()
+    paid = await _paid(task)
+    assert paid[operator_account("big")] == 6 * RATE
+    assert paid[operator_account("plain")] == 6 * (2 * RATE // 6)  # the registry's 2
+    assert paid[operator_account("free")] == 6 * RATE
+    assert await store.set_operator_uptime_nodes("big", None)  # back to the default
+    assert {op.name: op.uptime_nodes for op in await store.list_operators()}["big"] is None
+
+
+async def test_the_memory_store_keeps_an_operators_cap() -> None:
+    mem = MemoryStore()
+    await mem.add_operator("op", "hash", _at(0))
+    assert await mem.set_operator_uptime_nodes("op", 3)
+    assert [op.uptime_nodes for op in await mem.list_operators()] == [3]
+    assert not await mem.set_operator_uptime_nodes("ghost", 3)
+    with pytest.raises(ValueError):
+        await mem.set_operator_uptime_nodes("op", -2)
 
 
 def test_the_cap_is_not_negative() -> None:
