@@ -295,6 +295,16 @@ def test_reward_settings_from_env() -> None:
             Settings.from_env({"LLM_MESH_REWARD_PERIOD_S": bad})
 
 
+def test_an_operators_uptime_cap_from_env() -> None:
+    """Documented default: 4 nodes' worth per operator; 0 turns the cap off."""
+    assert Settings.from_env({}).reward_uptime_nodes == 4
+    assert Settings.from_env({"LLM_MESH_REWARD_UPTIME_NODES": "1"}).reward_uptime_nodes == 1
+    assert Settings.from_env({"LLM_MESH_REWARD_UPTIME_NODES": "0"}).reward_uptime_nodes == 0
+    for bad in ("-1", "1.5", "many"):
+        with pytest.raises(ValueError, match="LLM_MESH_REWARD_UPTIME_NODES must be a whole"):
+            Settings.from_env({"LLM_MESH_REWARD_UPTIME_NODES": bad})
+
+
 def test_request_log_keep_days_from_env() -> None:
     assert Settings.from_env({}).request_log_keep_days == 30
     assert Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": "7"}).request_log_keep_days == 7

@@ -2,6 +2,10 @@
 
 llm-mesh registry operators add NAME        a new operator; prints its token once
 llm-mesh registry operators list            operators and their nodes
+llm-mesh registry operators set NAME --uptime-nodes N|default
+                                            the operator's uptime cap: N nodes' worth per
+                                            reward period (0: none; default: the registry's
+                                            LLM_MESH_REWARD_UPTIME_NODES)
 llm-mesh registry operators revoke NAME     the operator and all its nodes are refused
 llm-mesh registry nodes revoke NODE_ID      one node key is refused
 llm-mesh registry nodes trust|clear NODE_ID a canary verifier / lift quarantines (cli/canary_commands.py)
@@ -125,13 +129,53 @@ def operators_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
             shown(op.name),
             _when(op.created_at),
             _when(op.revoked_at) if op.revoked_at else "",
+            "default" if op.uptime_nodes is None else str(op.uptime_nodes or "no cap"),
             "\n".join(shown(n) + (" (revoked)" if n in revoked else "") for n in op.nodes) or "-",
         ]
         for op in ops
     ]  # a node id a line: each whole, to copy into ``registry nodes revoke|trust|clear``
-    columns = ("operator", "added", "revoked", "nodes")
+    columns = ("operator", "added", "revoked", "uptime cap", "nodes")
     table = fitted_table(columns, rows, keys={"operator", "nodes"}, width=console.width)
     console.print(table if ops else "no operators yet: llm-mesh registry operators add NAME")
+
+
+@operators_app.command("set")
+def operators_set(
+    name: Annotated[str, typer.Argument(help="Operator name")],
+    uptime_nodes: Annotated[
+        str,
+        typer.Option(
+            "--uptime-nodes",
+            help="The operator's uptime cap: nodes' worth of uptime credited per reward "
+            "period, split over its nodes (0: no cap; 'default': the registry's "
+            "LLM_MESH_REWARD_UPTIME_NODES, 4 unless set)",
+        ),
+    ],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Set an operator's uptime cap (the registries read it at their next period's close)."""
+    raw = uptime_nodes.strip().lower()
+    if raw == "default":
+        nodes: int | None = None
+    elif raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        nodes = int(raw)
+    else:
+        err.print(
+            f"[red]error:[/] --uptime-nodes takes a whole number (0: no cap) or 'default', "
+            f"got {shown(repr(uptime_nodes))}"
+        )
+        raise typer.Exit(2)
+    done = with_admin_store(
+        _settings(home, database_url), lambda s: s.set_operator_uptime_nodes(name, nodes)
+    )
+    if not done:
+        err.print(f"[red]error:[/] no operator {shown(repr(name))}")
+        raise typer.Exit(1)
+    cap = (
+        "the registry's setting" if nodes is None else f"{nodes} nodes' worth" if nodes else "none"
+    )
+    console.print(f"operator {shown(name)}: uptime cap {cap} per reward period")
 
 
 @operators_app.command("revoke")

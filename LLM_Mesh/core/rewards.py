@@ -51,6 +51,12 @@ share of it (known ÷ claimed: :func:`explained_load_credit_s`). A report in tra
 the requests it counts were answered is explained by the gateway's peak in flight since
 the node's previous report, when one ended within :data:`LOAD_TRANSIT_S` of its arrival
 (:func:`known_at_report`).
+
+An operator holds the keys of every node it registers, so uptime is bounded per operator,
+not per id: its nodes' credited healthy time in a period is at most ``uptime_nodes``
+periods' worth (``Settings.reward_uptime_nodes``, default :data:`UPTIME_NODES`), split
+over them in proportion when they pass it (:func:`operator_uptime_ms`); one node is never
+cut.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ __all__ = [
     "PERF_MAX_MILLI",
     "PERF_MIN_MILLI",
     "REFUSAL_HALF_LIFE_S",
+    "UPTIME_NODES",
     "ModelStats",
     "NodePeriod",
     "Reward",
@@ -80,6 +87,7 @@ __all__ = [
     "heartbeat_credit_ms",
     "known_at_report",
     "load_slack",
+    "operator_uptime_ms",
     "peer_speeds",
     "peer_stats",
     "performance_milli",
@@ -276,6 +284,29 @@ def uptime_period(
     if earned >= due or (last_closed is not None and earned <= last_closed):
         return due
     return earned
+
+
+UPTIME_NODES = 4
+"""Nodes' worth of uptime one operator is credited per period by default
+(``Settings.reward_uptime_nodes``; 0: no cap): :func:`operator_uptime_ms`."""
+
+
+def operator_uptime_ms(
+    healthy: Mapping[str, int], *, budget_ms: int, spent_ms: int = 0
+) -> dict[str, int]:
+    """One operator's nodes' healthy time in a period (``healthy``: node → ms, those that
+    earn), cut to what is left of its budget (``budget_ms``: ``uptime_nodes`` × the period;
+    ``spent_ms``: the healthy time of its nodes already paid in that period): as given when
+    it fits, else each node's share, ``healthy × left ÷ total`` rounded down, so the sum
+    never passes the budget however many node ids the operator holds. Found 2026-12-05:
+    each id earned the full rate, so an operator earned uptime by the id, not by capacity."""
+    if budget_ms < 0 or spent_ms < 0 or any(h < 0 for h in healthy.values()):
+        raise ValueError("a budget and healthy times are not negative")
+    total = sum(healthy.values())
+    left = max(0, budget_ms - spent_ms)
+    if total <= left:
+        return dict(healthy)
+    return {node: h * left // total for node, h in healthy.items()}
 
 
 def earns_uptime(models: Sequence[Mapping[str, object]]) -> bool:

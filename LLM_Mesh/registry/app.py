@@ -218,6 +218,7 @@ def create_registry_app(
             the_store, ledger, rate=settings.reward_rate, period_s=settings.reward_period_s,
             grace_s=settings.heartbeat_interval_s, wall_clock=wall_clock,
             reward_simulated=settings.reward_simulated,
+            uptime_nodes=settings.reward_uptime_nodes,
         )  # fmt: skip
     # the request log's retention (retention.py), on the clock that stamps the rows
     # (``account.py``: ``datetime.now``), not the injected ``wall_clock``

@@ -210,6 +210,15 @@ class MemoryStore(MemoryReplicaState):
             for _, op in sorted(self.operators.items())
         ]
 
+    async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
+        if nodes is not None and nodes < 0:
+            raise ValueError("an uptime cap is a number of nodes, 0 or more")
+        op = self.operators.get(name)
+        if op is None:
+            return False
+        op.uptime_nodes = nodes
+        return True
+
     async def revoke_operator(self, name: str, at: datetime) -> list[str] | None:
         op = self.operators.get(name)
         if op is None:

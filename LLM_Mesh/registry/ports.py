@@ -74,6 +74,9 @@ class OperatorRecord:
     created_at: datetime
     revoked_at: datetime | None = None
     nodes: list[str] = field(default_factory=list)
+    # the admin's uptime cap for it, nodes' worth per period (0: none); None: the
+    # registry's ``reward_uptime_nodes`` (``registry/rewards.py``)
+    uptime_nodes: int | None = None
 
 
 @dataclass
@@ -306,6 +309,11 @@ class Store(CanaryStore, Protocol):
 
     async def list_operators(self) -> list[OperatorRecord]:
         """Every operator, by name, with the ids of its nodes."""
+        ...
+
+    async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
+        """Set the operator's uptime cap (nodes' worth per reward period; 0: none; ``None``:
+        the registry's setting); ``False`` when no such operator."""
         ...
 
     async def revoke_operator(self, name: str, at: datetime) -> list[str] | None:

@@ -19,14 +19,22 @@ epoch, so every replica agrees on them). Closing a period:
    its operator (``Store.held_nodes``), earns to its held account
    ``held:<32 hex>`` instead of its operator, as its requests' shares do
    (``registry/held.py``: released to the operator by the admin's clear, forfeited by a
-   revocation);
+   revocation); an operator holding more node keys than its uptime cap (the admin's
+   ``operators.uptime_nodes`` for it, else ``Settings.reward_uptime_nodes``; 0: none) has
+   its nodes' healthy time in the period cut to that many periods' worth, less what its rows of that period already paid
+   (``core/rewards.operator_uptime_ms``): uptime is bounded per operator, not per id;
 3. appends the ``reward`` entries (``mint`` → the operator's account, ``request_id``
    ``reward:<period start>:<node's keyed account>``) with ``SqlLedger.append(guard=)``; the
    guard, inside the append's transaction after the head lock, inserts a
    ``reward_periods`` row for every node of the batch (zero amounts too: they carry the
    mark) and refuses the whole batch when any of them was closed already, which is
    then retried without those nodes. So any number of replicas on one database pay
-   each node at most once per period, and the rows and entries commit together.
+   each node at most once per period, and the rows and entries commit together. For a
+   capped operator the guard also re-reads the healthy time its rows of the period paid
+   and refuses the batch when another writer changed it since the close read it: the
+   close is then computed again, so concurrent closes never pay an operator past its cap
+   (each try that is refused saw another writer's new paid row: rows are never deleted
+   and a period holds one per node, so the tries end).
 
 Clocks and sleep are injected: tests call :meth:`RewardTask.close_due` with their own
 wall clock, no sleeping.
@@ -47,10 +55,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from LLM_Mesh.core.ledger_entry import MINT, Pseudonyms, Transfer
 from LLM_Mesh.core.rewards import (
+    UPTIME_NODES,
     NodePeriod,
     close_uptime,
     due_period,
     earns_uptime,
+    operator_uptime_ms,
     peer_stats,
     rewards,
     uptime_period,
@@ -104,6 +114,20 @@ def _chunks(items: Sequence[Any], n: int = CHUNK) -> list[Sequence[Any]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
 
 
+@dataclass
+class _Cap:
+    """The operators capped in one period's close: their node keys' ids (``nodes``), the
+    healthy time their rows of the period paid as the close read it, plus what this close
+    wrote since (``spent``), and node → operator (``owner``)."""
+
+    nodes: dict[str, list[str]]
+    spent: dict[str, int]
+    owner: dict[str, str]
+
+    def operators(self, node_ids: Sequence[str]) -> set[str]:
+        return {self.owner[n] for n in node_ids if n in self.owner}
+
+
 class RewardTask:
     """Closes reward periods (see the module docstring)."""
 
@@ -119,15 +143,17 @@ class RewardTask:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         tick_s: float | None = None,
         reward_simulated: bool = False,
+        uptime_nodes: int = UPTIME_NODES,
     ) -> None:
-        if rate < 0 or period_s < 1 or grace_s < 0:
-            raise ValueError("the rate is >= 0, the period >= 1 s, the grace >= 0")
+        if rate < 0 or period_s < 1 or grace_s < 0 or uptime_nodes < 0:
+            raise ValueError("the rate is >= 0, the period >= 1 s, the grace and cap >= 0")
         self.store = store
         self.ledger = ledger
         self.rate = rate
         self.period_s = period_s
         self.grace_s = grace_s
         self.reward_simulated = reward_simulated  # Settings.reward_simulated (test meshes)
+        self.uptime_nodes = uptime_nodes  # Settings.reward_uptime_nodes (0: no cap)
         self.wall_clock = wall_clock
         self._sleep = sleep
         self.tick_s = tick_s if tick_s is not None else min(60.0, max(1.0, period_s / 10))
@@ -147,11 +173,26 @@ class RewardTask:
 
     async def close(self, start: int) -> PeriodReport:
         """Close the period starting at ``start`` (Unix seconds) for every node not yet."""
+        mine: set[str] = set()  # nodes this call closed (not "closed elsewhere" on a retry)
+        closed = paid = amount = 0
+        while True:  # a stale try saw another writer's new row: finitely many (docstring)
+            report, stale = await self._close_once(start, mine)
+            closed, paid, amount = (
+                closed + report.closed,
+                paid + report.paid,
+                amount + report.amount,
+            )
+            if not stale:
+                return PeriodReport(start, closed, paid, amount, report.closed_elsewhere)
+
+    async def _close_once(self, start: int, mine: set[str]) -> tuple[PeriodReport, bool]:
+        """One try of :meth:`close`: its report, and whether it stopped because another
+        writer paid a capped operator's node in the period meanwhile (compute again)."""
         period_ms = self.period_s * 1000
         every = await self.store.list_nodes()
         nodes = [n for n in every if n.healthy_ms > 0]
         if not nodes:  # nothing to do, and no need to open the ledger's database
-            return PeriodReport(start, 0, 0, 0, 0)
+            return PeriodReport(start, 0, 0, 0, 0), False
         marks = await self._marks([n.node_id for n in nodes])
         # per period the uptime is closed in (``core/rewards.uptime_period``): the due one,
         # or an earlier one after every registry was down: node, healthy in it, new mark
@@ -160,7 +201,7 @@ class RewardTask:
         for n in nodes:
             last_start, mark = marks.get(n.node_id, (None, 0))
             if last_start is not None and last_start >= start:
-                already += 1
+                already += n.node_id not in mine
                 continue
             if n.healthy_ms == mark:
                 continue  # not routable since its last close: nothing to record
@@ -169,8 +210,10 @@ class RewardTask:
             label = uptime_period(beat, last_start, start, self.period_s)
             due.setdefault(label, []).append((n, healthy, new_mark))
         if not due:
-            return PeriodReport(start, 0, 0, 0, already)
-        owners = await self._owners([n.node_id for group in due.values() for n, _, _ in group])
+            return PeriodReport(start, 0, 0, 0, already), False
+        owners, op_keys = await self._owners(
+            [n.node_id for group in due.values() for n, _, _ in group]
+        )
         keyed = await pseudonyms(await self.ledger.engine())
         # held in the store now: quarantined (any model), or another node of their operator
         # is; their earnings are held (registry/held.py), their uptime rewards too
@@ -182,11 +225,14 @@ class RewardTask:
         closed = paid = amount = 0
         for label, group in sorted(due.items()):
             stats = await self.store.request_totals(_dt(label), _dt(label + self.period_s))
+            earning = {n.node_id for n, _, _ in group if owners.get(n.node_id) and self._earns(n)}
+            cap, credited = await self._capped(label, group, earning, op_keys)
+            periods = [
+                NodePeriod(n.node_id, credited.get(n.node_id, h), stats.get(n.node_id, {}))
+                for n, h, _ in group
+            ]
             computed = rewards(
-                [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in group],
-                rate=self.rate,
-                period_ms=period_ms,
-                peers=peer_stats(stats, unpaid),
+                periods, rate=self.rate, period_ms=period_ms, peers=peer_stats(stats, unpaid)
             )
             rows = [
                 _Row(
@@ -196,14 +242,19 @@ class RewardTask:
                     mark_ms=new_mark,
                     performance=r.performance,
                     success=r.success,
-                    amount=r.amount if owners.get(r.node_id) and self._earns(n) else 0,
+                    amount=r.amount if r.node_id in earning else 0,
                 )
                 for r, (n, _, new_mark) in zip(computed, group, strict=True)
             ]
             c_all = p_all = a_all = 0
+            stale = False
             for chunk in _chunks(rows):
-                c, p, a, elsewhere = await self._write(label, list(chunk))
-                c_all, p_all, a_all, already = c_all + c, p_all + p, a_all + a, already + elsewhere
+                done, p, a, elsewhere, stale = await self._write(label, list(chunk), cap)
+                c_all, p_all, a_all = c_all + len(done), p_all + p, a_all + a
+                already += elsewhere
+                mine.update(done)
+                if stale:
+                    break
             if c_all:
                 log.info(
                     "reward period %s closed: %d nodes, %d paid, %d micro-NetworkTokens",
@@ -213,14 +264,72 @@ class RewardTask:
                     a_all,
                 )
             closed, paid, amount = closed + c_all, paid + p_all, amount + a_all
-        return PeriodReport(start, closed, paid, amount, already)
+            if stale:
+                return PeriodReport(start, closed, paid, amount, already), True
+        return PeriodReport(start, closed, paid, amount, already), False
 
-    async def _write(self, start: int, rows: list[_Row]) -> tuple[int, int, int, int]:
-        """Write one batch exactly once; (closed, paid, amount, closed elsewhere)."""
+    async def _capped(
+        self,
+        label: int,
+        group: Sequence[tuple[NodeRecord, int, int]],
+        earning: set[str],
+        op_keys: dict[str, tuple[str, list[str], int]],
+    ) -> tuple[_Cap, dict[str, int]]:
+        """The cap for the period starting at ``label`` and the credited healthy time of the
+        nodes it cuts (``core/rewards.operator_uptime_ms``): only operators holding more node
+        keys than their cap (``op_keys``: node → its operator, the operator's keys, its cap;
+        0: none) can pass it (a node's time in a period is at most the period), so only
+        theirs are read and watched."""
+        cap = _Cap({}, {}, {})
+        by_op: dict[str, dict[str, int]] = {}
+        limits: dict[str, int] = {}
+        for n, healthy, _ in group:
+            op, keys, limit = op_keys.get(n.node_id, ("", [], 0))
+            if n.node_id in earning and 0 < limit < len(keys):
+                by_op.setdefault(op, {})[n.node_id] = healthy
+                cap.nodes[op], limits[op] = keys, limit
+        if not by_op:
+            return cap, {}
+        cap.owner = {node: op for op, keys in cap.nodes.items() for node in keys}
+        engine = await self.ledger.engine()
+        async with engine.connect() as conn:
+            cap.spent = await self._spent(conn, label, cap, set(cap.nodes))
+        credited: dict[str, int] = {}
+        for op, times in by_op.items():
+            budget = limits[op] * self.period_s * 1000
+            credited.update(
+                operator_uptime_ms(times, budget_ms=budget, spent_ms=cap.spent.get(op, 0))
+            )
+        return cap, credited
+
+    @staticmethod
+    async def _spent(
+        conn: AsyncConnection, start: int, cap: _Cap, operators: set[str]
+    ) -> dict[str, int]:
+        """Per operator of ``operators``: the healthy time its nodes' paid rows of the period
+        starting at ``start`` credited."""
+        rp = tables.reward_periods
+        out: dict[str, int] = {}
+        ids = [n for op in sorted(operators) for n in cap.nodes[op]]
+        for chunk in _chunks(ids):
+            stmt = select(rp.c.node_id, rp.c.healthy_ms).where(
+                and_(rp.c.period_start == start, rp.c.amount > 0, rp.c.node_id.in_(list(chunk)))
+            )
+            for row in await conn.execute(stmt):
+                op = cap.owner[str(row.node_id)]
+                out[op] = out.get(op, 0) + int(row.healthy_ms)
+        return out
+
+    async def _write(
+        self, start: int, rows: list[_Row], cap: _Cap
+    ) -> tuple[list[str], int, int, int, bool]:
+        """Write one batch exactly once; (the nodes closed, paid, amount, closed elsewhere,
+        stale: a capped operator's paid time in the period changed since it was read)."""
         elsewhere = 0
         keyed = await pseudonyms(await self.ledger.engine())
         while rows:
             taken: set[str] = set()
+            stale: list[bool] = []
             paying = [r for r in rows if r.amount > 0 and r.operator is not None]
             transfers = [
                 Transfer(
@@ -234,12 +343,21 @@ class RewardTask:
             ]
 
             async def guard(
-                conn: AsyncConnection, batch: list[_Row] = rows, taken: set[str] = taken
+                conn: AsyncConnection,
+                batch: list[_Row] = rows,
+                taken: set[str] = taken,
+                stale: list[bool] = stale,
             ) -> bool:
                 found = await self._closed_in(conn, start, [r.node_id for r in batch])
                 if found:
                     taken.update(found)
                     return False
+                ops = cap.operators([r.node_id for r in batch])
+                if ops:
+                    now = await self._spent(conn, start, cap, ops)
+                    if any(now.get(op, 0) != cap.spent.get(op, 0) for op in ops):
+                        stale.append(True)
+                        return False
                 size = (await conn.execute(select(tables.ledger_head.c.size))).scalar_one()
                 await self._insert(conn, start, batch, first_seq=int(size))
                 return True
@@ -249,10 +367,17 @@ class RewardTask:
             else:  # no money moves: the rows (marks) alone, under the same lock
                 done = await self.ledger.locked(guard)
             if done:
-                return len(rows), len(paying), sum(r.amount for r in paying), elsewhere
+                for r in paying:
+                    if r.node_id in cap.owner:
+                        op = cap.owner[r.node_id]
+                        cap.spent[op] = cap.spent.get(op, 0) + r.healthy_ms
+                written = [r.node_id for r in rows]
+                return written, len(paying), sum(r.amount for r in paying), elsewhere, False
+            if stale:
+                return [], 0, 0, elsewhere, True
             elsewhere += len(taken)
             rows = [r for r in rows if r.node_id not in taken]
-        return 0, 0, 0, elsewhere
+        return [], 0, 0, elsewhere, False
 
     # -- the store and the ledger's tables ------------------------------------------------
 
@@ -276,18 +401,26 @@ class RewardTask:
                     out[row.node_id] = (int(row.period_start), int(row.mark_ms))
         return out
 
-    async def _owners(self, node_ids: list[str]) -> dict[str, str]:
-        """Node → its operator's ledger account, for nodes with a live operator and key
-        (two store reads, whatever the number of nodes)."""
+    async def _owners(
+        self, node_ids: list[str]
+    ) -> tuple[dict[str, str], dict[str, tuple[str, list[str], int]]]:
+        """Node → its operator's ledger account, for nodes with a live operator and key, and
+        node → (its operator's name, every node key that operator holds, its uptime cap: the
+        admin's for it, else ``uptime_nodes``) (two store reads, whatever the number of
+        nodes)."""
         revoked = set(await self.store.revoked_nodes_since(_dt(0)))
         wanted = set(node_ids) - revoked
         out: dict[str, str] = {}
+        op_keys: dict[str, tuple[str, list[str], int]] = {}
         keyed = await pseudonyms(await self.ledger.engine())
         for op in await self.store.list_operators():
             if op.revoked_at is None:
                 account = keyed.operator(op.name)
-                out.update((n, account) for n in op.nodes if n in wanted)
-        return out
+                mine = [n for n in op.nodes if n in wanted]
+                out.update((n, account) for n in mine)
+                limit = self.uptime_nodes if op.uptime_nodes is None else op.uptime_nodes
+                op_keys.update((n, (op.name, list(op.nodes), limit)) for n in mine)
+        return out, op_keys
 
     def _earns(self, node: NodeRecord) -> bool:
         """Whether the node's uptime is worth a reward: it serves a model it does not

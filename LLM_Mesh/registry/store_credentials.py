@@ -40,6 +40,7 @@ def _operator(row: Any, nodes: list[str] | None = None) -> OperatorRecord:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         nodes=list(nodes or []),
+        uptime_nodes=row.uptime_nodes,
     )
 
 
@@ -135,6 +136,14 @@ class SqlCredentials:
         for op_name, node_id in keys:
             by_op.setdefault(op_name, []).append(node_id)
         return [_operator(row, by_op.get(row.name)) for row in ops]
+
+    async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
+        if nodes is not None and nodes < 0:
+            raise ValueError("an uptime cap is a number of nodes, 0 or more")
+        o = tables.operators
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(o).where(o.c.name == name).values(uptime_nodes=nodes))
+        return bool(done.rowcount)
 
     async def revoke_operator(self, name: str, at: datetime) -> list[str] | None:
         o, k = tables.operators, tables.node_keys

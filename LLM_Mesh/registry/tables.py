@@ -187,6 +187,10 @@ operators = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    # migration 0024: the admin's uptime cap for this operator, in nodes' worth per reward
+    # period (``registry operators set --uptime-nodes``; 0: none); NULL: the registry's
+    # ``reward_uptime_nodes`` (``registry/rewards.py``)
+    Column("uptime_nodes", Integer(), nullable=True),
 )
 
 node_keys = Table(
@@ -410,6 +414,8 @@ pool_days = Table(
 #: written in the same transaction as the period's ``reward`` ledger entries (the
 #: append's guard), so a node is paid at most once per period by any number of
 #: registries. ``period_start`` is Unix seconds (periods align to the epoch);
+#: ``healthy_ms`` the healthy time credited (cut to its operator's share when its
+#: operator's nodes passed ``Settings.reward_uptime_nodes``: ``core/rewards.py``);
 #: ``mark_ms`` is the node's ``healthy_ms`` counter as this close left it (the next
 #: close counts from it); ``performance`` and ``success`` are the formula's factors in
 #: thousandths (``core/rewards.py``); ``operator`` the ledger account paid (``None``:

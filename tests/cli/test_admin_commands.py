@@ -47,6 +47,35 @@ def test_operators_add_prints_the_token_once_and_stores_its_hash(tmp_path: Path)
     assert code == 0 and "alice" in out and token not in out and "admin key" not in out
 
 
+def test_operators_set_uptime_nodes_sets_the_operators_uptime_cap(tmp_path: Path) -> None:
+    """The admin's per-operator uptime cap (``operators.uptime_nodes``; the reward close
+    reads it: tests/registry/test_rewards_cap.py); ``default`` follows the registry's
+    ``LLM_MESH_REWARD_UPTIME_NODES``."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    assert re.search(r"alice +│.*│ default +│", cli(home, "registry", "operators", "list")[1])
+    code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "10")
+    assert code == 0 and "uptime cap 10 nodes' worth per reward period" in out, out
+    assert re.search(r"alice +│.*│ 10 +│", cli(home, "registry", "operators", "list")[1])
+
+    async def caps() -> dict[str, int | None]:
+        async with store_of(home) as s:
+            return {op.name: op.uptime_nodes for op in await s.list_operators()}
+
+    assert asyncio.run(caps()) == {"alice": 10}
+    code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "0")
+    assert code == 0 and "uptime cap none" in out
+    assert re.search(r"alice +│.*│ no cap +│", cli(home, "registry", "operators", "list")[1])
+    code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "default")
+    assert code == 0 and asyncio.run(caps()) == {"alice": None}
+    code, out = cli(home, "registry", "operators", "set", "ghost", "--uptime-nodes", "3")
+    assert code == 1 and "no operator" in out
+    for bad in ("-1", "1.5", "lots"):
+        code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", bad)
+        assert code == 2 and "whole number" in out, (bad, out)
+    assert asyncio.run(caps()) == {"alice": None}
+
+
 def test_revoke_operator_and_node(tmp_path: Path) -> None:
     home = tmp_path / "mesh"
     assert cli(home, "registry", "operators", "add", "alice")[0] == 0

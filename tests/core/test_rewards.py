@@ -21,6 +21,7 @@ from LLM_Mesh.core.rewards import (
     heartbeat_credit_ms,
     known_at_report,
     load_slack,
+    operator_uptime_ms,
     peer_speeds,
     peer_stats,
     performance_milli,
@@ -452,3 +453,30 @@ def test_the_nodes_that_earn_no_uptime_set_no_median() -> None:
     peers = peer_stats(stats, {"s1", "s2", "held"})
     assert peers == {"real": honest}
     assert performance_milli(honest, peer_speeds(peers)) == 1000
+
+
+def test_an_operators_uptime_is_split_within_its_cap_however_many_ids_it_holds() -> None:
+    """Found 2026-12-05: each node id earned the full rate, so an operator holding 20 keys
+    earned 20 nodes' uptime; now its nodes' healthy time is cut to its budget, split in
+    proportion, and never sums past it."""
+    p = 3_600_000
+    twenty = {f"n{i}": p for i in range(20)}
+    cut = operator_uptime_ms(twenty, budget_ms=4 * p)
+    assert set(cut.values()) == {4 * p // 20} and sum(cut.values()) == 4 * p
+    # one node, or any number within the budget: unchanged
+    assert operator_uptime_ms({"solo": p}, budget_ms=p) == {"solo": p}
+    assert operator_uptime_ms({"a": p, "b": p // 2}, budget_ms=4 * p) == {"a": p, "b": p // 2}
+    # what its rows of the period already paid counts; nothing left: nothing
+    assert operator_uptime_ms({"late": p}, budget_ms=2 * p, spent_ms=2 * p) == {"late": 0}
+    assert operator_uptime_ms({"a": p, "b": p}, budget_ms=2 * p, spent_ms=p) == {
+        "a": p // 2,
+        "b": p // 2,
+    }
+    # in proportion, rounded down: the sum never passes what is left
+    odd = operator_uptime_ms({"a": 7, "b": 5, "c": 1}, budget_ms=10)
+    assert odd == {"a": 5, "b": 3, "c": 0} and sum(odd.values()) <= 10
+    assert operator_uptime_ms({}, budget_ms=0) == {}
+    with pytest.raises(ValueError):
+        operator_uptime_ms({"a": -1}, budget_ms=p)
+    with pytest.raises(ValueError):
+        operator_uptime_ms({"a": 1}, budget_ms=-1)

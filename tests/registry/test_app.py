@@ -87,6 +87,11 @@ async def test_the_reward_task_runs_with_the_app_unless_the_rate_is_zero(tmp_pat
     assert rewards._task is None  # stopped with the app
     off = create_registry_app(make_settings(tmp_path / "off", reward_rate=0), store=MemoryStore())
     assert off.state.runtime.rewards is None
+    assert rewards.uptime_nodes == 4  # an operator's uptime cap: its documented default
+    one = create_registry_app(
+        make_settings(tmp_path / "one", reward_uptime_nodes=1), store=MemoryStore()
+    )
+    assert one.state.runtime.rewards is not None and one.state.runtime.rewards.uptime_nodes == 1
 
 
 async def test_a_registry_on_sqlite_runs_alone_and_its_polls_check_for_changes(
