@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -272,6 +273,28 @@ def test_models_table_cuts_no_word_at_80_columns() -> None:
         assert "context" in out
         words = {w for m in CATALOG for w in m.specialties}
         assert all(w in out for w in words), out
+
+
+@pytest.mark.parametrize("width", range(80, 161, 4))
+def test_models_table_breaks_no_word_beside_a_simulated_label(width: int) -> None:
+    """Found 2026-12-05 (``llm-mesh models`` of ``llm-mesh up --engine sim``, 100 columns):
+    with "gemma-3-270m (simulated)" in the model column, the specialties column read
+    "administrat" / "ive" from 100 to 104 columns; given that word's width, rich cropped the
+    table's right edge instead. Now the specialties go under the ids where they do not fit."""
+    catalog = [
+        {**dataclasses.asdict(m), "available": m.id == "gemma-3-270m", "nodes": 1,
+         "simulated": m.id == "gemma-3-270m"}
+        for m in CATALOG
+    ]  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(models_table(catalog, width))
+    out = console.export_text()
+    rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out  # no crop
+    words = re.findall(r"[\w.-]+", out)
+    for m in CATALOG:
+        assert m.id in words and all(w in words for w in m.specialties), (width, out)
+    assert "(simulated)" in out and "…" not in out, out
 
 
 def test_a_revoked_node_reads_revoked_not_down_offline() -> None:
