@@ -53,6 +53,13 @@ def _fmt_ms(v: Any) -> str:
     return "-" if ms is None else f"{ms:.0f} ms"
 
 
+def _fmt_ms_short(v: Any) -> str:
+    """A time in at most 7 cells ("9999 ms", "107 s"): the nodes table's time column is
+    that wide at 80 columns (found 2026-12-05: a node's 107168 ms read "107168" / "ms")."""
+    ms = _real(v)
+    return _fmt_ms(ms) if ms is None or ms < 9999.5 else f"{ms / 1000:.0f} s"
+
+
 def _fmt_size(n: Any) -> str:
     n = _real(n)
     if not n:
@@ -159,7 +166,8 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
             *cells,
             f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))}"
             f"{split}+{_count(n.get('queued', 0))}q",
-            f"{_fmt_ms(n.get('ttft_ms_ewma'))}{pair}{_fmt_ms(n.get('latency_ms_ewma'))}",
+            f"{_fmt_ms_short(n.get('ttft_ms_ewma'))}{pair}"
+            f"{_fmt_ms_short(n.get('latency_ms_ewma'))}",
             f"{_count(n.get('requests', 0))}{pair}{_count(n.get('failures', 0))}",
             _trust(n, quarantines=wide),
         )

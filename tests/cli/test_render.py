@@ -362,3 +362,20 @@ def test_status_keeps_each_time_with_its_unit_at_80_columns(width: int) -> None:
     assert max(len(line) for line in out.splitlines()) <= width, out
     for whole in ("276 ms", "3042 ms", "12/16", "1234", "0.50", "node-fqzupj4g76v5uw673uy5nfmly5"):
         assert whole in out, (whole, out)
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_status_keeps_a_slow_nodes_times_with_their_units(width: int) -> None:
+    """Found 2026-12-05 (``llm-mesh status`` at 80 columns after a real-model request hit the
+    deadline): the time column read ``107168`` / ``ms``, a figure parted from its unit."""
+    node = {
+        "node_id": "node-vpnbxstgnxn5c4bkxd37kqugqg", "healthy": True, "health_score": 0.0,
+        "models": [{"id": "gemma-3-270m"}], "keeps_no_prompts": True, "in_flight": 0,
+        "max_concurrency": 1, "queued": 0, "ttft_ms_ewma": 107168.4,
+        "latency_ms_ewma": 9999.4, "requests": 4, "failures": 1, "trust_score": 0.0,
+    }  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(nodes_table([node], width))
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= width, out
+    assert re.search(r"\b(107168 ms|107 s)\b", out) and "9999 ms" in out, out
