@@ -321,13 +321,17 @@ class DistributedModelRegistry:
     ) -> ModelResponse:
         """Route ``prompt`` to the best node hosting ``model_name`` and return the answer.
 
-        ``model_name=None`` lets task routing choose (see ``mesh_manager``).
+        ``model_name=None`` lets task routing choose (see ``mesh_manager``): the best
+        model up for ``task_type``, else, when the gateway has none of its nodes within the
+        request's constraints (``avoid_regions``, the key's regions), the best of those
+        it names.
         ``avoid_regions``: never a node in these regions (``eu`` covers ``eu-west``);
         ``strict_regions``: nor one that declared no region.
         ``chat=True`` sends the prompt as a user message (the node applies the
         model's chat template); otherwise it is a raw completion prompt, which is
         what code completion (``def fibonacci(n):``) wants.
         """
+        by_task = model_name is None
         if model_name is None:
             await self.refresh()
             model_name = self.best_model_for_task(task_type)
@@ -347,6 +351,11 @@ class DistributedModelRegistry:
         try:
             return await self._ask(body, prompt, chat, task_type, model_name, request_id)
         except ModelUnavailable as exc:
+            if by_task:  # no model was asked for: the task's best within the constraints
+                alt = self.task_choice(exc, task_type, model_name)
+                return await self._ask(
+                    {**body, "model": alt}, prompt, chat, task_type, alt, request_id
+                )
             alt = self.fallback_model(exc, model_name, task_type, fallback=fallback)
             res = await self._ask(
                 {**body, "model": alt}, prompt, chat, task_type, model_name, request_id
@@ -425,6 +434,18 @@ class DistributedModelRegistry:
                 if not wanted or wanted & set(s.specialties)
             ]
         return ranked[0].id if ranked else None
+
+    def task_choice(self, exc: ModelUnavailable, task_type: str | None, tried: str) -> str:
+        """The best model for ``task_type`` among those ``exc`` names as up within the
+        request's constraints, ``tried`` (the task's first choice, which the gateway had no
+        node for) left out; else ``exc`` again. Found 2026-12-05: ``llm-mesh ask --task chat
+        --avoid eu`` picked ``mistral-7b``, served only in ``eu-west``, and failed ("with
+        --fallback gemma-3-270m answers") though no model had been asked for."""
+        up = [s for s in (get_spec(m) for m in exc.available) if s is not None and s.id != tried]
+        if not up:
+            raise exc
+        best: ModelSpec = rank_models_for_task(task_type, up)[0]
+        return best.id
 
     def best_model_for_task(self, task_type: str | None) -> str:
         """The best model that is up for ``task_type`` (task policy in ``core.tasks``)."""

@@ -97,9 +97,8 @@ class MeshManager:
         strict_regions: bool = False,
     ) -> TaskResult:
         prompt = build_prompt(task_type, payload)
-        chosen = model or await self.choose_model(task_type)
         r = await self.registry.get_response(
-            chosen,
+            model,  # None: the registry's task routing (within avoid_regions too)
             prompt,
             task_type,
             max_tokens=max_tokens,

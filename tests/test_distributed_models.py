@@ -697,3 +697,33 @@ async def test_the_fallback_hint_names_only_a_model_that_answers_under_the_regio
     with pytest.raises(ModelUnavailable) as info:
         await reg.get_response("code-llama-7b", "def f():", "python", avoid_regions=["eu"])
     assert info.value.message.endswith("; with fallback=True gemma-3-270m answers (same specialty)")
+
+
+async def test_a_task_routed_request_takes_the_tasks_best_within_the_regions(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Found 2026-12-05 (a new user's ``llm-mesh ask "hi" --task chat --avoid eu``): with no
+    model named, task routing picked the best model up anywhere, ``mistral-7b``, whose only
+    node was in ``eu-west``, and the request failed ("with --fallback gemma-3-270m answers")
+    though gemma-3-270m, a general model for chat, served outside eu. No model was asked for:
+    the task's best among the models up within the request's constraints answers (the
+    gateway's 503 names them: the key's own regions count too)."""
+    from LLM_Mesh.mesh_manager import MeshManager
+
+    mesh = inprocess_mesh
+    mesh.add_node("mistral-7b", node_id="node-mistral-eu", region="eu-west")
+    mesh.add_node("gemma-3-270m", node_id="node-gemma-us", region="us-east")
+    reg = make(mesh)
+    r = await reg.get_response(None, "hi", "chat", avoid_regions=["eu"], max_tokens=4)
+    assert r.model == "gemma-3-270m" and r.fallback_from is None
+    assert r.node_id == mesh.id_of("node-gemma-us") and r.simulated
+    t = await MeshManager(reg).handle_task_async("chat", "hi", avoid_regions=["eu"])
+    assert t.model == "gemma-3-270m"
+    r = await reg.get_response(None, "hi", "chat", max_tokens=4)  # no constraint: the best
+    assert r.model == "mistral-7b"
+    # a model asked for by name is still that model, or the 503 and its hint
+    with pytest.raises(ModelUnavailable) as info:
+        await reg.get_response("mistral-7b", "hi", "chat", avoid_regions=["eu"])
+    assert "with fallback=True gemma-3-270m answers" in info.value.message
+    with pytest.raises(ModelUnavailable):  # nothing up outside eu and us: the 503 itself
+        await reg.get_response(None, "hi", "chat", avoid_regions=["eu", "us"])

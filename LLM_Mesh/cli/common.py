@@ -205,8 +205,23 @@ def json_object(r: httpx.Response, what: str) -> dict[str, Any]:
     """A registry's answer that must be a 200 with a JSON object; ``MeshError`` naming
     ``what`` (e.g. ``GET /v1/ledger/keys``) otherwise."""
     if r.status_code != 200:
-        raise MeshError(f"{what} answered {r.status_code}: {r.text[:200]}")
+        raise MeshError(f"{what} answered {r.status_code}: {error_said(r)}")
     return answer_object(r, what)  # not JSON, too deep, not an object: UpstreamError
+
+
+def error_said(r: httpx.Response) -> str:
+    """An error answer in words: its OpenAI-shaped ``error.message`` (and ``code``), else
+    the start of its text (found 2026-12-05: ``ledger statement`` with a revoked key
+    printed the registry's whole JSON body)."""
+    try:
+        error = answer_object(r, "the answer").get("error")
+    except MeshError:
+        error = None
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str) and isinstance(error, dict):
+        code = error.get("code")
+        return message[:200] + (f" ({code[:64]})" if isinstance(code, str) else "")
+    return r.text[:200]
 
 
 async def first_answering(

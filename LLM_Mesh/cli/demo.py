@@ -180,13 +180,13 @@ async def ask_once(
         replica_memory=replica_memory, keep_receipts=False,  # `ask` keeps its own
         warn_plain_http=False,  # `ask` says it on stderr itself (cli/common.warn_plain_http)
     )  # fmt: skip
-    if model is None:
-        await registry.refresh()
-        model = registry.best_model_for_task(task)
     if stream:
+        if model is None:
+            await registry.refresh()
         return await _ask_streaming(
-            console, registry, prompt, model, task=task, chat=chat, max_tokens=max_tokens,
-            temperature=temperature, fallback=fallback,
+            console, registry, prompt, model or registry.best_model_for_task(task), task=task,
+            chat=chat, max_tokens=max_tokens, temperature=temperature, fallback=fallback,
+            by_task=model is None,
             stream_max_s=settings.stream_max_s if settings is not None else None,
             regions=({"avoid_regions": list(avoid_regions)} if avoid_regions else {})
             | ({"strict_regions": True} if strict_regions else {}),
@@ -243,6 +243,7 @@ async def _ask_streaming(
     fallback: bool,
     stream_max_s: float | None,
     regions: dict[str, Any],
+    by_task: bool = False,
 ) -> dict[str, Any] | None:
     body: dict[str, Any] = {"max_tokens": max_tokens, **regions}
     if temperature is not None:
@@ -270,9 +271,14 @@ async def _ask_streaming(
         try:
             _, mesh, ttft, total = await one(model)
         except ModelUnavailable as exc:  # nothing of the answer printed yet (stream_request)
-            alt = registry.fallback_model(exc, model, task, fallback=fallback, flag="--fallback")
-            _, mesh, ttft, total = await one(alt)
-            note = f" (fallback from {shown(model)})"
+            if by_task:  # no --model: the task's best within the constraints (get_response's)
+                _, mesh, ttft, total = await one(registry.task_choice(exc, task, model))
+            else:
+                alt = registry.fallback_model(
+                    exc, model, task, fallback=fallback, flag="--fallback"
+                )
+                _, mesh, ttft, total = await one(alt)
+                note = f" (fallback from {shown(model)})"
     except MeshError as exc:
         if not chat and not exc.extra.get("printed"):
             console.print()  # end the echoed prompt's line before the error

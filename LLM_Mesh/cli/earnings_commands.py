@@ -2,14 +2,18 @@
 
 Asks the registry's ``GET /v1/earnings`` with the operator's token: ``--operator-token``,
 else ``$LLM_MESH_OPERATOR_TOKEN``, else ``operator_token`` in ``$LLM_MESH_HOME/node.toml``
-(what the operator's node registers with). Prints the tables of ``earnings_render.py``,
-or the answer as it is with ``--json``. Amounts are integers in micro-NetworkTokens.
+(what the operator's node registers with); a token from node.toml goes to node.toml's
+``registry_url`` unless ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` names one
+(:func:`operator_credential`). Prints the tables of ``earnings_render.py``, or the answer as
+it is with ``--json``. Amounts are integers in micro-NetworkTokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +31,7 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
-from LLM_Mesh.config import Settings
+from LLM_Mesh.config import Settings, split_urls
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
@@ -41,19 +45,33 @@ OperatorTokenOpt = Annotated[
 ]
 
 
-def operator_token(settings: Settings, given: str | None) -> str:
-    """The token: given, else the settings' (env), else node.toml's; else an error."""
+def operator_credential(
+    settings: Settings, given: str | None, registry: str | None
+) -> tuple[str, Settings]:
+    """The operator's token (given, else the settings' (env), else node.toml's; else an
+    error) and the settings to send it with: a token
+    read from node.toml goes to the registry node.toml names (the node's own), unless
+    ``registry`` (the ``--registry`` flag) or ``$LLM_MESH_REGISTRY_URL`` names one (found
+    2026-12-05: ``llm-mesh earnings`` in a home ``./setup-node-operator.sh --registry URL``
+    wrote sent node.toml's token to the default ``http://127.0.0.1:8800``, "no registry
+    answered", or to whatever listened there)."""
     if given and given.strip():
-        return given.strip()
+        return given.strip(), settings
     if settings.operator_token:
-        return settings.operator_token
+        return settings.operator_token, settings
     from LLM_Mesh.node.config import default_config_path, load_node_config
 
     path = default_config_path(settings)
     if path.is_file():
-        token = load_node_config(path).operator_token
-        if token:
-            return token
+        config = load_node_config(path)
+        if config.operator_token:
+            named = registry or os.environ.get("LLM_MESH_REGISTRY_URL", "").strip()
+            urls = () if named else split_urls(config.registry_url or "")
+            if urls:
+                settings = dataclasses.replace(
+                    settings, registry_url=",".join(urls), registry_urls=()
+                )
+            return config.operator_token, settings
     raise InvalidCredential(
         "earnings need the operator's token: --operator-token, LLM_MESH_OPERATOR_TOKEN, or "
         f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
@@ -86,7 +104,7 @@ def earnings_command(
             return await client.earnings(secret, node=node, days=days)
 
     try:
-        secret = operator_token(settings, token)
+        secret, settings = operator_credential(settings, token, registry)
         warn_plain_http(settings.registry_urls, "your operator token")
         report = asyncio.run(go(secret))
     except (MeshError, ValueError) as exc:

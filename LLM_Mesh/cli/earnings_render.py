@@ -118,8 +118,13 @@ def models_table(report: Mapping[str, Any]) -> Table:
 def nodes_table(report: Mapping[str, Any], width: int | None = None) -> RenderableType:
     """Per node; ``width``: the console's (node ids whole: found 2026-12-04, at 80 columns
     an id was folded over three lines and the table's right edge cropped)."""
-    rows = [
-        [shown(r.get("node_id")), *_sums(r), _duration(r.get("healthy_s"))]
+    rows = [  # a simulated node says so under its id (made-up answers, paid all the same)
+        [
+            shown(r.get("node_id"))
+            + ("\n[yellow](simulated)[/]" if r.get("simulated") is True else ""),
+            *_sums(r),
+            _duration(r.get("healthy_s")),
+        ]
         for r in _rows(report, "by_node")
     ]
     columns = ("node", *_SUMS, "uptime rewarded")

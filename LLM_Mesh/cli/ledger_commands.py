@@ -408,6 +408,7 @@ def verify(
     if mine and not database_url:
         warn_plain_http(settings.registry_urls, "your API key")
     read: list[tuple[str, int, int] | None] = []  # the balance the registry showed for it
+    watched: list[ReceiptWatch] = []  # the --receipt files, judged with the audit
 
     async def go() -> tuple[Report, list[Compared]]:
         if mine:  # one no header can carry: refused before any request, never quoted
@@ -423,6 +424,7 @@ def verify(
                 src.key_rotations = read_rotations(settings.home / ROTATIONS_FILE)
             trusted = [key] if key else (await src.keys())[0] if receipts else []
             held = ReceiptWatch(receipts, trusted)
+            watched.append(held)
             report = await audit(
                 src, page=page, pin=key, remembered=remembered, watch=held.rows,
                 now_us=int(time.time() * 1_000_000), judge=memory.judge,
@@ -450,6 +452,10 @@ def verify(
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
+    if watched and report.ok:  # each --receipt said (found 2026-12-05: none was)
+        signed = report.checkpoint.tree_size if report.checkpoint is not None else 0
+        for line in watched[0].agreed(signed):
+            console.print(f"[green]OK[/]: {shown(line)}")
     shown_for_key = read[0] if read and mine else None
     if settings.api_key and not database_url:
         say_key_balance(report.ok, shown_for_key, registry)

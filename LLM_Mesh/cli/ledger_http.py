@@ -20,11 +20,13 @@ from typing import Any, cast
 import httpx
 
 from LLM_Mesh.bounded_http import DECODED, call, decoded, hex_list, read_body, rows_in, wait_429
-from LLM_Mesh.cli.common import json_object
+from LLM_Mesh.cli.common import error_said, json_object
 from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.key_account import derived_account, key_tag
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.receipt_files import RECEIPTS_DIR
 
 Row = Sequence[object]  # an entry in ENTRY_FIELDS order
 EXPORT_LIMIT = 100_000  # the registry's most per export request
@@ -210,6 +212,16 @@ class HttpSource:
                        headers=auth)  # fmt: skip
         if r.status_code == 404 or (r.status_code in (401, 403) and not self.api_key):
             return None
+        if r.status_code == 401 and self.api_key:  # a revoked key's books are still its own
+            mine = derived_account(self.api_key)
+            raise InvalidApiKey(
+                f"GET /v1/balance answered 401: {error_said(r)}: the registry names no "
+                "account for LLM_MESH_API_KEY; without the key, `ledger verify` checks the "
+                f"log and `ledger statement --account {mine or 'user:...'} --receipts "
+                f"$LLM_MESH_HOME/{RECEIPTS_DIR}/{key_tag(self.api_key)[:24]}` lists "
+                + ("this key's account" if mine else "an account (the one your receipts name)")
+                + " against the receipts `ask` kept for the key"
+            )
         data = json_object(r, "GET /v1/balance")
         size, account, bal, res = (
             data.get(k) for k in ("tree_size", "account", "balance", "reserved")

@@ -5,7 +5,8 @@ the signed checkpoints), :class:`ReceiptWatch` keeps those naming a given receip
 after the audit each receipt is judged by ``core/receipt_ledger.ledger_findings`` against
 all of them: so an entry under the receipt's hash anywhere in the log counts, also one a
 page of ``GET /v1/ledger?request_id=`` leaves out (``receipt verify --ledger``). Each
-disagreement is a ``receipt`` finding (exit 1).
+disagreement is a ``receipt`` finding (exit 1); a receipt that agrees is said, one line
+each (:meth:`ReceiptWatch.agreed`).
 """
 
 from __future__ import annotations
@@ -60,3 +61,21 @@ class ReceiptWatch:
                 report.add(
                     "receipt", f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {f}"
                 )
+
+    def agreed(self, signed: int) -> list[str]:
+        """A line per receipt, for an audit without findings: how many of the log's
+        entries name it and charge what it signs (``signed``: the entries the newest signed
+        checkpoint covers). Found 2026-12-05 (a new user's try): ``ledger verify --receipt``
+        said nothing of the receipt it was given, only the log's own verdict."""
+        out = []
+        for r in self.receipts:
+            seqs = [row[0] for row in self.held[r.receipt_hash]]
+            late = [s for s in seqs if not isinstance(s, int) or s >= signed]
+            n = len(seqs)
+            out.append(
+                f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): the "
+                + (f"{n} entries" if n != 1 else "1 entry")
+                + " of the log that name it charge what it signs"
+                + (f" ({len(late)} not under a signed checkpoint yet)" if late else "")
+            )
+        return out

@@ -50,8 +50,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
     warn_plain_http,
 )
-from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
-from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
+from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt, operator_credential
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
 from LLM_Mesh.cli.ledger_seen import (
@@ -335,9 +334,6 @@ def statement_command(
     state, with the price held, is listed: a fee of before a change)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, registry_ca=ca)
-    source = f"registry:{settings.registry_url}"
-    seen_path = settings.home / SEEN_FILE
-    memory = KeyMemory(seen_path, source, accept_new=accept_new_key)  # as ledger verify's
     if key is not None:
         key = ledger_commands._check_pin(key)
     if account is not None and not ACCOUNT_RE.match(account):
@@ -351,11 +347,14 @@ def statement_command(
             )
         )
     token = None
-    if operator:
+    if operator:  # node.toml's token to node.toml's registry, as `earnings`
         try:
-            token = earnings_token(settings, operator_token)
+            token, settings = operator_credential(settings, operator_token, registry)
         except MeshError as exc:
             raise fail(exc) from exc
+    source = f"registry:{settings.registry_url}"
+    seen_path = settings.home / SEEN_FILE
+    memory = KeyMemory(seen_path, source, accept_new=accept_new_key)  # as ledger verify's
     # the key goes only to the registry configured with it (as ledger verify's)
     mine = settings.api_key if registry is None and account is None and not operator else None
     if token is not None or mine:

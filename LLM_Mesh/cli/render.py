@@ -53,6 +53,13 @@ def _fmt_ms(v: Any) -> str:
     return "-" if ms is None else f"{ms:.0f} ms"
 
 
+def _fmt_ms_short(v: Any) -> str:
+    """A time in at most 7 cells ("9999 ms", "107 s"): the nodes table's time column is
+    that wide at 80 columns (found 2026-12-05: a node's 107168 ms read "107168" / "ms")."""
+    ms = _real(v)
+    return _fmt_ms(ms) if ms is None or ms < 9999.5 else f"{ms / 1000:.0f} s"
+
+
 def _fmt_size(n: Any) -> str:
     n = _real(n)
     if not n:
@@ -159,7 +166,8 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
             *cells,
             f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))}"
             f"{split}+{_count(n.get('queued', 0))}q",
-            f"{_fmt_ms(n.get('ttft_ms_ewma'))}{pair}{_fmt_ms(n.get('latency_ms_ewma'))}",
+            f"{_fmt_ms_short(n.get('ttft_ms_ewma'))}{pair}"
+            f"{_fmt_ms_short(n.get('latency_ms_ewma'))}",
             f"{_count(n.get('requests', 0))}{pair}{_count(n.get('failures', 0))}",
             _trust(n, quarantines=wide),
         )
@@ -171,15 +179,26 @@ MODEL_ID_WIDTH = 24  # a catalog id fits whole (the longest is 21)
 
 def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
     """The catalog; ``width``: the console's, when known (a narrow one gets no labels beside
-    the ids)."""
+    the ids, and the specialties under them)."""
     t = Table(title="Models")
     # ids whole (to copy them): the model column is as wide as its widest cell (id and
-    # labels; on a console under WIDE columns, its widest id: a label goes under it), at
-    # most MODEL_ID_WIDTH (longer ones folded); the other columns have no minimum width
-    # (rich widened such columns back after shrinking them and cropped the table's right
-    # edge at 80 columns)
+    # labels; on a narrow console, its widest id: a label goes under it), at most
+    # MODEL_ID_WIDTH (longer ones folded); the other columns have no minimum width (rich
+    # widened such columns back after shrinking them and cropped the table's right edge at
+    # 80 columns)
     cells = [_model_cell(m) for m in models]
-    wide = width is None or width >= WIDE
+    rows = [
+        (
+            _specialties(m),
+            f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
+            _count(m.get("context_length")),
+            *_prices(m),
+            f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]",
+        )
+        for m in models
+    ]
+    spare = _specialties_room(cells, rows, width)
+    wide = spare is None or (width is not None and width >= WIDE and spare > 0)
     longest = max(
         (
             Text.from_markup(c if wide else shown(m["id"])).cell_len
@@ -190,28 +209,46 @@ def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) 
     t.add_column("model", overflow="fold", width=max(5, min(longest, MODEL_ID_WIDTH)))
     t.add_column("file")  # no minimum widths: rich widened such columns back after
     t.add_column("context")  # shrinking them, and cropped the table's right edge
-    if wide:
-        t.add_column("specialties", overflow="fold")  # a word broken, never cut to "…"
+    if wide:  # folded between words, never cut to "…" nor within a word (found
+        # 2026-12-05: at 100 to 104 columns, beside "(simulated)", it read "administrat" /
+        # "ive"): as wide as the room left, at least its longest word, else the narrow form
+        t.add_column("specialties", overflow="fold", width=spare)
     t.add_column("µNT/1k in", justify="right")
     t.add_column("µNT/1k out", justify="right")
     t.add_column("up")
-    for m, cell in zip(models, cells, strict=True):
-        up = f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]"
-        listed = m.get("specialties")  # a list of words; anything else none (found
-        # 2026-12-05: a number ended `models` in a TypeError, a string went letter by letter)
-        specialties = ", ".join(map(shown, listed)) if isinstance(listed, list | tuple) else ""
+    for cell, (specialties, *rest) in zip(cells, rows, strict=True):
         # narrow: the specialties under the id, whole words (found 2026-12-04: at 80 columns
         # they read "gener…", "reaso…", "pytho…", and the header "conte…")
         first = cell if wide else "\n".join(p for p in (cell, f"[dim]{specialties}[/]") if p)
-        t.add_row(
-            first,
-            f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
-            _count(m.get("context_length")),
-            *([specialties] if wide else []),
-            *_prices(m),
-            up,
-        )
+        t.add_row(first, *rest[:2], *([specialties] if wide else []), *rest[2:])
     return t
+
+
+def _specialties_room(
+    cells: Sequence[str], rows: Sequence[Sequence[str]], width: int | None
+) -> int | None:
+    """The specialties column's width beside the others at their own widths (the model
+    column as wide as its widest id and labels) on a ``width`` console: the room left, at
+    most its widest cell; 0 when that room is under its longest word; None: no width known."""
+    if width is None:
+        return None
+    names = ("model", "specialties", "file", "context", "µNT/1k in", "µNT/1k out", "up")
+    columns = list(zip(*[(c, *r) for c, r in zip(cells, rows, strict=True)], strict=True))
+    widths = [
+        max([cell_len(name), *(Text.from_markup(c).cell_len for c in column)])
+        for name, column in zip(names, columns or [()] * len(names), strict=True)
+    ]
+    widths[0] = max(5, min(widths[0], MODEL_ID_WIDTH))
+    room = width - 3 * len(names) - 1 - sum(widths) + widths[1]  # borders and padding
+    word = max((cell_len(w) for r in rows for w in r[0].split()), default=0)
+    return min(room, widths[1]) if room >= max(word, cell_len("specialties")) else 0
+
+
+def _specialties(m: Mapping[str, Any]) -> str:
+    """A model's specialties, comma-separated."""
+    listed = m.get("specialties")  # a list of words; anything else none (found
+    # 2026-12-05: a number ended `models` in a TypeError, a string went letter by letter)
+    return ", ".join(map(shown, listed)) if isinstance(listed, list | tuple) else ""
 
 
 def _model_cell(m: Mapping[str, Any]) -> str:

@@ -338,8 +338,14 @@ class CanaryProber:
         shape = shape if shape is not None else choose(self.rng, self.mix, self.prompts)
         verifiers = self.verifiers_for(node_id, model)
         if not verifiers:
+            hosted = self.rt.table.hosted(node_id, model)
             why = (
-                "no other verifier hosts this file (a verifier is not checked against itself)"
+                # found 2026-12-05: a sim node beside a trusted sim verifier read "no
+                # verifier hosts this file", as if trusting one would help
+                "the node declares no sha256 for this file (a simulated engine, or a file "
+                "it did not hash): no verifier can be matched to it"
+                if hosted is None or not hosted.sha256
+                else "no other verifier hosts this file (a verifier is not checked against itself)"
                 if node_id in self.quality.verifiers
                 else "no verifier hosts this file"
             )

@@ -58,6 +58,9 @@ class EarningsModel(_Open):
 class EarningsNode(EarningsSum):
     node_id: str
     healthy_s: int
+    # every model it registered runs a simulated engine (its answers made up), as the
+    # registry sees it now (``GET /mesh/nodes``'s ``simulated``); false when not registered
+    simulated: bool = False
 
 
 class EarningsReport(_Open):
@@ -139,4 +142,9 @@ async def get_earnings(
         days=days,
         now=rt.wall_clock(),
     )
-    return JSONAnswer(report.to_json())
+    answer = report.to_json()
+    for row in answer["by_node"]:  # found 2026-12-05: a sim node's earnings read unlabelled
+        entry = rt.table.get(row["node_id"])
+        models = entry.models.values() if entry is not None else ()
+        row["simulated"] = bool(models) and all(m.simulated for m in models)
+    return JSONAnswer(answer)

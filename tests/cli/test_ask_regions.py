@@ -50,3 +50,25 @@ def test_ask_avoid_reads_unknown_as_strict() -> None:
     assert _regions("eu, us") == {"avoid_regions": ["eu", "us"], "strict_regions": False}
     assert _regions("eu,Unknown") == {"avoid_regions": ["eu"], "strict_regions": True}
     assert _regions(None) == {"avoid_regions": [], "strict_regions": False}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_ask_by_task_takes_the_tasks_best_within_the_avoided_regions(
+    inprocess_mesh: InProcessMesh, stream: bool
+) -> None:
+    """Found 2026-12-05 (a new user): ``llm-mesh ask "hi" --task chat --avoid eu`` picked
+    ``mistral-7b`` (the task's best anywhere), whose only node was in ``eu-west``, and
+    failed ("with --fallback gemma-3-270m answers"): no ``--model`` was given, so the task's
+    best among the models up outside eu answers, with no "(fallback from ...)" note."""
+    mesh = inprocess_mesh
+    mesh.add_node("mistral-7b", node_id="node-mistral-eu", region="eu-west")
+    mesh.add_node("gemma-3-270m", node_id="node-gemma-us", region="us-east")
+    buf = io.StringIO()
+    await ask_once(
+        Console(file=buf, width=200, color_system=None), REGISTRY_URL, "hi",
+        model=None, task="chat", stream=stream, chat=False, max_tokens=4,
+        temperature=None, fallback=False, http_client=mesh.client(), avoid_regions=["eu"],
+    )  # fmt: skip
+    said = buf.getvalue()
+    assert "model gemma-3-270m" in said and "SIMULATED" in said, said
+    assert mesh.id_of("node-gemma-us") in said and "fallback" not in said, said

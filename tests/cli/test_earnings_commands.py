@@ -96,3 +96,50 @@ def test_json_prints_the_answer_as_it_is(registry: FakeRegistry) -> None:
     r = runner.invoke(app, ["earnings", "--operator-token", "t", "--json"])
     assert r.exit_code == 0
     assert json.loads(r.output) == REPORT
+
+
+def test_node_tomls_token_goes_to_node_tomls_registry(
+    registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new user's try): in the home ``./setup-node-operator.sh
+    --registry http://127.0.0.1:23830`` set up, ``llm-mesh earnings`` took node.toml's token
+    but sent it to the default registry, ``http://127.0.0.1:8800`` ("no LLM Mesh registry
+    answered", or the token to whatever listened there). Now the token goes where the node
+    sends it, unless ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` names a registry."""
+    monkeypatch.delenv("LLM_MESH_OPERATOR_TOKEN", raising=False)
+    monkeypatch.delenv("LLM_MESH_REGISTRY_URL", raising=False)
+    save_node_config(
+        NodeConfig(engine="sim", models=["m"], operator_token="lmo_toml",
+                   registry_url="http://mine.test:23830/"),
+        Path(os.environ["LLM_MESH_HOME"]) / "node.toml",
+    )  # fmt: skip
+    r = runner.invoke(app, ["earnings"])
+    assert r.exit_code == 0, r.output
+    assert registry.seen[-1].url.host == "mine.test" and registry.seen[-1].url.port == 23830
+    assert runner.invoke(app, ["earnings", "--registry", "http://flag.test"]).exit_code == 0
+    assert registry.seen[-1].url.host == "flag.test"
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://env.test")
+    assert runner.invoke(app, ["earnings"]).exit_code == 0
+    assert registry.seen[-1].url.host == "env.test"
+    monkeypatch.delenv("LLM_MESH_REGISTRY_URL")
+    # a token of the flag's is not node.toml's: the registry stays the default
+    assert runner.invoke(app, ["earnings", "--operator-token", "lmo_flag"]).exit_code == 0
+    assert registry.seen[-1].url.host == "127.0.0.1" and registry.seen[-1].url.port == 8800
+
+
+def test_ledger_statement_operator_sends_node_tomls_token_to_its_registry(
+    tmp_path: Path,
+) -> None:
+    """The same for ``ledger statement --operator`` (``operator_credential``)."""
+    from LLM_Mesh.config import Settings
+
+    home = tmp_path / "node2"
+    home.mkdir()
+    (home / "node.toml").write_text(
+        'engine = "sim"\nmodels = ["m"]\noperator_token = "lmo_toml"\n'
+        'registry_url = ["http://a.test", "http://b.test/"]\n'
+    )
+    settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
+    token, where = earnings_commands.operator_credential(settings, None, None)
+    assert token == "lmo_toml" and where.registry_urls == ("http://a.test", "http://b.test")
+    assert where.registry_url == "http://a.test"

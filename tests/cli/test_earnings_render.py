@@ -135,3 +135,17 @@ def test_the_per_node_table_keeps_node_ids_whole_at_80_columns() -> None:
         out = console.export_text()
         assert node in out and "72 h 00 min" in out and "uptime rewarded" in out, out
         assert max(len(line.rstrip()) for line in out.splitlines()) <= width
+
+
+def test_a_simulated_node_is_labelled_in_the_per_node_table() -> None:
+    """Found 2026-12-05: ``llm-mesh earnings`` showed a sim node's row like a real one's
+    (``GET /v1/earnings`` now says ``simulated`` per node)."""
+    sim_id, real_id = "node-qdn7keidu36pioyyz46kbvbrdt", "node-vpnbxstgnxn5c4bkxd37kqugqg"
+    sim = {**REPORT["by_node"][0], "node_id": sim_id, "simulated": True}
+    real = {**REPORT["by_node"][1], "node_id": real_id, "simulated": False}
+    for width in (80, 120, None):
+        text = _text(*earnings_tables({**REPORT, "by_node": [sim, real]}, width))
+        assert sim_id in text and real_id in text and text.count("(simulated)") == 1, text
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if sim_id in line)
+        assert any("(simulated)" in line for line in lines[at : at + 2]), text

@@ -196,3 +196,23 @@ def test_verify_says_nothing_of_an_account_without_a_key(
     code, out = _verify_against_a_registry(tmp_path, monkeypatch, None)
     assert code == 0, out
     assert "LLM_MESH_API_KEY" not in out and account not in out and "OK" in out
+
+
+async def test_a_refused_key_is_said_in_words_with_the_way_to_its_books() -> None:
+    """Found 2026-12-05 (a new user's try, a key the admin revoked): ``ledger statement``
+    (and ``ledger verify``) printed ``GET /v1/balance answered 401:`` and the registry's
+    whole JSON body, and no way on. Now the error's own words, and how to list the key's
+    account without the key (``--account``, its kept receipts)."""
+    from LLM_Mesh.core.key_account import derived_account
+
+    key = "lmk_" + "A" * 44  # the derived form: its account is computed from the key
+    error = {"message": "the API key key_x was revoked", "type": "authentication_error",
+             "param": None, "code": "invalid_api_key"}  # fmt: skip
+    transport = httpx.MockTransport(lambda _: httpx.Response(401, json={"error": error}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
+        with pytest.raises(InvalidApiKey) as exc:
+            await HttpSource(c, key).stored()
+    said = str(exc.value)
+    assert "answered 401: the API key key_x was revoked (invalid_api_key):" in said, said
+    assert '"error"' not in said and "authentication_error" not in said, said
+    assert f"ledger statement --account {derived_account(key)} --receipts " in said, said

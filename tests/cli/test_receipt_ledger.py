@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import time
 from typing import Any
@@ -17,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import receipt_commands, receipt_ledger
+from LLM_Mesh.cli import ledger_commands, receipt_commands, receipt_ledger
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.checkpoint import sign_checkpoint
@@ -73,7 +75,10 @@ def test_an_honest_requests_entries_agree_with_its_receipt(paid: tuple[Any, ...]
     res = _verify(mesh, r.text)
     assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
-    assert re.search(r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? what the receipt signs", said)
+    assert re.search(
+        r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? what the receipt signs",
+        said,
+    )
     assert "not in a signed checkpoint" not in said
 
 
@@ -232,6 +237,39 @@ def test_ledger_verify_receipt_finds_an_entry_the_request_page_leaves_out(
     assert "the fees are" in found[0][1]
 
 
+def test_ledger_verify_says_each_receipt_it_checked(
+    paid: tuple[Any, ...], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new user's try of README's ``llm-mesh ledger verify --receipt
+    answer.json``): exit 0 and the log's own verdict, not a word of the receipt given: was
+    it checked at all? Now a line names it and its entries."""
+    mesh, _rt, r = paid
+
+    @contextlib.asynccontextmanager
+    async def source(url: str, *_: Any) -> Any:  # the command's HTTP source, over the mesh
+        async with httpx.AsyncClient(transport=mesh.transport(), base_url=url) as c:
+            yield HttpSource(c)
+
+    async def first_answering(urls: Any, verify: Any) -> str:
+        return str(urls[0])
+
+    monkeypatch.setattr(ledger_commands, "_source", source)
+    monkeypatch.setattr(ledger_commands, "first_answering", first_answering)
+    answer = tmp_path / "answer.json"
+    answer.write_text(r.text)
+    args = ["ledger", "verify", "--registry", mesh.registry_url, "--home", str(tmp_path / "me")]
+    res = runner.invoke(app, [*args, "--receipt", str(answer)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, said
+    rh = r.json()["mesh"]["receipt"]["receipt_hash"]
+    assert re.search(
+        rf"OK: receipt {rh[:16]}… \(request req-[0-9a-f]+\): the [1-9]\d* entr(y|ies) of the "
+        r"log that name it charge what it signs",
+        said,
+    ), said
+    assert "not under a signed checkpoint yet" not in said, said
+
+
 def test_ledger_verify_takes_receipts_and_names_one_it_cannot_verify(tmp_path: Any) -> None:
     """``--receipt FILE`` through the command: a receipt countersigned by a key this
     ledger does not publish is a finding (exit 1), not skipped."""
@@ -254,7 +292,6 @@ def test_ledger_verify_takes_receipts_and_names_one_it_cannot_verify(tmp_path: A
     assert "a --receipt does not verify (unknown_registry" in " ".join(res.output.split())
 
 
-
 def test_receipt_verify_ledger_says_it_proves_only_the_entries_listed(
     paid: tuple[Any, ...],
 ) -> None:
@@ -271,7 +308,9 @@ def test_receipt_verify_ledger_says_it_proves_only_the_entries_listed(
     res = _verify(mesh, r.text)
     said = " ".join(res.output.split())
     assert res.exit_code == 0, said
-    assert re.search(r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? ", said)
+    assert re.search(
+        r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? ", said
+    )
     assert "not proven: that the registry listed all of the receipt's entries" in said
     assert "`llm-mesh ledger verify --receipt FILE` reads the whole log" in said
 
@@ -316,7 +355,9 @@ def test_a_registry_answering_each_proof_just_in_time_is_bounded_in_all(
     async def slow(client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any) -> Any:
         asked.append(url)
         if url.endswith("/checkpoints/latest"):
-            return httpx.Response(200, json={"note": cp.note, "public_key": base64.b64encode(pub).decode()})
+            return httpx.Response(
+                200, json={"note": cp.note, "public_key": base64.b64encode(pub).decode()}
+            )
         await asyncio.sleep(0.05)
         return httpx.Response(200, json={"proof": []})
 

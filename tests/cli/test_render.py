@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -274,6 +275,28 @@ def test_models_table_cuts_no_word_at_80_columns() -> None:
         assert all(w in out for w in words), out
 
 
+@pytest.mark.parametrize("width", range(80, 161, 4))
+def test_models_table_breaks_no_word_beside_a_simulated_label(width: int) -> None:
+    """Found 2026-12-05 (``llm-mesh models`` of ``llm-mesh up --engine sim``, 100 columns):
+    with "gemma-3-270m (simulated)" in the model column, the specialties column read
+    "administrat" / "ive" from 100 to 104 columns; given that word's width, rich cropped the
+    table's right edge instead. Now the specialties go under the ids where they do not fit."""
+    catalog = [
+        {**dataclasses.asdict(m), "available": m.id == "gemma-3-270m", "nodes": 1,
+         "simulated": m.id == "gemma-3-270m"}
+        for m in CATALOG
+    ]  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(models_table(catalog, width))
+    out = console.export_text()
+    rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out  # no crop
+    words = re.findall(r"[\w.-]+", out)
+    for m in CATALOG:
+        assert m.id in words and all(w in words for w in m.specialties), (width, out)
+    assert "(simulated)" in out and "…" not in out, out
+
+
 def test_a_revoked_node_reads_revoked_not_down_offline() -> None:
     """Found 2026-12-04: ``llm-mesh status`` showed a revoked node as "down offline"."""
     node = {"node_id": "node-a", "healthy": False, "state": "offline", "revoked": True}
@@ -339,3 +362,20 @@ def test_status_keeps_each_time_with_its_unit_at_80_columns(width: int) -> None:
     assert max(len(line) for line in out.splitlines()) <= width, out
     for whole in ("276 ms", "3042 ms", "12/16", "1234", "0.50", "node-fqzupj4g76v5uw673uy5nfmly5"):
         assert whole in out, (whole, out)
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_status_keeps_a_slow_nodes_times_with_their_units(width: int) -> None:
+    """Found 2026-12-05 (``llm-mesh status`` at 80 columns after a real-model request hit the
+    deadline): the time column read ``107168`` / ``ms``, a figure parted from its unit."""
+    node = {
+        "node_id": "node-vpnbxstgnxn5c4bkxd37kqugqg", "healthy": True, "health_score": 0.0,
+        "models": [{"id": "gemma-3-270m"}], "keeps_no_prompts": True, "in_flight": 0,
+        "max_concurrency": 1, "queued": 0, "ttft_ms_ewma": 107168.4,
+        "latency_ms_ewma": 9999.4, "requests": 4, "failures": 1, "trust_score": 0.0,
+    }  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(nodes_table([node], width))
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= width, out
+    assert re.search(r"\b(107168 ms|107 s)\b", out) and "9999 ms" in out, out

@@ -411,8 +411,13 @@ async def test_another_file_has_no_reference(mesh: Harness) -> None:
     await register(mesh, "other-file", canned, sha="b" * 64)
     await register(mesh, "no-sha", canned, sha=None)
     await trust(mesh, "verifier")
-    verdicts = {r["node_id"]: r["verdict"] for r in await run_round(mesh)}
-    assert verdicts["other-file"] == "unverified" and verdicts["no-sha"] == "unverified"
+    results = {r["node_id"]: r for r in await run_round(mesh)}
+    assert results["other-file"]["verdict"] == "unverified"
+    assert results["no-sha"]["verdict"] == "unverified"
+    assert results["other-file"]["detail"] == "no verifier hosts this file"
+    # found 2026-12-05 (`registry canary run` of two sim nodes, one trusted): "no verifier
+    # hosts this file" beside a verifier of the model; what is missing is the node's sha256
+    assert results["no-sha"]["detail"].startswith("the node declares no sha256 for this file")
 
 
 async def test_canary_run_needs_the_admin_key(mesh: Harness) -> None:

@@ -1,0 +1,31 @@
+"""``GET /v1/earnings`` labels a simulated node (``registry/earnings_api.py``), as every
+listing does: found 2026-12-05 (a new user's ``llm-mesh earnings`` in the home of a node
+``./setup-node-operator.sh --engine sim`` set up), its per-node row read like a real
+node's, earnings for made-up answers unlabelled. The real registry, settlement and a sim
+node (``tests/inprocess_mesh.py``): SIMULATED."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from LLM_Mesh.registry.runtime import Runtime
+from tests.inprocess_mesh import InProcessMesh
+
+BODY = {"model": "gemma-3-270m", "prompt": "def f():", "max_tokens": 8}
+
+
+def test_a_sim_nodes_earnings_say_simulated(inprocess_mesh: InProcessMesh) -> None:
+    mesh = inprocess_mesh
+    mesh.add_node("gemma-3-270m", node_id="node-sim")
+    with mesh.sync_client() as c:
+        assert c.post("/v1/completions", json=BODY).status_code == 200
+        assert mesh.app is not None
+        rt: Runtime = mesh.app.state.runtime
+        assert rt.settlement is not None
+        mesh.call(rt.settlement.flush())
+        r = c.get("/v1/earnings", headers={"Authorization": f"Bearer {mesh.operator_token}"})
+    assert r.status_code == 200, r.text
+    rows: list[dict[str, Any]] = r.json()["by_node"]
+    assert [(n["node_id"], n["requests"], n["simulated"]) for n in rows] == [
+        (mesh.id_of("node-sim"), 1, True)
+    ]
