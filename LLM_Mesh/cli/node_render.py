@@ -203,7 +203,8 @@ def quality_rows(q: Any) -> list[tuple[str, str]]:
         ("trust", f"{float(score):.2f} ({trusted})" if ok else f"? ({trusted})"),
         (
             "canary probes",
-            f"{shown(q.get('canary_passed', 0))} passed, {shown(q.get('canary_failed', 0))} failed",
+            f"{shown(q.get('canary_passed', 0))} passed, {shown(q.get('canary_failed', 0))} failed"
+            " (passed: as at the start of the hour, in powers of two)",
         ),
     ]
     quarantined = q.get("quarantined")

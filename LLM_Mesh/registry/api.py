@@ -385,9 +385,11 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 
 @router.get("/mesh/nodes", response_model=None)
 async def list_nodes(request: Request) -> Response:
-    """Every node: id, region, models, health, load, ``keeps_no_prompts``. Its URL and
-    hardware are the operator's private details: only with the admin key
-    (``Authorization: Bearer``; a wrong key is 401, no key the public listing). Built
+    """Every node: id, region, models, health, load, ``keeps_no_prompts``, trust score and
+    canary tally (``canary_passed``: as at the start of the hour, in powers of two). Its
+    URL and hardware are the operator's private details: only with the admin key
+    (``Authorization: Bearer``; a wrong key is 401, no key the public listing), which
+    also gets the exact live tally and ``canary_last_probe``. Built
     again only after the mesh changed, or a second later (``registry/node_listing.py``)."""
     rt = get_runtime(request)
     rt.check_store_reached()  # 503: its view of the nodes is out of date
@@ -400,7 +402,8 @@ async def list_nodes(request: Request) -> Response:
         nodes = [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]
         if rt.quality is not None:
             for n in nodes:
-                # the public's tally is an hour late (core/canary_publish.py), the admin's live
+                # the public's tally is an hour late and coarse (core/canary_publish.py),
+                # the admin's live and exact
                 n.update(rt.quality.view(n["node_id"], live=private is None))
         return {"nodes": nodes}
 

@@ -23,10 +23,11 @@ model's passed probes only (a node trusted for one model is not trusted for anot
 verifier checked). The node-wide score (``view``, ``GET /mesh/nodes``) counts them all.
 
 What the public sees of passed probes (``view``: ``GET /mesh/nodes``, ``node info``, the
-dashboard; and :meth:`Quality.public_score`) is the tally as it stood at the start of the
-current hour
-(``core/canary_publish.py``): shown live, a node reading it after each answer learned
-which of its requests were probes. Routing (``trusted_nodes``) uses the live tally.
+dashboard; and :meth:`Quality.public_score`) is each model's tally as it stood at the
+start of the current hour, in power-of-two steps (``core/canary_publish.py``): shown live,
+a node reading it after each answer learned which of its requests were probes; shown
+exact an hour late, which request of a quiet hour was. Routing (``trusted_nodes``) and
+the admin's listing (``view(live=True)``, with the last probe's time) use the live tally.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from LLM_Mesh.core.canary_publish import DEFAULT_PERIOD_S, DelayedTally, Tally
+from LLM_Mesh.core.canary_publish import DEFAULT_PERIOD_S, DelayedTally, Tally, coarse
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.trust import (
     DEFAULT_THRESHOLD,
@@ -120,7 +121,7 @@ class Quality:
         if mine.get(rec.model) != rec:
             self.changes += 1
             at = (rec.updated_at or self.now()).timestamp()
-            tally = Tally(rec.passed, rec.last_probe_at)
+            tally = Tally(rec.passed)
             self.published.note(rec.node_id, rec.model, at, tally)
         mine[rec.model] = rec
         self._sync_routing(rec.node_id)
@@ -188,17 +189,23 @@ class Quality:
     def failed(self, node_id: str) -> int:
         return sum(r.failed for r in self.records.get(node_id, {}).values())
 
-    def shown(self, node_id: str) -> dict[str, Tally]:
-        """Each model's tally as the public sees it: as at the start of the current
-        period (``core/canary_publish.py``)."""
+    def shown(self, node_id: str) -> dict[str, int]:
+        """Each model's passed probes as the public sees them: as at the start of the
+        current period, in power-of-two steps (``core/canary_publish.py``)."""
         now = self.now().timestamp()
         mine = self.records.get(node_id, {})
-        return {m: self.published.shown(node_id, m, now) for m in sorted(mine)}
+        return {m: coarse(self.published.shown(node_id, m, now).passed) for m in sorted(mine)}
 
     def public_score(self, node_id: str) -> TrustScore:
-        """:meth:`score` on the tally the public sees (:meth:`shown`)."""
-        passed = sum(t.passed for t in self.shown(node_id).values())
-        return self.score(node_id, canary_passed=passed)
+        """:meth:`score` on the tally the public sees (:meth:`shown`, summed)."""
+        return self.score(node_id, canary_passed=sum(self.shown(node_id).values()))
+
+    def last_probe(self, node_id: str) -> datetime | None:
+        """The node's last probe (any model), live: the admin's view only."""
+        return max(
+            (r.last_probe_at for r in self.records.get(node_id, {}).values() if r.last_probe_at),
+            default=None,
+        )
 
     def score(
         self, node_id: str, model: str | None = None, *, canary_passed: int | None = None
@@ -238,13 +245,15 @@ class Quality:
 
     def view(self, node_id: str, *, live: bool = False) -> dict[str, Any]:
         """What ``GET /mesh/nodes`` adds to a node: trust score and passed probes (as at
-        the start of the hour: :meth:`shown`; ``live``, the admin's listing: as they are),
-        failed probes and quarantines (at once)."""
-        if live:
-            passed = self.passed(node_id)
-        else:
-            passed = sum(t.passed for t in self.shown(node_id).values())
+        the start of the hour, in power-of-two steps: :meth:`shown`; ``live``, the admin's
+        listing: as they are, and the last probe's time), failed probes and quarantines
+        (at once)."""
+        passed = self.passed(node_id) if live else sum(self.shown(node_id).values())
         s = self.score(node_id, canary_passed=passed)
+        extra: dict[str, Any] = {}
+        if live:
+            last = self.last_probe(node_id)
+            extra["canary_last_probe"] = last.isoformat() if last is not None else None
         return {
             "trust_score": s.score,
             "trusted": s.score >= self.threshold,
@@ -259,6 +268,7 @@ class Quality:
                 }
                 for r in self.quarantines(node_id)
             ],
+            **extra,
         }
 
 

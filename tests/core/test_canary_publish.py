@@ -1,12 +1,13 @@
-"""What the public sees of canary tallies (core/canary_publish.py): the hour before's."""
+"""What the public sees of canary tallies (core/canary_publish.py): the hour before's, coarse."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import itertools
+import math
 
 import pytest
 
-from LLM_Mesh.core.canary_publish import DelayedTally, Tally, day
+from LLM_Mesh.core.canary_publish import DelayedTally, Tally, coarse
 
 HOUR = 3600.0
 T0 = 1_800_000_000.0  # a whole hour (divisible by 3600)
@@ -41,9 +42,25 @@ def test_the_history_before_the_tally_shown_is_dropped() -> None:
     assert len(d._history[("n", "m")]) == 1
 
 
-def test_the_last_probe_is_shown_as_its_day_only() -> None:
-    at = datetime(2026, 12, 5, 0, 59, 58, tzinfo=timezone.utc)
-    assert day(at) == "2026-12-05" and day(None) is None
+def test_passed_probes_are_shown_in_power_of_two_steps() -> None:
+    assert [coarse(n) for n in range(10)] == [0, 1, 2, 2, 4, 4, 4, 4, 8, 8]
+    assert coarse(1023) == 512 and coarse(1024) == 1024
+    for n in range(1, 2000):  # a lower bound: at least that many passed, fewer than twice
+        assert coarse(n) <= n < 2 * coarse(n)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 100, 1000, 4096])
+def test_a_node_watching_n_probes_pass_sees_at_most_log2_n_plus_one_steps(n: int) -> None:
+    """Every probe passed in its own hour, the public tally read after each: the hours in
+    which it moved are the probes the node learns."""
+    shown = [coarse(k) for k in range(n + 1)]
+    steps = sum(a != b for a, b in itertools.pairwise(shown))
+    assert steps == math.floor(math.log2(n)) + 1
+
+
+def test_a_negative_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        coarse(-1)
 
 
 def test_a_period_must_be_positive() -> None:

@@ -7,6 +7,7 @@ catch it, and an honest node must pass the same shapes.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import replace
@@ -139,7 +140,7 @@ async def test_reading_the_public_tally_after_each_answer_does_not_say_which_was
     """Played as the node: answer a request, read ``GET /mesh/nodes`` and the dashboard's
     node page, and mark the request a probe if ``canary_passed`` (or the trust score, or
     "last probe") moved. Live, it moved right after the probe and only then. Now the public
-    sees the tally as at the start of the hour, the last probe as its day."""
+    sees the tally as at the start of the hour and no last probe's time (the admin does)."""
     await setup(mesh, long_model)
     q = mesh.runtime.quality
     assert q is not None
@@ -161,13 +162,15 @@ async def test_reading_the_public_tally_after_each_answer_does_not_say_which_was
     q.changes += 1  # whatever caching: built again
     assert await seen() == before  # the probe: nothing moves either
     admin = await mesh.client.get("/mesh/nodes", headers=ADMIN)  # the admin's: live
-    assert {n["node_id"]: n for n in admin.json()["nodes"]}["honest"]["canary_passed"] == 1
+    mine = {n["node_id"]: n for n in admin.json()["nodes"]}["honest"]
+    stamp = q.records["honest"][MODEL].last_probe_at
+    assert stamp is not None
+    assert mine["canary_passed"] == 1 and mine["canary_last_probe"] == stamp.isoformat()
     an_hour_later(q)
     passed, score, page, _parts = await seen()
     assert passed == 1 and score > before[1]
-    stamp = q.records["honest"][MODEL].last_probe_at
-    assert stamp is not None
-    assert stamp.strftime("%Y-%m-%d") in page and stamp.strftime("%H:%M:%S") not in page
+    assert "canary_last_probe" not in (await nodes_view(mesh))["honest"]
+    assert stamp.strftime("%Y-%m-%d") not in page and "last probe" not in page
 
 
 SAMPLING_FIELDS = ("seed", "presence_penalty", "frequency_penalty", "stop")
@@ -333,3 +336,68 @@ async def test_probes_carry_the_keyed_class_as_often_as_requests_do(
     got = sum(b.get(PRIORITY_FIELD) == KEYED for b in calls) / len(calls)
     assert abs(got - keyed / (keyed + anonymous)) <= 0.2, got
     assert {b.get(PRIORITY_FIELD) for b in calls} <= {None, KEYED}
+
+
+async def test_watching_the_public_tally_across_probes_tells_only_power_of_two_steps(
+    mesh: Harness,
+) -> None:
+    """Played as the node with one request in each hour, the probe: read ``GET
+    /mesh/nodes``, the dashboard's Nodes row and node page after each hour, and count the
+    hours in which anything it shows of the canary moved (each such step says that hour's
+    request was a probe). With the tally shown exact an hour late, 8 probes gave 8 steps
+    (found 2026-12-05); now passed probes are shown in power-of-two steps (1, 2, 4, 8),
+    the score computed from them and no last probe's time: 4 steps, ≤ floor(log2 n) + 1."""
+    await setup(mesh, long_model)
+    q = mesh.runtime.quality
+    assert q is not None
+
+    async def seen() -> tuple[Any, ...]:
+        view = (await nodes_view(mesh))["honest"]
+        row = (await mesh.client.get("/dashboard/fragment/nodes")).text
+        row = row[row.index('data-node="honest"') :]
+        cell = re.search(r'data-cell="canary"[^>]*>(.*?)</span>', row, re.S)
+        page = (await mesh.client.get("/dashboard/fragment/nodes/honest")).text
+        verdicts = re.search(r"Canary verdicts</dt><dd>(.*?)</dd>", page, re.S)
+        parts = re.search(r"canary [0-9.]+ ×", page)
+        assert verdicts is not None and parts is not None
+        canary = cell.group(1) if cell is not None else None
+        return view["canary_passed"], view["trust_score"], canary, verdicts.group(1), parts.group(0)
+
+    n, steps = 8, 0
+    last = await seen()
+    for i in range(n):
+        prober(mesh).rng = random.Random(i)
+        assert (await prober(mesh).probe("honest", MODEL)).verdict == "pass"
+        an_hour_later(q)
+        now = await seen()
+        steps += now != last
+        last = now
+    assert q.passed("honest", MODEL) == n  # the exact count, kept
+    assert last[0] == 8
+    assert steps == 4 <= math.floor(math.log2(n)) + 1
+
+
+async def test_routing_goes_by_the_exact_count_the_public_sees_coarse(mesh: Harness) -> None:
+    """Three probes passed: the public sees 2 (a trust score from 2: canary factor 0.75),
+    ``trusted_only`` routing and the admin's listing count 3 (0.80). With a threshold
+    between the two, the node is routed ``trusted_only`` requests while the public listing
+    shows it below the threshold: the coarse tally changes what is shown, not routing."""
+    await setup(mesh, long_model)
+    q = mesh.runtime.quality
+    assert q is not None
+    q.threshold = 0.78
+    for i in range(3):
+        prober(mesh).rng = random.Random(i)
+        assert (await prober(mesh).probe("honest", MODEL)).verdict == "pass"
+    an_hour_later(q)
+    public = (await nodes_view(mesh))["honest"]
+    assert (public["canary_passed"], public["trusted"]) == (2, False)
+    assert q.public_score("honest").canary == 0.75 and q.score("honest", MODEL).canary == 0.8
+    admin = await mesh.client.get("/mesh/nodes", headers=ADMIN)
+    exact = {n["node_id"]: n for n in admin.json()["nodes"]}["honest"]
+    assert (exact["canary_passed"], exact["trusted"]) == (3, True)
+    assert q.trusted_nodes(MODEL) == frozenset({"honest"})
+    body = {"model": MODEL, "prompt": "x", "trusted_only": True}
+    for _ in range(5):
+        r = await mesh.client.post("/v1/completions", json=body)
+        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "honest"

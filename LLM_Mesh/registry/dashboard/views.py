@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.canary_publish import day
 from LLM_Mesh.core.catalog import CATALOG
 from LLM_Mesh.core.schemas import NODE_PRIVATE_FIELDS, NodeState
 from LLM_Mesh.core.tasks import TASK_SPECIALTIES, rank_models_for_task
@@ -106,22 +105,21 @@ def node_rows(
 
 
 def canary_rows(rt: Runtime, node_id: str) -> list[dict[str, Any]]:
-    """The node's canary records, per model: passed probes and the last probe (its day) as
-    at the start of the hour (``Quality.shown``: live, they told a node which requests
-    were probes), failed probes, quarantine and its reason (at once); only models a probe
-    has checked (as shown: a first probe passed this hour is not yet); none without quality
-    data."""
+    """The node's canary records, per model: passed probes as at the start of the hour, in
+    power-of-two steps (``Quality.shown``: live, or exact, they told a node which requests
+    were probes; no last probe's time), failed probes, quarantine and its reason (at once);
+    only models a probe has checked (as shown: a first probe passed this hour is not yet);
+    none without quality data."""
     if rt.quality is None:
         return []
     shown = rt.quality.shown(node_id)
     return [
         {
-            "node_id": node_id, "model": r.model, "passed": shown[m].passed,
-            "failed": r.failed, "last_probe": day(shown[m].last_probe_at),
+            "node_id": node_id, "model": r.model, "passed": shown[m], "failed": r.failed,
             "quarantined": r.quarantined, "since": stamp(r.quarantined_at), "reason": r.reason,
         }
         for m, r in sorted(rt.quality.records.get(node_id, {}).items())
-        if shown[m].last_probe_at is not None or r.failed or r.quarantined  # else not yet shown
+        if shown[m] or r.failed or r.quarantined  # else not yet shown
     ]  # fmt: skip
 
 
