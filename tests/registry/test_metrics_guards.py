@@ -52,6 +52,7 @@ SYNC_FAILURES = "llm_mesh_gateway_settle_sync_failures_total"
 SYNC_FAILING = "llm_mesh_gateway_settle_sync_failing"
 UNWRITTEN = "llm_mesh_gateway_settle_unwritten_total"
 RECOVERED = "llm_mesh_gateway_settle_recovered_total"
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 A1_GRANT = Transfer("grant", MINT, USER, GRANT)
 
 
@@ -253,3 +254,17 @@ async def test_an_unwritten_answer_and_a_recovered_journal_line_are_counted(
         s = await scrape(h)
         assert s.value(UNWRITTEN) == 1 and s.value(RECOVERED) == 1
         monkeypatch.undo()
+
+
+async def test_every_gateway_metric_is_documented(tmp_path: Path) -> None:
+    """docs/operations.md's table names every ``llm_mesh_gateway_*`` family the gateway
+    exports (counters with their ``_total``), the guards' among them."""
+    async with running(tmp_path) as h:
+        s = await scrape(h)
+    names = [n for n in s.families  # (an unlabelled counter's _created: its own family)
+             if n.startswith("llm_mesh_gateway_") and not n.endswith("_created")]  # fmt: skip
+    assert PADDING.removesuffix("_total") in names and SYNC_FAILING in names
+    doc = OPERATIONS.read_text()
+    for name, kind in ((n, s.families[n]) for n in names):
+        shown = f"{name}_total" if kind == "counter" else name
+        assert f"| `{shown}` |" in doc, shown
