@@ -66,5 +66,12 @@ def test_dashboard_names_only_exported_metrics_and_labels(inprocess_mesh: InProc
     # the panels cover both sides and the failover decisions
     for must in ("llm_mesh_gateway_requests_total", "llm_mesh_gateway_ttft_seconds_bucket",
                  "llm_mesh_gateway_nodes", "llm_mesh_gateway_failovers_total",
-                 "llm_mesh_node_queued", "llm_mesh_node_requests_total"):  # fmt: skip
+                 "llm_mesh_node_queued", "llm_mesh_node_requests_total",
+                 # the guards' rare events and settlement's syncs (tests/registry/test_metrics_guards.py)
+                 "llm_mesh_gateway_wait_pushouts_total", "llm_mesh_gateway_wait_refusals_total",
+                 "llm_mesh_gateway_stream_padding_cuts_total",
+                 "llm_mesh_gateway_settle_sync_failing",
+                 "llm_mesh_gateway_settle_sync_failures_total",
+                 "llm_mesh_gateway_settle_unwritten_total",
+                 "llm_mesh_gateway_settle_recovered_total"):  # fmt: skip
         assert must in used

@@ -15,7 +15,10 @@ docs/security.md, "Users and API keys").
 
 Moved from ``registry/wait_places.py`` on 2026-12-05 so that the fleet simulator counts
 and pushes out by the same code (the gateway wakes a waiter through an asyncio future,
-the simulator through its event loop: the caller sets ``wake``). Pure but for ``wake``.
+the simulator through its event loop: the caller sets ``wake``). Pure but for ``wake``
+and the two hooks a caller may set, called only on those rare events (the gateway's
+metrics, ``llm_mesh_gateway_wait_pushouts`` and ``_wait_refusals``): :attr:`WaitPlaces.on_push`
+(a place taken from another holder) and :attr:`WaitPlaces.on_refuse` (none to give).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class WaitPlaces:
     ``who`` names a holder in the answers ("API key", "address"); ``full`` begins every
     refusal (all places taken)."""
 
-    __slots__ = ("by_holder", "cap", "full", "waiting", "who")
+    __slots__ = ("by_holder", "cap", "full", "on_push", "on_refuse", "waiting", "who")
 
     def __init__(self, cap: int, who: str, full: str) -> None:
         if cap < 0:
@@ -55,6 +58,9 @@ class WaitPlaces:
         self.full = full
         self.waiting = 0  # places held, every holder together
         self.by_holder: dict[str, dict[WaitPlace, None]] = {}  # holder -> places, oldest first
+        # called once a place is taken from another holder / once one is refused (metrics)
+        self.on_push: Callable[[], None] | None = None
+        self.on_refuse: Callable[[], None] | None = None
 
     def take(self, holder: str) -> WaitPlace | str:
         """A place for a request of ``holder`` (give it back with :meth:`leave`), possibly
@@ -70,6 +76,8 @@ class WaitPlaces:
         how = place_for(held, self.waiting, most, self.cap)
         who = self.who
         if how is Place.REFUSE:
+            if self.on_refuse is not None:
+                self.on_refuse()
             if held:
                 return (
                     f"{self.full}, {held} of them by this {who}'s requests, and no other "
@@ -86,6 +94,8 @@ class WaitPlaces:
             self._drop(out)
             if out.wake is not None:
                 out.wake()
+            if self.on_push is not None:
+                self.on_push()
         place = WaitPlace(holder)
         self.waiting += 1
         self.by_holder.setdefault(holder, {})[place] = None

@@ -325,8 +325,8 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
         if rt.paid_ids is not None:  # whose key it is, for the lookup after a restart
             checks.append(ScopeAnonymousIds(rt.paid_ids))
         checks.append(Charge(rt.settlement))
-    checks += [
-        IdempotencyCheck(rt.idempotency, rt.paid_ids),
-        AnonymousLast(rt.routing, rt.clock, share, rt.shared_share),  # Redis: every replica's
-    ]
+    last = AnonymousLast(rt.routing, rt.clock, share, rt.shared_share)  # Redis: every replica's
+    if rt.metrics is not None:  # its wait's push-outs and refusals counted
+        rt.metrics.wait_places(last.places, "admit")
+    checks += [IdempotencyCheck(rt.idempotency, rt.paid_ids), last]
     return checks

@@ -493,10 +493,24 @@ async def mesh_identity(request: Request, origin: str = "", nonce: str = "") -> 
 async def healthz(request: Request) -> Response:
     """``{"status": "ok"}``; 503 ``store_unreachable`` from a replica whose beat has not
     reached the shared store for ``dead_after_s`` (the other replicas take it for dead by
-    then: a balancer's health check, and a client's ping, move to another replica)."""
-    silent = get_runtime(request).store_silent_s()
+    then: a balancer's health check, and a client's ping, move to another replica); 200
+    ``degraded`` while settlement's syncs of the SQLite store's log fail (found 2026-12-05:
+    only a log line): the replica still serves and settles (a 503 would take a lone
+    registry out for a risk to its last commits), a power cut may lose the last ones."""
+    rt = get_runtime(request)
+    silent = rt.store_silent_s()
     if silent is None:
-        return JSONResponse({"status": "ok"})
+        failing = None if rt.settlement is None else rt.settlement.sync_failing_s()
+        if failing is None:
+            return JSONResponse({"status": "ok"})
+        detail = (
+            f"settlement's syncs of the database's log have failed for {failing:.0f} s (the "
+            "disk?): answers are served and written, but a power cut may lose the last "
+            "ones; its journal of answers not written is kept; its log says why"
+        )
+        body = {"status": "degraded", "settlement": "log_sync_failing",
+                "failing_s": round(failing), "detail": detail}  # fmt: skip
+        return JSONResponse(body)
     detail = (
         f"this replica has not reached its database for {silent:.0f} s: it cannot read "
         "what the other replicas write, nor settle a request; its log says why"

@@ -199,6 +199,7 @@ def create_registry_app(
         runtime.metrics = metrics
         routing.on_finish = metrics.attempt
         routing.on_blame = metrics.blamed
+        metrics.wait_places(routing.send_places, "send")
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
@@ -260,6 +261,9 @@ def create_registry_app(
             home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
         )
         runtime.settlement.held = quality.held  # a quarantined node's earnings are held
+        if runtime.metrics is not None:  # its failed syncs, journalled and recovered answers
+            runtime.settlement.watch = runtime.metrics
+            runtime.metrics.sync_failing = runtime.settlement.sync_failing
         if shared is None:  # a lone registry: ids paid before a restart (paid_ids.py)
             runtime.paid_ids = PaidIds(ledger.engine, idempotency.ttl_s, wall_clock)
     health = HealthChecker(

@@ -5,10 +5,19 @@ Events are counted where they happen, through children cached by label tuple
 (:meth:`GatewayMetrics.request`, from :mod:`~LLM_Mesh.registry.telemetry`; the children
 it moves looked up once per label values, :class:`_RequestKids`), an attempt's
 end and an ejection (:meth:`GatewayMetrics.attempt`, from ``Routing.finish``), each
-failover decision (:meth:`GatewayMetrics.step`, from the send stage). States are read
+failover decision (:meth:`GatewayMetrics.step`, from the send stage); and the guards'
+rare events, each only when it happens (found 2026-12-05: seen only in the logs): a place
+in a wait taken by push-out or refused (:meth:`GatewayMetrics.wait_places`: the send stage's
+wait between API keys, the admit stage's between addresses), a stream part cut for events
+without output or data (:meth:`GatewayMetrics.padding_cut`), and settlement's failed syncs
+of the store's log, answers whose write failed and journal lines recovered (the
+:class:`~LLM_Mesh.registry.settle_durable.SettleWatch` methods). States are read
 when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy and
 ejected, the opt-in wait and attempts in flight per model
-(:func:`~LLM_Mesh.registry.metrics_states.read_states`), the request writer's counts. Names, labels and meanings: ``docs/operations.md``.
+(:func:`~LLM_Mesh.registry.metrics_states.read_states`; settlement's syncs failing now:
+:attr:`GatewayMetrics.sync_failing`), the request writer's counts. Names, labels and
+meanings: ``docs/operations.md``. The guards' counters have every child made at the start
+(their label values are a few fixed words), so each shows 0 before its first event.
 
 In one process a request's end whose children all exist (every one an end of its outcome
 can move: after the first few ends of those labels) is not counted at once but kept, in
@@ -38,13 +47,14 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.failover import Action, Step
 from LLM_Mesh.core.route_types import Outcome
+from LLM_Mesh.core.wait_places import WaitPlaces
 from LLM_Mesh.errors import ERROR_CODES
 from LLM_Mesh.metrics_http import (
     LATENCY_BUCKETS_S,
@@ -71,6 +81,8 @@ _End = tuple["_RequestKids", float | None, float | None, int, int]
 _RECORDS = "llm_mesh_gateway_request_records"
 _RECORDS_HELP = ("Request records for the store, by result (written | dropped: queue full or a "
                  "store error)")  # fmt: skip
+WAIT_STAGES = ("send", "admit")  # the keyed wait (between API keys), the anonymous one
+PADDING_KINDS = ("without_output", "without_data")
 
 
 def code_label(code: str | None) -> str:
@@ -91,7 +103,14 @@ class GatewayMetrics:
     def __init__(self, table: NodeTable, router: Router, demand: DemandTracker,
                  writer: RequestWriter | None = None) -> None:  # fmt: skip
         served = self.registry = new_registry()
-        read = partial(read_states, table, router, demand)
+        # whether settlement's syncs of the store's log fail now (the app sets it)
+        self.sync_failing: Callable[[], bool] | None = None
+        states = partial(read_states, table, router, demand)
+
+        def read() -> States:
+            failing = self.sync_failing
+            return states(failing is not None and failing())
+
         path = multiprocess_dir()
         # several processes: each writes its states to its files, before the files are read
         self.gauges = WorkerGauges(path, read) if path is not None else None
@@ -175,12 +194,75 @@ class GatewayMetrics:
             "without a valid signature of the check's challenge by the node's key)",
             ["result"], registry=reg,
         ))  # fmt: skip
+        self._guards(reg)
         if writer is not None and reg is None:  # the writer's counts summed over processes
             records = Counter(_RECORDS, _RECORDS_HELP, ["result"], registry=None)
             by_result = {result: records.labels(result) for result in ("written", "dropped")}
             writer.counted = lambda result, n: by_result[result].inc(n)
             writer = None
         served.register(_StateCollector(read if self.gauges is None else None, writer))
+
+    def _guards(self, reg: CollectorRegistry | None) -> None:
+        """The guards' counters (module docstring), every child made now."""
+        pushouts = Counter(
+            "llm_mesh_gateway_wait_pushouts",
+            "Places in a wait for a slot taken from another holder's newest waiter (told at "
+            "once, answered as without a wait), by stage (send: between API keys; admit: "
+            "between anonymous addresses)", ["stage"], registry=reg,
+        )  # fmt: skip
+        refusals = Counter(
+            "llm_mesh_gateway_wait_refusals",
+            "Requests asking to wait refused a place (every place taken, none to push out: "
+            "answered as without a wait), by stage (send | admit)", ["stage"], registry=reg,
+        )  # fmt: skip
+        self._pushouts = {stage: pushouts.labels(stage) for stage in WAIT_STAGES}
+        self._refusals = {stage: refusals.labels(stage) for stage in WAIT_STAGES}
+        padded = Counter(
+            "llm_mesh_gateway_stream_padding_cuts",
+            "Stream parts cut (a break, continued elsewhere) for padding: past the events "
+            "allowed with too few carrying output (without_output), or too many events "
+            "without data (without_data)", ["kind"], registry=reg,
+        )  # fmt: skip
+        self._padded = {kind: padded.labels(kind) for kind in PADDING_KINDS}
+        self._sync_failures = Counter(
+            "llm_mesh_gateway_settle_sync_failures",
+            "Failed syncs (fsync) of the SQLite store's log by settlement (its round goes "
+            "on; a journal of answers not written is kept)", registry=reg,
+        )  # fmt: skip
+        self._unwritten = Counter(
+            "llm_mesh_gateway_settle_unwritten",
+            "Answers served whose settlement write failed: written again, and kept in the "
+            "home's journal until written", registry=reg,
+        )  # fmt: skip
+        recovered = Counter(
+            "llm_mesh_gateway_settle_recovered",
+            "Journalled answers of a gone process recovered on this home (at start, or an "
+            "upkeep round), by result (recorded | not_recorded: written already, or the "
+            "payer cannot cover it; the log line says which)", ["result"], registry=reg,
+        )  # fmt: skip
+        self._recovered = {done: recovered.labels(r)
+                           for done, r in ((True, "recorded"), (False, "not_recorded"))}  # fmt: skip
+
+    def wait_places(self, places: WaitPlaces, stage: str) -> None:
+        """Count ``places``' push-outs and refusals under ``stage`` (its hooks set)."""
+        places.on_push = self._pushouts[stage].inc
+        places.on_refuse = self._refusals[stage].inc
+
+    def padding_cut(self, kind: str) -> None:
+        """A stream part cut for padding (``kind``: one of :data:`PADDING_KINDS`)."""
+        self._padded[kind].inc()
+
+    def settle_sync_failed(self) -> None:
+        """A sync of the store's log failed (``SettleDurable._sync_failed``)."""
+        self._sync_failures.inc()
+
+    def settle_unwritten(self) -> None:
+        """An answer's settlement write failed: written again, journalled."""
+        self._unwritten.inc()
+
+    def settle_recovered(self, recorded: bool) -> None:
+        """A journal line of a gone process recovered: recorded, or not."""
+        self._recovered[recorded].inc()
 
     def start(self) -> None:
         """With several processes: this worker's states written every ``REFRESH_S``."""

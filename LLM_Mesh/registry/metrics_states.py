@@ -15,7 +15,8 @@ merges the live workers' files, per gauge in the mode an operator expects:
   ``nodes`` by state, ``nodes_healthy`` (the value written last by a live worker, not N
   times it);
 - ``livemax`` for ``nodes_ejected``: each worker's router ejects on its own traffic; the
-  most of any live worker's.
+  most of any live worker's; and for ``settle_sync_failing``: each worker syncs the store's
+  log for its own settlement, 1 when any live worker's syncs fail.
 
 Each worker also writes its own process figures (resident memory, CPU seconds, open files:
 what ``process_*`` says of the one worker that answers a scrape) as ``liveall`` gauges,
@@ -76,6 +77,10 @@ GAUGES: dict[str, tuple[str, tuple[str, ...], Mode]] = {
     "llm_mesh_gateway_in_flight_attempts": (
         "This gateway's attempts on nodes not yet ended, by model", ("model",), "livesum",
     ),
+    "llm_mesh_gateway_settle_sync_failing": (
+        "1 while settlement's syncs of the SQLite store's log fail (from a failure until a "
+        "sync works: the journal of answers not written is kept), else 0", (), "livemax",
+    ),
 }  # fmt: skip
 
 
@@ -108,8 +113,11 @@ class States(NamedTuple):
     values: dict[str, dict[tuple[str, ...], float]]
 
 
-def read_states(table: NodeTable, router: Router, demand: DemandTracker) -> States:
-    """The gateway's states now (never per request: a walk over the node table)."""
+def read_states(
+    table: NodeTable, router: Router, demand: DemandTracker, sync_failing: bool = False
+) -> States:
+    """The gateway's states now (never per request: a walk over the node table);
+    ``sync_failing``: settlement's syncs of the store's log fail now."""
     now = table.clock()
     by_state = dict.fromkeys((s.value for s in NodeState), 0)
     healthy = ejected = 0
@@ -126,6 +134,7 @@ def read_states(table: NodeTable, router: Router, demand: DemandTracker) -> Stat
         "llm_mesh_gateway_in_flight_attempts": {
             (m,): n for m, n in sorted(demand.in_flight.items())
         },
+        "llm_mesh_gateway_settle_sync_failing": {(): 1 if sync_failing else 0},
     })  # fmt: skip
 
 

@@ -242,7 +242,7 @@ class DemandReport(_Open):
 
 
 class Healthz(_Open):
-    status: str  # "ok"; 503 "store_unreachable" (with silent_s, detail)
+    status: str  # "ok"; "degraded" (settlement, failing_s, detail); 503 "store_unreachable"
 
 
 _MODELS: list[type[BaseModel]] = [

@@ -48,6 +48,12 @@ payer's available balance, which its own lease no longer holds (found 2026-12-05
 after, so a payer whose other half was reserved elsewhere could not cover it: unpaid), and a
 crash before those answers are settled leaves them to the next recovery at once, not after
 ``holder_ttl_s`` (found 2026-12-05; both ``tests/registry/test_settle_power_cuts.py``).
+
+**Seen by operators** (found 2026-12-05: a failing sync was only a log line): each failed
+sync, each answer whose write failed (journalled) and each journal line recovered is told to ``watch`` (a
+:class:`SettleWatch`: the gateway's metrics, ``llm_mesh_gateway_settle_*``, called on those
+rare events only), and :meth:`SettleDurable.sync_failing_s` says how long the syncs have been
+failing (``GET /healthz``: ``degraded``, the ``settle_sync_failing`` gauge), until one works.
 """
 
 from __future__ import annotations
@@ -59,15 +65,16 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from LLM_Mesh.core.fail_streak import FailStreak
 from LLM_Mesh.registry.ledger_durable import sync_log
 from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_journal import OwnJournal, Unwritten
 from LLM_Mesh.registry.settle_lease import Spend
 
-__all__ = ["SettleDurable"]
+__all__ = ["SettleDurable", "SettleWatch"]
 
 log = logging.getLogger("LLM_Mesh.registry.settlement")
 
@@ -75,6 +82,16 @@ log = logging.getLogger("LLM_Mesh.registry.settlement")
 # the stat before a sync may leave them as they were, so a log changed that recently is
 # synced again at the next round
 _TICK_NS = 50_000_000
+
+
+class SettleWatch(Protocol):
+    """Who hears settlement's rare events (the gateway's metrics; module docstring)."""
+
+    def settle_sync_failed(self) -> None: ...
+
+    def settle_unwritten(self) -> None: ...
+
+    def settle_recovered(self, recorded: bool) -> None: ...
 
 
 class SettleDurable:
@@ -92,10 +109,30 @@ class SettleDurable:
     #: how the store's write-ahead log is synced (``os.fsync``; injected by tests)
     fsync: Callable[[int], None] | None = None
     _synced: tuple[int, int] | None = None  # the log's size and time at its last sync
+    watch: SettleWatch | None = None  # told of failed syncs, journalled and recovered answers
 
     def _failed(self, task: str, what: str) -> None: ...  # SettleUpkeep's
 
     def _worked(self, task: str) -> None: ...
+
+    def _streak(self, task: str) -> FailStreak:  # SettleUpkeep's
+        raise NotImplementedError
+
+    def sync_failing(self) -> bool:
+        """Whether the last sync of the store's log failed (:meth:`sync_failing_s`)."""
+        return self._streak("syncing").failures > 0
+
+    def sync_failing_s(self) -> float | None:
+        """How long the syncs of the store's log have been failing (seconds since the first
+        failure of the run), ``None`` while the last one worked (or none ran)."""
+        streak = self._streak("syncing")
+        return streak.failing_s(time.monotonic()) if streak.failures else None
+
+    def _sync_failed(self, what: str) -> None:
+        """A sync of the store's log failed, inside an ``except``: logged, and told."""
+        self._failed("syncing", what)
+        if self.watch is not None:
+            self.watch.settle_sync_failed()
 
     async def _sync_written(self) -> None:
         """The settler's round: the store's log synced when it changed since the last sync
@@ -113,13 +150,15 @@ class SettleDurable:
         except FileNotFoundError:  # no log (not WAL; the last connection closed it)
             return
         except OSError:
-            self._failed("syncing", "syncing the database's log failed; tried again")
+            self._sync_failed("syncing the database's log failed; tried again")
         else:
             self._worked("syncing")
 
     def _keep_unwritten(self, op: Answer | Spend) -> None:
         answer = op if isinstance(op, Answer) else op.answer
         u = Unwritten(self.holder, answer, isinstance(op, Spend))
+        if self.watch is not None:
+            self.watch.settle_unwritten()
         if self._unwritten_batch is not None:  # a failed batch's: kept together (below)
             self._unwritten_batch.append(u)
         else:
@@ -169,7 +208,7 @@ class SettleDurable:
         try:
             await self._store_durable()
         except OSError:
-            self._failed("syncing", "syncing the database's log failed; the journal is kept")
+            self._sync_failed("syncing the database's log failed; the journal is kept")
             return False
         self._worked("syncing")
         return True

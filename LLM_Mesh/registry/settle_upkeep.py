@@ -292,6 +292,8 @@ class SettleUpkeep(SettleDurable):
                     )
                 if done:
                     answered.append(a)
+                if self.watch is not None:
+                    self.watch.settle_recovered(done)
                 log.warning(
                     "settlement: the answer of %s, served by %s and not written before it "
                     "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "

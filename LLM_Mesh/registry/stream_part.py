@@ -222,6 +222,7 @@ class PartReader:
                 self.no_data += 1
                 if too_many_without_data(self.no_data, self.outputs):  # a flood (found
                     node = self.ex.tally.node_id  # 2026-12-05: each read of one held the loop)
+                    self._padded("without_data")
                     raise Broken(f"node {node} sent {self.no_data} events without data")
                 return Event(DATA, b":", None, self.continued)
         else:
@@ -273,11 +274,19 @@ class PartReader:
         node = self.ex.tally.node_id
         if verdict == PADDED:  # a break, continued elsewhere (found 2026-12-05: the
             # limit's normal end, "length", for an answer of one token or none)
+            self._padded("without_output")
             raise Broken(
                 f"node {node} sent {len(self.data) + 1} events, {self.outputs} with output, "
                 f"past the {self.limit} tokens allowed: events without output"
             )
         raise Overrun(f"node {node} went past the {self.limit} tokens allowed")
+
+    def _padded(self, kind: str) -> None:
+        """A part cut for its events without output or without data (``kind``): counted
+        (``llm_mesh_gateway_stream_padding_cuts``; found 2026-12-05: only in the log)."""
+        metrics = self.ex.rt.metrics
+        if metrics is not None:
+            metrics.padding_cut(kind)
 
     def _too_slow(self, now: float) -> TooSlow | None:
         """The part's floor moment passed: it is recomputed with the events sent since
