@@ -3,7 +3,10 @@
 ``ACCOUNT`` is an API key's name or id (its user's account is ``pseudonym("user",
 key id)``: what requests with that key are paid from), an operator's name (its account
 is its keyed account, ``registry/ledger_accounts.py``), or a ledger account as written (``pool``,
-``network``, ``user:...``, ``operator:...``). A name that is both a key's and an
+``network``, ``user:...``, ``operator:...``), or ``probe:N`` (N from 1 to
+``PROBE_ACCOUNTS``): the Nth account keyed-class canary probes are paid from
+(``Pseudonyms.probe``: a ``user:`` account like any key's; the grant's entry is a user's
+grant, docs/security.md, probes' tell (h)). A name that is both a key's and an
 operator's is refused as ambiguous: write the ledger account.
 
 A grant may carry an id of the admin's choosing (``registry grant --id``): the entry's
@@ -20,7 +23,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, MINT, LedgerEntry, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import (
+    ACCOUNT_RE,
+    MINT,
+    PROBE_ACCOUNTS,
+    LedgerEntry,
+    Transfer,
+    pseudonym,
+)
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger, entry_of
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
@@ -34,6 +44,11 @@ async def resolve_account(store: Any, account: str) -> str:
     """The ledger account ``account`` names (see the module docstring)."""
     if ACCOUNT_RE.match(account):
         return account
+    if account.startswith("probe:"):
+        index = account.removeprefix("probe:")
+        if not (index.isdigit() and index.isascii() and 1 <= int(index) <= PROBE_ACCOUNTS):
+            raise ValueError(f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}")
+        return (await pseudonyms(store.engine)).probe(int(index))
     found: list[str] = []
     for key in await store.list_api_keys():
         if account in (key.name, key.key_id):
@@ -49,7 +64,7 @@ async def resolve_account(store: Any, account: str) -> str:
     if not found:
         raise ValueError(
             f"no API key or operator {account!r}, and not a ledger account "
-            "(pool, network, user:..., operator:...)"
+            f"(pool, network, user:..., operator:...), nor probe:1 to probe:{PROBE_ACCOUNTS}"
         )
     return found[0]
 
