@@ -21,7 +21,8 @@ each leaf holds its predecessor's leaf hash, the entries are also a hash chain.
 Accounts are pseudonymous: ``mint`` (the issuer: grants and rewards come from it; the
 only account allowed below zero), ``pool`` (the community pool), ``network`` (fees),
 ``user:<24 hex>`` made by :func:`pseudonym` from an API key's id (unkeyed: anyone who
-knows the id can find its account), and ``operator:`` / ``node:`` / ``held:`` + 32 hex
+knows the id can find its account; the probe accounts keyed-class canary probes are paid
+from have that form, :meth:`Pseudonyms.probe`, keyed), and ``operator:`` / ``node:`` / ``held:`` + 32 hex
 made by :class:`Pseudonyms` from an operator's name or a node's id under the ledger's
 secret key (HMAC: nobody without the key can tell whose account it is, though names and
 node ids are guessable or public); ``held:`` keeps a quarantined node's earnings until the

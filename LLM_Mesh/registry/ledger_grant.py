@@ -44,12 +44,10 @@ async def resolve_account(store: Any, account: str) -> str:
     """The ledger account ``account`` names (see the module docstring)."""
     if ACCOUNT_RE.match(account):
         return account
-    if account.startswith("probe:"):
-        index = account.removeprefix("probe:")
-        if not (index.isdigit() and index.isascii() and 1 <= int(index) <= PROBE_ACCOUNTS):
-            raise ValueError(f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}")
-        return (await pseudonyms(store.engine)).probe(int(index))
     found: list[str] = []
+    index = account.removeprefix("probe:") if account.startswith("probe:") else None
+    if index in {str(i) for i in range(1, PROBE_ACCOUNTS + 1)}:
+        found.append((await pseudonyms(store.engine)).probe(int(index)))
     for key in await store.list_api_keys():
         if account in (key.name, key.key_id):
             found.append(pseudonym("user", key.key_id))
@@ -58,9 +56,11 @@ async def resolve_account(store: Any, account: str) -> str:
             found.append((await pseudonyms(store.engine)).operator(account))
     if len(found) > 1:
         raise ValueError(
-            f"{account!r} names both an API key and an operator; write the ledger account "
-            f"({' or '.join(found)})"
+            f"{account!r} names more than one of an API key, an operator, a probe account; "
+            f"write the ledger account ({' or '.join(found)})"
         )
+    if not found and index is not None:
+        raise ValueError(f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}")
     if not found:
         raise ValueError(
             f"no API key or operator {account!r}, and not a ledger account "
