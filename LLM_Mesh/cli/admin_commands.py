@@ -343,8 +343,9 @@ def grant_command(
     account: Annotated[
         str,
         typer.Argument(
-            help="an API key's name or id, an operator's name, or a ledger account "
-            "(pool, user:..., ...)"
+            help="an API key's name or id, an operator's name, a ledger account "
+            "(pool, user:..., ...), or probe:1 to probe:4 (what keyed-class canary probes "
+            "are paid from)"
         ),
     ],
     amount: Annotated[int, typer.Argument(help="micro-NetworkTokens (a whole number >= 1)")],

@@ -21,7 +21,8 @@ each leaf holds its predecessor's leaf hash, the entries are also a hash chain.
 Accounts are pseudonymous: ``mint`` (the issuer: grants and rewards come from it; the
 only account allowed below zero), ``pool`` (the community pool), ``network`` (fees),
 ``user:<24 hex>`` made by :func:`pseudonym` from an API key's id (unkeyed: anyone who
-knows the id can find its account), and ``operator:`` / ``node:`` / ``held:`` + 32 hex
+knows the id can find its account; the probe accounts keyed-class canary probes are paid
+from have that form, :meth:`Pseudonyms.probe`, keyed), and ``operator:`` / ``node:`` / ``held:`` + 32 hex
 made by :class:`Pseudonyms` from an operator's name or a node's id under the ledger's
 secret key (HMAC: nobody without the key can tell whose account it is, though names and
 node ids are guessable or public); ``held:`` keeps a quarantined node's earnings until the
@@ -51,6 +52,7 @@ __all__ = [
     "MINT",
     "NETWORK",
     "POOL",
+    "PROBE_ACCOUNTS",
     "LedgerEntry",
     "Pseudonyms",
     "Transfer",
@@ -86,6 +88,9 @@ RECEIPT_RE = re.compile(r"^[0-9a-f]{64}$")
 _PSEUDONYM_DOMAIN = b"llm-mesh/account/v1\x00"
 _KEYED_DOMAIN = b"llm-mesh/account/v2\x00"
 _TAG_DOMAIN = b"llm-mesh/ledger-scope/v1\x00"
+_PROBE_DOMAIN = b"llm-mesh/probe-account/v1\x00"
+#: the accounts keyed-class canary probes are paid from (``Pseudonyms.probe``), 1 to this
+PROBE_ACCOUNTS = 4
 _LEGACY_RE = re.compile(r"^(operator|node|held):[0-9a-f]{24}$")
 KEYED = ("operator", "node", "held")
 
@@ -128,6 +133,17 @@ class Pseudonyms:
         without the key can test a guess against (an address, a prompt)."""
         msg = _TAG_DOMAIN + json.dumps(fields).encode()
         return hmac.digest(self._key, msg, "sha256").hex()[:8]
+
+    def probe(self, index: int) -> str:
+        """Probe account ``index`` (1 to :data:`PROBE_ACCOUNTS`): what a canary probe of
+        the keyed class is paid from (``registry/canary.py``), in a user's form, ``user:`` +
+        24 hex digits (:func:`pseudonym`'s): of HMAC-SHA256 under the key here, so nobody
+        without the key tells it from the account of an API key it does not hold, nor ties
+        it to the pool or to the other probe accounts."""
+        if type(index) is not int or not 1 <= index <= PROBE_ACCOUNTS:
+            raise ValueError(f"a probe account is 1 to {PROBE_ACCOUNTS}, got {index!r}")
+        digest = hmac.digest(self._key, _PROBE_DOMAIN + str(index).encode(), "sha256")
+        return f"user:{digest.hex()[:24]}"
 
     def operator(self, name: str) -> str:
         return self.of("operator", name)

@@ -8,16 +8,17 @@ ordinary one honestly, and never be caught. So a probe carries the keyed class w
 probability that a request for its model here is keyed (:func:`probe_keyed`): the share
 of each class among probes is the share among users' requests, and a request of either
 class is a probe with the same probability (the class and "is a probe" are independent).
-Only the priority field: a probe is still paid by the pool, as an anonymous request.
+A probe of the keyed class is paid as a keyed user's request is, from a ``user:`` account
+(a probe account, ``registry/canary.py``) where the admin funded one, else by the pool.
 
 The same for the client's own request id (``X-Request-Id`` / ``Idempotency-Key``): the
 node never sees it (it gets a fresh ``req-`` id), but the public ledger's key of a request
 whose client named it is ``c-…``, of one it did not the node's own ``req-`` id. A node
 reading the ledger after its answer would see every probe among the ``req-`` ones, had no
-probe carried an id. Probes are paid by the pool, and the ledger names the payer, so what
-a probe must match is the anonymous requests: :meth:`TrafficMix.named_share` is the share
-of the model's anonymous requests that carried an id, and a probe carries one that often
-(:func:`probe_keyed` draws it too).
+probe carried an id. The ledger names the payer, so what a probe must match is the requests
+of its payer's kind: :meth:`TrafficMix.named_share` is the share of the model's anonymous
+(or, ``keyed=True``, keyed) requests that carried an id, and a probe paid by the pool (a
+probe account) carries one that often (:func:`probe_keyed` draws it too).
 
 :class:`TrafficMix` counts the classes of the requests sent on per model, halving every
 count once they reach :data:`WINDOW` together: the mix of about the last ``WINDOW``
@@ -41,7 +42,8 @@ class TrafficMix:
     __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        # model -> [keyed, all, anonymous with the client's own id, anonymous]
+        # model -> [keyed, all, anonymous with the client's own id, anonymous,
+        #           keyed with the client's own id]
         self._counts: dict[str, list[int]] = {}
 
     def note(self, model: str, keyed: bool, named: bool = False) -> None:
@@ -50,16 +52,18 @@ class TrafficMix:
         if counts is None:
             if len(self._counts) >= MAX_MODELS:
                 self._counts.clear()
-            counts = self._counts[model] = [0, 0, 0, 0]
+            counts = self._counts[model] = [0, 0, 0, 0, 0]
         if keyed:
             counts[0] += 1
+            if named:
+                counts[4] += 1
         else:
             counts[3] += 1
             if named:
                 counts[2] += 1
         counts[1] += 1
         if counts[1] >= WINDOW:
-            for i in range(4):
+            for i in range(5):
                 counts[i] //= 2
 
     def keyed_share(self, model: str) -> float:
@@ -69,13 +73,14 @@ class TrafficMix:
             return 0.0
         return counts[0] / counts[1]
 
-    def named_share(self, model: str) -> float:
-        """The share of the model's anonymous requests that carried their client's own
-        request id (0 with none seen)."""
+    def named_share(self, model: str, keyed: bool = False) -> float:
+        """The share of the model's anonymous (``keyed``: keyed) requests that carried
+        their client's own request id (0 with none seen)."""
         counts = self._counts.get(model)
-        if counts is None or counts[3] <= 0:
+        if counts is None:
             return 0.0
-        return counts[2] / counts[3]
+        named, of = (counts[4], counts[0]) if keyed else (counts[2], counts[3])
+        return named / of if of > 0 else 0.0
 
 
 def probe_keyed(share: float, draw: float) -> bool:

@@ -3,7 +3,8 @@
 A probe is an ordinary request as a client would send it, and goes through the
 gateway's own stages as an anonymous request pinned to the node (``allow_nodes``):
 parsed and priced from the catalog (the parse stage), its estimate reserved from the
-community ``pool`` (what pays every request without an API key), sent by the send
+community ``pool`` (what pays every request without an API key; a keyed-class probe's
+from a probe account where one covers it, below), sent by the send
 stage (``POST /v1/completions`` with the gateway's signature, a fresh ``X-Request-Id``,
 the same pooled client; as often as the model's anonymous requests here carry their
 client's own id, a client-like one of its own, :meth:`CanaryProber.named`, so its ledger
@@ -12,13 +13,20 @@ paid by the account stage, its record and metrics written as any request's. So t
 node is paid exactly as for a user's anonymous request (``settle`` and ``fee``
 entries, or ``hold`` while it is quarantined: ``registry/held.py``), with the same
 receipt, and nothing in the payment, not even the public ledger afterwards, tells a
-probe from a user's anonymous request (a keyed-class probe paid by the pool does:
-docs/security.md, probes' tell (h)). Nor does the class it tells the node (``mesh_priority``:
+probe from a user's anonymous request. Nor does the class it tells the node (``mesh_priority``:
 keyed requests wait first, ``core/priority.py``): a probe carries the keyed class as often
 as the model's requests here are keyed (:meth:`CanaryProber.keyed`,
 ``core/priority_mix.py``), so a node cannot answer keyed requests with a cheaper model and
-anonymous ones honestly (it would be, were every probe ordinary). The verifier's reference
-is asked (and paid) the same way.
+anonymous ones honestly (it would be, were every probe ordinary). A keyed-class probe is
+paid as a keyed user's request is, from a ``user:`` account: one of the probe accounts
+(``Pseudonyms.probe``, keyed by the ledger's secret, so nobody tells them from users' or
+ties them to the pool), drawn per probe among those that cover it, which the admin funds
+as users' accounts are funded, by a grant from the mint (``llm-mesh registry grant
+probe:N``); with its client's own id as often as keyed requests carry one, its key
+unscoped as a keyed user's. Where none covers it (none granted: the default) the pool
+pays, and the public ledger afterwards tells the node a keyed request paid by the pool
+was a probe (docs/security.md, probes' tell (h)). The verifier's reference is asked (and
+paid) the same way.
 A probe the pool cannot pay for (dry until its next daily top-up) is not sent: no
 verdict. The body is a prompt from the pool (``core/canary_prompts.py``),
 ``temperature: 0`` (greedy), in a shape drawn per probe (``core/canary_shape.py``):
@@ -81,7 +89,7 @@ from LLM_Mesh.core.canary_shape import (
     render,
     stops,
 )
-from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.core.ledger_entry import POOL, PROBE_ACCOUNTS
 from LLM_Mesh.core.priority_mix import probe_keyed
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.probe_ids import client_like_id
@@ -155,6 +163,8 @@ class CanaryProber:
     random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
+    dry_accounts: bool = False
+    """No probe account covered the last keyed-class probe (its warning said once)."""
     """Cached references kept (the oldest dropped first): a multi-turn probe's messages or
     its sampling fields make a reference of their own, so the keys do not stop growing."""
 
@@ -165,11 +175,11 @@ class CanaryProber:
     async def ask(
         self, node_id: str, model: str, raw: bytes, prompt: str, path: str = PATH
     ) -> dict[str, Any]:
-        """Send ``raw`` to ``node_id`` through the gateway's stages as an anonymous request
-        pinned to the node (see the module docstring); its JSON answer, paid for."""
-        job, client = await self._job(node_id, raw, path)
+        """Send ``raw`` to ``node_id`` through the gateway's stages as a request pinned to
+        the node (see the module docstring); its JSON answer, paid for."""
+        job, client, keyed = await self._job(node_id, raw, path)
         rt = self.rt
-        ex = Exchange(rt, job, self.keyed(job.model))
+        ex = Exchange(rt, job, keyed)
         try:
             answer = await ex.complete()
         except MeshError as exc:
@@ -190,9 +200,9 @@ class CanaryProber:
         Its opening mirrors ``Pipeline._stream``'s (the accounting of a failure or a refusal
         is shared: ``account_failure``, ``account_passthrough``); one shared opening would
         cost every streamed request a coroutine of its own (an await and its frame)."""
-        job, client = await self._job(node_id, raw, path)
+        job, client, keyed = await self._job(node_id, raw, path)
         rt = self.rt
-        ex = Exchange(rt, job, self.keyed(job.model))
+        ex = Exchange(rt, job, keyed)
         upstream = NodeStream(ex)
         try:
             answer = await upstream.open()
@@ -227,11 +237,11 @@ class CanaryProber:
         often as the model's requests here are; drawn only when both classes come."""
         return self._drawn(self.rt.traffic.keyed_share(model))
 
-    def named(self, model: str) -> bool:
+    def named(self, model: str, keyed: bool = False) -> bool:
         """Whether the probe carries a client's own request id (``core/priority_mix.py``):
-        as often as the model's anonymous requests here do; drawn only when some do and
-        some do not."""
-        return self._drawn(self.rt.traffic.named_share(model))
+        as often as the model's anonymous (``keyed``: keyed) requests here do; drawn only
+        when some do and some do not."""
+        return self._drawn(self.rt.traffic.named_share(model, keyed))
 
     def _drawn(self, share: float) -> bool:
         if share <= 0.0 or share >= 1.0:
@@ -243,25 +253,59 @@ class CanaryProber:
         name, value = client_like_id(self.rng.random(), self.random16())
         return Headers({name: value})
 
-    async def _job(self, node_id: str, raw: bytes, path: str) -> tuple[Job, Client]:
+    async def _job(self, node_id: str, raw: bytes, path: str) -> tuple[Job, Client, bool]:
+        """The probe's job pinned to ``node_id``, its payment reserved, and its class:
+        keyed (paid from a probe account, else the pool) or not (the pool)."""
         rt = self.rt
         if rt.table.get(node_id) is None:
             raise ProbeError(f"node {node_id} is not known")
         client = Client(PROBE_ADDRESS)
         try:
             job = build_job(rt, Headers(), raw, path, rt.clock())
-            if self.named(job.model):  # its ledger key is c-…, as a user's that named it
+            keyed = self.keyed(job.model)
+            if self.named(job.model, keyed):  # its ledger key is c-…, as a user's that named it
                 job = build_job(rt, self.client_headers(), raw, path, rt.clock())
         except MeshError as exc:
             raise ProbeError(f"the probe is not a valid request: {exc}") from exc
-        if job.client_id is not None and rt.paid_ids is not None:  # a lone registry's
-            try:  # scoped tag, as admit.py makes a user's
-                job = await ScopeAnonymousIds(rt.paid_ids)(job, client) or job
-            except MeshError as exc:
-                raise ProbeError(f"settlement unavailable: {exc}") from exc
         job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
-        client.payment = await self._reserve(job)
-        return job, client
+        client.payment = await self._from_probe_account(job) if keyed else None
+        if client.payment is None:
+            if job.client_id is not None and rt.paid_ids is not None:  # a lone registry's
+                try:  # scoped tag, as admit.py makes an anonymous user's
+                    job = await ScopeAnonymousIds(rt.paid_ids)(job, client) or job
+                except MeshError as exc:
+                    raise ProbeError(f"settlement unavailable: {exc}") from exc
+            client.payment = await self._reserve(job)
+        return job, client, keyed
+
+    async def _from_probe_account(self, job: Job) -> SettledPayment | None:
+        """A keyed-class probe's estimate reserved from a probe account (``Pseudonyms.probe``:
+        a ``user:`` account, granted by the admin as a user's is, ``registry grant
+        probe:N``), the first of them in a drawn order that covers it; ``None`` (the pool
+        pays, docs/security.md tell (h)) when settlement is off or none covers it."""
+        s = self.rt.settlement
+        if s is None or s.accounts is None:
+            return None
+        order = list(range(1, PROBE_ACCOUNTS + 1))
+        self.rng.shuffle(order)
+        for index in order:
+            payer = s.accounts.probe(index)
+            try:
+                seen = await s.reserve(job.settle_key, payer, job.model, job.estimate)
+            except Exception as exc:
+                raise ProbeError(f"settlement unavailable: {exc}") from exc
+            if seen.ok:
+                self.dry_accounts = False
+                return SettledPayment(s, job.settle_key, payer, job.model, job.estimate)
+        if not self.dry_accounts:  # said once until an account pays again
+            self.dry_accounts = True
+            log.warning(
+                "canary: no probe account covers a keyed-class probe's %d µNT: the pool pays "
+                "it, which the public ledger shows a node (docs/security.md, probes' tell "
+                "(h)); grant them: llm-mesh registry grant probe:1 … probe:%d AMOUNT",
+                job.estimate, PROBE_ACCOUNTS,
+            )  # fmt: skip
+        return None
 
     async def _reserve(self, job: Job) -> SettledPayment | None:
         """The probe's estimate reserved from the pool, as for an anonymous request (a new

@@ -3,7 +3,10 @@
 ``ACCOUNT`` is an API key's name or id (its user's account is ``pseudonym("user",
 key id)``: what requests with that key are paid from), an operator's name (its account
 is its keyed account, ``registry/ledger_accounts.py``), or a ledger account as written (``pool``,
-``network``, ``user:...``, ``operator:...``). A name that is both a key's and an
+``network``, ``user:...``, ``operator:...``), or ``probe:N`` (N from 1 to
+``PROBE_ACCOUNTS``): the Nth account keyed-class canary probes are paid from
+(``Pseudonyms.probe``: a ``user:`` account like any key's; the grant's entry is a user's
+grant, docs/security.md, probes' tell (h)). A name that is both a key's and an
 operator's is refused as ambiguous: write the ledger account.
 
 A grant may carry an id of the admin's choosing (``registry grant --id``): the entry's
@@ -20,7 +23,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, MINT, LedgerEntry, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import (
+    ACCOUNT_RE,
+    MINT,
+    PROBE_ACCOUNTS,
+    LedgerEntry,
+    Transfer,
+    pseudonym,
+)
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger, entry_of
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
@@ -35,6 +45,9 @@ async def resolve_account(store: Any, account: str) -> str:
     if ACCOUNT_RE.match(account):
         return account
     found: list[str] = []
+    index = account.removeprefix("probe:") if account.startswith("probe:") else None
+    if index in {str(i) for i in range(1, PROBE_ACCOUNTS + 1)}:
+        found.append((await pseudonyms(store.engine)).probe(int(index)))
     for key in await store.list_api_keys():
         if account in (key.name, key.key_id):
             found.append(pseudonym("user", key.key_id))
@@ -43,13 +56,15 @@ async def resolve_account(store: Any, account: str) -> str:
             found.append((await pseudonyms(store.engine)).operator(account))
     if len(found) > 1:
         raise ValueError(
-            f"{account!r} names both an API key and an operator; write the ledger account "
-            f"({' or '.join(found)})"
+            f"{account!r} names more than one of an API key, an operator, a probe account; "
+            f"write the ledger account ({' or '.join(found)})"
         )
+    if not found and index is not None:
+        raise ValueError(f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}")
     if not found:
         raise ValueError(
             f"no API key or operator {account!r}, and not a ledger account "
-            "(pool, network, user:..., operator:...)"
+            f"(pool, network, user:..., operator:...), nor probe:1 to probe:{PROBE_ACCOUNTS}"
         )
     return found[0]
 

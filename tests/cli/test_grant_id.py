@@ -64,3 +64,18 @@ def test_concurrent_grants_of_one_id_write_one_entry(tmp_path: Path) -> None:
     assert sorted(new for _, new in results) == [False] * 5 + [True]
     assert len({entry.seq for entry, _ in results}) == 1  # type: ignore[attr-defined]
     assert asyncio.run(_balances(home))["pool"] == 701
+
+
+def test_a_grant_to_a_probe_account_is_a_users_grant(tmp_path: Path) -> None:
+    """``probe:N`` names the Nth account keyed-class canary probes are paid from
+    (registry/canary.py): its grant is an entry like any user's (a ``user:`` account)."""
+    from LLM_Mesh.core.ledger_entry import PROBE_ACCOUNTS
+    from tests.keyed import KEYED
+
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "grant", "probe:2", "5000")
+    assert code == 0 and f"granted 5,000 micro-NetworkTokens to {KEYED.probe(2)} " in out, out
+    for bad in ("probe:0", f"probe:{PROBE_ACCOUNTS + 1}", "probe:x", "probe:"):
+        code, out = cli(home, "registry", "grant", bad, "5000")
+        assert code == 1 and f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}" in out, out
+    assert asyncio.run(_balances(home)) == {MINT: -5000, KEYED.probe(2): 5000}

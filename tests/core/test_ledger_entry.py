@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import struct
 
 import pytest
@@ -257,3 +258,19 @@ def test_a_scope_tag_is_keyed_and_unambiguous() -> None:
     assert tag == one.tag("0a1b2c3d", "ip:203.0.113.7", "f" * 64)
     assert tag != two.tag("0a1b2c3d", "ip:203.0.113.7", "f" * 64)
     assert one.tag("a", "bc") != one.tag("ab", "c")
+
+
+def test_probe_accounts_have_a_users_form_and_are_keyed() -> None:
+    """Keyed-class probes are paid from them (registry/canary.py): ``user:`` + 24 hex, as
+    ``pseudonym("user", key id)``; distinct, and another key makes others."""
+    from LLM_Mesh.core.ledger_entry import PROBE_ACCOUNTS, Pseudonyms
+
+    one, other = Pseudonyms(bytes(32)), Pseudonyms(bytes([1]) * 32)
+    made = [one.probe(i) for i in range(1, PROBE_ACCOUNTS + 1)]
+    user = pseudonym("user", "key_0123456789ab")
+    assert all(re.fullmatch(r"user:[0-9a-f]{24}", a) for a in [*made, user])
+    assert len(set(made)) == PROBE_ACCOUNTS
+    assert set(made).isdisjoint(other.probe(i) for i in range(1, PROBE_ACCOUNTS + 1))
+    for bad in (0, PROBE_ACCOUNTS + 1, True):
+        with pytest.raises(ValueError, match="a probe account is 1 to"):
+            one.probe(bad)

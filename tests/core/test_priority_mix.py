@@ -61,3 +61,15 @@ def test_the_named_share_follows_the_recent_requests() -> None:
     for _ in range(3 * WINDOW):
         mix.note("m", False, False)
     assert mix.named_share("m") < 0.1
+
+
+def test_the_keyed_named_share_is_of_the_keyed_requests_only() -> None:
+    """A keyed probe is paid from a user: account (registry/canary.py): the ids it carries
+    must match the keyed requests', which the anonymous ones' share does not tell."""
+    mix = TrafficMix()
+    assert mix.named_share("m", keyed=True) == 0.0
+    for i in range(100):
+        mix.note("m", True, i % 5 == 0)
+        mix.note("m", False, True)
+    assert mix.named_share("m", keyed=True) == 0.2
+    assert mix.named_share("m") == 1.0

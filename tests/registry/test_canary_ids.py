@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD
 from LLM_Mesh.core.served import ledger_suffix
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import Harness, running
@@ -37,7 +38,8 @@ Paid = dict[str, list[tuple[str, str, str, int]]]
 
 def named_share(h: Harness, named: int, plain: int) -> None:
     """Anonymous requests of the model, ``named`` of them with their client's own id; and
-    keyed ones with an id (paid by their keys: not counted)."""
+    keyed ones with an id (not counted in the anonymous share: keyed probes match them,
+    ``test_canary_accounts.py``)."""
     for i in range(named + plain):
         h.runtime.traffic.note(MODEL, False, i < named)
     for _ in range(10):
@@ -116,7 +118,9 @@ async def test_probes_carry_a_client_id_as_often_as_anonymous_requests_do(
     for _ in range(40):
         await p.probe("node-a", MODEL)
     paid = await _entries_by_request(mesh)
-    keys = [ledger_key(paid, c["headers"]["x-request-id"]) for c in node.calls]
+    anonymous = [c for c in node.calls if c["body"].get(PRIORITY_FIELD) != KEYED]
+    assert len(anonymous) >= 10
+    keys = [ledger_key(paid, c["headers"]["x-request-id"]) for c in anonymous]
     got = sum(k.startswith("c-") for k in keys) / len(keys)
     assert abs(got - named / (named + plain)) <= 0.2, got
     assert len({k.split("~")[0] for k in keys if k.startswith("c-")}) == round(got * len(keys))
