@@ -305,9 +305,27 @@ class StoreUnavailable(MeshError):
 
 
 class UpstreamError(MeshError):
+    """Every node the request tried failed it. ``retry_after``: the gateway's estimate of
+    when a node it did not try would take it (its ``Retry-After``), if it has one
+    (``core/client_retry.retry_estimate``); ``None``: no retry soon."""
+
     status = 502
     type = "api_error"
     code = "upstream_error"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **extra: Any) -> None:
+        if retry_after is not None:
+            extra["retry_after"] = retry_after
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+    def estimated(self, retry_after: int | None) -> None:
+        """Set the gateway's estimate (its ``Retry-After``, and the body's ``retry_after``)."""
+        self.retry_after = retry_after
+        if retry_after is None:
+            self.extra.pop("retry_after", None)
+        else:
+            self.extra["retry_after"] = retry_after
 
 
 class UpstreamTimeout(UpstreamError):

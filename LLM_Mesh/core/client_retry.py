@@ -2,28 +2,58 @@
 
 OpenAI's SDKs obey ``x-should-retry: true|false`` before their own rule (the Python
 SDK's ``_should_retry``: otherwise 408, 409, 429 and every 5xx are retried, twice by
-default, each after the answer's ``Retry-After`` when it is at most 2 min). Without the
-header a 503 for a model no node serves was retried twice, ``Retry-After: 10`` waited
-out each time: the error reached the user after ~21 s (found 2026-12-05), where the
-gateway had answered at once.
+default, each after the answer's ``Retry-After`` when it is at most 2 min, else after a
+backoff of 0.5 s, then 1 s). A retry of the SDK is a new request to the gateway: the
+Python SDK sends no ``Idempotency-Key`` (openai 3.x: its ``_idempotency_header`` is
+``None``; it sends only ``x-stainless-retry-count``), so each retry runs the model again.
+Found 2026-12-05: without the header a 503 for a model no node serves was retried twice,
+``Retry-After: 10`` waited out each time (~21 s where the gateway had answered at once);
+and a 504 of a request that used its whole deadline (120 s, a real model on a loaded
+machine) was run twice more: one call took 6 minutes.
 
 :func:`should_retry` is the one rule, for every error answer of the registry's ``/v1``
 and ``/mesh`` (``registry/errors.py``, ``body_limit.py``'s 413, ``slow_clients.py``'s 431,
-``registry/relay.py``'s node refusals) and the node's (``node/app.py``):
+``registry/relay.py``'s node refusals) and the node's (``node/app.py``). Every error
+answer carries the header; by what the answer means:
 
-- ``False`` where a retry cannot help soon: no node serves the model at all, or none
-  within the request's constraints (``hopeless``); any other 4xx but 408 and 429 (the
-  client's own request: bad, unknown model, not paid, not allowed, a request id that
-  already ran, 409 ``duplicate_request``, which is never run twice); a wait longer than
-  :data:`SOON_S`;
-- ``True`` where it can: 408; 429 (a full node, a client over its rate) and 503 (a node
-  draining or paused, the database busy) with a ``Retry-After`` within :data:`SOON_S`;
-- ``None`` (no header: the client's own rule) for other 5xx (a node failed, a timeout).
+- ``True`` where a retry can help soon: 408; 429 (a full node, a client over its rate)
+  and 503 (a node draining or paused, the database busy) with a ``Retry-After`` within
+  :data:`SOON_S`; a 502 (every node the request tried failed) only with a ``Retry-After``
+  within :data:`SOON_S` that the gateway estimated: a node this request has not tried
+  would take it now or then (:func:`retry_estimate`, from the router's decision);
+- ``False`` where it cannot:
+
+  - no node serves the model at all, or none within the request's constraints
+    (``hopeless``); a wait longer than :data:`SOON_S`;
+  - any other 4xx (the client's own request: bad, unknown model, not paid, not allowed,
+    a request id that already ran, 409 ``duplicate_request``, which is never run twice);
+  - 504 ``upstream_timeout``: the request used its whole deadline (the registry's
+    ``request_timeout_s``) and a retry would most likely take as long again; its message
+    says what to change (:func:`deadline_message`: fewer tokens, a stream);
+  - a 502 without an estimate: every node that would take it failed it (the gateway
+    already failed over between nodes, up to ``max_attempts``: a client's retry on top
+    would multiply the work on a failing fleet), the gateway's retry budget is spent
+    (many requests fail: retries are shed, not added), or its deadline passed;
+  - 500: a fault in the gateway's own code or a node's engine, which a retry most likely
+    meets again; and an answer may have been paid before the fault (its id is then held:
+    ``registry/idempotency.py``), which a retry without an id would run and pay again;
+  - any other 5xx.
 """
 
 from __future__ import annotations
 
-__all__ = ["HEADER", "SOON_S", "retry_header", "should_retry"]
+import math
+
+from LLM_Mesh.core.route_types import Decision, Verdict
+
+__all__ = [
+    "HEADER",
+    "SOON_S",
+    "deadline_message",
+    "retry_estimate",
+    "retry_header",
+    "should_retry",
+]
 
 #: the header OpenAI's SDKs read (lower case: how the ASGI layer and HTTP/1.1 write it)
 HEADER = "x-should-retry"
@@ -31,28 +61,52 @@ HEADER = "x-should-retry"
 SOON_S = 60.0
 
 
-def should_retry(
-    status: int, retry_after: float | None = None, *, hopeless: bool = False
-) -> bool | None:
+def should_retry(status: int, retry_after: float | None = None, *, hopeless: bool = False) -> bool:
     """Whether a client should retry an error answer of ``status`` (module docstring);
-    ``retry_after``: its ``Retry-After`` in seconds, if any; ``hopeless``: no node serves
-    the model (within the request's constraints), so no retry can answer soon."""
+    ``retry_after``: its ``Retry-After`` in seconds, if any (a 502's: the gateway's
+    estimate); ``hopeless``: no node serves the model (within the request's constraints),
+    so no retry can answer soon."""
     if hopeless:
         return False
-    if status in (429, 503):
-        return retry_after is None or retry_after <= SOON_S
     if status == 408:
         return True
-    if 400 <= status < 500:
-        return False
-    return None
+    if status in (429, 503):
+        return retry_after is None or retry_after <= SOON_S
+    if status == 502:  # only with the gateway's estimate of a node that would take it
+        return retry_after is not None and retry_after <= SOON_S
+    return False  # the client's own 4xx; 500, 504 and any other 5xx
 
 
 def retry_header(
     status: int, retry_after: float | None = None, *, hopeless: bool = False
 ) -> dict[str, str]:
-    """:func:`should_retry`'s verdict as the answer's header (none without one)."""
-    verdict = should_retry(status, retry_after, hopeless=hopeless)
-    if verdict is None:
-        return {}
-    return {HEADER: "true" if verdict else "false"}
+    """:func:`should_retry`'s verdict as the answer's header."""
+    return {HEADER: "true" if should_retry(status, retry_after, hopeless=hopeless) else "false"}
+
+
+def retry_estimate(d: Decision) -> int | None:
+    """A 502's ``Retry-After`` from the router's decision ``d`` for the same request
+    without the nodes it tried: 1 s when another node would take it now, the router's
+    wait (a saturated model's, the end of an untried node's hold) when it has one, else
+    ``None`` (no other node: no retry soon)."""
+    if d.verdict is Verdict.OK:
+        return 1
+    if d.wait_s is None or not math.isfinite(d.wait_s):
+        return None
+    return max(1, math.ceil(d.wait_s))
+
+
+def deadline_message(node: str, kind: str, deadline_s: float, *, stream: bool = False) -> str:
+    """A 504's message: the request used its whole deadline, and what to change (a
+    ``stream``: its first token did not come in time, so not "stream it")."""
+    change = (
+        "Ask for a shorter prompt or a smaller model"
+        if stream
+        else "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
+        "answer (stream: true: only its first token is held to the deadline)"
+    )
+    return (
+        f"node {node} did not answer within the request's deadline of {deadline_s:g} s "
+        f"({kind}; the registry's request_timeout_s): a retry would most likely take as "
+        f"long again. {change}"
+    )

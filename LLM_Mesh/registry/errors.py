@@ -3,9 +3,11 @@ id in ``X-Request-Id`` and ``X-Mesh-Request-Id`` (the request's, else a new one:
 :mod:`LLM_Mesh.request_id`; an unhandled error's in its log line).
 
 ``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
-for ``ModelUnavailable`` / ``Overloaded`` / ``SettlementUnavailable`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); every
-error answer but a 500/502/504 carries ``x-should-retry`` (``core/client_retry.py``: false
-where a client's retry cannot help soon, as for a model no node serves); FastAPI request validation errors
+for ``ModelUnavailable`` / ``Overloaded`` / ``SettlementUnavailable`` / ``StoreUnavailable``
+and an ``UpstreamError`` with the gateway's estimate, and a ``RateLimited``'s
+``x-ratelimit-*``); every error answer carries ``x-should-retry`` (``core/client_retry.py``:
+false where a client's retry cannot help soon, as for a model no node serves, a 504 that
+used its whole deadline, a 500); FastAPI request validation errors
 -> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
 -> their status in OpenAI shape; the database not answering (SQLite's write lock held
 past its busy timeout, a lost PostgreSQL connection: SQLAlchemy's ``OperationalError``
@@ -37,6 +39,7 @@ from LLM_Mesh.errors import (
     RateLimited,
     SettlementUnavailable,
     StoreUnavailable,
+    UpstreamError,
 )
 
 # (re-exported: the registry's modules take them from here)
@@ -69,6 +72,9 @@ def error_response(exc: MeshError) -> Response:
         headers["Retry-After"] = str(wait)
         if isinstance(exc, RateLimited):
             headers.update(exc.headers)
+    elif isinstance(exc, UpstreamError) and exc.retry_after is not None:  # the estimate
+        wait = max(1, int(exc.retry_after))
+        headers["Retry-After"] = str(wait)
     hopeless = isinstance(exc, ModelUnavailable) and exc.hopeless
     headers.update(retry_header(exc.status, wait, hopeless=hopeless))
     # the request's id (its log line's and record's), else a new one: every error answer
@@ -158,7 +164,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             "code": "internal_error",
         }
     }
-    return json_response(body, 500, named)
+    # no retry (core/client_retry.py): a fault a retry most likely meets again, after a
+    # payment perhaps (a retry without an id would run and pay again)
+    return json_response(body, 500, {**retry_header(500), **named})
 
 
 def _fresh_id() -> dict[str, str]:

@@ -296,9 +296,10 @@ def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
 # every error answer's advice to OpenAI's SDKs, which obey it (core/client_retry.py)
 _SHOULD_RETRY = {
     "description": (
-        "`false`: a retry cannot help soon (the request's own fault, or no node serves "
-        "the model within its constraints); `true`: a retry after `Retry-After` can; "
-        "absent (a 500, 502, 504): the client's own rule"
+        "`false`: a retry cannot help soon (the request's own fault; no node serves "
+        "the model within its constraints; a 504: the request used its whole deadline; "
+        "a 502 with no other node to try; a 500); `true`: a retry after `Retry-After` "
+        "can (a 502's: the gateway's estimate of when a node it did not try takes it)"
     ),
     "schema": {"type": "string", "enum": ["true", "false"]},
 }
@@ -420,11 +421,18 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                     "(`overloaded`; anonymous requests are refused first)",
                     retry_after=True,
                 ),
-                "502": _error("the nodes failed (`upstream_error`)"),
+                "502": _error(
+                    "the nodes tried failed (`upstream_error`; `Retry-After` when a node "
+                    "not tried would take it)",
+                    retry_after=True,
+                ),
                 "503": _error(
                     "no healthy node serves the model now (`model_unavailable`)", retry_after=True
                 ),
-                "504": _error("no answer within the deadline (`upstream_timeout`)"),
+                "504": _error(
+                    "no answer within the request's deadline (`upstream_timeout`; "
+                    "`x-should-retry: false`: ask fewer `max_tokens`, or stream)"
+                ),
             },
         }
     }

@@ -63,6 +63,7 @@ from typing import Any
 
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
+from LLM_Mesh.core.client_retry import deadline_message, retry_estimate
 from LLM_Mesh.core.delivered import (
     answer_bytes,
     counted_completion,
@@ -316,6 +317,9 @@ class Exchange:
             last = self._no_node(routing.pick(self._route_request()))
         elif fo.budget_exhausted:
             last.extra["retry_budget_exhausted"] = True
+        elif type(last) is UpstreamError and fo.stopped in (Stop.NO_NODE, Stop.MAX_ATTEMPTS):
+            # a 502's Retry-After: a node this request did not try takes it now or then
+            last.estimated(retry_estimate(routing.pick(self._route_request())))
         if first and isinstance(last, (ModelUnavailable, Overloaded)):
             routing.demand.refuse(job.model, NO_NODE if isinstance(last, ModelUnavailable)
                                   else SATURATED)  # fmt: skip
@@ -342,8 +346,9 @@ class Exchange:
             # the client learns the node's id and the error's class, never its URL: that is
             # its operator's address (docs/security.md, "Public listings"), and the
             # transport's own text names it (aiohttp's "Cannot connect to host …", a URL)
-            if outcome is Outcome.TIMEOUT:
-                msg = f"node {node} timed out: {kind}"
+            if outcome is Outcome.TIMEOUT:  # the deadline spent: no retry, what to change
+                msg = deadline_message(node, kind, self.rt.settings.request_timeout_s,
+                                       stream=self.job.stream)  # fmt: skip
                 return outcome, UpstreamTimeout(msg, node_id=node, attempts=attempts), None
             if outcome is Outcome.CONNECT_ERROR:
                 msg = f"node {node} is unreachable: {kind}"

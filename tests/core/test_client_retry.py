@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from LLM_Mesh.core.client_retry import HEADER, SOON_S, retry_header, should_retry
+from LLM_Mesh.core.client_retry import (
+    HEADER,
+    SOON_S,
+    deadline_message,
+    retry_estimate,
+    retry_header,
+    should_retry,
+)
+from LLM_Mesh.core.route_types import Decision, Verdict
 
 
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 405, 409, 413, 422, 431])
@@ -27,10 +37,75 @@ def test_no_node_serving_the_model_is_never_retried() -> None:
     assert retry_header(503, 10, hopeless=True) == {HEADER: "false"}
 
 
-@pytest.mark.parametrize("status", [500, 502, 504])
-def test_a_failure_is_left_to_the_clients_own_rule(status: int) -> None:
-    assert should_retry(status) is None
-    assert retry_header(status) == {}
+def test_a_request_that_used_its_whole_deadline_is_not_retried() -> None:
+    # a 504: a retry would most likely take as long again (found 2026-12-05: 6 minutes)
+    assert should_retry(504) is False
+    assert should_retry(504, 1) is False
+    assert retry_header(504) == {HEADER: "false"}
+
+
+def test_a_failure_is_retried_only_with_the_gateways_estimate() -> None:
+    assert should_retry(502) is False  # every node that would take it failed it
+    assert should_retry(502, 1) is True  # a node the request did not try takes it now
+    assert should_retry(502, SOON_S) is True
+    assert should_retry(502, SOON_S + 1) is False
+    assert retry_header(502, 1) == {HEADER: "true"}
+
+
+@pytest.mark.parametrize("status", [500, 501, 505, 599])
+def test_a_fault_and_any_other_5xx_are_not_retried(status: int) -> None:
+    assert should_retry(status) is False
+    assert retry_header(status) == {HEADER: "false"}
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "hopeless", "verdict"),
+    [  # the whole rule, one row a case (module docstring)
+        (400, None, False, False),
+        (404, None, False, False),
+        (408, None, False, True),
+        (409, None, False, False),
+        (429, 1, False, True),
+        (429, 61, False, False),
+        (500, None, False, False),
+        (502, None, False, False),
+        (502, 1, False, True),
+        (503, None, False, True),
+        (503, 10, False, True),
+        (503, 10, True, False),
+        (503, 3600, False, False),
+        (504, None, False, False),
+    ],
+)
+def test_the_rules_table(
+    status: int, retry_after: float | None, hopeless: bool, verdict: bool
+) -> None:
+    assert should_retry(status, retry_after, hopeless=hopeless) is verdict
+
+
+@pytest.mark.parametrize(
+    ("decision", "estimate"),
+    [
+        (Decision(Verdict.OK, "n2"), 1),  # another node takes it now
+        (Decision(Verdict.SATURATED, wait_s=2.2), 3),  # another node has room in 2.2 s
+        (Decision(Verdict.NO_NODE, wait_s=0.1), 1),  # an untried node's hold ends
+        (Decision(Verdict.NO_NODE), None),  # no other node: no retry soon
+        (Decision(Verdict.SATURATED, wait_s=math.inf), None),
+    ],
+)
+def test_a_502s_estimate_is_the_routers_decision_without_the_nodes_tried(
+    decision: Decision, estimate: int | None
+) -> None:
+    assert retry_estimate(decision) == estimate
+
+
+def test_a_504s_message_says_what_to_change() -> None:
+    text = deadline_message("n1", "DeadlineExceeded", 120.0)
+    assert text.startswith("node n1 did not answer within the request's deadline of 120 s")
+    for words in ("request_timeout_s", "max_tokens", "stream: true"):
+        assert words in text
+    streamed = deadline_message("n1", "ReadTimeout", 120.0, stream=True)
+    assert "shorter prompt" in streamed and "stream: true" not in streamed
 
 
 def test_a_request_timeout_is_retried() -> None:

@@ -25,10 +25,13 @@ def test_json_response_never_writes_nan_or_infinity(value: float) -> None:
 async def test_every_error_answer_says_whether_a_retry_can_help(tmp_path: Path) -> None:
     """``x-should-retry`` (core/client_retry.py) on the error handler's answers: a route
     that is not there and a wrong method (the client's), the database busy (a retry
-    helps at once); none on an internal error (the client's own rule)."""
+    helps at once); a node's failure with no estimate of another node, no retry."""
     async with running(tmp_path) as h:
         assert (await h.client.get("/v1/nothing")).headers["x-should-retry"] == "false"
         assert (await h.client.delete("/v1/models")).headers["x-should-retry"] == "false"
         busy = error_response(StoreUnavailable("busy"))
         assert (busy.status_code, busy.headers["x-should-retry"]) == (503, "true")
-        assert "x-should-retry" not in error_response(UpstreamError("node failed")).headers
+        failed = error_response(UpstreamError("node failed")).headers
+        assert failed["x-should-retry"] == "false" and "retry-after" not in failed
+        soon = error_response(UpstreamError("node failed", retry_after=1)).headers
+        assert (soon["x-should-retry"], soon["retry-after"]) == ("true", "1")

@@ -7,7 +7,9 @@ where the README says the gateway answers at once)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -91,3 +93,36 @@ async def test_a_full_nodes_429_is_still_retried_by_the_sdk(tmp_path: Path) -> N
     assert (sent.attempts, sent.advice) == (2, ["true", "true"])
     assert len(node.calls) == 1 and took >= 0.9  # the retry after its Retry-After (the
     # gateway then knows the node full until its next heartbeat: 429 with its own estimate)
+
+
+@pytest.fixture
+def short_deadline_mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
+    """The in-process mesh with a 0.3 s request deadline (``request_timeout_s``)."""
+    mesh = InProcessMesh(tmp_path / "mesh", request_timeout_s=0.3).start()
+    try:
+        yield mesh
+    finally:
+        mesh.close()
+
+
+async def test_a_request_that_used_its_whole_deadline_is_not_run_again_by_the_sdk(
+    short_deadline_mesh: InProcessMesh,
+) -> None:
+    """A 504 means the request used its whole deadline (``request_timeout_s``): a retry
+    takes as long again (found 2026-12-05, a new user's walk: a real model on a loaded box
+    hit the 120 s deadline, and the SDK's two retries made one call take 6 minutes, each
+    running the model again). SIMULATED: a sim node slower than a 0.3 s deadline."""
+    mesh = short_deadline_mesh
+    mesh.add_node("gemma-3-270m", ttft_s=5.0, sleep=asyncio.sleep)  # SIMULATED, slow
+    sent = Sent()
+    async with _sdk(mesh.transport(), REGISTRY_URL, sent) as client:
+        t0 = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as spent:
+            await client.chat.completions.create(model="gemma-3-270m", messages=HI)
+        took = time.monotonic() - t0
+    assert spent.value.status_code == 504
+    assert (sent.attempts, sent.advice) == (1, ["false"])  # main: 3 attempts, no advice
+    assert took < 1.5, took  # one deadline (0.3 s), not three plus the SDK's backoffs
+    message = spent.value.message
+    for words in ("deadline", "0.3 s", "max_tokens", "stream"):  # what to change
+        assert words in message, message
