@@ -244,7 +244,7 @@ def test_playground_offers_served_models_and_task_types(inprocess_mesh: InProces
     inprocess_mesh.add_node(MODEL)
     _s, body, _h = get(inprocess_mesh, "/dashboard/playground")
     assert f'<option value="{MODEL}">{MODEL} (simulated)</option>' in body
-    assert f'<option value="python" data-model="{MODEL}">python → {MODEL}</option>' in body
+    assert f'<option value="python" data-model="{MODEL}">python → {MODEL} (simulated)</option>' in body
 
 
 def test_ledger_page_lists_entries_and_checkpoints(inprocess_mesh: InProcessMesh) -> None:
