@@ -218,7 +218,9 @@ def _verify(page: Any, seq: int) -> dict[str, str]:
     )
     result = page.locator("#verify-result")
     steps = {
-        li.get_attribute("data-step"): f"{li.get_attribute('class')}@{li.get_attribute('data-where')}"
+        li.get_attribute(
+            "data-step"
+        ): f"{li.get_attribute('class')}@{li.get_attribute('data-where')}"
         for li in result.locator("li").all()
     }
     steps["verdict"] = result.get_attribute("data-verdict") or ""
@@ -238,7 +240,9 @@ def test_an_inclusion_proof_is_checked_in_the_browser(
     # by number, with the keyboard only
     page.locator("#verify-seq").fill("1")
     page.locator("#verify-seq").press("Enter")
-    page.wait_for_function("() => document.getElementById('verify-result').dataset.verdict === 'ok'")
+    page.wait_for_function(
+        "() => document.getElementById('verify-result').dataset.verdict === 'ok'"
+    )
     page.context.close()
 
 
@@ -400,13 +404,61 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
     assert page.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") is None
     # a wrong token: refused (the browser logs the 401 it was expected to get)
     watch.expect(r"HTTP 401: GET .*/dashboard/fragment/operator")
-    watch.expect(r"console error: Failed to load resource: the server responded with a status of 401")
+    watch.expect(
+        r"console error: Failed to load resource: the server responded with a status of 401"
+    )
     page.fill("#op-token", "not-a-token")
     page.press("#op-token", "Enter")
     page.wait_for_function(
         "() => document.getElementById('op-status').textContent.includes('not a live operator token')"
     )
     assert page.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") is None
+    page.context.close()
+
+
+def _settled(mesh: LocalMesh, token: str) -> None:
+    """Wait until a request this mesh served is settled to the operator's account."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = httpx.get(mesh.registry_url + "/v1/earnings", headers=headers, timeout=10)
+        if r.status_code == 200 and r.json()["by_model"]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"nothing settled to the operator within 60 s: {r.text[:300]}")
+
+
+def test_the_operator_view_labels_the_sim_node_and_its_earnings_simulated(
+    mesh: LocalMesh, browser: Any, watch: PageWatch
+) -> None:
+    """The operator's node row, its earnings per model and their total say "simulated" (the
+    node runs the sim engine), as do the playground's task picks and the node's page (found
+    2026-12-05: the earnings per model and the task picks read like a real model's)."""
+    token = mesh._operator_token
+    assert token
+    _traffic(mesh, 2)
+    _settled(mesh, token)
+    node_id = _node_id(mesh)
+    page = _page(browser, watch)
+    page.goto(_base(mesh) + "/operator")
+    page.fill("#op-token", token)
+    page.press("#op-token", "Enter")
+    earned = '#op-result [data-table="earnings-model"] tr[data-model="gemma-3-270m"] th'
+    page.wait_for_selector(earned)
+    assert (
+        page.locator(f'#op-result tr[data-node="{node_id}"] th .tag.sim').inner_text()
+        == "simulated"
+    )
+    assert page.locator(f"{earned} .tag.sim").inner_text() == "simulated"
+    totals = page.locator('#op-result [data-earnings="totals"]').inner_text()
+    assert "of it earned by simulated nodes" in totals, totals
+    page.goto(_base(mesh) + "/playground")
+    python = page.locator('#play-task option[value="python"]').inner_text()
+    assert python == "python → gemma-3-270m (simulated)", python
+    page.goto(_base(mesh) + f"/nodes/{node_id}")
+    assert page.locator("h1 .tag.sim").inner_text() == "simulated"
     page.context.close()
 
 
