@@ -346,9 +346,10 @@ def metrics_line(
         return " · ".join(parts)
     lines: list[str] = []
     line, used = "", 0
-    for part in parts:
+    for i, part in enumerate(parts):
         cells = Text.from_markup(part).cell_len
-        if line and used + 3 + cells > width:  # " · " and this fact: on the next line
+        room = width - (0 if i == len(parts) - 1 else 2)  # a line ends " ·" but the last
+        if line and used + 3 + cells > room:  # " · " and this fact: on the next line
             lines.append(line + " ·")
             line, used = "", 0
         line, used = (f"{line} · {part}", used + 3 + cells) if line else (part, cells)

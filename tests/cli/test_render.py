@@ -400,5 +400,6 @@ def test_the_metrics_line_keeps_each_figure_with_its_label_at_any_width() -> Non
         for fact in facts:
             assert any(fact in row for row in lines), (width, fact, lines)
         assert all(len(row) <= width for row in lines)
+        assert all(row.strip() not in ("", "·") for row in lines), (width, lines)  # no "·" alone
     # without a width: one line, as before (piped output, tests)
     assert "\n" not in metrics_line(mesh)
