@@ -215,8 +215,8 @@ async def ask_once(
         (prompt if not chat else "") + terminal_text(r.text), markup=False, highlight=False
     )
     mesh = {**r.to_dict(), "model": r.model}
-    note = f" (fallback from {shown(r.fallback_from)})" if r.fallback_from else ""
-    console.print(f"[dim]{metrics_line(mesh)}{note}[/]")
+    note = f"(fallback from {shown(r.fallback_from)})" if r.fallback_from else ""
+    console.print(f"[dim]{metrics_line(mesh, note=note, width=console.width)}[/]")
     return r.receipt
 
 
@@ -278,10 +278,11 @@ async def _ask_streaming(
                     exc, model, task, fallback=fallback, flag="--fallback"
                 )
                 _, mesh, ttft, total = await one(alt)
-                note = f" (fallback from {shown(model)})"
+                note = f"(fallback from {shown(model)})"
     except MeshError as exc:
         if not chat and not exc.extra.get("printed"):
             console.print()  # end the echoed prompt's line before the error
         raise
-    console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}{note}[/]")
+    line = metrics_line(mesh, client_ttft_ms=ttft, total_ms=total, note=note, width=console.width)
+    console.print(f"[dim]{line}[/]")
     return saved_form(mesh)

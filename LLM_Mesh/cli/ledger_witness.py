@@ -8,7 +8,9 @@ per origin, the size, root and note it cosigned; written whole and renamed into 
 then the ``cosignature/v1`` line goes to the registry (``POST /v1/ledger/cosignatures``),
 which serves it with the checkpoint; verifiers require it with ``llm-mesh ledger verify
 --witness <key text>``. Refused (a split view, a rollback, a bad signature...): both
-notes are printed as evidence, the state is left as it was and the command exits 1.
+notes are printed as evidence, the state is left as it was and the command exits 1. A
+cosignature the registry refuses (403: not a witness it accepts) is said, "not handed in",
+and exits 3 (``witness_rounds.py``: the exit statuses, and rounds until a signal stops them).
 
 Files in ``$LLM_MESH_HOME``: ``witness.key`` (Ed25519, PEM, mode 0600, made once and never
 overwritten, like a node's key), ``witness_state.json`` and ``witness.lock`` (one witness
@@ -31,12 +33,10 @@ state unchanged, the rounds go on (one round: exit 1).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,7 +57,8 @@ from LLM_Mesh.cli.common import (
     json_object,
     settings_from,
 )
-from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.cli.render import shown
+from LLM_Mesh.cli.witness_rounds import NOT_HANDED_IN, Round, print_round, round_status, run_witness
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.checkpoint import Checkpoint, parse_log_vkey
 from LLM_Mesh.core.ledger_keys import KeyTrust
@@ -65,7 +66,6 @@ from LLM_Mesh.core.witness import (
     FUTURE_S,
     BadCosignature,
     Cosigned,
-    Decision,
     WitnessKey,
     cosign,
     cosigners,
@@ -77,7 +77,7 @@ from LLM_Mesh.core.witness import (
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.secret_files import try_lock
 from LLM_Mesh.tls import client_ssl_context
-from LLM_Mesh.witness.log_keys import KEYS_FILE, LogKeyMemory, LogKeyRefused
+from LLM_Mesh.witness.log_keys import KEYS_FILE, LogKeyMemory
 from LLM_Mesh.witness.server import WitnessService, bind, parse_listen, serve
 from LLM_Mesh.witness.state import (
     KEY_FILE,
@@ -91,6 +91,7 @@ from LLM_Mesh.witness.state import (
 
 __all__ = [
     "KEY_FILE",
+    "NOT_HANDED_IN",
     "STATE_FILE",
     "Round",
     "check_witnessed",
@@ -98,6 +99,7 @@ __all__ = [
     "load_state",
     "parse_witness_keys",
     "print_round",
+    "round_status",
     "run_witness",
     "save_state",
     "witness_command",
@@ -107,21 +109,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # -- one round ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Round:
-    """One round's outcome: ``decision`` ``None`` when the registry has signed nothing
-    yet; ``last``: the cosigned checkpoint before it; ``note``: the one offered now."""
-
-    decision: Decision | None
-    last: Cosigned | None
-    note: str = ""
-    submitted: str = ""  # what the registry said of the cosignature, or why it was not sent
-
-    @property
-    def refused(self) -> bool:
-        return self.decision is not None and not self.decision.ok
 
 
 # the most of one registry answer a witness in rounds reads, decoded (a consistency proof is
@@ -241,80 +228,6 @@ def _error_message(resp: httpx.Response) -> str:
     error = said.get("error") if isinstance(said, dict) else None
     msg = error.get("message") if isinstance(error, dict) else None
     return msg[:300] if isinstance(msg, str) else resp.text[:300]
-
-
-def _note(title: str, note: str) -> None:
-    err.print(f"--- {title}", markup=False, highlight=False, soft_wrap=True)
-    err.print(terminal_text(note.rstrip("\n")), markup=False, highlight=False, soft_wrap=True)
-
-
-def print_round(rnd: Round) -> None:
-    d = rnd.decision
-    if d is None:
-        console.print("nothing to cosign: the registry has signed no checkpoint yet")
-        return
-    if d.ok and rnd.submitted.startswith("refused"):
-        err.print(f"[red]not handed in[/]: {shown(d.message)}, cosigned; {shown(rnd.submitted)}",
-                  highlight=False, soft_wrap=True)  # fmt: skip
-        return
-    if d.ok:
-        console.print(f"[green]cosigned[/]: {shown(d.message)}; {shown(rnd.submitted)}")
-        return
-    err.print(f"[red]REFUSED ({d.kind})[/]: {shown(d.message)}", highlight=False, soft_wrap=True)
-    if rnd.last is not None:
-        err.print(
-            "evidence: the checkpoint this witness cosigned before and the one the registry "
-            "offers now (check both with any C2SP signed-note verifier):",
-            highlight=False,
-            soft_wrap=True,
-        )
-        _note(f"cosigned before (size {rnd.last.size})", rnd.last.note)
-    _note("offered now", rnd.note)
-    err.print("the witness's state is unchanged: nothing was cosigned")
-
-
-def run_witness(
-    state_path: Path,
-    lock_path: Path,
-    one_round: Callable[[], Any],
-    every: float | None,
-) -> int:
-    """Rounds until one is refused (exit 1) or, without ``every``, after one: the exit code.
-    ``one_round``: an awaitable factory of :class:`Round`."""
-    fd = try_lock(lock_path)
-    if fd is None:
-        raise MeshError(f"another witness runs on this home ({lock_path} is held)")
-    try:
-
-        async def go() -> int:
-            while True:
-                try:
-                    rnd: Round = await one_round()
-                except LogKeyRefused as exc:  # (witness/log_keys.py): no cosignature
-                    if every is None:
-                        raise
-                    err.print(f"[red]REFUSED (log key)[/]: {shown(exc)}; the witness's state is "
-                              f"unchanged; again in {every:g} s", highlight=False,
-                              soft_wrap=True)  # fmt: skip
-                # (the shapes are read into MeshError; the rest: a registry's answer this
-                # reading missed must not end a witness that runs for months)
-                except (MeshError, httpx.HTTPError, ValueError, KeyError, TypeError,
-                        AttributeError, RecursionError, OverflowError) as exc:  # fmt: skip
-                    if every is None:
-                        raise
-                    err.print(f"[yellow]round failed[/] ({type(exc).__name__}: {shown(exc)}); "
-                              f"again in {every:g} s", highlight=False)  # fmt: skip
-                else:
-                    print_round(rnd)
-                    if rnd.refused:
-                        return 1
-                    if every is None:
-                        return 0 if not rnd.submitted.startswith("refused") else 1
-                await asyncio.sleep(every)
-
-        return asyncio.run(go())
-    finally:
-        os.close(fd)
 
 
 # -- the commands' glue ---------------------------------------------------------------
@@ -507,10 +420,14 @@ def witness_command(
     trust a new one only by its signed rotation chain or --accept-new-key; any other is
     refused: nothing cosigned, the rounds go on.
 
-    Rounds exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback,
-    a checkpoint not signed by the registry's key: both notes printed as evidence, nothing
-    cosigned; one round: a log key not trusted) or an error. --listen serves until interrupted (refusals answered as C2SP
-    tlog-witness says: 409, 422, 403, ...; the state never goes back). Prints the witness key text verifiers pass to
+    Exit 0: cosigned and handed in (or nothing signed yet); 1: refused (a split view, a
+    rollback, a checkpoint not signed by the registry's key: both notes printed as
+    evidence, nothing cosigned; one round: a log key not trusted) or an error; 3: cosigned
+    but not handed in (the registry refused the cosignature: its LLM_MESH_LEDGER_WITNESSES
+    lacks this key). With --every a round not handed in or failed is said and the rounds go
+    on; a refusal ends them (1); SIGTERM or Ctrl-C ends them, says what they came to and
+    exits with the last round's status. --listen serves until interrupted (refusals answered
+    as C2SP tlog-witness says: 409, 422, 403, ...; the state never goes back). Prints the witness key text verifiers pass to
     `llm-mesh ledger verify --witness` and the registry's operator to
     LLM_MESH_LEDGER_WITNESSES."""
     ca = str(registry_ca.expanduser()) if registry_ca else None

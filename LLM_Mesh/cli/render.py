@@ -314,8 +314,17 @@ def print_status(
 
 
 def metrics_line(
-    mesh: Mapping[str, Any], *, client_ttft_ms: float | None = None, total_ms: float | None = None
+    mesh: Mapping[str, Any],
+    *,
+    client_ttft_ms: float | None = None,
+    total_ms: float | None = None,
+    note: str = "",
+    width: int | None = None,
 ) -> str:
+    """Who served an answer, how fast and for what, one line of facts (markup) joined by
+    " · ", ``note`` last; with ``width`` (the console's), broken into lines of at most that
+    many cells between facts only, never inside one (found 2026-12-05: at a narrow width
+    Rich wrapped "total" / "986 ms" and "cost 1,234" / "µNT")."""
     parts = [
         f"node {shown(mesh.get('node_id'))}",
         f"model {shown(mesh.get('model'))}",
@@ -331,7 +340,20 @@ def metrics_line(
         parts.append(f"{tps:.1f} tok/s")
     parts.append(f"{_count(mesh.get('completion_tokens', 0))} tokens")
     parts.append(f"cost {_cost(mesh)}")
-    return " · ".join(parts)
+    if note:
+        parts.append(note)
+    if width is None:
+        return " · ".join(parts)
+    lines: list[str] = []
+    line, used = "", 0
+    for i, part in enumerate(parts):
+        cells = Text.from_markup(part).cell_len
+        room = width - (0 if i == len(parts) - 1 else 2)  # a line ends " ·" but the last
+        if line and used + 3 + cells > room:  # " · " and this fact: on the next line
+            lines.append(line + " ·")
+            line, used = "", 0
+        line, used = (f"{line} · {part}", used + 3 + cells) if line else (part, cells)
+    return "\n".join([*lines, line])
 
 
 def metrics_table(

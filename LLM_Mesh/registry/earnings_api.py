@@ -145,6 +145,5 @@ async def get_earnings(
     answer = report.to_json()
     for row in answer["by_node"]:  # found 2026-12-05: a sim node's earnings read unlabelled
         entry = rt.table.get(row["node_id"])
-        models = entry.models.values() if entry is not None else ()
-        row["simulated"] = bool(models) and all(m.simulated for m in models)
+        row["simulated"] = entry is not None and entry.simulated
     return JSONAnswer(answer)

@@ -107,6 +107,11 @@ class NodeEntry:
     # listing says so, not just OFFLINE (``NodeTable.revoke``; ``revocations.py``)
     revoked: bool = False
 
+    @property
+    def simulated(self) -> bool:
+        """Every model it registered runs a simulated engine (its answers made up)."""
+        return bool(self.models) and all(m.simulated for m in self.models.values())
+
 
 _KEPT_ON_REGISTER = (
     "reported_in_flight", "reported_queued", "known_load",  # its last load report

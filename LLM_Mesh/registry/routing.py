@@ -396,7 +396,7 @@ class Routing:
         """``GET /mesh/nodes``: the registration, liveness and the router's view of the node."""
         st = self.router.node(entry.node_id)
         extra: dict[str, Any] = {"uptime": entry.uptime, "continuation": entry.continuation}
-        extra["simulated"] = bool(entry.models) and all(m.simulated for m in entry.models.values())
+        extra["simulated"] = entry.simulated
         in_flight = entry.reported_in_flight
         health = 0.0 if entry.check_failed else 1.0
         latency = ttft = None

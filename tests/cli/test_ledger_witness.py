@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli import ledger_witness
 from LLM_Mesh.cli.ledger_witness import (
     KEY_FILE,
+    NOT_HANDED_IN,
     Round,
     load_or_create_witness_key,
     load_state,
@@ -260,12 +261,12 @@ def test_a_registry_that_refuses_the_cosignature_fails_the_round(
     reg = tmp_path / "reg"
     _grow(reg, (10,))
     w = Witness(tmp_path / "w")
-    assert w.run(reg, accepted=()) == 1
+    assert w.run(reg, accepted=()) == NOT_HANDED_IN  # 3: not 0, and not a refusal's 1
     said = capsys.readouterr()
     assert "refused by the registry (403)" in flat(said.err) and not said.out
     assert "not handed in" in flat(said.err) and "LLM_MESH_LEDGER_WITNESSES" in flat(said.err)
     other = witness_key(Ed25519PrivateKey.generate(), "witness.test/w2").vkey
-    assert w.run(reg, accepted=(other,)) == 1  # another witness is accepted, not this one
+    assert w.run(reg, accepted=(other,)) == NOT_HANDED_IN  # another witness is accepted, not this one
     said = capsys.readouterr()
     message = flat(said.err)
     assert "'witness.test/w1' is not a witness this registry accepts" in message, message

@@ -379,3 +379,27 @@ def test_status_keeps_a_slow_nodes_times_with_their_units(width: int) -> None:
     out = console.export_text()
     assert max(len(line) for line in out.splitlines()) <= width, out
     assert re.search(r"\b(107168 ms|107 s)\b", out) and "9999 ms" in out, out
+
+
+def test_the_metrics_line_keeps_each_figure_with_its_label_at_any_width() -> None:
+    """Found 2026-12-05: in a narrow terminal `llm-mesh ask`'s line wrapped between a label
+    and its figure ("total" / "986 ms"); it now breaks only between the facts."""
+    from LLM_Mesh.cli.render import metrics_line
+
+    mesh = {"node_id": "node-" + "a" * 26, "model": "gemma-3-270m", "simulated": True,
+            "ttft_ms": 25.0, "latency_ms": 986.0, "tokens_per_s": 43.2,
+            "completion_tokens": 42, "cost": 1234}  # fmt: skip
+    facts = ["node node-" + "a" * 26, "model gemma-3-270m", "SIMULATED engine", "ttft 25 ms",
+             "total 986 ms", "43.2 tok/s", "42 tokens", "cost 1,234 µNT",
+             "(fallback from mistral-7b)"]  # fmt: skip
+    for width in range(40, 160):
+        console = Console(width=width, record=True)
+        line = metrics_line(mesh, width=width, note="(fallback from mistral-7b)")
+        console.print(f"[dim]{line}[/]")
+        lines = console.export_text().splitlines()
+        for fact in facts:
+            assert any(fact in row for row in lines), (width, fact, lines)
+        assert all(len(row) <= width for row in lines)
+        assert all(row.strip() not in ("", "·") for row in lines), (width, lines)  # no "·" alone
+    # without a width: one line, as before (piped output, tests)
+    assert "\n" not in metrics_line(mesh)

@@ -410,6 +410,52 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
     page.context.close()
 
 
+def _settled(mesh: LocalMesh, token: str) -> None:
+    """Wait until a request this mesh served is settled to the operator's account."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = httpx.get(mesh.registry_url + "/v1/earnings", headers=headers, timeout=10)
+        if r.status_code == 200 and r.json()["by_model"]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"nothing settled to the operator within 60 s: {r.text[:300]}")
+
+
+def test_the_operator_view_labels_the_sim_node_and_its_earnings_simulated(
+    mesh: LocalMesh, browser: Any, watch: PageWatch
+) -> None:
+    """The operator's node row, its earnings per model and their total say "simulated" (the
+    node runs the sim engine), as do the playground's task picks and the node's page (found
+    2026-12-05: the earnings per model and the task picks read like a real model's)."""
+    token = mesh._operator_token
+    assert token
+    _traffic(mesh, 2)
+    _settled(mesh, token)
+    node_id = _node_id(mesh)
+    page = _page(browser, watch)
+    page.goto(_base(mesh) + "/operator")
+    page.fill("#op-token", token)
+    page.press("#op-token", "Enter")
+    earned = '#op-result [data-table="earnings-model"] tr[data-model="gemma-3-270m"] th'
+    page.wait_for_selector(earned)
+    assert (
+        page.locator(f'#op-result tr[data-node="{node_id}"] th .tag.sim').inner_text()
+        == "simulated"
+    )
+    assert page.locator(f"{earned} .tag.sim").inner_text() == "simulated"
+    totals = page.locator('#op-result [data-earnings="totals"]').inner_text()
+    assert "of it earned by simulated nodes" in totals, totals
+    page.goto(_base(mesh) + "/playground")
+    python = page.locator('#play-task option[value="python"]').inner_text()
+    assert python == "python → gemma-3-270m (simulated)", python
+    page.goto(_base(mesh) + f"/nodes/{node_id}")
+    assert page.locator("h1 .tag.sim").inner_text() == "simulated"
+    page.context.close()
+
+
 SECRET = "lmo-do-not-put-me-in-a-url"
 PROMPT = "a-prompt-only-the-gateway-may-read"
 

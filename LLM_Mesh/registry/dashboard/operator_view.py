@@ -6,7 +6,9 @@ operator's token as a bearer header; none, unknown or revoked is 401). The earni
 ``settlements`` rows paid to the operator's account, after the fee, and uptime rewards
 from ``reward_periods``), per day, per model and per node, read through the ledger's
 engine. The canary verdicts are quality control's records (``Runtime.quality``) of the
-operator's nodes, per model, quarantines with their reason. Nothing here writes.
+operator's nodes, per model, quarantines with their reason. A simulated node (every model
+it registered runs a simulated engine), its earnings and a model only its simulated nodes
+serve are labelled so. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -61,7 +63,28 @@ async def operator_earnings(
     out["days"] = days
     out["by_node_map"] = {n["node_id"]: n for n in out["by_node"]}
     out["any"] = bool(out["by_day"])  # anything settled or rewarded in the window
+    _label_simulated(rt, nodes, out)
     return out
+
+
+def _label_simulated(rt: Runtime, nodes: set[str], out: dict[str, Any]) -> None:
+    """Simulated figures said (found 2026-12-05: a sim node's earnings read like a real
+    one's): each ``by_node`` row's ``simulated`` (``GET /v1/earnings``'s), ``simulated_total``
+    (what those nodes earned), and each ``by_model`` row's ``simulated``: ``"all"`` when every
+    one of the operator's nodes registered with the model here runs it on a simulated engine,
+    ``"some"`` when some do, ``None`` when none does (or none is registered now)."""
+    for row in out["by_node"]:
+        entry = rt.table.get(row["node_id"])
+        row["simulated"] = entry is not None and entry.simulated
+    out["simulated_total"] = sum(r["total"] for r in out["by_node"] if r["simulated"])
+    hosted: dict[str, list[bool]] = {}
+    for node_id in nodes:
+        entry = rt.table.get(node_id)
+        for model_id, m in (entry.models if entry is not None else {}).items():
+            hosted.setdefault(model_id, []).append(m.simulated)
+    for row in out["by_model"]:
+        sims = hosted.get(row["model"], [])
+        row["simulated"] = ("all" if all(sims) else "some") if any(sims) else None
 
 
 def canary_verdicts(rt: Runtime, nodes: set[str]) -> list[dict[str, Any]] | None:
@@ -69,4 +92,10 @@ def canary_verdicts(rt: Runtime, nodes: set[str]) -> list[dict[str, Any]] | None
     probe, and quarantine with reason; ``None`` when this gateway keeps no quality data."""
     if rt.quality is None:
         return None
-    return [row for node_id in sorted(nodes) for row in canary_rows(rt, node_id)]
+    out = []
+    for node_id in sorted(nodes):
+        entry = rt.table.get(node_id)
+        for row in canary_rows(rt, node_id):
+            row["simulated"] = entry is not None and entry.simulated
+            out.append(row)
+    return out

@@ -25,7 +25,6 @@ from LLM_Mesh.core.traffic import MODEL, NODE, TrafficSeries
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.listing import mesh_models, offered_specs
-from LLM_Mesh.registry.node_table import NodeEntry
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = [
@@ -81,10 +80,6 @@ def _node_row(
     return row
 
 
-def _simulated(entry: NodeEntry) -> bool:
-    return bool(entry.models) and all(m.simulated for m in entry.models.values())
-
-
 def node_rows(
     rt: Runtime, traffic: TrafficSeries, now: float, only: set[str] | None = None
 ) -> tuple[list[dict[str, Any]], int]:
@@ -134,7 +129,7 @@ def overview(rt: Runtime, traffic: TrafficSeries, now: float) -> dict[str, Any]:
         total += 1
         states[e.state.value] += 1
         healthy += table.healthy(e, clock)
-        simulated += _simulated(e)
+        simulated += e.simulated
     models = mesh_models(table)
     up = [m for m in models if m.get("available")]
     return {
@@ -197,14 +192,16 @@ def model_rows(
     return served, unserved, int(demand["window_s"])
 
 
-def task_models(rt: Runtime) -> list[tuple[str, str | None]]:
-    """Each task type and the model the mesh would pick for it now (``None``: none is up)."""
-    up = {m["id"] for m in mesh_models(rt.table) if m.get("available")}
+def task_models(rt: Runtime) -> list[tuple[str, str | None, bool]]:
+    """Each task type, the model the mesh would pick for it now (``None``: none is up), and
+    whether only simulated nodes serve that model."""
+    up = {m["id"]: bool(m.get("simulated")) for m in mesh_models(rt.table) if m.get("available")}
     specs = [s for s in offered_specs(rt.table) if s.id in up]
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, str | None, bool]] = []
     for task in TASK_SPECIALTIES:
         ranked = rank_models_for_task(task, specs)
-        out.append((task, ranked[0].id if ranked else None))
+        pick = ranked[0].id if ranked else None
+        out.append((task, pick, pick is not None and up[pick]))
     return out
 
 

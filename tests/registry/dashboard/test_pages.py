@@ -244,7 +244,9 @@ def test_playground_offers_served_models_and_task_types(inprocess_mesh: InProces
     inprocess_mesh.add_node(MODEL)
     _s, body, _h = get(inprocess_mesh, "/dashboard/playground")
     assert f'<option value="{MODEL}">{MODEL} (simulated)</option>' in body
-    assert f'<option value="python" data-model="{MODEL}">python → {MODEL}</option>' in body
+    assert (
+        f'<option value="python" data-model="{MODEL}">python → {MODEL} (simulated)</option>' in body
+    )
 
 
 def test_ledger_page_lists_entries_and_checkpoints(inprocess_mesh: InProcessMesh) -> None:
@@ -287,3 +289,26 @@ def test_a_long_node_table_is_cut_and_says_so(
     _s, over, _h = get(inprocess_mesh, "/dashboard/fragment/overview")
     assert 'data-figure="nodes-healthy">2 <small>of 3' in over
     assert 'data-state="offline">1<' in over
+
+
+def test_every_dash_on_the_nodes_page_says_why(inprocess_mesh: InProcessMesh) -> None:
+    """The page says "—" means no data, hover it for why (found 2026-12-05 in the walk: a
+    node with no region and no timed request showed bare dashes in Region, Latency and
+    TTFT, with no title; the overview's latency cards the same before any request)."""
+    inprocess_mesh.add_node(MODEL, region=None)
+    node_id = inprocess_mesh.id_of(f"node-{MODEL}")
+    with inprocess_mesh.sync_client() as c:
+        nodes = c.get("/dashboard/fragment/nodes").text
+        overview = c.get("/dashboard/fragment/overview").text
+    row = nodes[nodes.index(f'data-node="{node_id}"') :]
+    row = row[: row.index("</tr>")]
+    for label in ("Region", "Latency (EWMA)", "TTFT (EWMA)"):
+        cell = row[row.index(f'data-label="{label}"') :]
+        cell = cell[: cell.index("</td>")]
+        assert re.search(r'title="[^"]+" data-none>—<', cell), (label, cell)
+    for figure in ("latency-p50", "latency-p95", "ttft-p50", "ttft-p95"):
+        shown = overview[overview.index(f'data-figure="{figure}"') :]
+        assert re.match(r'data-figure="[\w-]+">(<small>)?<span class="none" title="[^"]+" data-none>—<',
+                        shown), (figure, shown[:200])  # fmt: skip
+    # a bare "—" nowhere in either fragment
+    assert not re.search(r">—<", re.sub(r'title="[^"]+" data-none>—<', "", nodes + overview))
