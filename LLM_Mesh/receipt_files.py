@@ -21,12 +21,13 @@ the one line ``ask`` prints (the seed API logs it) when the folder is past its b
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "SAVE_ENV",
     "keep_for_key",
     "keeps",
+    "kept_files",
     "kept_note",
     "key_folder",
     "look_at",
@@ -118,25 +120,29 @@ def prune(paths: Iterable[Path]) -> int:
     return n
 
 
+def kept_files(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """The regular files of ``folder`` not hidden (symbolic links not followed), of its
+    first :data:`MAX_LOOKED` entries: what :func:`look_at` counts and ``receipt prune``
+    reads."""
+    with os.scandir(folder) as it:
+        for e in itertools.islice(it, MAX_LOOKED):
+            if not e.name.startswith(".") and e.is_file(follow_symlinks=False):
+                yield e
+
+
 def look_at(folder: Path) -> Kept:
     """What ``folder`` holds: its regular files not hidden (symbolic links not followed),
     their bytes, the oldest time a receipt file's name carries; at most
     :data:`MAX_LOOKED` entries counted."""
-    files = size = seen = 0
+    files = size = 0
     oldest: float | None = None
-    with os.scandir(folder) as it:
-        for e in it:
-            seen += 1
-            if seen > MAX_LOOKED:
-                break
-            if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
-                continue
-            files += 1
-            with contextlib.suppress(OSError):  # gone meanwhile
-                size += e.stat(follow_symlinks=False).st_size
-            t = stamp_time(e.name)
-            if t is not None and (oldest is None or t < oldest):
-                oldest = t
+    for e in kept_files(folder):
+        files += 1
+        with contextlib.suppress(OSError):  # gone meanwhile
+            size += e.stat(follow_symlinks=False).st_size
+        t = stamp_time(e.name)
+        if t is not None and (oldest is None or t < oldest):
+            oldest = t
     return Kept(files, size, oldest)
 
 

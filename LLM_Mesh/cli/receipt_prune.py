@@ -29,7 +29,7 @@ from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import ReceiptError
 from LLM_Mesh.core.receipt_keep import older_than
 from LLM_Mesh.core.receipt_verify import find_receipt, parse_receipt
-from LLM_Mesh.receipt_files import MAX_LOOKED, RECEIPTS_DIR, key_folder, prune
+from LLM_Mesh.receipt_files import RECEIPTS_DIR, kept_files, key_folder, prune
 
 __all__ = ["prune_command"]
 
@@ -56,24 +56,19 @@ def _now_ms() -> int:
 
 def _prune_one(folder: Path, days: int, now_ms: int, dry_run: bool) -> tuple[int, int, int]:
     """Removed (or, ``dry_run``, to remove), kept, and files holding no receipt. Each
-    regular file not hidden is read as the statement reads the kept folder (at most
-    ``MAX_KEPT_BYTES``), with no bound on their number but :data:`MAX_LOOKED` (a folder
-    past the statement's 100,000 files is what most needs pruning)."""
+    regular file not hidden (``receipt_files.kept_files``) is read as the statement reads
+    the kept folder (at most ``MAX_KEPT_BYTES``), with no bound on their number but
+    ``receipt_files.MAX_LOOKED`` (a folder past the statement's 100,000 files is what most
+    needs pruning)."""
     times: dict[Path, int] = {}
-    other = seen = 0
-    with os.scandir(folder) as it:
-        for e in it:
-            seen += 1
-            if seen > MAX_LOOKED:
-                break
-            if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
-                continue
-            path = Path(e.path)
-            try:
-                found = find_receipt(read_bounded(path, MAX_KEPT_BYTES))
-                times[path] = parse_receipt(found.receipt).time_ms
-            except (ReceiptError, UnicodeDecodeError, ValueError, OSError):
-                other += 1  # not a receipt (or gone meanwhile): left alone
+    other = 0
+    for e in kept_files(folder):
+        path = Path(e.path)
+        try:
+            found = find_receipt(read_bounded(path, MAX_KEPT_BYTES))
+            times[path] = parse_receipt(found.receipt).time_ms
+        except (ReceiptError, UnicodeDecodeError, ValueError, OSError):
+            other += 1  # not a receipt (or gone meanwhile): left alone
     old = older_than(times, now_ms, days)
     gone = len(old) if dry_run else prune(sorted(old))
     return gone, len(times) - len(old), other
