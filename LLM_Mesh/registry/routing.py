@@ -51,6 +51,7 @@ from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
 from LLM_Mesh.core.liveness import heartbeat_age
+from LLM_Mesh.core.priority import reported_keyed_at
 from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
@@ -176,19 +177,23 @@ class Routing:
             return
         if self.router.node(node_id) is None:
             self.upsert(entry)
+        now = self.clock()
         self.router.heartbeat(
-            node_id, self.clock(), in_flight=hb.in_flight, queued=hb.queued,
+            node_id, now, in_flight=hb.in_flight, queued=hb.queued,
             loaded_models=loaded_models(entry), uptime=entry.uptime,
             model_cold_start_ms=cold_starts_ms(entry), service_s=_service_s(hb),
+            keyed_at=reported_keyed_at(hb.keyed_age_s, now),
         )  # fmt: skip
         self.sync(node_id)
         self._changed(entry.models)
 
-    def heard(self, node_id: str, at: float) -> None:
+    def heard(self, node_id: str, at: float, keyed_at: float | None = None) -> None:
         """Another replica got the node's heartbeat (``node_sync.py``): fresh, liveness
         re-checked; its load report stays with the replica that got it (the load this
-        replica held from before is dropped: ``Router.heard``)."""
-        opened = self.router.heard(node_id, at)
+        replica held from before is dropped: ``Router.heard``), but for its last keyed
+        request (``keyed_at``, this clock), which the store carries: every replica counts
+        the places the node keeps for keyed ones (``route_pools.heard_keyed``)."""
+        opened = self.router.heard(node_id, at, keyed_at)
         entry = self.table.get(node_id)
         routable = entry is not None and self.table.healthy(entry)
         st = self.router.node(node_id)
