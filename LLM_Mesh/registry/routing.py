@@ -279,6 +279,19 @@ class Routing:
         self._slots[model] = (changes, n)
         return n
 
+    def keyed_at(self, model: str) -> float | None:
+        """When the healthy nodes hosting ``model`` last had a keyed request (the latest
+        ``NodeStats.keyed_at``: one this router sent, or the node's own word through any
+        replica's heartbeat; None: none known). A scan of those nodes: read only for a model
+        whose anonymous share turns on keyed demand (a one-slot model, ``access.py``)."""
+        latest: float | None = None
+        for entry in self.table.healthy_entries_for(model):
+            st = self.router.node(entry.node_id)
+            at = None if st is None else st.keyed_at
+            if at is not None and (latest is None or at > latest):
+                latest = at
+        return latest
+
     def begin(self, node_id: str, model: str, keyed: bool = False) -> Attempt:
         self.demand.begin(model)
         now = self.clock()

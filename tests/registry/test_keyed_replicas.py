@@ -98,3 +98,28 @@ async def test_an_age_past_the_window_keeps_no_places(tmp_path: Path) -> None:
     said."""
     got, _ = await _keyed_at_a_then_anonymous_429_at_b(tmp_path, None, "b", {"keyed_age_s": 600.0})
     assert got == FULL
+
+
+async def test_a_one_slot_models_slot_is_kept_for_keyed_requests_at_every_replica(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """The anonymous share keeps a one-slot model's slot for keyed requests for a minute
+    after one (``KEYED_RECENT_S``); each replica kept it only for the keyed requests that
+    came to it, so B lent the slot to anonymous requests while A kept it (found
+    2026-12-05, share30's note). Now B reads the node's word too (``Routing.keyed_at``):
+    B keeps it alike (before: 200 at B)."""
+    async with two_replicas(tmp_path, store_url, anonymous_rpm=600) as (a, b):
+        sync = b.app.state.node_sync
+        await sync.stop()
+        await a.register("n1", max_concurrency=1, max_queue=0)  # the model's one slot
+        key, _ = await new_key(a, name="payer")
+        await sync.poll()
+        r = await b.client.post(CHAT, json=chat("anonymous, no key about"))
+        assert r.status_code == 200, r.text  # no keyed demand anywhere: the slot is lent
+        r = await a.client.post(CHAT, json=chat("keyed at a"), headers=bearer(key))
+        assert r.status_code == 200, r.text
+        await _beat(a, "n1", keyed_age_s=0.5)
+        await sync.poll()
+        r = await b.client.post(CHAT, json=chat("anonymous at b, a key came at a"))
+        assert r.status_code == 429, r.text
+        assert "share" in r.json()["error"]["message"]
