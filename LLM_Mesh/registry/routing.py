@@ -280,14 +280,18 @@ class Routing:
         return n
 
     def keyed_at(self, model: str) -> float | None:
-        """When the healthy nodes hosting ``model`` last had a keyed request (the latest
-        ``NodeStats.keyed_at``: one this router sent, or the node's own word through any
-        replica's heartbeat; None: none known). A scan of those nodes: read only for a model
-        whose anonymous share turns on keyed demand (a one-slot model, ``access.py``)."""
+        """When the nodes whose slots serve ``model`` (healthy, routable, not ejected: those
+        ``slots`` counts) last had a keyed request (the latest ``NodeStats.keyed_at``: one
+        this router sent, or the node's own word through any replica's heartbeat; None: none
+        known). A scan of those nodes: read only for a model whose anonymous share turns on
+        keyed demand (a one-slot model, ``access.py``), so a node's word moves its own slot."""
         latest: float | None = None
+        ejected = self.router.outliers.is_ejected
         for entry in self.table.healthy_entries_for(model):
             st = self.router.node(entry.node_id)
-            at = None if st is None else st.keyed_at
+            if st is None or not st.routable or ejected(st.node_id):
+                continue
+            at = st.keyed_at
             if at is not None and (latest is None or at > latest):
                 latest = at
         return latest

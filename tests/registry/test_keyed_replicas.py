@@ -18,8 +18,8 @@ import pytest
 
 from LLM_Mesh.core.route_pools import FULL, KEPT, band
 from LLM_Mesh.registry.settlement import user_account
-from tests.registry.helpers import Harness, fund
-from tests.registry.test_access import CHAT, bearer, chat, new_key
+from tests.registry.helpers import Harness, fund, running
+from tests.registry.test_access import CHAT, MODEL, bearer, chat, new_key
 from tests.registry.test_shared_idempotency import two_replicas
 
 
@@ -123,3 +123,19 @@ async def test_a_one_slot_models_slot_is_kept_for_keyed_requests_at_every_replic
         r = await b.client.post(CHAT, json=chat("anonymous at b, a key came at a"))
         assert r.status_code == 429, r.text
         assert "share" in r.json()["error"]["message"]
+
+
+async def test_a_models_keyed_demand_is_read_from_the_nodes_its_slots_count(
+    tmp_path: Path,
+) -> None:
+    """``Routing.keyed_at``: a node out of routing (ejected, draining, lost) holds none of
+    the model's slots, so its word on keyed requests keeps no slot from anonymous ones."""
+    async with running(tmp_path) as h:
+        await h.register("liar", max_concurrency=1, max_queue=0)
+        await h.register("honest", max_concurrency=1, max_queue=0)
+        await _beat(h, "liar", keyed_age_s=0.0)
+        routing = h.runtime.routing
+        at = routing.keyed_at(MODEL)
+        assert at is not None and at == routing.router.node("liar").keyed_at  # type: ignore[union-attr]
+        routing.router.set_routable("liar", False)
+        assert routing.keyed_at(MODEL) is None
