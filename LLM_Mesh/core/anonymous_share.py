@@ -20,8 +20,9 @@ slot, as before); 0 keeps every slot for keyed requests. Pure: the caller counts
 One exception, so that a small network stays usable without a key (found 2026-12-05: a
 model whose nodes have one slot in all, the common gemma-3-270m node, answered every
 anonymous request 429 for ever, keyed traffic or not): while no keyed request for the
-model has come to this process for :data:`KEYED_RECENT_S`, anonymous requests may hold at
-least one slot (``share`` above 0). Once keyed requests come, the reserve is kept again
+model has come to this process for :data:`KEYED_RECENT_S`, nor to its nodes as their
+heartbeats say at any replica (``registry/access.AnonymousLast._keyed_ago``: every replica
+keeps the slot alike), anonymous requests may hold at least one slot (``share`` above 0). Once keyed requests come, the reserve is kept again
 for every anonymous request sent on after it; the first keyed request may then wait for
 the one anonymous request holding that slot to end (bounded by the request's own limits,
 as any request), as before this share existed.

@@ -55,6 +55,7 @@ from LLM_Mesh.core.route_pools import (
     RowPart,
     anonymous_limit,
     band,
+    heard_keyed,
 )
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
@@ -192,8 +193,10 @@ class Router:
         uptime: float | None = None,
         model_cold_start_ms: Mapping[str, float] | None = None,
         service_s: float | None = None,
+        keyed_at: float | None = None,
     ) -> None:
-        """The node's report; ``service_s``: its measured time per request (EWMA), if sent."""
+        """The node's report; ``service_s``: its measured time per request (EWMA), if sent;
+        ``keyed_at``: its last keyed request, if said (``route_pools.heard_keyed``)."""
         st = self._nodes.get(node_id)
         if st is None:
             return
@@ -201,6 +204,7 @@ class Router:
         st.hb_load_at = now
         st.unavailable = False
         st.anon_closed = False
+        heard_keyed(st, keyed_at)
         st.open_below = anonymous_limit(st, now)
         if service_s is not None and 0 <= service_s <= MAX_WAIT_S:  # NaN: neither
             st.reported_service_ms = service_s * 1000.0
@@ -213,15 +217,15 @@ class Router:
             st.uptime = uptime
         self._restate(st, _load_report)
 
-    def heard(self, node_id: str, at: float) -> bool:
+    def heard(self, node_id: str, at: float, keyed_at: float | None = None) -> bool:
         """The node was heard from at ``at`` through another replica (no load report).
 
         Its load report went to that replica, so the load this router holds from before
         ``at`` (an older heartbeat's, or the capacity a 429 set) is not the node's any
         more: it is dropped, and the router's own in-flight count is what is left. Without
         this, a 429 at a replica the node does not heartbeat to marked it full there for
-        good (no heartbeat of its ever came to clear it). ``True`` when that made the
-        node open (requests waiting for a node may take it)."""
+        good (no heartbeat of its ever came to clear it). ``keyed_at``: the report's last
+        keyed request (:meth:`heartbeat`). ``True`` when that made the node open."""
         st = self._nodes.get(node_id)
         if st is None:
             return False
@@ -229,8 +233,12 @@ class Router:
         if fresh:
             st.hb_at = at
             st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
+        keyed = heard_keyed(st, keyed_at)
         if (st.hb_load == 0 and not st.anon_closed) or at <= st.hb_load_at:
-            if fresh:
+            if keyed:  # fewer places for anonymous requests: its band may change
+                st.open_below = anonymous_limit(st, at)
+                self._restate(st, _load_report)
+            elif fresh:
                 self._rewrite(st, write_report)
             return False
         was = band(st)

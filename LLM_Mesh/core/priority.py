@@ -33,6 +33,10 @@ in the last :data:`KEYED_SEEN_S` (:func:`keeps_places`): a node behind an older 
 (which never sends the field), or on a network where no one uses a key, never sees one and
 lends the whole line to everyone, exactly as before; the first keyed request of a flood
 may still find the line full, the next ones find the kept places as ordinary waiters leave.
+A node says in each heartbeat how long ago its last keyed request came
+(:func:`keyed_age_s`, ``Heartbeat.keyed_age_s``), so every gateway replica counts its kept
+places, not only the one that sent the keyed request (:func:`reported_keyed_at`;
+``registry/node_sync.py`` carries it to the replicas the node does not heartbeat to).
 """
 
 from __future__ import annotations
@@ -54,10 +58,12 @@ __all__ = [
     "is_keyed",
     "keeps_places",
     "kept_places",
+    "keyed_age_s",
     "keyed_body",
     "keyed_raw",
     "next_waiter",
     "pass_over",
+    "reported_keyed_at",
 ]
 
 #: the body field the gateway sets for a keyed request (its value :data:`KEYED`)
@@ -91,6 +97,28 @@ def keeps_places(last_keyed: float | None, now: float, window_s: float = KEYED_S
     """Whether a node whose last keyed request came at ``last_keyed`` (its clock; ``None``:
     never) keeps places for keyed requests now."""
     return last_keyed is not None and now - last_keyed < window_s
+
+
+def keyed_age_s(
+    last_keyed: float | None, now: float, window_s: float = KEYED_SEEN_S
+) -> float | None:
+    """What a node says in its heartbeat (``Heartbeat.keyed_age_s``): the seconds since its
+    last keyed request while it keeps places for keyed ones (:func:`keeps_places`), else
+    ``None``."""
+    if last_keyed is None or not keeps_places(last_keyed, now, window_s):
+        return None
+    return round(max(0.0, now - last_keyed), 3)
+
+
+def reported_keyed_at(
+    age_s: float | None, at: float, window_s: float = KEYED_SEEN_S
+) -> float | None:
+    """When a node's last keyed request came, on the reader's clock, from the age its
+    heartbeat reported at ``at``: ``None`` for none, or for an age past the window (it
+    keeps no places) or below 0."""
+    if age_s is None or not 0.0 <= age_s < window_s:
+        return None
+    return at - age_s
 
 
 def admits(queued: int, ordinary: int, max_queue: int, *, keyed: bool, keep: bool) -> bool:

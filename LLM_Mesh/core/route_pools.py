@@ -22,7 +22,7 @@ from LLM_Mesh.core.priority import keeps_places, kept_places
 from LLM_Mesh.core.scoring import ROW, NodeStats, node_row
 
 __all__ = ["EJECTED", "FULL", "KEPT", "NONE", "OPEN", "Pool", "Pools", "RowPart",
-           "anonymous_limit", "band"]  # fmt: skip
+           "anonymous_limit", "band", "heard_keyed"]  # fmt: skip
 
 NONE, OPEN, KEPT, FULL, EJECTED = 0, 1, 2, 3, 4
 RowPart = Callable[["array[float]", int, NodeStats, str], None]  # write_row or a part of it
@@ -32,10 +32,24 @@ def anonymous_limit(st: NodeStats, now: float) -> int:
     """The load from which ``st`` may be full for anonymous requests: its capacity less
     the places it keeps for keyed ones (:func:`~LLM_Mesh.core.priority.kept_places`, the
     node's own rule) while a keyed request went there in the last
-    :data:`~LLM_Mesh.core.priority.KEYED_SEEN_S` (``st.keyed_at``), else its capacity."""
+    :data:`~LLM_Mesh.core.priority.KEYED_SEEN_S` (``st.keyed_at``: this router's own
+    keyed requests there, or the node's report, :func:`heard_keyed`), else its capacity."""
     if keeps_places(st.keyed_at, now):
         return st.capacity - kept_places(st.max_queue)
     return st.capacity
+
+
+def heard_keyed(st: NodeStats, keyed_at: float | None) -> bool:
+    """The node's own word on its last keyed request (``Heartbeat.keyed_age_s`` as
+    ``core/priority.reported_keyed_at`` reads it, on the router's clock), from its heartbeat
+    here or at another replica: ``st.keyed_at`` becomes the later of it and this router's
+    own last keyed request there, so a replica that sent the node none still counts the
+    places it keeps (found 2026-12-05: each replica knew only its own). ``None`` (an older
+    node, or none lately) leaves it. ``True`` when it moved."""
+    if keyed_at is None or (st.keyed_at is not None and keyed_at <= st.keyed_at):
+        return False
+    st.keyed_at = keyed_at
+    return True
 
 
 def band(st: NodeStats) -> int:

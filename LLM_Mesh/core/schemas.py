@@ -153,6 +153,11 @@ class Heartbeat(_Wire):
     # as in the registration: a registry that restarted (or a replica) agrees the same
     # session key from it without a new registration (core/gateway_session.py)
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
+    # seconds since the node's last keyed request (``core/priority.py``: it keeps places
+    # for keyed ones while this is under ``KEYED_SEEN_S``); None: none in that window, or an
+    # older node. Every replica's router counts the kept places from it (the node's own
+    # state), not only the one that sent the keyed request. Bounded as the counts above
+    keyed_age_s: float | None = Field(default=None, ge=0, le=_INT32_MAX, allow_inf_nan=False)
 
     @field_validator("loaded_models", mode="before")
     @classmethod

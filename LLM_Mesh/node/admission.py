@@ -35,6 +35,7 @@ from LLM_Mesh.core.priority import (
     admits,
     keeps_places,
     kept_places,
+    keyed_age_s,
     next_waiter,
     pass_over,
 )
@@ -97,6 +98,11 @@ class Admission:
     @property
     def queued(self) -> int:
         return sum(1 for w in self._waiters if not w.fut.done())
+
+    def keyed_age_s(self) -> float | None:
+        """Seconds since the last keyed request while places are kept for keyed ones
+        (``core/priority.keyed_age_s``: what the heartbeat says), else ``None``."""
+        return keyed_age_s(self._keyed_at, self.clock())
 
     @property
     def idle(self) -> bool:

@@ -410,8 +410,10 @@ class NodeService:
         )
 
     def heartbeat(self) -> Heartbeat:
-        """The load, and extra fields: ``models`` (every model with ``loaded``/``load_time_s``)
-        and ``service_s`` (measured seconds per request, EWMA; null before the first)."""
+        """The load, the age of the last keyed request (``keyed_age_s``: while places are
+        kept for keyed ones, ``core/priority.py``), and extra fields: ``models`` (every model
+        with ``loaded``/``load_time_s``) and ``service_s`` (measured seconds per request,
+        EWMA; null before the first)."""
         self.refresh_availability()
         models = self.models()
         return Heartbeat.model_validate(
@@ -425,6 +427,7 @@ class NodeService:
                 "models": [m.model_dump(mode="json") for m in models],
                 "service_s": self.admission.service.measured_s,
                 "gateway_kx_key": self.gateway.kx_public_key,
+                "keyed_age_s": self.admission.keyed_age_s(),
             }
         )
 

@@ -384,11 +384,24 @@ class AnonymousLast:
         """Anonymous requests waiting here, every model together."""
         return self.places.waiting
 
+    def _keyed_ago(self, model: str, slots: int) -> float | None:
+        """Seconds since the model's last keyed request (None: none known): one that came
+        to this process, or, where the share turns on it (a one-slot model), one its nodes
+        had, as they say in their heartbeats at any replica (``Routing.keyed_at``), so
+        every replica keeps the slot alike (found 2026-12-05: each kept it for its own)."""
+        seen = self.keyed_seen.get(model)
+        share = self.share or 0.0
+        if anonymous_cap(slots, share, True) != anonymous_cap(slots, share, False):
+            nodes = self.routing.keyed_at(model)
+            if nodes is not None and (seen is None or nodes > seen):
+                seen = nodes
+        return None if seen is None else max(0.0, self.clock() - seen)
+
     def _cap(self, model: str) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""
-        seen = self.keyed_seen.get(model)
-        keyed = seen is not None and self.clock() - seen < KEYED_RECENT_S
-        return anonymous_cap(self.routing.slots(model), self.share or 0.0, keyed)
+        slots = self.routing.slots(model)
+        ago = self._keyed_ago(model, slots)
+        return anonymous_cap(slots, self.share or 0.0, ago is not None and ago < KEYED_RECENT_S)
 
     def _over_share(self, model: str) -> bool:
         if self.share is None:
@@ -430,9 +443,9 @@ class AnonymousLast:
         d = self.routing.pick(self._route(job))
         wait = d.wait_s if d.wait_s is not None else 1.0
         if self.share is not None:  # a one-slot model's slot comes back when keys stop
-            seen = self.keyed_seen.get(job.model)
-            ago = None if seen is None else self.clock() - seen
-            wait = max(wait, floor_slot_wait(self.routing.slots(job.model), self.share, ago))
+            slots = self.routing.slots(job.model)
+            ago = self._keyed_ago(job.model, slots)
+            wait = max(wait, floor_slot_wait(slots, self.share, ago))
         self.routing.demand.refuse(job.model, SATURATED)
         busy = (
             "requests without an API key hold their share of the slots of the nodes serving "

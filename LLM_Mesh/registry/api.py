@@ -30,6 +30,7 @@ from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.netguard import NodeUrl
+from LLM_Mesh.core.priority import reported_keyed_at
 from LLM_Mesh.core.ratelimit import Limits, address_scope
 from LLM_Mesh.core.schemas import (
     MAX_HEARTBEAT_BYTES,
@@ -335,10 +336,17 @@ async def absorb_heartbeat(
     )
     if entry is not None:  # what explains the load this report claims, at the next one
         entry.known_load = known_now
+    # its last keyed request as it said (wall clock): the other replicas read it from the
+    # store with the heartbeat (node_sync.py) and count the places it keeps for keyed ones
+    heard_at = _utcnow()
+    keyed_s = reported_keyed_at(hb.keyed_age_s, heard_at.timestamp())
+    keyed_at = None if keyed_s is None else datetime.fromtimestamp(keyed_s, timezone.utc)
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
-        rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
+        rt.heartbeats.touch(
+            node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at
+        )
     elif not await rt.store.touch_heartbeat(
-        node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s
+        node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at
     ):
         raise _unknown(node_id)
     answer: dict[str, Any] = {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}

@@ -160,18 +160,33 @@ class HeartbeatWriter(_Batches):
         self.heard_by = heard_by  # this replica: its node poll skips what it wrote
         self.failed_batches = 0
 
-    def touch(self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0) -> None:
+    def touch(
+        self,
+        node_id: str,
+        at: datetime,
+        state: str,
+        *,
+        credit_limit_s: float = 0.0,
+        keyed_at: datetime | None = None,
+    ) -> None:
         """Queue one heartbeat; ``credit_limit_s``: the most routable time it may add to the
-        node's ``healthy_ms`` (uptime rewards; ``Store.touch_heartbeat``)."""
-        self._queue.append((node_id, at, state, max(0, int(credit_limit_s * 1000))))
+        node's ``healthy_ms`` (uptime rewards); ``keyed_at``: the node's last keyed request,
+        as it said (``Store.touch_heartbeat``)."""
+        lim = max(0, int(credit_limit_s * 1000))
+        self._queue.append((node_id, at, state, lim, keyed_at))
         self._kick()
 
-    async def _flush(self, batch: list[tuple[str, datetime, str, int]]) -> None:
-        latest: dict[str, tuple[str, datetime, str, int]] = {}
+    async def _flush(self, batch: list[tuple[str, datetime, str, int, datetime | None]]) -> None:
+        latest: dict[str, tuple[str, datetime, str, int, datetime | None]] = {}
         for item in batch:  # one row per node: its latest
             latest[item[0]] = item
+        rows = [item[:4] for item in latest.values()]
+        keyed = {item[0]: item[4] for item in latest.values() if item[4] is not None}
         try:
-            await self._touch(list(latest.values()), self.heard_by)
+            if keyed:
+                await self._touch(rows, self.heard_by, keyed=keyed)
+            else:  # none said: a store of an older signature takes it too
+                await self._touch(rows, self.heard_by)
         except Exception:
             self.failed_batches += 1
             log.exception("could not record %d heartbeats in the store", len(latest))

@@ -7,7 +7,7 @@ as replicas on one database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -37,6 +37,7 @@ class MemoryReplicaState:
         self.replicas: dict[str, ReplicaRecord] = {}
         self.request_keys: dict[str, IdempotencyRecord] = {}
         self.heard_by: dict[str, str | None] = {}
+        self.keyed_at: dict[str, datetime | None] = {}  # nodes.keyed_at
 
     def _changed(self, node_id: str, at: datetime) -> None:
         self.changed_at[node_id] = at
@@ -51,9 +52,9 @@ class MemoryReplicaState:
 
     async def heartbeats_since(
         self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime]]:
+    ) -> list[tuple[str, str, datetime, datetime | None]]:
         return [
-            (r.node_id, r.state, r.last_heartbeat_at)
+            (r.node_id, r.state, r.last_heartbeat_at, self.keyed_at.get(r.node_id))
             for r in self.nodes.values()
             if r.last_heartbeat_at is not None
             and r.last_heartbeat_at >= at
@@ -74,8 +75,13 @@ class MemoryReplicaState:
         return out
 
     async def touch_heartbeats(
-        self, items: Sequence[tuple[str, datetime, str, int]], heard_by: str | None = None
+        self,
+        items: Sequence[tuple[str, datetime, str, int]],
+        heard_by: str | None = None,
+        *,
+        keyed: Mapping[str, datetime] | None = None,
     ) -> None:
+        said = keyed or {}
         for node_id, at, state, lim in items:
             rec = self.nodes.get(node_id)
             if rec is not None and rec.state != NodeState.OFFLINE.value:  # gone: as SQL
@@ -88,6 +94,7 @@ class MemoryReplicaState:
                 )
                 rec.last_heartbeat_at, rec.state = at, state
                 self.heard_by[node_id] = heard_by
+                self.keyed_at[node_id] = said.get(node_id)
 
     async def claim_health_checks(
         self,

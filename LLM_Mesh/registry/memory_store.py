@@ -110,7 +110,13 @@ class MemoryStore(MemoryReplicaState):
         return held is not None and held[2] is not None and held[2].ok is False
 
     async def touch_heartbeat(
-        self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
+        self,
+        node_id: str,
+        at: datetime,
+        state: str,
+        *,
+        credit_limit_s: float = 0.0,
+        keyed_at: datetime | None = None,
     ) -> bool:
         rec = self.nodes.get(node_id)
         if rec is None or rec.state == NodeState.OFFLINE.value:
@@ -124,6 +130,7 @@ class MemoryStore(MemoryReplicaState):
         )
         rec.last_heartbeat_at = at
         rec.state = state
+        self.keyed_at[node_id] = keyed_at  # nodes.keyed_at (memory_replicas.py)
         return True
 
     async def set_node_state(self, node_id: str, state: str) -> bool:

@@ -30,7 +30,10 @@ first, then the table, so a poll that began after the table changed reads the go
 the next poll reads again, and a node that really registered again comes back then.
 
 What a node reports about its load stays with the replica that got the heartbeat: each
-replica's router learns load and latency from its own traffic.
+replica's router learns load and latency from its own traffic. But for when its last keyed
+request came, as the node said (``nodes.keyed_at``, migration 0025): every replica's router
+counts the places the node keeps for keyed requests from it (``route_pools.heard_keyed``),
+not only the replica that sent the keyed request.
 """
 
 from __future__ import annotations
@@ -116,8 +119,8 @@ class NodeSync(Poller):
         now = self._wall()
         for rec in changed:
             self._apply_record(rec, goodbyes)
-        for node_id, state, at in beats:
-            self._apply_beat(node_id, state, at, now)
+        for node_id, state, at, keyed_at in beats:
+            self._apply_beat(node_id, state, at, now, keyed_at)
         for check in checks:
             self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
@@ -185,11 +188,15 @@ class NodeSync(Poller):
         self.routing.upsert(new)
         log.info("node %s learnt from the store (registered at another replica)", rec.node_id)
 
-    def _apply_beat(self, node_id: str, state: str, at: datetime, now: float) -> None:
+    def _apply_beat(
+        self, node_id: str, state: str, at: datetime, now: float, keyed_at: datetime | None
+    ) -> None:
         entry = self.table.get(node_id)
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
-        heard = self.table.clock() - max(0.0, now - at.timestamp())
+        clock = self.table.clock()
+        heard = clock - max(0.0, now - at.timestamp())
+        keyed = None if keyed_at is None else clock - max(0.0, now - keyed_at.timestamp())
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
         entry.last_heartbeat = heard
@@ -197,7 +204,7 @@ class NodeSync(Poller):
         new_state = _state(state)
         if new_state is not NodeState.OFFLINE:
             self.table.set_state(node_id, new_state)
-        self.routing.heard(node_id, heard)
+        self.routing.heard(node_id, heard, keyed)
 
 
 class StoreHealthLeases:

@@ -250,10 +250,18 @@ class Store(CanaryStore, Protocol):
         ...
 
     async def touch_heartbeat(
-        self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
+        self,
+        node_id: str,
+        at: datetime,
+        state: str,
+        *,
+        credit_limit_s: float = 0.0,
+        keyed_at: datetime | None = None,
     ) -> bool:
         """Record a heartbeat; ``False`` when the node is unknown or OFFLINE (it said
         goodbye or was revoked: its row is left as it is, only registering brings it back).
+        ``keyed_at``: the node's last keyed request as its heartbeat said (None: not said),
+        which other replicas read back with :meth:`ReplicaState.heartbeats_since`.
 
         In the same step the node's ``healthy_ms`` grows by the routable time the
         heartbeat vouches for (:func:`LLM_Mesh.core.rewards.heartbeat_credit_ms` with the
@@ -383,9 +391,10 @@ class ReplicaState(Protocol):
 
     async def heartbeats_since(
         self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime]]:
-        """``(node_id, state, last_heartbeat_at)`` of nodes heard at or after ``at``
-        (``not_by``: leave out heartbeats that replica recorded)."""
+    ) -> list[tuple[str, str, datetime, datetime | None]]:
+        """``(node_id, state, last_heartbeat_at, keyed_at)`` of nodes heard at or after
+        ``at`` (``not_by``: leave out heartbeats that replica recorded); ``keyed_at``: the
+        node's last keyed request as that heartbeat said (None: not said)."""
         ...
 
     async def claim_health_checks(

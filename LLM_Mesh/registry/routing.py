@@ -51,6 +51,7 @@ from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
 from LLM_Mesh.core.liveness import heartbeat_age
+from LLM_Mesh.core.priority import reported_keyed_at
 from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
@@ -176,19 +177,23 @@ class Routing:
             return
         if self.router.node(node_id) is None:
             self.upsert(entry)
+        now = self.clock()
         self.router.heartbeat(
-            node_id, self.clock(), in_flight=hb.in_flight, queued=hb.queued,
+            node_id, now, in_flight=hb.in_flight, queued=hb.queued,
             loaded_models=loaded_models(entry), uptime=entry.uptime,
             model_cold_start_ms=cold_starts_ms(entry), service_s=_service_s(hb),
+            keyed_at=reported_keyed_at(hb.keyed_age_s, now),
         )  # fmt: skip
         self.sync(node_id)
         self._changed(entry.models)
 
-    def heard(self, node_id: str, at: float) -> None:
+    def heard(self, node_id: str, at: float, keyed_at: float | None = None) -> None:
         """Another replica got the node's heartbeat (``node_sync.py``): fresh, liveness
         re-checked; its load report stays with the replica that got it (the load this
-        replica held from before is dropped: ``Router.heard``)."""
-        opened = self.router.heard(node_id, at)
+        replica held from before is dropped: ``Router.heard``), but for its last keyed
+        request (``keyed_at``, this clock), which the store carries: every replica counts
+        the places the node keeps for keyed ones (``route_pools.heard_keyed``)."""
+        opened = self.router.heard(node_id, at, keyed_at)
         entry = self.table.get(node_id)
         routable = entry is not None and self.table.healthy(entry)
         st = self.router.node(node_id)
@@ -273,6 +278,23 @@ class Routing:
         n = self.router.slots(model)
         self._slots[model] = (changes, n)
         return n
+
+    def keyed_at(self, model: str) -> float | None:
+        """When the nodes whose slots serve ``model`` (healthy, routable, not ejected: those
+        ``slots`` counts) last had a keyed request (the latest ``NodeStats.keyed_at``: one
+        this router sent, or the node's own word through any replica's heartbeat; None: none
+        known). A scan of those nodes: read only for a model whose anonymous share turns on
+        keyed demand (a one-slot model, ``access.py``), so a node's word moves its own slot."""
+        latest: float | None = None
+        ejected = self.router.outliers.is_ejected
+        for entry in self.table.healthy_entries_for(model):
+            st = self.router.node(entry.node_id)
+            if st is None or not st.routable or ejected(st.node_id):
+                continue
+            at = st.keyed_at
+            if at is not None and (latest is None or at > latest):
+                latest = at
+        return latest
 
     def begin(self, node_id: str, model: str, keyed: bool = False) -> Attempt:
         self.demand.begin(model)

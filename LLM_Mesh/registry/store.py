@@ -427,9 +427,16 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
                 raise AddressTaken(row.node_id)
 
     async def touch_heartbeat(
-        self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
+        self,
+        node_id: str,
+        at: datetime,
+        state: str,
+        *,
+        credit_limit_s: float = 0.0,
+        keyed_at: datetime | None = None,
     ) -> bool:
-        """Record a heartbeat; False when the node is unknown or OFFLINE (left as it is).
+        """Record a heartbeat (``keyed_at``: the node's last keyed request as it said);
+        False when the node is unknown or OFFLINE (left as it is).
 
         The credit to ``healthy_ms`` is computed in the same ``UPDATE`` from the row's
         old state and last heartbeat (``store_rewards.heartbeat_statement``, built once per
@@ -440,6 +447,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
             "b_at": _aware("at", at),
             "b_state": _state(state),
             "b_limit_ms": max(0, int(credit_limit_s * 1000)),
+            "b_keyed_at": _aware("keyed_at", keyed_at),
         }
         async with self.engine.begin() as conn:
             await relaxed_commit(conn)  # every heartbeat: rewritten every few seconds

@@ -22,7 +22,7 @@ replicas race safely:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -153,16 +153,16 @@ class SqlReplicaState:
 
     async def heartbeats_since(
         self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime]]:
+    ) -> list[tuple[str, str, datetime, datetime | None]]:
         n = tables.nodes
-        stmt = select(n.c.node_id, n.c.state, n.c.last_heartbeat_at).where(
+        stmt = select(n.c.node_id, n.c.state, n.c.last_heartbeat_at, n.c.keyed_at).where(
             n.c.last_heartbeat_at >= at
         )
         if not_by is not None:  # what this replica wrote itself it knows already
             stmt = stmt.where(or_(n.c.heard_by.is_(None), n.c.heard_by != not_by))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [(row.node_id, row.state, row.last_heartbeat_at) for row in rows]
+        return [(row.node_id, row.state, row.last_heartbeat_at, row.keyed_at) for row in rows]
 
     @property
     def batch_engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
@@ -251,14 +251,20 @@ class SqlReplicaState:
         return await self._batched(work)
 
     async def touch_heartbeats(
-        self, items: Sequence[tuple[str, datetime, str, int]], heard_by: str | None = None
+        self,
+        items: Sequence[tuple[str, datetime, str, int]],
+        heard_by: str | None = None,
+        *,
+        keyed: Mapping[str, datetime] | None = None,
     ) -> None:
         """Many heartbeats' times and states at once (one statement on PostgreSQL), heard by
         the replica ``heard_by``; each item ``(node_id, at, state, credit_limit_ms)`` adds
         its uptime credit to ``healthy_ms`` as ``touch_heartbeat`` does
-        (``store_rewards.heartbeat_credit``: the same rule, from the row's old values).
-        An OFFLINE node's row is left as it is (``store_rewards.not_gone``)."""
+        (``store_rewards.heartbeat_credit``: the same rule, from the row's old values);
+        ``keyed``: node id -> its last keyed request as it said (``nodes.keyed_at``; a node
+        not in it: NULL). An OFFLINE node's row is left as it is (``store_rewards.not_gone``)."""
         n = tables.nodes
+        said = keyed or {}
 
         async def work(conn: AsyncConnection) -> None:
             if self.dialect == "postgresql":  # one statement, the rule written once
@@ -267,6 +273,7 @@ class SqlReplicaState:
                     "ats": [a for _, a, _, _ in items],
                     "states": [st for _, _, st, _ in items],
                     "lims": [lim for _, _, _, lim in items],
+                    "keyeds": [said.get(i) for i, _, _, _ in items],
                     "by": heard_by,
                 }
                 await conn.execute(heartbeats_statement(self.dialect), params)
@@ -280,6 +287,7 @@ class SqlReplicaState:
                     .values(
                         last_heartbeat_at=at,
                         state=state,
+                        keyed_at=said.get(node_id),
                         heard_by=heard_by,
                         healthy_ms=n.c.healthy_ms + credit,
                     )

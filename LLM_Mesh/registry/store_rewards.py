@@ -75,7 +75,8 @@ def not_gone() -> Any:
 @functools.cache
 def heartbeat_statement(dialect: str) -> Any:
     """The heartbeat's ``UPDATE`` (built once per dialect): parameters ``b_node_id``,
-    ``b_at`` (aware datetime), ``b_state`` and ``b_limit_ms`` (0: no credit). A node that
+    ``b_at`` (aware datetime), ``b_state``, ``b_limit_ms`` (0: no credit) and
+    ``b_keyed_at`` (the node's last keyed request as it said, or None). A node that
     is OFFLINE (it said goodbye, or was revoked) is not touched: only registering brings
     it back, and a heartbeat written after its goodbye must not (:func:`not_gone`)."""
     n = tables.nodes
@@ -87,6 +88,7 @@ def heartbeat_statement(dialect: str) -> Any:
         .values(
             last_heartbeat_at=at,
             state=bindparam("b_state"),
+            keyed_at=bindparam("b_keyed_at", type_=tables.UTCDateTime()),
             healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, at, limit),
         )
     )
@@ -96,8 +98,9 @@ def heartbeat_statement(dialect: str) -> Any:
 def heartbeats_statement(dialect: str) -> Any:
     """Many heartbeats in one ``UPDATE`` on PostgreSQL (``store_replicas.touch_heartbeats``),
     with the same :func:`heartbeat_credit` as one heartbeat's: one row per item of the
-    arrays ``ids``, ``ats`` (aware datetimes), ``states`` and ``lims`` (credit limits, ms;
-    0: no credit) joined by ``unnest``, and ``by`` (the replica that heard them, or None).
+    arrays ``ids``, ``ats`` (aware datetimes), ``states``, ``lims`` (credit limits, ms;
+    0: no credit) and ``keyeds`` (last keyed requests, or None) joined by ``unnest``, and
+    ``by`` (the replica that heard them, or None).
     Other dialects: :func:`heartbeat_statement` once per item."""
     if dialect != "postgresql":
         raise ValueError("one UPDATE over unnest(...) arrays is PostgreSQL's")
@@ -109,12 +112,14 @@ def heartbeats_statement(dialect: str) -> Any:
             bindparam("ats", type_=ARRAY(when)),
             bindparam("states", type_=ARRAY(String())),
             bindparam("lims", type_=ARRAY(BigInteger())),
+            bindparam("keyeds", type_=ARRAY(when)),
         )
         .table_valued(
             column("node_id", String()),
             column("at", when),
             column("state", String()),
             column("lim", BigInteger()),
+            column("keyed", when),
         )
         .render_derived(name="v")
     )
@@ -124,6 +129,7 @@ def heartbeats_statement(dialect: str) -> Any:
         .values(
             last_heartbeat_at=rows.c.at,
             state=rows.c.state,
+            keyed_at=rows.c.keyed,
             heard_by=bindparam("by", type_=String()),
             healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, rows.c.at, rows.c.lim),
         )

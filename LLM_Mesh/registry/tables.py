@@ -154,6 +154,10 @@ nodes = Table(
     # before 0023 or by an older replica, or no address): registration reads only the rows
     # at its address, and the NULL ones, for a live node there (store.SqlStore._check_address)
     Column("address", String(2048), nullable=True),
+    # migration 0025: the node's last keyed request as its last heartbeat said
+    # (``Heartbeat.keyed_age_s``; NULL: not said, an older node or replica): every replica
+    # counts the places it keeps for keyed requests (registry/node_sync.py)
+    Column("keyed_at", UTCDateTime(), nullable=True),
     Index("ix_nodes_changed_at", "changed_at"),
     Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
     Index("ix_nodes_address", "address"),

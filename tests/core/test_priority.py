@@ -18,8 +18,10 @@ from LLM_Mesh.core.priority import (
     is_keyed,
     keeps_places,
     kept_places,
+    keyed_age_s,
     next_waiter,
     pass_over,
+    reported_keyed_at,
 )
 
 
@@ -175,3 +177,18 @@ def test_places_are_kept_only_while_a_keyed_request_came_lately() -> None:
     assert keeps_places(1000.0, 1000.0)
     assert keeps_places(1000.0, 1000.0 + KEYED_SEEN_S - 1)
     assert not keeps_places(1000.0, 1000.0 + KEYED_SEEN_S)
+
+
+def test_a_node_says_its_keyed_age_while_it_keeps_places_and_a_reader_turns_it_back() -> None:
+    """What a heartbeat says (``keyed_age_s``) and when a replica takes the keyed request
+    to have come (``reported_keyed_at``): ``None`` for none, or once the window passed,
+    so a reader keeps places exactly while the node does."""
+    assert keyed_age_s(None, 100.0) is None
+    assert keyed_age_s(100.0, 100.0) == 0.0
+    assert keyed_age_s(100.0, 112.3456) == 12.346
+    assert keyed_age_s(100.0, 100.0 + KEYED_SEEN_S) is None
+    assert reported_keyed_at(None, 50.0) is None
+    assert reported_keyed_at(12.5, 50.0) == 37.5
+    assert keeps_places(reported_keyed_at(12.5, 50.0), 50.0)
+    for out in (KEYED_SEEN_S, KEYED_SEEN_S + 1, -0.5, float("nan"), float("inf")):
+        assert reported_keyed_at(out, 50.0) is None, out

@@ -84,6 +84,37 @@ def test_places_are_kept_only_while_a_keyed_request_went_there_lately() -> None:
     assert st.open_below == st.capacity
 
 
+def test_the_nodes_own_word_keeps_places_at_a_router_that_sent_it_no_keyed_request() -> None:
+    """Found 2026-12-05: each gateway replica counted a node's kept places from the keyed
+    requests it sent itself; one that sent none took the node for keeping none, and an
+    anonymous 429 there closed the node to keyed requests too. The node's heartbeat says
+    when its last keyed request came (``keyed_at`` here, ``route_pools.heard_keyed``)."""
+    r = _router()
+    r.heartbeat("a", 1.0, in_flight=1, queued=0, keyed_at=0.5)  # its heartbeat here
+    st = r.node("a")
+    assert st is not None and st.keyed_at == 0.5
+    assert st.open_below == st.capacity - kept_places(8)
+    r.finish(r.begin("a", "m", 1.1), 1.2, Outcome.OVERLOADED, retry_after_s=2.0)
+    assert r.pick(ANON, 1.3).verdict is Verdict.SATURATED
+    assert r.pick(KEYED, 1.3).node_id == "a"  # before: saturated for keyed ones too
+    # heard through another replica (no load report): an open node whose anonymous
+    # requests hold all the places not kept turns kept at once, its rows in step
+    r = _router()
+    for _ in range(7):
+        r.begin("a", "m", 2.0)
+    st = r.node("a")
+    assert st is not None and band(st) is OPEN
+    r.heard("a", 3.0, keyed_at=2.5)
+    assert band(st) is KEPT and r.pool_counts("m") == (0, 1, 0)
+    assert r.pick(ANON, 3.1).verdict is Verdict.SATURATED
+    assert r.pick(KEYED, 3.1).node_id == "a"
+    # never earlier than this router's own keyed request there; no word leaves it
+    r.begin("a", "m", 4.0, keyed=True)
+    r.heard("a", 5.0, keyed_at=3.0)
+    r.heartbeat("a", 6.0, in_flight=0, queued=0)
+    assert st.keyed_at == 4.0
+
+
 def test_the_sets_and_their_rows_stay_in_step_with_keyed_and_anonymous_traffic() -> None:
     """Every routable node not ejected is in the set ``band`` names, and the open and kept
     sets' rows are ``node_row`` of their nodes, through any sequence of keyed and
@@ -105,8 +136,8 @@ def test_the_sets_and_their_rows_stay_in_step_with_keyed_and_anonymous_traffic()
         x = rng.random()
         if x < 0.05:
             r.heartbeat(nid, now, in_flight=rng.randint(0, 3), queued=rng.randint(0, 3))
-        elif x < 0.08:
-            r.heard(nid, now)
+        elif x < 0.08:  # heard elsewhere, sometimes with the node's word on keyed requests
+            r.heard(nid, now, rng.choice([None, now - rng.uniform(0.0, 2 * KEYED_SEEN_S)]))
         elif x < 0.45 and atts:
             att = atts.pop(rng.randrange(len(atts)))
             r.finish(att, now, rng.choice([Outcome.SUCCESS, Outcome.OVERLOADED]))

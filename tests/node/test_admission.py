@@ -300,6 +300,23 @@ async def test_keyed_requests_may_take_every_place() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def test_the_heartbeat_says_how_long_ago_the_last_keyed_request_came() -> None:
+    """``keyed_age_s``: while places are kept (every gateway replica counts them from it,
+    not only the one that sent the keyed request), else ``None``."""
+    from LLM_Mesh.core.priority import KEYED_SEEN_S
+
+    clock = FakeClock()
+    adm = Admission(max_concurrency=1, max_queue=8, clock=clock)
+    assert adm.keyed_age_s() is None
+    adm.release(await adm.acquire())  # an ordinary request keeps nothing
+    assert adm.keyed_age_s() is None
+    adm.release(await adm.acquire(keyed=True))
+    clock.now += 12.5
+    assert adm.keyed_age_s() == 12.5
+    clock.now += KEYED_SEEN_S
+    assert adm.keyed_age_s() is None
+
+
 async def test_without_keyed_requests_the_whole_line_is_anyones_as_before() -> None:
     """An older gateway never says ``keyed``: the node keeps no place, as before; nor
     once its last keyed request is KEYED_SEEN_S old."""

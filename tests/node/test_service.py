@@ -36,6 +36,10 @@ async def test_registration_and_heartbeat_bodies(settings: Settings) -> None:
     assert reg.hardware.cpu_count == 4 and reg.state is NodeState.ONLINE
     hb = svc.heartbeat()
     assert (hb.in_flight, hb.queued, hb.loaded_models) == (0, 0, [MODEL])
+    assert hb.keyed_age_s is None  # no keyed request yet: no places kept
+    svc.admission.release(await svc.admission.acquire(keyed=True))
+    age = svc.heartbeat().keyed_age_s  # every replica counts the kept places from it
+    assert age is not None and 0.0 <= age < 5.0
     svc.drain()
     assert svc.heartbeat().state is NodeState.DRAINING
     await svc.stop()

@@ -55,6 +55,16 @@ def _last(h: Harness) -> AnonymousLast:
     return found[0]
 
 
+def _age_keyed(h: Harness, seconds: float) -> None:
+    """Make the model's last keyed request ``seconds`` older: as this process saw it come,
+    and as its node had it (``NodeStats.keyed_at``, which its heartbeats say too)."""
+    _last(h).keyed_seen[MODEL] -= seconds
+    for node_id in [e.node_id for e in h.table.entries()]:
+        st = h.runtime.routing.router.node(node_id)
+        if st is not None and st.keyed_at is not None:
+            st.keyed_at -= seconds
+
+
 async def _flood(h: Harness, addresses: int, stop: asyncio.Event, refused: list[int]) -> None:
     """Anonymous streams from ``addresses`` /64s of one /48, each sent again as soon as it
     is refused or ends, until ``stop``."""
@@ -173,7 +183,7 @@ async def test_a_one_slot_model_serves_anonymous_requests_until_keyed_ones_come(
             assert r.status_code == 429, r.text  # the one slot is kept for keyed requests
             assert "share" in r.json()["error"]["message"]
             last = _last(h)
-            last.keyed_seen[MODEL] -= KEYED_RECENT_S + 1  # a minute without keyed requests
+            _age_keyed(h, KEYED_RECENT_S + 1)  # a minute without keyed requests
             r = await c.post(CHAT, json=chat("anon, no key lately"))
             assert r.status_code == 200, r.text
         await _until(lambda: last.running.counts == {})
@@ -191,8 +201,7 @@ async def test_a_one_slot_models_refusal_says_when_anonymous_requests_get_the_sl
         key, _ = await new_key(h, name="payer")
         r = await h.client.post(CHAT, json=chat("keyed"), headers=bearer(key))
         assert r.status_code == 200, r.text
-        last = _last(h)
-        last.keyed_seen[MODEL] -= 20  # the keyed request came 20 s ago
+        _age_keyed(h, 20)  # the keyed request came 20 s ago
         async with _from(h, "198.51.100.7") as c:
             r = await c.post(CHAT, json=chat("anon, a key came 20 s ago"))
         assert r.status_code == 429, r.text

@@ -329,6 +329,45 @@ async def test_a_heartbeat_load_past_int32_is_400_and_the_listing_stays_up(
         assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(
+    "value", ["-1", "1e400", "NaN", str(2**70), '"soon"', "[1]"],
+    ids=["negative", "1e400", "nan", "2e70", "text", "list"],
+)  # fmt: skip
+async def test_a_heartbeats_keyed_age_out_of_bounds_is_400_and_moves_only_its_own_places(
+    tmp_path: Path, value: str
+) -> None:
+    """``keyed_age_s`` (how long ago the node's last keyed request came: every replica's
+    router counts the places it keeps for keyed ones from it) is the node's choice: bounded
+    as the heartbeat's counts (finite, 0 to 2^31 - 1), else 400 naming it and the node's
+    last report kept. A value in bounds moves only that node's own kept places (found
+    2026-12-05 with the field: docs/security.md, "Hostile nodes")."""
+    async with running(tmp_path) as h:
+        await h.register("honest")
+        await h.register("liar")
+        fine = {"in_flight": 1, "queued": 2, "keyed_age_s": 3.0}
+        assert (await h.client.post("/mesh/nodes/liar/heartbeat", json=fine)).status_code == 200
+        router = h.runtime.routing.router
+        liar, honest = router.node("liar"), router.node("honest")
+        assert liar is not None and honest is not None
+        said = liar.keyed_at
+        assert said is not None and liar.open_below < liar.capacity
+        r = await h.client.post(
+            "/mesh/nodes/liar/heartbeat",
+            content=b'{"keyed_age_s":' + value.encode() + b"}",
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "keyed_age_s"
+        entry = h.table.get("liar")
+        assert entry is not None and (entry.reported_in_flight, entry.reported_queued) == (1, 2)
+        assert liar.keyed_at == said
+        assert honest.keyed_at is None and honest.open_below == honest.capacity
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 200, r.text
+
+
 @pytest.mark.parametrize("service_s", [1e308, 1e300, 2**70], ids=["1e308", "1e300", "2e70"])
 async def test_a_nodes_reported_service_time_cannot_make_the_wait_unbounded(
     tmp_path: Path, service_s: float

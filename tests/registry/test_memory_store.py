@@ -146,3 +146,20 @@ async def test_the_address_check_reads_only_the_nodes_at_that_address(
     again = node("n8")
     again.url = "http://host8.example:8801"  # the same node at its own address
     assert await store.upsert_node(again, address_live_since=since)
+
+
+async def test_a_heartbeats_keyed_time_is_read_back_as_the_sql_store_does() -> None:
+    """``keyed_at`` (the node's last keyed request as its heartbeat said) comes back with
+    ``heartbeats_since``, one at a time or in batches; a heartbeat without it clears it."""
+    store = MemoryStore()
+    await store.upsert_node(node())
+    beat = datetime.now(timezone.utc)
+    keyed = beat - timedelta(seconds=4)
+    assert await store.touch_heartbeat("a", beat, "online", keyed_at=keyed)
+    assert await store.heartbeats_since(beat) == [("a", "online", beat, keyed)]
+    later = beat + timedelta(seconds=1)
+    await store.touch_heartbeats([("a", later, "online", 0)], "r1", keyed={"a": beat})
+    assert await store.heartbeats_since(later) == [("a", "online", later, beat)]
+    latest = later + timedelta(seconds=1)
+    await store.touch_heartbeats([("a", latest, "online", 0)], "r1")
+    assert await store.heartbeats_since(latest) == [("a", "online", latest, None)]

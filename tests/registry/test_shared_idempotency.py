@@ -33,10 +33,10 @@ BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "
 
 @asynccontextmanager
 async def two_replicas(
-    tmp_path: Path, url: str | None = None, nodes: FakeNodes | None = None
+    tmp_path: Path, url: str | None = None, nodes: FakeNodes | None = None, **settings: Any
 ) -> AsyncIterator[tuple[Harness, Harness]]:
     """Two registry apps on one store (``url``: two SqlStores on that database; else one
-    MemoryStore), with the same fake nodes behind them."""
+    MemoryStore), with the same fake nodes behind them (``settings``: both apps')."""
     nodes = nodes or FakeNodes()
     shared = MemoryStore()
     key = Ed25519PrivateKey.generate()  # one registry.key: every replica holds it
@@ -46,7 +46,7 @@ async def two_replicas(
             store: Any = SqlStore(url) if url else shared
             hs.append(
                 await stack.enter_async_context(
-                    running(tmp_path / name, store=store, nodes=nodes, gateway_key=key)
+                    running(tmp_path / name, store=store, nodes=nodes, gateway_key=key, **settings)
                 )
             )
         yield hs[0], hs[1]

@@ -183,8 +183,17 @@ async def test_node_changes_and_heartbeats_since(store: SqlStore) -> None:
     assert await store.nodes_changed_since(datetime.now(timezone.utc) + timedelta(seconds=1)) == []
     beat = T0 + timedelta(seconds=5)
     assert await store.touch_heartbeat("n1", beat, "online")
-    assert await store.heartbeats_since(beat) == [("n1", "online", beat)]
+    assert await store.heartbeats_since(beat) == [("n1", "online", beat, None)]
     assert await store.heartbeats_since(beat + timedelta(microseconds=1)) == []
+    # the node's last keyed request as its heartbeat said, read back by every replica; a
+    # heartbeat that does not say it (an older node) clears it
+    keyed = beat - timedelta(seconds=3)
+    beat = beat + timedelta(seconds=1)
+    assert await store.touch_heartbeat("n1", beat, "online", keyed_at=keyed)
+    assert await store.heartbeats_since(beat) == [("n1", "online", beat, keyed)]
+    beat = beat + timedelta(seconds=1)
+    assert await store.touch_heartbeat("n1", beat, "online")
+    assert await store.heartbeats_since(beat) == [("n1", "online", beat, None)]
     mark = datetime.now(timezone.utc) - timedelta(milliseconds=1)
     assert await store.set_node_state("n1", "offline")
     assert [r.state for r in await store.nodes_changed_since(mark)] == ["offline"]
@@ -291,10 +300,13 @@ async def test_sequence_numbers_and_heartbeats_in_batches(store: SqlStore) -> No
     keys = await store.get_node_keys(["n1", "n3", "ghost"])
     assert sorted(keys) == ["n1", "n3"] and keys["n3"].revoked_at is not None
     beat = T0 + timedelta(seconds=7)
-    await store.touch_heartbeats([("n1", beat, "draining", 0), ("n2", beat, "online", 30_000)])
+    keyed = beat - timedelta(seconds=2)
+    await store.touch_heartbeats(
+        [("n1", beat, "draining", 0), ("n2", beat, "online", 30_000)], keyed={"n2": keyed}
+    )
     assert sorted(await store.heartbeats_since(beat)) == [
-        ("n1", "draining", beat),
-        ("n2", "online", beat),
+        ("n1", "draining", beat, None),
+        ("n2", "online", beat, keyed),
     ]
     # the uptime credit (rewards): the time since the last beat, up to the limit, only
     # for a node that was online, as ``touch_heartbeat`` computes it
