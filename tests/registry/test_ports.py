@@ -72,6 +72,7 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "request_totals",
                 # the request log's retention (registry/retention.py)
                 "prune_requests",
+                "set_operator_uptime_nodes",
             ]
         )
         == PROTOCOL_METHODS
