@@ -45,19 +45,28 @@ async def resolve_account(store: Any, account: str) -> str:
     if ACCOUNT_RE.match(account):
         return account
     found: list[str] = []
+    kinds: list[str] = []  # what each of ``found`` is, in words
     index = account.removeprefix("probe:") if account.startswith("probe:") else None
     if index in {str(i) for i in range(1, PROBE_ACCOUNTS + 1)}:
         found.append((await pseudonyms(store.engine)).probe(int(index)))
+        kinds.append("a probe account")
     for key in await store.list_api_keys():
         if account in (key.name, key.key_id):
             found.append(pseudonym("user", key.key_id))
+            kinds.append("an API key")
     for op in await store.list_operators():
         if op.name == account:
             found.append((await pseudonyms(store.engine)).operator(account))
+            kinds.append("an operator")
     if len(found) > 1:
+        distinct = list(dict.fromkeys(kinds))
+        named = (  # "both an API key and an operator", "more than one API key"
+            "both " + " and ".join(distinct)
+            if len(distinct) > 1
+            else "more than one " + distinct[0].split(" ", 1)[1]
+        )
         raise ValueError(
-            f"{account!r} names more than one of an API key, an operator, a probe account; "
-            f"write the ledger account ({' or '.join(found)})"
+            f"{account!r} names {named}; write the ledger account ({' or '.join(found)})"
         )
     if not found and index is not None:
         raise ValueError(f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}")
