@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.core.client_retry import HEADER as SHOULD_RETRY
 from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 
 __all__ = [
@@ -57,6 +58,7 @@ AS_SENT = {"Accept-Encoding": "identity"}  # the request headers of an ``as_sent
 # their packages are installed, which a server may then pick and this refuses)
 DECODED = {"Accept-Encoding": "gzip, deflate"}
 PIECE = 1 << 16  # the most one decoding step makes (:func:`decoded`)
+_KEPT = ("retry-after", "location", SHOULD_RETRY)  # of an answer's headers (``call``)
 # a server's 429s (its per-address budget spent) waited out in a row before giving up, each
 # for its Retry-After, at most 60 s: a registry cannot hold a reader longer than ~30 min
 RETRIES_429 = 30
@@ -156,7 +158,9 @@ async def call(
         raise AnswerTimedOut(
             f"{what} took longer than {deadline_s:g} s: not read further"
         ) from None
-    kept = {k: r.headers[k] for k in ("retry-after", "location") if k in r.headers} or None
+    # what the caller reads of them: a wait, a redirect, whether a retry can help
+    # (x-should-retry: core/client_retry.py)
+    kept = {k: r.headers[k] for k in _KEPT if k in r.headers} or None
     return httpx.Response(r.status_code, content=body, request=request, headers=kept)
 
 

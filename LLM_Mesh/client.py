@@ -16,7 +16,10 @@ house style wants); otherwise the client owns one and closes it in ``aclose``.
 ``$LLM_MESH_REGISTRY_URL`` and ``--registry`` take it): the client uses one at a time
 and moves to the next when it cannot connect, the connection breaks before an answer,
 or the answer is 5xx, a redirect or not of the shape asked (a read, the health check, or a call with a
-request id; a redirect of a stream too), and stays with the one that answered (another process's too, given a ``memory``:
+request id; a redirect of a stream too), unless the answer says whether a retry can help
+(``x-should-retry``: ``false`` is raised, no other gateway asked; ``true`` is asked again after
+its ``Retry-After``, the next gateway first, at most twice a call:
+:func:`~LLM_Mesh.client_failover.advised`), and stays with the one that answered (another process's too, given a ``memory``:
 :class:`~LLM_Mesh.client_replicas.ReplicaMemory`, what the CLI passes). An OpenAI call then always
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
@@ -56,7 +59,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -72,6 +75,7 @@ from LLM_Mesh.bounded_http import (
     redirected,
     rows,
 )
+from LLM_Mesh.client_failover import Again, Retry, advised, failed, said_not_up, unreachable
 from LLM_Mesh.client_hang import Hung, probe, watched
 from LLM_Mesh.client_replicas import ReplicaMemory, gateway_urls
 from LLM_Mesh.client_stream import (
@@ -86,13 +90,10 @@ from LLM_Mesh.client_stream import (
     stream_max_s,
 )
 from LLM_Mesh.core.hang_watch import DEFAULT_POLICY, HangPolicy
-from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.errors import (
     InvalidApiKey,
     InvalidCredential,
     MeshError,
-    ModelUnavailable,
-    RegistryUnreachable,
     UpstreamError,
 )
 from LLM_Mesh.plain_http import PlainHttpNotice
@@ -109,6 +110,7 @@ MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and comp
 # and node, as the node agent reads it: node/earnings_query.MAX_EARNINGS_BYTES)
 PING_ANSWER_BYTES = 64 << 10
 EARNINGS_ANSWER_BYTES = 8 << 20
+_unreachable = unreachable  # (tests/inprocess_mesh.py's name for it)
 # (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``, ``DEFAULT_STREAM_MAX_S``,
 # ``stream_max_s`` and ``gateway_urls``: imported, named still)
 __all__ = [
@@ -117,27 +119,6 @@ __all__ = [
     "bearer_header", "fetch_json_sync", "gateway_urls", "new_request_id", "raise_for_error",
     "stream_max_s",
 ]  # fmt: skip
-
-
-def _unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
-    hint = reach_hint(base_url, str(exc))  # a server there, spoken to wrongly (TLS)
-    return RegistryUnreachable(
-        f"no LLM Mesh registry answered at {base_url} ({type(exc).__name__}: {exc}). "
-        + (
-            f"{hint[0].upper()}{hint[1:]}."
-            if hint
-            else "Start one with `llm-mesh up`, or "
-            "point LLM_MESH_REGISTRY_URL at a running registry."
-        )
-    )
-
-
-def _failed(base: str, path: str, exc: Exception) -> str:
-    """A transport failure's text, with :func:`reach_hint`'s fix when it has one."""
-    hint = reach_hint(base, str(exc))
-    return f"the connection to {base} failed on {path}: {type(exc).__name__}: {exc}" + (
-        f" ({hint})" if hint else ""
-    )
 
 
 def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) -> dict[str, str]:
@@ -162,20 +143,6 @@ def new_request_id() -> str:
     return "req-" + uuid.uuid4().hex
 
 
-class _Retry(Exception):
-    """This gateway failed in a way another one may not: try the next."""
-
-    def __init__(self, error: MeshError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _said(error: MeshError) -> MeshError | None:
-    """``error`` if a gateway's "model not up" (the models up: a fallback's), raised when all
-    failed, whichever last (found 2026-12-05: a 503 replica's came last; a hung one, 300 s)."""
-    return error if isinstance(error, ModelUnavailable) and error.model else None
-
-
 class MeshClient:
     """Talks to a registry + gateway at ``base_url`` (e.g. ``http://127.0.0.1:8800``), or to
     the first of several that answers (see the module docstring)."""
@@ -194,8 +161,11 @@ class MeshClient:
         hang_policy: HangPolicy | None = DEFAULT_POLICY,
         memory: ReplicaMemory | None = None,
         notice: PlainHttpNotice | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base_urls = gateway_urls(base_url)
+        self._sleep = sleep  # a retry's wait (x-should-retry: true; injected in tests)
+        self.retries = 0  # times a call asked again as an answer said (x-should-retry)
         # one WARNING when a credential first goes over plain http to another machine
         self.notice = notice or PlainHttpNotice(self.base_urls)  # (plain_http.py)
         self._memory = memory  # the replica that answered another process (client_replicas)
@@ -249,18 +219,29 @@ class MeshClient:
         return [(self._current + i) % n for i in range(n)]
 
     async def _each(self, call: Any) -> Any:
-        """``await call(base_url, is_last)`` on the gateways in turn until one does not ask
-        to retry (``is_last``: no other gateway is left to try, nor a "not up" to raise)."""
+        """``await call(base_url, retries, is_last)`` on the gateways in turn until one does
+        not ask to retry (``is_last``: no other gateway is left to try, nor a "not up" to
+        raise; ``retries``: times the call was asked again already). An answer saying
+        ``x-should-retry: true`` (:class:`Again`) is asked again after its wait, the other
+        gateways in turn first; one saying ``false`` is raised by ``call``."""
         last: MeshError | None = None
-        said: MeshError | None = None  # a gateway's "model not up" (``_said``)
-        order = self._order()
-        for i in order:
+        said: MeshError | None = None  # a gateway's "model not up" (``said_not_up``)
+        queue = self._order()  # the gateways still to ask, in turn
+        retries = 0
+        while queue:
+            i = queue.pop(0)
             try:
-                result = await call(self.base_urls[i], i == order[-1] and said is None)
-            except _Retry as exc:
+                result = await call(self.base_urls[i], retries, not queue and said is None)
+            except Again as exc:  # x-should-retry: true (``advised``): later, in turn
+                retries += 1
+                self.retries += 1
+                await self._sleep(exc.wait_s)
+                queue.append(i)
+                continue
+            except Retry as exc:
                 last = exc.error
-                said = said or _said(exc.error)
-                if i != order[-1]:
+                said = said or said_not_up(exc.error)
+                if queue:
                     self.failovers += 1
                 continue
             self._answered(i)
@@ -310,44 +291,47 @@ class MeshClient:
                 **{**kw, "headers": {**headers, **extra}},
             )  # fmt: skip
 
-        async def once(base: str, last: bool) -> Any:
+        async def once(base: str, retries: int, last: bool) -> Any:
             try:  # the admin proof watched too (found 2026-12-05: it waited 300 s on a hung one)
                 r = await self._watched(sent(base), base, retry_sent and not last)
             except Hung as exc:  # another gateway is left: it is asked (same request id)
-                raise _Retry(UpstreamError(str(exc))) from exc
+                raise Retry(UpstreamError(str(exc))) from exc
             except InvalidCredential as exc:  # a URL that did not prove it is the registry
                 if many:
-                    raise _Retry(exc) from exc
+                    raise Retry(exc) from exc
                 raise
             except AnswerRefused as exc:
                 if retry_sent:
-                    raise _Retry(exc) from exc
+                    raise Retry(exc) from exc
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if many:
-                    raise _Retry(_unreachable(base, exc)) from exc
-                raise _unreachable(base, exc) from exc
+                    raise Retry(unreachable(base, exc)) from exc
+                raise unreachable(base, exc) from exc
             except httpx.TimeoutException as exc:
                 error = UpstreamError(f"the registry at {base} timed out on {path}")
                 if retry_sent:
-                    raise _Retry(error) from exc
+                    raise Retry(error) from exc
                 raise error from exc
             except httpx.TransportError as exc:
-                error = UpstreamError(_failed(base, path, exc))
+                error = UpstreamError(failed(base, path, exc))
                 if retry_sent:
-                    raise _Retry(error) from exc
+                    raise Retry(error) from exc
                 raise error from exc
-            if r.status_code >= 500 and retry_sent:
+            if r.status_code >= 400:
                 try:
                     raise_for_error(r)
                 except MeshError as exc:
-                    raise _Retry(exc) from exc
-            raise_for_error(r)
+                    # what the answer says (x-should-retry), else a 5xx elsewhere as before
+                    advised(r, exc, retries)
+                    if r.status_code >= 500 and retry_sent:
+                        raise Retry(exc) from exc
+                    raise
             try:
                 return read(r, f"{method} {base}{path}'s answer")
             except UpstreamError as exc:  # a redirect, or not JSON of the shape asked
                 if retry_sent:
-                    raise _Retry(exc) from exc
+                    raise Retry(exc) from exc
                 raise
 
         return await self._each(once)
@@ -486,9 +470,12 @@ class MeshClient:
         limit_s = positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
         bound = Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
         said: MeshError | None = None
-        for i in self._order():
+        queue = self._order()  # the gateways still to ask, in turn (as ``_each``)
+        retries = 0
+        while queue:
+            i = queue.pop(0)
             base = self.base_urls[i]
-            last = i == self._order()[-1] and said is None  # (else: ``said`` is the error)
+            last = not queue and said is None  # (else: ``said`` is the error)
             try:
                 request = self._http.build_request(
                     "POST", base + path, json={**body, "stream": True},
@@ -502,10 +489,13 @@ class MeshClient:
                         error: MeshError | None = redirected(r, what)
                         if error is None:
                             error = await bound.by(stream_error(r, base + path), what)
+                        if r.status_code >= 400:  # what it says (x-should-retry), if it does
+                            left = bound.deadline - asyncio.get_running_loop().time()
+                            advised(r, error, retries, left)
                         if r.status_code in range(400, 500):
                             raise error
                         if many and not last:
-                            said, self.failovers = said or _said(error), self.failovers + 1
+                            said, self.failovers = said or said_not_up(error), self.failovers + 1
                             continue
                         raise error
                     self._answered(i)
@@ -526,11 +516,16 @@ class MeshClient:
                     raise UpstreamError(f"{CUT_SHORT} (from {base})")
                 finally:
                     await r.aclose()
+            except Again as exc:  # x-should-retry: true: later, the others in turn first
+                retries += 1
+                self.retries += 1
+                await bound.by(self._sleep(exc.wait_s), what)
+                queue.append(i)
             except Hung:  # before its head (watched only with another gateway left)
                 self.failovers += 1
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if started or not many or last:
-                    raise _unreachable(base, exc) from exc
+                    raise unreachable(base, exc) from exc
                 self.failovers += 1
             except httpx.TransportError as exc:
                 if started or not many or last:

@@ -213,7 +213,8 @@ async def test_node_body_over_its_limit_is_413(tmp_path: Path) -> None:
         transport = httpx.ASGITransport(app=create_node_app(svc))
         # a standalone node serves programs on its machine: a loopback peer and Host
         async with httpx.AsyncClient(transport=transport, base_url=NODE_URL) as c:
-            assert_413(await c.post("/v1/chat/completions", json=padded(5000)))
+            # its limit and the gateway's room above it (core/limits.GATEWAY_MARGIN_BYTES)
+            assert_413(await c.post("/v1/chat/completions", json=padded(6000)))
             assert (await c.post("/v1/chat/completions", json=CHAT)).status_code == 200
     finally:
         await svc.stop()

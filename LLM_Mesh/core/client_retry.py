@@ -38,17 +38,33 @@ answer carries the header; by what the answer means:
     meets again; and an answer may have been paid before the fault (its id is then held:
     ``registry/idempotency.py``), which a retry without an id would run and pay again;
   - any other 5xx.
+
+The project's own client (``LLM_Mesh/client.py``: ``llm-mesh ask``, the seed API) obeys it
+too (:func:`client_advice`; found 2026-12-05: it failed over on every 5xx, so a 504 that
+used the whole deadline ran again on the next replica with the same request id, which a
+failed request frees: ``registry/idempotency.py``): ``false``: the error is raised, no
+other gateway asked; ``true``: asked again after the answer's ``Retry-After`` (1 s
+without one), the next gateway in turn first, at most :data:`CLIENT_RETRIES` times a call
+and never for a wait over :data:`CLIENT_MAX_WAIT_S`; no header (an older gateway): the
+client's own rule as before. A gateway that does not answer (refused, reset, hung) is no
+answer: the client fails over as before.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from LLM_Mesh.core.route_types import Decision, Verdict
 
 __all__ = [
+    "CLIENT_DEFAULT_WAIT_S",
+    "CLIENT_MAX_WAIT_S",
+    "CLIENT_RETRIES",
     "HEADER",
     "SOON_S",
+    "client_advice",
+    "client_wait",
     "deadline_message",
     "retry_estimate",
     "retry_header",
@@ -59,6 +75,47 @@ __all__ = [
 HEADER = "x-should-retry"
 #: the longest wait that is still "soon": a client waits for a retry at most this long
 SOON_S = 60.0
+
+
+#: the most times the project's client asks again after answers that say ``true`` (one
+#: call, all gateways together; OpenAI's SDKs: 2)
+CLIENT_RETRIES = 2
+#: the longest ``Retry-After`` the project's client waits out; a longer one is raised
+CLIENT_MAX_WAIT_S = SOON_S
+#: its wait after a ``true`` without a ``Retry-After`` (or one it cannot read)
+CLIENT_DEFAULT_WAIT_S = 1.0
+
+
+def client_advice(headers: Mapping[str, str]) -> tuple[bool, float] | None:
+    """What an error answer's ``headers`` tell the project's client: ``None`` when they say
+    nothing (no :data:`HEADER`, or neither ``true`` nor ``false``: the client's own rule),
+    else ``(retry, wait_s)``: whether to ask again, after how long (``Retry-After`` in
+    seconds; :data:`CLIENT_DEFAULT_WAIT_S` without one; an HTTP date is not read)."""
+    said = (headers.get(HEADER) or "").strip().lower()
+    if said not in ("true", "false"):
+        return None
+    if said == "false":
+        return False, 0.0
+    try:
+        wait = float(headers.get("retry-after") or CLIENT_DEFAULT_WAIT_S)
+    except ValueError:
+        wait = CLIENT_DEFAULT_WAIT_S
+    if not math.isfinite(wait):
+        return True, math.inf
+    return True, max(0.0, wait)
+
+
+def client_wait(
+    advice: tuple[bool, float], retries: int, *, left_s: float = math.inf
+) -> float | None:
+    """The seconds to wait before asking again after an answer of ``advice``
+    (:func:`client_advice`), ``retries`` asked again already in the call and ``left_s``
+    left of its own bound; ``None``: raise the error (``false``, retries spent, a wait
+    over :data:`CLIENT_MAX_WAIT_S` or past the bound)."""
+    retry, wait = advice
+    if not retry or retries >= CLIENT_RETRIES or wait > CLIENT_MAX_WAIT_S or wait >= left_s:
+        return None
+    return wait
 
 
 def should_retry(status: int, retry_after: float | None = None, *, hopeless: bool = False) -> bool:

@@ -38,11 +38,14 @@ from typing import Any
 from LLM_Mesh.errors import LimitExceeded, PayloadTooLarge
 
 __all__ = [
+    "GATEWAY_MARGIN_BYTES",
+    "MIB",
     "RequestLimits",
     "Violation",
     "check_body",
     "check_body_size",
     "check_depth",
+    "grown_past",
     "json_depth",
     "json_shape",
     "limit_error",
@@ -50,6 +53,23 @@ __all__ = [
 ]
 
 MIB = 1 << 20
+
+#: the most bytes the gateway adds to a client's body when it forwards it to a node: its own
+#: members, ``"mesh_priority":"keyed"`` (24 bytes, ``core/priority.py``) and a stream's
+#: ``"stream_options":{"include_usage":true}`` (39 bytes, ``registry/send_stream.py``), with
+#: room to spare. A node accepts a body of up to its ``max_body_bytes`` plus this
+#: (``node/app.py``), so a node whose limit equals the gateway's never refuses a body the
+#: gateway accepted for the gateway's own additions (found 2026-12-05)
+GATEWAY_MARGIN_BYTES = 1024
+
+
+def grown_past(body_bytes: int, limit: int, margin: int = GATEWAY_MARGIN_BYTES) -> bool:
+    """Whether a node's 413 of a client body of ``body_bytes`` may be the gateway's own doing:
+    the body is within ``margin`` of the gateway's ``limit`` (``max_body_bytes``), so the
+    members the gateway adds can take it past a node limit equal to the gateway's (an older
+    node, without the margin): an honest refusal, not the node's failure
+    (``registry/second_opinion.py``)."""
+    return body_bytes > limit - margin
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ standalone node's loopback client's field is ignored.
 
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
 body in one handler; 429 and 503 carry ``Retry-After``. A request body over
-``NodeConfig.max_body_bytes`` is refused with 413 before it is read
+``NodeConfig.max_body_bytes`` (plus :data:`~LLM_Mesh.core.limits.GATEWAY_MARGIN_BYTES`, room
+for the members the gateway adds to a client's body) is refused with 413 before it is read
 (:class:`~LLM_Mesh.body_limit.BodyLimit`), once a route reads it (``on_read``): a request
 refused on its headers (no gateway signature, an operator endpoint from another machine)
 gets that refusal, its body unread. Every JSON answer (and the stream) carries
@@ -70,7 +71,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.client_retry import retry_header
-from LLM_Mesh.core.limits import check_body, check_depth, limit_error
+from LLM_Mesh.core.limits import GATEWAY_MARGIN_BYTES, check_body, check_depth, limit_error
 from LLM_Mesh.core.priority import PRIORITY_FIELD, is_keyed
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
@@ -505,8 +506,10 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     app.state.service = service
     serve_openapi(app)
     # a declared length over the limit is refused when a route reads the body: a route
-    # that refuses on the headers (the gateway's, the operator's) answers first, unread
-    app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes, on_read=True)
+    # that refuses on the headers (the gateway's, the operator's) answers first, unread;
+    # max_body_bytes bounds the client's body, the margin is for the gateway's own members
+    limit = service.config.max_body_bytes + GATEWAY_MARGIN_BYTES
+    app.add_middleware(BodyLimit, max_bytes=limit, on_read=True)
     settings = service.settings
     metrics = NodeMetrics(service) if settings.metrics else None
     app.state.metrics = metrics
@@ -553,8 +556,8 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
 
     for path, endpoint in ((INFERENCE_PATHS["chat"], chat_completions),
                            (INFERENCE_PATHS["completion"], completions)):  # fmt: skip
-        app.add_hot_route(path, endpoint, on_error=on_error,
-                          max_body_bytes=service.config.max_body_bytes, on_read=True)  # fmt: skip
+        app.add_hot_route(path, endpoint, on_error=on_error, max_body_bytes=limit,
+                          on_read=True)  # fmt: skip
 
     @app.get("/mesh/health")
     async def health(request: Request) -> JSONAnswer:

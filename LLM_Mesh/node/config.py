@@ -9,7 +9,7 @@
     max_queue = 8
     memory_budget_bytes = 6_000_000_000   # llama-cpp; default: 80 % of available RAM
     availability_hours = "22:00-07:00"    # local time; outside it the node pauses
-    max_body_bytes = 16_777_216           # request bodies over this get 413 (16 MiB)
+    max_body_bytes = 16_777_216           # request bodies over this (+ 1 KiB: core/limits.py) get 413
 
     operator_token = "lmo_..."            # the credential to register (or LLM_MESH_OPERATOR_TOKEN)
     key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
@@ -123,7 +123,9 @@ class NodeConfig:
     n_gpu_layers: int = 0
     memory_budget_bytes: int | None = None
     availability_hours: str | None = None  # "HH:MM-HH:MM", local time; None: always
-    max_body_bytes: int = DEFAULT_NODE_BODY_BYTES  # request bodies over this: 413
+    # request bodies over this (plus core/limits.GATEWAY_MARGIN_BYTES, the room for the members
+    # the gateway adds to a client's body): 413
+    max_body_bytes: int = DEFAULT_NODE_BODY_BYTES
     operator_token: str | None = None  # credential to register; else LLM_MESH_OPERATOR_TOKEN
     key_file: str | None = None  # the node's Ed25519 key; None: $LLM_MESH_HOME/node.key
     # declared in the signed registration: this node stores and logs no prompt or output.

@@ -7,7 +7,8 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 (:class:`~LLM_Mesh.registry.node_client.AiohttpNodeClient` unless one is given; an
 ``httpx.AsyncClient`` given is wrapped in an
 :class:`~LLM_Mesh.registry.node_client_httpx.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
-rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0), and on
+rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0; the due period
+closed before it serves: ``RewardTask.close_first``), and on
 shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
@@ -353,7 +354,8 @@ def create_registry_app(
             if pusher is not None:
                 pusher.start()
             runtime.keys.start()
-            if runtime.rewards is not None:
+            if runtime.rewards is not None:  # the due period closed before any heartbeat
+                await runtime.rewards.close_first()
                 runtime.rewards.start()
             quality_watcher.start()
             canary.start()

@@ -36,6 +36,10 @@ epoch, so every replica agrees on them). Closing a period:
    (each try that is refused saw another writer's new paid row: rows are never deleted
    and a period holds one per node, so the tries end).
 
+A registry closes the due period before it serves (:meth:`RewardTask.close_first`, awaited by
+the app's lifespan): a heartbeat first would move a node's last heartbeat past the uptime it
+earned before every registry stopped (found 2026-12-05).
+
 Clocks and sleep are injected: tests call :meth:`RewardTask.close_due` with their own
 wall clock, no sleeping.
 """
@@ -470,6 +474,18 @@ class RewardTask:
             except Exception:  # a bug or a database hiccup must not stop the loop
                 log.exception("closing a reward period failed; trying again next tick")
             await self._sleep(self.tick_s)
+
+    async def close_first(self) -> None:
+        """Close the due period before the registry serves (its lifespan awaits this, then
+        :meth:`start`): a node's first heartbeat to a registry back after every registry was
+        down moves its last heartbeat into the current period, and a close after it labelled
+        the uptime the node earned before the stop with the due period
+        (``core/rewards.uptime_period``; found 2026-12-05). A failure is logged and the
+        loop tries again, as on any tick: the registry starts anyway."""
+        try:
+            await self.close_due()
+        except Exception:
+            log.exception("closing the due reward period at start failed; trying again next tick")
 
     def start(self) -> None:
         if self._task is None:

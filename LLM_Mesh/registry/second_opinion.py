@@ -11,7 +11,10 @@ node's words, and the refusal counts against the refusing node like a server err
 (``Routing.blame``: success EWMA, outlier ejection): a node that refuses what others serve
 is broken or hostile. Exempt: a ``context_length_exceeded`` refusal from a node declaring
 a smaller context for the model than the node that answered (honest: its exact count is
-over its own context). If the other node refuses too, or none is left, or the request
+over its own context); a ``request_too_large`` (413) of a client body within
+:data:`~LLM_Mesh.core.limits.GATEWAY_MARGIN_BYTES` of the gateway's ``max_body_bytes``
+(honest: the members the gateway adds took it past an older node's limit equal to the
+gateway's; a current node allows the margin, ``node/app.py``; found 2026-12-05). If the other node refuses too, or none is left, or the request
 stops for another reason, the *first* refusal is the answer (the relay passes it on) and
 no node is blamed. Either way the refused attempt did no work: it is not charged.
 """
@@ -21,8 +24,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from LLM_Mesh.core.balancer import Attempt
+from LLM_Mesh.core.limits import grown_past
 from LLM_Mesh.core.node_refusal import MAX_BODY_BYTES, node_refusal
-from LLM_Mesh.errors import ContextLengthExceeded
+from LLM_Mesh.errors import ContextLengthExceeded, PayloadTooLarge
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.node_client import NodeResponse
 from LLM_Mesh.registry.runtime import Runtime
@@ -58,6 +62,8 @@ def overruled(rt: Runtime, job: Job, rejection: Rejection | None, answerer: str)
     honest = code == ContextLengthExceeded.code and (
         _context(rt, job, refuser) < _context(rt, job, answerer)
     )
+    if code == PayloadTooLarge.code:  # the gateway's own members past an older node's limit
+        honest = grown_past(len(job.raw), rt.settings.limits.max_body_bytes)
     if not honest:
         rt.routing.blame(att)
 

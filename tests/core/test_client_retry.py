@@ -7,8 +7,13 @@ import math
 import pytest
 
 from LLM_Mesh.core.client_retry import (
+    CLIENT_DEFAULT_WAIT_S,
+    CLIENT_MAX_WAIT_S,
+    CLIENT_RETRIES,
     HEADER,
     SOON_S,
+    client_advice,
+    client_wait,
     deadline_message,
     retry_estimate,
     retry_header,
@@ -110,3 +115,21 @@ def test_a_504s_message_says_what_to_change() -> None:
 
 def test_a_request_timeout_is_retried() -> None:
     assert retry_header(408) == {HEADER: "true"}
+
+
+def test_client_advice_reads_the_header_and_the_wait() -> None:
+    assert client_advice({}) is None  # an older gateway: the client's own rule
+    assert client_advice({"x-should-retry": "maybe"}) is None
+    assert client_advice({"x-should-retry": "false", "retry-after": "5"}) == (False, 0.0)
+    assert client_advice({"x-should-retry": "True", "retry-after": "3"}) == (True, 3.0)
+    assert client_advice({"x-should-retry": "true"}) == (True, CLIENT_DEFAULT_WAIT_S)
+    date = {"x-should-retry": "true", "retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}
+    assert client_advice(date) == (True, CLIENT_DEFAULT_WAIT_S)
+    assert client_advice({"x-should-retry": "true", "retry-after": "-4"}) == (True, 0.0)
+    assert client_wait((True, 3.0), 0) == 3.0
+    assert client_wait((True, 3.0), CLIENT_RETRIES) is None  # retries spent
+    assert client_wait((False, 0.0), 0) is None
+    assert client_wait((True, CLIENT_MAX_WAIT_S + 1), 0) is None  # past the client's bound
+    assert client_wait((True, 3.0), 0, left_s=3.0) is None  # past the call's own bound
+    inf = client_advice({"x-should-retry": "true", "retry-after": "inf"})
+    assert inf is not None and client_wait(inf, 0) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 
+from LLM_Mesh.core.limits import GATEWAY_MARGIN_BYTES
 from LLM_Mesh.node.service import NodeService
 from tests.node.conftest import MODEL, asgi_client
 
@@ -18,7 +19,7 @@ async def test_the_nodes_json_answers_are_never_sniffed(
 ) -> None:
     """Found 2026-12-03: only ``BodyLimit``'s 413 had it (``/v1`` answers and refusals,
     ``/mesh/health``, ``/mesh/info``, the 404s, ``/openapi.json``: none)."""
-    too_large = b"x" * (service.config.max_body_bytes + 1)
+    too_large = b"x" * (service.config.max_body_bytes + GATEWAY_MARGIN_BYTES + 1)
     async with asgi_client(service, client=("203.0.113.9", 4321)) as remote:
         answers: dict[str, httpx.Response] = {
             "chat": await client.post(CHAT, json=BODY),

@@ -31,6 +31,7 @@ from LLM_Mesh.core.gateway_auth import (
     HDR_GATEWAY_TIME,
     GatewaySigner,
 )
+from LLM_Mesh.core.limits import GATEWAY_MARGIN_BYTES
 from LLM_Mesh.core.schemas import Hardware
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.service import NodeService
@@ -195,9 +196,10 @@ async def test_a_signed_request_over_the_limit_is_still_413(
 ) -> None:
     """Headers that pass the pre-check, a declared length over the limit: the 413 as before
     (the body drained up to twice the limit, so the client reads it)."""
-    headers = registry.headers(registered.node_id, b"x" * (LIMIT + 1))
-    body = CountedBody(size=LIMIT + 1)
-    status, answer = await _call(registered, headers, body, declared=LIMIT + 1)
+    over = LIMIT + GATEWAY_MARGIN_BYTES + 1  # the gateway's room above the limit, and a byte
+    headers = registry.headers(registered.node_id, b"x" * over)
+    body = CountedBody(size=over)
+    status, answer = await _call(registered, headers, body, declared=over)
     assert (status, _code(answer)) == (413, "request_too_large")
 
 

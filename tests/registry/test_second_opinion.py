@@ -14,6 +14,7 @@ import pytest
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Stop
+from LLM_Mesh.core.limits import GATEWAY_MARGIN_BYTES, RequestLimits
 from tests.registry.helpers import FakeNodes, registration, running
 
 CHAT = "/v1/chat/completions"
@@ -163,3 +164,36 @@ async def test_a_context_refusal_of_a_smaller_node_is_not_blamed(
     assert r.status_code == 200 and r.headers["x-mesh-node"] == "big"
     assert len(h.nodes.nodes["small:8801"].calls) == 1
     assert view["small"]["ejected"] is blamed
+
+
+TOO_LARGE = {"error": {"message": "the request body is larger than max_body_bytes (8192 bytes)",
+                       "type": "invalid_request_error", "code": "request_too_large"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("size", "blamed"), [(8192, False), (8192 - GATEWAY_MARGIN_BYTES, True)],
+                         ids=["within_the_margin_of_the_limit", "further_below"])  # fmt: skip
+async def test_a_413_for_the_gateways_own_additions_is_not_blamed(
+    tmp_path: Path, size: int, blamed: bool
+) -> None:
+    """An older node whose body limit equals the gateway's (8192 bytes here) refuses a
+    client body the gateway accepted once the gateway's own members are added (found
+    2026-12-05: it was blamed, ejected, when a node with a larger limit took the request).
+    A body further below the limit than the gateway adds is no such case."""
+    limits = RequestLimits(max_body_bytes=8192)
+    nodes = Refusers({"old": (413, TOO_LARGE)})
+    async with running(tmp_path, nodes=nodes, limits=limits) as h:
+        await h.register("old")
+        await h.register("big")
+        routing = h.runtime.routing
+        busy = routing.begin("big", MODEL)  # "old" looks best
+        body = _ask(False)
+        pad = size - len(json.dumps(body, separators=(",", ":")).encode())
+        body["messages"][0]["content"] = "hi" + "x" * pad
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        assert len(raw) == size
+        r = await h.client.post(CHAT, content=raw, headers={"content-type": "application/json"})
+        routing.finish(busy, Outcome.CANCELLED)
+        view = await _nodes_view(h)
+    assert r.status_code == 200 and r.headers["x-mesh-node"] == "big"
+    assert nodes.order[:2] == ["old", "big"]
+    assert view["old"]["ejected"] is blamed

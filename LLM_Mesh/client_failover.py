@@ -1,0 +1,74 @@
+"""How :class:`LLM_Mesh.client.MeshClient` reads a gateway's failure: another gateway's turn
+(:class:`Retry`), the same call again later as the answer said (:class:`Again`,
+:func:`advised`: ``x-should-retry``, ``core/client_retry.py``), or the error raised; and the
+words for a gateway that did not answer."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from LLM_Mesh.core.client_retry import client_advice, client_wait
+from LLM_Mesh.core.reach_hint import reach_hint
+from LLM_Mesh.errors import MeshError, ModelUnavailable, RegistryUnreachable
+
+__all__ = ["Again", "Retry", "advised", "failed", "said_not_up", "unreachable"]
+
+
+def unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
+    hint = reach_hint(base_url, str(exc))  # a server there, spoken to wrongly (TLS)
+    return RegistryUnreachable(
+        f"no LLM Mesh registry answered at {base_url} ({type(exc).__name__}: {exc}). "
+        + (
+            f"{hint[0].upper()}{hint[1:]}."
+            if hint
+            else "Start one with `llm-mesh up`, or "
+            "point LLM_MESH_REGISTRY_URL at a running registry."
+        )
+    )
+
+
+def failed(base: str, path: str, exc: Exception) -> str:
+    """A transport failure's text, with :func:`reach_hint`'s fix when it has one."""
+    hint = reach_hint(base, str(exc))
+    return f"the connection to {base} failed on {path}: {type(exc).__name__}: {exc}" + (
+        f" ({hint})" if hint else ""
+    )
+
+
+class Retry(Exception):
+    """This gateway failed in a way another one may not: try the next."""
+
+    def __init__(self, error: MeshError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Again(Exception):
+    """The gateway's answer said ``x-should-retry: true``: ask again after ``wait_s``
+    (``core/client_retry.client_wait``), the next gateway in turn first."""
+
+    def __init__(self, error: MeshError, wait_s: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait_s = wait_s
+
+
+def advised(r: httpx.Response, error: MeshError, retries: int, left_s: float = math.inf) -> None:
+    """Raise what an error answer ``r`` (``error``) says to do when it says
+    (``x-should-retry``, ``core/client_retry.py``): ``false``, or no retry left, ``error``;
+    ``true``, :class:`Again`. Returns when it says nothing (an older gateway)."""
+    advice = client_advice(r.headers)
+    if advice is None:
+        return
+    wait = client_wait(advice, retries, left_s=left_s)
+    if wait is None:
+        raise error
+    raise Again(error, wait)
+
+
+def said_not_up(error: MeshError) -> MeshError | None:
+    """``error`` if a gateway's "model not up" (the models up: a fallback's), raised when all
+    failed, whichever last (found 2026-12-05: a 503 replica's came last; a hung one, 300 s)."""
+    return error if isinstance(error, ModelUnavailable) and error.model else None
