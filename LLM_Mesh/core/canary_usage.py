@@ -153,18 +153,18 @@ def _squeeze(text: str) -> str:
 
 def covering_entries(text: str, tokens: Sequence[str]) -> int | None:
     """How many of the reference's ``tokens`` (cut to the probe's length) spell ``text``, a
-    streamed answer: the fewest whose text, whitespace aside, reaches its end, where
-    ``text`` is a beginning of theirs; ``None`` where it is not (the stream diverged, at a
-    near tie an honest node may take otherwise, or ran past the reference: no evidence of
-    its count)."""
+    streamed answer: those whose text, whitespace aside, reaches its end, and the
+    whitespace-only tokens right after them (the text may end in them: measured, a
+    stream's ``"\n"`` last), where ``text`` is a beginning of theirs; ``None`` where it is
+    not (the stream diverged, at a near tie an honest node may take otherwise, or ran past
+    the reference: no evidence of its count)."""
     got = _squeeze(text)
-    if not got:
-        return 0
     spelled = ""
-    for i, token in enumerate(tokens, 1):
-        spelled += _squeeze(token)
+    for i, token in enumerate(tokens):
         if spelled.startswith(got):
-            return i
-        if not got.startswith(spelled):
+            if _squeeze(token):
+                return i
+        elif not got.startswith(spelled):
             return None
-    return None
+        spelled += _squeeze(token)
+    return len(tokens) if spelled.startswith(got) else None

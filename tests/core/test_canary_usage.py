@@ -73,8 +73,11 @@ def test_no_usage_stated_is_no_verdict() -> None:
 def test_covering_entries_counts_the_tokens_that_spell_a_beginning_of_the_reference() -> None:
     toks = [" def", " f", "():", "\n", "    return", " 1"]
     assert covering_entries("", toks) == 0
-    assert covering_entries(" def f():", toks) == 3
+    assert covering_entries(" def f():\n", toks) == 4  # and the whitespace token after
+    assert covering_entries(" def f():", toks) == 4  # (a detokeniser may leave it out)
     assert covering_entries("def  f():\n  return", toks) == 5  # whitespace aside
     assert covering_entries(" def f():\n    ret", toks) == 5  # a stop string cut a token
+    assert covering_entries(" def f():\n    return 1", toks) == 6
+    assert covering_entries("\n", ["\n", "\n", " x"]) == 2
     assert covering_entries(" def g():", toks) is None  # diverged
     assert covering_entries(" def f():\n    return 1 + 2", toks) is None  # ran past
