@@ -164,3 +164,58 @@ def test_probes_of_every_shape_pass_on_an_honest_sim_node(
     # both rules ran; the sim's runner-up is exactly tie_margin below each word, so a stream
     # has no sure token to compare (fake nodes in tests/registry/test_canary.py have some)
     assert seen == {"match", "streamed:"}
+
+
+def inflating(stream: Any) -> Any:
+    """An engine's ``stream`` whose last delta states one token a UTF-8 byte of its text
+    + 16 and its prompt at the estimate's bound (bytes + 8 a message + 16)."""
+    from collections.abc import AsyncIterator
+
+    from LLM_Mesh.node.engines.base import CancelFlag, Delta, GenerationRequest, Usage
+
+    async def inflated(req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
+        text = ""
+        async for d in stream(req, cancel):
+            text += d.text
+            if d.usage is not None:
+                prompt = (
+                    len((req.prompt or "").encode())
+                    + 16
+                    + sum(len(str(m.get("content", "")).encode()) + 8 for m in req.messages or [])
+                )
+                d = Delta(d.text, d.finish_reason, Usage(prompt, len(text.encode()) + 16),
+                          d.logprobs)  # fmt: skip
+            yield d
+
+    return inflated
+
+
+def test_a_sim_node_stating_a_byte_a_token_is_caught_by_a_probe(
+    mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real sim nodes whose engine's counts are inflated (their text and log-probabilities
+    the model's): one token a UTF-8 byte of the text + 16, the prompt at the estimate's
+    bound. A probe of each endpoint, streamed or not, fails such a node on its count; the
+    honest node beside them passes the same probes (every shape:
+    ``test_probes_of_every_shape_pass_on_an_honest_sim_node``)."""
+    from LLM_Mesh.core.canary_shape import CHAT_PATH, COMPLETIONS_PATH, Shape
+
+    mesh.add_node(MODEL, "v1")
+    mesh.add_node(MODEL, "honest")
+    shapes = [(p, s) for p in (COMPLETIONS_PATH, CHAT_PATH) for s in (False, True)]
+    for i in range(len(shapes)):  # a liar a shape (each probe quarantines one)
+        liar = mesh.add_node(MODEL, f"liar{i}")
+        monkeypatch.setattr(liar.engine, "stream", inflating(liar.engine.stream))
+    assert mesh.app is not None
+    prober = mesh.app.state.canary
+    assert isinstance(prober, CanaryProber)
+    monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("v1")])
+    prompt = "The capital of France is"
+    for i, (path, stream) in enumerate(shapes):
+        shape = Shape(path=path, stream=stream, max_tokens=24)
+        ok = mesh.call(prober.probe(mesh.id_of("honest"), MODEL, prompt, shape))
+        # (a sim stream has no sure token to compare: unverified, its count within)
+        assert ok.verdict == ("unverified" if stream else "pass"), ok
+        bad = mesh.call(prober.probe(mesh.id_of(f"liar{i}"), MODEL, prompt, shape))
+        assert bad.verdict == "fail" and bad.quarantined, bad
+        assert bad.detail.startswith(("usage_completion: ", "usage_prompt: ")), bad

@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from LLM_Mesh.core.canary_usage import StatedUsage, stated_usage
 from LLM_Mesh.core.prompt import TURN_STOPS
 
 REPLACEMENT = "\ufffd"
@@ -66,6 +67,8 @@ class Answer:
 
     text: str
     tokens: tuple[TokenLogprob, ...]
+    usage: StatedUsage | None = None
+    """The counts its ``usage`` stated (``core/canary_usage.py``); ``None``: none."""
 
 
 @dataclass(frozen=True)
@@ -268,18 +271,19 @@ def compare_text(
 def answer_from_openai(body: Mapping[str, Any]) -> Answer:
     """The :class:`Answer` in an OpenAI completion or chat answer (either ``logprobs`` shape).
 
-    Missing or malformed log-probabilities give an answer without tokens.
+    Missing or malformed log-probabilities give an answer without tokens; its ``usage``
+    counts are kept (:func:`~LLM_Mesh.core.canary_usage.stated_usage`).
     """
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return Answer("", ())
+        return Answer("", (), stated_usage(body))
     choice = choices[0]
     message = choice.get("message")
     text = choice.get("text")
     if not isinstance(text, str):
         text = message.get("content") if isinstance(message, dict) else ""
     text = text if isinstance(text, str) else ""
-    return Answer(text, _tokens(choice.get("logprobs")))
+    return Answer(text, _tokens(choice.get("logprobs")), stated_usage(body))
 
 
 def _tokens(lp: Any) -> tuple[TokenLogprob, ...]:

@@ -44,8 +44,11 @@ The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
 earlier exchanges) and sampling fields (``seed``, penalties, ``stop``), and cut to the
 probe's length; the cache keeps the newest ``max_references``.
-The answer is judged by ``core/canary.py``; a failure quarantines the node for that
-model (``registry/quality.py``).
+The answer is judged by ``core/canary.py``, its ``usage`` by ``core/canary_usage.py``
+(:func:`probe_counts`: the completion count held to the answer's log-probability entries,
+a stream's to the reference's entries for its text, the prompt count to the verifier's
+for the same messages, kept with the cached reference); a failure of either quarantines
+the node for that model (``registry/quality.py``), the verdict naming the count.
 
 :class:`CanaryScheduler` probes in the background within the budget of
 ``core/probe_budget.py`` (≤ 1 % of a node's capacity, ≥ 1 probe per model per
@@ -88,6 +91,13 @@ from LLM_Mesh.core.canary_shape import (
     reference_shape,
     render,
     stops,
+)
+from LLM_Mesh.core.canary_usage import (
+    StatedUsage,
+    UsageVerdict,
+    check_usage,
+    covering_entries,
+    stated_usage,
 )
 from LLM_Mesh.core.ledger_entry import POOL, PROBE_ACCOUNTS
 from LLM_Mesh.core.priority_mix import probe_keyed
@@ -193,9 +203,12 @@ class CanaryProber:
         await pay(job, ex.tally, client)
         return answer.data
 
-    async def ask_stream(self, node_id: str, raw: bytes, path: str = PATH) -> str:
+    async def ask_stream(
+        self, node_id: str, raw: bytes, path: str = PATH
+    ) -> tuple[str, StatedUsage | None]:
         """Send a streamed ``raw`` as :meth:`ask` does, through the gateway's stream stages
-        (as ``Pipeline._stream``: paid and recorded as a user's stream); the text it spelled.
+        (as ``Pipeline._stream``: paid and recorded as a user's stream); the text it spelled
+        and the counts its ``usage`` stated (the relay always passes the node's on).
 
         Its opening mirrors ``Pipeline._stream``'s (the accounting of a failure or a refusal
         is shared: ``account_failure``, ``account_passthrough``); one shared opening would
@@ -230,7 +243,7 @@ class CanaryProber:
             await events.aclose()
             await upstream.close()
             await acct.close()
-        return stream_text(bytes(sse))
+        return stream_answer(bytes(sse))
 
     def keyed(self, model: str) -> bool:
         """The class the probe carries to the node (``core/priority_mix.py``): keyed as
@@ -402,25 +415,32 @@ class CanaryProber:
         # once the node has answered, so a verifier (its operator) never sees a probe coming
         text: str | None = None
         got: Answer | None = None
+        streamed_usage: StatedUsage | None = None
         try:
             if shape.stream:
-                text = await self.ask_stream(node_id, raw, shape.path)
+                text, streamed_usage = await self.ask_stream(node_id, raw, shape.path)
             else:
                 got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
         try:
-            ref = truncated(
-                await self.reference(verifier, model, sha, prompt, shape), shape.max_tokens
-            )
+            whole = await self.reference(verifier, model, sha, prompt, shape)
         except ProbeError as exc:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
+        ref = truncated(whole, shape.max_tokens)
         v: Verdict
         if got is None:
             v = compare_text(ref, text or "", self.rule, stops(shape))
         else:
             v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape))
+        counts = probe_counts(got, text, streamed_usage, whole, ref, shape)
+        if v.ok and counts is not None:  # the text is the model's, its count is not
+            rec = await self.quality.record(
+                node_id, model, ok=False, reason=f"canary: {counts.describe()}"
+            )
+            return ProbeResult(node_id, model, "fail", counts.describe(), prompt, verifier,
+                               rec.quarantined)  # fmt: skip
         if v.reason == "no_sure_tokens":  # a stream whose reference starts at a near tie
             why = (  # or whose stop string ended it at once
                 "streamed: the reference's first token is a near tie or the probe's stop, "
@@ -541,10 +561,41 @@ def load_pool(path: Path | None, mode: str = "mix") -> tuple[str, ...]:
     return pool_for(private, mode)
 
 
+def probe_counts(
+    got: Answer | None,
+    text: str | None,
+    streamed_usage: StatedUsage | None,
+    reference: Answer,
+    cut: Answer,
+    shape: Shape,
+) -> UsageVerdict | None:
+    """The probe's ``usage`` held to its evidence (``core/canary_usage.py``): a non-streamed
+    answer's completion to its own log-probability entries, a stream's to the entries of
+    ``cut`` (the reference cut to its length) that spell its text; the prompt to the
+    verifier's count in ``reference`` (asked with the same prompt or messages)."""
+    longest_stop = max((len(s.encode("utf-8")) for s in stops(shape)), default=0)
+    if got is not None:
+        usage, entries, covered = got.usage, len(got.tokens), None
+    else:
+        usage, entries = streamed_usage, None
+        covered = covering_entries(text or "", [t.token for t in cut.tokens])
+    return check_usage(
+        usage, reference.usage, entries=entries, reference_entries=covered,
+        stop_bytes=longest_stop,
+    )  # fmt: skip
+
+
 def stream_text(sse: bytes) -> str:
-    """The text an SSE answer spelled (completion ``text`` or chat ``delta.content``);
-    an error event raises :class:`ProbeError` (no verdict: the stream broke)."""
+    """The text an SSE answer spelled (:func:`stream_answer`)."""
+    return stream_answer(sse)[0]
+
+
+def stream_answer(sse: bytes) -> tuple[str, StatedUsage | None]:
+    """The text an SSE answer spelled (completion ``text`` or chat ``delta.content``) and
+    the counts of its last ``usage``; an error event raises :class:`ProbeError` (no
+    verdict: the stream broke)."""
     out: list[str] = []
+    usage: StatedUsage | None = None
     for line in sse.decode("utf-8", "replace").splitlines():
         if not line.startswith("data:"):
             continue
@@ -560,4 +611,5 @@ def stream_text(sse: bytes) -> str:
         if "error" in obj:
             raise ProbeError(f"the stream ended with an error: {obj['error']}")
         out.append(chunk_text(obj))  # the receipts' rule (core/answer_text.py)
-    return "".join(out)
+        usage = stated_usage(obj) or usage
+    return "".join(out), usage

@@ -97,8 +97,14 @@ def _as_chat(choice: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sse(node_id: str, model: str, chat: bool, text: str) -> bytes:
-    """``text`` streamed a few characters a chunk, as a node streams (no log-probabilities)."""
+USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}  # logprobs_for's
+
+
+def _sse(
+    node_id: str, model: str, chat: bool, text: str, usage: dict[str, int] | None = None
+) -> bytes:
+    """``text`` streamed a few characters a chunk, as a node streams (no log-probabilities);
+    ``usage`` (default :data:`USAGE`) in the final chunk."""
     obj = "chat.completion.chunk" if chat else "text_completion"
     base = {"id": "cmpl-1", "object": obj, "created": 1, "model": model}
     pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
@@ -108,8 +114,7 @@ def _sse(node_id: str, model: str, chat: bool, text: str) -> bytes:
         out.append({**base, "choices": [choice]})
     end = {"index": 0, "delta": {}} if chat else {"index": 0, "text": ""}
     out.append({**base, "choices": [{**end, "finish_reason": "length"}]})
-    out.append({**base, "choices": [],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+    out.append({**base, "choices": [], "usage": usage or USAGE,
                 "mesh": {"node_id": node_id}})  # fmt: skip
     return b"".join(b"data: " + json.dumps(o).encode() + b"\n\n" for o in out) + (
         b"data: [DONE]\n\n"
@@ -118,7 +123,8 @@ def _sse(node_id: str, model: str, chat: bool, text: str) -> bytes:
 
 class LogprobNodes(FakeNodes):
     """Fake nodes whose completions come from an :data:`Answer` function per node, on
-    both endpoints, streamed or not (a stream carries the text only, as nodes' do)."""
+    both endpoints, streamed or not (a stream carries the text only, as nodes' do); the
+    answer's ``usage`` is :data:`USAGE` unless the function states its own."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -140,13 +146,13 @@ class LogprobNodes(FakeNodes):
                 return httpx.Response(
                     200,
                     headers={"content-type": "text/event-stream"},
-                    content=_sse(node.node_id, body["model"], chat, text),
+                    content=_sse(node.node_id, body["model"], chat, text, data.get("usage")),
                 )
             if chat:
                 data["choices"] = [_as_chat(data["choices"][0])]
             kind = "chat.completion" if chat else "text_completion"
             data.update(id="cmpl-1", object=kind, model=body["model"])
-            data["usage"] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+            data.setdefault("usage", USAGE)
             data["mesh"] = {"node_id": node.node_id}
             return httpx.Response(200, json=data)
         return super().handler(request)

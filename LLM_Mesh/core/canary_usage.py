@@ -1,0 +1,170 @@
+"""Canary probes judge a node's ``usage`` too: the counts it is paid on, held to evidence.
+
+The gateway has no tokenizer: it prices an answer at the node's own ``usage``, capped by
+the delivered bytes (``core/delivered.py``: up to one token a byte + 16 a choice) and the
+prompt's estimate bound. A node serving the real model honestly could state one token a
+byte and be paid 3-4 times its real tokens, charged to its users (found 2026-12-05). A
+probe has evidence of the real counts, so it checks them (:func:`check_usage`):
+
+* the completion of a non-streamed probe against its own log-probability entries (one a
+  generated token, what the text comparison of ``core/canary.py`` judged); of a streamed
+  probe (no log-probabilities) against the reference's entries where the stream spelled
+  a beginning of the reference's text cut to the probe's length (the same file and greedy
+  decoding: the same tokens; a stream that diverged at a near tie is not counted);
+* the prompt against the verifier's ``usage.prompt_tokens`` for the same messages (the
+  reference is asked with the probe's prompt or messages: the same file's tokenizer and
+  chat template give the same count).
+
+Each bound has a slack (:class:`UsageSlack`) for what honest engines count beyond the
+evidence: an end-of-generation token, a ``stop`` string's tokens cut off the text (at
+most a token a byte of the request's longest stop string), another engine's rendering of
+the template (a BOS more or less, another template's spacing). Measured with
+``benchmarks/bench_canary_usage.py`` (docs/security.md, the row of this attack): this
+project's llama.cpp engine and the sim engine state exactly the entries and the
+reference's prompt count; the slack is for other engines.
+
+A count above its bound is a failed probe (:class:`UsageVerdict`, the prober quarantines
+as for a wrong text). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_SLACK",
+    "StatedUsage",
+    "UsageSlack",
+    "UsageVerdict",
+    "check_usage",
+    "covering_entries",
+    "stated_usage",
+]
+
+MAX_STOP_TOKENS = 64
+"""The most a probe's ``stop`` strings add to the completion's slack (the pool's longest
+stop string is 13 bytes)."""
+
+
+@dataclass(frozen=True)
+class StatedUsage:
+    """The counts a node stated in its answer's ``usage``."""
+
+    prompt: int
+    completion: int
+
+
+@dataclass(frozen=True)
+class UsageSlack:
+    """How far an honest count may lie above its evidence."""
+
+    completion: int = 2
+    """Tokens over the entries: an end-of-generation token counted (vLLM, llama.cpp's
+    server count the EOS a choice stops at), one more for a detokeniser's odd split."""
+    prompt: int = 4
+    """Tokens over the verifier's prompt count (a BOS added twice, another engine's
+    template whitespace), plus :attr:`prompt_share` of that count."""
+    prompt_share: float = 0.125
+    """Share of the verifier's prompt count allowed over it (another engine's rendering of
+    a long multi-turn template)."""
+
+
+DEFAULT_SLACK = UsageSlack()
+
+
+@dataclass(frozen=True)
+class UsageVerdict:
+    """A count above its bound: ``usage_completion`` or ``usage_prompt``."""
+
+    reason: str
+    stated: int
+    bound: int
+    evidence: str
+
+    def describe(self) -> str:
+        what = "completion" if self.reason == "usage_completion" else "prompt"
+        return (
+            f"{self.reason}: {self.stated} {what} tokens stated, at most {self.bound} "
+            f"({self.evidence})"
+        )
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def stated_usage(body: Mapping[str, Any]) -> StatedUsage | None:
+    """The ``usage`` counts of an OpenAI answer (or a stream's usage chunk); ``None``
+    where it states none or not as counts (no check: the gateway prices such an answer
+    at its own estimate, ``core/delivered.py``)."""
+    usage = body.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    return StatedUsage(prompt, completion)
+
+
+def check_usage(
+    got: StatedUsage | None,
+    reference: StatedUsage | None,
+    *,
+    entries: int | None,
+    reference_entries: int | None = None,
+    stop_bytes: int = 0,
+    slack: UsageSlack = DEFAULT_SLACK,
+) -> UsageVerdict | None:
+    """The first count of ``got`` above its bound, or ``None`` (within, or nothing to hold
+    it to). ``entries``: the probe's own log-probability entries (a non-streamed probe);
+    ``reference_entries``: else the reference's entries for the text the stream spelled
+    (``None``: not comparable); ``stop_bytes``: the UTF-8 bytes of the probe's longest
+    ``stop`` string; ``reference``: the verifier's counts for the same prompt."""
+    if got is None:
+        return None
+    stop = min(max(0, stop_bytes), MAX_STOP_TOKENS)
+    base, evidence = None, ""
+    if entries is not None:
+        base, evidence = entries, "log-probability entries"
+    elif reference_entries is not None:
+        base, evidence = reference_entries, "the reference's entries for that text"
+    if base is not None:
+        bound = base + slack.completion + stop
+        if got.completion > bound:
+            extra = f" + {stop} for the stop string" if stop else ""
+            why = f"{base} {evidence} + {slack.completion}{extra}"
+            return UsageVerdict("usage_completion", got.completion, bound, why)
+    if reference is not None:
+        allowed = slack.prompt + int(reference.prompt * slack.prompt_share)
+        bound = reference.prompt + allowed
+        if got.prompt > bound:
+            why = f"the verifier's {reference.prompt} + {allowed}"
+            return UsageVerdict("usage_prompt", got.prompt, bound, why)
+    return None
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def covering_entries(text: str, tokens: Sequence[str]) -> int | None:
+    """How many of the reference's ``tokens`` (cut to the probe's length) spell ``text``, a
+    streamed answer: those whose text, whitespace aside, reaches its end, and the
+    whitespace-only tokens right after them (the text may end in them: measured, a
+    stream's ``"\n"`` last), where ``text`` is a beginning of theirs; ``None`` where it is
+    not (the stream diverged, at a near tie an honest node may take otherwise, or ran past
+    the reference: no evidence of its count)."""
+    got = _squeeze(text)
+    spelled = ""
+    for i, token in enumerate(tokens):
+        if spelled.startswith(got):
+            if _squeeze(token):
+                return i
+        elif not got.startswith(spelled):
+            return None
+        spelled += _squeeze(token)
+    return len(tokens) if spelled.startswith(got) else None

@@ -1,0 +1,132 @@
+"""Canary probes hold a node's ``usage`` to the evidence (``core/canary_usage.py``).
+
+Fake nodes (``tests/registry/test_canary.py``'s) answer the model's text and
+log-probabilities honestly; an inflating one states one token a UTF-8 byte of its text
++ 16 and its prompt at the estimate's bound (bytes + 8 a message + 16), as the node of
+docs/security.md's row "states its token counts at a byte a token" did: a probe fails it,
+naming the count, and quarantines it; an honest node passes every shape.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.core.canary_shape import CHAT_PATH, COMPLETIONS_PATH, Mix, Shape
+from tests.registry.helpers import Harness, running
+from tests.registry.test_canary import (
+    MODEL,
+    LogprobNodes,
+    honest,
+    prober,
+    prompt_of,
+    register,
+    trust,
+)
+
+
+def inflating(body: dict[str, Any]) -> dict[str, Any]:
+    """The model's honest text and log-probabilities; counts at a byte a token."""
+    out = honest(body)
+    text = out["choices"][0]["text"]
+    messages = body.get("messages") or [{"content": prompt_of(body)}]
+    prompt = sum(len(str(m["content"]).encode()) + 8 for m in messages) + 16
+    completion = len(text.encode()) + 16
+    out["usage"] = {
+        "prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }  # fmt: skip
+    return out
+
+
+def inflating_completion(body: dict[str, Any]) -> dict[str, Any]:
+    """Honest but for the completion count: a byte a token + 16."""
+    out = honest(body)
+    out["usage"] = {"prompt_tokens": 3, "completion_tokens": 40, "total_tokens": 43}
+    return out
+
+
+def inflating_prompt(body: dict[str, Any]) -> dict[str, Any]:
+    """Honest but for the prompt count (the verifier states 3)."""
+    out = honest(body)
+    out["usage"] = {"prompt_tokens": 30, "completion_tokens": 4, "total_tokens": 34}
+    return out
+
+
+def an_end_token(body: dict[str, Any]) -> dict[str, Any]:
+    """An honest engine that counts the end-of-generation token and renders the template a
+    token longer than the verifier's engine: within the slack."""
+    out = honest(body)
+    out["usage"] = {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}
+    return out
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> Any:
+    async with running(tmp_path, nodes=LogprobNodes()) as h:
+        yield h
+
+
+@pytest.mark.parametrize("path", [COMPLETIONS_PATH, CHAT_PATH])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_node_stating_a_byte_a_token_is_caught_by_a_probe(
+    mesh: Harness, path: str, stream: bool
+) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "inflater", inflating)
+    await trust(mesh, "verifier")
+    shape = Shape(path=path, stream=stream, max_tokens=16)
+    result = await prober(mesh).probe("inflater", MODEL, "def f():", shape)
+    assert result.verdict == "fail" and result.quarantined, result
+    # " tA tB tC tD": 4 tokens, 12-16 bytes: 28-32 stated, at most 4 + 2
+    assert result.detail.startswith("usage_completion: "), result.detail
+    evidence = "the reference's entries for that text" if stream else "log-probability entries"
+    assert result.detail.endswith(f" completion tokens stated, at most 6 (4 {evidence} + 2)")
+    q = mesh.runtime.quality
+    assert q is not None and q.quarantined("inflater", MODEL)
+    assert q.quarantines("inflater")[0].reason == "canary: " + result.detail
+
+
+async def test_a_node_inflating_only_its_prompt_count_is_caught(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "inflater", inflating_prompt)
+    await trust(mesh, "verifier")
+    for stream in (False, True):
+        shape = Shape(stream=stream, max_tokens=16)
+        result = await prober(mesh).probe("inflater", MODEL, "def f():", shape)
+        assert result.verdict == "fail", result
+        assert result.detail == (
+            "usage_prompt: 30 prompt tokens stated, at most 7 (the verifier's 3 + 4)"
+        )
+        assert mesh.runtime.quality is not None
+        await mesh.runtime.quality.clear("inflater")
+
+
+async def test_a_node_inflating_only_its_completion_count_is_caught(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "inflater", inflating_completion)
+    await trust(mesh, "verifier")
+    result = await prober(mesh).probe("inflater", MODEL, "def f():", Shape(max_tokens=16))
+    assert result.verdict == "fail"
+    assert result.detail == (
+        "usage_completion: 40 completion tokens stated, at most 6 (4 log-probability entries + 2)"
+    )
+
+
+async def test_honest_counts_pass_every_shape_an_end_token_and_a_template_token_too(
+    mesh: Harness,
+) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "honest")
+    await register(mesh, "eos", an_end_token)
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = Mix(stop_share=0.0)  # the fake model's text has no stop string to end at
+    for seed in range(24):
+        for node in ("honest", "eos"):
+            p.rng = random.Random(seed)
+            result = await p.probe(node, MODEL)
+            assert result.verdict == "pass", result
