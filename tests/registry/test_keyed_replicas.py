@@ -39,6 +39,16 @@ async def _beat(h: Harness, node_id: str, **report: Any) -> None:
         await h.runtime.heartbeats.flush()
 
 
+def _tick(*hs: Harness) -> None:
+    """Each replica's manual clock a second on. It stands still otherwise, so a beat read
+    from the store maps to ``clock - (wall now - its time)``: a poll later after the beat
+    than the poll after the registration was after it made the beat older than the
+    registration and B kept the older one (CI: 1 run in 6 on PostgreSQL). Real clocks
+    move on between the two."""
+    for h in hs:
+        h.clock.advance(1.0)
+
+
 async def _keyed_at_a_then_anonymous_429_at_b(
     tmp_path: Path, store_url: str | None, beat_at: str, report: dict[str, Any]
 ) -> tuple[int, int]:
@@ -57,6 +67,7 @@ async def _keyed_at_a_then_anonymous_429_at_b(
         r = await a.client.post(CHAT, json=chat("keyed at a"), headers=bearer(key))
         assert r.status_code == 200, r.text
         assert node.calls[-1]["body"].get("mesh_priority") == "keyed"
+        _tick(a, b)  # the beat is later than the registration on every replica's clock
         await _beat(a if beat_at == "a" else b, "n1", **report)
         await sync.poll()
         node.behavior = "429"  # anonymous waiters hold the places not kept
@@ -118,6 +129,7 @@ async def test_a_one_slot_models_slot_is_kept_for_keyed_requests_at_every_replic
         assert r.status_code == 200, r.text  # no keyed demand anywhere: the slot is lent
         r = await a.client.post(CHAT, json=chat("keyed at a"), headers=bearer(key))
         assert r.status_code == 200, r.text
+        _tick(a, b)
         await _beat(a, "n1", keyed_age_s=0.5)
         await sync.poll()
         r = await b.client.post(CHAT, json=chat("anonymous at b, a key came at a"))
