@@ -59,7 +59,6 @@ runs a round now.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
@@ -70,7 +69,6 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.core.canary import (
     DEFAULT_RULE,
     Answer,
@@ -92,13 +90,7 @@ from LLM_Mesh.core.canary_shape import (
     render,
     stops,
 )
-from LLM_Mesh.core.canary_usage import (
-    StatedUsage,
-    UsageVerdict,
-    check_usage,
-    covering_entries,
-    stated_usage,
-)
+from LLM_Mesh.core.canary_usage import StatedUsage
 from LLM_Mesh.core.ledger_entry import POOL, PROBE_ACCOUNTS
 from LLM_Mesh.core.priority_mix import probe_keyed
 from LLM_Mesh.core.probe_budget import ProbeBudget
@@ -112,6 +104,12 @@ from LLM_Mesh.registry.account import (
     pay,
 )
 from LLM_Mesh.registry.admit import ScopeAnonymousIds
+from LLM_Mesh.registry.canary_answers import (  # here too: tests and tools import them from here
+    ProbeError,
+    probe_counts,
+    stream_answer,
+    stream_text,
+)
 from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Client, Job
@@ -123,7 +121,17 @@ from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
 from LLM_Mesh.registry.send_stream import NodeStream
 
-__all__ = ["PATH", "CanaryProber", "CanaryScheduler", "ProbeResult", "load_pool"]
+__all__ = [
+    "PATH",
+    "CanaryProber",
+    "CanaryScheduler",
+    "ProbeError",
+    "ProbeResult",
+    "load_pool",
+    "probe_counts",
+    "stream_answer",
+    "stream_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +163,6 @@ class ProbeResult:
             "quarantined": self.quarantined,
             "simulated": self.simulated,
         }
-
-
-class ProbeError(Exception):
-    """A node gave no usable answer (transport error, non-200, not JSON)."""
 
 
 @dataclass
@@ -559,57 +563,3 @@ def load_pool(path: Path | None, mode: str = "mix") -> tuple[str, ...]:
             raise ValueError(f"{source} cannot be read: {exc}") from exc
         private = parse_pool(text, source)
     return pool_for(private, mode)
-
-
-def probe_counts(
-    got: Answer | None,
-    text: str | None,
-    streamed_usage: StatedUsage | None,
-    reference: Answer,
-    cut: Answer,
-    shape: Shape,
-) -> UsageVerdict | None:
-    """The probe's ``usage`` held to its evidence (``core/canary_usage.py``): a non-streamed
-    answer's completion to its own log-probability entries, a stream's to the entries of
-    ``cut`` (the reference cut to its length) that spell its text; the prompt to the
-    verifier's count in ``reference`` (asked with the same prompt or messages)."""
-    longest_stop = max((len(s.encode("utf-8")) for s in stops(shape)), default=0)
-    if got is not None:
-        usage, entries, covered = got.usage, len(got.tokens), None
-    else:
-        usage, entries = streamed_usage, None
-        covered = covering_entries(text or "", [t.token for t in cut.tokens])
-    return check_usage(
-        usage, reference.usage, entries=entries, reference_entries=covered,
-        stop_bytes=longest_stop,
-    )  # fmt: skip
-
-
-def stream_text(sse: bytes) -> str:
-    """The text an SSE answer spelled (:func:`stream_answer`)."""
-    return stream_answer(sse)[0]
-
-
-def stream_answer(sse: bytes) -> tuple[str, StatedUsage | None]:
-    """The text an SSE answer spelled (completion ``text`` or chat ``delta.content``) and
-    the counts of its last ``usage``; an error event raises :class:`ProbeError` (no
-    verdict: the stream broke)."""
-    out: list[str] = []
-    usage: StatedUsage | None = None
-    for line in sse.decode("utf-8", "replace").splitlines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
-            raise ProbeError("the stream is not JSON events") from exc
-        if not isinstance(obj, dict):
-            continue
-        if "error" in obj:
-            raise ProbeError(f"the stream ended with an error: {obj['error']}")
-        out.append(chunk_text(obj))  # the receipts' rule (core/answer_text.py)
-        usage = stated_usage(obj) or usage
-    return "".join(out), usage

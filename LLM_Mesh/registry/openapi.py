@@ -429,10 +429,7 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                 "503": _error(
                     "no healthy node serves the model now (`model_unavailable`)", retry_after=True
                 ),
-                "504": _error(
-                    "no answer within the request's deadline (`upstream_timeout`; "
-                    "`x-should-retry: false`: ask fewer `max_tokens`, or stream)"
-                ),
+                "504": _error("no answer within the deadline (`upstream_timeout`; no retry)"),
             },
         }
     }

@@ -1,0 +1,78 @@
+"""Reading a canary probe's answers: the text a streamed answer spelled and its stated
+``usage`` (:func:`stream_answer`), and the probe's counts held to its evidence
+(:func:`probe_counts`, ``core/canary_usage.py``). Used by ``registry/canary.py``."""
+
+from __future__ import annotations
+
+import json
+
+from LLM_Mesh.core.answer_text import chunk_text
+from LLM_Mesh.core.canary import Answer
+from LLM_Mesh.core.canary_shape import Shape, stops
+from LLM_Mesh.core.canary_usage import (
+    StatedUsage,
+    UsageVerdict,
+    check_usage,
+    covering_entries,
+    stated_usage,
+)
+
+__all__ = ["ProbeError", "probe_counts", "stream_answer", "stream_text"]
+
+
+class ProbeError(Exception):
+    """A node gave no usable answer (transport error, non-200, not JSON)."""
+
+
+def probe_counts(
+    got: Answer | None,
+    text: str | None,
+    streamed_usage: StatedUsage | None,
+    reference: Answer,
+    cut: Answer,
+    shape: Shape,
+) -> UsageVerdict | None:
+    """The probe's ``usage`` held to its evidence (``core/canary_usage.py``): a non-streamed
+    answer's completion to its own log-probability entries, a stream's to the entries of
+    ``cut`` (the reference cut to its length) that spell its text; the prompt to the
+    verifier's count in ``reference`` (asked with the same prompt or messages)."""
+    longest_stop = max((len(s.encode("utf-8")) for s in stops(shape)), default=0)
+    if got is not None:
+        usage, entries, covered = got.usage, len(got.tokens), None
+    else:
+        usage, entries = streamed_usage, None
+        covered = covering_entries(text or "", [t.token for t in cut.tokens])
+    return check_usage(
+        usage, reference.usage, entries=entries, reference_entries=covered,
+        stop_bytes=longest_stop,
+    )  # fmt: skip
+
+
+def stream_text(sse: bytes) -> str:
+    """The text an SSE answer spelled (:func:`stream_answer`)."""
+    return stream_answer(sse)[0]
+
+
+def stream_answer(sse: bytes) -> tuple[str, StatedUsage | None]:
+    """The text an SSE answer spelled (completion ``text`` or chat ``delta.content``) and
+    the counts of its last ``usage``; an error event raises :class:`ProbeError` (no
+    verdict: the stream broke)."""
+    out: list[str] = []
+    usage: StatedUsage | None = None
+    for line in sse.decode("utf-8", "replace").splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ProbeError("the stream is not JSON events") from exc
+        if not isinstance(obj, dict):
+            continue
+        if "error" in obj:
+            raise ProbeError(f"the stream ended with an error: {obj['error']}")
+        out.append(chunk_text(obj))  # the receipts' rule (core/answer_text.py)
+        usage = stated_usage(obj) or usage
+    return "".join(out), usage
