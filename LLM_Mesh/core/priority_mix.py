@@ -42,8 +42,7 @@ class TrafficMix:
     __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        # model -> [keyed, all, anonymous with the client's own id, anonymous,
-        #           keyed with the client's own id]
+        # model -> [keyed, all, anonymous with the client's own id, keyed with it]
         self._counts: dict[str, list[int]] = {}
 
     def note(self, model: str, keyed: bool, named: bool = False) -> None:
@@ -52,18 +51,14 @@ class TrafficMix:
         if counts is None:
             if len(self._counts) >= MAX_MODELS:
                 self._counts.clear()
-            counts = self._counts[model] = [0, 0, 0, 0, 0]
+            counts = self._counts[model] = [0, 0, 0, 0]
         if keyed:
             counts[0] += 1
-            if named:
-                counts[4] += 1
-        else:
-            counts[3] += 1
-            if named:
-                counts[2] += 1
+        if named:
+            counts[3 if keyed else 2] += 1
         counts[1] += 1
         if counts[1] >= WINDOW:
-            for i in range(5):
+            for i in range(4):
                 counts[i] //= 2
 
     def keyed_share(self, model: str) -> float:
@@ -79,7 +74,7 @@ class TrafficMix:
         counts = self._counts.get(model)
         if counts is None:
             return 0.0
-        named, of = (counts[4], counts[0]) if keyed else (counts[2], counts[3])
+        named, of = (counts[3], counts[0]) if keyed else (counts[2], counts[1] - counts[0])
         return named / of if of > 0 else 0.0
 
 
