@@ -305,6 +305,17 @@ def test_an_operators_uptime_cap_from_env() -> None:
             Settings.from_env({"LLM_MESH_REWARD_UPTIME_NODES": bad})
 
 
+def test_the_starts_wait_for_the_due_reward_close_from_env() -> None:
+    """Documented default: 30 s; 0: no wait (the close runs beside serving)."""
+    assert Settings.from_env({}).reward_start_close_s == 30.0
+    env = "LLM_MESH_REWARD_START_CLOSE_S"
+    assert Settings.from_env({env: "2.5"}).reward_start_close_s == 2.5
+    assert Settings.from_env({env: "0"}).reward_start_close_s == 0.0
+    for bad in ("-1", "inf", "soon"):
+        with pytest.raises(ValueError, match=env):
+            Settings.from_env({env: bad})
+
+
 def test_request_log_keep_days_from_env() -> None:
     assert Settings.from_env({}).request_log_keep_days == 30
     assert Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": "7"}).request_log_keep_days == 7
