@@ -353,6 +353,8 @@ def test_observability_settings() -> None:
         Settings.from_env({}, log_format="yaml")
     with pytest.raises(ValueError, match="LLM_MESH_METRICS"):
         Settings.from_env({"LLM_MESH_METRICS": "maybe"})
+
+
 def test_local_names_from_env() -> None:
     """LLM_MESH_LOCAL_NAMES: names the loopback-only endpoints accept in Host; none by
     default (loopback addresses and localhost only)."""
@@ -382,6 +384,8 @@ def test_redis_url_from_env() -> None:
     assert Settings.from_env({"LLM_MESH_REDIS_URL": " redis://r:6379/0 "}).redis_url == (
         "redis://r:6379/0"
     )
+
+
 def test_settlement_settings_from_env() -> None:
     s = Settings.from_env({})
     assert (s.settlement, s.network_fee_bps, s.pool_daily_budget) == (True, 500, 100_000_000)
@@ -414,9 +418,7 @@ def test_settlement_settings_from_env() -> None:
 def test_stream_floor_defaults_and_env() -> None:
     s = Settings.from_env({})
     assert (s.stream_min_rate, s.stream_grace_s) == (0.25, 60.0)
-    s = Settings.from_env(
-        {"LLM_MESH_STREAM_MIN_RATE": "0", "LLM_MESH_STREAM_GRACE_S": "15.5"}
-    )
+    s = Settings.from_env({"LLM_MESH_STREAM_MIN_RATE": "0", "LLM_MESH_STREAM_GRACE_S": "15.5"})
     assert (s.stream_min_rate, s.stream_grace_s) == (0.0, 15.5)  # 0: no floor
 
 

@@ -28,8 +28,17 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import make_settings
-from tests.registry.test_rewards import EXPIRY_S, PERIOD_S, RATE, Clock, S, _at, _beat, _operator
-from tests.registry.test_rewards import _rows
+from tests.registry.test_rewards import (
+    EXPIRY_S,
+    PERIOD_S,
+    RATE,
+    Clock,
+    S,
+    _at,
+    _beat,
+    _operator,
+    _rows,
+)
 from tests.registry.test_store import node
 
 
