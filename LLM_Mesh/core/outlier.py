@@ -179,7 +179,8 @@ class OutlierDetector:
                 if kept is None or self._stale(kept, now):
                     self._nodes.pop(left, None)
                     del self._left[left]
-        self.all_full_weight = not self._nodes
+        # a rest (:meth:`spare`) leaves the weight 1: only ejections count here
+        self.all_full_weight = not any(st.count for st in self._nodes.values())
 
     def _stale(self, st: _State, now: float) -> bool:
         """Its last ejection ended ``forget_after_s`` ago or more (``release_due`` may not

@@ -233,3 +233,11 @@ def test_a_goodbye_keeps_a_recent_rest() -> None:
     assert det.back_in("a", 10.0) == 20.0
     det.forget("a", 700.0)  # stale: dropped
     assert det.back_in("a", 700.0) == 0.0 and det.spare("a", 700.0) == 730.0
+
+
+def test_rests_alone_keep_every_weight_whole() -> None:
+    det = OutlierDetector(EjectionPolicy(base_s=30.0))
+    det.eject("a", 0.0)
+    det.spare("b", 0.0)
+    det.forget("a")  # gone: only b's rest is left, which weighs nothing
+    assert det.all_full_weight and det.weight("b", 1.0) == 1.0
