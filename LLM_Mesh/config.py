@@ -70,6 +70,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
 | reward_simulated     | LLM_MESH_REWARD_SIMULATED | false (a node whose every model is simulated earns no uptime reward; true: it does, for test meshes) |
 | reward_uptime_nodes  | LLM_MESH_REWARD_UPTIME_NODES | 4 (an operator's nodes are credited at most this many nodes' worth of uptime per period, split over them: `core/rewards.operator_uptime_ms`; 0: no cap) |
+| reward_start_close_s | LLM_MESH_REWARD_START_CLOSE_S | 30 (a registry's start waits at most this long for the due reward period's close, then logs a WARNING and serves, the close going on beside serving: ``RewardTask.close_first``; 0: no wait) |
 | request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
 | settlement_keep_days | LLM_MESH_SETTLEMENT_KEEP_DAYS | 400 (settled or void ``settlements`` rows are kept this many days after settling, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1; the ledger is never pruned) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
@@ -99,7 +100,7 @@ from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, parse_share
 from LLM_Mesh.core.browser_origin import parse_local_names
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
-from LLM_Mesh.core.rewards import UPTIME_NODES
+from LLM_Mesh.core.rewards import START_CLOSE_S, UPTIME_NODES
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.tls import NodeTransport
@@ -388,6 +389,7 @@ class Settings:
     # nodes' worth of uptime one operator is credited per period, however many node ids it
     # holds (core/rewards.operator_uptime_ms; 0: no cap)
     reward_uptime_nodes: int = UPTIME_NODES
+    reward_start_close_s: float = START_CLOSE_S  # the start's wait for the due close (0: none)
     # the store's request log (``requests`` rows) is pruned to this many days (0: kept
     # forever; core/retention.py, registry/retention.py)
     request_log_keep_days: int = DEFAULT_REQUEST_LOG_KEEP_DAYS
@@ -491,6 +493,9 @@ class Settings:
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
             reward_simulated=_bool(env, "LLM_MESH_REWARD_SIMULATED", False),
             reward_uptime_nodes=_whole(env, "LLM_MESH_REWARD_UPTIME_NODES", UPTIME_NODES),
+            reward_start_close_s=_float(
+                env, "LLM_MESH_REWARD_START_CLOSE_S", START_CLOSE_S, zero_is_off=True
+            ),
             request_log_keep_days=_whole(
                 env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", DEFAULT_REQUEST_LOG_KEEP_DAYS
             ),

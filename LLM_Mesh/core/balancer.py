@@ -590,6 +590,7 @@ class Router:
         for m in st.models:
             pool = self._pools.get(m)
             if pool is not None and not may_eject(pool.ejected, pool.size, frac):
+                self.outliers.spare(st.node_id, now)  # rested instead: a 502's estimate
                 return False
         self.outliers.eject(st.node_id, now)
         self.changes += 1

@@ -355,7 +355,7 @@ def create_registry_app(
                 pusher.start()
             runtime.keys.start()
             if runtime.rewards is not None:  # the due period closed before any heartbeat
-                await runtime.rewards.close_first()
+                await runtime.rewards.close_first(settings.reward_start_close_s)
                 runtime.rewards.start()
             quality_watcher.start()
             canary.start()
