@@ -12,7 +12,9 @@ EWMA, ejections, slow start). :class:`Routing` is the only bridge:
                          the extra ``service_s``: the node's measured time per request)
     state / check /   -> ``set_routable`` (ONLINE, fresh heartbeat, check not failed)
       expiry sweep
-    ``DELETE``        -> ``remove_node``
+    ``DELETE``        -> ``remove_node`` (with the time: the node's ejection and its
+                         statistics wait for it should it register again,
+                         ``core/left_stats.py``; each replica keeps its own)
 
 A heartbeat expiring between sweeps is caught at pick time: a chosen node the
 table no longer finds healthy is taken out and the pick repeats. Waiters for a
@@ -233,8 +235,10 @@ class Routing:
             self.upsert(entry)
 
     def remove(self, node_id: str) -> None:
-        """The node said goodbye (``DELETE``): out of routing, its statistics dropped, but
-        not an ejection it serves (found 2026-12-05: a goodbye and a registration ended it)."""
+        """The node said goodbye (``DELETE``): out of routing, but neither an ejection it
+        serves nor its success and latency statistics are dropped: they wait for it should it
+        register again (found 2026-12-05: a goodbye and a registration ended the ejection, and
+        gave a node judged poorly a newcomer's statistics: ``core/left_stats.py``)."""
         self.router.remove_node(node_id, self.clock())
 
     # -- decisions ------------------------------------------------------------------
