@@ -98,6 +98,7 @@ from typing import Any
 from LLM_Mesh.core.anonymous_inflight import DEFAULT_ANONYMOUS_IN_FLIGHT
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, parse_share
 from LLM_Mesh.core.browser_origin import parse_local_names
+from LLM_Mesh.core.failover import MAX_ATTEMPTS_TOP as MAX_ATTEMPTS_TOP  # (core/failover.py)
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.rewards import START_CLOSE_S, UPTIME_NODES
@@ -232,10 +233,6 @@ def _int(env: Mapping[str, str], key: str, default: int, top: int | None = None)
     return int(value)
 
 
-# the most attempts a node may have worked on per request: each is a part of its payment,
-# up to three ledger entries a part, and a settle batch of MAX_SETTLE (200) requests must fit
-# one ledger append (10,000 entries) (found 2026-12-04: 17 made such a batch fail for ever)
-MAX_ATTEMPTS_TOP = 16
 # the community pool's daily budget, µNT: 10^13 (ten million NetworkTokens a day; a century of
 # top-ups stays far inside the ledger's 64-bit amounts) (found 2026-12-04: a budget past
 # 2^63 failed every top-up)
