@@ -41,6 +41,11 @@ writes it ``done`` when the stream ends (``stream_ended``, from the admission st
 stream *opened*, so it expired ``ttl_s`` later while the stream still ran, and a retry with
 its id ran, and was paid, a second time.
 
+**A keyed client's SDK attempt** (``core/sdk_retry.py``) has an implicit key, shared the
+same way: its first attempt claims it over a ``done`` row (:meth:`SharedIdempotency.
+begin_fresh`: the store's ``supersede_done``), so a retry on any replica waits for, or
+replays, the latest attempt; its row is held ``retry_window_s`` after it ended.
+
 **A claim is named by a token.** Each claim writes a random token in its row (``claim``,
 migration 0019); its end, push and release match it, so a release retried after its answer
 was lost never deletes a later claim of the same id by this same replica (found
@@ -88,6 +93,7 @@ from starlette.responses import Response
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
+from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.registry.idempotency import (
     DEFAULT_MAX_BYTES,
     DuplicateRequest,
@@ -131,6 +137,7 @@ class SharedIdempotency(IdempotencyCache):
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         stream_hold_s: float = 86_400.0,
+        retry_window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         super().__init__(
             clock,
@@ -138,6 +145,7 @@ class SharedIdempotency(IdempotencyCache):
             max_entries=max_entries,
             max_bytes=max_bytes,
             stream_hold_s=stream_hold_s,
+            retry_window_s=retry_window_s,
         )
         self.store = store
         self.replicas = replicas
@@ -194,6 +202,26 @@ class SharedIdempotency(IdempotencyCache):
         super().finish(key, answer)  # local duplicates get the same replay
         return answer
 
+    async def begin_fresh(self, key: str, stream: bool) -> bool:
+        """A first SDK attempt's implicit key (``core/sdk_retry.py``): claimed in the store
+        over a row that is done (the key's earlier attempt, on any replica), so its retries
+        anywhere refer to this one; ``False`` (run it without the key) while an identical
+        attempt of the same client runs, here or on another replica."""
+        if not self._fresh(key, stream):
+            return False
+        h, token = self.key_hash(key), os.urandom(16).hex()
+        try:
+            rec = await self._claim_once(h, stream, token, supersede=True)
+        except BaseException:
+            super().abandon(key)
+            raise
+        if rec is not None:
+            super().abandon(key)
+            return False
+        self._parked.pop(h, None)  # an end of the earlier run still to write is moot
+        self._owned[key] = (h, token)
+        return True
+
     async def _claim(self, key: str, stream: bool, token: str) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
         h = self.key_hash(key)
@@ -231,13 +259,16 @@ class SharedIdempotency(IdempotencyCache):
                 )
             await asyncio.sleep(self.poll_s)
 
-    async def _claim_once(self, h: str, stream: bool, token: str) -> IdempotencyRecord | None:
+    async def _claim_once(
+        self, h: str, stream: bool, token: str, *, supersede: bool = False
+    ) -> IdempotencyRecord | None:
         now = self.wall_clock()
         claim = asyncio.ensure_future(
             self.store.claim_request_key(
-                h, self.owner, stream, _utc(now), _utc(now + self.running_s), claim=token
+                h, self.owner, stream, _utc(now), _utc(now + self.running_s), claim=token,
+                supersede_done=supersede,
             )
-        )
+        )  # fmt: skip
         try:  # a cancelled request lets its claim end, to free what it took
             return await asyncio.shield(claim)
         except BaseException:
@@ -304,7 +335,7 @@ class SharedIdempotency(IdempotencyCache):
             stream=stored is None and not too_large and not self.paid_unanswered(key),
             state="done",
             created_at=_utc(now),
-            expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
+            expires_at=_utc(now) + timedelta(seconds=self._ttl(key)),
             too_large=too_large,
             claim=token,
         )
