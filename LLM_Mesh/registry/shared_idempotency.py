@@ -42,9 +42,10 @@ stream *opened*, so it expired ``ttl_s`` later while the stream still ran, and a
 its id ran, and was paid, a second time.
 
 **A keyed client's SDK attempt** (``core/sdk_retry.py``) has an implicit key, shared the
-same way: its first attempt claims it over a ``done`` row (:meth:`SharedIdempotency.
-begin_fresh`: the store's ``supersede_done``), so a retry on any replica waits for, or
-replays, the latest attempt; its row is held ``retry_window_s`` after it ended.
+same way: its first attempt runs at once and claims the key in the background over a
+``done`` row (:meth:`SharedIdempotency.begin_fresh`: the store's ``supersede_done``), so a
+retry on any replica waits for, or replays, the latest attempt; its row is held
+``retry_window_s`` after it ended.
 
 **A claim is named by a token.** Each claim writes a random token in its row (``claim``,
 migration 0019); its end, push and release match it, so a release retried after its answer
@@ -163,6 +164,8 @@ class SharedIdempotency(IdempotencyCache):
         self._open: dict[str, tuple[str, str, float]] = {}
         self._refresh_task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        # claim token -> its claim in flight (a first SDK attempt's): its writes wait for it
+        self._claiming: dict[str, asyncio.Task[None]] = {}
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
         self._orphans: dict[str, asyncio.Task[None]] = {}  # hash -> release of a lost claim
         # hash -> an end write the store refused three times: tried again until it takes it
@@ -203,22 +206,34 @@ class SharedIdempotency(IdempotencyCache):
         return answer
 
     async def begin_fresh(self, key: str, stream: bool) -> bool:
-        """A first SDK attempt's implicit key (``core/sdk_retry.py``): claimed in the store
-        over a row that is done (the key's earlier attempt, on any replica), so its retries
-        anywhere refer to this one; ``False`` (run it without the key) while an identical
-        attempt of the same client runs, here or on another replica."""
+        """A first SDK attempt's implicit key (``core/sdk_retry.py``): it runs at once, and
+        its key is claimed in the store **in the background** (not awaited: every keyed
+        SDK request would wait for a database write, ~13 ms on the shared test box), over
+        a row that is done (the key's earlier attempt, on any replica), so its retries
+        anywhere refer to this one; this run's end, release and pushes wait for that claim
+        (:meth:`_write`). An identical attempt of the same client running here: ``False``
+        (run without the key); running on another replica: the claim finds its row, and
+        this run's writes (matching its own claim token) change nothing in the store."""
         if not self._fresh(key, stream):
             return False
         h, token = self.key_hash(key), os.urandom(16).hex()
-        try:
-            rec = await self._claim_once(h, stream, token, supersede=True)
-        except BaseException:
-            super().abandon(key)
-            raise
-        if rec is not None:
-            super().abandon(key)
-            return False
-        self._parked.pop(h, None)  # an end of the earlier run still to write is moot
+
+        async def claim() -> None:
+            try:  # a claim that failed released what it may have taken (_claim_once)
+                if await self._claim_once(h, stream, token, supersede=True) is None:
+                    self._parked.pop(h, None)  # an end of the earlier run still to write: moot
+            except Exception:
+                log.warning("could not claim an SDK attempt's implicit key", exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(claim())
+        self._writes.add(task)  # (flush waits for it)
+        self._claiming[token] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._writes.discard(t)
+            self._claiming.pop(token, None)
+
+        task.add_done_callback(done)
         self._owned[key] = (h, token)
         return True
 
@@ -341,14 +356,20 @@ class SharedIdempotency(IdempotencyCache):
         )
         if stored is None:  # a stream, or an answer too large to keep: the key alone
             self._write(
-                h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
+                h,
+                lambda: self.store.finish_request_key(rec),
+                then=lambda: self._forget(key, None),
+                token=token,
             )
             return
         # never an output in clear in the store; nor a status: a replica of the version
         # before sealing replays any row with one, and must refuse this one instead (409)
         rec.body = self.seal.seal(h, _envelope(stored))
         self._write(
-            h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
+            h,
+            lambda: self.store.finish_request_key(rec),
+            then=lambda: self._forget(key, stored),
+            token=token,
         )
 
     async def refresh_open(self) -> None:
@@ -393,7 +414,9 @@ class SharedIdempotency(IdempotencyCache):
         The release names this run's claim (``token``): a try of it that reaches the store
         late (a retry after an answer lost) never deletes a later claim of the same id,
         this replica's own included (found 2026-12-03)."""
-        task = self._write(h, lambda: self.store.release_request_key(h, self.owner, token))
+        task = self._write(
+            h, lambda: self.store.release_request_key(h, self.owner, token), token=token
+        )
         self._freeing[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
@@ -415,11 +438,18 @@ class SharedIdempotency(IdempotencyCache):
         h: str,
         op: Callable[[], Awaitable[object]],
         then: Callable[[], None] | None = None,
+        *,
+        token: str | None = None,
     ) -> asyncio.Task[None]:
         """Run ``op`` (an end of the row ``h``) in the background, retried twice if the store
-        fails, then parked (:meth:`_park`); ``then`` once it succeeded."""
+        fails, then parked (:meth:`_park`); ``then`` once it succeeded. ``token``: the run's
+        claim, waited for while in flight (:meth:`begin_fresh`), so a release never reaches
+        the store before the claim it releases (a row left running for ``running_s``)."""
 
         async def run() -> None:
+            claiming = None if token is None else self._claiming.get(token)
+            if claiming is not None:
+                await asyncio.wait((claiming,))
             for delay in (0.2, 1.0, None):
                 try:
                     await op()

@@ -17,6 +17,7 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -295,3 +296,25 @@ async def test_a_first_attempts_claim_takes_over_a_done_row_never_a_running_one(
     assert await store.claim_request_key("k", "r2", False, t0, exp, supersede_done=True) is None
     row = await store.get_request_key("k")
     assert row is not None and (row.owner, row.state) == ("r2", "running")
+
+
+async def test_a_first_attempts_claim_in_flight_is_never_left_running_by_its_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt's claim is written in the background (no database write on its
+    way); a 5xx frees the key, and that release waits for the claim: released first, the
+    claim would leave a running row that held the key everywhere for ``running_s``."""
+    async with running(tmp_path) as h:
+        await h.register("a", models=[MODEL], behavior="500")
+        key, _ = await new_user(h, 1000)
+        real = h.store.claim_request_key
+
+        async def slow(*args: Any, **kw: Any) -> Any:
+            await asyncio.sleep(0.3)  # the answer is out before the claim commits
+            return await real(*args, **kw)
+
+        monkeypatch.setattr(h.store, "claim_request_key", slow)
+        r = await h.client.post(CHAT, content=RAW, headers=attempt(key, 0))
+        assert r.status_code >= 500
+        await h.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        assert [k for k, v in h.store.request_keys.items() if v.state == "running"] == []
