@@ -39,8 +39,9 @@ request id passes every check without a store query but the price check's one
 reservation (a group-committed transaction on the settlement's own connection,
 ``registry/settle_db.py``); a keyed one also costs a hash and a dict look-up once its
 key is in memory; a keyed request of OpenAI's SDK without an id of its own (its implicit
-key, :meth:`IdempotencyCheck._sdk_attempt`) costs what a request with its own id costs: on
-PostgreSQL one claim of its row, awaited, and its end written in the background.
+key, :meth:`IdempotencyCheck._sdk_attempt`) also a SHA-256 of its body and, on
+PostgreSQL, two writes in the background (its key's claim and its end), none awaited; a
+retry of it one claim, awaited, as a request with its own id.
 """
 
 from __future__ import annotations
