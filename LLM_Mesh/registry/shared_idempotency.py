@@ -208,7 +208,7 @@ class SharedIdempotency(IdempotencyCache):
     async def begin_fresh(self, key: str, stream: bool) -> bool:
         """A first SDK attempt's implicit key (``core/sdk_retry.py``): it runs at once, and
         its key is claimed in the store **in the background** (not awaited: every keyed
-        SDK request would wait for a database write, ~13 ms on the shared test box), over
+        SDK request would wait for a database write), over
         a row that is done (the key's earlier attempt, on any replica), so its retries
         anywhere refer to this one; this run's end, release and pushes wait for that claim
         (:meth:`_write`). An identical attempt of the same client running here: ``False``
