@@ -18,6 +18,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
+| sdk_retry_window_s   | LLM_MESH_SDK_RETRY_WINDOW_S | 60 (a keyed request of OpenAI's SDK without an id of its own: its retry, same key, path and body bytes, within this many seconds of its first attempt's end waits for, replays or is refused as that attempt's repeat instead of running and being paid again; 0: off; ``core/sdk_retry.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on; 1 to 16) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
@@ -102,6 +103,7 @@ from LLM_Mesh.core.failover import MAX_ATTEMPTS_TOP as MAX_ATTEMPTS_TOP  # (core
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.rewards import START_CLOSE_S, UPTIME_NODES
+from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.tls import NodeTransport
@@ -323,14 +325,13 @@ class Settings:
     missed_heartbeats: int = 3
     health_check_interval_s: float = 300.0
     request_timeout_s: float = 120.0
-    # a stream slower than this after its first token and the grace is cut off as broken
-    # (core/stream_guard.py; 0: no floor)
-    stream_min_rate: float = DEFAULT_MIN_RATE
+    stream_min_rate: float = DEFAULT_MIN_RATE  # a broken stream's floor (stream_guard; 0: none)
     stream_grace_s: float = DEFAULT_GRACE_S
     # a node's whole shutdown, SIGTERM to exit (core/shutdown.py; `llm-mesh up` kills at 15)
     node_shutdown_s: float = DEFAULT_SHUTDOWN_S
     # the registry's whole stop, signal to exit, when a step is stuck (core/shutdown.py; 0: none)
     registry_shutdown_s: float = DEFAULT_REGISTRY_SHUTDOWN_S
+    sdk_retry_window_s: float = DEFAULT_WINDOW_S  # a keyed SDK retry's window (sdk_retry.py)
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
@@ -451,6 +452,9 @@ class Settings:
             node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
             registry_shutdown_s=_float(
                 env, "LLM_MESH_REGISTRY_SHUTDOWN_S", DEFAULT_REGISTRY_SHUTDOWN_S, zero_is_off=True
+            ),
+            sdk_retry_window_s=_float(
+                env, "LLM_MESH_SDK_RETRY_WINDOW_S", DEFAULT_WINDOW_S, zero_is_off=True
             ),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3, top=MAX_ATTEMPTS_TOP),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),

@@ -154,7 +154,7 @@ def create_registry_app(
     shared = replica_state(the_store)
     beat: ReplicaBeat | None = None
     node_sync: NodeSync | None = None
-    idempotency = IdempotencyCache(clock)
+    idempotency = IdempotencyCache(clock, retry_window_s=settings.sdk_retry_window_s)
     if shared is not None:
         demand = routing.demand
         beat = ReplicaBeat(
@@ -171,6 +171,7 @@ def create_registry_app(
         idempotency = SharedIdempotency(
             shared, beat, clock, wall_clock=wall_clock,
             running_s=settings.request_timeout_s + 600.0,
+            retry_window_s=settings.sdk_retry_window_s,
         )  # fmt: skip
         node_sync = NodeSync(
             shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins,
