@@ -11,8 +11,10 @@ on Redis' clock. A take is one Lua script, atomic: expired members out, refused 
 cap, else a member with a lease of ``lease_s`` (60 s). While its requests run the replica
 renews their leases every third of a lease (one script for all of them; a member no longer
 there, removed or expired, is not put back); a request that ends removes its member (in
-the background: the answer is not held back). A replica that
-dies leaves its members for at most one lease.
+the background: the answer is not held back; with every other removal asked in that turn
+of the event loop, one pipeline: :class:`Removals`). A replica that dies leaves its members
+for at most one lease. An anonymous request's first take runs in the rate limit's script
+(``redis_admit.py``: one round trip for the three).
 
 The same counts, under their own prefix (:data:`SHARE_PREFIX`), hold a model's anonymous
 requests in flight for every replica together (``access.AnonymousLast``'s share of its
