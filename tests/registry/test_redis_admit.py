@@ -19,7 +19,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.anonymous_wait import Clear
 from LLM_Mesh.core.ratelimit import address_scope
+from LLM_Mesh.registry.access import AnonymousLast
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness, running
@@ -251,3 +253,32 @@ async def test_a_place_taken_ahead_comes_back_when_a_later_check_answers(
                 scope = address_scope("2001:db8:31:4::1")
                 key = counts.key(chat()["model"] if counts is share else scope)
                 assert await counts.client.zcard(key) == 0
+
+
+async def test_a_place_taken_ahead_comes_back_when_the_last_check_finds_the_model_not_clear(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Clear when the rate limit ran (the share taken in its script), no longer clear at
+    ``AnonymousLast`` (a keyed request began to wait between): the place goes back and the
+    request is refused as before (it fails without the give-back: the place stayed held)."""
+    async with running(tmp_path, anonymous_rpm=600, redis_url=redis_url) as h:
+        _prefixed(f"redis31:{uuid.uuid4().hex}:", h)
+        share, _ = _counts(h)
+        await h.register("n1", max_concurrency=8)
+        said = AnonymousLast._said
+        looks: list[Clear] = []
+
+        def first_clear_then_held(last: AnonymousLast, job: Any, held: bool = False) -> Clear:
+            looks.append(said(last, job, held) if not looks else Clear.HOLD)
+            return looks[-1]
+
+        monkeypatch.setattr(AnonymousLast, "_said", first_clear_then_held)
+        async with _from(h, "2001:db8:31:5::1") as c:
+            r = await c.post(CHAT, json=chat())
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "overloaded"
+        assert looks == [Clear.GO, Clear.HOLD]  # taken ahead (cap_ahead), then not clear
+        await _ended(h)
+        assert await share.client.zcard(share.key(chat()["model"])) == 0
