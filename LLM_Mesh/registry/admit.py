@@ -62,6 +62,7 @@ from LLM_Mesh.registry.errors import error_response
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.paid_ids import PaidIds
+from LLM_Mesh.registry.redis_admit import SharedAdmission
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = [
@@ -345,28 +346,38 @@ class ScopeAnonymousIds:
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
+    public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
+    in_flight = rt.settings.anonymous_in_flight
+    # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
+    share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
+    last = AnonymousLast(rt.routing, rt.clock, share, rt.shared_share)  # Redis: every replica's
+    bound = (
+        InFlightBound(in_flight, rt.shared_in_flight) if in_flight is not None and public else None
+    )
+    shared = rt.shared_limits
+    # with Redis, an anonymous request's takes run with its rate limit: one round trip
+    together = None
+    if shared is not None:
+        counts = bound.shared if bound is not None else None
+        together = SharedAdmission(shared, counts, last.shared, last.cap_ahead)
     checks: list[AdmissionCheck] = [
         Authenticate(rt.keys, rt.limiter, rt.clock),
         RateLimit(
             rt.limiter,
             rt.settings.anonymous_rpm,
             rt.clock,
-            rt.shared_limits,
+            shared,
             anonymous_total_rpm=rt.settings.anonymous_total_rpm,
+            admission=together,
         ),
     ]
-    public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
-    in_flight = rt.settings.anonymous_in_flight
-    if in_flight is not None and public:
+    if bound is not None:
         # every replica's counts (Redis, registry/redis_inflight.py); None: this process's
-        checks.append(InFlightBound(in_flight, rt.shared_in_flight))
-    # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
-    share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
+        checks.append(bound)
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         if rt.paid_ids is not None:  # whose key it is, for the lookup after a restart
             checks.append(ScopeAnonymousIds(rt.paid_ids))
         checks.append(Charge(rt.settlement))
-    last = AnonymousLast(rt.routing, rt.clock, share, rt.shared_share)  # Redis: every replica's
     if rt.metrics is not None:  # its wait's push-outs and refusals counted
         rt.metrics.wait_places(last.places, "admit")
     checks += [IdempotencyCheck(rt.idempotency, rt.paid_ids), last]

@@ -84,7 +84,7 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
-from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, SharedInFlight
+from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, Removals, SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -205,13 +205,15 @@ def create_registry_app(
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
+        client = runtime.shared_limits.client  # the counts' too, their ends sent together
+        removals = Removals(client)
         if settings.anonymous_in_flight is not None and settings.anonymous_rpm is not None:
-            runtime.shared_in_flight = SharedInFlight(  # on the rate limits' client
-                runtime.shared_limits.client, InFlight(settings.anonymous_in_flight)
+            runtime.shared_in_flight = SharedInFlight(
+                client, InFlight(settings.anonymous_in_flight), removals=removals
             )
         if settings.anonymous_rpm is not None and settings.anonymous_share < 1:
             runtime.shared_share = SharedInFlight(  # a model's share: its cap with each take
-                runtime.shared_limits.client, InFlight(1), prefix=SHARE_PREFIX
+                client, InFlight(1), prefix=SHARE_PREFIX, removals=removals
             )
     ledger_engine = ledger_engine_of(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)

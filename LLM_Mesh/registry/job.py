@@ -165,7 +165,10 @@ class Client:
     """Who sent a request: its address and ``Authorization`` header, then what admission
     learnt (the key, the ``x-ratelimit-*`` headers, a token charge to settle)."""
 
-    __slots__ = ("_give_back", "_settle", "address", "authorization", "headers", "key", "payment")
+    __slots__ = (
+        "_give_back", "_settle", "address", "authorization", "headers", "key", "payment",
+        "prefetched",
+    )  # fmt: skip
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
         self.address = address_scope(address)  # an IPv6 client is its /64
@@ -175,6 +178,9 @@ class Client:
         self._settle: Callable[[int], None] | None = None
         self._give_back: list[Callable[[], None]] = []
         self.payment: Payment | None = None  # set by the admit stage when settlement is on
+        # Redis takes made ahead, in one round trip with the rate limit, for the checks that
+        # claim them (registry/redis_admit.py): name -> its give-back, None: refused
+        self.prefetched: dict[str, Callable[[], None] | None] | None = None
 
     @property
     def scope(self) -> str:
