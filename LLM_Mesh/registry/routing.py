@@ -308,16 +308,19 @@ class Routing:
         return n
 
     def keyed_at(self, model: str) -> float | None:
-        """When the nodes whose slots serve ``model`` (healthy, routable, not ejected: those
-        ``slots`` counts) last had a keyed request (the latest ``NodeStats.keyed_at``: one
-        this router sent, or the node's own word through any replica's heartbeat; None: none
-        known). A scan of those nodes: read only for a model whose anonymous share turns on
-        keyed demand (a one-slot model, ``access.py``), so a node's word moves its own slot."""
+        """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,
+        not ejected: those ``slots`` counts) last had a keyed request (the latest
+        ``NodeStats.keyed_at``: one this router sent, or the node's own word through any
+        replica's heartbeat; None: none known). A scan of those nodes: read only for a model
+        whose anonymous share turns on keyed demand (a one-slot model, ``access.py``), so a
+        node's word moves only a slot it holds (found 2026-12-05, attack31: a node a canary
+        quarantined for the model, still listing it, kept an honest node's slot from every
+        anonymous request)."""
         latest: float | None = None
         ejected = self.router.outliers.is_ejected
         for entry in self.table.healthy_entries_for(model):
             st = self.router.node(entry.node_id)
-            if st is None or not st.routable or ejected(st.node_id):
+            if st is None or not st.routable or model not in st.models or ejected(st.node_id):
                 continue
             at = st.keyed_at
             if at is not None and (latest is None or at > latest):
