@@ -34,8 +34,9 @@ lie to everything else. So each probe draws its shape from an injected RNG
   ``top_p: 1``, ``stream_options.include_usage`` (streams);
 * on ``sampled_share`` of the non-streamed probes a user-like ``temperature``
   (:data:`TEMPERATURES`, all ≤ 1) with, on its share, a ``top_p`` users send
-  (:data:`TOP_PS`; no ``top_k``: the gateway refuses it, no node reads it), so a node cannot answer ``temperature: 0``
-  honestly and lie to every sampled request (docs/security.md, probes' tell (a)). It
+  (:data:`TOP_PS`; no ``top_k``: the gateway refuses it, no node reads it), so a node
+  cannot answer ``temperature: 0`` honestly and lie to every sampled request
+  (docs/security.md, probes' tell (a)). It
   asks for log-probabilities as any non-streamed probe does and is judged against the same
   greedy reference (``core/canary_sampled.py``: the reference is asked without these
   fields, so no extra verifier call). A streamed probe is never sampled: it carries no
@@ -272,8 +273,9 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
 def reference_shape(shape: Shape, mix: Mix = DEFAULT_MIX) -> Shape:
     """What the verifier is asked for ``shape``'s reference: the same endpoint, messages
     (a chat probe's system message and earlier exchanges) and sampling fields (``seed``,
-    penalties, ``stop``), greedy (a sampled probe's temperature and ``top_p`` left out), not streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP`
-    candidates, one fixed form (so one cached reference serves every shape of that
+    penalties, ``stop``), greedy (a sampled probe's temperature and ``top_p`` left out),
+    not streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP` candidates, one fixed
+    form (so one cached reference serves every shape of that
     prompt, endpoint, messages and sampling fields)."""
     return Shape(
         path=shape.path,
