@@ -88,6 +88,11 @@ class Rule:
     own near tie (:func:`compare` also accepts a tie only the node's list shows). Measured
     (bench_canary.py): 0 honest flags at 1.0, 1.5 and 2.0; evidence on 32, 16 and 10 of 64
     prompts."""
+    sampled_floor: float = 1e-6
+    """A sampled probe (``core/canary_sampled.py``): where the node's token first differs
+    from the reference's greedy one, the reference must give it at least this probability
+    (its listed value, or the mass its top candidates leave unlisted). At temperature ≤ 1
+    an honest node picks a token under it less often than this."""
 
 
 DEFAULT_RULE = Rule()

@@ -32,6 +32,15 @@ lie to everything else. So each probe draws its shape from an injected RNG
   least the reference's 5 (a longer list only helps show an honest near tie);
 * optional fields real clients send that change nothing at temperature 0: ``n: 1``,
   ``top_p: 1``, ``stream_options.include_usage`` (streams);
+* on ``sampled_share`` of the non-streamed probes a user-like ``temperature``
+  (:data:`TEMPERATURES`, all ≤ 1) with, on its share, a ``top_p`` users send
+  (:data:`TOP_PS`; no ``top_k``: the gateway refuses it, no node reads it), so a node
+  cannot answer ``temperature: 0`` honestly and lie to every sampled request
+  (docs/security.md, probes' tell (a)). It
+  asks for log-probabilities as any non-streamed probe does and is judged against the same
+  greedy reference (``core/canary_sampled.py``: the reference is asked without these
+  fields, so no extra verifier call). A streamed probe is never sampled: it carries no
+  log-probabilities, and a sampled text alone cannot be judged without false alarms;
 * the JSON text as a real client writes it: the openai Python SDK's (httpx: compact
   separators, the required keys first then the rest in alphabetical order), or a
   hand-written client's (``json.dumps`` default spacing, ``model`` first, the other keys
@@ -59,6 +68,8 @@ __all__ = [
     "SEEDS",
     "STOP_LISTS",
     "SYSTEM_PROMPTS",
+    "TEMPERATURES",
+    "TOP_PS",
     "Mix",
     "Shape",
     "choose",
@@ -118,6 +129,14 @@ STOP_LISTS: tuple[tuple[str, ...], ...] = (
 )
 """``stop`` lists users commonly send (the reference is asked with the same list)."""
 
+TEMPERATURES: tuple[float, ...] = (0.2, 0.3, 0.5, 0.6, 0.7, 0.7, 0.7, 0.8, 0.8, 0.9, 1.0, 1.0)
+"""``temperature`` values users commonly send (SDK examples and front ends' defaults: 0.7,
+0.8, 1), a sampled probe's drawn from; none above 1 (``core/canary_sampled.py``: at most 1
+the least likely tokens' share does not grow)."""
+
+TOP_PS: tuple[float, ...] = (0.9, 0.95, 0.95, 1.0)
+"""``top_p`` values sent with a temperature (on ``Mix.top_p_share`` of sampled probes)."""
+
 
 @dataclass(frozen=True)
 class Mix:
@@ -148,6 +167,11 @@ class Mix:
     """Chance that a probe sends ``presence_penalty: 0`` and ``frequency_penalty: 0``."""
     stop_share: float = 0.2
     """Chance that a probe sends a ``stop`` list (:data:`STOP_LISTS`)."""
+    sampled_share: float = 0.3
+    """Chance that a non-streamed probe is sampled (a ``temperature`` of
+    :data:`TEMPERATURES`; 0: every probe greedy, as before 2026-12-05)."""
+    top_p_share: float = 0.4
+    """Chance that a sampled probe sends a ``top_p`` (:data:`TOP_PS`)."""
 
 
 DEFAULT_MIX = Mix()
@@ -175,6 +199,15 @@ class Shape:
     """Chat only: earlier (user, assistant) exchanges before the probed user message."""
     sampling: tuple[tuple[str, Any], ...] = ()
     """``seed``, penalties, ``stop`` (a tuple, sent as a list): sent to the verifier too."""
+    temperature: float = 0.0
+    """``> 0``: a sampled probe (never streamed), judged by ``core/canary_sampled.py``;
+    not sent to the verifier (its reference is greedy)."""
+    sampler: tuple[tuple[str, Any], ...] = ()
+    """A sampled probe's ``top_p``: not sent to the verifier either."""
+
+    @property
+    def sampled(self) -> bool:
+        return self.temperature > 0
 
     @property
     def chat(self) -> bool:
@@ -215,6 +248,11 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
         sampling += [("presence_penalty", 0), ("frequency_penalty", 0)]
     if rng.random() < mix.stop_share:
         sampling.append(("stop", rng.choice(STOP_LISTS)))
+    temperature, sampler = 0.0, []  # drawn last: the other fields' draws are as before
+    if not stream and mix.sampled_share > 0 and rng.random() < mix.sampled_share:
+        temperature = rng.choice(TEMPERATURES)
+        if rng.random() < mix.top_p_share:
+            sampler.append(("top_p", rng.choice(TOP_PS)))
     return Shape(
         path=CHAT_PATH if chat else COMPLETIONS_PATH,
         stream=stream,
@@ -227,14 +265,17 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
         system=system,
         history=tuple(history),
         sampling=tuple(sampling),
+        temperature=temperature,
+        sampler=tuple(sampler),
     )
 
 
 def reference_shape(shape: Shape, mix: Mix = DEFAULT_MIX) -> Shape:
     """What the verifier is asked for ``shape``'s reference: the same endpoint, messages
     (a chat probe's system message and earlier exchanges) and sampling fields (``seed``,
-    penalties, ``stop``), not streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP`
-    candidates, one fixed form (so one cached reference serves every shape of that
+    penalties, ``stop``), greedy (a sampled probe's temperature and ``top_p`` left out),
+    not streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP` candidates, one fixed
+    form (so one cached reference serves every shape of that
     prompt, endpoint, messages and sampling fields)."""
     return Shape(
         path=shape.path,
@@ -253,7 +294,7 @@ def stops(shape: Shape) -> tuple[str, ...]:
 
 def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
     """The body's fields (before ordering and spacing)."""
-    out: dict[str, Any] = {"model": model, "temperature": 0}
+    out: dict[str, Any] = {"model": model, "temperature": shape.temperature or 0}
     if shape.chat:
         messages = [{"role": "system", "content": shape.system}] if shape.system else []
         for asked, answered in shape.history:
@@ -278,6 +319,7 @@ def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
     for key, value in shape.sampling:
         out[key] = list(value) if key == "stop" else value
     out.update(dict(shape.extras))
+    out.update(dict(shape.sampler))  # a sampled probe's top_p replaces a no-op top_p: 1
     return out
 
 

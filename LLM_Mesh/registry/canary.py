@@ -29,7 +29,8 @@ was a probe (docs/security.md, probes' tell (h)). The verifier's reference is as
 paid) the same way.
 A probe the pool cannot pay for (dry until its next daily top-up) is not sent: no
 verdict. The body is a prompt from the pool (``core/canary_prompts.py``),
-``temperature: 0`` (greedy), in a shape drawn per probe (``core/canary_shape.py``):
+``temperature: 0`` (greedy) or, on a share, a user-like temperature (judged by
+``core/canary_sampled.py``), in a shape drawn per probe (``core/canary_shape.py``):
 completion or chat, streamed or not, ``max_tokens``, ``logprobs``, optional no-op
 fields, key order and spacing as real clients write them. A streamed probe is read
 through the gateway's stream stages (``NodeStream``, ``SseRelay``, ``StreamAccount``:
@@ -81,6 +82,7 @@ from LLM_Mesh.core.canary import (
     truncated,
 )
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
+from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_shape import (
     DEFAULT_MIX,
     Mix,
@@ -437,7 +439,8 @@ class CanaryProber:
         if got is None:
             v = compare_text(ref, text or "", self.rule, stops(shape))
         else:
-            v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape))
+            judge = compare_sampled if shape.sampled else compare
+            v = judge(ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape))
         counts = probe_counts(got, text, streamed_usage, whole, ref, shape)
         if v.ok and counts is not None:  # the text is the model's, its count is not
             rec = await self.quality.record(

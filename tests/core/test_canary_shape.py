@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.canary_shape import (
@@ -15,6 +16,8 @@ from LLM_Mesh.core.canary_shape import (
     SEEDS,
     STOP_LISTS,
     SYSTEM_PROMPTS,
+    TEMPERATURES,
+    TOP_PS,
     Mix,
     Shape,
     choose,
@@ -50,6 +53,34 @@ def test_shapes_vary_across_seeds_within_the_mix() -> None:
     assert not any(dict(s.extras).get("stream_options") and not s.stream for s in shapes)
 
 
+def test_a_share_of_non_streamed_probes_is_sampled_at_user_like_temperatures() -> None:
+    """Tell (a) of docs/security.md: a share of probes carries a temperature users send
+    (≤ 1), some with a ``top_p``; a stream never (no log-probabilities to judge it by)."""
+    shapes = [choose(random.Random(seed)) for seed in range(600)]
+    plain = [s for s in shapes if not s.stream]
+    sampled = [s for s in shapes if s.sampled]
+    assert all(not s.stream for s in sampled)
+    assert abs(len(sampled) / len(plain) - DEFAULT_MIX.sampled_share) < 0.06
+    assert {s.temperature for s in sampled} == set(TEMPERATURES) and max(TEMPERATURES) <= 1
+    assert {v for s in sampled for _, v in s.sampler} == set(TOP_PS)
+    assert {s.path for s in sampled} == {COMPLETIONS_PATH, CHAT_PATH}
+    # the other fields draw as before: the sampled ones are drawn last
+    off = replace(DEFAULT_MIX, sampled_share=0.0)
+    for seed in range(50):
+        a, b = choose(random.Random(seed)), choose(random.Random(seed), off)
+        assert replace(a, temperature=0.0, sampler=()) == b
+
+
+def test_a_sampled_probes_reference_is_greedy_and_shared_with_the_greedy_probes() -> None:
+    shape = Shape(temperature=0.7, sampler=(("top_p", 0.9),), sampling=(("seed", 42),))
+    ref = reference_shape(shape)
+    assert ref == reference_shape(replace(shape, temperature=0.0, sampler=()))
+    body = json.loads(render(ref, MODEL, "hi"))
+    assert body["temperature"] == 0 and "top_p" not in body and body["seed"] == 42
+    probe = json.loads(render(replace(shape, extras=(("top_p", 1),)), MODEL, "hi"))
+    assert probe["temperature"] == 0.7 and probe["top_p"] == 0.9 and probe["logprobs"] == 5
+
+
 def test_a_mix_without_streams_or_chat_draws_none() -> None:
     mix = Mix(stream_share=0.0, chat_share=0.0, min_tokens=16, max_tokens=16, long_share=0.0)
     for seed in range(50):
@@ -57,12 +88,14 @@ def test_a_mix_without_streams_or_chat_draws_none() -> None:
         assert not s.stream and s.path == COMPLETIONS_PATH and s.max_tokens == 16
 
 
-def test_every_body_is_greedy_and_only_adds_no_op_fields() -> None:
+def test_every_body_is_greedy_or_sampled_and_only_adds_no_op_fields() -> None:
     for seed in range(200):
         shape = choose(random.Random(seed))
         body = json.loads(render(shape, MODEL, "def f():"))
-        assert body["model"] == MODEL and body["temperature"] == 0
-        assert body.get("n", 1) == 1 and body.get("top_p", 1) == 1
+        assert body["model"] == MODEL and body["temperature"] == shape.temperature
+        assert body.get("n", 1) == 1 and body.get("top_p", 1) == dict(shape.sampler).get("top_p", 1)
+        if shape.temperature == 0:
+            assert not shape.sampler
         if shape.path == CHAT_PATH:
             system = [{"role": "system", "content": shape.system}] if shape.system else []
             history = [

@@ -230,8 +230,9 @@ async def test_honest_passes_liars_fail_and_are_quarantined(mesh: Harness) -> No
     await register(mesh, "silent", no_logprobs)
     await trust(mesh, "verifier")
     # a requantised model's text is the reference's: only log-probabilities tell it, which
-    # a streamed probe has none of (streams: test_streamed_probes_judge_the_text)
-    prober(mesh).mix = Mix(stream_share=0.0)
+    # a streamed probe has none of (streams: test_streamed_probes_judge_the_text); greedy
+    # probes here (sampled ones name other reasons: tests/registry/test_canary_sampled.py)
+    prober(mesh).mix = Mix(stream_share=0.0, sampled_share=0.0)
     verdicts = {r["node_id"]: r for r in await run_round(mesh, model=MODEL)}
     assert verdicts["honest"]["verdict"] == "pass"
     assert verdicts["verifier"]["verdict"] == "unverified"  # no other verifier to check it
@@ -341,8 +342,9 @@ async def test_probe_shapes_vary_and_an_honest_node_passes_every_one(mesh: Harne
     assert any(b", " in r for r in raws) and any(b", " not in r for r in raws)  # spacing
     assert any("n" in b for b in bodies) and any("top_p" in b for b in bodies)
     assert any("stream_options" in b for b in bodies)
-    assert {b["temperature"] for b in bodies} == {0}
+    assert 0 in {b["temperature"] for b in bodies} and len({b["temperature"] for b in bodies}) > 2
     assert not any(b.get("stream") and "logprobs" in b for b in bodies)  # streams ask none
+    assert not any(b.get("stream") and b["temperature"] for b in bodies)  # nor are sampled
 
 
 def old_shape_liar(body: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ are rendered with the catalog's prompt template (``core.prompt``); with
 ``continue_text`` (``mesh_continue``) the assistant's partial answer follows the
 rendered prompt directly, so the model continues it rather than starting a turn.
 With ``top_logprobs`` (OpenAI ``logprobs``) a ``LogprobRecorder`` reads each
-sampled position's logits (``llama_logprobs.py``; no ``logits_all``); the last
-delta carries every token's log-probability and top candidates.
+sampled position's logits (``llama_logprobs.py``; no ``logits_all``), and notes the token
+``Llama.sample`` returns (the last one is never in the input ids); the last delta carries
+every token's log-probability and top candidates.
 
 OpenAI's ``presence_penalty`` and ``frequency_penalty`` are llama.cpp's own additive
 penalties, the same formula (a token's logit less ``count x frequency_penalty``, less
@@ -278,6 +279,7 @@ class LlamaCppEngine(Engine):
                     yield from self._run(lm, segments, stop, req, cancel, gone)
             finally:
                 lm.abort.disarm(ticket)
+                getattr(lm.llama, "__dict__", {}).pop("sample", None)  # _run's watched sampler
 
     def _run(
         self,
@@ -341,6 +343,8 @@ class LlamaCppEngine(Engine):
 
             recorder = LogprobRecorder(req.top_logprobs, detok)
             kwargs["logits_processor"] = [recorder]
+            if callable(getattr(llama, "sample", None)):  # the last pick is the one sampled
+                llama.sample = recorder.watch(llama.sample)  # (undone by _generate)
         parts: list[str] = []
         finish: str | None = None
         try:

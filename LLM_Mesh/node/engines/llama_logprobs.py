@@ -7,8 +7,11 @@ passed as a logits processor: llama.cpp's sampler chain calls it with the raw
 logits of every position it samples, before any other sampler, so it sees
 exactly what the greedy sampler picks from. It keeps, per generated token, the
 log-softmax of the top ``n`` candidates and of the chosen token (known at the
-next step from the input ids, or as the arg max for the last one when
-decoding greedily).
+next step from the input ids; for the last one, the token the sampler returned where
+:meth:`LogprobRecorder.watch` wraps ``Llama.sample``, else the arg max, what greedy
+decoding picks). Found 2026-12-05: a sampled answer's last entry was the arg max, not the
+token sampled, so its tokens did not spell its text and an honest node failed a sampled
+probe (``core/canary_sampled.py``).
 
 numpy comes with llama-cpp-python; it is imported lazily.
 """
@@ -38,6 +41,19 @@ class LogprobRecorder:
         self._steps: list[tuple[Any, Any, int]] = []  # (top ids, their logprobs, arg max id)
         self._chosen: list[tuple[int, float]] = []  # the chosen token of each finished step
         self._last: Any = None  # the newest step's full log-softmax
+        self.sampled: int | None = None
+        """The newest token the watched sampler returned (:meth:`watch`)."""
+
+    def watch(self, sample: Callable[..., int]) -> Callable[..., int]:
+        """``sample`` (``Llama.sample``) noting each token it returns, so the last step's
+        pick is the token sampled (the input ids never show it: it is not evaluated)."""
+
+        def noted(*args: Any, **kwargs: Any) -> int:
+            token = sample(*args, **kwargs)
+            self.sampled = int(token)
+            return token
+
+        return noted
 
     def _settle(self, chosen: int) -> None:
         """The newest step chose ``chosen``: keep its log-probability, drop the rest."""
@@ -61,7 +77,10 @@ class LogprobRecorder:
         return scores
 
     def finish(self, last_id: int | None = None) -> list[TokenLogprob]:
-        """One entry per generated token; ``last_id``: the last token chosen (else the arg max)."""
+        """One entry per generated token; ``last_id``: the last token chosen (else the one
+        the watched sampler returned last, else the arg max)."""
+        if last_id is None:
+            last_id = self.sampled
         if self._last is not None:
             self._settle(last_id if last_id is not None else self._steps[-1][2])
         out: list[TokenLogprob] = []

@@ -9,7 +9,15 @@ made-up log-probabilities (a function of the word and its place): simulated,
 like everything it says. A non-zero ``presence_penalty`` or ``frequency_penalty``
 draws another answer (its values are part of the hash) and a positive one repeats no
 word until every other has come (its vocabulary is 31 words): a simulated penalty, not a
-model's.
+model's. Built with ``sampled=True``, a request with ``temperature > 0`` is sampled as a
+model samples: each word drawn from that position's simulated distribution (its
+log-probabilities: the greedy word first, the others below it) at that temperature; where
+it draws another word than the greedy one, the answer goes on from that prefix as the
+greedy answer of it would (a fresh deterministic continuation), at most as long in all. The
+log-probabilities it reports are the distribution's, before the temperature (as llama.cpp's
+engine reports them). The draws come from the request's ``seed`` where it sends one, else
+from the engine's own seeded generator. Without ``sampled`` the temperature is ignored
+(every answer greedy, as before).
 The clock is not read: waiting goes through the injectable ``sleep``.
 """
 
@@ -21,6 +29,7 @@ import hashlib
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from LLM_Mesh.core.canary import TokenLogprob
 from LLM_Mesh.core.catalog import get_spec
@@ -73,6 +82,7 @@ class SimEngine(Engine):
         context_length: int | None = None,
         answer_tokens: int | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sampled: bool = False,
     ) -> None:
         if not models:
             raise ValueError("SimEngine needs at least one model id")
@@ -92,6 +102,8 @@ class SimEngine(Engine):
         self.answer_tokens = answer_tokens
         self._sleep = sleep
         self._failures = random.Random(seed)
+        self.sampled = sampled
+        self._draws = random.Random(f"{seed}|draws")
         self.tokens_emitted = 0
         """Tokens produced so far, over all requests (tests watch it)."""
 
@@ -158,6 +170,31 @@ class SimEngine(Engine):
         limit = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
         return words[:limit], len(words) <= limit
 
+    def _sample(self, req: GenerationRequest) -> list[TokenLogprob]:
+        """A sampled answer to ``req`` (``sampled=True``, ``temperature > 0``): one entry a
+        word, its candidates the whole simulated distribution (see the module docstring)."""
+        path = self._answer(req)
+        natural = len(path)
+        rng = (
+            random.Random(f"{self.seed}|{req.seed}|{req.model}|{req.text_for_estimate()}")
+            if req.seed is not None
+            else self._draws
+        )
+        temperature = req.temperature or 1.0
+        out: list[TokenLogprob] = []
+        i = 0
+        while i < len(path):
+            dist = _distribution(i, path[i])
+            best = dist[0][1]
+            weights = [math.exp((lp - best) / temperature) for _, lp in dist]
+            word, lp = rng.choices(dist, weights)[0]
+            out.append(TokenLogprob(word, lp, dist))
+            if word != path[i]:  # the rest is the greedy answer of the new prefix
+                prefix = "".join(t.token for t in out)
+                path = path[: i + 1] + self._answer(req, salt="|" + prefix)[: natural - i - 1]
+            i += 1
+        return out
+
     async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
         if req.model not in self._ids:
             raise ModelNotFound(f"model {req.model!r} is not served here", available=self._ids)
@@ -172,6 +209,12 @@ class SimEngine(Engine):
             )
         fails = self.failure_rate > 0 and self._failures.random() < self.failure_rate
         words, natural = self._words(req)
+        drawn: list[TokenLogprob] | None = None
+        if self.sampled and (req.temperature or 0) > 0 and req.continue_text is None:
+            drawn = self._sample(req)
+            limit = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
+            drawn, natural = drawn[:limit], len(drawn) <= limit
+            words = [t.token for t in drawn]
         if fails and self.fail_after_tokens is None:
             await self._sleep(self.ttft_s)
             raise EngineError(f"simulated failure of {req.model}")
@@ -204,8 +247,21 @@ class SimEngine(Engine):
             "",
             "stop" if natural else "length",
             Usage(prompt_tokens, produced),
-            logprobs=sim_logprobs(words, req.top_logprobs),
+            logprobs=(
+                sim_logprobs(words, req.top_logprobs)
+                if drawn is None or req.top_logprobs is None
+                else tuple(replace(t, top=t.top[: req.top_logprobs]) for t in drawn)
+            ),
         )
+
+
+def _distribution(i: int, word: str) -> tuple[tuple[str, float], ...]:
+    """The simulated distribution at position ``i`` whose greedy word is ``word``: it first,
+    then every other word below it (best first)."""
+    h = hashlib.sha256(f"{i}|{word}".encode()).digest()
+    lp = -(0.05 + h[0] / 255 * 1.5)
+    others = [w for w in _WORDS if " " + w != word]
+    return ((word, lp), *((" " + w, lp - 1.0 - k * 0.5) for k, w in enumerate(others)))
 
 
 def sim_logprobs(words: Sequence[str], n: int | None) -> tuple[TokenLogprob, ...] | None:
@@ -214,11 +270,8 @@ def sim_logprobs(words: Sequence[str], n: int | None) -> tuple[TokenLogprob, ...
         return None
     out = []
     for i, word in enumerate(words):
-        h = hashlib.sha256(f"{i}|{word}".encode()).digest()
-        lp = -(0.05 + h[0] / 255 * 1.5)
-        others = [w for w in _WORDS if " " + w != word][: max(0, n - 1)]
-        top = ((word, lp), *((" " + w, lp - 1.0 - k * 0.5) for k, w in enumerate(others)))
-        out.append(TokenLogprob(word, lp, top[:n]))
+        top = _distribution(i, word)
+        out.append(TokenLogprob(word, top[0][1], top[:n]))
     return tuple(out)
 
 

@@ -49,3 +49,19 @@ def test_zero_top_keeps_only_the_chosen_token() -> None:
     rec(np.array([1]), np.array([0.0, 1.0], dtype=np.float32))
     (tok,) = rec.finish()
     assert tok.top == () and tok.token == "1"
+
+
+def test_the_last_token_is_the_one_the_watched_sampler_returned() -> None:
+    """Sampling, the last step's pick is never in the input ids (it is not evaluated): the
+    watched ``Llama.sample`` says which it was (found 2026-12-05: the arg max was reported,
+    so a sampled answer's tokens did not spell its text)."""
+    rec = LogprobRecorder(2, str)
+    picks = iter([0, 2])
+    sample = rec.watch(lambda *a, **k: next(picks))
+    ids = [9]
+    for logits in ([3.0, 1.0, 0.0], [3.0, 1.0, 0.5]):
+        rec(np.array(ids), np.array(logits, dtype=np.float32))
+        ids.append(sample(idx=0))
+    toks = rec.finish()
+    assert [t.token for t in toks] == ["0", "2"]  # not "0" (the arg max) for the last
+    assert toks[1].logprob == pytest.approx(log_softmax([3.0, 1.0, 0.5])[2], abs=1e-6)

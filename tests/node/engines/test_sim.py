@@ -114,3 +114,35 @@ def test_bad_parameters() -> None:
             SimEngine(["m"], **kw)
     with pytest.raises(ValueError):
         SimEngine([])
+
+
+async def test_sampled_answers_leave_the_greedy_path_with_the_same_distributions() -> None:
+    """``sampled=True``: at ``temperature > 0`` each word is drawn from the position's
+    simulated distribution (reported before the temperature); a ``seed`` repeats the draw;
+    at 0, or without ``sampled``, the answer is the greedy one, as before."""
+    sampled = SimEngine(["gemma-3-270m"], ttft_s=0.0, tokens_per_s=1e9, sampled=True)
+    plain = SimEngine(["gemma-3-270m"], ttft_s=0.0, tokens_per_s=1e9)
+    greedy = (await run(plain, req(max_tokens=40, top_logprobs=5)))[-1].logprobs
+    assert greedy is not None
+    assert (await run(sampled, req(max_tokens=40, top_logprobs=5)))[-1].logprobs == greedy
+    assert (await run(plain, req(max_tokens=40, top_logprobs=5, temperature=1.0)))[
+        -1
+    ].logprobs == greedy
+    left = 0
+    for seed in range(20):
+        r = req(max_tokens=40, top_logprobs=5, temperature=0.8, seed=seed)
+        greedy = (await run(plain, r))[-1].logprobs  # the seed is part of the sim's answer
+        assert greedy is not None
+        out = await run(sampled, r)
+        assert out == await run(sampled, r)  # the seed repeats it
+        lps = out[-1].logprobs
+        assert lps is not None and "".join(d.text for d in out) == "".join(t.token for t in lps)
+        pairs = enumerate(zip(lps, greedy, strict=False))
+        at = next((i for i, (a, b) in pairs if a.token != b.token), None)
+        if at is not None:
+            left += 1
+            assert lps[:at] == greedy[:at]  # the shared prefix: the same distributions
+            assert lps[at].top == greedy[at].top and dict(lps[at].top)[lps[at].token] == (
+                lps[at].logprob
+            )
+    assert left > 10

@@ -1,0 +1,126 @@
+"""The sampled rule (``core/canary_sampled.py``): a sampled answer against a greedy reference."""
+
+from __future__ import annotations
+
+import math
+
+from LLM_Mesh.core.canary import Answer, Rule, TokenLogprob
+from LLM_Mesh.core.canary_sampled import compare_sampled, in_support
+
+
+def pos(token: str, lp: float, *others: tuple[str, float]) -> TokenLogprob:
+    """A position whose pick is ``token`` (its number ``lp``), the list best first."""
+    top = sorted(((token, lp), *others), key=lambda kv: -kv[1])
+    return TokenLogprob(token, lp, tuple(top))
+
+
+# a greedy reference: four positions, each with a runner-up and three more (each list
+# leaves some mass out: 0.095, 0.029, 0.178, 0.018)
+REF = Answer(
+    " a b c d",
+    (
+        pos(" a", -0.5, (" x", -1.8), (" y", -2.7), (" z", -3.2), (" w", -3.7)),
+        pos(" b", -0.25, (" q", -2.3), (" r", -3.0), (" s", -3.6), (" t", -4.2)),
+        pos(" c", -0.9, (" u", -1.2), (" v", -2.9), (" n", -3.3), (" m", -3.8)),
+        pos(" d", -0.1, (" e", -3.0), (" f", -4.0), (" g", -5.0), (" h", -6.0)),
+    ),
+)
+
+
+def sampled(*tokens: TokenLogprob, text: str | None = None) -> Answer:
+    spelled = "".join(t.token for t in tokens)
+    return Answer(spelled if text is None else text, tokens)
+
+
+def with_pick(ref: TokenLogprob, token: str) -> TokenLogprob:
+    """The node's entry at a reference position where it sampled ``token`` (same list)."""
+    return TokenLogprob(token, dict(ref.top)[token], ref.top)
+
+
+def test_a_sampled_answer_following_the_greedy_path_then_another_listed_token_passes() -> None:
+    got = sampled(REF.tokens[0], REF.tokens[1], with_pick(REF.tokens[2], " u"), pos(" k", -0.4))
+    v = compare_sampled(REF, got)
+    assert v.ok and v.reason == "sampled_diverged" and v.diverged_at == 2, v
+    assert compare_sampled(REF, sampled(*got.tokens[:2], with_pick(REF.tokens[2], " v"))).ok
+
+
+def test_an_all_greedy_sampled_answer_passes_as_a_match() -> None:
+    v = compare_sampled(REF, REF)
+    assert v.ok and v.reason == "sampled_match" and v.diverged_at is None
+
+
+def test_another_models_numbers_at_the_first_position_fail() -> None:
+    """Another model: its number for the reference's first token is far off, whichever
+    token it sampled."""
+    other = TokenLogprob(" x", -0.2, ((" x", -0.2), (" a", -2.9), (" p", -3.0)))
+    v = compare_sampled(REF, sampled(other, pos(" y", -0.1)))
+    assert not v.ok and v.reason == "logprob" and v.position == 0, v
+    same_pick = TokenLogprob(" a", -2.1, ((" p", -0.3), (" a", -2.1)))
+    assert compare_sampled(REF, sampled(same_pick)).reason == "logprob"
+
+
+def test_a_list_leaving_out_the_references_pick_far_below_its_number_fails() -> None:
+    """The node's list leaves out the reference's greedy token though its own last listed
+    number is far below the reference's value for it: the node's distribution differs."""
+    got = TokenLogprob(" x", -1.0, ((" x", -1.0), (" p", -1.5), (" o", -4.0)))  # " a" < -4
+    v = compare_sampled(REF, sampled(got))
+    assert not v.ok and v.reason == "token", v
+    near = TokenLogprob(" x", -1.4, ((" p", -0.5), (" o", -0.9), (" x", -1.4)))  # could be
+    assert compare_sampled(REF, sampled(near)).reason != "token"  # the 6th: not refuted
+
+
+def test_a_lower_quantisations_shift_over_the_shared_prefix_fails_on_average() -> None:
+    shifted = [TokenLogprob(t.token, t.logprob - 0.45, t.top) for t in REF.tokens]
+    v = compare_sampled(REF, sampled(*shifted))
+    assert not v.ok and v.reason == "logprob_mean", v
+
+
+def test_a_token_the_reference_gives_no_real_probability_fails() -> None:
+    """At the divergence the node's token must be in the reference's support: listed above
+    the floor, or the list leaving out at least the floor's mass."""
+    sure = TokenLogprob(" d", -1e-9, ((" d", -1e-9), (" e", -21.0)))  # leaves out ~1e-9
+    ref = Answer(" d", (sure,))
+    junk = TokenLogprob(" junk", -9.0, ((" d", -1e-9), (" junk", -9.0)))
+    v = compare_sampled(ref, sampled(junk))
+    assert not v.ok and v.reason == "sampled_token", v
+    listed_low = TokenLogprob(" e", -21.0, ((" d", -1e-9), (" e", -21.0)))
+    assert compare_sampled(ref, sampled(listed_low)).reason == "sampled_token"
+    # where the list leaves real mass out, an unlisted token is an honest draw
+    loose = Answer(" a", (REF.tokens[0],))
+    tail = TokenLogprob(" zz", -4.0, ((" a", -0.4), (" zz", -4.0)))
+    assert compare_sampled(loose, sampled(tail)).ok
+    # but not with a number above the reference's last listed one plus the tolerance
+    high = TokenLogprob(" zz", -2.0, ((" a", -0.4), (" zz", -2.0)))
+    assert compare_sampled(loose, sampled(high)).reason == "sampled_token"
+
+
+def test_in_support_reads_the_floor_from_the_rule() -> None:
+    ref = REF.tokens[3]  # leaves out 1 - e^-0.1 - ... ≈ 0.018
+    unlisted = 1.0 - sum(math.exp(v) for _, v in ref.top)
+    assert in_support(ref, " new", -6.5)
+    assert not in_support(ref, " new", -6.5, Rule(sampled_floor=unlisted * 1.01))
+    assert not in_support(ref, " e", -1.5)  # listed at -3.0: the numbers disagree
+
+
+def test_an_answer_that_sampled_its_end_early_or_went_on_passes() -> None:
+    assert compare_sampled(REF, sampled(*REF.tokens[:2])).ok
+    longer = sampled(*REF.tokens, pos(" more", -0.5))
+    v = compare_sampled(REF, longer)
+    assert v.ok and v.diverged_at == 4
+
+
+def test_no_logprobs_or_swapped_text_fails() -> None:
+    assert compare_sampled(REF, Answer(" a b", ())).reason == "no_logprobs"
+    got = sampled(REF.tokens[0], with_pick(REF.tokens[1], " q"), text=" a r and more")
+    assert compare_sampled(REF, got).reason == "text"  # the sampled token is judged too
+    ok = sampled(REF.tokens[0], with_pick(REF.tokens[1], " q"), pos(" k", -1.0), text=" a q k")
+    assert compare_sampled(REF, ok).ok
+    stopped = sampled(REF.tokens[0], with_pick(REF.tokens[1], " q"), text=" a")
+    assert compare_sampled(REF, stopped, stops=(" q",)).ok  # the probe's stop ended it
+
+
+def test_a_made_up_number_or_nan_fails() -> None:
+    bad = TokenLogprob(" a", float("nan"), REF.tokens[0].top)
+    assert compare_sampled(REF, sampled(bad)).reason == "logprob"
+    positive = TokenLogprob(" a", 0.5, REF.tokens[0].top)
+    assert compare_sampled(REF, sampled(positive)).reason == "logprob"

@@ -1,0 +1,161 @@
+"""Sampled canary probes through the registry, against sim-engine nodes.
+
+A node honest only at ``temperature: 0`` and serving another model to every sampled
+request (most users' requests) must be caught; an honest node that samples as a model
+does (the sim engine's ``sampled=True``: its answers leave the greedy path) must pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
+from LLM_Mesh.node.engines.base import Delta, GenerationRequest
+from LLM_Mesh.node.engines.sim import SimEngine
+from tests.registry.helpers import Harness
+from tests.registry.test_canary import MODEL, mesh, prober, register, trust
+
+__all__ = ["mesh"]  # the fixture
+
+
+async def _no_wait(_s: float) -> None:
+    return None
+
+
+def sim(seed: int = 0, *, sampled: bool = True) -> SimEngine:
+    return SimEngine([MODEL], ttft_s=0.0, seed=seed, sleep=_no_wait, sampled=sampled)
+
+
+def request_of(body: dict[str, Any]) -> GenerationRequest:
+    """The generation a node runs for an OpenAI ``body`` (as the node's HTTP layer does)."""
+    chat = "messages" in body
+    n = body.get("top_logprobs") if chat and body.get("logprobs") else body.get("logprobs")
+    return GenerationRequest(
+        kind="chat" if chat else "completion", model=body["model"],
+        prompt=body.get("prompt"), messages=body.get("messages"),
+        max_tokens=body.get("max_tokens", body.get("max_completion_tokens")),
+        temperature=body.get("temperature"), top_p=body.get("top_p"), seed=body.get("seed"),
+        stop=list(body.get("stop") or []), top_logprobs=n if isinstance(n, int) else None,
+        presence_penalty=body.get("presence_penalty"),
+        frequency_penalty=body.get("frequency_penalty"),
+    )  # fmt: skip
+
+
+def run(engine: SimEngine, req: GenerationRequest) -> list[Delta]:
+    async def collect() -> list[Delta]:
+        return [d async for d in engine.stream(req, threading.Event())]
+
+    with ThreadPoolExecutor(1) as pool:  # the fake node's handler is synchronous
+        return pool.submit(asyncio.run, collect()).result()
+
+
+def answered_by(engine: SimEngine) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A fake node's answer function that runs ``engine`` (completion shape; the fake
+    nodes give chat bodies chat's shape)."""
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        out = run(engine, request_of(body))
+        text = "".join(d.text for d in out)
+        lps = out[-1].logprobs
+        lp = None
+        if lps is not None:
+            lp = {
+                "tokens": [t.token for t in lps],
+                "token_logprobs": [t.logprob for t in lps],
+                "top_logprobs": [dict(t.top) for t in lps],
+                "text_offset": list(range(len(lps))),
+            }
+        usage = out[-1].usage
+        assert usage is not None
+        choice = {"index": 0, "text": text, "logprobs": lp, "finish_reason": out[-1].finish_reason}
+        return {"choices": [choice], "usage": usage.to_dict()}
+
+    return answer
+
+
+def greedy_only_liar(honest: SimEngine, other: SimEngine) -> Callable[[dict[str, Any]], Any]:
+    """Honest at ``temperature: 0`` (every probe before), another model's answers (its
+    own log-probabilities) to every sampled request."""
+    truthful, lying = answered_by(honest), answered_by(other)
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        return lying(body) if (body.get("temperature") or 0) > 0 else truthful(body)
+
+    return answer
+
+
+async def test_a_node_honest_only_at_temperature_0_is_caught(mesh: Harness) -> None:
+    """Before sampled probes (every probe ``temperature: 0``, what ``sampled_share=0``
+    still draws) it passed every probe; now a sampled probe catches it. (Streams left out:
+    a sampled probe is never streamed, and these fake nodes relay a sim stream's usage
+    otherwise than a node does.)"""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", greedy_only_liar(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+
+    async def verdicts(mix_share: float) -> list[Any]:
+        p.mix = replace(DEFAULT_MIX, sampled_share=mix_share, stream_share=0.0)
+        out = []
+        for seed in range(40):
+            p.rng = random.Random(seed)
+            out.append(await p.probe("liar", MODEL))
+            if out[-1].verdict == "fail":
+                break
+        return out
+
+    before = await verdicts(0.0)
+    assert [r.verdict for r in before] == ["pass"] * 40, before
+    after = await verdicts(DEFAULT_MIX.sampled_share)
+    assert after[-1].verdict == "fail" and after[-1].quarantined, after
+    liar_bodies = [c["body"] for c in mesh.nodes.nodes["liar:8801"].calls]
+    assert any((b.get("temperature") or 0) > 0 for b in liar_bodies)
+    verifier_bodies = [c["body"] for c in mesh.nodes.nodes["verifier:8801"].calls]
+    assert all(b["temperature"] == 0 for b in verifier_bodies)  # the reference is greedy
+
+
+async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
+    mesh: Harness,
+) -> None:
+    """Every probe sampled (none streamed; deterministic seeds): the honest node's answers
+    leave the greedy path (most of them), and every one passes."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "honest", answered_by(sim()))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0)
+    results = []
+    for seed in range(150):
+        p.rng = random.Random(seed)
+        results.append(await p.probe("honest", MODEL))
+    bad = [r for r in results if r.verdict not in ("pass", "unverified")]
+    assert not bad, bad
+    sampled = [r for r in results if r.detail.startswith("sampled_")]
+    diverged = [r for r in sampled if r.detail.startswith("sampled_diverged")]
+    assert len(sampled) > 60 and len(diverged) > len(sampled) // 2, (len(sampled), len(diverged))
+    bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
+    temps = {b.get("temperature") for b in bodies}
+    assert len(temps) > 4 and 0 not in temps  # user-like temperatures, every one sampled
+
+
+async def test_each_endpoint_sampled_shape_passes_honest_and_fails_another_model(
+    mesh: Harness,
+) -> None:
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "honest", answered_by(sim()))
+    await register(mesh, "other", answered_by(sim(seed=3)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    for path in ("/v1/completions", CHAT_PATH):
+        for sampler in ((), (("top_p", 0.9),), (("top_p", 0.95),)):
+            shape = Shape(path=path, max_tokens=24, temperature=0.8, sampler=sampler)
+            ok = await p.probe("honest", MODEL, "def f():", shape)
+            assert ok.verdict == "pass", (shape, ok)
+    bad = await p.probe("other", MODEL, "def f():", Shape(max_tokens=24, temperature=0.7))
+    assert bad.verdict == "fail", bad
