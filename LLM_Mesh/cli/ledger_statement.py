@@ -360,6 +360,16 @@ def statement_command(
     if token is not None or mine:
         warn_plain_http(settings.registry_urls, "your operator token" if token else "your API key")
     if account is None and not mine and token is None:
+        if settings.api_key and registry is not None:  # found 2026-12-05: "set" it, it said
+            home_url = settings_from(home, None, registry_ca=ca).registry_url
+            raise fail(
+                MeshError(
+                    f"no account to list: LLM_MESH_API_KEY is set but not sent to {registry} "
+                    f"(a --registry: the key goes only to the registry configured with it, "
+                    f"{home_url}); leave out --registry (or set LLM_MESH_REGISTRY_URL), or "
+                    "pass --account user:... (`llm-mesh balance` names it)"
+                )
+            )
         raise fail(
             MeshError(
                 "no account to list: set LLM_MESH_API_KEY (the registry it is configured for "
