@@ -367,9 +367,12 @@ def grant_command(
         _settings(home, database_url), lambda s: grant(s, account, amount, grant_id)
     )
     said = "granted" if new else f"already granted (grant id {grant_id!r}):"
+    # the name given and its account (found 2026-12-05: only "user:a781..." was said)
+    to = entry.to_account
+    if account != entry.to_account:
+        to = f"{shown(account)}, account {to}"
     console.print(
-        f"{said} {entry.amount:,} micro-NetworkTokens to {entry.to_account} "
-        f"(ledger entry {entry.seq})",
+        f"{said} {entry.amount:,} micro-NetworkTokens to {to} (ledger entry {entry.seq})",
         markup=False,
         highlight=False,
     )
