@@ -115,6 +115,9 @@ def prune_command(
         raise fail(exc) from exc
     now_ms = _now_ms()
     verb = "would remove" if dry_run else "removed"
+    if not folders:  # said (found 2026-12-05: --all-keys in a home without any said nothing)
+        top = settings.home.expanduser() / RECEIPTS_DIR
+        console.print(f"no receipts kept in {top}", highlight=False, soft_wrap=True)
     for folder in folders:
         if not folder.is_dir():
             console.print(f"no receipts kept in {folder}", highlight=False, soft_wrap=True)
@@ -124,7 +127,8 @@ def prune_command(
         except (OSError, ValueError) as exc:
             raise fail(exc) from exc
         console.print(
-            f"{verb} {counted(gone, 'kept receipt')} older than {older_than_days} days from "
+            f"{verb} {counted(gone, 'kept receipt')} older than "
+            f"{counted(older_than_days, 'day')} from "
             f"{folder}; {kept} kept"
             + (f", {counted(other, 'file')} holding no receipt left alone" if other else ""),
             highlight=False,

@@ -158,3 +158,18 @@ def test_prune_reads_a_folder_past_the_statements_bounds(
     code, said = _prune(tmp_path, "--older-than", "7")
     assert code == 0, said
     assert f"removed 2 kept receipts older than 7 days from {folder}; 1 kept, 1 file" in said
+
+
+def test_one_day_is_said_in_the_singular_and_no_folder_at_all_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (newuser31): ``--older-than 1`` said "older than 1 days", and
+    ``--all-keys`` in a home with no receipts/ said nothing at all (exit 0, no line)."""
+    monkeypatch.setenv("LLM_MESH_HOME", str(tmp_path))
+    r = runner.invoke(app, ["receipt", "prune", "--older-than", "1", "--all-keys"])
+    assert r.exit_code == 0 and f"no receipts kept in {tmp_path / 'receipts'}" in r.output, r.output
+    folder = key_folder(tmp_path, KEY)
+    folder.mkdir(parents=True)
+    r = runner.invoke(app, ["receipt", "prune", "--older-than", "1", "--api-key", KEY])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "older than 1 day from" in said, said
