@@ -24,8 +24,8 @@ from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.earnings import earnings
 from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.ledger_accounts import operator_accounts
-from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 
 router = APIRouter(tags=["Earnings"])
