@@ -117,7 +117,7 @@ def models_table(report: Mapping[str, Any]) -> Table:
         t.add_column(name, justify="right")
     for r in _rows(report, "by_model"):
         t.add_row(  # a model only (or partly) sim nodes serve says so under its id
-            shown(r.get("model")) + _MODEL_LABEL.get(r.get("simulated"), ""),
+            shown(r.get("model")) + _MODEL_LABEL.get(str(r.get("simulated")), ""),
             _int(r.get("requests")),
             _int(r.get("earned")),
             _int(r.get("fees")),
