@@ -67,7 +67,7 @@ from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.key_account import account_change, key_account_finding, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
-from LLM_Mesh.core.ledger_statement import Statement, statement
+from LLM_Mesh.core.ledger_statement import NOT_HELD, Statement, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
@@ -512,6 +512,15 @@ def statement_command(
             f"[red]MISMATCH[/]: {counted(len(problems), 'statement finding')}"
             + ("" if report.ok else ", and the log itself does not check out (above)")
         )
+        if any(f", {NOT_HELD}:" in p for p in s.findings):  # why, likely (found 2026-12-05)
+            err.print(
+                "answers asked other than with `llm-mesh ask` (the OpenAI SDK, curl) keep no "
+                "receipt: save each (its JSON, or its X-Mesh-Receipt header) in a folder and "
+                "pass --receipts DIR, with the kept folder's files too (README, \"Your "
+                'statement")',
+                markup=False,
+                highlight=False,
+            )
         raise typer.Exit(1)
     through = (tag, cp.tree_size) if tag and cp is not None else None
     save_seen(seen_path, source, report, settings.registry_url, tofu, through, memory.trusted)

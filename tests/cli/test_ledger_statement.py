@@ -344,3 +344,20 @@ def test_a_key_in_the_environment_not_sent_to_a_registry_named_by_flag_is_said(
     assert "set LLM_MESH_API_KEY" not in said, said
     assert "LLM_MESH_API_KEY is set but not sent to http://127.0.0.1:7" in said, said
     assert "--account" in said and "http://127.0.0.1:9" in said, said
+
+
+def test_a_charge_naming_a_receipt_not_kept_says_how_to_keep_them(paid: Paid) -> None:
+    """Found 2026-12-05 (newuser31): a user who also asked through the OpenAI SDK (the
+    README's "any OpenAI client") got MISMATCH and "a charge no receipt of yours explains"
+    for each such answer, with nothing said of why: answers asked other than with
+    ``llm-mesh ask`` keep no receipt unless saved. Said once, after the findings, for a
+    charge naming a receipt you do not hold; not for one naming none (a forged charge)."""
+    (paid.folder / "answer-1.json").unlink()  # asked through the SDK, not saved
+    code, out = _statement(paid)
+    assert code == 1 and "which you do not hold" in out, out
+    hint = "answers asked other than with `llm-mesh ask` (the OpenAI SDK, curl) keep no receipt"
+    assert out.count(hint) == 1 and "--receipts DIR" in out.split(hint)[1], out
+    (paid.folder / "answer-1.json").write_text(json.dumps(paid.answers[1]))
+    paid.write(Transfer("settle", paid.account, operator_account("inprocess"), 500, "req-x"))
+    code, out = _statement(paid)
+    assert code == 1 and "names no receipt" in out and hint not in out, out
