@@ -29,7 +29,6 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,11 +62,12 @@ from LLM_Mesh.cli.ledger_seen import (
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, TimeoutOpt, within
 from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.cli.statement_render import print_statement
 from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.key_account import account_change, key_account_finding, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
-from LLM_Mesh.core.ledger_statement import NOT_HELD, Statement, statement
+from LLM_Mesh.core.ledger_statement import NOT_HELD, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
@@ -205,38 +205,6 @@ async def operator_account(
         raise MeshError("GET /v1/earnings named no operator account for the token")
     old_ok = isinstance(old, str) and old.startswith("operator:") and ACCOUNT_RE.match(old)
     return acct, old if old_ok else None, answered
-
-
-def _when(time_us: int | None) -> str:
-    """An entry's time as printed; one no calendar holds (found 2026-12-05: a row dated
-    2^63 µs, or not a number, ended the statement in a traceback before its verdict)."""
-    try:
-        if time_us is not None:
-            return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (ValueError, OverflowError, OSError):
-        pass
-    return f"{'(out of range)':<19}"
-
-
-def print_statement(s: Statement) -> None:
-    console.print(
-        f"statement of {shown(s.account)}: {counted(len(s.lines), 'entry', 'entries')} "
-        f"(every one in the log), {counted(s.receipts, 'receipt')} held; "
-        f"paid in {s.paid_in:,} µNT, taken out {s.taken_out:,} µNT, balance {s.balance:,} µNT",
-        highlight=False,
-    )
-    for line in s.lines:
-        mark = "" if line.signed else "  [yellow](not under a signed checkpoint yet)[/]"
-        style = "red" if line.why == "NO RECEIPT" else "default"
-        console.print(
-            f"  {line.seq:>8}  {_when(line.time_us)}  {shown(line.kind):<8} {line.amount:>+14,}  "
-            f"{shown(line.other)}  [{style}]{shown(line.why)}[/]{mark}",
-            highlight=False,
-        )
-    for p in s.pending:
-        console.print(f"[yellow]pending[/]: {shown(p)}", highlight=False)
-    for u in s.unchecked:
-        console.print(f"[yellow]unchecked[/]: {shown(u)}", highlight=False)
 
 
 def _as_entries(rows: Sequence[Row]) -> list[dict[str, Any]]:
@@ -491,7 +459,7 @@ def statement_command(
         signed_size=0 if cp is None else cp.tree_size,
         signed_time_us=None if cp is None else cp.time_us, checked_before=before,
     )  # fmt: skip
-    print_statement(s)
+    print_statement(s, console)
     problems = bad + s.findings
     if served:
         try:
