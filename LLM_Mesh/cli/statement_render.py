@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.text import Text
 
 from LLM_Mesh.cli.render import shown
@@ -54,8 +53,10 @@ def print_statement(s: Statement, console: Console) -> None:
             console.print(whole, highlight=False)
         else:
             console.print(head.rstrip(), highlight=False)
-            body = Text.from_markup(detail, overflow="fold")
-            console.print(Padding(body, (0, 0, 0, INDENT)), highlight=False)
+            room = max(20, console.width - INDENT)
+            for part in Text.from_markup(detail).wrap(console, room, overflow="fold"):
+                part.rstrip()
+                console.print(Text(" " * INDENT) + part, highlight=False)
     for p in s.pending:
         console.print(f"[yellow]pending[/]: {shown(p)}", highlight=False)
     for u in s.unchecked:

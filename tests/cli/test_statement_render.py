@@ -33,7 +33,7 @@ def test_an_entry_too_long_for_the_terminal_keeps_its_parts_together() -> None:
     assert lines[at].split()[-1] == "-33", lines  # number, time, kind, amount: one line
     rest = lines[at + 1 :]
     assert rest[0].startswith(" " * 10 + OP), lines  # the rest under them, indented
-    assert all(line.startswith(" " * 10) for line in rest), lines
+    assert all(line.startswith(" " * 10) and line == line.rstrip() for line in rest), lines
     assert "req-64fc880b3a18e311ee256a54c447b5c2" in " ".join(rest), lines
     assert "(not under a signed checkpoint yet)" in " ".join(" ".join(rest).split()), lines
 
