@@ -40,8 +40,8 @@ listings and completions; whole within connect + write + twice the read timeout.
 reads at most :data:`MAX_STREAM_EVENT_BYTES` of one event, and runs at most
 ``stream_max_s`` from its request to its last event (:data:`DEFAULT_STREAM_MAX_S`, 30 min;
 ``$LLM_MESH_STREAM_MAX_S``; the constructor's or the call's ``max_s``): a gateway sending
-an honest event now and then, each within the read timeout, cannot hold it longer. Past a
-bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it. The
+an honest event now and then, each within the read timeout, cannot hold it longer; nor
+events without output past ``core/client_floor``'s bound for the request. Past a bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it. The
 blocking :func:`fetch_json_sync` reads the same way. A credential no header can carry is
 refused before sending, never quoted (:class:`~LLM_Mesh.errors.InvalidCredential`).
 
@@ -89,6 +89,7 @@ from LLM_Mesh.client_stream import (
     stream_error,
     stream_max_s,
 )
+from LLM_Mesh.core.client_floor import QuietCount, choices_of, quiet_bound
 from LLM_Mesh.core.hang_watch import DEFAULT_POLICY, HangPolicy
 from LLM_Mesh.errors import (
     InvalidApiKey,
@@ -111,6 +112,7 @@ MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and comp
 PING_ANSWER_BYTES = 64 << 10
 EARNINGS_ANSWER_BYTES = 8 << 20
 _unreachable = unreachable  # (tests/inprocess_mesh.py's name for it)
+CHAT = "/chat/completions"  # a stream's path ends so for a chat (``core/client_floor``)
 # (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``, ``DEFAULT_STREAM_MAX_S``,
 # ``stream_max_s`` and ``gateway_urls``: imported, named still)
 __all__ = [
@@ -462,7 +464,8 @@ class MeshClient:
         ``{"object": "mesh.headers", "headers": {...}}``. The whole stream, from its request
         to its last event (every gateway tried), runs at most ``max_s`` seconds (default:
         the client's ``stream_max_s``, else ``$LLM_MESH_STREAM_MAX_S``, else 30 min), then
-        :class:`~LLM_Mesh.bounded_http.AnswerRefused`.
+        :class:`~LLM_Mesh.bounded_http.AnswerRefused`; events without output past twice what
+        an honest gateway sends for ``body``: ``client_stream.QuietStream`` (one too).
         """
         headers = self._v1_headers(request_id)
         many = len(self.base_urls) > 1
@@ -506,7 +509,8 @@ class MeshClient:
                             k: v for k, v in r.headers.items() if k.lower().startswith("x-mesh-")
                         },
                     }
-                    async for chunk in bound.each(events(r, base), what):
+                    quiet = QuietCount(quiet_bound(body, path.endswith(CHAT)), choices_of(body))
+                    async for chunk in bound.each(events(r, base, quiet), what):
                         if chunk is None:  # [DONE]
                             return
                         yield chunk

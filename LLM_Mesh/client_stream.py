@@ -9,6 +9,10 @@ error answer and its events, read from a gateway the client does not trust.
 - :func:`events`: each ``data:`` line's JSON object (an event longer than
   :data:`MAX_STREAM_EVENT_BYTES` refused; one that is not a JSON object, or nested too
   deep: :class:`~LLM_Mesh.errors.UpstreamError`, found 2026-12-04: a list was handed on).
+- :class:`QuietStream`: what a stream raises past its bound on events without output (an
+  empty, role-only or choice-less chunk, a comment): twice what a gateway keeping its own
+  rules sends for the request (``core/client_floor.py``; found 2026-12-05: a hostile gateway
+  held a stream for its 30 min with such events).
 - :data:`CUT_SHORT`: what a stream that ends without ``[DONE]`` raises (an
   ``UpstreamError``; found 2026-12-04: it passed as a complete answer).
 """
@@ -25,12 +29,13 @@ from typing import Any, TypeVar
 import httpx
 
 from LLM_Mesh.bounded_http import AnswerRefused, decoded, raise_for_error, read_body
+from LLM_Mesh.core.client_floor import QuietCount
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 
 __all__ = [
     "CUT_SHORT", "DEFAULT_STREAM_MAX_S", "MAX_STREAM_EVENT_BYTES", "STREAM_MAX_ENV", "Bound",
-    "events", "positive", "stream_error", "stream_max_s",
+    "QuietStream", "events", "positive", "quiet_message", "stream_error", "stream_max_s",
 ]  # fmt: skip
 
 # what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
@@ -67,6 +72,11 @@ def positive(seconds: float) -> float:
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"a stream's time bound must be > 0 seconds, got {seconds!r}")
     return float(seconds)
+
+
+class QuietStream(AnswerRefused):
+    """A stream past its bound on events without output (``core/client_floor.py``): a
+    gateway that keeps its own rules never sends so many; ended, not read further."""
 
 
 class Bound:
@@ -118,23 +128,53 @@ async def stream_error(r: httpx.Response, url: str) -> MeshError:
     raise AssertionError("unreachable: the status is an error's")  # pragma: no cover
 
 
-async def events(r: httpx.Response, base: str) -> AsyncGenerator[dict[str, Any] | None, None]:
+async def events(
+    r: httpx.Response, base: str, quiet: QuietCount | None = None
+) -> AsyncGenerator[dict[str, Any] | None, None]:
     """Each ``data:`` line's JSON of a stream's events, ``None`` for ``[DONE]``; an event
     longer than :data:`MAX_STREAM_EVENT_BYTES` (or a line that never ends) is refused,
-    not gathered further (:class:`~LLM_Mesh.core.sse_frame.SseFramer`)."""
+    not gathered further (:class:`~LLM_Mesh.core.sse_frame.SseFramer`). With ``quiet``,
+    each event without output is counted, and past its bound the stream is refused
+    (:class:`QuietStream`, ``core/client_floor.py``)."""
     framer = SseFramer(MAX_STREAM_EVENT_BYTES)
     what = f"the stream from {base}"
     async for piece in decoded(r, what=what):
         for event in framer.feed(piece):
-            for item in _data(event, base):
+            for item in _counted(event, base, quiet):
                 yield item
         if framer.over:
             raise AnswerRefused(
                 f"{what} sent an event longer than {MAX_STREAM_EVENT_BYTES} bytes: not read further"
             )
     for event in framer.end():
-        for item in _data(event, base):
+        for item in _counted(event, base, quiet):
             yield item
+
+
+def _counted(event: bytes, base: str, quiet: QuietCount | None) -> list[dict[str, Any] | None]:
+    """An event's items (:func:`_data`), counted by ``quiet`` (``[DONE]`` is not)."""
+    items = _data(event, base)
+    if quiet is None or (items and items[-1] is None):
+        return items
+    passed = quiet.event([item for item in items if item is not None], len(event))
+    if passed is not None:
+        raise QuietStream(quiet_message(quiet, passed, base))
+    return items
+
+
+def quiet_message(quiet: QuietCount, passed: str, base: str) -> str:
+    """What a user reads when a stream passed its bound on events without output."""
+    bound = quiet.bound
+    said = {
+        "in a row": f"{quiet.run:,} events in a row without output (more than {bound.run:,})",
+        "in all": f"{quiet.events:,} events without output (more than {bound.events:,})",
+        "bytes": f"{quiet.bytes:,} bytes of events without output (more than {bound.bytes:,})",
+    }[passed]
+    return (
+        f"the stream from {base} sent {said}: empty, role-only or choice-less chunks or "
+        "comments, twice what a gateway keeping its own rules sends for this request's "
+        "max_tokens; ended, not read further"
+    )
 
 
 def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:

@@ -18,6 +18,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
+| sdk_retry_window_s   | LLM_MESH_SDK_RETRY_WINDOW_S | 60 (a keyed request of OpenAI's SDK without an id of its own: its retry, same key, path and body bytes, within this many seconds of its first attempt's end waits for, replays or is refused as that attempt's repeat instead of running and being paid again; 0: off; ``core/sdk_retry.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on; 1 to 16) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
@@ -70,6 +71,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
 | reward_simulated     | LLM_MESH_REWARD_SIMULATED | false (a node whose every model is simulated earns no uptime reward; true: it does, for test meshes) |
 | reward_uptime_nodes  | LLM_MESH_REWARD_UPTIME_NODES | 4 (an operator's nodes are credited at most this many nodes' worth of uptime per period, split over them: `core/rewards.operator_uptime_ms`; 0: no cap) |
+| reward_start_close_s | LLM_MESH_REWARD_START_CLOSE_S | 30 (a registry's start waits at most this long for the due reward period's close, then logs a WARNING and serves, the close going on beside serving: ``RewardTask.close_first``; 0: no wait) |
 | request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
 | settlement_keep_days | LLM_MESH_SETTLEMENT_KEEP_DAYS | 400 (settled or void ``settlements`` rows are kept this many days after settling, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1; the ledger is never pruned) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
@@ -97,9 +99,11 @@ from typing import Any
 from LLM_Mesh.core.anonymous_inflight import DEFAULT_ANONYMOUS_IN_FLIGHT
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, parse_share
 from LLM_Mesh.core.browser_origin import parse_local_names
+from LLM_Mesh.core.failover import MAX_ATTEMPTS_TOP as MAX_ATTEMPTS_TOP  # (core/failover.py)
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
-from LLM_Mesh.core.rewards import UPTIME_NODES
+from LLM_Mesh.core.rewards import START_CLOSE_S, UPTIME_NODES
+from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.tls import NodeTransport
@@ -231,10 +235,6 @@ def _int(env: Mapping[str, str], key: str, default: int, top: int | None = None)
     return int(value)
 
 
-# the most attempts a node may have worked on per request: each is a part of its payment,
-# up to three ledger entries a part, and a settle batch of MAX_SETTLE (200) requests must fit
-# one ledger append (10,000 entries) (found 2026-12-04: 17 made such a batch fail for ever)
-MAX_ATTEMPTS_TOP = 16
 # the community pool's daily budget, µNT: 10^13 (ten million NetworkTokens a day; a century of
 # top-ups stays far inside the ledger's 64-bit amounts) (found 2026-12-04: a budget past
 # 2^63 failed every top-up)
@@ -325,14 +325,13 @@ class Settings:
     missed_heartbeats: int = 3
     health_check_interval_s: float = 300.0
     request_timeout_s: float = 120.0
-    # a stream slower than this after its first token and the grace is cut off as broken
-    # (core/stream_guard.py; 0: no floor)
-    stream_min_rate: float = DEFAULT_MIN_RATE
+    stream_min_rate: float = DEFAULT_MIN_RATE  # a broken stream's floor (stream_guard; 0: none)
     stream_grace_s: float = DEFAULT_GRACE_S
     # a node's whole shutdown, SIGTERM to exit (core/shutdown.py; `llm-mesh up` kills at 15)
     node_shutdown_s: float = DEFAULT_SHUTDOWN_S
     # the registry's whole stop, signal to exit, when a step is stuck (core/shutdown.py; 0: none)
     registry_shutdown_s: float = DEFAULT_REGISTRY_SHUTDOWN_S
+    sdk_retry_window_s: float = DEFAULT_WINDOW_S  # a keyed SDK retry's window (sdk_retry.py)
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
@@ -388,6 +387,7 @@ class Settings:
     # nodes' worth of uptime one operator is credited per period, however many node ids it
     # holds (core/rewards.operator_uptime_ms; 0: no cap)
     reward_uptime_nodes: int = UPTIME_NODES
+    reward_start_close_s: float = START_CLOSE_S  # the start's wait for the due close (0: none)
     # the store's request log (``requests`` rows) is pruned to this many days (0: kept
     # forever; core/retention.py, registry/retention.py)
     request_log_keep_days: int = DEFAULT_REQUEST_LOG_KEEP_DAYS
@@ -453,6 +453,9 @@ class Settings:
             registry_shutdown_s=_float(
                 env, "LLM_MESH_REGISTRY_SHUTDOWN_S", DEFAULT_REGISTRY_SHUTDOWN_S, zero_is_off=True
             ),
+            sdk_retry_window_s=_float(
+                env, "LLM_MESH_SDK_RETRY_WINDOW_S", DEFAULT_WINDOW_S, zero_is_off=True
+            ),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3, top=MAX_ATTEMPTS_TOP),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
             allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
@@ -491,6 +494,9 @@ class Settings:
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
             reward_simulated=_bool(env, "LLM_MESH_REWARD_SIMULATED", False),
             reward_uptime_nodes=_whole(env, "LLM_MESH_REWARD_UPTIME_NODES", UPTIME_NODES),
+            reward_start_close_s=_float(
+                env, "LLM_MESH_REWARD_START_CLOSE_S", START_CLOSE_S, zero_is_off=True
+            ),
             request_log_keep_days=_whole(
                 env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", DEFAULT_REQUEST_LOG_KEEP_DAYS
             ),

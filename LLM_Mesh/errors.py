@@ -306,7 +306,8 @@ class StoreUnavailable(MeshError):
 
 class UpstreamError(MeshError):
     """Every node the request tried failed it. ``retry_after``: the gateway's estimate of
-    when a node it did not try would take it (its ``Retry-After``), if it has one
+    when a node would take it (its ``Retry-After``), one it did not try or one it tried
+    back from its ejection or rest, if it has one
     (``core/client_retry.retry_estimate``); ``None``: no retry soon."""
 
     status = 502

@@ -11,7 +11,9 @@ another key paid for would be a finding in this key's statement. The seed API ke
 there only when asked (``LLM_MESH_SAVE_RECEIPTS=1``, :func:`keeps`): a library
 writing into the home by default would surprise (servers, notebooks, tests).
 :func:`prune` removes the files a clean statement covered (``core/receipt_keep.py``
-decides which). A user who never runs one is told, not pruned: :func:`kept_note`, after
+decides which), and :func:`keep_covered` records in the folder which receipts it covered
+(:data:`COVERED`, a hidden file: the statement and ``kept_files`` skip it), the only ones
+``receipt prune`` removes (:func:`load_covered`; :func:`forget_covered` after findings). A user who never runs one is told, not pruned: :func:`kept_note`, after
 each keep, looks at the key's folder once a day at most (the time of its last look is the
 mtime of a hidden file beside it, :data:`LOOKED` + the folder's name: never in it, where
 the statement and the user look) and gives
@@ -26,32 +28,51 @@ import json
 import logging
 import os
 import secrets
+import stat
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.key_account import key_tag
-from LLM_Mesh.core.receipt_keep import KEEP_S, Kept, look_due, note, stamp_time
-from LLM_Mesh.secret_files import make_private_dir
+from LLM_Mesh.core.receipt import Receipt
+from LLM_Mesh.core.receipt_keep import (
+    KEEP_S,
+    Kept,
+    coverage_text,
+    covered,
+    look_due,
+    note,
+    parse_coverage,
+    removable,
+    stamp_time,
+)
+from LLM_Mesh.secret_files import make_private_dir, replace_file
 
 __all__ = [
+    "COVERED",
     "LOOKED",
     "RECEIPTS_DIR",
     "SAVE_ENV",
+    "forget_covered",
+    "keep_covered",
     "keep_for_key",
     "keeps",
     "kept_files",
     "kept_note",
     "key_folder",
+    "load_covered",
     "look_at",
     "prune",
+    "save_covered",
     "save_receipt",
 ]
 
 RECEIPTS_DIR = "receipts"  # in $LLM_MESH_HOME: one folder a key
 LOOKED = ".looked-"  # + a key folder's name, beside it: its mtime, kept_note's last look
 MAX_LOOKED = 1_000_000  # the most entries a look counts (the statement reads 100,000)
+COVERED = ".covered.json"  # in a key's folder: the receipts a clean statement covered
+MAX_COVERED_BYTES = 16 << 20  # 100,000 hashes (all the statement reads) take 6.7 MB
 log = logging.getLogger(__name__)
 
 SAVE_ENV = "LLM_MESH_SAVE_RECEIPTS"  # the seed API keeps keyed receipts only when "1"
@@ -120,6 +141,66 @@ def prune(paths: Iterable[Path]) -> int:
     return n
 
 
+def save_covered(folder: Path, hashes: Iterable[str], *, through: int, checkpoint_ms: int) -> None:
+    """Record in ``folder`` (whole, mode 0600) the receipts a clean statement covered.
+    Raises ``OSError``."""
+    text = coverage_text(hashes, through=through, checkpoint_ms=checkpoint_ms)
+    replace_file(folder / COVERED, text.encode())
+
+
+def load_covered(folder: Path) -> tuple[set[str] | None, str | None]:
+    """The receipt hashes ``folder``'s record names: ``(None, None)`` when there is none,
+    ``(None, why)`` when it cannot be read or is not a record (covering nothing)."""
+    path = folder / COVERED
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    try:
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, "not a regular file"
+            if st.st_size > MAX_COVERED_BYTES:
+                return None, f"larger than {MAX_COVERED_BYTES:,} bytes"
+            data = f.read(MAX_COVERED_BYTES + 1)
+        return parse_coverage(data.decode("utf-8")), None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        return None, str(exc)
+
+
+def forget_covered(folder: Path) -> bool:
+    """Remove ``folder``'s record (a statement with findings covered nothing): whether one
+    was there. Raises ``OSError`` (not for a missing one)."""
+    try:
+        (folder / COVERED).unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def keep_covered(
+    folder: Path, good: Sequence[tuple[Path, Receipt]],
+    by_receipt: Mapping[str, Sequence[Mapping[str, Any]]], *, judged_size: int,
+    checkpoint_ms: int, keep_s: int = KEEP_S,
+) -> tuple[int, str | None]:  # fmt: skip
+    """After a clean statement of the key's ``folder`` (``good``: its receipts and files):
+    remove those covered and older than ``keep_s`` (``core/receipt_keep.removable``), then
+    record the covered ones left. How many were removed, and why the record was not
+    written (``None``: it was)."""
+    held = [r for _, r in good]
+    gone = removable(held, by_receipt, judged_size=judged_size, now_ms=checkpoint_ms, keep_s=keep_s)
+    n = prune(p for p, r in good if r.receipt_hash in gone)
+    cover = covered(held, by_receipt, judged_size=judged_size, signed_time_ms=checkpoint_ms)
+    try:
+        save_covered(folder, cover - gone, through=judged_size, checkpoint_ms=checkpoint_ms)
+    except OSError as exc:
+        return n, str(exc)
+    return n, None
+
+
 def kept_files(folder: Path) -> Iterator[os.DirEntry[str]]:
     """The regular files of ``folder`` not hidden (symbolic links not followed), of its
     first :data:`MAX_LOOKED` entries: what :func:`look_at` counts and ``receipt prune``
@@ -171,6 +252,7 @@ def kept_note(folder: Path, now: float | None = None) -> str | None:
         return None
     return (
         f"note: {folder} keeps {what}: run `llm-mesh ledger statement` (a clean one "
-        f"removes the receipts it checked once {KEEP_S // 86_400} days old) or `llm-mesh "
-        "receipt prune --older-than DAYS`; said once a day"
+        f"removes the receipts it checked once {KEEP_S // 86_400} days old), then `llm-mesh "
+        "receipt prune --older-than DAYS` if you like (it removes only receipts a clean "
+        "statement checked); said once a day"
     )

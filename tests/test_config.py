@@ -305,6 +305,17 @@ def test_an_operators_uptime_cap_from_env() -> None:
             Settings.from_env({"LLM_MESH_REWARD_UPTIME_NODES": bad})
 
 
+def test_the_starts_wait_for_the_due_reward_close_from_env() -> None:
+    """Documented default: 30 s; 0: no wait (the close runs beside serving)."""
+    assert Settings.from_env({}).reward_start_close_s == 30.0
+    env = "LLM_MESH_REWARD_START_CLOSE_S"
+    assert Settings.from_env({env: "2.5"}).reward_start_close_s == 2.5
+    assert Settings.from_env({env: "0"}).reward_start_close_s == 0.0
+    for bad in ("-1", "inf", "soon"):
+        with pytest.raises(ValueError, match=env):
+            Settings.from_env({env: bad})
+
+
 def test_request_log_keep_days_from_env() -> None:
     assert Settings.from_env({}).request_log_keep_days == 30
     assert Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": "7"}).request_log_keep_days == 7
@@ -342,6 +353,8 @@ def test_observability_settings() -> None:
         Settings.from_env({}, log_format="yaml")
     with pytest.raises(ValueError, match="LLM_MESH_METRICS"):
         Settings.from_env({"LLM_MESH_METRICS": "maybe"})
+
+
 def test_local_names_from_env() -> None:
     """LLM_MESH_LOCAL_NAMES: names the loopback-only endpoints accept in Host; none by
     default (loopback addresses and localhost only)."""
@@ -371,6 +384,8 @@ def test_redis_url_from_env() -> None:
     assert Settings.from_env({"LLM_MESH_REDIS_URL": " redis://r:6379/0 "}).redis_url == (
         "redis://r:6379/0"
     )
+
+
 def test_settlement_settings_from_env() -> None:
     s = Settings.from_env({})
     assert (s.settlement, s.network_fee_bps, s.pool_daily_budget) == (True, 500, 100_000_000)
@@ -403,9 +418,7 @@ def test_settlement_settings_from_env() -> None:
 def test_stream_floor_defaults_and_env() -> None:
     s = Settings.from_env({})
     assert (s.stream_min_rate, s.stream_grace_s) == (0.25, 60.0)
-    s = Settings.from_env(
-        {"LLM_MESH_STREAM_MIN_RATE": "0", "LLM_MESH_STREAM_GRACE_S": "15.5"}
-    )
+    s = Settings.from_env({"LLM_MESH_STREAM_MIN_RATE": "0", "LLM_MESH_STREAM_GRACE_S": "15.5"})
     assert (s.stream_min_rate, s.stream_grace_s) == (0.0, 15.5)  # 0: no floor
 
 

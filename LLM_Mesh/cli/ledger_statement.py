@@ -34,6 +34,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from LLM_Mesh.cli import ledger_commands
@@ -71,12 +72,12 @@ from LLM_Mesh.core.ledger_statement import NOT_HELD, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_keep import KEEP_S, removable
+from LLM_Mesh.core.receipt_keep import KEEP_S
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
-from LLM_Mesh.receipt_files import key_folder, prune
+from LLM_Mesh.receipt_files import forget_covered, keep_covered, key_folder
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command"]
@@ -291,8 +292,9 @@ def statement_command(
     than before), or an error (such as a registry not done within --timeout, an hour by
     default). Credits (grants) are listed. The receipts: --receipts DIR,
     else with LLM_MESH_API_KEY the key's folder `llm-mesh ask` keeps them in; a clean run
-    removes from that folder those it checked older than 30 days, and the next run lists
-    the debits it judged as checked. The account: the one the
+    removes from that folder those it checked older than 30 days, records there the others
+    it checked (all `receipt prune` removes), and the next run lists the debits it judged
+    as checked. The account: the one the
     registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
     names for your operator token. With --operator --served FILE (a node's served log,
     repeatable): also every request the nodes answered must be paid to the account at the
@@ -489,6 +491,8 @@ def statement_command(
                 markup=False,
                 highlight=False,
             )
+        if mine and account is None:  # covers nothing: prune keeps all (found 2026-12-05)
+            _forget_covered(key_folder(settings.home, mine))
         raise typer.Exit(1)
     through = (tag, cp.tree_size) if tag and cp is not None else None
     save_seen(seen_path, source, report, settings.registry_url, tofu, through, memory.trusted)
@@ -503,10 +507,14 @@ def statement_command(
         )
     console.print(f"[green]OK[/]: {ok}", highlight=False)
     if kept is not None and cp is not None and kept.is_dir():  # only the folder ask fills
-        gone = removable(
-            held, by_receipt, judged_size=cp.tree_size, now_ms=cp.time_us // 1000, keep_s=KEEP_S
-        )
-        n = prune(p for p, r in good if r.receipt_hash in gone)
+        n, unsaved = keep_covered(  # the old covered ones removed, the others recorded
+            kept, good, by_receipt, judged_size=cp.tree_size, checkpoint_ms=cp.time_us // 1000,
+            keep_s=KEEP_S,
+        )  # fmt: skip
+        if unsaved is not None:
+            err.print(f"[yellow]warning[/]: what this statement covered was not recorded in "
+                      f"{escape(f'{kept} ({unsaved})')}: `receipt prune` keeps those receipts",
+                      soft_wrap=True)  # fmt: skip
         if n:
             console.print(
                 f"removed {counted(n, 'kept receipt')} older than {KEEP_S // 86_400} days "
@@ -519,6 +527,20 @@ def statement_command(
             f"[yellow]{counted(later, 'entry is', 'entries are')} not under a signed "
             "checkpoint yet[/]: run again later for the registry's signature on them",
             highlight=False,
+        )
+
+
+def _forget_covered(folder: Path) -> None:
+    """A statement of the key with findings: the record of its folder's covered receipts
+    removed (``receipt_files.COVERED``): ``receipt prune`` keeps them all until a clean one."""
+    what = escape(f"the record of the receipts a clean statement covered in {folder}")
+    try:
+        if forget_covered(folder):
+            err.print(f"{what} is cleared: `receipt prune` keeps every receipt there until a "
+                      "clean statement", highlight=False, soft_wrap=True)  # fmt: skip
+    except OSError as exc:
+        err.print(
+            f"[yellow]warning[/]: {what} could not be cleared ({escape(str(exc))})", soft_wrap=True
         )
 
 

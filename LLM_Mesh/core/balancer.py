@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import math
 import random
-from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
+from LLM_Mesh.core.left_stats import LeftPolicy, LeftStats
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
 from LLM_Mesh.core.queue_wait import MAX_WAIT_S
 from LLM_Mesh.core.route_pools import (
@@ -66,7 +66,9 @@ from LLM_Mesh.core.scoring import (
     full_waits,
     permits,
     write_ewmas,
+    write_ewmas_load,
     write_load,
+    write_load_report,
     write_report,
     write_row,
 )
@@ -78,6 +80,7 @@ __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict
 class RoutingPolicy:
     scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
     ejection: EjectionPolicy = field(default_factory=EjectionPolicy)
+    left: LeftPolicy = field(default_factory=LeftPolicy)  # statistics kept past a goodbye
     choices: int = 4  # best of 4 measured better than 2 (docs/benchmarks.md)
     max_draws: int = 16
 
@@ -89,16 +92,7 @@ class RoutingPolicy:
 _OK = Verdict.OK  # a module global: reading an enum member off its class costs ~0.1 µs
 _tuple_new = tuple.__new__
 _RowPart = RowPart
-
-
-def _load_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
-    write_load(vals, at, node, model)
-    write_report(vals, at, node, model)
-
-
-def _ewmas_load(vals: array[float], at: int, node: NodeStats, model: str) -> None:
-    write_ewmas(vals, at, node, model)
-    write_load(vals, at, node, model)
+_load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (scoring.py)
 
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
@@ -111,6 +105,7 @@ class Router:
     def __init__(self, policy: RoutingPolicy | None = None, rng: random.Random | None = None):
         self.policy = policy or RoutingPolicy()
         self.outliers = OutlierDetector(self.policy.ejection)
+        self.left = LeftStats(self.policy.left, self.policy.scoring)  # core/left_stats.py
         self._rand = (rng or random.Random()).random
         self._nodes: dict[str, NodeStats] = {}
         self._index = Pools()  # core/route_pools.py
@@ -156,6 +151,7 @@ class Router:
                 setattr(st, name, getattr(old, name))
         else:
             self._lineage[node_id] = object()
+            self.left.restore(st, now)
         st.open_below = anonymous_limit(st, now)
         self._nodes[node_id] = st
         self._refresh(st)
@@ -163,9 +159,8 @@ class Router:
         return st
 
     def remove_node(self, node_id: str, now: float | None = None) -> None:
-        """The node left (a goodbye, a revocation). With ``now``, an ejection it still
-        serves, or had lately, stays with it should it register again
-        (``OutlierDetector.forget``)."""
+        """The node left (a goodbye, a revocation). With ``now``, its ejection (if lately) and
+        statistics stay with it should it register again (``forget``, ``LeftStats.keep``)."""
         st = self._nodes.pop(node_id, None)
         if st is not None:
             self.changes += 1
@@ -173,6 +168,7 @@ class Router:
             self._place.pop(node_id, None)
             self._lineage.pop(node_id, None)
             self.outliers.forget(node_id, now)
+            self.left.keep(st, now)
 
     def set_routable(self, node_id: str, routable: bool) -> None:
         """Take a node out of routing (draining, offline, heartbeat lost) or back in."""
@@ -398,7 +394,7 @@ class Router:
             fulls = (pool.full,) if req.keyed else (pool.full, pool.kept)
             for full in fulls:
                 if best is None and len(full):
-                    w, h = self._wait_estimate(full, req, model, tokens, now)
+                    w, h = full_waits(self._sample(full, req, 8), model, tokens, now, sp)
                     if w is not None and (wait is None or w < wait):
                         wait = w
                     if h is not None and (held is None or h < held):
@@ -445,12 +441,6 @@ class Router:
             if st not in out:
                 out.append(st)
         return out
-
-    def _wait_estimate(
-        self, full: IndexedSet[NodeStats], req: RouteRequest, model: str, tokens: int, now: float
-    ) -> tuple[float | None, float | None]:
-        """:func:`~LLM_Mesh.core.scoring.full_waits` of a sample of the full nodes."""
-        return full_waits(self._sample(full, req, 8), model, tokens, now, self.policy.scoring)
 
     # -- outcomes -----------------------------------------------------------------
     def begin(self, node_id: str, model: str, now: float, keyed: bool = False) -> Attempt:
@@ -507,8 +497,8 @@ class Router:
             return False
         att.done = True
         st = self._counted(att)
-        if st is None:
-            return False
+        if st is None:  # begun before a goodbye (or on a node unknown then)
+            return self._late(att, now, outcome)
         if att.first_token_at is None:
             st.waiting -= 1
             st.waiting_since_sum -= att.started
@@ -560,10 +550,12 @@ class Router:
     def fault(self, att: Attempt, now: float) -> bool:
         """Count the finished attempt ``att`` as a hard failure of its node after the fact
         (its refusal, which another node's answer contradicted); ``True`` when that ejected
-        the node. Nothing for an attempt still open or on a node since removed."""
-        st = self._counted(att) if att.done else None
-        if st is None:
+        the node. Nothing for an attempt still open; one begun before a goodbye: ``_late``."""
+        if not att.done:
             return False
+        st = self._counted(att)
+        if st is None:
+            return self._late(att, now, Outcome.SERVER_ERROR)
         ejected = self._failed(st, now)
         if ejected:
             self._restate(st, write_ewmas)
@@ -575,6 +567,16 @@ class Router:
         """A hard failure: the success EWMA learns it, and the node is ejected if it may be."""
         st.success.observe(0.0, now)
         return self._maybe_eject(st, now)
+
+    def _late(self, att: Attempt, now: float, outcome: Outcome) -> bool:
+        """A hard failure of an attempt begun before its node's goodbye counts for the node id
+        (``LeftStats.failed``): back since, it may be ejected for it."""
+        st = self._nodes.get(att.node_id)
+        if not self.left.failed(att, now, outcome, st) or st is None:
+            return False
+        ejected = self._maybe_eject(st, now)
+        self._restate(st, write_ewmas)
+        return ejected
 
     def _counted(self, att: Attempt) -> NodeStats | None:
         """The node ``att`` was counted on, unless it was removed since (or never known)."""
@@ -590,6 +592,7 @@ class Router:
         for m in st.models:
             pool = self._pools.get(m)
             if pool is not None and not may_eject(pool.ejected, pool.size, frac):
+                self.outliers.spare(st.node_id, now)  # rested instead: a 502's estimate
                 return False
         self.outliers.eject(st.node_id, now)
         self.changes += 1

@@ -20,7 +20,11 @@ answer carries the header; by what the answer means:
   and 503 (a node draining or paused, the database busy) with a ``Retry-After`` within
   :data:`SOON_S`; a 502 (every node the request tried failed) only with a ``Retry-After``
   within :data:`SOON_S` that the gateway estimated: a node this request has not tried
-  would take it now or then (:func:`retry_estimate`, from the router's decision);
+  would take it now or then (:func:`retry_estimate`, from the router's decision), or one
+  it tried is back by then: the end of its ejection, or of the rest a node its pool could
+  not spare is given instead (``core/outlier.py``: 30 s, then 60 s for its next failure,
+  ... so a one-node model's node failing again and again soon says ``false``; found
+  2026-12-05, ``small31``: a one-node model's 502 said ``false`` after any failure);
 - ``False`` where it cannot:
 
   - no node serves the model at all, or none within the request's constraints
@@ -30,10 +34,12 @@ answer carries the header; by what the answer means:
   - 504 ``upstream_timeout``: the request used its whole deadline (the registry's
     ``request_timeout_s``) and a retry would most likely take as long again; its message
     says what to change (:func:`deadline_message`: fewer tokens, a stream);
-  - a 502 without an estimate: every node that would take it failed it (the gateway
-    already failed over between nodes, up to ``max_attempts``: a client's retry on top
-    would multiply the work on a failing fleet), the gateway's retry budget is spent
-    (many requests fail: retries are shed, not added), or its deadline passed;
+  - a 502 without an estimate: every node that would take it failed it and none is back
+    within :data:`SOON_S` (the gateway already failed over between nodes, up to
+    ``max_attempts``: a client's retry sooner would multiply the work on a failing fleet)
+    or it left routing for the model (goodbye, revoked, offline, quarantined), the
+    gateway's retry budget is spent (many requests fail: retries are shed, not added), or
+    its deadline passed;
   - 500: a fault in the gateway's own code or a node's engine, which a retry most likely
     meets again; and an answer may have been paid before the fault (its id is then held:
     ``registry/idempotency.py``), which a retry without an id would run and pay again;
@@ -141,16 +147,16 @@ def retry_header(
     return {HEADER: "true" if should_retry(status, retry_after, hopeless=hopeless) else "false"}
 
 
-def retry_estimate(d: Decision) -> int | None:
+def retry_estimate(d: Decision, back_s: float | None = None) -> int | None:
     """A 502's ``Retry-After`` from the router's decision ``d`` for the same request
-    without the nodes it tried: 1 s when another node would take it now, the router's
-    wait (a saturated model's, the end of an untried node's hold) when it has one, else
-    ``None`` (no other node: no retry soon)."""
+    without the nodes it tried and ``back_s``, when the soonest of those is back (None: none
+    will be): 1 s when another node would take it now, else the sooner of the router's wait
+    (a saturated model's, the end of an untried node's hold) and ``back_s``; ``None`` when
+    neither is known (no node: no retry soon)."""
     if d.verdict is Verdict.OK:
         return 1
-    if d.wait_s is None or not math.isfinite(d.wait_s):
-        return None
-    return max(1, math.ceil(d.wait_s))
+    waits = [w for w in (d.wait_s, back_s) if w is not None and math.isfinite(w)]
+    return max(1, math.ceil(min(waits))) if waits else None
 
 
 def deadline_message(node: str, kind: str, deadline_s: float, *, stream: bool = False) -> str:

@@ -82,6 +82,7 @@ from LLM_Mesh.core.route_types import Outcome
 
 __all__ = [
     "FAILED",
+    "MAX_ATTEMPTS_TOP",
     "REFUSED",
     "Action",
     "Failover",
@@ -152,6 +153,14 @@ class Stop(str, Enum):
     RETRY_BUDGET = "retry_budget"
     DEADLINE = "deadline"
     NO_NODE = "no_node"
+
+
+# the most attempts a node may have worked on per request (``Settings.max_attempts``' top):
+# each is a part of its payment, up to three ledger entries a part, and a settle batch of
+# MAX_SETTLE (200) requests must fit one ledger append (10,000 entries) (found 2026-12-04: 17
+# made such a batch fail for ever); so a stream has at most this many node parts, which a
+# client's bound on events without output counts on (``core/client_floor.py``)
+MAX_ATTEMPTS_TOP = 16
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,13 @@ node gets traffic back gradually: its *weight* ramps linearly from
 ``min_weight`` to 1 over ``slow_start_s`` (Envoy's slow start), and the router
 divides the node's cost by that weight.
 
+A hard failure of a node its pools cannot spare (one more ejection would take more than
+``max_ejected_fraction`` of a model's nodes: a one-node model's node, always) does not eject
+it; it *rests* it (:meth:`OutlierDetector.spare`): for as long as an ejection would, on a
+count of its own, with no effect on routing. :meth:`OutlierDetector.back_in` reads either:
+how long until a node that just failed a request is worth a client's retry (a 502's
+``Retry-After``, ``core/client_retry.retry_estimate``; found 2026-12-05, ``small31``).
+
 The detector keeps per-node state only. Whether an ejection is allowed at all
 (never more than ``max_ejected_fraction`` of one model's nodes) depends on the
 pool, which the router knows; :func:`may_eject` is that rule.
@@ -52,12 +59,14 @@ def may_eject(ejected: int, pool_size: int, max_fraction: float) -> bool:
 
 
 class _State:
-    __slots__ = ("count", "ejected", "until")
+    __slots__ = ("count", "ejected", "rested", "rested_until", "until")
 
     def __init__(self) -> None:
         self.count = 0
         self.until = -math.inf
         self.ejected = False
+        self.rested = 0  # rests (:meth:`OutlierDetector.spare`), counted as ejections are
+        self.rested_until = -math.inf
 
 
 class OutlierDetector:
@@ -91,6 +100,30 @@ class OutlierDetector:
         self.next_release = self._heap[0][0]
         self.all_full_weight = False
         return st.until
+
+    def spare(self, node_id: str, now: float) -> float:
+        """A hard failure of ``node_id`` that its pools could not spare (``may_eject``
+        refused): not ejected, but rested as :meth:`eject` would eject it (``base_s × n``, n
+        its recent rests, forgotten after ``forget_after_s`` clear; a failure while resting
+        does not add one); returns the rest's end. Routing does not read it."""
+        st = self._nodes.get(node_id)
+        if st is None:
+            st = self._nodes[node_id] = _State()
+        if st.rested_until > now:
+            return st.rested_until
+        if now - st.rested_until > self.policy.forget_after_s:
+            st.rested = 0
+        st.rested += 1
+        st.rested_until = now + self.policy.duration(st.rested)
+        return st.rested_until
+
+    def back_in(self, node_id: str, now: float) -> float:
+        """Seconds from ``now`` until ``node_id`` is worth a retry: the rest of its ejection,
+        else of its rest (:meth:`spare`), else 0."""
+        st = self._nodes.get(node_id)
+        if st is None:
+            return 0.0
+        return max(0.0, (st.until if st.ejected else st.rested_until) - now)
 
     def is_ejected(self, node_id: str) -> bool:
         st = self._nodes.get(node_id)
@@ -146,9 +179,10 @@ class OutlierDetector:
                 if kept is None or self._stale(kept, now):
                     self._nodes.pop(left, None)
                     del self._left[left]
-        self.all_full_weight = not self._nodes
+        # a rest (:meth:`spare`) leaves the weight 1: only ejections count here
+        self.all_full_weight = not any(st.count for st in self._nodes.values())
 
     def _stale(self, st: _State, now: float) -> bool:
         """Its last ejection ended ``forget_after_s`` ago or more (``release_due`` may not
         have run since: the flag alone does not say)."""
-        return now - st.until >= self.policy.forget_after_s
+        return now - max(st.until, st.rested_until) >= self.policy.forget_after_s

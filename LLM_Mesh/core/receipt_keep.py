@@ -17,6 +17,19 @@ the log naming it lies below the size just judged clean, and it is older than
 no entry names (nothing charged) goes by age alone; a pending one is never that old.
 Only the folder ``ask`` fills is pruned, never a ``--receipts DIR`` of the user's.
 
+What a clean statement covered (:func:`covered`) is also recorded for ``llm-mesh receipt
+prune``, which works offline (found 2026-12-05, ``receipts31``: it removed receipts whose
+debits no statement had checked, and the next one named them ``NO RECEIPT``, the user's
+evidence gone): a held receipt is covered when every entry of the log naming it lies below
+the size judged and, if none names it yet, it was made :data:`PENDING_S` (the statement's
+settle grace) before the signed checkpoint, so one settled after the statement ran, or
+pending, is not. The record (:func:`coverage_text`, ``receipt_files.COVERED`` in the key's
+folder) holds the receipts' hashes, never file names: a file replaced or added by hand is
+covered only if it holds the very receipt checked. Written whole by each clean statement of
+that folder (so bounded by what it read), removed by a statement with findings, never
+written by one of a ``--receipts DIR``; prune removes only the old receipts it names
+(:func:`to_prune`), unless told otherwise. A record that does not parse covers nothing.
+
 That bound needs the user to run a statement. One who never does (found 2026-12-05,
 ``money30``: the folder grew without end, unsaid) is told, never pruned behind their back
 (a receipt is the user's only evidence of a charge): once a day at most
@@ -30,26 +43,33 @@ their signed time (:func:`older_than`), and says how many.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from LLM_Mesh.core.ledger_statement import PENDING_S
 from LLM_Mesh.core.receipt import Receipt
 
 __all__ = [
+    "COVERAGE_FORMAT",
     "KEEP_S",
     "NOTE_AGE_S",
     "NOTE_BYTES",
     "NOTE_EVERY_S",
     "NOTE_FILES",
     "Kept",
+    "coverage_text",
+    "covered",
     "look_due",
     "note",
     "older_than",
+    "parse_coverage",
     "removable",
     "stamp_time",
+    "to_prune",
 ]
 
 K = TypeVar("K", bound=Hashable)
@@ -63,6 +83,8 @@ NOTE_BYTES = 64 << 20
 NOTE_AGE_S = 2 * KEEP_S  # older than this: no clean statement covered it for a month
 _STAMP = re.compile(r"^receipt-(\d{8}T\d{6}Z)-[0-9a-f]+\.json$")  # receipt_files.save_receipt
 _AHEAD_S = 300  # a look dated further ahead of the clock: the clock was set back
+COVERAGE_FORMAT = "llm-mesh covered receipts v1"
+_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,28 @@ class Kept:
     oldest_s: float | None = None
 
 
+def covered(
+    held: Sequence[Receipt],
+    by_receipt: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    judged_size: int,
+    signed_time_ms: int,
+    grace_s: int = PENDING_S,
+) -> set[str]:
+    """The hashes of the ``held`` receipts a clean statement over the first
+    ``judged_size`` entries (signed at ``signed_time_ms``) covered: every entry naming one
+    lies below that size, and one no entry names yet was made ``grace_s`` before the
+    checkpoint (else settlement may write its debits after it)."""
+    out = set()
+    for r in held:
+        seqs = [e.get("seq") for e in by_receipt.get(r.receipt_hash, ())]
+        if not seqs and r.time_ms > signed_time_ms - grace_s * 1000:
+            continue  # pending: settled after the statement ran, perhaps
+        if all(type(s) is int and s < judged_size for s in seqs):
+            out.add(r.receipt_hash)
+    return out
+
+
 def removable(
     held: Sequence[Receipt],
     by_receipt: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -84,16 +128,58 @@ def removable(
     keep_s: int = KEEP_S,
 ) -> set[str]:
     """The hashes of the ``held`` receipts a clean statement over the first
-    ``judged_size`` entries covered that are older than ``keep_s`` at ``now_ms``
-    (``by_receipt``: per hash, every entry of the log naming it)."""
-    out = set()
-    for r in held:
-        if r.time_ms > now_ms - keep_s * 1000:
-            continue
-        seqs = [e.get("seq") for e in by_receipt.get(r.receipt_hash, ())]
-        if all(type(s) is int and s < judged_size for s in seqs):
-            out.add(r.receipt_hash)
-    return out
+    ``judged_size`` entries covered (:func:`covered`, its checkpoint's time ``now_ms``)
+    that are older than ``keep_s`` at ``now_ms`` (``by_receipt``: per hash, every entry of
+    the log naming it)."""
+    cut = now_ms - keep_s * 1000
+    old = [r for r in held if r.time_ms <= cut]
+    return covered(old, by_receipt, judged_size=judged_size, signed_time_ms=now_ms)
+
+
+def coverage_text(hashes: Iterable[str], *, through: int, checkpoint_ms: int) -> str:
+    """The record of the receipts (``hashes``) a clean statement covered, judging the
+    first ``through`` entries under a checkpoint signed at ``checkpoint_ms``."""
+    return json.dumps(
+        {"format": COVERAGE_FORMAT, "through": through, "checkpoint_time_ms": checkpoint_ms,
+         "receipts": sorted(set(hashes))},
+        separators=(",", ":"),
+    ) + "\n"  # fmt: skip
+
+
+def parse_coverage(text: str) -> set[str]:
+    """The receipt hashes a record (:func:`coverage_text`) names; ``ValueError`` for
+    anything else (a torn or hand-edited file covers nothing)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    hashes = data.get("receipts") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != COVERAGE_FORMAT
+        or not isinstance(hashes, list)
+        or not all(isinstance(h, str) and _HASH.match(h) for h in hashes)
+    ):
+        raise ValueError("not what a clean `ledger statement` writes")
+    return set(hashes)
+
+
+def to_prune(
+    kept: Mapping[K, tuple[int, str]],
+    covering: Set[str] | None,
+    now_ms: int,
+    days: int,
+    *,
+    uncovered_too: bool = False,
+) -> tuple[set[K], set[K]]:
+    """Of the kept receipts (``kept``: each one's signed ``time_ms`` and hash), those
+    ``receipt prune --older-than days`` removes (:func:`older_than` and named by the record
+    ``covering``, or all old ones with ``uncovered_too``), and the old ones no clean
+    statement covered (``covering`` ``None``: no record, none)."""
+    old = older_than({k: t for k, (t, _) in kept.items()}, now_ms, days)
+    cover = covering or set()
+    uncovered = {k for k in old if kept[k][1] not in cover}
+    return (old if uncovered_too else old - uncovered), uncovered
 
 
 def look_due(last_s: float | None, now_s: float, every_s: float = NOTE_EVERY_S) -> bool:

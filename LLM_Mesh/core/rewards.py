@@ -74,6 +74,7 @@ __all__ = [
     "PERF_MAX_MILLI",
     "PERF_MIN_MILLI",
     "REFUSAL_HALF_LIFE_S",
+    "START_CLOSE_S",
     "UPTIME_NODES",
     "ModelStats",
     "NodePeriod",
@@ -289,6 +290,10 @@ def uptime_period(
 UPTIME_NODES = 4
 """Nodes' worth of uptime one operator is credited per period by default
 (``Settings.reward_uptime_nodes``; 0: no cap): :func:`operator_uptime_ms`."""
+
+START_CLOSE_S = 30.0
+"""The longest a registry's start waits for the due period's close by default
+(``Settings.reward_start_close_s``; ``registry/rewards.RewardTask.close_first``)."""
 
 
 def operator_uptime_ms(

@@ -47,7 +47,9 @@ __all__ = [
     "region_scopes",
     "service_ms",
     "write_ewmas",
+    "write_ewmas_load",
     "write_load",
+    "write_load_report",
     "write_report",
     "write_row",
 ]
@@ -375,6 +377,18 @@ def write_report(vals: array[float], at: int, node: NodeStats, model: str) -> No
     vals[at + 12] = node.max_concurrency
     vals[at + 14] = node.uptime
     vals[at + 15] = node.hb_at
+
+
+def write_load_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's load and reported figures (a heartbeat, ``heard``)."""
+    write_load(vals, at, node, model)
+    write_report(vals, at, node, model)
+
+
+def write_ewmas_load(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's EWMAs and load (an attempt's first token and end)."""
+    write_ewmas(vals, at, node, model)
+    write_load(vals, at, node, model)
 
 
 def cheapest(

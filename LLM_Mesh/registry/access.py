@@ -61,7 +61,9 @@ is called:
 
 The price check (:mod:`~LLM_Mesh.registry.charge`) runs between 2 and 3.
 The key cache lives in this process; the buckets too, unless the gateway has a Redis URL
-(``Settings.redis_url``): then every replica shares them (:mod:`~LLM_Mesh.registry.redis_limits`).
+(``Settings.redis_url``): then every replica shares them (:mod:`~LLM_Mesh.registry.redis_limits`),
+and an anonymous request's Redis takes of 2b and 4 run with check 2's, one round trip
+(:mod:`~LLM_Mesh.registry.redis_admit`; 2b and 4 claim them).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ from LLM_Mesh.registry.demand import SATURATED
 from LLM_Mesh.registry.extensions import with_key_regions, with_key_trusted_only
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.ports import ApiKeyRecord
+from LLM_Mesh.registry.redis_admit import IN_FLIGHT, SHARE, SharedAdmission, claim
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
@@ -169,7 +172,7 @@ class Authenticate:
 class RateLimit:
     """Check 2: the client's requests and tokens per minute (see the module docstring)."""
 
-    __slots__ = ("anonymous", "anonymous_total", "clock", "limiter", "shared")
+    __slots__ = ("admission", "anonymous", "anonymous_total", "clock", "limiter", "shared")
 
     def __init__(
         self,
@@ -178,8 +181,11 @@ class RateLimit:
         clock: Callable[[], float],
         shared: RedisLimiter | None = None,
         anonymous_total_rpm: int | None = None,
+        admission: SharedAdmission | None = None,
     ) -> None:
         self.limiter = limiter
+        # an anonymous request's Redis takes with its check, one round trip (redis_admit.py)
+        self.admission = admission if shared is not None else None
         self.clock = clock
         self.anonymous = Limits(rpm=anonymous_rpm)
         self.anonymous_total = anonymous_total_rpm  # every address together; None: no total
@@ -221,6 +227,8 @@ class RateLimit:
             shared = self.shared
             if shared is None:
                 d = self.limiter.check(scope, limits, self.clock(), tokens)
+            elif key is None and self.admission is not None:  # and its takes ahead
+                d = await self.admission.check(job, client, limits, self.clock(), tokens)
             else:  # Redis out: its own buckets decide (RedisLimiter); cancelled: raises
                 d = await shared.check(scope, limits, self.clock(), tokens)
         except BaseException:
@@ -278,7 +286,9 @@ class InFlightBound:
         counts, shared = self.counts, self.shared
         give: Callable[[], None] | None
         if shared is not None:  # Redis out: this process's counts decide (redis_inflight.py)
-            give = await shared.take(scope)
+            asked, give = claim(client, IN_FLIGHT)  # taken with the rate limit (redis_admit.py)
+            if not asked:
+                give = await shared.take(scope)
         elif counts.take(scope):
             give = partial(counts.give, scope)
         else:
@@ -403,12 +413,12 @@ class AnonymousLast:
         ago = self._keyed_ago(model, slots)
         return anonymous_cap(slots, self.share or 0.0, ago is not None and ago < KEYED_RECENT_S)
 
-    def _over_share(self, model: str) -> bool:
+    def _over_share(self, model: str, held: bool = False) -> bool:  # held: Redis took ahead
         if self.share is None:
             return False
         if self.running.counts.get(model, 0) >= self._cap(model):
             return True
-        until = self.full_until.get(model)
+        until = None if held else self.full_until.get(model)
         return until is not None and self.clock() < until
 
     def _keyed(self, model: str) -> None:
@@ -424,20 +434,30 @@ class AnonymousLast:
             allow_nodes=ext.allow_nodes, deny_nodes=ext.deny_nodes,
         )  # fmt: skip
 
-    def _clear(self, job: Job) -> bool:
+    def cap_ahead(self, job: Job) -> int | None:
+        """The cap of a share's take run with the rate limit (``redis_admit.py``) where this
+        check would take now without asking the router; ``None``: it takes at its turn."""
+        if self.shared is None or self._said(job) is not Clear.GO:
+            return None
+        return self._cap(job.model)
+
+    def _clear(self, job: Job, held: bool = False) -> bool:
         """No keyed request waits for the model, and a node is free (or none is up at all:
         the send stage answers that): ``core/anonymous_wait.clear``'s rule."""
+        said = self._said(job, held)
+        if said is Clear.ASK:
+            return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
+        return said is Clear.GO
+
+    def _said(self, job: Job, held: bool = False) -> Clear:
         model, routing = job.model, self.routing
         keyed_waiting = routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0)
         open_, full, _ = routing.router.pool_counts(model)
         ext = job.ext
         constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
         # the share is read only while a node is open (the rule reads it only then)
-        over = bool(open_) and not keyed_waiting and self._over_share(model)
-        said = clear(keyed_waiting, open_, full, over, constrained)
-        if said is Clear.ASK:
-            return routing.pick(self._route(job)).verdict is not Verdict.SATURATED
-        return said is Clear.GO
+        over = bool(open_) and not keyed_waiting and self._over_share(model, held)
+        return clear(keyed_waiting, open_, full, over, constrained)
 
     def _refusal(self, job: Job, how: str = _SEND_A_WAIT) -> Overloaded:
         d = self.routing.pick(self._route(job))
@@ -464,10 +484,13 @@ class AnonymousLast:
             if self.share is not None:
                 self._keyed(job.model)
             return None
-        if self._clear(job):
-            give = await self._take(job.model)
+        ahead, got = claim(client, SHARE)  # taken with the rate limit (redis_admit.py)
+        if self._clear(job, got is not None):
+            give = self._took(job.model, got) if ahead else await self._take(job.model)
             if give is not None:
                 return self._admit(job, give)
+        elif got is not None:  # no longer clear: given back, it waits as before
+            got()
         if job.ext.wait_s <= 0:
             raise self._refusal(job)
         place = self.places.take(client.address)  # (it may push out another's waiter)
@@ -510,23 +533,25 @@ class AnonymousLast:
             return _nothing
         shared = self.shared
         if shared is not None:
-            got = await shared.take(model, self._cap(model))
-            if got is None:
-                marks = self.full_until
-                if len(marks) >= _KEYED_SEEN_MAX and model not in marks:
-                    marks.clear()
-                marks[model] = self.clock() + _SHARED_FULL_S
-                return None
-            self.running.take(model)
-
-            def give() -> None:
-                got()
-                self.full_until.pop(model, None)  # room again: the next look asks Redis
-                self.running.give(model)
-
-            return give
+            return self._took(model, await shared.take(model, self._cap(model)))
         self.running.take(model)
         return partial(self.running.give, model)
+
+    def _took(self, model: str, got: Callable[[], None] | None) -> Callable[[], None] | None:
+        if got is None:  # Redis' answer to a take of the share: full
+            marks = self.full_until
+            if len(marks) >= _KEYED_SEEN_MAX and model not in marks:
+                marks.clear()
+            marks[model] = self.clock() + _SHARED_FULL_S
+            return None
+        self.running.take(model)
+
+        def give() -> None:
+            got()
+            self.full_until.pop(model, None)  # room again: the next look asks Redis
+            self.running.give(model)
+
+        return give
 
     def _admit(self, job: Job, give: Callable[[], None]) -> Job | tuple[Job, _InFlightHold] | None:
         """Sent on without the send stage's wait; counted in the share until it ends."""

@@ -38,25 +38,31 @@ A check must be cheap on the hot path: an anonymous request without a limit or a
 request id passes every check without a store query but the price check's one
 reservation (a group-committed transaction on the settlement's own connection,
 ``registry/settle_db.py``); a keyed one also costs a hash and a dict look-up once its
-key is in memory.
+key is in memory; a keyed request of OpenAI's SDK without an id of its own (its implicit
+key, :meth:`IdempotencyCheck._sdk_attempt`) also a SHA-256 of its body and, on
+PostgreSQL, two writes in the background (its key's claim and its end), none awaited; a
+retry of it one claim, awaited, as a request with its own id.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
 from starlette.responses import Response, StreamingResponse
 
-from LLM_Mesh.errors import MeshError, SettlementUnavailable
+from LLM_Mesh.core.sdk_retry import implicit_key
+from LLM_Mesh.errors import DuplicateRequest, MeshError, SettlementUnavailable
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, InFlightBound, RateLimit
 from LLM_Mesh.registry.charge import Charge
 from LLM_Mesh.registry.errors import error_response
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.paid_ids import PaidIds
+from LLM_Mesh.registry.redis_admit import SharedAdmission
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = [
@@ -70,6 +76,8 @@ __all__ = [
 ]
 
 Handler = Callable[[Job, Client], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
 
 
 class Hold(Protocol):
@@ -246,7 +254,9 @@ class IdempotencyCheck:
     gateway), so its key also holds :func:`prompt_digest`: only a retry of the same prompt
     replays (or is refused 409; streamed or not, as before), never someone else's with a
     common id such as ``1`` (found 2026-12-04: handed the other client's whole answer for
-    10 min)."""
+    10 min). A keyed request without an id that carries OpenAI's SDK retry marker gets an
+    implicit one (:meth:`_sdk_attempt`, ``core/sdk_retry.py``; found 2026-12-05: the SDK's
+    retry of an answer lost on the way ran, and was paid, again)."""
 
     __slots__ = ("cache", "paid")
 
@@ -256,7 +266,7 @@ class IdempotencyCheck:
 
     async def __call__(self, job: Job, client: Client) -> Response | Hold | None:
         if job.client_id is None:
-            return None
+            return await self._sdk_attempt(job, client)
         key = f"{job.path} {client.scope} {job.client_id}"
         if client.key is None:  # an address is no one's own: bound to the request's bytes
             key += " " + prompt_digest(job.model, job.prompt_text)
@@ -274,6 +284,38 @@ class IdempotencyCheck:
                 self.cache.refuse(key, refusal)
                 raise refusal
         return _CacheHold(self.cache, key, client)
+
+    async def _sdk_attempt(self, job: Job, client: Client) -> Response | Hold | None:
+        """A keyed request of OpenAI's SDK without an id of its own (``core/sdk_retry.py``):
+        its first attempt (count 0) always runs and is held under the implicit key; a
+        retry (count >= 1) of the same bytes within the window waits for it, replays its
+        answer or is refused 409 as a repeated id is, else runs and is held. Never an
+        anonymous one: an address is shared, and so would be its answers. A store that
+        fails here runs the attempt without the key (as before this check), never fails it."""
+        if job.sdk_retry is None or client.key is None or self.cache.retry_window_s <= 0:
+            return None
+        key = implicit_key(job.path, client.scope, job.body_digest)
+        try:
+            if job.sdk_retry == 0:
+                fresh = await self.cache.begin_fresh(key, job.stream)
+                return _CacheHold(self.cache, key, client) if fresh else None
+            earlier = await self.cache.begin(key, job.stream)
+        except DuplicateRequest as exc:  # its message names the key: say what it is instead
+            raise DuplicateRequest(
+                f"this request is your OpenAI SDK's retry (x-stainless-retry-count: "
+                f"{job.sdk_retry}) of an identical request of this API key that ran, or runs "
+                "now, and cannot be replayed (a stream, an answer too large to keep, one paid "
+                "without an answer, or one whose replica stopped): it is never run, nor paid, "
+                "twice. Make the call again to run it anew",
+                param="x-stainless-retry-count",
+                **exc.extra,
+            ) from None
+        except MeshError:
+            raise
+        except Exception:
+            log.warning("an SDK attempt's implicit key could not be claimed", exc_info=True)
+            return None
+        return earlier if earlier is not None else _CacheHold(self.cache, key, client)
 
 
 class ScopeAnonymousIds:
@@ -304,28 +346,38 @@ class ScopeAnonymousIds:
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
+    public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
+    in_flight = rt.settings.anonymous_in_flight
+    # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
+    share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
+    last = AnonymousLast(rt.routing, rt.clock, share, rt.shared_share)  # Redis: every replica's
+    bound = (
+        InFlightBound(in_flight, rt.shared_in_flight) if in_flight is not None and public else None
+    )
+    shared = rt.shared_limits
+    # with Redis, an anonymous request's takes run with its rate limit: one round trip
+    together = None
+    if shared is not None:
+        counts = bound.shared if bound is not None else None
+        together = SharedAdmission(shared, counts, last.shared, last.cap_ahead)
     checks: list[AdmissionCheck] = [
         Authenticate(rt.keys, rt.limiter, rt.clock),
         RateLimit(
             rt.limiter,
             rt.settings.anonymous_rpm,
             rt.clock,
-            rt.shared_limits,
+            shared,
             anonymous_total_rpm=rt.settings.anonymous_total_rpm,
+            admission=together,
         ),
     ]
-    public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
-    in_flight = rt.settings.anonymous_in_flight
-    if in_flight is not None and public:
+    if bound is not None:
         # every replica's counts (Redis, registry/redis_inflight.py); None: this process's
-        checks.append(InFlightBound(in_flight, rt.shared_in_flight))
-    # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
-    share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
+        checks.append(bound)
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         if rt.paid_ids is not None:  # whose key it is, for the lookup after a restart
             checks.append(ScopeAnonymousIds(rt.paid_ids))
         checks.append(Charge(rt.settlement))
-    last = AnonymousLast(rt.routing, rt.clock, share, rt.shared_share)  # Redis: every replica's
     if rt.metrics is not None:  # its wait's push-outs and refusals counted
         rt.metrics.wait_places(last.places, "admit")
     checks += [IdempotencyCheck(rt.idempotency, rt.paid_ids), last]

@@ -84,7 +84,7 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
-from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, SharedInFlight
+from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, Removals, SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -154,7 +154,7 @@ def create_registry_app(
     shared = replica_state(the_store)
     beat: ReplicaBeat | None = None
     node_sync: NodeSync | None = None
-    idempotency = IdempotencyCache(clock)
+    idempotency = IdempotencyCache(clock, retry_window_s=settings.sdk_retry_window_s)
     if shared is not None:
         demand = routing.demand
         beat = ReplicaBeat(
@@ -171,6 +171,7 @@ def create_registry_app(
         idempotency = SharedIdempotency(
             shared, beat, clock, wall_clock=wall_clock,
             running_s=settings.request_timeout_s + 600.0,
+            retry_window_s=settings.sdk_retry_window_s,
         )  # fmt: skip
         node_sync = NodeSync(
             shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins,
@@ -204,13 +205,15 @@ def create_registry_app(
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
+        client = runtime.shared_limits.client  # the counts' too, their ends sent together
+        removals = Removals(client)
         if settings.anonymous_in_flight is not None and settings.anonymous_rpm is not None:
-            runtime.shared_in_flight = SharedInFlight(  # on the rate limits' client
-                runtime.shared_limits.client, InFlight(settings.anonymous_in_flight)
+            runtime.shared_in_flight = SharedInFlight(
+                client, InFlight(settings.anonymous_in_flight), removals=removals
             )
         if settings.anonymous_rpm is not None and settings.anonymous_share < 1:
             runtime.shared_share = SharedInFlight(  # a model's share: its cap with each take
-                runtime.shared_limits.client, InFlight(1), prefix=SHARE_PREFIX
+                client, InFlight(1), prefix=SHARE_PREFIX, removals=removals
             )
     ledger_engine = ledger_engine_of(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
@@ -355,7 +358,7 @@ def create_registry_app(
                 pusher.start()
             runtime.keys.start()
             if runtime.rewards is not None:  # the due period closed before any heartbeat
-                await runtime.rewards.close_first()
+                await runtime.rewards.close_first(settings.reward_start_close_s)
                 runtime.rewards.start()
             quality_watcher.start()
             canary.start()

@@ -30,6 +30,12 @@ within minutes, and its retry inside the 10 min got no replay (a lone registry's
   2xx/3xx), which frees its id like any other 5xx.
   An answer larger than ``max_bytes`` is not kept either, but its key is: a
   duplicate gets 409 rather than running twice.
+- A keyed client's SDK attempt without an id of its own has an implicit key
+  (``core/sdk_retry.py``: its scope, path and body bytes' digest) in a third LRU with the
+  same bounds, held ``retry_window_s`` (60 s) after it ended, not ``ttl_s``: an attempt
+  with count 0 always runs (:meth:`IdempotencyCache.begin_fresh` forgets the key's earlier
+  end, or runs without the key while an identical attempt runs), its retries
+  (:meth:`IdempotencyCache.begin`) wait, replay or are refused as above.
 - A request whose payment was (or may have been) written keeps its key whatever its end
   (``finish(..., paid=True)``): one cancelled while its payment was written (a gateway
   stopping past its grace), or a 5xx after it, has no answer to replay, and a duplicate
@@ -47,6 +53,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S, is_implicit
 from LLM_Mesh.errors import DuplicateRequest
 
 __all__ = ["DuplicateRequest", "IdempotencyCache", "Stored", "keyed", "paid_refusal"]
@@ -94,6 +101,11 @@ def keyed(key: str) -> bool:
     (tests' own) is counted with the anonymous ones."""
     parts = key.split(" ", 2)
     return len(parts) > 1 and parts[1].startswith("key:")
+
+
+def _side(key: str) -> int:
+    """A key's book: 0 anonymous, 1 a keyed client's own id, 2 an implicit key."""
+    return 2 if is_implicit(key) else int(keyed(key))
 
 
 def paid_refusal(key: str) -> DuplicateRequest:
@@ -154,6 +166,7 @@ class IdempotencyCache:
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         stream_hold_s: float = 86_400.0,
+        retry_window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         if ttl_s <= 0 or max_entries < 1 or max_bytes < 1:
             raise ValueError("need ttl_s > 0, max_entries >= 1 and max_bytes >= 1")
@@ -162,27 +175,36 @@ class IdempotencyCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.stream_hold_s = stream_hold_s  # the longest an open stream's id is held
-        # anonymous keys, keyed clients' keys: each its own LRU and bounds (``keyed``)
-        self._books: tuple[OrderedDict[str, _Entry], OrderedDict[str, _Entry]] = (
-            OrderedDict(), OrderedDict()
+        # how long an SDK attempt's implicit key is held after it ended (core/sdk_retry.py;
+        # 0: none is made, admit.IdempotencyCheck)
+        self.retry_window_s = retry_window_s
+        # anonymous keys, keyed clients' keys, keyed SDK attempts' implicit keys: each its
+        # own LRU and bounds (``_side``): a keyed client's every SDK request never pushes
+        # out its own ids
+        self._books: tuple[OrderedDict[str, _Entry], ...] = (
+            OrderedDict(), OrderedDict(), OrderedDict()
         )  # fmt: skip
-        self._kept = [0, 0]  # bytes of kept answers, per book
+        self._kept = [0, 0, 0]  # bytes of kept answers, per book
 
     def __len__(self) -> int:
-        return len(self._books[0]) + len(self._books[1])
+        return sum(len(b) for b in self._books)
 
     @property
     def bytes(self) -> int:
         """Bytes of kept answers now (at most ``max_bytes`` a book)."""
-        return self._kept[0] + self._kept[1]
+        return sum(self._kept)
 
     def _book(self, key: str) -> OrderedDict[str, _Entry]:
-        return self._books[keyed(key)]
+        return self._books[_side(key)]
+
+    def _ttl(self, key: str) -> float:
+        """How long ``key`` is held after its request ended: an implicit key the window."""
+        return self.retry_window_s if is_implicit(key) else self.ttl_s
 
     def _pop(self, key: str) -> _Entry | None:
         e = self._book(key).pop(key, None)
         if e is not None and e.result is not None:
-            self._kept[keyed(key)] -= e.result.size
+            self._kept[_side(key)] -= e.result.size
         return e
 
     def _get(self, key: str) -> _Entry | None:
@@ -196,10 +218,7 @@ class IdempotencyCache:
         """``None``: run the request (then call :meth:`finish`); else the answer to give."""
         e = self._get(key)
         if e is None:
-            book = self._book(key)
-            book[key] = _Entry(stream)
-            book.move_to_end(key)
-            self._evict(key)
+            self._start(key, stream)
             return None
         if stream or e.stream:
             state = "finished" if e.finished and not e.open else "is running"
@@ -222,6 +241,28 @@ class IdempotencyCache:
             return await self.begin(key, stream)
         return e.result.response()
 
+    async def begin_fresh(self, key: str, stream: bool) -> bool:
+        """A first attempt under an implicit key (``core/sdk_retry.py``): it always runs.
+        ``True``: it is the key's run now (call :meth:`finish` as after :meth:`begin`), an
+        earlier end of the key forgotten; ``False``: run it without the key (an identical
+        attempt of the same client runs now: its retries keep waiting on that one)."""
+        return self._fresh(key, stream)
+
+    def _fresh(self, key: str, stream: bool) -> bool:
+        """:meth:`begin_fresh` in this process (no await: nothing runs in between)."""
+        e = self._get(key)
+        if e is not None and not (e.finished and not e.open):
+            return False
+        self._pop(key)
+        self._start(key, stream)
+        return True
+
+    def _start(self, key: str, stream: bool) -> None:
+        book = self._book(key)
+        book[key] = _Entry(stream)
+        book.move_to_end(key)
+        self._evict(key)
+
     def _evict(self, key: str) -> None:
         """Drop the oldest *finished* entries of ``key``'s book while it is over
         ``max_entries`` or ``max_bytes``.
@@ -230,7 +271,7 @@ class IdempotencyCache:
         :meth:`finish` finds it by key (so beyond the bound: requests running now).
         A running entry holds no answer yet, so the byte bound always holds.
         """
-        side = keyed(key)
+        side = _side(key)
         book, kept = self._books[side], self._kept[side]
         over = len(book) - self.max_entries
         if over <= 0 and kept <= self.max_bytes:
@@ -306,7 +347,7 @@ class IdempotencyCache:
                 e.too_large = True
             else:
                 e.result = stored
-                self._kept[keyed(key)] += stored.size
+                self._kept[_side(key)] += stored.size
         e.finish()
         if keep and e.stream and response is None:  # opened: held until it ends
             e.open = True
@@ -314,7 +355,7 @@ class IdempotencyCache:
             self._book(key).move_to_end(key)
             self._evict(key)
         elif keep:
-            e.expires = self.clock() + self.ttl_s
+            e.expires = self.clock() + self._ttl(key)
             self._book(key).move_to_end(key)
             self._evict(key)
         else:
@@ -328,5 +369,5 @@ class IdempotencyCache:
         if e is None or not e.open:
             return
         e.open = False
-        e.expires = self.clock() + self.ttl_s
+        e.expires = self.clock() + self._ttl(key)
         self._book(key).move_to_end(key)

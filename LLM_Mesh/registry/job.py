@@ -51,6 +51,10 @@ class Job:
     deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
     ext: Extensions = NONE
     client_id: str | None = None  # the client's Idempotency-Key / X-Request-Id, if usable
+    # without a client id: the SDK's retry marker's count (core/sdk_retry.py; None: no
+    # marker) and the SHA-256 of the body bytes the client sent (""), for the implicit key
+    sdk_retry: int | None = None
+    body_digest: str = ""
     # the request's settlement key (settlements.request_id, the ledger's request_id): the
     # request id, made unique when the client chose it (clients may reuse theirs)
     settle_key: str = ""
@@ -161,7 +165,10 @@ class Client:
     """Who sent a request: its address and ``Authorization`` header, then what admission
     learnt (the key, the ``x-ratelimit-*`` headers, a token charge to settle)."""
 
-    __slots__ = ("_give_back", "_settle", "address", "authorization", "headers", "key", "payment")
+    __slots__ = (
+        "_give_back", "_settle", "address", "authorization", "headers", "key", "payment",
+        "prefetched",
+    )  # fmt: skip
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
         self.address = address_scope(address)  # an IPv6 client is its /64
@@ -171,6 +178,9 @@ class Client:
         self._settle: Callable[[int], None] | None = None
         self._give_back: list[Callable[[], None]] = []
         self.payment: Payment | None = None  # set by the admit stage when settlement is on
+        # Redis takes made ahead, in one round trip with the rate limit, for the checks that
+        # claim them (registry/redis_admit.py): name -> its give-back, None: refused
+        self.prefetched: dict[str, Callable[[], None] | None] | None = None
 
     @property
     def scope(self) -> str:

@@ -162,9 +162,14 @@ class MemoryReplicaState:
         expires_at: datetime,
         *,
         claim: str | None = None,
+        supersede_done: bool = False,
     ) -> IdempotencyRecord | None:
         old = self.request_keys.get(key_hash)
-        if old is not None and old.expires_at > now:
+        if (
+            old is not None
+            and old.expires_at > now
+            and not (supersede_done and old.state == "done")
+        ):
             return replace(old)
         self.request_keys[key_hash] = IdempotencyRecord(
             key_hash, owner, stream, "running", now, expires_at, claim=claim

@@ -298,8 +298,9 @@ _SHOULD_RETRY = {
     "description": (
         "`false`: a retry cannot help soon (the request's own fault; no node serves "
         "the model within its constraints; a 504: the request used its whole deadline; "
-        "a 502 with no other node to try; a 500); `true`: a retry after `Retry-After` "
-        "can (a 502's: the gateway's estimate of when a node it did not try takes it)"
+        "a 502 with no node back soon; a 500); `true`: a retry after `Retry-After` "
+        "can (a 502's: the gateway's estimate of when a node takes it: one not tried, "
+        "or one that failed it back from its ejection or rest)"
     ),
     "schema": {"type": "string", "enum": ["true", "false"]},
 }
@@ -423,7 +424,7 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                 ),
                 "502": _error(
                     "the nodes tried failed (`upstream_error`; `Retry-After` when a node "
-                    "not tried would take it)",
+                    "would take it: one not tried, or a tried one back)",
                     retry_after=True,
                 ),
                 "503": _error(

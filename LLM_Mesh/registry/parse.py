@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 
-from LLM_Mesh.core import strict_json
+from LLM_Mesh.core import sdk_retry, strict_json
 from LLM_Mesh.core.browser_origin import another_sites_page
 from LLM_Mesh.core.catalog import custom_spec, get_spec
 from LLM_Mesh.core.delivered import stop_slack
@@ -160,6 +160,7 @@ def refusal_ids(headers: Headers) -> tuple[str, str]:
 
 _BROWSER = (b"sec-fetch-site", b"origin")  # what another_sites_page reads; neither: False
 _CLIENT_ID = (b"idempotency-key", b"x-request-id")  # what client_id reads; neither: None
+_SDK_RETRY = sdk_retry.HEADER.encode()  # the SDK's retry marker (core/sdk_retry.py)
 
 
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
@@ -230,6 +231,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             "ask for logprobs without echo (the prompt is yours already)",
             param="logprobs",
         )
+    given = None if names.isdisjoint(_CLIENT_ID) else client_id(headers)
+    # the SDK's attempt without an id of its own: its count, and its bytes' digest (before
+    # any field is stripped below: the client's bytes, as each of its attempts sends them)
+    marked = given is None and _SDK_RETRY in names
+    attempt = sdk_retry.retry_count(headers.get(sdk_retry.HEADER)) if marked else None
+    digest = "" if attempt is None else sdk_retry.body_digest(raw)
     ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)
     if ext.present or has_withheld(body):  # else the client's bytes go on unchanged
         body = forwarded_body(body)
@@ -246,7 +253,6 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     max_tokens = parsed.effective_max_tokens(0)
     if spec is not None:  # the model's own context; the chosen node's is checked in send
         check_context(prompt_text, max_tokens or 1, spec.context_length, model)
-    given = None if names.isdisjoint(_CLIENT_ID) else client_id(headers)
     if spec is None:  # a custom model: the custom price, the largest context its nodes declare
         spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
         catalog_context = None
@@ -278,6 +284,8 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         deadline=started + rt.settings.request_timeout_s,
         ext=ext,
         client_id=given,
+        sdk_retry=attempt,
+        body_digest=digest,
         settle_key=(
             request_id if given is None else settle_key_for(given, hashed, path, node_request_id)
         ),

@@ -438,9 +438,11 @@ class ReplicaState(Protocol):
         expires_at: datetime,
         *,
         claim: str | None = None,
+        supersede_done: bool = False,
     ) -> IdempotencyRecord | None:
         """``None``: claimed (named ``claim``), run it; else the row another run holds
-        (unexpired)."""
+        (unexpired). ``supersede_done``: a ``done`` row is taken over too (a first SDK
+        attempt's implicit key, ``core/sdk_retry.py``): only a running one is returned."""
         ...
 
     async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None: ...

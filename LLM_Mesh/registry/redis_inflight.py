@@ -11,8 +11,10 @@ on Redis' clock. A take is one Lua script, atomic: expired members out, refused 
 cap, else a member with a lease of ``lease_s`` (60 s). While its requests run the replica
 renews their leases every third of a lease (one script for all of them; a member no longer
 there, removed or expired, is not put back); a request that ends removes its member (in
-the background: the answer is not held back). A replica that
-dies leaves its members for at most one lease.
+the background: the answer is not held back; with every other removal asked in that turn
+of the event loop, one pipeline: :class:`Removals`). A replica that dies leaves its members
+for at most one lease. An anonymous request's first take runs in the rate limit's script
+(``redis_admit.py``: one round trip for the three).
 
 The same counts, under their own prefix (:data:`SHARE_PREFIX`), hold a model's anonymous
 requests in flight for every replica together (``access.AnonymousLast``'s share of its
@@ -38,7 +40,7 @@ from typing import Any
 from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.scope_names import ScopeNames
 
-__all__ = ["PREFIX", "SHARE_PREFIX", "SharedInFlight"]
+__all__ = ["PREFIX", "SHARE_PREFIX", "TAKE_LUA", "Removals", "SharedInFlight"]
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +48,22 @@ PREFIX = "llm-mesh:if:"
 SHARE_PREFIX = "llm-mesh:share:"  # a model's anonymous requests in flight (its share)
 LEASE_S = 60.0
 
-# KEYS[1] the scope's set. ARGV: cap, member, lease (s). 1: taken, 0: at the cap.
-_TAKE = """
+# take(key, cap, member, lease (s), now): in the scope's set ``key``, 1: taken, 0: at the
+# cap. A function, so that ``redis_admit.py``'s script runs it with other counts.
+TAKE_LUA = """
+local function take(key, cap, member, lease, now)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if redis.call('ZCARD', key) >= cap then return 0 end
+redis.call('ZADD', key, now + lease, member)
+redis.call('PEXPIRE', key, math.ceil(lease * 1000) + 1000)
+return 1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local lease = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + lease, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000)
-return 1
 """
+
+# KEYS[1] the scope's set. ARGV: cap, member, lease (s). 1: taken, 0: at the cap.
+_TAKE = TAKE_LUA + "return take(KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), now)\n"
 
 # KEYS: the sets, ARGV[1] the lease, ARGV[i + 1] the member of KEYS[i]: leases renewed,
 # of members still there only (XX): a renewal Redis runs after the request's removal (it
@@ -73,6 +80,40 @@ return #KEYS
 """
 
 
+class Removals:
+    """Members to remove, sent together: every removal asked in one turn of the event loop
+    (an anonymous request's two places, in-flight and share; the requests that end at
+    once) goes to Redis in one pipeline, one round trip, in the background. A removal that
+    fails is left to its lease."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._pending: dict[str, list[str]] = {}  # set -> members
+        self._flush: asyncio.Task[None] | None = None
+
+    def add(self, key: str, member: str) -> asyncio.Task[None]:
+        """Remove ``member`` from ``key``: the task that will (with the rest of this turn's)."""
+        self._pending.setdefault(key, []).append(member)
+        flush = self._flush
+        if flush is None:
+            flush = self._flush = asyncio.get_running_loop().create_task(self._send())
+        return flush
+
+    async def _send(self) -> None:
+        batch, self._pending, self._flush = self._pending, {}, None  # later ones: a new task
+        try:
+            if len(batch) == 1:
+                ((key, members),) = batch.items()
+                await self.client.zrem(key, *members)
+                return
+            pipe = self.client.pipeline(transaction=False)
+            for key, members in batch.items():
+                pipe.zrem(key, *members)
+            await pipe.execute()
+        except Exception as exc:  # their leases end them
+            log.debug("Redis in-flight removal failed: %s", exc)
+
+
 class SharedInFlight:
     """Requests in flight per scope in Redis, at most ``local.cap`` each, for every replica
     together; ``local`` is the fallback (see the module docstring)."""
@@ -87,6 +128,7 @@ class SharedInFlight:
         lease_s: float = LEASE_S,
         retry_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        removals: Removals | None = None,
     ) -> None:
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
@@ -97,6 +139,8 @@ class SharedInFlight:
         self.lease_s = lease_s
         self.retry_s = retry_s
         self.clock = clock
+        # the removals' batches, shared by the counts on one client (one round trip an end)
+        self.removals = removals or Removals(client)
         self.held: dict[str, str] = {}  # member -> its set: this replica's requests in Redis
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
@@ -110,42 +154,62 @@ class SharedInFlight:
     def cap(self) -> int:
         return self.local.cap
 
+    @property
+    def out(self) -> bool:
+        """Whether Redis counts as out now (the local count decides until ``retry_s`` ends)."""
+        return self.clock() < self._down_until
+
     def key(self, scope: str) -> str:
         """The Redis set ``scope``'s requests are counted in (never ``scope`` in clear)."""
         return self.prefix + self.names.name(scope)
+
+    def member(self) -> str:
+        """A new request's member: this replica's id and a counter."""
+        return f"{self._replica}:{next(self._ids)}"
 
     async def take(self, scope: str, cap: int | None = None) -> Callable[[], None] | None:
         """One more request of ``scope`` if every replica together has fewer than ``cap``
         (``None``: :attr:`cap`, the local count's): the function that gives it back (call
         it once, when it ends); ``None``: refused."""
         limit = self.cap if cap is None else cap
-        if self.clock() >= self._down_until:
+        if not self.out:
             key = self.key(scope)
-            member = f"{self._replica}:{next(self._ids)}"
+            member = self.member()
             try:
                 taken = await self._take(keys=[key], args=[limit, member, self.lease_s])
             except asyncio.CancelledError:  # the client left: the member may be there
-                self._background(self.client.zrem(key, member))
+                self.forget(key, member)
                 raise
             except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
-                self._down(exc)
+                self.down(exc)
             else:
-                if not int(taken):
-                    return None
-                self.held[member] = key
-                self._keep_renewing()
-                return lambda: self._give(member)
+                return self.taken(key, member) if int(taken) else None
+        return self.take_local(scope, limit)
+
+    def take_local(self, scope: str, cap: int) -> Callable[[], None] | None:
+        """As :meth:`take`, in this replica's own count (Redis out)."""
         local = self.local
-        if not local.take(scope, limit):
+        if not local.take(scope, cap):
             return None
         return lambda: local.give(scope)
+
+    def taken(self, key: str, member: str) -> Callable[[], None]:
+        """Redis added ``member`` to ``key``: renewed while held, its give-back function."""
+        self.held[member] = key
+        self._keep_renewing()
+        return lambda: self._give(member)
+
+    def forget(self, key: str, member: str) -> None:
+        """Remove ``member``, which a take whose answer never came may have added."""
+        self._track(self.removals.add(key, member))
 
     def _give(self, member: str) -> None:
         key = self.held.pop(member, None)
         if key is not None:
-            self._background(self.client.zrem(key, member))
+            self._track(self.removals.add(key, member))
 
-    def _down(self, exc: BaseException) -> None:
+    def down(self, exc: BaseException) -> None:
+        """Redis did not answer: the local count decides for ``retry_s`` (logged)."""
         self._down_until = self.clock() + self.retry_s
         log.warning(
             "Redis in-flight counts unavailable (%s); this replica counts on its own for %.0f s",
@@ -153,14 +217,7 @@ class SharedInFlight:
             self.retry_s,
         )
 
-    def _background(self, coro: Any) -> None:
-        async def run() -> None:
-            try:
-                await coro
-            except Exception as exc:  # its lease ends it
-                log.debug("Redis in-flight removal failed: %s", exc)
-
-        task = asyncio.get_running_loop().create_task(run())
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

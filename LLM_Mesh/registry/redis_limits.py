@@ -34,22 +34,24 @@ from typing import Any
 from LLM_Mesh.core.ratelimit import Bucket, Decision, Limits, RateLimiter, limit_headers
 from LLM_Mesh.core.scope_names import ScopeNames
 
-__all__ = ["RedisLimiter"]
+__all__ = ["LIMIT_LUA", "RedisLimiter", "decision", "texts"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "llm-mesh:rl:"
 
-# KEYS[1] the scope's hash. ARGV: rpm (0: none), tpm (0: none), limits signature,
-# "check" | "settle", n (check: tokens to charge; settle: used - charged), now (""
-# for Redis' own TIME). Returns {allowed, exceeded, wait_s, requests level, tokens level}
-# as strings (a Lua number would come back truncated to an integer).
-_SCRIPT = """
+# limit(key, a): the scope's hash ``key``; ``a`` ARGV from its first: rpm (0: none), tpm
+# (0: none), limits signature, "check" | "settle", n (check: tokens to charge; settle:
+# used - charged), now ("" for Redis' own TIME). Returns {allowed, exceeded, wait_s,
+# requests level, tokens level} as strings (a Lua number would come back truncated to an
+# integer). A function, so that ``redis_admit.py``'s script runs it with other counts.
+LIMIT_LUA = """
+local function limit(key, a)
 local now
-if ARGV[6] ~= '' then now = tonumber(ARGV[6]) else
+if a[6] ~= '' then now = tonumber(a[6]) else
   local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
-local rpm, tpm, sig, mode, n = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 'sig', 'rl', 'ra', 'tl', 'ta')
+local rpm, tpm, sig, mode, n = tonumber(a[1]), tonumber(a[2]), a[3], a[4], tonumber(a[5])
+local h = redis.call('HMGET', key, 'sig', 'rl', 'ra', 'tl', 'ta')
 local rl, ra, tl, ta
 if h[1] == sig then
   rl, ra, tl, ta = tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
@@ -87,20 +89,48 @@ else
   end
   if rpm > 0 then rlev = rlev - 1 end
 end
-redis.call('HSET', KEYS[1], 'sig', sig, 'rl', f(rlev), 'ra', f(now),
+redis.call('HSET', key, 'sig', sig, 'rl', f(rlev), 'ra', f(now),
   'tl', f(tlev), 'ta', f(now))
 -- kept until its buckets are full again (then no key is the same), at least a minute,
 -- at most an hour (a debt of tokens longer than that is forgiven)
 local full = 0
 if rpm > 0 then full = math.max(full, (rpm - rlev) * 60 / rpm) end
 if tpm > 0 then full = math.max(full, (tpm - tlev) * 60 / tpm) end
-redis.call('EXPIRE', KEYS[1], math.min(3600, math.max(60, math.ceil(full) + 1)))
+redis.call('EXPIRE', key, math.min(3600, math.max(60, math.ceil(full) + 1)))
 return {'1', '', '0', f(rlev), f(tlev)}
+end
 """
+
+# KEYS[1] the scope's hash, ARGV as ``limit``'s ``a``
+_SCRIPT = LIMIT_LUA + "return limit(KEYS[1], ARGV)\n"
 
 
 def _sig(limits: Limits) -> str:
     return f"{limits.rpm or 0}/{limits.tpm or 0}"
+
+
+def texts(raw: Any) -> list[str]:
+    """A script's answer, a list of Redis strings, as text."""
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+
+
+def decision(out: list[str], limits: Limits, now: float, charge: int) -> Decision:
+    """The :class:`Decision` of ``limit``'s answer ``out`` (its first five strings) to a
+    check that asked to charge ``charge`` tokens; ``now`` the local clock (headers)."""
+    allowed, exceeded, wait, rlev, tlev = out[:5]
+    headers = limit_headers(
+        limits,
+        _bucket(limits.rpm, float(rlev), now),
+        _bucket(limits.tpm, float(tlev), now),
+        now,
+    )
+    if allowed == "1":
+        return Decision(True, headers, charged=charge, shared=True)
+    limit = (limits.rpm if exceeded == "requests" else limits.tpm) or 0
+    return Decision(
+        False, headers, retry_after_s=math.inf if wait == "inf" else float(wait),
+        exceeded=exceeded, limit=limit, requested=1 if exceeded == "requests" else charge,
+    )  # fmt: skip
 
 
 def _bucket(capacity: int | None, level: float, now: float) -> Bucket | None:
@@ -153,24 +183,34 @@ class RedisLimiter:
     def _now_arg(self) -> str:
         return "" if self._redis_clock is None else repr(self._redis_clock())
 
+    @property
+    def out(self) -> bool:
+        """Whether Redis counts as out now (the local buckets decide until ``retry_s`` ends)."""
+        return self.clock() < self._down_until
+
+    def args(self, limits: Limits, mode: str, n: int) -> list[str | int]:
+        """The script's ARGV (``LIMIT_LUA``'s ``a``) for a check or a settlement."""
+        return [limits.rpm or 0, limits.tpm or 0, _sig(limits), mode, n, self._now_arg()]
+
+    def down(self, exc: BaseException) -> None:
+        """Redis did not answer: the local buckets decide for ``retry_s`` (logged)."""
+        self._down_until = self.clock() + self.retry_s
+        log.warning(
+            "Redis rate limits unavailable (%s); this replica limits on its own for %.0f s",
+            exc,
+            self.retry_s,
+        )
+
     async def _run(self, scope: str, limits: Limits, mode: str, n: int) -> list[str] | None:
         """The script's answer, or ``None`` when Redis is out (use the local buckets)."""
-        if self.clock() < self._down_until:
+        if self.out:
             return None
         try:
-            raw = await self._script(
-                keys=[self.key(scope)],
-                args=[limits.rpm or 0, limits.tpm or 0, _sig(limits), mode, n, self._now_arg()],
-            )
+            raw = await self._script(keys=[self.key(scope)], args=self.args(limits, mode, n))
         except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
-            self._down_until = self.clock() + self.retry_s
-            log.warning(
-                "Redis rate limits unavailable (%s); this replica limits on its own for %.0f s",
-                exc,
-                self.retry_s,
-            )
+            self.down(exc)
             return None
-        return [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+        return texts(raw)
 
     async def check(self, scope: str, limits: Limits, now: float, tokens: int = 0) -> Decision:
         """As :meth:`RateLimiter.check`, shared; ``now`` is the local clock (headers, fallback)."""
@@ -180,20 +220,7 @@ class RedisLimiter:
         out = await self._run(scope, limits, "check", charge)
         if out is None:
             return self.local.check(scope, limits, now, tokens)
-        allowed, exceeded, wait, rlev, tlev = out
-        headers = limit_headers(
-            limits,
-            _bucket(limits.rpm, float(rlev), now),
-            _bucket(limits.tpm, float(tlev), now),
-            now,
-        )
-        if allowed == "1":
-            return Decision(True, headers, charged=charge, shared=True)
-        limit = (limits.rpm if exceeded == "requests" else limits.tpm) or 0
-        return Decision(
-            False, headers, retry_after_s=math.inf if wait == "inf" else float(wait),
-            exceeded=exceeded, limit=limit, requested=1 if exceeded == "requests" else charge,
-        )  # fmt: skip
+        return decision(out, limits, now, charge)
 
     def settle(self, scope: str, limits: Limits, now: float, charged: int, used: int) -> None:
         """As :meth:`RateLimiter.settle`, in Redis only, in the background (the answer is

@@ -38,7 +38,12 @@ epoch, so every replica agrees on them). Closing a period:
 
 A registry closes the due period before it serves (:meth:`RewardTask.close_first`, awaited by
 the app's lifespan): a heartbeat first would move a node's last heartbeat past the uptime it
-earned before every registry stopped (found 2026-12-05).
+earned before every registry stopped (found 2026-12-05). It waits for that close at most
+``Settings.reward_start_close_s`` (``core/rewards.START_CLOSE_S``; found 2026-12-05, ``small31``: a
+store that hung in the close held the start for ever); past it, it logs a WARNING and
+serves, and the close goes on beside serving as the loop's first tick (not cancelled: its
+transaction's rollback would wait on the same store), a failure of it logged and tried
+again next tick as any tick's.
 
 Clocks and sleep are injected: tests call :meth:`RewardTask.close_due` with their own
 wall clock, no sleeping.
@@ -59,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from LLM_Mesh.core.ledger_entry import MINT, Pseudonyms, Transfer
 from LLM_Mesh.core.rewards import (
+    START_CLOSE_S,
     UPTIME_NODES,
     NodePeriod,
     close_uptime,
@@ -163,6 +169,7 @@ class RewardTask:
         self.tick_s = tick_s if tick_s is not None else min(60.0, max(1.0, period_s / 10))
         self._done: int | None = None  # the latest period this process saw closed
         self._task: asyncio.Task[None] | None = None
+        self._first: asyncio.Task[Any] | None = None  # a start's close still going on
 
     # -- closing ----------------------------------------------------------------------
 
@@ -468,6 +475,15 @@ class RewardTask:
     # -- the loop -------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        first, self._first = self._first, None
+        if first is not None:  # the start's close, past its bound: the first tick
+            try:
+                await first
+            except Exception:
+                log.exception(
+                    "closing the due reward period at start failed; trying again next tick"
+                )
+            await self._sleep(self.tick_s)
         while True:
             try:
                 await self.close_due()
@@ -475,17 +491,38 @@ class RewardTask:
                 log.exception("closing a reward period failed; trying again next tick")
             await self._sleep(self.tick_s)
 
-    async def close_first(self) -> None:
+    async def close_first(self, bound_s: float = START_CLOSE_S) -> bool:
         """Close the due period before the registry serves (its lifespan awaits this, then
         :meth:`start`): a node's first heartbeat to a registry back after every registry was
         down moves its last heartbeat into the current period, and a close after it labelled
         the uptime the node earned before the stop with the due period
         (``core/rewards.uptime_period``; found 2026-12-05). A failure is logged and the
-        loop tries again, as on any tick: the registry starts anyway."""
+        loop tries again, as on any tick: the registry starts anyway. Waited for at most
+        ``bound_s`` (0: not at all): a close still going on then is logged and left running,
+        the loop's first tick (:meth:`start`), so a store that hangs cannot hold the start
+        (found 2026-12-05). ``True`` when the close ended (closed or failed) within it."""
+        first = asyncio.create_task(self.close_due(), name="llm-mesh-rewards-first")
         try:
-            await self.close_due()
-        except Exception:
-            log.exception("closing the due reward period at start failed; trying again next tick")
+            done, _ = await asyncio.wait({first}, timeout=bound_s) if bound_s > 0 else ((), ())
+        except BaseException:  # the start itself stopped: not a close left behind
+            first.cancel()
+            raise
+        if not done:
+            if bound_s > 0:
+                log.warning(
+                    "closing the due reward period at start took over %g s; serving, the close "
+                    "goes on beside serving (LLM_MESH_REWARD_START_CLOSE_S)",
+                    bound_s,
+                )
+            self._first = first
+            return False
+        failed = first.exception()
+        if failed is not None:
+            log.error(
+                "closing the due reward period at start failed; trying again next tick",
+                exc_info=failed,
+            )
+        return True
 
     def start(self) -> None:
         if self._task is None:
@@ -494,3 +531,8 @@ class RewardTask:
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        first, self._first = self._first, None  # a start's close the loop never took
+        if first is not None and first.done() and not first.cancelled():
+            first.exception()  # ended while no loop ran: nothing to stop, nothing to raise
+        else:
+            await cancel_and_wait(first)

@@ -12,7 +12,9 @@ EWMA, ejections, slow start). :class:`Routing` is the only bridge:
                          the extra ``service_s``: the node's measured time per request)
     state / check /   -> ``set_routable`` (ONLINE, fresh heartbeat, check not failed)
       expiry sweep
-    ``DELETE``        -> ``remove_node``
+    ``DELETE``        -> ``remove_node`` (with the time: the node's ejection and its
+                         statistics wait for it should it register again,
+                         ``core/left_stats.py``; each replica keeps its own)
 
 A heartbeat expiring between sweeps is caught at pick time: a chosen node the
 table no longer finds healthy is taken out and the pick repeats. Waiters for a
@@ -50,6 +52,7 @@ from functools import partial
 from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
+from LLM_Mesh.core.client_retry import retry_estimate
 from LLM_Mesh.core.liveness import heartbeat_age
 from LLM_Mesh.core.priority import reported_keyed_at
 from LLM_Mesh.core.retry import RetryBudget
@@ -232,8 +235,10 @@ class Routing:
             self.upsert(entry)
 
     def remove(self, node_id: str) -> None:
-        """The node said goodbye (``DELETE``): out of routing, its statistics dropped, but
-        not an ejection it serves (found 2026-12-05: a goodbye and a registration ended it)."""
+        """The node said goodbye (``DELETE``): out of routing, but neither an ejection it
+        serves nor its success and latency statistics are dropped: they wait for it should it
+        register again (found 2026-12-05: a goodbye and a registration ended the ejection, and
+        gave a node judged poorly a newcomer's statistics: ``core/left_stats.py``)."""
         self.router.remove_node(node_id, self.clock())
 
     # -- decisions ------------------------------------------------------------------
@@ -248,6 +253,29 @@ class Routing:
                 return d
             self.sync(node_id)
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
+
+    def retry_estimate(self, req: RouteRequest, tried: Iterable[str]) -> int | None:
+        """A 502's ``Retry-After`` (``core/client_retry.retry_estimate``): the pick for ``req``
+        (the request without the nodes it ``tried``) and :meth:`back_s` of those."""
+        return retry_estimate(self.pick(req), self.back_s(tried, req.models))
+
+    def back_s(self, node_ids: Iterable[str], models: Iterable[str]) -> float | None:
+        """Seconds until the soonest of ``node_ids`` (nodes that failed a request) is worth a
+        retry for one of ``models``: the end of its ejection or rest
+        (``OutlierDetector.back_in``) or of its own ``Retry-After``; only a node still
+        registered, live, routable and routed the model (not after a goodbye, a revocation,
+        going offline or a canary's quarantine of it); ``None``: none is."""
+        now, router, wanted = self.clock(), self.router, frozenset(models)
+        soonest: float | None = None
+        for nid in node_ids:
+            st = router.node(nid)
+            if st is None or not st.routable or wanted.isdisjoint(st.models):
+                continue
+            if not self.table.alive(nid, now):
+                continue
+            back = max(router.outliers.back_in(nid, now), st.busy_until - now)
+            soonest = back if soonest is None else min(soonest, back)
+        return soonest
 
     def models_within(
         self, models: Iterable[str], route: Callable[[str], RouteRequest]

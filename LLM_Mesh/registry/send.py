@@ -63,7 +63,7 @@ from typing import Any
 
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
-from LLM_Mesh.core.client_retry import deadline_message, retry_estimate
+from LLM_Mesh.core.client_retry import deadline_message
 from LLM_Mesh.core.delivered import (
     answer_bytes,
     counted_completion,
@@ -318,8 +318,8 @@ class Exchange:
         elif fo.budget_exhausted:
             last.extra["retry_budget_exhausted"] = True
         elif type(last) is UpstreamError and fo.stopped in (Stop.NO_NODE, Stop.MAX_ATTEMPTS):
-            # a 502's Retry-After: a node this request did not try takes it now or then
-            last.estimated(retry_estimate(routing.pick(self._route_request())))
+            # a 502's Retry-After: a node not tried takes it now or then, or a tried one is back
+            last.estimated(routing.retry_estimate(self._route_request(), self.tried))
         if first and isinstance(last, (ModelUnavailable, Overloaded)):
             routing.demand.refuse(job.model, NO_NODE if isinstance(last, ModelUnavailable)
                                   else SATURATED)  # fmt: skip

@@ -41,6 +41,12 @@ writes it ``done`` when the stream ends (``stream_ended``, from the admission st
 stream *opened*, so it expired ``ttl_s`` later while the stream still ran, and a retry with
 its id ran, and was paid, a second time.
 
+**A keyed client's SDK attempt** (``core/sdk_retry.py``) has an implicit key, shared the
+same way: its first attempt runs at once and claims the key in the background over a
+``done`` row (:meth:`SharedIdempotency.begin_fresh`: the store's ``supersede_done``), so a
+retry on any replica waits for, or replays, the latest attempt; its row is held
+``retry_window_s`` after it ended.
+
 **A claim is named by a token.** Each claim writes a random token in its row (``claim``,
 migration 0019); its end, push and release match it, so a release retried after its answer
 was lost never deletes a later claim of the same id by this same replica (found
@@ -88,6 +94,7 @@ from starlette.responses import Response
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
+from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.registry.idempotency import (
     DEFAULT_MAX_BYTES,
     DuplicateRequest,
@@ -131,6 +138,7 @@ class SharedIdempotency(IdempotencyCache):
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         stream_hold_s: float = 86_400.0,
+        retry_window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         super().__init__(
             clock,
@@ -138,6 +146,7 @@ class SharedIdempotency(IdempotencyCache):
             max_entries=max_entries,
             max_bytes=max_bytes,
             stream_hold_s=stream_hold_s,
+            retry_window_s=retry_window_s,
         )
         self.store = store
         self.replicas = replicas
@@ -155,6 +164,8 @@ class SharedIdempotency(IdempotencyCache):
         self._open: dict[str, tuple[str, str, float]] = {}
         self._refresh_task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        # claim token -> its claim in flight (a first SDK attempt's): its writes wait for it
+        self._claiming: dict[str, asyncio.Task[None]] = {}
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
         self._orphans: dict[str, asyncio.Task[None]] = {}  # hash -> release of a lost claim
         # hash -> an end write the store refused three times: tried again until it takes it
@@ -194,6 +205,38 @@ class SharedIdempotency(IdempotencyCache):
         super().finish(key, answer)  # local duplicates get the same replay
         return answer
 
+    async def begin_fresh(self, key: str, stream: bool) -> bool:
+        """A first SDK attempt's implicit key (``core/sdk_retry.py``): it runs at once, and
+        its key is claimed in the store **in the background** (not awaited: every keyed
+        SDK request would wait for a database write), over
+        a row that is done (the key's earlier attempt, on any replica), so its retries
+        anywhere refer to this one; this run's end, release and pushes wait for that claim
+        (:meth:`_write`). An identical attempt of the same client running here: ``False``
+        (run without the key); running on another replica: the claim finds its row, and
+        this run's writes (matching its own claim token) change nothing in the store."""
+        if not self._fresh(key, stream):
+            return False
+        h, token = self.key_hash(key), os.urandom(16).hex()
+
+        async def claim() -> None:
+            try:  # a claim that failed released what it may have taken (_claim_once)
+                if await self._claim_once(h, stream, token, supersede=True) is None:
+                    self._parked.pop(h, None)  # an end of the earlier run still to write: moot
+            except Exception:
+                log.warning("could not claim an SDK attempt's implicit key", exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(claim())
+        self._writes.add(task)  # (flush waits for it)
+        self._claiming[token] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._writes.discard(t)
+            self._claiming.pop(token, None)
+
+        task.add_done_callback(done)
+        self._owned[key] = (h, token)
+        return True
+
     async def _claim(self, key: str, stream: bool, token: str) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
         h = self.key_hash(key)
@@ -231,13 +274,16 @@ class SharedIdempotency(IdempotencyCache):
                 )
             await asyncio.sleep(self.poll_s)
 
-    async def _claim_once(self, h: str, stream: bool, token: str) -> IdempotencyRecord | None:
+    async def _claim_once(
+        self, h: str, stream: bool, token: str, *, supersede: bool = False
+    ) -> IdempotencyRecord | None:
         now = self.wall_clock()
         claim = asyncio.ensure_future(
             self.store.claim_request_key(
-                h, self.owner, stream, _utc(now), _utc(now + self.running_s), claim=token
+                h, self.owner, stream, _utc(now), _utc(now + self.running_s), claim=token,
+                supersede_done=supersede,
             )
-        )
+        )  # fmt: skip
         try:  # a cancelled request lets its claim end, to free what it took
             return await asyncio.shield(claim)
         except BaseException:
@@ -304,20 +350,26 @@ class SharedIdempotency(IdempotencyCache):
             stream=stored is None and not too_large and not self.paid_unanswered(key),
             state="done",
             created_at=_utc(now),
-            expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
+            expires_at=_utc(now) + timedelta(seconds=self._ttl(key)),
             too_large=too_large,
             claim=token,
         )
         if stored is None:  # a stream, or an answer too large to keep: the key alone
             self._write(
-                h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
+                h,
+                lambda: self.store.finish_request_key(rec),
+                then=lambda: self._forget(key, None),
+                token=token,
             )
             return
         # never an output in clear in the store; nor a status: a replica of the version
         # before sealing replays any row with one, and must refuse this one instead (409)
         rec.body = self.seal.seal(h, _envelope(stored))
         self._write(
-            h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
+            h,
+            lambda: self.store.finish_request_key(rec),
+            then=lambda: self._forget(key, stored),
+            token=token,
         )
 
     async def refresh_open(self) -> None:
@@ -362,7 +414,9 @@ class SharedIdempotency(IdempotencyCache):
         The release names this run's claim (``token``): a try of it that reaches the store
         late (a retry after an answer lost) never deletes a later claim of the same id,
         this replica's own included (found 2026-12-03)."""
-        task = self._write(h, lambda: self.store.release_request_key(h, self.owner, token))
+        task = self._write(
+            h, lambda: self.store.release_request_key(h, self.owner, token), token=token
+        )
         self._freeing[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
@@ -384,11 +438,18 @@ class SharedIdempotency(IdempotencyCache):
         h: str,
         op: Callable[[], Awaitable[object]],
         then: Callable[[], None] | None = None,
+        *,
+        token: str | None = None,
     ) -> asyncio.Task[None]:
         """Run ``op`` (an end of the row ``h``) in the background, retried twice if the store
-        fails, then parked (:meth:`_park`); ``then`` once it succeeded."""
+        fails, then parked (:meth:`_park`); ``then`` once it succeeded. ``token``: the run's
+        claim, waited for while in flight (:meth:`begin_fresh`), so a release never reaches
+        the store before the claim it releases (a row left running for ``running_s``)."""
 
         async def run() -> None:
+            claiming = None if token is None else self._claiming.get(token)
+            if claiming is not None:
+                await asyncio.wait((claiming,))
             for delay in (0.2, 1.0, None):
                 try:
                     await op()

@@ -404,8 +404,12 @@ class SqlReplicaState:
         expires_at: datetime,
         *,
         claim: str | None = None,
+        supersede_done: bool = False,
     ) -> IdempotencyRecord | None:
         t = tables.idempotency_keys
+        free = t.c.expires_at <= now  # a row that may be taken over
+        if supersede_done:
+            free = or_(free, t.c.state == "done")
         values = {
             "key_hash": key_hash, "owner": owner, "stream": stream, "state": "running",
             "status": None, "body": None, "headers": None, "media_type": None,
@@ -416,7 +420,7 @@ class SqlReplicaState:
             stmt = ins.on_conflict_do_update(
                 index_elements=[t.c.key_hash],
                 set_={k: ins.excluded[k] for k in values if k != "key_hash"},
-                where=t.c.expires_at <= now,
+                where=free,
             ).returning(t.c.key_hash)
             async with self.engine.begin() as conn:
                 if (await conn.execute(stmt)).first() is not None:

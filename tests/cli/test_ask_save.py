@@ -136,7 +136,9 @@ def _new_account(p: Paid, name: str) -> tuple[str, str]:
 
 def _kept(p: Paid, key: str) -> list[Path]:
     folder = key_folder(p.home / "user", key)
-    return sorted(folder.iterdir()) if folder.exists() else []
+    if not folder.exists():
+        return []
+    return sorted(f for f in folder.iterdir() if not f.name.startswith("."))  # not the record
 
 
 def _run(p: Paid, args: list[str], key: str | None) -> tuple[int, str, str]:

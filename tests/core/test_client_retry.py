@@ -104,6 +104,26 @@ def test_a_502s_estimate_is_the_routers_decision_without_the_nodes_tried(
     assert retry_estimate(decision) == estimate
 
 
+@pytest.mark.parametrize(
+    ("decision", "back_s", "estimate"),
+    [
+        (Decision(Verdict.NO_NODE), 30.0, 30),  # a one-node model's node, rested 30 s
+        (Decision(Verdict.NO_NODE), 0.2, 1),
+        (Decision(Verdict.NO_NODE), None, None),  # the node left: none comes back
+        (Decision(Verdict.NO_NODE), math.inf, None),
+        (Decision(Verdict.SATURATED, wait_s=4.5), 30.0, 5),  # the sooner of the two
+        (Decision(Verdict.NO_NODE, wait_s=40.0), 24.1, 25),
+        (Decision(Verdict.OK, "n2"), 30.0, 1),
+        (Decision(Verdict.NO_NODE), 90.0, 90),  # said, but past SOON_S: should_retry false
+    ],
+)
+def test_a_502s_estimate_counts_the_tried_nodes_when_they_are_back(
+    decision: Decision, back_s: float | None, estimate: int | None
+) -> None:
+    assert retry_estimate(decision, back_s) == estimate
+    assert should_retry(502, estimate) is (estimate is not None and estimate <= SOON_S)
+
+
 def test_a_504s_message_says_what_to_change() -> None:
     text = deadline_message("n1", "DeadlineExceeded", 120.0)
     assert text.startswith("node n1 did not answer within the request's deadline of 120 s")

@@ -199,3 +199,45 @@ def test_a_node_that_leaves_while_ejected_comes_back_ejected() -> None:
     d.forget("m")  # ... and one without the time drops the node's state
     assert d.ejection_count("m") == 0 and not d.is_ejected("m")
     assert d.all_full_weight
+
+
+def test_a_node_the_pool_cannot_spare_is_rested_as_an_ejection_would_be() -> None:
+    """``spare``: not ejected (routing unchanged: weight 1, nothing released), but
+    ``back_in`` says when a retry is worth it, growing as ejections do; a failure while
+    resting adds nothing; forgotten after ``forget_after_s`` clear."""
+    det = OutlierDetector(EjectionPolicy(base_s=30.0, max_s=300.0, forget_after_s=600.0))
+    assert det.back_in("a", 0.0) == 0.0  # never failed
+    assert det.spare("a", 0.0) == 30.0
+    assert not det.is_ejected("a") and det.weight("a", 1.0) == 1.0 and det.all_full_weight
+    assert det.back_in("a", 10.0) == 20.0
+    assert det.spare("a", 10.0) == 30.0  # while resting: the same rest
+    assert det.spare("a", 31.0) == 31.0 + 60.0  # the next: longer
+    assert det.back_in("a", 91.0) == 0.0
+    assert det.spare("a", 91.0 + 601.0) == 692.0 + 30.0  # clear for 600 s: from one again
+    assert det.release_due(10_000.0) == [] and det.ejection_count("a") == 0
+
+
+def test_back_in_reads_an_ejection_before_a_rest() -> None:
+    det = OutlierDetector(EjectionPolicy(base_s=30.0))
+    det.spare("a", 0.0)
+    det.eject("a", 5.0)  # the pool grew: ejected now, until 35
+    assert det.back_in("a", 10.0) == 25.0
+    det.release_due(35.0)
+    assert det.back_in("a", 35.0) == 0.0
+
+
+def test_a_goodbye_keeps_a_recent_rest() -> None:
+    det = OutlierDetector(EjectionPolicy(base_s=30.0, forget_after_s=600.0))
+    det.spare("a", 0.0)
+    det.forget("a", 10.0)  # said goodbye while resting: it comes back as it left
+    assert det.back_in("a", 10.0) == 20.0
+    det.forget("a", 700.0)  # stale: dropped
+    assert det.back_in("a", 700.0) == 0.0 and det.spare("a", 700.0) == 730.0
+
+
+def test_rests_alone_keep_every_weight_whole() -> None:
+    det = OutlierDetector(EjectionPolicy(base_s=30.0))
+    det.eject("a", 0.0)
+    det.spare("b", 0.0)
+    det.forget("a")  # gone: only b's rest is left, which weighs nothing
+    assert det.all_full_weight and det.weight("b", 1.0) == 1.0

@@ -3,6 +3,7 @@ covered (every entry naming them below the size it judged) and older than the bo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,11 +14,15 @@ from LLM_Mesh.core.receipt_keep import (
     NOTE_BYTES,
     NOTE_FILES,
     Kept,
+    coverage_text,
+    covered,
     look_due,
     note,
     older_than,
+    parse_coverage,
     removable,
     stamp_time,
+    to_prune,
 )
 from tests.core.test_ledger_statement import T0, _receipt
 
@@ -42,6 +47,67 @@ def test_only_covered_and_old_receipts_go() -> None:
 def test_a_malformed_sequence_number_keeps_the_receipt() -> None:
     r = _receipt()
     assert removable([r], {r.receipt_hash: [{"seq": "1"}]}, judged_size=10, now_ms=NOW_MS) == set()
+
+
+# --- what a clean statement covered, recorded for `receipt prune` (receipts31) --------------
+
+CP_MS = T0 // 1000 + 3_600_000  # a checkpoint an hour after the receipts
+
+
+def test_a_clean_statement_covers_receipts_whose_every_entry_it_judged() -> None:
+    judged, straddles, after, unnamed = (_receipt(f"req-{i}") for i in range(4))
+    by = {judged.receipt_hash: _rows(1, 2), straddles.receipt_hash: _rows(9, 10),
+          after.receipt_hash: _rows(12)}  # fmt: skip
+    held = [judged, straddles, after, unnamed]
+    got = covered(held, by, judged_size=10, signed_time_ms=CP_MS)
+    assert got == {judged.receipt_hash, unnamed.receipt_hash}  # unnamed: an hour, settled
+
+
+def test_a_receipt_no_entry_names_yet_is_not_covered_within_the_settle_grace() -> None:
+    """Settled after the statement ran: its debits come later, past the size judged."""
+    r = _receipt()
+    assert covered([r], {}, judged_size=10, signed_time_ms=r.time_ms + 599_999) == set()
+    assert covered([r], {}, judged_size=10, signed_time_ms=r.time_ms + 600_000) == {r.receipt_hash}
+    # one entry named and judged: settlement wrote them together, no grace needed
+    by = {r.receipt_hash: _rows(3)}
+    assert covered([r], by, judged_size=10, signed_time_ms=r.time_ms) == {r.receipt_hash}
+    assert covered([r], {r.receipt_hash: [{"seq": True}]}, judged_size=10,
+                   signed_time_ms=CP_MS) == set()  # fmt: skip
+
+
+def test_removable_is_covered_and_old() -> None:
+    r, fresh = _receipt("req-1"), _receipt("req-2")
+    by = {r.receipt_hash: _rows(1), fresh.receipt_hash: _rows(2)}
+    assert removable([r, fresh], by, judged_size=10, now_ms=NOW_MS) == {r.receipt_hash,
+                                                                        fresh.receipt_hash}  # fmt: skip
+    assert removable([r], {}, judged_size=10, now_ms=r.time_ms + 1, keep_s=0) == set()  # pending
+
+
+def test_the_coverage_record_reads_back_and_anything_else_is_refused() -> None:
+    hashes = {"a" * 64, "0123456789abcdef" * 4}
+    text = coverage_text(hashes, through=10, checkpoint_ms=CP_MS)
+    assert parse_coverage(text) == hashes
+    assert parse_coverage(coverage_text((), through=0, checkpoint_ms=0)) == set()
+    good = json.loads(text)
+    for bad in ["", "{not json", "[]", json.dumps({**good, "format": "other"}),
+                json.dumps({**good, "receipts": "a" * 64}),
+                json.dumps({**good, "receipts": ["A" * 64]}),
+                json.dumps({**good, "receipts": ["a" * 63]}),
+                json.dumps({**good, "receipts": [1]}),
+                json.dumps({k: v for k, v in good.items() if k != "receipts"})]:  # fmt: skip
+        with pytest.raises(ValueError, match="not what a clean"):
+            parse_coverage(bad)
+
+
+def test_prune_takes_only_covered_old_receipts_unless_told_otherwise() -> None:
+    now_ms = int(NOW_S * 1000)
+    old, new = now_ms - 8 * DAY * 1000, now_ms - 1000
+    kept = {"a": (old, "h-a"), "b": (old, "h-b"), "c": (new, "h-c"), "d": ("1", "h-d")}
+    cover = {"h-a", "h-c", "h-d"}
+    assert to_prune(kept, cover, now_ms, 7) == ({"a"}, {"b"})  # type: ignore[arg-type]
+    assert to_prune(kept, None, now_ms, 7) == (set(), {"a", "b"})  # type: ignore[arg-type]
+    both = to_prune(kept, None, now_ms, 7, uncovered_too=True)  # type: ignore[arg-type]
+    assert both == ({"a", "b"}, {"b", "a"})
 
 
 # --- a user who never runs a statement: told once a day, never pruned unasked (money30) ---

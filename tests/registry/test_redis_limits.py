@@ -145,7 +145,9 @@ async def test_gateway_replicas_with_a_redis_url_give_a_client_one_limit(
             )
             for n in ("a", "b")
         ]
-        await a.register("n1")
+        # slots enough that the anonymous share (one slot of a one-slot node, its end's
+        # removal in the background) cannot refuse one: this is the rate limit's test
+        await a.register("n1", max_concurrency=4)
         await b.app.state.node_sync.poll()
         codes = [(await h.client.post(CHAT, json=BODY)).status_code for h in (a, b, a, b, a)]
         assert codes == [200, 200, 200, 429, 429]  # one limit of 3, not 3 per replica

@@ -1,7 +1,8 @@
 """What the gateway's 5xx answers tell a client about retrying (``x-should-retry``,
 ``Retry-After``: ``core/client_retry.py``), by what each means: a 504 used the request's
-whole deadline (no retry); a 502 is retried only where the gateway knows a node it did
-not try would take the request (``Retry-After`` its estimate); a 500 never. And a request
+whole deadline (no retry); a 502 is retried only where the gateway knows a node would take
+the request soon, one it did not try or one it tried that is back in routing by then
+(``Retry-After`` its estimate); a 500 never. And a request
 that timed out, retried under its own id, is run again and paid once."""
 
 from __future__ import annotations
@@ -30,14 +31,66 @@ async def test_a_502_with_a_node_not_tried_yet_says_retry_in_a_second(tmp_path: 
         assert h.nodes.calls() == 1  # max_attempts: the other node is the retry's
 
 
-async def test_a_502_after_every_node_failed_says_no_retry(tmp_path: Path) -> None:
+async def _advance(h: Any, seconds: float, *nodes: str) -> None:
+    """The clock moves on; the nodes heartbeat meanwhile (live: only their failures count)."""
+    h.clock.advance(seconds)
+    for n in nodes:
+        r = await h.client.post(f"/mesh/nodes/{n}/heartbeat", json={})
+        assert r.status_code == 200, r.text
+
+
+async def test_a_one_node_models_502_says_retry_when_its_node_is_back(tmp_path: Path) -> None:
+    """Found 2026-12-05 (``small31``): the estimate counted only nodes the request had not
+    tried, so a one-node model's 502 said ``false`` though its node (never ejected: the pool
+    cannot spare it) takes the retry. Now the node is rested as an ejection would rest it
+    (30 s, then 60 s, growing), and the 502 says when; past a minute (its third failure in a
+    row) a retry cannot help soon: ``false``."""
+    async with running(tmp_path, max_attempts=3) as h:
+        await h.register("a", behavior="500")
+        saw = []
+        for wait in (30, 60, 90):
+            r = await h.client.post(CHAT, json=GEMMA)
+            assert r.status_code == 502
+            saw.append((r.headers["x-should-retry"], r.headers.get("retry-after")))
+            await _advance(h, wait + 1, "a")
+        # before: all false; past a minute the estimate is still said, but not "soon"
+        assert saw == [("true", "30"), ("true", "60"), ("false", "90")]
+        assert h.nodes.calls() == 3  # one attempt each: the only node
+
+
+async def test_a_502_after_every_node_failed_says_when_the_first_is_back(tmp_path: Path) -> None:
+    """Both nodes fail: the first is ejected (30 s), the other rested (the pool spares one
+    at most: 30 s); 5 s apart, so the first is back first."""
     async with running(tmp_path, max_attempts=3) as h:
         await h.register("a", behavior="500")
         await h.register("b", behavior="connect_error")
+        h.nodes.on_call = lambda _node: h.clock.advance(5)
         r = await h.client.post(CHAT, json=GEMMA)
         assert r.status_code == 502 and h.nodes.calls() == 2
+        assert (r.headers["x-should-retry"], r.headers["retry-after"]) == ("true", "25")
+        assert r.json()["error"]["retry_after"] == 25
+
+
+@pytest.mark.parametrize("leaves", ["goodbye", "offline", "quarantined"])
+async def test_a_502_whose_node_left_meanwhile_says_no_retry(tmp_path: Path, leaves: str) -> None:
+    """The node that failed it is gone from routing for the model (it said goodbye or was
+    revoked, went offline, a canary quarantined it): no node to come back."""
+    async with running(tmp_path, max_attempts=3) as h:
+        await h.register("a", behavior="500")
+        routing = h.runtime.routing
+
+        def leave(_node: Any) -> None:
+            if leaves == "goodbye":
+                routing.remove("a")
+            elif leaves == "offline":
+                routing.router.set_routable("a", False)
+            else:
+                routing.set_quarantined("a", frozenset({"gemma-3-270m"}))
+
+        h.nodes.on_call = leave
+        r = await h.client.post(CHAT, json=GEMMA)
+        assert r.status_code in (502, 503)
         assert r.headers["x-should-retry"] == "false" and "retry-after" not in r.headers
-        assert "retry_after" not in r.json()["error"]
 
 
 async def test_a_502_with_the_retry_budget_spent_says_no_retry(tmp_path: Path) -> None:
