@@ -249,11 +249,17 @@ PYEOF
 DEFAULT_MODELS="$("$PLAN_PY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"
 
 # --- 5. config -----------------------------------------------------------------------
+MODELS_FROM="--models"
 if [ -z "$MODELS" ] && [ -f "$CONFIG" ]; then
+  MODELS_FROM="node.toml"
   MODELS="$("$PLAN_PY" -c 'import sys
 try: import tomllib
 except ImportError: import tomli as tomllib
 print(",".join(tomllib.load(open(sys.argv[1], "rb")).get("models", [])))' "$CONFIG" 2>/dev/null || true)"
+fi
+if [ -n "$MODELS" ] && [ "$MODELS" != "$DEFAULT_MODELS" ] && [ "$INTERACTIVE" = 0 ]; then
+  # which the node serves, when not the proposal (found 2026-12-05: said nowhere)
+  say "models: $MODELS (from $MODELS_FROM; proposed: ${DEFAULT_MODELS:-none})"
 fi
 MODELS="$(ask "Models to host (comma-separated)" "${MODELS:-$DEFAULT_MODELS}")"
 [ -n "$MODELS" ] || die "no model fits this machine" "pass --models ID with a model you can host, or --engine sim to try the network"
@@ -584,7 +590,8 @@ WantedBy=default.target"
   command -v systemctl >/dev/null 2>&1 || die "systemctl not found" "start the node by hand: ${START[*]}"
   run systemctl --user daemon-reload || die "systemctl --user failed" "log in with a user session (or: loginctl enable-linger $USER)"
   run systemctl --user enable --now llm-mesh-node.service || die "could not enable llm-mesh-node.service" "see: journalctl --user -u llm-mesh-node"
-  say "node running as a service; logs: journalctl --user -u llm-mesh-node -f"
+  if [ "$DRY_RUN" = 1 ]; then WHAT="would run the node as a service"; else WHAT="node running as a service"; fi
+  say "$WHAT; logs: journalctl --user -u llm-mesh-node -f"
   exit 0
 fi
 if [ "$DRY_RUN" = 1 ]; then say "would start the node: ${START[*]}"; exit 0; fi

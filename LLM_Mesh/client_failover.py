@@ -5,15 +5,19 @@ words for a gateway that did not answer."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import httpx
 
-from LLM_Mesh.core.client_retry import client_advice, client_wait
+from LLM_Mesh.core.client_retry import CLIENT_RETRIES, client_advice, client_wait
+from LLM_Mesh.core.printable import log_text
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.errors import MeshError, ModelUnavailable, RegistryUnreachable
 
 __all__ = ["Again", "Retry", "advised", "failed", "said_not_up", "unreachable"]
+
+log = logging.getLogger("LLM_Mesh.client")
 
 
 def unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
@@ -65,7 +69,19 @@ def advised(r: httpx.Response, error: MeshError, retries: int, left_s: float = m
     wait = client_wait(advice, retries, left_s=left_s)
     if wait is None:
         raise error
+    log.warning(  # said while it waits (found 2026-12-05: ask sat silent, then failed)
+        "%s answered HTTP %d (%s): it says to retry (x-should-retry); asking again in %g s "
+        "(retry %d of %d)", _origin(r), r.status_code, log_text(error, 300), wait, retries + 1,
+        CLIENT_RETRIES,
+    )  # fmt: skip
     raise Again(error, wait)
+
+
+def _origin(r: httpx.Response) -> str:
+    try:
+        return log_text(f"{r.url.scheme}://{r.url.netloc.decode('ascii', 'replace')}")
+    except RuntimeError:  # a response made without its request (tests)
+        return "the gateway"
 
 
 def said_not_up(error: MeshError) -> MeshError | None:

@@ -165,3 +165,46 @@ async def test_a_gateway_down_or_an_older_one_still_fails_over(down: str, stream
     c, waits = _client(gw)
     assert await _call(c, stream) == "b.test"
     assert gw.hosts == ["a.test", "b.test"] and waits == [] and c.failovers == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+async def test_each_wait_a_gateway_asked_for_is_said_while_it_lasts(
+    stream: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-05 (newuser31): ``llm-mesh ask`` against a gateway answering 502 with
+    ``x-should-retry: true`` and ``Retry-After: 4`` sat silent for 10 s, then printed the
+    error: nothing said it had been asked again twice. Each wait is a WARNING (stderr in
+    ``ask``, the library's log otherwise) naming the gateway, its answer and the wait."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    gw = Gateways(**{"a.test": ["502_in_1s", "429_in_3s", "ok"]})
+    c, _waits = _client(gw, "http://a.test")
+    assert await _call(c, stream) == "a.test"
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 2, said
+    assert "http://a.test answered HTTP 502" in said[0] and "again in 1 s (retry 1 of 2)" in said[0]
+    assert "HTTP 429" in said[1] and "again in 3 s (retry 2 of 2)" in said[1], said
+
+
+async def test_the_wait_said_quotes_the_gateway_as_text(caplog: pytest.LogCaptureFixture) -> None:
+    """The gateway's words in that WARNING are a peer's: no terminal escape gets through."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if len(calls) == 0:
+            calls.append(1)
+            return _error(Overloaded("busy \x1b]52;c;Zm9v\x07\x1b[2J now"), 1)
+        return httpx.Response(200, json={**CHAT_ANSWER, "id": "x"})
+
+    calls: list[int] = []
+
+    async def sleep(s: float) -> None:
+        return None
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    await MeshClient("http://a.test", http_client=http, sleep=sleep).chat(CHAT)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "busy" in said and "\x1b" not in said and "\x07" not in said, said

@@ -622,3 +622,21 @@ def test_the_home_it_makes_is_private(tmp_path: Path) -> None:
     (tmp_path / "dry").mkdir()
     dry = run(tmp_path / "dry", "--dry-run", "--yes", "--engine", "sim", "--models", "mistral-7b")
     assert dry.stdout.count("mkdir -m 700") == 1 and not (tmp_path / "dry" / "mesh").exists()
+
+
+def test_a_dry_run_of_service_says_would_and_the_models_used_are_named(tmp_path: Path) -> None:
+    """Found 2026-12-05 (newuser31): ``--dry-run --service`` ended "node running as a
+    service" (nothing ran), and a run whose node.toml (or --models) named code-llama-7b said
+    only "proposed: gemma-3-270m": which models the node would serve was said nowhere."""
+    sim = ("--yes", "--engine", "sim", "--registry", "http://127.0.0.1:8800")
+    out = run(tmp_path, *sim, "--models", "code-llama-7b", "--no-start").stdout
+    assert "models: code-llama-7b (from --models; proposed: " in out, out
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    out = run(tmp_path, *sim, "--service", "--dry-run", PATH=path).stdout
+    assert "models: code-llama-7b (from node.toml; proposed: " in out, out
+    assert "node running as a service" not in out, out
+    assert "would run the node as a service; logs: journalctl --user -u llm-mesh-node -f" in out

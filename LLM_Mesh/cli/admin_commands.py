@@ -139,6 +139,9 @@ def operators_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
     console.print(table if ops else "no operators yet: llm-mesh registry operators add NAME")
 
 
+_MAX_CAP = 999_999  # nodes' worth an operator's uptime cap may name
+
+
 @operators_app.command("set")
 def operators_set(
     name: Annotated[str, typer.Argument(help="Operator name")],
@@ -147,7 +150,7 @@ def operators_set(
         typer.Option(
             "--uptime-nodes",
             help="The operator's uptime cap: nodes' worth of uptime credited per reward "
-            "period, split over its nodes (0: no cap; 'default': the registry's "
+            "period, split over its nodes (0 to 999999; 0: no cap; 'default': the registry's "
             "LLM_MESH_REWARD_UPTIME_NODES, 4 unless set)",
         ),
     ],
@@ -158,13 +161,13 @@ def operators_set(
     raw = uptime_nodes.strip().lower()
     if raw == "default":
         nodes: int | None = None
-    elif raw.isascii() and raw.isdigit() and len(raw) <= 6:
+    elif raw.isascii() and raw.isdigit() and len(raw) <= 7 and int(raw) <= _MAX_CAP:
         nodes = int(raw)
     else:
         err.print(
-            f"[red]error:[/] --uptime-nodes takes a whole number (0: no cap) or 'default', "
-            f"got {shown(repr(uptime_nodes))}"
-        )
+            f"[red]error:[/] --uptime-nodes takes a whole number up to {_MAX_CAP} (0: no cap) "
+            f"or 'default', got {shown(repr(uptime_nodes))}"
+        )  # the limit said (found 2026-12-05: 9999999 was "not a whole number")
         raise typer.Exit(2)
     done = with_admin_store(
         _settings(home, database_url), lambda s: s.set_operator_uptime_nodes(name, nodes)
@@ -172,10 +175,14 @@ def operators_set(
     if not done:
         err.print(f"[red]error:[/] no operator {shown(repr(name))}")
         raise typer.Exit(1)
-    cap = (
-        "the registry's setting" if nodes is None else f"{nodes} nodes' worth" if nodes else "none"
-    )
-    console.print(f"operator {shown(name)}: uptime cap {cap} per reward period")
+    if nodes is None:  # in words (found 2026-12-05: "uptime cap none per reward period")
+        said = (
+            "uptime cap: the registry's LLM_MESH_REWARD_UPTIME_NODES (4 nodes' worth per reward "
+            "period unless set)"
+        )
+    else:
+        said = f"uptime cap {nodes} nodes' worth per reward period" if nodes else "no uptime cap"
+    console.print(f"operator {shown(name)}: {said}")
 
 
 @operators_app.command("revoke")
@@ -367,9 +374,12 @@ def grant_command(
         _settings(home, database_url), lambda s: grant(s, account, amount, grant_id)
     )
     said = "granted" if new else f"already granted (grant id {grant_id!r}):"
+    # the name given and its account (found 2026-12-05: only "user:a781..." was said)
+    to = entry.to_account
+    if account != entry.to_account:
+        to = f"{shown(account)}, account {to}"
     console.print(
-        f"{said} {entry.amount:,} micro-NetworkTokens to {entry.to_account} "
-        f"(ledger entry {entry.seq})",
+        f"{said} {entry.amount:,} micro-NetworkTokens to {to} (ledger entry {entry.seq})",
         markup=False,
         highlight=False,
     )

@@ -52,6 +52,22 @@ RegistryOpt = Annotated[
     ),
 ]
 
+
+def no_registry_answered(urls: Sequence[str], exc: Exception, named: bool) -> MeshError:
+    """Nothing answered at ``urls``; ``named``: they were given by ``--registry``, so what to
+    check, not to pass one (found 2026-12-05: "pass --registry URL" to a user who had)."""
+    where = ", ".join(urls)
+    hint = (
+        f"is a registry running at {where}? (`llm-mesh up`, or `llm-mesh registry serve`; "
+        "check the URL)"
+        if named
+        else "pass --registry URL or set LLM_MESH_REGISTRY_URL"
+    )
+    return MeshError(
+        f"no LLM Mesh registry answered at {where} ({type(exc).__name__}: {exc}); {hint}"
+    )
+
+
 RegistryCaOpt = Annotated[
     Path | None,
     typer.Option(

@@ -63,9 +63,16 @@ def summary_line(report: Mapping[str, Any]) -> str:
         f"{shown(report.get('since'))} to {shown(report.get('until'))} (UTC): "
         f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
         f"{counted(_int(t.get('requests')), 'request')} (after {_int(t.get('fees'))} in fees) + "
-        f"{_int(t.get('rewards'))} uptime rewards; balance now {_int(report.get('balance'))} {UNIT}"
-        + held_note(report)
+        f"{_int(t.get('rewards'))} uptime rewards{_simulated_share(report)}; "
+        f"balance now {_int(report.get('balance'))} {UNIT}" + held_note(report)
     )
+
+
+def _simulated_share(report: Mapping[str, Any]) -> str:
+    """What of the total simulated nodes earned (made-up answers, paid all the same), or
+    ``""`` (found 2026-12-05: only the per node table said so)."""
+    share = _num(report.get("simulated_total")) or 0
+    return f" ([yellow]{share} {UNIT} of it from simulated nodes[/])" if share > 0 else ""
 
 
 def held_note(report: Mapping[str, Any]) -> str:
@@ -100,14 +107,17 @@ def days_table(report: Mapping[str, Any]) -> Table:
     return t
 
 
+_MODEL_LABEL = {"all": "\n[yellow](simulated)[/]", "some": "\n[yellow](partly simulated)[/]"}
+
+
 def models_table(report: Mapping[str, Any]) -> Table:
     t = Table(title="Per model (requests)")
     t.add_column("model", overflow="fold", min_width=10)
     for name in ("requests", f"earned {UNIT}", f"fees {UNIT}"):
         t.add_column(name, justify="right")
     for r in _rows(report, "by_model"):
-        t.add_row(
-            shown(r.get("model")),
+        t.add_row(  # a model only (or partly) sim nodes serve says so under its id
+            shown(r.get("model")) + _MODEL_LABEL.get(str(r.get("simulated")), ""),
             _int(r.get("requests")),
             _int(r.get("earned")),
             _int(r.get("fees")),

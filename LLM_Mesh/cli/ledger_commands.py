@@ -45,6 +45,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     first_answering,
+    no_registry_answered,
     settings_from,
     warn_plain_http,
 )
@@ -441,13 +442,7 @@ def verify(
     try:
         report, compared = asyncio.run(within(go(), limit, where))
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise fail(
-            MeshError(
-                f"no LLM Mesh registry answered at {', '.join(settings.registry_urls)} "
-                f"({type(exc).__name__}: {exc}); pass --registry URL or set "
-                "LLM_MESH_REGISTRY_URL"
-            )
-        ) from exc
+        raise fail(no_registry_answered(settings.registry_urls, exc, registry is not None)) from exc
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None

@@ -29,7 +29,6 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,11 +63,12 @@ from LLM_Mesh.cli.ledger_seen import (
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, TimeoutOpt, within
 from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.cli.statement_render import print_statement
 from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.key_account import account_change, key_account_finding, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
-from LLM_Mesh.core.ledger_statement import Statement, statement
+from LLM_Mesh.core.ledger_statement import NOT_HELD, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
@@ -208,38 +208,6 @@ async def operator_account(
     return acct, old if old_ok else None, answered
 
 
-def _when(time_us: int | None) -> str:
-    """An entry's time as printed; one no calendar holds (found 2026-12-05: a row dated
-    2^63 µs, or not a number, ended the statement in a traceback before its verdict)."""
-    try:
-        if time_us is not None:
-            return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (ValueError, OverflowError, OSError):
-        pass
-    return f"{'(out of range)':<19}"
-
-
-def print_statement(s: Statement) -> None:
-    console.print(
-        f"statement of {shown(s.account)}: {counted(len(s.lines), 'entry', 'entries')} "
-        f"(every one in the log), {counted(s.receipts, 'receipt')} held; "
-        f"paid in {s.paid_in:,} µNT, taken out {s.taken_out:,} µNT, balance {s.balance:,} µNT",
-        highlight=False,
-    )
-    for line in s.lines:
-        mark = "" if line.signed else "  [yellow](not under a signed checkpoint yet)[/]"
-        style = "red" if line.why == "NO RECEIPT" else "default"
-        console.print(
-            f"  {line.seq:>8}  {_when(line.time_us)}  {shown(line.kind):<8} {line.amount:>+14,}  "
-            f"{shown(line.other)}  [{style}]{shown(line.why)}[/]{mark}",
-            highlight=False,
-        )
-    for p in s.pending:
-        console.print(f"[yellow]pending[/]: {shown(p)}", highlight=False)
-    for u in s.unchecked:
-        console.print(f"[yellow]unchecked[/]: {shown(u)}", highlight=False)
-
-
 def _as_entries(rows: Sequence[Row]) -> list[dict[str, Any]]:
     return [dict(zip(ENTRY_FIELDS, r, strict=True)) for r in rows]
 
@@ -362,6 +330,16 @@ def statement_command(
     if token is not None or mine:
         warn_plain_http(settings.registry_urls, "your operator token" if token else "your API key")
     if account is None and not mine and token is None:
+        if settings.api_key and registry is not None:  # found 2026-12-05: "set" it, it said
+            home_url = settings_from(home, None, registry_ca=ca).registry_url
+            raise fail(
+                MeshError(
+                    f"no account to list: LLM_MESH_API_KEY is set but not sent to {registry} "
+                    f"(a --registry: the key goes only to the registry configured with it, "
+                    f"{home_url}); leave out --registry (or set LLM_MESH_REGISTRY_URL), or "
+                    "pass --account user:... (`llm-mesh balance` names it)"
+                )
+            )
         raise fail(
             MeshError(
                 "no account to list: set LLM_MESH_API_KEY (the registry it is configured for "
@@ -483,7 +461,7 @@ def statement_command(
         signed_size=0 if cp is None else cp.tree_size,
         signed_time_us=None if cp is None else cp.time_us, checked_before=before,
     )  # fmt: skip
-    print_statement(s)
+    print_statement(s, console)
     problems = bad + s.findings
     if served:
         try:
@@ -504,6 +482,15 @@ def statement_command(
             f"[red]MISMATCH[/]: {counted(len(problems), 'statement finding')}"
             + ("" if report.ok else ", and the log itself does not check out (above)")
         )
+        if any(f", {NOT_HELD}:" in p for p in s.findings):  # why, likely (found 2026-12-05)
+            err.print(
+                "answers asked other than with `llm-mesh ask` (the OpenAI SDK, curl) keep no "
+                "receipt: save each (its JSON, or its X-Mesh-Receipt header) in a folder and "
+                "pass --receipts DIR, with the kept folder's files too (README, \"Your "
+                'statement")',
+                markup=False,
+                highlight=False,
+            )
         if mine and account is None:  # covers nothing: prune keeps all (found 2026-12-05)
             _forget_covered(key_folder(settings.home, mine))
         raise typer.Exit(1)

@@ -55,6 +55,7 @@ from LLM_Mesh.cli.common import (
     fail,
     first_answering,
     json_object,
+    no_registry_answered,
     settings_from,
 )
 from LLM_Mesh.cli.render import shown
@@ -463,12 +464,7 @@ def witness_command(
     try:
         code = run_witness(state_path, settings.home / LOCK_FILE, one, every)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise fail(
-            MeshError(
-                f"no LLM Mesh registry answered at {', '.join(settings.registry_urls)} "
-                f"({type(exc).__name__}: {exc}); pass --registry URL or set LLM_MESH_REGISTRY_URL"
-            )
-        ) from exc
+        raise fail(no_registry_answered(settings.registry_urls, exc, registry is not None)) from exc
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     if code:

@@ -149,7 +149,7 @@ def node_start(
     """Run a node serving one or more models and register it with the registry."""
     from dataclasses import replace
 
-    from LLM_Mesh.node.config import NodeConfig, load_node_config
+    from LLM_Mesh.node.config import NodeConfig, load_node_config, local_node_url
     from LLM_Mesh.node.keys import key_in_use, key_path
     from LLM_Mesh.node_manager import NodeManager
 
@@ -210,7 +210,8 @@ def node_start(
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
         settings = replace(settings, registry_url=cfg.registry_url)
     try:
-        with key_in_use(key_path(settings, cfg.key_file)):  # one node per key
+        here = local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert)) if cfg.port else None
+        with key_in_use(key_path(settings, cfg.key_file), here):  # one node per key
             NodeManager(cfg, settings).run()
     except (MeshError, ValueError) as exc:
         raise fail(exc) from exc
@@ -229,25 +230,35 @@ NodeUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--node-url",
-        help="The local node's URL \\[the node of $LLM_MESH_HOME/node.toml (its host, port, "
-        "https with tls_cert), else http://127.0.0.1:8801]",
+        help="The local node's URL \\[the node running with $LLM_MESH_HOME's key (where it "
+        "listens), else the node of $LLM_MESH_HOME/node.toml (its host, port, https with "
+        "tls_cert), else http://127.0.0.1:8801]",
     ),
 ]
 
 
 def _node_url(given: str | None) -> str:
-    """``--node-url``, else the node ``$LLM_MESH_HOME/node.toml`` configures, else 8801's."""
+    """``--node-url``, else where the node running with the home's key listens (written
+    into its lock: ``node start --port`` overrides node.toml, or has none), else the node
+    ``$LLM_MESH_HOME/node.toml`` configures, else 8801's."""
     from LLM_Mesh.node.config import default_config_path, load_node_config, local_node_url
+    from LLM_Mesh.node.keys import key_path, running_node_url
 
     if given:
         return given
-    path = default_config_path(settings_from())
-    if not path.is_file():
+    settings = settings_from()
+    path = default_config_path(settings)
+    cfg = None
+    if path.is_file():
+        try:
+            cfg = load_node_config(path)
+        except (OSError, ValueError) as exc:
+            raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
+    running = running_node_url(key_path(settings, cfg.key_file if cfg else None))
+    if running:
+        return running
+    if cfg is None:
         return DEFAULT_NODE_URL
-    try:
-        cfg = load_node_config(path)
-    except (OSError, ValueError) as exc:
-        raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
     return local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert))
 
 

@@ -110,7 +110,8 @@ def _prune_one(
 def _said(folder: Path, p: Pruned, days: int, dry_run: bool, uncovered_too: bool) -> str:
     verb = "would remove" if dry_run else "removed"
     line = (
-        f"{verb} {counted(p.gone, 'kept receipt')} older than {days} days from {folder}; "
+        f"{verb} {counted(p.gone, 'kept receipt')} older than {counted(days, 'day')} from "
+        f"{folder}; "
         f"{p.kept} kept"
         + (f", {counted(p.other, 'file')} holding no receipt left alone" if p.other else "")
     )
@@ -125,7 +126,8 @@ def _said(folder: Path, p: Pruned, days: int, dry_run: bool, uncovered_too: bool
     elif p.uncovered:
         none = "" if p.recorded else f" (none recorded in {folder})"
         line += (
-            f"; {p.uncovered} of them older than {days} days, which no clean statement covered yet"
+            f"; {p.uncovered} of them older than {counted(days, 'day')}, which no clean statement "
+            "covered yet"
             f"{none}: run `llm-mesh ledger statement` (a clean one records the receipts "
             "whose charges it checked), then prune again; --include-uncovered removes them "
             "anyway (their charges are then NO RECEIPT in the next statement)"
@@ -184,6 +186,9 @@ def prune_command(
     except ValueError as exc:
         raise fail(exc) from exc
     now_ms, gone = _now_ms(), 0
+    if not folders:  # said (found 2026-12-05: --all-keys in a home without any said nothing)
+        top = settings.home.expanduser() / RECEIPTS_DIR
+        console.print(f"no receipts kept in {top}", highlight=False, soft_wrap=True)
     for folder in folders:
         if not folder.is_dir():
             console.print(f"no receipts kept in {folder}", highlight=False, soft_wrap=True)

@@ -193,7 +193,7 @@ def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) 
             f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
             _count(m.get("context_length")),
             *_prices(m),
-            f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]",
+            _up(m),
         )
         for m in models
     ]
@@ -242,6 +242,15 @@ def _specialties_room(
     room = width - 3 * len(names) - 1 - sum(widths) + widths[1]  # borders and padding
     word = max((cell_len(w) for r in rows for w in r[0].split()), default=0)
     return min(room, widths[1]) if room >= max(word, cell_len("specialties")) else 0
+
+
+def _up(m: Mapping[str, Any]) -> str:
+    """Whether a model is up and on how many nodes, in words under "yes" (found 2026-12-05:
+    "yes 1n", its "n" explained nowhere)."""
+    if not m.get("available"):
+        return "[dim]no[/]"
+    n = _count(m.get("nodes", 0))
+    return f"[green]yes[/]\n{n} node{'' if n == '1' else 's'}"
 
 
 def _specialties(m: Mapping[str, Any]) -> str:

@@ -148,8 +148,9 @@ async def _rounds(one_round: Callable[[], Any], every: float | None, tally: _Tal
             if rnd.refused or every is None:
                 return status
             if status:
-                err.print(f"again in {every:g} s; stopped, the witness exits {NOT_HANDED_IN} "
-                          "while its last round was not handed in", highlight=False)  # fmt: skip
+                # "stopped" only once it stops (found 2026-12-05: said after each round)
+                err.print(f"again in {every:g} s; until a round is handed in, the witness's "
+                          f"exit status is {NOT_HANDED_IN}", highlight=False)  # fmt: skip
         await asyncio.sleep(every)
 
 

@@ -50,6 +50,7 @@ __all__ = ["PENDING_S", "Line", "Statement", "statement", "touches"]
 #: a settled receipt this many seconds newer than the newest signed checkpoint, or newer
 #: than it, with no entry yet is pending (settlement writes within seconds of the answer
 #: and the registry signs a checkpoint about every minute)
+NOT_HELD = "which you do not hold"  # a charge naming a receipt the folder lacks
 PENDING_S = 600
 
 
@@ -144,7 +145,7 @@ def statement(
         elif receipt is None and seq < checked_before:
             why = "checked by an earlier statement"
         elif receipt is None:
-            named = "names no receipt" if not rh else f"names receipt {rh!r}, which you do not hold"
+            named = "names no receipt" if not rh else f"names receipt {rh!r}, {NOT_HELD}"
             why = "NO RECEIPT"
             out.findings.append(
                 f"entry {seq} ({kind}) takes {amount} µNT from {account} to {other} for "

@@ -571,6 +571,11 @@ class NodeAgent:
             else:
                 self.registered = False
                 if r.status_code < 400 or r.status_code == 404:
+                    # said, as the registration is (found 2026-12-05: a clean stop left no
+                    # line of its goodbye)
+                    log.info(
+                        "deregistered %s at %s: out of routing now", self.node_id, self._answered_by
+                    )
                     return True
                 return self._failed(
                     f"deregistration refused: HTTP {r.status_code} {said(r.text, 200)}"

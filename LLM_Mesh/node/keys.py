@@ -80,13 +80,16 @@ def load_or_create_key(path: Path) -> NodeKey:
 
 
 @contextlib.contextmanager
-def key_in_use(path: Path) -> Iterator[None]:
+def key_in_use(path: Path, url: str | None = None) -> Iterator[None]:
     """Hold ``<key>.lock`` (``flock``) while a node runs with the key at ``path``.
 
     Two nodes with one key are one node to the registry: the later registration takes
     the id over and the other node drops out of routing, with nothing said. A second
     ``llm-mesh node start`` on the same key raises ``ValueError`` saying so instead.
     Where no lock can be taken (no ``flock``, a read-only directory) nothing is checked.
+    ``url``: where this machine reaches the node, written into the lock while it is held
+    (:func:`running_node_url`: ``node pause|info|...`` find a node started with ``--port``
+    and no node.toml; found 2026-12-05, they went to 8801) and emptied when it ends.
     """
     lock = path.with_name(path.name + ".lock")
     try:
@@ -104,6 +107,40 @@ def key_in_use(path: Path) -> Iterator[None]:
             "(llm-mesh node start) or key_file in node.toml"
         )
     try:
+        if url:
+            _write_url(fd, url)
         yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def _write_url(fd: int, url: str) -> None:
+    with contextlib.suppress(OSError):  # a lock it cannot write still locks
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, url.encode("ascii", "replace"), 0)
+
+
+def running_node_url(path: Path) -> str | None:
+    """The URL a node running with the key at ``path`` wrote into its lock
+    (:func:`key_in_use`); ``None`` when no node holds it (what a stopped one left is not
+    read), none was written, or no lock can be tested here."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock here: nothing was locked either
+        return None
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held: a node runs with the key
+            text = os.read(fd, 2048).decode("ascii", "replace").strip()
+            return text if text.startswith(("http://", "https://")) else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
     finally:
         os.close(fd)

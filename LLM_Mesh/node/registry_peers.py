@@ -60,7 +60,11 @@ class RegistryPeers:
             self._known[host] = got
         addrs = frozenset().union(*self._known.values()) if self._known else frozenset()
         if self.exemption.set_registry_addrs(addrs):
-            log.info("registry addresses not counted per peer: %s", ", ".join(sorted(addrs)))
+            log.info(  # what it is for (found 2026-12-05: "not counted per peer" read as noise)
+                "the registry's addresses (%s) are exempt from the per-peer cap on connections "
+                "(its gateway's replicas share them)",
+                ", ".join(sorted(addrs)),
+            )
         return self.exemption.registry_addrs
 
     async def _one(self, host: str) -> frozenset[str]:

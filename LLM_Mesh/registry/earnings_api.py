@@ -11,8 +11,8 @@ operator's nodes never appear. What is counted: ``registry/earnings.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +24,7 @@ from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.earnings import earnings
 from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.ledger_accounts import operator_accounts
+from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 
@@ -53,6 +54,9 @@ class EarningsModel(_Open):
     requests: int
     earned: int
     fees: int
+    # "all": every one of the operator's nodes registered with the model runs it on a
+    # simulated engine; "some": some do; null: none does (or none is registered now)
+    simulated: Literal["all", "some"] | None = None
 
 
 class EarningsNode(EarningsSum):
@@ -88,6 +92,7 @@ class EarningsReport(_Open):
     by_day: list[EarningsDay]
     by_model: list[EarningsModel]
     by_node: list[EarningsNode]
+    simulated_total: int = 0  # what the simulated nodes of ``by_node`` earned (``total``)
 
 
 class _Error(_Open):
@@ -143,7 +148,26 @@ async def get_earnings(
         now=rt.wall_clock(),
     )
     answer = report.to_json()
-    for row in answer["by_node"]:  # found 2026-12-05: a sim node's earnings read unlabelled
-        entry = rt.table.get(row["node_id"])
-        row["simulated"] = entry is not None and entry.simulated
+    label_simulated(rt.table, [node] if node is not None else nodes, answer)
     return JSONAnswer(answer)
+
+
+def label_simulated(table: NodeTable, nodes: Iterable[str], out: dict[str, Any]) -> None:
+    """Simulated figures said (found 2026-12-05: a sim node's earnings read like a real
+    one's; its model's row and the total too, in ``llm-mesh earnings``): each ``by_node``
+    row's ``simulated``, ``simulated_total`` (what those nodes earned), and each
+    ``by_model`` row's ``simulated``: ``"all"`` when every one of ``nodes`` registered with
+    the model here runs it on a simulated engine, ``"some"`` when some do, ``None`` when
+    none does (or none is registered now). Also the dashboard's operator view's."""
+    for row in out["by_node"]:
+        entry = table.get(row["node_id"])
+        row["simulated"] = entry is not None and entry.simulated
+    out["simulated_total"] = sum(r["total"] for r in out["by_node"] if r["simulated"])
+    hosted: dict[str, list[bool]] = {}
+    for node_id in nodes:
+        entry = table.get(node_id)
+        for model_id, m in (entry.models if entry is not None else {}).items():
+            hosted.setdefault(model_id, []).append(m.simulated)
+    for row in out["by_model"]:
+        sims = hosted.get(row["model"], [])
+        row["simulated"] = ("all" if all(sims) else "some") if any(sims) else None

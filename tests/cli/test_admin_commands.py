@@ -64,7 +64,7 @@ def test_operators_set_uptime_nodes_sets_the_operators_uptime_cap(tmp_path: Path
 
     assert asyncio.run(caps()) == {"alice": 10}
     code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "0")
-    assert code == 0 and "uptime cap none" in out
+    assert code == 0 and "no uptime cap" in out
     assert re.search(r"alice +│.*│ no cap +│", cli(home, "registry", "operators", "list")[1])
     code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "default")
     assert code == 0 and asyncio.run(caps()) == {"alice": None}
@@ -224,3 +224,18 @@ async def test_a_key_revoked_with_the_cli_is_refused_by_the_running_registry(
         await h.runtime.keys.poll()  # what the registry's loop does every second
         r = await h.client.post("/v1/chat/completions", json=body, headers=auth)
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_operators_set_says_the_cap_in_words_and_the_largest_number(tmp_path: Path) -> None:
+    """Found 2026-12-05 (newuser31): ``--uptime-nodes 0`` said "uptime cap none per reward
+    period", ``default`` "uptime cap the registry's setting per reward period", and
+    ``--uptime-nodes 9999999`` "takes a whole number" of a whole number (the limit unsaid)."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "0")
+    assert code == 0 and "operator alice: no uptime cap" in out, out
+    code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "default")
+    said = " ".join(out.split())
+    assert code == 0 and "uptime cap: the registry's LLM_MESH_REWARD_UPTIME_NODES" in said, out
+    code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "9999999")
+    assert code == 2 and "up to 999999" in " ".join(out.split()), out

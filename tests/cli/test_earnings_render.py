@@ -149,3 +149,27 @@ def test_a_simulated_node_is_labelled_in_the_per_node_table() -> None:
         lines = text.splitlines()
         at = next(i for i, line in enumerate(lines) if sim_id in line)
         assert any("(simulated)" in line for line in lines[at : at + 2]), text
+
+
+def test_simulated_model_rows_and_the_total_are_labelled() -> None:
+    """Found 2026-12-05 (newuser31): a sim node's operator saw ``code-llama-7b`` in the per
+    model table and the summary's total unlabelled, only the per node row said simulated
+    (the dashboard labels all three). A model served only by sim nodes says so, one served
+    by some says partly, and the summary names the simulated share."""
+    by_model = [
+        {"model": "code-llama-7b", "requests": 2, "earned": 300, "fees": 16, "simulated": "all"},
+        {"model": "mistral-7b", "requests": 1, "earned": 20, "fees": 1, "simulated": "some"},
+        {"model": "gemma-3-270m", "requests": 3, "earned": 40, "fees": 2, "simulated": None},
+    ]
+    report = {**REPORT, "by_model": by_model, "simulated_total": 320}
+    for width in (80, 120, None):
+        text = _text(*earnings_tables(report, width))
+        lines = text.splitlines()
+        for model, label in (("code-llama-7b", "(simulated)"), ("mistral-7b", "(partly")):
+            at = next(i for i, line in enumerate(lines) if model in line)
+            assert any(label in line for line in lines[at : at + 2]), text
+        at = next(i for i, line in enumerate(lines) if "gemma-3-270m" in line)
+        assert "simulated" not in " ".join(lines[at : at + 2]), text
+    assert "320 µNT of it from simulated nodes" in " ".join(_text(summary_line(report)).split())
+    assert "simulated" not in _text(summary_line({**REPORT, "simulated_total": 0}))
+    assert "simulated" not in _text(summary_line(REPORT))

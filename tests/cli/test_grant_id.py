@@ -74,8 +74,27 @@ def test_a_grant_to_a_probe_account_is_a_users_grant(tmp_path: Path) -> None:
 
     home = tmp_path / "mesh"
     code, out = cli(home, "registry", "grant", "probe:2", "5000")
-    assert code == 0 and f"granted 5,000 micro-NetworkTokens to {KEYED.probe(2)} " in out, out
+    said = f"granted 5,000 micro-NetworkTokens to probe:2, account {KEYED.probe(2)} "
+    assert code == 0 and said in out, out
     for bad in ("probe:0", f"probe:{PROBE_ACCOUNTS + 1}", "probe:x", "probe:"):
         code, out = cli(home, "registry", "grant", bad, "5000")
         assert code == 1 and f"a probe account is probe:1 to probe:{PROBE_ACCOUNTS}" in out, out
     assert asyncio.run(_balances(home)) == {MINT: -5000, KEYED.probe(2): 5000}
+
+
+def test_a_grant_names_what_the_admin_named_and_its_account(tmp_path: Path) -> None:
+    """Found 2026-12-05 (newuser31): ``registry grant ci 5000000`` and ``registry grant
+    probe:1 1000`` said only ``granted ... to user:a781d2804bc179dead9133b6``: which key's,
+    or which probe account's, the admin had to take on trust. The name given is said with
+    its account; a ledger account given as such is said once."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "keys", "create", "--name", "ci")[0] == 0
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    code, out = cli(home, "registry", "grant", "ci", "5000")
+    assert code == 0 and "granted 5,000 micro-NetworkTokens to ci, account user:" in out, out
+    code, out = cli(home, "registry", "grant", "probe:1", "7")
+    assert code == 0 and "to probe:1, account user:" in out, out
+    code, out = cli(home, "registry", "grant", "alice", "9")
+    assert code == 0 and f"to alice, account {operator_account('alice')} " in out, out
+    code, out = cli(home, "registry", "grant", "pool", "11")
+    assert code == 0 and "to pool (ledger entry" in out, out

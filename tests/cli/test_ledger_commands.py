@@ -385,3 +385,21 @@ def test_grant_and_verify_print_amounts_grouped_as_balance_does(tmp_path: Path) 
     assert code == 0 and "granted 5,000,000 micro-NetworkTokens" in out, out
     code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
     assert code == 0 and "5,000,000 micro-NetworkTokens issued" in out, out
+
+
+def test_no_registry_at_a_url_given_by_flag_says_to_check_it_not_to_pass_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (newuser31): ``ledger verify --registry URL`` and ``ledger witness
+    --registry URL`` with nothing there said "pass --registry URL or set
+    LLM_MESH_REGISTRY_URL" to a user who had passed it: now what to check; without the
+    flag, the default's hint as before."""
+    monkeypatch.delenv("LLM_MESH_REGISTRY_URL", raising=False)
+    for cmd in (["ledger", "verify"], ["ledger", "witness"]):
+        code, out = cli(tmp_path / cmd[1], *cmd, "--registry", "http://127.0.0.1:9")
+        said = " ".join(out.split())
+        assert code == 1 and "pass --registry URL" not in said, said
+        assert "is a registry running at http://127.0.0.1:9?" in said, said
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://127.0.0.1:9")
+    code, out = cli(tmp_path / "env", "ledger", "verify")
+    assert code == 1 and "pass --registry URL or set LLM_MESH_REGISTRY_URL" in " ".join(out.split())

@@ -326,3 +326,38 @@ def test_an_operator_statement_says_what_was_checked_for_the_operator(
         said = "is remembered" if first else "the same account for your operator token as before"
         assert said in out
         assert "what your node served is not checked: add --served FILE" in out
+
+
+def test_a_key_in_the_environment_not_sent_to_a_registry_named_by_flag_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (newuser31): with LLM_MESH_API_KEY set and ``--registry URL``, the
+    statement said "set LLM_MESH_API_KEY ... or pass --account" to a user who had set it:
+    it now says the key is set but goes only to the registry configured with it, and what
+    to do (no --registry, or --account)."""
+    monkeypatch.setenv("LLM_MESH_HOME", str(tmp_path))
+    monkeypatch.setenv("LLM_MESH_API_KEY", "lmk_" + "A" * 43)
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://127.0.0.1:9")
+    r = runner.invoke(app, ["ledger", "statement", "--registry", "http://127.0.0.1:7"])
+    assert r.exit_code == 1
+    said = " ".join(r.output.split())
+    assert "set LLM_MESH_API_KEY" not in said, said
+    assert "LLM_MESH_API_KEY is set but not sent to http://127.0.0.1:7" in said, said
+    assert "--account" in said and "http://127.0.0.1:9" in said, said
+
+
+def test_a_charge_naming_a_receipt_not_kept_says_how_to_keep_them(paid: Paid) -> None:
+    """Found 2026-12-05 (newuser31): a user who also asked through the OpenAI SDK (the
+    README's "any OpenAI client") got MISMATCH and "a charge no receipt of yours explains"
+    for each such answer, with nothing said of why: answers asked other than with
+    ``llm-mesh ask`` keep no receipt unless saved. Said once, after the findings, for a
+    charge naming a receipt you do not hold; not for one naming none (a forged charge)."""
+    (paid.folder / "answer-1.json").unlink()  # asked through the SDK, not saved
+    code, out = _statement(paid)
+    assert code == 1 and "which you do not hold" in out, out
+    hint = "answers asked other than with `llm-mesh ask` (the OpenAI SDK, curl) keep no receipt"
+    assert out.count(hint) == 1 and "--receipts DIR" in out.split(hint)[1], out
+    (paid.folder / "answer-1.json").write_text(json.dumps(paid.answers[1]))
+    paid.write(Transfer("settle", paid.account, operator_account("inprocess"), 500, "req-x"))
+    code, out = _statement(paid)
+    assert code == 1 and "names no receipt" in out and hint not in out, out

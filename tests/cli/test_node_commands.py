@@ -247,6 +247,35 @@ def test_commands_reach_the_node_of_the_homes_node_toml(
     assert seen == ["https://127.0.0.1:8803", "http://127.0.0.1:9000"], seen
 
 
+def test_commands_reach_the_node_running_in_the_home_without_a_node_toml(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found 2026-12-05 (newuser31): a node started as the README says, ``LLM_MESH_HOME=DIR
+    llm-mesh node start --port 8803 ...`` (no node.toml), and ``llm-mesh up --node-port
+    18801``'s: ``node drain``/``info`` in that home went to 8801 ("no node answers", or
+    another home's node there, e.g. ``up``'s). A running node writes where it listens into
+    its key's lock, which the commands read while the node holds it; node.toml's port
+    comes second (flags override it), 8801 last."""
+    from LLM_Mesh.node.keys import key_in_use
+
+    seen: list[str] = []
+
+    def node(r: httpx.Request) -> httpx.Response:
+        seen.append(f"{r.url.scheme}://{r.url.host}:{r.url.port}")
+        return httpx.Response(200, json={"node_id": "n", "state": "paused"})
+
+    use_transport(monkeypatch, httpx.MockTransport(node))
+    home = tmp_path / "mesh-home"  # conftest's $LLM_MESH_HOME
+    with key_in_use(home / "node.key", "http://127.0.0.1:18803"):
+        for args in (["pause"], ["resume"], ["drain", "--no-wait"]):
+            assert invoke(*args).exit_code == 0
+        save_node_config(NodeConfig(engine="sim", port=8802), home / "node.toml")
+        invoke("pause")  # started with --port 18803 over node.toml's 8802
+    invoke("pause")  # stopped: node.toml's again
+    assert seen == ["http://127.0.0.1:18803"] * 4 + ["http://127.0.0.1:8802"], seen
+    assert (home / "node.key.lock").read_bytes() == b""  # nothing stale left
+
+
 def test_local_node_url() -> None:
     assert local_node_url("0.0.0.0", 8801, False) == "http://127.0.0.1:8801"
     assert local_node_url("::", 8801, True) == "https://127.0.0.1:8801"

@@ -293,8 +293,8 @@ def test_prune_removes_what_a_clean_statement_covered_and_keeps_what_came_after(
     monkeypatch.setattr(receipt_prune, "_now_ms", lambda: int(time.time() * 1000) + 2 * DAY_MS)
     code, said = _prune(paid.home / "user", "--older-than", "1", key=key)
     assert code == 0, said
-    assert f"removed 2 kept receipts older than 1 days from {folder}; 1 kept" in said
-    assert "1 of them older than 1 days, which no clean statement covered yet" in said
+    assert f"removed 2 kept receipts older than 1 day from {folder}; 1 kept" in said
+    assert "1 of them older than 1 day, which no clean statement covered yet" in said
     code, out, err = _run(paid, ["ledger", "statement"], key)
     said = " ".join((out + err).split())
     assert code == 0 and "NO RECEIPT" not in said, said  # the removed ones were checked
@@ -325,3 +325,18 @@ def test_a_clean_statement_that_cannot_write_its_record_says_so_and_passes(
     assert "what this statement covered was not recorded in" in said, said
     assert "`receipt prune` keeps those receipts" in said and (folder / COVERED).is_dir()
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [COVERED]  # no tmp
+
+
+def test_one_day_is_said_in_the_singular_and_no_folder_at_all_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (newuser31): ``--older-than 1`` said "older than 1 days", and
+    ``--all-keys`` in a home with no receipts/ said nothing at all (exit 0, no line)."""
+    monkeypatch.setenv("LLM_MESH_HOME", str(tmp_path))
+    r = runner.invoke(app, ["receipt", "prune", "--older-than", "1", "--all-keys"])
+    assert r.exit_code == 0 and f"no receipts kept in {tmp_path / 'receipts'}" in r.output, r.output
+    folder = key_folder(tmp_path, KEY)
+    folder.mkdir(parents=True)
+    r = runner.invoke(app, ["receipt", "prune", "--older-than", "1", "--api-key", KEY])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "older than 1 day from" in said, said

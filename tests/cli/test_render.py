@@ -228,7 +228,7 @@ def test_status_and_models_tables_lose_no_column_at_80_columns() -> None:
         out = console.export_text()
         rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
         assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out
-        assert "yes 1n" in out and "0.50" in out
+        assert "1 node" in out and "0.50" in out
         # and no model id is broken over two lines (found the same day: without the columns'
         # minimum widths `gemma-3-270m` read `gemma-3-2` / `70m`, not to be copied or grepped)
         assert all(m.id in out for m in CATALOG), out
@@ -403,3 +403,25 @@ def test_the_metrics_line_keeps_each_figure_with_its_label_at_any_width() -> Non
         assert all(row.strip() not in ("", "·") for row in lines), (width, lines)  # no "·" alone
     # without a width: one line, as before (piped output, tests)
     assert "\n" not in metrics_line(mesh)
+
+
+def test_the_up_column_says_how_many_nodes_in_words() -> None:
+    """Found 2026-12-05 (newuser31): ``llm-mesh models`` and ``status`` said "yes 1n" (what
+    "n" stands for said nowhere): the count of nodes is said in words, under "yes", and the
+    table still fits 80 columns."""
+    catalog = [
+        {**dataclasses.asdict(m), "available": m.id in ("gemma-3-270m", "mistral-7b"),
+         "nodes": 1 if m.id == "gemma-3-270m" else 12}
+        for m in CATALOG
+    ]  # fmt: skip
+    for width in (80, 140):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(models_table(catalog, width))
+        out = console.export_text()
+        assert "1n" not in out and "12n" not in out, out
+        lines = out.splitlines()
+        at = next(i for i, line in enumerate(lines) if "gemma-3-270m" in line)
+        assert "yes" in lines[at] and "1 node " in lines[at + 1], out
+        at = next(i for i, line in enumerate(lines) if "mistral-7b" in line)
+        assert "yes" in lines[at] and "12 nodes" in lines[at + 1], out
+        assert max(len(line.rstrip()) for line in lines) <= width, out

@@ -111,3 +111,16 @@ def test_the_signal_handlers_are_given_back(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     assert run(tmp_path, scripted([CLEAN, REFUSED], 0), 0.001) == 1
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+@pytest.mark.usefixtures("sigterm_raises")
+def test_a_round_not_handed_in_does_not_say_stopped_while_the_rounds_go_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found 2026-12-05 (newuser31): after each round not handed in, ``--every`` printed
+    "again in 60 s; stopped, the witness exits 3 while its last round was not handed in",
+    and went on: it had not stopped. "stopped" is said once, when it stops."""
+    assert run(tmp_path, scripted([NOT_IN, NOT_IN, NOT_IN], 3), 0.001) == NOT_HANDED_IN
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("stopped") == 1 and "stopped (SIGTERM) after 3 rounds" in err, err
+    assert "again in 0.001 s; until a round is handed in, the witness's exit status is 3" in err

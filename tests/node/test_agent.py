@@ -155,6 +155,19 @@ async def test_stop_deregisters_best_effort() -> None:
     await agent2.stop()
 
 
+async def test_a_goodbye_the_registry_took_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-05 (newuser31): a node stopped with Ctrl-C logged "registered ..." at
+    its start but nothing of its goodbye: its operator could not tell from the log whether
+    the registry took it out of routing at once or waits for its heartbeats to expire."""
+    reg = FakeRegistry()
+    agent = make_agent(reg)
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.node.agent")
+    await agent.step()
+    await agent.stop()
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any("deregistered node-a" in m and "out of routing now" in m for m in said), said
+
+
 async def test_run_loop_with_fake_sleep_and_wake() -> None:
     reg = FakeRegistry()
     delays: list[float] = []

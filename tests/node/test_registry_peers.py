@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
+
+import pytest
 
 from LLM_Mesh.core.peer_exempt import PeerExemption
 from LLM_Mesh.node.registry_peers import RegistryPeers, loop_resolve
@@ -57,3 +60,19 @@ async def test_the_loop_resolves_names_and_passes_literals() -> None:
     assert "127.0.0.1" in await loop_resolve("localhost") or "::1" in await loop_resolve(
         "localhost"
     )
+
+
+async def test_the_start_line_says_what_the_exemption_is_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-05 (newuser31): a new node's log began "registry addresses not counted
+    per peer: 127.0.0.1", which no operator could read: counted against what? It names the
+    cap (connections per peer) and that the registry's addresses are exempt from it."""
+
+    async def resolve(host: str) -> Iterable[str]:
+        return ["127.0.0.1"]
+
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.node")
+    await RegistryPeers(PeerExemption(), ["http://127.0.0.1:8800"], resolve=resolve).refresh()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "the registry's addresses (127.0.0.1) are exempt from the per-peer cap" in said, said

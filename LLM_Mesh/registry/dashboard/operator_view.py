@@ -18,7 +18,7 @@ from typing import Any
 
 from LLM_Mesh.registry.dashboard.views import canary_rows
 from LLM_Mesh.registry.earnings import earnings
-from LLM_Mesh.registry.earnings_api import operator_from_token
+from LLM_Mesh.registry.earnings_api import label_simulated, operator_from_token
 from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.ports import OperatorRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -63,28 +63,8 @@ async def operator_earnings(
     out["days"] = days
     out["by_node_map"] = {n["node_id"]: n for n in out["by_node"]}
     out["any"] = bool(out["by_day"])  # anything settled or rewarded in the window
-    _label_simulated(rt, nodes, out)
+    label_simulated(rt.table, nodes, out)
     return out
-
-
-def _label_simulated(rt: Runtime, nodes: set[str], out: dict[str, Any]) -> None:
-    """Simulated figures said (found 2026-12-05: a sim node's earnings read like a real
-    one's): each ``by_node`` row's ``simulated`` (``GET /v1/earnings``'s), ``simulated_total``
-    (what those nodes earned), and each ``by_model`` row's ``simulated``: ``"all"`` when every
-    one of the operator's nodes registered with the model here runs it on a simulated engine,
-    ``"some"`` when some do, ``None`` when none does (or none is registered now)."""
-    for row in out["by_node"]:
-        entry = rt.table.get(row["node_id"])
-        row["simulated"] = entry is not None and entry.simulated
-    out["simulated_total"] = sum(r["total"] for r in out["by_node"] if r["simulated"])
-    hosted: dict[str, list[bool]] = {}
-    for node_id in nodes:
-        entry = rt.table.get(node_id)
-        for model_id, m in (entry.models if entry is not None else {}).items():
-            hosted.setdefault(model_id, []).append(m.simulated)
-    for row in out["by_model"]:
-        sims = hosted.get(row["model"], [])
-        row["simulated"] = ("all" if all(sims) else "some") if any(sims) else None
 
 
 def canary_verdicts(rt: Runtime, nodes: set[str]) -> list[dict[str, Any]] | None:

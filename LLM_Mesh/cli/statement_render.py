@@ -1,0 +1,63 @@
+"""``llm-mesh ledger statement``'s list of an account's entries (``core/ledger_statement``).
+
+An entry is one line where the console is wide enough; else its number, time, kind and
+amount stay on the first line and the counterparty, what explains it and whether it is
+signed yet are wrapped, indented, under them (found 2026-12-05: at 80 columns each entry
+wrapped where it broke, its counterparty starting a line at column 0 as if an entry).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.text import Text
+
+from LLM_Mesh.cli.render import shown
+from LLM_Mesh.core.ledger_statement import Line, Statement
+from LLM_Mesh.core.plural import counted
+
+INDENT = 10  # the detail's indent under an entry that does not fit on one line
+
+
+def when(time_us: int | None) -> str:
+    """An entry's time as printed; one no calendar holds (found 2026-12-05: a row dated
+    2^63 µs, or not a number, ended the statement in a traceback before its verdict)."""
+    try:
+        if time_us is not None:
+            return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        pass
+    return f"{'(out of range)':<19}"
+
+
+def _entry(line: Line) -> tuple[str, str]:
+    """The entry's head (number, time, kind, amount) and its detail, as markup."""
+    mark = "" if line.signed else "  [yellow](not under a signed checkpoint yet)[/]"
+    style = "red" if line.why == "NO RECEIPT" else "default"
+    head = f"  {line.seq:>8}  {when(line.time_us)}  {shown(line.kind):<8} {line.amount:>+14,}"
+    return head, f"{shown(line.other)}  [{style}]{shown(line.why)}[/]{mark}"
+
+
+def print_statement(s: Statement, console: Console) -> None:
+    console.print(
+        f"statement of {shown(s.account)}: {counted(len(s.lines), 'entry', 'entries')} "
+        f"(every one in the log), {counted(s.receipts, 'receipt')} held; "
+        f"paid in {s.paid_in:,} µNT, taken out {s.taken_out:,} µNT, balance {s.balance:,} µNT",
+        highlight=False,
+    )
+    for line in s.lines:
+        head, detail = _entry(line)
+        whole = f"{head}  {detail}"
+        if Text.from_markup(whole).cell_len <= console.width:
+            console.print(whole, highlight=False)
+        else:
+            console.print(head.rstrip(), highlight=False)
+            room = max(20, console.width - INDENT)
+            for part in Text.from_markup(detail).wrap(console, room, overflow="fold"):
+                part.rstrip()
+                console.print(Text(" " * INDENT) + part, highlight=False)
+    for p in s.pending:
+        console.print(f"[yellow]pending[/]: {shown(p)}", highlight=False)
+    for u in s.unchecked:
+        console.print(f"[yellow]unchecked[/]: {shown(u)}", highlight=False)
