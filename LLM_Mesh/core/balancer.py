@@ -7,12 +7,11 @@ from them when no node is open) and *full* (saturated). A node
 moves between them whenever its load changes, so a decision is O(1): draw
 ``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better
 than two on the mixed-speed fleet, docs/benchmarks.md), score each
-(:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by rejection sampling (up to
-``max_draws`` draws), then by one scan of the open set; an ``allow_nodes`` list
-shorter than the pool is walked directly. The open set is an :class:`IndexedRows`: each
-node's scoring inputs for the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`),
-written when the node enters it and again after every update of what the row holds, so a
-pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
+(:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by
+``core/route_sample.py`` (rejection sampling, then one scan of the open set). The open
+set is an :class:`IndexedRows`: each node's scoring inputs for the model in one flat row
+(:func:`~LLM_Mesh.core.scoring.node_row`), written when the node enters it and again
+after every update of what the row holds, so a pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
 candidates' objects (tests/core/test_balancer_rows.py keeps them in step).
 
 Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
@@ -57,6 +56,7 @@ from LLM_Mesh.core.route_pools import (
     band,
     heard_keyed,
 )
+from LLM_Mesh.core.route_sample import sample
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
     NodeStats,
@@ -64,7 +64,6 @@ from LLM_Mesh.core.scoring import (
     ScoringPolicy,
     cheapest_rows,
     full_waits,
-    permits,
     write_ewmas,
     write_ewmas_load,
     write_load,
@@ -411,36 +410,7 @@ class Router:
         return bag.draw_slots(k, self._rand)
 
     def _sample(self, bag: IndexedSet[NodeStats], req: RouteRequest, k: int) -> list[NodeStats]:
-        n = len(bag)
-        if n == 0:
-            return []
-        rand = self._rand
-        if not req.constrained:
-            return bag.draw(k, rand)
-        if req.allow_nodes is not None and len(req.allow_nodes) < n:
-            nodes = self._nodes
-            ok = [st for a in sorted(req.allow_nodes)
-                  if (st := nodes.get(a)) is not None and st in bag and permits(req, st)]  # fmt: skip
-            return self._choose(ok, k)
-        found: list[NodeStats] = []
-        for _ in range(self.policy.max_draws):
-            st = bag.at(int(rand() * n))
-            if st not in found and permits(req, st):
-                found.append(st)
-                if len(found) == k:
-                    return found
-        return self._choose([st for st in bag if permits(req, st)], k)
-
-    def _choose(self, ok: list[NodeStats], k: int) -> list[NodeStats]:
-        if len(ok) <= k:
-            off = int(self._rand() * len(ok)) if ok else 0
-            return ok[off:] + ok[:off]
-        out: list[NodeStats] = []
-        while len(out) < k:
-            st = ok[int(self._rand() * len(ok))]
-            if st not in out:
-                out.append(st)
-        return out
+        return sample(bag, req, k, self._rand, self._nodes, self.policy.max_draws)
 
     # -- outcomes -----------------------------------------------------------------
     def begin(self, node_id: str, model: str, now: float, keyed: bool = False) -> Attempt:
