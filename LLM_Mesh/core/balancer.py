@@ -27,13 +27,13 @@ soonest end of such a hold (its ``Retry-After``), else ``None``.
 
 The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
 on the first streamed token, and ``finish`` with the outcome; hard failures
-(connect error, timeout, 5xx) eject the node through the
-:class:`~LLM_Mesh.core.outlier.OutlierDetector`, never more than
-``max_ejected_fraction`` of any model's pool at once. A 429 marks the node full until its next
-heartbeat, but an anonymous request's 429 at a node keeping places marks it full for
-anonymous requests only (found 2026-12-05: it closed the node to keyed ones too). ``fault`` counts a finished
-attempt as such a failure after the fact (a node's 4xx refusal that another node's
-answer contradicted: ``core/failover.py``).
+(connect error, timeout, 5xx) eject the node (:class:`~LLM_Mesh.core.outlier.OutlierDetector`)
+from each of its models' pools that can spare it (never more than ``max_ejected_fraction``
+of one at once; in the others it stays, rested: :meth:`Router._maybe_eject`). A 429 marks
+the node full until its next heartbeat, but an anonymous request's 429 at a node keeping
+places marks it full for anonymous requests only (found 2026-12-05: it closed the node to
+keyed ones too). ``fault`` counts a finished attempt as such a failure after the fact (a
+node's 4xx refusal that another node's answer contradicted: ``core/failover.py``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.left_stats import LeftPolicy, LeftStats
-from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
+from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector
 from LLM_Mesh.core.queue_wait import MAX_WAIT_S
 from LLM_Mesh.core.route_pools import (
     EJECTED,
@@ -55,6 +55,7 @@ from LLM_Mesh.core.route_pools import (
     anonymous_limit,
     band,
     heard_keyed,
+    unspared,
 )
 from LLM_Mesh.core.route_sample import sample
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
@@ -92,7 +93,7 @@ _OK = Verdict.OK  # a module global: reading an enum member off its class costs 
 _tuple_new = tuple.__new__
 _RowPart = RowPart
 _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (scoring.py)
-
+_NO_MODELS: frozenset[str] = frozenset()
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "keyed_at", "anon_in_flight", "anon_closed", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
@@ -111,6 +112,7 @@ class Router:
         self._place = self._index.place
         self._lineage: dict[str, object] = {}  # per node, from upsert (kept) to remove
         self._pools = self._index.by_model
+        self._frac = self.policy.ejection.max_ejected_fraction
         # bumped whenever a node's routing state that ``GET /mesh/nodes`` shows changes other
         # than by the clock: an upsert, a removal, routable, an ejection and its end (the
         # listing's cache key, registry/node_listing.py); never per request
@@ -139,7 +141,7 @@ class Router:
         """
         old = self._nodes.get(node_id)
         if old is not None:
-            self._move(old, NONE)
+            self._index.move(old, NONE)
         st = NodeStats(
             node_id, models, self.policy.scoring, loaded=loaded, region=region,
             max_concurrency=max_concurrency, max_queue=max_queue, cold_start_ms=cold_start_ms,
@@ -163,7 +165,7 @@ class Router:
         st = self._nodes.pop(node_id, None)
         if st is not None:
             self.changes += 1
-            self._move(st, NONE)
+            self._index.move(st, NONE)
             self._place.pop(node_id, None)
             self._lineage.pop(node_id, None)
             self.outliers.forget(node_id, now)
@@ -305,17 +307,23 @@ class Router:
 
     def _refresh(self, st: NodeStats) -> bool:
         """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
-        written afresh)."""
+        written afresh). An ejected node is out of the pools that could spare it when ejected
+        (:meth:`_maybe_eject`) or, coming (back) into routing, then; in the others, in its band."""
         if not st.routable:
-            target = NONE
-        elif self.outliers.is_ejected(st.node_id):
-            target = EJECTED
+            return self._index.move(st, NONE)
+        nid = st.node_id
+        if not self.outliers.is_ejected(nid):
+            return self._index.move(st, band(st))
+        where = self._place.get(nid, NONE)
+        if where == EJECTED:
+            return False
+        if where == NONE:
+            out = st.models - unspared(self._index, st.models, self._frac, placed=False)
         else:
-            target = band(st)
-        return self._move(st, target)
-
-    def _move(self, st: NodeStats, target: int) -> bool:
-        return self._index.move(st, target)
+            out = self._index.out.get(nid, _NO_MODELS)
+        if out and out == st.models:
+            return self._index.move(st, EJECTED)
+        return self._index.move(st, band(st), out)
 
     def tick(self, now: float) -> None:
         """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
@@ -324,6 +332,20 @@ class Router:
             st = self._nodes.get(nid)
             if st is not None:
                 self._refresh(st)
+
+    def ejected_for(self, node_id: str, model: str) -> bool:
+        """``node_id`` is ejected from ``model``'s pool (:meth:`_maybe_eject`; out of routing:
+        from every one)."""
+        if not self.outliers.is_ejected(node_id):
+            return False
+        where = self._place.get(node_id, NONE)
+        return where in (NONE, EJECTED) or model in self._index.out.get(node_id, _NO_MODELS)
+
+    def back_in(self, node_id: str, models: Iterable[str], now: float) -> float:
+        """Seconds until ``node_id`` is worth a retry for one of ``models`` (a 502's estimate):
+        its ejection's end, its rest's where it is still routed one (``OutlierDetector``)."""
+        kept = any(not self.ejected_for(node_id, m) for m in models)
+        return self.outliers.back_in(node_id, now, kept=kept)
 
     # -- selection ----------------------------------------------------------------
     def pick(self, req: RouteRequest, now: float) -> Decision:
@@ -357,7 +379,7 @@ class Router:
                     # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0; the rows only
                     nodes = bag.members
                     i, cost = cheapest_rows(bag.vals, slots, nodes, tokens, now, sp,
-                                            None if out.all_full_weight else out.weight)  # fmt: skip
+                                            None if out.all_full_weight else out.routed_weight)  # fmt: skip
                     # tuple.__new__: the named tuple's own __new__ is one more Python call
                     return _tuple_new(Decision, (_OK, nodes[i].node_id, model, cost, None))
         return self._pick_any(req, now)
@@ -367,7 +389,7 @@ class Router:
         out = self.outliers
         sp = self.policy.scoring
         tokens = sp.default_tokens if req.expected_tokens is None else req.expected_tokens
-        weight = None if out.all_full_weight else out.weight
+        weight = None if out.all_full_weight else out.routed_weight
         k = self.policy.choices
         best: NodeStats | None = None
         best_cost = math.inf
@@ -556,14 +578,23 @@ class Router:
         return st
 
     def _maybe_eject(self, st: NodeStats, now: float) -> bool:
-        if not st.routable or self.outliers.is_ejected(st.node_id):
+        """Eject ``st`` from the pools that can spare it (``may_eject`` per model); it stays in
+        the others, rested (``OutlierDetector.spare``) as a node no pool can spare is (found
+        2026-12-05, attack31: one such pool kept it in all). Ejected for its uptime credit."""
+        out, nid = self.outliers, st.node_id
+        if not st.routable or out.is_ejected(nid):
+            if st.routable and self._place.get(nid) != EJECTED:
+                out.spare(nid, now)  # a failure where it is kept: rested there
             return False
-        frac = self.policy.ejection.max_ejected_fraction
-        for m in st.models:
-            pool = self._pools.get(m)
-            if pool is not None and not may_eject(pool.ejected, pool.size, frac):
-                self.outliers.spare(st.node_id, now)  # rested instead: a 502's estimate
+        keep = unspared(self._index, st.models, self._frac, placed=True)
+        if keep:
+            out.spare(nid, now)  # rested instead where it is needed: a 502's estimate
+            if len(keep) == len(st.models):
                 return False
-        self.outliers.eject(st.node_id, now)
+        out.eject(nid, now)
         self.changes += 1
+        if keep:
+            self._index.move(st, band(st), st.models - keep)
+        else:
+            self._index.move(st, EJECTED)
         return True
