@@ -7,12 +7,11 @@ from them when no node is open) and *full* (saturated). A node
 moves between them whenever its load changes, so a decision is O(1): draw
 ``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better
 than two on the mixed-speed fleet, docs/benchmarks.md), score each
-(:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by rejection sampling (up to
-``max_draws`` draws), then by one scan of the open set; an ``allow_nodes`` list
-shorter than the pool is walked directly. The open set is an :class:`IndexedRows`: each
-node's scoring inputs for the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`),
-written when the node enters it and again after every update of what the row holds, so a
-pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
+(:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by
+``core/route_sample.py`` (rejection sampling, then one scan of the open set). The open
+set is an :class:`IndexedRows`: each node's scoring inputs for the model in one flat row
+(:func:`~LLM_Mesh.core.scoring.node_row`), written when the node enters it and again
+after every update of what the row holds, so a pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
 candidates' objects (tests/core/test_balancer_rows.py keeps them in step).
 
 Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
@@ -28,13 +27,13 @@ soonest end of such a hold (its ``Retry-After``), else ``None``.
 
 The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
 on the first streamed token, and ``finish`` with the outcome; hard failures
-(connect error, timeout, 5xx) eject the node through the
-:class:`~LLM_Mesh.core.outlier.OutlierDetector`, never more than
-``max_ejected_fraction`` of any model's pool at once. A 429 marks the node full until its next
-heartbeat, but an anonymous request's 429 at a node keeping places marks it full for
-anonymous requests only (found 2026-12-05: it closed the node to keyed ones too). ``fault`` counts a finished
-attempt as such a failure after the fact (a node's 4xx refusal that another node's
-answer contradicted: ``core/failover.py``).
+(connect error, timeout, 5xx) eject the node (:class:`~LLM_Mesh.core.outlier.OutlierDetector`)
+from each of its models' pools that can spare it (never more than ``max_ejected_fraction``
+of one at once; in the others it stays, rested: :meth:`Router._maybe_eject`). A 429 marks
+the node full until its next heartbeat, but an anonymous request's 429 at a node keeping
+places marks it full for anonymous requests only (found 2026-12-05: it closed the node to
+keyed ones too). ``fault`` counts a finished attempt as such a failure after the fact (a
+node's 4xx refusal that another node's answer contradicted: ``core/failover.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.left_stats import LeftPolicy, LeftStats
-from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
+from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector
 from LLM_Mesh.core.queue_wait import MAX_WAIT_S
 from LLM_Mesh.core.route_pools import (
     EJECTED,
@@ -56,7 +55,9 @@ from LLM_Mesh.core.route_pools import (
     anonymous_limit,
     band,
     heard_keyed,
+    unspared,
 )
+from LLM_Mesh.core.route_sample import sample
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
     NodeStats,
@@ -64,7 +65,6 @@ from LLM_Mesh.core.scoring import (
     ScoringPolicy,
     cheapest_rows,
     full_waits,
-    permits,
     write_ewmas,
     write_ewmas_load,
     write_load,
@@ -93,7 +93,7 @@ _OK = Verdict.OK  # a module global: reading an enum member off its class costs 
 _tuple_new = tuple.__new__
 _RowPart = RowPart
 _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (scoring.py)
-
+_NO_MODELS: frozenset[str] = frozenset()
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "keyed_at", "anon_in_flight", "anon_closed", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
@@ -112,6 +112,7 @@ class Router:
         self._place = self._index.place
         self._lineage: dict[str, object] = {}  # per node, from upsert (kept) to remove
         self._pools = self._index.by_model
+        self._frac = self.policy.ejection.max_ejected_fraction
         # bumped whenever a node's routing state that ``GET /mesh/nodes`` shows changes other
         # than by the clock: an upsert, a removal, routable, an ejection and its end (the
         # listing's cache key, registry/node_listing.py); never per request
@@ -140,7 +141,7 @@ class Router:
         """
         old = self._nodes.get(node_id)
         if old is not None:
-            self._move(old, NONE)
+            self._index.move(old, NONE)
         st = NodeStats(
             node_id, models, self.policy.scoring, loaded=loaded, region=region,
             max_concurrency=max_concurrency, max_queue=max_queue, cold_start_ms=cold_start_ms,
@@ -164,7 +165,7 @@ class Router:
         st = self._nodes.pop(node_id, None)
         if st is not None:
             self.changes += 1
-            self._move(st, NONE)
+            self._index.move(st, NONE)
             self._place.pop(node_id, None)
             self._lineage.pop(node_id, None)
             self.outliers.forget(node_id, now)
@@ -306,17 +307,23 @@ class Router:
 
     def _refresh(self, st: NodeStats) -> bool:
         """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
-        written afresh)."""
+        written afresh). An ejected node is out of the pools that could spare it when ejected
+        (:meth:`_maybe_eject`) or, coming (back) into routing, then; in the others, in its band."""
         if not st.routable:
-            target = NONE
-        elif self.outliers.is_ejected(st.node_id):
-            target = EJECTED
+            return self._index.move(st, NONE)
+        nid = st.node_id
+        if not self.outliers.is_ejected(nid):
+            return self._index.move(st, band(st))
+        where = self._place.get(nid, NONE)
+        if where == EJECTED:
+            return False
+        if where == NONE:
+            out = st.models - unspared(self._index, st.models, self._frac, placed=False)
         else:
-            target = band(st)
-        return self._move(st, target)
-
-    def _move(self, st: NodeStats, target: int) -> bool:
-        return self._index.move(st, target)
+            out = self._index.out.get(nid, _NO_MODELS)
+        if out and out == st.models:
+            return self._index.move(st, EJECTED)
+        return self._index.move(st, band(st), out)
 
     def tick(self, now: float) -> None:
         """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
@@ -325,6 +332,20 @@ class Router:
             st = self._nodes.get(nid)
             if st is not None:
                 self._refresh(st)
+
+    def ejected_for(self, node_id: str, model: str) -> bool:
+        """``node_id`` is ejected from ``model``'s pool (:meth:`_maybe_eject`; out of routing:
+        from every one)."""
+        if not self.outliers.is_ejected(node_id):
+            return False
+        where = self._place.get(node_id, NONE)
+        return where in (NONE, EJECTED) or model in self._index.out.get(node_id, _NO_MODELS)
+
+    def back_in(self, node_id: str, models: Iterable[str], now: float) -> float:
+        """Seconds until ``node_id`` is worth a retry for one of ``models`` (a 502's estimate):
+        its ejection's end, its rest's where it is still routed one (``OutlierDetector``)."""
+        kept = any(not self.ejected_for(node_id, m) for m in models)
+        return self.outliers.back_in(node_id, now, kept=kept)
 
     # -- selection ----------------------------------------------------------------
     def pick(self, req: RouteRequest, now: float) -> Decision:
@@ -358,7 +379,7 @@ class Router:
                     # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0; the rows only
                     nodes = bag.members
                     i, cost = cheapest_rows(bag.vals, slots, nodes, tokens, now, sp,
-                                            None if out.all_full_weight else out.weight)  # fmt: skip
+                                            None if out.all_full_weight else out.routed_weight)  # fmt: skip
                     # tuple.__new__: the named tuple's own __new__ is one more Python call
                     return _tuple_new(Decision, (_OK, nodes[i].node_id, model, cost, None))
         return self._pick_any(req, now)
@@ -368,7 +389,7 @@ class Router:
         out = self.outliers
         sp = self.policy.scoring
         tokens = sp.default_tokens if req.expected_tokens is None else req.expected_tokens
-        weight = None if out.all_full_weight else out.weight
+        weight = None if out.all_full_weight else out.routed_weight
         k = self.policy.choices
         best: NodeStats | None = None
         best_cost = math.inf
@@ -411,36 +432,7 @@ class Router:
         return bag.draw_slots(k, self._rand)
 
     def _sample(self, bag: IndexedSet[NodeStats], req: RouteRequest, k: int) -> list[NodeStats]:
-        n = len(bag)
-        if n == 0:
-            return []
-        rand = self._rand
-        if not req.constrained:
-            return bag.draw(k, rand)
-        if req.allow_nodes is not None and len(req.allow_nodes) < n:
-            nodes = self._nodes
-            ok = [st for a in sorted(req.allow_nodes)
-                  if (st := nodes.get(a)) is not None and st in bag and permits(req, st)]  # fmt: skip
-            return self._choose(ok, k)
-        found: list[NodeStats] = []
-        for _ in range(self.policy.max_draws):
-            st = bag.at(int(rand() * n))
-            if st not in found and permits(req, st):
-                found.append(st)
-                if len(found) == k:
-                    return found
-        return self._choose([st for st in bag if permits(req, st)], k)
-
-    def _choose(self, ok: list[NodeStats], k: int) -> list[NodeStats]:
-        if len(ok) <= k:
-            off = int(self._rand() * len(ok)) if ok else 0
-            return ok[off:] + ok[:off]
-        out: list[NodeStats] = []
-        while len(out) < k:
-            st = ok[int(self._rand() * len(ok))]
-            if st not in out:
-                out.append(st)
-        return out
+        return sample(bag, req, k, self._rand, self._nodes, self.policy.max_draws)
 
     # -- outcomes -----------------------------------------------------------------
     def begin(self, node_id: str, model: str, now: float, keyed: bool = False) -> Attempt:
@@ -586,14 +578,23 @@ class Router:
         return st
 
     def _maybe_eject(self, st: NodeStats, now: float) -> bool:
-        if not st.routable or self.outliers.is_ejected(st.node_id):
+        """Eject ``st`` from the pools that can spare it (``may_eject`` per model); it stays in
+        the others, rested (``OutlierDetector.spare``) as a node no pool can spare is (found
+        2026-12-05, attack31: one such pool kept it in all). Ejected for its uptime credit."""
+        out, nid = self.outliers, st.node_id
+        if not st.routable or out.is_ejected(nid):
+            if st.routable and self._place.get(nid) != EJECTED:
+                out.spare(nid, now)  # a failure where it is kept: rested there
             return False
-        frac = self.policy.ejection.max_ejected_fraction
-        for m in st.models:
-            pool = self._pools.get(m)
-            if pool is not None and not may_eject(pool.ejected, pool.size, frac):
-                self.outliers.spare(st.node_id, now)  # rested instead: a 502's estimate
+        keep = unspared(self._index, st.models, self._frac, placed=True)
+        if keep:
+            out.spare(nid, now)  # rested instead where it is needed: a 502's estimate
+            if len(keep) == len(st.models):
                 return False
-        self.outliers.eject(st.node_id, now)
+        out.eject(nid, now)
         self.changes += 1
+        if keep:
+            self._index.move(st, band(st), st.models - keep)
+        else:
+            self._index.move(st, EJECTED)
         return True

@@ -11,7 +11,11 @@ divides the node's cost by that weight.
 A hard failure of a node its pools cannot spare (one more ejection would take more than
 ``max_ejected_fraction`` of a model's nodes: a one-node model's node, always) does not eject
 it; it *rests* it (:meth:`OutlierDetector.spare`): for as long as an ejection would, on a
-count of its own, with no effect on routing. :meth:`OutlierDetector.back_in` reads either:
+count of its own, with no effect on routing. A node that some of its pools can spare and
+others cannot is ejected (its count, its time, its slow start after) from those that can
+only, and rested in the others, where the router keeps it at full weight
+(:meth:`OutlierDetector.routed_weight`; found 2026-12-05, attack31: one pool that could
+not spare it kept it in every model's routing, and credited). :meth:`OutlierDetector.back_in` reads either:
 how long until a node that just failed a request is worth a client's retry (a 502's
 ``Retry-After``, ``core/client_retry.retry_estimate``; found 2026-12-05, ``small31``).
 
@@ -122,13 +126,14 @@ class OutlierDetector:
         st.rested_until = now + self.policy.duration(st.rested)
         return st.rested_until
 
-    def back_in(self, node_id: str, now: float) -> float:
+    def back_in(self, node_id: str, now: float, kept: bool = False) -> float:
         """Seconds from ``now`` until ``node_id`` is worth a retry: the rest of its ejection,
-        else of its rest (:meth:`spare`), else 0."""
+        else of its rest (:meth:`spare`), else 0; ``kept``: the retry's model is one whose
+        pool could not spare it (the router keeps it there while ejected): its rest."""
         st = self._nodes.get(node_id)
         if st is None:
             return 0.0
-        return max(0.0, (st.until if st.ejected else st.rested_until) - now)
+        return max(0.0, (st.until if st.ejected and not kept else st.rested_until) - now)
 
     def is_ejected(self, node_id: str) -> bool:
         st = self._nodes.get(node_id)
@@ -152,12 +157,16 @@ class OutlierDetector:
         return out
 
     def weight(self, node_id: str, now: float) -> float:
-        """Slow-start weight in ``[min_weight, 1]``: 1 unless the node came back recently."""
+        """Slow-start weight in ``[min_weight, 1]``: 1 unless the node came back recently;
+        0 while ejected."""
+        return 0.0 if self.is_ejected(node_id) else self.routed_weight(node_id, now)
+
+    def routed_weight(self, node_id: str, now: float) -> float:
+        """:meth:`weight` as a pick reads it: a node still in a pool while ejected is in one
+        that could not spare it (``Router._maybe_eject``), where it is only rested: 1."""
         st = self._nodes.get(node_id)
-        if st is None or st.count == 0:
+        if st is None or st.count == 0 or st.ejected:
             return 1.0
-        if st.ejected:
-            return 0.0
         ramp = self.policy.slow_start_s
         since = now - st.until
         if ramp <= 0.0 or since >= ramp:

@@ -18,13 +18,15 @@ from array import array
 from collections.abc import Callable
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
+from LLM_Mesh.core.outlier import may_eject
 from LLM_Mesh.core.priority import keeps_places, kept_places
 from LLM_Mesh.core.scoring import ROW, NodeStats, node_row
 
 __all__ = ["EJECTED", "FULL", "KEPT", "NONE", "OPEN", "Pool", "Pools", "RowPart",
-           "anonymous_limit", "band", "heard_keyed"]  # fmt: skip
+           "anonymous_limit", "band", "heard_keyed", "unspared"]  # fmt: skip
 
 NONE, OPEN, KEPT, FULL, EJECTED = 0, 1, 2, 3, 4
+_NO_MODELS: frozenset[str] = frozenset()
 RowPart = Callable[["array[float]", int, NodeStats, str], None]  # write_row or a part of it
 
 
@@ -85,51 +87,87 @@ class Pool:
 class Pools:
     """Every model's :class:`Pool` and each node's place in them."""
 
-    __slots__ = ("by_model", "place")
+    __slots__ = ("by_model", "out", "place")
 
     def __init__(self) -> None:
         self.by_model: dict[str, Pool] = {}
         self.place: dict[str, int] = {}
+        # a node placed in some of its models' pools only, those it is ejected from (rare:
+        # rewrite reads it only while any node has one)
+        self.out: dict[str, frozenset[str]] = {}
 
     def rewrite(self, st: NodeStats, part: RowPart) -> None:
         """Write ``part`` of ``st``'s rows again (one per model) if it has rows (open or
         kept). ``part``: ``scoring.write_row`` or one of its three parts."""
-        where = self.place.get(st.node_id)
+        nid = st.node_id
+        where = self.place.get(nid)
+        if where != OPEN and where != KEPT:
+            return
+        models = st.models
+        if self.out:  # ejected from some of its pools: no row there
+            out = self.out.get(nid)
+            if out is not None:
+                models = models - out
         if where == OPEN:
-            for m in st.models:
+            for m in models:
                 bag = self.by_model[m].open
                 part(bag.vals, bag.slot(st) * ROW, st, m)
-        elif where == KEPT:
-            for m in st.models:
+        else:
+            for m in models:
                 bag = self.by_model[m].kept
                 part(bag.vals, bag.slot(st) * ROW, st, m)
 
-    def move(self, st: NodeStats, target: int) -> bool:
-        """Put ``st`` at ``target`` in each of its models' pools; ``True`` when it moved
-        (a node moving into the open or kept set gets whole rows)."""
+    def move(self, st: NodeStats, target: int, out: frozenset[str] = frozenset()) -> bool:
+        """Put ``st`` at ``target`` in each of its models' pools, but for those in ``out``,
+        where it is counted ejected (an ejection only the pools that can spare it take,
+        ``balancer.Router._maybe_eject``); ``True`` when it moved (a node moving into the
+        open or kept set gets whole rows)."""
         nid = st.node_id
         current = self.place.get(nid, NONE)
-        if current == target:
+        was_out = self.out.get(nid, _NO_MODELS)
+        if current == target and was_out == out:
             return False
         for m in st.models:
             pool = self.by_model.get(m)
             if pool is None:
                 pool = self.by_model[m] = Pool()
-            if current == OPEN:
+            here = EJECTED if m in was_out and current != NONE else current
+            if here == OPEN:
                 pool.open.discard(st)
-            elif current == KEPT:
+            elif here == KEPT:
                 pool.kept.discard(st)
-            elif current == FULL:
+            elif here == FULL:
                 pool.full.discard(st)
-            elif current == EJECTED:
+            elif here == EJECTED:
                 pool.ejected -= 1
-            if target == OPEN:
+            there = EJECTED if m in out and target != NONE else target
+            if there == OPEN:
                 pool.open.add(st, node_row(st, m))
-            elif target == KEPT:
+            elif there == KEPT:
                 pool.kept.add(st, node_row(st, m))
-            elif target == FULL:
+            elif there == FULL:
                 pool.full.add(st)
-            elif target == EJECTED:
+            elif there == EJECTED:
                 pool.ejected += 1
         self.place[nid] = target
+        if out and target != NONE:
+            self.out[nid] = out
+        else:
+            self.out.pop(nid, None)
         return True
+
+
+def unspared(
+    pools: Pools, models: frozenset[str], max_fraction: float, placed: bool
+) -> frozenset[str]:
+    """Those of ``models`` (a node's) whose pools cannot spare the node one more ejection
+    (``outlier.may_eject``: never more than ``max_fraction`` of a model's nodes; a one-node
+    model's, never); ``placed``: the node is counted in them now, else it is about to be."""
+    by_model, extra = pools.by_model, 0 if placed else 1
+    out = []
+    for m in models:
+        pool = by_model.get(m)
+        n, ejected = (0, 0) if pool is None else (pool.size, pool.ejected)
+        if not may_eject(ejected, n + extra, max_fraction):
+            out.append(m)
+    return frozenset(out)

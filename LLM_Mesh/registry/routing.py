@@ -261,10 +261,10 @@ class Routing:
 
     def back_s(self, node_ids: Iterable[str], models: Iterable[str]) -> float | None:
         """Seconds until the soonest of ``node_ids`` (nodes that failed a request) is worth a
-        retry for one of ``models``: the end of its ejection or rest
-        (``OutlierDetector.back_in``) or of its own ``Retry-After``; only a node still
-        registered, live, routable and routed the model (not after a goodbye, a revocation,
-        going offline or a canary's quarantine of it); ``None``: none is."""
+        retry for one of ``models``: the end of its ejection or rest (``Router.back_in``: its
+        rest where it is still routed one of them) or of its own ``Retry-After``; only a node
+        still registered, live, routable and routed the model (not after a goodbye, a
+        revocation, going offline or a canary's quarantine of it); ``None``: none is."""
         now, router, wanted = self.clock(), self.router, frozenset(models)
         soonest: float | None = None
         for nid in node_ids:
@@ -273,7 +273,7 @@ class Routing:
                 continue
             if not self.table.alive(nid, now):
                 continue
-            back = max(router.outliers.back_in(nid, now), st.busy_until - now)
+            back = max(router.back_in(nid, wanted & st.models, now), st.busy_until - now)
             soonest = back if soonest is None else min(soonest, back)
         return soonest
 
@@ -309,7 +309,7 @@ class Routing:
 
     def keyed_at(self, model: str) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,
-        not ejected: those ``slots`` counts) last had a keyed request (the latest
+        not ejected from its pool: those ``slots`` counts) last had a keyed request (the latest
         ``NodeStats.keyed_at``: one this router sent, or the node's own word through any
         replica's heartbeat; None: none known). A scan of those nodes: read only for a model
         whose anonymous share turns on keyed demand (a one-slot model, ``access.py``), so a
@@ -317,10 +317,12 @@ class Routing:
         quarantined for the model, still listing it, kept an honest node's slot from every
         anonymous request)."""
         latest: float | None = None
-        ejected = self.router.outliers.is_ejected
+        ejected = self.router.ejected_for
         for entry in self.table.healthy_entries_for(model):
             st = self.router.node(entry.node_id)
-            if st is None or not st.routable or model not in st.models or ejected(st.node_id):
+            if st is None or not st.routable or model not in st.models:
+                continue
+            if ejected(st.node_id, model):  # kept where its pool cannot spare it: counted
                 continue
             at = st.keyed_at
             if at is not None and (latest is None or at > latest):

@@ -471,7 +471,8 @@ def test_an_ejected_node_is_not_ejected_twice() -> None:
 
 def _expected_pools(r: Router, models: list[str]) -> dict[str, tuple[set[int], set[int], int]]:
     """What each model's index must hold: the *current* NodeStats objects (by identity) of
-    routable nodes, open or full, and the count of ejected ones."""
+    routable nodes, open or full, and the count of those ejected from the model's pool (a
+    node its pool cannot spare stays in it while ejected from the others: eject31)."""
     out: dict[str, tuple[set[int], set[int], int]] = {m: (set(), set(), 0) for m in models}
     for nid in {f"n{i}" for i in range(8)}:
         st = r.node(nid)
@@ -479,7 +480,7 @@ def _expected_pools(r: Router, models: list[str]) -> dict[str, tuple[set[int], s
             continue
         for m in st.models:
             open_, full, ejected = out[m]
-            if r.outliers.is_ejected(nid):
+            if r.ejected_for(nid, m):
                 out[m] = (open_, full, ejected + 1)
             else:
                 (full if st.saturated else open_).add(id(st))
@@ -517,7 +518,7 @@ def test_the_pools_hold_the_current_node_objects_through_any_sequence_of_changes
             if d.node_id is not None and d.model is not None:
                 st = r.node(d.node_id)
                 assert st is not None and st.routable and not st.saturated
-                assert not r.outliers.is_ejected(d.node_id)
+                assert not r.ejected_for(d.node_id, d.model)
                 atts.append(r.begin(d.node_id, d.model, now))
         r.tick(now)
         for m, (open_, full, ejected) in _expected_pools(r, models).items():
