@@ -587,7 +587,8 @@ WantedBy=default.target"
     printf '%s\n' "$UNIT_TEXT" >"$tmp" && mv "$tmp" "$UNIT"
     say "service: wrote $UNIT"
   fi
-  command -v systemctl >/dev/null 2>&1 || die "systemctl not found" "start the node by hand: ${START[*]}"
+  # a dry run goes on past it: the whole plan (found 2026-12-05: it ended here, exit 1)
+  command -v systemctl >/dev/null 2>&1 || need_tool "systemctl not found" "start the node by hand: ${START[*]}"
   run systemctl --user daemon-reload || die "systemctl --user failed" "log in with a user session (or: loginctl enable-linger $USER)"
   run systemctl --user enable --now llm-mesh-node.service || die "could not enable llm-mesh-node.service" "see: journalctl --user -u llm-mesh-node"
   if [ "$DRY_RUN" = 1 ]; then WHAT="would run the node as a service"; else WHAT="node running as a service"; fi

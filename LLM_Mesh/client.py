@@ -19,7 +19,8 @@ or the answer is 5xx, a redirect or not of the shape asked (a read, the health c
 request id; a redirect of a stream too), unless the answer says whether a retry can help
 (``x-should-retry``: ``false`` is raised, no other gateway asked; ``true`` is asked again after
 its ``Retry-After``, the next gateway first, at most twice a call:
-:func:`~LLM_Mesh.client_failover.advised`), and stays with the one that answered (another process's too, given a ``memory``:
+:func:`~LLM_Mesh.client_failover.advised`; the final error then says how many times, over how
+long), and stays with the one that answered (another process's too, given a ``memory``:
 :class:`~LLM_Mesh.client_replicas.ReplicaMemory`, what the CLI passes). An OpenAI call then always
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -75,7 +77,7 @@ from LLM_Mesh.bounded_http import (
     redirected,
     rows,
 )
-from LLM_Mesh.client_failover import Again, Retry, advised, failed, said_not_up, unreachable
+from LLM_Mesh.client_failover import Again, Retry, Tally, advised, failed, said_not_up, unreachable
 from LLM_Mesh.client_hang import Hung, probe, watched
 from LLM_Mesh.client_replicas import ReplicaMemory, gateway_urls
 from LLM_Mesh.client_stream import (
@@ -164,9 +166,10 @@ class MeshClient:
         memory: ReplicaMemory | None = None,
         notice: PlainHttpNotice | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_urls = gateway_urls(base_url)
-        self._sleep = sleep  # a retry's wait (x-should-retry: true; injected in tests)
+        self._sleep, self._clock = sleep, clock  # a retry's wait, its final error's time
         self.retries = 0  # times a call asked again as an answer said (x-should-retry)
         # one WARNING when a credential first goes over plain http to another machine
         self.notice = notice or PlainHttpNotice(self.base_urls)  # (plain_http.py)
@@ -221,21 +224,20 @@ class MeshClient:
         return [(self._current + i) % n for i in range(n)]
 
     async def _each(self, call: Any) -> Any:
-        """``await call(base_url, retries, is_last)`` on the gateways in turn until one does
+        """``await call(base_url, tally, is_last)`` on the gateways in turn until one does
         not ask to retry (``is_last``: no other gateway is left to try, nor a "not up" to
-        raise; ``retries``: times the call was asked again already). An answer saying
+        raise; ``tally``: the call's retries so far, :class:`Tally`). An answer saying
         ``x-should-retry: true`` (:class:`Again`) is asked again after its wait, the other
         gateways in turn first; one saying ``false`` is raised by ``call``."""
         last: MeshError | None = None
         said: MeshError | None = None  # a gateway's "model not up" (``said_not_up``)
         queue = self._order()  # the gateways still to ask, in turn
-        retries = 0
+        tally = Tally(self._clock)
         while queue:
             i = queue.pop(0)
             try:
-                result = await call(self.base_urls[i], retries, not queue and said is None)
+                result = await call(self.base_urls[i], tally, not queue and said is None)
             except Again as exc:  # x-should-retry: true (``advised``): later, in turn
-                retries += 1
                 self.retries += 1
                 await self._sleep(exc.wait_s)
                 queue.append(i)
@@ -246,11 +248,14 @@ class MeshClient:
                 if queue:
                     self.failovers += 1
                 continue
+            except MeshError as exc:  # raised by ``call``: after retries, it says so
+                tally.noted(exc)
+                raise
             self._answered(i)
             return result
         if last is None:  # no gateway URL at all (the constructor refuses that)
             raise MeshError("no gateway URL to try")
-        raise said or last
+        raise tally.noted(said or last)
 
     def _watched(self, step: Any, base: str, leave: bool) -> Any:
         """``step`` (a wait on ``base``), watched for a hung gateway when ``leave`` (the
@@ -293,7 +298,7 @@ class MeshClient:
                 **{**kw, "headers": {**headers, **extra}},
             )  # fmt: skip
 
-        async def once(base: str, retries: int, last: bool) -> Any:
+        async def once(base: str, tally: Tally, last: bool) -> Any:
             try:  # the admin proof watched too (found 2026-12-05: it waited 300 s on a hung one)
                 r = await self._watched(sent(base), base, retry_sent and not last)
             except Hung as exc:  # another gateway is left: it is asked (same request id)
@@ -325,7 +330,7 @@ class MeshClient:
                     raise_for_error(r)
                 except MeshError as exc:
                     # what the answer says (x-should-retry), else a 5xx elsewhere as before
-                    advised(r, exc, retries)
+                    advised(r, exc, tally)
                     if r.status_code >= 500 and retry_sent:
                         raise Retry(exc) from exc
                     raise
@@ -449,13 +454,9 @@ class MeshClient:
         return data
 
     async def stream(
-        self,
-        path: str,
-        body: dict[str, Any],
-        *,
-        request_id: str | None = None,
+        self, path: str, body: dict[str, Any], *, request_id: str | None = None,
         max_s: float | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
         """Yield each SSE chunk (parsed JSON) of a streaming call; ends at ``[DONE]``. A
         stream that ends without ``[DONE]`` raises :class:`~LLM_Mesh.errors.UpstreamError`
         (:data:`~LLM_Mesh.client_stream.CUT_SHORT`) after its last chunk: the answer may be cut short.
@@ -474,7 +475,7 @@ class MeshClient:
         bound = Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
         said: MeshError | None = None
         queue = self._order()  # the gateways still to ask, in turn (as ``_each``)
-        retries = 0
+        tally = Tally(self._clock)
         while queue:
             i = queue.pop(0)
             base = self.base_urls[i]
@@ -494,7 +495,7 @@ class MeshClient:
                             error = await bound.by(stream_error(r, base + path), what)
                         if r.status_code >= 400:  # what it says (x-should-retry), if it does
                             left = bound.deadline - asyncio.get_running_loop().time()
-                            advised(r, error, retries, left)
+                            advised(r, error, tally, left)
                         if r.status_code in range(400, 500):
                             raise error
                         if many and not last:
@@ -521,10 +522,12 @@ class MeshClient:
                 finally:
                     await r.aclose()
             except Again as exc:  # x-should-retry: true: later, the others in turn first
-                retries += 1
                 self.retries += 1
                 await bound.by(self._sleep(exc.wait_s), what)
                 queue.append(i)
+            except MeshError as exc:  # after retries, it says so
+                tally.noted(exc)
+                raise
             except Hung:  # before its head (watched only with another gateway left)
                 self.failovers += 1
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -536,7 +539,7 @@ class MeshClient:
                     raise UpstreamError(f"the stream from {base} was cut: {exc}") from exc
                 self.failovers += 1
         if said is not None:  # the last one failed too (hung, refused, 5xx)
-            raise said
+            raise tally.noted(said)
 
 
 def fetch_json_sync(

@@ -1,12 +1,14 @@
 """How :class:`LLM_Mesh.client.MeshClient` reads a gateway's failure: another gateway's turn
 (:class:`Retry`), the same call again later as the answer said (:class:`Again`,
-:func:`advised`: ``x-should-retry``, ``core/client_retry.py``), or the error raised; and the
-words for a gateway that did not answer."""
+:func:`advised`: ``x-should-retry``, ``core/client_retry.py``), or the error raised (after
+retries, saying how many and over how long: :class:`Tally`); and the words for a gateway
+that did not answer."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import httpx
 
@@ -15,7 +17,7 @@ from LLM_Mesh.core.printable import log_text
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.errors import MeshError, ModelUnavailable, RegistryUnreachable
 
-__all__ = ["Again", "Retry", "advised", "failed", "said_not_up", "unreachable"]
+__all__ = ["Again", "Retry", "Tally", "advised", "failed", "said_not_up", "unreachable"]
 
 log = logging.getLogger("LLM_Mesh.client")
 
@@ -59,21 +61,52 @@ class Again(Exception):
         self.wait_s = wait_s
 
 
-def advised(r: httpx.Response, error: MeshError, retries: int, left_s: float = math.inf) -> None:
+class Tally:
+    """One call's retries as answers said (``x-should-retry: true``): how many, and the
+    client's ``clock`` at the first answer that said so, for the final error's words."""
+
+    __slots__ = ("clock", "count", "since")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock, self.count, self.since = clock, 0, 0.0
+
+    def again(self) -> None:
+        if self.count == 0:
+            self.since = self.clock()
+        self.count += 1
+
+    def noted(self, error: MeshError) -> MeshError:
+        """``error``, its message saying how many times the call was asked again and over
+        how long (from the first answer that said to, to now) when it was (found
+        2026-12-05: ``ask``'s error line after two retries did not say so); once."""
+        if self.count == 0:
+            return error
+        times = "once" if self.count == 1 else f"{self.count} times"
+        note = (f" (asked again {times}, as the gateway said (x-should-retry), over "
+                f"{max(0.0, self.clock() - self.since):.1f} s)")  # fmt: skip
+        if not error.message.endswith(note):
+            error.message += note
+            error.args = (error.message, *error.args[1:])
+        return error
+
+
+def advised(r: httpx.Response, error: MeshError, tally: Tally, left_s: float = math.inf) -> None:
     """Raise what an error answer ``r`` (``error``) says to do when it says
-    (``x-should-retry``, ``core/client_retry.py``): ``false``, or no retry left, ``error``;
-    ``true``, :class:`Again`. Returns when it says nothing (an older gateway)."""
+    (``x-should-retry``, ``core/client_retry.py``): ``false``, or no retry left, ``error``
+    (:meth:`Tally.noted`); ``true``, :class:`Again` (counted in ``tally``). Returns when it
+    says nothing (an older gateway)."""
     advice = client_advice(r.headers)
     if advice is None:
         return
-    wait = client_wait(advice, retries, left_s=left_s)
+    wait = client_wait(advice, tally.count, left_s=left_s)
     if wait is None:
-        raise error
+        raise tally.noted(error)
     log.warning(  # said while it waits (found 2026-12-05: ask sat silent, then failed)
         "%s answered HTTP %d (%s): it says to retry (x-should-retry); asking again in %g s "
-        "(retry %d of %d)", _origin(r), r.status_code, log_text(error, 300), wait, retries + 1,
-        CLIENT_RETRIES,
+        "(retry %d of %d)", _origin(r), r.status_code, log_text(error, 300), wait,
+        tally.count + 1, CLIENT_RETRIES,
     )  # fmt: skip
+    tally.again()
     raise Again(error, wait)
 
 

@@ -208,3 +208,45 @@ async def test_the_wait_said_quotes_the_gateway_as_text(caplog: pytest.LogCaptur
     await MeshClient("http://a.test", http_client=http, sleep=sleep).chat(CHAT)
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "busy" in said and "\x1b" not in said and "\x07" not in said, said
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+async def test_the_final_error_after_retries_says_how_many_and_over_how_long(
+    stream: bool,
+) -> None:
+    """Found 2026-12-05 (``polish31``): after a 502 ``llm-mesh ask`` asked again twice (as
+    its ``x-should-retry: true`` said), its final error line was the gateway's words alone:
+    nothing said it had been retried, nor for how long. Now it says both (the time from the
+    first answer that said to retry to the last answer, on the client's clock)."""
+    gw = Gateways(**{"a.test": ["502_in_1s", "502_in_1s", "502_no_estimate"]})
+    now = [100.0]
+
+    async def sleep(s: float) -> None:
+        now[0] += s + 0.25  # the wait, and the next answer's time
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(gw))
+    c = MeshClient("http://a.test", http_client=http, sleep=sleep, clock=lambda: now[0])
+    with pytest.raises(UpstreamError) as caught:
+        await _call(c, stream)
+    assert len(gw.seen) == 3 and c.retries == 2
+    text = str(caught.value)
+    assert text.startswith("every node failed"), text
+    assert text.endswith("(asked again 2 times, as the gateway said (x-should-retry), over 2.5 s)")
+    assert caught.value.message == text  # what `ask` prints (cli/common.fail: said)
+    # the third answer saying retry too: the retries are spent, said the same way
+    gw = Gateways(**{"a.test": ["502_in_1s"]})
+    now[0] = 0.0
+    c = MeshClient("http://a.test", http_client=httpx.AsyncClient(
+        transport=httpx.MockTransport(gw)), sleep=sleep, clock=lambda: now[0])  # fmt: skip
+    with pytest.raises(UpstreamError) as caught:
+        await _call(c, stream)
+    assert str(caught.value).endswith("(asked again 2 times, as the gateway said "
+                                      "(x-should-retry), over 2.5 s)")  # fmt: skip
+
+
+async def test_an_error_without_a_retry_says_nothing_of_retries() -> None:
+    gw = Gateways(**{"a.test": ["502_no_estimate"]})
+    c, _waits = _client(gw, "http://a.test")
+    with pytest.raises(UpstreamError) as caught:
+        await _call(c, False)
+    assert str(caught.value) == "every node failed"

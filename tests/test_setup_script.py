@@ -640,3 +640,43 @@ def test_a_dry_run_of_service_says_would_and_the_models_used_are_named(tmp_path:
     assert "models: code-llama-7b (from node.toml; proposed: " in out, out
     assert "node running as a service" not in out, out
     assert "would run the node as a service; logs: journalctl --user -u llm-mesh-node -f" in out
+
+
+def test_a_dry_run_of_service_without_systemctl_prints_the_whole_plan(tmp_path: Path) -> None:
+    """Found 2026-12-05 (``polish31``): ``--dry-run --service`` on a machine without
+    systemctl ended ``error: systemctl not found`` (exit 1) before the service's steps: a
+    dry run must print the whole plan, saying where a real run would stop, and exit 0."""
+    bin_dir = _bare_machine_path(tmp_path)  # no systemctl on it
+    assert not (bin_dir / "systemctl").exists()
+    home, mesh = tmp_path / "home", tmp_path / "mesh"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LLM_MESH_", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env.update(HOME=str(home), LLM_MESH_HOME=str(mesh), PATH=str(bin_dir))
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run", "--yes", "--engine", "sim", "--models",
+         "gemma-3-270m", "--service"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    out = proc.stdout
+    unit = home / ".config" / "systemd" / "user" / "llm-mesh-node.service"
+    steps = [
+        f"would write {unit}",
+        "a real run would stop here: systemctl not found; fix: start the node by hand: "
+        f"{mesh}/venv/bin/llm-mesh node start",
+        "would run: systemctl --user daemon-reload",
+        "would run: systemctl --user enable --now llm-mesh-node.service",
+        "would run the node as a service; logs: journalctl --user -u llm-mesh-node -f",
+    ]
+    at = 0
+    for step in steps:
+        found = out.find(step, at)
+        assert found >= 0, f"{step!r} missing (or out of order) in:\n{out}\n{proc.stderr}"
+        at = found + len(step)
+    assert "error:" not in proc.stderr, proc.stderr
+    assert not mesh.exists() and not any(home.iterdir())  # nothing written

@@ -244,6 +244,10 @@ class NodeView(_Wire):
     hardware: Hardware | None = None
     keeps_no_prompts: bool | None = None
     revoked: bool = False  # its key was revoked by the registry's admin (state OFFLINE)
+    # the models whose pools the router has it ejected from now (with ``ejected``: it may be
+    # out of some and kept, rested, in those that cannot spare it, core/route_pools.py);
+    # [] when not ejected; None: the router has no view of it (nor ``ejected``)
+    ejected_models: list[str] | None = None
 
 
 NODE_PRIVATE_FIELDS = frozenset({"url", "hardware"})

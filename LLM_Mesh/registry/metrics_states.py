@@ -1,8 +1,8 @@
 """The gateway's states as gauges: read at scrape time in one process, written by each
 worker of ``registry serve --workers N`` for every worker's scrape.
 
-:func:`read_states` reads them (nodes by state, healthy and ejected, the opt-in wait and
-attempts in flight per model). A lone registry yields them when scraped
+:func:`read_states` reads them (nodes by state, healthy and ejected: in all and from each
+model's pool; the opt-in wait and attempts in flight per model). A lone registry yields them when scraped
 (``metrics._StateCollector``): exact at that instant. In prometheus-client's multiprocess
 mode a scrape reaches one worker, and a callback runs only there, so each worker writes its
 own values into its files of the shared directory (:class:`WorkerGauges`: every
@@ -14,8 +14,8 @@ merges the live workers' files, per gauge in the mode an operator expects:
 - ``livemostrecent`` for what every worker reads from the same shared store:
   ``nodes`` by state, ``nodes_healthy`` (the value written last by a live worker, not N
   times it);
-- ``livemax`` for ``nodes_ejected``: each worker's router ejects on its own traffic; the
-  most of any live worker's; and for ``settle_sync_failing``: each worker syncs the store's
+- ``livemax`` for ``nodes_ejected`` (and ``nodes_ejected_by_model``, per model): each
+  worker's router ejects on its own traffic; the most of any live worker's; and for ``settle_sync_failing``: each worker syncs the store's
   log for its own settlement, 1 when any live worker's syncs fail.
 
 Each worker also writes its own process figures (resident memory, CPU seconds, open files:
@@ -70,6 +70,11 @@ GAUGES: dict[str, tuple[str, tuple[str, ...], Mode]] = {
         "livemostrecent",
     ),
     "llm_mesh_gateway_nodes_ejected": ("Nodes the router has ejected now", (), "livemax"),
+    "llm_mesh_gateway_nodes_ejected_by_model": (
+        "Nodes the router has ejected now from each model's pool (a node may be out of some "
+        "of its models' pools and kept, rested, in those that cannot spare it), by model",
+        ("model",), "livemax",
+    ),
     "llm_mesh_gateway_waiting_requests": (
         "Requests held at this gateway with no node yet (the opt-in wait), by model",
         ("model",), "livesum",
@@ -121,15 +126,21 @@ def read_states(
     now = table.clock()
     by_state = dict.fromkeys((s.value for s in NodeState), 0)
     healthy = ejected = 0
+    by_model: dict[str, int] = {}
     outliers = router.outliers
     for entry in table.entries():
         by_state[entry.state.value] = by_state.get(entry.state.value, 0) + 1
         healthy += table.healthy(entry, now)
-        ejected += outliers.is_ejected(entry.node_id)
+        if outliers.is_ejected(entry.node_id):
+            ejected += 1
+            for m in entry.models:
+                if router.ejected_for(entry.node_id, m):
+                    by_model[m] = by_model.get(m, 0) + 1
     return States({
         "llm_mesh_gateway_nodes": {(s,): n for s, n in by_state.items()},
         "llm_mesh_gateway_nodes_healthy": {(): healthy},
         "llm_mesh_gateway_nodes_ejected": {(): ejected},
+        "llm_mesh_gateway_nodes_ejected_by_model": {(m,): n for m, n in sorted(by_model.items())},
         "llm_mesh_gateway_waiting_requests": {(m,): n for m, n in sorted(demand.waiting.items())},
         "llm_mesh_gateway_in_flight_attempts": {
             (m,): n for m, n in sorted(demand.in_flight.items())

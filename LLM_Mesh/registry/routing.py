@@ -468,8 +468,10 @@ class Routing:
             if model is not None and weight > 0:
                 cost = node_cost(st, model, sp.default_tokens, now, sp, weight)
             per_tok = st.per_token.get(now)
+            ejected_for = self.router.ejected_for
             extra.update(
                 routable=st.routable, ejected=out.is_ejected(entry.node_id),
+                ejected_models=[m for m in sorted(st.models) if ejected_for(entry.node_id, m)],
                 ejections=out.ejection_count(entry.node_id), slow_start_weight=round(weight, 4),
                 load=st.load, gateway_in_flight=st.in_flight,
                 per_token_ms_ewma=None if per_tok is None else round(per_tok, 3),
