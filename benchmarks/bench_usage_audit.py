@@ -11,8 +11,12 @@ it: Σ completion_tokens ÷ Σ (UTF-8 bytes of the text + 16) (``core/delivered.
 and tokens a byte for comparison; then the spread (largest ÷ smallest share) across kinds
 and what a node stating a token a byte would show (its every count at the cap: 1.0).
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_usage_audit.py [--engine sim]
-        [--max-tokens 64]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_usage_audit.py
+        [--engine llama-cpp|sim|tokenizer] [--max-tokens 64]
+
+``--engine tokenizer``: no generation, the real model's vocabulary only, on a passage of each
+kind (as an answer in that language would come back; the tiny model mostly answers other
+languages' prompts in English, so the generating run under-weighs them).
 """
 
 from __future__ import annotations
@@ -83,6 +87,54 @@ KINDS: dict[str, list[str]] = {
 }
 
 
+# answers as they may come back (an honest node's text), for ``--engine tokenizer``
+PASSAGES: dict[str, str] = {
+    "english": "The Roman Empire was one of the largest empires in history. It began when "
+    "Augustus became the first emperor in 27 BC and lasted in the west until 476 AD. Its "
+    "roads, laws and language shaped Europe for centuries.",
+    "code": "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, "
+    "a + b\n    return a\n\nprint([fibonacci(i) for i in range(10)])",
+    "french": "L'Empire romain fut l'un des plus grands empires de l'histoire. Il commença "
+    "lorsqu'Auguste devint le premier empereur en 27 av. J.-C. et dura en Occident jusqu'en 476.",
+    "german": "Das Römische Reich war eines der größten Reiche der Geschichte. Es begann, als "
+    "Augustus im Jahr 27 v. Chr. der erste Kaiser wurde, und bestand im Westen bis 476.",
+    "russian": "Римская империя была одной из крупнейших империй в истории. Она началась, "
+    "когда Август стал первым императором в 27 году до нашей эры.",
+    "chinese": "罗马帝国是历史上最大的帝国之一。它始于公元前27年奥古斯都成为第一位皇帝，西部一直延续到公元476年。",
+    "japanese": "ローマ帝国は歴史上最大の帝国の一つでした。紀元前27年にアウグストゥスが初代皇帝となったときに始まりました。",
+    "arabic": "كانت الإمبراطورية الرومانية واحدة من أكبر الإمبراطوريات في التاريخ. بدأت عندما "
+    "أصبح أغسطس أول إمبراطور.",
+    "hindi": "रोमन साम्राज्य इतिहास के सबसे बड़े साम्राज्यों में से एक था। यह तब शुरू हुआ जब "
+    "ऑगस्टस पहला सम्राट बना।",
+    "emoji": "Great job! 🎉🎉 See you soon 👋😀 Have fun 🚀✨",
+    "numbers": "Order 48213 shipped 2025-03-14; order 48214 shipped 2025-03-15; order 48215 "
+    "shipped 2025-03-17.",
+    "digits": "3.14159265358979323846264338327950288419716939937510 "
+    "58209749445923078164062862089986280348253421170679",
+}
+
+
+def tokenizer_only() -> None:
+    """The real gemma-3-270m's tokenizer (its GGUF's vocabulary) on :data:`PASSAGES`: an
+    honest node's completion count of each as an answer (its tokens + an end token) as a
+    share of the gateway's cap (its bytes + 16)."""
+    import llama_cpp
+
+    from LLM_Mesh.node.model_files import resolve_model
+
+    path = resolve_model(MODEL, Settings(home=Path("/nonexistent-llm-mesh-home")))
+    vocab = llama_cpp.Llama(model_path=str(path.path), vocab_only=True, verbose=False)
+    print("engine tokenizer (gemma-3-270m's vocabulary), one passage a kind")
+    print(f"  {'kind':10} {'bytes':>5} {'tokens':>6} {'tok/byte':>8} {'compl/cap':>9}")
+    shares = {}
+    for kind, text in PASSAGES.items():
+        n, nbytes = len(vocab.tokenize(text.encode(), add_bos=False)), len(text.encode())
+        shares[kind] = (n + 1) / (nbytes + SLACK_PER_CHOICE)
+        print(f"  {kind:10} {nbytes:5d} {n:6d} {n / nbytes:8.3f} {shares[kind]:9.3f}")
+    prose = {k: v for k, v in shares.items() if k not in ("numbers", "digits")}
+    print(f"  spread across prose and code kinds: {max(prose.values()) / min(prose.values()):.2f}")
+
+
 def engine_for(kind: str) -> Engine:
     if kind == "sim":
         from LLM_Mesh.node.engines.sim import SimEngine
@@ -145,6 +197,7 @@ async def run(engine_kind: str, max_tokens: int) -> None:
                             sums[2] += usage["prompt_tokens"]
                             sums[3] += estimate_prompt_tokens(prompt, messages)
                             sums[4] += nbytes
+                            print(f"  ... {kind}: {usage}, {nbytes} bytes", flush=True)
                     rows[kind] = sums
         finally:
             await svc.stop()
@@ -166,10 +219,13 @@ async def run(engine_kind: str, max_tokens: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--engine", choices=("llama-cpp", "sim"), default="llama-cpp")
+    ap.add_argument("--engine", choices=("llama-cpp", "sim", "tokenizer"), default="llama-cpp")
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
-    asyncio.run(run(args.engine, args.max_tokens))
+    if args.engine == "tokenizer":
+        tokenizer_only()
+    else:
+        asyncio.run(run(args.engine, args.max_tokens))
 
 
 if __name__ == "__main__":

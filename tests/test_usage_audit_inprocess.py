@@ -7,12 +7,14 @@ different text mixes are not; too few answers: no verdict (``registry/usage_audi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from LLM_Mesh.core.canary_shape import COMPLETIONS_PATH, Shape
 from LLM_Mesh.core.usage_audit import AuditPolicy
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.runtime import Runtime
@@ -86,9 +88,12 @@ def inflating_but_to_probes(stream: Any) -> Any:
     return inflated
 
 
-async def _ask(mesh: InProcessMesh, node_id: str, prompt: str, i: int) -> dict[str, Any]:
-    """A user's request pinned to ``node_id``: completion or chat, streamed or not."""
-    body: dict[str, Any] = {"model": MODEL, "max_tokens": 200, "allow_nodes": [node_id]}
+async def _ask(mesh: InProcessMesh, prompt: str, i: int, pin: str | None = None) -> dict[str, Any]:
+    """A user's request (pinned to ``pin``'s node, else routed by the gateway): completion or
+    chat, streamed or not; its ``mesh`` (a stream's: ``{}``)."""
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": 200}
+    if pin is not None:
+        body["allow_nodes"] = [mesh.id_of(pin)]
     chat = i % 2 == 1
     if chat:
         body["messages"] = [{"role": "user", "content": prompt}]
@@ -99,7 +104,7 @@ async def _ask(mesh: InProcessMesh, node_id: str, prompt: str, i: int) -> dict[s
     async with mesh.client() as c:
         r = await c.post(REGISTRY_URL + path, json=body)
     assert r.status_code == 200, r.text
-    return {"stream": body["stream"]}
+    return {} if body["stream"] else dict(r.json()["mesh"])
 
 
 async def _kinds(mesh: InProcessMesh) -> set[str]:
@@ -111,26 +116,27 @@ async def _kinds(mesh: InProcessMesh) -> set[str]:
     return {e.kind for e in entries}
 
 
-async def _traffic(mesh: InProcessMesh, plan: dict[str, list[str]], rounds: int) -> None:
-    """``rounds`` requests to each node of ``plan`` (one of its prompts each), in turn;
-    a node quarantined meanwhile gets no more (it is out of the model's routing)."""
-    quality = _rt(mesh).quality
-    assert quality is not None
-    for i in range(rounds):
-        for name, prompts in plan.items():
-            if not quality.quarantined(mesh.id_of(name), MODEL):
-                await _ask(mesh, mesh.id_of(name), prompts[i % len(prompts)], i)
-        await _rt(mesh).usage_audit.settled()  # type: ignore[union-attr]
+async def _round(mesh: InProcessMesh, prompts: list[str], i: int) -> None:
+    """Three users' requests at once, routed by the gateway (each node answers one at a
+    time, ``ttft_s``: the least loaded takes the next), then the audit's quarantines."""
+    await asyncio.gather(*(_ask(mesh, prompts[(i + k) % len(prompts)], i + k) for k in range(3)))
+    await _rt(mesh).usage_audit.settled()  # type: ignore[union-attr]
+
+
+def _counted(auditor: UsageAuditor, mesh: InProcessMesh, name: str) -> int:
+    u = auditor.audit.usage.get((MODEL, mesh.id_of(name)))
+    return 0 if u is None else u.requests
 
 
 def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_and_held(
     mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("h1", "h2", "liar"):
-        mesh.add_node(MODEL, name)
+        mesh.add_node(MODEL, name, ttft_s=0.05)
     node = mesh.nodes["liar"]
     monkeypatch.setattr(node.engine, "stream", inflating_but_to_probes(node.engine.stream))
     rt, auditor = _rt(mesh), _audit(mesh)
+    assert rt.quality is not None
     liar_id = mesh.id_of("liar")
     assert "hold" not in mesh.call(_kinds(mesh))
     # a probe of it passes: its counts are honest for the probe's prompt
@@ -138,30 +144,28 @@ def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_
     prober = mesh.app.state.canary
     assert isinstance(prober, CanaryProber)
     monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("h1")])
-    from LLM_Mesh.core.canary_shape import COMPLETIONS_PATH, Shape
-
     shape = Shape(path=COMPLETIONS_PATH, stream=False, max_tokens=24)
     probed = mesh.call(prober.probe(liar_id, MODEL, PROBE_PROMPT, shape))
     assert probed.verdict == "pass", probed
-    # users' traffic: too few answers for a verdict (the liar MIN - 1 with the probe; h1 as
-    # many with the probe's reference it answered as the verifier; h2 MIN - 2)
-    plan = {"h1": ENGLISH, "h2": ENGLISH + OTHER, "liar": ENGLISH + OTHER}
-    mesh.call(_traffic(mesh, plan, MIN - 2))
-    assert not rt.quality.quarantined(liar_id, MODEL)  # type: ignore[union-attr]
-    assert not auditor.verdicts
-    mesh.call(_traffic(mesh, plan, 2))  # its MIN-th answer, its peers' too
+    # users' traffic, routed by the gateway: no verdict while the liar has too few answers
+    for i in range(10 * MIN):
+        if rt.quality.quarantined(liar_id, MODEL):
+            break
+        few = _counted(auditor, mesh, "liar") + 3 < MIN  # (a round: 3 answers at most)
+        mesh.call(_round(mesh, ENGLISH + OTHER, i))
+        assert not (few and auditor.verdicts)  # too few answers: no verdict
     (verdict,) = auditor.verdicts
-    assert verdict.node_id == liar_id and verdict.requests == MIN and verdict.share > 0.8
-    assert rt.quality.quarantined(liar_id, MODEL)  # type: ignore[union-attr]
-    assert rt.quality.held(liar_id)  # type: ignore[union-attr]
-    (rec,) = rt.quality.quarantines(liar_id)  # type: ignore[union-attr]
+    assert verdict.node_id == liar_id and verdict.requests >= MIN and verdict.share > 0.9
+    assert verdict.peers_median < 0.3
+    assert rt.quality.quarantined(liar_id, MODEL) and rt.quality.held(liar_id)
+    (rec,) = rt.quality.quarantines(liar_id)
     assert rec.reason is not None and rec.reason.startswith("usage_audit: ")
     for honest in ("h1", "h2"):  # not flagged; held as its operator's (the mesh's one
         # operator: as after a failed probe, registry/held.py)
-        assert not rt.quality.quarantines(mesh.id_of(honest))  # type: ignore[union-attr]
-        assert rt.quality.held(mesh.id_of(honest))  # type: ignore[union-attr]
+        assert not rt.quality.quarantines(mesh.id_of(honest))
+        assert rt.quality.held(mesh.id_of(honest))
     # from the verdict on the operator's answers are held (``hold``, not ``settle``)
-    mesh.call(_ask(mesh, mesh.id_of("h1"), ENGLISH[0], 0))
+    mesh.call(_ask(mesh, ENGLISH[0], 0))
     assert "hold" in mesh.call(_kinds(mesh))
     # the admin sees it: the audit's view and the node listing's quarantine
     admin_key = (mesh.settings.home / "admin.key").read_text().strip()
@@ -172,20 +176,44 @@ def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_
         assert c.get(REGISTRY_URL + "/mesh/usage-audit").status_code == 401
         scraped = c.get(REGISTRY_URL + "/metrics", headers=ON_THE_MACHINE).text
     assert [v["node_id"] for v in seen["verdicts"]] == [liar_id]
-    assert seen["verdicts"][0]["share"] > 0.8  # (its probe counted honest)
+    assert seen["verdicts"][0]["share"] > 0.9
     mine = next(n for n in listed["nodes"] if n["node_id"] == liar_id)
     assert mine["quarantined"][0]["reason"].startswith("usage_audit: ")
     assert f'llm_mesh_gateway_usage_audit_flags_total{{kind="{verdict.kind}"}} 1.0' in scraped
 
 
 def test_honest_nodes_with_different_text_mixes_are_not_flagged(mesh: InProcessMesh) -> None:
+    """Three honest sim nodes, the gateway routing English and other languages' prompts
+    among them (each its own mix): every one audited, none flagged."""
     for name in ("h1", "h2", "h3"):
-        mesh.add_node(MODEL, name)
+        mesh.add_node(MODEL, name, ttft_s=0.05)
     rt, auditor = _rt(mesh), _audit(mesh)
-    plan = {"h1": ENGLISH, "h2": OTHER, "h3": ENGLISH + OTHER}
-    mesh.call(_traffic(mesh, plan, 3 * MIN))
+    prompts = ENGLISH + OTHER + OTHER  # (rounds of 3 of 12: each node its own share)
+    for i in range(4 * MIN):
+        mesh.call(_round(mesh, prompts, i))
     assert not auditor.verdicts
-    for name in plan:
+    rows = auditor.audit.view()
+    assert len(rows) == 3 and all(r["requests"] >= MIN and r["peers"] == 2 for r in rows)
+    for name in ("h1", "h2", "h3"):
         assert not rt.quality.quarantines(mesh.id_of(name))  # type: ignore[union-attr]
-    rows = {r["node_id"]: r for r in auditor.audit.view()}
-    assert all(r["requests"] == 3 * MIN and r["peers"] == 2 for r in rows.values())
+
+
+def test_a_user_pinning_requests_to_a_node_does_not_move_its_audit(
+    mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Framing an honest node: a user sends one node hundreds of requests of text with many
+    tokens a byte (digits) through ``allow_nodes`` while its peers get prose. A request
+    whose client narrowed the nodes is not counted (a probe neither), so the node's share
+    is what the gateway's own routing gave it. Shown with a node that does state a token
+    a byte (the worst such text could look like): its pinned answers leave no trace."""
+    for name in ("h1", "h2", "target"):
+        mesh.add_node(MODEL, name, ttft_s=0.05)
+    node = mesh.nodes["target"]
+    monkeypatch.setattr(node.engine, "stream", inflating_but_to_probes(node.engine.stream))
+    rt, auditor = _rt(mesh), _audit(mesh)
+    for i in range(3 * MIN):
+        mesh.call(_ask(mesh, OTHER[3], i, pin="target"))
+        mesh.call(_ask(mesh, ENGLISH[i % len(ENGLISH)], i, pin="h1"))
+    assert _counted(auditor, mesh, "target") == 0 and _counted(auditor, mesh, "h1") == 0
+    assert not auditor.verdicts
+    assert not rt.quality.quarantines(mesh.id_of("target"))  # type: ignore[union-attr]

@@ -4,7 +4,12 @@ The account stage hands every answered request here (:meth:`UsageAuditor.answere
 answering node's completion and prompt tokens as priced and the gateway's caps of them
 (``Tally.completion_cap``, ``Job.prompt_bound``); four integers, no prompt, no text. A
 continued stream (several nodes' parts), an echoed prompt (its text in the completion) and
-an answer whose node stated no counts are left out.
+an answer whose node stated no counts are left out, and so is a request whose client
+narrowed the nodes it may go to (``allow_nodes``, ``deny_nodes``, ``avoid_regions``; a
+probe is pinned so too): else a user could send one honest node hundreds of requests of
+text with many tokens a byte (digits: one a byte) while its peers get prose, and have it
+quarantined and its operator's earnings held (a node does not learn whether a request was
+narrowed: the extensions are stripped, so a liar cannot state honest counts to those only).
 
 A verdict (a node's share of its caps more than twice its model's other nodes' median)
 goes the way a failed canary probe goes: :meth:`Quality.record` with ``ok=False`` and the
@@ -64,9 +69,12 @@ class UsageAuditor:
 
     def answered(self, job: Job, tally: Tally) -> AuditVerdict | None:
         """One answered request (the account stage's record of an ``ok`` outcome)."""
-        node = tally.node_id
+        node, ext = tally.node_id, job.ext
         if (
             node is None
+            or ext.allow_nodes is not None  # the client chose the node (a probe too)
+            or ext.deny_nodes
+            or ext.avoid_regions
             or tally.parts
             or tally.failed_nodes
             or job.echo
