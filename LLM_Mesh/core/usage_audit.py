@@ -15,9 +15,10 @@ model's other nodes that have :attr:`AuditPolicy.min_requests` answers too. A no
 share is more than :attr:`AuditPolicy.factor` times that median, over at least as many
 answers, gets an :class:`AuditVerdict` (the registry quarantines it and holds its
 earnings as a failed probe does: ``registry/usage_audit.py``). A node stating a token a
-byte is at a share of 1.0 (its every count at the cap); an honest node of the real
-gemma-3-270m at 0.15-0.45 for the completion, 0.2-0.55 for the prompt, across English,
-code, other languages and digits (``benchmarks/bench_usage_audit.py``, docs/security.md).
+byte is at a share of 1.0 (its every count at the cap); the real gemma-3-270m node's
+honest answers at 0.19 (Russian) to 0.40 (Japanese), 0.265 for a mix of languages, code and
+digits, digits alone 0.59; its prompts 0.16-0.23, digits 0.54 (``benchmarks/bench_usage_audit.py``,
+docs/security.md).
 The share of the cap, not tokens a byte, is compared: the cap's per-choice and
 per-message slack makes a short answer or prompt weigh as a long one, so the traffic's
 mix of lengths moves it less.
@@ -53,10 +54,12 @@ class AuditPolicy:
     """Answers a node (and each peer) needs since its last verdict before its share is
     compared: the mix of a node's traffic averages out over them."""
     factor: float = 2.0
-    """How far above the peers' median share a node is flagged. Honest nodes of one model
-    differ by up to 1.5 times on unusual traffic (all non-English, all digits: the measured
-    spread of the real engine's shares across text kinds is about 3 at the extremes, but a
-    node's traffic is a mix routed by load, not one kind); a token a byte is 2-5 times."""
+    """How far above the peers' median share a node is flagged. The real engine's share
+    of one kind of text against another spans 3-4 times at the extremes (digits 0.59 or
+    code 0.38 against Russian 0.19 or Hindi 0.10), but the audit counts only traffic the
+    gateway routed, spread by load over the model's nodes: a node's mix is its peers'. One
+    kind alone against peers with the mix is at most 1.5 times (Japanese), digits 2.2; a
+    token a byte is 3.8-4.2 times the mix."""
     min_peers: int = 1
     """Other nodes of the model with :attr:`min_requests` answers a verdict needs."""
     window: int = 4096
