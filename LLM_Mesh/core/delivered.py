@@ -36,7 +36,8 @@ from typing import Any
 from LLM_Mesh.core.pricing import usual_completion_tokens
 
 __all__ = [
-    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "counted_completion",
+    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "completion_cap",
+    "counted_completion",
     "priced_completion", "states_completion", "stop_slack",
 ]  # fmt: skip
 
@@ -168,6 +169,12 @@ def priced_completion(
     ``delivered_bytes`` of text relayed for it plus, for each of the request's ``choices``
     (at least one), :data:`SLACK_PER_CHOICE` and ``stop_bytes`` (:func:`stop_slack` of its
     ``stop``, at most :data:`MAX_STOP_SLACK`). Never more than ``reported``, never below 0."""
+    return max(0, min(reported, completion_cap(delivered_bytes, choices, stop_bytes)))
+
+
+def completion_cap(delivered_bytes: int, choices: int = 1, stop_bytes: int = 0) -> int:
+    """The most completion tokens a part is priced for (:func:`priced_completion`'s bound):
+    ``delivered_bytes`` + (:data:`SLACK_PER_CHOICE` + the stop slack) a choice. The usage
+    audit (``core/usage_audit.py``) compares a node's counts with it."""
     slack = SLACK_PER_CHOICE + min(max(0, stop_bytes), MAX_STOP_SLACK)
-    bound = max(0, delivered_bytes) + slack * max(1, choices)
-    return max(0, min(reported, bound))
+    return max(0, delivered_bytes) + slack * max(1, choices)

@@ -28,6 +28,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+from LLM_Mesh.core.delivered import answer_bytes, completion_cap
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
 from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
 from LLM_Mesh.core.receipt import PAYERS, Money, Part
@@ -357,6 +358,10 @@ def mesh_answer(
         mesh["waited_ms"] = round(tally.waited_s * 1000.0, 3)
     data["mesh"] = mesh
     tally.outcome = "ok"
+    if tally.completion_cap < 0:  # (the usage audit's cap of the part: core/delivered.py)
+        tally.completion_cap = completion_cap(
+            answer_bytes(data, job.choices), job.choices, job.stop_bytes
+        )
     return latency_ms
 
 
@@ -368,6 +373,8 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
         completion_tokens=tally.completion_tokens, latency_ms=latency_ms,
         ttft_ms=tally.ttft_ms, cost=tally.cost, attempts=tally.attempts,
     )  # fmt: skip
+    if rt.usage_audit is not None:
+        rt.usage_audit.answered(job, tally)
 
 
 def account_passthrough(
@@ -477,3 +484,5 @@ class StreamAccount:
             latency_ms=_elapsed_ms(rt, job), ttft_ms=tally.ttft_ms, cost=tally.cost,
             attempts=tally.attempts,
         )  # fmt: skip
+        if tally.outcome == "ok" and rt.usage_audit is not None:
+            rt.usage_audit.answered(job, tally)

@@ -462,6 +462,18 @@ async def canary_run(
     return {"results": [r.to_dict() for r in await prober.run_round(node, model)]}
 
 
+@router.get("/mesh/usage-audit")
+async def usage_audit(request: Request) -> dict[str, Any]:
+    """The audit by peers of nodes' stated token counts (admin key): each node and model's
+    answers counted and its share of the gateway's caps beside its peers' median, and the
+    recent verdicts, each a quarantine (``registry/usage_audit.py``)."""
+    rt = get_runtime(request)
+    await check_admin(request.headers, rt.store)
+    if rt.usage_audit is None:
+        return {"policy": None, "nodes": [], "verdicts": []}
+    return rt.usage_audit.view()
+
+
 IDENTITY_PER_ADDRESS = Limits(rpm=120)  # GET /mesh/identity a minute, per client address
 IDENTITY_TOTAL_PER_MIN = 6000  # ... and from every address together, this process
 

@@ -227,6 +227,7 @@ class Tally:
         "attempts",
         "before",
         "charged",
+        "completion_cap",
         "completion_tokens",
         "cost",
         "error_code",
@@ -257,6 +258,9 @@ class Tally:
         # the answering node's completion tokens as priced: its count, at most the bytes
         # of text it delivered + slack (core/delivered.py); its own count is in ``outputs``
         self.completion_tokens = 0
+        # that part's cap (core/delivered.completion_cap: its bytes + slack), for the usage
+        # audit (registry/usage_audit.py); -1: not known (no final chunk, a continued stream)
+        self.completion_cap = -1
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0  # micro-NetworkTokens charged (account stage)

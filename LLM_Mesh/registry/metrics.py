@@ -54,6 +54,7 @@ from prometheus_client.registry import Collector
 from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.failover import Action, Step
 from LLM_Mesh.core.route_types import Outcome
+from LLM_Mesh.core.usage_audit import KINDS as AUDIT_KINDS
 from LLM_Mesh.core.wait_places import WaitPlaces
 from LLM_Mesh.errors import ERROR_CODES
 from LLM_Mesh.metrics_http import (
@@ -242,6 +243,14 @@ class GatewayMetrics:
         )  # fmt: skip
         self._recovered = {done: recovered.labels(r)
                            for done, r in ((True, "recorded"), (False, "not_recorded"))}  # fmt: skip
+        audited = Counter(
+            "llm_mesh_gateway_usage_audit_flags",
+            "Nodes flagged by the audit by peers of stated token counts (registry/"
+            "usage_audit.py: a share of the gateway's caps over twice the model's other "
+            "nodes' median), quarantined for the model, earnings held; by kind (completion "
+            "| prompt)", ["kind"], registry=reg,
+        )  # fmt: skip
+        self._audited = {kind: audited.labels(kind) for kind in AUDIT_KINDS}
 
     def wait_places(self, places: WaitPlaces, stage: str) -> None:
         """Count ``places``' push-outs and refusals under ``stage`` (its hooks set)."""
@@ -251,6 +260,10 @@ class GatewayMetrics:
     def padding_cut(self, kind: str) -> None:
         """A stream part cut for padding (``kind``: one of :data:`PADDING_KINDS`)."""
         self._padded[kind].inc()
+
+    def usage_flagged(self, kind: str) -> None:
+        """A node flagged by the usage audit (``kind``: one of :data:`AUDIT_KINDS`)."""
+        self._audited[kind].inc()
 
     def settle_sync_failed(self) -> None:
         """A sync of the store's log failed (``SettleDurable._sync_failed``)."""

@@ -520,7 +520,9 @@ _SIGNED = {
     ("/mesh/nodes/{node_id}/heartbeat", "post"),
     ("/mesh/nodes/{node_id}", "delete"),
 }
-_ADMIN = {("/mesh/health-check", "post"), ("/mesh/canary/run", "post")}
+_ADMIN = {
+    ("/mesh/health-check", "post"), ("/mesh/canary/run", "post"), ("/mesh/usage-audit", "get"),
+}  # fmt: skip
 
 
 def _fix_fastapi_paths(paths: dict[str, Any]) -> None:

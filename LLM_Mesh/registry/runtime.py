@@ -60,6 +60,7 @@ from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.telemetry import Telemetry
+from LLM_Mesh.registry.usage_audit import UsageAuditor
 
 
 @dataclass
@@ -127,6 +128,9 @@ class Runtime:
     # quality control: verifiers, canary verdicts, quarantines, trust (registry/quality.py);
     # set by create_registry_app
     quality: Quality | None = None
+    # the audit by peers of the token counts nodes state (registry/usage_audit.py); set by
+    # create_registry_app
+    usage_audit: UsageAuditor | None = None
     # settlement (registry/settlement.py); None when Settings.settlement is off
     settlement: Settlement | None = None
     # a lone registry (SQLite): the client ids its previous process was paid for, looked

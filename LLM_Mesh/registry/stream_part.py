@@ -46,7 +46,7 @@ from typing import Any
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.delivered import priced_completion
+from LLM_Mesh.core.delivered import completion_cap, priced_completion
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
@@ -362,6 +362,7 @@ class PartReader:
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
         tally.output_sha256 = output_sha256(self.text + text) if self.text else digest
+        tally.completion_cap = completion_cap(nbytes, job.choices, job.stop_bytes)
         return priced_completion(ct, nbytes, job.choices, job.stop_bytes)
 
     def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:

@@ -1,0 +1,153 @@
+"""The gateway's audit by peers of the token counts nodes state (``core/usage_audit.py``).
+
+The account stage hands every answered request here (:meth:`UsageAuditor.answered`): the
+answering node's completion and prompt tokens as priced and the gateway's caps of them
+(``Tally.completion_cap``, ``Job.prompt_bound``); four integers, no prompt, no text. A
+continued stream (several nodes' parts), an echoed prompt (its text in the completion) and
+an answer whose node stated no counts are left out, and so is a request whose client
+narrowed the nodes it may go to (``allow_nodes``, ``deny_nodes``, ``avoid_regions``; a
+probe is pinned so too): else a user could send one honest node hundreds of requests of
+text with many tokens a byte (digits: one a byte) while its peers get prose, and have it
+quarantined and its operator's earnings held (a node does not learn whether a request was
+narrowed: the extensions are stripped, so a liar cannot state honest counts to those only).
+
+A verdict (a node's share of its caps more than twice its model's other nodes' median)
+goes the way a failed canary probe goes: :meth:`Quality.record` with ``ok=False`` and the
+verdict as its reason (``usage_audit: completion tokens at 1.00 of the gateway's cap ...``):
+the node is quarantined for that model (out of its routing), its earnings and its
+operator's other nodes' are held from then (``registry/held.py``) until the admin's
+``llm-mesh registry nodes clear``, which releases them. It is counted
+(``llm_mesh_gateway_usage_audit_flags_total``) and logged, and the admin sees each node's
+shares and the recent verdicts at ``GET /mesh/usage-audit``; the quarantine's reason is in
+the admin's and the public node listing as any quarantine's.
+
+Each replica audits the answers it relayed (its own sums, in memory, started over at a
+restart); the quarantine goes through the store, so every replica and the ledger's holds
+follow a verdict of any one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from LLM_Mesh.core.usage_audit import (
+    DEFAULT_POLICY,
+    AuditPolicy,
+    AuditSample,
+    AuditVerdict,
+    UsageAudit,
+)
+from LLM_Mesh.registry.job import Job, Tally
+from LLM_Mesh.registry.metrics import GatewayMetrics
+from LLM_Mesh.registry.quality import Quality
+
+__all__ = ["UsageAuditor"]
+
+log = logging.getLogger(__name__)
+
+RECENT_VERDICTS = 64  # kept for the admin's view
+
+
+class UsageAuditor:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        quality: Quality | None,
+        *,
+        policy: AuditPolicy = DEFAULT_POLICY,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self.audit = UsageAudit(policy)
+        self.quality = quality
+        self.metrics = metrics
+        self.verdicts: deque[AuditVerdict] = deque(maxlen=RECENT_VERDICTS)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def answered(self, job: Job, tally: Tally) -> AuditVerdict | None:
+        """One answered request (the account stage's record of an ``ok`` outcome)."""
+        node, ext = tally.node_id, job.ext
+        if (
+            node is None
+            or ext.allow_nodes is not None  # the client chose the node (a probe too)
+            or ext.deny_nodes
+            or ext.avoid_regions
+            or tally.parts
+            or tally.failed_nodes
+            or job.echo
+            or tally.completion_cap < 0
+            or tally.prompt_tokens <= 0
+        ):
+            return None
+        prompt_cap = job.prompt_bound
+        sample = AuditSample(
+            tally.completion_tokens,
+            tally.completion_cap,
+            min(tally.prompt_tokens, prompt_cap),
+            prompt_cap,
+        )
+        verdict = self.audit.observe(node, job.model, sample)
+        if verdict is not None:
+            self._flag(verdict)
+        return verdict
+
+    def _flag(self, verdict: AuditVerdict) -> None:
+        self.verdicts.append(verdict)
+        log.warning(
+            "usage audit: node %s flagged for %s: %s",
+            verdict.node_id,
+            verdict.model,
+            verdict.describe(),
+        )
+        if self.metrics is not None:
+            self.metrics.usage_flagged(verdict.kind)
+        if self.quality is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._quarantine(verdict))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _quarantine(self, verdict: AuditVerdict) -> None:
+        quality = self.quality
+        if quality is None or quality.quarantined(verdict.node_id, verdict.model):
+            return
+        try:
+            await quality.record(
+                verdict.node_id, verdict.model, ok=False, reason=verdict.describe()
+            )
+        except Exception:  # the store failed: the next verdict tries again
+            log.exception("usage audit: could not quarantine node %s", verdict.node_id)
+
+    async def settled(self) -> None:
+        """Wait for the quarantines under way (tests; a clean shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def view(self) -> dict[str, Any]:
+        """What ``GET /mesh/usage-audit`` answers the admin."""
+        p = self.audit.policy
+        return {
+            "policy": {
+                "min_requests": p.min_requests,
+                "factor": p.factor,
+                "min_peers": p.min_peers,
+                "window": p.window,
+            },
+            "nodes": self.audit.view(),
+            "verdicts": [
+                {
+                    "node_id": v.node_id,
+                    "model": v.model,
+                    "kind": v.kind,
+                    "share": round(v.share, 4),
+                    "peers_median": round(v.peers_median, 4),
+                    "peers": v.peers,
+                    "requests": v.requests,
+                    "reason": v.describe(),
+                }
+                for v in self.verdicts
+            ],
+        }

@@ -1,0 +1,153 @@
+"""The audit by peers of stated token counts (``core/usage_audit.py``): pure, seeded."""
+
+from __future__ import annotations
+
+import random
+
+from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, UsageAudit
+
+MODEL = "gemma-3-270m"
+POLICY = AuditPolicy(min_requests=40, check_every=1)
+
+
+def honest(rng: random.Random, tokens_a_byte: float) -> AuditSample:
+    """An answer of 20-400 bytes and a prompt of 2-600 bytes, counted at ``tokens_a_byte``
+    (± 20 % an answer) plus an end token; a chat template's few tokens in the prompt."""
+    out, prompt = rng.randint(20, 400), rng.randint(2, 600)
+    jitter = rng.uniform(0.8, 1.2)
+    completion = int(out * tokens_a_byte * jitter) + 1
+    prompt_tokens = int(prompt * tokens_a_byte * jitter) + 6
+    return AuditSample(completion, out + 16, prompt_tokens, prompt + 8 + 16)
+
+
+def byte_a_token(rng: random.Random) -> AuditSample:
+    """The same traffic, stated at the gateway's caps (a token a byte + 16)."""
+    s = honest(rng, 0.27)
+    return AuditSample(s.completion_cap, s.completion_cap, s.prompt_cap, s.prompt_cap)
+
+
+def test_a_node_stating_a_byte_a_token_beside_two_honest_nodes_is_flagged() -> None:
+    rng = random.Random(1)
+    audit = UsageAudit(POLICY)
+    verdicts = []
+    for _ in range(POLICY.min_requests):
+        for node in ("a", "b"):
+            assert audit.observe(node, MODEL, honest(rng, 0.27)) is None
+        v = audit.observe("liar", MODEL, byte_a_token(rng))
+        if v is not None:
+            verdicts.append(v)
+    assert len(verdicts) == 1
+    v = verdicts[0]
+    assert (v.node_id, v.model, v.kind, v.peers, v.requests) == ("liar", MODEL, "completion", 2, 40)
+    assert v.share == 1.0 and v.peers_median < 0.35
+    assert v.describe().startswith("usage_audit: completion tokens at 1.00 of the gateway's cap")
+    # its sums start over: no second verdict without fresh evidence
+    assert audit.verdict("liar", MODEL) is None
+    assert audit.usage[(MODEL, "liar")].requests == 0
+
+
+def test_inflating_only_the_prompt_is_flagged_on_the_prompt() -> None:
+    rng = random.Random(2)
+    audit = UsageAudit(POLICY)
+    got = None
+    for _ in range(POLICY.min_requests):
+        for node in ("a", "b"):
+            audit.observe(node, MODEL, honest(rng, 0.27))
+        s = honest(rng, 0.27)
+        got = audit.observe("liar", MODEL, AuditSample(s.completion, s.completion_cap,
+                                                       s.prompt_cap, s.prompt_cap))  # fmt: skip
+    assert got is not None and got.kind == "prompt" and got.share == 1.0
+
+
+def test_honest_nodes_with_different_text_mixes_are_not_flagged() -> None:
+    """One node's traffic all English (~0.25 tokens a byte), one all code, one all
+    Russian or Chinese (fewer bytes a token: up to 1.5 times the English share): none is
+    flagged, each against the others' median."""
+    rng = random.Random(3)
+    audit = UsageAudit(POLICY)
+    mixes = {"english": 0.25, "code": 0.30, "cjk": 0.375}
+    for _ in range(10 * POLICY.min_requests):
+        for node, rate in mixes.items():
+            assert audit.observe(node, MODEL, honest(rng, rate)) is None
+    for node in mixes:
+        assert audit.verdict(node, MODEL) is None
+    rows = {r["node_id"]: r for r in audit.view()}
+    assert rows["cjk"]["requests"] == 10 * POLICY.min_requests
+    assert rows["cjk"]["peers"] == 2
+
+
+def test_too_few_samples_give_no_verdict() -> None:
+    rng = random.Random(4)
+    audit = UsageAudit(POLICY)
+    for _ in range(POLICY.min_requests - 1):  # the liar one answer short
+        for node in ("a", "b"):
+            audit.observe(node, MODEL, honest(rng, 0.27))
+        assert audit.observe("liar", MODEL, byte_a_token(rng)) is None
+    assert audit.verdict("liar", MODEL) is None
+    # ... and with enough of its own but peers short of theirs: none either
+    audit2 = UsageAudit(POLICY)
+    for i in range(2 * POLICY.min_requests):
+        if i < POLICY.min_requests - 1:
+            audit2.observe("a", MODEL, honest(rng, 0.27))
+        assert audit2.observe("liar", MODEL, byte_a_token(rng)) is None
+
+
+def test_a_model_with_one_node_is_not_audited() -> None:
+    rng = random.Random(5)
+    audit = UsageAudit(POLICY)
+    for _ in range(5 * POLICY.min_requests):
+        assert audit.observe("liar", MODEL, byte_a_token(rng)) is None
+    # nor do another model's nodes count as its peers
+    for _ in range(POLICY.min_requests):
+        audit.observe("a", "other-model", honest(rng, 0.27))
+    assert audit.verdict("liar", MODEL) is None
+
+
+def test_a_colluding_majority_sets_the_median_and_an_honest_node_is_not_flagged() -> None:
+    rng = random.Random(6)
+    audit = UsageAudit(POLICY)
+    for _ in range(2 * POLICY.min_requests):
+        for node in ("liar1", "liar2"):
+            assert audit.observe(node, MODEL, byte_a_token(rng)) is None
+        assert audit.observe("honest", MODEL, honest(rng, 0.27)) is None
+
+
+def test_just_under_the_factor_is_not_flagged_just_over_is() -> None:
+    audit = UsageAudit(POLICY)
+    for _ in range(POLICY.min_requests):
+        audit.observe("a", MODEL, AuditSample(25, 100, 25, 100))
+        audit.observe("b", MODEL, AuditSample(25, 100, 25, 100))
+        assert audit.observe("under", MODEL, AuditSample(50, 100, 25, 100)) is None  # 2.0x
+    got = None
+    for _ in range(POLICY.min_requests):
+        got = audit.observe("over", MODEL, AuditSample(51, 100, 25, 100)) or got
+    assert got is not None and got.node_id == "over"
+
+
+def test_a_node_that_starts_inflating_after_a_long_honest_record_is_caught() -> None:
+    """Past the window its sums are halved: the recent inflation is not diluted for ever."""
+    rng = random.Random(7)
+    policy = AuditPolicy(min_requests=40, window=200, check_every=1)
+    audit = UsageAudit(policy)
+    for _ in range(2000):
+        for node in ("a", "b", "turncoat"):
+            assert audit.observe(node, MODEL, honest(rng, 0.27)) is None
+    got = None
+    for _ in range(400):
+        for node in ("a", "b"):
+            audit.observe(node, MODEL, honest(rng, 0.27))
+        got = got or audit.observe("turncoat", MODEL, byte_a_token(rng))
+    assert got is not None and got.node_id == "turncoat"
+    assert all(u.requests < 200 for u in audit.usage.values())
+
+
+def test_memory_is_bounded_least_recently_answered_forgotten() -> None:
+    audit = UsageAudit(AuditPolicy(max_entries=3))
+    for node in ("a", "b", "c"):
+        audit.observe(node, MODEL, AuditSample(1, 10, 1, 10))
+    audit.observe("a", MODEL, AuditSample(1, 10, 1, 10))  # a answered again: b is the oldest
+    audit.observe("d", MODEL, AuditSample(1, 10, 1, 10))
+    assert set(audit.usage) == {(MODEL, "a"), (MODEL, "c"), (MODEL, "d")}
+    assert set(audit.by_model[MODEL]) == {"a", "c", "d"}
+    audit.forget("a")
+    assert set(audit.by_model[MODEL]) == {"c", "d"}
