@@ -298,9 +298,8 @@ _SHOULD_RETRY = {
     "description": (
         "`false`: a retry cannot help soon (the request's own fault; no node serves "
         "the model within its constraints; a 504: the request used its whole deadline; "
-        "a 502 with no node back soon; a 500); `true`: a retry after `Retry-After` "
-        "can (a 502's: the gateway's estimate of when a node takes it: one not tried, "
-        "or one that failed it back from its ejection or rest)"
+        "a 502 with no node back soon; a 500); `true`: a retry after `Retry-After` can "
+        "(a 502's: when a node takes it: one not tried, or a tried one back from its rest)"
     ),
     "schema": {"type": "string", "enum": ["true", "false"]},
 }
@@ -520,9 +519,8 @@ _SIGNED = {
     ("/mesh/nodes/{node_id}/heartbeat", "post"),
     ("/mesh/nodes/{node_id}", "delete"),
 }
-_ADMIN = {
-    ("/mesh/health-check", "post"), ("/mesh/canary/run", "post"), ("/mesh/usage-audit", "get"),
-}  # fmt: skip
+_ADMIN = {("/mesh/health-check", "post"), ("/mesh/canary/run", "post")}
+_ADMIN |= {("/mesh/usage-audit", "get")}
 
 
 def _fix_fastapi_paths(paths: dict[str, Any]) -> None:
