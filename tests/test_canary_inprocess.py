@@ -221,3 +221,45 @@ def test_a_sim_node_stating_a_byte_a_token_is_caught_by_a_probe(
         bad = mesh.call(prober.probe(mesh.id_of(f"liar{i}"), MODEL, prompt, shape))
         assert bad.verdict == "fail" and bad.quarantined, bad
         assert bad.detail.startswith(("usage_completion: ", "usage_prompt: ")), bad
+
+
+def test_streamed_probes_of_every_shape_pass_on_an_honest_sim_node(
+    mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real sim nodes through the real gateway (``NodeStream``, ``SseRelay``: the node's
+    ``usage`` as a client gets it): streamed probes of every drawn shape (chat and
+    completion, ``stop`` lists, ``n``, ``stream_options.include_usage``, longer limits) and
+    a ``stop`` string that fires in the answer (the node's count holds the word it cut;
+    simusage31), each passes, its count held to the reference's entries; ``temperature: 0``
+    throughout (a sampled probe is never streamed)."""
+    import random
+    from dataclasses import replace
+
+    from LLM_Mesh.core.canary_shape import CHAT_PATH, COMPLETIONS_PATH, DEFAULT_MIX, Shape
+
+    mesh.add_node(MODEL, "v1")
+    mesh.add_node(MODEL, "n1")
+    assert mesh.app is not None
+    prober = mesh.app.state.canary
+    assert isinstance(prober, CanaryProber)
+    monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("v1")])
+    node = mesh.id_of("n1")
+    prober.mix = replace(DEFAULT_MIX, stream_share=1.0)
+    for seed in range(40):
+        prober.rng = random.Random(seed)
+        result = mesh.call(prober.probe(node, MODEL))
+        assert result.verdict in ("pass", "unverified"), result
+    sent = [f.body for f in mesh.router.forwarded if f.host.startswith("n1.")]
+    assert all(b["stream"] and b["temperature"] == 0 for b in sent)
+    assert any("messages" in b for b in sent) and any("prompt" in b for b in sent)
+    assert any("stop" in b for b in sent) and any(b.get("n") == 1 for b in sent)
+    # a stop string that fires: the fifth word of the reference's answer
+    prompt = "The capital of France is"
+    for path in (COMPLETIONS_PATH, CHAT_PATH):
+        whole = mesh.call(prober.reference(mesh.id_of("v1"), MODEL, "", prompt, Shape(path=path)))
+        word = whole.tokens[4].token
+        assert word.strip() and word not in whole.text[: whole.text.index(word)]
+        for stream in (True, False):
+            shape = Shape(path=path, stream=stream, max_tokens=24, sampling=(("stop", (word,)),))
+            result = mesh.call(prober.probe(node, MODEL, prompt, shape))
+            assert result.verdict == ("unverified" if stream else "pass"), (shape, result)

@@ -100,20 +100,34 @@ def _as_chat(choice: dict[str, Any]) -> dict[str, Any]:
 USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}  # logprobs_for's
 
 
+STREAM_PIECES = "_stream_pieces"
+"""An answer function's own key (never sent): the text pieces a node's engine produced,
+one a generated token (``tests/registry/test_canary_sampled.py``'s sim nodes), streamed
+one chunk a piece as a node streams them (``node/app.py``: one SSE event a delta)."""
+
+
 def _sse(
-    node_id: str, model: str, chat: bool, text: str, usage: dict[str, int] | None = None
+    node_id: str,
+    model: str,
+    chat: bool,
+    text: str,
+    usage: dict[str, int] | None = None,
+    pieces: list[str] | None = None,
+    finish_reason: str = "length",
 ) -> bytes:
-    """``text`` streamed a few characters a chunk, as a node streams (no log-probabilities);
+    """``text`` streamed as a node streams it (no log-probabilities): one chunk a piece of
+    ``pieces`` where given (a node's engine's tokens), else a few characters a chunk;
     ``usage`` (default :data:`USAGE`) in the final chunk."""
     obj = "chat.completion.chunk" if chat else "text_completion"
     base = {"id": "cmpl-1", "object": obj, "created": 1, "model": model}
-    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    if pieces is None:
+        pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
     out = []
     for p in pieces:
         choice = {"index": 0, "delta": {"content": p}} if chat else {"index": 0, "text": p}
         out.append({**base, "choices": [choice]})
     end = {"index": 0, "delta": {}} if chat else {"index": 0, "text": ""}
-    out.append({**base, "choices": [{**end, "finish_reason": "length"}]})
+    out.append({**base, "choices": [{**end, "finish_reason": finish_reason}]})
     out.append({**base, "choices": [], "usage": usage or USAGE,
                 "mesh": {"node_id": node_id}})  # fmt: skip
     return b"".join(b"data: " + json.dumps(o).encode() + b"\n\n" for o in out) + (
@@ -123,8 +137,9 @@ def _sse(
 
 class LogprobNodes(FakeNodes):
     """Fake nodes whose completions come from an :data:`Answer` function per node, on
-    both endpoints, streamed or not (a stream carries the text only, as nodes' do); the
-    answer's ``usage`` is :data:`USAGE` unless the function states its own."""
+    both endpoints, streamed or not (a stream carries the text only, as nodes' do: one
+    chunk a token where the function gives them, :data:`STREAM_PIECES`); the answer's
+    ``usage`` is :data:`USAGE` unless the function states its own."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,12 +156,14 @@ class LogprobNodes(FakeNodes):
             )  # fmt: skip
             chat = request.url.path == "/v1/chat/completions"
             data = self.answers.get(node.node_id, honest)(body)
+            pieces = data.pop(STREAM_PIECES, None)
             if body.get("stream"):
-                text = data["choices"][0]["text"]
+                choice = data["choices"][0]
+                content = _sse(node.node_id, body["model"], chat, choice["text"],
+                               data.get("usage"), pieces,
+                               choice.get("finish_reason") or "length")  # fmt: skip
                 return httpx.Response(
-                    200,
-                    headers={"content-type": "text/event-stream"},
-                    content=_sse(node.node_id, body["model"], chat, text, data.get("usage")),
+                    200, headers={"content-type": "text/event-stream"}, content=content
                 )
             if chat:
                 data["choices"] = [_as_chat(data["choices"][0])]

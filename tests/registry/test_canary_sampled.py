@@ -2,7 +2,9 @@
 
 A node honest only at ``temperature: 0`` and serving another model to every sampled
 request (most users' requests) must be caught; an honest node that samples as a model
-does (the sim engine's ``sampled=True``: its answers leave the greedy path) must pass.
+does (the sim engine's ``sampled=True``: its answers leave the greedy path) must pass,
+and so must its streamed probes (``temperature: 0``, the mix's share of them): their text
+and their ``usage`` (held to the reference's entries, ``core/canary_usage.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.node.engines.sim import SimEngine
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, mesh, prober, register, trust
+from tests.registry.test_canary import MODEL, STREAM_PIECES, mesh, prober, register, trust
 
 __all__ = ["mesh"]  # the fixture
 
@@ -28,8 +30,9 @@ async def _no_wait(_s: float) -> None:
     return None
 
 
-def sim(seed: int = 0, *, sampled: bool = True) -> SimEngine:
-    return SimEngine([MODEL], ttft_s=0.0, seed=seed, sleep=_no_wait, sampled=sampled)
+def sim(seed: int = 0, *, sampled: bool = True, answer_tokens: int | None = None) -> SimEngine:
+    return SimEngine([MODEL], ttft_s=0.0, seed=seed, sleep=_no_wait, sampled=sampled,
+                     answer_tokens=answer_tokens)  # fmt: skip
 
 
 def request_of(body: dict[str, Any]) -> GenerationRequest:
@@ -74,7 +77,10 @@ def answered_by(engine: SimEngine) -> Callable[[dict[str, Any]], dict[str, Any]]
         usage = out[-1].usage
         assert usage is not None
         choice = {"index": 0, "text": text, "logprobs": lp, "finish_reason": out[-1].finish_reason}
-        return {"choices": [choice], "usage": usage.to_dict()}
+        # streamed, one chunk a delta as the node's app streams them (found 2026-12-05: a few
+        # characters a chunk made more chunks than tokens, cut at max_tokens by the gateway)
+        pieces = [d.text for d in out if d.text]
+        return {"choices": [choice], "usage": usage.to_dict(), STREAM_PIECES: pieces}
 
     return answer
 
@@ -92,16 +98,16 @@ def greedy_only_liar(honest: SimEngine, other: SimEngine) -> Callable[[dict[str,
 
 async def test_a_node_honest_only_at_temperature_0_is_caught(mesh: Harness) -> None:
     """Before sampled probes (every probe ``temperature: 0``, what ``sampled_share=0``
-    still draws) it passed every probe; now a sampled probe catches it. (Streams left out:
-    a sampled probe is never streamed, and these fake nodes relay a sim stream's usage
-    otherwise than a node does.)"""
+    still draws) it passed every probe, streamed ones included (a sim stream has no sure
+    token: ``unverified``, its count held to the reference's entries); now a sampled probe
+    catches it."""
     await register(mesh, "verifier", answered_by(sim()))
     await register(mesh, "liar", greedy_only_liar(sim(), sim(seed=7)))
     await trust(mesh, "verifier")
     p = prober(mesh)
 
     async def verdicts(mix_share: float) -> list[Any]:
-        p.mix = replace(DEFAULT_MIX, sampled_share=mix_share, stream_share=0.0)
+        p.mix = replace(DEFAULT_MIX, sampled_share=mix_share)
         out = []
         for seed in range(40):
             p.rng = random.Random(seed)
@@ -111,7 +117,9 @@ async def test_a_node_honest_only_at_temperature_0_is_caught(mesh: Harness) -> N
         return out
 
     before = await verdicts(0.0)
-    assert [r.verdict for r in before] == ["pass"] * 40, before
+    assert len(before) == 40 and {r.verdict for r in before} == {"pass", "unverified"}, before
+    streamed = [b for c in mesh.nodes.nodes["liar:8801"].calls if (b := c["body"]).get("stream")]
+    assert len(streamed) > 8  # the mix's share, each passed (unverified) on its count too
     after = await verdicts(DEFAULT_MIX.sampled_share)
     assert after[-1].verdict == "fail" and after[-1].quarantined, after
     liar_bodies = [c["body"] for c in mesh.nodes.nodes["liar:8801"].calls]
@@ -123,13 +131,14 @@ async def test_a_node_honest_only_at_temperature_0_is_caught(mesh: Harness) -> N
 async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
     mesh: Harness,
 ) -> None:
-    """Every probe sampled (none streamed; deterministic seeds): the honest node's answers
-    leave the greedy path (most of them), and every one passes."""
+    """Every non-streamed probe sampled, the mix's share streamed (``temperature: 0``;
+    deterministic seeds): the honest node's sampled answers leave the greedy path (most of
+    them), and every probe passes (a stream: ``unverified``, its count within)."""
     await register(mesh, "verifier", answered_by(sim()))
     await register(mesh, "honest", answered_by(sim()))
     await trust(mesh, "verifier")
     p = prober(mesh)
-    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0)
     results = []
     for seed in range(150):
         p.rng = random.Random(seed)
@@ -140,8 +149,12 @@ async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
     diverged = [r for r in sampled if r.detail.startswith("sampled_diverged")]
     assert len(sampled) > 60 and len(diverged) > len(sampled) // 2, (len(sampled), len(diverged))
     bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
-    temps = {b.get("temperature") for b in bodies}
+    streams = [b for b in bodies if b.get("stream")]
+    temps = {b.get("temperature") for b in bodies if not b.get("stream")}
     assert len(temps) > 4 and 0 not in temps  # user-like temperatures, every one sampled
+    assert len(streams) > 30 and {b["temperature"] for b in streams} == {0}  # streams greedy
+    unverified = [r for r in results if r.verdict == "unverified"]
+    assert len(unverified) == len(streams)  # each stream judged (its count) and passed
 
 
 async def test_each_endpoint_sampled_shape_passes_honest_and_fails_another_model(
@@ -159,3 +172,53 @@ async def test_each_endpoint_sampled_shape_passes_honest_and_fails_another_model
             assert ok.verdict == "pass", (shape, ok)
     bad = await p.probe("other", MODEL, "def f():", Shape(max_tokens=24, temperature=0.7))
     assert bad.verdict == "fail", bad
+
+
+def counting_more(answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
+    """``answer`` with its ``usage`` completion count 5 over what it generated (its text
+    the model's; below the probes' limits here, so the gateway does not clip it)."""
+
+    def inflated(body: dict[str, Any]) -> dict[str, Any]:
+        data = answer(body)
+        u = data["usage"]
+        data["usage"] = {**u, "completion_tokens": u["completion_tokens"] + 5,
+                         "total_tokens": u["total_tokens"] + 5}  # fmt: skip
+        return data
+
+    return inflated
+
+
+STREAMED = [
+    (("stream_options", {"include_usage": True}),),
+    (("n", 1), ("top_p", 1)),
+    (),
+]
+
+
+async def test_each_endpoint_streamed_shape_passes_honest_and_fails_an_inflated_count(
+    mesh: Harness,
+) -> None:
+    """Streamed probes (``temperature: 0``) of each endpoint, with the optional fields, a
+    ``stop`` list, limits past the answer's end and past the reference's: the honest
+    sampling sim node passes each (``unverified``: a sim stream has no sure token), its
+    ``usage`` held to the reference's entries; the same node stating 5 more completion
+    tokens fails each within the reference's length on that count (the check ran)."""
+    await register(mesh, "verifier", answered_by(sim(answer_tokens=8)))
+    await register(mesh, "honest", answered_by(sim(answer_tokens=8)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    shapes = [
+        Shape(path=path, stream=True, max_tokens=limit, extras=extras, sampling=sampling)
+        for path in ("/v1/completions", CHAT_PATH)
+        for extras in STREAMED
+        for limit in (16, 32, 200)
+        for sampling in ((), (("stop", ("\n\n",)),))
+    ]
+    for i, shape in enumerate(shapes):
+        ok = await p.probe("honest", MODEL, "def f():", shape)
+        assert ok.verdict == "unverified", (shape, ok)
+        await register(mesh, f"inflated{i}", counting_more(answered_by(sim(answer_tokens=8))))
+        bad = await p.probe(f"inflated{i}", MODEL, "def f():", shape)
+        assert bad.verdict == "fail" and bad.detail.startswith("usage_completion"), (shape, bad)
+    bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
+    assert len(bodies) == len(shapes) and all(b["temperature"] == 0 for b in bodies)

@@ -5,8 +5,9 @@ function of ``seed``, the model and the prompt) and every model it serves is
 labelled ``simulated=True``, so no answer it gives can pass for a real one.
 It supports ``mesh_continue``: continuing a prefix of its own answer yields the
 rest of that same answer. Asked for ``logprobs``, it returns deterministic
-made-up log-probabilities (a function of the word and its place): simulated,
-like everything it says. A non-zero ``presence_penalty`` or ``frequency_penalty``
+made-up log-probabilities (a function of the word and its place; a distribution, summing
+to at most 1; an answer a ``stop`` string ended has one entry a word generated, the one
+holding the stop included): simulated, like everything it says. A non-zero ``presence_penalty`` or ``frequency_penalty``
 draws another answer (its values are part of the hash) and a positive one repeats no
 word until every other has come (its vocabulary is 31 words): a simulated penalty, not a
 model's. Built with ``sampled=True``, a request with ``temperature > 0`` is sampled as a
@@ -235,7 +236,11 @@ class SimEngine(Engine):
                 tail = (text + word)[:stop_at][len(text) :]
                 produced += 1
                 self.tokens_emitted += 1
-                yield Delta(tail, "stop", Usage(prompt_tokens, produced))
+                # its entries: each word generated, the one holding the stop included (as
+                # llama.cpp's engine records each sampled token; found 2026-12-05: none)
+                kept = words[:produced], None if drawn is None else drawn[:produced]
+                yield Delta(tail, "stop", Usage(prompt_tokens, produced),
+                            logprobs=_entries(*kept, req.top_logprobs))  # fmt: skip
                 return
             text += word
             produced += 1
@@ -247,20 +252,35 @@ class SimEngine(Engine):
             "",
             "stop" if natural else "length",
             Usage(prompt_tokens, produced),
-            logprobs=(
-                sim_logprobs(words, req.top_logprobs)
-                if drawn is None or req.top_logprobs is None
-                else tuple(replace(t, top=t.top[: req.top_logprobs]) for t in drawn)
-            ),
+            logprobs=_entries(words, drawn, req.top_logprobs),
         )
+
+
+def _entries(
+    words: Sequence[str], drawn: Sequence[TokenLogprob] | None, n: int | None
+) -> tuple[TokenLogprob, ...] | None:
+    """The log-probabilities of ``words`` (``drawn``: a sampled answer's own) with ``n``
+    candidates each; ``None`` where none were asked."""
+    if drawn is None or n is None:
+        return sim_logprobs(words, n)
+    return tuple(replace(t, top=t.top[:n]) for t in drawn)
+
+
+_GREEDY_CAP = -math.log(1.0 + sum(math.exp(-1.0 - k * 0.5) for k in range(len(_WORDS))))
+"""The highest greedy value whose distribution sums to at most 1 (every other word below
+it as :func:`_distribution` places them; about -0.66)."""
 
 
 def _distribution(i: int, word: str) -> tuple[tuple[str, float], ...]:
     """The simulated distribution at position ``i`` whose greedy word is ``word``: it first,
-    then every other word below it (best first)."""
+    then every other word below it (best first). A distribution: its probabilities sum to
+    at most 1 (found 2026-12-05: a greedy word above about -0.66 made them sum over 1, so
+    the mass a top list leaves out read negative and an honest sampling sim node that drew
+    a word past it failed a sampled probe), the greedy value lowered to make it so."""
     h = hashlib.sha256(f"{i}|{word}".encode()).digest()
-    lp = -(0.05 + h[0] / 255 * 1.5)
     others = [w for w in _WORDS if " " + w != word]
+    lp = -(0.05 + h[0] / 255 * 1.5)
+    lp = min(lp, _GREEDY_CAP)
     return ((word, lp), *((" " + w, lp - 1.0 - k * 0.5) for k, w in enumerate(others)))
 
 

@@ -2,7 +2,8 @@
 
 A node on this project's llama.cpp engine (``NodeService`` and its app, no sockets) is
 asked probe bodies of each kind (completion and chat, streamed or not, a short and a long
-``max_tokens``, a ``stop`` list, a multi-turn chat) and the reference's body for each, as
+``max_tokens``, a ``stop`` list, a multi-turn chat; streamed with a ``stop`` list,
+``stream_options.include_usage``, ``n: 1``, a limit past the reference's) and the reference's body for each, as
 the prober asks a verifier hosting the same file; :func:`~LLM_Mesh.registry.canary.probe_counts`,
 what the prober runs, finds every honest count within its bound, and the same answers with
 counts at a byte a token out of it. The spread over the whole pool:
@@ -51,6 +52,14 @@ SHAPES = [
     Shape(path=CHAT_PATH, stream=True, max_tokens=12),
     Shape(path=CHAT_PATH, max_tokens=32, sampling=(("stop", ("\n\n",)),),
           system="You are a helpful assistant.", history=(("Hi", "Sure, here you go."),)),
+    # streamed as the mix draws them too (simusage31): a stop list, include_usage, ``n``,
+    # a multi-turn chat, a limit past the reference's (its count then held to the prompt)
+    Shape(path=COMPLETIONS_PATH, stream=True, max_tokens=32, sampling=(("stop", ("\n",)),),
+          extras=(("stream_options", {"include_usage": True}),)),
+    Shape(path=CHAT_PATH, stream=True, max_tokens=32, sampling=(("stop", ("\n\n",)),),
+          system="You are a helpful assistant.", history=(("Hi", "Sure, here you go."),),
+          extras=(("n", 1), ("stream_options", {"include_usage": True}))),
+    Shape(path=COMPLETIONS_PATH, stream=True, max_tokens=64),
 ]  # fmt: skip
 PROMPTS = ["def fibonacci(n):"]  # one: every generation here is the real model on the CPU
 #: (the spread over the whole pool: ``benchmarks/bench_canary_usage.py``)

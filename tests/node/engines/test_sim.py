@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
 
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
-from LLM_Mesh.node.engines.sim import SimEngine
+from LLM_Mesh.node.engines.sim import _WORDS, SimEngine, _distribution
 from tests.node.conftest import sim_engine
 
 
@@ -101,6 +102,22 @@ async def test_stop_strings_end_the_answer() -> None:
     assert out[-1].finish_reason == "stop" and text == full[: full.index(" " + word)]
 
 
+async def test_a_stopped_answer_has_its_log_probabilities() -> None:
+    """Asked for them, an answer a ``stop`` string ended has one entry a word generated,
+    the one holding the stop included, as many as its ``usage`` counts (as llama.cpp's
+    engine records each sampled token; found 2026-12-05, simusage31: none, so a sim
+    verifier's reference of a probe with a stop that fired was no reference)."""
+    whole = await run(sim_engine(), req(max_tokens=100, top_logprobs=5))
+    words = [d.text for d in whole if d.text]
+    lps = whole[-1].logprobs
+    assert lps is not None
+    k = words.index(words[3]) + 1  # the word holding the stop, generated
+    out = await run(sim_engine(), req(max_tokens=100, top_logprobs=5, stop=[words[3]]))
+    last = out[-1]
+    assert last.finish_reason == "stop" and last.usage is not None
+    assert last.logprobs == lps[:k] and last.usage.completion_tokens == k
+
+
 async def test_unknown_model_and_context() -> None:
     with pytest.raises(ModelNotFound):
         await run(sim_engine(), req(model="nope"))
@@ -146,3 +163,20 @@ async def test_sampled_answers_leave_the_greedy_path_with_the_same_distributions
                 lps[at].logprob
             )
     assert left > 10
+
+
+def test_the_simulated_distribution_is_a_distribution() -> None:
+    """Its probabilities sum to at most 1 at every position for every greedy word, so the
+    mass a top list leaves out is never negative (found 2026-12-05, simusage31: a greedy
+    word above -0.66 made the top 5 sum over 1; an honest sampling sim node that drew a
+    word past them failed a sampled probe, ``sampled_token``); the greedy word first."""
+    from LLM_Mesh.core.canary import TokenLogprob
+    from LLM_Mesh.core.canary_sampled import in_support
+
+    for i in range(64):
+        for w in _WORDS:
+            dist = _distribution(i, " " + w)
+            assert sum(math.exp(v) for _, v in dist) <= 1.0 + 1e-9, (i, w)
+            assert dist[0] == max(dist, key=lambda t: t[1]) and dist[0][0] == " " + w
+            ref = TokenLogprob(dist[0][0], dist[0][1], dist[:5])
+            assert all(in_support(ref, tok, lp) for tok, lp in dist[5:]), (i, w)
