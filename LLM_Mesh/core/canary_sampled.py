@@ -51,12 +51,12 @@ from collections.abc import Sequence
 
 from LLM_Mesh.core.canary import (
     DEFAULT_RULE,
-    REPLACEMENT,
     Answer,
     Rule,
+    Tally,
     TokenLogprob,
     Verdict,
-    _spells,
+    spelled_by,
 )
 
 __all__ = ["compare_sampled", "in_support"]
@@ -92,13 +92,8 @@ def compare_sampled(
     failures, and ``sampled_token`` (the node's token outside the reference's support)."""
     if reference.tokens and not answer.tokens:
         return Verdict(False, "no_logprobs", 0)
-    deltas: list[float] = []
-    diverged: int | None = None
-
-    def verdict(ok: bool, reason: str, at: int | None) -> Verdict:
-        mean = sum(deltas) / len(deltas) if deltas else None
-        return Verdict(ok, reason, at, max(deltas, default=0.0), diverged, mean)
-
+    tally = Tally()
+    deltas, verdict = tally.deltas, tally.verdict
     shared = min(len(reference.tokens), len(answer.tokens))
     for i in range(shared):
         ref, got = reference.tokens[i], answer.tokens[i]
@@ -109,7 +104,7 @@ def compare_sampled(
             if deltas[-1] > rule.logprob_tolerance:
                 return verdict(False, "logprob", i)
             continue
-        diverged = i  # the last position with the reference's prefix
+        tally.diverged = i  # the last position with the reference's prefix
         theirs = _listed(got.top, ref.token)
         if theirs is None:  # unlisted: the node's last listed number bounds it from above
             if not got.top or min(v for _, v in got.top) < ref.logprob - rule.logprob_tolerance:
@@ -121,12 +116,12 @@ def compare_sampled(
         if not in_support(ref, got.token, got.logprob, rule):
             return verdict(False, "sampled_token", i)
         break
-    if diverged is None and len(answer.tokens) != len(reference.tokens):
-        diverged = shared  # it sampled an end (or went on) where the reference did not
-    if len(deltas) >= rule.mean_min_tokens and sum(deltas) / len(deltas) > rule.mean_tolerance:
+    if tally.diverged is None and len(answer.tokens) != len(reference.tokens):
+        tally.diverged = shared  # it sampled an end (or went on) where the reference did not
+    diverged = tally.diverged
+    if tally.off_on_average(rule):
         return verdict(False, "logprob_mean", None)
     upto = len(answer.tokens) if diverged is None else min(diverged + 1, len(answer.tokens))
-    spelled = "".join(t.token for t in answer.tokens[:upto])
-    if REPLACEMENT not in spelled and not _spells(spelled, answer.text, tuple(stops)):
+    if not spelled_by(answer, upto, stops):
         return verdict(False, "text", None)
     return verdict(True, "sampled_match" if diverged is None else "sampled_diverged", diverged)
