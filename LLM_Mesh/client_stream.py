@@ -142,6 +142,10 @@ async def events(
         for event in framer.feed(piece):
             for item in _counted(event, base, quiet):
                 yield item
+        if quiet is not None and framer.blank:  # blank lines, no event: counted as one each
+            passed, framer.blank = quiet.quiet(framer.blank, framer.blank), 0
+            if passed is not None:
+                raise QuietStream(quiet_message(quiet, passed, base))
         if framer.over:
             raise AnswerRefused(
                 f"{what} sent an event longer than {MAX_STREAM_EVENT_BYTES} bytes: not read further"
@@ -171,8 +175,8 @@ def quiet_message(quiet: QuietCount, passed: str, base: str) -> str:
         "bytes": f"{quiet.bytes:,} bytes of events without output (more than {bound.bytes:,})",
     }[passed]
     return (
-        f"the stream from {base} sent {said}: empty, role-only or choice-less chunks or "
-        "comments, twice what a gateway keeping its own rules sends for this request's "
+        f"the stream from {base} sent {said}: empty, role-only or choice-less chunks, "
+        "comments or blank lines, twice what a gateway keeping its own rules sends for this request's "
         "max_tokens; ended, not read further"
     )
 

@@ -53,6 +53,9 @@ QUIET: dict[str, bytes] = {
     "comment": b": keep-alive\n\n",
     "bare_comment": b":\n\n",
     "other_field": b"event: ping\n\n",
+    # blank lines beyond the one ending an event make no event (core/sse_frame.py): each
+    # counts as one without output (review31: a flood of them was never counted)
+    "blank_lines": b"\n\n",
 }
 FINAL = _ev({**HEAD, "choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 2}})
 

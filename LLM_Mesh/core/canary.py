@@ -102,8 +102,9 @@ DEFAULT_RULE = Rule()
 class Verdict:
     ok: bool
     reason: str
-    """``match``, ``diverged_at_tie``, ``text_match``, ``no_sure_tokens`` (ok); ``no_logprobs``, ``logprob``,
-    ``logprob_mean``, ``token``, ``length``, ``text``, ``stream_text`` (failed)."""
+    """``match``, ``diverged_at_tie``, ``text_match``, ``no_sure_tokens``, ``sampled_match``,
+    ``sampled_diverged`` (ok); ``no_logprobs``, ``logprob``, ``logprob_mean``, ``token``,
+    ``length``, ``text``, ``stream_text``, ``sampled_token`` (failed)."""
     position: int | None = None
     max_delta: float | None = None
     diverged_at: int | None = None
@@ -140,34 +141,56 @@ def compare(
     ``stops``: the ``stop`` strings the probe sent)."""
     if reference.tokens and not answer.tokens:
         return Verdict(False, "no_logprobs", 0)
-    deltas: list[float] = []
-    diverged: int | None = None
-
-    def verdict(ok: bool, reason: str, at: int | None) -> Verdict:
-        mean = sum(deltas) / len(deltas) if deltas else None
-        return Verdict(ok, reason, at, max(deltas, default=0.0), diverged, mean)
-
+    tally = Tally()
+    deltas, verdict = tally.deltas, tally.verdict
     for i in range(min(len(reference.tokens), len(answer.tokens))):
         ref, got = reference.tokens[i], answer.tokens[i]
         if not (math.isfinite(got.logprob) and got.logprob <= 1e-6):
             return verdict(False, "logprob", i)
         if got.token != ref.token:
             if _near_tie(ref, got, rule):
-                diverged = i  # nothing after a divergence compares
+                tally.diverged = i  # nothing after a divergence compares
                 break
             return verdict(False, "token", i)
         deltas.append(abs(got.logprob - ref.logprob))
         if deltas[-1] > rule.logprob_tolerance:
             return verdict(False, "logprob", i)
+    diverged = tally.diverged
     if diverged is None and len(answer.tokens) != len(reference.tokens):
         return verdict(False, "length", min(len(reference.tokens), len(answer.tokens)))
-    if len(deltas) >= rule.mean_min_tokens and sum(deltas) / len(deltas) > rule.mean_tolerance:
+    if tally.off_on_average(rule):
         return verdict(False, "logprob_mean", None)
-    upto = len(answer.tokens) if diverged is None else diverged
-    spelled = "".join(t.token for t in answer.tokens[:upto])
-    if REPLACEMENT not in spelled and not _spells(spelled, answer.text, tuple(stops)):
+    if not spelled_by(answer, len(answer.tokens) if diverged is None else diverged, stops):
         return verdict(False, "text", None)
     return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
+
+
+class Tally:
+    """A comparison's record so far (:func:`compare`, ``canary_sampled.compare_sampled``):
+    the |Δ log-probability| of each compared token and where the answer left the reference."""
+
+    __slots__ = ("deltas", "diverged")
+
+    def __init__(self) -> None:
+        self.deltas: list[float] = []
+        self.diverged: int | None = None
+
+    def verdict(self, ok: bool, reason: str, at: int | None) -> Verdict:
+        deltas = self.deltas
+        mean = sum(deltas) / len(deltas) if deltas else None
+        return Verdict(ok, reason, at, max(deltas, default=0.0), self.diverged, mean)
+
+    def off_on_average(self, rule: Rule) -> bool:
+        """The mean |Δ| over ``rule.mean_tolerance`` (from ``mean_min_tokens`` compared)."""
+        n = len(self.deltas)
+        return n >= rule.mean_min_tokens and sum(self.deltas) / n > rule.mean_tolerance
+
+
+def spelled_by(answer: Answer, upto: int, stops: Sequence[str]) -> bool:
+    """Whether ``answer``'s text is what its first ``upto`` tokens spell (``stops``: the
+    probe's ``stop`` strings); a token's partial character (:data:`REPLACEMENT`) passes."""
+    spelled = "".join(t.token for t in answer.tokens[:upto])
+    return REPLACEMENT in spelled or _spells(spelled, answer.text, tuple(stops))
 
 
 def _spells(spelled: str, text: str, stops: tuple[str, ...] = ()) -> bool:

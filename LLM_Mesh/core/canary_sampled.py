@@ -31,7 +31,10 @@ The rule, position by position up to and including ``d``:
   reference's last listed one plus the tolerance). At temperature ≤ 1 (all a probe
   sends) sampling only sharpens: the least likely tokens' share does not grow, and
   top-k, top-p and min-p only remove tokens, so an honest node fails this less often
-  than ``sampled_floor``;
+  than ``sampled_floor``; and it must be a draw at least that likely at the probe's own
+  temperature (:func:`tempered_most`; found 2026-12-05, review31: a node running the real
+  model for one token and always leaving its arg max there, to serve the rest from a
+  cheaper model, passed at any temperature; a confident arg max left at 0.2 now fails);
 * an answer shorter than the reference, all greedy, sampled its end (or a stop string)
   early; a longer one sampled past the reference's end: both pass (what follows is not
   the reference's);
@@ -51,15 +54,15 @@ from collections.abc import Sequence
 
 from LLM_Mesh.core.canary import (
     DEFAULT_RULE,
-    REPLACEMENT,
     Answer,
     Rule,
+    Tally,
     TokenLogprob,
     Verdict,
-    _spells,
+    spelled_by,
 )
 
-__all__ = ["compare_sampled", "in_support"]
+__all__ = ["compare_sampled", "in_support", "tempered_most"]
 
 
 def _listed(top: Sequence[tuple[str, float]], token: str) -> float | None:
@@ -84,21 +87,44 @@ def in_support(ref: TokenLogprob, token: str, value: float, rule: Rule = DEFAULT
     return unlisted >= rule.sampled_floor and value <= lowest + rule.logprob_tolerance
 
 
+def tempered_most(ref: TokenLogprob, token: str, temperature: float) -> float:
+    """The most probability a sampler at ``temperature`` (with any top-k, top-p or min-p)
+    gives ``token`` at the reference position ``ref``: ``exp(l / T)`` over the same summed
+    for the listed tokens at least as likely (those a truncation keeps whenever it keeps
+    ``token``), ``l`` the reference's number for it, or for an unlisted one the list's last
+    (it is below that); 1 without a list."""
+    if not ref.top:
+        return 1.0
+    listed = _listed(ref.top, token)
+    mine = min(v for _, v in ref.top) if listed is None else listed
+    best = max(v for _, v in ref.top)
+
+    def weight(v: float) -> float:  # exp(v / T), scaled by the best's (no underflow)
+        return math.exp((v - best) / temperature)
+
+    above = sum(weight(v) for t, v in ref.top if v >= mine and t != token)
+    return weight(mine) / (above + weight(mine))
+
+
 def compare_sampled(
-    reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE, stops: Sequence[str] = ()
+    reference: Answer,
+    answer: Answer,
+    rule: Rule = DEFAULT_RULE,
+    stops: Sequence[str] = (),
+    *,
+    temperature: float = 1.0,
 ) -> Verdict:
     """The verdict on a sampled ``answer`` against the greedy ``reference`` (see the module
     docstring); ``sampled_match`` or ``sampled_diverged`` (ok), else as :func:`compare`'s
-    failures, and ``sampled_token`` (the node's token outside the reference's support)."""
+    failures, and ``sampled_token`` (the node's token outside the reference's support, or
+    one a sampler at the probe's ``temperature`` draws less often than ``sampled_floor``:
+    :func:`tempered_most`)."""
+    if not temperature > 0:
+        raise ValueError("a sampled probe's temperature is above 0")
     if reference.tokens and not answer.tokens:
         return Verdict(False, "no_logprobs", 0)
-    deltas: list[float] = []
-    diverged: int | None = None
-
-    def verdict(ok: bool, reason: str, at: int | None) -> Verdict:
-        mean = sum(deltas) / len(deltas) if deltas else None
-        return Verdict(ok, reason, at, max(deltas, default=0.0), diverged, mean)
-
+    tally = Tally()
+    deltas, verdict = tally.deltas, tally.verdict
     shared = min(len(reference.tokens), len(answer.tokens))
     for i in range(shared):
         ref, got = reference.tokens[i], answer.tokens[i]
@@ -109,7 +135,7 @@ def compare_sampled(
             if deltas[-1] > rule.logprob_tolerance:
                 return verdict(False, "logprob", i)
             continue
-        diverged = i  # the last position with the reference's prefix
+        tally.diverged = i  # the last position with the reference's prefix
         theirs = _listed(got.top, ref.token)
         if theirs is None:  # unlisted: the node's last listed number bounds it from above
             if not got.top or min(v for _, v in got.top) < ref.logprob - rule.logprob_tolerance:
@@ -120,13 +146,15 @@ def compare_sampled(
                 return verdict(False, "logprob", i)
         if not in_support(ref, got.token, got.logprob, rule):
             return verdict(False, "sampled_token", i)
+        if tempered_most(ref, got.token, temperature) < rule.sampled_floor:
+            return verdict(False, "sampled_token", i)
         break
-    if diverged is None and len(answer.tokens) != len(reference.tokens):
-        diverged = shared  # it sampled an end (or went on) where the reference did not
-    if len(deltas) >= rule.mean_min_tokens and sum(deltas) / len(deltas) > rule.mean_tolerance:
+    if tally.diverged is None and len(answer.tokens) != len(reference.tokens):
+        tally.diverged = shared  # it sampled an end (or went on) where the reference did not
+    diverged = tally.diverged
+    if tally.off_on_average(rule):
         return verdict(False, "logprob_mean", None)
     upto = len(answer.tokens) if diverged is None else min(diverged + 1, len(answer.tokens))
-    spelled = "".join(t.token for t in answer.tokens[:upto])
-    if REPLACEMENT not in spelled and not _spells(spelled, answer.text, tuple(stops)):
+    if not spelled_by(answer, upto, stops):
         return verdict(False, "text", None)
     return verdict(True, "sampled_match" if diverged is None else "sampled_diverged", diverged)

@@ -4,7 +4,9 @@ own rules sends, so a client can end one that sends more (a hostile or broken ga
 Pure rules, no I/O. The client (``client_stream.events``: ``llm-mesh ask --stream``, the
 seed API's ``MeshClient.stream``) counts each SSE event it reads that carries no output
 (:func:`~LLM_Mesh.core.stream_guard.carries_output`, the gateway's own test: an empty or
-role-only delta, a chunk of no choice, a finish or usage chunk, a comment) and ends the
+role-only delta, a chunk of no choice, a finish or usage chunk, a comment; and a run of
+blank lines past an event's end, which makes no event and an honest gateway never sends:
+``SseFramer.blank``, found 2026-12-05, review31: a flood of them was never counted) and ends the
 stream past :func:`quiet_bound` of its request (:class:`QuietCount`). It has no clock of its
 own: an honest gateway's text may pause for minutes (a failover's first token, a node's
 share of a shared floor), so time is the stream's whole bound only (30 min, ``client_stream``).
@@ -152,8 +154,14 @@ class QuietCount:
         if any(carries_output(c, self.choices) for c in chunks):
             self.run = 0
             return None
-        self.run += 1
-        self.events += 1
+        return self.quiet(1, size)
+
+    def quiet(self, n: int, size: int) -> str | None:
+        """Counts ``n`` events without output of ``size`` bytes in all (:meth:`event`'s; a
+        client's count of blank lines that make no event, ``SseFramer.blank``: an honest
+        gateway sends none); what they passed, or None."""
+        self.run += n
+        self.events += n
         self.bytes += size
         bound = self.bound
         if self.run > bound.run:

@@ -11,7 +11,7 @@ goes out as the slice of what was read, unchanged but for:
 - ``\\r\\n`` line endings (any ``\\r`` before a ``\\n``), read as ``\\n``; a ``\\r`` at the
   end of a read waits for the next to see whether a ``\\n`` follows;
 - blank lines: an event ends at one, and more than one between events (or before the
-  first) make no empty event.
+  first) make no empty event (:attr:`SseFramer.blank` counts such runs).
 
 At the stream's end, :meth:`SseFramer.end` returns what is left as an event if it is one
 (a last ``data: [DONE]`` without its blank line, say): whether the stream ended properly
@@ -53,28 +53,34 @@ def _tail(seen: bytes) -> bytes:
     return kept[-1:] + b"\r"
 
 
-def _events(blobs: list[bytes]) -> list[bytes]:
+def _events(blobs: list[bytes]) -> tuple[list[bytes], int]:
     """The events in ``blobs`` (bytes split at blank lines), more blank lines than one (an
-    empty blob, or one that begins or ends with a line ending) left out."""
+    empty blob, or one that begins or ends with a line ending) left out; and how many
+    blobs had such (:attr:`SseFramer.blank`)."""
     out: list[bytes] = []
+    extra = 0
     for blob in blobs:
         if not blob or blob[0] == 10 or blob[-1] == 10:
+            extra += 1
             blob = blob.strip(b"\n")
             if not blob:
                 continue
         out.append(blob)
-    return out
+    return out, extra
 
 
 class SseFramer:
     """One stream's framer (see the module docstring): :meth:`feed` each read, :meth:`end`
     when the stream ends; :attr:`over` when the event being read is past ``limit`` bytes."""
 
-    __slots__ = ("_buf", "_more", "_more_n", "_tail", "limit", "over")
+    __slots__ = ("_buf", "_more", "_more_n", "_tail", "blank", "limit", "over")
 
     def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
         self.limit = limit
         self.over = False  # the event being read is past ``limit`` (after the last feed)
+        # runs of blank lines past the one ending an event, so far (they make no event: a
+        # client counts them as events without output, client_stream.events; review31)
+        self.blank = 0
         self._buf = b""  # the bytes after the last complete event
         # ... and the reads after them in which no event ended (joined once one does),
         # their size, and the last bytes read (where a blank line may begin)
@@ -112,7 +118,9 @@ class SseFramer:
             one = blobs[0]
             if one and one[0] != 10 and one[-1] != 10:
                 return blobs
-        return _events(blobs)
+        out, extra = _events(blobs)
+        self.blank += extra
+        return out
 
     def end(self) -> list[bytes]:
         """The stream ended: what is left, as events if any (an unterminated last one).
@@ -123,4 +131,8 @@ class SseFramer:
         rest = rest.rstrip(b"\r")
         self._buf, self._more, self._more_n, self._tail = b"", bytearray(), 0, b""
         self.over = False
-        return _events(rest.split(b"\n\n"))  # (one, unless CRs hid a cut)
+        if not rest:
+            return []
+        out, extra = _events(rest.split(b"\n\n"))  # (one, unless CRs hid a cut)
+        self.blank += extra
+        return out

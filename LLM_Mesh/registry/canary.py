@@ -439,8 +439,13 @@ class CanaryProber:
         if got is None:
             v = compare_text(ref, text or "", self.rule, stops(shape))
         else:
-            judge = compare_sampled if shape.sampled else compare
-            v = judge(ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape))
+            part = judged_part(got, ref, self.mix.max_tokens)
+            if shape.sampled:  # at the temperature it sent (core/canary_sampled.tempered_most)
+                v = compare_sampled(
+                    ref, part, self.rule, stops(shape), temperature=shape.temperature
+                )
+            else:
+                v = compare(ref, part, self.rule, stops(shape))
         counts = probe_counts(got, text, streamed_usage, whole, ref, shape)
         if v.ok and counts is not None:  # the text is the model's, its count is not
             rec = await self.quality.record(

@@ -51,8 +51,9 @@ class Job:
     deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
     ext: Extensions = NONE
     client_id: str | None = None  # the client's Idempotency-Key / X-Request-Id, if usable
-    # without a client id: the SDK's retry marker's count (core/sdk_retry.py; None: no
-    # marker) and the SHA-256 of the body bytes the client sent (""), for the implicit key
+    # with an Authorization header and no client id: the SDK's retry marker's count
+    # (core/sdk_retry.py; None: no marker, or none of those) and the SHA-256 of the body
+    # bytes the client sent (""), for the implicit key
     sdk_retry: int | None = None
     body_digest: str = ""
     # the request's settlement key (settlements.request_id, the ledger's request_id): the

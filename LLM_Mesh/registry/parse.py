@@ -161,6 +161,7 @@ def refusal_ids(headers: Headers) -> tuple[str, str]:
 _BROWSER = (b"sec-fetch-site", b"origin")  # what another_sites_page reads; neither: False
 _CLIENT_ID = (b"idempotency-key", b"x-request-id")  # what client_id reads; neither: None
 _SDK_RETRY = sdk_retry.HEADER.encode()  # the SDK's retry marker (core/sdk_retry.py)
+_AUTHORIZATION = b"authorization"  # where a key comes (pipeline.py: Client)
 
 
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
@@ -232,9 +233,10 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             param="logprobs",
         )
     given = None if names.isdisjoint(_CLIENT_ID) else client_id(headers)
-    # the SDK's attempt without an id of its own: its count, and its bytes' digest (before
-    # any field is stripped below: the client's bytes, as each of its attempts sends them)
-    marked = given is None and _SDK_RETRY in names
+    # a keyed SDK attempt without an id of its own: its count, and its bytes' digest (before
+    # any field is stripped below: the client's bytes, as each of its attempts sends them);
+    # none without a key (never an implicit key: admit.IdempotencyCheck), so not hashed
+    marked = given is None and _SDK_RETRY in names and _AUTHORIZATION in names
     attempt = sdk_retry.retry_count(headers.get(sdk_retry.HEADER)) if marked else None
     digest = "" if attempt is None else sdk_retry.body_digest(raw)
     ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)

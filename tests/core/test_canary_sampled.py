@@ -124,3 +124,48 @@ def test_a_made_up_number_or_nan_fails() -> None:
     assert compare_sampled(REF, sampled(bad)).reason == "logprob"
     positive = TokenLogprob(" a", 0.5, REF.tokens[0].top)
     assert compare_sampled(REF, sampled(positive)).reason == "logprob"
+
+
+# review31: a node that serves a cheaper model to sampled requests but runs the real one
+# for the first token only, always leaving its arg max there (the runner-up: its numbers
+# are the real model's), so that nothing after it is compared
+CONFIDENT = Answer(
+    " a b",
+    (
+        pos(" a", -0.06, (" x", -3.6), (" y", -4.5), (" z", -5.0), (" w", -5.5)),  # 0.9 % unlisted
+        pos(" b", -0.1, (" q", -3.0), (" r", -4.0), (" s", -5.0), (" t", -6.0)),
+    ),
+)
+
+
+def test_leaving_a_confident_arg_max_at_a_low_temperature_fails() -> None:
+    """At temperature 0.2 an honest sampler picks the runner-up of a 94 % token with
+    probability below e^(-3.54 / 0.2) ~ 2e-8: a node that always leaves the arg max at the
+    first token (to serve the rest from another model) fails there; at 1.0 the same pick
+    is a plausible draw (what remains: docs/security.md, probes' tell (a))."""
+    cheat = sampled(with_pick(CONFIDENT.tokens[0], " x"), pos(" k", -0.2))
+    v = compare_sampled(CONFIDENT, cheat, temperature=0.2)
+    assert not v.ok and v.reason == "sampled_token" and v.position == 0, v
+    assert compare_sampled(CONFIDENT, cheat, temperature=1.0).ok
+    # an unlisted pick is bounded by the list's last number: below it at 0.3 too
+    unlisted = TokenLogprob(" o", -5.6, ((" a", -0.06), (" x", -3.6), (" o", -5.6)))
+    assert compare_sampled(CONFIDENT, sampled(unlisted), temperature=0.3).reason == "sampled_token"
+    assert compare_sampled(CONFIDENT, sampled(unlisted), temperature=1.0).ok
+
+
+def test_a_plausible_draw_at_a_low_temperature_passes() -> None:
+    """The runner-up of a near tie (REF's third position: 0.41 against 0.30) is an honest
+    draw at 0.2 as at 1.0; the rule reads the tempered distribution, not the raw one."""
+    got = sampled(REF.tokens[0], REF.tokens[1], with_pick(REF.tokens[2], " u"), pos(" k", -0.4))
+    for t in (0.2, 0.5, 1.0):
+        v = compare_sampled(REF, got, temperature=t)
+        assert v.ok and v.reason == "sampled_diverged" and v.diverged_at == 2, (t, v)
+
+
+def test_always_greedy_at_a_temperature_passes_as_a_match() -> None:
+    """A node answering every sampled request greedily (the real model's arg max) passes:
+    accepted, it serves the model asked for at its full cost, only without the draws the
+    user asked for (docs/security.md, probes' tell (a))."""
+    for t in (0.2, 0.7, 1.0):
+        v = compare_sampled(CONFIDENT, CONFIDENT, temperature=t)
+        assert v.ok and v.reason == "sampled_match", v

@@ -256,3 +256,16 @@ def test_a_blank_line_of_a_run_of_crs_cut_anywhere_ends_its_event_at_once(run: i
                 got += f.feed(r)
                 assert got == SseFramer().feed(data[:at]), (i, j, at)
             assert got + f.end() == [b"data: a", b"data: b"]
+
+
+def test_blank_lines_past_an_events_end_are_counted_not_made_events() -> None:
+    """An honest stream (one blank line an event) counts none; each run of more, before,
+    between or after events, counts one (a client counts them as events without output,
+    ``client_stream.events``; review31: a flood of them was never counted)."""
+    from LLM_Mesh.core.sse_frame import SseFramer
+
+    f = SseFramer()
+    assert f.feed(b"data: 1\n\ndata: 2\n\n") == [b"data: 1", b"data: 2"] and f.blank == 0
+    assert f.feed(b"\n\n\n\ndata: 3\n\n") == [b"data: 3"] and f.blank == 2
+    assert f.feed(b"\n\n") == [] and f.blank == 3
+    assert f.end() == [] and f.blank == 3

@@ -222,3 +222,29 @@ async def test_each_endpoint_streamed_shape_passes_honest_and_fails_an_inflated_
         assert bad.verdict == "fail" and bad.detail.startswith("usage_completion"), (shape, bad)
     bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
     assert len(bodies) == len(shapes) and all(b["temperature"] == 0 for b in bodies)
+
+
+async def test_a_sampled_probe_is_judged_at_its_own_temperature(
+    mesh: Harness, monkeypatch: Any
+) -> None:
+    """The prober hands the judge the temperature it sent (``compare_sampled``'s
+    ``temperature``: a confident arg max left at 0.2 fails, at 1.0 it may be a draw;
+    review31: it was judged as at any temperature)."""
+    from LLM_Mesh.core import canary_sampled
+    from LLM_Mesh.registry import canary as registry_canary
+
+    seen: list[float] = []
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append(kw.get("temperature", -1.0))
+        return canary_sampled.compare_sampled(*args, **kw)
+
+    monkeypatch.setattr(registry_canary, "compare_sampled", spy)
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "honest", answered_by(sim()))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    for t in (0.2, 0.7):
+        got = await p.probe("honest", MODEL, "def f():", Shape(max_tokens=24, temperature=t))
+        assert got.verdict == "pass", got
+    assert seen == [0.2, 0.7]

@@ -498,3 +498,23 @@ async def test_a_page_of_another_site_is_refused_before_anything_else(
         assert r.status_code == 403 and "web pages of other sites" in r.json()["error"]["message"]
     else:
         assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+async def test_an_anonymous_sdk_attempt_is_not_hashed(tmp_path: Path) -> None:
+    """The SDK's marker on a request without ``Authorization`` (anonymous: its implicit key
+    is never made, ``admit.IdempotencyCheck._sdk_attempt``) costs no SHA-256 of its body;
+    a keyed one's is its bytes' (review31: every anonymous SDK request hashed its body for
+    nothing)."""
+    from starlette.datastructures import Headers
+
+    from LLM_Mesh.core.sdk_retry import body_digest
+    from LLM_Mesh.registry.parse import build_job
+    from tests.registry.test_charge import BODY, CHAT
+
+    raw = json.dumps(BODY).encode()
+    async with running(tmp_path) as h:
+        anon = build_job(h.runtime, Headers({"x-stainless-retry-count": "1"}), raw, CHAT, 0.0)
+        assert anon.body_digest == "" and anon.sdk_retry is None
+        keyed = Headers({"x-stainless-retry-count": "1", "authorization": "Bearer sk-x"})
+        job = build_job(h.runtime, keyed, raw, CHAT, 0.0)
+        assert job.body_digest == body_digest(raw) and job.sdk_retry == 1

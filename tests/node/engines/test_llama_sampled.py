@@ -99,7 +99,7 @@ async def test_honest_sampled_answers_pass_the_sampled_rule(
         for temperature in (0.3, 0.7, 1.0):
             got = await answer(honest, prompt, temperature, 0)
             assert "".join(t.token for t in got.tokens) == got.text
-            v = compare_sampled(refs[prompt], got)
+            v = compare_sampled(refs[prompt], got, temperature=temperature)
             assert v.ok, (prompt, temperature, v.describe(), got.text)
             verdicts.append(v)
     assert sum(v.reason == "sampled_diverged" for v in verdicts) > len(verdicts) // 2
@@ -115,5 +115,5 @@ async def test_q2k_serving_sampled_requests_fails(
     for prompt in PROMPTS:
         for temperature in (0.3, 0.7):
             got = await answer(q2k_engine, prompt, temperature, 0)
-            failed += not compare_sampled(refs[prompt], got).ok
+            failed += not compare_sampled(refs[prompt], got, temperature=temperature).ok
     assert failed >= 2, failed
