@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.ledger_statement import PENDING_S
 from LLM_Mesh.core.pricing import part_costs, split
@@ -230,3 +232,64 @@ def test_the_same_record_given_twice_is_owed_once() -> None:
     cont = _served(1, node="node-b", continued=True, prompt_tokens=0, completion_tokens=10)
     log.pay(cont)  # a stream continued on another node: two records, both owed
     assert log.report([r, cont, r, cont]).ok
+
+
+# --- what a registry's GET /v1/pricing binds the check to (registry_prices, keys_of) ---
+
+
+def test_a_registrys_prices_its_list_then_its_custom_price_then_the_catalogs() -> None:
+    from LLM_Mesh.core.pricing import Price
+    from LLM_Mesh.core.served_check import registry_prices
+
+    pricing = {
+        "network_fee_bps": 250,
+        "models": {MODEL: {"prompt_per_1k": 7, "completion_per_1k": 9, "unit": "µNT"}},
+        "custom": {"prompt_per_1k": 3, "completion_per_1k": 4},
+    }
+    fee, price_of = registry_prices(pricing)
+    assert fee == 250
+    assert price_of(MODEL) == Price(7, 9)  # listed
+    assert price_of("my-own-model") == Price(3, 4)  # not in the catalog: the custom price
+    from LLM_Mesh.core.catalog import CATALOG
+
+    other = next(spec.id for spec in CATALOG if spec.id != MODEL)
+    assert price_of(other) == published_price(other)  # in the catalog, not listed
+    fee, price_of = registry_prices({"network_fee_bps": 0, "models": {}})
+    assert fee == 0 and price_of("my-own-model") == published_price("my-own-model")
+    assert registry_prices({"network_fee_bps": 10_000, "models": {}})[0] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("pricing", "why"),
+    [
+        ({"models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": -1, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": 10_001, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": 5.0, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": True, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": 5}, "models is not an object"),
+        ({"network_fee_bps": 5, "models": []}, "models is not an object"),
+        ({"network_fee_bps": 5, "models": {"m": 3}}, "models['m'] is not a price"),
+        ({"network_fee_bps": 5, "models": {}, "custom": None}, "custom is not a price"),
+        ({"network_fee_bps": 5, "models": {"m": {"prompt_per_1k": -1, "completion_per_1k": 1}}},
+         "models['m']: prompt_per_1k must be a whole number >= 0, got -1"),
+        ({"network_fee_bps": 5, "models": {}, "custom": {"prompt_per_1k": 1}},
+         "custom: completion_per_1k must be a whole number >= 0, got None"),
+    ],
+)  # fmt: skip
+def test_a_pricing_answer_that_is_not_one_is_refused_in_words(
+    pricing: dict[str, Any], why: str
+) -> None:
+    from LLM_Mesh.core.served_check import registry_prices
+
+    with pytest.raises(ValueError) as err:
+        registry_prices(pricing)
+    assert str(err.value) == f"GET /v1/pricing: {why}"
+
+
+def test_the_keys_kept_are_every_records_ledger_keys() -> None:
+    from LLM_Mesh.core.served_check import keys_of
+
+    a, b = _served(1), _served(2, request_id="alice-session-42")
+    assert keys_of([a, b]) == {a.request_id, "~" + ledger_suffix(a.request_id), "alice-session-42"}
+    assert keys_of([]) == set()
