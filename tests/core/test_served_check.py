@@ -293,3 +293,95 @@ def test_the_keys_kept_are_every_records_ledger_keys() -> None:
     a, b = _served(1), _served(2, request_id="alice-session-42")
     assert keys_of([a, b]) == {a.request_id, "~" + ledger_suffix(a.request_id), "alice-session-42"}
     assert keys_of([]) == set()
+
+
+# --- the words of a report: the fee its entries state, the time, the unexplained credits ---
+
+
+def _fees_cutting(said: str) -> range:
+    m = re.fullmatch(r"(\d+)(?: to (\d+))? bps", said)
+    assert m is not None, said
+    return range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [(10_000, 800)],  # one fee exactly
+        [(1_000, 80)],  # 800 to 809: rounded down
+        [(1, 0)],  # a 1 µNT part: any fee below 100 % leaves 0
+        [(10_000, 0)],  # no fee
+        [(0, 0), (10_000, 800)],  # a part of nothing says nothing; the next still counts
+        [(1_000, 80), (3_000, 241)],
+    ],
+)
+def test_the_fees_said_are_exactly_those_that_cut_every_part_so(
+    parts: list[tuple[int, int]],
+) -> None:
+    from LLM_Mesh.core.pricing import MAX_FEE_BPS, network_fee
+    from LLM_Mesh.core.served_check import _bps_said
+
+    fits = [
+        bps for bps in range(MAX_FEE_BPS + 1)
+        if all(network_fee(a, bps) == f for a, f in parts if a > 0)
+    ]  # fmt: skip
+    assert list(_fees_cutting(_bps_said(parts))) == fits
+
+
+def test_parts_no_one_fee_cuts_are_said_so() -> None:
+    from LLM_Mesh.core.served_check import _bps_said
+
+    assert _bps_said([(10_000, 800), (10_000, 900)]) == (
+        "no one fee in basis points cuts them all so"
+    )
+
+
+def test_a_records_time_is_said_in_utc_whatever_the_local_zone(monkeypatch: Any) -> None:
+    import time
+
+    from LLM_Mesh.core.served_check import _when
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert _when(0) == "1970-01-01 00:00:00"
+        assert _when(1_796_465_700_999) == "2026-12-05 10:15:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_credits_no_record_explains_are_counted_with_their_amounts() -> None:
+    credits = [
+        {"seq": 10, "kind": "settle", "to": ME, "amount": 5},
+        {"seq": 11, "kind": "settle", "to": ME, "amount": 7},
+        {"seq": 12, "kind": "settle", "to": ME},  # no amount: 0
+        {"seq": 13, "kind": "settle", "to": THEM, "amount": 100},  # not ours
+        {"seq": 14, "kind": "fee", "to": ME, "amount": 100},  # not a settlement
+    ]
+    rep = served_report(ME, [], {}, credits, price_of=published_price, fee_bps=FEE_BPS,
+                        signed_time_us=NOW_US)  # fmt: skip
+    assert (rep.account, rep.strict) == (ME, False)
+    assert (rep.unmatched, rep.unmatched_amount) == (3, 12)
+
+
+def test_one_fee_is_said_alone() -> None:
+    from LLM_Mesh.core.served_check import _bps_said
+
+    assert _bps_said([(10_000, 800)]) == "800 bps"
+    assert _bps_said([(1_000, 80)]) == "800 to 809 bps"
+
+
+def test_the_published_price_is_the_catalogs_else_the_custom_one() -> None:
+    from LLM_Mesh.core.catalog import (
+        CATALOG,
+        CUSTOM_COMPLETION_PRICE_PER_1K,
+        CUSTOM_PROMPT_PRICE_PER_1K,
+    )
+    from LLM_Mesh.core.pricing import Price
+
+    for spec in CATALOG:
+        assert published_price(spec.id) == spec.price
+    custom = Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K)
+    assert published_price("my-own-model") == custom
+    assert any(spec.price != custom for spec in CATALOG)  # the test tells them apart
