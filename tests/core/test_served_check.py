@@ -385,3 +385,124 @@ def test_the_published_price_is_the_catalogs_else_the_custom_one() -> None:
     custom = Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K)
     assert published_price("my-own-model") == custom
     assert any(spec.price != custom for spec in CATALOG)  # the test tells them apart
+
+
+def _name(r: Served) -> str:
+    from LLM_Mesh.core.served_check import _when
+
+    return (
+        f"request {r.request_id} ({r.model}, {r.completion_tokens} completion tokens, "
+        f"served {_when(r.time_ms)} UTC by {r.node})"
+    )
+
+
+def test_a_request_exactly_the_pending_window_old_is_judged() -> None:
+    at = _served(1, time_ms=NOW_US // 1000 - PENDING_S * 1000)
+    rep = Log().report([at])
+    assert not rep.pending and len(rep.findings) == 1
+    late = _served(2, time_ms=NOW_US // 1000 - PENDING_S * 1000 + 1)
+    assert Log().report([late]).pending == [f"{_name(late)}: no entry pays it yet (run again later)"]
+
+
+def test_each_finding_names_its_entries_word_for_word() -> None:
+    r = _served(1)
+    owed = expected_share(published_price(MODEL), r, FEE_BPS)
+    held_to = "held:" + "4" * 32
+    log = Log()
+    log.pay(r, to=held_to, kind="hold")
+    assert log.report([r]).held == [
+        f"{_name(r)}: its share went to held account {held_to} (entry 0): the node was "
+        "quarantined; paid to you if the admin clears it"
+    ]
+    log = Log()
+    log.pay(r, to=held_to, kind="hold", less=1)
+    assert log.report([r]).findings == [
+        f"{_name(r)}: held {owed - 1} µNT in a held account (entry 0: {owed - 1} µNT to "
+        f"{held_to}), the published price of the tokens served less the {FEE_BPS} bps fee "
+        f"is {owed} µNT"
+    ]
+    log = Log()
+    log.pay(r, to=THEM)
+    assert log.report([r]).findings == [
+        f"{_name(r)}: owed {owed} µNT, paid to another account (entry 0 to {THEM}), not {ME}"
+    ]
+    log = Log()
+    log.pay(r, less=3)
+    fee = log.entries[1]["amount"]
+    cost = owed + fee
+    assert log.report([r]).findings == [
+        f"{_name(r)}: paid {owed - 3} µNT (entry 0: {owed - 3} µNT), the published price of "
+        f"the tokens served less the {FEE_BPS} bps fee is {owed} µNT (its entries state a "
+        f"{fee} µNT fee: {owed - 3 + fee} µNT of {cost})"
+    ]
+
+
+def test_a_fee_entry_of_another_payer_is_not_the_parts_fee() -> None:
+    from LLM_Mesh.core.served_check import _parts
+
+    settle = {"seq": 4, "kind": "settle", "from": USER, "to": ME, "amount": 90}
+    theirs = {"seq": 5, "kind": "fee", "from": "user:" + "9" * 24, "amount": 10}
+    ours = {"seq": 5, "kind": "fee", "from": USER, "amount": 10}
+    assert _parts([settle, theirs], [settle]) == [(90, 0)]
+    assert _parts([settle, ours], [settle]) == [(100, 10)]
+    assert _parts([settle, {**ours, "amount": None}], [settle]) == [(90, 0)]
+    assert _parts([settle, {**ours, "kind": "settle"}], [settle]) == [(90, 0)]
+    assert _parts([settle], [settle]) == [(90, 0)]  # no entry after it: a fee of 0
+    assert _parts([{**settle, "amount": None}], [{**settle, "amount": None}]) == [(0, 0)]
+
+
+def _entry(seq: int, kind: str, to: str, amount: int | None, rid: str) -> dict[str, Any]:
+    return {"seq": seq, "time_us": OLD_MS * 1000 + 5, "kind": kind, "from": USER, "to": to,
+            "amount": amount, "request_id": rid, "receipt_hash": "ab" * 32}  # fmt: skip
+
+
+def test_findings_list_every_entry_and_count_one_without_an_amount_as_nothing() -> None:
+    r = _served(1)
+    rid, owed = r.request_id, expected_share(published_price(MODEL), r, FEE_BPS)
+    held_to = "held:" + "4" * 32
+    log = Log()
+    log.entries = [_entry(0, "settle", ME, 20, rid), _entry(1, "settle", ME, 10, rid)]
+    assert log.report([r]).findings == [
+        f"{_name(r)}: paid 30 µNT (entry 0: 20 µNT, entry 1: 10 µNT), the published price of "
+        f"the tokens served less the {FEE_BPS} bps fee is {owed} µNT"
+    ]  # no fee entry: no word of a fee
+    log.entries = [_entry(0, "settle", THEM, 20, rid), _entry(1, "settle", THEM, 30, rid)]
+    assert log.report([r]).findings == [
+        f"{_name(r)}: owed {owed} µNT, paid to another account (entry 0 to {THEM}, entry 1 "
+        f"to {THEM}), not {ME}"
+    ]
+    log.entries = [_entry(0, "hold", held_to, 20, rid), _entry(1, "hold", held_to, None, rid)]
+    assert log.report([r]).findings == [
+        f"{_name(r)}: held 20 µNT in a held account (entry 0: 20 µNT to {held_to}, entry 1: "
+        f"None µNT to {held_to}), the published price of the tokens served less the "
+        f"{FEE_BPS} bps fee is {owed} µNT"
+    ]
+    log.entries = [_entry(0, "settle", ME, None, rid)]
+    rep = log.report([r])
+    assert rep.paid == 0 and rep.findings[0].startswith(f"{_name(r)}: paid 0 µNT (entry 0: ")
+
+
+def test_a_payment_at_another_fee_is_said_word_for_word() -> None:
+    from LLM_Mesh.core.served_check import _bps_said
+
+    log, r = Log(), _served(1)
+    log.pay(r, fee_bps=800)
+    share, fee = log.entries[0]["amount"], log.entries[1]["amount"]
+    owed = expected_share(published_price(MODEL), r, FEE_BPS)
+    assert log.report([r]).other_fee == [
+        f"{_name(r)}: paid {share} µNT (entry 0: {share} µNT): its entries state a {fee} µNT "
+        f"fee of {share + fee} µNT ({_bps_said([(share + fee, fee)])}), not the {FEE_BPS} "
+        f"bps fee ({owed} µNT to you)"
+    ]
+
+
+def test_a_request_served_in_two_parts_names_both_nodes() -> None:
+    a = _served(1, node="node-b")
+    b = _served(1, node="node-a", continued=True, time_ms=OLD_MS + 1000)
+    rep = Log().report([a, b])
+    assert len(rep.findings) == 1
+    assert rep.findings[0].startswith(
+        f"request {a.request_id} ({MODEL}, 50 completion tokens, served "
+        f"{_name(b).split('served ')[1].split(' UTC')[0]} UTC by node-a, node-b): owed "
+    )
+    assert rep.findings[0].endswith(", and no entry of the whole log pays it (0 entries name it)")
