@@ -84,3 +84,18 @@ def test_the_wait_for_the_floor_slot_is_what_is_left_of_the_keyed_minute(
     slots: int, share: float, ago: float | None, left: float
 ) -> None:
     assert floor_slot_wait(slots, share, ago) == pytest.approx(left)
+
+
+def test_a_share_a_hair_below_1_still_keeps_the_last_slot() -> None:
+    assert anonymous_cap(10, 1.0 - 1e-10) == 9
+    assert anonymous_cap(10, 1.0) == 10
+
+
+def test_a_bad_share_in_words() -> None:
+    with pytest.raises(ValueError, match=r"^share must be between 0 and 1$"):
+        anonymous_cap(4, 1.5)
+
+
+def test_no_floor_wait_once_the_keyed_minute_is_over() -> None:
+    assert floor_slot_wait(1, 0.5, KEYED_RECENT_S + 5.0) == 0.0
+    assert floor_slot_wait(1, 0.5, KEYED_RECENT_S - 5.0) == 5.0

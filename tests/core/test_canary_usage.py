@@ -22,6 +22,13 @@ def test_stated_usage_reads_counts_and_refuses_what_is_not_one() -> None:
     assert stated_usage({}) is None
 
 
+def test_a_count_of_zero_is_a_count() -> None:
+    """An empty answer states 0 completion tokens (a stop at once); an empty prompt, 0."""
+    assert stated_usage({"usage": {"prompt_tokens": 0, "completion_tokens": 0}}) == (
+        StatedUsage(0, 0)
+    )
+
+
 def test_a_completion_within_its_entries_and_the_slack_passes() -> None:
     ref = StatedUsage(10, 32)
     assert check_usage(StatedUsage(10, 16), ref, entries=16) is None

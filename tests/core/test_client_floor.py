@@ -112,3 +112,44 @@ def test_output_of_a_later_choice_counts_only_with_n() -> None:
     assert two.event([later], 10) is None and two.run == 0
     one = QuietCount(QuietBound(1, 1, 10**6), choices=1)
     assert one.event([later], 10) is None and one.run == 1
+
+
+def test_without_n_a_later_choice_is_no_output() -> None:
+    """A count made without ``choices`` is for one choice (``n`` 1): a later choice's text is
+    no progress (the gateway relays only the choices asked for)."""
+    later: dict[str, Any] = {
+        "choices": [{"index": 0, "delta": {}}, {"index": 1, "delta": {"content": "b"}}]
+    }
+    count = QuietCount(QuietBound(5, 5, 10**6))
+    assert count.event([later], 10) is None and count.run == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "chat", "limit"),
+    [
+        ({"max_tokens": 1}, False, 1),  # the smallest limit is a limit
+        ({"max_tokens": "1"}, True, 1),
+        ({"max_tokens": 1.0}, True, 1),
+        # a limit the gateway refuses is skipped for the next key, not read as "none"
+        ({"max_completion_tokens": 0, "max_tokens": 7}, True, 7),
+        ({"max_completion_tokens": -3, "max_tokens": 7}, True, 7),
+        ({"max_completion_tokens": [5], "max_tokens": 7}, True, 7),
+        ({"max_tokens": 0}, False, MAX_CONTEXT),
+        # an n the gateway refuses counts as one choice
+        ({"max_tokens": 8, "n": 0}, True, 8),
+        ({"max_tokens": 8, "n": -2}, True, 8),
+        ({"max_tokens": 8, "n": 1}, True, 8),
+        ({"max_tokens": 8, "n": 2}, True, 16),
+    ],
+)
+def test_the_smallest_whole_numbers_and_refused_ones(
+    body: dict[str, Any], chat: bool, limit: int
+) -> None:
+    assert stream_limit(body, chat) == limit
+
+
+def test_a_chats_completion_limit_bounds_its_quiet_events() -> None:
+    """``quiet_bound`` reads ``max_completion_tokens`` of a chat (and only of a chat)."""
+    body = {"max_completion_tokens": 8}
+    assert quiet_bound(body, chat=True) == honest_most(8).times(MARGIN)
+    assert quiet_bound(body, chat=False) == honest_most(MAX_CONTEXT).times(MARGIN)

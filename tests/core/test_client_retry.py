@@ -153,3 +153,30 @@ def test_client_advice_reads_the_header_and_the_wait() -> None:
     assert client_wait((True, 3.0), 0, left_s=3.0) is None  # past the call's own bound
     inf = client_advice({"x-should-retry": "true", "retry-after": "inf"})
     assert inf is not None and client_wait(inf, 0) is None
+
+
+def test_a_wait_of_exactly_the_clients_bound_is_waited() -> None:
+    assert client_wait((True, CLIENT_MAX_WAIT_S), 0) == CLIENT_MAX_WAIT_S
+    assert client_wait((True, 2.0), CLIENT_RETRIES - 1, left_s=2.5) == 2.0  # the last retry
+
+
+def test_an_endless_wait_is_still_a_retry_the_gateway_advised() -> None:
+    """``retry-after: inf`` (or ``nan``): the gateway said retry, after no finite wait (the
+    client then raises: past its bound)."""
+    for said in ("inf", "nan", "-inf"):
+        advice = client_advice({"x-should-retry": "true", "retry-after": said})
+        assert advice == (True, math.inf)
+
+
+def test_a_504s_message_word_for_word() -> None:
+    assert deadline_message("n1", "DeadlineExceeded", 120.0) == (
+        "node n1 did not answer within the request's deadline of 120 s (DeadlineExceeded; "
+        "the registry's request_timeout_s): a retry would most likely take as long again. "
+        "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
+        "answer (stream: true: only its first token is held to the deadline)"
+    )
+    assert deadline_message("n1", "ReadTimeout", 2.5, stream=True) == (
+        "node n1 did not answer within the request's deadline of 2.5 s (ReadTimeout; "
+        "the registry's request_timeout_s): a retry would most likely take as long again. "
+        "Ask for a shorter prompt or a smaller model"
+    )

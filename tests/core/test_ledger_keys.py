@@ -75,3 +75,27 @@ def test_a_chain_over_the_bound_or_garbled_is_refused() -> None:
     assert t.new == (pub(keys[-1]),) and "over the bound" in t.why
     assert judge_keys([pub(B)], [pub(A)], ["junk"]).new == (pub(B),)
     assert judge_keys(["not a key"], [pub(A)], None).new == ("not a key",)
+
+
+def test_no_chain_and_a_malformed_one_said_in_words() -> None:
+    for chain in (None, [], {}, "x"):
+        t = judge_keys([pub(X)], [pub(A)], chain)
+        assert t.new == (pub(X),) and t.first_use == ()
+        assert t.why == "the registry serves no signed rotation statement"
+    t = judge_keys([pub(X)], [pub(A)], [{"not": "a link"}])
+    assert t.why == "the registry's rotation chain is malformed"
+    t = judge_keys([pub(A), pub(B), pub(X)], [pub(A)], [rotation_statement(A, B)])
+    assert t.why == "no signed rotation statement from a remembered key names it"
+
+
+def test_every_remembered_key_is_tried_past_one_that_is_no_key_or_leads_nowhere() -> None:
+    chain = [rotation_statement(A, B)]
+    for remembered in (["not a key", pub(A)], [pub(X), pub(A)]):
+        t = judge_keys([pub(B)], remembered, chain)
+        assert t.trusted == (pub(B),) and t.rotated == ((pub(B), pub(A), 1),)
+        assert t.new == () and t.why == ""  # all trusted: no reason given
+
+
+def test_a_published_key_that_is_no_text_is_new() -> None:
+    t = judge_keys([pub(A), 7], [pub(A)], None)  # type: ignore[list-item]
+    assert t.trusted == (pub(A),) and t.new == (7,)

@@ -61,3 +61,50 @@ def test_the_entries_lost_are_named_by_their_numbers(size: int, lacks: str) -> N
     why = mark_problem(MARK, MARK.origin, size, None)
     assert why is not None and f"it lacks {lacks}" in why, why
     assert "entries after it" not in why
+
+
+def test_both_refusals_word_for_word() -> None:
+    """What a registry's operator reads when it refuses to start (``registry serve``)."""
+    assert mark_problem(MARK, MARK.origin, 27, None) == (
+        "the store's ledger has 27 entries, but this registry already published a checkpoint "
+        "at size 35 (root 0001020304050607...): the database was restored from an older "
+        "backup (or is not this network's, or was deleted), and it lacks 8 published entries "
+        "(27 to 34: paid requests and earnings); serving would fork the public ledger"
+    )
+    assert mark_problem(MARK, MARK.origin, 40, OTHER) == (
+        "the store's ledger at size 35 has root 0000000000000000..., but this registry "
+        "published a checkpoint at that size with root 0001020304050607...: the database "
+        "holds another history (a restored backup that has since grown, or another "
+        "network's database); serving would fork the public ledger"
+    )
+    why = mark_problem(MARK, MARK.origin, 35, None)  # no root at that size
+    assert why is not None and why.startswith("the store's ledger at size 35 has root none...")
+
+
+def test_a_kept_checkpoint_of_size_0_without_a_time_is_read() -> None:
+    text = json.dumps({"origin": "o", "tree_size": 0, "root_hash": ROOT.hex()})
+    assert parse_mark(text) == Mark("o", 0, ROOT, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"origin": 5}, "origin and tree_size of the wrong type"),
+        ({"tree_size": "3"}, "origin and tree_size of the wrong type"),
+        ({"tree_size": -1}, "a bad size, root or time"),
+        ({"root_hash": "00" * 31}, "a bad size, root or time"),
+        ({"time_us": "9"}, "a bad size, root or time"),
+        ({"time_us": None}, "a bad size, root or time"),
+    ],
+)
+def test_each_malformed_field_is_refused_in_words(fields: dict[str, object], why: str) -> None:
+    good = {"origin": "o", "tree_size": 3, "root_hash": ROOT.hex(), "time_us": 9}
+    with pytest.raises(ValueError) as err:
+        parse_mark(json.dumps({**good, **fields}))
+    assert str(err.value) == f"not a kept checkpoint: {why}"
+
+
+def test_text_that_is_no_checkpoint_names_what_failed() -> None:
+    with pytest.raises(ValueError) as err:
+        parse_mark("{}")
+    assert str(err.value) == "not a kept checkpoint: KeyError: 'origin'"

@@ -201,3 +201,134 @@ def test_a_failure_of_an_attempt_begun_before_the_goodbye_still_counts(back: boo
     assert st.success.value is not None and st.success.value < 0.1
     assert st.ttft.peak == 60_000.0  # a minute without a first token
     assert r.outliers.is_ejected("hang") is back  # back: ejected at its first timeout
+
+
+# --- LeftStats alone (its policy's bounds, what counts, the order of goodbyes) ---
+
+from LLM_Mesh.core.left_stats import LeftStats, counts  # noqa: E402
+from LLM_Mesh.core.route_types import Attempt  # noqa: E402
+from LLM_Mesh.core.scoring import ScoringPolicy  # noqa: E402
+
+SP = ScoringPolicy()
+
+
+def _st(nid: str, *, ok: bool = False, ttft: float | None = None, tok: float | None = None,
+        at: float = 0.0) -> NodeStats:  # fmt: skip
+    st = NodeStats(nid, ("m",), SP)
+    if not ok:
+        st.success.observe(0.0, at)
+    if ttft is not None:
+        st.ttft.observe(ttft, at)
+    if tok is not None:
+        st.per_token.observe(tok, at)
+    return st
+
+
+def _att(nid: str, started: float = 0.0, first_token: float | None = None) -> Attempt:
+    att = Attempt(nid, "m", started)
+    att.lineage = object()  # begun on a registration of the node
+    att.first_token_at = first_token
+    return att
+
+
+def test_the_smallest_policy_is_allowed_and_a_bad_one_said_in_words() -> None:
+    LeftPolicy(keep_s=0.0, max_kept=0)
+    LeftPolicy(keep_s=0.5, max_kept=1)
+    with pytest.raises(ValueError, match=r"^need keep_s >= 0 and max_kept >= 0$"):
+        LeftPolicy(keep_s=-0.5)
+
+
+def test_a_peak_above_its_prior_counts_at_its_prior_not() -> None:
+    """A success EWMA of 1 and one peak-EWMA at or above its prior: only above counts."""
+    assert not counts(_st("n", ok=True), 0.0, SP)
+    assert not counts(_st("n", ok=True, ttft=SP.prior_ttft_ms), 0.0, SP)
+    assert counts(_st("n", ok=True, ttft=SP.prior_ttft_ms + 1.0), 0.0, SP)
+    assert not counts(_st("n", ok=True, tok=SP.prior_per_token_ms), 0.0, SP)
+    assert counts(_st("n", ok=True, tok=SP.prior_per_token_ms + 1.0), 0.0, SP)
+
+
+def test_a_second_goodbye_replaces_the_first() -> None:
+    """A node kept, back, judged well, gone again: what it left the first time is dropped."""
+    ls = LeftStats(LeftPolicy(), SP)
+    ls.keep(_st("n"), 0.0)
+    ls.keep(_st("n", ok=True), 1.0)  # as good as a newcomer now: nothing to keep
+    assert "n" not in ls and len(ls) == 0
+
+
+def test_one_kept_at_a_max_of_one_the_newest() -> None:
+    ls = LeftStats(LeftPolicy(max_kept=1), SP)
+    ls.keep(_st("a"), 0.0)
+    assert "a" in ls
+    ls.keep(_st("b"), 1.0)
+    assert "b" in ls and "a" not in ls
+
+
+def test_restored_only_when_kept_and_said_so() -> None:
+    ls = LeftStats(LeftPolicy(keep_s=10.0), SP)
+    st = _st("n", ttft=900.0, at=5000.0)
+    ls.keep(st, 5000.0)  # late on the clock: an age, not a sum of times
+    back = NodeStats("n", ("m",), SP)
+    assert ls.restore(back, 5009.0) is True
+    assert back.ttft is st.ttft and back.success is st.success
+    assert ls.restore(NodeStats("x", ("m",), SP), 5009.0) is False  # never kept
+    assert ls.restore(NodeStats("n", ("m",), SP), 5009.0) is False  # given back already
+
+
+def test_dropped_exactly_keep_s_after_the_goodbye_the_oldest_first() -> None:
+    ls = LeftStats(LeftPolicy(keep_s=10.0), SP)
+    ls.keep(_st("a"), 5000.0)
+    ls.keep(_st("b"), 5005.0)
+    ls.keep(_st("ok", ok=True), 5009.0)  # nothing to keep; the stale ones go
+    assert "a" in ls and "b" in ls
+    ls.keep(_st("ok", ok=True), 5010.0)
+    assert "a" not in ls and "b" in ls
+    assert ls.restore(NodeStats("b", ("m",), SP), 5014.0) is True
+
+
+def test_a_late_failure_is_only_a_hard_failure_of_a_known_registration() -> None:
+    ls = LeftStats(LeftPolicy(), SP)
+    st = NodeStats("n", ("m",), SP)
+    for outcome in (Outcome.SUCCESS, Outcome.CANCELLED, Outcome.OVERLOADED):
+        assert ls.failed(_att("n"), 1.0, outcome, st) is False
+    unknown = Attempt("n", "m", 0.0)  # begun while the node was unknown
+    assert ls.failed(unknown, 1.0, Outcome.TIMEOUT, st) is False
+    assert st.success.value == 1.0 and len(ls) == 0
+    assert ls.failed(_att("n"), 1.0, Outcome.SERVER_ERROR, st) is True
+    assert st.success.value == 0.0
+
+
+def test_a_late_failure_adds_to_what_the_node_left_with() -> None:
+    ls = LeftStats(LeftPolicy(), SP)
+    ls.keep(_st("n", ttft=5000.0), 0.0)
+    assert ls.failed(_att("n"), 1.0, Outcome.SERVER_ERROR, None) is False
+    back = NodeStats("n", ("m",), SP)
+    assert ls.restore(back, 2.0)
+    assert back.ttft.peak == 5000.0  # what it left with, not a newcomer's
+
+
+def test_only_a_timeout_before_the_first_token_is_a_ttft_sample() -> None:
+    ls = LeftStats(LeftPolicy(), SP)
+    ls.failed(_att("err"), 30.0, Outcome.SERVER_ERROR, None)
+    ls.failed(_att("late", first_token=1.0), 30.0, Outcome.TIMEOUT, None)
+    ls.failed(_att("hung", started=10.0), 30.0, Outcome.TIMEOUT, None)
+    got = {}
+    for nid in ("err", "late", "hung"):
+        got[nid] = NodeStats(nid, ("m",), SP)
+        assert ls.restore(got[nid], 30.0)
+        assert got[nid].success.value == 0.0
+    assert got["err"].ttft.peak is None and got["late"].ttft.peak is None
+    assert got["hung"].ttft.peak == 20_000.0
+
+
+def test_a_late_failure_away_is_kept_within_max_kept_the_newest_wins() -> None:
+    none = LeftStats(LeftPolicy(max_kept=0), SP)
+    assert none.failed(_att("a"), 1.0, Outcome.TIMEOUT, None) is False and len(none) == 0
+    one = LeftStats(LeftPolicy(max_kept=1), SP)
+    one.failed(_att("a"), 1.0, Outcome.TIMEOUT, None)
+    assert "a" in one
+    one.failed(_att("b"), 2.0, Outcome.TIMEOUT, None)
+    assert "b" in one and "a" not in one
+    two = LeftStats(LeftPolicy(max_kept=2), SP)
+    two.keep(_st("a"), 0.0)
+    two.failed(_att("b"), 1.0, Outcome.TIMEOUT, None)
+    assert "a" in two and "b" in two

@@ -192,3 +192,40 @@ def test_a_node_says_its_keyed_age_while_it_keeps_places_and_a_reader_turns_it_b
     assert keeps_places(reported_keyed_at(12.5, 50.0), 50.0)
     for out in (KEYED_SEEN_S, KEYED_SEEN_S + 1, -0.5, float("nan"), float("inf")):
         assert reported_keyed_at(out, 50.0) is None, out
+
+
+def test_an_ordinary_waiter_is_due_by_its_own_wait_late_on_the_clock() -> None:
+    waiters = [Waiter(False, 10_000.0), Waiter(True, 10_000.5)]
+    assert next_waiter(waiters, 10_001.0) == 1  # waited 1 s: the keyed one first
+    assert next_waiter(waiters, 10_000.0 + MAX_ORDINARY_WAIT_S) == 0
+
+
+def test_a_nodes_keyed_age_within_another_window() -> None:
+    assert keyed_age_s(100.0, 104.0, window_s=5.0) == 4.0
+    assert keyed_age_s(100.0, 105.0, window_s=5.0) is None
+    assert keyed_age_s(100.0, 110.0, window_s=KEYED_SEEN_S + 20) == 10.0
+
+
+def test_an_age_of_zero_or_under_a_second_is_reported() -> None:
+    assert reported_keyed_at(0.0, 50.0) == 50.0  # the keyed request came at the heartbeat
+    assert reported_keyed_at(0.5, 50.0) == 49.5
+
+
+def test_a_body_with_white_space_after_its_object_gets_the_member_alone() -> None:
+    import json
+
+    from LLM_Mesh.core.priority import keyed_raw
+
+    for raw in (b"{}\n", b"{}\r\n", b"{ } "):
+        out = keyed_raw(raw, {})
+        assert json.loads(out) == {PRIORITY_FIELD: KEYED}, out
+
+
+def test_a_body_written_again_is_compact_utf_8() -> None:
+    import json
+
+    from LLM_Mesh.core.priority import keyed_raw
+
+    body = {"model": "m", "prompt": "é"}
+    out = keyed_raw(json.dumps(body).encode("utf-16"), body)
+    assert out == '{"mesh_priority":"keyed","model":"m","prompt":"é"}'.encode()

@@ -73,3 +73,39 @@ def test_the_keyed_named_share_is_of_the_keyed_requests_only() -> None:
         mix.note("m", False, True)
     assert mix.named_share("m", keyed=True) == 0.2
     assert mix.named_share("m") == 1.0
+
+
+def test_one_request_is_a_share_and_a_request_is_unnamed_unless_said() -> None:
+    mix = TrafficMix()
+    mix.note("m", keyed=True)
+    assert mix.keyed_share("m") == 1.0
+    assert mix.named_share("m") == 0.0  # no anonymous request: none of them named
+    assert mix.named_share("m", keyed=True) == 0.0  # not named: the default
+    mix.note("a", keyed=False, named=True)
+    assert mix.named_share("a") == 1.0 and mix.named_share("a", keyed=True) == 0.0
+
+
+def test_the_counts_halve_when_the_window_is_reached() -> None:
+    """At ``WINDOW`` requests each count is halved, whole (1023 keyed of 1024: 511 of 512)."""
+    mix = TrafficMix()
+    for _ in range(WINDOW - 1):
+        mix.note("m", keyed=True)
+    assert mix.keyed_share("m") == 1.0
+    mix.note("m", keyed=False)
+    assert mix.keyed_share("m") == 511 / 512
+    mix.note("m", keyed=False)
+    assert mix.keyed_share("m") == 511 / 513
+
+
+def test_the_model_past_the_bound_starts_the_table_again() -> None:
+    mix = TrafficMix()
+    for i in range(MAX_MODELS):
+        mix.note(f"m{i}", keyed=True)
+    assert mix.keyed_share("m0") == 1.0  # MAX_MODELS models kept
+    mix.note("one more", keyed=True)
+    assert mix.keyed_share("m0") == 0.0 and mix.keyed_share("one more") == 1.0
+
+
+def test_a_draw_equal_to_the_share_is_not_keyed() -> None:
+    assert not probe_keyed(0.25, 0.25)
+    assert probe_keyed(0.25, 0.2499)

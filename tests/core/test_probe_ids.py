@@ -51,5 +51,15 @@ def test_the_bits_are_the_random_bytes_given() -> None:
     a = client_like_id(0.0, bytes(range(16)))[1]
     b = client_like_id(0.0, bytes(range(1, 17)))[1]
     assert a != b and UUID4.fullmatch(a) and UUID4.fullmatch(b)
-    with pytest.raises(ValueError, match="16 random bytes"):
+    with pytest.raises(ValueError, match=r"^a client-like id needs 16 random bytes$"):
         client_like_id(0.0, b"short")
+
+
+def test_a_draw_on_a_share_boundary_takes_the_next_form() -> None:
+    """The forms take ``[0, 0.55)``, ``[0.55, 0.75)``, ...: a draw of exactly 0.55 is the
+    second form's."""
+    bits = bytes(range(16))
+    assert client_like_id(0.0, bits)[0] == "X-Request-Id"
+    header, value = client_like_id(0.55, bits)
+    assert header == "Idempotency-Key" and form_of(value) == "uuid4"
+    assert client_like_id(0.9999999, bits) == ("X-Request-Id", uuid.UUID(bytes=bits, version=4).hex)

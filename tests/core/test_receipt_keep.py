@@ -95,7 +95,7 @@ def test_the_coverage_record_reads_back_and_anything_else_is_refused() -> None:
                 json.dumps({**good, "receipts": ["a" * 63]}),
                 json.dumps({**good, "receipts": [1]}),
                 json.dumps({k: v for k, v in good.items() if k != "receipts"})]:  # fmt: skip
-        with pytest.raises(ValueError, match="not what a clean"):
+        with pytest.raises(ValueError, match=r"^not what a clean `ledger statement` writes$"):
             parse_coverage(bad)
 
 
@@ -158,3 +158,46 @@ def test_prune_takes_the_receipts_older_than_the_days_given() -> None:
     assert older_than(times, now_ms, 7) == {"old"}  # type: ignore[arg-type]
     assert older_than(times, now_ms, 9) == set()  # type: ignore[arg-type]
     assert older_than({}, now_ms, 1) == set()
+
+
+def test_a_pending_receipt_does_not_hide_the_ones_after_it() -> None:
+    r, pending = _receipt("req-1"), _receipt("req-2")
+    by = {r.receipt_hash: _rows(1)}  # `pending` named by no entry yet
+    got = covered([pending, r], by, judged_size=10, signed_time_ms=pending.time_ms)
+    assert got == {r.receipt_hash}
+
+
+def test_a_receipt_exactly_keep_s_old_is_removable() -> None:
+    r = _receipt("req-1")
+    by = {r.receipt_hash: _rows(1)}
+    at = r.time_ms + 60_000
+    assert removable([r], by, judged_size=10, now_ms=at, keep_s=60) == {r.receipt_hash}
+    assert removable([r], by, judged_size=10, now_ms=at - 1, keep_s=60) == set()
+
+
+def test_the_coverage_record_layout() -> None:
+    """One line of compact JSON, its fields in this order (read by ``receipt prune``, and by
+    an operator who opens the file)."""
+    text = coverage_text(["b" * 64, "a" * 64, "b" * 64], through=12, checkpoint_ms=345)
+    assert text == (
+        '{"format":"llm-mesh covered receipts v1","through":12,"checkpoint_time_ms":345,'
+        f'"receipts":["{"a" * 64}","{"b" * 64}"]}}\n'
+    )
+
+
+def test_a_look_dated_exactly_the_skew_ahead_is_not_due() -> None:
+    assert not look_due(NOW_S + 300, NOW_S)
+    assert look_due(NOW_S + 300.5, NOW_S)
+
+
+def test_the_oldest_exactly_at_the_age_bound_is_said() -> None:
+    assert note(Kept(1, 10, NOW_S - NOTE_AGE_S), NOW_S) == (
+        f"the oldest {NOTE_AGE_S // DAY} days old"
+    )
+
+
+def test_older_than_counts_whole_days_of_milliseconds() -> None:
+    now_ms = int(NOW_S * 1000)
+    edge = now_ms - 30 * DAY * 1000
+    times = {"edge": edge, "past": edge - 1}
+    assert older_than(times, now_ms, 30) == {"past"}

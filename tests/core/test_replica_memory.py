@@ -100,3 +100,57 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -> None:
     assert errors == []
     assert len(rm.parse(path.read_text())) >= 1
     assert not [p for p in tmp_path.iterdir() if p.name != FILE_NAME]  # no temporary left
+
+
+def test_the_list_key_is_the_sha256_of_the_urls_one_a_line() -> None:
+    import hashlib
+
+    assert rm.list_key([A, B]) == hashlib.sha256(f"{A}\n{B}".encode()).hexdigest()[:32]
+    assert rm.list_key([B, A]) != rm.list_key([A, B])  # in its order
+
+
+def test_a_file_of_exactly_max_text_is_read_and_bad_entries_are_skipped_not_the_rest() -> None:
+    key = rm.list_key([A, B])
+    good = {"url": B, "at": 100.0}
+    lists = {"0": 5, "1": {"url": A, "at": True}, "2": {"url": 5, "at": 1.0}, key: good}
+    text = json.dumps({"version": 1, "lists": lists})
+    padded = text[:-1] + " " * (rm.MAX_TEXT - len(text)) + "}"
+    assert len(padded) == rm.MAX_TEXT
+    assert rm.parse(padded) == {key: rm.Answered(B, 100.0)}
+    assert rm.parse(padded + " ") == {}
+
+
+def test_a_time_exactly_the_skew_ahead_is_still_fresh() -> None:
+    lists = {rm.list_key([A, B]): rm.Answered(B, 1000.0 + rm.SKEW_S)}
+    assert rm.start_at([A, B], lists, 1000.0) == B
+    lists = {rm.list_key([A, B]): rm.Answered(B, 1000.0 + rm.SKEW_S + 0.5)}
+    assert rm.start_at([A, B], lists, 1000.0) is None
+
+
+def test_rewritten_once_over_half_its_time_late_on_the_clock_and_within_its_own_time() -> None:
+    now, keep = 1_000_000.0, 600.0
+    at_half = {rm.list_key([A, B]): rm.Answered(B, now - keep / 2)}
+    assert not rm.worth_writing([A, B], at_half, B, now, keep)
+    past_half = {rm.list_key([A, B]): rm.Answered(B, now - keep / 2 - 1)}
+    assert rm.worth_writing([A, B], past_half, B, now, keep)
+    # judged within the remember_s given: past it the entry is stale and the first URL
+    # answering is no news (the start is the first anyway); within it, it is
+    old = {rm.list_key([A, B]): rm.Answered(B, now - 100)}
+    assert not rm.worth_writing([A, B], old, A, now, remember_s=50.0)
+    assert rm.worth_writing([A, B], old, A, now, remember_s=150.0)
+
+
+def test_the_most_recent_lists_are_kept_not_the_first_keys() -> None:
+    now = 10_000.0
+    lists = {f"{i:02d}": rm.Answered(A, now - i) for i in range(rm.MAX_LISTS)}
+    out = rm.updated(lists, [A, B], B, now)
+    assert len(out) == rm.MAX_LISTS and rm.list_key([A, B]) in out
+    assert f"{rm.MAX_LISTS - 1:02d}" not in out and "00" in out  # the oldest went
+
+
+def test_the_file_text_has_its_keys_sorted() -> None:
+    text = rm.dumps({"b": rm.Answered(B, 2.0), "a": rm.Answered(A, 1.0)})
+    assert text == (
+        '{"lists": {"a": {"at": 1.0, "url": "https://a.example"}, '
+        '"b": {"at": 2.0, "url": "https://b.example"}}, "version": 1}\n'
+    )

@@ -158,3 +158,27 @@ def test_the_sets_and_their_rows_stay_in_step_with_keyed_and_anonymous_traffic()
                 rows = pool.open if where == OPEN else pool.kept
                 assert st in rows and rows.row(st) == node_row(st, "m")
     assert all(seen.values())  # every band was reached
+
+
+def test_the_nodes_word_moves_its_keyed_time_only_forward() -> None:
+    from LLM_Mesh.core.route_pools import heard_keyed
+
+    st = _router().node("a")
+    assert st is not None and st.keyed_at is None
+    assert heard_keyed(st, None) is False and st.keyed_at is None
+    assert heard_keyed(st, 10.0) is True and st.keyed_at == 10.0
+    assert heard_keyed(st, 10.0) is False  # the same word again: no move
+    assert heard_keyed(st, 9.0) is False and st.keyed_at == 10.0
+    assert heard_keyed(st, 11.0) is True and st.keyed_at == 11.0
+
+
+def test_a_move_says_whether_the_node_moved() -> None:
+    from LLM_Mesh.core.route_pools import Pools
+
+    st = _router().node("a")
+    assert st is not None
+    pools = Pools()
+    assert pools.move(st, OPEN) is True
+    assert pools.move(st, OPEN) is False
+    assert pools.move(st, FULL) is True and len(pools.by_model["m"].full) == 1
+    assert len(pools.by_model["m"].open) == 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.ledger_statement import PENDING_S
 from LLM_Mesh.core.pricing import part_costs, split
@@ -230,3 +232,277 @@ def test_the_same_record_given_twice_is_owed_once() -> None:
     cont = _served(1, node="node-b", continued=True, prompt_tokens=0, completion_tokens=10)
     log.pay(cont)  # a stream continued on another node: two records, both owed
     assert log.report([r, cont, r, cont]).ok
+
+
+# --- what a registry's GET /v1/pricing binds the check to (registry_prices, keys_of) ---
+
+
+def test_a_registrys_prices_its_list_then_its_custom_price_then_the_catalogs() -> None:
+    from LLM_Mesh.core.pricing import Price
+    from LLM_Mesh.core.served_check import registry_prices
+
+    pricing = {
+        "network_fee_bps": 250,
+        "models": {MODEL: {"prompt_per_1k": 7, "completion_per_1k": 9, "unit": "µNT"}},
+        "custom": {"prompt_per_1k": 3, "completion_per_1k": 4},
+    }
+    fee, price_of = registry_prices(pricing)
+    assert fee == 250
+    assert price_of(MODEL) == Price(7, 9)  # listed
+    assert price_of("my-own-model") == Price(3, 4)  # not in the catalog: the custom price
+    from LLM_Mesh.core.catalog import CATALOG
+
+    other = next(spec.id for spec in CATALOG if spec.id != MODEL)
+    assert price_of(other) == published_price(other)  # in the catalog, not listed
+    fee, price_of = registry_prices({"network_fee_bps": 0, "models": {}})
+    assert fee == 0 and price_of("my-own-model") == published_price("my-own-model")
+    assert registry_prices({"network_fee_bps": 10_000, "models": {}})[0] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("pricing", "why"),
+    [
+        ({"models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": -1, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": 10_001, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": 5.0, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": True, "models": {}}, "network_fee_bps is not 0 to 10000"),
+        ({"network_fee_bps": 5}, "models is not an object"),
+        ({"network_fee_bps": 5, "models": []}, "models is not an object"),
+        ({"network_fee_bps": 5, "models": {"m": 3}}, "models['m'] is not a price"),
+        ({"network_fee_bps": 5, "models": {}, "custom": None}, "custom is not a price"),
+        ({"network_fee_bps": 5, "models": {"m": {"prompt_per_1k": -1, "completion_per_1k": 1}}},
+         "models['m']: prompt_per_1k must be a whole number >= 0, got -1"),
+        ({"network_fee_bps": 5, "models": {}, "custom": {"prompt_per_1k": 1}},
+         "custom: completion_per_1k must be a whole number >= 0, got None"),
+    ],
+)  # fmt: skip
+def test_a_pricing_answer_that_is_not_one_is_refused_in_words(
+    pricing: dict[str, Any], why: str
+) -> None:
+    from LLM_Mesh.core.served_check import registry_prices
+
+    with pytest.raises(ValueError) as err:
+        registry_prices(pricing)
+    assert str(err.value) == f"GET /v1/pricing: {why}"
+
+
+def test_the_keys_kept_are_every_records_ledger_keys() -> None:
+    from LLM_Mesh.core.served_check import keys_of
+
+    a, b = _served(1), _served(2, request_id="alice-session-42")
+    assert keys_of([a, b]) == {a.request_id, "~" + ledger_suffix(a.request_id), "alice-session-42"}
+    assert keys_of([]) == set()
+
+
+# --- the words of a report: the fee its entries state, the time, the unexplained credits ---
+
+
+def _fees_cutting(said: str) -> range:
+    m = re.fullmatch(r"(\d+)(?: to (\d+))? bps", said)
+    assert m is not None, said
+    return range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [(10_000, 800)],  # one fee exactly
+        [(1_000, 80)],  # 800 to 809: rounded down
+        [(1, 0)],  # a 1 µNT part: any fee below 100 % leaves 0
+        [(10_000, 0)],  # no fee
+        [(0, 0), (10_000, 800)],  # a part of nothing says nothing; the next still counts
+        [(1_000, 80), (3_000, 241)],
+    ],
+)
+def test_the_fees_said_are_exactly_those_that_cut_every_part_so(
+    parts: list[tuple[int, int]],
+) -> None:
+    from LLM_Mesh.core.pricing import MAX_FEE_BPS, network_fee
+    from LLM_Mesh.core.served_check import _bps_said
+
+    fits = [
+        bps for bps in range(MAX_FEE_BPS + 1)
+        if all(network_fee(a, bps) == f for a, f in parts if a > 0)
+    ]  # fmt: skip
+    assert list(_fees_cutting(_bps_said(parts))) == fits
+
+
+def test_parts_no_one_fee_cuts_are_said_so() -> None:
+    from LLM_Mesh.core.served_check import _bps_said
+
+    assert _bps_said([(10_000, 800), (10_000, 900)]) == (
+        "no one fee in basis points cuts them all so"
+    )
+
+
+def test_a_records_time_is_said_in_utc_whatever_the_local_zone(monkeypatch: Any) -> None:
+    import time
+
+    from LLM_Mesh.core.served_check import _when
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert _when(0) == "1970-01-01 00:00:00"
+        assert _when(1_796_465_700_999) == "2026-12-05 10:15:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_credits_no_record_explains_are_counted_with_their_amounts() -> None:
+    credits = [
+        {"seq": 10, "kind": "settle", "to": ME, "amount": 5},
+        {"seq": 11, "kind": "settle", "to": ME, "amount": 7},
+        {"seq": 12, "kind": "settle", "to": ME},  # no amount: 0
+        {"seq": 13, "kind": "settle", "to": THEM, "amount": 100},  # not ours
+        {"seq": 14, "kind": "fee", "to": ME, "amount": 100},  # not a settlement
+    ]
+    rep = served_report(ME, [], {}, credits, price_of=published_price, fee_bps=FEE_BPS,
+                        signed_time_us=NOW_US)  # fmt: skip
+    assert (rep.account, rep.strict) == (ME, False)
+    assert (rep.unmatched, rep.unmatched_amount) == (3, 12)
+
+
+def test_one_fee_is_said_alone() -> None:
+    from LLM_Mesh.core.served_check import _bps_said
+
+    assert _bps_said([(10_000, 800)]) == "800 bps"
+    assert _bps_said([(1_000, 80)]) == "800 to 809 bps"
+
+
+def test_the_published_price_is_the_catalogs_else_the_custom_one() -> None:
+    from LLM_Mesh.core.catalog import (
+        CATALOG,
+        CUSTOM_COMPLETION_PRICE_PER_1K,
+        CUSTOM_PROMPT_PRICE_PER_1K,
+    )
+    from LLM_Mesh.core.pricing import Price
+
+    for spec in CATALOG:
+        assert published_price(spec.id) == spec.price
+    custom = Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K)
+    assert published_price("my-own-model") == custom
+    assert any(spec.price != custom for spec in CATALOG)  # the test tells them apart
+
+
+def _name(r: Served) -> str:
+    from LLM_Mesh.core.served_check import _when
+
+    return (
+        f"request {r.request_id} ({r.model}, {r.completion_tokens} completion tokens, "
+        f"served {_when(r.time_ms)} UTC by {r.node})"
+    )
+
+
+def test_a_request_exactly_the_pending_window_old_is_judged() -> None:
+    at = _served(1, time_ms=NOW_US // 1000 - PENDING_S * 1000)
+    rep = Log().report([at])
+    assert not rep.pending and len(rep.findings) == 1
+    late = _served(2, time_ms=NOW_US // 1000 - PENDING_S * 1000 + 1)
+    assert Log().report([late]).pending == [f"{_name(late)}: no entry pays it yet (run again later)"]
+
+
+def test_each_finding_names_its_entries_word_for_word() -> None:
+    r = _served(1)
+    owed = expected_share(published_price(MODEL), r, FEE_BPS)
+    held_to = "held:" + "4" * 32
+    log = Log()
+    log.pay(r, to=held_to, kind="hold")
+    assert log.report([r]).held == [
+        f"{_name(r)}: its share went to held account {held_to} (entry 0): the node was "
+        "quarantined; paid to you if the admin clears it"
+    ]
+    log = Log()
+    log.pay(r, to=held_to, kind="hold", less=1)
+    assert log.report([r]).findings == [
+        f"{_name(r)}: held {owed - 1} µNT in a held account (entry 0: {owed - 1} µNT to "
+        f"{held_to}), the published price of the tokens served less the {FEE_BPS} bps fee "
+        f"is {owed} µNT"
+    ]
+    log = Log()
+    log.pay(r, to=THEM)
+    assert log.report([r]).findings == [
+        f"{_name(r)}: owed {owed} µNT, paid to another account (entry 0 to {THEM}), not {ME}"
+    ]
+    log = Log()
+    log.pay(r, less=3)
+    fee = log.entries[1]["amount"]
+    cost = owed + fee
+    assert log.report([r]).findings == [
+        f"{_name(r)}: paid {owed - 3} µNT (entry 0: {owed - 3} µNT), the published price of "
+        f"the tokens served less the {FEE_BPS} bps fee is {owed} µNT (its entries state a "
+        f"{fee} µNT fee: {owed - 3 + fee} µNT of {cost})"
+    ]
+
+
+def test_a_fee_entry_of_another_payer_is_not_the_parts_fee() -> None:
+    from LLM_Mesh.core.served_check import _parts
+
+    settle = {"seq": 4, "kind": "settle", "from": USER, "to": ME, "amount": 90}
+    theirs = {"seq": 5, "kind": "fee", "from": "user:" + "9" * 24, "amount": 10}
+    ours = {"seq": 5, "kind": "fee", "from": USER, "amount": 10}
+    assert _parts([settle, theirs], [settle]) == [(90, 0)]
+    assert _parts([settle, ours], [settle]) == [(100, 10)]
+    assert _parts([settle, {**ours, "amount": None}], [settle]) == [(90, 0)]
+    assert _parts([settle, {**ours, "kind": "settle"}], [settle]) == [(90, 0)]
+    assert _parts([settle], [settle]) == [(90, 0)]  # no entry after it: a fee of 0
+    assert _parts([{**settle, "amount": None}], [{**settle, "amount": None}]) == [(0, 0)]
+
+
+def _entry(seq: int, kind: str, to: str, amount: int | None, rid: str) -> dict[str, Any]:
+    return {"seq": seq, "time_us": OLD_MS * 1000 + 5, "kind": kind, "from": USER, "to": to,
+            "amount": amount, "request_id": rid, "receipt_hash": "ab" * 32}  # fmt: skip
+
+
+def test_findings_list_every_entry_and_count_one_without_an_amount_as_nothing() -> None:
+    r = _served(1)
+    rid, owed = r.request_id, expected_share(published_price(MODEL), r, FEE_BPS)
+    held_to = "held:" + "4" * 32
+    log = Log()
+    log.entries = [_entry(0, "settle", ME, 20, rid), _entry(1, "settle", ME, 10, rid)]
+    assert log.report([r]).findings == [
+        f"{_name(r)}: paid 30 µNT (entry 0: 20 µNT, entry 1: 10 µNT), the published price of "
+        f"the tokens served less the {FEE_BPS} bps fee is {owed} µNT"
+    ]  # no fee entry: no word of a fee
+    log.entries = [_entry(0, "settle", THEM, 20, rid), _entry(1, "settle", THEM, 30, rid)]
+    assert log.report([r]).findings == [
+        f"{_name(r)}: owed {owed} µNT, paid to another account (entry 0 to {THEM}, entry 1 "
+        f"to {THEM}), not {ME}"
+    ]
+    log.entries = [_entry(0, "hold", held_to, 20, rid), _entry(1, "hold", held_to, None, rid)]
+    assert log.report([r]).findings == [
+        f"{_name(r)}: held 20 µNT in a held account (entry 0: 20 µNT to {held_to}, entry 1: "
+        f"None µNT to {held_to}), the published price of the tokens served less the "
+        f"{FEE_BPS} bps fee is {owed} µNT"
+    ]
+    log.entries = [_entry(0, "settle", ME, None, rid)]
+    rep = log.report([r])
+    assert rep.paid == 0 and rep.findings[0].startswith(f"{_name(r)}: paid 0 µNT (entry 0: ")
+
+
+def test_a_payment_at_another_fee_is_said_word_for_word() -> None:
+    from LLM_Mesh.core.served_check import _bps_said
+
+    log, r = Log(), _served(1)
+    log.pay(r, fee_bps=800)
+    share, fee = log.entries[0]["amount"], log.entries[1]["amount"]
+    owed = expected_share(published_price(MODEL), r, FEE_BPS)
+    assert log.report([r]).other_fee == [
+        f"{_name(r)}: paid {share} µNT (entry 0: {share} µNT): its entries state a {fee} µNT "
+        f"fee of {share + fee} µNT ({_bps_said([(share + fee, fee)])}), not the {FEE_BPS} "
+        f"bps fee ({owed} µNT to you)"
+    ]
+
+
+def test_a_request_served_in_two_parts_names_both_nodes() -> None:
+    a = _served(1, node="node-b")
+    b = _served(1, node="node-a", continued=True, time_ms=OLD_MS + 1000)
+    rep = Log().report([a, b])
+    assert len(rep.findings) == 1
+    assert rep.findings[0].startswith(
+        f"request {a.request_id} ({MODEL}, 50 completion tokens, served "
+        f"{_name(b).split('served ')[1].split(' UTC')[0]} UTC by node-a, node-b): owed "
+    )
+    assert rep.findings[0].endswith(", and no entry of the whole log pays it (0 entries name it)")

@@ -27,7 +27,7 @@ def test_recheck_is_the_estimate_at_least_the_floor_at_most_what_is_left() -> No
 def test_may_wait() -> None:
     assert may_wait(MAX_SEND_WAITERS - 1) and not may_wait(MAX_SEND_WAITERS)
     assert not may_wait(0, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^cap must be at least 0$"):
         may_wait(0, -1)
 
 
@@ -84,8 +84,9 @@ def test_forty_keys_flooding_leave_a_place_for_a_forty_first() -> None:
 
 def test_place_for_checks_its_counts() -> None:
     for bad in ((-1, 0, 0, 8), (2, 1, 1, 8), (0, 3, 4, 8), (0, 0, 0, -1)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"^need 0 <= held <= most <= waiting and cap >= 0$"):
             place_for(*bad)
+    assert place_for(0, 0, 0, 0) is Place.REFUSE  # a wait of no places: allowed, none given
 
 
 def test_slot_wait_looks() -> None:
@@ -106,3 +107,24 @@ def test_slot_wait_looks() -> None:
     assert SlotWait(100.0, 0.0, 130.0).look(sat, None, 0.0).why == ""  # no wait: none said
     assert wait.looks is not None and len(wait.looks) == 5
     assert SlotWait(0.0, 1.0, 9.0).looks is None  # not traced unless asked
+
+
+def test_each_look_carries_its_verdict_and_what_woke_it_and_is_traced() -> None:
+    from LLM_Mesh.core.route_types import Verdict
+    from LLM_Mesh.core.slot_wait import Look, Next, SlotWait, ran_out
+
+    ok, sat = Verdict.OK, Verdict.SATURATED
+    wait = SlotWait(100.0, 0.5, 130.0, trace=True)  # a wait under a second is a wait
+    steps = [
+        wait.look(sat, 0.3, 0.5, None),
+        wait.look(ok, None, 0.2, True),
+        wait.look(sat, None, 0.0, False),
+        wait.look(sat, 0.3, 0.4, True),
+    ]
+    assert steps == [
+        Look(sat, Next.SLEEP, 0.3, "", None),
+        Look(ok, Next.SEND, 0.0, "", True),
+        Look(sat, Next.RAN_OUT, 0.0, ran_out(0.5), False),
+        Look(sat, Next.SLEEP, 0.3, "", True),
+    ]
+    assert wait.looks == steps and wait.started == 100.0

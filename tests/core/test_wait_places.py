@@ -4,6 +4,8 @@ stage's anonymous wait)."""
 
 from __future__ import annotations
 
+import pytest
+
 from LLM_Mesh.core.wait_places import WaitPlace, WaitPlaces
 
 FULL = "as many requests without an API key as may wait here wait already"
@@ -49,3 +51,30 @@ def test_holders_with_one_place_each_refuse_a_further_one_with_the_plain_message
         assert isinstance(places.take(a), WaitPlace)
     assert places.take("d") == FULL  # more holders than places
     assert places.waiting == 3
+
+
+def test_a_wait_of_no_places_refuses_every_request_and_a_negative_one_is_a_mistake() -> None:
+    places = WaitPlaces(0, "API key", "no place")
+    assert places.take("k") == "no place"
+    assert places.waiting == 0 and places.by_holder == {}
+    with pytest.raises(ValueError, match=r"^cap must be at least 0$"):
+        WaitPlaces(-1, "API key", "no place")
+
+
+def test_a_place_held_is_unmarked_and_one_given_back_says_left() -> None:
+    places = WaitPlaces(2, "API key", "no place")
+    place = places.take("k")
+    assert isinstance(place, WaitPlace) and place.out == "" and place.wake is None
+    places.leave(place)
+    assert place.out == "left"
+
+
+def test_a_waiter_pushed_out_while_not_sleeping_is_only_told() -> None:
+    """Its place goes while it is between looks (no ``wake`` set): nothing to wake, the
+    request reads ``out`` at its next look."""
+    places = WaitPlaces(2, "API key", "no place")
+    first, second = places.take("k"), places.take("k")
+    assert isinstance(second, WaitPlace) and second.wake is None
+    assert isinstance(places.take("other"), WaitPlace)
+    assert second.out.startswith("its place to wait here went to a request of another API key")
+    assert isinstance(first, WaitPlace) and first.out == ""
