@@ -55,12 +55,12 @@ time (``now``, seconds of a monotonic clock).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from statistics import median
 
 __all__ = [
     "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "Evidence",
-    "NodeAudit", "NodeUsage", "UsageAudit",
+    "NodeAudit", "NodeUsage", "UsageAudit", "median_without",
 ]  # fmt: skip
 
 
@@ -83,10 +83,13 @@ class AuditPolicy:
     min_peers: int = 1
     """Other nodes of the model with :attr:`bucket_min` answers in a window that make it a
     window shared (evidence)."""
-    bucket_s: float = 300.0
-    """The windows' length, seconds: a node is compared with its peers over the same ones."""
+    bucket_s: float = 600.0
+    """The windows' length, seconds: a node is compared with its peers over the same ones
+    (short beside the hours a mix lasts: a batch job, a timezone's day)."""
     bucket_min: int = 3
-    """Answers a node (and a peer) needs in a window to count in it."""
+    """Answers a node (and a peer) needs in a window to count in it (a share of fewer is
+    mostly the lengths' noise). A model's nodes answering less (under one every 3 minutes
+    each) share no window: not audited."""
     window: int = 4096
     """Past this many answers a node's evidence is halved (recent traffic weighs most)."""
     max_entries: int = 65_536
@@ -218,6 +221,27 @@ class AuditVerdict:
         )
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The open window's nodes that count in it (``UsageAudit._table``)."""
+
+    counted: int
+    requests: int
+    shares: dict[str, list[float]]
+
+
+def median_without(values: list[float], value: float) -> float:
+    """The median of sorted ``values`` less one occurrence of ``value`` (one of them; at
+    least two values)."""
+    i = bisect_left(values, value)
+    m = len(values) - 1
+
+    def at(j: int) -> float:  # the j-th of the values less the i-th
+        return values[j if j < i else j + 1]
+
+    return at(m // 2) if m % 2 else (at(m // 2 - 1) + at(m // 2)) / 2
+
+
 class UsageAudit:
     """See the module docstring."""
 
@@ -267,7 +291,8 @@ class UsageAudit:
             return  # (a clock that went back: still the open window)
         self.bucket[model] = index
         nodes = self.by_model.get(model, {})
-        adds = {n: self._shared(n, nodes) for n in nodes}
+        table = self._table(nodes)
+        adds = {n: self._shared(n, nodes, table) for n in nodes}
         for n, u in nodes.items():
             add = adds[n]
             if add is not None:
@@ -276,26 +301,40 @@ class UsageAudit:
                     u.evidence.halve()
             u.current = NodeUsage()
 
-    def _shared(self, node_id: str, nodes: dict[str, NodeAudit]) -> Evidence | None:
+    def _table(self, nodes: dict[str, NodeAudit]) -> _Window:
+        """The open window's nodes with :attr:`~AuditPolicy.bucket_min` answers in it: their
+        count, their answers and each kind's shares, sorted (once a window: a node's peers'
+        median is then found without a list of its peers, O(log n))."""
+        need = max(1, self.policy.bucket_min)
+        counted = [u.current for u in nodes.values() if u.current.requests >= need]
+        shares = {
+            kind: sorted(s for s in (u.share(kind) for u in counted) if s is not None)
+            for kind in KINDS
+        }
+        return _Window(len(counted), sum(u.requests for u in counted), shares)
+
+    def _shared(
+        self, node_id: str, nodes: dict[str, NodeAudit], table: _Window | None = None
+    ) -> Evidence | None:
         """The node's evidence from the open window: ``None`` unless it and
         :attr:`~AuditPolicy.min_peers` peers have :attr:`~AuditPolicy.bucket_min` answers
         in it."""
         p = self.policy
         mine = nodes[node_id].current
-        need = max(1, p.bucket_min)
-        if mine.requests < need:
+        if mine.requests < max(1, p.bucket_min):
             return None
-        peers = [u.current for n, u in nodes.items() if n != node_id and u.current.requests >= need]
-        if len(peers) < max(1, p.min_peers):
+        t = self._table(nodes) if table is None else table
+        peers = t.counted - 1  # (it is among them)
+        if peers < max(1, p.min_peers):
             return None
-        add = Evidence(mine.requests, sum(u.requests for u in peers), len(peers))
+        add = Evidence(mine.requests, t.requests - mine.requests, peers)
         for kind in KINDS:
-            theirs = [s for s in (u.share(kind) for u in peers) if s is not None]
             priced, cap = mine.sums(kind)
-            if cap <= 0 or len(theirs) < max(1, p.min_peers):
+            share, all_ = mine.share(kind), t.shares[kind]
+            if share is None or len(all_) - 1 < max(1, p.min_peers):
                 continue
             add.priced[kind], add.cap[kind] = float(priced), float(cap)
-            add.ref[kind] = median(theirs) * cap
+            add.ref[kind] = median_without(all_, share) * cap
         return add
 
     def evidence(self, node_id: str, model: str) -> Evidence | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from statistics import median
 
-from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, UsageAudit
+from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, UsageAudit, median_without
 
 MODEL = "gemma-3-270m"
 POLICY = AuditPolicy(min_requests=40, check_every=1)
@@ -248,3 +249,13 @@ def test_windows_closed_are_not_kept() -> None:
     assert audit.bucket == {MODEL: 99}
     assert audit.usage[(MODEL, "a")].current.requests == 3
     assert audit.usage[(MODEL, "a")].evidence.requests == 99 * 3
+
+
+def test_median_without_one_value_is_the_others_median() -> None:
+    rng = random.Random(15)
+    for n in range(2, 12):
+        values = sorted(rng.choice([0.1, 0.2, 0.25, 0.3, 0.9]) for _ in range(n))
+        for v in set(values):
+            rest = list(values)
+            rest.remove(v)
+            assert median_without(values, v) == median(rest)
