@@ -10,39 +10,57 @@ at a byte a token"). What the gateway does see of every answer is its counts and
 
 So, per node and model, :class:`UsageAudit` sums the counts priced and their caps (no
 prompt, no text: four integers a request) and compares the node's **share of its caps**
-(Σ priced ÷ Σ cap, for the completion and for the prompt) with the median share of the
-model's other nodes that have :attr:`AuditPolicy.min_requests` answers too. A node whose
-share is more than :attr:`AuditPolicy.factor` times that median, over at least as many
-answers, gets an :class:`AuditVerdict` (the registry quarantines it and holds its
-earnings as a failed probe does: ``registry/usage_audit.py``). A node stating a token a
-byte is at a share of 1.0 (its every count at the cap); the real gemma-3-270m node's
-honest answers at 0.19 (Russian) to 0.40 (Japanese), 0.265 for a mix of languages, code and
-digits, digits alone 0.59; its prompts 0.16-0.23, digits 0.54 (``benchmarks/bench_usage_audit.py``,
-docs/security.md).
-The share of the cap, not tokens a byte, is compared: the cap's per-choice and
-per-message slack makes a short answer or prompt weigh as a long one, so the traffic's
-mix of lengths moves it less.
+(Σ priced ÷ Σ cap, for the completion and for the prompt) with its peers' share **over the
+same time windows**. A node whose share is more than :attr:`AuditPolicy.factor` times its
+peers', over at least :attr:`AuditPolicy.min_requests` answers in windows shared with them,
+gets an :class:`AuditVerdict` (the registry quarantines it and holds its earnings as a
+failed probe does: ``registry/usage_audit.py``). A node stating a token a byte is at a share
+of 1.0 (its every count at the cap); the real gemma-3-270m node's honest answers at 0.19
+(Russian) to 0.40 (Japanese), 0.265 for a mix of languages, code and digits, digits alone
+0.59; its prompts 0.16-0.23, digits 0.54 (``benchmarks/bench_usage_audit.py``,
+docs/security.md). The share of the cap, not tokens a byte, is compared: the cap's
+per-choice and per-message slack makes a short answer or prompt weigh as a long one, so
+the traffic's mix of lengths moves it less.
 
-What a verdict needs (no verdict otherwise): the node's own :attr:`~AuditPolicy.min_requests`
-answers since its last verdict, and :attr:`~AuditPolicy.min_peers` other nodes of the model
-with as many (a model with a single node is not audited: no peers). The median is the
-peers' own: a majority of the model's nodes inflating alike sets it (they are not flagged;
-an honest node is never flagged by them either, only a share *above* the median is).
+**Same windows.** The traffic's mix changes with the hour (a batch job of digits at night,
+one timezone's language by day): a node online only at some hours sees those hours' mix,
+and against peers' sums over the whole day an honest node would be judged for *when* it
+was online (digits are 2.2 times the mix). So time is cut into windows of
+:attr:`AuditPolicy.bucket_s` seconds, the same for a model's nodes, and only the current
+one is kept: per node its sums in it. When a window closes (the model's first answer in a
+later one), each node with :attr:`~AuditPolicy.bucket_min` answers in it that has
+:attr:`~AuditPolicy.min_peers` peers with as many there adds to its evidence its own sums
+of the window and, for each kind, its cap × the median of those peers' shares *in that
+window* (the peers' share weighted by the node's own traffic, window by window): its
+reference share is Σ(median × cap) ÷ Σ cap over the windows it shared. A window it shared
+with no peer adds nothing: a node online alone (a model with a single node, or at hours
+no peer answers) is not judged, there is no evidence. The window still open counts as if
+it closed now, so a verdict does not wait for it.
 
-Bounded: four sums and a count per (node, model) seen, at most
-:attr:`~AuditPolicy.max_entries` of them (the least recently answered forgotten first);
-past :attr:`~AuditPolicy.window` answers a node's sums are halved, so its recent traffic
-weighs most (a node that starts inflating after a long honest record is not hidden by it).
-A verdict starts the node's sums over: a second verdict needs fresh evidence. Pure: no I/O.
+What a verdict needs (no verdict otherwise): :attr:`~AuditPolicy.min_requests` answers of
+the node in shared windows since its last verdict, and as many of its peers in those
+windows together. The median is the peers' own: a majority of the model's nodes inflating
+alike sets it (they are not flagged; an honest node is never flagged by them either, only
+a share *above* the median is).
+
+Bounded: a node's evidence and its sums in the current window a (node, model), at most
+:attr:`~AuditPolicy.max_entries` of them (the least recently answered forgotten first), the
+windows closed are not kept; past :attr:`~AuditPolicy.window` answers a node's evidence (and
+its sums in one window) are halved, so its recent traffic weighs most (a node that starts
+inflating after a long honest record is not hidden by it). A verdict starts the node's
+evidence over: a second verdict needs fresh evidence. Pure: no I/O; the caller gives the
+time (``now``, seconds of a monotonic clock).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from statistics import median
+import math
+from bisect import bisect_left
+from dataclasses import dataclass, field
 
 __all__ = [
-    "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "NodeUsage", "UsageAudit",
+    "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "Evidence",
+    "NodeAudit", "NodeUsage", "UsageAudit", "median_without",
 ]  # fmt: skip
 
 
@@ -51,19 +69,29 @@ class AuditPolicy:
     """When the audit speaks (docs/security.md: the thresholds and their measurement)."""
 
     min_requests: int = 200
-    """Answers a node (and each peer) needs since its last verdict before its share is
-    compared: the mix of a node's traffic averages out over them."""
+    """Answers a node needs in windows shared with its peers since its last verdict (and
+    its peers together in those windows) before its share is compared: the mix of a node's
+    traffic averages out over them."""
     factor: float = 2.0
-    """How far above the peers' median share a node is flagged. The real engine's share
-    of one kind of text against another spans 3-4 times at the extremes (digits 0.59 or
-    code 0.38 against Russian 0.19 or Hindi 0.10), but the audit counts only traffic the
-    gateway routed, spread by load over the model's nodes: a node's mix is its peers'. One
-    kind alone against peers with the mix is at most 1.5 times (Japanese), digits 2.2; a
-    token a byte is 3.8-4.2 times the mix."""
+    """How far above the peers' median share in the same windows a node is flagged. The
+    real engine's share of one kind of text against another spans 3-4 times at the
+    extremes (digits 0.59 or code 0.38 against Russian 0.19 or Hindi 0.10), but the audit
+    counts only traffic the gateway routed, spread by load over the model's nodes online
+    at the time: in a window a node's mix is its peers'. One kind alone against peers with
+    the mix is at most 1.5 times (Japanese), digits 2.2; a token a byte is 3.8-4.2 times the
+    mix."""
     min_peers: int = 1
-    """Other nodes of the model with :attr:`min_requests` answers a verdict needs."""
+    """Other nodes of the model with :attr:`bucket_min` answers in a window that make it a
+    window shared (evidence)."""
+    bucket_s: float = 600.0
+    """The windows' length, seconds: a node is compared with its peers over the same ones
+    (short beside the hours a mix lasts: a batch job, a timezone's day)."""
+    bucket_min: int = 3
+    """Answers a node (and a peer) needs in a window to count in it (a share of fewer is
+    mostly the lengths' noise). A model's nodes answering less (under one every 3 minutes
+    each) share no window: not audited."""
     window: int = 4096
-    """Past this many answers a node's sums are halved (recent traffic weighs most)."""
+    """Past this many answers a node's evidence is halved (recent traffic weighs most)."""
     max_entries: int = 65_536
     """(node, model) pairs kept; the least recently answered is forgotten past it."""
     check_every: int = 8
@@ -72,6 +100,7 @@ class AuditPolicy:
 
 
 DEFAULT_POLICY = AuditPolicy()
+KINDS = ("completion", "prompt")
 
 
 @dataclass(frozen=True)
@@ -87,7 +116,7 @@ class AuditSample:
 
 @dataclass
 class NodeUsage:
-    """A node's sums for a model (since its last verdict, halved past the window)."""
+    """A node's sums for a model in one window (halved past the policy's window)."""
 
     requests: int = 0
     completion: int = 0
@@ -109,19 +138,72 @@ class NodeUsage:
         self.prompt //= 2
         self.prompt_cap //= 2
 
-    def share(self, kind: str) -> float | None:
-        """Σ priced ÷ Σ cap of ``kind`` (``completion`` | ``prompt``); ``None``: no cap yet."""
+    def sums(self, kind: str) -> tuple[int, int]:
+        """(Σ priced, Σ cap) of ``kind`` (``completion`` | ``prompt``)."""
         if kind == "completion":
-            return self.completion / self.completion_cap if self.completion_cap > 0 else None
-        return self.prompt / self.prompt_cap if self.prompt_cap > 0 else None
+            return self.completion, self.completion_cap
+        return self.prompt, self.prompt_cap
+
+    def share(self, kind: str) -> float | None:
+        """Σ priced ÷ Σ cap of ``kind``; ``None``: no cap yet."""
+        priced, cap = self.sums(kind)
+        return priced / cap if cap > 0 else None
 
 
-KINDS = ("completion", "prompt")
+@dataclass
+class Evidence:
+    """A node's answers in windows shared with peers: per kind its Σ priced, Σ cap and
+    Σ (the peers' median share in the window × its cap there)."""
+
+    requests: int = 0
+    peer_requests: int = 0
+    peers: int = 0  # in the last window shared
+    priced: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    cap: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    ref: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+
+    def merged(self, other: Evidence) -> Evidence:
+        return Evidence(
+            self.requests + other.requests,
+            self.peer_requests + other.peer_requests,
+            other.peers or self.peers,
+            {k: self.priced[k] + other.priced[k] for k in KINDS},
+            {k: self.cap[k] + other.cap[k] for k in KINDS},
+            {k: self.ref[k] + other.ref[k] for k in KINDS},
+        )
+
+    def halve(self) -> None:
+        self.requests //= 2
+        self.peer_requests //= 2
+        for d in (self.priced, self.cap, self.ref):
+            for k in KINDS:
+                d[k] /= 2
+
+    def share(self, kind: str) -> float | None:
+        return self.priced[kind] / self.cap[kind] if self.cap[kind] > 0 else None
+
+    def peers_share(self, kind: str) -> float | None:
+        """The peers' median share, window by window, weighted by the node's caps."""
+        return self.ref[kind] / self.cap[kind] if self.cap[kind] > 0 else None
+
+
+@dataclass
+class NodeAudit:
+    """A node's state for a model: its evidence and its sums in the model's open window."""
+
+    evidence: Evidence = field(default_factory=Evidence)
+    current: NodeUsage = field(default_factory=NodeUsage)
+
+    @property
+    def requests(self) -> int:
+        """Its answers counted so far: in shared windows closed, and in the open one (an
+        upper bound of its evidence: the open window may not be shared)."""
+        return self.evidence.requests + self.current.requests
 
 
 @dataclass(frozen=True)
 class AuditVerdict:
-    """A node's share of its caps far above its peers' median."""
+    """A node's share of its caps far above its peers' median over the same windows."""
 
     node_id: str
     model: str
@@ -135,8 +217,29 @@ class AuditVerdict:
         return (
             f"usage_audit: {self.kind} tokens at {self.share:.2f} of the gateway's cap over "
             f"{self.requests} answers, the model's {self.peers} other nodes' median "
-            f"{self.peers_median:.2f}"
+            f"{self.peers_median:.2f} in the same time windows"
         )
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The open window's nodes that count in it (``UsageAudit._table``)."""
+
+    counted: int
+    requests: int
+    shares: dict[str, list[float]]
+
+
+def median_without(values: list[float], value: float) -> float:
+    """The median of sorted ``values`` less one occurrence of ``value`` (one of them; at
+    least two values)."""
+    i = bisect_left(values, value)
+    m = len(values) - 1
+
+    def at(j: int) -> float:  # the j-th of the values less the i-th
+        return values[j if j < i else j + 1]
+
+    return at(m // 2) if m % 2 else (at(m // 2 - 1) + at(m // 2)) / 2
 
 
 class UsageAudit:
@@ -144,54 +247,123 @@ class UsageAudit:
 
     def __init__(self, policy: AuditPolicy = DEFAULT_POLICY) -> None:
         self.policy = policy
-        # (model, node id) -> sums, least recently answered first; and each model's nodes
-        self.usage: dict[tuple[str, str], NodeUsage] = {}
-        self.by_model: dict[str, dict[str, NodeUsage]] = {}
+        # (model, node id) -> state, least recently answered first; each model's nodes;
+        # each model's open window (its index: now // bucket_s)
+        self.usage: dict[tuple[str, str], NodeAudit] = {}
+        self.by_model: dict[str, dict[str, NodeAudit]] = {}
+        self.bucket: dict[str, int] = {}
 
-    def observe(self, node_id: str, model: str, sample: AuditSample) -> AuditVerdict | None:
-        """Count one answer of ``node_id`` for ``model``; a verdict when its share is now
-        far above its peers' (its sums then start over)."""
+    def observe(
+        self, node_id: str, model: str, sample: AuditSample, now: float = 0.0
+    ) -> AuditVerdict | None:
+        """Count one answer of ``node_id`` for ``model`` at ``now`` (seconds, monotonic; a
+        caller that gives none has one window for ever); a verdict when its share is now
+        far above its peers' over the same windows (its evidence then starts over)."""
         p, key = self.policy, (model, node_id)
+        self._advance(model, now)
         mine = self.usage.pop(key, None)
         if mine is None:
-            mine = NodeUsage()
-            self.by_model.setdefault(model, {})[node_id] = mine
+            mine = NodeAudit()
             while len(self.usage) >= max(1, p.max_entries):
                 self._drop(next(iter(self.usage)))
+            self.by_model.setdefault(model, {})[node_id] = mine
+            self.bucket.setdefault(model, self._index(now))
         self.usage[key] = mine  # (the most recently answered: last)
-        mine.add(sample)
-        if mine.requests >= max(2, p.window):
-            mine.halve()
+        mine.current.add(sample)
+        if mine.current.requests >= max(2, p.window):
+            mine.current.halve()
         if mine.requests < p.min_requests or mine.requests % max(1, p.check_every):
             return None
         verdict = self.verdict(node_id, model)
         if verdict is not None:
-            self.by_model[model][node_id] = self.usage[key] = NodeUsage()  # fresh evidence
+            self.by_model[model][node_id] = self.usage[key] = NodeAudit()  # fresh evidence
         return verdict
 
-    def verdict(self, node_id: str, model: str) -> AuditVerdict | None:
-        """The node's verdict as its sums stand: ``None`` without enough answers of its own
-        or enough peers, or within :attr:`AuditPolicy.factor` of their median."""
+    def _index(self, now: float) -> int:
+        t = now / max(1e-9, self.policy.bucket_s)
+        return int(t) if math.isfinite(t) else 0
+
+    def _advance(self, model: str, now: float) -> None:
+        """Close the model's open window when ``now`` is in a later one: each node's part of
+        it into its evidence, the sums of the window dropped."""
+        index, open_ = self._index(now), self.bucket.get(model)
+        if open_ is None or index <= open_:
+            return  # (a clock that went back: still the open window)
+        self.bucket[model] = index
+        nodes = self.by_model.get(model, {})
+        table = self._table(nodes)
+        adds = {n: self._shared(n, nodes, table) for n in nodes}
+        for n, u in nodes.items():
+            add = adds[n]
+            if add is not None:
+                u.evidence = u.evidence.merged(add)
+                if u.evidence.requests >= max(2, self.policy.window):
+                    u.evidence.halve()
+            u.current = NodeUsage()
+
+    def _table(self, nodes: dict[str, NodeAudit]) -> _Window:
+        """The open window's nodes with :attr:`~AuditPolicy.bucket_min` answers in it: their
+        count, their answers and each kind's shares, sorted (once a window: a node's peers'
+        median is then found without a list of its peers, O(log n))."""
+        need = max(1, self.policy.bucket_min)
+        counted = [u.current for u in nodes.values() if u.current.requests >= need]
+        shares = {
+            kind: sorted(s for s in (u.share(kind) for u in counted) if s is not None)
+            for kind in KINDS
+        }
+        return _Window(len(counted), sum(u.requests for u in counted), shares)
+
+    def _shared(
+        self, node_id: str, nodes: dict[str, NodeAudit], table: _Window | None = None
+    ) -> Evidence | None:
+        """The node's evidence from the open window: ``None`` unless it and
+        :attr:`~AuditPolicy.min_peers` peers have :attr:`~AuditPolicy.bucket_min` answers
+        in it."""
         p = self.policy
+        mine = nodes[node_id].current
+        if mine.requests < max(1, p.bucket_min):
+            return None
+        t = self._table(nodes) if table is None else table
+        peers = t.counted - 1  # (it is among them)
+        if peers < max(1, p.min_peers):
+            return None
+        add = Evidence(mine.requests, t.requests - mine.requests, peers)
+        for kind in KINDS:
+            priced, cap = mine.sums(kind)
+            share, all_ = mine.share(kind), t.shares[kind]
+            if share is None or len(all_) - 1 < max(1, p.min_peers):
+                continue
+            add.priced[kind], add.cap[kind] = float(priced), float(cap)
+            add.ref[kind] = median_without(all_, share) * cap
+        return add
+
+    def evidence(self, node_id: str, model: str) -> Evidence | None:
+        """The node's evidence as it stands: the windows closed and the open one."""
         nodes = self.by_model.get(model, {})
         mine = nodes.get(node_id)
-        if mine is None or mine.requests < p.min_requests:
+        if mine is None:
             return None
-        peers = [u for n, u in nodes.items() if n != node_id and u.requests >= p.min_requests]
-        if len(peers) < max(1, p.min_peers):
+        add = self._shared(node_id, nodes)
+        return mine.evidence if add is None else mine.evidence.merged(add)
+
+    def verdict(self, node_id: str, model: str) -> AuditVerdict | None:
+        """The node's verdict as its evidence stands: ``None`` without enough answers of its
+        own and its peers' in shared windows, or within :attr:`AuditPolicy.factor` of their
+        median."""
+        p = self.policy
+        ev = self.evidence(node_id, model)
+        if ev is None or ev.requests < p.min_requests or ev.peer_requests < p.min_requests:
             return None
         for kind in KINDS:
-            share = mine.share(kind)
-            theirs = [s for s in (u.share(kind) for u in peers) if s is not None]
-            if share is None or len(theirs) < max(1, p.min_peers):
+            share, theirs = ev.share(kind), ev.peers_share(kind)
+            if share is None or theirs is None:
                 continue
-            mid = median(theirs)
-            if share > p.factor * mid:
-                return AuditVerdict(node_id, model, kind, share, mid, len(theirs), mine.requests)
+            if share > p.factor * theirs:
+                return AuditVerdict(node_id, model, kind, share, theirs, ev.peers, ev.requests)
         return None
 
     def forget(self, node_id: str, model: str | None = None) -> None:
-        """Drop the node's sums (for ``model``, or all)."""
+        """Drop the node's state (for ``model``, or all)."""
         for key in [k for k in self.usage if k[1] == node_id and model in (None, k[0])]:
             self._drop(key)
 
@@ -202,29 +374,27 @@ class UsageAudit:
             nodes.pop(key[1], None)
             if not nodes:
                 del self.by_model[key[0]]
+                self.bucket.pop(key[0], None)
 
     def view(self) -> list[dict[str, object]]:
-        """Each (node, model)'s answers and shares, and its peers' median shares (the
-        admin's listing), by model then node."""
+        """Each (node, model)'s answers in shared windows, its shares and its peers' median
+        shares over the same windows (the admin's listing), by model then node."""
         out: list[dict[str, object]] = []
-        p = self.policy
         for model in sorted(self.by_model):
             nodes = self.by_model[model]
             for node_id in sorted(nodes):
-                u = nodes[node_id]
+                ev = self.evidence(node_id, model) or Evidence()
                 row: dict[str, object] = {
                     "node_id": node_id,
                     "model": model,
-                    "requests": u.requests,
+                    "requests": ev.requests,
+                    "peer_requests": ev.peer_requests,
+                    "open_window_requests": nodes[node_id].current.requests,
                 }
-                peers = [
-                    v for n, v in nodes.items() if n != node_id and v.requests >= p.min_requests
-                ]
                 for kind in KINDS:
-                    share = u.share(kind)
-                    theirs = [s for s in (v.share(kind) for v in peers) if s is not None]
+                    share, theirs = ev.share(kind), ev.peers_share(kind)
                     row[f"{kind}_share"] = None if share is None else round(share, 4)
-                    row[f"peers_{kind}_share"] = round(median(theirs), 4) if theirs else None
-                row["peers"] = len(peers)
+                    row[f"peers_{kind}_share"] = None if theirs is None else round(theirs, 4)
+                row["peers"] = ev.peers
                 out.append(row)
         return out

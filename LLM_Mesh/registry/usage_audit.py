@@ -11,7 +11,8 @@ text with many tokens a byte (digits: one a byte) while its peers get prose, and
 quarantined and its operator's earnings held (a node does not learn whether a request was
 narrowed: the extensions are stripped, so a liar cannot state honest counts to those only).
 
-A verdict (a node's share of its caps more than twice its model's other nodes' median)
+A verdict (a node's share of its caps more than twice its model's other nodes' median over
+the same time windows, ``core/usage_audit.py``; the windows on the injected ``clock``)
 goes the way a failed canary probe goes: :meth:`Quality.record` with ``ok=False`` and the
 verdict as its reason (``usage_audit: completion tokens at 1.00 of the gateway's cap ...``):
 the node is quarantined for that model (out of its routing), its earnings and its
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from LLM_Mesh.core.usage_audit import (
@@ -60,8 +63,10 @@ class UsageAuditor:
         *,
         policy: AuditPolicy = DEFAULT_POLICY,
         metrics: GatewayMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.audit = UsageAudit(policy)
+        self.clock = clock  # the audit's time windows (a node against its peers in the same)
         self.quality = quality
         self.metrics = metrics
         self.verdicts: deque[AuditVerdict] = deque(maxlen=RECENT_VERDICTS)
@@ -89,7 +94,7 @@ class UsageAuditor:
             min(tally.prompt_tokens, prompt_cap),
             prompt_cap,
         )
-        verdict = self.audit.observe(node, job.model, sample)
+        verdict = self.audit.observe(node, job.model, sample, self.clock())
         if verdict is not None:
             self._flag(verdict)
         return verdict
@@ -134,6 +139,8 @@ class UsageAuditor:
                 "min_requests": p.min_requests,
                 "factor": p.factor,
                 "min_peers": p.min_peers,
+                "bucket_s": p.bucket_s,
+                "bucket_min": p.bucket_min,
                 "window": p.window,
             },
             "nodes": self.audit.view(),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from statistics import median
 
-from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, UsageAudit
+from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, UsageAudit, median_without
 
 MODEL = "gemma-3-270m"
 POLICY = AuditPolicy(min_requests=40, check_every=1)
@@ -151,3 +152,110 @@ def test_memory_is_bounded_least_recently_answered_forgotten() -> None:
     assert set(audit.by_model[MODEL]) == {"a", "c", "d"}
     audit.forget("a")
     assert set(audit.by_model[MODEL]) == {"c", "d"}
+
+
+# Time windows: a node is compared with its peers over the same windows (bucket_s), not
+# with their sums over the whole day (a node online only at some hours sees their mix).
+WINDOWED = AuditPolicy(min_requests=40, check_every=1, bucket_s=300.0, bucket_min=3)
+HOUR = 3600.0
+PLAIN, DIGITS = 0.27, 0.60  # the day's mix; a batch job of digits (2.2 times: measured)
+
+
+def _day(audit: UsageAudit, rng: random.Random, night: str, sample: str, hour: int) -> list:
+    """One day in windows of 5 minutes: peers ``a`` and ``b`` answer 3 requests each a
+    window all day, the plain mix except at 22:00-23:00 (a batch job of digits); ``night``
+    answers 4 a window from ``hour`` for an hour only: the hour's traffic (``honest``), or
+    stated a token a byte (``liar``). The verdicts given."""
+    verdicts = []
+    for w in range(int(24 * HOUR / WINDOWED.bucket_s)):
+        now = w * WINDOWED.bucket_s + 1.0
+        at_night = 22 * HOUR <= now < 23 * HOUR
+        rate = DIGITS if at_night else PLAIN
+        for _ in range(3):
+            for node in ("a", "b"):
+                verdicts.append(audit.observe(node, MODEL, honest(rng, rate), now))
+        if hour * HOUR <= now < (hour + 1) * HOUR:
+            for _ in range(4):
+                s = honest(rng, rate) if sample == "honest" else byte_a_token(rng)
+                verdicts.append(audit.observe(night, MODEL, s, now))
+    return [v for v in verdicts if v is not None]
+
+
+def test_an_honest_node_online_only_during_a_digit_heavy_hour_is_not_flagged() -> None:
+    """It sees that hour's mix (digits: 2.2 times the day's); against its peers' sums over
+    the whole day it was flagged for when it was online (before the windows). Against their
+    share in the same windows (the same digits) it is at 1 time."""
+    rng = random.Random(11)
+    audit = UsageAudit(WINDOWED)
+    assert _day(audit, rng, "night", "honest", 22) == []
+    audit.observe("a", MODEL, honest(rng, PLAIN), 24 * HOUR + 1.0)  # the last window closes
+    ev = audit.evidence("night", MODEL)
+    assert ev is not None and ev.requests == 48  # its answers, all in windows shared
+    share, theirs = ev.share("completion"), ev.peers_share("completion")
+    assert share is not None and theirs is not None and 0.8 < share / theirs < 1.25
+    assert share > 2 * 0.27  # (the day's mix: what its peers' whole-day sums stand at)
+    assert audit.verdict("night", MODEL) is None
+
+
+def test_a_liar_online_at_the_same_times_as_its_peers_is_still_flagged() -> None:
+    rng = random.Random(12)
+    audit = UsageAudit(WINDOWED)
+    (v,) = _day(audit, rng, "liar", "liar", 10)  # online 10:00-11:00 only, as its peers were
+    assert (v.node_id, v.kind, v.requests, v.peers) == ("liar", "completion", 40, 2)
+    assert v.share == 1.0 and v.peers_median < 0.35  # the plain mix of that hour
+    # ... and online all day beside them
+    audit2 = UsageAudit(WINDOWED)
+    got = []
+    for w in range(40):
+        now = w * WINDOWED.bucket_s
+        for node in ("a", "b"):
+            for _ in range(3):
+                audit2.observe(node, MODEL, honest(rng, PLAIN), now)
+        for _ in range(3):
+            got.append(audit2.observe("liar", MODEL, byte_a_token(rng), now))
+    v2 = next(v for v in got if v is not None)  # (then again on fresh evidence)
+    assert v2.node_id == "liar" and v2.requests == 42 and v2.share == 1.0
+    assert v2.peers_median < 0.35
+
+
+def test_a_liar_online_alone_is_not_judged_no_evidence() -> None:
+    """Online only at hours no peer answers (its peers by day, it at night): no window
+    shared, no evidence, no verdict (as with a model it alone serves)."""
+    rng = random.Random(13)
+    audit = UsageAudit(WINDOWED)
+    for w in range(int(24 * HOUR / WINDOWED.bucket_s)):
+        now = w * WINDOWED.bucket_s
+        if now < 20 * HOUR:  # its peers: until 20:00
+            for node in ("a", "b"):
+                for _ in range(3):
+                    assert audit.observe(node, MODEL, honest(rng, PLAIN), now) is None
+        else:  # the liar: from 20:00, alone
+            for _ in range(4):
+                assert audit.observe("liar", MODEL, byte_a_token(rng), now) is None
+    ev = audit.evidence("liar", MODEL)
+    assert ev is not None and ev.requests == 0 and audit.verdict("liar", MODEL) is None
+    row = next(r for r in audit.view() if r["node_id"] == "liar")
+    assert row["requests"] == 0 and row["peers_completion_share"] is None
+
+
+def test_windows_closed_are_not_kept() -> None:
+    """Memory: each model's open window only; a node's evidence is a few sums."""
+    rng = random.Random(14)
+    audit = UsageAudit(WINDOWED)
+    for w in range(100):
+        for node in ("a", "b"):
+            for _ in range(3):
+                audit.observe(node, MODEL, honest(rng, PLAIN), w * WINDOWED.bucket_s)
+    assert audit.bucket == {MODEL: 99}
+    assert audit.usage[(MODEL, "a")].current.requests == 3
+    assert audit.usage[(MODEL, "a")].evidence.requests == 99 * 3
+
+
+def test_median_without_one_value_is_the_others_median() -> None:
+    rng = random.Random(15)
+    for n in range(2, 12):
+        values = sorted(rng.choice([0.1, 0.2, 0.25, 0.3, 0.9]) for _ in range(n))
+        for v in set(values):
+            rest = list(values)
+            rest.remove(v)
+            assert median_without(values, v) == median(rest)
