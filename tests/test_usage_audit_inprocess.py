@@ -155,8 +155,10 @@ def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_
         mesh.call(_round(mesh, ENGLISH + OTHER, i))
         assert not (few and auditor.verdicts)  # too few answers: no verdict
     (verdict,) = auditor.verdicts
-    assert verdict.node_id == liar_id and verdict.requests >= MIN and verdict.share > 0.9
-    assert verdict.peers_median < 0.3
+    # (its share of the caps depends on which prompts the router gave it: 0.9 for most
+    # mixes, 0.896 seen; an honest sim node's is 0.15-0.17)
+    assert verdict.node_id == liar_id and verdict.requests >= MIN and verdict.share > 0.8
+    assert verdict.peers_median < 0.3 and verdict.share > 2 * verdict.peers_median
     assert rt.quality.quarantined(liar_id, MODEL) and rt.quality.held(liar_id)
     (rec,) = rt.quality.quarantines(liar_id)
     assert rec.reason is not None and rec.reason.startswith("usage_audit: ")
@@ -176,7 +178,7 @@ def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_
         assert c.get(REGISTRY_URL + "/mesh/usage-audit").status_code == 401
         scraped = c.get(REGISTRY_URL + "/metrics", headers=ON_THE_MACHINE).text
     assert [v["node_id"] for v in seen["verdicts"]] == [liar_id]
-    assert seen["verdicts"][0]["share"] > 0.9
+    assert seen["verdicts"][0]["share"] > 0.8
     mine = next(n for n in listed["nodes"] if n["node_id"] == liar_id)
     assert mine["quarantined"][0]["reason"].startswith("usage_audit: ")
     assert f'llm_mesh_gateway_usage_audit_flags_total{{kind="{verdict.kind}"}} 1.0' in scraped
@@ -189,9 +191,11 @@ def test_honest_nodes_with_different_text_mixes_are_not_flagged(mesh: InProcessM
         mesh.add_node(MODEL, name, ttft_s=0.05)
     rt, auditor = _rt(mesh), _audit(mesh)
     prompts = ENGLISH + OTHER + OTHER  # (rounds of 3 of 12: each node its own share)
-    for i in range(4 * MIN):
+    for i in range(16 * MIN):  # until each has its answers: the router's spread varies
+        if i >= 4 * MIN and all(_counted(auditor, mesh, n) >= MIN for n in ("h1", "h2", "h3")):
+            break
         mesh.call(_round(mesh, prompts, i))
-    assert not auditor.verdicts
+        assert not auditor.verdicts
     rows = auditor.audit.view()
     assert len(rows) == 3 and all(r["requests"] >= MIN and r["peers"] == 2 for r in rows)
     for name in ("h1", "h2", "h3"):
