@@ -104,7 +104,8 @@ class Verdict:
     reason: str
     """``match``, ``diverged_at_tie``, ``text_match``, ``no_sure_tokens``, ``sampled_match``,
     ``sampled_diverged`` (ok); ``no_logprobs``, ``logprob``, ``logprob_mean``, ``token``,
-    ``length``, ``text``, ``stream_text``, ``sampled_token`` (failed)."""
+    ``length``, ``text``, ``stream_text``, ``sampled_token``, ``sampled_departures: …``
+    (failed; the last across probes: ``core/canary_departures.py``)."""
     position: int | None = None
     max_delta: float | None = None
     diverged_at: int | None = None

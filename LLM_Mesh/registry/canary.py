@@ -30,7 +30,8 @@ paid) the same way.
 A probe the pool cannot pay for (dry until its next daily top-up) is not sent: no
 verdict. The body is a prompt from the pool (``core/canary_prompts.py``),
 ``temperature: 0`` (greedy) or, on a share, a user-like temperature (judged by
-``core/canary_sampled.py``), in a shape drawn per probe (``core/canary_shape.py``):
+``core/canary_sampled.py``, and across probes by ``core/canary_departures.py``: how often
+the node left the arg max), in a shape drawn per probe (``core/canary_shape.py``):
 completion or chat, streamed or not, ``max_tokens``, ``logprobs``, optional no-op
 fields, key order and spacing as real clients write them. A streamed probe is read
 through the gateway's stream stages (``NodeStream``, ``SseRelay``, ``StreamAccount``:
@@ -81,6 +82,7 @@ from LLM_Mesh.core.canary import (
     judged_part,
     truncated,
 )
+from LLM_Mesh.core.canary_departures import Departures, counted, probe_evidence
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_shape import (
@@ -179,10 +181,16 @@ class CanaryProber:
     random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
-    dry_accounts: bool = False
-    """No probe account covered the last keyed-class probe (its warning said once)."""
     """Cached references kept (the oldest dropped first): a multi-turn probe's messages or
     its sampling fields make a reference of their own, so the keys do not stop growing."""
+    dry_accounts: bool = False
+    """No probe account covered the last keyed-class probe (its warning said once)."""
+    departures: Departures = field(default_factory=Departures)
+    """How often each node left the arg max on sampled probes (``core/canary_departures``),
+    forgotten when the admin clears the node."""
+
+    def __post_init__(self) -> None:
+        self.quality.cleared.append(self.departures.forget)
 
     def body(self, model: str, prompt: str, shape: Shape | None = None) -> bytes:
         """A probe's body for ``shape`` (default: the reference's form of a completion)."""
@@ -444,6 +452,10 @@ class CanaryProber:
                 v = compare_sampled(
                     ref, part, self.rule, stops(shape), temperature=shape.temperature
                 )
+                if v.ok and counted(shape):  # across probes: how often it left the arg max
+                    ev = probe_evidence(ref, part, shape.temperature, self.departures.test)
+                    if (flag := self.departures.add(node_id, model, ev)) is not None:
+                        v = Verdict(False, flag.describe(self.departures.test))
             else:
                 v = compare(ref, part, self.rule, stops(shape))
         counts = probe_counts(got, text, streamed_usage, whole, ref, shape)

@@ -85,6 +85,9 @@ class Quality:
         # bumped by every change of what ``view`` shows but the scores (verifiers, records,
         # quarantines): ``GET /mesh/nodes`` is built again after one (``node_listing.py``)
         self.changes = 0
+        # called with the node's id when the admin clears it (the canary's evidence across
+        # probes, ``core/canary_departures.py``, starts afresh)
+        self.cleared: list[Callable[[str], None]] = []
 
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
@@ -157,6 +160,8 @@ class Quality:
         for rec in self.records.get(node_id, {}).values():
             rec.quarantined_at, rec.reason, rec.updated_at = None, None, at
         self.changes += 1
+        for forget in self.cleared:
+            forget(node_id)
         self._sync_routing(node_id)
         await self.refresh_held()
         return models

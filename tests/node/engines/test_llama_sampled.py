@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,14 @@ import pytest
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.canary import Answer
+from LLM_Mesh.core.canary_departures import (
+    DEFAULT_TEST,
+    DepartureTally,
+    leave_bound,
+    probe_evidence,
+)
 from LLM_Mesh.core.canary_sampled import compare_sampled
+from LLM_Mesh.core.canary_shape import TEMPERATURES
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from LLM_Mesh.node.model_files import ResolvedModel, resolve_model
@@ -117,3 +125,35 @@ async def test_q2k_serving_sampled_requests_fails(
             got = await answer(q2k_engine, prompt, temperature, 0)
             failed += not compare_sampled(refs[prompt], got, temperature=temperature).ok
     assert failed >= 2, failed
+
+
+async def test_honest_departures_are_not_flagged_and_leaving_at_once_would_be(
+    honest: LlamaCppEngine, refs: dict[str, Answer]
+) -> None:
+    """samplestat31: the honest node's sampled answers (2 prompts, 0.3/0.7/1.0, seeds 100–105)
+    add little evidence (``core/canary_departures.py``); a node leaving the arg max at the
+    first token of every probe of these prompts at 0.7–1.0 gains, per probe, ``ln(r/q_0)``
+    from the reference's first position alone, so it is flagged within about 100 such probes (gemma-3-270m's first tokens are
+    flat after these prompts), fewer at the mix's lower temperatures."""
+    tally, highest = DepartureTally(), 0.0
+    for k, (prompt, temperature) in enumerate(
+        (p, t) for p in PROMPTS[:2] for t in (0.3, 0.7, 1.0)
+    ):  # a seed of its own each: one seed at three temperatures draws one uniform thrice
+        got = await answer(honest, prompt, temperature, 100 + k)
+        tally.add(probe_evidence(refs[prompt], got, temperature))
+        highest = max(highest, tally.score)
+    print(f"honest: highest CUSUM {highest:.2f} over 6 probes")
+    assert highest < DEFAULT_TEST.threshold / 2, highest
+
+    def needed(temperatures: tuple[float, ...]) -> int:
+        gains = []
+        for prompt in PROMPTS:
+            for temperature in temperatures:
+                q = max(DEFAULT_TEST.floor, leave_bound(refs[prompt].tokens[0], temperature))
+                gains.append(math.log(max(q, DEFAULT_TEST.alternative) / q))
+        return math.ceil(DEFAULT_TEST.threshold / (sum(gains) / len(gains)))
+
+    hot, drawn = needed((0.7, 0.8, 0.9, 1.0)), needed(TEMPERATURES)
+    print(f"leaving at once: flagged after about {hot} sampled probes at 0.7-1.0, {drawn} "
+          "at the mix's temperatures")  # fmt: skip
+    assert drawn < hot <= 100, (drawn, hot)  # measured 2026-12-05: see docs/security.md

@@ -1,0 +1,220 @@
+"""How often a node leaves the reference's arg max on sampled probes: a test across probes.
+
+``core/canary_sampled.py`` judges one sampled probe along the prefix it shares with the
+greedy reference, up to and including the first position ``d`` where the node's token is
+not the reference's; a pick at ``d`` need only be plausible at the probe's temperature
+(``tempered_most``). A node that runs the real model for its first token only, always
+leaves the arg max there and serves a cheaper model after, passes each probe at 0.7–1.0
+(such a pick is plausible once). Over many probes it is not: an honest sampler at
+temperature ``T`` leaves the arg max at a position with a probability the reference's
+numbers bound, and this module accumulates, per (node, model), the evidence that the
+node leaves it more often than that.
+
+Per compared position ``i`` (``0..d``, or the shared length where the node never left),
+:func:`leave_bound` is an upper bound ``q_i`` on the chance an honest sampler at ``T``
+draws another token than the reference's pick ``c``:
+
+* the honest node's distribution ``π`` is taken to be within a factor ``e^±margin`` of the
+  reference's ``p`` token by token (``margin`` 0.2: ten times the largest honest difference
+  measured, 0.02, gemma-3-270m; a node past it at ``c`` fails the per-token rule anyway);
+* tempered, ``P_T(c) = π_c^{1/T} / Σ π_j^{1/T}``; the listed tokens enter as they are, the
+  unlisted ones (mass ``U = 1 - Σ listed``, each at most the list's last ``p_min``) by
+  ``Σ p_j^{1/T} ≤ U · p_min^{1/T - 1}`` (``T ≤ 1``: the sum of ``p^{1/T}`` under a total
+  and a cap is largest with the mass in pieces of the cap); so
+  ``q = B e^{2·margin/T} / (a + B e^{2·margin/T})``, ``a = p_c^{1/T}``, ``B`` the bound on
+  the others; 1 (no evidence) above ``T = 1`` or without a list; never below
+  ``floor`` (10⁻⁶: one departure alone is never enough);
+* a sampler's truncation (top-k, top-p, min-p) only removes tokens: where it keeps ``c``
+  the others' share falls, so ``q`` still bounds it; it removes ``c`` only where ``c``'s
+  tempered share is already at most ``1 - top_p`` (or ``1/(k+1)``; min-p at ≤ ``e^-2·margin``
+  never), i.e. where ``q ≥`` :attr:`DepartureTest.alternative` (0.8 ≤ every ``top_p`` a
+  probe or llama.cpp's default sends, 0.9/0.95), where the factor below is exactly 1.
+
+The evidence is a likelihood ratio against an alternative that leaves the arg max with
+chance ``r_i = max(q_i, alternative)``: a departure multiplies it by ``r_i / q_i``, a
+position that kept ``c`` by ``(1 - r_i) / (1 - q_i)``. Under an honest sampler (leaving
+with chance at most ``q_i``, each draw fresh given the shared prefix) each factor's
+expectation is at most 1, so the product over any run of probes is a nonnegative
+supermartingale and, by Ville's inequality, reaches ``e^h`` with chance at most ``e^-h``.
+:class:`DepartureTally` keeps the CUSUM of its logarithm over probes (the largest sum over
+runs of probes ending now: ``max(0, s + x)``), so a node honest for a year builds no credit;
+it flags at ``h`` = :attr:`DepartureTest.threshold` = ln 10¹², so by a union bound over the
+runs' first probes an honest node is flagged with chance at most ``n · 10⁻¹²`` over its
+first ``n`` sampled probes of a model: ≤ 10⁻⁶ for a million (at the budget's rate, about
+1,700 sampled probes a year, centuries). A node leaving the arg max at once on every probe
+adds ``ln(r/q_0)`` a probe: flagged after 13 sampled probes at 0.7–1.0 where the first
+token is a 90 % one, 39 on the sim's flat distributions at the mix's temperatures, about
+43 (82 at 0.7–1.0 alone) after the public pool's prompts on gemma-3-270m, whose first
+tokens are flat (measured 2026-12-05, tests).
+
+Not counted (their draws are not fresh, or not from the reported distribution): probes
+that send a ``seed`` (the same prompt and seed draw the same tokens again; measured on
+gemma-3-270m: seed 1 at 0.3, 0.7 and 1.0 drew one tail uniform thrice, 5.5 nats of
+"evidence" from an honest node) or a nonzero penalty (the reported numbers are the
+model's before penalties). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from LLM_Mesh.core.canary import Answer, TokenLogprob
+from LLM_Mesh.core.canary_shape import Shape
+
+__all__ = [
+    "DEFAULT_TEST",
+    "DepartureTally",
+    "DepartureTest",
+    "Departures",
+    "Evidence",
+    "counted",
+    "leave_bound",
+    "probe_evidence",
+]
+
+
+@dataclass(frozen=True)
+class DepartureTest:
+    """The test's constants (see the module docstring)."""
+
+    alternative: float = 0.8
+    """The alternative's chance of leaving the arg max (at most every ``top_p`` sent)."""
+    margin: float = 0.2
+    """Largest honest difference from the reference's numbers, per token (natural log)."""
+    threshold: float = math.log(1e12)
+    """The CUSUM's bound: an honest node's chance of a flag is ``n · e^-threshold``."""
+    floor: float = 1e-6
+    """The least ``q`` counted (one departure alone adds at most ``ln(0.8 / 10⁻⁶)``)."""
+
+
+DEFAULT_TEST = DepartureTest()
+
+
+def leave_bound(
+    ref: TokenLogprob, temperature: float, margin: float = DEFAULT_TEST.margin
+) -> float:
+    """An upper bound on the chance that an honest sampler at ``temperature`` draws another
+    token than ``ref.token`` where the reference's numbers are ``ref`` (module docstring)."""
+    if not ref.top or not 0.0 < temperature <= 1.0 or not math.isfinite(ref.logprob):
+        return 1.0
+    values = [v for _, v in ref.top if math.isfinite(v)]
+    if not values:
+        return 1.0
+    mine = max([ref.logprob] + [v for t, v in ref.top if t == ref.token and math.isfinite(v)])
+    top = max(max(values), mine)
+
+    def weight(v: float) -> float:  # p^{1/T}, scaled by the best's (no underflow)
+        return math.exp((v - top) / temperature)
+
+    others = sum(weight(v) for t, v in ref.top if t != ref.token and math.isfinite(v))
+    lowest = min(values)
+    unlisted = max(0.0, 1.0 - sum(math.exp(v) for v in values))
+    others += unlisted / math.exp(lowest) * weight(lowest)  # U · p_min^{1/T - 1}, scaled
+    others *= math.exp(2.0 * margin / temperature)
+    own = weight(mine)
+    return min(1.0, others / (own + others))
+
+
+def counted(shape: Shape) -> bool:
+    """Whether a probe of ``shape`` counts: sampled at ``T ≤ 1``, no ``seed`` (its draws
+    repeat), no nonzero penalty (its draws are not from the reported numbers)."""
+    fields = dict(shape.sampling)
+    penalties = (fields.get(k) or 0 for k in ("presence_penalty", "frequency_penalty"))
+    return (
+        0.0 < shape.temperature <= 1.0
+        and fields.get("seed") is None
+        and not any(penalties)
+        and not any(k.endswith("penalty") and v for k, v in shape.sampler)
+    )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One probe's evidence: the log of its likelihood ratio, the positions compared, and
+    the first position where the node left the reference's pick (``None``: never)."""
+
+    log_ratio: float
+    positions: int
+    left_at: int | None
+
+
+def probe_evidence(
+    reference: Answer, answer: Answer, temperature: float, test: DepartureTest = DEFAULT_TEST
+) -> Evidence:
+    """The evidence of a sampled ``answer`` (already judged by ``compare_sampled``) against
+    the greedy ``reference``: every shared position up to and including the first whose
+    token differs (an answer that ended early, all greedy, adds nothing for its end)."""
+    total = 0.0
+    shared = min(len(reference.tokens), len(answer.tokens))
+    for i in range(shared):
+        ref = reference.tokens[i]
+        q = max(test.floor, leave_bound(ref, temperature, test.margin))
+        r = max(q, test.alternative)
+        if answer.tokens[i].token != ref.token:
+            return Evidence(total + math.log(r / q), i + 1, i)
+        if r > q:
+            total += math.log((1.0 - r) / (1.0 - q))
+    return Evidence(total, shared, None)
+
+
+@dataclass
+class DepartureTally:
+    """One (node, model)'s CUSUM of the evidence (``max(0, score + log_ratio)`` a probe)."""
+
+    score: float = 0.0
+    probes: int = 0
+    """Sampled probes counted since the score was last 0."""
+    departures: int = 0
+    """Of them, those that left the reference's pick."""
+    at_first: int = 0
+    """Of those, the ones that left it at the first position."""
+
+    def add(self, ev: Evidence) -> None:
+        self.score = self.score + ev.log_ratio
+        if self.score <= 0.0:
+            self.score, self.probes, self.departures, self.at_first = 0.0, 0, 0, 0
+            return
+        self.probes += 1
+        if ev.left_at is not None:
+            self.departures += 1
+            self.at_first += ev.left_at == 0
+
+    def describe(self, test: DepartureTest = DEFAULT_TEST) -> str:
+        return (
+            f"sampled_departures: log-likelihood ratio {self.score:.1f} ≥ "
+            f"{test.threshold:.1f} (honest chance ≤ e^-{test.threshold:.1f} a run) over "
+            f"{self.probes} sampled probes, {self.departures} leaving the reference's arg "
+            f"max ({self.at_first} at the first token)"
+        )
+
+
+class Departures:
+    """Every (node, model)'s :class:`DepartureTally`, the least recently updated dropped
+    past ``max_pairs`` (its evidence lost: a fresh start); ``forget`` on the admin's
+    clear."""
+
+    def __init__(self, test: DepartureTest = DEFAULT_TEST, max_pairs: int = 65536) -> None:
+        self.test = test
+        self.max_pairs = max(1, max_pairs)
+        self.tallies: OrderedDict[tuple[str, str], DepartureTally] = OrderedDict()
+
+    def add(self, node_id: str, model: str, ev: Evidence) -> DepartureTally | None:
+        """Count ``ev``; the tally when it crossed the threshold (then started afresh, the
+        probe failing as a flag), else ``None``."""
+        key = (node_id, model)
+        tally = self.tallies.pop(key, None) or DepartureTally()
+        tally.add(ev)
+        if tally.score >= self.test.threshold:
+            return tally  # not kept: the node is quarantined, cleared afresh
+        if tally.score > 0.0:
+            self.tallies[key] = tally
+            while len(self.tallies) > self.max_pairs:
+                self.tallies.popitem(last=False)
+        return None
+
+    def forget(self, node_id: str) -> None:
+        """Drop the node's tallies (the admin cleared it)."""
+        for key in [k for k in self.tallies if k[0] == node_id]:
+            del self.tallies[key]

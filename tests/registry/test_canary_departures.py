@@ -1,0 +1,124 @@
+"""The test across sampled probes (``core/canary_departures.py``) through the registry.
+
+A node that runs the real model for the first token only, always leaves its arg max there
+and serves another model after passes each sampled probe at 0.7–1.0 (review31's bound per
+probe: such a pick is plausible once); across probes it leaves the arg max far more often
+than an honest sampler would, and is quarantined. An honest sampling sim node is never.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from LLM_Mesh.core.canary_departures import Departures, DepartureTest, Evidence
+from LLM_Mesh.core.canary_shape import DEFAULT_MIX
+from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
+from tests.registry.helpers import Harness
+from tests.registry.test_canary import MODEL, mesh, prober, register, trust
+from tests.registry.test_canary_sampled import answered_by, sim
+
+__all__ = ["mesh"]  # the fixture
+
+
+def leaves_at_once(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Honest at ``temperature: 0``; to a sampled request, the real model's first position
+    (its numbers) with the runner-up picked there, then another model's tokens."""
+    truthful, cheap = answered_by(honest), answered_by(other)
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        if not (body.get("temperature") or 0) > 0:
+            return truthful(body)
+        real = truthful({**body, "temperature": 0})["choices"][0]["logprobs"]
+        rest = cheap(body)
+        lp = rest["choices"][0]["logprobs"]
+        first = real["top_logprobs"][0]
+        pick, value = sorted(first.items(), key=lambda kv: -kv[1])[1]  # never the arg max
+        tokens = [pick, *lp["tokens"][1:]]
+        logprobs = {
+            "tokens": tokens,
+            "token_logprobs": [value, *lp["token_logprobs"][1:]],
+            "top_logprobs": [first, *lp["top_logprobs"][1:]],
+            "text_offset": list(range(len(tokens))),
+        }
+        choice = {**rest["choices"][0], "text": "".join(tokens), "logprobs": logprobs}
+        usage = {**rest["usage"], "completion_tokens": len(tokens)}
+        usage["total_tokens"] = usage["prompt_tokens"] + len(tokens)
+        return {**rest, "choices": [choice], "usage": usage}
+
+    return answer
+
+
+async def probes(p: CanaryProber, node: str, count: int) -> list[ProbeResult]:
+    """Up to ``count`` probes of ``node`` (seeded shapes, every non-streamed one sampled),
+    stopping at the first failure."""
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0)
+    out = []
+    for seed in range(count):
+        p.rng = random.Random(seed)
+        out.append(await p.probe(node, MODEL))
+        if out[-1].verdict == "fail":
+            break
+    return out
+
+
+async def test_a_node_leaving_the_arg_max_at_once_is_flagged_across_probes(
+    mesh: Harness,
+) -> None:
+    """Without the test across probes (its threshold out of reach: what the prober did
+    before) the liar passes every one of 120 probes; with it, it is quarantined within
+    them, the reason naming the statistic; the admin's clear starts its evidence afresh."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", leaves_at_once(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.departures = Departures(DepartureTest(threshold=math.inf))
+    before = await probes(p, "liar", 120)
+    assert len(before) == 120 and {r.verdict for r in before} == {"pass", "unverified"}
+    assert sum(r.detail.startswith("sampled_diverged at token 0") for r in before) > 60
+    p.departures = Departures()
+    p.quality.cleared[:] = [p.departures.forget]
+    after = await probes(p, "liar", 120)
+    flagged = after[-1]
+    assert flagged.verdict == "fail" and flagged.quarantined, flagged
+    assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
+    assert len(after) < 80, len(after)  # the number of probes it took (reported)
+    print(f"flagged after {len(after)} probes: {flagged.detail}")
+    assert ("liar", MODEL) not in p.departures.tallies  # flagged: not kept
+    p.departures.add("liar", MODEL, Evidence(3.0, 1, 0))  # some evidence again
+    assert ("liar", MODEL) in p.departures.tallies
+    await p.quality.clear("liar")
+    assert ("liar", MODEL) not in p.departures.tallies  # the admin's clear: afresh
+
+
+async def test_an_honest_sampling_node_is_never_flagged_over_many_probes(
+    mesh: Harness,
+) -> None:
+    """200 seeded probes (every non-streamed one sampled, at 0.2–1.0, some with ``top_p``):
+    the honest sampling sim node, which leaves the arg max as often as its distribution
+    says, passes every one, its CUSUM staying far below the threshold."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "honest", answered_by(sim()))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    highest = 0.0
+    results = []
+    original = p.departures.add
+
+    def watched(node: str, model: str, ev: Any) -> Any:
+        nonlocal highest
+        got = original(node, model, ev)
+        tally = p.departures.tallies.get((node, model))
+        highest = max(highest, tally.score if tally is not None else 0.0)
+        return got
+
+    p.departures.add = watched  # type: ignore[method-assign]
+    results = await probes(p, "honest", 200)
+    assert len(results) == 200 and all(r.verdict != "fail" for r in results), results[-1]
+    left = [r for r in results if r.detail.startswith("sampled_diverged")]
+    assert len(left) > 60, len(left)  # it left the arg max often: evidence was counted
+    print(f"honest: highest CUSUM {highest:.2f} over {len(results)} probes")
+    assert highest < p.departures.test.threshold / 2, highest
