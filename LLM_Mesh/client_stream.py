@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 
 from LLM_Mesh.bounded_http import AnswerRefused, decoded, raise_for_error, read_body
+from LLM_Mesh.core.answer_text import choice_fault
 from LLM_Mesh.core.client_floor import QuietCount
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
@@ -157,7 +158,7 @@ async def events(
 
 def _counted(event: bytes, base: str, quiet: QuietCount | None) -> list[dict[str, Any] | None]:
     """An event's items (:func:`_data`), counted by ``quiet`` (``[DONE]`` is not)."""
-    items = _data(event, base)
+    items = _data(event, base, quiet.choices if quiet is not None else 1)
     if quiet is None or (items and items[-1] is None):
         return items
     passed = quiet.event([item for item in items if item is not None], len(event))
@@ -181,8 +182,12 @@ def quiet_message(quiet: QuietCount, passed: str, base: str) -> str:
     )
 
 
-def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
-    """An event's ``data:`` lines, parsed (``None``: ``[DONE]``, nothing after it)."""
+def _data(event: bytes, base: str, choices: int = 1) -> list[dict[str, Any] | None]:
+    """An event's ``data:`` lines, parsed (``None``: ``[DONE]``, nothing after it). A chunk
+    whose choices are not those of a request of ``choices`` (``n``): an index outside
+    ``[0, n)``, not an integer, or twice in it (``core/answer_text.choice_fault``) is
+    refused: a gateway keeping its rules relays none (found 2026-12-05, ``choiceidx31``:
+    a reader of ``choices[0]`` took another choice's text for the answer's)."""
     out: list[dict[str, Any] | None] = []
     for line in event.split(b"\n"):
         if not line.startswith(b"data:"):
@@ -201,5 +206,7 @@ def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
             raise UpstreamError(f"the stream from {base} sent an event that is not a JSON object")
         if "error" in chunk and "choices" not in chunk:
             raise error_from_payload(502, chunk)
+        if (why := choice_fault(chunk, choices)) is not None:
+            raise UpstreamError(f"the stream from {base} sent a chunk outside the protocol: {why}")
         out.append(chunk)
     return out

@@ -22,6 +22,7 @@ from LLM_Mesh.client_stream import QuietStream
 from LLM_Mesh.core.client_floor import honest_most, quiet_bound, stream_limit
 from LLM_Mesh.core.stream_guard import NO_DATA_EVENTS, SLACK_EVENTS
 from LLM_Mesh.distributed_models import DistributedModelRegistry
+from LLM_Mesh.errors import UpstreamError
 
 GW = "http://gw.test"
 CHAT = "/v1/chat/completions"
@@ -188,3 +189,23 @@ async def test_an_honest_stream_with_a_failover_wait_and_a_usage_chunk_passes() 
     chunks = await _read(gw)
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[1:] if c["choices"])
     assert text == "HiHi there" and chunks[-1]["mesh"] == {"cost": 1}
+
+
+@pytest.mark.parametrize("index", [1, -1, 2**70, "0", 0.0, None])
+async def test_a_chunk_of_a_choice_not_asked_for_is_refused_not_read_as_the_answers(
+    index: Any,
+) -> None:
+    """A chunk whose only choice has another index than choice 0 of a request of ``n`` 1
+    (found 2026-12-05, ``choiceidx31``: read as the answer's text, and as output for the
+    floor): refused, the gateway relays none (``core/answer_text.choice_fault``)."""
+    other = _ev({**HEAD, "choices": [{"index": index, "delta": {"content": "SECRET"}}]})
+    gw = Gateway(lambda: iter([TOKEN, other, FINAL, DONE]))
+    with pytest.raises(UpstreamError, match="outside the protocol"):
+        await _read(gw)
+
+
+async def test_a_chunk_of_two_choices_of_one_index_is_refused() -> None:
+    both = [{"index": 0, "delta": {"content": "a"}}, {"index": 0, "delta": {"content": "b"}}]
+    gw = Gateway(lambda: iter([TOKEN, _ev({**HEAD, "choices": both}), FINAL, DONE]))
+    with pytest.raises(UpstreamError, match="two of its choices have index 0"):
+        await _read(gw)

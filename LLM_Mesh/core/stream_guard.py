@@ -81,7 +81,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from LLM_Mesh.core.answer_text import chunk_text
+from LLM_Mesh.core.answer_text import choice_fault, chunk_text
 from LLM_Mesh.core.delivered import chunk_bytes
 
 __all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS",
@@ -146,7 +146,13 @@ def carries_output(obj: dict[str, Any], choices: int = 1) -> bool:
     ``delta.content``, a completion's ``text``), or another field a choice's output is
     priced by (``reasoning_content``, ``refusal``, a tool call's name or arguments:
     ``core/delivered.chunk_bytes``). A role-only delta, an empty one, a finish chunk, a
-    chunk of no choice (a usage-only one) carry none: no progress for the floor."""
+    chunk of no choice (a usage-only one) carry none: no progress for the floor; nor a
+    chunk whose choices are not the request's ``choices`` (``n``):
+    ``core/answer_text.choice_fault``, an index outside ``[0, n)``, not an integer, or
+    twice in the chunk (found 2026-12-05, ``choiceidx31``: a chunk of ``index`` 1 only
+    counted, so its text held the floor while the client's choice 0 got nothing)."""
+    if choice_fault(obj, choices) is not None:
+        return False
     return bool(chunk_text(obj)) or chunk_bytes((obj,), choices) > 0
 
 

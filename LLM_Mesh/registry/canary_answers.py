@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from LLM_Mesh.core.answer_text import chunk_text
+from LLM_Mesh.core.answer_text import choice_fault, chunk_text
 from LLM_Mesh.core.canary import Answer
 from LLM_Mesh.core.canary_shape import Shape, stops
 from LLM_Mesh.core.canary_usage import (
@@ -73,6 +73,8 @@ def stream_answer(sse: bytes) -> tuple[str, StatedUsage | None]:
             continue
         if "error" in obj:
             raise ProbeError(f"the stream ended with an error: {obj['error']}")
+        if (why := choice_fault(obj)) is not None:  # a choice the probe did not ask for:
+            raise ProbeError(f"the stream broke the protocol: {why}")  # as the gateway has
         out.append(chunk_text(obj))  # the receipts' rule (core/answer_text.py)
         usage = stated_usage(obj) or usage
     return "".join(out), usage

@@ -47,8 +47,9 @@ def bound_for(job: Job, declared: object = None) -> AnswerBound:
     )
 
 
-def read_answer(content: bytes, bound: AnswerBound, model: str) -> dict[str, Any]:
-    """The answer in ``content`` (see the module docstring), its ``model`` ``model``."""
+def read_answer(content: bytes, bound: AnswerBound, model: str, choices: int = 1) -> dict[str, Any]:
+    """The answer in ``content`` (see the module docstring), its ``model`` ``model``; its
+    ``choices`` those of a request of ``choices`` (``n``; ``core/answer_text.choice_fault``)."""
     if (many := over_containers(content, bound.containers)) is not None:
         raise NotAnAnswer(
             f"the node's answer holds {many} JSON arrays and objects; this request's answer "
@@ -59,7 +60,7 @@ def read_answer(content: bytes, bound: AnswerBound, model: str) -> dict[str, Any
         data = strict_json.loads_object(content)
     except (ValueError, RecursionError):  # nested past the parser's limit
         raise NotAnAnswer("the node's answer is not a JSON object") from None
-    if (why := not_an_answer(data)) is not None:  # no answer: a failure too
+    if (why := not_an_answer(data, choices)) is not None:  # no answer: a failure too
         raise NotAnAnswer(why)
     if data.get("model") != model:  # the client's model, not the node's name for it
         data["model"] = model

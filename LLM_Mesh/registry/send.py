@@ -567,7 +567,7 @@ class Exchange:
                 limit=bound.bytes,
             )  # fmt: skip
             if resp.status_code == 200:  # within the bound, JSON, an answer (node_answer.py)
-                parsed.append(read_answer(resp.content, bound, job.model))
+                parsed.append(read_answer(resp.content, bound, job.model, job.choices))
             return resp
 
         node, resp = await self.send(sender, bounded=True)

@@ -44,7 +44,7 @@ import math
 from typing import Any
 
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
+from LLM_Mesh.core.answer_text import choice_fault, chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.delivered import completion_cap, priced_completion
 from LLM_Mesh.core.receipt import PartStatus
@@ -237,6 +237,10 @@ class PartReader:
             node = self.ex.tally.node_id  # its message as a refusal's, no more (found 2026-12-05)
             said = error_message(first[5:])
             raise Broken(f"node {node} reported an error mid-stream: {said}")
+        if (why := choice_fault(obj, self.ex.job.choices)) is not None:  # a choice the
+            node = self.ex.tally.node_id  # request did not ask for: never relayed, counted
+            raise Broken(f"node {node} sent a chunk outside the protocol: {why}")  # (found
+            # 2026-12-05, choiceidx31: index 1 text held the floor, reached the client, paid)
         if self.usage_seen:  # its final chunk went out: nothing of the node's after it
             node = self.ex.tally.node_id
             raise Broken(f"node {node} sent an event after its final (usage) chunk")

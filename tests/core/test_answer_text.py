@@ -10,8 +10,10 @@ import pytest
 
 from LLM_Mesh.core.answer_text import (
     answer_text,
+    choice_fault,
     chunk_finished,
     chunk_text,
+    not_an_answer,
     output_sha256,
     stream_text,
 )
@@ -82,3 +84,43 @@ def test_a_chunk_with_a_finish_reason_ends_its_answer() -> None:
     assert not chunk_finished({"choices": [{"finish_reason": ""}]})
     assert not chunk_finished({"choices": [], "usage": {}})
     assert not chunk_finished({"choices": [{"finish_reason": 1}]})
+
+
+@pytest.mark.parametrize(
+    ("choices", "n", "why"),
+    [
+        ([{"index": 1, "text": "x"}], 1, "index 1 is not one of the 1 asked for"),
+        ([{"index": -1, "text": "x"}], 1, "index -1 is not one of the 1"),
+        ([{"index": 2**70, "text": "x"}], 1, f"index {str(2**70)[:40]} is not one"),
+        ([{"index": 2, "text": "x"}], 2, "index 2 is not one of the 2 asked for"),
+        ([{"index": "0", "text": "x"}], 1, "not an integer but str"),
+        ([{"index": 0.0, "text": "x"}], 1, "not an integer but float"),
+        ([{"index": False, "text": "x"}], 1, "not an integer but bool"),
+        ([{"index": None, "text": "x"}], 1, "not an integer but NoneType"),
+        ([{"index": 0}, {"index": 0}], 2, "two of its choices have index 0"),
+        ([{"index": 0}, {"index": 1}], 1, "index 1 is not one of the 1"),
+        ([{"text": "a"}, {"text": "b"}], 1, "index 1 is not one of the 1"),  # by place
+        (["x"], 1, "its choice 0 is not an object"),
+    ],
+)
+def test_choices_not_asked_for_are_a_fault(choices: list[Any], n: int, why: str) -> None:
+    """Found 2026-12-05 (``choiceidx31``): a node's choices outside ``[0, n)``, of no
+    integer index, or twice one index, were read as the answer (its first choice)."""
+    fault = choice_fault({"choices": choices}, n)
+    assert fault is not None and why in fault
+    assert not_an_answer({"choices": choices}, n) is not None
+
+
+@pytest.mark.parametrize(
+    ("obj", "n"),
+    [
+        ({"choices": [{"index": 0, "text": "x"}]}, 1),
+        ({"choices": [{"text": "x"}]}, 1),  # no index: its place
+        ({"choices": [{"index": 1, "delta": {"content": "x"}}]}, 2),
+        ({"choices": [{"index": 1}, {"index": 0}]}, 2),
+        ({"choices": []}, 1),
+        ({"usage": {}}, 1),
+    ],
+)
+def test_the_choices_asked_for_are_no_fault(obj: dict[str, Any], n: int) -> None:
+    assert choice_fault(obj, n) is None

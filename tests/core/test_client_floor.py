@@ -153,3 +153,13 @@ def test_a_chats_completion_limit_bounds_its_quiet_events() -> None:
     body = {"max_completion_tokens": 8}
     assert quiet_bound(body, chat=True) == honest_most(8).times(MARGIN)
     assert quiet_bound(body, chat=False) == honest_most(MAX_CONTEXT).times(MARGIN)
+
+
+def test_a_chunk_of_a_choice_not_asked_for_is_no_output() -> None:
+    """Found 2026-12-05 (``choiceidx31``): ``index`` 1 text to a request of ``n`` 1 reset
+    the client's run (``stream_guard.carries_output``, the gateway's own test)."""
+    other = {"choices": [{"index": 1, "delta": {"content": "x"}}]}
+    count = QuietCount(QuietBound(run=2, events=9, bytes=10**6))
+    assert count.event([other], 10) is None and count.event([other], 10) is None
+    assert count.event([other], 10) == "in a row"
+    assert QuietCount(QuietBound(run=1, events=9, bytes=10**6), 2).event([other], 10) is None

@@ -229,3 +229,15 @@ def test_a_trickling_node_is_cut_in_bounded_time_however_many_streams_it_gathers
     assert _cut_at(floor, SharedTime(), "n", 1 / 1.6, streams=4, slots=4) is None
     assert _cut_at(floor, SharedTime(), "n", 1 / 1.0, streams=32, slots=1000,
                    events=100) is not None  # fmt: skip
+
+
+@pytest.mark.parametrize("index", [1, -1, 2**70, "0", 0.0, True, None])
+def test_a_chunk_of_a_choice_not_asked_for_carries_no_output(index: object) -> None:
+    """Found 2026-12-05 (``choiceidx31``): a chunk whose only choice had ``index`` 1, to a
+    request of ``n`` 1, counted as output: it held the floor (the gateway's, the client's)
+    while the client's choice 0 got nothing."""
+    for choice in ({"delta": {"content": "x"}}, {"text": "x"}):
+        assert not carries_output({"choices": [{"index": index, **choice}]}, 1)
+    assert carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]}, 2)
+    twice = [{"index": 0, "delta": {"content": "x"}}] * 2
+    assert not carries_output({"choices": twice}, 2)

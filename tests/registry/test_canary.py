@@ -698,3 +698,14 @@ def test_stream_text_reads_completion_and_chat_chunks_and_an_error_is_no_verdict
     broken = b'data: {"choices":[{"index":0,"text":" t1"}]}\n\ndata: {"error":{"message":"x"}}\n\n'
     with pytest.raises(ProbeError):
         stream_text(broken)
+
+
+@pytest.mark.parametrize("index", [1, -1, "0", None])
+def test_a_probe_stream_in_a_choice_not_asked_for_is_no_verdict(index: object) -> None:
+    """Found 2026-12-05 (``choiceidx31``): a probe's ``index`` 1 chunks were judged as its
+    answer (the gateway now breaks such a stream: ``core/answer_text.choice_fault``)."""
+    from LLM_Mesh.registry.canary import ProbeError, stream_text
+
+    chunk = json.dumps({"choices": [{"index": index, "text": " t1"}]})
+    with pytest.raises(ProbeError, match="protocol"):
+        stream_text(f"data: {chunk}\n\ndata: [DONE]\n\n".encode())
