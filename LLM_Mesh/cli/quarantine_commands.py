@@ -154,8 +154,8 @@ def usage_audit_command(
         "completion or prompt tokens as a share of the gateway's caps are over "
         f"{shown(policy.get('factor', '?'))} times its model's other nodes' median in the same "
         f"time windows, over {shown(policy.get('min_requests', '?'))} answers or more "
-        f"(at least {shown(policy.get('min_peers', '?'))} peers); this replica's answers since "
-        "it started",
+        f"(other nodes answering: {shown(policy.get('min_peers', '?'))} or more); this "
+        "replica's answers since it started",
         soft_wrap=False,
     )
     if not nodes:
