@@ -103,25 +103,20 @@ from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.tls import client_ssl_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
-# what a (non-streamed) call reads of a gateway's answer, decoded, and in how long: the
-# connect, write and twice the read timeout (found 2026-12-03: read and inflated whole, and
-# a byte at a time within the per-read timeout held the CLI for ever: a gzip bomb, or
-# `Content-Encoding: gzip, gzip`, cost the operator's machine gigabytes)
-MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and completions
-# ... and per call, smaller where the answer is (found 2026-12-03: 64 MiB for every call,
-# a `ping` too): `ping` ({"status": "ok"}) and `balance`; `earnings` (a row per day, model
-# and node, as the node agent reads it: node/earnings_query.MAX_EARNINGS_BYTES)
-PING_ANSWER_BYTES = 64 << 10
+# a (non-streamed) call's answer, decoded, read to at most this in connect + write + 2 x read
+# timeout (found 2026-12-03: read whole, a gzip bomb cost gigabytes, a byte at a time for ever)
+MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary, audit), completions
+# ... smaller where the answer is (found 2026-12-03: 64 MiB for a `ping` too): `ping`,
+PING_ANSWER_BYTES = 64 << 10  # `balance`; `earnings` (node/earnings_query.MAX_EARNINGS_BYTES):
 EARNINGS_ANSWER_BYTES = 8 << 20
 _unreachable = unreachable  # (tests/inprocess_mesh.py's name for it)
 CHAT = "/chat/completions"  # a stream's path ends so for a chat (``core/client_floor``)
-# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``, ``DEFAULT_STREAM_MAX_S``,
-# ``stream_max_s`` and ``gateway_urls``: imported, named still)
+# (raise_for_error, MAX_STREAM_EVENT_BYTES, STREAM_MAX_ENV, DEFAULT_STREAM_MAX_S, stream_max_s,
+# gateway_urls: imported, named still)
 __all__ = [
     "DEFAULT_STREAM_MAX_S", "DEFAULT_TIMEOUT", "EARNINGS_ANSWER_BYTES", "MAX_ANSWER_BYTES",
-    "MAX_STREAM_EVENT_BYTES", "PING_ANSWER_BYTES", "STREAM_MAX_ENV", "MeshClient",
-    "bearer_header", "fetch_json_sync", "gateway_urls", "new_request_id", "raise_for_error",
-    "stream_max_s",
+    "MAX_STREAM_EVENT_BYTES", "PING_ANSWER_BYTES", "STREAM_MAX_ENV", "MeshClient", "bearer_header",
+    "fetch_json_sync", "gateway_urls", "new_request_id", "raise_for_error", "stream_max_s",
 ]  # fmt: skip
 
 
@@ -409,6 +404,11 @@ class MeshClient:
             read=rows("results"),
         )  # fmt: skip
         return results
+
+    async def usage_audit(self) -> dict[str, Any]:
+        """``GET /mesh/usage-audit`` (admin): each node's token shares, the recent verdicts."""
+        data: dict[str, Any] = await self._request("GET", "/mesh/usage-audit", admin=True)
+        return data
 
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""

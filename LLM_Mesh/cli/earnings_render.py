@@ -76,7 +76,9 @@ def _simulated_share(report: Mapping[str, Any]) -> str:
 
 
 def held_note(report: Mapping[str, Any]) -> str:
-    """What is held (a node quarantined after a failed canary probe), or ``""``."""
+    """What is held (a node of the operator quarantined: a failed canary probe, the
+    departures test across sampled probes, the usage audit), or ``""`` (found 2026-12-05:
+    "after a failed canary probe" only, and not where to read why)."""
     held = _num(report.get("held")) or 0
     by_node = report.get("held_by_node")
     if held <= 0:
@@ -84,9 +86,10 @@ def held_note(report: Mapping[str, Any]) -> str:
     items = sorted(by_node.items(), key=str) if isinstance(by_node, Mapping) else []
     nodes = ", ".join(f"{shown(n)}: {_int(a)}" for n, a in items)
     return (
-        f"; [yellow]held {held} {UNIT}[/] ({nodes}): earned while quarantined after a failed "
-        "canary probe, paid when the registry's admin clears the node, forfeited if it is "
-        "revoked"
+        f"; [yellow]held {held} {UNIT}[/] ({nodes}): earned while a node of yours is "
+        "quarantined (a failed canary probe, the departures test across sampled probes or the "
+        "usage audit of stated tokens: llm-mesh node info says why), paid when the "
+        "registry's admin clears the node, forfeited if it is revoked"
     )
 
 

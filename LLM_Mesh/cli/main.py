@@ -55,6 +55,7 @@ from LLM_Mesh.cli.earnings_commands import earnings_command
 from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.ledger_statement import statement_command
 from LLM_Mesh.cli.node_commands import node_app
+from LLM_Mesh.cli.quarantine_commands import quarantines_command, usage_audit_command
 from LLM_Mesh.cli.receipt_commands import receipt_app
 from LLM_Mesh.cli.registry_serve import registry_serve
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
@@ -88,6 +89,8 @@ registry_app.command("grant")(grant_command)
 registry_app.command("public-key")(public_key_command)
 registry_app.add_typer(keys_app, name="keys")
 registry_app.add_typer(canary_app, name="canary")
+registry_app.command("quarantines")(quarantines_command)
+registry_app.command("usage-audit")(usage_audit_command)
 registry_app.command("serve")(registry_serve)
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from LLM_Mesh.core.quarantine_reason import reason_kind
+
 SIMULATED = " [yellow](simulated)[/]"  # a model served only by simulated nodes, a simulated node
 
 # C0 controls but tab and newline, DEL, C1 controls, bidi embeddings/overrides/isolates
@@ -100,7 +102,12 @@ def _objects(value: Any) -> list[Mapping[str, Any]]:
 
 
 def _quarantines(n: Mapping[str, Any]) -> str:
-    q = [shown(x.get("model")) for x in _objects(n.get("quarantined"))]
+    """Each quarantined model and why, in short (found 2026-12-05: the models only; the whole
+    reason: ``registry quarantines``, ``node info``)."""
+    q = [
+        f"{shown(x.get('model'))} ({shown(reason_kind(x.get('reason')))})"
+        for x in _objects(n.get("quarantined"))
+    ]
     return f"[red]quarantined: {', '.join(q)}[/]" if q else ""
 
 

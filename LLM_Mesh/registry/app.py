@@ -240,6 +240,8 @@ def create_registry_app(
         settlement_pruner = SettlementPruner(ledger_engine, keep_days=settings.settlement_keep_days)
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
+    if runtime.metrics is not None:  # every quarantine counted, by its reason's kind
+        quality.on_quarantine = runtime.metrics.quarantined
     # a node far above its peers' counts is quarantined as by a failed probe (usage_audit.py)
     runtime.usage_audit = UsageAuditor(quality, metrics=runtime.metrics)
     quality_watcher = QualityWatcher(quality)

@@ -53,6 +53,8 @@ from prometheus_client.registry import Collector
 
 from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.failover import Action, Step
+from LLM_Mesh.core.quarantine_reason import KINDS as QUARANTINE_KINDS
+from LLM_Mesh.core.quarantine_reason import reason_label
 from LLM_Mesh.core.route_types import Outcome
 from LLM_Mesh.core.usage_audit import KINDS as AUDIT_KINDS
 from LLM_Mesh.core.wait_places import WaitPlaces
@@ -251,6 +253,14 @@ class GatewayMetrics:
             "| prompt)", ["kind"], registry=reg,
         )  # fmt: skip
         self._audited = {kind: audited.labels(kind) for kind in AUDIT_KINDS}
+        quarantines = Counter(
+            "llm_mesh_gateway_quarantines",
+            "Nodes quarantined for a model (routed no more, the operator's earnings held "
+            "until the admin clears it), by the reason's kind (core/quarantine_reason.py: "
+            "canary token | ... | canary sampled_departures | usage_audit completion | ...)",
+            ["reason"], registry=reg,
+        )  # fmt: skip
+        self._quarantines = {kind: quarantines.labels(kind) for kind in QUARANTINE_KINDS}
 
     def wait_places(self, places: WaitPlaces, stage: str) -> None:
         """Count ``places``' push-outs and refusals under ``stage`` (its hooks set)."""
@@ -264,6 +274,10 @@ class GatewayMetrics:
     def usage_flagged(self, kind: str) -> None:
         """A node flagged by the usage audit (``kind``: one of :data:`AUDIT_KINDS`)."""
         self._audited[kind].inc()
+
+    def quarantined(self, reason: str | None) -> None:
+        """A node newly quarantined for a model (``Quality.record``), by its reason's kind."""
+        self._quarantines[reason_label(reason)].inc()
 
     def settle_sync_failed(self) -> None:
         """A sync of the store's log failed (``SettleDurable._sync_failed``)."""

@@ -39,6 +39,7 @@ from typing import Any
 
 from LLM_Mesh.core.canary_publish import DEFAULT_PERIOD_S, DelayedTally, Tally, coarse
 from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.quarantine_reason import reason_kind
 from LLM_Mesh.core.trust import (
     DEFAULT_THRESHOLD,
     TrustInputs,
@@ -88,6 +89,8 @@ class Quality:
         # called with the node's id when the admin clears it (the canary's evidence across
         # probes, ``core/canary_departures.py``, starts afresh)
         self.cleared: list[Callable[[str], None]] = []
+        # called with the reason of each new quarantine (the gateway's metric)
+        self.on_quarantine: Callable[[str | None], None] | None = None
 
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
@@ -139,11 +142,18 @@ class Quality:
         self, node_id: str, model: str, *, ok: bool, reason: str | None
     ) -> CanaryRecord:
         """One probe's verdict: stored, then applied (a failure quarantines at once)."""
+        already = self.quarantined(node_id, model)
         rec = await self.store.record_canary(node_id, model, ok=ok, reason=reason, at=self.now())
         self.apply(rec)
         if rec.quarantined and not ok:
             await self.refresh_held()  # its operator's other nodes are held from now
-            log.warning("canary: node %s quarantined for %s: %s", node_id, model, rec.reason)
+        if rec.quarantined and not ok and not already:  # one line and count a quarantine
+            # (found 2026-12-05: headed "canary:" for the usage audit's too, and counted
+            # only by the usage audit's own metric)
+            kind = reason_kind(rec.reason)
+            log.warning("node %s quarantined for %s (%s): %s", node_id, model, kind, rec.reason)
+            if self.on_quarantine is not None:
+                self.on_quarantine(rec.reason)
         return rec
 
     async def trust(self, node_id: str) -> bool:
