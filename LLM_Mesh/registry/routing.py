@@ -280,17 +280,17 @@ class Routing:
     def models_within(
         self, models: Iterable[str], route: Callable[[str], RouteRequest]
     ) -> list[str]:
-        """Those of ``models`` that a healthy node hosts which ``route(model)``'s constraints
-        permit (regions, allowed, denied): the ones that would answer under them (found
-        2026-12-05: a 503's "with fallback=True X answers" named a model whose only node was
-        in an avoided region too)."""
+        """Those of ``models`` that a healthy node routed them hosts which ``route(model)``'s
+        constraints permit (regions, allowed, denied): the ones that would answer under them
+        (found 2026-12-05: a 503's "with fallback=True X answers" named a model whose only
+        node was in an avoided region too; and one whose only node was quarantined for it)."""
         table, node, now = self.table, self.router.node, self.clock()
         out = []
         for model in models:
             req = route(model)
             for entry in table.healthy_entries_for(model, now):
                 st = node(entry.node_id)
-                if st is not None and permits(req, st):
+                if st is not None and model in st.models and permits(req, st):
                     out.append(model)
                     break
         return out

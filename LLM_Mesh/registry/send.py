@@ -505,9 +505,8 @@ class Exchange:
         ext = self.ext
         constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes
                            or ext.trusted_only)  # fmt: skip
-        up = self.rt.table.models_up()
-        if constrained:  # only the models that would answer under the same constraints
-            up = self.routing.models_within(up, self._route_request)
+        # the models that would answer (routed: not a quarantined node's), within constraints
+        up = self.routing.models_within(self.rt.table.models_up(), self._route_request)
         return no_node(d, self.job.model, up, self.rt.retry_after_s, constrained=constrained,
                        full=full)  # fmt: skip
 
