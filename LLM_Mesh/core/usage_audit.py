@@ -56,11 +56,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "Evidence",
-    "NodeAudit", "NodeUsage", "UsageAudit", "median_without",
+    "NodeAudit", "NodeUsage", "UsageAudit", "context_tier", "median_without",
 ]  # fmt: skip
 
 
@@ -240,6 +241,24 @@ def median_without(values: list[float], value: float) -> float:
         return values[j if j < i else j + 1]
 
     return at(m // 2) if m % 2 else (at(m // 2 - 1) + at(m // 2)) / 2
+
+
+def context_tier(need: int, contexts: Iterable[int]) -> int:
+    """The nodes a request of ``need`` tokens (the prompt's least + ``max_tokens``) could go
+    to, given a model's online nodes' declared ``contexts`` (0: none declared): 0 when it
+    fits every one, else the smallest declared context it fits (the nodes declaring at
+    least that one took it; -1: none). A request that only the larger contexts could take
+    is compared among them only: else a user could steer digits onto the one honest node
+    of a larger context (``max_tokens`` above its peers') and frame it, and a colluding
+    id declaring a tiny context would have such requests left out of the audit."""
+    smallest, tier = 0, -1
+    for ctx in contexts:
+        if ctx <= 0:
+            continue
+        smallest = ctx if not smallest else min(smallest, ctx)
+        if ctx >= need and (tier < 0 or ctx < tier):
+            tier = ctx
+    return 0 if not smallest or need <= smallest else tier
 
 
 class UsageAudit:

@@ -259,3 +259,13 @@ def test_median_without_one_value_is_the_others_median() -> None:
             rest = list(values)
             rest.remove(v)
             assert median_without(values, v) == median(rest)
+
+
+def test_context_tier_is_the_smallest_declared_context_a_request_fits() -> None:
+    from LLM_Mesh.core.usage_audit import context_tier
+
+    assert context_tier(5000, []) == 0 and context_tier(5000, [0, 0]) == 0  # none declared
+    assert context_tier(4096, [4096, 8192, 0]) == 0  # fits every node
+    assert context_tier(4097, [4096, 32_768, 8192, 0]) == 8192
+    assert context_tier(9000, [32_768, 4096, 8192]) == 32_768
+    assert context_tier(40_000, [4096, 32_768]) == -1  # fits none
