@@ -28,8 +28,10 @@ and against peers' sums over the whole day an honest node would be judged for *w
 was online (digits are 2.2 times the mix). So time is cut into windows of
 :attr:`AuditPolicy.bucket_s` seconds, the same for a model's nodes, and only the current
 one is kept: per node its sums in it. When a window closes (the model's first answer in a
-later one), each node with :attr:`~AuditPolicy.bucket_min` answers in it that has
-:attr:`~AuditPolicy.min_peers` peers with as many there adds to its evidence its own sums
+later one), each node with answers in it that has :attr:`~AuditPolicy.min_peers` peers
+with :attr:`~AuditPolicy.bucket_min` answers there (a node with fewer is no one's peer in
+it, but is judged on its own: else a liar answering 2 in any 10 minutes never was) adds to
+its evidence its own sums
 of the window and, for each kind, its cap × the median of those peers' shares *in that
 window* (the peers' share weighted by the node's own traffic, window by window): its
 reference share is Σ(median × cap) ÷ Σ cap over the windows it shared. A window it shared
@@ -261,6 +263,12 @@ def context_tier(need: int, contexts: Iterable[int]) -> int:
     return 0 if not smallest or need <= smallest else tier
 
 
+def _median(values: list[float]) -> float:
+    """The median of sorted ``values`` (at least one)."""
+    m = len(values)
+    return values[m // 2] if m % 2 else (values[m // 2 - 1] + values[m // 2]) / 2
+
+
 class UsageAudit:
     """See the module docstring."""
 
@@ -340,20 +348,25 @@ class UsageAudit:
         in it."""
         p = self.policy
         mine = nodes[node_id].current
-        if mine.requests < max(1, p.bucket_min):
+        if mine.requests < 1:
             return None
+        # a node under bucket_min in the window is no one's peer there, but its own answers
+        # are judged against the peers counted (else a liar answering 2 in any 10 minutes
+        # was never judged; found 2026-12-05, attack31b)
+        counted = mine.requests >= max(1, p.bucket_min)
         t = self._table(nodes) if table is None else table
-        peers = t.counted - 1  # (it is among them)
+        peers = t.counted - counted  # (it is among them when counted)
         if peers < max(1, p.min_peers):
             return None
         add = Evidence(mine.requests, t.requests - mine.requests, peers)
         for kind in KINDS:
             priced, cap = mine.sums(kind)
             share, all_ = mine.share(kind), t.shares[kind]
-            if share is None or len(all_) - 1 < max(1, p.min_peers):
+            if share is None or len(all_) - counted < max(1, p.min_peers):
                 continue
             add.priced[kind], add.cap[kind] = float(priced), float(cap)
-            add.ref[kind] = median_without(all_, share) * cap
+            theirs = median_without(all_, share) if counted else _median(all_)
+            add.ref[kind] = theirs * cap
         return add
 
     def evidence(self, node_id: str, model: str) -> Evidence | None:
