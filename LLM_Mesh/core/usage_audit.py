@@ -369,13 +369,14 @@ class UsageAudit:
             add.ref[kind] = theirs * cap
         return add
 
-    def evidence(self, node_id: str, model: str) -> Evidence | None:
-        """The node's evidence as it stands: the windows closed and the open one."""
+    def evidence(self, node_id: str, model: str, table: _Window | None = None) -> Evidence | None:
+        """The node's evidence as it stands: the windows closed and the open one (``table``:
+        the open window's, when the caller has it)."""
         nodes = self.by_model.get(model, {})
         mine = nodes.get(node_id)
         if mine is None:
             return None
-        add = self._shared(node_id, nodes)
+        add = self._shared(node_id, nodes, table)
         return mine.evidence if add is None else mine.evidence.merged(add)
 
     def verdict(self, node_id: str, model: str) -> AuditVerdict | None:
@@ -414,8 +415,9 @@ class UsageAudit:
         out: list[dict[str, object]] = []
         for model in sorted(self.by_model):
             nodes = self.by_model[model]
-            for node_id in sorted(nodes):
-                ev = self.evidence(node_id, model) or Evidence()
+            table = self._table(nodes)  # once a model (found 2026-12-05, attack31b: once a
+            for node_id in sorted(nodes):  # node, 2.1 s for 2,000 nodes on the loop)
+                ev = self.evidence(node_id, model, table) or Evidence()
                 row: dict[str, object] = {
                     "node_id": node_id,
                     "model": model,
