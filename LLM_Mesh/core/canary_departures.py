@@ -48,9 +48,11 @@ token is a 90 % one, 39 on the sim's flat distributions at the mix's temperature
 tokens are flat (measured 2026-12-05, tests).
 
 Not counted (their draws are not fresh, or not from the reported distribution): probes
-that send a ``seed`` (the same prompt and seed draw the same tokens again; measured on
-gemma-3-270m: seed 1 at 0.3, 0.7 and 1.0 drew one tail uniform thrice, 5.5 nats of
-"evidence" from an honest node) or a nonzero penalty (the reported numbers are the
+that send a common ``seed`` (:data:`~LLM_Mesh.core.canary_shape.SEEDS`: the same prompt and
+seed draw the same tokens again; measured on gemma-3-270m: seed 1 at 0.3, 0.7 and 1.0 drew
+one tail uniform thrice, 5.5 nats of "evidence" from an honest node; a probe's random seed
+below 2³¹ is fresh and counts: else a node lying only to seeded requests was never counted,
+found 2026-12-05, ``attack31b``) or a nonzero penalty (the reported numbers are the
 model's before penalties). Pure: no I/O.
 """
 
@@ -61,7 +63,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from LLM_Mesh.core.canary import Answer, TokenLogprob
-from LLM_Mesh.core.canary_shape import Shape
+from LLM_Mesh.core.canary_shape import SEEDS, Shape
 
 __all__ = [
     "DEFAULT_TEST",
@@ -118,13 +120,15 @@ def leave_bound(
 
 
 def counted(shape: Shape) -> bool:
-    """Whether a probe of ``shape`` counts: sampled at ``T ≤ 1``, no ``seed`` (its draws
-    repeat), no nonzero penalty (its draws are not from the reported numbers)."""
+    """Whether a probe of ``shape`` counts: sampled at ``T ≤ 1``, no common ``seed`` (its
+    draws repeat; a random one is fresh), no nonzero penalty (its draws are not from the
+    reported numbers)."""
     fields = dict(shape.sampling)
     penalties = (fields.get(k) or 0 for k in ("presence_penalty", "frequency_penalty"))
+    seed = fields.get("seed")
     return (
         0.0 < shape.temperature <= 1.0
-        and fields.get("seed") is None
+        and (seed is None or seed not in SEEDS)
         and not any(penalties)
         and not any(k.endswith("penalty") and v for k, v in shape.sampler)
     )

@@ -163,6 +163,11 @@ class Mix:
     """How many earlier user/assistant exchanges (drawn from)."""
     seed_share: float = 0.2
     """Chance that a probe sends a ``seed`` (:data:`SEEDS`)."""
+    random_seed_share: float = 0.5
+    """Chance that a probe's ``seed`` is a random one below 2³¹ (as tools drawing a seed a
+    request send), not one of :data:`SEEDS`: fresh draws, so the test across sampled
+    probes counts it (``core/canary_departures.counted``; a node lying only to seeded
+    requests was never counted there: found 2026-12-05, ``attack31b``)."""
     penalty_share: float = 0.2
     """Chance that a probe sends ``presence_penalty: 0`` and ``frequency_penalty: 0``."""
     stop_share: float = 0.2
@@ -243,7 +248,10 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
             history.append((rng.choice(pool), rng.choice(ASSISTANT_REPLIES)))
     sampling: list[tuple[str, Any]] = []
     if rng.random() < mix.seed_share:
-        sampling.append(("seed", rng.choice(SEEDS)))
+        seed = rng.choice(SEEDS)
+        if rng.random() < mix.random_seed_share:
+            seed = rng.getrandbits(31)
+        sampling.append(("seed", seed))
     if rng.random() < mix.penalty_share:
         sampling += [("presence_penalty", 0), ("frequency_penalty", 0)]
     if rng.random() < mix.stop_share:

@@ -28,8 +28,10 @@ and against peers' sums over the whole day an honest node would be judged for *w
 was online (digits are 2.2 times the mix). So time is cut into windows of
 :attr:`AuditPolicy.bucket_s` seconds, the same for a model's nodes, and only the current
 one is kept: per node its sums in it. When a window closes (the model's first answer in a
-later one), each node with :attr:`~AuditPolicy.bucket_min` answers in it that has
-:attr:`~AuditPolicy.min_peers` peers with as many there adds to its evidence its own sums
+later one), each node with answers in it that has :attr:`~AuditPolicy.min_peers` peers
+with :attr:`~AuditPolicy.bucket_min` answers there (a node with fewer is no one's peer in
+it, but is judged on its own: else a liar answering 2 in any 10 minutes never was) adds to
+its evidence its own sums
 of the window and, for each kind, its cap × the median of those peers' shares *in that
 window* (the peers' share weighted by the node's own traffic, window by window): its
 reference share is Σ(median × cap) ÷ Σ cap over the windows it shared. A window it shared
@@ -56,11 +58,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "Evidence",
-    "NodeAudit", "NodeUsage", "UsageAudit", "median_without",
+    "NodeAudit", "NodeUsage", "UsageAudit", "context_tier", "median_without",
 ]  # fmt: skip
 
 
@@ -242,6 +245,30 @@ def median_without(values: list[float], value: float) -> float:
     return at(m // 2) if m % 2 else (at(m // 2 - 1) + at(m // 2)) / 2
 
 
+def context_tier(need: int, contexts: Iterable[int]) -> int:
+    """The nodes a request of ``need`` tokens (the prompt's least + ``max_tokens``) could go
+    to, given a model's online nodes' declared ``contexts`` (0: none declared): 0 when it
+    fits every one, else the smallest declared context it fits (the nodes declaring at
+    least that one took it; -1: none). A request that only the larger contexts could take
+    is compared among them only: else a user could steer digits onto the one honest node
+    of a larger context (``max_tokens`` above its peers') and frame it, and a colluding
+    id declaring a tiny context would have such requests left out of the audit."""
+    smallest, tier = 0, -1
+    for ctx in contexts:
+        if ctx <= 0:
+            continue
+        smallest = ctx if not smallest else min(smallest, ctx)
+        if ctx >= need and (tier < 0 or ctx < tier):
+            tier = ctx
+    return 0 if not smallest or need <= smallest else tier
+
+
+def _median(values: list[float]) -> float:
+    """The median of sorted ``values`` (at least one)."""
+    m = len(values)
+    return values[m // 2] if m % 2 else (values[m // 2 - 1] + values[m // 2]) / 2
+
+
 class UsageAudit:
     """See the module docstring."""
 
@@ -321,29 +348,35 @@ class UsageAudit:
         in it."""
         p = self.policy
         mine = nodes[node_id].current
-        if mine.requests < max(1, p.bucket_min):
+        if mine.requests < 1:
             return None
+        # a node under bucket_min in the window is no one's peer there, but its own answers
+        # are judged against the peers counted (else a liar answering 2 in any 10 minutes
+        # was never judged; found 2026-12-05, attack31b)
+        counted = mine.requests >= max(1, p.bucket_min)
         t = self._table(nodes) if table is None else table
-        peers = t.counted - 1  # (it is among them)
+        peers = t.counted - counted  # (it is among them when counted)
         if peers < max(1, p.min_peers):
             return None
         add = Evidence(mine.requests, t.requests - mine.requests, peers)
         for kind in KINDS:
             priced, cap = mine.sums(kind)
             share, all_ = mine.share(kind), t.shares[kind]
-            if share is None or len(all_) - 1 < max(1, p.min_peers):
+            if share is None or len(all_) - counted < max(1, p.min_peers):
                 continue
             add.priced[kind], add.cap[kind] = float(priced), float(cap)
-            add.ref[kind] = median_without(all_, share) * cap
+            theirs = median_without(all_, share) if counted else _median(all_)
+            add.ref[kind] = theirs * cap
         return add
 
-    def evidence(self, node_id: str, model: str) -> Evidence | None:
-        """The node's evidence as it stands: the windows closed and the open one."""
+    def evidence(self, node_id: str, model: str, table: _Window | None = None) -> Evidence | None:
+        """The node's evidence as it stands: the windows closed and the open one (``table``:
+        the open window's, when the caller has it)."""
         nodes = self.by_model.get(model, {})
         mine = nodes.get(node_id)
         if mine is None:
             return None
-        add = self._shared(node_id, nodes)
+        add = self._shared(node_id, nodes, table)
         return mine.evidence if add is None else mine.evidence.merged(add)
 
     def verdict(self, node_id: str, model: str) -> AuditVerdict | None:
@@ -382,8 +415,9 @@ class UsageAudit:
         out: list[dict[str, object]] = []
         for model in sorted(self.by_model):
             nodes = self.by_model[model]
-            for node_id in sorted(nodes):
-                ev = self.evidence(node_id, model) or Evidence()
+            table = self._table(nodes)  # once a model (found 2026-12-05, attack31b: once a
+            for node_id in sorted(nodes):  # node, 2.1 s for 2,000 nodes on the loop)
+                ev = self.evidence(node_id, model, table) or Evidence()
                 row: dict[str, object] = {
                     "node_id": node_id,
                     "model": model,

@@ -97,7 +97,7 @@ from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
-from LLM_Mesh.registry.usage_audit import UsageAuditor
+from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
 from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,9 @@ def create_registry_app(
     if runtime.metrics is not None:  # every quarantine counted, by its reason's kind
         quality.on_quarantine = runtime.metrics.quarantined
     # a node far above its peers' counts is quarantined as by a failed probe (usage_audit.py)
-    runtime.usage_audit = UsageAuditor(quality, metrics=runtime.metrics)
+    runtime.usage_audit = UsageAuditor(
+        quality, metrics=runtime.metrics, contexts=declared_contexts(runtime.table)
+    )
     quality_watcher = QualityWatcher(quality)
     # the store polls, by the topic of their change counter (SqlStore.poll_version)
     store_polls: dict[str, Poller] = {

@@ -5,8 +5,11 @@ answering node's completion and prompt tokens as priced and the gateway's caps o
 (``Tally.completion_cap``, ``Job.prompt_bound``); four integers, no prompt, no text. A
 continued stream (several nodes' parts), an echoed prompt (its text in the completion) and
 an answer whose node stated no counts are left out, and so is a request whose client
-narrowed the nodes it may go to (``allow_nodes``, ``deny_nodes``, ``avoid_regions``; a
-probe is pinned so too): else a user could send one honest node hundreds of requests of
+narrowed the nodes it may go to (``allow_nodes``, ``deny_nodes``, ``avoid_regions``,
+``trusted_only``; a probe is pinned so too); a request some node of the model online
+could not take for its declared context (the prompt's least tokens + ``max_tokens`` above
+it) is compared only among the nodes declaring as much (its own key: ``mistral-7b
+(context 32768)``; since 2026-12-05, ``attack31b``): else a user could send one honest node hundreds of requests of
 text with many tokens a byte (digits: one a byte) while its peers get prose, and have it
 quarantined and its operator's earnings held (a node does not learn whether a request was
 narrowed: the extensions are stripped, so a liar cannot state honest counts to those only).
@@ -33,7 +36,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from LLM_Mesh.core.usage_audit import (
@@ -42,16 +46,30 @@ from LLM_Mesh.core.usage_audit import (
     AuditSample,
     AuditVerdict,
     UsageAudit,
+    context_tier,
 )
+from LLM_Mesh.core.validation import estimate_min_tokens
 from LLM_Mesh.registry.job import Job, Tally
 from LLM_Mesh.registry.metrics import GatewayMetrics
+from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.quality import Quality
 
-__all__ = ["UsageAuditor"]
+__all__ = ["UsageAuditor", "declared_contexts"]
 
 log = logging.getLogger(__name__)
 
 RECENT_VERDICTS = 64  # kept for the admin's view
+
+
+def declared_contexts(table: NodeTable) -> Callable[[str], Iterable[int]]:
+    """A model's online nodes' declared contexts from the node table (0: none declared)."""
+
+    def contexts(model: str) -> Iterable[int]:
+        for entry in table.healthy_entries_for(model):
+            hosted = entry.models.get(model)
+            yield (hosted.context_length or 0) if hosted is not None else 0
+
+    return contexts
 
 
 class UsageAuditor:
@@ -64,8 +82,11 @@ class UsageAuditor:
         policy: AuditPolicy = DEFAULT_POLICY,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        contexts: Callable[[str], Iterable[int]] | None = None,
     ) -> None:
         self.audit = UsageAudit(policy)
+        # a model's online nodes' declared contexts (0: none declared, the catalog's)
+        self.contexts = contexts
         self.clock = clock  # the audit's time windows (a node against its peers in the same)
         self.quality = quality
         self.metrics = metrics
@@ -80,12 +101,16 @@ class UsageAuditor:
             or ext.allow_nodes is not None  # the client chose the node (a probe too)
             or ext.deny_nodes
             or ext.avoid_regions
+            or ext.trusted_only  # only the nodes trusted now (a few, or one)
             or tally.parts
             or tally.failed_nodes
             or job.echo
             or tally.completion_cap < 0
             or tally.prompt_tokens <= 0
         ):
+            return None
+        stratum = self._stratum(job)
+        if stratum is None:
             return None
         prompt_cap = job.prompt_bound
         sample = AuditSample(
@@ -94,10 +119,25 @@ class UsageAuditor:
             min(tally.prompt_tokens, prompt_cap),
             prompt_cap,
         )
-        verdict = self.audit.observe(node, job.model, sample, self.clock())
+        verdict = self.audit.observe(node, stratum, sample, self.clock())
         if verdict is not None:
+            verdict = replace(verdict, model=job.model)  # quarantined for the model
             self._flag(verdict)
         return verdict
+
+    def _stratum(self, job: Job) -> str | None:
+        """The audit's key for the request: its model when every node of the model online
+        could take it; when some declares a context the request surely does not fit (the
+        send stage skips those: ``Send._check_context``), the model and the smallest
+        context it fits (``core/usage_audit.context_tier``): compared only with the nodes
+        that could take it too; ``None``: none could."""
+        if self.contexts is None:
+            return job.model
+        need = job.max_tokens + estimate_min_tokens(job.prompt_text)
+        tier = context_tier(need, self.contexts(job.model))
+        if tier == 0:
+            return job.model
+        return None if tier < 0 else f"{job.model} (context {tier})"
 
     def _flag(self, verdict: AuditVerdict) -> None:
         self.verdicts.append(verdict)

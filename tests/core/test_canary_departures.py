@@ -169,7 +169,8 @@ def test_the_evidence_is_bounded_in_memory_and_forgotten_on_clear() -> None:
 def test_only_fresh_draws_from_the_reported_numbers_count() -> None:
     assert counted(Shape(temperature=0.7))
     assert not counted(Shape(temperature=0.0))
-    assert not counted(Shape(temperature=0.7, sampling=(("seed", 42),)))
+    assert not counted(Shape(temperature=0.7, sampling=(("seed", 42),)))  # common: repeats
+    assert counted(Shape(temperature=0.7, sampling=(("seed", 1_804_289_383),)))  # random
     assert counted(Shape(temperature=0.7, sampling=(("presence_penalty", 0),)))
     assert not counted(Shape(temperature=0.7, sampling=(("frequency_penalty", 0.5),)))
     assert not counted(Shape(temperature=1.2))

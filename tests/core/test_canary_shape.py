@@ -108,8 +108,8 @@ def test_every_body_is_greedy_or_sampled_and_only_adds_no_op_fields() -> None:
         else:
             assert body["prompt"] == "def f():" and body.get("max_tokens") == shape.max_tokens
         assert body.get("presence_penalty", 0) == 0 and body.get("frequency_penalty", 0) == 0
-        if "seed" in body:
-            assert body["seed"] in SEEDS
+        if "seed" in body:  # a common one or a random one below 2**31
+            assert body["seed"] in SEEDS or 0 <= body["seed"] < 2**31
         if "stop" in body:
             assert tuple(body["stop"]) in STOP_LISTS
         if shape.stream:  # a stream carries no log-probabilities: asks for none
@@ -297,7 +297,12 @@ def test_a_share_of_probes_sends_seed_penalties_or_stop_and_the_reference_the_sa
     for key, want in share.items():
         got = sum(key in dict(s.sampling) for s in shapes) / len(shapes)
         assert abs(got - want) < 0.04, (key, got)
-    assert {dict(s.sampling).get("seed") for s in shapes} == {None, *SEEDS}
+    seeds = [dict(s.sampling).get("seed") for s in shapes]
+    assert {x for x in seeds if x is None or x in SEEDS} == {None, *SEEDS}
+    fresh = [x for x in seeds if x is not None and x not in SEEDS]  # random: each new
+    given = sum(x is not None for x in seeds)
+    assert abs(len(fresh) / given - DEFAULT_MIX.random_seed_share) < 0.1
+    assert len(set(fresh)) == len(fresh) and all(0 <= x < 2**31 for x in fresh)
     assert {dict(s.sampling).get("stop") for s in shapes} == {None, *STOP_LISTS}
     for s in shapes[:300]:
         body = json.loads(render(s, MODEL, "def f():"))

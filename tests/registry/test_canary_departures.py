@@ -122,3 +122,65 @@ async def test_an_honest_sampling_node_is_never_flagged_over_many_probes(
     assert len(left) > 60, len(left)  # it left the arg max often: evidence was counted
     print(f"honest: highest CUSUM {highest:.2f} over {len(results)} probes")
     assert highest < p.departures.test.threshold / 2, highest
+
+
+def seeded_liar(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Honest to every request without a ``seed``; leaves the arg max at once (as
+    :func:`leaves_at_once`) on every sampled request that sends one."""
+    truthful, liar = answered_by(honest), leaves_at_once(honest, other)
+    return lambda body: liar(body) if body.get("seed") is not None else truthful(body)
+
+
+async def test_a_node_leaving_the_arg_max_at_once_only_when_seeded_is_flagged(
+    mesh: Harness,
+) -> None:
+    """The node sees ``seed``: seeded probes were all left out of the test across probes
+    (a common seed's draws repeat), so lying to every seeded sampled request (users' seeded
+    traffic) passed every probe. A probe's random seed (fresh: its draws are new) counts
+    (it failed before: 200 of 200 passed)."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", seeded_liar(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, seed_share=1.0)
+    out = []
+    for seed in range(200):
+        p.rng = random.Random(seed)
+        out.append(await p.probe("liar", MODEL))
+        if out[-1].verdict == "fail":
+            break
+    flagged = out[-1]
+    assert flagged.verdict == "fail" and flagged.quarantined, flagged
+    assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
+    print(f"flagged after {len(out)} seeded probes: {flagged.detail}")
+
+
+async def test_an_honest_sampling_node_over_seeded_probes_is_never_flagged(
+    mesh: Harness,
+) -> None:
+    """Every probe seeded (half of them a random seed: counted): the honest sampling sim
+    node passes 200, its random-seeded probes' evidence counted."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "honest", answered_by(sim()))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, seed_share=1.0)
+    added, highest, original = 0, 0.0, p.departures.add
+
+    def watched(node: str, model: str, ev: Any) -> Any:
+        nonlocal added, highest
+        added += 1
+        got = original(node, model, ev)
+        tally = p.departures.tallies.get((node, model))
+        highest = max(highest, tally.score if tally is not None else 0.0)
+        return got
+
+    p.departures.add = watched  # type: ignore[method-assign]
+    results = []
+    for seed in range(200):
+        p.rng = random.Random(seed)
+        results.append(await p.probe("honest", MODEL))
+    assert all(r.verdict != "fail" for r in results), [r for r in results if r.verdict == "fail"]
+    assert added > 50, added  # the random-seeded ones counted
+    print(f"honest seeded: {added} counted, highest CUSUM {highest:.2f}")
+    assert highest < p.departures.test.threshold / 2, highest
