@@ -132,7 +132,7 @@ def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_
     mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("h1", "h2", "liar"):
-        mesh.add_node(MODEL, name, ttft_s=0.05)
+        mesh.add_node(MODEL, name, ttft_s=0.05, sleep=asyncio.sleep)
     node = mesh.nodes["liar"]
     monkeypatch.setattr(node.engine, "stream", inflating_but_to_probes(node.engine.stream))
     rt, auditor = _rt(mesh), _audit(mesh)
@@ -188,7 +188,7 @@ def test_honest_nodes_with_different_text_mixes_are_not_flagged(mesh: InProcessM
     """Three honest sim nodes, the gateway routing English and other languages' prompts
     among them (each its own mix): every one audited, none flagged."""
     for name in ("h1", "h2", "h3"):
-        mesh.add_node(MODEL, name, ttft_s=0.05)
+        mesh.add_node(MODEL, name, ttft_s=0.05, sleep=asyncio.sleep)
     rt, auditor = _rt(mesh), _audit(mesh)
     prompts = ENGLISH + OTHER + OTHER  # (rounds of 3 of 12: each node its own share)
     for i in range(16 * MIN):  # until each has its answers: the router's spread varies
@@ -211,7 +211,7 @@ def test_a_user_pinning_requests_to_a_node_does_not_move_its_audit(
     is what the gateway's own routing gave it. Shown with a node that does state a token
     a byte (the worst such text could look like): its pinned answers leave no trace."""
     for name in ("h1", "h2", "target"):
-        mesh.add_node(MODEL, name, ttft_s=0.05)
+        mesh.add_node(MODEL, name, ttft_s=0.05, sleep=asyncio.sleep)
     node = mesh.nodes["target"]
     monkeypatch.setattr(node.engine, "stream", inflating_but_to_probes(node.engine.stream))
     rt, auditor = _rt(mesh), _audit(mesh)
