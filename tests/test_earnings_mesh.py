@@ -121,7 +121,11 @@ def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
     }  # fmt: skip
     assert report["nodes"] == [node_id]
     assert [n["node_id"] for n in report["by_node"]] == [node_id]  # type: ignore[union-attr]
-    assert report["by_model"] == [{"model": MODEL, "requests": 1, "earned": earned, "fees": fee}]
+    # a sim node: its model's row and the total's share say so (newuser31)
+    assert report["by_model"] == [
+        {"model": MODEL, "requests": 1, "earned": earned, "fees": fee, "simulated": "all"}
+    ]
+    assert report["simulated_total"] == earned + reward
     assert report["balance"] == earned + reward
 
     # the node's own view, asked by the node of its registry with its operator token
