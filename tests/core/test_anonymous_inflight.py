@@ -41,3 +41,25 @@ def test_a_cap_below_one_is_refused() -> None:
 )
 def test_only_loopback_is_exempt(address: str, loopback: bool) -> None:
     assert exempt(address_scope(address)) is loopback
+
+
+# (mutation testing, mut31b)
+
+
+def test_a_cap_of_1_is_one_request_and_below_is_refused_in_words() -> None:
+    one = InFlight(1)
+    assert one.take("s") and not one.take("s")
+    with pytest.raises(ValueError, match=r"^cap must be at least 1$"):
+        InFlight(0)
+
+
+def test_a_scopes_own_cap_is_used_over_the_default() -> None:
+    f = InFlight(5)
+    assert f.take("s", cap=1) and not f.take("s", cap=1)
+    assert f.take("s")  # the default of 5 still lets a second in
+
+
+def test_giving_back_a_scope_never_taken_changes_nothing() -> None:
+    f = InFlight(2)
+    f.give("never")
+    assert f.counts == {}

@@ -9,6 +9,9 @@ import pytest
 
 from LLM_Mesh.core.answer_bound import (
     BASE_BYTES,
+    ECHO_CHAR_BYTES,
+    LOGPROB_BYTES,
+    LOGPROB_CONTAINERS,
     AnswerBound,
     alternatives,
     answer_bound,
@@ -138,3 +141,43 @@ def test_the_bound_grows_with_the_request_and_stops_at_the_ceiling() -> None:
 )
 def test_alternatives_read_both_shapes(body: dict[str, object], want: int) -> None:
     assert alternatives(body) == want
+
+
+# Each term of the documented bound, and the container count's edge (mutation testing, mut31b).
+BIG = 1 << 40  # a ceiling that caps nothing
+
+
+def test_the_echo_counts_once_a_choice() -> None:
+    plain = answer_bound(10, ceiling=BIG)
+    assert plain == answer_bound(10, choices=1, alternatives=-1, echo_chars=0, echo_tokens=0,
+                                 ceiling=BIG)  # fmt: skip
+    # by default one choice and no echoed token
+    assert answer_bound(10, alternatives=0, echo_chars=100, ceiling=BIG) == answer_bound(
+        10, choices=1, alternatives=0, echo_chars=100, echo_tokens=0, ceiling=BIG
+    )
+    for n in (1, 3):
+        echoed = answer_bound(10, choices=n, echo_chars=100, ceiling=BIG)
+        assert echoed.bytes - plain.bytes == 100 * n * ECHO_CHAR_BYTES
+    assert answer_bound(10, choices=0, echo_chars=100, ceiling=BIG).bytes == (
+        answer_bound(10, choices=1, echo_chars=100, ceiling=BIG).bytes
+    )  # n of 0 or less is one choice
+
+
+def test_log_probability_entries_one_a_token_and_alternative_echo_each_choice() -> None:
+    plain = answer_bound(10, ceiling=BIG)
+    for alt, echo, n, entries in ((0, 0, 1, 10), (2, 0, 1, 30), (0, 5, 2, 20), (1, -3, 1, 20)):
+        b = answer_bound(10, alternatives=alt, echo_tokens=echo, choices=n, ceiling=BIG)
+        assert b.containers - plain.containers == entries * LOGPROB_CONTAINERS, (alt, echo, n)
+        assert b.bytes - plain.bytes == entries * LOGPROB_BYTES
+    # echoed tokens without log-probabilities add no entries
+    assert answer_bound(10, echo_tokens=5, ceiling=BIG) == plain
+
+
+def test_a_chats_top_logprobs_of_1_is_one_alternative() -> None:
+    assert alternatives({"logprobs": True, "top_logprobs": 1}) == 1
+
+
+def test_brackets_in_strings_past_the_quick_count_leave_exactly_allowed_containers_in() -> None:
+    raw = b'{"a":"[[[{{"}'  # one container, six brackets
+    assert over_containers(raw, 1) is None
+    assert over_containers(raw, 0) == 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from LLM_Mesh.core.canary import Answer, Rule, TokenLogprob
-from LLM_Mesh.core.canary_sampled import compare_sampled, in_support
+from LLM_Mesh.core.canary_sampled import compare_sampled, in_support, tempered_most
 
 
 def pos(token: str, lp: float, *others: tuple[str, float]) -> TokenLogprob:
@@ -145,7 +147,7 @@ def test_leaving_a_confident_arg_max_at_a_low_temperature_fails() -> None:
     is a plausible draw (what remains: docs/security.md, probes' tell (a))."""
     cheat = sampled(with_pick(CONFIDENT.tokens[0], " x"), pos(" k", -0.2))
     v = compare_sampled(CONFIDENT, cheat, temperature=0.2)
-    assert not v.ok and v.reason == "sampled_token" and v.position == 0, v
+    assert (v.ok, v.reason, v.position) == (False, "sampled_token", 0), v
     assert compare_sampled(CONFIDENT, cheat, temperature=1.0).ok
     # an unlisted pick is bounded by the list's last number: below it at 0.3 too
     unlisted = TokenLogprob(" o", -5.6, ((" a", -0.06), (" x", -3.6), (" o", -5.6)))
@@ -169,3 +171,91 @@ def test_always_greedy_at_a_temperature_passes_as_a_match() -> None:
     for t in (0.2, 0.7, 1.0):
         v = compare_sampled(CONFIDENT, CONFIDENT, temperature=t)
         assert v.ok and v.reason == "sampled_match", v
+
+
+# Each verdict in full, each boundary of the rule (mutation testing, mut31b).
+
+
+def test_each_failure_says_its_reason_and_position() -> None:
+    a, b = REF.tokens[0], REF.tokens[1]
+    cases = [
+        (Answer(" a b", ()), ("no_logprobs", 0)),
+        (sampled(a, TokenLogprob(" b", float("inf"), b.top)), ("logprob", 1)),
+        (sampled(a, TokenLogprob(" b", -1.5, b.top)), ("logprob", 1)),  # 1.25 off
+        (sampled(a, TokenLogprob(" x", -1.0, ((" x", -1.0), (" o", -4.0)))), ("token", 1)),
+        (sampled(a, TokenLogprob(" q", -2.3, ((" q", -2.3), (" b", -1.3)))), ("logprob", 1)),
+        (sampled(a, TokenLogprob(" q", -0.3, ((" b", -0.25), (" q", -0.3)))), ("sampled_token", 1)),
+        (sampled(*(TokenLogprob(t.token, t.logprob - 0.45, t.top) for t in REF.tokens)),
+         ("logprob_mean", None)),
+        (sampled(a, b, text=" a c"), ("text", None)),
+    ]
+    for got, (reason, at) in cases:
+        v = compare_sampled(REF, got)
+        assert (v.ok, v.reason, v.position) == (False, reason, at), (got, v)
+    v = compare_sampled(REF, sampled(a, b, with_pick(REF.tokens[2], " u")))
+    assert (v.ok, v.position, v.diverged_at) == (True, 2, 2)
+
+
+def test_a_number_at_the_tolerance_or_a_rounded_zero_passes() -> None:
+    a = REF.tokens[0]
+    tol = Rule().logprob_tolerance
+    for got in (
+        sampled(TokenLogprob(" a", 1e-6, a.top)),  # a certain token, rounded above 0
+        sampled(TokenLogprob(" a", -0.5 - tol, a.top)),  # exactly the tolerance off
+        sampled(a, TokenLogprob(" q", -2.3, ((" q", -2.3), (" b", -0.25 - tol)))),
+        sampled(a, TokenLogprob(" q", -2.3, ((" o", -0.25 - tol),))),  # b unlisted
+    ):
+        assert compare_sampled(REF, got).ok, got
+
+
+def test_in_support_at_its_boundaries() -> None:
+    floor = math.log(Rule().sampled_floor)
+    at_floor = TokenLogprob(" a", -0.1, ((" a", -0.1), (" b", floor)))
+    assert in_support(at_floor, " b", floor + Rule().logprob_tolerance)  # both at the edge
+    ref = REF.tokens[3]
+    unlisted = 1.0 - sum(math.exp(v) for _, v in ref.top)
+    lowest = min(v for _, v in ref.top)
+    assert in_support(ref, " new", lowest + 1.0, Rule(sampled_floor=unlisted))
+    assert not in_support(TokenLogprob(" a", -0.1, ()), " b", -9.0)  # no list: no support
+
+
+def test_tempered_most_of_a_tie_is_a_half_and_needs_no_list() -> None:
+    assert tempered_most(TokenLogprob(" a", -0.1, ()), " b", 0.5) == 1.0
+    tie = TokenLogprob(" a", -0.7, ((" a", -0.7), (" b", -0.7), (" c", -5.0)))
+    for t in (0.2, 1.0):
+        assert tempered_most(tie, " b", t) == 0.5  # the less likely " c" weighs nothing
+    # numbers far below 0 do not underflow (each is scaled by the best's)
+    faint = TokenLogprob(" a", -300.0, ((" a", -300.0), (" b", -300.0)))
+    assert tempered_most(faint, " b", 0.2) == 0.5
+
+
+def test_the_temperature_is_above_0_and_1_by_default() -> None:
+    for t in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"^a sampled probe's temperature is above 0$"):
+            compare_sampled(REF, REF, temperature=t)
+    ref = Answer(" a", (TokenLogprob(" a", -0.1, ((" a", -0.1), (" b", -20.0))),))
+    unlisted = sampled(TokenLogprob(" zz", -19.5, ((" a", -0.1), (" zz", -19.5))))
+    assert compare_sampled(ref, unlisted).reason == "sampled_token"  # e^-19.9 at 1.0
+    assert compare_sampled(ref, unlisted, temperature=2.0).ok  # e^-9.95 at 2.0
+
+
+def test_the_rule_given_sets_the_support_and_the_tempered_floor() -> None:
+    ref = REF.tokens[3]
+    unlisted = 1.0 - sum(math.exp(v) for _, v in ref.top)
+    got = sampled(TokenLogprob(" new", -6.5, ((" d", -0.1), (" new", -6.5))))
+    assert compare_sampled(Answer(" d", (ref,)), got).ok
+    tight = Rule(sampled_floor=unlisted * 1.01)
+    assert compare_sampled(Answer(" d", (ref,)), got, tight).reason == "sampled_token"
+    high = sampled(TokenLogprob(" new", -4.5, ((" d", -0.1), (" new", -4.5))))  # -6 + 1.5
+    assert compare_sampled(Answer(" d", (ref,)), high).reason == "sampled_token"
+    assert compare_sampled(Answer(" d", (ref,)), high, Rule(logprob_tolerance=2.0)).ok
+    u = with_pick(REF.tokens[2], " u")
+    at_floor = Rule(sampled_floor=tempered_most(REF.tokens[2], " u", 0.2))  # a draw of 0.18
+    got = sampled(REF.tokens[0], REF.tokens[1], u)
+    assert compare_sampled(REF, got, at_floor, temperature=0.2).ok
+
+
+def test_nothing_after_the_divergence_is_compared_the_text_neither() -> None:
+    got = sampled(REF.tokens[0], with_pick(REF.tokens[1], " q"), pos(" k", -1.0), text=" a q zz")
+    v = compare_sampled(REF, got)
+    assert v.ok and v.diverged_at == 1, v

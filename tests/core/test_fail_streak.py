@@ -23,3 +23,23 @@ def test_silent_s_counts_from_the_last_success_or_the_start() -> None:
     s.ok(12.0)
     s.fail(13.0)
     assert s.silent_s(20.0, started=4.0) == 8.0
+
+
+# (mutation testing, mut31b)
+
+
+def test_a_run_of_one_failure_ends_said_and_the_count_starts_over() -> None:
+    s = FailStreak()
+    assert s.fail(10.0) == "first"
+    assert s.ok(15.0) == (1, 5.0)
+    assert (s.failures, s.since) == (0, None)
+    assert s.ok(16.0) is None
+
+
+def test_no_time_failing_or_silent_at_the_instant_itself() -> None:
+    s = FailStreak()
+    assert s.silent_s(7.0, 7.0) == 0.0  # started just now
+    s.fail(10.0)
+    assert s.failing_s(10.0) == 0.0 and s.failing_s(9.5) == 0.0  # a clock that went back
+    s.ok(12.0)
+    assert s.silent_s(12.0, 0.0) == 0.0 and s.silent_s(12.5, 0.0) == 0.5

@@ -4,13 +4,16 @@ first use on; an older key's account is trusted on first use, as before."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from LLM_Mesh.core.key_account import (
+    DERIVED_KEY_CHARS,
     account_change,
     derived_account,
     derived_key_id,
     key_account_finding,
+    key_tag,
 )
 from LLM_Mesh.core.ledger_entry import pseudonym
 
@@ -43,3 +46,29 @@ def test_an_older_key_is_trusted_on_first_use_as_before() -> None:
     mine = "user:" + "a" * 24
     assert key_account_finding(OLD, None, mine) is None
     assert key_account_finding(OLD, mine, OTHER) == account_change(mine, OTHER) is not None
+
+
+# The tag filed for a key and both findings word for word (mutation testing, mut31b).
+
+
+def test_the_tag_filed_for_a_key_is_a_domain_separated_hash_of_32_hex_digits() -> None:
+    tag = key_tag("lmk_example")
+    expected = hashlib.sha256(b"llm-mesh/ledger-seen-key/v1\x00lmk_example").hexdigest()[:32]
+    assert tag == expected and len(tag) == 32  # (a file written before keeps its lines)
+    assert key_tag("lmk_other") != tag
+
+
+def test_both_findings_are_said_in_full() -> None:
+    assert account_change("user:a", "user:b") == (
+        "the registry named account user:b for LLM_MESH_API_KEY, but user:a before: a key's "
+        "account never changes, so one of them is not this key's (its balance shown from "
+        "another account's books); remove its line from ledger_seen.json only if the key "
+        "was replaced"
+    )
+    key = "lmk_" + "A" * DERIVED_KEY_CHARS
+    own = derived_account(key)
+    assert key_account_finding(key, None, "user:b") == (
+        f"the registry named account user:b for LLM_MESH_API_KEY, but the key's own account is "
+        f"{own} (a key made since 2026-12-05 names its account: user: + a hash of a hash of "
+        "the key): the balance shown is another account's (--account for your own)"
+    )

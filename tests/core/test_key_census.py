@@ -15,3 +15,14 @@ def test_no_warning_for_a_known_key_a_fresh_store_or_a_rotation() -> None:
     assert stranger_key("K=", ["OLD=", "K="], rotated=False) is None
     assert stranger_key("K=", [], rotated=False) is None
     assert stranger_key("NEW=", ["OLD="], rotated=True) is None
+
+
+def test_the_warning_names_the_newest_of_the_others_in_full() -> None:
+    """(mutation testing, mut31b: the newest is the last listed, the text word for word)"""
+    assert stranger_key("k-new", ["k1", "k2", "k3"], rotated=False) == (
+        "this registry's key (k-new) is new to this store, whose registries signed with "
+        "3 other key(s), the newest k3: replicas of one network share one registry.key "
+        "(docs/deploy.md), and nodes that pinned the others' refuse this one's requests. Stop "
+        "it and copy the other replicas' registry.key into its LLM_MESH_HOME, unless this is "
+        "a registry of its own on a shared database"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, NETWORK, Transfer, make_entry
-from LLM_Mesh.core.ledger_statement import PENDING_S, statement, touches
+from LLM_Mesh.core.ledger_statement import PENDING_S, Line, statement, touches
 from LLM_Mesh.core.receipt import Receipt
 from LLM_Mesh.core.receipt_verify import Found, verify
 from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
@@ -188,3 +188,119 @@ def test_an_entry_whose_time_is_no_whole_number_is_listed_without_a_time() -> No
     s = _statement(log, receipts)
     assert [line.time_us for line in s.lines][1:4] == [None, None, None]
     assert sum("its fields do not hash to its leaf_hash" in f for f in s.findings) == 3
+
+
+# Each field of a line, each finding and note word for word (mutation testing, mut31b).
+
+
+def test_each_line_carries_the_entrys_fields_and_the_other_side() -> None:
+    transfers, receipts = _honest()
+    log = _log(transfers)
+    s = _statement(log, receipts)
+    grant, debit = s.lines[0], s.lines[1]
+    r1 = receipts[0]
+    assert grant == Line(0, T0, "grant", 10_000, MINT, "grant-1", None, True, "paid in")
+    assert debit == Line(2, T0 + 2, "settle", -950, OP_A, "req-1", r1.receipt_hash, True,
+                         f"receipt {r1.receipt_hash[:16]}… (request req-1)")  # fmt: skip
+
+
+def test_a_credit_naming_a_held_receipt_says_so() -> None:
+    r1 = _receipt()
+    refund = Transfer("grant", MINT, USER, 30, "req-1", r1.receipt_hash)
+    s = _statement(_log([*_paid(r1), refund]), [r1])
+    assert s.lines[-1].why == f"paid in, receipt {r1.receipt_hash[:16]}…"
+
+
+def test_a_malformed_or_foreign_entry_is_the_callers_error_and_the_rest_still_judged() -> None:
+    transfers, receipts = _honest()
+    log = _log(transfers)
+    no_seq, no_amount = dict(log[2], seq="2"), dict(log[3], amount=None)
+    mine = [e for e in log if touches(e, USER)]
+    by = {r.receipt_hash: [e for e in log if e["receipt_hash"] == r.receipt_hash] for r in receipts}
+    for bad, said in ((no_seq, "entry 2"), (no_amount, "entry 3"), (log[1], "entry 1")):
+        s = statement(USER, [bad, *mine], receipts, by, signed_size=len(log), signed_time_us=LATER)
+        assert s.findings == [f"{said}: not an entry of {USER} (the caller's error)"]
+        assert len(s.lines) == len(mine)  # the entries after it still listed
+
+
+def test_a_receipt_hash_that_is_no_text_is_no_receipt() -> None:
+    log = _log([Transfer("settle", USER, OP_A, 5, "req-7")])
+    log[0]["receipt_hash"] = ["ab"]  # unhashable: not looked up among the held receipts
+    log[0]["request_id"] = 7
+    s = statement(USER, log, [_receipt()], {}, signed_size=1, signed_time_us=T0)
+    assert s.lines[0].why == "NO RECEIPT" and s.lines[0].receipt_hash is None
+    assert s.lines[0].request_id is None  # (the finding says it as the log has it: 7)
+    assert "names receipt ['ab'], which you do not hold" in s.findings[0]
+
+
+def test_a_debit_without_a_receipt_is_said_in_full_and_judged_from_entry_0() -> None:
+    log = _log([Transfer("settle", USER, OP_A, 700, "req-3")])
+    s = statement(USER, log, [], {}, signed_size=1, signed_time_us=LATER)
+    assert s.findings == [
+        f"entry 0 (settle) takes 700 µNT from {USER} to {OP_A} for request 'req-3' and names "
+        "no receipt: a charge no receipt of yours explains"
+    ]
+    # the window of an earlier statement ends before its own first unjudged entry
+    s = statement(USER, log, [], {}, signed_size=1, signed_time_us=LATER, checked_before=0)
+    assert s.lines[0].why == "NO RECEIPT"
+    s = statement(USER, log, [], {}, signed_size=1, signed_time_us=LATER, checked_before=1)
+    assert s.ok and s.lines[0].why == "checked by an earlier statement"
+
+
+def test_a_debit_of_another_kind_is_said_in_full() -> None:
+    r1 = _receipt()
+    log = _log([*_paid(r1), Transfer("forfeit", USER, NETWORK, 5, "req-1", r1.receipt_hash)])
+    s = _statement(log, [r1])
+    short = r1.receipt_hash[:16] + "…"
+    assert s.lines[-1].why == f"receipt {short}, but a forfeit debit"
+    assert s.findings == [
+        f"entry 4 (forfeit) takes 5 µNT from {USER} naming receipt {short}: settlement takes "
+        "money from a user only as settle, hold, fee"
+    ]
+
+
+def test_a_held_receipt_the_caller_found_no_entry_for_is_missing_or_pending() -> None:
+    r1 = _receipt()
+    s = statement(USER, [], [r1], {}, signed_size=0, signed_time_us=LATER)
+    assert any("no entry of the ledger names this receipt" in f for f in s.findings)
+
+
+def test_a_receipt_charging_nothing_needs_no_entry_and_one_charging_it_is_named() -> None:
+    free = _receipt("req-0", (0, 0))
+    assert _statement([], [free], signed_time_us=T0).pending == []  # nothing to wait for
+    charged = _statement(_log([Transfer("settle", USER, OP_A, 9, "req-0", free.receipt_hash)]),
+                         [free])  # fmt: skip
+    assert not charged.ok
+
+
+def test_a_receipt_exactly_pending_s_old_is_missing_not_pending() -> None:
+    unpaid = _receipt("req-4")
+    s = _statement([], [unpaid], signed_time_us=T0 + PENDING_S * 1_000_000)
+    assert not s.pending and len(s.findings) == 1
+
+
+def test_pending_and_unchecked_are_said_in_full() -> None:
+    unpaid = _receipt("req-4")
+    name = f"receipt {unpaid.receipt_hash[:16]}… (request req-4)"
+    then = "the newest signed checkpoint: settlement may not have written it; run again later)"
+    for signed, made in ((T0 + 599_700_000, "600 s before"), (T0, "0 s before"),
+                         (T0 - 1_000_000_000, "1000 s after"), (None, "with no signed checkpoint after")):  # fmt: skip
+        s = _statement([], [unpaid], signed_time_us=signed)
+        assert s.pending == [f"{name}: no entry names it yet (made {made} {then}"], signed
+    plain = verify(Found(make_receipt(request_id="req-5")), KEYS)
+    s = _statement([], [plain])
+    assert s.unchecked == [
+        f"receipt {plain.receipt_hash[:16]}… (request req-5): signs no amounts (version "
+        f"{plain.version}, or not settled)"
+    ]
+
+
+def test_a_receipt_paid_from_another_account_is_said_in_full() -> None:
+    r1 = _receipt()
+    log = _log(_paid(r1, payer=OTHER_USER))
+    s = _statement(log, [r1])
+    assert s.findings[0] == (
+        f"receipt {r1.receipt_hash[:16]}… (request req-1): entry 0 (settle) is paid from "
+        f"'{OTHER_USER}', not {USER} (the account the registry names for your key): one of "
+        "them is not your key's"
+    )

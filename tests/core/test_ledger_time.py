@@ -6,7 +6,9 @@ checkpoint covering them, passed)."""
 from __future__ import annotations
 
 import base64
+import time
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -164,3 +166,26 @@ def test_a_checkpoint_or_an_uncovered_entry_in_the_verifiers_future_fails() -> N
             and "ahead of this verifier's clock" in found[0][1]
         )
         assert "entry 2 is dated" in found[1][1]
+
+
+# (mutation testing, mut31b)
+
+
+def test_a_time_is_said_in_utc_whatever_tz_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30: a local time would show
+    time.tzset()
+    try:
+        assert when(1_700_000_000_123_456) == "2023-11-14T22:13:20Z"
+        assert when(10**30) == f"{10**30} µs"  # past any calendar: the number itself
+    finally:
+        monkeypatch.undo()  # TZ as it was, then read again
+        time.tzset()
+
+
+def test_a_time_ahead_is_said_with_its_seconds_ahead() -> None:
+    now = 1_700_000_000_000_000
+    ahead = now + (CLOCK_SKEW_S + 1) * 1_000_000
+    assert ahead_problem(ahead, now) == (
+        "dated 2023-11-14T22:18:21Z, 301 s ahead of this verifier's clock "
+        "(2023-11-14T22:13:20Z; skew 300 s)"
+    )

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from LLM_Mesh.core.ledger_entry import GENESIS_PREV, NETWORK, Transfer, make_entry
+from LLM_Mesh.core.merkle import root_of
 from LLM_Mesh.core.receipt import Receipt
-from LLM_Mesh.core.receipt_ledger import ledger_findings
+from LLM_Mesh.core.receipt_ledger import inclusion_finding, ledger_findings
 from LLM_Mesh.core.receipt_verify import Found, verify
 from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
 
@@ -118,3 +119,78 @@ def test_a_page_listing_an_entry_twice_or_out_of_order_is_judged_as_listed() -> 
     assert any("the nodes' shares" in f for f in ledger_findings(r, [*honest, honest[0]]))
     assert any("the fees are" in f for f in ledger_findings(r, [*honest, honest[2]]))
     assert ledger_findings(r, honest[::-1]) == []
+
+
+# inclusion_finding had no core test (mutation testing, mut31b): a two-entry tree.
+
+
+def test_an_entry_is_in_the_signed_tree_only_with_its_audit_path() -> None:
+    e0, prev = make_entry(0, 1, Transfer("settle", "user:u", "operator:o", 5, "r", None), GENESIS_PREV)
+    e1, _ = make_entry(1, 2, Transfer("fee", "user:u", NETWORK, 1, "r", None), prev)
+    j0, j1 = e0.to_json(), e1.to_json()
+    h0, h1 = bytes.fromhex(j0["leaf_hash"]), bytes.fromhex(j1["leaf_hash"])
+    root = root_of([h0, h1])
+    assert inclusion_finding(j0, 2, root, [h1]) is None
+    assert inclusion_finding(j1, 2, root, [h0]) is None
+    said = (
+        "entry {} is not in the signed checkpoint of size 2: its inclusion proof fails (the "
+        "registry's page of this request is not its log)"
+    )
+    assert inclusion_finding(j0, 2, root, [h0]) == said.format(0)  # another path
+    assert inclusion_finding(j1, 2, root, [h1]) == said.format(1)
+    assert inclusion_finding(dict(j0, seq="0"), 2, root, [h1]) == said.format("0")
+    assert inclusion_finding(dict(j0, leaf_hash="zz"), 2, root, [h1]) == said.format(0)
+    assert inclusion_finding(dict(j0, leaf_hash=None), 2, root, [h1]) == said.format(0)
+
+
+def _honest(r: Receipt) -> list[dict[str, Any]]:
+    """What settlement writes for ``r``: each part's share less its fee, and its fee."""
+    ts = [Transfer("settle", USER, OP_A, p.amount - p.fee, "req-1", r.receipt_hash)
+          for p in r.parts if p.amount is not None and p.fee is not None and p.amount > p.fee]
+    ts += [Transfer("fee", USER, NETWORK, p.fee, "req-1", r.receipt_hash)
+           for p in r.parts if p.fee]  # fmt: skip
+    return _entries(ts)
+
+
+def test_shares_and_fees_of_1_or_0_and_equal_parts_are_counted_as_signed() -> None:
+    """A part of 20 µNT (a fee of 1), one of 1 (no fee), one of 0 (nothing), two equal
+    parts (each counted), a receipt without any fee: settlement's entries agree."""
+    for amounts, parts in (([20, 1], [(20, 1), (1, 0)]), ([1000, 0], [(1000, 50), (0, 0)]),
+                           ([1000, 1000], [(1000, 50)] * 2), ([1, 1], [(1, 0)] * 2)):  # fmt: skip
+        r = _receipt(amounts)
+        assert [(p.amount, p.fee) for p in r.parts] == parts
+        assert ledger_findings(r, _honest(r)) == [], amounts
+        assert ledger_findings(r, _honest(r)[1:]) != [], amounts  # one entry short
+
+
+def test_no_entry_for_a_receipt_of_shares_only_is_said_in_full() -> None:
+    r = _receipt([1, 1])
+    assert ledger_findings(r, []) == [
+        f"no entry of the ledger names this receipt ({r.receipt_hash}): it charged 2 µNT that "
+        "the log does not show (settlement writes a request within seconds of its answer: a "
+        "receipt just made may be ahead of it)"
+    ]
+
+
+def test_each_entry_finding_in_full_and_the_entries_after_it_still_judged() -> None:
+    r = _receipt()
+    other = "ab" * 32
+    stray = _entries([Transfer("settle", USER, OP_A, 950, "req-1", other)])
+    astray = _entries([Transfer("fee", USER, OP_B, 50, "req-1", r.receipt_hash)])
+    assert ledger_findings(r, [*stray, *_paid(r)]) == [
+        f"entry 10 (settle) of this request names another receipt ('{other}'), not this one "
+        f"({r.receipt_hash})"
+    ]
+    found = ledger_findings(r, [*astray, *_paid(r, fees=(100,))])
+    assert found == [f"entry 10 (fee) goes to '{OP_B}', not '{NETWORK}'"]
+    odd = _entries([Transfer("settle", USER, OP_A, 1, "req-1", r.receipt_hash)])
+    odd[0]["amount"] = True  # hashes as 1: only its type is wrong
+    assert ledger_findings(r, [*odd, *_paid(r)]) == [
+        "entry 10 (settle): amount or from of another type"
+    ]
+
+
+def test_an_entry_of_another_kind_among_them_is_passed_over() -> None:
+    r = _receipt()
+    grant = _entries([Transfer("grant", "mint", USER, 10, "req-1", r.receipt_hash)])
+    assert ledger_findings(r, [*grant, *_paid(r)]) == []

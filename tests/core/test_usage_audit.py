@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 from statistics import median
 
-from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, UsageAudit, median_without
+from LLM_Mesh.core.usage_audit import (
+    AuditPolicy,
+    AuditSample,
+    Evidence,
+    NodeUsage,
+    UsageAudit,
+    median_without,
+)
 
 MODEL = "gemma-3-270m"
 POLICY = AuditPolicy(min_requests=40, check_every=1)
@@ -327,3 +334,125 @@ def test_the_admins_listing_sorts_each_models_window_once_not_once_a_node() -> N
     audit._table = counted  # type: ignore[method-assign]
     rows = audit.view()
     assert len(rows) == 300 and calls == 1
+
+
+# Sums, bounds and boundaries, each said exactly (mutation testing, mut31b).
+SMALL = AuditPolicy(min_requests=6, check_every=1, bucket_min=1)
+
+
+def test_a_sample_adds_no_negative_count_and_a_count_above_its_cap_adds_the_cap() -> None:
+    u = NodeUsage()
+    u.add(AuditSample(-5, -1, -5, -1))
+    u.add(AuditSample(0, 0, 0, 0))
+    assert (u.requests, u.completion, u.completion_cap, u.prompt, u.prompt_cap) == (2, 0, 0, 0, 0)
+    assert u.share("completion") is None and u.share("prompt") is None  # no cap yet
+    u.add(AuditSample(9, 1, 2, 4))
+    assert (u.share("completion"), u.share("prompt")) == (1.0, 0.5)
+
+
+def test_halving_keeps_whole_numbers_rounded_down() -> None:
+    u = NodeUsage(3, 5, 11, 7, 13)
+    u.halve()
+    assert (u.requests, u.completion, u.completion_cap, u.prompt, u.prompt_cap) == (1, 2, 5, 3, 6)
+    ev = Evidence(5, 7, 2, {"completion": 3.0, "prompt": 1.0}, {"completion": 1.0, "prompt": 5.0},
+                  {"completion": 2.0, "prompt": 4.0})  # fmt: skip
+    ev.halve()
+    assert (ev.requests, ev.peer_requests, ev.peers) == (2, 3, 2)
+    assert (ev.priced, ev.cap, ev.ref) == ({"completion": 1.5, "prompt": 0.5},
+                                           {"completion": 0.5, "prompt": 2.5},
+                                           {"completion": 1.0, "prompt": 2.0})  # fmt: skip
+    assert (ev.share("completion"), ev.peers_share("completion")) == (3.0, 2.0)  # a cap under 1
+
+
+def test_a_node_with_one_answer_a_window_counts_where_bucket_min_is_1() -> None:
+    """Each kind against the other nodes' shares of that kind; a kind a node has no cap of
+    (here a's completion) adds nothing, its other kind still does."""
+    audit = UsageAudit(SMALL)
+    audit.observe("a", MODEL, AuditSample(0, 0, 5, 10))
+    audit.observe("b", MODEL, AuditSample(3, 10, 7, 10))
+    a, b = audit.evidence("a", MODEL), audit.evidence("b", MODEL)
+    assert a is not None and b is not None
+    assert (a.requests, a.peer_requests, a.peers) == (1, 1, 1)
+    assert (a.share("completion"), a.share("prompt"), a.peers_share("prompt")) == (None, 0.5, 0.7)
+    assert (b.share("completion"), b.peers_share("completion")) == (None, None)  # no peer has one
+    assert b.peers_share("prompt") == 0.5
+    audit.observe("c", MODEL, AuditSample(1, 10, 9, 10))
+    c = audit.evidence("c", MODEL)
+    assert c is not None and c.peers_share("completion") == 0.3  # b's: a has none
+
+
+def test_a_verdict_on_the_prompt_when_the_completion_has_no_cap() -> None:
+    audit = UsageAudit(SMALL)
+    for _ in range(SMALL.min_requests):
+        audit.observe("a", MODEL, AuditSample(2, 10, 2, 10))
+    got = [audit.observe("liar", MODEL, AuditSample(0, 0, 10, 10)) for _ in range(6)]
+    assert got[:5] == [None] * 5
+    v = got[5]  # its 6th answer, its peer's 6 answers: exactly min_requests each
+    assert v is not None and (v.kind, v.share, v.peers_median, v.requests) == ("prompt", 1.0, 0.2, 6)
+
+
+def test_a_verdict_at_exactly_min_requests_when_checking_every_answer() -> None:
+    policy = AuditPolicy(min_requests=7, check_every=1, bucket_min=1)
+    audit = UsageAudit(policy)
+    for _ in range(7):
+        audit.observe("a", MODEL, AuditSample(2, 10, 2, 10))
+    got = [audit.observe("liar", MODEL, AuditSample(10, 10, 2, 10)) for _ in range(7)]
+    assert got[:6] == [None] * 6 and got[6] is not None and got[6].requests == 7
+
+
+def test_a_node_at_exactly_window_answers_is_halved() -> None:
+    audit = UsageAudit(AuditPolicy(window=4, bucket_s=600.0))
+    for _ in range(4):
+        audit.observe("a", MODEL, AuditSample(1, 10, 1, 10), 1.0)
+    assert audit.usage[(MODEL, "a")].current.requests == 2
+    # ... and its evidence, at exactly window answers in shared windows
+    audit = UsageAudit(AuditPolicy(window=6, bucket_s=600.0, bucket_min=3))
+    for w in range(3):
+        for node in ("a", "b"):
+            for _ in range(3):
+                audit.observe(node, MODEL, AuditSample(1, 10, 1, 10), w * 600.0)
+    assert audit.usage[(MODEL, "a")].evidence.requests == 3  # 3, then 6 halved to 3
+
+
+def test_a_model_never_answered_has_no_evidence_and_no_verdict() -> None:
+    audit = UsageAudit(SMALL)
+    audit.observe("a", MODEL, AuditSample(1, 10, 1, 10))
+    assert audit.evidence("a", "other") is None and audit.verdict("a", "other") is None
+
+
+def test_one_pair_kept_when_max_entries_is_1() -> None:
+    audit = UsageAudit(AuditPolicy(max_entries=1))
+    audit.observe("a", MODEL, AuditSample(1, 10, 1, 10))
+    audit.observe("b", MODEL, AuditSample(1, 10, 1, 10))
+    assert list(audit.usage) == [(MODEL, "b")] and list(audit.by_model[MODEL]) == ["b"]
+
+
+def test_a_time_that_is_no_finite_number_is_window_0() -> None:
+    audit = UsageAudit(SMALL)
+    for now in (float("inf"), float("nan"), -float("inf")):
+        audit.observe("a", MODEL, AuditSample(1, 10, 1, 10), now)
+    assert audit.bucket == {MODEL: 0} and audit.usage[(MODEL, "a")].current.requests == 3
+
+
+def test_forgetting_a_node_for_one_model_or_all_and_the_last_node_of_a_model() -> None:
+    audit = UsageAudit(SMALL)
+    for model in ("m1", "m2"):
+        for node in ("a", "b"):
+            audit.observe(node, model, AuditSample(1, 10, 1, 10))
+    audit.forget("a", "m1")
+    assert set(audit.usage) == {("m1", "b"), ("m2", "a"), ("m2", "b")}
+    audit.forget("b")
+    assert set(audit.usage) == {("m2", "a")} and set(audit.by_model) == {"m2"}
+    assert audit.bucket == {"m2": 0}  # m1's window forgotten with its last node
+
+
+def test_the_view_lists_each_pair_with_its_shares_to_four_places() -> None:
+    audit = UsageAudit(SMALL)
+    audit.observe("a", MODEL, AuditSample(1, 3, 2, 3))
+    audit.observe("b", MODEL, AuditSample(1, 6, 1, 3))
+    assert audit.view()[0] == {
+        "node_id": "a", "model": MODEL, "requests": 1, "peer_requests": 1,
+        "open_window_requests": 1, "completion_share": 0.3333,
+        "peers_completion_share": 0.1667, "prompt_share": 0.6667,
+        "peers_prompt_share": 0.3333, "peers": 1,
+    }  # fmt: skip
