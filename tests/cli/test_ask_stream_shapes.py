@@ -58,8 +58,6 @@ ODD: dict[str, Any] = {
     "choices an object": {"choices": {"text": "XYZ"}},
     "choices a number": {"choices": 7},
     "choices empty": {"choices": []},
-    "a choice a string": {"choices": ["XYZ"]},
-    "a choice null": {"choices": [None]},
     "delta a string": {"choices": [{"delta": "XYZ"}]},
     "delta a list": {"choices": [{"delta": ["XYZ"]}]},
     "content a number": {"choices": [{"delta": {"content": 7}}]},
@@ -116,6 +114,23 @@ def _fails_after_a(got: Any, *words: str) -> None:
 def test_an_error_event_is_an_error(monkeypatch: pytest.MonkeyPatch, event: Any) -> None:
     got = _ask(monkeypatch, _event(_text("A")) + _event(event) + _event(_text("B")) + DONE)
     _fails_after_a(got, "node gone")
+    assert "XYZ" not in got.output and "B" not in got.output.split("error:")[0][3:]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"choices": ["XYZ"]}, {"choices": [None]}, {"choices": [{"index": 1, "text": "XYZ"}]}],
+    ids=["a choice a string", "a choice null", "a choice not asked for"],
+)
+def test_a_choice_outside_the_protocol_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, event: Any
+) -> None:
+    """A choice that is not an object, or of an index the request did not ask for, is no
+    odd shape to skip but a gateway outside the protocol (``core/answer_text.choice_fault``,
+    choiceidx31: an honest gateway breaks such a node's part and relays none of it): the
+    stream is not read further, said in words (it was skipped, "B" printed, until then)."""
+    got = _ask(monkeypatch, _event(_text("A")) + _event(event) + _event(_text("B")) + DONE)
+    _fails_after_a(got, "outside the protocol")
     assert "XYZ" not in got.output and "B" not in got.output.split("error:")[0][3:]
 
 
