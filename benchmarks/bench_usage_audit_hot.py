@@ -14,6 +14,10 @@ time not included). Works with the tree's code as it is: a tree without the stor
 (``--baseline-tree``) prints the in-memory column only.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_usage_audit_hot.py [--nodes 3,30,300,2000]
+        [--baseline-tree DIR]
+
+``--baseline-tree DIR``: another checkout measured first in the same run (a process each,
+size by size alternating: the baseline's, then this tree's).
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.registry.job import Job, Tally
@@ -83,7 +91,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", default="3,30,300,2000")
     parser.add_argument("--answers", type=int, default=60_000)
+    parser.add_argument("--baseline-tree", help="another checkout, measured beside this one")
     args = parser.parse_args()
+    if args.baseline_tree:
+        _compare(args.baseline_tree, args.nodes, args.answers)
+        return
     shared = "store" in inspect.signature(UsageAuditor).parameters
     print("nodes  in-memory µs/answer  store µs/answer  store run ms (flush+read+judge)")
     for n in (int(x) for x in args.nodes.split(",")):
@@ -95,6 +107,29 @@ async def main() -> None:
             print(f"{n:5d}  {memory:19.2f}  {hot:15.2f}  {run:10.2f}")
         else:
             print(f"{n:5d}  {memory:19.2f}  {'-':>15}  {'-':>10}")
+
+
+def _compare(baseline: str, nodes: str, answers: int) -> None:
+    """This script in a process on each tree, size by size: the baseline's line, then this
+    tree's."""
+    here = Path(__file__).resolve().parents[1]
+    trees = {"baseline": Path(baseline).resolve(), "this tree": here}
+    for tree in trees.values():
+        if not (tree / "LLM_Mesh" / "__init__.py").is_file():
+            raise SystemExit(f"--baseline-tree {tree}: no LLM_Mesh package there")
+    print("tree       nodes  in-memory µs/answer  store µs/answer  store run ms")
+    for n in nodes.split(","):
+        for name, tree in trees.items():
+            env = dict(os.environ, PYTHONPATH=str(tree))
+            out = subprocess.run(
+                [sys.executable, __file__, "--nodes", n, "--answers", str(answers)],
+                cwd=tree,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.splitlines()[-1]
+            print(f"{name:9s}  {out}")
 
 
 if __name__ == "__main__":

@@ -88,8 +88,8 @@ class SqlUsageAudit:
                 [
                     {"model": r.model, "bucket": r.bucket, "node_id": r.node_id}
                     | {c: getattr(r, c) for c in _SUMS}
-                    for r in rows
-                ],
+                    for r in sorted(rows, key=lambda r: (r.model, r.bucket, r.node_id))
+                ],  # (in one order at every replica: two batches never wait for each other)
             )
 
     async def usage_audit_rows(self, model: str) -> UsageAuditRows:
@@ -116,7 +116,7 @@ class SqlUsageAudit:
                 moved = result.rowcount == 1
             if not moved:
                 return False
-            for r in rows:
+            for r in sorted(rows, key=lambda r: r.node_id):
                 await _write(conn, r)
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.bucket <= through)))
         return True
