@@ -147,11 +147,17 @@ class UsageAuditSync:
         while True:
             await asyncio.sleep(self.flush_s)
             try:
-                for verdict in await self.run_once():
-                    self.on_verdict(verdict)
+                await self.tick()
             except Exception:  # a store failure: logged, the next run tries again
                 self.failures += 1
                 log.exception("usage audit: the shared evidence could not be written or read")
+
+    async def tick(self) -> list[AuditVerdict]:
+        """One run (:meth:`run_once`), each verdict claimed handed to ``on_verdict``."""
+        found = await self.run_once()
+        for verdict in found:
+            self.on_verdict(verdict)
+        return found
 
     async def flush(self) -> None:
         """Write the pending sums in one transaction (kept for the next try on failure)."""

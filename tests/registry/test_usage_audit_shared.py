@@ -17,7 +17,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.store import SqlStore
-from LLM_Mesh.registry.usage_audit import UsageAuditor
+from LLM_Mesh.registry.usage_audit import UsageAuditor, model_of
 from tests.registry.helpers import Harness
 from tests.registry.test_canary import MODEL, mesh, register
 
@@ -208,3 +208,31 @@ async def test_a_usage_audit_quarantine_is_not_a_failed_probe(mesh: Harness) -> 
     # it failed before: 1 ("canary probes: 0 passed, 1 failed" in llm-mesh node info)
     assert seen["canary_failed"] == 0 and seen["canary_last_probe"] is None
     assert q.held("liar")
+
+
+async def test_the_registry_audits_on_its_stores_evidence(mesh: Harness) -> None:
+    auditor = mesh.runtime.usage_audit
+    assert auditor is not None and auditor.shared is not None  # failed before: in memory
+    assert auditor.shared.store is mesh.runtime.store
+    assert auditor.view()["evidence"] == "store"
+
+
+async def test_a_verdict_on_the_stores_evidence_quarantines_and_holds(mesh: Harness) -> None:
+    q = mesh.runtime.quality
+    assert isinstance(q, Quality)
+    for node in ("a", "b", "liar"):
+        await register(mesh, node)
+    auditor = UsageAuditor(q, policy=POLICY, clock=Clock(), store=mesh.runtime.store)  # type: ignore[arg-type]
+    assert auditor.shared is not None
+    _round(auditor, 45)
+    assert [v.node_id for v in await auditor.shared.tick()] == ["liar"]  # as the loop runs
+    await auditor.settled()
+    assert q.quarantined("liar", MODEL) and q.held("liar")
+    assert [v.model for v in auditor.verdicts] == [MODEL]
+    assert q.view("liar")["canary_failed"] == 0
+    await auditor.stop()
+
+
+def test_a_verdict_keyed_by_context_quarantines_the_model() -> None:
+    assert model_of("mistral-7b (context 32768)") == "mistral-7b"
+    assert model_of("mistral-7b") == "mistral-7b"
