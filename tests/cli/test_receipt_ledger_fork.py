@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -21,10 +22,14 @@ from LLM_Mesh.cli import receipt_ledger
 from LLM_Mesh.cli.common import settings_from
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, save_seen
-from LLM_Mesh.core.checkpoint import sign_checkpoint
+from LLM_Mesh.core.b64url import decode as b64url_decode
+from LLM_Mesh.core.b64url import encode as b64url_encode
+from LLM_Mesh.core.b64url import length_prefixed
+from LLM_Mesh.core.checkpoint import key_hash, sign_checkpoint
 from LLM_Mesh.core.ledger_entry import GENESIS_PREV, LedgerEntry, Transfer, make_entry
 from LLM_Mesh.core.merkle import largest_power_of_two_below, root_of
 from LLM_Mesh.core.receipt_ledger import seen_finding, seen_sizes
+from LLM_Mesh.core.registry_identity import IDENTITY_DOMAIN
 from LLM_Mesh.registry.runtime import Runtime
 from tests.cli.test_receipt_ledger import _verify, paid
 from tests.inprocess_mesh import InProcessMesh
@@ -180,3 +185,47 @@ def test_seen_finding_both_ways_and_at_the_same_size() -> None:
     assert seen_finding(seen, 5, root_of(other[:5]), []) is not None
     assert seen_finding(seen, 3, root_of(leaves[:3]), []) is not None  # no proof: nothing joins
     assert seen_finding((0, b""), 7, root_of(other), []) is None  # nothing seen
+
+
+def _checkpoint_from_identity(mesh: InProcessMesh, size: int, root: bytes) -> Any:
+    """What anyone without the key makes of the registry's public ``GET /mesh/identity``
+    (its key's signature of a nonce of the caller's choosing): a note spelling a checkpoint
+    of ``size`` and ``root`` (``tests/core/test_checkpoint.py``'s, through the real app)."""
+    nonce = f"\n{size}\n{base64.b64encode(root).decode()}\ntime 1\n"  # at most 64 bytes
+    with mesh.sync_client() as c:
+        got = c.get(
+            "/mesh/identity",
+            params={"origin": mesh.registry_url, "nonce": b64url_encode(nonce.encode())},
+        )
+    assert got.status_code == 200, got.text
+    answer = got.json()
+    sig, pub = b64url_decode(answer["signature"]), b64url_decode(answer["public_key"])
+    assert sig is not None and pub is not None
+    body = (IDENTITY_DOMAIN + length_prefixed(answer["origin"].encode())
+            + length_prefixed(nonce.encode())).decode()  # fmt: skip
+    origin = body.split("\n", 1)[0]
+    line = f"\u2014 {origin} " + base64.b64encode(key_hash(origin, pub) + sig).decode()
+    note = body + "\n" + line + "\n"
+    return SimpleNamespace(tree_size=size, root_hash=root, note=note)
+
+
+def test_an_identity_proof_served_as_the_checkpoint_proves_nothing(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """found 2026-12-05 (attack32): whoever answers `receipt verify --ledger`'s questions
+    (a man in the middle of a plain-http registry URL, a proxy or mirror given as
+    --registry), holding no key, shows the receipt's holder a page of entries of its own
+    (here: the share paid to another account), a tree of them, and as its "signed
+    checkpoint" a note made of the registry's public identity proof. It failed before the
+    fix: exit 0, "proven: those entries are in the registry's log"."""
+    mesh, rt, r = paid
+    rh = r.json()["mesh"]["receipt"]["receipt_hash"]
+    fork, _ = _fork(rt, mesh, rh)
+    leaves = [bytes.fromhex(e.leaf_hash) for e in fork]
+    forged = _checkpoint_from_identity(mesh, len(fork), root_of(leaves))
+    monkeypatch.setattr(receipt_ledger, "call", _serving(fork, forged, rt.checkpointer.public_key))
+    res = _verify(mesh, r.text)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1, said
+    assert "the newest checkpoint does not check out: not a checkpoint" in said
+    assert "proven: those entries are in the registry's log" not in said

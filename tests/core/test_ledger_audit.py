@@ -574,3 +574,25 @@ def test_a_signed_size_0_checkpoint_of_another_root_is_named(
     )
     honest.consistency(0, 4, [])
     assert honest.finish().ok
+
+
+def test_an_identity_proof_passed_off_as_a_checkpoint_is_a_signature_finding() -> None:
+    """found 2026-12-05 (attack32): `ledger verify` takes the origin from the registry's
+    `GET /v1/ledger/keys` answer; whoever answers it (a man in the middle of plain http,
+    with the user's `--key` pinned) names as origin the first line of a note made of the
+    registry's public identity proof (`GET /mesh/identity`), over entries of its own. It
+    failed before the fix: no finding, the forged log OK under the pinned key."""
+    from tests.core.test_checkpoint import _identity_as_checkpoint
+
+    entries, leaves = _ledger(4)
+    reg = _Registry()
+    note = _identity_as_checkpoint(reg.key, reg.pub, 4, root_of(leaves))
+    origin = note.split("\n", 1)[0]
+    record = {"tree_size": 4, "root_hash": root_of(leaves).hex(), "note": note,
+              "public_key": reg.keys[0]}  # fmt: skip
+    a = Auditor([record], reg.keys, origin, pinned=True)
+    for e in entries:
+        a.entry(e)
+    report = a.finish()
+    assert _kinds(report) == ["signature"], report.findings
+    assert "not a checkpoint" in report.findings[0].message
