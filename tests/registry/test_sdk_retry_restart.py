@@ -1,0 +1,103 @@
+"""A lone registry's keyed SDK attempt stays a repeat across the registry's restart.
+
+A registry on SQLite keeps its idempotency keys in its process; an OpenAI SDK attempt's
+implicit key (``core/sdk_retry.py``) was forgotten by a restart, so the SDK's retry that
+reached the new process (its connection broke as the old one stopped) ran on a node and
+was paid a second time. Found 2026-12-05 (``sdkstore32``, docs/security.md "Clients"):
+now the attempt's end is kept in the store (``registry/lone_idempotency.py``) and the retry
+is replayed. Each test restarts the app in process over the same SQLite file and home.
+Fake nodes only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from LLM_Mesh.registry.lone_idempotency import LoneIdempotency
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import running
+from tests.registry.test_charge import BODY, CHAT, COST, new_user, register
+from tests.registry.test_paid_ids import _settled
+from tests.registry.test_sdk_retry_replay import RAW, attempt, settlement
+
+STREAM = json.dumps({**BODY, "stream": True}).encode()
+
+
+async def test_an_sdk_retry_after_a_restart_is_replayed_and_paid_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        first = await h.client.post(CHAT, content=RAW, headers=attempt(key, 0))
+        assert first.status_code == 200, first.text
+        streamed = await h.client.post(CHAT, content=STREAM, headers=attempt(key, 0))
+        assert streamed.status_code == 200, streamed.text
+        assert isinstance(h.runtime.idempotency, LoneIdempotency)
+        paid = 1000 - COST - json.loads(streamed.text.split("data: ")[-2])["mesh"]["cost"]
+        assert await _settled(settlement(h), account, (paid, 0)) == (paid, 0)
+    async with running(tmp_path, store=SqlStore(url)) as h:  # the registry restarted
+        node = await register(h, "a", "alice")
+        again = await h.client.post(CHAT, content=RAW, headers=attempt(key, 1))
+        assert again.status_code == 200, again.text
+        assert again.headers.get("x-mesh-replayed") == "true"  # before: run, paid again
+        assert again.json() == first.json()
+        stream_again = await h.client.post(CHAT, content=STREAM, headers=attempt(key, 2))
+        assert stream_again.headers.get("x-mesh-replayed") == "true", stream_again.text
+        assert stream_again.content == streamed.content
+        assert not node.calls
+        assert await _settled(settlement(h), account, (paid, 0)) == (paid, 0)
+        # the attack: another key's identical retry is its own, never handed this answer
+        other, _ = await new_user(h, 1000)
+        theirs = await h.client.post(CHAT, content=RAW, headers=attempt(other, 1))
+        assert theirs.status_code == 200 and "x-mesh-replayed" not in theirs.headers
+        assert len(node.calls) == 1
+
+
+async def test_a_first_attempt_after_a_restart_runs_and_its_retries_refer_to_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice")
+        key, _ = await new_user(h, 1000)
+        old = await h.client.post(CHAT, content=RAW, headers=attempt(key, 0))
+        assert old.status_code == 200
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        node = await register(h, "a", "alice", behavior="500")
+        failed = await h.client.post(CHAT, content=RAW, headers=attempt(key, 0))
+        assert failed.status_code >= 500  # a new request: run, not the old row's replay
+        node.behavior = "ok"
+        retry = await h.client.post(CHAT, content=RAW, headers=attempt(key, 1))
+        assert retry.status_code == 200 and "x-mesh-replayed" not in retry.headers
+        assert len(node.calls) == 2  # its retry ran: it refers to the failed attempt
+
+
+async def test_a_retry_past_the_window_after_a_restart_runs_and_reads_nothing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    wall = [time.time()]
+    async with running(tmp_path, store=SqlStore(url), wall_clock=lambda: wall[0]) as h:
+        await register(h, "a", "alice")
+        key, _ = await new_user(h, 1000)
+        assert (await h.client.post(CHAT, content=RAW, headers=attempt(key, 0))).is_success
+    wall[0] += 61.0
+    async with running(tmp_path, store=SqlStore(url), wall_clock=lambda: wall[0]) as h:
+        node = await register(h, "a", "alice")
+        reads: list[str] = []
+        real = h.store.get_request_key
+
+        async def spy(key_hash: str) -> object:
+            reads.append(key_hash)
+            return await real(key_hash)
+
+        h.store.get_request_key = spy  # type: ignore[method-assign]
+        late = await h.client.post(CHAT, content=RAW, headers=attempt(key, 1))
+        assert late.status_code == 200 and "x-mesh-replayed" not in late.headers
+        assert len(node.calls) == 1
+        wall[0] += 60.0  # past the window after this start: no read at all
+        other = json.dumps({**BODY, "max_tokens": 4}).encode()  # (a key not seen here)
+        assert (await h.client.post(CHAT, content=other, headers=attempt(key, 1))).is_success
+        assert len(reads) == 1 and len(node.calls) == 2
