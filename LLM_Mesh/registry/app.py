@@ -315,6 +315,8 @@ def create_registry_app(
                 served_urls=served_urls, announce=announce, wall_clock=wall_clock,
             )  # fmt: skip
             await load_nodes(table, runtime.store, runtime.pins, transport=settings.node_transport)
+            if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
+                runtime.idempotency.start()
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
             routing.sync_all()

@@ -16,7 +16,10 @@ the replicas would write (``shared_idempotency.end_record``: the answer sealed u
 ``registry.key``, named by a keyed hash of the key, held the window from the end), written
 **in the background**, batched (one transaction for the ends that came meanwhile, and the
 expired rows deleted in it: :meth:`~LLM_Mesh.registry.ports.KeptRequestKeys.keep_request_keys`),
-never awaited by a request; the app's shutdown waits for them (:meth:`close`). For the window
+never awaited by a request; the app's shutdown waits for them (:meth:`close`). Once the
+last row written has expired the expired rows are deleted (:meth:`LoneIdempotency._purge`;
+at a start, once the rows of the process before have): no sealed answer stays in the store
+past its window but while the registry is stopped. For the window
 after a start, a retry (count >= 1) of a key this process has not seen reads its row: a
 ``done`` one unexpired is replayed (``X-Mesh-Replayed``) or refused 409 as in the process
 (``shared_idempotency.replay_record``: a stream not kept, an answer too large, one paid
@@ -36,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from starlette.responses import Response
@@ -47,6 +50,7 @@ from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S, is_implicit
 from LLM_Mesh.registry.idempotency import DuplicateRequest, IdempotencyCache
 from LLM_Mesh.registry.ports import IdempotencyRecord, KeptRequestKeys
 from LLM_Mesh.registry.shared_idempotency import end_record, replay_record
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["LoneIdempotency"]
 
@@ -69,10 +73,12 @@ class LoneIdempotency(IdempotencyCache):
         *,
         wall_clock: Callable[[], float] = time.time,
         retry_window_s: float = DEFAULT_WINDOW_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(clock, retry_window_s=retry_window_s)
         self.store = store
         self.wall_clock = wall_clock
+        self.sleep = sleep  # the purge's wait (tests: a clock of their own)
         self.started = wall_clock()
         # the app sets the registry key's (as for replicas): until then, this process's own
         self.seal = AnswerSeal.random()
@@ -81,6 +87,32 @@ class LoneIdempotency(IdempotencyCache):
         self._fresh_here: set[str] = set()  # first attempts since the start: no store read
         self._pending: dict[str, IdempotencyRecord] = {}  # row name -> its end, to write
         self._writer: asyncio.Task[None] | None = None
+        # when the last row written expires (the rows of the process before: by the end of
+        # the window after this start); the purge deletes the expired rows then
+        self._expires_last = self.started + retry_window_s
+        self._purger: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """At the app's start (its store open): purge the expired rows once the rows of
+        the process before have expired (:meth:`_purge`)."""
+        self._purge_later()
+
+    def _purge_later(self) -> None:
+        if self._purger is None or self._purger.done():
+            self._purger = asyncio.get_running_loop().create_task(self._purge())
+
+    async def _purge(self) -> None:
+        """Delete the kept rows once the last one written has expired: a sealed answer is
+        never left in the store past its window (the writes delete expired rows too)."""
+        while True:
+            while (wait := self._expires_last - self.wall_clock()) > 0:
+                await self.sleep(wait + 1.0)
+            try:
+                await self.store.purge_request_keys(_utc(self.wall_clock()))
+            except Exception:
+                log.warning("could not delete expired SDK attempts' ends", exc_info=True)
+            if self._expires_last <= self.wall_clock():  # none written while it purged
+                return
 
     def _early(self) -> bool:
         """Whether a row of the process before this one may still be live (the window
@@ -170,6 +202,10 @@ class LoneIdempotency(IdempotencyCache):
                 await self.store.keep_request_keys(batch, _utc(self.wall_clock()))
             except Exception:  # a retry of these runs after a restart, as before
                 log.warning("could not keep %d SDK attempts' ends", len(batch), exc_info=True)
+                continue
+            last = max(rec.expires_at for rec in batch).timestamp()
+            self._expires_last = max(self._expires_last, last)
+            self._purge_later()
 
     async def flush(self) -> None:
         """Wait until the ends given so far are written (or failed)."""
@@ -177,5 +213,8 @@ class LoneIdempotency(IdempotencyCache):
             await asyncio.wait((self._writer,))
 
     async def close(self) -> None:
-        """At shutdown: :meth:`flush`."""
+        """At shutdown: :meth:`flush`, then stop the purge (the rows still in their window
+        stay for the next start: a retry that reaches it is replayed)."""
         await self.flush()
+        purger, self._purger = self._purger, None
+        await cancel_and_wait(purger)

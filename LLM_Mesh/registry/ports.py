@@ -483,3 +483,7 @@ class KeptRequestKeys(Protocol):
         """Write ``records`` (``done`` rows) in one transaction, over any row of their keys,
         and delete the rows expired at ``now``."""
         ...
+
+    async def purge_request_keys(self, now: datetime) -> int:
+        """Delete expired rows; how many."""
+        ...

@@ -11,10 +11,14 @@ Fake nodes only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
+from starlette.responses import Response
+
+from LLM_Mesh.core.sdk_retry import implicit_key
 from LLM_Mesh.registry.lone_idempotency import LoneIdempotency
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import running
@@ -101,3 +105,58 @@ async def test_a_retry_past_the_window_after_a_restart_runs_and_reads_nothing(
         other = json.dumps({**BODY, "max_tokens": 4}).encode()  # (a key not seen here)
         assert (await h.client.post(CHAT, content=other, headers=attempt(key, 1))).is_success
         assert len(reads) == 1 and len(node.calls) == 2
+
+
+async def test_the_kept_ends_are_deleted_once_expired(tmp_path: Path) -> None:
+    """No sealed answer stays in the store past its window: the rows of the process before
+    are purged once the window after the start passed, this process's own once the last
+    one written expired."""
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    store = SqlStore(url)
+    await store.open()
+    try:
+        wall = [1_000_000.0]
+        waits: list[float] = []
+
+        go = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:  # the purge's wait, on the test's clock
+            waits.append(seconds)
+            await go.wait()
+            go.clear()
+            wall[0] += seconds
+
+        earlier = LoneIdempotency(store, wall_clock=lambda: wall[0], retry_window_s=60.0)
+        k = implicit_key(CHAT, "key:k1", "ab" * 32)
+        assert await earlier.begin_fresh(k, False)
+        earlier.finish(k, Response(b'{"n":1}', 200))
+        await earlier.close()
+        assert len(await _rows(store)) == 1  # kept for a retry after a restart
+        cache = LoneIdempotency(store, wall_clock=lambda: wall[0], retry_window_s=60.0, sleep=sleep)
+        cache.start()
+        assert cache._purger is not None
+        await asyncio.sleep(0)
+        assert waits == [61.0] and len(await _rows(store)) == 1  # not before they expired
+        go.set()
+        await cache._purger
+        assert await _rows(store) == []
+        k2 = implicit_key(CHAT, "key:k1", "cd" * 32)
+        assert await cache.begin_fresh(k2, False)
+        cache.finish(k2, Response(b'{"n":2}', 200))
+        await cache.flush()
+        assert waits == [61.0, 61.0] and len(await _rows(store)) == 1
+        go.set()
+        await cache._purger
+        assert await _rows(store) == []
+        await cache.close()
+    finally:
+        await store.close()
+
+
+async def _rows(store: SqlStore) -> list[object]:
+    from sqlalchemy import select
+
+    from LLM_Mesh.registry import tables
+
+    async with store.engine.connect() as conn:
+        return list((await conn.execute(select(tables.idempotency_keys))).all())
