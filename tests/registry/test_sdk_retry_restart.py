@@ -41,6 +41,11 @@ async def test_an_sdk_retry_after_a_restart_is_replayed_and_paid_once(tmp_path: 
         assert isinstance(h.runtime.idempotency, LoneIdempotency)
         paid = 1000 - COST - json.loads(streamed.text.split("data: ")[-2])["mesh"]["cost"]
         assert await _settled(settlement(h), account, (paid, 0)) == (paid, 0)
+    text = first.json()["choices"][0]["message"]["content"].encode()
+    kept = await asyncio.to_thread(
+        lambda: b"".join(p.read_bytes() for p in tmp_path.glob("lone.db*"))
+    )
+    assert b"chatcmpl" not in kept and text not in kept  # kept sealed, never in clear
     async with running(tmp_path, store=SqlStore(url)) as h:  # the registry restarted
         node = await register(h, "a", "alice")
         again = await h.client.post(CHAT, content=RAW, headers=attempt(key, 1))
