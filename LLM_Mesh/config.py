@@ -18,7 +18,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
-| sdk_retry_window_s   | LLM_MESH_SDK_RETRY_WINDOW_S | 60 (a keyed request of OpenAI's SDK without an id of its own: its retry, same key, path and body bytes, within this many seconds of its first attempt's end waits for, replays or is refused as that attempt's repeat instead of running and being paid again; 0: off; ``core/sdk_retry.py``) |
+| sdk_retry_window_s   | LLM_MESH_SDK_RETRY_WINDOW_S | 60 (a keyed request of OpenAI's SDK without an id of its own: its retry, same key, path and body bytes, within this many seconds of its first attempt's end waits for, replays (a completed stream too; on a lone SQLite registry across a restart: ``registry/lone_idempotency.py``) or is refused as that attempt's repeat instead of running and being paid again; 0: off; ``core/sdk_retry.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on; 1 to 16) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |

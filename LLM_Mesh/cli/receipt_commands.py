@@ -37,7 +37,7 @@ from LLM_Mesh.cli.common import (
     warn_plain_http,
 )
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
-from LLM_Mesh.cli.ledger_seen import SEEN_FILE, remember_keys
+from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, remember_keys
 from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, Deadline, Runner, TimeoutOpt
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.receipt_prune import prune_command
@@ -369,7 +369,12 @@ def _check_ledger(
         answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca, run=run)
         mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
         urls = begin_at(urls, answered)
-        outside, later = included(urls, mine, keys, ca_file=settings.registry_ca, run=run)
+        # what an earlier `ledger verify` of this registry checked: the checkpoint must be
+        # a state of that log (found 2026-12-05, attack32: a fork signed for this check)
+        seen = load_seen(settings.home / SEEN_FILE, f"registry:{settings.registry_url}")
+        outside, later = included(
+            urls, mine, keys, ca_file=settings.registry_ca, run=run, seen=seen
+        )
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc
     findings = ledger_findings(receipt, entries) + outside
@@ -395,6 +400,12 @@ def _check_ledger(
     # found 2026-12-05: said as if they were all of the receipt's entries; the page is the
     # registry's choice (an entry left out of it is in no proof asked for here)
     console.print(f"  {_proven(len(mine), len(later))}; {LISTED_ONLY}", highlight=False)
+    if seen is None and len(later) < len(mine):  # nothing to hold the checkpoint to
+        console.print(
+            "  not checked: that its checkpoint is of the log everyone reads (no `llm-mesh "
+            "ledger verify` of this registry was run here: after one, each checkpoint is "
+            "held to the log it checked)", highlight=False,
+        )  # fmt: skip
     if later:  # the checkpointer signs every few seconds: a later run proves them too
         console.print(
             f"  [yellow]{'entry' if len(later) == 1 else 'entries'} {', '.join(map(str, later))} "

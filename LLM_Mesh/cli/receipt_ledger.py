@@ -24,7 +24,7 @@ from LLM_Mesh.cli.overall_timeout import Runner
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
-from LLM_Mesh.core.receipt_ledger import inclusion_finding
+from LLM_Mesh.core.receipt_ledger import inclusion_finding, seen_finding, seen_sizes
 from LLM_Mesh.errors import RegistryUnreachable
 from LLM_Mesh.tls import client_ssl_context
 
@@ -101,16 +101,18 @@ async def _pages(
 def included(
     registry_url: str | Sequence[str], entries: Sequence[Mapping[str, Any]],
     keys: Collection[bytes], timeout_s: float = 10.0, ca_file: str | None = None,
-    run: Runner = asyncio.run,
+    run: Runner = asyncio.run, seen: tuple[int, bytes] | None = None,
 ) -> tuple[list[str], list[int]]:  # fmt: skip
     """Findings for ``entries`` not in the registry's newest checkpoint signed by one of
     ``keys``, and the seqs of those after it (not in a signed checkpoint yet): of the first
     replica that answers (found 2026-12-05: the first alone, a hung one's ReadTimeout the
-    command's end); ``run`` as :func:`request_entries`'."""
+    command's end); ``run`` as :func:`request_entries`'. ``seen``: the size and root an
+    earlier ``ledger verify`` of this registry checked: the checkpoint must be a state of
+    that log (``core/receipt_ledger.seen_finding``), else it is the only finding."""
     urls = gateway_urls(registry_url)
     for n, url in enumerate(urls, 1):
         try:
-            return run(_included(url, entries, keys, timeout_s, ca_file))
+            return run(_included(url, entries, keys, timeout_s, ca_file, seen))
         except httpx.TransportError as exc:
             if n == len(urls):
                 raise RegistryUnreachable(
@@ -132,7 +134,7 @@ async def _json(client: httpx.AsyncClient, url: str, path: str, t: float, **para
 
 async def _included(
     url: str, entries: Sequence[Mapping[str, Any]], keys: Collection[bytes], t: float,
-    ca_file: str | None,
+    ca_file: str | None, seen: tuple[int, bytes] | None = None,
 ) -> tuple[list[str], list[int]]:  # fmt: skip
     async with httpx.AsyncClient(timeout=t, verify=client_ssl_context(ca_file)) as client:
         cp = await _json(client, url, "/v1/ledger/checkpoints/latest", t)
@@ -144,6 +146,12 @@ async def _included(
             signed = open_checkpoint(note, note.split("\n", 1)[0], pub)
         except (BadCheckpoint, ValueError) as exc:
             return [f"the newest checkpoint does not check out: {exc}"], []
+        if seen is not None:  # found 2026-12-05 (attack32): a fork signed for this check
+            sizes = seen_sizes(seen, signed.tree_size)
+            proof = [] if sizes is None else await _consistency(client, url, t, *sizes)
+            forked = seen_finding(seen, signed.tree_size, signed.root_hash, proof)
+            if forked is not None:  # its inclusion proofs would prove nothing of the log
+                return [forked], []
         out: list[str] = []
         later: list[int] = []
         timeout = asyncio.timeout(PROOFS_S)
@@ -165,6 +173,20 @@ async def _included(
                 f"{PROOFS_S:g} s in all: not read further"
             ) from None
         return out, later
+
+
+async def _consistency(
+    client: httpx.AsyncClient, url: str, t: float, first: int, second: int
+) -> list[bytes]:
+    """The registry's consistency proof from its tree of ``first`` to ``second`` (a proof of
+    the wrong shape: none, which joins nothing)."""
+    data = await _json(client, url, "/v1/ledger/proof/consistency", t, first=first,
+                       second=second)  # fmt: skip
+    proof = data.get("proof")
+    try:
+        return [bytes.fromhex(h) for h in proof] if isinstance(proof, list) else []
+    except (TypeError, ValueError):
+        return []
 
 
 async def _proven(

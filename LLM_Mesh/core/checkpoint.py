@@ -17,12 +17,24 @@ is the registry's ``ledger_origin`` setting.
 
 :func:`sign_checkpoint` is the writer's side; :func:`open_checkpoint` checks a note
 against a public key and returns what it says, or raises :class:`BadCheckpoint`.
+
+The registry's key (``registry.key``) signs more than checkpoints, and one of its
+signatures is public on request: ``GET /mesh/identity`` signs ``llm-mesh/v1/registry-
+identity\0`` + the registry's URL + a nonce of the caller's choosing
+(``core/registry_identity.py``), and such bytes can spell a checkpoint body of any size
+and root whose first line is that domain, its NUL and two length bytes (found
+2026-12-05, ``attack32``). So :func:`open_checkpoint` takes only a body a checkpoint can
+be: no control character but its line ends (every other message the key signs holds a
+NUL after its domain, or is no body of four lines ending in a line end: gateway requests,
+key agreements), and an origin :func:`sign_checkpoint` could have signed (no space, no
+``+``).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -43,6 +55,8 @@ __all__ = [
 
 _ED25519 = b"\x01"
 _DASH = "\u2014 "
+# what no checkpoint body holds: a control character but its line ends (C0, DEL, C1)
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 class BadCheckpoint(ValueError):
@@ -114,6 +128,12 @@ def split_note(note: str) -> tuple[str, list[str]]:
 def open_checkpoint(note: str, origin: str, public_key: bytes) -> Checkpoint:
     """Check ``note``'s signature by ``public_key`` under ``origin``; what it says."""
     body, sig_lines = split_note(note)
+    if _CONTROL.search(body) or not origin or " " in origin or "+" in origin:
+        # found 2026-12-05 (attack32): another message the key signs, read as a checkpoint
+        raise BadCheckpoint(
+            "not a checkpoint: its text holds a control character or its origin a space "
+            "or '+' (a signature of another message of the key's, such as an identity proof)"
+        )
     lines = body.split("\n")[:-1]
     if len(lines) != 4 or lines[0] != origin or not lines[3].startswith("time "):
         raise BadCheckpoint(f"not a checkpoint of {origin!r} (origin, size, root, time)")

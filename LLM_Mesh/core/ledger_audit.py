@@ -201,6 +201,11 @@ class Auditor:
         except (BadCheckpoint, ValueError) as exc:
             self.report.add("signature", f"checkpoint at size {size}: {exc}")
             return
+        if opened.tree_size == 0 and opened.root_hash != EMPTY_ROOT:
+            # found 2026-12-05 (attack32): no entry is pushed to check a size-0 root against,
+            # so any root passed (and was exported to other verifiers as the one checked)
+            self.report.add("root", "checkpoint at size 0: root is not the empty tree's")
+            return
         self._roots[opened.tree_size] = opened.root_hash
         self._opened[opened.tree_size] = (opened, str(cp.get("public_key")))
         if self._windows is not None:  # found 2026-12-05: any published key, any time

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from LLM_Mesh.core.merkle import HASH_SIZE, node_hash
+from LLM_Mesh.core.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
 
 __all__ = ["verify_consistency", "verify_inclusion"]
 
@@ -52,7 +52,9 @@ def verify_consistency(
     extension of ``first_root`` (size ``first``)?
 
     As the RFC's checks do, ``first == second`` needs an empty proof and equal roots;
-    ``first == 0`` (the empty tree) is consistent with every tree, by an empty proof.
+    ``first == 0`` (the empty tree) is consistent with every tree, by an empty proof,
+    when ``first_root`` is the empty tree's (found 2026-12-05, ``attack32``: any root
+    passed, so a signed size-0 checkpoint of another root was "consistent").
     """
     if not _well_formed([first_root, second_root, *proof]):
         return False
@@ -61,7 +63,7 @@ def verify_consistency(
     if first == second:
         return not proof and hmac.compare_digest(first_root, second_root)
     if first == 0:
-        return not proof
+        return not proof and hmac.compare_digest(first_root, EMPTY_ROOT)
     if not proof:  # step 1
         return False
     path = list(proof)

@@ -16,7 +16,10 @@ dropped); an entry whose fields do not hash to its leaf hash. Not decided here: 
 operator account a node's share went to (the ledger's accounts are keyed pseudonyms a user
 cannot derive from a node id). :func:`inclusion_finding` checks an entry is in a signed
 checkpoint's tree (RFC 9162 inclusion proof): the page of a request's entries is the
-registry's word, the checkpoint its signature.
+registry's word, the checkpoint its signature. :func:`seen_finding` checks that signed
+checkpoint against the log an earlier ``ledger verify`` checked (its size and root, kept in
+``ledger_seen.json``) by an RFC 9162 consistency proof: a checkpoint of another history
+(a fork signed for this check alone, a split view) proves nothing about the log.
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from typing import Any
 
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL, entry_leaf
 from LLM_Mesh.core.merkle import leaf_hash
-from LLM_Mesh.core.merkle_verify import verify_inclusion
+from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 from LLM_Mesh.core.receipt import Receipt
 
-__all__ = ["PAYMENT_KINDS", "inclusion_finding", "ledger_findings"]
+__all__ = ["PAYMENT_KINDS", "inclusion_finding", "ledger_findings", "seen_finding", "seen_sizes"]
 
 #: the entries that pay for a request from its payer (``forfeit`` moves a held share on)
 PAYMENT_KINDS = ("settle", "hold", "fee")
@@ -135,3 +138,41 @@ def inclusion_finding(
             "proof fails (the registry's page of this request is not its log)"
         )
     return None
+
+
+def seen_sizes(seen: tuple[int, bytes], tree_size: int) -> tuple[int, int] | None:
+    """The consistency proof to ask for between the log an earlier ``ledger verify`` saw
+    (``seen``: its size and root) and a signed checkpoint of ``tree_size``: (older, newer),
+    or ``None`` when none is needed (the same size: the roots must be equal; nothing seen)."""
+    size = seen[0]
+    if size <= 0 or size == tree_size:
+        return None
+    return (size, tree_size) if size < tree_size else (tree_size, size)
+
+
+def seen_finding(
+    seen: tuple[int, bytes], tree_size: int, root: bytes, proof: list[bytes]
+) -> str | None:
+    """Why the signed checkpoint of ``tree_size`` and ``root`` is not a state of the log an
+    earlier ``ledger verify`` checked (``seen``: the size and root of the entries it read),
+    by ``proof`` (the registry's consistency proof between the two sizes, the older
+    first), or ``None``. Found 2026-12-05 (``attack32``): the checkpoint was taken on its
+    signature alone, so a registry could sign a fork for this check (the receipt's entries
+    as the receipt says) while its log, the one every ``ledger verify`` reads, held others."""
+    size, seen_root = seen
+    if size <= 0:
+        return None
+    if size == tree_size:
+        ok = not proof and root == seen_root
+    elif size < tree_size:
+        ok = verify_consistency(size, tree_size, seen_root, root, proof)
+    else:
+        ok = verify_consistency(tree_size, size, root, seen_root, proof)
+    if ok:
+        return None
+    return (
+        f"the registry's signed checkpoint of size {tree_size} is not the log an earlier "
+        f"`llm-mesh ledger verify` checked (size {size}): no consistency proof joins them, "
+        "so its proofs are of another history shown to this check (a split view); keep "
+        "the receipt and run `llm-mesh ledger verify` to see the log everyone else reads"
+    )

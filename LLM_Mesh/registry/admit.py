@@ -40,8 +40,9 @@ reservation (a group-committed transaction on the settlement's own connection,
 ``registry/settle_db.py``); a keyed one also costs a hash and a dict look-up once its
 key is in memory; a keyed request of OpenAI's SDK without an id of its own (its implicit
 key, :meth:`IdempotencyCheck._sdk_attempt`) also a SHA-256 of its body and, on
-PostgreSQL, two writes in the background (its key's claim and its end), none awaited; a
-retry of it one claim, awaited, as a request with its own id.
+PostgreSQL, two writes in the background (its key's claim and its end), none awaited (on
+SQLite one, its end, batched: ``lone_idempotency.py``); a retry of it one claim, awaited,
+as a request with its own id (on SQLite, for the window after a start, one read).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from typing import Protocol
 
 from starlette.responses import Response, StreamingResponse
 
-from LLM_Mesh.core.sdk_retry import implicit_key
+from LLM_Mesh.core.sdk_retry import implicit_key, is_implicit
 from LLM_Mesh.errors import DuplicateRequest, MeshError, SettlementUnavailable
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, InFlightBound, RateLimit
 from LLM_Mesh.registry.charge import Charge
@@ -161,6 +162,7 @@ class Admission:
             # the id as a non-stream's does; an open stream's answer cannot be kept
             _release(holds, None if isinstance(resp, StreamingResponse) else resp)
             if isinstance(resp, StreamingResponse):
+                _keep_stream(resp, holds)
                 _when_ended(resp, holds)
             await _settled(holds)
             return client.decorate(resp)
@@ -184,14 +186,30 @@ def _release(holds: list[Hold], response: Response | None) -> None:
         hold.release(response)
 
 
+def _keep_stream(resp: StreamingResponse, holds: list[Hold]) -> None:
+    """A hold that replays a completed stream (``keeps_stream``: its byte bound; a keyed SDK
+    attempt's, ``_CacheHold``) has the stream keep its bytes (the relay's ``ProxyStream``)."""
+    limit = max((getattr(h, "keeps_stream", 0) for h in holds), default=0)
+    keep = getattr(resp, "keep_answer", None)
+    if limit > 0 and callable(keep):
+        keep(limit)
+
+
 def _when_ended(resp: StreamingResponse, holds: list[Hold]) -> None:
     """The holds' ``stream_ended`` once ``resp`` has ended (``when_ended``: the relay's
-    ``ProxyStream``; a stream that does not say when it ends: at once)."""
+    ``ProxyStream``; a stream that does not say when it ends: at once); first, to a hold
+    that keeps it (``stream_answer``), the whole stream if it completed (``kept_answer``)."""
     ends = [f for f in (getattr(h, "stream_ended", None) for h in holds) if callable(f)]
     if not ends:
         return
 
     def ended() -> None:
+        kept = getattr(resp, "kept_answer", None)
+        answer = kept() if callable(kept) else None
+        for h in holds if answer is not None else ():
+            keep = getattr(h, "stream_answer", None)
+            if callable(keep):
+                keep(answer)
         for f in ends:
             f()
 
@@ -217,10 +235,16 @@ async def _settled(holds: list[Hold], exc: BaseException | None = None) -> None:
 
 
 class _CacheHold:
-    __slots__ = ("cache", "client", "key")
+    __slots__ = ("cache", "client", "keeps_stream", "key")
 
     def __init__(self, cache: IdempotencyCache, key: str, client: Client) -> None:
         self.cache, self.key, self.client = cache, key, client
+        # a keyed SDK attempt's stream is kept whole, up to this, for its retry's replay
+        self.keeps_stream = cache.max_bytes if is_implicit(key) else 0
+
+    def stream_answer(self, answer: Response) -> None:
+        """The whole stream, completed (paid): kept for its retry (``keeps_stream``)."""
+        self.cache.keep_stream(self.key, answer)
 
     def release(self, response: Response | None) -> None:
         # a request whose payment was (or may have been) written keeps its id, whatever its
@@ -304,9 +328,9 @@ class IdempotencyCheck:
             raise DuplicateRequest(
                 f"this request is your OpenAI SDK's retry (x-stainless-retry-count: "
                 f"{job.sdk_retry}) of an identical request of this API key that ran, or runs "
-                "now, and cannot be replayed (a stream, an answer too large to keep, one paid "
-                "without an answer, or one whose replica stopped): it is never run, nor paid, "
-                "twice. Make the call again to run it anew",
+                "now, and cannot be replayed (a stream still running, cut off or failed, an "
+                "answer too large to keep, one paid without an answer, or one whose replica "
+                "stopped): it is never run, nor paid, twice. Make the call again to run it anew",
                 param="x-stainless-retry-count",
                 **exc.extra,
             ) from None

@@ -72,6 +72,7 @@ from LLM_Mesh.registry.ledger_cosign import router as cosign_router
 from LLM_Mesh.registry.ledger_durable import durable_step
 from LLM_Mesh.registry.ledger_mark import ledger_guard, store_behind
 from LLM_Mesh.registry.ledger_signer import Checkpointer
+from LLM_Mesh.registry.lone_idempotency import LoneIdempotency
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import NodeClient
@@ -81,7 +82,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.poller import Poller
-from LLM_Mesh.registry.ports import Store, UsageAuditStore
+from LLM_Mesh.registry.ports import KeptRequestKeys, Store, UsageAuditStore
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, Removals, SharedInFlight
@@ -157,6 +158,11 @@ def create_registry_app(
     beat: ReplicaBeat | None = None
     node_sync: NodeSync | None = None
     idempotency = IdempotencyCache(clock, retry_window_s=settings.sdk_retry_window_s)
+    if shared is None and callable(getattr(the_store, "keep_request_keys", None)):
+        idempotency = LoneIdempotency(  # SDK attempts' ends kept across a restart
+            cast(KeptRequestKeys, the_store), clock, wall_clock=wall_clock,
+            retry_window_s=settings.sdk_retry_window_s,
+        )  # fmt: skip
     if shared is not None:
         demand = routing.demand
         beat = ReplicaBeat(
@@ -312,6 +318,8 @@ def create_registry_app(
                 served_urls=served_urls, announce=announce, wall_clock=wall_clock,
             )  # fmt: skip
             await load_nodes(table, runtime.store, runtime.pins, transport=settings.node_transport)
+            if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
+                runtime.idempotency.start()
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
             routing.sync_all()
@@ -404,7 +412,7 @@ def create_registry_app(
                 await runtime.writer.stop()
                 if runtime.heartbeats is not None:
                     await runtime.heartbeats.flush()
-                if isinstance(runtime.idempotency, SharedIdempotency):
+                if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):
                     await runtime.idempotency.close()
                 if node_sync is not None:
                     await node_sync.stop()

@@ -32,6 +32,7 @@ from LLM_Mesh.registry.gateway_key import (
 )
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.key_history import key_rotations
+from LLM_Mesh.registry.lone_idempotency import LoneIdempotency
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
@@ -77,7 +78,7 @@ async def start_keys(
         runtime.shared_in_flight.names = ScopeNames.of_registry_key(key)
     if runtime.shared_share is not None:  # and for the models' anonymous shares
         runtime.shared_share.names = ScopeNames.of_registry_key(key)
-    if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
+    if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):  # kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
         runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)
     if isinstance(runtime.node_auth, SignedNodeAuth):

@@ -35,7 +35,10 @@ within minutes, and its retry inside the 10 min got no replay (a lone registry's
   same bounds, held ``retry_window_s`` (60 s) after it ended, not ``ttl_s``: an attempt
   with count 0 always runs (:meth:`IdempotencyCache.begin_fresh` forgets the key's earlier
   end, or runs without the key while an identical attempt runs), its retries
-  (:meth:`IdempotencyCache.begin`) wait, replay or are refused as above.
+  (:meth:`IdempotencyCache.begin`) wait, replay or are refused as above; its stream, once
+  completed and paid, is kept whole (:meth:`IdempotencyCache.keep_stream`, within the byte
+  bound) and replayed to its retry as one SSE answer (found 2026-12-05: refused 409, its
+  paid answer lost; a stream still running, cut off or failed is refused as above).
 - A request whose payment was (or may have been) written keeps its key whatever its end
   (``finish(..., paid=True)``): one cancelled while its payment was written (a gateway
   stopping past its grace), or a 5xx after it, has no answer to replay, and a duplicate
@@ -197,7 +200,7 @@ class IdempotencyCache:
     def _book(self, key: str) -> OrderedDict[str, _Entry]:
         return self._books[_side(key)]
 
-    def _ttl(self, key: str) -> float:
+    def held_for(self, key: str) -> float:
         """How long ``key`` is held after its request ended: an implicit key the window."""
         return self.retry_window_s if is_implicit(key) else self.ttl_s
 
@@ -221,6 +224,8 @@ class IdempotencyCache:
             self._start(key, stream)
             return None
         if stream or e.stream:
+            if stream and e.stream and e.result is not None and e.finished and not e.open:
+                return e.result.response()  # an SDK attempt's completed stream, kept whole
             state = "finished" if e.finished and not e.open else "is running"
             raise DuplicateRequest(
                 f"a request with id {key!r} {state}; a stream is never executed twice",
@@ -355,11 +360,33 @@ class IdempotencyCache:
             self._book(key).move_to_end(key)
             self._evict(key)
         elif keep:
-            e.expires = self.clock() + self._ttl(key)
+            e.expires = self.clock() + self.held_for(key)
             self._book(key).move_to_end(key)
             self._evict(key)
         else:
             self._pop(key)
+
+    def keep_stream(self, key: str, answer: Response) -> None:
+        """The open stream under an implicit key (an SDK attempt's) completed, paid, and
+        ``answer`` is all of it (``relay.ProxyStream.kept_answer``): kept for its retries
+        (within the byte bound), which get it replayed instead of 409. Before
+        :meth:`stream_ended`."""
+        e = self._book(key).get(key)
+        if e is not None and e.open and is_implicit(key):
+            self._keep(key, e, Stored.of(answer))
+
+    def keep_replayed(self, key: str, answer: Response) -> None:
+        """A kept stream replayed from elsewhere (a store) to the finished stream ``key``:
+        kept here too, so a duplicate here gets it as well (:meth:`finish` keeps none)."""
+        e = self._book(key).get(key)
+        if e is not None and e.stream and e.finished and not e.open and is_implicit(key):
+            self._keep(key, e, Stored.of(answer))
+
+    def _keep(self, key: str, e: _Entry, stored: Stored) -> None:
+        """``stored`` as ``e``'s answer, unless it has one or it is over ``max_bytes``."""
+        if e.result is None and stored.size <= self.max_bytes:
+            e.result = stored
+            self._kept[_side(key)] += stored.size
 
     def stream_ended(self, key: str) -> None:
         """The stream under ``key`` (opened: :meth:`finish` with ``None``) ended, however:
@@ -369,5 +396,7 @@ class IdempotencyCache:
         if e is None or not e.open:
             return
         e.open = False
-        e.expires = self.clock() + self._ttl(key)
+        e.expires = self.clock() + self.held_for(key)
         self._book(key).move_to_end(key)
+        if e.result is not None:  # a kept stream (keep_stream): the byte bound holds
+            self._evict(key)

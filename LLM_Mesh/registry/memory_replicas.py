@@ -205,6 +205,11 @@ class MemoryReplicaState:
         old.expires_at = expires_at
         return True
 
+    async def keep_request_keys(self, records: list[IdempotencyRecord], now: datetime) -> None:
+        await self.purge_request_keys(now)
+        for rec in records:
+            self.request_keys[rec.key_hash] = replace(rec)
+
     async def purge_request_keys(self, now: datetime) -> int:
         gone = [k for k, r in self.request_keys.items() if r.expires_at <= now]
         for k in gone:

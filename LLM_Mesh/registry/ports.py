@@ -557,3 +557,19 @@ class ReplicaState(Protocol):
     async def drop_replicas_before(self, before: datetime) -> int:
         """Delete rows of replicas not seen since ``before``; how many."""
         ...
+
+
+class KeptRequestKeys(Protocol):
+    """A lone registry's kept request keys (``idempotency_keys``; a SQLite store): its SDK
+    attempts' ends, read again after a restart (``registry/lone_idempotency.py``)."""
+
+    async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None: ...
+
+    async def keep_request_keys(self, records: list[IdempotencyRecord], now: datetime) -> None:
+        """Write ``records`` (``done`` rows) in one transaction, over any row of their keys,
+        and delete the rows expired at ``now``."""
+        ...
+
+    async def purge_request_keys(self, now: datetime) -> int:
+        """Delete expired rows; how many."""
+        ...

@@ -30,6 +30,11 @@ starting) is ended the same way :data:`START_S` after it was made: upstream clos
 ``on_close`` run, then its ``when_ended`` callbacks (the request id's hold: the normal
 window after a stream's end, as the node was already called); a server that runs it later
 gets a 502 and nothing of the node's (found 2026-12-03: its id stayed held 24 h).
+
+A keyed SDK attempt's stream keeps the bytes it sends when asked
+(:meth:`ProxyStream.keep_answer`); once it completed (``[DONE]`` after its final chunk,
+finalized and committed) :meth:`ProxyStream.kept_answer` is the whole stream, replayed to
+the SDK's retry (``registry/idempotency.py``).
 """
 
 from __future__ import annotations
@@ -151,8 +156,8 @@ class SseRelay:
     """One client stream's bytes from the send stage's events (see the module docstring)."""
 
     __slots__ = (
-        "commit", "final", "finalize", "finalized", "held", "ident", "on_error", "source",
-        "usage_chunk",
+        "commit", "completed", "final", "finalize", "finalized", "held", "ident", "keep_limit",
+        "kept", "kept_bytes", "on_error", "source", "usage_chunk",
     )  # fmt: skip
 
     def __init__(
@@ -175,6 +180,31 @@ class SseRelay:
         self.usage_chunk = usage_chunk
         self.final: dict[str, Any] | None = None  # the final chunk, once finalized
         self.held: bytes | None = None  # a chunk that may be the last with choices
+        # the stream ended with [DONE] after its final chunk, finalized and committed (paid)
+        self.completed = False
+        # the bytes sent, kept when asked (:meth:`keep`); None: not kept, or over the limit
+        self.kept: list[bytes] | None = None
+        self.kept_bytes = 0
+        self.keep_limit = 0
+
+    def keep(self, limit: int) -> None:
+        """Keep the bytes this stream sends, up to ``limit`` (past it, none): a keyed SDK
+        attempt's, for its retry's replay (``registry/idempotency.py``)."""
+        self.kept, self.kept_bytes, self.keep_limit = [], 0, limit
+
+    def answer(self) -> bytes | None:
+        """The whole stream's bytes, if it was kept and :attr:`completed`."""
+        return b"".join(self.kept) if self.completed and self.kept is not None else None
+
+    def _sent(self, data: bytes) -> bytes:
+        """``data``, kept if asked (:meth:`keep`)."""
+        if self.kept is not None:
+            self.kept_bytes += len(data)
+            if self.kept_bytes > self.keep_limit:
+                self.kept = None  # too large to keep: its retry is refused as before
+            else:
+                self.kept.append(data)
+        return data
 
     async def events(self) -> AsyncGenerator[bytes, None]:
         try:
@@ -186,14 +216,16 @@ class SseRelay:
                         self.held = None
                     if ev.kind == DONE:
                         out.append(_DONE_BYTES)
-                        yield b"".join(out)
+                        # finished: its final chunk finalized and committed (paid), if any
+                        self.completed = self.finalized and self.commit is None
+                        yield self._sent(b"".join(out))
                         return
                     if ev.kind == FAIL:
                         body = ev.error or {"error": {}}
                         if self.on_error is not None:
                             self.on_error(body)
                         out += (_sse(body), _DONE_BYTES)
-                        yield b"".join(out)
+                        yield self._sent(b"".join(out))
                         return
                     if ev.obj is None and not ev.continued:  # as the node sent it
                         if self.usage_chunk:
@@ -215,7 +247,7 @@ class SseRelay:
                     else:
                         self._put(out, data)
                 if out:
-                    yield b"".join(out)
+                    yield self._sent(b"".join(out))
         finally:
             with anyio.CancelScope(shield=True):
                 await self.source.aclose()
@@ -317,10 +349,12 @@ class ProxyStream(StreamingResponse):
         on_close: Callable[[], Awaitable[None]],
         *,
         headers: dict[str, str],
+        relay: SseRelay | None = None,
     ) -> None:
         super().__init__(gen, headers=headers, media_type="text/event-stream")
         self.raw_headers.append(NOSNIFF)
         self._gen = gen
+        self.relay = relay  # the stream's relay, whose bytes may be kept (keep_answer)
         self._on_close = on_close
         self._ended: list[Callable[[], None]] = []
         self._started = self._expired = self._done = False
@@ -350,6 +384,25 @@ class ProxyStream(StreamingResponse):
             ended, self._ended = self._ended, []
             for fn in ended:
                 fn()
+
+    def keep_answer(self, limit: int) -> None:
+        """Keep the bytes this stream sends, up to ``limit``: :meth:`kept_answer` once it
+        completed (a keyed SDK attempt's stream, replayed to its retry)."""
+        if self.relay is not None:
+            self.relay.keep(limit)
+
+    def kept_answer(self) -> Response | None:
+        """The whole stream as one answer (its status, headers and bytes), when it was
+        kept (:meth:`keep_answer`) and completed: its final chunk committed (paid), then
+        ``[DONE]``; ``None`` otherwise (cut off, failed, too large, or not kept)."""
+        body = None if self.relay is None else self.relay.answer()
+        if body is None:
+            return None
+        answer = Response(body, 200, media_type=self.media_type)
+        answer.raw_headers[:0] = [
+            (k, v) for k, v in self.raw_headers if k not in (b"content-type", b"content-length")
+        ]
+        return answer
 
     def when_ended(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` once the stream has ended, however (after ``on_close``): the
@@ -404,4 +457,4 @@ def stream_response(
     """The client's SSE response over ``relay``."""
     headers = mesh_headers(node_id, job)
     headers["Cache-Control"] = "no-cache"
-    return ProxyStream(relay.events(), on_close, headers=headers)
+    return ProxyStream(relay.events(), on_close, headers=headers, relay=relay)

@@ -45,7 +45,10 @@ its id ran, and was paid, a second time.
 same way: its first attempt runs at once and claims the key in the background over a
 ``done`` row (:meth:`SharedIdempotency.begin_fresh`: the store's ``supersede_done``), so a
 retry on any replica waits for, or replays, the latest attempt; its row is held
-``retry_window_s`` after it ended.
+``retry_window_s`` after it ended. Its completed stream, kept whole, is written sealed with
+``stream`` set (:func:`replay_record` replays it to the retry; a replica of the version
+before refuses such a row, 409). A lone registry writes the same rows
+(:func:`end_record`) for its SDK attempts, read after a restart (``lone_idempotency.py``).
 
 **A claim is named by a token.** Each claim writes a random token in its row (``claim``,
 migration 0019); its end, push and release match it, so a release retried after its answer
@@ -94,7 +97,7 @@ from starlette.responses import Response
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
-from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
+from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S, is_implicit
 from LLM_Mesh.registry.idempotency import (
     DEFAULT_MAX_BYTES,
     DuplicateRequest,
@@ -106,7 +109,9 @@ from LLM_Mesh.registry.ports import IdempotencyRecord, ReplicaState
 from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.task_stop import cancel_and_wait
 
-__all__ = ["SharedIdempotency"]
+__all__ = ["SharedIdempotency", "end_record", "replay_record"]
+
+SSE = "text/event-stream"  # a kept stream's media type (relay.ProxyStream.kept_answer)
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +208,8 @@ class SharedIdempotency(IdempotencyCache):
             self._owned[key] = (self.key_hash(key), token)
             return None
         super().finish(key, answer)  # local duplicates get the same replay
+        if stream:  # (a kept stream's: finish keeps no stream's answer)
+            self.keep_replayed(key, answer)
         return answer
 
     async def begin_fresh(self, key: str, stream: bool) -> bool:
@@ -256,7 +263,7 @@ class SharedIdempotency(IdempotencyCache):
             if rec is None:
                 return None
             if rec.state == "done":
-                return _replay(key, rec, stream, self.seal)
+                return replay_record(key, rec, stream, self.seal)
             lost = not self.replicas.alive(rec.owner, rec.created_at)
             if (stream or rec.stream) and time.monotonic() >= give_up and not lost:
                 raise DuplicateRequest(
@@ -341,30 +348,8 @@ class SharedIdempotency(IdempotencyCache):
         kept = self.kept(key)
         if kept is None:  # pragma: no cover - only called for a kept key
             return
-        stored, too_large = kept
-        now = self.wall_clock()
-        rec = IdempotencyRecord(
-            key_hash=h,
-            owner=self.owner,
-            # no answer: a stream's, one too large, or one paid without an answer (not a stream)
-            stream=stored is None and not too_large and not self.paid_unanswered(key),
-            state="done",
-            created_at=_utc(now),
-            expires_at=_utc(now) + timedelta(seconds=self._ttl(key)),
-            too_large=too_large,
-            claim=token,
-        )
-        if stored is None:  # a stream, or an answer too large to keep: the key alone
-            self._write(
-                h,
-                lambda: self.store.finish_request_key(rec),
-                then=lambda: self._forget(key, None),
-                token=token,
-            )
-            return
-        # never an output in clear in the store; nor a status: a replica of the version
-        # before sealing replays any row with one, and must refuse this one instead (409)
-        rec.body = self.seal.seal(h, _envelope(stored))
+        stored = kept[0]
+        rec = end_record(self, key, h, self.owner, self.wall_clock(), token, self.seal)
         self._write(
             h,
             lambda: self.store.finish_request_key(rec),
@@ -528,11 +513,16 @@ class SharedIdempotency(IdempotencyCache):
             await cancel_and_wait(task)
 
 
-def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:
+def replay_record(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:
+    """A ``done`` row's answer for a duplicate of ``key``; or raise 409 (see the module
+    docstring): a stream only when the row holds the whole of an SDK attempt's completed
+    stream (a row older versions refuse: its ``stream`` is set)."""
     rid = key.rsplit(" ", 1)[-1]
     if not stream and not rec.stream and rec.body is None and not rec.too_large:
         raise paid_refusal(key)  # paid, then cancelled or failed: nothing to replay
-    if stream or rec.stream or rec.body is None:
+    body = rec.body
+    kept_stream = stream and rec.stream and body is not None and is_implicit(key)
+    if body is None or (not kept_stream and (stream or rec.stream)):
         detail = (
             "its answer was too large to keep for replay"
             if rec.too_large
@@ -542,7 +532,7 @@ def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) ->
             f"a request with id {rid!r} has already run; {detail}",
             param="X-Request-Id",
         )
-    opened = seal.open(rec.key_hash, rec.body)
+    opened = seal.open(rec.key_hash, body)
     stored = None if opened is None else _unenvelope(opened)
     if stored is None:
         raise DuplicateRequest(
@@ -552,6 +542,33 @@ def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) ->
             param="X-Request-Id",
         )
     return stored.response()
+
+
+def end_record(
+    cache: IdempotencyCache, key: str, h: str, owner: str, now: float, claim: str | None,
+    seal: AnswerSeal,
+) -> IdempotencyRecord:  # fmt: skip
+    """The ``done`` row of ``key`` (named ``h``), finished and kept in ``cache``, held its
+    window from ``now``: its answer sealed (never an output in clear in the store; nor a
+    status: a replica of the version before sealing replays any row with one, and must
+    refuse this one instead, 409), or the key alone (a stream not kept, an answer too
+    large, one paid without an answer)."""
+    kept = cache.kept(key)
+    stored, too_large = kept if kept is not None else (None, False)
+    return IdempotencyRecord(
+        key_hash=h,
+        owner=owner,
+        # no answer: a stream's, one too large, or one paid without an answer (not a
+        # stream); an answer: a stream's only when an SDK attempt's completed stream
+        stream=(stored is None and not too_large and not cache.paid_unanswered(key))
+        or (stored is not None and stored.media_type == SSE),
+        state="done",
+        created_at=_utc(now),
+        expires_at=_utc(now) + timedelta(seconds=cache.held_for(key)),
+        too_large=too_large,
+        claim=claim,
+        body=None if stored is None else seal.seal(h, _envelope(stored)),
+    )
 
 
 def _envelope(stored: Stored) -> bytes:

@@ -481,6 +481,23 @@ class SqlReplicaState:
             result = await conn.execute(stmt)
         return result.rowcount == 1
 
+    async def keep_request_keys(self, records: list[IdempotencyRecord], now: datetime) -> None:
+        t = tables.idempotency_keys
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(t).where(t.c.expires_at <= now))
+            for rec in records:
+                values = {
+                    "owner": rec.owner, "stream": rec.stream, "state": rec.state,
+                    "status": rec.status, "body": rec.body, "headers": rec.headers,
+                    "media_type": rec.media_type, "too_large": rec.too_large,
+                    "created_at": rec.created_at, "expires_at": rec.expires_at,
+                    "claim": rec.claim,
+                }  # fmt: skip
+                ins = self._insert(t).values(key_hash=rec.key_hash, **values)
+                await conn.execute(
+                    ins.on_conflict_do_update(index_elements=[t.c.key_hash], set_=values)
+                )
+
     async def purge_request_keys(self, now: datetime) -> int:
         t = tables.idempotency_keys
         async with self.engine.begin() as conn:

@@ -146,3 +146,45 @@ def test_a_bad_signature_under_the_registrys_key_hash_is_refused_as_such() -> No
     raw = base64.b64decode(b64)
     forged = note.replace(b64, base64.b64encode(raw[:4] + bytes(64)).decode())
     assert _opening_fails(forged, ORIGIN, pub) == "the checkpoint's signature does not verify"
+
+
+def _identity_as_checkpoint(key: Ed25519PrivateKey, pub: bytes, size: int, root: bytes) -> str:
+    """A note made of the registry's public identity proof (``GET /mesh/identity``, its
+    key's signature of a nonce the caller chose) spelling a checkpoint of ``size``, ``root``."""
+    from LLM_Mesh.core.b64url import decode, encode, length_prefixed
+    from LLM_Mesh.core.registry_identity import IDENTITY_DOMAIN, IdentityProver
+
+    url = "https://registry.example"
+    nonce = f"\n{size}\n{base64.b64encode(root).decode()}\ntime 1\n".encode()
+    answer = IdentityProver(key, [url]).answer(url, encode(nonce))
+    assert isinstance(answer, dict)
+    sig = decode(answer["signature"])
+    assert sig is not None
+    body = (IDENTITY_DOMAIN + length_prefixed(answer["origin"].encode())
+            + length_prefixed(nonce)).decode()  # fmt: skip
+    origin = body.split("\n", 1)[0]
+    line = f"\u2014 {origin} " + base64.b64encode(key_hash(origin, pub) + sig).decode()
+    return body + "\n" + line + "\n"
+
+
+def test_an_identity_proof_of_the_same_key_is_no_checkpoint() -> None:
+    """found 2026-12-05 (attack32): anyone gets the registry key's signature of a nonce of
+    their choosing from the public ``GET /mesh/identity``; its bytes spell a checkpoint of
+    any size and root whose origin is the identity domain with a NUL and length bytes. A
+    verifier that takes the origin from the note (``receipt verify --ledger``) or from the
+    registry's answer (``ledger verify``, over a path someone else controls) opened it as
+    a checkpoint signed by the registry. It failed before the fix (opened: size 1,000,000)."""
+    key, pub = _key()
+    root = hashlib.sha256(b"forged").digest()
+    note = _identity_as_checkpoint(key, pub, 1_000_000, root)
+    with pytest.raises(BadCheckpoint, match="control character"):
+        open_checkpoint(note, note.split("\n", 1)[0], pub)
+    # the rule the signer keeps: an origin with a space, a '+', or a control character
+    for origin in ("a b/ledger", "a+b/ledger", "a\x00b/ledger", "a\x85b/ledger"):
+        body = f"{origin}\n1\n{base64.b64encode(root).decode()}\ntime 1\n"
+        sig = key.sign(body.encode())
+        note = body + f"\n\u2014 {origin} " + base64.b64encode(key_hash(origin, pub) + sig).decode()
+        with pytest.raises(BadCheckpoint, match="not a checkpoint"):
+            open_checkpoint(note + "\n", origin, pub)
+    honest = sign_checkpoint(key, pub, "llm-mesh.local/ledger", 3, root, 7)  # still opens
+    assert open_checkpoint(honest.note, "llm-mesh.local/ledger", pub).tree_size == 3

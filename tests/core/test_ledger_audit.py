@@ -551,3 +551,48 @@ def test_stored_balances_are_held_against_the_entries() -> None:
         "(+5 without an entry)"
     )
     assert found[1].message == "account user:a: -1 reserved of a balance of 10"
+
+
+def test_a_signed_size_0_checkpoint_of_another_root_is_named(
+) -> None:  # fmt: skip
+    """found 2026-12-05 (attack32): a checkpoint of size 0 is checked against no entry (a
+    root is compared when an entry is pushed), so one signed over any root passed `ledger
+    verify`, was exported to other verifiers as the one checked, and its empty consistency
+    proof to the next checkpoint held. It failed before the fix: no finding."""
+    entries, leaves = _ledger(4)
+    reg = _Registry()
+    bogus = b"\x42" * 32
+    a = _audit(entries, [reg.checkpoint(0, bogus), reg.checkpoint(4, root_of(leaves))], reg)
+    a.consistency(0, 4, [])
+    report = a.finish()
+    assert _kinds(report) == ["root", "consistency"], report.findings
+    assert "size 0: root is not the empty tree's" in report.findings[0].message
+    alone = _audit([], [reg.checkpoint(0, bogus)], reg).finish()
+    assert _kinds(alone) == ["root"] and alone.checkpoint is None
+    honest = _audit(
+        entries, [reg.checkpoint(0, EMPTY_ROOT), reg.checkpoint(4, root_of(leaves))], reg
+    )
+    honest.consistency(0, 4, [])
+    assert honest.finish().ok
+
+
+def test_an_identity_proof_passed_off_as_a_checkpoint_is_a_signature_finding() -> None:
+    """found 2026-12-05 (attack32): `ledger verify` takes the origin from the registry's
+    `GET /v1/ledger/keys` answer; whoever answers it (a man in the middle of plain http,
+    with the user's `--key` pinned) names as origin the first line of a note made of the
+    registry's public identity proof (`GET /mesh/identity`), over entries of its own. It
+    failed before the fix: no finding, the forged log OK under the pinned key."""
+    from tests.core.test_checkpoint import _identity_as_checkpoint
+
+    entries, leaves = _ledger(4)
+    reg = _Registry()
+    note = _identity_as_checkpoint(reg.key, reg.pub, 4, root_of(leaves))
+    origin = note.split("\n", 1)[0]
+    record = {"tree_size": 4, "root_hash": root_of(leaves).hex(), "note": note,
+              "public_key": reg.keys[0]}  # fmt: skip
+    a = Auditor([record], reg.keys, origin, pinned=True)
+    for e in entries:
+        a.entry(e)
+    report = a.finish()
+    assert _kinds(report) == ["signature"], report.findings
+    assert "not a checkpoint" in report.findings[0].message

@@ -128,6 +128,8 @@ def test_consistency_edge_cases() -> None:
     r = bytes.fromhex(ROOTS[3])
     assert verify_consistency(0, 4, EMPTY_ROOT, r, [])
     assert not verify_consistency(0, 4, EMPTY_ROOT, r, [r])
+    # found 2026-12-05 (attack32): the empty tree has one root; any other is no tree of size 0
+    assert not verify_consistency(0, 4, r, r, [])
     assert not verify_consistency(4, 4, r, r, [r])
     assert not verify_consistency(4, 4, r, bytes(32), [])
     assert not verify_consistency(-1, 4, r, r, [])

@@ -11,7 +11,7 @@ import pytest
 
 from LLM_Mesh.core.schemas import NodeRegistration
 from LLM_Mesh.registry.app import create_registry_app
-from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.lone_idempotency import LoneIdempotency
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.store import SqlStore
@@ -101,7 +101,9 @@ async def test_a_registry_on_sqlite_runs_alone_and_its_polls_check_for_changes(
     async with running(tmp_path / "sqlite", store=store) as h:  # type: ignore[arg-type]
         # replicas on SQLite are not supported: no beat, node poll or shared keys
         assert h.app.state.node_sync is None and h.runtime.replicas is None
-        assert type(h.runtime.idempotency) is IdempotencyCache
+        # its keys in its process; its SDK attempts' ends also in the store, read after a
+        # restart (lone_idempotency.py, since 2026-12-05)
+        assert type(h.runtime.idempotency) is LoneIdempotency
         polls = h.app.state.store_polls
         assert set(polls) == {"revocations", "api_keys", "quality"}
         assert polls["api_keys"] is h.runtime.keys
