@@ -16,10 +16,9 @@ from tests.registry.sdk_client import sdk_client
 
 
 async def test_the_sdks_embeddings_call_is_told_the_mesh_has_none(tmp_path: Path) -> None:
-    async with running(tmp_path) as h:
-        async with sdk_client(h) as client:
-            with pytest.raises(openai.NotFoundError) as refused:
-                await client.embeddings.create(model="gemma-3-270m", input="hi")
+    async with running(tmp_path) as h, sdk_client(h) as client:
+        with pytest.raises(openai.NotFoundError) as refused:
+            await client.embeddings.create(model="gemma-3-270m", input="hi")
     message = refused.value.message
     assert "POST /v1/embeddings" in message, message
     for served in ("/v1/chat/completions", "/v1/completions", "/v1/models", "/openapi.json"):
