@@ -119,7 +119,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 SERVED = (
     "this gateway serves the OpenAI API's POST /v1/chat/completions, POST /v1/completions "
     "and GET /v1/models (no embeddings, images, audio, files or assistants); every "
-    "endpoint is listed at /openapi.json and /docs"
+    "endpoint is listed at /openapi.json and /docs; the dashboard is at /dashboard/"
 )
 _SHOWN_PATH = 200  # characters of the asked path said back
 

@@ -36,6 +36,13 @@ async def test_an_unknown_path_is_named_and_a_long_one_cut(tmp_path: Path) -> No
     assert len(long.json()["error"]["message"]) < 600, long.json()
 
 
+async def test_the_root_a_browser_opens_names_the_dashboard(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        r = await h.client.get("/")
+    assert r.status_code == 404
+    assert "/dashboard/" in r.json()["error"]["message"], r.json()
+
+
 async def test_a_get_of_a_post_endpoint_says_to_post(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         r = await h.client.get("/v1/chat/completions")
