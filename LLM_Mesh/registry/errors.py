@@ -122,6 +122,7 @@ SERVED = (
     "endpoint is listed at /openapi.json and /docs; the dashboard is at /dashboard/"
 )
 _SHOWN_PATH = 200  # characters of the asked path said back
+_WITHOUT_V1 = frozenset({"/chat/completions", "/completions", "/models"})
 
 
 def _route_words(request: Request, exc: StarletteHTTPException) -> str:
@@ -131,7 +132,11 @@ def _route_words(request: Request, exc: StarletteHTTPException) -> str:
     if len(request.url.path) > _SHOWN_PATH:
         asked += "..."
     if exc.status_code == 404 and exc.detail == "Not Found":
-        return f"no endpoint {asked}: {SERVED}"
+        said = f"no endpoint {asked}: {SERVED}"
+        if request.url.path.rstrip("/") in _WITHOUT_V1:  # an SDK's base_url lacking /v1
+            base = str(request.base_url).rstrip("/")
+            said += f"; an OpenAI client's base_url ends in /v1: {base}/v1"
+        return said
     if exc.status_code == 405 and exc.detail == "Method Not Allowed":
         allow = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow") or ""
         return f"{asked}: method not allowed; use {allow or 'another method'}"

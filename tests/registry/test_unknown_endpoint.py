@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -41,6 +42,25 @@ async def test_the_root_a_browser_opens_names_the_dashboard(tmp_path: Path) -> N
         r = await h.client.get("/")
     assert r.status_code == 404
     assert "/dashboard/" in r.json()["error"]["message"], r.json()
+
+
+async def test_a_base_url_without_v1_is_told_to_add_it(tmp_path: Path) -> None:
+    """``OpenAI(base_url="http://127.0.0.1:8800")``: the SDK posts ``/chat/completions``."""
+    async with running(tmp_path) as h:
+        client = openai.AsyncOpenAI(
+            base_url="http://mesh", api_key="anonymous", max_retries=0,
+            http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=h.app)),
+        )  # fmt: skip
+        async with client:
+            with pytest.raises(openai.NotFoundError) as refused:
+                await client.chat.completions.create(
+                    model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}]
+                )
+        other = await h.client.post("/v2/chat/completions", json={})
+    message = refused.value.message
+    assert "no endpoint POST /chat/completions" in message, message
+    assert "base_url ends in /v1" in message and "http://mesh/v1" in message, message
+    assert "base_url" not in other.json()["error"]["message"]
 
 
 async def test_a_get_of_a_post_endpoint_says_to_post(tmp_path: Path) -> None:
