@@ -335,9 +335,7 @@ def render_verify(res: VerifyResult) -> list[str]:
         return [f"OK: no model files and no file of 1 GB or more under {r}."]
     out = [f"Model file left: {_rel(r, m.path)} ({format_size(m.size_bytes)})" for m in res.models]
     out += [f"Large file left: {_rel(r, p)} ({format_size(s)})" for p, s in res.large_files]
-    out.append(
-        f"Run `{_apply_command(r)}` to remove model files; large files are yours to check."
-    )
+    out.append(f"Run `{_apply_command(r)}` to remove model files; large files are yours to check.")
     return out
 
 
