@@ -72,14 +72,25 @@ class HostedModel(_Wire):
     """A model a node serves (or could load)."""
 
     id: str = Field(min_length=1, max_length=MAX_MODEL_ID_CHARS)  # as a request's model
-    engine: str = "llama-cpp"  # "llama-cpp" | "openai" | "sim"
+    # "llama-cpp" | "openai" | "sim" (a node of another make may name its own); bounded as
+    # the other names a node chooses: found 2026-12-05 (attack32b), a 1 MiB engine name was
+    # listed whole in the public GET /mesh/nodes to everyone who asked, at every replica
+    engine: str = Field(default="llama-cpp", min_length=1, max_length=_NAME_CHARS)
     simulated: bool = False
     loaded: bool = True
     custom: bool = False
-    sha256: str | None = None
+    # the model file's SHA-256 (64 hex digits, kept lower case: verifiers are matched on it,
+    # core/trust.py); found 2026-12-05 (attack32b): any text was taken, of any length, with
+    # control characters, and listed in GET /mesh/nodes, /mesh/models and /v1/models
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     context_length: int | None = None
 
     _id_printable = field_validator("id", "engine")(_printable)
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_lower(cls, v: str | None) -> str | None:
+        return None if v is None else v.lower()
 
 
 class NodeRegistration(_Wire):

@@ -158,6 +158,13 @@ async def test_a_nodes_own_error_code_is_not_stored_as_sent(
         ("models", [{"id": "m" * 257, "engine": "sim"}]),
         ("models", [{"id": "", "engine": "sim"}]),
         ("models", [{"id": "m", "engine": "sim\n"}]),
+        # found 2026-12-05 (attack32b): listed whole in the public GET /mesh/nodes
+        ("models", [{"id": "m", "engine": "e" * 129}]),
+        ("models", [{"id": "m", "engine": ""}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "\x1b[2J" + "a" * 60}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "a" * 65}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "g" * 64}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "pad " * 100_000}]),
     ],
 )
 async def test_registration_fields_past_the_store_or_unprintable_are_400(
@@ -180,6 +187,20 @@ async def test_registration_fields_past_the_store_or_unprintable_are_400(
         assert [n.node_id for n in await reopened.list_nodes()] == ["honest"]
     finally:
         await reopened.close()
+
+
+async def test_a_models_sha256_is_kept_lower_case_and_listed_bounded(tmp_path: Path) -> None:
+    """A file's SHA-256 in capitals is the same file (verifiers are matched on it); the
+    public listing carries each node's names at their bounds only (attack32b)."""
+    async with running(tmp_path) as h:
+        models = [{"id": "my-model", "engine": "e" * 128, "sha256": "AB" * 32}]
+        h.nodes.add("n")
+        r = await h.client.post("/mesh/nodes", json={**registration("n"), "models": models})
+        assert r.status_code == 200, r.text
+        hosted = h.table.hosted("n", "my-model")
+        assert hosted is not None and hosted.sha256 == "ab" * 32
+        listed = (await h.client.get("/mesh/nodes")).json()
+        assert len(json.dumps(listed)) < 4096
 
 
 CLAIMS: dict[str, Any] = {
