@@ -113,6 +113,13 @@ class NodeRegistration(_Wire):
     # the node's X25519 key for this process: the gateway's per-node session key is
     # agreed with it (core/gateway_session.py); None: the gateway signs each request
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
+    # SHA-256 (hex) of the operator token the node sends in X-Mesh-Operator-Token: the
+    # node's signature covers the body, not that header, so without it whoever relays or
+    # sees the registration (plain http on the path, a proxy, a registry of another mesh
+    # within the 120 s window) could send it with their own token and have the node's
+    # key claimed for their operator, its answers and uptime paid to them (found
+    # 2026-12-05, attack32b). None: an older node (the header alone, as before)
+    operator_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     _names_printable = field_validator("node_id", "region", "version")(_printable)
 
