@@ -8,10 +8,18 @@ in ``core``.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.tls import parse_fingerprint
@@ -61,11 +69,26 @@ def _printable(v: str | None) -> str | None:
     return v
 
 
+# a registration's ``hardware`` as JSON: a real machine's is well under 1 KiB (a few GPUs'
+# names and memory); found 2026-12-05 (attack32b): any size was taken (1 MiB of GPUs or of
+# fields of its own), kept in every replica's table and the store, rewritten at each
+# registration, and sent whole in the admin's node listing
+MAX_HARDWARE_BYTES = 16 * 1024
+MAX_GPUS = 64
+
+
 class Hardware(_Wire):
     cpu_count: int = 0
     memory_bytes: int = 0
     disk_free_bytes: int = 0
-    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    gpus: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_GPUS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Hardware:
+        size = len(json.dumps(self.model_dump(mode="json"), ensure_ascii=False).encode())
+        if size > MAX_HARDWARE_BYTES:
+            raise ValueError(f"hardware is at most {MAX_HARDWARE_BYTES} bytes of JSON ({size})")
+        return self
 
 
 class HostedModel(_Wire):

@@ -68,6 +68,8 @@ from LLM_Mesh.core.netguard import (
         ("http://0x7f.1", "loopback"),
         ("http://127.000.000.001", "loopback"),
         ("http://127.0.0.1.", "loopback"),
+        ("http://2130706433.", "loopback"),  # held 2026-12-05 (attack32b)
+        ("http://0x7f.0.0.1.", "loopback"),
         ("http://0", "unspecified"),
         ("http://167772161", "private"),  # 10.0.0.1
         ("http://0xa9fea9fe", "link_local"),  # 169.254.169.254

@@ -165,6 +165,10 @@ async def test_a_nodes_own_error_code_is_not_stored_as_sent(
         ("models", [{"id": "m", "engine": "sim", "sha256": "a" * 65}]),
         ("models", [{"id": "m", "engine": "sim", "sha256": "g" * 64}]),
         ("models", [{"id": "m", "engine": "sim", "sha256": "pad " * 100_000}]),
+        # found 2026-12-05 (attack32b): kept in every replica and the store, any size
+        ("hardware", {"gpus": [{"name": "x" * 20_000}]}),
+        ("hardware", {"cpu_count": 4, "pad": "y" * 20_000}),
+        ("hardware", {"gpus": [{}] * 65}),
     ],
 )
 async def test_registration_fields_past_the_store_or_unprintable_are_400(
@@ -194,8 +198,11 @@ async def test_a_models_sha256_is_kept_lower_case_and_listed_bounded(tmp_path: P
     public listing carries each node's names at their bounds only (attack32b)."""
     async with running(tmp_path) as h:
         models = [{"id": "my-model", "engine": "e" * 128, "sha256": "AB" * 32}]
+        gpus = [{"name": "NVIDIA H100 80GB HBM3", "memory_bytes": 85 * 2**30}] * 8
+        hardware = {"cpu_count": 224, "memory_bytes": 2**41, "gpus": gpus}  # a big machine
         h.nodes.add("n")
-        r = await h.client.post("/mesh/nodes", json={**registration("n"), "models": models})
+        reg = {**registration("n"), "models": models, "hardware": hardware}
+        r = await h.client.post("/mesh/nodes", json=reg)
         assert r.status_code == 200, r.text
         hosted = h.table.hosted("n", "my-model")
         assert hosted is not None and hosted.sha256 == "ab" * 32
