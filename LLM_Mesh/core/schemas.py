@@ -74,6 +74,8 @@ def _printable(v: str | None) -> str | None:
 # fields of its own), kept in every replica's table and the store, rewritten at each
 # registration, and sent whole in the admin's node listing
 MAX_HARDWARE_BYTES = 16 * 1024
+# a hosted model's fields beyond HostedModel's own (``HostedModel._extras_bounded``)
+MAX_MODEL_EXTRA_BYTES = 512
 MAX_GPUS = 64
 
 
@@ -109,6 +111,21 @@ class HostedModel(_Wire):
     context_length: int | None = None
 
     _id_printable = field_validator("id", "engine")(_printable)
+
+    @model_validator(mode="after")
+    def _extras_bounded(self) -> HostedModel:
+        """Fields of a node's own (``continuation``, ``load_time_s``: tens of bytes) are
+        listed as sent in GET /mesh/nodes: found 2026-12-05 (attack32b), 500 KB of them in
+        one model of a registration were listed whole to everyone who asked."""
+        extra = self.model_extra
+        if extra:
+            size = len(json.dumps(extra, ensure_ascii=False, default=str).encode())
+            if size > MAX_MODEL_EXTRA_BYTES:
+                raise ValueError(
+                    f"a model's fields beyond the known ones are at most "
+                    f"{MAX_MODEL_EXTRA_BYTES} bytes of JSON ({size})"
+                )
+        return self
 
     @field_validator("sha256")
     @classmethod

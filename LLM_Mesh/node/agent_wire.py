@@ -93,8 +93,8 @@ def registration_body(reg: BaseModel, operator_token: str | None) -> bytes:
     sends beside it, so that the token header cannot be swapped for another operator's on
     the way (the signature covers the body only; ``registry/api.py``, attack32b)."""
     obj = reg.model_dump(mode="json")
-    if operator_token:
-        obj["operator_token_sha256"] = hash_secret(operator_token)
+    if operator_token and operator_token.strip():  # as the registry reads the header
+        obj["operator_token_sha256"] = hash_secret(operator_token.strip())
     return wire_json(obj)
 
 

@@ -165,6 +165,7 @@ async def test_a_nodes_own_error_code_is_not_stored_as_sent(
         ("models", [{"id": "m", "engine": "sim", "sha256": "a" * 65}]),
         ("models", [{"id": "m", "engine": "sim", "sha256": "g" * 64}]),
         ("models", [{"id": "m", "engine": "sim", "sha256": "pad " * 100_000}]),
+        ("models", [{"id": "m", "engine": "sim", "pad": "x" * 600}]),  # listed whole
         # found 2026-12-05 (attack32b): kept in every replica and the store, any size
         ("hardware", {"gpus": [{"name": "x" * 20_000}]}),
         ("hardware", {"cpu_count": 4, "pad": "y" * 20_000}),
@@ -208,6 +209,13 @@ async def test_a_models_sha256_is_kept_lower_case_and_listed_bounded(tmp_path: P
         assert hosted is not None and hosted.sha256 == "ab" * 32
         listed = (await h.client.get("/mesh/nodes")).json()
         assert len(json.dumps(listed)) < 4096
+        # a heartbeat's model item of 200 KB of fields of its own changes nothing
+        item = {"id": "my-model", "pad": "y" * 200_000}
+        hb = await h.client.post("/mesh/nodes/n/heartbeat", json={"models": [item]})
+        assert hb.status_code == 200, hb.text
+        hosted = h.table.hosted("n", "my-model")
+        assert hosted is not None and "pad" not in (hosted.model_extra or {})
+        assert len((await h.client.get("/mesh/nodes")).content) < 4096
 
 
 CLAIMS: dict[str, Any] = {

@@ -231,6 +231,7 @@ async def test_a_registration_relayed_with_another_operators_token_claims_nothin
     reg = NodeRegistration.model_validate(registration(node.node_id))
     body = registration_body(reg, alice)
     assert json.loads(body)["operator_token_sha256"] == hash_secret(alice)
+    assert registration_body(reg, f" {alice}\t") == body  # read as the registry reads it
     async with await mesh(tmp_path, store, wall) as h:
         before = snapshot(h)
         swapped = {**node.reg_headers(body), HDR_OPERATOR_TOKEN: mallory}
