@@ -8,10 +8,18 @@ in ``core``.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.tls import parse_fingerprint
@@ -61,25 +69,68 @@ def _printable(v: str | None) -> str | None:
     return v
 
 
+# a registration's ``hardware`` as JSON: a real machine's is well under 1 KiB (a few GPUs'
+# names and memory); found 2026-12-05 (attack32b): any size was taken (1 MiB of GPUs or of
+# fields of its own), kept in every replica's table and the store, rewritten at each
+# registration, and sent whole in the admin's node listing
+MAX_HARDWARE_BYTES = 16 * 1024
+# a hosted model's fields beyond HostedModel's own (``HostedModel._extras_bounded``)
+MAX_MODEL_EXTRA_BYTES = 512
+MAX_GPUS = 64
+
+
 class Hardware(_Wire):
     cpu_count: int = 0
     memory_bytes: int = 0
     disk_free_bytes: int = 0
-    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    gpus: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_GPUS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Hardware:
+        size = len(json.dumps(self.model_dump(mode="json"), ensure_ascii=False).encode())
+        if size > MAX_HARDWARE_BYTES:
+            raise ValueError(f"hardware is at most {MAX_HARDWARE_BYTES} bytes of JSON ({size})")
+        return self
 
 
 class HostedModel(_Wire):
     """A model a node serves (or could load)."""
 
     id: str = Field(min_length=1, max_length=MAX_MODEL_ID_CHARS)  # as a request's model
-    engine: str = "llama-cpp"  # "llama-cpp" | "openai" | "sim"
+    # "llama-cpp" | "openai" | "sim" (a node of another make may name its own); bounded as
+    # the other names a node chooses: found 2026-12-05 (attack32b), a 1 MiB engine name was
+    # listed whole in the public GET /mesh/nodes to everyone who asked, at every replica
+    engine: str = Field(default="llama-cpp", min_length=1, max_length=_NAME_CHARS)
     simulated: bool = False
     loaded: bool = True
     custom: bool = False
-    sha256: str | None = None
+    # the model file's SHA-256 (64 hex digits, kept lower case: verifiers are matched on it,
+    # core/trust.py); found 2026-12-05 (attack32b): any text was taken, of any length, with
+    # control characters, and listed in GET /mesh/nodes, /mesh/models and /v1/models
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     context_length: int | None = None
 
     _id_printable = field_validator("id", "engine")(_printable)
+
+    @model_validator(mode="after")
+    def _extras_bounded(self) -> HostedModel:
+        """Fields of a node's own (``continuation``, ``load_time_s``: tens of bytes) are
+        listed as sent in GET /mesh/nodes: found 2026-12-05 (attack32b), 500 KB of them in
+        one model of a registration were listed whole to everyone who asked."""
+        extra = self.model_extra
+        if extra:
+            size = len(json.dumps(extra, ensure_ascii=False, default=str).encode())
+            if size > MAX_MODEL_EXTRA_BYTES:
+                raise ValueError(
+                    f"a model's fields beyond the known ones are at most "
+                    f"{MAX_MODEL_EXTRA_BYTES} bytes of JSON ({size})"
+                )
+        return self
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_lower(cls, v: str | None) -> str | None:
+        return None if v is None else v.lower()
 
 
 class NodeRegistration(_Wire):
@@ -102,6 +153,13 @@ class NodeRegistration(_Wire):
     # the node's X25519 key for this process: the gateway's per-node session key is
     # agreed with it (core/gateway_session.py); None: the gateway signs each request
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
+    # SHA-256 (hex) of the operator token the node sends in X-Mesh-Operator-Token: the
+    # node's signature covers the body, not that header, so without it whoever relays or
+    # sees the registration (plain http on the path, a proxy, a registry of another mesh
+    # within the 120 s window) could send it with their own token and have the node's
+    # key claimed for their operator, its answers and uptime paid to them (found
+    # 2026-12-05, attack32b). None: an older node (the header alone, as before)
+    operator_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     _names_printable = field_validator("node_id", "region", "version")(_printable)
 

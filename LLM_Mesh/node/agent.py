@@ -93,6 +93,7 @@ from LLM_Mesh.node.agent_wire import (
     error_message,
     heard_health,
     refusal,
+    registration_body,
     revocation_doubt,
     wire_json,
 )
@@ -271,7 +272,7 @@ class NodeAgent:
     async def register(self, only: str | None = None) -> bool:
         """One registration attempt (each registry that did not revoke this node once, if
         need be; ``only``: that registry alone, a re-check); True when accepted."""
-        body = wire_json(self._registration().model_dump(mode="json"))
+        body = registration_body(self._registration(), self._operator_token)
         r = await self._post("/mesh/nodes", MessageKind.REGISTER, body, self._timeout, only=only)
         retry_in = None if only else self.backoff.peek()  # a re-check says its own delay
         if isinstance(r, Unreached):  # step() waits the backoff's next delay, said here

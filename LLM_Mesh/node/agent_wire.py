@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
-from LLM_Mesh.core.identity import MessageKind
+from LLM_Mesh.core.identity import MessageKind, hash_secret
 from LLM_Mesh.core.revocation_proof import TrustedKey, check_revocation, revoked_request
 from LLM_Mesh.core.revoked_notice import is_revoked
 from LLM_Mesh.logs import log_text as said
@@ -24,6 +25,7 @@ __all__ = [
     "error_message",
     "heard_health",
     "refusal",
+    "registration_body",
     "revocation_doubt",
     "wire_json",
 ]
@@ -84,6 +86,16 @@ def answer_of(r: httpx.Response) -> Any:
 def wire_json(obj: Any) -> bytes:
     """The exact bytes sent (and signed)."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def registration_body(reg: BaseModel, operator_token: str | None) -> bytes:
+    """A registration's bytes (signed): with the SHA-256 of the operator token the node
+    sends beside it, so that the token header cannot be swapped for another operator's on
+    the way (the signature covers the body only; ``registry/api.py``, attack32b)."""
+    obj = reg.model_dump(mode="json")
+    if operator_token and operator_token.strip():  # as the registry reads the header
+        obj["operator_token_sha256"] = hash_secret(operator_token.strip())
+    return wire_json(obj)
 
 
 def error_message(r: httpx.Response, limit: int = 300) -> str:

@@ -16,6 +16,7 @@ node pins (``core/gateway_auth.py``), and the agreement of the node's session ke
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
-from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
+from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind, hash_secret
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.netguard import NodeUrl
@@ -47,6 +48,7 @@ from LLM_Mesh.core.schemas import (
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.errors import (
     Forbidden,
+    InvalidCredential,
     InvalidRequest,
     NodeIdMismatch,
     RateLimited,
@@ -123,6 +125,20 @@ async def register_node(request: Request) -> RegistrationAccepted:
         ) from None
 
 
+def _check_signed_token(reg: NodeRegistration, token: str | None) -> None:
+    """401 unless the operator token sent is the one the node signed for (its SHA-256 in
+    the signed body, ``operator_token_sha256``): a registration relayed with another
+    operator's token claims nothing (docs/security.md, attack32b). None: an older node."""
+    signed = reg.operator_token_sha256
+    if signed is None:
+        return
+    if token is None or not hmac.compare_digest(hash_secret(token), signed):
+        raise InvalidCredential(
+            "the operator token is not the one this registration was signed with "
+            "(operator_token_sha256): it was replaced on the way"
+        )
+
+
 async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
     verified = rt.node_auth.check_registration(headers, body)
     if json_shape(body)[1] > MAX_REGISTRATION_CONTAINERS:  # before the parser: bytes only
@@ -137,6 +153,7 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
             f"the registration names node {reg.node_id!r} but is signed by {verified.node_id}",
             param="node_id",
         )
+    _check_signed_token(reg, verified.operator_token)
     checked: list[tuple[NodeUrl, tuple[str, ...]]] = []
 
     async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)

@@ -68,6 +68,8 @@ from LLM_Mesh.core.netguard import (
         ("http://0x7f.1", "loopback"),
         ("http://127.000.000.001", "loopback"),
         ("http://127.0.0.1.", "loopback"),
+        ("http://2130706433.", "loopback"),  # held 2026-12-05 (attack32b)
+        ("http://0x7f.0.0.1.", "loopback"),
         ("http://0", "unspecified"),
         ("http://167772161", "private"),  # 10.0.0.1
         ("http://0xa9fea9fe", "link_local"),  # 169.254.169.254
@@ -138,6 +140,12 @@ def test_global_addresses_pass(url: str) -> None:
         ("http://4294967296", "malformed"),
         ("http://08.0.0.1", "malformed"),
         ("http://node.123", "malformed"),
+        # held 2026-12-05 (attack32b): what IDNA (NFKC) makes 127.0.0.1 / localhost in the
+        # libraries that encode hosts so (socket, yarl): fullwidth digits, ideographic
+        # full stops, enclosed letters
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11", "malformed"),
+        ("http://127\u30020\u30020\u30021", "malformed"),
+        ("http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3", "malformed"),
     ],
 )
 def test_bad_urls_are_refused_with_a_reason(url: str, reason: str) -> None:

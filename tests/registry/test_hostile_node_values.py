@@ -158,6 +158,18 @@ async def test_a_nodes_own_error_code_is_not_stored_as_sent(
         ("models", [{"id": "m" * 257, "engine": "sim"}]),
         ("models", [{"id": "", "engine": "sim"}]),
         ("models", [{"id": "m", "engine": "sim\n"}]),
+        # found 2026-12-05 (attack32b): listed whole in the public GET /mesh/nodes
+        ("models", [{"id": "m", "engine": "e" * 129}]),
+        ("models", [{"id": "m", "engine": ""}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "\x1b[2J" + "a" * 60}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "a" * 65}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "g" * 64}]),
+        ("models", [{"id": "m", "engine": "sim", "sha256": "pad " * 100_000}]),
+        ("models", [{"id": "m", "engine": "sim", "pad": "x" * 600}]),  # listed whole
+        # found 2026-12-05 (attack32b): kept in every replica and the store, any size
+        ("hardware", {"gpus": [{"name": "x" * 20_000}]}),
+        ("hardware", {"cpu_count": 4, "pad": "y" * 20_000}),
+        ("hardware", {"gpus": [{}] * 65}),
     ],
 )
 async def test_registration_fields_past_the_store_or_unprintable_are_400(
@@ -180,6 +192,30 @@ async def test_registration_fields_past_the_store_or_unprintable_are_400(
         assert [n.node_id for n in await reopened.list_nodes()] == ["honest"]
     finally:
         await reopened.close()
+
+
+async def test_a_models_sha256_is_kept_lower_case_and_listed_bounded(tmp_path: Path) -> None:
+    """A file's SHA-256 in capitals is the same file (verifiers are matched on it); the
+    public listing carries each node's names at their bounds only (attack32b)."""
+    async with running(tmp_path) as h:
+        models = [{"id": "my-model", "engine": "e" * 128, "sha256": "AB" * 32}]
+        gpus = [{"name": "NVIDIA H100 80GB HBM3", "memory_bytes": 85 * 2**30}] * 8
+        hardware = {"cpu_count": 224, "memory_bytes": 2**41, "gpus": gpus}  # a big machine
+        h.nodes.add("n")
+        reg = {**registration("n"), "models": models, "hardware": hardware}
+        r = await h.client.post("/mesh/nodes", json=reg)
+        assert r.status_code == 200, r.text
+        hosted = h.table.hosted("n", "my-model")
+        assert hosted is not None and hosted.sha256 == "ab" * 32
+        listed = (await h.client.get("/mesh/nodes")).json()
+        assert len(json.dumps(listed)) < 4096
+        # a heartbeat's model item of 200 KB of fields of its own changes nothing
+        item = {"id": "my-model", "pad": "y" * 200_000}
+        hb = await h.client.post("/mesh/nodes/n/heartbeat", json={"models": [item]})
+        assert hb.status_code == 200, hb.text
+        hosted = h.table.hosted("n", "my-model")
+        assert hosted is not None and "pad" not in (hosted.model_extra or {})
+        assert len((await h.client.get("/mesh/nodes")).content) < 4096
 
 
 CLAIMS: dict[str, Any] = {

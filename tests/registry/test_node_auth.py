@@ -27,7 +27,10 @@ from LLM_Mesh.core.identity import (
     HDR_TIME,
     MessageKind,
     NodeSigner,
+    hash_secret,
 )
+from LLM_Mesh.core.schemas import NodeRegistration
+from LLM_Mesh.node.agent_wire import registration_body
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
@@ -226,6 +229,39 @@ async def test_registration_with_revoked_operator_is_403(tmp_path: Path) -> None
     async with await mesh(tmp_path, store, wall) as h:
         error(await register(h, make_node(wall, token)), 403, "revoked")
         assert snapshot(h) == ({}, {}, {})
+
+
+async def test_a_registration_relayed_with_another_operators_token_claims_nothing(
+    tmp_path: Path,
+) -> None:
+    """The node's signature covers the body, not the operator token header: whoever sees
+    the registration on its way (plain http, a proxy, a registry of another mesh within the
+    120 s window) sends it first with their own token, and the node's key, its answers and
+    its uptime would be their operator's (found 2026-12-05, attack32b). The node signs the
+    token's SHA-256 into the body (``agent_wire.registration_body``): the swap is a 401."""
+    store, wall = MemoryStore(), Wall()
+    alice, mallory = await operator(store), await operator(store, "mallory")
+    node = make_node(wall, alice)
+    reg = NodeRegistration.model_validate(registration(node.node_id))
+    body = registration_body(reg, alice)
+    assert json.loads(body)["operator_token_sha256"] == hash_secret(alice)
+    assert registration_body(reg, f" {alice}\t") == body  # read as the registry reads it
+    async with await mesh(tmp_path, store, wall) as h:
+        before = snapshot(h)
+        swapped = {**node.reg_headers(body), HDR_OPERATOR_TOKEN: mallory}
+        error(await h.client.post("/mesh/nodes", content=body, headers=swapped), 401,
+              "invalid_credential")  # fmt: skip
+        without = {k: v for k, v in swapped.items() if k != HDR_OPERATOR_TOKEN}
+        error(await h.client.post("/mesh/nodes", content=body, headers=without), 401,
+              "invalid_credential")  # fmt: skip
+        assert snapshot(h) == before  # nothing claimed, stored or routed
+        r = await h.client.post("/mesh/nodes", content=body, headers=node.reg_headers(body))
+        assert r.status_code == 200, r.text
+        assert r.json()["operator"] == "alice"
+        assert h.store.node_keys[node.node_id].operator == "alice"
+        # an older node (no field): its header alone, as before
+        older = make_node(wall, mallory)
+        assert (await register(h, older)).status_code == 200
 
 
 async def test_claiming_an_id_with_another_key_is_403(tmp_path: Path) -> None:
