@@ -103,7 +103,8 @@ class Verdict:
     ok: bool
     reason: str
     """``match``, ``diverged_at_tie``, ``text_match``, ``no_sure_tokens``, ``sampled_match``,
-    ``sampled_diverged`` (ok); ``no_logprobs``, ``logprob``, ``logprob_mean``, ``token``,
+    ``sampled_diverged``, ``sampled_text_match``, ``sampled_text_diverged`` (ok; the last two
+    a stream's: ``core/canary_sampled_text.py``); ``no_logprobs``, ``logprob``, ``logprob_mean``, ``token``,
     ``length``, ``text``, ``stream_text``, ``sampled_token``, ``sampled_departures: …``
     (failed; the last across probes: ``core/canary_departures.py``)."""
     position: int | None = None

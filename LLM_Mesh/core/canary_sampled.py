@@ -42,8 +42,8 @@ The rule, position by position up to and including ``d``:
 
 A node serving another model, a lower quantisation or made-up numbers to sampled requests
 differs at position 0 already (its number for the reference's first token), and over a
-longer shared prefix on average. A streamed probe carries no log-probabilities, so a
-sampled probe is never streamed (docs/security.md, what remains of tell (a)).
+longer shared prefix on average. A streamed probe carries no log-probabilities: a sampled
+one is judged by its text and the reference's numbers (``core/canary_sampled_text.py``).
 Pure: no I/O.
 """
 

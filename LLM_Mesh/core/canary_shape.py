@@ -32,15 +32,17 @@ lie to everything else. So each probe draws its shape from an injected RNG
   least the reference's 5 (a longer list only helps show an honest near tie);
 * optional fields real clients send that change nothing at temperature 0: ``n: 1``,
   ``top_p: 1``, ``stream_options.include_usage`` (streams);
-* on ``sampled_share`` of the non-streamed probes a user-like ``temperature``
+* on ``sampled_share`` of the probes, streamed or not, a user-like ``temperature``
   (:data:`TEMPERATURES`, all ≤ 1) with, on its share, a ``top_p`` users send
   (:data:`TOP_PS`; no ``top_k``: the gateway refuses it, no node reads it), so a node
   cannot answer ``temperature: 0`` honestly and lie to every sampled request
   (docs/security.md, probes' tell (a)). It
   asks for log-probabilities as any non-streamed probe does and is judged against the same
   greedy reference (``core/canary_sampled.py``: the reference is asked without these
-  fields, so no extra verifier call). A streamed probe is never sampled: it carries no
-  log-probabilities, and a sampled text alone cannot be judged without false alarms;
+  fields, so no extra verifier call). A streamed one carries no log-probabilities: its
+  text is judged by the reference's own numbers (``core/canary_sampled_text.py``; before
+  2026-12-05, ``probe32``, a streamed probe was never sampled, so a node lying only to
+  streamed sampled requests was never probed on one);
 * the JSON text as a real client writes it: the openai Python SDK's (httpx: compact
   separators, the required keys first then the rest in alphabetical order), or a
   hand-written client's (``json.dumps`` default spacing, ``model`` first, the other keys
@@ -173,7 +175,7 @@ class Mix:
     stop_share: float = 0.2
     """Chance that a probe sends a ``stop`` list (:data:`STOP_LISTS`)."""
     sampled_share: float = 0.3
-    """Chance that a non-streamed probe is sampled (a ``temperature`` of
+    """Chance that a probe (streamed or not, since ``probe32``) is sampled (a ``temperature`` of
     :data:`TEMPERATURES`; 0: every probe greedy, as before 2026-12-05)."""
     top_p_share: float = 0.4
     """Chance that a sampled probe sends a ``top_p`` (:data:`TOP_PS`)."""
@@ -205,7 +207,8 @@ class Shape:
     sampling: tuple[tuple[str, Any], ...] = ()
     """``seed``, penalties, ``stop`` (a tuple, sent as a list): sent to the verifier too."""
     temperature: float = 0.0
-    """``> 0``: a sampled probe (never streamed), judged by ``core/canary_sampled.py``;
+    """``> 0``: a sampled probe, judged by ``core/canary_sampled.py`` (streamed:
+    ``core/canary_sampled_text.py``);
     not sent to the verifier (its reference is greedy)."""
     sampler: tuple[tuple[str, Any], ...] = ()
     """A sampled probe's ``top_p``: not sent to the verifier either."""
@@ -257,7 +260,7 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
     if rng.random() < mix.stop_share:
         sampling.append(("stop", rng.choice(STOP_LISTS)))
     temperature, sampler = 0.0, []  # drawn last: the other fields' draws are as before
-    if not stream and mix.sampled_share > 0 and rng.random() < mix.sampled_share:
+    if mix.sampled_share > 0 and rng.random() < mix.sampled_share:  # streamed too (probe32)
         temperature = rng.choice(TEMPERATURES)
         if rng.random() < mix.top_p_share:
             sampler.append(("top_p", rng.choice(TOP_PS)))

@@ -82,9 +82,10 @@ from LLM_Mesh.core.canary import (
     judged_part,
     truncated,
 )
-from LLM_Mesh.core.canary_departures import Departures, counted, probe_evidence
+from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, probe_evidence
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
+from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
 from LLM_Mesh.core.canary_shape import (
     DEFAULT_MIX,
     Mix,
@@ -444,20 +445,25 @@ class CanaryProber:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
         ref = truncated(whole, shape.max_tokens)
         v: Verdict
-        if got is None:
+        test, temperature = self.departures.test, shape.temperature
+        ev: Evidence | None = None
+        if got is None and shape.sampled:  # a stream: the reference's numbers (probe32)
+            v = compare_sampled_text(ref, text or "", self.rule, temperature=temperature)
+            ev = text_evidence(ref, text or "", temperature, test)
+        elif got is None:
             v = compare_text(ref, text or "", self.rule, stops(shape))
         else:
             part = judged_part(got, ref, self.mix.max_tokens)
             if shape.sampled:  # at the temperature it sent (core/canary_sampled.tempered_most)
-                v = compare_sampled(
-                    ref, part, self.rule, stops(shape), temperature=shape.temperature
-                )
-                if v.ok and counted(shape):  # across probes: how often it left the arg max
-                    ev = probe_evidence(ref, part, shape.temperature, self.departures.test)
-                    if (flag := self.departures.add(node_id, model, ev)) is not None:
-                        v = Verdict(False, flag.describe(self.departures.test))
+                v = compare_sampled(ref, part, self.rule, stops(shape), temperature=temperature)
+                ev = probe_evidence(ref, part, temperature, test)
             else:
                 v = compare(ref, part, self.rule, stops(shape))
+        flag = None
+        if ev is not None and v.ok and counted(shape):  # across probes: how often it left
+            flag = self.departures.add(node_id, model, ev)
+        if flag is not None:
+            v = Verdict(False, flag.describe(test))
         counts = probe_counts(got, text, streamed_usage, whole, ref, shape)
         if v.ok and counts is not None:  # the text is the model's, its count is not
             rec = await self.quality.record(

@@ -177,7 +177,11 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         assert view[honest]["canary_passed"] >= 3 and view[honest]["trusted"]
         assert view[verifier]["quarantined"] == []
 
-        time.sleep(3)  # users after the quarantine
+        # users after the quarantine: until one sent after it is answered (found by probe32:
+        # a fixed 3 s was shorter than one real-model answer under load, ~8 s measured, when
+        # no honest rounds followed the last quarantine; the test failed with no such request)
+        after = max(quarantined_at.values()) + 0.5
+        wait_for(lambda: any(at > after for at, _, _ in served), 180, "a user after the catch")
         stop.set()
         t.join(120)
         assert served and all(status == 200 for _, status, _ in served), served

@@ -361,7 +361,8 @@ async def test_probe_shapes_vary_and_an_honest_node_passes_every_one(mesh: Harne
     assert any("stream_options" in b for b in bodies)
     assert 0 in {b["temperature"] for b in bodies} and len({b["temperature"] for b in bodies}) > 2
     assert not any(b.get("stream") and "logprobs" in b for b in bodies)  # streams ask none
-    assert not any(b.get("stream") and b["temperature"] for b in bodies)  # nor are sampled
+    # streams are sampled too since probe32 (judged by the reference's numbers)
+    assert any(b.get("stream") and b["temperature"] for b in bodies)
 
 
 def old_shape_liar(body: dict[str, Any]) -> dict[str, Any]:

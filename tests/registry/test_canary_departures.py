@@ -18,7 +18,7 @@ from LLM_Mesh.core.canary_departures import Departures, DepartureTest, Evidence
 from LLM_Mesh.core.canary_shape import DEFAULT_MIX
 from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, mesh, prober, register, trust
+from tests.registry.test_canary import MODEL, STREAM_PIECES, mesh, prober, register, trust
 from tests.registry.test_canary_sampled import answered_by, sim
 
 __all__ = ["mesh"]  # the fixture
@@ -26,14 +26,22 @@ __all__ = ["mesh"]  # the fixture
 
 def leaves_at_once(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Honest at ``temperature: 0``; to a sampled request, the real model's first position
-    (its numbers) with the runner-up picked there, then another model's tokens."""
+    (its numbers) with the runner-up picked there, then another model's tokens (streamed:
+    the same lie, its text alone, one chunk a token)."""
     truthful, cheap = answered_by(honest), answered_by(other)
 
     def answer(body: dict[str, Any]) -> dict[str, Any]:
         if not (body.get("temperature") or 0) > 0:
             return truthful(body)
+        if body.get("stream"):
+            asks = {"logprobs": True, "top_logprobs": 5} if "messages" in body else {"logprobs": 5}
+            out = answer({**body, "stream": False, **asks})
+            out[STREAM_PIECES] = out["choices"][0]["logprobs"]["tokens"]
+            out["choices"][0]["logprobs"] = None
+            return out
         real = truthful({**body, "temperature": 0})["choices"][0]["logprobs"]
         rest = cheap(body)
+        rest.pop(STREAM_PIECES, None)
         lp = rest["choices"][0]["logprobs"]
         first = real["top_logprobs"][0]
         pick, value = sorted(first.items(), key=lambda kv: -kv[1])[1]  # never the arg max
@@ -77,8 +85,9 @@ async def test_a_node_leaving_the_arg_max_at_once_is_flagged_across_probes(
     p = prober(mesh)
     p.departures = Departures(DepartureTest(threshold=math.inf))
     before = await probes(p, "liar", 120)
-    assert len(before) == 120 and {r.verdict for r in before} == {"pass", "unverified"}
-    assert sum(r.detail.startswith("sampled_diverged at token 0") for r in before) > 60
+    assert len(before) == 120 and {r.verdict for r in before} == {"pass"}  # streams judged
+    at_once = ("sampled_diverged at token 0", "sampled_text_diverged at token 0")
+    assert sum(r.detail.startswith(at_once) for r in before) > 100
     p.departures = Departures()
     p.quality.cleared[:] = [p.departures.forget]
     after = await probes(p, "liar", 120)
@@ -183,4 +192,65 @@ async def test_an_honest_sampling_node_over_seeded_probes_is_never_flagged(
     assert all(r.verdict != "fail" for r in results), [r for r in results if r.verdict == "fail"]
     assert added > 50, added  # the random-seeded ones counted
     print(f"honest seeded: {added} counted, highest CUSUM {highest:.2f}")
+    assert highest < p.departures.test.threshold / 2, highest
+
+
+def stream_liar(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Honest to every request but streamed sampled ones (most users' requests), where it
+    leaves the arg max at once (as :func:`leaves_at_once`): no log-probabilities shown."""
+    truthful, liar = answered_by(honest), leaves_at_once(honest, other)
+    return lambda body: liar(body) if body.get("stream") else truthful(body)
+
+
+async def test_a_node_lying_only_to_streamed_sampled_requests_is_flagged(mesh: Harness) -> None:
+    """probe32: a streamed probe was never sampled (no log-probabilities to judge it by),
+    so a node lying only to streamed sampled requests passed every probe (it failed before:
+    200 of 200 passed). Now a share of streamed probes is sampled and its text judged by
+    the reference's own numbers (``core/canary_sampled_text.py``), counted across probes."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", stream_liar(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=1.0)
+    out = []
+    for seed in range(200):
+        p.rng = random.Random(seed)
+        out.append(await p.probe("liar", MODEL))
+        if out[-1].verdict == "fail":
+            break
+    flagged = out[-1]
+    assert flagged.verdict == "fail" and flagged.quarantined, flagged
+    assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
+    print(f"stream liar flagged after {len(out)} streamed probes: {flagged.detail}")
+
+
+async def test_an_honest_sampling_node_over_streamed_probes_is_never_flagged(
+    mesh: Harness,
+) -> None:
+    """Every probe streamed and sampled (0.2–1.0, some ``top_p``, some seeded): the honest
+    sampling sim node, whose text alone is judged, passes 200, its CUSUM far below."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "honest", answered_by(sim()))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=1.0)
+    added, highest, original = 0, 0.0, p.departures.add
+
+    def watched(node: str, model: str, ev: Any) -> Any:
+        nonlocal added, highest
+        added += 1
+        got = original(node, model, ev)
+        tally = p.departures.tallies.get((node, model))
+        highest = max(highest, tally.score if tally is not None else 0.0)
+        return got
+
+    p.departures.add = watched  # type: ignore[method-assign]
+    results = []
+    for seed in range(200):
+        p.rng = random.Random(seed)
+        results.append(await p.probe("honest", MODEL))
+    assert all(r.verdict == "pass" for r in results), [r for r in results if r.verdict != "pass"]
+    left = [r for r in results if r.detail.startswith("sampled_text_diverged")]
+    assert len(left) > 100 and added > 150, (len(left), added)  # evidence was counted
+    print(f"honest streamed: {added} counted, highest CUSUM {highest:.2f}")
     assert highest < p.departures.test.threshold / 2, highest

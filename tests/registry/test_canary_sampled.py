@@ -131,9 +131,10 @@ async def test_a_node_honest_only_at_temperature_0_is_caught(mesh: Harness) -> N
 async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
     mesh: Harness,
 ) -> None:
-    """Every non-streamed probe sampled, the mix's share streamed (``temperature: 0``;
-    deterministic seeds): the honest node's sampled answers leave the greedy path (most of
-    them), and every probe passes (a stream: ``unverified``, its count within)."""
+    """Every probe sampled, the mix's share streamed (judged by the reference's numbers
+    since probe32, ``core/canary_sampled_text.py``; deterministic seeds): the honest node's
+    sampled answers leave the greedy path (most of them), and every probe passes (a stream:
+    its text and its count within)."""
     await register(mesh, "verifier", answered_by(sim()))
     await register(mesh, "honest", answered_by(sim()))
     await trust(mesh, "verifier")
@@ -146,15 +147,16 @@ async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
     bad = [r for r in results if r.verdict not in ("pass", "unverified")]
     assert not bad, bad
     sampled = [r for r in results if r.detail.startswith("sampled_")]
-    diverged = [r for r in sampled if r.detail.startswith("sampled_diverged")]
+    diverged = [r for r in sampled if r.detail.startswith(("sampled_diverged", "sampled_text_d"))]
     assert len(sampled) > 60 and len(diverged) > len(sampled) // 2, (len(sampled), len(diverged))
     bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
     streams = [b for b in bodies if b.get("stream")]
     temps = {b.get("temperature") for b in bodies if not b.get("stream")}
     assert len(temps) > 4 and 0 not in temps  # user-like temperatures, every one sampled
-    assert len(streams) > 30 and {b["temperature"] for b in streams} == {0}  # streams greedy
-    unverified = [r for r in results if r.verdict == "unverified"]
-    assert len(unverified) == len(streams)  # each stream judged (its count) and passed
+    assert len(streams) > 30 and 0 not in {b["temperature"] for b in streams}  # sampled too
+    by_text = [r for r in results if r.detail.startswith("sampled_text_")]
+    assert len(by_text) == len(streams)  # each stream judged by its text (and count), passed
+    assert sum(r.detail.startswith("sampled_text_diverged") for r in by_text) > len(streams) // 2
 
 
 async def test_each_endpoint_sampled_shape_passes_honest_and_fails_another_model(

@@ -2,7 +2,9 @@
 
 The honest node's sampled answers (user-like temperatures, seeded) pass the sampled rule
 against its greedy reference; the same model requantised to Q2_K, serving sampled
-requests, fails it. Skipped without llama-cpp-python or the model package.
+requests, fails it; its streamed sampled answers (their text alone) pass by the reference's
+numbers (``core/canary_sampled_text.py``). Skipped without llama-cpp-python or the model
+package.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from LLM_Mesh.core.canary_departures import (
     probe_evidence,
 )
 from LLM_Mesh.core.canary_sampled import compare_sampled
+from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
 from LLM_Mesh.core.canary_shape import TEMPERATURES
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
@@ -157,3 +160,23 @@ async def test_honest_departures_are_not_flagged_and_leaving_at_once_would_be(
     print(f"leaving at once: flagged after about {hot} sampled probes at 0.7-1.0, {drawn} "
           "at the mix's temperatures")  # fmt: skip
     assert drawn < hot <= 100, (drawn, hot)  # measured 2026-12-05: see docs/security.md
+
+
+async def test_honest_sampled_texts_pass_and_earn_no_more_than_their_tokens(
+    honest: LlamaCppEngine, refs: dict[str, Answer]
+) -> None:
+    """probe32: what a stream shows of an honest sampled answer (its deltas' text, no
+    log-probabilities) passes ``compare_sampled_text`` at 0.5 and 1.0 (4 prompts, seeds
+    300–307), and its evidence is at most what its true tokens earn (``probe_evidence``:
+    the premise of the false-alarm bound, checked on the real tokenizer's spacing)."""
+    tally, highest = DepartureTally(), 0.0
+    for k, (prompt, temperature) in enumerate((p, t) for p in PROMPTS for t in (0.5, 1.0)):
+        got = await answer(honest, prompt, temperature, 300 + k)
+        v = compare_sampled_text(refs[prompt], got.text, temperature=temperature)
+        assert v.ok, (prompt, temperature, v.describe(), got.text)
+        ev = text_evidence(refs[prompt], got.text, temperature)
+        assert ev.log_ratio <= probe_evidence(refs[prompt], got, temperature).log_ratio + 1e-9
+        tally.add(ev)
+        highest = max(highest, tally.score)
+    print(f"honest texts: highest CUSUM {highest:.2f} over 8 probes")
+    assert highest < DEFAULT_TEST.threshold / 2, highest

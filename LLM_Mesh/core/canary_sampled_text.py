@@ -1,0 +1,165 @@
+"""Sampled probes without log-probabilities: a streamed answer judged by the reference's numbers.
+
+``core/canary_sampled.py`` judges a sampled answer with the node's own log-probabilities; a
+stream carries none, so a streamed probe was never sampled, and a node lying only to
+streamed sampled requests (most users' requests) was never probed on one (docs/security.md,
+probes' tell (a), found 2026-12-05, closed 2026-12-05, ``probe32``). Here the text alone is
+judged against the cached greedy reference, whose every position carries its top
+candidates (``canary_shape.REFERENCE_TOP``): those numbers, not the node's, say how likely
+each honest draw is.
+
+The text, whitespace ignored (a detokeniser's spacing is no lie, as ``canary.compare_text``),
+is walked along the reference's tokens: it keeps position ``i`` while it goes on with what
+the reference's token spells; its *textual departure* ``d`` is the first position where it
+neither goes on with it nor ends inside it (:func:`text_departure`). Which tokens the node
+drew is not seen, so:
+
+* a textual departure at ``d`` means the node's own first departure ``j*`` (its first token
+  that is not the reference's) is at some ``j ≤ d``: before ``j*`` its tokens are the
+  reference's, so its text goes on with theirs up to ``j*``. It may be earlier: a token
+  that spells a beginning of the reference's (``"Th"`` for ``"The"``), the same text, or
+  more (``"There"`` for ``"The"``) leaves the path with the text still on it;
+* so a probe's evidence (``canary_departures``'s factors: ``K_j`` the sum of the keeping
+  factors before ``j``, ``D_j`` the leaving factor at ``j``) is the least the node's tokens
+  could have earned, ``min over j ≤ d of K_j + D_j`` (:func:`text_evidence`); with no
+  departure seen (the text ran along the reference, ended inside it, or reached a token
+  holding part of a character, ``"\\ufffd"``) it is ``K_n`` over every position, the least
+  of all (each ``D ≥ 0``, each keeping factor ``≤ 0``). Either is at most the evidence the
+  node's true tokens give (``canary_departures.probe_evidence``, whose expectation under an
+  honest sampler is at most 1 a step), so the CUSUM's bound holds as it is: an honest node
+  is flagged with chance at most ``n · 10⁻¹²`` over its first ``n`` counted sampled probes
+  of a model, streamed or not, under the same assumptions (its numbers within ``e^±0.2``
+  of the reference's, each draw fresh: ``canary_departures.counted``);
+* one probe alone (:func:`compare_sampled_text`) fails only where the textual departure at
+  ``d`` is a draw the reference makes implausible at the probe's temperature (every token
+  it lists whose text agrees with what the node wrote there below ``sampled_floor`` by
+  ``canary_sampled.tempered_most``, and the mass it leaves unlisted below it too) *and*
+  every earlier position's chance of being left at all (``leave_bound``) is below it too:
+  an honest node fails it with chance at most ``(d + 1 + k) · sampled_floor``.
+
+What it does not see: the node's numbers (none are sent), so a node serving another model
+that happens to follow the reference's greedy path passes where the non-streamed rule
+compares its numbers; a text that stops early (a sampled end of text, or a liar's empty
+answer) counts as keeping every position (no evidence against it: the end may be a stop
+string's, a chat template's or the limit's); a liar whose first leaving token spells more
+than the reference's (``"There"`` for ``"The"``) is credited with the least its text
+allows. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from LLM_Mesh.core.canary import DEFAULT_RULE, REPLACEMENT, Answer, Rule, TokenLogprob, Verdict
+from LLM_Mesh.core.canary_departures import DEFAULT_TEST, DepartureTest, Evidence, leave_bound
+from LLM_Mesh.core.canary_sampled import tempered_most
+
+__all__ = ["TextDeparture", "compare_sampled_text", "text_departure", "text_evidence"]
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def _comparable(a: str, b: str) -> bool:
+    """Whether one of ``a`` and ``b`` begins the other."""
+    return a.startswith(b) or b.startswith(a)
+
+
+@dataclass(frozen=True)
+class TextDeparture:
+    """Where a text leaves the reference's path: ``at`` its textual departure (``None``:
+    none seen) and ``rest`` what the text goes on with there, whitespace removed."""
+
+    at: int | None
+    rest: str = ""
+
+
+def text_departure(reference: Answer, text: str) -> TextDeparture:
+    """The first position whose reference token ``text`` (whitespace ignored) neither goes
+    on with nor ends inside; none where it keeps them all, ends inside one, or reaches one
+    holding part of a character (undecided)."""
+    got = _squeeze(text)
+    at = 0
+    for i, t in enumerate(reference.tokens):
+        if REPLACEMENT in t.token:
+            return TextDeparture(None)
+        piece, rest = _squeeze(t.token), got[at:]
+        if rest.startswith(piece):
+            at += len(piece)
+            continue
+        if piece.startswith(rest):
+            return TextDeparture(None)  # it ended inside this token (or right before it)
+        return TextDeparture(i, rest)
+    return TextDeparture(None)
+
+
+def _factors(ref: TokenLogprob, temperature: float, test: DepartureTest) -> tuple[float, float]:
+    """The log factors of keeping and of leaving ``ref`` (``canary_departures``'s)."""
+    q = max(test.floor, leave_bound(ref, temperature, test.margin))
+    r = max(q, test.alternative)
+    keep = math.log((1.0 - r) / (1.0 - q)) if r > q else 0.0
+    return keep, math.log(r / q)
+
+
+def text_evidence(
+    reference: Answer, text: str, temperature: float, test: DepartureTest = DEFAULT_TEST
+) -> Evidence:
+    """The least evidence the node's tokens could have earned for ``text`` (module
+    docstring): ``min over j ≤ d of K_j + D_j`` where it left at ``d``, else ``K_n``."""
+    dep = text_departure(reference, text)
+    kept, least = 0.0, math.inf
+    for i, ref in enumerate(reference.tokens):
+        keep, leave = _factors(ref, temperature, test)
+        if dep.at is not None:
+            least = min(least, kept + leave)
+            if i == dep.at:
+                return Evidence(least, i + 1, i)
+        kept += keep
+    return Evidence(kept, len(reference.tokens), None)
+
+
+def _plausible_at(ref: TokenLogprob, rest: str, temperature: float, rule: Rule) -> float:
+    """The most probability a sampler at ``temperature`` gives a token the node may have
+    drawn at ``ref``'s position, writing ``rest`` there: a listed one (not the reference's
+    pick) whose text agrees with it, or one unlisted where the list leaves out
+    ``sampled_floor`` or more (its text unseen)."""
+    best = 0.0
+    for token, _ in ref.top:
+        if token != ref.token and (REPLACEMENT in token or _comparable(_squeeze(token), rest)):
+            best = max(best, tempered_most(ref, token, temperature))
+    unlisted = 1.0 - sum(math.exp(v) for _, v in ref.top)
+    if not ref.top or unlisted >= rule.sampled_floor:
+        best = max(best, tempered_most(ref, "\0unlisted", temperature))
+    return best
+
+
+def compare_sampled_text(
+    reference: Answer,
+    text: str,
+    rule: Rule = DEFAULT_RULE,
+    stops: Sequence[str] = (),
+    *,
+    temperature: float = 1.0,
+    test: DepartureTest = DEFAULT_TEST,
+) -> Verdict:
+    """The verdict on a sampled answer's ``text`` (no log-probabilities) against the greedy
+    ``reference`` cut to the probe's length: ``sampled_text_match`` (no departure seen) or
+    ``sampled_text_diverged`` at its textual departure (ok), else ``sampled_token`` there
+    (module docstring). ``stops`` are not needed: a stop string only ends a text early."""
+    del stops  # an early end is never a departure (text_departure)
+    if not temperature > 0:
+        raise ValueError("a sampled probe's temperature is above 0")
+    dep = text_departure(reference, text)
+    if dep.at is None:
+        return Verdict(True, "sampled_text_match", None)
+    d = dep.at
+    earlier = max(
+        (leave_bound(r, temperature, test.margin) for r in reference.tokens[:d]), default=0.0
+    )
+    here = _plausible_at(reference.tokens[d], dep.rest, temperature, rule)
+    if here < rule.sampled_floor and earlier < rule.sampled_floor:
+        return Verdict(False, "sampled_token", d, diverged_at=d)
+    return Verdict(True, "sampled_text_diverged", d, diverged_at=d)

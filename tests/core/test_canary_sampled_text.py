@@ -1,0 +1,173 @@
+"""A sampled answer's text judged by the reference's own numbers (``core/canary_sampled_text.py``).
+
+The false-alarm bound rests on two facts tested here: the evidence a text earns is never
+more than its node's true tokens earn (``canary_departures.probe_evidence``), whatever
+tokens spelled it; and, exactly, its expectation under an honest sampler is at most 1 on
+a toy model whose tokens spell beginnings of each other (``"Th"``, ``"The"``, ``"There"``),
+where crediting the textual departure alone (what a naive rule would do) is not.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from LLM_Mesh.core.canary import Answer, TokenLogprob
+from LLM_Mesh.core.canary_departures import probe_evidence
+from LLM_Mesh.core.canary_sampled_text import (
+    compare_sampled_text,
+    text_departure,
+    text_evidence,
+)
+
+# a toy model: each context's distribution over a vocabulary whose tokens begin each other
+VOCAB = ("The", "Th", "e", "There", " cat", " dog", "re", " is")
+
+
+def _dist(context: tuple[str, ...]) -> dict[str, float]:
+    """The toy model's next-token probabilities after ``context`` (tokens)."""
+    table: dict[tuple[str, ...], dict[str, float]] = {
+        (): {"The": 0.9, "There": 0.05, "Th": 0.03, " cat": 0.01, " dog": 0.01},
+        ("The",): {" cat": 0.998, " dog": 0.001, " is": 0.001},
+        ("There",): {" is": 0.95, " cat": 0.05},
+        ("Th",): {"e": 0.5, "re": 0.5},
+        ("Th", "e"): {" dog": 0.9, " cat": 0.1},
+    }
+    if context in table:
+        return table[context]
+    return {t: 1.0 / len(VOCAB) for t in VOCAB}  # elsewhere: flat
+
+
+def _reference(length: int) -> Answer:
+    """The greedy path with each position's top 3 (as the verifier's reference)."""
+    out: list[TokenLogprob] = []
+    context: tuple[str, ...] = ()
+    for _ in range(length):
+        ranked = sorted(_dist(context).items(), key=lambda kv: -kv[1])
+        top = tuple((t, math.log(p)) for t, p in ranked[:3])
+        out.append(TokenLogprob(top[0][0], top[0][1], top))
+        context += (top[0][0],)
+    return Answer("".join(t.token for t in out), tuple(out))
+
+
+def _paths(length: int, temperature: float) -> list[tuple[tuple[str, ...], float]]:
+    """Every token path of ``length`` an honest sampler at ``temperature`` draws, with its
+    probability."""
+    paths: list[tuple[tuple[str, ...], float]] = [((), 1.0)]
+    for _ in range(length):
+        nxt = []
+        for context, p in paths:
+            dist = _dist(context)
+            weights = {t: q ** (1.0 / temperature) for t, q in dist.items()}
+            total = sum(weights.values())
+            nxt += [((*context, t), p * w / total) for t, w in weights.items()]
+        paths = nxt
+    return paths
+
+
+def _naive(reference: Answer, text: str, temperature: float) -> float:
+    """The evidence a rule crediting the textual departure alone would give."""
+    dep = text_departure(reference, text)
+    if dep.at is None:
+        return text_evidence(reference, text, temperature).log_ratio
+    fake = (*reference.tokens[: dep.at], TokenLogprob("\0other", 0.0))
+    return probe_evidence(reference, Answer(text, fake), temperature).log_ratio
+
+
+def test_an_honest_samplers_text_evidence_has_expectation_at_most_one_exactly() -> None:
+    """Exactly, over every path: ``E[exp(evidence)] ≤ 1`` at each temperature (the
+    supermartingale step); a naive rule crediting the textual departure (``"There is"``
+    read as leaving ``" cat"`` after ``"The"``) is far above 1 where ``"There"`` is likely."""
+    ref = _reference(2)
+    assert [t.token for t in ref.tokens] == ["The", " cat"]
+    worst_naive = 0.0
+    for temperature in (0.3, 0.7, 1.0):
+        paths = _paths(2, temperature)
+        assert abs(sum(p for _, p in paths) - 1.0) < 1e-9
+        ours = sum(p * math.exp(text_evidence(ref, "".join(t), temperature).log_ratio)
+                   for t, p in paths)  # fmt: skip
+        naive = sum(p * math.exp(_naive(ref, "".join(t), temperature)) for t, p in paths)
+        assert ours <= 1.0 + 1e-9, (temperature, ours)
+        worst_naive = max(worst_naive, naive)
+    assert worst_naive > 1.5, worst_naive  # why the least over j ≤ d is taken
+
+
+def test_the_text_never_earns_more_than_its_true_tokens() -> None:
+    """For every path of the toy model and every random path of a random model, the text's
+    evidence is at most its tokens' (``probe_evidence``), whitespace differences included."""
+    ref = _reference(3)
+    for tokens, _ in _paths(3, 1.0):
+        got = Answer("".join(tokens), tuple(TokenLogprob(t, 0.0) for t in tokens))
+        for temperature in (0.2, 0.7, 1.0):
+            mine = text_evidence(ref, got.text, temperature).log_ratio
+            assert mine <= probe_evidence(ref, got, temperature).log_ratio + 1e-12, tokens
+    rng = random.Random(5)
+    words = (" a", " an", " and", "a", "nd", "\n", " ", " the", "the", "re")
+    for _ in range(2000):
+        n = rng.randint(1, 6)
+        ref_tokens = []
+        for _ in range(n):
+            picks = rng.sample(words, 4)
+            values = sorted((math.log(rng.uniform(0.01, 0.5)) for _ in picks), reverse=True)
+            top = tuple(zip(picks, values, strict=True))
+            ref_tokens.append(TokenLogprob(top[0][0], top[0][1], top))
+        reference = Answer("", tuple(ref_tokens))
+        keep = rng.randint(0, n)
+        mine_tokens = [t.token for t in ref_tokens[:keep]] + rng.choices(words, k=rng.randint(0, 3))
+        text = "".join(mine_tokens)
+        if rng.random() < 0.3:
+            text = text.replace(" ", "  ", 1).lstrip()  # a detokeniser's spacing
+        got = Answer(text, tuple(TokenLogprob(t, 0.0) for t in mine_tokens))
+        temperature = rng.choice((0.2, 0.5, 1.0))
+        mine = text_evidence(reference, text, temperature).log_ratio
+        assert mine <= probe_evidence(reference, got, temperature).log_ratio + 1e-12
+
+
+def test_the_textual_departure_ignores_whitespace_and_an_early_end() -> None:
+    ref = _reference(2)
+    assert text_departure(ref, "The cat").at is None
+    assert text_departure(ref, " The  cat and more").at is None  # ran past the reference
+    assert text_departure(ref, "The ca").at is None  # ended inside a token
+    assert text_departure(ref, "").at is None
+    assert text_departure(ref, "There is").at == 1 and text_departure(ref, "There is").rest
+    assert text_departure(ref, "A cat").at == 0
+    partial = Answer("", (TokenLogprob("\ufffd", -0.1, (("\ufffd", -0.1),)),))
+    assert text_departure(partial, "é").at is None  # part of a character: undecided
+
+
+def _confident() -> Answer:
+    top = (("Paris", math.log(0.97)), (" Lyon", math.log(0.02)), (" Nice", math.log(0.005)))
+    return Answer("Paris", (TokenLogprob("Paris", top[0][1], top),))
+
+
+def test_leaving_a_confident_arg_max_at_a_low_temperature_fails_on_its_own() -> None:
+    """At 0.2 the runner-up of a 97 % token is a ~10⁻⁹ draw: one probe fails; at 1.0 it
+    passes (plausible once; the test across probes counts it)."""
+    ref = _confident()
+    v = compare_sampled_text(ref, " Lyon", temperature=0.2)
+    assert not v.ok and v.reason == "sampled_token" and v.position == 0, v
+    assert compare_sampled_text(ref, " Lyon", temperature=1.0).reason == "sampled_text_diverged"
+    assert compare_sampled_text(ref, "Paris", temperature=0.2).reason == "sampled_text_match"
+    # a token the reference does not list, where its list leaves out 0.5 %: plausible at 1.0
+    assert compare_sampled_text(ref, " Marseille", temperature=1.0).ok
+    ev = text_evidence(ref, " Lyon", 0.2)
+    assert ev.left_at == 0 and ev.log_ratio > 10  # strong evidence for the CUSUM too
+
+
+def test_a_late_departure_after_a_position_that_may_have_been_left_passes() -> None:
+    """The textual departure at 1 may be the node's token at 0 (``"There"``): one probe
+    fails only where every earlier position is implausible to leave too."""
+    ref = _reference(2)
+    assert compare_sampled_text(ref, "There is", temperature=0.2).ok
+    ev = text_evidence(ref, "There is", 0.7)
+    assert ev.left_at == 1
+    assert ev.log_ratio <= text_evidence(ref, "A", 0.7).log_ratio + 1e-12  # at most leaving at 0
+
+
+def test_no_departure_keeps_every_position() -> None:
+    """No departure seen: the keeping factors of every position (the least any path earns),
+    ≤ 0, so a text that stops early gains a liar nothing and costs an honest node nothing."""
+    ref = _reference(2)
+    full = text_evidence(ref, "The cat", 0.7)
+    assert full.left_at is None and full.log_ratio <= 0.0
+    assert text_evidence(ref, "", 0.7).log_ratio == full.log_ratio
