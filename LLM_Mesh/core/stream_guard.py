@@ -86,8 +86,8 @@ from LLM_Mesh.core.delivered import chunk_bytes
 
 __all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS",
            "NO_DATA_EVENTS", "OVER", "PADDED", "SLACK_EVENTS", "SharedTime", "StreamFloor",
-           "carries_output", "node_context", "over_limit", "overrun", "sharers", "slow_at",
-           "token_limit", "too_many_without_data"]  # fmt: skip
+           "carries_output", "chunk_reading", "node_context", "over_limit", "overrun",
+           "sharers", "slow_at", "token_limit", "too_many_without_data"]  # fmt: skip
 
 # data events a part may send past its token limit that carry no token: the role chunk,
 # the finish chunk, the final usage chunk and a few empty deltas
@@ -139,6 +139,24 @@ def overrun(limit: int, content_chunks: int, outputs: int, events: int) -> int:
     if not over_limit(limit, content_chunks, events):
         return 0
     return OVER if content_chunks > limit or outputs >= limit else PADDED
+
+
+def chunk_reading(obj: dict[str, Any], choices: int = 1) -> tuple[str | None, str, int]:
+    """One look at a stream chunk (a data event's JSON object) for the gateway's part
+    reader (``registry/stream_part.py``), each rule applied once: why its choices are not
+    the request's ``choices`` (``n``; ``core/answer_text.choice_fault``; ``None``: they
+    are, else nothing more is read: ``"", 0``), the text it adds
+    (``core/answer_text.chunk_text``: the receipt's text, a content chunk when not empty)
+    and the UTF-8 bytes its choices generated (``core/delivered.chunk_bytes``: what its part
+    is priced by). It carries output (:func:`carries_output`) when it has no fault and
+    either is not empty. The reader passes these along: the floor's count, the limit's
+    count of content chunks and the receipt's text and bytes come from this one look (until
+    2026-12-05 the choices were judged twice a chunk, and a part's data lines parsed again
+    at its limit and at its end: ``stream32``)."""
+    why = choice_fault(obj, choices)
+    if why is not None:
+        return why, "", 0
+    return None, chunk_text(obj), chunk_bytes((obj,), choices)
 
 
 def carries_output(obj: dict[str, Any], choices: int = 1) -> bool:

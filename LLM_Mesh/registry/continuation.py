@@ -18,8 +18,9 @@ far:
   ends with an error event ``continuation_unsupported``.
 
 The send stage (:mod:`~LLM_Mesh.registry.send_stream`) decides when and where to
-continue and rebuilds the text so far lazily, only on a failover, from the raw
-``data:`` lines it kept; the relay (:mod:`~LLM_Mesh.registry.relay`) rewrites every
+continue and has the text so far from the text it gathered as each ``data:`` line was
+read (``stream_part.PartReader``; :func:`delivered` is the same rule over the kept lines,
+parsed again); the relay (:mod:`~LLM_Mesh.registry.relay`) rewrites every
 chunk of the continuing node to the first node's ``id``/``created``/``model`` and
 drops its leading role-only chunk; the account stage adds the tokens already sent
 to the final ``usage``.

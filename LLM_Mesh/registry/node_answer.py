@@ -6,7 +6,9 @@ declares a context (``core/answer_bound.py``; without ``max_tokens``, at that no
 context: ``Job.limit_on``, as a stream's limit); the node client stops reading past its bytes
 (``NodeClient.post_by(limit=...)``), :func:`read_answer` counts its containers before the
 parser sees it. Anything past the bound, not a JSON object (``core/strict_json.py``) or no
-answer (``core/answer_text.not_an_answer``) is :class:`NotAnAnswer`: the node's protocol
+answer (``core/answer_text.not_an_answer``), or one holding a lone UTF-16 surrogate escape
+(``strict_json.refuse_lone_surrogates``: the gateway could not write it again) is
+:class:`NotAnAnswer`: the node's protocol
 error, failed over. The answer's top-level ``model`` is set to the request's (the catalog
 id the client asked for: a node's own name for it never reaches the client).
 """
@@ -60,6 +62,10 @@ def read_answer(content: bytes, bound: AnswerBound, model: str, choices: int = 1
         data = strict_json.loads_object(content)
     except (ValueError, RecursionError):  # nested past the parser's limit
         raise NotAnAnswer("the node's answer is not a JSON object") from None
+    try:  # a lone surrogate escape: no text, nothing writes it (found 2026-12-05, stream32:
+        strict_json.refuse_lone_surrogates(content, data)  # a 500, the node not blamed)
+    except ValueError as exc:
+        raise NotAnAnswer(f"the node's answer is not Unicode text: {exc}") from None
     if (why := not_an_answer(data, choices)) is not None:  # no answer: a failure too
         raise NotAnAnswer(why)
     if data.get("model") != model:  # the client's model, not the node's name for it

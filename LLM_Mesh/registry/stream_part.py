@@ -9,11 +9,16 @@ parsed once, strictly (:mod:`~LLM_Mesh.core.strict_json`): one that is not a JSO
 object, or holds ``NaN``, ``Infinity`` or a number past a float's range, breaks the stream
 like a cut (so the client only ever gets JSON); the parsed object is kept (for the relay)
 only until the node's first token (the gateway's time to first token) and when the event
-carries ``"usage"`` (the node's final chunk). The raw ``data:`` lines of the current
-node are kept (a list append) so a failover can rebuild the text so far, and the receipt
-can hash what was relayed: they are parsed once, all in one ``json.loads``, when the
-node's part ends (its final chunk, a break, the client's leaving), and the part goes into
-``Tally.outputs`` (``core/receipt.py``).
+carries ``"usage"`` (the node's final chunk). Its choices are looked at once
+(:func:`~LLM_Mesh.core.stream_guard.chunk_reading`: the choice check, the text it adds, the
+bytes of its output) and those results passed along: to the floor's count, the limit's
+count of content chunks, and the text and bytes of the current node's part, gathered as
+each data line is kept (a list append), so a failover can rebuild the text so far and the
+receipt can hash what was relayed without parsing the lines again when the node's part ends
+(its final chunk, a break, the client's leaving); the part goes into ``Tally.outputs``
+(``core/receipt.py``). Until 2026-12-05 (``stream32``) the choices were judged twice a
+chunk and the data lines parsed again, all in one ``json.loads``, at the part's limit and
+at its end: one parse of each line now, and the same text, counts and bytes.
 
 Bounds (:mod:`~LLM_Mesh.core.stream_guard`): a node part past the tokens the request still
 allows (``Job.token_limit``; without ``max_tokens`` ``Job.limit_on`` the context its node
@@ -24,9 +29,11 @@ nothing of the event past it is relayed, the node's stream is closed, the router
 node's ``usage`` past the limit is read as the limit (and is ``SERVER_ERROR`` too). A part past
 its events (the limit + 8) with fewer events with output than the limit padded its answer
 with empty ones: a break like a cut, continued elsewhere, not that normal end. Per event
-this costs a ``len()`` of the part's data lines (kept anyway), an integer compare and a
-look at the event's text (:func:`~LLM_Mesh.core.stream_guard.carries_output`); a part that reaches its limit has its data lines parsed once more there (one
-``json.loads``, to count its content chunks exactly). A part slower than the
+this costs a ``len()`` of the part's data lines (kept anyway), an integer compare and the
+look at its choices above (an event with output:
+:func:`~LLM_Mesh.core.stream_guard.carries_output`'s rule); the content chunks are counted
+as they are read, so a part that reaches its limit is judged without parsing its data lines
+again. A part slower than the
 floor (``Runtime.stream_floor``; only its events with output count:
 ``core/stream_guard.carries_output``, so a role-only or empty delta is no progress) breaks
 like a cut (``TIMEOUT``), checked with one clock
@@ -44,7 +51,7 @@ import math
 from typing import Any
 
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.answer_text import choice_fault, chunk_finished, output_sha256
+from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.delivered import completion_cap, priced_completion
 from LLM_Mesh.core.receipt import PartStatus
@@ -52,12 +59,11 @@ from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
 from LLM_Mesh.core.stream_guard import (
     PADDED,
-    carries_output,
+    chunk_reading,
     overrun,
     slow_at,
     too_many_without_data,
 )
-from LLM_Mesh.registry.continuation import chunk_text, delivered, generated
 from LLM_Mesh.registry.job import usage_counts
 from LLM_Mesh.registry.send import Exchange, error_message
 
@@ -138,6 +144,12 @@ class PartReader:
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
         self.data: list[bytes] = []  # the current node's data lines (first of each event)
+        # ... their text (the first choice's: the receipt's), content chunks (those with
+        # text) and the UTF-8 bytes of their choices' output (core/delivered.py), as each
+        # was read (core/stream_guard.chunk_reading): never parsed again
+        self.pieces: list[str] = []
+        self.chunks = 0
+        self.nbytes = 0
         self._done = False  # the current node sent [DONE]
         self.text = ""  # text the client got from earlier nodes
         self.node_first = False  # the current node has sent a token
@@ -146,7 +158,6 @@ class PartReader:
         self.continued = False
         # the current node part's bounds (core/stream_guard.py)
         self.limit = UNBOUNDED  # tokens it may still send (set as its stream opens)
-        self.content = -1  # its content chunks, counted only past ``limit`` events
         self.no_data = 0  # its events without data (comments)
         self.outputs = 0  # its data events with output (text): what the floor counts
         self.clipped = False  # its usage said more than ``limit``: read as ``limit``
@@ -160,7 +171,7 @@ class PartReader:
         """A node part starts (its stream just opened, ``tally.node_id`` its node), with
         the tokens the request still allows on that node (:meth:`_left`)."""
         self.limit = self._left()
-        self.content, self.clipped, self.no_data, self.outputs = -1, False, 0, 0
+        self.clipped, self.no_data, self.outputs = False, 0, 0
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.lost0 = self._lost(self.opened)
@@ -237,42 +248,44 @@ class PartReader:
             node = self.ex.tally.node_id  # its message as a refusal's, no more (found 2026-12-05)
             said = error_message(first[5:])
             raise Broken(f"node {node} reported an error mid-stream: {said}")
-        if (why := choice_fault(obj, self.ex.job.choices)) is not None:  # a choice the
-            node = self.ex.tally.node_id  # request did not ask for: never relayed, counted
-            raise Broken(f"node {node} sent a chunk outside the protocol: {why}")  # (found
-            # 2026-12-05, choiceidx31: index 1 text held the floor, reached the client, paid)
+        # one look at its choices, passed along (core/stream_guard.chunk_reading)
+        why, text, nbytes = chunk_reading(obj, self.ex.job.choices)
+        if why is not None:  # a choice the request did not ask for: never relayed, counted
+            node = self.ex.tally.node_id  # or paid (found 2026-12-05, choiceidx31: index 1
+            raise Broken(f"node {node} sent a chunk outside the protocol: {why}")  # text
+            # held the floor, reached the client, paid)
         if self.usage_seen:  # its final chunk went out: nothing of the node's after it
             node = self.ex.tally.node_id
             raise Broken(f"node {node} sent an event after its final (usage) chunk")
         data = self.data  # the part's data events so far: one a line
-        if carries_output(obj, self.ex.job.choices):  # only output counts for the floor
-            self.outputs += 1  # (found 2026-12-05: an empty delta was progress)
+        if text or nbytes > 0:  # only output counts for the floor (found 2026-12-05: an
+            self.outputs += 1  # empty delta was progress; core/stream_guard.carries_output)
         if len(data) >= self.limit:  # an honest node: its last few
-            self._past_limit(obj)
+            self._past_limit(text)
         data.append(first)
+        if text:
+            self.pieces.append(text)
+            self.chunks += 1
+        self.nbytes += nbytes
         if not self.finished and chunk_finished(obj):
             self.finished = True  # its answer is over: not continued if it breaks now
         # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
         # 2026-12-04: such a final chunk was relayed as the node wrote it, its own mesh)
         if not self.node_first or "usage" in obj:
-            self._read(obj)
+            self._read(obj, text)
             # a usage read as the limit: the relay writes the tally's instead
             return Event(DATA, first, obj, self.continued or self.clipped)
         if "mesh" in obj:  # the relay drops it: only the gateway's final chunk has one
             return Event(DATA, first, obj, self.continued)
         return Event(DATA, first, None, self.continued)
 
-    def _past_limit(self, obj: dict[str, Any]) -> None:
-        """Raises when this data event (``obj``) takes the part past its limit
+    def _past_limit(self, text: str) -> None:
+        """Raises when this data event (its ``text``) takes the part past its limit
         (:class:`Overrun`: cut at the limit) or past its events with too little output
         (:class:`Broken`: it padded its answer; ``core/stream_guard.overrun``): its content
-        chunks are counted once (those relayed so far: one parse of its data lines), then
-        one by one."""
-        if self.content < 0:
-            self.content = generated(self.data)[1]
-        if chunk_text(obj):
-            self.content += 1
-        verdict = overrun(self.limit, self.content, self.outputs, len(self.data) + 1)
+        chunks are those relayed so far (counted as each was read), and this one."""
+        content = self.chunks + 1 if text else self.chunks
+        verdict = overrun(self.limit, content, self.outputs, len(self.data) + 1)
         if not verdict:
             return
         node = self.ex.tally.node_id
@@ -326,18 +339,31 @@ class PartReader:
     def _checked(self, first: bytes) -> dict[str, Any]:
         """The data line's JSON object; a data line that is not one (not JSON, a non-finite
         number: ``core/strict_json.py``) breaks the stream: the client gets only JSON.
-        Every data line is parsed once, here (about 2-3 us a token)."""
+        Every data line is parsed once, here (about 2-3 us a token). A string holding a lone
+        UTF-16 surrogate escape (``"\\ud800"``: no Unicode character) breaks it too: nothing
+        writes it as UTF-8 (found 2026-12-05, ``stream32``: the receipt's hash of the part's
+        text, or the chunk written again, raised ``UnicodeEncodeError``, the client's stream
+        cut without an error event, the node not blamed); only such an escape makes one, so
+        a line is looked at further only when it holds ``\\ud`` (two substring searches)."""
         try:
-            return strict_json.loads_object(first[5:])
+            obj = strict_json.loads_object(first[5:])
         except (ValueError, RecursionError):  # nested past the parser's limit
             node = self.ex.tally.node_id
             said = first[5:80].decode("utf-8", "replace")
             raise Broken(f"node {node} sent an event that is not JSON: {said!r}") from None
+        if b"\\ud" in first or b"\\uD" in first:
+            try:
+                strict_json.refuse_lone_surrogates(first[5:], obj)
+            except ValueError as exc:
+                node = self.ex.tally.node_id
+                raise Broken(f"node {node} sent an event that is not Unicode text: {exc}") from None
+        return obj
 
-    def _read(self, obj: dict[str, Any]) -> None:
-        """The first token (the gateway's time to first token) and the final chunk's usage."""
+    def _read(self, obj: dict[str, Any], text: str) -> None:
+        """The first token (the gateway's time to first token: a chunk with ``text``) and
+        the final chunk's usage."""
         ex = self.ex
-        if not self.node_first and chunk_text(obj):
+        if not self.node_first and text:
             self.node_first = True
             ex.first_token()
             real = ex.rt.clock()
@@ -357,11 +383,11 @@ class PartReader:
             self.usage_seen = True
 
     def _observe(self, pt: int, ct: int, node_mesh: Any) -> int:
-        """The current node's part for the receipt: its text as relayed (its data lines,
-        parsed once, here at its final chunk), its counts and its ``mesh.receipt``. Returns
-        the count priced: ``ct``, at most the bytes it delivered (``core/delivered.py``)."""
+        """The current node's part for the receipt: its text as relayed (read as each data
+        line was), its counts and its ``mesh.receipt``. Returns the count priced: ``ct``, at
+        most the bytes it delivered (``core/delivered.py``)."""
         tally, job = self.ex.tally, self.ex.job
-        text, _, nbytes = delivered(self.data, job.choices)
+        text, nbytes = "".join(self.pieces), self.nbytes
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
@@ -374,8 +400,8 @@ class PartReader:
         relayed text joins the text so far; its data lines are done with. Its chunks, priced
         as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
         tally, job = self.ex.tally, self.ex.job
-        text, chunks, nbytes = delivered(self.data, job.choices)
-        self.data = []
+        text, chunks, nbytes = "".join(self.pieces), self.chunks, self.nbytes
+        self.data, self.pieces, self.chunks, self.nbytes = [], [], 0, 0
         self.text += text
         if chunks:
             node = node or tally.node_id or "?"

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from LLM_Mesh.core.answer_text import choice_fault, chunk_text
+from LLM_Mesh.core.delivered import chunk_bytes
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.stream_guard import (
     MAX_CONTEXT,
@@ -16,6 +20,7 @@ from LLM_Mesh.core.stream_guard import (
     SharedTime,
     StreamFloor,
     carries_output,
+    chunk_reading,
     node_context,
     over_limit,
     overrun,
@@ -241,3 +246,36 @@ def test_a_chunk_of_a_choice_not_asked_for_carries_no_output(index: object) -> N
     assert carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]}, 2)
     twice = [{"index": 0, "delta": {"content": "x"}}] * 2
     assert not carries_output({"choices": twice}, 2)
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 3), st.floats(0, 1), st.text(max_size=4),
+    st.just([{"type": "text", "text": "pt"}]),
+)
+_BODY = st.dictionaries(
+    st.sampled_from(["role", "content", "reasoning_content", "reasoning", "refusal",
+                     "x_pad", "tool_calls"]),
+    _VALUES | st.just([{"function": {"name": "f", "arguments": "{}"}}]),
+    max_size=4,
+)  # fmt: skip
+_CHOICE = st.one_of(
+    st.fixed_dictionaries({}, optional={"index": _VALUES, "delta": _BODY | _VALUES,
+                                        "text": _VALUES, "finish_reason": _VALUES}),
+    _VALUES,
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(choices=st.one_of(st.lists(_CHOICE, max_size=3), _VALUES), n=st.integers(1, 3))
+def test_one_look_at_a_chunk_is_each_rule_applied_once(choices: object, n: int) -> None:
+    """``chunk_reading`` (the gateway's one look a chunk, stream32) says what the rules it
+    folds say, one by one: a fold that drifted from them (a fault missed, text or bytes
+    counted otherwise) changes what the floor, the limit and the receipt read."""
+    obj = {**_HEAD, "choices": choices}
+    why, text, nbytes = chunk_reading(obj, n)
+    assert why == choice_fault(obj, n)
+    if why is None:
+        assert (text, nbytes) == (chunk_text(obj), chunk_bytes((obj,), n))
+    else:
+        assert (text, nbytes) == ("", 0)
+    assert (why is None and (bool(text) or nbytes > 0)) is carries_output(obj, n)
