@@ -102,6 +102,8 @@ from LLM_Mesh.core.browser_origin import parse_local_names
 from LLM_Mesh.core.failover import MAX_ATTEMPTS_TOP as MAX_ATTEMPTS_TOP  # (core/failover.py)
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
+from LLM_Mesh.core.registry_urls import registry_url_list
+from LLM_Mesh.core.registry_urls import split_urls as split_urls  # (its home before)
 from LLM_Mesh.core.rewards import START_CLOSE_S, UPTIME_NODES
 from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
@@ -309,11 +311,6 @@ def _witness_urls(env: Mapping[str, str]) -> tuple[str, ...]:
     return urls
 
 
-def split_urls(value: str) -> tuple[str, ...]:
-    """``"URL,URL,..."`` → the URLs, trailing ``/`` dropped, empty parts left out."""
-    return tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
-
-
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path.home() / ".llm-mesh")
@@ -435,9 +432,10 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         home = Path(env.get("LLM_MESH_HOME") or Path.home() / ".llm-mesh").expanduser()
+        given = env.get("LLM_MESH_REGISTRY_URL") or DEFAULT_REGISTRY_URL
         s = cls(
             home=home,
-            registry_url=(env.get("LLM_MESH_REGISTRY_URL") or DEFAULT_REGISTRY_URL).rstrip("/"),
+            registry_url=",".join(registry_url_list(given, "LLM_MESH_REGISTRY_URL")),
             database_url=env.get("LLM_MESH_DATABASE_URL") or None,
             heartbeat_interval_s=_float(env, "LLM_MESH_HEARTBEAT_S", 10.0),
             missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
@@ -539,7 +537,7 @@ class Settings:
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):  # a flag's list replaces the env's
-            clean["registry_urls"] = split_urls(clean["registry_url"])
+            clean["registry_urls"] = registry_url_list(clean["registry_url"], "--registry")
             clean["registry_url"] = ",".join(clean["registry_urls"])
         if clean.get("anonymous_rpm") == 0:  # a flag's 0: no limit
             clean["anonymous_rpm"] = None

@@ -19,6 +19,7 @@ Symlinks are never followed or removed. ``render_plan`` / ``render_apply`` /
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -304,7 +305,7 @@ def render_plan(plan: MigrationPlan) -> list[str]:
         out.append("Would add to .gitignore: " + ", ".join(plan.gitignore_missing))
     out += _render_refs(r, plan.doc_references)
     out += [f"warning: {w}" for w in plan.warnings]
-    out.append("Dry run: nothing changed. Run with --apply to remove these files.")
+    out.append(f"Dry run: nothing changed. Run `{_apply_command(r)}` to remove these files.")
     return out
 
 
@@ -334,7 +335,11 @@ def render_verify(res: VerifyResult) -> list[str]:
         return [f"OK: no model files and no file of 1 GB or more under {r}."]
     out = [f"Model file left: {_rel(r, m.path)} ({format_size(m.size_bytes)})" for m in res.models]
     out += [f"Large file left: {_rel(r, p)} ({format_size(s)})" for p, s in res.large_files]
-    out.append(
-        "Run `llm-mesh migrate --apply` to remove model files; large files are yours to check."
-    )
+    out.append(f"Run `{_apply_command(r)}` to remove model files; large files are yours to check.")
     return out
+
+
+def _apply_command(root: Path) -> str:
+    """The command that applies to ``root`` (found 2026-12-05, newuser32: without the folder,
+    run as written elsewhere, it applied to the current one)."""
+    return f"llm-mesh migrate {shlex.quote(str(root))} --apply"

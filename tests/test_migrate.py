@@ -191,3 +191,17 @@ def test_symlinks_are_not_followed(tmp_path: Path) -> None:
 def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="not a directory"):
         migrate.scan(tmp_path / "missing")
+
+
+def test_the_command_it_says_to_run_names_the_folder_it_scanned(tmp_path: Path) -> None:
+    """Found 2026-12-05 (newuser32): ``llm-mesh migrate --verify old-checkout`` said ``Run
+    `llm-mesh migrate --apply` to remove model files``: run as written, from elsewhere, that
+    removes the model files under the current folder, not the one checked. The dry run
+    said ``Run with --apply`` and no folder either. Both now name the folder, quoted."""
+    import shlex
+
+    root = tmp_path / "old checkout"
+    write(root / "LLM_Mesh" / "models" / "m.gguf", fake_gguf(3))
+    command = f"llm-mesh migrate {shlex.quote(str(root.resolve()))} --apply"
+    assert command in migrate.render_plan(migrate.scan(root))[-1]
+    assert command in migrate.render_verify(migrate.verify(root))[-1]

@@ -105,11 +105,28 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
     cannot be used (``LLM_MESH_HEARTBEAT_S=abc``, a database path for a URL) is one
     ``error:`` line and exit 1, not a traceback."""
     try:
-        return Settings.from_env(
+        settings = Settings.from_env(
             home=home, registry_url=registry.rstrip("/") if registry else None, **kw
         )
     except ValueError as exc:
         raise fail(exc) from exc
+    # a command that sends the API key (it takes --api-key): found 2026-12-05 (newuser32):
+    # an operator token was sent, and "incorrect API key" came back
+    wrong = _OTHER_CREDENTIALS.get((settings.api_key or "")[:4]) if "api_key" in kw else None
+    if wrong is not None:
+        named = "--api-key" if kw.get("api_key") else "LLM_MESH_API_KEY"
+        raise fail(ValueError(
+            f"{named}: that is {wrong}, not an API key; a user's API key is lmk_..., made by "
+            "the registry's admin: `llm-mesh registry keys create --name NAME`"
+        ))  # fmt: skip
+    return settings
+
+
+# credentials that are not API keys, by their prefix (core/identity.py makes them)
+_OTHER_CREDENTIALS = {
+    "lmo_": "an operator token (a node's credential to register; earnings)",
+    "lma_": "the registry's admin key",
+}
 
 
 LogFormatOpt = Annotated[

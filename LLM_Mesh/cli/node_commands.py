@@ -230,23 +230,25 @@ NodeUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--node-url",
-        help="The local node's URL \\[the node running with $LLM_MESH_HOME's key (where it "
-        "listens), else the node of $LLM_MESH_HOME/node.toml (its host, port, https with "
-        "tls_cert), else http://127.0.0.1:8801]",
+        help="The local node's URL \\[the node running with the home's key (--home, "
+        "$LLM_MESH_HOME; where it listens), else the node its node.toml configures (its "
+        "host, port, https with tls_cert), else http://127.0.0.1:8801]",
     ),
 ]
 
 
-def _node_url(given: str | None) -> str:
+def _node_url(given: str | None, home: Path | None = None) -> str:
     """``--node-url``, else where the node running with the home's key listens (written
     into its lock: ``node start --port`` overrides node.toml, or has none), else the node
-    ``$LLM_MESH_HOME/node.toml`` configures, else 8801's."""
+    the home's node.toml configures, else 8801's. The home: ``--home``, else
+    ``$LLM_MESH_HOME`` (found 2026-12-05, newuser32: no ``--home`` here, unlike ``up`` and
+    ``node start``)."""
     from LLM_Mesh.node.config import default_config_path, load_node_config, local_node_url
     from LLM_Mesh.node.keys import key_path, running_node_url
 
     if given:
         return given
-    settings = settings_from()
+    settings = settings_from(home)
     path = default_config_path(settings)
     cfg = None
     if path.is_file():
@@ -470,16 +472,16 @@ def _admin(node_url: str, action: str) -> dict[str, Any]:
 
 
 @node_app.command("pause")
-def node_pause(node_url: NodeUrlOpt = None) -> None:
+def node_pause(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
     """Stop taking new requests (what runs or waits finishes)."""
-    health = _admin(_node_url(node_url), "pause")
+    health = _admin(_node_url(node_url, home), "pause")
     console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
 
 
 @node_app.command("resume")
-def node_resume(node_url: NodeUrlOpt = None) -> None:
+def node_resume(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
     """Take requests again after pause or drain."""
-    health = _admin(_node_url(node_url), "resume")
+    health = _admin(_node_url(node_url, home), "resume")
     console.print(f"node {health.get('node_id')}: [green]{health.get('state')}[/]")
 
 
@@ -488,11 +490,12 @@ def node_drain(
     node_url: NodeUrlOpt = None,
     wait: Annotated[bool, typer.Option(help="Wait until nothing runs or waits")] = True,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 600.0,
+    home: HomeOpt = None,
 ) -> None:
     """Finish in-flight work and take nothing new; by default wait until it is done."""
     from LLM_Mesh.node.control import wait_drained
 
-    url = _node_url(node_url)
+    url = _node_url(node_url, home)
     health = _admin(url, "drain")
     console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
     if not wait:
@@ -516,13 +519,13 @@ def node_drain(
 
 
 @node_app.command("info")
-def node_info_cmd(node_url: NodeUrlOpt = None) -> None:
+def node_info_cmd(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
     """The running node: identity, models, hardware, uptime, requests, tokens and earnings."""
     from LLM_Mesh.cli.earnings_render import node_earnings_view
     from LLM_Mesh.cli.node_render import hosted_models_table, info_table
     from LLM_Mesh.node.control import node_earnings, node_info, registry_quality
 
-    url = _node_url(node_url)
+    url = _node_url(node_url, home)
 
     async def go() -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
         async with http_client() as client:

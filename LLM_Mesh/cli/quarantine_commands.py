@@ -12,8 +12,10 @@ llm-mesh registry usage-audit [--node ID] [--model M]
 
 ``quarantines`` reads the store, as ``nodes clear`` acts on it: every replica's quarantines
 (a failed canary probe, the departures test across sampled probes, the usage audit). The
-audit's shares are each replica's own, in memory: ``usage-audit`` shows the one that
-answered (a verdict's numbers are in its quarantine's reason too).
+audit's shares are the store's evidence, every replica's answers (``"evidence": "store"``,
+since 2026-12-05; a registry without it: the answering replica's own, in memory), as the
+replica that answered last judged them; its recent verdicts are the ones it claimed (a
+verdict's numbers are in its quarantine's reason too).
 """
 
 from __future__ import annotations
@@ -154,8 +156,12 @@ def usage_audit_command(
         "completion or prompt tokens as a share of the gateway's caps are over "
         f"{shown(policy.get('factor', '?'))} times its model's other nodes' median in the same "
         f"time windows, over {shown(policy.get('min_requests', '?'))} answers or more "
-        f"(other nodes answering: {shown(policy.get('min_peers', '?'))} or more); this "
-        "replica's answers since it started",
+        f"(other nodes answering: {shown(policy.get('min_peers', '?'))} or more); "
+        + (
+            "every replica's answers, the store's evidence (as this replica last judged it)"
+            if answer.get("evidence") == "store"
+            else "this replica's answers since it started"
+        ),
         soft_wrap=False,
     )
     if not nodes:

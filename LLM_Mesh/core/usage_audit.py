@@ -63,7 +63,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "Evidence",
-    "NodeAudit", "NodeUsage", "UsageAudit", "context_tier", "median_without",
+    "NodeAudit", "NodeUsage", "UsageAudit", "context_tier", "judge", "median_without",
+    "window_add", "window_table",
 ]  # fmt: skip
 
 
@@ -269,6 +270,62 @@ def _median(values: list[float]) -> float:
     return values[m // 2] if m % 2 else (values[m // 2 - 1] + values[m // 2]) / 2
 
 
+def window_table(usages: Iterable[NodeUsage], policy: AuditPolicy) -> _Window:
+    """One window's nodes with :attr:`~AuditPolicy.bucket_min` answers in it: their count,
+    their answers and each kind's shares, sorted (once a window: a node's peers' median is
+    then found without a list of its peers, O(log n))."""
+    need = max(1, policy.bucket_min)
+    counted = [u for u in usages if u.requests >= need]
+    shares = {
+        kind: sorted(s for s in (u.share(kind) for u in counted) if s is not None) for kind in KINDS
+    }
+    return _Window(len(counted), sum(u.requests for u in counted), shares)
+
+
+def window_add(mine: NodeUsage, t: _Window, policy: AuditPolicy) -> Evidence | None:
+    """A node's evidence from one window (its sums ``mine``, the window's :func:`window_table`
+    ``t``): ``None`` unless it and :attr:`~AuditPolicy.min_peers` peers have
+    :attr:`~AuditPolicy.bucket_min` answers in it."""
+    p = policy
+    if mine.requests < 1:
+        return None
+    # a node under bucket_min in the window is no one's peer there, but its own answers
+    # are judged against the peers counted (else a liar answering 2 in any 10 minutes
+    # was never judged; found 2026-12-05, attack31b)
+    counted = mine.requests >= max(1, p.bucket_min)
+    peers = t.counted - counted  # (it is among them when counted)
+    if peers < max(1, p.min_peers):
+        return None
+    add = Evidence(mine.requests, t.requests - mine.requests, peers)
+    for kind in KINDS:
+        priced, cap = mine.sums(kind)
+        share, all_ = mine.share(kind), t.shares[kind]
+        if share is None or len(all_) - counted < max(1, p.min_peers):
+            continue
+        add.priced[kind], add.cap[kind] = float(priced), float(cap)
+        theirs = median_without(all_, share) if counted else _median(all_)
+        add.ref[kind] = theirs * cap
+    return add
+
+
+def judge(
+    node_id: str, model: str, ev: Evidence | None, policy: AuditPolicy
+) -> AuditVerdict | None:
+    """The node's verdict on its evidence ``ev``: ``None`` without enough answers of its
+    own and its peers' in shared windows, or within :attr:`AuditPolicy.factor` of their
+    median."""
+    p = policy
+    if ev is None or ev.requests < p.min_requests or ev.peer_requests < p.min_requests:
+        return None
+    for kind in KINDS:
+        share, theirs = ev.share(kind), ev.peers_share(kind)
+        if share is None or theirs is None:
+            continue
+        if share > p.factor * theirs:
+            return AuditVerdict(node_id, model, kind, share, theirs, ev.peers, ev.requests)
+    return None
+
+
 class UsageAudit:
     """See the module docstring."""
 
@@ -329,45 +386,14 @@ class UsageAudit:
             u.current = NodeUsage()
 
     def _table(self, nodes: dict[str, NodeAudit]) -> _Window:
-        """The open window's nodes with :attr:`~AuditPolicy.bucket_min` answers in it: their
-        count, their answers and each kind's shares, sorted (once a window: a node's peers'
-        median is then found without a list of its peers, O(log n))."""
-        need = max(1, self.policy.bucket_min)
-        counted = [u.current for u in nodes.values() if u.current.requests >= need]
-        shares = {
-            kind: sorted(s for s in (u.share(kind) for u in counted) if s is not None)
-            for kind in KINDS
-        }
-        return _Window(len(counted), sum(u.requests for u in counted), shares)
+        return window_table((u.current for u in nodes.values()), self.policy)
 
     def _shared(
         self, node_id: str, nodes: dict[str, NodeAudit], table: _Window | None = None
     ) -> Evidence | None:
-        """The node's evidence from the open window: ``None`` unless it and
-        :attr:`~AuditPolicy.min_peers` peers have :attr:`~AuditPolicy.bucket_min` answers
-        in it."""
-        p = self.policy
         mine = nodes[node_id].current
-        if mine.requests < 1:
-            return None
-        # a node under bucket_min in the window is no one's peer there, but its own answers
-        # are judged against the peers counted (else a liar answering 2 in any 10 minutes
-        # was never judged; found 2026-12-05, attack31b)
-        counted = mine.requests >= max(1, p.bucket_min)
         t = self._table(nodes) if table is None else table
-        peers = t.counted - counted  # (it is among them when counted)
-        if peers < max(1, p.min_peers):
-            return None
-        add = Evidence(mine.requests, t.requests - mine.requests, peers)
-        for kind in KINDS:
-            priced, cap = mine.sums(kind)
-            share, all_ = mine.share(kind), t.shares[kind]
-            if share is None or len(all_) - counted < max(1, p.min_peers):
-                continue
-            add.priced[kind], add.cap[kind] = float(priced), float(cap)
-            theirs = median_without(all_, share) if counted else _median(all_)
-            add.ref[kind] = theirs * cap
-        return add
+        return window_add(mine, t, self.policy)
 
     def evidence(self, node_id: str, model: str, table: _Window | None = None) -> Evidence | None:
         """The node's evidence as it stands: the windows closed and the open one (``table``:
@@ -383,17 +409,7 @@ class UsageAudit:
         """The node's verdict as its evidence stands: ``None`` without enough answers of its
         own and its peers' in shared windows, or within :attr:`AuditPolicy.factor` of their
         median."""
-        p = self.policy
-        ev = self.evidence(node_id, model)
-        if ev is None or ev.requests < p.min_requests or ev.peer_requests < p.min_requests:
-            return None
-        for kind in KINDS:
-            share, theirs = ev.share(kind), ev.peers_share(kind)
-            if share is None or theirs is None:
-                continue
-            if share > p.factor * theirs:
-                return AuditVerdict(node_id, model, kind, share, theirs, ev.peers, ev.requests)
-        return None
+        return judge(node_id, model, self.evidence(node_id, model), self.policy)
 
     def forget(self, node_id: str, model: str | None = None) -> None:
         """Drop the node's state (for ``model``, or all)."""

@@ -530,9 +530,9 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         return error_response(InvalidRequest(f"invalid request: {problems}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONAnswer:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONAnswer:
         err = {
-            "message": str(exc.detail),
+            "message": R.route_words(exc.status_code, str(exc.detail), request),
             "type": "invalid_request_error",
             "param": None,
             "code": "not_found" if exc.status_code == 404 else f"http_{exc.status_code}",

@@ -197,3 +197,18 @@ def logprobs_body(kind: str, tokens: Sequence[TokenLogprob] | None) -> dict[str,
     if tokens is None:
         return None
     return chat_logprobs(tokens) if kind == "chat" else completion_logprobs(tokens)
+
+
+def route_words(status: int, detail: str, request: Any) -> str:
+    """A 404 of no route says this is a node and where clients go (found 2026-12-05,
+    newuser32: a client pointed at the node's URL, which ``llm-mesh up`` prints beside the
+    gateway's, said only ``Not Found``); any other error keeps its ``detail``."""
+    if status != 404 or detail != "Not Found":
+        return detail
+    path = request.url.path
+    asked = f"{request.method} {path[:200]}{'...' if len(path) > 200 else ''}"
+    return (
+        f"no endpoint {asked} on this LLM Mesh node: a node is called by its registry's "
+        "gateway; clients (llm-mesh ask and status, an OpenAI client) use the registry's URL "
+        "(`llm-mesh up` prints it as the gateway's; LLM_MESH_REGISTRY_URL)"
+    )

@@ -82,7 +82,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.poller import Poller
-from LLM_Mesh.registry.ports import KeptRequestKeys, Store
+from LLM_Mesh.registry.ports import KeptRequestKeys, Store, UsageAuditStore
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, Removals, SharedInFlight
@@ -99,6 +99,7 @@ from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
+from LLM_Mesh.registry.usage_audit_sync import shares_usage_audit
 from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
 
 log = logging.getLogger(__name__)
@@ -249,9 +250,11 @@ def create_registry_app(
     if runtime.metrics is not None:  # every quarantine counted, by its reason's kind
         quality.on_quarantine = runtime.metrics.quarantined
     # a node far above its peers' counts is quarantined as by a failed probe (usage_audit.py)
-    runtime.usage_audit = UsageAuditor(
-        quality, metrics=runtime.metrics, contexts=declared_contexts(runtime.table)
-    )
+    # its evidence the store's: every replica's answers, kept over a restart (migration 0026)
+    usage_audit = runtime.usage_audit = UsageAuditor(
+        quality, metrics=runtime.metrics, contexts=declared_contexts(runtime.table),
+        store=cast(UsageAuditStore, the_store) if shares_usage_audit(the_store) else None,
+    )  # fmt: skip
     quality_watcher = QualityWatcher(quality)
     # the store polls, by the topic of their change counter (SqlStore.poll_version)
     store_polls: dict[str, Poller] = {
@@ -376,6 +379,7 @@ def create_registry_app(
                 await runtime.rewards.close_first(settings.reward_start_close_s)
                 runtime.rewards.start()
             quality_watcher.start()
+            usage_audit.start()
             canary.start()
             if pruner is not None:
                 pruner.start()
@@ -389,6 +393,7 @@ def create_registry_app(
                 if pruner is not None:
                     await pruner.stop()
                 await canary.stop()
+                await usage_audit.stop()  # its pending sums written
                 await quality_watcher.stop()
                 if runtime.rewards is not None:
                     await runtime.rewards.stop()

@@ -113,11 +113,42 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_response(invalid_from_validation(list(exc.errors()), prefix=("body", "path")))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+# what a client that reached no endpoint is told the gateway serves (found 2026-12-05,
+# newuser32: the openai SDK's embeddings call heard "Not Found", a GET of a completion
+# endpoint "Method Not Allowed", and nothing more)
+SERVED = (
+    "this gateway serves the OpenAI API's POST /v1/chat/completions, POST /v1/completions "
+    "and GET /v1/models (no embeddings, images, audio, files or assistants); every "
+    "endpoint is listed at /openapi.json and /docs; the dashboard is at /dashboard/"
+)
+_SHOWN_PATH = 200  # characters of the asked path said back
+_WITHOUT_V1 = frozenset({"/chat/completions", "/completions", "/models"})
+
+
+def _route_words(request: Request, exc: StarletteHTTPException) -> str:
+    """The message of Starlette's own 404 (no route) or 405 (another method), else the
+    handler's own ``detail``."""
+    asked = f"{request.method} {request.url.path[:_SHOWN_PATH]}"
+    if len(request.url.path) > _SHOWN_PATH:
+        asked += "..."
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        said = f"no endpoint {asked}: {SERVED}"
+        if request.url.path.rstrip("/") in _WITHOUT_V1:  # an SDK's base_url lacking /v1
+            base = str(request.base_url).rstrip("/")
+            said += f"; an OpenAI client's base_url ends in /v1: {base}/v1"
+        return said
+    if exc.status_code == 405 and exc.detail == "Method Not Allowed":
+        allow = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow") or ""
+        return f"{asked}: method not allowed; use {allow or 'another method'}"
+    return str(exc.detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
-        return await _unexpected(_, exc)
+        return await _unexpected(request, exc)
     kind = "invalid_request_error" if exc.status_code < 500 else "api_error"
-    body = {"error": {"message": str(exc.detail), "type": kind, "param": None, "code": None}}
+    message = _route_words(request, exc)
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     advice = retry_header(exc.status_code)  # a 404 route, a 405: the client's (no retry)
     return json_response(body, exc.status_code, {**(exc.headers or {}), **advice, **_fresh_id()})
 

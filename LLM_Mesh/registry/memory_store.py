@@ -12,6 +12,7 @@ from LLM_Mesh.core.liveness import node_address
 from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
+from LLM_Mesh.registry.memory_usage_audit import MemoryUsageAudit
 from LLM_Mesh.registry.ports import (
     FAILURE_OUTCOMES,
     AddressTaken,
@@ -29,12 +30,13 @@ def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-class MemoryStore(MemoryReplicaState):
+class MemoryStore(MemoryReplicaState, MemoryUsageAudit):
     """Nodes and requests in memory. ``requests`` holds every recorded request; recording
     one adds it to its node's counters (as the SQL store does)."""
 
     def __init__(self) -> None:
         super().__init__()
+        MemoryUsageAudit.__init__(self)  # (MemoryReplicaState's does not chain)
         self.nodes: dict[str, NodeRecord] = {}
         # node ids by the address (host, port) each was last stored at: a registration's
         # address check reads those only, not the fleet (as the SQL store's index, 0023)
@@ -341,14 +343,23 @@ class MemoryStore(MemoryReplicaState):
         return sorted(self.verifiers)
 
     async def record_canary(
-        self, node_id: str, model: str, *, ok: bool, reason: str | None, at: datetime
+        self,
+        node_id: str,
+        model: str,
+        *,
+        ok: bool,
+        reason: str | None,
+        at: datetime,
+        probe: bool = True,
     ) -> CanaryRecord:
         rec = self.canary.setdefault((node_id, model), CanaryRecord(node_id, model))
-        rec.last_probe_at = rec.updated_at = at
-        if ok:
+        rec.updated_at = at
+        if probe:  # (not the usage audit's quarantine)
+            rec.last_probe_at = at
+        if ok and probe:
             rec.passed += 1
-        else:
-            rec.failed += 1
+        elif not ok:
+            rec.failed += int(probe)
             if rec.quarantined_at is None:
                 rec.quarantined_at, rec.reason = at, (reason or "failed canary")[:512]
         return replace(rec)

@@ -16,12 +16,13 @@ __all__ = ["no_node"]
 
 def no_node(
     d: Decision, model: str, up: list[str], retry_after_s: int, *, constrained: bool,
-    full: str = "",
+    full: str = "", resting: int = 0,
 ) -> MeshError:  # fmt: skip
     """The refusal for ``d`` (not ``OK``) of a request for ``model``; ``up``: the models a
     healthy node hosts that the request's constraints permit; ``retry_after_s``: what
     ``Retry-After`` says when no node is up (a heartbeat interval); ``full``: how to wait
-    for a slot, or why a wait ran out."""
+    for a slot, or why a wait ran out; ``resting``: the model's nodes that are paused or
+    draining (said, with ``resting`` in the body, when no node is up for it)."""
     if d.verdict is Verdict.SATURATED:
         wait = d.wait_s or 1.0
         how = full or "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
@@ -34,12 +35,19 @@ def no_node(
         )
     within = " within the request's constraints" if constrained else ""
     listed = ", ".join(up) if up else "none"
+    said = f"no healthy node serves {model!r} right now{within} (models up{within}: {listed})"
+    extra: dict[str, int] = {}
+    if resting and model not in up:
+        nodes = "1 node hosting it is" if resting == 1 else f"{resting} nodes hosting it are"
+        said += f"; {nodes} paused or draining (back when resumed)"
+        extra = {"resting": resting}
     return ModelUnavailable(
-        f"no healthy node serves {model!r} right now{within} (models up{within}: {listed})",
+        said,
         model=model,
         available=up,
         # a node's 503 holds it out (paused, draining): back at the end of its Retry-After
         retry_after=retry_after_s if d.wait_s is None else max(1, math.ceil(d.wait_s)),
         hopeless=d.wait_s is None and model not in up,
         reason="no_node",
+        **extra,
     )

@@ -196,8 +196,12 @@ class SignedNodeAuth:
                 "`llm-mesh registry operators add NAME`"
             )
         operator = await self.store.operator_by_token(hash_secret(reg.operator_token))
-        if operator is None:
-            raise InvalidCredential("unknown operator token")
+        if operator is None:  # found 2026-12-05 (newuser32): the bare words, at every try
+            raise InvalidCredential(
+                "unknown operator token: not one this registry made (a typo, or another "
+                "registry's or home's); its admin makes one with "
+                "`llm-mesh registry operators add NAME`"
+            )
         if operator.revoked_at is not None:
             raise Revoked(f"operator {operator.name} is revoked")
         await self._not_starting_over(reg.node_id, operator.name)

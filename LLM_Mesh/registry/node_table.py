@@ -481,6 +481,22 @@ class NodeTable:
         """Healthy nodes hosting ``model_id`` (loaded or loadable)."""
         return len(self.healthy_entries_for(model_id, now))
 
+    def resting_for(self, model_id: str, now: float | None = None) -> int:
+        """Nodes hosting ``model_id`` that are paused or draining, heartbeats fresh and
+        checks passing: out of routing until their operator resumes them (a refusal for
+        want of a node says so: found 2026-12-05, newuser32)."""
+        now = self.clock() if now is None else now
+        resting = (NodeState.PAUSED, NodeState.DRAINING)
+        return sum(
+            1
+            for node_id in self._by_model.get(model_id, ())
+            if (entry := self._nodes[node_id]).state in resting
+            and is_routable(
+                online=True, last_heartbeat=entry.last_heartbeat, now=now,
+                expiry_s=self.expiry_s, check_failed=entry.check_failed,
+            )
+        )  # fmt: skip
+
     def models_up(self, now: float | None = None) -> list[str]:
         """Model ids that at least one healthy node hosts (loaded or loadable), sorted."""
         now = self.clock() if now is None else now

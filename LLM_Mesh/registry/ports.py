@@ -194,9 +194,18 @@ class CanaryStore(Protocol):
         ...
 
     async def record_canary(
-        self, node_id: str, model: str, *, ok: bool, reason: str | None, at: datetime
+        self,
+        node_id: str,
+        model: str,
+        *,
+        ok: bool,
+        reason: str | None,
+        at: datetime,
+        probe: bool = True,
     ) -> CanaryRecord:
-        """Count one probe's verdict; a failure quarantines (keeps the first time and reason)."""
+        """Count one probe's verdict; a failure quarantines (keeps the first time and reason).
+        ``probe=False``: a quarantine found otherwise (the usage audit's, ``ok`` false):
+        neither a failed probe counted nor the last probe's time moved."""
         ...
 
     async def clear_quarantine(self, node_id: str, at: datetime) -> list[str]:
@@ -214,6 +223,83 @@ class CanaryStore(Protocol):
     async def held_nodes(self) -> list[str]:
         """Every node whose earnings are held now: those quarantined for some model, and
         every node whose key's operator holds a quarantined node's key (its siblings)."""
+        ...
+
+
+@dataclass(frozen=True)
+class UsageWindowRow:
+    """A node's sums for a model in one window of the usage audit (``bucket``: the window's
+    index, wall-clock seconds // its length); written as additions (``core/usage_evidence.py``)."""
+
+    model: str
+    bucket: int
+    node_id: str
+    requests: int
+    completion: int
+    completion_cap: int
+    prompt: int
+    prompt_cap: int
+
+
+@dataclass(frozen=True)
+class UsageEvidenceRow:
+    """A node's usage-audit evidence for a model (``core/usage_audit.Evidence``); ``epoch``
+    moves at each write (a write is conditional on the epoch read: 0, no row)."""
+
+    model: str
+    node_id: str
+    epoch: int
+    requests: int
+    peer_requests: int
+    peers: int
+    completion: float
+    completion_cap: float
+    completion_ref: float
+    prompt: float
+    prompt_cap: float
+    prompt_ref: float
+    bucket: int  # the window of its last write (the least recent pruned first)
+
+
+@dataclass
+class UsageAuditRows:
+    """A model's usage-audit state: the windows folded up to ``folded`` (-1: none), the
+    rows of windows after it, every node's evidence."""
+
+    folded: int
+    windows: list[UsageWindowRow]
+    evidence: list[UsageEvidenceRow]
+
+
+class UsageAuditStore(Protocol):
+    """The usage audit's evidence, shared by replicas (``registry/store_usage_audit.py``,
+    migration 0026; ``registry/usage_audit_sync.py``)."""
+
+    async def add_usage_windows(self, rows: list[UsageWindowRow]) -> None:
+        """Add each row's sums to its (model, bucket, node)'s, in one transaction."""
+        ...
+
+    async def usage_audit_rows(self, model: str) -> UsageAuditRows:
+        """The model's state."""
+        ...
+
+    async def fold_usage_audit(
+        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+    ) -> bool:
+        """Fold the model's windows up to ``through`` (those after ``expect``, the folded
+        mark read): each row written where its epoch is still the one read, the windows'
+        rows dropped; ``False`` (nothing written) when another fold moved the mark first."""
+        ...
+
+    async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:
+        """A verdict on the node: its evidence started over and its windows' rows dropped,
+        where its epoch is still ``epoch``; ``False``: another replica's verdict (or a fold)
+        came first."""
+        ...
+
+    async def prune_usage_audit(self, *, max_entries: int, before_bucket: int) -> int:
+        """Drop windows' rows before ``before_bucket`` and the least recently written
+        evidence past ``max_entries``; rows dropped."""
         ...
 
 

@@ -139,11 +139,15 @@ class Quality:
         )
 
     async def record(
-        self, node_id: str, model: str, *, ok: bool, reason: str | None
+        self, node_id: str, model: str, *, ok: bool, reason: str | None, probe: bool = True
     ) -> CanaryRecord:
-        """One probe's verdict: stored, then applied (a failure quarantines at once)."""
+        """One probe's verdict: stored, then applied (a failure quarantines at once).
+        ``probe=False``: a quarantine found otherwise (the usage audit's), not a failed probe
+        (``canary_failed`` and the last probe's time do not move)."""
         already = self.quarantined(node_id, model)
-        rec = await self.store.record_canary(node_id, model, ok=ok, reason=reason, at=self.now())
+        rec = await self.store.record_canary(
+            node_id, model, ok=ok, reason=reason, at=self.now(), probe=probe
+        )
         self.apply(rec)
         if rec.quarantined and not ok:
             await self.refresh_held()  # its operator's other nodes are held from now

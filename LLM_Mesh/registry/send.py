@@ -508,7 +508,7 @@ class Exchange:
         # the models that would answer (routed: not a quarantined node's), within constraints
         up = self.routing.models_within(self.rt.table.models_up(), self._route_request)
         return no_node(d, self.job.model, up, self.rt.retry_after_s, constrained=constrained,
-                       full=full)  # fmt: skip
+                       full=full, resting=self.rt.table.resting_for(self.job.model))  # fmt: skip
 
     async def _choose(self, first: bool) -> Decision:
         """A node for the next attempt; for the first, 503/429 or the opt-in bounded wait."""

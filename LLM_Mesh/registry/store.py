@@ -62,6 +62,7 @@ from LLM_Mesh.registry.store_migrate import (
 from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
+from LLM_Mesh.registry.store_usage_audit import SqlUsageAudit
 from LLM_Mesh.secret_files import make_private_dir
 
 __all__ = [
@@ -194,7 +195,9 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary):
+class SqlStore(
+    SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary, SqlUsageAudit
+):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:

@@ -59,7 +59,14 @@ class SqlCanary:
         return [r.node_id for r in rows]
 
     async def record_canary(
-        self, node_id: str, model: str, *, ok: bool, reason: str | None, at: datetime
+        self,
+        node_id: str,
+        model: str,
+        *,
+        ok: bool,
+        reason: str | None,
+        at: datetime,
+        probe: bool = True,
     ) -> CanaryRecord:
         c = tables.canary_status
         key = (c.c.node_id == node_id) & (c.c.model == model)
@@ -69,11 +76,14 @@ class SqlCanary:
                 c,
                 {"node_id": node_id, "model": model, "passed": 0, "failed": 0, "updated_at": at},
             )
-            values: dict[str, Any] = {"last_probe_at": at, "updated_at": at}
-            if ok:
+            values: dict[str, Any] = {"updated_at": at}
+            if probe:  # (not the usage audit's quarantine: found 2026-12-05, auditshare32)
+                values["last_probe_at"] = at
+            if ok and probe:
                 values["passed"] = c.c.passed + 1
-            else:
-                values["failed"] = c.c.failed + 1
+            elif not ok:
+                if probe:
+                    values["failed"] = c.c.failed + 1
                 values["quarantined_at"] = case(
                     (c.c.quarantined_at.is_(None), at), else_=c.c.quarantined_at
                 )

@@ -76,6 +76,9 @@ __all__ = [
     "settle_holders",
     "settle_leases",
     "settlements",
+    "usage_audit_evidence",
+    "usage_audit_folds",
+    "usage_audit_windows",
 ]
 
 NAMING_CONVENTION = {
@@ -519,6 +522,49 @@ canary_status = Table(
     Column("reason", String(512), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_canary_status_updated_at", "updated_at"),
+)
+
+#: The usage audit's evidence, shared by the replicas on one database and kept over a
+#: restart (migration 0026; ``registry/store_usage_audit.py``, ``core/usage_evidence.py``):
+#: per (model, window, node) the node's sums in the window (every replica adds its own),
+#: per (model, node) its evidence, per model the last window folded into it.
+usage_audit_windows = Table(
+    "usage_audit_windows",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("bucket", BigInteger(), primary_key=True),
+    Column("node_id", String(128), primary_key=True),
+    Column("requests", BigInteger(), nullable=False),
+    Column("completion", BigInteger(), nullable=False),
+    Column("completion_cap", BigInteger(), nullable=False),
+    Column("prompt", BigInteger(), nullable=False),
+    Column("prompt_cap", BigInteger(), nullable=False),
+)
+
+usage_audit_evidence = Table(
+    "usage_audit_evidence",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("node_id", String(128), primary_key=True),
+    Column("epoch", BigInteger(), nullable=False),
+    Column("requests", BigInteger(), nullable=False),
+    Column("peer_requests", BigInteger(), nullable=False),
+    Column("peers", Integer(), nullable=False),
+    Column("completion", Float(), nullable=False),
+    Column("completion_cap", Float(), nullable=False),
+    Column("completion_ref", Float(), nullable=False),
+    Column("prompt", Float(), nullable=False),
+    Column("prompt_cap", Float(), nullable=False),
+    Column("prompt_ref", Float(), nullable=False),
+    Column("bucket", BigInteger(), nullable=False),
+    Index("ix_usage_audit_evidence_bucket", "bucket"),
+)
+
+usage_audit_folds = Table(
+    "usage_audit_folds",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("folded", BigInteger(), nullable=False),
 )
 
 #: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),

@@ -25,9 +25,17 @@ operator's other nodes' are held from then (``registry/held.py``) until the admi
 shares and the recent verdicts at ``GET /mesh/usage-audit``; the quarantine's reason is in
 the admin's and the public node listing as any quarantine's.
 
-Each replica audits the answers it relayed (its own sums, in memory, started over at a
-restart); the quarantine goes through the store, so every replica and the ledger's holds
-follow a verdict of any one of them.
+With a store that keeps it (the SQL and memory stores: ``store=``), the evidence is the
+store's (``registry/usage_audit_sync.py``, migration 0026; since 2026-12-05,
+``auditshare32``): every replica adds its answers' sums in batches, off the request's path,
+and judges what all of them wrote every ``flush_s`` (2 s), so a node's answers spread over
+several replicas count together and a restart goes on where it stopped; a verdict is
+claimed once (the first replica to start the node's evidence over). Without one (tests,
+benchmarks) the audit is this process's, in memory (``core/usage_audit.UsageAudit``),
+judged on the answer. Either way the windows are on the wall clock (``clock``), the
+quarantine goes through the store, so every replica and the ledger's holds follow a verdict
+of any one of them, and it is not a failed probe: the node's ``canary_failed`` does not
+move (found 2026-12-05, ``auditshare32``: one more failed probe in ``llm-mesh node info``).
 """
 
 from __future__ import annotations
@@ -52,9 +60,11 @@ from LLM_Mesh.core.validation import estimate_min_tokens
 from LLM_Mesh.registry.job import Job, Tally
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.ports import UsageAuditStore
 from LLM_Mesh.registry.quality import Quality
+from LLM_Mesh.registry.usage_audit_sync import UsageAuditSync
 
-__all__ = ["UsageAuditor", "declared_contexts"]
+__all__ = ["UsageAuditor", "declared_contexts", "model_of"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,11 @@ def declared_contexts(table: NodeTable) -> Callable[[str], Iterable[int]]:
     return contexts
 
 
+def model_of(stratum: str) -> str:
+    """The model of an audit key (``mistral-7b (context 32768)``: ``mistral-7b``)."""
+    return stratum.split(" (context ", 1)[0]
+
+
 class UsageAuditor:
     """See the module docstring."""
 
@@ -81,10 +96,18 @@ class UsageAuditor:
         *,
         policy: AuditPolicy = DEFAULT_POLICY,
         metrics: GatewayMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         contexts: Callable[[str], Iterable[int]] | None = None,
+        store: UsageAuditStore | None = None,
+        flush_s: float = 2.0,
     ) -> None:
         self.audit = UsageAudit(policy)
+        # the store's shared evidence (None: this process's, in memory: ``self.audit``)
+        self.shared = (
+            None
+            if store is None
+            else UsageAuditSync(store, policy, self._shared_verdict, clock=clock, flush_s=flush_s)
+        )
         # a model's online nodes' declared contexts (0: none declared, the catalog's)
         self.contexts = contexts
         self.clock = clock  # the audit's time windows (a node against its peers in the same)
@@ -119,6 +142,9 @@ class UsageAuditor:
             min(tally.prompt_tokens, prompt_cap),
             prompt_cap,
         )
+        if self.shared is not None:  # in memory, written and judged off the request's path
+            self.shared.add(stratum, node, sample)
+            return None
         verdict = self.audit.observe(node, stratum, sample, self.clock())
         if verdict is not None:
             verdict = replace(verdict, model=job.model)  # quarantined for the model
@@ -138,6 +164,20 @@ class UsageAuditor:
         if tier == 0:
             return job.model
         return None if tier < 0 else f"{job.model} (context {tier})"
+
+    def _shared_verdict(self, verdict: AuditVerdict) -> None:
+        self._flag(replace(verdict, model=model_of(verdict.model)))  # quarantined for the model
+
+    def start(self) -> None:
+        """Start writing and judging the shared evidence (with a store)."""
+        if self.shared is not None:
+            self.shared.start()
+
+    async def stop(self) -> None:
+        """Stop; what is pending written (with a store), the quarantines under way awaited."""
+        if self.shared is not None:
+            await self.shared.stop()
+        await self.settled()
 
     def _flag(self, verdict: AuditVerdict) -> None:
         self.verdicts.append(verdict)
@@ -160,8 +200,8 @@ class UsageAuditor:
         if quality is None or quality.quarantined(verdict.node_id, verdict.model):
             return
         try:
-            await quality.record(
-                verdict.node_id, verdict.model, ok=False, reason=verdict.describe()
+            await quality.record(  # not a failed probe: canary_failed stays
+                verdict.node_id, verdict.model, ok=False, reason=verdict.describe(), probe=False
             )
         except Exception:  # the store failed: the next verdict tries again
             log.exception("usage audit: could not quarantine node %s", verdict.node_id)
@@ -183,7 +223,9 @@ class UsageAuditor:
                 "bucket_min": p.bucket_min,
                 "window": p.window,
             },
-            "nodes": self.audit.view(),
+            # the store's (every replica's answers, as last judged here) or this process's
+            "evidence": "memory" if self.shared is None else "store",
+            "nodes": self.audit.view() if self.shared is None else self.shared.view(),
             "verdicts": [
                 {
                     "node_id": v.node_id,

@@ -276,6 +276,49 @@ def test_commands_reach_the_node_running_in_the_home_without_a_node_toml(
     assert (home / "node.key.lock").read_bytes() == b""  # nothing stale left
 
 
+def test_commands_take_the_home_a_node_was_started_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found 2026-12-05 (newuser32): ``llm-mesh up --home DIR`` and ``node start --home
+    DIR`` take the home as a flag, but ``node pause|resume|drain|info --home DIR`` was
+    ``No such option: --home`` (exit 2): an operator had to know to write
+    ``LLM_MESH_HOME=DIR`` in front, and without it reached $LLM_MESH_HOME's node (or
+    ``up``'s on 8801) instead of the one started with ``--home``."""
+    from LLM_Mesh.node.keys import key_in_use
+
+    seen: list[str] = []
+
+    def node(r: httpx.Request) -> httpx.Response:
+        seen.append(f"{r.url.scheme}://{r.url.host}:{r.url.port}")
+        return httpx.Response(200, json={"node_id": "n", "state": "paused"})
+
+    use_transport(monkeypatch, httpx.MockTransport(node))
+    other = tmp_path / "node2-home"
+    with key_in_use(other / "node.key", "http://127.0.0.1:18804"):
+        for args in (["pause"], ["resume"], ["drain", "--no-wait"]):
+            r = invoke(*args, "--home", str(other))
+            assert r.exit_code == 0, r.output
+        save_node_config(NodeConfig(engine="sim", port=8802), other / "node.toml")
+    r = invoke("pause", "--home", str(other))  # stopped: that home's node.toml
+    assert r.exit_code == 0, r.output
+    assert seen == ["http://127.0.0.1:18804"] * 3 + ["http://127.0.0.1:8802"], seen
+
+
+def test_info_takes_the_home_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def node(r: httpx.Request) -> httpx.Response:
+        seen.append(f"{r.url.host}:{r.url.port}")
+        raise httpx.ConnectError("refused")
+
+    use_transport(monkeypatch, httpx.MockTransport(node))
+    other = tmp_path / "node2-home"
+    save_node_config(NodeConfig(engine="sim", port=8805), other / "node.toml")
+    r = invoke("info", "--home", str(other))
+    assert r.exit_code == 1 and "no node answers" in r.output, r.output
+    assert seen == ["127.0.0.1:8805"], seen
+
+
 def test_local_node_url() -> None:
     assert local_node_url("0.0.0.0", 8801, False) == "http://127.0.0.1:8801"
     assert local_node_url("::", 8801, True) == "https://127.0.0.1:8801"

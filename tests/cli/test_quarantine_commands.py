@@ -144,6 +144,9 @@ def test_usage_audit_shows_shares_peers_and_verdicts_at_80_columns(
     assert max(len(line) for line in out.output.splitlines()) <= 80
     only = audit(tmp_path, monkeypatch, ANSWER, "--node", N2)
     assert N2 in only.output and N1 not in only.output
+    assert "this replica's answers since it started" in flat  # no "evidence": in memory
+    shared = audit(tmp_path, monkeypatch, {**ANSWER, "evidence": "store"})
+    assert "every replica's answers, the store's evidence" in " ".join(shared.output.split())
 
 
 @pytest.mark.parametrize(

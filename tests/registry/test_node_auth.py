@@ -187,6 +187,20 @@ async def test_registration_without_operator_token_is_401(tmp_path: Path) -> Non
         assert snapshot(h) == ({}, {}, {})
 
 
+async def test_an_unknown_token_is_told_where_tokens_come_from(tmp_path: Path) -> None:
+    """Found 2026-12-05 (newuser32): a node started with a mistyped token, or one of
+    another registry's (another home's), logged only ``unknown operator token`` at every
+    try: nothing said whose tokens count or how an operator gets one."""
+    store, wall = MemoryStore(), Wall()
+    async with await mesh(tmp_path, store, wall) as h:
+        r = await register(h, make_node(wall, "lmo_made-up"))
+    error(r, 401, "invalid_credential")
+    message = r.json()["error"]["message"]
+    assert message.startswith("unknown operator token"), message
+    assert "this registry" in message and "llm-mesh registry operators add NAME" in message
+    assert "lmo_made-up" not in message  # the token is never said back
+
+
 async def test_a_stranger_hears_of_its_token_before_the_transport_rule(tmp_path: Path) -> None:
     """Without a valid operator token, a plain-http URL on another machine is refused for the
     token (401), not with the registry's transport policy (403 ``plain_http_remote``): the

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import sys
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
@@ -68,7 +70,13 @@ from LLM_Mesh.node.model_files import ResolvedModel
 log = logging.getLogger("LLM_Mesh.node")
 
 DEFAULT_N_CTX = 4096
-LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-llama-cpp.sh"
+# which Python, and the script's argument for it (found 2026-12-05, newuser32: the bare
+# script installs into .venv/bin/python of the folder it runs in, not the node's Python)
+LLAMA_PACKAGE_HINT = (
+    f"llama-cpp-python is not installed in this Python ({sys.executable}): from the "
+    f"repository's folder run scripts/install-llama-cpp.sh {shlex.quote(sys.executable)} "
+    "(a portable build, a few minutes)"
+)
 
 
 Segments = list[tuple[str, bool]]

@@ -1,0 +1,153 @@
+"""The SQL store's usage-audit tables (migration 0026): the evidence every replica shares.
+
+:class:`SqlUsageAudit` is mixed into :class:`~LLM_Mesh.registry.store.SqlStore` (which
+gives it ``engine``); ``registry/usage_audit_sync.py`` drives it. A batch of window sums
+is one ``INSERT ... ON CONFLICT DO UPDATE`` adding to the row (several replicas add to one
+node's window), its commit not waiting for the disk (``relaxed_commit``: a crash loses
+at most the last second of them). A fold moves the model's mark only from the value read
+(``UPDATE ... WHERE folded = :read``: on PostgreSQL a second replica's update waits for
+the first's commit, then finds the mark moved and writes nothing), and writes each node's
+evidence only where its epoch is still the one read (a verdict claimed in between
+stands). A verdict is claimed the same way: the first replica whose update finds the
+epoch it read starts the evidence over; another's finds it moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
+from LLM_Mesh.registry.store_credentials import insert_new
+from LLM_Mesh.registry.store_replicas import relaxed_commit
+
+__all__ = ["SqlUsageAudit"]
+
+_SUMS = ("requests", "completion", "completion_cap", "prompt", "prompt_cap")
+_EVIDENCE = (
+    "requests", "peer_requests", "peers", "completion", "completion_cap", "completion_ref",
+    "prompt", "prompt_cap", "prompt_ref", "bucket",
+)  # fmt: skip
+
+
+def _window(row: Any) -> UsageWindowRow:
+    return UsageWindowRow(
+        row.model, int(row.bucket), row.node_id, *(int(getattr(row, c)) for c in _SUMS)
+    )
+
+
+def _evidence(row: Any) -> UsageEvidenceRow:
+    return UsageEvidenceRow(
+        row.model, row.node_id, int(row.epoch), int(row.requests), int(row.peer_requests),
+        int(row.peers), float(row.completion), float(row.completion_cap),
+        float(row.completion_ref), float(row.prompt), float(row.prompt_cap),
+        float(row.prompt_ref), int(row.bucket),
+    )  # fmt: skip
+
+
+def _values(r: UsageEvidenceRow) -> dict[str, Any]:
+    return {c: getattr(r, c) for c in _EVIDENCE}
+
+
+async def _write(conn: AsyncConnection, r: UsageEvidenceRow) -> bool:
+    """``r`` written where its epoch is still the one read (0: no row yet), epoch + 1."""
+    e = tables.usage_audit_evidence
+    if r.epoch <= 0:
+        values = {"model": r.model, "node_id": r.node_id, "epoch": 1, **_values(r)}
+        return await insert_new(conn, e, values)
+    key = (e.c.model == r.model) & (e.c.node_id == r.node_id) & (e.c.epoch == r.epoch)
+    result = await conn.execute(update(e).where(key).values(epoch=r.epoch + 1, **_values(r)))
+    return bool(result.rowcount == 1)
+
+
+class SqlUsageAudit:
+    """The usage audit's shared evidence on SQLAlchemy (see the module docstring)."""
+
+    @property
+    def engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    async def add_usage_windows(self, rows: list[UsageWindowRow]) -> None:
+        if not rows:
+            return
+        w = tables.usage_audit_windows
+        async with self.engine.begin() as conn:
+            await relaxed_commit(conn)
+            stmt: Any = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(w)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[w.c.model, w.c.bucket, w.c.node_id],
+                set_={c: w.c[c] + stmt.excluded[c] for c in _SUMS},
+            )
+            await conn.execute(
+                stmt,
+                [
+                    {"model": r.model, "bucket": r.bucket, "node_id": r.node_id}
+                    | {c: getattr(r, c) for c in _SUMS}
+                    for r in sorted(rows, key=lambda r: (r.model, r.bucket, r.node_id))
+                ],  # (in one order at every replica: two batches never wait for each other)
+            )
+
+    async def usage_audit_rows(self, model: str) -> UsageAuditRows:
+        w, e, f = tables.usage_audit_windows, tables.usage_audit_evidence, tables.usage_audit_folds
+        async with self.engine.connect() as conn:
+            folded = (await conn.execute(select(f.c.folded).where(f.c.model == model))).scalar()
+            mark = -1 if folded is None else int(folded)
+            windows = (
+                await conn.execute(select(w).where((w.c.model == model) & (w.c.bucket > mark)))
+            ).all()
+            evidence = (await conn.execute(select(e).where(e.c.model == model))).all()
+        return UsageAuditRows(mark, [_window(r) for r in windows], [_evidence(r) for r in evidence])
+
+    async def fold_usage_audit(
+        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+    ) -> bool:
+        f, w = tables.usage_audit_folds, tables.usage_audit_windows
+        async with self.engine.begin() as conn:
+            if expect < 0:
+                moved = await insert_new(conn, f, {"model": model, "folded": through})
+            else:
+                key = (f.c.model == model) & (f.c.folded == expect)
+                result = await conn.execute(update(f).where(key).values(folded=through))
+                moved = result.rowcount == 1
+            if not moved:
+                return False
+            for r in sorted(rows, key=lambda r: r.node_id):
+                await _write(conn, r)
+            await conn.execute(delete(w).where((w.c.model == model) & (w.c.bucket <= through)))
+        return True
+
+    async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:
+        w = tables.usage_audit_windows
+        fresh = UsageEvidenceRow(
+            model, node_id, epoch, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, bucket
+        )
+        async with self.engine.begin() as conn:
+            if not await _write(conn, fresh):
+                return False
+            await conn.execute(delete(w).where((w.c.model == model) & (w.c.node_id == node_id)))
+        return True
+
+    async def prune_usage_audit(self, *, max_entries: int, before_bucket: int) -> int:
+        w, e, f = tables.usage_audit_windows, tables.usage_audit_evidence, tables.usage_audit_folds
+        async with self.engine.begin() as conn:
+            dropped = (await conn.execute(delete(w).where(w.c.bucket < before_bucket))).rowcount
+            await conn.execute(delete(f).where(f.c.folded < before_bucket))
+            count = int((await conn.execute(select(func.count()).select_from(e))).scalar() or 0)
+            over = count - max(1, max_entries)
+            if over > 0:
+                oldest = (
+                    await conn.execute(
+                        select(e.c.model, e.c.node_id).order_by(e.c.bucket).limit(over)
+                    )
+                ).all()
+                for model, node_id in oldest:
+                    await conn.execute(
+                        delete(e).where((e.c.model == model) & (e.c.node_id == node_id))
+                    )
+                dropped += len(oldest)
+        return int(dropped or 0)
