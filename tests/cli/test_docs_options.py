@@ -10,8 +10,8 @@ setup script, or of another tool the docs run (listed). docs/ARCHITECTURE.md and
 docs/security.md get the first check only (they name benchmark scripts' options too).
 
 The variables (docs32, 2026-12-05): each ``LLM_MESH_*`` the package reads is named in the
-docs, and each one the docs name is read by the package, a test, a benchmark or a script
-(found then: ``LLM_MESH_TEST_PG_PREFIX``, ``LLM_MESH_TEST_REDIS_URL`` and
+docs, as is each one a test reads from the environment (what one sets to run them), and
+each one the docs name is read by the package, a test, a benchmark or a script (found then: ``LLM_MESH_TEST_PG_PREFIX``, ``LLM_MESH_TEST_REDIS_URL`` and
 ``LLM_MESH_REQUIRE_REDIS`` were nowhere in the docs).
 """
 
@@ -35,7 +35,10 @@ PAGES += ["docs/simulator.md"]
 COMMANDS_ONLY = ["docs/ARCHITECTURE.md", "docs/security.md"]  # the first check only
 # the setup script's options: its ``case`` arms (``--yes|-y)``)
 SCRIPT_OPTIONS = set(
-    re.findall(r"(?m)^\s*(?:-\w\|)?(--[a-z][a-z-]*)(?:\|-\w)?\)", (REPO / "setup-node-operator.sh").read_text())
+    re.findall(
+        r"(?m)^\s*(?:-\w\|)?(--[a-z][a-z-]*)(?:\|-\w)?\)",
+        (REPO / "setup-node-operator.sh").read_text(),
+    )
 )
 # other tools' options the pages run: pg_restore, curl, useradd, systemctl
 FOREIGN = {"--cacert", "--resolve", "--exit-on-error", "--no-owner", "--home-dir", "--shell"}
@@ -151,6 +154,19 @@ def test_the_variable_checks_find_a_missing_one() -> None:
 def test_every_variable_the_package_reads_is_documented() -> None:
     documented = _variables(DOC_FILES)
     assert sorted(package_variables() - documented) == []
+
+
+_READ_IN_TEST = re.compile(r"(?:environ\.get\(|getenv\(|environ\[)\s*\"(LLM_MESH_\w+)\"")
+
+
+def test_every_variable_a_test_reads_is_documented() -> None:
+    """What one sets to run the tests (a PostgreSQL, a Redis, a browser): README, testing.md."""
+    read = {v for p in (REPO / "tests").rglob("*.py") for v in _READ_IN_TEST.findall(p.read_text())}
+    assert _READ_IN_TEST.findall('os.environ.get("LLM_MESH_TEST_PG_URL") or x') == [
+        "LLM_MESH_TEST_PG_URL"
+    ]
+    assert "LLM_MESH_TEST_PG_URL" in read
+    assert sorted(read - _variables(DOC_FILES)) == []
 
 
 def test_every_variable_the_docs_name_is_read() -> None:
