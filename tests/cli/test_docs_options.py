@@ -11,8 +11,9 @@ docs/security.md get the first check only (they name benchmark scripts' options 
 
 The variables (docs32, 2026-12-05): each ``LLM_MESH_*`` the package reads is named in the
 docs, as is each one a test reads from the environment (what one sets to run them), and
-each one the docs name is read by the package, a test, a benchmark or a script (found then: ``LLM_MESH_TEST_PG_PREFIX``, ``LLM_MESH_TEST_REDIS_URL`` and
-``LLM_MESH_REQUIRE_REDIS`` were nowhere in the docs).
+each one the docs name is read by the package, a test, a benchmark or a script (found then:
+``LLM_MESH_TEST_PG_PREFIX``, ``LLM_MESH_TEST_REDIS_URL`` and ``LLM_MESH_REQUIRE_REDIS`` were
+nowhere in the docs).
 """
 
 from __future__ import annotations
