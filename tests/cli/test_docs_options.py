@@ -1,9 +1,19 @@
-"""Every ``llm-mesh`` option the operator docs name exists (docs/deploy.md, docs/operations.md).
+"""Every ``llm-mesh`` option the operator docs name exists (docs/deploy.md, docs/operations.md,
+README.md, docs/dashboard.md, docs/simulator.md), and every ``LLM_MESH_*`` variable is documented.
 
 Walked on 2026-12-05 as an operator would: a command there that names an option the CLI does
 not have fails as written. Two checks: each ``llm-mesh CMD ... --opt`` written out (a code
-block's line, a backtick span) names options of that very command; any other ``--opt`` in the
-text is an option of some ``llm-mesh`` command, or of another tool the docs run (listed).
+block's line, a backtick span) names options of that very command (``simulate``'s are its
+argparse parser's; ``./setup-node-operator.sh ... --opt``: the script's own, read from its
+``case``); any other ``--opt`` in the text is an option of some ``llm-mesh`` command, of the
+setup script, or of another tool the docs run (listed). docs/ARCHITECTURE.md and
+docs/security.md get the first check only (they name benchmark scripts' options too).
+
+The variables (docs32, 2026-12-05): each ``LLM_MESH_*`` the package reads is named in the
+docs, as is each one a test reads from the environment (what one sets to run them), and
+each one the docs name is read by the package, a test, a benchmark or a script (found then:
+``LLM_MESH_TEST_PG_PREFIX``, ``LLM_MESH_TEST_REDIS_URL`` and ``LLM_MESH_REQUIRE_REDIS`` were
+nowhere in the docs).
 """
 
 from __future__ import annotations
@@ -17,12 +27,23 @@ import pytest
 import typer
 
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.limits import RequestLimits
+from LLM_Mesh.simulator.cli import _parser as simulate_parser
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ["deploy.md", "operations.md"]
-# other tools' options the pages run: pg_restore, curl, useradd, systemctl, setup-node-operator.sh
+REPO = Path(__file__).resolve().parents[2]
+PAGES = ["docs/deploy.md", "docs/operations.md", "README.md", "docs/dashboard.md"]
+PAGES += ["docs/simulator.md"]
+COMMANDS_ONLY = ["docs/ARCHITECTURE.md", "docs/security.md"]  # the first check only
+# the setup script's options: its ``case`` arms (``--yes|-y)``)
+SCRIPT_OPTIONS = set(
+    re.findall(
+        r"(?m)^\s*(?:-\w\|)?(--[a-z][a-z-]*)(?:\|-\w)?\)",
+        (REPO / "setup-node-operator.sh").read_text(),
+    )
+)
+# other tools' options the pages run: pg_restore, curl, useradd, systemctl
 FOREIGN = {"--cacert", "--resolve", "--exit-on-error", "--no-owner", "--home-dir", "--shell"}
-FOREIGN |= {"--system", "--now", "--user", "--service"}
+FOREIGN |= {"--system", "--now", "--user", "--service", "--help"} | SCRIPT_OPTIONS
 
 _OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 # ``llm-mesh`` then its words, up to where a shell command or a span ends
@@ -36,13 +57,17 @@ def _walk(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...
 
 
 COMMANDS = {path: cmd for path, cmd in _walk(typer.main.get_command(app))}
+# ``simulate`` passes its arguments on to the simulator's own parser
+SIMULATE = {o for a in simulate_parser()._actions for o in a.option_strings if o.startswith("--")}
 
 
 def _options(cmd: Any) -> set[str]:
-    return {o for p in cmd.params for o in [*p.opts, *p.secondary_opts] if o.startswith("--")}
+    own = {o for p in cmd.params for o in [*p.opts, *p.secondary_opts] if o.startswith("--")}
+    return own | (SIMULATE if cmd is COMMANDS[("simulate",)] else set())
 
 
 ALL_OPTIONS = set().union(*(_options(c) for c in COMMANDS.values()))
+_SCRIPT = re.compile(r"setup-node-operator\.sh([^`\n|;&#]*)")
 
 
 def _joined(text: str) -> str:
@@ -65,6 +90,9 @@ def unknown_in_commands(text: str) -> list[str]:
         rest = " ".join(words[len(path) :]) + m.group(2)
         known = _options(COMMANDS[path])
         bad += [f"{' '.join(path)} {o}" for o in _OPTION.findall(rest) if o not in known]
+    for m in _SCRIPT.finditer(_joined(text)):
+        bad += [f"setup-node-operator.sh {o}" for o in _OPTION.findall(m.group(1))
+                if o not in SCRIPT_OPTIONS]  # fmt: skip
     return bad
 
 
@@ -80,10 +108,72 @@ def test_the_checks_find_a_missing_option() -> None:
     assert unknown_anywhere(text) == ["--no-such-flag", "--nope2", "--other-missing"]
     # an option of another command of the CLI is one that exists, but not for this one
     assert unknown_in_commands("`llm-mesh ask --workers 2`") == ["ask --workers"]
+    # the simulator's own options are ``simulate``'s; the setup script's are its own
+    assert unknown_in_commands("`llm-mesh simulate --seed 1 --no-seed`") == ["simulate --no-seed"]
+    script = "./setup-node-operator.sh --yes --models a --no-such"
+    assert unknown_in_commands(script) == ["setup-node-operator.sh --no-such"]
+    assert "--skip-install" in SCRIPT_OPTIONS and "--yes" in SCRIPT_OPTIONS
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_option_a_page_names_exists(page: str) -> None:
-    text = (DOCS / page).read_text()
+    text = (REPO / page).read_text()
     assert unknown_in_commands(text) == []
     assert unknown_anywhere(text) == []
+
+
+@pytest.mark.parametrize("page", COMMANDS_ONLY)
+def test_every_command_a_page_writes_out_has_its_options(page: str) -> None:
+    assert unknown_in_commands((REPO / page).read_text()) == []
+
+
+_VARIABLE = re.compile(r"LLM_MESH_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])")
+DOC_FILES = [*REPO.glob("docs/*.md"), REPO / "README.md", REPO / "benchmarks" / "README.md"]
+# where a variable may be read besides the package: tests, benchmarks, scripts, CI, Makefile
+READERS = ["tests", "benchmarks", "scripts", ".ci"]
+
+
+def _variables(paths: list[Path]) -> set[str]:
+    return {v for p in paths for v in _VARIABLE.findall(p.read_text(errors="replace"))}
+
+
+def package_variables() -> set[str]:
+    """What the package reads: the names written out, and ``LLM_MESH_MAX_*`` (one per
+    request limit, made from its field's name in ``config.py``)."""
+    read = _variables(sorted((REPO / "LLM_Mesh").rglob("*.py")))
+    return read | {f"LLM_MESH_{f.upper()}" for f in RequestLimits.__dataclass_fields__}
+
+
+def test_the_variable_checks_find_a_missing_one() -> None:
+    # a name's start in an f-string (``LLM_MESH_MAX_{...}``) is no variable
+    found = _VARIABLE.findall("`LLM_MESH_HOME` LLM_MESH_MAX_{name} LLM_MESH_X_1=")
+    assert found == ["LLM_MESH_HOME", "LLM_MESH_X_1"]
+    assert "LLM_MESH_MAX_STOP_CHARS" in package_variables()
+    assert "LLM_MESH_MAX_N" in package_variables()
+
+
+def test_every_variable_the_package_reads_is_documented() -> None:
+    documented = _variables(DOC_FILES)
+    assert sorted(package_variables() - documented) == []
+
+
+_READ_IN_TEST = re.compile(r"(?:environ\.get\(|getenv\(|environ\[)\s*\"(LLM_MESH_\w+)\"")
+
+
+def test_every_variable_a_test_reads_is_documented() -> None:
+    """What one sets to run the tests (a PostgreSQL, a Redis, a browser): README, testing.md."""
+    read = {v for p in (REPO / "tests").rglob("*.py") for v in _READ_IN_TEST.findall(p.read_text())}
+    assert _READ_IN_TEST.findall('os.environ.get("LLM_MESH_TEST_PG_URL") or x') == [
+        "LLM_MESH_TEST_PG_URL"
+    ]
+    assert "LLM_MESH_TEST_PG_URL" in read
+    assert sorted(read - _variables(DOC_FILES)) == []
+
+
+def test_every_variable_the_docs_name_is_read() -> None:
+    """A variable the docs name that nothing reads: a typo, or one renamed since."""
+    files = [p for d in READERS for p in (REPO / d).rglob("*") if p.is_file()]
+    files = [p for p in files if p.suffix not in (".md", ".pyc")]
+    files += [REPO / "Makefile", REPO / "setup-node-operator.sh"]
+    read = package_variables() | _variables(files)
+    assert sorted(_variables(DOC_FILES) - read) == []
