@@ -241,3 +241,35 @@ def test_a_chunk_of_a_choice_not_asked_for_carries_no_output(index: object) -> N
     assert carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]}, 2)
     twice = [{"index": 0, "delta": {"content": "x"}}] * 2
     assert not carries_output({"choices": twice}, 2)
+
+
+def test_a_declared_context_of_1_is_a_context() -> None:
+    assert node_context(1, 4096) == 1
+    assert node_context(2, 4096) == 2
+    assert node_context(0, 4096) == 4096
+
+
+def test_a_part_at_exactly_its_limit_of_tokens_padded_with_events_is_padded() -> None:
+    """``limit`` tokens in too many events, fewer than ``limit`` of them with output: the
+    tokens are not past the limit (a cut there is ``OVER``), the events pad it."""
+    events = 4 + SLACK_EVENTS + 1
+    assert overrun(4, 4, 3, events) == PADDED
+    assert overrun(4, 5, 3, events) == OVER  # past the limit in tokens
+    assert overrun(4, 4, 4, events) == OVER  # as many events with output as the limit
+
+
+def test_a_chunk_of_another_choice_carries_no_output_for_a_request_of_one() -> None:
+    """The default is a request of one choice: ``index`` 1 is not one asked for."""
+    assert not carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]})
+    assert carries_output({"choices": [{"index": 0, "delta": {"content": "x"}}]})
+    assert carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]}, 2)
+    # a completion's text, or its echo, is output too
+    assert carries_output({"choices": [{"index": 0, "text": "x"}]})
+
+
+def test_events_without_data_are_a_flood_past_64_and_2_per_output() -> None:
+    from LLM_Mesh.core.stream_guard import too_many_without_data
+
+    assert not too_many_without_data(64, 0) and too_many_without_data(65, 0)
+    assert not too_many_without_data(68, 2) and too_many_without_data(69, 2)
+    assert not too_many_without_data(264, 100) and too_many_without_data(265, 100)
