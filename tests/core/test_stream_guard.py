@@ -273,3 +273,29 @@ def test_events_without_data_are_a_flood_past_64_and_2_per_output() -> None:
     assert not too_many_without_data(64, 0) and too_many_without_data(65, 0)
     assert not too_many_without_data(68, 2) and too_many_without_data(69, 2)
     assert not too_many_without_data(264, 100) and too_many_without_data(265, 100)
+
+
+def test_the_time_lost_waiting_adds_up_over_each_change_of_sharers() -> None:
+    """``lost(streaming=False)``: each stretch at its own rate (``1 - 1/k``), late on the
+    clock too; nothing at the instant of a begin."""
+    st = SharedTime()
+    st.begin("n", 100.0)
+    st.begin("n", 100.0)  # 2 sharers
+    assert st.lost("n", 100.0, streaming=False) == 0.0 and st.lost("n", 100.0) == 0.0
+    st.begin("n", 110.0)  # 10 s at 1/2 lost, then 3 sharers
+    st.end("n", 120.0)  # 10 s at 2/3 lost
+    assert st.lost("n", 120.0, streaming=False) == pytest.approx(5.0 + 20.0 / 3)
+    assert st.lost("n", 120.0) == pytest.approx(5.0 + 20.0 / 3)
+    st.end("n", 120.0)
+    st.end("n", 130.0)  # the last one: the node is forgotten
+    assert st.nodes() == [] and st.in_flight("n") == 0
+
+
+def test_other_replicas_said_to_be_0_share_nothing() -> None:
+    st = SharedTime()
+    st.begin("n", 0.0, others=0)
+    assert st.lost("n", 10.0) == 0.0  # alone: nothing lost
+    st.set_others("n", 1, 10.0)
+    assert st.lost("n", 20.0) == pytest.approx(5.0)
+    st.set_others("n", 0, 20.0)  # back to alone
+    assert st.lost("n", 30.0) == pytest.approx(5.0)
