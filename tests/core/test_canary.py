@@ -395,3 +395,16 @@ def test_an_answers_stated_usage_is_kept_with_or_without_a_choice() -> None:
     got = answer_from_openai({"choices": [{"text": "x"}], "usage": usage})
     assert got.usage == StatedUsage(prompt=3, completion=2)
     assert answer_from_openai({"choices": [], "usage": usage}).usage == StatedUsage(3, 2)
+
+
+def test_a_stop_string_found_again_one_character_on_still_ends_the_text() -> None:
+    """The probe's stop ``aa`` in ``xaaa``: at 1 (after ``x``) and at 2 (after ``xa``):
+    a text ``xa`` stopped at the second."""
+    from LLM_Mesh.core.canary import Verdict, compare_text
+
+    def sure(t: str) -> TokenLogprob:
+        return TokenLogprob(t, -0.01, ((t, -0.01), ("zz", -6.0)))
+
+    ref = Answer("xaaa", tuple(sure(t) for t in "xaaa"))
+    assert compare_text(ref, "xa", stops=("aa",)) == Verdict(True, "text_match", 2)
+    assert compare_text(ref, "xa", stops=("ab",)) == Verdict(False, "stream_text", 2)
