@@ -124,3 +124,40 @@ def test_choices_not_asked_for_are_a_fault(choices: list[Any], n: int, why: str)
 )
 def test_the_choices_asked_for_are_no_fault(obj: dict[str, Any], n: int) -> None:
     assert choice_fault(obj, n) is None
+
+
+def test_the_choices_of_a_request_of_one_are_judged_by_default() -> None:
+    """A caller that names no ``n`` judges a request of one choice: an ``index`` 1 is a
+    fault (a default of 2 would pass the ``choiceidx31`` stream on)."""
+    obj = {"choices": [{"index": 1, "text": "x"}]}
+    assert choice_fault(obj) == "a choice's index 1 is not one of the 1 asked for"
+    assert not_an_answer(obj) == (
+        "the node's answer breaks the protocol: a choice's index 1 is not one of the 1 asked for"
+    )
+
+
+def test_a_huge_index_is_cut_at_40_digits_in_the_fault() -> None:
+    index = 10**60
+    assert choice_fault({"choices": [{"index": index}]}, 1) == (
+        f"a choice's index {'1' + '0' * 39} is not one of the 1 asked for"
+    )
+
+
+def test_not_an_answer_says_why_in_words() -> None:
+    """What the gateway logs of a node's 200 that is no answer (failed over)."""
+    assert not_an_answer({"error": {"message": "x"}, "choices": [{"text": "x"}]}) == (
+        "the node's answer is an error object"
+    )
+    for obj in ({"choices": []}, {"choices": "x"}, {"choices": ["x"]}, {"usage": {}}):
+        assert not_an_answer(obj) == "the node's answer has no choice"
+    assert not_an_answer({"choices": [{"index": 0}, {"index": 0}]}, 2) == (
+        "the node's answer breaks the protocol: two of its choices have index 0"
+    )
+
+
+def test_an_answer_of_the_choices_asked_for_is_an_answer() -> None:
+    assert not_an_answer({"choices": [{"index": 0, "text": "x"}]}) is None
+    assert not_an_answer({"choices": [{"message": {"content": "x"}}]}) is None
+    # the n given is the one judged: index 1 of a request of 2
+    assert not_an_answer({"choices": [{"index": 0}, {"index": 1}]}, 2) is None
+    assert not_an_answer({"choices": [{"index": 1}, {"index": 0}]}, 2) is None

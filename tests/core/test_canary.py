@@ -370,3 +370,41 @@ def test_an_answer_the_probes_stop_string_ended_at_once_is_empty_and_honest() ->
     assert compare(ref, first).reason == "text"
     assert compare_text(ref, "", stops=("```",)).reason == "no_sure_tokens"
     assert not compare_text(ref, "").ok
+
+
+def test_a_stream_ended_by_the_probes_own_stop_string_passes_where_it_stopped() -> None:
+    """``compare_text``: text that ends right before one of the probe's ``stop`` strings
+    in what the reference's tokens spell is a match at that token; nothing at all, so
+    ended, is ``no_sure_tokens`` (ok, no evidence)."""
+    from LLM_Mesh.core.canary import Verdict, compare_text
+
+    def sure(t: str) -> TokenLogprob:
+        return TokenLogprob(t, -0.01, ((t, -0.01), ("zz", -6.0)))
+
+    ref = Answer("Hi there friend", tuple(sure(t) for t in ("Hi", " there", " friend")))
+    assert compare_text(ref, "Hi", stops=(" there",)) == Verdict(True, "text_match", 1)
+    assert compare_text(ref, "", stops=("Hi",)) == Verdict(True, "no_sure_tokens", 0)
+    assert compare_text(ref, "Hi") == Verdict(False, "stream_text", 1)  # no stop: cut short
+
+
+def test_an_answers_stated_usage_is_kept_with_or_without_a_choice() -> None:
+    from LLM_Mesh.core.canary import answer_from_openai
+    from LLM_Mesh.core.canary_usage import StatedUsage
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 2}
+    got = answer_from_openai({"choices": [{"text": "x"}], "usage": usage})
+    assert got.usage == StatedUsage(prompt=3, completion=2)
+    assert answer_from_openai({"choices": [], "usage": usage}).usage == StatedUsage(3, 2)
+
+
+def test_a_stop_string_found_again_one_character_on_still_ends_the_text() -> None:
+    """The probe's stop ``aa`` in ``xaaa``: at 1 (after ``x``) and at 2 (after ``xa``):
+    a text ``xa`` stopped at the second."""
+    from LLM_Mesh.core.canary import Verdict, compare_text
+
+    def sure(t: str) -> TokenLogprob:
+        return TokenLogprob(t, -0.01, ((t, -0.01), ("zz", -6.0)))
+
+    ref = Answer("xaaa", tuple(sure(t) for t in "xaaa"))
+    assert compare_text(ref, "xa", stops=("aa",)) == Verdict(True, "text_match", 2)
+    assert compare_text(ref, "xa", stops=("ab",)) == Verdict(False, "stream_text", 2)

@@ -13,6 +13,7 @@ from LLM_Mesh.core.canary_departures import (
     DEFAULT_TEST,
     Departures,
     DepartureTally,
+    DepartureTest,
     Evidence,
     counted,
     leave_bound,
@@ -174,3 +175,110 @@ def test_only_fresh_draws_from_the_reported_numbers_count() -> None:
     assert counted(Shape(temperature=0.7, sampling=(("presence_penalty", 0),)))
     assert not counted(Shape(temperature=0.7, sampling=(("frequency_penalty", 0.5),)))
     assert not counted(Shape(temperature=1.2))
+
+
+def test_a_pick_below_the_arg_max_is_bounded_by_its_own_number() -> None:
+    """The reference's pick need not be the list's first: the bound is the chance of
+    leaving that token, not the arg max (its number from ``logprob`` or its list entry)."""
+    probs = {t: math.exp(v) for t, v in FULL}
+    for t in TEMPERATURES:
+        ref = TokenLogprob("b", FULL[1][1], FULL)
+        assert leave_bound(ref, t, margin=0.0) == pytest.approx(leave_exact(probs, "b", t))
+        # a logprob rounded below its list entry: the list's (larger) number is the pick's
+        low = TokenLogprob("b", FULL[1][1] - 1.0, FULL)
+        assert leave_bound(low, t, margin=0.0) == pytest.approx(leave_exact(probs, "b", t))
+
+
+def test_no_evidence_at_temperature_0_or_without_a_finite_number() -> None:
+    assert leave_bound(TokenLogprob("a", FULL[0][1], FULL), 0.0) == 1.0  # greedy: no draw
+    assert leave_bound(TokenLogprob("a", FULL[0][1], FULL), 1.0) < 1.0
+    nothing = (("a", -math.inf), ("b", math.nan))
+    assert leave_bound(TokenLogprob("a", -0.1, nothing), 0.7) == 1.0
+    assert leave_bound(TokenLogprob("a", math.nan, FULL), 0.7) == 1.0
+
+
+def test_a_low_temperature_does_not_underflow_the_weights() -> None:
+    """Weights are scaled by the best's: two ties at ``T`` 0.002 are a half each (unscaled,
+    ``0.3^500`` is 0.0 in a float and the bound 0 / 0)."""
+    ties = (("a", math.log(0.3)), ("b", math.log(0.3)), ("c", math.log(0.4) - 20.0))
+    assert leave_bound(TokenLogprob("a", ties[0][1], ties), 0.002, margin=0.0) == (
+        pytest.approx(0.5)
+    )
+
+
+def test_the_margin_given_is_the_one_the_evidence_uses() -> None:
+    ref = answer_of(["a", "a"])
+    test = DepartureTest(margin=0.0)
+    q = leave_bound(ref.tokens[0], 0.7, margin=0.0)
+    assert q < leave_bound(ref.tokens[0], 0.7)  # the default margin widens it
+    ev = probe_evidence(ref, answer_of(["b"]), 0.7, test)
+    assert ev == Evidence(pytest.approx(math.log(0.8 / q)), 1, 0)
+
+
+def test_each_kept_position_multiplies_the_ratio_by_its_factor() -> None:
+    """A node that kept the pick at every shared position: the sum of
+    ``ln((1 - r) / (1 - q))`` over them, and the positions compared (the shorter answer's)."""
+    ref = answer_of(["a", "a", "a", "a"])
+    q = max(DEFAULT_TEST.floor, leave_bound(ref.tokens[0], 0.7))
+    r = max(q, DEFAULT_TEST.alternative)
+    kept = probe_evidence(ref, answer_of(["a", "a", "a"]), 0.7)
+    assert kept == Evidence(pytest.approx(3 * math.log((1 - r) / (1 - q))), 3, None)
+    # after two kept, a departure adds ln(r / q) to them
+    left = probe_evidence(ref, answer_of(["a", "a", "c"]), 0.7)
+    expected = 2 * math.log((1 - r) / (1 - q)) + math.log(r / q)
+    assert left == Evidence(pytest.approx(expected), 3, 2)
+
+
+def test_a_position_without_evidence_adds_nothing() -> None:
+    """A reference token without a list bounds nothing (``q`` 1): keeping it adds 0
+    (``(1 - r) / (1 - q)`` is 0 / 0 there), leaving it too."""
+    bare = Answer("aa", (TokenLogprob("a", -0.1, ()), TokenLogprob("a", -0.1, ())))
+    assert probe_evidence(bare, answer_of(["a", "a"]), 0.7) == Evidence(0.0, 2, None)
+    assert probe_evidence(bare, answer_of(["a", "b"]), 0.7) == Evidence(0.0, 2, 1)
+
+
+def test_a_tally_back_at_exactly_0_starts_afresh() -> None:
+    tally = DepartureTally()
+    tally.add(Evidence(1.0, 1, 0))
+    tally.add(Evidence(0.5, 2, 1))
+    assert (tally.score, tally.probes, tally.departures, tally.at_first) == (1.5, 2, 2, 1)
+    tally.add(Evidence(-1.5, 3, None))  # exactly 0: no run of probes left with evidence
+    assert (tally.score, tally.probes, tally.departures, tally.at_first) == (0.0, 0, 0, 0)
+    tally.add(Evidence(-2.0, 3, None))  # never below 0: no credit
+    assert (tally.score, tally.probes, tally.departures, tally.at_first) == (0.0, 0, 0, 0)
+    tally.add(Evidence(0.25, 3, None))
+    assert (tally.score, tally.probes, tally.departures, tally.at_first) == (0.25, 1, 0, 0)
+
+
+def test_a_score_of_exactly_the_threshold_flags() -> None:
+    departures = Departures(DepartureTest(threshold=2.0))
+    assert departures.add("n", "m", Evidence(1.5, 1, 0)) is None
+    flag = departures.add("n", "m", Evidence(0.5, 1, 0))
+    assert flag is not None and flag.score == 2.0 and flag.probes == 2
+    assert not departures.tallies  # not kept: cleared afresh
+    assert flag.describe(DepartureTest(threshold=2.0)) == (
+        "sampled_departures: log-likelihood ratio 2.0 ≥ 2.0 (honest chance ≤ e^-2.0 a run) "
+        "over 2 sampled probes, 2 leaving the reference's arg max (2 at the first token)"
+    )
+
+
+def test_the_pairs_kept_are_bounded_by_default_and_at_least_one() -> None:
+    departures = Departures()
+    for i in range(65_537):
+        departures.add(f"n{i}", "m", Evidence(1.0, 1, 0))
+    assert len(departures.tallies) == 65_536 and ("n0", "m") not in departures.tallies
+    for cap in (0, 1):
+        one = Departures(max_pairs=cap)
+        one.add("a", "m", Evidence(1.0, 1, 0))
+        one.add("b", "m", Evidence(1.0, 1, 0))
+        assert list(one.tallies) == [("b", "m")]
+
+
+def test_every_penalty_and_temperature_1_decide_what_counts() -> None:
+    assert counted(Shape(temperature=1.0))
+    assert not counted(Shape(temperature=0.7, sampling=(("presence_penalty", 0.5),)))
+    assert not counted(Shape(temperature=0.7, sampling=(("presence_penalty", -1),)))
+    # a sampler's top_p is no penalty: still fresh draws from the reported numbers
+    assert counted(Shape(temperature=0.7, sampler=(("top_p", 0.9),)))
+    assert counted(Shape(temperature=0.7, sampler=(("repeat_penalty", 0),)))
+    assert not counted(Shape(temperature=0.7, sampler=(("repeat_penalty", 1.1),)))

@@ -241,3 +241,55 @@ def test_rests_alone_keep_every_weight_whole() -> None:
     det.spare("b", 0.0)
     det.forget("a")  # gone: only b's rest is left, which weighs nothing
     assert det.all_full_weight and det.weight("b", 1.0) == 1.0
+
+
+# Rests and goodbyes at their boundaries (mutation testing, mut32)
+P = EjectionPolicy(base_s=10.0, max_s=100.0, forget_after_s=50.0)
+
+
+def test_a_failure_at_exactly_the_end_of_a_rest_starts_the_next_longer_one() -> None:
+    for start in (0.0, 1e7):  # late on the clock too
+        d = OutlierDetector(P)
+        assert d.spare("a", start) == start + 10.0
+        assert d.spare("a", start + 5.0) == start + 10.0  # while resting: the same rest
+        assert d.spare("a", start + 10.0) == start + 10.0 + 20.0  # the second rest
+        # exactly forget_after_s clear of the last rest: still counted
+        assert d.spare("a", start + 30.0 + 50.0) == start + 80.0 + 30.0
+        # more than forget_after_s clear: forgotten, one rest again
+        assert d.spare("a", start + 110.0 + 50.5) == start + 160.5 + 10.0
+
+
+def test_an_ejected_node_still_in_a_pool_is_routed_at_full_weight() -> None:
+    """Its pool could not spare it (the router keeps it there, rested): 1, not the slow
+    start's least weight."""
+    d = OutlierDetector(EjectionPolicy(base_s=10.0, slow_start_s=30.0, min_weight=0.05))
+    d.eject("a", 0.0)
+    assert d.routed_weight("a", 5.0) == 1.0
+    d.release_due(10.0)
+    assert d.routed_weight("a", 10.0) == 0.05  # released: the slow start
+    assert d.routed_weight("a", 25.0) == 0.5
+
+
+def test_a_goodbye_drops_a_state_stale_at_exactly_that_time() -> None:
+    d = OutlierDetector(P)
+    d.eject("a", 0.0)  # back at 10, stale at 60
+    d.release_due(10.0)
+    d.forget("a", 60.0)
+    assert "a" not in d._nodes
+    d.eject("b", 0.0)
+    d.release_due(10.0)
+    d.forget("b", 20.0)  # still counts: kept
+    assert "b" in d._nodes
+    d.forget("c", 60.0)  # a later goodbye at exactly b's stale time drops it
+    assert "b" not in d._nodes
+
+
+def test_a_goodbye_passes_over_a_kept_state_dropped_since() -> None:
+    d = OutlierDetector(P)
+    for node, at in (("a", 0.0), ("b", 1.0)):
+        d.eject(node, at)
+        d.release_due(at + 10.0)
+        d.forget(node, at + 10.0)  # kept: stale at 60 and 61
+    d.forget("a")  # dropped outright since
+    d.forget("c", 100.0)
+    assert "b" not in d._nodes and "a" not in d._nodes

@@ -182,3 +182,18 @@ def test_a_move_says_whether_the_node_moved() -> None:
     assert pools.move(st, OPEN) is False
     assert pools.move(st, FULL) is True and len(pools.by_model["m"].full) == 1
     assert len(pools.by_model["m"].open) == 0
+
+
+def test_a_node_about_to_join_its_pool_is_counted_in_it() -> None:
+    """``unspared``: a model's only node cannot be spared; a node about to be counted
+    (``placed=False``) beside one other makes two, one of which may go."""
+    from LLM_Mesh.core.route_pools import unspared
+
+    r = _router()
+    ms = frozenset({"m"})
+    assert unspared(r._index, ms, 0.5, placed=True) == ms  # "a" alone
+    assert unspared(r._index, ms, 0.5, placed=False) == frozenset()  # "a" and the newcomer
+    r.upsert_node("b", ("m",), now=0.0, max_concurrency=1, max_queue=8)
+    assert unspared(r._index, ms, 0.5, placed=True) == frozenset()
+    assert unspared(r._index, ms, 0.5, placed=False) == frozenset()
+    assert unspared(r._index, frozenset({"none"}), 0.5, placed=False) == frozenset({"none"})

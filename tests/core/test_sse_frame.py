@@ -269,3 +269,16 @@ def test_blank_lines_past_an_events_end_are_counted_not_made_events() -> None:
     assert f.feed(b"\n\n\n\ndata: 3\n\n") == [b"data: 3"] and f.blank == 2
     assert f.feed(b"\n\n") == [] and f.blank == 3
     assert f.end() == [] and f.blank == 3
+
+
+def test_runs_of_blank_lines_are_counted_across_reads_and_at_the_end() -> None:
+    """``blank`` (a client counts each run as an event without output): a run after an
+    event's end in one read, then one before the last, unterminated event read at the end."""
+    f = SseFramer()
+    assert f.feed(b"data: a\n\n\n") == [b"data: a"]
+    assert f.blank == 1
+    assert f.feed(b"\ndata: b") == []
+    assert f.end() == [b"data: b"]
+    assert f.blank == 2
+    g = SseFramer()
+    assert g.feed(b"data: a\n\n") == [b"data: a"] and g.end() == [] and g.blank == 0

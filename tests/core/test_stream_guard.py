@@ -279,3 +279,61 @@ def test_one_look_at_a_chunk_is_each_rule_applied_once(choices: object, n: int) 
     else:
         assert (text, nbytes) == ("", 0)
     assert (why is None and (bool(text) or nbytes > 0)) is carries_output(obj, n)
+
+
+def test_a_declared_context_of_1_is_a_context() -> None:
+    assert node_context(1, 4096) == 1
+    assert node_context(2, 4096) == 2
+    assert node_context(0, 4096) == 4096
+
+
+def test_a_part_at_exactly_its_limit_of_tokens_padded_with_events_is_padded() -> None:
+    """``limit`` tokens in too many events, fewer than ``limit`` of them with output: the
+    tokens are not past the limit (a cut there is ``OVER``), the events pad it."""
+    events = 4 + SLACK_EVENTS + 1
+    assert overrun(4, 4, 3, events) == PADDED
+    assert overrun(4, 5, 3, events) == OVER  # past the limit in tokens
+    assert overrun(4, 4, 4, events) == OVER  # as many events with output as the limit
+
+
+def test_a_chunk_of_another_choice_carries_no_output_for_a_request_of_one() -> None:
+    """The default is a request of one choice: ``index`` 1 is not one asked for."""
+    assert not carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]})
+    assert carries_output({"choices": [{"index": 0, "delta": {"content": "x"}}]})
+    assert carries_output({"choices": [{"index": 1, "delta": {"content": "x"}}]}, 2)
+    # a completion's text, or its echo, is output too
+    assert carries_output({"choices": [{"index": 0, "text": "x"}]})
+
+
+def test_events_without_data_are_a_flood_past_64_and_2_per_output() -> None:
+    from LLM_Mesh.core.stream_guard import too_many_without_data
+
+    assert not too_many_without_data(64, 0) and too_many_without_data(65, 0)
+    assert not too_many_without_data(68, 2) and too_many_without_data(69, 2)
+    assert not too_many_without_data(264, 100) and too_many_without_data(265, 100)
+
+
+def test_the_time_lost_waiting_adds_up_over_each_change_of_sharers() -> None:
+    """``lost(streaming=False)``: each stretch at its own rate (``1 - 1/k``), late on the
+    clock too; nothing at the instant of a begin."""
+    st = SharedTime()
+    st.begin("n", 100.0)
+    st.begin("n", 100.0)  # 2 sharers
+    assert st.lost("n", 100.0, streaming=False) == 0.0 and st.lost("n", 100.0) == 0.0
+    st.begin("n", 110.0)  # 10 s at 1/2 lost, then 3 sharers
+    st.end("n", 120.0)  # 10 s at 2/3 lost
+    assert st.lost("n", 120.0, streaming=False) == pytest.approx(5.0 + 20.0 / 3)
+    assert st.lost("n", 120.0) == pytest.approx(5.0 + 20.0 / 3)
+    st.end("n", 120.0)
+    st.end("n", 130.0)  # the last one: the node is forgotten
+    assert st.nodes() == [] and st.in_flight("n") == 0
+
+
+def test_other_replicas_said_to_be_0_share_nothing() -> None:
+    st = SharedTime()
+    st.begin("n", 0.0, others=0)
+    assert st.lost("n", 10.0) == 0.0  # alone: nothing lost
+    st.set_others("n", 1, 10.0)
+    assert st.lost("n", 20.0) == pytest.approx(5.0)
+    st.set_others("n", 0, 20.0)  # back to alone
+    assert st.lost("n", 30.0) == pytest.approx(5.0)

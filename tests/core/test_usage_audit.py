@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from statistics import median
 
+import pytest
+
 from LLM_Mesh.core.usage_audit import (
     AuditPolicy,
     AuditSample,
@@ -456,3 +458,33 @@ def test_the_view_lists_each_pair_with_its_shares_to_four_places() -> None:
         "peers_completion_share": 0.1667, "prompt_share": 0.6667,
         "peers_prompt_share": 0.3333, "peers": 1,
     }  # fmt: skip
+
+
+def test_a_node_under_bucket_min_is_held_to_the_median_of_every_peer_counted() -> None:
+    """A node with fewer than ``bucket_min`` answers in the window is no peer of its own:
+    its reference is the median of all the counted nodes' shares (odd and even counts)."""
+    policy = AuditPolicy(bucket_min=2)
+    for shares, expected in (
+        ((0.2,), 0.2),
+        ((0.6, 0.2), 0.4),
+        ((0.6, 0.1, 0.2), 0.2),
+        ((0.6, 0.1, 0.4, 0.2), 0.3),
+        ((0.6, 0.1, 0.4, 0.2, 0.9), 0.4),
+        ((0.6, 0.1, 0.4, 0.2, 0.9, 0.8), 0.5),
+    ):
+        audit = UsageAudit(policy)
+        for i, share in enumerate(shares):
+            for _ in range(2):
+                audit.observe(f"p{i}", MODEL, AuditSample(round(share * 10), 10, 1, 10))
+        audit.observe("slow", MODEL, AuditSample(5, 10, 1, 10))
+        ev = audit.evidence("slow", MODEL)
+        assert ev is not None and (ev.requests, ev.peers) == (1, len(shares))
+        assert ev.peers_share("completion") == pytest.approx(expected), shares
+
+
+def test_context_tier_boundaries() -> None:
+    from LLM_Mesh.core.usage_audit import context_tier
+
+    assert context_tier(8192, [4096, 32_768, 8192]) == 8192  # exactly a context: it fits
+    assert context_tier(5000, [0, 4096, 8192]) == 8192  # an undeclared one passed over
+    assert context_tier(2, [1, 4096]) == 4096  # a context of 1 is declared
