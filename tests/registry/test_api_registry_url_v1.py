@@ -35,5 +35,5 @@ async def test_replicas_given_with_v1_each_lose_it(inprocess_mesh: InProcessMesh
 
 def test_a_url_without_its_scheme_is_refused_naming_it() -> None:
     reg = DistributedModelRegistry(registry_url="127.0.0.1:8800")
-    with pytest.raises(ValueError, match="registry_url: '127.0.0.1:8800' has no scheme"):
+    with pytest.raises(ValueError, match=r"registry_url: '127\.0\.0\.1:8800' has no scheme"):
         _ = reg.registry_url
