@@ -565,6 +565,7 @@ if [ "$SERVICE" = 1 ]; then
     CA_LINE="
 Environment=LLM_MESH_REGISTRY_CA=$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
   fi
+  # exit 78: the registry does not know the operator token (node start says so): no restart
   UNIT_TEXT="[Unit]
 Description=LLM Mesh node
 After=network-online.target
@@ -574,6 +575,7 @@ Environment=LLM_MESH_HOME=$LLM_MESH_HOME$CA_LINE
 ExecStart=${START[*]}
 Restart=on-failure
 RestartSec=10
+RestartPreventExitStatus=78
 
 [Install]
 WantedBy=default.target"

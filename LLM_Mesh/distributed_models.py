@@ -37,6 +37,7 @@ from LLM_Mesh.client import MeshClient, fetch_json_sync, gateway_urls
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
+from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
     InvalidCredential,
@@ -108,9 +109,12 @@ class DistributedModelRegistry:
     @property
     def registry_url(self) -> str:
         """The registry + gateway URL, or several as ``"URL,URL,..."`` (replicas: the client
-        fails over between them, ``LLM_Mesh/client.py``)."""
+        fails over between them, ``LLM_Mesh/client.py``). Read as the setting is
+        (``core/registry_urls.py``): the gateway's OpenAI base URL ``.../v1`` names its
+        registry (found 2026-12-05, polish32: given here it was taken as it, and every
+        request went to ``/v1/mesh/...`` and ``/v1/v1/...``)."""
         if self._registry_url:
-            return self._registry_url.rstrip("/")
+            return ",".join(registry_url_list(self._registry_url, "registry_url"))
         if self._settings is None:
             self._settings = Settings.from_env()
         return ",".join(self._settings.registry_urls)

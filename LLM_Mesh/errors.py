@@ -230,6 +230,12 @@ class InvalidCredential(Unauthorized):
     code = "invalid_credential"
 
 
+class RegistrationRefused(MeshError):
+    """A node's registration refused for good: the registry does not know its operator token
+    (401 ``invalid_credential``); ``node start`` exits ``TOKEN_REFUSED_EXIT``
+    (``core/revoked_notice.py``), as no retry changes that (found 2026-12-05, polish32)."""
+
+
 class InvalidApiKey(Unauthorized):
     """An ``Authorization`` header whose API key is unknown, malformed or revoked."""
 

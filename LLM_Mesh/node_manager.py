@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.peer_exempt import PeerExemption, parse_trusted_peers
+from LLM_Mesh.errors import RegistrationRefused
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import (
@@ -105,6 +106,7 @@ class NodeManager:
             **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = _server(config, self.service.begin_shutdown)
+        self.service.on_fatal = lambda _message: self.stop()
         loading = exit_on_signal("loading the model") if self._exit_while_loading else nullcontext()
         peers = self._registry_peers()
         try:
@@ -116,6 +118,8 @@ class NodeManager:
                 peers.cancel()
             self._server = None
             await self.service.stop()  # no-op when the lifespan already stopped it
+        if self.service.fatal is not None:  # found 2026-12-05, polish32: retried for ever
+            raise RegistrationRefused(self.service.fatal)
 
     def _registry_peers(self) -> asyncio.Task[None] | None:
         """Resolve the registries' hosts into :attr:`exemption` now, every 5 minutes and

@@ -564,6 +564,9 @@ def test_service_installs_a_systemd_user_unit_once(tmp_path: Path) -> None:
         in text
     )
     assert "Restart=on-failure" in text and "WantedBy=default.target" in text
+    # an operator token the registry does not know: `node start` exits 78, and systemd does
+    # not start it again every 10 s (found 2026-12-05, polish32)
+    assert "RestartPreventExitStatus=78" in text
     assert calls.read_text().splitlines() == [
         "--user daemon-reload",
         "--user enable --now llm-mesh-node.service",

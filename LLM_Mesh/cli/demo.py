@@ -32,6 +32,19 @@ def text_bound(max_tokens: Any) -> int | None:
     return BASE_BYTES + max_tokens * TOKEN_BYTES
 
 
+def flag_named(exc: MeshError, max_tokens: int) -> MeshError:
+    """``exc`` with the request's ``max_tokens=N`` said as the flag the user typed,
+    ``--max-tokens N`` (found 2026-12-05, polish32: a refusal of ``ask --max-tokens`` above
+    the model's context named the API's field, not the option)."""
+    field = f"max_tokens={max_tokens}"
+    if exc.param != "max_tokens" and field not in exc.message:
+        return exc
+    text = exc.message.replace(field, f"--max-tokens {max_tokens}")
+    if text == exc.message:  # named by its field alone (``max_tokens: ...``): the option
+        text = f"--max-tokens {max_tokens}: {text.removeprefix('max_tokens: ')}"
+    return MeshError(text, param=exc.param)
+
+
 async def stream_request(
     console: Console,
     registry_url: str,

@@ -363,11 +363,12 @@ def ask(
             "reads; without a key nothing is kept)",
         ),
     ] = False,
+    home: HomeOpt = None,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from rich.text import Text
 
-    from LLM_Mesh.cli.demo import ask_once
+    from LLM_Mesh.cli.demo import ask_once, flag_named
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
     from LLM_Mesh.core.tasks import unknown_task
     from LLM_Mesh.receipt_files import kept_note, key_folder, save_receipt
@@ -381,7 +382,7 @@ def ask(
         raise _fail(exc) from exc
     if save is not None and no_save:
         raise _fail(ValueError("--save DIR and --no-save: give one"))
-    settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    settings = _settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
     # a keyed user's receipts are kept by default (found 2026-12-05: without --save, each
     # charge was NO RECEIPT in the statement); an anonymous answer's never (privacy)
     mine = None if no_save or not settings.api_key else key_folder(settings.home, settings.api_key)
@@ -398,7 +399,7 @@ def ask(
             )
         )  # fmt: skip
     except MeshError as exc:
-        raise _fail(exc) from exc
+        raise _fail(flag_named(exc, max_tokens)) from exc
     if save is None:
         if mine is not None and kept is not None:
             try:
@@ -431,11 +432,13 @@ def _regions(avoid: str | None) -> dict[str, Any]:
 
 
 @app.command()
-def status(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
+def status(
+    registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None, home: HomeOpt = None
+) -> None:
     """The network at a glance: models, nodes, health, load, latency."""
     from LLM_Mesh.distributed_models import DistributedModelRegistry
 
-    settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
+    settings = _settings(home, registry, registry_ca=_ca(registry_ca))
     reg = DistributedModelRegistry(settings, replica_memory=replica_memory(settings))
     try:
         info = reg.get_model_info()
@@ -445,12 +448,14 @@ def status(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
 
 
 @app.command()
-def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
+def models(
+    registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None, home: HomeOpt = None
+) -> None:
     """The catalog, and which models are up."""
     from LLM_Mesh.bounded_http import rows
     from LLM_Mesh.client import fetch_json_sync
 
-    settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
+    settings = _settings(home, registry, registry_ca=_ca(registry_ca))
     try:
         found = fetch_json_sync(
             settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca,
@@ -472,6 +477,7 @@ def balance(
         ),
     ] = None,
     registry_ca: RegistryCaOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """What your API key may spend (µNT): balance; reserved (requests in flight, answers not
     settled yet, the gateways' reservation leases: an unused one goes back within a second
@@ -479,7 +485,7 @@ def balance(
     from LLM_Mesh.client import MeshClient
     from LLM_Mesh.plain_http import PlainHttpNotice
 
-    settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    settings = _settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
     if settings.api_key:
         warn_plain_http(settings.registry_urls, "your API key")
 

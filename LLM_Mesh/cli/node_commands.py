@@ -149,6 +149,8 @@ def node_start(
     """Run a node serving one or more models and register it with the registry."""
     from dataclasses import replace
 
+    from LLM_Mesh.core.revoked_notice import TOKEN_REFUSED_EXIT
+    from LLM_Mesh.errors import RegistrationRefused
     from LLM_Mesh.node.config import NodeConfig, load_node_config, local_node_url
     from LLM_Mesh.node.keys import key_in_use, key_path
     from LLM_Mesh.node_manager import NodeManager
@@ -213,6 +215,9 @@ def node_start(
         here = local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert)) if cfg.port else None
         with key_in_use(key_path(settings, cfg.key_file), here):  # one node per key
             NodeManager(cfg, settings).run()
+    except RegistrationRefused as exc:  # no restart helps: the unit's RestartPreventExitStatus
+        fail(exc)
+        raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
     except (MeshError, ValueError) as exc:
         raise fail(exc) from exc
 

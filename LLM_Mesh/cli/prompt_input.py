@@ -23,7 +23,8 @@ class PromptInputError(ValueError):
 def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -> str:
     """The prompt: ``argument``, else stdin (``-``, or none given and stdin not a TTY), else
     ``prompt_file``'s text. Of text read, one trailing line end is dropped (``echo ... |``);
-    an empty one is refused."""
+    an empty one is refused, as is one of white space only, wherever it came from (found
+    2026-12-05, polish32: ``ask ""`` was sent, answered and charged)."""
     if prompt_file is not None:
         if argument is not None:
             raise PromptInputError("give the prompt once: an argument or --prompt-file, not both")
@@ -38,11 +39,13 @@ def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -
             "no prompt: give it as an argument, '-' to read it from standard input, "
             "or --prompt-file PATH"
         )
+    if not argument.strip():
+        raise PromptInputError("no prompt: the argument is empty (or only white space)")
     return argument
 
 
 def _read(text: str, source: str) -> str:
     text = text.removesuffix("\n").removesuffix("\r")
-    if not text:
-        raise PromptInputError(f"no prompt: {source} was empty")
+    if not text.strip():
+        raise PromptInputError(f"no prompt: {source} was empty (or only white space)")
     return text

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import (
+    HomeOpt,
     RegistryCaOpt,
     RegistryOpt,
     begin_at,
@@ -269,6 +270,7 @@ def verify_command(
     ] = None,
     accept_new_key: AcceptNewKeyOpt = False,
     timeout: TimeoutOpt = TIMEOUT_S,
+    home: HomeOpt = None,
 ) -> None:
     """Check a receipt's registry countersignature and every node's signature offline.
     Exit 0 when valid, 1 when not (the reason is named). Keys read from the registry are
@@ -286,7 +288,7 @@ def verify_command(
         memory: KeyMemory | None = None  # the registry's keys judged (none given here)
         if not texts or registry is not None:
             ca = str(registry_ca.expanduser()) if registry_ca else None
-            settings = settings_from(None, registry, registry_ca=ca)
+            settings = settings_from(home, registry, registry_ca=ca)
             chain: list[object] = []
             run = deadline.then(settings.registry_url, "the receipt was not checked")
             answered, more = fetch_keys_at(
@@ -325,7 +327,9 @@ def verify_command(
         console.print(SIMULATED_NOTE, highlight=False)
     if ledger or ledger_request_id is not None:
         lid = ledger_request_id or found.ledger_request_id or receipt.request_id
-        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()), answered, deadline)
+        _check_ledger(
+            receipt, lid, registry, registry_ca, set(keys.values()), answered, deadline, home
+        )
 
 
 LISTED_ONLY = (
@@ -353,7 +357,7 @@ def _proven(entries: int, later: int) -> str:
 
 def _check_ledger(
     receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes],
-    answered: str | None = None, deadline: Deadline | None = None,
+    answered: str | None = None, deadline: Deadline | None = None, home: Path | None = None,
 ) -> None:  # fmt: skip
     """``--ledger``: the request's published entries against what the receipt signs (found
     2026-12-05: nothing compared them; a registry could charge other amounts than it
@@ -362,7 +366,7 @@ def _check_ledger(
     replica was waited for at each, then ended the command). All within ``deadline``'s
     ``--timeout`` (found 2026-12-05: each answer bounded alone, their number not)."""
     try:
-        settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
+        settings = settings_from(home, registry, registry_ca=str(ca.expanduser()) if ca else None)
         clock = deadline or Deadline("receipt verify", 0)
         run = clock.then(settings.registry_url, "its ledger entries were not checked")
         urls = begin_at(gateway_urls(settings.registry_urls), answered)

@@ -30,12 +30,14 @@ from typing import Any
 __all__ = [
     "FIRST_CHECK_S",
     "MAX_CHECK_S",
+    "TOKEN_REFUSED_EXIT",
     "Revocation",
     "RevokedRegistries",
     "by_operator",
     "check_delay",
     "is_plain_http_refused",
     "is_revoked",
+    "is_token_refused",
     "plain_http_waits",
     "revoked_message",
 ]
@@ -78,6 +80,19 @@ def is_revoked(status: int, answer: Any) -> bool:
     if not isinstance(error, dict):
         return False
     return "revoked" in (error.get("code"), error.get("reason"))
+
+
+def is_token_refused(status: int, answer: Any) -> bool:
+    """A registration's 401 ``invalid_credential``: the registry does not know the operator
+    token (or got none), and no retry makes it known: the node stops, exit
+    :data:`TOKEN_REFUSED_EXIT` (found 2026-12-05, polish32: it asked again for ever)."""
+    error = answer.get("error") if status == 401 and isinstance(answer, dict) else None
+    return isinstance(error, dict) and error.get("code") == "invalid_credential"
+
+
+# ``node start``'s exit status then: EX_CONFIG, which the setup script's systemd unit names
+# in ``RestartPreventExitStatus=`` (``Restart=on-failure`` would start it again every 10 s)
+TOKEN_REFUSED_EXIT = 78
 
 
 def _minutes(seconds: float) -> str:

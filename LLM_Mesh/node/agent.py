@@ -20,25 +20,25 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    expire there. A goodbye that arrives twice is the same goodbye; an unregistered node says none.
 
 Every message is signed by the node's key (``signer``, a
-:class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the registration
-also carries the operator token. A 401/403 answer (bad token, clock off by more than two
-minutes) is logged with the registry's message (the same refusal again: one short line) and
-retried with the growing delay. A 403 ``plain_http_remote`` (a re-check's too) or
-``revoked`` is one ERROR in words, then 1 min to the next registration, doubling up to 15
-min (``core/revoked_notice.py``: a re-check keeps its own waits); a revoked node's other
-registries are asked at once and its goodbye goes to those only. A 403 ``revoked`` counts
-only when the registry key this node trusts (``registry_key``: pinned in node.toml or
-learned at registration, ``node/gateway_guard.py``) signed it over the very message it
-refuses (``core/revocation_proof.py``), or, for a learned key, a key the answer's signed
-rotation chain leads to from it (a rotated ``registry.key``); one without that signature (forged by whoever
-answers at the registry's URL, replayed, another node's, or an older registry's) is an
-ordinary refusal: a failed heartbeat (the next one at the usual interval) or registration
-(the backoff), logged once per registry as a WARNING. A node with no registry key yet (its
-first registration ever, or after ``keys forget-gateway``) honours an unsigned one, as
-before: it has nothing to check it with, it serves no one yet (without a key every
-inference request is refused), and whoever answers at the URL can hold back its first
-registration by other answers anyway; a real revocation then gets its one ERROR and long
-waits instead of a registration every few seconds.
+:class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the registration also
+carries the operator token. A 401/403 answer (bad token, clock off by more than two minutes) is
+logged with the registry's message (the same refusal again: one short line) and retried with the
+growing delay; a 401 ``invalid_credential`` (no known operator token) ends the loop: one ERROR,
+``on_fatal`` told, the node exits. A 403 ``plain_http_remote`` (a re-check's too) or ``revoked``
+is one ERROR in words, then 1 min to the next registration, doubling up to 15 min
+(``core/revoked_notice.py``: a re-check keeps its own waits); a revoked node's other registries
+are asked at once and its goodbye goes to those only. A 403 ``revoked`` counts only when the
+registry key this node trusts (``registry_key``: pinned in node.toml or learned at registration,
+``node/gateway_guard.py``) signed it over the very message it refuses
+(``core/revocation_proof.py``), or, for a learned key, a key the answer's signed rotation chain
+leads to from it (a rotated ``registry.key``); one without that signature (forged by whoever
+answers at the registry's URL, replayed, another node's, or an older registry's) is an ordinary
+refusal: a failed heartbeat (the next one at the usual interval) or registration (the backoff),
+logged once per registry as a WARNING. A node with no registry key yet (its first registration
+ever, or after ``keys forget-gateway``) honours an unsigned one, as before: it has nothing to
+check it with, it serves no one yet (without a key every inference request is refused), and
+whoever answers at the URL can hold back its first registration by other answers anyway; a real
+revocation then gets its one ERROR and long waits instead of a registration every few seconds.
 
 **Several registries** (replicas: ``--registry URL,URL,...``, node.toml ``registry_url``,
 ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time while it answers; one that
@@ -80,6 +80,7 @@ from LLM_Mesh.core.revoked_notice import (
     check_delay,
     is_plain_http_refused,
     is_revoked,
+    is_token_refused,
     plain_http_waits,
     revoked_message,
 )
@@ -90,6 +91,7 @@ from LLM_Mesh.node.agent_wire import (
     Backoff,
     Unreached,
     answer_of,
+    check_clock,
     error_message,
     heard_health,
     refusal,
@@ -137,6 +139,7 @@ class NodeAgent:
         on_heartbeat: Callable[[dict[str, Any]], None] | None = None,
         pinned_gateway: Callable[[], str | None] | None = None,
         registry_key: Callable[[], TrustedKey | None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted
@@ -176,6 +179,8 @@ class NodeAgent:
         # default rule: three missed intervals
         self.heartbeat_expiry_s: float | None = None
         self.last_error: str | None = None
+        self.fatal: str | None = None  # a refusal no retry changes: the loop has ended
+        self._on_fatal = on_fatal
         self._refused_as: str | None = None  # the last registration refusal, logged in full
         self._plain_refusals = 0  # 403 plain_http_remote in a row: long waits (check_delay)
         self.heartbeats_sent = 0
@@ -287,6 +292,8 @@ class NodeAgent:
             self._plain_refusals, wait = plain_http_waits(self._plain_refusals, plain, bool(only))
             retry_in = wait or retry_in
             message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
+            if is_token_refused(r.status_code, answer_of(r)):
+                return self._given_up(message)
             if doubted:  # its WARNING said it in full
                 self._refused_as = message
             if message != self._refused_as:  # its words in full once, then one short line
@@ -316,11 +323,18 @@ class NodeAgent:
             expiry = float(answer.get("heartbeat_expiry_s") or 0)
             if not elsewhere:
                 self.heartbeat_expiry_s = expiry if expiry > 0 else None
-        self._check_clock(answer.get("registry_time"))
+        if self._signer is not None:
+            check_clock(self._signer.wall_clock(), answer.get("registry_time"), log)
         if self._on_accepted is not None:  # the gateway key to pin (node/gateway_guard.py)
             self._on_accepted(answer)
         log.info("registered %s at %s", self.node_id, self._answered_by)
         return True
+
+    def _given_up(self, message: str) -> bool:
+        self.fatal = message
+        if self._on_fatal is not None:  # the node's process ends (node_manager.py)
+            self._on_fatal(message)
+        return self._failed(f"{message}; not registering again", level=logging.ERROR)
 
     def _all_revoked(self) -> bool:
         return not self.revoked.allowed(self.registry_urls)
@@ -371,20 +385,6 @@ class NodeAgent:
             left = self.revoked.get(url)
             wait = left.next_check - now if left is not None else 0.0
             log.info("the registry at %s still refuses this node: asked again in %.0f s", url, wait)
-
-    def _check_clock(self, registry_time: Any) -> None:
-        if self._signer is None or not isinstance(registry_time, (int, float)):
-            return
-        try:  # an int past a float's range (10**400) is no time either
-            skew = self._signer.wall_clock() - float(registry_time)
-        except OverflowError:
-            return
-        if math.isfinite(skew) and abs(skew) > 30:
-            log.warning(
-                "this machine's clock is %+.0f s off the registry's; beyond ±120 s every "
-                "message is refused: set the clock (NTP)",
-                skew,
-            )
 
     def _failed(self, message: str, retry_in: float | None = None, level: int = 30) -> bool:
         self.last_error = message
@@ -499,8 +499,8 @@ class NodeAgent:
             self._wake.clear()
 
     async def run(self) -> None:
-        """Forever: register, then heartbeat. Errors are logged, never raised."""
-        while True:
+        """Register, then heartbeat, until :attr:`fatal`. Errors are logged, never raised."""
+        while self.fatal is None:
             try:
                 delay = await self.step()
             except asyncio.CancelledError:

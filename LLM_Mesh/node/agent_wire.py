@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "Backoff",
     "Unreached",
     "answer_of",
+    "check_clock",
     "error_message",
     "heard_health",
     "refusal",
@@ -151,3 +153,20 @@ def heard_health(
             show_time(state.since),
         )
     return state, not state.ok
+
+
+def check_clock(wall: float, registry_time: Any, log: logging.Logger) -> None:
+    """A WARNING when this machine's clock (``wall``) is over 30 s off the registry's
+    answer's ``registry_time`` (beyond ±120 s every signed message is refused)."""
+    if not isinstance(registry_time, (int, float)):
+        return
+    try:  # an int past a float's range (10**400) is no time either
+        skew = wall - float(registry_time)
+    except OverflowError:
+        return
+    if math.isfinite(skew) and abs(skew) > 30:
+        log.warning(
+            "this machine's clock is %+.0f s off the registry's; beyond ±120 s every "
+            "message is refused: set the clock (NTP)",
+            skew,
+        )

@@ -208,6 +208,10 @@ class NodeService:
         self._sleep = sleep
         self._minute_of_day = minute_of_day
         self.agent: NodeAgent | None = None
+        # the agent gave up (an unknown operator token): its words; ``on_fatal`` ends the
+        # process (``node_manager.py``: exit TOKEN_REFUSED_EXIT)
+        self.fatal: str | None = None
+        self.on_fatal: Callable[[str], None] | None = None
         self.started = False
         self._prepared = False
         self.started_at = clock()
@@ -291,8 +295,14 @@ class NodeService:
                 on_heartbeat=self.gateway.heard,
                 pinned_gateway=lambda: self.gateway.registry_id,
                 registry_key=self._registry_key,
+                on_fatal=self._gave_up,
             )
             self.agent.start()
+
+    def _gave_up(self, message: str) -> None:
+        self.fatal = message
+        if self.on_fatal is not None:
+            self.on_fatal(message)
 
     def _registry_key(self) -> TrustedKey | None:
         """The registry key this node trusts now (its pinned gateway key): a 403 revoked

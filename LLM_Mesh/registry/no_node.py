@@ -2,7 +2,10 @@
 (:mod:`~LLM_Mesh.registry.send`): 429 ``overloaded`` when every node is full, else 503
 ``model_unavailable``, naming the models that would answer under the request's
 constraints; ``hopeless`` (``x-should-retry: false``, ``core/client_retry.py``) when no
-node serves the model within them at all and none is only held out by its own 503."""
+node serves the model within them at all, none is only held out by its own 503 and
+none hosting it is paused or draining (found 2026-12-05, polish32: a paused-only model
+said ``false``, README ``true``: a paused node may resume, which the registry hears at
+its next heartbeat, ``Retry-After``)."""
 
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ def no_node(
         available=up,
         # a node's 503 holds it out (paused, draining): back at the end of its Retry-After
         retry_after=retry_after_s if d.wait_s is None else max(1, math.ceil(d.wait_s)),
-        hopeless=d.wait_s is None and model not in up,
+        hopeless=d.wait_s is None and model not in up and not extra,
         reason="no_node",
         **extra,
     )
