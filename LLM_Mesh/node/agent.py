@@ -23,21 +23,21 @@ Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the registration also
 carries the operator token. A 401/403 answer (bad token, clock off by more than two minutes) is
 logged with the registry's message (the same refusal again: one short line) and retried with the
-growing delay; a 401 ``invalid_credential`` (no known operator token) ends the loop: one ERROR,
-``on_fatal`` told, the node exits. A 403 ``plain_http_remote`` (a re-check's too) or ``revoked``
-is one ERROR in words, then 1 min to the next registration, doubling up to 15 min
-(``core/revoked_notice.py``: a re-check keeps its own waits); a revoked node's other registries
-are asked at once and its goodbye goes to those only. A 403 ``revoked`` counts only when the
-registry key this node trusts (``registry_key``: pinned in node.toml or learned at registration,
-``node/gateway_guard.py``) signed it over the very message it refuses
-(``core/revocation_proof.py``), or, for a learned key, a key the answer's signed rotation chain
-leads to from it (a rotated ``registry.key``); one without that signature (forged by whoever
-answers at the registry's URL, replayed, another node's, or an older registry's) is an ordinary
-refusal: a failed heartbeat (the next one at the usual interval) or registration (the backoff),
-logged once per registry as a WARNING. A node with no registry key yet (its first registration
-ever, or after ``keys forget-gateway``) honours an unsigned one, as before: it has nothing to
-check it with, it serves no one yet (without a key every inference request is refused), and
-whoever answers at the URL can hold back its first registration by other answers anyway; a real
+growing delay; a 401 ``invalid_credential`` (no known operator token) ends the loop of a node with
+no registry key yet (unsigned, as a 403 ``revoked`` below): one ERROR, ``on_fatal`` told, the node
+exits. A 403 ``plain_http_remote`` (a re-check's too) or ``revoked`` is one ERROR in words, then 1
+min to the next registration, doubling up to 15 min (``core/revoked_notice.py``: a re-check keeps
+its own waits); a revoked node's other registries are asked at once and its goodbye goes to those
+only. A 403 ``revoked`` counts only when the registry key this node trusts (``registry_key``:
+pinned in node.toml or learned at registration, ``node/gateway_guard.py``) signed it over the very
+message it refuses (``core/revocation_proof.py``), or, for a learned key, a key the answer's signed
+rotation chain leads to from it (a rotated ``registry.key``); one without that signature (forged by
+whoever answers at the registry's URL, replayed, another node's, or an older registry's) is an
+ordinary refusal: a failed heartbeat (the next one at the usual interval) or registration (the
+backoff), logged once per registry as a WARNING. A node with no registry key yet (its first
+registration ever, or after ``keys forget-gateway``) honours an unsigned one, as before: it has
+nothing to check it with, it serves no one yet (without a key every inference request is refused),
+and whoever answers at the URL can hold back its first registration by other answers anyway; a real
 revocation then gets its one ERROR and long waits instead of a registration every few seconds.
 
 **Several registries** (replicas: ``--registry URL,URL,...``, node.toml ``registry_url``,
@@ -149,9 +149,7 @@ class NodeAgent:
         # to hear the rotation statement (core/key_rotation.py)
         self._pinned_gateway = pinned_gateway
         self._asked_gateway: str | None = None
-        # the registry key this node trusts (pinned or learned: node/gateway_guard.py): a
-        # 403 revoked counts only with its signature (core/revocation_proof.py)
-        self._registry_key = registry_key
+        self._registry_key = registry_key  # trusted, pinned or learned (module docstring)
         self._doubted: set[str] = set()  # registries whose unsigned 403 revoked was logged
         self._signer = signer
         self._operator_token = operator_token
@@ -166,8 +164,7 @@ class NodeAgent:
         self._heartbeat = heartbeat
         self.interval_s = interval_s
         self.backoff = backoff or Backoff(cap_s=max(interval_s, 1.0) * 3)
-        self._timeout = request_timeout_s
-        self._deregister_timeout = deregister_timeout_s
+        self._timeout, self._deregister_timeout = request_timeout_s, deregister_timeout_s
         self._deregister_tries = max(1, deregister_tries)
         self._deregister_budget = deregister_budget_s
         self._sleep = sleep
@@ -292,7 +289,7 @@ class NodeAgent:
             self._plain_refusals, wait = plain_http_waits(self._plain_refusals, plain, bool(only))
             retry_in = wait or retry_in
             message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
-            if is_token_refused(r.status_code, answer_of(r)):
+            if is_token_refused(r.status_code, answer_of(r)) and self._key() is None:
                 return self._given_up(message)
             if doubted:  # its WARNING said it in full
                 self._refused_as = message
@@ -348,12 +345,14 @@ class NodeAgent:
             others = self.revoked.allowed(self.registry_urls)
             log.error("%s", revoked_message(url, self.node_id, message, others))
 
+    def _key(self) -> TrustedKey | None:
+        return self._registry_key() if self._registry_key is not None else None
+
     def _doubted_revocation(self, r: httpx.Response, kind: MessageKind) -> bool:
         """A 403 ``revoked`` not signed by the registry key this node trusts (forged, or an
         older registry's): not honoured; one WARNING per registry until it accepts a message
         of this node again (``core/revocation_proof.py``)."""
-        key = self._registry_key() if self._registry_key is not None else None
-        why = revocation_doubt(r, kind, self._sent, key)
+        why = revocation_doubt(r, kind, self._sent, self._key())
         if why is None:
             return False
         url = self._answered_by

@@ -128,3 +128,20 @@ async def test_the_node_process_stops_with_the_registrys_words(tmp_path: Path) -
     assert UNKNOWN in str(caught.value)
     assert not mgr.service.started and mgr._server is None
     assert TOKEN_REFUSED_EXIT == 78  # the unit's RestartPreventExitStatus (setup script)
+
+
+async def test_a_node_that_knows_its_registrys_key_is_not_stopped_by_an_unsigned_401() -> None:
+    """Found 2026-12-05 (the lead, merging polish32 beside attack32b): the 401 is not
+    signed, so anyone answering at the registry's URL (plain http on the path, or relaying
+    the registration with the token swapped: attack32b's 401) stopped for good a node that
+    has registered before and pins the registry's key, as a forged 403 ``revoked`` may not
+    (docs/security.md, "Hostile registry → node operator"). Such a node retries."""
+    from LLM_Mesh.core.revocation_proof import TrustedKey
+
+    reg = Answering(401, _error("invalid_credential"))
+    told: list[str] = []
+    agent = make_agent(reg, on_fatal=told.append, registry_key=lambda: TrustedKey("k" * 43))
+    for _ in range(3):
+        assert await agent.register() is False
+    assert len(reg.calls) == 3 and agent.fatal is None and told == []
+    assert UNKNOWN in (agent.last_error or "")
