@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "DEFAULT_POLICY", "KINDS", "AuditPolicy", "AuditSample", "AuditVerdict", "Evidence",
     "NodeAudit", "NodeUsage", "UsageAudit", "context_tier", "judge", "median_without",
-    "window_add", "window_table",
+    "view_row", "window_add", "window_table",
 ]  # fmt: skip
 
 
@@ -434,17 +434,23 @@ class UsageAudit:
             table = self._table(nodes)  # once a model (found 2026-12-05, attack31b: once a
             for node_id in sorted(nodes):  # node, 2.1 s for 2,000 nodes on the loop)
                 ev = self.evidence(node_id, model, table) or Evidence()
-                row: dict[str, object] = {
-                    "node_id": node_id,
-                    "model": model,
-                    "requests": ev.requests,
-                    "peer_requests": ev.peer_requests,
-                    "open_window_requests": nodes[node_id].current.requests,
-                }
-                for kind in KINDS:
-                    share, theirs = ev.share(kind), ev.peers_share(kind)
-                    row[f"{kind}_share"] = None if share is None else round(share, 4)
-                    row[f"peers_{kind}_share"] = None if theirs is None else round(theirs, 4)
-                row["peers"] = ev.peers
-                out.append(row)
+                out.append(view_row(node_id, model, ev, nodes[node_id].current.requests))
         return out
+
+
+def view_row(node_id: str, model: str, ev: Evidence, open_requests: int) -> dict[str, object]:
+    """One (node, model)'s row of the admin's listing: its evidence's counts and shares, its
+    peers' median shares, and its answers in the window still open (``open_requests``)."""
+    row: dict[str, object] = {
+        "node_id": node_id,
+        "model": model,
+        "requests": ev.requests,
+        "peer_requests": ev.peer_requests,
+        "open_window_requests": open_requests,
+    }
+    for kind in KINDS:
+        share, theirs = ev.share(kind), ev.peers_share(kind)
+        row[f"{kind}_share"] = None if share is None else round(share, 4)
+        row[f"peers_{kind}_share"] = None if theirs is None else round(theirs, 4)
+    row["peers"] = ev.peers
+    return row

@@ -187,12 +187,13 @@ def _release(holds: list[Hold], response: Response | None) -> None:
 
 
 def _keep_stream(resp: StreamingResponse, holds: list[Hold]) -> None:
-    """A hold that replays a completed stream (``keeps_stream``: its byte bound; a keyed SDK
-    attempt's, ``_CacheHold``) has the stream keep its bytes (the relay's ``ProxyStream``)."""
-    limit = max((getattr(h, "keeps_stream", 0) for h in holds), default=0)
+    """A hold that replays a completed stream (``keeps_stream``: the byte budget that all
+    the streams kept at once share; a keyed SDK attempt's, ``_CacheHold``) has the stream
+    keep its bytes (the relay's ``ProxyStream``)."""
+    budgets = [b for b in (getattr(h, "keeps_stream", None) for h in holds) if b is not None]
     keep = getattr(resp, "keep_answer", None)
-    if limit > 0 and callable(keep):
-        keep(limit)
+    if budgets and callable(keep):
+        keep(budgets[0])
 
 
 def _when_ended(resp: StreamingResponse, holds: list[Hold]) -> None:
@@ -239,8 +240,9 @@ class _CacheHold:
 
     def __init__(self, cache: IdempotencyCache, key: str, client: Client) -> None:
         self.cache, self.key, self.client = cache, key, client
-        # a keyed SDK attempt's stream is kept whole, up to this, for its retry's replay
-        self.keeps_stream = cache.max_bytes if is_implicit(key) else 0
+        # a keyed SDK attempt's stream is kept whole, within the cache's budget for all the
+        # streams kept at once, for its retry's replay
+        self.keeps_stream = cache.streams if is_implicit(key) else None
 
     def stream_answer(self, answer: Response) -> None:
         """The whole stream, completed (paid): kept for its retry (``keeps_stream``)."""

@@ -158,6 +158,29 @@ class _Entry:
             self._event = None
 
 
+class StreamBudget:
+    """Bytes that the streams being kept (``relay.SseRelay.keep``) hold, all together, at
+    most ``total``: found 2026-12-05 (review32), each stream could keep ``max_bytes`` of
+    its own, so N concurrent keyed SDK streams held N times that."""
+
+    __slots__ = ("total", "used")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        """Room for ``n`` more bytes, taken; ``False`` (nothing taken) when there is none."""
+        if self.used + n > self.total:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        """``n`` bytes taken earlier are free again."""
+        self.used = max(0, self.used - n)
+
+
 class IdempotencyCache:
     """See the module docstring; ``clock`` is the runtime's monotonic clock."""
 
@@ -188,6 +211,8 @@ class IdempotencyCache:
             OrderedDict(), OrderedDict(), OrderedDict()
         )  # fmt: skip
         self._kept = [0, 0, 0]  # bytes of kept answers, per book
+        # bytes kept by SDK attempts' streams still running, all together (keep_stream)
+        self.streams = StreamBudget(max_bytes)
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._books)

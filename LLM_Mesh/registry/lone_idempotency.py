@@ -16,7 +16,10 @@ the replicas would write (``shared_idempotency.end_record``: the answer sealed u
 ``registry.key``, named by a keyed hash of the key, held the window from the end), written
 **in the background**, batched (one transaction for the ends that came meanwhile, and the
 expired rows deleted in it: :meth:`~LLM_Mesh.registry.ports.KeptRequestKeys.keep_request_keys`),
-never awaited by a request; the app's shutdown waits for them (:meth:`close`). Once the
+never awaited by a request; the app's shutdown waits for them (:meth:`close`). Those
+waiting are bounded as the cache is (``max_entries`` rows, ``max_bytes`` of sealed
+answers; past them an end is not kept, its retry after a restart runs: found 2026-12-05,
+``review32``, held without bound while a write hung). Once the
 last row written has expired the expired rows are deleted (:meth:`LoneIdempotency._purge`;
 at a start, once the rows of the process before have): no sealed answer stays in the store
 past its window but while the registry is stopped. For the window
@@ -86,6 +89,8 @@ class LoneIdempotency(IdempotencyCache):
         self._owned: set[str] = set()  # implicit keys run here: their ends are kept
         self._fresh_here: set[str] = set()  # first attempts since the start: no store read
         self._pending: dict[str, IdempotencyRecord] = {}  # row name -> its end, to write
+        self._waiting = 0  # bytes of their sealed answers (at most max_bytes: _keep_end)
+        self._dropped = False  # an end not kept since the last write began (logged once)
         self._writer: asyncio.Task[None] | None = None
         # when the last row written expires (the rows of the process before: by the end of
         # the window after this start); the purge deletes the expired rows then
@@ -191,13 +196,26 @@ class LoneIdempotency(IdempotencyCache):
         if self.kept(key) is None:
             return
         h = self.names.digest(key)
-        self._pending[h] = end_record(self, key, h, OWNER, self.wall_clock(), None, self.seal)
+        rec = end_record(self, key, h, OWNER, self.wall_clock(), None, self.seal)
+        size = len(rec.body or b"")
+        if h not in self._pending and (
+            len(self._pending) >= self.max_entries or self._waiting + size > self.max_bytes
+        ):  # found 2026-12-05 (review32): held without bound while a write hung
+            if not self._dropped:  # once until the next write
+                log.warning("SDK attempts' ends waiting for the store past the cache's "
+                            "bounds: not kept (their retries after a restart run)")  # fmt: skip
+            self._dropped = True
+            return
+        old = self._pending.get(h)
+        self._waiting += size - (len(old.body or b"") if old is not None else 0)
+        self._pending[h] = rec
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
         while self._pending:
-            batch, self._pending = list(self._pending.values()), {}
+            batch, self._pending, self._waiting = list(self._pending.values()), {}, 0
+            self._dropped = False
             try:
                 await self.store.keep_request_keys(batch, _utc(self.wall_clock()))
             except Exception:  # a retry of these runs after a restart, as before

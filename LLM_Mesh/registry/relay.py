@@ -32,7 +32,9 @@ window after a stream's end, as the node was already called); a server that runs
 gets a 502 and nothing of the node's (found 2026-12-03: its id stayed held 24 h).
 
 A keyed SDK attempt's stream keeps the bytes it sends when asked
-(:meth:`ProxyStream.keep_answer`); once it completed (``[DONE]`` after its final chunk,
+(:meth:`ProxyStream.keep_answer`), within a :class:`KeepBudget` that all the streams kept
+at once share (the cache's ``max_bytes``; past it a stream keeps none, its retry refused as
+before; cut off or failed, or once replayed to the cache, its bytes go back); once it completed (``[DONE]`` after its final chunk,
 finalized and committed) :meth:`ProxyStream.kept_answer` is the whole stream, replayed to
 the SDK's retry (``registry/idempotency.py``).
 """
@@ -42,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from starlette.responses import Response, StreamingResponse
@@ -60,6 +62,7 @@ from LLM_Mesh.registry.stream_part import DATA, DONE, FAIL, Event
 __all__ = [
     "Commit",
     "Finalize",
+    "KeepBudget",
     "ProxyStream",
     "SseRelay",
     "asks_usage",
@@ -152,12 +155,22 @@ def _role_only(obj: dict[str, Any]) -> bool:
     return isinstance(delta, dict) and "role" in delta and not choices[0].get("finish_reason")
 
 
+class KeepBudget(Protocol):
+    """Bytes that the streams kept at once may hold, all together
+    (``idempotency.StreamBudget``): found 2026-12-05 (review32), each kept its own
+    ``max_bytes``, so concurrent keyed SDK streams held that many times over."""
+
+    def take(self, n: int) -> bool: ...
+
+    def give(self, n: int) -> None: ...
+
+
 class SseRelay:
     """One client stream's bytes from the send stage's events (see the module docstring)."""
 
     __slots__ = (
-        "commit", "completed", "final", "finalize", "finalized", "held", "ident", "keep_limit",
-        "kept", "kept_bytes", "on_error", "source", "usage_chunk",
+        "budget", "commit", "completed", "final", "finalize", "finalized", "held", "ident", "kept",
+        "kept_bytes", "on_error", "source", "usage_chunk",
     )  # fmt: skip
 
     def __init__(
@@ -182,28 +195,38 @@ class SseRelay:
         self.held: bytes | None = None  # a chunk that may be the last with choices
         # the stream ended with [DONE] after its final chunk, finalized and committed (paid)
         self.completed = False
-        # the bytes sent, kept when asked (:meth:`keep`); None: not kept, or over the limit
+        # the bytes sent, kept when asked (:meth:`keep`); None: not kept, or past the budget
         self.kept: list[bytes] | None = None
-        self.kept_bytes = 0
-        self.keep_limit = 0
+        self.kept_bytes = 0  # taken from ``budget``, given back when dropped or answered
+        self.budget: KeepBudget | None = None
 
-    def keep(self, limit: int) -> None:
-        """Keep the bytes this stream sends, up to ``limit`` (past it, none): a keyed SDK
-        attempt's, for its retry's replay (``registry/idempotency.py``)."""
-        self.kept, self.kept_bytes, self.keep_limit = [], 0, limit
+    def keep(self, budget: KeepBudget) -> None:
+        """Keep the bytes this stream sends, taken from ``budget`` (shared by all the
+        streams kept at once; past it, none): a keyed SDK attempt's, for its retry's replay
+        (``registry/idempotency.py``)."""
+        self.kept, self.kept_bytes, self.budget = [], 0, budget
 
     def answer(self) -> bytes | None:
-        """The whole stream's bytes, if it was kept and :attr:`completed`."""
-        return b"".join(self.kept) if self.completed and self.kept is not None else None
+        """The whole stream's bytes, if it was kept and :attr:`completed`; once: what was
+        kept goes back to the budget."""
+        body = b"".join(self.kept) if self.completed and self.kept is not None else None
+        self._drop()
+        return body
+
+    def _drop(self) -> None:
+        """No longer keep this stream's bytes: they go back to the budget."""
+        if self.budget is not None and self.kept_bytes:
+            self.budget.give(self.kept_bytes)
+        self.kept, self.kept_bytes = None, 0
 
     def _sent(self, data: bytes) -> bytes:
-        """``data``, kept if asked (:meth:`keep`)."""
-        if self.kept is not None:
-            self.kept_bytes += len(data)
-            if self.kept_bytes > self.keep_limit:
-                self.kept = None  # too large to keep: its retry is refused as before
-            else:
+        """``data``, kept if asked (:meth:`keep`) and the budget has room."""
+        if self.kept is not None and self.budget is not None:
+            if self.budget.take(len(data)):
+                self.kept_bytes += len(data)
                 self.kept.append(data)
+            else:
+                self._drop()  # too large to keep: its retry is refused as before
         return data
 
     async def events(self) -> AsyncGenerator[bytes, None]:
@@ -249,6 +272,8 @@ class SseRelay:
                 if out:
                     yield self._sent(b"".join(out))
         finally:
+            if not self.completed:
+                self._drop()  # cut off or failed: nothing to replay
             with anyio.CancelScope(shield=True):
                 await self.source.aclose()
 
@@ -385,11 +410,11 @@ class ProxyStream(StreamingResponse):
             for fn in ended:
                 fn()
 
-    def keep_answer(self, limit: int) -> None:
-        """Keep the bytes this stream sends, up to ``limit``: :meth:`kept_answer` once it
+    def keep_answer(self, budget: KeepBudget) -> None:
+        """Keep the bytes this stream sends, within ``budget``: :meth:`kept_answer` once it
         completed (a keyed SDK attempt's stream, replayed to its retry)."""
         if self.relay is not None:
-            self.relay.keep(limit)
+            self.relay.keep(budget)
 
     def kept_answer(self) -> Response | None:
         """The whole stream as one answer (its status, headers and bytes), when it was

@@ -36,12 +36,12 @@ from collections.abc import Callable
 from typing import Any
 
 from LLM_Mesh.core.usage_audit import (
-    KINDS,
     AuditPolicy,
     AuditSample,
     AuditVerdict,
     Evidence,
     NodeUsage,
+    view_row,
 )
 from LLM_Mesh.core.usage_evidence import bucket_of, fold_windows, standing, verdicts, window_due
 from LLM_Mesh.registry.ports import UsageAuditStore, UsageEvidenceRow, UsageWindowRow
@@ -254,17 +254,5 @@ class UsageAuditSync:
             now, open_requests = self.views[model]
             for node_id in sorted(set(now) | set(open_requests)):
                 ev = now.get(node_id) or Evidence()
-                row: dict[str, object] = {
-                    "node_id": node_id,
-                    "model": model,
-                    "requests": ev.requests,
-                    "peer_requests": ev.peer_requests,
-                    "open_window_requests": open_requests.get(node_id, 0),
-                }
-                for kind in KINDS:
-                    share, theirs = ev.share(kind), ev.peers_share(kind)
-                    row[f"{kind}_share"] = None if share is None else round(share, 4)
-                    row[f"peers_{kind}_share"] = None if theirs is None else round(theirs, 4)
-                row["peers"] = ev.peers
-                rows.append(row)
+                rows.append(view_row(node_id, model, ev, open_requests.get(node_id, 0)))
         return rows

@@ -88,3 +88,47 @@ async def test_an_answer_with_a_lone_surrogate_fails_over(tmp_path: Path) -> Non
         })  # fmt: skip
         assert r.status_code == 200 and r.headers["x-mesh-node"] == "honest", r.text
         assert strict_json.loads_object(r.content)["choices"][0]["message"]["content"] == "Hello!"
+
+
+def _utf16_liar_stream() -> list[bytes]:
+    """A chunk whose data is JSON in UTF-16 (``json.loads`` of bytes reads it, surrogates
+    passed through): a raw lone surrogate code unit, no ``\\ud`` escape in its bytes."""
+    honest = sse_chunks(MODEL, "liar", ["fine", " so far"])
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    chunk = {**base, "choices": [{"index": 0, "delta": {"content": "a\ud800"}}]}
+    payload = json.dumps(chunk, ensure_ascii=False).encode("utf-16-le", "surrogatepass")
+    assert b"\n" not in payload and b"\r" not in payload and b"\\ud" not in payload.lower()
+    return [*honest[:1], b"data:" + payload + b"\n\n", *honest[1:]]
+
+
+async def test_a_utf16_stream_chunk_with_a_raw_lone_surrogate_is_the_nodes_break(
+    tmp_path: Path,
+) -> None:
+    """Tried 2026-12-05 (review32), held: the read looks for a surrogate only where the line
+    holds a ``\\ud`` escape, and a UTF-16 line would hold it raw (``json.loads`` of bytes
+    reads UTF-16, surrogates passed); ``strict_json.loads`` decodes a line as UTF-8 only, so
+    it is not JSON, the node's break. Passed before and after."""
+
+    def stream(node: FakeNode, model_asked: str) -> httpx.Response:
+        if node.node_id == "liar":
+            events = _utf16_liar_stream()
+        else:
+            events = sse_chunks(model_asked, node.node_id, ["lo", "!"])
+        return httpx.Response(200, headers=SSE, content=b"".join(events))
+
+    nodes = _Answers(stream)
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await h.register("liar")
+        await h.register("honest")
+        rank(h.runtime.routing.router, ["liar", "honest"], MODEL, h.clock())
+        r = await h.client.post(CHAT, json={
+            "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8,
+            "stream": True,
+        })  # fmt: skip
+        assert r.status_code == 200, r.text
+        said = _said(r.text)  # every event JSON, the last [DONE]
+        assert said == "lo!", said
+        assert nodes.asked == ["liar", "honest"]
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert rec.outcome == "ok", rec

@@ -165,3 +165,43 @@ async def _rows(store: SqlStore) -> list[object]:
 
     async with store.engine.connect() as conn:
         return list((await conn.execute(select(tables.idempotency_keys))).all())
+
+
+class _StuckStore:
+    """A store whose writes hang (a disk stalled, SQLite locked by another process)."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.written: list[object] = []
+
+    async def get_request_key(self, key_hash: str) -> None:
+        return None
+
+    async def keep_request_keys(self, records: list[object], now: object) -> None:
+        await self.go.wait()
+        self.written += records
+
+    async def purge_request_keys(self, now: object) -> int:
+        return 0
+
+
+async def test_the_ends_waiting_for_a_stuck_store_are_bounded() -> None:
+    """Found 2026-12-05 (review32): the ends waiting to be written were held without bound
+    (each a sealed copy of its answer, past the cache's own bytes) while a write hung. Now
+    at most the cache's ``max_entries`` and ``max_bytes`` wait; past them an end is not
+    kept (its retry after a restart runs as before, as when the store fails)."""
+    store = _StuckStore()
+    wall = [1_000_000.0]
+    cache = LoneIdempotency(store, wall_clock=lambda: wall[0], retry_window_s=60.0)  # type: ignore[arg-type]
+    cache.max_bytes = 20_000
+    for i in range(60):
+        k = implicit_key(CHAT, "key:k1", f"{i:064x}")
+        assert await cache.begin_fresh(k, False)
+        cache.finish(k, Response(b"x" * 1_000, 200))
+        await asyncio.sleep(0)  # the writer takes its first batch and hangs
+    waiting = list(cache._pending.values())
+    assert 0 < sum(len(r.body or b"") for r in waiting) <= cache.max_bytes
+    store.go.set()
+    await cache.flush()
+    assert 0 < len(store.written) < 60
+    await cache.close()
