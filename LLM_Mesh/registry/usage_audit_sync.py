@@ -52,14 +52,8 @@ __all__ = ["UsageAuditSync", "shares_usage_audit"]
 log = logging.getLogger(__name__)
 
 KEEP_WINDOWS_S = 86_400.0  # a window's rows left unfolded (a quiet model's) dropped after
-MAX_VIEWS = 1024
-_SUMS = (
-    "requests",
-    "completion",
-    "completion_cap",
-    "prompt",
-    "prompt_cap",
-)  # models whose last judged state the admin's view keeps
+MAX_VIEWS = 1024  # models whose last judged state the admin's view keeps
+_SUMS = ("requests", "completion", "completion_cap", "prompt", "prompt_cap")  # a NodeUsage's
 
 
 def shares_usage_audit(store: Any) -> bool:
