@@ -22,6 +22,7 @@ class (:func:`error_from_payload`).
     │   ├── StaleMessage               401 authentication_error / stale_message
     │   ├── ReplayedMessage            401 authentication_error / replayed_message
     │   ├── InvalidCredential          401 authentication_error / invalid_credential
+    │   │   └── OperatorTokenRefused   401 ... / invalid_credential (signed: no known token)
     │   └── InvalidApiKey              401 authentication_error / invalid_api_key (wrong, revoked)
     ├── Forbidden                      403 permission_error / forbidden
     │   ├── NodeIdMismatch             403 permission_error / node_id_mismatch
@@ -228,6 +229,12 @@ class InvalidCredential(Unauthorized):
     """A missing, wrong or unknown operator token or admin key."""
 
     code = "invalid_credential"
+
+
+class OperatorTokenRefused(InvalidCredential):
+    """A registration whose operator token the registry does not know (or none): the
+    registry signs it over that registration (``registry/node_auth.py``,
+    ``core/revocation_proof.py``), and a node that knows its key stops only on that."""
 
 
 class RegistrationRefused(MeshError):

@@ -98,6 +98,7 @@ class MessageKind(str, Enum):
     HEALTH = "health"  # a node's answer to a health challenge: core/health_proof.py
     REGISTRY_IDENTITY = "registry-identity"  # the registry's answer to a client's nonce
     REVOCATION = "revocation"  # the registry's 403 revoked: core/revocation_proof.py
+    TOKEN_REFUSAL = "token-refusal"  # its 401 to an unknown operator token: the same module
 
 
 def _b64(data: bytes) -> str:

@@ -42,6 +42,16 @@ as before. node.toml's ``registry_public_key`` is the operator's pin, never move
 answer: only that key's revocation counts (the refusal names the rotation the answer
 claims). The node does not move its pin on a revocation: it stops talking to that registry,
 and a later registration answer (its re-check) moves it by ``gateway_guard``'s rules.
+
+**A refused operator token** (found 2026-12-05, signed401): a registration's 401
+``invalid_credential`` for an operator token the registry does not know (or none) stops
+the node for good (exit 78, ``core/revoked_notice.py``), so it is signed the same way, over
+the same fields, in its own domain ``b"llm-mesh/v1/token-refusal\\0"`` (``token=True``: the
+error's ``token_refusal`` field): a revocation never verifies as a token refusal nor the
+other way round, and no other message the registry key signs starts with either domain
+(each is ``llm-mesh/v1/`` + a :class:`~LLM_Mesh.core.identity.MessageKind` + NUL; a
+checkpoint holds no NUL, ``core/checkpoint.py``). ``token_sha256`` binds the token the
+node sent: a relay that swaps in an unknown token gets a refusal the node does not honour.
 """
 
 from __future__ import annotations
@@ -68,6 +78,7 @@ from LLM_Mesh.errors import MeshError
 
 __all__ = [
     "REVOCATION_DOMAIN",
+    "TOKEN_REFUSAL_DOMAIN",
     "RevocationSigner",
     "RevokedRequest",
     "TrustedKey",
@@ -77,6 +88,7 @@ __all__ = [
 ]
 
 REVOCATION_DOMAIN = DOMAIN + MessageKind.REVOCATION.value.encode("ascii") + b"\x00"
+TOKEN_REFUSAL_DOMAIN = DOMAIN + MessageKind.TOKEN_REFUSAL.value.encode("ascii") + b"\x00"
 _MAX_MESSAGE_BYTES = 4096  # the registry's words, a line: well under a u16 length
 
 
@@ -116,12 +128,19 @@ def revoked_request(kind: MessageKind, headers: Mapping[str, str]) -> RevokedReq
     return RevokedRequest(signed.signer, kind, signed.seq, signed.ts_ms, digest)
 
 
-def revocation_bytes(request: RevokedRequest, message: str) -> bytes:
-    """The canonical bytes the registry signs for refusing ``request`` as revoked."""
+def _field(token: bool) -> str:
+    """The error's field that carries the signature: a token refusal's or a revocation's."""
+    return "token_refusal" if token else "revocation"
+
+
+def revocation_bytes(request: RevokedRequest, message: str, *, token: bool = False) -> bytes:
+    """The canonical bytes the registry signs for refusing ``request`` as revoked (``token``:
+    for its operator token, unknown: :data:`TOKEN_REFUSAL_DOMAIN`)."""
     said = message.encode("utf-8")
     if len(said) > _MAX_MESSAGE_BYTES:
         raise ValueError(f"a revocation's message is at most {_MAX_MESSAGE_BYTES} bytes")
-    return REVOCATION_DOMAIN + b"".join(
+    domain = TOKEN_REFUSAL_DOMAIN if token else REVOCATION_DOMAIN
+    return domain + b"".join(
         length_prefixed(part)
         for part in (
             request.node_id.encode("utf-8"),
@@ -144,16 +163,22 @@ class RevocationSigner:
         self.public_key = encode_public_key(public_key_of(key))
         self.rotations = tuple(dict(link) for link in rotations)
 
-    def proof(self, request: RevokedRequest, message: str) -> dict[str, str]:
-        """The error's ``revocation`` field for refusing ``request`` with ``message``."""
-        signature = self._key.sign(revocation_bytes(request, message))
+    def proof(
+        self, request: RevokedRequest, message: str, *, token: bool = False
+    ) -> dict[str, str]:
+        """The error's ``revocation`` field for refusing ``request`` with ``message``
+        (``token``: its ``token_refusal`` field, for an unknown operator token)."""
+        signature = self._key.sign(revocation_bytes(request, message, token=token))
         return {"public_key": self.public_key, "signature": encode(signature)}
 
-    def fields(self, request: RevokedRequest, message: str) -> dict[str, Any]:
+    def fields(
+        self, request: RevokedRequest, message: str, *, token: bool = False
+    ) -> dict[str, Any]:
         """The error's fields for refusing ``request`` with ``message``: ``revocation``
-        and, after a rotation, ``key_rotations`` and ``key_rotation`` (its last link), as
-        a registration answer carries them: a node that pinned an earlier key follows."""
-        fields: dict[str, Any] = {"revocation": self.proof(request, message)}
+        (``token``: ``token_refusal``) and, after a rotation, ``key_rotations`` and
+        ``key_rotation`` (its last link), as a registration answer carries them: a node
+        that pinned an earlier key follows."""
+        fields: dict[str, Any] = {_field(token): self.proof(request, message, token=token)}
         if self.rotations:
             fields["key_rotations"] = [dict(link) for link in self.rotations]
             fields["key_rotation"] = dict(self.rotations[-1])
@@ -183,16 +208,22 @@ def _unvouched(error: Mapping[str, Any], pinned: str, signer: object, follow: bo
 
 
 def check_revocation(
-    public_key: str, request: RevokedRequest, answer: Any, *, follow_rotations: bool = False
+    public_key: str,
+    request: RevokedRequest,
+    answer: Any,
+    *,
+    follow_rotations: bool = False,
+    token: bool = False,
 ) -> str | None:
     """Why ``answer`` (a 403's JSON) is not the holder of ``public_key`` (base64url: the
     registry key the node trusts) refusing ``request`` as revoked; ``None`` when it is.
     With ``follow_rotations`` a signature by another key counts when the answer's signed
-    rotations lead to that key from ``public_key`` (the module's docstring)."""
+    rotations lead to that key from ``public_key`` (the module's docstring). ``token``: a
+    401's JSON refusing ``request``'s operator token, in its own domain."""
     error = answer.get("error") if isinstance(answer, Mapping) else None
     if not isinstance(error, Mapping):
         return "it carries no signature"
-    proof, message = error.get("revocation"), error.get("message")
+    proof, message = error.get(_field(token)), error.get("message")
     if not isinstance(proof, Mapping) or not isinstance(message, str):
         return "it carries no signature"
     if public_key_from(public_key) is None:
@@ -203,7 +234,7 @@ def check_revocation(
         if why is not None:
             return why
     problem = signature_problem(
-        signer, proof.get("signature"), lambda: revocation_bytes(request, message)
+        signer, proof.get("signature"), lambda: revocation_bytes(request, message, token=token)
     )
     if problem is Unverified.KEY:  # another key the rotations named
         return "the key it is signed by is not an Ed25519 public key"

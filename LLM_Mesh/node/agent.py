@@ -23,22 +23,21 @@ Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the registration also
 carries the operator token. A 401/403 answer (bad token, clock off by more than two minutes) is
 logged with the registry's message (the same refusal again: one short line) and retried with the
-growing delay; a 401 ``invalid_credential`` (no known operator token) ends the loop of a node with
-no registry key yet (unsigned, as a 403 ``revoked`` below): one ERROR, ``on_fatal`` told, the node
-exits. A 403 ``plain_http_remote`` (a re-check's too) or ``revoked`` is one ERROR in words, then 1
-min to the next registration, doubling up to 15 min (``core/revoked_notice.py``: a re-check keeps
-its own waits); a revoked node's other registries are asked at once and its goodbye goes to those
-only. A 403 ``revoked`` counts only when the registry key this node trusts (``registry_key``:
+growing delay; a 401 ``invalid_credential`` (no known operator token) signed as a 403 ``revoked``
+below (its ``token_refusal``: ``agent_wire.token_doubt``) ends the loop: one ERROR, ``on_fatal``
+told, the node exits. A 403 ``plain_http_remote`` (a re-check's too) or ``revoked`` is one ERROR
+in words, then 1 min to the next registration, doubling up to 15 min (``core/revoked_notice.py``:
+a re-check keeps its own waits); a revoked node's other registries are asked at once and its
+goodbye goes to those only. A 403 ``revoked`` counts only when the registry key this node trusts (``registry_key``:
 pinned in node.toml or learned at registration, ``node/gateway_guard.py``) signed it over the very
 message it refuses (``core/revocation_proof.py``), or, for a learned key, a key the answer's signed
 rotation chain leads to from it (a rotated ``registry.key``); one without that signature (forged by
 whoever answers at the registry's URL, replayed, another node's, or an older registry's) is an
 ordinary refusal: a failed heartbeat (the next one at the usual interval) or registration (the
-backoff), logged once per registry as a WARNING. A node with no registry key yet (its first
-registration ever, or after ``keys forget-gateway``) honours an unsigned one, as before: it has
-nothing to check it with, it serves no one yet (without a key every inference request is refused),
-and whoever answers at the URL can hold back its first registration by other answers anyway; a real
-revocation then gets its one ERROR and long waits instead of a registration every few seconds.
+backoff), logged once per registry as a WARNING (an unsigned 401: its words, once). A node with
+no registry key yet (its first registration, or after ``keys forget-gateway``) honours either
+unsigned: it has nothing to check it with, it serves no one yet (without a key every inference
+request is refused), and whoever answers at the URL can hold back its first registration anyway.
 
 **Several registries** (replicas: ``--registry URL,URL,...``, node.toml ``registry_url``,
 ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time while it answers; one that
@@ -80,7 +79,6 @@ from LLM_Mesh.core.revoked_notice import (
     check_delay,
     is_plain_http_refused,
     is_revoked,
-    is_token_refused,
     plain_http_waits,
     revoked_message,
 )
@@ -97,6 +95,7 @@ from LLM_Mesh.node.agent_wire import (
     refusal,
     registration_body,
     revocation_doubt,
+    token_doubt,
     wire_json,
 )
 from LLM_Mesh.node.earnings_query import ask_earnings
@@ -289,8 +288,10 @@ class NodeAgent:
             self._plain_refusals, wait = plain_http_waits(self._plain_refusals, plain, bool(only))
             retry_in = wait or retry_in
             message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
-            if is_token_refused(r.status_code, answer_of(r)) and self._key() is None:
+            doubt = token_doubt(r, self._sent, self._key())  # None: the registry's word
+            if doubt is None:
                 return self._given_up(message)
+            message += doubt
             if doubted:  # its WARNING said it in full
                 self._refused_as = message
             if message != self._refused_as:  # its words in full once, then one short line

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import MessageKind, hash_secret
 from LLM_Mesh.core.revocation_proof import TrustedKey, check_revocation, revoked_request
-from LLM_Mesh.core.revoked_notice import is_revoked
+from LLM_Mesh.core.revoked_notice import is_revoked, is_token_refused
 from LLM_Mesh.logs import log_text as said
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "refusal",
     "registration_body",
     "revocation_doubt",
+    "token_doubt",
     "wire_json",
 ]
 
@@ -124,6 +125,33 @@ def revocation_doubt(
         return "this node's message was not signed"
     return check_revocation(registry_key.public_key, request, answer_of(r),
                             follow_rotations=registry_key.follows_rotations)  # fmt: skip
+
+
+def token_doubt(
+    r: httpx.Response, sent: dict[str, str], registry_key: TrustedKey | None
+) -> str | None:
+    """For a registration's answer ``r`` (sent with the headers ``sent``): ``None`` when it is
+    the registry's 401 refusing the operator token for good (``is_token_refused``) and signed
+    by the registry key ``registry_key`` over that registration (``core/revocation_proof.py``,
+    ``token=True``), or any such 401 when the node has no key yet; else what to add to the
+    refusal's words: ``""`` (another refusal), or why the 401 is not the registry's word."""
+    if not is_token_refused(r.status_code, answer_of(r)):
+        return ""
+    if registry_key is None:
+        return None
+    request = revoked_request(MessageKind.REGISTER, sent)
+    if request is None:
+        why: str | None = "this node's message was not signed"
+    else:
+        why = check_revocation(registry_key.public_key, request, answer_of(r),
+                               follow_rotations=registry_key.follows_rotations, token=True)  # fmt: skip
+    if why is None:
+        return None
+    return (
+        " (not honoured: a 401 invalid_credential not signed by the registry's key is not "
+        f"its word ({why}); registering again. If the registry does refuse the token, it "
+        "runs an older version or another key than the one this node trusts)"
+    )
 
 
 def heard_health(

@@ -51,6 +51,7 @@ from LLM_Mesh.errors import (
     InvalidCredential,
     InvalidRequest,
     NodeIdMismatch,
+    OperatorTokenRefused,
     RateLimited,
     Revoked,
     UnknownNode,
@@ -62,7 +63,7 @@ from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
-from LLM_Mesh.registry.node_auth import revocation_signed
+from LLM_Mesh.registry.node_auth import revocation_signed, token_refusal_signed
 from LLM_Mesh.registry.node_table import check_answer
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
@@ -113,7 +114,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
     """A node announces itself (or re-registers): signed, with an operator token.
 
     Verified before the body is parsed; then upserted into the table and the store. A 403
-    ``revoked`` carries the registry key's signature (``node_auth.revocation_signed``).
+    ``revoked`` carries the registry key's signature (``node_auth.revocation_signed``), and
+    so does a 401 for an unknown operator token (``node_auth.token_refusal_signed``).
     """
     rt = get_runtime(request)
     body = await request.body()
@@ -123,6 +125,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
         raise revocation_signed(
             rt.revocations, MessageKind.REGISTER, request.headers, exc
         ) from None
+    except OperatorTokenRefused as exc:
+        raise token_refusal_signed(rt.revocations, request.headers, exc) from None
 
 
 def _check_signed_token(reg: NodeRegistration, token: str | None) -> None:

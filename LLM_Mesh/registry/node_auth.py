@@ -22,6 +22,8 @@ signature verified, and carries the registry key's signature of the refusal, bou
 message (:func:`revocation_signed`, ``core/revocation_proof.py``): a node honours no other;
 after a rotation of the key, with the chain of rotation statements a registration answer
 carries (``key_rotations``, ``key_rotation``), so a node that pinned an earlier key follows.
+A registration's 401 for an operator token the registry does not know (or none), which
+stops the node for good, is signed the same way in its own domain (:func:`token_refusal_signed`).
 
 Nothing is changed before every check has passed. Public keys are cached per node id
 (an id is derived from its key, so the pair never changes); revocation and sequence
@@ -56,9 +58,9 @@ from LLM_Mesh.core.revocation_proof import RevocationSigner, revoked_request
 from LLM_Mesh.errors import (
     BadSignature,
     Forbidden,
-    InvalidCredential,
     MeshError,
     NodeIdMismatch,
+    OperatorTokenRefused,
     ReplayedMessage,
     Revoked,
     UnknownNode,
@@ -114,6 +116,21 @@ def revocation_signed(
         return exc
     fields = signer.fields(request, exc.message)  # its chain of rotations too, if any
     return Revoked(exc.message, param=exc.param, **exc.extra, **fields)
+
+
+def token_refusal_signed(
+    signer: RevocationSigner | None, headers: Mapping[str, str], exc: OperatorTokenRefused
+) -> OperatorTokenRefused:
+    """``exc`` (a registration's operator token unknown, or none), with the registry's
+    signature of the refusal over that registration (sent with ``headers``, its signature
+    verified first) in its ``token_refusal`` field (``core/revocation_proof.py``, found
+    2026-12-05, signed401: an unsigned one, forged by whoever answers at the registry's URL,
+    would stop for good a node that knows the registry's key); as :func:`revocation_signed`."""
+    request = revoked_request(MessageKind.REGISTER, headers) if signer is not None else None
+    if signer is None or request is None or "token_refusal" in exc.extra:
+        return exc
+    fields = signer.fields(request, exc.message, token=True)
+    return OperatorTokenRefused(exc.message, param=exc.param, **exc.extra, **fields)
 
 
 def _other_operator(node_id: str) -> Forbidden:
@@ -190,14 +207,14 @@ class SignedNodeAuth:
         if reg.node_id is None or reg.public_key is None:
             raise BadSignature("registration is not signed")
         if reg.operator_token is None:
-            raise InvalidCredential(
+            raise OperatorTokenRefused(
                 "registering needs an operator token (--operator-token, operator_token in "
                 "node.toml, or LLM_MESH_OPERATOR_TOKEN); the registry's admin makes one with "
                 "`llm-mesh registry operators add NAME`"
             )
         operator = await self.store.operator_by_token(hash_secret(reg.operator_token))
         if operator is None:  # found 2026-12-05 (newuser32): the bare words, at every try
-            raise InvalidCredential(
+            raise OperatorTokenRefused(
                 "unknown operator token: not one this registry made (a typo, or another "
                 "registry's or home's); its admin makes one with "
                 "`llm-mesh registry operators add NAME`"

@@ -21,6 +21,7 @@ from LLM_Mesh.core.identity import (
 from LLM_Mesh.core.registry_identity import IDENTITY_DOMAIN
 from LLM_Mesh.core.revocation_proof import (
     REVOCATION_DOMAIN,
+    TOKEN_REFUSAL_DOMAIN,
     RevocationSigner,
     RevokedRequest,
     check_revocation,
@@ -181,3 +182,23 @@ def test_each_refusal_in_its_words(registry: RevocationSigner) -> None:
     assert why == "its signature is not an Ed25519 signature"
     why = check_revocation("c2hvcnQ", request, bad)
     assert why == "the registry key this node trusts is not an Ed25519 public key"
+
+
+def test_a_token_refusal_and_a_revocation_never_pass_as_each_other() -> None:
+    """signed401: the 401 for an unknown operator token is signed in its own domain."""
+    key = Ed25519PrivateKey.generate()
+    signer = RevocationSigner(key)
+    request = RevokedRequest("node-a", MessageKind.REGISTER, 7, 1_800_000_000_000, "ab" * 32)
+    said = "unknown operator token"
+    token = {"error": {"message": said, **signer.fields(request, said, token=True)}}
+    revoked = {"error": {"message": said, **signer.fields(request, said)}}
+    assert check_revocation(signer.public_key, request, token, token=True) is None
+    assert check_revocation(signer.public_key, request, revoked) is None
+    assert check_revocation(signer.public_key, request, token) is not None  # no revocation
+    assert check_revocation(signer.public_key, request, revoked, token=True) is not None
+    moved = {"error": {"message": said, "token_refusal": revoked["error"]["revocation"]}}
+    assert check_revocation(signer.public_key, request, moved, token=True) is not None
+    domains = [REVOCATION_DOMAIN, TOKEN_REFUSAL_DOMAIN, IDENTITY_DOMAIN]
+    for a in domains:  # none a prefix of another: one message's bytes are never another's
+        assert a.endswith(b"\x00") and a.count(b"\x00") == 1
+        assert not [b for b in domains if b != a and b.startswith(a)]
