@@ -23,7 +23,8 @@ what all of them wrote (``core/usage_evidence.py``):
 
 Windows are on the wall clock (``clock``: seconds since the epoch), the same instants for
 every replica and across a restart; a replica whose clock is off writes its answers into
-the window of its own time.
+the window of its own time, or, that one folded, the first open one (the store's
+``add_usage_windows``: found 2026-12-05, attack32c, never read again).
 """
 
 from __future__ import annotations
