@@ -31,7 +31,8 @@ from LLM_Mesh.core.usage_audit import (
 )
 
 __all__ = [
-    "bucket_of", "fold_window", "fold_windows", "standing", "verdicts", "window_due",
+    "bucket_of", "fold_window", "fold_windows", "open_bucket", "standing", "verdicts",
+    "window_due",
 ]  # fmt: skip
 
 
@@ -39,6 +40,14 @@ def bucket_of(now: float, policy: AuditPolicy) -> int:
     """The window of ``now`` (seconds since the epoch): ``now // bucket_s``."""
     t = now / max(1e-9, policy.bucket_s)
     return int(t) if math.isfinite(t) else 0
+
+
+def open_bucket(bucket: int, folded: int) -> int:
+    """Where a sum for window ``bucket`` is added once the model's windows through
+    ``folded`` are folded (-1: none): there, else the first window still open. A replica
+    whose clock is behind by more than the grace, or whose writes failed as long, wrote
+    into a folded window, never read again (found 2026-12-05, attack32c)."""
+    return max(bucket, folded + 1)
 
 
 def window_due(bucket: int, now: float, policy: AuditPolicy, grace_s: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from LLM_Mesh.core.usage_evidence import open_bucket
 from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
 
 __all__ = ["MemoryUsageAudit"]
@@ -18,7 +19,8 @@ class MemoryUsageAudit:
         self.usage_folds: dict[str, int] = {}
 
     async def add_usage_windows(self, rows: list[UsageWindowRow]) -> None:
-        for r in rows:
+        for r in rows:  # a folded window's sum: to the first open one (attack32c)
+            r = replace(r, bucket=open_bucket(r.bucket, self.usage_folds.get(r.model, -1)))
             key = (r.model, r.bucket, r.node_id)
             had = self.usage_windows.get(key)
             if had is not None:

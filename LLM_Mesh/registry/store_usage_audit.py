@@ -3,7 +3,8 @@
 :class:`SqlUsageAudit` is mixed into :class:`~LLM_Mesh.registry.store.SqlStore` (which
 gives it ``engine``); ``registry/usage_audit_sync.py`` drives it. A batch of window sums
 is one ``INSERT ... ON CONFLICT DO UPDATE`` adding to the row (several replicas add to one
-node's window), its commit not waiting for the disk (``relaxed_commit``: a crash loses
+node's window; a sum for a window already folded, a late replica's, to the first open
+one: ``_in_open_windows``), its commit not waiting for the disk (``relaxed_commit``: a crash loses
 at most the last second of them). A fold moves the model's mark only from the value read
 (``UPDATE ... WHERE folded = :read``: on PostgreSQL a second replica's update waits for
 the first's commit, then finds the mark moved and writes nothing), and writes each node's
@@ -21,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from LLM_Mesh.core.usage_evidence import open_bucket
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.store_credentials import insert_new
@@ -65,6 +67,20 @@ async def _write(conn: AsyncConnection, r: UsageEvidenceRow) -> bool:
     return bool(result.rowcount == 1)
 
 
+def _in_open_windows(rows: list[UsageWindowRow], marks: dict[str, int]) -> list[UsageWindowRow]:
+    """``rows`` with a folded window's sum moved to the model's first open window
+    (``core/usage_evidence.open_bucket``; found 2026-12-05, attack32c: a late replica's
+    sums were never read again), rows that then share a window merged (one insert may not
+    update a row twice)."""
+    out: dict[tuple[str, int, str], UsageWindowRow] = {}
+    for r in rows:
+        b = open_bucket(r.bucket, marks.get(r.model, -1))
+        had = out.get((r.model, b, r.node_id))
+        sums = [getattr(r, c) + (getattr(had, c) if had is not None else 0) for c in _SUMS]
+        out[(r.model, b, r.node_id)] = UsageWindowRow(r.model, b, r.node_id, *sums)
+    return list(out.values())
+
+
 class SqlUsageAudit:
     """The usage audit's shared evidence on SQLAlchemy (see the module docstring)."""
 
@@ -75,9 +91,13 @@ class SqlUsageAudit:
     async def add_usage_windows(self, rows: list[UsageWindowRow]) -> None:
         if not rows:
             return
-        w = tables.usage_audit_windows
+        w, f = tables.usage_audit_windows, tables.usage_audit_folds
         async with self.engine.begin() as conn:
             await relaxed_commit(conn)
+            models = sorted({r.model for r in rows})
+            read = select(f.c.model, f.c.folded).where(f.c.model.in_(models))
+            marks = {m: int(b) for m, b in (await conn.execute(read)).all()}
+            rows = _in_open_windows(rows, marks)
             stmt: Any = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(w)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[w.c.model, w.c.bucket, w.c.node_id],

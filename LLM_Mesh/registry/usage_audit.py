@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from LLM_Mesh.core.stream_guard import node_context
 from LLM_Mesh.core.usage_audit import (
     DEFAULT_POLICY,
     AuditPolicy,
@@ -77,7 +78,9 @@ def declared_contexts(table: NodeTable) -> Callable[[str], Iterable[int]]:
     def contexts(model: str) -> Iterable[int]:
         for entry in table.healthy_entries_for(model):
             hosted = entry.models.get(model)
-            yield (hosted.context_length or 0) if hosted is not None else 0
+            # read as the stream limit reads it (at most MAX_CONTEXT; found 2026-12-05,
+            # attack32c: a declared 10^250 made an audit key the store refused)
+            yield node_context(hosted.context_length, 0) if hosted is not None else 0
 
     return contexts
 

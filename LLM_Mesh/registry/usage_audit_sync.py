@@ -8,7 +8,8 @@ what all of them wrote (``core/usage_evidence.py``):
 
 - **hot path** (:meth:`UsageAuditSync.add`, the account stage): one answer added to this
   replica's pending sums of (model, window, node), in memory; no I/O, no commit. Bounded
-  (:attr:`max_pending` keys; past it an answer is dropped and counted).
+  (:attr:`max_pending` keys; past it an answer is dropped and counted, as one whose key is
+  too long for the store, :data:`MAX_KEY_CHARS`).
 - **every** ``flush_s`` (2 s; :meth:`UsageAuditSync.run_once`): the pending sums in one
   transaction (additions to the rows: several replicas add to one node's window); then for
   each model this replica answered for since the last run: its rows read back (every
@@ -23,7 +24,8 @@ what all of them wrote (``core/usage_evidence.py``):
 
 Windows are on the wall clock (``clock``: seconds since the epoch), the same instants for
 every replica and across a restart; a replica whose clock is off writes its answers into
-the window of its own time.
+the window of its own time, or, that one folded, the first open one (the store's
+``add_usage_windows``: found 2026-12-05, attack32c, never read again).
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ __all__ = ["UsageAuditSync", "shares_usage_audit"]
 log = logging.getLogger(__name__)
 
 KEEP_WINDOWS_S = 86_400.0  # a window's rows left unfolded (a quiet model's) dropped after
+# the store's width of an audit key (``tables.usage_audit_*.model``): a longer one (a long
+# model id with its context's suffix) is not counted; found 2026-12-05 (attack32c),
+# PostgreSQL refused the whole batch, kept and refused again every run, so no answer of
+# any model counted again
+MAX_KEY_CHARS = 256
 MAX_VIEWS = 1024  # models whose last judged state the admin's view keeps
 _SUMS = ("requests", "completion", "completion_cap", "prompt", "prompt_cap")  # a NodeUsage's
 
@@ -117,7 +124,7 @@ class UsageAuditSync:
         key = (model, bucket_of(self.clock(), self.policy), node_id)
         usage = self.pending.get(key)
         if usage is None:
-            if len(self.pending) >= self.max_pending:
+            if len(self.pending) >= self.max_pending or len(model) > MAX_KEY_CHARS:
                 self.dropped += 1
                 return
             usage = self.pending[key] = NodeUsage()

@@ -171,3 +171,16 @@ def test_no_departure_keeps_every_position() -> None:
     full = text_evidence(ref, "The cat", 0.7)
     assert full.left_at is None and full.log_ratio <= 0.0
     assert text_evidence(ref, "", 0.7).log_ratio == full.log_ratio
+
+
+def test_an_honest_text_other_tokens_spell_or_a_stop_cuts_passes() -> None:
+    """attack32c (held): an honest node whose tokenizer merges differently (``"The cat"``
+    as one token, or ``"T"`` ``"he"`` ``" c"`` ``"at"``), whose stop string or length
+    limit cuts it mid-token, or whose detokeniser spaces it otherwise, is never flagged,
+    even at a low temperature; a liar's text is, where the reference makes it implausible."""
+    ref = _reference(2)
+    for text in ("The cat", "Thecat", "The c", "T", "\nThe\tcat  ", "The cat. And then more"):
+        v = compare_sampled_text(ref, text, temperature=0.2)
+        assert v.ok and v.reason == "sampled_text_match", (text, v)
+        assert text_evidence(ref, text, 0.2).log_ratio <= 0.0
+    assert not compare_sampled_text(_confident(), " Lyon", temperature=0.2).ok
