@@ -4,6 +4,7 @@ and a running app (lifespan entered) reached over ASGITransport. No sockets."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -341,6 +342,12 @@ async def running(
         announce=lambda _key: None,
         **extra,
     )
+    prober = getattr(app.state, "canary", None)
+    if prober is not None:
+        # the probes' shapes drawn from a seeded stream: since probe32 a streamed probe may
+        # be sampled, and one sampled probe of a liar can pass (its judge needs many): a
+        # test's one-round verdict was then a draw (CI, 2026-12-05: 1 run in ~15 failed)
+        prober.rng = random.Random(0)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as client:
