@@ -193,3 +193,26 @@ def test_every_endpoint_the_docs_name_is_served(tmp_path: Path) -> None:
     served = served_paths(tmp_path)
     for page in PAGES:
         assert (page, unserved((REPO / page).read_text(), served)) == (page, [])
+
+
+def unlisted_migrations(text: str, revisions: list[str]) -> list[str]:
+    """Revisions the "Store" section's list of tables by migration leaves out, and the last
+    one its chain ("0001 to NNNN") does not end at."""
+    store = text.split("\n## Store\n", 1)[1].split("\n## ", 1)[0]
+    chain = re.search(r"one chain, (\d{4}) to (\d{4})", store)
+    missing = [r for r in revisions if not re.search(rf"\b{r}\b", store)]
+    if chain is None or chain.group(2) != revisions[-1]:
+        missing.append(f"chain to {revisions[-1]}")
+    return missing
+
+
+def test_the_store_section_lists_every_migration() -> None:
+    """Found 2026-12-06 (docs33): the list stopped at 0024, "one chain, 0001 to 0024", while
+    0025 (`nodes.keyed_at`) and 0026 (the usage audit's tables) made tables too."""
+    versions = PACKAGE / "registry" / "migrations" / "versions"
+    revisions = sorted(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert revisions[:2] == ["0001", "0002"] and len(revisions) >= 26
+    text = "\n## Store\n\n(one chain, 0001 to 0003): `a` since 0001, `b` since 0003\n## Next\n0002"
+    assert unlisted_migrations(text, ["0001", "0002", "0003"]) == ["0002"]
+    assert unlisted_migrations(text, ["0001", "0003", "0004"]) == ["0004", "chain to 0004"]
+    assert unlisted_migrations(ARCHITECTURE.read_text(), revisions) == []
