@@ -216,3 +216,28 @@ def test_the_store_section_lists_every_migration() -> None:
     assert unlisted_migrations(text, ["0001", "0002", "0003"]) == ["0002"]
     assert unlisted_migrations(text, ["0001", "0003", "0004"]) == ["0004", "chain to 0004"]
     assert unlisted_migrations(ARCHITECTURE.read_text(), revisions) == []
+
+
+def undocumented(text: str, served: set[str]) -> list[str]:
+    """Served paths (``/v1``, ``/mesh`` and the others outside the dashboard's own pages and
+    static files) the text never names; a parameter may be written ``{id}``, ``ID``, ``<id>``
+    or as an example value (``/mesh/admin/pause``)."""
+    missing = []
+    for path in sorted(served):
+        if path.startswith(("/dashboard/", "/docs/static")):
+            continue
+        pattern = re.escape(path).replace(r"\{\}", r"(?:\{[^}]*\}|[A-Z_]+|<[^>]*>|[a-z_|-]+)")
+        if not re.search(pattern + r"(?![\w/])", text):
+            missing.append(path)
+    return missing
+
+
+def test_architecture_names_every_endpoint(tmp_path: Path) -> None:
+    served = served_paths(tmp_path)
+    text = "`POST /mesh/nodes/{id}/heartbeat`, `GET /v1/ledger` and `/mesh/admin/pause`"
+    assert undocumented(text, {"/mesh/nodes/{}/heartbeat", "/v1/ledger", "/mesh/admin/{}"}) == []
+    assert undocumented(text, {"/v1/ledger/keys", "/mesh/nodes", "/dashboard/api/x"}) == [
+        "/mesh/nodes",
+        "/v1/ledger/keys",
+    ]
+    assert undocumented(ARCHITECTURE.read_text(), served) == []
