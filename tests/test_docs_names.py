@@ -241,3 +241,20 @@ def test_architecture_names_every_endpoint(tmp_path: Path) -> None:
         "/v1/ledger/keys",
     ]
     assert undocumented(ARCHITECTURE.read_text(), served) == []
+
+
+def test_readme_node_toml_names_every_key_and_only_keys() -> None:
+    """README's node.toml example parses, holds only `NodeConfig`'s fields, and names every
+    one but `node_id` (ignored, README says so) in a key or its comments."""
+    import dataclasses
+
+    import tomllib
+
+    from LLM_Mesh.node.config import NodeConfig
+
+    section = (REPO / "README.md").read_text().split("### node.toml", 1)[1]
+    block = section.split("```toml", 1)[1].split("```", 1)[0]
+    fields = {f.name for f in dataclasses.fields(NodeConfig)}
+    assert sorted(set(tomllib.loads(block)) - fields) == []
+    named = {f for f in fields if re.search(rf"\b{f}\b", block)}
+    assert sorted(fields - named) == ["node_id"]
