@@ -1,21 +1,33 @@
-"""What the docs name exists: docs/ARCHITECTURE.md names every package module, and the paths,
-tests and endpoints the operator and design docs cite are there.
+"""What the docs name exists, and what the code has the docs name: docs/ARCHITECTURE.md names
+every package module, every endpoint served and every store migration; the paths, tests and
+endpoints the operator and design docs cite are there; README's node.toml example holds
+`NodeConfig`'s keys.
 
 Walked on 2026-12-06 (docs33): `LLM_Mesh/node/hardware.py` (what `setup-node-operator.sh`
-runs before any venv exists) was named nowhere in docs/ARCHITECTURE.md. Options and
-variables are tests/cli/test_docs_options.py's; metric names tests/test_grafana_dashboard.py's.
+runs before any venv exists) was named nowhere in docs/ARCHITECTURE.md, and its "Store"
+listed the migrations to 0024 of 0026. Options and variables are
+tests/cli/test_docs_options.py's; metrics tests/test_docs_metrics.py's and
+tests/test_grafana_dashboard.py's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import sys
 from pathlib import Path
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.tlog_witness import ADD_CHECKPOINT
+from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.dashboard import _routes as dashboard_routes
 from LLM_Mesh.registry.memory_store import MemoryStore
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "LLM_Mesh"
@@ -246,12 +258,6 @@ def test_architecture_names_every_endpoint(tmp_path: Path) -> None:
 def test_readme_node_toml_names_every_key_and_only_keys() -> None:
     """README's node.toml example parses, holds only `NodeConfig`'s fields, and names every
     one but `node_id` (ignored, README says so) in a key or its comments."""
-    import dataclasses
-
-    import tomllib
-
-    from LLM_Mesh.node.config import NodeConfig
-
     section = (REPO / "README.md").read_text().split("### node.toml", 1)[1]
     block = section.split("```toml", 1)[1].split("```", 1)[0]
     fields = {f.name for f in dataclasses.fields(NodeConfig)}
