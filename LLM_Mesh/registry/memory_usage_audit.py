@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from LLM_Mesh.core.usage_evidence import open_bucket
@@ -48,15 +49,24 @@ class MemoryUsageAudit:
         return True
 
     async def fold_usage_audit(
-        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+        self,
+        model: str,
+        *,
+        expect: int,
+        through: int,
+        rows: list[UsageEvidenceRow],
+        seen: Sequence[UsageWindowRow],
     ) -> bool:
         if self.usage_folds.get(model, -1) != expect:
             return False
         self.usage_folds[model] = through
         for r in rows:
             self._write(r)
+        now = [r for k, r in self.usage_windows.items() if k[0] == model and expect < k[1]
+               and k[1] <= through]  # fmt: skip
         for key in [k for k in self.usage_windows if k[0] == model and k[1] <= through]:
             del self.usage_windows[key]
+        await self.add_usage_windows(UsageWindowRow.unread(model, now, seen, through + 1))
         return True
 
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:

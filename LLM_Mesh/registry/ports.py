@@ -8,12 +8,14 @@ the registry codes against the protocol only. Timestamps are timezone-aware UTC
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
 from LLM_Mesh.core.rewards import ModelStats
+from LLM_Mesh.core.usage_evidence import unread_sums
 
 #: Outcomes that count against the node that served the request (its ``failures``);
 #: ``"cancelled"`` (the client went away) does not.
@@ -240,6 +242,23 @@ class UsageWindowRow:
     prompt: int
     prompt_cap: int
 
+    def sums(self) -> tuple[int, int, int, int, int]:
+        return (self.requests, self.completion, self.completion_cap, self.prompt,
+                self.prompt_cap)  # fmt: skip
+
+    @staticmethod
+    def unread(
+        model: str, now: Iterable[UsageWindowRow], seen: Iterable[UsageWindowRow], into: int
+    ) -> list[UsageWindowRow]:
+        """What ``now``'s rows (a fold's windows, read again under its lock) gained since
+        the fold's read (``seen``), each node's in window ``into``, the first open one
+        (``core/usage_evidence.unread_sums``; found 2026-12-06, audit33)."""
+        gained = unread_sums(
+            {(r.bucket, r.node_id): r.sums() for r in now},
+            {(r.bucket, r.node_id): r.sums() for r in seen},
+        )
+        return [UsageWindowRow(model, into, n, *sums) for n, sums in gained.items()]
+
 
 @dataclass(frozen=True)
 class UsageEvidenceRow:
@@ -284,11 +303,19 @@ class UsageAuditStore(Protocol):
         ...
 
     async def fold_usage_audit(
-        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+        self,
+        model: str,
+        *,
+        expect: int,
+        through: int,
+        rows: list[UsageEvidenceRow],
+        seen: Sequence[UsageWindowRow],
     ) -> bool:
         """Fold the model's windows up to ``through`` (those after ``expect``, the folded
-        mark read): each row written where its epoch is still the one read, the windows'
-        rows dropped; ``False`` (nothing written) when another fold moved the mark first."""
+        mark read; ``seen``: their rows as read): each row written where its epoch is still
+        the one read, the windows' rows dropped, what they gained since ``seen`` added to
+        window ``through + 1``; ``False`` (nothing written) when another fold moved the
+        mark first. No batch of the model's sums (``add_usage_windows``) interleaves."""
         ...
 
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:

@@ -221,8 +221,9 @@ class UsageAuditSync:
             changed = fold_windows(evidence, due, p)
             written = [_row(model, n, ev, epochs.get(n, 0), bucket) for n, ev in changed.items()]
             through = max(due)
+            seen = [w for w in rows.windows if w.bucket <= through]
             if not await self.store.fold_usage_audit(
-                model, expect=rows.folded, through=through, rows=written
+                model, expect=rows.folded, through=through, rows=written, seen=seen
             ):
                 self.touched.add(model)  # another replica folded first: judged next run
                 return []
