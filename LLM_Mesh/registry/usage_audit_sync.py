@@ -31,7 +31,6 @@ the window of its own time, or, that one folded, the first open one (the store's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -117,6 +116,8 @@ class UsageAuditSync:
         self.failures = 0  # runs whose store work failed
         self.runs = 0
         self._task: asyncio.Task[None] | None = None
+        self._running = False  # the loop's run under way (not its sleep)
+        self._closing = False  # the loop ends after its run under way
 
     # -- hot path ---------------------------------------------------------------------
     def add(self, model: str, node_id: str, sample: AuditSample) -> None:
@@ -137,21 +138,38 @@ class UsageAuditSync:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop, then write what is pending (judged by the next start or replica)."""
+        """Stop the loop, then write what is pending (judged by the next start or replica).
+        A run under way ends first: cancelled in its write, its batch (out of ``pending``)
+        was rolled back and lost (found 2026-12-06, audit33). A replica killed loses its
+        pending sums (at most ``flush_s`` of answers)."""
         task, self._task = self._task, None
+        if task is not None and self._running:
+            self._closing = True  # the loop ends after this run
+            try:
+                await asyncio.wait({task})  # (the caller's cancel does not cancel the run)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            self._closing = False
         if task is not None:
             await cancel_and_wait(task)
-        with contextlib.suppress(Exception):
+        lost = sum(u.requests for u in self.pending.values())
+        try:
             await self.flush()
+        except Exception as exc:
+            log.warning("usage audit: %d answer(s) not written at stop (%r)", lost, exc)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.flush_s)
+            self._running = True
             try:
                 await self.tick()
             except Exception:  # a store failure: logged, the next run tries again
                 self.failures += 1
                 log.exception("usage audit: the shared evidence could not be written or read")
+            finally:
+                self._running = False
 
     async def tick(self) -> list[AuditVerdict]:
         """One run (:meth:`run_once`), each verdict claimed handed to ``on_verdict``."""
