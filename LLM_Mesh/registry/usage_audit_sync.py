@@ -53,11 +53,13 @@ __all__ = ["UsageAuditSync", "shares_usage_audit"]
 log = logging.getLogger(__name__)
 
 KEEP_WINDOWS_S = 86_400.0  # a window's rows left unfolded (a quiet model's) dropped after
-# the store's width of an audit key (``tables.usage_audit_*.model``): a longer one (a long
-# model id with its context's suffix) is not counted; found 2026-12-05 (attack32c),
-# PostgreSQL refused the whole batch, kept and refused again every run, so no answer of
-# any model counted again
-MAX_KEY_CHARS = 256
+# the store's width of an audit key (``tables.usage_audit_*.model``): a longer one is not
+# counted; found 2026-12-05 (attack32c), PostgreSQL refused the whole batch, kept and
+# refused again every run, so no answer of any model counted again. Wider than the longest
+# key (a model id of ``MAX_MODEL_ID_CHARS``, ``(context N)`` with N at most
+# ``MAX_CONTEXT``: 274), migration 0027: at 256 a model id near 256 characters was not
+# audited on the requests only its larger contexts take (closed 2026-12-06, audit33)
+MAX_KEY_CHARS = 320
 MAX_VIEWS = 1024  # models whose last judged state the admin's view keeps
 _SUMS = ("requests", "completion", "completion_cap", "prompt", "prompt_cap")  # a NodeUsage's
 
