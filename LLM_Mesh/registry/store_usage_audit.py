@@ -154,6 +154,15 @@ class SqlUsageAudit:
         read = select(f.c.model, f.c.folded).where(f.c.model.in_(models))
         return {m: int(b) for m, b in (await conn.execute(read)).all()}
 
+    async def usage_audit_now(self) -> float | None:
+        """The database server's clock (seconds since the epoch) on PostgreSQL, the clock
+        every replica cuts the audit's windows on; ``None`` on SQLite (this host's)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        async with self.engine.connect() as conn:
+            now = await conn.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
+            return float(now.scalar_one())
+
     async def usage_audit_rows(self, model: str) -> UsageAuditRows:
         w, e, f = tables.usage_audit_windows, tables.usage_audit_evidence, tables.usage_audit_folds
         async with self.engine.connect() as conn:

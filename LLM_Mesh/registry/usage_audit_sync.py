@@ -23,14 +23,20 @@ what all of them wrote (``core/usage_evidence.py``):
   written evidence past :attr:`AuditPolicy.max_entries` (node, model) pairs dropped.
 
 Windows are on the wall clock (``clock``: seconds since the epoch), the same instants for
-every replica and across a restart; a replica whose clock is off writes its answers into
-the window of its own time, or, that one folded, the first open one (the store's
-``add_usage_windows``: found 2026-12-05, attack32c, never read again).
+every replica and across a restart. With ``store_clock`` (the gateway's), on PostgreSQL
+(replicas on several hosts) each run first measures this host's offset from the database
+server's clock (``usage_audit_now``: one round trip) and every window is cut on the
+server's (:meth:`UsageAuditSync.now`): a host's clock ahead by more than the grace folded
+a window the other replicas still wrote into (found 2026-12-05, attack32c; closed
+2026-12-06, audit33). A sum that still reaches a folded window (its writes failed past
+the grace) goes to the first open one (the store's ``add_usage_windows``: found
+2026-12-05, attack32c, never read again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -103,12 +109,15 @@ class UsageAuditSync:
         grace_s: float = 30.0,
         prune_every: int = 300,
         max_pending: int | None = None,
+        store_clock: bool = False,
     ) -> None:
         if flush_s <= 0 or prune_every < 1:
             raise ValueError("flush_s and prune_every must be positive")
         self.store, self.policy, self.on_verdict = store, policy, on_verdict
         self.clock, self.flush_s, self.grace_s = clock, flush_s, grace_s
         self.prune_every = prune_every
+        self.store_clock = store_clock  # the windows on the database server's clock
+        self.offset_s = 0.0  # the server's clock less ``clock``, as last measured
         self.max_pending = max(1, policy.max_entries if max_pending is None else max_pending)
         self.pending: dict[tuple[str, int, str], NodeUsage] = {}
         self.touched: set[str] = set()  # models answered for since the last run
@@ -124,7 +133,7 @@ class UsageAuditSync:
     # -- hot path ---------------------------------------------------------------------
     def add(self, model: str, node_id: str, sample: AuditSample) -> None:
         """One answer of ``node_id`` for ``model`` (the audit's key), now: in memory."""
-        key = (model, bucket_of(self.clock(), self.policy), node_id)
+        key = (model, bucket_of(self.now(), self.policy), node_id)
         usage = self.pending.get(key)
         if usage is None:
             if len(self.pending) >= self.max_pending or len(model) > MAX_KEY_CHARS:
@@ -161,7 +170,24 @@ class UsageAuditSync:
         except Exception as exc:
             log.warning("usage audit: %d answer(s) not written at stop (%r)", lost, exc)
 
+    def now(self) -> float:
+        """The time the windows are cut on: ``clock`` and the offset last measured."""
+        return self.clock() + self.offset_s
+
+    async def sync_clock(self) -> None:
+        """With ``store_clock``, measure this host's offset from the store's clock (a
+        store with none, SQLite's on this host: no offset)."""
+        read = getattr(self.store, "usage_audit_now", None)
+        if not self.store_clock or read is None:
+            return
+        before = self.clock()
+        theirs = await read()
+        after = self.clock()
+        self.offset_s = 0.0 if theirs is None else float(theirs) - (before + after) / 2
+
     async def _loop(self) -> None:
+        with contextlib.suppress(Exception):  # (a failure: the next run measures it)
+            await self.sync_clock()  # before the first answers are put in windows
         while not self._closing:
             await asyncio.sleep(self.flush_s)
             self._running = True
@@ -209,6 +235,7 @@ class UsageAuditSync:
         verdicts this replica claimed."""
         touched, self.touched = self.touched, set()
         try:
+            await self.sync_clock()
             await self.flush()
         except Exception:
             self.touched |= touched
@@ -218,7 +245,7 @@ class UsageAuditSync:
             out.extend(await self.check(model))
         self.runs += 1
         if self.runs % self.prune_every == 0:
-            before = bucket_of(self.clock() - KEEP_WINDOWS_S, self.policy)
+            before = bucket_of(self.now() - KEEP_WINDOWS_S, self.policy)
             await self.store.prune_usage_audit(
                 max_entries=self.policy.max_entries, before_bucket=before
             )
@@ -226,7 +253,7 @@ class UsageAuditSync:
 
     async def check(self, model: str) -> list[AuditVerdict]:
         """Fold the model's windows closed for good, judge its nodes, claim the verdicts."""
-        p, now = self.policy, self.clock()
+        p, now = self.policy, self.now()
         bucket = bucket_of(now, p)
         rows = await self.store.usage_audit_rows(model)
         epochs = {r.node_id: r.epoch for r in rows.evidence}
