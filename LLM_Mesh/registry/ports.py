@@ -8,14 +8,13 @@ the registry codes against the protocol only. Timestamps are timezone-aware UTC
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
 from LLM_Mesh.core.rewards import ModelStats
-from LLM_Mesh.core.usage_evidence import unread_sums
 
 #: Outcomes that count against the node that served the request (its ``failures``);
 #: ``"cancelled"`` (the client went away) does not.
@@ -245,19 +244,6 @@ class UsageWindowRow:
     def sums(self) -> tuple[int, int, int, int, int]:
         return (self.requests, self.completion, self.completion_cap, self.prompt,
                 self.prompt_cap)  # fmt: skip
-
-    @staticmethod
-    def unread(
-        model: str, now: Iterable[UsageWindowRow], seen: Iterable[UsageWindowRow], into: int
-    ) -> list[UsageWindowRow]:
-        """What ``now``'s rows (a fold's windows, read again under its lock) gained since
-        the fold's read (``seen``), each node's in window ``into``, the first open one
-        (``core/usage_evidence.unread_sums``; found 2026-12-06, audit33)."""
-        gained = unread_sums(
-            {(r.bucket, r.node_id): r.sums() for r in now},
-            {(r.bucket, r.node_id): r.sums() for r in seen},
-        )
-        return [UsageWindowRow(model, into, n, *sums) for n, sums in gained.items()]
 
 
 @dataclass(frozen=True)

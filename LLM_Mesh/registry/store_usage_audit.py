@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.usage_evidence import open_bucket
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.memory_usage_audit import unread_rows
 from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.store_credentials import insert_new
 from LLM_Mesh.registry.store_replicas import relaxed_commit
@@ -199,7 +200,7 @@ class SqlUsageAudit:
             for r in sorted(rows, key=lambda r: r.node_id):
                 await _write(conn, r)
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.bucket <= through)))
-            await _upsert_windows(conn, UsageWindowRow.unread(model, now, seen, through + 1))
+            await _upsert_windows(conn, unread_rows(model, now, seen, through + 1))
         return True
 
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:

@@ -19,6 +19,9 @@ what all of them wrote (``core/usage_evidence.py``):
   each verdict claimed (the first replica to start the node's evidence over) and handed to
   ``on_verdict``. A failed write keeps the pending sums (merged with the next, bounded) and
   is logged.
+- **at stop** (:meth:`UsageAuditSync.stop`, the lifespan's end, SIGTERM): a run under way
+  ends first (cancelled in its write, its batch was lost: found 2026-12-06, audit33), then
+  what came meanwhile is written. A replica killed loses its pending sums (``flush_s``).
 - **every** ``prune_every`` runs: the windows' rows older than a day and the least recently
   written evidence past :attr:`AuditPolicy.max_entries` (node, model) pairs dropped.
 

@@ -15,12 +15,8 @@ async def test_the_refusal_says_the_models_nodes_are_paused_or_draining(tmp_path
     async with running(tmp_path) as h:
         await h.register("n1")
         await h.register("n2")
-        assert (
-            await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
-        ).status_code == 200
-        assert (
-            await h.client.post("/mesh/nodes/n2/heartbeat", json={"state": "draining"})
-        ).status_code == 200
+        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})).status_code == 200
+        assert (await h.client.post("/mesh/nodes/n2/heartbeat", json={"state": "draining"})).status_code == 200
         r = await h.client.post(CHAT, json=chat())
     assert r.status_code == 503, r.text
     err = r.json()["error"]
@@ -45,9 +41,7 @@ async def test_a_paused_only_node_says_retry_after_its_retry_after(tmp_path: Pat
     ``Retry-After`` can help; a model no node hosts stays ``false``."""
     async with running(tmp_path) as h:
         await h.register("n1")
-        assert (
-            await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
-        ).status_code == 200
+        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})).status_code == 200
         r = await h.client.post(CHAT, json=chat())
     assert r.status_code == 503, r.text
     assert r.headers["x-should-retry"] == "true", r.headers

@@ -21,7 +21,6 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from LLM_Mesh.core.usage_evidence import unread_sums
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import UsageAuditStore, UsageWindowRow
 from LLM_Mesh.registry.store import SqlStore
@@ -131,13 +130,6 @@ async def test_a_fold_between_a_batchs_read_of_the_marks_and_its_insert_postgres
         assert rows.folded == W0
         assert await _liar_counted(first) == 8  # before: 3
         assert ended == [False]  # a's fold waited for b's batch (before: it committed first)
-
-
-def test_unread_sums() -> None:
-    read = {(1, "a"): (3, 9), (1, "b"): (2, 2), (2, "b"): (5, 5)}
-    now = {(1, "a"): (3, 9), (1, "b"): (4, 6), (2, "b"): (1, 1), (2, "c"): (1, 2)}
-    # a: nothing new; b: 2 more in window 1, window 2 started over (1 new); c: all new
-    assert unread_sums(now, read) == {"b": (3, 5), "c": (1, 2)}
 
 
 async def test_a_batch_holds_the_writer_lock_from_its_read_of_the_marks_sqlite(
