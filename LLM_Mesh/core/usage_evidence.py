@@ -18,7 +18,7 @@ after a restart, must cut time at the same instants. Pure: no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from LLM_Mesh.core.usage_audit import (
     AuditPolicy,
@@ -31,8 +31,8 @@ from LLM_Mesh.core.usage_audit import (
 )
 
 __all__ = [
-    "bucket_of", "fold_window", "fold_windows", "open_bucket", "standing", "verdicts",
-    "window_due",
+    "bucket_of", "fold_window", "fold_windows", "open_bucket", "standing", "unread_sums",
+    "verdicts", "window_due",
 ]  # fmt: skip
 
 
@@ -48,6 +48,27 @@ def open_bucket(bucket: int, folded: int) -> int:
     whose clock is behind by more than the grace, or whose writes failed as long, wrote
     into a folded window, never read again (found 2026-12-05, attack32c)."""
     return max(bucket, folded + 1)
+
+
+def unread_sums(
+    now: Mapping[tuple[int, str], Sequence[int]], read: Mapping[tuple[int, str], Sequence[int]]
+) -> dict[str, tuple[int, ...]]:
+    """What each node's window rows (sums by (window, node)) gained since a fold read them
+    (``read``), summed by node. A fold drops the rows it folded, so a replica's sums added
+    in between (after its read, before its commit) were dropped unread (found 2026-12-06,
+    audit33); the fold adds them to the first open window instead. A row with a sum below
+    the one read was started over in between (a verdict claimed): all of it is new. Nodes
+    that gained nothing are left out."""
+    out: dict[str, tuple[int, ...]] = {}
+    for (_window, node_id), sums in sorted(now.items()):
+        was = read.get((_window, node_id))
+        if was is None or any(s < w for s, w in zip(sums, was, strict=True)):
+            was = (0,) * len(sums)
+        gained = tuple(s - w for s, w in zip(sums, was, strict=True))
+        if any(gained):
+            had = out.get(node_id, (0,) * len(sums))
+            out[node_id] = tuple(h + g for h, g in zip(had, gained, strict=True))
+    return out
 
 
 def window_due(bucket: int, now: float, policy: AuditPolicy, grace_s: float) -> bool:

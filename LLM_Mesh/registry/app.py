@@ -254,6 +254,7 @@ def create_registry_app(
     usage_audit = runtime.usage_audit = UsageAuditor(
         quality, metrics=runtime.metrics, contexts=declared_contexts(runtime.table),
         store=cast(UsageAuditStore, the_store) if shares_usage_audit(the_store) else None,
+        store_clock=True,  # its windows on the database server's clock (PostgreSQL)
     )  # fmt: skip
     quality_watcher = QualityWatcher(quality)
     # the store polls, by the topic of their change counter (SqlStore.poll_version)

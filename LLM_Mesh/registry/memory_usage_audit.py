@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from LLM_Mesh.core.usage_evidence import open_bucket
+from LLM_Mesh.core.usage_evidence import open_bucket, unread_sums
 from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
 
-__all__ = ["MemoryUsageAudit"]
+__all__ = ["MemoryUsageAudit", "unread_rows"]
+
+
+def unread_rows(
+    model: str, now: Iterable[UsageWindowRow], seen: Iterable[UsageWindowRow], into: int
+) -> list[UsageWindowRow]:
+    """What ``now``'s rows (a fold's windows, read again under its lock) gained since the
+    fold's read (``seen``), each node's in window ``into``, the first open one
+    (``core/usage_evidence.unread_sums``; both stores' rule; found 2026-12-06, audit33)."""
+    gained = unread_sums(
+        {(r.bucket, r.node_id): r.sums() for r in now},
+        {(r.bucket, r.node_id): r.sums() for r in seen},
+    )
+    return [UsageWindowRow(model, into, n, *sums) for n, sums in gained.items()]
 
 
 class MemoryUsageAudit:
@@ -48,15 +62,24 @@ class MemoryUsageAudit:
         return True
 
     async def fold_usage_audit(
-        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+        self,
+        model: str,
+        *,
+        expect: int,
+        through: int,
+        rows: list[UsageEvidenceRow],
+        seen: Sequence[UsageWindowRow],
     ) -> bool:
         if self.usage_folds.get(model, -1) != expect:
             return False
         self.usage_folds[model] = through
         for r in rows:
             self._write(r)
+        now = [r for k, r in self.usage_windows.items() if k[0] == model and expect < k[1]
+               and k[1] <= through]  # fmt: skip
         for key in [k for k in self.usage_windows if k[0] == model and k[1] <= through]:
             del self.usage_windows[key]
+        await self.add_usage_windows(unread_rows(model, now, seen, through + 1))
         return True
 
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:

@@ -8,6 +8,7 @@ the registry codes against the protocol only. Timestamps are timezone-aware UTC
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -240,6 +241,10 @@ class UsageWindowRow:
     prompt: int
     prompt_cap: int
 
+    def sums(self) -> tuple[int, int, int, int, int]:
+        return (self.requests, self.completion, self.completion_cap, self.prompt,
+                self.prompt_cap)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class UsageEvidenceRow:
@@ -284,11 +289,19 @@ class UsageAuditStore(Protocol):
         ...
 
     async def fold_usage_audit(
-        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+        self,
+        model: str,
+        *,
+        expect: int,
+        through: int,
+        rows: list[UsageEvidenceRow],
+        seen: Sequence[UsageWindowRow],
     ) -> bool:
         """Fold the model's windows up to ``through`` (those after ``expect``, the folded
-        mark read): each row written where its epoch is still the one read, the windows'
-        rows dropped; ``False`` (nothing written) when another fold moved the mark first."""
+        mark read; ``seen``: their rows as read): each row written where its epoch is still
+        the one read, the windows' rows dropped, what they gained since ``seen`` added to
+        window ``through + 1``; ``False`` (nothing written) when another fold moved the
+        mark first. No batch of the model's sums (``add_usage_windows``) interleaves."""
         ...
 
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:

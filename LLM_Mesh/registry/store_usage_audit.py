@@ -9,21 +9,34 @@ at most the last second of them). A fold moves the model's mark only from the va
 (``UPDATE ... WHERE folded = :read``: on PostgreSQL a second replica's update waits for
 the first's commit, then finds the mark moved and writes nothing), and writes each node's
 evidence only where its epoch is still the one read (a verdict claimed in between
-stands). A verdict is claimed the same way: the first replica whose update finds the
+stands).
+
+A batch and a fold of one model never interleave (:func:`_lock_models`; found 2026-12-06,
+audit33): on PostgreSQL a batch holds a shared transaction advisory lock per model from
+before it reads the fold marks to its commit, a fold the model's exclusive one from its
+start to its commit (read committed: else a fold committed between a batch's read of the
+marks and its insert left the batch in a window already folded, never read). On SQLite
+both start with a write (the database's one writer lock, taken then). Under that lock the
+fold reads its windows again: what a batch added since the fold's own read (before it
+took the lock) goes to the first open window (``core/usage_evidence.unread_sums``), not
+dropped with the windows folded. A verdict is claimed the same way: the first replica whose update finds the
 epoch it read starts the evidence over; another's finds it moved.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.usage_evidence import open_bucket
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.memory_usage_audit import unread_rows
 from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.store_credentials import insert_new
 from LLM_Mesh.registry.store_replicas import relaxed_commit
@@ -81,6 +94,45 @@ def _in_open_windows(rows: list[UsageWindowRow], marks: dict[str, int]) -> list[
     return list(out.values())
 
 
+def lock_key(model: str) -> int:
+    """The PostgreSQL advisory lock key of ``model``'s usage-audit rows (a signed 64-bit
+    hash: two models sharing one only wait for each other)."""
+    digest = hashlib.blake2b(b"usage_audit\0" + model.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def _lock_models(conn: AsyncConnection, models: Sequence[str], *, shared: bool) -> None:
+    """Hold ``models``' usage-audit lock to this transaction's end (module docstring):
+    shared (a batch) or exclusive (a fold). SQLite: the writer lock, by a write."""
+    if conn.dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        keys = sorted({lock_key(m) for m in models})
+        await conn.execute(text(f"SELECT count({fn}(k)) FROM unnest(CAST(:keys AS bigint[])) k"),
+                           {"keys": keys})  # fmt: skip
+    else:
+        f = tables.usage_audit_folds
+        await conn.execute(update(f).where(f.c.model.in_(list(models))).values(folded=f.c.folded))
+
+
+async def _upsert_windows(conn: AsyncConnection, rows: Iterable[UsageWindowRow]) -> None:
+    """Add each row's sums to its window's row (in one order at every replica: two batches
+    never wait for each other)."""
+    values = [
+        {"model": r.model, "bucket": r.bucket, "node_id": r.node_id}
+        | {c: getattr(r, c) for c in _SUMS}
+        for r in sorted(rows, key=lambda r: (r.model, r.bucket, r.node_id))
+    ]
+    if not values:
+        return
+    w = tables.usage_audit_windows
+    stmt: Any = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(w)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[w.c.model, w.c.bucket, w.c.node_id],
+        set_={c: w.c[c] + stmt.excluded[c] for c in _SUMS},
+    )
+    await conn.execute(stmt, values)
+
+
 class SqlUsageAudit:
     """The usage audit's shared evidence on SQLAlchemy (see the module docstring)."""
 
@@ -91,26 +143,26 @@ class SqlUsageAudit:
     async def add_usage_windows(self, rows: list[UsageWindowRow]) -> None:
         if not rows:
             return
-        w, f = tables.usage_audit_windows, tables.usage_audit_folds
         async with self.engine.begin() as conn:
             await relaxed_commit(conn)
-            models = sorted({r.model for r in rows})
-            read = select(f.c.model, f.c.folded).where(f.c.model.in_(models))
-            marks = {m: int(b) for m, b in (await conn.execute(read)).all()}
-            rows = _in_open_windows(rows, marks)
-            stmt: Any = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(w)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[w.c.model, w.c.bucket, w.c.node_id],
-                set_={c: w.c[c] + stmt.excluded[c] for c in _SUMS},
-            )
-            await conn.execute(
-                stmt,
-                [
-                    {"model": r.model, "bucket": r.bucket, "node_id": r.node_id}
-                    | {c: getattr(r, c) for c in _SUMS}
-                    for r in sorted(rows, key=lambda r: (r.model, r.bucket, r.node_id))
-                ],  # (in one order at every replica: two batches never wait for each other)
-            )
+            marks = await self._usage_marks(conn, sorted({r.model for r in rows}))
+            await _upsert_windows(conn, _in_open_windows(rows, marks))
+
+    async def _usage_marks(self, conn: AsyncConnection, models: list[str]) -> dict[str, int]:
+        """``models``' fold marks, read under their shared lock (held to the commit)."""
+        f = tables.usage_audit_folds
+        await _lock_models(conn, models, shared=True)
+        read = select(f.c.model, f.c.folded).where(f.c.model.in_(models))
+        return {m: int(b) for m, b in (await conn.execute(read)).all()}
+
+    async def usage_audit_now(self) -> float | None:
+        """The database server's clock (seconds since the epoch) on PostgreSQL, the clock
+        every replica cuts the audit's windows on; ``None`` on SQLite (this host's)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        async with self.engine.connect() as conn:
+            now = await conn.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
+            return float(now.scalar_one())
 
     async def usage_audit_rows(self, model: str) -> UsageAuditRows:
         w, e, f = tables.usage_audit_windows, tables.usage_audit_evidence, tables.usage_audit_folds
@@ -124,10 +176,17 @@ class SqlUsageAudit:
         return UsageAuditRows(mark, [_window(r) for r in windows], [_evidence(r) for r in evidence])
 
     async def fold_usage_audit(
-        self, model: str, *, expect: int, through: int, rows: list[UsageEvidenceRow]
+        self,
+        model: str,
+        *,
+        expect: int,
+        through: int,
+        rows: list[UsageEvidenceRow],
+        seen: Sequence[UsageWindowRow],
     ) -> bool:
         f, w = tables.usage_audit_folds, tables.usage_audit_windows
         async with self.engine.begin() as conn:
+            await _lock_models(conn, [model], shared=False)
             if expect < 0:
                 moved = await insert_new(conn, f, {"model": model, "folded": through})
             else:
@@ -136,9 +195,12 @@ class SqlUsageAudit:
                 moved = result.rowcount == 1
             if not moved:
                 return False
+            folded = (w.c.model == model) & (w.c.bucket > expect) & (w.c.bucket <= through)
+            now = [_window(r) for r in (await conn.execute(select(w).where(folded))).all()]
             for r in sorted(rows, key=lambda r: r.node_id):
                 await _write(conn, r)
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.bucket <= through)))
+            await _upsert_windows(conn, unread_rows(model, now, seen, through + 1))
         return True
 
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:

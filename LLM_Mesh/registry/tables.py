@@ -527,11 +527,12 @@ canary_status = Table(
 #: The usage audit's evidence, shared by the replicas on one database and kept over a
 #: restart (migration 0026; ``registry/store_usage_audit.py``, ``core/usage_evidence.py``):
 #: per (model, window, node) the node's sums in the window (every replica adds its own),
-#: per (model, node) its evidence, per model the last window folded into it.
+#: per (model, node) its evidence, per model the last window folded into it. ``model`` is
+#: the audit key (a model id, its context's suffix: 320 wide since migration 0027).
 usage_audit_windows = Table(
     "usage_audit_windows",
     metadata,
-    Column("model", String(256), primary_key=True),
+    Column("model", String(320), primary_key=True),
     Column("bucket", BigInteger(), primary_key=True),
     Column("node_id", String(128), primary_key=True),
     Column("requests", BigInteger(), nullable=False),
@@ -544,7 +545,7 @@ usage_audit_windows = Table(
 usage_audit_evidence = Table(
     "usage_audit_evidence",
     metadata,
-    Column("model", String(256), primary_key=True),
+    Column("model", String(320), primary_key=True),
     Column("node_id", String(128), primary_key=True),
     Column("epoch", BigInteger(), nullable=False),
     Column("requests", BigInteger(), nullable=False),
@@ -563,7 +564,7 @@ usage_audit_evidence = Table(
 usage_audit_folds = Table(
     "usage_audit_folds",
     metadata,
-    Column("model", String(256), primary_key=True),
+    Column("model", String(320), primary_key=True),
     Column("folded", BigInteger(), nullable=False),
 )
 

@@ -103,13 +103,21 @@ class UsageAuditor:
         contexts: Callable[[str], Iterable[int]] | None = None,
         store: UsageAuditStore | None = None,
         flush_s: float = 2.0,
+        store_clock: bool = False,
     ) -> None:
         self.audit = UsageAudit(policy)
         # the store's shared evidence (None: this process's, in memory: ``self.audit``)
         self.shared = (
             None
             if store is None
-            else UsageAuditSync(store, policy, self._shared_verdict, clock=clock, flush_s=flush_s)
+            else UsageAuditSync(
+                store,
+                policy,
+                self._shared_verdict,
+                clock=clock,
+                flush_s=flush_s,
+                store_clock=store_clock,
+            )
         )
         # a model's online nodes' declared contexts (0: none declared, the catalog's)
         self.contexts = contexts

@@ -19,13 +19,21 @@ what all of them wrote (``core/usage_evidence.py``):
   each verdict claimed (the first replica to start the node's evidence over) and handed to
   ``on_verdict``. A failed write keeps the pending sums (merged with the next, bounded) and
   is logged.
+- **at stop** (:meth:`UsageAuditSync.stop`, the lifespan's end, SIGTERM): a run under way
+  ends first (cancelled in its write, its batch was lost: found 2026-12-06, audit33), then
+  what came meanwhile is written. A replica killed loses its pending sums (``flush_s``).
 - **every** ``prune_every`` runs: the windows' rows older than a day and the least recently
   written evidence past :attr:`AuditPolicy.max_entries` (node, model) pairs dropped.
 
 Windows are on the wall clock (``clock``: seconds since the epoch), the same instants for
-every replica and across a restart; a replica whose clock is off writes its answers into
-the window of its own time, or, that one folded, the first open one (the store's
-``add_usage_windows``: found 2026-12-05, attack32c, never read again).
+every replica and across a restart. With ``store_clock`` (the gateway's), on PostgreSQL
+(replicas on several hosts) each run first measures this host's offset from the database
+server's clock (``usage_audit_now``: one round trip) and every window is cut on the
+server's (:meth:`UsageAuditSync.now`): a host's clock ahead by more than the grace folded
+a window the other replicas still wrote into (found 2026-12-05, attack32c; closed
+2026-12-06, audit33). A sum that still reaches a folded window (its writes failed past
+the grace) goes to the first open one (the store's ``add_usage_windows``: found
+2026-12-05, attack32c, never read again).
 """
 
 from __future__ import annotations
@@ -54,11 +62,13 @@ __all__ = ["UsageAuditSync", "shares_usage_audit"]
 log = logging.getLogger(__name__)
 
 KEEP_WINDOWS_S = 86_400.0  # a window's rows left unfolded (a quiet model's) dropped after
-# the store's width of an audit key (``tables.usage_audit_*.model``): a longer one (a long
-# model id with its context's suffix) is not counted; found 2026-12-05 (attack32c),
-# PostgreSQL refused the whole batch, kept and refused again every run, so no answer of
-# any model counted again
-MAX_KEY_CHARS = 256
+# the store's width of an audit key (``tables.usage_audit_*.model``): a longer one is not
+# counted; found 2026-12-05 (attack32c), PostgreSQL refused the whole batch, kept and
+# refused again every run, so no answer of any model counted again. Wider than the longest
+# key (a model id of ``MAX_MODEL_ID_CHARS``, ``(context N)`` with N at most
+# ``MAX_CONTEXT``: 274), migration 0027: at 256 a model id near 256 characters was not
+# audited on the requests only its larger contexts take (closed 2026-12-06, audit33)
+MAX_KEY_CHARS = 320
 MAX_VIEWS = 1024  # models whose last judged state the admin's view keeps
 _SUMS = ("requests", "completion", "completion_cap", "prompt", "prompt_cap")  # a NodeUsage's
 
@@ -102,12 +112,15 @@ class UsageAuditSync:
         grace_s: float = 30.0,
         prune_every: int = 300,
         max_pending: int | None = None,
+        store_clock: bool = False,
     ) -> None:
         if flush_s <= 0 or prune_every < 1:
             raise ValueError("flush_s and prune_every must be positive")
         self.store, self.policy, self.on_verdict = store, policy, on_verdict
         self.clock, self.flush_s, self.grace_s = clock, flush_s, grace_s
         self.prune_every = prune_every
+        self.store_clock = store_clock  # the windows on the database server's clock
+        self.offset_s = 0.0  # the server's clock less ``clock``, as last measured
         self.max_pending = max(1, policy.max_entries if max_pending is None else max_pending)
         self.pending: dict[tuple[str, int, str], NodeUsage] = {}
         self.touched: set[str] = set()  # models answered for since the last run
@@ -117,11 +130,13 @@ class UsageAuditSync:
         self.failures = 0  # runs whose store work failed
         self.runs = 0
         self._task: asyncio.Task[None] | None = None
+        self._running = False  # the loop's run under way (not its sleep)
+        self._closing = False  # the loop ends after its run under way
 
     # -- hot path ---------------------------------------------------------------------
     def add(self, model: str, node_id: str, sample: AuditSample) -> None:
         """One answer of ``node_id`` for ``model`` (the audit's key), now: in memory."""
-        key = (model, bucket_of(self.clock(), self.policy), node_id)
+        key = (model, bucket_of(self.now(), self.policy), node_id)
         usage = self.pending.get(key)
         if usage is None:
             if len(self.pending) >= self.max_pending or len(model) > MAX_KEY_CHARS:
@@ -137,21 +152,55 @@ class UsageAuditSync:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop, then write what is pending (judged by the next start or replica)."""
+        """Stop the loop, then write what is pending (judged by the next start or replica).
+        A run under way ends first: cancelled in its write, its batch (out of ``pending``)
+        was rolled back and lost (found 2026-12-06, audit33). A replica killed loses its
+        pending sums (at most ``flush_s`` of answers)."""
         task, self._task = self._task, None
+        if task is not None and self._running:
+            self._closing = True  # the loop ends after this run
+            try:
+                await asyncio.wait({task})  # (the caller's cancel does not cancel the run)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            self._closing = False
         if task is not None:
             await cancel_and_wait(task)
-        with contextlib.suppress(Exception):
+        lost = sum(u.requests for u in self.pending.values())
+        try:
             await self.flush()
+        except Exception as exc:
+            log.warning("usage audit: %d answer(s) not written at stop (%r)", lost, exc)
+
+    def now(self) -> float:
+        """The time the windows are cut on: ``clock`` and the offset last measured."""
+        return self.clock() + self.offset_s
+
+    async def sync_clock(self) -> None:
+        """With ``store_clock``, measure this host's offset from the store's clock (a
+        store with none, SQLite's on this host: no offset)."""
+        read = getattr(self.store, "usage_audit_now", None)
+        if not self.store_clock or read is None:
+            return
+        before = self.clock()
+        theirs = await read()
+        after = self.clock()
+        self.offset_s = 0.0 if theirs is None else float(theirs) - (before + after) / 2
 
     async def _loop(self) -> None:
-        while True:
+        with contextlib.suppress(Exception):  # (a failure: the next run measures it)
+            await self.sync_clock()  # before the first answers are put in windows
+        while not self._closing:
             await asyncio.sleep(self.flush_s)
+            self._running = True
             try:
                 await self.tick()
             except Exception:  # a store failure: logged, the next run tries again
                 self.failures += 1
                 log.exception("usage audit: the shared evidence could not be written or read")
+            finally:
+                self._running = False
 
     async def tick(self) -> list[AuditVerdict]:
         """One run (:meth:`run_once`), each verdict claimed handed to ``on_verdict``."""
@@ -189,6 +238,7 @@ class UsageAuditSync:
         verdicts this replica claimed."""
         touched, self.touched = self.touched, set()
         try:
+            await self.sync_clock()
             await self.flush()
         except Exception:
             self.touched |= touched
@@ -198,7 +248,7 @@ class UsageAuditSync:
             out.extend(await self.check(model))
         self.runs += 1
         if self.runs % self.prune_every == 0:
-            before = bucket_of(self.clock() - KEEP_WINDOWS_S, self.policy)
+            before = bucket_of(self.now() - KEEP_WINDOWS_S, self.policy)
             await self.store.prune_usage_audit(
                 max_entries=self.policy.max_entries, before_bucket=before
             )
@@ -206,7 +256,7 @@ class UsageAuditSync:
 
     async def check(self, model: str) -> list[AuditVerdict]:
         """Fold the model's windows closed for good, judge its nodes, claim the verdicts."""
-        p, now = self.policy, self.clock()
+        p, now = self.policy, self.now()
         bucket = bucket_of(now, p)
         rows = await self.store.usage_audit_rows(model)
         epochs = {r.node_id: r.epoch for r in rows.evidence}
@@ -221,8 +271,9 @@ class UsageAuditSync:
             changed = fold_windows(evidence, due, p)
             written = [_row(model, n, ev, epochs.get(n, 0), bucket) for n, ev in changed.items()]
             through = max(due)
+            seen = [w for w in rows.windows if w.bucket <= through]
             if not await self.store.fold_usage_audit(
-                model, expect=rows.folded, through=through, rows=written
+                model, expect=rows.folded, through=through, rows=written, seen=seen
             ):
                 self.touched.add(model)  # another replica folded first: judged next run
                 return []

@@ -11,6 +11,7 @@ from LLM_Mesh.core.usage_evidence import (
     bucket_of,
     fold_windows,
     standing,
+    unread_sums,
     verdicts,
     window_due,
 )
@@ -58,3 +59,10 @@ def test_a_window_is_due_only_after_its_grace() -> None:
     assert not window_due(2, 1800.0 + 29.0, POLICY, 30.0)
     assert window_due(2, 1800.0 + 30.0, POLICY, 30.0)
     assert bucket_of(float("inf"), POLICY) == 0
+
+
+def test_unread_sums() -> None:
+    read = {(1, "a"): (3, 9), (1, "b"): (2, 2), (2, "b"): (5, 5)}
+    now = {(1, "a"): (3, 9), (1, "b"): (4, 6), (2, "b"): (1, 1), (2, "c"): (1, 2)}
+    # a: nothing new; b: 2 more in window 1, window 2 started over (1 new); c: all new
+    assert unread_sums(now, read) == {"b": (3, 5), "c": (1, 2)}

@@ -14,15 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-from LLM_Mesh.core.schemas import HostedModel
+from LLM_Mesh.core.schemas import MAX_MODEL_ID_CHARS, HostedModel
 from LLM_Mesh.core.stream_guard import MAX_CONTEXT
 from LLM_Mesh.core.usage_audit import AuditSample
 from LLM_Mesh.core.usage_evidence import open_bucket
+from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import UsageAuditStore, UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.store import SqlStore
 from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
+from LLM_Mesh.registry.usage_audit_sync import MAX_KEY_CHARS, UsageAuditSync
 from tests.registry.test_usage_audit_shared import MODEL, POLICY, T0, Clock, _round
 
 W0 = int(T0 // 600)  # window 0: T0's
@@ -86,13 +88,14 @@ async def test_one_audit_key_too_long_for_the_store_never_blocks_the_others(
     larger contexts take, ``(context N)`` with N a node's declared context, of any size (a
     node declaring 10^250 beside a sybil declaring less): past the store's 256 characters
     PostgreSQL refused the whole batch, kept pending and refused again every run, so no
-    replica counted any answer again. Such a key is not counted (``dropped``); the
-    declared contexts are read as the stream limit reads them (at most ``MAX_CONTEXT``)."""
+    replica counted any answer again. Such a key is not counted (``dropped``; past 320
+    characters since migration 0027: here 10^400); the declared contexts are read as the
+    stream limit reads them (at most ``MAX_CONTEXT``)."""
     async with SqlStore(pg_database_url) as store:
         clock = Clock()
         auditor = UsageAuditor(None, policy=POLICY, clock=clock, store=store)
         assert auditor.shared is not None
-        auditor.shared.add(f"{MODEL} (context {10**250})", "liar", _sample())
+        auditor.shared.add(f"{MODEL} (context {10**400})", "liar", _sample())
         _round(auditor, 2)
         await auditor.shared.run_once()  # before: the batch refused, here and every run after
         rows = await store.usage_audit_rows(MODEL)
@@ -111,3 +114,27 @@ def test_declared_contexts_are_read_as_the_stream_limit_reads_them() -> None:
 
     contexts = declared_contexts(cast(NodeTable, Table()))
     assert list(contexts(MODEL)) == [MAX_CONTEXT, 0, 0, 4096]
+
+
+async def test_a_model_id_of_256_characters_is_audited_on_its_larger_contexts_postgresql(
+    pg_database_url: str,
+) -> None:
+    """Found 2026-12-05 (attack32c), closed 2026-12-06 (audit33): an audit key longer than
+    the store's 256 characters was not counted, so a model id near 256 characters (any id
+    up to ``MAX_MODEL_ID_CHARS`` is routed) was never audited on the requests only its
+    larger contexts take. The store's keys are as wide as the longest key (migration 0027)."""
+    longest = f"{'m' * MAX_MODEL_ID_CHARS} (context {MAX_CONTEXT})"
+    async with SqlStore(pg_database_url) as store:
+        sync = UsageAuditSync(store, POLICY, lambda v: None, clock=Clock())
+        sync.add(longest, "n", _sample())
+        await sync.run_once()
+        assert sync.dropped == 0  # before: 1, not counted
+        rows = await store.usage_audit_rows(longest)
+        assert [(w.node_id, w.requests) for w in rows.windows] == [("n", 1)]
+        sync.add(longest, "n", _sample())
+        sync.add("m" * (MAX_KEY_CHARS + 1), "n", _sample())  # past the width: not counted
+        await sync.run_once()
+        assert sync.dropped == 1
+    assert len(longest) <= MAX_KEY_CHARS == tables.usage_audit_windows.c.model.type.length
+    assert tables.usage_audit_evidence.c.model.type.length == MAX_KEY_CHARS
+    assert tables.usage_audit_folds.c.model.type.length == MAX_KEY_CHARS

@@ -166,8 +166,9 @@ async def test_a_fold_and_a_verdict_are_each_written_once_sqlite(tmp_path: Path)
             UsageWindowRow(MODEL, 7, "n", 6, 12, 60, 6, 60)
         ]
         ev = UsageEvidenceRow(MODEL, "n", 0, 6, 9, 2, 12.0, 60.0, 6.0, 6.0, 60.0, 6.0, 7)
-        assert await store.fold_usage_audit(MODEL, expect=-1, through=7, rows=[ev])
-        assert not await store.fold_usage_audit(MODEL, expect=-1, through=7, rows=[ev])
+        seen = rows.windows
+        assert await store.fold_usage_audit(MODEL, expect=-1, through=7, rows=[ev], seen=seen)
+        assert not await store.fold_usage_audit(MODEL, expect=-1, through=7, rows=[ev], seen=[])
         rows = await store.usage_audit_rows(MODEL)
         assert rows.folded == 7 and rows.windows == [] and rows.evidence[0].requests == 6
         assert rows.evidence[0].epoch == 1
@@ -182,7 +183,7 @@ async def test_the_store_keeps_at_most_max_entries_and_drops_old_windows(tmp_pat
     async with SqlStore(f"sqlite:///{tmp_path / 'r.db'}") as store:
         for i in range(5):
             ev = UsageEvidenceRow("m", f"n{i}", 0, 1, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, i)
-            assert await store.fold_usage_audit("m", expect=i - 1, through=i, rows=[ev])
+            assert await store.fold_usage_audit("m", expect=i - 1, through=i, rows=[ev], seen=[])
         await store.add_usage_windows([UsageWindowRow("q", 1, "n", 1, 1, 1, 1, 1)])
         await store.add_usage_windows([UsageWindowRow("q", 9, "n", 1, 1, 1, 1, 1)])
         assert await store.prune_usage_audit(max_entries=3, before_bucket=5) == 3

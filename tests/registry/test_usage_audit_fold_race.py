@@ -1,0 +1,163 @@
+"""audit33: a replica's batch of window sums and another's fold of the same window.
+
+Two ways a batch was lost (found 2026-12-06, audit33; the first written in
+docs/security.md by attack32c), each interleaved here step by step:
+
+- the batch read the model's fold mark, a fold committed, the batch inserted into the
+  window now folded (PostgreSQL, read committed): never read again. Now a batch holds the
+  model's shared advisory lock from its read to its commit, a fold the exclusive one;
+- a fold read the windows, the batch added to them, the fold dropped the rows it folded
+  (every store): dropped unread. Now the fold reads them again under its lock and adds
+  what they gained to the first open window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.engine import make_url
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import UsageAuditStore, UsageWindowRow
+from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.usage_audit import UsageAuditor
+from tests.registry.test_usage_audit_shared import MODEL, POLICY, T0, Clock, _round
+
+W0 = int(T0 // 600)
+
+
+async def _replicas(first: UsageAuditStore, second: UsageAuditStore) -> tuple[Any, Any, Clock]:
+    """Replicas a and b of one registry: a wrote 3 answers of each node in window 0, b has
+    5 pending; window 0 is closed for good (its end and the grace past)."""
+    clock = Clock(T0 + 10)
+    one = UsageAuditor(None, policy=POLICY, clock=clock, store=first)
+    two = UsageAuditor(None, policy=POLICY, clock=clock, store=second)
+    _round(one, 3)
+    _round(two, 5)
+    assert one.shared is not None and two.shared is not None
+    await one.shared.flush()
+    clock.now = T0 + 600 + 31
+    return one.shared, two.shared, clock
+
+
+async def _liar_counted(store: UsageAuditStore) -> int:
+    rows = await store.usage_audit_rows(MODEL)
+    counted = sum(e.requests for e in rows.evidence if e.node_id == "liar")
+    return counted + sum(w.requests for w in rows.windows if w.node_id == "liar")
+
+
+async def _written_between_the_folds_read_and_its_commit(
+    first: UsageAuditStore, second: UsageAuditStore
+) -> None:
+    a, b, _clock = await _replicas(first, second)
+    read = first.usage_audit_rows
+
+    async def read_then_b_writes(model: str) -> Any:
+        rows = await read(model)
+        await b.flush()  # b's batch lands after a's read, before a's fold
+        return rows
+
+    first.usage_audit_rows = read_then_b_writes  # type: ignore[method-assign]
+    await a.check(MODEL)
+    first.usage_audit_rows = read  # type: ignore[method-assign]
+    rows = await first.usage_audit_rows(MODEL)
+    assert rows.folded == W0
+    assert await _liar_counted(first) == 8  # before: 3, b's five dropped with window 0
+    assert {w.bucket for w in rows.windows} == {W0 + 1}
+
+
+async def test_a_batch_between_a_folds_read_and_its_commit_counts_memory() -> None:
+    store = MemoryStore()
+    await _written_between_the_folds_read_and_its_commit(store, store)
+
+
+async def test_a_batch_between_a_folds_read_and_its_commit_counts_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    async with SqlStore(url) as first, SqlStore(url) as second:
+        await _written_between_the_folds_read_and_its_commit(first, second)
+
+
+async def test_a_batch_between_a_folds_read_and_its_commit_counts_postgresql(
+    pg_database_url: str,
+) -> None:
+    async with SqlStore(pg_database_url) as first, SqlStore(pg_database_url) as second:
+        await _written_between_the_folds_read_and_its_commit(first, second)
+
+
+async def _blocked_or_done(dsn: str, task: asyncio.Task[Any]) -> bool:
+    """Wait until ``task`` ended or its connection waits for a lock; ``True``: it ended."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while not task.done():
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            )  # (this test's database only: the server is shared)
+            if waiting:
+                return False
+            await asyncio.sleep(0.01)  # polled: what is asserted is the order, not the time
+        return True
+    finally:
+        await conn.close()
+
+
+async def test_a_fold_between_a_batchs_read_of_the_marks_and_its_insert_postgresql(
+    pg_database_url: str,
+) -> None:
+    """Replica b's batch has read the model's fold mark (none yet) when replica a folds
+    window 0: before, a's fold committed at once and b's sums went into window 0, folded,
+    never read (the liar's 3 + 5 answers counted 3). Now a's fold waits for b's commit,
+    then adds b's sums to the first open window."""
+    dsn = make_url(pg_database_url).set(drivername="postgresql").render_as_string(False)
+    async with SqlStore(pg_database_url) as first, SqlStore(pg_database_url) as second:
+        a, b, _clock = await _replicas(first, second)
+        marks = second._usage_marks
+        ended: list[bool] = []
+
+        async def read_then_a_folds(conn: Any, models: list[str]) -> dict[str, int]:
+            read = await marks(conn, models)
+            fold = asyncio.get_running_loop().create_task(a.check(MODEL))
+            ended.append(await _blocked_or_done(dsn, fold))
+            hold.append(fold)
+            return read
+
+        hold: list[asyncio.Task[Any]] = []
+        second._usage_marks = read_then_a_folds  # type: ignore[method-assign]
+        await b.flush()
+        await hold[0]
+        rows = await first.usage_audit_rows(MODEL)
+        assert rows.folded == W0
+        assert await _liar_counted(first) == 8  # before: 3
+        assert ended == [False]  # a's fold waited for b's batch (before: it committed first)
+
+
+async def test_a_batch_holds_the_writer_lock_from_its_read_of_the_marks_sqlite(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a batch's read of the fold marks ran outside its transaction (the driver
+    begins one at the first write), so another process's fold could commit between it and
+    the insert. Now the batch writes first: from its read to its commit no fold can."""
+    path = tmp_path / "r.db"
+    async with SqlStore(f"sqlite:///{path}") as store:
+        marks = store._usage_marks
+        refused: list[str] = []
+
+        async def read_then_try_a_write(conn: Any, models: list[str]) -> dict[str, int]:
+            read = await marks(conn, models)
+            other = sqlite3.connect(path, timeout=0)
+            try:
+                other.execute("UPDATE usage_audit_folds SET folded = folded + 1")
+                other.commit()
+            except sqlite3.OperationalError as exc:
+                refused.append(str(exc))
+            finally:
+                other.close()
+            return read
+
+        store._usage_marks = read_then_try_a_write  # type: ignore[method-assign]
+        await store.add_usage_windows([UsageWindowRow(MODEL, W0, "n", 1, 1, 1, 1, 1)])
+        assert refused == ["database is locked"]  # before: []
