@@ -47,7 +47,8 @@ shared machine hits every target alike), after a warm-up of every target:
 Added latency = percentile(via) - percentile(direct). The load generator's CPU time
 per request (``time.process_time``) is printed for each target, and the null target
 shows how many requests/s it can drive at all, so one can see it is not the
-bottleneck. Goals: ours p50 <= 1.5 ms and p99 <= 4 ms added one at a time; vs
+bottleneck. The server CPU a request (``/proc``, every thread of the target's processes)
+is split: "of it gateway" is the registry's processes alone, the rest its node's. Goals: ours p50 <= 1.5 ms and p99 <= 4 ms added one at a time; vs
 LiteLLM several times less added latency and >= 5x its requests/s at 10 concurrent.
 Ratios to the direct node, measured in the same run (issue 7): added p50 / direct
 p50 one at a time (goal <= 1.0x) and ours req/s / direct req/s at ``--concurrency``
@@ -160,12 +161,17 @@ NULL_SERVER = textwrap.dedent(
 )
 
 
+# the registry's processes behind each mesh URL (the rest of SERVER_PIDS: its node)
+GATEWAY_PIDS: dict[str, list[int]] = {}
+
+
 @dataclass
 class Series:
     lat_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float = 0.0
     server_cpu_s: float = 0.0  # the target's server processes (gateway + node, or node)
+    gateway_cpu_s: float = 0.0  # the registry's processes alone (0 for a direct node)
     errors: int = 0
 
     @property
@@ -279,7 +285,8 @@ def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
     headers = _headers(url)
     clock = time.perf_counter
     pids = SERVER_PIDS.get(url, [])
-    c0, w0, sc0 = time.process_time(), clock(), process_cpu_s(pids)
+    gpids = GATEWAY_PIDS.get(url, [])
+    c0, w0, sc0, g0 = time.process_time(), clock(), process_cpu_s(pids), process_cpu_s(gpids)
     for _ in range(n):
         t0 = clock()
         r = client.post(endpoint, json=BODY, headers=headers)
@@ -291,6 +298,7 @@ def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
     s.wall_s += clock() - w0
     s.cpu_s += time.process_time() - c0
     s.server_cpu_s += process_cpu_s(pids) - sc0
+    s.gateway_cpu_s += process_cpu_s(gpids) - g0
 
 
 async def run_concurrent(client: Any, url: str, n: int, concurrency: int, s: Series) -> None:
@@ -325,11 +333,13 @@ async def run_concurrent(client: Any, url: str, n: int, concurrency: int, s: Ser
                 s.errors += 1
 
     pids = SERVER_PIDS.get(url, [])
-    c0, w0, sc0 = time.process_time(), clock(), process_cpu_s(pids)
+    gpids = GATEWAY_PIDS.get(url, [])
+    c0, w0, sc0, g0 = time.process_time(), clock(), process_cpu_s(pids), process_cpu_s(gpids)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     s.wall_s += clock() - w0
     s.cpu_s += time.process_time() - c0
     s.server_cpu_s += process_cpu_s(pids) - sc0
+    s.gateway_cpu_s += process_cpu_s(gpids) - g0
 
 
 def rotations(targets: dict[str, str], chunks: int) -> Iterator[list[tuple[str, str]]]:
@@ -428,6 +438,7 @@ def summarize(series: dict[str, Series]) -> dict[str, dict[str, float]]:
             "rps": s.n / s.wall_s if s.wall_s else float("nan"),
             "client_cpu_us_per_req": s.cpu_s / max(1, s.n + s.errors) * 1e6,
             "server_cpu_us_per_req": s.server_cpu_s / max(1, s.n + s.errors) * 1e6,
+            "gateway_cpu_us_per_req": s.gateway_cpu_s / max(1, s.n + s.errors) * 1e6,
         }
     return out
 
@@ -438,7 +449,7 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
     print(
         f"{'target':<8} {'n':>5} {'err':>4} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
         f"{'max ms':>7} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'client CPU µs/req':>17} "
-        f"{'server CPU µs/req':>17}"
+        f"{'server CPU µs/req':>17} {'of it gateway':>13}"
     )
     for name in TARGET_ORDER:
         if name not in stats:
@@ -451,7 +462,8 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
         print(
             f"{name:<8} {s['n']:>5} {s['errors']:>4} {s['p50_ms']:>7.2f} {s['p90_ms']:>7.2f} "
             f"{s['p99_ms']:>7.2f} {s['max_ms']:>7.1f} {a50} {a99} {s['rps']:>7.0f} "
-            f"{s['client_cpu_us_per_req']:>17.0f} {s['server_cpu_us_per_req']:>17.0f}"
+            f"{s['client_cpu_us_per_req']:>17.0f} {s['server_cpu_us_per_req']:>17.0f} "
+            f"{s['gateway_cpu_us_per_req']:>13.0f}"
         )
 
 
@@ -702,6 +714,9 @@ def main() -> None:
                 print(f"before-w{n}: {args.baseline_tree}'s --workers {n} ({db_url})")
         for m in meshes:
             SERVER_PIDS[m.registry_url] = [p for c in m._children for p in descendants(c.proc.pid)]
+            GATEWAY_PIDS[m.registry_url] = [
+                p for c in m._children if c.name == "registry" for p in descendants(c.proc.pid)
+            ]
             key = make_api_key(m.settings.home, database_url=m.settings.database_url)
             HEADERS_BY_URL[m.registry_url] = {"Authorization": f"Bearer {key}"}
         if args.no_litellm:
