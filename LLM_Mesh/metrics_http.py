@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, ProcessCollector, values
 from prometheus_client.exposition import choose_encoder
@@ -60,22 +60,42 @@ K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
 
 
+# a registry's children by node label: (their Children, their key), for Children.drop
+ByNode = dict[str, list[tuple["Children[Any, Any]", Any]]]
+
+
 class Children(Generic[K, C]):
     """A metric's children by label tuple: one dict hit on the hot path instead of
-    ``labels()`` (which validates and locks every call)."""
+    ``labels()`` (which validates and locks every call). ``by_node``: a child made is noted
+    there under its node label (the key's item ``node_at``; ``None``: the key is the node),
+    so the children of a node that left can go (:meth:`drop`)."""
 
-    __slots__ = ("_make", "_seen")
+    __slots__ = ("_by_node", "_make", "_metric", "_node_at", "_seen")
 
-    def __init__(self, metric: object) -> None:
+    def __init__(
+        self, metric: object, by_node: ByNode | None = None, node_at: int | None = None
+    ) -> None:
+        self._metric = metric
         self._make = metric.labels  # type: ignore[attr-defined]
         self._seen: dict[K, C] = {}
+        self._by_node = by_node
+        self._node_at = node_at
 
     def __call__(self, key: K) -> C:
         child = self._seen.get(key)
         if child is None:
             labels = key if isinstance(key, tuple) else (key,)
             child = self._seen[key] = self._make(*labels)
+            if self._by_node is not None:
+                node = labels[self._node_at] if self._node_at is not None else key
+                self._by_node.setdefault(str(node), []).append((self, key))
         return child
+
+    def drop(self, key: K) -> None:
+        """The child of ``key`` leaves the metric (and ``/metrics``); made again if counted."""
+        if self._seen.pop(key, None) is not None:
+            labels = key if isinstance(key, tuple) else (key,)
+            self._metric.remove(*labels)  # type: ignore[attr-defined]
 
 
 def new_registry() -> CollectorRegistry:

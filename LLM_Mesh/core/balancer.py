@@ -285,14 +285,40 @@ class Router:
         p = self._pools.get(model)
         return (0, 0, 0) if p is None else (len(p.open), len(p.kept) + len(p.full), p.ejected)
 
-    def slots(self, model: str) -> int:
-        """The slots (``max_concurrency``) of ``model``'s routable nodes not ejected."""
+    def declared_slots(self, model: str) -> int:
+        """The slots (``max_concurrency``) of ``model``'s routable nodes not ejected, as the
+        nodes declare them."""
         p = self._pools.get(model)
         return (
             0
             if p is None
             else sum(st.max_concurrency for b in (p.open, p.kept, p.full) for st in b)
         )
+
+    def idle_full_slots(self, model: str) -> int:
+        """Of :meth:`declared_slots`, those of nodes full (saturated, or held by a 503), or
+        closed to anonymous requests by a refusal, that no request of this router holds: a
+        node full by its own word (a heartbeat's load, a 429) takes nothing from it. One
+        pass over the model's full nodes and those of its kept ones."""
+        p = self._pools.get(model)
+        if p is None:
+            return 0
+        idle = 0
+        for st in p.full:
+            if st.in_flight < st.max_concurrency:
+                idle += st.max_concurrency - st.in_flight
+        for st in p.kept:
+            if st.anon_closed and st.in_flight < st.max_concurrency:
+                idle += st.max_concurrency - st.in_flight
+        return idle
+
+    def slots(self, model: str) -> int:
+        """The slots of ``model``'s routable nodes not ejected that this router may use (the
+        anonymous share's count, ``core/anonymous_share.py``): the declared ones less the
+        idle slots of full nodes (:meth:`idle_full_slots`). A node that declares 2^31 slots
+        and says it is full adds none (found 2026-12-06, attack33: it raised the anonymous
+        cap past every honest slot, so an anonymous flood held them all)."""
+        return self.declared_slots(model) - self.idle_full_slots(model)
 
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:

@@ -51,10 +51,12 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Protocol
 
 from starlette.responses import Response, StreamingResponse
 
+from LLM_Mesh.core.anonymous_share import anonymous_cap
 from LLM_Mesh.core.sdk_retry import implicit_key, is_implicit
 from LLM_Mesh.errors import DuplicateRequest, MeshError, SettlementUnavailable
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, InFlightBound, RateLimit
@@ -370,6 +372,20 @@ class ScopeAnonymousIds:
         return replace(job, settle_key=scoped)
 
 
+def over_share(last: AnonymousLast, model: str) -> bool:
+    """``model``'s anonymous requests sent on from this process are more than its share of
+    the slots counted now, as with keyed demand (the stricter cap): after a node refused
+    one of them (429, 503: full by its own word, its idle slots no longer counted), the
+    request stops there instead of failing over into the slots kept for keyed requests
+    (found 2026-12-06, attack33: a node declaring 2^31 slots and refusing what it is sent
+    lent them to every anonymous request the share admitted, each then taking an honest
+    node's kept slot)."""
+    share = last.share
+    if share is None:
+        return False
+    return last.running.counts.get(model, 0) > anonymous_cap(last.routing.slots(model), share)
+
+
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
     public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
@@ -377,6 +393,7 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
     share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
     last = AnonymousLast(rt.routing, rt.clock, share, rt.shared_share)  # Redis: every replica's
+    rt.over_share = None if share is None else partial(over_share, last)
     bound = (
         InFlightBound(in_flight, rt.shared_in_flight) if in_flight is not None and public else None
     )

@@ -42,6 +42,7 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
@@ -303,7 +304,7 @@ def create_registry_app(
         ),
         wall_clock=wall_clock,
         # the pins of node URLs no node has any more go (address_pins.py, retain)
-        after_pass=lambda: runtime.pins.retain(e.url for e in table.entries()),
+        after_pass=lambda: _upkeep(runtime),
         on_result=runtime.metrics.health_check if runtime.metrics is not None else None,
     )
 
@@ -468,6 +469,22 @@ def create_registry_app(
     if runtime.metrics is not None:
         install_metrics(app, runtime.metrics.registry, settings)
     return app
+
+
+def _upkeep(runtime: Runtime) -> None:
+    """After each health-check pass: forget the pins of node URLs no node has any more
+    (``AddressPins.retain``) and the metrics' children of nodes not heard from within the
+    heartbeat expiry, or gone offline (``GatewayMetrics.retain``): node ids that come and
+    go would grow both without end."""
+    table = runtime.table
+    runtime.pins.retain(e.url for e in table.entries())
+    if runtime.metrics is not None:
+        now, expiry = table.clock(), table.expiry_s
+        runtime.metrics.retain(
+            e.node_id for e in table.entries()
+            if e.state is not NodeState.OFFLINE and e.last_heartbeat is not None
+            and now - e.last_heartbeat < expiry
+        )  # fmt: skip
 
 
 def _witness_pusher(

@@ -296,16 +296,19 @@ class Routing:
         return out
 
     def slots(self, model: str) -> int:
-        """``Router.slots`` (a sum over the model's nodes), counted again only once the
-        router's membership changed (``Router.changes``: an upsert, a removal, routable, an
-        ejection or its end), not per anonymous request (``access.AnonymousLast``)."""
-        changes = self.router.changes
+        """``Router.slots``: its declared sum over the model's nodes counted again only once
+        the router's membership changed (``Router.changes``: an upsert, a removal, routable,
+        an ejection or its end), not per anonymous request (``access.AnonymousLast``); less
+        the idle slots of its full nodes, read each time (one pass over those only)."""
+        router = self.router
+        changes = router.changes
         hit = self._slots.get(model)
         if hit is not None and hit[0] == changes:
-            return hit[1]
-        n = self.router.slots(model)
-        self._slots[model] = (changes, n)
-        return n
+            n = hit[1]
+        else:
+            n = router.declared_slots(model)
+            self._slots[model] = (changes, n)
+        return n - router.idle_full_slots(model)
 
     def keyed_at(self, model: str) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,

@@ -62,7 +62,6 @@ from functools import lru_cache
 from typing import Any
 
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
-from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.client_retry import deadline_message
 from LLM_Mesh.core.delivered import (
     answer_bytes,
@@ -75,6 +74,7 @@ from LLM_Mesh.core.identity import sha256_hex
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.priority import keyed_raw
 from LLM_Mesh.core.receipt_check import Observed
+from LLM_Mesh.core.route_types import BUSY, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.slot_wait import Next, SlotWait
 from LLM_Mesh.core.validation import check_context
@@ -102,14 +102,8 @@ from LLM_Mesh.registry.node_client import (
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.second_opinion import Rejection, hold, overruled
 
-__all__ = [
-    "MAX_NODE_RETRY_AFTER_S",
-    "Answer",
-    "Exchange",
-    "Sender",
-    "error_message",
-    "forward_headers",
-]
+__all__ = ["MAX_NODE_RETRY_AFTER_S", "Answer", "Exchange", "Sender", "error_message",
+           "forward_headers"]  # fmt: skip
 
 CONTINUE_WINDOW_S = 30.0  # time a mid-stream failover may take to find a node
 
@@ -298,6 +292,9 @@ class Exchange:
                     last = err
                 # a refusing node's own Retry-After holds it out of the router that long
                 step = self.finish(att, outcome, retry_after_s=self.node_wait)
+                over = rt.over_share  # an anonymous request past its share once a node refused
+                if outcome in BUSY and not self.keyed and over is not None and over(job.model):
+                    step = self.stop(Stop.NO_NODE)  # not into the slots kept for keyed ones
                 if step.action is Action.STOP:
                     break
                 if step.delay_s > 0:
