@@ -86,6 +86,15 @@ def _():
     return list(asyncio.run(probe_relay_cold.one(5, None)))
 
 
+@piece("node_hops")
+def _():
+    import uvloop, probe_node_hops as p
+    from LLM_Mesh.node.app import _Handler
+    node = uvloop.run(p._node(3, warm=0))
+    wakes = p._wakes(3, 0.0)
+    return {"node": node, "wakes": wakes, "restored": "wrapper" not in repr(_Handler.parse)}
+
+
 @piece("no_auth_target")
 def _():
     import httpx, bench_gateway as bg
@@ -154,3 +163,15 @@ def test_probe_hot_calls_ab_runs_both_calls(pieces: dict[str, dict[str, Any]]) -
 def test_probe_relay_cold_relays_a_whole_stream(pieces: dict[str, dict[str, Any]]) -> None:
     median_us, mean_us = _result(pieces, "relay_cold")  # it checks the stream ended "ok"
     assert median_us > 0 and mean_us > 0
+
+
+def test_probe_node_hops_times_the_node_and_a_wake_up(pieces: dict[str, dict[str, Any]]) -> None:
+    got = _result(pieces, "node_hops")
+    steps = got["node"]
+    assert len(steps) == 9 and all(len(v) == 3 and min(v) > 0 for v in steps.values()), steps
+    # the way before llama, step by step, in order (each request's)
+    for i in range(3):
+        way = [v[i] for name, v in steps.items() if name.startswith("ASGI call")]
+        assert len(way) == 6 and way == sorted(way), steps
+    assert all(len(v) == 3 and min(v) > 0 for v in got["wakes"].values()), got["wakes"]
+    assert got["restored"], "the probe leaves the node's classes as it found them"
