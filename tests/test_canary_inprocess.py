@@ -165,8 +165,9 @@ def test_probes_of_every_shape_pass_on_an_honest_sim_node(
     # stream has no sure token to compare (fake nodes in tests/registry/test_canary.py have
     # some); a sampled probe (core/canary_sampled.py) matches: these sim nodes ignore the
     # temperature (SimEngine(sampled=True) samples: tests/registry/test_canary_sampled.py);
-    # a sampled stream's text (core/canary_sampled_text.py, probe32) matches too
-    assert seen == {"match", "streamed:", "sampled_match", "sampled_text_match"}
+    # a sampled stream's text (core/canary_sampled_text.py, probe32) matches too, and so
+    # does a non-streamed text that asked no logprobs (probe33; "text only:" unverified)
+    assert seen == {"match", "text", "sampled_match", "sampled_text_match"}
 
 
 def inflating(stream: Any) -> Any:

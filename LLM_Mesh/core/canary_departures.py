@@ -47,6 +47,17 @@ token is a 90 % one, 39 on the sim's flat distributions at the mix's temperature
 43 (82 at 0.7–1.0 alone) after the public pool's prompts on gemma-3-270m, whose first
 tokens are flat (measured 2026-12-05, tests).
 
+Each kind of answer (:func:`kind_of`: with log-probabilities, streamed, or not streamed
+without them) has a CUSUM of its own too (:class:`Departures`): with one tally a pair, a
+node lying to one kind alone was credited by its honest answers to the others, ``K ≤ 0``
+a probe, and never flagged (found 2026-12-06, ``probe33``: a sim node lying to sampled
+requests without ``logprobs`` alone, 30 % of non-streamed probes, passed 300 of 300; now
+flagged after 195, its 59th lie). A probe's kind is drawn by the prober before the node
+answers, so each kind's probes are a subsequence the honest node's draws do not choose:
+its product is a supermartingale as well, and the kinds' runs start at distinct probes,
+so the kinds' tallies together flag an honest node with chance at most ``n · 10⁻¹²`` too,
+``2n · 10⁻¹²`` with the pair's.
+
 Not counted (their draws are not fresh, or not from the reported distribution): probes
 that send a common ``seed`` (:data:`~LLM_Mesh.core.canary_shape.SEEDS`: the same prompt and
 seed draw the same tokens again; measured on gemma-3-270m: seed 1 at 0.3, 0.7 and 1.0 drew
@@ -61,17 +72,20 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from LLM_Mesh.core.canary import Answer, TokenLogprob
 from LLM_Mesh.core.canary_shape import SEEDS, Shape
 
 __all__ = [
     "DEFAULT_TEST",
+    "KINDS",
     "DepartureTally",
     "DepartureTest",
     "Departures",
     "Evidence",
     "counted",
+    "kind_of",
     "leave_bound",
     "probe_evidence",
 ]
@@ -106,17 +120,24 @@ def leave_bound(
         return 1.0
     mine = max([ref.logprob] + [v for t, v in ref.top if t == ref.token and math.isfinite(v)])
     top = max(max(values), mine)
-
-    def weight(v: float) -> float:  # p^{1/T}, scaled by the best's (no underflow)
-        return math.exp((v - top) / temperature)
-
-    others = sum(weight(v) for t, v in ref.top if t != ref.token and math.isfinite(v))
+    # in logarithms, scaled by the best's p^{1/T}: total at any T > 0 (found 2026-12-06,
+    # probe33: e^{2·margin/T} overflowed below T ≈ 0.00056, 1/e^{p_min} at p_min ≈ e^-745);
+    # below 10⁻³⁰⁰ as at it (1/T overflows; the bound is at its limit, 0 or about 1, there)
+    temperature = max(temperature, 1e-300)
+    logs = [(v - top) / temperature for t, v in ref.top if t != ref.token and math.isfinite(v)]
     lowest = min(values)
     unlisted = max(0.0, 1.0 - sum(math.exp(v) for v in values))
-    others += unlisted / math.exp(lowest) * weight(lowest)  # U · p_min^{1/T - 1}, scaled
-    others *= math.exp(2.0 * margin / temperature)
-    own = weight(mine)
-    return min(1.0, others / (own + others))
+    if unlisted > 0.0:  # U · p_min^{1/T - 1}
+        logs.append(math.log(unlisted) - lowest + (lowest - top) / temperature)
+    logs = [x for x in logs if x > -math.inf]  # a term of e^-inf adds nothing
+    if not logs:
+        return 0.0
+    most = max(logs)
+    others = most + math.log(sum(math.exp(x - most) for x in logs)) + 2.0 * margin / temperature
+    x = (mine - top) / temperature - others  # log(own / others)
+    if x >= 0.0:  # others / (own + others), without overflow either way
+        return math.exp(-x) / (1.0 + math.exp(-x))
+    return 1.0 / (1.0 + math.exp(x))
 
 
 def counted(shape: Shape) -> bool:
@@ -163,9 +184,21 @@ def probe_evidence(
     return Evidence(total, shared, None)
 
 
+KINDS = {"logprobs": "ones with log-probabilities", "stream": "streamed ones",
+         "text": "ones without log-probabilities"}  # fmt: skip
+"""The kinds of answer a sampled probe gets (:func:`kind_of`), each with a CUSUM of its own."""
+
+
+def kind_of(shape: Shape) -> str:
+    """The kind of answer a probe of ``shape`` gets: ``stream``, ``text`` (not streamed,
+    no ``logprobs`` asked) or ``logprobs``."""
+    return "stream" if shape.stream else "text" if not shape.logprobs else "logprobs"
+
+
 @dataclass
 class DepartureTally:
-    """One (node, model)'s CUSUM of the evidence (``max(0, score + log_ratio)`` a probe)."""
+    """One (node, model)'s CUSUM of the evidence (``max(0, score + log_ratio)`` a probe),
+    over every sampled probe or (``kind``) over those of one kind of answer alone."""
 
     score: float = 0.0
     probes: int = 0
@@ -174,6 +207,8 @@ class DepartureTally:
     """Of them, those that left the reference's pick."""
     at_first: int = 0
     """Of those, the ones that left it at the first position."""
+    kind: str = ""
+    """``""``: every sampled probe; else one of :data:`KINDS` alone."""
 
     def add(self, ev: Evidence) -> None:
         self.score = self.score + ev.log_ratio
@@ -186,39 +221,57 @@ class DepartureTally:
             self.at_first += ev.left_at == 0
 
     def describe(self, test: DepartureTest = DEFAULT_TEST) -> str:
+        which = f" ({KINDS.get(self.kind, self.kind)} alone)" if self.kind else ""
         return (
             f"sampled_departures: log-likelihood ratio {self.score:.1f} ≥ "
             f"{test.threshold:.1f} (honest chance ≤ e^-{test.threshold:.1f} a run) over "
-            f"{self.probes} sampled probes, {self.departures} leaving the reference's arg "
-            f"max ({self.at_first} at the first token)"
+            f"{self.probes} sampled probes{which}, {self.departures} leaving the reference's "
+            f"arg max ({self.at_first} at the first token)"
         )
 
 
 class Departures:
-    """Every (node, model)'s :class:`DepartureTally`, the least recently updated dropped
-    past ``max_pairs`` (its evidence lost: a fresh start); ``forget`` on the admin's
+    """Every (node, model)'s :class:`DepartureTally` over all its sampled probes
+    (``tallies``) and over each kind of answer alone (``kinds``, keyed (node, model, kind):
+    found 2026-12-06, probe33, a node lying to one kind alone was credited by its honest
+    answers to the others and never flagged), the least recently updated dropped past
+    ``max_pairs`` in each (its evidence lost: a fresh start); ``forget`` on the admin's
     clear."""
 
     def __init__(self, test: DepartureTest = DEFAULT_TEST, max_pairs: int = 65536) -> None:
         self.test = test
         self.max_pairs = max(1, max_pairs)
         self.tallies: OrderedDict[tuple[str, str], DepartureTally] = OrderedDict()
+        self.kinds: OrderedDict[tuple[str, str, str], DepartureTally] = OrderedDict()
 
-    def add(self, node_id: str, model: str, ev: Evidence) -> DepartureTally | None:
-        """Count ``ev``; the tally when it crossed the threshold (then started afresh, the
-        probe failing as a flag), else ``None``."""
-        key = (node_id, model)
-        tally = self.tallies.pop(key, None) or DepartureTally()
+    def add(self, node_id: str, model: str, ev: Evidence, kind: str = "") -> DepartureTally | None:
+        """Count ``ev`` (and in its ``kind``'s tally, where given); the tally that crossed
+        the threshold (then the pair's tallies start afresh, the probe failing as a flag),
+        else ``None``."""
+        flag = self._add(self.tallies, (node_id, model), ev, "")
+        if kind:
+            flag = self._add(self.kinds, (node_id, model, kind), ev, kind) or flag
+        if flag is not None:  # the node is quarantined: cleared, its evidence starts afresh
+            self.tallies.pop((node_id, model), None)
+            for key in [k for k in self.kinds if k[:2] == (node_id, model)]:
+                del self.kinds[key]
+        return flag
+
+    def _add(self, into: OrderedDict[Any, DepartureTally], key: Any, ev: Evidence,
+             kind: str) -> DepartureTally | None:  # fmt: skip
+        tally = into.pop(key, None) or DepartureTally(kind=kind)
         tally.add(ev)
         if tally.score >= self.test.threshold:
-            return tally  # not kept: the node is quarantined, cleared afresh
+            return tally  # not kept
         if tally.score > 0.0:
-            self.tallies[key] = tally
-            while len(self.tallies) > self.max_pairs:
-                self.tallies.popitem(last=False)
+            into[key] = tally
+            while len(into) > self.max_pairs:
+                into.popitem(last=False)
         return None
 
     def forget(self, node_id: str) -> None:
         """Drop the node's tallies (the admin cleared it)."""
         for key in [k for k in self.tallies if k[0] == node_id]:
             del self.tallies[key]
+        for kkey in [k for k in self.kinds if k[0] == node_id]:
+            del self.kinds[kkey]

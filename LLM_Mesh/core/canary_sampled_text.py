@@ -1,9 +1,11 @@
-"""Sampled probes without log-probabilities: a streamed answer judged by the reference's numbers.
+"""Sampled probes without log-probabilities: a text judged by the reference's numbers.
 
 ``core/canary_sampled.py`` judges a sampled answer with the node's own log-probabilities; a
 stream carries none, so a streamed probe was never sampled, and a node lying only to
 streamed sampled requests (most users' requests) was never probed on one (docs/security.md,
-probes' tell (a), found 2026-12-05, closed 2026-12-05, ``probe32``). Here the text alone is
+probes' tell (a), found 2026-12-05, closed 2026-12-05, ``probe32``); nor was a non-streamed
+probe asking no ``logprobs`` (found 2026-12-06, closed 2026-12-06, ``probe33``: every
+non-streamed probe asked for them; it is judged here as a stream). Here the text alone is
 judged against the cached greedy reference, whose every position carries its top
 candidates (``canary_shape.REFERENCE_TOP``): those numbers, not the node's, say how likely
 each honest draw is.
@@ -22,13 +24,28 @@ drew is not seen, so:
 * so a probe's evidence (``canary_departures``'s factors: ``K_j`` the sum of the keeping
   factors before ``j``, ``D_j`` the leaving factor at ``j``) is the least the node's tokens
   could have earned, ``min over j ≤ d of K_j + D_j`` (:func:`text_evidence`); with no
-  departure seen (the text ran along the reference, ended inside it, or reached a token
-  holding part of a character, ``"\\ufffd"``) it is ``K_n`` over every position, the least
-  of all (each ``D ≥ 0``, each keeping factor ``≤ 0``). Either is at most the evidence the
+  departure seen (the text ran along the reference, or reached a token holding part of a
+  character, ``"\\ufffd"``) it is ``K_n`` over every position, the least of all (each
+  ``D ≥ 0``, each keeping factor ``≤ 0``);
+* a text that ended inside the reference's token ``m`` (or right before it: a sampled end
+  of text, the node's default length, a liar's short or empty answer) earns ``K_m``, the
+  keeping factors of the positions before ``m`` alone (before 2026-12-06, ``probe33``:
+  ``K_n``, every position credited, so a liar's empty answer lowered its CUSUM), unless a
+  stop string may have cut it there: the probe's ``stop`` strings or a chat template's
+  (``core.prompt.TURN_STOPS``), whitespace removed, begin what token ``m`` spells past the
+  text's end or are begun by it (one of only whitespace always may), then ``K_n`` as
+  before. Sound: an engine's text is every token's text it generated but where a stop
+  string cuts it (or a token holds part of a character: undecided, above), so a node whose
+  tokens kept the reference's through ``m`` would have spelled the rest of ``m``; its
+  first departure is at some ``j ≤ m`` (a token that is not the reference's, or its end:
+  ``probe_evidence`` counts an end as nothing) and earns ``K_j + D_j ≥ K_j ≥ K_m``, or
+  ``K_j`` for an end at ``j``;
+* each is at most the evidence the
   node's true tokens give (``canary_departures.probe_evidence``, whose expectation under an
-  honest sampler is at most 1 a step), so the CUSUM's bound holds as it is: an honest node
-  is flagged with chance at most ``n · 10⁻¹²`` over its first ``n`` counted sampled probes
-  of a model, streamed or not, under the same assumptions (its numbers within ``e^±0.2``
+  honest sampler is at most 1 a step), so the CUSUMs' bound holds as it is: an honest node
+  is flagged with chance at most ``2n · 10⁻¹²`` over its first ``n`` counted sampled probes
+  of a model (the pair's tally and its kind's, ``canary_departures``), streamed or not,
+  under the same assumptions (its numbers within ``e^±0.2``
   of the reference's, each draw fresh: ``canary_departures.counted``);
 * one probe alone (:func:`compare_sampled_text`) fails only where the textual departure at
   ``d`` is a draw the reference makes implausible at the probe's temperature (every token
@@ -39,9 +56,9 @@ drew is not seen, so:
 
 What it does not see: the node's numbers (none are sent), so a node serving another model
 that happens to follow the reference's greedy path passes where the non-streamed rule
-compares its numbers; a text that stops early (a sampled end of text, or a liar's empty
-answer) counts as keeping every position (no evidence against it: the end may be a stop
-string's, a chat template's or the limit's); a liar whose first leaving token spells more
+compares its numbers; a text that stops early is never evidence against the node (its
+end may be an honest draw of the end of text) and, where a stop string may have cut it,
+counts as keeping every position; a liar whose first leaving token spells more
 than the reference's (``"There"`` for ``"The"``) is credited with the least its text
 allows. Pure: no I/O.
 """
@@ -55,6 +72,7 @@ from dataclasses import dataclass
 from LLM_Mesh.core.canary import DEFAULT_RULE, REPLACEMENT, Answer, Rule, TokenLogprob, Verdict
 from LLM_Mesh.core.canary_departures import DEFAULT_TEST, DepartureTest, Evidence, leave_bound
 from LLM_Mesh.core.canary_sampled import tempered_most
+from LLM_Mesh.core.prompt import TURN_STOPS
 
 __all__ = ["TextDeparture", "compare_sampled_text", "text_departure", "text_evidence"]
 
@@ -71,10 +89,14 @@ def _comparable(a: str, b: str) -> bool:
 @dataclass(frozen=True)
 class TextDeparture:
     """Where a text leaves the reference's path: ``at`` its textual departure (``None``:
-    none seen) and ``rest`` what the text goes on with there, whitespace removed."""
+    none seen) and ``rest`` what the text goes on with there, whitespace removed; or, where
+    it ended inside the reference, ``ended`` the position whose token it ended inside (or
+    right before) and ``unspelled`` what that token spells past the text's end."""
 
     at: int | None
     rest: str = ""
+    ended: int | None = None
+    unspelled: str = ""
 
 
 def text_departure(reference: Answer, text: str) -> TextDeparture:
@@ -90,8 +112,8 @@ def text_departure(reference: Answer, text: str) -> TextDeparture:
         if rest.startswith(piece):
             at += len(piece)
             continue
-        if piece.startswith(rest):
-            return TextDeparture(None)  # it ended inside this token (or right before it)
+        if piece.startswith(rest):  # it ended inside this token (or right before it)
+            return TextDeparture(None, ended=i, unspelled=piece[len(rest) :])
         return TextDeparture(i, rest)
     return TextDeparture(None)
 
@@ -104,21 +126,37 @@ def _factors(ref: TokenLogprob, temperature: float, test: DepartureTest) -> tupl
     return keep, math.log(r / q)
 
 
+def _may_be_cut(unspelled: str, stops: Sequence[str]) -> bool:
+    """Whether a stop string (the probe's ``stops``, a chat template's ``TURN_STOPS``)
+    may have cut an honest text whose tokens went on with ``unspelled``: one of them,
+    whitespace removed, begins it or is begun by it (one of only whitespace, always)."""
+    return any(_comparable(_squeeze(s), unspelled) for s in (*stops, *TURN_STOPS))
+
+
 def text_evidence(
-    reference: Answer, text: str, temperature: float, test: DepartureTest = DEFAULT_TEST
+    reference: Answer,
+    text: str,
+    temperature: float,
+    test: DepartureTest = DEFAULT_TEST,
+    stops: Sequence[str] = (),
 ) -> Evidence:
     """The least evidence the node's tokens could have earned for ``text`` (module
-    docstring): ``min over j ≤ d of K_j + D_j`` where it left at ``d``, else ``K_n``."""
+    docstring): ``min over j ≤ d of K_j + D_j`` where it left at ``d``; ``K_m`` where it
+    ended inside the reference's token ``m`` and no stop string (``stops``, the probe's;
+    ``TURN_STOPS``) may have cut it there; else ``K_n``."""
     dep = text_departure(reference, text)
+    end = len(reference.tokens)
+    if dep.ended is not None and not _may_be_cut(dep.unspelled, stops):
+        end = dep.ended  # it spelled no more: its tokens left the path at or before ``m``
     kept, least = 0.0, math.inf
-    for i, ref in enumerate(reference.tokens):
+    for i, ref in enumerate(reference.tokens[:end]):
         keep, leave = _factors(ref, temperature, test)
         if dep.at is not None:
             least = min(least, kept + leave)
             if i == dep.at:
                 return Evidence(least, i + 1, i)
         kept += keep
-    return Evidence(kept, len(reference.tokens), None)
+    return Evidence(kept, end, None)
 
 
 def _plausible_at(ref: TokenLogprob, rest: str, temperature: float, rule: Rule) -> float:

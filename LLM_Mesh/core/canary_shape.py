@@ -29,7 +29,12 @@ lie to everything else. So each probe draws its shape from an injected RNG
   these same fields (:func:`reference_shape`), so each combination has its own
   reference; the small sets keep them few enough to cache;
 * ``logprobs`` / ``top_logprobs`` (non-streamed probes) among ``top_choices``, all at
-  least the reference's 5 (a longer list only helps show an honest near tie);
+  least the reference's 5 (a longer list only helps show an honest near tie); on
+  ``no_logprobs_share`` of non-streamed probes none asked, as most users ask none: such
+  a probe is judged on its text alone, as a stream (greedy: ``canary.compare_text``;
+  sampled: ``core/canary_sampled_text.py``; before 2026-12-06, ``probe33``, every
+  non-streamed probe asked for them, so a node lying only to non-streamed requests
+  without them was probed on streams alone);
 * optional fields real clients send that change nothing at temperature 0: ``n: 1``,
   ``top_p: 1``, ``stream_options.include_usage`` (streams);
 * on ``sampled_share`` of the probes, streamed or not, a user-like ``temperature``
@@ -179,6 +184,9 @@ class Mix:
     :data:`TEMPERATURES`; 0: every probe greedy, as before 2026-12-05)."""
     top_p_share: float = 0.4
     """Chance that a sampled probe sends a ``top_p`` (:data:`TOP_PS`)."""
+    no_logprobs_share: float = 0.3
+    """Chance that a non-streamed probe (greedy or sampled) asks no log-probabilities: its
+    text alone is judged, as a stream's (0: every one asks them, as before 2026-12-06)."""
 
 
 DEFAULT_MIX = Mix()
@@ -212,10 +220,18 @@ class Shape:
     not sent to the verifier (its reference is greedy)."""
     sampler: tuple[tuple[str, Any], ...] = ()
     """A sampled probe's ``top_p``: not sent to the verifier either."""
+    logprobs: bool = True
+    """Non-streamed only: whether it asks for log-probabilities (a stream never does)."""
 
     @property
     def sampled(self) -> bool:
         return self.temperature > 0
+
+    @property
+    def text_only(self) -> bool:
+        """Whether its answer carries no log-probabilities (streamed, or none asked): it
+        is judged on its text alone."""
+        return self.stream or not self.logprobs
 
     @property
     def chat(self) -> bool:
@@ -259,6 +275,9 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
         sampling += [("presence_penalty", 0), ("frequency_penalty", 0)]
     if rng.random() < mix.stop_share:
         sampling.append(("stop", rng.choice(STOP_LISTS)))
+    logprobs = True  # before the temperature: the sampled fields stay drawn last
+    if not stream and mix.no_logprobs_share > 0 and rng.random() < mix.no_logprobs_share:
+        logprobs = False
     temperature, sampler = 0.0, []  # drawn last: the other fields' draws are as before
     if mix.sampled_share > 0 and rng.random() < mix.sampled_share:  # streamed too (probe32)
         temperature = rng.choice(TEMPERATURES)
@@ -278,6 +297,7 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PRO
         sampling=tuple(sampling),
         temperature=temperature,
         sampler=tuple(sampler),
+        logprobs=logprobs,
     )
 
 
@@ -316,14 +336,14 @@ def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
         out["messages"] = [*messages, {"role": "user", "content": prompt}]
         if shape.max_tokens is not None:
             out[shape.chat_max_field] = shape.max_tokens
-        if not shape.stream:
+        if not shape.text_only:
             out["logprobs"] = True
             out["top_logprobs"] = shape.top_logprobs
     else:
         out["prompt"] = prompt
         if shape.max_tokens is not None:
             out["max_tokens"] = shape.max_tokens
-        if not shape.stream:
+        if not shape.text_only:
             out["logprobs"] = shape.top_logprobs
     if shape.stream:
         out["stream"] = True

@@ -129,6 +129,8 @@ class SseFramer:
         if b"\r" in rest:
             rest = _CR_LF.sub(b"\n", rest)
         rest = rest.rstrip(b"\r")
+        if rest[-1:] == b"\n" and rest.strip(b"\n"):  # its last line's ending: no blank
+            rest = rest[:-1]  # line after it (found 2026-12-06, probe33: counted one)
         self._buf, self._more, self._more_n, self._tail = b"", bytearray(), 0, b""
         self.over = False
         if not rest:

@@ -35,7 +35,8 @@ the node left the arg max), in a shape drawn per probe (``core/canary_shape.py``
 completion or chat, streamed or not, ``max_tokens``, ``logprobs``, optional no-op
 fields, key order and spacing as real clients write them. A streamed probe is read
 through the gateway's stream stages (``NodeStream``, ``SseRelay``, ``StreamAccount``:
-paid and recorded as a user's stream) and judged on its text alone.
+paid and recorded as a user's stream) and judged on its text alone, as is a non-streamed
+one that asks no ``logprobs`` (``Shape.text_only``).
 
 The reference is the same body answered by a verifier: a node the admin marked
 trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
@@ -82,7 +83,13 @@ from LLM_Mesh.core.canary import (
     judged_part,
     truncated,
 )
-from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, probe_evidence
+from LLM_Mesh.core.canary_departures import (
+    Departures,
+    Evidence,
+    counted,
+    kind_of,
+    probe_evidence,
+)
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
@@ -436,6 +443,8 @@ class CanaryProber:
                 text, streamed_usage = await self.ask_stream(node_id, raw, shape.path)
             else:
                 got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
+                if not shape.logprobs:  # none asked: its text alone, as a stream's (probe33)
+                    text, streamed_usage, got = got.text, got.usage, None
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
@@ -447,9 +456,9 @@ class CanaryProber:
         v: Verdict
         test, temperature = self.departures.test, shape.temperature
         ev: Evidence | None = None
-        if got is None and shape.sampled:  # a stream: the reference's numbers (probe32)
+        if got is None and shape.sampled:  # text only: the reference's numbers (probe32)
             v = compare_sampled_text(ref, text or "", self.rule, temperature=temperature)
-            ev = text_evidence(ref, text or "", temperature, test)
+            ev = text_evidence(ref, text or "", temperature, test, stops(shape))
         elif got is None:
             v = compare_text(ref, text or "", self.rule, stops(shape))
         else:
@@ -461,7 +470,7 @@ class CanaryProber:
                 v = compare(ref, part, self.rule, stops(shape))
         flag = None
         if ev is not None and v.ok and counted(shape):  # across probes: how often it left
-            flag = self.departures.add(node_id, model, ev)
+            flag = self.departures.add(node_id, model, ev, kind_of(shape))
         if flag is not None:
             v = Verdict(False, flag.describe(test))
         counts = probe_counts(got, text, streamed_usage, whole, ref, shape)
@@ -471,9 +480,9 @@ class CanaryProber:
             )
             return ProbeResult(node_id, model, "fail", counts.describe(), prompt, verifier,
                                rec.quarantined)  # fmt: skip
-        if v.reason == "no_sure_tokens":  # a stream whose reference starts at a near tie
+        if v.reason == "no_sure_tokens":  # a text whose reference starts at a near tie
             why = (  # or whose stop string ended it at once
-                "streamed: the reference's first token is a near tie or the probe's stop, "
+                "text only: the reference's first token is a near tie or the probe's stop, "
                 "nothing to compare"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt, verifier)

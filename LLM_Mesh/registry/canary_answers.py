@@ -33,7 +33,8 @@ def probe_counts(
     shape: Shape,
 ) -> UsageVerdict | None:
     """The probe's ``usage`` held to its evidence (``core/canary_usage.py``): a non-streamed
-    answer's completion to its own log-probability entries, a stream's to the entries of
+    answer's completion to its own log-probability entries, a text-only one's (a stream, or
+    no ``logprobs`` asked) to the entries of
     ``cut`` (the reference cut to its length) that spell its text; the prompt to the
     verifier's count in ``reference`` (asked with the same prompt or messages)."""
     longest_stop = max((len(s.encode("utf-8")) for s in stops(shape)), default=0)

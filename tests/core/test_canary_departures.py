@@ -11,11 +11,13 @@ import pytest
 from LLM_Mesh.core.canary import Answer, TokenLogprob
 from LLM_Mesh.core.canary_departures import (
     DEFAULT_TEST,
+    KINDS,
     Departures,
     DepartureTally,
     DepartureTest,
     Evidence,
     counted,
+    kind_of,
     leave_bound,
     probe_evidence,
 )
@@ -88,6 +90,26 @@ def test_top_p_keeps_the_bound_or_the_factor_is_neutral() -> None:
 def test_no_evidence_without_a_list_or_above_temperature_1() -> None:
     assert leave_bound(TokenLogprob("a", -0.1, ()), 0.7) == 1.0
     assert leave_bound(TokenLogprob("a", FULL[0][1], FULL), 1.5) == 1.0
+
+
+@pytest.mark.parametrize("t", [1e-6, 1e-3, 5e-4, 1e-300, 5e-324, 0.0, -1.0, math.nan])
+def test_the_bound_is_total_at_any_temperature(t: float) -> None:
+    """Found 2026-12-06, probe33: below about 0.00056 the margin's factor ``e^{2·0.2/T}``
+    overflowed (OverflowError). Now a number in [0, 1] at every temperature: near 0 the
+    arg max is kept unless it is within the margin of a runner-up (no evidence where it
+    is); 0 and below, no evidence (1)."""
+    ref = TokenLogprob("a", FULL[0][1], FULL)
+    q = leave_bound(ref, t)
+    assert 0.0 <= q <= 1.0
+    if t > 0:  # the arg max 0.6 against 0.25: far beyond the margin, kept at once
+        assert q < 1e-100
+        assert math.isfinite(probe_evidence(Answer("", (ref,)), Answer("", (ref,)), t).log_ratio)
+    else:
+        assert q == 1.0
+    near = TokenLogprob("a", math.log(0.5), (("a", math.log(0.5)), ("b", math.log(0.45))))
+    assert leave_bound(near, t) == (pytest.approx(1.0) if t > 0 else 1.0)  # within e^0.4
+    deep = TokenLogprob("a", -1e-9, (("a", -1e-9), ("b", -800.0)))  # unlisted mass, p_min 0
+    assert 0.0 <= leave_bound(deep, t) <= 1.0
 
 
 @pytest.mark.parametrize("t", sorted(set(TEMPERATURES)))
@@ -282,3 +304,26 @@ def test_every_penalty_and_temperature_1_decide_what_counts() -> None:
     assert counted(Shape(temperature=0.7, sampler=(("top_p", 0.9),)))
     assert counted(Shape(temperature=0.7, sampler=(("repeat_penalty", 0),)))
     assert not counted(Shape(temperature=0.7, sampler=(("repeat_penalty", 1.1),)))
+
+
+def test_each_kind_of_answer_has_a_tally_of_its_own_beside_the_pairs() -> None:
+    """probe33: a node lying to one kind of answer alone (streams, or texts without
+    ``logprobs``) is flagged by that kind's tally though its honest answers to the others
+    hold the pair's down; a flag or the admin's clear starts all the pair's afresh."""
+    assert kind_of(Shape(stream=True)) == "stream" and kind_of(Shape()) == "logprobs"
+    assert kind_of(Shape(logprobs=False)) == "text" and set(KINDS) == {"stream", "text", "logprobs"}
+    departures = Departures()
+    for _ in range(100):  # honest answers of another kind, then lies of this one
+        assert departures.add("n", "m", Evidence(-1.0, 4, None), "logprobs") is None
+        flag = departures.add("n", "m", Evidence(0.9, 1, 0), "text")
+        if flag is not None:
+            break
+    assert flag is not None and flag.kind == "text", departures.kinds
+    assert "(ones without log-probabilities alone)" in flag.describe()
+    assert not departures.tallies and not departures.kinds  # afresh
+    departures.add("n", "m", Evidence(1.0, 1, 0), "stream")
+    departures.add("o", "m", Evidence(1.0, 1, 0), "stream")
+    departures.forget("n")
+    assert list(departures.tallies) == [("o", "m")] and list(departures.kinds) == [
+        ("o", "m", "stream")
+    ]

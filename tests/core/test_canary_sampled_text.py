@@ -13,7 +13,7 @@ import math
 import random
 
 from LLM_Mesh.core.canary import Answer, TokenLogprob
-from LLM_Mesh.core.canary_departures import probe_evidence
+from LLM_Mesh.core.canary_departures import Evidence, probe_evidence
 from LLM_Mesh.core.canary_sampled_text import (
     compare_sampled_text,
     text_departure,
@@ -166,11 +166,87 @@ def test_a_late_departure_after_a_position_that_may_have_been_left_passes() -> N
 
 def test_no_departure_keeps_every_position() -> None:
     """No departure seen: the keeping factors of every position (the least any path earns),
-    ≤ 0, so a text that stops early gains a liar nothing and costs an honest node nothing."""
+    ≤ 0; a text that stops early only those of the positions it spelled (below)."""
     ref = _reference(2)
     full = text_evidence(ref, "The cat", 0.7)
-    assert full.left_at is None and full.log_ratio <= 0.0
-    assert text_evidence(ref, "", 0.7).log_ratio == full.log_ratio
+    assert full.left_at is None and full.log_ratio < 0.0 and full.positions == 2
+    assert text_evidence(ref, "The cat and more", 0.7) == full  # ran past the reference
+
+
+def test_an_early_end_credits_only_the_positions_it_spelled() -> None:
+    """Found 2026-12-06, probe33: a text that ended early was credited every position of the
+    reference (``K_n``), so a liar's empty or short answer lowered its CUSUM. Now only the
+    positions before the token it ended in (``K_m``: an empty answer, nothing), unless a
+    stop string may have cut it there (the probe's, or a chat template's)."""
+    ref = _reference(2)
+    full = text_evidence(ref, "The cat", 0.7).log_ratio
+    first = text_evidence(ref, "The", 0.7)
+    assert text_evidence(ref, "", 0.7) == Evidence(0.0, 0, None)
+    assert text_evidence(ref, "  \n", 0.7) == Evidence(0.0, 0, None)
+    assert first.positions == 1 and full < first.log_ratio < 0.0
+    assert text_evidence(ref, "The c", 0.7) == first  # ended inside " cat"
+    assert text_evidence(ref, "Th", 0.7) == Evidence(0.0, 0, None)
+    # a stop string that may have cut it there: every position, as before
+    assert text_evidence(ref, "", 0.7, stops=("\n\n",)).log_ratio == full  # only whitespace
+    assert text_evidence(ref, "The", 0.7, stops=("cat",)).log_ratio == full  # begins " cat"
+    assert text_evidence(ref, "The", 0.7, stops=("c",)).log_ratio == full  # begun by it
+    assert text_evidence(ref, "The", 0.7, stops=("dog",)) == first  # cannot have cut there
+    turn = Answer("", (ref.tokens[0], TokenLogprob("\nUser", -0.1, (("\nUser", -0.1),))))
+    assert text_evidence(turn, "The", 0.7).positions == 2  # a chat template's "\nUser:"
+
+
+def _eos_dist(context: tuple[str, ...]) -> dict[str, float]:
+    """The toy model with an end of text (``EOS``) drawable almost everywhere."""
+    table: dict[tuple[str, ...], dict[str, float]] = {
+        (): {"The": 0.8, "There": 0.05, "Th": 0.03, " cat": 0.01, EOS: 0.11},
+        ("The",): {" cat": 0.7, " dog": 0.05, EOS: 0.25},
+        ("The", " cat"): {" is": 0.6, EOS: 0.3, " dog": 0.1},
+        ("There",): {" is": 0.95, EOS: 0.05},
+        ("Th",): {"e": 0.5, "re": 0.3, EOS: 0.2},
+    }
+    if context in table:
+        return table[context]
+    return {t: 1.0 / (len(VOCAB) + 1) for t in (*VOCAB, EOS)}
+
+
+EOS = "\0eos"
+
+
+def test_an_early_end_keeps_the_expectation_at_most_one_exactly() -> None:
+    """Exactly, over every path of a toy model whose sampler may end the text at almost any
+    position (a path ends at ``EOS``): ``E[exp(evidence)] ≤ 1`` at each temperature, and
+    each text earns at most its tokens (``probe_evidence``, an end counted as nothing)."""
+    out: list[TokenLogprob] = []
+    context: tuple[str, ...] = ()
+    for _ in range(3):  # the greedy reference, top 3 (EOS listed where it ranks)
+        ranked = sorted(_eos_dist(context).items(), key=lambda kv: -kv[1])
+        top = tuple((t, math.log(p)) for t, p in ranked[:3])
+        out.append(TokenLogprob(top[0][0], top[0][1], top))
+        context += (top[0][0],)
+    ref = Answer("", tuple(out))
+    assert [t.token for t in ref.tokens] == ["The", " cat", " is"]
+    for temperature in (0.2, 0.5, 0.7, 1.0):
+        paths: list[tuple[tuple[str, ...], float]] = [((), 1.0)]
+        done: list[tuple[tuple[str, ...], float]] = []
+        for _ in range(3):
+            nxt = []
+            for context, p in paths:
+                weights = {t: q ** (1.0 / temperature) for t, q in _eos_dist(context).items()}
+                total = sum(weights.values())
+                for t, w in weights.items():
+                    (done if t == EOS else nxt).append(((*context, t), p * w / total))
+            paths = nxt
+        every = done + paths
+        assert abs(sum(p for _, p in every) - 1.0) < 1e-9
+        expectation = 0.0
+        for tokens, p in every:
+            spelled = tuple(t for t in tokens if t != EOS)
+            text = "".join(spelled)
+            mine = text_evidence(ref, text, temperature).log_ratio
+            got = Answer(text, tuple(TokenLogprob(t, 0.0) for t in spelled))
+            assert mine <= probe_evidence(ref, got, temperature).log_ratio + 1e-12, tokens
+            expectation += p * math.exp(mine)
+        assert expectation <= 1.0 + 1e-9, (temperature, expectation)
 
 
 def test_an_honest_text_other_tokens_spell_or_a_stop_cuts_passes() -> None:

@@ -73,6 +73,28 @@ def test_a_share_of_probes_is_sampled_at_user_like_temperatures_streams_too() ->
         assert replace(a, temperature=0.0, sampler=()) == b
 
 
+def test_a_share_of_non_streamed_probes_asks_no_logprobs_greedy_or_sampled() -> None:
+    """probe33: every non-streamed probe asked for ``logprobs``, so a node lying only to
+    requests without them was probed on streams alone. Now ``no_logprobs_share`` of them ask
+    none (judged on the text, ``Shape.text_only``); the reference still asks its 5; the
+    other fields draw as before (the flag is drawn after them, before the temperature)."""
+    shapes = [choose(random.Random(seed)) for seed in range(600)]
+    plain = [s for s in shapes if not s.stream]
+    bare = [s for s in plain if not s.logprobs]
+    assert not any(not s.logprobs for s in shapes if s.stream)  # a stream: never asked anyway
+    assert abs(len(bare) / len(plain) - DEFAULT_MIX.no_logprobs_share) < 0.08
+    assert {s.sampled for s in bare} == {True, False} and {s.path for s in bare} == {
+        COMPLETIONS_PATH, CHAT_PATH}  # fmt: skip
+    assert all(s.text_only for s in bare) and not any(s.text_only for s in plain if s.logprobs)
+    ref = reference_shape(replace(bare[0], path=COMPLETIONS_PATH))
+    assert ref.logprobs and json.loads(render(ref, MODEL, "hi"))["logprobs"] == REFERENCE_TOP
+    off = replace(DEFAULT_MIX, no_logprobs_share=0.0)
+    for seed in range(50):
+        a, b = choose(random.Random(seed)), choose(random.Random(seed), off)
+        assert b.logprobs and replace(a, logprobs=True, temperature=0.0, sampler=()) == replace(
+            b, temperature=0.0, sampler=())  # fmt: skip
+
+
 def test_a_sampled_probes_reference_is_greedy_and_shared_with_the_greedy_probes() -> None:
     shape = Shape(temperature=0.7, sampler=(("top_p", 0.9),), sampling=(("seed", 42),))
     ref = reference_shape(shape)
@@ -116,6 +138,9 @@ def test_every_body_is_greedy_or_sampled_and_only_adds_no_op_fields() -> None:
             assert tuple(body["stop"]) in STOP_LISTS
         if shape.stream:  # a stream carries no log-probabilities: asks for none
             assert body["stream"] is True and "logprobs" not in body
+        elif not shape.logprobs:  # none asked: its text alone is judged (probe33)
+            assert "stream" not in body and "logprobs" not in body
+            assert "top_logprobs" not in body
         else:
             assert "stream" not in body
             want = True if shape.path == CHAT_PATH else shape.top_logprobs

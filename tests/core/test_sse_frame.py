@@ -282,3 +282,19 @@ def test_runs_of_blank_lines_are_counted_across_reads_and_at_the_end() -> None:
     assert f.blank == 2
     g = SseFramer()
     assert g.feed(b"data: a\n\n") == [b"data: a"] and g.end() == [] and g.blank == 0
+
+
+@pytest.mark.parametrize("last", [b"data: [DONE]\n", b"data: [DONE]\r\n", b"data: a\ndata: b\n"])
+def test_a_last_event_ended_by_its_line_ending_alone_is_no_blank_line(last: bytes) -> None:
+    """A stream that ends without its last blank line (found 2026-12-06, probe33: counted one
+    run of blank lines, as if the last line's ending were a blank line after it)."""
+    f = SseFramer()
+    assert f.feed(b"data: x\n\n" + last) == [b"data: x"]
+    assert f.end() == [last.replace(b"\r", b"").rstrip(b"\n")]
+    assert f.blank == 0
+    g = SseFramer()  # a blank line before it still counts, and one after an event's end
+    assert g.feed(b"data: x\n\n\n" + last) == [b"data: x"]
+    assert g.end() == [last.replace(b"\r", b"").rstrip(b"\n")] and g.blank == 1
+    h = SseFramer()
+    assert h.feed(b"data: x\n\n") == [b"data: x"] and h.feed(b"\n") == []
+    assert h.end() == [] and h.blank == 1

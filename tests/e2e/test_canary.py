@@ -30,11 +30,12 @@ from tests.e2e.conftest import free_port, needs_model, start_mesh
 
 
 def honest_verdict(res: dict[str, Any]) -> bool:
-    """An honest node's probe passes; a streamed one whose reference starts at a near tie
-    has nothing sure to compare (``unverified``), never a failure."""
+    """An honest node's probe passes; one judged on its text alone (streamed, or asking no
+    ``logprobs``) whose reference starts at a near tie has nothing sure to compare
+    (``unverified``), never a failure."""
     return bool(
         res["verdict"] == "pass"
-        or (res["verdict"] == "unverified" and res["detail"].startswith("streamed:"))
+        or (res["verdict"] == "unverified" and res["detail"].startswith("text only:"))
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -413,6 +414,41 @@ async def test_streamed_probes_judge_the_text(mesh: Harness) -> None:
         assert (await p.probe("spaced", MODEL, "def f():", shape)).verdict == "pass"
     bad = await p.probe("liar", MODEL, "def f():", Shape(stream=True))
     assert bad.verdict == "fail" and bad.detail.startswith("stream_text"), bad
+    assert bad.quarantined
+
+
+async def test_a_node_lying_only_to_requests_without_logprobs_is_caught(mesh: Harness) -> None:
+    """probe33: honest to streams and to every request with ``logprobs``, canned text to
+    every non-streamed request without them (most users' non-streamed requests): every
+    non-streamed probe asked for ``logprobs``, so it passed every probe (it failed before:
+    40 of 40). Now a share asks none and its text is judged as a stream's; an honest node
+    passes that shape on both endpoints, its ``usage`` held to the reference's entries."""
+    await register(mesh, "verifier")
+    await register(mesh, "honest")
+
+    def bare_liar(body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("stream") or wants_logprobs(body):
+            return honest(body)
+        out = canned(body)
+        out["choices"][0]["logprobs"] = None
+        return out
+
+    await register(mesh, "liar", bare_liar)
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    for path in ("/v1/completions", CHAT_PATH):
+        shape = Shape(path=path, max_tokens=20, logprobs=False)
+        ok = await p.probe("honest", MODEL, "def f():", shape)
+        assert ok.verdict == "pass" and ok.detail.startswith("text_match"), ok
+    p.mix = replace(DEFAULT_MIX, stream_share=0.0, sampled_share=0.0)
+    out = []
+    for seed in range(40):
+        p.rng = random.Random(seed)
+        out.append(await p.probe("liar", MODEL))
+        if out[-1].verdict == "fail":
+            break
+    bad = out[-1]
+    assert bad.verdict == "fail" and bad.detail.startswith("stream_text"), (len(out), bad)
     assert bad.quarantined
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from LLM_Mesh.core.canary_departures import Departures, DepartureTest, Evidence
@@ -27,13 +27,13 @@ __all__ = ["mesh"]  # the fixture
 def leaves_at_once(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Honest at ``temperature: 0``; to a sampled request, the real model's first position
     (its numbers) with the runner-up picked there, then another model's tokens (streamed:
-    the same lie, its text alone, one chunk a token)."""
+    the same lie, its text alone, one chunk a token; so is one asking no ``logprobs``)."""
     truthful, cheap = answered_by(honest), answered_by(other)
 
     def answer(body: dict[str, Any]) -> dict[str, Any]:
         if not (body.get("temperature") or 0) > 0:
             return truthful(body)
-        if body.get("stream"):
+        if body.get("stream") or not body.get("logprobs"):  # the lie's text, no numbers
             asks = {"logprobs": True, "top_logprobs": 5} if "messages" in body else {"logprobs": 5}
             out = answer({**body, "stream": False, **asks})
             out[STREAM_PIECES] = out["choices"][0]["logprobs"]["tokens"]
@@ -58,6 +58,33 @@ def leaves_at_once(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[s
         return {**rest, "choices": [choice], "usage": usage}
 
     return answer
+
+
+@dataclass
+class Watched:
+    """What :func:`watch` saw: probes counted, the highest CUSUM of any tally."""
+
+    added: int = 0
+    highest: float = 0.0
+
+
+def watch(p: CanaryProber) -> Watched:
+    """Count the prober's evidence as it is added, and the highest score any of the node's
+    tallies reaches (over every sampled probe, or one kind of answer alone)."""
+    seen, original = Watched(), p.departures.add
+
+    def watched(node: str, model: str, ev: Any, kind: str = "") -> Any:
+        seen.added += 1
+        got = original(node, model, ev, kind)
+        tallies = [
+            p.departures.tallies.get((node, model)),
+            p.departures.kinds.get((node, model, kind)),
+        ]
+        seen.highest = max([seen.highest] + [t.score for t in tallies if t is not None])
+        return got
+
+    p.departures.add = watched  # type: ignore[method-assign]
+    return seen
 
 
 async def probes(p: CanaryProber, node: str, count: int) -> list[ProbeResult]:
@@ -113,22 +140,12 @@ async def test_an_honest_sampling_node_is_never_flagged_over_many_probes(
     await register(mesh, "honest", answered_by(sim()))
     await trust(mesh, "verifier")
     p = prober(mesh)
-    highest = 0.0
-    results = []
-    original = p.departures.add
-
-    def watched(node: str, model: str, ev: Any) -> Any:
-        nonlocal highest
-        got = original(node, model, ev)
-        tally = p.departures.tallies.get((node, model))
-        highest = max(highest, tally.score if tally is not None else 0.0)
-        return got
-
-    p.departures.add = watched  # type: ignore[method-assign]
+    seen = watch(p)
     results = await probes(p, "honest", 200)
     assert len(results) == 200 and all(r.verdict != "fail" for r in results), results[-1]
     left = [r for r in results if r.detail.startswith("sampled_diverged")]
     assert len(left) > 60, len(left)  # it left the arg max often: evidence was counted
+    highest = seen.highest
     print(f"honest: highest CUSUM {highest:.2f} over {len(results)} probes")
     assert highest < p.departures.test.threshold / 2, highest
 
@@ -174,22 +191,13 @@ async def test_an_honest_sampling_node_over_seeded_probes_is_never_flagged(
     await trust(mesh, "verifier")
     p = prober(mesh)
     p.mix = replace(DEFAULT_MIX, sampled_share=1.0, seed_share=1.0)
-    added, highest, original = 0, 0.0, p.departures.add
-
-    def watched(node: str, model: str, ev: Any) -> Any:
-        nonlocal added, highest
-        added += 1
-        got = original(node, model, ev)
-        tally = p.departures.tallies.get((node, model))
-        highest = max(highest, tally.score if tally is not None else 0.0)
-        return got
-
-    p.departures.add = watched  # type: ignore[method-assign]
+    seen = watch(p)
     results = []
     for seed in range(200):
         p.rng = random.Random(seed)
         results.append(await p.probe("honest", MODEL))
     assert all(r.verdict != "fail" for r in results), [r for r in results if r.verdict == "fail"]
+    added, highest = seen.added, seen.highest
     assert added > 50, added  # the random-seeded ones counted
     print(f"honest seeded: {added} counted, highest CUSUM {highest:.2f}")
     assert highest < p.departures.test.threshold / 2, highest
@@ -234,23 +242,107 @@ async def test_an_honest_sampling_node_over_streamed_probes_is_never_flagged(
     await trust(mesh, "verifier")
     p = prober(mesh)
     p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=1.0)
-    added, highest, original = 0, 0.0, p.departures.add
-
-    def watched(node: str, model: str, ev: Any) -> Any:
-        nonlocal added, highest
-        added += 1
-        got = original(node, model, ev)
-        tally = p.departures.tallies.get((node, model))
-        highest = max(highest, tally.score if tally is not None else 0.0)
-        return got
-
-    p.departures.add = watched  # type: ignore[method-assign]
+    seen = watch(p)
     results = []
     for seed in range(200):
         p.rng = random.Random(seed)
         results.append(await p.probe("honest", MODEL))
     assert all(r.verdict == "pass" for r in results), [r for r in results if r.verdict != "pass"]
     left = [r for r in results if r.detail.startswith("sampled_text_diverged")]
+    added, highest = seen.added, seen.highest
     assert len(left) > 100 and added > 150, (len(left), added)  # evidence was counted
     print(f"honest streamed: {added} counted, highest CUSUM {highest:.2f}")
     assert highest < p.departures.test.threshold / 2, highest
+
+
+def asks_logprobs(body: dict[str, Any]) -> bool:
+    """Whether a non-streamed request asks for log-probabilities (either endpoint's way)."""
+    return bool(body.get("logprobs")) and not body.get("stream")
+
+
+def bare_liar(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Honest to every request but non-streamed ones without ``logprobs`` (many users'
+    requests), where it lies as :func:`leaves_at_once` does (sampled: the real model's
+    first position left, then another model; greedy: honest) and shows no numbers."""
+    truthful, liar = answered_by(honest), leaves_at_once(honest, other)
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        return truthful(body) if body.get("stream") or asks_logprobs(body) else liar(body)
+
+    return answer
+
+
+async def test_a_node_lying_only_to_sampled_requests_without_logprobs_is_flagged(
+    mesh: Harness,
+) -> None:
+    """probe33: every non-streamed probe asked for ``logprobs``, so a node lying only to
+    non-streamed sampled requests without them passed every probe (it failed before: 300
+    of 300 passed). Now a share of non-streamed probes asks none and its text is judged as
+    a sampled stream's (``core/canary_sampled_text.py``), counted across probes."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", bare_liar(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0, no_logprobs_share=1.0)
+    out = []
+    for seed in range(300):
+        p.rng = random.Random(seed)
+        out.append(await p.probe("liar", MODEL))
+        if out[-1].verdict == "fail":
+            break
+    flagged = out[-1]
+    assert flagged.verdict == "fail" and flagged.quarantined, (len(out), flagged)
+    assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
+    print(f"no-logprobs liar flagged after {len(out)} non-streamed probes: {flagged.detail}")
+
+
+async def test_an_honest_sampling_node_over_probes_without_logprobs_is_never_flagged(
+    mesh: Harness,
+) -> None:
+    """Every probe non-streamed, sampled and without ``logprobs`` (0.2–1.0, some ``top_p``,
+    some seeded): the honest sampling sim node, whose text alone is judged, passes 200,
+    its CUSUM far below the threshold, its ``usage`` held to the reference's entries."""
+    await register(mesh, "verifier", answered_by(sim()))
+    node = await register(mesh, "honest", answered_by(sim()))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0, no_logprobs_share=1.0)
+    seen = watch(p)
+    results = []
+    for seed in range(200):
+        p.rng = random.Random(seed)
+        results.append(await p.probe("honest", MODEL))
+    assert all(r.verdict == "pass" for r in results), [r for r in results if r.verdict != "pass"]
+    left = [r for r in results if r.detail.startswith("sampled_text_diverged")]
+    added, highest = seen.added, seen.highest
+    assert len(left) > 100 and added > 150, (len(left), added)  # evidence was counted
+    asked = [c["body"] for c in node.calls]
+    assert asked and not any(asks_logprobs(b) or b.get("stream") for b in asked)
+    print(f"honest without logprobs: {added} counted, highest CUSUM {highest:.2f}")
+    assert highest < p.departures.test.threshold / 2, highest
+
+
+async def test_a_liar_to_one_shape_is_flagged_among_honest_answers_to_the_others(
+    mesh: Harness,
+) -> None:
+    """probe33: one CUSUM a (node, model) over every sampled probe, so a node lying only to
+    non-streamed sampled requests without ``logprobs`` (the mix's 30 % of non-streamed
+    probes) was credited by its honest answers to the other shapes and never flagged (it
+    failed before: 300 of 300 passed). Each kind of answer (with log-probabilities, a
+    stream, text without them) now has its own CUSUM too."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", bare_liar(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0)
+    out = []
+    for seed in range(300):
+        p.rng = random.Random(seed)
+        out.append(await p.probe("liar", MODEL))
+        if out[-1].verdict == "fail":
+            break
+    flagged = out[-1]
+    assert flagged.verdict == "fail" and flagged.quarantined, (len(out), flagged)
+    assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
+    assert "without log-probabilities" in flagged.detail, flagged
+    print(f"no-logprobs liar among honest shapes flagged after {len(out)} probes: {flagged.detail}")

@@ -131,8 +131,9 @@ async def test_a_node_honest_only_at_temperature_0_is_caught(mesh: Harness) -> N
 async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
     mesh: Harness,
 ) -> None:
-    """Every probe sampled, the mix's share streamed (judged by the reference's numbers
-    since probe32, ``core/canary_sampled_text.py``; deterministic seeds): the honest node's
+    """Every probe sampled, the mix's share streamed or asking no ``logprobs`` (judged by the
+    reference's numbers since probe32 and probe33, ``core/canary_sampled_text.py``;
+    deterministic seeds): the honest node's
     sampled answers leave the greedy path (most of them), and every probe passes (a stream:
     its text and its count within)."""
     await register(mesh, "verifier", answered_by(sim()))
@@ -154,9 +155,11 @@ async def test_an_honest_sampling_node_passes_sampled_probes_over_many_seeds(
     temps = {b.get("temperature") for b in bodies if not b.get("stream")}
     assert len(temps) > 4 and 0 not in temps  # user-like temperatures, every one sampled
     assert len(streams) > 30 and 0 not in {b["temperature"] for b in streams}  # sampled too
+    bare = [b for b in bodies if not b.get("stream") and not b.get("logprobs")]  # probe33
+    assert len(bare) > 15 and 0 not in {b["temperature"] for b in bare}
     by_text = [r for r in results if r.detail.startswith("sampled_text_")]
-    assert len(by_text) == len(streams)  # each stream judged by its text (and count), passed
-    assert sum(r.detail.startswith("sampled_text_diverged") for r in by_text) > len(streams) // 2
+    assert len(by_text) == len(streams) + len(bare)  # each judged by its text (and count)
+    assert sum(r.detail.startswith("sampled_text_diverged") for r in by_text) > len(by_text) // 2
 
 
 async def test_each_endpoint_sampled_shape_passes_honest_and_fails_another_model(

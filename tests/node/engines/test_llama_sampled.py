@@ -180,3 +180,31 @@ async def test_honest_sampled_texts_pass_and_earn_no_more_than_their_tokens(
         highest = max(highest, tally.score)
     print(f"honest texts: highest CUSUM {highest:.2f} over 8 probes")
     assert highest < DEFAULT_TEST.threshold / 2, highest
+
+
+async def test_honest_texts_without_logprobs_pass_as_the_same_draws_with_them(
+    honest: LlamaCppEngine, refs: dict[str, Answer]
+) -> None:
+    """probe33: a non-streamed probe may ask no ``logprobs`` (judged on its text alone). The
+    real engine draws the same text with or without them asked (4 prompts, 0.5 and 1.0,
+    seeds 300–307), each passes ``compare_sampled_text`` and earns at most its true tokens'
+    evidence (an early end at EOS included: ``K_m``, the positions it spelled)."""
+    tally, highest = DepartureTally(), 0.0
+    for k, (prompt, temperature) in enumerate((p, t) for p in PROMPTS for t in (0.5, 1.0)):
+        r = GenerationRequest(
+            kind="completion", model=MODEL, prompt=prompt, max_tokens=TOKENS,
+            temperature=temperature, seed=300 + k,
+        )  # fmt: skip
+        out: list[Delta] = [d async for d in honest.stream(r, threading.Event())]
+        text = "".join(d.text for d in out)
+        assert out[-1].logprobs is None  # none asked, none made
+        got = await answer(honest, prompt, temperature, 300 + k)
+        assert text == got.text, (prompt, temperature)
+        v = compare_sampled_text(refs[prompt], text, temperature=temperature)
+        assert v.ok, (prompt, temperature, v.describe(), text)
+        ev = text_evidence(refs[prompt], text, temperature)
+        assert ev.log_ratio <= probe_evidence(refs[prompt], got, temperature).log_ratio + 1e-9
+        tally.add(ev)
+        highest = max(highest, tally.score)
+    print(f"honest texts without logprobs: highest CUSUM {highest:.2f} over 8 probes")
+    assert highest < DEFAULT_TEST.threshold / 2, highest
