@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import UsageAuditStore, UsageWindowRow
 from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_usage_audit import LOCK_SLOTS, lock_key
 from LLM_Mesh.registry.usage_audit import UsageAuditor
 from tests.registry.test_usage_audit_shared import MODEL, POLICY, T0, Clock, _round
 
@@ -161,3 +162,23 @@ async def test_a_batch_holds_the_writer_lock_from_its_read_of_the_marks_sqlite(
         store._usage_marks = read_then_try_a_write  # type: ignore[method-assign]
         await store.add_usage_windows([UsageWindowRow(MODEL, W0, "n", 1, 1, 1, 1, 1)])
         assert refused == ["database is locked"]  # before: []
+
+
+async def test_a_batch_of_many_models_takes_a_bounded_number_of_locks_postgresql(
+    pg_database_url: str,
+) -> None:
+    """Found 2026-12-06 (review33): a batch took one advisory lock per model, all held to
+    its commit, and the server's lock table is shared (``max_locks_per_transaction`` 64 per
+    connection by default: 6,400 in all). Sybil nodes declaring 256 models each, asked once
+    each in a run (a few replicas' batches at once: fewer per replica), made the batch fail
+    with "out of shared memory", kept and refused again every run (no answer counted at
+    that replica again), and every other transaction on the server needing a lock then
+    failed too. Now a model's lock is one of ``LOCK_SLOTS`` (two models sharing one only
+    wait for each other). Past 32,767 models (pending holds up to 65,536 keys), the read
+    of their fold marks was refused by asyncpg ("the number of query arguments cannot
+    exceed 32767"), the same way; now read in chunks."""
+    async with SqlStore(pg_database_url) as store:
+        rows = [UsageWindowRow(f"m{i}", W0, "n", 1, 1, 1, 1, 1) for i in range(40_000)]
+        await store.add_usage_windows(rows)  # before: out of shared memory
+        assert len((await store.usage_audit_rows("m39999")).windows) == 1
+    assert len({lock_key(f"m{i}") for i in range(40_000)}) == LOCK_SLOTS
