@@ -21,7 +21,9 @@ marks and its insert left the batch in a window already folded, never read). On 
 both start with a write (the database's one writer lock, taken then). Under that lock the
 fold reads its windows again: what a batch added since the fold's own read (before it
 took the lock) goes to the first open window (``core/usage_evidence.unread_sums``), not
-dropped with the windows folded.
+dropped with the windows folded. A verdict's claim holds the model's exclusive lock too
+(found 2026-12-06, review33: committed inside a fold, the fold put back the node's sums
+it dropped).
 """
 
 from __future__ import annotations
@@ -212,8 +214,12 @@ class SqlUsageAudit:
                 return False
             folded = (w.c.model == model) & (w.c.bucket > expect) & (w.c.bucket <= through)
             now = [_window(r) for r in (await conn.execute(select(w).where(folded))).all()]
-            for r in sorted(rows, key=lambda r: r.node_id):
-                await _write(conn, r)
+            started_over = {  # a verdict claimed since the read (``unread_rows``, review33)
+                r.node_id
+                for r in sorted(rows, key=lambda r: r.node_id)
+                if not await _write(conn, r)
+            }
+            seen = [r for r in seen if r.node_id not in started_over]
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.bucket <= through)))
             await _upsert_windows(conn, unread_rows(model, now, seen, through + 1))
         return True
@@ -224,6 +230,8 @@ class SqlUsageAudit:
             model, node_id, epoch, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, bucket
         )
         async with self.engine.begin() as conn:
+            # not inside a fold of the model (it would put back the rows dropped here)
+            await _lock_models(conn, [model], shared=False)
             if not await _write(conn, fresh):
                 return False
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.node_id == node_id)))
