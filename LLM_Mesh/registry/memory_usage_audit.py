@@ -16,7 +16,10 @@ def unread_rows(
 ) -> list[UsageWindowRow]:
     """What ``now``'s rows (a fold's windows, read again under its lock) gained since the
     fold's read (``seen``), each node's in window ``into``, the first open one
-    (``core/usage_evidence.unread_sums``; both stores' rule; found 2026-12-06, audit33)."""
+    (``core/usage_evidence.unread_sums``; both stores' rule; found 2026-12-06, audit33).
+    Each store leaves out of ``seen`` the nodes whose evidence the fold may not write (its
+    epoch moved: a verdict claimed since the read dropped their rows, so all they hold now
+    came after it; found 2026-12-06, review33: 4 such answers counted 1)."""
     gained = unread_sums(
         {(r.bucket, r.node_id): r.sums() for r in now},
         {(r.bucket, r.node_id): r.sums() for r in seen},
@@ -73,8 +76,8 @@ class MemoryUsageAudit:
         if self.usage_folds.get(model, -1) != expect:
             return False
         self.usage_folds[model] = through
-        for r in rows:
-            self._write(r)
+        started_over = {r.node_id for r in rows if not self._write(r)}  # claimed meanwhile
+        seen = [r for r in seen if r.node_id not in started_over]  # (review33)
         now = [r for k, r in self.usage_windows.items() if k[0] == model and expect < k[1]
                and k[1] <= through]  # fmt: skip
         for key in [k for k in self.usage_windows if k[0] == model and k[1] <= through]:

@@ -307,7 +307,7 @@ class UsageAuditStore(Protocol):
     async def claim_usage_verdict(self, model: str, node_id: str, epoch: int, bucket: int) -> bool:
         """A verdict on the node: its evidence started over and its windows' rows dropped,
         where its epoch is still ``epoch``; ``False``: another replica's verdict (or a fold)
-        came first."""
+        came first. Never inside a fold of the model (review33)."""
         ...
 
     async def prune_usage_audit(self, *, max_entries: int, before_bucket: int) -> int:

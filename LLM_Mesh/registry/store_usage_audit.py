@@ -9,18 +9,21 @@ at most the last second of them). A fold moves the model's mark only from the va
 (``UPDATE ... WHERE folded = :read``: on PostgreSQL a second replica's update waits for
 the first's commit, then finds the mark moved and writes nothing), and writes each node's
 evidence only where its epoch is still the one read (a verdict claimed in between
-stands).
+stands). A verdict is claimed the same way: the first replica whose update finds the
+epoch it read starts the evidence over; another's finds it moved.
 
 A batch and a fold of one model never interleave (:func:`_lock_models`; found 2026-12-06,
-audit33): on PostgreSQL a batch holds a shared transaction advisory lock per model from
+audit33): on PostgreSQL a batch holds a shared transaction advisory lock per model (one of
+``LOCK_SLOTS``: found 2026-12-06, review33, one each ran out of the server's lock table) from
 before it reads the fold marks to its commit, a fold the model's exclusive one from its
 start to its commit (read committed: else a fold committed between a batch's read of the
 marks and its insert left the batch in a window already folded, never read). On SQLite
 both start with a write (the database's one writer lock, taken then). Under that lock the
 fold reads its windows again: what a batch added since the fold's own read (before it
 took the lock) goes to the first open window (``core/usage_evidence.unread_sums``), not
-dropped with the windows folded. A verdict is claimed the same way: the first replica whose update finds the
-epoch it read starts the evidence over; another's finds it moved.
+dropped with the windows folded. A verdict's claim holds the model's exclusive lock too
+(found 2026-12-06, review33: committed inside a fold, the fold put back the node's sums
+it dropped).
 """
 
 from __future__ import annotations
@@ -94,11 +97,22 @@ def _in_open_windows(rows: list[UsageWindowRow], marks: dict[str, int]) -> list[
     return list(out.values())
 
 
+# a model's advisory lock is one of these (found 2026-12-06, review33: one a model, a batch
+# of thousands of models held thousands to its commit, past the server's shared lock table,
+# 64 per connection by default: "out of shared memory", the batch refused at every run and
+# any other transaction on the server needing a lock then too)
+LOCK_SLOTS = 32
+# the models' marks read this many at a time (found 2026-12-06, review33: a batch of more
+# than 32,767 models, up to ``max_pending`` 65,536, was refused by asyncpg at every run)
+_READ_CHUNK = 8192
+_LOCK_BASE = int.from_bytes(hashlib.blake2b(b"usage_audit", digest_size=6).digest(), "big") << 8
+
+
 def lock_key(model: str) -> int:
-    """The PostgreSQL advisory lock key of ``model``'s usage-audit rows (a signed 64-bit
-    hash: two models sharing one only wait for each other)."""
+    """The PostgreSQL advisory lock key of ``model``'s usage-audit rows: one of
+    ``LOCK_SLOTS`` keys (two models sharing one only wait for each other)."""
     digest = hashlib.blake2b(b"usage_audit\0" + model.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return _LOCK_BASE + int.from_bytes(digest, "big") % LOCK_SLOTS
 
 
 async def _lock_models(conn: AsyncConnection, models: Sequence[str], *, shared: bool) -> None:
@@ -152,8 +166,11 @@ class SqlUsageAudit:
         """``models``' fold marks, read under their shared lock (held to the commit)."""
         f = tables.usage_audit_folds
         await _lock_models(conn, models, shared=True)
-        read = select(f.c.model, f.c.folded).where(f.c.model.in_(models))
-        return {m: int(b) for m, b in (await conn.execute(read)).all()}
+        marks: dict[str, int] = {}
+        for at in range(0, len(models), _READ_CHUNK):  # (asyncpg: 32,767 arguments at most)
+            read = select(f.c.model, f.c.folded).where(f.c.model.in_(models[at : at + _READ_CHUNK]))
+            marks.update({m: int(b) for m, b in (await conn.execute(read)).all()})
+        return marks
 
     async def usage_audit_now(self) -> float | None:
         """The database server's clock (seconds since the epoch) on PostgreSQL, the clock
@@ -197,8 +214,12 @@ class SqlUsageAudit:
                 return False
             folded = (w.c.model == model) & (w.c.bucket > expect) & (w.c.bucket <= through)
             now = [_window(r) for r in (await conn.execute(select(w).where(folded))).all()]
-            for r in sorted(rows, key=lambda r: r.node_id):
-                await _write(conn, r)
+            started_over = {  # a verdict claimed since the read (``unread_rows``, review33)
+                r.node_id
+                for r in sorted(rows, key=lambda r: r.node_id)
+                if not await _write(conn, r)
+            }
+            seen = [r for r in seen if r.node_id not in started_over]
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.bucket <= through)))
             await _upsert_windows(conn, unread_rows(model, now, seen, through + 1))
         return True
@@ -209,6 +230,8 @@ class SqlUsageAudit:
             model, node_id, epoch, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, bucket
         )
         async with self.engine.begin() as conn:
+            # not inside a fold of the model (it would put back the rows dropped here)
+            await _lock_models(conn, [model], shared=False)
             if not await _write(conn, fresh):
                 return False
             await conn.execute(delete(w).where((w.c.model == model) & (w.c.node_id == node_id)))

@@ -21,7 +21,9 @@ what all of them wrote (``core/usage_evidence.py``):
   is logged.
 - **at stop** (:meth:`UsageAuditSync.stop`, the lifespan's end, SIGTERM): a run under way
   ends first (cancelled in its write, its batch was lost: found 2026-12-06, audit33), then
-  what came meanwhile is written. A replica killed loses its pending sums (``flush_s``).
+  what came meanwhile is written, each wait bounded by ``stop_s`` (a store that never
+  answered hung the shutdown: found 2026-12-06, review33; the answers not written are
+  logged). A replica killed loses its pending sums (``flush_s``).
 - **every** ``prune_every`` runs: the windows' rows older than a day and the least recently
   written evidence past :attr:`AuditPolicy.max_entries` (node, model) pairs dropped.
 
@@ -29,9 +31,11 @@ Windows are on the wall clock (``clock``: seconds since the epoch), the same ins
 every replica and across a restart. With ``store_clock`` (the gateway's), on PostgreSQL
 (replicas on several hosts) each run first measures this host's offset from the database
 server's clock (``usage_audit_now``: one round trip) and every window is cut on the
-server's (:meth:`UsageAuditSync.now`): a host's clock ahead by more than the grace folded
-a window the other replicas still wrote into (found 2026-12-05, attack32c; closed
-2026-12-06, audit33). A sum that still reaches a folded window (its writes failed past
+server's (:meth:`UsageAuditSync.now`; a measure whose round trip took longer than
+``clock_rtt_s``, or not finite, is not taken, the last offset kept: found 2026-12-06,
+review33, a minute-long round trip moved the windows by half of it): a host's clock
+ahead by more than the grace folded a window the other replicas still wrote into (found
+2026-12-05, attack32c; closed 2026-12-06, audit33). A sum that still reaches a folded window (its writes failed past
 the grace) goes to the first open one (the store's ``add_usage_windows``: found
 2026-12-05, attack32c, never read again).
 """
@@ -41,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -113,6 +118,8 @@ class UsageAuditSync:
         prune_every: int = 300,
         max_pending: int | None = None,
         store_clock: bool = False,
+        stop_s: float = 10.0,
+        clock_rtt_s: float = 2.0,
     ) -> None:
         if flush_s <= 0 or prune_every < 1:
             raise ValueError("flush_s and prune_every must be positive")
@@ -121,6 +128,10 @@ class UsageAuditSync:
         self.prune_every = prune_every
         self.store_clock = store_clock  # the windows on the database server's clock
         self.offset_s = 0.0  # the server's clock less ``clock``, as last measured
+        # a measure of the offset whose round trip took longer is not taken (review33)
+        self.clock_rtt_s = clock_rtt_s
+        self.clock_skips = 0  # measures not taken
+        self.stop_s = stop_s  # the most a stop waits for the run under way, then its write
         self.max_pending = max(1, policy.max_entries if max_pending is None else max_pending)
         self.pending: dict[tuple[str, int, str], NodeUsage] = {}
         self.touched: set[str] = set()  # models answered for since the last run
@@ -159,17 +170,17 @@ class UsageAuditSync:
         task, self._task = self._task, None
         if task is not None and self._running:
             self._closing = True  # the loop ends after this run
-            try:
-                await asyncio.wait({task})  # (the caller's cancel does not cancel the run)
+            try:  # (the caller's cancel does not cancel the run)
+                await asyncio.wait({task}, timeout=self.stop_s)
             except asyncio.CancelledError:
                 task.cancel()
                 raise
             self._closing = False
         if task is not None:
-            await cancel_and_wait(task)
+            await cancel_and_wait(task)  # (a run past ``stop_s``: its batch lost, review33)
         lost = sum(u.requests for u in self.pending.values())
-        try:
-            await self.flush()
+        try:  # bounded: a store that never answers does not hang the shutdown (review33)
+            await asyncio.wait_for(self.flush(), self.stop_s)
         except Exception as exc:
             log.warning("usage audit: %d answer(s) not written at stop (%r)", lost, exc)
 
@@ -186,7 +197,17 @@ class UsageAuditSync:
         before = self.clock()
         theirs = await read()
         after = self.clock()
-        self.offset_s = 0.0 if theirs is None else float(theirs) - (before + after) / 2
+        if theirs is None:
+            self.offset_s = 0.0
+            return
+        offset = float(theirs) - (before + after) / 2
+        if after - before > self.clock_rtt_s or not math.isfinite(offset):
+            self.clock_skips += 1  # (logged the first time)
+            (log.warning if self.clock_skips == 1 else log.debug)(
+                "usage audit: the store's clock not taken (round trip %.3f s, offset %r): "
+                "the last offset kept", after - before, offset)  # fmt: skip
+            return
+        self.offset_s = offset
 
     async def _loop(self) -> None:
         with contextlib.suppress(Exception):  # (a failure: the next run measures it)

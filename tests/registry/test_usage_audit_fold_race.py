@@ -22,8 +22,9 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from LLM_Mesh.registry.memory_store import MemoryStore
-from LLM_Mesh.registry.ports import UsageAuditStore, UsageWindowRow
+from LLM_Mesh.registry.ports import UsageAuditStore, UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_usage_audit import LOCK_SLOTS, lock_key
 from LLM_Mesh.registry.usage_audit import UsageAuditor
 from tests.registry.test_usage_audit_shared import MODEL, POLICY, T0, Clock, _round
 
@@ -161,3 +162,86 @@ async def test_a_batch_holds_the_writer_lock_from_its_read_of_the_marks_sqlite(
         store._usage_marks = read_then_try_a_write  # type: ignore[method-assign]
         await store.add_usage_windows([UsageWindowRow(MODEL, W0, "n", 1, 1, 1, 1, 1)])
         assert refused == ["database is locked"]  # before: []
+
+
+async def test_a_batch_of_many_models_takes_a_bounded_number_of_locks_postgresql(
+    pg_database_url: str,
+) -> None:
+    """Found 2026-12-06 (review33): a batch took one advisory lock per model, all held to
+    its commit, and the server's lock table is shared (``max_locks_per_transaction`` 64 per
+    connection by default: 6,400 in all). Sybil nodes declaring 256 models each, asked once
+    each in a run (a few replicas' batches at once: fewer per replica), made the batch fail
+    with "out of shared memory", kept and refused again every run (no answer counted at
+    that replica again), and every other transaction on the server needing a lock then
+    failed too. Now a model's lock is one of ``LOCK_SLOTS`` (two models sharing one only
+    wait for each other). Past 32,767 models (pending holds up to 65,536 keys), the read
+    of their fold marks was refused by asyncpg ("the number of query arguments cannot
+    exceed 32767"), the same way; now read in chunks."""
+    async with SqlStore(pg_database_url) as store:
+        rows = [UsageWindowRow(f"m{i}", W0, "n", 1, 1, 1, 1, 1) for i in range(40_000)]
+        await store.add_usage_windows(rows)  # before: out of shared memory
+        assert len((await store.usage_audit_rows("m39999")).windows) == 1
+    assert len({lock_key(f"m{i}") for i in range(40_000)}) == LOCK_SLOTS
+
+
+async def _a_verdict_claimed_between_a_folds_read_and_its_commit(store: UsageAuditStore) -> None:
+    """A fold read node n's 3 answers in window 0; another replica claimed a verdict on n
+    (its evidence started over, its windows' rows dropped); a late batch then added 4 to
+    window 0. Found 2026-12-06 (review33): the fold took the 4 as the 3 it read and 1
+    gained, so n's evidence started over with 1 of the 4 answers after its verdict. Now a
+    node whose evidence the fold may not write (its epoch moved: claimed in between) has
+    all of its rows taken as gained."""
+    row = UsageWindowRow(MODEL, W0, "n", 3, 3, 3, 3, 3)
+    await store.add_usage_windows([row])
+    read = await store.usage_audit_rows(MODEL)
+    assert await store.claim_usage_verdict(MODEL, "n", 0, W0 + 1)
+    await store.add_usage_windows([UsageWindowRow(MODEL, W0, "n", 4, 4, 4, 4, 4)])
+    evidence = UsageEvidenceRow(MODEL, "n", 0, 3, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, W0 + 1)
+    assert await store.fold_usage_audit(
+        MODEL, expect=read.folded, through=W0, rows=[evidence], seen=read.windows
+    )
+    rows = await store.usage_audit_rows(MODEL)
+    assert [e.requests for e in rows.evidence] == [0]  # the claim's fresh start stands
+    assert [(w.bucket, w.requests) for w in rows.windows] == [(W0 + 1, 4)]  # before: 1
+
+
+async def test_a_verdict_claimed_between_a_folds_read_and_its_commit_memory() -> None:
+    await _a_verdict_claimed_between_a_folds_read_and_its_commit(MemoryStore())
+
+
+async def test_a_verdict_claimed_between_a_folds_read_and_its_commit_sqlite(
+    tmp_path: Path,
+) -> None:
+    async with SqlStore(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        await _a_verdict_claimed_between_a_folds_read_and_its_commit(store)
+
+
+async def test_a_verdict_claimed_between_a_folds_read_and_its_commit_postgresql(
+    pg_database_url: str,
+) -> None:
+    async with SqlStore(pg_database_url) as store:
+        await _a_verdict_claimed_between_a_folds_read_and_its_commit(store)
+
+
+async def test_a_verdict_claim_waits_for_a_fold_of_its_model_postgresql(
+    pg_database_url: str,
+) -> None:
+    """Found 2026-12-06 (review33): a claim took no lock, so on PostgreSQL it could commit
+    inside a fold's transaction, after the fold read its windows again: the fold then put
+    back, in the first open window, sums of the node's the claim had dropped (answers from
+    before its verdict counted after it). Now a claim holds the model's exclusive lock."""
+    dsn = make_url(pg_database_url).set(drivername="postgresql").render_as_string(False)
+    async with SqlStore(pg_database_url) as store:
+        await store.add_usage_windows([UsageWindowRow(MODEL, W0, "n", 3, 3, 3, 3, 3)])
+        fold = await asyncpg.connect(dsn)  # a fold under way: the model's lock held
+        try:
+            async with fold.transaction():
+                await fold.execute("SELECT pg_advisory_xact_lock($1)", lock_key(MODEL))
+                claim = asyncio.get_running_loop().create_task(
+                    store.claim_usage_verdict(MODEL, "n", 0, W0 + 1)
+                )
+                ended = await _blocked_or_done(dsn, claim)
+        finally:
+            await fold.close()
+        assert await claim
+        assert ended is False  # before: True, the claim committed inside the fold

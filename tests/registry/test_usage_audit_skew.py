@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from LLM_Mesh.core.usage_audit import AuditSample
 from LLM_Mesh.registry.store import SqlStore
 from LLM_Mesh.registry.usage_audit import UsageAuditor
 from tests.registry.test_usage_audit_shared import MODEL, POLICY, T0, Clock, _round
 
 W0 = int(T0 // 600)
+SAMPLE = AuditSample(completion=30, completion_cap=116, prompt=50, prompt_cap=200)
 
 
 def _server_at(store: SqlStore, now: float) -> None:
@@ -73,3 +75,54 @@ async def test_sqlite_and_an_injected_clock_have_no_offset(tmp_path: Any) -> Non
         assert auditor.shared is not None
         await auditor.shared.run_once()
         assert auditor.shared.offset_s == 0.0
+
+
+class Slow(Clock):
+    """This host's clock, moved on ``step`` seconds at each read (a slow round trip)."""
+
+    def __init__(self, now: float, step: float) -> None:
+        super().__init__(now)
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class Server:
+    """A store's ``usage_audit_now``: the database server's clock, as the test sets it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    async def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_slow_or_broken_measure_keeps_the_offset_last_measured(tmp_path: Any) -> None:
+    """Found 2026-12-06 (review33): the offset was taken from any answer, so a round trip
+    of minutes (a pool full, a database stalled: the server's time read at its end, taken
+    as its middle) moved every window of the replica by half of it, past the grace; a
+    server clock read as NaN or infinite made every answer's window raise on the request
+    path. Now a measure whose round trip exceeds ``clock_rtt_s``, or not finite, is not
+    taken: the offset last measured stays."""
+    async with SqlStore(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        clock = Slow(T0, 0.1)
+        server = Server(T0 + 50)
+        store.usage_audit_now = server  # type: ignore[method-assign]
+        auditor = UsageAuditor(None, policy=POLICY, clock=clock, store=store, store_clock=True)
+        sync = auditor.shared
+        assert sync is not None
+        await sync.sync_clock()
+        first = sync.offset_s
+        assert 49 < first < 50  # measured: a round trip of 0.1 s
+        clock.step, server.now = 120.0, clock.now + 600  # a 2-minute round trip
+        await sync.sync_clock()
+        assert sync.offset_s == first  # before: 600 - 60 (half the round trip)
+        clock.step = 0.1
+        for broken in (float("nan"), float("inf")):
+            server.now = broken
+            await sync.sync_clock()
+            assert sync.offset_s == first  # before: nan, inf
+        sync.add(MODEL, "a", SAMPLE)  # before: ValueError (the window of NaN)
+        assert sync.pending

@@ -74,3 +74,45 @@ async def test_a_failed_last_write_is_logged(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.WARNING):
         await sync.stop()
     assert "1 answer" in caplog.text  # before: dropped without a word
+
+
+class Hung(MemoryStore):
+    """A store that never answers a write (PostgreSQL unreachable, a lock never granted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def add_usage_windows(self, rows: list[UsageWindowRow]) -> None:
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_stop_while_a_write_hangs_ends_within_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-06 (review33): the stop waited for the run under way with no bound, so
+    a store that never answered (down, a lock never granted) hung the replica's shutdown
+    (SIGTERM) for good. Now the run gets ``stop_s``, then is cancelled, its answers logged."""
+    store = Hung()
+    sync = UsageAuditSync(store, POLICY, lambda v: None, clock=Clock(), flush_s=0.001,
+                          stop_s=0.01)  # fmt: skip
+    sync.add(MODEL, "a", SAMPLE)
+    sync.start()
+    await store.entered.wait()  # the loop's run is writing, and never will
+    sync.add(MODEL, "a", SAMPLE)
+    with caplog.at_level(logging.WARNING):
+        await asyncio.wait_for(sync.stop(), 30)  # before: TimeoutError, the stop hung
+    assert "not written at stop" in caplog.text
+
+
+async def test_a_last_write_that_hangs_ends_within_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sync = UsageAuditSync(Hung(), POLICY, lambda v: None, clock=Clock(), flush_s=3600,
+                          stop_s=0.01)  # fmt: skip
+    sync.start()
+    sync.add(MODEL, "a", SAMPLE)
+    with caplog.at_level(logging.WARNING):
+        await asyncio.wait_for(sync.stop(), 30)  # before: TimeoutError, the stop hung
+    assert "1 answer(s) not written at stop" in caplog.text
