@@ -134,7 +134,16 @@ ask() { # ask PROMPT DEFAULT [SHOWN] -> echoes the answer, else DEFAULT (SHOWN: 
   echo "${answer:-$2}"
 }
 
-VENV="${VENV:-$LLM_MESH_HOME/venv}"
+# Absolute paths: the start command it prints and the --service unit it writes run from any
+# folder (systemd takes no relative ExecStart=), found 2026-12-06 (newuser33).
+absolute() {
+  case "$1" in
+    /*) echo "$1" ;;
+    *) if [ -d "$1" ]; then (CDPATH="" cd -- "$1" && pwd); else echo "$PWD/${1#./}"; fi ;;
+  esac
+}
+LLM_MESH_HOME="$(absolute "$LLM_MESH_HOME")"
+VENV="$(absolute "${VENV:-$LLM_MESH_HOME/venv}")"
 CONFIG="$LLM_MESH_HOME/node.toml"
 # Without --engine, an existing node.toml's engine holds (a sim node needs no llama.cpp, no files).
 if [ -z "$ENGINE" ] && [ -f "$CONFIG" ]; then
@@ -547,7 +556,9 @@ case "$TRUST" in
 esac
 
 # --- 6. start ------------------------------------------------------------------------
-START=("$VENV/bin/llm-mesh" node start --config "$CONFIG")
+# --home: run in another shell (no LLM_MESH_HOME there), it is still this home's node
+# (its node.key, pin, served log), not a new one in ~/.llm-mesh (found 2026-12-06, newuser33)
+START=("$VENV/bin/llm-mesh" node start --home "$LLM_MESH_HOME" --config "$CONFIG")
 if [ "$NO_START" = 1 ]; then
   say "set up; start the node with: ${START[*]}"
   exit 0

@@ -305,7 +305,10 @@ def render_plan(plan: MigrationPlan) -> list[str]:
         out.append("Would add to .gitignore: " + ", ".join(plan.gitignore_missing))
     out += _render_refs(r, plan.doc_references)
     out += [f"warning: {w}" for w in plan.warnings]
-    out.append(f"Dry run: nothing changed. Run `{_apply_command(r)}` to remove these files.")
+    if plan.nothing_to_do:  # --apply would change nothing (found 2026-12-06, newuser33)
+        out.append("Nothing to do: no model files, and .gitignore already lists them.")
+    else:
+        out.append(f"Dry run: nothing changed. Run `{_apply_command(r)}` to remove these files.")
     return out
 
 

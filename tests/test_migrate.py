@@ -205,3 +205,15 @@ def test_the_command_it_says_to_run_names_the_folder_it_scanned(tmp_path: Path) 
     command = f"llm-mesh migrate {shlex.quote(str(root.resolve()))} --apply"
     assert command in migrate.render_plan(migrate.scan(root))[-1]
     assert command in migrate.render_verify(migrate.verify(root))[-1]
+
+
+def test_a_clean_checkout_is_told_there_is_nothing_to_apply(tmp_path: Path) -> None:
+    """Found 2026-12-06 (newuser33): in a checkout with no model file and a complete
+    .gitignore the dry run listed ``none``, then said ``Run `llm-mesh migrate ... --apply` to
+    remove these files``: there are none, and --apply would do nothing."""
+    migrate.apply(migrate.scan(tmp_path))  # writes the .gitignore lines: nothing left to do
+    plan = migrate.scan(tmp_path)
+    assert plan.nothing_to_do
+    last = migrate.render_plan(plan)[-1]
+    assert "--apply" not in last, last
+    assert last == "Nothing to do: no model files, and .gitignore already lists them."

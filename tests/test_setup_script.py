@@ -236,7 +236,7 @@ def test_yes_no_start_writes_config_and_is_idempotent(tmp_path: Path) -> None:
     assert cfg["max_concurrency"] == 1 and cfg["max_queue"] == 8
     assert cfg["node_id"].startswith("node-")
     assert (tmp_path / "mesh" / "models" / "gemma-3-270m-q4_k_m.gguf").is_file()
-    assert "node start --config" in proc.stdout
+    assert f"node start --home {tmp_path / 'mesh'} --config" in proc.stdout
     mtime = config.stat().st_mtime_ns
     again = run(tmp_path, "--yes", "--no-start")
     assert "unchanged" in again.stdout
@@ -560,7 +560,8 @@ def test_service_installs_a_systemd_user_unit_once(tmp_path: Path) -> None:
     text = unit.read_text()
     assert f"Environment=LLM_MESH_HOME={tmp_path / 'mesh'}" in text
     assert (
-        f"ExecStart={VENV}/bin/llm-mesh node start --config {tmp_path / 'mesh' / 'node.toml'}"
+        f"ExecStart={VENV}/bin/llm-mesh node start --home {tmp_path / 'mesh'} "
+        f"--config {tmp_path / 'mesh' / 'node.toml'}"
         in text
     )
     assert "Restart=on-failure" in text and "WantedBy=default.target" in text

@@ -74,8 +74,12 @@ class ReceiptWatch:
             n = len(seqs)
             out.append(
                 f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): the "
-                + (f"{n} entries" if n != 1 else "1 entry")
-                + " of the log that name it charge what it signs"
+                + (
+                    f"{n} entries of the log that name it charge"
+                    if n != 1
+                    else "1 entry of the log that names it charges"
+                )
+                + " what it signs"
                 + (f" ({len(late)} not under a signed checkpoint yet)" if late else "")
             )
         return out

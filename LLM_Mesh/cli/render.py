@@ -354,7 +354,8 @@ def metrics_line(
     tps = _real(mesh.get("tokens_per_s"))
     if tps:
         parts.append(f"{tps:.1f} tok/s")
-    parts.append(f"{_count(mesh.get('completion_tokens', 0))} tokens")
+    tokens = mesh.get("completion_tokens", 0)
+    parts.append(f"{_count(tokens)} token{'' if tokens == 1 and tokens is not True else 's'}")
     parts.append(f"cost {_cost(mesh)}")
     if note:
         parts.append(note)

@@ -164,7 +164,10 @@ class Authenticate:
         if rec is None:
             raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {_NO_KEY_HINT}")
         if rec.revoked_at is not None:
-            raise InvalidApiKey(f"the API key {rec.key_id} was revoked")
+            raise InvalidApiKey(
+                f"the API key {rec.key_id} was revoked: ask for a new key from the registry's "
+                f"admin (`llm-mesh registry keys create`), or {_NO_KEY_HINT}"
+            )
         client.key = rec
         return rec
 

@@ -169,7 +169,7 @@ class AddressPins:
             shown = f"{addr}, " if node.ip is not None else "an address that is "
             raise NodeAddressRefused(
                 f"node url {node.prefix} resolves to {shown}{reason.replace('_', '-')}: this "
-                f"registry connects to {self._accepts()}",
+                f"registry connects to {self._accepts(reason.split(' ')[0])}",
                 param="url",
                 reason=reason.split(" ")[0],
             )
@@ -181,8 +181,9 @@ class AddressPins:
             )
         return node, tuple(str(a) for a in addrs)
 
-    def _accepts(self) -> str:
-        """What this registry connects to, and which flag would let more in (a refusal's end)."""
+    def _accepts(self, reason: str = "") -> str:
+        """What this registry connects to, and which flag would let more in (a refusal's end):
+        for a ``loopback`` refusal by a registry of its own, the flag for exactly that."""
         lan = "`llm-mesh registry serve --allow-private-nodes`"
         if self.local_mesh == "demo":  # no flag for more nodes: it stops after one request
             return (
@@ -207,12 +208,18 @@ class AddressPins:
                 "global and loopback addresses only (--allow-loopback-nodes); for a LAN or "
                 "other private addresses run it with --allow-private-nodes"
             )
+        here = ""
+        if reason == "loopback":
+            here = "for nodes on this machine run it with --allow-loopback-nodes; "
         if self.private_origins:
             return (
                 "global addresses only, and the private origins it was started with "
-                f"(--allow-private-node); for a LAN or local tests run {lan}"
+                f"(--allow-private-node); {here}for a LAN or local tests run {lan}"
             )
-        return "global addresses only (run it with --allow-private-nodes for a LAN or local tests)"
+        return (
+            f"global addresses only ({here}run it with --allow-private-nodes for a LAN or "
+            "local tests)"
+        )
 
     def pin(self, checked: tuple[NodeUrl, tuple[str, ...]]) -> tuple[str, ...]:
         """Pin what :meth:`check` answered; the addresses."""

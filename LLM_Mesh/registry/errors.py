@@ -83,6 +83,9 @@ def error_response(exc: MeshError) -> Response:
     return json_response(exc.to_openai(), exc.status, headers)
 
 
+_TOKEN_LIMITS = frozenset({"max_tokens", "max_completion_tokens"})
+
+
 def invalid_from_validation(errors: list[Any], prefix: tuple[str, ...] = ()) -> InvalidRequest:
     """A 400 naming the first offending field of pydantic/FastAPI validation errors."""
     if not errors:
@@ -92,6 +95,11 @@ def invalid_from_validation(errors: list[Any], prefix: tuple[str, ...] = ()) -> 
     param = ".".join(loc) or None
     msg = str(first.get("msg", "invalid value"))
     text = f"{param}: {msg}" if param else msg
+    given, ctx = first.get("input"), first.get("ctx") or {}
+    if (  # said as a context refusal is (found 2026-12-06, newuser33: pydantic's words)
+        param in _TOKEN_LIMITS and first.get("type") == "less_than_equal" and type(given) is int
+    ):
+        text = f"{param}={given} exceeds {ctx.get('le')}, the most tokens one request may ask for"
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return InvalidRequest(text, param=param)

@@ -425,3 +425,14 @@ def test_the_up_column_says_how_many_nodes_in_words() -> None:
         at = next(i for i, line in enumerate(lines) if "mistral-7b" in line)
         assert "yes" in lines[at] and "12 nodes" in lines[at + 1], out
         assert max(len(line.rstrip()) for line in lines) <= width, out
+
+
+def test_the_metrics_line_says_1_token_not_1_tokens() -> None:
+    """Found 2026-12-06 (newuser33: ``llm-mesh ask --chat -`` answered " Hello"): the line
+    said ``1 tokens``."""
+    from LLM_Mesh.cli.render import metrics_line
+
+    mesh = {"node_id": "node-a", "model": "gemma-3-270m", "ttft_ms": 5.0, "latency_ms": 9.0}
+    assert " · 1 token · " in metrics_line({**mesh, "completion_tokens": 1})
+    assert " · 2 tokens · " in metrics_line({**mesh, "completion_tokens": 2})
+    assert " · 1200 tokens · " in metrics_line({**mesh, "completion_tokens": 1200})

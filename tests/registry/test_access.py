@@ -91,6 +91,11 @@ async def test_a_revoked_key_is_401_within_a_poll(tmp_path: Path) -> None:
         r = await h.client.post(CHAT, json=chat(), headers=bearer(key))
         assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
         assert len(node.calls) == 1
+        # found 2026-12-06 (newuser33): `llm-mesh ask --api-key` with a revoked key said only
+        # "the API key key_... was revoked": what to do now is said, as for a wrong key
+        said = r.json()["error"]["message"]
+        assert "a new key from the registry's admin" in said, said
+        assert "send no Authorization header (or 'Bearer anonymous')" in said, said
 
 
 async def test_anonymous_flood_from_one_address_is_limited_while_another_is_served(

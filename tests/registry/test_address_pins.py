@@ -80,6 +80,24 @@ async def test_a_resolved_private_address_is_not_shown() -> None:
     assert "--allow-private-nodes" in exc.value.message
 
 
+@pytest.mark.parametrize("origins", [(), ("http://192.168.1.20:8801",)])
+async def test_a_loopback_refusal_names_the_flag_for_nodes_on_this_machine(
+    origins: tuple[str, ...],
+) -> None:
+    """Found 2026-12-06 (newuser33): a node on the registry's machine refused by ``registry
+    serve`` was told only ``run it with --allow-private-nodes``, the flag that opens the whole
+    LAN and link-local too, not ``--allow-loopback-nodes``, which lets in exactly such nodes
+    (README, "Node addresses")."""
+    pins = AddressPins(resolver=FakeDNS({}), private_origins=origins)
+    with pytest.raises(NodeAddressRefused) as exc:
+        await pins.admit("http://127.0.0.1:8802")
+    assert "for nodes on this machine run it with --allow-loopback-nodes" in exc.value.message
+    with pytest.raises(NodeAddressRefused) as exc:
+        await pins.admit("http://10.1.2.3:8801")  # a LAN node: that flag would not let it in
+    assert "--allow-loopback-nodes" not in exc.value.message
+    assert "--allow-private-nodes" in exc.value.message
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [

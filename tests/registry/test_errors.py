@@ -35,3 +35,27 @@ async def test_every_error_answer_says_whether_a_retry_can_help(tmp_path: Path) 
         assert failed["x-should-retry"] == "false" and "retry-after" not in failed
         soon = error_response(UpstreamError("node failed", retry_after=1)).headers
         assert (soon["x-should-retry"], soon["retry-after"]) == ("true", "1")
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "body"),
+    [
+        ("/v1/completions", "max_tokens", {"prompt": "x"}),
+        ("/v1/chat/completions", "max_completion_tokens", {"messages": [{"role": "user",
+                                                                          "content": "x"}]}),
+    ],
+)  # fmt: skip
+async def test_max_tokens_over_the_mesh_limit_is_said_as_such(
+    tmp_path: Path, path: str, field: str, body: dict[str, object]
+) -> None:
+    """Found 2026-12-06 (newuser33): ``llm-mesh ask --max-tokens 40000`` said ``--max-tokens
+    40000: Input should be less than or equal to 32768`` (pydantic's words; README: a
+    --max-tokens over the model's context is said as ``--max-tokens N exceeds ...``)."""
+    async with running(tmp_path) as h:
+        r = await h.client.post(path, json={"model": "gemma-3-270m", field: 40000, **body})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["param"] == field
+        assert err["message"] == (
+            f"{field}=40000 exceeds 32768, the most tokens one request may ask for"
+        ), err

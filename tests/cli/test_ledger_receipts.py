@@ -1,0 +1,27 @@
+"""``ReceiptWatch.agreed``: the line ``ledger verify --receipt`` says of a receipt it held."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
+
+
+def watch(entries: int) -> ReceiptWatch:
+    w = ReceiptWatch([], [])
+    rh = "ab" * 32
+    r: Any = SimpleNamespace(receipt_hash=rh, request_id="req-1")
+    w.receipts = [r]
+    w.held = {rh: [(seq,) for seq in range(entries)]}
+    return w
+
+
+def test_one_entry_and_several_are_said_in_english() -> None:
+    """Found 2026-12-06 (newuser33, README's ``llm-mesh ledger verify --receipt
+    answer.json`` on a pool-paid answer whose fee rounds to 0): ``the 1 entry of the log
+    that name it charge what it signs``."""
+    (one,) = watch(1).agreed(signed=10)
+    assert one.endswith("the 1 entry of the log that names it charges what it signs"), one
+    (two,) = watch(2).agreed(signed=10)
+    assert two.endswith("the 2 entries of the log that name it charge what it signs"), two

@@ -1,0 +1,103 @@
+"""./setup-node-operator.sh: the commands it prints, and the unit it writes, work from anywhere.
+
+Found 2026-12-06 (newuser33, README's "More nodes on the machine that runs `llm-mesh up`"):
+``LLM_MESH_HOME=~/.llm-mesh-node2 ./setup-node-operator.sh --no-start`` ended
+``start the node with: .../llm-mesh node start --config ~/.llm-mesh-node2/node.toml``. Run
+so in another terminal (no ``LLM_MESH_HOME`` there), that node took ``~/.llm-mesh/node.key``
+(a new key, another node id, the node.toml's ``node_id`` "ignored"; with ``up`` running there,
+refused: its key is held) and kept its pin and served log in ``~/.llm-mesh``. And with a
+relative ``--venv .venv`` (README: "``--venv DIR`` reuses a venv you already have") the
+command was ``.venv/bin/llm-mesh ...``, and the ``--service`` unit's ``ExecStart=`` too, which
+systemd refuses (not an absolute path).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.ports import free_port
+from tests.test_setup_script import SCRIPT, VENV, run
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+SIM = ("--yes", "--engine", "sim", "--models", "mistral-7b")
+
+
+def printed_start(stdout: str) -> list[str]:
+    """The command a ``--no-start`` run says to start the node with."""
+    marker = "set up; start the node with: "
+    (line,) = [x for x in stdout.splitlines() if marker in x]
+    return shlex.split(line.split(marker, 1)[1])
+
+
+def test_the_printed_start_command_runs_the_node_of_that_home_from_a_fresh_shell(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    proc = run(tmp_path, *SIM, "--port", str(port), "--registry", "http://127.0.0.1:9", "--no-start")
+    command = printed_start(proc.stdout)
+    node_id = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())["node_id"]
+    # another terminal: no LLM_MESH_HOME, another folder; its default home is someone else's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(HOME=str(tmp_path / "other-home"))
+    (tmp_path / "elsewhere").mkdir()
+    log = tmp_path / "node.log"
+    with log.open("wb") as out:
+        node = subprocess.Popen(
+            command, env=env, cwd=tmp_path / "elsewhere", stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "SIMULATED engine" not in log.read_text() and node.poll() is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError(log.read_text())
+                time.sleep(0.2)
+        finally:
+            node.send_signal(signal.SIGTERM)
+            node.wait(30)
+    said = log.read_text()
+    assert f"node {node_id} serves mistral-7b" in said, said
+    assert "is ignored" not in said, said
+    assert not (tmp_path / "other-home" / ".llm-mesh").exists()
+
+
+def test_a_relative_venv_and_home_give_absolute_commands_and_unit(tmp_path: Path) -> None:
+    venv = os.path.relpath(VENV, tmp_path)
+    assert not os.path.isabs(venv)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    env.update(
+        HOME=str(tmp_path / "home"),
+        LLM_MESH_HOME="mesh",  # relative, as `LLM_MESH_HOME=mesh ./setup-node-operator.sh`
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    )
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "--venv", venv, "--skip-install", *SIM, *args],
+            env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    command = printed_start(script("--no-start").stdout)
+    assert command[0] == str(VENV / "bin" / "llm-mesh"), command
+    assert command[command.index("--home") + 1] == str(tmp_path / "mesh"), command
+    assert command[command.index("--config") + 1] == str(tmp_path / "mesh" / "node.toml")
+    script("--service")
+    unit = (tmp_path / "home" / ".config/systemd/user/llm-mesh-node.service").read_text()
+    assert f"Environment=LLM_MESH_HOME={tmp_path / 'mesh'}\n" in unit, unit
+    assert f"ExecStart={VENV}/bin/llm-mesh node start --home {tmp_path / 'mesh'} " in unit, unit
