@@ -17,6 +17,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | stream_min_rate      | LLM_MESH_STREAM_MIN_RATE | 0.25 (tokens, i.e. events with output (text; an empty or role-only delta counts for nothing), a second: after its first token and the grace a node's stream must average at least this, else it is cut off as broken; per node: with ``k`` requests in flight on it (every replica's), each is held to 1/``k`` of it, ``k`` at most its declared slots and 8; 0: no floor; ``core/stream_guard.py``) |
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
+| node_forget_s        | LLM_MESH_NODE_FORGET_S   | 86400 (a node quiet this long, gone, revoked or silent, leaves the registry's memory and every listing (its stored row, key and revocation stay; it registers again to come back); never less than the heartbeat expiry + 600: ``registry/node_forget.py``) |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
 | sdk_retry_window_s   | LLM_MESH_SDK_RETRY_WINDOW_S | 60 (a keyed request of OpenAI's SDK without an id of its own: its retry, same key, path and body bytes, within this many seconds of its first attempt's end waits for, replays (a completed stream too; on a lone SQLite registry across a restart: ``registry/lone_idempotency.py``) or is refused as that attempt's repeat instead of running and being paid again; 0: off; ``core/sdk_retry.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on; 1 to 16) |
@@ -328,6 +329,7 @@ class Settings:
     node_shutdown_s: float = DEFAULT_SHUTDOWN_S
     # the registry's whole stop, signal to exit, when a step is stuck (core/shutdown.py; 0: none)
     registry_shutdown_s: float = DEFAULT_REGISTRY_SHUTDOWN_S
+    node_forget_s: float = 86400.0  # quiet this long: out of memory (registry/node_forget.py)
     sdk_retry_window_s: float = DEFAULT_WINDOW_S  # a keyed SDK retry's window (sdk_retry.py)
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
@@ -448,6 +450,7 @@ class Settings:
                 env, "LLM_MESH_STREAM_GRACE_S", DEFAULT_GRACE_S, zero_is_off=True
             ),
             node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
+            node_forget_s=_float(env, "LLM_MESH_NODE_FORGET_S", 86400.0),
             registry_shutdown_s=_float(
                 env, "LLM_MESH_REGISTRY_SHUTDOWN_S", DEFAULT_REGISTRY_SHUTDOWN_S, zero_is_off=True
             ),

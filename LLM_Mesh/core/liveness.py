@@ -81,3 +81,14 @@ def node_address(url: str) -> tuple[str, int] | None:
     except NodeUrlError:
         return None
     return node.host, node.port
+
+
+def forgettable(heard: float, now: float, forget_s: float, expiry_s: float) -> bool:
+    """Whether a node last heard (or, never heard, put in the table) at ``heard`` is forgotten
+    at ``now``: out of routing (heartbeat expired) and quiet for ``forget_s``, never less than
+    ``FORGET_FLOOR_S`` past the expiry (a store poll's overlap must not bring it back)."""
+    return now - heard >= max(forget_s, expiry_s + FORGET_FLOOR_S)
+
+
+FORGET_FLOOR_S = 600.0
+"""The least time past the heartbeat expiry a quiet node is kept (``forgettable``)."""

@@ -60,10 +60,11 @@ from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import bearer, check_admin
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.demand import demand_report
-from LLM_Mesh.registry.errors import invalid_from_pydantic
+from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.node_auth import revocation_signed, token_refusal_signed
+from LLM_Mesh.registry.node_forget import stored_rows
 from LLM_Mesh.registry.node_table import check_answer
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
@@ -72,6 +73,9 @@ from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s, known_load
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _utcnow() -> datetime:
@@ -419,11 +423,14 @@ async def list_nodes(request: Request) -> Response:
     URL and hardware are the operator's private details: only with the admin key
     (``Authorization: Bearer``; a wrong key is 401, no key the public listing), which
     also gets the exact live tally and ``canary_last_probe``. Built
-    again only after the mesh changed, or a second later (``registry/node_listing.py``)."""
+    again only after the mesh changed, or a second later (``registry/node_listing.py``).
+    Nodes quiet past ``node_forget_s`` (24 h) are left out; ``?all=true`` (the admin key
+    only) adds every stored one, revoked ones too (``registry/node_forget.py``)."""
     rt = get_runtime(request)
     rt.check_store_reached()  # 503: its view of the nodes is out of date
     private: set[str] | None = set(NODE_PRIVATE_FIELDS)
-    if bearer(request.headers) is not None:
+    everything = request.query_params.get("all") == "true"
+    if bearer(request.headers) is not None or everything:
         await check_admin(request.headers, rt.store)
         private = None
 
@@ -436,6 +443,11 @@ async def list_nodes(request: Request) -> Response:
                 n.update(rt.quality.view(n["node_id"], live=private is None))
         return {"nodes": nodes}
 
+    if everything:  # not cached: the admin's, rare, and it reads the store
+        body = build()
+        recs, revoked = await rt.store.list_nodes(), await rt.store.revoked_nodes_since(_EPOCH)
+        body["nodes"] += stored_rows(recs, revoked, [n["node_id"] for n in body["nodes"]])
+        return JSONAnswer(body)
     now = rt.clock()
     router = rt.routing.router
     router.tick(now)  # an ejection over by now ends here, a change (not at the next pick)

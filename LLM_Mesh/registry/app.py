@@ -78,6 +78,7 @@ from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import NodeClient
 from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
+from LLM_Mesh.registry.node_forget import forget_gone
 from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
@@ -319,7 +320,10 @@ def create_registry_app(
                 runtime, health, settings=settings, gateway_key=gateway_key,
                 served_urls=served_urls, announce=announce, wall_clock=wall_clock,
             )  # fmt: skip
-            await load_nodes(table, runtime.store, runtime.pins, transport=settings.node_transport)
+            await load_nodes(
+                table, runtime.store, runtime.pins, transport=settings.node_transport,
+                forget_s=settings.node_forget_s,
+            )  # fmt: skip
             if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
                 runtime.idempotency.start()
             if node_sync is not None:  # the checks' results, since when and why (replicas)
@@ -472,11 +476,13 @@ def create_registry_app(
 
 
 def _upkeep(runtime: Runtime) -> None:
-    """After each health-check pass: forget the pins of node URLs no node has any more
+    """After each health-check pass: forget the nodes gone past ``node_forget_s``
+    (``node_forget.py``), the pins of node URLs no node has any more
     (``AddressPins.retain``) and the metrics' children of nodes not heard from within the
     heartbeat expiry, or gone offline (``GatewayMetrics.retain``): node ids that come and
     go would grow both without end."""
     table = runtime.table
+    forget_gone(runtime)  # nodes quiet past ``node_forget_s`` leave memory (node_forget.py)
     runtime.pins.retain(e.url for e in table.entries())
     if runtime.metrics is not None:
         now, expiry = table.clock(), table.expiry_s

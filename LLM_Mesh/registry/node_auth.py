@@ -268,6 +268,11 @@ class SignedNodeAuth:
                 self._keys.setdefault(node_id, decode_public_key(rec.public_key))
         return len(ids)
 
+    def forget(self, node_id: str) -> None:
+        """Drop the key kept of ``node_id`` (gone for long: ``node_forget.py``); the store
+        still holds it, and its next message reads it from there."""
+        self._keys.pop(node_id, None)
+
     async def _key(self, node_id: str) -> Ed25519PublicKey | None:
         key = self._keys.get(node_id)
         if key is None:

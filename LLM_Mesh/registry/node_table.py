@@ -106,6 +106,7 @@ class NodeEntry:
     # its key was revoked (the admin's ``registry nodes revoke``, ``operators revoke``): the
     # listing says so, not just OFFLINE (``NodeTable.revoke``; ``revocations.py``)
     revoked: bool = False
+    added: float = 0.0  # when this entry was made (the table's clock): quiet since, if never heard
 
     @property
     def simulated(self) -> bool:
@@ -171,6 +172,7 @@ class NodeTable:
             last_heartbeat=now,
             continuation=advertises_continuation(reg),
             keeps_no_prompts=reg.keeps_no_prompts,
+            added=self.clock(),
         )
         if old is not None:
             self._unindex(old)
@@ -209,12 +211,9 @@ class NodeTable:
             if e is None or node_id == claimant or _address(e.url) != address:
                 continue
             if holds_address(
-                gone=e.state is NodeState.OFFLINE or e.revoked,
-                last_heartbeat=e.last_heartbeat,
-                now=now,
-                expiry_s=self.expiry_s,
-                check_failed=e.check_failed,
-            ):
+                gone=e.state is NodeState.OFFLINE or e.revoked, last_heartbeat=e.last_heartbeat,
+                now=now, expiry_s=self.expiry_s, check_failed=e.check_failed,
+            ):  # fmt: skip
                 return node_id
         return None
 
@@ -232,6 +231,14 @@ class NodeTable:
                 ids.discard(entry.node_id)
                 if not ids:
                     del self._by_model[model_id]
+
+    def forget(self, node_id: str) -> bool:
+        """Drop ``node_id`` as if never registered here (``node_forget.py``: gone for long)."""
+        entry = self._nodes.pop(node_id, None)
+        if entry is not None:
+            self._unindex(entry)
+            self.changes += 1
+        return entry is not None
 
     def get(self, node_id: str) -> NodeEntry | None:
         return self._nodes.get(node_id)
@@ -329,12 +336,9 @@ class NodeTable:
         call: ``Routing.pick`` re-checks every choice with it."""
         entry = self._nodes.get(node_id)
         return entry is not None and is_routable(
-            online=entry.state is _ONLINE,
-            last_heartbeat=entry.last_heartbeat,
-            now=now,
-            expiry_s=self.expiry_s,
-            check_failed=entry.check_failed,
-        )
+            online=entry.state is _ONLINE, last_heartbeat=entry.last_heartbeat, now=now,
+            expiry_s=self.expiry_s, check_failed=entry.check_failed,
+        )  # fmt: skip
 
     def set_check_result(
         self,

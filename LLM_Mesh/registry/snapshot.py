@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
+from LLM_Mesh.core.liveness import forgettable
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
@@ -114,8 +115,11 @@ async def load_nodes(
     pins: AddressPins | None = None,
     *,
     transport: NodeTransport,
+    forget_s: float | None = None,
+    wall_now: datetime | None = None,
 ) -> int:
-    """Every stored node into the table, with its counters from its ``nodes`` row (bumped
+    """Every stored node into the table (but, with ``forget_s``, those last heard, or never
+    heard registered, past it: ``core/liveness.forgettable``, ``node_forget.py``), with its counters from its ``nodes`` row (bumped
     in the transaction of every recorded batch, never lowered, untouched by the request
     log's retention; migration 0011 raised them once to the log's totals for rows recorded
     before the bumps existed). The request log is not read: a start costs one read of the
@@ -125,6 +129,13 @@ async def load_nodes(
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
     recs = await store.list_nodes()
+    if forget_s is not None:
+        wall_now = wall_now or datetime.now(timezone.utc)
+        recs = [
+            r for r in recs
+            if not forgettable(0.0, (wall_now - _heard(r)).total_seconds(), forget_s,
+                               table.expiry_s)
+        ]  # fmt: skip
     for rec in recs:
         if entry_from_record(table, rec, transport=transport) is not None:
             loaded += 1

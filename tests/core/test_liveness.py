@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from LLM_Mesh.core.liveness import (
+    FORGET_FLOOR_S,
     address_lock_key,
+    forgettable,
     heartbeat_age,
     holds_address,
     is_routable,
@@ -80,3 +82,12 @@ def test_node_address_and_its_lock_key() -> None:
     key = address_lock_key(a)
     assert -(2**63) <= key < 2**63
     assert key == address_lock_key(("n1.example", 8801)) != address_lock_key(("n1.example", 8802))
+
+
+def test_a_node_is_forgotten_after_the_bound_never_within_the_floor() -> None:
+    """``node_forget_s`` after it was last heard (24 h by default); a bound set lower than
+    the heartbeat expiry + ``FORGET_FLOOR_S`` is raised to it (a store poll's overlap)."""
+    assert not forgettable(0.0, 86399.0, 86400.0, 30.0)
+    assert forgettable(0.0, 86400.0, 86400.0, 30.0)
+    assert not forgettable(0.0, 60.0, 1.0, 30.0)
+    assert forgettable(0.0, 30.0 + FORGET_FLOOR_S, 1.0, 30.0)
