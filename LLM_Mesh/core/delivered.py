@@ -22,7 +22,8 @@ a ``message``'s (a stream: ``delta``'s) ``content`` (a string, or its parts' ``t
 ``reasoning_content`` / ``reasoning``, ``refusal``, its ``tool_calls``' (and the legacy
 ``function_call``'s) function name and arguments, and a completion choice's ``text``; of
 the choices the request asked for (``index`` below its ``n``), not the first only (the
-receipt's output hash is the first choice's: :mod:`~LLM_Mesh.core.answer_text`). Nothing
+receipt's output hash is the first choice's: :mod:`~LLM_Mesh.core.answer_text`), less a
+completion's echoed prompt where a choice begins with it (:func:`echo_bytes`). Nothing
 else a node puts in a choice counts, nor a choice past ``n``: no client reads those, so a
 node cannot pad its answer with them to be paid more (found 2026-12-04, review). It could
 pad the text itself, but only by delivering it to the client.
@@ -37,7 +38,7 @@ from LLM_Mesh.core.pricing import usual_completion_tokens
 
 __all__ = [
     "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "completion_cap",
-    "counted_completion",
+    "counted_completion", "echo_bytes",
     "priced_completion", "states_completion", "stop_slack",
 ]  # fmt: skip
 
@@ -112,13 +113,23 @@ def _utf8(pieces: list[str]) -> int:
     return len("".join(pieces).encode("utf-8", "surrogatepass"))
 
 
-def answer_bytes(obj: Any, choices: int = 1) -> int:
+def answer_bytes(obj: Any, choices: int = 1, echoed: str = "") -> int:
     """The UTF-8 bytes a whole (non-streamed) answer's ``choices`` (the request's ``n``)
-    generated (see the module docstring); 0 for anything that is no answer."""
+    generated (see the module docstring), less an ``echoed`` prompt's in each choice that
+    begins with it (:func:`echo_bytes`); 0 for anything that is no answer."""
     out: list[str] = []
     if isinstance(obj, dict):
         _choice_strings(obj.get("choices"), "message", out, choices)
-    return _utf8(out)
+    return max(0, _utf8(out) - sum(echo_bytes(piece, echoed) for piece in out))
+
+
+def echo_bytes(text: str, echoed: str) -> int:
+    """The UTF-8 bytes of the ``echoed`` prompt (a completion's ``echo``: the request's
+    prompt) that ``text`` begins with, else 0: text the client sent, not text the node
+    generated, so never part of what its count is capped at (found 2026-12-06, ``money33``:
+    with ``echo`` a node answering "Hi" to a 400-byte prompt was priced for 418 completion
+    tokens, the prompt's bytes again at the completion price)."""
+    return _utf8([echoed]) if echoed and text.startswith(echoed) else 0
 
 
 def states_completion(usage: Any) -> bool:

@@ -589,8 +589,9 @@ class Exchange:
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         # the receipt keeps the node's count; the count priced is at most what it delivered
         tally.outputs.append(Observed(node, tally.prompt_tokens, reported, digest, claim))
+        echoed = job.prompt_text if job.echo else ""  # (the client's text, not generated)
         tally.completion_tokens = priced_completion(
-            reported, answer_bytes(data, job.choices), job.choices, job.stop_bytes
+            reported, answer_bytes(data, job.choices, echoed), job.choices, job.stop_bytes
         )
         self.finish(
             att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens, ttft_ms=tally.ttft_ms
