@@ -286,6 +286,13 @@ class PoolExhausted(PaymentRequired):
     code = "community_pool_exhausted"
 
 
+class PoolPaysCatalogOnly(PaymentRequired):
+    """An anonymous request for a custom model (in no catalog): the community pool pays
+    for catalog models only, so it needs an API key (``registry/charge.py``)."""
+
+    code = "api_key_required"
+
+
 class SettlementUnavailable(MeshError):
     """The settlement database could not reserve the request's estimate: nothing was run."""
 

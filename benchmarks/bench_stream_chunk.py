@@ -138,7 +138,7 @@ class Exchange:
         self.tally.node_id = "node-hkpnyukvystgni5fgwqe6g2voz"
         self.att = None
         self.job = SimpleNamespace(token_limit=tokens, max_tokens=tokens, choices=1,
-                                   stop_bytes=0, model=MODEL)
+                                   stop_bytes=0, model=MODEL, echo=False, text_only=False)
         self.rt = SimpleNamespace(clock=time.monotonic, stream_floor=StreamFloor(),
                                   metrics=None)
         self.routing = SimpleNamespace(shares=SharedTime())

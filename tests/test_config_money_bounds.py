@@ -5,14 +5,18 @@ for ever; a ``LLM_MESH_POOL_DAILY_BUDGET`` past 2^63 failed every top-up)."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from LLM_Mesh.config import MAX_ATTEMPTS_TOP, POOL_DAILY_BUDGET_TOP, Settings
-from LLM_Mesh.registry.ledger import MAX_BATCH
+from LLM_Mesh.registry.ledger import MAX_BATCH, SqlLedger
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
 from LLM_Mesh.registry.settle_ledger import transfers
 from LLM_Mesh.registry.settle_upkeep import MAX_SETTLE
+from LLM_Mesh.registry.settlement import Settlement
 
 
 def test_max_attempts_is_one_to_sixteen() -> None:
@@ -56,3 +60,18 @@ def test_a_settle_batch_at_the_top_fits_one_ledger_append() -> None:
     per_answer = len(transfers(answer, revoked))
     assert per_answer == 3 * MAX_ATTEMPTS_TOP // 2 + 2 * MAX_ATTEMPTS_TOP // 2  # held: 3, else 2
     assert MAX_SETTLE * 3 * MAX_ATTEMPTS_TOP <= MAX_BATCH
+
+
+@pytest.mark.parametrize("fee", [10_001, -1, 10**6])
+def test_a_fee_past_100_percent_built_in_code_stops_the_settlement(fee: int) -> None:
+    """Found 2026-12-06 (``money33``): ``LLM_MESH_NETWORK_FEE_BPS`` is held to 0 to 10000,
+    but settings built in code were not: a registry with ``network_fee_bps=10_001`` (or -1)
+    started and ran every paid request on a node, then answered 500 when it priced the fee
+    (``pricing.network_fee`` refused it): the node's work unpaid, the client's retries run
+    again, its estimate held. Now the settlement refuses the setting as the registry starts."""
+    with pytest.raises(ValueError, match=r"network_fee_bps must be a whole number \(0 to 10000\)"):
+        Settlement(SqlLedger(_no_engine), fee_bps=fee, pool_daily_budget=0, wall_clock=time.time)
+
+
+async def _no_engine() -> Any:  # pragma: no cover - the settlement refuses before any use
+    raise AssertionError("not reached")

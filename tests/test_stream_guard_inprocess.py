@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from LLM_Mesh.core.ledger_entry import MINT, Transfer
 from LLM_Mesh.node.keys import load_or_create_key
+from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.settlement import user_account
 from tests.inprocess_mesh import InProcessMesh
 
 MODEL = "house-model-7b"  # custom: in no catalog
@@ -53,11 +56,18 @@ async def test_a_custom_models_stream_is_held_to_its_own_nodes_context(
     mesh.add_node(MODEL, "big", context_length=BIG, answer_tokens=200)
     small, big = mesh.id_of("small"), mesh.id_of("big")
     assert small < big  # the listing's node was the small one
+    # a custom model's requests need an API key (the pool pays for catalog models only)
+    assert mesh.app is not None
+    ledger = mesh.app.state.runtime.ledger
+    made = mesh.call(create_api_key(mesh.store))
+    assert made is not None and ledger is not None
+    mesh.call(ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**9)))
+    auth = {"Authorization": f"Bearer {made[0]}"}
 
     async def ask(node: str) -> tuple[int, dict[str, Any]]:
         body = {"model": MODEL, "stream": True, "allow_nodes": [node],
                 "messages": [{"role": "user", "content": "tell me everything"}]}  # fmt: skip
-        r = await mesh.client().post("/v1/chat/completions", json=body)
+        r = await mesh.client().post("/v1/chat/completions", json=body, headers=auth)
         assert r.status_code == 200, r.text
         assert r.headers["x-mesh-node"] == node
         return _stream(r.text)

@@ -22,10 +22,14 @@ a ``message``'s (a stream: ``delta``'s) ``content`` (a string, or its parts' ``t
 ``reasoning_content`` / ``reasoning``, ``refusal``, its ``tool_calls``' (and the legacy
 ``function_call``'s) function name and arguments, and a completion choice's ``text``; of
 the choices the request asked for (``index`` below its ``n``), not the first only (the
-receipt's output hash is the first choice's: :mod:`~LLM_Mesh.core.answer_text`). Nothing
+receipt's output hash is the first choice's: :mod:`~LLM_Mesh.core.answer_text`), less a
+completion's echoed prompt where a choice begins with it (:func:`echo_bytes`). Nothing
 else a node puts in a choice counts, nor a choice past ``n``: no client reads those, so a
 node cannot pad its answer with them to be paid more (found 2026-12-04, review). It could
-pad the text itself, but only by delivering it to the client.
+pad the text itself, but only by delivering it to the client. For a **catalog** model only
+``content`` (and a completion's ``text``) counts (``text_only``): no catalog model makes
+the other fields, and no canary reads them (found 2026-12-06, ``money33``: 400 bytes of
+made-up ``reasoning_content`` beside "Hi" were paid, at an honest share of the cap).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from LLM_Mesh.core.pricing import usual_completion_tokens
 
 __all__ = [
     "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "completion_cap",
-    "counted_completion",
+    "counted_completion", "echo_bytes",
     "priced_completion", "states_completion", "stop_slack",
 ]  # fmt: skip
 
@@ -56,6 +60,12 @@ MAX_STOP_SLACK = 1024
 # a choice is counted (found 2026-12-04, review: every string was, so a node padded its
 # answer with a key no client reads, ``"x_pad": " " * 400``, and was paid its claim)
 _TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
+# a catalog model's answer: its content only (``text_only``). No catalog model reasons, and
+# the mesh refuses tools and structured output (core/unsupported.py), so an honest node of
+# one sends none of the others, and no canary reads them: counted, they let a node pad its
+# answer with made-up reasoning and be paid for it, at an honest share of its cap (found
+# 2026-12-06, money33). A custom model's (a reasoning model of an operator's own) still count
+_CONTENT_ONLY = ("content",)
 
 
 def _call_strings(call: Any, out: list[str]) -> None:
@@ -70,8 +80,8 @@ def _call_strings(call: Any, out: list[str]) -> None:
                 out.append(value)
 
 
-def _message_strings(body: dict[str, Any], out: list[str]) -> None:
-    for key in _TEXT_FIELDS:
+def _message_strings(body: dict[str, Any], out: list[str], text_only: bool = False) -> None:
+    for key in _CONTENT_ONLY if text_only else _TEXT_FIELDS:
         value = body.get(key)
         if isinstance(value, str):
             out.append(value)
@@ -81,6 +91,8 @@ def _message_strings(body: dict[str, Any], out: list[str]) -> None:
                 for part in value
                 if isinstance(part, dict) and isinstance(part.get("text"), str)
             )
+    if text_only:  # (a catalog model's answer: its content only)
+        return
     calls = body.get("tool_calls")
     if isinstance(calls, list):
         for call in calls:
@@ -88,7 +100,9 @@ def _message_strings(body: dict[str, Any], out: list[str]) -> None:
     _call_strings(body.get("function_call"), out)
 
 
-def _choice_strings(choices: Any, key: str, out: list[str], n: int) -> None:
+def _choice_strings(
+    choices: Any, key: str, out: list[str], n: int, text_only: bool = False
+) -> None:
     """The text of the choices the request asked for: ``index`` 0 to ``n`` - 1 (a choice
     without an index: by its place); another choice reaches no client SDK and is not counted
     (found 2026-12-04, review: a node added a choice ``index`` 7 to a request of ``n`` 1)."""
@@ -102,7 +116,7 @@ def _choice_strings(choices: Any, key: str, out: list[str], n: int) -> None:
             continue
         body = choice.get(key)
         if isinstance(body, dict):
-            _message_strings(body, out)
+            _message_strings(body, out, text_only)
         text = choice.get("text")
         if isinstance(text, str):
             out.append(text)
@@ -112,13 +126,24 @@ def _utf8(pieces: list[str]) -> int:
     return len("".join(pieces).encode("utf-8", "surrogatepass"))
 
 
-def answer_bytes(obj: Any, choices: int = 1) -> int:
+def answer_bytes(obj: Any, choices: int = 1, echoed: str = "", text_only: bool = False) -> int:
     """The UTF-8 bytes a whole (non-streamed) answer's ``choices`` (the request's ``n``)
-    generated (see the module docstring); 0 for anything that is no answer."""
+    generated (see the module docstring; ``text_only``: its content only, a catalog model's),
+    less an ``echoed`` prompt's in each choice that begins with it (:func:`echo_bytes`); 0
+    for anything that is no answer."""
     out: list[str] = []
     if isinstance(obj, dict):
-        _choice_strings(obj.get("choices"), "message", out, choices)
-    return _utf8(out)
+        _choice_strings(obj.get("choices"), "message", out, choices, text_only)
+    return max(0, _utf8(out) - sum(echo_bytes(piece, echoed) for piece in out))
+
+
+def echo_bytes(text: str, echoed: str) -> int:
+    """The UTF-8 bytes of the ``echoed`` prompt (a completion's ``echo``: the request's
+    prompt) that ``text`` begins with, else 0: text the client sent, not text the node
+    generated, so never part of what its count is capped at (found 2026-12-06, ``money33``:
+    with ``echo`` a node answering "Hi" to a 400-byte prompt was priced for 418 completion
+    tokens, the prompt's bytes again at the completion price)."""
+    return _utf8([echoed]) if echoed and text.startswith(echoed) else 0
 
 
 def states_completion(usage: Any) -> bool:
@@ -127,16 +152,19 @@ def states_completion(usage: Any) -> bool:
     return type(count) is int
 
 
-def counted_completion(obj: Any, choices: int = 1, limit: int = 0, echoed: str = "") -> int:
+def counted_completion(
+    obj: Any, choices: int = 1, limit: int = 0, echoed: str = "", text_only: bool = False
+) -> int:
     """The completion tokens the gateway counts for a whole (non-streamed) answer whose node
     stated none (:func:`states_completion`: a node of another make): the usual count of the
     text its ``choices`` generated (``pricing.usual_completion_tokens``: ⌈characters / 3⌉),
     less an ``echoed`` prompt's characters in each, at most ``limit`` (the request's
     ``Job.token_limit``; 0: none). A stream is counted by its content chunks instead. Never
-    above :func:`priced_completion`'s bound: a character is at least one UTF-8 byte."""
+    above :func:`priced_completion`'s bound: a character is at least one UTF-8 byte
+    (``text_only``: as that bound's)."""
     out: list[str] = []
     if isinstance(obj, dict):
-        _choice_strings(obj.get("choices"), "message", out, choices)
+        _choice_strings(obj.get("choices"), "message", out, choices, text_only)
     characters = sum(len(piece) for piece in out)
     if echoed:
         characters -= len(echoed) * sum(1 for piece in out if piece.startswith(echoed))
@@ -144,13 +172,14 @@ def counted_completion(obj: Any, choices: int = 1, limit: int = 0, echoed: str =
     return min(count, limit) if limit > 0 else count
 
 
-def chunk_bytes(objs: Iterable[Any], choices: int = 1) -> int:
+def chunk_bytes(objs: Iterable[Any], choices: int = 1, text_only: bool = False) -> int:
     """The UTF-8 bytes the ``choices`` (the request's ``n``) of a stream's chunks (parsed
-    ``data:`` objects, in any order) generated (see the module docstring)."""
+    ``data:`` objects, in any order) generated (see the module docstring; ``text_only``:
+    their content only, a catalog model's)."""
     out: list[str] = []
     for obj in objs:
         if isinstance(obj, dict):
-            _choice_strings(obj.get("choices"), "delta", out, choices)
+            _choice_strings(obj.get("choices"), "delta", out, choices, text_only)
     return _utf8(out)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "PROMPT_OVERHEAD_TOKENS",
     "UNIT",
     "Price",
+    "checked_fee_bps",
     "completion_bound",
     "estimate",
     "estimate_prompt_tokens",
@@ -216,12 +217,23 @@ def part_costs(
     return out
 
 
+def checked_fee_bps(fee_bps: int) -> int:
+    """``fee_bps`` (the network's fee, basis points) if it is a whole number from 0 to
+    :data:`MAX_FEE_BPS` (100 %), else ``ValueError``. The settlement checks it as it is made
+    (found 2026-12-06, ``money33``: ``LLM_MESH_NETWORK_FEE_BPS`` was bounded, a setting
+    built in code was not, and past 100 % every paid request ran on a node, then failed 500
+    when its fee was priced: the node's work unpaid, the client's retries run again)."""
+    if type(fee_bps) is not int or not 0 <= fee_bps <= MAX_FEE_BPS:
+        raise ValueError(
+            f"network_fee_bps must be a whole number (0 to {MAX_FEE_BPS}), got {fee_bps!r}"
+        )
+    return fee_bps
+
+
 def network_fee(amount: int, fee_bps: int) -> int:
     """The network's fee on ``amount``: ``amount × fee_bps // 10000`` (rounded down)."""
     _whole("amount", amount)
-    if type(fee_bps) is not int or not 0 <= fee_bps <= MAX_FEE_BPS:
-        raise ValueError(f"fee_bps must be 0 to {MAX_FEE_BPS}, got {fee_bps!r}")
-    return amount * fee_bps // MAX_FEE_BPS
+    return amount * checked_fee_bps(fee_bps) // MAX_FEE_BPS
 
 
 def split(amount: int, fee_bps: int) -> tuple[int, int]:

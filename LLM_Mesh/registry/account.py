@@ -359,8 +359,9 @@ def mesh_answer(
     data["mesh"] = mesh
     tally.outcome = "ok"
     if tally.completion_cap < 0:  # (the usage audit's cap of the part: core/delivered.py)
+        echoed = job.prompt_text if job.echo else ""
         tally.completion_cap = completion_cap(
-            answer_bytes(data, job.choices), job.choices, job.stop_bytes
+            answer_bytes(data, job.choices, echoed, job.text_only), job.choices, job.stop_bytes
         )
     return latency_ms
 

@@ -9,7 +9,10 @@ payer's available balance, balance less what requests in flight hold, must cover
 and hands the request a :class:`Payment`; else it refuses with 402 in OpenAI's error
 shape: ``insufficient_balance`` (a user) or ``community_pool_exhausted`` (anonymous),
 naming the estimate, balance, reserved and available amounts. A dry pool is first
-topped up if a new UTC day began.
+topped up if a new UTC day began. The pool pays for catalog models only: an anonymous
+request for a custom model (no canary checks what its node answers) is 402
+``api_key_required`` before any reservation, unless it comes from this machine's loopback
+(:func:`_custom_refusal`).
 
 The :class:`Payment` is also the admission's :class:`~LLM_Mesh.registry.admit.Hold`:
 whatever way the request ends without the account stage paying it (a refusal by a later
@@ -24,8 +27,14 @@ from typing import Any
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.anonymous_inflight import exempt
 from LLM_Mesh.core.ledger_entry import POOL
-from LLM_Mesh.errors import PaymentRequired, PoolExhausted, SettlementUnavailable
+from LLM_Mesh.errors import (
+    PaymentRequired,
+    PoolExhausted,
+    PoolPaysCatalogOnly,
+    SettlementUnavailable,
+)
 from LLM_Mesh.registry.job import Charged, Client, Job
 from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserved
 from LLM_Mesh.registry.settlement import Settlement, user_account
@@ -135,6 +144,23 @@ def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
     )  # fmt: skip
 
 
+def _custom_refusal(job: Job) -> PoolPaysCatalogOnly:
+    """An anonymous request for a custom model: the pool pays for catalog models only.
+    Found 2026-12-06 (``money33``): an operator whose node alone serves a custom model (no
+    catalog entry, so no canary checks its answers: it may answer anything) sent it
+    anonymous requests and was paid the pool's daily budget, less the fee, for them.
+    Loopback clients are not refused (as the anonymous limits do not count them): on
+    ``llm-mesh up`` with a model file of one's own the node's operator is the only user,
+    and the registry, its pool included, its own."""
+    return PoolPaysCatalogOnly(
+        f"{job.model!r} is a custom model (in no catalog: its answers cannot be checked), and "
+        "the community pool that pays for requests without an API key pays for catalog "
+        "models only; send it with an API key with a balance (its user pays), or ask for a "
+        "catalog model (GET /v1/models)",
+        payer="pool", model=job.model,
+    )  # fmt: skip
+
+
 class Charge:
     """The admission check (see the module docstring)."""
 
@@ -146,6 +172,8 @@ class Charge:
     async def __call__(self, job: Job, client: Client) -> SettledPayment:
         s = self.settlement
         payer = POOL if client.key is None else user_account(client.key.key_id)
+        if payer == POOL and job.catalog_context is None and not exempt(client.address):
+            raise _custom_refusal(job)  # (this machine's own clients: llm-mesh up's user)
         seen = await self._reserve(job, payer)
         if not seen.ok and payer == POOL and await s.top_up_pool():
             seen = await self._reserve(job, payer)  # a new day's budget

@@ -120,6 +120,12 @@ class Job:
         to render tools would need them counted here and in ``pricing.estimate``."""
         return estimate_prompt_tokens(self.prompt_text, self.messages)
 
+    @property
+    def text_only(self) -> bool:
+        """Whether a node's part is priced by its choices' ``content`` only (a catalog model:
+        ``core/delivered.py``), not also reasoning, refusal or tool calls (a custom model)."""
+        return self.catalog_context is not None
+
     def prompt_usual(self) -> int:
         """A usual count of the prompt's tokens (``pricing.usual_prompt_tokens``)."""
         return usual_prompt_tokens(self.prompt_text, self.messages)

@@ -576,9 +576,9 @@ class Exchange:
         tally = self.tally
         latency_ms = (rt.clock() - job.started) * 1000.0
         tally.prompt_tokens, reported = usage_counts(data.get("usage"))
+        echoed = job.prompt_text if job.echo else ""  # (the client's text, not generated)
         if not states_completion(data.get("usage")):  # no count: the gateway's (usual) count
-            echoed = job.prompt_text if job.echo else ""
-            reported = counted_completion(data, job.choices, job.token_limit, echoed)
+            reported = counted_completion(data, job.choices, job.token_limit, echoed, job.text_only)
         node_mesh = data.get("mesh")
         tally.ttft_ms = nonstream_ttft(node_mesh, latency_ms)
         # what the gateway relays, for the receipt (hashed once; the account stage checks it)
@@ -586,8 +586,9 @@ class Exchange:
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         # the receipt keeps the node's count; the count priced is at most what it delivered
         tally.outputs.append(Observed(node, tally.prompt_tokens, reported, digest, claim))
+        delivered = answer_bytes(data, job.choices, echoed, job.text_only)
         tally.completion_tokens = priced_completion(
-            reported, answer_bytes(data, job.choices), job.choices, job.stop_bytes
+            reported, delivered, job.choices, job.stop_bytes
         )
         self.finish(
             att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens, ttft_ms=tally.ttft_ms

@@ -75,6 +75,7 @@ from typing import Any
 
 from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.core.ledger_entry import Pseudonyms, pseudonym
+from LLM_Mesh.core.pricing import checked_fee_bps
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.settle_db import (
@@ -129,7 +130,7 @@ class Settlement(SettleUpkeep):
     ) -> None:
         self.ledger = ledger
         self._db = db  # None: made at start for the ledger's database (settle_db_for)
-        self.fee_bps = fee_bps
+        self.fee_bps = checked_fee_bps(fee_bps)  # (0 to 100 %: else each paid request 500s)
         self.pool_daily_budget = pool_daily_budget
         self.wall_clock = wall_clock
         self.home = home
@@ -149,8 +150,7 @@ class Settlement(SettleUpkeep):
         # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
         self.held: Callable[[str], bool] = lambda _node_id: False
         self.unpaid = 0  # answers released whose row was no longer pending (see answer)
-        # requests reserved and not yet answered or voided here: whether a write waits for
-        # the loop iteration's batch (_at_tick); a hint, bounded
+        # reserved, not yet answered or voided here: whether a write waits for _at_tick (a hint)
         self.in_flight: set[str] = set()
         self.tick_batches = 0  # transactions of the writes gathered over a loop iteration
         self.tick_ops = 0  # ... and the writes in them

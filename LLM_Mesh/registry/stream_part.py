@@ -53,7 +53,7 @@ from typing import Any
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.delivered import completion_cap, priced_completion
+from LLM_Mesh.core.delivered import chunk_bytes, completion_cap, echo_bytes, priced_completion
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
@@ -266,7 +266,7 @@ class PartReader:
         if text:
             self.pieces.append(text)
             self.chunks += 1
-        self.nbytes += nbytes
+        self.nbytes += self._priced_bytes(obj, text, nbytes)
         if not self.finished and chunk_finished(obj):
             self.finished = True  # its answer is over: not continued if it breaks now
         # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
@@ -387,7 +387,8 @@ class PartReader:
         line was), its counts and its ``mesh.receipt``. Returns the count priced: ``ct``, at
         most the bytes it delivered (``core/delivered.py``)."""
         tally, job = self.ex.tally, self.ex.job
-        text, nbytes = "".join(self.pieces), self.nbytes
+        text = "".join(self.pieces)
+        nbytes = self._generated_bytes(text)
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
@@ -395,12 +396,31 @@ class PartReader:
         tally.completion_cap = completion_cap(nbytes, job.choices, job.stop_bytes)
         return priced_completion(ct, nbytes, job.choices, job.stop_bytes)
 
+    def _priced_bytes(self, obj: dict[str, Any], text: str, nbytes: int) -> int:
+        """A chunk's bytes its part is priced by: ``nbytes`` (every field of generated text:
+        what the floor counts as output), for a catalog model its choices' content only
+        (``core/delivered.py``, ``Job.text_only``), walked again only when the chunk holds
+        more than its text (another field, or ``n`` > 1)."""
+        job = self.ex.job
+        if not job.text_only or not nbytes:
+            return nbytes
+        if nbytes == (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))):
+            return nbytes
+        return chunk_bytes((obj,), job.choices, text_only=True)
+
+    def _generated_bytes(self, text: str) -> int:
+        """The current part's bytes its count is capped at: those relayed, less a
+        completion's echoed prompt its ``text`` begins with (``core/delivered.echo_bytes``)."""
+        job = self.ex.job
+        return max(0, self.nbytes - echo_bytes(text, job.prompt_text if job.echo else ""))
+
     def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
         """The current node's part when it sent no final chunk (``status`` says why): its
         relayed text joins the text so far; its data lines are done with. Its chunks, priced
         as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
         tally, job = self.ex.tally, self.ex.job
-        text, chunks, nbytes = "".join(self.pieces), self.chunks, self.nbytes
+        text, chunks = "".join(self.pieces), self.chunks
+        nbytes = self._generated_bytes(text)
         self.data, self.pieces, self.chunks, self.nbytes = [], [], 0, 0
         self.text += text
         if chunks:

@@ -256,6 +256,18 @@ async def fund(h: Harness, account: str, amount: int = 10**12) -> None:
     await ledger.append_one(Transfer("grant", MINT, account, amount))
 
 
+async def funded_key(h: Harness, amount: int = 10**12) -> dict[str, str]:
+    """The headers of a new API key whose user was granted ``amount`` µNT: a custom model's
+    requests need one (the community pool pays for catalog models only: registry/charge.py)."""
+    from LLM_Mesh.registry.api_keys import create_api_key
+    from LLM_Mesh.registry.settlement import user_account
+
+    made = await create_api_key(h.store)
+    assert made is not None
+    await fund(h, user_account(made[1].key_id), amount)
+    return {"Authorization": f"Bearer {made[0]}"}
+
+
 PUBLIC_ADDRESS = "93.184.216.34"  # a global address; MockTransport never connects anywhere
 
 

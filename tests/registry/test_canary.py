@@ -22,7 +22,7 @@ from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from tests.keyed import held_account
-from tests.registry.helpers import ADMIN, FakeNode, FakeNodes, Harness, running
+from tests.registry.helpers import ADMIN, FakeNode, FakeNodes, Harness, funded_key, running
 
 MODEL = "gemma-3-270m"
 SHA = "a" * 64
@@ -723,7 +723,9 @@ async def test_trust_earned_on_one_model_does_not_carry_to_an_unverified_one(
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     r = await mesh.client.post("/v1/completions", json=body)
     assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
-    r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"})
+    # (with an API key: the community pool pays for catalog models only)
+    r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"},
+                               headers=await funded_key(mesh))  # fmt: skip
     assert r.status_code == 503, r.text  # nobody passed a probe for it
 
 

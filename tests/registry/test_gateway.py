@@ -13,7 +13,7 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.catalog import CUSTOM_COMPLETION_PRICE_PER_1K, CUSTOM_PROMPT_PRICE_PER_1K
 from LLM_Mesh.core.pricing import Price, request_cost
 from LLM_Mesh.core.receipt import client_ledger_id
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import Harness, funded_key, running
 
 GEMMA_PRICE = Price(500, 1_000)
 
@@ -318,7 +318,9 @@ async def test_v1_models_lists_served_and_custom(mesh: Harness) -> None:
 
 async def test_custom_model_routes_and_costs_custom_price(mesh: Harness) -> None:
     await mesh.register("node-c", models=["my-finetune"])
-    r = await mesh.client.post(CHAT, json=chat("my-finetune"))
+    # with an API key: the community pool pays for catalog models only (test_charge_pool.py)
+    auth = await funded_key(mesh)
+    r = await mesh.client.post(CHAT, json=chat("my-finetune"), headers=auth)
     assert r.status_code == 200
     assert r.json()["mesh"]["node_id"] == "node-c"
     custom = Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K)

@@ -24,7 +24,15 @@ from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_verify import parse_keys
 from LLM_Mesh.core.stream_guard import SLACK_EVENTS
 from LLM_Mesh.registry.relay import SseRelay
-from tests.registry.helpers import FakeNode, FakeNodes, Harness, ManualClock, rank, running
+from tests.registry.helpers import (
+    FakeNode,
+    FakeNodes,
+    Harness,
+    ManualClock,
+    funded_key,
+    rank,
+    running,
+)
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -246,7 +254,7 @@ async def test_a_request_without_max_tokens_is_bounded_by_the_context(tmp_path: 
         assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
         body = {"model": "tiny-custom", "stream": True,
                 "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
-        r = await h.client.post(CHAT, json=body)
+        r = await h.client.post(CHAT, json=body, headers=await funded_key(h))
         assert r.status_code == 200, r.text
         chunks = _data(r.text)  # before: all SAFETY tokens
         bound = 64  # the model's context: no honest node generates more
@@ -279,7 +287,7 @@ async def test_an_honest_node_without_max_tokens_is_not_cut_at_the_estimate(
         assert completion_bound(estimate_prompt_tokens(prompt, 1), 0, 64) == 1  # the estimate's
         body = {"model": "tiny-custom", "stream": True,
                 "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
-        r = await h.client.post(CHAT, json=body)
+        r = await h.client.post(CHAT, json=body, headers=await funded_key(h))
         assert r.status_code == 200, r.text
         chunks = _data(r.text)
         assert _said(chunks) == [f"t{i} " for i in range(30)]  # before: the first 8
@@ -502,7 +510,7 @@ async def test_a_continuing_node_is_held_to_its_own_context(tmp_path: Path) -> N
         rank(h.runtime.routing.router, ["a", "b"], "tiny-custom", h.clock())
         body = {"model": "tiny-custom", "stream": True,
                 "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
-        r = await h.client.post(CHAT, json=body)
+        r = await h.client.post(CHAT, json=body, headers=await funded_key(h))
         assert r.status_code == 200 and r.headers["x-mesh-node"] == "a"
         chunks = _data(r.text)
         said = _said(chunks)

@@ -72,7 +72,8 @@ class _Exchange:
         self.att = None
         self.first = 0
         # no bound, no stop
-        self.job = SimpleNamespace(token_limit=0, choices=1, stop_bytes=0, model=MODEL)
+        self.job = SimpleNamespace(token_limit=0, choices=1, stop_bytes=0, model=MODEL,
+                                   echo=False, text_only=False)  # fmt: skip
         self.rt = SimpleNamespace(clock=lambda: 0.0, stream_floor=StreamFloor())
         self.routing = SimpleNamespace(shares=SharedTime())
 

@@ -31,7 +31,8 @@ class _Exchange:
         self.tally = Tally()
         self.tally.node_id = "n"
         self.job = SimpleNamespace(token_limit=limit, max_tokens=limit, choices=choices,
-                                   stop_bytes=0, model=MODEL)  # fmt: skip
+                                   stop_bytes=0, model=MODEL, echo=False,
+                                   text_only=False)  # fmt: skip
         self.rt = SimpleNamespace(clock=lambda: 0.0, stream_floor=StreamFloor(), metrics=None)
         self.routing = SimpleNamespace(shares=SharedTime())
         self.firsts = 0
