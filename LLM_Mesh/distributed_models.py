@@ -322,6 +322,7 @@ class DistributedModelRegistry:
         request_id: str | None = None,
         avoid_regions: Sequence[str] = (),
         strict_regions: bool = False,
+        allow_prompt_keeping: bool = False,
     ) -> ModelResponse:
         """Route ``prompt`` to the best node hosting ``model_name`` and return the answer.
 
@@ -331,6 +332,8 @@ class DistributedModelRegistry:
         it names.
         ``avoid_regions``: never a node in these regions (``eu`` covers ``eu-west``);
         ``strict_regions``: nor one that declared no region.
+        ``allow_prompt_keeping``: also a node that may keep prompts (``keeps_no_prompts``
+        false in its registration; held out by default).
         ``chat=True`` sends the prompt as a user message (the node applies the
         model's chat template); otherwise it is a raw completion prompt, which is
         what code completion (``def fibonacci(n):``) wants.
@@ -352,6 +355,8 @@ class DistributedModelRegistry:
             )
         if strict_regions:
             body["strict_regions"] = True
+        if allow_prompt_keeping:
+            body["allow_prompt_keeping"] = True
         try:
             return await self._ask(body, prompt, chat, task_type, model_name, request_id)
         except ModelUnavailable as exc:
@@ -485,7 +490,7 @@ async def get_model_response(
     """Ask the network: routes to the best node hosting ``model_name``.
 
     Options: ``max_tokens``, ``temperature``, ``stop``, ``fallback``, ``chat``,
-    ``request_id``, ``avoid_regions``, ``strict_regions``. Raises ModelUnavailable when no healthy node hosts the
+    ``request_id``, ``avoid_regions``, ``strict_regions``, ``allow_prompt_keeping``. Raises ModelUnavailable when no healthy node hosts the
     model (naming those that are up), unless ``fallback=True`` finds another
     model of the same specialty.
     """

@@ -281,6 +281,7 @@ class InProcessMesh:
         node_id: str | None = None,
         *,
         region: str | None = "eu",
+        keeps_no_prompts: bool | None = None,
         **sim: Any,
     ) -> SimNode:
         """Start a sim node hosting ``models``; returns once the registry accepted it.
@@ -289,10 +290,13 @@ class InProcessMesh:
         :meth:`stop_node`), default ``node-<first model>``; its real id comes from its key
         (:meth:`id_of`). ``sim`` goes to ``SimEngine``
         (``answer_tokens``, ``failure_rate``, ...); it answers at once unless told
-        otherwise (``ttft_s=0``, no sleeping between tokens).
+        otherwise (``ttft_s=0``, no sleeping between tokens). ``keeps_no_prompts``: its
+        declaration (``None``: the sim engine's default, true).
         """
         ids = [models] if isinstance(models, str) else list(models)
-        node = self.call(self._add_node(ids, node_id or f"node-{ids[0]}", region, sim))
+        node = self.call(
+            self._add_node(ids, node_id or f"node-{ids[0]}", region, sim, keeps_no_prompts)
+        )
         return node
 
     def add_nodes(self, *models: str) -> list[SimNode]:
@@ -300,7 +304,12 @@ class InProcessMesh:
         return [self.add_node(m) for m in models]
 
     async def _add_node(
-        self, models: list[str], node_id: str, region: str | None, sim: dict[str, Any]
+        self,
+        models: list[str],
+        node_id: str,
+        region: str | None,
+        sim: dict[str, Any],
+        keeps_no_prompts: bool | None = None,
     ) -> SimNode:
         if node_id in self.nodes:
             raise ValueError(f"node {node_id} already runs")
@@ -319,6 +328,7 @@ class InProcessMesh:
             public_url=url,
             registry_url=self.registry_url,
             region=region,
+            keeps_no_prompts=keeps_no_prompts,
             register=True,
         )
         link = _Link(self.router)

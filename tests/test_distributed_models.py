@@ -672,6 +672,18 @@ async def test_get_response_and_handle_task_avoid_regions(inprocess_mesh: InProc
     assert eu not in {r.node_id, t.node_id}
 
 
+async def test_get_response_allow_prompt_keeping(inprocess_mesh: InProcessMesh) -> None:
+    """A node that may keep prompts is held out unless the seed API's
+    ``allow_prompt_keeping=True`` opts in (found 2026-12-06, attack33)."""
+    mesh = inprocess_mesh
+    mesh.add_node(["mistral-7b"], node_id="node-keeper", keeps_no_prompts=False)
+    reg = make(mesh)
+    with pytest.raises(ModelUnavailable, match="allow_prompt_keeping: true"):
+        await reg.get_response("mistral-7b", "hi", max_tokens=4)
+    r = await reg.get_response("mistral-7b", "hi", max_tokens=4, allow_prompt_keeping=True)
+    assert r.node_id == mesh.id_of("node-keeper")
+
+
 async def test_the_fallback_hint_names_only_a_model_that_answers_under_the_regions(
     inprocess_mesh: InProcessMesh,
 ) -> None:

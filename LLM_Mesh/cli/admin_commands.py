@@ -265,6 +265,14 @@ def keys_create(
         bool,
         typer.Option("--trusted-only", help="Route only to nodes whose trust score is high enough"),
     ] = False,
+    allow_prompt_keeping: Annotated[
+        bool,
+        typer.Option(
+            "--allow-keeping",
+            help="Also route to nodes that may keep prompts (keeps_no_prompts false; "
+            "held out by default)",
+        ),
+    ] = False,
     database_url: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -282,6 +290,7 @@ def keys_create(
             avoid_regions=regions,
             strict_regions=strict_regions,
             trusted_only=trusted_only,
+            allow_prompt_keeping=allow_prompt_keeping,
         ),
     )
     if made is None:
@@ -313,6 +322,7 @@ def keys_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
     for k in keys:
         regions = ", ".join(k.avoid_regions) + (" (strict)" if k.strict_regions else "")
         regions += " (trusted nodes only)" if k.trusted_only else ""
+        regions += " (nodes keeping prompts allowed)" if k.allow_prompt_keeping else ""
         rows.append([
             k.key_id, shown(k.name or ""), _limit(k.rpm), _limit(k.tpm),
             shown(regions.strip() or "-"), _when(k.created_at),

@@ -183,6 +183,7 @@ async def ask_once(
     replica_memory: ReplicaMemory | None = None,
     avoid_regions: Sequence[str] = (),
     strict_regions: bool = False,
+    allow_prompt_keeping: bool = False,
 ) -> dict[str, Any] | None:
     """``llm-mesh ask``. With ``fallback``, a model that is not up is answered by one of the
     same specialty (streamed too: only while none of the answer is printed; a stream that
@@ -202,7 +203,8 @@ async def ask_once(
             by_task=model is None,
             stream_max_s=settings.stream_max_s if settings is not None else None,
             regions=({"avoid_regions": list(avoid_regions)} if avoid_regions else {})
-            | ({"strict_regions": True} if strict_regions else {}),
+            | ({"strict_regions": True} if strict_regions else {})
+            | ({"allow_prompt_keeping": True} if allow_prompt_keeping else {}),
         )  # fmt: skip
     try:
         r = await registry.get_response(
@@ -215,6 +217,7 @@ async def ask_once(
             chat=chat,
             avoid_regions=avoid_regions,
             strict_regions=strict_regions,
+            allow_prompt_keeping=allow_prompt_keeping,
         )
     except ModelUnavailable as exc:  # the API's words for the option are fallback=True
         raise _flag_words(exc) from exc
@@ -234,9 +237,11 @@ async def ask_once(
 
 
 def _flag_words(exc: ModelUnavailable) -> ModelUnavailable:
-    """``exc`` in the CLI's words (its option is ``--fallback``)."""
+    """``exc`` in the CLI's words (its options are ``--fallback``, ``--allow-keeping``)."""
     return ModelUnavailable(
-        exc.message.replace("with fallback=True", "with --fallback"),
+        exc.message.replace("with fallback=True", "with --fallback").replace(
+            "send allow_prompt_keeping: true", "pass --allow-keeping"
+        ),
         model=exc.model,
         available=exc.available,
         retry_after=exc.retry_after,

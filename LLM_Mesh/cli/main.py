@@ -336,6 +336,14 @@ def ask(
             "'unknown' in it: nor a node that declared no region",
         ),
     ] = None,
+    allow_prompt_keeping: Annotated[
+        bool,
+        typer.Option(
+            "--allow-keeping",
+            help="Also route to nodes that may keep prompts (keeps_no_prompts false in "
+            "their registration, e.g. an openai-engine node); held out by default",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
     api_key: Annotated[
         str | None,
@@ -395,7 +403,7 @@ def ask(
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
                 api_key=settings.api_key,
                 settings=settings, replica_memory=replica_memory(settings),
-                **_regions(avoid_regions),
+                allow_prompt_keeping=allow_prompt_keeping, **_regions(avoid_regions),
             )
         )  # fmt: skip
     except MeshError as exc:

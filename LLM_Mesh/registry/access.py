@@ -88,7 +88,7 @@ from LLM_Mesh.core.wait_places import WaitPlaces
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
-from LLM_Mesh.registry.extensions import with_key_regions, with_key_trusted_only
+from LLM_Mesh.registry.extensions import with_key_options, with_key_regions
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_admit import IN_FLIGHT, SHARE, SharedAdmission, claim
@@ -132,8 +132,7 @@ class Authenticate:
         ext = job.ext
         if rec.avoid_regions or rec.strict_regions:
             ext = with_key_regions(ext, frozenset(rec.avoid_regions), rec.strict_regions)
-        if rec.trusted_only:
-            ext = with_key_trusted_only(ext)
+        ext = with_key_options(ext, rec.trusted_only, rec.allow_prompt_keeping)
         if ext.wait_s > 0:  # its wait takes places of its key's share (core/slot_wait.py)
             ext = replace(ext, waiter=rec.key_id)
         return replace(job, ext=ext) if ext is not job.ext else None
@@ -431,10 +430,10 @@ class AnonymousLast:
         seen[model] = self.clock()
 
     def _route(self, job: Job) -> RouteRequest:
-        ext = job.ext
-        return RouteRequest(
+        ext, keep = job.ext, self.routing.keepers_for(job.model, job.ext.allow_prompt_keeping)
+        return RouteRequest(  # never a node that may keep prompts unless opted in (send.py)
             (job.model,), expected_tokens=job.max_tokens or None, avoid_regions=ext.avoid_regions,
-            allow_nodes=ext.allow_nodes, deny_nodes=ext.deny_nodes,
+            allow_nodes=ext.allow_nodes, deny_nodes=ext.deny_nodes | keep,
         )  # fmt: skip
 
     def cap_ahead(self, job: Job) -> int | None:

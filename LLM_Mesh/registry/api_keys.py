@@ -74,6 +74,7 @@ async def create_api_key(
     avoid_regions: Iterable[str] = (),
     strict_regions: bool = False,
     trusted_only: bool = False,
+    allow_prompt_keeping: bool = False,
 ) -> tuple[str, ApiKeyRecord] | None:
     """A new key: ``(the key, to show once, its record)``; ``None`` when the name is taken."""
     for label, value in (("rpm", rpm), ("tpm", tpm)):
@@ -97,6 +98,7 @@ async def create_api_key(
             avoid_regions=regions,
             strict_regions=strict_regions,
             trusted_only=trusted_only,
+            allow_prompt_keeping=allow_prompt_keeping,
         )
         if await store.add_api_key(rec):
             return key, rec

@@ -302,7 +302,10 @@ class CanaryProber:
                 job = build_job(rt, self.client_headers(), raw, path, rt.clock())
         except MeshError as exc:
             raise ProbeError(f"the probe is not a valid request: {exc}") from exc
-        job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
+        # pinned: a node that may keep prompts is probed too (the probes' prompts are public)
+        job = replace(
+            job, ext=Extensions(allow_nodes=frozenset({node_id}), allow_prompt_keeping=True)
+        )
         client.payment = await self._from_probe_account(job) if keyed else None
         if client.payment is None:
             if job.client_id is not None and rt.paid_ids is not None:  # a lone registry's

@@ -11,12 +11,13 @@ In the JSON body (the OpenAI request models tolerate unknown fields):
 | ``mesh_wait_s`` | number | opt in: wait up to this long for a free node instead of 503/429 |
 | ``strict_regions`` | bool | also avoid nodes that declared no region (strict region mode) |
 | ``trusted_only`` | bool | route only to nodes whose trust score is at least the threshold (``core/trust.py``) |
+| ``allow_prompt_keeping`` | bool | opt in: also route to nodes that may keep prompts (``keeps_no_prompts`` false, ``core/prompt_keeping.py``), held out by default |
 
 The header ``X-Mesh-Wait: <seconds>`` is the same as ``mesh_wait_s`` (the body
 wins). Waits are capped at :data:`MAX_WAIT_S` and by the request's deadline.
 ``task_type`` stays in the body: nodes accept it. An API key may add its own
 ``avoid_regions`` and strict mode (:func:`with_key_regions`, in the admit stage), and
-``trusted_only`` (:func:`with_key_trusted_only`).
+``trusted_only`` and the opt-in to nodes that may keep prompts (:func:`with_key_options`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ __all__ = [
     "Extensions",
     "forwarded_body",
     "read_extensions",
+    "with_key_options",
     "with_key_regions",
-    "with_key_trusted_only",
 ]
 
 EXTENSION_FIELDS = (
@@ -46,6 +47,7 @@ EXTENSION_FIELDS = (
     "mesh_wait_s",
     "strict_regions",
     "trusted_only",
+    "allow_prompt_keeping",
 )
 _EXTENSION_SET = frozenset(EXTENSION_FIELDS)
 MAX_WAIT_S = 60.0
@@ -60,6 +62,7 @@ class Extensions:
     wait_s: float = 0.0
     strict_regions: bool = False  # avoid_regions holds UNKNOWN_REGION too
     trusted_only: bool = False  # only nodes whose trust score reaches the threshold
+    allow_prompt_keeping: bool = False  # also nodes that may keep prompts (opt in)
     present: bool = False  # some extension field was in the body (strip before forwarding)
     # the API key id whose share of the send stage's wait places a waiting request takes
     # (set by access.Authenticate when ``wait_s`` > 0; core/slot_wait.place_for)
@@ -108,6 +111,11 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
     trusted = body.get("trusted_only", False)
     if not isinstance(trusted, bool):
         raise InvalidRequest("trusted_only must be true or false", param="trusted_only")
+    keeping = body.get("allow_prompt_keeping", False)
+    if not isinstance(keeping, bool):
+        raise InvalidRequest(
+            "allow_prompt_keeping must be true or false", param="allow_prompt_keeping"
+        )
     avoid = frozenset(map(region_key, _names(body, "avoid_regions") or ()))
     return Extensions(
         avoid_regions=avoid | {UNKNOWN_REGION} if strict else avoid,
@@ -116,6 +124,7 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
         wait_s=wait,
         strict_regions=strict,
         trusted_only=trusted,
+        allow_prompt_keeping=keeping,
         present=present,
     )
 
@@ -132,9 +141,14 @@ def with_key_regions(ext: Extensions, avoid: frozenset[str], strict: bool) -> Ex
     )
 
 
-def with_key_trusted_only(ext: Extensions) -> Extensions:
-    """``ext`` with ``trusted_only`` set (an API key that only trusts trusted nodes)."""
-    return ext if ext.trusted_only else replace(ext, trusted_only=True)
+def with_key_options(ext: Extensions, trusted_only: bool, allow_prompt_keeping: bool) -> Extensions:
+    """``ext`` with an API key's ``trusted_only`` (it only trusts trusted nodes) and
+    ``allow_prompt_keeping`` (it opted in to nodes that may keep prompts) added."""
+    trusted = ext.trusted_only or trusted_only
+    keeping = ext.allow_prompt_keeping or allow_prompt_keeping
+    if (trusted, keeping) == (ext.trusted_only, ext.allow_prompt_keeping):
+        return ext
+    return replace(ext, trusted_only=trusted, allow_prompt_keeping=keeping)
 
 
 _NOT_FORWARDED = frozenset(EXTENSION_FIELDS + WITHHELD_FIELDS)

@@ -345,12 +345,12 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
             "description": (
                 "OpenAI-compatible; the mesh picks a healthy node serving `model` and fails over "
                 "to others. Mesh extensions in the body: `avoid_regions`, `allow_nodes`, "
-                "`deny_nodes`, `strict_regions`, `trusted_only`, `mesh_wait_s` (or header "
-                "`X-Mesh-Wait`). An `Idempotency-Key` "
-                "or `X-Request-Id` header runs the request at most once; every answer and "
-                "error names its request id in `X-Request-Id`. With `stream: true` "
-                f"the answer is `text/event-stream`: `data:` events, each a `{chunk}`, the last "
-                "with `usage` and `mesh`, then `data: [DONE]`."
+                "`deny_nodes`, `strict_regions`, `trusted_only`, `allow_prompt_keeping` (nodes that "
+                "may keep prompts are held out without it), `mesh_wait_s` (or header "
+                "`X-Mesh-Wait`). An `Idempotency-Key` or `X-Request-Id` header runs the "
+                "request at most once; every answer and error names its request id in "
+                "`X-Request-Id`. With `stream: true` the answer is `text/event-stream`: `data:` "
+                f"events, each a `{chunk}`, the last with `usage` and `mesh`, then `data: [DONE]`."
             ),
             "parameters": [
                 {

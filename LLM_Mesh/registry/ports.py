@@ -105,6 +105,7 @@ class ApiKeyRecord:
     avoid_regions: list[str] = field(default_factory=list)
     strict_regions: bool = False  # also avoid nodes of unknown region
     trusted_only: bool = False  # route only to trusted nodes (migration 0009)
+    allow_prompt_keeping: bool = False  # also to nodes that may keep prompts (0028)
     revoked_at: datetime | None = None
 
 

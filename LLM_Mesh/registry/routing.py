@@ -55,6 +55,7 @@ from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPo
 from LLM_Mesh.core.client_retry import retry_estimate
 from LLM_Mesh.core.liveness import heartbeat_age
 from LLM_Mesh.core.priority import reported_keyed_at
+from LLM_Mesh.core.prompt_keeping import may_keep_prompts
 from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
@@ -66,6 +67,8 @@ from LLM_Mesh.core.wait_places import WaitPlace, WaitPlaces
 from LLM_Mesh.core.wake_on_change import WakeOnChange
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
+
+_NONE: frozenset[str] = frozenset()
 
 __all__ = ["Routing", "WaitPlace"]
 
@@ -123,6 +126,9 @@ class Routing:
             MAX_SEND_WAITERS, "API key", "as many requests as may wait here wait already"
         )
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
+        # node id -> its models, of the nodes that may keep prompts (core/prompt_keeping.py):
+        # routed only requests that opt in (``allow_prompt_keeping``, registry/send.py)
+        self.prompt_keepers: dict[str, frozenset[str]] = {}
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
@@ -163,6 +169,11 @@ class Routing:
     def upsert(self, entry: NodeEntry) -> None:
         """A registration (or a stored node loaded at start-up)."""
         out = self.quarantined.get(entry.node_id, frozenset())
+        engines = (m.engine for m in entry.models.values())
+        if may_keep_prompts(entry.keeps_no_prompts, engines):
+            self.prompt_keepers[entry.node_id] = frozenset(entry.models)
+        else:
+            self.prompt_keepers.pop(entry.node_id, None)
         self.router.upsert_node(
             entry.node_id, [m for m in entry.models if m not in out], now=self.clock(),
             loaded=loaded_models(entry),
@@ -240,6 +251,19 @@ class Routing:
         register again (found 2026-12-05: a goodbye and a registration ended the ejection, and
         gave a node judged poorly a newcomer's statistics: ``core/left_stats.py``)."""
         self.router.remove_node(node_id, self.clock())
+        self.prompt_keepers.pop(node_id, None)
+
+    def keepers_for(self, model: str, allowed: bool = False) -> frozenset[str]:
+        """The nodes serving ``model`` that may keep prompts (``prompt_keepers``), which a
+        request routes around; none when it is ``allowed`` them (it opted in)."""
+        if allowed or not self.prompt_keepers:
+            return _NONE
+        return frozenset(n for n, models in self.prompt_keepers.items() if model in models)
+
+    def up_among(self, nodes: Iterable[str]) -> int:
+        """How many of ``nodes`` are up (routable by the table) now."""
+        now, alive = self.clock(), self.table.alive
+        return sum(alive(n, now) for n in nodes)
 
     # -- decisions ------------------------------------------------------------------
     def pick(self, req: RouteRequest) -> Decision:

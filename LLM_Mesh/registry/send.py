@@ -50,7 +50,8 @@ change of routing, else at the router's estimate but no sooner than
 API keys by push-out (``slot_wait.place_for``: with every place taken, a key's request
 takes the newest place of the key holding two more than it; one with none to take, and the
 waiter pushed out, are answered as without a wait). Either refusal counts as refused
-demand (:mod:`~LLM_Mesh.registry.demand`).
+demand (:mod:`~LLM_Mesh.registry.demand`). Nodes that may keep prompts are held out of
+every attempt unless the request or its key opts in (``core/prompt_keeping.py``).
 """
 
 from __future__ import annotations
@@ -471,8 +472,8 @@ class Exchange:
     def _route_request(self, model: str | None = None) -> RouteRequest:
         """The next attempt's route; ``model``: another's under the same constraints."""
         ext, m = self.ext, model or self.job.model
-        allow = ext.allow_nodes
-        if model is None and allow is None and not (self.tried or ext.avoid_regions
+        allow, keep = ext.allow_nodes, self.routing.keepers_for(m, ext.allow_prompt_keeping)
+        if model is None and allow is None and not (self.tried or ext.avoid_regions or keep
                                                      or ext.deny_nodes or ext.trusted_only):  # fmt: skip
             # the common request: one made once per model and max_tokens (an equal one)
             return _plain_route(m, self.job.max_tokens or None, self.keyed)
@@ -484,7 +485,7 @@ class Exchange:
             expected_tokens=self.job.max_tokens or None,
             avoid_regions=ext.avoid_regions,
             allow_nodes=allow,
-            deny_nodes=ext.deny_nodes,
+            deny_nodes=ext.deny_nodes | keep if keep else ext.deny_nodes,
             exclude=frozenset(self.tried) if model is None else frozenset(),
             keyed=self.keyed,  # it may take the places nodes keep for keyed requests
         )
@@ -504,8 +505,11 @@ class Exchange:
                            or ext.trusted_only)  # fmt: skip
         # the models that would answer (routed: not a quarantined node's), within constraints
         up = self.routing.models_within(self.rt.table.models_up(), self._route_request)
+        keep = self.routing.keepers_for(self.job.model, ext.allow_prompt_keeping)
+        keeping = self.routing.up_among(keep)  # the nodes up held out for keeping prompts
         return no_node(d, self.job.model, up, self.rt.retry_after_s, constrained=constrained,
-                       full=full, resting=self.rt.table.resting_for(self.job.model))  # fmt: skip
+                       full=full, resting=self.rt.table.resting_for(self.job.model),
+                       keeping=keeping)  # fmt: skip
 
     async def _choose(self, first: bool) -> Decision:
         """A node for the next attempt; for the first, 503/429 or the opt-in bounded wait."""

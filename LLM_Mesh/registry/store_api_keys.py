@@ -36,6 +36,7 @@ def _record(row: Any) -> ApiKeyRecord:
         avoid_regions=[str(r) for r in regions],
         strict_regions=bool(row.strict_regions),
         trusted_only=bool(row.trusted_only),
+        allow_prompt_keeping=bool(row.allow_prompt_keeping),
         revoked_at=row.revoked_at,
     )
 
@@ -57,6 +58,7 @@ class SqlApiKeys:
             "avoid_regions": sorted(rec.avoid_regions),
             "strict_regions": rec.strict_regions,
             "trusted_only": rec.trusted_only,
+            "allow_prompt_keeping": rec.allow_prompt_keeping,
             "created_at": rec.created_at,
             "revoked_at": rec.revoked_at,
         }

@@ -309,6 +309,8 @@ api_keys = Table(
     Column("avoid_regions", JSON(), nullable=False),
     Column("strict_regions", Boolean(), nullable=False),
     Column("trusted_only", Boolean(), nullable=False, server_default=false()),
+    # migration 0028: its requests may go to nodes that may keep prompts (opt in)
+    Column("allow_prompt_keeping", Boolean(), nullable=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index("ix_api_keys_revoked_at", "revoked_at"),

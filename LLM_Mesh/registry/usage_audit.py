@@ -6,7 +6,9 @@ answering node's completion and prompt tokens as priced and the gateway's caps o
 continued stream (several nodes' parts), an echoed prompt (its text in the completion) and
 an answer whose node stated no counts are left out, and so is a request whose client
 narrowed the nodes it may go to (``allow_nodes``, ``deny_nodes``, ``avoid_regions``,
-``trusted_only``; a probe is pinned so too); a request some node of the model online
+``trusted_only``; a probe is pinned so too; and one opted in to the nodes that may keep
+prompts, ``allow_prompt_keeping``: those nodes see only such requests, which a user could
+fill with text of many tokens a byte); a request some node of the model online
 could not take for its declared context (the prompt's least tokens + ``max_tokens`` above
 it) is compared only among the nodes declaring as much (its own key: ``mistral-7b
 (context 32768)``; since 2026-12-05, ``attack31b``): else a user could send one honest node hundreds of requests of
@@ -136,6 +138,8 @@ class UsageAuditor:
             or ext.deny_nodes
             or ext.avoid_regions
             or ext.trusted_only  # only the nodes trusted now (a few, or one)
+            # opted in to the nodes that may keep prompts, which get only such requests
+            or ext.allow_prompt_keeping
             or tally.parts
             or tally.failed_nodes
             or job.echo

@@ -188,6 +188,16 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     code, out = cli(home, "registry", "keys", "list")
     assert "UTC" in out.split("ci", 1)[1]  # a revocation time
     assert cli(home, "registry", "keys", "revoke", "nobody")[0] == 1
+    code, out = cli(home, "registry", "keys", "create", "--name", "open", "--allow-keeping")
+    assert code == 0, out
+
+    async def keeping() -> dict[str | None, bool]:
+        async with store_of(home) as s:
+            return {k.name: k.allow_prompt_keeping for k in await s.list_api_keys()}
+
+    assert asyncio.run(keeping()) == {"ci": False, "open": True}
+    code, out = cli(home, "registry", "keys", "list")
+    assert "nodes keeping prompts allowed" in out.split("open", 1)[1], out
     code, out = cli(home, "registry", "keys", "list", env={"LLM_MESH_ADMIN_KEY": "wrong"})
     assert code == 1 and "admin key" in out
 

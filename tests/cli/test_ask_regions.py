@@ -5,6 +5,7 @@ but ``ask`` had no way to send it (only an API key made with ``--avoid-regions``
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.demo import ask_once
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.errors import ModelUnavailable
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
 
 
@@ -72,3 +74,37 @@ async def test_ask_by_task_takes_the_tasks_best_within_the_avoided_regions(
     said = buf.getvalue()
     assert "model gemma-3-270m" in said and "SIMULATED" in said, said
     assert mesh.id_of("node-gemma-us") in said and "fallback" not in said, said
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_ask_allow_prompt_keeping_reaches_a_node_that_may_keep_prompts(
+    inprocess_mesh: InProcessMesh, stream: bool
+) -> None:
+    """A node declaring ``keeps_no_prompts = false`` is held out by default (found
+    2026-12-06, attack33): ``ask`` says how to opt in (its flag), and with
+    ``--allow-keeping`` it answers."""
+    mesh = inprocess_mesh
+    mesh.add_node(["mistral-7b"], node_id="node-keeper", keeps_no_prompts=False)
+    keeper = mesh.id_of("node-keeper")
+    ask: dict[str, Any] = dict(
+        model="mistral-7b", task=None, stream=stream, chat=False, max_tokens=4,
+        temperature=None, fallback=False, http_client=mesh.client(),
+    )  # fmt: skip
+    buf = io.StringIO()
+    with pytest.raises(ModelUnavailable) as caught:
+        await ask_once(Console(file=buf, width=200), REGISTRY_URL, "hi", **ask)
+    assert "may keep prompts" in caught.value.message
+    if not stream:  # the CLI's words for the option
+        assert "pass --allow-keeping" in caught.value.message
+    assert keeper not in buf.getvalue()
+    buf = io.StringIO()
+    await ask_once(
+        Console(file=buf, width=200, color_system=None), REGISTRY_URL, "hi",
+        allow_prompt_keeping=True, **ask,
+    )  # fmt: skip
+    assert keeper in buf.getvalue(), buf.getvalue()
+
+
+def test_ask_help_names_the_prompt_keeping_option() -> None:
+    out = CliRunner().invoke(app, ["ask", "--help"], env={"COLUMNS": "200"}).output
+    assert "--allow-keeping" in out, out

@@ -59,6 +59,14 @@ def test_requests_only_trusted_nodes_may_take_are_not_counted() -> None:
     assert auditor.audit.verdict("target", MODEL) is None
 
 
+def test_requests_opted_in_to_nodes_that_may_keep_prompts_are_not_counted() -> None:
+    """Such nodes get only opted-in requests (found 2026-12-06: a user could fill them with
+    digits while the others get prose by default, ``core/prompt_keeping.py``)."""
+    auditor = _frame(ext=Extensions(allow_prompt_keeping=True))
+    assert not auditor.verdicts
+    assert auditor.audit.verdict("target", MODEL) is None
+
+
 def test_requests_too_large_for_a_peers_context_are_not_counted() -> None:
     auditor = _frame(max_tokens=8000)  # over a's and b's 4096: only the target takes it
     assert not auditor.verdicts
