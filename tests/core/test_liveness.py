@@ -6,6 +6,7 @@ import pytest
 
 from LLM_Mesh.core.liveness import (
     address_lock_key,
+    address_text,
     heartbeat_age,
     holds_address,
     is_routable,
@@ -80,3 +81,9 @@ def test_node_address_and_its_lock_key() -> None:
     key = address_lock_key(a)
     assert -(2**63) <= key < 2**63
     assert key == address_lock_key(("n1.example", 8801)) != address_lock_key(("n1.example", 8802))
+
+
+def test_an_address_is_stored_as_host_colon_port() -> None:
+    """(mut33, 2026-12-06: ``{port}:{port}`` passed.)"""
+    assert address_text(("10.0.0.7", 8080)) == "10.0.0.7:8080"
+    assert address_text(("::1", 443)) == "::1:443"
