@@ -21,6 +21,7 @@ from LLM_Mesh.core.canary_shape import (
     Mix,
     Shape,
     choose,
+    fields,
     reference_shape,
     render,
     stops,
@@ -355,3 +356,63 @@ def test_no_sampling_field_or_history_at_a_share_of_0() -> None:
     assert shape.history and {k for k, _ in shape.sampling} == {
         "seed", "presence_penalty", "frequency_penalty", "stop"
     }  # fmt: skip
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_the_other_shares_of_0_never_draw_at_the_rngs_lowest_value() -> None:
+    """Long limits, a system message, a random seed and a sampled probe's ``top_p``, each
+    at a share of 0, with every draw at 0.0."""
+    none = Mix(chat_share=1.0, long_share=0.0, system_share=0.0, seed_share=1.0,
+               random_seed_share=0.0, sampled_share=1.0, top_p_share=0.0)  # fmt: skip
+    shape = choose(_Edge(1), none)
+    assert shape.max_tokens is not None and shape.max_tokens <= DEFAULT_MIX.max_tokens
+    assert shape.system == ""
+    assert dict(shape.sampling)["seed"] in SEEDS
+    assert shape.temperature in TEMPERATURES and shape.sampler == ()
+    every = replace(none, long_share=1.0, system_share=1.0, random_seed_share=1.0,
+                    top_p_share=1.0)  # fmt: skip
+    shape = choose(_Edge(1), every)
+    assert shape.max_tokens in DEFAULT_MIX.long_tokens and shape.system in SYSTEM_PROMPTS
+    assert dict(shape.sampling)["seed"] not in SEEDS
+
+
+def test_a_sampled_share_of_0_draws_nothing_for_it() -> None:
+    """Sampling off (``sampled_share`` 0) takes no draw from the RNG: the probes after it
+    are drawn as before sampled probes existed (a share just above 0 takes one)."""
+    for seed in range(20):
+        off, tiny = random.Random(seed), random.Random(seed)
+        assert choose(off, replace(DEFAULT_MIX, sampled_share=0.0)).temperature == 0.0
+        assert choose(tiny, replace(DEFAULT_MIX, sampled_share=1e-300)).temperature == 0.0
+        assert off.getstate() != tiny.getstate()
+        off.random()
+        assert off.getstate() == tiny.getstate()
+
+
+def test_a_sampled_probes_top_p_is_sent_as_top_p() -> None:
+    every = Mix(sampled_share=1.0, top_p_share=1.0)
+    for seed in range(10):
+        shape = choose(random.Random(seed), every)
+        (key, value), = shape.sampler
+        assert key == "top_p" and value in TOP_PS
+        assert json.loads(render(shape, MODEL, "hi"))["top_p"] == value
+
+
+def test_stop_strings_are_sent_as_a_json_list() -> None:
+    shape = Shape(sampling=(("stop", ("\n\n", "###")), ("seed", 7)))
+    assert fields(shape, MODEL, "hi")["stop"] == ["\n\n", "###"]
+    assert fields(shape, MODEL, "hi")["seed"] == 7
+
+
+def test_a_completions_shapes_reference_carries_no_chat_messages() -> None:
+    """One fixed form: a completions shape's reference has no system message or history,
+    whatever the shape held (only a chat sends them)."""
+    odd = Shape(path=COMPLETIONS_PATH, system="Be brief.", history=(("q", "a"),))
+    ref = reference_shape(odd)
+    assert (ref.system, ref.history) == ("", ())
+    assert ref == reference_shape(Shape(path=COMPLETIONS_PATH))
+    chat = Shape(path=CHAT_PATH, system="Be brief.", history=(("q", "a"),))
+    assert (reference_shape(chat).system, reference_shape(chat).history) == (
+        "Be brief.", (("q", "a"),)
+    )  # fmt: skip

@@ -9,7 +9,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from LLM_Mesh.core.checkpoint import BadCheckpoint, key_hash, open_checkpoint, sign_checkpoint, vkey
+from LLM_Mesh.core.checkpoint import (
+    BadCheckpoint,
+    key_hash,
+    open_checkpoint,
+    parse_log_vkey,
+    sign_checkpoint,
+    vkey,
+)
 
 ORIGIN = "example.test/ledger"
 
@@ -188,3 +195,66 @@ def test_an_identity_proof_of_the_same_key_is_no_checkpoint() -> None:
             open_checkpoint(note + "\n", origin, pub)
     honest = sign_checkpoint(key, pub, "llm-mesh.local/ledger", 3, root, 7)  # still opens
     assert open_checkpoint(honest.note, "llm-mesh.local/ledger", pub).tree_size == 3
+
+
+# written against the module's mutants (mut33, 2026-12-06): parse_log_vkey had no core test
+
+
+def _pub_with_plus() -> bytes:
+    """A public key whose verifier key's base64 holds a '+' (found by trying seeds)."""
+    for i in range(256):
+        pub = Ed25519PrivateKey.from_private_bytes(bytes([i]) * 32).public_key()
+        raw = pub.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        if "+" in vkey(ORIGIN, raw).split("+", 2)[2]:
+            return raw
+    raise AssertionError("no seed gave a '+'")
+
+
+def test_a_log_key_parses_to_its_origin_and_public_key() -> None:
+    _, pub = _key()
+    assert parse_log_vkey(f"  {vkey(ORIGIN, pub)}\n") == (ORIGIN, pub)
+    plus = _pub_with_plus()
+    assert parse_log_vkey(vkey(ORIGIN, plus)) == (ORIGIN, plus)
+
+
+def test_anything_else_is_refused_as_no_log_key_in_words() -> None:
+    _, pub = _key()
+    good = vkey(ORIGIN, pub)
+    name, kh, b64 = good.split("+", 2)
+    other = bytes([key_hash(ORIGIN, pub)[0] ^ 1]).hex() + kh[2:]
+    bad = [
+        "", "+" + kh + "+" + b64, f"{name}+{other}+{b64}", f"{name}+zz+{b64}",
+        f"{name}+{kh}+{b64[:-4]}", f"{name}+{kh}+{b64}x",
+        f"{name}+{kh}+" + base64.b64encode(b"\x02" + pub).decode(),
+        f"{name}+{kh}+" + base64.b64encode(b"\x01" + pub + b"\x00").decode(),
+        f"{name}.other+{kh}+{b64}", f"{name}+{kh}",
+    ]
+    for text in bad:
+        with pytest.raises(ValueError) as caught:
+            parse_log_vkey(text)
+        assert str(caught.value) == (
+            f"{text.strip()[:80]!r} is not a log key (<origin>+<key hash hex>+<base64 of 0x01 "
+            "and the Ed25519 public key>)"
+        ), text
+    empty = f"+{key_hash('', pub).hex()}+{b64}"  # its hash right, but no origin
+    outside = f"{name}+{kh}+{b64[:10]}!{b64[10:]}"  # a character outside base64
+    for text in (empty, outside):
+        with pytest.raises(ValueError, match="is not a log key"):
+            parse_log_vkey(text)
+    long = "x" * 100 + "+00+AA"
+    with pytest.raises(ValueError, match=repr("x" * 80)):
+        parse_log_vkey(long)
+
+
+def test_another_message_of_the_key_is_refused_in_words() -> None:
+    key, pub = _key()
+    body = f"{ORIGIN}\n1\n{base64.b64encode(b'r' * 32).decode()}\ntime 1\n"
+    note = body + f"\n\u2014 {ORIGIN} " + base64.b64encode(
+        key_hash(ORIGIN, pub) + key.sign(body.encode())
+    ).decode()
+    with pytest.raises(BadCheckpoint) as caught:
+        open_checkpoint(note + "\n", "a b/ledger", pub)
+    assert str(caught.value) == (
+        "not a checkpoint: its text holds a control character or its origin a space or '+' (a "
+        "signature of another message of the key's, such as an identity proof)"
+    )

@@ -333,3 +333,38 @@ def test_a_status_that_is_neither_an_answer_nor_a_refusal_fails_over_as_a_500_do
     assert fo.worked == 1 and retry.retries_in_window == 1  # the node's failure, retried
     fo.begin()
     assert fo.after("good", status_outcome(200), 1.1, 0.5).stop is Stop.SUCCEEDED
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_a_fresh_request_blames_no_node_when_accepted() -> None:
+    assert _fo().accepted() is None
+
+
+def test_a_second_refusal_stops_naming_its_node_and_outcome() -> None:
+    fo = _fo()
+    fo.begin()
+    fo.after("a", Outcome.REJECTED, 1.0, 0.5)
+    fo.begin()
+    step = fo.after("b", Outcome.REJECTED, 1.1, 0.5)
+    assert (step.node_id, step.outcome, step.action, step.stop) == (
+        "b", Outcome.REJECTED, Action.STOP, Stop.REJECTED
+    )  # fmt: skip
+
+
+def test_a_failure_past_the_deadline_still_counts_as_worked() -> None:
+    fo = _fo(max_attempts=5, deadline=5.0)
+    for now in (1.0, 2.0):
+        fo.begin()
+        assert fo.after("a", Outcome.TIMEOUT, now, 0.5).action is Action.BACKOFF
+    fo.begin()
+    assert fo.after("a", Outcome.TIMEOUT, 5.0, 0.5).stop is Stop.DEADLINE
+    assert fo.worked == 3
+
+
+@pytest.mark.parametrize(("attempts", "failovers"), [(0, 0), (1, -1)])
+def test_a_policy_out_of_range_is_refused_in_words(attempts: int, failovers: int) -> None:
+    with pytest.raises(ValueError) as caught:
+        FailoverPolicy(attempts, failovers, Backoff(0.02, 0.5, 2.0, 8))
+    assert str(caught.value) == "need max_attempts >= 1 and max_failovers >= 0"

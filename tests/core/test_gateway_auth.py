@@ -591,3 +591,91 @@ def test_the_signed_bytes_are_unchanged_for_an_older_node(signer: GatewaySigner)
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
     assert v.session_key is not None
     assert _unb64(headers[HDR_GATEWAY_MAC]) == hmac.digest(v.session_key, data, "sha256")
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_a_request_id_of_two_lines_is_refused_before_the_signature() -> None:
+    signer = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    v = _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    for rid in ("a\nb", "req-1\nX-Other: 1"):
+        with pytest.raises(BadSignature) as caught:
+            v.precheck({**headers, HDR_REQUEST_ID: rid}, NOW, PATH)
+        assert str(caught.value) == (
+            "malformed gateway request: request id must be a non-empty single line"
+        )
+    older = {k: x for k, x in headers.items() if k != HDR_BODY_SHA256}
+    with pytest.raises(BadSignature, match="request id must be a non-empty single line"):
+        v.precheck({**older, HDR_REQUEST_ID: "a\nb"}, NOW, PATH)  # before the body is read
+    longest = signer.headers(NODE, "r" * 256, PATH, _sha(BODY))  # 256: the most allowed
+    assert v.verify(longest, PATH, BODY, NOW) == signer.registry_id
+
+
+def test_a_gateway_timestamp_of_18_digits_is_read() -> None:
+    """18 digits are a timestamp (judged by the clock: stale), 19 are not one."""
+    signer = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    v = _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    with pytest.raises(StaleMessage):
+        v.precheck({**headers, HDR_GATEWAY_TIME: "1" * 18}, NOW, PATH)
+
+
+def test_a_path_the_signed_bytes_cannot_hold_is_refused_in_words() -> None:
+    signer = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    v = _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    said = "malformed gateway request: path must be a non-empty single line"
+    with pytest.raises(BadSignature) as caught:
+        v.precheck(headers, NOW, "/v1/x\ny")
+    assert str(caught.value) == said
+    older = {k: x for k, x in headers.items() if k != HDR_BODY_SHA256}  # checked with the body
+    pre = v.precheck(older, NOW, "/v1/x\ny")
+    with pytest.raises(BadSignature) as caught:
+        v.check_body(pre, "/v1/x\ny", BODY, NOW)
+    assert str(caught.value) == said
+
+
+def test_two_copies_prechecked_together_are_served_once() -> None:
+    """Both copies of a request pass the pre-check before either body is read: the second
+    body's check finds the first in the replay cache."""
+    signer = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    v = _verifier(signer)
+    headers = signer.headers(NODE, "r" * 100, PATH, _sha(BODY))
+    first, second = v.precheck(headers, NOW, PATH), v.precheck(headers, NOW, PATH)
+    assert v.check_body(first, PATH, BODY, NOW) == signer.registry_id
+    with pytest.raises(ReplayedMessage) as caught:
+        v.check_body(second, PATH, BODY, NOW)
+    assert str(caught.value) == f"request {'r' * 80!r} was already served (replayed)"
+
+
+def test_a_gateway_pinned_anew_while_the_body_arrived_is_named() -> None:
+    signer = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    v = _verifier(signer)
+    pre = v.precheck(signer.headers(NODE, "req-1", PATH, _sha(BODY)), NOW, PATH)
+    other = "registry-" + "y" * 100
+    with pytest.raises(BadSignature) as caught:
+        v.check_body((other, *pre[1:]), PATH, BODY, NOW)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"request signed for gateway {other[:80]!r}; this node serves {signer.registry_id}"
+    )
+
+
+def test_a_wrong_body_does_not_make_the_node_forget_what_it_served() -> None:
+    signer = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    v = _verifier(signer)
+    served = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert v.verify(served, PATH, BODY, NOW) == signer.registry_id
+    wrong = signer.headers(NODE, "req-2", PATH, _sha(BODY))
+    with pytest.raises(BadSignature):
+        v.verify(wrong, PATH, b"{}", NOW + 1)
+    with pytest.raises(ReplayedMessage):
+        v.verify(served, PATH, BODY, NOW + 2)
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 31, b"k" * 33])
+def test_a_registry_id_needs_a_32_byte_key_in_words(key: bytes) -> None:
+    with pytest.raises(ValueError) as caught:
+        registry_id_for(key)
+    assert str(caught.value) == "an Ed25519 public key is 32 bytes"

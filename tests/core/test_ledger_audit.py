@@ -17,6 +17,7 @@ from LLM_Mesh.core import ledger_audit
 from LLM_Mesh.core.checkpoint import sign_checkpoint
 from LLM_Mesh.core.ledger_audit import Auditor, Report
 from LLM_Mesh.core.ledger_entry import (
+    ENTRY_FIELDS,
     GENESIS_PREV,
     MINT,
     Transfer,
@@ -596,3 +597,110 @@ def test_an_identity_proof_passed_off_as_a_checkpoint_is_a_signature_finding() -
     report = a.finish()
     assert _kinds(report) == ["signature"], report.findings
     assert "not a checkpoint" in report.findings[0].message
+
+
+# written against the module's mutants (mut33, 2026-12-06): entries the inline check of
+# `rows` hands to the full one (`_entry`) must be counted, balanced and named as inline
+
+
+def _row(e: Entry) -> tuple[object, ...]:
+    return tuple(e.get(f) for f in ENTRY_FIELDS)
+
+
+def test_an_entry_checked_in_full_still_moves_its_balance() -> None:
+    """Entry 1 is older than entry 0 (checked in full, not inline) and takes alice below
+    zero: both named, and the balances moved as inline."""
+    grant = _raw(0, GENESIS_PREV, frm=MINT, to=ALICE, amount=10, time_us=2_000)
+    older = _raw(1, bytes.fromhex(str(grant["leaf_hash"])), amount=11, time_us=1_000)
+    report = _audit([grant, older]).finish()
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("time", "entry 1 is older than the entry before it"),
+        ("balance", f"entry 1: account {ALICE} goes below zero (-1)"),
+    ]
+    assert report.balances == {MINT: -10, ALICE: -1, BOB: 11}
+    paid = _raw(1, bytes.fromhex(str(grant["leaf_hash"])), amount=3, time_us=2_000)
+    again = _raw(2, bytes.fromhex(str(paid["leaf_hash"])), amount=4, time_us=1_000)
+    report = _audit([grant, paid, again]).finish()  # bob paid inline, then in full
+    assert _kinds(report) == ["time"] and report.balances == {MINT: -10, ALICE: 3, BOB: 7}
+
+
+def test_an_entry_checked_in_full_may_carry_its_predecessors_time() -> None:
+    e0 = _raw(0, GENESIS_PREV, frm=MINT, to=ALICE, amount=10, time_us=1_000)
+    e1 = _raw(1, bytes.fromhex(str(e0["leaf_hash"])), time_us=1_000)
+    e2 = _raw(2, bytes.fromhex(str(e1["leaf_hash"])), time_us=1_000)
+    report = _audit([e0, e2]).finish()  # entry 1 deleted: entry 2 is checked in full
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("missing", "entry 1 is missing (the next published entry is 2)")
+    ]
+
+
+def test_a_field_too_long_for_its_leaf_is_named_and_the_next_entry_checked_in_its_place() -> None:
+    entries, _ = _ledger(3)
+    entries[1]["kind"] = "x" * 70_000
+    report = _audit(entries).finish()
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("changed", "entry 1: malformed (a ledger string field is at most 65535 bytes)"),
+        ("chain", "entry 2: prev_hash is not entry 1's leaf hash"),
+    ]
+
+
+def test_a_row_of_another_length_is_named_with_its_count() -> None:
+    entries, _ = _ledger(1)
+    a = Auditor([], [], ORIGIN)
+    a.rows([_row(entries[0])[:9]])
+    assert [f.message for f in a.finish().findings] == ["entry #0: malformed (9 fields, not 10)"]
+
+
+def test_entries_checked_inline_before_one_checked_in_full_are_all_counted() -> None:
+    """One batch of rows: four inline, the fifth changed (checked in full), three more."""
+    entries, _ = _ledger(8)
+    entries[4]["amount"] = 999
+    a = Auditor([], [], ORIGIN)
+    a.rows([_row(e) for e in entries])
+    report = a.finish()
+    assert _kinds(report) == ["changed", "chain"] and report.entries == 8
+
+
+def test_an_entry_without_its_optional_fields_is_read_as_none() -> None:
+    entries, _ = _ledger(2)
+    del entries[0]["request_id"], entries[0]["receipt_hash"]  # the grant has neither
+    assert _audit(entries).finish().ok
+
+
+def test_the_report_names_the_root_and_the_checkpoints_covered_newest_first() -> None:
+    entries, leaves = _ledger(6)
+    reg = _Registry()
+    cps = [reg.checkpoint(n, root_of(leaves[:n])) for n in (2, 6, 4)]
+    report = _audit(entries, [*cps, reg.checkpoint(9, root_of(leaves))], reg).finish()
+    assert report.root == root_of(leaves)
+    assert [c.tree_size for c in report.signed] == [6, 4, 2]  # 6: exactly the entries'
+    assert report.checkpoint is not None and report.checkpoint.tree_size == 6
+    assert report.checkpoint_key == reg.keys[0]
+    assert _kinds(report) == ["truncated"]
+
+
+def test_refusals_of_signed_history_in_words() -> None:
+    reg = _Registry()
+    _, leaves = _ledger(4)
+    a = Auditor([reg.checkpoint(4, root_of(leaves))], reg.keys, ORIGIN,
+                remembered=(4, root_of(leaves[:3])))  # fmt: skip
+    assert [(f.kind, f.message) for f in a.report.findings] == [
+        ("rewritten", "checkpoint at size 4 now signs another root than the one an earlier "
+                      "audit saw: the history was rewritten"),
+    ]  # fmt: skip
+    zero = _audit([], [reg.checkpoint(0, b"\x42" * 32)], reg).finish()
+    assert [f.message for f in zero.findings] == [
+        "checkpoint at size 0: root is not the empty tree's"
+    ]
+
+
+def test_every_account_on_either_side_is_checked_unless_told_otherwise() -> None:
+    """An account only the entries have is named (as stored 0, nothing reserved); with
+    ``every=False`` (a registry's one ``GET /v1/balance`` row) only the stored ones."""
+    found = ledger_audit.stored_findings({"user:c": 4}, {}, 2)
+    assert [(f.kind, f.message) for f in found] == [
+        ("stored", "account user:c: the store's balance is 0, the first 2 entries add up to "
+                   "4 (-4 without an entry)"),
+    ]  # fmt: skip
+    assert ledger_audit.stored_findings({"user:c": 4}, {}, 2, every=False) == []
+    assert ledger_audit.stored_findings({"user:c": 4}, {"user:c": (4, 0)}, 2, every=False) == []

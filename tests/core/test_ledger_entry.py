@@ -6,12 +6,14 @@ import hashlib
 import random
 import re
 import struct
+from typing import Any
 
 import pytest
 
 from LLM_Mesh.core.ledger_entry import (
     GENESIS_PREV,
     MINT,
+    Pseudonyms,
     Transfer,
     entry_leaf,
     leaf_encoder,
@@ -274,3 +276,48 @@ def test_probe_accounts_have_a_users_form_and_are_keyed() -> None:
     for bad in (0, PROBE_ACCOUNTS + 1, True):
         with pytest.raises(ValueError, match="a probe account is 1 to"):
             one.probe(bad)
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+ARGS: tuple[Any, ...] = (7, 1_700_000_000_000_000, "settle", "user:a", "operator:b", 5, "req", "ab" * 32)
+
+
+def test_a_held_account_has_its_unkeyed_pseudonym() -> None:
+    held = pseudonym("held", "node-1")
+    assert re.fullmatch(r"held:[0-9a-f]{24}", held)
+    assert held != pseudonym("node", "node-1")
+
+
+def test_keyed_account_refusals_in_words() -> None:
+    with pytest.raises(ValueError) as short:
+        Pseudonyms(b"k" * 31)
+    assert str(short.value) == "an account key is at least 32 bytes"
+    keyed = Pseudonyms(b"k" * 32)
+    for kind, name in (("user", "u"), ("operator", "")):
+        with pytest.raises(ValueError) as caught:
+            keyed.of(kind, name)
+        assert str(caught.value) == "a keyed account is for an operator or a node with a name"
+
+
+@pytest.mark.parametrize("field", [2, 3, 4, 6, 7])
+def test_each_string_field_over_65535_bytes_is_refused_in_words(field: int) -> None:
+    """``kind``, ``from``, ``to``, ``request_id``, ``receipt_hash``: 65,535 bytes fit
+    (the same bytes from both encoders), one more is a ``ValueError``, not a
+    ``struct.error``."""
+    encode = leaf_encoder()
+    fits: list[Any] = [*ARGS[:field], "x" * 0xFFFF, *ARGS[field + 1 :], GENESIS_PREV]
+    assert encode(*fits) == entry_leaf(*fits)
+    over: list[Any] = [*ARGS[:field], "x" * 0x10000, *ARGS[field + 1 :], GENESIS_PREV]
+    for fn in (entry_leaf, leaf_encoder()):
+        with pytest.raises(ValueError) as caught:
+            fn(*over)
+        assert str(caught.value) == "a ledger string field is at most 65535 bytes"
+
+
+def test_a_prev_hash_not_of_32_bytes_is_refused_in_words_by_both_encoders() -> None:
+    short: list[Any] = [*ARGS, GENESIS_PREV[:31]]
+    for fn in (entry_leaf, leaf_encoder()):
+        with pytest.raises(ValueError) as caught:
+            fn(*short)
+        assert str(caught.value) == "prev_hash is 32 bytes"

@@ -7,6 +7,7 @@ import pytest
 from LLM_Mesh.core.liveness import (
     FORGET_FLOOR_S,
     address_lock_key,
+    address_text,
     forgettable,
     heartbeat_age,
     holds_address,
@@ -91,3 +92,9 @@ def test_a_node_is_forgotten_after_the_bound_never_within_the_floor() -> None:
     assert forgettable(0.0, 86400.0, 86400.0, 30.0)
     assert not forgettable(0.0, 60.0, 1.0, 30.0)
     assert forgettable(0.0, 30.0 + FORGET_FLOOR_S, 1.0, 30.0)
+
+
+def test_an_address_is_stored_as_host_colon_port() -> None:
+    """(mut33, 2026-12-06: ``{port}:{port}`` passed.)"""
+    assert address_text(("10.0.0.7", 8080)) == "10.0.0.7:8080"
+    assert address_text(("::1", 443)) == "::1:443"

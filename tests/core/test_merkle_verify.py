@@ -63,3 +63,20 @@ def test_hashes_of_the_wrong_length_are_refused_even_when_equal() -> None:
     assert not verify_consistency(2, 2, short, short, [])
     r2 = root_of(LEAVES[:2])
     assert not verify_inclusion(0, 2, LEAVES[0], [LEAVES[1] + b"x"], r2)
+
+
+def test_a_proof_with_a_hash_too_many_is_refused() -> None:
+    """Step 6.1 (and 4.1): a hash left over once the second tree's path is walked fails the
+    proof, whatever the roots (mut33, 2026-12-06: returning success there let any two roots
+    pass with one extra hash)."""
+    extra = leaf_hash(b"extra")
+    for second in range(2, 17):
+        r2 = root_of(LEAVES[:second])
+        for first in range(1, second):
+            r1 = root_of(LEAVES[:first])
+            proof = [*_subproof(first, LEAVES[:second], True), extra]
+            assert not verify_consistency(first, second, r1, r2, proof), (first, second)
+            assert not verify_consistency(first, second, r1, _flipped(r2), proof)
+        for index in range(second):
+            path = [*_path(index, LEAVES[:second]), extra]
+            assert not verify_inclusion(index, second, LEAVES[index], path, r2), (index, second)

@@ -109,3 +109,16 @@ def test_token_fragments_join_text_and_a_control_this_vocabulary_lacks() -> None
         ("<|im_start|>", True),
         ("assistant\n", False),
     ]
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_token_fragments_skip_empty_pieces_and_join_text_after_a_control() -> None:
+    from LLM_Mesh.core.prompt import token_fragments
+
+    def is_control(piece: str) -> bool:
+        return piece == "<s>"
+
+    segments = [("a", False), ("", False), ("b", False), ("<s>", True), ("y", False), ("z", False)]
+    assert token_fragments(segments, is_control) == [("ab", False), ("<s>", True), ("yz", False)]

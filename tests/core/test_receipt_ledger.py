@@ -3,13 +3,20 @@ a registry that charged or paid other amounts than it countersigned is named."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from LLM_Mesh.core.ledger_entry import GENESIS_PREV, NETWORK, Transfer, make_entry
-from LLM_Mesh.core.merkle import root_of
+from LLM_Mesh.core.merkle import leaf_hash, root_of
 from LLM_Mesh.core.receipt import Receipt
-from LLM_Mesh.core.receipt_ledger import inclusion_finding, ledger_findings
+from LLM_Mesh.core.receipt_ledger import (
+    inclusion_finding,
+    ledger_findings,
+    seen_finding,
+    seen_sizes,
+)
 from LLM_Mesh.core.receipt_verify import Found, verify
+from tests.core.test_ledger_audit import _subproof
 from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
 
 USER = "user:" + "a" * 32
@@ -194,3 +201,77 @@ def test_an_entry_of_another_kind_among_them_is_passed_over() -> None:
     r = _receipt()
     grant = _entries([Transfer("grant", "mint", USER, 10, "req-1", r.receipt_hash)])
     assert ledger_findings(r, [*grant, *_paid(r)]) == []
+
+
+# written against the module's mutants (mut33, 2026-12-06): seen_sizes and seen_finding had
+# no core test (tests/cli's fork test drives them through a registry)
+
+
+def test_an_edited_entry_is_named_and_the_entries_after_it_still_judged() -> None:
+    r = _receipt()
+    edited = _paid(r)
+    edited[0]["amount"] = 951  # its leaf hash does not agree: not counted as a share
+    assert ledger_findings(r, edited) == [
+        "entry 10 (settle): its fields do not hash to its leaf_hash",
+        "the nodes' shares (settle/hold) are [1900] µNT: the receipt signs [950, 1900]",
+    ]
+
+
+def test_a_part_whose_fee_is_all_of_it_wants_no_share() -> None:
+    """At a fee of 100 % (``fee_bps`` 10000 is allowed) a part's share is 0: settlement
+    writes its fee alone, and no share of 0 is wanted."""
+    r = _receipt([1000, 2000])
+    whole = dataclasses.replace(
+        r, parts=tuple(dataclasses.replace(p, fee=p.amount) for p in r.parts)
+    )
+    fees = _entries([Transfer("fee", USER, NETWORK, a, "req-1", whole.receipt_hash)
+                     for a in (1000, 2000)])  # fmt: skip
+    assert ledger_findings(whole, fees) == []
+
+
+LEAVES = [leaf_hash(b"entry %d" % i) for i in range(8)]
+ROOTS = [root_of(LEAVES[:n]) for n in range(9)]
+SPLIT = (
+    "the registry's signed checkpoint of size {} is not the log an earlier `llm-mesh ledger "
+    "verify` checked (size {}): no consistency proof joins them, so its proofs are of another "
+    "history shown to this check (a split view); keep the receipt and run `llm-mesh ledger "
+    "verify` to see the log everyone else reads"
+)
+
+
+def test_the_proof_asked_for_is_older_size_first() -> None:
+    assert seen_sizes((0, ROOTS[0]), 5) is None  # nothing seen
+    assert seen_sizes((-1, ROOTS[0]), 5) is None
+    assert seen_sizes((5, ROOTS[5]), 5) is None  # the same size: roots compared
+    assert seen_sizes((1, ROOTS[1]), 5) == (1, 5)
+    assert seen_sizes((3, ROOTS[3]), 5) == (3, 5)
+    assert seen_sizes((7, ROOTS[7]), 5) == (5, 7)  # the checkpoint older than the log seen
+
+
+def test_nothing_seen_is_no_finding() -> None:
+    assert seen_finding((0, b""), 5, ROOTS[5], []) is None
+    assert seen_finding((-3, b""), 5, ROOTS[5], [b"x" * 32]) is None
+
+
+def test_a_checkpoint_of_the_size_seen_must_be_its_root_with_no_proof() -> None:
+    assert seen_finding((5, ROOTS[5]), 5, ROOTS[5], []) is None
+    assert seen_finding((5, ROOTS[5]), 5, ROOTS[4], []) == SPLIT.format(5, 5)
+    assert seen_finding((5, ROOTS[5]), 5, ROOTS[5], [ROOTS[1]]) == SPLIT.format(5, 5)
+
+
+def test_a_newer_checkpoint_is_joined_to_the_log_seen_by_its_proof() -> None:
+    for size in range(1, 8):
+        proof = _subproof(size, LEAVES[:8], True)
+        assert seen_finding((size, ROOTS[size]), 8, ROOTS[8], proof) is None, size
+        other = root_of([*LEAVES[:7], leaf_hash(b"forked")])
+        assert seen_finding((size, ROOTS[size]), 8, other, proof) == SPLIT.format(8, size)
+    assert seen_finding((1, ROOTS[1]), 8, ROOTS[8], []) == SPLIT.format(8, 1)
+
+
+def test_an_older_checkpoint_is_joined_to_the_log_seen_by_its_proof() -> None:
+    """The checkpoint behind the log an earlier check read (seen 8, signed 3): the proof
+    from the checkpoint's size to the size seen, the checkpoint's root the older."""
+    proof = _subproof(3, LEAVES[:8], True)
+    assert seen_finding((8, ROOTS[8]), 3, ROOTS[3], proof) is None
+    assert seen_finding((8, ROOTS[8]), 3, ROOTS[2], proof) == SPLIT.format(3, 8)
+    assert seen_finding((8, ROOTS[7]), 3, ROOTS[3], proof) == SPLIT.format(3, 8)

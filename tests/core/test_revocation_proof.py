@@ -202,3 +202,34 @@ def test_a_token_refusal_and_a_revocation_never_pass_as_each_other() -> None:
     for a in domains:  # none a prefix of another: one message's bytes are never another's
         assert a.endswith(b"\x00") and a.count(b"\x00") == 1
         assert not [b for b in domains if b != a and b.startswith(a)]
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_a_token_refusal_is_carried_in_its_own_field() -> None:
+    signer = RevocationSigner(Ed25519PrivateKey.generate())
+    request = RevokedRequest("node-a", MessageKind.REGISTER, 7, 1_800_000_000_000, "ab" * 32)
+    said = "unknown operator token"
+    assert set(signer.fields(request, said, token=True)) == {"token_refusal"}
+    assert set(signer.fields(request, said)) == {"revocation"}
+    carried = {"error": {"message": said, "token_refusal": signer.proof(request, said, token=True)}}
+    assert check_revocation(signer.public_key, request, carried, token=True) is None
+
+
+@pytest.mark.parametrize("named", [("key_rotations",), ("key_rotation",), ("key_rotations", "key_rotation")])
+def test_a_rotation_named_to_a_node_that_follows_none_says_where_to_set_the_key(
+    registry: RevocationSigner, named: tuple[str, ...]
+) -> None:
+    """A node whose key is the operator's pin never follows a rotation an answer names:
+    one named (either field, or both) is said to be set in node.toml."""
+    request = revoked_request(MessageKind.HEARTBEAT, _sent())
+    assert request is not None
+    answer = _answer(RevocationSigner(Ed25519PrivateKey.generate()), request)
+    for field in named:
+        answer["error"][field] = [] if field == "key_rotations" else {}
+    assert check_revocation(registry.public_key, request, answer) == (
+        "it is signed by another key than the registry's this node trusts; the answer names a "
+        "rotation to it, but that key is the operator's pin (registry_public_key in node.toml), "
+        "never moved by an answer: set the registry's new key there"
+    )

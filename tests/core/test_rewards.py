@@ -480,3 +480,83 @@ def test_an_operators_uptime_is_split_within_its_cap_however_many_ids_it_holds()
         operator_uptime_ms({"a": -1}, budget_ms=p)
     with pytest.raises(ValueError):
         operator_uptime_ms({"a": 1}, budget_ms=-1)
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_refusals_known_on_one_side_only_keep_the_credit() -> None:
+    """``refusing_since`` without ``refused_at`` (or the reverse) is no run of refusals."""
+    common = {"check_failed": False, "ejected": False, "refused_gateway_at": None,
+              "now": 1000.0, "window_s": 60.0}  # fmt: skip
+    assert serving(refusing_since=10.0, refused_at=None, **common)  # type: ignore[arg-type]
+    assert serving(refusing_since=None, refused_at=999.0, **common)  # type: ignore[arg-type]
+
+
+def test_decay_at_short_half_lives_small_counts_and_short_times() -> None:
+    assert decay(4.0, 1.0, half_life_s=0.5) == pytest.approx(1.0)
+    assert decay(4.0, 0.5, half_life_s=1.0) == pytest.approx(4.0 * 0.5**0.5)
+    assert decay(1.0, 10.0, half_life_s=10.0) == pytest.approx(0.5)
+    assert decay(0.5, 10.0, half_life_s=10.0) == pytest.approx(0.25)
+    for half_life in (0.0, -1.0):
+        with pytest.raises(ValueError) as caught:
+            decay(1.0, 1.0, half_life_s=half_life)
+        assert str(caught.value) == "a half-life is positive"
+
+
+@pytest.mark.parametrize(
+    ("answered", "refused"), [(math.nan, 1.0), (1.0, math.nan), (1.0, -1.0), (-1.0, 1.0)]
+)
+def test_answer_counts_not_a_number_or_negative_are_refused_in_words(
+    answered: float, refused: float
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        answer_share_milli(answered, refused)
+    assert str(caught.value) == "answer counts are not negative"
+
+
+def test_credits_under_a_second_and_a_share_of_0() -> None:
+    """A heartbeat expiry under a second is cut for the share like a longer one; a share
+    of 0 (a node refusing over 1000 times per answer) earns nothing."""
+    assert refusal_credit_s(0.5, None, 500) == pytest.approx(0.25)
+    assert refusal_credit_s(30.0, None, 0) == 0.0
+    assert refusal_credit_s(30.0, 10.0, 0) == 0.0
+    assert explained_load_credit_s(0.5, None, claimed=1, known=1, capacity=4) == 0.5
+    # an unexplained claim over half a second since the previous heartbeat: half of it
+    half = explained_load_credit_s(30.0, 0.5, claimed=8, known=4, capacity=4, slack=0)
+    assert half == pytest.approx(0.25)
+
+
+def test_a_claim_of_nothing_is_explained_with_no_slack() -> None:
+    assert explained_load_credit_s(30.0, 30.0, claimed=0, known=0, capacity=1) == 30.0
+    assert explained_load_credit_s(30.0, 30.0, claimed=-3, known=0, capacity=1) == 30.0
+
+
+def test_the_slack_given_is_the_one_used() -> None:
+    """``slack`` 5 at a capacity of 10 explains a claim 5 over the known load (the default
+    2 would not)."""
+    assert explained_load_credit_s(30.0, 30.0, claimed=7, known=2, capacity=10, slack=5) == 30.0
+    assert explained_load_credit_s(30.0, 30.0, claimed=7, known=2, capacity=10) == pytest.approx(
+        30.0 * 2 / 7
+    )
+
+
+def test_uptime_periods_of_one_second_and_a_beat_just_into_a_period() -> None:
+    assert uptime_period(None, None, 5, 1) == 5
+    assert uptime_period(3.5, None, 5, 1) == 3
+    # a beat half a second into period 60: its credit was earned in period 60
+    assert uptime_period(60.5, None, 120, 60) == 60
+    for period in (0, -60):
+        with pytest.raises(ValueError) as caught:
+            uptime_period(None, None, 5, period)
+        assert str(caught.value) == "a period is positive"
+
+
+def test_a_node_with_no_healthy_time_is_cut_with_the_others() -> None:
+    assert operator_uptime_ms({"a": 0, "b": 100}, budget_ms=50) == {"a": 0, "b": 50}
+    assert operator_uptime_ms({"a": 0}, budget_ms=50) == {"a": 0}
+    for bad in ({"a": -1}, {}):
+        kwargs = {"budget_ms": 50 if bad else -1}
+        with pytest.raises(ValueError) as caught:
+            operator_uptime_ms(bad, **kwargs)
+        assert str(caught.value) == "a budget and healthy times are not negative"

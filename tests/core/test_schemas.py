@@ -255,3 +255,25 @@ def test_stop_and_prompt_as_a_string_or_a_list() -> None:
     req = CompletionRequest(model="m", prompt=["Hello"], stop=["END", "\n\n"])
     assert req.prompt_text() == "Hello" and req.stop_list() == ["END", "\n\n"]
     assert CompletionRequest(model="m", prompt="x").stop_list() == []
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+@pytest.mark.parametrize("name", ["gemma\x1b[2J", "a\nb", "x\u202ey"])
+def test_a_model_or_engine_name_with_control_or_format_characters_is_refused(name: str) -> None:
+    for fields in ({"id": name}, {"id": "m", "engine": name}):
+        with pytest.raises(ValidationError) as caught:
+            HostedModel(**fields)  # type: ignore[arg-type]
+        assert [e["msg"] for e in caught.value.errors()] == [
+            "Value error, must be printable: no control or format characters"
+        ]
+    assert HostedModel(id="gemma-3 270m é").id == "gemma-3 270m é"
+
+
+def test_a_chat_request_wants_top_candidates_only_with_logprobs() -> None:
+    base: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert ChatCompletionRequest(**base).top_logprobs_wanted() is None
+    assert ChatCompletionRequest(**base, logprobs=False).top_logprobs_wanted() is None
+    assert ChatCompletionRequest(**base, logprobs=True).top_logprobs_wanted() == 0
+    assert ChatCompletionRequest(**base, logprobs=True, top_logprobs=3).top_logprobs_wanted() == 3

@@ -93,3 +93,27 @@ def test_the_overdue_warning_names_the_stuck_awaits_and_threads_and_counts_idle_
     assert "exiting with status 70" in msg and "LLM_MESH_REGISTRY_SHUTDOWN_S" in msg
     bare = overdue_warning(80.0, "SIGINT", [], [])
     assert "within 80 s of SIGINT: still running: nothing the process can name" in bare
+
+
+# written against the module's mutants (mut33, 2026-12-06)
+
+
+def test_the_overdue_warning_in_full_with_frames_left_out_shown_once() -> None:
+    stuck = ["uvicorn.main", "LLM_Mesh.hot_routes.HotRoutesApp.__call__", "starlette.a.b",
+             "LLM_Mesh.registry.app.lifespan", "asyncio.tasks.wait_for"]  # fmt: skip
+    assert overdue_warning(4.0, "SIGTERM", [stuck], []) == (
+        "the registry did not stop within 4 s of SIGTERM: still running: … > "
+        "registry.app.lifespan > asyncio.tasks.wait_for; exiting with status 70 (what those "
+        "would still have written is lost; LLM_MESH_REGISTRY_SHUTDOWN_S sets the bound)"
+    )
+
+
+def test_a_loop_is_idle_by_its_innermost_frame_only() -> None:
+    """Three frames: the innermost decides (a sleep inside a busy frame is idle; a busy
+    innermost frame under a sleep is not)."""
+    idle = ["LLM_Mesh.a.loop", "LLM_Mesh.b.step", "asyncio.tasks.sleep"]
+    busy = ["LLM_Mesh.a.loop", "asyncio.tasks.sleep", "asyncio.tasks.wait_for"]
+    msg = overdue_warning(4.0, "SIGTERM", [idle, busy], [])
+    assert "still running: a.loop > … > asyncio.tasks.wait_for; 1 loop(s) sleeping" in msg
+    alone = overdue_warning(4.0, "SIGTERM", [idle], [])
+    assert "still running: 1 loop(s) sleeping till their next period; exiting" in alone

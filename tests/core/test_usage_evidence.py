@@ -9,7 +9,9 @@ import random
 from LLM_Mesh.core.usage_audit import AuditPolicy, AuditSample, Evidence, NodeUsage, UsageAudit
 from LLM_Mesh.core.usage_evidence import (
     bucket_of,
+    fold_window,
     fold_windows,
+    open_bucket,
     standing,
     unread_sums,
     verdicts,
@@ -66,3 +68,57 @@ def test_unread_sums() -> None:
     now = {(1, "a"): (3, 9), (1, "b"): (4, 6), (2, "b"): (1, 1), (2, "c"): (1, 2)}
     # a: nothing new; b: 2 more in window 1, window 2 started over (1 new); c: all new
     assert unread_sums(now, read) == {"b": (3, 5), "c": (1, 2)}
+
+
+def _usage(n: int, completion: int = 10) -> NodeUsage:
+    u = NodeUsage()
+    for _ in range(n):
+        u.add(AuditSample(completion, 100, 40, 160))
+    return u
+
+
+def test_windows_shorter_than_a_second_are_cut_at_their_own_length() -> None:
+    half = AuditPolicy(bucket_s=0.5)
+    assert bucket_of(1.2, half) == 2
+    assert not window_due(2, 1.49, half, 0.0)
+    assert window_due(2, 1.5, half, 0.0)
+
+
+def test_no_grace_or_a_negative_one_is_due_at_the_window_end() -> None:
+    assert not window_due(2, 1799.9, POLICY, 0.0)
+    assert window_due(2, 1800.0, POLICY, 0.0)
+    assert window_due(2, 1800.0, POLICY, -60.0)
+
+
+def test_a_sum_for_a_folded_window_goes_to_the_first_window_still_open() -> None:
+    assert open_bucket(5, -1) == 5  # nothing folded yet
+    assert open_bucket(5, 4) == 5  # the window after the last folded
+    assert open_bucket(3, 4) == 5  # a late replica's window already folded
+    assert open_bucket(3, 9) == 10
+
+
+def test_a_node_that_adds_nothing_leaves_the_rest_of_the_window_folded() -> None:
+    """A node with no answer counted first in the window (its add is None) passes over
+    it: the nodes after it are folded all the same."""
+    window = {"quiet": NodeUsage(), "a": _usage(5), "b": _usage(5, 20)}
+    out = fold_window({}, window, POLICY)
+    assert sorted(out) == ["a", "b"]
+    assert (out["a"].requests, out["a"].peer_requests) == (5, 5)
+
+
+def test_evidence_at_exactly_the_window_is_halved() -> None:
+    """Past ``window`` answers means at it: 2 answers with a window of 2 (the least the
+    policy allows) halve the evidence to 1."""
+    small = AuditPolicy(bucket_min=2, window=2)
+    out = fold_window({}, {"a": _usage(2), "b": _usage(2, 20)}, small)
+    assert out["a"].requests == 1
+    assert out["a"].priced["completion"] == 10.0  # 20 priced, halved
+    wide = AuditPolicy(bucket_min=2, window=3)
+    assert fold_window({}, {"a": _usage(2), "b": _usage(2, 20)}, wide)["a"].requests == 2
+
+
+def test_standing_counts_an_open_window_for_a_node_with_no_folded_evidence() -> None:
+    now = standing({}, [{"a": _usage(4), "b": _usage(4, 30)}], POLICY)
+    assert sorted(now) == ["a", "b"]
+    assert (now["a"].requests, now["a"].peer_requests, now["a"].peers) == (4, 4, 1)
+    assert now["b"].priced["completion"] == 120.0
