@@ -1,39 +1,37 @@
 """The router: per-model index, best-of-k choice over scored nodes, outcomes fed back.
 
-For each model the router keeps sets of routable, non-ejected nodes
-(``core/route_pools.py``): *open* (with spare capacity), *kept* (only the places the
-node keeps for keyed requests are free: full for anonymous requests, a keyed one draws
-from them when no node is open) and *full* (saturated). A node
-moves between them whenever its load changes, so a decision is O(1): draw
-``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better
-than two on the mixed-speed fleet, docs/benchmarks.md), score each
-(:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by
-``core/route_sample.py`` (rejection sampling, then one scan of the open set). The open
-set is an :class:`IndexedRows`: each node's scoring inputs for the model in one flat row
-(:func:`~LLM_Mesh.core.scoring.node_row`), written when the node enters it and again
-after every update of what the row holds, so a pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
-candidates' objects (tests/core/test_balancer_rows.py keeps them in step).
+For each model the router keeps sets of routable, non-ejected nodes (``core/route_pools.py``):
+*open* (with spare capacity), *kept* (only the places the node keeps for keyed requests are
+free: full for anonymous requests, a keyed one draws from them when no node is open) and *full*
+(saturated). A node moves between them whenever its load changes, so a decision is O(1): draw
+``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better than two on the
+mixed-speed fleet, docs/benchmarks.md), score each (:func:`~LLM_Mesh.core.scoring.node_cost`),
+keep the cheapest. Constraints are applied by ``core/route_sample.py`` (rejection sampling, then
+one scan of the open set). The open set is an :class:`IndexedRows`: each node's scoring inputs
+for the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the node
+enters it and again after every update of what the row holds, so a pick scores the rows
+(:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the candidates' objects
+(tests/core/test_balancer_rows.py keeps them in step).
 
-Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
-are full, with ``wait_s``: for the soonest of a sample of the full nodes, the
-time until the queue ahead has drained (:func:`~LLM_Mesh.core.queue_wait.queue_wait_s`,
-the rule the node's own 429 uses), from the node's load and its service time
-per request (the node's own measured EWMA from its heartbeat, else TTFT +
-tokens × per-token as the gateway saw them), and never less than what the
-node's last 429 said (``Retry-After``); the gateway's ``Retry-After``. ``NO_NODE``
-when none is permitted, routable and not ejected, or the full ones are all held by a 503
-(paused, draining: ``NodeStats.unavailable``, no saturated node), with ``wait_s`` the
-soonest end of such a hold (its ``Retry-After``), else ``None``.
+Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all are full, with
+``wait_s``: for the soonest of a sample of the full nodes, the time until the queue ahead has
+drained (:func:`~LLM_Mesh.core.queue_wait.queue_wait_s`, the rule the node's own 429 uses), from
+the node's load and its service time per request (the node's own measured EWMA from its
+heartbeat, else TTFT + tokens × per-token as the gateway saw them), and never less than what the
+node's last 429 said (``Retry-After``); the gateway's ``Retry-After``. ``NO_NODE`` when none is
+permitted, routable and not ejected, or the full ones are all held by a 503 (paused, draining:
+``NodeStats.unavailable``, no saturated node), with ``wait_s`` the soonest end of such a hold
+(its ``Retry-After``), else ``None``.
 
-The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
-on the first streamed token, and ``finish`` with the outcome; hard failures
-(connect error, timeout, 5xx) eject the node (:class:`~LLM_Mesh.core.outlier.OutlierDetector`)
-from each of its models' pools that can spare it (never more than ``max_ejected_fraction``
-of one at once; in the others it stays, rested: :meth:`Router._maybe_eject`). A 429 marks
-the node full until its next heartbeat, but an anonymous request's 429 at a node keeping
-places marks it full for anonymous requests only (found 2026-12-05: it closed the node to
-keyed ones too). ``fault`` counts a finished attempt as such a failure after the fact (a
-node's 4xx refusal that another node's answer contradicted: ``core/failover.py``).
+The gateway calls ``begin`` when it sends to the chosen node, ``first_token`` on the first
+streamed token, and ``finish`` with the outcome; hard failures (connect error, timeout, 5xx)
+eject the node (:class:`~LLM_Mesh.core.outlier.OutlierDetector`) from each of its models' pools
+that can spare it (never more than ``max_ejected_fraction`` of one at once; in the others it
+stays, rested: :meth:`Router._maybe_eject`). A 429 marks the node full until its next heartbeat,
+but an anonymous request's 429 at a node keeping places marks it full for anonymous requests
+only (found 2026-12-05: it closed the node to keyed ones too). ``fault`` counts a finished
+attempt as such a failure after the fact (a node's 4xx refusal that another node's answer
+contradicted: ``core/failover.py``).
 """
 
 from __future__ import annotations
@@ -135,10 +133,9 @@ class Router:
     ) -> NodeStats:
         """Add a node or update its registration; observed statistics survive an update.
 
-        ``models`` are all the node hosts, ``loaded`` (default: all) those ready
-        now; the others cost ``model_cold_start_ms[model]`` (else ``cold_start_ms``)
-        more, so warm nodes are preferred but a cold one still serves.
-        """
+        ``models`` are all the node hosts, ``loaded`` (default: all) those ready now; the
+        others cost ``model_cold_start_ms[model]`` (else ``cold_start_ms``) more, so warm
+        nodes are preferred but a cold one still serves."""
         old = self._nodes.get(node_id)
         if old is not None:
             self._index.move(old, NONE)
@@ -280,44 +277,22 @@ class Router:
         return here, peak, st.ended_at
 
     def pool_counts(self, model: str) -> tuple[int, int, int]:
-        """``(open, full, ejected)`` routable nodes for ``model`` (full: for an anonymous
-        request, so with those only keyed requests may take, ``Pool.kept``)."""
+        """``(open, full, ejected)`` routable nodes for ``model`` (full: for anonymous ones)."""
         p = self._pools.get(model)
         return (0, 0, 0) if p is None else (len(p.open), len(p.kept) + len(p.full), p.ejected)
 
     def declared_slots(self, model: str) -> int:
-        """The slots (``max_concurrency``) of ``model``'s routable nodes not ejected, as the
-        nodes declare them."""
+        """``Pool.declared_slots`` of ``model``'s routable nodes not ejected."""
         p = self._pools.get(model)
-        return (
-            0
-            if p is None
-            else sum(st.max_concurrency for b in (p.open, p.kept, p.full) for st in b)
-        )
+        return 0 if p is None else p.declared_slots()
 
     def idle_full_slots(self, model: str) -> int:
-        """Of :meth:`declared_slots`, those of nodes full (saturated, or held by a 503), or
-        closed to anonymous requests by a refusal, that no request of this router holds: a
-        node full by its own word (a heartbeat's load, a 429) takes nothing from it. One
-        pass over the model's full nodes and those of its kept ones."""
         p = self._pools.get(model)
-        if p is None:
-            return 0
-        idle = 0
-        for st in p.full:
-            if st.in_flight < st.max_concurrency:
-                idle += st.max_concurrency - st.in_flight
-        for st in p.kept:
-            if st.anon_closed and st.in_flight < st.max_concurrency:
-                idle += st.max_concurrency - st.in_flight
-        return idle
+        return 0 if p is None else p.idle_full_slots()
 
     def slots(self, model: str) -> int:
-        """The slots of ``model``'s routable nodes not ejected that this router may use (the
-        anonymous share's count, ``core/anonymous_share.py``): the declared ones less the
-        idle slots of full nodes (:meth:`idle_full_slots`). A node that declares 2^31 slots
-        and says it is full adds none (found 2026-12-06, attack33: it raised the anonymous
-        cap past every honest slot, so an anonymous flood held them all)."""
+        """The anonymous share's count: declared slots less full nodes' idle ones (attack33:
+        2^31 declared by a full node raised the anonymous cap past every honest slot)."""
         return self.declared_slots(model) - self.idle_full_slots(model)
 
     # -- index upkeep -------------------------------------------------------------
@@ -507,10 +482,8 @@ class Router:
     ) -> bool:
         """Record how an attempt ended; returns ``True`` when it ejected the node.
 
-        ``retry_after_s``: with ``OVERLOADED``, the node's ``Retry-After`` (its own
-        estimate of its queue's drain time); the router's wait for it is never less
-        until then.
-        """
+        ``retry_after_s``: with ``OVERLOADED``, the node's ``Retry-After`` (its own estimate
+        of its queue's drain time); the router's wait for it is never less until then."""
         if att.done:
             return False
         att.done = True

@@ -83,6 +83,16 @@ class Pool:
     def size(self) -> int:
         return len(self.open) + len(self.kept) + len(self.full) + self.ejected
 
+    def declared_slots(self) -> int:
+        """The slots (``max_concurrency``) of the pool's nodes, as they declare them."""
+        return sum(st.max_concurrency for b in (self.open, self.kept, self.full) for st in b)
+
+    def idle_full_slots(self) -> int:
+        """Of :meth:`declared_slots`, the ones no request of this router holds on nodes full
+        by their own word (saturated, a 503) or closed to anonymous requests by a refusal."""
+        full = [*self.full, *(st for st in self.kept if st.anon_closed)]
+        return sum(max(0, st.max_concurrency - st.in_flight) for st in full)
+
 
 class Pools:
     """Every model's :class:`Pool` and each node's place in them."""

@@ -163,10 +163,8 @@ class Authenticate:
         if rec is None:
             raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {_NO_KEY_HINT}")
         if rec.revoked_at is not None:
-            raise InvalidApiKey(
-                f"the API key {rec.key_id} was revoked: ask for a new key from the registry's "
-                f"admin (`llm-mesh registry keys create`), or {_NO_KEY_HINT}"
-            )
+            raise InvalidApiKey(f"the API key {rec.key_id} was revoked: ask for a new key from the "
+                                f"registry's admin (`llm-mesh registry keys create`), or {_NO_KEY_HINT}")  # fmt: skip
         client.key = rec
         return rec
 

@@ -83,13 +83,7 @@ from LLM_Mesh.core.canary import (
     judged_part,
     truncated,
 )
-from LLM_Mesh.core.canary_departures import (
-    Departures,
-    Evidence,
-    counted,
-    kind_of,
-    probe_evidence,
-)
+from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, kind_of, probe_evidence
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
