@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
@@ -311,6 +311,21 @@ class Router:
             if st.anon_closed and st.in_flight < st.max_concurrency:
                 idle += st.max_concurrency - st.in_flight
         return idle
+
+    def held_out_slots(self, model: str, nodes: Collection[str]) -> int:
+        """Of :meth:`slots`, those of ``nodes`` (nodes a request may not be sent to: those
+        that may keep prompts, ``core/prompt_keeping.py``), counted as :meth:`slots` counts
+        them. One pass over the model's nodes; 0 at once without ``nodes``."""
+        p = self._pools.get(model)
+        if p is None or not nodes:
+            return 0
+        n = 0
+        for bucket, idle in ((p.open, False), (p.kept, None), (p.full, True)):
+            for st in bucket:
+                if st.node_id in nodes:
+                    gone = idle if idle is not None else st.anon_closed
+                    n += min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
+        return n
 
     def slots(self, model: str) -> int:
         """The slots of ``model``'s routable nodes not ejected that this router may use (the

@@ -319,11 +319,15 @@ class Routing:
                     break
         return out
 
-    def slots(self, model: str) -> int:
+    def slots(self, model: str, allowed: bool = False) -> int:
         """``Router.slots``: its declared sum over the model's nodes counted again only once
         the router's membership changed (``Router.changes``: an upsert, a removal, routable,
         an ejection or its end), not per anonymous request (``access.AnonymousLast``); less
-        the idle slots of its full nodes, read each time (one pass over those only)."""
+        the idle slots of its full nodes, read each time (one pass over those only); less
+        the slots of the nodes that may keep prompts unless ``allowed`` (the request opted
+        in: ``keepers_for``). Found 2026-12-06 (review33c): a node that keeps prompts,
+        sent no request that did not opt in, lent its slots (2^31 declared) to the
+        anonymous share, which then held every slot of the nodes those requests may use."""
         router = self.router
         changes = router.changes
         hit = self._slots.get(model)
@@ -332,7 +336,8 @@ class Routing:
         else:
             n = router.declared_slots(model)
             self._slots[model] = (changes, n)
-        return n - router.idle_full_slots(model)
+        keep = self.keepers_for(model, allowed)
+        return n - router.idle_full_slots(model) - router.held_out_slots(model, keep)
 
     def keyed_at(self, model: str) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,
