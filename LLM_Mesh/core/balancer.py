@@ -316,8 +316,8 @@ class Router:
         """Of :meth:`slots`, those of ``nodes`` (nodes a request may not be sent to: those
         that may keep prompts, ``core/prompt_keeping.py``), counted as :meth:`slots` counts
         them. One pass over the model's nodes; 0 at once without ``nodes``."""
-        p = self._pools.get(model)
-        if p is None or not nodes:
+        p = self._pools.get(model) if nodes else None
+        if p is None:
             return 0
         n = 0
         for bucket, idle in ((p.open, False), (p.kept, None), (p.full, True)):
