@@ -51,3 +51,27 @@ async def test_a_prompt_keeping_nodes_slots_are_not_lent_to_anonymous_requests(
             nodes.gate.set()
             await asyncio.wait_for(flood, 30)
         await _until(lambda: _last(h).running.counts == {})
+
+
+async def test_the_nodes_held_out_are_made_once_per_change_not_per_request(
+    tmp_path: Path,
+) -> None:
+    """``Routing.keepers_for`` runs for every anonymous request's admission and every
+    attempt; it walked every node that may keep prompts each time (1.4 ms a call with
+    10,000 of them): now once per model until one registers, changes or leaves."""
+    async with running(tmp_path) as h:
+        routing = h.runtime.routing
+        await h.register("z", keeps_no_prompts=False)
+        first = routing.keepers_for(MODEL)
+        assert first == {"z"}
+        assert routing.keepers_for(MODEL) is first  # before the fix: made again each call
+        assert routing.keepers_for(MODEL, True) == frozenset()
+        await h.register("y", keeps_no_prompts=False)
+        assert routing.keepers_for(MODEL) == {"z", "y"}
+        await h.register("z", keeps_no_prompts=True)  # it says it keeps none now
+        assert routing.keepers_for(MODEL) == {"y"}
+        routing.remove("y")
+        assert routing.keepers_for(MODEL) == frozenset()
+        await h.register("x", models=["other-model"], keeps_no_prompts=False)
+        assert routing.keepers_for(MODEL) == frozenset()
+        assert routing.keepers_for("other-model") == {"x"}
