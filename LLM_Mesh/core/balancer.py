@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
@@ -289,6 +289,21 @@ class Router:
     def idle_full_slots(self, model: str) -> int:
         p = self._pools.get(model)
         return 0 if p is None else p.idle_full_slots()
+
+    def held_out_slots(self, model: str, nodes: Collection[str]) -> int:
+        """Of :meth:`slots`, those of ``nodes`` (nodes a request may not be sent to: those
+        that may keep prompts, ``core/prompt_keeping.py``), counted as :meth:`slots` counts
+        them. One pass over the model's nodes; 0 at once without ``nodes``."""
+        p = self._pools.get(model) if nodes else None
+        if p is None:
+            return 0
+        n = 0
+        for bucket, idle in ((p.open, False), (p.kept, None), (p.full, True)):
+            for st in bucket:
+                if st.node_id in nodes:
+                    gone = idle if idle is not None else st.anon_closed
+                    n += min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
+        return n
 
     def slots(self, model: str) -> int:
         """The anonymous share's count: declared slots less full nodes' idle ones (attack33:

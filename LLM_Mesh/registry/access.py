@@ -407,16 +407,17 @@ class AnonymousLast:
                 seen = nodes
         return None if seen is None else max(0.0, self.clock() - seen)
 
-    def _cap(self, model: str) -> int:
-        """The most anonymous requests the model may have in flight (``share`` not None)."""
-        slots = self.routing.slots(model)
+    def _cap(self, model: str, allowed: bool = False) -> int:
+        """The most anonymous requests the model may have in flight (``share`` not None);
+        ``allowed``: the request may go to nodes that keep prompts (``Routing.slots``)."""
+        slots = self.routing.slots(model, allowed)
         ago = self._keyed_ago(model, slots)
         return anonymous_cap(slots, self.share or 0.0, ago is not None and ago < KEYED_RECENT_S)
 
-    def _over_share(self, model: str, held: bool = False) -> bool:  # held: Redis took ahead
-        if self.share is None:
+    def _over_share(self, model: str, held: bool = False, allowed: bool = False) -> bool:
+        if self.share is None:  # held: Redis took ahead
             return False
-        if self.running.counts.get(model, 0) >= self._cap(model):
+        if self.running.counts.get(model, 0) >= self._cap(model, allowed):
             return True
         until = None if held else self.full_until.get(model)
         return until is not None and self.clock() < until
@@ -439,7 +440,7 @@ class AnonymousLast:
         check would take now without asking the router; ``None``: it takes at its turn."""
         if self.shared is None or self._said(job) is not Clear.GO:
             return None
-        return self._cap(job.model)
+        return self._cap(job.model, job.ext.allow_prompt_keeping)
 
     def _clear(self, job: Job, held: bool = False) -> bool:
         """No keyed request waits for the model, and a node is free (or none is up at all:
@@ -456,21 +457,22 @@ class AnonymousLast:
         ext = job.ext
         constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
         # the share is read only while a node is open (the rule reads it only then)
-        over = bool(open_) and not keyed_waiting and self._over_share(model, held)
+        allowed = ext.allow_prompt_keeping
+        over = bool(open_) and not keyed_waiting and self._over_share(model, held, allowed)
         return clear(keyed_waiting, open_, full, over, constrained)
 
     def _refusal(self, job: Job, how: str = _SEND_A_WAIT) -> Overloaded:
         d = self.routing.pick(self._route(job))
         wait = d.wait_s if d.wait_s is not None else 1.0
         if self.share is not None:  # a one-slot model's slot comes back when keys stop
-            slots = self.routing.slots(job.model)
+            slots = self.routing.slots(job.model, job.ext.allow_prompt_keeping)
             ago = self._keyed_ago(job.model, slots)
             wait = max(wait, floor_slot_wait(slots, self.share, ago))
         self.routing.demand.refuse(job.model, SATURATED)
         busy = (
             "requests without an API key hold their share of the slots of the nodes serving "
             f"{job.model!r} (the rest is kept for requests with a key)"
-            if self._over_share(job.model)
+            if self._over_share(job.model, allowed=job.ext.allow_prompt_keeping)
             else f"every node serving {job.model!r} is busy and requests with an API key go first"
         )
         return Overloaded(

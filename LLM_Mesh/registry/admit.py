@@ -372,18 +372,19 @@ class ScopeAnonymousIds:
         return replace(job, settle_key=scoped)
 
 
-def over_share(last: AnonymousLast, model: str) -> bool:
+def over_share(last: AnonymousLast, model: str, allowed: bool = False) -> bool:
     """``model``'s anonymous requests sent on from this process are more than its share of
     the slots counted now, as with keyed demand (the stricter cap): after a node refused
     one of them (429, 503: full by its own word, its idle slots no longer counted), the
     request stops there instead of failing over into the slots kept for keyed requests
     (found 2026-12-06, attack33: a node declaring 2^31 slots and refusing what it is sent
     lent them to every anonymous request the share admitted, each then taking an honest
-    node's kept slot)."""
+    node's kept slot). ``allowed``: the request may go to nodes that keep prompts."""
     share = last.share
     if share is None:
         return False
-    return last.running.counts.get(model, 0) > anonymous_cap(last.routing.slots(model), share)
+    slots = last.routing.slots(model, allowed)
+    return last.running.counts.get(model, 0) > anonymous_cap(slots, share)
 
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:

@@ -69,6 +69,7 @@ from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
 _NONE: frozenset[str] = frozenset()
+_KEEPERS_MAX = 4096  # models whose prompt keepers are kept made (``Routing.keepers_for``)
 
 __all__ = ["Routing", "WaitPlace"]
 
@@ -129,6 +130,8 @@ class Routing:
         # node id -> its models, of the nodes that may keep prompts (core/prompt_keeping.py):
         # routed only requests that opt in (``allow_prompt_keeping``, registry/send.py)
         self.prompt_keepers: dict[str, frozenset[str]] = {}
+        # model -> those of them serving it (``keepers_for``), made again after a change
+        self._keepers: dict[str, frozenset[str]] = {}
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
@@ -170,10 +173,8 @@ class Routing:
         """A registration (or a stored node loaded at start-up)."""
         out = self.quarantined.get(entry.node_id, frozenset())
         engines = (m.engine for m in entry.models.values())
-        if may_keep_prompts(entry.keeps_no_prompts, engines):
-            self.prompt_keepers[entry.node_id] = frozenset(entry.models)
-        else:
-            self.prompt_keepers.pop(entry.node_id, None)
+        keeps = may_keep_prompts(entry.keeps_no_prompts, engines)
+        self._keeper(entry.node_id, frozenset(entry.models) if keeps else None)
         self.router.upsert_node(
             entry.node_id, [m for m in entry.models if m not in out], now=self.clock(),
             loaded=loaded_models(entry),
@@ -251,14 +252,32 @@ class Routing:
         register again (found 2026-12-05: a goodbye and a registration ended the ejection, and
         gave a node judged poorly a newcomer's statistics: ``core/left_stats.py``)."""
         self.router.remove_node(node_id, self.clock())
-        self.prompt_keepers.pop(node_id, None)
+        self._keeper(node_id, None)
+
+    def _keeper(self, node_id: str, models: frozenset[str] | None) -> None:
+        """``node_id`` may keep prompts for ``models`` (None: it keeps none, or left)."""
+        keepers = self.prompt_keepers
+        if keepers.get(node_id) == models:
+            return
+        if models is None:
+            del keepers[node_id]
+        else:
+            keepers[node_id] = models
+        self._keepers.clear()
 
     def keepers_for(self, model: str, allowed: bool = False) -> frozenset[str]:
         """The nodes serving ``model`` that may keep prompts (``prompt_keepers``), which a
         request routes around; none when it is ``allowed`` them (it opted in)."""
         if allowed or not self.prompt_keepers:
             return _NONE
-        return frozenset(n for n, models in self.prompt_keepers.items() if model in models)
+        hit = self._keepers.get(model)
+        if hit is None:  # once per model and change, not per attempt (review33c: 1.4 ms a
+            # call with 10,000 such nodes, each request's admission and every attempt)
+            if len(self._keepers) >= _KEEPERS_MAX:
+                self._keepers.clear()
+            hit = frozenset(n for n, ms in self.prompt_keepers.items() if model in ms)
+            self._keepers[model] = hit
+        return hit
 
     def up_among(self, nodes: Iterable[str]) -> int:
         """How many of ``nodes`` are up (routable by the table) now."""
@@ -319,11 +338,15 @@ class Routing:
                     break
         return out
 
-    def slots(self, model: str) -> int:
+    def slots(self, model: str, allowed: bool = False) -> int:
         """``Router.slots``: its declared sum over the model's nodes counted again only once
         the router's membership changed (``Router.changes``: an upsert, a removal, routable,
         an ejection or its end), not per anonymous request (``access.AnonymousLast``); less
-        the idle slots of its full nodes, read each time (one pass over those only)."""
+        the idle slots of its full nodes, read each time (one pass over those only); less
+        the slots of the nodes that may keep prompts unless ``allowed`` (the request opted
+        in: ``keepers_for``). Found 2026-12-06 (review33c): a node that keeps prompts,
+        sent no request that did not opt in, lent its slots (2^31 declared) to the
+        anonymous share, which then held every slot of the nodes those requests may use."""
         router = self.router
         changes = router.changes
         hit = self._slots.get(model)
@@ -332,7 +355,8 @@ class Routing:
         else:
             n = router.declared_slots(model)
             self._slots[model] = (changes, n)
-        return n - router.idle_full_slots(model)
+        keep = self.keepers_for(model, allowed)
+        return n - router.idle_full_slots(model) - router.held_out_slots(model, keep)
 
     def keyed_at(self, model: str) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,

@@ -125,7 +125,7 @@ class Runtime:
     # whether the model's anonymous requests sent on pass its share now (a node that
     # refused one left the count: ``admit.over_share``); the send stage asks it before an
     # anonymous request fails over past a node's 429 or 503. None: no share
-    over_share: Callable[[str], bool] | None = None
+    over_share: Callable[[str, bool], bool] | None = None  # (model, allow_prompt_keeping)
     # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
     # one write per heartbeat (a store without batch methods)
     heartbeats: HeartbeatWriter | None = None

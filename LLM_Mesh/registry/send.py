@@ -294,7 +294,8 @@ class Exchange:
                 # a refusing node's own Retry-After holds it out of the router that long
                 step = self.finish(att, outcome, retry_after_s=self.node_wait)
                 over = rt.over_share  # an anonymous request past its share once a node refused
-                if outcome in BUSY and not self.keyed and over is not None and over(job.model):
+                if outcome in BUSY and not self.keyed and over is not None \
+                        and over(job.model, job.ext.allow_prompt_keeping):  # fmt: skip
                     step = self.stop(Stop.NO_NODE)  # not into the slots kept for keyed ones
                 if step.action is Action.STOP:
                     break
