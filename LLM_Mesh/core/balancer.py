@@ -48,6 +48,7 @@ from LLM_Mesh.core.queue_wait import MAX_WAIT_S
 from LLM_Mesh.core.route_pools import (
     EJECTED,
     NONE,
+    Pool,
     Pools,
     RowPart,
     anonymous_limit,
@@ -88,6 +89,7 @@ class RoutingPolicy:
 
 
 _OK = Verdict.OK  # a module global: reading an enum member off its class costs ~0.1 µs
+_NO_POOL = Pool()  # a model with no pool: no slots
 _tuple_new = tuple.__new__
 _RowPart = RowPart
 _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (scoring.py)
@@ -133,9 +135,9 @@ class Router:
     ) -> NodeStats:
         """Add a node or update its registration; observed statistics survive an update.
 
-        ``models`` are all the node hosts, ``loaded`` (default: all) those ready now; the
-        others cost ``model_cold_start_ms[model]`` (else ``cold_start_ms``) more, so warm
-        nodes are preferred but a cold one still serves."""
+        ``models`` are all the node hosts, ``loaded`` (default: all) those ready now; the others
+        cost ``model_cold_start_ms[model]`` (else ``cold_start_ms``) more, so warm nodes are
+        preferred but a cold one still serves."""
         old = self._nodes.get(node_id)
         if old is not None:
             self._index.move(old, NONE)
@@ -214,12 +216,12 @@ class Router:
     def heard(self, node_id: str, at: float, keyed_at: float | None = None) -> bool:
         """The node was heard from at ``at`` through another replica (no load report).
 
-        Its load report went to that replica, so the load this router holds from before
-        ``at`` (an older heartbeat's, or the capacity a 429 set) is not the node's any
-        more: it is dropped, and the router's own in-flight count is what is left. Without
-        this, a 429 at a replica the node does not heartbeat to marked it full there for
-        good (no heartbeat of its ever came to clear it). ``keyed_at``: the report's last
-        keyed request (:meth:`heartbeat`). ``True`` when that made the node open."""
+        Its load report went to that replica, so the load this router holds from before ``at``
+        (an older heartbeat's, or the capacity a 429 set) is not the node's any more: it is
+        dropped, and the router's own in-flight count is what is left. Without this, a 429 at a
+        replica the node does not heartbeat to marked it full there for good (no heartbeat of
+        its ever came to clear it). ``keyed_at``: the report's last keyed request
+        (:meth:`heartbeat`). ``True`` when that made the node open."""
         st = self._nodes.get(node_id)
         if st is None:
             return False
@@ -252,9 +254,9 @@ class Router:
         return self._nodes.get(node_id)
 
     def in_flight_by_node(self, limit: int) -> tuple[dict[str, int], bool]:
-        """node id -> requests this router has in flight there, for the nodes with any, at
-        most ``limit`` of them (the busiest); and whether some were left out. One scan, read
-        when a replica publishes its counters, not on the request path."""
+        """node id -> requests this router has in flight there, for the nodes with any, at most
+        ``limit`` of them (the busiest); and whether some were left out. One scan, read when a
+        replica publishes its counters, not on the request path."""
         busy = {nid: st.in_flight for nid, st in self._nodes.items() if st.in_flight > 0}
         if len(busy) <= limit:
             return busy, False
@@ -263,11 +265,10 @@ class Router:
 
     def take_peak(self, node_id: str) -> tuple[int, int, float]:
         """``(in_flight, peak, ended_at)`` of ``node_id``: the requests this router has in
-        flight there, the most it had since the previous call (at least ``in_flight``), and
-        when one last ended; the peak starts over from ``in_flight``, as when the node was
-        :meth:`heard` at another replica (an old peak must not explain a report made long
-        after it). Called once per heartbeat of the node here
-        (``registry/uptime_credit.known_load``)."""
+        flight there, the most it had since the previous call (at least ``in_flight``), and when
+        one last ended; the peak starts over from ``in_flight``, as when the node was
+        :meth:`heard` at another replica (an old peak must not explain a report made long after
+        it). Called once per heartbeat of the node here (``registry/uptime_credit.known_load``)."""
         st = self._nodes.get(node_id)
         if st is None:
             return 0, 0, -math.inf
@@ -283,31 +284,17 @@ class Router:
 
     def declared_slots(self, model: str) -> int:
         """``Pool.declared_slots`` of ``model``'s routable nodes not ejected."""
-        p = self._pools.get(model)
-        return 0 if p is None else p.declared_slots()
+        return self._pools.get(model, _NO_POOL).declared_slots()
 
     def idle_full_slots(self, model: str) -> int:
-        p = self._pools.get(model)
-        return 0 if p is None else p.idle_full_slots()
+        return self._pools.get(model, _NO_POOL).idle_full_slots()
 
     def held_out_slots(self, model: str, nodes: Collection[str]) -> int:
-        """Of :meth:`slots`, those of ``nodes`` (nodes a request may not be sent to: those
-        that may keep prompts, ``core/prompt_keeping.py``), counted as :meth:`slots` counts
-        them. One pass over the model's nodes; 0 at once without ``nodes``."""
-        p = self._pools.get(model) if nodes else None
-        if p is None:
-            return 0
-        n = 0
-        for bucket, idle in ((p.open, False), (p.kept, None), (p.full, True)):
-            for st in bucket:
-                if st.node_id in nodes:
-                    gone = idle if idle is not None else st.anon_closed
-                    n += min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
-        return n
+        """Of :meth:`slots`, those of ``nodes`` (may keep prompts: ``Pool.held_out_slots``)."""
+        return self._pools.get(model, _NO_POOL).held_out_slots(nodes) if nodes else 0
 
     def slots(self, model: str) -> int:
-        """The anonymous share's count: declared slots less full nodes' idle ones (attack33:
-        2^31 declared by a full node raised the anonymous cap past every honest slot)."""
+        """The anonymous share's count: declared slots less full nodes' idle ones (attack33)."""
         return self.declared_slots(model) - self.idle_full_slots(model)
 
     # -- index upkeep -------------------------------------------------------------
@@ -367,14 +354,13 @@ class Router:
     def pick(self, req: RouteRequest, now: float) -> Decision:
         """Choose a node for ``req`` (see the module docstring for the verdicts).
 
-        The hot path of every request: one draw (:meth:`IndexedRows.draw_slots`), one
-        scoring loop over rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`), one
-        ``Decision``; the ejection heap and the slow-start weights are only consulted when
-        they can matter. A request for one model without constraints (the common one)
-        takes a short path that makes the decision :meth:`_pick_any` would make (same
-        draws, same node, same cost: tests/core/test_balancer_fast_pick.py); every other
-        request, and one whose model has no open node, goes there.
-        """
+        The hot path of every request: one draw (:meth:`IndexedRows.draw_slots`), one scoring
+        loop over rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`), one ``Decision``; the
+        ejection heap and the slow-start weights are only consulted when they can matter. A
+        request for one model without constraints (the common one) takes a short path that makes
+        the decision :meth:`_pick_any` would make (same draws, same node, same cost:
+        tests/core/test_balancer_fast_pick.py); every other request, and one whose model has no
+        open node, goes there."""
         out = self.outliers
         if out.next_release <= now:
             self.tick(now)
@@ -497,8 +483,8 @@ class Router:
     ) -> bool:
         """Record how an attempt ended; returns ``True`` when it ejected the node.
 
-        ``retry_after_s``: with ``OVERLOADED``, the node's ``Retry-After`` (its own estimate
-        of its queue's drain time); the router's wait for it is never less until then."""
+        ``retry_after_s``: with ``OVERLOADED``, the node's ``Retry-After`` (its own estimate of
+        its queue's drain time); the router's wait for it is never less until then."""
         if att.done:
             return False
         att.done = True
@@ -554,9 +540,9 @@ class Router:
         return ejected
 
     def fault(self, att: Attempt, now: float) -> bool:
-        """Count the finished attempt ``att`` as a hard failure of its node after the fact
-        (its refusal, which another node's answer contradicted); ``True`` when that ejected
-        the node. Nothing for an attempt still open; one begun before a goodbye: ``_late``."""
+        """Count the finished attempt ``att`` as a hard failure of its node after the fact (its
+        refusal, which another node's answer contradicted); ``True`` when that ejected the node.
+        Nothing for an attempt still open; one begun before a goodbye: ``_late``."""
         if not att.done:
             return False
         st = self._counted(att)

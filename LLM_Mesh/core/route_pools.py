@@ -15,7 +15,7 @@ node enters and again after every update of what the row holds (:meth:`Pools.rew
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import may_eject
@@ -89,9 +89,22 @@ class Pool:
 
     def idle_full_slots(self) -> int:
         """Of :meth:`declared_slots`, the ones no request of this router holds on nodes full
-        by their own word (saturated, a 503) or closed to anonymous requests by a refusal."""
+        by their own word (saturated, a 503) or closed to anonymous requests by a refusal:
+        left out of the anonymous share's count (found 2026-12-06, attack33: a node declaring
+        2^31 slots and full raised the anonymous cap past every honest slot)."""
         full = [*self.full, *(st for st in self.kept if st.anon_closed)]
         return sum(max(0, st.max_concurrency - st.in_flight) for st in full)
+
+    def held_out_slots(self, nodes: Collection[str]) -> int:
+        """Of the slots counted (declared less :meth:`idle_full_slots`), those of ``nodes``:
+        one pass over the pool's nodes."""
+        n = 0
+        for bucket, idle in ((self.open, False), (self.kept, None), (self.full, True)):
+            for st in bucket:
+                if st.node_id in nodes:
+                    gone = idle if idle is not None else st.anon_closed
+                    n += min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
+        return n
 
 
 class Pools:

@@ -408,8 +408,7 @@ class AnonymousLast:
         return None if seen is None else max(0.0, self.clock() - seen)
 
     def _cap(self, model: str, allowed: bool = False) -> int:
-        """The most anonymous requests the model may have in flight (``share`` not None);
-        ``allowed``: the request may go to nodes that keep prompts (``Routing.slots``)."""
+        """The most anonymous requests the model may have in flight (``share`` not None)."""
         slots = self.routing.slots(model, allowed)
         ago = self._keyed_ago(model, slots)
         return anonymous_cap(slots, self.share or 0.0, ago is not None and ago < KEYED_RECENT_S)
@@ -526,11 +525,10 @@ class AnonymousLast:
                 self.waiting.pop(model, None)
 
     async def _take(self, model: str) -> Callable[[], None] | None:
-        """A place in the model's share (``share`` None: a no-op): without Redis counted
-        here in the same step of the loop as the check that cleared it; with Redis one
-        atomic take against every replica's count (``SharedInFlight.take``; Redis out:
-        this replica's), ``None`` when the share is taken (marked for
-        :data:`_SHARED_FULL_S`). The function gives it back, once."""
+        """A place in the model's share (``share`` None: a no-op): without Redis counted here in the
+        same step of the loop as the check that cleared it; with Redis one atomic take against every
+        replica's count (``SharedInFlight.take``; Redis out: this replica's), ``None`` when the
+        share is taken (marked for :data:`_SHARED_FULL_S`). The function gives it back, once."""
         if self.share is None:
             return _nothing
         shared = self.shared

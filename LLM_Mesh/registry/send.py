@@ -293,10 +293,9 @@ class Exchange:
                     last = err
                 # a refusing node's own Retry-After holds it out of the router that long
                 step = self.finish(att, outcome, retry_after_s=self.node_wait)
-                over = rt.over_share  # an anonymous request past its share once a node refused
-                if outcome in BUSY and not self.keyed and over is not None \
-                        and over(job.model, job.ext.allow_prompt_keeping):  # fmt: skip
-                    step = self.stop(Stop.NO_NODE)  # not into the slots kept for keyed ones
+                over = None if self.keyed or outcome not in BUSY else rt.over_share
+                if over is not None and over(job.model, job.ext.allow_prompt_keeping):
+                    step = self.stop(Stop.NO_NODE)  # anonymous, past its share: not into kept slots
                 if step.action is Action.STOP:
                     break
                 if step.delay_s > 0:

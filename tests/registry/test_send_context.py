@@ -35,13 +35,17 @@ def test_what_the_parse_stage_passed_the_send_stage_would_pass(context: int) -> 
                 assert passes(prompt, max_tokens, context), (chars, max_tokens)
 
 
-def _exchange(max_tokens: int, ext: Extensions = NONE) -> Exchange:
+def _exchange(
+    max_tokens: int, ext: Extensions = NONE, keepers: frozenset[str] = frozenset()
+) -> Exchange:
     spec = get_spec("mistral-7b")
     assert spec is not None
     job = Job(path="/v1/chat/completions", model="mistral-7b", body={}, raw=b"{}", stream=False,
               prompt_text="hi", max_tokens=max_tokens, price=spec.price, estimate=1,
               catalog_context=spec.context_length, request_id="req-1", started=0.0, ext=ext)  # fmt: skip
-    rt = SimpleNamespace(routing=None, quality=None)
+    # the nodes that may keep prompts (private33): routed around unless the request opts in
+    routing = SimpleNamespace(keepers_for=lambda m, allowed=False: frozenset() if allowed else keepers)
+    rt = SimpleNamespace(routing=routing, quality=None)
     return Exchange(rt, job)  # type: ignore[arg-type]
 
 
@@ -50,7 +54,9 @@ def _full(ex: Exchange) -> RouteRequest:
     ext = ex.ext
     return RouteRequest((ex.job.model,), expected_tokens=ex.job.max_tokens or None,
                         avoid_regions=ext.avoid_regions, allow_nodes=ext.allow_nodes,
-                        deny_nodes=ext.deny_nodes, exclude=frozenset(ex.tried))  # fmt: skip
+                        deny_nodes=ext.deny_nodes | ex.routing.keepers_for(
+                            ex.job.model, ext.allow_prompt_keeping),
+                        exclude=frozenset(ex.tried))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -66,3 +72,12 @@ def test_the_route_request_is_the_one_built_in_full(ext: Extensions, max_tokens:
     assert ex._route_request().constrained == _full(ex).constrained
     ex.tried.add("n1")  # after an attempt: that node excluded, never a shared request
     assert ex._route_request() == _full(ex) and ex._route_request().exclude == {"n1"}
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_nodes_that_may_keep_prompts_are_denied_unless_the_request_opts_in(allowed: bool) -> None:
+    """(private33's route filter: it broke this file's stub, which had no routing.)"""
+    ex = _exchange(50, Extensions(allow_prompt_keeping=allowed), frozenset({"k"}))
+    route = ex._route_request()
+    assert route == _full(ex)
+    assert ("k" in route.deny_nodes) is not allowed
