@@ -288,3 +288,16 @@ def test_a_whitespace_stop_may_cut_only_where_the_reference_has_that_whitespace(
     assert text_evidence(split, "The", 0.7, stops=("\n \n",)).positions == 3  # across tokens
     assert text_evidence(split, "The", 0.7, stops=("\n\n",)).positions == 2
     assert full < first.log_ratio
+
+
+def test_a_chat_templates_stops_may_cut_only_a_chat_probes_text() -> None:
+    """Found 2026-12-06, review33b: a chat template's stop strings (``TURN_STOPS``) were
+    taken to have cut a completion probe's text too, where no engine applies them (a
+    completion is the client's text, its stops the client's alone), so a text that ended
+    before a reference token ``"["``, ``"<"`` or ``"\\nUser"`` (code, markup) earned every
+    position. A chat probe's still may (``chat``, the default)."""
+    ref = _reference(1)
+    turn = Answer("", (ref.tokens[0], TokenLogprob("\nUser", -0.1, (("\nUser", -0.1),))))
+    assert text_evidence(turn, "The", 0.7).positions == 2  # a chat probe
+    assert text_evidence(turn, "The", 0.7, chat=False).positions == 1
+    assert text_evidence(turn, "The", 0.7, stops=("\nUser:",), chat=False).positions == 2
