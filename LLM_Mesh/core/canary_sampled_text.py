@@ -31,10 +31,13 @@ drew is not seen, so:
   of text, the node's default length, a liar's short or empty answer) earns ``K_m``, the
   keeping factors of the positions before ``m`` alone (before 2026-12-06, ``probe33``:
   ``K_n``, every position credited, so a liar's empty answer lowered its CUSUM), unless a
-  stop string may have cut it there: the probe's ``stop`` strings or a chat template's
-  (``core.prompt.TURN_STOPS``), whitespace removed, begin what token ``m`` spells past the
-  text's end or are begun by it (one of only whitespace always may), then ``K_n`` as
-  before. Sound: an engine's text is every token's text it generated but where a stop
+  stop string may have cut it there: the probe's ``stop`` strings or, on a chat probe, a
+  chat template's (``core.prompt.TURN_STOPS``; a completion's text is cut by its client's
+  stops alone, ``review33b``), whitespace removed, begin what token ``m`` spells past the
+  text's end or are begun by it (one of only whitespace, where the reference holds it
+  between the last character the text spelled and the next: ``TextDeparture.gap``;
+  before 2026-12-06, ``review33b``, anywhere), then ``K_n`` as before. Sound: an
+  engine's text is every token's text it generated but where a stop
   string cuts it (or a token holds part of a character: undecided, above), so a node whose
   tokens kept the reference's through ``m`` would have spelled the rest of ``m``; its
   first departure is at some ``j ≤ m`` (a token that is not the reference's, or its end:
@@ -97,6 +100,9 @@ class TextDeparture:
     rest: str = ""
     ended: int | None = None
     unspelled: str = ""
+    gap: str = ""
+    """Where it ended: the whitespace the reference holds between the last character the
+    text spelled and the next (where a stop of only whitespace may have cut it)."""
 
 
 def text_departure(reference: Answer, text: str) -> TextDeparture:
@@ -113,7 +119,8 @@ def text_departure(reference: Answer, text: str) -> TextDeparture:
             at += len(piece)
             continue
         if piece.startswith(rest):  # it ended inside this token (or right before it)
-            return TextDeparture(None, ended=i, unspelled=piece[len(rest) :])
+            gap = _gap("".join(t.token for t in reference.tokens[: i + 1]), len(got))
+            return TextDeparture(None, ended=i, unspelled=piece[len(rest) :], gap=gap)
         return TextDeparture(i, rest)
     return TextDeparture(None)
 
@@ -126,11 +133,32 @@ def _factors(ref: TokenLogprob, temperature: float, test: DepartureTest) -> tupl
     return keep, math.log(r / q)
 
 
-def _may_be_cut(unspelled: str, stops: Sequence[str]) -> bool:
-    """Whether a stop string (the probe's ``stops``, a chat template's ``TURN_STOPS``)
-    may have cut an honest text whose tokens went on with ``unspelled``: one of them,
-    whitespace removed, begins it or is begun by it (one of only whitespace, always)."""
-    return any(_comparable(_squeeze(s), unspelled) for s in (*stops, *TURN_STOPS))
+def _gap(raw: str, spelled: int) -> str:
+    """The whitespace in ``raw`` after its first ``spelled`` characters that are not, up
+    to the next one."""
+    seen, start = 0, 0
+    for k, c in enumerate(raw):
+        if c.isspace():
+            continue
+        if seen == spelled:
+            return raw[start:k]
+        seen, start = seen + 1, k + 1
+    return raw[start:]
+
+
+def _may_be_cut(dep: TextDeparture, stops: Sequence[str]) -> bool:
+    """Whether a stop string (``stops``: the probe's, a chat probe's template's too)
+    may have cut an honest text that ended as ``dep`` says: one of them, whitespace
+    removed, begins what the reference's token goes on with or is begun by it; one of only
+    whitespace, where the reference holds it there (``dep.gap``: an honest text is cut at
+    the stop's start, and the tokens it kept spell the stop next; before 2026-12-06,
+    review33b, anywhere, so a liar's empty answer to a probe with ``"\\n\\n"`` earned
+    ``K_n``)."""
+    for s in stops:
+        squeezed = _squeeze(s)
+        if _comparable(squeezed, dep.unspelled) if squeezed else s in dep.gap:
+            return True
+    return False
 
 
 def text_evidence(
@@ -139,14 +167,16 @@ def text_evidence(
     temperature: float,
     test: DepartureTest = DEFAULT_TEST,
     stops: Sequence[str] = (),
+    chat: bool = True,
 ) -> Evidence:
     """The least evidence the node's tokens could have earned for ``text`` (module
     docstring): ``min over j ≤ d of K_j + D_j`` where it left at ``d``; ``K_m`` where it
     ended inside the reference's token ``m`` and no stop string (``stops``, the probe's;
-    ``TURN_STOPS``) may have cut it there; else ``K_n``."""
+    ``TURN_STOPS`` where ``chat``: a completion's text is cut by its client's stops alone,
+    review33b) may have cut it there; else ``K_n``."""
     dep = text_departure(reference, text)
     end = len(reference.tokens)
-    if dep.ended is not None and not _may_be_cut(dep.unspelled, stops):
+    if dep.ended is not None and not _may_be_cut(dep, (*stops, *(TURN_STOPS if chat else ()))):
         end = dep.ended  # it spelled no more: its tokens left the path at or before ``m``
     kept, least = 0.0, math.inf
     for i, ref in enumerate(reference.tokens[:end]):

@@ -455,7 +455,7 @@ class CanaryProber:
         ev: Evidence | None = None
         if got is None and shape.sampled:  # text only: the reference's numbers (probe32)
             v = compare_sampled_text(ref, text or "", self.rule, temperature=temperature)
-            ev = text_evidence(ref, text or "", temperature, test, stops(shape))
+            ev = text_evidence(ref, text or "", temperature, test, stops(shape), shape.chat)
         elif got is None:
             v = compare_text(ref, text or "", self.rule, stops(shape))
         else:

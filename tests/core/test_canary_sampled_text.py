@@ -191,7 +191,8 @@ def test_an_early_end_credits_only_the_positions_it_spelled() -> None:
     assert text_evidence(ref, "The c", 0.7) == first  # ended inside " cat"
     assert text_evidence(ref, "Th", 0.7) == Evidence(0.0, 0, None)
     # a stop string that may have cut it there: every position, as before
-    assert text_evidence(ref, "", 0.7, stops=("\n\n",)).log_ratio == full  # only whitespace
+    # (one of only whitespace: where the reference holds it there, review33b's test below)
+    assert text_evidence(ref, "", 0.7, stops=("\n\n",)) == Evidence(0.0, 0, None)
     assert text_evidence(ref, "The", 0.7, stops=("cat",)).log_ratio == full  # begins " cat"
     assert text_evidence(ref, "The", 0.7, stops=("c",)).log_ratio == full  # begun by it
     assert text_evidence(ref, "The", 0.7, stops=("dog",)) == first  # cannot have cut there
@@ -427,3 +428,43 @@ def test_a_position_without_a_list_adds_nothing_kept() -> None:
     assert (got.positions, got.left_at) == (2, None)
     assert got.log_ratio == pytest.approx(only.log_ratio, abs=1e-12)
     assert compare_sampled_text(bare, "The cat", temperature=0.7).reason == "sampled_text_match"
+
+
+def test_a_whitespace_stop_may_cut_only_where_the_reference_has_that_whitespace() -> None:
+    """Found 2026-12-06, review33b: a stop of only whitespace (``"\\n\\n"``, ``"\\n\\n\\n"``:
+    a quarter of the probes that send a stop) was taken to have cut an early end anywhere,
+    so a liar's empty answer to such a probe was credited every position (``K_n``, about -5
+    on 32 tokens) and offset a lie. It may have cut a text only where the reference's own
+    text holds it between the last character the text spelled and the next."""
+    ref = _reference(2)  # "The cat": no "\n\n" anywhere
+    full = text_evidence(ref, "The cat", 0.7).log_ratio
+    assert text_evidence(ref, "", 0.7, stops=("\n\n",)) == Evidence(0.0, 0, None)
+    first = text_evidence(ref, "The", 0.7)
+    assert text_evidence(ref, "The", 0.7, stops=("\n\n", "\n\n\n")) == first
+    # where the reference has it there, it may have: every position, as before
+    para = Answer("", (ref.tokens[0], TokenLogprob(".\n\n", -0.1, ((".\n\n", -0.1),)),
+                       TokenLogprob("Next", -0.1, (("Next", -0.1),))))  # fmt: skip
+    spelled = text_evidence(para, "The.", 0.7)
+    assert spelled.positions == 2
+    assert text_evidence(para, "The.", 0.7, stops=("\n\n",)).positions == 3
+    assert text_evidence(para, "The.\n", 0.7, stops=("\n\n",)).positions == 3
+    assert text_evidence(para, "The.", 0.7, stops=("\n\n\n",)) == spelled  # not there
+    assert text_evidence(para, "Th", 0.7, stops=("\n\n",)).positions == 0  # inside "The"
+    split = Answer("", (ref.tokens[0], TokenLogprob("\n", -0.1, (("\n", -0.1),)),
+                        TokenLogprob(" \nNext", -0.1, ((" \nNext", -0.1),))))  # fmt: skip
+    assert text_evidence(split, "The", 0.7, stops=("\n \n",)).positions == 3  # across tokens
+    assert text_evidence(split, "The", 0.7, stops=("\n\n",)).positions == 2
+    assert full < first.log_ratio
+
+
+def test_a_chat_templates_stops_may_cut_only_a_chat_probes_text() -> None:
+    """Found 2026-12-06, review33b: a chat template's stop strings (``TURN_STOPS``) were
+    taken to have cut a completion probe's text too, where no engine applies them (a
+    completion is the client's text, its stops the client's alone), so a text that ended
+    before a reference token ``"["``, ``"<"`` or ``"\\nUser"`` (code, markup) earned every
+    position. A chat probe's still may (``chat``, the default)."""
+    ref = _reference(1)
+    turn = Answer("", (ref.tokens[0], TokenLogprob("\nUser", -0.1, (("\nUser", -0.1),))))
+    assert text_evidence(turn, "The", 0.7).positions == 2  # a chat probe
+    assert text_evidence(turn, "The", 0.7, chat=False).positions == 1
+    assert text_evidence(turn, "The", 0.7, stops=("\nUser:",), chat=False).positions == 2
