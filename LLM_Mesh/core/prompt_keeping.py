@@ -6,8 +6,9 @@ default for the ``llama-cpp`` and ``sim`` engines, which keep nothing; false for
 whose upstream its operator does not vouch for). The gateway routes a request only to nodes
 that keep no prompts unless the request (``allow_prompt_keeping: true``) or its API key
 (``--allow-keeping``) opts in (``registry/send.py``). A registration that declares
-nothing (``None``: a node older than the field, 2026-12-01, or a node this replica learnt
-from the shared store, which does not keep the declaration) is judged as the node's own
+nothing (``None``: a node older than the field, 2026-12-01, or a stored row that does not
+tell it, written before migration 0029 or by an older replica; the store keeps the
+declaration, ``nodes.keeps_no_prompts``, for every replica and a restart) is judged as the node's own
 default would be: it keeps no prompts when every model it hosts runs on an engine that
 keeps nothing, else it may keep them (an undeclared ``openai`` node, or another make's).
 """

@@ -96,6 +96,7 @@ def _record(reg: NodeRegistration, now: datetime) -> NodeRecord:
         registered_at=now,
         last_heartbeat_at=now,
         tls_fingerprint=reg.tls_fingerprint or "",  # every replica pins it (snapshot.py)
+        keeps_no_prompts=reg.keeps_no_prompts,  # every replica routes by it (snapshot.py)
     )
 
 

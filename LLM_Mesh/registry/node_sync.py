@@ -5,10 +5,12 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
 :class:`~LLM_Mesh.registry.poller.Poller`, every ``interval_s``, 1 s) asks the store for
 
 - nodes whose registration or state changed (``nodes.changed_at``) since its last poll:
-  a node new here, or re-registered with other models, address, capacity or TLS
-  certificate, is put into the table and the router, its certificate's pin into the pins
+  a node new here, or re-registered with other models, address, capacity, TLS
+  certificate or ``keeps_no_prompts`` declaration, is put into the table and the router,
+  its certificate's pin into the pins
   (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`): this replica may never see its
-  registration, and calls it pinned all the same; a
+  registration, and calls it pinned, and routes to it as it declared (``nodes.keeps_no_prompts``,
+  migration 0029: a node that may keep prompts gets only requests that opt in), all the same; a
   node that went OFFLINE (said goodbye, revoked) leaves routing;
 - nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
   their heartbeat age and state here follow (wall-clock age translated to this table's
@@ -70,6 +72,7 @@ def _same_registration(entry: NodeEntry, rec: NodeRecord) -> bool:
         and entry.max_queue == rec.max_queue
         and entry.version == rec.version
         and set(entry.models) == {str(m.get("id")) for m in rec.models}
+        and rec.keeps_no_prompts in (None, entry.keeps_no_prompts)
     )
 
 
@@ -175,8 +178,9 @@ class NodeSync(Poller):
                 self.table.set_state(rec.node_id, NodeState.OFFLINE)  # not routed with
                 self.routing.remove(rec.node_id)  # a URL this replica refuses
             return
-        if entry is not None:  # what the store does not keep, and a fresher heartbeat
-            new.keeps_no_prompts = entry.keeps_no_prompts
+        if entry is not None:  # what the store does not keep (or tell), and a fresher heartbeat
+            if rec.keeps_no_prompts is None:  # a row of before 0029, or of an older replica
+                new.keeps_no_prompts = entry.keeps_no_prompts
             new.continuation = entry.continuation
             new.check_failed = entry.check_failed
             new.checked_at = entry.checked_at

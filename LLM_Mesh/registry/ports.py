@@ -46,6 +46,11 @@ class NodeRecord:
     # replica calls it pinned: a fingerprint, "" for none (plain http, or https verified by
     # the CAs), None when the row does not tell (written before 0017 or by an older replica)
     tls_fingerprint: str | None = None
+    # the signed ``keeps_no_prompts`` its registration declared (migration 0029), so that
+    # every replica, and a restarted one, routes to it as it declared (core/prompt_keeping.py):
+    # None when it declared nothing or the row does not tell (written before 0029 or by an
+    # older replica)
+    keeps_no_prompts: bool | None = None
 
 
 @dataclass

@@ -9,7 +9,10 @@ A stored node's TLS certificate pin (``NodeRecord.tls_fingerprint``, migration 0
 pinned with it (:func:`pin_stored_certificate`), so a replica that never saw the node's
 registration (it registered and beats at another one) or a restarted registry calls it
 pinned; a row that does not tell its pin leaves the node to register again (its heartbeat
-gets 404 ``unknown_node``, ``api.py``).
+gets 404 ``unknown_node``, ``api.py``). Its signed ``keeps_no_prompts`` declaration
+(``NodeRecord.keeps_no_prompts``, migration 0029) goes into the table entry with it, so such
+a replica routes to it as it declared (``core/prompt_keeping.py``); a row that does not tell
+it leaves the node judged by its engines.
 
 A stored node whose URL the registry's transport rule now refuses (``core/tls.py``: an
 ``http://`` node on another machine, stored before plain-HTTP nodes off loopback were refused
@@ -92,6 +95,7 @@ def entry_from_record(
             max_queue=rec.max_queue,
             version=rec.version,
             state=state,
+            keeps_no_prompts=rec.keeps_no_prompts,  # migration 0029 (None: not told)
         )
     except ValidationError as exc:
         log.warning("stored node %s is not valid any more; skipped: %s", rec.node_id, exc)

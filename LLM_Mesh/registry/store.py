@@ -88,6 +88,8 @@ _NODE_UPDATE_COLUMNS = (
     "changed_at",
     "tls_fingerprint",
     "tls_at",
+    "keeps_no_prompts",
+    "keeps_at",
     "address",
 )
 # Counters a re-registration may raise but never lower.
@@ -134,6 +136,8 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "changed_at": now,
         "tls_fingerprint": rec.tls_fingerprint,
         "tls_at": now,  # the pin is told while the row's ``changed_at`` is this one's
+        "keeps_no_prompts": rec.keeps_no_prompts,  # migration 0029
+        "keeps_at": now,  # the declaration is told while the row's ``tls_at`` is this one's
         "address": None if address is None else address_text(address),  # migration 0023
     }
 

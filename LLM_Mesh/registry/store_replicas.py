@@ -99,6 +99,12 @@ def node_from_row(row: Any) -> NodeRecord:
         tls_fingerprint=(
             row.tls_fingerprint if row.tls_at is not None and row.tls_at == row.changed_at else None
         ),
+        # a declaration written with the row's last registration only (tables.nodes: keeps_at)
+        keeps_no_prompts=(
+            row.keeps_no_prompts
+            if row.keeps_at is not None and row.keeps_at == row.tls_at
+            else None
+        ),
     )
 
 

@@ -161,6 +161,11 @@ nodes = Table(
     # (``Heartbeat.keyed_age_s``; NULL: not said, an older node or replica): every replica
     # counts the places it keeps for keyed requests (registry/node_sync.py)
     Column("keyed_at", UTCDateTime(), nullable=True),
+    # migration 0029: the registration's signed ``keeps_no_prompts`` (NULL: not declared),
+    # told only while ``keeps_at`` equals ``tls_at`` (a replica of an older version
+    # re-registering the node moves ``tls_at`` and leaves these: store_replicas.node_from_row)
+    Column("keeps_no_prompts", Boolean(), nullable=True),
+    Column("keeps_at", UTCDateTime(), nullable=True),
     Index("ix_nodes_changed_at", "changed_at"),
     Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
     Index("ix_nodes_address", "address"),

@@ -407,3 +407,27 @@ async def test_a_seq_batch_whose_connection_died_after_commit_is_answered_ok(
         assert await s.advance_node_seqs([("n1", 11)]) == {"n1": "stale"}
     finally:
         await s.close()
+
+
+async def test_a_node_s_keeps_no_prompts_is_stored_with_its_registration(store: SqlStore) -> None:
+    """Every replica routes to a node as it declared (``core/prompt_keeping.py``), and most
+    never see its registration: the signed ``keeps_no_prompts`` is stored with it (migration
+    0029), ``None`` when it declared nothing or the row does not tell; a state change keeps
+    it told (found 2026-12-06, keepstore33)."""
+    await store.upsert_node(replace(_node("n1"), keeps_no_prompts=False))
+    assert (await store.get_node("n1")).keeps_no_prompts is False  # type: ignore[union-attr]
+    assert [r.keeps_no_prompts for r in await store.nodes_changed_since(T0)] == [False]
+    await store.set_node_state("n1", "draining")  # moves changed_at, not the declaration
+    assert [r.keeps_no_prompts for r in await store.list_nodes()] == [False]
+    await store.upsert_node(replace(_node("n1"), keeps_no_prompts=True))  # declared again
+    assert (await store.get_node("n1")).keeps_no_prompts is True  # type: ignore[union-attr]
+    await store.upsert_node(_node("n1"))  # an older node: declares nothing
+    assert (await store.get_node("n1")).keeps_no_prompts is None  # type: ignore[union-attr]
+    await store.upsert_node(replace(_node("n1"), keeps_no_prompts=False))
+    # a replica of the previous version (0028) re-registers it: its statement moves tls_at
+    # and changed_at and keeps the old declaration, which is not told any more
+    now = datetime.now(timezone.utc)
+    old = update(tables.nodes).where(tables.nodes.c.node_id == "n1")
+    async with store.engine.begin() as conn:
+        await conn.execute(old.values(version="0.0.9", changed_at=now, tls_at=now))
+    assert (await store.get_node("n1")).keeps_no_prompts is None  # type: ignore[union-attr]
