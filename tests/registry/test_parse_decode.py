@@ -59,7 +59,8 @@ def test_a_body_is_read_as_the_utf_8_sig_codec_read_it(raw: bytes) -> None:
 
 @pytest.mark.parametrize("field", EXTENSION_FIELDS)
 def test_any_extension_field_makes_extensions_present(field: str) -> None:
-    value: Any = {"mesh_wait_s": 1, "strict_regions": True, "trusted_only": True}.get(field, [])
+    bools = {"strict_regions": True, "trusted_only": True, "allow_prompt_keeping": True}
+    value: Any = {"mesh_wait_s": 1, **bools}.get(field, [])
     assert read_extensions({"model": "m", field: value}, None).present
 
 
