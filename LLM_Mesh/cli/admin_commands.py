@@ -268,7 +268,7 @@ def keys_create(
     allow_prompt_keeping: Annotated[
         bool,
         typer.Option(
-            "--allow-keeping",
+            "--allow-keep",
             help="Also route to nodes that may keep prompts (keeps_no_prompts false; "
             "held out by default)",
         ),

@@ -237,10 +237,10 @@ async def ask_once(
 
 
 def _flag_words(exc: ModelUnavailable) -> ModelUnavailable:
-    """``exc`` in the CLI's words (its options are ``--fallback``, ``--allow-keeping``)."""
+    """``exc`` in the CLI's words (its options are ``--fallback``, ``--allow-keep``)."""
     return ModelUnavailable(
         exc.message.replace("with fallback=True", "with --fallback").replace(
-            "send allow_prompt_keeping: true", "pass --allow-keeping"
+            "send allow_prompt_keeping: true", "pass --allow-keep"
         ),
         model=exc.model,
         available=exc.available,

@@ -339,7 +339,7 @@ def ask(
     allow_prompt_keeping: Annotated[
         bool,
         typer.Option(
-            "--allow-keeping",
+            "--allow-keep",
             help="Also route to nodes that may keep prompts (keeps_no_prompts false in "
             "their registration, e.g. an openai-engine node); held out by default",
         ),

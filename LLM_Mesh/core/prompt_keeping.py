@@ -5,7 +5,7 @@ A node declares ``keeps_no_prompts`` in its signed registration (``node/config.p
 default for the ``llama-cpp`` and ``sim`` engines, which keep nothing; false for ``openai``,
 whose upstream its operator does not vouch for). The gateway routes a request only to nodes
 that keep no prompts unless the request (``allow_prompt_keeping: true``) or its API key
-(``--allow-keeping``) opts in (``registry/send.py``). A registration that declares
+(``--allow-keep``) opts in (``registry/send.py``). A registration that declares
 nothing (``None``: a node older than the field, 2026-12-01, or a stored row that does not
 tell it, written before migration 0029 or by an older replica; the store keeps the
 declaration, ``nodes.keeps_no_prompts``, for every replica and a restart) is judged as the node's own

@@ -52,7 +52,7 @@ def no_node(
         nodes = "1 node serving it" if keeping == 1 else f"{keeping} nodes serving it"
         said += (f"; {nodes} may keep prompts (keeps_no_prompts false), held out by "
                  "default: send allow_prompt_keeping: true, or use an API key made with `llm-mesh "
-                 "registry keys create --allow-keeping`, to route to them")  # fmt: skip
+                 "registry keys create --allow-keep`, to route to them")  # fmt: skip
         extra["prompt_keeping"] = keeping
     return ModelUnavailable(
         said,

@@ -188,7 +188,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     code, out = cli(home, "registry", "keys", "list")
     assert "UTC" in out.split("ci", 1)[1]  # a revocation time
     assert cli(home, "registry", "keys", "revoke", "nobody")[0] == 1
-    code, out = cli(home, "registry", "keys", "create", "--name", "open", "--allow-keeping")
+    code, out = cli(home, "registry", "keys", "create", "--name", "open", "--allow-keep")
     assert code == 0, out
 
     async def keeping() -> dict[str | None, bool]:

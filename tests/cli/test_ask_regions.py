@@ -82,7 +82,7 @@ async def test_ask_allow_prompt_keeping_reaches_a_node_that_may_keep_prompts(
 ) -> None:
     """A node declaring ``keeps_no_prompts = false`` is held out by default (found
     2026-12-06, attack33): ``ask`` says how to opt in (its flag), and with
-    ``--allow-keeping`` it answers."""
+    ``--allow-keep`` it answers."""
     mesh = inprocess_mesh
     mesh.add_node(["mistral-7b"], node_id="node-keeper", keeps_no_prompts=False)
     keeper = mesh.id_of("node-keeper")
@@ -95,7 +95,7 @@ async def test_ask_allow_prompt_keeping_reaches_a_node_that_may_keep_prompts(
         await ask_once(Console(file=buf, width=200), REGISTRY_URL, "hi", **ask)
     assert "may keep prompts" in caught.value.message
     if not stream:  # the CLI's words for the option
-        assert "pass --allow-keeping" in caught.value.message
+        assert "pass --allow-keep" in caught.value.message
     assert keeper not in buf.getvalue()
     buf = io.StringIO()
     await ask_once(
@@ -107,4 +107,4 @@ async def test_ask_allow_prompt_keeping_reaches_a_node_that_may_keep_prompts(
 
 def test_ask_help_names_the_prompt_keeping_option() -> None:
     out = CliRunner().invoke(app, ["ask", "--help"], env={"COLUMNS": "200"}).output
-    assert "--allow-keeping" in out, out
+    assert "--allow-keep" in out, out

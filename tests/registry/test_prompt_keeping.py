@@ -74,7 +74,7 @@ async def test_only_prompt_keeping_nodes_a_clear_503_that_says_how_to_opt_in(
         assert err["code"] == "model_unavailable" and err["prompt_keeping"] == 2
         assert "2 nodes serving it may keep prompts" in err["message"]
         assert "allow_prompt_keeping: true" in err["message"]
-        assert "--allow-keeping" in err["message"]
+        assert "--allow-keep" in err["message"]
         assert r.headers["x-should-retry"] == "false"  # no retry helps without the opt-in
         assert kept.calls == [] and undeclared.calls == []
 

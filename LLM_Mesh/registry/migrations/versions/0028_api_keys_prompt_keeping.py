@@ -1,5 +1,5 @@
 """``api_keys.allow_prompt_keeping``: a key whose requests may go to nodes that may keep
-prompts (``core/prompt_keeping.py``; ``llm-mesh registry keys create --allow-keeping``).
+prompts (``core/prompt_keeping.py``; ``llm-mesh registry keys create --allow-keep``).
 
 By default a request is never routed to a node declaring ``keeps_no_prompts: false`` (found
 open 2026-12-06, attack33; closed 2026-12-06, private33): the request's
