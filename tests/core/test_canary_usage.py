@@ -88,3 +88,16 @@ def test_covering_entries_counts_the_tokens_that_spell_a_beginning_of_the_refere
     assert covering_entries("\n", ["\n", "\n", " x"]) == 2
     assert covering_entries(" def g():", toks) is None  # diverged
     assert covering_entries(" def f():\n    return 1 + 2", toks) is None  # ran past
+
+
+def test_a_text_that_ran_past_the_reference_in_whitespace_alone_is_no_evidence() -> None:
+    """Found 2026-12-06 in CI (e2e, the real gemma-3-270m): an honest node's answer to a probe
+    without ``max_tokens`` went on past the reference's 32 tokens in newlines alone, 200
+    tokens stated; whitespace aside it spelled the reference's 32, so its count was held to
+    34 and the honest node failed (``usage_completion``). Whitespace the reference's tokens
+    do not hold is tokens they cannot count."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n    return 1" + "\n" * 168, toks) is None
+    assert covering_entries(" def f():" + "\n" * 5, toks) is None  # diverged in newlines
+    assert covering_entries(" def f():\n    return 1", toks) == 6  # as before
+    assert covering_entries(" def f():\n", toks) == 4
