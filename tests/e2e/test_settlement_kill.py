@@ -228,12 +228,15 @@ async def _books(db: str, account: str) -> dict[str, Any]:
 
 
 def _drained(lone: Lone) -> dict[str, Any]:
-    """The books once no row is in flight: a dead replica's are recovered by another once
-    its heartbeat is 30 s old (``holder_ttl_s``), a restart's at its start."""
+    """The books once no row is in flight and nothing is reserved: a dead replica's are
+    recovered by another once its heartbeat is 30 s old (``holder_ttl_s``), a restart's at
+    its start. (``_books`` reads the balance before the rows, not in one snapshot: CI
+    2026-12-06 read a reservation its settlement released between the two reads.)"""
     deadline = time.monotonic() + 60
     while True:
         got = asyncio.run(_books(lone.db, lone.account))
-        if (not got["in_flight"] and not got["leases"]) or time.monotonic() > deadline:
+        drained = not got["in_flight"] and not got["leases"] and got["reserved"] == 0
+        if drained or time.monotonic() > deadline:
             return got
         time.sleep(0.3)
 
