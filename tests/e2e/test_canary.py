@@ -90,6 +90,9 @@ def wait_for(pred: Any, timeout: float, what: str) -> None:
 def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
     mesh = start_mesh(tmp_path / "mesh", allow_private_nodes=True, node_args=["--n-threads", "1"])
     procs: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()  # the user's thread stops with the test, failed or not (CI
+    # 2026-12-06: after a failure it went on against the stopped mesh, and its ConnectError
+    # was reported as the next test's error)
     try:
         verifier = mesh._node_id
         assert verifier is not None
@@ -120,7 +123,6 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         )
 
         # a user sends requests all along
-        stop = threading.Event()
         served: list[tuple[float, int, str | None]] = []
 
         def user() -> None:
@@ -201,6 +203,7 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         run = cli(mesh, "registry", "canary", "run", "--node", other, home=mesh.settings.home)
         assert "nothing to probe" in run.stdout  # still quarantined: not probed
     finally:
+        stop.set()
         for p in procs:
             if p.poll() is None:
                 p.terminate()
