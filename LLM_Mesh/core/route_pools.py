@@ -154,7 +154,7 @@ class Pools:
         nid = st.node_id
         where = self.place.get(nid)
         if where != OPEN:  # an open node adds no idle slots: nothing to count again
-            if where == KEPT or where == FULL:
+            if where in (KEPT, FULL):
                 self.recount(st, where)
             if where != KEPT:
                 return
