@@ -221,23 +221,28 @@ class Pools:
         return True
 
     def recount(self, st: NodeStats, where: int) -> None:
-        """After a change to ``st``'s requests in flight or ``anon_closed`` where it stays:
-        its :func:`idle_slots` in its pools' counts (its models but those it is ejected
-        from); nothing when unchanged (an open node's: always 0)."""
-        nid = st.node_id
-        idle = idle_slots(st, where)
-        d = idle - self.idle.get(nid, 0)
+        """After a change to ``st``'s requests in flight or ``anon_closed`` where it stays
+        (``where``: ``KEPT`` or ``FULL``): its :func:`idle_slots` in its pools' counts (its
+        models but those it is ejected from); nothing when unchanged."""
+        idle = 0
+        if where == FULL or st.anon_closed:  # idle_slots, inline: on a request's path
+            idle = st.max_concurrency - st.in_flight
+            if idle < 0:
+                idle = 0
+        nid, idles = st.node_id, self.idle
+        d = idle - idles.get(nid, 0)
         if not d:
             return
         if idle:
-            self.idle[nid] = idle
+            idles[nid] = idle
         else:
-            del self.idle[nid]
+            del idles[nid]
         keeps, models = self.keeps.get(nid, _NO_MODELS), st.models
         if self.out and nid in self.out:
             models = models - self.out[nid]
+        by_model = self.by_model
         for m in models:
-            pool = self.by_model[m]
+            pool = by_model[m]
             pool.idle += d
             if m in keeps:
                 pool.held_idle += d
