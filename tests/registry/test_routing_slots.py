@@ -7,8 +7,12 @@ goodbyes."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+
+import pytest
 
 from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.routing import Routing
@@ -66,3 +70,24 @@ def test_routing_slots_equal_the_full_pass_over_random_changes() -> None:
             for m in MODELS:
                 for allowed in (False, True):
                     assert routing.slots(m, allowed) == _old_slots(routing, m, allowed), (m, allowed)
+
+
+def test_an_anonymous_requests_count_walks_no_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before session 34, ``Routing.slots`` walked the model's full nodes each call and, with
+    nodes that may keep prompts, every node of the model (1 ms with 10,000 of them): this
+    failed then (the pass iterated the pool's sets); now it reads the pool's counts."""
+    clock = ManualClock()
+    routing = Routing(NodeTable(30.0, clock), clock, rng=random.Random(1))
+    r = routing.router
+    for i in range(6):
+        r.upsert_node(f"n{i}", ["m1"], now=0.0, max_concurrency=4, max_queue=0)
+    r.heartbeat("n0", 0.5, in_flight=4, queued=0)  # full: 4 idle slots
+    r.begin("n0", "m1", 0.6)  # one of ours there: 3 idle
+    routing._keeper("n1", frozenset({"m1"}))
+    expected = (24 - 3 - 4, 24 - 3)
+
+    def walked(self: object) -> Iterator[object]:
+        raise AssertionError("a pass over the pool's nodes")
+
+    monkeypatch.setattr(IndexedSet, "__iter__", walked)
+    assert (routing.slots("m1"), routing.slots("m1", True)) == expected
