@@ -186,3 +186,37 @@ async def test_a_replica_s_node_poll_does_not_bring_a_forgotten_node_back(tmp_pa
         await sync.poll()
         assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
         assert await _listed(b) == {"n1"}
+
+
+async def test_forgetting_frees_no_node_of_its_quarantine_or_revocation(tmp_path: Path) -> None:
+    """attack34: a node judged (quarantined for its model, or revoked) that falls silent
+    for a day and comes back, by a registration or by a heartbeat that reloads its stored
+    row, comes back judged: the quarantine and the revocation are the store's, not the
+    forgotten entry's. The quarantined node is registered again but routed nothing for the
+    model; the revoked one's heartbeat is 403 and does not bring it back."""
+    store, wall = MemoryStore(), Wall()
+    token = await operator(store)
+    liar, revoked = make_node(wall, token), make_node(wall, token)
+    async with await mesh(tmp_path, store, wall) as h:
+        await _no_poll(h)
+        q = h.runtime.quality
+        assert q is not None
+        for n in (liar, revoked):
+            h.nodes.add(n.node_id)
+            assert (await register(h, n)).status_code == 200
+        model = "gemma-3-270m"
+        await q.record(liar.node_id, model, ok=False, reason="canary")
+        await store.revoke_node(revoked.node_id, datetime.now(timezone.utc))
+        h.table.revoke(revoked.node_id)
+        h.clock.advance(DAY + 1)
+        h.app.state.health.upkeep()
+        assert h.table.get(liar.node_id) is None and h.table.get(revoked.node_id) is None
+        error(await beat(h, revoked), 403, "revoked")  # its stored row is still online
+        assert h.table.get(revoked.node_id) is None
+        assert (await register(h, liar)).status_code == 200
+        assert (await beat(h, liar)).status_code == 200
+        st = h.runtime.routing.router.node(liar.node_id)
+        assert st is not None and model not in st.models  # still quarantined for it
+        body = {"model": model, "prompt": "hi", "allow_nodes": [liar.node_id]}
+        r = await h.client.post("/v1/completions", json=body)
+        assert r.status_code >= 400, r.text  # no node for it: the liar is not one
