@@ -1,0 +1,84 @@
+"""Gaps of the anonymous share (``access.AnonymousLast``, ``admit.over_share``) left open
+on 2026-12-06 and closed by anon34: the failover check read this process's count where
+Redis holds every replica's; the check that lets an anonymous request on counted nodes
+that may keep prompts as open to it; Redis' take gave an opted-in request the stricter
+cap. docs/security.md, "Users and API keys".
+
+The Redis tests need Redis as ``test_redis_limits.py`` does (skipped when it does not
+answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import Harness, running
+from tests.registry.test_access import CHAT, MODEL, _until, chat
+from tests.registry.test_anonymous_share import _from, _last
+from tests.registry.test_attack33_phantom_slots import HoldHonestAnonymous
+from tests.registry.test_redis_limits import redis_url  # noqa: F401 (fixture)
+from tests.registry.test_redis_share import _prefixed
+
+
+async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """Replica A holds the share's 3 anonymous streams on the honest nodes (4 slots); one
+    more anonymous request at B goes to the phantom node first (B's router finds it the
+    least loaded), which refuses it: B's own count (1) is within the cap (3), every
+    replica's (4) is not, so it stops with the phantom's 429 instead of taking the fourth
+    honest slot."""
+    store, nodes = MemoryStore(), HoldHonestAnonymous()
+    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
+    prefix = f"anon34:{uuid.uuid4().hex}:"
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                _replica(tmp_path / n, store, nodes, redis_url, key)
+            )
+            for n in ("a", "b")
+        ]
+        share_a, share_b = _prefixed(a, prefix), _prefixed(b, prefix)
+        for n in ("a", "b"):
+            await a.register(n, max_concurrency=2, max_queue=0)  # 4 honest slots: 3 anonymous
+        z = await a.register("z", max_concurrency=2, max_queue=0, behavior="429")
+        await b.app.state.node_sync.poll()
+        ca = await stack.enter_async_context(_from(a, "2001:db8:34:1::1"))
+        cb = await stack.enter_async_context(_from(b, "2001:db8:34:2::1"))
+        held = [
+            asyncio.create_task(ca.post(CHAT, json=chat(f"anon {i}", stream=True)))
+            for i in range(3)
+        ]
+        try:
+            await _until(lambda: nodes.held == 3, 10)
+            for n in ("a", "b"):  # the honest nodes say they are busy (at B): z looks best
+                r = await b.client.post(f"/mesh/nodes/{n}/heartbeat", json={"in_flight": 1})
+                assert r.status_code == 200, r.text
+            seen = len(z.calls)
+            last = asyncio.create_task(cb.post(CHAT, json=chat("anon b", stream=True)))
+            await _until(lambda: last.done() or nodes.held > 3, 10)
+            assert len(z.calls) == seen + 1  # z refused it first
+            # before the fix: sent on to a or b (B's own count 1 of 3), the fourth slot held
+            assert nodes.most_held == 3
+            r = await asyncio.wait_for(last, 10)
+            assert r.status_code == 429, r.text  # z's refusal
+            assert _last(b).running.counts.get(MODEL, 0) == 0
+        finally:
+            nodes.gate.set()
+        for t in held:
+            assert (await t).status_code == 200
+        await _until(lambda: not share_a.held and not share_b.held)
+
+
+def _replica(
+    path: Path, store: MemoryStore, nodes: HoldHonestAnonymous, url: str, key: Ed25519PrivateKey
+) -> AbstractAsyncContextManager[Harness]:
+    return running(
+        path, store=store, nodes=nodes, anonymous_rpm=600, redis_url=url, gateway_key=key
+    )
