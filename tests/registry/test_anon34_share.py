@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness, running
 from tests.registry.test_access import CHAT, MODEL, _until, chat
-from tests.registry.test_anonymous_share import _from, _last
+from tests.registry.test_anonymous_share import HoldAnonymous, _from, _last
 from tests.registry.test_attack33_phantom_slots import HoldHonestAnonymous
 from tests.registry.test_redis_limits import redis_url  # noqa: F401 (fixture)
 from tests.registry.test_redis_share import _prefixed
@@ -82,3 +82,43 @@ def _replica(
     return running(
         path, store=store, nodes=nodes, anonymous_rpm=600, redis_url=url, gateway_key=key
     )
+
+
+async def test_an_opted_in_request_takes_the_shared_share_at_the_cap_of_the_slots_it_may_use(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """With Redis, an anonymous request that opted in to nodes that may keep prompts and
+    was not taken ahead with the rate limit (its own node constraint: the check asks the
+    router first) took its place at the cap of the other nodes' slots: n1's 2 slots, cap
+    1, where n1 and k's 6 slots give it 4 (the local count's check and the take ahead
+    gave it 4)."""
+    nodes = HoldAnonymous()
+    prefix = f"anon34:{uuid.uuid4().hex}:"
+    async with AsyncExitStack() as stack:
+        h = await stack.enter_async_context(
+            running(tmp_path, nodes=nodes, anonymous_rpm=600, redis_url=redis_url)
+        )
+        share = _prefixed(h, prefix)
+        await h.register("n1", max_concurrency=2, max_queue=0)
+        await h.register("k", max_concurrency=4, max_queue=0, keeps_no_prompts=False)
+        routing = h.runtime.routing
+        assert (routing.slots(MODEL), routing.slots(MODEL, True)) == (2, 6)
+        body = chat("anon", stream=True, allow_prompt_keeping=True, deny_nodes=["elsewhere"])
+        clients = [
+            await stack.enter_async_context(_from(h, f"2001:db8:34:{i:x}::1")) for i in range(5)
+        ]
+        held = [asyncio.create_task(c.post(CHAT, json=body)) for c in clients[:4]]
+        try:
+            await _until(lambda: nodes.held == 4 or any(t.done() for t in held), 10)
+            done = [t.result().status_code for t in held if t.done()]
+            assert done == [], done  # before the fix: 429 for 3 of them, over a cap of 1
+            assert nodes.held == 4
+            r = await asyncio.wait_for(clients[4].post(CHAT, json=body), 10)
+            assert r.status_code == 429, r.text  # the share of 6 slots: 4
+            assert "hold their share of the slots" in r.json()["error"]["message"]
+        finally:
+            nodes.gate.set()
+        for t in held:
+            assert (await t).status_code == 200
+        await _until(lambda: not share.held)
