@@ -357,10 +357,8 @@ class AnonymousLast:
     """Check 4: keyed requests before anonymous ones on a saturated model, and a share of
     its slots kept for them (module docstring)."""
 
-    __slots__ = (
-        "clock", "full_until", "keyed_seen", "places", "routing", "running", "share", "shared",
-        "waiting",
-    )  # fmt: skip
+    __slots__ = ("clock", "full_until", "keyed_seen", "places", "routing", "running", "share",
+                 "shared", "waiting")  # fmt: skip
 
     def __init__(
         self,
@@ -453,10 +451,11 @@ class AnonymousLast:
         model, routing = job.model, self.routing
         keyed_waiting = routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0)
         open_, full, _ = routing.router.pool_counts(model)
-        ext = job.ext
-        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
-        # the share is read only while a node is open (the rule reads it only then)
-        allowed = ext.allow_prompt_keeping
+        ext, allowed = job.ext, job.ext.allow_prompt_keeping
+        # its own constraints, or nodes held out of it (that may keep prompts; anon34: one open
+        # let it on, all it may use full): the pool's counts are not its own, a pick decides
+        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes
+                           or routing.keepers_for(model, allowed))  # fmt: skip
         over = bool(open_) and not keyed_waiting and self._over_share(model, held, allowed)
         return clear(keyed_waiting, open_, full, over, constrained)
 

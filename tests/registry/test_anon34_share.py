@@ -10,15 +10,17 @@ answer)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness, running
-from tests.registry.test_access import CHAT, MODEL, _until, chat
+from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 from tests.registry.test_anonymous_share import HoldAnonymous, _from, _last
 from tests.registry.test_attack33_phantom_slots import HoldHonestAnonymous
 from tests.registry.test_redis_limits import redis_url  # noqa: F401 (fixture)
@@ -122,3 +124,57 @@ async def test_an_opted_in_request_takes_the_shared_share_at_the_cap_of_the_slot
         for t in held:
             assert (await t).status_code == 200
         await _until(lambda: not share.held)
+
+
+class HoldKeyed(HoldAnonymous):
+    """As :class:`HoldAnonymous`, and requests whose content starts with ``hold`` are held
+    until ``keyed_gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keyed_gate = asyncio.Event()
+        self.keyed_held = 0
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+        if request.url.path != "/mesh/health":
+            if json.loads(request.content)["messages"][0]["content"].startswith("hold"):
+                self.keyed_held += 1
+                await self.keyed_gate.wait()
+        return await super().handler(request)
+
+
+async def test_an_open_node_that_may_keep_prompts_does_not_let_an_anonymous_request_on(
+    tmp_path: Path,
+) -> None:
+    """n1 (2 slots) is full of keyed requests, k (may keep prompts) is open: an anonymous
+    request that did not opt in may use n1 only, so with ``X-Mesh-Wait`` it waits at the
+    gateway and is served once a keyed request ends. Before the fix the check counted k
+    open and let it on without its wait: the send stage found no node it may use and
+    answered 429 ``saturated`` at once."""
+    nodes = HoldKeyed()
+    async with running(tmp_path, nodes=nodes, anonymous_rpm=600) as h:
+        await h.register("n1", max_concurrency=2, max_queue=0)
+        k = await h.register("k", max_concurrency=4, max_queue=0, keeps_no_prompts=False)
+        key, _ = await new_key(h, name="payer")
+        keyed = [
+            asyncio.create_task(h.client.post(CHAT, json=chat("hold"), headers=bearer(key)))
+            for _ in range(2)
+        ]
+        try:
+            await _until(lambda: nodes.keyed_held == 2, 10)
+            async with _from(h, "2001:db8:34:9::1") as c:
+                anon = asyncio.create_task(
+                    c.post(CHAT, json=chat("hi"), headers={"X-Mesh-Wait": "20"})
+                )
+                await _until(lambda: anon.done() or _last(h).waiting_all == 1, 10)
+                assert not anon.done(), anon.result().text  # before: 429 saturated at once
+                nodes.keyed_gate.set()
+                r = await asyncio.wait_for(anon, 20)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-mesh-node"] == "n1"
+            assert not k.calls
+        finally:
+            nodes.keyed_gate.set()
+            nodes.gate.set()
+        for t in keyed:
+            assert (await t).status_code == 200
