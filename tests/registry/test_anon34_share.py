@@ -41,9 +41,7 @@ async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
     prefix = f"anon34:{uuid.uuid4().hex}:"
     async with AsyncExitStack() as stack:
         a, b = [
-            await stack.enter_async_context(
-                _replica(tmp_path / n, store, nodes, redis_url, key)
-            )
+            await stack.enter_async_context(_replica(tmp_path / n, store, nodes, redis_url, key))
             for n in ("a", "b")
         ]
         share_a, share_b = _prefixed(a, prefix), _prefixed(b, prefix)
@@ -136,10 +134,10 @@ class HoldKeyed(HoldAnonymous):
         self.keyed_held = 0
 
     async def handler(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
-        if request.url.path != "/mesh/health":
-            if json.loads(request.content)["messages"][0]["content"].startswith("hold"):
-                self.keyed_held += 1
-                await self.keyed_gate.wait()
+        path, content = request.url.path, request.content
+        if path != "/mesh/health" and json.loads(content)["messages"][0]["content"][:4] == "hold":
+            self.keyed_held += 1
+            await self.keyed_gate.wait()
         return await super().handler(request)
 
 
