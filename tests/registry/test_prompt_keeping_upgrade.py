@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -150,3 +151,35 @@ async def test_a_heartbeat_agreeing_with_the_registration_is_answered(
             "/mesh/nodes/up/heartbeat", json={"keeps_no_prompts": not declared}
         )
         assert r.status_code == 404, r.text
+
+
+def test_a_real_node_whose_declaration_the_registry_lost_registers_again(
+    inprocess_mesh: Any,
+) -> None:
+    """End to end (a sim node, SIMULATED, and its real agent): the registry's entry tells no
+    declaration (as after a row an older replica wrote), so the node, a ``sim`` one that
+    declared ``false``, gets requests that do not opt in; its next heartbeat is answered
+    404, its agent registers again at once, and it is held out again."""
+    mesh = inprocess_mesh
+    node = mesh.add_node(MODEL, "declares", keeps_no_prompts=False)
+    rt = mesh.app.state.runtime
+    node_id = mesh.id_of("declares")
+
+    async def lose_the_declaration() -> None:
+        entry = rt.table.get(node_id)
+        entry.keeps_no_prompts = None
+        rt.routing.upsert(entry)
+
+    async def default_request() -> int:
+        async with mesh.client() as client:
+            r = await client.post("/v1/chat/completions", json=CHAT)
+            return r.status_code
+
+    mesh.call(lose_the_declaration())
+    assert mesh.call(default_request()) == 200  # judged by its engine (sim): routed
+    agent = node.service.agent
+    assert agent is not None
+    mesh.call(agent.step())  # a heartbeat: 404, then at once a registration
+    assert agent.registered
+    assert rt.table.get(node_id).keeps_no_prompts is False
+    assert mesh.call(default_request()) == 503
