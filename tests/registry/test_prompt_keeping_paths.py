@@ -80,9 +80,7 @@ async def test_a_second_opinion_after_a_refusal_never_goes_to_a_keeping_node(
 
 
 @pytest.mark.parametrize("header", ["Idempotency-Key", "X-Request-Id"])
-async def test_a_replayed_request_never_reaches_a_keeping_node(
-    tmp_path: Path, header: str
-) -> None:
+async def test_a_replayed_request_never_reaches_a_keeping_node(tmp_path: Path, header: str) -> None:
     """The same key again, after a 503 (no node that keeps nothing up) and after the clean
     node came back: retried requests are routed as their first try, never to a keeper."""
     async with running(tmp_path) as h:

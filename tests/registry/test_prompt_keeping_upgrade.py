@@ -80,7 +80,9 @@ async def test_a_held_false_stays_when_the_row_tells_nothing(
         await sync.stop()
         node = b.nodes.add("lc")
         reg = registration("lc") | {"models": [{"id": MODEL, "engine": "llama-cpp"}]}
-        assert (await b.client.post("/mesh/nodes", json={**reg, "keeps_no_prompts": False})).is_success
+        assert (
+            await b.client.post("/mesh/nodes", json={**reg, "keeps_no_prompts": False})
+        ).is_success
         assert (await a.client.post("/mesh/nodes", json=reg)).is_success  # tells nothing
         await sync.poll()
         assert not await reaches_by_default(b, node)
@@ -147,9 +149,7 @@ async def test_a_heartbeat_agreeing_with_the_registration_is_answered(
         await register_openai(h, declared=declared)
         r = await h.client.post("/mesh/nodes/up/heartbeat", json={"keeps_no_prompts": declared})
         assert r.status_code == 200, r.text
-        r = await h.client.post(
-            "/mesh/nodes/up/heartbeat", json={"keeps_no_prompts": not declared}
-        )
+        r = await h.client.post("/mesh/nodes/up/heartbeat", json={"keeps_no_prompts": not declared})
         assert r.status_code == 404, r.text
 
 
