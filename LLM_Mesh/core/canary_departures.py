@@ -56,7 +56,13 @@ flagged after 195, its 59th lie). A probe's kind is drawn by the prober before t
 answers, so each kind's probes are a subsequence the honest node's draws do not choose:
 its product is a supermartingale as well, and the kinds' runs start at distinct probes,
 so the kinds' tallies together flag an honest node with chance at most ``n · 10⁻¹²`` too,
-``2n · 10⁻¹²`` with the pair's.
+``2n · 10⁻¹²`` with the pair's. So has each slice of a probe's shape (:func:`slices_of`:
+endpoint, temperature band, ``top_p`` sent), within its kind and over every kind (found
+2026-12-06, ``canary34``: a sim node lying to sampled requests with a ``top_p`` below 1
+alone, in every kind, passed 300 of 300; now flagged after 194, its 48th lie); with these
+8 tallies a probe, each flags at ``h + ln 4`` (:class:`Departures`) so that the bound stays
+``2n · 10⁻¹²`` (the figures above were measured at ``h`` alone: 13 probes stay 13, the
+sim's liar 38, not 37).
 
 Not counted (their draws are not fresh, or not from the reported distribution): probes
 that send a common ``seed`` (:data:`~LLM_Mesh.core.canary_shape.SEEDS`: the same prompt and
