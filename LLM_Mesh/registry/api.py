@@ -105,6 +105,7 @@ def _unknown(node_id: str) -> UnknownNode:
 
 
 _SCHEMA_EXTRA = {"requestBody": {"content": {"application/json": {}}, "required": True}}
+_ERROR_REF = "#/components/schemas/ErrorResponse"  # openapi.py: the errors' shape
 
 
 def _parse(model: type[_M], body: bytes) -> _M:
@@ -417,7 +418,27 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/mesh/nodes", response_model=None)
+# ``?all=true`` is read by hand (below): documented here (found 2026-12-06, departed34)
+_LIST_EXTRA: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "all",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "every stored node too, forgotten or revoked (the admin key only)",
+        }
+    ],
+    "responses": {
+        "401": {
+            "description": "a wrong admin key, or `all=true` without it (`invalid_credential`)",
+            "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
+        }
+    },
+}
+
+
+@router.get("/mesh/nodes", response_model=None, openapi_extra=_LIST_EXTRA)
 async def list_nodes(request: Request) -> Response:
     """Every node: id, region, models, health, load, ``keeps_no_prompts``, trust score and
     canary tally (``canary_passed``: as at the start of the hour, in powers of two). Its
