@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.config import Settings
@@ -57,7 +57,7 @@ class _Busy(Exception):
     """Another replica holds the pruning lock."""
 
 
-def _quiet(before: datetime) -> tuple[object, ...]:
+def _quiet(before: datetime) -> tuple[ColumnElement[bool], ...]:
     n = tables.nodes
     return (
         n.c.registered_at < before,

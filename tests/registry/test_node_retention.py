@@ -94,9 +94,14 @@ async def test_only_rows_quiet_past_the_cutoff_go_with_their_checks(store: SqlSt
             )
         await conn.execute(
             insert(tables.canary_status).values(
-                node_id="old2", model="m", passed=0, failed=1, quarantined_at=OLD,
-                reason="canary", updated_at=OLD,
-            )  # fmt: skip
+                node_id="old2",
+                model="m",
+                passed=0,
+                failed=1,
+                quarantined_at=OLD,
+                reason="canary",
+                updated_at=OLD,
+            )
         )
     assert await pruner(store.engine, batch=2).poll() == 5
     assert await _ids(store.engine, tables.nodes) == {"heard", "changed"}
