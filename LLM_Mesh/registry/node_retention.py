@@ -16,7 +16,8 @@ its ``node_keys`` row (its key, its heartbeat sequence and its **revocation**: a
 stays revoked forever, ``store.upsert_node`` and ``node_auth.py`` read it, never the node
 row; tests/registry/test_node_retention.py), its quarantine and trust (``canary_status``,
 ``canary_verifiers``), its reward periods (the last mark: a row made anew starts its
-counter over, ``core/rewards.close_uptime``), its settlements, ledger entries and request
+``healthy_ms`` there, ``store_rewards.last_mark``, so its next close pays what it gained
+since), its settlements, ledger entries and request
 log (their own retention, ``retention.py``), its usage-audit evidence. A node that comes
 back registers again and is judged as any registration; its address pin lives in memory
 only. ``GET /mesh/nodes?all=true`` no longer lists a deleted row (``registry nodes keys``
