@@ -25,8 +25,9 @@ still lists its key and revocation).
 
 One replica at a time: on PostgreSQL each statement first takes a transaction-scoped
 advisory lock (``pg_try_advisory_xact_lock``), and a replica that does not get it deletes
-nothing this run (another is pruning); the rows are read ``FOR UPDATE`` so a registration
-in flight waits, and the delete checks the row is still quiet. SQLite has one writer.
+nothing this run (another is pruning); the rows are taken ``FOR UPDATE SKIP LOCKED`` (a
+row a registration holds is left for the next run; one that comes after waits), and the
+delete checks the row is still quiet. SQLite has one writer.
 """
 
 from __future__ import annotations
@@ -78,22 +79,24 @@ async def prune_nodes(engine: AsyncEngine, before: datetime, limit: int) -> int:
         raise ValueError("before must be timezone-aware")
     n, c = tables.nodes, tables.node_checks
     pg = engine.dialect.name == "postgresql"
-    pick = select(n.c.node_id).where(*_quiet(before)).order_by(n.c.node_id).limit(limit)
+    pick = select(n.c.node_id).where(*_quiet(before)).limit(limit)
     if pg:
-        pick = pick.with_for_update(skip_locked=True)
+        # materialized, as retention.prune_settlements: a LIMIT subquery under IN may run
+        # again per outer row there; rows taken by a registration in flight are skipped
+        doomed = pick.with_for_update(skip_locked=True).cte("doomed").prefix_with("MATERIALIZED")
+        pick = select(doomed.c.node_id)
+    # one statement, the quiet check again on the row deleted (a registration meanwhile
+    # keeps it); on SQLite the transaction's first statement is this write (no read first)
+    stmt = delete(n).where(n.c.node_id.in_(pick), *_quiet(before)).returning(n.c.node_id)
     async with engine.begin() as conn:
         if pg:
             got = await conn.scalar(select(func.pg_try_advisory_xact_lock(PRUNE_LOCK_KEY)))
             if not got:
                 raise _Busy
-        ids = list((await conn.execute(pick)).scalars())
-        if not ids:
-            return 0
-        result = await conn.execute(delete(n).where(n.c.node_id.in_(ids), *_quiet(before)))
-        gone = int(result.rowcount or 0)
-        left = select(n.c.node_id).where(n.c.node_id.in_(ids))
-        await conn.execute(delete(c).where(c.c.node_id.in_(ids), c.c.node_id.not_in(left)))
-    return gone
+        ids = list((await conn.execute(stmt)).scalars())
+        if ids:
+            await conn.execute(delete(c).where(c.c.node_id.in_(ids)))
+    return len(ids)
 
 
 class NodeRowPruner(_BatchPruner):
