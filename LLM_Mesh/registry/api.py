@@ -64,7 +64,7 @@ from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.node_auth import revocation_signed, token_refusal_signed
-from LLM_Mesh.registry.node_forget import stored_rows
+from LLM_Mesh.registry.node_forget import LIST_OPENAPI, stored_rows
 from LLM_Mesh.registry.node_table import NodeEntry, check_answer
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
@@ -437,7 +437,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/mesh/nodes", response_model=None)
+@router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)
 async def list_nodes(request: Request) -> Response:
     """Every node: id, region, models, health, load, ``keeps_no_prompts``, trust score and
     canary tally (``canary_passed``: as at the start of the hour, in powers of two). Its
