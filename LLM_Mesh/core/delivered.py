@@ -41,7 +41,7 @@ from LLM_Mesh.core.pricing import usual_completion_tokens
 
 __all__ = [
     "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "completion_cap",
-    "counted_completion", "echo_bytes",
+    "counted_completion", "echo_bytes", "stream_echo_bytes",
     "priced_completion", "states_completion", "stop_slack",
 ]  # fmt: skip
 
@@ -144,6 +144,28 @@ def echo_bytes(text: str, echoed: str) -> int:
     with ``echo`` a node answering "Hi" to a 400-byte prompt was priced for 418 completion
     tokens, the prompt's bytes again at the completion price)."""
     return _utf8([echoed]) if echoed and text.startswith(echoed) else 0
+
+
+def stream_echo_bytes(objs: Iterable[Any], echoed: str, choices: int = 1) -> int:
+    """The UTF-8 bytes of the ``echoed`` prompt in a stream's chunks (``objs``, parsed):
+    :func:`echo_bytes` of each choice's text (a completion's ``text`` gathered by ``index``,
+    the choices the request asked for), summed. The part reader runs it only for ``echo``
+    with ``n`` > 1 (its text is the first choice's; found 2026-12-06, ``money34``: the first
+    choice's echo only was left out, the others' paid again as generated text)."""
+    if not echoed:
+        return 0
+    texts: dict[int, list[str]] = {}
+    for obj in objs:
+        found = obj.get("choices") if isinstance(obj, dict) else None
+        if not isinstance(found, list):
+            continue
+        for place, choice in enumerate(found):
+            if not isinstance(choice, dict):
+                continue
+            index, text = choice.get("index", place), choice.get("text")
+            if type(index) is int and 0 <= index < max(1, choices) and isinstance(text, str):
+                texts.setdefault(index, []).append(text)
+    return sum(echo_bytes("".join(pieces), echoed) for pieces in texts.values())
 
 
 def states_completion(usage: Any) -> bool:

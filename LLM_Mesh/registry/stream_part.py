@@ -53,7 +53,13 @@ from typing import Any
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.delivered import chunk_bytes, completion_cap, echo_bytes, priced_completion
+from LLM_Mesh.core.delivered import (
+    chunk_bytes,
+    completion_cap,
+    echo_bytes,
+    priced_completion,
+    stream_echo_bytes,
+)
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
@@ -410,9 +416,17 @@ class PartReader:
 
     def _generated_bytes(self, text: str) -> int:
         """The current part's bytes its count is capped at: those relayed, less a
-        completion's echoed prompt its ``text`` begins with (``core/delivered.echo_bytes``)."""
+        completion's echoed prompt its ``text`` begins with (``core/delivered.echo_bytes``),
+        with ``n`` > 1 each choice's (its data lines parsed again: that case only)."""
         job = self.ex.job
-        return max(0, self.nbytes - echo_bytes(text, job.prompt_text if job.echo else ""))
+        if not job.echo:
+            return self.nbytes
+        if job.choices > 1:
+            objs = (strict_json.loads_object(line[5:]) for line in self.data)
+            echoed = stream_echo_bytes(objs, job.prompt_text, job.choices)
+        else:
+            echoed = echo_bytes(text, job.prompt_text)
+        return max(0, self.nbytes - echoed)
 
     def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
         """The current node's part when it sent no final chunk (``status`` says why): its
