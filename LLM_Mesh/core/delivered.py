@@ -40,9 +40,17 @@ from typing import Any
 from LLM_Mesh.core.pricing import usual_completion_tokens
 
 __all__ = [
-    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "completion_cap",
-    "counted_completion", "echo_bytes", "stream_echo_bytes",
-    "priced_completion", "states_completion", "stop_slack",
+    "MAX_STOP_SLACK",
+    "SLACK_PER_CHOICE",
+    "answer_bytes",
+    "chunk_bytes",
+    "completion_cap",
+    "counted_completion",
+    "echo_bytes",
+    "priced_completion",
+    "states_completion",
+    "stop_slack",
+    "stream_echo_bytes",
 ]  # fmt: skip
 
 # zero-byte tokens an honest engine may count per choice: its end token (vLLM and

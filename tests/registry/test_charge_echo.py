@@ -19,7 +19,6 @@ from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.delivered import SLACK_PER_CHOICE
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import request_cost
-
 from tests.keyed import operator_account
 from tests.registry.helpers import FakeNodes, running
 from tests.registry.test_charge import bearer, new_user, settled, settlement

@@ -18,8 +18,8 @@ import pytest
 from LLM_Mesh.core.ledger_entry import NETWORK
 from LLM_Mesh.core.receipt_verify import parse_receipt
 from tests.keyed import operator_account
-from tests.registry.test_charge import CHAT, bearer, new_user, settled, settlement
 from tests.registry.helpers import running
+from tests.registry.test_charge import CHAT, bearer, new_user, settled, settlement
 from tests.registry.test_receipts import MODEL
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -40,7 +40,9 @@ async def test_an_operators_own_small_requests_to_its_node_pay_the_fee(
             r = await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=bearer(key))
             assert r.status_code == 200, r.text
             if stream:
-                events = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")]
+                events = [
+                    json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")
+                ]
                 mesh = events[-1]["mesh"]
             else:
                 mesh = r.json()["mesh"]
