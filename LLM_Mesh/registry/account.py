@@ -31,7 +31,7 @@ from typing import Any
 from LLM_Mesh.core.delivered import answer_bytes, completion_cap
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
 from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
-from LLM_Mesh.core.receipt import PAYERS, Money, Part
+from LLM_Mesh.core.receipt import PAYERS, VERSION, Money, Part
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
@@ -336,7 +336,7 @@ def make_receipt(
         parts if priced is None else priced[1],
         job.client_id_hash,
         None if priced is None else priced[0],
-        2 if priced is None else 3,
+        2 if priced is None else VERSION,  # (version 4: its fees rounded up)
     )
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)
