@@ -40,17 +40,9 @@ from typing import Any
 from LLM_Mesh.core.pricing import usual_completion_tokens
 
 __all__ = [
-    "MAX_STOP_SLACK",
-    "SLACK_PER_CHOICE",
-    "answer_bytes",
-    "chunk_bytes",
-    "completion_cap",
-    "counted_completion",
-    "echo_bytes",
-    "priced_completion",
-    "states_completion",
-    "stop_slack",
-    "stream_echo_bytes",
+    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "completion_cap",
+    "counted_completion", "echo_bytes",
+    "priced_completion", "states_completion", "stop_slack",
 ]  # fmt: skip
 
 # zero-byte tokens an honest engine may count per choice: its end token (vLLM and
@@ -154,26 +146,18 @@ def echo_bytes(text: str, echoed: str) -> int:
     return _utf8([echoed]) if echoed and text.startswith(echoed) else 0
 
 
-def stream_echo_bytes(objs: Iterable[Any], echoed: str, choices: int = 1) -> int:
-    """The UTF-8 bytes of the ``echoed`` prompt in a stream's chunks (``objs``, parsed):
-    :func:`echo_bytes` of each choice's text (a completion's ``text`` gathered by ``index``,
-    the choices the request asked for), summed. The part reader runs it only for ``echo``
-    with ``n`` > 1 (its text is the first choice's; found 2026-12-06, ``money34``: the first
-    choice's echo only was left out, the others' paid again as generated text)."""
-    if not echoed:
-        return 0
-    texts: dict[int, list[str]] = {}
-    for obj in objs:
-        found = obj.get("choices") if isinstance(obj, dict) else None
-        if not isinstance(found, list):
-            continue
-        for place, choice in enumerate(found):
-            if not isinstance(choice, dict):
-                continue
-            index, text = choice.get("index", place), choice.get("text")
-            if type(index) is int and 0 <= index < max(1, choices) and isinstance(text, str):
-                texts.setdefault(index, []).append(text)
-    return sum(echo_bytes("".join(pieces), echoed) for pieces in texts.values())
+def echo_advance(matched: int, text: str, echoed: str) -> int:
+    """How many characters of the ``echoed`` prompt a streamed choice has begun with once
+    its next piece ``text`` came, from ``matched`` before it (-1: it did not begin with it;
+    ``len(echoed)``: whole, then it stays). A stream's echo is taken off each choice that
+    begins with it, as a whole answer's is (:func:`answer_bytes`; found 2026-12-06,
+    attack34: it was taken off once a part, so with ``n`` 2 a choice's echo was paid)."""
+    if matched < 0 or matched >= len(echoed):
+        return matched
+    rest = echoed[matched:]
+    if rest.startswith(text):
+        return matched + len(text)
+    return len(echoed) if text.startswith(rest) else -1
 
 
 def states_completion(usage: Any) -> bool:
