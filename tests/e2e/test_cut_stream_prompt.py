@@ -110,8 +110,9 @@ def test_a_cut_stream_pays_its_prompt_at_the_real_models_count(real_mesh: LocalM
     debit = GRANT - after["balance"]
     assert debit > 0, after
 
-    # the user's entries in the public ledger: the request's node share and network fee
-    entries = httpx.get(url + "/v1/ledger", params={"limit": 1000}, timeout=30).json()["data"]
+    # the user's entries in the public ledger since: the request's node share and network fee
+    since = {"after": before["tree_size"] - 1, "limit": 1000}
+    entries = httpx.get(url + "/v1/ledger", params=since, timeout=30).json()["data"]
     paid = [e for e in entries if e["from"] == account]
     assert paid and sum(e["amount"] for e in paid) == debit, paid
     assert {e["kind"] for e in paid} <= {"settle", "fee"}, paid
