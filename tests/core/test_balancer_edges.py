@@ -1,0 +1,148 @@
+"""The router's smaller answers, each at the input that tells a right one from a near miss
+(core/balancer.py; found by mutation testing, session 34): a node heard through another
+replica, the busiest nodes' list, a model with no pool, an ejection that outlived a
+goodbye, a 502's estimate where a node's rest and ejection end apart, a refusal counted
+as a failure after the fact."""
+
+from __future__ import annotations
+
+import random
+
+from LLM_Mesh.core.balancer import Outcome, Router, Verdict
+from LLM_Mesh.core.route_pools import KEPT, OPEN
+from LLM_Mesh.core.scoring import RouteRequest
+
+ANON = RouteRequest(("m",))
+
+
+def fail(r: Router, nid: str, model: str, now: float) -> bool:
+    return r.finish(r.begin(nid, model, now), now, Outcome.SERVER_ERROR)
+
+
+def test_heard_of_a_node_it_does_not_know_opens_nothing() -> None:
+    r = Router(rng=random.Random(1))
+    assert r.heard("nobody", 1.0, keyed_at=0.5) is False
+    assert r.node("nobody") is None
+
+
+def test_heard_at_the_time_of_its_last_beat_keeps_the_peak() -> None:
+    """A beat elsewhere at the same instant as the one heard already is no newer: the
+    peak since that beat stands (``take_peak``'s window)."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
+    r.heartbeat("a", 1.0, in_flight=0, queued=0)
+    atts = [r.begin("a", "m", 1.1) for _ in range(2)]
+    r.finish(atts[0], 1.2, Outcome.SUCCESS)
+    r.heard("a", 1.0)
+    assert r.take_peak("a")[:2] == (1, 2)
+    r.begin("a", "m", 1.3)
+    r.heard("a", 1.5)  # newer: the window starts over from what is in flight
+    assert r.take_peak("a")[:2] == (2, 2)
+
+
+def test_a_load_of_one_reported_here_is_dropped_once_the_node_beats_elsewhere() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.heartbeat("a", 1.0, in_flight=1, queued=0)
+    assert r.pick(ANON, 1.5).verdict is Verdict.SATURATED
+    assert r.heard("a", 2.0) is True  # open again: what wakes requests waiting for it
+    st = r.node("a")
+    assert st is not None and (st.load, st.hb_load_at) == (0, 2.0)
+    assert r.pick(ANON, 2.1).node_id == "a"
+
+
+def test_an_anonymous_429s_close_ends_when_the_node_is_heard_elsewhere() -> None:
+    """``anon_closed`` with no load reported: a beat at another replica after the 429
+    reopens the node to anonymous requests (the 429's word is older than the beat)."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=8)
+    r.finish(r.begin("a", "m", 0.0, keyed=True), 0.1, Outcome.SUCCESS)  # keeps places now
+    r.finish(r.begin("a", "m", 0.2), 0.3, Outcome.OVERLOADED)
+    st = r.node("a")
+    assert st is not None and st.anon_closed and st.hb_load == 0
+    assert r._place["a"] == KEPT
+    assert r.heard("a", 0.25) is False and st.anon_closed  # older than the 429
+    assert r.heard("a", 1.0) is True
+    assert not st.anon_closed and r._place["a"] == OPEN
+    assert r.pick(ANON, 1.1).node_id == "a"
+
+
+def test_the_busiest_nodes_are_listed_first_ties_by_node_id() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("c", "b", "a", "d"):  # registered out of name order
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=8, max_queue=0)
+    for nid, n in (("c", 1), ("b", 1), ("a", 1), ("d", 3)):
+        for _ in range(n):
+            r.begin(nid, "m", 0.0)
+    assert r.in_flight_by_node(1) == ({"d": 3}, True)
+    assert r.in_flight_by_node(2) == ({"d": 3, "a": 1}, True)
+    assert list(r.in_flight_by_node(3)[0]) == ["d", "a", "b"]
+    assert r.in_flight_by_node(0) == ({}, True)
+
+
+def test_a_model_no_node_ever_served_has_no_slots() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=3, max_queue=0)
+    assert (r.slots("m"), r.slots("other"), r.slots("other", held_out=True)) == (3, 0, 0)
+
+
+def test_an_ejection_kept_past_a_goodbye_still_holds_for_the_node_id() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    assert fail(r, "a", "m", 1.0)
+    r.remove_node("a", 2.0)  # with a time: its ejection stays with the id
+    assert r.outliers.is_ejected("a") and r.ejected_for("a", "m")
+
+
+def test_a_node_back_while_ejected_where_no_pool_can_spare_it_is_placed_whole() -> None:
+    """An ejected node coming back into routing where its pools cannot spare it any more is
+    placed in its band with no pool left out: ``ejected_for`` says so for each model."""
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b", "c"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    assert fail(r, "a", "m", 1.0)  # 1 of 3 at 0.5
+    r.set_routable("a", False)
+    assert fail(r, "b", "m", 2.0)  # 1 of the 2 left
+    r.set_routable("a", True)  # 3 again, 1 ejected: a cannot go too
+    assert r.outliers.is_ejected("a") and r._place["a"] == OPEN
+    assert not r.ejected_for("a", "m") and r.ejected_for("b", "m")
+    assert r.pool_counts("m") == (2, 0, 1)
+
+
+def test_a_502s_estimate_is_the_rest_where_the_node_is_kept_the_ejection_elsewhere() -> None:
+    """``back_in``: where a rest and an ejection end at different times (the node was rested
+    once before its first ejection), a model whose pool keeps it gets the rest's end, one
+    it is ejected from the ejection's, any kept model among several the rest's."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("h", ("pop",), now=0.0, max_concurrency=4)
+    r.upsert_node("x", ("pop", "own"), now=0.0, max_concurrency=4)
+    assert fail(r, "h", "pop", 0.0)  # 1 of 2: ejected until 30
+    assert not fail(r, "x", "pop", 1.0)  # no pool can spare it: rested until 31
+    r.tick(32.0)
+    assert fail(r, "x", "pop", 40.0)  # ejected (its first: 30 s), rested (its second: 60 s)
+    assert r.ejected_for("x", "pop") and not r.ejected_for("x", "own")
+    assert r.back_in("x", ("pop",), 40.0) == 30.0
+    assert r.back_in("x", ("own",), 40.0) == 60.0
+    assert r.back_in("x", ("pop", "own"), 40.0) == 60.0
+
+
+def test_fault_counts_only_a_finished_attempt() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    att = r.begin("a", "m", 0.0)
+    assert r.fault(att, 0.5) is False and not r.outliers.is_ejected("a")
+    r.finish(att, 1.0, Outcome.SUCCESS)
+    assert r.fault(att, 1.5) is True and r.outliers.is_ejected("a")
+
+
+def test_fault_of_an_attempt_begun_before_a_goodbye_counts_for_the_node_back_since() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    att = r.begin("a", "m", 0.0)
+    r.remove_node("a", 0.5)
+    assert r.finish(att, 1.0, Outcome.SUCCESS) is False
+    r.upsert_node("a", ("m",), now=2.0, max_concurrency=1, max_queue=0)
+    assert r.fault(att, 3.0) is True and r.outliers.is_ejected("a")
