@@ -146,3 +146,86 @@ def test_fault_of_an_attempt_begun_before_a_goodbye_counts_for_the_node_back_sin
     assert r.finish(att, 1.0, Outcome.SUCCESS) is False
     r.upsert_node("a", ("m",), now=2.0, max_concurrency=1, max_queue=0)
     assert r.fault(att, 3.0) is True and r.outliers.is_ejected("a")
+
+
+def test_a_late_success_at_a_node_back_since_ejects_nothing() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    att = r.begin("a", "m", 0.0)
+    r.remove_node("a", 0.5)
+    r.upsert_node("a", ("m",), now=1.0, max_concurrency=1, max_queue=0)
+    assert r.finish(att, 2.0, Outcome.SUCCESS) is False
+    assert not r.outliers.is_ejected("a") and r.pool_counts("m") == (2, 0, 0)
+
+
+def test_a_failure_out_of_routing_neither_ejects_nor_rests_the_node() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b", "c"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    att = r.begin("a", "m", 0.0)
+    r.set_routable("a", False)  # draining
+    assert r.finish(att, 1.0, Outcome.SERVER_ERROR) is False
+    assert not r.outliers.is_ejected("a") and r.back_in("a", ("m",), 1.0) == 0.0
+
+
+def test_a_second_failure_of_a_node_ejected_everywhere_adds_no_rest() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b", "c"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=2, max_queue=0)
+    first, second = r.begin("a", "m", 0.0), r.begin("a", "m", 0.0)
+    assert r.finish(first, 1.0, Outcome.SERVER_ERROR) is True
+    assert r.finish(second, 2.0, Outcome.SERVER_ERROR) is False
+    assert r.outliers.back_in("a", 2.0, kept=True) == 0.0  # never rested
+    assert r.back_in("a", ("m",), 2.0) == 29.0  # the ejection's end
+
+
+def test_a_failure_where_an_ejected_node_is_kept_rests_it_there_anew() -> None:
+    """Its rest over while its (second, longer) ejection runs: failing again in the pool
+    that keeps it starts a new rest, which a 502's estimate for that model reads."""
+    r = Router(rng=random.Random(1))
+    for nid in ("h1", "h2"):
+        r.upsert_node(nid, ("pop",), now=0.0, max_concurrency=4)
+    r.upsert_node("x", ("pop",), now=0.0, max_concurrency=4)
+    assert fail(r, "x", "pop", 0.0)  # its first ejection: until 30
+    r.tick(30.0)
+    r.upsert_node("x", ("pop", "own"), now=35.0, max_concurrency=4)
+    assert fail(r, "x", "pop", 40.0)  # ejection 2: until 100; a first rest: until 70
+    assert r.back_in("x", ("own",), 80.0) == 0.0 and r.back_in("x", ("pop",), 80.0) == 20.0
+    assert not fail(r, "x", "own", 80.0)  # rested again (its second: 60 s)
+    assert r.back_in("x", ("own",), 80.0) == 60.0
+
+
+def test_a_pick_at_the_instant_an_ejection_ends_takes_the_node_back() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    assert fail(r, "a", "m", 0.0)
+    r.remove_node("b")
+    assert r.pick(ANON, 29.9).verdict is Verdict.NO_NODE
+    assert r.pick(ANON, 30.0).node_id == "a"
+
+
+def test_a_later_model_cheaper_after_its_factor_wins_a_tie_goes_to_the_first() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m1",), now=0.0, max_concurrency=1, max_queue=4)
+    r.upsert_node("b", ("m2",), now=0.0, max_concurrency=1, max_queue=4)
+    both = RouteRequest(("m1", "m2"))
+    assert r.pick(both, 0.0).node_id == "a"  # equal nodes: m2's cost × 1.5
+    for _ in range(3):
+        r.begin("a", "m1", 0.0)  # m1's node 4× as costly: m2 wins despite its factor
+    d = r.pick(both, 0.0)
+    assert (d.node_id, d.model) == ("b", "m2")
+
+
+def test_equal_costs_across_models_go_to_the_first_model() -> None:
+    from LLM_Mesh.core.balancer import RoutingPolicy
+    from LLM_Mesh.core.scoring import ScoringPolicy
+
+    r = Router(RoutingPolicy(scoring=ScoringPolicy(specialty_step=0.0)), rng=random.Random(1))
+    r.upsert_node("a", ("m1",), now=0.0, max_concurrency=1, max_queue=4)
+    r.upsert_node("b", ("m2",), now=0.0, max_concurrency=1, max_queue=4)
+    d = r.pick(RouteRequest(("m1", "m2")), 0.0)
+    assert (d.node_id, d.model) == ("a", "m1")
+    d = r.pick(RouteRequest(("m2", "m1")), 0.0)
+    assert (d.node_id, d.model) == ("b", "m2")
