@@ -229,3 +229,86 @@ def test_equal_costs_across_models_go_to_the_first_model() -> None:
     assert (d.node_id, d.model) == ("a", "m1")
     d = r.pick(RouteRequest(("m2", "m1")), 0.0)
     assert (d.node_id, d.model) == ("b", "m2")
+
+
+def test_changes_count_each_change_the_node_listing_shows_once() -> None:
+    """``Router.changes`` (the node listing's cache key): one per upsert, removal, routable
+    flip, ejection and ejection's end; nothing for a request or a flip to the same value."""
+    r = Router(rng=random.Random(1))
+    assert r.changes == 0
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    assert r.changes == 2
+    r.set_routable("a", True)
+    assert r.changes == 2
+    r.set_routable("a", False)
+    r.set_routable("a", True)
+    assert r.changes == 4
+    assert fail(r, "a", "m", 1.0)  # ejected
+    assert r.changes == 5
+    r.tick(31.0)  # its ejection ends
+    assert r.changes == 6
+    r.remove_node("b")
+    r.remove_node("b")  # gone already
+    assert r.changes == 7
+
+
+def test_a_removed_node_leaves_nothing_in_the_routers_maps() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.remove_node("a", 1.0)
+    assert "a" not in r._place and "a" not in r._lineage and r.node("a") is None
+
+
+def test_a_node_back_into_routing_during_its_ejection_stays_out_where_it_can_be_spared() -> None:
+    r = Router(rng=random.Random(1))
+    for nid in ("a", "b"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    assert fail(r, "a", "m", 1.0)  # 1 of 2
+    r.set_routable("a", False)
+    r.set_routable("a", True)  # counted with b: 2 again, none ejected, so it may be out
+    assert r.ejected_for("a", "m") and r.pool_counts("m") == (1, 0, 1)
+
+
+def test_a_service_time_at_either_end_of_its_range_is_taken() -> None:
+    from LLM_Mesh.core.queue_wait import MAX_WAIT_S
+
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.heartbeat("a", 1.0, in_flight=0, queued=0, service_s=0.0)
+    assert st.reported_service_ms == 0.0
+    r.heartbeat("a", 2.0, in_flight=0, queued=0, service_s=MAX_WAIT_S)
+    assert st.reported_service_ms == MAX_WAIT_S * 1000.0
+    r.heartbeat("a", 3.0, in_flight=0, queued=0, service_s=MAX_WAIT_S * 1.01)
+    assert st.reported_service_ms == MAX_WAIT_S * 1000.0  # out of range: the last kept
+
+
+def test_anonymous_requests_in_flight_are_counted_apart_from_keyed_ones() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=8)
+    assert st.anon_in_flight == 0
+    anon, keyed = r.begin("a", "m", 0.0), r.begin("a", "m", 0.0, keyed=True)
+    assert (st.in_flight, st.anon_in_flight) == (2, 1)
+    r.finish(keyed, 1.0, Outcome.SUCCESS)
+    assert (st.in_flight, st.anon_in_flight) == (1, 1)
+    r.finish(anon, 1.0, Outcome.SUCCESS)
+    assert (st.in_flight, st.anon_in_flight) == (0, 0)
+
+
+def test_a_429s_retry_after_under_a_second_still_sets_the_nodes_wait() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.heartbeat("a", 0.0, in_flight=0, queued=0, service_s=0.01)
+    r.finish(r.begin("a", "m", 1.0), 1.0, Outcome.OVERLOADED, retry_after_s=0.5)
+    assert st.busy_until == 1.5
+    d = r.pick(ANON, 1.0)
+    assert d.verdict is Verdict.SATURATED and d.wait_s == 0.5
+
+
+def test_the_routing_policys_refusal_in_words() -> None:
+    import pytest
+
+    from LLM_Mesh.core.balancer import RoutingPolicy
+
+    with pytest.raises(ValueError, match=r"^need 1 <= choices <= max_draws$"):
+        RoutingPolicy(choices=5, max_draws=4)

@@ -63,3 +63,26 @@ def test_a_route_requests_refusals_in_words() -> None:
         RouteRequest(())
     with pytest.raises(ValueError, match=r"^expected_tokens cannot be negative$"):
         RouteRequest(("m",), expected_tokens=-1)
+
+
+def test_a_nodes_region_is_kept_as_avoidance_compares_it() -> None:
+    assert NodeStats("a", ("m",), P, region=" EU-West ").region == "eu-west"
+    assert NodeStats("a", ("m",), P, region="  ").region is None
+    assert NodeStats("a", ("m",), P).region is None
+
+
+def test_a_new_nodes_counts_and_band_before_any_request() -> None:
+    from LLM_Mesh.core.route_pools import OPEN, band
+
+    st = NodeStats("a", ("m",), P, max_concurrency=2, max_queue=3)
+    assert (st.in_flight, st.anon_in_flight, st.open_below) == (0, 0, 5)
+    assert band(st) == OPEN
+
+
+def test_the_policies_refusals_in_words() -> None:
+    with pytest.raises(ValueError, match=r"^priors cannot be negative$"):
+        ScoringPolicy(prior_ttft_ms=-1.0)
+    with pytest.raises(ValueError, match=r"^penalties must be >= 0 \(stale_penalty >= 1\)$"):
+        ScoringPolicy(stale_penalty=0.5)
+    with pytest.raises(ValueError, match=r"^need max_concurrency >= 1 and max_queue >= 0$"):
+        NodeStats("a", ("m",), P, max_concurrency=0)
