@@ -77,3 +77,14 @@ def test_the_other_refusals_in_their_words() -> None:
     with pytest.raises(ValueError) as exc:
         estimate(GEMMA, "x", 1, 100, choices=0)
     assert str(exc.value) == "choices must be a whole number >= 1, got 0"
+
+
+@pytest.mark.parametrize("fee", [True, 500.0, "500", None, 10_001, -1])
+def test_checked_fee_bps_takes_whole_numbers_of_0_to_10000_only(fee: object) -> None:
+    """attack34: a fee built in code as ``True`` (1 bps), a float (an operator's share no
+    whole number of µNT) or a text is refused as one past 100 % is (``money33``)."""
+    from LLM_Mesh.core.pricing import checked_fee_bps
+
+    with pytest.raises(ValueError, match="network_fee_bps must be a whole number"):
+        checked_fee_bps(fee)  # type: ignore[arg-type]
+    assert checked_fee_bps(0) == 0 and checked_fee_bps(10_000) == 10_000
