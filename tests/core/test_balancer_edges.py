@@ -312,3 +312,22 @@ def test_the_routing_policys_refusal_in_words() -> None:
 
     with pytest.raises(ValueError, match=r"^need 1 <= choices <= max_draws$"):
         RoutingPolicy(choices=5, max_draws=4)
+
+
+def test_a_503s_hold_ends_when_the_node_is_heard_elsewhere() -> None:
+    """After ``heard`` drops a 503's load the node is no longer held: full again with this
+    router's own requests it is saturated (a 429's wait), not unavailable (no node)."""
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.finish(r.begin("a", "m", 0.0), 0.1, Outcome.UNAVAILABLE, retry_after_s=5.0)
+    assert st.unavailable and r.pick(ANON, 0.2).verdict is Verdict.NO_NODE
+    assert r.heard("a", 1.0) is True and not st.unavailable
+    r.begin("a", "m", 1.1)
+    assert r.pick(ANON, 1.2).verdict is Verdict.SATURATED
+
+
+def test_heard_says_false_when_the_dropped_load_leaves_the_node_where_it_was() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
+    r.heartbeat("a", 1.0, in_flight=1, queued=0)  # open, and still open without it
+    assert r.heard("a", 2.0) is False and st.load == 0
