@@ -98,18 +98,19 @@ async def test_listings_say_the_context_the_mesh_serves_now(tmp_path: Path) -> N
     past 4096 was refused: ``context_length`` is now the largest context a healthy node
     serving it declares (at most the catalog's), ``catalog_context_length`` the catalog's."""
     async with running(tmp_path) as h:
-        listed = (await v1(h, "?all=true"))["gemma-3-270m"]  # no node: the catalog's
-        assert (listed["context_length"], listed["catalog_context_length"]) == (32_768, 32_768)
         await add(h, "small", declaring(4096))
         for listing in (await v1(h), await v1(h, "?all=true"), await mesh(h)):
             gemma = listing["gemma-3-270m"]
-            assert (gemma["context_length"], gemma["catalog_context_length"]) == (4096, 32_768)
+            assert gemma["context_length"] == 4096  # before: 32768
+            assert gemma["catalog_context_length"] == 32_768
         await add(h, "mid", declaring(8192))
         assert (await v1(h))["gemma-3-270m"]["context_length"] == 8192  # the largest
         assert (await mesh(h))["gemma-3-270m"]["context_length"] == 8192
         await add(h, "huge", declaring(10**9))  # more than the model has: the model's
         assert (await v1(h))["gemma-3-270m"]["context_length"] == 32_768
         h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # none live: the catalog's again
+        listed = (await v1(h, "?all=true"))["gemma-3-270m"]
+        assert (listed["context_length"], listed["catalog_context_length"]) == (32_768, 32_768)
         assert (await mesh(h))["gemma-3-270m"]["context_length"] == 32_768
 
 
@@ -125,4 +126,4 @@ async def test_a_custom_models_entry_has_no_catalog_context(tmp_path: Path) -> N
         await add(h, "c", {"id": "tiny-custom", "engine": "llama-cpp", "context_length": 2048})
         for listing in (await v1(h), await mesh(h)):
             entry = listing["tiny-custom"]
-            assert (entry["context_length"], entry["catalog_context_length"]) == (2048, None)
+            assert (entry["context_length"], entry.get("catalog_context_length", 0)) == (2048, None)
