@@ -12,8 +12,9 @@ a body with none of them is forwarded as the client's bytes), for a
 model the catalog or some node knows (404 listing the models), and ``max_tokens`` and
 the estimated prompt within the context the mesh serves the model with now (400
 ``context_length_exceeded``: the largest a live node serving it declares, at most the
-model's own, that one when none does: ``listing.served``; a ``max_tokens`` over the
-mesh's cap is said against it too where it is the smaller figure). The job carries the
+model's own, that one when none does: ``listing.served``, cached a second at most,
+``ServedContexts``; a ``max_tokens`` over the mesh's cap is said against it too where it
+is the smaller figure). The job carries the
 model's price and the request's estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves; for a
 custom model priced at the largest context any node declares for it, so whichever node
 serves it, what it may send is paid for; ``n`` choices are ``n`` answers). Whether a healthy node serves it, and whether the
@@ -73,7 +74,7 @@ from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import EXTENSION_FIELDS, forwarded_body, read_extensions
 from LLM_Mesh.registry.job import Job
-from LLM_Mesh.registry.listing import custom_context, known_model_ids, served
+from LLM_Mesh.registry.listing import custom_context, known_model_ids
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.request_id import new_request_id
 
@@ -265,7 +266,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     if spec is None:  # a custom model: the custom price, the largest context its nodes declare
         spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
     # the context it is served with now (its live nodes'; the chosen node's is checked in send)
-    ctx = served(rt.table, spec)
+    ctx = rt.served_contexts.get(rt.table, spec)
     check_context(
         prompt_text, max_tokens or 1, ctx, model, context_source(ctx, spec.context_length)
     )
@@ -361,7 +362,7 @@ def _over_served(
         return None
     if spec is None and rt.table.hosts(model):
         spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
-    ctx = MAX_TOKENS_LIMIT if spec is None else served(rt.table, spec)
+    ctx = MAX_TOKENS_LIMIT if spec is None else rt.served_contexts.get(rt.table, spec)
     if spec is None or ctx >= MAX_TOKENS_LIMIT:  # the cap is the smaller figure
         return None
     try:  # given > the cap > ctx: refused

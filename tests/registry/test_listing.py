@@ -127,3 +127,25 @@ async def test_a_custom_models_entry_has_no_catalog_context(tmp_path: Path) -> N
         for listing in (await v1(h), await mesh(h)):
             entry = listing["tiny-custom"]
             assert (entry["context_length"], entry.get("catalog_context_length", 0)) == (2048, None)
+
+
+def test_the_parse_stages_cache_follows_the_node_table() -> None:
+    """``ServedContexts``: again after a registration (``NodeTable.changes``) at once, and
+    after ``ttl_s`` on the table's clock (a node expired, not yet swept)."""
+    from LLM_Mesh.core.catalog import get_spec
+    from LLM_Mesh.core.schemas import NodeRegistration
+    from LLM_Mesh.registry.listing import ServedContexts
+    from LLM_Mesh.registry.node_table import NodeTable
+    from tests.registry.helpers import ManualClock
+
+    clock, spec, cache = ManualClock(), get_spec("gemma-3-270m"), ServedContexts()
+    assert spec is not None
+    table = NodeTable(30.0, clock)
+    assert cache.get(table, spec) == 32_768  # no node: the catalog's
+    table.register(NodeRegistration.model_validate(reg("a", declaring(4096))))
+    assert cache.get(table, spec) == 4096  # a registration: at once
+    clock.advance(0.5)
+    table.register(NodeRegistration.model_validate(reg("b", declaring(8192))))
+    assert cache.get(table, spec) == 8192
+    clock.advance(31.0)  # both expired, no sweep yet: past ttl_s, read again
+    assert cache.get(table, spec) == 32_768
