@@ -16,6 +16,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from LLM_Mesh.text_files import why_unreadable
+
 __all__ = [
     "NODE_PAIR_HINT",
     "REGISTRY_PAIR_HINT",
@@ -38,8 +40,12 @@ def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
         path = Path(ca_file).expanduser()
         try:
             ctx.load_verify_locations(cafile=str(path))
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot use {path} as a CA file ({exc})") from None
+        except OSError as exc:  # before SSLError (a subclass): the file, not its text
+            why = why_unreadable(exc) if not isinstance(exc, ssl.SSLError) else None
+            raise ValueError(
+                f"cannot use {path} as a CA file: "
+                + (why or f"no PEM certificate in it ({exc.reason or exc})")
+            ) from None
     return ctx
 
 

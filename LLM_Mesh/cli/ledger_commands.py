@@ -71,8 +71,9 @@ from LLM_Mesh.core.key_account import key_account_finding, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
-from LLM_Mesh.core.receipt_verify import find_receipt
+from LLM_Mesh.core.receipt_verify import Found, find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.text_files import read_text
 from LLM_Mesh.tls import client_ssl_context
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
@@ -178,6 +179,16 @@ async def audit(
 
 
 _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
+
+
+def _receipt_in(path: Path) -> Found:
+    """The receipt in the ``--receipt`` file ``path``, else a ``ValueError`` naming it
+    (found 2026-12-06, ux34: a bare ``[Errno 2]``; garbage did not say which file)."""
+    text = read_text(path, "--receipt")
+    try:
+        return find_receipt(text)
+    except ValueError as exc:
+        raise ValueError(f"--receipt {path}: holds no receipt ({exc})") from None
 
 
 def print_report(report: Report, seconds: float, seen_path: Path | None = None) -> None:
@@ -399,8 +410,8 @@ def verify(
         )
 
     try:
-        receipts = [find_receipt(p.read_text("utf-8")) for p in receipt or ()]
-    except (OSError, ValueError) as exc:
+        receipts = [_receipt_in(p) for p in receipt or ()]
+    except ValueError as exc:
         raise fail(exc) from exc
     # the user's key goes only to the registry configured with it, never to one named by
     # --registry (auditing another registry would hand it the key): there, the pool's
