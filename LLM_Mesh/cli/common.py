@@ -109,6 +109,11 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
         settings = Settings.from_env(
             home=home, registry_url=registry.rstrip("/") if registry else None, **kw
         )
+        if settings.home.exists() and not settings.home.is_dir():  # found 2026-12-06 (ux34)
+            raise ValueError(
+                f"the state directory {settings.home} is a file, not a folder: give a "
+                "folder with --home or LLM_MESH_HOME"
+            )
         if settings.registry_ca:  # found 2026-12-06 (ux34): a traceback, read mid-request
             client_ssl_context(settings.registry_ca)
     except ValueError as exc:

@@ -78,6 +78,7 @@ from LLM_Mesh.core.served_check import published_price, registry_prices, served_
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import forget_covered, keep_covered, key_folder
+from LLM_Mesh.text_files import why_unreadable
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command"]
@@ -132,8 +133,13 @@ def read_receipts(
     ``skip`` told why. Only regular files are read (a FIFO or device never blocks it)."""
     paths = [(p, False) for p in files]
     if folder is not None:
-        if not folder.is_dir():
-            raise ValueError(f"--receipts {folder}: not a folder")
+        if not folder.is_dir():  # found 2026-12-06 (ux34): "not a folder" for a typo too
+            why = (
+                "is a file, not a folder (--receipt FILE reads one file)"
+                if folder.exists()
+                else "no such folder (check the path)"
+            )
+            raise ValueError(f"--receipts {folder}: {why}")
         found: list[Path] = []
         with os.scandir(folder) as it:
             for e in it:
@@ -148,8 +154,13 @@ def read_receipts(
         try:
             limit = MAX_KEPT_BYTES if skippable else MAX_RECEIPT_BYTES
             out.append((p, find_receipt(read_bounded(p, limit))))
-        except (ReceiptError, UnicodeDecodeError, ValueError) as exc:
-            why = f"{p}: holds no receipt ({exc})"
+        except (ReceiptError, UnicodeDecodeError, ValueError, OSError) as exc:
+            # found 2026-12-06 (ux34): a missing --receipt FILE was a bare [Errno 2]
+            why = (
+                f"{p}: {why_unreadable(exc)}"
+                if isinstance(exc, OSError)
+                else f"{p}: holds no receipt ({exc})"
+            )
             if not skippable or skip is None:
                 raise ValueError(why) from None
             skipped += 1
