@@ -40,12 +40,11 @@ def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
         path = Path(ca_file).expanduser()
         try:
             ctx.load_verify_locations(cafile=str(path))
-        except OSError as exc:  # before SSLError (a subclass): the file, not its text
-            why = why_unreadable(exc) if not isinstance(exc, ssl.SSLError) else None
-            raise ValueError(
-                f"cannot use {path} as a CA file: "
-                + (why or f"no PEM certificate in it ({exc.reason or exc})")
-            ) from None
+        except ssl.SSLError as exc:  # read, but not PEM certificates
+            why = f"no PEM certificate in it ({exc.reason or exc})"
+            raise ValueError(f"cannot use {path} as a CA file: {why}") from None
+        except OSError as exc:  # missing, a folder, ... (found 2026-12-06: [Errno 2])
+            raise ValueError(f"cannot use {path} as a CA file: {why_unreadable(exc)}") from None
     return ctx
 
 
