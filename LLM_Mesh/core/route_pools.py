@@ -7,7 +7,9 @@ only in the places the node keeps for keyed requests: full for anonymous ones, t
 own rule, :func:`~LLM_Mesh.core.priority.admits`, as the gateway sees it: :func:`band`)
 and *full* (saturated, or held by a 503); ejected ones are only counted. An anonymous
 request draws from the open set only, a keyed one from the kept set too when no node is
-open. The open and kept sets are :class:`IndexedRows`: each node's scoring inputs for
+open. Each set is kept twice over: the nodes that keep no prompts for the model, and those
+that may (``Pools.keeps``: ``open_keep``, ``kept_keep``, ``full_keep``), drawn only by a
+request that opted in (``core/route_keep.py``; found 2026-12-06, keeppick34). The open and kept sets are :class:`IndexedRows`: each node's scoring inputs for
 the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the
 node enters and again after every update of what the row holds (:meth:`Pools.rewrite`).
 Each pool also keeps the anonymous share's slot counts (``Pool.declared``, ``idle``,

@@ -51,7 +51,7 @@ def fleet(keepers: int, seed: int, honest: int = 10) -> tuple[Router, frozenset[
     per = keepers // honest
     for i in range(honest):
         r.upsert_node(f"h{i}", (MODEL,), now=0.0, max_concurrency=64)
-        for j in range(i):
+        for _ in range(i):
             r.begin(f"h{i}", MODEL, 0.0)
         for nid in sorted(keep)[i * per : (i + 1) * per]:
             r.upsert_node(nid, (MODEL,), now=0.0, max_concurrency=64)
