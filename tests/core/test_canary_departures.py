@@ -20,6 +20,7 @@ from LLM_Mesh.core.canary_departures import (
     kind_of,
     leave_bound,
     probe_evidence,
+    slices_of,
 )
 from LLM_Mesh.core.canary_shape import TEMPERATURES, Shape
 
@@ -330,3 +331,52 @@ def test_each_kind_of_answer_has_a_tally_of_its_own_beside_the_pairs() -> None:
     assert list(departures.tallies) == [("o", "m")] and list(departures.kinds) == [
         ("o", "m", "stream")
     ]
+
+
+def test_a_flood_of_small_tallies_never_evicts_a_liars_high_one() -> None:
+    """slice34: many node ids' small tallies (a hostile operator's ids, or load) filled each
+    table past its bound; the least recently updated went first, so the liar's high tally
+    went with the flood and its next lies started afresh. The lowest score goes first."""
+    departures = Departures(max_pairs=64, max_kinds=64, max_slices=64)
+    shape = Shape(temperature=0.7, sampler=(("top_p", 0.9),))
+    kind, slices = kind_of(shape), slices_of(shape)
+    for _ in range(4):  # 20 nats in every one of its 8 tallies, below the threshold (29)
+        assert departures.add("liar", "m", Evidence(5.0, 1, 0), kind, slices) is None
+    for i in range(1000):  # then a thousand other ids, one small tally each
+        departures.add(f"sybil{i}", "m", Evidence(0.5, 1, 0), kind, slices)
+    assert departures.tallies[("liar", "m")].score == 20.0
+    assert departures.kinds[("liar", "m", kind)].score == 20.0
+    assert all(departures.slices[("liar", "m", of, p)].score == 20.0
+               for of in (kind, "") for p in slices)  # fmt: skip
+    flag = departures.add("liar", "m", Evidence(10.0, 1, 0), kind, slices)
+    assert flag is not None and flag.score == 30.0 and flag.probes == 5
+    assert ("liar", "m") not in departures.tallies  # flagged: its evidence afresh
+    assert len(departures.tallies) == len(departures.kinds) == 63  # the flood's, bounded
+    assert len(departures.slices) == 64 - 6
+
+
+def test_slice_entries_never_evict_the_pairs_or_the_kinds() -> None:
+    """slice34: each probe adds 6 slice tallies; they are bounded apart (``max_slices``),
+    so a pair's and its kinds' evidence stays while the slices' table is full."""
+    departures = Departures(max_pairs=8, max_kinds=8, max_slices=4)
+    shapes = [Shape(temperature=t, stream=s, sampler=p) for t in (0.3, 0.7, 1.0)
+              for s in (True, False) for p in ((), (("top_p", 0.9),))]  # fmt: skip
+    for i in range(8):
+        for shape in shapes:
+            departures.add_probe(f"n{i}", "m", Evidence(0.5, 1, 0), shape)
+    assert len(departures.slices) == 4
+    assert len(departures.tallies) == 8 and len(departures.kinds) == 8
+    assert all(departures.tallies[(f"n{i}", "m")].score == 6.0 for i in range(8))
+
+
+def test_a_new_tally_is_kept_until_another_is_written_even_when_lowest() -> None:
+    """slice34: the lowest other than the one just written goes, so a node's first
+    evidence is kept past a table of higher tallies (until the next one written)."""
+    departures = Departures(max_pairs=3)
+    for i in range(3):
+        departures.add(f"n{i}", "m", Evidence(5.0 + i, 1, 0))
+    departures.add("new", "m", Evidence(1.0, 1, 0))
+    assert list(departures.tallies) == [("n1", "m"), ("n2", "m"), ("new", "m")]
+    departures.add("n1", "m", Evidence(1.0, 1, 0))  # 7: now "new" (1.0) is the lowest
+    departures.add("newer", "m", Evidence(2.0, 1, 0))
+    assert set(departures.tallies) == {("n1", "m"), ("n2", "m"), ("newer", "m")}
