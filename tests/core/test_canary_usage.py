@@ -101,3 +101,19 @@ def test_a_text_that_ran_past_the_reference_in_whitespace_alone_is_no_evidence()
     assert covering_entries(" def f():" + "\n" * 5, toks) is None  # diverged in newlines
     assert covering_entries(" def f():\n    return 1", toks) == 6  # as before
     assert covering_entries(" def f():\n", toks) == 4
+
+
+def test_a_text_past_the_reference_with_no_whitespace_to_spare_is_no_evidence() -> None:
+    """Ran past the reference in what it spells, not in whitespace: the whitespace check
+    alone would pass it (as much as the tokens hold), so the spelling must refuse it."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n    return 12", toks) is None
+    assert covering_entries("x", ["a"]) is None  # diverged in the last token, no space at all
+
+
+def test_more_whitespace_than_a_beginning_of_the_tokens_holds_is_no_evidence() -> None:
+    """Whitespace is counted as such, not against the tokens' other characters: a cut
+    token's own letters (``return`` of ``ret``) do not make room for an extra newline."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n\n    ret", toks) is None
+    assert covering_entries(" def f():\n    ret", toks) == 5
