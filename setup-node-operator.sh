@@ -197,6 +197,21 @@ make_home() {
   HOME_MADE=1
 }
 
+# one key is one node: a home whose node.key.lock a running node holds (`llm-mesh up`'s) has
+# no room for this one, whatever its port; said before anything is written there (the venv,
+# $LLM_MESH_HOME/venv by default, included: found 2026-12-06, a new user waited for a whole
+# install into up's home before this refusal) and before any question is asked
+if "$PYTHON" -c 'import fcntl, os, sys
+try: fd = os.open(sys.argv[1], os.O_RDONLY)
+except OSError: sys.exit(1)
+try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+except OSError: sys.exit(0)
+sys.exit(1)' "$LLM_MESH_HOME/node.key.lock"; then
+  HELD="a node is running with $LLM_MESH_HOME/node.key (its node.key.lock is held; \`llm-mesh up\`'s?): no second node can start with that key"
+  FIX="give this node a home of its own: LLM_MESH_HOME=DIR $0 ... (or stop that node first, if it is this one)"
+  if [ "$NO_START" = 1 ] || [ "$SERVICE" = 1 ]; then say "note: $HELD; $FIX"; else need_tool "$HELD" "$FIX"; fi
+fi
+
 # --- 2. venv -------------------------------------------------------------------------
 if [ -x "$VENV/bin/python" ]; then
   say "venv: reusing $VENV"
@@ -289,18 +304,6 @@ SHOWN=""
 if [ "$INTERACTIVE" = 1 ] && [ -z "$PORT" ]; then SHOWN="$(toml_value port)"; fi
 PORT="$(ask "Port" "${PORT:-}" "${PORT:-${SHOWN:-8801}}")"
 
-# one key is one node: a home whose node.key.lock a running node holds (`llm-mesh up`'s) has
-# no room for this one, whatever its port; said before anything is written there
-if "$PYTHON" -c 'import fcntl, os, sys
-try: fd = os.open(sys.argv[1], os.O_RDONLY)
-except OSError: sys.exit(1)
-try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-except OSError: sys.exit(0)
-sys.exit(1)' "$LLM_MESH_HOME/node.key.lock"; then
-  HELD="a node is running with $LLM_MESH_HOME/node.key (its node.key.lock is held; \`llm-mesh up\`'s?): no second node can start with that key"
-  FIX="give this node a home of its own: LLM_MESH_HOME=DIR $0 ... (or stop that node first, if it is this one)"
-  if [ "$NO_START" = 1 ] || [ "$SERVICE" = 1 ]; then say "note: $HELD; $FIX"; else need_tool "$HELD" "$FIX"; fi
-fi
 make_home
 if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
   IFS=, read -r -a MODEL_LIST <<<"$MODELS"

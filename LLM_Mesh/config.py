@@ -75,6 +75,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | reward_start_close_s | LLM_MESH_REWARD_START_CLOSE_S | 30 (a registry's start waits at most this long for the due reward period's close, then logs a WARNING and serves, the close going on beside serving: ``RewardTask.close_first``; 0: no wait) |
 | request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
 | settlement_keep_days | LLM_MESH_SETTLEMENT_KEEP_DAYS | 400 (settled or void ``settlements`` rows are kept this many days after settling, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1; the ledger is never pruned) |
+| node_keep_days       | LLM_MESH_NODE_KEEP_DAYS  | 30 (a ``nodes`` row quiet this many days (forgotten) is deleted, pruned hourly; 0: forever; never less than the forget bound + 1 day nor the rewards read; its key, revocation, quarantine, ledger, settlements and request log stay: ``registry/node_retention.py``) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
@@ -381,18 +382,16 @@ class Settings:
     # availability (0: none), settled once per period of this many seconds
     reward_rate: int = DEFAULT_REWARD_RATE
     reward_period_s: int = DEFAULT_REWARD_PERIOD_S
-    # whether a node serving only simulated models earns uptime (it serves no model)
-    reward_simulated: bool = False
+    reward_simulated: bool = False  # a node serving only simulated models earns uptime
     # nodes' worth of uptime one operator is credited per period, however many node ids it
     # holds (core/rewards.operator_uptime_ms; 0: no cap)
     reward_uptime_nodes: int = UPTIME_NODES
     reward_start_close_s: float = START_CLOSE_S  # the start's wait for the due close (0: none)
-    # the store's request log (``requests`` rows) is pruned to this many days (0: kept
-    # forever; core/retention.py, registry/retention.py)
+    # retention (0: kept forever; core/retention.py, registry/retention.py): the request log,
+    # settled or void settlements (after settling), quiet ``nodes`` rows (node_retention.py)
     request_log_keep_days: int = DEFAULT_REQUEST_LOG_KEEP_DAYS
-    # settled or void ``settlements`` rows are pruned this many days after settling (0: kept
-    # forever; never within the longest earnings window; core/retention.py)
     settlement_keep_days: int = DEFAULT_SETTLEMENT_KEEP_DAYS
+    node_keep_days: int = 30
     # observability (docs/operations.md): Prometheus /metrics and the per-request log line
     metrics: bool = True
     metrics_public: bool = False
@@ -504,6 +503,7 @@ class Settings:
             settlement_keep_days=_whole(
                 env, "LLM_MESH_SETTLEMENT_KEEP_DAYS", DEFAULT_SETTLEMENT_KEEP_DAYS
             ),
+            node_keep_days=_whole(env, "LLM_MESH_NODE_KEEP_DAYS", 30),
             metrics=_bool(env, "LLM_MESH_METRICS", True),
             metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
             metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,

@@ -333,7 +333,10 @@ class DistributedModelRegistry:
         ``avoid_regions``: never a node in these regions (``eu`` covers ``eu-west``);
         ``strict_regions``: nor one that declared no region.
         ``allow_prompt_keeping``: also a node that may keep prompts (``keeps_no_prompts``
-        false in its registration; held out by default).
+        false in its registration, or undeclared on an engine other than ``llama-cpp``/
+        ``sim``; held out by default). Without it the prompt goes only to nodes whose
+        operator declared that they keep none: the operator's word, which the mesh
+        cannot check (README, "Privacy").
         ``chat=True`` sends the prompt as a user message (the node applies the
         model's chat template); otherwise it is a raw completion prompt, which is
         what code completion (``def fibonacci(n):``) wants.

@@ -34,11 +34,13 @@ from LLM_Mesh.core.metrics_access import MetricsAccess, Verdict, is_loopback
 
 __all__ = [
     "LATENCY_BUCKETS_S",
+    "OTHER_NODES",
     "TOKENS_PER_S_BUCKETS",
     "TTFT_BUCKETS_S",
     "WAIT_BUCKETS_S",
     "WORKERS_METRICS_ENV",
     "Children",
+    "NodeLabels",
     "events_registry",
     "install_metrics",
     "multiprocess_dir",
@@ -64,27 +66,61 @@ C = TypeVar("C")
 ByNode = dict[str, list[tuple["Children[Any, Any]", Any]]]
 
 
+OTHER_NODES = "other"  # the node label of the nodes past a process's NodeLabels bound
+
+
+class NodeLabels:
+    """The node label values one process writes, at most ``limit``; a node past them is
+    counted as :data:`OTHER_NODES`. For prometheus-client's multiprocess mode, whose files
+    keep every label value written until the directory goes (no child can be removed)."""
+
+    __slots__ = ("limit", "seen")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, node: str) -> str:
+        if node not in self.seen:
+            if len(self.seen) >= self.limit:
+                return OTHER_NODES
+            self.seen.add(node)
+        return node
+
+
 class Children(Generic[K, C]):
     """A metric's children by label tuple: one dict hit on the hot path instead of
     ``labels()`` (which validates and locks every call). ``by_node``: a child made is noted
     there under its node label (the key's item ``node_at``; ``None``: the key is the node),
-    so the children of a node that left can go (:meth:`drop`)."""
+    so the children of a node that left can go (:meth:`drop`). ``fold``: a new child's node
+    label goes through it (:class:`NodeLabels`), a folded one kept under the folded key."""
 
-    __slots__ = ("_by_node", "_make", "_metric", "_node_at", "_seen")
+    __slots__ = ("_by_node", "_fold", "_make", "_metric", "_node_at", "_seen")
 
     def __init__(
-        self, metric: object, by_node: ByNode | None = None, node_at: int | None = None
+        self,
+        metric: object,
+        by_node: ByNode | None = None,
+        node_at: int | None = None,
+        fold: NodeLabels | None = None,
     ) -> None:
         self._metric = metric
         self._make = metric.labels  # type: ignore[attr-defined]
         self._seen: dict[K, C] = {}
         self._by_node = by_node
         self._node_at = node_at
+        self._fold = fold
 
     def __call__(self, key: K) -> C:
         child = self._seen.get(key)
         if child is None:
             labels = key if isinstance(key, tuple) else (key,)
+            if self._fold is not None:
+                at = self._node_at or 0
+                folded = self._fold(str(labels[at]))
+                if folded != labels[at]:  # past the bound: the folded key's child
+                    labels = (*labels[:at], folded, *labels[at + 1 :])
+                    return self(labels if isinstance(key, tuple) else folded)  # type: ignore[arg-type]
             child = self._seen[key] = self._make(*labels)
             if self._by_node is not None:
                 node = labels[self._node_at] if self._node_at is not None else key

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.test_setup_script import run
+from tests.test_setup_script import SCRIPT, run
 
 SIM = ("--yes", "--engine", "sim", "--models", "mistral-7b", "--port", "8899")
 
@@ -56,3 +57,24 @@ def test_a_dry_run_or_no_start_says_so_and_a_free_home_says_nothing(tmp_path: Pa
         assert (home / "node.toml").exists()  # set up only: the operator may mean this node
     free = run(tmp_path, *SIM, "--no-start")
     assert "a node is running with" not in free.stdout + free.stderr
+
+
+def test_the_refusal_comes_before_the_venv_is_made_in_the_home(tmp_path: Path) -> None:
+    """Found 2026-12-06 (a new user, `llm-mesh up` running in the default home): the script
+    first made its venv in ``$LLM_MESH_HOME/venv`` (and, without ``--skip-install``, installed
+    llm-mesh and llama-cpp-python there: minutes) and asked its questions, and only then
+    refused the home whose key up's node holds."""
+    home = tmp_path / "mesh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(home))
+    with key_held(home):
+        proc = subprocess.run(
+            ["bash", str(SCRIPT), "--skip-install", *SIM],  # no --venv: the home's
+            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+            check=False,
+        )  # fmt: skip
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 1, said
+    assert "setup-node-operator: error: a node is running with" in said, said
+    assert not (home / "venv").exists(), said
+    assert "venv:" not in said and "hardware:" not in said, said

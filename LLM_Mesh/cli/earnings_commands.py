@@ -56,9 +56,9 @@ def operator_credential(
     wrote sent node.toml's token to the default ``http://127.0.0.1:8800``, "no registry
     answered", or to whatever listened there)."""
     if given and given.strip():
-        return given.strip(), settings
+        return operator_token_checked(given.strip(), "--operator-token"), settings
     if settings.operator_token:
-        return settings.operator_token, settings
+        return operator_token_checked(settings.operator_token, "LLM_MESH_OPERATOR_TOKEN"), settings
     from LLM_Mesh.node.config import default_config_path, load_node_config
 
     path = default_config_path(settings)
@@ -71,11 +71,29 @@ def operator_credential(
                 settings = dataclasses.replace(
                     settings, registry_url=",".join(urls), registry_urls=()
                 )
-            return config.operator_token, settings
+            named = f"operator_token in {path}"
+            return operator_token_checked(config.operator_token, named), settings
     raise InvalidCredential(
         "earnings need the operator's token: --operator-token, LLM_MESH_OPERATOR_TOKEN, or "
         f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
         "at every start: `llm-mesh node info` shows that node's earnings)"
+    )
+
+
+# credentials that are not an operator's token, by their prefix (core/identity.py makes them)
+_NOT_OPERATOR_TOKENS = {"lmk_": "an API key", "lma_": "the registry's admin key"}
+
+
+def operator_token_checked(token: str, named: str) -> str:
+    """``token``, unless it is another credential of the mesh: then an error naming it (not
+    quoting it), before it is sent (found 2026-12-06, newuser34: an API key went to the
+    registry as the operator token, and only "unknown operator token" came back)."""
+    what = _NOT_OPERATOR_TOKENS.get(token[:4])
+    if what is None:
+        return token
+    raise InvalidCredential(
+        f"{named}: that is {what}, not an operator token; an operator's token is lmo_..., "
+        "made by the registry's admin: `llm-mesh registry operators add NAME`"
     )
 
 

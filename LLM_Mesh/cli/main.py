@@ -341,7 +341,9 @@ def ask(
         typer.Option(
             "--allow-keep",
             help="Also route to nodes that may keep prompts (keeps_no_prompts false in "
-            "their registration, e.g. an openai-engine node); held out by default",
+            "their registration, e.g. an openai-engine node, or undeclared); held out by "
+            "default. Without it a prompt goes only to nodes whose operator declared that "
+            "they keep none: the operator's word, which the mesh cannot check",
         ),
     ] = False,
     registry: RegistryOpt = None,

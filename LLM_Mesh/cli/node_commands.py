@@ -38,6 +38,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
     setup_logging,
 )
+from LLM_Mesh.cli.earnings_commands import operator_token_checked
 from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
 from LLM_Mesh.errors import MeshError
@@ -209,6 +210,15 @@ def node_start(
         raise fail(exc) from exc
     if not cfg.models:
         cfg = replace(cfg, models=[DEFAULT_MODEL])
+    try:  # another credential (a user's API key) is said before the node starts and sends it
+        if cfg.operator_token:
+            named = "--operator-token" if operator_token else f"operator_token in {config}"
+            operator_token_checked(cfg.operator_token, named)
+        elif settings.operator_token:
+            operator_token_checked(settings.operator_token, "LLM_MESH_OPERATOR_TOKEN")
+    except MeshError as exc:  # no restart helps: as a token the registry refuses
+        fail(exc)
+        raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
         settings = replace(settings, registry_url=cfg.registry_url)
     try:

@@ -21,10 +21,9 @@ DEFAULT_ANONYMOUS_IN_FLIGHT = 4
 
 def exempt(scope: str) -> bool:
     """Whether an address scope (``address_scope``'s text) is this machine's loopback:
-    ``127.0.0.0/8``, or ``::/64``, the /64 of ``::1`` (no other address of it can be a
-    socket's peer: ``::`` is unspecified, the rest deprecated IPv4-compatible ones)."""
-    if scope == "::/64":
-        return True
+    ``127.0.0.0/8`` or ``::1`` (its own scope, not ``::/64``: found 2026-12-06, attack34,
+    ``::/64`` was exempt, so the IPv4-compatible ``::203.0.113.7`` or ``::2``, bogons an
+    on-link peer can present, passed as this machine)."""
     try:
         return ip_address(scope).is_loopback
     except ValueError:

@@ -15,6 +15,13 @@ _B64 = re.compile(r"[A-Za-z0-9_-]{1,200}")  # a key, a nonce or a signature: sho
 _KEY = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
 _EITHER = re.compile(r"[A-Za-z0-9+/_-]*")
 _HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+# the mesh's credentials by their prefix (core/identity.py makes them): what each is, where
+# the commands take it
+_CREDENTIALS = {
+    "lmk_": ("an API key", "the commands take yours as LLM_MESH_API_KEY (ask, balance: --api-key)"),
+    "lmo_": ("an operator token", "the commands take it as LLM_MESH_OPERATOR_TOKEN"),
+    "lma_": ("the registry's admin key", "the commands take it as LLM_MESH_ADMIN_KEY"),
+}
 
 
 def encode(data: bytes) -> str:
@@ -54,6 +61,12 @@ def ed25519_key_problem(text: str) -> str | None:
     t = text.strip()
     if ed25519_key(t) is not None:
         return None
+    for prefix, (what, where) in _CREDENTIALS.items():
+        if t.startswith(prefix):  # a secret: named, never quoted (found 2026-12-06, newuser34:
+            return (  # `ledger statement --key lmk_...` printed the user's API key back)
+                f"(not shown: a secret) is {what}, not the registry's public key (32 bytes "
+                f"in base64 or base64url); {where}"
+            )
     body = t.rstrip("=")
     if not t:
         why = "it is empty"

@@ -7,11 +7,9 @@ free: full for anonymous requests, a keyed one draws from them when no node is o
 ``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better than two on the
 mixed-speed fleet, docs/benchmarks.md), score each (:func:`~LLM_Mesh.core.scoring.node_cost`),
 keep the cheapest. Constraints are applied by ``core/route_sample.py`` (rejection sampling, then
-one scan of the open set). The open set is an :class:`IndexedRows`: each node's scoring inputs
-for the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the node
-enters it and again after every update of what the row holds, so a pick scores the rows
-(:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the candidates' objects
-(tests/core/test_balancer_rows.py keeps them in step).
+one scan of the open set). A pick scores the open set's rows (``route_pools``, kept in step:
+tests/core/test_balancer_rows.py) without touching the candidates' objects; the anonymous
+share's slot counts (:meth:`Router.slots`) are kept there too, as each node changes.
 
 Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all are full, with
 ``wait_s``: for the soonest of a sample of the full nodes, the time until the queue ahead has
@@ -38,7 +36,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
@@ -282,20 +280,17 @@ class Router:
         p = self._pools.get(model)
         return (0, 0, 0) if p is None else (len(p.open), len(p.kept) + len(p.full), p.ejected)
 
-    def declared_slots(self, model: str) -> int:
-        """``Pool.declared_slots`` of ``model``'s routable nodes not ejected."""
-        return self._pools.get(model, _NO_POOL).declared_slots()
+    def keeps_prompts(self, node_id: str, models: frozenset[str] | None) -> None:
+        """``node_id`` may keep prompts for ``models`` (None: none): ``Pools.set_keeps``."""
+        self._index.set_keeps(self._nodes.get(node_id), node_id, models)
 
-    def idle_full_slots(self, model: str) -> int:
-        return self._pools.get(model, _NO_POOL).idle_full_slots()
-
-    def held_out_slots(self, model: str, nodes: Collection[str]) -> int:
-        """Of :meth:`slots`, those of ``nodes`` (may keep prompts: ``Pool.held_out_slots``)."""
-        return self._pools.get(model, _NO_POOL).held_out_slots(nodes) if nodes else 0
-
-    def slots(self, model: str) -> int:
-        """The anonymous share's count: declared slots less full nodes' idle ones (attack33)."""
-        return self.declared_slots(model) - self.idle_full_slots(model)
+    def slots(self, model: str, held_out: bool = False) -> int:
+        """The anonymous share's count: ``model``'s declared slots (``Pool.declared_slots``)
+        less its full nodes' idle ones (``idle_full_slots``, attack33), less those of its
+        nodes that may keep prompts if ``held_out`` (``held_out_slots``, review33c). O(1):
+        the pool keeps these counts as its nodes change (``route_pools.Pools.recount``)."""
+        p = self._pools.get(model, _NO_POOL)
+        return p.declared - p.idle - (p.held - p.held_idle if held_out else 0)
 
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:

@@ -56,7 +56,13 @@ flagged after 195, its 59th lie). A probe's kind is drawn by the prober before t
 answers, so each kind's probes are a subsequence the honest node's draws do not choose:
 its product is a supermartingale as well, and the kinds' runs start at distinct probes,
 so the kinds' tallies together flag an honest node with chance at most ``n · 10⁻¹²`` too,
-``2n · 10⁻¹²`` with the pair's.
+``2n · 10⁻¹²`` with the pair's. So has each slice of a probe's shape (:func:`slices_of`:
+endpoint, temperature band, ``top_p`` sent), within its kind and over every kind (found
+2026-12-06, ``canary34``: a sim node lying to sampled requests with a ``top_p`` below 1
+alone, in every kind, passed 300 of 300; now flagged after 194, its 48th lie); with these
+8 tallies a probe, each flags at ``h + ln 4`` (:class:`Departures`) so that the bound stays
+``2n · 10⁻¹²`` (the figures above were measured at ``h`` alone: 13 probes stay 13, the
+sim's liar 38, not 37).
 
 Not counted (their draws are not fresh, or not from the reported distribution): probes
 that send a common ``seed`` (:data:`~LLM_Mesh.core.canary_shape.SEEDS`: the same prompt and
@@ -71,6 +77,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +87,8 @@ from LLM_Mesh.core.canary_shape import SEEDS, Shape
 __all__ = [
     "DEFAULT_TEST",
     "KINDS",
+    "SLICES",
+    "TALLIES",
     "DepartureTally",
     "DepartureTest",
     "Departures",
@@ -88,6 +97,7 @@ __all__ = [
     "kind_of",
     "leave_bound",
     "probe_evidence",
+    "slices_of",
 ]
 
 
@@ -195,6 +205,28 @@ def kind_of(shape: Shape) -> str:
     return "stream" if shape.stream else "text" if not shape.logprobs else "logprobs"
 
 
+SLICES = {"endpoint": "the endpoint", "temperature": "the temperature's band",
+          "top_p": "the top_p sent"}  # fmt: skip
+"""The dimensions of a probe's shape each kind's probes are sliced along (:func:`slices_of`),
+each slice with a CUSUM of its own."""
+
+TALLIES = 2 + 2 * len(SLICES)
+"""The tallies a counted probe adds to (:class:`Departures`)."""
+
+
+def slices_of(shape: Shape) -> tuple[str, ...]:
+    """The slices (one a dimension of :data:`SLICES`) a probe of ``shape`` is in, within its
+    kind: ``endpoint=chat|completions``, ``temperature=0.2-0.5|0.6-0.8|0.9-1`` (the bands of
+    :data:`~LLM_Mesh.core.canary_shape.TEMPERATURES`), ``top_p=none|1|<1`` (what the body
+    carries: a no-op ``top_p: 1`` or a sampled probe's)."""
+    t = shape.temperature
+    band = "0.2-0.5" if t <= 0.5 else "0.6-0.8" if t <= 0.8 else "0.9-1"
+    sent = {**dict(shape.extras), **dict(shape.sampler)}.get("top_p")
+    top_p = "none" if sent is None else "1" if sent >= 1 else "<1"
+    endpoint = "chat" if shape.chat else "completions"
+    return (f"endpoint={endpoint}", f"temperature={band}", f"top_p={top_p}")
+
+
 @dataclass
 class DepartureTally:
     """One (node, model)'s CUSUM of the evidence (``max(0, score + log_ratio)`` a probe),
@@ -209,6 +241,10 @@ class DepartureTally:
     """Of those, the ones that left it at the first position."""
     kind: str = ""
     """``""``: every sampled probe; else one of :data:`KINDS` alone."""
+    slice: str = ""
+    """``""``: every probe of its kind; else one slice of them alone (:func:`slices_of`)."""
+    threshold: float = DEFAULT_TEST.threshold
+    """The score it flags at (:meth:`Departures.threshold`)."""
 
     def add(self, ev: Evidence) -> None:
         self.score = self.score + ev.log_ratio
@@ -221,10 +257,14 @@ class DepartureTally:
             self.at_first += ev.left_at == 0
 
     def describe(self, test: DepartureTest = DEFAULT_TEST) -> str:
-        which = f" ({KINDS.get(self.kind, self.kind)} alone)" if self.kind else ""
+        del test  # the tally's own threshold (:meth:`Departures.threshold`)
+        parts = [KINDS.get(self.kind, self.kind)] if self.kind else []
+        parts += [self.slice] if self.slice else []
+        which = f" ({', '.join(parts)} alone)" if parts else ""
+        h = self.threshold
         return (
             f"sampled_departures: log-likelihood ratio {self.score:.1f} ≥ "
-            f"{test.threshold:.1f} (honest chance ≤ e^-{test.threshold:.1f} a run) over "
+            f"{h:.1f} (honest chance ≤ e^-{h:.1f} a run) over "
             f"{self.probes} sampled probes{which}, {self.departures} leaving the reference's "
             f"arg max ({self.at_first} at the first token)"
         )
@@ -232,36 +272,64 @@ class DepartureTally:
 
 class Departures:
     """Every (node, model)'s :class:`DepartureTally` over all its sampled probes
-    (``tallies``) and over each kind of answer alone (``kinds``, keyed (node, model, kind):
+    (``tallies``), over each kind of answer alone (``kinds``, keyed (node, model, kind):
     found 2026-12-06, probe33, a node lying to one kind alone was credited by its honest
-    answers to the others and never flagged), the least recently updated dropped past
-    ``max_pairs`` in each (its evidence lost: a fresh start); ``forget`` on the admin's
-    clear."""
+    answers to the others and never flagged) and over each slice of a kind alone
+    (``slices``, keyed (node, model, kind, slice): found 2026-12-06, canary34, a node lying
+    to one endpoint, one temperature band or one ``top_p`` alone was credited by its honest
+    answers to the kind's other slices; so each slice of every kind together, keyed (node,
+    model, ``""``, slice), for a node lying to one slice of each kind), the least recently
+    updated dropped past ``max_pairs`` in each (its evidence lost: a fresh start);
+    ``forget`` on the admin's clear.
+
+    A probe counted adds to :data:`TALLIES` = 8 tallies: the pair's, its kind's, and one
+    slice of each of the 3 dimensions of :data:`SLICES` over every kind and within its
+    kind; each flags at ``h + ln 4`` (:meth:`threshold`, ``h`` = ``test.threshold``), so an
+    honest node's chance of a flag over its first ``n`` counted probes stays what it was
+    with the pair's and the kinds' tallies alone at ``h``, ``2n · e^-h`` (each probe is in
+    one kind and one slice of each dimension, so each of the 8 kinds of tally starts its
+    runs at distinct probes: ``8 · n e^-h / 4``)."""
 
     def __init__(self, test: DepartureTest = DEFAULT_TEST, max_pairs: int = 65536) -> None:
         self.test = test
         self.max_pairs = max(1, max_pairs)
         self.tallies: OrderedDict[tuple[str, str], DepartureTally] = OrderedDict()
         self.kinds: OrderedDict[tuple[str, str, str], DepartureTally] = OrderedDict()
+        self.slices: OrderedDict[tuple[str, str, str, str], DepartureTally] = OrderedDict()
 
-    def add(self, node_id: str, model: str, ev: Evidence, kind: str = "") -> DepartureTally | None:
-        """Count ``ev`` (and in its ``kind``'s tally, where given); the tally that crossed
-        the threshold (then the pair's tallies start afresh, the probe failing as a flag),
-        else ``None``."""
-        flag = self._add(self.tallies, (node_id, model), ev, "")
+    def threshold(self, kind: str = "", slice: str = "") -> float:
+        """The score a tally flags at (class docstring): one for every tally."""
+        del kind, slice
+        return self.test.threshold + math.log(TALLIES / 2)
+
+    def add_probe(
+        self, node_id: str, model: str, ev: Evidence, shape: Shape
+    ) -> DepartureTally | None:
+        """:meth:`add` with the kind (:func:`kind_of`) and slices (:func:`slices_of`) of a
+        probe of ``shape``."""
+        return self.add(node_id, model, ev, kind_of(shape), slices_of(shape))
+
+    def add(self, node_id: str, model: str, ev: Evidence, kind: str = "",
+            slices: tuple[str, ...] = ()) -> DepartureTally | None:  # fmt: skip
+        """Count ``ev`` (and in its ``kind``'s tally and, within it, its ``slices``', where
+        given); the tally that crossed its threshold (then the pair's tallies start afresh,
+        the probe failing as a flag), else ``None``."""
+        flag = self._add(self.tallies, (node_id, model), ev, "", "")
         if kind:
-            flag = self._add(self.kinds, (node_id, model, kind), ev, kind) or flag
+            flag = self._add(self.kinds, (node_id, model, kind), ev, kind, "") or flag
+        for part in slices:
+            for of in dict.fromkeys((kind, "")):  # within its kind, and over every kind
+                flag = self._add(self.slices, (node_id, model, of, part), ev, of, part) or flag
         if flag is not None:  # the node is quarantined: cleared, its evidence starts afresh
-            self.tallies.pop((node_id, model), None)
-            for key in [k for k in self.kinds if k[:2] == (node_id, model)]:
-                del self.kinds[key]
+            self._drop(lambda k: k[:2] == (node_id, model))
         return flag
 
     def _add(self, into: OrderedDict[Any, DepartureTally], key: Any, ev: Evidence,
-             kind: str) -> DepartureTally | None:  # fmt: skip
-        tally = into.pop(key, None) or DepartureTally(kind=kind)
+             kind: str, part: str) -> DepartureTally | None:  # fmt: skip
+        h = self.threshold(kind, part)
+        tally = into.pop(key, None) or DepartureTally(kind=kind, slice=part, threshold=h)
         tally.add(ev)
-        if tally.score >= self.test.threshold:
+        if tally.score >= h:
             return tally  # not kept
         if tally.score > 0.0:
             into[key] = tally
@@ -269,9 +337,16 @@ class Departures:
                 into.popitem(last=False)
         return None
 
+    def _drop(self, which: Callable[[tuple[str, ...]], bool]) -> None:
+        stores: tuple[OrderedDict[Any, DepartureTally], ...] = (
+            self.tallies,
+            self.kinds,
+            self.slices,
+        )
+        for into in stores:
+            for key in [k for k in into if which(k)]:
+                del into[key]
+
     def forget(self, node_id: str) -> None:
         """Drop the node's tallies (the admin cleared it)."""
-        for key in [k for k in self.tallies if k[0] == node_id]:
-            del self.tallies[key]
-        for kkey in [k for k in self.kinds if k[0] == node_id]:
-            del self.kinds[kkey]
+        self._drop(lambda k: k[0] == node_id)

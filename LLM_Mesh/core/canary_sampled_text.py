@@ -33,10 +33,11 @@ drew is not seen, so:
   ``K_n``, every position credited, so a liar's empty answer lowered its CUSUM), unless a
   stop string may have cut it there: the probe's ``stop`` strings or, on a chat probe, a
   chat template's (``core.prompt.TURN_STOPS``; a completion's text is cut by its client's
-  stops alone, ``review33b``), whitespace removed, begin what token ``m`` spells past the
-  text's end or are begun by it (one of only whitespace, where the reference holds it
-  between the last character the text spelled and the next: ``TextDeparture.gap``;
-  before 2026-12-06, ``review33b``, anywhere), then ``K_n`` as before. Sound: an
+  stops alone, ``review33b``), whitespace kept, begin the reference's own text from the
+  whitespace after the last character the text spelled or are begun by it (before
+  2026-12-06, ``review33b``, a stop of only whitespace anywhere; ``canary34``, one with
+  other characters with whitespace removed, against the rest of token ``m`` alone),
+  then ``K_n`` as before. Sound: an
   engine's text is every token's text it generated but where a stop
   string cuts it (or a token holds part of a character: undecided, above), so a node whose
   tokens kept the reference's through ``m`` would have spelled the rest of ``m``; its
@@ -100,9 +101,15 @@ class TextDeparture:
     rest: str = ""
     ended: int | None = None
     unspelled: str = ""
-    gap: str = ""
-    """Where it ended: the whitespace the reference holds between the last character the
-    text spelled and the next (where a stop of only whitespace may have cut it)."""
+    after: str = ""
+    """Where it ended: the reference's own text (whitespace kept) after the last character
+    the text spelled, to the reference's end (where a stop string may have cut it)."""
+
+    @property
+    def gap(self) -> str:
+        """The whitespace the reference holds between the last character the text spelled
+        and the next."""
+        return self.after[: len(self.after) - len(self.after.lstrip())]
 
 
 def text_departure(reference: Answer, text: str) -> TextDeparture:
@@ -119,8 +126,8 @@ def text_departure(reference: Answer, text: str) -> TextDeparture:
             at += len(piece)
             continue
         if piece.startswith(rest):  # it ended inside this token (or right before it)
-            gap = _gap("".join(t.token for t in reference.tokens[: i + 1]), len(got))
-            return TextDeparture(None, ended=i, unspelled=piece[len(rest) :], gap=gap)
+            after = _after("".join(t.token for t in reference.tokens), len(got))
+            return TextDeparture(None, ended=i, unspelled=piece[len(rest) :], after=after)
         return TextDeparture(i, rest)
     return TextDeparture(None)
 
@@ -133,32 +140,33 @@ def _factors(ref: TokenLogprob, temperature: float, test: DepartureTest) -> tupl
     return keep, math.log(r / q)
 
 
-def _gap(raw: str, spelled: int) -> str:
-    """The whitespace in ``raw`` after its first ``spelled`` characters that are not, up
-    to the next one."""
-    seen, start = 0, 0
+def _after(raw: str, spelled: int) -> str:
+    """``raw`` after its first ``spelled`` characters that are not whitespace."""
+    if spelled <= 0:
+        return raw
+    seen = 0
     for k, c in enumerate(raw):
-        if c.isspace():
-            continue
-        if seen == spelled:
-            return raw[start:k]
-        seen, start = seen + 1, k + 1
-    return raw[start:]
+        if not c.isspace():
+            seen += 1
+            if seen == spelled:
+                return raw[k + 1 :]
+    return ""
 
 
 def _may_be_cut(dep: TextDeparture, stops: Sequence[str]) -> bool:
     """Whether a stop string (``stops``: the probe's, a chat probe's template's too)
-    may have cut an honest text that ended as ``dep`` says: one of them, whitespace
-    removed, begins what the reference's token goes on with or is begun by it; one of only
-    whitespace, where the reference holds it there (``dep.gap``: an honest text is cut at
-    the stop's start, and the tokens it kept spell the stop next; before 2026-12-06,
-    review33b, anywhere, so a liar's empty answer to a probe with ``"\\n\\n"`` earned
-    ``K_n``)."""
-    for s in stops:
-        squeezed = _squeeze(s)
-        if _comparable(squeezed, dep.unspelled) if squeezed else s in dep.gap:
-            return True
-    return False
+    may have cut an honest text that ended as ``dep`` says: an engine cuts its own text
+    where the stop begins, so the stop, whitespace kept, begins what the reference's text
+    goes on with from somewhere in the whitespace after the last character the text spelled
+    (``dep.gap``: the text may have kept part of it), or is begun by it (the reference cut
+    to the probe's length ends first). Before 2026-12-06 (review33b) a stop of only
+    whitespace matched anywhere, so a liar's empty answer to a probe with ``"\\n\\n"``
+    earned ``K_n``; before 2026-12-06 (canary34) a stop with other characters matched with
+    whitespace removed and against the rest of token ``m`` alone, so a text ended before
+    a reference's ``" Human"`` (``"\\nHuman:"``), ``"Question"`` (``"Q:"``) or any ``"["``
+    or ``"<"`` token (a chat template's ``"[INST]"``, ``"<|im_end|>"``) earned ``K_n``."""
+    after, gap = dep.after, len(dep.gap)
+    return any(_comparable(s, after[k:]) for s in stops if s for k in range(gap + 1))
 
 
 def text_evidence(

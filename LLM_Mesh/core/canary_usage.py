@@ -152,18 +152,21 @@ def _squeeze(text: str) -> str:
 
 
 def covering_entries(text: str, tokens: Sequence[str]) -> int | None:
-    """How many of the reference's ``tokens`` (cut to the probe's length) spell ``text``, a
-    streamed answer: those whose text, whitespace aside, reaches its end, and the
-    whitespace-only tokens right after them (the text may end in them: measured, a
-    stream's ``"\n"`` last), where ``text`` is a beginning of theirs; ``None`` where it is
-    not (the stream diverged, at a near tie an honest node may take otherwise, or ran past
-    the reference, whitespace alone too: no evidence of its count)."""
+    """The most tokens an honest engine spells ``text``, a text-only answer, with: the
+    reference's ``tokens`` (cut to the probe's length) whose text, whitespace aside, reaches
+    its end, and the whitespace-only tokens right after them (the text may end in them:
+    measured, a stream's ``"\n"`` last), where ``text`` is a beginning of theirs, plus one
+    token a whitespace character of ``text`` past those the counted tokens hold (every
+    token past them is whitespace alone, at least one character: found 2026-12-06 in the
+    e2e, the real gemma-3-270m ran past the reference in newlines alone, 200 tokens held to
+    34; until 2026-12-06, canary34, such a text was no evidence at all, so a liar padding
+    its answer with one newline was held to no count); ``None`` where it is not a beginning
+    (the stream diverged, at a near tie an honest node may take otherwise, or ran past the
+    reference in more than whitespace: no evidence of its count)."""
     n = _spelling(_squeeze(text), tokens)
-    # whitespace the counted tokens do not hold is tokens they cannot count (found 2026-12-06:
-    # an honest text ran past the reference in newlines alone, 200 tokens held to 34)
-    if n is None or _spaces(text) > sum(_spaces(t) for t in tokens[:n]):
+    if n is None:
         return None
-    return n
+    return n + max(0, _spaces(text) - sum(_spaces(t) for t in tokens[:n]))
 
 
 def _spelling(got: str, tokens: Sequence[str]) -> int | None:

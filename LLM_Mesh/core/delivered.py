@@ -146,6 +146,20 @@ def echo_bytes(text: str, echoed: str) -> int:
     return _utf8([echoed]) if echoed and text.startswith(echoed) else 0
 
 
+def echo_advance(matched: int, text: str, echoed: str) -> int:
+    """How many characters of the ``echoed`` prompt a streamed choice has begun with once
+    its next piece ``text`` came, from ``matched`` before it (-1: it did not begin with it;
+    ``len(echoed)``: whole, then it stays). A stream's echo is taken off each choice that
+    begins with it, as a whole answer's is (:func:`answer_bytes`; found 2026-12-06,
+    attack34: it was taken off once a part, so with ``n`` 2 a choice's echo was paid)."""
+    if matched < 0 or matched >= len(echoed):
+        return matched
+    rest = echoed[matched:]
+    if rest.startswith(text):
+        return matched + len(text)
+    return len(echoed) if text.startswith(rest) else -1
+
+
 def states_completion(usage: Any) -> bool:
     """Whether a node's ``usage`` states its completion tokens (a whole number)."""
     count = usage.get("completion_tokens") if isinstance(usage, dict) else None

@@ -1,5 +1,6 @@
-"""Which nodes may keep prompts: the default route filter's rule (the mission promises that
-prompts are never stored).
+"""Which nodes may keep prompts: the default route filter's rule (the registry and the
+gateway store no prompt; a node's keeping is its operator's signed word, which routing
+follows: docs/security.md, "Privacy").
 
 A node declares ``keeps_no_prompts`` in its signed registration (``node/config.py``: true by
 default for the ``llama-cpp`` and ``sim`` engines, which keep nothing; false for ``openai``,
@@ -11,6 +12,10 @@ tell it, written before migration 0029 or by an older replica; the store keeps t
 declaration, ``nodes.keeps_no_prompts``, for every replica and a restart) is judged as the node's own
 default would be: it keeps no prompts when every model it hosts runs on an engine that
 keeps nothing, else it may keep them (an undeclared ``openai`` node, or another make's).
+A replica that held the node's ``false`` keeps it over such a row, never a ``true``
+(``registry/node_sync.py``); a node's heartbeat repeats its declaration, and a replica
+holding another tells it to register again (``registry/api.py``; found 2026-12-06,
+keepers34).
 """
 
 from __future__ import annotations

@@ -294,9 +294,9 @@ class RateLimiter:
 @functools.lru_cache(maxsize=4096)
 def address_scope(address: str) -> str:
     """The address an anonymous client's limits are kept under: an IPv4 address as is, an
-    IPv4-mapped IPv6 one as its IPv4 address, any other IPv6 address as its /64 (what one
-    host or household is given: one new address per request must not be a new bucket);
-    anything else (a test client's name) as is. Remembered for the last 4,096 addresses
+    IPv4-mapped IPv6 one as its IPv4 address, ``::1`` as is, any other IPv6 address as its
+    /64 (what one host or household is given: one new address per request must not be a
+    new bucket); anything else (a test client's name) as is. Remembered for the last 4,096 addresses
     (a pure function of its text; every request makes a ``Client``: ``ipaddress`` parses
     in Python, a few µs a call)."""
     try:
@@ -306,5 +306,7 @@ def address_scope(address: str) -> str:
     if isinstance(ip, IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
+        if ip.is_loopback:  # ``::1`` alone: its /64 holds non-loopback bogons (attack34)
+            return str(ip)
         return str(ip_network(f"{ip}/64", strict=False))
     return str(ip)

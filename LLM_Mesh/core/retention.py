@@ -13,11 +13,20 @@ Settlement rows (``settlements``) that are done with (``settled``: paid into the
 operator's earnings, over at most :data:`EARNINGS_MAX_DAYS` UTC days (today included) by
 the day a row was settled, so the cutoff is never later than ``EARNINGS_MAX_DAYS + 1``
 days back. The ledger itself (the public audit log of every payment) is never pruned.
+
+A ``nodes`` row quiet (not registered, heard or changed) since before :func:`node_cutoff`
+(``Settings.node_keep_days``, 0: keep forever) may go (``registry/node_retention.py``). The
+cutoff is never later than a day past the forget bound (``core/liveness.forgettable``: every
+replica forgot the node long before) nor than the rewards' window (the row's ``healthy_ms``
+was closed into a reward period): ``max(forget, expiry + FORGET_FLOOR_S) + 1 day`` and
+``2 × reward_period_s + grace_s + 1 h`` back at least.
 """
 
 from __future__ import annotations
 
-__all__ = ["DAY_S", "EARNINGS_MAX_DAYS", "request_log_cutoff", "settlement_cutoff"]
+from LLM_Mesh.core.liveness import FORGET_FLOOR_S
+
+__all__ = ["DAY_S", "EARNINGS_MAX_DAYS", "node_cutoff", "request_log_cutoff", "settlement_cutoff"]
 
 DAY_S = 86_400
 # the longest earnings window (``GET /v1/earnings?days=``, ``llm-mesh earnings --days``)
@@ -46,3 +55,23 @@ def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
     if keep_days == 0:
         return None
     return now_s - max(keep_days, EARNINGS_MAX_DAYS + 1) * DAY_S
+
+
+def node_cutoff(
+    now_s: float,
+    keep_days: int,
+    *,
+    forget_s: float,
+    expiry_s: float,
+    reward_period_s: int,
+    grace_s: float,
+) -> float | None:
+    """The Unix time before which a quiet ``nodes`` row may go; ``None`` for ``keep_days`` 0
+    (keep). Never later than a day past the forget bound nor the rewards' window."""
+    if keep_days < 0 or forget_s < 0 or expiry_s < 0 or reward_period_s < 1 or grace_s < 0:
+        raise ValueError("keep_days, forget_s, expiry_s, grace_s >= 0; reward_period_s >= 1")
+    if keep_days == 0:
+        return None
+    forgotten_s = max(forget_s, expiry_s + FORGET_FLOOR_S) + DAY_S
+    rewards_s = 2 * reward_period_s + grace_s + _MARGIN_S
+    return now_s - max(keep_days * DAY_S, forgotten_s, rewards_s)

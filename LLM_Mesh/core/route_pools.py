@@ -10,12 +10,18 @@ request draws from the open set only, a keyed one from the kept set too when no 
 open. The open and kept sets are :class:`IndexedRows`: each node's scoring inputs for
 the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the
 node enters and again after every update of what the row holds (:meth:`Pools.rewrite`).
+Each pool also keeps the anonymous share's slot counts (``Pool.declared``, ``idle``,
+``held``, ``held_idle``), changed where a node enters or leaves one of its sets
+(:meth:`Pools.move`), where its requests in flight or ``anon_closed`` change while it
+stays (:meth:`Pools.recount`, from :meth:`Pools.rewrite`) and where the nodes that may
+keep prompts change (:meth:`Pools.set_keeps`): read in O(1) per anonymous request
+(tests/core/test_route_pools_counts.py compares them with a full pass).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import may_eject
@@ -23,7 +29,7 @@ from LLM_Mesh.core.priority import keeps_places, kept_places
 from LLM_Mesh.core.scoring import ROW, NodeStats, node_row
 
 __all__ = ["EJECTED", "FULL", "KEPT", "NONE", "OPEN", "Pool", "Pools", "RowPart",
-           "anonymous_limit", "band", "heard_keyed", "unspared"]  # fmt: skip
+           "anonymous_limit", "band", "heard_keyed", "idle_slots", "unspared"]  # fmt: skip
 
 NONE, OPEN, KEPT, FULL, EJECTED = 0, 1, 2, 3, 4
 _NO_MODELS: frozenset[str] = frozenset()
@@ -68,16 +74,31 @@ def band(st: NodeStats) -> int:
     return KEPT if waiting >= st.open_below else OPEN
 
 
-class Pool:
-    """One model's routable nodes (see the module docstring)."""
+def idle_slots(st: NodeStats, where: int) -> int:
+    """What ``st`` at ``where`` adds to its pools' idle count (:meth:`Pool.idle_full_slots`):
+    the slots no request of this router holds there if it is full (``FULL``: saturated, a
+    503) or closed to anonymous requests by a refusal (``KEPT`` and ``anon_closed``), else
+    0."""
+    if where == FULL or (where == KEPT and st.anon_closed):
+        return max(0, st.max_concurrency - st.in_flight)
+    return 0
 
-    __slots__ = ("ejected", "full", "kept", "open")
+
+class Pool:
+    """One model's routable nodes (see the module docstring), and its slot counts, kept as
+    its nodes come, go and change (:class:`Pools`), so the anonymous share reads them in
+    O(1): ``declared`` (the ``max_concurrency`` of its open, kept and full nodes), ``idle``
+    (their :func:`idle_slots`), ``held`` and ``held_idle`` (the same of the nodes that may
+    keep prompts for the model, ``Pools.keeps``)."""
+
+    __slots__ = ("declared", "ejected", "full", "held", "held_idle", "idle", "kept", "open")
 
     def __init__(self) -> None:
         self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
         self.kept: IndexedRows[NodeStats] = IndexedRows(ROW)
         self.full: IndexedSet[NodeStats] = IndexedSet()
         self.ejected = 0
+        self.declared = self.idle = self.held = self.held_idle = 0
 
     @property
     def size(self) -> int:
@@ -85,47 +106,58 @@ class Pool:
 
     def declared_slots(self) -> int:
         """The slots (``max_concurrency``) of the pool's nodes, as they declare them."""
-        return sum(st.max_concurrency for b in (self.open, self.kept, self.full) for st in b)
+        return self.declared
 
     def idle_full_slots(self) -> int:
         """Of :meth:`declared_slots`, the ones no request of this router holds on nodes full
         by their own word (saturated, a 503) or closed to anonymous requests by a refusal:
         left out of the anonymous share's count (found 2026-12-06, attack33: a node declaring
         2^31 slots and full raised the anonymous cap past every honest slot)."""
-        full = [*self.full, *(st for st in self.kept if st.anon_closed)]
-        return sum(max(0, st.max_concurrency - st.in_flight) for st in full)
+        return self.idle
 
-    def held_out_slots(self, nodes: Collection[str]) -> int:
-        """Of the slots counted (declared less :meth:`idle_full_slots`), those of ``nodes``:
-        one pass over the pool's nodes."""
-        n = 0
-        for bucket, idle in ((self.open, False), (self.kept, None), (self.full, True)):
-            for st in bucket:
-                if st.node_id in nodes:
-                    gone = idle if idle is not None else st.anon_closed
-                    n += min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
-        return n
+    def held_out_slots(self) -> int:
+        """Of the slots counted (declared less :meth:`idle_full_slots`), those of the nodes
+        that may keep prompts for the model (``Pools.keeps``)."""
+        return self.held - self.held_idle
+
+    def tally(self, st: NodeStats, idle: int, keeps: bool, sign: int) -> None:
+        """``st`` (adding ``idle``) comes in (``sign`` 1) or goes (-1)."""
+        mc = st.max_concurrency
+        self.declared += sign * mc
+        self.idle += sign * idle
+        if keeps:
+            self.held += sign * mc
+            self.held_idle += sign * idle
 
 
 class Pools:
     """Every model's :class:`Pool` and each node's place in them."""
 
-    __slots__ = ("by_model", "out", "place")
+    __slots__ = ("by_model", "idle", "keeps", "out", "place")
 
     def __init__(self) -> None:
         self.by_model: dict[str, Pool] = {}
         self.place: dict[str, int] = {}
+        # node id -> its :func:`idle_slots` as its pools count them now (none: 0)
+        self.idle: dict[str, int] = {}
+        # node id -> the models it may keep prompts for (``Pool.held``; ``set_keeps``)
+        self.keeps: dict[str, frozenset[str]] = {}
         # a node placed in some of its models' pools only, those it is ejected from (rare:
         # rewrite reads it only while any node has one)
         self.out: dict[str, frozenset[str]] = {}
 
     def rewrite(self, st: NodeStats, part: RowPart) -> None:
         """Write ``part`` of ``st``'s rows again (one per model) if it has rows (open or
-        kept). ``part``: ``scoring.write_row`` or one of its three parts."""
+        kept). ``part``: ``scoring.write_row`` or one of its three parts. Called after every
+        change to a node that stays where it is, so a kept or full one's counts are
+        :meth:`recount` here."""
         nid = st.node_id
         where = self.place.get(nid)
-        if where != OPEN and where != KEPT:
-            return
+        if where != OPEN:  # an open node adds no idle slots: nothing to count again
+            if where in (KEPT, FULL):
+                self.recount(st, where)
+            if where != KEPT:
+                return
         models = st.models
         if self.out:  # ejected from some of its pools: no row there
             out = self.out.get(nid)
@@ -148,8 +180,13 @@ class Pools:
         nid = st.node_id
         current = self.place.get(nid, NONE)
         was_out = self.out.get(nid, _NO_MODELS)
-        if current == target and was_out == out:
+        if current == target and was_out == out:  # counts: rewrite's (Router._restate)
             return False
+        keeps = self.keeps.get(nid, _NO_MODELS)
+        was_idle = self.idle.pop(nid, 0)
+        idle = idle_slots(st, target)
+        if idle:
+            self.idle[nid] = idle
         for m in st.models:
             pool = self.by_model.get(m)
             if pool is None:
@@ -163,6 +200,8 @@ class Pools:
                 pool.full.discard(st)
             elif here == EJECTED:
                 pool.ejected -= 1
+            if OPEN <= here <= FULL:
+                pool.tally(st, was_idle, m in keeps, -1)
             there = EJECTED if m in out and target != NONE else target
             if there == OPEN:
                 pool.open.add(st, node_row(st, m))
@@ -172,12 +211,61 @@ class Pools:
                 pool.full.add(st)
             elif there == EJECTED:
                 pool.ejected += 1
+            if OPEN <= there <= FULL:
+                pool.tally(st, idle, m in keeps, 1)
         self.place[nid] = target
         if out and target != NONE:
             self.out[nid] = out
         else:
             self.out.pop(nid, None)
         return True
+
+    def recount(self, st: NodeStats, where: int) -> None:
+        """After a change to ``st``'s requests in flight or ``anon_closed`` where it stays
+        (``where``: ``KEPT`` or ``FULL``): its :func:`idle_slots` in its pools' counts (its
+        models but those it is ejected from); nothing when unchanged."""
+        idle = 0
+        if where == FULL or st.anon_closed:  # idle_slots, inline: on a request's path
+            idle = st.max_concurrency - st.in_flight
+            if idle < 0:
+                idle = 0
+        nid, idles = st.node_id, self.idle
+        d = idle - idles.get(nid, 0)
+        if not d:
+            return
+        if idle:
+            idles[nid] = idle
+        else:
+            del idles[nid]
+        keeps, models = self.keeps.get(nid, _NO_MODELS), st.models
+        if self.out and nid in self.out:
+            models = models - self.out[nid]
+        by_model = self.by_model
+        for m in models:
+            pool = by_model[m]
+            pool.idle += d
+            if m in keeps:
+                pool.held_idle += d
+
+    def set_keeps(self, st: NodeStats | None, nid: str, models: frozenset[str] | None) -> None:
+        """Node ``nid`` (``st``: its stats, if known) may keep prompts for ``models`` (None:
+        for none): its slots count in those pools' ``held`` from now on."""
+        old, new = self.keeps.get(nid, _NO_MODELS), models or _NO_MODELS
+        if old == new:
+            return
+        if new:
+            self.keeps[nid] = new
+        else:
+            del self.keeps[nid]
+        if st is None or not OPEN <= self.place.get(nid, NONE) <= FULL:
+            return
+        idle = self.idle.get(nid, 0)
+        for m in st.models - self.out.get(nid, _NO_MODELS):
+            if (m in old) != (m in new):
+                pool = self.by_model[m]
+                sign = 1 if m in new else -1
+                pool.held += sign * st.max_concurrency
+                pool.held_idle += sign * idle
 
 
 def unspared(

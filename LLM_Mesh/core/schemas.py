@@ -216,6 +216,10 @@ class Heartbeat(_Wire):
     # older node. Every replica's router counts the kept places from it (the node's own
     # state), not only the one that sent the keyed request. Bounded as the counts above
     keyed_age_s: float | None = Field(default=None, ge=0, le=_INT32_MAX, allow_inf_nan=False)
+    # the registration's ``keeps_no_prompts`` again (None: an older node): a registry that
+    # holds another (a row an older replica wrote tells none) answers 404 ``unknown_node``,
+    # so the node registers again and is routed as it declares (registry/api.py)
+    keeps_no_prompts: bool | None = None
 
     @field_validator("loaded_models", mode="before")
     @classmethod

@@ -438,6 +438,7 @@ class NodeService:
                 "service_s": self.admission.service.measured_s,
                 "gateway_kx_key": self.gateway.kx_public_key,
                 "keyed_age_s": self.admission.keyed_age_s(),
+                "keeps_no_prompts": self.config.declares_no_prompts_kept,
             }
         )
 

@@ -357,10 +357,8 @@ class AnonymousLast:
     """Check 4: keyed requests before anonymous ones on a saturated model, and a share of
     its slots kept for them (module docstring)."""
 
-    __slots__ = (
-        "clock", "full_until", "keyed_seen", "places", "routing", "running", "share", "shared",
-        "waiting",
-    )  # fmt: skip
+    __slots__ = ("clock", "full_until", "keyed_seen", "places", "routing", "running", "share",
+                 "shared", "waiting")  # fmt: skip
 
     def __init__(
         self,
@@ -453,10 +451,11 @@ class AnonymousLast:
         model, routing = job.model, self.routing
         keyed_waiting = routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0)
         open_, full, _ = routing.router.pool_counts(model)
-        ext = job.ext
-        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
-        # the share is read only while a node is open (the rule reads it only then)
-        allowed = ext.allow_prompt_keeping
+        ext, allowed = job.ext, job.ext.allow_prompt_keeping
+        # its own constraints, or nodes held out of it (that may keep prompts; anon34: one open
+        # let it on, all it may use full): the pool's counts are not its own, a pick decides
+        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes
+                           or routing.keepers_for(model, allowed))  # fmt: skip
         over = bool(open_) and not keyed_waiting and self._over_share(model, held, allowed)
         return clear(keyed_waiting, open_, full, over, constrained)
 
@@ -487,7 +486,7 @@ class AnonymousLast:
             return None
         ahead, got = claim(client, SHARE)  # taken with the rate limit (redis_admit.py)
         if self._clear(job, got is not None):
-            give = self._took(job.model, got) if ahead else await self._take(job.model)
+            give = self._took(job.model, got) if ahead else await self._take(job)
             if give is not None:
                 return self._admit(job, give)
         elif got is not None:  # no longer clear: given back, it waits as before
@@ -505,7 +504,7 @@ class AnonymousLast:
         self.waiting[model] = self.waiting.get(model, 0) + 1
         try:
             while True:
-                give = await self._take(model) if self._clear(job) else None
+                give = await self._take(job) if self._clear(job) else None
                 if give is not None:
                     return self._admit(job, give)
                 left = until - self.clock()
@@ -524,16 +523,16 @@ class AnonymousLast:
             else:
                 self.waiting.pop(model, None)
 
-    async def _take(self, model: str) -> Callable[[], None] | None:
+    async def _take(self, job: Job) -> Callable[[], None] | None:
         """A place in the model's share (``share`` None: a no-op): without Redis counted here in the
         same step of the loop as the check that cleared it; with Redis one atomic take against every
-        replica's count (``SharedInFlight.take``; Redis out: this replica's), ``None`` when the
-        share is taken (marked for :data:`_SHARED_FULL_S`). The function gives it back, once."""
+        replica's count at the cap of the slots the request may use (anon34: an opted-in one had the
+        stricter), ``None``: taken (marked for :data:`_SHARED_FULL_S`). Given back once."""
+        model, shared, allowed = job.model, self.shared, job.ext.allow_prompt_keeping
         if self.share is None:
             return _nothing
-        shared = self.shared
-        if shared is not None:
-            return self._took(model, await shared.take(model, self._cap(model)))
+        if shared is not None:  # (Redis out: this replica's count, SharedInFlight.take)
+            return self._took(model, await shared.take(model, self._cap(model, allowed)))
         self.running.take(model)
         return partial(self.running.give, model)
 

@@ -372,19 +372,25 @@ class ScopeAnonymousIds:
         return replace(job, settle_key=scoped)
 
 
-def over_share(last: AnonymousLast, model: str, allowed: bool = False) -> bool:
-    """``model``'s anonymous requests sent on from this process are more than its share of
-    the slots counted now, as with keyed demand (the stricter cap): after a node refused
-    one of them (429, 503: full by its own word, its idle slots no longer counted), the
-    request stops there instead of failing over into the slots kept for keyed requests
-    (found 2026-12-06, attack33: a node declaring 2^31 slots and refusing what it is sent
-    lent them to every anonymous request the share admitted, each then taking an honest
-    node's kept slot). ``allowed``: the request may go to nodes that keep prompts."""
+async def over_share(last: AnonymousLast, model: str, allowed: bool = False) -> bool:
+    """``model``'s anonymous requests in flight are more than its share of the slots
+    counted now, as with keyed demand (the stricter cap): after a node refused one of them
+    (429, 503: full by its own word, its idle slots no longer counted), the request stops
+    there instead of failing over into the slots kept for keyed requests (found 2026-12-06,
+    attack33: a node declaring 2^31 slots and refusing what it is sent lent them to every
+    anonymous request the share admitted, each then taking an honest node's kept slot).
+    ``allowed``: the request may go to nodes that keep prompts. Counted: this process's,
+    or with Redis every replica's (``SharedInFlight.count``, one round trip, asked only
+    after such a refusal and only while this process's own count is within the cap; found
+    2026-12-06, anon34: a flood spread over 3 replicas passed each one's own count)."""
     share = last.share
     if share is None:
         return False
-    slots = last.routing.slots(model, allowed)
-    return last.running.counts.get(model, 0) > anonymous_cap(slots, share)
+    cap = anonymous_cap(last.routing.slots(model, allowed), share)
+    n = last.running.counts.get(model, 0)
+    if n <= cap and last.shared is not None:  # Redis out: None, this process's decides
+        n = max(n, await last.shared.count(model) or 0)
+    return n > cap
 
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:

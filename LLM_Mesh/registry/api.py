@@ -64,8 +64,8 @@ from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.node_auth import revocation_signed, token_refusal_signed
-from LLM_Mesh.registry.node_forget import stored_rows
-from LLM_Mesh.registry.node_table import check_answer
+from LLM_Mesh.registry.node_forget import LIST_OPENAPI, stored_rows
+from LLM_Mesh.registry.node_table import NodeEntry, check_answer
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
@@ -102,6 +102,22 @@ def _record(reg: NodeRegistration, now: datetime) -> NodeRecord:
 
 def _unknown(node_id: str) -> UnknownNode:
     return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
+
+
+def _declares_otherwise(entry: NodeEntry, hb: Heartbeat) -> bool:
+    """A heartbeat declaring a ``keeps_no_prompts`` other than the one this replica routes
+    by (None: a row of before migration 0029, or an older replica's, tells none)."""
+    return hb.keeps_no_prompts is not None and hb.keeps_no_prompts != entry.keeps_no_prompts
+
+
+def _undeclared(node_id: str) -> UnknownNode:
+    """404 ``unknown_node``: the node registers again at once (node/agent.py), with its
+    declaration, which every replica then routes by (found 2026-12-06, keepers34)."""
+    return UnknownNode(
+        f"node {node_id!r} declares a keeps_no_prompts its registration here does not tell; "
+        "register again",
+        param="node_id",
+    )
 
 
 _SCHEMA_EXTRA = {"requestBody": {"content": {"application/json": {}}, "required": True}}
@@ -325,6 +341,8 @@ async def absorb_heartbeat(
         raise _unknown(node_id)
     if known is not None and _pin_unknown(rt.pins, known.url):
         raise _unknown(node_id)
+    if known is not None and _declares_otherwise(known, hb):
+        raise _undeclared(node_id)
     # its previous heartbeat here (the table's clock): the time this one may credit; the
     # load its report then claimed (it steered the router since) and what the mesh knew it
     # had sent it then (core/rewards.explained_load_credit_s)
@@ -346,6 +364,8 @@ async def absorb_heartbeat(
         )
         if entry is None:
             raise _unknown(node_id)
+        if _declares_otherwise(entry, hb):  # not routed on a heartbeat's word: registers
+            raise _undeclared(node_id)
         rt.routing.upsert(entry)
         rt.table.heartbeat(node_id, hb)
     rt.routing.heartbeat(node_id, hb)
@@ -417,7 +437,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/mesh/nodes", response_model=None)
+@router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)
 async def list_nodes(request: Request) -> Response:
     """Every node: id, region, models, health, load, ``keeps_no_prompts``, trust score and
     canary tally (``canary_passed``: as at the start of the hour, in powers of two). Its

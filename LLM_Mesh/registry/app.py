@@ -79,6 +79,7 @@ from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import NodeClient
 from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_forget import forget_gone
+from LLM_Mesh.registry.node_retention import node_row_pruner
 from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
@@ -247,6 +248,7 @@ def create_registry_app(
     settlement_pruner: SettlementPruner | None = None
     if settings.settlement_keep_days > 0:
         settlement_pruner = SettlementPruner(ledger_engine, keep_days=settings.settlement_keep_days)
+    node_pruner = node_row_pruner(settings, the_store, ledger_engine)  # quiet rows (30 days)
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
     if runtime.metrics is not None:  # every quarantine counted, by its reason's kind
@@ -391,9 +393,13 @@ def create_registry_app(
                 pruner.start()
             if settlement_pruner is not None:
                 settlement_pruner.start()
+            if node_pruner is not None:  # after the due reward close: its rows were closed
+                node_pruner.start()
             try:
                 yield
             finally:
+                if node_pruner is not None:
+                    await node_pruner.stop()
                 if settlement_pruner is not None:
                     await settlement_pruner.stop()
                 if pruner is not None:
@@ -452,6 +458,7 @@ def create_registry_app(
     app.state.health = health
     app.state.request_log_pruner = pruner  # None: the request log is kept forever
     app.state.settlement_pruner = settlement_pruner  # None: settlements are kept forever
+    app.state.node_pruner = node_pruner  # None: nodes rows are kept forever
     app.state.node_sync = node_sync  # None for a store that shares nothing
     app.state.store_polls = store_polls
     app.state.canary = prober

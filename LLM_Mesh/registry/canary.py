@@ -83,7 +83,7 @@ from LLM_Mesh.core.canary import (
     judged_part,
     truncated,
 )
-from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, kind_of, probe_evidence
+from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, probe_evidence
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
@@ -467,7 +467,7 @@ class CanaryProber:
                 v = compare(ref, part, self.rule, stops(shape))
         flag = None
         if ev is not None and v.ok and counted(shape):  # across probes: how often it left
-            flag = self.departures.add(node_id, model, ev, kind_of(shape))
+            flag = self.departures.add_probe(node_id, model, ev, shape)
         if flag is not None:
             v = Verdict(False, flag.describe(test))
         counts = probe_counts(got, text, streamed_usage, whole, ref, shape)

@@ -133,7 +133,14 @@ async def get_earnings(
     op = await operator_from_token(request.headers, rt.store)
     nodes = next((o.nodes for o in await rt.store.list_operators() if o.name == op.name), [])
     if node is not None and node not in nodes:
-        raise Forbidden(f"node {node!r} is not one of operator {op.name}'s nodes", param="node")
+        # what makes a node one's own, and where to see why it is not (found 2026-12-06:
+        # a refused node's `node info` said only this); the same for none and another's
+        raise Forbidden(
+            f"node {node!r} is not one of operator {op.name}'s nodes: a node is its "
+            "operator's once it has registered with this registry under the operator's "
+            "token (`llm-mesh node info` on the node says whether it did, and why not)",
+            param="node",
+        )
     if rt.ledger is None:  # pragma: no cover - wiring bug
         raise MeshError("the ledger is not set up")
     account, old_account = await operator_accounts(await rt.ledger.engine(), op.name)

@@ -65,6 +65,7 @@ from LLM_Mesh.metrics_http import (
     TTFT_BUCKETS_S,
     ByNode,
     Children,
+    NodeLabels,
     events_registry,
     multiprocess_dir,
     new_registry,
@@ -74,13 +75,16 @@ from LLM_Mesh.registry.metrics_states import GAUGES, States, WorkerGauges, read_
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.request_log import RequestWriter
 
-__all__ = ["GatewayMetrics", "code_label"]
+__all__ = ["MULTIPROCESS_NODE_LABELS", "GatewayMetrics", "code_label"]
 
 # codes the gateway itself answers with besides the error tree's (idempotency's 409)
 _CODES = ERROR_CODES | {"duplicate_request", "internal_error"}
 _OK_KIDS = ("duration", "prompt", "completion", "ttft", "tps")  # what an answered end moves
 # request ends waiting to be counted before they are counted without a read (one process)
 PENDING = 1024
+# ``--workers N``: the node label values one worker writes (metrics_http.NodeLabels); a
+# departed node's series stay in its files until the supervisor stops (docs/deploy.md)
+MULTIPROCESS_NODE_LABELS = 1024
 _End = tuple["_RequestKids", float | None, float | None, int, int]
 _RECORDS = "llm_mesh_gateway_request_records"
 _RECORDS_HELP = ("Request records for the store, by result (written | dropped: queue full or a "
@@ -130,12 +134,15 @@ class GatewayMetrics:
         # one process: the children made per node label, which retain drops once it left
         self._by_node: ByNode = {}
         by = self._by_node if reg is not None else None
+        # several processes: none can go (their files keep them), so at most this many node
+        # label values a worker, the later nodes as node="other" (found 2026-12-06)
+        fold = NodeLabels(MULTIPROCESS_NODE_LABELS) if reg is None else None
         self._requests: Children[tuple[str, str, str, str], Counter] = Children(Counter(
             "llm_mesh_gateway_requests",
             "Requests by model, the node that answered (or was tried last), outcome "
             "(ok | error | cancelled | refused | replayed) and error code",
             ["model", "node", "outcome", "code"], registry=reg,
-        ), by, 1)  # fmt: skip
+        ), by, 1, fold)  # fmt: skip
         self._duration: Children[tuple[str, str], Histogram] = Children(Histogram(
             "llm_mesh_gateway_request_duration_seconds",
             "End-to-end time of requests that reached the send stage, by model and outcome",
@@ -161,16 +168,16 @@ class GatewayMetrics:
             "Attempts on nodes by node and how each ended (success, connect_error, "
             "overloaded, unavailable, timeout, server_error, rejected, cancelled)",
             ["node", "outcome"], registry=reg,
-        ), by, 0)  # fmt: skip
+        ), by, 0, fold)  # fmt: skip
         self._ejections: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_ejections", "Outlier ejections of a node by the router",
             ["node"], registry=reg,
-        ), by)  # fmt: skip
+        ), by, None, fold)  # fmt: skip
         self._blamed: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_refusals_blamed",
             "A node's refusal (4xx) of a request another node then took: counted as the "
             "node's failure", ["node"], registry=reg,
-        ), by)  # fmt: skip
+        ), by, None, fold)  # fmt: skip
         self._failovers: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_failovers",
             "Another node tried at once after a node refused (did nothing) or rejected the "

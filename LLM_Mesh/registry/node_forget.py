@@ -32,7 +32,29 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime
 
-__all__ = ["forget_gone", "gone_ids", "stored_rows"]
+__all__ = ["LIST_OPENAPI", "forget_gone", "gone_ids", "stored_rows"]
+
+# ``GET /mesh/nodes``'s ``?all=true``, read by hand in ``api.list_nodes``, in the OpenAPI
+# document (its ``openapi_extra``; found 2026-12-06, departed34: it was not documented)
+LIST_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "all",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "every stored node too, forgotten or revoked (the admin key only)",
+        }
+    ],
+    "responses": {
+        "401": {
+            "description": "a wrong admin key, or `all=true` without it (`invalid_credential`)",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        }
+    },
+}
 
 
 def gone_ids(table: NodeTable, forget_s: float, now: float | None = None) -> list[str]:

@@ -72,8 +72,26 @@ def _same_registration(entry: NodeEntry, rec: NodeRecord) -> bool:
         and entry.max_queue == rec.max_queue
         and entry.version == rec.version
         and set(entry.models) == {str(m.get("id")) for m in rec.models}
-        and rec.keeps_no_prompts in (None, entry.keeps_no_prompts)
+        and _same_declaration(entry.keeps_no_prompts, rec.keeps_no_prompts)
     )
+
+
+def _same_declaration(held: bool | None, told: bool | None) -> bool:
+    """Whether the row's declaration (None: not told, a row of before 0029 or of an older
+    replica's registration) leaves this replica's as it is: the same, or not told and what
+    is held is ``false`` (the stricter: kept, :func:`_kept_declaration`)."""
+    return told == held or (told is None and held is False)
+
+
+def _kept_declaration(held: bool | None, told: bool | None) -> bool | None:
+    """The declaration to route by after a row that tells ``told``: a row that does not tell
+    keeps a held ``false`` only; a held ``true`` is not kept (the node may have registered
+    at an older replica declaring ``false``, which that replica could not write), so the
+    node is judged by its engines until it declares again (fail closed, found 2026-12-06,
+    keepers34)."""
+    if told is None and held is False:
+        return False
+    return told
 
 
 def _state(value: str) -> NodeState:
@@ -179,8 +197,8 @@ class NodeSync(Poller):
                 self.routing.remove(rec.node_id)  # a URL this replica refuses
             return
         if entry is not None:  # what the store does not keep (or tell), and a fresher heartbeat
-            if rec.keeps_no_prompts is None:  # a row of before 0029, or of an older replica
-                new.keeps_no_prompts = entry.keeps_no_prompts
+            # a row of before 0029, or of an older replica: not told (_kept_declaration)
+            new.keeps_no_prompts = _kept_declaration(entry.keeps_no_prompts, rec.keeps_no_prompts)
             new.continuation = entry.continuation
             new.check_failed = entry.check_failed
             new.checked_at = entry.checked_at

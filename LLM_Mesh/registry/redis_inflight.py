@@ -65,6 +65,13 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 # KEYS[1] the scope's set. ARGV: cap, member, lease (s). 1: taken, 0: at the cap.
 _TAKE = TAKE_LUA + "return take(KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), now)\n"
 
+# KEYS[1] the scope's set: its members whose lease has not ended (every replica's)
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"""
+
 # KEYS: the sets, ARGV[1] the lease, ARGV[i + 1] the member of KEYS[i]: leases renewed,
 # of members still there only (XX): a renewal Redis runs after the request's removal (it
 # goes on another connection) must not put it back for a lease (found 2026-12-05).
@@ -144,6 +151,7 @@ class SharedInFlight:
         self.held: dict[str, str] = {}  # member -> its set: this replica's requests in Redis
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
+        self._count = client.register_script(_COUNT)
         self._replica = secrets.token_hex(8)
         self._ids = itertools.count()
         self._down_until = 0.0
@@ -185,6 +193,17 @@ class SharedInFlight:
             else:
                 return self.taken(key, member) if int(taken) else None
         return self.take_local(scope, limit)
+
+    async def count(self, scope: str) -> int | None:
+        """``scope``'s requests in flight at every replica together, one round trip (a read:
+        no take); ``None`` when Redis is out (the caller's own count decides)."""
+        if self.out:
+            return None
+        try:
+            return int(await self._count(keys=[self.key(scope)]))
+        except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
+            self.down(exc)
+            return None
 
     def take_local(self, scope: str, cap: int) -> Callable[[], None] | None:
         """As :meth:`take`, in this replica's own count (Redis out)."""

@@ -126,7 +126,6 @@ class Routing:
         self.send_places = WaitPlaces(
             MAX_SEND_WAITERS, "API key", "as many requests as may wait here wait already"
         )
-        self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> its models, of the nodes that may keep prompts (core/prompt_keeping.py):
         # routed only requests that opt in (``allow_prompt_keeping``, registry/send.py)
         self.prompt_keepers: dict[str, frozenset[str]] = {}
@@ -264,6 +263,7 @@ class Routing:
         else:
             keepers[node_id] = models
         self._keepers.clear()
+        self.router.keeps_prompts(node_id, models)  # its slots held out (``slots``)
 
     def keepers_for(self, model: str, allowed: bool = False) -> frozenset[str]:
         """The nodes serving ``model`` that may keep prompts (``prompt_keepers``), which a
@@ -339,24 +339,15 @@ class Routing:
         return out
 
     def slots(self, model: str, allowed: bool = False) -> int:
-        """``Router.slots``: its declared sum over the model's nodes counted again only once
-        the router's membership changed (``Router.changes``: an upsert, a removal, routable,
-        an ejection or its end), not per anonymous request (``access.AnonymousLast``); less
-        the idle slots of its full nodes, read each time (one pass over those only); less
-        the slots of the nodes that may keep prompts unless ``allowed`` (the request opted
-        in: ``keepers_for``). Found 2026-12-06 (review33c): a node that keeps prompts,
-        sent no request that did not opt in, lent its slots (2^31 declared) to the
+        """``Router.slots``: the declared slots of the model's nodes, less the idle slots of
+        its full nodes, less the slots of the nodes that may keep prompts unless ``allowed``
+        (the request opted in: ``prompt_keepers``, told to the router by ``_keeper``), each
+        count kept by the router's pools as nodes change, so an anonymous request's
+        admission reads them in O(1) (``access.AnonymousLast``; before session 34, one pass
+        over the model's nodes each). Found 2026-12-06 (review33c): a node that keeps
+        prompts, sent no request that did not opt in, lent its slots (2^31 declared) to the
         anonymous share, which then held every slot of the nodes those requests may use."""
-        router = self.router
-        changes = router.changes
-        hit = self._slots.get(model)
-        if hit is not None and hit[0] == changes:
-            n = hit[1]
-        else:
-            n = router.declared_slots(model)
-            self._slots[model] = (changes, n)
-        keep = self.keepers_for(model, allowed)
-        return n - router.idle_full_slots(model) - router.held_out_slots(model, keep)
+        return self.router.slots(model, not allowed)
 
     def keyed_at(self, model: str) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,

@@ -19,7 +19,7 @@ a finished request's metrics and log line).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -124,8 +124,9 @@ class Runtime:
     shared_share: SharedInFlight | None = None
     # whether the model's anonymous requests sent on pass its share now (a node that
     # refused one left the count: ``admit.over_share``); the send stage asks it before an
-    # anonymous request fails over past a node's 429 or 503. None: no share
-    over_share: Callable[[str, bool], bool] | None = None  # (model, allow_prompt_keeping)
+    # anonymous request fails over past a node's 429 or 503, (model, allow_prompt_keeping);
+    # with Redis every replica's count (a round trip). None: no share
+    over_share: Callable[[str, bool], Awaitable[bool]] | None = None
     # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
     # one write per heartbeat (a store without batch methods)
     heartbeats: HeartbeatWriter | None = None

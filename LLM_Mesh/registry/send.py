@@ -294,7 +294,7 @@ class Exchange:
                 # a refusing node's own Retry-After holds it out of the router that long
                 step = self.finish(att, outcome, retry_after_s=self.node_wait)
                 over = None if self.keyed or outcome not in BUSY else rt.over_share
-                if over is not None and over(job.model, job.ext.allow_prompt_keeping):
+                if over is not None and await over(job.model, job.ext.allow_prompt_keeping):
                     step = self.stop(Stop.NO_NODE)  # anonymous, past its share: not into kept slots
                 if step.action is Action.STOP:
                     break

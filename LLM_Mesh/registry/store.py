@@ -61,7 +61,7 @@ from LLM_Mesh.registry.store_migrate import (
 )
 from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
-from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
+from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement, last_mark
 from LLM_Mesh.registry.store_usage_audit import SqlUsageAudit
 from LLM_Mesh.secret_files import make_private_dir
 
@@ -391,6 +391,8 @@ class SqlStore(
             base = lite
         else:
             raise RuntimeError(f"unsupported database dialect {self.dialect!r}")
+        # a row made anew resumes at its latest reward mark (store_rewards.last_mark)
+        base = base.values(healthy_ms=greatest(values["healthy_ms"], last_mark(rec.node_id)))
         set_: dict[str, Any] = {name: excluded[name] for name in _NODE_UPDATE_COLUMNS}
         for name in _NODE_COUNTER_COLUMNS:
             set_[name] = greatest(nodes.c[name], excluded[name])

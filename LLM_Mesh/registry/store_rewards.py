@@ -40,6 +40,7 @@ __all__ = [
     "heartbeat_credit",
     "heartbeat_statement",
     "heartbeats_statement",
+    "last_mark",
     "not_gone",
 ]
 
@@ -65,6 +66,23 @@ def heartbeat_credit(dialect: str, at: Any, limit_ms: Any) -> Any:
         else_=func.round(elapsed),
     )
     return cast(credit, BigInteger)
+
+
+def last_mark(node_id: str) -> Any:
+    """The node's latest ``reward_periods`` mark, 0 before any (an SQL expression): a row made
+    anew (deleted after ``node_keep_days``, ``registry/node_retention.py``, and registered
+    again) starts its ``healthy_ms`` there, so the next close counts what it gained since
+    (from 0 the close subtracted the old mark once the counter passed it: found 2026-12-06,
+    departed34). An existing row's counter is never below its mark (``close_uptime``)."""
+    rp = tables.reward_periods
+    latest = (
+        select(rp.c.mark_ms)
+        .where(rp.c.node_id == node_id)
+        .order_by(rp.c.period_start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, 0)
 
 
 def not_gone() -> Any:

@@ -53,7 +53,7 @@ from typing import Any
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.delivered import chunk_bytes, completion_cap, echo_bytes, priced_completion
+from LLM_Mesh.core.delivered import chunk_bytes, completion_cap, echo_advance, priced_completion
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
@@ -150,6 +150,7 @@ class PartReader:
         self.pieces: list[str] = []
         self.chunks = 0
         self.nbytes = 0
+        self.echoes: dict[int, int] = {}  # choice index -> echoed prompt begun (``echo``)
         self._done = False  # the current node sent [DONE]
         self.text = ""  # text the client got from earlier nodes
         self.node_first = False  # the current node has sent a token
@@ -172,6 +173,7 @@ class PartReader:
         the tokens the request still allows on that node (:meth:`_left`)."""
         self.limit = self._left()
         self.clipped, self.no_data, self.outputs = False, 0, 0
+        self.echoes = {}
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.lost0 = self._lost(self.opened)
@@ -267,6 +269,8 @@ class PartReader:
             self.pieces.append(text)
             self.chunks += 1
         self.nbytes += self._priced_bytes(obj, text, nbytes)
+        if self.ex.job.echo:
+            self._echoed(obj)
         if not self.finished and chunk_finished(obj):
             self.finished = True  # its answer is over: not continued if it breaks now
         # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
@@ -388,7 +392,7 @@ class PartReader:
         most the bytes it delivered (``core/delivered.py``)."""
         tally, job = self.ex.tally, self.ex.job
         text = "".join(self.pieces)
-        nbytes = self._generated_bytes(text)
+        nbytes = self._generated_bytes()
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
@@ -408,11 +412,26 @@ class PartReader:
             return nbytes
         return chunk_bytes((obj,), job.choices, text_only=True)
 
-    def _generated_bytes(self, text: str) -> int:
+    def _echoed(self, obj: dict[str, Any]) -> None:
+        """How much of the echoed prompt each choice of the chunk ``obj`` has begun with
+        (its indexes already judged: ``core/answer_text.choice_fault``)."""
+        prompt, echoes = self.ex.job.prompt_text, self.echoes
+        for place, choice in enumerate(obj.get("choices") or ()):
+            if not isinstance(choice, dict):
+                continue
+            text, index = choice.get("text"), choice.get("index", place)
+            if isinstance(text, str) and type(index) is int:
+                echoes[index] = echo_advance(echoes.get(index, 0), text, prompt)
+
+    def _generated_bytes(self) -> int:
         """The current part's bytes its count is capped at: those relayed, less a
-        completion's echoed prompt its ``text`` begins with (``core/delivered.echo_bytes``)."""
-        job = self.ex.job
-        return max(0, self.nbytes - echo_bytes(text, job.prompt_text if job.echo else ""))
+        completion's echoed prompt for each choice that begins with it (``_echoed``; until
+        2026-12-06, attack34, once a part: the first choice's)."""
+        if not self.echoes:  # (no echo asked, or no text yet)
+            return self.nbytes
+        prompt = self.ex.job.prompt_text
+        whole = sum(1 for m in self.echoes.values() if prompt and m == len(prompt))
+        return max(0, self.nbytes - len(prompt.encode("utf-8", "surrogatepass")) * whole)
 
     def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
         """The current node's part when it sent no final chunk (``status`` says why): its
@@ -420,8 +439,9 @@ class PartReader:
         as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
         tally, job = self.ex.tally, self.ex.job
         text, chunks = "".join(self.pieces), self.chunks
-        nbytes = self._generated_bytes(text)
+        nbytes = self._generated_bytes()
         self.data, self.pieces, self.chunks, self.nbytes = [], [], 0, 0
+        self.echoes = {}
         self.text += text
         if chunks:
             node = node or tally.node_id or "?"

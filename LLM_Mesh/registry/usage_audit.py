@@ -6,9 +6,14 @@ answering node's completion and prompt tokens as priced and the gateway's caps o
 continued stream (several nodes' parts), an echoed prompt (its text in the completion) and
 an answer whose node stated no counts are left out, and so is a request whose client
 narrowed the nodes it may go to (``allow_nodes``, ``deny_nodes``, ``avoid_regions``,
-``trusted_only``; a probe is pinned so too; and one opted in to the nodes that may keep
-prompts, ``allow_prompt_keeping``: those nodes see only such requests, which a user could
-fill with text of many tokens a byte); a request some node of the model online
+``trusted_only``; a probe is pinned so too); a request opted in to the nodes that may keep
+prompts (``allow_prompt_keeping``, by its body or its API key) is compared only with the
+other opted-in requests (its own key: ``mistral-7b (keeping allowed)``): those nodes get
+only such requests, which a user could fill with text of many tokens a byte while every
+other node gets prose by default, but any node of the model may take an opted-in one, so
+all of them get the same mix of those (until 2026-12-06 they were left out, so a node
+that may keep prompts was never audited at all: found and closed 2026-12-06,
+``keepers34``); a request some node of the model online
 could not take for its declared context (the prompt's least tokens + ``max_tokens`` above
 it) is compared only among the nodes declaring as much (its own key: ``mistral-7b
 (context 32768)``; since 2026-12-05, ``attack31b``): else a user could send one honest node hundreds of requests of
@@ -87,9 +92,14 @@ def declared_contexts(table: NodeTable) -> Callable[[str], Iterable[int]]:
     return contexts
 
 
+# the audit key's suffix for a request opted in to the nodes that may keep prompts
+KEEPING_ALLOWED = " (keeping allowed)"
+
+
 def model_of(stratum: str) -> str:
-    """The model of an audit key (``mistral-7b (context 32768)``: ``mistral-7b``)."""
-    return stratum.split(" (context ", 1)[0]
+    """The model of an audit key (``mistral-7b (context 32768) (keeping allowed)``:
+    ``mistral-7b``)."""
+    return stratum.removesuffix(KEEPING_ALLOWED).split(" (context ", 1)[0]
 
 
 class UsageAuditor:
@@ -138,8 +148,6 @@ class UsageAuditor:
             or ext.deny_nodes
             or ext.avoid_regions
             or ext.trusted_only  # only the nodes trusted now (a few, or one)
-            # opted in to the nodes that may keep prompts, which get only such requests
-            or ext.allow_prompt_keeping
             or tally.parts
             or tally.failed_nodes
             or job.echo
@@ -150,6 +158,8 @@ class UsageAuditor:
         stratum = self._stratum(job)
         if stratum is None:
             return None
+        if ext.allow_prompt_keeping:  # among the opted-in only: the nodes that may keep
+            stratum += KEEPING_ALLOWED  # prompts get no other request
         prompt_cap = job.prompt_bound
         sample = AuditSample(
             tally.completion_tokens,

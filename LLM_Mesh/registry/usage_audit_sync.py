@@ -71,7 +71,7 @@ KEEP_WINDOWS_S = 86_400.0  # a window's rows left unfolded (a quiet model's) dro
 # counted; found 2026-12-05 (attack32c), PostgreSQL refused the whole batch, kept and
 # refused again every run, so no answer of any model counted again. Wider than the longest
 # key (a model id of ``MAX_MODEL_ID_CHARS``, ``(context N)`` with N at most
-# ``MAX_CONTEXT``: 274), migration 0027: at 256 a model id near 256 characters was not
+# ``MAX_CONTEXT``, `` (keeping allowed)``: 292), migration 0027: at 256 a model id near 256 characters was not
 # audited on the requests only its larger contexts take (closed 2026-12-06, audit33)
 MAX_KEY_CHARS = 320
 MAX_VIEWS = 1024  # models whose last judged state the admin's view keeps

@@ -143,3 +143,33 @@ def test_ledger_statement_operator_sends_node_tomls_token_to_its_registry(
     token, where = earnings_commands.operator_credential(settings, None, None)
     assert token == "lmo_toml" and where.registry_urls == ("http://a.test", "http://b.test")
     assert where.registry_url == "http://a.test"
+
+
+@pytest.mark.parametrize(
+    ("token", "what"),
+    [("lmk_" + "k" * 44, "an API key"), ("lma_" + "a" * 43, "the registry's admin key")],
+    ids=["api_key", "admin_key"],
+)
+@pytest.mark.parametrize("how", ["flag", "env", "node.toml"])
+def test_another_credential_as_the_operator_token_is_refused_before_it_is_sent(
+    tmp_path: Path, registry: FakeRegistry, token: str, what: str, how: str
+) -> None:
+    """Found 2026-12-06 (newuser34): ``earnings --operator-token lmk_...`` sent the API key
+    to the registry and said only ``unknown operator token`` (``ask --api-key lmo_...`` says
+    what it was given since newuser32)."""
+    home = tmp_path / "mesh"
+    home.mkdir()
+    env = {"LLM_MESH_HOME": str(home)}
+    args = ["earnings", "--registry", "http://reg.test"]
+    if how == "flag":
+        args += ["--operator-token", token]
+    elif how == "env":
+        env["LLM_MESH_OPERATOR_TOKEN"] = token
+    else:
+        save_node_config(NodeConfig(operator_token=token), home / "node.toml")
+    out = runner.invoke(app, args, env=env)
+    assert out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert f"that is {what}, not an operator token" in said, said
+    assert "lmo_" in said and "registry operators add" in said, said
+    assert token not in out.output and registry.seen == [], said

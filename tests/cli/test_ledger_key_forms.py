@@ -112,3 +112,16 @@ def test_a_refused_key_is_told_in_the_words_receipt_verify_uses(
     if "+" not in text:  # else it is read as a log's key text
         code, out, error = cli(tmp_path / "w", "ledger", "witness", "--log-key", text)
         assert code == 1 and error is None and f"--log-key {problem}" in out, out
+
+
+def test_an_api_key_given_as_the_registry_key_is_not_printed(tmp_path: Path) -> None:
+    """Found 2026-12-06 (newuser34, a user whose `ledger statement --api-key` typer refused,
+    offering ``--key``): the key went back to the terminal whole. Each --key option says
+    what it is given instead (``core/b64url.ed25519_key_problem``)."""
+    secret = "lmk_jz9NwOphBLFz1IvZFyIhUkJmNIBgvxwsKRbZk_u1yuyd"
+    db = f"sqlite+aiosqlite:///{tmp_path / 'none.db'}"
+    said = "--key (not shown: a secret) is an API key"
+    for args in (("verify", "--database-url", db), ("statement",)):
+        code, out, error = cli(tmp_path / "m", "ledger", *args, "--key", secret)
+        assert code == 1 and error is None, out
+        assert secret not in out and said in " ".join(out.split()), out

@@ -28,3 +28,26 @@ def test_an_unknown_token_exits_78_saying_so(
     )
     assert out.exit_code == 78, out.output
     assert "unknown operator token" in out.output
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_api_key_as_the_operator_token_exits_78_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, how: str
+) -> None:
+    """Found 2026-12-06 (newuser34): a node given a user's API key (``lmk_...``) as its
+    operator token started, sent the key to the registry in its registration, and stopped
+    on ``unknown operator token``; it now says what it was given, before it starts."""
+    ran: list[object] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: ran.append(self))
+    secret = "lmk_" + "k" * 44
+    env = {"LLM_MESH_HOME": str(tmp_path / "home")}
+    args = ["node", "start", "--engine", "sim", "--registry", "http://127.0.0.1:9"]
+    if how == "flag":
+        args += ["--operator-token", secret]
+    else:
+        env["LLM_MESH_OPERATOR_TOKEN"] = secret
+    out = CliRunner().invoke(app, args, env=env)
+    said = " ".join(out.output.split())
+    assert out.exit_code == 78, said
+    assert "that is an API key, not an operator token" in said and secret not in said, said
+    assert ran == []

@@ -37,6 +37,9 @@ def test_a_cap_below_one_is_refused() -> None:
         ("2001:db8::1", False),
         ("10.0.0.1", False),
         ("testclient", False),
+        ("::203.0.113.9", False),  # attack34: in ``::1``'s /64, no loopback
+        ("::2", False),
+        ("::", False),
     ],
 )
 def test_only_loopback_is_exempt(address: str, loopback: bool) -> None:

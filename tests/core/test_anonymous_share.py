@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from LLM_Mesh.core.anonymous_share import (
@@ -99,3 +101,12 @@ def test_a_bad_share_in_words() -> None:
 def test_no_floor_wait_once_the_keyed_minute_is_over() -> None:
     assert floor_slot_wait(1, 0.5, KEYED_RECENT_S + 5.0) == 0.0
     assert floor_slot_wait(1, 0.5, KEYED_RECENT_S - 5.0) == 5.0
+
+
+def test_open_slots_a_third_of_the_honest_ones_lift_the_cap_to_every_honest_slot() -> None:
+    """docs/security.md (attack33's row, what remains): at 0.75, P open slots declared
+    beside H honest ones raise the anonymous cap to every honest slot once P >= ceil(H/3),
+    not before: what a node that says it has room and never takes a slot buys."""
+    for honest in range(1, 60):
+        least = next(p for p in range(200) if anonymous_cap(honest + p, 0.75) >= honest)
+        assert least == math.ceil(honest / 3), honest

@@ -74,3 +74,26 @@ def test_a_refused_key_is_told_word_for_word(text: str, why: str) -> None:
     assert ed25519_key_problem(text) == (
         f"{text[:60]!r} is not an Ed25519 public key (32 bytes in base64 or base64url): {why}"
     )
+
+
+@pytest.mark.parametrize(
+    ("secret", "what"),
+    [
+        ("lmk_jz9NwOphBLFz1IvZFyIhUkJmNIBgvxwsKRbZk_u1yuyd", "an API key"),
+        ("lmk_" + "A" * 43, "an API key"),
+        ("lmo_cvfzInaBDvipZujbZQolZqQNLFiOK8J7YwZP_BPRbCM", "an operator token"),
+        ("lma_" + "b" * 43, "the registry's admin key"),
+    ],
+    ids=["api_key", "older_api_key", "operator_token", "admin_key"],
+)
+def test_a_credential_given_as_a_key_is_named_and_never_quoted(secret: str, what: str) -> None:
+    """Found 2026-12-06 (newuser34): ``ledger statement --key lmk_...`` (``--api-key`` is
+    not one of its options; typer offered ``--key``) printed the whole API key back on the
+    terminal as "not an Ed25519 public key", and not where the key goes."""
+    problem = ed25519_key_problem(f"  {secret}\n")
+    assert problem is not None
+    assert secret not in problem and secret[4:20] not in problem, problem
+    assert what in problem and "not shown" in problem, problem
+    assert "registry's public key" in problem, problem
+    if what == "an API key":
+        assert "LLM_MESH_API_KEY" in problem, problem

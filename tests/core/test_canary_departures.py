@@ -273,12 +273,15 @@ def test_a_tally_back_at_exactly_0_starts_afresh() -> None:
 
 
 def test_a_score_of_exactly_the_threshold_flags() -> None:
-    departures = Departures(DepartureTest(threshold=2.0))
-    assert departures.add("n", "m", Evidence(1.5, 1, 0)) is None
-    flag = departures.add("n", "m", Evidence(0.5, 1, 0))
-    assert flag is not None and flag.score == 2.0 and flag.probes == 2
+    """Every tally flags at the test's ``h + ln 4`` (8 tallies a probe share ``2n·e^-h``)."""
+    departures = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    h = departures.threshold()
+    assert h == pytest.approx(2.0)
+    assert departures.add("n", "m", Evidence(h / 2, 1, 0)) is None
+    flag = departures.add("n", "m", Evidence(h / 2, 1, 0))
+    assert flag is not None and flag.score == h and flag.probes == 2
     assert not departures.tallies  # not kept: cleared afresh
-    assert flag.describe(DepartureTest(threshold=2.0)) == (
+    assert flag.describe() == (
         "sampled_departures: log-likelihood ratio 2.0 ≥ 2.0 (honest chance ≤ e^-2.0 a run) "
         "over 2 sampled probes, 2 leaving the reference's arg max (2 at the first token)"
     )

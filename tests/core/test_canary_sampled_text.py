@@ -468,3 +468,38 @@ def test_a_chat_templates_stops_may_cut_only_a_chat_probes_text() -> None:
     assert text_evidence(turn, "The", 0.7).positions == 2  # a chat probe
     assert text_evidence(turn, "The", 0.7, chat=False).positions == 1
     assert text_evidence(turn, "The", 0.7, stops=("\nUser:",), chat=False).positions == 2
+
+
+def test_a_stop_with_other_characters_may_cut_only_where_the_reference_spells_it() -> None:
+    """Found 2026-12-06, canary34: a stop string with other characters than whitespace was
+    matched with whitespace removed and against the rest of the reference's token ``m``
+    alone, so a liar's text ended right before a reference token ``" Human"`` (the probe's
+    ``"\\nHuman:"``), ``"Question"`` (``"Q:"``), or, on any chat probe, ``" ["`` or
+    ``" <"`` (a chat template's ``"[INST]"``, ``"<|im_end|>"``) earned every position
+    (``K_n``, a credit that offsets a lie) where no engine could have cut it. Now the stop,
+    whitespace kept, must begin the reference's own text there (or be begun by it)."""
+    ref = _reference(1)
+    pos = TokenLogprob(ref.tokens[0].token, ref.tokens[0].logprob, ref.tokens[0].top)
+
+    def after(*tokens: str) -> Answer:
+        return Answer("", (pos, *(TokenLogprob(t, -0.01, ((t, -0.01),)) for t in tokens)))
+
+    for tokens, stops in (
+        ((" Human", " rights"), ("\nHuman:", "\nAI:")),  # no newline before it
+        (("Question", ":"), ("Q:",)),  # "Q" then not ":"
+        ((" [", "1", "]"), ()),  # code on a chat probe: "[INST]" cannot have cut it
+        ((" <", "div", ">"), ()),  # markup: nor "<|im_end|>", "<end_of_turn>"
+    ):
+        liar = text_evidence(after(*tokens), "The", 0.7, stops=stops)  # ended before m
+        assert liar.positions == 1, (tokens, liar)  # K_m alone (it was K_n: every position)
+    # where the reference spells the stop there, an honest text cut by it: every position
+    for tokens, stops in (
+        (("\n", "Human", ":"), ("\nHuman:",)),
+        ((" \nHuman", ":"), ("\nHuman:",)),  # the text kept the space
+        (("Q", ":"), ("Q:",)),
+        (("\nUser", ":"), ()),  # a chat template's turn
+        (("<|im_end|>",), ()),
+        (("\nHum",), ("\nHuman:",)),  # the reference, cut to the probe's length, ends first
+    ):
+        kept = text_evidence(after(*tokens), "The", 0.7, stops=stops)
+        assert kept.positions == 1 + len(tokens), (tokens, kept)

@@ -95,10 +95,10 @@ def test_a_text_that_ran_past_the_reference_in_whitespace_alone_is_no_evidence()
     without ``max_tokens`` went on past the reference's 32 tokens in newlines alone, 200
     tokens stated; whitespace aside it spelled the reference's 32, so its count was held to
     34 and the honest node failed (``usage_completion``). Whitespace the reference's tokens
-    do not hold is tokens they cannot count."""
+    do not hold is tokens they cannot count: at most one a character (canary34, below)."""
     toks = [" def", " f", "():", "\n", "    return", " 1"]
-    assert covering_entries(" def f():\n    return 1" + "\n" * 168, toks) is None
-    assert covering_entries(" def f():" + "\n" * 5, toks) is None  # diverged in newlines
+    assert covering_entries(" def f():\n    return 1" + "\n" * 168, toks) == 6 + 168
+    assert covering_entries(" def f():" + "\n" * 5, toks) == 4 + 4  # diverged in newlines
     assert covering_entries(" def f():\n    return 1", toks) == 6  # as before
     assert covering_entries(" def f():\n", toks) == 4
 

@@ -163,3 +163,15 @@ def test_an_answer_without_a_stated_count_is_counted_at_three_characters_a_token
     assert counted_completion({"choices": ["junk", {"index": 0, "text": "abcdef"}]}) == 2
     skipped = [{"index": 5, "text": "zzz"}, {"index": 0, "text": "abcdef"}]
     assert counted_completion({"choices": skipped}) == 2
+
+
+def test_echo_advance_follows_a_choice_piece_by_piece() -> None:
+    """attack34: a stream's echo is taken off each choice that begins with it."""
+    from LLM_Mesh.core.delivered import echo_advance
+
+    assert echo_advance(0, "ab", "abcd") == 2
+    assert echo_advance(2, "cdHi", "abcd") == 4  # the echo's end and text after it
+    assert echo_advance(4, "zz", "abcd") == 4  # whole: it stays
+    assert echo_advance(2, "x", "abcd") == -1  # not the prompt
+    assert echo_advance(-1, "cd", "abcd") == -1
+    assert echo_advance(0, "", "abcd") == 0

@@ -99,3 +99,14 @@ def test_a_part_of_one_token_is_charged_the_prompt_when_it_is_the_last() -> None
     """The prompt goes with the last part that delivered any token, one included."""
     assert part_costs(GEMMA, 1000, [100, 1]) == [100, request_cost(GEMMA, 1000, 1)]
     assert part_costs(GEMMA, 1000, [100, 1]) == [100, 501]
+
+
+@pytest.mark.parametrize("fee", [True, 500.0, "500", None, 10_001, -1])
+def test_checked_fee_bps_takes_whole_numbers_of_0_to_10000_only(fee: object) -> None:
+    """attack34: a fee built in code as ``True`` (1 bps), a float (an operator's share no
+    whole number of µNT) or a text is refused as one past 100 % is (``money33``)."""
+    from LLM_Mesh.core.pricing import checked_fee_bps
+
+    with pytest.raises(ValueError, match="network_fee_bps must be a whole number"):
+        checked_fee_bps(fee)  # type: ignore[arg-type]
+    assert checked_fee_bps(0) == 0 and checked_fee_bps(10_000) == 10_000

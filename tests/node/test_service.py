@@ -340,3 +340,19 @@ def test_build_engine_gives_llama_the_stream_interval(settings: Settings, tmp_pa
     ]
     assert all(isinstance(e, LlamaCppEngine) for e in got)
     assert [e.stream_interval_s for e in got] == [DEFAULT_STREAM_INTERVAL_S, 0.07, 0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("declared", [None, True, False])
+async def test_the_heartbeat_repeats_the_registrations_declaration(
+    settings: Settings, declared: bool | None
+) -> None:
+    """A registry holding another (a row an older replica wrote tells none) answers it 404,
+    so the node registers again with it (found 2026-12-06, keepers34: tests/registry/
+    test_prompt_keeping_upgrade.py)."""
+    svc = await started_service(settings, keeps_no_prompts=declared)
+    try:
+        expected = True if declared is None else declared  # sim: keeps nothing by default
+        assert svc.registration().keeps_no_prompts is expected
+        assert svc.heartbeat().keeps_no_prompts is expected
+    finally:
+        await svc.stop()

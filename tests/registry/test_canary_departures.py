@@ -14,8 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from LLM_Mesh.core.canary_departures import Departures, DepartureTest, Evidence
-from LLM_Mesh.core.canary_shape import DEFAULT_MIX
+import pytest
+
+from LLM_Mesh.core.canary_departures import (
+    SLICES,
+    TALLIES,
+    Departures,
+    DepartureTest,
+    Evidence,
+    kind_of,
+    slices_of,
+)
+from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Shape, choose
 from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
 from tests.registry.helpers import Harness
 from tests.registry.test_canary import MODEL, STREAM_PIECES, mesh, prober, register, trust
@@ -70,15 +80,17 @@ class Watched:
 
 def watch(p: CanaryProber) -> Watched:
     """Count the prober's evidence as it is added, and the highest score any of the node's
-    tallies reaches (over every sampled probe, or one kind of answer alone)."""
+    tallies reaches (over every sampled probe, one kind of answer alone, or one slice of
+    a kind)."""
     seen, original = Watched(), p.departures.add
 
-    def watched(node: str, model: str, ev: Any, kind: str = "") -> Any:
+    def watched(node: str, model: str, ev: Any, kind: str = "", slices: Any = ()) -> Any:
         seen.added += 1
-        got = original(node, model, ev, kind)
+        got = original(node, model, ev, kind, slices)
         tallies = [
             p.departures.tallies.get((node, model)),
             p.departures.kinds.get((node, model, kind)),
+            *(p.departures.slices.get((node, model, kind, part)) for part in slices),
         ]
         seen.highest = max([seen.highest] + [t.score for t in tallies if t is not None])
         return got
@@ -346,3 +358,68 @@ async def test_a_liar_to_one_shape_is_flagged_among_honest_answers_to_the_others
     assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
     assert "without log-probabilities" in flagged.detail, flagged
     print(f"no-logprobs liar among honest shapes flagged after {len(out)} probes: {flagged.detail}")
+
+
+class KindsOnly(Departures):
+    """The test across probes as it was before canary34: the pair's and each kind's
+    tallies, both at the test's threshold, no slices."""
+
+    def threshold(self, kind: str = "", slice: str = "") -> float:
+        return self.test.threshold
+
+    def add_probe(self, node_id: str, model: str, ev: Evidence, shape: Any) -> Any:
+        return self.add(node_id, model, ev, kind_of(shape))
+
+
+def top_p_liar(honest: Any, other: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Honest to every request but sampled ones sending a ``top_p`` below 1 (a share of
+    users' sampled requests), where it leaves the arg max at once (:func:`leaves_at_once`),
+    streamed or not."""
+    truthful, liar = answered_by(honest), leaves_at_once(honest, other)
+    return lambda body: liar(body) if (body.get("top_p") or 1) < 1 else truthful(body)
+
+
+async def test_a_liar_to_one_slice_of_every_kind_is_flagged(mesh: Harness) -> None:
+    """Found 2026-12-06, canary34: a node lying only to sampled requests with a ``top_p``
+    below 1 (0.4 × 3/4 of sampled probes, in every kind) was credited within each kind by
+    its honest answers to the rest and passed 300 of 300 probes (the tallies as before:
+    :class:`KindsOnly`). Each slice of a kind (endpoint, temperature band, ``top_p``) now
+    has a CUSUM of its own: flagged, the reason naming the slice."""
+    await register(mesh, "verifier", answered_by(sim()))
+    await register(mesh, "liar", top_p_liar(sim(), sim(seed=7)))
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.departures = KindsOnly()
+    before = await probes(p, "liar", 300)
+    assert len(before) == 300 and before[-1].verdict != "fail", before[-1]
+    p.departures = Departures()
+    after = await probes(p, "liar", 300)
+    flagged = after[-1]
+    assert flagged.verdict == "fail" and flagged.quarantined, (len(after), flagged)
+    assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
+    assert "top_p=<1 alone" in flagged.detail, flagged
+    print(f"top_p liar flagged after {len(after)} probes: {flagged.detail}")
+
+
+def test_each_probe_is_in_one_slice_of_each_dimension_within_its_kind() -> None:
+    """The slices partition a kind's probes along each dimension (the thresholds' union
+    bound needs it), drawn by the prober before the node answers."""
+    rng = random.Random(5)
+    seen: dict[str, set[str]] = {}
+    for _ in range(2000):
+        shape = choose(rng, replace(DEFAULT_MIX, sampled_share=1.0))
+        parts = slices_of(shape)
+        assert [x.split("=")[0] for x in parts] == list(SLICES)
+        for x in parts:
+            seen.setdefault(x.split("=")[0], set()).add(x)
+    assert seen == {
+        "endpoint": {"endpoint=chat", "endpoint=completions"},
+        "temperature": {"temperature=0.2-0.5", "temperature=0.6-0.8", "temperature=0.9-1"},
+        "top_p": {"top_p=none", "top_p=1", "top_p=<1"},
+    }
+    d = Departures()
+    h, parts = d.test.threshold, slices_of(Shape(temperature=0.7))
+    keys = [("", ""), ("text", ""), *((of, x) for x in parts for of in ("text", ""))]
+    assert len(keys) == TALLIES == 8
+    total = sum(math.exp(-d.threshold(kind, part)) for kind, part in keys)
+    assert total == pytest.approx(2 * math.exp(-h))  # the honest bound as before: 2n·e^-h

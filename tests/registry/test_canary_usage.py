@@ -64,6 +64,25 @@ def an_end_token(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def padding(body: dict[str, Any]) -> dict[str, Any]:
+    """The model's honest text and one newline more, with counts at a byte a token (as
+    :func:`inflating`): the newline made its text no evidence of a count before canary34."""
+    out = inflating(body)
+    out["choices"][0]["text"] += "\n"
+    out["usage"]["completion_tokens"] += 1
+    out["usage"]["total_tokens"] += 1
+    return out
+
+
+def honest_newlines(body: dict[str, Any]) -> dict[str, Any]:
+    """An honest engine that ran past the reference in newlines alone, one token each (as
+    the real gemma-3-270m did in the e2e): every newline a token, counted."""
+    out = honest(body)
+    out["choices"][0]["text"] += "\n" * 40
+    out["usage"] = {"prompt_tokens": 3, "completion_tokens": 4 + 40 + 1, "total_tokens": 48}
+    return out
+
+
 @pytest.fixture
 async def mesh(tmp_path: Path) -> Any:
     async with running(tmp_path, nodes=LogprobNodes()) as h:
@@ -130,3 +149,35 @@ async def test_honest_counts_pass_every_shape_an_end_token_and_a_template_token_
             p.rng = random.Random(seed)
             result = await p.probe(node, MODEL)
             assert result.verdict == "pass", result
+
+
+@pytest.mark.parametrize("path", [COMPLETIONS_PATH, CHAT_PATH])
+@pytest.mark.parametrize("logprobs", [False, True])
+async def test_a_text_padded_with_whitespace_is_held_to_a_count(
+    mesh: Harness, path: str, logprobs: bool
+) -> None:
+    """Found 2026-12-06, canary34: a text-only answer (a stream, or no ``logprobs`` asked)
+    with more whitespace than the reference's counted tokens hold was no evidence of a
+    count (``covering_entries`` gave ``None``), so a node adding one newline to its honest
+    text stated a byte a token and passed. Each whitespace character past them is now at
+    most one token: 4 entries + 1 + 2, not ~30. An honest engine that ran on in newlines,
+    one token each, passes."""
+    await register(mesh, "verifier")
+    await register(mesh, "padder", padding)
+    await register(mesh, "newlines", honest_newlines)
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    for stream in (True, False):
+        shape = Shape(path=path, stream=stream, max_tokens=None, logprobs=logprobs)
+        if not shape.text_only:
+            continue
+        result = await p.probe("padder", MODEL, "def f():", shape)
+        assert result.verdict == "fail", result
+        assert result.detail.startswith("usage_completion: "), result.detail
+        assert result.detail.endswith(
+            " completion tokens stated, at most 7 (5 the reference's entries for that text + 2)"
+        ), result.detail
+        assert mesh.runtime.quality is not None
+        await mesh.runtime.quality.clear("padder")
+        result = await p.probe("newlines", MODEL, "def f():", shape)
+        assert result.verdict == "pass", result

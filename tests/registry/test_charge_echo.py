@@ -17,6 +17,7 @@ import pytest
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.delivered import SLACK_PER_CHOICE
+from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import request_cost
 from tests.keyed import operator_account
 from tests.registry.helpers import FakeNodes, running
@@ -86,3 +87,65 @@ async def test_a_node_is_not_paid_the_echoed_prompt_as_its_completion(
         await settled(s)
         assert (await s.balance(account))[0] == 10**6 - cost
         assert (await s.balance(operator_account("mallory")))[0] <= cost
+
+
+def _two_choice_chunks(node_id: str, prompt: str) -> list[bytes]:
+    """A stream of ``n`` 2 with ``echo``: each choice's echoed prompt, then "Hi" each."""
+    base = {"id": f"cmpl-{node_id}", "object": "text_completion", "created": 1, "model": MODEL}
+
+    def ev(obj: dict[str, object]) -> bytes:
+        return b"data: " + json.dumps({**base, **obj}).encode() + b"\n\n"
+
+    out = [
+        ev({"choices": [{"index": i, "text": t, "finish_reason": None}]})
+        for t in (prompt, "Hi")
+        for i in (0, 1)
+    ]
+    out += [ev({"choices": [{"index": i, "text": "", "finish_reason": "stop"}]}) for i in (0, 1)]
+    usage = {"prompt_tokens": 7, "completion_tokens": CLAIMED, "total_tokens": 7 + CLAIMED}
+    out.append(ev({"choices": [], "usage": usage, "mesh": {"node_id": node_id}}))
+    return [*out, b"data: [DONE]\n\n"]
+
+
+class EchoInflatingTwo(FakeNodes):
+    """``n`` 2, streamed: both choices echo the prompt, then say "Hi"."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handler(request)
+        if request.url.path != COMPLETIONS or resp.status_code != 200:
+            return resp
+        node = self.nodes[f"{request.url.host}:{request.url.port}"]
+        body = json.loads(request.content)
+        assert body.get("echo") is True and body.get("n") == 2 and body.get("stream")
+        sse = {"content-type": "text/event-stream"}
+        return httpx.Response(
+            200, headers=sse, content=b"".join(_two_choice_chunks(node.node_id, body["prompt"]))
+        )
+
+
+async def test_a_stream_of_two_choices_pays_neither_echoed_prompt(tmp_path: Path) -> None:
+    """attack34: a stream's echo was taken off once a part (the part's text as the receipt
+    reads it: the first choice of each chunk, joined), so with ``n`` 2 the second choice's
+    echoed prompt was priced as completion (400 bytes: 436 tokens, not 36), with
+    ``max_n`` raised."""
+    two = RequestLimits(max_n=2)  # (a registry that raised max_n: 1 by default)
+    async with running(tmp_path, nodes=EchoInflatingTwo(), limits=two) as h:
+        await h.register("a", models=[MODEL])
+        s = settlement(h)
+        s.note_operator("a", "mallory")
+        key, account = await new_user(h, 10**6)
+        body = {"model": MODEL, "prompt": PROMPT, "echo": True, "max_tokens": CLAIMED,
+                "stream": True, "n": 2}  # fmt: skip
+        r = await h.client.post(COMPLETIONS, json=body, headers=bearer(key))
+        assert r.status_code == 200, r.text
+        answer = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")]
+        for i in (0, 1):  # the client got both echoes
+            text = "".join(c["text"] for a in answer for c in a.get("choices", ()) if c["index"] == i)
+            assert text == PROMPT + "Hi"
+        mesh = answer[-1]["mesh"]
+        honest = 2 * len("Hi") + 2 * SLACK_PER_CHOICE
+        assert mesh["completion_tokens"] == honest  # before the fix: 400 + 4 + 32
+        cost = request_cost(PRICE, answer[-1]["usage"]["prompt_tokens"], honest)
+        assert mesh["cost"] == cost
+        await settled(s)
+        assert (await s.balance(account))[0] == 10**6 - cost

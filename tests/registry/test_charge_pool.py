@@ -76,3 +76,24 @@ async def test_the_pool_still_pays_a_catalog_model_and_the_machines_own_clients(
                 assert r.status_code == 200, r.text
         await s.flush()
         assert (await s.balance(operator_account("alice")))[0] > 0
+
+
+async def test_no_peer_but_loopback_passes_as_this_machine(tmp_path: Path) -> None:
+    """attack34: the loopback exemption went by the client's scope, and an IPv6 client is
+    its /64: ``::1``'s is ``::/64``, which every address of ``::/64`` shares, the
+    IPv4-compatible ``::203.0.113.7`` and ``::2`` too (bogons, but a peer an on-link
+    attacker or a careless upstream can present): the pool paid their custom-model
+    requests. Only loopback is this machine: ``127.0.0.0/8``, ``::1`` and, on a dual-stack
+    listener, ``::ffff:127.0.0.1``; a name (a Unix socket's client, a test's) is not."""
+    async with running(tmp_path) as h:
+        node = await h.register("a", models=[CUSTOM])
+        for address in ("::203.0.113.7", "::2", "::ffff:0:203.0.113.7", "localhost", "0.0.0.0"):
+            async with _from(h, address) as anyone:
+                r = await anyone.post(CHAT, json=BODY)
+                assert r.status_code == 402, (address, r.text)
+                assert r.json()["error"]["code"] == "api_key_required"
+        assert node.calls == []
+        for address in ("127.0.0.2", "::ffff:127.0.0.1"):
+            async with _from(h, address) as local:
+                r = await local.post(CHAT, json=BODY)
+                assert r.status_code == 200, (address, r.text)

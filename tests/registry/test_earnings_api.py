@@ -120,6 +120,23 @@ async def test_another_operators_node_is_403(mesh: Mesh) -> None:
         assert "1990" not in r.text and "2990" not in r.text
 
 
+async def test_the_403_says_what_makes_a_node_ones_own(mesh: Mesh) -> None:
+    """Found 2026-12-06 (a new user's second node, refused at registration: loopback): its
+    ``llm-mesh node info`` said ``earnings unavailable: node '...' is not one of operator
+    second's nodes`` and nothing of why or what to do. The words now say that a node is the
+    operator's once registered under its token; the same for another operator's node and
+    for none (which of the two is not told)."""
+    said = {}
+    for node in ("b1", "no-such-node"):
+        r = await mesh.client.get(
+            "/v1/earnings", params={"node": node}, headers=mesh.auth(mesh.alice)
+        )
+        said[node] = r.json()["error"]["message"].replace(repr(node), "NODE")
+    assert said["b1"] == said["no-such-node"], said
+    assert "registered with this registry under the operator's token" in said["b1"], said
+    assert "llm-mesh node info" in said["b1"], said
+
+
 async def test_a_revoked_operator_is_401(mesh: Mesh) -> None:
     await mesh.store.revoke_operator("alice", NOW + timedelta(seconds=1))
     r = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.alice))

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV, multiprocess_dir
+from LLM_Mesh.registry import metrics as gateway_metrics
 from LLM_Mesh.registry import metrics_states
 from LLM_Mesh.registry.metrics_states import States, WorkerGauges
 from tests.metrics_scrape import Scrape
@@ -232,3 +233,26 @@ def test_a_worker_s_own_figures_are_read_from_the_process_collector() -> None:
     figures = metrics_states.read_process()
     assert figures["process_resident_memory_bytes"] > 1e6  # this test's own process
     assert figures["process_open_fds"] >= 3
+
+
+async def test_node_label_values_a_worker_writes_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-06 (departed34): under ``--workers N`` a departed node's series cannot
+    be removed (prometheus-client's files keep every label value written; ``retain`` drops
+    nothing there), so churned node ids grew every scrape until the supervisor stopped. A
+    worker now writes at most ``MULTIPROCESS_NODE_LABELS`` node label values; later nodes
+    are counted under ``node="other"`` (their requests still counted, summed)."""
+    _shared(tmp_path, monkeypatch)
+    _as_worker(monkeypatch, 301)
+    monkeypatch.setattr(gateway_metrics, "MULTIPROCESS_NODE_LABELS", 3)
+    async with running(tmp_path / "w301") as h:
+        for i in range(6):  # six ids, one after the other, each one request, then gone
+            await h.register(f"churn{i}")
+            assert (await h.client.post(CHAT, json=chat())).status_code == 200
+            assert (await h.client.delete(f"/mesh/nodes/churn{i}")).status_code == 204
+        s = await scrape(h)
+    nodes = s.label_values("llm_mesh_gateway_requests_total", "node")
+    assert nodes == {"churn0", "churn1", "churn2", "other"}
+    assert s.value("llm_mesh_gateway_requests_total", node="other") == 3
+    assert s.label_values("llm_mesh_gateway_attempts_total", "node") == nodes

@@ -186,3 +186,72 @@ async def test_a_replica_s_node_poll_does_not_bring_a_forgotten_node_back(tmp_pa
         await sync.poll()
         assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
         assert await _listed(b) == {"n1"}
+
+
+async def test_forgetting_frees_no_node_of_its_quarantine_or_revocation(tmp_path: Path) -> None:
+    """attack34: a node judged (quarantined for its model, or revoked) that falls silent
+    for a day and comes back, by a registration or by a heartbeat that reloads its stored
+    row, comes back judged: the quarantine and the revocation are the store's, not the
+    forgotten entry's. The quarantined node is registered again but routed nothing for the
+    model; the revoked one's heartbeat is 403 and does not bring it back."""
+    store, wall = MemoryStore(), Wall()
+    token = await operator(store)
+    liar, revoked = make_node(wall, token), make_node(wall, token)
+    async with await mesh(tmp_path, store, wall) as h:
+        await _no_poll(h)
+        q = h.runtime.quality
+        assert q is not None
+        for n in (liar, revoked):
+            h.nodes.add(n.node_id)
+            assert (await register(h, n)).status_code == 200
+        model = "gemma-3-270m"
+        await q.record(liar.node_id, model, ok=False, reason="canary")
+        await store.revoke_node(revoked.node_id, datetime.now(timezone.utc))
+        h.table.revoke(revoked.node_id)
+        h.clock.advance(DAY + 1)
+        h.app.state.health.upkeep()
+        assert h.table.get(liar.node_id) is None and h.table.get(revoked.node_id) is None
+        error(await beat(h, revoked), 403, "revoked")  # its stored row is still online
+        assert h.table.get(revoked.node_id) is None
+        assert (await register(h, liar)).status_code == 200
+        assert (await beat(h, liar)).status_code == 200
+        st = h.runtime.routing.router.node(liar.node_id)
+        assert st is not None and model not in st.models  # still quarantined for it
+        body = {"model": model, "prompt": "hi", "allow_nodes": [liar.node_id]}
+        r = await h.client.post("/v1/completions", json=body)
+        assert r.status_code >= 400, r.text  # no node for it: the liar is not one
+
+
+async def test_no_stranger_makes_a_live_node_quiet_or_gone(tmp_path: Path) -> None:
+    """attack34: forgetting someone else's node. Another operator's key signs a goodbye and
+    heartbeats for the victim's id (the goodbye would make it OFFLINE, heartbeats refused
+    would leave it quiet): each is refused, the victim's own heartbeats still count, and a
+    day of them later no health pass forgets it."""
+    store, wall = MemoryStore(), Wall()
+    alice, mallory = await operator(store), await operator(store, "mallory")
+    victim, thief = make_node(wall, alice), make_node(wall, mallory)
+    async with await mesh(tmp_path, store, wall) as h:
+        await _no_poll(h)
+        for n in (victim, thief):
+            h.nodes.add(n.node_id)
+            assert (await register(h, n)).status_code == 200
+        forged = NodeSigner.__new__(NodeSigner)
+        forged.__dict__.update(thief.signer.__dict__)
+        forged.node_id = victim.node_id
+        for _ in range(2):
+            sent = forged.headers(MessageKind.DEREGISTER, b"")
+            r = await h.client.delete(f"/mesh/nodes/{victim.node_id}", headers=sent)
+            assert r.status_code in (401, 403), r.text
+            body = b'{"in_flight": 0}'
+            sent = forged.headers(MessageKind.HEARTBEAT, body)
+            r = await h.client.post(
+                f"/mesh/nodes/{victim.node_id}/heartbeat", content=body, headers=sent
+            )
+            assert r.status_code in (401, 403), r.text
+            h.clock.advance(DAY / 2 + 1)
+            assert (await beat(h, victim)).status_code == 200
+            h.app.state.health.upkeep()
+        entry = h.table.get(victim.node_id)
+        assert entry is not None and entry.state.value == "online"
+        assert h.table.get(thief.node_id) is None  # quiet for a day itself: forgotten
+        assert victim.node_id in await _listed(h)

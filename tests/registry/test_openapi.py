@@ -273,3 +273,14 @@ def _httpx_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "data" in kwargs:
         out["content"] = kwargs["data"]
     return out
+
+
+def test_the_admin_s_all_nodes_query_is_documented() -> None:
+    """Found 2026-12-06 (departed34): ``GET /mesh/nodes?all=true`` (the admin's every stored
+    node, ``registry/node_forget.py``) was read by hand and missing from the document, so
+    neither clients nor the fuzzing below knew of it (nor of its 401 without the key)."""
+    op = _doc()["paths"]["/mesh/nodes"]["get"]
+    params = {p["name"]: p for p in op.get("parameters", [])}
+    assert params["all"]["in"] == "query" and not params["all"]["required"]
+    assert params["all"]["schema"] == {"type": "boolean", "default": False}
+    assert "401" in op["responses"]

@@ -463,3 +463,33 @@ async def test_nodes_that_earn_no_uptime_do_not_set_the_speed_honest_nodes_are_j
     got = {rid: amount for _, to, amount, rid in await _rewards(ledger)
            if to == operator_account("honest")}  # fmt: skip
     assert got == {reward_request_id(S, "real", KEYED): RATE}
+
+
+async def test_a_row_made_anew_after_retention_is_paid_its_whole_uptime(
+    store: SqlStore,
+) -> None:
+    """Found 2026-12-06 (departed34): a node's row deleted after ``node_keep_days``
+    (``registry/node_retention.py``) and registered again starts ``healthy_ms`` at 0, but
+    its old ``reward_periods`` mark stays; once the new counter passed the old mark the
+    close subtracted that mark from the new uptime (half a period of a full one here). The
+    new row resumes at the mark (``store_rewards.last_mark``)."""
+    await _operator(store, "op")
+    await _node(store, "n", "op", up_from=PERIOD_S / 2)  # half the first period: mark 1.8e6
+    ledger = _ledger(store)
+    clock = Clock(S + PERIOD_S + 25)
+    task = _task(store, ledger, clock)
+    first = await task.close_due()
+    assert first is not None and first.amount == RATE // 2
+    async with store.engine.begin() as conn:  # the pruner's delete, 40 periods on
+        await conn.execute(tables.nodes.delete().where(tables.nodes.c.node_id == "n"))
+    back = 40 * PERIOD_S
+    await store.claim_node_key("n", "key-n", "op", 2, _at(back))
+    await store.upsert_node(
+        node("n", state="online", registered_at=_at(back), last_heartbeat_at=_at(back))
+    )
+    await _beat(store, "n", back, back + PERIOD_S)  # the whole period up
+    clock.t = S + back + PERIOD_S + 25
+    again = await task.close_due()
+    assert again is not None and again.period_start == S + back
+    assert again.amount == RATE  # the whole period, not the whole minus the old mark
+    assert (await _rows(store.engine))[("n", S + back)]["mark_ms"] == PERIOD_S * 1500

@@ -59,12 +59,28 @@ def test_requests_only_trusted_nodes_may_take_are_not_counted() -> None:
     assert auditor.audit.verdict("target", MODEL) is None
 
 
-def test_requests_opted_in_to_nodes_that_may_keep_prompts_are_not_counted() -> None:
+def test_requests_opted_in_to_nodes_that_may_keep_prompts_are_compared_among_themselves() -> None:
     """Such nodes get only opted-in requests (found 2026-12-06: a user could fill them with
-    digits while the others get prose by default, ``core/prompt_keeping.py``)."""
+    digits while the others get prose by default, ``core/prompt_keeping.py``): the target's
+    opted-in digits are not compared with its peers' prose."""
     auditor = _frame(ext=Extensions(allow_prompt_keeping=True))
     assert not auditor.verdicts
     assert auditor.audit.verdict("target", MODEL) is None
+
+
+def test_a_liar_among_the_opted_in_requests_is_flagged() -> None:
+    """Found 2026-12-06 (keepers34): opted-in requests were left out of the audit, so a node
+    that may keep prompts (it gets no other request) was never audited; now they are, as a
+    key of their own, and its quarantine is the model's."""
+    auditor = UsageAuditor(None, policy=POLICY, contexts=lambda m: [4096, 4096, 4096])
+    opted = Extensions(allow_prompt_keeping=True)
+    flagged = []
+    for _ in range(40):
+        for node, completion in (("a", 30), ("b", 30), ("keeper", 116)):
+            if _answer(auditor, node, completion, ext=opted):
+                flagged.append(node)
+    assert set(flagged) == {"keeper"} and auditor.verdicts[0].model == MODEL  # its quarantine
+    assert {row["model"] for row in auditor.view()["nodes"]} == {f"{MODEL} (keeping allowed)"}
 
 
 def test_requests_too_large_for_a_peers_context_are_not_counted() -> None:

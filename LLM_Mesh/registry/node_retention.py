@@ -1,0 +1,176 @@
+"""Quiet ``nodes`` rows deleted from the store, hourly, in bounded batches: node ids cost
+nothing (a new key is a new id), so the store must not keep a row for every id ever seen.
+
+:class:`NodeRowPruner` (a :class:`~LLM_Mesh.registry.retention._BatchPruner`, owned by the
+app's lifespan when ``Settings.node_keep_days`` > 0 and the store is SQL) runs at start,
+after the due reward period's close, and then every hour. A run deletes, with
+:func:`prune_nodes`, the rows registered, heard and changed only before
+:func:`~LLM_Mesh.core.retention.node_cutoff` (30 days by default; never within a day past
+the forget bound, ``node_forget.py``, so every replica forgot the node long before, nor
+within the rewards' window, so the row's ``healthy_ms`` was closed into a reward period),
+``batch`` rows per statement, and each one's ``node_checks`` row (the health pass's lease
+and last check: a node's only other state that exists because it was registered).
+
+Only these two rows go. Every other record of the id stays, because something needs it:
+its ``node_keys`` row (its key, its heartbeat sequence and its **revocation**: a revoked id
+stays revoked forever, ``store.upsert_node`` and ``node_auth.py`` read it, never the node
+row; tests/registry/test_node_retention.py), its quarantine and trust (``canary_status``,
+``canary_verifiers``), its reward periods (the last mark: a row made anew starts its
+``healthy_ms`` there, ``store_rewards.last_mark``, so its next close pays what it gained
+since), its settlements, ledger entries and request
+log (their own retention, ``retention.py``), its usage-audit evidence. A node that comes
+back registers again and is judged as any registration; its address pin lives in memory
+only. ``GET /mesh/nodes?all=true`` no longer lists a deleted row (``registry nodes keys``
+still lists its key and revocation).
+
+One replica at a time: on PostgreSQL each statement first takes a transaction-scoped
+advisory lock (``pg_try_advisory_xact_lock``), and a replica that does not get it deletes
+nothing this run (another is pruning); the rows are taken ``FOR UPDATE SKIP LOCKED`` (a
+row a registration holds is left for the next run; one that comes after waits), and the
+delete checks the row is still quiet. SQLite has one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.retention import node_cutoff
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.retention import _BatchPruner
+
+__all__ = ["PRUNE_LOCK_KEY", "NodeRowPruner", "node_row_pruner", "prune_nodes"]
+
+log = logging.getLogger(__name__)
+
+# the PostgreSQL advisory lock of node-row pruning (any fixed signed 64-bit number)
+PRUNE_LOCK_KEY = 0x4C4D_6E6F_6465_7072  # "LMnodepr"
+
+
+class _Busy(Exception):
+    """Another replica holds the pruning lock."""
+
+
+def _quiet(before: datetime) -> tuple[ColumnElement[bool], ...]:
+    n = tables.nodes
+    return (
+        n.c.registered_at < before,
+        or_(n.c.last_heartbeat_at.is_(None), n.c.last_heartbeat_at < before),
+        or_(n.c.changed_at.is_(None), n.c.changed_at < before),
+    )
+
+
+async def prune_nodes(engine: AsyncEngine, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` ``nodes`` rows quiet since before ``before`` (registered,
+    heard and changed before it), with their ``node_checks`` rows; how many. Nothing else
+    is touched (the module docstring). On PostgreSQL :class:`_Busy` when another replica
+    holds the pruning lock."""
+    if limit < 1:
+        raise ValueError("limit is at least 1")
+    if before.tzinfo is None:
+        raise ValueError("before must be timezone-aware")
+    n, c = tables.nodes, tables.node_checks
+    pg = engine.dialect.name == "postgresql"
+    pick = select(n.c.node_id).where(*_quiet(before)).limit(limit)
+    if pg:
+        # materialized, as retention.prune_settlements: a LIMIT subquery under IN may run
+        # again per outer row there; rows taken by a registration in flight are skipped
+        doomed = pick.with_for_update(skip_locked=True).cte("doomed").prefix_with("MATERIALIZED")
+        pick = select(doomed.c.node_id)
+    # one statement, the quiet check again on the row deleted (a registration meanwhile
+    # keeps it); on SQLite the transaction's first statement is this write (no read first)
+    stmt = delete(n).where(n.c.node_id.in_(pick), *_quiet(before)).returning(n.c.node_id)
+    async with engine.begin() as conn:
+        if pg:
+            got = await conn.scalar(select(func.pg_try_advisory_xact_lock(PRUNE_LOCK_KEY)))
+            if not got:
+                raise _Busy
+        ids = list((await conn.execute(stmt)).scalars())
+        if ids:
+            await conn.execute(delete(c).where(c.c.node_id.in_(ids)))
+    return len(ids)
+
+
+class NodeRowPruner(_BatchPruner):
+    """Quiet ``nodes`` rows deleted (the module docstring), on ``engine()``: the store's."""
+
+    task_name = "llm-mesh-node-row-pruner"
+
+    def __init__(
+        self,
+        engine: Callable[[], Awaitable[AsyncEngine]],
+        *,
+        keep_days: int,
+        forget_s: float,
+        expiry_s: float,
+        reward_period_s: int,
+        grace_s: float,
+        interval_s: float = 3600.0,
+        batch: int = 1000,
+        max_batches: int = 1000,
+        pause_s: float = 0.05,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            interval_s=interval_s, batch=batch, max_batches=max_batches, pause_s=pause_s,
+            wall_clock=wall_clock, sleep=sleep, clock=clock,
+        )  # fmt: skip
+        self._bounds = {
+            "forget_s": forget_s, "expiry_s": expiry_s,
+            "reward_period_s": reward_period_s, "grace_s": grace_s,
+        }  # fmt: skip
+        node_cutoff(0.0, keep_days, forget_s=forget_s, expiry_s=expiry_s,
+                    reward_period_s=reward_period_s, grace_s=grace_s)  # fmt: skip
+        self.engine = engine
+        self.keep_days = keep_days
+
+    async def poll(self) -> int:
+        """One run: delete the rows quiet since before the cutoff, bounded; how many."""
+        cutoff = node_cutoff(
+            self._wall(),
+            self.keep_days,
+            forget_s=self._bounds["forget_s"],
+            expiry_s=self._bounds["expiry_s"],
+            reward_period_s=int(self._bounds["reward_period_s"]),
+            grace_s=self._bounds["grace_s"],
+        )
+        if cutoff is None:
+            return 0
+        before = datetime.fromtimestamp(cutoff, timezone.utc)
+        engine = await self.engine()
+
+        async def prune(before: datetime, limit: int) -> int:
+            return await prune_nodes(engine, before, limit)
+
+        try:
+            total = await self._delete_before(before, prune)
+        except _Busy:
+            log.debug("nodes: another replica is pruning quiet rows")
+            return 0
+        if total:
+            log.info("nodes: %d rows quiet since before %s deleted", total, before.isoformat())
+        return total
+
+
+def node_row_pruner(
+    settings: Settings, store: Store, engine: Callable[[], Awaitable[AsyncEngine]]
+) -> NodeRowPruner | None:
+    """The app's pruner: ``None`` when ``node_keep_days`` is 0 or the store is not SQL (a
+    memory store keeps nothing over a restart)."""
+    if settings.node_keep_days <= 0 or getattr(type(store), "engine", None) is None:
+        return None
+    return NodeRowPruner(
+        engine, keep_days=settings.node_keep_days, forget_s=settings.node_forget_s,
+        expiry_s=settings.heartbeat_expiry_s, reward_period_s=settings.reward_period_s,
+        grace_s=settings.heartbeat_interval_s,
+    )  # fmt: skip

@@ -1,0 +1,115 @@
+"""What an anonymous request's count of a model's slots costs (``Routing.slots``, read by
+every anonymous request's admission: ``access.AnonymousLast``), this tree beside another.
+
+Method: one worker process per tree (``--baseline-tree DIR``), each a ``Routing`` whose
+router holds one model's nodes (``max_concurrency`` 4, ``max_queue`` 8), added to the
+router directly (``Router.upsert_node``; no node table), the collector frozen; warm, best
+of 5 × ``--number`` calls (``timeit``), per call in µs:
+
+* ``full``: ``--full`` nodes full by their heartbeat (load 12 of 12) beside as many open;
+  ``Routing.slots(model)`` (before session 34: one pass over the full nodes a call);
+* ``keepers``: ``--keepers`` nodes that may keep prompts (``Routing._keeper``, as a
+  registration tells it) beside 10 that keep none, all open; ``Routing.slots(model)``, a
+  request that did not opt in (before: one pass over the pool's nodes a call);
+* ``req open`` / ``req full``: one request's router updates on an open node / a full one
+  of the ``full`` router (``Router.begin`` + ``finish``, success): what keeping the counts
+  adds to every request.
+
+The workers are asked in turn, the order alternating, ``--rounds`` times.
+
+    .venv/bin/python benchmarks/probe_anonymous_slots.py [--baseline-tree DIR]
+        [--full 500] [--keepers 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from _common import machine_line
+from _tree_workers import ask_worker, end_workers, line_worker
+
+WORKER = r"""
+import gc, json, random, sys, timeit
+from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.routing import Routing
+
+full_n, keep_n, number = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+clock = lambda: 1.0
+
+def routing():
+    return Routing(NodeTable(30.0, clock), clock, rng=random.Random(7))
+
+a = routing()  # full nodes beside as many open
+for i in range(2 * full_n):
+    a.router.upsert_node(f"n{i:05d}", ["m"], now=0.0, max_concurrency=4, max_queue=8)
+for i in range(full_n):
+    a.router.heartbeat(f"n{i:05d}", 0.5, in_flight=4, queued=8)
+assert a.router.pool_counts("m") == (full_n, full_n, 0)
+b = routing()  # nodes that may keep prompts, beside 10 that keep none
+for i in range(keep_n + 10):
+    nid = f"k{i:05d}"
+    b.router.upsert_node(nid, ["m"], now=0.0, max_concurrency=4, max_queue=8)
+    if i >= 10:
+        b._keeper(nid, frozenset({"m"}))
+assert a.slots("m") == 4 * full_n and b.slots("m") == 40 and b.slots("m", True) == 4 * (keep_n + 10)
+gc.freeze()
+opened, full = f"n{2 * full_n - 1:05d}", "n00000"
+
+def request(nid):
+    att = a.router.begin(nid, "m", 2.0)
+    a.router.finish(att, 2.5, Outcome.SUCCESS, completion_tokens=20)
+
+rows = {"full": lambda: a.slots("m"), "keepers": lambda: b.slots("m"),
+        "req open": lambda: request(opened), "req full": lambda: request(full)}
+for line in sys.stdin:
+    out = {k: min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6 for k, f in rows.items()}
+    assert a.slots("m") == 4 * full_n  # every request ended: the count is back
+    print(json.dumps(out), flush=True)
+"""
+
+COLS = ("full", "keepers", "req open", "req full")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline-tree", help="the other checkout")
+    ap.add_argument("--full", type=int, default=500)
+    ap.add_argument("--keepers", type=int, default=10_000)
+    ap.add_argument("--number", type=int, default=2_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    trees = {"this tree": Path(__file__).resolve().parent.parent}
+    if args.baseline_tree:
+        trees["baseline"] = Path(args.baseline_tree).resolve()
+    workers = {
+        name: line_worker(path, WORKER, args.full, args.keepers, args.number)
+        for name, path in trees.items()
+    }
+    print(f"{args.full} full nodes (+ {args.full} open) / {args.keepers} prompt-keeping "
+          f"nodes, µs per call (best of 5 × {args.number}) — {machine_line()}")  # fmt: skip
+    print("| round | tree | slots, full | slots, keepers | request, open node | request, full node |")
+    print("|---|---|---:|---:|---:|---:|")
+    got: dict[str, list[dict[str, float]]] = {name: [] for name in workers}
+    for rnd in range(args.rounds):
+        names = list(workers) if rnd % 2 == 0 else list(reversed(workers))
+        for name in names:
+            row = ask_worker(workers[name], "go")
+            got[name].append(row)
+            cells = " | ".join(f"{row[c]:.2f}" for c in COLS)
+            print(f"| {rnd + 1} | {name} | {cells} |")
+    end_workers(workers.values())
+    if "baseline" in got:
+        ratios = " | ".join(
+            f"{min(r[c] for r in got['this tree']) / min(r[c] for r in got['baseline']):.3f}×"
+            for c in COLS
+        )
+        print(f"| best of rounds | this ÷ baseline | {ratios} |")
+    print(f"end: {machine_line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The pools' slot counts, kept as nodes change (core/route_pools.py, session 34): every
+anonymous request's admission reads ``Router.slots`` (``Routing.slots``), which was one
+pass over the model's nodes (open, kept and full) per request. The counts are now kept
+where a node enters or leaves a pool's set, its requests in flight move, ``anon_closed``
+flips or the nodes that may keep prompts change; these tests drive random sequences of
+every such change through the router and compare the counts with the full pass each
+step (the oracle below: the code the counts replace), so a mutation point that forgets
+to count shows as drift."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+from LLM_Mesh.core.balancer import Attempt, Outcome, Router, RoutingPolicy
+from LLM_Mesh.core.outlier import EjectionPolicy
+from LLM_Mesh.core.route_pools import Pool
+
+MODELS = ("m1", "m2", "m3")
+NODES = ("a", "b", "c", "d", "e")
+OUTCOMES = tuple(Outcome)
+
+
+# -- the oracle: the full passes Pool made before session 34 -------------------------
+def declared_oracle(p: Pool) -> int:
+    return sum(st.max_concurrency for b in (p.open, p.kept, p.full) for st in b)
+
+
+def idle_oracle(p: Pool) -> int:
+    full = [*p.full, *(st for st in p.kept if st.anon_closed)]
+    return sum(max(0, st.max_concurrency - st.in_flight) for st in full)
+
+
+def held_out_oracle(p: Pool, nodes: Collection[str]) -> int:
+    n = 0
+    for bucket, idle in ((p.open, False), (p.kept, None), (p.full, True)):
+        for st in bucket:
+            if st.node_id in nodes:
+                gone = idle if idle is not None else st.anon_closed
+                n += min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
+    return n
+
+
+class Driver:
+    """Random router operations, with the prompt keepers as ``Routing`` keeps them."""
+
+    def __init__(self, seed: int, frac: float = 0.5) -> None:
+        pol = RoutingPolicy(ejection=EjectionPolicy(base_s=1.0, max_s=4.0, max_ejected_fraction=frac))
+        self.r = Router(pol, rng=random.Random(seed))
+        self.now = 0.0
+        self.open: list[Attempt] = []
+        self.done: list[Attempt] = []
+        self.keepers: dict[str, frozenset[str]] = {}
+
+    def models(self, rng: random.Random) -> frozenset[str]:
+        return frozenset(m for m in MODELS if rng.random() < 0.6) or frozenset({MODELS[0]})
+
+    def step(self, op: int, rng: random.Random) -> None:
+        r, nid = self.r, rng.choice(NODES)
+        self.now += rng.choice((0.0, 0.01, 0.3, 2.0))
+        now, st = self.now, r.node(nid)
+        if op == 0 or st is None:
+            r.upsert_node(nid, self.models(rng), now=now, max_concurrency=rng.randint(1, 5),
+                          max_queue=rng.randint(0, 6))  # fmt: skip
+        elif op == 1:
+            r.remove_node(nid, now if rng.random() < 0.5 else None)
+        elif op == 2:
+            r.set_routable(nid, rng.random() < 0.7)
+        elif op == 3:
+            keyed = now - rng.random() if rng.random() < 0.3 else None
+            r.heartbeat(nid, now, in_flight=rng.randint(0, 4), queued=rng.randint(0, 6),
+                        keyed_at=keyed)  # fmt: skip
+        elif op == 4:
+            r.heard(nid, now - rng.random(), now - 5 * rng.random() if rng.random() < 0.3 else None)
+        elif op in (5, 6, 7):  # begin: the most common
+            self.open.append(r.begin(nid, rng.choice(sorted(st.models)), now, rng.random() < 0.3))
+        elif op == 8 and self.open:
+            r.first_token(rng.choice(self.open), now)
+        elif op in (9, 10) and self.open:
+            att = self.open.pop(rng.randrange(len(self.open)))
+            r.finish(att, now, rng.choice(OUTCOMES), completion_tokens=rng.randint(0, 5),
+                     retry_after_s=rng.choice((None, 0.5, 3.0)))  # fmt: skip
+            self.done.append(att)
+        elif op == 11 and self.done:
+            r.fault(rng.choice(self.done), now)
+        elif op == 12:
+            r.tick(now)
+        elif op == 13:
+            models = self.models(rng) if rng.random() < 0.6 else None
+            if models is None:
+                self.keepers.pop(nid, None)
+            else:
+                self.keepers[nid] = models
+            r.keeps_prompts(nid, models)
+
+    def check(self) -> None:
+        r = self.r
+        for m, pool in r._index.by_model.items():
+            keep = {n for n, ms in self.keepers.items() if m in ms}
+            declared, idle, held = declared_oracle(pool), idle_oracle(pool), held_out_oracle(pool, keep)
+            assert (pool.declared_slots(), pool.idle_full_slots(), pool.held_out_slots()) == (
+                declared, idle, held
+            ), m
+            assert r.slots(m) == declared - idle
+            assert r.slots(m, held_out=True) == declared - idle - held
+
+
+@settings(max_examples=150, deadline=None)
+@given(hst.integers(0, 2**32), hst.lists(hst.integers(0, 13), min_size=1, max_size=120),
+       hst.sampled_from((0.0, 0.5, 1.0)))  # fmt: skip
+def test_the_kept_counts_equal_the_full_pass_after_every_operation(
+    seed: int, ops: list[int], frac: float
+) -> None:
+    d, rng = Driver(seed, frac), random.Random(seed)
+    for op in ops:
+        d.step(op, rng)
+        d.check()
+
+
+def test_no_drift_over_many_random_operations() -> None:
+    for seed in range(4):
+        d, rng = Driver(seed), random.Random(seed)
+        for i in range(6000):
+            d.step(rng.randrange(14), rng)
+            if i % 7 == 0:
+                d.check()
+        d.check()
+        for att in d.open:  # every request ends: the counts come back to the full pass
+            d.r.finish(att, d.now + 1, Outcome.SUCCESS)
+        d.check()
+
+
+def test_a_full_nodes_requests_move_its_idle_slots_where_it_stays_full() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
+    r.upsert_node("b", ("m",), now=0.0, max_concurrency=2, max_queue=0)
+    r.keeps_prompts("b", frozenset({"m"}))
+    assert r.slots("m") == 6 and r.slots("m", held_out=True) == 4
+    r.heartbeat("a", 0.1, in_flight=4, queued=0)  # full by its own word, none of ours
+    assert r.slots("m") == 2
+    atts = [r.begin("a", "m", 0.2) for _ in range(3)]  # still full: 3 held, 1 idle
+    assert r.slots("m") == 5
+    r.finish(atts[0], 0.3, Outcome.SUCCESS)
+    assert r.slots("m") == 4
+    r.keeps_prompts("b", None)
+    assert r.slots("m", held_out=True) == 4

@@ -1,0 +1,205 @@
+"""Quiet ``nodes`` rows leave the store (``registry/node_retention.py``; found 2026-12-06,
+departed34: forgetting freed memory only, the store kept a row, and ``?all=true`` listed it,
+for every id ever registered). Only the node row and its health check go: the key, its
+revocation, quarantine and reward marks stay, so a revoked id stays revoked forever."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from LLM_Mesh.core.retention import DAY_S, node_cutoff
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.admin import add_operator
+from LLM_Mesh.registry.app import create_registry_app
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.node_retention import PRUNE_LOCK_KEY, NodeRowPruner, _Busy, prune_nodes
+from LLM_Mesh.registry.ports import SeqResult
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import ADMIN, make_settings, running
+from tests.registry.test_node_auth import Wall, error, make_node, register
+from tests.registry.test_store import node
+
+NOW = datetime.now(timezone.utc)
+OLD = NOW - timedelta(days=40)
+
+
+async def _no_sleep(_s: float) -> None:
+    return None
+
+
+def pruner(engine: Any, keep_days: int = 30, **kw: Any) -> NodeRowPruner:
+    async def get() -> Any:
+        return engine
+
+    return NodeRowPruner(
+        get, keep_days=keep_days, forget_s=DAY_S, expiry_s=30.0, reward_period_s=3600,
+        grace_s=10.0, sleep=_no_sleep, **kw,
+    )  # fmt: skip
+
+
+async def _age(engine: Any, node_id: str, at: datetime = OLD) -> None:
+    """The row as if last registered, heard and changed at ``at``."""
+    n = tables.nodes
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(n)
+            .where(n.c.node_id == node_id)
+            .values(registered_at=at, last_heartbeat_at=at, changed_at=at)
+        )
+
+
+async def _ids(engine: Any, table: Any) -> set[str]:
+    async with engine.connect() as conn:
+        return set((await conn.execute(select(table.c.node_id))).scalars())
+
+
+def test_the_cutoff_never_reaches_the_forget_bound_or_the_rewards_window() -> None:
+    kw: dict[str, Any] = {"forget_s": DAY_S, "expiry_s": 30.0, "reward_period_s": 3600}
+    assert node_cutoff(1e9, 0, grace_s=10.0, **kw) is None
+    assert node_cutoff(1e9, 30, grace_s=10.0, **kw) == 1e9 - 30 * DAY_S
+    # a day past the forget bound at least, however short the keep
+    assert node_cutoff(1e9, 1, grace_s=10.0, **{**kw, "forget_s": 5 * DAY_S}) == 1e9 - 6 * DAY_S
+    # the rewards' window: two periods, the grace and an hour
+    week = {**kw, "reward_period_s": 7 * DAY_S}
+    assert node_cutoff(1e9, 1, grace_s=10.0, **week) == 1e9 - (14 * DAY_S + 10.0 + 3600)
+    with pytest.raises(ValueError):
+        node_cutoff(1e9, -1, grace_s=10.0, **kw)
+
+
+async def test_only_rows_quiet_past_the_cutoff_go_with_their_checks(store: SqlStore) -> None:
+    """Rows registered, heard and changed before the cutoff go (and their ``node_checks``);
+    a row heard or changed since stays; the key, revocation, quarantine and reward marks
+    of a deleted id stay."""
+    for i in range(5):
+        await store.upsert_node(node(f"old{i}"))
+        await _age(store.engine, f"old{i}")
+    await store.upsert_node(node("heard"))
+    await _age(store.engine, "heard")
+    await store.touch_heartbeat("heard", NOW, "online")
+    await store.upsert_node(node("changed"))
+    await _age(store.engine, "changed")
+    await store.set_node_state("changed", "offline")  # changed_at: now
+    await store.claim_node_key("old0", "pk0", "alice", 1, OLD)
+    await store.revoke_node("old0", OLD)
+    async with store.engine.begin() as conn:
+        for node_id in ("old1", "heard"):
+            await conn.execute(
+                insert(tables.node_checks).values(node_id=node_id, holder="r", lease_until=OLD)
+            )
+        await conn.execute(
+            insert(tables.canary_status).values(
+                node_id="old2",
+                model="m",
+                passed=0,
+                failed=1,
+                quarantined_at=OLD,
+                reason="canary",
+                updated_at=OLD,
+            )
+        )
+    assert await pruner(store.engine, batch=2).poll() == 5
+    assert await _ids(store.engine, tables.nodes) == {"heard", "changed"}
+    assert await _ids(store.engine, tables.node_checks) == {"heard"}
+    assert await _ids(store.engine, tables.canary_status) == {"old2"}  # the quarantine stays
+    key = await store.get_node_key("old0")
+    assert key is not None and key.revoked_at is not None  # the revocation stays
+    assert await pruner(store.engine).poll() == 0  # idempotent
+
+
+async def test_a_revoked_id_aged_past_retention_stays_revoked(store: SqlStore) -> None:
+    """Attack: an id revoked, its row aged past retention and pruned, then registered again
+    with the same key: the store still refuses it (key claim and node row both)."""
+    await store.claim_node_key("bad", "pk-bad", "alice", 1, OLD)
+    await store.upsert_node(node("bad"))
+    assert await store.revoke_node("bad", OLD)
+    await _age(store.engine, "bad")
+    assert await pruner(store.engine).poll() == 1
+    assert await store.get_node("bad") is None
+    assert await store.claim_node_key("bad", "pk-bad", "alice", 2, NOW) is SeqResult.REVOKED
+    assert await store.upsert_node(node("bad", registered_at=NOW)) is False
+    assert await store.get_node("bad") is None
+
+
+async def test_prune_nodes_is_bounded_and_refuses_a_naive_time(store: SqlStore) -> None:
+    for i in range(7):
+        await store.upsert_node(node(f"n{i}"))
+        await _age(store.engine, f"n{i}")
+    cutoff = NOW - timedelta(days=30)
+    assert [await prune_nodes(store.engine, cutoff, 3) for _ in range(4)] == [3, 3, 1, 0]
+    with pytest.raises(ValueError):
+        await prune_nodes(store.engine, cutoff, 0)
+    with pytest.raises(ValueError):
+        await prune_nodes(store.engine, datetime(2025, 1, 1), 1)
+
+
+@pytest.mark.postgres
+async def test_one_replica_prunes_at_a_time_on_postgresql(pg_database_url: str) -> None:
+    """While one replica's statement holds the pruning lock, another's deletes nothing."""
+    a, b = SqlStore(pg_database_url), SqlStore(pg_database_url)
+    await a.open()
+    await b.open()
+    try:
+        for i in range(3):
+            await a.upsert_node(node(f"n{i}"))
+            await _age(a.engine, f"n{i}")
+        cutoff = NOW - timedelta(days=30)
+        async with a.engine.connect() as conn, conn.begin():
+            await conn.execute(select(func.pg_advisory_xact_lock(PRUNE_LOCK_KEY)))
+            with pytest.raises(_Busy):
+                await prune_nodes(b.engine, cutoff, 10)
+            assert await pruner(b.engine).poll() == 0
+        assert await prune_nodes(b.engine, cutoff, 10) == 3
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_attack_revoked_key_re_registers_after_its_row_is_pruned(tmp_path: Path) -> None:
+    """Attack through the registry: a signed node registers, is revoked, its row ages past
+    retention and the app's pruner deletes it; the same key registering again is refused
+    403 ``revoked``, and no row comes back. A kept node's own key brings it back."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    await store.open()
+    try:
+        token = await add_operator(store, "alice")
+        assert token is not None
+        wall = Wall()
+        bad, good = make_node(wall, token), make_node(wall, token)
+        async with running(tmp_path, store=store, signed=True, wall_clock=wall) as h:  # type: ignore[arg-type]
+            for n in (bad, good):
+                assert (await register(h, n)).status_code == 200
+            assert await store.revoke_node(bad.node_id, NOW)
+            for n in (bad, good):
+                await _age(store.engine, n.node_id)
+            assert await h.app.state.node_pruner.poll() == 2
+            assert await store.get_node(bad.node_id) is None
+            h.table.forget(bad.node_id)  # forgotten long before (a day quiet), as upkeep does
+            h.table.forget(good.node_id)
+            r = await h.client.get("/mesh/nodes?all=true", headers=ADMIN)
+            assert r.status_code == 200 and r.json()["nodes"] == []
+            error(await register(h, bad), 403, "revoked")
+            assert await store.get_node(bad.node_id) is None
+            assert (await register(h, good)).status_code == 200
+            assert await store.get_node(good.node_id) is not None
+    finally:
+        await store.close()
+
+
+async def test_the_pruner_runs_with_the_app_unless_zero_or_a_memory_store(
+    tmp_path: Path,
+) -> None:
+    sql = SqlStore(f"sqlite:///{tmp_path / 'r.db'}")
+    app = create_registry_app(make_settings(tmp_path / "on"), store=sql)
+    assert isinstance(app.state.node_pruner, NodeRowPruner)
+    assert app.state.node_pruner.keep_days == 30
+    off = create_registry_app(make_settings(tmp_path / "off", node_keep_days=0), store=sql)
+    assert off.state.node_pruner is None
+    mem = create_registry_app(make_settings(tmp_path / "mem"), store=MemoryStore())
+    assert mem.state.node_pruner is None
+    await asyncio.sleep(0)
