@@ -104,16 +104,17 @@ def test_a_text_that_ran_past_the_reference_in_whitespace_alone_is_no_evidence()
 
 
 def test_a_text_past_the_reference_with_no_whitespace_to_spare_is_no_evidence() -> None:
-    """Ran past the reference in what it spells, not in whitespace: the whitespace check
-    alone would pass it (as much as the tokens hold), so the spelling must refuse it."""
+    """Ran past the reference in what it spells (a ``2`` after the ``1``), with no more
+    whitespace than the tokens hold: not a beginning of the reference, so no count."""
     toks = [" def", " f", "():", "\n", "    return", " 1"]
     assert covering_entries(" def f():\n    return 12", toks) is None
     assert covering_entries("x", ["a"]) is None  # diverged in the last token, no space at all
 
 
-def test_more_whitespace_than_a_beginning_of_the_tokens_holds_is_no_evidence() -> None:
-    """Whitespace is counted as such, not against the tokens' other characters: a cut
-    token's own letters (``return`` of ``ret``) do not make room for an extra newline."""
+def test_whitespace_past_what_the_counted_tokens_hold_is_counted_as_such() -> None:
+    """Whitespace is counted as whitespace, not against the tokens' other characters: the
+    extra newline of a text cut inside a token (``ret`` of ``    return``) is one token more,
+    and a cut token's own letters make no room for it."""
     toks = [" def", " f", "():", "\n", "    return", " 1"]
-    assert covering_entries(" def f():\n\n    ret", toks) is None
+    assert covering_entries(" def f():\n\n    ret", toks) == 5 + 1
     assert covering_entries(" def f():\n    ret", toks) == 5
