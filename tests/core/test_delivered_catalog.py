@@ -9,6 +9,7 @@ from LLM_Mesh.core.delivered import (
     chunk_bytes,
     completion_cap,
     counted_completion,
+    echo_advance,
     echo_bytes,
 )
 
@@ -63,3 +64,17 @@ def test_echo_bytes_are_the_prompts_utf8_bytes_where_the_text_begins_with_it() -
 def test_the_cap_defaults_to_one_choice_and_no_stop_string() -> None:
     assert completion_cap(10) == 10 + 16
     assert completion_cap(0) == 16
+
+
+def test_a_streamed_choice_begins_with_the_echo_piece_by_piece_or_never() -> None:
+    """``echo_advance`` (attack34): how much of the echoed prompt a streamed choice has
+    begun with, its pieces cut anywhere; once it did not begin with it (-1), or once whole,
+    no later piece changes that (mut34: a -1 read the prompt's last characters again)."""
+    echoed = "abc"
+    assert echo_advance(0, "ab", echoed) == 2
+    assert echo_advance(2, "c", echoed) == 3
+    assert echo_advance(1, "bcdef", echoed) == 3  # a piece past the echo's end: whole
+    assert echo_advance(0, "abX", echoed) == -1
+    assert echo_advance(3, "anything", echoed) == 3
+    for piece in ("c", "cd", "", "x"):
+        assert echo_advance(-1, piece, echoed) == -1
