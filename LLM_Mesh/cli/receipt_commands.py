@@ -184,7 +184,7 @@ def _client_line(receipt: Receipt, request_id: str | None) -> str:
 
 
 def _money_line(receipt: Receipt) -> str:
-    """What the receipt says the request was charged (version 3), in µNT."""
+    """What the receipt says the request was charged (version 3 or 4), in µNT."""
     if receipt.version < 3:
         return f"  version {receipt.version}: no amounts signed (the ledger's entries say them)"
     money = receipt.money

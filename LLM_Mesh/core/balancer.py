@@ -275,10 +275,12 @@ class Router:
         st.peak_in_flight = here
         return here, peak, st.ended_at
 
-    def pool_counts(self, model: str) -> tuple[int, int, int]:
-        """``(open, full, ejected)`` routable nodes for ``model`` (full: for anonymous ones)."""
-        p = self._pools.get(model)
-        return (0, 0, 0) if p is None else (len(p.open), len(p.kept) + len(p.full), p.ejected)
+    def pool_counts(self, model: str, held_out: bool = False) -> tuple[int, int, int]:
+        """``(open, full, ejected)`` routable nodes for ``model`` (full: for anonymous ones);
+        open and full less those that may keep prompts if ``held_out`` (O(1), route_pools)."""
+        p = self._pools.get(model, _NO_POOL)
+        o, s = (p.held_open, p.held_shut) if held_out else (0, 0)
+        return len(p.open) - o, len(p.kept) + len(p.full) - s, p.ejected
 
     def keeps_prompts(self, node_id: str, models: frozenset[str] | None) -> None:
         """``node_id`` may keep prompts for ``models`` (None: none): ``Pools.set_keeps``."""

@@ -33,11 +33,14 @@ drew is not seen, so:
   ``K_n``, every position credited, so a liar's empty answer lowered its CUSUM), unless a
   stop string may have cut it there: the probe's ``stop`` strings or, on a chat probe, a
   chat template's (``core.prompt.TURN_STOPS``; a completion's text is cut by its client's
-  stops alone, ``review33b``), whitespace kept, begin the reference's own text from the
-  whitespace after the last character the text spelled or are begun by it (before
-  2026-12-06, ``review33b``, a stop of only whitespace anywhere; ``canary34``, one with
-  other characters with whitespace removed, against the rest of token ``m`` alone),
-  then ``K_n`` as before. Sound: an
+  stops alone, ``review33b``), whitespace kept, agrees with the reference's own text from
+  the whitespace after the last character the text spelled (before 2026-12-06,
+  ``review33b``, a stop of only whitespace anywhere; ``canary34``, one with other
+  characters with whitespace removed, against the rest of token ``m`` alone), then ``K_j``
+  for ``j`` the token where the reference's text first differs from the stop (``K_n``
+  where it never does: ``_cut_end``; found 2026-12-06, ``review34``, canary34 charged
+  ``K_m`` there, more than an honest node's tokens that kept the reference's through
+  ``m``, spelled the stop and were cut, earn). Sound: an
   engine's text is every token's text it generated but where a stop
   string cuts it (or a token holds part of a character: undecided, above), so a node whose
   tokens kept the reference's through ``m`` would have spelled the rest of ``m``; its
@@ -70,8 +73,10 @@ allows. Pure: no I/O.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from LLM_Mesh.core.canary import DEFAULT_RULE, REPLACEMENT, Answer, Rule, TokenLogprob, Verdict
 from LLM_Mesh.core.canary_departures import DEFAULT_TEST, DepartureTest, Evidence, leave_bound
@@ -88,6 +93,12 @@ def _squeeze(text: str) -> str:
 def _comparable(a: str, b: str) -> bool:
     """Whether one of ``a`` and ``b`` begins the other."""
     return a.startswith(b) or b.startswith(a)
+
+
+def _same_start(a: str, b: str) -> int:
+    """How many characters ``a`` and ``b`` begin with alike."""
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
 
 
 @dataclass(frozen=True)
@@ -153,20 +164,41 @@ def _after(raw: str, spelled: int) -> str:
     return ""
 
 
-def _may_be_cut(dep: TextDeparture, stops: Sequence[str]) -> bool:
-    """Whether a stop string (``stops``: the probe's, a chat probe's template's too)
-    may have cut an honest text that ended as ``dep`` says: an engine cuts its own text
-    where the stop begins, so the stop, whitespace kept, begins what the reference's text
-    goes on with from somewhere in the whitespace after the last character the text spelled
-    (``dep.gap``: the text may have kept part of it), or is begun by it (the reference cut
-    to the probe's length ends first). Before 2026-12-06 (review33b) a stop of only
-    whitespace matched anywhere, so a liar's empty answer to a probe with ``"\\n\\n"``
-    earned ``K_n``; before 2026-12-06 (canary34) a stop with other characters matched with
-    whitespace removed and against the rest of token ``m`` alone, so a text ended before
-    a reference's ``" Human"`` (``"\\nHuman:"``), ``"Question"`` (``"Q:"``) or any ``"["``
-    or ``"<"`` token (a chat template's ``"[INST]"``, ``"<|im_end|>"``) earned ``K_n``."""
+def _cut_end(reference: Answer, dep: TextDeparture, stops: Sequence[str]) -> int:
+    """How many positions an honest text that ended inside the reference's token ``m``
+    (``dep.ended``) may have kept, cut by a stop string (``stops``: the probe's, a chat
+    probe's template's too): ``m`` where none may have cut it, else up to the token
+    where the reference's text leaves the stop (``len(tokens)``: it never does). An engine
+    cuts its own text where the stop begins, somewhere in the whitespace after the last
+    character the text spelled (``dep.gap``: the text may have kept part of it); a node
+    whose tokens kept the reference's spelled the reference's text from there, and then
+    the stop, so it left the path (or ended) at or before the token holding the first
+    character where they differ: its evidence is at least ``K`` of that position.
+
+    Before 2026-12-06 (review33b) a stop of only whitespace matched anywhere, so a liar's
+    empty answer to a probe with ``"\\n\\n"`` earned ``K_n``; before 2026-12-06
+    (canary34) a stop with other characters matched with whitespace removed and against
+    the rest of token ``m`` alone, so a text ended before a reference's ``" Human"``
+    (``"\\nHuman:"``), ``"Question"`` (``"Q:"``) or any ``"["`` or ``"<"`` token (a chat
+    template's ``"[INST]"``, ``"<|im_end|>"``) earned ``K_n``; canary34 matched it against
+    the reference's text to its end, so where the stop left it past ``m`` (``"[INST]"``
+    against ``" [1]"``) an honest node that kept ``" ["`` and drew ``"INST"`` was charged
+    ``K_m``, more than its tokens earn (found and closed 2026-12-06, review34)."""
+    m = dep.ended
+    if m is None:
+        return len(reference.tokens)
+    ends = list(accumulate(len(t.token) for t in reference.tokens))
     after, gap = dep.after, len(dep.gap)
-    return any(_comparable(s, after[k:]) for s in stops if s for k in range(gap + 1))
+    base = (ends[-1] if ends else 0) - len(after)  # where ``after`` begins in the text
+    end = m
+    for s in stops:
+        for k in range(gap + 1) if s else ():
+            rest = after[k:]
+            same = _same_start(s, rest)
+            if same in (len(s), len(rest)):  # it may have kept every position
+                return len(reference.tokens)
+            end = max(end, bisect_right(ends, base + k + same))  # the token that differs
+    return end
 
 
 def text_evidence(
@@ -181,11 +213,13 @@ def text_evidence(
     docstring): ``min over j ≤ d of K_j + D_j`` where it left at ``d``; ``K_m`` where it
     ended inside the reference's token ``m`` and no stop string (``stops``, the probe's;
     ``TURN_STOPS`` where ``chat``: a completion's text is cut by its client's stops alone,
-    review33b) may have cut it there; else ``K_n``."""
+    review33b) may have cut it there; else ``K_j``, ``j`` the token where the reference's
+    text leaves the stop (:func:`_cut_end`), ``K_n`` where it never does."""
     dep = text_departure(reference, text)
     end = len(reference.tokens)
-    if dep.ended is not None and not _may_be_cut(dep, (*stops, *(TURN_STOPS if chat else ()))):
-        end = dep.ended  # it spelled no more: its tokens left the path at or before ``m``
+    if dep.ended is not None:  # its tokens left the path (or ended) by ``m``, or by where
+        end = _cut_end(reference, dep, (*stops, *(TURN_STOPS if chat else ())))  # a stop may
+        # have cut it and the reference's text leaves that stop
     kept, least = 0.0, math.inf
     for i, ref in enumerate(reference.tokens[:end]):
         keep, leave = _factors(ref, temperature, test)

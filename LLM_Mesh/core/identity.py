@@ -95,6 +95,7 @@ class MessageKind(str, Enum):
     RECEIPT = "receipt"  # the gateway's countersigned receipt, version 1: core/receipt.py
     RECEIPT_V2 = "receipt-v2"  # ... version 2 (signs the client's id, hashed)
     RECEIPT_V3 = "receipt-v3"  # ... version 3 (and what the request was charged, in µNT)
+    RECEIPT_V4 = "receipt-v4"  # ... version 4 (version 3's, each part's fee rounded up)
     HEALTH = "health"  # a node's answer to a health challenge: core/health_proof.py
     REGISTRY_IDENTITY = "registry-identity"  # the registry's answer to a client's nonce
     REVOCATION = "revocation"  # the registry's 403 revoked: core/revocation_proof.py

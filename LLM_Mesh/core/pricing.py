@@ -25,8 +25,12 @@ tokens and µNT per 1,000 completion tokens (:class:`Price`).
   2026-12-05: paid with the first, a node sending one token unread then breaking took the
   price of a prompt the continuing node processed); each part rounded up on its own.
   Parts over the cap are cut from the last part backwards.
-- **Network fee** (:func:`network_fee`): ``amount × fee_bps // 10000`` of each part,
-  rounded *down*; the node's operator gets the rest (:func:`split`).
+- **Network fee** (:func:`network_fee`): ``⌈amount × fee_bps / 10000⌉`` of each part,
+  rounded *up*, so a part with an amount pays at least 1 µNT at any fee above 0; the node's
+  operator gets the rest (:func:`split`). Until 2026-12-06 (``money34``) it was rounded
+  *down* (:func:`network_fee_down`, what version-3 receipts sign): 0 below 10000 /
+  ``fee_bps`` µNT (20 µNT at the default 500 bps), so an operator's own keyed requests to
+  its own node in small requests paid no fee at all (wash traffic for free).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ __all__ = [
     "estimate",
     "estimate_prompt_tokens",
     "network_fee",
+    "network_fee_down",
     "part_costs",
     "request_cost",
     "split",
@@ -231,7 +236,15 @@ def checked_fee_bps(fee_bps: int) -> int:
 
 
 def network_fee(amount: int, fee_bps: int) -> int:
-    """The network's fee on ``amount``: ``amount × fee_bps // 10000`` (rounded down)."""
+    """The network's fee on ``amount``: ``⌈amount × fee_bps / 10000⌉`` (rounded up: at
+    least 1 µNT of any amount above 0 at any fee above 0)."""
+    _whole("amount", amount)
+    return -(-amount * checked_fee_bps(fee_bps) // MAX_FEE_BPS)
+
+
+def network_fee_down(amount: int, fee_bps: int) -> int:
+    """The fee as it was cut until 2026-12-06: ``amount × fee_bps // 10000`` (rounded down),
+    what a version-3 receipt's parts sign (``core/receipt_verify.py`` checks them by it)."""
     _whole("amount", amount)
     return amount * checked_fee_bps(fee_bps) // MAX_FEE_BPS
 

@@ -14,13 +14,13 @@ text, :mod:`~LLM_Mesh.core.answer_text`). It travels as the node's ``mesh.receip
 ``{"v", "node_id", "node_key", "registry_id", "request_id", "model", "prompt_tokens",
 "completion_tokens", "output_sha256", "signature"}`` (key and signature base64url).
 
-**Receipt** (version 3). The gateway checks each node's part
+**Receipt** (version 4). The gateway checks each node's part
 (:func:`~LLM_Mesh.core.receipt_check.check_part`: the node's signature over the gateway's
 *own* numbers, so one Ed25519 verify checks every field) and signs, with the registry key,
 the whole request, the client's id when it chose one (as a hash), what it was charged, and
 every part::
 
-    b"llm-mesh/v1/receipt-v3\\0" registry_id request_id client_id_hash model u64(time_ms)
+    b"llm-mesh/v1/receipt-v4\\0" registry_id request_id client_id_hash model u64(time_ms)
       u64(prompt_tokens) u64(completion_tokens) sha256(output)[32]
       u8(settled) [payer u64(fee_bps) u64(cost)] u16(parts)
       per part: node_id node_key status reason u64(prompt_tokens)
@@ -33,8 +33,11 @@ public ledger names it (``user`` or ``pool``, never the account), ``cost`` the r
 total (``mesh.cost``), and each part's ``amount`` (fee included) and ``fee`` are the values
 the ledger's ``settle`` (``amount - fee``) and ``fee`` entries of that request carry (0 for
 a part nobody pays). With settlement off ``settled`` is 0 and no amount is signed.
-**Version 2** (receipts made before 2026-12-05) is the layout without the money, under
-``b"llm-mesh/v1/receipt-v2\\0"``; it still verifies.
+Each part's ``fee`` is ``pricing.network_fee`` of its ``amount``: rounded up.
+**Version 3** (receipts made before 2026-12-06, ``money34``) is the same layout under
+``b"llm-mesh/v1/receipt-v3\\0"``, its fees rounded down (``pricing.network_fee_down``);
+it still verifies, by that rule. **Version 2** (receipts made before 2026-12-05) is the
+layout without the money, under ``b"llm-mesh/v1/receipt-v2\\0"``; it still verifies.
 
 ``client_id_hash`` is ``u16 length`` + 0 bytes when the gateway made the request id, else +
 the 32 bytes of :func:`client_id_hash` of the client's ``Idempotency-Key`` /
@@ -100,14 +103,17 @@ __all__ = [
     "receipt_bytes",
 ]
 
-VERSION = 3  # the receipt layout the gateway signs; a node's own receipt is version 1
-VERSIONS = (1, 2, 3)  # what a verifier reads
+VERSION = 4  # the receipt layout the gateway signs; a node's own receipt is version 1
+VERSIONS = (1, 2, 3, 4)  # what a verifier reads
+MONEY_VERSIONS = (3, 4)  # the versions that sign amounts (4: each part's fee rounded up)
 NODE_VERSION = 1
 HDR_RECEIPT = "X-Mesh-Receipt"
 NODE_DOMAIN = DOMAIN + MessageKind.NODE_RECEIPT.value.encode("ascii") + b"\x00"
 RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"  # version 1
 RECEIPT_V2_DOMAIN = DOMAIN + MessageKind.RECEIPT_V2.value.encode("ascii") + b"\x00"
 RECEIPT_V3_DOMAIN = DOMAIN + MessageKind.RECEIPT_V3.value.encode("ascii") + b"\x00"
+RECEIPT_V4_DOMAIN = DOMAIN + MessageKind.RECEIPT_V4.value.encode("ascii") + b"\x00"
+_DOMAINS = {2: RECEIPT_V2_DOMAIN, 3: RECEIPT_V3_DOMAIN, 4: RECEIPT_V4_DOMAIN}
 # the payer's account kind as the public ledger names it (``user:<pseudonym>``, ``pool``)
 PAYERS = ("user", "pool")
 # a client's own request id, hashed: the public ledger's ``c-`` id is its first 24 hex digits
@@ -336,7 +342,7 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """What a settled request was charged (version 3), in whole µNT: the payer's account
+    """What a settled request was charged (versions 3 and 4), in whole µNT: the payer's account
     kind (:data:`PAYERS`), the network fee in basis points each part's fee was cut at, and
     the total (``mesh.cost``: the parts' amounts summed)."""
 
@@ -353,7 +359,7 @@ class Money:
 
 
 def _part_money(part: Part, money: Money | None) -> bytes:
-    """A version-3 part's amounts in the signed bytes: both when settled, else none."""
+    """A version-3 or -4 part's amounts in the signed bytes: both when settled, else none."""
     if money is None:
         if part.amount is not None or part.fee is not None:
             raise ValueError("a receipt not settled signs no part's amount")
@@ -381,12 +387,13 @@ def receipt_bytes(
     ``client_id_hash``: "" or 64 lowercase hex digits), or 1 (no client id either)."""
     if not 1 <= len(parts) <= MAX_PARTS:
         raise ValueError(f"a receipt has 1 to {MAX_PARTS} parts")
-    if version != 3 and (
+    signs_money = version in MONEY_VERSIONS
+    if not signs_money and (
         money is not None or any(p.amount is not None or p.fee is not None for p in parts)
     ):
         raise ValueError(f"a version-{version} receipt signs no amount")
-    if version in (2, 3):
-        domain = RECEIPT_V3_DOMAIN if version == 3 else RECEIPT_V2_DOMAIN
+    if version in _DOMAINS:
+        domain = _DOMAINS[version]
         out = [domain, _kept(registry_id), _str(request_id), _client(client_id_hash)]
     elif version == 1 and not client_id_hash:
         out = [RECEIPT_DOMAIN, _kept(registry_id), _str(request_id)]
@@ -396,7 +403,7 @@ def receipt_bytes(
         _kept(model), _u64(time_ms), _counts(prompt_tokens, completion_tokens),
         _digest(output_sha256),
     )  # fmt: skip
-    if version == 3:
+    if signs_money:
         out.append(b"\x00" if money is None else money.signed())
     out.append(_LENGTHS[len(parts)])  # (at most MAX_PARTS: a u16)
     for p in parts:
@@ -405,7 +412,7 @@ def receipt_bytes(
             _counts(p.prompt_tokens, p.completion_tokens), _digest(p.output_sha256),
             _str(p.node_signature),
         )  # fmt: skip
-        if version == 3:
+        if signs_money:
             out.append(_part_money(p, money))
     return b"".join(out)
 
@@ -427,7 +434,7 @@ class Receipt:
     # (or a version-1 receipt, which signs none)
     client_id_hash: str = ""
     version: int = VERSION
-    money: Money | None = None  # version 3, settled: what was charged; None: not settled
+    money: Money | None = None  # version 3 or 4, settled: what was charged; None: not settled
 
     def signed_bytes(self) -> bytes:
         return receipt_bytes(

@@ -33,9 +33,9 @@ naming its reason:
 ``usage``            the answer's ``usage`` differs from the receipt's counts
 ``output_sha256``    the answer's text (or ``--output``) does not hash to the receipt's
 ``unsigned_part``    (only when required) a part the node did not sign
-``amounts``          (version 3, settled) the parts' amounts do not add up to the cost, a
-                     part's fee is not ⌊amount × fee_bps / 10000⌋, or a part nobody pays
-                     (``invalid``) has an amount
+``amounts``          (version 3 or 4, settled) the parts' amounts do not add up to the
+                     cost, a part's fee is not ⌈amount × fee_bps / 10000⌉ (version 3:
+                     ⌊…⌋), or a part nobody pays (``invalid``) has an amount
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import node_id_for
-from LLM_Mesh.core.pricing import network_fee
+from LLM_Mesh.core.pricing import network_fee, network_fee_down
 from LLM_Mesh.core.receipt import (
     HDR_RECEIPT,
     MAX_PARTS,
@@ -106,7 +106,7 @@ def parse_receipt(obj: Any) -> Receipt:
         raise _malformed("a receipt is a JSON object")
     version = obj.get("v")
     if version not in VERSIONS or isinstance(version, bool):
-        raise ReceiptError("version", f"receipt version {version!r} (this verifier: 1, 2, 3)")
+        raise ReceiptError("version", f"receipt version {version!r} (this verifier: 1 to 4)")
     client = _text(obj, "client_id_hash") if version >= 2 else ""
     if version == 1 and "client_id_hash" in obj:
         raise _malformed("a version-1 receipt has no client_id_hash")
@@ -151,8 +151,8 @@ _MONEY = ("payer", "fee_bps", "cost")
 
 
 def _money(obj: dict[str, Any], version: int) -> Money | None:
-    """A version-3 receipt's :class:`~LLM_Mesh.core.receipt.Money` (``None``: ``settled``
-    false); older versions sign none, so one that states amounts is refused."""
+    """A version-3 or -4 receipt's :class:`~LLM_Mesh.core.receipt.Money` (``None``:
+    ``settled`` false); older versions sign none, so one that states amounts is refused."""
     if version < 3:
         if "settled" in obj or any(name in obj for name in _MONEY):
             raise _malformed(f"a version-{version} receipt signs no amounts")
@@ -171,13 +171,16 @@ def _money(obj: dict[str, Any], version: int) -> Money | None:
 
 
 def _check_amounts(receipt: Receipt) -> None:
-    """A settled receipt's amounts agree with each other (``amounts``)."""
+    """A settled receipt's amounts agree with each other (``amounts``): each part's fee
+    is ``fee_bps`` of its amount, rounded up (version 4), or down (version 3, made before
+    2026-12-06: ``pricing.network_fee_down``)."""
     money = receipt.money
     if money is None:
         return
+    fee_of = network_fee_down if receipt.version == 3 else network_fee
     for i, p in enumerate(receipt.parts):
         amount, fee = p.amount or 0, p.fee or 0
-        if fee != network_fee(amount, money.fee_bps):
+        if fee != fee_of(amount, money.fee_bps):
             raise ReceiptError(
                 "amounts", f"part {i}: fee {fee} is not {money.fee_bps} bps of amount {amount}"
             )

@@ -11,7 +11,8 @@ open. The open and kept sets are :class:`IndexedRows`: each node's scoring input
 the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the
 node enters and again after every update of what the row holds (:meth:`Pools.rewrite`).
 Each pool also keeps the anonymous share's slot counts (``Pool.declared``, ``idle``,
-``held``, ``held_idle``), changed where a node enters or leaves one of its sets
+``held``, ``held_idle``) and how many nodes that may keep prompts it holds open or shut
+(``held_open``, ``held_shut``), changed where a node enters or leaves one of its sets
 (:meth:`Pools.move`), where its requests in flight or ``anon_closed`` change while it
 stays (:meth:`Pools.recount`, from :meth:`Pools.rewrite`) and where the nodes that may
 keep prompts change (:meth:`Pools.set_keeps`): read in O(1) per anonymous request
@@ -89,9 +90,12 @@ class Pool:
     its nodes come, go and change (:class:`Pools`), so the anonymous share reads them in
     O(1): ``declared`` (the ``max_concurrency`` of its open, kept and full nodes), ``idle``
     (their :func:`idle_slots`), ``held`` and ``held_idle`` (the same of the nodes that may
-    keep prompts for the model, ``Pools.keeps``)."""
+    keep prompts for the model, ``Pools.keeps``); ``held_open`` and ``held_shut``: how many
+    of those nodes are open, and kept or full (``Router.pool_counts``: found 2026-12-06,
+    review34, anon34 asked the router at each anonymous request's admission instead)."""
 
-    __slots__ = ("declared", "ejected", "full", "held", "held_idle", "idle", "kept", "open")
+    __slots__ = ("declared", "ejected", "full", "held", "held_idle", "held_open", "held_shut",
+                 "idle", "kept", "open")  # fmt: skip
 
     def __init__(self) -> None:
         self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
@@ -99,6 +103,7 @@ class Pool:
         self.full: IndexedSet[NodeStats] = IndexedSet()
         self.ejected = 0
         self.declared = self.idle = self.held = self.held_idle = 0
+        self.held_open = self.held_shut = 0
 
     @property
     def size(self) -> int:
@@ -120,14 +125,22 @@ class Pool:
         that may keep prompts for the model (``Pools.keeps``)."""
         return self.held - self.held_idle
 
-    def tally(self, st: NodeStats, idle: int, keeps: bool, sign: int) -> None:
-        """``st`` (adding ``idle``) comes in (``sign`` 1) or goes (-1)."""
+    def tally(self, st: NodeStats, idle: int, keeps: bool, sign: int, where: int) -> None:
+        """``st`` (adding ``idle``) comes in (``sign`` 1) or goes (-1) at ``where``."""
         mc = st.max_concurrency
         self.declared += sign * mc
         self.idle += sign * idle
         if keeps:
             self.held += sign * mc
             self.held_idle += sign * idle
+            self.held_keeper(where, sign)
+
+    def held_keeper(self, where: int, sign: int) -> None:
+        """A node that may keep prompts comes (``sign`` 1) or goes (-1) at ``where``."""
+        if where == OPEN:
+            self.held_open += sign
+        else:
+            self.held_shut += sign
 
 
 class Pools:
@@ -201,7 +214,7 @@ class Pools:
             elif here == EJECTED:
                 pool.ejected -= 1
             if OPEN <= here <= FULL:
-                pool.tally(st, was_idle, m in keeps, -1)
+                pool.tally(st, was_idle, m in keeps, -1, here)
             there = EJECTED if m in out and target != NONE else target
             if there == OPEN:
                 pool.open.add(st, node_row(st, m))
@@ -212,7 +225,7 @@ class Pools:
             elif there == EJECTED:
                 pool.ejected += 1
             if OPEN <= there <= FULL:
-                pool.tally(st, idle, m in keeps, 1)
+                pool.tally(st, idle, m in keeps, 1, there)
         self.place[nid] = target
         if out and target != NONE:
             self.out[nid] = out
@@ -259,13 +272,14 @@ class Pools:
             del self.keeps[nid]
         if st is None or not OPEN <= self.place.get(nid, NONE) <= FULL:
             return
-        idle = self.idle.get(nid, 0)
+        idle, where = self.idle.get(nid, 0), self.place[nid]
         for m in st.models - self.out.get(nid, _NO_MODELS):
             if (m in old) != (m in new):
                 pool = self.by_model[m]
                 sign = 1 if m in new else -1
                 pool.held += sign * st.max_concurrency
                 pool.held_idle += sign * idle
+                pool.held_keeper(where, sign)
 
 
 def unspared(

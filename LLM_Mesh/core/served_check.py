@@ -19,8 +19,9 @@ stream continued on another node of the same operator has two records under one 
   the custom price; a ``continued`` part at its completion only, though it is paid the
   prompt too (``core/pricing.part_costs``: the prompt goes with the last part that
   delivered a token; its record's count holds the text before it, which the node cannot
-  tell apart); less the network's fee at ``fee_bps``, rounded down): a registry paying
-  less than its own rule. A part whose stream broke and was continued is paid the tokens
+  tell apart); less the network's fee at ``fee_bps``, rounded up since 2026-12-06,
+  ``money34``: a payment of before, its fee rounded down, is paid at least that): a
+  registry paying less than its own rule. A part whose stream broke and was continued is paid the tokens
   relayed, its prompt with the part after it: a node that logged such a part ``ok`` (it
   finished, its connection broke) shows as underpaid by its prompt;
 - **another fee**: paid less than that, but the request's own entries state a fee (the
@@ -251,16 +252,33 @@ def _parts(
 
 def _bps_said(parts: Sequence[tuple[int, int]]) -> str:
     """The fees in basis points that cut every part as stated (``network_fee``: rounded
-    down), as words: ``"800 bps"``, ``"667 to 888 bps"``, or none."""
+    up; none, those of the rule before 2026-12-06, ``network_fee_down``: rounded down), as
+    words: ``"800 bps"``, ``"667 to 888 bps"``, ``"... bps, rounded down as before ..."``,
+    or none."""
+    lo, hi = _bps_range(parts, up=True)
+    if lo > hi:
+        lo, hi = _bps_range(parts, up=False)
+        if lo > hi:
+            return "no one fee in basis points cuts them all so"
+        said = f"{lo} bps" if lo == hi else f"{lo} to {hi} bps"
+        return f"{said}, rounded down as before 2026-12-06"
+    return f"{lo} bps" if lo == hi else f"{lo} to {hi} bps"
+
+
+def _bps_range(parts: Sequence[tuple[int, int]], *, up: bool) -> tuple[int, int]:
+    """The fees (basis points, ``lo`` to ``hi``; none when ``lo > hi``) that cut every part
+    as stated, the fee rounded ``up`` (⌈amount × bps / 10000⌉) or down."""
     lo, hi = 0, MAX_FEE_BPS
     for amount, fee in parts:
         if amount <= 0:
             continue
-        lo = max(lo, -(-fee * MAX_FEE_BPS // amount))
-        hi = min(hi, -(-(fee + 1) * MAX_FEE_BPS // amount) - 1)
-    if lo > hi:
-        return "no one fee in basis points cuts them all so"
-    return f"{lo} bps" if lo == hi else f"{lo} to {hi} bps"
+        if up:  # (fee - 1) × 10000 < amount × bps <= fee × 10000
+            lo = max(lo, (fee - 1) * MAX_FEE_BPS // amount + 1)
+            hi = min(hi, fee * MAX_FEE_BPS // amount)
+        else:  # fee × 10000 <= amount × bps < (fee + 1) × 10000
+            lo = max(lo, -(-fee * MAX_FEE_BPS // amount))
+            hi = min(hi, -(-(fee + 1) * MAX_FEE_BPS // amount) - 1)
+    return lo, hi
 
 
 def keys_of(records: Sequence[Served]) -> set[str]:

@@ -168,6 +168,7 @@ class _GenerationStream(StreamingResponse):
         super().__init__(content, media_type="text/event-stream")
         self.headers["Cache-Control"] = "no-cache"
         self.headers["X-Mesh-Node"] = gen.service.node_id
+        self.headers.update(gen.said_headers())  # its prompt count (core/prompt_count.py)
         self.raw_headers.append(NOSNIFF)
         self._gen = gen
 

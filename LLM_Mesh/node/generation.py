@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.canary import TokenLogprob
+from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest, Usage
 
@@ -42,6 +43,8 @@ class Generation:
         self.tokens_seen = 0
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        # the prompt's count as the engine said it before its first token (Delta.prompt_tokens)
+        self.early_prompt_tokens: int | None = None
         self.logprobs: tuple[TokenLogprob, ...] | None = None
         self._agen: AsyncIterator[list[Delta]] | None = None
         self._first: list[Delta] | None = None
@@ -85,6 +88,8 @@ class Generation:
         return gen
 
     def _note(self, delta: Delta) -> None:
+        if delta.prompt_tokens is not None and self.early_prompt_tokens is None:
+            self.early_prompt_tokens = delta.prompt_tokens
         if delta.text:
             if self.first_token_at is None:
                 self.first_token_at = self.service.clock()
@@ -97,6 +102,13 @@ class Generation:
         if delta.usage is not None:
             self.usage = delta.usage
             self.ended_at = self.service.clock()
+
+    def said_headers(self) -> dict[str, str]:
+        """The headers a stream's answer opens with: the prompt's count when the engine said
+        it before its first token (:data:`HDR_PROMPT_TOKENS`, ``core/prompt_count.py``: what
+        the gateway charges a stream its client cuts before the final chunk)."""
+        said = self.early_prompt_tokens
+        return {} if said is None else {HDR_PROMPT_TOKENS: str(said)}
 
     async def batches(self) -> AsyncIterator[list[Delta]]:
         """The deltas in the engine's batches: the first (already received), then the rest."""

@@ -450,12 +450,11 @@ class AnonymousLast:
     def _said(self, job: Job, held: bool = False) -> Clear:
         model, routing = job.model, self.routing
         keyed_waiting = routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0)
-        open_, full, _ = routing.router.pool_counts(model)
         ext, allowed = job.ext, job.ext.allow_prompt_keeping
-        # its own constraints, or nodes held out of it (that may keep prompts; anon34: one open
-        # let it on, all it may use full): the pool's counts are not its own, a pick decides
-        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes
-                           or routing.keepers_for(model, allowed))  # fmt: skip
+        # less the nodes held out of it (that may keep prompts; anon34: one open let it on, all
+        # it may use full), counted by the pools (review34: not a pick per request)
+        open_, full, _ = routing.router.pool_counts(model, not allowed)
+        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes)
         over = bool(open_) and not keyed_waiting and self._over_share(model, held, allowed)
         return clear(keyed_waiting, open_, full, over, constrained)
 

@@ -31,7 +31,7 @@ from typing import Any
 from LLM_Mesh.core.delivered import answer_bytes, completion_cap
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
 from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
-from LLM_Mesh.core.receipt import PAYERS, Money, Part
+from LLM_Mesh.core.receipt import PAYERS, VERSION, Money, Part
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
@@ -117,10 +117,15 @@ def charged_prompt_tokens(job: Job, tally: Tally) -> int:
     continued, or the client left; a stream or an answer whose node sent no ``usage``), a
     usual count of the prompt and its messages
     (:func:`~LLM_Mesh.core.pricing.usual_prompt_tokens`, at most the estimate's bound): the
-    node did process the prompt, and the gateway has no tokenizer. The receipt keeps
-    the node's own counts (0 for a part without a final chunk)."""
+    node did process the prompt, and the gateway has no tokenizer. A stream the client cut
+    (``cancelled``) whose node said its count as its stream opened pays that count, at most
+    the bound (``core/prompt_count.py``; found 2026-12-06: the usual count, a third of a
+    prompt of digits). The receipt keeps the node's own counts (0 for a part without a
+    final chunk)."""
     if tally.prompt_tokens > 0:
         return priced_prompt_tokens(job, tally)
+    if tally.said_prompt_tokens > 0 and tally.outcome == "cancelled":
+        return min(tally.said_prompt_tokens, job.prompt_bound)
     return job.prompt_usual()
 
 
@@ -171,7 +176,7 @@ def payable_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
 
 def charge_parts(job: Job, tally: Tally, payment: Payment | None) -> list[Charged]:
     """``(node id, µNT, fee)`` per node part, in order: :func:`payable_parts`, each with the
-    network's fee of it (⌊amount × the payment's ``fee_bps`` / 10000⌋; 0 when the request is
+    network's fee of it (⌈amount × the payment's ``fee_bps`` / 10000⌉; 0 when the request is
     not settled). The one computation of what a request is charged: the receipt signs these
     (:func:`make_receipt`), ``mesh.cost`` is their sum, the payment writes them to the
     ledger (``settle``: amount − fee, ``fee``)."""
@@ -298,7 +303,7 @@ def make_receipt(
     rt: Runtime, job: Job, tally: Tally, payment: Payment | None
 ) -> dict[str, Any] | None:
     """Check each node's part, price the request (:func:`charge_parts`, once) and
-    countersign its receipt with those amounts (``core/receipt.py``, version 3; not settled:
+    countersign its receipt with those amounts (``core/receipt.py``, version 4; not settled:
     ``payment`` None, no amounts): sets ``tally.node_receipts``, ``tally.charged``,
     ``tally.receipt`` and ``tally.receipt_hash``; ``None`` when there is nothing to sign (no
     part was relayed) or no registry key.
@@ -331,7 +336,7 @@ def make_receipt(
         parts if priced is None else priced[1],
         job.client_id_hash,
         None if priced is None else priced[0],
-        2 if priced is None else 3,
+        2 if priced is None else VERSION,  # (version 4: its fees rounded up)
     )
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)

@@ -248,6 +248,7 @@ class Tally:
         "prompt_tokens",
         "receipt",
         "receipt_hash",
+        "said_prompt_tokens",
         "ttft_ms",
         "waited_s",
     )
@@ -262,6 +263,8 @@ class Tally:
         self.ttft_ms: float | None = None  # the gateway's time to first token
         self.before = 0  # tokens the client got from earlier nodes of a continued stream
         self.prompt_tokens = 0  # the answering node's usage (prompt of the original request)
+        # ... its prompt count as its stream opened (core/prompt_count.py; 0: not said)
+        self.said_prompt_tokens = 0
         # the answering node's completion tokens as priced: its count, at most the bytes
         # of text it delivered + slack (core/delivered.py); its own count is in ``outputs``
         self.completion_tokens = 0

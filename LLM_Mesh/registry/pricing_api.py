@@ -3,7 +3,9 @@
 The network's fee (``LLM_MESH_NETWORK_FEE_BPS``, basis points of each paid part) and the
 price rule's parameters (``core/pricing.py``): per model, µNT per 1,000 prompt and per
 1,000 completion tokens (every catalog model and every custom model a node hosts now),
-the custom models' price, the rounding (each part's cost up to a whole µNT, its fee down).
+the custom models' price, the rounding (each part's cost up to a whole µNT, its fee up:
+``fee_rounding`` ``up`` since 2026-12-06, ``money34``; ``down`` before, when a part under
+10000 / ``network_fee_bps`` µNT paid no fee).
 ``llm-mesh ledger statement --operator --served FILE`` takes the fee and the prices from
 here (``cli/ledger_statement.py``; ``--fee-bps`` overrides). Until 2026-12-05 no endpoint
 published the fee: the statement took it from the operator's flag (found 2026-12-05).
@@ -35,7 +37,7 @@ RULE = (
     "each part's cost = ceil((prompt_tokens × prompt_per_1k + completion_tokens × "
     "completion_per_1k) / 1000) µNT (the prompt with the last part that delivered a token; "
     "a part without a completion token costs 0; all parts at most the request's estimate); "
-    "its fee = floor(cost × network_fee_bps / 10000); the node's operator is paid cost - fee"
+    "its fee = ceil(cost × network_fee_bps / 10000); the node's operator is paid cost - fee"
 )
 
 
@@ -58,7 +60,7 @@ class PricingView(BaseModel):
     settlement: bool = Field(description="whether this registry charges and pays requests")
     per_tokens: Literal[1000]
     cost_rounding: Literal["up"]
-    fee_rounding: Literal["down"]
+    fee_rounding: Literal["up"]
     rule: str
     custom: PartPrice = Field(description="the price of a model outside the catalog")
     models: dict[str, PartPrice] = Field(
@@ -75,7 +77,7 @@ def pricing_body(fee_bps: int, settlement: bool, models: dict[str, Any]) -> dict
         "settlement": settlement,
         "per_tokens": 1000,
         "cost_rounding": "up",
-        "fee_rounding": "down",
+        "fee_rounding": "up",
         "rule": RULE,
         "custom": Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K).to_json(),
         "models": models,

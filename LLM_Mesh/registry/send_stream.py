@@ -48,6 +48,7 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
 from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.priority import keyed_body
+from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS, said_prompt_tokens
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.sse_frame import SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError
@@ -121,6 +122,15 @@ class NodeStream(PartReader):
             ))  # fmt: skip
 
         return send
+
+    def _part(self) -> None:
+        """A node part starts (``PartReader._part``), with the prompt count its node said as
+        its stream opened (``core/prompt_count.py``; a continuing node's less the tokens
+        already sent, as its final count is read): what a stream the client cuts pays."""
+        super()._part()
+        resp, tally = self.resp, self.ex.tally
+        said = 0 if resp is None else said_prompt_tokens(resp.headers.get(HDR_PROMPT_TOKENS))
+        tally.said_prompt_tokens = max(0, said - tally.before) if self.continued else said
 
     async def open(self) -> Answer:
         """The first node's answer: 200 (its stream now open) or a node's own 4xx refusal

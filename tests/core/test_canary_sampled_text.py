@@ -484,14 +484,16 @@ def test_a_stop_with_other_characters_may_cut_only_where_the_reference_spells_it
     def after(*tokens: str) -> Answer:
         return Answer("", (pos, *(TokenLogprob(t, -0.01, ((t, -0.01),)) for t in tokens)))
 
-    for tokens, stops in (
-        ((" Human", " rights"), ("\nHuman:", "\nAI:")),  # no newline before it
-        (("Question", ":"), ("Q:",)),  # "Q" then not ":"
-        ((" [", "1", "]"), ()),  # code on a chat probe: "[INST]" cannot have cut it
-        ((" <", "div", ">"), ()),  # markup: nor "<|im_end|>", "<end_of_turn>"
+    for tokens, stops, kept in (
+        ((" Human", " rights"), ("\nHuman:", "\nAI:"), 1),  # no newline before it
+        (("Question", ":"), ("Q:",), 1),  # "Q" then not ":"
+        # code on a chat probe: "[INST]" may have cut it only if the node drew " [" and then
+        # not the reference's "1" (review34: an honest node may): K of " [" too, not K_n
+        ((" [", "1", "]"), (), 2),
+        ((" <", "div", ">"), (), 2),  # markup: nor "<|im_end|>", "<end_of_turn>" past " <"
     ):
         liar = text_evidence(after(*tokens), "The", 0.7, stops=stops)  # ended before m
-        assert liar.positions == 1, (tokens, liar)  # K_m alone (it was K_n: every position)
+        assert liar.positions == kept, (tokens, liar)  # not K_n: every position
     # where the reference spells the stop there, an honest text cut by it: every position
     for tokens, stops in (
         (("\n", "Human", ":"), ("\nHuman:",)),
@@ -503,3 +505,78 @@ def test_a_stop_with_other_characters_may_cut_only_where_the_reference_spells_it
     ):
         kept = text_evidence(after(*tokens), "The", 0.7, stops=stops)
         assert kept.positions == 1 + len(tokens), (tokens, kept)
+
+
+def test_a_stop_that_the_reference_spells_only_in_part_charges_no_more_than_the_honest_tokens() -> None:
+    """Found 2026-12-06 (review34): canary34 matched a stop string against the reference's
+    text to its end, past token ``m`` (where the text ended), so a stop that agrees with
+    the reference through ``m`` and then not (``"[INST]"`` against ``" [1]"``) could not have
+    cut it, and the text earned ``K_m``. But an honest node whose tokens kept the reference's
+    through ``m`` drew its own after it: here ``" ["`` then ``"INST"``, ``"]"`` where the
+    reference has ``"1"`` (a near tie), the chat template's ``"[INST]"`` cut its text to
+    ``"The "``, and its true tokens earn ``K_2 + D_2`` (``D_2`` ~0 at the near tie), less
+    than ``K_1`` by the keeping factor of ``" ["`` (~1.4): more evidence than its tokens, the
+    false-alarm bound's premise broken. The stop may have cut it up to the token where the
+    reference's text leaves the stop (``"1"``): ``K_2`` is charged, no more than the tokens."""
+    sure = -0.001
+    ref = Answer(
+        "The [1]",
+        (
+            TokenLogprob("The", sure, (("The", sure),)),
+            TokenLogprob(" [", sure, ((" [", sure),)),
+            TokenLogprob("1", math.log(0.35), (("1", math.log(0.35)), ("INST", math.log(0.33)))),
+            TokenLogprob("]", sure, (("]", sure),)),
+        ),
+    )
+    honest = Answer(
+        "The [INST]",
+        tuple(TokenLogprob(t, sure, ()) for t in ("The", " [", "INST", "]")),
+    )
+    for t in (0.5, 0.7, 1.0):
+        true = probe_evidence(ref, honest, t).log_ratio
+        for text in ("The", "The "):  # the engine cut where "[INST]" begins
+            charged = text_evidence(ref, text, t)  # a chat probe: TURN_STOPS
+            assert charged.log_ratio <= true + 1e-12, (t, text, charged, true)
+            assert charged.positions == 2, charged  # K_2: not K_n, the stop leaves at "1"
+        # a completion probe has no template stop: nothing cut it, K_m as before
+        assert text_evidence(ref, "The", t, chat=False).positions == 1
+
+
+def test_a_text_cut_by_a_stop_earns_at_most_its_tokens_on_random_paths() -> None:
+    """The bound's premise for texts an engine cut at a stop string (review34): random
+    references over tokens that spell stops in part, random honest paths that keep the
+    reference's for a while and then draw their own, the text cut where a stop first
+    appears (the engine generated the stop's tokens, then cut): never more evidence than
+    the tokens the node drew (``probe_evidence``)."""
+    vocab = (" [", "[", "INST", "]", "1", " Human", "\n", "Hum", "an", ":", "Q", "uestion",
+             "The", " cat", " ")  # fmt: skip
+    stops = ("[INST]", "\nHuman:", "Q:", "an:", "\n\n")
+    rng = random.Random(34)
+    for _ in range(4000):
+        ref_tokens = [rng.choice(vocab) for _ in range(rng.randint(1, 6))]
+        ref = Answer(
+            "".join(ref_tokens),
+            tuple(
+                TokenLogprob(t, lp, ((t, lp),))
+                for t in ref_tokens
+                for lp in (math.log(rng.choice((0.999, 0.9, 0.5, 0.35))),)
+            ),
+        )
+        keep = rng.randint(0, len(ref_tokens))
+        drawn = ref_tokens[:keep] + [rng.choice(vocab) for _ in range(rng.randint(0, 5))]
+        text, used = "".join(drawn), drawn
+        asked = tuple(s for s in stops if rng.random() < 0.5)
+        cuts = [(text.find(s), s) for s in asked if s in text]
+        if cuts:
+            at, s = min(cuts)
+            text = text[:at]  # the tokens through the one that completed the stop were drawn
+            upto, spelled = 0, 0
+            while spelled < at + len(s):
+                spelled += len(drawn[upto])
+                upto += 1
+            used = drawn[:upto]
+        for t in (0.5, 1.0):
+            got = Answer(text, tuple(TokenLogprob(x, -0.1, ()) for x in used))
+            true = probe_evidence(ref, got, t).log_ratio
+            mine = text_evidence(ref, text, t, stops=asked, chat=False).log_ratio
+            assert mine <= true + 1e-9, (ref_tokens, drawn, asked, text, mine, true)

@@ -11,6 +11,7 @@ from LLM_Mesh.core.pricing import (
     estimate,
     estimate_prompt_tokens,
     network_fee,
+    network_fee_down,
     part_costs,
     request_cost,
     split,
@@ -143,10 +144,15 @@ def test_parts_are_capped_at_the_estimate_from_the_last_part_back() -> None:
         part_costs(GEMMA, 0, [1], cap=-1)
 
 
-def test_network_fee_in_basis_points_rounded_down() -> None:
+def test_network_fee_in_basis_points_rounded_up() -> None:
     assert network_fee(10_000, 500) == 500
-    assert network_fee(19, 500) == 0  # 0.95 -> 0
+    assert network_fee(19, 500) == 1  # 0.95 -> 1 (rounded up since 2026-12-06, money34)
     assert network_fee(20, 500) == 1
+    assert network_fee(21, 500) == 2  # 1.05 -> 2
+    assert network_fee(1, 1) == 1  # any amount at any fee above 0 pays 1 µNT or more
+    assert network_fee(0, 500) == 0
+    assert network_fee_down(19, 500) == 0  # the rule before: version-3 receipts
+    assert network_fee_down(21, 500) == 1
     assert network_fee(7, 0) == 0
     assert network_fee(7, 10_000) == 7
     for bad in (-1, 10_001):
@@ -158,7 +164,8 @@ def test_network_fee_in_basis_points_rounded_down() -> None:
 
 def test_split_gives_the_operator_the_rest() -> None:
     assert split(10_000, 500) == (9_500, 500)
-    assert split(19, 500) == (19, 0)
+    assert split(19, 500) == (18, 1)  # (19, 0) before 2026-12-06 (money34)
+    assert split(1, 500) == (0, 1)
     assert split(0, 500) == (0, 0)
 
 

@@ -55,7 +55,7 @@ def test_countersign_signs_the_canonical_bytes_and_hashes_them() -> None:
     receipt, receipt_hash = signer.countersign("req-1", "gemma-3-270m", 10, 5, HASH, [part])
     assert receipt.time_ms == 1_700_000_000_500 and receipt.registry_id == REGISTRY_ID
     data = receipt.signed_bytes()
-    assert data.startswith(b"llm-mesh/v1/receipt-v3\x00")
+    assert data.startswith(b"llm-mesh/v1/receipt-v4\x00")
     assert receipt_hash == receipt.receipt_hash == hashlib.sha256(data).hexdigest()
     REGISTRY_KEY.public_key().verify(unb64url(receipt.signature), data)
     wire = receipt.to_json(receipt_hash)
@@ -142,6 +142,7 @@ def test_version_3_signs_the_documented_layout_with_the_money() -> None:
     from LLM_Mesh.core.receipt import (
         RECEIPT_V2_DOMAIN,
         RECEIPT_V3_DOMAIN,
+        RECEIPT_V4_DOMAIN,
         Money,
         Part,
         receipt_bytes,
@@ -163,6 +164,11 @@ def test_version_3_signs_the_documented_layout_with_the_money() -> None:
          (2).to_bytes(2, "big"), _part_bytes(a), u64(0), u64(0), _part_bytes(b), u64(120),
          u64(6)]
     )  # fmt: skip
+    # version 4 (2026-12-06, money34: each fee rounded up): version 3's layout, its domain
+    assert RECEIPT_V4_DOMAIN == b"llm-mesh/v1/receipt-v4\x00"
+    v3 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3, money)
+    v4 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 4, money)
+    assert v4 == RECEIPT_V4_DOMAIN + v3[len(RECEIPT_V3_DOMAIN) :]
     for wrong in [
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2, money),
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2),
@@ -183,7 +189,7 @@ def test_countersigned_bytes_commit_to_every_amount() -> None:
     signer = ReceiptSigner(REGISTRY_KEY, lambda: 1.0)
     part = replace(check(observed(node_claim())), amount=100, fee=5)
     base, _ = signer.countersign("req-1", "m", 10, 5, HASH, [part], "", Money("user", 500, 100))
-    assert base.version == 3 and base.to_json()["cost"] == 100
+    assert base.version == 4 and base.to_json()["cost"] == 100
     for other in [
         replace(base, parts=(replace(part, amount=101),)),
         replace(base, parts=(replace(part, fee=4),)),

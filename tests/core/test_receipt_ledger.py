@@ -160,10 +160,11 @@ def _honest(r: Receipt) -> list[dict[str, Any]]:
 
 
 def test_shares_and_fees_of_1_or_0_and_equal_parts_are_counted_as_signed() -> None:
-    """A part of 20 µNT (a fee of 1), one of 1 (no fee), one of 0 (nothing), two equal
-    parts (each counted), a receipt without any fee: settlement's entries agree."""
-    for amounts, parts in (([20, 1], [(20, 1), (1, 0)]), ([1000, 0], [(1000, 50), (0, 0)]),
-                           ([1000, 1000], [(1000, 50)] * 2), ([1, 1], [(1, 0)] * 2)):  # fmt: skip
+    """A part of 20 µNT (a fee of 1), one of 1 (all of it the fee: rounded up since
+    2026-12-06, ``money34``), one of 0 (nothing), two equal parts (each counted), a receipt
+    whose shares are all 0: settlement's entries agree."""
+    for amounts, parts in (([20, 1], [(20, 1), (1, 1)]), ([1000, 0], [(1000, 50), (0, 0)]),
+                           ([1000, 1000], [(1000, 50)] * 2), ([1, 1], [(1, 1)] * 2)):  # fmt: skip
         r = _receipt(amounts)
         assert [(p.amount, p.fee) for p in r.parts] == parts
         assert ledger_findings(r, _honest(r)) == [], amounts

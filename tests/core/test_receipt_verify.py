@@ -160,9 +160,10 @@ def test_a_stream_whose_finish_chunk_carries_the_receipt_verifies_in_every_form(
         (("time_ms",), 1, "gateway_signature"),
         (("receipt_hash",), "00" * 32, "receipt_hash"),
         (("registry_id",), "registry-nobody", "unknown_registry"),
-        (("v",), 4, "version"),
+        (("v",), 5, "version"),
+        (("v",), 3, "gateway_signature"),  # a version-4 receipt read as 3: another domain
         (("v",), True, "version"),
-        (("v",), 2, "malformed"),  # a version-3 receipt read as version 2 (``settled``)
+        (("v",), 2, "malformed"),  # a version-4 receipt read as version 2 (``settled``)
         (("v",), 1, "malformed"),  # ... as version 1 (client_id_hash)
         (("settled",), True, "malformed"),  # settled, with no payer nor amounts
         (("settled",), 0, "malformed"),
@@ -263,7 +264,7 @@ def test_an_answer_to_a_client_chosen_id_maps_it_to_the_receipts_id() -> None:
     which the answer's ``mesh.receipt_request_id`` names; the registry's countersignature also
     covers the client's id, hashed, so ``--request-id`` may name either, answer or none."""
     r = make_receipt(request_id=NODES_ID, client_id="alice-session-42")
-    assert r["v"] == 3 and r["client_id_hash"] == client_id_hash("alice-session-42")
+    assert r["v"] == 4 and r["client_id_hash"] == client_id_hash("alice-session-42")
     assert "alice-session-42" not in json.dumps(r)  # the receipt holds only its hash
     for text in (
         json.dumps(_mapped(r, "alice-session-42")),
@@ -445,9 +446,9 @@ def test_each_malformed_receipt_says_which_field_is_wrong() -> None:
     ]
     for receipt, message in cases:
         assert _failure(Found(receipt)) == ("malformed", message)
-    assert _failure(Found(_altered(v=4))) == (
+    assert _failure(Found(_altered(v=5))) == (
         "version",
-        "receipt version 4 (this verifier: 1, 2, 3)",
+        "receipt version 5 (this verifier: 1 to 4)",
     )
     for bad in ("AB" * 32, "ab" * 31, "ab" * 33):
         assert _failure(Found(_altered(client_id_hash=bad))) == (

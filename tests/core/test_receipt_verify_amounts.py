@@ -1,5 +1,6 @@
-"""core/receipt_verify.py, version 3: the amounts a receipt signs (µNT), checked offline;
-a receipt made before them (version 2) still verifies."""
+"""core/receipt_verify.py, versions 3 and 4: the amounts a receipt signs (µNT), checked
+offline; a receipt made before them (version 2) still verifies, and a version-3 receipt's
+fees (rounded down, before 2026-12-06) too."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from LLM_Mesh.core.receipt import Money, ReceiptError
+from LLM_Mesh.core.receipt import VERSION, Money, ReceiptError
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_receipt, verify
 from tests.core.test_receipt_verify import (
     KEYS,
@@ -23,10 +24,10 @@ from tests.core.test_receipt_verify import (
 
 
 def test_a_settled_receipt_signs_what_each_part_was_charged() -> None:
-    """Version 3: the amounts (µNT) are in the registry's signature; any changed is refused."""
+    """Version 4: the amounts (µNT) are in the registry's signature; any changed is refused."""
     r = make_receipt(amounts=[100])
     assert (r["v"], r["settled"], r["payer"], r["fee_bps"], r["cost"]) == (
-        3,
+        4,
         True,
         "user",
         500,
@@ -58,7 +59,7 @@ def test_a_settled_receipt_signs_what_each_part_was_charged() -> None:
         assert reason(Found(altered)) == "malformed", path
     two = make_receipt(parts=[(NODE_B, "The answer ", 2, True), (NODE_A, "is 42.", 2, False)],
                        amounts=[45, 20], payer="pool")  # fmt: skip
-    assert [(p["amount"], p["fee"]) for p in two["parts"]] == [(45, 2), (20, 1)]
+    assert [(p["amount"], p["fee"]) for p in two["parts"]] == [(45, 3), (20, 1)]  # 2.25 -> 3
     assert (two["cost"], two["payer"], reason(Found(two))) == (65, "pool", "valid")
 
 
@@ -78,15 +79,34 @@ def test_amounts_that_do_not_agree_are_refused_even_when_signed() -> None:
     assert reason(Found(_resigned(invalid, Money("user", 500, 0), [(0, 0)]))) == "valid"
 
 
-def _resigned(r: dict[str, Any], money: Money, amounts: list[tuple[int, int]]) -> dict[str, Any]:
-    """``r`` with ``money`` and these part amounts, countersigned again by the registry key."""
+def _resigned(
+    r: dict[str, Any], money: Money, amounts: list[tuple[int, int]], version: int = VERSION
+) -> dict[str, Any]:
+    """``r`` with ``money`` and these part amounts, countersigned again by the registry key
+    (as a receipt of ``version``)."""
     parsed = parse_receipt(r)
     parts = [replace(p, amount=a, fee=f) for p, (a, f) in zip(parsed.parts, amounts, strict=True)]
     receipt, h = SIGNER.countersign(
         parsed.request_id, parsed.model, parsed.prompt_tokens, parsed.completion_tokens,
-        parsed.output_sha256, parts, parsed.client_id_hash, money,
+        parsed.output_sha256, parts, parsed.client_id_hash, money, version,
     )  # fmt: skip
     return receipt.to_json(h)
+
+
+def test_a_fee_is_rounded_up_and_a_version_3_receipts_rounded_down_still_verifies() -> None:
+    """Found 2026-12-06 (``money34``): a fee rounded down was 0 below 20 µNT at 500 bps (wash
+    traffic paid none). Version 4 signs fees rounded up: a 19 µNT part's fee is 1, one of 0 is
+    refused (``amounts``). A version-3 receipt (made before, the same layout under its own
+    domain) still verifies by its own rule, rounded down, and its rule only."""
+    base = make_receipt(amounts=[19])
+    assert (base["v"], base["parts"][0]["fee"], reason(Found(base))) == (4, 1, "valid")
+    assert reason(Found(_resigned(base, Money("user", 500, 19), [(19, 0)]))) == "amounts"
+    old = _resigned(base, Money("user", 500, 19), [(19, 0)], version=3)
+    assert (old["v"], reason(Found(old))) == (3, "valid")
+    assert reason(Found(_resigned(base, Money("user", 500, 19), [(19, 1)], version=3))) == (
+        "amounts"
+    )
+    assert reason(Found({**old, "v": 4})) == "gateway_signature"  # relabelled: another domain
 
 
 def test_a_receipt_not_settled_states_no_amounts() -> None:

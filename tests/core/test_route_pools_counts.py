@@ -106,6 +106,13 @@ class Driver:
             ), m
             assert r.slots(m) == declared - idle
             assert r.slots(m, held_out=True) == declared - idle - held
+            # the open and shut nodes an anonymous request that did not opt in may use
+            # (review34: AnonymousLast read the pool's, then asked the router each time)
+            opened = sum(st.node_id not in keep for st in pool.open)
+            shut = sum(st.node_id not in keep for b in (pool.kept, pool.full) for st in b)
+            assert r.pool_counts(m, held_out=True) == (opened, shut, pool.ejected), m
+            assert r.pool_counts(m) == (len(pool.open), len(pool.kept) + len(pool.full),
+                                        pool.ejected)  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None)

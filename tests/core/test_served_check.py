@@ -71,7 +71,7 @@ def test_the_published_price_less_the_fee_is_what_is_owed() -> None:
     assert spec is not None
     r = _served(1)
     whole = -(-(40 * spec.prompt_price_per_1k + 25 * spec.completion_price_per_1k) // 1000)
-    assert expected_share(spec.price, r, FEE_BPS) == whole - whole * FEE_BPS // 10_000 > 0
+    assert expected_share(spec.price, r, FEE_BPS) == whole + (-whole * FEE_BPS // 10_000) > 0
     cont = _served(1, continued=True)  # held to its completion only (its prompt: not its own)
     assert expected_share(spec.price, cont, FEE_BPS) < expected_share(spec.price, r, FEE_BPS)
 
@@ -298,34 +298,43 @@ def test_the_keys_kept_are_every_records_ledger_keys() -> None:
 # --- the words of a report: the fee its entries state, the time, the unexplained credits ---
 
 
-def _fees_cutting(said: str) -> range:
-    m = re.fullmatch(r"(\d+)(?: to (\d+))? bps", said)
+def _fees_cutting(said: str) -> tuple[range, bool]:
+    m = re.fullmatch(r"(\d+)(?: to (\d+))? bps(, rounded down as before 2026-12-06)?", said)
     assert m is not None, said
-    return range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1)
+    return range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1), bool(m.group(3))
 
 
 @pytest.mark.parametrize(
     "parts",
     [
         [(10_000, 800)],  # one fee exactly
-        [(1_000, 80)],  # 800 to 809: rounded down
-        [(1, 0)],  # a 1 µNT part: any fee below 100 % leaves 0
+        [(1_000, 80)],  # 791 to 800: rounded up
+        [(1_000, 81)],  # 801 to 810 rounded up
+        [(1, 0)],  # a 1 µNT part of no fee: 0 bps (rounded up)
+        [(1, 1)],  # ... of 1 µNT: any fee above 0
         [(10_000, 0)],  # no fee
         [(0, 0), (10_000, 800)],  # a part of nothing says nothing; the next still counts
         [(1_000, 80), (3_000, 241)],
+        [(1_000, 80), (3_000, 240), (12, 0)],  # an old payment: only down explains it
     ],
 )
 def test_the_fees_said_are_exactly_those_that_cut_every_part_so(
     parts: list[tuple[int, int]],
 ) -> None:
-    from LLM_Mesh.core.pricing import MAX_FEE_BPS, network_fee
+    """The fees said are those of today's rule (rounded up) when any fits, else those of
+    the rule before 2026-12-06 (rounded down, ``money34``), said so."""
+    from LLM_Mesh.core.pricing import MAX_FEE_BPS, network_fee, network_fee_down
     from LLM_Mesh.core.served_check import _bps_said
 
-    fits = [
-        bps for bps in range(MAX_FEE_BPS + 1)
-        if all(network_fee(a, bps) == f for a, f in parts if a > 0)
-    ]  # fmt: skip
-    assert list(_fees_cutting(_bps_said(parts))) == fits
+    def fits(fee_of: Any) -> list[int]:
+        return [
+            bps for bps in range(MAX_FEE_BPS + 1)
+            if all(fee_of(a, bps) == f for a, f in parts if a > 0)
+        ]  # fmt: skip
+
+    said, down = _fees_cutting(_bps_said(parts))
+    assert down == (not fits(network_fee))
+    assert list(said) == fits(network_fee_down if down else network_fee)
 
 
 def test_parts_no_one_fee_cuts_are_said_so() -> None:
@@ -369,7 +378,8 @@ def test_one_fee_is_said_alone() -> None:
     from LLM_Mesh.core.served_check import _bps_said
 
     assert _bps_said([(10_000, 800)]) == "800 bps"
-    assert _bps_said([(1_000, 80)]) == "800 to 809 bps"
+    assert _bps_said([(1_000, 80)]) == "791 to 800 bps"  # rounded up
+    assert _bps_said([(12, 0), (1_000, 80)]) == "800 to 809 bps, rounded down as before 2026-12-06"
 
 
 def test_the_published_price_is_the_catalogs_else_the_custom_one() -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -176,3 +178,33 @@ async def test_an_open_node_that_may_keep_prompts_does_not_let_an_anonymous_requ
             nodes.gate.set()
         for t in keyed:
             assert (await t).status_code == 200
+
+
+async def test_an_anonymous_admission_reads_the_counts_not_a_pick_where_nodes_keep_prompts(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-06 (review34): anon34 had every anonymous request that did not opt in,
+    for a model some node that may keep prompts serves, ask the router for a pick at its
+    admission (``AnonymousLast._clear``): the deny set of every such node, then one scan of
+    the open set where they are most of it (1.6 ms a request with 10,000 of them beside 10,
+    measured), and no take of the shared share ahead with the rate limit (one Redis round
+    trip more). The pools count those nodes open and shut (``Router.pool_counts(model,
+    held_out=True)``): the admission reads them, the send stage alone picks."""
+    async with running(tmp_path, anonymous_rpm=600) as h:
+        await h.register("n1", max_concurrency=2, max_queue=0)
+        await h.register("k", max_concurrency=4, max_queue=0, keeps_no_prompts=False)
+        routing = _last(h).routing
+        assert routing.router.pool_counts(MODEL, held_out=True) == (1, 0, 0)
+        callers: list[str] = []
+        pick = routing.pick
+
+        def counted(req: Any) -> Any:
+            callers.append(sys._getframe(1).f_code.co_name)
+            return pick(req)
+
+        routing.pick = counted  # type: ignore[method-assign]
+        async with _from(h, "2001:db8:34:a::1") as c:
+            r = await c.post(CHAT, json=chat("hi"))
+        assert r.status_code == 200, r.text
+        assert r.headers["x-mesh-node"] == "n1"
+        assert "_clear" not in callers, callers  # before: the admission's pick

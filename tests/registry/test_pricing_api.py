@@ -18,7 +18,7 @@ async def test_the_fee_and_every_price_are_published_without_a_key(tmp_path: Pat
         assert r.status_code == 200, r.text
         body = PricingView.model_validate(r.json())
         assert body.network_fee_bps == 725
-        assert (body.per_tokens, body.cost_rounding, body.fee_rounding) == (1000, "up", "down")
+        assert (body.per_tokens, body.cost_rounding, body.fee_rounding) == (1000, "up", "up")
         listed = (await h.client.get("/v1/models", params={"all": "true"})).json()["data"]
         for m in listed:  # the same prices /v1/models shows, for each model
             assert body.models[m["id"]].model_dump() == m["pricing"], m["id"]

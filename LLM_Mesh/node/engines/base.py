@@ -126,12 +126,16 @@ class Usage:
 @dataclass(frozen=True)
 class Delta:
     """A piece of generated text; the last one has ``finish_reason`` and ``usage``
-    (and, when the request asked for them, every token's ``logprobs``)."""
+    (and, when the request asked for them, every token's ``logprobs``). The first may say
+    ``prompt_tokens``, the prompt's count as ``usage`` will (an engine that knows it
+    before its first token: ``llama-cpp``, ``sim``): the node tells the gateway early
+    (``X-Mesh-Prompt-Tokens``), what a stream the client cuts is charged for its prompt."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
+    prompt_tokens: int | None = None
 
 
 class Engine(abc.ABC):

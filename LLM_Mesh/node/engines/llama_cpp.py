@@ -370,8 +370,10 @@ class LlamaCppEngine(Engine):
                 text = choice.get("text") or ""
                 finish = choice.get("finish_reason") or finish
                 if text:
+                    # the first says the prompt's count (Delta.prompt_tokens)
+                    early = None if parts else prompt_tokens
                     parts.append(text)
-                    yield Delta(text)
+                    yield Delta(text, prompt_tokens=early)
         except Exception as exc:
             if lm.abort.tripped():  # llama_decode returned 2: our abort (llama_abort.py)
                 _after_abort(llama)

@@ -245,7 +245,7 @@ class SimEngine(Engine):
             text += word
             produced += 1
             self.tokens_emitted += 1
-            yield Delta(word)
+            yield Delta(word, prompt_tokens=prompt_tokens if i == 0 else None)
         if fails and self.fail_after_tokens is not None:
             raise EngineError(f"simulated failure of {req.model} after {produced} tokens")
         yield Delta(
