@@ -13,6 +13,7 @@ from LLM_Mesh.core.pricing import (
     estimate,
     estimate_prompt_tokens,
     network_fee,
+    network_fee_down,
     part_costs,
     request_cost,
     usual_completion_tokens,
@@ -60,6 +61,7 @@ def test_parts_over_the_cap_by_one_are_cut_by_one() -> None:
         (lambda: completion_bound(1, -1, 10), "max_tokens"),
         (lambda: part_costs(GEMMA, 0, [1], cap=-1), "cap"),
         (lambda: network_fee(-1, 500), "amount"),
+        (lambda: network_fee_down(-1, 500), "amount"),
     ],
 )
 def test_each_argument_refusal_names_the_argument(call: Callable[[], object], name: str) -> None:
