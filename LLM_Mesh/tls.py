@@ -16,6 +16,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from LLM_Mesh.text_files import why_unreadable
+
 __all__ = [
     "NODE_PAIR_HINT",
     "REGISTRY_PAIR_HINT",
@@ -38,8 +40,11 @@ def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
         path = Path(ca_file).expanduser()
         try:
             ctx.load_verify_locations(cafile=str(path))
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot use {path} as a CA file ({exc})") from None
+        except ssl.SSLError as exc:  # read, but not PEM certificates
+            why = f"no PEM certificate in it ({exc.reason or exc})"
+            raise ValueError(f"cannot use {path} as a CA file: {why}") from None
+        except OSError as exc:  # missing, a folder, ... (found 2026-12-06: [Errno 2])
+            raise ValueError(f"cannot use {path} as a CA file: {why_unreadable(exc)}") from None
     return ctx
 
 

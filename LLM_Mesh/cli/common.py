@@ -25,6 +25,7 @@ from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.config import ENGINES
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
+from LLM_Mesh.tls import client_ssl_context
 
 console = Console()
 err = Console(stderr=True)
@@ -108,6 +109,13 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
         settings = Settings.from_env(
             home=home, registry_url=registry.rstrip("/") if registry else None, **kw
         )
+        if settings.home.exists() and not settings.home.is_dir():  # found 2026-12-06 (ux34)
+            raise ValueError(
+                f"the state directory {settings.home} is a file, not a folder: give a "
+                "folder with --home or LLM_MESH_HOME"
+            )
+        if settings.registry_ca:  # found 2026-12-06 (ux34): a traceback, read mid-request
+            client_ssl_context(settings.registry_ca)
     except ValueError as exc:
         raise fail(exc) from exc
     # a command that sends the API key (it takes --api-key): found 2026-12-05 (newuser32):

@@ -51,7 +51,7 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
-from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
+from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory, LedgerApiKeyOpt
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.ledger_seen import (
     SEEN_FILE,
@@ -71,8 +71,9 @@ from LLM_Mesh.core.key_account import key_account_finding, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
-from LLM_Mesh.core.receipt_verify import find_receipt
+from LLM_Mesh.core.receipt_verify import Found, find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.text_files import read_text
 from LLM_Mesh.tls import client_ssl_context
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
@@ -180,6 +181,16 @@ async def audit(
 _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
 
 
+def _receipt_in(path: Path) -> Found:
+    """The receipt in the ``--receipt`` file ``path``, else a ``ValueError`` naming it
+    (found 2026-12-06, ux34: a bare ``[Errno 2]``; garbage did not say which file)."""
+    text = read_text(path, "--receipt")
+    try:
+        return find_receipt(text)
+    except ValueError as exc:
+        raise ValueError(f"--receipt {path}: holds no receipt ({exc})") from None
+
+
 def print_report(report: Report, seconds: float, seen_path: Path | None = None) -> None:
     issued = -report.balances.get(MINT, 0)
     console.print(
@@ -218,24 +229,29 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         )
 
 
-def say_key_balance(ok: bool, read: tuple[str, int, int] | None, named: str | None) -> None:
-    """Whose balance a verify with ``LLM_MESH_API_KEY`` checked: its account as the
-    registry shows it (a pseudonym, never the key), or why none (``named``: --registry)."""
+def say_key_balance(
+    ok: bool, read: tuple[str, int, int] | None, named: str | None, flag: str | None = None
+) -> None:
+    """Whose balance a verify with ``LLM_MESH_API_KEY`` (``flag``: ``--api-key``) checked:
+    its account as the registry shows it (a pseudonym, never the key), or why none
+    (``named``: a --registry the environment's key was not sent to)."""
+    whose = "--api-key's" if flag else "LLM_MESH_API_KEY's"
     if named is not None:
         console.print(
             f"LLM_MESH_API_KEY not sent to {shown(named)} (a --registry: the key goes only to "
-            "the registry configured with it): its account's balance not checked"
+            "the registry configured with it; --api-key KEY sends it): its account's "
+            "balance not checked"
         )
     elif read is None:
         console.print(
-            "LLM_MESH_API_KEY's account: balance not checked (this registry does not show it "
+            f"{whose} account: balance not checked (this registry does not show it "
             "with the ledger size it was read at)"
         )
     else:
         account, balance, size = read
         said = "matches the ledger" if ok else "checked against the ledger (findings above)"
         (console if ok else err).print(
-            f"LLM_MESH_API_KEY's account {shown(account)}: its balance, {balance:,} µNT at "
+            f"{whose} account {shown(account)}: its balance, {balance:,} µNT at "
             f"ledger size {size}, {said}",
             highlight=False,
         )
@@ -360,6 +376,7 @@ def verify(
         ),
     ] = None,
     accept_new_key: AcceptNewKeyOpt = False,
+    api_key: LedgerApiKeyOpt = None,
     timeout: Annotated[
         float,
         timeout_option(
@@ -385,7 +402,8 @@ def verify(
     registry's keys and says so; --key, --witness or --accept-new-key instead), or a
     registry not done within --timeout (an hour by default)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
-    settings = settings_from(home, registry, database_url=database_url, registry_ca=ca)
+    given = {"api_key": api_key} if api_key else {}  # checked as ask's (not an lmo_ token)
+    settings = settings_from(home, registry, database_url=database_url, registry_ca=ca, **given)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     where = "the store" if database_url else settings.registry_url
     seen_path = settings.home / SEEN_FILE
@@ -399,12 +417,12 @@ def verify(
         )
 
     try:
-        receipts = [find_receipt(p.read_text("utf-8")) for p in receipt or ()]
-    except (OSError, ValueError) as exc:
+        receipts = [_receipt_in(p) for p in receipt or ()]
+    except ValueError as exc:
         raise fail(exc) from exc
     # the user's key goes only to the registry configured with it, never to one named by
     # --registry (auditing another registry would hand it the key): there, the pool's
-    mine = settings.api_key if registry is None else None
+    mine = settings.api_key if registry is None or api_key else None
     memory = KeyMemory(seen_path, source, accept_new=accept_new_key, witnessed=bool(witnesses))
     if mine and not database_url:
         warn_plain_http(settings.registry_urls, "your API key")
@@ -453,7 +471,7 @@ def verify(
             console.print(f"[green]OK[/]: {shown(line)}")
     shown_for_key = read[0] if read and mine else None
     if settings.api_key and not database_url:
-        say_key_balance(report.ok, shown_for_key, registry)
+        say_key_balance(report.ok, shown_for_key, None if api_key else registry, api_key)
     account = None if shown_for_key is None or not mine else (key_tag(mine), shown_for_key[0])
     if account is not None:
         before = load_key_account(seen_path, source, account[0])

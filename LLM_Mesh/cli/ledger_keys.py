@@ -28,7 +28,19 @@ from LLM_Mesh.core.ledger_keys import judge_keys
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["AcceptNewKeyOpt", "KeyMemory", "KeyRefused"]
+__all__ = ["AcceptNewKeyOpt", "KeyMemory", "KeyRefused", "LedgerApiKeyOpt"]
+
+# the environment's key goes only to the registry configured with it; a key given here is
+# the user's choice for the registry named, --registry too, as `ask` and `balance` send it
+# (found 2026-12-06, ux34: `ledger statement --api-key` was "No such option")
+LedgerApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Your API key, sent to a --registry too \\[env LLM_MESH_API_KEY: sent only "
+        "to the registry configured with it]",
+    ),
+]
 
 AcceptNewKeyOpt = Annotated[
     bool,

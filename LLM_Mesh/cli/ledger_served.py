@@ -37,7 +37,8 @@ def read_served(given: Sequence[Path]) -> tuple[list[Served], list[str]]:
     for g in given:
         files = served_files(g)
         if not files:
-            raise ValueError(f"--served {g}: no such file")
+            why = "is a folder (name its served.jsonl)" if g.is_dir() else "no such file"
+            raise ValueError(f"--served {g}: {why}")
         for p in files:
             real = p.resolve()
             if real in seen:

@@ -52,7 +52,7 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt, operator_credential
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
-from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
+from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory, LedgerApiKeyOpt
 from LLM_Mesh.cli.ledger_seen import (
     SEEN_FILE,
     load_checked_through,
@@ -78,6 +78,7 @@ from LLM_Mesh.core.served_check import published_price, registry_prices, served_
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import forget_covered, keep_covered, key_folder
+from LLM_Mesh.text_files import why_unreadable
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command"]
@@ -132,8 +133,13 @@ def read_receipts(
     ``skip`` told why. Only regular files are read (a FIFO or device never blocks it)."""
     paths = [(p, False) for p in files]
     if folder is not None:
-        if not folder.is_dir():
-            raise ValueError(f"--receipts {folder}: not a folder")
+        if not folder.is_dir():  # found 2026-12-06 (ux34): "not a folder" for a typo too
+            why = (
+                "is a file, not a folder (--receipt FILE reads one file)"
+                if folder.exists()
+                else "no such folder (check the path)"
+            )
+            raise ValueError(f"--receipts {folder}: {why}")
         found: list[Path] = []
         with os.scandir(folder) as it:
             for e in it:
@@ -148,8 +154,13 @@ def read_receipts(
         try:
             limit = MAX_KEPT_BYTES if skippable else MAX_RECEIPT_BYTES
             out.append((p, find_receipt(read_bounded(p, limit))))
-        except (ReceiptError, UnicodeDecodeError, ValueError) as exc:
-            why = f"{p}: holds no receipt ({exc})"
+        except (ReceiptError, UnicodeDecodeError, ValueError, OSError) as exc:
+            # found 2026-12-06 (ux34): a missing --receipt FILE was a bare [Errno 2]
+            why = (
+                f"{p}: {why_unreadable(exc)}"
+                if isinstance(exc, OSError)
+                else f"{p}: holds no receipt ({exc})"
+            )
             if not skippable or skip is None:
                 raise ValueError(why) from None
             skipped += 1
@@ -279,6 +290,7 @@ def statement_command(
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
     accept_new_key: AcceptNewKeyOpt = False,
+    api_key: LedgerApiKeyOpt = None,
     timeout: TimeoutOpt = TIMEOUT_S,
 ) -> None:
     """List every ledger entry of your account and check it against your receipts.
@@ -303,7 +315,10 @@ def statement_command(
     newer than 10 minutes are pending; one paid under another fee that its own entries
     state, with the price held, is listed: a fee of before a change)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
-    settings = settings_from(home, registry, registry_ca=ca)
+    given = {"api_key": api_key} if api_key else {}  # checked as ask's (not an lmo_ token)
+    settings = settings_from(home, registry, registry_ca=ca, **given)
+    if api_key and (account is not None or operator):
+        raise fail(ValueError("give one account: --api-key, --account or --operator"))
     if key is not None:
         key = ledger_commands._check_pin(key)
     if account is not None and not ACCOUNT_RE.match(account):
@@ -326,7 +341,11 @@ def statement_command(
     seen_path = settings.home / SEEN_FILE
     memory = KeyMemory(seen_path, source, accept_new=accept_new_key)  # as ledger verify's
     # the key goes only to the registry configured with it (as ledger verify's)
-    mine = settings.api_key if registry is None and account is None and not operator else None
+    mine = (
+        settings.api_key
+        if (registry is None or api_key) and account is None and not operator
+        else None
+    )
     if token is not None or mine:
         warn_plain_http(settings.registry_urls, "your operator token" if token else "your API key")
     if account is None and not mine and token is None:
@@ -336,14 +355,15 @@ def statement_command(
                 MeshError(
                     f"no account to list: LLM_MESH_API_KEY is set but not sent to {registry} "
                     f"(a --registry: the key goes only to the registry configured with it, "
-                    f"{home_url}); leave out --registry (or set LLM_MESH_REGISTRY_URL), or "
-                    "pass --account user:... (`llm-mesh balance` names it)"
+                    f"{home_url}); pass --api-key KEY to send it there, leave out --registry "
+                    "(or set LLM_MESH_REGISTRY_URL), or pass --account user:... "
+                    "(`llm-mesh balance` names it)"
                 )
             )
         raise fail(
             MeshError(
                 "no account to list: set LLM_MESH_API_KEY (the registry it is configured for "
-                "names its account; not sent to a --registry) or pass --account"
+                "names its account; not sent to a --registry), pass --api-key KEY or --account"
             )
         )
     kept = None  # the key's folder `ask` keeps its receipts in, read by default

@@ -410,7 +410,7 @@ def models_list(
     settings = settings_from(home)
     path = _config_path(settings, config)
     try:
-        cfg = load_node_config(path) if path.is_file() else None
+        cfg = load_node_config(path) if config or path.is_file() else None
         stored = list_models(settings, cfg)
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
@@ -444,7 +444,7 @@ def node_plan(
     settings = settings_from(home, registry)
     path = _config_path(settings, config)
     try:
-        cfg = load_node_config(path) if path.is_file() else None
+        cfg = load_node_config(path) if config or path.is_file() else None
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     registry_url = (

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
+from LLM_Mesh.text_files import read_text
+
 __all__ = ["PromptInputError", "read_prompt"]
 
 STDIN = "-"
@@ -29,9 +31,9 @@ def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -
         if argument is not None:
             raise PromptInputError("give the prompt once: an argument or --prompt-file, not both")
         try:
-            return _read(prompt_file.expanduser().read_text(encoding="utf-8"), "--prompt-file")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PromptInputError(f"--prompt-file {prompt_file}: {exc}") from exc
+            return _read(read_text(prompt_file, "--prompt-file"), "--prompt-file")
+        except ValueError as exc:
+            raise PromptInputError(str(exc)) from None
     if argument == STDIN or (argument is None and not stdin.isatty()):
         return _read(stdin.read(), "standard input")
     if argument is None:

@@ -49,6 +49,7 @@ from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_ledger import ledger_findings
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
+from LLM_Mesh.text_files import read_text
 from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
@@ -280,10 +281,10 @@ def verify_command(
     default), else an error."""
     deadline = Deadline("receipt verify", timeout)  # started now: the whole command's
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+        text = sys.stdin.read() if source == "-" else read_text(source, "the receipt file")
         texts = list(key or [])
         if keys_file is not None:
-            texts += keys_from_listing(keys_file.read_text("utf-8"))
+            texts += keys_from_listing(read_text(keys_file, "--keys"))
         answered: str | None = None  # the replica that answered: asked first after
         memory: KeyMemory | None = None  # the registry's keys judged (none given here)
         if not texts or registry is not None:
@@ -303,7 +304,7 @@ def verify_command(
                 more = memory.judge(more, chain[0] if chain else None)
             texts += more
         keys = parse_keys(texts)
-        expected = None if output is None else output.read_text("utf-8")
+        expected = None if output is None else read_text(output, "--output")
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError, MeshError) as exc:
         # the message may quote the registry's answer: text, never markup, no terminal
         # escapes (found 2026-12-03: printed as Rich markup, with the registry's ESC

@@ -50,6 +50,7 @@ from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.model_files import model_id_of
 from LLM_Mesh.secret_files import make_private_dir, too_open
+from LLM_Mesh.text_files import read_text
 
 log = logging.getLogger("LLM_Mesh.node")
 
@@ -280,7 +281,7 @@ def load_node_config(path: Path | str) -> NodeConfig:
     """Read a TOML file with :class:`NodeConfig`'s keys; unknown keys are an error."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(p, "node config"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{p} is not valid TOML: {exc}") from None
     known = {f.name for f in dataclasses.fields(NodeConfig)}

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import encode_public_key, node_id_for, public_key_of
 from LLM_Mesh.secret_files import create_secret_file, too_open, try_lock
+from LLM_Mesh.text_files import unreadable
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ def load_key(path: Path, then: str = "the node then gets a new id") -> Ed25519Pr
     """The key in ``path``; ``ValueError`` naming the file when it is not an Ed25519 key
     (``then``: what making a new one means, said in the error)."""
     try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
+        data = path.read_bytes()
+    except OSError as exc:  # found 2026-12-06 (ux34): a folder was a traceback
+        raise unreadable("the node key", path, exc) from None
+    try:
+        key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"{path} is not a readable Ed25519 key ({exc}); it is never overwritten: "

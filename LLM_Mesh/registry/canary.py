@@ -126,6 +126,7 @@ from LLM_Mesh.registry.relay import SseRelay, asks_usage
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
 from LLM_Mesh.registry.send_stream import NodeStream
+from LLM_Mesh.text_files import read_text
 
 __all__ = [
     "PATH",
@@ -589,9 +590,6 @@ def load_pool(path: Path | None, mode: str = "mix") -> tuple[str, ...]:
     private: tuple[str, ...] = ()
     if path is not None:
         source = f"the canary prompt file {path}"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{source} cannot be read: {exc}") from exc
+        text = read_text(path, "the canary prompt file")
         private = parse_pool(text, source)
     return pool_for(private, mode)

@@ -166,7 +166,8 @@ class ServedModel(_Open):
     nodes_simulated: int = Field(description="of those, how many run a simulated engine")
     simulated: bool = Field(description="served, and only by simulated nodes")
     custom: bool
-    context_length: int
+    context_length: int = Field(description="served now: the largest a healthy node declares")
+    catalog_context_length: int | None = Field(description="the catalog's (none: custom)")
     pricing: ModelPricing
 
 
@@ -185,7 +186,8 @@ class MeshModel(_Open):
     name: str
     size_bytes: int
     quantization: str
-    context_length: int
+    context_length: int = Field(description="served now, as /v1/models says it")
+    catalog_context_length: int | None = Field(description="the catalog's (none: custom)")
     specialties: list[str]
     prompt_price_per_1k: int
     completion_price_per_1k: int
@@ -450,7 +452,8 @@ def _v1_paths() -> dict[str, Any]:
                 "operationId": "list_models",
                 "description": (
                     "The models a healthy node serves now (`simulated`: only simulated nodes "
-                    "serve it); `all=true`: the whole catalog, served or not."
+                    "serve it; `context_length`: the context served now, which a request must "
+                    "fit); `all=true`: the whole catalog, served or not."
                 ),
                 "parameters": [
                     {
@@ -509,16 +512,11 @@ _MESH_ANSWERS = {
 
 
 # request bodies of the signed node messages (read raw: the signature covers the bytes)
-_MESH_BODIES = {
-    ("/mesh/nodes", "post"): "NodeRegistration",
-    ("/mesh/nodes/{node_id}/heartbeat", "post"): "Heartbeat",
-}
+_MESH_BODIES = {("/mesh/nodes", "post"): "NodeRegistration",
+                ("/mesh/nodes/{node_id}/heartbeat", "post"): "Heartbeat"}  # fmt: skip
 # node messages and admin operations: who may send them (docs/security.md)
-_SIGNED = {
-    ("/mesh/nodes", "post"),
-    ("/mesh/nodes/{node_id}/heartbeat", "post"),
-    ("/mesh/nodes/{node_id}", "delete"),
-}
+_SIGNED = {("/mesh/nodes", "post"), ("/mesh/nodes/{node_id}/heartbeat", "post"),
+           ("/mesh/nodes/{node_id}", "delete")}  # fmt: skip
 _ADMIN = {("/mesh/health-check", "post"), ("/mesh/canary/run", "post")}
 _ADMIN |= {("/mesh/usage-audit", "get")}
 

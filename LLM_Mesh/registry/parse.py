@@ -9,10 +9,13 @@ with well-formed mesh extensions (400 naming the field;
 :mod:`~LLM_Mesh.registry.extensions`, stripped from what nodes receive, as are the OpenAI
 fields that name or tag the client, ``user`` and the like: :mod:`LLM_Mesh.core.withheld`;
 a body with none of them is forwarded as the client's bytes), for a
-model the catalog or some node knows (404 listing the models), and for a catalog
-model, ``max_tokens`` and the estimated prompt within the model's context (400
-``context_length_exceeded``). The job carries the model's price and the request's
-estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves; for a
+model the catalog or some node knows (404 listing the models), and ``max_tokens`` and
+the estimated prompt within the context the mesh serves the model with now (400
+``context_length_exceeded``: the largest a live node serving it declares, at most the
+model's own, that one when none does: ``listing.served``, cached a second at most,
+``ServedContexts``; a ``max_tokens`` over the mesh's cap is said against it too where it
+is the smaller figure). The job carries the
+model's price and the request's estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves; for a
 custom model priced at the largest context any node declares for it, so whichever node
 serves it, what it may send is paid for; ``n`` choices are ``n`` answers). Whether a healthy node serves it, and whether the
 prompt fits that node's context, is the send stage's to say
@@ -48,7 +51,7 @@ from LLM_Mesh.core.limits import (
 from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.priority import PRIORITY_FIELD
 from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
-from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
+from LLM_Mesh.core.schemas import MAX_TOKENS_LIMIT, ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.served import ledger_suffix
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.unsupported import (
@@ -58,9 +61,15 @@ from LLM_Mesh.core.unsupported import (
     unsupported_content,
     unsupported_field,
 )
-from LLM_Mesh.core.validation import check_context
+from LLM_Mesh.core.validation import check_context, context_source
 from LLM_Mesh.core.withheld import has_withheld
-from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound, UnsupportedParameter
+from LLM_Mesh.errors import (
+    ContextLengthExceeded,
+    Forbidden,
+    InvalidRequest,
+    ModelNotFound,
+    UnsupportedParameter,
+)
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import EXTENSION_FIELDS, forwarded_body, read_extensions
@@ -219,7 +228,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             prompt_text = parsed.prompt_text()
             messages = 0
     except ValidationError as exc:
-        raise invalid_from_pydantic(exc) from None
+        raise _over_served(rt, body, exc) or invalid_from_pydantic(exc) from None
     if parsed.stream and parsed.top_logprobs_wanted() is not None:  # streams carry none
         raise UnsupportedParameter(
             "logprobs: log-probabilities are not streamed by this mesh (its stream chunks "
@@ -253,13 +262,14 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             models=known,
         )
     max_tokens = parsed.effective_max_tokens(0)
-    if spec is not None:  # the model's own context; the chosen node's is checked in send
-        check_context(prompt_text, max_tokens or 1, spec.context_length, model)
+    catalog_context = None if spec is None else spec.context_length
     if spec is None:  # a custom model: the custom price, the largest context its nodes declare
         spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
-        catalog_context = None
-    else:
-        catalog_context = spec.context_length
+    # the context it is served with now (its live nodes'; the chosen node's is checked in send)
+    ctx = rt.served_contexts.get(rt.table, spec)
+    check_context(
+        prompt_text, max_tokens or 1, ctx, model, context_source(ctx, spec.context_length)
+    )
     price = spec.price
     choices = parsed.n or 1
     echo = isinstance(parsed, CompletionRequest) and bool(parsed.echo)
@@ -331,3 +341,33 @@ def path_tag(hashed: str, path: str) -> str:
     same path only (found 2026-12-04, review: it refused the same id on the other path). Of
     no use to a reader of the ledger who does not know the client's id."""
     return hashlib.sha256(f"llm-mesh/ledger-path/v1\0{hashed}\0{path}".encode()).hexdigest()[:8]
+
+
+_TOKEN_CAPS = (("max_tokens",), ("max_completion_tokens",))
+
+
+def _over_served(
+    rt: Runtime, body: dict[str, Any], exc: ValidationError
+) -> ContextLengthExceeded | None:
+    """A token count over the mesh's cap (``schemas.MAX_TOKENS_LIMIT``), the request's one
+    problem, said as over its model's served context (``listing.served``) where that is the
+    smaller figure: found 2026-12-06 (context34), ``ask --max-tokens 9999999`` said "exceeds
+    32768" (the cap) of gemma-3-270m, served with 4096; ``None``: pydantic's words stand."""
+    errors = exc.errors(include_url=False)
+    model = body.get("model")
+    if len(errors) != 1 or not isinstance(model, str) or tuple(errors[0]["loc"]) not in _TOKEN_CAPS:
+        return None
+    field, given, spec = errors[0]["loc"][0], errors[0].get("input"), get_spec(model)
+    if errors[0]["type"] != "less_than_equal" or type(given) is not int:
+        return None
+    if spec is None and rt.table.hosts(model):
+        spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
+    ctx = MAX_TOKENS_LIMIT if spec is None else rt.served_contexts.get(rt.table, spec)
+    if spec is None or ctx >= MAX_TOKENS_LIMIT:  # the cap is the smaller figure
+        return None
+    try:  # given > the cap > ctx: refused
+        check_context("", given, ctx, model, context_source(ctx, spec.context_length))
+    except ContextLengthExceeded as refusal:
+        said = refusal.message.replace("max_tokens=", f"{field}=", 1)
+        return ContextLengthExceeded(said, param=str(field), **refusal.extra)
+    return None  # pragma: no cover

@@ -44,6 +44,7 @@ from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
+from LLM_Mesh.registry.listing import ServedContexts
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
@@ -144,6 +145,8 @@ class Runtime:
     paid_ids: PaidIds | None = None
     # ``GET /mesh/nodes``'s body, shared until the mesh changes or a second passed
     listing: NodeListing = field(default_factory=NodeListing)
+    # each model's served context, what the parse stage holds a request to (listing.py)
+    served_contexts: ServedContexts = field(default_factory=ServedContexts)
     # keyed and anonymous requests sent on per model: the class a probe carries is drawn
     # from it (core/priority_mix.py)
     traffic: TrafficMix = field(default_factory=TrafficMix)

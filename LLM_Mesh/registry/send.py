@@ -78,7 +78,7 @@ from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.route_types import BUSY, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.slot_wait import Next, SlotWait
-from LLM_Mesh.core.validation import check_context
+from LLM_Mesh.core.validation import check_context, context_source
 from LLM_Mesh.errors import (
     ContextLengthExceeded,
     MeshError,
@@ -245,7 +245,7 @@ class Exchange:
                 rt.clock(), deadline=self.deadline, trace=rt.observer is not None,
             )  # fmt: skip
         last: MeshError | None = None
-        too_small: ContextLengthExceeded | None = None  # the first skipped node's refusal
+        too_small: ContextLengthExceeded | None = None  # the largest skipped node's refusal
         try:
             while True:
                 t0 = rt.clock()
@@ -266,7 +266,7 @@ class Exchange:
                     self._check_context(node)
                 except ContextLengthExceeded as exc:
                     self.tried.add(node)
-                    too_small = too_small or exc
+                    too_small = max(too_small or exc, exc, key=lambda e: e.extra["context_length"])
                     continue
                 left = self.deadline - rt.clock()
                 if left <= 0:
@@ -493,11 +493,11 @@ class Exchange:
     def _check_context(self, node_id: str) -> None:
         job = self.job
         hosted = self.rt.table.hosted(node_id, job.model)
-        ctx = hosted.context_length if hosted is not None and hosted.context_length else None
-        ctx = ctx or job.catalog_context
-        # the parse stage checked the catalog's with max_tokens or 1 (as strict): not again
+        ctx = (hosted.context_length if hosted is not None else None) or job.catalog_context
+        # parse checked the served context (<= the catalog's) with max_tokens or 1: not again
         if ctx and ctx != job.catalog_context:
-            check_context(job.prompt_text, job.max_tokens, ctx, job.model)
+            check_context(job.prompt_text, job.max_tokens, ctx, job.model,
+                          context_source(ctx, job.context, constrained=True))  # fmt: skip
 
     def _no_node(self, d: Decision, full: str = "") -> MeshError:
         ext = self.ext

@@ -197,3 +197,60 @@ def test_a_node_about_to_join_its_pool_is_counted_in_it() -> None:
     assert unspared(r._index, ms, 0.5, placed=True) == frozenset()
     assert unspared(r._index, ms, 0.5, placed=False) == frozenset()
     assert unspared(r._index, frozenset({"none"}), 0.5, placed=False) == frozenset({"none"})
+
+
+def test_only_a_full_node_or_one_closed_to_anonymous_requests_adds_idle_slots() -> None:
+    """``idle_slots``: the slots this router holds none of on a node full by its own word
+    (``FULL``) or closed to anonymous requests by a 429 (``KEPT`` and ``anon_closed``) are
+    left out of the anonymous share's count; an open node's, or a kept one's still taking
+    keyed requests, are not (their slots can be taken)."""
+    from LLM_Mesh.core.route_pools import idle_slots
+
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
+    st.in_flight = 1
+    assert (idle_slots(st, FULL), idle_slots(st, KEPT), idle_slots(st, OPEN)) == (3, 0, 0)
+    st.anon_closed = True
+    assert (idle_slots(st, FULL), idle_slots(st, KEPT), idle_slots(st, OPEN)) == (3, 3, 0)
+    st.in_flight = 6  # more than its slots (a heartbeat's count): none idle, never fewer
+    assert (idle_slots(st, FULL), idle_slots(st, KEPT)) == (0, 0)
+
+
+def test_a_keeper_named_before_its_node_is_placed_counts_once_it_is() -> None:
+    """``Pools.set_keeps`` for a node known but not yet in any pool only notes it; the
+    node's slots join ``held`` when it is placed, and leave when it keeps none."""
+    from LLM_Mesh.core.route_pools import Pools
+
+    st = _router().node("a")
+    assert st is not None
+    pools, ms = Pools(), frozenset({"m"})
+    pools.set_keeps(st, "a", ms)
+    assert pools.keeps == {"a": ms} and pools.by_model == {}
+    pools.move(st, OPEN)
+    assert pools.by_model["m"].held_out_slots() == st.max_concurrency == 1
+    pools.set_keeps(st, "a", None)
+    assert pools.by_model["m"].held_out_slots() == 0 and pools.keeps == {}
+
+
+def test_a_model_with_no_pool_yet_may_lose_the_node_about_to_join_at_a_whole_fraction() -> None:
+    """``unspared`` for a model no node has joined yet: the node about to join is its one
+    node, which only a ``max_fraction`` of 1 may eject; counted already, it is none."""
+    from LLM_Mesh.core.route_pools import Pools, unspared
+
+    ms = frozenset({"m"})
+    assert unspared(Pools(), ms, 1.0, placed=False) == frozenset()
+    assert unspared(Pools(), ms, 0.99, placed=False) == ms
+    assert unspared(Pools(), ms, 1.0, placed=True) == ms
+
+
+def test_a_node_placed_in_every_pool_leaves_no_ejection_note() -> None:
+    """``Pools.out`` holds a node only while it is ejected from some of its pools: a node
+    placed whole, or gone, is not in it (``rewrite`` takes its slower path while it is
+    not empty)."""
+    r = _router()
+    r.upsert_node("b", ("m", "n"), now=0.0, max_concurrency=1, max_queue=8)
+    assert r._index.out == {}
+    r.set_routable("b", False)
+    r.set_routable("b", True)
+    r.remove_node("b", 1.0)
+    assert r._index.out == {}

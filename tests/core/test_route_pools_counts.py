@@ -113,6 +113,13 @@ class Driver:
             assert r.pool_counts(m, held_out=True) == (opened, shut, pool.ejected), m
             assert r.pool_counts(m) == (len(pool.open), len(pool.kept) + len(pool.full),
                                         pool.ejected)  # fmt: skip
+            # every routable node of the model is in its pool once: in a set, or counted
+            # ejected where it is (``Pool.ejected``, read by ``unspared``), nowhere else
+            placed = [n for n, st in r._nodes.items() if st.routable and m in st.models]
+            assert pool.size == len(placed), m
+            assert pool.ejected == sum(r.ejected_for(n, m) for n in placed), m
+        # the index keeps an ejection's models only for nodes ejected from some pools
+        assert all(ms and r.node(n) is not None for n, ms in r._index.out.items())
 
 
 @settings(max_examples=150, deadline=None)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.validation import CHARS_PER_TOKEN_LENIENT, check_context, estimate_min_tokens
+from LLM_Mesh.core.stream_guard import MAX_CONTEXT
+from LLM_Mesh.core.validation import (
+    CHARS_PER_TOKEN_LENIENT,
+    check_context,
+    context_source,
+    estimate_min_tokens,
+    served_context,
+)
 from LLM_Mesh.errors import ContextLengthExceeded, InvalidRequest
 
 
@@ -42,3 +49,35 @@ def test_max_tokens_alone_over_context() -> None:
 
 def test_max_tokens_equal_context_with_empty_prompt_ok() -> None:
     check_context("", max_tokens=4096, context_length=4096, model="m")
+
+
+@pytest.mark.parametrize(
+    ("declared", "served"),
+    [([], 32_768), ([4096], 4096), ([4096, 8192, 2048], 8192), ([4096, None], 32_768),
+     ([4096, 0, -5, "9000", 1.5e4], 32_768), ([10**12], 32_768)],
+)  # fmt: skip
+def test_served_context_is_the_largest_declared_at_most_the_models(
+    declared: list[object], served: int
+) -> None:
+    """A declaration that is not a whole number >= 1 reads as none (the model's own, as the
+    stream limit reads it); more than the model has is the model's."""
+    assert served_context(declared, 32_768) == served
+
+
+def test_served_context_is_bounded_by_the_stream_limits_max() -> None:
+    assert served_context([10**12], 10**12) == MAX_CONTEXT
+
+
+def test_a_refusal_says_whose_context_and_what_to_do() -> None:
+    assert context_source(32_768, 32_768) == ""  # the model's own: nothing more to say
+    source = context_source(4096, 32_768)
+    assert source == ", the largest a live node serving it declares now (the model's own: 32768)"
+    with pytest.raises(ContextLengthExceeded) as info:
+        check_context("", 5000, 4096, "m", source)
+    assert info.value.message == (
+        f"max_tokens=5000 exceeds m's context length of 4096 tokens{source}; ask for fewer "
+        "tokens (the prompt and max_tokens together must fit 4096)"
+    )
+    assert info.value.to_openai()["error"]["context_length"] == 4096
+    narrowed = context_source(32_768, 32_768, constrained=True)
+    assert "the nodes this request may use" in narrowed

@@ -214,3 +214,40 @@ def test_penalties_change_the_real_models_answer_through_the_mesh(real_mesh: Loc
         apples = "List: apple, apple, apple, apple,"
         assert greedy(apples).count("apple") >= 5
         assert greedy(apples, frequency_penalty=2).count("apple") < 5
+
+
+def test_the_context_said_is_the_one_the_node_serves(real_mesh: LocalMesh) -> None:
+    """Found 2026-12-06 (context34): ``node info`` said 4096 (the node's ``n_ctx``),
+    ``llm-mesh models`` and ``/v1/models`` 32768 (the catalog's), ``ask --max-tokens
+    9999999`` "exceeds 32768" (the schema's cap); now every one says what the node serves."""
+    url = real_mesh.registry_url
+    nodes = httpx.get(url + "/mesh/nodes", timeout=10).json()["nodes"]
+    (hosted,) = [m for n in nodes for m in n["models"] if m["id"] == "gemma-3-270m"]
+    declared = hosted["context_length"]
+    assert isinstance(declared, int) and 16 <= declared < 32_768, hosted  # the node's n_ctx
+    (listed,) = [m for m in httpx.get(url + "/v1/models", timeout=10).json()["data"]
+                 if m["id"] == "gemma-3-270m"]  # fmt: skip
+    assert (listed["context_length"], listed["catalog_context_length"]) == (declared, 32_768)
+    for max_tokens in (declared + 1, 9_999_999):
+        body = {"model": "gemma-3-270m", "prompt": "x", "max_tokens": max_tokens}
+        r = httpx.post(url + "/v1/completions", json=body, timeout=30)
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert (err["code"], err["context_length"]) == ("context_length_exceeded", declared)
+        assert f"context length of {declared} tokens, the largest a live node" in err["message"]
+    home = str(real_mesh.settings.home)
+    env = {**os.environ, "LLM_MESH_REGISTRY_URL": url, "LLM_MESH_HOME": home, "COLUMNS": "120"}
+    ask = subprocess.run(
+        [sys.executable, "-m", "LLM_Mesh.cli", "ask", "hi", "--model", "gemma-3-270m",
+         "--max-tokens", "9999999"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    said = " ".join((ask.stdout + ask.stderr).split())
+    assert ask.returncode != 0 and "--max-tokens 9999999 exceeds" in said, said
+    assert f"{declared} tokens" in said and "32768," not in said, said
+    models = subprocess.run(
+        [sys.executable, "-m", "LLM_Mesh.cli", "models"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    row = next(line for line in models.stdout.splitlines() if "gemma-3-270m" in line)
+    assert f"{declared:,}" in row or str(declared) in row, models.stdout

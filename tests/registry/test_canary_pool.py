@@ -54,7 +54,7 @@ def test_load_pool_mixes_replaces_and_names_a_bad_file(tmp_path: Path) -> None:
     assert load_pool(path) == (*PROMPTS, *PRIVATE)
     assert load_pool(path, "replace") == PRIVATE
     with pytest.raises(
-        ValueError, match=re.escape(f"the canary prompt file {tmp_path}/gone.json cannot")
+        ValueError, match=re.escape(f"the canary prompt file {tmp_path}/gone.json: no such file")
     ):
         load_pool(tmp_path / "gone.json")
     bad = pool_file(tmp_path, ["ok", 3])
@@ -103,7 +103,9 @@ def test_registry_serve_says_a_bad_prompt_file_in_one_error_line(tmp_path: Path)
     )
     said = " ".join(out.output.split())
     assert out.exit_code == 1 and isinstance(out.exception, SystemExit), said
-    assert said.startswith("error: the canary prompt file") and "cannot be read" in said, said
+    assert (
+        said.startswith("error: the canary prompt file") and "no such file (check the path)" in said
+    ), said
     assert "Traceback" not in said
     mode = CliRunner().invoke(
         app,
