@@ -101,3 +101,20 @@ def test_a_text_that_ran_past_the_reference_in_whitespace_alone_is_no_evidence()
     assert covering_entries(" def f():" + "\n" * 5, toks) == 4 + 4  # diverged in newlines
     assert covering_entries(" def f():\n    return 1", toks) == 6  # as before
     assert covering_entries(" def f():\n", toks) == 4
+
+
+def test_a_text_past_the_reference_with_no_whitespace_to_spare_is_no_evidence() -> None:
+    """Ran past the reference in what it spells (a ``2`` after the ``1``), with no more
+    whitespace than the tokens hold: not a beginning of the reference, so no count."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n    return 12", toks) is None
+    assert covering_entries("x", ["a"]) is None  # diverged in the last token, no space at all
+
+
+def test_whitespace_past_what_the_counted_tokens_hold_is_counted_as_such() -> None:
+    """Whitespace is counted as whitespace, not against the tokens' other characters: the
+    extra newline of a text cut inside a token (``ret`` of ``    return``) is one token more,
+    and a cut token's own letters make no room for it."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n\n    ret", toks) == 5 + 1
+    assert covering_entries(" def f():\n    ret", toks) == 5
