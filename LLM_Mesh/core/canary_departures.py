@@ -278,7 +278,10 @@ class Kept(OrderedDict[Any, DepartureTally]):
     (found 2026-12-06, ``slice34``: the least recently written went first, so a flood of
     many node ids' small tallies pushed out a liar's high one, its evidence lost; now a
     tally goes only where ``cap`` others score at least as much). A heap of (score, write)
-    finds it, its stale entries skipped and compacted past twice the table."""
+    finds it, its stale entries skipped and compacted past twice the table; a key's write
+    mark (``_at``) goes with its last heap entry, so the marks are at most the heap's
+    (found 2026-12-06, ``review34b``: an evicted key's mark stayed, one per id ever
+    written, unbounded under a flood of ids)."""
 
     def __init__(self, cap: int) -> None:
         super().__init__()
@@ -301,12 +304,16 @@ class Kept(OrderedDict[Any, DepartureTally]):
         mine = None
         while len(self) > self.cap:  # at least one other than ``key``: cap ≥ 1
             entry = heapq.heappop(self._heap)
-            if entry[2] not in self or self._at.get(entry[2]) != entry[1]:
+            at = self._at.get(entry[2])
+            if entry[2] not in self or at != entry[1]:
+                if at == entry[1]:  # its last entry, the key gone: its mark goes too
+                    del self._at[entry[2]]
                 continue  # stale: written again since, or dropped
             if entry[2] == key:
                 mine = entry
                 continue
             del self[entry[2]]
+            del self._at[entry[2]]  # (found 2026-12-06, review34b: every mark was kept)
         if mine is not None:
             heapq.heappush(self._heap, mine)
 

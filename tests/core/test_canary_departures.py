@@ -16,6 +16,7 @@ from LLM_Mesh.core.canary_departures import (
     DepartureTally,
     DepartureTest,
     Evidence,
+    Kept,
     counted,
     kind_of,
     leave_bound,
@@ -380,3 +381,44 @@ def test_a_new_tally_is_kept_until_another_is_written_even_when_lowest() -> None
     departures.add("n1", "m", Evidence(1.0, 1, 0))  # 7: now "new" (1.0) is the lowest
     departures.add("newer", "m", Evidence(2.0, 1, 0))
     assert set(departures.tallies) == {("n1", "m"), ("n2", "m"), ("newer", "m")}
+
+
+def test_a_flood_of_ids_keeps_each_tables_bookkeeping_bounded() -> None:
+    """Found 2026-12-06 (``review34b``): each table's write marks (``Kept._at``, what tells
+    a heap entry stale) kept every key ever written: an evicted key's mark stayed, and the
+    heap, popped as the table evicts, never grew past twice the table to compact it, so a
+    flood of new node ids (the very flood ``slice34`` bounds the tables against) grew the
+    marks without bound (100,000 ids, a table of 64: 100,000 marks). Now an evicted key's
+    mark goes with it: at most the heap's entries, itself at most twice the table + 64."""
+    departures = Departures(max_pairs=64, max_kinds=64, max_slices=64)
+    shape = Shape(temperature=0.7, sampler=(("top_p", 0.9),))
+    for i in range(5000):
+        departures.add_probe(f"sybil{i}", "m", Evidence(0.5, 1, 0), shape)
+    for table in (departures.tallies, departures.kinds, departures.slices):
+        assert len(table) <= 64
+        # (private bookkeeping: the memory the bound is about)
+        assert len(table._heap) <= 2 * 64 + 65 and len(table._at) <= len(table._heap)
+
+
+def test_eviction_matches_the_lowest_score_rule_under_rewrites_and_removals() -> None:
+    """``Kept`` against a plain model of its rule (the lowest (score, write) other than the
+    key just written goes past ``cap``), over random puts, pops (as ``Departures._add``
+    pops before it writes again) and deletes (``forget``), ties included (scores 1 to 4)."""
+    for seed in range(200):
+        rng = random.Random(seed)
+        cap = rng.randint(1, 6)
+        kept, model, writes = Kept(cap), {}, 0
+        for _ in range(300):
+            key, op = (f"n{rng.randint(0, 12)}", "m"), rng.random()
+            kept.pop(key, None)
+            model.pop(key, None)
+            if op < 0.7:
+                tally = DepartureTally(kind="", slice="", threshold=29.0)
+                tally.score = float(rng.randint(1, 4))
+                kept.put(key, tally)
+                writes += 1
+                model[key] = (tally.score, writes)
+                while len(model) > cap:
+                    del model[min((v, k) for k, v in model.items() if k != key)[1]]
+            assert set(kept) == set(model), seed
+            assert len(kept._at) <= len(kept._heap) <= 2 * len(kept) + 65
