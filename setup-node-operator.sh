@@ -123,6 +123,11 @@ done
 if [ -n "$MODELS" ] && ! [[ "$MODELS" =~ ^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$ ]]; then
   die "--models must be comma-separated model ids, not '$MODELS'" "e.g. --models gemma-3-270m,mistral-7b"
 fi
+# every llm-mesh command reads the CA file it is given (a bad one is one error line, ux34):
+# said here, before anything is made, not as "could not make the node key" later
+if [ -n "${LLM_MESH_REGISTRY_CA:-}" ] && ! [ -f "$LLM_MESH_REGISTRY_CA" ]; then
+  die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
+fi
 
 INTERACTIVE=0
 if [ "$YES" = 0 ] && [ -t 0 ] && [ "$DRY_RUN" = 0 ]; then INTERACTIVE=1; fi

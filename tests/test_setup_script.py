@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from LLM_Mesh.node.tls import make_self_signed
 from tests.ports import free_port
 
 if sys.version_info >= (3, 11):
@@ -588,7 +589,9 @@ def test_service_gets_the_registry_ca_it_runs_with(tmp_path: Path) -> None:
     bin_dir.mkdir()
     (bin_dir / "systemctl").write_text("#!/bin/sh\n")
     (bin_dir / "systemctl").chmod(0o755)
-    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    # a real certificate: every command reads the CA file it is given (ux34: a bad one is
+    # one error line at once, not a traceback mid-request)
+    make_self_signed(tmp_path / "ca.crt", tmp_path / "ca.key", ["127.0.0.1"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
     env.update(
         HOME=str(tmp_path / "home"),

@@ -114,7 +114,10 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
                 f"the state directory {settings.home} is a file, not a folder: give a "
                 "folder with --home or LLM_MESH_HOME"
             )
-        if settings.registry_ca:  # found 2026-12-06 (ux34): a traceback, read mid-request
+        # found 2026-12-06 (ux34): a traceback, read mid-request; only where the command
+        # reaches a registry (it takes --registry-ca): a stale LLM_MESH_REGISTRY_CA does not
+        # stop an offline command (review34b)
+        if settings.registry_ca and "registry_ca" in kw:
             client_ssl_context(settings.registry_ca)
     except ValueError as exc:
         raise fail(exc) from exc

@@ -39,10 +39,11 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
+from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.left_stats import LeftPolicy, LeftStats
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector
 from LLM_Mesh.core.queue_wait import MAX_WAIT_S
+from LLM_Mesh.core.route_keep import cheapest_in, full_sets
 from LLM_Mesh.core.route_pools import (
     EJECTED,
     NONE,
@@ -280,7 +281,12 @@ class Router:
         open and full less those that may keep prompts if ``held_out`` (O(1), route_pools)."""
         p = self._pools.get(model, _NO_POOL)
         o, s = (p.held_open, p.held_shut) if held_out else (0, 0)
-        return len(p.open) - o, len(p.kept) + len(p.full) - s, p.ejected
+        n_open = len(p.open) + len(p.open_keep)
+        return (
+            n_open - o,
+            len(p.kept) + len(p.full) + len(p.kept_keep) + len(p.full_keep) - s,
+            p.ejected,
+        )
 
     def keeps_prompts(self, node_id: str, models: frozenset[str] | None) -> None:
         """``node_id`` may keep prompts for ``models`` (None: none): ``Pools.set_keeps``."""
@@ -366,8 +372,8 @@ class Router:
             model = models[0]
             pool = self._pools.get(model)
             pol = self.policy
-            if pool is not None:
-                bag = pool.open
+            if pool is not None and not (req.keepers and pool.open_keep):
+                bag = pool.open  # those that keep no prompts (route_keep: the others too)
                 # no open node: draws nothing (no random number used), _pick_any draws again
                 slots = bag.draw_slots(pol.choices, self._rand)
                 if slots:
@@ -399,20 +405,12 @@ class Router:
             pool = self._pools.get(model)
             if pool is None:
                 continue
-            bag = pool.open
-            slots = self._draw(bag, req, k)
-            if not slots and req.keyed and len(pool.kept):  # the places kept for keyed ones
-                bag = pool.kept
-                slots = self._draw(bag, req, k)
-            if slots:
-                factor = 1.0 + sp.specialty_step * rank
-                i, cost = cheapest_rows(
-                    bag.vals, slots, bag.members, tokens, now, sp, weight, factor
-                )
-                if best is None or cost < best_cost:
-                    best, best_cost, best_model = bag.at(i), cost, model
-            fulls = (pool.full,) if req.keyed else (pool.full, pool.kept)
-            for full in fulls:
+            # the open sets (a keyed request: the kept ones when none is open), route_keep
+            st, cost = cheapest_in(pool, req, k, self._rand, self._nodes, self.policy.max_draws,
+                                   (tokens, now, sp, weight, 1.0 + sp.specialty_step * rank))  # fmt: skip
+            if st is not None and (best is None or cost < best_cost):
+                best, best_cost, best_model = st, cost, model
+            for full in full_sets(pool, req):
                 if best is None and len(full):
                     w, h = full_waits(self._sample(full, req, 8), model, tokens, now, sp)
                     if w is not None and (wait is None or w < wait):
@@ -424,11 +422,6 @@ class Router:
         if wait is not None:
             return Decision(Verdict.SATURATED, wait_s=wait)
         return Decision(Verdict.NO_NODE, wait_s=held)
-
-    def _draw(self, bag: IndexedRows[NodeStats], req: RouteRequest, k: int) -> list[int]:
-        if req.constrained:
-            return [bag.slot(st) for st in self._sample(bag, req, k)]
-        return bag.draw_slots(k, self._rand)
 
     def _sample(self, bag: IndexedSet[NodeStats], req: RouteRequest, k: int) -> list[NodeStats]:
         return sample(bag, req, k, self._rand, self._nodes, self.policy.max_draws)

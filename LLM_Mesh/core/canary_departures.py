@@ -75,6 +75,7 @@ model's before penalties). Pure: no I/O.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -93,6 +94,7 @@ __all__ = [
     "DepartureTest",
     "Departures",
     "Evidence",
+    "Kept",
     "counted",
     "kind_of",
     "leave_bound",
@@ -270,6 +272,52 @@ class DepartureTally:
         )
 
 
+class Kept(OrderedDict[Any, DepartureTally]):
+    """A table of tallies, in the order last written, of at most ``cap``: past it the
+    lowest score goes first (ties: the least recently written), never the one just written
+    (found 2026-12-06, ``slice34``: the least recently written went first, so a flood of
+    many node ids' small tallies pushed out a liar's high one, its evidence lost; now a
+    tally goes only where ``cap`` others score at least as much). A heap of (score, write)
+    finds it, its stale entries skipped and compacted past twice the table; a key's write
+    mark (``_at``) goes with its last heap entry, so the marks are at most the heap's
+    (found 2026-12-06, ``review34b``: an evicted key's mark stayed, one per id ever
+    written, unbounded under a flood of ids)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = max(1, cap)
+        self._heap: list[tuple[float, int, Any]] = []
+        self._at: dict[Any, int] = {}
+        self._writes = 0
+
+    def put(self, key: Any, tally: DepartureTally) -> None:
+        """Keep ``tally`` as ``key``'s (last written), then drop past ``cap``."""
+        self[key] = tally
+        self.move_to_end(key)
+        self._writes += 1
+        self._at[key] = self._writes
+        heapq.heappush(self._heap, (tally.score, self._writes, key))
+        if len(self._heap) > 2 * len(self) + 64:
+            self._at = {k: self._at[k] for k in self}
+            self._heap = [(t.score, self._at[k], k) for k, t in self.items()]
+            heapq.heapify(self._heap)
+        mine = None
+        while len(self) > self.cap:  # at least one other than ``key``: cap ≥ 1
+            entry = heapq.heappop(self._heap)
+            at = self._at.get(entry[2])
+            if entry[2] not in self or at != entry[1]:
+                if at == entry[1]:  # its last entry, the key gone: its mark goes too
+                    del self._at[entry[2]]
+                continue  # stale: written again since, or dropped
+            if entry[2] == key:
+                mine = entry
+                continue
+            del self[entry[2]]
+            del self._at[entry[2]]  # (found 2026-12-06, review34b: every mark was kept)
+        if mine is not None:
+            heapq.heappush(self._heap, mine)
+
+
 class Departures:
     """Every (node, model)'s :class:`DepartureTally` over all its sampled probes
     (``tallies``), over each kind of answer alone (``kinds``, keyed (node, model, kind):
@@ -278,9 +326,15 @@ class Departures:
     (``slices``, keyed (node, model, kind, slice): found 2026-12-06, canary34, a node lying
     to one endpoint, one temperature band or one ``top_p`` alone was credited by its honest
     answers to the kind's other slices; so each slice of every kind together, keyed (node,
-    model, ``""``, slice), for a node lying to one slice of each kind), the least recently
-    updated dropped past ``max_pairs`` in each (its evidence lost: a fresh start);
-    ``forget`` on the admin's clear.
+    model, ``""``, slice), for a node lying to one slice of each kind); ``forget`` on the
+    admin's clear.
+
+    Each table is a :class:`Kept` of its own bound: ``max_pairs`` pairs, ``max_kinds``
+    (node, model, kind) and ``max_slices`` slices (65,536 each by default; a pair's probes
+    fill up to 3 kinds and 18 slices, 6 a probe), so slices never push out a pair's or a
+    kind's evidence (``slice34``: the bound each table's, said apart); past its bound a
+    table drops its lowest score (its evidence lost: a fresh start), never the one just
+    written, so a flood of small tallies keeps a liar's high one.
 
     A probe counted adds to :data:`TALLIES` = 8 tallies: the pair's, its kind's, and one
     slice of each of the 3 dimensions of :data:`SLICES` over every kind and within its
@@ -290,12 +344,16 @@ class Departures:
     one kind and one slice of each dimension, so each of the 8 kinds of tally starts its
     runs at distinct probes: ``8 · n e^-h / 4``)."""
 
-    def __init__(self, test: DepartureTest = DEFAULT_TEST, max_pairs: int = 65536) -> None:
+    def __init__(self, test: DepartureTest = DEFAULT_TEST, max_pairs: int = 65536,
+                 max_kinds: int = 65536, max_slices: int = 65536) -> None:  # fmt: skip
         self.test = test
         self.max_pairs = max(1, max_pairs)
-        self.tallies: OrderedDict[tuple[str, str], DepartureTally] = OrderedDict()
-        self.kinds: OrderedDict[tuple[str, str, str], DepartureTally] = OrderedDict()
-        self.slices: OrderedDict[tuple[str, str, str, str], DepartureTally] = OrderedDict()
+        self.tallies = Kept(max_pairs)
+        """Keyed (node, model)."""
+        self.kinds = Kept(max_kinds)
+        """Keyed (node, model, kind)."""
+        self.slices = Kept(max_slices)
+        """Keyed (node, model, kind or ``""``, slice)."""
 
     def threshold(self, kind: str = "", slice: str = "") -> float:
         """The score a tally flags at (class docstring): one for every tally."""
@@ -324,7 +382,7 @@ class Departures:
             self._drop(lambda k: k[:2] == (node_id, model))
         return flag
 
-    def _add(self, into: OrderedDict[Any, DepartureTally], key: Any, ev: Evidence,
+    def _add(self, into: Kept, key: Any, ev: Evidence,
              kind: str, part: str) -> DepartureTally | None:  # fmt: skip
         h = self.threshold(kind, part)
         tally = into.pop(key, None) or DepartureTally(kind=kind, slice=part, threshold=h)
@@ -332,18 +390,11 @@ class Departures:
         if tally.score >= h:
             return tally  # not kept
         if tally.score > 0.0:
-            into[key] = tally
-            while len(into) > self.max_pairs:
-                into.popitem(last=False)
+            into.put(key, tally)
         return None
 
     def _drop(self, which: Callable[[tuple[str, ...]], bool]) -> None:
-        stores: tuple[OrderedDict[Any, DepartureTally], ...] = (
-            self.tallies,
-            self.kinds,
-            self.slices,
-        )
-        for into in stores:
+        for into in (self.tallies, self.kinds, self.slices):
             for key in [k for k in into if which(k)]:
                 del into[key]
 

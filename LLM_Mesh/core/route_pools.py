@@ -7,7 +7,9 @@ only in the places the node keeps for keyed requests: full for anonymous ones, t
 own rule, :func:`~LLM_Mesh.core.priority.admits`, as the gateway sees it: :func:`band`)
 and *full* (saturated, or held by a 503); ejected ones are only counted. An anonymous
 request draws from the open set only, a keyed one from the kept set too when no node is
-open. The open and kept sets are :class:`IndexedRows`: each node's scoring inputs for
+open. Each set is kept twice over: the nodes that keep no prompts for the model, and those
+that may (``Pools.keeps``: ``open_keep``, ``kept_keep``, ``full_keep``), drawn only by a
+request that opted in (``core/route_keep.py``; found 2026-12-06, keeppick34). The open and kept sets are :class:`IndexedRows`: each node's scoring inputs for
 the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the
 node enters and again after every update of what the row holds (:meth:`Pools.rewrite`).
 Each pool also keeps the anonymous share's slot counts (``Pool.declared``, ``idle``,
@@ -94,20 +96,45 @@ class Pool:
     of those nodes are open, and kept or full (``Router.pool_counts``: found 2026-12-06,
     review34, anon34 asked the router at each anonymous request's admission instead)."""
 
-    __slots__ = ("declared", "ejected", "full", "held", "held_idle", "held_open", "held_shut",
-                 "idle", "kept", "open")  # fmt: skip
+    __slots__ = ("declared", "ejected", "full", "full_keep", "held", "held_idle", "held_open",
+                 "held_shut", "idle", "kept", "kept_keep", "open", "open_keep")  # fmt: skip
 
     def __init__(self) -> None:
+        # the nodes that keep no prompts for the model (every request's)...
         self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
         self.kept: IndexedRows[NodeStats] = IndexedRows(ROW)
         self.full: IndexedSet[NodeStats] = IndexedSet()
+        # ...and those that may (``Pools.keeps``): only an opted-in request's (keeppick34)
+        self.open_keep: IndexedRows[NodeStats] = IndexedRows(ROW)
+        self.kept_keep: IndexedRows[NodeStats] = IndexedRows(ROW)
+        self.full_keep: IndexedSet[NodeStats] = IndexedSet()
         self.ejected = 0
         self.declared = self.idle = self.held = self.held_idle = 0
         self.held_open = self.held_shut = 0
 
     @property
     def size(self) -> int:
-        return len(self.open) + len(self.kept) + len(self.full) + self.ejected
+        n = len(self.open) + len(self.kept) + len(self.full) + self.ejected
+        return n + len(self.open_keep) + len(self.kept_keep) + len(self.full_keep)
+
+    def put(self, st: NodeStats, m: str, where: int, keeper: bool) -> None:
+        """``st`` enters its set at ``where`` (``OPEN``, ``KEPT``, ``FULL``) for model ``m``:
+        the keepers' sets if ``keeper`` (it may keep prompts for ``m``)."""
+        if where == FULL:
+            (self.full_keep if keeper else self.full).add(st)
+        else:
+            bag = (self.open_keep if keeper else self.open) if where == OPEN else (
+                self.kept_keep if keeper else self.kept)  # fmt: skip
+            bag.add(st, node_row(st, m))
+
+    def take(self, st: NodeStats, where: int, keeper: bool) -> None:
+        """``st`` leaves its set at ``where`` (``OPEN``, ``KEPT``, ``FULL``)."""
+        if where == OPEN:
+            (self.open_keep if keeper else self.open).discard(st)
+        elif where == KEPT:
+            (self.kept_keep if keeper else self.kept).discard(st)
+        else:
+            (self.full_keep if keeper else self.full).discard(st)
 
     def declared_slots(self) -> int:
         """The slots (``max_concurrency``) of the pool's nodes, as they declare them."""
@@ -176,14 +203,24 @@ class Pools:
             out = self.out.get(nid)
             if out is not None:
                 models = models - out
-        if where == OPEN:
-            for m in models:
-                bag = self.by_model[m].open
-                part(bag.vals, bag.slot(st) * ROW, st, m)
-        else:
-            for m in models:
-                bag = self.by_model[m].kept
-                part(bag.vals, bag.slot(st) * ROW, st, m)
+        keeps = self.keeps.get(nid) if self.keeps else None
+        if keeps is None:  # the common node: its rows in the sets of those that keep none
+            if where == OPEN:
+                for m in models:
+                    bag = self.by_model[m].open
+                    part(bag.vals, bag.slot(st) * ROW, st, m)
+            else:
+                for m in models:
+                    bag = self.by_model[m].kept
+                    part(bag.vals, bag.slot(st) * ROW, st, m)
+            return
+        for m in models:
+            pool = self.by_model[m]
+            if where == OPEN:
+                bag = pool.open_keep if m in keeps else pool.open
+            else:
+                bag = pool.kept_keep if m in keeps else pool.kept
+            part(bag.vals, bag.slot(st) * ROW, st, m)
 
     def move(self, st: NodeStats, target: int, out: frozenset[str] = frozenset()) -> bool:
         """Put ``st`` at ``target`` in each of its models' pools, but for those in ``out``,
@@ -204,28 +241,19 @@ class Pools:
             pool = self.by_model.get(m)
             if pool is None:
                 pool = self.by_model[m] = Pool()
+            keeper = m in keeps
             here = EJECTED if m in was_out and current != NONE else current
-            if here == OPEN:
-                pool.open.discard(st)
-            elif here == KEPT:
-                pool.kept.discard(st)
-            elif here == FULL:
-                pool.full.discard(st)
+            if OPEN <= here <= FULL:
+                pool.take(st, here, keeper)
+                pool.tally(st, was_idle, keeper, -1, here)
             elif here == EJECTED:
                 pool.ejected -= 1
-            if OPEN <= here <= FULL:
-                pool.tally(st, was_idle, m in keeps, -1, here)
             there = EJECTED if m in out and target != NONE else target
-            if there == OPEN:
-                pool.open.add(st, node_row(st, m))
-            elif there == KEPT:
-                pool.kept.add(st, node_row(st, m))
-            elif there == FULL:
-                pool.full.add(st)
+            if OPEN <= there <= FULL:
+                pool.put(st, m, there, keeper)
+                pool.tally(st, idle, keeper, 1, there)
             elif there == EJECTED:
                 pool.ejected += 1
-            if OPEN <= there <= FULL:
-                pool.tally(st, idle, m in keeps, 1, there)
         self.place[nid] = target
         if out and target != NONE:
             self.out[nid] = out
@@ -262,7 +290,8 @@ class Pools:
 
     def set_keeps(self, st: NodeStats | None, nid: str, models: frozenset[str] | None) -> None:
         """Node ``nid`` (``st``: its stats, if known) may keep prompts for ``models`` (None:
-        for none): its slots count in those pools' ``held`` from now on."""
+        for none): its slots count in those pools' ``held`` from now on, and it moves into
+        their keepers' sets (``Pool.open_keep``, ...) and out of the others' ones."""
         old, new = self.keeps.get(nid, _NO_MODELS), models or _NO_MODELS
         if old == new:
             return
@@ -277,6 +306,8 @@ class Pools:
             if (m in old) != (m in new):
                 pool = self.by_model[m]
                 sign = 1 if m in new else -1
+                pool.take(st, where, sign < 0)  # into the other sets (keeppick34)
+                pool.put(st, m, where, sign > 0)
                 pool.held += sign * st.max_concurrency
                 pool.held_idle += sign * idle
                 pool.held_keeper(where, sign)

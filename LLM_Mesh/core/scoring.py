@@ -112,6 +112,9 @@ class RouteRequest:
     exclude: frozenset[str] = frozenset()  # already tried for this request
     # a keyed (paying) request: it may also take the places nodes keep for keyed ones
     keyed: bool = False
+    # it opted in to nodes that may keep prompts (``Router.keeps_prompts``): drawn from
+    # their sets too; else held out of them (``route_pools.Pool.open_keep``, keeppick34)
+    keepers: bool = False
     # any of the four above set (worked out once here, read on every pick)
     constrained: bool = field(init=False, repr=False, compare=False)
 

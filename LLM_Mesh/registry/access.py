@@ -426,10 +426,11 @@ class AnonymousLast:
         seen[model] = self.clock()
 
     def _route(self, job: Job) -> RouteRequest:
-        ext, keep = job.ext, self.routing.keepers_for(job.model, job.ext.allow_prompt_keeping)
+        ext = job.ext
         return RouteRequest(  # never a node that may keep prompts unless opted in (send.py)
             (job.model,), expected_tokens=job.max_tokens or None, avoid_regions=ext.avoid_regions,
-            allow_nodes=ext.allow_nodes, deny_nodes=ext.deny_nodes | keep,
+            allow_nodes=ext.allow_nodes, deny_nodes=ext.deny_nodes,
+            keepers=ext.allow_prompt_keeping,
         )  # fmt: skip
 
     def cap_ahead(self, job: Job) -> int | None:

@@ -327,13 +327,17 @@ class Routing:
         constraints permit (regions, allowed, denied): the ones that would answer under them
         (found 2026-12-05: a 503's "with fallback=True X answers" named a model whose only
         node was in an avoided region too; and one whose only node was quarantined for it)."""
-        table, node, now = self.table, self.router.node, self.clock()
+        table, node, now, keepers = self.table, self.router.node, self.clock(), self.prompt_keepers
         out = []
         for model in models:
             req = route(model)
             for entry in table.healthy_entries_for(model, now):
                 st = node(entry.node_id)
-                if st is not None and model in st.models and permits(req, st):
+                if st is None or model not in st.models or not permits(req, st):
+                    continue
+                # nor one that may keep prompts, unless it opted in (keeppick34: no longer in
+                # its deny_nodes, the router holds them out itself)
+                if req.keepers or model not in keepers.get(entry.node_id, _NONE):
                     out.append(model)
                     break
         return out

@@ -185,10 +185,10 @@ def _failure(exc: NodeTransportError) -> Outcome:
 
 
 @lru_cache(maxsize=1024)
-def _plain_route(model: str, expected_tokens: int | None, keyed: bool) -> RouteRequest:
-    """``RouteRequest((model,), expected_tokens=..., keyed=...)``, unconstrained
-    (immutable: shared)."""
-    return RouteRequest((model,), expected_tokens=expected_tokens, keyed=keyed)
+def _plain_route(model: str, tokens: int | None, keyed: bool, keepers: bool) -> RouteRequest:
+    """``RouteRequest((model,), expected_tokens=..., keyed=..., keepers=...)``,
+    unconstrained (immutable: shared)."""
+    return RouteRequest((model,), expected_tokens=tokens, keyed=keyed, keepers=keepers)
 
 
 class Exchange:
@@ -472,23 +472,20 @@ class Exchange:
     def _route_request(self, model: str | None = None) -> RouteRequest:
         """The next attempt's route; ``model``: another's under the same constraints."""
         ext, m = self.ext, model or self.job.model
-        allow, keep = ext.allow_nodes, self.routing.keepers_for(m, ext.allow_prompt_keeping)
-        if model is None and allow is None and not (self.tried or ext.avoid_regions or keep
+        allow, keepers = ext.allow_nodes, ext.allow_prompt_keeping  # else none (keeppick34)
+        if model is None and allow is None and not (self.tried or ext.avoid_regions
                                                      or ext.deny_nodes or ext.trusted_only):  # fmt: skip
             # the common request: one made once per model and max_tokens (an equal one)
-            return _plain_route(m, self.job.max_tokens or None, self.keyed)
+            return _plain_route(m, self.job.max_tokens or None, self.keyed, keepers)
         if ext.trusted_only and self.rt.quality is not None:  # only nodes trusted now
             trusted = self.rt.quality.trusted_nodes(m)
             allow = trusted if allow is None else allow & trusted
-        return RouteRequest(
-            (m,),
-            expected_tokens=self.job.max_tokens or None,
-            avoid_regions=ext.avoid_regions,
-            allow_nodes=allow,
-            deny_nodes=ext.deny_nodes | keep if keep else ext.deny_nodes,
+        return RouteRequest(  # keepers: opted in to nodes that may keep prompts (router)
+            (m,), expected_tokens=self.job.max_tokens or None, avoid_regions=ext.avoid_regions,
+            allow_nodes=allow, deny_nodes=ext.deny_nodes, keepers=keepers,
             exclude=frozenset(self.tried) if model is None else frozenset(),
             keyed=self.keyed,  # it may take the places nodes keep for keyed requests
-        )
+        )  # fmt: skip
 
     def _check_context(self, node_id: str) -> None:
         job = self.job

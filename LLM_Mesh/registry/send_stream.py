@@ -235,6 +235,9 @@ class NodeStream(PartReader):
         tally.before += seg_chunks
         tally.parts.append((failed, seg_chunks))  # what this node delivered: its pay
         tally.completion_tokens = 0  # the next node's own count comes with its usage
+        # a node that broke is not believed on its prompt count (core/prompt_count.py): a
+        # client leaving before the next node opens pays the usual count (found 2026-12-06)
+        tally.said_prompt_tokens = 0
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
             ex.stop(Stop.SUCCEEDED)

@@ -90,6 +90,16 @@ def test_the_ca_file_of_the_environment_too(tmp_path: Path, paths: dict[str, Pat
     _said(out, f"cannot use {p} as a CA file: no such file")
 
 
+def test_a_stale_ca_of_the_environment_stops_no_offline_command(
+    tmp_path: Path, paths: dict[str, Path]
+) -> None:
+    """Found 2026-12-06 (review34b): with the CA file read by every command, a stale
+    ``LLM_MESH_REGISTRY_CA`` stopped commands that reach no registry (here the node's own
+    model list, read from its node.toml)."""
+    code, out = _run(tmp_path, "node", "models", "list", LLM_MESH_REGISTRY_CA=str(paths["missing"]))
+    assert code == 0 and "CA file" not in out, out
+
+
 @pytest.mark.parametrize("kind", ["missing", "folder"])
 @pytest.mark.parametrize(
     "command", [["node", "models", "list"], ["node", "plan", "--registry", NOWHERE]]

@@ -16,10 +16,12 @@ from LLM_Mesh.core.canary_departures import (
     DepartureTally,
     DepartureTest,
     Evidence,
+    Kept,
     counted,
     kind_of,
     leave_bound,
     probe_evidence,
+    slices_of,
 )
 from LLM_Mesh.core.canary_shape import TEMPERATURES, Shape
 
@@ -330,3 +332,93 @@ def test_each_kind_of_answer_has_a_tally_of_its_own_beside_the_pairs() -> None:
     assert list(departures.tallies) == [("o", "m")] and list(departures.kinds) == [
         ("o", "m", "stream")
     ]
+
+
+def test_a_flood_of_small_tallies_never_evicts_a_liars_high_one() -> None:
+    """slice34: many node ids' small tallies (a hostile operator's ids, or load) filled each
+    table past its bound; the least recently updated went first, so the liar's high tally
+    went with the flood and its next lies started afresh. The lowest score goes first."""
+    departures = Departures(max_pairs=64, max_kinds=64, max_slices=64)
+    shape = Shape(temperature=0.7, sampler=(("top_p", 0.9),))
+    kind, slices = kind_of(shape), slices_of(shape)
+    for _ in range(4):  # 20 nats in every one of its 8 tallies, below the threshold (29)
+        assert departures.add("liar", "m", Evidence(5.0, 1, 0), kind, slices) is None
+    for i in range(1000):  # then a thousand other ids, one small tally each
+        departures.add(f"sybil{i}", "m", Evidence(0.5, 1, 0), kind, slices)
+    assert departures.tallies[("liar", "m")].score == 20.0
+    assert departures.kinds[("liar", "m", kind)].score == 20.0
+    assert all(departures.slices[("liar", "m", of, p)].score == 20.0
+               for of in (kind, "") for p in slices)  # fmt: skip
+    flag = departures.add("liar", "m", Evidence(10.0, 1, 0), kind, slices)
+    assert flag is not None and flag.score == 30.0 and flag.probes == 5
+    assert ("liar", "m") not in departures.tallies  # flagged: its evidence afresh
+    assert len(departures.tallies) == len(departures.kinds) == 63  # the flood's, bounded
+    assert len(departures.slices) == 64 - 6
+
+
+def test_slice_entries_never_evict_the_pairs_or_the_kinds() -> None:
+    """slice34: each probe adds 6 slice tallies; they are bounded apart (``max_slices``),
+    so a pair's and its kinds' evidence stays while the slices' table is full."""
+    departures = Departures(max_pairs=8, max_kinds=8, max_slices=4)
+    shapes = [Shape(temperature=t, stream=s, sampler=p) for t in (0.3, 0.7, 1.0)
+              for s in (True, False) for p in ((), (("top_p", 0.9),))]  # fmt: skip
+    for i in range(8):
+        for shape in shapes:
+            departures.add_probe(f"n{i}", "m", Evidence(0.5, 1, 0), shape)
+    assert len(departures.slices) == 4
+    assert len(departures.tallies) == 8 and len(departures.kinds) == 8
+    assert all(departures.tallies[(f"n{i}", "m")].score == 6.0 for i in range(8))
+
+
+def test_a_new_tally_is_kept_until_another_is_written_even_when_lowest() -> None:
+    """slice34: the lowest other than the one just written goes, so a node's first
+    evidence is kept past a table of higher tallies (until the next one written)."""
+    departures = Departures(max_pairs=3)
+    for i in range(3):
+        departures.add(f"n{i}", "m", Evidence(5.0 + i, 1, 0))
+    departures.add("new", "m", Evidence(1.0, 1, 0))
+    assert list(departures.tallies) == [("n1", "m"), ("n2", "m"), ("new", "m")]
+    departures.add("n1", "m", Evidence(1.0, 1, 0))  # 7: now "new" (1.0) is the lowest
+    departures.add("newer", "m", Evidence(2.0, 1, 0))
+    assert set(departures.tallies) == {("n1", "m"), ("n2", "m"), ("newer", "m")}
+
+
+def test_a_flood_of_ids_keeps_each_tables_bookkeeping_bounded() -> None:
+    """Found 2026-12-06 (``review34b``): each table's write marks (``Kept._at``, what tells
+    a heap entry stale) kept every key ever written: an evicted key's mark stayed, and the
+    heap, popped as the table evicts, never grew past twice the table to compact it, so a
+    flood of new node ids (the very flood ``slice34`` bounds the tables against) grew the
+    marks without bound (100,000 ids, a table of 64: 100,000 marks). Now an evicted key's
+    mark goes with it: at most the heap's entries, itself at most twice the table + 64."""
+    departures = Departures(max_pairs=64, max_kinds=64, max_slices=64)
+    shape = Shape(temperature=0.7, sampler=(("top_p", 0.9),))
+    for i in range(5000):
+        departures.add_probe(f"sybil{i}", "m", Evidence(0.5, 1, 0), shape)
+    for table in (departures.tallies, departures.kinds, departures.slices):
+        assert len(table) <= 64
+        # (private bookkeeping: the memory the bound is about)
+        assert len(table._heap) <= 2 * 64 + 65 and len(table._at) <= len(table._heap)
+
+
+def test_eviction_matches_the_lowest_score_rule_under_rewrites_and_removals() -> None:
+    """``Kept`` against a plain model of its rule (the lowest (score, write) other than the
+    key just written goes past ``cap``), over random puts, pops (as ``Departures._add``
+    pops before it writes again) and deletes (``forget``), ties included (scores 1 to 4)."""
+    for seed in range(200):
+        rng = random.Random(seed)
+        cap = rng.randint(1, 6)
+        kept, model, writes = Kept(cap), {}, 0
+        for _ in range(300):
+            key, op = (f"n{rng.randint(0, 12)}", "m"), rng.random()
+            kept.pop(key, None)
+            model.pop(key, None)
+            if op < 0.7:
+                tally = DepartureTally(kind="", slice="", threshold=29.0)
+                tally.score = float(rng.randint(1, 4))
+                kept.put(key, tally)
+                writes += 1
+                model[key] = (tally.score, writes)
+                while len(model) > cap:
+                    del model[min((v, k) for k, v in model.items() if k != key)[1]]
+            assert set(kept) == set(model), seed
+            assert len(kept._at) <= len(kept._heap) <= 2 * len(kept) + 65

@@ -188,3 +188,18 @@ def test_the_bound_is_never_below_an_honest_split_at_whitespace_on_random_refere
         pad = "".join(rng.choice(_SPACES) for _ in range(rng.randint(1, 5)))
         padded = covering_entries(text + pad, tokens)
         assert padded is not None and padded <= bound + len(pad), (text, pad, tokens)
+def test_a_text_past_the_reference_with_no_whitespace_to_spare_is_no_evidence() -> None:
+    """Ran past the reference in what it spells (a ``2`` after the ``1``), with no more
+    whitespace than the tokens hold: not a beginning of the reference, so no count."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n    return 12", toks) is None
+    assert covering_entries("x", ["a"]) is None  # diverged in the last token, no space at all
+
+
+def test_whitespace_past_what_the_counted_tokens_hold_is_counted_as_such() -> None:
+    """Whitespace is counted as whitespace, not against the tokens' other characters: the
+    extra newline of a text cut inside a token (``ret`` of ``    return``) is one token more,
+    and a cut token's own letters make no room for it."""
+    toks = [" def", " f", "():", "\n", "    return", " 1"]
+    assert covering_entries(" def f():\n\n    ret", toks) == 4 + 7 + 1  # (ws34: + 7)
+    assert covering_entries(" def f():\n    ret", toks) == 4 + 7

@@ -240,3 +240,13 @@ def test_the_verdicts_messages_word_for_word() -> None:
         "the registry's checkpoints at size 5 and 9 are not one history: its "
         "consistency proof between them fails"
     )
+
+
+def test_a_json_checkpoint_nested_too_deep_is_refused_in_words() -> None:
+    """Within the length bound, a ``{"a":[[[...`` is read by the parser until it gives up:
+    a checkpoint refused in words, not a ``RecursionError`` (mut34: only its kind tested)."""
+    text = '{"a":' + "[" * 60_000
+    assert len(text) <= MAX_NOTE
+    with pytest.raises(BadCheckpoint) as exc:
+        note_from(text)
+    assert str(exc.value) == "JSON nested too deep to read: not a checkpoint"

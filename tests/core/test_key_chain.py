@@ -10,7 +10,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
-from LLM_Mesh.core.key_chain import MAX_CHAIN_LINKS, ChainRefused, chain_to, follow_chain
+from LLM_Mesh.core.key_chain import (
+    MAX_CHAIN_LINKS,
+    ChainRefused,
+    chain_to,
+    follow_chain,
+    rotation_path,
+)
 from LLM_Mesh.core.key_rotation import rotation_statement
 
 
@@ -172,3 +178,28 @@ def test_a_forged_link_is_named_by_its_place_in_the_chain_wherever_the_node_star
     assert _refusal(chain, _pub(keys[1]), _pub(keys[4])) == expected
     assert _refusal(chain, _pub(keys[2]), _pub(keys[4])) == expected
     assert follow_chain(chain, _pub(keys[3]), _pub(keys[4])) == [_pub(keys[3]), _pub(keys[4])]
+
+
+def test_rotation_path_reads_one_statement_or_the_chain_and_says_why_not() -> None:
+    """The one rule a registration and a 403 ``revoked`` follow a rotation by (mut34: tested
+    only through ``revocation_proof``): each answer, and each refusal word for word."""
+    keys = _keys(3)
+    p0, p1, p2 = (_pub(k) for k in keys)
+    one = rotation_statement(keys[0], keys[1])
+    assert rotation_path({"key_rotation": one}, p0, p1) == ([p0, p1], "")
+    chain = _chain(keys)
+    assert rotation_path({"key_rotations": chain}, p0, p2) == ([p0, p1, p2], "")
+    # an older registry's statement that does not vouch, beside a chain that does
+    assert rotation_path({"key_rotation": one, "key_rotations": chain}, p0, p2) == (
+        [p0, p1, p2], "",
+    )  # fmt: skip
+    assert rotation_path({}, p0, p1) == (
+        [], "the answer carries no rotation statement (a lost registry.key?)",
+    )  # fmt: skip
+    forged = rotation_statement(Ed25519PrivateKey.generate(), keys[1])
+    assert rotation_path({"key_rotation": forged}, p0, p1) == (
+        [], "its rotation statement is not the pinned key's signature naming it",
+    )  # fmt: skip
+    bad = [chain[0], {**chain[1], "signature": forged["signature"]}]
+    assert rotation_path({"key_rotations": bad}, p0, p2) == ([], _refusal(bad, p0, p2))
+    assert rotation_path({"key_rotations": bad}, p0, p2)[1]  # a reason, not ""

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.limits import (
+    GATEWAY_MARGIN_BYTES,
     RequestLimits,
     Violation,
     check_body,
     check_body_size,
     check_depth,
+    grown_past,
     json_depth,
     json_shape,
     limit_error,
@@ -374,3 +376,14 @@ def test_content_parts_are_counted_as_the_gateway_reads_them() -> None:
         {"role": "user", "content": "x" * 5},
     ]
     assert check_body(body, lim) is None
+
+
+def test_a_body_within_the_margin_of_the_limit_may_have_grown_past_it() -> None:
+    """A node's 413 is the gateway's own doing only for a body within the margin of its
+    limit: more than ``limit - margin`` bytes, not exactly that (mut34: no core test)."""
+    assert GATEWAY_MARGIN_BYTES == 1024
+    limit = 1_048_576
+    assert not grown_past(limit - 1024, limit)
+    assert grown_past(limit - 1023, limit)
+    assert grown_past(limit, limit) and grown_past(limit + 5, limit)
+    assert not grown_past(90, 100, margin=10) and grown_past(91, 100, margin=10)

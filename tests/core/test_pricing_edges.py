@@ -13,6 +13,7 @@ from LLM_Mesh.core.pricing import (
     estimate,
     estimate_prompt_tokens,
     network_fee,
+    network_fee_down,
     part_costs,
     request_cost,
     usual_completion_tokens,
@@ -60,6 +61,7 @@ def test_parts_over_the_cap_by_one_are_cut_by_one() -> None:
         (lambda: completion_bound(1, -1, 10), "max_tokens"),
         (lambda: part_costs(GEMMA, 0, [1], cap=-1), "cap"),
         (lambda: network_fee(-1, 500), "amount"),
+        (lambda: network_fee_down(-1, 500), "amount"),
     ],
 )
 def test_each_argument_refusal_names_the_argument(call: Callable[[], object], name: str) -> None:
@@ -77,6 +79,28 @@ def test_the_other_refusals_in_their_words() -> None:
     with pytest.raises(ValueError) as exc:
         estimate(GEMMA, "x", 1, 100, choices=0)
     assert str(exc.value) == "choices must be a whole number >= 1, got 0"
+
+
+def test_a_price_in_json_names_its_two_rates_and_its_unit() -> None:
+    """The catalog's and ``/v1/models``' price object, key for key (mut34: no core test)."""
+    assert Price(500, 1_000).to_json() == {
+        "prompt_per_1k": 500,
+        "completion_per_1k": 1_000,
+        "unit": "micro-NetworkToken",
+    }
+
+
+@pytest.mark.parametrize(("chars", "tokens"), [(0, 0), (1, 1), (3, 1), (4, 2), (3001, 1001)])
+def test_an_answer_without_a_count_is_three_characters_a_token_rounded_up(
+    chars: int, tokens: int
+) -> None:
+    assert usual_completion_tokens(chars) == tokens
+
+
+def test_a_part_of_one_token_is_charged_the_prompt_when_it_is_the_last() -> None:
+    """The prompt goes with the last part that delivered any token, one included."""
+    assert part_costs(GEMMA, 1000, [100, 1]) == [100, request_cost(GEMMA, 1000, 1)]
+    assert part_costs(GEMMA, 1000, [100, 1]) == [100, 501]
 
 
 @pytest.mark.parametrize("fee", [True, 500.0, "500", None, 10_001, -1])

@@ -348,3 +348,27 @@ def test_an_encoding_ending_in_x_keeps_its_x_and_a_client_hash_with_x_is_refused
         with pytest.raises(ValueError) as refused:
             receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], bad, 2)
         assert str(refused.value) == "client_id_hash is empty or 64 lowercase hex digits", bad
+
+
+@pytest.mark.parametrize("bad", [-1, 2**63])
+def test_every_single_count_the_receipt_signs_is_refused_out_of_range_in_words(bad: int) -> None:
+    """The time, the money's fee rate and cost, and a part's amount and fee are each packed
+    as one unsigned 64-bit count (``_u64``, not the token pairs' ``_counts``): each refused
+    alone, outside [0, 2^63), with the same message (mut34: only the pairs' was read)."""
+    from LLM_Mesh.core.receipt import Money, Part, receipt_bytes
+
+    def part(amount: int = 5, fee: int = 1) -> Part:
+        return Part("n1", "k1", PartStatus.MISSING, 1, 2, HASH, amount=amount, fee=fee)
+
+    money = Money("user", 100, 5)
+    receipt_bytes("r", "q", "m", 2**63 - 1, 0, 0, HASH, [part(2**63 - 1, 0)], money=money)
+    cases = [
+        lambda: receipt_bytes("r", "q", "m", bad, 0, 0, HASH, [part()], money=money),
+        lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [part()], money=Money("user", 0, bad)),
+        lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [part(amount=bad)], money=money),
+        lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [part(fee=bad)], money=money),
+    ]
+    for call in cases:
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert str(exc.value) == "a receipt count is a whole number in [0, 2^63)"

@@ -46,6 +46,7 @@ def test_a_receipt_not_matching_what_was_relayed_is_invalid(
     part = check(observed(node_claim(), **obs_over), **check_over)
     assert (part.status, part.reason) == (PartStatus.INVALID, reason)
     assert not part.payable and part.node_signature == ""
+    assert part.node_key == NodeReceiptSigner(NODE_KEY).node_key  # the node's, proven
 
 
 def test_a_forged_receipt_with_another_key_is_invalid() -> None:
@@ -61,6 +62,8 @@ def test_a_receipt_claiming_the_node_id_but_signed_by_another_key_is_invalid() -
     forged["node_key"] = NodeReceiptSigner(NODE_KEY).node_key  # the right key, a wrong signature
     part = check(observed(forged))
     assert (part.status, part.reason) == (PartStatus.INVALID, "signature")
+    # the key derives the routed node's id (proven): the part names it (mut34: dropped, lived)
+    assert part.node_key == NodeReceiptSigner(NODE_KEY).node_key
 
 
 @pytest.mark.parametrize(

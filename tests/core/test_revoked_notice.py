@@ -11,6 +11,7 @@ from LLM_Mesh.core.revoked_notice import (
     check_delay,
     is_plain_http_refused,
     is_revoked,
+    is_token_refused,
     plain_http_waits,
     revoked_message,
 )
@@ -146,3 +147,21 @@ def test_the_operators_revocation_message_word_for_word() -> None:
         "stopped (this node is now registered with no registry); the node asks it again once "
         "in 1 min, then at doubling waits up to 15 min"
     )
+
+
+def test_only_a_401_invalid_credential_is_a_token_refused_for_good() -> None:
+    """The node stops (exit ``TOKEN_REFUSED_EXIT``) on this answer alone; any other keeps
+    it retrying (mut34: no core test)."""
+    refused = {"error": {"code": "invalid_credential", "message": "unknown operator token"}}
+    assert is_token_refused(401, refused)
+    assert not is_token_refused(403, refused)  # another status: not this refusal
+    assert not is_token_refused(500, refused)
+    for other in (
+        {"error": {"code": "rate_limited"}},
+        {"error": "invalid_credential"},  # no error object
+        {"code": "invalid_credential"},  # not inside "error"
+        {"error": {"type": "invalid_credential"}},
+        "invalid_credential",
+        None,
+    ):
+        assert not is_token_refused(401, other)

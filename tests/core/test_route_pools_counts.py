@@ -18,6 +18,7 @@ from hypothesis import strategies as hst
 from LLM_Mesh.core.balancer import Attempt, Outcome, Router, RoutingPolicy
 from LLM_Mesh.core.outlier import EjectionPolicy
 from LLM_Mesh.core.route_pools import Pool
+from LLM_Mesh.core.scoring import NodeStats, node_row
 
 MODELS = ("m1", "m2", "m3")
 NODES = ("a", "b", "c", "d", "e")
@@ -25,18 +26,31 @@ OUTCOMES = tuple(Outcome)
 
 
 # -- the oracle: the full passes Pool made before session 34 -------------------------
+# (each set split in two since keeppick34: the nodes that may keep prompts have their own)
+def opened(p: Pool) -> list[NodeStats]:
+    return [*p.open, *p.open_keep]
+
+
+def kept(p: Pool) -> list[NodeStats]:
+    return [*p.kept, *p.kept_keep]
+
+
+def full(p: Pool) -> list[NodeStats]:
+    return [*p.full, *p.full_keep]
+
+
 def declared_oracle(p: Pool) -> int:
-    return sum(st.max_concurrency for b in (p.open, p.kept, p.full) for st in b)
+    return sum(st.max_concurrency for b in (opened(p), kept(p), full(p)) for st in b)
 
 
 def idle_oracle(p: Pool) -> int:
-    full = [*p.full, *(st for st in p.kept if st.anon_closed)]
-    return sum(max(0, st.max_concurrency - st.in_flight) for st in full)
+    fulls = [*full(p), *(st for st in kept(p) if st.anon_closed)]
+    return sum(max(0, st.max_concurrency - st.in_flight) for st in fulls)
 
 
 def held_out_oracle(p: Pool, nodes: Collection[str]) -> int:
     n = 0
-    for bucket, idle in ((p.open, False), (p.kept, None), (p.full, True)):
+    for bucket, idle in ((opened(p), False), (kept(p), None), (full(p), True)):
         for st in bucket:
             if st.node_id in nodes:
                 gone = idle if idle is not None else st.anon_closed
@@ -108,11 +122,20 @@ class Driver:
             assert r.slots(m, held_out=True) == declared - idle - held
             # the open and shut nodes an anonymous request that did not opt in may use
             # (review34: AnonymousLast read the pool's, then asked the router each time)
-            opened = sum(st.node_id not in keep for st in pool.open)
-            shut = sum(st.node_id not in keep for b in (pool.kept, pool.full) for st in b)
-            assert r.pool_counts(m, held_out=True) == (opened, shut, pool.ejected), m
-            assert r.pool_counts(m) == (len(pool.open), len(pool.kept) + len(pool.full),
+            n_open = sum(st.node_id not in keep for st in opened(pool))
+            shut = sum(st.node_id not in keep for b in (kept(pool), full(pool)) for st in b)
+            assert r.pool_counts(m, held_out=True) == (n_open, shut, pool.ejected), m
+            assert r.pool_counts(m) == (len(opened(pool)), len(kept(pool)) + len(full(pool)),
                                         pool.ejected)  # fmt: skip
+            # keeppick34: the keepers' sets hold exactly the nodes that may keep prompts for
+            # the model, each with its row as written afresh (a pick reads only rows)
+            for plain, keeping in ((pool.open, pool.open_keep), (pool.kept, pool.kept_keep),
+                                   (pool.full, pool.full_keep)):  # fmt: skip
+                assert not any(st.node_id in keep for st in plain), m
+                assert all(st.node_id in keep for st in keeping), m
+            for bag in (pool.open, pool.open_keep, pool.kept, pool.kept_keep):
+                for st in bag:
+                    assert bag.row(st) == node_row(st, m), (m, st.node_id)
             # every routable node of the model is in its pool once: in a set, or counted
             # ejected where it is (``Pool.ejected``, read by ``unspared``), nowhere else
             placed = [n for n, st in r._nodes.items() if st.routable and m in st.models]

@@ -337,3 +337,12 @@ def test_other_replicas_said_to_be_0_share_nothing() -> None:
     assert st.lost("n", 20.0) == pytest.approx(5.0)
     st.set_others("n", 0, 20.0)  # back to alone
     assert st.lost("n", 30.0) == pytest.approx(5.0)
+
+
+def test_one_look_counts_every_choice_asked_for_and_one_by_default() -> None:
+    """A second choice's bytes (``n`` 2) are its part's too; without ``n`` one choice is
+    asked for, so a chunk of choice 1 is a fault (mut34: both lived the random examples)."""
+    second = {**_HEAD, "choices": [{"index": 1, "delta": {"content": "ab"}}]}
+    assert chunk_reading(second, 2) == (None, chunk_text(second), 2)
+    assert chunk_reading(second) == (choice_fault(second, 1), "", 0)
+    assert choice_fault(second, 1) is not None

@@ -115,3 +115,23 @@ def test_finite_number_reads_a_peers_optional_number_or_none() -> None:
     assert finite_number(float("inf")) is None and finite_number(float("nan")) is None
     assert finite_number(True) is None and finite_number("1") is None
     assert finite_number(None) is None
+
+
+def test_loads_object_gives_the_object_and_refuses_anything_else() -> None:
+    assert strict_json.loads_object(b'{"a": [1, 2.5]}') == {"a": [1, 2.5]}
+    assert strict_json.loads_object('{"b": {}}') == {"b": {}}
+    for other in ("[1]", "1", '"x"', "null"):
+        with pytest.raises(ValueError) as exc:
+            strict_json.loads_object(other)
+        assert str(exc.value) == "not a JSON object"
+
+
+def test_the_lone_surrogate_refusal_in_its_words() -> None:
+    """What a client's 400 says (mut34: the tests matched a fragment)."""
+    raw = '{"content": "a\\ud800b"}'
+    with pytest.raises(ValueError) as exc:
+        strict_json.refuse_lone_surrogates(raw, json.loads(raw))
+    assert str(exc.value) == (
+        "a string holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff without its "
+        "pair): not Unicode text"
+    )

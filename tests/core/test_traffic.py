@@ -239,3 +239,45 @@ def test_a_bucket_settled_unread_still_has_its_percentiles() -> None:
     assert first.t == T0 and first.requests == 1
     assert first.latency_p50_ms == pytest.approx(40.0, rel=0.03)
     assert first.ttft_p95_ms == pytest.approx(20.0, rel=0.03)
+
+
+def test_a_bucket_leaves_the_window_exactly_a_window_after_it_began() -> None:
+    s = TrafficSeries(window_s=60, bucket_s=5)  # 12 buckets
+    _ok(s, T0)
+    assert s.summary(T0 + 59.9).requests_window == 1  # its bucket is the 12th: still in
+    assert s.summary(T0 + 60).requests_window == 0
+
+
+def test_the_percentiles_cover_exactly_five_minutes_of_buckets() -> None:
+    s = TrafficSeries()  # 5 s buckets: 60 of them
+    _ok(s, T0, latency=5000.0)
+    assert s.summary(T0 + 299.9).latency_p95_ms == pytest.approx(5000, rel=0.021)
+    assert s.summary(T0 + 300).latency_p95_ms is None
+
+
+def test_the_last_minutes_rate_is_over_at_most_60_s() -> None:
+    """Buckets that do not divide a minute (7 s: nine of them span 56 s and the current
+    one's elapsed part): the span is capped at 60 s, not longer, nor shortened."""
+    assert T0 % 7 == 0
+    s = TrafficSeries(bucket_s=7)
+    for _ in range(60):
+        _ok(s, T0 + 6)
+    assert s.summary(T0 + 6).req_per_s == 1.0  # 56 + 6 = 62 s, capped at 60
+
+
+def test_a_bucket_just_begun_counts_its_elapsed_time_as_one_second() -> None:
+    """Its rate is over at least 1 s (not its few ms), and over no more than that."""
+    s = TrafficSeries(bucket_s=10)
+    for _ in range(51):
+        _ok(s, T0)
+    assert s.summary(T0 + 0.5).req_per_s == 1.0  # 5 whole buckets (50 s) + 1 s
+    assert s.points(T0 + 0.5)[-1].req_per_s == 51.0  # the current bucket alone: 1 s
+
+
+def test_the_smallest_buckets_are_allowed_and_none_of_zero() -> None:
+    s = TrafficSeries(window_s=1.0, bucket_s=1.0, key_bucket_s=1.0)
+    _ok(s, T0, node_id="n1")
+    assert s.totals(NODE, T0)["n1"].requests == 1
+    for bad in ({"bucket_s": 0.0}, {"key_bucket_s": 0.0}, {"max_keys": 0}):
+        with pytest.raises(ValueError):
+            TrafficSeries(**bad)  # type: ignore[arg-type]

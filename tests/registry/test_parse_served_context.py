@@ -135,3 +135,24 @@ async def test_every_node_the_request_may_use_too_small_names_the_largest(
         assert "200 tokens, the largest of the nodes this request may use" in err["message"]
         assert err["context_length"] == 200
         assert h.nodes.calls() == 0
+
+
+async def test_a_stale_served_figure_still_meets_the_chosen_nodes_own_check(
+    tmp_path: Path,
+) -> None:
+    """review34b: the parse stage's figure may be up to a second old (``ServedContexts``):
+    a larger node gone within it lets a request too long for every node left pass parse.
+    The send stage's check of the chosen node's own context still refuses it (400, no node
+    called), so a stale figure never sends a node more than it declared."""
+    async with running(tmp_path) as h:
+        await add(h, "small", 4096)
+        cache, table = h.runtime.served_contexts, h.runtime.table
+        cache.ttl_s = 10**6  # the figure of a larger node gone since, still within its time
+        cache._hits[(MODEL, 32768)] = (table.changes, table.clock(), 8192)
+        r = await post(h, chat(max_tokens=6000))
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "context_length_exceeded"
+        assert "4096" in r.json()["error"]["message"]
+        assert not h.nodes.nodes["small:8801"].calls
+        del cache._hits[(MODEL, 32768)]  # without the stale figure: parse refuses the same
+        refusal(await post(h, chat(max_tokens=6000)), "max_tokens")

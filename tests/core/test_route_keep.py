@@ -1,0 +1,119 @@
+"""Nodes that may keep prompts, held out of a pick by the router's own sets (found
+2026-12-06, keeppick34; ``core/route_keep.py``): the gateway named every such node in the
+``deny_nodes`` of each request that did not opt in, so each pick drew past them (16
+rejected draws, then one ``permits`` call per node of the open set): O(such nodes) per
+request, and registering them costs nothing. These tests build the request as the send
+stage does (``Exchange._route_request``) and pick with a real router."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+import LLM_Mesh.core.route_sample as route_sample
+from LLM_Mesh.core.balancer import Router
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.scoring import RouteRequest
+from LLM_Mesh.registry.extensions import Extensions
+from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.send import Exchange
+
+MODEL = "mistral-7b"
+
+
+def route(keepers: frozenset[str], allowed: bool, **ext: object) -> RouteRequest:
+    """The send stage's route request for a request that opted in (``allowed``) or not."""
+    spec = get_spec(MODEL)
+    assert spec is not None
+    job = Job(path="/v1/chat/completions", model=MODEL, body={}, raw=b"{}", stream=False,
+              prompt_text="hi", max_tokens=50, price=spec.price, estimate=1,
+              catalog_context=spec.context_length, request_id="r", started=0.0,
+              ext=Extensions(allow_prompt_keeping=allowed, **ext))  # type: ignore[arg-type]  # fmt: skip
+    routing = SimpleNamespace(keepers_for=lambda m, a=False: frozenset() if a else keepers)
+    return Exchange(SimpleNamespace(routing=routing, quality=None), job)._route_request()  # type: ignore[arg-type]
+
+
+def fleet(keepers: int, seed: int, honest: int = 10) -> tuple[Router, frozenset[str], list[int]]:
+    """``honest`` nodes (each a different load: ``i`` requests in flight) with ``keepers``
+    nodes that may keep prompts registered between them; the router's ``rand()`` calls
+    counted (in the returned list's one item)."""
+    rng, calls = random.Random(seed), [0]
+
+    def rand() -> float:
+        calls[0] += 1
+        return rng.random()
+
+    r = Router(rng=SimpleNamespace(random=rand))  # type: ignore[arg-type]
+    keep = frozenset(f"k{i}" for i in range(keepers))
+    per = keepers // honest
+    for i in range(honest):
+        r.upsert_node(f"h{i}", (MODEL,), now=0.0, max_concurrency=64)
+        for _ in range(i):
+            r.begin(f"h{i}", MODEL, 0.0)
+        for nid in sorted(keep)[i * per : (i + 1) * per]:
+            r.upsert_node(nid, (MODEL,), now=0.0, max_concurrency=64)
+            r.keeps_prompts(nid, frozenset({MODEL}))
+    return r, keep, calls
+
+
+def test_a_pick_that_did_not_opt_in_costs_the_same_beside_thousands_of_keepers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The attack: 2,000 keepers registered for the model. Each pick of a request that did
+    not opt in draws and checks a few nodes, as many as with no keeper (before: 16
+    rejected draws, then 2,010 ``permits`` calls a pick), and picks an honest node."""
+    checked = [0]
+    real = route_sample.permits
+
+    def counted(req: RouteRequest, st: object) -> bool:
+        checked[0] += 1
+        return real(req, st)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(route_sample, "permits", counted)
+    for extra in ({}, {"deny_nodes": frozenset({"h0"})}):  # plain, and a constrained one
+        r, keep, calls = fleet(2000, 1)
+        req = route(keep, False, **extra)
+        checked[0] = calls[0] = 0
+        for _ in range(200):
+            d = r.pick(req, 1.0)
+            assert d.node_id is not None and d.node_id.startswith("h"), d
+        per_pick = 2 * r.policy.choices  # distinct draws of 4 of the 10 honest ones
+        assert calls[0] <= 200 * per_pick and checked[0] <= 200 * per_pick, (extra, calls, checked)
+
+
+def test_the_choice_among_honest_nodes_is_unchanged_seeded() -> None:
+    """Seeded: a request that did not opt in picks, beside 1,000 keepers, exactly the nodes
+    it picks with none registered (the same draws over the same honest set)."""
+    for seed in range(3):
+        plain, _, _ = fleet(0, seed)
+        with_keepers, keep, _ = fleet(1000, seed)
+        a = [plain.pick(route(frozenset(), False), 1.0).node_id for _ in range(500)]
+        b = [with_keepers.pick(route(keep, False), 1.0).node_id for _ in range(500)]
+        assert a == b
+        assert len(set(a)) > 3  # the draws choose among several
+
+
+def test_an_opted_in_request_draws_from_every_node_as_one_set() -> None:
+    """Opted in: the choice's distribution over honest nodes and keepers together is the
+    one over the same nodes all honest (uniform draws over the union, best of them)."""
+    n = 40_000
+    mixed, keep, _ = fleet(10, 7, honest=10)  # 10 honest (loads 0..9) and 10 keepers (idle)
+    for i, nid in enumerate(sorted(keep)):  # keepers' loads 10..19: every cost distinct
+        for _ in range(10 + i):
+            mixed.begin(nid, MODEL, 0.0)
+    ref = Router(rng=random.Random(8))
+    for i in range(20):
+        nid = f"h{i}" if i < 10 else sorted(keep)[i - 10]
+        ref.upsert_node(nid, (MODEL,), now=0.0, max_concurrency=64)
+        for _ in range(i):
+            ref.begin(nid, MODEL, 0.0)
+    got = Counter(mixed.pick(route(keep, True), 1.0).node_id for _ in range(n))
+    want = Counter(ref.pick(route(frozenset(), True), 1.0).node_id for _ in range(n))
+    assert any(k in got for k in keep)  # keepers are drawn
+    for nid in set(got) | set(want):
+        p = want[nid] / n
+        sd = (2 * p * (1 - p) / n) ** 0.5
+        assert abs(got[nid] / n - p) <= 5 * sd + 1e-9, (nid, got[nid], want[nid])
