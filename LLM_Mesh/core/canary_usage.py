@@ -7,10 +7,13 @@ byte and be paid 3-4 times its real tokens, charged to its users (found 2026-12-
 probe has evidence of the real counts, so it checks them (:func:`check_usage`):
 
 * the completion of a non-streamed probe against its own log-probability entries (one a
-  generated token, what the text comparison of ``core/canary.py`` judged); of a streamed
-  probe (no log-probabilities) against the reference's entries where the stream spelled
-  a beginning of the reference's text cut to the probe's length (the same file and greedy
-  decoding: the same tokens; a stream that diverged at a near tie is not counted);
+  generated token, what the text comparison of ``core/canary.py`` judged); of a text-only
+  probe (a stream, or no ``logprobs`` asked) against the most tokens an honest engine
+  spells its text with where it spelled, whitespace aside, a beginning of the reference's
+  text cut to the probe's length (:func:`covering_entries`: the reference's tokens, their
+  runs of other characters than whitespace as they are, every whitespace byte possibly a
+  token of its own, as an honest engine may split ``"\n\n\n\n"`` or ``"\n\nThe"``
+  more finely than the reference; a text that diverged at a near tie is not counted);
 * the prompt against the verifier's ``usage.prompt_tokens`` for the same messages (the
   reference is asked with the probe's prompt or messages: the same file's tokenizer and
   chat template give the same count).
@@ -121,8 +124,8 @@ def check_usage(
 ) -> UsageVerdict | None:
     """The first count of ``got`` above its bound, or ``None`` (within, or nothing to hold
     it to). ``entries``: the probe's own log-probability entries (a non-streamed probe);
-    ``reference_entries``: else the reference's entries for the text the stream spelled
-    (``None``: not comparable); ``stop_bytes``: the UTF-8 bytes of the probe's longest
+    ``reference_entries``: else the most tokens of the text a text-only answer spelled
+    (:func:`covering_entries`; ``None``: not comparable); ``stop_bytes``: the UTF-8 bytes of the probe's longest
     ``stop`` string; ``reference``: the verifier's counts for the same prompt."""
     if got is None:
         return None
@@ -131,7 +134,8 @@ def check_usage(
     if entries is not None:
         base, evidence = entries, "log-probability entries"
     elif reference_entries is not None:
-        base, evidence = reference_entries, "the reference's entries for that text"
+        base = reference_entries
+        evidence = "the reference's tokens for that text split at whitespace"
     if base is not None:
         bound = base + slack.completion + stop
         if got.completion > bound:
@@ -152,21 +156,44 @@ def _squeeze(text: str) -> str:
 
 
 def covering_entries(text: str, tokens: Sequence[str]) -> int | None:
-    """The most tokens an honest engine spells ``text``, a text-only answer, with: the
-    reference's ``tokens`` (cut to the probe's length) whose text, whitespace aside, reaches
-    its end, and the whitespace-only tokens right after them (the text may end in them:
-    measured, a stream's ``"\n"`` last), where ``text`` is a beginning of theirs, plus one
-    token a whitespace character of ``text`` past those the counted tokens hold (every
-    token past them is whitespace alone, at least one character: found 2026-12-06 in the
-    e2e, the real gemma-3-270m ran past the reference in newlines alone, 200 tokens held to
-    34; until 2026-12-06, canary34, such a text was no evidence at all, so a liar padding
-    its answer with one newline was held to no count); ``None`` where it is not a beginning
-    (the stream diverged, at a near tie an honest node may take otherwise, or ran past the
-    reference in more than whitespace: no evidence of its count)."""
+    """The most tokens an honest engine spells ``text``, a text-only answer, with, where
+    ``text`` is, whitespace aside, a beginning of the text of the reference's ``tokens``
+    (cut to the probe's length): the pieces of its other characters than whitespace, each
+    cut where the reference's tokens and the text's whitespace cut it, plus a token a UTF-8
+    byte of whitespace, the text's or, where more, the counted tokens' (the text may end
+    in whitespace-only tokens right after them, left out of it: measured, a stream's
+    ``"\n"`` last). An honest engine may spell any whitespace a character a token where
+    the reference merged it: ``"\n\n\n\n"`` as four ``"\n"``, ``"\n\nThe"`` as
+    ``"\n"``, ``"\n"``, ``"The"``, and run on past the reference in newlines alone (the
+    real gemma-3-270m, 200 tokens, in the e2e). History: until 2026-12-06 (canary34) such a
+    text was no evidence, so a liar padding its text with one newline was held to no
+    count; canary34 counted only the whitespace past the reference's tokens, which held an
+    honest node splitting ``"\n\n\n\n"`` more finely below its count (ws34). Assumed:
+    an honest engine splits a run of other characters no finer than the reference's
+    tokens do (a split ``"Th"``, ``"e"`` for ``"The"`` is within the slack once a probe).
+    A padder is held to a token a byte of whitespace it sends. ``None`` where it is not a
+    beginning (the stream diverged, at a near tie an honest node may take otherwise, or
+    ran past the reference in more than whitespace: no evidence of its count)."""
     n = _spelling(_squeeze(text), tokens)
     if n is None:
         return None
-    return n + max(0, _spaces(text) - sum(_spaces(t) for t in tokens[:n]))
+    counted = tokens[:n]
+    return _pieces(text, counted) + max(_spaces(text), sum(_spaces(t) for t in counted))
+
+
+def _pieces(text: str, tokens: Sequence[str]) -> int:
+    """The runs of ``text``'s other characters than whitespace, each cut where one of the
+    reference's ``tokens`` (whose text, whitespace aside, begins with ``text``'s) ends."""
+    owner = [i for i, token in enumerate(tokens) for ch in token if not ch.isspace()]
+    pieces, j, last = 0, 0, -1
+    for ch in text:
+        if ch.isspace():
+            last = -1
+            continue
+        if owner[j] != last:
+            pieces += 1
+        last, j = owner[j], j + 1
+    return pieces
 
 
 def _spelling(got: str, tokens: Sequence[str]) -> int | None:
@@ -182,4 +209,6 @@ def _spelling(got: str, tokens: Sequence[str]) -> int | None:
 
 
 def _spaces(text: str) -> int:
-    return len(text) - len(_squeeze(text))
+    """The UTF-8 bytes of ``text``'s whitespace (a byte-level tokenizer's tokens hold at
+    least one)."""
+    return sum(len(ch.encode("utf-8")) for ch in text if ch.isspace())

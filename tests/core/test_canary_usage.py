@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from LLM_Mesh.core.canary_usage import (
     StatedUsage,
     UsageSlack,
@@ -54,7 +56,7 @@ def test_a_stream_is_held_to_the_references_entries_for_its_text() -> None:
     v = check_usage(StatedUsage(10, 7), None, entries=None, reference_entries=4)
     assert v is not None and v.describe() == (
         "usage_completion: 7 completion tokens stated, at most 6 "
-        "(4 the reference's entries for that text + 2)"
+        "(4 the reference's tokens for that text split at whitespace + 2)"
     )
     # no evidence of its count (diverged from the reference): only the prompt is held
     assert check_usage(StatedUsage(10, 700), StatedUsage(10, 4), entries=None) is None
@@ -78,14 +80,19 @@ def test_no_usage_stated_is_no_verdict() -> None:
 
 
 def test_covering_entries_counts_the_tokens_that_spell_a_beginning_of_the_reference() -> None:
+    """The pieces of the text's other characters (cut where the reference's tokens end)
+    and a token a whitespace byte, the text's or the counted tokens' (since ws34: an honest
+    engine may split whitespace more finely than the reference, ``"    "`` as four)."""
     toks = [" def", " f", "():", "\n", "    return", " 1"]
     assert covering_entries("", toks) == 0
-    assert covering_entries(" def f():\n", toks) == 4  # and the whitespace token after
-    assert covering_entries(" def f():", toks) == 4  # (a detokeniser may leave it out)
-    assert covering_entries("def  f():\n  return", toks) == 5  # whitespace aside
-    assert covering_entries(" def f():\n    ret", toks) == 5  # a stop string cut a token
-    assert covering_entries(" def f():\n    return 1", toks) == 6
+    assert covering_entries(" def f():\n", toks) == 3 + 3  # and the whitespace token after
+    assert covering_entries(" def f():", toks) == 3 + 3  # (a detokeniser may leave it out)
+    assert covering_entries("def  f():\n  return", toks) == 4 + 7  # whitespace aside
+    assert covering_entries(" def f():\n    ret", toks) == 4 + 7  # a stop string cut a token
+    assert covering_entries(" def f():\n    return 1", toks) == 5 + 8
+    assert covering_entries(" def f():\n    re turn 1", toks) == 6 + 9  # "re", "turn"
     assert covering_entries("\n", ["\n", "\n", " x"]) == 2
+    assert covering_entries("\u3000x", ["\u3000x"]) == 1 + 3  # a byte-level tokenizer's
     assert covering_entries(" def g():", toks) is None  # diverged
     assert covering_entries(" def f():\n    return 1 + 2", toks) is None  # ran past
 
@@ -95,14 +102,92 @@ def test_a_text_that_ran_past_the_reference_in_whitespace_alone_is_no_evidence()
     without ``max_tokens`` went on past the reference's 32 tokens in newlines alone, 200
     tokens stated; whitespace aside it spelled the reference's 32, so its count was held to
     34 and the honest node failed (``usage_completion``). Whitespace the reference's tokens
-    do not hold is tokens they cannot count: at most one a character (canary34, below)."""
+    do not hold is tokens they cannot count: at most one a character (canary34; since ws34
+    every whitespace byte of the text, the reference's too)."""
     toks = [" def", " f", "():", "\n", "    return", " 1"]
-    assert covering_entries(" def f():\n    return 1" + "\n" * 168, toks) == 6 + 168
-    assert covering_entries(" def f():" + "\n" * 5, toks) == 4 + 4  # diverged in newlines
-    assert covering_entries(" def f():\n    return 1", toks) == 6  # as before
-    assert covering_entries(" def f():\n", toks) == 4
+    assert covering_entries(" def f():\n    return 1" + "\n" * 168, toks) == 5 + 8 + 168
+    assert covering_entries(" def f():" + "\n" * 5, toks) == 3 + 7  # diverged in newlines
+    assert covering_entries(" def f():\n    return 1", toks) == 5 + 8  # as before
+    assert covering_entries(" def f():\n", toks) == 3 + 3
 
 
+def test_an_honest_node_splitting_whitespace_more_finely_than_the_reference_passes() -> None:
+    """Found 2026-12-06 (ws34, a reviewer of canary34): an honest node that spells the
+    reference's ``"\\n\\n\\n\\n"`` with a newline a token, and one newline more, states 7
+    (6 tokens and the end token); canary34 held it to 2 + 1 + 2 = 5 and quarantined it
+    (before canary34 the text was no evidence). Every whitespace character of the text may
+    be a token of its own, in the reference's whitespace-only tokens, beyond them, and in
+    its tokens that hold letters too (``"\\n\\nThe"`` spelled ``"\\n"``, ``"\\n"``, ``"The"``)."""
+    text = "X" + "\n" * 5
+    assert check_usage(
+        StatedUsage(3, 7), None, entries=None,
+        reference_entries=covering_entries(text, ["X", "\n\n\n\n"]),
+    ) is None  # fmt: skip
+    assert covering_entries(text, ["X", "\n\n\n\n"]) == 1 + 5
+    assert covering_entries("\n\nThe", ["\n\nThe"]) == 3  # "\n", "\n", "The"
+    assert covering_entries("a b", ["a b"]) == 3  # "a", " ", "b"
+    assert covering_entries("\n\nThe end", ["\n\nThe", " end"]) == 3 + 2
+
+
+_LETTERS = "ab"
+_SPACES = "\n \t"
+
+
+def _random_token(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.25:  # whitespace alone ("\n\n\n\n")
+        return "".join(rng.choice(_SPACES) for _ in range(rng.randint(1, 4)))
+    parts = []  # letters with whitespace before, inside or after ("\n\nThe", " x", "a b")
+    for _ in range(rng.randint(1, 3)):
+        if rng.random() < 0.6:
+            parts.append("".join(rng.choice(_SPACES) for _ in range(rng.randint(1, 3))))
+        parts.append("".join(rng.choice(_LETTERS) for _ in range(rng.randint(1, 3))))
+    return "".join(parts)
+
+
+def _split(token: str, rng: random.Random | None) -> list[str]:
+    """``token`` cut at its whitespace boundaries (beside a whitespace character): at
+    every one (``rng`` None: the finest split, the most tokens any such split holds), or
+    at a random subset of them."""
+    cuts = [i for i in range(1, len(token)) if token[i - 1].isspace() or token[i].isspace()]
+    kept = [i for i in cuts if rng is None or rng.random() < 0.5]
+    pieces = [token[a:b] for a, b in zip([0, *kept], [*kept, len(token)], strict=True)]
+    assert "".join(pieces) == token and all(pieces)
+    return pieces
+
+
+def test_the_bound_is_never_below_an_honest_split_at_whitespace_on_random_references() -> None:
+    """Seeded: random references (whitespace alone, letters after, before and around
+    whitespace); an honest text is a beginning of their text, cut at a token's end or
+    inside it (a stop string), perhaps with newlines past it (a node that ran on), or with
+    the whitespace-only tokens after it emitted and left out of the text (a detokeniser's,
+    measured). The node's tokens are the reference's split at whitespace boundaries, the
+    finest way and random ways: the bound is never below their count (and the end token
+    within the slack). A padder is held to a token a whitespace character it adds."""
+    rng = random.Random(20261206)
+    for _ in range(3000):
+        tokens = [_random_token(rng) for _ in range(rng.randint(1, 6))]
+        m = rng.randint(0, len(tokens))
+        spelled, left_out = tokens[:m], []
+        if m < len(tokens) and rng.random() < 0.3:  # a stop string cut inside token m
+            spelled = [*spelled, tokens[m][: rng.randint(1, len(tokens[m]))]]
+        elif rng.random() < 0.3:  # ran past the reference in newlines
+            spelled = [*spelled, "\n" * rng.randint(1, 6)]
+        else:  # the whitespace-only tokens after it, emitted, left out of the text
+            rest = tokens[m:]
+            while rest and not rest[0].strip():
+                left_out.append(rest.pop(0))
+        text = "".join(spelled)
+        bound = covering_entries(text, tokens)
+        assert bound is not None, (text, tokens)
+        for way in (None, rng, rng, rng):
+            honest = [p for t in (*spelled, *left_out) for p in _split(t, way)]
+            assert bound >= len(honest), (text, tokens, left_out, bound, honest)
+            stated = StatedUsage(3, len(honest) + 1)  # and the end token
+            assert check_usage(stated, None, entries=None, reference_entries=bound) is None
+        pad = "".join(rng.choice(_SPACES) for _ in range(rng.randint(1, 5)))
+        padded = covering_entries(text + pad, tokens)
+        assert padded is not None and padded <= bound + len(pad), (text, pad, tokens)
 def test_a_text_past_the_reference_with_no_whitespace_to_spare_is_no_evidence() -> None:
     """Ran past the reference in what it spells (a ``2`` after the ``1``), with no more
     whitespace than the tokens hold: not a beginning of the reference, so no count."""
@@ -116,5 +201,5 @@ def test_whitespace_past_what_the_counted_tokens_hold_is_counted_as_such() -> No
     extra newline of a text cut inside a token (``ret`` of ``    return``) is one token more,
     and a cut token's own letters make no room for it."""
     toks = [" def", " f", "():", "\n", "    return", " 1"]
-    assert covering_entries(" def f():\n\n    ret", toks) == 5 + 1
-    assert covering_entries(" def f():\n    ret", toks) == 5
+    assert covering_entries(" def f():\n\n    ret", toks) == 4 + 7 + 1  # (ws34: + 7)
+    assert covering_entries(" def f():\n    ret", toks) == 4 + 7

@@ -180,14 +180,17 @@ async def test_each_endpoint_sampled_shape_passes_honest_and_fails_another_model
 
 
 def counting_more(answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
-    """``answer`` with its ``usage`` completion count 5 over what it generated (its text
-    the model's; below the probes' limits here, so the gateway does not clip it)."""
+    """``answer`` with its ``usage`` completion count 5 over what it generated and a token
+    more a whitespace character of its text (each may be a token of its own to a text-only
+    probe since ws34: ``core/canary_usage.covering_entries``), its text the model's; below
+    the probes' limits here, so the gateway does not clip it."""
 
     def inflated(body: dict[str, Any]) -> dict[str, Any]:
         data = answer(body)
         u = data["usage"]
-        data["usage"] = {**u, "completion_tokens": u["completion_tokens"] + 5,
-                         "total_tokens": u["total_tokens"] + 5}  # fmt: skip
+        more = 5 + sum(ch.isspace() for ch in data["choices"][0]["text"])
+        data["usage"] = {**u, "completion_tokens": u["completion_tokens"] + more,
+                         "total_tokens": u["total_tokens"] + more}  # fmt: skip
         return data
 
     return inflated
@@ -207,9 +210,11 @@ async def test_each_endpoint_streamed_shape_passes_honest_and_fails_an_inflated_
     ``stop`` list, limits past the answer's end and past the reference's: the honest
     sampling sim node passes each (``unverified``: a sim stream has no sure token), its
     ``usage`` held to the reference's entries; the same node stating 5 more completion
-    tokens fails each within the reference's length on that count (the check ran)."""
-    await register(mesh, "verifier", answered_by(sim(answer_tokens=8)))
-    await register(mesh, "honest", answered_by(sim(answer_tokens=8)))
+    tokens (and one a whitespace character) fails each within the reference's length on
+    that count (the check ran). Five tokens: its bound (5 + 4 spaces + 2, + 2 for the
+    stop) stays below the gateway's cap at ``max_tokens`` 16 for the inflated count."""
+    await register(mesh, "verifier", answered_by(sim(answer_tokens=5)))
+    await register(mesh, "honest", answered_by(sim(answer_tokens=5)))
     await trust(mesh, "verifier")
     p = prober(mesh)
     shapes = [
@@ -222,7 +227,7 @@ async def test_each_endpoint_streamed_shape_passes_honest_and_fails_an_inflated_
     for i, shape in enumerate(shapes):
         ok = await p.probe("honest", MODEL, "def f():", shape)
         assert ok.verdict == "unverified", (shape, ok)
-        await register(mesh, f"inflated{i}", counting_more(answered_by(sim(answer_tokens=8))))
+        await register(mesh, f"inflated{i}", counting_more(answered_by(sim(answer_tokens=5))))
         bad = await p.probe(f"inflated{i}", MODEL, "def f():", shape)
         assert bad.verdict == "fail" and bad.detail.startswith("usage_completion"), (shape, bad)
     bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]

@@ -83,6 +83,16 @@ def honest_newlines(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def honest_finer(body: dict[str, Any]) -> dict[str, Any]:
+    """An honest engine that spells each of the reference's ``" tA"`` as ``" "``, ``"tA"``
+    and ran on in newlines, one token each: 8 + 40 + the end token (ws34: held to 46 before,
+    canary34 counting only the whitespace past the reference's tokens)."""
+    out = honest(body)
+    out["choices"][0]["text"] += "\n" * 40
+    out["usage"] = {"prompt_tokens": 3, "completion_tokens": 8 + 40 + 1, "total_tokens": 52}
+    return out
+
+
 @pytest.fixture
 async def mesh(tmp_path: Path) -> Any:
     async with running(tmp_path, nodes=LogprobNodes()) as h:
@@ -102,8 +112,11 @@ async def test_a_node_stating_a_byte_a_token_is_caught_by_a_probe(
     assert result.verdict == "fail" and result.quarantined, result
     # " tA tB tC tD": 4 tokens, 12-16 bytes: 28-32 stated, at most 4 + 2
     assert result.detail.startswith("usage_completion: "), result.detail
-    evidence = "the reference's entries for that text" if stream else "log-probability entries"
-    assert result.detail.endswith(f" completion tokens stated, at most 6 (4 {evidence} + 2)")
+    # a stream: its 4 spaces may each be a token of its own too (ws34), at most 8 + 2
+    bound, evidence = 6, "4 log-probability entries"
+    if stream:
+        bound, evidence = 10, "8 the reference's tokens for that text split at whitespace"
+    assert result.detail.endswith(f" completion tokens stated, at most {bound} ({evidence} + 2)")
     q = mesh.runtime.quality
     assert q is not None and q.quarantined("inflater", MODEL)
     assert q.quarantines("inflater")[0].reason == "canary: " + result.detail
@@ -161,10 +174,13 @@ async def test_a_text_padded_with_whitespace_is_held_to_a_count(
     count (``covering_entries`` gave ``None``), so a node adding one newline to its honest
     text stated a byte a token and passed. Each whitespace character past them is now at
     most one token: 4 entries + 1 + 2, not ~30. An honest engine that ran on in newlines,
-    one token each, passes."""
+    one token each, passes. Since ws34 every whitespace character of the text may be a token
+    of its own (an honest engine may split the reference's whitespace more finely): the
+    padder is held to 4 + 5 + 2, and an honest engine splitting ``" tA"`` passes."""
     await register(mesh, "verifier")
     await register(mesh, "padder", padding)
     await register(mesh, "newlines", honest_newlines)
+    await register(mesh, "finer", honest_finer)
     await trust(mesh, "verifier")
     p = prober(mesh)
     for stream in (True, False):
@@ -175,9 +191,11 @@ async def test_a_text_padded_with_whitespace_is_held_to_a_count(
         assert result.verdict == "fail", result
         assert result.detail.startswith("usage_completion: "), result.detail
         assert result.detail.endswith(
-            " completion tokens stated, at most 7 (5 the reference's entries for that text + 2)"
+            " completion tokens stated, at most 11"
+            " (9 the reference's tokens for that text split at whitespace + 2)"
         ), result.detail
         assert mesh.runtime.quality is not None
         await mesh.runtime.quality.clear("padder")
-        result = await p.probe("newlines", MODEL, "def f():", shape)
-        assert result.verdict == "pass", result
+        for node in ("newlines", "finer"):
+            result = await p.probe(node, MODEL, "def f():", shape)
+            assert result.verdict == "pass", result
