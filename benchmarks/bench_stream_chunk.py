@@ -114,6 +114,7 @@ def node_reads(kind, tokens):
 
 class Resp:
     status_code = 200
+    headers = {}  # the node's answer head: no X-Mesh-Prompt-Tokens (money34 reads it)
 
     def __init__(self, reads):
         self.reads = reads
