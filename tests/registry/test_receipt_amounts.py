@@ -1,4 +1,4 @@
-"""The countersigned receipt carries the money (version 3): each part's amount and network
+"""The countersigned receipt carries the money (version 4: fees rounded up): each part's amount and network
 fee and the request's cost, exactly what settlement writes to the ledger for that request
 (``account.charge_parts``, computed once), through the real app with fake nodes; prices and
 amounts as in ``tests/registry/test_charge.py`` (10 prompt + 5 completion tokens of
@@ -16,7 +16,7 @@ import pytest
 
 from LLM_Mesh.cli.receipt_commands import check
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
-from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.core.pricing import network_fee, request_cost
 from LLM_Mesh.core.receipt import ReceiptError
 from tests.keyed import operator_account
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, running
@@ -78,7 +78,7 @@ async def test_a_whole_answers_receipt_signs_what_the_ledger_charged(tmp_path: P
         receipt = mesh["receipt"]
         keys = await registry_keys(h)
         checked = check(r.text, keys)  # offline, as `llm-mesh receipt verify` does
-        assert (receipt["v"], receipt["settled"], receipt["payer"]) == (3, True, "user")
+        assert (receipt["v"], receipt["settled"], receipt["payer"]) == (4, True, "user")
         assert receipt["fee_bps"] == h.settings.network_fee_bps == 500
         assert receipt["cost"] == mesh["cost"] == COST == checked.money.cost  # type: ignore[union-attr]
         assert _paid(receipt) == [(COST, 5)]
@@ -107,7 +107,7 @@ async def test_a_streams_receipt_signs_what_the_ledger_charged(tmp_path: Path) -
         receipt = mesh["receipt"]
         check(r.text, await registry_keys(h))
         cost = request_cost(PRICE, 4, 3)  # sse_chunks' usage: 4 prompt, 3 completion
-        fee = cost * 500 // 10_000
+        fee = network_fee(cost, 500)  # rounded up since receipt version 4 (money34)
         assert receipt["cost"] == mesh["cost"] == cost and _paid(receipt) == [(cost, fee)]
         assert await _ledger(h, mesh) == [
             ("settle", account, operator_account("alice"), cost - fee),
@@ -137,14 +137,14 @@ async def test_a_continued_streams_receipt_signs_each_parts_amount(tmp_path: Pat
         receipt = mesh["receipt"]
         check(text, await registry_keys(h))
         assert [p["node_id"] for p in receipt["parts"]] == ["a", "b"]
-        # the prompt with b, the last part (it processed it again after a broke)
-        assert receipt["payer"] == "pool" and _paid(receipt) == [(20, 1), (45, 2)]
+        # the prompt with b, the last part (it processed it again after a broke); fees rounded up
+        assert receipt["payer"] == "pool" and _paid(receipt) == [(20, 1), (45, 3)]
         assert receipt["cost"] == mesh["cost"] == 65
         assert await _ledger(h, mesh) == [
             ("settle", POOL, operator_account("alice"), 19),
             ("fee", POOL, NETWORK, 1),
-            ("settle", POOL, operator_account("bob"), 43),
-            ("fee", POOL, NETWORK, 2),
+            ("settle", POOL, operator_account("bob"), 42),
+            ("fee", POOL, NETWORK, 3),
         ]
 
 
@@ -169,10 +169,10 @@ async def test_a_stream_cut_short_signs_what_it_was_charged_in_its_error_event(
         assert r.status_code == 200 and '"error"' in r.text
         mesh = _final(r.text)["mesh"]
         cost = request_cost(PRICE, PROMPT, 2)
-        assert mesh["receipt"]["cost"] == cost == 130 and _paid(mesh["receipt"]) == [(130, 6)]
+        assert mesh["receipt"]["cost"] == cost == 130 and _paid(mesh["receipt"]) == [(130, 7)]
         assert await _ledger(h, mesh) == [
-            ("settle", account, operator_account("alice"), 124),
-            ("fee", account, NETWORK, 6),
+            ("settle", account, operator_account("alice"), 123),
+            ("fee", account, NETWORK, 7),
         ]
 
 
@@ -212,7 +212,7 @@ async def test_with_settlement_off_the_receipt_says_so_and_states_no_amount(
         mesh = _final(r.text)["mesh"] if stream else r.json()["mesh"]
         receipt = mesh["receipt"]
         assert mesh["cost"] > 0  # still computed (not charged)
-        assert (receipt["v"], receipt["settled"]) == (3, False)
+        assert (receipt["v"], receipt["settled"]) == (4, False)
         assert not {"payer", "fee_bps", "cost"} & set(receipt)
         assert not {"amount", "fee"} & set(receipt["parts"][0])
         assert check(r.text, await registry_keys(h)).money is None
