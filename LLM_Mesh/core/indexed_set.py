@@ -14,7 +14,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["IndexedRows", "IndexedSet"]
+__all__ = ["IndexedRows", "IndexedSet", "draw_positions"]
 
 T = TypeVar("T")
 
@@ -143,15 +143,21 @@ class IndexedRows(IndexedSet[T]):
     def draw_slots(self, k: int, rand: Callable[[], float]) -> list[int]:
         """The positions of the members :meth:`draw` would draw with the same ``rand``
         stream (the same numbers used, the same members, in the same order)."""
-        n = len(self._items)
-        if n <= k:
-            if n == 0:
-                return []
-            off = int(rand() * n)
-            return [*range(off, n), *range(off)]
-        out = [int(rand() * n)]
-        while len(out) < k:
-            i = int(rand() * n)
-            if i not in out:
-                out.append(i)
-        return out
+        return draw_positions(len(self._items), k, rand)
+
+
+def draw_positions(n: int, k: int, rand: Callable[[], float]) -> list[int]:
+    """Up to ``k`` distinct positions of ``n``: all of them from a random offset when
+    ``n <= k``, else ``k`` drawn at random (:meth:`IndexedSet.draw_slots`; also
+    ``core/route_keep.Both`` over two sets read as one)."""
+    if n <= k:
+        if n == 0:
+            return []
+        off = int(rand() * n)
+        return [*range(off, n), *range(off)]
+    out = [int(rand() * n)]
+    while len(out) < k:
+        i = int(rand() * n)
+        if i not in out:
+            out.append(i)
+    return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
+from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet, draw_positions
 from LLM_Mesh.core.route_pools import Pool
 from LLM_Mesh.core.route_sample import sample
 from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, cheapest_rows
@@ -45,22 +45,7 @@ class Both(IndexedSet[NodeStats]):
         return self.a.at(i) if i < n else self.b.at(i - n)
 
     def draw(self, k: int, rand: Callable[[], float]) -> list[NodeStats]:
-        return [self.at(i) for i in _slots(len(self), k, rand)]
-
-
-def _slots(n: int, k: int, rand: Callable[[], float]) -> list[int]:
-    """``IndexedRows.draw_slots`` over ``n`` positions."""
-    if n <= k:
-        if n == 0:
-            return []
-        off = int(rand() * n)
-        return [*range(off, n), *range(off)]
-    out = [int(rand() * n)]
-    while len(out) < k:
-        i = int(rand() * n)
-        if i not in out:
-            out.append(i)
-    return out
+        return [self.at(i) for i in draw_positions(len(self), k, rand)]
 
 
 def open_sets(pool: Pool, req: RouteRequest, kept: bool) -> tuple[IndexedRows[NodeStats], ...]:
@@ -104,7 +89,7 @@ def draw(
         sa = [a.slot(st) for st in got if st in a]
         sb = [b.slot(st) for st in got if st not in a]
     else:
-        drawn = _slots(na + len(b), k, rand)
+        drawn = draw_positions(na + len(b), k, rand)
         sa = [i for i in drawn if i < na]
         sb = [i - na for i in drawn if i >= na]
     return [(bag, s) for bag, s in ((a, sa), (b, sb)) if s]
