@@ -392,7 +392,7 @@ class AnonymousLast:
         """Anonymous requests waiting here, every model together."""
         return self.places.waiting
 
-    def _keyed_ago(self, model: str, slots: int) -> float | None:
+    def _keyed_ago(self, model: str, slots: int, allowed: bool = False) -> float | None:
         """Seconds since the model's last keyed request (None: none known): one that came
         to this process, or, where the share turns on it (a one-slot model), one its nodes
         had, as they say in their heartbeats at any replica (``Routing.keyed_at``), so
@@ -400,7 +400,7 @@ class AnonymousLast:
         seen = self.keyed_seen.get(model)
         share = self.share or 0.0
         if anonymous_cap(slots, share, True) != anonymous_cap(slots, share, False):
-            nodes = self.routing.keyed_at(model)
+            nodes = self.routing.keyed_at(model, allowed)  # the nodes ``slots`` counts
             if nodes is not None and (seen is None or nodes > seen):
                 seen = nodes
         return None if seen is None else max(0.0, self.clock() - seen)
@@ -408,7 +408,7 @@ class AnonymousLast:
     def _cap(self, model: str, allowed: bool = False) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""
         slots = self.routing.slots(model, allowed)
-        ago = self._keyed_ago(model, slots)
+        ago = self._keyed_ago(model, slots, allowed)
         return anonymous_cap(slots, self.share or 0.0, ago is not None and ago < KEYED_RECENT_S)
 
     def _over_share(self, model: str, held: bool = False, allowed: bool = False) -> bool:
@@ -464,7 +464,7 @@ class AnonymousLast:
         wait = d.wait_s if d.wait_s is not None else 1.0
         if self.share is not None:  # a one-slot model's slot comes back when keys stop
             slots = self.routing.slots(job.model, job.ext.allow_prompt_keeping)
-            ago = self._keyed_ago(job.model, slots)
+            ago = self._keyed_ago(job.model, slots, job.ext.allow_prompt_keeping)
             wait = max(wait, floor_slot_wait(slots, self.share, ago))
         self.routing.demand.refuse(job.model, SATURATED)
         busy = (

@@ -353,22 +353,27 @@ class Routing:
         anonymous share, which then held every slot of the nodes those requests may use."""
         return self.router.slots(model, not allowed)
 
-    def keyed_at(self, model: str) -> float | None:
+    def keyed_at(self, model: str, allowed: bool = False) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,
-        not ejected from its pool: those ``slots`` counts) last had a keyed request (the latest
-        ``NodeStats.keyed_at``: one this router sent, or the node's own word through any
-        replica's heartbeat; None: none known). A scan of those nodes: read only for a model
-        whose anonymous share turns on keyed demand (a one-slot model, ``access.py``), so a
-        node's word moves only a slot it holds (found 2026-12-05, attack31: a node a canary
-        quarantined for the model, still listing it, kept an honest node's slot from every
-        anonymous request)."""
+        not ejected from its pool, and, unless ``allowed`` (the request opted in), not one
+        that may keep prompts for it: those ``slots`` counts) last had a keyed request (the
+        latest ``NodeStats.keyed_at``: one this router sent, or the node's own word through
+        any replica's heartbeat; None: none known). A scan of those nodes: read only for a
+        model whose anonymous share turns on keyed demand (a one-slot model, ``access.py``),
+        so a node's word moves only a slot it holds (found 2026-12-05, attack31: a node a
+        canary quarantined for the model, still listing it, kept an honest node's slot from
+        every anonymous request; found 2026-12-06, review35: so did a node that may keep
+        prompts, from every request that did not opt in)."""
         latest: float | None = None
         ejected = self.router.ejected_for
+        keepers: dict[str, frozenset[str]] = {} if allowed else self.prompt_keepers
         for entry in self.table.healthy_entries_for(model):
             st = self.router.node(entry.node_id)
             if st is None or not st.routable or model not in st.models:
                 continue
             if ejected(st.node_id, model):  # kept where its pool cannot spare it: counted
+                continue
+            if keepers and model in keepers.get(st.node_id, _NONE):  # held out (review35)
                 continue
             at = st.keyed_at
             if at is not None and (latest is None or at > latest):
