@@ -34,9 +34,7 @@ from LLM_Mesh.node.config import (
 from LLM_Mesh.node.service import NodeService
 from LLM_Mesh.server_process import SignalServer, exit_on_signal, require_free_port
 
-__all__ = [
-    "PROXY_PEERS", "NodeConfig", "NodeManager", "load_node_config", "save_node_config",
-]  # fmt: skip
+__all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
 
 #: the peers whose ``X-Forwarded-For`` a node believes: a proxy on its own machine only
 PROXY_PEERS = "127.0.0.1,::1"

@@ -16,17 +16,23 @@ HTTP admin calls carry it as ``Authorization: Bearer <admin key>``
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import hash_secret, new_secret, secret_matches
-from LLM_Mesh.errors import InvalidCredential
+from LLM_Mesh.core.metrics_access import is_loopback
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter, address_scope
+from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.secret_files import admin_key_path, create_secret_file, read_admin_key
 
 log = logging.getLogger(__name__)
+
+WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (check_admin)
+WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
 
 
 @dataclass(frozen=True)
@@ -77,15 +83,47 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return token.strip()
 
 
-async def check_admin(headers: Mapping[str, str], store: Store) -> None:
-    """Raise 401 unless the request carries the store's admin key."""
+@dataclass(frozen=True)
+class AdminTries:
+    """Where a request's wrong admin keys are counted: the process's limiter, the client's
+    address (``None``: unknown) and the time now (:func:`check_admin`)."""
+
+    limiter: RateLimiter
+    address: str | None
+    now: float
+
+
+async def check_admin(
+    headers: Mapping[str, str], store: Store, tries: AdminTries | None = None
+) -> None:
+    """Raise 401 unless the request carries the store's admin key.
+
+    With ``tries`` (every HTTP route), a client address that sent
+    :data:`WRONG_ADMIN_KEYS_PER_MIN` wrong keys in the last minute hears 429 before the
+    store is read (the key's hash is read from the store at each check: a stranger's
+    ``Authorization: Bearer x`` in a loop cost the store a read each, with no bound; API
+    keys' look-ups were bounded so, found 2026-12-06, attack35). Only wrong keys are
+    counted, so the admin's own calls never are; a loopback client (the admin CLI on the
+    registry's machine) is not counted, nor refused, so strangers cannot lock it out.
+    """
     token = bearer(headers)
     if token is None:
         raise InvalidCredential(
             "this is an admin operation: send the admin key as 'Authorization: Bearer <key>' "
             "(LLM_MESH_ADMIN_KEY, or the registry's $LLM_MESH_HOME/admin.key)"
         )
+    scope = None
+    if tries is not None and not is_loopback(tries.address):
+        scope = "admin-key:" + (address_scope(tries.address) if tries.address else "unknown")
+        wait = tries.limiter.wait(scope, WRONG_ADMIN_KEYS, tries.now)
+        if wait > 0:
+            raise RateLimited(
+                "too many wrong admin keys from this address; wait before trying again",
+                retry_after=max(1, math.ceil(wait)),
+            )
     if not secret_matches(token, await store.get_admin_key_hash()):
+        if scope is not None and tries is not None:
+            tries.limiter.check(scope, WRONG_ADMIN_KEYS, tries.now)
         raise InvalidCredential("wrong admin key")
 
 
