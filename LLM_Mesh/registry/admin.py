@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (check_admin)
 WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
+WRONG_OPERATOR_TOKENS_PER_MIN = 30  # ... of operator tokens (GET /v1/earnings), as the dashboard
+WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
 
 
 @dataclass(frozen=True)
@@ -84,46 +86,58 @@ def bearer(headers: Mapping[str, str]) -> str | None:
 
 
 @dataclass(frozen=True)
-class AdminTries:
-    """Where a request's wrong admin keys are counted: the process's limiter, the client's
-    address (``None``: unknown) and the time now (:func:`check_admin`)."""
+class CredentialTries:
+    """Where a request's wrong credentials (admin key, operator token) are counted: the
+    process's limiter, the client's address (``None``: unknown) and the time now.
+
+    Each check reads the credential's hash from the store, so a stranger's ``Authorization:
+    Bearer x`` in a loop cost the store a read each, with no bound, where API keys'
+    look-ups were bounded per address (found 2026-12-06, attack35). :meth:`before` refuses
+    (429) an address whose wrong tries of that kind filled the minute, before the store is
+    read; :meth:`wrong` counts one. Only wrong ones are counted, so a credential's holder
+    is never limited; a loopback client (the CLI on the registry's machine) is neither
+    counted nor refused, so strangers cannot lock it out. An IPv6 address counts as its /64.
+    """
 
     limiter: RateLimiter
     address: str | None
     now: float
 
+    def before(self, kind: str, limits: Limits, what: str) -> str | None:
+        """The scope to count a wrong ``kind`` in (``None``: not counted); 429 when full."""
+        if is_loopback(self.address):
+            return None
+        scope = f"{kind}:" + (address_scope(self.address) if self.address else "unknown")
+        wait = self.limiter.wait(scope, limits, self.now)
+        if wait > 0:
+            raise RateLimited(
+                f"too many wrong {what} from this address; wait before trying again",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        return scope
+
+    def wrong(self, scope: str | None, limits: Limits) -> None:
+        """Count one wrong credential in ``scope`` (from :meth:`before`)."""
+        if scope is not None:
+            self.limiter.check(scope, limits, self.now)
+
 
 async def check_admin(
-    headers: Mapping[str, str], store: Store, tries: AdminTries | None = None
+    headers: Mapping[str, str], store: Store, tries: CredentialTries | None = None
 ) -> None:
-    """Raise 401 unless the request carries the store's admin key.
-
-    With ``tries`` (every HTTP route), a client address that sent
-    :data:`WRONG_ADMIN_KEYS_PER_MIN` wrong keys in the last minute hears 429 before the
-    store is read (the key's hash is read from the store at each check: a stranger's
-    ``Authorization: Bearer x`` in a loop cost the store a read each, with no bound; API
-    keys' look-ups were bounded so, found 2026-12-06, attack35). Only wrong keys are
-    counted, so the admin's own calls never are; a loopback client (the admin CLI on the
-    registry's machine) is not counted, nor refused, so strangers cannot lock it out.
-    """
+    """Raise 401 unless the request carries the store's admin key; with ``tries`` (every
+    HTTP route) at most :data:`WRONG_ADMIN_KEYS_PER_MIN` wrong ones a minute from an
+    address, then 429 before the store is read (:class:`CredentialTries`)."""
     token = bearer(headers)
     if token is None:
         raise InvalidCredential(
             "this is an admin operation: send the admin key as 'Authorization: Bearer <key>' "
             "(LLM_MESH_ADMIN_KEY, or the registry's $LLM_MESH_HOME/admin.key)"
         )
-    scope = None
-    if tries is not None and not is_loopback(tries.address):
-        scope = "admin-key:" + (address_scope(tries.address) if tries.address else "unknown")
-        wait = tries.limiter.wait(scope, WRONG_ADMIN_KEYS, tries.now)
-        if wait > 0:
-            raise RateLimited(
-                "too many wrong admin keys from this address; wait before trying again",
-                retry_after=max(1, math.ceil(wait)),
-            )
+    scope = None if tries is None else tries.before("admin-key", WRONG_ADMIN_KEYS, "admin keys")
     if not secret_matches(token, await store.get_admin_key_hash()):
-        if scope is not None and tries is not None:
-            tries.limiter.check(scope, WRONG_ADMIN_KEYS, tries.now)
+        if tries is not None:
+            tries.wrong(scope, WRONG_ADMIN_KEYS)
         raise InvalidCredential("wrong admin key")
 
 

@@ -57,7 +57,7 @@ from LLM_Mesh.errors import (
     UnknownNode,
 )
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.admin import AdminTries, bearer, check_admin
+from LLM_Mesh.registry.admin import CredentialTries, bearer, check_admin
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
@@ -437,9 +437,9 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _tries(request: Request, rt: Runtime) -> AdminTries:
+def _tries(request: Request, rt: Runtime) -> CredentialTries:
     """Where this request's wrong admin keys count (``admin.check_admin``: per address)."""
-    return AdminTries(rt.limiter, request.client.host if request.client else None, rt.clock())
+    return CredentialTries(rt.limiter, request.client.host if request.client else None, rt.clock())
 
 
 @router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)

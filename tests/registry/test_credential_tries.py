@@ -1,5 +1,5 @@
-"""Wrong admin keys cost the store a read each: bounded per address (found 2026-12-06,
-attack35).
+"""Wrong admin keys and operator tokens cost the store a read each: bounded per address
+(found 2026-12-06, attack35).
 
 ``check_admin`` reads the admin key's hash from the store at every check (every registry
 on one database agrees on it). Any stranger reaches it: ``POST /mesh/health-check``,
@@ -8,8 +8,10 @@ on one database agrees on it). Any stranger reaches it: ``POST /mesh/health-chec
 Before the fix a loop of ``Bearer x`` from one address cost the store one read per
 request without end (on PostgreSQL a pooled connection each, the pool the heartbeats'
 and registrations' reads share), where guessing API keys was bounded per address
-(``access.LOOKUPS_PER_MIN``). Here the real registry app, a client on another machine
-(ASGI, no sockets), the store's reads counted."""
+(``access.LOOKUPS_PER_MIN``). The same held for operator tokens at ``GET /v1/earnings``,
+while the dashboard's operator view (the same check) counted its look-ups per address:
+guessing through the API went round that bound. Here the real registry app, a client on
+another machine (ASGI, no sockets), the store's reads counted."""
 
 from __future__ import annotations
 
@@ -17,8 +19,13 @@ from pathlib import Path
 
 import httpx
 
-from LLM_Mesh.registry.admin import WRONG_ADMIN_KEYS_PER_MIN
+from LLM_Mesh.registry.admin import (
+    WRONG_ADMIN_KEYS_PER_MIN,
+    WRONG_OPERATOR_TOKENS_PER_MIN,
+    add_operator,
+)
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import OperatorRecord
 from tests.registry.helpers import ADMIN, running
 
 STRANGER = ("203.0.113.5", 40000)
@@ -34,11 +41,15 @@ ROUTES = (
 class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
-        self.admin_reads = 0
+        self.admin_reads = self.token_reads = 0
 
     async def get_admin_key_hash(self) -> str | None:
         self.admin_reads += 1
         return await super().get_admin_key_hash()
+
+    async def operator_by_token(self, token_hash: str) -> OperatorRecord | None:
+        self.token_reads += 1
+        return await super().operator_by_token(token_hash)
 
 
 def _from(app: object, peer: tuple[str, int]) -> httpx.AsyncClient:
@@ -94,3 +105,24 @@ async def test_the_admins_own_key_is_never_counted_nor_locked_out(tmp_path: Path
             r = await h.client.get("/mesh/usage-audit", headers=WRONG)
             assert r.status_code == 401
         assert (await h.client.post("/mesh/health-check", headers=ADMIN)).status_code == 200
+
+
+async def test_a_loop_of_unknown_operator_tokens_is_bounded_per_address(tmp_path: Path) -> None:
+    store = CountingStore()
+    token = await add_operator(store, "alice")
+    assert token is not None
+    async with running(tmp_path, store=store) as h, _from(h.app, STRANGER) as c:
+        before = store.token_reads
+        codes = [(await c.get("/v1/earnings", headers=WRONG)).status_code for _ in range(200)]
+        reads = store.token_reads - before
+        # before the fix: 200 reads, 200 answers of 401
+        assert reads == WRONG_OPERATOR_TOKENS_PER_MIN, reads
+        n = WRONG_OPERATOR_TOKENS_PER_MIN
+        assert codes[:n] == [401] * n and set(codes[n:]) == {429}
+        # the admin key's count is another: one wrong kind does not spend the other
+        assert (await c.get("/mesh/usage-audit", headers=WRONG)).status_code == 401
+        # the operator's own token, from anywhere, is never counted
+        mine = {"Authorization": f"Bearer {token}"}
+        async with _from(h.app, ("198.51.100.7", 1)) as own:
+            for _ in range(2 * n):
+                assert (await own.get("/v1/earnings", headers=mine)).status_code == 200
