@@ -36,6 +36,9 @@ from LLM_Mesh.server_process import SignalServer, exit_on_signal, require_free_p
 
 __all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
 
+#: the peers whose ``X-Forwarded-For`` a node believes: a proxy on its own machine only
+PROXY_PEERS = "127.0.0.1,::1"
+
 
 class NodeManager:
     """One node: its config, settings, service and (while serving) its server."""
@@ -75,22 +78,31 @@ class NodeManager:
         """The node's ASGI app (its lifespan starts and stops the service)."""
         return create_node_app(self.service)
 
-    async def serve(self) -> None:
-        """Serve until stopped (signal or :meth:`stop`); deregisters on the way out."""
+    def uvicorn_config(self) -> Any:
+        """The uvicorn config :meth:`serve` runs the node with (a ``uvicorn.Config``).
+
+        Proxy headers (``X-Forwarded-For``) are believed from a loopback peer only: a
+        reverse proxy on the node's own machine (docs/operations.md) so tells the node its
+        client, which the operator's endpoints (loopback only) and a standalone node's
+        ``/v1`` go by. Never from another peer, whatever ``$FORWARDED_ALLOW_IPS`` says
+        (uvicorn reads it from the environment: ``*`` in many container images, or a
+        registry's balancer set for ``registry serve`` in an environment the node shares):
+        such a peer's ``X-Forwarded-For: 127.0.0.1`` made it the node's operator (found
+        2026-12-06, attack35: ``tests/node/test_node_forwarded.py``). A node is called
+        directly (the gateway pins its address and certificate): no balancer of its own.
+        """
         import uvicorn
 
         from LLM_Mesh.gc_freeze import freeze_after_startup
-        from LLM_Mesh.heap import cap_arenas, trim_periodically
-        from LLM_Mesh.slow_clients import guarded_http, raise_fd_limit
+        from LLM_Mesh.heap import trim_periodically
+        from LLM_Mesh.slow_clients import guarded_http
 
-        _require_free_port(self.config.host, self.config.port)  # before a model loads
-        cap_arenas(self.settings.malloc_arena_max)  # before the engine and uvicorn start threads
-        raise_fd_limit()  # one peer meets max_per_peer below, not the process's 1024 files
-        config = uvicorn.Config(
+        return uvicorn.Config(
             trim_periodically(freeze_after_startup(self.create_app()), self.settings.malloc_trim_s),
             host=self.config.host,
             port=self.config.port,
             lifespan="on",
+            forwarded_allow_ips=PROXY_PEERS,  # never $FORWARDED_ALLOW_IPS (docstring)
             log_level="info",
             access_log=False,
             # requests in flight get what the shutdown budget leaves after the goodbye
@@ -105,6 +117,16 @@ class NodeManager:
             http=guarded_http(max_per_peer=self.peer_cap, exempt=self.exemption),
             **uvicorn_log_kwargs(self.settings.log_format),
         )
+
+    async def serve(self) -> None:
+        """Serve until stopped (signal or :meth:`stop`); deregisters on the way out."""
+        from LLM_Mesh.heap import cap_arenas
+        from LLM_Mesh.slow_clients import raise_fd_limit
+
+        _require_free_port(self.config.host, self.config.port)  # before a model loads
+        cap_arenas(self.settings.malloc_arena_max)  # before the engine and uvicorn start threads
+        raise_fd_limit()  # one peer meets max_per_peer below, not the process's 1024 files
+        config = self.uvicorn_config()
         self._server = _server(config, self.service.begin_shutdown)
         self.service.on_fatal = lambda _message: self.stop()
         loading = exit_on_signal("loading the model") if self._exit_while_loading else nullcontext()

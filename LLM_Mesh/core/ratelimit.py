@@ -265,6 +265,16 @@ class RateLimiter:
             s.requests.take(now, 1)
         return Decision(True, limit_headers(limits, s.requests, s.tokens, now), charged=charge)
 
+    def wait(self, scope: str, limits: Limits, now: float) -> float:
+        """Seconds before one more request of ``scope`` would be taken (0: now), nothing
+        taken: for a caller that charges only the requests that fail (wrong credentials)."""
+        if limits.rpm is None:
+            return 0.0
+        s = self._scopes.get(scope)
+        if s is None or s.limits != limits or s.requests is None:
+            return 0.0
+        return s.requests.wait(now, 1)
+
     def _refused(
         self, s: _Scope, now: float, wait: float, kind: str, limit: int, requested: int
     ) -> Decision:

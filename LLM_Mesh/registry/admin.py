@@ -16,17 +16,25 @@ HTTP admin calls carry it as ``Authorization: Bearer <admin key>``
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import hash_secret, new_secret, secret_matches
-from LLM_Mesh.errors import InvalidCredential
+from LLM_Mesh.core.metrics_access import is_loopback
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter, address_scope
+from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.secret_files import admin_key_path, create_secret_file, read_admin_key
 
 log = logging.getLogger(__name__)
+
+WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (check_admin)
+WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
+WRONG_OPERATOR_TOKENS_PER_MIN = 30  # ... of operator tokens (GET /v1/earnings), as the dashboard
+WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
 
 
 @dataclass(frozen=True)
@@ -77,15 +85,59 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return token.strip()
 
 
-async def check_admin(headers: Mapping[str, str], store: Store) -> None:
-    """Raise 401 unless the request carries the store's admin key."""
+@dataclass(frozen=True)
+class CredentialTries:
+    """Where a request's wrong credentials (admin key, operator token) are counted: the
+    process's limiter, the client's address (``None``: unknown) and the time now.
+
+    Each check reads the credential's hash from the store, so a stranger's ``Authorization:
+    Bearer x`` in a loop cost the store a read each, with no bound, where API keys'
+    look-ups were bounded per address (found 2026-12-06, attack35). :meth:`before` refuses
+    (429) an address whose wrong tries of that kind filled the minute, before the store is
+    read; :meth:`wrong` counts one. Only wrong ones are counted, so a credential's holder
+    is never limited; a loopback client (the CLI on the registry's machine) is neither
+    counted nor refused, so strangers cannot lock it out. An IPv6 address counts as its /64.
+    """
+
+    limiter: RateLimiter
+    address: str | None
+    now: float
+
+    def before(self, kind: str, limits: Limits, what: str) -> str | None:
+        """The scope to count a wrong ``kind`` in (``None``: not counted); 429 when full."""
+        if is_loopback(self.address):
+            return None
+        scope = f"{kind}:" + (address_scope(self.address) if self.address else "unknown")
+        wait = self.limiter.wait(scope, limits, self.now)
+        if wait > 0:
+            raise RateLimited(
+                f"too many wrong {what} from this address; wait before trying again",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        return scope
+
+    def wrong(self, scope: str | None, limits: Limits) -> None:
+        """Count one wrong credential in ``scope`` (from :meth:`before`)."""
+        if scope is not None:
+            self.limiter.check(scope, limits, self.now)
+
+
+async def check_admin(
+    headers: Mapping[str, str], store: Store, tries: CredentialTries | None = None
+) -> None:
+    """Raise 401 unless the request carries the store's admin key; with ``tries`` (every
+    HTTP route) at most :data:`WRONG_ADMIN_KEYS_PER_MIN` wrong ones a minute from an
+    address, then 429 before the store is read (:class:`CredentialTries`)."""
     token = bearer(headers)
     if token is None:
         raise InvalidCredential(
             "this is an admin operation: send the admin key as 'Authorization: Bearer <key>' "
             "(LLM_MESH_ADMIN_KEY, or the registry's $LLM_MESH_HOME/admin.key)"
         )
+    scope = None if tries is None else tries.before("admin-key", WRONG_ADMIN_KEYS, "admin keys")
     if not secret_matches(token, await store.get_admin_key_hash()):
+        if tries is not None:
+            tries.wrong(scope, WRONG_ADMIN_KEYS)
         raise InvalidCredential("wrong admin key")
 
 

@@ -57,7 +57,7 @@ from LLM_Mesh.errors import (
     UnknownNode,
 )
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.admin import bearer, check_admin
+from LLM_Mesh.registry.admin import CredentialTries, bearer, check_admin
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
@@ -437,6 +437,11 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _tries(request: Request, rt: Runtime) -> CredentialTries:
+    """Where this request's wrong admin keys count (``admin.check_admin``: per address)."""
+    return CredentialTries(rt.limiter, request.client.host if request.client else None, rt.clock())
+
+
 @router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)
 async def list_nodes(request: Request) -> Response:
     """Every node: id, region, models, health, load, ``keeps_no_prompts``, trust score and
@@ -452,7 +457,7 @@ async def list_nodes(request: Request) -> Response:
     private: set[str] | None = set(NODE_PRIVATE_FIELDS)
     everything = request.query_params.get("all") == "true"
     if bearer(request.headers) is not None or everything:
-        await check_admin(request.headers, rt.store)
+        await check_admin(request.headers, rt.store, _tries(request, rt))
         private = None
 
     def build() -> dict[str, Any]:
@@ -496,7 +501,8 @@ async def mesh_demand(request: Request) -> dict[str, Any]:
 @router.post("/mesh/health-check")
 async def health_check(request: Request) -> dict[str, Any]:
     """One active health-check pass now (admin key)."""
-    await check_admin(request.headers, get_runtime(request).store)
+    rt = get_runtime(request)
+    await check_admin(request.headers, rt.store, _tries(request, rt))
     checker = request.app.state.health
     if not isinstance(checker, HealthChecker):  # pragma: no cover - wiring bug
         raise RuntimeError("health checker missing")
@@ -509,7 +515,8 @@ async def canary_run(
 ) -> dict[str, Any]:
     """One canary probe of every node (or ``node``) and model (or ``model``) now (admin key):
     each verdict (``pass`` | ``fail`` | ``unverified`` | ``error``); a failure quarantines."""
-    await check_admin(request.headers, get_runtime(request).store)
+    rt = get_runtime(request)
+    await check_admin(request.headers, rt.store, _tries(request, rt))
     prober = request.app.state.canary
     if not isinstance(prober, CanaryProber):  # pragma: no cover - wiring bug
         raise RuntimeError("canary prober missing")
@@ -522,7 +529,7 @@ async def usage_audit(request: Request) -> dict[str, Any]:
     answers counted and its share of the gateway's caps beside its peers' median, and the
     recent verdicts, each a quarantine (``registry/usage_audit.py``)."""
     rt = get_runtime(request)
-    await check_admin(request.headers, rt.store)
+    await check_admin(request.headers, rt.store, _tries(request, rt))
     if rt.usage_audit is None:
         return {"policy": None, "nodes": [], "verdicts": []}
     return rt.usage_audit.view()

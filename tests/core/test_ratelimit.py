@@ -183,3 +183,18 @@ def test_a_late_settle_with_an_earlier_now_does_not_refill_the_bucket_twice() ->
     total.settle(10.0, 0, 10)  # ... another took 10 more
     assert total.bucket.level(30.0) == pytest.approx(25.0)
     assert total.bucket.level(31.0) == pytest.approx(26.0)  # refilled from 30 on, once
+
+
+def test_wait_tells_when_one_more_fits_and_takes_nothing() -> None:
+    """``RateLimiter.wait`` (``registry/admin.check_admin``: only wrong keys are taken)."""
+    lim, three = RateLimiter(), Limits(rpm=3)
+    assert lim.wait("a", three, 0.0) == 0.0 and len(lim) == 0  # unseen: no state made
+    for _ in range(3):
+        assert lim.wait("a", three, 0.0) == 0.0
+        assert lim.check("a", three, 0.0).allowed
+    assert lim.wait("a", three, 0.0) == pytest.approx(20.0)  # 3 a minute: one per 20 s
+    assert lim.wait("a", three, 0.0) == pytest.approx(20.0)  # asking took nothing
+    assert lim.wait("b", three, 0.0) == 0.0  # another scope
+    assert lim.wait("a", Limits(rpm=4), 0.0) == 0.0  # changed limits: a fresh bucket
+    assert lim.wait("a", Limits(), 0.0) == 0.0  # unlimited
+    assert lim.wait("a", three, 20.0) == pytest.approx(0.0)

@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
+from LLM_Mesh.core.identity import is_node_id
 from LLM_Mesh.core.ledger_entry import entry_leaf
 from LLM_Mesh.core.merkle import leaf_hash
 from LLM_Mesh.core.merkle_verify import verify_inclusion
 from LLM_Mesh.core.traffic import NODE
 from LLM_Mesh.core.validation import ascii_digits
-from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.errors import InvalidRequest, MeshError, UnknownNode
 from LLM_Mesh.registry.dashboard.context import get_dashboard
 from LLM_Mesh.registry.errors import json_response
 
@@ -70,6 +71,10 @@ async def series(request: Request) -> Response:
 async def history(request: Request) -> Response:
     d = get_dashboard(request)
     node_id = request.path_params["node_id"]
+    if d.runtime.table.get(node_id) is None and not is_node_id(node_id):
+        # not a node's id: nothing of a link's author echoed on the gateway's origin (a
+        # message, a bidi override), as the node page (found 2026-12-06, attack35)
+        raise UnknownNode("there is no such node", param="node_id")
     pts = d.feed.series.history(NODE, node_id, d.now())
     return json_response(
         {

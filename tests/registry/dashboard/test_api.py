@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import quote
 
 import pytest
 
@@ -67,8 +68,36 @@ def test_node_history(inprocess_mesh: InProcessMesh) -> None:
     assert len(body["points"]["t"]) == 60
     assert sum(body["points"]["requests"]) == 2
     assert [v for v in body["points"]["latency_ms"] if v is not None]
-    _s, other = get_json(inprocess_mesh, "/dashboard/api/nodes/node-nobody/history")
+    # a well-formed id this gateway does not know: an empty hour
+    _s, other = get_json(inprocess_mesh, "/dashboard/api/nodes/node-" + "a" * 26 + "/history")
     assert sum(other["points"]["requests"]) == 0
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "\u202emoc.elpmaxe-live at again in log",  # a right-to-left override
+        "Your node is revoked: re-register at evil.example with your operator token",
+        "x" * 4000,
+        "node-nobody",
+    ],
+)
+def test_a_link_to_a_nodes_history_cannot_put_its_own_text_on_the_gateway(
+    inprocess_mesh: InProcessMesh, said: str
+) -> None:
+    """``/dashboard/api/nodes/<anything>/history``, opened in a browser from a link: the
+    node page's rule (``test_pages.py::test_a_link_to_a_node_page_cannot_put_its_own_text_on_it``)
+    held for the page only; this JSON answered 200 with ``node_id`` saying whatever the link
+    said, on the gateway's own origin (found 2026-12-06, attack35). Now a 404 that says
+    nothing of it."""
+    with inprocess_mesh.sync_client() as c:
+        r = c.get("/dashboard/api/nodes/" + quote(said, safe="") + "/history")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_node"
+    assert said[:40] not in r.text and "evil.example" not in r.text
+    # (held before too) the node page's fragment shows none of it either
+    with inprocess_mesh.sync_client() as c:
+        r = c.get("/dashboard/fragment/nodes/" + quote(said, safe=""))
+    assert said[:40] not in r.text and "evil.example" not in r.text
 
 
 def test_server_side_verification_of_an_entry(inprocess_mesh: InProcessMesh) -> None:
