@@ -459,12 +459,31 @@ class DistributedModelRegistry:
         best: ModelSpec = rank_models_for_task(task_type, up)[0]
         return best.id
 
+    def _resting_said(self) -> str:
+        """``; N nodes ... are paused or draining ...`` for the snapshot's nodes that their
+        operator paused or that drain, else ``""``. Found 2026-12-06 (newuser35): after
+        ``llm-mesh node pause`` on ``up``'s node, ``llm-mesh ask`` without ``--model`` (task
+        routing, also ``handle_task``) said only ``no model is up on the network right
+        now``, while ``--model`` said that the node is paused and comes back."""
+        resting = [
+            n for n in _rows(self._nodes) if n.get("state") in ("paused", "draining")
+        ]  # fmt: skip
+        if not resting:
+            return ""
+        models = sorted(
+            {str(h["id"]) for n in resting for h in _rows(n.get("models")) if "id" in h}
+        )
+        nodes = "1 node" if len(resting) == 1 else f"{len(resting)} nodes"
+        hosting = f" hosting {', '.join(models)}" if models else ""
+        verb = "is" if len(resting) == 1 else "are"
+        return f"; {nodes}{hosting} {verb} paused or draining (back when resumed)"
+
     def best_model_for_task(self, task_type: str | None) -> str:
         """The best model that is up for ``task_type`` (task policy in ``core.tasks``)."""
         up = [s for s in (get_spec(m) for m in self.available_models()) if s is not None]
         if not up:
             raise ModelUnavailable(
-                "no model is up on the network right now",
+                "no model is up on the network right now" + self._resting_said(),
                 available=self.available_models(),
             )
         best: ModelSpec = rank_models_for_task(task_type, up)[0]

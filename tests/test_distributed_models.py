@@ -6,6 +6,7 @@ Every test runs the real registry app with real sim nodes in process (no sockets
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import importlib
@@ -410,6 +411,38 @@ async def test_best_model_for_task_nothing_up(inprocess_mesh: InProcessMesh) -> 
     await reg.refresh()
     with pytest.raises(ModelUnavailable, match="no model is up"):
         reg.best_model_for_task("python")
+
+
+async def test_task_routing_says_the_paused_node(inprocess_mesh: InProcessMesh) -> None:
+    """Found 2026-12-06 (newuser35): after ``llm-mesh node pause`` on ``up``'s node,
+    ``llm-mesh ask`` without ``--model`` (task routing; ``handle_task`` too) said only
+    ``no model is up on the network right now``; with ``--model`` the gateway said that a
+    node hosting it is paused and comes back. Now both say so."""
+    node = inprocess_mesh.add_node("gemma-3-270m")
+
+    async def pause() -> None:
+        node.service.pause()
+
+    inprocess_mesh.call(pause())
+    reg = make(inprocess_mesh)
+    for _ in range(200):  # the pause's heartbeat reaches the registry
+        await reg.refresh()
+        if not reg.available_models():
+            break
+        await asyncio.sleep(0.02)
+    with pytest.raises(ModelUnavailable) as caught:
+        await reg.get_response(None, "def f(:", "debug")
+    said = str(caught.value)
+    assert "no model is up on the network right now" in said, said
+    assert "1 node hosting gemma-3-270m is paused or draining (back when resumed)" in said, said
+
+
+async def test_task_routing_says_no_resting_node_when_none(inprocess_mesh: InProcessMesh) -> None:
+    reg = make(inprocess_mesh)
+    await reg.refresh()
+    with pytest.raises(ModelUnavailable) as caught:
+        reg.best_model_for_task("python")
+    assert "paused" not in str(caught.value), caught.value
 
 
 async def test_get_response_without_model_routes_by_task(inprocess_mesh: InProcessMesh) -> None:

@@ -161,7 +161,10 @@ def retry_estimate(d: Decision, back_s: float | None = None) -> int | None:
 
 def deadline_message(node: str, kind: str, deadline_s: float, *, stream: bool = False) -> str:
     """A 504's message: the request used its whole deadline, and what to change (a
-    ``stream``: its first token did not come in time, so not "stream it")."""
+    ``stream``: its first token did not come in time, so not "stream it"). It names the
+    setting by its environment variable (found 2026-12-06, newuser35: ``request_timeout_s``
+    alone named nothing an ``llm-mesh up`` user could set; ``LLM_MESH_REQUEST_TIMEOUT_S=300
+    llm-mesh up`` raises it)."""
     change = (
         "Ask for a shorter prompt or a smaller model"
         if stream
@@ -170,6 +173,6 @@ def deadline_message(node: str, kind: str, deadline_s: float, *, stream: bool = 
     )
     return (
         f"node {node} did not answer within the request's deadline of {deadline_s:g} s "
-        f"({kind}; the registry's request_timeout_s): a retry would most likely take as "
-        f"long again. {change}"
+        f"({kind}; the registry's request_timeout_s, LLM_MESH_REQUEST_TIMEOUT_S where it "
+        f"runs): a retry would most likely take as long again. {change}"
     )

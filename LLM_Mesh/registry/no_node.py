@@ -12,17 +12,54 @@ from __future__ import annotations
 import math
 
 from LLM_Mesh.core.balancer import Decision, Verdict
+from LLM_Mesh.core.scoring import UNKNOWN_REGION
 from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded
+from LLM_Mesh.registry.extensions import Extensions
 
-__all__ = ["no_node"]
+__all__ = ["constraints_said", "no_node"]
+
+_MAX_SAID = 8  # regions named at most (the rest counted)
+_MAX_CHARS = 40  # of each (a client's text: printable characters only, cut)
+
+
+def _shown(region: str) -> str:
+    text = "".join(c if c.isprintable() else "?" for c in region[: _MAX_CHARS + 1])
+    return text if len(text) <= _MAX_CHARS else text[:_MAX_CHARS] + "…"
+
+
+def constraints_said(ext: Extensions) -> str:
+    """The request's routing constraints in words, ``""`` for none: what narrowed the nodes
+    (found 2026-12-06, newuser35: a key made with ``--strict-regions`` was refused "within
+    the request's constraints" on ``up``'s node, which declares no region, while its user
+    had sent none: the key's own regions count, and nothing said which)."""
+    regions: list[str] = []
+    named = sorted(r for r in ext.avoid_regions if r != UNKNOWN_REGION)
+    if named:
+        more = len(named) - _MAX_SAID
+        regions.append(
+            "avoid_regions "
+            + ", ".join(map(_shown, named[:_MAX_SAID]))
+            + (f" and {more} more" if more > 0 else "")
+        )
+    if UNKNOWN_REGION in ext.avoid_regions:
+        regions.append("strict_regions: no node of undeclared region")
+    parts = [", ".join(regions) + " (the request's and its API key's)"] if regions else []
+    if ext.allow_nodes is not None:
+        parts.append(f"allow_nodes: {len(ext.allow_nodes)} named")
+    if ext.deny_nodes:
+        parts.append(f"deny_nodes: {len(ext.deny_nodes)} named")
+    if ext.trusted_only:
+        parts.append("trusted_only")
+    return "; ".join(parts)
 
 
 def no_node(
-    d: Decision, model: str, up: list[str], retry_after_s: int, *, constrained: bool,
+    d: Decision, model: str, up: list[str], retry_after_s: int, *, constrained: str,
     full: str = "", resting: int = 0, keeping: int = 0,
 ) -> MeshError:  # fmt: skip
     """The refusal for ``d`` (not ``OK``) of a request for ``model``; ``up``: the models a
-    healthy node hosts that the request's constraints permit; ``retry_after_s``: what
+    healthy node hosts that the request's constraints permit; ``constrained``: those
+    constraints in words (:func:`constraints_said`), ``""`` for none; ``retry_after_s``: what
     ``Retry-After`` says when no node is up (a heartbeat interval); ``full``: how to wait
     for a slot, or why a wait ran out; ``resting``: the model's nodes that are paused or
     draining (said, with ``resting`` in the body, when no node is up for it); ``keeping``:
@@ -41,7 +78,10 @@ def no_node(
         )
     within = " within the request's constraints" if constrained else ""
     listed = ", ".join(up) if up else "none"
-    said = f"no healthy node serves {model!r} right now{within} (models up{within}: {listed})"
+    named = f" ({constrained})" if constrained else ""
+    said = (
+        f"no healthy node serves {model!r} right now{within}{named} (models up{within}: {listed})"
+    )
     extra: dict[str, int] = {}
     if resting and model not in up:
         nodes = "1 node hosting it is" if resting == 1 else f"{resting} nodes hosting it are"

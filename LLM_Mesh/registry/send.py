@@ -90,7 +90,7 @@ from LLM_Mesh.errors import (
 from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Job, Tally, usage_counts
-from LLM_Mesh.registry.no_node import no_node
+from LLM_Mesh.registry.no_node import constraints_said, no_node
 from LLM_Mesh.registry.node_answer import bound_for, nonstream_ttft, read_answer
 from LLM_Mesh.registry.node_client import (
     DEADLINE_PASSED,
@@ -498,14 +498,13 @@ class Exchange:
 
     def _no_node(self, d: Decision, full: str = "") -> MeshError:
         ext = self.ext
-        constrained = bool(ext.avoid_regions or ext.allow_nodes is not None or ext.deny_nodes
-                           or ext.trusted_only)  # fmt: skip
         # the models that would answer (routed: not a quarantined node's), within constraints
         up = self.routing.models_within(self.rt.table.models_up(), self._route_request)
         keep = self.routing.keepers_for(self.job.model, ext.allow_prompt_keeping)
         keeping = self.routing.up_among(keep)  # the nodes up held out for keeping prompts
-        return no_node(d, self.job.model, up, self.rt.retry_after_s, constrained=constrained,
-                       full=full, resting=self.rt.table.resting_for(self.job.model),
+        said = constraints_said(ext)  # "": none
+        return no_node(d, self.job.model, up, self.rt.retry_after_s, constrained=said, full=full,
+                       resting=self.rt.table.resting_for(self.job.model),
                        keeping=keeping)  # fmt: skip
 
     async def _choose(self, first: bool) -> Decision:

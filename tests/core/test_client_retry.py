@@ -171,12 +171,14 @@ def test_an_endless_wait_is_still_a_retry_the_gateway_advised() -> None:
 def test_a_504s_message_word_for_word() -> None:
     assert deadline_message("n1", "DeadlineExceeded", 120.0) == (
         "node n1 did not answer within the request's deadline of 120 s (DeadlineExceeded; "
-        "the registry's request_timeout_s): a retry would most likely take as long again. "
+        "the registry's request_timeout_s, LLM_MESH_REQUEST_TIMEOUT_S where it runs): a retry "
+        "would most likely take as long again. "
         "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
         "answer (stream: true: only its first token is held to the deadline)"
     )
     assert deadline_message("n1", "ReadTimeout", 2.5, stream=True) == (
         "node n1 did not answer within the request's deadline of 2.5 s (ReadTimeout; "
-        "the registry's request_timeout_s): a retry would most likely take as long again. "
+        "the registry's request_timeout_s, LLM_MESH_REQUEST_TIMEOUT_S where it runs): a retry "
+        "would most likely take as long again. "
         "Ask for a shorter prompt or a smaller model"
     )
