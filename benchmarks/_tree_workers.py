@@ -4,16 +4,20 @@ A probe that compares this checkout with ``--baseline-tree DIR`` runs its measur
 (a script given as text) once per tree in a process of its own, the package imported from
 that tree (:func:`tree_worker`: one run, its last line of JSON; :func:`line_worker`: kept
 running, asked a line at a time), the trees' order alternating round by round
-(:func:`alternating`). Imported as ``_tree_workers``, beside ``_common``.
+(:func:`alternating`; :func:`worker_rounds` does all of it for a probe that asks each
+tree's :func:`line_worker` the same line). :data:`ROUTING` is worker text for a probe of
+one model's ``Routing`` (its router's nodes added directly, no node table). Imported as
+``_tree_workers``, beside ``_common``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +75,59 @@ def end_workers(workers: Iterable[subprocess.Popen[str]]) -> None:
         assert w.stdin is not None
         w.stdin.close()
         w.wait()
+
+
+def tree_args(ap: argparse.ArgumentParser, number: int, rounds: int = 3) -> None:
+    """A :func:`worker_rounds` probe's own options: ``--baseline-tree DIR`` (the other
+    checkout), ``--number`` (calls a ``timeit`` repeat) and ``--rounds``."""
+    ap.add_argument("--baseline-tree", help="the other checkout")
+    ap.add_argument("--number", type=int, default=number)
+    ap.add_argument("--rounds", type=int, default=rounds)
+
+
+def worker_rounds(
+    baseline_tree: str | None, code: str, args: Sequence[object], rounds: int
+) -> Iterator[tuple[int, str, Any]]:
+    """A :func:`line_worker` of ``code`` with ``args`` for this checkout ("this tree") and,
+    where given, ``baseline_tree`` ("baseline"), each asked "go" ``rounds`` times, the order
+    alternating: each answer with its round (from 1) and tree; the workers ended after."""
+    trees = {"this tree": ROOT} | ({"baseline": Path(baseline_tree)} if baseline_tree else {})
+    workers = {name: line_worker(path.resolve(), code, *args) for name, path in trees.items()}
+    try:
+        for rnd in range(rounds):
+            names = list(workers) if rnd % 2 == 0 else list(reversed(workers))
+            for name in names:
+                yield rnd + 1, name, ask_worker(workers[name], "go")
+    finally:
+        end_workers(workers.values())
+
+
+def best_ratio(got: dict[str, list[dict[str, float]]], column: str) -> float:
+    """This tree's best (least) ``column`` over the baseline's, of :func:`worker_rounds`'s
+    answers by tree."""
+    return min(r[column] for r in got["this tree"]) / min(r[column] for r in got["baseline"])
+
+
+# worker text: a ``Routing`` of one model "m" on a clock that stands still (``routing()``),
+# and one whose router holds ``keep_n`` nodes that may keep prompts (``Routing._keeper``, as
+# a registration tells it) after ``other_n`` that keep none (``keepers()``), every node
+# added to the router directly (``max_concurrency`` 4, ``max_queue`` 8; no node table)
+ROUTING = r"""
+import random
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.routing import Routing
+
+clock = lambda: 1.0
+
+def routing():
+    return Routing(NodeTable(30.0, clock), clock, rng=random.Random(7))
+
+def keepers(keep_n, other_n):
+    r = routing()
+    for i in range(keep_n + other_n):
+        nid = f"k{i:05d}"
+        r.router.upsert_node(nid, ["m"], now=0.0, max_concurrency=4, max_queue=8)
+        if i >= other_n:
+            r._keeper(nid, frozenset({"m"}))
+    return r
+"""

@@ -22,27 +22,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from _common import machine_line
-from _tree_workers import ask_worker, end_workers, line_worker
+from _tree_workers import ROUTING, best_ratio, tree_args, worker_rounds
 
-WORKER = r"""
-import gc, json, random, sys, timeit
+WORKER = ROUTING + r"""
+import gc, json, sys, timeit
 from types import SimpleNamespace
 from LLM_Mesh.registry.access import AnonymousLast
-from LLM_Mesh.registry.node_table import NodeTable
-from LLM_Mesh.registry.routing import Routing
 
 keep_n, other_n, number = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-clock = lambda: 1.0
-r = Routing(NodeTable(30.0, clock), clock, rng=random.Random(7))
+r = keepers(keep_n, other_n)
 r.table.alive = lambda node_id, now: True  # the nodes are the router's alone: all up
-for i in range(keep_n + other_n):
-    nid = f"k{i:05d}"
-    r.router.upsert_node(nid, ["m"], now=0.0, max_concurrency=4, max_queue=8)
-    if i >= other_n:
-        r._keeper(nid, frozenset({"m"}))
 last = AnonymousLast(r, clock, share=0.5)
 ext = SimpleNamespace(allow_prompt_keeping=False, avoid_regions=frozenset(), allow_nodes=None,
                       deny_nodes=frozenset())
@@ -58,33 +49,21 @@ for line in sys.stdin:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline-tree", help="the other checkout")
     ap.add_argument("--keepers", type=int, default=10_000)
     ap.add_argument("--others", type=int, default=10)
-    ap.add_argument("--number", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=3)
+    tree_args(ap, number=200)
     args = ap.parse_args(argv)
-    trees = {"this tree": Path(__file__).resolve().parent.parent}
-    if args.baseline_tree:
-        trees["baseline"] = Path(args.baseline_tree).resolve()
-    workers = {
-        name: line_worker(path, WORKER, args.keepers, args.others, args.number)
-        for name, path in trees.items()
-    }
     print(f"{args.keepers} prompt-keeping nodes beside {args.others}, µs per admission check "
           f"(best of 5 × {args.number}) — {machine_line()}")  # fmt: skip
     print("| round | tree | admission check |")
     print("|---|---|---:|")
-    got: dict[str, list[float]] = {name: [] for name in workers}
-    for rnd in range(args.rounds):
-        names = list(workers) if rnd % 2 == 0 else list(reversed(workers))
-        for name in names:
-            t = ask_worker(workers[name], "go")["admission"]
-            got[name].append(t)
-            print(f"| {rnd + 1} | {name} | {t:.2f} |")
-    end_workers(workers.values())
-    if "baseline" in got:
-        print(f"| best of rounds | this ÷ baseline | {min(got['this tree']) / min(got['baseline']):.4f}× |")
+    got: dict[str, list[dict[str, float]]] = {"this tree": [], "baseline": []}
+    worker_args = (args.keepers, args.others, args.number)
+    for rnd, name, row in worker_rounds(args.baseline_tree, WORKER, worker_args, args.rounds):
+        got[name].append(row)
+        print(f"| {rnd} | {name} | {row['admission']:.2f} |")
+    if got["baseline"]:
+        print(f"| best of rounds | this ÷ baseline | {best_ratio(got, 'admission'):.4f}× |")
     print(f"end: {machine_line()}")
     return 0
 

@@ -25,35 +25,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from _common import machine_line
-from _tree_workers import ask_worker, end_workers, line_worker
+from _tree_workers import ROUTING, best_ratio, tree_args, worker_rounds
 
-WORKER = r"""
-import gc, json, random, sys, timeit
+WORKER = ROUTING + r"""
+import gc, json, sys, timeit
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.registry.node_table import NodeTable
-from LLM_Mesh.registry.routing import Routing
 
 full_n, keep_n, number = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-clock = lambda: 1.0
-
-def routing():
-    return Routing(NodeTable(30.0, clock), clock, rng=random.Random(7))
-
 a = routing()  # full nodes beside as many open
 for i in range(2 * full_n):
     a.router.upsert_node(f"n{i:05d}", ["m"], now=0.0, max_concurrency=4, max_queue=8)
 for i in range(full_n):
     a.router.heartbeat(f"n{i:05d}", 0.5, in_flight=4, queued=8)
 assert a.router.pool_counts("m") == (full_n, full_n, 0)
-b = routing()  # nodes that may keep prompts, beside 10 that keep none
-for i in range(keep_n + 10):
-    nid = f"k{i:05d}"
-    b.router.upsert_node(nid, ["m"], now=0.0, max_concurrency=4, max_queue=8)
-    if i >= 10:
-        b._keeper(nid, frozenset({"m"}))
+b = keepers(keep_n, 10)  # nodes that may keep prompts, beside 10 that keep none
 assert a.slots("m") == 4 * full_n and b.slots("m") == 40 and b.slots("m", True) == 4 * (keep_n + 10)
 gc.freeze()
 opened, full = f"n{2 * full_n - 1:05d}", "n00000"
@@ -75,37 +62,22 @@ COLS = ("full", "keepers", "req open", "req full")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline-tree", help="the other checkout")
     ap.add_argument("--full", type=int, default=500)
     ap.add_argument("--keepers", type=int, default=10_000)
-    ap.add_argument("--number", type=int, default=2_000)
-    ap.add_argument("--rounds", type=int, default=3)
+    tree_args(ap, number=2_000)
     args = ap.parse_args(argv)
-    trees = {"this tree": Path(__file__).resolve().parent.parent}
-    if args.baseline_tree:
-        trees["baseline"] = Path(args.baseline_tree).resolve()
-    workers = {
-        name: line_worker(path, WORKER, args.full, args.keepers, args.number)
-        for name, path in trees.items()
-    }
     print(f"{args.full} full nodes (+ {args.full} open) / {args.keepers} prompt-keeping "
           f"nodes, µs per call (best of 5 × {args.number}) — {machine_line()}")  # fmt: skip
     print("| round | tree | slots, full | slots, keepers | request, open node | request, full node |")
     print("|---|---|---:|---:|---:|---:|")
-    got: dict[str, list[dict[str, float]]] = {name: [] for name in workers}
-    for rnd in range(args.rounds):
-        names = list(workers) if rnd % 2 == 0 else list(reversed(workers))
-        for name in names:
-            row = ask_worker(workers[name], "go")
-            got[name].append(row)
-            cells = " | ".join(f"{row[c]:.2f}" for c in COLS)
-            print(f"| {rnd + 1} | {name} | {cells} |")
-    end_workers(workers.values())
-    if "baseline" in got:
-        ratios = " | ".join(
-            f"{min(r[c] for r in got['this tree']) / min(r[c] for r in got['baseline']):.3f}×"
-            for c in COLS
-        )
+    got: dict[str, list[dict[str, float]]] = {"this tree": [], "baseline": []}
+    worker_args = (args.full, args.keepers, args.number)
+    for rnd, name, row in worker_rounds(args.baseline_tree, WORKER, worker_args, args.rounds):
+        got[name].append(row)
+        cells = " | ".join(f"{row[c]:.2f}" for c in COLS)
+        print(f"| {rnd} | {name} | {cells} |")
+    if got["baseline"]:
+        ratios = " | ".join(f"{best_ratio(got, c):.3f}×" for c in COLS)
         print(f"| best of rounds | this ÷ baseline | {ratios} |")
     print(f"end: {machine_line()}")
     return 0

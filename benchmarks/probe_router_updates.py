@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from _common import machine_line
-from _tree_workers import ask_worker, end_workers, line_worker
+from _tree_workers import tree_args, worker_rounds
 
 WORKER = r"""
 import gc, json, random, sys, timeit
@@ -60,27 +59,16 @@ for line in sys.stdin:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline-tree", help="the other checkout")
     ap.add_argument("--nodes", type=int, default=10_000)
-    ap.add_argument("--number", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=3)
+    tree_args(ap, number=20_000)
     args = ap.parse_args(argv)
-    trees = {"this tree": Path(__file__).resolve().parent.parent}
-    if args.baseline_tree:
-        trees["baseline"] = Path(args.baseline_tree).resolve()
-    workers = {
-        name: line_worker(path, WORKER, args.nodes, args.number) for name, path in trees.items()
-    }
     print(f"{args.nodes} nodes, µs per call (best of 5 × {args.number}) — {machine_line()}")
     print("| round | tree | heartbeat | heard | request (begin + first token + finish) |")
     print("|---|---|---:|---:|---:|")
-    for rnd in range(args.rounds):
-        names = list(workers) if rnd % 2 == 0 else list(reversed(workers))
-        for name in names:
-            got = ask_worker(workers[name], "go")
-            print(f"| {rnd + 1} | {name} | {got['heartbeat']:.2f} | {got['heard']:.2f} | "
-                  f"{got['request']:.2f} |")  # fmt: skip
-    end_workers(workers.values())
+    worker_args = (args.nodes, args.number)
+    for rnd, name, got in worker_rounds(args.baseline_tree, WORKER, worker_args, args.rounds):
+        print(f"| {rnd} | {name} | {got['heartbeat']:.2f} | {got['heard']:.2f} | "
+              f"{got['request']:.2f} |")  # fmt: skip
     print(f"end: {machine_line()}")
     return 0
 

@@ -22,7 +22,7 @@ from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.first_use import exposed_urls
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.node.config import ENGINES
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
 from LLM_Mesh.tls import client_ssl_context
@@ -54,9 +54,13 @@ RegistryOpt = Annotated[
 ]
 
 
-def no_registry_answered(urls: Sequence[str], exc: Exception, named: bool) -> MeshError:
-    """Nothing answered at ``urls``; ``named``: they were given by ``--registry``, so what to
-    check, not to pass one (found 2026-12-05: "pass --registry URL" to a user who had)."""
+def no_registry_answered(
+    urls: Sequence[str], exc: Exception, named: bool, *, what: str = "", offline: str = ""
+) -> RegistryUnreachable:
+    """Nothing answered at ``urls``, in the words every command says it in; ``named``: they
+    were given by ``--registry``, so what to check, not to pass one (found 2026-12-05:
+    "pass --registry URL" to a user who had); ``what``: what was asked of it; ``offline``:
+    how to do without it (``receipt verify``: the keys themselves)."""
     where = ", ".join(urls)
     hint = (
         f"is a registry running at {where}? (`llm-mesh up`, or `llm-mesh registry serve`; "
@@ -64,9 +68,20 @@ def no_registry_answered(urls: Sequence[str], exc: Exception, named: bool) -> Me
         if named
         else "pass --registry URL or set LLM_MESH_REGISTRY_URL"
     )
-    return MeshError(
-        f"no LLM Mesh registry answered at {where} ({type(exc).__name__}: {exc}); {hint}"
+    asked = f" for {what}" if what else ""
+    return RegistryUnreachable(
+        f"no LLM Mesh registry answered at {where}{asked} ({type(exc).__name__}: {exc}); "
+        f"{hint}{offline}"
     )
+
+
+def registry_fail(exc: Exception, urls: Sequence[str], named: bool) -> typer.Exit:
+    """:func:`fail`, with a registry that refused the connection or never took it said in
+    :func:`no_registry_answered`'s words (found 2026-12-06: ``ledger statement`` said only
+    httpx's "error: All connection attempts failed", no URL, nothing to check)."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return fail(no_registry_answered(urls, exc, named))
+    return fail(exc)
 
 
 RegistryCaOpt = Annotated[

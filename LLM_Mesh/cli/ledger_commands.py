@@ -45,7 +45,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     first_answering,
-    no_registry_answered,
+    registry_fail,
     settings_from,
     warn_plain_http,
 )
@@ -71,7 +71,7 @@ from LLM_Mesh.core.key_account import key_account_finding, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
-from LLM_Mesh.core.receipt_verify import Found, find_receipt
+from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.text_files import read_text
 from LLM_Mesh.tls import client_ssl_context
@@ -184,7 +184,7 @@ _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remember
 def _receipt_in(path: Path) -> Found:
     """The receipt in the ``--receipt`` file ``path``, else a ``ValueError`` naming it
     (found 2026-12-06, ux34: a bare ``[Errno 2]``; garbage did not say which file)."""
-    text = read_text(path, "--receipt")
+    text = read_text(path, "--receipt", MAX_INPUT)  # (found 2026-12-06: read whole)
     try:
         return find_receipt(text)
     except ValueError as exc:
@@ -459,10 +459,8 @@ def verify(
     limit = None if database_url or not timeout else timeout  # (the store: the operator's)
     try:
         report, compared = asyncio.run(within(go(), limit, where))
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise fail(no_registry_answered(settings.registry_urls, exc, registry is not None)) from exc
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise fail(exc) from exc
+        raise registry_fail(exc, settings.registry_urls, registry is not None) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
     if watched and report.ok:  # each --receipt said (found 2026-12-05: none was)

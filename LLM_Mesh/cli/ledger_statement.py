@@ -47,6 +47,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     first_answering,
+    registry_fail,
     settings_from,
     warn_plain_http,
 )
@@ -73,7 +74,7 @@ from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_keep import KEEP_S
-from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
+from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
@@ -85,7 +86,7 @@ __all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command
 
 _FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
 MAX_RECEIPT_FILES = 100_000
-MAX_RECEIPT_BYTES = 64 * 1024 * 1024  # as receipt verify reads at most
+MAX_RECEIPT_BYTES = MAX_INPUT  # as receipt verify reads at most
 MAX_KEPT_BYTES = 1024 * 1024  # a receipt `ask` keeps is a few KiB
 MAX_SKIPPED = 1000  # files of the kept folder that hold no receipt, skipped, each named
 _KEY = "LLM_MESH_API_KEY"
@@ -442,7 +443,7 @@ def statement_command(
         )  # fmt: skip
         report, watch, good, refused, acct = asyncio.run(bounded)
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise fail(exc) from exc
+        raise registry_fail(exc, settings.registry_urls, registry is not None) from exc
     # found 2026-12-05: without the file, no word of what to do for a ledger started over
     remembered = seen_path if seen_path.exists() else None
     ledger_commands.print_report(report, time.perf_counter() - start, remembered)

@@ -55,7 +55,7 @@ from LLM_Mesh.cli.common import (
     fail,
     first_answering,
     json_object,
-    no_registry_answered,
+    registry_fail,
     settings_from,
 )
 from LLM_Mesh.cli.render import shown
@@ -463,9 +463,7 @@ def witness_command(
 
     try:
         code = run_witness(state_path, settings.home / LOCK_FILE, one, every)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise fail(no_registry_answered(settings.registry_urls, exc, registry is not None)) from exc
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise fail(exc) from exc
+        raise registry_fail(exc, settings.registry_urls, registry is not None) from exc
     if code:
         raise typer.Exit(code)

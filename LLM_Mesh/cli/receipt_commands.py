@@ -34,6 +34,7 @@ from LLM_Mesh.cli.common import (
     console,
     err,
     fail,
+    no_registry_answered,
     settings_from,
     warn_plain_http,
 )
@@ -47,9 +48,9 @@ from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_ledger import ledger_findings
-from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
-from LLM_Mesh.errors import MeshError, RegistryUnreachable
-from LLM_Mesh.text_files import read_text
+from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt, parse_keys, verify
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.text_files import bounded_text, read_text
 from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
@@ -60,6 +61,8 @@ __all__ = ["check", "keys_from_listing", "receipt_app"]
 # the most of GET /v1/ledger/keys read, decoded: a key is ~150 bytes of JSON with its
 # times; 1 MiB holds thousands of rotations
 KEYS_ANSWER_BYTES = 1 << 20
+# the way on without a registry, said when none answers for its keys
+OFFLINE = "; or pass the keys themselves (--key KEY, --keys FILE) to verify offline"
 
 
 def keys_from_listing(text: str) -> list[str]:
@@ -102,12 +105,13 @@ def fetch_keys(
 
 def fetch_keys_at(
     registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None,
-    chain: list[object] | None = None, run: Runner = asyncio.run,
+    chain: list[object] | None = None, run: Runner = asyncio.run, named: bool = False,
 ) -> tuple[str, list[str]]:  # fmt: skip
     """:func:`fetch_keys` and the replica that answered them; ``chain``, when given, gets
     the answer's ``key_rotations`` (the registry's signed rotation chain; None: none);
-    ``run``: the command's ``--timeout`` over all its replicas (``Deadline``)."""
-    url, text = run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
+    ``run``: the command's ``--timeout`` over all its replicas (``Deadline``); ``named``:
+    the registry was given by ``--registry`` (``no_registry_answered``)."""
+    url, text = run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file, named))
     if chain is not None:
         chain.append(_rotations_in(text))
     return url, keys_from_listing(text)
@@ -123,7 +127,7 @@ def _rotations_in(text: str) -> object:
 
 
 async def _fetch_keys(
-    urls: Sequence[str], timeout_s: float, ca_file: str | None
+    urls: Sequence[str], timeout_s: float, ca_file: str | None, named: bool
 ) -> tuple[str, str]:
     verify = client_ssl_context(ca_file)
     async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
@@ -135,10 +139,8 @@ async def _fetch_keys(
                 # hung first replica's ReadTimeout ended it, "error: ", the next not asked)
                 if n == len(urls):  # said with where, and how to check offline (found
                     # 2026-12-04: "error: All connection attempts failed", nothing else)
-                    raise RegistryUnreachable(
-                        f"no registry answered at {', '.join(urls)} for its keys "
-                        f"({type(exc).__name__}: {exc}): pass --registry URL, or the keys "
-                        "themselves (--key KEY, --keys FILE) to verify offline"
+                    raise no_registry_answered(
+                        urls, exc, named, what="its keys", offline=OFFLINE
                     ) from exc
                 continue
             if r.status_code != 200:
@@ -281,10 +283,13 @@ def verify_command(
     default), else an error."""
     deadline = Deadline("receipt verify", timeout)  # started now: the whole command's
     try:
-        text = sys.stdin.read() if source == "-" else read_text(source, "the receipt file")
+        if source == "-":  # each to a bound (found 2026-12-06: read whole, however large)
+            text = bounded_text(sys.stdin.buffer, MAX_INPUT, "standard input")
+        else:
+            text = read_text(source, "the receipt file", MAX_INPUT)
         texts = list(key or [])
         if keys_file is not None:
-            texts += keys_from_listing(read_text(keys_file, "--keys"))
+            texts += keys_from_listing(read_text(keys_file, "--keys", KEYS_ANSWER_BYTES))
         answered: str | None = None  # the replica that answered: asked first after
         memory: KeyMemory | None = None  # the registry's keys judged (none given here)
         if not texts or registry is not None:
@@ -293,8 +298,9 @@ def verify_command(
             chain: list[object] = []
             run = deadline.then(settings.registry_url, "the receipt was not checked")
             answered, more = fetch_keys_at(
-                settings.registry_urls, ca_file=settings.registry_ca, chain=chain, run=run
-            )
+                settings.registry_urls, ca_file=settings.registry_ca, chain=chain, run=run,
+                named=registry is not None,
+            )  # fmt: skip
             warn_plain_http([answered], "the registry's keys", keys=True)
             if not texts:  # none of the user's: the listed ones held to those kept
                 memory = KeyMemory(
@@ -304,7 +310,7 @@ def verify_command(
                 more = memory.judge(more, chain[0] if chain else None)
             texts += more
         keys = parse_keys(texts)
-        expected = None if output is None else read_text(output, "--output")
+        expected = None if output is None else read_text(output, "--output", MAX_INPUT)
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError, MeshError) as exc:
         # the message may quote the registry's answer: text, never markup, no terminal
         # escapes (found 2026-12-03: printed as Rich markup, with the registry's ESC
@@ -371,14 +377,17 @@ def _check_ledger(
         clock = deadline or Deadline("receipt verify", 0)
         run = clock.then(settings.registry_url, "its ledger entries were not checked")
         urls = begin_at(gateway_urls(settings.registry_urls), answered)
-        answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca, run=run)
+        named = registry is not None
+        answered, entries = request_entries(
+            urls, lid, ca_file=settings.registry_ca, run=run, named=named
+        )
         mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
         urls = begin_at(urls, answered)
         # what an earlier `ledger verify` of this registry checked: the checkpoint must be
         # a state of that log (found 2026-12-05, attack32: a fork signed for this check)
         seen = load_seen(settings.home / SEEN_FILE, f"registry:{settings.registry_url}")
         outside, later = included(
-            urls, mine, keys, ca_file=settings.registry_ca, run=run, seen=seen
+            urls, mine, keys, ca_file=settings.registry_ca, run=run, seen=seen, named=named
         )
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc

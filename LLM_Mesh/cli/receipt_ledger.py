@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.bounded_http import call
+from LLM_Mesh.cli.common import no_registry_answered
 from LLM_Mesh.cli.overall_timeout import Runner
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
 from LLM_Mesh.core.receipt_ledger import inclusion_finding, seen_finding, seen_sizes
-from LLM_Mesh.errors import RegistryUnreachable
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["MAX_ENTRIES", "PAGE_BYTES", "PROOFS_S", "included", "request_entries"]
@@ -42,18 +42,19 @@ PROOFS_S = 120.0
 
 def request_entries(
     registry_url: str | Sequence[str], request_id: str, timeout_s: float = 10.0,
-    ca_file: str | None = None, run: Runner = asyncio.run,
+    ca_file: str | None = None, run: Runner = asyncio.run, named: bool = False,
 ) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
     """The replica that answered (ask it first next: found 2026-12-05, a hung first replica
     was waited for at every step) and the ledger entries of ``request_id`` it publishes,
     oldest first; ``ValueError`` naming what is wrong with its answers. ``run``: the
-    command's ``--timeout`` over all of it (``overall_timeout.Deadline``)."""
+    command's ``--timeout`` over all of it (``overall_timeout.Deadline``); ``named``: the
+    registry was given by ``--registry`` (what ``no_registry_answered`` says to check)."""
     urls = gateway_urls(registry_url)
-    return run(_entries(urls, request_id, timeout_s, ca_file))
+    return run(_entries(urls, request_id, timeout_s, ca_file, named))
 
 
 async def _entries(
-    urls: Sequence[str], request_id: str, timeout_s: float, ca_file: str | None
+    urls: Sequence[str], request_id: str, timeout_s: float, ca_file: str | None, named: bool
 ) -> tuple[str, list[dict[str, Any]]]:
     async with httpx.AsyncClient(timeout=timeout_s, verify=client_ssl_context(ca_file)) as c:
         for n, url in enumerate(urls, 1):
@@ -61,10 +62,8 @@ async def _entries(
                 return url, await _pages(c, url, request_id, timeout_s)
             except httpx.TransportError as exc:
                 if n == len(urls):
-                    raise RegistryUnreachable(
-                        f"no registry answered at {', '.join(urls)} for the request's ledger "
-                        f"entries ({type(exc).__name__}: {exc})"
-                    ) from exc
+                    what = "the request's ledger entries"
+                    raise no_registry_answered(urls, exc, named, what=what) from exc
     raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
@@ -101,24 +100,23 @@ async def _pages(
 def included(
     registry_url: str | Sequence[str], entries: Sequence[Mapping[str, Any]],
     keys: Collection[bytes], timeout_s: float = 10.0, ca_file: str | None = None,
-    run: Runner = asyncio.run, seen: tuple[int, bytes] | None = None,
+    run: Runner = asyncio.run, seen: tuple[int, bytes] | None = None, named: bool = False,
 ) -> tuple[list[str], list[int]]:  # fmt: skip
     """Findings for ``entries`` not in the registry's newest checkpoint signed by one of
     ``keys``, and the seqs of those after it (not in a signed checkpoint yet): of the first
     replica that answers (found 2026-12-05: the first alone, a hung one's ReadTimeout the
     command's end); ``run`` as :func:`request_entries`'. ``seen``: the size and root an
     earlier ``ledger verify`` of this registry checked: the checkpoint must be a state of
-    that log (``core/receipt_ledger.seen_finding``), else it is the only finding."""
+    that log (``core/receipt_ledger.seen_finding``), else it is the only finding; ``named``
+    as :func:`request_entries`'."""
     urls = gateway_urls(registry_url)
     for n, url in enumerate(urls, 1):
         try:
             return run(_included(url, entries, keys, timeout_s, ca_file, seen))
         except httpx.TransportError as exc:
             if n == len(urls):
-                raise RegistryUnreachable(
-                    f"no registry answered at {', '.join(urls)} for its checkpoint and "
-                    f"inclusion proofs ({type(exc).__name__}: {exc})"
-                ) from exc
+                what = "its checkpoint and inclusion proofs"
+                raise no_registry_answered(urls, exc, named, what=what) from exc
     raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 

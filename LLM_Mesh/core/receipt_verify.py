@@ -67,6 +67,7 @@ from LLM_Mesh.core.receipt import (
 )
 
 __all__ = [
+    "MAX_INPUT",
     "Found",
     "decode_header",
     "find_receipt",
@@ -79,7 +80,7 @@ __all__ = [
 # what ``saved_form`` keeps of an answer's ``mesh``: the receipt and the ids that map it
 _SAVED = ("receipt", "request_id", "receipt_request_id", "ledger_request_id", "simulated")
 
-_MAX_INPUT = 64 * 1024 * 1024
+MAX_INPUT = 64 * 1024 * 1024  # the most of an input looked at: a saved answer, a receipt
 
 
 def _malformed(message: str) -> ReceiptError:
@@ -292,7 +293,7 @@ def saved_form(mesh: Any) -> dict[str, Any] | None:
 
 def find_receipt(text: str) -> Found:
     """The receipt in ``text`` (see the module docstring for what is accepted)."""
-    if len(text) > _MAX_INPUT:
+    if len(text) > MAX_INPUT:
         raise _malformed("the input is larger than 64 MiB")
     body = text.strip()
     if body.lower().startswith(HDR_RECEIPT.lower() + ":"):

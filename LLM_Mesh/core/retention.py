@@ -19,14 +19,25 @@ A ``nodes`` row quiet (not registered, heard or changed) since before :func:`nod
 cutoff is never later than a day past the forget bound (``core/liveness.forgettable``: every
 replica forgot the node long before) nor than the rewards' window (the row's ``healthy_ms``
 was closed into a reward period): ``max(forget, expiry + FORGET_FLOOR_S) + 1 day`` and
-``2 × reward_period_s + grace_s + 1 h`` back at least.
+``2 × reward_period_s + grace_s + 1 h`` back at least. Quiet is :func:`node_quiet` (the
+memory store asks it; ``registry/node_retention._quiet`` says the same in SQL).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from LLM_Mesh.core.liveness import FORGET_FLOOR_S
 
-__all__ = ["DAY_S", "EARNINGS_MAX_DAYS", "node_cutoff", "request_log_cutoff", "settlement_cutoff"]
+__all__ = [
+    "DAY_S",
+    "EARNINGS_MAX_DAYS",
+    "node_cutoff",
+    "node_quiet",
+    "prune_bounds",
+    "request_log_cutoff",
+    "settlement_cutoff",
+]
 
 DAY_S = 86_400
 # the longest earnings window (``GET /v1/earnings?days=``, ``llm-mesh earnings --days``)
@@ -75,3 +86,20 @@ def node_cutoff(
     forgotten_s = max(forget_s, expiry_s + FORGET_FLOOR_S) + DAY_S
     rewards_s = 2 * reward_period_s + grace_s + _MARGIN_S
     return now_s - max(keep_days * DAY_S, forgotten_s, rewards_s)
+
+
+def node_quiet(
+    before: datetime, registered: datetime, heard: datetime | None, changed: datetime | None
+) -> bool:
+    """Whether a ``nodes`` row was registered, heard and changed (None: never) only before
+    ``before``: a row :func:`node_cutoff` lets go."""
+    return registered < before and all(t is None or t < before for t in (heard, changed))
+
+
+def prune_bounds(before: datetime, limit: int) -> None:
+    """A prune's arguments checked: ``ValueError`` for a ``limit`` under 1 or a naive
+    ``before`` (a store compares it with aware times)."""
+    if limit < 1:
+        raise ValueError("limit is at least 1")
+    if before.tzinfo is None:
+        raise ValueError("before must be timezone-aware")

@@ -5,10 +5,12 @@ Same behaviour as the SQL store, kept in dicts; nothing survives the process.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import datetime, timezone
 
 from LLM_Mesh.core.liveness import node_address
+from LLM_Mesh.core.retention import node_quiet, prune_bounds
 from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
@@ -149,6 +151,26 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit):
 
     async def list_nodes(self) -> list[NodeRecord]:
         return [replace(r) for r in self.nodes.values()]
+
+    async def prune_nodes(self, before: datetime, limit: int) -> int:
+        """At most ``limit`` node rows quiet since before ``before`` (``core/retention
+        .node_quiet``) deleted with their health checks, as ``node_retention.prune_nodes``
+        does in SQL; their keys, revocations, quarantines and reward marks stay."""
+        prune_bounds(before, limit)
+        changed = self.changed_at.get
+        quiet = (
+            r for r in self.nodes.values()
+            if node_quiet(before, r.registered_at, r.last_heartbeat_at, changed(r.node_id))
+        )  # fmt: skip
+        gone = list(itertools.islice(quiet, limit))
+        for r in gone:
+            del self.nodes[r.node_id]
+            self._index_address(r.node_id, r.url, None)
+            self.checks.pop(r.node_id, None)
+            self.changed_at.pop(r.node_id, None)
+            self.keyed_at.pop(r.node_id, None)
+            self.heard_by.pop(r.node_id, None)
+        return len(gone)
 
     async def record_requests(self, recs: list[RequestRecord]) -> None:
         self.requests.extend(recs)

@@ -2,7 +2,7 @@
 nothing (a new key is a new id), so the store must not keep a row for every id ever seen.
 
 :class:`NodeRowPruner` (a :class:`~LLM_Mesh.registry.retention._BatchPruner`, owned by the
-app's lifespan when ``Settings.node_keep_days`` > 0 and the store is SQL) runs at start,
+app's lifespan when ``Settings.node_keep_days`` > 0) runs at start,
 after the due reward period's close, and then every hour. A run deletes, with
 :func:`prune_nodes`, the rows registered, heard and changed only before
 :func:`~LLM_Mesh.core.retention.node_cutoff` (30 days by default; never within a day past
@@ -28,26 +28,34 @@ advisory lock (``pg_try_advisory_xact_lock``), and a replica that does not get i
 nothing this run (another is pruning); the rows are taken ``FOR UPDATE SKIP LOCKED`` (a
 row a registration holds is left for the next run; one that comes after waits), and the
 delete checks the row is still quiet. SQLite has one writer.
+
+The memory store (tests, benchmarks, a registry run without a database) is pruned by the
+same pruner, cutoff and loop, through its own ``MemoryStore.prune_nodes``: quiet is
+``core/retention.node_quiet`` (what :func:`_quiet` says in SQL), and it drops the same two
+records (the row and its health check), keeping the key and its revocation (found
+2026-12-06, tidy35: it never pruned, and kept a row for every id ever registered).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.retention import node_cutoff
+from LLM_Mesh.core.retention import node_cutoff, prune_bounds
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import Store
-from LLM_Mesh.registry.retention import _BatchPruner
+from LLM_Mesh.registry.retention import BatchLoop, _BatchPruner
 
-__all__ = ["PRUNE_LOCK_KEY", "NodeRowPruner", "node_row_pruner", "prune_nodes"]
+if TYPE_CHECKING:  # (typing's from 3.11; only read by the type checker here)
+    from typing import Unpack
+
+__all__ = ["PRUNE_LOCK_KEY", "NodeRowPruner", "node_row_pruner", "prune_nodes", "sql_prune"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,7 @@ class _Busy(Exception):
 
 
 def _quiet(before: datetime) -> tuple[ColumnElement[bool], ...]:
+    """``core/retention.node_quiet`` in SQL: registered, heard and changed before ``before``."""
     n = tables.nodes
     return (
         n.c.registered_at < before,
@@ -73,10 +82,7 @@ async def prune_nodes(engine: AsyncEngine, before: datetime, limit: int) -> int:
     heard and changed before it), with their ``node_checks`` rows; how many. Nothing else
     is touched (the module docstring). On PostgreSQL :class:`_Busy` when another replica
     holds the pruning lock."""
-    if limit < 1:
-        raise ValueError("limit is at least 1")
-    if before.tzinfo is None:
-        raise ValueError("before must be timezone-aware")
+    prune_bounds(before, limit)
     n, c = tables.nodes, tables.node_checks
     pg = engine.dialect.name == "postgresql"
     pick = select(n.c.node_id).where(*_quiet(before)).limit(limit)
@@ -99,39 +105,43 @@ async def prune_nodes(engine: AsyncEngine, before: datetime, limit: int) -> int:
     return len(ids)
 
 
+Prune = Callable[[datetime, int], Awaitable[int]]  # (before, limit) -> rows deleted
+
+
+def sql_prune(engine: Callable[[], Awaitable[AsyncEngine]]) -> Prune:
+    """:func:`prune_nodes` on ``engine()``: the SQL store's."""
+
+    async def prune(before: datetime, limit: int) -> int:
+        return await prune_nodes(await engine(), before, limit)
+
+    return prune
+
+
 class NodeRowPruner(_BatchPruner):
-    """Quiet ``nodes`` rows deleted (the module docstring), on ``engine()``: the store's."""
+    """Quiet ``nodes`` rows deleted (the module docstring) by ``prune``: :func:`sql_prune`,
+    or the memory store's ``prune_nodes`` (the same rule, ``core/retention.node_quiet``)."""
 
     task_name = "llm-mesh-node-row-pruner"
 
     def __init__(
         self,
-        engine: Callable[[], Awaitable[AsyncEngine]],
+        prune: Prune,
         *,
         keep_days: int,
         forget_s: float,
         expiry_s: float,
         reward_period_s: int,
         grace_s: float,
-        interval_s: float = 3600.0,
-        batch: int = 1000,
-        max_batches: int = 1000,
-        pause_s: float = 0.05,
-        wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        **loop: Unpack[BatchLoop],
     ) -> None:
-        super().__init__(
-            interval_s=interval_s, batch=batch, max_batches=max_batches, pause_s=pause_s,
-            wall_clock=wall_clock, sleep=sleep, clock=clock,
-        )  # fmt: skip
+        super().__init__(**loop)
         self._bounds = {
             "forget_s": forget_s, "expiry_s": expiry_s,
             "reward_period_s": reward_period_s, "grace_s": grace_s,
         }  # fmt: skip
         node_cutoff(0.0, keep_days, forget_s=forget_s, expiry_s=expiry_s,
                     reward_period_s=reward_period_s, grace_s=grace_s)  # fmt: skip
-        self.engine = engine
+        self.prune = prune
         self.keep_days = keep_days
 
     async def poll(self) -> int:
@@ -147,13 +157,8 @@ class NodeRowPruner(_BatchPruner):
         if cutoff is None:
             return 0
         before = datetime.fromtimestamp(cutoff, timezone.utc)
-        engine = await self.engine()
-
-        async def prune(before: datetime, limit: int) -> int:
-            return await prune_nodes(engine, before, limit)
-
         try:
-            total = await self._delete_before(before, prune)
+            total = await self._delete_before(before, self.prune)
         except _Busy:
             log.debug("nodes: another replica is pruning quiet rows")
             return 0
@@ -165,12 +170,20 @@ class NodeRowPruner(_BatchPruner):
 def node_row_pruner(
     settings: Settings, store: Store, engine: Callable[[], Awaitable[AsyncEngine]]
 ) -> NodeRowPruner | None:
-    """The app's pruner: ``None`` when ``node_keep_days`` is 0 or the store is not SQL (a
-    memory store keeps nothing over a restart)."""
-    if settings.node_keep_days <= 0 or getattr(type(store), "engine", None) is None:
+    """The app's pruner: ``None`` when ``node_keep_days`` is 0 or the store keeps no node
+    rows of its own to prune (neither SQL nor one with ``prune_nodes``, as the memory
+    store: found 2026-12-06, tidy35, it kept every departed id's row for the process's
+    life)."""
+    if settings.node_keep_days <= 0:
+        return None
+    if getattr(type(store), "engine", None) is not None:
+        prune = sql_prune(engine)
+    elif callable(own := getattr(store, "prune_nodes", None)):
+        prune = own
+    else:
         return None
     return NodeRowPruner(
-        engine, keep_days=settings.node_keep_days, forget_s=settings.node_forget_s,
+        prune, keep_days=settings.node_keep_days, forget_s=settings.node_forget_s,
         expiry_s=settings.heartbeat_expiry_s, reward_period_s=settings.reward_period_s,
         grace_s=settings.heartbeat_interval_s,
     )  # fmt: skip

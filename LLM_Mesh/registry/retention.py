@@ -30,34 +30,52 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, TypedDict
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from LLM_Mesh.core.retention import request_log_cutoff, settlement_cutoff
+from LLM_Mesh.core.retention import prune_bounds, request_log_cutoff, settlement_cutoff
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.settle_scans import col, done_rows, is_done
 
-__all__ = ["RequestLogPruner", "SettlementPruner", "prune_settlements"]
+if TYPE_CHECKING:  # (typing's from 3.11; only read by the type checker here)
+    from typing import Unpack
+
+__all__ = ["BatchLoop", "RequestLogPruner", "SettlementPruner", "prune_settlements"]
 
 log = logging.getLogger(__name__)
 
 
+class BatchLoop(TypedDict, total=False):
+    """The bounded delete loop's settings (the module docstring), which every pruner takes
+    as keywords and hands to :class:`_BatchPruner` as they are (defaults there)."""
+
+    interval_s: float
+    batch: int
+    max_batches: int
+    pause_s: float
+    wall_clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[object]]
+    clock: Callable[[], float]
+
+
 class _BatchPruner(Poller):
-    """The bounded delete loop both pruners share (the module docstring)."""
+    """The bounded delete loop the pruners share (the module docstring; ``node_retention``'s
+    too)."""
 
     def __init__(
         self,
         *,
-        interval_s: float,
-        batch: int,
-        max_batches: int,
-        pause_s: float,
-        wall_clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[object]],
-        clock: Callable[[], float],
+        interval_s: float = 3600.0,
+        batch: int = 1000,
+        max_batches: int = 1000,
+        pause_s: float = 0.05,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval_s <= 0 or batch < 1 or max_batches < 1 or pause_s < 0:
             raise ValueError("interval_s, batch and max_batches are positive, pause_s >= 0")
@@ -98,18 +116,9 @@ class RequestLogPruner(_BatchPruner):
         keep_days: int,
         reward_period_s: int,
         grace_s: float,
-        interval_s: float = 3600.0,
-        batch: int = 1000,
-        max_batches: int = 1000,
-        pause_s: float = 0.05,
-        wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        **loop: Unpack[BatchLoop],
     ) -> None:
-        super().__init__(
-            interval_s=interval_s, batch=batch, max_batches=max_batches, pause_s=pause_s,
-            wall_clock=wall_clock, sleep=sleep, clock=clock,
-        )  # fmt: skip
+        super().__init__(**loop)
         request_log_cutoff(0.0, keep_days, reward_period_s=reward_period_s, grace_s=grace_s)
         self.store = store
         self.keep_days = keep_days
@@ -144,18 +153,9 @@ class SettlementPruner(_BatchPruner):
         engine: Callable[[], Awaitable[AsyncEngine]],
         *,
         keep_days: int,
-        interval_s: float = 3600.0,
-        batch: int = 1000,
-        max_batches: int = 1000,
-        pause_s: float = 0.05,
-        wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        **loop: Unpack[BatchLoop],
     ) -> None:
-        super().__init__(
-            interval_s=interval_s, batch=batch, max_batches=max_batches, pause_s=pause_s,
-            wall_clock=wall_clock, sleep=sleep, clock=clock,
-        )  # fmt: skip
+        super().__init__(**loop)
         settlement_cutoff(0.0, keep_days)
         self.engine = engine
         self.keep_days = keep_days
@@ -186,10 +186,7 @@ async def prune_settlements(engine: AsyncEngine, before: datetime, limit: int) -
     ``Store.prune_requests``: on PostgreSQL the rows are taken ``FOR UPDATE SKIP LOCKED``,
     so replicas pruning at once skip each other's rows; the delete checks the state again,
     so a row that changed meanwhile stays."""
-    if limit < 1:
-        raise ValueError("limit is at least 1")
-    if before.tzinfo is None:
-        raise ValueError("before must be timezone-aware")
+    prune_bounds(before, limit)
     s = tables.settlements
     # the keys: ``ix_settlements_done``'s range (SQLite: named, settle_scans.py), not every
     # settled row of the ``state`` index; the delete's check again: ``state || ''``, which

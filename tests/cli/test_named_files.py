@@ -175,3 +175,51 @@ def test_a_home_that_is_a_file(tmp_path: Path, paths: dict[str, Path]) -> None:
     code, out = _run(tmp_path, "ledger", "verify", "--registry", NOWHERE, "--home", str(p))
     assert code == 1
     _said(out, f"the state directory {p} is a file, not a folder")
+
+
+RECEIPT_MOST = 64 * 1024 * 1024  # core/receipt_verify.MAX_INPUT: a receipt's input at most
+KEYS_MOST = 1 << 20  # receipt_commands.KEYS_ANSWER_BYTES: a key listing at most
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with path.open("wb") as f:  # sparse: nothing written, read as zeros
+        f.truncate(size)
+    return path
+
+
+def test_an_oversize_receipt_file_is_refused_by_its_size(tmp_path: Path) -> None:
+    """Found 2026-12-06 (tidy35): ``ledger verify --receipt FILE`` and ``receipt verify
+    FILE`` read the whole file before ``find_receipt`` looked at its length (a 64 GiB
+    sparse file: 64 GiB of memory); now read to the bound, said as one (failed before:
+    "holds no receipt (the input is larger than 64 MiB)", after reading it all)."""
+    p = _sparse(tmp_path / "huge.json", RECEIPT_MOST + 1)
+    code, out = _run(tmp_path, "ledger", "verify", "--registry", NOWHERE, "--receipt", str(p))
+    assert code == 1
+    _said(out, f"--receipt {p}: is larger than {RECEIPT_MOST:,} bytes")
+    code, out = _run(tmp_path, "receipt", "verify", str(p), "--key", KEY)
+    assert code == 1
+    _said(out, f"the receipt file {p}: is larger than {RECEIPT_MOST:,} bytes")
+    code, out = _run(tmp_path, "receipt", "verify", "-", "--key", KEY, "--output", str(p))
+    assert code == 1
+    _said(out, f"--output {p}: is larger than {RECEIPT_MOST:,} bytes")
+
+
+def test_an_oversize_keys_file_is_refused_by_its_size(tmp_path: Path) -> None:
+    """Failed before: ``--keys FILE`` was read whole, however large (a registry's own key
+    listing is read to 1 MiB; a saved one now too)."""
+    p = _sparse(tmp_path / "keys.json", KEYS_MOST + 1)
+    code, out = _run(tmp_path, "receipt", "verify", "-", "--keys", str(p))
+    assert code == 1
+    _said(out, f"--keys {p}: is larger than {KEYS_MOST:,} bytes")
+
+
+def test_standard_input_is_read_to_the_same_bound(tmp_path: Path) -> None:
+    """Failed before: ``receipt verify -`` read standard input whole (``... | receipt
+    verify -`` from a stream that never ends took all the memory there is)."""
+    res = runner.invoke(
+        app, ["receipt", "verify", "-", "--key", KEY],
+        input=b" " * (RECEIPT_MOST + 1), env={"LLM_MESH_HOME": str(tmp_path), "COLUMNS": "300"},
+    )  # fmt: skip
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1
+    _said(out, f"standard input: is larger than {RECEIPT_MOST:,} bytes")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from LLM_Mesh.core.balancer import Outcome, Router, Verdict
+from LLM_Mesh.core.balancer import Attempt, Outcome, Router, Verdict
 from LLM_Mesh.core.route_pools import KEPT, OPEN
 from LLM_Mesh.core.scoring import RouteRequest
 
@@ -17,6 +17,22 @@ ANON = RouteRequest(("m",))
 
 def fail(r: Router, nid: str, model: str, now: float) -> bool:
     return r.finish(r.begin(nid, model, now), now, Outcome.SERVER_ERROR)
+
+
+def one_slot_router(*node_ids: str) -> Router:
+    """A router of ``node_ids``, each serving "m" with one slot and no queue."""
+    r = Router(rng=random.Random(1))
+    for nid in node_ids:
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    return r
+
+
+def begun_before_a_goodbye() -> tuple[Router, Attempt]:
+    """Nodes "a" and "b"; an attempt at "a" begun at 0, then "a" said goodbye at 0.5."""
+    r = one_slot_router("a", "b")
+    att = r.begin("a", "m", 0.0)
+    r.remove_node("a", 0.5)
+    return r, att
 
 
 def test_heard_of_a_node_it_does_not_know_opens_nothing() -> None:
@@ -87,9 +103,7 @@ def test_a_model_no_node_ever_served_has_no_slots() -> None:
 
 
 def test_an_ejection_kept_past_a_goodbye_still_holds_for_the_node_id() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r = one_slot_router("a", "b")
     assert fail(r, "a", "m", 1.0)
     r.remove_node("a", 2.0)  # with a time: its ejection stays with the id
     assert r.outliers.is_ejected("a") and r.ejected_for("a", "m")
@@ -98,9 +112,7 @@ def test_an_ejection_kept_past_a_goodbye_still_holds_for_the_node_id() -> None:
 def test_a_node_back_while_ejected_where_no_pool_can_spare_it_is_placed_whole() -> None:
     """An ejected node coming back into routing where its pools cannot spare it any more is
     placed in its band with no pool left out: ``ejected_for`` says so for each model."""
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b", "c"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r = one_slot_router("a", "b", "c")
     assert fail(r, "a", "m", 1.0)  # 1 of 3 at 0.5
     r.set_routable("a", False)
     assert fail(r, "b", "m", 2.0)  # 1 of the 2 left
@@ -128,9 +140,7 @@ def test_a_502s_estimate_is_the_rest_where_the_node_is_kept_the_ejection_elsewhe
 
 
 def test_fault_counts_only_a_finished_attempt() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r = one_slot_router("a", "b")
     att = r.begin("a", "m", 0.0)
     assert r.fault(att, 0.5) is False and not r.outliers.is_ejected("a")
     r.finish(att, 1.0, Outcome.SUCCESS)
@@ -138,31 +148,21 @@ def test_fault_counts_only_a_finished_attempt() -> None:
 
 
 def test_fault_of_an_attempt_begun_before_a_goodbye_counts_for_the_node_back_since() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
-    att = r.begin("a", "m", 0.0)
-    r.remove_node("a", 0.5)
+    r, att = begun_before_a_goodbye()
     assert r.finish(att, 1.0, Outcome.SUCCESS) is False
     r.upsert_node("a", ("m",), now=2.0, max_concurrency=1, max_queue=0)
     assert r.fault(att, 3.0) is True and r.outliers.is_ejected("a")
 
 
 def test_a_late_success_at_a_node_back_since_ejects_nothing() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
-    att = r.begin("a", "m", 0.0)
-    r.remove_node("a", 0.5)
+    r, att = begun_before_a_goodbye()
     r.upsert_node("a", ("m",), now=1.0, max_concurrency=1, max_queue=0)
     assert r.finish(att, 2.0, Outcome.SUCCESS) is False
     assert not r.outliers.is_ejected("a") and r.pool_counts("m") == (2, 0, 0)
 
 
 def test_a_failure_out_of_routing_neither_ejects_nor_rests_the_node() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b", "c"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r = one_slot_router("a", "b", "c")
     att = r.begin("a", "m", 0.0)
     r.set_routable("a", False)  # draining
     assert r.finish(att, 1.0, Outcome.SERVER_ERROR) is False
@@ -197,9 +197,7 @@ def test_a_failure_where_an_ejected_node_is_kept_rests_it_there_anew() -> None:
 
 
 def test_a_pick_at_the_instant_an_ejection_ends_takes_the_node_back() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r = one_slot_router("a", "b")
     assert fail(r, "a", "m", 0.0)
     r.remove_node("b")
     assert r.pick(ANON, 29.9).verdict is Verdict.NO_NODE
@@ -261,9 +259,7 @@ def test_a_removed_node_leaves_nothing_in_the_routers_maps() -> None:
 
 
 def test_a_node_back_into_routing_during_its_ejection_stays_out_where_it_can_be_spared() -> None:
-    r = Router(rng=random.Random(1))
-    for nid in ("a", "b"):
-        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r = one_slot_router("a", "b")
     assert fail(r, "a", "m", 1.0)  # 1 of 2
     r.set_routable("a", False)
     r.set_routable("a", True)  # counted with b: 2 again, none ejected, so it may be out

@@ -3,11 +3,15 @@ and settled settlements (never within the longest earnings window)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from LLM_Mesh.core.retention import (
     DAY_S,
     EARNINGS_MAX_DAYS,
+    node_quiet,
+    prune_bounds,
     request_log_cutoff,
     settlement_cutoff,
 )
@@ -65,3 +69,23 @@ def test_settlement_cutoff_never_reaches_into_the_longest_earnings_window(keep: 
 def test_settlement_cutoff_refuses_negative_days() -> None:
     with pytest.raises(ValueError, match=r"^keep_days is >= 0$"):
         settlement_cutoff(NOW, -1)
+
+
+def test_a_node_row_is_quiet_only_when_registered_heard_and_changed_before() -> None:
+    """The memory store's rule (``node_retention._quiet`` is the SQL store's)."""
+    cut = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    old, new = cut - timedelta(seconds=1), cut
+    assert node_quiet(cut, old, None, None)
+    assert node_quiet(cut, old, old, old)
+    assert not node_quiet(cut, new, None, None)  # at the cutoff is not before it
+    assert not node_quiet(cut, old, new, None)  # heard since
+    assert not node_quiet(cut, old, old, new)  # changed since
+
+
+def test_a_prune_refuses_no_limit_and_a_naive_time() -> None:
+    aware = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    prune_bounds(aware, 1)
+    with pytest.raises(ValueError, match="limit"):
+        prune_bounds(aware, 0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        prune_bounds(aware.replace(tzinfo=None), 1)

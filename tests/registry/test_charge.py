@@ -22,6 +22,7 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
+from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.settlement import Settlement, user_account
@@ -72,6 +73,46 @@ async def register(h: Harness, node_id: str, operator: str, **kw: Any) -> FakeNo
     node = await h.register(node_id, models=[MODEL], **kw)
     settlement(h).note_operator(node_id, operator)
     return node
+
+
+def stalling_nodes(said: str | None = None) -> FakeNodes:
+    """Nodes that stream two tokens, saying ``said`` as their prompt count (None: no
+    ``X-Mesh-Prompt-Tokens``), then nothing more: the client leaves first."""
+    nodes = FakeNodes()
+
+    class Stalls(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in sse_chunks(MODEL, "a", ["x", "y", "z"])[:3]:
+                yield chunk
+            await asyncio.Event().wait()  # never more: the client leaves first
+            yield b""  # pragma: no cover
+
+    headers = {"content-type": "text/event-stream"}
+    if said is not None:
+        headers[HDR_PROMPT_TOKENS] = said
+    nodes.stream_factory = lambda node, model: httpx.Response(200, headers=headers, stream=Stalls())
+    return nodes
+
+
+async def cut_after_first_token(h: Harness, key: str, body: dict[str, Any]) -> None:
+    """``body`` streamed with ``key``, the client gone once its first token ("x") came."""
+    scope = _scope("2.4")
+    scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
+    sent_body = json.dumps({**body, "stream": True}).encode()
+    gone = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if gone.is_set():
+            raise OSError("client went away")
+        sent.append(message)
+        if message["type"] == "http.response.body" and b'"x"' in message.get("body", b""):
+            gone.set()
+
+    app: Any = h.app
+    with contextlib.suppress(OSError, ClientDisconnect):
+        await asyncio.wait_for(app(scope, request_then_wait(sent_body, gone), send), timeout=5)
+    assert sent[0]["status"] == 200
 
 
 async def test_the_estimate_and_cost_are_what_the_prices_say() -> None:
@@ -399,40 +440,10 @@ async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) 
     """The client goes away after its first token; the node had sent two (the gateway took
     both from it): two are paid, to the node that made them, with the prompt it processed
     (at the estimate's count: the node never sent its usage)."""
-    nodes = FakeNodes()
-
-    class Stalls(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for chunk in sse_chunks(MODEL, "a", ["x", "y", "z"])[:3]:
-                yield chunk
-            await asyncio.Event().wait()  # never more: the client leaves first
-            yield b""  # pragma: no cover
-
-    nodes.stream_factory = lambda node, model: httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, stream=Stalls()
-    )
-    async with running(tmp_path, nodes=nodes) as h:
+    async with running(tmp_path, nodes=stalling_nodes()) as h:
         await register(h, "a", "alice")
         key, account = await new_user(h, 1000)
-        scope = _scope("2.4")
-        scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
-        body = json.dumps({**BODY, "stream": True}).encode()
-        gone = asyncio.Event()
-        sent: list[dict[str, Any]] = []
-
-        receive = request_then_wait(body, gone)
-
-        async def send(message: dict[str, Any]) -> None:
-            if gone.is_set():
-                raise OSError("client went away")
-            sent.append(message)
-            if message["type"] == "http.response.body" and b'"x"' in message.get("body", b""):
-                gone.set()
-
-        app: Any = h.app
-        with contextlib.suppress(OSError, ClientDisconnect):
-            await asyncio.wait_for(app(scope, receive, send), timeout=5)
-        assert sent[0]["status"] == 200
+        await cut_after_first_token(h, key, BODY)
         s = settlement(h)
         await s.flush()
         cost = request_cost(PRICE, PROMPT, 2)

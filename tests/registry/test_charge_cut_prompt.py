@@ -26,52 +26,22 @@ from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost, usual_pr
 from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS, said_prompt_tokens
 from tests.asgi import request_then_wait
 from tests.keyed import operator_account
-from tests.registry.helpers import FakeNodes, Harness, running, sse_chunks
-from tests.registry.test_charge import MODEL, PRICE, new_user, register, settled, settlement
+from tests.registry.helpers import FakeNodes, running, sse_chunks
+from tests.registry.test_charge import (
+    MODEL,
+    PRICE,
+    cut_after_first_token,
+    new_user,
+    register,
+    settled,
+    settlement,
+    stalling_nodes,
+)
 from tests.registry.test_streaming import _scope
 
 DIGITS = "".join(str(i % 10) for i in range(3000))  # 3,000 tokens on a digit-a-token tokenizer
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": DIGITS}], "max_tokens": 5}
 NODE_COUNT = 3000 + 9  # the node's own count: a token a digit + its template's
-
-
-def _stalling(said: str | None) -> FakeNodes:
-    """A node that sends two tokens, saying ``said`` as its prompt count (None: no header),
-    then nothing more: the client leaves first."""
-    nodes = FakeNodes()
-
-    class Stalls(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for chunk in sse_chunks(MODEL, "a", ["x", "y", "z"])[:3]:
-                yield chunk
-            await asyncio.Event().wait()  # never more
-            yield b""  # pragma: no cover
-
-    headers = {"content-type": "text/event-stream"}
-    if said is not None:
-        headers[HDR_PROMPT_TOKENS] = said
-    nodes.stream_factory = lambda node, model: httpx.Response(200, headers=headers, stream=Stalls())
-    return nodes
-
-
-async def _cut_after_first_token(h: Harness, key: str) -> None:
-    scope = _scope("2.4")
-    scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
-    body = json.dumps({**BODY, "stream": True}).encode()
-    gone = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if gone.is_set():
-            raise OSError("client went away")
-        sent.append(message)
-        if message["type"] == "http.response.body" and b'"x"' in message.get("body", b""):
-            gone.set()
-
-    app: Any = h.app
-    with contextlib.suppress(OSError, ClientDisconnect):
-        await asyncio.wait_for(app(scope, request_then_wait(body, gone), send), timeout=5)
-    assert sent[0]["status"] == 200
 
 
 @pytest.mark.parametrize(
@@ -87,10 +57,10 @@ async def _cut_after_first_token(h: Harness, key: str) -> None:
 async def test_a_cut_stream_pays_the_prompt_as_its_node_counted_it(
     tmp_path: Path, said: str | None, charged: int
 ) -> None:
-    async with running(tmp_path, nodes=_stalling(said)) as h:
+    async with running(tmp_path, nodes=stalling_nodes(said)) as h:
         await register(h, "a", "alice")
         key, account = await new_user(h, 10**6)
-        await _cut_after_first_token(h, key)
+        await cut_after_first_token(h, key, BODY)
         s = settlement(h)
         await settled(s)
         cost = request_cost(PRICE, charged, 2)  # the two tokens the gateway took

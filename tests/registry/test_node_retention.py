@@ -18,7 +18,13 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
-from LLM_Mesh.registry.node_retention import PRUNE_LOCK_KEY, NodeRowPruner, _Busy, prune_nodes
+from LLM_Mesh.registry.node_retention import (
+    PRUNE_LOCK_KEY,
+    NodeRowPruner,
+    _Busy,
+    prune_nodes,
+    sql_prune,
+)
 from LLM_Mesh.registry.ports import SeqResult
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import ADMIN, make_settings, running
@@ -38,7 +44,7 @@ def pruner(engine: Any, keep_days: int = 30, **kw: Any) -> NodeRowPruner:
         return engine
 
     return NodeRowPruner(
-        get, keep_days=keep_days, forget_s=DAY_S, expiry_s=30.0, reward_period_s=3600,
+        sql_prune(get), keep_days=keep_days, forget_s=DAY_S, expiry_s=30.0, reward_period_s=3600,
         grace_s=10.0, sleep=_no_sleep, **kw,
     )  # fmt: skip
 
@@ -191,15 +197,93 @@ async def test_attack_revoked_key_re_registers_after_its_row_is_pruned(tmp_path:
         await store.close()
 
 
-async def test_the_pruner_runs_with_the_app_unless_zero_or_a_memory_store(
-    tmp_path: Path,
-) -> None:
+async def test_the_pruner_runs_with_the_app_unless_zero(tmp_path: Path) -> None:
+    """With a memory store too (failed before: none ran, every departed id's row kept)."""
     sql = SqlStore(f"sqlite:///{tmp_path / 'r.db'}")
     app = create_registry_app(make_settings(tmp_path / "on"), store=sql)
     assert isinstance(app.state.node_pruner, NodeRowPruner)
     assert app.state.node_pruner.keep_days == 30
     off = create_registry_app(make_settings(tmp_path / "off", node_keep_days=0), store=sql)
     assert off.state.node_pruner is None
-    mem = create_registry_app(make_settings(tmp_path / "mem"), store=MemoryStore())
-    assert mem.state.node_pruner is None
+    mem_store = MemoryStore()
+    mem = create_registry_app(make_settings(tmp_path / "mem"), store=mem_store)
+    assert isinstance(mem.state.node_pruner, NodeRowPruner)
+    await mem_store.upsert_node(node("gone"))
+    await mem_store.upsert_node(node("here"))
+    _age_memory(mem_store, "gone")
+    assert await mem.state.node_pruner.poll() == 1  # the app's own, on its own settings
+    assert set(mem_store.nodes) == {"here"}
+    mem_off = create_registry_app(make_settings(tmp_path / "m0", node_keep_days=0), store=mem_store)
+    assert mem_off.state.node_pruner is None
     await asyncio.sleep(0)
+
+
+def _age_memory(store: MemoryStore, node_id: str, at: datetime = OLD) -> None:
+    """:func:`_age` for the memory store."""
+    rec = store.nodes[node_id]
+    rec.registered_at = rec.last_heartbeat_at = at
+    store.changed_at[node_id] = at
+
+
+def memory_pruner(store: MemoryStore, keep_days: int = 30, **kw: Any) -> NodeRowPruner:
+    return NodeRowPruner(
+        store.prune_nodes, keep_days=keep_days, forget_s=DAY_S, expiry_s=30.0,
+        reward_period_s=3600, grace_s=10.0, sleep=_no_sleep, **kw,
+    )  # fmt: skip
+
+
+async def test_the_memory_store_prunes_by_the_same_rule() -> None:
+    """Failed before (no ``MemoryStore.prune_nodes``: nothing pruned, ever). As the SQL
+    test above: rows registered, heard and changed before the cutoff go with their health
+    check, in batches; one heard or changed since stays; the key and revocation stay."""
+    store = MemoryStore()
+    for i in range(5):
+        await store.upsert_node(node(f"old{i}"))
+    await store.claim_node_key("old0", "pk0", "alice", 1, OLD)
+    await store.revoke_node("old0", OLD)  # (here a change of the row: before its aging)
+    for i in range(5):
+        _age_memory(store, f"old{i}")
+    await store.upsert_node(node("heard"))
+    _age_memory(store, "heard")
+    await store.touch_heartbeat("heard", NOW, "online")
+    await store.upsert_node(node("changed"))
+    _age_memory(store, "changed")
+    await store.set_node_state("changed", "offline")  # changed_at: now
+    for node_id in ("old1", "heard"):
+        assert await store.claim_health_checks([node_id], "r", OLD, OLD + timedelta(hours=1))
+    assert await memory_pruner(store, batch=2).poll() == 5
+    assert set(store.nodes) == {"heard", "changed"}
+    assert set(store.checks) == {"heard"}
+    assert not {"old0", "old1"} & (set(store.changed_at) | set(store.keyed_at))
+    key = await store.get_node_key("old0")
+    assert key is not None and key.revoked_at is not None  # the revocation stays
+    assert await memory_pruner(store).poll() == 0  # idempotent
+    assert await memory_pruner(store, keep_days=0).poll() == 0  # 0: forever
+
+
+async def test_memory_prune_is_bounded_and_refuses_what_sql_refuses() -> None:
+    store = MemoryStore()
+    for i in range(7):
+        await store.upsert_node(node(f"n{i}"))
+        _age_memory(store, f"n{i}")
+    cutoff = NOW - timedelta(days=30)
+    assert [await store.prune_nodes(cutoff, 3) for _ in range(4)] == [3, 3, 1, 0]
+    with pytest.raises(ValueError):
+        await store.prune_nodes(cutoff, 0)
+    with pytest.raises(ValueError):
+        await store.prune_nodes(datetime(2025, 1, 1), 1)
+
+
+async def test_attack_a_revoked_id_pruned_from_memory_stays_revoked() -> None:
+    """Attack: as on SQL, an id revoked and pruned registers again with its key: refused,
+    and no row comes back; its address is free for another node."""
+    store = MemoryStore()
+    await store.claim_node_key("bad", "pk-bad", "alice", 1, OLD)
+    await store.upsert_node(node("bad"))
+    assert await store.revoke_node("bad", OLD)
+    _age_memory(store, "bad")
+    assert await memory_pruner(store).poll() == 1
+    assert await store.get_node("bad") is None and store._at_address == {}
+    assert await store.claim_node_key("bad", "pk-bad", "alice", 2, NOW) is SeqResult.REVOKED
+    assert await store.upsert_node(node("bad", registered_at=NOW)) is False
+    assert await store.get_node("bad") is None

@@ -11,6 +11,7 @@ until it registered there again. docs/security.md, "Privacy: no prompt, no outpu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,15 +35,28 @@ def store_url(request: pytest.FixtureRequest) -> str | None:
     return url
 
 
-async def register_llama(h: Harness, declared: bool | None, node_id: str = "n1") -> FakeNode:
-    """A ``llama-cpp`` node (whose engine keeps nothing) declaring ``keeps_no_prompts``."""
+def declaring(node_id: str, engine: str, declared: bool | None) -> dict[str, Any]:
+    """A registration of ``node_id``, its model on ``engine``, declaring ``keeps_no_prompts``
+    ``declared`` (None: it says nothing, as an older replica passes one on: it knows no such
+    field)."""
+    reg = registration(node_id) | {"models": [{"id": MODEL, "engine": engine}]}
+    return reg if declared is None else reg | {"keeps_no_prompts": declared}
+
+
+async def register_declaring(
+    h: Harness, engine: str, declared: bool | None, node_id: str
+) -> FakeNode:
+    """``node_id`` registered at ``h`` as :func:`declaring` says (200), its fake node added
+    if new."""
     node = h.nodes.nodes.get(f"{node_id}:8801") or h.nodes.add(node_id)
-    reg = registration(node_id) | {"models": [{"id": MODEL, "engine": "llama-cpp"}]}
-    if declared is not None:
-        reg["keeps_no_prompts"] = declared
-    r = await h.client.post("/mesh/nodes", json=reg)
+    r = await h.client.post("/mesh/nodes", json=declaring(node_id, engine, declared))
     assert r.status_code == 200, r.text
     return node
+
+
+async def register_llama(h: Harness, declared: bool | None, node_id: str = "n1") -> FakeNode:
+    """A ``llama-cpp`` node (whose engine keeps nothing) declaring ``keeps_no_prompts``."""
+    return await register_declaring(h, "llama-cpp", declared, node_id)
 
 
 async def assert_only_opt_in_reaches(h: Harness, node: FakeNode) -> None:

@@ -22,23 +22,20 @@ import sqlalchemy as sa
 
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNode, Harness, registration, running
-from tests.registry.test_prompt_keeping_replicas import store_url  # noqa: F401 (fixture)
+from tests.registry.test_prompt_keeping_replicas import (
+    CHAT,
+    MODEL,
+    declaring,
+    register_declaring,
+    store_url,  # noqa: F401 (fixture)
+)
 from tests.registry.test_shared_idempotency import two_replicas
-
-MODEL = "gemma-3-270m"
-CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "my secret"}]}
 
 
 async def register_openai(h: Harness, declared: bool | None, node_id: str = "up") -> FakeNode:
     """An ``openai`` node (its upstream: another's service) declaring ``declared`` (None: the
     registration says nothing, as an older replica passes it on: it knows no such field)."""
-    node = h.nodes.nodes.get(f"{node_id}:8801") or h.nodes.add(node_id)
-    reg = registration(node_id) | {"models": [{"id": MODEL, "engine": "openai"}]}
-    if declared is not None:
-        reg["keeps_no_prompts"] = declared
-    r = await h.client.post("/mesh/nodes", json=reg)
-    assert r.status_code == 200, r.text
-    return node
+    return await register_declaring(h, "openai", declared, node_id)
 
 
 async def reaches_by_default(h: Harness, node: FakeNode) -> bool:
@@ -78,12 +75,9 @@ async def test_a_held_false_stays_when_the_row_tells_nothing(
     async with two_replicas(tmp_path, store_url) as (a, b):
         sync = b.app.state.node_sync
         await sync.stop()
-        node = b.nodes.add("lc")
-        reg = registration("lc") | {"models": [{"id": MODEL, "engine": "llama-cpp"}]}
-        assert (
-            await b.client.post("/mesh/nodes", json={**reg, "keeps_no_prompts": False})
-        ).is_success
-        assert (await a.client.post("/mesh/nodes", json=reg)).is_success  # tells nothing
+        node = await register_declaring(b, "llama-cpp", False, "lc")
+        reg = declaring("lc", "llama-cpp", None)  # tells nothing
+        assert (await a.client.post("/mesh/nodes", json=reg)).is_success
         await sync.poll()
         assert not await reaches_by_default(b, node)
 
@@ -130,9 +124,7 @@ async def test_an_undeclared_row_of_keeps_nothing_engines_is_routed(tmp_path: Pa
     """The other side of the rule: an undeclared node whose every model runs on
     ``llama-cpp``/``sim`` keeps nothing (the node's own default), routed as before."""
     async with running(tmp_path) as h:
-        node = h.nodes.add("lc")
-        reg = registration("lc") | {"models": [{"id": MODEL, "engine": "llama-cpp"}]}
-        assert (await h.client.post("/mesh/nodes", json=reg)).is_success
+        node = await register_declaring(h, "llama-cpp", None, "lc")
         assert await reaches_by_default(h, node)
         mixed = registration("lc") | {
             "models": [{"id": MODEL, "engine": "llama-cpp"}, {"id": "other", "engine": "openai"}]
