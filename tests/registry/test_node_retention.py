@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from LLM_Mesh.core.canary_departures import Evidence
+from LLM_Mesh.core.canary_departures_step import Step
 from LLM_Mesh.core.retention import DAY_S, node_cutoff
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.admin import add_operator
@@ -203,3 +205,17 @@ async def test_the_pruner_runs_with_the_app_unless_zero_or_a_memory_store(
     mem = create_registry_app(make_settings(tmp_path / "mem"), store=MemoryStore())
     assert mem.state.node_pruner is None
     await asyncio.sleep(0)
+
+
+async def test_a_departed_nodes_canary_tallies_go_with_its_row(store: SqlStore) -> None:
+    """The canary's tallies across sampled probes (``canary_departures``, migration 0030)
+    of a node whose row is pruned go with it (canarystore35: bounded by the departed nodes
+    too); a live node's stay."""
+    for node_id in ("gone", "live"):
+        await store.upsert_node(node(node_id, registered_at=NOW))
+        step = Step()
+        step.add(Evidence(4.0, 1, 0))
+        await store.add_canary_departures({(node_id, "m", "", ""): step}, [], 1.0)
+    await _age(store.engine, "gone")
+    assert await prune_nodes(store.engine, NOW - timedelta(days=30), 10) == 1
+    assert await _ids(store.engine, tables.canary_departures) == {"live"}
