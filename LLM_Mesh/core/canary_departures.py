@@ -95,6 +95,7 @@ __all__ = [
     "Departures",
     "Evidence",
     "Kept",
+    "Key",
     "counted",
     "kind_of",
     "leave_bound",
@@ -118,6 +119,10 @@ class DepartureTest:
 
 
 DEFAULT_TEST = DepartureTest()
+
+Key = tuple[str, str, str, str]
+"""A tally's key in every table (:meth:`Departures.get`): (node, model, kind, slice), ``""``
+where it has none (the pair's: both; a kind's: no slice)."""
 
 
 def leave_bound(
@@ -354,6 +359,12 @@ class Departures:
         """Keyed (node, model, kind)."""
         self.slices = Kept(max_slices)
         """Keyed (node, model, kind or ``""``, slice)."""
+        self.on_add: Callable[[Key, Evidence], None] | None = None
+        """Told each evidence added to a tally, keyed (node, model, kind, slice), ``""``
+        where the tally has none (``registry/canary_departures_sync.py``: the store's)."""
+        self.on_drop: Callable[[str, str | None], None] | None = None
+        """Told each (node, model) whose tallies start afresh (a flag), or (node, ``None``)
+        forgotten."""
 
     def threshold(self, kind: str = "", slice: str = "") -> float:
         """The score a tally flags at (class docstring): one for every tally."""
@@ -379,11 +390,53 @@ class Departures:
             for of in dict.fromkeys((kind, "")):  # within its kind, and over every kind
                 flag = self._add(self.slices, (node_id, model, of, part), ev, of, part) or flag
         if flag is not None:  # the node is quarantined: cleared, its evidence starts afresh
-            self._drop(lambda k: k[:2] == (node_id, model))
+            self.afresh(node_id, model)
         return flag
+
+    def afresh(self, node_id: str, model: str) -> None:
+        """Drop the pair's tallies (flagged: quarantined), told to ``on_drop``."""
+        self._drop(lambda k: k[:2] == (node_id, model))
+        if self.on_drop is not None:
+            self.on_drop(node_id, model)
+
+    def _table(self, key: Key) -> tuple[Kept, tuple[str, ...]]:
+        node_id, model, kind, part = key
+        if part:
+            return self.slices, key
+        return (self.kinds, (node_id, model, kind)) if kind else (self.tallies, (node_id, model))
+
+    def get(self, key: Key) -> DepartureTally | None:
+        """The tally keyed (node, model, kind, slice) (``""``: none), if kept."""
+        into, k = self._table(key)
+        return into.get(k)
+
+    def keys_of(self, node_id: str, model: str) -> list[Key]:
+        """The (node, model, kind, slice) keys of the pair's tallies kept."""
+        out: list[Key] = [(node_id, model, "", "")] if (node_id, model) in self.tallies else []
+        out += [(*k, "") for k in self.kinds if k[:2] == (node_id, model)]
+        return out + [k for k in self.slices if k[:2] == (node_id, model)]
+
+    def set(self, key: Key, score: float, probes: int = 0, departures: int = 0,
+            at_first: int = 0) -> DepartureTally | None:  # fmt: skip
+        """Make the tally keyed (node, model, kind, slice) what another's probes made it
+        (the store's, ``registry/canary_departures_sync.py``), not told to ``on_add``: a
+        score of 0 or less drops it; one at its threshold is returned, not kept (a flag:
+        the caller starts the pair afresh)."""
+        into, k = self._table(key)
+        into.pop(k, None)
+        kind, part = key[2], key[3]
+        h = self.threshold(kind, part)
+        tally = DepartureTally(score, probes, departures, at_first, kind, part, h)
+        if score >= h:
+            return tally
+        if score > 0.0:
+            into.put(k, tally)
+        return None
 
     def _add(self, into: Kept, key: Any, ev: Evidence,
              kind: str, part: str) -> DepartureTally | None:  # fmt: skip
+        if self.on_add is not None:
+            self.on_add((key[0], key[1], kind, part), ev)
         h = self.threshold(kind, part)
         tally = into.pop(key, None) or DepartureTally(kind=kind, slice=part, threshold=h)
         tally.add(ev)
@@ -401,3 +454,5 @@ class Departures:
     def forget(self, node_id: str) -> None:
         """Drop the node's tallies (the admin cleared it)."""
         self._drop(lambda k: k[0] == node_id)
+        if self.on_drop is not None:
+            self.on_drop(node_id, None)

@@ -59,6 +59,7 @@ from LLM_Mesh.registry.app_store import (
 )
 from LLM_Mesh.registry.balance_api import router as balance_router
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler, load_pool
+from LLM_Mesh.registry.canary_departures_sync import departure_sync
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
 from LLM_Mesh.registry.errors import JSONAnswer, install_error_handlers
@@ -268,23 +269,18 @@ def create_registry_app(
     prober = CanaryProber(  # an invalid prompt file: a ValueError here, before serving
         runtime, quality, prompts=load_pool(settings.canary_prompts, settings.canary_prompts_mode)
     )
-    canary = CanaryScheduler(
-        prober,
-        ProbeBudget(
-            share=min(1.0, settings.canary_share), min_interval_s=settings.canary_min_interval_s
-        ),
-    )
+    departures = departure_sync(the_store, prober)  # its tallies the store's (None: kept none)
+    budget = ProbeBudget(share=min(1.0, settings.canary_share),
+                         min_interval_s=settings.canary_min_interval_s)  # fmt: skip
+    canary = CanaryScheduler(prober, budget)
     if settings.settlement:
         runtime.settlement = Settlement(
-            ledger,
-            fee_bps=settings.network_fee_bps,
-            pool_daily_budget=settings.pool_daily_budget,
-            wall_clock=wall_clock,
-            lease_estimates=settings.settle_lease,
+            ledger, fee_bps=settings.network_fee_bps, wall_clock=wall_clock,
+            pool_daily_budget=settings.pool_daily_budget, lease_estimates=settings.settle_lease,
             lease_idle_s=settings.settle_lease_idle_s,
             # a restart on the same home recovers its predecessor at once (not a scratch ledger)
             home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
-        )
+        )  # fmt: skip
         runtime.settlement.held = quality.held  # a quarantined node's earnings are held
         if runtime.metrics is not None:  # its failed syncs, journalled and recovered answers
             runtime.settlement.watch = runtime.metrics
@@ -388,6 +384,8 @@ def create_registry_app(
                 runtime.rewards.start()
             quality_watcher.start()
             usage_audit.start()
+            if departures is not None:  # the tallies loaded before the first probe
+                await departures.open()
             canary.start()
             if pruner is not None:
                 pruner.start()
@@ -405,6 +403,8 @@ def create_registry_app(
                 if pruner is not None:
                     await pruner.stop()
                 await canary.stop()
+                if departures is not None:  # its pending tallies written
+                    await departures.stop()
                 await usage_audit.stop()  # its pending sums written
                 await quality_watcher.stop()
                 if runtime.rewards is not None:

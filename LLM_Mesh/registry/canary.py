@@ -190,7 +190,9 @@ class CanaryProber:
     """No probe account covered the last keyed-class probe (its warning said once)."""
     departures: Departures = field(default_factory=Departures)
     """How often each node left the arg max on sampled probes (``core/canary_departures``),
-    forgotten when the admin clears the node."""
+    forgotten when the admin clears the node; the store's with ``shared`` (the app's
+    ``canary_departures_sync.DepartureSync``: kept over a restart, shared by replicas)."""
+    shared: Any = None
 
     def __post_init__(self) -> None:
         self.quality.cleared.append(self.departures.forget)

@@ -26,19 +26,21 @@ from LLM_Mesh.registry.ports import (
     RequestRecord,
     SeqResult,
 )
+from LLM_Mesh.registry.store_canary_departures import MemoryCanaryDepartures
 
 
 def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-class MemoryStore(MemoryReplicaState, MemoryUsageAudit):
+class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures):
     """Nodes and requests in memory. ``requests`` holds every recorded request; recording
     one adds it to its node's counters (as the SQL store does)."""
 
     def __init__(self) -> None:
         super().__init__()
         MemoryUsageAudit.__init__(self)  # (MemoryReplicaState's does not chain)
+        MemoryCanaryDepartures.__init__(self)
         self.nodes: dict[str, NodeRecord] = {}
         # node ids by the address (host, port) each was last stored at: a registration's
         # address check reads those only, not the fleet (as the SQL store's index, 0023)
@@ -154,8 +156,8 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit):
 
     async def prune_nodes(self, before: datetime, limit: int) -> int:
         """At most ``limit`` node rows quiet since before ``before`` (``core/retention
-        .node_quiet``) deleted with their health checks, as ``node_retention.prune_nodes``
-        does in SQL; their keys, revocations, quarantines and reward marks stay."""
+        .node_quiet``) deleted with their health checks and canary tallies, as
+        ``node_retention.prune_nodes`` does in SQL; their keys, revocations, quarantines and reward marks stay."""
         prune_bounds(before, limit)
         changed = self.changed_at.get
         quiet = (
@@ -170,6 +172,9 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit):
             self.changed_at.pop(r.node_id, None)
             self.keyed_at.pop(r.node_id, None)
             self.heard_by.pop(r.node_id, None)
+        ids = {r.node_id for r in gone}  # and their canary tallies, as on SQL (canarystore35)
+        for k in [k for k in self.canary_departures if k[0] in ids] if ids else ():
+            del self.canary_departures[k]
         return len(gone)
 
     async def record_requests(self, recs: list[RequestRecord]) -> None:

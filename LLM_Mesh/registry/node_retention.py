@@ -11,7 +11,9 @@ within the rewards' window, so the row's ``healthy_ms`` was closed into a reward
 ``batch`` rows per statement, and each one's ``node_checks`` row (the health pass's lease
 and last check: a node's only other state that exists because it was registered).
 
-Only these two rows go. Every other record of the id stays, because something needs it:
+These two rows go, and the node's canary tallies (``canary_departures``, migration 0030:
+evidence across sampled probes, ``canary_departures_sync.py``; since 2026-12-06,
+``canarystore35``: bounded by the departed nodes too). Every other record of the id stays, because something needs it:
 its ``node_keys`` row (its key, its heartbeat sequence and its **revocation**: a revoked id
 stays revoked forever, ``store.upsert_node`` and ``node_auth.py`` read it, never the node
 row; tests/registry/test_node_retention.py), its quarantine and trust (``canary_status``,
@@ -79,9 +81,9 @@ def _quiet(before: datetime) -> tuple[ColumnElement[bool], ...]:
 
 async def prune_nodes(engine: AsyncEngine, before: datetime, limit: int) -> int:
     """Delete at most ``limit`` ``nodes`` rows quiet since before ``before`` (registered,
-    heard and changed before it), with their ``node_checks`` rows; how many. Nothing else
-    is touched (the module docstring). On PostgreSQL :class:`_Busy` when another replica
-    holds the pruning lock."""
+    heard and changed before it), with their ``node_checks`` and ``canary_departures`` rows;
+    how many. Nothing else is touched (the module docstring). On PostgreSQL :class:`_Busy`
+    when another replica holds the pruning lock."""
     prune_bounds(before, limit)
     n, c = tables.nodes, tables.node_checks
     pg = engine.dialect.name == "postgresql"
@@ -102,6 +104,8 @@ async def prune_nodes(engine: AsyncEngine, before: datetime, limit: int) -> int:
         ids = list((await conn.execute(stmt)).scalars())
         if ids:
             await conn.execute(delete(c).where(c.c.node_id.in_(ids)))
+            d = tables.canary_departures  # its canary tallies too (canarystore35)
+            await conn.execute(delete(d).where(d.c.node_id.in_(ids)))
     return len(ids)
 
 

@@ -50,6 +50,7 @@ from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, AddressTaken, NodeRecord, 
 from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_canary import SqlCanary
+from LLM_Mesh.registry.store_canary_departures import SqlCanaryDepartures
 from LLM_Mesh.registry.store_checks import sqlite_file
 from LLM_Mesh.registry.store_credentials import SqlCredentials
 from LLM_Mesh.registry.store_migrate import (
@@ -200,8 +201,9 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
 
 
 class SqlStore(
-    SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary, SqlUsageAudit
-):
+    SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary, SqlUsageAudit,
+    SqlCanaryDepartures,
+):  # fmt: skip
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:

@@ -50,36 +50,13 @@ from sqlalchemy.types import DateTime, TypeDecorator
 from LLM_Mesh.core.check_state import MAX_WHY
 
 __all__ = [
-    "UTCDateTime",
-    "admin_key",
-    "api_keys",
-    "balances",
-    "canary_status",
-    "canary_verifiers",
-    "idempotency_keys",
-    "ledger_checkpoints",
-    "ledger_cosignatures",
-    "ledger_entries",
-    "ledger_head",
-    "ledger_keys",
-    "ledger_nodes",
-    "metadata",
-    "node_checks",
-    "node_keys",
-    "nodes",
-    "operators",
-    "pool_days",
-    "registry_replicas",
-    "requests",
-    "reward_periods",
-    "settle_batches",
-    "settle_holders",
-    "settle_leases",
-    "settlements",
-    "usage_audit_evidence",
-    "usage_audit_folds",
-    "usage_audit_windows",
-]
+    "UTCDateTime", "admin_key", "api_keys", "balances", "canary_departures", "canary_status",
+    "canary_verifiers", "idempotency_keys", "ledger_checkpoints", "ledger_cosignatures",
+    "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "metadata", "node_checks",
+    "node_keys", "nodes", "operators", "pool_days", "registry_replicas", "requests",
+    "reward_periods", "settle_batches", "settle_holders", "settle_leases", "settlements",
+    "usage_audit_evidence", "usage_audit_folds", "usage_audit_windows",
+]  # fmt: skip
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -529,6 +506,26 @@ canary_status = Table(
     Column("reason", String(512), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_canary_status_updated_at", "updated_at"),
+)
+
+#: The canary's evidence across sampled probes (``core/canary_departures.py``), shared by
+#: the replicas on one database and kept over a restart (migration 0030;
+#: ``registry/canary_departures_sync.py``): one CUSUM tally a row, keyed (node, model,
+#: kind, slice), ``""`` where the tally has none; ``written`` the wall clock of its last
+#: batch (the bound drops the lowest score first, then the least recently written).
+canary_departures = Table(
+    "canary_departures",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("slice", String(32), primary_key=True),
+    Column("score", Float(), nullable=False),
+    Column("probes", BigInteger(), nullable=False),
+    Column("departures", BigInteger(), nullable=False),
+    Column("at_first", BigInteger(), nullable=False),
+    Column("written", Float(), nullable=False),
+    Index("ix_canary_departures_score", "score"),
 )
 
 #: The usage audit's evidence, shared by the replicas on one database and kept over a

@@ -19,11 +19,12 @@ what all of them wrote (``core/usage_evidence.py``):
   each verdict claimed (the first replica to start the node's evidence over) and handed to
   ``on_verdict``. A failed write keeps the pending sums (merged with the next, bounded) and
   is logged.
-- **at stop** (:meth:`UsageAuditSync.stop`, the lifespan's end, SIGTERM): a run under way
-  ends first (cancelled in its write, its batch was lost: found 2026-12-06, audit33), then
-  what came meanwhile is written, each wait bounded by ``stop_s`` (a store that never
-  answered hung the shutdown: found 2026-12-06, review33; the answers not written are
-  logged). A replica killed loses its pending sums (``flush_s``).
+- **at stop** (:meth:`UsageAuditSync.stop`, the lifespan's end, SIGTERM; the loop, start
+  and stop are ``store_batch.StoreBatch``'s, shared with ``canary_departures_sync.py``): a
+  run under way ends first (cancelled in its write, its batch was lost: found 2026-12-06,
+  audit33), then what came meanwhile is written, each wait bounded by ``stop_s`` (a store
+  that never answered hung the shutdown: found 2026-12-06, review33; the answers not
+  written are logged). A replica killed loses its pending sums (``flush_s``).
 - **every** ``prune_every`` runs: the windows' rows older than a day and the least recently
   written evidence past :attr:`AuditPolicy.max_entries` (node, model) pairs dropped.
 
@@ -42,7 +43,6 @@ the grace) goes to the first open one (the store's ``add_usage_windows``: found
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
@@ -60,7 +60,7 @@ from LLM_Mesh.core.usage_audit import (
 )
 from LLM_Mesh.core.usage_evidence import bucket_of, fold_windows, standing, verdicts, window_due
 from LLM_Mesh.registry.ports import UsageAuditStore, UsageEvidenceRow, UsageWindowRow
-from LLM_Mesh.task_stop import cancel_and_wait
+from LLM_Mesh.registry.store_batch import StoreBatch
 
 __all__ = ["UsageAuditSync", "shares_usage_audit"]
 
@@ -103,8 +103,10 @@ def _row(model: str, node_id: str, ev: Evidence, epoch: int, bucket: int) -> Usa
     )  # fmt: skip
 
 
-class UsageAuditSync:
+class UsageAuditSync(StoreBatch):
     """See the module docstring."""
+
+    what = "usage audit"
 
     def __init__(
         self,
@@ -123,26 +125,22 @@ class UsageAuditSync:
     ) -> None:
         if flush_s <= 0 or prune_every < 1:
             raise ValueError("flush_s and prune_every must be positive")
+        super().__init__(flush_s, stop_s)
         self.store, self.policy, self.on_verdict = store, policy, on_verdict
-        self.clock, self.flush_s, self.grace_s = clock, flush_s, grace_s
+        self.clock, self.grace_s = clock, grace_s
         self.prune_every = prune_every
         self.store_clock = store_clock  # the windows on the database server's clock
         self.offset_s = 0.0  # the server's clock less ``clock``, as last measured
         # a measure of the offset whose round trip took longer is not taken (review33)
         self.clock_rtt_s = clock_rtt_s
         self.clock_skips = 0  # measures not taken
-        self.stop_s = stop_s  # the most a stop waits for the run under way, then its write
         self.max_pending = max(1, policy.max_entries if max_pending is None else max_pending)
         self.pending: dict[tuple[str, int, str], NodeUsage] = {}
         self.touched: set[str] = set()  # models answered for since the last run
         # the admin's view, by model: the standing last judged, each node's open-window answers
         self.views: dict[str, tuple[dict[str, Evidence], dict[str, int]]] = {}
         self.dropped = 0  # answers not counted: pending full
-        self.failures = 0  # runs whose store work failed
         self.runs = 0
-        self._task: asyncio.Task[None] | None = None
-        self._running = False  # the loop's run under way (not its sleep)
-        self._closing = False  # the loop ends after its run under way
 
     # -- hot path ---------------------------------------------------------------------
     def add(self, model: str, node_id: str, sample: AuditSample) -> None:
@@ -157,32 +155,9 @@ class UsageAuditSync:
         usage.add(sample)
         self.touched.add(model)
 
-    # -- background -------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        """Stop the loop, then write what is pending (judged by the next start or replica).
-        A run under way ends first: cancelled in its write, its batch (out of ``pending``)
-        was rolled back and lost (found 2026-12-06, audit33). A replica killed loses its
-        pending sums (at most ``flush_s`` of answers)."""
-        task, self._task = self._task, None
-        if task is not None and self._running:
-            self._closing = True  # the loop ends after this run
-            try:  # (the caller's cancel does not cancel the run)
-                await asyncio.wait({task}, timeout=self.stop_s)
-            except asyncio.CancelledError:
-                task.cancel()
-                raise
-            self._closing = False
-        if task is not None:
-            await cancel_and_wait(task)  # (a run past ``stop_s``: its batch lost, review33)
-        lost = sum(u.requests for u in self.pending.values())
-        try:  # bounded: a store that never answers does not hang the shutdown (review33)
-            await asyncio.wait_for(self.flush(), self.stop_s)
-        except Exception as exc:
-            log.warning("usage audit: %d answer(s) not written at stop (%r)", lost, exc)
+    # -- background (``store_batch.StoreBatch``: the loop, start and stop) --------------
+    def pending_note(self) -> str:
+        return f"{sum(u.requests for u in self.pending.values())} answer(s)"
 
     def now(self) -> float:
         """The time the windows are cut on: ``clock`` and the offset last measured."""
@@ -209,19 +184,9 @@ class UsageAuditSync:
             return
         self.offset_s = offset
 
-    async def _loop(self) -> None:
+    async def first(self) -> None:
         with contextlib.suppress(Exception):  # (a failure: the next run measures it)
             await self.sync_clock()  # before the first answers are put in windows
-        while not self._closing:
-            await asyncio.sleep(self.flush_s)
-            self._running = True
-            try:
-                await self.tick()
-            except Exception:  # a store failure: logged, the next run tries again
-                self.failures += 1
-                log.exception("usage audit: the shared evidence could not be written or read")
-            finally:
-                self._running = False
 
     async def tick(self) -> list[AuditVerdict]:
         """One run (:meth:`run_once`), each verdict claimed handed to ``on_verdict``."""

@@ -28,7 +28,7 @@ ALL_TABLES = {
     "canary_status", "canary_verifiers", "idempotency_keys", "node_checks", "registry_replicas",
     "reward_periods", "balances", "settle_holders", "pool_days", "settle_batches",
     "poll_versions", "ledger_cosignatures", "settle_leases", "ledger_secrets",
-    "usage_audit_windows", "usage_audit_evidence", "usage_audit_folds",
+    "usage_audit_windows", "usage_audit_evidence", "usage_audit_folds", "canary_departures",
 }  # fmt: skip
 
 
@@ -51,7 +51,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0029"]
+    assert script.get_heads() == ["0030"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -62,7 +62,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0029"
+            assert await conn.run_sync(_current) == "0030"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -82,7 +82,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0029"
+            assert await conn.run_sync(_current) == "0030"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from LLM_Mesh.core.canary_departures import Evidence
+from LLM_Mesh.core.canary_departures_step import Step
 from LLM_Mesh.core.retention import DAY_S, node_cutoff
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.admin import add_operator
@@ -287,3 +289,31 @@ async def test_attack_a_revoked_id_pruned_from_memory_stays_revoked() -> None:
     assert await store.claim_node_key("bad", "pk-bad", "alice", 2, NOW) is SeqResult.REVOKED
     assert await store.upsert_node(node("bad", registered_at=NOW)) is False
     assert await store.get_node("bad") is None
+
+
+async def test_a_departed_nodes_canary_tallies_go_with_its_row(store: SqlStore) -> None:
+    """The canary's tallies across sampled probes (``canary_departures``, migration 0030)
+    of a node whose row is pruned go with it (canarystore35: bounded by the departed nodes
+    too); a live node's stay."""
+    for node_id in ("gone", "live"):
+        await store.upsert_node(node(node_id, registered_at=NOW))
+        step = Step()
+        step.add(Evidence(4.0, 1, 0))
+        await store.add_canary_departures({(node_id, "m", "", ""): step}, [], 1.0)
+    await _age(store.engine, "gone")
+    assert await prune_nodes(store.engine, NOW - timedelta(days=30), 10) == 1
+    assert await _ids(store.engine, tables.canary_departures) == {"live"}
+
+
+async def test_a_departed_nodes_canary_tallies_go_with_its_row_in_memory() -> None:
+    """As the SQL test above, on the memory store (tidy35's pruning and canarystore35's
+    tallies merged: the tallies of a pruned node were kept)."""
+    store = MemoryStore()
+    for node_id in ("gone", "live"):
+        await store.upsert_node(node(node_id, registered_at=NOW))
+        step = Step()
+        step.add(Evidence(4.0, 1, 0))
+        await store.add_canary_departures({(node_id, "m", "", ""): step}, [], 1.0)
+    _age_memory(store, "gone")
+    assert await memory_pruner(store).poll() == 1
+    assert {k[0] for k in store.canary_departures} == {"live"}

@@ -1,0 +1,312 @@
+"""The canary's evidence across sampled probes through the store
+(``registry/canary_departures_sync.py``, ``core/canary_departures_step.py``, migration 0030;
+found and closed 2026-12-06, ``canarystore35``): the tallies lived in one process's memory,
+so a registry restart (each deploy) forgot a liar's evidence and it started from zero
+again, and replicas of one store each built their own. Now they are applied to the store's
+rows in batches off the request path, loaded at start, added up by every replica (each
+probe once), forgotten by ``nodes clear``, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from LLM_Mesh.core.canary_departures import Departures, DepartureTally, Evidence
+from LLM_Mesh.core.canary_departures_step import Counts, Step
+from LLM_Mesh.core.canary_shape import DEFAULT_MIX
+from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
+from LLM_Mesh.registry.canary_departures_sync import DepartureSync
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import Harness, running
+from tests.registry.test_canary import MODEL, LogprobNodes, prober, register, trust
+from tests.registry.test_canary_departures import leaves_at_once
+from tests.registry.test_canary_sampled import answered_by, sim
+
+# -- the step (pure) ----------------------------------------------------------------------
+
+
+def _counts(t: DepartureTally) -> Counts:
+    return Counts(t.score, t.probes, t.departures, t.at_first)
+
+
+def test_batches_applied_to_any_row_are_the_cusum_of_every_probe_once() -> None:
+    """A tally's probes cut into batches, each batch one step applied to what the row holds
+    then, give exactly the tally of every probe in order (score and counts); two steps
+    composed (a failed write kept) as well."""
+    rng = random.Random(7)
+    for _ in range(300):
+        evs = [Evidence(rng.uniform(-3.0, 2.5), 1, rng.choice([None, 0, 2]))
+               for _ in range(rng.randrange(1, 30))]  # fmt: skip
+        whole = DepartureTally()
+        for ev in evs:
+            whole.add(ev)
+        row, at = Counts(), 0
+        while at < len(evs):
+            n = rng.randrange(1, 6)
+            step = Step()
+            for ev in evs[at : at + n]:
+                step.add(ev)
+            if rng.random() < 0.3 and at + n < len(evs):  # a batch kept and merged
+                later = Step()
+                for ev in evs[at + n : at + 2 * n]:
+                    later.add(ev)
+                step, n = step.then(later), len(evs[at : at + 2 * n])
+            row, at = step.apply(row), at + n
+        expect = _counts(whole)
+        assert math.isclose(row.score, expect.score, abs_tol=1e-9), (row, expect)
+        assert (row.probes, row.departures, row.at_first) == (
+            expect.probes, expect.departures, expect.at_first,
+        )  # fmt: skip
+
+
+def test_adding_scores_would_count_twice_a_step_does_not() -> None:
+    """Two replicas' batches on one row: each step applied to the row as the other left
+    it is the CUSUM of both (an addition of scores, or a row written back from a value
+    read before, is not: the negative evidence of one is lost by the other's clamp)."""
+    a, b = Step(), Step()
+    for x in (5.0, -4.0):
+        a.add(Evidence(x, 1, None))
+    b.add(Evidence(-3.0, 1, None))
+    b.add(Evidence(4.0, 1, 0))
+    row = b.apply(a.apply(Counts()))
+    seq = DepartureTally()
+    for x in (5.0, -4.0, -3.0, 4.0):
+        seq.add(Evidence(x, 1, None))
+    assert math.isclose(row.score, seq.score)  # 4.0: max(0, 1 - 3) + 4
+    assert a.apply(Counts()).score + b.apply(Counts()).score != row.score  # 1 + 4
+
+
+# -- through a registry app -----------------------------------------------------------------
+
+
+async def _mesh(h: Harness) -> CanaryProber:
+    await register(h, "verifier", answered_by(sim()))
+    await register(h, "liar", leaves_at_once(sim(), sim(seed=7)))
+    await trust(h, "verifier")
+    p = prober(h)
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0)
+    return p
+
+
+async def _probes(p: CanaryProber, seeds: range) -> list[ProbeResult]:
+    """The liar probed in the shapes of ``seeds``, stopping at the first failure."""
+    out = []
+    for seed in seeds:
+        p.rng = random.Random(seed)
+        out.append(await p.probe("liar", MODEL))
+        if out[-1].verdict == "fail":
+            break
+    return out
+
+
+def _flagged(results: list[ProbeResult]) -> bool:
+    return bool(results) and results[-1].detail.startswith("sampled_departures")
+
+
+async def _fresh_count(tmp_path: Path, seeds: range) -> int:
+    """Probes of ``seeds`` a registry with no evidence needs to flag the liar."""
+    async with running(tmp_path, store=MemoryStore(), nodes=LogprobNodes()) as h:
+        out = await _probes(await _mesh(h), seeds)
+    assert _flagged(out), out[-1]
+    return len(out)
+
+
+def _sql(url: str) -> Any:
+    """A store on ``url`` for ``running`` (opened by the app's lifespan)."""
+    return SqlStore(url)
+
+
+def _sync(p: CanaryProber) -> DepartureSync:
+    assert isinstance(p.shared, DepartureSync)
+    return p.shared
+
+
+async def _by_hand(p: CanaryProber) -> DepartureSync:
+    """The app's sync with its loop stopped (what was pending written): the test's
+    ``run_once`` calls are then its only batches (none in flight when it reads)."""
+    sync = _sync(p)
+    await sync.stop()
+    return sync
+
+
+async def test_a_liars_evidence_survives_a_restart(tmp_path: Path, database_url: str) -> None:
+    """A registry probes the liar for 3/4 of the probes a fresh one needs, all passing, and
+    restarts on the same store (SQLite, PostgreSQL): it flags the liar with the remaining
+    probes alone. Failed before (the evidence in memory only): the restarted registry
+    needed as many probes from those shapes as a fresh one, more than remained."""
+    n = await _fresh_count(tmp_path / "fresh", range(200))
+    k = 3 * n // 4
+    again = await _fresh_count(tmp_path / "lost", range(k, k + 200))  # the evidence lost
+    assert again > n - k, (n, k, again)  # so the test can fail
+    async with running(tmp_path / "a", store=_sql(database_url), nodes=LogprobNodes()) as h:
+        before = await _probes(await _mesh(h), range(k))
+    assert len(before) == k and {r.verdict for r in before} == {"pass"}
+    async with running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as h:
+        p = await _mesh(h)
+        assert p.departures.get(("liar", MODEL, "", "")) is not None  # loaded at start
+        after = await _probes(p, range(k, k + 200))
+        assert _flagged(after) and after[-1].quarantined, after[-1]
+        assert len(after) <= n - k, (n, k, len(after))
+        await (await _by_hand(p)).run_once()  # the pair afresh in the store too
+        assert [r for r in await h.store.canary_departure_rows() if r[0][0] == "liar"] == []
+
+
+async def test_two_registries_on_one_store_add_up(tmp_path: Path, database_url: str) -> None:
+    """Two replicas on one store each probe the liar for half of what a fresh registry
+    needs: neither flags it alone, together they do (the second's batch applied on the
+    first's row and read back), and the store holds each probe once."""
+    n = await _fresh_count(tmp_path / "fresh", range(200))
+    k = n // 2
+    async with (
+        running(tmp_path / "a", store=_sql(database_url), nodes=LogprobNodes()) as ha,
+        running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as hb,
+    ):
+        pa, pb = await _mesh(ha), await _mesh(hb)
+        sa, sb = await _by_hand(pa), await _by_hand(pb)
+        first = await _probes(pa, range(k))
+        assert {r.verdict for r in first} == {"pass"}
+        await sa.run_once()
+        second = await _probes(pb, range(k, n))
+        assert {r.verdict for r in second} == {"pass"}  # B alone: too few
+        assert await sb.run_once() == 1  # A's row and B's batch: flagged
+        q = hb.runtime.quality
+        assert q is not None and q.quarantined("liar", MODEL)
+        await sb.run_once()
+        rows = await ha.store.canary_departure_rows()
+        assert [r for r in rows if r[0][0] == "liar"] == []  # started afresh, in the store too
+
+
+async def test_nodes_clear_forgets_the_evidence_in_the_store(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The admin's ``nodes clear`` (``Quality.clear``) drops the node's rows: a restart
+    after it loads none."""
+    async with running(tmp_path / "a", store=_sql(database_url), nodes=LogprobNodes()) as h:
+        p = await _mesh(h)
+        sync = await _by_hand(p)
+        assert {r.verdict for r in await _probes(p, range(12))} == {"pass"}
+        await sync.run_once()
+        assert any(key[0] == "liar" for key, _ in await h.store.canary_departure_rows())
+        q = h.runtime.quality
+        assert q is not None
+        await q.clear("liar")
+        assert p.departures.keys_of("liar", MODEL) == []
+        await sync.run_once()
+        assert not any(key[0] == "liar" for key, _ in await h.store.canary_departure_rows())
+    async with running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as h:
+        assert prober(h).departures.keys_of("liar", MODEL) == []
+
+
+class Spy(MemoryStore):
+    """A memory store noting the task of each call to the tallies' rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[asyncio.Task[Any] | None] = []
+
+    async def add_canary_departures(self, *args: Any) -> None:
+        self.calls.append(asyncio.current_task())
+        await super().add_canary_departures(*args)
+
+    async def canary_departure_rows(self, *args: Any) -> Any:
+        self.calls.append(asyncio.current_task())
+        return await super().canary_departure_rows(*args)
+
+
+async def test_the_batch_never_runs_on_the_request_path(tmp_path: Path) -> None:
+    """A probe adds to the tallies in memory only: no store call in the probe's task; the
+    batch writes them."""
+    store = Spy()
+    async with running(tmp_path, store=store, nodes=LogprobNodes()) as h:
+        p = await _mesh(h)
+        sync = await _by_hand(p)
+        task = asyncio.get_running_loop().create_task(_probes(p, range(10)))
+        assert {r.verdict for r in await task} == {"pass"}
+        assert task not in store.calls
+        assert sync.pending  # written by the batch, not before
+        await sync.run_once()
+        assert not sync.pending
+        assert any(key[0] == "liar" for key in store.canary_departures)
+
+
+async def test_the_store_drops_the_lowest_score_never_a_row_just_written(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Past a table's bound the lowest scores go (then the least recently written), never
+    a row written at or after ``before``; the other tables' rows are not counted."""
+    async with SqlStore(database_url) as store:
+        for i, score in enumerate([5.0, 1.0, 3.0, 2.0]):
+            step = Step()
+            step.add(Evidence(score, 1, 0))
+            await store.add_canary_departures({(f"n{i}", "m", "", ""): step}, [], 100.0 + i)
+        low = Step()
+        low.add(Evidence(0.5, 1, None))
+        await store.add_canary_departures({("new", "m", "", ""): low}, [], 200.0)
+        slice_step = Step()
+        slice_step.add(Evidence(0.1, 1, None))
+        await store.add_canary_departures({("n0", "m", "text", "top_p=1"): slice_step}, [], 90.0)
+        dropped = await store.prune_canary_departures({"pairs": 3, "slices": 5}, before=200.0)
+        assert dropped == 2
+        kept = {key[0] for key, _ in await store.canary_departure_rows() if not key[3]}
+        assert kept == {"n0", "n2", "new"}  # 1.0 and 2.0 gone; "new" (0.5) just written
+
+
+def test_a_flag_on_the_stores_tallies_starts_the_pair_afresh() -> None:
+    """A tally made the store's at its threshold is a flag: not kept, the pair afresh."""
+    d = Departures()
+    h = d.threshold()
+    assert d.set(("n", "m", "", ""), h / 2) is None and d.get(("n", "m", "", "")) is not None
+    flag = d.set(("n", "m", "stream", ""), h + 1.0, probes=9)
+    assert flag is not None and flag.probes == 9 and flag.kind == "stream"
+
+
+class Failing(MemoryStore):
+    """A memory store whose next ``fail`` batches fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 0
+
+    async def add_canary_departures(self, *args: Any) -> None:
+        if self.fail > 0:
+            self.fail -= 1
+            raise OSError("the store is away")
+        await super().add_canary_departures(*args)
+
+
+async def _noop(*_args: Any) -> None:
+    return None
+
+
+async def test_a_failed_batch_is_kept_composed_with_what_came_since() -> None:
+    """A batch the store refused is written with the next (each probe once); a pair started
+    afresh meanwhile keeps only what came after; pending keys are bounded."""
+    store, d = Failing(), Departures()
+    sync = DepartureSync(store, d, _noop, max_pending=4)
+    xs = [2.0, -1.0, 3.0]
+    d.add("n", "m", Evidence(xs[0], 1, 0))
+    d.add("gone", "m", Evidence(5.0, 1, 0))
+    store.fail = 1
+    try:
+        await sync.run_once()
+    except OSError:
+        pass
+    else:  # pragma: no cover - the store failed
+        raise AssertionError("the batch did not fail")
+    for x in xs[1:]:
+        d.add("n", "m", Evidence(x, 1, None))
+    d.forget("gone")
+    d.add("gone", "m", Evidence(1.0, 1, None))  # after the clear: kept
+    for i in range(6):  # past max_pending: judged here, not written
+        d.add(f"x{i}", "m", Evidence(1.0, 1, None))
+    assert sync.dropped == 4 and len(sync.pending) == 4  # n, gone, x0, x1
+    await sync.run_once()
+    rows = dict(await store.canary_departure_rows())
+    assert math.isclose(rows[("n", "m", "", "")].score, 4.0)  # 2 - 1 + 3, each once
+    assert rows[("n", "m", "", "")].probes == 3
+    assert math.isclose(rows[("gone", "m", "", "")].score, 1.0)  # the 5.0 before it: forgotten
