@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 
-from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.schemas import NodeRegistration
+from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.routing import Routing
 from tests.registry.helpers import ManualClock
