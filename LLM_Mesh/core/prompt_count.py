@@ -18,11 +18,27 @@ before. The header is the node's word, as its final ``usage`` is (neither is sig
 until the node's receipt, in its final chunk); it is only believed for a cut the client
 made, never for the node's own break (a node that claimed the bound and broke off would
 escape the usage audit, which judges finished answers only).
+
+**A node that stalls.** Nor is it believed when the node had stalled as the client left
+(found 2026-12-06, ``stall35``): a node could claim the bound, send one token and go
+quiet; a client that gave up waiting before the stream floor cut the node off (60 s of
+grace, then 0.25 tokens a second: ``core/stream_guard.py``) made a client's cut, charged
+at the claim: up to ~3× an honest count, paid to the node for a leave it caused. Its part
+was stalled when, at the leave, it had sent nothing with output for longer than the floor
+allows an event on its own time (:func:`stalled`: ``1 / min_rate``, 4 s, the grace not
+counted; :func:`quiet_s`: since its last event with output, else since its part opened,
+less the time the gateway spent writing to the client, and less at most the time its
+node's requests lost to each other, ``SharedTime``): such a leave is the node's doing, and
+the prompt pays the usual count, as a node that said nothing (:func:`believed_at_cut`). An
+honest node's tokens come 0.02-1 s apart (``stream_guard``: 1-60 a second); one that stalls
+past 4 s as the client leaves loses only what it was paid before money34. With the floor off
+(``min_rate`` 0) nothing is judged stalled.
 """
 
 from __future__ import annotations
 
-__all__ = ["HDR_PROMPT_TOKENS", "MAX_DIGITS", "said_prompt_tokens"]
+__all__ = ["HDR_PROMPT_TOKENS", "MAX_DIGITS", "believed_at_cut", "quiet_s", "said_prompt_tokens",
+           "stalled"]  # fmt: skip
 
 HDR_PROMPT_TOKENS = "X-Mesh-Prompt-Tokens"
 MAX_DIGITS = 12  # more than any prompt's bound (a body of at most 16 MiB: 2^24 bytes)
@@ -37,3 +53,26 @@ def said_prompt_tokens(value: str | None) -> int:
     if not text or len(text) > MAX_DIGITS or not text.isascii() or not text.isdigit():
         return 0
     return int(text)
+
+
+def quiet_s(now: float, since: float, client_s: float, lost_s: float) -> float:
+    """The seconds of a node part's own time without output at ``now``: since ``since`` (its
+    last event with output, else its part's opening), less ``client_s`` (the time the gateway
+    spent writing to the client since: not the node's) and ``lost_s`` (the time its node's
+    requests lost to each other since its floor's clock started, ``SharedTime.lost``: all of
+    it taken as lost in the quiet, which can only shorten it); at least 0."""
+    return max(0.0, now - since - max(0.0, client_s) - max(0.0, lost_s))
+
+
+def stalled(quiet: float, min_rate: float) -> bool:
+    """Whether a part ``quiet`` seconds without output (:func:`quiet_s`) has stalled: longer
+    than the floor allows an event, ``1 / min_rate`` (its grace not counted); never with the
+    floor off (``min_rate`` 0)."""
+    return min_rate > 0 and quiet * min_rate > 1.0
+
+
+def believed_at_cut(said: int, quiet: float, min_rate: float) -> int:
+    """The prompt count ``said`` (:func:`said_prompt_tokens`) a stream the client cut pays:
+    ``said``, or 0 (not said: the usual count) when its part had :func:`stalled` as the
+    client left, the leave then the node's doing (see the module docstring)."""
+    return 0 if stalled(quiet, min_rate) else said

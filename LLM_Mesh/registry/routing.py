@@ -219,10 +219,12 @@ class Routing:
             self._changed(models)
 
     def sync(self, node_id: str) -> None:
-        """Mirror the table's liveness of ``node_id`` into the router."""
+        """Mirror the table's liveness of ``node_id`` into the router; a node the table no
+        longer holds leaves routing as by :meth:`remove` (found 2026-12-06, ``stall35``: its
+        word that it may keep prompts stayed, in ``prompt_keepers`` and the router's pools)."""
         entry = self.table.get(node_id)
         if entry is None:
-            self.router.remove_node(node_id, self.clock())
+            self.remove(node_id)
             return
         self.router.set_routable(node_id, self.table.healthy(entry))
 

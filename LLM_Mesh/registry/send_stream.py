@@ -157,13 +157,18 @@ class NodeStream(PartReader):
                 # the node's events, read here (no generator in between: this runs per token)
                 framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
+                    outputs = self.outputs
                     batch, broken = self._events(framer.feed(got))
                     if framer.over and broken is None and not self._done:
                         broken = self._too_big()
                     now = clock()
                     slow = self._too_slow(now) if now > self.slow_at else None
+                    if self.outputs != outputs:  # not quiet (core/prompt_count.stalled)
+                        self.quiet_from, self.quiet_client = now, self.client_s
                     if batch:
+                        self.writing = now
                         yield batch
+                        self.writing = None
                         spent = clock() - now  # writing to the client: not the node's time
                         self.client_s += spent
                         self.slow_at += spent
@@ -322,6 +327,9 @@ class NodeStream(PartReader):
         if self._closed:
             return
         self._closed = True
+        # its prompt count, unless it had stalled as the client left: the leave then its
+        # doing (core/prompt_count.py, stall35); judged while its attempt is still open
+        said = self._said_at_cut()
         cut = 0
         if self.data and not self.usage_seen:  # cut off before the node's final chunk
             cut = self._unsigned_part(PartStatus.CUT)
@@ -336,3 +344,4 @@ class NodeStream(PartReader):
             tally.outcome = "cancelled"
             if not self.usage_seen:  # what this node delivered before the client left
                 tally.completion_tokens = cut
+                tally.said_prompt_tokens = said

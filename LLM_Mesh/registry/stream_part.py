@@ -54,6 +54,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.delivered import chunk_bytes, completion_cap, echo_advance, priced_completion
+from LLM_Mesh.core.prompt_count import believed_at_cut, quiet_s
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
@@ -167,6 +168,12 @@ class PartReader:
         self.client_s = 0.0  # time spent writing its events to the client: not its own
         self.slow_at = math.inf  # the moment it is too slow unless it sends more
         self.lost0 = 0.0  # its node's shared time lost when its floor's clock started
+        # since when it has sent nothing with output (a read's clock), ``client_s`` then, and
+        # since when the relay writes a batch to the client (None: not writing): whether it
+        # had stalled when the client left (core/prompt_count.stalled, stall35)
+        self.quiet_from = 0.0
+        self.quiet_client = 0.0
+        self.writing: float | None = None
 
     def _part(self) -> None:
         """A node part starts (its stream just opened, ``tally.node_id`` its node), with
@@ -176,6 +183,7 @@ class PartReader:
         self.echoes = {}
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
+        self.quiet_from, self.quiet_client, self.writing = self.opened, 0.0, None
         self.lost0 = self._lost(self.opened)
         self.slow_at = slow_at(self.ex.rt.stream_floor, self.opened, None, 0)
 
@@ -201,6 +209,21 @@ class PartReader:
         if node is None:
             return 0.0
         return self.ex.routing.shares.lost(node, now, streaming=self.first_at is not None)
+
+    def _said_at_cut(self) -> int:
+        """The prompt count its node said (``tally.said_prompt_tokens``) as the client cuts
+        the stream now: 0 (not believed) when the part had stalled (``core/prompt_count``:
+        nothing with output for longer than the floor allows an event, on its own time)."""
+        ex = self.ex
+        said = ex.tally.said_prompt_tokens
+        if not said:
+            return 0
+        now = ex.rt.clock()
+        client = self.client_s - self.quiet_client  # the relay's writes since: not its time
+        if self.writing is not None:  # the client left during a write
+            client += now - self.writing
+        quiet = quiet_s(now, self.quiet_from, client, self._lost(now) - self.lost0)
+        return believed_at_cut(said, quiet, ex.rt.stream_floor.min_rate)
 
     def _too_big(self) -> Broken:
         """The break when the event being read is past :data:`MAX_EVENT_BYTES`."""
