@@ -13,7 +13,9 @@ probe has evidence of the real counts, so it checks them (:func:`check_usage`):
   text cut to the probe's length (:func:`covering_entries`: the reference's tokens, their
   runs of other characters than whitespace as they are, every whitespace byte possibly a
   token of its own, as an honest engine may split ``"\n\n\n\n"`` or ``"\n\nThe"``
-  more finely than the reference; a text that diverged at a near tie is not counted);
+  more finely than the reference; a text that diverged at a near tie is not counted;
+  since canary35 a greedy probe's first reference tokens with no near tie that may spell
+  the text otherwise, :func:`kept_tokens`, one each, as an honest greedy node emits them);
 * the prompt against the verifier's ``usage.prompt_tokens`` for the same messages (the
   reference is asked with the probe's prompt or messages: the same file's tokenizer and
   chat template give the same count).
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "DEFAULT_SLACK",
@@ -43,8 +45,12 @@ __all__ = [
     "UsageVerdict",
     "check_usage",
     "covering_entries",
+    "kept_tokens",
     "stated_usage",
 ]
+
+REPLACEMENT = "\ufffd"
+"""A token holding part of a character (``core/canary.REPLACEMENT``)."""
 
 MAX_STOP_TOKENS = 64
 """The most a probe's ``stop`` strings add to the completion's slack (the pool's longest
@@ -155,7 +161,55 @@ def _squeeze(text: str) -> str:
     return "".join(text.split())
 
 
-def covering_entries(text: str, tokens: Sequence[str]) -> int | None:
+class _Entry(Protocol):
+    """A reference's token with its numbers (``core/canary.TokenLogprob``)."""
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def logprob(self) -> float: ...
+    @property
+    def top(self) -> Sequence[tuple[str, float]]: ...
+
+
+def kept_tokens(tokens: Sequence[_Entry], margin: float) -> int:
+    """How many of a greedy reference's ``tokens``, from the first, an honest greedy node
+    emits as they are where its text is a beginning of theirs (canary35): up to the first
+    token beside which another could be picked (its number within ``margin`` of the
+    reference's token's, listed, or unlisted where the last listed one is within it) and
+    would spell a text comparable with the reference's, whitespace aside (a whitespace
+    token, ``"\n"`` for ``"\n\n"``, ``" "`` for ``" The"``; ``"The"``; ``" Th"``), or a
+    token holding part of a character, or one with no candidates listed. The premise of
+    the greedy text rule (``canary.sure_prefix``): an honest node's numbers are within the
+    margin of the reference's, so it picks the reference's token where no other is near;
+    one that is near but spells another text leaves the reference (its text is then no
+    beginning of theirs, no count). A sampled probe keeps none (any token may be drawn)."""
+    rest = _squeeze("".join(t.token for t in tokens))
+    at = 0
+    for i, t in enumerate(tokens):
+        if REPLACEMENT in t.token or not t.top:
+            return i
+        ahead = rest[at:]
+        floor = t.logprob - margin
+        if min(lp for _, lp in t.top) >= floor:  # an unlisted token may be near too
+            return i
+        for alt, lp in t.top:
+            if alt != t.token and lp >= floor and _comparable(alt, ahead):
+                return i
+        at += len(_squeeze(t.token))
+    return len(tokens)
+
+
+def _comparable(token: str, ahead: str) -> bool:
+    """Whether ``token`` may spell a beginning of ``ahead`` (the reference's text from its
+    place, whitespace aside), or ``ahead`` and more (a stop string may cut it)."""
+    if REPLACEMENT in token:  # part of a character: its text is unseen
+        return True
+    got = _squeeze(token)
+    return ahead.startswith(got) or got.startswith(ahead)
+
+
+def covering_entries(text: str, tokens: Sequence[str], kept: int = 0) -> int | None:
     """The most tokens an honest engine spells ``text``, a text-only answer, with, where
     ``text`` is, whitespace aside, a beginning of the text of the reference's ``tokens``
     (cut to the probe's length): the pieces of its other characters than whitespace, each
@@ -173,7 +227,22 @@ def covering_entries(text: str, tokens: Sequence[str]) -> int | None:
     tokens do (a split ``"Th"``, ``"e"`` for ``"The"`` is within the slack once a probe).
     A padder is held to a token a byte of whitespace it sends. ``None`` where it is not a
     beginning (the stream diverged, at a near tie an honest node may take otherwise, or
-    ran past the reference in more than whitespace: no evidence of its count)."""
+    ran past the reference in more than whitespace: no evidence of its count).
+
+    ``kept`` (canary35, a greedy probe: :func:`kept_tokens`): the reference's first tokens
+    an honest node emits as they are; those the text spells as they are (whitespace and
+    all) count one each, the rest of the text as above. This rule alone is 1.48-1.75
+    times a text's true tokens (docs/benchmarks.md): a lone space, ``"▁The"``, may be
+    split off, and gemma's own tokens split ``"▁"`` off before digits."""
+    same, spelled = 0, ""
+    while same < min(kept, len(tokens)) and text.startswith(spelled + tokens[same]):
+        spelled += tokens[same]
+        same += 1
+    rest = _finest(text[len(spelled) :], tokens[same:])
+    return None if rest is None else same + rest
+
+
+def _finest(text: str, tokens: Sequence[str]) -> int | None:
     n = _spelling(_squeeze(text), tokens)
     if n is None:
         return None

@@ -473,7 +473,7 @@ class CanaryProber:
             flag = self.departures.add_probe(node_id, model, ev, shape)
         if flag is not None:
             v = Verdict(False, flag.describe(test))
-        counts = probe_counts(got, text, streamed_usage, whole, ref, shape)
+        counts = probe_counts(got, text, streamed_usage, whole, ref, shape, self.rule)
         if v.ok and counts is not None:  # the text is the model's, its count is not
             rec = await self.quality.record(
                 node_id, model, ok=False, reason=f"canary: {counts.describe()}"

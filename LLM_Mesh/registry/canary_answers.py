@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 
 from LLM_Mesh.core.answer_text import choice_fault, chunk_text
-from LLM_Mesh.core.canary import Answer
+from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule
 from LLM_Mesh.core.canary_shape import Shape, stops
 from LLM_Mesh.core.canary_usage import (
     StatedUsage,
     UsageVerdict,
     check_usage,
     covering_entries,
+    kept_tokens,
     stated_usage,
 )
 
@@ -31,18 +32,23 @@ def probe_counts(
     reference: Answer,
     cut: Answer,
     shape: Shape,
+    rule: Rule = DEFAULT_RULE,
 ) -> UsageVerdict | None:
     """The probe's ``usage`` held to its evidence (``core/canary_usage.py``): a non-streamed
     answer's completion to its own log-probability entries, a text-only one's (a stream, or
     no ``logprobs`` asked) to the entries of
     ``cut`` (the reference cut to its length) that spell its text; the prompt to the
-    verifier's count in ``reference`` (asked with the same prompt or messages)."""
+    verifier's count in ``reference`` (asked with the same prompt or messages). A greedy
+    text-only answer's count is held to one token each of the reference's first tokens an
+    honest node emits as they are (``canary_usage.kept_tokens``, up to the first near tie
+    that may spell the text otherwise, ``rule.stream_tie_margin``; since canary35)."""
     longest_stop = max((len(s.encode("utf-8")) for s in stops(shape)), default=0)
     if got is not None:
         usage, entries, covered = got.usage, len(got.tokens), None
     else:
         usage, entries = streamed_usage, None
-        covered = covering_entries(text or "", [t.token for t in cut.tokens])
+        kept = 0 if shape.sampled else kept_tokens(cut.tokens, rule.stream_tie_margin)
+        covered = covering_entries(text or "", [t.token for t in cut.tokens], kept)
     return check_usage(
         usage, reference.usage, entries=entries, reference_entries=covered,
         stop_bytes=longest_stop,

@@ -83,10 +83,31 @@ def honest_newlines(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def half_again(body: dict[str, Any]) -> dict[str, Any]:
+    """The model's honest text and log-probabilities; its completion count half again its
+    tokens and the end token (4 + 2 + 1): below the bound of every whitespace byte a token
+    (8 + 2), above the reference's tokens (4 + 2)."""
+    out = honest(body)
+    out["usage"] = {"prompt_tokens": 3, "completion_tokens": 7, "total_tokens": 10}
+    return out
+
+
+def near_ties(body: dict[str, Any]) -> dict[str, Any]:
+    """The verifier of a model where a lone space, ``" "``, is within a nat of each of its
+    tokens ``" tA"`` (listed second): an honest greedy node may split it off."""
+    out = honest(body)
+    lp = out["choices"][0]["logprobs"]
+    if lp is not None:
+        pairs = zip(lp["top_logprobs"], lp["token_logprobs"], strict=True)
+        lp["top_logprobs"] = [{**top, " ": v - 1.0} for top, v in pairs]
+    return out
+
+
 def honest_finer(body: dict[str, Any]) -> dict[str, Any]:
     """An honest engine that spells each of the reference's ``" tA"`` as ``" "``, ``"tA"``
     and ran on in newlines, one token each: 8 + 40 + the end token (ws34: held to 46 before,
-    canary34 counting only the whitespace past the reference's tokens)."""
+    canary34 counting only the whitespace past the reference's tokens). A sampled path, or
+    a greedy one where the reference shows each split near (:func:`near_ties`)."""
     out = honest(body)
     out["choices"][0]["text"] += "\n" * 40
     out["usage"] = {"prompt_tokens": 3, "completion_tokens": 8 + 40 + 1, "total_tokens": 52}
@@ -112,10 +133,11 @@ async def test_a_node_stating_a_byte_a_token_is_caught_by_a_probe(
     assert result.verdict == "fail" and result.quarantined, result
     # " tA tB tC tD": 4 tokens, 12-16 bytes: 28-32 stated, at most 4 + 2
     assert result.detail.startswith("usage_completion: "), result.detail
-    # a stream: its 4 spaces may each be a token of its own too (ws34), at most 8 + 2
+    # a stream: the reference's 4 tokens an honest greedy node emits as they are, no near
+    # tie beside them (canary35; ws34 to canary34: its 4 spaces possibly a token each, 8 + 2)
     bound, evidence = 6, "4 log-probability entries"
     if stream:
-        bound, evidence = 10, "8 the reference's tokens for that text split at whitespace"
+        bound, evidence = 6, "4 the reference's tokens for that text split at whitespace"
     assert result.detail.endswith(f" completion tokens stated, at most {bound} ({evidence} + 2)")
     q = mesh.runtime.quality
     assert q is not None and q.quarantined("inflater", MODEL)
@@ -191,11 +213,60 @@ async def test_a_text_padded_with_whitespace_is_held_to_a_count(
         assert result.verdict == "fail", result
         assert result.detail.startswith("usage_completion: "), result.detail
         assert result.detail.endswith(
-            " completion tokens stated, at most 11"
-            " (9 the reference's tokens for that text split at whitespace + 2)"
+            " completion tokens stated, at most 7"
+            " (5 the reference's tokens for that text split at whitespace + 2)"
         ), result.detail
         assert mesh.runtime.quality is not None
         await mesh.runtime.quality.clear("padder")
-        for node in ("newlines", "finer"):
-            result = await p.probe(node, MODEL, "def f():", shape)
-            assert result.verdict == "pass", result
+        result = await p.probe("newlines", MODEL, "def f():", shape)
+        assert result.verdict == "pass", result
+
+
+@pytest.mark.parametrize("path", [COMPLETIONS_PATH, CHAT_PATH])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_node_stating_half_again_its_tokens_on_text_only_answers_is_caught(
+    mesh: Harness, path: str, stream: bool
+) -> None:
+    """canary35: a text-only answer's count was held to a token each piece of its text and
+    each whitespace byte (ws34), 1.48-1.75 times its true tokens on gemma-3-270m's, so a
+    node stating half again its tokens passed (it failed before: 7 within 8 + 2). A greedy
+    probe's reference tokens with no near tie that spells the text otherwise are emitted as
+    they are by an honest node: 4 + 2."""
+    await register(mesh, "verifier")
+    await register(mesh, "liar", half_again)
+    await trust(mesh, "verifier")
+    shape = Shape(path=path, stream=stream, max_tokens=16, logprobs=False)
+    result = await prober(mesh).probe("liar", MODEL, "def f():", shape)
+    assert result.verdict == "fail" and result.quarantined, result
+    assert result.detail == (
+        "usage_completion: 7 completion tokens stated, at most 6"
+        " (4 the reference's tokens for that text split at whitespace + 2)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verifier", "temperature", "ok"),
+    [(honest, 0.7, True), (near_ties, 0.0, True), (honest, 0.0, False)],
+)
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_honest_node_splitting_whitespace_where_it_may_passes(
+    mesh: Harness, stream: bool, verifier: Any, temperature: float, ok: bool
+) -> None:
+    """ws34's honest engine splitting ``" tA"`` as ``" "``, ``"tA"`` (and running on in
+    newlines) passes where an honest engine may take that path: sampled (any token may be
+    drawn), or greedy where the reference shows ``" "`` near (no sure token: unverified, its
+    count within). Greedy beside no such tie (``" tA"`` 3 nats above all else) it is not the
+    model's path: since canary35 held to the reference's tokens, 4 + 40 + 2."""
+    await register(mesh, "verifier", verifier)
+    await register(mesh, "finer", honest_finer)
+    await trust(mesh, "verifier")
+    shape = Shape(stream=stream, max_tokens=None, logprobs=False, temperature=temperature)
+    result = await prober(mesh).probe("finer", MODEL, "def f():", shape)
+    if ok:
+        assert result.verdict in ("pass", "unverified"), result
+        assert not result.quarantined
+    else:
+        assert result.detail == (
+            "usage_completion: 49 completion tokens stated, at most 46"
+            " (44 the reference's tokens for that text split at whitespace + 2)"
+        ), result
