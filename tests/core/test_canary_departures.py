@@ -422,3 +422,16 @@ def test_eviction_matches_the_lowest_score_rule_under_rewrites_and_removals() ->
                     del model[min((v, k) for k, v in model.items() if k != key)[1]]
             assert set(kept) == set(model), seed
             assert len(kept._at) <= len(kept._heap) <= 2 * len(kept) + 65
+
+
+def test_a_slice_tallys_flag_names_its_kind_and_slice() -> None:
+    """A tally kept over one kind's slice says both, in that order, in its words."""
+    tally = DepartureTally(score=31.25, probes=40, departures=12, at_first=3,
+                           kind="stream", slice="endpoint=chat", threshold=30.0)  # fmt: skip
+    assert tally.describe() == (
+        "sampled_departures: log-likelihood ratio 31.2 ≥ 30.0 (honest chance ≤ e^-30.0 a run) "
+        "over 40 sampled probes (streamed ones, endpoint=chat alone), 12 leaving the "
+        "reference's arg max (3 at the first token)"
+    )
+    tally.kind = "text"
+    assert "probes (ones without log-probabilities, endpoint=chat alone), 12" in tally.describe()
