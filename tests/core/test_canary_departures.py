@@ -23,7 +23,7 @@ from LLM_Mesh.core.canary_departures import (
     probe_evidence,
     slices_of,
 )
-from LLM_Mesh.core.canary_shape import TEMPERATURES, Shape
+from LLM_Mesh.core.canary_shape import CHAT_PATH, TEMPERATURES, Shape
 
 FULL = (("a", math.log(0.6)), ("b", math.log(0.25)), ("c", math.log(0.1)), ("d", math.log(0.05)))
 
@@ -435,3 +435,34 @@ def test_a_slice_tallys_flag_names_its_kind_and_slice() -> None:
     )
     tally.kind = "text"
     assert "probes (ones without log-probabilities, endpoint=chat alone), 12" in tally.describe()
+
+
+@pytest.mark.parametrize(
+    ("t", "band"),
+    [
+        (0.2, "0.2-0.5"),
+        (0.5, "0.2-0.5"),
+        (0.51, "0.6-0.8"),
+        (0.8, "0.6-0.8"),
+        (0.81, "0.9-1"),
+        (1.0, "0.9-1"),
+    ],
+)
+def test_a_probes_temperature_band_includes_its_upper_bound(t: float, band: str) -> None:
+    assert slices_of(Shape(temperature=t)) == (
+        "endpoint=completions",
+        f"temperature={band}",
+        "top_p=none",
+    )
+
+
+def test_a_probes_slices_name_its_endpoint_and_the_top_p_it_sent() -> None:
+    """``top_p`` as the body carries it: none, a no-op 1 (or more) among the extras, or a
+    sampled probe's below 1, which wins over an extra's."""
+    chat = Shape(path=CHAT_PATH, temperature=0.7)
+    assert slices_of(chat) == ("endpoint=chat", "temperature=0.6-0.8", "top_p=none")
+    one = Shape(temperature=0.9, extras=(("top_p", 1),))
+    assert slices_of(one) == ("endpoint=completions", "temperature=0.9-1", "top_p=1")
+    below = Shape(temperature=0.9, extras=(("top_p", 1),), sampler=(("top_p", 0.95),))
+    assert slices_of(below)[2] == "top_p=<1"
+    assert slices_of(Shape(temperature=0.9, sampler=(("top_p", 1.5),)))[2] == "top_p=1"
