@@ -466,3 +466,15 @@ def test_a_probes_slices_name_its_endpoint_and_the_top_p_it_sent() -> None:
     below = Shape(temperature=0.9, extras=(("top_p", 1),), sampler=(("top_p", 0.95),))
     assert slices_of(below)[2] == "top_p=<1"
     assert slices_of(Shape(temperature=0.9, sampler=(("top_p", 1.5),)))[2] == "top_p=1"
+
+
+def test_a_reference_certain_of_its_token_bounds_the_chance_to_leave_at_zero() -> None:
+    """No other token listed and no probability left unlisted: no honest draw leaves the
+    reference's token, at any temperature; an alternative too unlikely to be written as
+    anything but e^-inf at the temperature counts for nothing either (a bound of 0, not
+    NaN, which would poison the tally)."""
+    sure = TokenLogprob("a", 0.0, (("a", 0.0),))
+    for t in (1e-300, 0.3, 1.0):
+        assert leave_bound(sure, t) == 0.0
+    unreachable = TokenLogprob("a", 0.0, (("a", 0.0), ("b", -1e10)))
+    assert leave_bound(unreachable, 1e-300) == 0.0
