@@ -478,3 +478,35 @@ def test_a_reference_certain_of_its_token_bounds_the_chance_to_leave_at_zero() -
         assert leave_bound(sure, t) == 0.0
     unreachable = TokenLogprob("a", 0.0, (("a", 0.0), ("b", -1e10)))
     assert leave_bound(unreachable, 1e-300) == 0.0
+
+
+def test_a_node_lying_in_one_slice_of_one_kind_alone_is_flagged_by_that_tally() -> None:
+    """Honest elsewhere (the pair's, the kind's and the slice-over-every-kind tallies stay
+    at 0), departing in one kind's slice: that tally flags, and says which it is."""
+    departures = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    chat, comp = "endpoint=chat", "endpoint=completions"
+    flags = []
+    for _ in range(6):
+        flags.append(departures.add("n", "m", Evidence(1.0, 4, 0), "text", (chat,)))
+        flags.append(departures.add("n", "m", Evidence(-1.5, 4, None), "stream", (chat,)))
+        flags.append(departures.add("n", "m", Evidence(-1.5, 4, None), "text", (comp,)))
+    flag = next(f for f in flags if f is not None)
+    assert flags.index(flag) == 3  # the second lie: 2.0 over the text probes at the chat end
+    assert (flag.kind, flag.slice, flag.probes, flag.departures) == ("text", chat, 2, 2)
+    assert "(ones without log-probabilities, endpoint=chat alone)" in flag.describe()
+
+
+def test_a_flag_over_every_probe_names_no_kind_and_no_slice() -> None:
+    """Each table's tally carries its own kind and slice: ``""`` for the pair's, the kind
+    alone for the kind's, ``""`` and the slice for a slice over every kind."""
+    d = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    flag = d.add("n", "m", Evidence(2.0, 4, 0))
+    assert flag is not None and (flag.kind, flag.slice) == ("", "")
+    flag = Departures(DepartureTest(threshold=2.0 - math.log(4))).add(
+        "n", "m", Evidence(2.0, 4, 0), "stream"
+    )
+    assert flag is not None and (flag.kind, flag.slice) == ("stream", "")
+    d = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    flag = d.add("n", "m", Evidence(2.0, 4, 0), "text", ("top_p=1",))
+    # every tally crossed at once; the one said is the last counted, the slice over every kind
+    assert flag is not None and (flag.kind, flag.slice) == ("", "top_p=1")
