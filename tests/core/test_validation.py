@@ -7,6 +7,7 @@ import pytest
 from LLM_Mesh.core.stream_guard import MAX_CONTEXT
 from LLM_Mesh.core.validation import (
     CHARS_PER_TOKEN_LENIENT,
+    ascii_digits,
     check_context,
     context_source,
     estimate_min_tokens,
@@ -86,3 +87,10 @@ def test_a_refusal_says_whose_context_and_what_to_do() -> None:
     assert narrowed == (
         ", the largest of the nodes this request may use declares now (the model's own: 32768)"
     )
+
+
+def test_only_ascii_digits_are_a_number() -> None:
+    """``²`` and ``٣`` are digits to ``str.isdigit()``; a number a peer writes is not."""
+    assert ascii_digits("0123456789")
+    for text in ("²", "٣", "12²", "", "12a", " 1"):
+        assert not ascii_digits(text), text
