@@ -510,3 +510,15 @@ def test_a_flag_over_every_probe_names_no_kind_and_no_slice() -> None:
     flag = d.add("n", "m", Evidence(2.0, 4, 0), "text", ("top_p=1",))
     # every tally crossed at once; the one said is the last counted, the slice over every kind
     assert flag is not None and (flag.kind, flag.slice) == ("", "top_p=1")
+
+
+def test_a_flag_clears_every_tally_of_its_pair_and_only_those() -> None:
+    """Once a (node, model) is flagged its evidence starts afresh in every table (the kinds'
+    and slices' half-way tallies too); another pair's is kept."""
+    d = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    d.add("o", "m", Evidence(1.0, 4, 0), "text", ("top_p=1",))
+    d.add("n", "m", Evidence(1.0, 4, 0), "text", ("top_p=1",))
+    assert d.add("n", "m", Evidence(1.0, 4, 0), "stream", ("top_p=none",)) is not None
+    for table in (d.tallies, d.kinds, d.slices):
+        assert [k for k in table if k[:2] == ("n", "m")] == []
+        assert [k for k in table if k[:2] == ("o", "m")] != []
