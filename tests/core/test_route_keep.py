@@ -225,3 +225,38 @@ def test_an_open_keeper_serves_only_the_requests_that_opted_in() -> None:
     got = _verdicts(r, 2.1)
     assert got[True, True] == got[False, True] == (Verdict.OK, "a")
     assert got[True, False] == got[False, False] == (Verdict.NO_NODE, None)
+
+
+def test_a_keyed_request_that_did_not_opt_in_takes_a_kept_node_but_never_a_keepers() -> None:
+    """No node open: a keyed request goes where places are kept for it, among the nodes
+    that keep no prompts unless it opted in (the keeper ``a`` is the idler one)."""
+    r = _keeper_router()
+    r.upsert_node("b", ("m",), now=0.0, max_concurrency=1, max_queue=8)
+    r.begin("b", "m", 1.0, keyed=True)
+    r.begin("b", "m", 1.0, keyed=True)  # b: busier than a
+    for nid in ("a", "b"):  # an anonymous 429 at each: kept for keyed requests
+        r.finish(r.begin(nid, "m", 1.1), 1.2, Outcome.OVERLOADED, retry_after_s=2.0)
+    assert r.pool_counts("m") == (0, 2, 0)
+    plain = RouteRequest(("m",), keyed=True)
+    assert {r.pick(plain, 1.3).node_id for _ in range(50)} == {"b"}
+    opted = RouteRequest(("m",), keyed=True, keepers=True)
+    assert {r.pick(opted, 1.3).node_id for _ in range(50)} == {"a"}
+
+
+def test_an_opted_in_request_waits_on_every_full_node_not_the_keepers_alone() -> None:
+    """Full nodes that keep no prompts count in an opted-in request's wait as in anyone's:
+    with no keeper at all it is told to wait, not that no node serves the model; beside a
+    full keeper, the sooner of the two."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("b", ("m",), now=0.0, max_concurrency=1, max_queue=8)
+    r.finish(r.begin("b", "m", 1.0, keyed=True), 1.1, Outcome.OVERLOADED, retry_after_s=2.0)
+    for keyed in (False, True):
+        plain = r.pick(RouteRequest(("m",), keyed=keyed), 1.2)
+        opted = r.pick(RouteRequest(("m",), keyed=keyed, keepers=True), 1.2)
+        assert plain.verdict is opted.verdict is Verdict.SATURATED
+        assert opted.wait_s == plain.wait_s
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=8)
+    r.keeps_prompts("a", frozenset({"m"}))
+    r.finish(r.begin("a", "m", 1.0, keyed=True), 1.1, Outcome.OVERLOADED, retry_after_s=30.0)
+    both = r.pick(RouteRequest(("m",), keyed=True, keepers=True), 1.2)
+    assert both.verdict is Verdict.SATURATED and both.wait_s == plain.wait_s
