@@ -260,3 +260,18 @@ def test_an_opted_in_request_waits_on_every_full_node_not_the_keepers_alone() ->
     r.finish(r.begin("a", "m", 1.0, keyed=True), 1.1, Outcome.OVERLOADED, retry_after_s=30.0)
     both = r.pick(RouteRequest(("m",), keyed=True, keepers=True), 1.2)
     assert both.verdict is Verdict.SATURATED and both.wait_s == plain.wait_s
+
+
+def test_a_keyed_request_naming_its_nodes_finds_them_among_the_kept_ones() -> None:
+    """No node open: a keyed request with ``allow_nodes`` or ``deny_nodes`` draws from the
+    kept nodes under its own constraints."""
+    r = Router(rng=random.Random(1))
+    for nid in ("b", "c", "d"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=1, max_queue=8)
+        r.begin(nid, "m", 1.0, keyed=True)
+        r.finish(r.begin(nid, "m", 1.1), 1.2, Outcome.OVERLOADED, retry_after_s=2.0)
+    assert r.pool_counts("m") == (0, 3, 0)
+    named = RouteRequest(("m",), keyed=True, allow_nodes=frozenset({"c"}))
+    assert {r.pick(named, 1.3).node_id for _ in range(20)} == {"c"}
+    denied = RouteRequest(("m",), keyed=True, deny_nodes=frozenset({"b", "d"}))
+    assert {r.pick(denied, 1.3).node_id for _ in range(20)} == {"c"}
