@@ -23,7 +23,7 @@ from LLM_Mesh.core.canary_departures import (
     probe_evidence,
     slices_of,
 )
-from LLM_Mesh.core.canary_shape import TEMPERATURES, Shape
+from LLM_Mesh.core.canary_shape import CHAT_PATH, TEMPERATURES, Shape
 
 FULL = (("a", math.log(0.6)), ("b", math.log(0.25)), ("c", math.log(0.1)), ("d", math.log(0.05)))
 
@@ -422,3 +422,103 @@ def test_eviction_matches_the_lowest_score_rule_under_rewrites_and_removals() ->
                     del model[min((v, k) for k, v in model.items() if k != key)[1]]
             assert set(kept) == set(model), seed
             assert len(kept._at) <= len(kept._heap) <= 2 * len(kept) + 65
+
+
+def test_a_slice_tallys_flag_names_its_kind_and_slice() -> None:
+    """A tally kept over one kind's slice says both, in that order, in its words."""
+    tally = DepartureTally(score=31.25, probes=40, departures=12, at_first=3,
+                           kind="stream", slice="endpoint=chat", threshold=30.0)  # fmt: skip
+    assert tally.describe() == (
+        "sampled_departures: log-likelihood ratio 31.2 ≥ 30.0 (honest chance ≤ e^-30.0 a run) "
+        "over 40 sampled probes (streamed ones, endpoint=chat alone), 12 leaving the "
+        "reference's arg max (3 at the first token)"
+    )
+    tally.kind = "text"
+    assert "probes (ones without log-probabilities, endpoint=chat alone), 12" in tally.describe()
+
+
+@pytest.mark.parametrize(
+    ("t", "band"),
+    [
+        (0.2, "0.2-0.5"),
+        (0.5, "0.2-0.5"),
+        (0.51, "0.6-0.8"),
+        (0.8, "0.6-0.8"),
+        (0.81, "0.9-1"),
+        (1.0, "0.9-1"),
+    ],
+)
+def test_a_probes_temperature_band_includes_its_upper_bound(t: float, band: str) -> None:
+    assert slices_of(Shape(temperature=t)) == (
+        "endpoint=completions",
+        f"temperature={band}",
+        "top_p=none",
+    )
+
+
+def test_a_probes_slices_name_its_endpoint_and_the_top_p_it_sent() -> None:
+    """``top_p`` as the body carries it: none, a no-op 1 (or more) among the extras, or a
+    sampled probe's below 1, which wins over an extra's."""
+    chat = Shape(path=CHAT_PATH, temperature=0.7)
+    assert slices_of(chat) == ("endpoint=chat", "temperature=0.6-0.8", "top_p=none")
+    one = Shape(temperature=0.9, extras=(("top_p", 1),))
+    assert slices_of(one) == ("endpoint=completions", "temperature=0.9-1", "top_p=1")
+    below = Shape(temperature=0.9, extras=(("top_p", 1),), sampler=(("top_p", 0.95),))
+    assert slices_of(below)[2] == "top_p=<1"
+    assert slices_of(Shape(temperature=0.9, sampler=(("top_p", 1.5),)))[2] == "top_p=1"
+
+
+def test_a_reference_certain_of_its_token_bounds_the_chance_to_leave_at_zero() -> None:
+    """No other token listed and no probability left unlisted: no honest draw leaves the
+    reference's token, at any temperature; an alternative too unlikely to be written as
+    anything but e^-inf at the temperature counts for nothing either (a bound of 0, not
+    NaN, which would poison the tally)."""
+    sure = TokenLogprob("a", 0.0, (("a", 0.0),))
+    for t in (1e-300, 0.3, 1.0):
+        assert leave_bound(sure, t) == 0.0
+    unreachable = TokenLogprob("a", 0.0, (("a", 0.0), ("b", -1e10)))
+    assert leave_bound(unreachable, 1e-300) == 0.0
+
+
+def test_a_node_lying_in_one_slice_of_one_kind_alone_is_flagged_by_that_tally() -> None:
+    """Honest elsewhere (the pair's, the kind's and the slice-over-every-kind tallies stay
+    at 0), departing in one kind's slice: that tally flags, and says which it is."""
+    departures = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    chat, comp = "endpoint=chat", "endpoint=completions"
+    flags = []
+    for _ in range(6):
+        flags.append(departures.add("n", "m", Evidence(1.0, 4, 0), "text", (chat,)))
+        flags.append(departures.add("n", "m", Evidence(-1.5, 4, None), "stream", (chat,)))
+        flags.append(departures.add("n", "m", Evidence(-1.5, 4, None), "text", (comp,)))
+    flag = next(f for f in flags if f is not None)
+    assert flags.index(flag) == 3  # the second lie: 2.0 over the text probes at the chat end
+    assert (flag.kind, flag.slice, flag.probes, flag.departures) == ("text", chat, 2, 2)
+    assert "(ones without log-probabilities, endpoint=chat alone)" in flag.describe()
+
+
+def test_a_flag_over_every_probe_names_no_kind_and_no_slice() -> None:
+    """Each table's tally carries its own kind and slice: ``""`` for the pair's, the kind
+    alone for the kind's, ``""`` and the slice for a slice over every kind."""
+    d = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    flag = d.add("n", "m", Evidence(2.0, 4, 0))
+    assert flag is not None and (flag.kind, flag.slice) == ("", "")
+    flag = Departures(DepartureTest(threshold=2.0 - math.log(4))).add(
+        "n", "m", Evidence(2.0, 4, 0), "stream"
+    )
+    assert flag is not None and (flag.kind, flag.slice) == ("stream", "")
+    d = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    flag = d.add("n", "m", Evidence(2.0, 4, 0), "text", ("top_p=1",))
+    # every tally crossed at once; the one said is the last counted, the slice over every kind
+    assert flag is not None and (flag.kind, flag.slice) == ("", "top_p=1")
+
+
+def test_a_flag_clears_every_tally_of_its_pair_and_only_those() -> None:
+    """Once a (node, model) is flagged its evidence starts afresh in every table (the kinds'
+    and slices' half-way tallies too); another pair's is kept."""
+    d = Departures(DepartureTest(threshold=2.0 - math.log(4)))
+    d.add("o", "m", Evidence(1.0, 4, 0), "text", ("top_p=1",))
+    d.add("n", "m", Evidence(1.0, 4, 0), "text", ("top_p=1",))
+    assert d.add("n", "m", Evidence(1.0, 4, 0), "stream", ("top_p=none",)) is not None
+    for table in (d.tallies, d.kinds, d.slices):
+        assert [k for k in table if k[:2] == ("n", "m")] == []
+        assert [k for k in table if k[:2] == ("o", "m")] != []

@@ -95,3 +95,19 @@ def test_alpha_one_follows_the_last_sample_and_zero_seconds_is_a_sample() -> Non
     for s in (3.0, 5.0):
         st.observe(s)
     assert (st.measured_s, st.samples) == (5.0, 3)
+
+
+def test_a_wait_under_a_second_is_quoted_as_it_is() -> None:
+    """Under a second of work ahead is that fraction (``retry_after_header`` rounds it up
+    to 1 s, not this), and work already done past the queue's leaves no wait."""
+    assert queue_wait_s(1, 0.5, 1) == 0.5
+    assert queue_wait_s(1, 0.5, 2) == 0.25
+    assert queue_wait_s(2, 1.0, 1, running_elapsed_s=[0.75]) == 1.25
+    assert queue_wait_s(1, 2.0, 1, running_elapsed_s=[5.0]) == 0.0
+
+
+def test_no_service_time_means_no_wait_whatever_is_running() -> None:
+    """A service time of 0 or below (nothing measured to plan with) quotes no wait, even
+    with requests that ran long: they count at most one service time, never against it."""
+    assert queue_wait_s(3, 0.0, 1, running_elapsed_s=[5.0, 5.0]) == 0.0
+    assert queue_wait_s(1, -1.0, 1, running_elapsed_s=[5.0, 5.0, 5.0]) == 0.0

@@ -1,5 +1,6 @@
-"""The retention cutoffs: the request log (keep_days, 0 keeps all, the rewards' window kept)
-and settled settlements (never within the longest earnings window)."""
+"""The retention cutoffs: the request log (keep_days, 0 keeps all, the rewards' window kept),
+settled settlements (never within the longest earnings window) and quiet ``nodes`` rows
+(never within a day past the forget bound nor within the rewards' window)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from LLM_Mesh.core.liveness import FORGET_FLOOR_S
 from LLM_Mesh.core.retention import (
     DAY_S,
     EARNINGS_MAX_DAYS,
+    node_cutoff,
     node_quiet,
     prune_bounds,
     request_log_cutoff,
@@ -89,3 +92,56 @@ def test_a_prune_refuses_no_limit_and_a_naive_time() -> None:
         prune_bounds(aware, 0)
     with pytest.raises(ValueError, match="timezone-aware"):
         prune_bounds(aware.replace(tzinfo=None), 1)
+
+
+def _node_cutoff(keep: int, forget: float = 3600.0, expiry: float = 60.0, period: int = 3600,
+                 grace: float = 10.0) -> float | None:  # fmt: skip
+    return node_cutoff(NOW, keep, forget_s=forget, expiry_s=expiry, reward_period_s=period,
+                       grace_s=grace)  # fmt: skip
+
+
+def test_a_quiet_node_row_goes_keep_days_after_it_was_last_heard() -> None:
+    assert _node_cutoff(30) == NOW - 30 * DAY_S
+    assert _node_cutoff(0) is None  # kept forever
+
+
+def test_a_node_row_is_kept_a_day_past_the_forget_bound() -> None:
+    """Whichever forgets later, the forget bound or the expiry plus the floor, plus a day:
+    no replica still holds the node when its row goes."""
+    assert _node_cutoff(1, forget=3600.0, expiry=60.0) == NOW - (3600 + DAY_S)
+    assert _node_cutoff(1, forget=100.0, expiry=5000.0) == NOW - (5000 + FORGET_FLOOR_S + DAY_S)
+    assert _node_cutoff(1, forget=0.0, expiry=0.0) == NOW - (FORGET_FLOOR_S + DAY_S)
+
+
+def test_a_node_row_is_kept_through_the_rewards_window() -> None:
+    """Its ``healthy_ms`` is read by the reward period due, up to two periods, the grace and
+    an hour back."""
+    week = 7 * DAY_S
+    assert _node_cutoff(1, period=week, grace=10.5) == NOW - (2 * week + 10.5 + 3600)
+    assert _node_cutoff(15, period=week, grace=0.0) == NOW - 15 * DAY_S  # keep_days is longer
+
+
+def test_the_smallest_node_cutoff_arguments_are_taken() -> None:
+    """The bounds are inclusive: no forget bound, no expiry, a 1 s reward period, no grace."""
+    got = node_cutoff(NOW, 1, forget_s=0.0, expiry_s=0.0, reward_period_s=1, grace_s=0.0)
+    assert got == NOW - (FORGET_FLOOR_S + DAY_S)
+
+
+@pytest.mark.parametrize(
+    ("keep", "forget", "expiry", "period", "grace"),
+    [
+        (-1, 0.0, 0.0, 1, 0.0),
+        (1, -1.0, 0.0, 1, 0.0),
+        (1, 0.0, -1.0, 1, 0.0),
+        (1, 0.0, 0.0, 0, 0.0),
+        (1, 0.0, 0.0, 1, -0.5),
+    ],
+)
+def test_node_cutoff_refuses_bad_arguments_in_words(
+    keep: int, forget: float, expiry: float, period: int, grace: float
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"^keep_days, forget_s, expiry_s, grace_s >= 0; reward_period_s >= 1$"
+    ):
+        node_cutoff(NOW, keep, forget_s=forget, expiry_s=expiry, reward_period_s=period,
+                    grace_s=grace)  # fmt: skip

@@ -7,6 +7,7 @@ import pytest
 from LLM_Mesh.core.stream_guard import MAX_CONTEXT
 from LLM_Mesh.core.validation import (
     CHARS_PER_TOKEN_LENIENT,
+    ascii_digits,
     check_context,
     context_source,
     estimate_min_tokens,
@@ -36,8 +37,11 @@ def test_prompt_plus_max_tokens_over_context() -> None:
     assert exc.param == "messages"
     assert exc.status == 400
     assert exc.code == "context_length_exceeded"
-    assert "gemma-3-270m" in exc.message
-    assert "1024" in exc.message
+    assert exc.message == (
+        "the prompt (at least ~100 tokens) plus max_tokens=925 exceeds gemma-3-270m's context "
+        "length of 1024 tokens; shorten the prompt or lower max_tokens"
+    )  # no source given: nothing said after the figure
+    assert exc.to_openai()["error"]["context_length"] == 1024  # for a program to read
 
 
 def test_max_tokens_alone_over_context() -> None:
@@ -80,4 +84,13 @@ def test_a_refusal_says_whose_context_and_what_to_do() -> None:
     )
     assert info.value.to_openai()["error"]["context_length"] == 4096
     narrowed = context_source(32_768, 32_768, constrained=True)
-    assert "the nodes this request may use" in narrowed
+    assert narrowed == (
+        ", the largest of the nodes this request may use declares now (the model's own: 32768)"
+    )
+
+
+def test_only_ascii_digits_are_a_number() -> None:
+    """``²`` and ``٣`` are digits to ``str.isdigit()``; a number a peer writes is not."""
+    assert ascii_digits("0123456789")
+    for text in ("²", "٣", "12²", "", "12a", " 1"):
+        assert not ascii_digits(text), text
