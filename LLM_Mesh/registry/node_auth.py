@@ -33,6 +33,7 @@ another process (the admin CLI, another replica) at the node's next message.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from LLM_Mesh.core.revocation_proof import RevocationSigner, revoked_request
 from LLM_Mesh.errors import (
     BadSignature,
     Forbidden,
+    InvalidCredential,
     MeshError,
     NodeIdMismatch,
     OperatorTokenRefused,
@@ -156,6 +158,20 @@ def _seq_error(result: SeqResult, node_id: str) -> MeshError:
     if result is SeqResult.OTHER_OPERATOR:
         return _other_operator(node_id)
     return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
+
+
+def check_signed_token(signed: str | None, token: str | None) -> None:
+    """401 unless the operator token sent is the one the node signed for (``signed``: its
+    SHA-256 in the signed body, ``operator_token_sha256``): a registration relayed with
+    another operator's token claims nothing (docs/security.md, attack32b). None: an older
+    node."""
+    if signed is None:
+        return
+    if token is None or not hmac.compare_digest(hash_secret(token), signed):
+        raise InvalidCredential(
+            "the operator token is not the one this registration was signed with "
+            "(operator_token_sha256): it was replaced on the way"
+        )
 
 
 class SignedNodeAuth:
