@@ -304,17 +304,19 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
 
     A registry app serves this path ahead of FastAPI (``registry/hot_heartbeat.py``) with
     :func:`absorb_heartbeat` too; this route is the same for other ASGI apps and tools."""
-    return await absorb_heartbeat(
-        get_runtime(request), node_id, request.headers, await request.body()
-    )
+    rt = get_runtime(request)
+    return await absorb_heartbeat(rt, node_id, request.headers, await request.body(),
+                                  _tries(request, rt))  # fmt: skip
 
 
 async def absorb_heartbeat(
-    rt: Runtime, node_id: str, headers: Mapping[str, str], body: bytes
-) -> dict[str, Any]:
+    rt: Runtime, node_id: str, headers: Mapping[str, str], body: bytes,
+    tries: CredentialTries | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
     case-insensitive), then the table, the router and the store (batched). Past
-    ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked."""
+    ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked. ``tries``: the
+    client's count of unknown node ids (``SignedNodeAuth.check_message``)."""
     if len(body) > MAX_HEARTBEAT_BYTES:
         raise InvalidRequest(
             f"a heartbeat holds at most {MAX_HEARTBEAT_BYTES} bytes (its loaded_models: at "
@@ -323,7 +325,7 @@ async def absorb_heartbeat(
             param="loaded_models",
         )
     try:
-        await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
+        await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body, tries)
     except Revoked as exc:
         raise revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers, exc) from None
     hb = _parse(Heartbeat, body)
@@ -416,7 +418,9 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     body = await request.body()
     headers = request.headers
     try:
-        await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, headers, body)
+        await rt.node_auth.check_message(
+            MessageKind.DEREGISTER, node_id, headers, body, _tries(request, rt)
+        )
     except Revoked as exc:
         raise revocation_signed(rt.revocations, MessageKind.DEREGISTER, headers, exc) from None
     try:

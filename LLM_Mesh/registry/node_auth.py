@@ -67,6 +67,7 @@ from LLM_Mesh.errors import (
     Revoked,
     UnknownNode,
 )
+from LLM_Mesh.registry.admin import UNKNOWN_NODE_IDS, CredentialTries
 from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
 
 
@@ -98,8 +99,9 @@ class NodeAuthenticator(Protocol):
     ) -> Grant: ...
 
     async def check_message(
-        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
-    ) -> None: ...
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
+        tries: CredentialTries | None = None,
+    ) -> None: ...  # fmt: skip
 
 
 def revocation_signed(
@@ -299,10 +301,22 @@ class SignedNodeAuth:
         return key
 
     async def check_message(
-        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
-    ) -> None:
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
+        tries: CredentialTries | None = None,
+    ) -> None:  # fmt: skip
+        """Raise unless ``headers`` sign ``body`` as a ``kind`` of ``target``. A signer whose
+        key is not in memory is looked up in the store, before any signature is checked: with
+        ``tries`` (the routes) at most ``admin.UNKNOWN_NODE_IDS_PER_MIN`` unknown ones a minute
+        from an address, then 429 before the read (found 2026-12-06, attack35b: made-up ids
+        read the store per request, without end); a known key is neither read nor counted."""
         msg = parse_signed(headers)
-        key = await self._key(msg.signer)
+        if msg.signer in self._keys or tries is None:
+            key = await self._key(msg.signer)
+        else:
+            scope = tries.before("node-id", UNKNOWN_NODE_IDS, "unknown node ids")
+            key = await self._key(msg.signer)
+            if key is None:
+                tries.wrong(scope, UNKNOWN_NODE_IDS)
         if key is None:
             if msg.signer == target:
                 raise UnknownNode(
