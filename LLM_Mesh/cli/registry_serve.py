@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
 from LLM_Mesh.config import DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.first_use import loopback_host
+from LLM_Mesh.core.trusted_proxies import FORWARDED_ENV, ignored_environment, parse_trusted_proxies
 from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S, MIN_WORKER_TIMEOUT_S
 from LLM_Mesh.errors import MeshError
 
@@ -95,6 +97,17 @@ def registry_serve(
         typer.Option(
             help="Redis for rate-limit buckets shared by every replica, e.g. "
             "redis://127.0.0.1:6379/0 \\[env LLM_MESH_REDIS_URL; default: per process]",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESSES",
+            envvar="LLM_MESH_TRUSTED_PROXIES",
+            show_envvar=False,
+            help="Balancers on other machines whose X-Forwarded-For names the client: IP "
+            "addresses or networks, comma-separated, never '*' (loopback is always one; "
+            "$FORWARDED_ALLOW_IPS is ignored) \\[env LLM_MESH_TRUSTED_PROXIES; default: loopback]",
         ),
     ] = None,
     canary_prompts: Annotated[
@@ -218,10 +231,14 @@ def registry_serve(
             **_observability(log_format, metrics_public, no_metrics),
         )
         settings.check_node_transport()  # not both --require-tls and the opt-out
+        proxies = parse_trusted_proxies(trusted_proxies)  # '*' refused (core/trusted_proxies)
         load_pool(settings.canary_prompts, settings.canary_prompts_mode)  # said before serving
     except ValueError as exc:
         raise _fail(exc) from exc
     _setup_logging(verbose, settings.log_format)
+    said = ignored_environment(os.environ.get(FORWARDED_ENV), proxies)
+    if said is not None and worker_index is None:  # said once, not by each worker too
+        logging.getLogger("LLM_Mesh.registry").warning("%s", said)
     ensure_home(settings.home)
     if workers > 1 and worker_index is None:
         raise typer.Exit(
@@ -233,7 +250,7 @@ def registry_serve(
         serve(
             settings, host=host, port=port,
             tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
-            sock=sock,
+            sock=sock, trusted_proxies=proxies,
         )  # fmt: skip
     except (MeshError, ValueError) as exc:  # a taken port, a database it cannot write, a
         raise _fail(exc) from exc  # certificate and key that are no pair: before serving

@@ -35,6 +35,11 @@ WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (c
 WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
 WRONG_OPERATOR_TOKENS_PER_MIN = 30  # ... of operator tokens (GET /v1/earnings), as the dashboard
 WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
+# node ids whose key is in neither memory nor the store, a minute per client address
+# (heartbeats, goodbyes: node_auth.SignedNodeAuth.check_message); a node that must register
+# again hears one 404 each
+UNKNOWN_NODE_IDS_PER_MIN = 60
+UNKNOWN_NODE_IDS = Limits(rpm=UNKNOWN_NODE_IDS_PER_MIN)
 
 
 @dataclass(frozen=True)

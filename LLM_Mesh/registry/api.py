@@ -16,7 +16,6 @@ node pins (``core/gateway_auth.py``), and the agreement of the node's session ke
 
 from __future__ import annotations
 
-import hmac
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -27,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
-from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind, hash_secret
+from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.netguard import NodeUrl
@@ -48,7 +47,6 @@ from LLM_Mesh.core.schemas import (
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.errors import (
     Forbidden,
-    InvalidCredential,
     InvalidRequest,
     NodeIdMismatch,
     OperatorTokenRefused,
@@ -57,13 +55,17 @@ from LLM_Mesh.errors import (
     UnknownNode,
 )
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.admin import CredentialTries, bearer, check_admin
+from LLM_Mesh.registry.admin import WRONG_OPERATOR_TOKENS, CredentialTries, bearer, check_admin
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
-from LLM_Mesh.registry.node_auth import revocation_signed, token_refusal_signed
+from LLM_Mesh.registry.node_auth import (
+    check_signed_token,
+    revocation_signed,
+    token_refusal_signed,
+)
 from LLM_Mesh.registry.node_forget import LIST_OPENAPI, stored_rows
 from LLM_Mesh.registry.node_table import NodeEntry, check_answer
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
@@ -136,32 +138,23 @@ async def register_node(request: Request) -> RegistrationAccepted:
 
     Verified before the body is parsed; then upserted into the table and the store. A 403
     ``revoked`` carries the registry key's signature (``node_auth.revocation_signed``), and
-    so does a 401 for an unknown operator token (``node_auth.token_refusal_signed``).
+    so does a 401 for an unknown operator token (``node_auth.token_refusal_signed``), of
+    which an address gets ``admin.WRONG_OPERATOR_TOKENS_PER_MIN`` a minute, then 429 before
+    the store is read (found 2026-12-06, attack35b: one signed registration sent again
+    unchanged read the store each time; ``GET /v1/earnings``' count, ``CredentialTries``).
     """
     rt = get_runtime(request)
-    body = await request.body()
+    tries = _tries(request, rt)
+    scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
     try:
-        return await _register(rt, request.headers, body)
+        return await _register(rt, request.headers, await request.body())
     except Revoked as exc:
         raise revocation_signed(
             rt.revocations, MessageKind.REGISTER, request.headers, exc
         ) from None
-    except OperatorTokenRefused as exc:
+    except OperatorTokenRefused as exc:  # unknown or none: counted (none costs no read)
+        tries.wrong(scope, WRONG_OPERATOR_TOKENS)
         raise token_refusal_signed(rt.revocations, request.headers, exc) from None
-
-
-def _check_signed_token(reg: NodeRegistration, token: str | None) -> None:
-    """401 unless the operator token sent is the one the node signed for (its SHA-256 in
-    the signed body, ``operator_token_sha256``): a registration relayed with another
-    operator's token claims nothing (docs/security.md, attack32b). None: an older node."""
-    signed = reg.operator_token_sha256
-    if signed is None:
-        return
-    if token is None or not hmac.compare_digest(hash_secret(token), signed):
-        raise InvalidCredential(
-            "the operator token is not the one this registration was signed with "
-            "(operator_token_sha256): it was replaced on the way"
-        )
 
 
 async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
@@ -178,7 +171,7 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
             f"the registration names node {reg.node_id!r} but is signed by {verified.node_id}",
             param="node_id",
         )
-    _check_signed_token(reg, verified.operator_token)
+    check_signed_token(reg.operator_token_sha256, verified.operator_token)
     checked: list[tuple[NodeUrl, tuple[str, ...]]] = []
 
     async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)
@@ -311,17 +304,19 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
 
     A registry app serves this path ahead of FastAPI (``registry/hot_heartbeat.py``) with
     :func:`absorb_heartbeat` too; this route is the same for other ASGI apps and tools."""
-    return await absorb_heartbeat(
-        get_runtime(request), node_id, request.headers, await request.body()
-    )
+    rt = get_runtime(request)
+    return await absorb_heartbeat(rt, node_id, request.headers, await request.body(),
+                                  _tries(request, rt))  # fmt: skip
 
 
 async def absorb_heartbeat(
-    rt: Runtime, node_id: str, headers: Mapping[str, str], body: bytes
-) -> dict[str, Any]:
+    rt: Runtime, node_id: str, headers: Mapping[str, str], body: bytes,
+    tries: CredentialTries | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
     case-insensitive), then the table, the router and the store (batched). Past
-    ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked."""
+    ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked. ``tries``: the
+    client's count of unknown node ids (``SignedNodeAuth.check_message``)."""
     if len(body) > MAX_HEARTBEAT_BYTES:
         raise InvalidRequest(
             f"a heartbeat holds at most {MAX_HEARTBEAT_BYTES} bytes (its loaded_models: at "
@@ -330,7 +325,7 @@ async def absorb_heartbeat(
             param="loaded_models",
         )
     try:
-        await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
+        await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body, tries)
     except Revoked as exc:
         raise revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers, exc) from None
     hb = _parse(Heartbeat, body)
@@ -423,7 +418,9 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     body = await request.body()
     headers = request.headers
     try:
-        await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, headers, body)
+        await rt.node_auth.check_message(
+            MessageKind.DEREGISTER, node_id, headers, body, _tries(request, rt)
+        )
     except Revoked as exc:
         raise revocation_signed(rt.revocations, MessageKind.DEREGISTER, headers, exc) from None
     try:

@@ -43,6 +43,7 @@ from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.trusted_proxies import LOOPBACK_PROXIES
 from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
@@ -536,6 +537,7 @@ def serve(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     sock: socket.socket | None = None,
+    trusted_proxies: tuple[str, ...] = LOOPBACK_PROXIES,
 ) -> None:
     """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``).
 
@@ -543,6 +545,7 @@ def serve(
     ``settings.registry_shutdown_s`` of the signal (``stop_watchdog.py``). ``sock``: one of
     ``--workers N`` (``registry/workers.py``) serves the socket its supervisor bound, shared
     by every worker (``host`` and ``port`` then only name it), and binds none of its own.
+    ``X-Forwarded-For`` is believed from ``trusted_proxies`` only (``core/trusted_proxies``).
     """
     from LLM_Mesh.registry.stop_watchdog import run_bounded
     from LLM_Mesh.slow_clients import WRITE_STALL_S, guarded_http, raise_fd_limit
@@ -578,17 +581,14 @@ def serve(
         # idle connections (each held up to READ_TIMEOUT_S) meet this soft limit of open files,
         # not the usual 1,024: ~35 a second from one client took every one (found 2026-12-05)
         raise_fd_limit()
-        app = trim_periodically(
-            freeze_after_startup(
-                create_registry_app(  # its admin key goes to the URLs it serves on too
-                    settings, served_urls=served_urls(host, port, tls_cert is not None)
-                )
-            ),
-            settings.malloc_trim_s,
+        registry = create_registry_app(  # its admin key goes to the URLs it serves on too
+            settings, served_urls=served_urls(host, port, tls_cert is not None)
         )
+        app = trim_periodically(freeze_after_startup(registry), settings.malloc_trim_s)
         run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
             beat_for_supervisor(app), settings.registry_shutdown_s, host=host, port=port,
             log_level=log_level, access_log=False,  # a worker of --workers N: beating (worker_beat)
+            forwarded_allow_ips=list(trusted_proxies),  # so uvicorn never reads $FORWARDED_ALLOW_IPS
             ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
             ssl_keyfile=tls_key and os.path.expanduser(tls_key),
             **uvicorn_log_kwargs(settings.log_format),

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.hot_routes import HotRoutesApp
+from LLM_Mesh.registry.admin import CredentialTries
 from LLM_Mesh.registry.api import absorb_heartbeat
 from LLM_Mesh.registry.errors import NOSNIFF, answer_exception
 from LLM_Mesh.registry.runtime import Runtime
@@ -116,7 +117,9 @@ async def _serve_heartbeat(scope: Scope, receive: Receive, send: Send) -> None:
     node_id = scope["hb_node_id"]
     try:
         body = await _read_body(receive)
-        answer = await absorb_heartbeat(rt, node_id, AsgiHeaders(scope["headers"]), body)
+        client = scope.get("client")  # its count of unknown node ids (attack35b)
+        tries = CredentialTries(rt.limiter, client[0] if client else None, rt.clock())
+        answer = await absorb_heartbeat(rt, node_id, AsgiHeaders(scope["headers"]), body, tries)
     except Exception as exc:
         response = await answer_exception(Request(scope, receive, send), exc)
         await response(scope, receive, send)

@@ -33,6 +33,7 @@ another process (the admin CLI, another replica) at the node's next message.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from LLM_Mesh.core.revocation_proof import RevocationSigner, revoked_request
 from LLM_Mesh.errors import (
     BadSignature,
     Forbidden,
+    InvalidCredential,
     MeshError,
     NodeIdMismatch,
     OperatorTokenRefused,
@@ -65,6 +67,7 @@ from LLM_Mesh.errors import (
     Revoked,
     UnknownNode,
 )
+from LLM_Mesh.registry.admin import UNKNOWN_NODE_IDS, CredentialTries
 from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
 
 
@@ -96,8 +99,9 @@ class NodeAuthenticator(Protocol):
     ) -> Grant: ...
 
     async def check_message(
-        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
-    ) -> None: ...
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
+        tries: CredentialTries | None = None,
+    ) -> None: ...  # fmt: skip
 
 
 def revocation_signed(
@@ -156,6 +160,20 @@ def _seq_error(result: SeqResult, node_id: str) -> MeshError:
     if result is SeqResult.OTHER_OPERATOR:
         return _other_operator(node_id)
     return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
+
+
+def check_signed_token(signed: str | None, token: str | None) -> None:
+    """401 unless the operator token sent is the one the node signed for (``signed``: its
+    SHA-256 in the signed body, ``operator_token_sha256``): a registration relayed with
+    another operator's token claims nothing (docs/security.md, attack32b). None: an older
+    node."""
+    if signed is None:
+        return
+    if token is None or not hmac.compare_digest(hash_secret(token), signed):
+        raise InvalidCredential(
+            "the operator token is not the one this registration was signed with "
+            "(operator_token_sha256): it was replaced on the way"
+        )
 
 
 class SignedNodeAuth:
@@ -283,10 +301,22 @@ class SignedNodeAuth:
         return key
 
     async def check_message(
-        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
-    ) -> None:
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
+        tries: CredentialTries | None = None,
+    ) -> None:  # fmt: skip
+        """Raise unless ``headers`` sign ``body`` as a ``kind`` of ``target``. A signer whose
+        key is not in memory is looked up in the store, before any signature is checked: with
+        ``tries`` (the routes) at most ``admin.UNKNOWN_NODE_IDS_PER_MIN`` unknown ones a minute
+        from an address, then 429 before the read (found 2026-12-06, attack35b: made-up ids
+        read the store per request, without end); a known key is neither read nor counted."""
         msg = parse_signed(headers)
-        key = await self._key(msg.signer)
+        if msg.signer in self._keys or tries is None:
+            key = await self._key(msg.signer)
+        else:
+            scope = tries.before("node-id", UNKNOWN_NODE_IDS, "unknown node ids")
+            key = await self._key(msg.signer)
+            if key is None:
+                tries.wrong(scope, UNKNOWN_NODE_IDS)
         if key is None:
             if msg.signer == target:
                 raise UnknownNode(

@@ -116,7 +116,7 @@ def test_each_worker_gets_the_options_given_on_the_command_line(
     port = _free_port()
     given = ["--home", str(tmp_path), "--port", str(port), "--database-url", PG, "--verbose",
              "--allow-private-node", "http://10.0.0.1:8801", "--allow-private-node",
-             "http://10.0.0.2:8801", "--anonymous-rpm", "0"]  # fmt: skip
+             "http://10.0.0.2:8801", "--anonymous-rpm", "0", "--trusted-proxies", "10.0.0.5"]  # fmt: skip
     out = runner.invoke(app, ["registry", "serve", "--workers", "4", *given],
                         env={"COLUMNS": "300", "LLM_MESH_ANONYMOUS_RPM": "7"})  # fmt: skip
     assert out.exit_code == 0, _said(out)
@@ -131,7 +131,7 @@ def test_each_worker_gets_the_options_given_on_the_command_line(
     assert list(argv[5:-4]) == [
         "--port", str(port), "--database-url", PG, "--home", str(tmp_path), "--verbose",
         "--allow-private-node", "http://10.0.0.1:8801", "--allow-private-node",
-        "http://10.0.0.2:8801", "--anonymous-rpm", "0",
+        "http://10.0.0.2:8801", "--anonymous-rpm", "0", "--trusted-proxies", "10.0.0.5",
     ]  # fmt: skip
 
 

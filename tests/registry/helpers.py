@@ -294,8 +294,9 @@ class TrustingNodeAuth:
         return Grant(operator=None, seq=0)
 
     async def check_message(
-        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
-    ) -> None:
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
+        tries: Any = None,
+    ) -> None:  # fmt: skip
         return None
 
 

@@ -1,0 +1,49 @@
+"""``--trusted-proxies``: whose ``X-Forwarded-For`` a replica believes (attack35b)."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.trusted_proxies import (
+    LOOPBACK_PROXIES,
+    ignored_environment,
+    parse_trusted_proxies,
+)
+
+
+@pytest.mark.parametrize("text", [None, "", " , "])
+def test_nothing_named_is_loopback_only(text: str | None) -> None:
+    assert parse_trusted_proxies(text) == LOOPBACK_PROXIES == ("127.0.0.1", "::1")
+
+
+def test_addresses_and_networks_after_loopback_each_once() -> None:
+    got = parse_trusted_proxies(" 10.0.0.5 ,10.1.0.0/16, 2001:db8::1, 10.0.0.5, 127.0.0.1")
+    assert got == ("127.0.0.1", "::1", "10.0.0.5", "10.1.0.0/16", "2001:db8::1")
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("*", "every client could then name any address"),
+        ("10.0.0.5,*", "every client could then name any address"),
+        ("0.0.0.0/0", "is every address"),
+        ("::/0", "is every address"),
+        ("lb.example", "not an IP address or network"),
+        ("10.0.0.5/24", "host bits set"),  # uvicorn: a literal that never matches, silently
+    ],
+)
+def test_anyone_or_what_uvicorn_would_take_for_a_literal_is_refused(text: str, said: str) -> None:
+    with pytest.raises(ValueError, match="--trusted-proxies") as exc:
+        parse_trusted_proxies(text)
+    assert said in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_environments_variable_is_said_to_be_ignored() -> None:
+    assert ignored_environment(None, LOOPBACK_PROXIES) is None
+    assert ignored_environment(" ", LOOPBACK_PROXIES) is None
+    said = ignored_environment("*", LOOPBACK_PROXIES)
+    assert said is not None
+    assert said.startswith("$FORWARDED_ALLOW_IPS='*' is ignored (* would let any client")
+    assert "127.0.0.1, ::1 only" in said and "--trusted-proxies" in said
+    said = ignored_environment("10.0.0.5", LOOPBACK_PROXIES)
+    assert said is not None and "would let" not in said
