@@ -7,7 +7,8 @@ with long streams, and a keyed request, first in line, waited for one of them to
 to the model's context) or got 429 at once (found 2026-12-05; docs/security.md, "Users and
 API keys"). A reservation, as a priority level's assured share in Kubernetes' API Priority
 and Fairness: anonymous requests may hold at most :func:`anonymous_cap` of a model's slots
-(the ``max_concurrency`` of its routable nodes, as this gateway sees them), ``share`` of
+(the ``max_concurrency`` of its routable nodes, as this gateway sees them; since share35
+only as far as each has shown it serves, ``core/route_pools.shown_slots``), ``share`` of
 them rounded down, and never the last one while ``share`` is below 1; the rest stay free
 for keyed requests, which take any slot. So a keyed request finds a free slot at once
 unless keyed requests themselves hold the reserve. The count is the process's own, or
@@ -32,7 +33,10 @@ from __future__ import annotations
 
 import math
 
+from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Outcome
+
 __all__ = [
+    "ASKS_THE_SHARE",
     "DEFAULT_ANONYMOUS_SHARE",
     "KEYED_RECENT_S",
     "anonymous_cap",
@@ -45,6 +49,14 @@ DEFAULT_ANONYMOUS_SHARE = 0.75
 #: a model with a keyed request at this process within this many seconds has keyed demand:
 #: its whole reserve is kept (module docstring)
 KEYED_RECENT_S = 60.0
+
+#: how a node's attempt ended for the send stage to ask, before an anonymous request fails
+#: over, whether the model's anonymous requests are past the share as counted then
+#: (``registry/admit.over_share``): a refusal (429, 503), and a failure before any answer
+#: (a 500, a dropped connection, a timeout): for the share the same, the request has no
+#: slot and the next node's may be a kept one (found 2026-12-06, share35: a node failing
+#: fast with a 500 sent each anonymous request it was given into a kept slot)
+ASKS_THE_SHARE: frozenset[Outcome] = BUSY | HARD_FAILURES
 
 
 def anonymous_cap(slots: int, share: float, keyed_demand: bool = True) -> int:

@@ -95,7 +95,7 @@ _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (sc
 _NO_MODELS: frozenset[str] = frozenset()
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "keyed_at", "anon_in_flight", "anon_closed", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
+         "keyed_at", "anon_in_flight", "anon_closed", "shown", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
 
 
 class Router:
@@ -293,12 +293,17 @@ class Router:
         self._index.set_keeps(self._nodes.get(node_id), node_id, models)
 
     def slots(self, model: str, held_out: bool = False) -> int:
-        """The anonymous share's count: ``model``'s declared slots (``Pool.declared_slots``)
-        less its full nodes' idle ones (``idle_full_slots``, attack33), less those of its
-        nodes that may keep prompts if ``held_out`` (``held_out_slots``, review33c). O(1):
-        the pool keeps these counts as its nodes change (``route_pools.Pools.recount``)."""
+        """The anonymous share's count: of ``model``'s declared slots less its full nodes'
+        idle ones (``idle_full_slots``, attack33), less those of its nodes that may keep
+        prompts if ``held_out`` (``held_out_slots``, review33c), those its nodes have shown
+        they serve (``Pool.shown_slots``, share35), at least 2; all until one of its nodes
+        has answered here. O(1): counts kept by the pools (``Pools.recount``)."""
         p = self._pools.get(model, _NO_POOL)
-        return p.declared - p.idle - (p.held - p.held_idle if held_out else 0)
+        counted = p.declared - p.idle - (p.held - p.held_idle if held_out else 0)
+        if not p.answered:
+            return counted
+        shown = p.shown - (p.held_shown if held_out else 0)
+        return shown if shown >= 2 or shown >= counted else min(2, counted)
 
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:
@@ -487,6 +492,8 @@ class Router:
             if st.waiting == 0:
                 st.waiting_since_sum = 0.0
         was = band(st)
+        if outcome is Outcome.SUCCESS and st.in_flight > st.shown:  # served this many at once
+            st.shown = min(st.in_flight, st.max_concurrency)
         st.in_flight -= 1
         if not att.keyed:
             st.anon_in_flight -= 1
@@ -546,8 +553,10 @@ class Router:
         return ejected
 
     def _failed(self, st: NodeStats, now: float) -> bool:
-        """A hard failure: the success EWMA learns it, and the node is ejected if it may be."""
+        """A hard failure: the success EWMA learns it, and the node is ejected if it may be;
+        what it has shown it serves starts over (the anonymous share's count, share35)."""
         st.success.observe(0.0, now)
+        st.shown = 0
         return self._maybe_eject(st, now)
 
     def _late(self, att: Attempt, now: float, outcome: Outcome) -> bool:

@@ -13,10 +13,11 @@ request that opted in (``core/route_keep.py``; found 2026-12-06, keeppick34). Th
 the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`), written when the
 node enters and again after every update of what the row holds (:meth:`Pools.rewrite`).
 Each pool also keeps the anonymous share's slot counts (``Pool.declared``, ``idle``,
-``held``, ``held_idle``) and how many nodes that may keep prompts it holds open or shut
+``held``, ``held_idle``, and what its nodes have shown they serve: ``shown``, ``held_shown``,
+:func:`shown_slots`) and how many nodes that may keep prompts it holds open or shut
 (``held_open``, ``held_shut``), changed where a node enters or leaves one of its sets
-(:meth:`Pools.move`), where its requests in flight or ``anon_closed`` change while it
-stays (:meth:`Pools.recount`, from :meth:`Pools.rewrite`) and where the nodes that may
+(:meth:`Pools.move`), where its requests in flight, ``anon_closed`` or ``shown`` change
+while it stays (:meth:`Pools.recount`, from :meth:`Pools.rewrite`) and where the nodes that may
 keep prompts change (:meth:`Pools.set_keeps`): read in O(1) per anonymous request
 (tests/core/test_route_pools_counts.py compares them with a full pass).
 """
@@ -32,7 +33,7 @@ from LLM_Mesh.core.priority import keeps_places, kept_places
 from LLM_Mesh.core.scoring import ROW, NodeStats, node_row
 
 __all__ = ["EJECTED", "FULL", "KEPT", "NONE", "OPEN", "Pool", "Pools", "RowPart",
-           "anonymous_limit", "band", "heard_keyed", "idle_slots", "unspared"]  # fmt: skip
+           "anonymous_limit", "band", "heard_keyed", "idle_slots", "shown_slots", "unspared"]  # fmt: skip
 
 NONE, OPEN, KEPT, FULL, EJECTED = 0, 1, 2, 3, 4
 _NO_MODELS: frozenset[str] = frozenset()
@@ -87,17 +88,34 @@ def idle_slots(st: NodeStats, where: int) -> int:
     return 0
 
 
+def shown_slots(st: NodeStats, where: int) -> int:
+    """What ``st`` at ``where`` adds to its pools' shown count (:meth:`Pool.shown_slots`):
+    of the slots the share counts of it (its ``max_concurrency`` less :func:`idle_slots`),
+    those it has shown it serves: ``st.shown`` (the most of this router's requests it held at
+    once when one was answered), or, while this router holds ``n`` requests there, at least
+    ``2n + 1``, so that the share grows into a node that takes what it is sent (at share 0.75
+    a cap must count a third more slots than the requests it lets on). Found 2026-12-06
+    (share35): an open node's declared slots, counted whole, lent the share every honest
+    slot while the router sent it nothing (a phantom, slower than they as measured)."""
+    counted = st.max_concurrency - idle_slots(st, where)
+    n = st.in_flight
+    room = st.shown if n <= 0 else max(st.shown, 2 * n + 1)
+    return counted if room >= counted else room
+
+
 class Pool:
     """One model's routable nodes (see the module docstring), and its slot counts, kept as
     its nodes come, go and change (:class:`Pools`), so the anonymous share reads them in
     O(1): ``declared`` (the ``max_concurrency`` of its open, kept and full nodes), ``idle``
     (their :func:`idle_slots`), ``held`` and ``held_idle`` (the same of the nodes that may
-    keep prompts for the model, ``Pools.keeps``); ``held_open`` and ``held_shut``: how many
+    keep prompts for the model, ``Pools.keeps``), ``shown`` and ``held_shown`` (their
+    :func:`shown_slots`, all and those that may keep prompts); ``held_open`` and ``held_shut``: how many
     of those nodes are open, and kept or full (``Router.pool_counts``: found 2026-12-06,
     review34, anon34 asked the router at each anonymous request's admission instead)."""
 
-    __slots__ = ("declared", "ejected", "full", "full_keep", "held", "held_idle", "held_open",
-                 "held_shut", "idle", "kept", "kept_keep", "open", "open_keep")  # fmt: skip
+    __slots__ = ("answered", "declared", "ejected", "full", "full_keep", "held", "held_idle",
+                 "held_open", "held_shown", "held_shut", "idle", "kept", "kept_keep", "open",
+                 "open_keep", "shown")  # fmt: skip
 
     def __init__(self) -> None:
         # the nodes that keep no prompts for the model (every request's)...
@@ -111,6 +129,8 @@ class Pool:
         self.ejected = 0
         self.declared = self.idle = self.held = self.held_idle = 0
         self.held_open = self.held_shut = 0
+        self.shown = self.held_shown = 0
+        self.answered = 0  # of its nodes, those with ``shown`` (one answered here at least)
 
     @property
     def size(self) -> int:
@@ -152,14 +172,27 @@ class Pool:
         that may keep prompts for the model (``Pools.keeps``)."""
         return self.held - self.held_idle
 
-    def tally(self, st: NodeStats, idle: int, keeps: bool, sign: int, where: int) -> None:
-        """``st`` (adding ``idle``) comes in (``sign`` 1) or goes (-1) at ``where``."""
+    def shown_slots(self) -> int:
+        """Of the slots counted (declared less :meth:`idle_full_slots`), those its nodes have
+        shown they serve (:func:`shown_slots`): what the anonymous share counts (share35)."""
+        return self.shown
+
+    def tally(
+        self, st: NodeStats, idle: int, shown: int, keeps: bool, sign: int, where: int,
+        answered: bool,
+    ) -> None:  # fmt: skip
+        """``st`` (adding ``idle`` and ``shown``, and one to ``answered`` if ``answered``)
+        comes in (``sign`` 1) or goes (-1) at ``where``."""
         mc = st.max_concurrency
         self.declared += sign * mc
         self.idle += sign * idle
+        self.shown += sign * shown
+        if answered:
+            self.answered += sign
         if keeps:
             self.held += sign * mc
             self.held_idle += sign * idle
+            self.held_shown += sign * shown
             self.held_keeper(where, sign)
 
     def held_keeper(self, where: int, sign: int) -> None:
@@ -173,13 +206,17 @@ class Pool:
 class Pools:
     """Every model's :class:`Pool` and each node's place in them."""
 
-    __slots__ = ("by_model", "idle", "keeps", "out", "place")
+    __slots__ = ("answered", "by_model", "idle", "keeps", "out", "place", "shown")
 
     def __init__(self) -> None:
         self.by_model: dict[str, Pool] = {}
         self.place: dict[str, int] = {}
         # node id -> its :func:`idle_slots` as its pools count them now (none: 0)
         self.idle: dict[str, int] = {}
+        # node id -> its :func:`shown_slots` as its pools count them now (none: 0)
+        self.shown: dict[str, int] = {}
+        # the nodes counted in their pools' ``answered`` now (``st.shown`` then)
+        self.answered: set[str] = set()
         # node id -> the models it may keep prompts for (``Pool.held``; ``set_keeps``)
         self.keeps: dict[str, frozenset[str]] = {}
         # a node placed in some of its models' pools only, those it is ejected from (rare:
@@ -189,15 +226,14 @@ class Pools:
     def rewrite(self, st: NodeStats, part: RowPart) -> None:
         """Write ``part`` of ``st``'s rows again (one per model) if it has rows (open or
         kept). ``part``: ``scoring.write_row`` or one of its three parts. Called after every
-        change to a node that stays where it is, so a kept or full one's counts are
-        :meth:`recount` here."""
+        change to a node that stays where it is, so its counts are :meth:`recount` here."""
         nid = st.node_id
         where = self.place.get(nid)
-        if where != OPEN:  # an open node adds no idle slots: nothing to count again
-            if where in (KEPT, FULL):
-                self.recount(st, where)
-            if where != KEPT:
-                return
+        if where is None or not OPEN <= where <= FULL:
+            return
+        self.recount(st, where)
+        if where == FULL:
+            return
         models = st.models
         if self.out:  # ejected from some of its pools: no row there
             out = self.out.get(nid)
@@ -234,9 +270,18 @@ class Pools:
             return False
         keeps = self.keeps.get(nid, _NO_MODELS)
         was_idle = self.idle.pop(nid, 0)
+        was_shown = self.shown.pop(nid, 0)
+        was_answered = nid in self.answered
+        self.answered.discard(nid)
         idle = idle_slots(st, target)
+        shown = shown_slots(st, target) if OPEN <= target <= FULL else 0
         if idle:
             self.idle[nid] = idle
+        if shown:
+            self.shown[nid] = shown
+        answered = bool(st.shown) and OPEN <= target <= FULL
+        if answered:
+            self.answered.add(nid)
         for m in st.models:
             pool = self.by_model.get(m)
             if pool is None:
@@ -245,13 +290,13 @@ class Pools:
             here = EJECTED if m in was_out and current != NONE else current
             if OPEN <= here <= FULL:
                 pool.take(st, here, keeper)
-                pool.tally(st, was_idle, keeper, -1, here)
+                pool.tally(st, was_idle, was_shown, keeper, -1, here, was_answered)
             elif here == EJECTED:
                 pool.ejected -= 1
             there = EJECTED if m in out and target != NONE else target
             if OPEN <= there <= FULL:
                 pool.put(st, m, there, keeper)
-                pool.tally(st, idle, keeper, 1, there)
+                pool.tally(st, idle, shown, keeper, 1, there, answered)
             elif there == EJECTED:
                 pool.ejected += 1
         self.place[nid] = target
@@ -262,22 +307,41 @@ class Pools:
         return True
 
     def recount(self, st: NodeStats, where: int) -> None:
-        """After a change to ``st``'s requests in flight or ``anon_closed`` where it stays
-        (``where``: ``KEPT`` or ``FULL``): its :func:`idle_slots` in its pools' counts (its
-        models but those it is ejected from); nothing when unchanged."""
-        idle = 0
-        if where == FULL or st.anon_closed:  # idle_slots, inline: on a request's path
-            idle = st.max_concurrency - st.in_flight
+        """After a change to ``st``'s requests in flight, ``anon_closed`` or ``shown`` where it
+        stays (``where``: ``OPEN``, ``KEPT`` or ``FULL``): its :func:`idle_slots` and
+        :func:`shown_slots` in its pools' counts (its models but those it is ejected from);
+        nothing when unchanged."""
+        mc, n = st.max_concurrency, st.in_flight
+        idle = 0  # idle_slots and shown_slots, inline: on a request's path
+        if where == FULL or (where == KEPT and st.anon_closed):
+            idle = mc - n
             if idle < 0:
                 idle = 0
-        nid, idles = st.node_id, self.idle
+        shown = st.shown
+        if n > 0 and 2 * n + 1 > shown:
+            shown = 2 * n + 1
+        if shown > mc - idle:
+            shown = mc - idle
+        nid, idles, showns = st.node_id, self.idle, self.shown
         d = idle - idles.get(nid, 0)
-        if not d:
+        ds = shown - showns.get(nid, 0)
+        da = (st.shown > 0) - (nid in self.answered)
+        if not d and not ds and not da:
             return
-        if idle:
-            idles[nid] = idle
-        else:
-            del idles[nid]
+        if da > 0:
+            self.answered.add(nid)
+        elif da:
+            self.answered.discard(nid)
+        if d:
+            if idle:
+                idles[nid] = idle
+            else:
+                del idles[nid]
+        if ds:
+            if shown:
+                showns[nid] = shown
+            else:
+                del showns[nid]
         keeps, models = self.keeps.get(nid, _NO_MODELS), st.models
         if self.out and nid in self.out:
             models = models - self.out[nid]
@@ -285,8 +349,11 @@ class Pools:
         for m in models:
             pool = by_model[m]
             pool.idle += d
+            pool.shown += ds
+            pool.answered += da
             if m in keeps:
                 pool.held_idle += d
+                pool.held_shown += ds
 
     def set_keeps(self, st: NodeStats | None, nid: str, models: frozenset[str] | None) -> None:
         """Node ``nid`` (``st``: its stats, if known) may keep prompts for ``models`` (None:
@@ -302,6 +369,7 @@ class Pools:
         if st is None or not OPEN <= self.place.get(nid, NONE) <= FULL:
             return
         idle, where = self.idle.get(nid, 0), self.place[nid]
+        shown = self.shown.get(nid, 0)
         for m in st.models - self.out.get(nid, _NO_MODELS):
             if (m in old) != (m in new):
                 pool = self.by_model[m]
@@ -310,6 +378,7 @@ class Pools:
                 pool.put(st, m, where, sign > 0)
                 pool.held += sign * st.max_concurrency
                 pool.held_idle += sign * idle
+                pool.held_shown += sign * shown
                 pool.held_keeper(where, sign)
 
 

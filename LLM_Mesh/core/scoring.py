@@ -166,6 +166,7 @@ class NodeStats:
         "anon_in_flight",
         "keyed_at",
         "open_below",
+        "shown",
     )
 
     def __init__(
@@ -223,6 +224,10 @@ class NodeStats:
         self.open_below = self.capacity
         self.anon_in_flight = 0
         self.anon_closed = False
+        # the most of this gateway's requests it held at once when one of them was answered
+        # (a success), at most its slots; 0 after a hard failure: what it has shown it
+        # serves, what the anonymous share counts of it (core/route_pools.shown_slots)
+        self.shown = 0
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""

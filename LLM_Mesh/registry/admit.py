@@ -375,7 +375,9 @@ class ScopeAnonymousIds:
 async def over_share(last: AnonymousLast, model: str, allowed: bool = False) -> bool:
     """``model``'s anonymous requests in flight are more than its share of the slots
     counted now, as with keyed demand (the stricter cap): after a node refused one of them
-    (429, 503: full by its own word, its idle slots no longer counted), the request stops
+    (429, 503: full by its own word, its idle slots no longer counted) or failed it (a 500,
+    a dropped connection, a timeout: what it had shown it serves no longer counted; since
+    share35, ``anonymous_share.ASKS_THE_SHARE``), the request stops
     there instead of failing over into the slots kept for keyed requests (found 2026-12-06,
     attack33: a node declaring 2^31 slots and refusing what it is sent lent them to every
     anonymous request the share admitted, each then taking an honest node's kept slot).

@@ -125,7 +125,8 @@ class Runtime:
     shared_share: SharedInFlight | None = None
     # whether the model's anonymous requests sent on pass its share now (a node that
     # refused one left the count: ``admit.over_share``); the send stage asks it before an
-    # anonymous request fails over past a node's 429 or 503, (model, allow_prompt_keeping);
+    # anonymous request fails over past a node's 429, 503 or failure (share35: a 500, a
+    # dropped connection, a timeout: ``anonymous_share.ASKS_THE_SHARE``), (model, allowed);
     # with Redis every replica's count (a round trip). None: no share
     over_share: Callable[[str, bool], Awaitable[bool]] | None = None
     # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:

@@ -62,6 +62,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
+from LLM_Mesh.core.anonymous_share import ASKS_THE_SHARE
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.client_retry import deadline_message
 from LLM_Mesh.core.delivered import (
@@ -75,7 +76,7 @@ from LLM_Mesh.core.identity import sha256_hex
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.priority import keyed_raw
 from LLM_Mesh.core.receipt_check import Observed
-from LLM_Mesh.core.route_types import BUSY, Attempt, Decision, Outcome, Verdict
+from LLM_Mesh.core.route_types import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.slot_wait import Next, SlotWait
 from LLM_Mesh.core.validation import check_context, context_source
@@ -293,7 +294,7 @@ class Exchange:
                     last = err
                 # a refusing node's own Retry-After holds it out of the router that long
                 step = self.finish(att, outcome, retry_after_s=self.node_wait)
-                over = None if self.keyed or outcome not in BUSY else rt.over_share
+                over = None if self.keyed or outcome not in ASKS_THE_SHARE else rt.over_share
                 if over is not None and await over(job.model, job.ext.allow_prompt_keeping):
                     step = self.stop(Stop.NO_NODE)  # anonymous, past its share: not into kept slots
                 if step.action is Action.STOP:

@@ -58,6 +58,21 @@ def held_out_oracle(p: Pool, nodes: Collection[str]) -> int:
     return n
 
 
+def shown_oracle(p: Pool, nodes: Collection[str] | None = None) -> int:
+    """share35: each node's slots counted (declared less idle) it has shown it serves:
+    ``st.shown``, or ``2n + 1`` while this router holds ``n`` requests there."""
+    n = 0
+    for bucket, idle in ((opened(p), False), (kept(p), None), (full(p), True)):
+        for st in bucket:
+            if nodes is not None and st.node_id not in nodes:
+                continue
+            gone = idle if idle is not None else st.anon_closed
+            counted = min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
+            room = st.shown if st.in_flight <= 0 else max(st.shown, 2 * st.in_flight + 1)
+            n += min(counted, room)
+    return n
+
+
 class Driver:
     """Random router operations, with the prompt keepers as ``Routing`` keeps them."""
 
@@ -118,8 +133,16 @@ class Driver:
             assert (pool.declared_slots(), pool.idle_full_slots(), pool.held_out_slots()) == (
                 declared, idle, held
             ), m
-            assert r.slots(m) == declared - idle
-            assert r.slots(m, held_out=True) == declared - idle - held
+            shown, held_shown = shown_oracle(pool), shown_oracle(pool, keep)
+            assert pool.shown_slots() == shown, m
+            answered = sum(st.shown > 0 for b in (opened(pool), kept(pool), full(pool)) for st in b)
+            assert pool.answered == answered, m
+            # share35: what the nodes have shown they serve, at least one slot of those
+            # counted; every slot counted until one of them has answered (a fresh start)
+            counted, left = declared - idle, shown - held_shown
+            assert r.slots(m) == (max(shown, min(2, counted)) if answered else counted)
+            counted -= held
+            assert r.slots(m, held_out=True) == (max(left, min(2, counted)) if answered else counted)
             # the open and shut nodes an anonymous request that did not opt in may use
             # (review34: AnonymousLast read the pool's, then asked the router each time)
             n_open = sum(st.node_id not in keep for st in opened(pool))
@@ -175,6 +198,10 @@ def test_a_full_nodes_requests_move_its_idle_slots_where_it_stays_full() -> None
     r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
     r.upsert_node("b", ("m",), now=0.0, max_concurrency=2, max_queue=0)
     r.keeps_prompts("b", frozenset({"m"}))
+    for nid, n in (("a", 4), ("b", 2)):  # each has served all its slots at once (share35)
+        atts = [r.begin(nid, "m", 0.0) for _ in range(n)]
+        for att in atts:
+            r.finish(att, 0.0, Outcome.SUCCESS)
     assert r.slots("m") == 6 and r.slots("m", held_out=True) == 4
     r.heartbeat("a", 0.1, in_flight=4, queued=0)  # full by its own word, none of ours
     assert r.slots("m") == 2
@@ -184,3 +211,34 @@ def test_a_full_nodes_requests_move_its_idle_slots_where_it_stays_full() -> None
     assert r.slots("m") == 4
     r.keeps_prompts("b", None)
     assert r.slots("m", held_out=True) == 4
+
+
+def test_a_node_counts_the_slots_it_has_shown_it_serves() -> None:
+    """share35: an open node's declared slots count only as far as it has served them at
+    once (measured here), or holds this router's requests (``2n + 1``, so the share grows
+    into a node that takes what it is sent); a hard failure starts it over; the model has
+    at least 2 slots (of those counted) once one has answered, every declared one before."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
+    r.upsert_node("z", ("m",), now=0.0, max_concurrency=2**31 - 1, max_queue=0)
+    assert r.slots("m") == 4 + 2**31 - 1  # a fresh start: none answered, all counted
+    a0 = r.begin("a", "m", 0.0)
+    r.finish(a0, 0.0, Outcome.SUCCESS)  # one answered: from now on what each has shown
+    assert r.node("a").shown == 1 and r.slots("m") == 2  # the floor: 2 slots
+    a1 = r.begin("a", "m", 0.0)
+    assert r.slots("m") == 3  # one held: 2n + 1
+    a2 = r.begin("a", "m", 0.0)
+    assert r.slots("m") == 4  # at most its slots
+    r.finish(a1, 0.1, Outcome.SUCCESS)  # answered with 2 held: shown 2
+    r.finish(a2, 0.1, Outcome.SUCCESS)
+    assert r.node("a").shown == 2 and r.slots("m") == 2
+    z = r.begin("z", "m", 0.2)
+    r.finish(z, 9.0, Outcome.SUCCESS)  # the phantom answers one, slowly: 1 slot, not 2^31
+    assert r.slots("m") == 3
+    z = r.begin("z", "m", 9.0)
+    r.finish(z, 9.1, Outcome.SERVER_ERROR)  # a hard failure: what it showed starts over
+    assert r.node("z").shown == 0 and r.slots("m") == 2
+    r.remove_node("z")
+    r.upsert_node("c", ("m",), now=9.2, max_concurrency=1, max_queue=0)
+    r.remove_node("a")  # a one-slot model: its one slot, the floor no more than that
+    assert r.slots("m") == 1

@@ -202,6 +202,15 @@ def rank(router: Router, order: list[str], model: str, now: float) -> None:
         router.finish(att, now, Outcome.SUCCESS, completion_tokens=1, ttft_ms=ttft)
 
 
+def served_at_once(router: Router, node: str, model: str, n: int, now: float) -> None:
+    """Teach ``router`` that ``node`` answered ``n`` requests it held at once (honest
+    traffic before the test): the anonymous share counts the slots a node has shown it
+    serves (``core/route_pools.shown_slots``, share35)."""
+    atts = [router.begin(node, model, now) for _ in range(n)]
+    for att in atts:
+        router.finish(att, now, Outcome.SUCCESS, completion_tokens=1, ttft_ms=1.0)
+
+
 def registration(node_id: str, models: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "node_id": node_id,

@@ -24,8 +24,8 @@ from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.registry.access import AnonymousLast
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
-from tests.registry.helpers import Harness, running
-from tests.registry.test_access import CHAT, _until, chat
+from tests.registry.helpers import Harness, running, served_at_once
+from tests.registry.test_access import CHAT, MODEL, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
 
@@ -123,6 +123,8 @@ async def test_replicas_agree_on_the_counts_under_concurrency(
         nodes.asked = 0
         await a.register("n1", max_concurrency=4)  # the share: 3 of 4 slots
         await b.app.state.node_sync.poll()
+        for h in (a, b):  # it has served its 4 at once through each (share35: counted so)
+            served_at_once(h.runtime.routing.router, "n1", MODEL, 4, h.clock())
         many = [
             await stack.enter_async_context(_from(h, f"2001:db8:31:{i + 16:x}::1"))
             for i, h in enumerate((a, b) * 6)

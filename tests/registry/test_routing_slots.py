@@ -16,7 +16,12 @@ from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.routing import Routing
-from tests.core.test_route_pools_counts import declared_oracle, held_out_oracle, idle_oracle
+from tests.core.test_route_pools_counts import (
+    declared_oracle,
+    held_out_oracle,
+    idle_oracle,
+    shown_oracle,
+)
 from tests.registry.helpers import ManualClock
 
 MODELS = ("m1", "m2")
@@ -37,7 +42,13 @@ def _old_slots(routing: Routing, model: str, allowed: bool) -> int:
     if pool is None:
         return 0
     keep = routing.keepers_for(model, allowed)
-    return declared_oracle(pool) - idle_oracle(pool) - held_out_oracle(pool, keep)
+    counted = declared_oracle(pool) - idle_oracle(pool) - held_out_oracle(pool, keep)
+    # share35: what the nodes have shown they serve (at least 2), once one has answered
+    nodes = [*pool.open, *pool.open_keep, *pool.kept, *pool.kept_keep, *pool.full, *pool.full_keep]
+    if not any(st.shown for st in nodes):
+        return counted
+    shown = shown_oracle(pool) - shown_oracle(pool, keep)
+    return max(shown, min(2, counted))
 
 
 def test_routing_slots_equal_the_full_pass_over_random_changes() -> None:
