@@ -11,6 +11,11 @@ many container images, or a value set for another program; with ``*`` a stranger
 ``X-Forwarded-For: 127.0.0.1`` made them this machine, exempt from every limit (found
 2026-12-06, attack35b). A replica is now always given its list (``registry/app.serve``), so
 uvicorn never reads it; :func:`ignored_environment` says so at start when it is set.
+
+A replica of ``--workers N --host ::`` listens on one IPv6 socket that takes IPv4 too
+(``server_process.shared_socket``), where an IPv4 peer is ``::ffff:10.0.0.5``: uvicorn
+gets each IPv4 name in that form too (:func:`uvicorn_names`; found 2026-12-06,
+review35c: such a balancer matched no name, so every client was the balancer).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ __all__ = [
     "LOOPBACK_PROXIES",
     "ignored_environment",
     "parse_trusted_proxies",
+    "uvicorn_names",
 ]
 
 #: always trusted: a balancer on the replica's machine (docs/deploy.md)
@@ -75,3 +81,25 @@ def ignored_environment(value: str | None, trusted: tuple[str, ...]) -> str | No
         f"believed from {', '.join(trusted)} only; name a balancer on another machine with "
         "--trusted-proxies or LLM_MESH_TRUSTED_PROXIES"
     )
+
+
+def uvicorn_names(trusted: tuple[str, ...]) -> list[str]:
+    """``trusted`` (:func:`parse_trusted_proxies`) as uvicorn's ``forwarded_allow_ips``:
+    each IPv4 address or network also as the IPv4-mapped IPv6 one a dual-stack socket
+    shows its peer as (``10.0.0.5``: ``::ffff:10.0.0.5``; ``10.1.0.0/16``:
+    ``::ffff:a01:0/112``)."""
+    out = list(trusted)
+    for name in trusted:
+        net = ipaddress.ip_network(name)
+        if net.version != 4:
+            continue
+        mapped = ipaddress.IPv6Network(
+            (
+                int(ipaddress.IPv6Address("::ffff:0:0")) + int(net.network_address),
+                96 + net.prefixlen,
+            )
+        )
+        alias = str(mapped) if "/" in name else str(mapped.network_address)
+        if alias not in out:
+            out.append(alias)
+    return out

@@ -43,7 +43,7 @@ from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.schemas import NodeState
-from LLM_Mesh.core.trusted_proxies import LOOPBACK_PROXIES
+from LLM_Mesh.core.trusted_proxies import LOOPBACK_PROXIES, uvicorn_names
 from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
@@ -588,7 +588,7 @@ def serve(
         run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
             beat_for_supervisor(app), settings.registry_shutdown_s, host=host, port=port,
             log_level=log_level, access_log=False,  # a worker of --workers N: beating (worker_beat)
-            forwarded_allow_ips=list(trusted_proxies),  # so uvicorn never reads $FORWARDED_ALLOW_IPS
+            forwarded_allow_ips=uvicorn_names(trusted_proxies),  # never $FORWARDED_ALLOW_IPS
             ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
             ssl_keyfile=tls_key and os.path.expanduser(tls_key),
             **uvicorn_log_kwargs(settings.log_format),

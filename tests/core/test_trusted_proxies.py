@@ -8,6 +8,7 @@ from LLM_Mesh.core.trusted_proxies import (
     LOOPBACK_PROXIES,
     ignored_environment,
     parse_trusted_proxies,
+    uvicorn_names,
 )
 
 
@@ -47,3 +48,15 @@ def test_the_environments_variable_is_said_to_be_ignored() -> None:
     assert "127.0.0.1, ::1 only" in said and "--trusted-proxies" in said
     said = ignored_environment("10.0.0.5", LOOPBACK_PROXIES)
     assert said is not None and "would let" not in said
+
+
+def test_uvicorn_gets_each_ipv4_name_as_a_dual_stack_socket_shows_it_too() -> None:
+    """review35c: ``--workers N --host ::`` shows an IPv4 peer as ``::ffff:a.b.c.d``."""
+    import ipaddress
+
+    got = uvicorn_names(parse_trusted_proxies("10.0.0.5, 10.9.0.0/16, 2001:db8::/32"))
+    assert got[:5] == ["127.0.0.1", "::1", "10.0.0.5", "10.9.0.0/16", "2001:db8::/32"]
+    mapped = {ipaddress.ip_network(n) for n in got[5:]}
+    assert mapped == {ipaddress.ip_network(n) for n in
+                      ("::ffff:127.0.0.1/128", "::ffff:10.0.0.5/128", "::ffff:10.9.0.0/112")}  # fmt: skip
+    assert uvicorn_names(("::1",)) == ["::1"]

@@ -114,3 +114,21 @@ def test_trusted_proxies_names_that_balancer_only(
     assert _client_seen(config, "127.0.0.1", "203.0.113.9") == "203.0.113.9"  # loopback too
     assert _client_seen(config, "192.0.2.9", "127.0.0.1") == "192.0.2.9"
     assert _client_seen(config, "10.0.0.6", "127.0.0.1") == "10.0.0.6"
+
+
+def test_a_dual_stack_socket_shows_an_ipv4_balancer_as_mapped_and_it_is_still_believed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """review35c: ``--workers N --host ::`` binds one IPv6 socket that takes IPv4 too
+    (``server_process.shared_socket``: no ``IPV6_V6ONLY``), where an IPv4 peer is
+    ``::ffff:10.0.0.5``; uvicorn matched that to no name of ``--trusted-proxies 10.0.0.5``,
+    so every client was the balancer (one anonymous limit for all). Failed before the fix:
+    ``::ffff:10.0.0.5`` was the client."""
+    proxies = parse_trusted_proxies("10.0.0.5, 10.9.0.0/16")
+    config = _served_config(tmp_path, monkeypatch, trusted_proxies=proxies)
+    assert _client_seen(config, "::ffff:10.0.0.5", "203.0.113.7") == "203.0.113.7"
+    assert _client_seen(config, "::ffff:10.9.3.4", "203.0.113.8") == "203.0.113.8"
+    assert _client_seen(config, "::ffff:127.0.0.1", "203.0.113.9") == "203.0.113.9"
+    # nobody else: a mapped stranger, or one beside the network, is its own address
+    assert _client_seen(config, "::ffff:10.0.0.6", "127.0.0.1") == "::ffff:10.0.0.6"
+    assert _client_seen(config, "::ffff:10.8.255.1", "127.0.0.1") == "::ffff:10.8.255.1"

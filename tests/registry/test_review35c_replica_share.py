@@ -1,0 +1,80 @@
+"""The anonymous share with replicas (review35c, 2026-12-06): since share35 a replica counts
+of each node the slots it has shown it serves (``core/route_pools.shown_slots``), learned
+from its own answers and its own requests in flight (``2n + 1``), while with Redis the
+count held to that cap is every replica's (``redis_inflight.SharedInFlight``). A replica
+that served a node one request at a time (a replica restarted, or one the balancer sends
+less) caps the model's anonymous requests at its own small view and refuses them all
+while the other replicas hold more, though the node has free slots of the share; it
+admits none, so it learns no more (``2n + 1`` grows with its own requests only).
+
+Found 2026-12-06 (review35c), open (docs/security.md, "Users and API keys"): the test is
+``xfail(strict=True)``, so it turns red when the gap is closed and must then lose the mark.
+
+Needs Redis as ``test_redis_limits.py`` does (skipped when it does not answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import running, served_at_once
+from tests.registry.test_access import CHAT, MODEL, _until, chat
+from tests.registry.test_anonymous_in_flight import Gated, _from
+from tests.registry.test_redis_admit import _ended, _prefixed
+from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (review35c): a replica's share35 cap is its own view, held to every replica's count",
+)
+async def test_a_replica_that_served_a_node_one_at_a_time_still_lends_its_share(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """One node of 8 slots (a share of 6) behind two replicas: 4 anonymous streams held
+    through ``a``, then one through ``b``, which had answered one request at a time: the
+    fifth is within the share (before the fix: 429 from ``b``, its cap 1 of its own 2
+    slots counted, against every replica's 4)."""
+    store, nodes = MemoryStore(), Gated()
+    key = Ed25519PrivateKey.generate()
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                running(
+                    tmp_path / n,
+                    store=store,
+                    nodes=nodes,
+                    anonymous_rpm=600,
+                    redis_url=redis_url,
+                    gateway_key=key,
+                )
+            )
+            for n in ("a", "b")
+        ]
+        _prefixed(f"review35c:{uuid.uuid4().hex}:", a, b)
+        await a.register("n1", max_concurrency=8, max_queue=0)
+        await b.app.state.node_sync.poll()
+        served_at_once(a.runtime.routing.router, "n1", MODEL, 8, a.clock())  # all 8 at once
+        served_at_once(b.runtime.routing.router, "n1", MODEL, 1, b.clock())  # one at a time
+        clients = [
+            await stack.enter_async_context(_from(h, f"2001:db8:35c:{i + 1:x}::1"))
+            for i, h in enumerate((a, a, a, a, b))
+        ]
+        held = [asyncio.create_task(c.post(CHAT, json=chat(stream=True))) for c in clients[:4]]
+        try:
+            await _until(lambda: nodes.asked == 4 or any(t.done() for t in held))
+            assert nodes.asked == 4  # within the share: every replica's 4 of 6
+            fifth = asyncio.create_task(clients[4].post(CHAT, json=chat(stream=True)))
+            await _until(lambda: nodes.asked == 5 or fifth.done())
+        finally:
+            nodes.gate.set()
+        codes = [(await t).status_code for t in (*held, fifth)]
+        assert codes == [200] * 5, codes  # before: the fifth 429 from b
+        await _ended(a, b)
