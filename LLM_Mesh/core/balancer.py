@@ -292,18 +292,19 @@ class Router:
         """``node_id`` may keep prompts for ``models`` (None: none): ``Pools.set_keeps``."""
         self._index.set_keeps(self._nodes.get(node_id), node_id, models)
 
-    def slots(self, model: str, held_out: bool = False) -> int:
+    def slots(self, model: str, held_out: bool = False, shown: bool = True) -> int:
         """The anonymous share's count: of ``model``'s declared slots less its full nodes'
         idle ones (``idle_full_slots``, attack33), less those of its nodes that may keep
         prompts if ``held_out`` (``held_out_slots``, review33c), those its nodes have shown
         they serve (``Pool.shown_slots``, share35), at least 2; all until one of its nodes
-        has answered here. O(1): counts kept by the pools (``Pools.recount``)."""
+        has answered here, or when not ``shown`` (a count shared by replicas: review35c).
+        O(1): counts kept by the pools (``Pools.recount``)."""
         p = self._pools.get(model, _NO_POOL)
         counted = p.declared - p.idle - (p.held - p.held_idle if held_out else 0)
-        if not p.answered:
+        if not (shown and p.answered):
             return counted
-        shown = p.shown - (p.held_shown if held_out else 0)
-        return shown if shown >= 2 or shown >= counted else min(2, counted)
+        seen = p.shown - (p.held_shown if held_out else 0)
+        return seen if seen >= 2 or seen >= counted else min(2, counted)
 
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:

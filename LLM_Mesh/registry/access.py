@@ -374,14 +374,11 @@ class AnonymousLast:
         self.share = share  # None: anonymous requests may take every slot
         self.running = _Running(routing)  # anonymous requests sent on, per model (a share)
         self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
-        # ... and their places, every model together, shared between addresses by push-out
-        # (core/anonymous_wait.py)
+        # ... and their places, all models, shared between addresses by push-out (anonymous_wait)
         self.places = WaitPlaces(MAX_ANONYMOUS_WAITERS, "address", _NO_ROOM)
-        # when a keyed request for each model last came (models are the served or catalog
-        # ids parse let through; cleared past _KEYED_SEEN_MAX all the same)
+        # when a keyed request for each model last came (served or catalog ids; bounded)
         self.keyed_seen: dict[str, float] = {}
-        # every replica's anonymous requests in flight per model (Redis, SHARE_PREFIX);
-        # None: this process's alone
+        # every replica's anonymous requests in flight per model (Redis); None: this process's
         self.shared = shared if share is not None else None
         # model -> until when its share counts as taken here: every replica's requests held
         # it at the last take (no Redis round trip a look for the waiters till then)
@@ -405,10 +402,14 @@ class AnonymousLast:
                 seen = nodes
         return None if seen is None else max(0.0, self.clock() - seen)
 
+    def slots(self, model: str, allowed: bool = False) -> int:
+        """``Routing.slots``: shown here (share35), or declared where Redis counts every
+        replica's requests (review35c: a replica's own view capped the fleet's count)."""
+        return self.routing.slots(model, allowed, self.shared is None)
+
     def _cap(self, model: str, allowed: bool = False) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""
-        slots = self.routing.slots(model, allowed)
-        ago = self._keyed_ago(model, slots, allowed)
+        ago = self._keyed_ago(model, slots := self.slots(model, allowed), allowed)
         return anonymous_cap(slots, self.share or 0.0, ago is not None and ago < KEYED_RECENT_S)
 
     def _over_share(self, model: str, held: bool = False, allowed: bool = False) -> bool:
@@ -463,7 +464,7 @@ class AnonymousLast:
         d = self.routing.pick(self._route(job))
         wait = d.wait_s if d.wait_s is not None else 1.0
         if self.share is not None:  # a one-slot model's slot comes back when keys stop
-            slots = self.routing.slots(job.model, job.ext.allow_prompt_keeping)
+            slots = self.slots(job.model, job.ext.allow_prompt_keeping)
             ago = self._keyed_ago(job.model, slots, job.ext.allow_prompt_keeping)
             wait = max(wait, floor_slot_wait(slots, self.share, ago))
         self.routing.demand.refuse(job.model, SATURATED)

@@ -388,7 +388,7 @@ async def over_share(last: AnonymousLast, model: str, allowed: bool = False) -> 
     share = last.share
     if share is None:
         return False
-    cap = anonymous_cap(last.routing.slots(model, allowed), share)
+    cap = anonymous_cap(last.slots(model, allowed), share)
     n = last.running.counts.get(model, 0)
     if n <= cap and last.shared is not None:  # Redis out: None, this process's decides
         n = max(n, await last.shared.count(model) or 0)

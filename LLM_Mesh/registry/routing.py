@@ -344,7 +344,7 @@ class Routing:
                     break
         return out
 
-    def slots(self, model: str, allowed: bool = False) -> int:
+    def slots(self, model: str, allowed: bool = False, shown: bool = True) -> int:
         """``Router.slots``: the declared slots of the model's nodes, less the idle slots of
         its full nodes, less the slots of the nodes that may keep prompts unless ``allowed``
         (the request opted in: ``prompt_keepers``, told to the router by ``_keeper``), each
@@ -352,8 +352,9 @@ class Routing:
         admission reads them in O(1) (``access.AnonymousLast``; before session 34, one pass
         over the model's nodes each). Found 2026-12-06 (review33c): a node that keeps
         prompts, sent no request that did not opt in, lent its slots (2^31 declared) to the
-        anonymous share, which then held every slot of the nodes those requests may use."""
-        return self.router.slots(model, not allowed)
+        anonymous share, which then held every slot of the nodes those requests may use.
+        ``shown`` false: the declared slots, not those shown here (``Router.slots``)."""
+        return self.router.slots(model, not allowed, shown)
 
     def keyed_at(self, model: str, allowed: bool = False) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,

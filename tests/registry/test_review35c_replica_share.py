@@ -30,10 +30,6 @@ from tests.registry.test_redis_admit import _ended, _prefixed
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (review35c): a replica's share35 cap is its own view, held to every replica's count",
-)
 async def test_a_replica_that_served_a_node_one_at_a_time_still_lends_its_share(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
