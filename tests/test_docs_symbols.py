@@ -21,7 +21,6 @@ import ast
 import re
 from collections import defaultdict
 from functools import cache
-from pathlib import Path
 
 from tests.test_docs_names import PAGES, REPO
 
@@ -38,7 +37,9 @@ NOT_OURS = {
 FILE_TYPES = {"py", "md", "toml", "json", "sh", "txt", "yml", "yaml", "html", "css", "js"}
 FILE_TYPES |= {"cfg", "ini", "service", "db", "gguf", "key", "pem", "csv", "gz", "svg"}
 _SPAN = re.compile(r"`([^`\s]+)`")
-_MODULE_ATTR = re.compile(r"(?:LLM_Mesh/)?((?:[a-z_]+/)*)([a-z_][a-z0-9_]*)\.([A-Za-z_]\w*)(?:\(\))?")
+_MODULE_ATTR = re.compile(
+    r"(?:LLM_Mesh/)?((?:[a-z_]+/)*)([a-z_][a-z0-9_]*)\.([A-Za-z_]\w*)(?:\(\))?"
+)
 _CLASS_ATTR = re.compile(r"(?:[\w/]+[./])?([A-Z][A-Za-z0-9]*)\.([a-z_]\w*)(?:\(\))?")
 _CONFLICT = re.compile(r"(?m)^(?:<{7} |>{7} |={7}$)")
 
@@ -52,23 +53,31 @@ def defined(tree: ast.AST) -> tuple[set[str], dict[str, tuple[set[str], list[str
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names |= {(a.asname or a.name).split(".")[0] for a in node.names}
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-            if isinstance(node.value, ast.Name) and node.value.id == "self":
-                names.add(node.attr)
+        elif _on_self(node):
+            names.add(node.attr)  # type: ignore[attr-defined]
         if isinstance(node, ast.ClassDef):
             members = {n for child in node.body for n in _targets(child)}
             members |= {
-                a.attr
-                for a in ast.walk(node)
-                if isinstance(a, ast.Attribute) and isinstance(a.ctx, ast.Store)
-                and isinstance(a.value, ast.Name) and a.value.id == "self"
-            }  # fmt: skip
-            bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
+                a.attr for a in ast.walk(node) if isinstance(a, ast.Attribute) and _on_self(a)
+            }
+            bases = [
+                b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
+            ]
             classes[node.name] = (members, bases)
     body = getattr(tree, "body", [])
     names |= {n for child in body for n in _targets(child)}
     names |= {n for c in classes.values() for n in c[0]}
     return names, classes
+
+
+def _on_self(node: ast.AST) -> bool:
+    """``self.name = ...``'s target."""
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    )
 
 
 def _targets(node: ast.AST) -> set[str]:
@@ -82,7 +91,9 @@ def _targets(node: ast.AST) -> set[str]:
 
 
 @cache
-def _package() -> tuple[dict[str, list[tuple[str, set[str]]]], dict[str, list[tuple[set[str], list[str]]]], str]:
+def _package() -> tuple[
+    dict[str, list[tuple[str, set[str]]]], dict[str, list[tuple[set[str], list[str]]]], str
+]:
     """Modules by file stem (their folder and names), classes by name, the source text."""
     modules: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
     classes: dict[str, list[tuple[set[str], list[str]]]] = defaultdict(list)
@@ -126,9 +137,9 @@ def unknown_symbols(text: str) -> list[str]:
             if attr in FILE_TYPES:
                 continue
             found = [n for f, n in modules.get(stem, []) if f.endswith(folder.rstrip("/"))]
-            if found and not any(attr in n for n in found):
-                if not re.search(rf"[\"'`]{re.escape(span)}[\"'`]", source):
-                    bad.append(span)
+            quoted = re.search(rf"[\"'`]{re.escape(span)}[\"'`]", source)  # a file's name
+            if found and not any(attr in n for n in found) and not quoted:
+                bad.append(span)
         elif (m := _CLASS_ATTR.fullmatch(span)) is not None and m.group(1) in classes:
             members = _members(m.group(1))
             if members is not None and m.group(2) not in members:
