@@ -5,7 +5,9 @@ endpoints the operator and design docs cite are there; README's node.toml exampl
 
 Walked on 2026-12-06 (docs33): `LLM_Mesh/node/hardware.py` (what `setup-node-operator.sh`
 runs before any venv exists) was named nowhere in docs/ARCHITECTURE.md, and its "Store"
-listed the migrations to 0024 of 0026. Options and variables are
+listed the migrations to 0024 of 0026. Walked again (docs35): its "Store" named every
+migration but not every column one added (`settlements.holder`, `nodes.heard_by`); each
+table and column a migration makes is now looked for. Options and variables are
 tests/cli/test_docs_options.py's; metrics tests/test_docs_metrics.py's and
 tests/test_grafana_dashboard.py's.
 """
@@ -264,3 +266,61 @@ def test_readme_node_toml_names_every_key_and_only_keys() -> None:
     assert sorted(set(tomllib.loads(block)) - fields) == []
     named = {f for f in fields if re.search(rf"\b{f}\b", block)}
     assert sorted(fields - named) == ["node_id"]
+
+
+def migration_names(source: str) -> list[str]:
+    """The tables a migration's ``upgrade`` creates and the columns (``table.column``) it adds:
+    ``op.create_table("t"`` (or a module constant), ``op.add_column("t", sa.Column("c"``,
+    and ``batch.add_column(sa.Column("c"`` within ``op.batch_alter_table("t")``."""
+    consts = dict(re.findall(r'(?m)^([A-Z_]+) = "(\w+)"$', source))
+    upgrade = source.split("\ndef upgrade", 1)[-1].split("\ndef downgrade", 1)[0]
+    found, table = [], None
+    pattern = (
+        r'batch_alter_table\(\s*"(\w+)"|create_table\(\s*(?:"(\w+)"|([A-Z_]+))'
+        r'|op\.add_column\(\s*"(\w+)",\s*sa\.Column\(\s*"(\w+)"|\w+\.add_column\(\s*sa\.Column\(\s*"(\w+)"'
+    )
+    for batch, made, const, t, column, batch_column in re.findall(pattern, upgrade):
+        if batch:
+            table = batch
+        elif made or const:
+            found.append(made or consts.get(const, const))
+        elif t:
+            found.append(f"{t}.{column}")
+        elif batch_column and table:
+            found.append(f"{table}.{batch_column}")
+    return found
+
+
+def unnamed_in_store(text: str, names: list[str]) -> list[str]:
+    """Tables and ``table.column`` the "Store" section does not name as a span: a column
+    may be ``.column`` after its table's other column (```t.a` and `.b```); the ledger's
+    tables, "the ledger's tables since 0004 (see "Ledger")", anywhere in the text."""
+    store = text.split("\n## Store\n", 1)[1].split("\n## ", 1)[0]
+    spans, everywhere = set(_SPAN.findall(store)), set(_SPAN.findall(text))
+    missing = []
+    for name in names:
+        column = "." + name.split(".", 1)[1] if "." in name else None
+        ok = name in spans or (column is not None and column in spans)
+        ok = ok or (name.startswith("ledger_") and name in everywhere)
+        if not ok:
+            missing.append(name)
+    return missing
+
+
+def test_the_store_section_names_what_each_migration_makes() -> None:
+    """Found 2026-12-06 (docs35): `settlements.holder` (0006) and `nodes.heard_by` (0008)
+    were named nowhere in "Store"'s list of what each migration made."""
+    source = 'TABLE = "t3"\n\ndef upgrade() -> None:\n    op.create_table(\n        "t1",'
+    source += '\n    op.create_table(TABLE, sa.Column("x"))\n    op.add_column("t1", sa.Column("a"'
+    source += '\n    with op.batch_alter_table("t2") as batch:\n'
+    source += '        batch.add_column(\n            sa.Column("b", sa.Integer()))\n'
+    source += '\ndef downgrade() -> None:\n    op.add_column("t1", sa.Column("z"'
+    assert migration_names(source) == ["t1", "t3", "t1.a", "t2.b"]
+    text = "\n## Store\n\n`t1` since 0001, `t2.b` and `.c`; `ledger_x`\n## Next\n`ledger_y`"
+    names = ["t1", "t2.b", "t2.c", "t3", "t1.a", "ledger_x", "ledger_y", "ledger_z"]
+    assert unnamed_in_store(text, names) == ["t3", "t1.a", "ledger_z"]
+    versions = PACKAGE / "registry" / "migrations" / "versions"
+    made = [n for p in sorted(versions.glob("0*.py")) for n in migration_names(p.read_text())]
+    assert {"nodes", "ledger_cosignatures", "settlements.holder", "canary_departures"} <= set(made)
+    assert len(made) >= 45
+    assert unnamed_in_store(ARCHITECTURE.read_text(), made) == []

@@ -219,11 +219,15 @@ def store_ledger(store: Any) -> SqlLedger:
 
 
 async def clear_and_release(store: Any, node_id: str, at: datetime) -> tuple[list[str], int, str]:
-    """``registry nodes clear``: lift the node's quarantines, then release what it and
+    """``registry nodes clear``: lift the node's quarantines and drop its canary tallies
+    (``canary_departures``: evidence across sampled probes starts afresh), then release what it and
     the other nodes of its operator have held, once no node of that operator is
     quarantined any more (else nothing: they stay held until the last one is cleared):
     ``(models cleared, amount released, to account)``."""
     models: list[str] = await store.clear_quarantine(node_id, at)
+    # and its canary tallies (the evidence ``Quality.clear``'s hooks forget in a registry):
+    # this is what the admin's command runs, on the store (found 2026-12-06, docs35)
+    await store.add_canary_departures({}, [(node_id, None)], at.timestamp())
     ledger = store_ledger(store)
     key = await store.get_node_key(node_id)
     if key is None:  # no operator: the node alone

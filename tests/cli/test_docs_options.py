@@ -14,6 +14,10 @@ docs, as is each one a test reads from the environment (what one sets to run the
 each one the docs name is read by the package, a test, a benchmark or a script (found then:
 ``LLM_MESH_TEST_PG_PREFIX``, ``LLM_MESH_TEST_REDIS_URL`` and ``LLM_MESH_REQUIRE_REDIS`` were
 nowhere in the docs).
+
+The defaults (docs35, 2026-12-06): each number ``config.py``'s table of settings says first
+is what ``Settings`` holds with nothing set, and each "`LLM_MESH_X` ..., default N" in the
+docs is too (a unit after it read: ``80 s``, ``24 h``, ``1 MiB``).
 """
 
 from __future__ import annotations
@@ -177,3 +181,82 @@ def test_every_variable_the_docs_name_is_read() -> None:
     files += [REPO / "Makefile", REPO / "setup-node-operator.sh"]
     read = package_variables() | _variables(files)
     assert sorted(_variables(DOC_FILES) - read) == []
+
+
+def config_table() -> dict[str, tuple[str, str]]:
+    """``config.py``'s table of settings: variable → (field, the default it says)."""
+    doc = (REPO / "LLM_Mesh" / "config.py").read_text().split('"""')[1]
+    rows = re.findall(r"(?m)^\| ([\w.]+)\s*\| (LLM_MESH_\w+)[^|]*\| ([^|]*)", doc)
+    return {var: (field, said.strip()) for field, var, said in rows}
+
+
+def setting_default(var: str) -> Any:
+    """What :class:`Settings` holds for ``var`` when nothing is set (``None``: no field)."""
+    from LLM_Mesh.config import Settings
+
+    field = config_table().get(var, ("", ""))[0]
+    if not field:
+        return None
+    value: Any = Settings.from_env({"LLM_MESH_HOME": "/nonexistent"})
+    for part in field.split("."):
+        value = getattr(value, part)
+    return value
+
+
+_UNITS = {"s": 1, "min": 60, "h": 3600, "days": 1, "MiB": 1 << 20, "KiB": 1 << 10}
+_SAID = re.compile(r"(\d[\d,_]*(?:\.\d+)?)(?:\s*(s|min|h|days|MiB|KiB)\b)?")
+# ``LLM_MESH_X`` ... default N (unit), within one clause
+_DEFAULT = re.compile(
+    r"`\$?(LLM_MESH_[A-Z0-9_]+)`[^`\n;]{0,50}?\bdefault:? `?(\d[\d,_]*(?:\.\d+)?)"
+    r"(?:\s*(s|min|h|days|MiB|KiB)\b)?"
+)
+
+
+def said_number(text: str, unit: str | None, var: str) -> float:
+    value = float(text.replace(",", "").replace("_", ""))
+    if unit in ("MiB", "KiB") or (unit and var.endswith("_S")):
+        value *= _UNITS[unit]
+    return value
+
+
+def wrong_defaults(text: str) -> list[str]:
+    """``LLM_MESH_X``, default N: each N that is not :class:`Settings`' default."""
+    bad = []
+    for m in _DEFAULT.finditer(text):
+        var, said, unit = m.groups()
+        real = setting_default(var)
+        number = isinstance(real, (int, float)) and not isinstance(real, bool)
+        if number and abs(said_number(said, unit, var) - real) > 1e-9:
+            bad.append(f"{var} default {said}{' ' + unit if unit else ''}: is {real}")
+    return bad
+
+
+def test_the_default_check_finds_a_wrong_one() -> None:
+    text = "`LLM_MESH_NODE_KEEP_DAYS` days (default 30), `LLM_MESH_SETTLE_LEASE`, default 4, "
+    text += "`LLM_MESH_REGISTRY_SHUTDOWN_S`, default 80 s, `LLM_MESH_NODE_FORGET_S` (default 24 h)"
+    assert wrong_defaults(text) == []
+    text = "`LLM_MESH_REWARD_PERIOD_S` (default 60 min; 0: off), `LLM_MESH_MAX_BODY_BYTES` "
+    text += "(default 2 MiB), `LLM_MESH_HOME` (default `~/.llm-mesh`)"
+    assert wrong_defaults(text) == ["LLM_MESH_MAX_BODY_BYTES default 2 MiB: is 1048576"]
+    text = "`LLM_MESH_ANONYMOUS_RPM` (default 600)"
+    assert wrong_defaults(text) == ["LLM_MESH_ANONYMOUS_RPM default 600: is 60"]
+
+
+def test_every_default_the_docs_say_is_the_settings() -> None:
+    for page in DOC_FILES:
+        text = page.read_text()
+        assert (page.name, wrong_defaults(text)) == (page.name, [])
+
+
+def test_config_tables_defaults_are_the_settings() -> None:
+    """Each row of ``config.py``'s table says, first, the number :class:`Settings` holds."""
+    table = config_table()
+    assert len(table) >= 60 and table["LLM_MESH_HEARTBEAT_S"] == ("heartbeat_interval_s", "10")
+    wrong = []
+    for var, (_, said) in table.items():
+        real = setting_default(var)
+        m = _SAID.match(said)
+        number = isinstance(real, (int, float)) and not isinstance(real, bool)
+        if m and number and abs(said_number(m.group(1), m.group(2), var) - real) > 1e-9:
+            wrong.append(f"{var}: {said[:20]!r} is {real}")
+    assert wrong == []

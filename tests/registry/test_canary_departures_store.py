@@ -12,6 +12,7 @@ import asyncio
 import math
 import random
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from LLM_Mesh.core.canary_departures_step import Counts, Step
 from LLM_Mesh.core.canary_shape import DEFAULT_MIX
 from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
 from LLM_Mesh.registry.canary_departures_sync import DepartureSync
+from LLM_Mesh.registry.held import clear_and_release
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import Harness, running
@@ -197,6 +199,24 @@ async def test_nodes_clear_forgets_the_evidence_in_the_store(
         await q.clear("liar")
         assert p.departures.keys_of("liar", MODEL) == []
         await sync.run_once()
+        assert not any(key[0] == "liar" for key, _ in await h.store.canary_departure_rows())
+    async with running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as h:
+        assert prober(h).departures.keys_of("liar", MODEL) == []
+
+
+async def test_the_admins_nodes_clear_command_forgets_the_evidence_in_the_store(
+    tmp_path: Path, database_url: str
+) -> None:
+    """``llm-mesh registry nodes clear`` acts on the store (``held.clear_and_release``), not
+    through a registry's ``Quality.clear``: it drops the node's rows too, so a restart after
+    it loads none (found 2026-12-06, docs35: it failed before, the rows kept)."""
+    async with running(tmp_path / "a", store=_sql(database_url), nodes=LogprobNodes()) as h:
+        p = await _mesh(h)
+        sync = await _by_hand(p)
+        assert {r.verdict for r in await _probes(p, range(12))} == {"pass"}
+        await sync.run_once()
+        assert any(key[0] == "liar" for key, _ in await h.store.canary_departure_rows())
+        await clear_and_release(h.store, "liar", datetime.now(timezone.utc))
         assert not any(key[0] == "liar" for key, _ in await h.store.canary_departure_rows())
     async with running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as h:
         assert prober(h).departures.keys_of("liar", MODEL) == []
