@@ -264,3 +264,17 @@ def test_readme_node_toml_names_every_key_and_only_keys() -> None:
     assert sorted(set(tomllib.loads(block)) - fields) == []
     named = {f for f in fields if re.search(rf"\b{f}\b", block)}
     assert sorted(fields - named) == ["node_id"]
+
+
+def test_no_merge_conflict_markers() -> None:
+    """No file of the docs, the package or the tests holds a merge's conflict markers.
+    Failed before (found 2026-12-06, review35b): docs/ARCHITECTURE.md kept tidy35's and
+    canarystore35's sides of two paragraphs on node row retention between ``<<<<<<< HEAD``
+    and ``>>>>>>> canarystore35``."""
+    marker = re.compile(r"^(<{7}|>{7})( |$)|^={7}$", re.M)
+    files = [*REPO.glob("*.md"), *(REPO / "docs").rglob("*.md"), *PACKAGE.rglob("*.py")]
+    files += [*(REPO / "tests").rglob("*.py")]
+    found = [f"{p.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}"
+             for p in files for text in [p.read_text(encoding="utf-8")]
+             for m in marker.finditer(text)]  # fmt: skip
+    assert not found, found
