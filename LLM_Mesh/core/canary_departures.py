@@ -62,7 +62,9 @@ endpoint, temperature band, ``top_p`` sent), within its kind and over every kind
 alone, in every kind, passed 300 of 300; now flagged after 194, its 48th lie); with these
 8 tallies a probe, each flags at ``h + ln 4`` (:class:`Departures`) so that the bound stays
 ``2n · 10⁻¹²`` (the figures above were measured at ``h`` alone: 13 probes stay 13, the
-sim's liar 38, not 37).
+sim's liar 38, not 37). With :attr:`Departures.own` (replicas sharing the tallies through
+the store: each one's own probes' tallies too, found 2026-12-06, ``review35b``) it is twice
+that, ``4n · 10⁻¹²``.
 
 Not counted (their draws are not fresh, or not from the reported distribution): probes
 that send a common ``seed`` (:data:`~LLM_Mesh.core.canary_shape.SEEDS`: the same prompt and
@@ -365,6 +367,14 @@ class Departures:
         self.on_drop: Callable[[str, str | None], None] | None = None
         """Told each (node, model) whose tallies start afresh (a flag), or (node, ``None``)
         forgotten."""
+        self.own: Departures | None = None
+        """With the tallies shared by replicas (``registry/canary_departures_sync.py``):
+        this process's probes' tallies alone too, never the store's (:meth:`set` leaves
+        them), flagging as well (found 2026-12-06, review35b: a node telling the replicas
+        apart by their addresses and lying to one replica's probes alone was credited by
+        its honest answers to the others' in the shared tallies, and never flagged; a
+        replica's own probes are a subsequence the honest node's draws do not choose, so
+        its tallies keep the bound, which for both families together is twice one's)."""
 
     def threshold(self, kind: str = "", slice: str = "") -> float:
         """The score a tally flags at (class docstring): one for every tally."""
@@ -384,6 +394,8 @@ class Departures:
         given); the tally that crossed its threshold (then the pair's tallies start afresh,
         the probe failing as a flag), else ``None``."""
         flag = self._add(self.tallies, (node_id, model), ev, "", "")
+        if self.own is not None:  # (started afresh there on its own flag)
+            flag = self.own.add(node_id, model, ev, kind, slices) or flag
         if kind:
             flag = self._add(self.kinds, (node_id, model, kind), ev, kind, "") or flag
         for part in slices:
@@ -396,6 +408,8 @@ class Departures:
     def afresh(self, node_id: str, model: str) -> None:
         """Drop the pair's tallies (flagged: quarantined), told to ``on_drop``."""
         self._drop(lambda k: k[:2] == (node_id, model))
+        if self.own is not None:
+            self.own.afresh(node_id, model)
         if self.on_drop is not None:
             self.on_drop(node_id, model)
 
@@ -454,5 +468,7 @@ class Departures:
     def forget(self, node_id: str) -> None:
         """Drop the node's tallies (the admin cleared it)."""
         self._drop(lambda k: k[0] == node_id)
+        if self.own is not None:
+            self.own.forget(node_id)
         if self.on_drop is not None:
             self.on_drop(node_id, None)

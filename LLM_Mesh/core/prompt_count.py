@@ -27,8 +27,8 @@ at the claim: up to ~3× an honest count, paid to the node for a leave it caused
 was stalled when, at the leave, it had sent nothing with output for longer than the floor
 allows an event on its own time (:func:`stalled`: ``1 / min_rate``, 4 s, the grace not
 counted; :func:`quiet_s`: since its last event with output, else since its part opened,
-less the time the gateway spent writing to the client, and less at most the time its
-node's requests lost to each other, ``SharedTime``): such a leave is the node's doing, and
+less the time the gateway spent writing to the client, and less the time its node's
+requests lost to each other meanwhile, ``SharedTime``): such a leave is the node's doing, and
 the prompt pays the usual count, as a node that said nothing (:func:`believed_at_cut`). An
 honest node's tokens come 0.02-1 s apart (``stream_guard``: 1-60 a second); one that stalls
 past 4 s as the client leaves loses only what it was paid before money34. With the floor off
@@ -59,8 +59,9 @@ def quiet_s(now: float, since: float, client_s: float, lost_s: float) -> float:
     """The seconds of a node part's own time without output at ``now``: since ``since`` (its
     last event with output, else its part's opening), less ``client_s`` (the time the gateway
     spent writing to the client since: not the node's) and ``lost_s`` (the time its node's
-    requests lost to each other since its floor's clock started, ``SharedTime.lost``: all of
-    it taken as lost in the quiet, which can only shorten it); at least 0."""
+    requests lost to each other since ``since``, ``SharedTime.lost``; before 2026-12-06,
+    review35b, since its floor's clock started, so the time shared before a quiet excused
+    a stall after it); at least 0."""
     return max(0.0, now - since - max(0.0, client_s) - max(0.0, lost_s))
 
 

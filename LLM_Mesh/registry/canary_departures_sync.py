@@ -29,6 +29,12 @@ start and bounded stop shared, ``store_batch.StoreBatch``):
   least recently written, never a row written by this run (``slice34``'s rule). The rows of
   a node whose ``nodes`` row the node retention deleted go with it
   (``node_retention.prune_nodes``).
+- **its own**: ``Departures.own``, this replica's probes' tallies alone, in memory, never
+  the store's, flag as well (found 2026-12-06, ``review35b``: in the shared tallies a node
+  lying to one replica's probes alone, telling them apart by its address, was credited by
+  its honest answers to the others' each round and never flagged); a ``nodes clear`` made
+  at another replica forgets the node's tallies here when the quality watcher reads it
+  (``Quality.apply``).
 """
 
 from __future__ import annotations
@@ -99,6 +105,9 @@ class DepartureSync(StoreBatch):
         self.dropped = 0  # evidence not written: pending full
         self.runs = 0
         departures.on_add, departures.on_drop = self.added, self.started_afresh
+        if departures.own is None:  # its own probes judged apart too (``Departures.own``)
+            departures.own = Departures(departures.test, departures.tallies.cap,
+                                        departures.kinds.cap, departures.slices.cap)  # fmt: skip
 
     # -- hot path ---------------------------------------------------------------------
     def added(self, key: Key, ev: Evidence) -> None:

@@ -130,6 +130,13 @@ class Quality:
             tally = Tally(rec.passed)
             self.published.note(rec.node_id, rec.model, at, tally)
         mine[rec.model] = rec
+        if held is not None and held.quarantined and not rec.quarantined:
+            # lifted elsewhere (another replica's ``nodes clear``, read from the store): its
+            # evidence forgotten here too, as :meth:`clear` does (found 2026-12-06,
+            # review35b: this replica's tallies, the store's as last read back, flagged the
+            # node again at its first departure after the clear)
+            for forget in self.cleared:
+                forget(rec.node_id)
         self._sync_routing(rec.node_id)
 
     def _sync_routing(self, node_id: str) -> None:

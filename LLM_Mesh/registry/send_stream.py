@@ -165,6 +165,7 @@ class NodeStream(PartReader):
                     slow = self._too_slow(now) if now > self.slow_at else None
                     if self.outputs != outputs:  # not quiet (core/prompt_count.stalled)
                         self.quiet_from, self.quiet_client = now, self.client_s
+                        self.quiet_lost = self._lost(now)
                     if batch:
                         self.writing = now
                         yield batch

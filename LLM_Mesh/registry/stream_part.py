@@ -168,11 +168,13 @@ class PartReader:
         self.client_s = 0.0  # time spent writing its events to the client: not its own
         self.slow_at = math.inf  # the moment it is too slow unless it sends more
         self.lost0 = 0.0  # its node's shared time lost when its floor's clock started
-        # since when it has sent nothing with output (a read's clock), ``client_s`` then, and
-        # since when the relay writes a batch to the client (None: not writing): whether it
-        # had stalled when the client left (core/prompt_count.stalled, stall35)
+        # since when it has sent nothing with output (a read's clock), ``client_s`` and its
+        # node's shared time lost then, and since when the relay writes a batch to the
+        # client (None: not writing): whether it had stalled when the client left
+        # (core/prompt_count.stalled, stall35)
         self.quiet_from = 0.0
         self.quiet_client = 0.0
+        self.quiet_lost = 0.0
         self.writing: float | None = None
 
     def _part(self) -> None:
@@ -184,7 +186,7 @@ class PartReader:
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.quiet_from, self.quiet_client, self.writing = self.opened, 0.0, None
-        self.lost0 = self._lost(self.opened)
+        self.lost0 = self.quiet_lost = self._lost(self.opened)
         self.slow_at = slow_at(self.ex.rt.stream_floor, self.opened, None, 0)
 
     def _left(self) -> int:
@@ -222,7 +224,9 @@ class PartReader:
         client = self.client_s - self.quiet_client  # the relay's writes since: not its time
         if self.writing is not None:  # the client left during a write
             client += now - self.writing
-        quiet = quiet_s(now, self.quiet_from, client, self._lost(now) - self.lost0)
+        # the shared time lost since the quiet began, not since the part's floor clock
+        # (found 2026-12-06, review35b: the time shared before it excused a stall after)
+        quiet = quiet_s(now, self.quiet_from, client, self._lost(now) - self.quiet_lost)
         return believed_at_cut(said, quiet, ex.rt.stream_floor.min_rate)
 
     def _too_big(self) -> Broken:

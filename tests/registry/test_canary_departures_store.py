@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from LLM_Mesh.core.canary_departures import Departures, DepartureTally, Evidence
+from LLM_Mesh.core.canary import Answer, TokenLogprob
+from LLM_Mesh.core.canary_departures import Departures, DepartureTally, Evidence, probe_evidence
 from LLM_Mesh.core.canary_departures_step import Counts, Step
 from LLM_Mesh.core.canary_shape import DEFAULT_MIX
 from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
@@ -330,3 +331,71 @@ async def test_a_failed_batch_is_kept_composed_with_what_came_since() -> None:
     assert math.isclose(rows[("n", "m", "", "")].score, 4.0)  # 2 - 1 + 3, each once
     assert rows[("n", "m", "", "")].probes == 3
     assert math.isclose(rows[("gone", "m", "", "")].score, 1.0)  # the 5.0 before it: forgotten
+
+
+async def test_a_clear_by_another_replica_forgets_the_evidence_here(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Two replicas on one store: A's evidence and B's together flag the liar at B (B's
+    tallies afresh, the store's rows deleted); A still holds what it had read back. The
+    admin clears the node at B; A's watcher sees the clear in the store, and A's next probe
+    starts from nothing, not from the evidence the flag already used and the admin cleared.
+    Failed before (found 2026-12-06, review35b): only the replica that cleared forgot, so
+    A's first departure after the clear flagged the node again on pre-clear evidence."""
+    async with (
+        running(tmp_path / "a", store=_sql(database_url), nodes=LogprobNodes()) as ha,
+        running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as hb,
+    ):
+        pa, pb = await _mesh(ha), await _mesh(hb)
+        sa, sb = await _by_hand(pa), await _by_hand(pb)
+        qa, qb = ha.runtime.quality, hb.runtime.quality
+        assert qa is not None and qb is not None
+        h = pa.departures.threshold()
+        assert pa.departures.add("liar", MODEL, Evidence(0.6 * h, 1, 0)) is None
+        await sa.run_once()
+        assert pb.departures.add("liar", MODEL, Evidence(0.6 * h, 1, 0)) is None
+        assert await sb.run_once() == 1  # A's row and B's batch: flagged at B
+        await sb.run_once()  # the rows deleted
+        await qa.load()
+        assert qa.quarantined("liar", MODEL)
+        await qb.clear("liar")
+        await qa.load()  # A's watcher: the clear, made at B
+        assert not qa.quarantined("liar", MODEL)
+        assert pa.departures.keys_of("liar", MODEL) == []
+        assert pa.departures.add("liar", MODEL, Evidence(0.5 * h, 1, 0)) is None
+        await sa.run_once()
+        rows = dict(await ha.store.canary_departure_rows())
+        assert math.isclose(rows[("liar", MODEL, "", "")].score, 0.5 * h)  # after the clear only
+
+
+def _lie_and_honest() -> tuple[Evidence, Evidence]:
+    """One sampled probe's evidence (at 0.8, 8 tokens each the arg max at 90 %): leaving
+    the arg max at the first token, and an honest draw that kept it throughout."""
+    top = [TokenLogprob(f"t{i}", math.log(0.9), ((f"t{i}", math.log(0.9)), (f"u{i}", math.log(0.05))))
+           for i in range(8)]  # fmt: skip
+    ref = Answer("", tuple(top))
+    lie = Answer("", (TokenLogprob("u0", math.log(0.05)), *top[1:]))
+    return probe_evidence(ref, lie, 0.8), probe_evidence(ref, ref, 0.8)
+
+
+async def test_a_node_lying_to_one_replica_alone_is_flagged_by_it() -> None:
+    """A node tells the replicas apart (their addresses) and leaves the arg max at once on
+    replica A's sampled probes alone, honest on B's, one probe each in turn, each replica's
+    batch written and read back after its probe: A flags it after as many of its probes as
+    it needs alone (13). Failed before (found 2026-12-06, review35b): with the tallies
+    shared, B's honest answers' negative evidence reset A's lies each round, and A never
+    flagged it (none in 500), where a replica with tallies of its own did after 13."""
+    lie, honest = _lie_and_honest()
+    alone = Departures()
+    needed = next(i for i in range(1, 100) if alone.add("n", "m", lie) is not None)
+    store, da, db = MemoryStore(), Departures(), Departures()
+    sa, sb = DepartureSync(store, da, _noop), DepartureSync(store, db, _noop)
+    flagged_at = None
+    for i in range(1, 501):
+        if da.add("n", "m", lie) is not None:
+            flagged_at = i
+            break
+        await sa.run_once()
+        assert db.add("n", "m", honest) is None
+        await sb.run_once()
+    assert flagged_at == needed == 13, (flagged_at, needed)

@@ -209,6 +209,32 @@ async def test_a_node_sharing_its_time_is_judged_on_its_share(tmp_path: Path) ->
         assert await _charged(h, account, 1) == NODE_COUNT
 
 
+async def test_time_shared_before_the_quiet_does_not_excuse_a_stall(tmp_path: Path) -> None:
+    """A node claiming the bound streams 30 tokens, one each 2 s, while it has 8 requests
+    in flight (52.5 s of the 60 lost to the others: ``SharedTime``), then, alone on the
+    node, goes quiet for 30 s as the client leaves: stalled, not believed. Failed before
+    (found 2026-12-06, review35b: the whole part's shared time, not the quiet's, was taken
+    off the quiet, so 30 s alone were 0 s and the bound, 3,024, was charged): the time a
+    part may be quiet grew with the shared time before it."""
+    nodes, feed = _fed(str(BOUND))
+    async with running(tmp_path, nodes=nodes) as h:
+        await register(h, "a", "alice", max_concurrency=8)
+        key, account = await new_user(h, 10**6)
+        others = [h.runtime.routing.begin("a", MODEL) for _ in range(7)]
+        client = Client(h, key)
+        chunks = _tokens(WORDS[:30])
+        feed.put_nowait(chunks[0])
+        for word, chunk in zip(WORDS[:30], chunks[1:], strict=True):
+            h.clock.advance(2.0)
+            feed.put_nowait(chunk)
+            await client.relayed(word)
+        for att in others:
+            h.runtime.routing.finish(att, Outcome.CANCELLED)
+        h.clock.advance(30.0)  # alone on the node: all of it its own time
+        await client.leave()
+        assert await _charged(h, account, 30) == USUAL  # before the fix: BOUND
+
+
 def test_stalled_is_quiet_past_the_floors_time_for_an_event() -> None:
     assert not stalled(4.0, 0.25) and stalled(4.01, 0.25)
     assert not stalled(10**6, 0.0)  # the floor off: nothing judged stalled
