@@ -10,6 +10,8 @@ however large)."""
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,29 +38,38 @@ def unreadable(what: str, path: Path | str, exc: OSError | UnicodeError) -> Valu
     return ValueError(f"{what} {path}: {why_unreadable(exc)}")
 
 
-def too_large(named: str, limit: int) -> ValueError:
-    """The ``ValueError`` for ``named`` (``--keys FILE``, ``standard input``) past ``limit``."""
-    return ValueError(
-        f"{named}: is larger than {limit:,} bytes, the most read (is it the right file?)"
-    )
+RIGHT_FILE = "is it the right file?"
 
 
-def bounded_text(f: BinaryIO, limit: int, named: str) -> str:
+def too_large(named: str, limit: int, hint: str = RIGHT_FILE) -> ValueError:
+    """The ``ValueError`` for ``named`` (``--keys FILE``, ``standard input``) past ``limit``;
+    ``hint``: why no more is read, or what to check."""
+    return ValueError(f"{named}: is larger than {limit:,} bytes, the most read ({hint})")
+
+
+def bounded_text(f: BinaryIO, limit: int, named: str, hint: str = RIGHT_FILE) -> str:
     """At most ``limit`` bytes of ``f`` as UTF-8 text, else :func:`too_large` (one byte more
-    is read to tell, never the rest)."""
+    is read to tell, never the rest; a regular file whose size says it is larger is refused
+    unread: found 2026-12-06, small35, a 64 GiB file had 64 MiB read and held first)."""
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, ValueError):  # no descriptor (an in-memory stream)
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size > limit:
+        raise too_large(named, limit, hint)
     data = f.read(limit + 1)
-    if len(data) > limit:
-        raise too_large(named, limit)
+    if len(data) > limit:  # a stream, a device, a file grown since its stat
+        raise too_large(named, limit, hint)
     return data.decode("utf-8")
 
 
-def read_text(path: Path | str, what: str, limit: int | None = None) -> str:
+def read_text(path: Path | str, what: str, limit: int | None = None, hint: str = RIGHT_FILE) -> str:
     """``path``'s text (UTF-8; ``~`` expanded), else :func:`unreadable`'s ``ValueError``;
-    ``limit``: at most that many bytes (:func:`bounded_text`)."""
+    ``limit``: at most that many bytes (:func:`bounded_text`, ``hint`` its refusal's)."""
     try:
         if limit is None:
             return Path(path).expanduser().read_text(encoding="utf-8")
         with Path(path).expanduser().open("rb") as f:
-            return bounded_text(f, limit, f"{what} {path}")
+            return bounded_text(f, limit, f"{what} {path}", hint)
     except (OSError, UnicodeError) as exc:
         raise unreadable(what, path, exc) from None

@@ -34,3 +34,24 @@ def test_with_no_bound_the_whole_file_is_read(tmp_path: Path) -> None:
     p = tmp_path / "f.txt"
     p.write_text("y" * 100_000)
     assert read_text(p, "--thing") == "y" * 100_000
+
+
+def test_a_regular_file_past_the_bound_is_refused_unread(tmp_path: Path) -> None:
+    """Found 2026-12-06 (small35): a file larger than the bound had ``limit`` + 1 bytes
+    read and held before it was refused (a 64 GiB sparse receipt: 64 MiB in memory; failed
+    before: the peak was the bound). A regular file's size refuses it unread; a stream is
+    still bounded by what is read (the test above)."""
+    import tracemalloc
+
+    limit = 32 * 1024 * 1024
+    p = tmp_path / "sparse.json"
+    with p.open("wb") as f:
+        f.truncate(limit + 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="is larger than 33,554,432 bytes"):
+            read_text(p, "--thing", limit=limit)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024

@@ -9,6 +9,8 @@ published price (``core/served_check.served_report``: pure).
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from LLM_Mesh.cli.ledger_http import Row
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.core.plural import counted
-from LLM_Mesh.core.served import Served, ledger_key, parse_line
+from LLM_Mesh.core.served import MAX_LINE, Served, ledger_key, parse_line
 from LLM_Mesh.core.served_check import ServedReport, keys_of
 from LLM_Mesh.node.served_log import served_files
 
@@ -25,37 +27,69 @@ __all__ = ["MAX_SERVED_BYTES", "ServedWatch", "print_served", "read_served"]
 
 _RID = ENTRY_FIELDS.index("request_id")
 MAX_SERVED_BYTES = 1 << 30  # all the served files read at most (a node keeps 128 MiB)
+_LINE_BYTES = 4 * MAX_LINE + 2  # of one line held: longer is never a record (MAX_LINE chars)
 
 
 def read_served(given: Sequence[Path]) -> tuple[list[Served], list[str]]:
     """The records of every file given and its rotated files (each file once), and a
-    word for each line that is not a record (a crash's cut last line, an edit)."""
+    word for each line that is not a record (a crash's cut last line, an edit). At most
+    :data:`MAX_SERVED_BYTES` are read in all, counted as read (never by the files' stat:
+    a file growing while read, ``/proc``'s, say less than they hold), and of one line at
+    most :data:`_LINE_BYTES` are held (found 2026-12-06, small35: a log of one 1 GiB line
+    was held whole)."""
     seen: set[Path] = set()
     out: list[Served] = []
     bad: list[str] = []
-    total = 0
+    left = MAX_SERVED_BYTES
     for g in given:
         files = served_files(g)
         if not files:
-            why = "is a folder (name its served.jsonl)" if g.is_dir() else "no such file"
-            raise ValueError(f"--served {g}: {why}")
+            raise ValueError(f"--served {g}: {_why_none(g)}")
         for p in files:
             real = p.resolve()
             if real in seen:
                 continue
             seen.add(real)
-            total += p.stat().st_size
-            if total > MAX_SERVED_BYTES:
-                raise ValueError(f"--served: more than {MAX_SERVED_BYTES >> 20} MiB of logs")
-            with p.open("r", encoding="utf-8", errors="replace") as f:
-                for n, line in enumerate(f, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        out.append(parse_line(line))
-                    except ValueError as exc:
-                        bad.append(f"{p}:{n}: not a served record ({exc})")
+            left = _read_one(p, left, out, bad)
     return out, bad
+
+
+def _why_none(g: Path) -> str:
+    if g.is_dir():
+        return "is a folder (name its served.jsonl)"
+    if g.exists():  # found 2026-12-06 (small35): a FIFO or /dev/zero was "no such file"
+        return "is not a regular file (a FIFO or a device): name a node's served.jsonl"
+    return "no such file"
+
+
+def _read_one(p: Path, left: int, out: list[Served], bad: list[str]) -> int:
+    """``p``'s records into ``out`` (its other lines named in ``bad``); the bytes left."""
+    with p.open("rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced since listed
+            raise ValueError(f"--served {p}: {_why_none(p)}")
+        n = 0
+        while line := f.readline(min(_LINE_BYTES, left + 1)):
+            left -= len(line)
+            long = len(line) == _LINE_BYTES and not line.endswith(b"\n")
+            while long and left >= 0 and (rest := f.readline(min(_LINE_BYTES, left + 1))):
+                left -= len(rest)  # the rest of a line longer than any record, unheld
+                long = not rest.endswith(b"\n")
+            if left < 0:
+                raise ValueError(
+                    f"--served: more than {MAX_SERVED_BYTES:,} bytes of logs, the most read"
+                )
+            n += 1
+            if len(line) == _LINE_BYTES:  # more than MAX_LINE characters, whatever they are
+                bad.append(f"{p}:{n}: not a served record (longer than a record)")
+                continue
+            text = line.decode(errors="replace")
+            if not text.strip():
+                continue
+            try:
+                out.append(parse_line(text))
+            except ValueError as exc:
+                bad.append(f"{p}:{n}: not a served record ({exc})")
+    return left
 
 
 class ServedWatch:

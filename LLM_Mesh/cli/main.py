@@ -303,7 +303,8 @@ def ask(
         Path | None,
         typer.Option(
             "--prompt-file",
-            help="Read the prompt from this file (kept out of shell history and `ps`)",
+            help="Read the prompt from this file (kept out of shell history and `ps`); it and "
+            "stdin: 1 MiB at most, what a gateway takes as a whole request by default",
         ),
     ] = None,
     model: Annotated[

@@ -4,6 +4,11 @@ A prompt given as a command-line argument is in the user's shell history and in 
 local user's ``ps`` (``/proc/<pid>/cmdline`` is world-readable). Standard input (``-``, or
 no argument with stdin not a terminal) and ``--prompt-file PATH`` keep it out of both
 (docs/security.md, "Privacy").
+
+Standard input and the file are read to :data:`MAX_PROMPT_BYTES` at most (1 MiB: what a
+gateway takes as a whole request body by default, ``LLM_MESH_MAX_BODY_BYTES``, so a larger
+prompt could not be sent); more is refused in one line, unread (found 2026-12-06, small35:
+both were read whole, a FIFO or ``/dev/zero`` until memory ran out).
 """
 
 from __future__ import annotations
@@ -11,11 +16,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from LLM_Mesh.text_files import read_text
+from LLM_Mesh.core.limits import RequestLimits
+from LLM_Mesh.text_files import bounded_text, read_text, too_large
 
-__all__ = ["PromptInputError", "read_prompt"]
+__all__ = ["MAX_PROMPT_BYTES", "PromptInputError", "read_prompt"]
 
 STDIN = "-"
+#: the most of a prompt read from standard input or --prompt-file: a gateway's default
+#: body limit (``RequestLimits.max_body_bytes``), which the prompt alone would exceed
+MAX_PROMPT_BYTES = RequestLimits().max_body_bytes
+TOO_LARGE = (
+    f"a gateway refuses a request body over {MAX_PROMPT_BYTES >> 20} MiB by default "
+    "(LLM_MESH_MAX_BODY_BYTES), so a larger prompt could not be sent: shorten it"
+)
 
 
 class PromptInputError(ValueError):
@@ -31,11 +44,12 @@ def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -
         if argument is not None:
             raise PromptInputError("give the prompt once: an argument or --prompt-file, not both")
         try:
-            return _read(read_text(prompt_file, "--prompt-file"), "--prompt-file")
+            text = read_text(prompt_file, "--prompt-file", MAX_PROMPT_BYTES, TOO_LARGE)
+            return _read(text, "--prompt-file")
         except ValueError as exc:
             raise PromptInputError(str(exc)) from None
     if argument == STDIN or (argument is None and not stdin.isatty()):
-        return _read(stdin.read(), "standard input")
+        return _read(_read_stdin(stdin), "standard input")
     if argument is None:
         raise PromptInputError(
             "no prompt: give it as an argument, '-' to read it from standard input, "
@@ -44,6 +58,22 @@ def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -
     if not argument.strip():
         raise PromptInputError("no prompt: the argument is empty (or only white space)")
     return argument
+
+
+def _read_stdin(stdin: TextIO) -> str:
+    """Standard input's text, to :data:`MAX_PROMPT_BYTES` (its bytes where it has them)."""
+    try:
+        raw = getattr(stdin, "buffer", None)
+        if raw is not None:
+            return bounded_text(raw, MAX_PROMPT_BYTES, "standard input", TOO_LARGE)
+        text = stdin.read(MAX_PROMPT_BYTES + 1)  # (a text stream: a test's StringIO)
+        if len(text.encode("utf-8")) > MAX_PROMPT_BYTES:
+            raise too_large("standard input", MAX_PROMPT_BYTES, TOO_LARGE)
+        return text
+    except UnicodeError:
+        raise PromptInputError("standard input: is not UTF-8 text") from None
+    except ValueError as exc:
+        raise PromptInputError(str(exc)) from None
 
 
 def _read(text: str, source: str) -> str:

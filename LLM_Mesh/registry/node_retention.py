@@ -36,6 +36,11 @@ same pruner, cutoff and loop, through its own ``MemoryStore.prune_nodes``: quiet
 ``core/retention.node_quiet`` (what :func:`_quiet` says in SQL), and it drops the same two
 records (the row and its health check), keeping the key and its revocation (found
 2026-12-06, tidy35: it never pruned, and kept a row for every id ever registered).
+
+A revocation marks the row changed in both stores (``store_credentials._offline``, as the
+memory store's ``set_node_state``), so a revoked row stays at least as long as an unrevoked
+one: its retention counts from the revocation (found 2026-12-06, small35: on SQL a row
+quiet for 30 days went at its revocation).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ can share one database:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -82,10 +82,16 @@ async def insert_new(conn: AsyncConnection, table: Any, values: dict[str, Any]) 
 
 
 async def _offline(conn: AsyncConnection, node_ids: list[str]) -> None:
+    """The revoked nodes' rows offline and changed now, as ``set_node_state`` (and the
+    memory store's revocation) marks them: their retention counts from the revocation, and
+    a replica polling ``nodes_changed_since`` hears of it (found 2026-12-06, small35:
+    ``changed_at`` was left alone, so a row quiet for 30 days was pruned at its revocation)."""
     if node_ids:
         n = tables.nodes
         await conn.execute(
-            update(n).where(n.c.node_id.in_(node_ids)).values(state=NodeState.OFFLINE.value)
+            update(n)
+            .where(n.c.node_id.in_(node_ids))
+            .values(state=NodeState.OFFLINE.value, changed_at=datetime.now(timezone.utc))
         )
 
 

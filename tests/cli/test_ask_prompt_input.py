@@ -76,3 +76,38 @@ def test_a_missing_or_doubled_prompt_is_refused(
 def test_help_says_how_to_keep_the_prompt_out_of_argv() -> None:
     out = CliRunner().invoke(app, ["ask", "--help"], env={"COLUMNS": "200"})
     assert "--prompt-file" in out.output and "stdin" in out.output
+
+
+def test_a_prompt_past_the_gateways_body_limit_is_refused_unsent(
+    asked: list[str], tmp_path: Path
+) -> None:
+    """Found 2026-12-06 (small35): ``--prompt-file`` and standard input were read whole,
+    however large (failed before: the 1 MiB + 1 byte prompt was sent). A prompt the size of
+    a gateway's default body limit is read; one byte more is one line, naming why."""
+    from LLM_Mesh.cli.prompt_input import MAX_PROMPT_BYTES
+
+    assert MAX_PROMPT_BYTES == 1024 * 1024  # the gateway's default LLM_MESH_MAX_BODY_BYTES
+    path = tmp_path / "prompt.txt"
+    path.write_text("x" * MAX_PROMPT_BYTES, encoding="utf-8")
+    assert _ask(["--prompt-file", str(path)]).exit_code == 0
+    assert _ask(["-"], stdin="y" * MAX_PROMPT_BYTES).exit_code == 0
+    assert [len(p) for p in asked] == [MAX_PROMPT_BYTES] * 2
+    asked.clear()
+    path.write_text("x" * (MAX_PROMPT_BYTES + 1), encoding="utf-8")
+    for out in (
+        _ask(["--prompt-file", str(path)]),
+        _ask(["-"], stdin="y" * (MAX_PROMPT_BYTES + 1)),
+    ):
+        assert out.exit_code == 1
+        assert "is larger than 1,048,576 bytes, the most read" in out.output
+        assert "LLM_MESH_MAX_BODY_BYTES" in out.output and "Traceback" not in out.output
+    assert asked == []
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_prompt_file_with_no_end_is_read_to_the_bound_only(asked: list[str]) -> None:
+    """Attack: ``--prompt-file /dev/zero`` (a FIFO that never ends alike) read to the bound,
+    then refused (before: read until memory ran out)."""
+    out = _ask(["--prompt-file", "/dev/zero"])
+    assert out.exit_code == 1 and "is larger than 1,048,576 bytes" in out.output
+    assert asked == []

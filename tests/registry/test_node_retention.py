@@ -94,7 +94,8 @@ async def test_only_rows_quiet_past_the_cutoff_go_with_their_checks(store: SqlSt
     await _age(store.engine, "changed")
     await store.set_node_state("changed", "offline")  # changed_at: now
     await store.claim_node_key("old0", "pk0", "alice", 1, OLD)
-    await store.revoke_node("old0", OLD)
+    await store.revoke_node("old0", OLD)  # (a change of the row, as in memory: aged again)
+    await _age(store.engine, "old0")
     async with store.engine.begin() as conn:
         for node_id in ("old1", "heard"):
             await conn.execute(
@@ -317,3 +318,37 @@ async def test_a_departed_nodes_canary_tallies_go_with_its_row_in_memory() -> No
     _age_memory(store, "gone")
     assert await memory_pruner(store).poll() == 1
     assert {k[0] for k in store.canary_departures} == {"live"}
+
+
+async def test_a_revoked_rows_retention_counts_from_its_revocation(store: SqlStore) -> None:
+    """A row quiet for 40 days, then revoked (the node, or its operator): its retention
+    counts from the revocation on SQL as in memory (the next test), so it stays at least
+    as long as an unrevoked row (found 2026-12-06, small35: the SQL store's revocation
+    left ``changed_at`` alone, so the pruner deleted the row at once; failed before)."""
+    await store.add_operator("bob", "h", OLD)
+    for node_id, operator in (("one", "alice"), ("both", "bob")):
+        await store.claim_node_key(node_id, f"pk-{node_id}", operator, 1, OLD)
+        await store.upsert_node(node(node_id))
+        await _age(store.engine, node_id)
+    since = datetime.now(timezone.utc)
+    assert await store.revoke_node("one", since)
+    assert await store.revoke_operator("bob", since) == ["both"]
+    assert await pruner(store.engine).poll() == 0
+    assert await _ids(store.engine, tables.nodes) == {"one", "both"}
+    # and a replica polling for changed rows hears of both (their state: offline)
+    changed = {r.node_id: r.state for r in await store.nodes_changed_since(since)}
+    assert changed == {"one": "offline", "both": "offline"}
+
+
+async def test_a_revoked_rows_retention_counts_from_its_revocation_in_memory() -> None:
+    """The memory store's rule, as the SQL test above."""
+    store = MemoryStore()
+    await store.add_operator("bob", "h", OLD)
+    for node_id, operator in (("one", "alice"), ("both", "bob")):
+        await store.claim_node_key(node_id, f"pk-{node_id}", operator, 1, OLD)
+        await store.upsert_node(node(node_id))
+        _age_memory(store, node_id)
+    assert await store.revoke_node("one", NOW)
+    assert await store.revoke_operator("bob", NOW) == ["both"]
+    assert await memory_pruner(store).poll() == 0
+    assert set(store.nodes) == {"one", "both"}
