@@ -37,7 +37,7 @@ from LLM_Mesh.client import MeshClient, fetch_json_sync, gateway_urls
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
-from LLM_Mesh.core.client_retry import SEED_ADVICE, fitted_advice
+from LLM_Mesh.core.client_retry import RESTING_SAID, SEED_ADVICE, fitted_advice
 from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
@@ -488,7 +488,7 @@ class DistributedModelRegistry:
         nodes = "1 node" if len(resting) == 1 else f"{len(resting)} nodes"
         hosting = f" hosting {', '.join(models)}" if models else ""
         verb = "is" if len(resting) == 1 else "are"
-        return f"; {nodes}{hosting} {verb} paused or draining (back when resumed)"
+        return f"; {nodes}{hosting} {verb} {RESTING_SAID}"
 
     def best_model_for_task(self, task_type: str | None) -> str:
         """The best model that is up for ``task_type`` (task policy in ``core.tasks``)."""

@@ -69,6 +69,7 @@ __all__ = [
     "CLIENT_MAX_WAIT_S",
     "CLIENT_RETRIES",
     "HEADER",
+    "RESTING_SAID",
     "SEED_ADVICE",
     "SOON_S",
     "STREAM_ADVICE",
@@ -163,6 +164,12 @@ def retry_estimate(d: Decision, back_s: float | None = None) -> int | None:
     return max(1, math.ceil(min(waits))) if waits else None
 
 
+#: how a paused or draining node comes back: its operator's command, not a retry (said at
+#: once, ``x-should-retry: false``: found 2026-12-06, newuser35)
+RESTING_SAID = (
+    "paused or draining: out of routing until its operator runs `llm-mesh node resume` "
+    "(a retry soon will not find it back)"
+)
 #: a 504's advice to an HTTP client that did not stream (the gateway's own words)
 STREAM_ADVICE = (
     "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
