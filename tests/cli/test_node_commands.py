@@ -612,3 +612,19 @@ def test_trusted_peers_come_from_the_flag_node_toml_and_env(
     assert rules[0]("10.1.2.3") and not rules[0]("2001:db8:5::9")  # type: ignore[operator]
     bad = invoke("start", "--trusted-peers", "gw.example", "--home", str(home))
     assert bad.exit_code != 0 and "trusted_peers" in bad.output
+
+
+def test_node_earnings_says_where_earnings_are() -> None:
+    """Found 2026-12-06 (newuser35b, an operator's walk): ``llm-mesh node earnings`` (README
+    names the node's ``earnings`` endpoint beside ``info`` and ``pause``) said only "No such
+    command 'earnings'"; it names the two commands that show them, and is not listed."""
+    from LLM_Mesh.cli.main import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["node", "earnings", "--days", "7"], env={"COLUMNS": "200"})
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2, out.output
+    assert "`llm-mesh node info` shows this node's earnings" in said, said
+    assert "`llm-mesh earnings` your operator's" in said, said
+    listing = runner.invoke(app, ["node", "--help"], env={"COLUMNS": "200"}).output
+    assert "│ earnings" not in listing and "│ info" in listing, listing
