@@ -567,6 +567,16 @@ esac
 # --home: run in another shell (no LLM_MESH_HOME there), it is still this home's node
 # (its node.key, pin, served log), not a new one in ~/.llm-mesh (found 2026-12-06, newuser33)
 START=("$VENV/bin/llm-mesh" node start --home "$LLM_MESH_HOME" --config "$CONFIG")
+# node.toml has no key for the registry's CA: the command (and the service's ExecStart)
+# names the one this runs with, absolute, or a start from another shell trusts only the
+# system's CAs and never reaches a private-CA registry (found 2026-12-06, newuser35b:
+# CERTIFICATE_VERIFY_FAILED, retried for ever)
+CA_ABS=""
+if [ -n "${LLM_MESH_REGISTRY_CA:-}" ]; then
+  [ -f "$LLM_MESH_REGISTRY_CA" ] || die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
+  CA_ABS="$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
+  START+=(--registry-ca "$CA_ABS")
+fi
 if [ "$NO_START" = 1 ]; then
   say "set up; start the node with: ${START[*]}"
   exit 0
@@ -577,12 +587,11 @@ fi
 if [ "$SERVICE" = 1 ]; then
   UNIT_DIR="$HOME/.config/systemd/user"
   UNIT="$UNIT_DIR/llm-mesh-node.service"
-  # node.toml has no key for the registry's CA: the service gets the one this runs with
+  # the service's environment names the CA too (ExecStart's --registry-ca wins)
   CA_LINE=""
-  if [ -n "${LLM_MESH_REGISTRY_CA:-}" ]; then
-    [ -f "$LLM_MESH_REGISTRY_CA" ] || die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
+  if [ -n "$CA_ABS" ]; then
     CA_LINE="
-Environment=LLM_MESH_REGISTRY_CA=$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
+Environment=LLM_MESH_REGISTRY_CA=$CA_ABS"
   fi
   # exit 78: the registry does not know the operator token (node start says so): no restart
   UNIT_TEXT="[Unit]

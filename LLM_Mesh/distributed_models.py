@@ -37,6 +37,7 @@ from LLM_Mesh.client import MeshClient, fetch_json_sync, gateway_urls
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
+from LLM_Mesh.core.client_retry import RESTING_SAID, SEED_ADVICE, fitted_advice
 from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
@@ -46,6 +47,7 @@ from LLM_Mesh.errors import (
     ModelNotFound,
     ModelUnavailable,
     RegistryUnreachable,
+    UpstreamTimeout,
 )
 from LLM_Mesh.model_response import ModelResponse
 from LLM_Mesh.plain_http import PlainHttpNotice
@@ -77,6 +79,8 @@ class DistributedModelRegistry:
     """
 
     SNAPSHOT_TTL_S = 5.0
+    #: a 504's advice to this caller (``core/client_retry``): these calls do not stream
+    deadline_advice = SEED_ADVICE
 
     def __init__(
         self,
@@ -384,14 +388,22 @@ class DistributedModelRegistry:
         requested: str,
         request_id: str | None,
     ) -> ModelResponse:
-        async with self.client() as c:
-            if chat:
-                out = await c.chat(
-                    {**body, "messages": [{"role": "user", "content": prompt}]},
-                    request_id=request_id,
-                )
-            else:
-                out = await c.completion({**body, "prompt": prompt}, request_id=request_id)
+        try:
+            async with self.client() as c:
+                if chat:
+                    out = await c.chat(
+                        {**body, "messages": [{"role": "user", "content": prompt}]},
+                        request_id=request_id,
+                    )
+                else:
+                    out = await c.completion({**body, "prompt": prompt}, request_id=request_id)
+        except UpstreamTimeout as exc:  # the gateway's "stream: true" fits no call here
+            said = fitted_advice(exc.message, self.deadline_advice)
+            if said == exc.message:
+                raise
+            fitted = UpstreamTimeout(said, param=exc.param, **exc.extra)
+            fitted.request_id = exc.request_id
+            raise fitted from None
         res = ModelResponse.from_openai(out, task_type=task_type, requested=requested)
         if self.api_key and res.receipt is not None and keeps(self._keep):
             if self._settings is None:
@@ -476,7 +488,7 @@ class DistributedModelRegistry:
         nodes = "1 node" if len(resting) == 1 else f"{len(resting)} nodes"
         hosting = f" hosting {', '.join(models)}" if models else ""
         verb = "is" if len(resting) == 1 else "are"
-        return f"; {nodes}{hosting} {verb} paused or draining (back when resumed)"
+        return f"; {nodes}{hosting} {verb} {RESTING_SAID}"
 
     def best_model_for_task(self, task_type: str | None) -> str:
         """The best model that is up for ``task_type`` (task policy in ``core.tasks``)."""

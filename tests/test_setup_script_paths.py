@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from LLM_Mesh.node.tls import make_self_signed
 from tests.ports import free_port
 from tests.test_setup_script import SCRIPT, VENV, run
 
@@ -101,3 +102,26 @@ def test_a_relative_venv_and_home_give_absolute_commands_and_unit(tmp_path: Path
     unit = (tmp_path / "home" / ".config/systemd/user/llm-mesh-node.service").read_text()
     assert f"Environment=LLM_MESH_HOME={tmp_path / 'mesh'}\n" in unit, unit
     assert f"ExecStart={VENV}/bin/llm-mesh node start --home {tmp_path / 'mesh'} " in unit, unit
+
+
+def test_the_printed_start_command_names_the_registry_ca_it_ran_with(tmp_path: Path) -> None:
+    """Found 2026-12-06 (newuser35b, an operator's walk against an https registry with a
+    private CA, docs/deploy.md's openssl steps): ``LLM_MESH_REGISTRY_CA=ca.crt
+    ./setup-node-operator.sh --no-start`` printed ``node start --home H --config C``; run
+    from another shell (no ``LLM_MESH_REGISTRY_CA`` there: node.toml has no key for it) the
+    node logged ``CERTIFICATE_VERIFY_FAILED`` for ever and never registered. The command now
+    names the CA, absolute."""
+    make_self_signed(tmp_path / "ca.crt", tmp_path / "ca.key", ["127.0.0.1"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(tmp_path / "mesh"),
+               LLM_MESH_REGISTRY_CA="ca.crt")  # fmt: skip  # relative: said absolute
+    (tmp_path / "home").mkdir()
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", *SIM,
+         "--registry", "https://127.0.0.1:9", "--no-start"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    command = printed_start(done.stdout)
+    assert command[-2:] == ["--registry-ca", str(tmp_path / "ca.crt")], command

@@ -15,6 +15,7 @@ from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_bound import BASE_BYTES, TOKEN_BYTES
 from LLM_Mesh.core.answer_text import chunk_text
+from LLM_Mesh.core.client_retry import ASK_ADVICE
 from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
@@ -194,6 +195,7 @@ async def ask_once(
         replica_memory=replica_memory, keep_receipts=False,  # `ask` keeps its own
         warn_plain_http=False,  # `ask` says it on stderr itself (cli/common.warn_plain_http)
     )  # fmt: skip
+    registry.deadline_advice = ASK_ADVICE  # a 504 says `--stream`, not the API's field
     if stream:
         if model is None:
             await registry.refresh()

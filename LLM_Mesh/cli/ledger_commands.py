@@ -49,7 +49,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
     warn_plain_http,
 )
-from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
+from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared, read_files
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory, LedgerApiKeyOpt
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
@@ -291,7 +291,8 @@ CompareOpt = Annotated[
         metavar="FILE_OR_URL",
         help="after a clean check, compare another verifier's checkpoint (what `llm-mesh "
         "ledger checkpoint` exported: a file, or an http(s) URL) with this view; repeatable. "
-        "Two checkpoints signed by the registry that are not one history: `split view`",
+        "Two checkpoints signed by the registry that are not one history: `split view`; a "
+        "file that cannot be read or is no checkpoint: an error, before the check",
     ),
 ]
 
@@ -418,6 +419,7 @@ def verify(
 
     try:
         receipts = [_receipt_in(p) for p in receipt or ()]
+        compare_texts = read_files(compare or ())  # a bad file is said now, not as a finding
     except ValueError as exc:
         raise fail(exc) from exc
     # the user's key goes only to the registry configured with it, never to one named by
@@ -453,7 +455,9 @@ def verify(
             if not compare or not report.ok:
                 return report, []
             keys = [key] if key is not None else memory.trusted
-            return report, await compare_all(compare, report.checkpoint, keys, src.consistency)
+            return report, await compare_all(
+                compare, report.checkpoint, keys, src.consistency, texts=compare_texts
+            )
 
     start = time.perf_counter()
     limit = None if database_url or not timeout else timeout  # (the store: the operator's)

@@ -6,7 +6,12 @@ opened with the key this verifier trusts and judged against the newest checkpoin
 run verified (``core/gossip.py``); a consistency proof between the two sizes comes from
 the same registry (or store) the run verified. Findings: ``split view`` (with both signed
 notes as evidence), ``signature`` (not a checkpoint of this ledger by its key),
-``unproven`` (no proof to be had, or no checkpoint of our own yet) and ``unreadable``.
+``unproven`` (no proof to be had, or no checkpoint of our own yet) and ``unreadable`` (a
+URL that did not answer with one). A *file* that cannot be read, or that is no checkpoint
+in shape (no such file, not UTF-8, too long, JSON without a ``note`` string, no signed
+note), is no finding about the ledger but a mistake in the command: :func:`read_files`
+raises a ``ValueError`` naming it, before the audit (found 2026-12-06, newuser35b:
+``--compare missing.json`` said "MISMATCH: 1 of 1 checkpoint compared").
 
 A foreign checkpoint comes from a stranger: at most ``MAX_NOTE`` bytes of it are read (a
 URL's body as it streams in, never decompressed: ``Accept-Encoding: identity``, another
@@ -18,7 +23,7 @@ URL's body as it streams in, never decompressed: ``Accept-Encoding: identity``, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +32,21 @@ import httpx
 from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import console, err
 from LLM_Mesh.cli.render import shown, terminal_text
-from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint
-from LLM_Mesh.core.gossip import CONSISTENT, SPLIT_VIEW, UNPROVEN, judge, open_foreign, proof_sizes
+from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint, split_note
+from LLM_Mesh.core.gossip import (
+    CONSISTENT,
+    SPLIT_VIEW,
+    UNPROVEN,
+    judge,
+    note_from,
+    open_foreign,
+    proof_sizes,
+)
 from LLM_Mesh.core.gossip import MAX_NOTE as _MAX
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.text_files import unreadable
 
-__all__ = ["Compared", "compare_all", "print_compared"]
+__all__ = ["Compared", "compare_all", "print_compared", "read_files"]
 
 Proof = Callable[[int, int], Awaitable[list[bytes]]]
 FETCH_S = 30.0  # a URL's whole answer, however it trickles
@@ -54,8 +68,42 @@ def _too_long() -> MeshError:
     return MeshError(f"longer than {_MAX} bytes: not a checkpoint")
 
 
-async def _read(where: str, client: httpx.AsyncClient) -> str:
-    if where.startswith(("http://", "https://")):
+def _is_url(where: str) -> bool:
+    return where.startswith(("http://", "https://"))
+
+
+def read_files(wheres: Sequence[str]) -> dict[str, str]:
+    """The text of each ``--compare`` in ``wheres`` that is a file (not a URL), checked to
+    be a checkpoint in shape (whose signature :func:`compare_all` judges); else a
+    ``ValueError`` naming the file and why."""
+    texts: dict[str, str] = {}
+    for where in wheres:
+        if _is_url(where) or where in texts:
+            continue
+        path = Path(where).expanduser()
+        try:
+            if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO would
+                raise ValueError(f"--compare {where}: not a regular file")  # block: named
+            text = _read_file(path)
+        except (OSError, UnicodeError) as exc:
+            raise unreadable("--compare", where, exc) from None
+        except MeshError as exc:
+            raise ValueError(f"--compare {where}: {exc}") from None
+        try:
+            split_note(note_from(text))
+        except BadCheckpoint as exc:
+            raise ValueError(
+                f"--compare {where}: {exc} (not a checkpoint: what `llm-mesh ledger "
+                "checkpoint` exports, or its --note)"
+            ) from None
+        texts[where] = text
+    return texts
+
+
+async def _read(where: str, client: httpx.AsyncClient, texts: Mapping[str, str]) -> str:
+    if where in texts:
+        return texts[where]
+    if _is_url(where):
         return await _fetch(where, client)
     return await asyncio.to_thread(_read_file, Path(where))
 
@@ -69,7 +117,7 @@ async def _fetch(where: str, client: httpx.AsyncClient) -> str:
 
 
 def _read_file(path: Path) -> str:
-    with path.open("rb") as f:  # not its stat: a FIFO or /dev/zero says 0 bytes
+    with path.expanduser().open("rb") as f:  # not its stat: a FIFO or /dev/zero says 0 bytes
         data = f.read(_MAX + 1)
     if len(data) > _MAX:
         raise _too_long()
@@ -78,10 +126,10 @@ def _read_file(path: Path) -> str:
 
 async def _one(
     where: str, ours: Checkpoint, keys: Sequence[str], consistency: Proof,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, texts: Mapping[str, str],
 ) -> Compared:  # fmt: skip
     try:
-        text = await _read(where, client)
+        text = await _read(where, client, texts)
     except (OSError, UnicodeDecodeError, MeshError, httpx.HTTPError) as exc:
         return Compared(where, "unreadable", f"{type(exc).__name__}: {exc}")
     try:
@@ -104,18 +152,20 @@ async def _one(
 
 async def compare_all(
     wheres: Sequence[str], ours: Checkpoint | None, keys: Sequence[str], consistency: Proof,
-    client: httpx.AsyncClient | None = None,
+    client: httpx.AsyncClient | None = None, texts: Mapping[str, str] | None = None,
 ) -> list[Compared]:  # fmt: skip
     """Each foreign checkpoint in ``wheres`` judged against ``ours`` (``keys``: the base64
     public keys this verifier trusts; ``consistency``: the registry's proofs; ``client``:
-    for the URLs, one of its own by default)."""
+    for the URLs, one of its own by default; ``texts``: the files :func:`read_files` read,
+    by name)."""
+    texts = texts or {}
     if ours is None:
         why = "this ledger has no signed checkpoint yet: nothing here to compare it with"
         return [Compared(w, UNPROVEN, why) for w in wheres]
     if client is not None:
-        return [await _one(w, ours, keys, consistency, client) for w in wheres]
+        return [await _one(w, ours, keys, consistency, client, texts) for w in wheres]
     async with httpx.AsyncClient(timeout=30) as own:
-        return [await _one(w, ours, keys, consistency, own) for w in wheres]
+        return [await _one(w, ours, keys, consistency, own, texts) for w in wheres]
 
 
 def _note(title: str, note: str) -> None:

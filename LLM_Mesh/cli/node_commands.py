@@ -33,6 +33,7 @@ from LLM_Mesh.cli.common import (
     RegistryPublicKeyOpt,
     console,
     ensure_home,
+    err,
     fail,
     observability,
     settings_from,
@@ -565,3 +566,15 @@ def node_info_cmd(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
     console.print(hosted_models_table(info.get("models") or [], console.width))
     for part in node_earnings_view(info, earned, problem):
         console.print(part)
+
+
+@node_app.command("earnings", hidden=True, context_settings={"ignore_unknown_options": True})
+def node_earnings_cmd(
+    args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
+) -> None:
+    """No such command: where earnings are (found 2026-12-06, newuser35b: an operator typed
+    it, README names the node's `earnings` endpoint, and Typer said only "No such command")."""
+    err.print("error: no `llm-mesh node earnings`: `llm-mesh node info` shows this node's "
+              "earnings (on its machine, no token), `llm-mesh earnings` your operator's, "
+              "every node (`--node ID` for one)", markup=False, highlight=False)  # fmt: skip
+    raise typer.Exit(2)

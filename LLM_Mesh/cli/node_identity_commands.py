@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from LLM_Mesh.cli.common import HomeOpt, console, fail, settings_from
-from LLM_Mesh.config import Settings
+from LLM_Mesh.config import DEFAULT_NODE_PORT, Settings
 
 # --- keys --------------------------------------------------------------------------------
 
@@ -97,22 +97,42 @@ def tls_init(
         f"certificate {nc.cert_path}: {said}",
         f"key {nc.key_path} (mode 0600)",
         f"sha256 fingerprint: {show_fingerprint(nc.fingerprint)}",
-        f"serve it: llm-mesh node start --tls-cert {nc.cert_path} --tls-key {nc.key_path}",
+        # the home, and an https URL: with a certificate the node serves https only (found
+        # 2026-12-06, newuser35b: this command as printed started ~/.llm-mesh's node, and with
+        # node.toml's http public_url stopped: "public_url must be https://")
+        f"serve it: llm-mesh node start --home {settings.home} --public-url "
+        f"https://{_url_host(hosts[0])}:{_node_port(settings)} --tls-cert {nc.cert_path} "
+        f"--tls-key {nc.key_path}",
     ):
         typer.echo(line)  # plain: a fingerprint and paths are copied as they are
+
+
+def _node_toml(settings: Settings) -> Any:
+    """The home's node.toml (a ``NodeConfig``), or None: none, or not readable as one."""
+    from LLM_Mesh.node.config import default_config_path, load_node_config
+
+    path = default_config_path(settings)
+    if not path.is_file():
+        return None
+    try:
+        return load_node_config(path)
+    except ValueError:
+        return None
+
+
+def _node_port(settings: Settings) -> int:
+    cfg = _node_toml(settings)
+    return int(cfg.port) if cfg is not None and cfg.port else DEFAULT_NODE_PORT
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed in a URL
 
 
 def _default_tls_hosts(settings: Settings) -> list[str]:
     from urllib.parse import urlsplit
 
-    from LLM_Mesh.node.config import default_config_path, load_node_config
-
-    path = default_config_path(settings)
-    if path.is_file():
-        try:
-            cfg = load_node_config(path)
-        except ValueError:
-            cfg = None
-        if cfg is not None and cfg.public_url and urlsplit(cfg.public_url).hostname:
-            return [str(urlsplit(cfg.public_url).hostname)]
+    cfg = _node_toml(settings)
+    if cfg is not None and cfg.public_url and urlsplit(cfg.public_url).hostname:
+        return [str(urlsplit(cfg.public_url).hostname)]
     return ["127.0.0.1", "localhost"]

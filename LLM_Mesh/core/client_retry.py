@@ -64,14 +64,19 @@ from collections.abc import Mapping
 from LLM_Mesh.core.route_types import Decision, Verdict
 
 __all__ = [
+    "ASK_ADVICE",
     "CLIENT_DEFAULT_WAIT_S",
     "CLIENT_MAX_WAIT_S",
     "CLIENT_RETRIES",
     "HEADER",
+    "RESTING_SAID",
+    "SEED_ADVICE",
     "SOON_S",
+    "STREAM_ADVICE",
     "client_advice",
     "client_wait",
     "deadline_message",
+    "fitted_advice",
     "retry_estimate",
     "retry_header",
     "should_retry",
@@ -159,18 +164,44 @@ def retry_estimate(d: Decision, back_s: float | None = None) -> int | None:
     return max(1, math.ceil(min(waits))) if waits else None
 
 
+#: how a paused or draining node comes back: its operator's command, not a retry (said at
+#: once, ``x-should-retry: false``: found 2026-12-06, newuser35)
+RESTING_SAID = (
+    "paused or draining: out of routing until its operator runs `llm-mesh node resume` "
+    "(a retry soon will not find it back)"
+)
+#: a 504's advice to an HTTP client that did not stream (the gateway's own words)
+STREAM_ADVICE = (
+    "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
+    "answer (stream: true: only its first token is held to the deadline)"
+)
+#: the same to a caller of the seed API, which does not stream (found 2026-12-06,
+#: newuser35: ``get_model_response`` was told ``stream: true``, an option it has not)
+SEED_ADVICE = (
+    "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or raise the deadline "
+    "where the registry runs (LLM_MESH_REQUEST_TIMEOUT_S=300 llm-mesh up): "
+    "get_model_response and handle_task wait for the whole answer, they do not stream"
+)
+#: the same to ``llm-mesh ask`` without ``--stream``
+ASK_ADVICE = (
+    "Ask for fewer tokens (a smaller --max-tokens) or a shorter prompt, or stream the "
+    "answer (llm-mesh ask --stream: only its first token is held to the deadline)"
+)
+
+
+def fitted_advice(message: str, advice: str) -> str:
+    """A gateway's 504 ``message`` with its advice to an HTTP client (:data:`STREAM_ADVICE`)
+    said as ``advice`` instead, fit for the caller that reads it; any other message as is."""
+    return message.replace(STREAM_ADVICE, advice)
+
+
 def deadline_message(node: str, kind: str, deadline_s: float, *, stream: bool = False) -> str:
     """A 504's message: the request used its whole deadline, and what to change (a
     ``stream``: its first token did not come in time, so not "stream it"). It names the
     setting by its environment variable (found 2026-12-06, newuser35: ``request_timeout_s``
     alone named nothing an ``llm-mesh up`` user could set; ``LLM_MESH_REQUEST_TIMEOUT_S=300
     llm-mesh up`` raises it)."""
-    change = (
-        "Ask for a shorter prompt or a smaller model"
-        if stream
-        else "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
-        "answer (stream: true: only its first token is held to the deadline)"
-    )
+    change = "Ask for a shorter prompt or a smaller model" if stream else STREAM_ADVICE
     return (
         f"node {node} did not answer within the request's deadline of {deadline_s:g} s "
         f"({kind}; the registry's request_timeout_s, LLM_MESH_REQUEST_TIMEOUT_S where it "

@@ -2,16 +2,20 @@
 (:mod:`~LLM_Mesh.registry.send`): 429 ``overloaded`` when every node is full, else 503
 ``model_unavailable``, naming the models that would answer under the request's
 constraints; ``hopeless`` (``x-should-retry: false``, ``core/client_retry.py``) when no
-node serves the model within them at all, none is only held out by its own 503 and
-none hosting it is paused or draining (found 2026-12-05, polish32: a paused-only model
-said ``false``, README ``true``: a paused node may resume, which the registry hears at
-its next heartbeat, ``Retry-After``)."""
+node serves the model within them at all and none is only held out by its own 503 (a
+wait). A model whose only nodes are paused or draining is hopeless too, and says how they
+come back: their operator's ``llm-mesh node resume`` (found 2026-12-06, newuser35: it said
+``true``, so ``ask --model`` and OpenAI's SDKs waited out two retries, 20 s, for a node no
+one was resuming, while task routing failed at once; polish32 had made it ``true`` on
+README's "a paused node may resume", but an operator's pause is not undone within a
+client's retries)."""
 
 from __future__ import annotations
 
 import math
 
 from LLM_Mesh.core.balancer import Decision, Verdict
+from LLM_Mesh.core.client_retry import RESTING_SAID
 from LLM_Mesh.core.scoring import UNKNOWN_REGION
 from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded
 from LLM_Mesh.registry.extensions import Extensions
@@ -85,9 +89,9 @@ def no_node(
     extra: dict[str, int] = {}
     if resting and model not in up:
         nodes = "1 node hosting it is" if resting == 1 else f"{resting} nodes hosting it are"
-        said += f"; {nodes} paused or draining (back when resumed)"
+        said += f"; {nodes} {RESTING_SAID}"
         extra = {"resting": resting}
-    hopeless = d.wait_s is None and model not in up and not extra
+    hopeless = d.wait_s is None and model not in up
     if keeping and model not in up:
         nodes = "1 node serving it" if keeping == 1 else f"{keeping} nodes serving it"
         said += (f"; {nodes} may keep prompts (keeps_no_prompts false), held out by "

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -333,15 +334,51 @@ def test_a_forged_or_foreign_checkpoint_is_named_not_taken_for_a_split_view(
     root_line = note.split("\n")[2]
     forged_root = base64.b64encode(bytes(32)).decode()
     (tmp_path / "forged.note").write_text(note.replace(root_line, forged_root))
-    code, out = served.verify(
-        v1, tmp_path / "forged.note", tmp_path / "other.json", tmp_path / "missing.json"
-    )
+    code, out = served.verify(v1, tmp_path / "forged.note", tmp_path / "other.json")
     assert code == 1, out
     said = " ".join(out.split())
     assert "signature: " in said and "does not verify" in said
     assert "no signature by the registry's key" in said
-    assert "unreadable: " in said and "MISMATCH: 3 of 3" in said
+    assert "MISMATCH: 2 of 2" in said
     assert "split view" not in said
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "no such file (check the path)"),
+        (b"\xff\xfe not text", "is not UTF-8 text"),
+        (b"{ not json", "not JSON"),
+        (b'{"tree_size": 3}', "a JSON checkpoint without a 'note' string"),
+        (b"hello", "not a signed note"),
+        (b"x" * 70_000, "longer than"),
+        ("folder", "is a folder, not a file"),
+        ("fifo", "not a regular file"),
+    ],
+)
+def test_a_compare_file_that_cannot_be_read_is_an_error_naming_it_not_a_mismatch(
+    tmp_path: Path, content: bytes | str | None, why: str
+) -> None:
+    """Found 2026-12-06 (newuser35): ``--compare missing.json`` printed "MISMATCH: 1 of 1
+    checkpoint compared", as if another verifier had seen another ledger: a file that
+    cannot be read, or is no checkpoint in shape, is a mistake in the command, said as
+    the error it is, before the audit, naming the file."""
+    a = _history(tmp_path / "reg-a", (10, 20))
+    served, v1 = _Served(tmp_path), tmp_path / "v1"
+    served.show(a)
+    bad = tmp_path / "theirs.json"
+    if content == "folder":
+        bad.mkdir()
+    elif content == "fifo":  # opening it would wait for a writer for ever
+        os.mkfifo(bad)
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    code, out = served.verify(v1, bad)
+    said = " ".join(out.split())
+    assert code == 1, out
+    assert f"error: --compare {bad}" in said and why in said, said
+    assert "MISMATCH" not in said and "compared" not in said, said
+    assert not (v1 / "ledger_seen.json").exists()  # said before the audit: nothing run
 
 
 def test_checkpoint_export_needs_a_verified_ledger_and_prints_the_note(tmp_path: Path) -> None:
@@ -364,7 +401,8 @@ def test_compare_needs_a_signed_checkpoint_here_and_a_view_that_checks_out(
     assert cli(reg, "registry", "grant", "pool", "5")[0] == 0  # nothing signed yet
     served, v1 = _Served(tmp_path), tmp_path / "v1"
     served.show(reg / "registry.db")
-    (tmp_path / "peer.note").write_text("anything")
+    # a signed note in shape (a file that is none is an error before any check)
+    (tmp_path / "peer.note").write_text("origin\n1\nroot\ntime 1\n\n\u2014 origin AAAA\n")
     code, out = served.verify(v1, tmp_path / "peer.note")
     said = " ".join(out.split())
     assert code == 1 and "unproven: " in said and "no signed checkpoint yet" in said, out

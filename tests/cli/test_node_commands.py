@@ -612,3 +612,37 @@ def test_trusted_peers_come_from_the_flag_node_toml_and_env(
     assert rules[0]("10.1.2.3") and not rules[0]("2001:db8:5::9")  # type: ignore[operator]
     bad = invoke("start", "--trusted-peers", "gw.example", "--home", str(home))
     assert bad.exit_code != 0 and "trusted_peers" in bad.output
+
+
+def test_node_earnings_says_where_earnings_are() -> None:
+    """Found 2026-12-06 (newuser35b, an operator's walk): ``llm-mesh node earnings`` (README
+    names the node's ``earnings`` endpoint beside ``info`` and ``pause``) said only "No such
+    command 'earnings'"; it names the two commands that show them, and is not listed."""
+    from LLM_Mesh.cli.main import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["node", "earnings", "--days", "7"], env={"COLUMNS": "200"})
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2, out.output
+    assert "`llm-mesh node info` shows this node's earnings" in said, said
+    assert "`llm-mesh earnings` your operator's" in said, said
+    listing = runner.invoke(app, ["node", "--help"], env={"COLUMNS": "200"}).output
+    assert "│ earnings" not in listing and "│ info" in listing, listing
+
+
+def test_tls_init_says_a_start_command_that_serves_it_from_that_home(tmp_path: Path) -> None:
+    """Found 2026-12-06 (newuser35b): ``node tls init --home H`` said ``serve it: llm-mesh
+    node start --tls-cert ... --tls-key ...``: run so, it started ``~/.llm-mesh``'s node, and
+    in H (node.toml's ``public_url`` http, as setup-node-operator.sh writes for a loopback
+    registry) it stopped: ``public_url must be https://``. It names the home and an https
+    URL with node.toml's host and port."""
+    save_node_config(
+        NodeConfig(port=18999, public_url="http://node.lan:18999"), tmp_path / "node.toml"
+    )
+    r = runner.invoke(node_app, ["tls", "init", "--home", str(tmp_path)], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith("serve it: ")]
+    assert line == (
+        f"serve it: llm-mesh node start --home {tmp_path} --public-url https://node.lan:18999 "
+        f"--tls-cert {tmp_path / 'node-tls.crt'} --tls-key {tmp_path / 'node-tls.key'}"
+    ), line

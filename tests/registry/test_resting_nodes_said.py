@@ -34,18 +34,19 @@ async def test_no_such_words_when_none_rests(tmp_path: Path) -> None:
     assert "paused" not in err["message"] and "resting" not in err, err
 
 
-async def test_a_paused_only_node_says_retry_after_its_retry_after(tmp_path: Path) -> None:
-    """Found 2026-12-05 (polish32): the refusal said ``x-should-retry: false`` (the SDK
-    raised at once) while README said ``true`` for a paused node's 503: a paused node may
-    resume, and the registry hears of it at the next heartbeat, so a retry after
-    ``Retry-After`` can help; a model no node hosts stays ``false``."""
+async def test_a_paused_only_model_says_no_retry_and_how_it_comes_back(tmp_path: Path) -> None:
+    """Found 2026-12-06 (newuser35): the refusal said ``x-should-retry: true`` (polish32's
+    reading of README: "a paused node may resume"), so ``llm-mesh ask --model`` and
+    OpenAI's SDKs waited out two retries, 20 s, for the same 503, while task routing failed
+    at once. An operator's pause is not undone within a client's retries: ``false``, and the
+    message names the command that brings it back."""
     async with running(tmp_path) as h:
         await h.register("n1")
         assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})).status_code == 200
         r = await h.client.post(CHAT, json=chat())
     assert r.status_code == 503, r.text
-    assert r.headers["x-should-retry"] == "true", r.headers
-    assert int(r.headers["retry-after"]) >= 1, r.headers
+    assert r.headers["x-should-retry"] == "false", r.headers
+    assert "until its operator runs `llm-mesh node resume`" in r.json()["error"]["message"]
 
 
 async def test_a_model_no_node_hosts_still_says_no_retry(tmp_path: Path) -> None:
