@@ -7,8 +7,8 @@ less) caps the model's anonymous requests at its own small view and refuses them
 while the other replicas hold more, though the node has free slots of the share; it
 admits none, so it learns no more (``2n + 1`` grows with its own requests only).
 
-Found 2026-12-06 (review35c), open (docs/security.md, "Users and API keys"): the test is
-``xfail(strict=True)``, so it turns red when the gap is closed and must then lose the mark.
+Found 2026-12-06 (review35c); closed the same day: with Redis the share counts the declared
+slots (``AnonymousLast.slots``), docs/security.md, "Users and API keys".
 
 Needs Redis as ``test_redis_limits.py`` does (skipped when it does not answer)."""
 
@@ -19,7 +19,6 @@ import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.registry.memory_store import MemoryStore
