@@ -70,6 +70,7 @@ from LLM_Mesh.core.scoring import (
     write_report,
     write_row,
 )
+from LLM_Mesh.core.shown_window import forget_shown, note_shown, roll_shown
 
 __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
 
@@ -95,7 +96,7 @@ _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (sc
 _NO_MODELS: frozenset[str] = frozenset()
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "keyed_at", "anon_in_flight", "anon_closed", "shown", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
+         "keyed_at", "anon_in_flight", "anon_closed", "shown", "shown_last", "shown_window", "answered", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
 
 
 class Router:
@@ -199,6 +200,7 @@ class Router:
         st.hb_load_at = now
         st.unavailable = False
         st.anon_closed = False
+        roll_shown(st, now)  # what it has shown it serves, over a window (share35b)
         heard_keyed(st, keyed_at)
         st.open_below = anonymous_limit(st, now)
         if service_s is not None and 0 <= service_s <= MAX_WAIT_S:  # NaN: neither
@@ -225,8 +227,9 @@ class Router:
         if st is None:
             return False
         fresh = at > st.hb_at
-        if fresh:
+        if fresh:  # (its rows and counts rewritten below: roll_shown's too)
             st.hb_at = at
+            roll_shown(st, at)
             st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
         keyed = heard_keyed(st, keyed_at)
         if (st.hb_load == 0 and not st.anon_closed) or at <= st.hb_load_at:
@@ -293,12 +296,11 @@ class Router:
         self._index.set_keeps(self._nodes.get(node_id), node_id, models)
 
     def slots(self, model: str, held_out: bool = False, shown: bool = True) -> int:
-        """The anonymous share's count: of ``model``'s declared slots less its full nodes'
-        idle ones (``idle_full_slots``, attack33), less those of its nodes that may keep
-        prompts if ``held_out`` (``held_out_slots``, review33c), those its nodes have shown
-        they serve (``Pool.shown_slots``, share35), at least 2; all until one of its nodes
-        has answered here, or when not ``shown`` (a count shared by replicas: review35c).
-        O(1): counts kept by the pools (``Pools.recount``)."""
+        """The anonymous share's count: of ``model``'s declared slots less its full nodes' idle
+        ones (attack33), less those of its nodes that may keep prompts if ``held_out``
+        (review33c), those its nodes have shown they serve lately (share35, share35b), at
+        least 2; all until one has answered here, or when not ``shown`` (a count shared by
+        replicas, review35c). O(1): kept by the pools (``recount``)."""
         p = self._pools.get(model, _NO_POOL)
         counted = p.declared - p.idle - (p.held - p.held_idle if held_out else 0)
         if not (shown and p.answered):
@@ -493,8 +495,8 @@ class Router:
             if st.waiting == 0:
                 st.waiting_since_sum = 0.0
         was = band(st)
-        if outcome is Outcome.SUCCESS and st.in_flight > st.shown:  # served this many at once
-            st.shown = min(st.in_flight, st.max_concurrency)
+        if outcome is Outcome.SUCCESS:  # served this many at once (core/shown_window.py)
+            note_shown(st, now)
         st.in_flight -= 1
         if not att.keyed:
             st.anon_in_flight -= 1
@@ -547,17 +549,14 @@ class Router:
         if st is None:
             return self._late(att, now, Outcome.SERVER_ERROR)
         ejected = self._failed(st, now)
-        if ejected:
-            self._restate(st, write_ewmas)
-        else:
-            self._rewrite(st, write_ewmas)
+        (self._restate if ejected else self._rewrite)(st, write_ewmas)
         return ejected
 
     def _failed(self, st: NodeStats, now: float) -> bool:
         """A hard failure: the success EWMA learns it, and the node is ejected if it may be;
         what it has shown it serves starts over (the anonymous share's count, share35)."""
         st.success.observe(0.0, now)
-        st.shown = 0
+        forget_shown(st)
         return self._maybe_eject(st, now)
 
     def _late(self, att: Attempt, now: float, outcome: Outcome) -> bool:

@@ -92,7 +92,7 @@ def shown_slots(st: NodeStats, where: int) -> int:
     """What ``st`` at ``where`` adds to its pools' shown count (:meth:`Pool.shown_slots`):
     of the slots the share counts of it (its ``max_concurrency`` less :func:`idle_slots`),
     those it has shown it serves: ``st.shown`` (the most of this router's requests it held at
-    once when one was answered), or, while this router holds ``n`` requests there, at least
+    once when one was answered, in the last one to two windows: core/shown_window.py), or, while this router holds ``n`` requests there, at least
     ``2n + 1``, so that the share grows into a node that takes what it is sent (at share 0.75
     a cap must count a third more slots than the requests it lets on). Found 2026-12-06
     (share35): an open node's declared slots, counted whole, lent the share every honest
@@ -130,7 +130,7 @@ class Pool:
         self.declared = self.idle = self.held = self.held_idle = 0
         self.held_open = self.held_shut = 0
         self.shown = self.held_shown = 0
-        self.answered = 0  # of its nodes, those with ``shown`` (one answered here at least)
+        self.answered = 0  # of its nodes, those answered here (``st.answered``, shown_window.py)
 
     @property
     def size(self) -> int:
@@ -215,7 +215,7 @@ class Pools:
         self.idle: dict[str, int] = {}
         # node id -> its :func:`shown_slots` as its pools count them now (none: 0)
         self.shown: dict[str, int] = {}
-        # the nodes counted in their pools' ``answered`` now (``st.shown`` then)
+        # the nodes counted in their pools' ``answered`` now (``st.answered`` then)
         self.answered: set[str] = set()
         # node id -> the models it may keep prompts for (``Pool.held``; ``set_keeps``)
         self.keeps: dict[str, frozenset[str]] = {}
@@ -279,7 +279,7 @@ class Pools:
             self.idle[nid] = idle
         if shown:
             self.shown[nid] = shown
-        answered = bool(st.shown) and OPEN <= target <= FULL
+        answered = st.answered and OPEN <= target <= FULL
         if answered:
             self.answered.add(nid)
         for m in st.models:
@@ -325,7 +325,7 @@ class Pools:
         nid, idles, showns = st.node_id, self.idle, self.shown
         d = idle - idles.get(nid, 0)
         ds = shown - showns.get(nid, 0)
-        da = (st.shown > 0) - (nid in self.answered)
+        da = st.answered - (nid in self.answered)
         if not d and not ds and not da:
             return
         if da > 0:

@@ -167,6 +167,9 @@ class NodeStats:
         "keyed_at",
         "open_below",
         "shown",
+        "shown_last",
+        "shown_window",
+        "answered",
     )
 
     def __init__(
@@ -225,9 +228,14 @@ class NodeStats:
         self.anon_in_flight = 0
         self.anon_closed = False
         # the most of this gateway's requests it held at once when one of them was answered
-        # (a success), at most its slots; 0 after a hard failure: what it has shown it
-        # serves, what the anonymous share counts of it (core/route_pools.shown_slots)
-        self.shown = 0
+        # (a success), at most its slots, in this window of the clock or the one before
+        # (``shown_last``: this one's, ``shown_window``: which); 0 after a hard failure:
+        # what it has shown it serves, what the anonymous share counts of it
+        # (core/route_pools.shown_slots, core/shown_window.py); ``answered``: one was
+        # answered here since its last hard failure (the share counts ``shown`` then)
+        self.shown = self.shown_last = 0
+        self.shown_window = -(2**62)
+        self.answered = False
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""
