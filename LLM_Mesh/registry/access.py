@@ -404,11 +404,8 @@ class AnonymousLast:
 
     def slots(self, model: str, allowed: bool = False) -> int:
         """``Routing.slots``: shown here (share35), or declared where Redis counts every
-        replica's requests (review35c: a replica's own view capped the fleet's count); while
-        Redis is out this replica's own count decides, so the slots shown here (found
-        2026-12-06, review35d: the declared ones let share35's phantom lend its slots)."""
-        shared = self.shared
-        return self.routing.slots(model, allowed, shared is None or shared.out)
+        replica's requests (review35c), not while it is out (review35d: this replica's count)."""
+        return self.routing.slots(model, allowed, self.shared is None or self.shared.out)
 
     def _cap(self, model: str, allowed: bool = False) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""
