@@ -465,10 +465,13 @@ class Departures:
             for key in [k for k in into if which(k)]:
                 del into[key]
 
-    def forget(self, node_id: str) -> None:
-        """Drop the node's tallies (the admin cleared it)."""
+    def forget(self, node_id: str, stored: bool = True) -> None:
+        """Drop the node's tallies (the admin cleared it), told to ``on_drop`` unless not
+        ``stored``: a clear made at another replica, which deleted the store's rows then;
+        those written since are evidence after the clear, kept (found 2026-12-06,
+        review35d: each replica's read of the clear deleted what the others had found since)."""
         self._drop(lambda k: k[0] == node_id)
         if self.own is not None:
             self.own.forget(node_id)
-        if self.on_drop is not None:
+        if stored and self.on_drop is not None:
             self.on_drop(node_id, None)

@@ -404,8 +404,8 @@ class AnonymousLast:
 
     def slots(self, model: str, allowed: bool = False) -> int:
         """``Routing.slots``: shown here (share35), or declared where Redis counts every
-        replica's requests (review35c: a replica's own view capped the fleet's count)."""
-        return self.routing.slots(model, allowed, self.shared is None)
+        replica's requests (review35c), not while it is out (review35d: this replica's count)."""
+        return self.routing.slots(model, allowed, self.shared is None or self.shared.out)
 
     def _cap(self, model: str, allowed: bool = False) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""

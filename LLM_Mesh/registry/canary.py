@@ -67,6 +67,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,7 @@ class CanaryProber:
 
     def __post_init__(self) -> None:
         self.quality.cleared.append(self.departures.forget)
+        self.quality.lifted.append(partial(self.departures.forget, stored=False))
 
     def body(self, model: str, prompt: str, shape: Shape | None = None) -> bytes:
         """A probe's body for ``shape`` (default: the reference's form of a completion)."""

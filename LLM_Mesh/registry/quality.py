@@ -89,6 +89,10 @@ class Quality:
         # called with the node's id when the admin clears it (the canary's evidence across
         # probes, ``core/canary_departures.py``, starts afresh)
         self.cleared: list[Callable[[str], None]] = []
+        # ... and with each node whose quarantine another replica lifted (read from the
+        # store, :meth:`apply`): what this process holds of that evidence, not the store's
+        # (that clear deleted it; the rows since are evidence after it, review35d)
+        self.lifted: list[Callable[[str], None]] = []
         # called with the reason of each new quarantine (the gateway's metric)
         self.on_quarantine: Callable[[str | None], None] | None = None
 
@@ -135,7 +139,7 @@ class Quality:
             # evidence forgotten here too, as :meth:`clear` does (found 2026-12-06,
             # review35b: this replica's tallies, the store's as last read back, flagged the
             # node again at its first departure after the clear)
-            for forget in self.cleared:
+            for forget in self.lifted:
                 forget(rec.node_id)
         self._sync_routing(rec.node_id)
 

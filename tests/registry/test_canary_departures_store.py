@@ -399,3 +399,41 @@ async def test_a_node_lying_to_one_replica_alone_is_flagged_by_it() -> None:
         assert db.add("n", "m", honest) is None
         await sb.run_once()
     assert flagged_at == needed == 13, (flagged_at, needed)
+
+
+async def test_a_clear_read_at_another_replica_keeps_the_evidence_written_since(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The clear made at B (its rows deleted there, with the admin's command); B's probes
+    find the node lying again and B writes that evidence; then A's watcher reads the clear
+    and A forgets its own copy of the node's tallies, but not the store's rows: they hold
+    only what came after the clear, B's. Failed before (found 2026-12-06, review35d): A's
+    forget queued the node's rows for deletion, and A's next batch deleted B's post-clear
+    evidence (each replica's poll after a clear wiped what the others had gathered since)."""
+    async with (
+        running(tmp_path / "a", store=_sql(database_url), nodes=LogprobNodes()) as ha,
+        running(tmp_path / "b", store=_sql(database_url), nodes=LogprobNodes()) as hb,
+    ):
+        pa, pb = await _mesh(ha), await _mesh(hb)
+        sa, sb = await _by_hand(pa), await _by_hand(pb)
+        qa, qb = ha.runtime.quality, hb.runtime.quality
+        assert qa is not None and qb is not None
+        h = pa.departures.threshold()
+        assert pa.departures.add("liar", MODEL, Evidence(0.6 * h, 1, 0)) is None
+        await sa.run_once()
+        assert pb.departures.add("liar", MODEL, Evidence(0.6 * h, 1, 0)) is None
+        assert await sb.run_once() == 1  # flagged at B
+        await sb.run_once()
+        await qa.load()
+        assert qa.quarantined("liar", MODEL)
+        await qb.clear("liar")
+        await sb.run_once()  # B's clear: the node's rows deleted
+        assert pb.departures.add("liar", MODEL, Evidence(0.4 * h, 1, 0)) is None  # after it
+        await sb.run_once()
+        await qa.load()  # A's watcher: the clear, made at B
+        assert not qa.quarantined("liar", MODEL)
+        assert pa.departures.keys_of("liar", MODEL) == []  # A's copy forgotten
+        await sa.run_once()  # A's next batch
+        rows = dict(await ha.store.canary_departure_rows())
+        assert ("liar", MODEL, "", "") in rows  # before the fix: deleted by A's batch
+        assert math.isclose(rows[("liar", MODEL, "", "")].score, 0.4 * h)  # B's, after it
