@@ -58,6 +58,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often, on average: probe times are a Poisson process) |
 | canary_prompts       | LLM_MESH_CANARY_PROMPTS  | none (a file of the admin's private canary prompts: a JSON array of strings, or one JSON string a line; read at start, an invalid one stops it; ``core/canary_prompts.py``) |
 | canary_prompts_mode  | LLM_MESH_CANARY_PROMPTS_MODE | mix (``mix``: probes draw from the public pool and the file's prompts together; ``replace``: from the file's alone) |
+| canary_fresh_share   | LLM_MESH_CANARY_FRESH_SHARE | 0.5 (the share of probes whose prompt is made fresh, never sent before: ``core/canary_fresh.py``; each is a reference the verifier answers anew; the rest draw from the pool; 0: every probe from the pool) |
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | allow_plain_http_nodes | LLM_MESH_ALLOW_PLAIN_HTTP_NODES | false (the registry refuses http:// nodes off loopback, ``plain_http_remote``: prompts would cross the network in clear; true: a private network or lab accepts them; not with ``require_tls``) |
@@ -101,6 +102,8 @@ from typing import Any
 from LLM_Mesh.core.anonymous_inflight import DEFAULT_ANONYMOUS_IN_FLIGHT
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, parse_share
 from LLM_Mesh.core.browser_origin import parse_local_names
+from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE, parse_fresh_share
+from LLM_Mesh.core.canary_prompts import parse_prompts_mode
 from LLM_Mesh.core.failover import MAX_ATTEMPTS_TOP as MAX_ATTEMPTS_TOP  # (core/failover.py)
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
@@ -208,14 +211,6 @@ def _path(value: str | None) -> Path | None:
     """A file path (``~`` expanded); empty: none."""
     text = (value or "").strip()
     return Path(text).expanduser() if text else None
-
-
-def _canary_prompts_mode(value: str | None) -> str:
-    """``mix`` or ``replace`` (any case); empty: ``mix``."""
-    mode = (value or "").strip().lower() or "mix"
-    if mode not in ("mix", "replace"):
-        raise ValueError(f"LLM_MESH_CANARY_PROMPTS_MODE must be mix or replace, got {value!r}")
-    return mode
 
 
 def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
@@ -421,6 +416,7 @@ class Settings:
     canary_min_interval_s: float = 3600.0
     canary_prompts: Path | None = None  # the admin's private prompt file (core/canary_prompts)
     canary_prompts_mode: str = "mix"  # "mix" (with the public pool) | "replace"
+    canary_fresh_share: float = DEFAULT_FRESH_SHARE  # probes with a fresh prompt (canary_fresh)
     trust_threshold: float = 0.6
     # settlement (docs/ARCHITECTURE.md, Settlement): reserve, 402, pay operators, fees
     settlement: bool = True
@@ -523,7 +519,8 @@ class Settings:
             canary_share=_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
             canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
             canary_prompts=_path(env.get("LLM_MESH_CANARY_PROMPTS")),
-            canary_prompts_mode=_canary_prompts_mode(env.get("LLM_MESH_CANARY_PROMPTS_MODE")),
+            canary_prompts_mode=parse_prompts_mode(env.get("LLM_MESH_CANARY_PROMPTS_MODE")),
+            canary_fresh_share=parse_fresh_share(env.get("LLM_MESH_CANARY_FRESH_SHARE")),
             trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
             settlement=_bool(env, "LLM_MESH_SETTLEMENT", True),
             settle_lease=_whole(env, "LLM_MESH_SETTLE_LEASE", 4, top=64),

@@ -20,7 +20,7 @@ probes until the first failed one (mean, p95, max over 2,000 random probe orders
 drawn from the pool). Model runs are cached in ``~/.cache/llm-mesh/canary/``
 (delete it, or ``--fresh``, to run them again).
 
-    .venv/bin/python benchmarks/bench_canary.py [--fresh] [--max-tokens 16]
+    .venv/bin/python benchmarks/bench_canary.py [--fresh] [--max-tokens 16] [--fresh-prompts N]
 
 llama.cpp's threads wait for each other at every step with OpenMP; on a busy box their
 default busy-wait costs a scheduler time slice per step (measured here at load 20: two
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core import canary
+from LLM_Mesh.core.canary_fresh import fresh_prompt
 from LLM_Mesh.core.canary_prompts import PROMPTS
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before llama_cpp loads libgomp
@@ -200,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--fresh", action="store_true", help="run the models again (ignore the cache)")
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument(
+        "--fresh-prompts", type=int, default=0, metavar="N",
+        help="N prompts made fresh (core/canary_fresh.py, seed 35) instead of the pool",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.fresh_prompts:  # every function here reads the module's PROMPTS when it runs
+        global PROMPTS
+        rng = random.Random(35)
+        PROMPTS = tuple(fresh_prompt(rng) for _ in range(args.fresh_prompts))
     print(f"canary pool: {len(PROMPTS)} prompts, max_tokens {args.max_tokens}, top {TOP_N}")
     runs = cached_runs(args.max_tokens, args.fresh)
     refs = [as_answer(r) for r in runs["reference"]]

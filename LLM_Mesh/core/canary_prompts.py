@@ -137,3 +137,11 @@ def pool_for(private: Sequence[str], mode: str = "mix") -> tuple[str, ...]:
             raise ValueError("the canary prompt mode replace needs a prompt file")
         return tuple(dict.fromkeys(private))
     return tuple(dict.fromkeys((*PROMPTS, *private)))
+
+
+def parse_prompts_mode(value: str | None) -> str:
+    """``LLM_MESH_CANARY_PROMPTS_MODE``: ``mix`` or ``replace`` (any case); empty: ``mix``."""
+    mode = (value or "").strip().lower() or "mix"
+    if mode not in POOL_MODES:
+        raise ValueError(f"LLM_MESH_CANARY_PROMPTS_MODE must be mix or replace, got {value!r}")
+    return mode

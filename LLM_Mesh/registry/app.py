@@ -268,8 +268,9 @@ def create_registry_app(
         "revocations": revocations, "api_keys": runtime.keys, "quality": quality_watcher,
     }  # fmt: skip
     prober = CanaryProber(  # an invalid prompt file: a ValueError here, before serving
-        runtime, quality, prompts=load_pool(settings.canary_prompts, settings.canary_prompts_mode)
-    )
+        runtime, quality, prompts=load_pool(settings.canary_prompts, settings.canary_prompts_mode),
+        fresh_share=settings.canary_fresh_share,
+    )  # fmt: skip
     departures = departure_sync(the_store, prober)  # its tallies the store's (None: kept none)
     budget = ProbeBudget(share=min(1.0, settings.canary_share),
                          min_interval_s=settings.canary_min_interval_s)  # fmt: skip

@@ -85,6 +85,7 @@ from LLM_Mesh.core.canary import (
     truncated,
 )
 from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, probe_evidence
+from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE, fresh_prompt
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
@@ -113,6 +114,7 @@ from LLM_Mesh.registry.account import (
 from LLM_Mesh.registry.admit import ScopeAnonymousIds
 from LLM_Mesh.registry.canary_answers import (  # here too: tests and tools import them from here
     ProbeError,
+    ProbeResult,
     probe_counts,
     stream_answer,
     stream_text,
@@ -147,32 +149,6 @@ PATH = "/v1/completions"
 PROBE_ADDRESS = "canary"  # the Client address probes are counted under (never rate limited)
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    """One probe: ``verdict`` is ``pass`` | ``fail`` | ``unverified`` | ``error``."""
-
-    node_id: str
-    model: str
-    verdict: str
-    detail: str = ""
-    prompt: str = ""
-    verifier: str | None = None
-    quarantined: bool = False
-    simulated: bool = False  # the node serves the model on a simulated engine (registered)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "node_id": self.node_id,
-            "model": self.model,
-            "verdict": self.verdict,
-            "detail": self.detail,
-            "prompt": self.prompt,
-            "verifier": self.verifier,
-            "quarantined": self.quarantined,
-            "simulated": self.simulated,
-        }
-
-
 @dataclass
 class CanaryProber:
     rt: Runtime
@@ -180,7 +156,7 @@ class CanaryProber:
     rule: Rule = DEFAULT_RULE
     prompts: Sequence[str] = PROMPTS
     mix: Mix = DEFAULT_MIX
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=random.SystemRandom)  # its draws show in probes
     references: dict[tuple[str, str], Answer] = field(default_factory=dict)
     random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
@@ -194,10 +170,19 @@ class CanaryProber:
     forgotten when the admin clears the node; the store's with ``shared`` (the app's
     ``canary_departures_sync.DepartureSync``: kept over a restart, shared by replicas)."""
     shared: Any = None
+    fresh_share: float = DEFAULT_FRESH_SHARE
+    """The share of drawn probes whose prompt is made fresh (``core/canary_fresh.py``: never
+    sent before, so no node remembers it); its reference is asked anew and not cached."""
 
     def __post_init__(self) -> None:
         self.quality.cleared.append(self.departures.forget)
         self.quality.lifted.append(partial(self.departures.forget, stored=False))
+
+    def draw_prompt(self) -> tuple[str, bool]:
+        """A probe's prompt and whether it is fresh (on ``fresh_share`` of draws)."""
+        if self.fresh_share > 0 and self.rng.random() < self.fresh_share:
+            return fresh_prompt(self.rng), True
+        return self.rng.choice(list(self.prompts)), False
 
     def body(self, model: str, prompt: str, shape: Shape | None = None) -> bytes:
         """A probe's body for ``shape`` (default: the reference's form of a completion)."""
@@ -385,9 +370,16 @@ class CanaryProber:
         return out
 
     async def reference(
-        self, verifier: str, model: str, sha256: str, prompt: str, shape: Shape | None = None
+        self,
+        verifier: str,
+        model: str,
+        sha256: str,
+        prompt: str,
+        shape: Shape | None = None,
+        keep: bool = True,
     ) -> Answer:
-        """The verifier's answer in the reference form of ``shape``'s endpoint (cached)."""
+        """The verifier's answer in the reference form of ``shape``'s endpoint (cached;
+        ``keep=False``: a fresh prompt's, never asked again, is not kept)."""
         ref_shape = reference_shape(shape or Shape(), self.mix)
         raw = render(ref_shape, model, prompt)
         key = (sha256, hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest())
@@ -396,9 +388,10 @@ class CanaryProber:
             ref = answer_from_openai(await self.ask(verifier, model, raw, prompt, ref_shape.path))
             if not ref.tokens:
                 raise ProbeError(f"verifier {verifier} gave no log-probabilities")
-            while len(self.references) >= max(1, self.max_references):
+            while keep and len(self.references) >= max(1, self.max_references):
                 del self.references[next(iter(self.references))]
-            self.references[key] = ref
+            if keep:
+                self.references[key] = ref
         return ref
 
     async def probe(
@@ -415,7 +408,7 @@ class CanaryProber:
     async def _probe(
         self, node_id: str, model: str, prompt: str | None, shape: Shape | None
     ) -> ProbeResult:
-        prompt = prompt if prompt is not None else self.rng.choice(list(self.prompts))
+        prompt, fresh = (prompt, False) if prompt is not None else self.draw_prompt()
         shape = shape if shape is not None else choose(self.rng, self.mix, self.prompts)
         verifiers = self.verifiers_for(node_id, model)
         if not verifiers:
@@ -451,7 +444,7 @@ class CanaryProber:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
         try:
-            whole = await self.reference(verifier, model, sha, prompt, shape)
+            whole = await self.reference(verifier, model, sha, prompt, shape, keep=not fresh)
         except ProbeError as exc:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
         ref = truncated(whole, shape.max_tokens)

@@ -1,10 +1,12 @@
 """Reading a canary probe's answers: the text a streamed answer spelled and its stated
 ``usage`` (:func:`stream_answer`), and the probe's counts held to its evidence
-(:func:`probe_counts`, ``core/canary_usage.py``). Used by ``registry/canary.py``."""
+(:func:`probe_counts`, ``core/canary_usage.py``); one probe's result (:class:`ProbeResult`). Used by ``registry/canary.py``."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from LLM_Mesh.core.answer_text import choice_fault, chunk_text
 from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule
@@ -18,11 +20,37 @@ from LLM_Mesh.core.canary_usage import (
     stated_usage,
 )
 
-__all__ = ["ProbeError", "probe_counts", "stream_answer", "stream_text"]
+__all__ = ["ProbeError", "ProbeResult", "probe_counts", "stream_answer", "stream_text"]
 
 
 class ProbeError(Exception):
     """A node gave no usable answer (transport error, non-200, not JSON)."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe: ``verdict`` is ``pass`` | ``fail`` | ``unverified`` | ``error``."""
+
+    node_id: str
+    model: str
+    verdict: str
+    detail: str = ""
+    prompt: str = ""
+    verifier: str | None = None
+    quarantined: bool = False
+    simulated: bool = False  # the node serves the model on a simulated engine (registered)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "model": self.model,
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "prompt": self.prompt,
+            "verifier": self.verifier,
+            "quarantined": self.quarantined,
+            "simulated": self.simulated,
+        }
 
 
 def probe_counts(

@@ -249,8 +249,9 @@ async def test_honest_passes_liars_fail_and_are_quarantined(mesh: Harness) -> No
     await trust(mesh, "verifier")
     # a requantised model's text is the reference's: only log-probabilities tell it, which
     # a streamed probe has none of (streams: test_streamed_probes_judge_the_text); greedy
-    # probes here (sampled ones name other reasons: tests/registry/test_canary_sampled.py)
-    prober(mesh).mix = Mix(stream_share=0.0, sampled_share=0.0)
+    # probes here (sampled ones name other reasons: tests/registry/test_canary_sampled.py),
+    # each asking log-probabilities (which of them did hung on the draw: fresh35)
+    prober(mesh).mix = Mix(stream_share=0.0, sampled_share=0.0, no_logprobs_share=0.0)
     verdicts = {r["node_id"]: r for r in await run_round(mesh, model=MODEL)}
     assert verdicts["honest"]["verdict"] == "pass"
     assert verdicts["verifier"]["verdict"] == "unverified"  # no other verifier to check it

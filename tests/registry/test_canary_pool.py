@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.canary import load_pool
@@ -44,6 +45,11 @@ def test_the_settings_read_the_file_and_mode_from_the_environment(tmp_path: Path
     assert s.canary_prompts == tmp_path / "p.json" and s.canary_prompts_mode == "replace"
     default = Settings.from_env({})
     assert default.canary_prompts is None and default.canary_prompts_mode == "mix"
+    assert default.canary_fresh_share == DEFAULT_FRESH_SHARE == 0.5
+    assert Settings.from_env({"LLM_MESH_CANARY_FRESH_SHARE": "0"}).canary_fresh_share == 0.0
+    for bad in ("1.5", "-0.1", "nan", "half"):
+        with pytest.raises(ValueError, match="LLM_MESH_CANARY_FRESH_SHARE must be"):
+            Settings.from_env({"LLM_MESH_CANARY_FRESH_SHARE": bad})
     with pytest.raises(ValueError, match="LLM_MESH_CANARY_PROMPTS_MODE must be mix or replace"):
         Settings.from_env({"LLM_MESH_CANARY_PROMPTS_MODE": "both"})
 
@@ -75,6 +81,7 @@ async def test_probes_draw_the_private_prompts_and_the_reference_is_asked_for_th
         await trust(h, "verifier")
         p = prober(h)
         assert tuple(p.prompts) == PRIVATE
+        p.fresh_share = 0.0  # the pool's prompts alone (fresh ones: test_canary_fresh.py)
         seen = set()
         for seed in range(12):
             p.rng = random.Random(seed)

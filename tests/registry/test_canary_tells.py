@@ -11,15 +11,19 @@ import math
 import random
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE
+from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
 from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD
-from tests.registry.helpers import ADMIN, Harness
+from tests.registry.helpers import ADMIN, Harness, running
 from tests.registry.test_canary import (
     MODEL,
+    LogprobNodes,
     an_hour_later,
     canned,
     mesh,
@@ -401,3 +405,103 @@ async def test_routing_goes_by_the_exact_count_the_public_sees_coarse(mesh: Harn
     for _ in range(5):
         r = await mesh.client.post("/v1/completions", json=body)
         assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "honest"
+
+
+class MemoryLiar:
+    """A node that keeps the public pool's list and remembers every prompt it is sent: it
+    answers honestly the ones it knows (the list, and any prompt seen before: a repeat of a
+    probe), and while it learns (its first ``learning`` requests); to a prompt new to it
+    (what users mostly send) a cheaper model's text. The last message is what it keys on (a
+    chat probe's earlier turns come from the pool too)."""
+
+    def __init__(self, learning: int = 0) -> None:
+        self.seen: set[str] = set(PROMPTS)
+        self.learning = learning
+        self.asked = 0
+        self.lied = 0
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = prompt_of(body)
+        self.asked += 1
+        known = prompt in self.seen or self.asked <= self.learning
+        self.seen.add(prompt)
+        if known:
+            return long_model(body)
+        self.lied += 1
+        return canned(body)
+
+
+async def test_a_node_honest_only_to_prompts_it_knows_is_caught_by_fresh_prompts(
+    mesh: Harness,
+) -> None:
+    """Found 2026-12-06 (fresh35): every probe's prompt came from the pool (by default the
+    64 public ones), so a node keeping the list, or remembering what it was sent, answered
+    every probe honestly and lied to all else. Played first as before (``fresh_share`` 0:
+    never caught, though it lied to every user's new prompt); then with the default share of
+    fresh prompts (``core/canary_fresh.py``): caught, and an honest node passes them."""
+    liar = MemoryLiar()
+    await setup(mesh, liar)
+    p = prober(mesh)
+    assert p.fresh_share == DEFAULT_FRESH_SHARE > 0  # the app's default (Settings)
+    p.fresh_share = 0.0  # the pool alone, as before fresh35
+    honest, before = await probe_both(mesh, range(60))
+    assert [r.verdict for r in before].count("fail") == 0 and liar.lied == 0, before
+    assert liar({"prompt": "def f(x):"}) == canned({})  # a user's new prompt: lied to
+    liar.lied = 0
+    p.fresh_share = DEFAULT_FRESH_SHARE
+    honest, after = await probe_both(mesh, range(100, 160))
+    assert after[-1].verdict == "fail" and after[-1].quarantined, after
+    assert after[-1].prompt not in PROMPTS and liar.lied >= 1
+    assert {r.verdict for r in honest} <= {"pass", "unverified"}, honest
+    assert sum(r.verdict == "pass" and r.prompt not in PROMPTS for r in honest) > 10
+
+
+async def test_a_node_that_learns_a_private_pool_is_caught_by_fresh_prompts(
+    mesh: Harness,
+) -> None:
+    """With a private pool (``LLM_MESH_CANARY_PROMPTS_MODE=replace``) the node cannot keep
+    the list, but answering honestly while it learns and remembering every prompt, it
+    answers every later probe of the pool honestly: never caught before fresh35. Fresh
+    prompts are new to it each time."""
+    private = tuple(f"def private_step_{i}(rows):\n    " for i in range(8))
+    liar = MemoryLiar(learning=200)
+    await setup(mesh, liar)
+    p = prober(mesh)
+    p.prompts = private
+    p.fresh_share = 0.0
+    for seed in range(60):  # it learns: every probe answered honestly
+        p.rng = random.Random(seed)
+        assert (await p.probe("liar", MODEL)).verdict in ("pass", "unverified")
+    assert set(private) <= liar.seen and liar.lied == 0
+    liar.learning = 0  # from now on it lies to whatever it has not seen
+    _, before = await probe_both(mesh, range(60, 120))
+    assert [r.verdict for r in before].count("fail") == 0 and liar.lied == 0, before
+    p.fresh_share = DEFAULT_FRESH_SHARE
+    _, after = await probe_both(mesh, range(120, 180))
+    assert after[-1].verdict == "fail" and after[-1].quarantined, after
+    assert after[-1].prompt not in private
+
+
+async def test_a_fresh_prompts_reference_is_asked_each_time_and_not_kept(mesh: Harness) -> None:
+    """The cost: each fresh probe is one more verifier request (a cache miss by design), and
+    its reference is not cached (it is never asked again), so the pool's references stay."""
+    await setup(mesh, long_model)
+    p = prober(mesh)
+    p.fresh_share = 1.0
+    verifier = mesh.nodes.nodes["verifier:8801"]
+    prompts = []
+    for seed in range(20):
+        p.rng = random.Random(seed)
+        before = len(verifier.calls)
+        r = await p.probe("honest", MODEL)
+        assert r.verdict in ("pass", "unverified"), r
+        assert len(verifier.calls) == before + 1  # its own reference, asked anew
+        assert prompt_of(verifier.calls[-1]["body"]) == r.prompt
+        prompts.append(r.prompt)
+    assert len(set(prompts)) == 20 and not set(prompts) & set(PROMPTS)
+    assert p.references == {}  # none kept
+
+
+async def test_the_registry_passes_its_fresh_share_to_the_prober(tmp_path: Path) -> None:
+    async with running(tmp_path, nodes=LogprobNodes(), canary_fresh_share=0.2) as h:
+        assert prober(h).fresh_share == 0.2

@@ -1,0 +1,109 @@
+"""Canary prompts made fresh per probe (``core/canary_fresh.py``): valid, bounded, never
+the same twice in practice (each one's chance measured, not assumed), the same for a
+seed, varied in structure, code and prose alike."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from LLM_Mesh.core.canary_fresh import (
+    DEFAULT_FRESH_SHARE,
+    FAMILIES,
+    MAX_CHARS,
+    MIN_BITS,
+    WORDS,
+    fresh_prompt,
+    parse_fresh_share,
+    third,
+)
+from LLM_Mesh.core.canary_prompts import MAX_PROMPT_CHARS, PROMPTS, parse_pool
+from LLM_Mesh.core.canary_shape import Shape, render
+
+seeds = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+class Counting(random.Random):
+    """An RNG that adds up log2(n) for every uniform draw among n (``choice``, ``randint``,
+    ``randrange``, ``shuffle``, ``sample`` all draw through ``_randbelow``): the path that
+    made a prompt had a chance of at most 2^-bits (a ``random()`` branch only lowers it)."""
+
+    bits = 0.0
+
+    def _randbelow(self, n: int) -> int:  # type: ignore[override]
+        self.bits += math.log2(n)
+        return super()._randbelow(n)
+
+
+@given(seeds)
+def test_a_fresh_prompt_is_a_valid_bounded_prompt(seed: int) -> None:
+    prompt = fresh_prompt(random.Random(seed))
+    assert prompt.strip() and len(prompt) <= MAX_CHARS <= MAX_PROMPT_CHARS
+    assert parse_pool(json.dumps([prompt])) == (prompt,)  # what an admin's prompt must be
+    assert all(c.isprintable() or c in "\n\t" for c in prompt), repr(prompt)
+    body = json.loads(render(Shape(), "m", prompt))
+    assert body["prompt"] == prompt
+
+
+@given(seeds)
+def test_the_same_seed_gives_the_same_prompt(seed: int) -> None:
+    assert fresh_prompt(random.Random(seed)) == fresh_prompt(random.Random(seed))
+
+
+@given(seeds, st.sampled_from([make for make, _ in FAMILIES]))
+def test_every_path_has_at_least_min_bits_of_chance(seed: int, make: object) -> None:
+    """Each family's path to its prompt had a chance below 2^-(MIN_BITS + 4): a margin of 16
+    paths spelling the same text (a literal that two kinds of number can write) keeps any
+    one prompt's chance below 2^-MIN_BITS."""
+    rng = Counting(seed)
+    assert callable(make)
+    make(rng)
+    assert rng.bits >= MIN_BITS + 4, (make, rng.bits)
+
+
+def test_many_draws_are_all_distinct_and_none_is_a_pool_prompt() -> None:
+    rng = random.Random(2026)
+    drawn = [fresh_prompt(rng) for _ in range(20_000)]
+    assert len(set(drawn)) == len(drawn)
+    assert not set(drawn) & set(PROMPTS)
+    other = random.Random(2027)
+    assert not {fresh_prompt(other) for _ in range(2_000)} & set(drawn)
+
+
+def test_the_structure_varies_not_only_the_slots() -> None:
+    """No fixed template: every family is drawn, no opening or first line marks a large
+    share of the prompts, and code and prose both come."""
+    rng = random.Random(7)
+    drawn = [fresh_prompt(rng) for _ in range(4_000)]
+    opening = Counter(p[:6] for p in drawn)
+    first_line = Counter(p.split("\n")[0][:12] for p in drawn)
+    assert opening.most_common(1)[0][1] < 0.25 * len(drawn), opening.most_common(3)
+    assert first_line.most_common(1)[0][1] < 0.1 * len(drawn), first_line.most_common(3)
+    assert len(first_line) > 0.3 * len(drawn)
+    prose = [p for p in drawn if not any(c in p for c in "(){}=;#[]")]
+    assert 0.05 * len(drawn) < len(prose) < 0.5 * len(drawn)
+    rng = Counting(1)
+    made = {make.__name__ for make, _ in FAMILIES if make(rng)}
+    assert len(made) == len(FAMILIES) >= 10
+
+
+def test_the_word_list_is_256_distinct_words_and_verbs_agree() -> None:
+    assert len(WORDS) == 256 == len(set(WORDS))
+    assert all(w.isascii() and w.isalpha() and w.islower() for w in WORDS)
+    assert [third(v) for v in ("apply", "fetch", "process", "sort", "fix")] == [
+        "applies", "fetches", "processes", "sorts", "fixes"
+    ]  # fmt: skip
+
+
+def test_the_share_is_read_from_0_to_1() -> None:
+    assert parse_fresh_share(None) == parse_fresh_share("  ") == DEFAULT_FRESH_SHARE
+    assert parse_fresh_share("0") == 0.0 and parse_fresh_share("1") == 1.0
+    for bad in ("1.01", "-0.5", "nan", "x"):
+        with pytest.raises(ValueError, match="LLM_MESH_CANARY_FRESH_SHARE must be"):
+            parse_fresh_share(bad)
