@@ -35,6 +35,13 @@ WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (c
 WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
 WRONG_OPERATOR_TOKENS_PER_MIN = 30  # ... of operator tokens (GET /v1/earnings), as the dashboard
 WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
+# registrations refused for their signature (node_auth.SIGNATURE_REFUSALS: it does not
+# verify, or is stale, replayed or for another id), a minute per client address, each an
+# Ed25519 verify (found 2026-12-06, trust36). An honest node's verify: a node whose clock is
+# off by over 120 s fails each try, at most ~2 a minute past its backoff (30 s cap at the
+# default heartbeat); its successful registrations (every restart) are never counted
+WRONG_NODE_SIGNATURES_PER_MIN = 30
+WRONG_NODE_SIGNATURES = Limits(rpm=WRONG_NODE_SIGNATURES_PER_MIN)
 # node ids whose key is in neither memory nor the store, a minute per client address
 # (heartbeats, goodbyes: node_auth.SignedNodeAuth.check_message); a node that must register
 # again hears one 404 each
