@@ -415,7 +415,8 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 
 def _tries(request: Request, rt: Runtime) -> CredentialTries:
     """Where this request's wrong admin keys count (``admin.check_admin``: per address)."""
-    return CredentialTries(rt.limiter, request.client.host if request.client else None, rt.clock())
+    client = request.client.host if request.client else None
+    return CredentialTries(rt.limiter, client, rt.clock(), rt.admin_memo)
 
 
 @router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)
