@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (check_admin)
 WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
+# ... and from all addresses together, a minute per process: many /64s (a /48 is 65,536)
+# each spending their 10 read the store 10 times a minute each (found 2026-12-06, trust36).
+# Past it every wrong key is a 429 with no read; the admin's own key still passes
+# (check_admin: a key of the registry's form, compared in memory)
+WRONG_ADMIN_KEYS_TOTAL_PER_MIN = 100
 WRONG_OPERATOR_TOKENS_PER_MIN = 30  # ... of operator tokens (GET /v1/earnings), as the dashboard
 WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
 # registrations refused for their signature (node_auth.SIGNATURE_REFUSALS: it does not
@@ -131,23 +136,37 @@ class CredentialTries:
     now: float
     admin_memo: AdminKeyMemo | None = None  # the process's (Runtime.admin_memo)
 
-    def before(self, kind: str, limits: Limits, what: str) -> str | None:
-        """The scope to count a wrong ``kind`` in (``None``: not counted); 429 when full."""
+    def before(
+        self, kind: str, limits: Limits, what: str, total_per_min: int | None = None
+    ) -> str | None:
+        """The scope to count a wrong ``kind`` in (``None``: not counted); 429 when full, or
+        when ``total_per_min`` wrong ones came from all addresses together this minute."""
         if is_loopback(self.address):
             return None
         scope = f"{kind}:" + (address_scope(self.address) if self.address else "unknown")
         wait = self.limiter.wait(scope, limits, self.now)
+        where = "from this address"
+        if wait <= 0 and total_per_min is not None:
+            wait = self.limiter.total(f"wrong-{kind}", total_per_min, self.now).wait(self.now)
+            where = "from all addresses this minute"
         if wait > 0:
             raise RateLimited(
-                f"too many wrong {what} from this address; wait before trying again",
+                f"too many wrong {what} {where}; wait before trying again",
                 retry_after=max(1, math.ceil(wait)),
             )
         return scope
 
-    def wrong(self, scope: str | None, limits: Limits) -> None:
-        """Count one wrong credential in ``scope`` (from :meth:`before`)."""
+    def wrong(self, scope: str | None, limits: Limits, total_per_min: int | None = None) -> None:
+        """Count one wrong credential in ``scope`` (from :meth:`before`), and in the total
+        of its kind (``total_per_min``: :meth:`before`'s)."""
         if scope is not None:
             self.limiter.check(scope, limits, self.now)
+            if total_per_min is not None:
+                kind = scope.partition(":")[0]
+                self.limiter.total(f"wrong-{kind}", total_per_min, self.now).take(self.now)
+
+
+_ADMIN_TRIES = ("admin-key", WRONG_ADMIN_KEYS, "admin keys", WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
 
 
 async def check_admin(
@@ -155,9 +174,10 @@ async def check_admin(
 ) -> None:
     """Raise 401 unless the request carries the store's admin key; with ``tries`` (every
     HTTP route) at most :data:`WRONG_ADMIN_KEYS_PER_MIN` wrong ones a minute from an
-    address, then 429 before the store is read (:class:`CredentialTries`).
+    address (and :data:`WRONG_ADMIN_KEYS_TOTAL_PER_MIN` from all together), then 429 before
+    the store is read (:class:`CredentialTries`).
 
-    Past that count the right key still passes, if it is of the registry's own form
+    Past either count the right key still passes, if it is of the registry's own form
     (:data:`MADE_ADMIN_KEY`) and is the hash this process last read (``tries.admin_memo``),
     confirmed by one read: a stranger behind the admin's NAT or /64 spending the address's
     tries locked the admin out for up to a minute (found 2026-12-06, trust36). Any other
@@ -171,7 +191,7 @@ async def check_admin(
         )
     memo = None if tries is None else tries.admin_memo
     try:
-        scope = None if tries is None else tries.before("admin-key", WRONG_ADMIN_KEYS, "admin keys")
+        scope = None if tries is None else tries.before(*_ADMIN_TRIES)
     except RateLimited:
         if memo is None or not MADE_ADMIN_KEY.fullmatch(token):
             raise
@@ -186,7 +206,7 @@ async def check_admin(
         memo.hash = stored
     if not secret_matches(token, stored):
         if tries is not None:
-            tries.wrong(scope, WRONG_ADMIN_KEYS)
+            tries.wrong(scope, WRONG_ADMIN_KEYS, WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
         raise InvalidCredential("wrong admin key")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from LLM_Mesh.core.identity import hash_secret, new_secret
-from LLM_Mesh.registry.admin import WRONG_ADMIN_KEYS_PER_MIN
+from LLM_Mesh.registry.admin import WRONG_ADMIN_KEYS_PER_MIN, WRONG_ADMIN_KEYS_TOTAL_PER_MIN
 from tests.registry.helpers import running
 from tests.registry.test_credential_tries import CountingStore
 
@@ -97,3 +97,31 @@ async def test_a_rotated_away_key_is_refused_past_the_count(tmp_path: Path) -> N
         h.clock.advance(61)
         async with _from(h.app, ADMIN_BEHIND_THE_SAME_NAT) as admin:
             assert (await admin.get("/mesh/usage-audit", headers=_bearer(old))).status_code == 401
+
+
+async def test_wrong_keys_from_many_64s_are_bounded_in_all(tmp_path: Path) -> None:
+    """The attack: each of many IPv6 /64s (a /48 holds 65,536) spends its own count of
+    wrong keys; before the fix every one read the store (here 30 /64s: 300 reads, and a
+    31st /64's wrong key was a 401 after one more). Now at most the total a minute; past
+    it a wrong key from a fresh /64 is a 429 with no read, and the admin still passes."""
+    key = new_secret("lma")
+    store = CountingStore()
+    async with running(tmp_path, store=store, admin_key=key) as h:
+        before = store.admin_reads
+        for net in range(30):
+            async with _from(h.app, (f"2001:db8:{net:x}:1::7", 1)) as c:
+                for _ in range(WRONG_ADMIN_KEYS_PER_MIN):
+                    await c.get("/mesh/usage-audit", headers=_bearer("lma_guess"))
+        assert store.admin_reads - before == WRONG_ADMIN_KEYS_TOTAL_PER_MIN
+        async with _from(h.app, ("2001:db8:ffff:1::7", 1)) as fresh:
+            r = await fresh.get("/mesh/usage-audit", headers=_bearer("lma_guess"))
+            assert r.status_code == 429 and "all addresses" in r.json()["error"]["message"]
+        assert store.admin_reads - before == WRONG_ADMIN_KEYS_TOTAL_PER_MIN
+        async with _from(h.app, ("2001:db8:fffe:1::7", 1)) as admin:
+            assert (await admin.get("/mesh/usage-audit", headers=_bearer(key))).status_code == 200
+        # loopback (the admin CLI on the registry's machine) is neither counted nor refused
+        assert (await h.client.get("/mesh/usage-audit", headers=_bearer("x"))).status_code == 401
+        h.clock.advance(61)  # the total refills
+        async with _from(h.app, ("2001:db8:ffff:1::7", 1)) as fresh:
+            r = await fresh.get("/mesh/usage-audit", headers=_bearer("lma_guess"))
+            assert r.status_code == 401
