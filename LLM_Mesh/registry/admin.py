@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,8 +34,20 @@ log = logging.getLogger(__name__)
 
 WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (check_admin)
 WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
+# ... and from all addresses together, a minute per process: many /64s (a /48 is 65,536)
+# each spending their 10 read the store 10 times a minute each (found 2026-12-06, trust36).
+# Past it every wrong key is a 429 with no read; the admin's own key still passes
+# (check_admin: a key of the registry's form, compared in memory)
+WRONG_ADMIN_KEYS_TOTAL_PER_MIN = 100
 WRONG_OPERATOR_TOKENS_PER_MIN = 30  # ... of operator tokens (GET /v1/earnings), as the dashboard
 WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
+# registrations refused for their signature (node_auth.SIGNATURE_REFUSALS: it does not
+# verify, or is stale, replayed or for another id), a minute per client address, each an
+# Ed25519 verify (found 2026-12-06, trust36). An honest node's verify: a node whose clock is
+# off by over 120 s fails each try, at most ~2 a minute past its backoff (30 s cap at the
+# default heartbeat); its successful registrations (every restart) are never counted
+WRONG_NODE_SIGNATURES_PER_MIN = 30
+WRONG_NODE_SIGNATURES = Limits(rpm=WRONG_NODE_SIGNATURES_PER_MIN)
 # node ids whose key is in neither memory nor the store, a minute per client address
 # (heartbeats, goodbyes: node_auth.SignedNodeAuth.check_message); a node that must register
 # again hears one 404 each
@@ -90,6 +103,20 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return token.strip()
 
 
+#: the admin key's form as the registry makes it (``new_secret("lma")``: 256 random bits);
+#: only a key of this form is let through an address's full count (:func:`check_admin`)
+MADE_ADMIN_KEY = re.compile(r"lma_[A-Za-z0-9_-]{43}")
+
+
+@dataclass
+class AdminKeyMemo:
+    """The admin key's hash as this process last read it from the store (``None``: never
+    read). :func:`check_admin` compares a key against it when the address's count is full,
+    without reading the store (docs/security.md, trust36)."""
+
+    hash: str | None = None
+
+
 @dataclass(frozen=True)
 class CredentialTries:
     """Where a request's wrong credentials (admin key, operator token) are counted: the
@@ -107,24 +134,39 @@ class CredentialTries:
     limiter: RateLimiter
     address: str | None
     now: float
+    admin_memo: AdminKeyMemo | None = None  # the process's (Runtime.admin_memo)
 
-    def before(self, kind: str, limits: Limits, what: str) -> str | None:
-        """The scope to count a wrong ``kind`` in (``None``: not counted); 429 when full."""
+    def before(
+        self, kind: str, limits: Limits, what: str, total_per_min: int | None = None
+    ) -> str | None:
+        """The scope to count a wrong ``kind`` in (``None``: not counted); 429 when full, or
+        when ``total_per_min`` wrong ones came from all addresses together this minute."""
         if is_loopback(self.address):
             return None
         scope = f"{kind}:" + (address_scope(self.address) if self.address else "unknown")
         wait = self.limiter.wait(scope, limits, self.now)
+        where = "from this address"
+        if wait <= 0 and total_per_min is not None:
+            wait = self.limiter.total(f"wrong-{kind}", total_per_min, self.now).wait(self.now)
+            where = "from all addresses this minute"
         if wait > 0:
             raise RateLimited(
-                f"too many wrong {what} from this address; wait before trying again",
+                f"too many wrong {what} {where}; wait before trying again",
                 retry_after=max(1, math.ceil(wait)),
             )
         return scope
 
-    def wrong(self, scope: str | None, limits: Limits) -> None:
-        """Count one wrong credential in ``scope`` (from :meth:`before`)."""
+    def wrong(self, scope: str | None, limits: Limits, total_per_min: int | None = None) -> None:
+        """Count one wrong credential in ``scope`` (from :meth:`before`), and in the total
+        of its kind (``total_per_min``: :meth:`before`'s)."""
         if scope is not None:
             self.limiter.check(scope, limits, self.now)
+            if total_per_min is not None:
+                kind = scope.partition(":")[0]
+                self.limiter.total(f"wrong-{kind}", total_per_min, self.now).take(self.now)
+
+
+_ADMIN_TRIES = ("admin-key", WRONG_ADMIN_KEYS, "admin keys", WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
 
 
 async def check_admin(
@@ -132,17 +174,39 @@ async def check_admin(
 ) -> None:
     """Raise 401 unless the request carries the store's admin key; with ``tries`` (every
     HTTP route) at most :data:`WRONG_ADMIN_KEYS_PER_MIN` wrong ones a minute from an
-    address, then 429 before the store is read (:class:`CredentialTries`)."""
+    address (and :data:`WRONG_ADMIN_KEYS_TOTAL_PER_MIN` from all together), then 429 before
+    the store is read (:class:`CredentialTries`).
+
+    Past either count the right key still passes, if it is of the registry's own form
+    (:data:`MADE_ADMIN_KEY`) and is the hash this process last read (``tries.admin_memo``),
+    confirmed by one read: a stranger behind the admin's NAT or /64 spending the address's
+    tries locked the admin out for up to a minute (found 2026-12-06, trust36). Any other
+    key gets the 429 with no store read; docs/security.md argues why a guesser learns
+    nothing it could use."""
     token = bearer(headers)
     if token is None:
         raise InvalidCredential(
             "this is an admin operation: send the admin key as 'Authorization: Bearer <key>' "
             "(LLM_MESH_ADMIN_KEY, or the registry's $LLM_MESH_HOME/admin.key)"
         )
-    scope = None if tries is None else tries.before("admin-key", WRONG_ADMIN_KEYS, "admin keys")
-    if not secret_matches(token, await store.get_admin_key_hash()):
+    memo = None if tries is None else tries.admin_memo
+    try:
+        scope = None if tries is None else tries.before(*_ADMIN_TRIES)
+    except RateLimited:
+        if memo is None or not MADE_ADMIN_KEY.fullmatch(token):
+            raise
+        if not secret_matches(token, memo.hash):  # constant time; no store read
+            raise
+        memo.hash = await store.get_admin_key_hash()  # rotated since? then 429 too
+        if not secret_matches(token, memo.hash):
+            raise
+        return
+    stored = await store.get_admin_key_hash()
+    if memo is not None:
+        memo.hash = stored
+    if not secret_matches(token, stored):
         if tries is not None:
-            tries.wrong(scope, WRONG_ADMIN_KEYS)
+            tries.wrong(scope, WRONG_ADMIN_KEYS, WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
         raise InvalidCredential("wrong admin key")
 
 

@@ -44,7 +44,6 @@ from LLM_Mesh.core.schemas import (
     NodeState,
     RegistrationAccepted,
 )
-from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.errors import (
     Forbidden,
     InvalidRequest,
@@ -55,19 +54,27 @@ from LLM_Mesh.errors import (
     UnknownNode,
 )
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.admin import WRONG_OPERATOR_TOKENS, CredentialTries, bearer, check_admin
+from LLM_Mesh.registry.admin import (
+    WRONG_NODE_SIGNATURES,
+    WRONG_OPERATOR_TOKENS,
+    CredentialTries,
+    bearer,
+    check_admin,
+)
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.node_auth import (
+    SIGNATURE_REFUSALS,
     check_signed_token,
     revocation_signed,
     token_refusal_signed,
 )
 from LLM_Mesh.registry.node_forget import LIST_OPENAPI, stored_rows
 from LLM_Mesh.registry.node_table import NodeEntry, check_answer
+from LLM_Mesh.registry.node_transport import check_transport
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
@@ -138,14 +145,16 @@ async def register_node(request: Request) -> RegistrationAccepted:
 
     Verified before the body is parsed; then upserted into the table and the store. A 403
     ``revoked`` carries the registry key's signature (``node_auth.revocation_signed``), and
-    so does a 401 for an unknown operator token (``node_auth.token_refusal_signed``), of
-    which an address gets ``admin.WRONG_OPERATOR_TOKENS_PER_MIN`` a minute, then 429 before
-    the store is read (found 2026-12-06, attack35b: one signed registration sent again
-    unchanged read the store each time; ``GET /v1/earnings``' count, ``CredentialTries``).
+    so does a 401 for an unknown operator token (``node_auth.token_refusal_signed``). Per
+    address, ``admin.WRONG_OPERATOR_TOKENS_PER_MIN`` unknown tokens a minute (found
+    2026-12-06, attack35b; ``GET /v1/earnings``' count) and ``WRONG_NODE_SIGNATURES_PER_MIN``
+    refused signatures (``node_auth.SIGNATURE_REFUSALS``, found 2026-12-06, trust36: each an
+    Ed25519 verify, unbounded), then 429 before the body is read or anything verified.
     """
     rt = get_runtime(request)
     tries = _tries(request, rt)
     scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
+    signed = tries.before("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
     try:
         return await _register(rt, request.headers, await request.body())
     except Revoked as exc:
@@ -155,6 +164,9 @@ async def register_node(request: Request) -> RegistrationAccepted:
     except OperatorTokenRefused as exc:  # unknown or none: counted (none costs no read)
         tries.wrong(scope, WRONG_OPERATOR_TOKENS)
         raise token_refusal_signed(rt.revocations, request.headers, exc) from None
+    except SIGNATURE_REFUSALS:  # an honest node's never fail (a stopped clock's: backoff)
+        tries.wrong(signed, WRONG_NODE_SIGNATURES)
+        raise
 
 
 async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
@@ -179,10 +191,10 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         # URL off loopback hears plain_http_remote, not its address's refusal nor that it does
         # not resolve, and costs no DNS; by the addresses after: a ``localhost`` is loopback
         # only where it resolved there (a hosts file). Neither alone refuses the same URLs.
-        _check_transport(reg, rt.settings.node_transport)
+        check_transport(reg, rt.settings.node_transport)
         _check_address_free(rt, reg)
         node, addrs = await rt.pins.check(reg.url)
-        _check_transport(reg, rt.settings.node_transport, addrs)
+        check_transport(reg, rt.settings.node_transport, addrs)
         checked.append((node, addrs))
 
     # the operator token, then the address (its transport, then where it points), then the
@@ -235,39 +247,6 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         key_rotations=[KeyRotation(**link) for link in rt.key_rotations] or None,
         gateway_body_sha256=True,  # GatewaySigner.headers sends it
     )
-
-
-def _check_transport(
-    reg: NodeRegistration, transport: NodeTransport, addresses: tuple[str, ...] | None = None
-) -> None:
-    """The transport rule (``core/tls.py``): https off loopback unless the registry allows
-    plain-HTTP nodes; none under ``--require-tls``; a certificate fingerprint only with https."""
-    reason = transport.refusal(reg.url, reg.tls_fingerprint, addresses)
-    if reason == "plain_http":
-        raise Forbidden(
-            "this registry requires TLS: the node's url must be https:// (llm-mesh node tls "
-            "init, then node start --tls-cert/--tls-key)",
-            param="url",
-            reason="tls_required",
-        )
-    if reason == "plain_http_remote":
-        raise Forbidden(PLAIN_HTTP_REMOTE, param="url", reason="plain_http_remote")
-    if reason is not None:
-        raise InvalidRequest(
-            "tls_fingerprint is given but the url is not https://", param="tls_fingerprint"
-        )
-
-
-#: the 403 of a plain-HTTP node on another machine: what each side may do about it
-PLAIN_HTTP_REMOTE = (
-    "this node's url is http:// on another machine than the registry: prompts and answers "
-    "would cross the network unencrypted, so the registry refuses it. On the node, serve "
-    "https: `llm-mesh node tls init --host <the name or IP the registry reaches it at>`, "
-    "then `llm-mesh node start --tls-cert <cert> --tls-key <key>` as it prints (an https:// "
-    "public_url in node.toml, if set). Or, on a private network, the registry's operator "
-    "may accept it: `llm-mesh registry serve --allow-private-node <its url>`, or every "
-    "node with --allow-plain-http-nodes (LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1)."
-)
 
 
 def _check_address_free(rt: Runtime, reg: NodeRegistration) -> None:
@@ -436,7 +415,8 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 
 def _tries(request: Request, rt: Runtime) -> CredentialTries:
     """Where this request's wrong admin keys count (``admin.check_admin``: per address)."""
-    return CredentialTries(rt.limiter, request.client.host if request.client else None, rt.clock())
+    client = request.client.host if request.client else None
+    return CredentialTries(rt.limiter, client, rt.clock(), rt.admin_memo)
 
 
 @router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)

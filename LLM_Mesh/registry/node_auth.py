@@ -65,10 +65,15 @@ from LLM_Mesh.errors import (
     OperatorTokenRefused,
     ReplayedMessage,
     Revoked,
+    StaleMessage,
     UnknownNode,
 )
 from LLM_Mesh.registry.admin import UNKNOWN_NODE_IDS, CredentialTries
 from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
+
+#: a registration refused for its signature (after an Ed25519 verify, or for headers that
+#: could not be one): counted per address in ``admin.WRONG_NODE_SIGNATURES`` (``api.py``)
+SIGNATURE_REFUSALS = (BadSignature, StaleMessage, ReplayedMessage, NodeIdMismatch)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from LLM_Mesh.core.slot_wait import SlotWait
 from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
+from LLM_Mesh.registry.admin import AdminKeyMemo
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
 from LLM_Mesh.registry.idempotency import IdempotencyCache
@@ -98,6 +99,7 @@ class Runtime:
     revocations: RevocationSigner | None = None
     node_keys: NodeKeys = field(default_factory=NodeKeys)
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
+    admin_memo: AdminKeyMemo = field(default_factory=AdminKeyMemo)  # admin.check_admin's
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None

@@ -186,5 +186,9 @@ def serve(service: WitnessService, sock: socket.socket) -> None:
     config = uvicorn.Config(
         witness_app(service), log_level="warning", access_log=False, lifespan="off",
         http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
+        # no X-Forwarded-* believed from anyone: the witness goes by no client address, and
+        # uvicorn's default read $FORWARDED_ALLOW_IPS ("*" in many images) and rewrote the
+        # scope's client and scheme from a stranger's headers (found 2026-12-06, trust36)
+        proxy_headers=False,
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
