@@ -327,10 +327,13 @@ def make_receipt(
         log.error("receipt of %s: its charges do not match its parts; signed without "
                   "amounts (version 2)", job.logged_id)  # fmt: skip
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
+    prompt = tally.prompt_tokens
+    if not prompt and len(parts) == 1:  # a cut part's signed prompt count (money36), or 0
+        prompt = parts[0].prompt_tokens
     receipt, receipt_hash = signer.countersign(
         job.forwarded_id,
         job.model,
-        tally.prompt_tokens,
+        prompt,
         completion,
         tally.output_sha256,
         parts if priced is None else priced[1],
