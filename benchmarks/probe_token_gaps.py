@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import threading
 import time
@@ -52,7 +53,7 @@ async def one(engine: LlamaCppEngine, i: int, max_tokens: int) -> dict[str, floa
         if n:
             seen.append((time.monotonic(), n))
     first = seen[0][0] if seen else time.monotonic()
-    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
     tokens = sum(n for _, n in seen[1:])
     span = seen[-1][0] - first if seen else 0.0
     return {

@@ -30,8 +30,11 @@ counted; :func:`quiet_s`: since its last event with output, else since its part 
 less the time the gateway spent writing to the client, and less the time its node's
 requests lost to each other meanwhile, ``SharedTime``): such a leave is the node's doing, and
 the prompt pays the usual count, as a node that said nothing (:func:`believed_at_cut`). An
-honest node's tokens come 0.02-1 s apart (``stream_guard``: 1-60 a second); one that stalls
-past 4 s as the client leaves loses only what it was paid before money34. With the floor off
+honest node's tokens come 0.02-1 s apart (``stream_guard``: 1-60 a second) on a box that is
+its own; on one loaded by others far more (gemma-3-270m on the 2-core dev box at load 17:
+gaps up to 10 s, 0.5 tokens a second, docs/benchmarks.md, money36), so a tighter rule would
+misjudge it. One that stalls past 4 s as the client leaves loses only what it was paid
+before money34. With the floor off
 (``min_rate`` 0) nothing is judged stalled.
 
 **Signed** (since 2026-12-06, ``money36``). The count is believed only when the node signed

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost, usual_prompt_tokens
 from LLM_Mesh.core.prompt_count import said_prompt_tokens
 from LLM_Mesh.core.receipt import PartStatus, ReceiptError
+from LLM_Mesh.core.receipt_verify import decode_header
 from LLM_Mesh.registry import account
 from LLM_Mesh.registry.job import Tally
 from tests.asgi import request_then_wait
@@ -158,11 +160,13 @@ async def test_an_inflated_count_its_node_did_not_sign_is_not_said(
 
 
 async def test_the_receipt_of_a_cut_stream_keeps_the_count_its_node_signed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The count believed goes into the receipt's ``cut`` part (its ``prompt_tokens``,
     ``node_key``, ``node_signature``), countersigned, which the ledger entry commits to: the
-    offline check (``llm-mesh receipt verify``) shows the node said what was charged."""
+    offline check (``llm-mesh receipt verify``) shows the node said what was charged. Nobody
+    receives that receipt (the client left): the gateway logs it whole."""
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.registry.account")
     tallies: list[Tally] = []
     made = account.make_receipt
 
@@ -183,6 +187,9 @@ async def test_the_receipt_of_a_cut_stream_keeps_the_count_its_node_signed(
         assert part.status is PartStatus.CUT and part.node_id == NODE_A
         assert part.prompt_tokens == checked.prompt_tokens == NODE_COUNT
         assert part.node_key == SIGNERS[NODE_A].node_key and part.node_signature
+        lines = [r.getMessage() for r in caplog.records]
+        (line,) = [m for m in lines if "signed prompt count" in m]
+        assert decode_header(line.rsplit(": ", 1)[1]) == tally.receipt
         forged = {**tally.receipt, "parts": [{**tally.receipt["parts"][0], "prompt_tokens": 1}]}
         with pytest.raises(ReceiptError):  # (the registry's signature covers the count)
             check(json.dumps(forged), await registry_keys(h))
