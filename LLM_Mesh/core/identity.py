@@ -92,6 +92,8 @@ class MessageKind(str, Enum):
     DEREGISTER = "deregister"
     GATEWAY_REQUEST = "gateway-request"  # the gateway to a node: core/gateway_auth.py
     NODE_RECEIPT = "node-receipt"  # a node's receipt of an answer: core/receipt.py
+    # a node's prompt count as its stream opens: core/receipt.node_prompt_bytes (money36)
+    NODE_PROMPT_COUNT = "node-prompt-count"
     RECEIPT = "receipt"  # the gateway's countersigned receipt, version 1: core/receipt.py
     RECEIPT_V2 = "receipt-v2"  # ... version 2 (signs the client's id, hashed)
     RECEIPT_V3 = "receipt-v3"  # ... version 3 (and what the request was charged, in µNT)

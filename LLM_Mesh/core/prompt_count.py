@@ -30,17 +30,40 @@ counted; :func:`quiet_s`: since its last event with output, else since its part 
 less the time the gateway spent writing to the client, and less the time its node's
 requests lost to each other meanwhile, ``SharedTime``): such a leave is the node's doing, and
 the prompt pays the usual count, as a node that said nothing (:func:`believed_at_cut`). An
-honest node's tokens come 0.02-1 s apart (``stream_guard``: 1-60 a second); one that stalls
-past 4 s as the client leaves loses only what it was paid before money34. With the floor off
+honest node's tokens come 0.02-1 s apart (``stream_guard``: 1-60 a second) on a box that is
+its own; on one loaded by others far more (gemma-3-270m on the 2-core dev box at load 17:
+gaps up to 10 s, 0.5 tokens a second, docs/benchmarks.md, money36), so a tighter rule would
+misjudge it. One that stalls past 4 s as the client leaves loses only what it was paid
+before money34. With the floor off
 (``min_rate`` 0) nothing is judged stalled.
+
+**Signed** (since 2026-12-06, ``money36``). The count is believed only when the node signed
+it: :data:`HDR_PROMPT_SIGNATURE`, ``<node_key>.<signature>`` (base64url both), the node's
+receipt key's Ed25519 signature of ``node-prompt-count ‖ registry_id ‖ node_id ‖ request_id
+‖ model ‖ u64(count)`` (``core/receipt.node_prompt_bytes``, its own domain). The gateway
+checks it over *its own* values (its registry id, the node it routed to, the request id it
+sent, the model, the count the header says: :func:`checked_claim`, one verify, the key must
+derive the node's id as a receipt's must); an unsigned or badly signed count is not said
+(the usual count, as an older node's). A believed count goes into the receipt's ``cut`` part
+(its ``prompt_tokens``, ``node_key`` and ``node_signature``: :class:`PromptClaim`), which the
+ledger entry commits to, so anyone can check offline (``llm-mesh receipt verify``) that the
+node said what the payer was charged, and the node cannot deny it: the bound above limited
+what an unsigned word could cost (at most the prompt's UTF-8 bytes + slack, ~3× an honest
+count), but left a dispute over it the gateway's word against the node's.
 """
 
 from __future__ import annotations
 
-__all__ = ["HDR_PROMPT_TOKENS", "MAX_DIGITS", "believed_at_cut", "quiet_s", "said_prompt_tokens",
+from LLM_Mesh.core.receipt import node_prompt_bytes, unb64url
+from LLM_Mesh.core.receipt_check import NodeKeys, PromptClaim
+
+__all__ = ["HDR_PROMPT_SIGNATURE", "HDR_PROMPT_TOKENS", "MAX_DIGITS", "PromptClaim",
+           "believed_at_cut", "checked_claim", "claim_header", "quiet_s", "said_prompt_tokens",
            "stalled"]  # fmt: skip
 
 HDR_PROMPT_TOKENS = "X-Mesh-Prompt-Tokens"
+HDR_PROMPT_SIGNATURE = "X-Mesh-Prompt-Signature"
+MAX_CLAIM_CHARS = 256  # a key (43) + "." + a signature (86): far less
 MAX_DIGITS = 12  # more than any prompt's bound (a body of at most 16 MiB: 2^24 bytes)
 
 
@@ -77,3 +100,40 @@ def believed_at_cut(said: int, quiet: float, min_rate: float) -> int:
     ``said``, or 0 (not said: the usual count) when its part had :func:`stalled` as the
     client left, the leave then the node's doing (see the module docstring)."""
     return 0 if stalled(quiet, min_rate) else said
+
+
+def claim_header(node_key: str, signature: str) -> str:
+    """The :data:`HDR_PROMPT_SIGNATURE` value: ``<node_key>.<signature>``."""
+    return f"{node_key}.{signature}"
+
+
+def checked_claim(
+    said: int,
+    value: str | None,
+    *,
+    registry_id: str,
+    node_id: str,
+    request_id: str,
+    model: str,
+    keys: NodeKeys,
+) -> PromptClaim | None:
+    """The count ``said`` (:func:`said_prompt_tokens`) as a :class:`PromptClaim` when
+    ``value`` (the :data:`HDR_PROMPT_SIGNATURE` header) is the signature, by the key of
+    ``node_id``, of that count for this registry, request and model; ``None`` (not believed)
+    for none, a malformed one, another node's key or a signature that does not verify."""
+    if said <= 0 or value is None or len(value) > MAX_CLAIM_CHARS:
+        return None
+    key_text, dot, sig_text = value.strip().partition(".")
+    if not dot:
+        return None
+    try:
+        key, derived = keys.get(key_text)
+        if derived != node_id:  # another node's key (or a forged one)
+            return None
+        signature = unb64url(sig_text)
+        data = node_prompt_bytes(registry_id, node_id, request_id, model, said)
+    except ValueError:
+        return None
+    if not key.verify(signature, data):
+        return None
+    return PromptClaim(said, key_text, sig_text)

@@ -99,6 +99,7 @@ __all__ = [
     "client_id_hash",
     "client_ledger_id",
     "encode_header",
+    "node_prompt_bytes",
     "node_receipt_bytes",
     "receipt_bytes",
 ]
@@ -109,6 +110,7 @@ MONEY_VERSIONS = (3, 4)  # the versions that sign amounts (4: each part's fee ro
 NODE_VERSION = 1
 HDR_RECEIPT = "X-Mesh-Receipt"
 NODE_DOMAIN = DOMAIN + MessageKind.NODE_RECEIPT.value.encode("ascii") + b"\x00"
+PROMPT_DOMAIN = DOMAIN + MessageKind.NODE_PROMPT_COUNT.value.encode("ascii") + b"\x00"
 RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"  # version 1
 RECEIPT_V2_DOMAIN = DOMAIN + MessageKind.RECEIPT_V2.value.encode("ascii") + b"\x00"
 RECEIPT_V3_DOMAIN = DOMAIN + MessageKind.RECEIPT_V3.value.encode("ascii") + b"\x00"
@@ -264,6 +266,19 @@ def node_receipt_bytes(
     ))  # fmt: skip
 
 
+def node_prompt_bytes(
+    registry_id: str, node_id: str, request_id: str, model: str, prompt_tokens: int
+) -> bytes:
+    """The canonical bytes a node signs for its prompt count as its stream opens
+    (``core/prompt_count.py``, since 2026-12-06, money36): ``b"llm-mesh/v1/node-prompt-count\\0"
+    registry_id node_id request_id model u64(prompt_tokens)``, a domain of its own (no
+    count signed early is a receipt of an answer, nor one the other way)."""
+    return b"".join((
+        PROMPT_DOMAIN, _kept(registry_id), _kept(node_id), _str(request_id), _kept(model),
+        _u64(prompt_tokens),
+    ))  # fmt: skip
+
+
 class NodeReceiptSigner:
     """The node's side: signs a receipt for every answer (one Ed25519 signature, by
     libsodium: :mod:`~LLM_Mesh.core.ed25519`)."""
@@ -299,6 +314,14 @@ class NodeReceiptSigner:
             "output_sha256": output_sha256,
             "signature": b64url(self._key.sign(data)),
         }
+
+    def sign_prompt_count(
+        self, *, registry_id: str, request_id: str, model: str, prompt_tokens: int
+    ) -> str:
+        """The node's signature of its prompt count as its stream opens
+        (:func:`node_prompt_bytes`), base64url: one Ed25519 signature by the receipt key."""
+        data = node_prompt_bytes(registry_id, self.node_id, request_id, model, prompt_tokens)
+        return b64url(self._key.sign(data))
 
 
 @dataclass(frozen=True, slots=True)

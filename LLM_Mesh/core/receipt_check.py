@@ -21,7 +21,18 @@ from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.receipt import Part, PartStatus, node_receipt_bytes, unb64url
 
-__all__ = ["NodeKeys", "Observed", "check_part"]
+__all__ = ["NodeKeys", "Observed", "PromptClaim", "check_part"]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptClaim:
+    """A node's signed prompt count as its stream opened (``core/prompt_count.checked_claim``:
+    verified): the count, its key and its signature (base64url), as a ``cut`` part keeps
+    them (since 2026-12-06, money36)."""
+
+    prompt_tokens: int
+    node_key: str
+    signature: str
 
 
 @dataclass(slots=True)
@@ -29,7 +40,8 @@ class Observed:
     """What the gateway relayed of one node (the send stage writes it): the node's token
     counts, the hash of the text it relayed, the node's ``mesh.receipt`` (``None`` when
     absent) and, without one, why: ``no_receipt`` (``missing``: it finished without;
-    ``broken`` / ``cut``: it never sent its final chunk)."""
+    ``broken`` / ``cut``: it never sent its final chunk); ``prompt_claim``: a ``cut`` part's
+    signed prompt count, when the gateway believed it (its part then carries it)."""
 
     node_id: str
     prompt_tokens: int
@@ -37,6 +49,7 @@ class Observed:
     output_sha256: str
     claim: Any = None
     no_receipt: PartStatus = PartStatus.MISSING
+    prompt_claim: PromptClaim | None = None
 
 
 class NodeKeys:
@@ -80,8 +93,9 @@ def check_part(
 ) -> Part:
     """The node's part as the gateway countersigns it: ``signed`` when the node's receipt
     is its key's signature of what the gateway relayed (this request, this model, these
-    counts, this output), else ``obs.no_receipt`` without one, or ``invalid`` (``reason``:
-    the field).
+    counts, this output), else ``obs.no_receipt`` without one (a ``cut`` part with its
+    node's signed prompt count, ``obs.prompt_claim``: that count, key and signature), or
+    ``invalid`` (``reason``: the field).
 
     The key must derive the id of the node the gateway routed to: a registered node's id
     is its key's hash (checked at registration), so this is the registered key.
@@ -93,6 +107,10 @@ def check_part(
 
     claim = obs.claim
     if claim is None:
+        said = obs.prompt_claim
+        if said is not None and obs.no_receipt is PartStatus.CUT:  # verified as it came
+            return Part(obs.node_id, said.node_key, PartStatus.CUT, said.prompt_tokens,
+                        obs.completion_tokens, obs.output_sha256, said.signature)  # fmt: skip
         return part(obs.no_receipt)
     if not isinstance(claim, dict):
         return part(PartStatus.INVALID, reason="malformed")

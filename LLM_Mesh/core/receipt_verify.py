@@ -19,7 +19,9 @@ naming its reason:
 ``gateway_signature`` the registry key's signature does not verify (any field altered)
 ``receipt_hash``     the receipt's stated ``receipt_hash`` is not its bytes' hash
 ``node_key``         a signed part's key does not derive its ``node_id``
-``node_signature``   a signed part's node signature does not verify
+``node_signature``   a signed part's node signature does not verify, or a ``cut`` part's
+                     signature of its prompt count (the count its node signed as its
+                     stream opened: ``core/prompt_count.py``, since 2026-12-06)
 ``totals``           the parts do not add up to the request's completion tokens (or,
                      for one part, its prompt tokens and output hash)
 ``request_id``       the answer around the receipt names another request (a receipt
@@ -62,6 +64,7 @@ from LLM_Mesh.core.receipt import (
     PartStatus,
     Receipt,
     ReceiptError,
+    node_prompt_bytes,
     node_receipt_bytes,
     unb64url,
 )
@@ -338,9 +341,13 @@ def _verify_part(receipt: Receipt, i: int, part: Part) -> None:
         raise ReceiptError(
             "node_key", f"part {i}: the key's node id is {node_id_for(raw)}, not {part.node_id}"
         )
-    data = node_receipt_bytes(receipt.registry_id, part.node_id, receipt.request_id,
-                              receipt.model, part.prompt_tokens, part.completion_tokens,
-                              part.output_sha256)  # fmt: skip
+    if part.status is PartStatus.CUT:  # its prompt count, signed as its stream opened
+        data = node_prompt_bytes(receipt.registry_id, part.node_id, receipt.request_id,
+                                 receipt.model, part.prompt_tokens)  # fmt: skip
+    else:
+        data = node_receipt_bytes(receipt.registry_id, part.node_id, receipt.request_id,
+                                  receipt.model, part.prompt_tokens, part.completion_tokens,
+                                  part.output_sha256)  # fmt: skip
     try:
         valid = key.verify(unb64url(part.node_signature), data)
     except ValueError:
@@ -421,9 +428,11 @@ def verify(
     if stated is not None and stated != hashlib.sha256(data).hexdigest():
         raise ReceiptError("receipt_hash", "receipt_hash is not the hash of the receipt")
     for i, part in enumerate(receipt.parts):
-        if part.status is PartStatus.SIGNED:
+        if part.status is PartStatus.SIGNED or (
+            part.status is PartStatus.CUT and part.node_signature
+        ):
             _verify_part(receipt, i, part)
-        elif require_signed:
+        if part.status is not PartStatus.SIGNED and require_signed:
             raise ReceiptError(
                 "unsigned_part", f"part {i} (node {part.node_id}) is {part.status.value}"
             )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.canary import TokenLogprob
-from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS
+from LLM_Mesh.core.prompt_count import HDR_PROMPT_SIGNATURE, HDR_PROMPT_TOKENS, claim_header
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest, Usage
 
@@ -106,9 +106,24 @@ class Generation:
     def said_headers(self) -> dict[str, str]:
         """The headers a stream's answer opens with: the prompt's count when the engine said
         it before its first token (:data:`HDR_PROMPT_TOKENS`, ``core/prompt_count.py``: what
-        the gateway charges a stream its client cuts before the final chunk)."""
+        the gateway charges a stream its client cuts before the final chunk), and, for a
+        request the gateway named (``X-Request-Id``), its receipt key's signature of that
+        count (:data:`HDR_PROMPT_SIGNATURE`: the gateway believes no count unsigned; since
+        2026-12-06, money36)."""
         said = self.early_prompt_tokens
-        return {} if said is None else {HDR_PROMPT_TOKENS: str(said)}
+        if said is None:
+            return {}
+        headers = {HDR_PROMPT_TOKENS: str(said)}
+        if self.request_id:
+            signer = self.service.receipts
+            signature = signer.sign_prompt_count(
+                registry_id=self.service.gateway.registry_id or "",
+                request_id=self.request_id,
+                model=self.req.model,
+                prompt_tokens=said,
+            )
+            headers[HDR_PROMPT_SIGNATURE] = claim_header(signer.node_key, signature)
+        return headers
 
     async def batches(self) -> AsyncIterator[list[Delta]]:
         """The deltas in the engine's batches: the first (already received), then the rest."""

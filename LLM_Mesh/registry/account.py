@@ -31,7 +31,7 @@ from typing import Any
 from LLM_Mesh.core.delivered import answer_bytes, completion_cap
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
 from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
-from LLM_Mesh.core.receipt import PAYERS, VERSION, Money, Part
+from LLM_Mesh.core.receipt import PAYERS, VERSION, Money, Part, PartStatus, encode_header
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
@@ -327,10 +327,13 @@ def make_receipt(
         log.error("receipt of %s: its charges do not match its parts; signed without "
                   "amounts (version 2)", job.logged_id)  # fmt: skip
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
+    prompt = tally.prompt_tokens
+    if not prompt and len(parts) == 1:  # a cut part's signed prompt count (money36), or 0
+        prompt = parts[0].prompt_tokens
     receipt, receipt_hash = signer.countersign(
         job.forwarded_id,
         job.model,
-        tally.prompt_tokens,
+        prompt,
         completion,
         tally.output_sha256,
         parts if priced is None else priced[1],
@@ -445,11 +448,25 @@ class StreamAccount:
         stream cut off before its receipt went out gets one made here first (for the
         ledger entry to commit to)."""
         tally, payment = self.tally, self.client.payment
-        if tally.receipt is None and tally.outputs:
-            make_receipt(self.rt, self.job, tally, payment)
+        self._made_here()
         tally.cost = sum(amount for _, amount, _ in _charged(self.job, tally, payment))
         await pay(self.job, tally, self.client)
         self.record()
+
+    def _made_here(self) -> None:
+        """The receipt of a stream cut off before one went out, made for the ledger entry to
+        commit to (once). Nobody receives it; when a part carries its node's signed prompt
+        count (``core/prompt_count.py``, money36) it is logged whole (``X-Mesh-Receipt``'s
+        form), so the operator's log keeps the node's word the charge stands on."""
+        rt, job, tally = self.rt, self.job, self.tally
+        if tally.receipt is not None or not tally.outputs:
+            return
+        made = make_receipt(rt, job, tally, self.client.payment)
+        if made is not None and any(
+            p.status is PartStatus.CUT and p.node_signature for p in tally.node_receipts
+        ):
+            log.info("receipt of %s, cut by its client, with its node's signed prompt count: %s",
+                     job.logged_id, encode_header(made))  # fmt: skip
 
     def finalize(self, obj: dict[str, Any], continued: bool) -> None:
         """Set the gateway's ``mesh`` (and after a continuation the summed ``usage``) on
@@ -481,8 +498,7 @@ class StreamAccount:
         before any receipt was sent (the client left) still gets one made here, for the
         ledger (``tally.receipt_hash``, ``tally.node_receipts``); nobody receives it."""
         rt, job, tally = self.rt, self.job, self.tally
-        if tally.receipt is None and tally.outputs:
-            make_receipt(rt, job, tally, self.client.payment)
+        self._made_here()
         _record(
             rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
             error_code=tally.error_code, prompt_tokens=stated_prompt_tokens(job, tally),

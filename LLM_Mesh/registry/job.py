@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from starlette.responses import Response
 
 from LLM_Mesh.core.pricing import Price, estimate_prompt_tokens, usual_prompt_tokens
+from LLM_Mesh.core.prompt_count import PromptClaim
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part, client_ledger_id
 from LLM_Mesh.core.receipt_check import Observed
@@ -245,6 +246,7 @@ class Tally:
         "output_sha256",
         "outputs",
         "parts",
+        "prompt_claim",
         "prompt_tokens",
         "receipt",
         "receipt_hash",
@@ -265,6 +267,9 @@ class Tally:
         self.prompt_tokens = 0  # the answering node's usage (prompt of the original request)
         # ... its prompt count as its stream opened (core/prompt_count.py; 0: not said)
         self.said_prompt_tokens = 0
+        # ... and the node's signature of it (core/prompt_count.checked_claim; None: not
+        # signed, or not said): a count unsigned is not said; a cut part's receipt keeps it
+        self.prompt_claim: PromptClaim | None = None
         # the answering node's completion tokens as priced: its count, at most the bytes
         # of text it delivered + slack (core/delivered.py); its own count is in ``outputs``
         self.completion_tokens = 0

@@ -48,7 +48,12 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
 from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.priority import keyed_body
-from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS, said_prompt_tokens
+from LLM_Mesh.core.prompt_count import (
+    HDR_PROMPT_SIGNATURE,
+    HDR_PROMPT_TOKENS,
+    checked_claim,
+    said_prompt_tokens,
+)
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.sse_frame import SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError
@@ -126,10 +131,22 @@ class NodeStream(PartReader):
     def _part(self) -> None:
         """A node part starts (``PartReader._part``), with the prompt count its node said as
         its stream opened (``core/prompt_count.py``; a continuing node's less the tokens
-        already sent, as its final count is read): what a stream the client cuts pays."""
+        already sent, as its final count is read): what a stream the client cuts pays. Only
+        a count its node signed (``checked_claim``: for this registry, request and model, by
+        the key of the node routed to; since 2026-12-06, money36); else not said."""
         super()._part()
-        resp, tally = self.resp, self.ex.tally
-        said = 0 if resp is None else said_prompt_tokens(resp.headers.get(HDR_PROMPT_TOKENS))
+        ex = self.ex
+        resp, tally = self.resp, ex.tally
+        claim = None
+        if resp is not None and tally.node_id is not None:
+            said = said_prompt_tokens(resp.headers.get(HDR_PROMPT_TOKENS))
+            claim = checked_claim(
+                said, resp.headers.get(HDR_PROMPT_SIGNATURE), registry_id=ex.rt.signer.registry_id,
+                node_id=tally.node_id, request_id=ex.job.forwarded_id, model=ex.job.model,
+                keys=ex.rt.node_keys,
+            )  # fmt: skip
+        tally.prompt_claim = claim
+        said = 0 if claim is None else claim.prompt_tokens
         tally.said_prompt_tokens = max(0, said - tally.before) if self.continued else said
 
     async def open(self) -> Answer:
@@ -243,7 +260,7 @@ class NodeStream(PartReader):
         tally.completion_tokens = 0  # the next node's own count comes with its usage
         # a node that broke is not believed on its prompt count (core/prompt_count.py): a
         # client leaving before the next node opens pays the usual count (found 2026-12-06)
-        tally.said_prompt_tokens = 0
+        tally.said_prompt_tokens, tally.prompt_claim = 0, None
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
             ex.stop(Stop.SUCCEEDED)
@@ -333,7 +350,9 @@ class NodeStream(PartReader):
         said = self._said_at_cut()
         cut = 0
         if self.data and not self.usage_seen:  # cut off before the node's final chunk
-            cut = self._unsigned_part(PartStatus.CUT)
+            # its signed count, when believed, goes with its part into the receipt
+            claim = self.ex.tally.prompt_claim if said else None
+            cut = self._unsigned_part(PartStatus.CUT, claim=claim)
         if self.resp is not None:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()

@@ -54,7 +54,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.delivered import chunk_bytes, completion_cap, echo_advance, priced_completion
-from LLM_Mesh.core.prompt_count import believed_at_cut, quiet_s
+from LLM_Mesh.core.prompt_count import PromptClaim, believed_at_cut, quiet_s
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
@@ -460,10 +460,14 @@ class PartReader:
         whole = sum(1 for m in self.echoes.values() if prompt and m == len(prompt))
         return max(0, self.nbytes - len(prompt.encode("utf-8", "surrogatepass")) * whole)
 
-    def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
+    def _unsigned_part(
+        self, status: PartStatus, node: str | None = None, claim: PromptClaim | None = None
+    ) -> int:
         """The current node's part when it sent no final chunk (``status`` says why): its
         relayed text joins the text so far; its data lines are done with. Its chunks, priced
-        as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
+        as any part (at most its bytes + slack: never less, each chunk counted holds text).
+        ``claim``: the node's signed prompt count, believed at a client's cut (its receipt
+        part then keeps it: ``core/prompt_count.py``)."""
         tally, job = self.ex.tally, self.ex.job
         text, chunks = "".join(self.pieces), self.chunks
         nbytes = self._generated_bytes()
@@ -472,6 +476,8 @@ class PartReader:
         self.text += text
         if chunks:
             node = node or tally.node_id or "?"
-            tally.outputs.append(Observed(node, 0, chunks, output_sha256(text), no_receipt=status))
+            digest = output_sha256(text)
+            tally.outputs.append(Observed(node, 0, chunks, digest, no_receipt=status,
+                                          prompt_claim=claim))  # fmt: skip
             tally.output_sha256 = output_sha256(self.text)
         return priced_completion(chunks, nbytes, job.choices, job.stop_bytes)

@@ -5,7 +5,9 @@ node through the registry+gateway (separate processes on loopback), reads the fi
 event and closes the connection: the node's final ``usage`` chunk never reaches the
 gateway. The prompt is charged at the count the node said as its stream opened
 (``X-Mesh-Prompt-Tokens``, ``core/prompt_count.py``, ``registry/account.
-charged_prompt_tokens``), the same count llama's own tokenizer gives the prompt (read here
+charged_prompt_tokens``), believed only signed by the node's key (``X-Mesh-Prompt-Signature``,
+checked by the gateway process: since 2026-12-06, ``money36``; unsigned it would pay the
+usual count, and this test fail), the same count llama's own tokenizer gives the prompt (read here
 independently, vocabulary only), not the usual count of ⌈characters / 3⌉ + 16 (found
 2026-12-06, ``money33``: a third of a prompt of digits, one token each on Gemma; closed by
 ``money34``). Checked from the user's side: its ``GET /v1/balance`` debit, and its

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,13 +17,21 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.gateway_auth import HDR_GATEWAY
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
-from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS
+from LLM_Mesh.core.prompt_count import (
+    HDR_PROMPT_SIGNATURE,
+    HDR_PROMPT_TOKENS,
+    claim_header,
+    said_prompt_tokens,
+)
+from LLM_Mesh.core.receipt import NodeReceiptSigner
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.settlement import Settlement, user_account
@@ -75,9 +84,46 @@ async def register(h: Harness, node_id: str, operator: str, **kw: Any) -> FakeNo
     return node
 
 
-def stalling_nodes(said: str | None = None) -> FakeNodes:
+def _key(name: str) -> NodeReceiptSigner:
+    seed = hashlib.sha256(b"test node key " + name.encode()).digest()
+    return NodeReceiptSigner(Ed25519PrivateKey.from_private_bytes(seed))
+
+
+# nodes with real keys (their ids derived from them): their prompt counts can be signed
+SIGNERS = {s.node_id: s for s in (_key("a"), _key("b"))}
+NODE_A, NODE_B = SIGNERS
+
+
+def said_headers(node: FakeNode, said: str | None, sign: str = "own") -> dict[str, str]:
+    """A stream's answer head saying ``said`` as its prompt count (None: no
+    ``X-Mesh-Prompt-Tokens``) and, as ``sign`` says, its signature (``core/prompt_count.py``,
+    money36): ``own`` (its node's key, of this request; nodes not in :data:`SIGNERS` cannot),
+    ``none``, ``other_key`` (a key that is not the node's), ``other_count`` (its key's of one
+    token less: not the count said) or ``other_request`` (its key's, of another request)."""
+    headers = {"content-type": "text/event-stream"}
+    if said is None:
+        return headers
+    headers[HDR_PROMPT_TOKENS] = said
+    signer, count = SIGNERS.get(node.node_id), said_prompt_tokens(said)
+    if sign == "none" or signer is None or count <= 0:
+        return headers
+    if sign == "other_key":
+        signer = _key("not " + node.node_id)
+    sent = node.calls[-1]["headers"]
+    signature = signer.sign_prompt_count(
+        registry_id=sent[HDR_GATEWAY],
+        request_id="req-earlier" if sign == "other_request" else sent["x-request-id"],
+        model=node.calls[-1]["body"]["model"],
+        prompt_tokens=count - 1 if sign == "other_count" else count,
+    )
+    headers[HDR_PROMPT_SIGNATURE] = claim_header(signer.node_key, signature)
+    return headers
+
+
+def stalling_nodes(said: str | None = None, sign: str = "own") -> FakeNodes:
     """Nodes that stream two tokens, saying ``said`` as their prompt count (None: no
-    ``X-Mesh-Prompt-Tokens``), then nothing more: the client leaves first."""
+    ``X-Mesh-Prompt-Tokens``; signed as ``sign`` says: :func:`said_headers`), then nothing
+    more: the client leaves first."""
     nodes = FakeNodes()
 
     class Stalls(httpx.AsyncByteStream):
@@ -87,10 +133,9 @@ def stalling_nodes(said: str | None = None) -> FakeNodes:
             await asyncio.Event().wait()  # never more: the client leaves first
             yield b""  # pragma: no cover
 
-    headers = {"content-type": "text/event-stream"}
-    if said is not None:
-        headers[HDR_PROMPT_TOKENS] = said
-    nodes.stream_factory = lambda node, model: httpx.Response(200, headers=headers, stream=Stalls())
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers=said_headers(node, said, sign), stream=Stalls()
+    )
     return nodes
 
 

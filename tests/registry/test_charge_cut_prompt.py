@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,22 +22,32 @@ import httpx
 import pytest
 from starlette.requests import ClientDisconnect
 
+from LLM_Mesh.cli.receipt_commands import check
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost, usual_prompt_tokens
-from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS, said_prompt_tokens
+from LLM_Mesh.core.prompt_count import said_prompt_tokens
+from LLM_Mesh.core.receipt import PartStatus, ReceiptError
+from LLM_Mesh.core.receipt_verify import decode_header
+from LLM_Mesh.registry import account
+from LLM_Mesh.registry.job import Tally
 from tests.asgi import request_then_wait
 from tests.keyed import operator_account
 from tests.registry.helpers import FakeNodes, running, sse_chunks
 from tests.registry.test_charge import (
     MODEL,
+    NODE_A,
+    NODE_B,
     PRICE,
+    SIGNERS,
     cut_after_first_token,
     new_user,
     register,
+    said_headers,
     settled,
     settlement,
     stalling_nodes,
 )
+from tests.registry.test_receipts import registry_keys
 from tests.registry.test_streaming import _scope
 
 DIGITS = "".join(str(i % 10) for i in range(3000))  # 3,000 tokens on a digit-a-token tokenizer
@@ -58,7 +69,7 @@ async def test_a_cut_stream_pays_the_prompt_as_its_node_counted_it(
     tmp_path: Path, said: str | None, charged: int
 ) -> None:
     async with running(tmp_path, nodes=stalling_nodes(said)) as h:
-        await register(h, "a", "alice")
+        await register(h, NODE_A, "alice")
         key, account = await new_user(h, 10**6)
         await cut_after_first_token(h, key, BODY)
         s = settlement(h)
@@ -96,15 +107,15 @@ async def test_a_node_that_breaks_is_not_believed_when_the_client_leaves_in_the_
             raise httpx.RemoteProtocolError("peer closed connection")
 
     def factory(node: Any, model: str) -> httpx.Response:
-        headers = {"content-type": "text/event-stream", HDR_PROMPT_TOKENS: str(10**9)}
+        headers = said_headers(node, str(10**9))  # signed: believed but for its break
         return httpx.Response(200, headers=headers, stream=Breaks())
 
     nodes.stream_factory = factory
     async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
-        await register(h, "a", "alice")
-        await register(h, "b", "bob", continuation=True)
+        await register(h, NODE_A, "alice")
+        await register(h, NODE_B, "bob", continuation=True)
         key, account = await new_user(h, 10**6)
-        busy = h.runtime.routing.begin("b", MODEL)  # "a" is picked first
+        busy = h.runtime.routing.begin(NODE_B, MODEL)  # NODE_A is picked first
         scope = _scope("2.4")
         scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
         body = json.dumps({**BODY, "stream": True}).encode()
@@ -120,9 +131,65 @@ async def test_a_node_that_breaks_is_not_believed_when_the_client_leaves_in_the_
             await asyncio.wait_for(app(scope, request_then_wait(body, gone), send), timeout=5)
         h.runtime.routing.finish(busy, Outcome.CANCELLED)
         assert sent[0]["status"] == 200
-        (b_node,) = [n for n in nodes.nodes.values() if n.node_id == "b"]
+        (b_node,) = [n for n in nodes.nodes.values() if n.node_id == NODE_B]
         assert not b_node.calls  # the client left before the failover reached "b"
         s = settlement(h)
         await settled(s)
         cost = request_cost(PRICE, usual_prompt_tokens(DIGITS, 1), 2)
         assert await s.balance(account) == (10**6 - cost, 0)  # before: the bound's price
+
+
+@pytest.mark.parametrize("sign", ["none", "other_key", "other_count", "other_request"])
+async def test_an_inflated_count_its_node_did_not_sign_is_not_said(
+    tmp_path: Path, sign: str
+) -> None:
+    """Found open 2026-12-06 (``money36``; the last session's "early prompt count
+    unsigned"): a node's early count was believed on its word alone, a header nobody could
+    later show it sent; a node claiming the prompt's bound (~3× an honest count) had the cut
+    stream charged that, and could deny it. Now only a count the node's key signed, for this
+    registry, request, model and count (``core/prompt_count.checked_claim``), is said; an
+    unsigned or badly signed one is not: the usual count, as an older node's."""
+    async with running(tmp_path, nodes=stalling_nodes(str(10**9), sign)) as h:
+        await register(h, NODE_A, "alice")
+        key, account = await new_user(h, 10**6)
+        await cut_after_first_token(h, key, BODY)
+        s = settlement(h)
+        await settled(s)
+        cost = request_cost(PRICE, usual_prompt_tokens(DIGITS, 1), 2)  # before: the bound's
+        assert await s.balance(account) == (10**6 - cost, 0)
+
+
+async def test_the_receipt_of_a_cut_stream_keeps_the_count_its_node_signed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The count believed goes into the receipt's ``cut`` part (its ``prompt_tokens``,
+    ``node_key``, ``node_signature``), countersigned, which the ledger entry commits to: the
+    offline check (``llm-mesh receipt verify``) shows the node said what was charged. Nobody
+    receives that receipt (the client left): the gateway logs it whole."""
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.registry.account")
+    tallies: list[Tally] = []
+    made = account.make_receipt
+
+    def spy(rt: Any, job: Any, tally: Tally, payment: Any) -> Any:
+        tallies.append(tally)
+        return made(rt, job, tally, payment)
+
+    monkeypatch.setattr(account, "make_receipt", spy)
+    async with running(tmp_path, nodes=stalling_nodes(str(NODE_COUNT))) as h:
+        await register(h, NODE_A, "alice")
+        key, _ = await new_user(h, 10**6)
+        await cut_after_first_token(h, key, BODY)
+        await settled(settlement(h))
+        (tally,) = tallies
+        assert tally.receipt is not None
+        checked = check(json.dumps(tally.receipt), await registry_keys(h))
+        (part,) = checked.parts
+        assert part.status is PartStatus.CUT and part.node_id == NODE_A
+        assert part.prompt_tokens == checked.prompt_tokens == NODE_COUNT
+        assert part.node_key == SIGNERS[NODE_A].node_key and part.node_signature
+        lines = [r.getMessage() for r in caplog.records]
+        (line,) = [m for m in lines if "signed prompt count" in m]
+        assert decode_header(line.rsplit(": ", 1)[1]) == tally.receipt
+        forged = {**tally.receipt, "parts": [{**tally.receipt["parts"][0], "prompt_tokens": 1}]}
+        with pytest.raises(ReceiptError):  # (the registry's signature covers the count)
+            check(json.dumps(forged), await registry_keys(h))

@@ -26,10 +26,19 @@ from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost, usual_prompt_tokens
-from LLM_Mesh.core.prompt_count import HDR_PROMPT_TOKENS, believed_at_cut, quiet_s, stalled
+from LLM_Mesh.core.prompt_count import believed_at_cut, quiet_s, stalled
 from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNodes, Harness, running, sse_chunks
-from tests.registry.test_charge import MODEL, PRICE, new_user, register, settled, settlement
+from tests.registry.test_charge import (
+    MODEL,
+    NODE_A,
+    PRICE,
+    new_user,
+    register,
+    said_headers,
+    settled,
+    settlement,
+)
 from tests.registry.test_streaming import _scope
 
 DIGITS = "".join(str(i % 10) for i in range(3000))  # 3,000 tokens on a digit-a-token tokenizer
@@ -50,8 +59,9 @@ def _fed(said: str) -> tuple[FakeNodes, asyncio.Queue[bytes]]:
             while True:
                 yield await feed.get()
 
-    headers = {"content-type": "text/event-stream", HDR_PROMPT_TOKENS: said}
-    nodes.stream_factory = lambda node, model: httpx.Response(200, headers=headers, stream=Fed())
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers=said_headers(node, said), stream=Fed()
+    )
     return nodes, feed
 
 
@@ -115,7 +125,7 @@ async def test_a_node_that_stalls_after_a_token_is_not_paid_its_claim_when_the_c
     """The attack: it failed before the fix (the bound, 3,024, charged; 1,021 now)."""
     nodes, feed = _fed(str(10**9))  # the bound, at most (money34's cap)
     async with running(tmp_path, nodes=nodes) as h:
-        await register(h, "a", "alice")
+        await register(h, NODE_A, "alice")
         key, account = await new_user(h, 10**6)
         client = Client(h, key)
         for chunk in _tokens(["x"]):
@@ -134,7 +144,7 @@ async def test_an_honest_node_streaming_at_its_pace_keeps_its_count(
     within the floor's time for an event of its last token: its count is paid."""
     nodes, feed = _fed(str(NODE_COUNT))
     async with running(tmp_path, nodes=nodes) as h:
-        await register(h, "a", "alice")
+        await register(h, NODE_A, "alice")
         key, account = await new_user(h, 10**6)
         client = Client(h, key)
         chunks = _tokens(WORDS[:20])
@@ -153,7 +163,7 @@ async def test_a_client_slow_to_read_does_not_make_the_node_stalled(tmp_path: Pa
     the node was not quiet (the write's time is the client's), its count is paid."""
     nodes, feed = _fed(str(NODE_COUNT))
     async with running(tmp_path, nodes=nodes) as h:
-        await register(h, "a", "alice")
+        await register(h, NODE_A, "alice")
         key, account = await new_user(h, 10**6)
         client = Client(h, key)
         client.slow_write = b'"y"'
@@ -176,7 +186,7 @@ async def test_a_node_quiet_past_the_floor_with_a_token_before_is_not_believed(
     the client leaves: not believed, whatever came before."""
     nodes, feed = _fed(str(BOUND))
     async with running(tmp_path, nodes=nodes) as h:
-        await register(h, "a", "alice")
+        await register(h, NODE_A, "alice")
         key, account = await new_user(h, 10**6)
         client = Client(h, key)
         chunks = _tokens(WORDS[:10])
@@ -195,9 +205,9 @@ async def test_a_node_sharing_its_time_is_judged_on_its_share(tmp_path: Path) ->
     4 s; the count is paid (alone on the node, the same 20 s are a stall)."""
     nodes, feed = _fed(str(NODE_COUNT))
     async with running(tmp_path, nodes=nodes) as h:
-        await register(h, "a", "alice", max_concurrency=8)
+        await register(h, NODE_A, "alice", max_concurrency=8)
         key, account = await new_user(h, 10**6)
-        others = [h.runtime.routing.begin("a", MODEL) for _ in range(7)]
+        others = [h.runtime.routing.begin(NODE_A, MODEL) for _ in range(7)]
         client = Client(h, key)
         for chunk in _tokens(["x"]):
             feed.put_nowait(chunk)
@@ -218,9 +228,9 @@ async def test_time_shared_before_the_quiet_does_not_excuse_a_stall(tmp_path: Pa
     part may be quiet grew with the shared time before it."""
     nodes, feed = _fed(str(BOUND))
     async with running(tmp_path, nodes=nodes) as h:
-        await register(h, "a", "alice", max_concurrency=8)
+        await register(h, NODE_A, "alice", max_concurrency=8)
         key, account = await new_user(h, 10**6)
-        others = [h.runtime.routing.begin("a", MODEL) for _ in range(7)]
+        others = [h.runtime.routing.begin(NODE_A, MODEL) for _ in range(7)]
         client = Client(h, key)
         chunks = _tokens(WORDS[:30])
         feed.put_nowait(chunks[0])
