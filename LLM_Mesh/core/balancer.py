@@ -39,6 +39,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from LLM_Mesh.core.fleet_shown import apply
 from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.left_stats import LeftPolicy, LeftStats
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector
@@ -96,7 +97,7 @@ _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (sc
 _NO_MODELS: frozenset[str] = frozenset()
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "keyed_at", "anon_in_flight", "anon_closed", "shown", "shown_last", "shown_window", "answered", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
+         "keyed_at", "anon_in_flight", "anon_closed", "shown", "shown_last", "shown_window", "answered", "shown_elsewhere", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
 
 
 class Router:
@@ -285,28 +286,28 @@ class Router:
         p = self._pools.get(model, _NO_POOL)
         o, s = (p.held_open, p.held_shut) if held_out else (0, 0)
         n_open = len(p.open) + len(p.open_keep)
-        return (
-            n_open - o,
-            len(p.kept) + len(p.full) + len(p.kept_keep) + len(p.full_keep) - s,
-            p.ejected,
-        )
+        shut = len(p.kept) + len(p.full) + len(p.kept_keep) + len(p.full_keep) - s
+        return n_open - o, shut, p.ejected
 
     def keeps_prompts(self, node_id: str, models: frozenset[str] | None) -> None:
         """``node_id`` may keep prompts for ``models`` (None: none): ``Pools.set_keeps``."""
         self._index.set_keeps(self._nodes.get(node_id), node_id, models)
 
-    def slots(self, model: str, held_out: bool = False, shown: bool = True) -> int:
+    def slots(self, model: str, held_out: bool = False) -> int:
         """The anonymous share's count: of ``model``'s declared slots less its full nodes' idle
-        ones (attack33), less those of its nodes that may keep prompts if ``held_out``
-        (review33c), those its nodes have shown they serve lately (share35, share35b), at
-        least 2; all until one has answered here, or when not ``shown`` (a count shared by
-        replicas, review35c). O(1): kept by the pools (``recount``)."""
+        ones (attack33), less those of its nodes that may keep prompts if ``held_out`` (review33c),
+        those shown lately here or at other replicas (share35, share35b, redisshare36), at least
+        2; all until one has answered here or there. O(1): kept by the pools (``recount``)."""
         p = self._pools.get(model, _NO_POOL)
         counted = p.declared - p.idle - (p.held - p.held_idle if held_out else 0)
-        if not (shown and p.answered):
+        if not p.answered:
             return counted
         seen = p.shown - (p.held_shown if held_out else 0)
         return seen if seen >= 2 or seen >= counted else min(2, counted)
+
+    def fleet_shown(self, elsewhere: Mapping[str, int] | None) -> dict[str, int]:
+        """``core/fleet_shown.apply``: other replicas' shown slots set; this router's own."""
+        return apply(self._nodes.values(), self._index, elsewhere)
 
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:

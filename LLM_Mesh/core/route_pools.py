@@ -33,7 +33,7 @@ from LLM_Mesh.core.priority import keeps_places, kept_places
 from LLM_Mesh.core.scoring import ROW, NodeStats, node_row
 
 __all__ = ["EJECTED", "FULL", "KEPT", "NONE", "OPEN", "Pool", "Pools", "RowPart",
-           "anonymous_limit", "band", "heard_keyed", "idle_slots", "shown_slots", "unspared"]  # fmt: skip
+           "anonymous_limit", "answered", "band", "heard_keyed", "idle_slots", "shown_slots", "unspared"]  # fmt: skip
 
 NONE, OPEN, KEPT, FULL, EJECTED = 0, 1, 2, 3, 4
 _NO_MODELS: frozenset[str] = frozenset()
@@ -100,7 +100,15 @@ def shown_slots(st: NodeStats, where: int) -> int:
     counted = st.max_concurrency - idle_slots(st, where)
     n = st.in_flight
     room = st.shown if n <= 0 else max(st.shown, 2 * n + 1)
+    if st.shown_elsewhere > 0:  # what other replicas have seen it serve (redisshare36)
+        room += st.shown_elsewhere
     return counted if room >= counted else room
+
+
+def answered(st: NodeStats) -> bool:
+    """``st`` answered here, or at another replica (``core/fleet_shown.py``): the share
+    counts its shown slots, not its declared ones (``Router.slots``)."""
+    return st.answered or st.shown_elsewhere >= 0
 
 
 class Pool:
@@ -279,7 +287,7 @@ class Pools:
             self.idle[nid] = idle
         if shown:
             self.shown[nid] = shown
-        answered = st.answered and OPEN <= target <= FULL
+        answered = (st.answered or st.shown_elsewhere >= 0) and OPEN <= target <= FULL
         if answered:
             self.answered.add(nid)
         for m in st.models:
@@ -320,12 +328,15 @@ class Pools:
         shown = st.shown
         if n > 0 and 2 * n + 1 > shown:
             shown = 2 * n + 1
+        elsewhere = st.shown_elsewhere
+        if elsewhere > 0:
+            shown += elsewhere
         if shown > mc - idle:
             shown = mc - idle
         nid, idles, showns = st.node_id, self.idle, self.shown
         d = idle - idles.get(nid, 0)
         ds = shown - showns.get(nid, 0)
-        da = st.answered - (nid in self.answered)
+        da = (st.answered or elsewhere >= 0) - (nid in self.answered)
         if not d and not ds and not da:
             return
         if da > 0:
@@ -354,6 +365,16 @@ class Pools:
             if m in keeps:
                 pool.held_idle += d
                 pool.held_shown += ds
+
+    def elsewhere(self, st: NodeStats, shown: int) -> None:
+        """What other replicas have seen ``st`` serve is ``shown`` now (``NodeStats.
+        shown_elsewhere``, ``core/fleet_shown.py``): recounted where it is placed."""
+        if st.shown_elsewhere == shown:
+            return
+        st.shown_elsewhere = shown
+        where = self.place.get(st.node_id, NONE)
+        if OPEN <= where <= FULL:
+            self.recount(st, where)
 
     def set_keeps(self, st: NodeStats | None, nid: str, models: frozenset[str] | None) -> None:
         """Node ``nid`` (``st``: its stats, if known) may keep prompts for ``models`` (None:

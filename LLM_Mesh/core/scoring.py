@@ -170,6 +170,7 @@ class NodeStats:
         "shown_last",
         "shown_window",
         "answered",
+        "shown_elsewhere",
     )
 
     def __init__(
@@ -236,6 +237,9 @@ class NodeStats:
         self.shown = self.shown_last = 0
         self.shown_window = -(2**62)
         self.answered = False
+        # the sum of what other replicas have seen it serve (core/fleet_shown.py), counted
+        # with ``shown`` up to its slots; -1: none said (no Redis, or none answered there)
+        self.shown_elsewhere = -1
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""

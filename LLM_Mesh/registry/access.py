@@ -403,9 +403,9 @@ class AnonymousLast:
         return None if seen is None else max(0.0, self.clock() - seen)
 
     def slots(self, model: str, allowed: bool = False) -> int:
-        """``Routing.slots``: shown here (share35), or declared where Redis counts every
-        replica's requests (review35c), not while it is out (review35d: this replica's count)."""
-        return self.routing.slots(model, allowed, self.shared is None or self.shared.out)
+        """``Routing.slots``: shown here (share35) and, where Redis counts every replica's
+        requests, at the others (redisshare36; not while it is out, review35d)."""
+        return self.routing.slots(model, allowed)
 
     def _cap(self, model: str, allowed: bool = False) -> int:
         """The most anonymous requests the model may have in flight (``share`` not None)."""

@@ -39,7 +39,6 @@ from fastapi import FastAPI
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
-from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.schemas import NodeState
@@ -52,6 +51,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.app_keys import start_keys
+from LLM_Mesh.registry.app_redis import share_through_redis
 from LLM_Mesh.registry.app_store import (
     default_store,
     ledger_engine_of,
@@ -90,8 +90,6 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import KeptRequestKeys, Store, UsageAuditStore
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
-from LLM_Mesh.registry.redis_inflight import SHARE_PREFIX, Removals, SharedInFlight
-from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner
@@ -217,17 +215,7 @@ def create_registry_app(
         metrics.wait_places(routing.send_places, "send")
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
-        runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
-        client = runtime.shared_limits.client  # the counts' too, their ends sent together
-        removals = Removals(client)
-        if settings.anonymous_in_flight is not None and settings.anonymous_rpm is not None:
-            runtime.shared_in_flight = SharedInFlight(
-                client, InFlight(settings.anonymous_in_flight), removals=removals
-            )
-        if settings.anonymous_rpm is not None and settings.anonymous_share < 1:
-            runtime.shared_share = SharedInFlight(  # a model's share: its cap with each take
-                client, InFlight(1), prefix=SHARE_PREFIX, removals=removals
-            )
+        share_through_redis(runtime, settings, settings.redis_url)
     ledger_engine = ledger_engine_of(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
@@ -366,6 +354,8 @@ def create_registry_app(
                 beat.start()
             if node_sync is not None:
                 node_sync.start()
+            if runtime.shared_shown is not None:  # what the nodes showed, shared (redis_shown)
+                runtime.shared_shown.start()
             if runtime.settlement is not None:
                 await runtime.settlement.load_operators(runtime.store)
                 await runtime.settlement.start()
@@ -432,10 +422,13 @@ def create_registry_app(
                     await node_sync.stop()
                 if beat is not None:
                     await beat.stop()
-                if runtime.shared_in_flight is not None:
-                    await runtime.shared_in_flight.aclose()
-                if runtime.shared_share is not None:
-                    await runtime.shared_share.aclose()
+                for counts in (
+                    runtime.shared_shown,
+                    runtime.shared_in_flight,
+                    runtime.shared_share,
+                ):
+                    if counts is not None:
+                        await counts.aclose()
                 if runtime.shared_limits is not None:
                     await runtime.shared_limits.aclose()
                 if runtime.owns_client and runtime.client is not None:

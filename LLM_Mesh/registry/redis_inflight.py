@@ -157,6 +157,9 @@ class SharedInFlight:
         self._down_until = 0.0
         self._renewer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # told when Redis goes out (``redis_shown.SharedShown.forget``: the other replicas'
+        # shown slots no longer count while this replica counts its own requests)
+        self.on_down: Callable[[], None] | None = None
 
     @property
     def cap(self) -> int:
@@ -230,6 +233,8 @@ class SharedInFlight:
     def down(self, exc: BaseException) -> None:
         """Redis did not answer: the local count decides for ``retry_s`` (logged)."""
         self._down_until = self.clock() + self.retry_s
+        if self.on_down is not None:
+            self.on_down()
         log.warning(
             "Redis in-flight counts unavailable (%s); this replica counts on its own for %.0f s",
             exc,

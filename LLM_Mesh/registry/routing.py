@@ -344,7 +344,7 @@ class Routing:
                     break
         return out
 
-    def slots(self, model: str, allowed: bool = False, shown: bool = True) -> int:
+    def slots(self, model: str, allowed: bool = False) -> int:
         """``Router.slots``: the declared slots of the model's nodes, less the idle slots of
         its full nodes, less the slots of the nodes that may keep prompts unless ``allowed``
         (the request opted in: ``prompt_keepers``, told to the router by ``_keeper``), each
@@ -353,8 +353,9 @@ class Routing:
         over the model's nodes each). Found 2026-12-06 (review33c): a node that keeps
         prompts, sent no request that did not opt in, lent its slots (2^31 declared) to the
         anonymous share, which then held every slot of the nodes those requests may use.
-        ``shown`` false: the declared slots, not those shown here (``Router.slots``)."""
-        return self.router.slots(model, not allowed, shown)
+        Of those, what the nodes have shown they serve here and, with Redis, at the other
+        replicas (``Router.slots``, ``registry/redis_shown.py``)."""
+        return self.router.slots(model, not allowed)
 
     def keyed_at(self, model: str, allowed: bool = False) -> float | None:
         """When the nodes whose slots serve ``model`` (healthy, routable, routed the model,

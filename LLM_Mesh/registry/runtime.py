@@ -56,6 +56,7 @@ from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
+from LLM_Mesh.registry.redis_shown import SharedShown
 from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.rewards import RewardTask
@@ -125,6 +126,9 @@ class Runtime:
     # anonymous requests in flight per model (their share of its slots), counted by every
     # replica (Redis); None: this process's (access.AnonymousLast)
     shared_share: SharedInFlight | None = None
+    # what the nodes have shown they serve at every replica, for that share (Redis); None:
+    # at this process only (registry/redis_shown.py)
+    shared_shown: SharedShown | None = None
     # whether the model's anonymous requests sent on pass its share now (a node that
     # refused one left the count: ``admit.over_share``); the send stage asks it before an
     # anonymous request fails over past a node's 429, 503 or failure (share35: a 500, a

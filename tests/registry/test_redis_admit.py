@@ -54,10 +54,22 @@ def _counts(h: Harness) -> list[SharedInFlight]:
 
 
 def _prefixed(prefix: str, *hs: Harness) -> None:
-    """The replicas' counts under this test's own prefix (Redis is shared)."""
+    """The replicas' counts (and what the nodes showed, ``redis_shown.py``) under this
+    test's own prefix (Redis is shared)."""
     for h in hs:
         share, in_flight = _counts(h)
         share.prefix, in_flight.prefix = prefix + "share:", prefix + "if:"
+        if h.runtime.shared_shown is not None:
+            h.runtime.shared_shown.prefix = prefix + "shown:"
+
+
+async def _views_shared(*hs: Harness) -> None:
+    """Each replica publishes what its nodes showed and reads the others' (twice round, so
+    every replica has read every other's latest): what their loops do every 2 s."""
+    for _ in range(2):
+        for h in hs:
+            assert h.runtime.shared_shown is not None
+            await h.runtime.shared_shown.tick()
 
 
 async def _ended(*hs: Harness) -> None:
@@ -75,6 +87,8 @@ async def test_an_anonymous_request_costs_one_redis_round_trip_in_and_one_out(
     async with running(tmp_path, anonymous_rpm=600, redis_url=redis_url) as h:
         _prefixed(f"redis31:{uuid.uuid4().hex}:", h)
         await h.register("n1", max_concurrency=8)
+        assert h.runtime.shared_shown is not None  # its ticks are not the requests' trips
+        await h.runtime.shared_shown.aclose()
         async with _from(h, "2001:db8:31:1::1") as c:
             r = await c.post(CHAT, json=chat())  # the scripts loaded (NOSCRIPT once)
             assert r.status_code == 200, r.text
@@ -125,6 +139,7 @@ async def test_replicas_agree_on_the_counts_under_concurrency(
         await b.app.state.node_sync.poll()
         for h in (a, b):  # it has served its 4 at once through each (share35: counted so)
             served_at_once(h.runtime.routing.router, "n1", MODEL, 4, h.clock())
+        await _views_shared(a, b)
         many = [
             await stack.enter_async_context(_from(h, f"2001:db8:31:{i + 16:x}::1"))
             for i, h in enumerate((a, b) * 6)

@@ -31,6 +31,8 @@ def _prefixed(h: Harness, prefix: str) -> SharedInFlight:
     share, in_flight = h.runtime.shared_share, h.runtime.shared_in_flight
     assert share is not None and in_flight is not None
     share.prefix, in_flight.prefix = prefix + "share:", prefix + "if:"
+    if h.runtime.shared_shown is not None:  # what the nodes showed (redis_shown.py)
+        h.runtime.shared_shown.prefix = prefix + "shown:"
     return share
 
 

@@ -8,7 +8,9 @@ while the other replicas hold more, though the node has free slots of the share;
 admits none, so it learns no more (``2n + 1`` grows with its own requests only).
 
 Found 2026-12-06 (review35c); closed the same day: with Redis the share counts the declared
-slots (``AnonymousLast.slots``), docs/security.md, "Users and API keys".
+slots (``AnonymousLast.slots``), docs/security.md, "Users and API keys"; since redisshare36
+the slots the nodes have shown at every replica (``registry/redis_shown.py``), so the
+replicas share their views first here (their loops do every 2 s).
 
 Needs Redis as ``test_redis_limits.py`` does (skipped when it does not answer)."""
 
@@ -25,7 +27,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import running, served_at_once
 from tests.registry.test_access import CHAT, MODEL, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
-from tests.registry.test_redis_admit import _ended, _prefixed
+from tests.registry.test_redis_admit import _ended, _prefixed, _views_shared
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
 
 
@@ -58,6 +60,7 @@ async def test_a_replica_that_served_a_node_one_at_a_time_still_lends_its_share(
         await b.app.state.node_sync.poll()
         served_at_once(a.runtime.routing.router, "n1", MODEL, 8, a.clock())  # all 8 at once
         served_at_once(b.runtime.routing.router, "n1", MODEL, 1, b.clock())  # one at a time
+        await _views_shared(a, b)  # since redisshare36: b counts what n1 showed at a too
         clients = [
             await stack.enter_async_context(_from(h, f"2001:db8:35c:{i + 1:x}::1"))
             for i, h in enumerate((a, a, a, a, b))
