@@ -437,3 +437,40 @@ async def test_a_clear_read_at_another_replica_keeps_the_evidence_written_since(
         rows = dict(await ha.store.canary_departure_rows())
         assert ("liar", MODEL, "", "") in rows  # before the fix: deleted by A's batch
         assert math.isclose(rows[("liar", MODEL, "", "")].score, 0.4 * h)  # B's, after it
+
+
+async def test_a_flag_whose_quarantine_failed_is_tried_again_its_evidence_kept() -> None:
+    """Replica A's lies and B's together flag the node at B, whose quarantine fails (the
+    store away a moment): the next run quarantines it, and only then are its rows deleted.
+    Failed before (found 2026-12-06, review36): the pair was started afresh before the
+    quarantine, so the failure lost both, and the liar went on from zero."""
+    lie, _ = _lie_and_honest()
+    alone = Departures()
+    needed = next(i for i in range(1, 100) if alone.add("n", "m", lie) is not None)
+    store, da, db = MemoryStore(), Departures(), Departures()
+    quarantined: list[tuple[str, str]] = []
+    refuse = [1]
+
+    async def on_flag(node_id: str, model: str, _tally: DepartureTally) -> None:
+        if refuse[0] > 0:
+            refuse[0] -= 1
+            raise OSError("the store is away")
+        quarantined.append((node_id, model))
+
+    sa, sb = DepartureSync(store, da, _noop), DepartureSync(store, db, on_flag)
+    for _ in range(needed - 1):
+        assert da.add("n", "m", lie) is None
+    await sa.run_once()
+    assert db.add("n", "m", lie) is None  # B's one lie: not a flag at B alone
+    try:
+        await sb.run_once()  # A's rows and B's lie: a flag, its quarantine refused
+    except OSError:
+        pass
+    else:  # pragma: no cover - on_flag refused
+        raise AssertionError("the quarantine did not fail")
+    assert quarantined == []
+    assert any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())  # kept
+    await sb.run_once()  # nothing new: the flag handed on again
+    assert quarantined == [("n", "m")]
+    await sb.run_once()  # then the pair afresh: its rows deleted
+    assert not any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())
