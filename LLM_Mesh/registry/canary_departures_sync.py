@@ -127,9 +127,14 @@ class DepartureSync(StoreBatch):
         """The pair's tallies (``model`` ``None``: the node's) dropped here: in the store too."""
         for key in [k for k in self.pending if k[0] == node_id and model in (None, k[1])]:
             del self.pending[key]
-        for pair in [p for p in self.unquarantined if p[0] == node_id and model in (None, p[1])]:
-            del self.unquarantined[pair]  # (the admin's clear: its flag goes with it)
+        self.lifted(node_id, model)
         self.drops[(node_id, model)] = None
+
+    def lifted(self, node_id: str, model: str | None = None) -> None:
+        """The admin cleared the node (here, or at another replica: ``Quality.lifted``): a
+        flag found before, its quarantine not yet written, goes with its evidence."""
+        for pair in [p for p in self.unquarantined if p[0] == node_id and model in (None, p[1])]:
+            del self.unquarantined[pair]
 
     # -- background -------------------------------------------------------------------
     def pending_note(self) -> str:
@@ -252,5 +257,6 @@ def departure_sync(store: Any, prober: CanaryProber) -> DepartureSync | None:
         await quality.record(node_id, model, ok=False, reason=f"canary: {tally.describe()}")
 
     sync = DepartureSync(cast(DepartureStore, store), prober.departures, flagged)
+    quality.lifted.append(sync.lifted)  # a clear read from the store: its flags go too
     prober.shared = sync
     return sync

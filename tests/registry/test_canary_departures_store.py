@@ -444,6 +444,26 @@ async def test_a_flag_whose_quarantine_failed_is_tried_again_its_evidence_kept()
     store away a moment): the next run quarantines it, and only then are its rows deleted.
     Failed before (found 2026-12-06, review36): the pair was started afresh before the
     quarantine, so the failure lost both, and the liar went on from zero."""
+    store, sb, quarantined = await _flag_refused_once()
+    assert quarantined == []
+    assert any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())  # kept
+    await sb.run_once()  # nothing new: the flag handed on again
+    assert quarantined == [("n", "m")]
+    await sb.run_once()  # then the pair afresh: its rows deleted
+    assert not any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())
+
+
+async def test_a_flag_not_yet_quarantined_goes_with_a_clear() -> None:
+    """The admin clears the node (here, or read from another replica's clear) before the
+    flag's quarantine could be written: the flag goes with the evidence it was made of."""
+    _store, sb, quarantined = await _flag_refused_once()
+    sb.lifted("n")
+    await sb.run_once()
+    assert quarantined == [] and sb.unquarantined == {}
+
+
+async def _flag_refused_once() -> tuple[MemoryStore, DepartureSync, list[tuple[str, str]]]:
+    """Replica A's lies and B's one together flag the node at B, whose quarantine fails."""
     lie, _ = _lie_and_honest()
     alone = Departures()
     needed = next(i for i in range(1, 100) if alone.add("n", "m", lie) is not None)
@@ -468,9 +488,4 @@ async def test_a_flag_whose_quarantine_failed_is_tried_again_its_evidence_kept()
         pass
     else:  # pragma: no cover - on_flag refused
         raise AssertionError("the quarantine did not fail")
-    assert quarantined == []
-    assert any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())  # kept
-    await sb.run_once()  # nothing new: the flag handed on again
-    assert quarantined == [("n", "m")]
-    await sb.run_once()  # then the pair afresh: its rows deleted
-    assert not any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())
+    return store, sb, quarantined
