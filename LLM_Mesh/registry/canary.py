@@ -116,6 +116,7 @@ from LLM_Mesh.registry.canary_answers import (  # here too: tests and tools impo
     ProbeError,
     ProbeResult,
     probe_counts,
+    record_verdict,
     stream_answer,
     stream_text,
 )
@@ -489,9 +490,7 @@ class CanaryProber:
                 "nothing to compare"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt, verifier)
-        rec = await self.quality.record(
-            node_id, model, ok=v.ok, reason=None if v.ok else f"canary: {v.describe()}"
-        )
+        rec = await record_verdict(self.quality, self.shared, node_id, model, v, flag)
         return ProbeResult(
             node_id, model, "pass" if v.ok else "fail", v.describe(), prompt, verifier,
             rec.quarantined,

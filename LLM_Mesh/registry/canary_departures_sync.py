@@ -130,6 +130,11 @@ class DepartureSync(StoreBatch):
         self.lifted(node_id, model)
         self.drops[(node_id, model)] = None
 
+    def keep_flag(self, node_id: str, model: str, tally: DepartureTally) -> None:
+        """A probe's flag (this replica's tallies) whose quarantine failed: the next run
+        writes it (``canary_answers.record_verdict``)."""
+        self.unquarantined[(node_id, model)] = tally
+
     def lifted(self, node_id: str, model: str | None = None) -> None:
         """The admin cleared the node (here, or at another replica: ``Quality.lifted``): a
         flag found before, its quarantine not yet written, goes with its evidence."""

@@ -489,3 +489,35 @@ async def _flag_refused_once() -> tuple[MemoryStore, DepartureSync, list[tuple[s
     else:  # pragma: no cover - on_flag refused
         raise AssertionError("the quarantine did not fail")
     return store, sb, quarantined
+
+
+async def test_a_probes_flag_whose_quarantine_failed_is_written_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """The liar flagged by this replica's own tallies at a probe, whose quarantine the store
+    refuses a moment: the next run of the sync writes it. Failed before (found 2026-12-06,
+    review36): the pair was started afresh at the flag (its rows deleted by the next batch)
+    and the failed write lost the flag: never quarantined, the evidence gone."""
+    async with running(tmp_path, store=MemoryStore(), nodes=LogprobNodes()) as h:
+        p = await _mesh(h)
+        sync = await _by_hand(p)
+        real, refused = p.quality.record, []
+
+        async def record(node_id: str, model: str, *, ok: bool, reason: str | None,
+                         probe: bool = True) -> Any:  # fmt: skip
+            if not ok and not refused:
+                refused.append(reason)
+                raise OSError("the store is away")
+            return await real(node_id, model, ok=ok, reason=reason, probe=probe)
+
+        p.quality.record = record  # type: ignore[method-assign]
+        for seed in range(200):
+            p.rng = random.Random(seed)
+            try:
+                assert (await p.probe("liar", MODEL)).verdict == "pass"
+            except OSError:
+                break
+        assert refused and str(refused[0]).startswith("canary: sampled_departures"), refused
+        assert not p.quality.quarantined("liar", MODEL)
+        await sync.run_once()
+        assert p.quality.quarantined("liar", MODEL)
