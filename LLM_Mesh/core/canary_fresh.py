@@ -31,7 +31,8 @@ Pure: the RNG is passed in; the same seed gives the same prompt.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import overload
 
 __all__ = [
     "DEFAULT_FRESH_SHARE",
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_CHARS",
     "MIN_BITS",
     "WORDS",
+    "FreshTurns",
     "fresh_prompt",
     "parse_fresh_share",
 ]
@@ -398,6 +400,31 @@ def fresh_prompt(rng: random.Random) -> str:
     makers = [make for make, _ in FAMILIES]
     make = rng.choices(makers, weights=[weight for _, weight in FAMILIES])[0]
     return make(rng)[:MAX_CHARS]
+
+
+class FreshTurns(Sequence[str]):
+    """Fresh prompts as a pool to draw a fresh probe's earlier chat turns from
+    (``core/canary_shape.choose``'s ``pool``): each item read is a new prompt made then
+    from ``rng``, so no turn is the public pool's (found 2026-12-06, review36: they were,
+    and told a node keeping the list that a fresh chat probe was a probe) and no two turns
+    of a probe are alike. Read one at a time (``rng.choice``); a slice is refused."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def __len__(self) -> int:
+        return 1 << 20
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            raise TypeError("FreshTurns is read one item at a time")
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return fresh_prompt(self.rng)
 
 
 def parse_fresh_share(raw: str | None, default: float = DEFAULT_FRESH_SHARE) -> float:

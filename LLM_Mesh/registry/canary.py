@@ -85,7 +85,7 @@ from LLM_Mesh.core.canary import (
     truncated,
 )
 from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, probe_evidence
-from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE, fresh_prompt
+from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE, FreshTurns, fresh_prompt
 from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
@@ -116,6 +116,7 @@ from LLM_Mesh.registry.canary_answers import (  # here too: tests and tools impo
     ProbeError,
     ProbeResult,
     probe_counts,
+    record_verdict,
     stream_answer,
     stream_text,
 )
@@ -183,6 +184,13 @@ class CanaryProber:
         if self.fresh_share > 0 and self.rng.random() < self.fresh_share:
             return fresh_prompt(self.rng), True
         return self.rng.choice(list(self.prompts)), False
+
+    def history_pool(self, fresh: bool) -> Sequence[str]:
+        """The prompts a multi-turn chat probe's earlier user turns are drawn from: the
+        pool's, or for a fresh probe fresh ones (found 2026-12-06, review36: drawn from the
+        pool, by default public, they told a node keeping the list that a fresh chat probe
+        was a probe, about one in seven)."""
+        return FreshTurns(self.rng) if fresh else self.prompts
 
     def body(self, model: str, prompt: str, shape: Shape | None = None) -> bytes:
         """A probe's body for ``shape`` (default: the reference's form of a completion)."""
@@ -409,7 +417,8 @@ class CanaryProber:
         self, node_id: str, model: str, prompt: str | None, shape: Shape | None
     ) -> ProbeResult:
         prompt, fresh = (prompt, False) if prompt is not None else self.draw_prompt()
-        shape = shape if shape is not None else choose(self.rng, self.mix, self.prompts)
+        if shape is None:  # a fresh probe's earlier chat turns fresh too (review36)
+            shape = choose(self.rng, self.mix, self.history_pool(fresh))
         verifiers = self.verifiers_for(node_id, model)
         if not verifiers:
             hosted = self.rt.table.hosted(node_id, model)
@@ -481,9 +490,7 @@ class CanaryProber:
                 "nothing to compare"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt, verifier)
-        rec = await self.quality.record(
-            node_id, model, ok=v.ok, reason=None if v.ok else f"canary: {v.describe()}"
-        )
+        rec = await record_verdict(self.quality, self.shared, node_id, model, v, flag)
         return ProbeResult(
             node_id, model, "pass" if v.ok else "fail", v.describe(), prompt, verifier,
             rec.quarantined,

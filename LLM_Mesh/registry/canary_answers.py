@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from LLM_Mesh.core.answer_text import choice_fault, chunk_text
-from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule
+from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, Verdict
+from LLM_Mesh.core.canary_departures import DepartureTally
 from LLM_Mesh.core.canary_shape import Shape, stops
 from LLM_Mesh.core.canary_usage import (
     StatedUsage,
@@ -20,7 +21,14 @@ from LLM_Mesh.core.canary_usage import (
     stated_usage,
 )
 
-__all__ = ["ProbeError", "ProbeResult", "probe_counts", "stream_answer", "stream_text"]
+__all__ = [
+    "ProbeError",
+    "ProbeResult",
+    "probe_counts",
+    "record_verdict",
+    "stream_answer",
+    "stream_text",
+]
 
 
 class ProbeError(Exception):
@@ -51,6 +59,25 @@ class ProbeResult:
             "quarantined": self.quarantined,
             "simulated": self.simulated,
         }
+
+
+async def record_verdict(
+    quality: Any, shared: Any, node_id: str, model: str, v: Verdict,
+    flag: DepartureTally | None,
+) -> Any:  # fmt: skip
+    """The probe's verdict ``v`` recorded (``Quality.record``: a failure quarantines). Where
+    it was this replica's tallies' ``flag`` (the pair already started afresh) and the record
+    failed (the store away), the flag is handed to ``shared`` (``DepartureSync.keep_flag``),
+    whose next run writes the quarantine; the error goes on (found 2026-12-06, review36:
+    the flag was lost, and with it the evidence)."""
+    try:
+        return await quality.record(
+            node_id, model, ok=v.ok, reason=None if v.ok else f"canary: {v.describe()}"
+        )
+    except Exception:
+        if flag is not None and shared is not None:
+            shared.keep_flag(node_id, model, flag)
+        raise
 
 
 def probe_counts(

@@ -20,8 +20,9 @@ start and bounded stop shared, ``store_batch.StoreBatch``):
   once); then the rows of the pairs written read back (every replica's probes), and each of
   this replica's tallies of them made the row's with the probes added since the write
   applied again (never counted twice); a tally at its threshold so made is a flag:
-  ``on_flag`` quarantines the node as a failed probe does, and the pair starts afresh here
-  and in the store. A failed write keeps the batch (composed with what came since,
+  ``on_flag`` quarantines the node as a failed probe does, and once that is done the pair
+  starts afresh here and in the store (a quarantine that failed is tried again at the next
+  run, its evidence kept: review36). A failed write keeps the batch (composed with what came since,
   bounded) and is logged.
 - **at start** (:meth:`DepartureSync.load`): every row loaded (the store is bounded, below).
 - **every** ``prune_every`` runs: past each table's bound of ``Departures`` (``Kept``'s
@@ -104,6 +105,8 @@ class DepartureSync(StoreBatch):
         self.drops: Drops = {}
         self.dropped = 0  # evidence not written: pending full
         self.runs = 0
+        # flags found on the store's tallies whose quarantine failed: handed on again
+        self.unquarantined: dict[tuple[str, str], DepartureTally] = {}
         departures.on_add, departures.on_drop = self.added, self.started_afresh
         if departures.own is None:  # its own probes judged apart too (``Departures.own``)
             departures.own = Departures(departures.test, departures.tallies.cap,
@@ -124,7 +127,19 @@ class DepartureSync(StoreBatch):
         """The pair's tallies (``model`` ``None``: the node's) dropped here: in the store too."""
         for key in [k for k in self.pending if k[0] == node_id and model in (None, k[1])]:
             del self.pending[key]
+        self.lifted(node_id, model)
         self.drops[(node_id, model)] = None
+
+    def keep_flag(self, node_id: str, model: str, tally: DepartureTally) -> None:
+        """A probe's flag (this replica's tallies) whose quarantine failed: the next run
+        writes it (``canary_answers.record_verdict``)."""
+        self.unquarantined[(node_id, model)] = tally
+
+    def lifted(self, node_id: str, model: str | None = None) -> None:
+        """The admin cleared the node (here, or at another replica: ``Quality.lifted``): a
+        flag found before, its quarantine not yet written, goes with its evidence."""
+        for pair in [p for p in self.unquarantined if p[0] == node_id and model in (None, p[1])]:
+            del self.unquarantined[pair]
 
     # -- background -------------------------------------------------------------------
     def pending_note(self) -> str:
@@ -142,6 +157,7 @@ class DepartureSync(StoreBatch):
         """Every row into the tallies (at start); the flags found handed on; rows loaded."""
         rows = await self.store.canary_departure_rows()
         await self._take(rows, {k[:2] for k, _ in rows})
+        await self._quarantine()
         return len(rows)
 
     async def tick(self) -> int:
@@ -191,6 +207,7 @@ class DepartureSync(StoreBatch):
             d = self.departures
             caps = {"pairs": d.tallies.cap, "kinds": d.kinds.cap, "slices": d.slices.cap}
             await self.store.prune_canary_departures(caps, written_at)
+        await self._quarantine()  # (one that failed at an earlier run: again)
         return flags
 
     async def _take(self, rows: list[DepartureRow], pairs: set[tuple[str, str]]) -> int:
@@ -210,11 +227,28 @@ class DepartureSync(StoreBatch):
             if flag is not None:
                 flagged[(key[0], key[1])] = flag
         for (node_id, model), tally in flagged.items():
-            d.afresh(node_id, model)  # (noted: deleted from the store by the next batch)
             log.warning("canary: node %s flagged for %s on the store's tallies: %s",
                         node_id, model, tally.describe())  # fmt: skip
-            await self.on_flag(node_id, model, tally)
+        self.unquarantined.update(flagged)
         return len(flagged)
+
+    async def _quarantine(self) -> None:
+        """Hand each flag found to ``on_flag``; only once it is done the pair starts afresh
+        (its rows deleted by the next batch). One that failed (the store away: the
+        quarantine not written) is kept and handed on again at the next run, its evidence
+        with it (found 2026-12-06, review36: the pair was started afresh first, so a failed
+        quarantine lost both the quarantine and the evidence for good)."""
+        failed: Exception | None = None
+        for pair, tally in list(self.unquarantined.items()):
+            try:
+                await self.on_flag(pair[0], pair[1], tally)
+            except Exception as exc:  # kept: tried again at the next run
+                failed = failed or exc
+                continue
+            del self.unquarantined[pair]
+            self.departures.afresh(*pair)  # (noted: deleted from the store by the next batch)
+        if failed is not None:
+            raise failed
 
 
 def departure_sync(store: Any, prober: CanaryProber) -> DepartureSync | None:
@@ -228,5 +262,6 @@ def departure_sync(store: Any, prober: CanaryProber) -> DepartureSync | None:
         await quality.record(node_id, model, ok=False, reason=f"canary: {tally.describe()}")
 
     sync = DepartureSync(cast(DepartureStore, store), prober.departures, flagged)
+    quality.lifted.append(sync.lifted)  # a clear read from the store: its flags go too
     prober.shared = sync
     return sync

@@ -19,6 +19,7 @@ from LLM_Mesh.core.canary_fresh import (
     MAX_CHARS,
     MIN_BITS,
     WORDS,
+    FreshTurns,
     fresh_prompt,
     parse_fresh_share,
     third,
@@ -107,3 +108,15 @@ def test_the_share_is_read_from_0_to_1() -> None:
     for bad in ("1.01", "-0.5", "nan", "x"):
         with pytest.raises(ValueError, match="LLM_MESH_CANARY_FRESH_SHARE must be"):
             parse_fresh_share(bad)
+
+
+def test_fresh_turns_make_a_new_prompt_at_each_read() -> None:
+    """A fresh probe's earlier chat turns (review36): each drawn one new, none the pool's."""
+    rng = random.Random(5)
+    turns = FreshTurns(rng)
+    drawn = [rng.choice(turns) for _ in range(200)]
+    assert len(set(drawn)) == 200 and not set(drawn) & set(PROMPTS)
+    with pytest.raises(TypeError):
+        turns[0:2]
+    with pytest.raises(IndexError):
+        turns[len(turns)]

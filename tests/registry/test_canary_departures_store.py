@@ -437,3 +437,87 @@ async def test_a_clear_read_at_another_replica_keeps_the_evidence_written_since(
         rows = dict(await ha.store.canary_departure_rows())
         assert ("liar", MODEL, "", "") in rows  # before the fix: deleted by A's batch
         assert math.isclose(rows[("liar", MODEL, "", "")].score, 0.4 * h)  # B's, after it
+
+
+async def test_a_flag_whose_quarantine_failed_is_tried_again_its_evidence_kept() -> None:
+    """Replica A's lies and B's together flag the node at B, whose quarantine fails (the
+    store away a moment): the next run quarantines it, and only then are its rows deleted.
+    Failed before (found 2026-12-06, review36): the pair was started afresh before the
+    quarantine, so the failure lost both, and the liar went on from zero."""
+    store, sb, quarantined = await _flag_refused_once()
+    assert quarantined == []
+    assert any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())  # kept
+    await sb.run_once()  # nothing new: the flag handed on again
+    assert quarantined == [("n", "m")]
+    await sb.run_once()  # then the pair afresh: its rows deleted
+    assert not any(k[:2] == ("n", "m") for k, _ in await store.canary_departure_rows())
+
+
+async def test_a_flag_not_yet_quarantined_goes_with_a_clear() -> None:
+    """The admin clears the node (here, or read from another replica's clear) before the
+    flag's quarantine could be written: the flag goes with the evidence it was made of."""
+    _store, sb, quarantined = await _flag_refused_once()
+    sb.lifted("n")
+    await sb.run_once()
+    assert quarantined == [] and sb.unquarantined == {}
+
+
+async def _flag_refused_once() -> tuple[MemoryStore, DepartureSync, list[tuple[str, str]]]:
+    """Replica A's lies and B's one together flag the node at B, whose quarantine fails."""
+    lie, _ = _lie_and_honest()
+    alone = Departures()
+    needed = next(i for i in range(1, 100) if alone.add("n", "m", lie) is not None)
+    store, da, db = MemoryStore(), Departures(), Departures()
+    quarantined: list[tuple[str, str]] = []
+    refuse = [1]
+
+    async def on_flag(node_id: str, model: str, _tally: DepartureTally) -> None:
+        if refuse[0] > 0:
+            refuse[0] -= 1
+            raise OSError("the store is away")
+        quarantined.append((node_id, model))
+
+    sa, sb = DepartureSync(store, da, _noop), DepartureSync(store, db, on_flag)
+    for _ in range(needed - 1):
+        assert da.add("n", "m", lie) is None
+    await sa.run_once()
+    assert db.add("n", "m", lie) is None  # B's one lie: not a flag at B alone
+    try:
+        await sb.run_once()  # A's rows and B's lie: a flag, its quarantine refused
+    except OSError:
+        pass
+    else:  # pragma: no cover - on_flag refused
+        raise AssertionError("the quarantine did not fail")
+    return store, sb, quarantined
+
+
+async def test_a_probes_flag_whose_quarantine_failed_is_written_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """The liar flagged by this replica's own tallies at a probe, whose quarantine the store
+    refuses a moment: the next run of the sync writes it. Failed before (found 2026-12-06,
+    review36): the pair was started afresh at the flag (its rows deleted by the next batch)
+    and the failed write lost the flag: never quarantined, the evidence gone."""
+    async with running(tmp_path, store=MemoryStore(), nodes=LogprobNodes()) as h:
+        p = await _mesh(h)
+        sync = await _by_hand(p)
+        real, refused = p.quality.record, []
+
+        async def record(node_id: str, model: str, *, ok: bool, reason: str | None,
+                         probe: bool = True) -> Any:  # fmt: skip
+            if not ok and not refused:
+                refused.append(reason)
+                raise OSError("the store is away")
+            return await real(node_id, model, ok=ok, reason=reason, probe=probe)
+
+        p.quality.record = record  # type: ignore[method-assign]
+        for seed in range(200):
+            p.rng = random.Random(seed)
+            try:
+                assert (await p.probe("liar", MODEL)).verdict == "pass"
+            except OSError:
+                break
+        assert refused and str(refused[0]).startswith("canary: sampled_departures"), refused
+        assert not p.quality.quarantined("liar", MODEL)
+        await sync.run_once()
+        assert p.quality.quarantined("liar", MODEL)

@@ -505,3 +505,39 @@ async def test_a_fresh_prompts_reference_is_asked_each_time_and_not_kept(mesh: H
 async def test_the_registry_passes_its_fresh_share_to_the_prober(tmp_path: Path) -> None:
     async with running(tmp_path, nodes=LogprobNodes(), canary_fresh_share=0.2) as h:
         assert prober(h).fresh_share == 0.2
+
+
+class ConversationLiar(MemoryLiar):
+    """:class:`MemoryLiar` that looks at every user turn of a chat, not the last alone: a
+    conversation with any turn it knows is a probe's, answered honestly."""
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        turns = [m["content"] for m in body.get("messages", ()) if m.get("role") == "user"]
+        if any(t in self.seen for t in turns[:-1]):
+            self.asked += 1
+            return long_model(body)
+        return super().__call__(body)
+
+
+async def test_a_fresh_probe_carries_no_public_prompt_in_its_earlier_turns(
+    mesh: Harness,
+) -> None:
+    """Found 2026-12-06 (review36): a fresh probe's chat history (the earlier user turns of
+    a multi-turn chat, ``core/canary_shape.choose``) was drawn from the pool, by default the
+    64 public prompts, so a node keeping the list knew about one fresh chat probe in
+    seven (chat 0.4 × history 0.35) for a probe by its earlier turns, and answered it
+    honestly: 7 of 60 here. A fresh probe's earlier turns are fresh prompts too."""
+    liar = ConversationLiar()
+    await setup(mesh, liar)
+    p = prober(mesh)
+    p.fresh_share = 1.0
+    spotted = 0
+    for seed in range(60):
+        p.rng = random.Random(seed)
+        before = liar.lied
+        r = await p.probe("liar", MODEL)
+        assert r.verdict != "error", r
+        spotted += liar.lied == before
+        if r.quarantined:  # caught: cleared, probed on
+            await p.quality.clear("liar")
+    assert spotted == 0, spotted
