@@ -128,6 +128,13 @@ fi
 if [ -n "${LLM_MESH_REGISTRY_CA:-}" ] && ! [ -f "$LLM_MESH_REGISTRY_CA" ]; then
   die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
 fi
+# the CA, absolute: kept as registry_ca in node.toml (`earnings` and a `node start` from
+# another shell trust it with no --registry-ca: found 2026-12-06, cli36) and named by the
+# start command (found 2026-12-06, newuser35b: CERTIFICATE_VERIFY_FAILED, retried for ever)
+CA_ABS=""
+if [ -n "${LLM_MESH_REGISTRY_CA:-}" ]; then
+  CA_ABS="$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
+fi
 
 INTERACTIVE=0
 if [ "$YES" = 0 ] && [ -t 0 ] && [ "$DRY_RUN" = 0 ]; then INTERACTIVE=1; fi
@@ -326,7 +333,7 @@ else
   say "node key: $LLM_MESH_HOME/node.key (node id $NODE_ID)"
 fi
 RESULT="$(CFG_HOME="$LLM_MESH_HOME" CFG_PLAIN_HTTP="$PLAIN_HTTP" CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
-  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
+  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" CFG_REGISTRY_CA="$CA_ABS" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import errno, ipaddress, os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
     import tomllib
@@ -459,9 +466,12 @@ if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
     # a CUDA build offloads every layer to the GPU unless the operator chose otherwise
     cfg["n_gpu_layers"] = int(old.get("n_gpu_layers", -1))
 # the operator's credential, key, pinned gateway key and opt-in stay
-for kept in ("operator_token", "key_file", "registry_public_key", "allow_http_first_use"):
+for kept in ("operator_token", "key_file", "registry_public_key", "allow_http_first_use",
+             "registry_ca"):
     if old.get(kept):
         cfg[kept] = old[kept]
+if env.get("CFG_REGISTRY_CA"):  # LLM_MESH_REGISTRY_CA, absolute
+    cfg["registry_ca"] = env["CFG_REGISTRY_CA"]
 if env.get("CFG_REGISTRY_KEY"):
     cfg["registry_public_key"] = env["CFG_REGISTRY_KEY"].strip()
 if env.get("CFG_ALLOW_HTTP") == "1":
@@ -567,14 +577,10 @@ esac
 # --home: run in another shell (no LLM_MESH_HOME there), it is still this home's node
 # (its node.key, pin, served log), not a new one in ~/.llm-mesh (found 2026-12-06, newuser33)
 START=("$VENV/bin/llm-mesh" node start --home "$LLM_MESH_HOME" --config "$CONFIG")
-# node.toml has no key for the registry's CA: the command (and the service's ExecStart)
-# names the one this runs with, absolute, or a start from another shell trusts only the
-# system's CAs and never reaches a private-CA registry (found 2026-12-06, newuser35b:
-# CERTIFICATE_VERIFY_FAILED, retried for ever)
-CA_ABS=""
-if [ -n "${LLM_MESH_REGISTRY_CA:-}" ]; then
-  [ -f "$LLM_MESH_REGISTRY_CA" ] || die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
-  CA_ABS="$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
+# the registry's CA (node.toml's registry_ca too): the command and the service's ExecStart
+# name the one this runs with, absolute (found 2026-12-06, newuser35b)
+if [ -n "$CA_ABS" ]; then
+  [ -f "$CA_ABS" ] || die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
   START+=(--registry-ca "$CA_ABS")
 fi
 if [ "$NO_START" = 1 ]; then

@@ -23,15 +23,18 @@ log = logging.getLogger("LLM_Mesh.client")
 
 
 def unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
-    hint = reach_hint(base_url, str(exc))  # a server there, spoken to wrongly (TLS)
+    """``base_url`` failed with ``exc``: a server there spoken to wrongly (TLS: a certificate
+    that failed verification) with :func:`reach_hint`'s fix and not as "no registry
+    answered" (found 2026-12-06, cli36), else nothing answered: start one."""
+    hint = reach_hint(base_url, str(exc))
+    if hint:
+        return RegistryUnreachable(
+            f"the registry at {base_url} could not be spoken to ({type(exc).__name__}: "
+            f"{exc}). {hint[0].upper()}{hint[1:]}."
+        )
     return RegistryUnreachable(
         f"no LLM Mesh registry answered at {base_url} ({type(exc).__name__}: {exc}). "
-        + (
-            f"{hint[0].upper()}{hint[1:]}."
-            if hint
-            else "Start one with `llm-mesh up`, or "
-            "point LLM_MESH_REGISTRY_URL at a running registry."
-        )
+        "Start one with `llm-mesh up`, or point LLM_MESH_REGISTRY_URL at a running registry."
     )
 
 

@@ -5,7 +5,9 @@ text, or one ``ValueError`` in words that names the path and what to do: never a
 ``limit``, at most that many bytes are read (:func:`bounded_text`: the bound is on what is
 read, never on the file's stat, which says 0 for a FIFO or a device), and a larger file
 is refused in words (found 2026-12-06, tidy35: a receipt or ``--keys`` file was read whole,
-however large)."""
+however large). Only a regular file is opened (:func:`open_regular`): a FIFO, a device or a
+socket is refused in words, never waited on (found 2026-12-06, cli36: ``ask --prompt-file
+FIFO`` waited for a writer for ever); standard input stays where a command takes ``-``."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ def why_unreadable(exc: OSError | UnicodeError) -> str:
     """Why a file could not be read, and what to do, in words (no errno, no repr)."""
     if isinstance(exc, UnicodeError):
         return "is not UTF-8 text (is it the right file?)"
+    if isinstance(exc, NotRegularFile):
+        return NOT_REGULAR
     if isinstance(exc, FileNotFoundError):
         return "no such file (check the path)"
     if isinstance(exc, IsADirectoryError):
@@ -31,6 +35,39 @@ def why_unreadable(exc: OSError | UnicodeError) -> str:
     if exc.errno == errno.ENAMETOOLONG:
         return "the name is too long (check the path)"
     return f"cannot be read ({exc.strerror or type(exc).__name__})"
+
+
+NOT_REGULAR = (
+    "is not a regular file (a FIFO, a device or a socket: never read, it could wait for "
+    "ever); name a file, or save what it gives to one first"
+)
+
+
+class NotRegularFile(OSError):
+    """A path that names something other than a regular file or a folder."""
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """``path`` (``~`` expanded) opened to read bytes, only if it is a regular file: its
+    stat is looked at first, and it is opened without waiting (``O_NONBLOCK``: a FIFO with
+    no writer would hold ``open`` for ever) and looked at again (replaced since), else
+    :class:`NotRegularFile` (a folder: ``IsADirectoryError``); other ``OSError`` as
+    ``open`` raises them."""
+    p = Path(path).expanduser()
+    st = os.stat(p)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(NOT_REGULAR)
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
+            raise NotRegularFile(NOT_REGULAR)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def unreadable(what: str, path: Path | str, exc: OSError | UnicodeError) -> ValueError:
@@ -65,11 +102,12 @@ def bounded_text(f: BinaryIO, limit: int, named: str, hint: str = RIGHT_FILE) ->
 
 def read_text(path: Path | str, what: str, limit: int | None = None, hint: str = RIGHT_FILE) -> str:
     """``path``'s text (UTF-8; ``~`` expanded), else :func:`unreadable`'s ``ValueError``;
-    ``limit``: at most that many bytes (:func:`bounded_text`, ``hint`` its refusal's)."""
+    ``limit``: at most that many bytes (:func:`bounded_text`, ``hint`` its refusal's); only
+    a regular file (:func:`open_regular`)."""
     try:
-        if limit is None:
-            return Path(path).expanduser().read_text(encoding="utf-8")
-        with Path(path).expanduser().open("rb") as f:
+        with open_regular(path) as f:
+            if limit is None:
+                return f.read().decode("utf-8")
             return bounded_text(f, limit, f"{what} {path}", hint)
     except (OSError, UnicodeError) as exc:
         raise unreadable(what, path, exc) from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from LLM_Mesh.text_files import why_unreadable
+from LLM_Mesh.text_files import NOT_REGULAR, NotRegularFile, why_unreadable
 
 __all__ = [
     "NODE_PAIR_HINT",
@@ -39,6 +39,9 @@ def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
             continue
         path = Path(ca_file).expanduser()
         try:
+            if path.exists() and not (path.is_file() or path.is_dir()):
+                # a FIFO or a device: never opened, it could wait for ever (cli36)
+                raise NotRegularFile(NOT_REGULAR)
             ctx.load_verify_locations(cafile=str(path))
         except ssl.SSLError as exc:  # read, but not PEM certificates
             why = f"no PEM certificate in it ({exc.reason or exc})"

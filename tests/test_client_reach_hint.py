@@ -43,6 +43,9 @@ async def test_an_untrusted_certificate_names_the_ca_not_llm_mesh_up() -> None:
             await client.nodes()
     assert "--registry-ca" in caught.value.message
     assert "llm-mesh up" not in caught.value.message
+    # nor "no registry answered": one did, its certificate failed (cli36; failed before)
+    assert caught.value.message.startswith("the registry at https://r1.test:8800 could not be")
+    assert "certificate of r1.test is not trusted" in caught.value.message
 
 
 async def test_nothing_listening_still_says_start_one() -> None:

@@ -125,3 +125,17 @@ def test_the_printed_start_command_names_the_registry_ca_it_ran_with(tmp_path: P
     assert done.returncode == 0, done.stdout + done.stderr
     command = printed_start(done.stdout)
     assert command[-2:] == ["--registry-ca", str(tmp_path / "ca.crt")], command
+    # and node.toml keeps it (found 2026-12-06, cli36: it had no key for it, so `llm-mesh
+    # earnings` in this home needed --registry-ca every time; failed before: no key)
+    config = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())
+    assert config["registry_ca"] == str(tmp_path / "ca.crt"), config
+    del env["LLM_MESH_REGISTRY_CA"]  # a re-run from a shell without it keeps it
+    again = subprocess.run(
+        ["bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", *SIM,
+         "--registry", "https://127.0.0.1:9", "--no-start"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    config = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())
+    assert config["registry_ca"] == str(tmp_path / "ca.crt"), config

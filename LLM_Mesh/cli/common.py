@@ -22,6 +22,7 @@ from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.first_use import exposed_urls
+from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.node.config import ENGINES
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
@@ -60,15 +61,24 @@ def no_registry_answered(
     """Nothing answered at ``urls``, in the words every command says it in; ``named``: they
     were given by ``--registry``, so what to check, not to pass one (found 2026-12-05:
     "pass --registry URL" to a user who had); ``what``: what was asked of it; ``offline``:
-    how to do without it (``receipt verify``: the keys themselves)."""
+    how to do without it (``receipt verify``: the keys themselves). A server spoken to
+    wrongly (a certificate that failed verification, http to https) is said with
+    ``core/reach_hint``'s fix instead (found 2026-12-06, cli36: "is a registry running?"
+    beside ``CERTIFICATE_VERIFY_FAILED``)."""
     where = ", ".join(urls)
+    asked = f" for {what}" if what else ""
+    fix = reach_hint(urls[-1], str(exc)) if urls else None
+    if fix is not None:
+        return RegistryUnreachable(
+            f"the registry at {where}{asked} could not be spoken to ({type(exc).__name__}: "
+            f"{exc}); {fix}{offline}"
+        )
     hint = (
         f"is a registry running at {where}? (`llm-mesh up`, or `llm-mesh registry serve`; "
         "check the URL)"
         if named
         else "pass --registry URL or set LLM_MESH_REGISTRY_URL"
     )
-    asked = f" for {what}" if what else ""
     return RegistryUnreachable(
         f"no LLM Mesh registry answered at {where}{asked} ({type(exc).__name__}: {exc}); "
         f"{hint}{offline}"

@@ -4,7 +4,8 @@ Asks the registry's ``GET /v1/earnings`` with the operator's token: ``--operator
 else ``$LLM_MESH_OPERATOR_TOKEN``, else ``operator_token`` in ``$LLM_MESH_HOME/node.toml``
 (what the operator's node registers with); a token from node.toml goes to node.toml's
 ``registry_url`` unless ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` names one
-(:func:`operator_credential`). Prints the tables of ``earnings_render.py``, or the answer as
+(:func:`operator_credential`); an https registry's CA file is ``--registry-ca``, else
+``$LLM_MESH_REGISTRY_CA``, else node.toml's ``registry_ca`` (:func:`with_node_ca`). Prints the tables of ``earnings_render.py``, or the answer as
 it is with ``--json``. Amounts are integers in micro-NetworkTokens.
 """
 
@@ -15,7 +16,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,6 +36,10 @@ from LLM_Mesh.config import Settings, split_urls
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
+from LLM_Mesh.tls import client_ssl_context
+
+if TYPE_CHECKING:
+    from LLM_Mesh.node.config import NodeConfig
 
 OperatorTokenOpt = Annotated[
     str | None,
@@ -54,30 +59,46 @@ def operator_credential(
     ``registry`` (the ``--registry`` flag) or ``$LLM_MESH_REGISTRY_URL`` names one (found
     2026-12-05: ``llm-mesh earnings`` in a home ``./setup-node-operator.sh --registry URL``
     wrote sent node.toml's token to the default ``http://127.0.0.1:8800``, "no registry
-    answered", or to whatever listened there)."""
-    if given and given.strip():
-        return operator_token_checked(given.strip(), "--operator-token"), settings
-    if settings.operator_token:
-        return operator_token_checked(settings.operator_token, "LLM_MESH_OPERATOR_TOKEN"), settings
+    answered", or to whatever listened there); node.toml's ``registry_ca`` is trusted
+    when no CA file was named (:func:`with_node_ca`)."""
     from LLM_Mesh.node.config import default_config_path, load_node_config
 
     path = default_config_path(settings)
-    if path.is_file():
-        config = load_node_config(path)
-        if config.operator_token:
-            named = registry or os.environ.get("LLM_MESH_REGISTRY_URL", "").strip()
-            urls = () if named else split_urls(config.registry_url or "")
-            if urls:
-                settings = dataclasses.replace(
-                    settings, registry_url=",".join(urls), registry_urls=()
-                )
-            named = f"operator_token in {path}"
-            return operator_token_checked(config.operator_token, named), settings
+    given = given.strip() if given else None
+    needed = not settings.registry_ca or not (given or settings.operator_token)
+    config = load_node_config(path) if needed and path.is_file() else None
+    settings = with_node_ca(settings, config, path)
+    if given:
+        return operator_token_checked(given, "--operator-token"), settings
+    if settings.operator_token:
+        return operator_token_checked(settings.operator_token, "LLM_MESH_OPERATOR_TOKEN"), settings
+    if config is not None and config.operator_token:
+        named = registry or os.environ.get("LLM_MESH_REGISTRY_URL", "").strip()
+        urls = () if named else split_urls(config.registry_url or "")
+        if urls:
+            settings = dataclasses.replace(settings, registry_url=",".join(urls), registry_urls=())
+        named = f"operator_token in {path}"
+        return operator_token_checked(config.operator_token, named), settings
     raise InvalidCredential(
         "earnings need the operator's token: --operator-token, LLM_MESH_OPERATOR_TOKEN, or "
         f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
         "at every start: `llm-mesh node info` shows that node's earnings)"
     )
+
+
+def with_node_ca(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:
+    """``settings`` trusting ``config``'s ``registry_ca`` (node.toml at ``path``) when no
+    ``--registry-ca`` nor ``$LLM_MESH_REGISTRY_CA`` named a CA file (found 2026-12-06, cli36:
+    node.toml had no such key, so ``earnings`` in a node's home needed ``--registry-ca``
+    every time); a file that cannot be used is a ``ValueError`` naming node.toml."""
+    ca = config.ca_file_of(settings.home) if config and not settings.registry_ca else None
+    if ca is None:
+        return settings
+    try:
+        client_ssl_context(ca)
+    except ValueError as exc:
+        raise ValueError(f"registry_ca in {path}: {exc}") from None
+    return dataclasses.replace(settings, registry_ca=ca)
 
 
 # credentials that are not an operator's token, by their prefix (core/identity.py makes them)

@@ -73,7 +73,7 @@ from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
-from LLM_Mesh.text_files import read_text
+from LLM_Mesh.text_files import bounded_text, read_text
 from LLM_Mesh.tls import client_ssl_context
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
@@ -556,10 +556,27 @@ def ledger_id(
     An operator given a user's id finds its rows by this (ledger entries start with it)."""
     from LLM_Mesh.core.receipt import client_ledger_id
 
-    given = typer.get_text_stream("stdin").read().strip() if request_id == "-" else request_id
+    try:  # bounded (found 2026-12-06, cli36: read whole, /dev/zero until memory ran out)
+        given = _id_from_stdin() if request_id == "-" else request_id
+    except ValueError as exc:
+        raise fail(exc) from None
     if not given:
         raise fail(MeshError("no request id given"))
     typer.echo(client_ledger_id(given))
+
+
+#: the most of standard input ``ledger id -`` reads: an id is far shorter (1 MiB, as a prompt)
+MAX_ID_INPUT = 1 << 20
+
+
+def _id_from_stdin() -> str:
+    """The id on standard input (one trailing line end and white space dropped), to
+    :data:`MAX_ID_INPUT` bytes, else ``ValueError`` saying the bound."""
+    stream = typer.get_binary_stream("stdin")
+    try:
+        return bounded_text(stream, MAX_ID_INPUT, "standard input", "a request id is short").strip()
+    except UnicodeError:
+        raise ValueError("standard input: is not UTF-8 text") from None
 
 
 ledger_app.command("witness")(witness_command)

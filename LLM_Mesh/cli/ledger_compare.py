@@ -44,7 +44,7 @@ from LLM_Mesh.core.gossip import (
 )
 from LLM_Mesh.core.gossip import MAX_NOTE as _MAX
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.text_files import unreadable
+from LLM_Mesh.text_files import open_regular, unreadable
 
 __all__ = ["Compared", "compare_all", "print_compared", "read_files"]
 
@@ -117,7 +117,7 @@ async def _fetch(where: str, client: httpx.AsyncClient) -> str:
 
 
 def _read_file(path: Path) -> str:
-    with path.expanduser().open("rb") as f:  # not its stat: a FIFO or /dev/zero says 0 bytes
+    with open_regular(path) as f:  # a FIFO: refused, not waited on (cli36); read to _MAX
         data = f.read(_MAX + 1)
     if len(data) > _MAX:
         raise _too_long()

@@ -9,8 +9,6 @@ published price (``core/served_check.served_report``: pure).
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.served import MAX_LINE, Served, ledger_key, parse_line
 from LLM_Mesh.core.served_check import ServedReport, keys_of
 from LLM_Mesh.node.served_log import served_files
+from LLM_Mesh.text_files import NotRegularFile, open_regular
 
 __all__ = ["MAX_SERVED_BYTES", "ServedWatch", "print_served", "read_served"]
 
@@ -64,9 +63,11 @@ def _why_none(g: Path) -> str:
 
 def _read_one(p: Path, left: int, out: list[Served], bad: list[str]) -> int:
     """``p``'s records into ``out`` (its other lines named in ``bad``); the bytes left."""
-    with p.open("rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced since listed
-            raise ValueError(f"--served {p}: {_why_none(p)}")
+    try:
+        f = open_regular(p)  # a FIFO since listed: refused, not waited on (cli36)
+    except NotRegularFile:
+        raise ValueError(f"--served {p}: {_why_none(p)}") from None
+    with f:
         n = 0
         while line := f.readline(min(_LINE_BYTES, left + 1)):
             left -= len(line)

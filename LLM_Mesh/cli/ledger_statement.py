@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,7 +78,7 @@ from LLM_Mesh.core.served_check import published_price, registry_prices, served_
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.receipt_files import forget_covered, keep_covered, key_folder
-from LLM_Mesh.text_files import why_unreadable
+from LLM_Mesh.text_files import NotRegularFile, open_regular, why_unreadable
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_bounded", "read_receipts", "statement_command"]
@@ -176,10 +175,12 @@ def read_receipts(
 
 def read_bounded(p: Path, limit: int) -> str:
     """``p``'s text, at most ``limit`` bytes (else ``ValueError``, a larger file unread)."""
-    with p.open("rb") as f:
+    try:
+        f = open_regular(p)  # a FIFO: refused, not waited on (found 2026-12-06, cli36)
+    except NotRegularFile:
+        raise ValueError("not a regular file") from None
+    with f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
         data = f.read(limit + 1) if st.st_size <= limit else b""
     if st.st_size > limit or len(data) > limit:
         raise ValueError(f"larger than {limit:,} bytes, more than any saved answer")
@@ -336,7 +337,7 @@ def statement_command(
     if operator:  # node.toml's token to node.toml's registry, as `earnings`
         try:
             token, settings = operator_credential(settings, operator_token, registry)
-        except MeshError as exc:
+        except (MeshError, ValueError) as exc:  # (a node.toml that cannot be used)
             raise fail(exc) from exc
     source = f"registry:{settings.registry_url}"
     seen_path = settings.home / SEEN_FILE

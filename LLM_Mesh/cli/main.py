@@ -304,7 +304,8 @@ def ask(
         typer.Option(
             "--prompt-file",
             help="Read the prompt from this file (kept out of shell history and `ps`); it and "
-            "stdin: 1 MiB at most, what a gateway takes as a whole request by default",
+            "stdin: LLM_MESH_MAX_BODY_BYTES at most (default 1 MiB), what a gateway takes as "
+            "a whole request",
         ),
     ] = None,
     model: Annotated[
@@ -387,13 +388,13 @@ def ask(
     problem = unknown_task(task)
     if problem is not None:
         raise _fail(ValueError(f"--task: {problem}"))
-    try:
-        text = read_prompt(prompt, prompt_file, sys.stdin)
-    except PromptInputError as exc:
-        raise _fail(exc) from exc
     if save is not None and no_save:
         raise _fail(ValueError("--save DIR and --no-save: give one"))
     settings = _settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    try:  # to LLM_MESH_MAX_BODY_BYTES, the gateway's body limit (found 2026-12-06, cli36)
+        text = read_prompt(prompt, prompt_file, sys.stdin, settings.limits.max_body_bytes)
+    except PromptInputError as exc:
+        raise _fail(exc) from exc
     # a keyed user's receipts are kept by default (found 2026-12-05: without --save, each
     # charge was NO RECEIPT in the statement); an anonymous answer's never (privacy)
     mine = None if no_save or not settings.api_key else key_folder(settings.home, settings.api_key)

@@ -39,7 +39,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
     setup_logging,
 )
-from LLM_Mesh.cli.earnings_commands import operator_token_checked
+from LLM_Mesh.cli.earnings_commands import operator_token_checked, with_node_ca
 from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
 from LLM_Mesh.errors import MeshError
@@ -222,6 +222,10 @@ def node_start(
         raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
         settings = replace(settings, registry_url=cfg.registry_url)
+    try:  # node.toml's registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36)
+        settings = with_node_ca(settings, cfg, config or settings.home / "node.toml")
+    except ValueError as exc:
+        raise fail(exc) from exc
     try:
         here = local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert)) if cfg.port else None
         with key_in_use(key_path(settings, cfg.key_file), here):  # one node per key

@@ -5,10 +5,14 @@ local user's ``ps`` (``/proc/<pid>/cmdline`` is world-readable). Standard input 
 no argument with stdin not a terminal) and ``--prompt-file PATH`` keep it out of both
 (docs/security.md, "Privacy").
 
-Standard input and the file are read to :data:`MAX_PROMPT_BYTES` at most (1 MiB: what a
-gateway takes as a whole request body by default, ``LLM_MESH_MAX_BODY_BYTES``, so a larger
-prompt could not be sent); more is refused in one line, unread (found 2026-12-06, small35:
-both were read whole, a FIFO or ``/dev/zero`` until memory ran out).
+Standard input and the file are read to a bound at most: ``LLM_MESH_MAX_BODY_BYTES``, the
+variable a gateway takes as its whole request body's limit, default :data:`MAX_PROMPT_BYTES`
+(1 MiB), so a larger prompt could not be sent to a gateway left at its default; more is
+refused in one line, unread (found 2026-12-06, small35: both were read whole, ``/dev/zero``
+until memory ran out). A user of a gateway whose limit was raised sets the same variable
+for ``ask`` (found 2026-12-06, cli36: 1 MiB, whatever the gateway took); the gateway still
+says 413 to a body past its own. A ``--prompt-file`` that is not a regular file (a FIFO, a
+device) is refused, not waited on (``text_files.open_regular``); ``-`` reads a pipe.
 """
 
 from __future__ import annotations
@@ -22,34 +26,41 @@ from LLM_Mesh.text_files import bounded_text, read_text, too_large
 __all__ = ["MAX_PROMPT_BYTES", "PromptInputError", "read_prompt"]
 
 STDIN = "-"
-#: the most of a prompt read from standard input or --prompt-file: a gateway's default
-#: body limit (``RequestLimits.max_body_bytes``), which the prompt alone would exceed
+#: the most of a prompt read from standard input or --prompt-file by default: a gateway's
+#: default body limit (``RequestLimits.max_body_bytes``), which the prompt alone would exceed
 MAX_PROMPT_BYTES = RequestLimits().max_body_bytes
-TOO_LARGE = (
-    f"a gateway refuses a request body over {MAX_PROMPT_BYTES >> 20} MiB by default "
-    "(LLM_MESH_MAX_BODY_BYTES), so a larger prompt could not be sent: shorten it"
-)
+
+
+def too_large_hint(limit: int) -> str:
+    """Why a prompt past ``limit`` (``LLM_MESH_MAX_BODY_BYTES``) is not read, and what to do."""
+    return (
+        f"a gateway refuses a request body over {limit:,} bytes (LLM_MESH_MAX_BODY_BYTES, "
+        f"default {MAX_PROMPT_BYTES:,}), so a larger prompt could not be sent: shorten it, or "
+        "if your gateway's limit was raised, set LLM_MESH_MAX_BODY_BYTES to it here too"
+    )
 
 
 class PromptInputError(ValueError):
     """No prompt, or two of them."""
 
 
-def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -> str:
+def read_prompt(
+    argument: str | None, prompt_file: Path | None, stdin: TextIO, limit: int = MAX_PROMPT_BYTES
+) -> str:
     """The prompt: ``argument``, else stdin (``-``, or none given and stdin not a TTY), else
-    ``prompt_file``'s text. Of text read, one trailing line end is dropped (``echo ... |``);
+    ``prompt_file``'s text, either read to ``limit`` bytes. Of text read, one trailing line end is dropped (``echo ... |``);
     an empty one is refused, as is one of white space only, wherever it came from (found
     2026-12-05, polish32: ``ask ""`` was sent, answered and charged)."""
     if prompt_file is not None:
         if argument is not None:
             raise PromptInputError("give the prompt once: an argument or --prompt-file, not both")
         try:
-            text = read_text(prompt_file, "--prompt-file", MAX_PROMPT_BYTES, TOO_LARGE)
+            text = read_text(prompt_file, "--prompt-file", limit, too_large_hint(limit))
             return _read(text, "--prompt-file")
         except ValueError as exc:
             raise PromptInputError(str(exc)) from None
     if argument == STDIN or (argument is None and not stdin.isatty()):
-        return _read(_read_stdin(stdin), "standard input")
+        return _read(_read_stdin(stdin, limit), "standard input")
     if argument is None:
         raise PromptInputError(
             "no prompt: give it as an argument, '-' to read it from standard input, "
@@ -60,15 +71,15 @@ def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -
     return argument
 
 
-def _read_stdin(stdin: TextIO) -> str:
-    """Standard input's text, to :data:`MAX_PROMPT_BYTES` (its bytes where it has them)."""
+def _read_stdin(stdin: TextIO, limit: int) -> str:
+    """Standard input's text, to ``limit`` bytes (its bytes where it has them)."""
     try:
         raw = getattr(stdin, "buffer", None)
         if raw is not None:
-            return bounded_text(raw, MAX_PROMPT_BYTES, "standard input", TOO_LARGE)
-        text = stdin.read(MAX_PROMPT_BYTES + 1)  # (a text stream: a test's StringIO)
-        if len(text.encode("utf-8")) > MAX_PROMPT_BYTES:
-            raise too_large("standard input", MAX_PROMPT_BYTES, TOO_LARGE)
+            return bounded_text(raw, limit, "standard input", too_large_hint(limit))
+        text = stdin.read(limit + 1)  # (a text stream: a test's StringIO)
+        if len(text.encode("utf-8")) > limit:
+            raise too_large("standard input", limit, too_large_hint(limit))
         return text
     except UnicodeError:
         raise PromptInputError("standard input: is not UTF-8 text") from None

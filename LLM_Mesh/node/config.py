@@ -16,6 +16,10 @@
     keeps_no_prompts = true               # default: true, false for engine = "openai"
     registry_public_key = "..."           # optional: the gateway's key, pinned from the start
     allow_http_first_use = false          # true: learn that key over plain http (core/first_use.py)
+    registry_ca = "/path/to/registry-ca.pem"  # an https registry's private CA, trusted besides
+                                          # the system's (relative: under $LLM_MESH_HOME); the
+                                          # node and `earnings` use it when neither
+                                          # --registry-ca nor LLM_MESH_REGISTRY_CA names one
     tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
     tls_key = "/path/to/node-tls.key"
     trusted_peers = ["203.0.113.0/28"]    # not counted per peer (core/peer_exempt.py); default none
@@ -140,6 +144,10 @@ class NodeConfig:
     # without a pinned key, a plain-http registry on another machine refuses to start
     # unless this is true (or LLM_MESH_ALLOW_HTTP_FIRST_USE): core/first_use.py
     allow_http_first_use: bool = False
+    # the CA file (PEM) of an https registry with a private CA, trusted besides the system's;
+    # --registry-ca and LLM_MESH_REGISTRY_CA win (found 2026-12-06, cli36: none here, and
+    # `llm-mesh earnings` in the node's home needed --registry-ca every time): ca_file_of
+    registry_ca: str | None = None
     tls_cert: str | None = None  # PEM certificate: the node serves https (node/tls.py)
     tls_key: str | None = None  # its private key (PEM)
     # "ADDR,CIDR,..." (or a TOML list): peers not counted against the per-peer connection
@@ -244,6 +252,12 @@ class NodeConfig:
             if urls:
                 return urls
         return settings.registry_urls
+
+    def ca_file_of(self, home: Path) -> str | None:
+        """``registry_ca`` as a path (``~`` expanded; relative: under ``home``), or ``None``."""
+        if not self.registry_ca:
+            return None
+        return str(home / Path(self.registry_ca).expanduser())
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML keys (``None`` values left out: TOML has no null)."""

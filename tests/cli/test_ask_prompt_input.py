@@ -105,9 +105,29 @@ def test_a_prompt_past_the_gateways_body_limit_is_refused_unsent(
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
-def test_a_prompt_file_with_no_end_is_read_to_the_bound_only(asked: list[str]) -> None:
-    """Attack: ``--prompt-file /dev/zero`` (a FIFO that never ends alike) read to the bound,
-    then refused (before: read until memory ran out)."""
+def test_a_prompt_file_with_no_end_is_refused_unread(asked: list[str]) -> None:
+    """Attack: ``--prompt-file /dev/zero`` (before small35: read until memory ran out; then
+    read to the bound): a device is not a regular file, refused unread (cli36)."""
     out = _ask(["--prompt-file", "/dev/zero"])
-    assert out.exit_code == 1 and "is larger than 1,048,576 bytes" in out.output
+    assert out.exit_code == 1 and "is not a regular file" in out.output
     assert asked == []
+
+
+def test_the_bound_follows_llm_mesh_max_body_bytes(asked: list[str], tmp_path: Path) -> None:
+    """Found 2026-12-06 (cli36): ``ask`` stopped at 1 MiB whatever the gateway's
+    ``LLM_MESH_MAX_BODY_BYTES`` (failed before: the 1.5 MiB prompt was refused with the
+    variable set to 2 MiB). The same variable bounds what ``ask`` reads (default 1 MiB);
+    past it, the refusal says the bound it used and the variable."""
+    path = tmp_path / "prompt.txt"
+    path.write_text("x" * (3 << 19), encoding="utf-8")  # 1.5 MiB
+    env = {"LLM_MESH_REGISTRY_URL": "http://127.0.0.1:9", "LLM_MESH_MAX_BODY_BYTES": str(2 << 20)}
+    out = CliRunner().invoke(app, ["ask", "--prompt-file", str(path)], env=env)
+    assert out.exit_code == 0 and [len(p) for p in asked] == [3 << 19], out.output
+    env["LLM_MESH_MAX_BODY_BYTES"] = str(1 << 20)
+    out = CliRunner().invoke(app, ["ask", "-"], input="y" * ((1 << 20) + 1), env=env)
+    env["LLM_MESH_MAX_BODY_BYTES"] = str(1 << 19)
+    half = CliRunner().invoke(app, ["ask", "--prompt-file", str(path)], env=env)
+    said = " ".join(half.output.split())
+    assert out.exit_code == 1 and half.exit_code == 1 and len(asked) == 1, said
+    assert "is larger than 524,288 bytes, the most read" in said, said
+    assert "set LLM_MESH_MAX_BODY_BYTES to it here too" in said, said

@@ -441,3 +441,17 @@ def test_no_registry_at_a_url_given_by_flag_says_to_check_it_not_to_pass_one(
     monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://127.0.0.1:9")
     code, out = cli(tmp_path / "env", "ledger", "verify")
     assert code == 1 and "pass --registry URL or set LLM_MESH_REGISTRY_URL" in " ".join(out.split())
+
+
+def test_ledger_id_reads_standard_input_to_a_bound() -> None:
+    """Found 2026-12-06 (cli36): ``ledger id -`` read standard input whole (``/dev/zero``:
+    until memory ran out; failed before: the 1 MiB + 1 byte id was hashed, exit 0). An id
+    on stdin is read; more than 1 MiB is one line saying the bound."""
+    from LLM_Mesh.core.receipt import client_ledger_id
+
+    ok = runner.invoke(app, ["ledger", "id", "-"], input="my-trace-id\n")
+    assert ok.exit_code == 0 and ok.output.strip() == client_ledger_id("my-trace-id")
+    big = runner.invoke(app, ["ledger", "id", "-"], input="x" * ((1 << 20) + 1))
+    said = " ".join(big.output.split())
+    assert big.exit_code == 1 and "Traceback" not in said, said
+    assert "standard input: is larger than 1,048,576 bytes, the most read" in said, said

@@ -7,6 +7,7 @@ commands must get past the handshake and read that answer."""
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,13 @@ class _NotFound(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def https_registry(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    with serve_https(tmp_path) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_https(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    """A self-signed https server answering 404: its URL, its certificate, the paths asked."""
     cert, key = tmp_path / "reg.crt", tmp_path / "reg.key"
     make_self_signed(cert, key, ["127.0.0.1"])
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -103,3 +111,27 @@ def test_receipt_verify_trusts_the_registry_ca(
     assert "CERTIFICATE_VERIFY_FAILED" not in said, said
     assert paths == ["/v1/ledger/keys"], said
     assert out.exit_code == 1 and "answered 404" in said  # the 404, past TLS
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["ledger", "verify"], ["ledger", "witness"], ["ledger", "statement", "--account", "user:a"],
+     ["receipt", "verify", "-"]],
+    ids=["verify", "witness", "statement", "receipt-verify"],
+)  # fmt: skip
+def test_an_untrusted_certificate_names_the_ca_option_not_a_missing_registry(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]], command: list[str]
+) -> None:
+    """Found 2026-12-06 (cli36): a certificate that failed verification was said as "no LLM
+    Mesh registry answered ... is a registry running at URL?" (failed before: those words,
+    beside CERTIFICATE_VERIFY_FAILED); a registry was running, its CA was not given. Now:
+    the host, and the CA option to give."""
+    url, _, paths = https_registry
+    args = [*command, "--registry", url, "--home", str(tmp_path / "home")]
+    out = runner.invoke(app, args, env={"COLUMNS": "300", "LLM_MESH_REGISTRY_CA": ""}, input="{}")
+    said = " ".join(out.output.split())
+    assert out.exit_code == 1 and not paths, said
+    assert "CERTIFICATE_VERIFY_FAILED" in said, said
+    assert "is a registry running" not in said and "no LLM Mesh registry answered" not in said
+    assert "the TLS certificate of 127.0.0.1 is not trusted here" in said, said
+    assert "--registry-ca FILE" in said, said

@@ -47,8 +47,9 @@ def test_no_hint_where_the_scheme_is_not_the_likely_mistake(url: str, said: str)
 
 
 UNTRUSTED_HINT = (
-    "the server's TLS certificate is not trusted here: give the CA that signed it "
-    "with --registry-ca FILE or LLM_MESH_REGISTRY_CA (MeshClient(ca_file=...))"
+    "the TLS certificate of r1 is not trusted here (its CA is unknown): give the CA file "
+    "that signed it with --registry-ca FILE, LLM_MESH_REGISTRY_CA, or registry_ca in a "
+    "node's node.toml (MeshClient(ca_file=...))"
 )
 
 
@@ -69,3 +70,26 @@ def test_the_scheme_is_read_in_any_case_and_only_before_the_first_separator() ->
     assert reach_hint("HTTPS://r1:8800", "WRONG VERSION NUMBER") is not None
     assert reach_hint("http://r1:8800/?next=https://r2", PLAIN_TO_TLS) is not None
     assert reach_hint("http", PLAIN_TO_TLS) is None  # a word, not a URL
+
+
+EXPIRED = (
+    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired "
+    "(_ssl.c:1006)"
+)
+OTHER_NAME = (
+    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
+    "certificate is not valid for 'reg.example'. (_ssl.c:1006)"
+)
+
+
+def test_a_certificate_failure_names_the_host_and_why() -> None:
+    """Found 2026-12-06 (cli36): an expired certificate or one for another name was told to
+    give a CA file, which cannot help; each says its own fix, with the host."""
+    expired = reach_hint("https://reg.example:8800", EXPIRED)
+    assert expired is not None and "reg.example" in expired and "expired" in expired
+    assert "no --registry-ca changes that" in expired
+    other = reach_hint("https://10.0.0.5:8800", OTHER_NAME)
+    assert other is not None and "10.0.0.5" in other and "not made for that name" in other
+    untrusted = reach_hint("https://[::1]:8800", UNTRUSTED)
+    assert untrusted is not None and "certificate of ::1 is not trusted" in untrusted
+    assert "registry_ca in a node's node.toml" in untrusted
