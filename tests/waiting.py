@@ -3,15 +3,13 @@
 A test that starts processes waits for what it can see (a ``/healthz``, a row, a log line),
 polling until a deadline, never a fixed sleep: the deadline only bounds a failure, so it is
 generous. On the shared 2-core box at load 13–18 (2026-12-06, flaky36) a registry took
-98.5 s to answer its first ``/healthz`` and ``llm-mesh --version`` 14–18 s to import.
+98.5 s to answer its first ``/healthz`` and ``llm-mesh --version`` 13.6–18.0 s to start.
 ``LLM_MESH_TEST_TIME_FACTOR`` (default 1) multiplies every such deadline, for a slower box.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 
 #: multiplies the deadlines below (a number > 0; unset or empty: 1)
 FACTOR_ENV = "LLM_MESH_TEST_TIME_FACTOR"
@@ -33,17 +31,3 @@ def factor() -> float:
 def scaled(seconds: float) -> float:
     """``seconds`` × :func:`factor`: a deadline for a wait on this box."""
     return seconds * factor()
-
-
-def wait_until(
-    pred: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.2
-) -> None:
-    """Poll ``pred`` until it is true; past ``scaled(timeout_s)`` an ``AssertionError``
-    naming ``what``."""
-    deadline = time.monotonic() + scaled(timeout_s)
-    while True:
-        if pred():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {scaled(timeout_s):.0f} s waiting for {what}")
-        time.sleep(poll_s)
