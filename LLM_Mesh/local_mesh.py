@@ -110,6 +110,9 @@ class LocalMesh:
     registry_port: int = DEFAULT_REGISTRY_PORT
     node_port: int = DEFAULT_NODE_PORT
     node_args: list[str] = field(default_factory=list)
+    #: how long each child (registry, then node) may take to serve before the start gives up
+    #: (a child that exits fails it at once). Found 2026-12-06 (flaky36): the registry had a
+    #: fixed 60 s; on a 2-core box at load 13–18 one took 98.5 s to answer ``/healthz``
     start_timeout_s: float = 300.0
     allow_private_nodes: bool = False  # default: its own node's origin only
     allow_local_nodes: bool = False  # True: any node on loopback (`up --allow-local-nodes`)
@@ -250,7 +253,7 @@ class LocalMesh:
             progress(f"made the admin key: {self.settings.home / 'admin.key'} (mode 0600)")
         progress(f"starting registry + gateway at {self.registry_url}")
         reg = self._spawn("registry", self.registry_command())
-        self._wait(reg, self._registry_serving, 60.0)
+        self._wait(reg, self._registry_serving, self.start_timeout_s)
         progress(
             f"starting node at {self.node_url} ({self.engine}, {self.model}); loading the model"
         )

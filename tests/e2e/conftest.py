@@ -11,6 +11,7 @@ import pytest
 from LLM_Mesh.config import Settings
 from LLM_Mesh.local_mesh import LocalMesh
 from tests.ports import free_port
+from tests.waiting import START_S, scaled
 
 HAVE_MODEL = (
     importlib.util.find_spec("llama_cpp") is not None
@@ -19,8 +20,6 @@ HAVE_MODEL = (
 needs_model = pytest.mark.skipif(
     not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing"
 )
-
-
 
 
 def start_mesh(
@@ -43,7 +42,7 @@ def start_mesh(
         registry_port=free_port(),
         node_port=free_port(),
         node_args=node_args or [],
-        start_timeout_s=120,
+        start_timeout_s=scaled(START_S),  # each of registry and node (tests/waiting.py)
         allow_private_nodes=allow_private_nodes,
     )
     mesh.start()

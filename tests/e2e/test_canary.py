@@ -27,6 +27,7 @@ import pytest
 from LLM_Mesh.local_mesh import LocalMesh
 from LLM_Mesh.node.keys import key_path, load_or_create_key
 from tests.e2e.conftest import free_port, needs_model, start_mesh
+from tests.waiting import SOON_S, START_S, scaled
 
 
 def honest_verdict(res: dict[str, Any]) -> bool:
@@ -79,7 +80,7 @@ def nodes(mesh: LocalMesh) -> dict[str, dict[str, Any]]:
 
 
 def wait_for(pred: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if pred():
             return
@@ -114,12 +115,12 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         everyone = {verifier, honest, requant, other}
         wait_for(
             lambda: everyone <= {n for n, v in nodes(mesh).items() if v["healthy"]},
-            240, "four healthy nodes",
+            START_S, "four healthy nodes",
         )  # fmt: skip
         done = cli(mesh, "registry", "nodes", "trust", verifier, home=mesh.settings.home)
         assert done.returncode == 0, done.stderr
         wait_for(
-            lambda: nodes(mesh)[verifier]["verifier"], 10, "the registry to learn the verifier"
+            lambda: nodes(mesh)[verifier]["verifier"], SOON_S, "the registry to learn the verifier"
         )
 
         # a user sends requests all along
@@ -199,7 +200,7 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         assert "QUARANTINED" in info.stdout and "canary" in info.stdout
         cleared = cli(mesh, "registry", "nodes", "clear", requant, home=mesh.settings.home)
         assert cleared.returncode == 0 and MODEL in cleared.stdout, cleared.stderr
-        wait_for(lambda: nodes(mesh)[requant]["quarantined"] == [], 10, "the clear")
+        wait_for(lambda: nodes(mesh)[requant]["quarantined"] == [], SOON_S, "the clear")
         run = cli(mesh, "registry", "canary", "run", "--node", other, home=mesh.settings.home)
         assert "nothing to probe" in run.stdout  # still quarantined: not probed
     finally:

@@ -40,9 +40,19 @@ def ask(registry: str, home: Path, *more: str) -> tuple[subprocess.CompletedProc
     done = subprocess.run(
         [sys.executable, "-m", "LLM_Mesh.cli", "ask", "hi", "--model", MODEL,
          "--max-tokens", "4", "--registry", registry, *more],
-        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     return done, time.monotonic() - started
+
+
+def cli_start_s() -> float:
+    """How long the CLI takes to start and import here, now (``llm-mesh --version``): 13.6 to
+    18.0 s measured on the shared 2-core box at load 6–11 (2026-12-06, flaky36), which counted
+    against ``BOUND_S`` before, with the ~9 s of probes."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "LLM_Mesh.cli", "--version"], capture_output=True,
+                   check=True, timeout=300, cwd=ROOT)  # fmt: skip
+    return time.monotonic() - started
 
 
 def test_ask_leaves_a_stopped_registry_for_the_next(tmp_path: Path) -> None:
@@ -54,9 +64,11 @@ def test_ask_leaves_a_stopped_registry_for_the_next(tmp_path: Path) -> None:
         urls = f"{one.registry_url},{two.registry_url}"
         os.kill(registry.pid, signal.SIGSTOP)
         for i, more in enumerate(([], ["--stream"])):
+            start_s = cli_start_s()
             done, took = ask(urls, tmp_path / f"cli{i}", *more)
             assert done.returncode == 0, done.stdout + done.stderr
-            assert 7.0 < took < BOUND_S, took  # probed first, then left
+            assert took > 7.0, took  # probed first
+            assert took - start_s < BOUND_S, (took, start_s)  # then left, its start aside
     finally:
         os.kill(registry.pid, signal.SIGCONT)
         if two is not None:

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.node.keys import load_or_create_key
 from tests.e2e.conftest import HAVE_MODEL, free_port
+from tests.waiting import START_S, scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +92,7 @@ class Mesh:
         port = free_port()
         args = ["registry", "serve", "--host", "127.0.0.1", "--port", str(port)]
         self._spawn("registry", [*args, "--allow-private-nodes", "--anonymous-rpm", "0"], port)
-        _wait(lambda: _get(self.url + "/healthz") is not None, 60, self.procs["registry"])
+        _wait(lambda: _get(self.url + "/healthz") is not None, START_S, self.procs["registry"])
         # an operator for the nodes, made as an admin would, on the registry's store
         env = {**os.environ, "LLM_MESH_HOME": str(self.root / "registry")}
         env.pop("LLM_MESH_DATABASE_URL", None)
@@ -114,7 +115,7 @@ class Mesh:
         ]  # fmt: skip
         self._spawn(node_id, [*args, *extra], port)
 
-    def wait_healthy(self, node_ids: list[str], timeout: float = 120) -> None:
+    def wait_healthy(self, node_ids: list[str], timeout: float = START_S) -> None:
         def all_up() -> bool:
             data = _get(self.url + "/mesh/nodes") or {}
             healthy = {n["node_id"] for n in data.get("nodes", []) if n.get("healthy")}
@@ -152,14 +153,14 @@ def _get(url: str) -> Any:
 
 
 def _wait(ready: Callable[[], bool], timeout: float, proc: _Proc) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if proc.proc.poll() is not None:
             raise AssertionError(f"{proc.name} exited with {proc.proc.returncode}")
         if ready():
             return
         time.sleep(0.2)
-    raise AssertionError(f"not ready after {timeout} s")
+    raise AssertionError(f"not ready after {scaled(timeout):.0f} s")
 
 
 @contextmanager

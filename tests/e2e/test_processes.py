@@ -19,6 +19,7 @@ from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.receipt_verify import parse_keys
 from LLM_Mesh.node.keys import load_or_create_key
 from tests.e2e.conftest import free_port, start_mesh
+from tests.waiting import SOON_S, START_S, scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +37,9 @@ def test_status_with_no_registry_says_so_and_fails() -> None:
     assert "unreachable" in (out.stdout + out.stderr).lower()
 
 
-def _wait(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+def _wait(pred, timeout: float = SOON_S) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``pred`` until true, at most ``scaled(timeout)`` s (tests/waiting.py)."""
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if pred():
             return True
@@ -107,7 +109,7 @@ def test_registry_restart_nodes_come_back_nothing_lost(tmp_path: Path) -> None:
             ]
 
         # counters drift: the listing shows them up to a second late (registry/node_listing.py)
-        assert _wait(lambda: counted() == [3], 3), counted()
+        assert _wait(lambda: counted() == [3]), counted()
         # no waiting for the request log: a clean shutdown writes what is queued
         reg = mesh._children[0]
         reg.proc.send_signal(signal.SIGTERM)
@@ -127,7 +129,8 @@ def test_registry_restart_nodes_come_back_nothing_lost(tmp_path: Path) -> None:
                     return False
                 return any(n["healthy"] for n in nodes)
 
-            assert _wait(node_back, 30), "the node did not come back after a registry restart"
+            # a process start: 98.5 s for a registry at load 13-18 (tests/waiting.py); 30 s before
+            assert _wait(node_back, START_S), "the node did not come back after a registry restart"
             nodes = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
             assert [n["requests"] for n in nodes] == [3], nodes  # counters survived the restart
 
@@ -140,7 +143,7 @@ def test_registry_restart_nodes_come_back_nothing_lost(tmp_path: Path) -> None:
                 assert r.status_code in (200, 503), r.text
                 return r.status_code == 200
 
-            assert _wait(served, 10), "no answer within 10 s of the node coming back"
+            assert _wait(served), "no answer after the node came back"
 
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -170,7 +173,8 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
             lambda: (
                 sum(n["healthy"] for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"])
                 == 2
-            )
+            ),
+            START_S,  # the second node's start
         )
         body = {
             "model": "mistral-7b",
@@ -330,7 +334,7 @@ def test_admin_revokes_a_running_node_from_the_cli(tmp_path: Path) -> None:
             nodes = httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
             return not any(n["healthy"] for n in nodes)
 
-        assert _wait(gone, 10), "the revoked node is still routed"
+        assert _wait(gone), "the revoked node is still routed"
         r = httpx.post(
             url + "/v1/completions",
             json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
@@ -339,7 +343,7 @@ def test_admin_revokes_a_running_node_from_the_cli(tmp_path: Path) -> None:
         assert r.status_code == 503
         node_log = mesh._children[1].log_path
         said = f"the registry at {url} revoked this node ({node['node_id']})"
-        assert _wait(lambda: said in node_log.read_text(errors="replace"), 10)
+        assert _wait(lambda: said in node_log.read_text(errors="replace"))
         time.sleep(3)  # heartbeats would have gone on every second or so: none went
         text = node_log.read_text(errors="replace")
         assert text.count(said) == 1 and "HTTP 403" not in text, text[-2000:]

@@ -36,6 +36,7 @@ from LLM_Mesh.cli.main import app
 from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.store import SqlStore
 from tests.e2e.conftest import free_port
+from tests.waiting import SOON_S, START_S, scaled
 
 pytestmark = [pytest.mark.e2e]
 
@@ -121,7 +122,7 @@ def _prepare(db: str, home: Path) -> tuple[str, str, str]:
 
 
 def _wait(pred: Any, timeout: float, what: str, *procs: Proc) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if pred():
             return
@@ -178,10 +179,10 @@ def _lone(tmp_path: Path, point: str, db: str | None = None) -> Iterator[Lone]:
         for p in procs:
             p.start()
         for u in urls:
-            _wait(lambda u=u: _get(u + "/healthz") is not None, 60, f"registry {u}", *procs)
+            _wait(lambda u=u: _get(u + "/healthz") is not None, START_S, f"registry {u}", *procs)
         node.start()
         for u in urls:
-            _wait(lambda u=u: _routable(u), 120, f"the node routable at {u}", *procs, node)
+            _wait(lambda u=u: _routable(u), START_S, f"the node routable at {u}", *procs, node)
         yield lone
     finally:
         node.stop()
@@ -232,13 +233,20 @@ def _drained(lone: Lone) -> dict[str, Any]:
     recovered by another once its heartbeat is 30 s old (``holder_ttl_s``), a restart's at
     its start. (``_books`` reads the balance before the rows, not in one snapshot: CI
     2026-12-06 read a reservation its settlement released between the two reads.)"""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + scaled(30 + SOON_S)  # the 30 s, then a few polls
     while True:
         got = asyncio.run(_books(lone.db, lone.account))
         drained = not got["in_flight"] and not got["leases"] and got["reserved"] == 0
         if drained or time.monotonic() > deadline:
             return got
         time.sleep(0.3)
+
+
+def _settled(lone: Lone, request_id: str) -> bool:
+    """Whether ``request_id``'s debit is in the ledger and nothing is in flight or reserved."""
+    got = asyncio.run(_books(lone.db, lone.account))
+    paid = any(str(k).startswith(client_ledger_id(request_id) + "~") for k, _ in got["debits"])
+    return paid and not got["in_flight"] and got["reserved"] == 0
 
 
 def _served(lone: Lone) -> int:
@@ -251,11 +259,11 @@ def _killed_then_restarted(lone: Lone, request_id: str) -> None:
     with pytest.raises(httpx.HTTPError):  # no answer: the process died before sending it
         _ask(lone, request_id)
     assert lone.registry.proc is not None
-    assert lone.registry.proc.wait(10) == -9, lone.registry.tail()
+    assert lone.registry.proc.wait(scaled(SOON_S)) == -9, lone.registry.tail()
     lone.flag.unlink()
     lone.registry.stop()  # its log closed; the process is gone
     lone.registry.start()
-    _wait(lambda: _routable(lone.url), 120, "the node routable again", lone.registry, lone.node)
+    _wait(lambda: _routable(lone.url), START_S, "the node routable again", lone.registry, lone.node)
 
 
 def _check(lone: Lone, ok: dict[str, int], retried: str) -> dict[str, Any]:
@@ -330,16 +338,18 @@ def test_a_registry_killed_inside_its_settlers_append_settles_once_after_restart
     lone = killed_appending
     first = _ask(lone, "kill-a")  # its settling (0.2 s later) kills the process: flag off yet
     assert first.status_code == 200, first.text
-    time.sleep(1.0)  # settled (the flag was not there)
+    # settled before the flag is set: a fixed 1 s was not always enough on a loaded box, and
+    # the settler then died appending kill-a's entries, not kill-b's (flaky36)
+    _wait(lambda: _settled(lone, "kill-a"), SOON_S, "kill-a settled", lone.registry)
     lone.flag.touch()
     second = _ask(lone, "kill-b")  # answered; the settler dies in its append
     assert second.status_code == 200, second.text
     assert lone.registry.proc is not None
-    assert lone.registry.proc.wait(10) == -9, lone.registry.tail()
+    assert lone.registry.proc.wait(scaled(SOON_S)) == -9, lone.registry.tail()
     lone.flag.unlink()
     lone.registry.stop()
     lone.registry.start()
-    _wait(lambda: _routable(lone.url), 120, "the node routable again", lone.registry, lone.node)
+    _wait(lambda: _routable(lone.url), START_S, "the node routable again", lone.registry, lone.node)
     retry = _ask(lone, "kill-b")
     assert retry.status_code == 409, retry.text
     ok = {"kill-a": first.json()["mesh"]["cost"], "kill-b": second.json()["mesh"]["cost"]}
@@ -364,7 +374,7 @@ def test_a_replica_killed_after_paying_an_answer_is_refused_elsewhere_and_paid_o
     with pytest.raises(httpx.HTTPError):
         _ask(lone, "kill-b")
     assert lone.registry.proc is not None
-    assert lone.registry.proc.wait(10) == -9, lone.registry.tail()
+    assert lone.registry.proc.wait(scaled(SOON_S)) == -9, lone.registry.tail()
     lone.flag.unlink()
     retry = _ask(lone, "kill-b", there)
     assert retry.status_code == 409, retry.text

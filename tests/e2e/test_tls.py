@@ -30,6 +30,7 @@ from LLM_Mesh.node.tls import make_self_signed
 from LLM_Mesh.secret_files import read_admin_key
 from LLM_Mesh.tls import client_ssl_context
 from tests.e2e.conftest import HAVE_MODEL, free_port
+from tests.waiting import START_S, scaled
 
 pytestmark = [
     pytest.mark.e2e,
@@ -161,7 +162,7 @@ def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Mesh, 
     )  # fmt: skip
     try:
         node_url = mesh.node_url = f"https://127.0.0.1:{node_port}"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + scaled(START_S)  # the registry's start, the node's
         ready = False
         with httpx.Client(verify=client_ssl_context(reg_cert.cert_path), timeout=2) as c:
             while time.monotonic() < deadline and not ready:

@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from LLM_Mesh.client import MeshClient, new_request_id
 from tests.e2e.conftest import free_port
 from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
+from tests.waiting import SOON_S, START_S, scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -127,12 +128,16 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         sup.start()
         assert sup.proc is not None
         pid = sup.proc.pid
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
         for p in nodes:
             p.start()
         ids = {_node_id(tmp_path / f"node{j}") for j in range(2)}
         # both workers know both nodes: 8 listings in a row (each goes to either worker)
-        _wait(lambda: all(ids <= _healthy_ids(url) for _ in range(8)), 90, "nodes healthy")
+        _wait(
+            lambda: all(ids <= _healthy_ids(url) for _ in range(8)),
+            scaled(START_S),
+            "nodes healthy",
+        )
 
         answers = asyncio.run(_ask(url, api_key, 24, 6))
         assert all(a.get("usage") and a.get("node_id") in ids for a in answers), answers
@@ -142,11 +147,17 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         first = _workers(pid)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: len(_workers(pid)) == 2 and victim not in _workers(pid), 30,
+        _wait(lambda: len(_workers(pid)) == 2 and victim not in _workers(pid), scaled(SOON_S),
               "the killed worker replaced")  # fmt: skip
         # the new one beats, the killed one's row has gone quiet
-        _wait(lambda: _replicas(pg_database_url) == (2, 3), 60, "the new worker serving")
-        _wait(lambda: all(ids <= _healthy_ids(url) for _ in range(8)), 60, "nodes healthy")
+        _wait(
+            lambda: _replicas(pg_database_url) == (2, 3), scaled(START_S), "the new worker serving"
+        )
+        _wait(
+            lambda: all(ids <= _healthy_ids(url) for _ in range(8)),
+            scaled(START_S),
+            "nodes healthy",
+        )
         answers = asyncio.run(_ask(url, api_key, 16, 4))
         assert all(a.get("usage") for a in answers), answers
 
@@ -156,8 +167,14 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         _wait(lambda: len(_workers(pid)) == 2 and hung[0] not in _workers(pid), 60,
               "the hung worker replaced")  # fmt: skip
         assert time.monotonic() - t0 < WORKER_TIMEOUT_S + 10  # its timeout, a margin
-        _wait(lambda: _replicas(pg_database_url) == (2, 4), 60, "the new worker serving")
-        _wait(lambda: all(ids <= _healthy_ids(url) for _ in range(8)), 60, "nodes healthy")
+        _wait(
+            lambda: _replicas(pg_database_url) == (2, 4), scaled(START_S), "the new worker serving"
+        )
+        _wait(
+            lambda: all(ids <= _healthy_ids(url) for _ in range(8)),
+            scaled(START_S),
+            "nodes healthy",
+        )
         answers = asyncio.run(_ask(url, api_key, 16, 4))
         assert all(a.get("usage") for a in answers), answers
 
@@ -202,7 +219,7 @@ def test_one_socket_a_stopped_worker_takes_no_connection_and_a_dead_one_drops_no
         sup.start()
         assert sup.proc is not None
         pid = sup.proc.pid
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
         a, b = sorted(_workers(pid))
         os.kill(a, signal.SIGSTOP)
         stopped.append(a)
@@ -237,7 +254,9 @@ def test_one_socket_a_stopped_worker_takes_no_connection_and_a_dead_one_drops_no
                 c.close()
         assert said == ["HTTP/1.1 200 OK"] * 10, said
 
-        _wait(lambda: len(_workers(pid)) == 2 and a not in _workers(pid), 30, "a replaced")
+        _wait(
+            lambda: len(_workers(pid)) == 2 and a not in _workers(pid), scaled(SOON_S), "a replaced"
+        )
         sup.proc.send_signal(signal.SIGTERM)
         assert sup.proc.wait(60) == 0, sup.tail()
         with pytest.raises(OSError):  # its socket closed with it

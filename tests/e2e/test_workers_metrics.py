@@ -29,6 +29,7 @@ from tests.e2e.conftest import free_port
 from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
 from tests.e2e.test_workers import _replicas, _workers, supervisor
 from tests.metrics_scrape import Scrape
+from tests.waiting import SOON_S, START_S, scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -59,7 +60,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
     try:
         sup.start()
         assert sup.proc is not None
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
         codes = set()
         for _ in range(REQUESTS):  # httpx.post: a new connection each
@@ -67,7 +68,16 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
                            headers={"Authorization": f"Bearer {api_key}"})  # fmt: skip
             codes.add(r.status_code)
         assert codes and all(c >= 400 for c in codes), codes
-        time.sleep(1.0)  # the request writers' flushes (every 0.5 s)
+
+        def flushed() -> bool:  # the request writers' flushes (every 0.5 s) seen: two scrapes
+            a = _scrape(url)  # a flush apart read every request and the same records
+            time.sleep(0.6)  # (a fixed 1 s was not always enough on a loaded box: flaky36)
+            b = _scrape(url)
+            read = [(s.value("llm_mesh_gateway_requests_total", code="model_not_found"),
+                     s.value("llm_mesh_gateway_request_records_total")) for s in (a, b)]  # fmt: skip
+            return read[0] == read[1] and read[0][0] == REQUESTS
+
+        _wait(flushed, scaled(SOON_S), "the request writers' flushes")
 
         scrapes = [_scrape(url) for _ in range(12)]
         totals = [
@@ -98,6 +108,10 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
 HELD = 6
 
 
+def _held(url: str) -> float:
+    return _scrape(url).value("llm_mesh_gateway_in_flight_attempts", model=SIM)
+
+
 def test_every_scrape_of_two_workers_reads_both_workers_gauges(
     tmp_path: Path, pg_database_url: str
 ) -> None:
@@ -111,13 +125,13 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
     node = Proc(
         "node",
         ["node", "start", "--registry", url, "--host", "127.0.0.1", "--port", str(free_port()),
-         "--no-config", "--model", SIM, "--engine", "sim", "--sim-tokens-per-s", "10",
+         "--no-config", "--model", SIM, "--engine", "sim", "--sim-tokens-per-s", "5",
          "--sim-ttft-s", "0.01", "--max-concurrency", str(2 * HELD)],
         _env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / "node.log",
     )  # fmt: skip
     answers: list[int] = []
 
-    def ask() -> None:  # a new connection: either worker takes it; ~6 s at 10 tokens/s
+    def ask() -> None:  # a new connection: either worker takes it; ~12 s at 5 tokens/s
         body = {"model": SIM, "max_tokens": 60, "messages": [{"role": "user", "content": "hi"}]}
         r = httpx.post(url + "/v1/chat/completions", json=body, timeout=60,
                        headers={"Authorization": f"Bearer {api_key}"})  # fmt: skip
@@ -126,14 +140,18 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
     try:
         sup.start()
         assert sup.proc is not None
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
         node.start()
         nid = _node_id(node_home)
-        _wait(lambda: all(nid in _healthy_ids(url) for _ in range(8)), 90, "node healthy")
+        _wait(
+            lambda: all(nid in _healthy_ids(url) for _ in range(8)), scaled(START_S), "node healthy"
+        )
         threads = [threading.Thread(target=ask) for _ in range(HELD)]
         for t in threads:
             t.start()
-        time.sleep(2.0)  # all sent, and each worker's gauges written since (every second)
+        # all sent, and each worker's gauges written since (every second): seen, not slept
+        # for (a fixed 2 s was not always enough on a loaded box: flaky36)
+        _wait(lambda: _held(url) == HELD, scaled(SOON_S), f"{HELD} attempts in flight")
         scrapes = [_scrape(url) for _ in range(10)]
         for t in threads:
             t.join(60)
@@ -145,16 +163,16 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
         assert all(s.value("llm_mesh_gateway_nodes_healthy") == 1 for s in scrapes)
         assert not any(s.has("llm_mesh_gateway_nodes", pid=str(p)) for s in scrapes
                        for p in _workers(sup.proc.pid))  # fmt: skip
-        time.sleep(1.5)
-        after = [_scrape(url).value("llm_mesh_gateway_in_flight_attempts", model=SIM)
-                 for _ in range(6)]  # fmt: skip
+        # every answer in, and the gauges written since (a fixed 1.5 s before: flaky36)
+        _wait(lambda: _held(url) == 0, scaled(SOON_S), "no attempt in flight")
+        after = [_held(url) for _ in range(6)]
         assert after == [0] * 6, after
 
         victim = min(_workers(sup.proc.pid))
         metrics_dir = _metrics_dir(victim)
         assert list(metrics_dir.glob(f"gauge_live*_{victim}.db"))
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), 10,
+        _wait(lambda: not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), scaled(SOON_S),
               "the killed worker's gauge files removed")  # fmt: skip
         sup.kill(signal.SIGTERM)
     finally:

@@ -8,12 +8,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from LLM_Mesh.registry.db_thread import DbThread
+from tests.waiting import START_S, scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,17 +94,17 @@ def test_a_process_whose_settlement_abandoned_a_hung_sqlite_call_exits(tmp_path:
     exited: the thread was a ``ThreadPoolExecutor``'s, which ``concurrent.futures`` joins
     at interpreter exit. Now a daemon thread: the registry's process exits."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-c", _HUNG_AT_STOP, str(tmp_path / "registry.db")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=30)
+    try:  # a start, the stop, the exit: at load ~15 the stop returned 43.7 s after the start
+        # and the process exited 8.9 s later (flaky36: a fixed 30 s failed there); the
+        # failure this catches is an exit that never comes
+        out, err = proc.communicate(timeout=scaled(START_S))
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
         pytest.fail(f"the process did not exit (stdout {out!r}): held by the hung call")
     assert "stopped" in out, err[-2000:]  # the stop returned (as before)
     assert proc.returncode == 0, err[-2000:]
-    assert time.monotonic() - t0 < 30
