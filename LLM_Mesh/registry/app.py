@@ -44,7 +44,6 @@ from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.core.trusted_proxies import LOOPBACK_PROXIES, uvicorn_names
-from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
@@ -52,6 +51,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.app_keys import start_keys
+from LLM_Mesh.registry.app_start import StartRetry, first_beat, witness_pusher
 from LLM_Mesh.registry.app_store import (
     default_store,
     ledger_engine_of,
@@ -105,7 +105,6 @@ from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
 from LLM_Mesh.registry.usage_audit_sync import shares_usage_audit
-from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
 
 log = logging.getLogger(__name__)
 
@@ -311,8 +310,13 @@ def create_registry_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.store.open()
-        try:
+        # each step on the store again while PostgreSQL is away (app_start.py, 120 s)
+        start = StartRetry(getattr(runtime.store, "url", None))
+        pusher = witness_pusher(settings, ledger, witness_client, wall_clock, clock)
+        app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
+
+        async def load() -> Checkpointer:  # the store opened, its state loaded: may rerun
+            await runtime.store.open()
             # a store restored behind a checkpoint already published is refused (ledger_mark)
             marks = None if isinstance(ledger_engine, EngineOnce) else await ledger_guard(
                 ledger, settings, wall_clock)  # fmt: skip
@@ -324,8 +328,6 @@ def create_registry_app(
                 table, runtime.store, runtime.pins, transport=settings.node_transport,
                 forget_s=settings.node_forget_s,
             )  # fmt: skip
-            if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
-                runtime.idempotency.start()
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
             routing.sync_all()
@@ -342,8 +344,6 @@ def create_registry_app(
                 checkpointer.keep = marks.keep_off_loop
                 checkpointer.durable = durable_step(ledger_engine)  # SQLite: fsync first
             ledger.on_append = checkpointer.note_append
-            pusher = _witness_pusher(settings, ledger, witness_client, wall_clock, clock)
-            app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
             if pusher is not None:
                 checkpointer.on_signed = pusher.wake
             if not isinstance(ledger_engine, EngineOnce):
@@ -354,6 +354,12 @@ def create_registry_app(
                 if warning is not None:
                     log.warning("%s", warning)
                 await checkpointer.ensure_published()
+            return checkpointer
+
+        try:
+            checkpointer = await start.run("opening the store and loading its state", load)
+            if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
+                runtime.idempotency.start()
             if http_client is None:
                 runtime.client, runtime.owns_client = make_client(runtime.pins), True
             elif isinstance(http_client, httpx.AsyncClient):
@@ -362,13 +368,13 @@ def create_registry_app(
             else:
                 runtime.client, runtime.owns_client = http_client, False
             if beat is not None:
-                await _first_beat(beat)
+                await first_beat(beat)
                 beat.start()
             if node_sync is not None:
                 node_sync.start()
-            if runtime.settlement is not None:
-                await runtime.settlement.load_operators(runtime.store)
-                await runtime.settlement.start()
+            if (settle := runtime.settlement) is not None:
+                await start.run("loading operators", lambda: settle.load_operators(runtime.store))
+                await start.run("starting the settlement", settle.start)
             # the store polls skip their queries while nothing they read was written (SQLite)
             for topic, poller in store_polls.items():
                 poller.changes = store_changes(runtime.store, topic)
@@ -381,13 +387,14 @@ def create_registry_app(
             if pusher is not None:
                 pusher.start()
             runtime.keys.start()
-            if runtime.rewards is not None:  # the due period closed before any heartbeat
-                await runtime.rewards.close_first(settings.reward_start_close_s)
-                runtime.rewards.start()
+            if (rewards := runtime.rewards) is not None:  # the due period closed first
+                await start.run("closing the due reward period",
+                                lambda: rewards.close_first(settings.reward_start_close_s))  # fmt: skip
+                rewards.start()
             quality_watcher.start()
             usage_audit.start()
             if departures is not None:  # the tallies loaded before the first probe
-                await departures.open()
+                await start.run("loading the canary's departures", departures.open)
             canary.start()
             if pruner is not None:
                 pruner.start()
@@ -500,33 +507,6 @@ def _upkeep(runtime: Runtime) -> None:
             if e.state is not NodeState.OFFLINE and e.last_heartbeat is not None
             and now - e.last_heartbeat < expiry
         )  # fmt: skip
-
-
-def _witness_pusher(
-    settings: Settings,
-    ledger: SqlLedger,
-    client: httpx.AsyncClient | None,
-    wall_clock: Callable[[], float],
-    clock: Callable[[], float],
-) -> WitnessPusher | None:
-    """The checkpoints' pusher to ``settings.ledger_witness_urls`` (none: ``None``)."""
-    if not settings.ledger_witness_urls:
-        return None
-    return WitnessPusher(
-        ledger, settings.ledger_witness_urls,
-        [parse_vkey(t) for t in settings.ledger_witnesses],
-        client if client is not None else make_witness_client(),
-        interval_s=settings.ledger_checkpoint_interval_s, wall_clock=wall_clock, clock=clock,
-    )  # fmt: skip
-
-
-async def _first_beat(beat: ReplicaBeat) -> None:
-    """Beat once before serving (other replicas see this one at once); a store that fails
-    now is retried by the beat's loop."""
-    try:
-        await beat.poll()
-    except Exception:
-        log.exception("replica beat failed at start; retrying in the background")
 
 
 def serve(
