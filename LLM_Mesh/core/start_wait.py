@@ -3,7 +3,7 @@
 A replica that starts while PostgreSQL restarts, or while its connections are terminated
 (``pg_terminate_backend``, a failover), must not exit: each step of its start that reads or
 writes the store is tried again while it fails for a lost or refused connection
-(``registry/app_start.py`` says which errors are such), after a capped exponential backoff
+(``registry/start_retry.py`` says which errors are such), after a capped exponential backoff
 (:class:`~LLM_Mesh.core.retry.Backoff`: 0.5 s doubling to 10 s), until
 :data:`DEFAULT_START_WAIT_S` after the step's first failure; then the start gives up (the
 process exits, its last error said). A step that works ends the wait: the next step's

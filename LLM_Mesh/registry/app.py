@@ -51,7 +51,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.app_keys import start_keys
-from LLM_Mesh.registry.app_start import StartRetry, first_beat, witness_pusher
+from LLM_Mesh.registry.app_start import first_beat, witness_pusher
 from LLM_Mesh.registry.app_store import (
     default_store,
     ledger_engine_of,
@@ -102,6 +102,7 @@ from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
+from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
 from LLM_Mesh.registry.usage_audit_sync import shares_usage_audit
@@ -310,7 +311,7 @@ def create_registry_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # each step on the store again while PostgreSQL is away (app_start.py, 120 s)
+        # each step on the store again while PostgreSQL is away (start_retry.py, 120 s)
         start = StartRetry(getattr(runtime.store, "url", None))
         pusher = witness_pusher(settings, ledger, witness_client, wall_clock, clock)
         app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
@@ -540,7 +541,11 @@ def serve(
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
-    from LLM_Mesh.registry.store_checks import nothing_left_on_refusal, store_unusable
+    from LLM_Mesh.registry.store_checks import (
+        checks_retry,
+        nothing_left_on_refusal,
+        store_unusable,
+    )
     from LLM_Mesh.server_process import require_free_port
     from LLM_Mesh.worker_beat import beat_for_supervisor
 
@@ -554,7 +559,9 @@ def serve(
         problem = store_unusable(url)  # the file, the server, a newer llm-mesh's schema
         if problem is not None:
             raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
-        behind = asyncio.run(store_behind(settings))  # a restored older backup (ledger_mark.py)
+        behind = asyncio.run(  # a restored older backup (ledger_mark.py); a lost connection waited
+            checks_retry(url).run("reading its ledger", lambda: store_behind(settings))
+        )
         if behind is not None:
             raise LedgerBehind(behind)
 

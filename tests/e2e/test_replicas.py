@@ -13,7 +13,7 @@ its own request id. During the run:
   ``pg_terminate_backend`` (the machine's PostgreSQL itself is not restarted by tests);
 - while replica 0 starts again, its own connections are killed up to
   :data:`START_KILLS` times, a second apart, until it serves (found 2026-12-06, CI: a
-  replica whose connections were killed while it started exited; ``registry/app_start.py``).
+  replica whose connections were killed while it started exited; ``registry/start_retry.py``).
 
 It shows: no request failed that had a healthy alternative (the only failures allowed are
 requests that were on replica 0 when it died: a stream cut after its first event, or a

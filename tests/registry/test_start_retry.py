@@ -1,31 +1,38 @@
 """The start's steps on the store, tried again while the connection is lost (no sockets).
 
 The real thing, a registry starting while PostgreSQL terminates its connections:
-``test_app_start_pg.py``.
+``test_start_retry_pg.py``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.exc import InternalError, ProgrammingError
+from sqlalchemy.exc import InterfaceError as SaInterfaceError
+from sqlalchemy.exc import InternalError, OperationalError, ProgrammingError
 
 from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
-from LLM_Mesh.registry.app_start import StartRetry, lost_connection
 from LLM_Mesh.registry.schema_version import SchemaUnknown
+from LLM_Mesh.registry.start_retry import StartRetry, lost_connection
 
 URL = "postgresql+asyncpg://mesh:hunter2@db.example:5432/mesh"
 
 
-def _wrapped(driver_error: BaseException, statement: str = "show standard_conforming_strings"):
-    """``driver_error`` as SQLAlchemy's asyncpg dialect raises it (the CI's shape)."""
+def _adapted(driver_error: BaseException) -> Exception:
+    """The dialect's DBAPI error of ``driver_error`` (raised ``from`` it)."""
     adapted = Exception(str(driver_error))
     adapted.__cause__ = driver_error
-    return InternalError(statement, None, adapted)
+    return adapted
+
+
+def _wrapped(driver_error: BaseException, statement: str = "show standard_conforming_strings"):
+    """``driver_error`` as SQLAlchemy's asyncpg dialect raises it (the CI's shape)."""
+    return InternalError(statement, None, _adapted(driver_error))
 
 
 BROKEN = asyncpg.exceptions.InternalClientError(
@@ -45,6 +52,8 @@ BROKEN = asyncpg.exceptions.InternalClientError(
         TimeoutError(),
         StoreUnavailable("the registry's database is busy"),
         InternalError("SELECT 1", None, Exception("x"), connection_invalidated=True),
+        OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked")),
+        SaInterfaceError("SELECT 1", None, _adapted(asyncpg.exceptions.InterfaceError("closed"))),
     ],
 )
 def test_a_lost_refused_or_broken_connection_is_waited_for(exc: BaseException) -> None:
@@ -71,6 +80,8 @@ def _schema_unknown_while_lost() -> SchemaUnknown:
         LedgerBehind("the store's ledger is behind its published checkpoint"),
         ValueError("bad URL"),
         OSError(13, "Permission denied"),
+        OperationalError("SELECT", None, sqlite3.OperationalError("no such table: nodes")),
+        OperationalError("SELECT", None, sqlite3.OperationalError("disk I/O error")),
     ],
 )
 def test_any_other_error_is_not(exc: BaseException) -> None:

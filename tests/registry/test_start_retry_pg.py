@@ -12,6 +12,7 @@ listener placed before the dialect's own), the FATAL message read before the end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -63,8 +64,9 @@ class Terminator:
         self.killed += 1
 
 
-@pytest.fixture
-def terminator(pg_database_url: str) -> Iterator[Terminator]:
+@contextlib.contextmanager
+def terminating(pg_database_url: str) -> Iterator[Terminator]:
+    """A :class:`Terminator` of ``pg_database_url``'s new connections, while in the block."""
     url = make_url(pg_database_url)
     admin = url.set(drivername="postgresql", database="postgres")
     t = Terminator(admin.render_as_string(hide_password=False), str(url.database))
@@ -73,6 +75,12 @@ def terminator(pg_database_url: str) -> Iterator[Terminator]:
         yield t
     finally:
         event.remove(Pool, "connect", t.on_connect)
+
+
+@pytest.fixture
+def terminator(pg_database_url: str) -> Iterator[Terminator]:
+    with terminating(pg_database_url) as t:
+        yield t
 
 
 async def test_a_registry_starts_while_postgresql_terminates_its_first_connections(
