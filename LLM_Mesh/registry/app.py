@@ -8,7 +8,8 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 ``httpx.AsyncClient`` given is wrapped in an
 :class:`~LLM_Mesh.registry.node_client_httpx.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
 rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0; the due period
-closed before it serves: ``RewardTask.close_first``), and on
+closed before it serves: ``RewardTask.close_first``; each of those steps on the store run
+again while PostgreSQL is away, up to 120 s: ``start_retry.py``), and on
 shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
