@@ -301,7 +301,7 @@ def _supervise(
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
     from LLM_Mesh.registry.ledger_mark import store_behind
-    from LLM_Mesh.registry.store_checks import store_unusable
+    from LLM_Mesh.registry.store_checks import checks_retry, store_unusable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import shared_socket
     from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
@@ -325,7 +325,9 @@ def _supervise(
         problem = store_unusable(url)  # the server, a newer llm-mesh's schema
         if problem is not None:
             raise ValueError(f"{problem} (--database-url)")
-        behind = asyncio.run(store_behind(settings))  # a restored older backup
+        behind = asyncio.run(  # a restored older backup; a lost connection waited for
+            checks_retry(url).run("reading its ledger", lambda: store_behind(settings))
+        )
         if behind is not None:
             raise ValueError(behind)
         # bound once, here: every worker (and every one restarted) serves this socket

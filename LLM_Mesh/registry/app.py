@@ -8,7 +8,8 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 ``httpx.AsyncClient`` given is wrapped in an
 :class:`~LLM_Mesh.registry.node_client_httpx.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
 rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0; the due period
-closed before it serves: ``RewardTask.close_first``), and on
+closed before it serves: ``RewardTask.close_first``; each of those steps on the store run
+again while PostgreSQL is away, up to 120 s: ``start_retry.py``), and on
 shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
@@ -43,7 +44,6 @@ from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.core.trusted_proxies import LOOPBACK_PROXIES, uvicorn_names
-from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
@@ -52,6 +52,7 @@ from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.app_keys import start_keys
 from LLM_Mesh.registry.app_redis import share_through_redis
+from LLM_Mesh.registry.app_start import first_beat, witness_pusher
 from LLM_Mesh.registry.app_store import (
     default_store,
     ledger_engine_of,
@@ -100,10 +101,10 @@ from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
+from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
 from LLM_Mesh.registry.usage_audit_sync import shares_usage_audit
-from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +300,13 @@ def create_registry_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.store.open()
-        try:
+        # each step on the store again while PostgreSQL is away (start_retry.py, 120 s)
+        start = StartRetry(getattr(runtime.store, "url", None))
+        pusher = witness_pusher(settings, ledger, witness_client, wall_clock, clock)
+        app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
+
+        async def load() -> Checkpointer:  # the store opened, its state loaded: may rerun
+            await runtime.store.open()
             # a store restored behind a checkpoint already published is refused (ledger_mark)
             marks = None if isinstance(ledger_engine, EngineOnce) else await ledger_guard(
                 ledger, settings, wall_clock)  # fmt: skip
@@ -312,8 +318,6 @@ def create_registry_app(
                 table, runtime.store, runtime.pins, transport=settings.node_transport,
                 forget_s=settings.node_forget_s,
             )  # fmt: skip
-            if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
-                runtime.idempotency.start()
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
             routing.sync_all()
@@ -330,8 +334,6 @@ def create_registry_app(
                 checkpointer.keep = marks.keep_off_loop
                 checkpointer.durable = durable_step(ledger_engine)  # SQLite: fsync first
             ledger.on_append = checkpointer.note_append
-            pusher = _witness_pusher(settings, ledger, witness_client, wall_clock, clock)
-            app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
             if pusher is not None:
                 checkpointer.on_signed = pusher.wake
             if not isinstance(ledger_engine, EngineOnce):
@@ -342,6 +344,12 @@ def create_registry_app(
                 if warning is not None:
                     log.warning("%s", warning)
                 await checkpointer.ensure_published()
+            return checkpointer
+
+        try:
+            checkpointer = await start.run("opening the store and loading its state", load)
+            if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
+                runtime.idempotency.start()
             if http_client is None:
                 runtime.client, runtime.owns_client = make_client(runtime.pins), True
             elif isinstance(http_client, httpx.AsyncClient):
@@ -350,15 +358,15 @@ def create_registry_app(
             else:
                 runtime.client, runtime.owns_client = http_client, False
             if beat is not None:
-                await _first_beat(beat)
+                await first_beat(beat)
                 beat.start()
             if node_sync is not None:
                 node_sync.start()
             if runtime.shared_shown is not None:  # what the nodes showed, shared (redis_shown)
                 runtime.shared_shown.start()
-            if runtime.settlement is not None:
-                await runtime.settlement.load_operators(runtime.store)
-                await runtime.settlement.start()
+            if (settle := runtime.settlement) is not None:
+                await start.run("loading operators", lambda: settle.load_operators(runtime.store))
+                await start.run("starting the settlement", settle.start)
             # the store polls skip their queries while nothing they read was written (SQLite)
             for topic, poller in store_polls.items():
                 poller.changes = store_changes(runtime.store, topic)
@@ -371,13 +379,14 @@ def create_registry_app(
             if pusher is not None:
                 pusher.start()
             runtime.keys.start()
-            if runtime.rewards is not None:  # the due period closed before any heartbeat
-                await runtime.rewards.close_first(settings.reward_start_close_s)
-                runtime.rewards.start()
+            if (rewards := runtime.rewards) is not None:  # the due period closed first
+                await start.run("closing the due reward period",
+                                lambda: rewards.close_first(settings.reward_start_close_s))  # fmt: skip
+                rewards.start()
             quality_watcher.start()
             usage_audit.start()
             if departures is not None:  # the tallies loaded before the first probe
-                await departures.open()
+                await start.run("loading the canary's departures", departures.open)
             canary.start()
             if pruner is not None:
                 pruner.start()
@@ -495,33 +504,6 @@ def _upkeep(runtime: Runtime) -> None:
         )  # fmt: skip
 
 
-def _witness_pusher(
-    settings: Settings,
-    ledger: SqlLedger,
-    client: httpx.AsyncClient | None,
-    wall_clock: Callable[[], float],
-    clock: Callable[[], float],
-) -> WitnessPusher | None:
-    """The checkpoints' pusher to ``settings.ledger_witness_urls`` (none: ``None``)."""
-    if not settings.ledger_witness_urls:
-        return None
-    return WitnessPusher(
-        ledger, settings.ledger_witness_urls,
-        [parse_vkey(t) for t in settings.ledger_witnesses],
-        client if client is not None else make_witness_client(),
-        interval_s=settings.ledger_checkpoint_interval_s, wall_clock=wall_clock, clock=clock,
-    )  # fmt: skip
-
-
-async def _first_beat(beat: ReplicaBeat) -> None:
-    """Beat once before serving (other replicas see this one at once); a store that fails
-    now is retried by the beat's loop."""
-    try:
-        await beat.poll()
-    except Exception:
-        log.exception("replica beat failed at start; retrying in the background")
-
-
 def serve(
     settings: Settings,
     host: str = DEFAULT_REGISTRY_HOST,
@@ -553,7 +535,11 @@ def serve(
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
-    from LLM_Mesh.registry.store_checks import nothing_left_on_refusal, store_unusable
+    from LLM_Mesh.registry.store_checks import (
+        checks_retry,
+        nothing_left_on_refusal,
+        store_unusable,
+    )
     from LLM_Mesh.server_process import require_free_port
     from LLM_Mesh.worker_beat import beat_for_supervisor
 
@@ -567,7 +553,9 @@ def serve(
         problem = store_unusable(url)  # the file, the server, a newer llm-mesh's schema
         if problem is not None:
             raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
-        behind = asyncio.run(store_behind(settings))  # a restored older backup (ledger_mark.py)
+        behind = asyncio.run(  # a restored older backup (ledger_mark.py); a lost connection waited
+            checks_retry(url).run("reading its ledger", lambda: store_behind(settings))
+        )
         if behind is not None:
             raise LedgerBehind(behind)
 

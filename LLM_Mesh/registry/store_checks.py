@@ -4,7 +4,8 @@
 :func:`database_unreachable` (one PostgreSQL connection) and
 :func:`~LLM_Mesh.registry.schema_version.schema_unknown` (a newer llm-mesh's schema);
 ``registry serve`` calls it before uvicorn starts (found 2026-12-03: tracebacks from the
-app's start-up instead). :func:`nothing_left_on_refusal`: a start refused before it
+app's start-up instead); a connection lost while they read is tried again (found
+2026-12-06: one terminated there was a traceback or "cannot reach", exit 1). :func:`nothing_left_on_refusal`: a start refused before it
 serves removes the SQLite files it made (found 2026-12-05: an empty ``registry.db`` was
 left in the home, a new network to the next start).
 """
@@ -22,9 +23,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from LLM_Mesh.registry.schema_version import schema_unknown
+from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.secret_files import make_private_dir
 
 __all__ = [
+    "checks_retry",
     "database_unreachable",
     "nothing_left_on_refusal",
     "sqlite_file",
@@ -77,36 +80,52 @@ def sqlite_unusable(url: str) -> str | None:
     return None
 
 
-async def database_unreachable(url: str, timeout_s: float = 10.0) -> str | None:
+async def database_unreachable(
+    url: str, timeout_s: float = 10.0, start: StartRetry | None = None
+) -> str | None:
     """Why the PostgreSQL database of ``url`` cannot be reached (refused, unknown host, a
     password it refuses), in one line said before serving; ``None`` when one connection
-    opens, or ``url`` is not PostgreSQL."""
+    opens, or ``url`` is not PostgreSQL. With ``start``: a connection lost while it opens
+    (terminated, a failover) is tried again as ``start`` says (``start_retry.py``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return None
-    engine = create_async_engine(url, connect_args={"timeout": timeout_s})
+
+    async def connect() -> None:
+        engine = create_async_engine(url, connect_args={"timeout": timeout_s})
+        try:
+            async with engine.connect():
+                pass
+        finally:
+            await engine.dispose()
+
     try:
-        async with engine.connect():
-            pass
+        await (connect() if start is None else start.run("connecting to it", connect))
     except Exception as exc:  # the driver's errors, whatever their class: said, not raised
         cause = getattr(exc, "orig", None) or exc.__cause__ or exc
         said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         where = parsed.render_as_string(hide_password=True)
         return f"cannot reach the database at {where}: {said}"
-    finally:
-        await engine.dispose()
     return None
 
 
 def store_unusable(url: str) -> str | None:
     """Why the store at ``url`` cannot serve (:func:`sqlite_unusable`,
     :func:`database_unreachable`, a newer llm-mesh's schema: ``schema_unknown``), in one
-    line said before serving; ``None`` when it can. Not in a running event loop."""
+    line said before serving; ``None`` when it can. A connection lost while they read is
+    tried again (:func:`checks_retry`); one refused is said at once. Not in a running
+    event loop."""
+    start = checks_retry(url)
     return (
         sqlite_unusable(url)
-        or asyncio.run(database_unreachable(url))
-        or asyncio.run(schema_unknown(url))
+        or asyncio.run(database_unreachable(url, start=start))
+        or asyncio.run(start.run("reading its schema version", lambda: schema_unknown(url)))
     )
+
+
+def checks_retry(url: str) -> StartRetry:
+    """The checks' :class:`StartRetry`: a lost connection waited for, a refused one not."""
+    return StartRetry(url, refused_waits=False)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ def supervisors(monkeypatch: pytest.MonkeyPatch) -> list[workers.WorkerSuperviso
     """The supervisors the command made (not run), with the database taken as reachable
     and its schema as known."""
 
-    async def reachable(_url: str) -> None:
+    async def reachable(_url: str, **_kw: Any) -> None:
         return None
 
     monkeypatch.setattr(store_checks, "database_unreachable", reachable)
@@ -99,7 +99,7 @@ def test_a_taken_port_is_said_before_any_worker_starts(
 def test_an_unreachable_database_is_said_before_any_worker_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, supervisors: list[workers.WorkerSupervisor]
 ) -> None:
-    async def unreachable(_url: str) -> str:
+    async def unreachable(_url: str, **_kw: Any) -> str:
         return "cannot reach PostgreSQL at 127.0.0.1:5432"
 
     monkeypatch.setattr(store_checks, "database_unreachable", unreachable)

@@ -1,0 +1,163 @@
+"""A start against the database: each step tried again while the connection is lost.
+
+The lifespan of :func:`~LLM_Mesh.registry.app.create_registry_app` runs the steps of its
+start that read or write the store through one :class:`StartRetry`: a step that fails for
+a lost, refused or broken connection (:func:`lost_connection`: PostgreSQL restarting,
+``pg_terminate_backend``, a failover) is logged as a WARNING naming the database (never its
+password) and run again after :class:`~LLM_Mesh.core.start_wait.StartWait`'s backoff, until
+its deadline (``DEFAULT_START_WAIT_S``, 120 s after the step's first failure); then
+:class:`~LLM_Mesh.errors.StoreUnavailable` says what was waited for, and the start fails.
+Any other error (a newer llm-mesh's schema: ``SchemaUnknown``, a ledger behind its mark:
+``LedgerBehind``, a password refused, a database that does not exist) fails the start at
+once, as before. Found 2026-12-06 (CI): a replica restarted while its connections were
+terminated exited with asyncpg's ``InternalClientError`` "cannot switch to state 11; another
+operation (2) is in progress": the server's FATAL message reached an idle connection before
+its end of file did, asyncpg's protocol had taken it for an error to consume (state 2), and
+the next statement on that connection (here the dialect's first ``show
+standard_conforming_strings``) was refused by the protocol, not sent (MagicStack/asyncpg#1069).
+Each step is one that may run again: loads, idempotent writes, starts that set their
+``started`` mark last.
+
+``registry serve``'s checks before uvicorn starts (``store_checks.store_unusable``, the
+ledger mark's ``store_behind``) run through a :class:`StartRetry` made with
+``refused_waits=False``: a connection lost while they read is waited for as above, but a
+database that refuses at that first moment (connection refused, "the database system is
+starting up") is said in one line at once (exit 1: a wrong port or host is not waited for;
+a supervisor's restart covers a server down at that very moment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from LLM_Mesh.core.start_wait import StartWait
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
+from LLM_Mesh.registry.schema_version import SchemaUnknown
+
+__all__ = ["StartRetry", "lost_connection"]
+
+log = logging.getLogger("LLM_Mesh.registry.app")  # its lines with the start's others
+
+T = TypeVar("T")
+
+
+def _driver_lost() -> tuple[type[BaseException], ...]:
+    """asyncpg's errors of a lost or broken connection (none without asyncpg)."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - installed with the package
+        return ()
+    x = asyncpg.exceptions
+    return (
+        x.InterfaceError,  # "connection is closed", ConnectionDoesNotExistError
+        x.InternalClientError,  # a protocol broken by a FATAL it did not expect (#1069)
+        x.PostgresConnectionError,  # class 08
+        x.OperatorInterventionError,  # 57P01 admin shutdown, 57P03 cannot connect now
+        x.TooManyConnectionsError,  # 53300: others' connections, gone soon
+    )  # fmt: skip
+
+
+def _refusals() -> tuple[type[BaseException], ...]:
+    """A database refusing a new connection: nothing listens, or its server is starting."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - installed with the package
+        return (ConnectionRefusedError,)
+    return (ConnectionRefusedError, asyncpg.exceptions.CannotConnectNowError)
+
+
+def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
+    """Whether ``exc`` is the database's connection lost, refused or broken (worth waiting
+    for), looked for along its causes (SQLAlchemy's wrapper, the driver's error, an error
+    rewrapped ``from``); never for ``SchemaUnknown`` or ``LedgerBehind``, nor for an
+    error of the statement itself (SQLite's "no such table" is an ``OperationalError``
+    too: only its "database is locked" is waited for). ``refused_waits=False``: a
+    connection refused (nothing listens, the server is starting up) is not."""
+    if isinstance(exc, SchemaUnknown | LedgerBehind):
+        return False
+    lost, refused = _driver_lost(), _refusals()
+    found = False
+    todo: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if not refused_waits and isinstance(e, refused):
+            return False
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            found = True
+        elif isinstance(e, (ConnectionError, TimeoutError, StoreUnavailable, *lost)):
+            found = True  # refused, reset, timed out; the store's own "busy or gone"
+        elif isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            found = True  # SQLite's write lock held past its busy timeout, not "no such table"
+        orig = getattr(e, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None, e.__cause__, e.__context__]
+    return found
+
+
+def _said(exc: BaseException) -> str:
+    """``exc`` in one line (its first), for a log line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+class StartRetry:
+    """Runs the start's steps, each again while it fails for a lost connection (module
+    docstring); ``url``: the database's, said without its password; ``refused_waits``:
+    whether a refused connection is waited for too."""
+
+    def __init__(
+        self,
+        url: str | None,
+        wait: StartWait | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        refused_waits: bool = True,
+    ) -> None:
+        self.where = "the store" if not url else make_url(url).render_as_string(hide_password=True)
+        self.wait = wait or StartWait()
+        self.clock = clock
+        self.sleep = sleep
+        self.retries = 0  # over every step: the steps tried again
+        self.refused_waits = refused_waits  # False: a refused connection fails at once
+
+    async def run(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """``step()``'s result, tried again while it fails for a lost connection, until the
+        deadline (then :class:`StoreUnavailable`); other errors at once."""
+        first_failure: float | None = None
+        retry = 0
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                if not lost_connection(exc, refused_waits=self.refused_waits):
+                    raise
+                now = self.clock()
+                first_failure = now if first_failure is None else first_failure
+                retry += 1
+                delay = self.wait.wait_before(retry, now - first_failure)
+                if delay is None:
+                    raise StoreUnavailable(
+                        f"the registry did not start: the database at {self.where} lost or "
+                        f"refused the connection for {now - first_failure:.0f} s while "
+                        f"{what} (the start waits {self.wait.deadline_s:.0f} s): {_said(exc)}"
+                    ) from exc
+                self.retries += 1
+                log.warning(
+                    "start: %s failed, the database at %s lost or refused the connection "
+                    "(%s); try %d in %.1f s (the start gives up %.0f s after the first "
+                    "failure)",
+                    what, self.where, _said(exc), retry + 1, delay, self.wait.deadline_s,
+                )  # fmt: skip
+                await self.sleep(delay)

@@ -1,0 +1,159 @@
+"""The start's steps on the store, tried again while the connection is lost (no sockets).
+
+The real thing, a registry starting while PostgreSQL terminates its connections:
+``test_start_retry_pg.py``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy.exc import InterfaceError as SaInterfaceError
+from sqlalchemy.exc import InternalError, OperationalError, ProgrammingError
+
+from LLM_Mesh.core.start_wait import StartWait
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
+from LLM_Mesh.registry.schema_version import SchemaUnknown
+from LLM_Mesh.registry.start_retry import StartRetry, lost_connection
+
+URL = "postgresql+asyncpg://mesh:hunter2@db.example:5432/mesh"
+
+
+def _adapted(driver_error: BaseException) -> Exception:
+    """The dialect's DBAPI error of ``driver_error`` (raised ``from`` it)."""
+    adapted = Exception(str(driver_error))
+    adapted.__cause__ = driver_error
+    return adapted
+
+
+def _wrapped(driver_error: BaseException, statement: str = "show standard_conforming_strings"):
+    """``driver_error`` as SQLAlchemy's asyncpg dialect raises it (the CI's shape)."""
+    return InternalError(statement, None, _adapted(driver_error))
+
+
+BROKEN = asyncpg.exceptions.InternalClientError(
+    "cannot switch to state 11; another operation (2) is in progress"
+)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _wrapped(BROKEN),  # the protocol broken by a FATAL it did not expect (asyncpg#1069)
+        ConnectionRefusedError(111, "Connection refused"),  # PostgreSQL restarting
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),  # 57P01
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle of operation"),
+        asyncpg.exceptions.InterfaceError("connection is closed"),
+        TimeoutError(),
+        StoreUnavailable("the registry's database is busy"),
+        InternalError("SELECT 1", None, Exception("x"), connection_invalidated=True),
+        OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked")),
+        SaInterfaceError("SELECT 1", None, _adapted(asyncpg.exceptions.InterfaceError("closed"))),
+    ],
+)
+def test_a_lost_refused_or_broken_connection_is_waited_for(exc: BaseException) -> None:
+    assert lost_connection(exc)
+
+
+def _schema_unknown_while_lost() -> SchemaUnknown:
+    try:
+        raise ConnectionResetError()
+    except ConnectionResetError:
+        try:
+            raise SchemaUnknown("the database's schema is at revision 9999")
+        except SchemaUnknown as exc:
+            return exc
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.exceptions.InvalidPasswordError("password authentication failed"),
+        asyncpg.exceptions.InvalidCatalogNameError('database "mesh" does not exist'),
+        ProgrammingError("SELEC 1", None, Exception("syntax error")),
+        _schema_unknown_while_lost(),  # raised while handling a lost one: still not
+        LedgerBehind("the store's ledger is behind its published checkpoint"),
+        ValueError("bad URL"),
+        OSError(13, "Permission denied"),
+        OperationalError("SELECT", None, sqlite3.OperationalError("no such table: nodes")),
+        OperationalError("SELECT", None, sqlite3.OperationalError("disk I/O error")),
+    ],
+)
+def test_any_other_error_is_not(exc: BaseException) -> None:
+    assert not lost_connection(exc)
+
+
+class Steps:
+    """A step that fails with ``errors`` in turn, then answers 7; a clock the sleeps move."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    async def step(self) -> int:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return 7
+
+    async def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+    def retry(self, wait: StartWait | None = None) -> StartRetry:
+        return StartRetry(URL, wait, clock=lambda: self.now, sleep=self.sleep)
+
+
+async def test_a_step_that_lost_its_connection_is_run_again_after_a_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = Steps(_wrapped(BROKEN), ConnectionRefusedError(111, "Connection refused"))
+    retry = s.retry()
+    assert await retry.run("opening the store", s.step) == 7
+    assert (s.calls, s.slept, retry.retries) == (3, [0.5, 1.0], 2)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("opening the store failed" in m for m in said), said
+    assert "postgresql+asyncpg://mesh:***@db.example:5432/mesh" in said[0]
+    assert "hunter2" not in " ".join(said)
+    assert "cannot switch to state 11" in said[0] and "try 2 in 0.5 s" in said[0]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [SchemaUnknown("the database's schema is at revision 9999"), ValueError("bad")],
+)
+async def test_any_other_error_fails_the_start_at_once(error: Exception) -> None:
+    s = Steps(error)
+    with pytest.raises(type(error)):
+        await s.retry().run("opening the store", s.step)
+    assert (s.calls, s.slept) == (1, [])
+
+
+async def test_past_its_deadline_the_start_gives_up_naming_the_database_and_the_step() -> None:
+    lost: Callable[[], Any] = lambda: ConnectionRefusedError(111, "Connection refused")  # noqa: E731
+    s = Steps(*(lost() for _ in range(100)))
+    with pytest.raises(StoreUnavailable) as caught:
+        await s.retry(StartWait(deadline_s=30.0)).run("loading the nodes", s.step)
+    said = str(caught.value)
+    assert "postgresql+asyncpg://mesh:***@db.example:5432/mesh" in said, said
+    assert "hunter2" not in said and "loading the nodes" in said and "30 s" in said, said
+    assert "ConnectionRefusedError" in said, said
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+    assert sum(s.slept) == 30.0 and s.slept[-1] < 10.0  # waited to the deadline, not past
+    assert s.calls == len(s.slept) + 1
+
+
+async def test_each_step_has_its_own_deadline_from_its_first_failure() -> None:
+    s = Steps(ConnectionRefusedError(), ConnectionRefusedError())
+    retry = s.retry(StartWait(deadline_s=2.0))
+    s.now += 1000.0  # a long start before: no failure yet, nothing counted
+    assert await retry.run("one", s.step) == 7  # 0.5 + 1.0 s of waits: within 2 s
+    s.errors = [ConnectionRefusedError()] * 2
+    assert await retry.run("two", s.step) == 7  # a fresh 2 s

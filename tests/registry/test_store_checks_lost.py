@@ -1,0 +1,56 @@
+"""``registry serve``'s checks before uvicorn starts, while PostgreSQL terminates their
+connection (real PostgreSQL): waited for; a database that refuses is still said at once.
+
+Found 2026-12-06: a connection terminated while ``database_unreachable`` opened it was
+"cannot reach the database", exit 1, though the database was there.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.registry.store_checks import checks_retry, database_unreachable, store_unusable
+from tests.registry.test_start_retry_pg import TURNS, Terminator, terminating
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def url(pg_database_url: str) -> str:
+    return normalize_database_url(pg_database_url)  # as registry serve has it
+
+
+@pytest.fixture
+def terminator(pg_database_url: str) -> Iterator[Terminator]:
+    with terminating(pg_database_url) as t:
+        yield t
+
+
+async def test_a_connection_terminated_while_the_check_opens_it_is_tried_again(
+    url: str, terminator: Terminator
+) -> None:
+    assert await database_unreachable(url, start=checks_retry(url)) is None
+    assert terminator.killed == len(TURNS)
+
+
+def test_the_checks_wait_out_terminated_connections(url: str, terminator: Terminator) -> None:
+    assert store_unusable(url) is None
+    assert terminator.killed == len(TURNS)
+
+
+def test_a_database_that_refuses_is_still_said_at_once(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = normalize_database_url(f"postgresql://mesh:hunter2@127.0.0.1:{port}/mesh")
+    began = time.monotonic()
+    said = store_unusable(url)  # nothing listens there: refused
+    assert said is not None and said.startswith("cannot reach the database at "), said
+    assert "Connect call failed" in said or "refused" in said, said
+    assert "hunter2" not in said and time.monotonic() - began < 5.0
