@@ -23,6 +23,7 @@ from LLM_Mesh.core.canary_fresh import (
     fresh_prompt,
     parse_fresh_share,
     third,
+    typed,
 )
 from LLM_Mesh.core.canary_prompts import MAX_PROMPT_CHARS, PROMPTS, parse_pool
 from LLM_Mesh.core.canary_shape import Shape, render
@@ -92,6 +93,22 @@ def test_the_structure_varies_not_only_the_slots() -> None:
     rng = Counting(1)
     made = {make.__name__ for make, _ in FAMILIES if make(rng)}
     assert len(made) == len(FAMILIES) >= 10
+
+
+def test_each_language_of_the_typed_family_comes() -> None:
+    """``typed`` writes C, Go, Rust and Java, each about a quarter of its prompts (a branch
+    never taken would leave a language no probe is ever written in)."""
+    rng = random.Random(36)
+    marks = {
+        "C": "#include <stdio.h>",
+        "Go": "\nfunc ",
+        "Rust": "\npub fn ",
+        "Java": "public class ",
+    }
+    made = [typed(rng) for _ in range(800)]
+    seen = Counter(next(lang for lang, mark in marks.items() if mark in p) for p in made)
+    assert set(seen) == set(marks), seen
+    assert all(150 < n < 250 for n in seen.values()), seen
 
 
 def test_the_word_list_is_256_distinct_words_and_verbs_agree() -> None:

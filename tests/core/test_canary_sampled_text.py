@@ -19,6 +19,7 @@ from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, TokenLogprob, Verdi
 from LLM_Mesh.core.canary_departures import DepartureTest, Evidence, leave_bound, probe_evidence
 from LLM_Mesh.core.canary_sampled import tempered_most
 from LLM_Mesh.core.canary_sampled_text import (
+    TextDeparture,
     compare_sampled_text,
     text_departure,
     text_evidence,
@@ -198,6 +199,26 @@ def test_an_early_end_credits_only_the_positions_it_spelled() -> None:
     assert text_evidence(ref, "The", 0.7, stops=("dog",)) == first  # cannot have cut there
     turn = Answer("", (ref.tokens[0], TokenLogprob("\nUser", -0.1, (("\nUser", -0.1),))))
     assert text_evidence(turn, "The", 0.7).positions == 2  # a chat template's "\nUser:"
+
+
+def test_an_empty_stop_string_excuses_no_early_end() -> None:
+    """A stop of ``""`` (a probe body's empty ``stop``) cuts nothing: an answer ended early
+    earns what it earns without it, not every position of the reference."""
+    ref = _reference(2)
+    first = text_evidence(ref, "The", 0.7)
+    assert first.positions == 1
+    assert text_evidence(ref, "The", 0.7, stops=("",), chat=False) == first
+    assert text_evidence(ref, "", 0.7, stops=("",), chat=False) == Evidence(0.0, 0, None)
+
+
+def test_a_text_ended_inside_a_token_says_which_and_what_it_left_unspelled() -> None:
+    """``text_departure``'s whole answer where the text ended inside the reference: the
+    token it ended in, what that token spells past the end, and the reference's own text
+    after the last character spelled (whitespace kept)."""
+    ref = _reference(2)
+    assert text_departure(ref, "The c") == TextDeparture(None, "", 1, "at", "at")
+    assert text_departure(ref, "The") == TextDeparture(None, "", 1, "cat", " cat")
+    assert text_departure(ref, "") == TextDeparture(None, "", 0, "The", "The cat")
 
 
 def _eos_dist(context: tuple[str, ...]) -> dict[str, float]:

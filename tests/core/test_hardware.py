@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.hardware import MIB, GpuInfo, MemInfo, parse_meminfo, parse_nvidia_smi
+from LLM_Mesh.core.hardware import MIB, GpuInfo, Machine, MemInfo, parse_meminfo, parse_nvidia_smi
+from LLM_Mesh.core.schemas import Hardware
 
 MEMINFO = """MemTotal:       16318480 kB
 MemFree:         1234567 kB
@@ -60,6 +61,33 @@ def test_gpu_info_as_dict() -> None:
         "memory_total_bytes": 10,
         "memory_free_bytes": None,
     }
+
+
+def test_a_machine_as_the_dict_a_node_registers_and_prints() -> None:
+    """``Machine.to_dict`` is what ``node/hardware.py`` validates as the wire's ``Hardware``
+    and prints in ``node plan --json``: every field under its own name, each GPU a copy
+    (the frozen machine's tuple of dicts is never handed out)."""
+    gpu = GpuInfo("NVIDIA L4", 24 * 1024 * MIB, 20 * 1024 * MIB).to_dict()
+    m = Machine(8, 32 * 1024 * MIB, 20 * 1024 * MIB, 500 * 1024 * MIB, (gpu,))
+    d = m.to_dict()
+    assert d == {
+        "cpu_count": 8,
+        "memory_bytes": 32 * 1024 * MIB,
+        "memory_available_bytes": 20 * 1024 * MIB,
+        "disk_free_bytes": 500 * 1024 * MIB,
+        "gpus": [gpu],
+    }
+    d["gpus"][0]["name"] = "changed"
+    assert m.gpus[0]["name"] == "NVIDIA L4"
+    hw = Hardware.model_validate(d)
+    assert (hw.cpu_count, hw.memory_bytes, hw.disk_free_bytes) == (
+        8,
+        32 * 1024 * MIB,
+        500 * 1024 * MIB,
+    )
+    assert Machine().to_dict() == {
+        "cpu_count": 0, "memory_bytes": 0, "memory_available_bytes": 0, "disk_free_bytes": 0, "gpus": [],
+    }  # fmt: skip
 
 
 def test_meminfo_garbage_lines_and_units() -> None:

@@ -232,3 +232,20 @@ def test_one_node_serving_is_said_in_the_singular() -> None:
     demand = {"gemma-3-270m": ModelDemand("gemma-3-270m", 0, 0, nodes_serving=1)}
     gemma = next(e for e in plan_models(hw, demand=demand) if e.model == "gemma-3-270m")
     assert "1 node serving" in gemma.reason and "1 nodes" not in gemma.reason
+
+
+def test_among_unfit_models_one_that_would_run_however_slowly_ranks_before_one_that_cannot() -> (
+    None
+):
+    """Neither fits; one lacks only disk and would run at 0.5 tokens/s, the other needs more
+    memory than the machine has (no speed at all): the slow one first, whatever the names."""
+    hw = Hardware(memory_bytes=200 * GB, disk_free_bytes=0)
+    catalog = [
+        spec(id="a-no-memory", size_bytes=400 * GB),
+        spec(id="b-no-disk", size_bytes=40 * GB),
+    ]
+    entries = plan_models(hw, catalog)
+    assert [(e.model, e.fits, e.est_tokens_per_s) for e in entries] == [
+        ("b-no-disk", False, 0.5),
+        ("a-no-memory", False, None),
+    ]

@@ -92,3 +92,15 @@ def test_share_used_is_probes_over_capacity_and_zero_without_capacity() -> None:
     assert share_used(3, 0.0) == 0.0
     assert share_used(3, float("inf")) == 0.0
     assert share_used(3, float("nan")) == 0.0
+
+
+def test_a_sub_second_interval_of_a_fast_node_is_kept_as_its_mean_wait() -> None:
+    """8 slots at 50 ms a request, 1 %: 5,760 probes an hour, one every 0.625 s on
+    average; the wait's floor (1e-9 s, against a zero interval) does not round it up to
+    a second, which would probe such a node at 5/8 of its share."""
+    budget = ProbeBudget(share=0.01)
+    interval = budget.interval_s(max_concurrency=8, service_s=0.05, models=1)
+    assert interval == pytest.approx(0.625)
+    waits = _waits(budget, interval)
+    assert sum(waits) / len(waits) == pytest.approx(0.625, rel=0.03)
+    assert budget.next_due(10.0, 0.0, random.Random(1)) - 10.0 < 1e-6  # zero: no division by 0

@@ -90,3 +90,19 @@ def test_a_decayed_model_counts_what_is_shown_not_its_declared_slots_again() -> 
     assert r.slots("m") == 2
     r.heartbeat("a", now + 3 * W, in_flight=0, queued=0)  # a idle too, later: the floor
     assert r.node("a").shown == 0 and r.slots("m") == 2  # not 2 + 2^31 - 1
+
+
+def test_a_clock_reading_that_is_no_number_moves_no_window() -> None:
+    """``now`` of ∞ or NaN (a replica's broken ``at``) rolls nothing: what the node showed
+    stays in its own window and leaves on time, not a window late."""
+    st = _node()
+    _answered(st, 3, 0.5 * W)
+    before = (st.shown, st.shown_last, st.shown_window)
+    for now in (float("inf"), float("nan"), float("-inf")):
+        roll_shown(st, now)
+        assert (st.shown, st.shown_last, st.shown_window) == before
+    _answered(st, 2, 0.6 * W)
+    roll_shown(st, 1.5 * W)
+    assert st.shown == 3
+    roll_shown(st, 2.5 * W)
+    assert st.shown == 0

@@ -60,3 +60,45 @@ def test_uvicorn_gets_each_ipv4_name_as_a_dual_stack_socket_shows_it_too() -> No
     assert mapped == {ipaddress.ip_network(n) for n in
                       ("::ffff:127.0.0.1/128", "::ffff:10.0.0.5/128", "::ffff:10.9.0.0/112")}  # fmt: skip
     assert uvicorn_names(("::1",)) == ["::1"]
+
+
+def test_the_warning_word_for_word() -> None:
+    """What an operator reads at start, with and without a ``*`` in the variable."""
+    trusted = parse_trusted_proxies("10.0.0.5")
+    assert ignored_environment(" 10.0.0.9 ", trusted) == (
+        "$FORWARDED_ALLOW_IPS='10.0.0.9' is ignored: X-Forwarded-For is believed from "
+        "127.0.0.1, ::1, 10.0.0.5 only; name a balancer on another machine with "
+        "--trusted-proxies or LLM_MESH_TRUSTED_PROXIES"
+    )
+    assert ignored_environment("10.0.0.9,*", LOOPBACK_PROXIES) == (
+        "$FORWARDED_ALLOW_IPS='10.0.0.9,*' is ignored (* would let any client name any "
+        "address): X-Forwarded-For is believed from 127.0.0.1, ::1 only; name a balancer on "
+        "another machine with --trusted-proxies or LLM_MESH_TRUSTED_PROXIES"
+    )
+
+
+def test_uvicorn_gets_an_address_as_an_address_and_a_network_as_a_network() -> None:
+    """The names as uvicorn's own parser takes them: an address (no ``/``) a host it looks
+    up, a network one it tests membership of; a dual-stack peer in either is believed."""
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    got = uvicorn_names(parse_trusted_proxies("10.0.0.5, 10.9.0.0/16"))
+    assert got == ["127.0.0.1", "::1", "10.0.0.5", "10.9.0.0/16",
+                   "::ffff:7f00:1", "::ffff:a00:5", "::ffff:a09:0/112"]  # fmt: skip
+    hosts = _TrustedHosts(got)
+    for peer in ("::ffff:10.0.0.5", "::ffff:10.9.200.7", "::ffff:127.0.0.1", "10.9.0.1"):
+        assert peer in hosts, peer
+    for peer in ("::ffff:10.0.0.6", "::ffff:10.10.0.1", "10.0.0.6"):
+        assert peer not in hosts, peer
+
+
+def test_an_empty_part_is_skipped_not_the_end_of_the_list() -> None:
+    """``10.0.0.5,,10.0.0.6`` or a trailing comma (a list built by a script): every address
+    after the empty part is still believed."""
+    assert parse_trusted_proxies("10.0.0.5,, 10.0.0.6") == (
+        "127.0.0.1",
+        "::1",
+        "10.0.0.5",
+        "10.0.0.6",
+    )
+    assert parse_trusted_proxies(" ,10.1.0.0/16,") == ("127.0.0.1", "::1", "10.1.0.0/16")
