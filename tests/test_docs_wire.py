@@ -7,7 +7,9 @@ Walked on 2026-12-06 (docs36): redisshare36 added ``llm-mesh:shown:`` (each repl
 the slots its nodes have shown, published every 2 s) and docs/deploy.md still said Redis held
 rate-limit buckets and in-flight places only, and that each replica counts a node's slots as
 it alone saw them. A header is named whole (``X-Mesh-Prompt-Signature``) or, beside its
-family's first, by its last part (``X-Mesh-Health-Registry``, then ``-Node``).
+family's first, by its last part (``X-Mesh-Health-Registry``, then ``-Node``). The other way,
+every ``X-Mesh-*`` the docs name is one the package writes or reads (a renamed header's old
+name is caught), or one an attacker sends (listed).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from tests.test_docs_names import REPO
 
 PACKAGE = REPO / "LLM_Mesh"
 _HEADER = re.compile(r"[\"'](X-Mesh-[A-Za-z0-9-]*[A-Za-z0-9])[\"']")
+# headers the docs name that the package never writes: what an attacker sends (security.md)
+NOT_OURS = {"X-Mesh-Priority"}  # "claim priority as a client: ... an `X-Mesh-Priority` header"
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 _REDIS_PREFIX = re.compile(r"[\"'](llm-mesh:[a-z-]+:)[\"']")
 
 
@@ -63,3 +68,10 @@ def test_every_redis_prefix_the_package_writes_is_in_the_deploy_guide() -> None:
     assert {"llm-mesh:rl:", "llm-mesh:shown:"} <= prefixes
     doc = (REPO / "docs" / "deploy.md").read_text()
     assert sorted(p for p in prefixes if f"`{p}`" not in doc) == []
+
+
+def test_every_header_the_docs_name_is_the_packages() -> None:
+    ours = _literals(_HEADER)
+    named = {h for p in DOCS for h in re.findall(r"X-Mesh-[A-Za-z0-9-]*[A-Za-z0-9]", p.read_text())}
+    assert sorted(named - ours - NOT_OURS) == []
+    assert not NOT_OURS & ours, "a header listed as an attacker's is the package's now"
