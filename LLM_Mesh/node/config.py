@@ -18,8 +18,9 @@
     allow_http_first_use = false          # true: learn that key over plain http (core/first_use.py)
     registry_ca = "/path/to/registry-ca.pem"  # an https registry's private CA, trusted besides
                                           # the system's (relative: under $LLM_MESH_HOME); the
-                                          # node and `earnings` use it when neither
-                                          # --registry-ca nor LLM_MESH_REGISTRY_CA names one
+                                          # node, `earnings` and `ledger statement --operator`
+                                          # use it when neither --registry-ca nor
+                                          # LLM_MESH_REGISTRY_CA names one
     tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
     tls_key = "/path/to/node-tls.key"
     trusted_peers = ["203.0.113.0/28"]    # not counted per peer (core/peer_exempt.py); default none
