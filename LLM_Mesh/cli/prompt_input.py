@@ -21,12 +21,13 @@ device) is refused, not waited on (``text_files.open_regular``); ``-`` reads a p
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TextIO
 
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.errors import MeshError, PayloadTooLarge
-from LLM_Mesh.text_files import bounded_text, read_text, too_large
+from LLM_Mesh.text_files import NOT_REGULAR, bounded_text, read_text, too_large
 
 __all__ = ["MAX_PROMPT_BYTES", "PromptInputError", "read_prompt", "refused_as_too_large"]
 
@@ -77,7 +78,10 @@ def read_prompt(
             text = read_text(prompt_file, "--prompt-file", limit, too_large_hint(limit))
             return _read(text, "--prompt-file")
         except ValueError as exc:
-            raise PromptInputError(str(exc)) from None
+            said = str(exc)
+            if NOT_REGULAR in said:  # the way the docs give (found 2026-12-06, newuser36)
+                said += f"; or pipe it to '-': llm-mesh ask - < {shlex.quote(str(prompt_file))}"
+            raise PromptInputError(said) from None
     if argument == STDIN or (argument is None and not stdin.isatty()):
         return _read(_read_stdin(stdin, limit), "standard input")
     if argument is None:
