@@ -11,19 +11,25 @@ variable a gateway takes as its whole request body's limit, default :data:`MAX_P
 refused in one line, unread (found 2026-12-06, small35: both were read whole, ``/dev/zero``
 until memory ran out). A user of a gateway whose limit was raised sets the same variable
 for ``ask`` (found 2026-12-06, cli36: 1 MiB, whatever the gateway took); the gateway still
-says 413 to a body past its own. A ``--prompt-file`` that is not a regular file (a FIFO, a
+says 413 to a body past its own, and a prompt under the bound can be over it: the body is
+the prompt as JSON (a quote, a backslash or a control character takes 2 to 6 bytes) and
+the request's other fields; :func:`refused_as_too_large` says that 413 in those words
+(found 2026-12-06, newuser36: it read "larger than max_body_bytes", a name of node.toml's,
+after a prompt the CLI had just taken as within the limit). A ``--prompt-file`` that is not a regular file (a FIFO, a
 device) is refused, not waited on (``text_files.open_regular``); ``-`` reads a pipe.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TextIO
 
 from LLM_Mesh.core.limits import RequestLimits
-from LLM_Mesh.text_files import bounded_text, read_text, too_large
+from LLM_Mesh.errors import MeshError, PayloadTooLarge
+from LLM_Mesh.text_files import NOT_REGULAR, bounded_text, read_text, too_large
 
-__all__ = ["MAX_PROMPT_BYTES", "PromptInputError", "read_prompt"]
+__all__ = ["MAX_PROMPT_BYTES", "PromptInputError", "read_prompt", "refused_as_too_large"]
 
 STDIN = "-"
 #: the most of a prompt read from standard input or --prompt-file by default: a gateway's
@@ -37,6 +43,20 @@ def too_large_hint(limit: int) -> str:
         f"a gateway refuses a request body over {limit:,} bytes (LLM_MESH_MAX_BODY_BYTES, "
         f"default {MAX_PROMPT_BYTES:,}), so a larger prompt could not be sent: shorten it, or "
         "if your gateway's limit was raised, set LLM_MESH_MAX_BODY_BYTES to it here too"
+    )
+
+
+def refused_as_too_large(exc: MeshError, limit: int) -> MeshError:
+    """A gateway's 413 (``PayloadTooLarge``) to ``ask`` said as what to do about the prompt;
+    ``limit``: the bound the prompt was read to. Any other error is returned as it is."""
+    if not isinstance(exc, PayloadTooLarge):
+        return exc
+    return MeshError(
+        f"the gateway refused the request as too large ({exc.message}): the body it limits "
+        "is the prompt as JSON (a quote, a backslash or a control character takes 2 to 6 "
+        "bytes) with the request's other fields, so a prompt under "
+        f"LLM_MESH_MAX_BODY_BYTES ({limit:,} bytes here) can be over it: shorten the prompt; "
+        "the gateway's limit is its operator's LLM_MESH_MAX_BODY_BYTES"
     )
 
 
@@ -58,7 +78,10 @@ def read_prompt(
             text = read_text(prompt_file, "--prompt-file", limit, too_large_hint(limit))
             return _read(text, "--prompt-file")
         except ValueError as exc:
-            raise PromptInputError(str(exc)) from None
+            said = str(exc)
+            if NOT_REGULAR in said:  # the way the docs give (found 2026-12-06, newuser36)
+                said += f"; or pipe it to '-': llm-mesh ask - < {shlex.quote(str(prompt_file))}"
+            raise PromptInputError(said) from None
     if argument == STDIN or (argument is None and not stdin.isatty()):
         return _read(_read_stdin(stdin, limit), "standard input")
     if argument is None:

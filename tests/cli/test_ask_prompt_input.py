@@ -131,3 +131,42 @@ def test_the_bound_follows_llm_mesh_max_body_bytes(asked: list[str], tmp_path: P
     assert out.exit_code == 1 and half.exit_code == 1 and len(asked) == 1, said
     assert "is larger than 524,288 bytes, the most read" in said, said
     assert "set LLM_MESH_MAX_BODY_BYTES to it here too" in said, said
+
+
+def test_a_gateways_413_names_the_prompt_as_json_not_node_tomls_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found 2026-12-06 (newuser36): 600,000 quotes (under the 1 MiB bound ``ask`` reads
+    to) are 1.2 MB as JSON; the gateway's 413 reached the user as "larger than
+    max_body_bytes (1048576 bytes)", a node.toml name, nothing about why or what to do."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from LLM_Mesh.body_limit import BodyLimit
+    from LLM_Mesh.errors import error_from_payload
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse(await request.json())
+
+    gateway = BodyLimit(Starlette(routes=[Route("/v1/x", echo, methods=["POST"])]), max_bytes=100)
+    answer = TestClient(gateway).post("/v1/x", json={"prompt": '"' * 60})  # 60 bytes, 120 as JSON
+    assert answer.status_code == 413
+
+    async def refused(*_a: Any, **_kw: Any) -> None:
+        raise error_from_payload(answer.status_code, answer.json())
+
+    monkeypatch.setattr(demo, "ask_once", refused)
+    (tmp_path / "p.txt").write_text('"' * 60)
+    out = CliRunner().invoke(
+        app,
+        ["ask", "--prompt-file", str(tmp_path / "p.txt")],
+        env={"LLM_MESH_REGISTRY_URL": "http://127.0.0.1:9", "LLM_MESH_MAX_BODY_BYTES": "100"},
+    )
+    assert out.exit_code == 1
+    text = " ".join(out.output.split())
+    assert "the gateway refused the request as too large" in text, text
+    assert "the prompt as JSON" in text and "shorten the prompt" in text
+    assert "LLM_MESH_MAX_BODY_BYTES (100 bytes here)" in text

@@ -55,6 +55,21 @@ def test_a_fifo_named_as_a_file_is_refused_at_once(
     assert "is not a regular file (a FIFO" in said and "Traceback" not in said, said
 
 
+def test_a_fifo_as_prompt_file_names_the_pipe_to_dash(tmp_path: Path, fifo: Path) -> None:
+    """README says "a FIFO ... as --prompt-file is refused (pipe it to '-')"; the refusal
+    said only "name a file, or save what it gives to one first" (found 2026-12-06, newuser36)."""
+    env = {"COLUMNS": "300", "LLM_MESH_HOME": str(tmp_path / "home"),
+           "LLM_MESH_REGISTRY_URL": "http://127.0.0.1:9"}  # fmt: skip
+    outs: list[str] = []
+
+    def call() -> None:
+        out = runner.invoke(app, ["ask", "--prompt-file", str(fifo)], env=env)
+        outs.append(" ".join(out.output.split()))
+
+    assert fifo_refused(call, fifo) is None
+    assert f"or pipe it to '-': llm-mesh ask - < {fifo}" in outs[0], outs[0]
+
+
 def test_standard_input_stays_where_a_command_takes_a_dash(tmp_path: Path) -> None:
     """``-`` still reads a pipe (``ledger id -``; ``ask -`` in test_ask_prompt_input)."""
     out = runner.invoke(app, ["ledger", "id", "-"], input="abc\n")
