@@ -27,7 +27,10 @@ replicas' hashes by name (not in ``KEYS``): a single Redis, as the rest of the c
 Redis out (this script failing, or ``SharedInFlight.out`` of the share's counts, which tells
 :meth:`SharedShown.forget` at once through ``on_down``): the other replicas' rooms are
 dropped, this replica's own shown slots count (review35d), and the share's next tick after
-``retry_s`` publishes the whole hash again.
+``retry_s`` publishes the whole hash again. A tick that finds Redis marked out when its
+script returns (a take failed meanwhile) keeps nothing it read (found 2026-12-06, review36b:
+it set the others' rooms again, counted against this replica's requests alone until the
+next tick).
 """
 
 from __future__ import annotations
@@ -136,6 +139,9 @@ class SharedShown:
             out = await self._script(keys=keys, args=args)
         except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
             self.share.down(exc)  # (forget, through on_down)
+            return
+        if self.share.out:  # marked out meanwhile (a take failed): forgotten, keep nothing
+            self.forget()  # read (found 2026-12-06, review36b: set again until the next tick)
             return
         self._sent = own if int(out[1]) == len(own) else None  # else: whole next time
         now = float(_text(out[0]))
