@@ -30,7 +30,9 @@ dropped, this replica's own shown slots count (review35d), and the share's next 
 ``retry_s`` publishes the whole hash again. A tick that finds Redis marked out when its
 script returns (a take failed meanwhile) keeps nothing it read (found 2026-12-06, review36b:
 it set the others' rooms again, counted against this replica's requests alone until the
-next tick).
+next tick). A tick that fails otherwise (an answer it cannot read) forgets too, and a
+replica's view that cannot be read (not UTF-8, a time that is no number) is left out alone
+(review36b: the loop kept the last sums, set again at every tick, never fading).
 """
 
 from __future__ import annotations
@@ -147,9 +149,11 @@ class SharedShown:
         now = float(_text(out[0]))
         views = []
         for rid, at, flat in out[2:]:
-            del rid
-            pairs = [_text(x) for x in flat]
-            views.append((float(_text(at)), dict(zip(pairs[::2], pairs[1::2], strict=False))))
+            try:  # one view that cannot be read is left out, not the rest (review36b)
+                pairs = [_text(x) for x in flat]
+                views.append((float(_text(at)), dict(zip(pairs[::2], pairs[1::2], strict=False))))
+            except (UnicodeError, ValueError, TypeError):
+                log.warning("shown slots of replica %r not read: not what a replica writes", rid)
         self.sums = fleet_sums(views, now, self.fade_s)
         self.fleet(self.sums)
 
@@ -162,8 +166,9 @@ class SharedShown:
         while True:
             try:
                 await self.tick()
-            except Exception:  # never stop publishing for a bad answer
+            except Exception:  # never stop publishing for a bad answer; keep no old view
                 log.warning("shown slots not shared this round", exc_info=True)
+                self.forget()  # (found 2026-12-06, review36b: the last sums, set for ever)
             await asyncio.sleep(self.period_s)
 
     async def aclose(self) -> None:
