@@ -168,7 +168,8 @@ class SharedShown:
                 await self.tick()
             except Exception:  # never stop publishing for a bad answer; keep no old view
                 log.warning("shown slots not shared this round", exc_info=True)
-                self.forget()  # (found 2026-12-06, review36b: the last sums, set for ever)
+                with contextlib.suppress(Exception):  # (the loop goes on whatever happens)
+                    self.forget()  # (found 2026-12-06, review36b: the last sums, set for ever)
             await asyncio.sleep(self.period_s)
 
     async def aclose(self) -> None:
