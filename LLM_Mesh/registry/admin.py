@@ -147,8 +147,11 @@ class CredentialTries:
         wait = self.limiter.wait(scope, limits, self.now)
         where = "from this address"
         if wait <= 0 and total_per_min is not None:
-            wait = self.limiter.total(f"wrong-{kind}", total_per_min, self.now).wait(self.now)
+            total = self.limiter.total(f"wrong-{kind}", total_per_min, self.now)
+            wait = total.wait(self.now)
             where = "from all addresses this minute"
+            if wait <= 0:  # taken as the read starts, given back when right (:meth:`right`):
+                total.take(self.now)  # tries sent at once all found it free (review36b)
         if wait > 0:
             raise RateLimited(
                 f"too many wrong {what} {where}; wait before trying again",
@@ -156,14 +159,19 @@ class CredentialTries:
             )
         return scope
 
-    def wrong(self, scope: str | None, limits: Limits, total_per_min: int | None = None) -> None:
-        """Count one wrong credential in ``scope`` (from :meth:`before`), and in the total
-        of its kind (``total_per_min``: :meth:`before`'s)."""
+    def wrong(self, scope: str | None, limits: Limits) -> None:
+        """Count one wrong credential in ``scope`` (from :meth:`before`; the total of its
+        kind, where one is kept, was taken there)."""
         if scope is not None:
             self.limiter.check(scope, limits, self.now)
-            if total_per_min is not None:
-                kind = scope.partition(":")[0]
-                self.limiter.total(f"wrong-{kind}", total_per_min, self.now).take(self.now)
+
+    def right(self, scope: str | None, total_per_min: int | None) -> None:
+        """The credential was right: the total of its kind taken by :meth:`before` given
+        back (found 2026-12-06, review36b: taken only once a read found a key wrong, the
+        total let every try sent at once read the store)."""
+        if scope is not None and total_per_min is not None:
+            kind = scope.partition(":")[0]
+            self.limiter.total(f"wrong-{kind}", total_per_min, self.now).give(self.now)
 
 
 _ADMIN_TRIES = ("admin-key", WRONG_ADMIN_KEYS, "admin keys", WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
@@ -206,8 +214,10 @@ async def check_admin(
         memo.hash = stored
     if not secret_matches(token, stored):
         if tries is not None:
-            tries.wrong(scope, WRONG_ADMIN_KEYS, WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
+            tries.wrong(scope, WRONG_ADMIN_KEYS)
         raise InvalidCredential("wrong admin key")
+    if tries is not None:
+        tries.right(scope, WRONG_ADMIN_KEYS_TOTAL_PER_MIN)
 
 
 async def add_operator(store: Store, name: str, *, replace: bool = False) -> str | None:

@@ -27,7 +27,12 @@ replicas' hashes by name (not in ``KEYS``): a single Redis, as the rest of the c
 Redis out (this script failing, or ``SharedInFlight.out`` of the share's counts, which tells
 :meth:`SharedShown.forget` at once through ``on_down``): the other replicas' rooms are
 dropped, this replica's own shown slots count (review35d), and the share's next tick after
-``retry_s`` publishes the whole hash again.
+``retry_s`` publishes the whole hash again. A tick that finds Redis marked out when its
+script returns (a take failed meanwhile) keeps nothing it read (found 2026-12-06, review36b:
+it set the others' rooms again, counted against this replica's requests alone until the
+next tick). A tick that fails otherwise (an answer it cannot read) forgets too, and a
+replica's view that cannot be read (not UTF-8, a time that is no number) is left out alone
+(review36b: the loop kept the last sums, set again at every tick, never fading).
 """
 
 from __future__ import annotations
@@ -137,13 +142,18 @@ class SharedShown:
         except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
             self.share.down(exc)  # (forget, through on_down)
             return
+        if self.share.out:  # marked out meanwhile (a take failed): forgotten, keep nothing
+            self.forget()  # read (found 2026-12-06, review36b: set again until the next tick)
+            return
         self._sent = own if int(out[1]) == len(own) else None  # else: whole next time
         now = float(_text(out[0]))
         views = []
         for rid, at, flat in out[2:]:
-            del rid
-            pairs = [_text(x) for x in flat]
-            views.append((float(_text(at)), dict(zip(pairs[::2], pairs[1::2], strict=False))))
+            try:  # one view that cannot be read is left out, not the rest (review36b)
+                pairs = [_text(x) for x in flat]
+                views.append((float(_text(at)), dict(zip(pairs[::2], pairs[1::2], strict=False))))
+            except (UnicodeError, ValueError, TypeError):
+                log.warning("shown slots of replica %r not read: not what a replica writes", rid)
         self.sums = fleet_sums(views, now, self.fade_s)
         self.fleet(self.sums)
 
@@ -156,8 +166,10 @@ class SharedShown:
         while True:
             try:
                 await self.tick()
-            except Exception:  # never stop publishing for a bad answer
+            except Exception:  # never stop publishing for a bad answer; keep no old view
                 log.warning("shown slots not shared this round", exc_info=True)
+                with contextlib.suppress(Exception):  # (the loop goes on whatever happens)
+                    self.forget()  # (found 2026-12-06, review36b: the last sums, set for ever)
             await asyncio.sleep(self.period_s)
 
     async def aclose(self) -> None:
