@@ -58,6 +58,7 @@ from LLM_Mesh.client import MeshClient, new_request_id
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.parse import client_ledger_id
 from tests.e2e.conftest import HAVE_MODEL, free_port
+from tests.waiting import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -68,6 +69,15 @@ REAL = "gemma-3-270m"
 RUN_S = 50.0  # client traffic
 CLIENTS = 20
 START_KILLS = 3  # kills of the restarted replica's connections while it starts
+HEARTBEAT_S = 1  # nodes beat every second: they find replica 0 gone within a second or so
+# heartbeats missed before a replica takes a node out of routing (found 2026-12-06, hb36):
+# the default 3 (3 s here) left a node that beats at replica 2 only ~1 s of slack at
+# replica 1, which hears of it through the store (the beat's batch write, then replica 1's
+# 1 s poll); on a loaded 2-core box replica 1 put the only gemma node out of routing
+# again and again and its requests failed ``ModelUnavailable``. No node dies in this
+# test and none is meant to expire: 10 s (× LLM_MESH_TEST_TIME_FACTOR), still well inside
+# the test's 20 s wait for every node healthy at every replica after the run.
+MISSED_HEARTBEATS = max(3, round(scaled(10) / HEARTBEAT_S))
 
 
 @dataclass
@@ -177,7 +187,8 @@ def _prepare(db_url: str, homes: list[Path]) -> tuple[str, str, str]:
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S="1", LLM_MESH_ADMIN_KEY=ADMIN_KEY,
+        LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S=str(HEARTBEAT_S), LLM_MESH_ADMIN_KEY=ADMIN_KEY,
+        LLM_MESH_MISSED_HEARTBEATS=str(MISSED_HEARTBEATS),
         LLM_MESH_REQUEST_TIMEOUT_S="30", PYTHONUNBUFFERED="1", **extra,
     )  # fmt: skip
     return env
