@@ -11,9 +11,11 @@ its own request id. During the run:
   registry-side address pins), so replica 1 must route around it;
 - every PostgreSQL connection to the database is killed twice with
   ``pg_terminate_backend`` (the machine's PostgreSQL itself is not restarted by tests);
-- while replica 0 starts again, its own connections are killed up to
-  :data:`START_KILLS` times, a second apart, until it serves (found 2026-12-06, CI: a
-  replica whose connections were killed while it started exited; ``registry/start_retry.py``).
+- while replica 0 starts again (the test holding the store's migration lock, so the start
+  waits there with a connection open), its own connections are killed
+  :data:`START_KILLS` times, a second apart, then the lock is let go (found 2026-12-06, CI:
+  a replica whose connections were killed while it started exited;
+  ``registry/start_retry.py``).
 
 It shows: no request failed that had a healthy alternative (the only failures allowed are
 requests that were on replica 0 when it died: a stream cut after its first event, or a
@@ -57,6 +59,7 @@ from sqlalchemy.engine import make_url
 from LLM_Mesh.client import MeshClient, new_request_id
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.parse import client_ledger_id
+from LLM_Mesh.registry.store_migrate import _PG_MIGRATION_LOCK
 from tests.e2e.conftest import HAVE_MODEL, free_port
 from tests.waiting import scaled
 
@@ -318,31 +321,46 @@ def _pg_ports(pid: int, pg_port: int) -> list[int]:
 
 
 async def _kill_while_starting(mesh: Mesh, p: Proc) -> int:
-    """Kill ``p``'s PostgreSQL connections (``START_KILLS`` times at most, a second apart)
-    until it serves; how many connections were killed."""
+    """Start ``p`` with the store's migration lock held (``store_migrate.migrate_to_head``:
+    every replica's start migrates under it), so its start waits there with a connection
+    open; kill ``p``'s PostgreSQL connections ``START_KILLS`` times, a second apart, then
+    let the lock go; how many connections were killed once it serves. Without the lock a
+    start that needed the database for under a second (load ~8, 2026-12-06, hb36) could
+    serve before a kill found a connection of it: nothing killed, the test failed."""
     url = make_url(mesh.db_url)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    killed, rounds, deadline = 0, 0, time.monotonic() + 120
-    async with httpx.AsyncClient(timeout=2) as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(mesh.urls[0] + "/healthz")).status_code == 200:
-                    return killed
-            assert p.proc is not None and p.proc.poll() is None, f"{p.name} exited:\n{p.tail()}"
-            ports = _pg_ports(p.proc.pid, url.port or 5432)
-            if ports and rounds < START_KILLS:
-                conn = await asyncpg.connect(admin, timeout=5)
-                try:
-                    rows = await conn.fetch(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = $1 AND client_port = ANY($2::int[])",
-                        url.database, ports,
-                    )  # fmt: skip
-                finally:
-                    await conn.close()
-                killed, rounds = killed + len(rows), rounds + 1
-                await asyncio.sleep(1.0)
-            await asyncio.sleep(0.05)
+    lock = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    await lock.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK)
+    held = True
+    killed, rounds, deadline = 0, 0, time.monotonic() + scaled(120)
+    try:
+        p.start()
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline:
+                if held and rounds >= START_KILLS:
+                    await lock.execute("SELECT pg_advisory_unlock($1)", _PG_MIGRATION_LOCK)
+                    held = False
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(mesh.urls[0] + "/healthz")).status_code == 200:
+                        assert not held, f"{p.name} served without migrating under the lock"
+                        return killed
+                assert p.proc is not None and p.proc.poll() is None, f"{p.name} exited:\n{p.tail()}"
+                ports = _pg_ports(p.proc.pid, url.port or 5432)
+                if ports and rounds < START_KILLS:
+                    conn = await asyncpg.connect(admin, timeout=5)
+                    try:
+                        rows = await conn.fetch(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = $1 AND client_port = ANY($2::int[])",
+                            url.database, ports,
+                        )  # fmt: skip
+                    finally:
+                        await conn.close()
+                    killed, rounds = killed + len(rows), rounds + (len(rows) > 0)
+                    await asyncio.sleep(1.0)
+                await asyncio.sleep(0.05)
+    finally:
+        await lock.close()  # its session's lock goes with it
     raise AssertionError(f"{p.name} did not serve within 120 s of its restart:\n{p.tail()}")
 
 
@@ -406,7 +424,6 @@ async def _chaos(mesh: Mesh, t0: float) -> None:
     assert await _kill_connections(mesh.db_url) > 0
     await at(22)
     mesh.events["restart"] = time.monotonic()
-    mesh.replicas[0].start()
     mesh.events["start_kills"] = await _kill_while_starting(mesh, mesh.replicas[0])
     mesh.events["restarted"] = time.monotonic()
     await at(34)
