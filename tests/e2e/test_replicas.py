@@ -11,9 +11,11 @@ its own request id. During the run:
   registry-side address pins), so replica 1 must route around it;
 - every PostgreSQL connection to the database is killed twice with
   ``pg_terminate_backend`` (the machine's PostgreSQL itself is not restarted by tests);
-- while replica 0 starts again, its own connections are killed up to
-  :data:`START_KILLS` times, a second apart, until it serves (found 2026-12-06, CI: a
-  replica whose connections were killed while it started exited; ``registry/start_retry.py``).
+- while replica 0 starts again (the test holding the store's migration lock, so the start
+  waits there with a connection open), its own connections are killed
+  :data:`START_KILLS` times, a second apart, then the lock is let go (found 2026-12-06, CI:
+  a replica whose connections were killed while it started exited;
+  ``registry/start_retry.py``).
 
 It shows: no request failed that had a healthy alternative (the only failures allowed are
 requests that were on replica 0 when it died: a stream cut after its first event, or a
@@ -57,7 +59,9 @@ from sqlalchemy.engine import make_url
 from LLM_Mesh.client import MeshClient, new_request_id
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.parse import client_ledger_id
+from LLM_Mesh.registry.store_migrate import _PG_MIGRATION_LOCK
 from tests.e2e.conftest import HAVE_MODEL, free_port
+from tests.waiting import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -68,6 +72,15 @@ REAL = "gemma-3-270m"
 RUN_S = 50.0  # client traffic
 CLIENTS = 20
 START_KILLS = 3  # kills of the restarted replica's connections while it starts
+HEARTBEAT_S = 1  # nodes beat every second: they find replica 0 gone within a second or so
+# heartbeats missed before a replica takes a node out of routing (found 2026-12-06, hb36):
+# the default 3 (3 s here) left a node that beats at replica 2 only ~1 s of slack at
+# replica 1, which hears of it through the store (the beat's batch write, then replica 1's
+# 1 s poll); on a loaded 2-core box replica 1 put the only gemma node out of routing
+# again and again and its requests failed ``ModelUnavailable``. No node dies in this
+# test and none is meant to expire: 10 s (× LLM_MESH_TEST_TIME_FACTOR), still well inside
+# the test's 20 s wait for every node healthy at every replica after the run.
+MISSED_HEARTBEATS = max(3, round(scaled(10) / HEARTBEAT_S))
 
 
 @dataclass
@@ -177,7 +190,8 @@ def _prepare(db_url: str, homes: list[Path]) -> tuple[str, str, str]:
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S="1", LLM_MESH_ADMIN_KEY=ADMIN_KEY,
+        LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S=str(HEARTBEAT_S), LLM_MESH_ADMIN_KEY=ADMIN_KEY,
+        LLM_MESH_MISSED_HEARTBEATS=str(MISSED_HEARTBEATS),
         LLM_MESH_REQUEST_TIMEOUT_S="30", PYTHONUNBUFFERED="1", **extra,
     )  # fmt: skip
     return env
@@ -307,31 +321,46 @@ def _pg_ports(pid: int, pg_port: int) -> list[int]:
 
 
 async def _kill_while_starting(mesh: Mesh, p: Proc) -> int:
-    """Kill ``p``'s PostgreSQL connections (``START_KILLS`` times at most, a second apart)
-    until it serves; how many connections were killed."""
+    """Start ``p`` with the store's migration lock held (``store_migrate.migrate_to_head``:
+    every replica's start migrates under it), so its start waits there with a connection
+    open; kill ``p``'s PostgreSQL connections ``START_KILLS`` times, a second apart, then
+    let the lock go; how many connections were killed once it serves. Without the lock a
+    start that needed the database for under a second (load ~8, 2026-12-06, hb36) could
+    serve before a kill found a connection of it: nothing killed, the test failed."""
     url = make_url(mesh.db_url)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    killed, rounds, deadline = 0, 0, time.monotonic() + 120
-    async with httpx.AsyncClient(timeout=2) as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(mesh.urls[0] + "/healthz")).status_code == 200:
-                    return killed
-            assert p.proc is not None and p.proc.poll() is None, f"{p.name} exited:\n{p.tail()}"
-            ports = _pg_ports(p.proc.pid, url.port or 5432)
-            if ports and rounds < START_KILLS:
-                conn = await asyncpg.connect(admin, timeout=5)
-                try:
-                    rows = await conn.fetch(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = $1 AND client_port = ANY($2::int[])",
-                        url.database, ports,
-                    )  # fmt: skip
-                finally:
-                    await conn.close()
-                killed, rounds = killed + len(rows), rounds + 1
-                await asyncio.sleep(1.0)
-            await asyncio.sleep(0.05)
+    lock = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    await lock.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK)
+    held = True
+    killed, rounds, deadline = 0, 0, time.monotonic() + scaled(120)
+    try:
+        p.start()
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline:
+                if held and rounds >= START_KILLS:
+                    await lock.execute("SELECT pg_advisory_unlock($1)", _PG_MIGRATION_LOCK)
+                    held = False
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(mesh.urls[0] + "/healthz")).status_code == 200:
+                        assert not held, f"{p.name} served without migrating under the lock"
+                        return killed
+                assert p.proc is not None and p.proc.poll() is None, f"{p.name} exited:\n{p.tail()}"
+                ports = _pg_ports(p.proc.pid, url.port or 5432)
+                if ports and rounds < START_KILLS:
+                    conn = await asyncpg.connect(admin, timeout=5)
+                    try:
+                        rows = await conn.fetch(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = $1 AND client_port = ANY($2::int[])",
+                            url.database, ports,
+                        )  # fmt: skip
+                    finally:
+                        await conn.close()
+                    killed, rounds = killed + len(rows), rounds + (len(rows) > 0)
+                    await asyncio.sleep(1.0)
+                await asyncio.sleep(0.05)
+    finally:
+        await lock.close()  # its session's lock goes with it
     raise AssertionError(f"{p.name} did not serve within 120 s of its restart:\n{p.tail()}")
 
 
@@ -395,7 +424,6 @@ async def _chaos(mesh: Mesh, t0: float) -> None:
     assert await _kill_connections(mesh.db_url) > 0
     await at(22)
     mesh.events["restart"] = time.monotonic()
-    mesh.replicas[0].start()
     mesh.events["start_kills"] = await _kill_while_starting(mesh, mesh.replicas[0])
     mesh.events["restarted"] = time.monotonic()
     await at(34)
