@@ -121,6 +121,8 @@ DEFAULT_REGISTRY_PORT = 8800
 DEFAULT_NODE_PORT = 8801
 DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
+#: the node engines (``--engine``, node.toml ``engine``)
+ENGINES = ("llama-cpp", "openai", "sim")
 DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 DEFAULT_ANONYMOUS_RPM = 60
 # ledger rows a minute per client address from the public ledger reads (ledger_api.py):

@@ -16,55 +16,76 @@ llm-mesh status | models           what is up
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
-from LLM_Mesh.cli import render
-from LLM_Mesh.cli.admin_commands import (
-    grant_command,
-    keys_app,
-    nodes_app,
-    operators_app,
-    public_key_command,
-)
-from LLM_Mesh.cli.canary_commands import canary_app
-from LLM_Mesh.cli.common import (
+from LLM_Mesh.cli.lazy_group import LazyGroup
+from LLM_Mesh.cli.options import (
     EngineOpt,
     HomeOpt,
     RegistryCaOpt,
     RegistryOpt,
     console,
-    ensure_home,
     err,
     reflow_help,
-    replica_memory,
-    try_line,
     version_callback,
-    warn_plain_http,
 )
-from LLM_Mesh.cli.common import fail as _fail
-from LLM_Mesh.cli.common import settings_from as _settings
-from LLM_Mesh.cli.earnings_commands import earnings_command
-from LLM_Mesh.cli.ledger_commands import ledger_app
-from LLM_Mesh.cli.ledger_statement import statement_command
-from LLM_Mesh.cli.node_commands import node_app
-from LLM_Mesh.cli.quarantine_commands import quarantines_command, usage_audit_command
-from LLM_Mesh.cli.receipt_commands import receipt_app
-from LLM_Mesh.cli.registry_serve import registry_serve
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
 from LLM_Mesh.errors import MeshError
 
+if TYPE_CHECKING:
+    from LLM_Mesh.client_replicas import ReplicaMemory
+    from LLM_Mesh.config import Settings
+
+
+class _Commands(LazyGroup):
+    """The subcommands with modules of their own load when named: ``--version``, ``ask``,
+    ``status`` import none of them (found 2026-12-06, speed36)."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        name: f"LLM_Mesh.cli.subcommands:{name}"
+        for name in ("earnings", "registry", "node", "ledger", "receipt")
+    }
+    # ``--help``'s order as it was when all were registered here
+    order = ("earnings", "up", "demo", "ask", "status", "models", "balance", "simulate",
+             "migrate", "registry", "node", "ledger", "receipt")  # fmt: skip
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from LLM_Mesh.cli.common import fail
+
+    return fail(exc)
+
+
+def _settings(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
+    from LLM_Mesh.cli.common import settings_from
+
+    return settings_from(home, registry, **kw)
+
+
+def replica_memory(settings: Settings) -> ReplicaMemory:
+    from LLM_Mesh.cli.common import replica_memory as memory
+
+    return memory(settings)
+
+
+def warn_plain_http(urls: tuple[str, ...], what: str) -> None:
+    from LLM_Mesh.cli.common import warn_plain_http as warn
+
+    warn(urls, what)
+
+
 app = typer.Typer(
-    help="Free-S_Code LLM Mesh: models hosted by community nodes.", no_args_is_help=True
+    help="Free-S_Code LLM Mesh: models hosted by community nodes.",
+    no_args_is_help=True,
+    cls=_Commands,
 )
-registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
 
 
 @app.callback()
@@ -80,23 +101,6 @@ def _options(
     ] = False,
 ) -> None:
     """Free-S_Code LLM Mesh: models hosted by community nodes."""
-
-
-app.add_typer(registry_app, name="registry")
-registry_app.add_typer(operators_app, name="operators")
-registry_app.add_typer(nodes_app, name="nodes")
-registry_app.command("grant")(grant_command)
-registry_app.command("public-key")(public_key_command)
-registry_app.add_typer(keys_app, name="keys")
-registry_app.add_typer(canary_app, name="canary")
-registry_app.command("quarantines")(quarantines_command)
-registry_app.command("usage-audit")(usage_audit_command)
-registry_app.command("serve")(registry_serve)
-app.add_typer(node_app, name="node")
-app.add_typer(ledger_app, name="ledger")
-ledger_app.command("statement")(statement_command)
-app.add_typer(receipt_app, name="receipt")
-app.command("earnings")(earnings_command)
 
 
 # --- the local network -------------------------------------------------------------------
@@ -130,6 +134,7 @@ def up(
     ] = False,
 ) -> None:
     """Start a registry+gateway and one node; run until Ctrl-C or SIGTERM."""
+    from LLM_Mesh.cli.common import ensure_home, try_line
     from LLM_Mesh.local_mesh import LocalMesh
 
     settings = _settings(home)
@@ -226,6 +231,9 @@ def demo(
     home: HomeOpt = None,
 ) -> None:
     """Start the local network, send the seed's request through it, print the answer, stop."""
+    import asyncio
+
+    from LLM_Mesh.cli.common import ensure_home
     from LLM_Mesh.cli.demo import run_demo
     from LLM_Mesh.core.tasks import unknown_task
     from LLM_Mesh.local_mesh import LocalMesh
@@ -378,6 +386,8 @@ def ask(
     home: HomeOpt = None,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
+    import asyncio
+
     from rich.text import Text
 
     from LLM_Mesh.cli.demo import ask_once, flag_named
@@ -449,6 +459,7 @@ def status(
     registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None, home: HomeOpt = None
 ) -> None:
     """The network at a glance: models, nodes, health, load, latency."""
+    from LLM_Mesh.cli import render
     from LLM_Mesh.distributed_models import DistributedModelRegistry
 
     settings = _settings(home, registry, registry_ca=_ca(registry_ca))
@@ -466,6 +477,7 @@ def models(
 ) -> None:
     """The catalog, and which models are up."""
     from LLM_Mesh.bounded_http import rows
+    from LLM_Mesh.cli import render
     from LLM_Mesh.client import fetch_json_sync
 
     settings = _settings(home, registry, registry_ca=_ca(registry_ca))
@@ -495,6 +507,9 @@ def balance(
     """What your API key may spend (µNT): balance; reserved (requests in flight, answers not
     settled yet, the gateways' reservation leases: an unused one goes back within a second
     or two); available = balance - reserved."""
+    import asyncio
+
+    from LLM_Mesh.cli import render
     from LLM_Mesh.client import MeshClient
     from LLM_Mesh.plain_http import PlainHttpNotice
 

@@ -49,6 +49,7 @@ from typing import Any
 import tomli_w
 
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings, split_urls
+from LLM_Mesh.config import ENGINES as ENGINES  # its home before (cli/options.py needs it light)
 from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
@@ -78,7 +79,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENGINES = ("llama-cpp", "openai", "sim")
 #: node.toml keys that are credentials: the file should be its owner's only (0600)
 SECRET_KEYS = ("operator_token", "upstream_api_key")
 CONFIG_FILE = "node.toml"

@@ -55,9 +55,9 @@ _COMMAND = re.compile(r"llm-mesh((?: [a-z][a-z-]*)+)([^`\n|;&#]*)")
 
 
 def _walk(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    yield path, cmd
-    for name, sub in (getattr(cmd, "commands", None) or {}).items():
-        yield from _walk(sub, (*path, name))
+    yield path, cmd  # a group's subcommands through get_command: loaded when named
+    for name in cmd.list_commands(None) if hasattr(cmd, "list_commands") else ():
+        yield from _walk(cmd.get_command(None, name), (*path, name))
 
 
 COMMANDS = {path: cmd for path, cmd in _walk(typer.main.get_command(app))}

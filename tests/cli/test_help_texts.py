@@ -21,10 +21,12 @@ _LIST_ITEM = re.compile(r"(?:[-*•]|[0-9]{1,3}[.)])\s+\S")  # a list item's lin
 
 
 def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Every command and group, depth first (Typer's click objects: groups hold ``commands``)."""
+    """Every command and group, depth first (Typer's click objects; a group's subcommands
+    through ``get_command``: the top level loads its groups when named, lazy_group.py)."""
     yield path, cmd
-    for name, sub in sorted((getattr(cmd, "commands", None) or {}).items()):
-        yield from _commands(sub, (*path, name))
+    if hasattr(cmd, "list_commands"):
+        for name in sorted(cmd.list_commands(None)):
+            yield from _commands(cmd.get_command(None, name), (*path, name))
 
 
 def _texts(cmd: Any) -> list[str]:

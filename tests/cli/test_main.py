@@ -344,3 +344,44 @@ def test_an_unknown_task_is_said_with_the_known_ones(command: list[str]) -> None
     out = runner.invoke(app, [*command, "--task", "pyhton"], env={"COLUMNS": "200"})
     assert out.exit_code == 1, out.output
     assert "unknown task 'pyhton'" in out.output and "python, debug" in out.output
+
+
+# what no command line that names no group, nor --help of ask/status, may import before it
+# runs: the server stack, the databases, the model runtime, the HTTP client, the crypto
+HEAVY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "psycopg", "llama_cpp",
+         "pydantic", "httpx", "cryptography", "nacl", "anyio", "redis")  # fmt: skip
+
+
+# typer (0.29) itself imports pydantic to coerce a command's parameters: any command but the
+# top level's eager ``--version`` pays that, not ours to lazy
+@pytest.mark.parametrize(
+    ("argv", "typers"),
+    [
+        (["--version"], ()),
+        (["ask", "--help"], ("pydantic",)),
+        (["status", "--help"], ("pydantic",)),
+    ],
+)
+def test_the_entry_point_imports_no_heavy_module(argv: list[str], typers: tuple[str, ...]) -> None:
+    """Found 2026-12-06 (speed36): ``llm-mesh --version`` imported every subcommand's module
+    (pydantic, starlette, httpx, cryptography ...): 13-18 s on a loaded box, paid by every
+    CLI command. The groups with modules of their own now load when named."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['llm-mesh', *{argv!r}]\n"
+        "from LLM_Mesh.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}) - set({typers!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]
+
+
+def test_a_group_loads_when_named() -> None:
+    """The lazily loaded groups answer as before: ``registry serve --help`` reaches the
+    group's own module."""
+    out = runner.invoke(app, ["registry", "serve", "--help"])
+    assert out.exit_code == 0, out.output
+    assert "--workers" in out.output

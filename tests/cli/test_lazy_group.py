@@ -1,0 +1,88 @@
+"""``LazyGroup``: subcommands imported when named; listed, helped and suggested as before."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import typer
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.lazy_group import LazyGroup, load
+
+LOADED: list[str] = []
+runner = CliRunner()
+
+
+def _built(name: str) -> Any:
+    LOADED.append(name)
+    sub = typer.Typer(help=f"The {name} group.")
+
+    @sub.callback()
+    def _cb() -> None: ...
+
+    @sub.command("go")
+    def go() -> None:
+        typer.echo(f"{name} went")
+
+    return typer.main.get_command(sub)
+
+
+def alpha() -> Any:
+    return _built("alpha")
+
+
+def beta() -> Any:
+    return _built("beta")
+
+
+class _Group(LazyGroup):
+    lazy: ClassVar[dict[str, str]] = {
+        "alpha": f"{__name__}:alpha",
+        "beta": f"{__name__}:beta",
+    }
+    order = ("beta", "own", "alpha")
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(cls=_Group, add_completion=False)
+
+    @app.command("own")
+    def own() -> None:
+        typer.echo("own ran")
+
+    @app.callback()
+    def _cb() -> None: ...
+
+    return app
+
+
+def test_load_builds_the_named_command() -> None:
+    LOADED.clear()
+    assert list(load(f"{__name__}:alpha").commands) == ["go"]  # type: ignore[attr-defined]
+    assert LOADED == ["alpha"]
+
+
+def test_only_the_named_group_loads() -> None:
+    LOADED.clear()
+    out = runner.invoke(_app(), ["alpha", "go"])
+    assert out.exit_code == 0, out.output
+    assert out.output == "alpha went\n"
+    assert LOADED == ["alpha"]
+    LOADED.clear()
+    assert runner.invoke(_app(), ["own"]).output == "own ran\n"
+    assert LOADED == []
+
+
+def test_help_lists_all_in_order_with_their_help() -> None:
+    LOADED.clear()
+    out = runner.invoke(_app(), ["--help"], env={"COLUMNS": "100"})
+    assert out.exit_code == 0, out.output
+    assert out.output.index("beta") < out.output.index("own") < out.output.index("alpha")
+    assert "The alpha group." in out.output and "The beta group." in out.output
+    assert sorted(LOADED) == ["alpha", "beta"]
+
+
+def test_a_mistyped_name_is_suggested_from_all() -> None:
+    out = runner.invoke(_app(), ["alpah"])
+    assert out.exit_code == 2
+    assert "Did you mean 'alpha'?" in out.output
