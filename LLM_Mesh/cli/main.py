@@ -312,8 +312,8 @@ def ask(
         typer.Option(
             "--prompt-file",
             help="Read the prompt from this file (kept out of shell history and `ps`); it and "
-            "stdin: LLM_MESH_MAX_BODY_BYTES at most (default 1 MiB), what a gateway takes as "
-            "a whole request",
+            "stdin are read to the gateway's body limit at most (1 MiB by default; to raise it, "
+            "see `ask` in the README)",
         ),
     ] = None,
     model: Annotated[
