@@ -139,8 +139,10 @@ class Exchange:
         self.tally.node_id = "node-hkpnyukvystgni5fgwqe6g2voz"
         self.att = None
         self.job = SimpleNamespace(token_limit=tokens, max_tokens=tokens, choices=1,
-                                   stop_bytes=0, model=MODEL, echo=False, text_only=False)
+                                   stop_bytes=0, model=MODEL, echo=False, text_only=False,
+                                   forwarded_id="req-9d1ffe0909a14a0a73a29091f98f646d")
         self.rt = SimpleNamespace(clock=time.monotonic, stream_floor=StreamFloor(),
+                                  signer=SimpleNamespace(registry_id="reg-bench"), node_keys=None,
                                   metrics=None)
         self.routing = SimpleNamespace(shares=SharedTime())
 
