@@ -67,6 +67,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import make_url
 
 from LLM_Mesh.registry.db_thread import DbThread
+from LLM_Mesh.registry.start_retry import pg_lost_errors
 
 log = logging.getLogger(__name__)
 
@@ -506,11 +507,7 @@ def _batch_id() -> uuid.UUID:
 
 def _pg_lost(asyncpg: Any) -> tuple[type[BaseException], ...]:
     """The errors of a lost or broken connection (not of the batch itself)."""
-    x = asyncpg.exceptions
-    return (
-        x.InterfaceError, x.InternalClientError, x.PostgresConnectionError,
-        x.OperatorInterventionError, OSError,
-    )  # fmt: skip
+    return (*pg_lost_errors(asyncpg), OSError)
 
 
 class PgSettleDb:

@@ -33,7 +33,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -42,27 +42,33 @@ from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.schema_version import SchemaUnknown
 
-__all__ = ["StartRetry", "lost_connection"]
+__all__ = ["StartRetry", "lost_connection", "pg_lost_errors"]
 
 log = logging.getLogger("LLM_Mesh.registry.app")  # its lines with the start's others
 
 T = TypeVar("T")
 
 
-def _driver_lost() -> tuple[type[BaseException], ...]:
-    """asyncpg's errors of a lost or broken connection (none without asyncpg)."""
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - installed with the package
-        return ()
+def pg_lost_errors(asyncpg: Any) -> tuple[type[BaseException], ...]:
+    """asyncpg's errors of a lost or broken connection, not of the statement: here and in
+    the settlement's own connection (``settle_db.PgSettleDb``, which adds ``OSError``)."""
     x = asyncpg.exceptions
     return (
         x.InterfaceError,  # "connection is closed", ConnectionDoesNotExistError
         x.InternalClientError,  # a protocol broken by a FATAL it did not expect (#1069)
         x.PostgresConnectionError,  # class 08
         x.OperatorInterventionError,  # 57P01 admin shutdown, 57P03 cannot connect now
-        x.TooManyConnectionsError,  # 53300: others' connections, gone soon
     )  # fmt: skip
+
+
+def _driver_lost() -> tuple[type[BaseException], ...]:
+    """:func:`pg_lost_errors`, and too many connections (others', gone soon); none
+    without asyncpg."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - installed with the package
+        return ()
+    return (*pg_lost_errors(asyncpg), asyncpg.exceptions.TooManyConnectionsError)  # 53300
 
 
 def _refusals() -> tuple[type[BaseException], ...]:
