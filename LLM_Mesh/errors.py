@@ -192,6 +192,14 @@ class UnknownNode(MeshError):
     code = "unknown_node"
 
 
+class UnknownReceipt(MeshError):
+    """No stored receipt of that hash that the caller may read (``GET /v1/receipts``)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "unknown_receipt"
+
+
 class DuplicateRequest(MeshError):
     """A request id already ran, or runs now, and cannot be replayed (a stream, an answer too
     large to keep, or one lost with the replica that ran it): it is never executed twice."""

@@ -34,6 +34,7 @@ from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
 from LLM_Mesh.core.receipt import PAYERS, VERSION, Money, Part, PartStatus, encode_header
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.cut_receipts import cut_receipt
 from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -455,13 +456,21 @@ class StreamAccount:
 
     def _made_here(self) -> None:
         """The receipt of a stream cut off before one went out, made for the ledger entry to
-        commit to (once). Nobody receives it; when a part carries its node's signed prompt
-        count (``core/prompt_count.py``, money36) it is logged whole (``X-Mesh-Receipt``'s
-        form), so the operator's log keeps the node's word the charge stands on."""
+        commit to (once). Nobody receives it: it is written to the store
+        (``registry/cut_receipts.py``, since 2026-12-06, money37; ``GET
+        /v1/receipts/{receipt_hash}`` serves it to its payer), and when a part carries its
+        node's signed prompt count (``core/prompt_count.py``, money36) it is also logged
+        whole (``X-Mesh-Receipt``'s form)."""
         rt, job, tally = self.rt, self.job, self.tally
         if tally.receipt is not None or not tally.outputs:
             return
-        made = make_receipt(rt, job, tally, self.client.payment)
+        payment = self.client.payment
+        made = make_receipt(rt, job, tally, payment)
+        if made is not None and rt.cut_receipts is not None:
+            rt.cut_receipts.submit(
+                cut_receipt(made, job.settle_key or job.request_id,
+                            payment.payer if payment is not None else "", rt.wall_clock())
+            )  # fmt: skip
         if made is not None and any(
             p.status is PartStatus.CUT and p.node_signature for p in tally.node_receipts
         ):

@@ -62,6 +62,7 @@ from LLM_Mesh.registry.app_store import (
 from LLM_Mesh.registry.balance_api import router as balance_router
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler, load_pool
 from LLM_Mesh.registry.canary_departures_sync import departure_sync
+from LLM_Mesh.registry.cut_receipts import CutReceiptStore, CutReceiptWriter, stores_cut_receipts
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
 from LLM_Mesh.registry.errors import JSONAnswer, install_error_handlers
@@ -91,6 +92,7 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import KeptRequestKeys, Store, UsageAuditStore
 from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
+from LLM_Mesh.registry.receipts_api import router as receipts_router
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner
@@ -208,6 +210,8 @@ def create_registry_app(
             else None
         ),
     )
+    if stores_cut_receipts(the_store):  # a cut stream's receipt, for its payer (0031)
+        runtime.cut_receipts = CutReceiptWriter(cast(CutReceiptStore, the_store))
     if settings.metrics:
         metrics = GatewayMetrics(table, routing.router, routing.demand, runtime.writer)
         runtime.metrics = metrics
@@ -371,6 +375,8 @@ def create_registry_app(
             for topic, poller in store_polls.items():
                 poller.changes = store_changes(runtime.store, topic)
             runtime.writer.start()
+            if runtime.cut_receipts is not None:
+                runtime.cut_receipts.start()
             if runtime.metrics is not None:  # --workers N: this worker's gauges, written
                 runtime.metrics.start()
             health.start()
@@ -423,6 +429,8 @@ def create_registry_app(
                 if runtime.metrics is not None:
                     await runtime.metrics.stop()
                 await runtime.writer.stop()
+                if runtime.cut_receipts is not None:
+                    await runtime.cut_receipts.stop()
                 if runtime.heartbeats is not None:
                     await runtime.heartbeats.flush()
                 if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):
@@ -474,6 +482,7 @@ def create_registry_app(
     app.state.dashboard = install_dashboard(app, runtime, wall_clock=wall_clock)
     app.include_router(earnings_router)
     app.include_router(balance_router)
+    app.include_router(receipts_router)
     app.include_router(pricing_router)
     app.add_middleware(
         BodyLimit,

@@ -27,13 +27,14 @@ from LLM_Mesh.registry.ports import (
     SeqResult,
 )
 from LLM_Mesh.registry.store_canary_departures import MemoryCanaryDepartures
+from LLM_Mesh.registry.store_cut_receipts import MemoryCutReceipts
 
 
 def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures):
+class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, MemoryCutReceipts):
     """Nodes and requests in memory. ``requests`` holds every recorded request; recording
     one adds it to its node's counters (as the SQL store does)."""
 
@@ -41,6 +42,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures):
         super().__init__()
         MemoryUsageAudit.__init__(self)  # (MemoryReplicaState's does not chain)
         MemoryCanaryDepartures.__init__(self)
+        MemoryCutReceipts.__init__(self)
         self.nodes: dict[str, NodeRecord] = {}
         # node ids by the address (host, port) each was last stored at: a registration's
         # address check reads those only, not the fleet (as the SQL store's index, 0023)

@@ -40,6 +40,7 @@ from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import AdminKeyMemo
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.cut_receipts import CutReceiptWriter
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
@@ -144,6 +145,9 @@ class Runtime:
     # the audit by peers of the token counts nodes state (registry/usage_audit.py); set by
     # create_registry_app
     usage_audit: UsageAuditor | None = None
+    # the receipts of streams cut by their client, nobody received, written to the store
+    # (registry/cut_receipts.py, migration 0031); set by create_registry_app
+    cut_receipts: CutReceiptWriter | None = None
     # settlement (registry/settlement.py); None when Settings.settlement is off
     settlement: Settlement | None = None
     # a lone registry (SQLite): the client ids its previous process was paid for, looked

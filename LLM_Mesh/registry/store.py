@@ -53,6 +53,7 @@ from LLM_Mesh.registry.store_canary import SqlCanary
 from LLM_Mesh.registry.store_canary_departures import SqlCanaryDepartures
 from LLM_Mesh.registry.store_checks import sqlite_file
 from LLM_Mesh.registry.store_credentials import SqlCredentials
+from LLM_Mesh.registry.store_cut_receipts import SqlCutReceipts
 from LLM_Mesh.registry.store_migrate import (
     MIGRATIONS_DIR,
     alembic_config,
@@ -202,7 +203,7 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
 
 class SqlStore(
     SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary, SqlUsageAudit,
-    SqlCanaryDepartures,
+    SqlCanaryDepartures, SqlCutReceipts,
 ):  # fmt: skip
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 

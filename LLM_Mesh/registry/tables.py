@@ -572,6 +572,19 @@ usage_audit_folds = Table(
     Column("folded", BigInteger(), nullable=False),
 )
 
+#: Cut streams' receipts nobody received (0031, ``registry/store_cut_receipts.py``): the
+#: receipt's JSON (counts, hashes, ids, amounts, signatures; no prompt or output text).
+cut_receipts = Table(
+    "cut_receipts",
+    metadata,
+    Column("receipt_hash", String(64), primary_key=True),
+    Column("request_id", String(128), nullable=False),
+    Column("payer", String(128), nullable=False),
+    Column("created_at", Float(), nullable=False),
+    Column("receipt", Text(), nullable=False),
+    Index("ix_cut_receipts_request_id", "request_id"),
+)
+
 #: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),
 #: moved by SQLite triggers (migration 0013) in the transaction of every write the poll
 #: would read (a node key's or an API key's ``revoked_at``, any canary row), so a poll of

@@ -29,6 +29,7 @@ ALL_TABLES = {
     "reward_periods", "balances", "settle_holders", "pool_days", "settle_batches",
     "poll_versions", "ledger_cosignatures", "settle_leases", "ledger_secrets",
     "usage_audit_windows", "usage_audit_evidence", "usage_audit_folds", "canary_departures",
+    "cut_receipts",
 }  # fmt: skip
 
 
@@ -51,7 +52,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0030"]
+    assert script.get_heads() == ["0031"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -62,7 +63,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0030"
+            assert await conn.run_sync(_current) == "0031"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -82,7 +83,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0030"
+            assert await conn.run_sync(_current) == "0031"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -300,3 +301,37 @@ def _triggers(conn: Connection) -> set[str]:
     else:
         sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
     return {str(r[0]) for r in conn.execute(text(sql))}
+
+
+async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
+    database_url: str,
+) -> None:
+    """A store at the previous head (0030, its rows kept) takes 0031 in place: the receipts
+    nobody received are stored and read back (and verify); downgrading drops the table."""
+    from tests.registry.test_store_cut_receipts import made, verified
+
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0030")
+            assert "cut_receipts" not in await conn.run_sync(_user_tables)
+            await conn.execute(insert(tables.nodes), [asdict(node("n1"))])
+    finally:
+        await engine.dispose()
+    r = made()
+    async with SqlStore(database_url) as store:  # opening migrates to head
+        assert [n.node_id for n in await store.list_nodes()] == ["n1"]
+        await store.record_cut_receipts([r])
+        back = await store.cut_receipt(r.receipt_hash)
+    assert back == r
+    verified(back)
+    engine = _engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_diff) == []
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0030")
+            assert "cut_receipts" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,70 @@
+"""The store's cut receipts (``registry/store_cut_receipts.py``, migration 0031), on SQLite
+and PostgreSQL: stored once under their hash, read back as written, and a row altered in
+the database no longer verifies (``llm-mesh receipt verify``'s own check)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from LLM_Mesh.core.receipt import ReceiptError, ReceiptSigner
+from LLM_Mesh.core.receipt_verify import find_receipt, verify
+from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_cut_receipts import CutReceipt, MemoryCutReceipts
+from tests.core.receipt_fixtures import HASH, REGISTRY_ID, REGISTRY_KEY, check, node_claim, observed
+
+KEYS = {REGISTRY_ID: REGISTRY_KEY.public_key().public_bytes_raw()}
+
+
+def made(request_id: str = "req-1") -> CutReceipt:
+    """A countersigned receipt (one node-signed part) as the gateway stores it."""
+    signer = ReceiptSigner(REGISTRY_KEY, lambda: 1_700_000_000.5)
+    part = check(observed(node_claim(request_id=request_id)), request_id=request_id)
+    receipt, receipt_hash = signer.countersign(request_id, "gemma-3-270m", 10, 5, HASH, [part])
+    return CutReceipt(receipt_hash, f"{request_id}-ledger", "user:abc", 1_700_000_001.25,
+                      receipt.to_json(receipt_hash))  # fmt: skip
+
+
+def verified(r: CutReceipt) -> object:
+    return verify(find_receipt(json.dumps({"mesh": {"receipt": r.receipt}})), KEYS)
+
+
+async def test_a_stored_receipt_reads_back_as_written_and_verifies(store: SqlStore) -> None:
+    r, other = made(), made("req-2")
+    await store.record_cut_receipts([r])
+    await store.record_cut_receipts([r, other])  # written again (a retried batch): once
+    back = await store.cut_receipt(r.receipt_hash)
+    assert back == r
+    verified(back)
+    assert await store.cut_receipt(other.receipt_hash) == other
+    assert await store.cut_receipt("0" * 64) is None
+    async with store.engine.connect() as conn:
+        n = (await conn.execute(text("SELECT count(*) FROM cut_receipts"))).scalar()
+    assert n == 2
+
+
+async def test_a_receipt_altered_in_the_database_fails_verify(store: SqlStore) -> None:
+    r = made()
+    await store.record_cut_receipts([r])
+    forged = {**r.receipt, "parts": [{**r.receipt["parts"][0], "completion_tokens": 50}]}
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE cut_receipts SET receipt = :r WHERE receipt_hash = :h"),
+            {"r": json.dumps(forged), "h": r.receipt_hash},
+        )
+    back = await store.cut_receipt(r.receipt_hash)
+    assert back is not None and back.receipt["parts"][0]["completion_tokens"] == 50
+    with pytest.raises(ReceiptError):
+        verified(back)
+
+
+async def test_the_memory_store_keeps_its_own_copy() -> None:
+    m = MemoryCutReceipts()
+    r = made()
+    await m.record_cut_receipts([r])
+    r.receipt["prompt_tokens"] = 99  # the caller's object changed after the write
+    back = await m.cut_receipt(r.receipt_hash)
+    assert back is not None and back.receipt["prompt_tokens"] == 10
+    verified(back)
