@@ -71,6 +71,20 @@ def _driver_lost() -> tuple[type[BaseException], ...]:
     return (*pg_lost_errors(asyncpg), asyncpg.exceptions.TooManyConnectionsError)  # 53300
 
 
+def _driver_said_not_lost() -> tuple[type[BaseException], ...]:
+    """asyncpg's errors that :func:`pg_lost_errors`' classes hold but no connection lost
+    says: a setting of the URL it refuses (``ClientConfigurationError``, ``?ssl=bogus``) and
+    a statement's argument it cannot encode (``_base.DataError``), both ``ValueError`` too, and
+    what the client or server does not support (found 2026-12-06, review37: a bad URL setting
+    was waited for 120 s before it was said); none without asyncpg."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - installed with the package
+        return ()
+    x = asyncpg.exceptions
+    return (ValueError, x.UnsupportedClientFeatureError, x.UnsupportedServerFeatureError)
+
+
 def _refusals() -> tuple[type[BaseException], ...]:
     """A database refusing a new connection: nothing listens, or its server is starting."""
     try:
@@ -89,7 +103,7 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
     connection refused (nothing listens, the server is starting up) is not."""
     if isinstance(exc, SchemaUnknown | LedgerBehind):
         return False
-    lost, refused = _driver_lost(), _refusals()
+    lost, refused, not_lost = _driver_lost(), _refusals(), _driver_said_not_lost()
     found = False
     todo: list[BaseException | None] = [exc]
     seen: set[int] = set()
@@ -102,6 +116,8 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
             return False
         if isinstance(e, DBAPIError) and e.connection_invalidated:
             found = True
+        elif isinstance(e, lost) and isinstance(e, not_lost):
+            pass  # a driver's error of the setting or the statement, not the connection
         elif isinstance(e, (ConnectionError, TimeoutError, StoreUnavailable, *lost)):
             found = True  # refused, reset, timed out; the store's own "busy or gone"
         elif isinstance(e, sqlite3.OperationalError) and "locked" in str(e):

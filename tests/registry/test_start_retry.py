@@ -38,6 +38,9 @@ def _wrapped(driver_error: BaseException, statement: str = "show standard_confor
 BROKEN = asyncpg.exceptions.InternalClientError(
     "cannot switch to state 11; another operation (2) is in progress"
 )
+BAD_SETTING = asyncpg.exceptions.ClientConfigurationError(
+    "`sslmode` parameter must be one of: disable, allow, prefer, require, verify-ca, verify-full"
+)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +85,12 @@ def _schema_unknown_while_lost() -> SchemaUnknown:
         OSError(13, "Permission denied"),
         OperationalError("SELECT", None, sqlite3.OperationalError("no such table: nodes")),
         OperationalError("SELECT", None, sqlite3.OperationalError("disk I/O error")),
+        # asyncpg's InterfaceError family holds its configuration and argument errors too:
+        # a bad URL (``?ssl=bogus``) was waited for 120 s (review37)
+        SaInterfaceError("connect", None, _adapted(BAD_SETTING)),
+        asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
+        asyncpg.exceptions.UnsupportedClientFeatureError("not supported"),
+        asyncpg.exceptions.UnsupportedServerFeatureError("not supported"),
     ],
 )
 def test_any_other_error_is_not(exc: BaseException) -> None:

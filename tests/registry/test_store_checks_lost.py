@@ -54,3 +54,18 @@ def test_a_database_that_refuses_is_still_said_at_once(tmp_path: Path) -> None:
     assert said is not None and said.startswith("cannot reach the database at "), said
     assert "Connect call failed" in said or "refused" in said, said
     assert "hunter2" not in said and time.monotonic() - began < 5.0
+
+
+def test_a_bad_setting_in_the_url_is_said_at_once() -> None:
+    """asyncpg says a bad URL setting as an ``InterfaceError`` (``ClientConfigurationError``):
+    not a lost connection. Found 2026-12-06 (review37): ``?ssl=bogus`` made ``registry
+    serve`` wait 120 s, each try a WARNING that the database "lost or refused the
+    connection", before saying it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = normalize_database_url(f"postgresql://mesh:hunter2@127.0.0.1:{port}/mesh?ssl=bogus")
+    began = time.monotonic()
+    said = store_unusable(url)
+    assert said is not None and "sslmode" in said, said
+    assert "hunter2" not in said and time.monotonic() - began < 5.0
