@@ -99,7 +99,9 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
     for), looked for along its causes (SQLAlchemy's wrapper, the driver's error, an error
     rewrapped ``from``); never for ``SchemaUnknown`` or ``LedgerBehind``, nor for an
     error of the statement itself (SQLite's "no such table" is an ``OperationalError``
-    too: only its "database is locked" is waited for). ``refused_waits=False``: a
+    too: only its "database is locked" is waited for; a ``StoreUnavailable`` said over
+    another error, as ``ledger_mark.store_behind``'s, is judged by that error, found
+    2026-12-06, review37: a table it may not read was waited for). ``refused_waits=False``: a
     connection refused (nothing listens, the server is starting up) is not."""
     if isinstance(exc, SchemaUnknown | LedgerBehind):
         return False
@@ -118,8 +120,10 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
             found = True
         elif isinstance(e, lost) and isinstance(e, not_lost):
             pass  # a driver's error of the setting or the statement, not the connection
-        elif isinstance(e, (ConnectionError, TimeoutError, StoreUnavailable, *lost)):
-            found = True  # refused, reset, timed out; the store's own "busy or gone"
+        elif isinstance(e, StoreUnavailable):  # the store's own "busy or gone"; one said
+            found = found or (e.__cause__ is None and e.__context__ is None)  # over another: it
+        elif isinstance(e, (ConnectionError, TimeoutError, *lost)):
+            found = True  # refused, reset, timed out
         elif isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
             found = True  # SQLite's write lock held past its busy timeout, not "no such table"
         orig = getattr(e, "orig", None)

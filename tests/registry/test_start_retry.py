@@ -73,6 +73,38 @@ def _schema_unknown_while_lost() -> SchemaUnknown:
             return exc
 
 
+def _read_failed(error: BaseException) -> StoreUnavailable:
+    """``error`` as ``ledger_mark.store_behind`` says it: one line, ``from None``."""
+    try:
+        raise error
+    except BaseException:
+        try:
+            raise StoreUnavailable("the database did not answer reading its ledger") from None
+        except StoreUnavailable as exc:
+            return exc
+
+
+def test_the_ledger_checks_lost_connection_is_waited_for() -> None:
+    assert lost_connection(_read_failed(_wrapped(BROKEN, "SELECT count(*) FROM ledger")))
+
+
+def test_the_ledger_checks_statement_error_is_not() -> None:
+    """Found 2026-12-06 (review37): ``store_behind`` says any driver error reading the ledger
+    as ``StoreUnavailable``, and every ``StoreUnavailable`` was waited for: a table it may
+    not read (``permission denied``), a damaged SQLite file, waited 120 s and then said as
+    a connection "lost or refused"."""
+    denied = ProgrammingError(
+        "SELECT count(*) FROM ledger",
+        None,
+        _adapted(
+            asyncpg.exceptions.InsufficientPrivilegeError("permission denied for table ledger")
+        ),
+    )
+    assert not lost_connection(_read_failed(denied))
+    malformed = sqlite3.DatabaseError("database disk image is malformed")
+    assert not lost_connection(_read_failed(OperationalError("SELECT", None, malformed)))
+
+
 @pytest.mark.parametrize(
     "exc",
     [
