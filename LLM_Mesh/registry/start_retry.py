@@ -22,7 +22,7 @@ Each step is one that may run again: loads, idempotent writes, starts that set t
 ledger mark's ``store_behind``) run through a :class:`StartRetry` made with
 ``refused_waits=False``: a connection lost while they read is waited for as above, but a
 database that refuses at that first moment (connection refused, "the database system is
-starting up") is said in one line at once (exit 1: a wrong port or host is not waited for;
+starting up", a connect that times out, another service's port) is said in one line at once (exit 1: a wrong port or host is not waited for;
 a supervisor's restart covers a server down at that very moment).
 """
 
@@ -86,12 +86,22 @@ def _driver_said_not_lost() -> tuple[type[BaseException], ...]:
 
 
 def _refusals() -> tuple[type[BaseException], ...]:
-    """A database refusing a new connection: nothing listens, or its server is starting."""
+    """A database refusing a new connection: nothing listens, its server is starting, or
+    nothing answers before the connect's timeout (a port that swallows what it gets)."""
     try:
         import asyncpg
     except ImportError:  # pragma: no cover - installed with the package
-        return (ConnectionRefusedError,)
-    return (ConnectionRefusedError, asyncpg.exceptions.CannotConnectNowError)
+        return (ConnectionRefusedError, TimeoutError)
+    return (ConnectionRefusedError, TimeoutError, asyncpg.exceptions.CannotConnectNowError)
+
+
+def _refused(e: BaseException, refusals: tuple[type[BaseException], ...]) -> bool:
+    """``e`` is one of ``refusals``, or asyncpg's plain ``ConnectionError`` of a server that
+    answered its SSL request as no PostgreSQL does (another service's port). Found
+    2026-12-06 (review37): both were waited for 120 s by ``registry serve``'s checks."""
+    if isinstance(e, refusals):
+        return True
+    return type(e) is ConnectionError and "rejected SSL upgrade" in str(e)
 
 
 def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
@@ -102,7 +112,8 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
     too: only its "database is locked" is waited for; a ``StoreUnavailable`` said over
     another error, as ``ledger_mark.store_behind``'s, is judged by that error, found
     2026-12-06, review37: a table it may not read was waited for). ``refused_waits=False``: a
-    connection refused (nothing listens, the server is starting up) is not."""
+    connection refused (nothing listens, the server is starting up, another service's
+    port) is not."""
     if isinstance(exc, SchemaUnknown | LedgerBehind):
         return False
     lost, refused, not_lost = _driver_lost(), _refusals(), _driver_said_not_lost()
@@ -114,7 +125,7 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if not refused_waits and isinstance(e, refused):
+        if not refused_waits and _refused(e, refused):
             return False
         if isinstance(e, DBAPIError) and e.connection_invalidated:
             found = True

@@ -198,3 +198,18 @@ async def test_each_step_has_its_own_deadline_from_its_first_failure() -> None:
     assert await retry.run("one", s.step) == 7  # 0.5 + 1.0 s of waits: within 2 s
     s.errors = [ConnectionRefusedError()] * 2
     assert await retry.run("two", s.step) == 7  # a fresh 2 s
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError(),  # a port that swallows what it gets (review37)
+        ConnectionError('PostgreSQL server at "127.0.0.1:6379" rejected SSL upgrade'),
+    ],
+)
+def test_the_checks_take_a_refused_connect_as_said_while_the_start_waits(
+    exc: BaseException,
+) -> None:
+    assert not lost_connection(exc, refused_waits=False)
+    assert lost_connection(exc)  # the app's start: waited (a server restarting, a failover)
