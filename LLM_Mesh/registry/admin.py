@@ -63,12 +63,16 @@ class AdminKeyStatus:
 
 
 async def ensure_admin_key(
-    settings: Settings, store: Store, *, env_rotates: bool = True
+    settings: Settings, store: Store, *, env_rotates: bool = True, made: set[str] | None = None
 ) -> AdminKeyStatus:
     """Make sure the store has an admin key; see the module docstring.
 
     ``env_rotates=False`` (the admin CLI): ``$LLM_MESH_ADMIN_KEY`` is only checked
-    against the store's key, never made the store's key over another one.
+    against the store's key, never made the store's key over another one. ``made``: the
+    keys this process made and has not announced yet (the registry's start, each of whose
+    steps may run again after a lost connection: ``start_retry.py``); a key found there is
+    ``created`` still (found 2026-12-06, review37: a key whose first write to the store was
+    lost was read from its file at the next try, as made before, and never announced).
     """
     now = datetime.now(timezone.utc)
     if settings.admin_key and env_rotates:
@@ -80,12 +84,15 @@ async def ensure_admin_key(
         fresh = new_secret("lma")
         if create_secret_file(admin_key_path(settings), (fresh + "\n").encode()):
             key, created = fresh, True
+            if made is not None:
+                made.add(fresh)
         else:  # another process made the file meanwhile
             key = read_admin_key(settings)
     if key is not None:
         await store.set_admin_key_hash(hash_secret(key), now, replace=False)
     stored = await store.get_admin_key_hash()
     ok = secret_matches(key, stored)
+    created = created or (made is not None and key in made)
     if key is not None and not ok:
         log.warning(
             "the admin key held (LLM_MESH_ADMIN_KEY or %s) is not this store's",

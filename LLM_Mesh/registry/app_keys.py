@@ -91,12 +91,14 @@ async def start_keys(
         runtime.gateway.registry_id,
         runtime.gateway.public_key,
     )
-    admin = await ensure_admin_key(settings, runtime.store)
+    # a key made at a try whose write was lost is announced at the next (start_retry.py)
+    admin = await ensure_admin_key(settings, runtime.store, made=runtime.admin_made)
     await asyncio.to_thread(
         _record_admin_key_registry, settings, served_urls, runtime.identity.public_key
     )
     if admin.created and admin.key is not None:
         (announce or _print_admin_key)(admin.key)
+        runtime.admin_made.discard(admin.key)  # once
     return key
 
 

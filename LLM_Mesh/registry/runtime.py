@@ -102,6 +102,7 @@ class Runtime:
     node_keys: NodeKeys = field(default_factory=NodeKeys)
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     admin_memo: AdminKeyMemo = field(default_factory=AdminKeyMemo)  # admin.check_admin's
+    admin_made: set[str] = field(default_factory=set)  # made, not yet announced (app_keys)
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None

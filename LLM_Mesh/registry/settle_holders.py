@@ -123,11 +123,17 @@ class HomeLock:
     def __init__(self, home: Path) -> None:
         self.home = home
         self._fd: int | None = None
+        self._before: str | None = None  # what the take that holds the lock said
 
     def take(self, holder: str, shared_store: bool = False) -> str | None:
         """Take the lock for ``holder``; the previous holder if it is gone, else ``None``
         (also when another process on this home runs: it is alive). ``shared_store``: on
-        PostgreSQL, where replicas on one home (``registry serve --workers N``) are expected."""
+        PostgreSQL, where replicas on one home (``registry serve --workers N``) are expected.
+        Taken again while held (a start run again, ``start_retry.py``): what it said then
+        (found 2026-12-06, review37: its own ``flock`` was another registry's, and the
+        predecessor not recovered at start)."""
+        if self._fd is not None:
+            return self._before
         try:
             fd = try_lock(self.home / "settlement.lock")
         except ImportError:  # pragma: no cover - not on POSIX
@@ -146,7 +152,7 @@ class HomeLock:
             return None
         self._fd = fd
         path = self.home / "settlement.holder"
-        before = _last_holder(path)
+        before = self._before = _last_holder(path)
         replace_file(path, (holder + "\n").encode())  # whole: never a torn id (found 2026-12-05)
         return before
 

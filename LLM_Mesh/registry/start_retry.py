@@ -22,7 +22,7 @@ Each step is one that may run again: loads, idempotent writes, starts that set t
 ledger mark's ``store_behind``) run through a :class:`StartRetry` made with
 ``refused_waits=False``: a connection lost while they read is waited for as above, but a
 database that refuses at that first moment (connection refused, "the database system is
-starting up") is said in one line at once (exit 1: a wrong port or host is not waited for;
+starting up", a connect that times out, another service's port) is said in one line at once (exit 1: a wrong port or host is not waited for;
 a supervisor's restart covers a server down at that very moment).
 """
 
@@ -71,13 +71,37 @@ def _driver_lost() -> tuple[type[BaseException], ...]:
     return (*pg_lost_errors(asyncpg), asyncpg.exceptions.TooManyConnectionsError)  # 53300
 
 
-def _refusals() -> tuple[type[BaseException], ...]:
-    """A database refusing a new connection: nothing listens, or its server is starting."""
+def _driver_said_not_lost() -> tuple[type[BaseException], ...]:
+    """asyncpg's errors that :func:`pg_lost_errors`' classes hold but no connection lost
+    says: a setting of the URL it refuses (``ClientConfigurationError``, ``?ssl=bogus``) and
+    a statement's argument it cannot encode (``_base.DataError``), both ``ValueError`` too, and
+    what the client or server does not support (found 2026-12-06, review37: a bad URL setting
+    was waited for 120 s before it was said); none without asyncpg."""
     try:
         import asyncpg
     except ImportError:  # pragma: no cover - installed with the package
-        return (ConnectionRefusedError,)
-    return (ConnectionRefusedError, asyncpg.exceptions.CannotConnectNowError)
+        return ()
+    x = asyncpg.exceptions
+    return (ValueError, x.UnsupportedClientFeatureError, x.UnsupportedServerFeatureError)
+
+
+def _refusals() -> tuple[type[BaseException], ...]:
+    """A database refusing a new connection: nothing listens, its server is starting, or
+    nothing answers before the connect's timeout (a port that swallows what it gets)."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - installed with the package
+        return (ConnectionRefusedError, TimeoutError)
+    return (ConnectionRefusedError, TimeoutError, asyncpg.exceptions.CannotConnectNowError)
+
+
+def _refused(e: BaseException, refusals: tuple[type[BaseException], ...]) -> bool:
+    """``e`` is one of ``refusals``, or asyncpg's plain ``ConnectionError`` of a server that
+    answered its SSL request as no PostgreSQL does (another service's port). Found
+    2026-12-06 (review37): both were waited for 120 s by ``registry serve``'s checks."""
+    if isinstance(e, refusals):
+        return True
+    return type(e) is ConnectionError and "rejected SSL upgrade" in str(e)
 
 
 def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
@@ -85,11 +109,14 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
     for), looked for along its causes (SQLAlchemy's wrapper, the driver's error, an error
     rewrapped ``from``); never for ``SchemaUnknown`` or ``LedgerBehind``, nor for an
     error of the statement itself (SQLite's "no such table" is an ``OperationalError``
-    too: only its "database is locked" is waited for). ``refused_waits=False``: a
-    connection refused (nothing listens, the server is starting up) is not."""
+    too: only its "database is locked" is waited for; a ``StoreUnavailable`` said over
+    another error, as ``ledger_mark.store_behind``'s, is judged by that error, found
+    2026-12-06, review37: a table it may not read was waited for). ``refused_waits=False``: a
+    connection refused (nothing listens, the server is starting up, another service's
+    port) is not."""
     if isinstance(exc, SchemaUnknown | LedgerBehind):
         return False
-    lost, refused = _driver_lost(), _refusals()
+    lost, refused, not_lost = _driver_lost(), _refusals(), _driver_said_not_lost()
     found = False
     todo: list[BaseException | None] = [exc]
     seen: set[int] = set()
@@ -98,12 +125,16 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if not refused_waits and isinstance(e, refused):
+        if not refused_waits and _refused(e, refused):
             return False
         if isinstance(e, DBAPIError) and e.connection_invalidated:
             found = True
-        elif isinstance(e, (ConnectionError, TimeoutError, StoreUnavailable, *lost)):
-            found = True  # refused, reset, timed out; the store's own "busy or gone"
+        elif isinstance(e, lost) and isinstance(e, not_lost):
+            pass  # a driver's error of the setting or the statement, not the connection
+        elif isinstance(e, StoreUnavailable):  # the store's own "busy or gone"; one said
+            found = found or (e.__cause__ is None and e.__context__ is None)  # over another: it
+        elif isinstance(e, (ConnectionError, TimeoutError, *lost)):
+            found = True  # refused, reset, timed out
         elif isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
             found = True  # SQLite's write lock held past its busy timeout, not "no such table"
         orig = getattr(e, "orig", None)

@@ -38,6 +38,9 @@ def _wrapped(driver_error: BaseException, statement: str = "show standard_confor
 BROKEN = asyncpg.exceptions.InternalClientError(
     "cannot switch to state 11; another operation (2) is in progress"
 )
+BAD_SETTING = asyncpg.exceptions.ClientConfigurationError(
+    "`sslmode` parameter must be one of: disable, allow, prefer, require, verify-ca, verify-full"
+)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,38 @@ def _schema_unknown_while_lost() -> SchemaUnknown:
             return exc
 
 
+def _read_failed(error: BaseException) -> StoreUnavailable:
+    """``error`` as ``ledger_mark.store_behind`` says it: one line, ``from None``."""
+    try:
+        raise error
+    except BaseException:
+        try:
+            raise StoreUnavailable("the database did not answer reading its ledger") from None
+        except StoreUnavailable as exc:
+            return exc
+
+
+def test_the_ledger_checks_lost_connection_is_waited_for() -> None:
+    assert lost_connection(_read_failed(_wrapped(BROKEN, "SELECT count(*) FROM ledger")))
+
+
+def test_the_ledger_checks_statement_error_is_not() -> None:
+    """Found 2026-12-06 (review37): ``store_behind`` says any driver error reading the ledger
+    as ``StoreUnavailable``, and every ``StoreUnavailable`` was waited for: a table it may
+    not read (``permission denied``), a damaged SQLite file, waited 120 s and then said as
+    a connection "lost or refused"."""
+    denied = ProgrammingError(
+        "SELECT count(*) FROM ledger",
+        None,
+        _adapted(
+            asyncpg.exceptions.InsufficientPrivilegeError("permission denied for table ledger")
+        ),
+    )
+    assert not lost_connection(_read_failed(denied))
+    malformed = sqlite3.DatabaseError("database disk image is malformed")
+    assert not lost_connection(_read_failed(OperationalError("SELECT", None, malformed)))
+
+
 @pytest.mark.parametrize(
     "exc",
     [
@@ -82,6 +117,12 @@ def _schema_unknown_while_lost() -> SchemaUnknown:
         OSError(13, "Permission denied"),
         OperationalError("SELECT", None, sqlite3.OperationalError("no such table: nodes")),
         OperationalError("SELECT", None, sqlite3.OperationalError("disk I/O error")),
+        # asyncpg's InterfaceError family holds its configuration and argument errors too:
+        # a bad URL (``?ssl=bogus``) was waited for 120 s (review37)
+        SaInterfaceError("connect", None, _adapted(BAD_SETTING)),
+        asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
+        asyncpg.exceptions.UnsupportedClientFeatureError("not supported"),
+        asyncpg.exceptions.UnsupportedServerFeatureError("not supported"),
     ],
 )
 def test_any_other_error_is_not(exc: BaseException) -> None:
@@ -157,3 +198,18 @@ async def test_each_step_has_its_own_deadline_from_its_first_failure() -> None:
     assert await retry.run("one", s.step) == 7  # 0.5 + 1.0 s of waits: within 2 s
     s.errors = [ConnectionRefusedError()] * 2
     assert await retry.run("two", s.step) == 7  # a fresh 2 s
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError(),  # a port that swallows what it gets (review37)
+        ConnectionError('PostgreSQL server at "127.0.0.1:6379" rejected SSL upgrade'),
+    ],
+)
+def test_the_checks_take_a_refused_connect_as_said_while_the_start_waits(
+    exc: BaseException,
+) -> None:
+    assert not lost_connection(exc, refused_waits=False)
+    assert lost_connection(exc)  # the app's start: waited (a server restarting, a failover)

@@ -7,7 +7,9 @@ Found 2026-12-06: a connection terminated while ``database_unreachable`` opened 
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,3 +56,67 @@ def test_a_database_that_refuses_is_still_said_at_once(tmp_path: Path) -> None:
     assert said is not None and said.startswith("cannot reach the database at "), said
     assert "Connect call failed" in said or "refused" in said, said
     assert "hunter2" not in said and time.monotonic() - began < 5.0
+
+
+def test_a_bad_setting_in_the_url_is_said_at_once() -> None:
+    """asyncpg says a bad URL setting as an ``InterfaceError`` (``ClientConfigurationError``):
+    not a lost connection. Found 2026-12-06 (review37): ``?ssl=bogus`` made ``registry
+    serve`` wait 120 s, each try a WARNING that the database "lost or refused the
+    connection", before saying it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = normalize_database_url(f"postgresql://mesh:hunter2@127.0.0.1:{port}/mesh?ssl=bogus")
+    began = time.monotonic()
+    said = store_unusable(url)
+    assert said is not None and "sslmode" in said, said
+    assert "hunter2" not in said and time.monotonic() - began < 5.0
+
+
+@contextlib.contextmanager
+def _not_postgresql(answer: bytes | None) -> Iterator[str]:
+    """A URL whose port is another service's: one that answers ``answer`` to anything (an
+    HTTP server, say), or never answers (``None``: a port that swallows what it gets)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port, peers = server.getsockname()[1], []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            peers.append(conn)
+            if answer is not None:
+                with contextlib.suppress(OSError):
+                    conn.recv(64)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield normalize_database_url(f"postgresql://mesh:hunter2@127.0.0.1:{port}/mesh")
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in peers:
+            conn.close()
+        server.close()
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 400 Bad Request\r\n\r\n", None])
+async def test_a_port_that_is_not_postgresql_is_said_at_once(answer: bytes | None) -> None:
+    """Found 2026-12-06 (review37): ``--database-url`` naming another service's port (its
+    answer to PostgreSQL's SSL request "rejected SSL upgrade", or none: a connect that times
+    out) was tried again for 120 s, each try a WARNING that the database "lost or refused
+    the connection"; a refused port was said at once."""
+    with _not_postgresql(answer) as url:
+        began = time.monotonic()
+        said = await database_unreachable(url, timeout_s=1.0, start=checks_retry(url))
+        took = time.monotonic() - began
+    assert said is not None and said.startswith("cannot reach the database at "), said
+    assert "hunter2" not in said and took < 5.0, (took, said)
