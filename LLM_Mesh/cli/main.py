@@ -36,6 +36,7 @@ from LLM_Mesh.cli.options import (
     reflow_help,
     version_callback,
 )
+from LLM_Mesh.cli.subcommands import SUMMARIES
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
 from LLM_Mesh.errors import MeshError
 
@@ -52,16 +53,7 @@ class _Commands(LazyGroup):
         name: f"LLM_Mesh.cli.subcommands:{name}"
         for name in ("earnings", "registry", "node", "ledger", "receipt")
     }
-    # what ``--help`` lists for each, so that it loads none of them (found 2026-12-06, cli37);
-    # ``tests/cli/test_main.py`` checks each against the group's own help
-    summaries: ClassVar[dict[str, str]] = {
-        "earnings": "An operator's earnings (micro-NetworkTokens): per day, per model, per "
-        "node, and balance.",
-        "registry": "Run the registry + gateway.",
-        "node": "Run and manage a hosting node.",
-        "ledger": "The public ledger of NetworkTokens.",
-        "receipt": "Signed receipts of answers.",
-    }
+    summaries = SUMMARIES  # what ``--help`` lists for each, loading none (cli37)
     # ``--help``'s order as it was when all were registered here
     order = ("earnings", "up", "demo", "ask", "status", "models", "balance", "simulate",
              "migrate", "registry", "node", "ledger", "receipt")  # fmt: skip
