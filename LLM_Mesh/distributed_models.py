@@ -38,6 +38,7 @@ from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.client_retry import RESTING_SAID, SEED_ADVICE, fitted_advice
+from LLM_Mesh.core.limits import unsent_too_large
 from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
@@ -81,6 +82,8 @@ class DistributedModelRegistry:
     SNAPSHOT_TTL_S = 5.0
     #: a 504's advice to this caller (``core/client_retry``): these calls do not stream
     deadline_advice = SEED_ADVICE
+    #: a body over this is refused unsent (``ask``: ``LLM_MESH_MAX_BODY_BYTES``); None: sent
+    max_body_bytes: int | None = None
 
     def __init__(
         self,
@@ -388,15 +391,20 @@ class DistributedModelRegistry:
         requested: str,
         request_id: str | None,
     ) -> ModelResponse:
+        if chat:
+            body = {**body, "messages": [{"role": "user", "content": prompt}]}
+        else:
+            body = {**body, "prompt": prompt}
+        if self.max_body_bytes is not None:  # as MeshClient sends it, with its "stream"
+            too_large = unsent_too_large({**body, "stream": False}, prompt, self.max_body_bytes)
+            if too_large is not None:
+                raise too_large
         try:
             async with self.client() as c:
                 if chat:
-                    out = await c.chat(
-                        {**body, "messages": [{"role": "user", "content": prompt}]},
-                        request_id=request_id,
-                    )
+                    out = await c.chat(body, request_id=request_id)
                 else:
-                    out = await c.completion({**body, "prompt": prompt}, request_id=request_id)
+                    out = await c.completion(body, request_id=request_id)
         except UpstreamTimeout as exc:  # the gateway's "stream: true" fits no call here
             said = fitted_advice(exc.message, self.deadline_advice)
             if said == exc.message:

@@ -1,5 +1,5 @@
 """What ``llm-mesh`` costs before it does anything: CPU (user + system of the child) and wall
-time of ``--version`` and ``status --help``, each tree's run interleaved with the others',
+time of ``--version``, ``status --help`` and ``--help``, each tree's run interleaved with the others',
 medians of ``--runs``. A tree is a folder holding ``LLM_Mesh/`` (``git archive COMMIT
 LLM_Mesh | tar -x -C DIR`` for an older one). Run from a neutral folder so the working
 directory does not shadow the trees (``python -m`` puts it first on ``sys.path``)."""
@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-COMMANDS = {"--version": ["--version"], "status --help": ["status", "--help"]}
+COMMANDS = {"--version": ["--version"], "status --help": ["status", "--help"], "--help": ["--help"]}
 
 
 def main() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -33,6 +34,9 @@ from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
 from LLM_Mesh.tls import client_ssl_context
+
+if TYPE_CHECKING:
+    from LLM_Mesh.node.config import NodeConfig
 
 
 def no_registry_answered(
@@ -128,6 +132,40 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
             "the registry's admin: `llm-mesh registry keys create --name NAME`"
         ))  # fmt: skip
     return settings
+
+
+def registry_settings(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
+    """:func:`settings_from` for a command that reaches a registry (it takes
+    ``--registry-ca``): an https registry's CA file is ``--registry-ca``, else
+    ``$LLM_MESH_REGISTRY_CA``, else the home's node.toml ``registry_ca``
+    (:func:`with_node_ca`), as ``earnings`` and ``node start`` (found 2026-12-06, cli37:
+    ``ask``, ``status``, ``ledger verify`` in a node's home failed
+    ``CERTIFICATE_VERIFY_FAILED`` with the CA named in node.toml)."""
+    settings = settings_from(home, registry, **kw)
+    path = settings.home / "node.toml"  # node/config.py's default_config_path
+    if settings.registry_ca or not path.is_file():
+        return settings  # (node.toml not imported: a node home's only)
+    from LLM_Mesh.node.config import load_node_config
+
+    try:
+        return with_node_ca(settings, load_node_config(path), path)
+    except (OSError, ValueError) as exc:  # a node.toml that cannot be used, named
+        raise fail(exc) from exc
+
+
+def with_node_ca(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:
+    """``settings`` trusting ``config``'s ``registry_ca`` (node.toml at ``path``) when no
+    ``--registry-ca`` nor ``$LLM_MESH_REGISTRY_CA`` named a CA file (found 2026-12-06, cli36:
+    node.toml had no such key, so ``earnings`` in a node's home needed ``--registry-ca``
+    every time); a file that cannot be used is a ``ValueError`` naming node.toml."""
+    ca = config.ca_file_of(settings.home) if config and not settings.registry_ca else None
+    if ca is None:
+        return settings
+    try:
+        client_ssl_context(ca)
+    except ValueError as exc:
+        raise ValueError(f"registry_ca in {path}: {exc}") from None
+    return dataclasses.replace(settings, registry_ca=ca)
 
 
 # credentials that are not API keys, by their prefix (core/identity.py makes them)

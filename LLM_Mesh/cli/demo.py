@@ -16,6 +16,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_bound import BASE_BYTES, TOKEN_BYTES
 from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.core.client_retry import ASK_ADVICE
+from LLM_Mesh.core.limits import unsent_too_large
 from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
@@ -196,6 +197,8 @@ async def ask_once(
         warn_plain_http=False,  # `ask` says it on stderr itself (cli/common.warn_plain_http)
     )  # fmt: skip
     registry.deadline_advice = ASK_ADVICE  # a 504 says `--stream`, not the API's field
+    if settings is not None:  # a body over the gateway's limit is not sent (found: cli37)
+        registry.max_body_bytes = settings.limits.max_body_bytes
     if stream:
         if model is None:
             await registry.refresh()
@@ -276,9 +279,21 @@ async def _ask_streaming(
     else:
         body["prompt"] = prompt
         path = "/v1/completions"
+
+    def unsent(name: str) -> None:  # as MeshClient.stream sends it (get_response's check)
+        limit = registry.max_body_bytes
+        too_large = None if limit is None else unsent_too_large(
+            {**body, "model": name, "stream": True}, prompt, limit
+        )  # fmt: skip
+        if too_large is not None:
+            raise too_large
+
+    unsent(model)  # before the prompt is echoed
+    if not chat:
         console.print(prompt, end="", markup=False, highlight=False)
 
     async def one(name: str) -> tuple[str, dict[str, Any], float | None, float]:
+        unsent(name)
         # begins at the gateway that answered the routing's refresh or the stream before
         # (found 2026-12-05: at the first URL each time, ~9 s again on a hung first one)
         async with registry.client(stream_max_s=stream_max_s) as client:

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +29,7 @@ from LLM_Mesh.cli.common import (
     replica_memory,
     settings_from,
     warn_plain_http,
+    with_node_ca,
 )
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
@@ -36,10 +37,6 @@ from LLM_Mesh.config import Settings, split_urls
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
-from LLM_Mesh.tls import client_ssl_context
-
-if TYPE_CHECKING:
-    from LLM_Mesh.node.config import NodeConfig
 
 OperatorTokenOpt = Annotated[
     str | None,
@@ -84,21 +81,6 @@ def operator_credential(
         f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
         "at every start: `llm-mesh node info` shows that node's earnings)"
     )
-
-
-def with_node_ca(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:
-    """``settings`` trusting ``config``'s ``registry_ca`` (node.toml at ``path``) when no
-    ``--registry-ca`` nor ``$LLM_MESH_REGISTRY_CA`` named a CA file (found 2026-12-06, cli36:
-    node.toml had no such key, so ``earnings`` in a node's home needed ``--registry-ca``
-    every time); a file that cannot be used is a ``ValueError`` naming node.toml."""
-    ca = config.ca_file_of(settings.home) if config and not settings.registry_ca else None
-    if ca is None:
-        return settings
-    try:
-        client_ssl_context(ca)
-    except ValueError as exc:
-        raise ValueError(f"registry_ca in {path}: {exc}") from None
-    return dataclasses.replace(settings, registry_ca=ca)
 
 
 # credentials that are not an operator's token, by their prefix (core/identity.py makes them)

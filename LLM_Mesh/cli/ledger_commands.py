@@ -46,6 +46,7 @@ from LLM_Mesh.cli.common import (
     fail,
     first_answering,
     registry_fail,
+    registry_settings,
     settings_from,
     warn_plain_http,
 )
@@ -404,7 +405,7 @@ def verify(
     registry not done within --timeout (an hour by default)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     given = {"api_key": api_key} if api_key else {}  # checked as ask's (not an lmo_ token)
-    settings = settings_from(home, registry, database_url=database_url, registry_ca=ca, **given)
+    settings = registry_settings(home, registry, database_url=database_url, registry_ca=ca, **given)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     where = "the store" if database_url else settings.registry_url
     seen_path = settings.home / SEEN_FILE

@@ -47,6 +47,7 @@ from LLM_Mesh.cli.common import (
     fail,
     first_answering,
     registry_fail,
+    registry_settings,
     settings_from,
     warn_plain_http,
 )
@@ -318,7 +319,7 @@ def statement_command(
     state, with the price held, is listed: a fee of before a change)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     given = {"api_key": api_key} if api_key else {}  # checked as ask's (not an lmo_ token)
-    settings = settings_from(home, registry, registry_ca=ca, **given)
+    settings = registry_settings(home, registry, registry_ca=ca, **given)
     if api_key and (account is not None or operator):
         raise fail(ValueError("give one account: --api-key, --account or --operator"))
     if key is not None:

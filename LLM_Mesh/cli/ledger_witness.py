@@ -56,7 +56,7 @@ from LLM_Mesh.cli.common import (
     first_answering,
     json_object,
     registry_fail,
-    settings_from,
+    registry_settings,
 )
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.cli.witness_rounds import NOT_HANDED_IN, Round, print_round, round_status, run_witness
@@ -432,7 +432,7 @@ def witness_command(
     `llm-mesh ledger verify --witness` and the registry's operator to
     LLM_MESH_LEDGER_WITNESSES."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
-    settings = settings_from(home, registry, registry_ca=ca)
+    settings = registry_settings(home, registry, registry_ca=ca)
     if listen is not None and every is not None:
         raise fail(ValueError("--listen serves pushes; --every runs rounds: one or the other"))
     log_keys = parse_log_keys(log_key or (), settings.ledger_origin)

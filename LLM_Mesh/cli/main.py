@@ -36,6 +36,7 @@ from LLM_Mesh.cli.options import (
     reflow_help,
     version_callback,
 )
+from LLM_Mesh.cli.subcommands import SUMMARIES
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
 from LLM_Mesh.errors import MeshError
 
@@ -52,6 +53,7 @@ class _Commands(LazyGroup):
         name: f"LLM_Mesh.cli.subcommands:{name}"
         for name in ("earnings", "registry", "node", "ledger", "receipt")
     }
+    summaries = SUMMARIES  # what ``--help`` lists for each, loading none (cli37)
     # ``--help``'s order as it was when all were registered here
     order = ("earnings", "up", "demo", "ask", "status", "models", "balance", "simulate",
              "migrate", "registry", "node", "ledger", "receipt")  # fmt: skip
@@ -67,6 +69,13 @@ def _settings(home: Path | None = None, registry: str | None = None, **kw: Any) 
     from LLM_Mesh.cli.common import settings_from
 
     return settings_from(home, registry, **kw)
+
+
+def _registry_settings(home: Path | None, registry: str | None, **kw: Any) -> Settings:
+    """:func:`_settings` for a command that reaches a registry: node.toml's registry_ca too."""
+    from LLM_Mesh.cli.common import registry_settings
+
+    return registry_settings(home, registry, **kw)
 
 
 def replica_memory(settings: Settings) -> ReplicaMemory:
@@ -400,7 +409,7 @@ def ask(
         raise _fail(ValueError(f"--task: {problem}"))
     if save is not None and no_save:
         raise _fail(ValueError("--save DIR and --no-save: give one"))
-    settings = _settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    settings = _registry_settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
     try:  # to LLM_MESH_MAX_BODY_BYTES, the gateway's body limit (found 2026-12-06, cli36)
         text = read_prompt(prompt, prompt_file, sys.stdin, settings.limits.max_body_bytes)
     except PromptInputError as exc:
@@ -462,7 +471,7 @@ def status(
     from LLM_Mesh.cli import render
     from LLM_Mesh.distributed_models import DistributedModelRegistry
 
-    settings = _settings(home, registry, registry_ca=_ca(registry_ca))
+    settings = _registry_settings(home, registry, registry_ca=_ca(registry_ca))
     reg = DistributedModelRegistry(settings, replica_memory=replica_memory(settings))
     try:
         info = reg.get_model_info()
@@ -480,7 +489,7 @@ def models(
     from LLM_Mesh.cli import render
     from LLM_Mesh.client import fetch_json_sync
 
-    settings = _settings(home, registry, registry_ca=_ca(registry_ca))
+    settings = _registry_settings(home, registry, registry_ca=_ca(registry_ca))
     try:
         found = fetch_json_sync(
             settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca,
@@ -513,7 +522,7 @@ def balance(
     from LLM_Mesh.client import MeshClient
     from LLM_Mesh.plain_http import PlainHttpNotice
 
-    settings = _settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    settings = _registry_settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
     if settings.api_key:
         warn_plain_http(settings.registry_urls, "your API key")
 

@@ -38,8 +38,9 @@ from LLM_Mesh.cli.common import (
     observability,
     settings_from,
     setup_logging,
+    with_node_ca,
 )
-from LLM_Mesh.cli.earnings_commands import operator_token_checked, with_node_ca
+from LLM_Mesh.cli.earnings_commands import operator_token_checked
 from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
 from LLM_Mesh.errors import MeshError

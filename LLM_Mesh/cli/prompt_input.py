@@ -10,10 +10,11 @@ variable a gateway takes as its whole request body's limit, default :data:`MAX_P
 (1 MiB), so a larger prompt could not be sent to a gateway left at its default; more is
 refused in one line, unread (found 2026-12-06, small35: both were read whole, ``/dev/zero``
 until memory ran out). A user of a gateway whose limit was raised sets the same variable
-for ``ask`` (found 2026-12-06, cli36: 1 MiB, whatever the gateway took); the gateway still
-says 413 to a body past its own, and a prompt under the bound can be over it: the body is
-the prompt as JSON (a quote, a backslash or a control character takes 2 to 6 bytes) and
-the request's other fields; :func:`refused_as_too_large` says that 413 in those words
+for ``ask`` (found 2026-12-06, cli36: 1 MiB, whatever the gateway took). A prompt under
+the bound can be over it as a body: the prompt as JSON (a quote, a backslash or a control
+character takes 2 to 6 bytes) and the request's other fields; such a body is refused
+unsent (``core/limits.unsent_too_large``, found 2026-12-06, cli37), and a gateway's own
+413 (its limit lower) is said by :func:`refused_as_too_large` in those words
 (found 2026-12-06, newuser36: it read "larger than max_body_bytes", a name of node.toml's,
 after a prompt the CLI had just taken as within the limit). A ``--prompt-file`` that is not a regular file (a FIFO, a
 device) is refused, not waited on (``text_files.open_regular``); ``-`` reads a pipe.

@@ -35,7 +35,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     no_registry_answered,
-    settings_from,
+    registry_settings,
     warn_plain_http,
 )
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
@@ -294,7 +294,7 @@ def verify_command(
         memory: KeyMemory | None = None  # the registry's keys judged (none given here)
         if not texts or registry is not None:
             ca = str(registry_ca.expanduser()) if registry_ca else None
-            settings = settings_from(home, registry, registry_ca=ca)
+            settings = registry_settings(home, registry, registry_ca=ca)
             chain: list[object] = []
             run = deadline.then(settings.registry_url, "the receipt was not checked")
             answered, more = fetch_keys_at(
@@ -373,7 +373,9 @@ def _check_ledger(
     replica was waited for at each, then ended the command). All within ``deadline``'s
     ``--timeout`` (found 2026-12-05: each answer bounded alone, their number not)."""
     try:
-        settings = settings_from(home, registry, registry_ca=str(ca.expanduser()) if ca else None)
+        settings = registry_settings(
+            home, registry, registry_ca=str(ca.expanduser()) if ca else None
+        )
         clock = deadline or Deadline("receipt verify", 0)
         run = clock.then(settings.registry_url, "its ledger entries were not checked")
         urls = begin_at(gateway_urls(settings.registry_urls), answered)

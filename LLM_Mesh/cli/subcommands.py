@@ -14,6 +14,18 @@ from LLM_Mesh.cli.options import reflow_help
 if TYPE_CHECKING:  # typer 0.29 carries its own click
     from typer import _click as click
 
+#: each one's help as the top level's ``--help`` lists it, so that it loads none of them
+#: (found 2026-12-06, cli37: it loaded every group to print a line of each);
+#: ``tests/cli/test_main.py`` checks each against the command's own help
+SUMMARIES = {
+    "earnings": "An operator's earnings (micro-NetworkTokens): per day, per model, per node, "
+    "and balance.",
+    "registry": "Run the registry + gateway.",
+    "node": "Run and manage a hosting node.",
+    "ledger": "The public ledger of NetworkTokens.",
+    "receipt": "Signed receipts of answers.",
+}
+
 
 def _built(name: str, add: Callable[[typer.Typer], object]) -> click.Command:
     """The command ``add`` registers as ``name``, built as ``app.add_typer`` / ``app.command``

@@ -50,6 +50,8 @@ __all__ = [
     "json_shape",
     "limit_error",
     "nesting_violation",
+    "sent_size",
+    "unsent_too_large",
 ]
 
 MIB = 1 << 20
@@ -116,6 +118,34 @@ def check_body_size(size: int, limits: RequestLimits) -> Violation | None:
         f"the request body is {size} bytes; the limit is {limits.max_body_bytes} bytes "
         "(max_body_bytes)",
         status=413,
+    )
+
+
+def sent_size(body: dict[str, Any]) -> int:
+    """``body``'s bytes as ``MeshClient`` sends it: httpx's JSON (compact, UTF-8, non-ASCII
+    as itself; a quote, a backslash or a control character 2 bytes, or 6 as ``\\uXXXX``)."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def unsent_too_large(body: dict[str, Any], prompt: str, limit: int) -> LimitExceeded | None:
+    """A request ``body`` (``prompt`` in it) over a gateway's ``limit``, refused before it
+    is sent: its size, the limit, why (found 2026-12-06, cli37: ``ask`` read a prompt to
+    ``LLM_MESH_MAX_BODY_BYTES`` and sent it whatever its JSON came to; the gateway's 413
+    came back for a prompt of newlines or quotes under that bound)."""
+    size = sent_size(body)
+    if size <= limit:
+        return None
+    raw = len(prompt.encode("utf-8", "surrogatepass"))
+    as_json = sent_size({"": prompt}) - 7  # less {"":""}, the framing
+    return LimitExceeded(
+        f"the request would be {size:,} bytes as JSON, over the gateway's limit of {limit:,} "
+        f"bytes (LLM_MESH_MAX_BODY_BYTES): not sent. The prompt is {raw:,} bytes, {as_json:,} "
+        "as JSON (a quote, a backslash or a control character such as a line end takes 2 to "
+        "6 bytes), with the request's other fields: shorten the prompt; if the gateway's "
+        "limit was raised, set LLM_MESH_MAX_BODY_BYTES to it here too",
+        limit="max_body_bytes",
+        allowed=limit,
     )
 
 

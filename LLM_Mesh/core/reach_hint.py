@@ -13,9 +13,10 @@ say what was wrong (found 2026-12-03):
 A certificate that failed verification names the host, and why as OpenSSL said it: an
 unknown CA (give its file), an expired certificate or one for another name (no CA file helps);
 never "is a registry running?" (found 2026-12-06, cli36: the CLI's commands said that beside
-``CERTIFICATE_VERIFY_FAILED``). node.toml's ``registry_ca`` is named with the only commands
-that read it (found 2026-12-06, newuser36: ``ledger verify``, ``status``, ``ask`` were told
-"or registry_ca in a node's node.toml", which they never read).
+``CERTIFICATE_VERIFY_FAILED``). node.toml's ``registry_ca`` is named as the home's (found
+2026-12-06, newuser36: ``ledger verify``, ``status``, ``ask`` were told "or registry_ca in a
+node's node.toml", which they never read; since cli37 every command reaching a registry
+reads it, ``cli/common.registry_settings``).
 
 :func:`reach_hint` names the likely fix for such an error, or ``None`` when it has none.
 """
@@ -58,8 +59,8 @@ def _certificate_hint(url: str, said: str) -> str:
     return (
         f"the TLS certificate of {host} is not trusted here (its CA is unknown): give the "
         "CA file that signed it with --registry-ca FILE or LLM_MESH_REGISTRY_CA "
-        "(MeshClient(ca_file=...)); node.toml's registry_ca serves only a node's own "
-        "node start, earnings and ledger statement --operator"
+        "(MeshClient(ca_file=...)), or as registry_ca in the home's node.toml (--home, "
+        "LLM_MESH_HOME), which every llm-mesh command reaching a registry reads"
     )
 
 

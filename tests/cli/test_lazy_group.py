@@ -86,3 +86,22 @@ def test_a_mistyped_name_is_suggested_from_all() -> None:
     out = runner.invoke(_app(), ["alpah"])
     assert out.exit_code == 2
     assert "Did you mean 'alpha'?" in out.output
+
+
+class _Summarised(_Group):
+    summaries: ClassVar[dict[str, str]] = {"alpha": "The alpha group."}
+
+
+def test_help_lists_a_summarised_command_without_loading_it() -> None:
+    """Found 2026-12-06 (cli37): ``--help`` loaded every group to print one line of each.
+    With a summary it loads none (``beta``, without one, still loads to be listed); the
+    command named after that is the real one, not the summary's stand-in."""
+    app = typer.Typer(cls=_Summarised, add_completion=False)
+    app.command("own")(lambda: None)
+    app.callback()(lambda: None)
+    LOADED.clear()
+    out = runner.invoke(app, ["--help"], env={"COLUMNS": "100"})
+    assert out.exit_code == 0, out.output
+    assert "The alpha group." in out.output and "The beta group." in out.output
+    assert LOADED == ["beta"]  # (failed before: alpha too)
+    assert runner.invoke(app, ["alpha", "go"]).output == "alpha went\n"

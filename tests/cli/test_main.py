@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
@@ -358,6 +359,7 @@ HEAVY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "psycopg", 
     ("argv", "typers"),
     [
         (["--version"], ()),
+        (["--help"], ()),  # found 2026-12-06 (cli37): it loaded every group
         (["ask", "--help"], ("pydantic",)),
         (["status", "--help"], ("pydantic",)),
     ],
@@ -377,6 +379,29 @@ def test_the_entry_point_imports_no_heavy_module(argv: list[str], typers: tuple[
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]
+
+
+def test_help_summaries_are_the_groups_own_help() -> None:
+    """``--help`` lists the lazy groups from ``_Commands.summaries`` (cli37): each is the
+    group's own help, and the whole listing is what it is with every group loaded."""
+    from LLM_Mesh.cli.lazy_group import load
+    from LLM_Mesh.cli.main import _Commands
+
+    assert set(_Commands.summaries) == set(_Commands.lazy)
+    for name, spec in _Commands.lazy.items():
+        command = load(spec)
+        assert (command.short_help, command.help) == (None, _Commands.summaries[name]), name
+        assert not command.hidden and not command.deprecated
+
+    def shown(loaded: bool) -> str:
+        group = typer.main.get_command(app)
+        ctx = group.make_context("llm-mesh", [], resilient_parsing=True)
+        if loaded:
+            for name in _Commands.lazy:
+                group.add_command(load(_Commands.lazy[name]), name)
+        return group.get_help(ctx)
+
+    assert shown(loaded=False) == shown(loaded=True)
 
 
 def test_a_group_loads_when_named() -> None:

@@ -48,9 +48,9 @@ def test_no_hint_where_the_scheme_is_not_the_likely_mistake(url: str, said: str)
 
 UNTRUSTED_HINT = (
     "the TLS certificate of r1 is not trusted here (its CA is unknown): give the CA file "
-    "that signed it with --registry-ca FILE or LLM_MESH_REGISTRY_CA (MeshClient(ca_file=...)); "
-    "node.toml's registry_ca serves only a node's own node start, earnings and ledger "
-    "statement --operator"
+    "that signed it with --registry-ca FILE or LLM_MESH_REGISTRY_CA (MeshClient(ca_file=...)), "
+    "or as registry_ca in the home's node.toml (--home, LLM_MESH_HOME), which every llm-mesh "
+    "command reaching a registry reads"
 )
 
 
@@ -99,9 +99,10 @@ def test_a_certificate_failure_names_the_host_and_why() -> None:
 def test_node_tomls_registry_ca_is_named_with_the_commands_that_read_it() -> None:
     """Found 2026-12-06 (newuser36): ``ledger verify``, ``status`` and ``ask`` (which never
     read node.toml) were told "or registry_ca in a node's node.toml"; a user who set it
-    there got the same refusal again. Only ``node start``, ``earnings`` and ``ledger
-    statement --operator`` read it (``cli/earnings_commands.with_node_ca``)."""
+    there got the same refusal again. Since cli37 every command reaching a registry reads
+    the home's (``cli/common.registry_settings``;
+    ``tests/cli/test_registry_ca_node_toml.py``): the hint names which node.toml."""
     untrusted = reach_hint("https://reg.example:8800", UNTRUSTED)
     assert untrusted is not None
-    assert "registry_ca serves only a node's own node start, earnings and ledger " in untrusted
+    assert "registry_ca in the home's node.toml (--home, LLM_MESH_HOME)" in untrusted
     assert "or registry_ca in a node's node.toml" not in untrusted

@@ -1,0 +1,109 @@
+"""``llm-mesh ask`` refuses, unsent, a request whose JSON is over ``LLM_MESH_MAX_BODY_BYTES``
+(the gateway's body limit), saying how large it is and the limit.
+
+Found 2026-12-06 (cli37): ``ask`` read its prompt to that bound, then sent it whatever its
+JSON came to: a prompt of quotes or line ends under the bound (each 2 bytes as JSON, a
+control character 6) went to the gateway and came back 413. Failed before: the request
+reached the gateway. A stdlib http server records each request and answers 404."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.limits import sent_size
+
+runner = CliRunner()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        size = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(size)
+        self.server.seen.append((self.command, self.path, size))  # type: ignore[attr-defined]
+        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _gateway() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
+    with _gateway() as served:
+        yield served
+
+
+def _ask(url: str, prompt: str, limit: int, *flags: str) -> tuple[int, str]:
+    env = {"COLUMNS": "300", "LLM_MESH_MAX_BODY_BYTES": str(limit), "LLM_MESH_API_KEY": "",
+           "LLM_MESH_REGISTRY_CA": ""}  # fmt: skip
+    args = ["ask", "-", "--model", "mistral-7b", "--registry", url, *flags]
+    out = runner.invoke(app, args, input=prompt, env=env)
+    return out.exit_code, " ".join(out.output.split())
+
+
+WAYS = {"completion": [], "chat": ["--chat"], "stream": ["--stream"],
+        "stream-chat": ["--stream", "--chat"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("flags", WAYS.values(), ids=WAYS.keys())
+def test_a_prompt_under_the_limit_whose_json_is_over_it_is_not_sent(
+    gateway: tuple[str, list[tuple[str, str, int]]], flags: list[str]
+) -> None:
+    url, seen = gateway
+    code, said = _ask(url, '"' * 600, 1024, *flags)  # 600 bytes read, 1,200 as JSON
+    assert code == 1 and seen == [], said  # nothing sent (failed before: the POST)
+    assert "over the gateway's limit of 1,024 bytes (LLM_MESH_MAX_BODY_BYTES): not sent" in said
+    assert "The prompt is 600 bytes, 1,200 as JSON" in said, said
+    assert '"' * 20 not in said  # (a completion's stream echoes the prompt: not before it)
+
+
+@pytest.mark.parametrize("flags", WAYS.values(), ids=WAYS.keys())
+def test_the_size_checked_is_the_size_sent(
+    gateway: tuple[str, list[tuple[str, str, int]]], flags: list[str]
+) -> None:
+    """At the limit the request goes; one byte under it, it does not (and the size said is
+    what the gateway would have received)."""
+    url, seen = gateway
+    prompt = 'é "quoted" \\ back\tslash \x01 ünïcode 日本'
+    _ask(url, prompt, 1 << 20, *flags)
+    [(_, _, size)] = [s for s in seen if s[0] == "POST"]
+    seen.clear()
+    _ask(url, prompt, size, *flags)
+    assert [s[2] for s in seen if s[0] == "POST"] == [size]
+    seen.clear()
+    code, said = _ask(url, prompt, size - 1, *flags)
+    assert code == 1 and seen == [], said
+    assert f"the request would be {size:,} bytes as JSON" in said, said
+
+
+def test_sent_size_is_httpxs_encoding() -> None:
+    """``core/limits.sent_size`` counts what httpx sends for ``json=`` (compact, UTF-8,
+    non-ASCII as itself): an httpx that encodes otherwise fails here."""
+    body = {"model": "m", "prompt": 'é "q" \\ \t \x01 日本 \U0001f600', "stream": False, "n": 1.5}
+    assert sent_size(body) == len(httpx.Request("POST", "http://x/", json=body).content)
