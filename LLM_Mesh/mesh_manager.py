@@ -24,6 +24,7 @@ from typing import Any
 
 from LLM_Mesh.core.tasks import build_prompt, specialties_for
 from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse, model_registry
+from LLM_Mesh.model_response import labelled_text
 
 __all__ = ["MeshManager", "TaskResult", "handle_task", "mesh_manager"]
 
@@ -48,7 +49,7 @@ class TaskResult:
     request_id: str | None = None
 
     def __str__(self) -> str:
-        return self.response
+        return labelled_text(self.response, self.simulated)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,18 @@ from typing import Any
 
 from LLM_Mesh.core.receipt_verify import saved_form
 
-__all__ = ["MAX_USAGE_TOKENS", "ModelResponse"]
+__all__ = ["MAX_USAGE_TOKENS", "SIMULATED_MARK", "ModelResponse", "labelled_text"]
+
+#: what ``str()`` of a simulated answer starts with: ``print(result)`` never shows a sim
+#: node's made-up text as a model's answer (found 2026-12-06, newuser37: it printed the text
+#: alone, with nothing saying it was made up; ``.text`` / ``.response`` stay the bare text)
+SIMULATED_MARK = "[SIMULATED engine: made-up text] "
+
+
+def labelled_text(text: str, simulated: bool) -> str:
+    """``text`` as ``str()`` of an answer shows it: after :data:`SIMULATED_MARK` when a
+    simulated node made it up, else as it is."""
+    return SIMULATED_MARK + text if simulated else text
 
 
 def _micro(value: Any) -> int:
@@ -65,7 +76,7 @@ class ModelResponse:
     receipt_file: str | None = None
 
     def __str__(self) -> str:
-        return self.text
+        return labelled_text(self.text, self.simulated)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

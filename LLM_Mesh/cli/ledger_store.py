@@ -49,6 +49,14 @@ class StoreSource:
             after = rows[-1][0]
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
+        size = (await self.ledger.head())[0]
+        if second > size:  # a checkpoint newer than the store: it lacks what that one covers
+            # (found 2026-12-06, newuser37: `--compare` said "(second must be 0 to 141)")
+            raise ValueError(
+                f"this database's ledger holds {size} entries, so it lacks entries {size} to "
+                f"{second - 1}, which that checkpoint covers: a database restored from an "
+                "older backup, or another network's (docs/deploy.md, 'Restoring the database')"
+            )
         return list((await self.ledger.consistency_proof(first, second))[2])
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:

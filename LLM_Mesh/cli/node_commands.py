@@ -42,6 +42,7 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.earnings_commands import operator_token_checked
 from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
+from LLM_Mesh.cli.options import ENGINE_HELP
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.control import DEFAULT_NODE_URL
@@ -56,7 +57,7 @@ def node_start(
         list[str] | None,
         typer.Option("--model", help="Catalog id, path to a .gguf, or name=path (repeatable)"),
     ] = None,
-    engine: Annotated[str | None, typer.Option(help="llama-cpp | openai | sim")] = None,
+    engine: Annotated[str | None, typer.Option(help=ENGINE_HELP)] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help=f"Port [{DEFAULT_NODE_PORT}]")] = None,
     region: Annotated[str | None, typer.Option(help="Region label, e.g. eu-west")] = None,

@@ -32,7 +32,8 @@ def _engine_name(value: str) -> str:
     return value
 
 
-EngineOpt = Annotated[str, typer.Option(help="llama-cpp | openai | sim", callback=_engine_name)]
+ENGINE_HELP = "llama-cpp | openai | sim (SIMULATED: made-up answers, for tests and benchmarks)"
+EngineOpt = Annotated[str, typer.Option(help=ENGINE_HELP, callback=_engine_name)]
 RegistryOpt = Annotated[
     str | None,
     typer.Option(

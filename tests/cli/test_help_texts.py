@@ -151,3 +151,14 @@ def test_help_keeps_each_list_item_on_its_own_line() -> None:
         ln.startswith("A closing paragraph that is long enough to be wrapped by the console, not")
         for ln in lines
     ), out.output
+
+
+def test_every_engine_option_says_sim_is_simulated() -> None:
+    # found 2026-12-06 (newuser37): `up`, `demo` and `node start --help` listed
+    # "llama-cpp | openai | sim" with nothing saying the sim engine's answers are made up
+    engines = [(p, c) for p, c in ALL if any(q.name == "engine" for q in c.params)]
+    assert {p for p, _ in engines} >= {("up",), ("demo",), ("node", "start")}
+    for path, _ in engines:
+        out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "240"})
+        assert out.exit_code == 0, out.output
+        assert "sim (SIMULATED: made-up answers" in _squash(out.output), path
