@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from LLM_Mesh.core.worker_restart import RestartPolicy
+from LLM_Mesh.core.worker_restart import HangPolicy, RestartPolicy
 from LLM_Mesh.registry.workers import WorkerSupervisor, connect_host
 from tests.ports import free_port
 from tests.waiting import SOON_S, START_S, scaled
@@ -71,8 +71,13 @@ def _pid_at(port: int) -> int:
 
 
 def _supervisor(
-    tmp_path: Path, n: int, modes: Callable[[int], str], **kw: object
+    tmp_path: Path, n: int, modes: Callable[[int], str], allowance_s: float | None = None,
+    **kw: object,
 ) -> tuple[WorkerSupervisor, int]:
+    """``n`` stand-in workers on a free port. ``allowance_s``: the hang watch's start
+    allowance (a worker's first beat) alone, short, while worker 0 keeps the default
+    ``start_timeout_s`` to listen (both are ``start_timeout_s`` in the product: a 0.5 s one
+    stopped the supervisor at load 18 before its worker 0 listened, flaky37)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     port = _free_port()
@@ -82,6 +87,8 @@ def _supervisor(
         n, lambda i: [sys.executable, str(script), str(port), modes(i)], "127.0.0.1", port,
         env=env, policy=lambda: RestartPolicy(first_s=0.2, max_s=0.5), **kw,  # type: ignore[arg-type]
     )  # fmt: skip
+    if allowance_s is not None:
+        sup.hang = HangPolicy(timeout_s=sup.hang.timeout_s, start_s=allowance_s)
     return sup, port
 
 
@@ -92,6 +99,7 @@ def _drive(sup: WorkerSupervisor, script: Callable[[], None]) -> tuple[int, list
     (found 2026-12-06, flaky37: a load-slowed script's wait failed after every worker had
     died, and the whole run ended at "....")."""
     errors: list[BaseException] = []
+    late: list[int] = []  # a script's signal after run() ended: kept from pytest (flaky37)
 
     def go() -> None:
         try:
@@ -100,10 +108,15 @@ def _drive(sup: WorkerSupervisor, script: Callable[[], None]) -> tuple[int, list
             errors.append(exc)
             sup._on_signal(signal.SIGTERM, None)
 
-    t = threading.Thread(target=go, daemon=True)
-    t.start()
-    code = sup.run()
-    t.join(10)
+    old = {s: signal.signal(s, lambda n, _f: late.append(n)) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        t = threading.Thread(target=go, daemon=True)
+        t.start()
+        code = sup.run()
+        t.join(10)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
     return code, errors
 
 
@@ -434,7 +447,7 @@ def test_a_slow_starting_worker_is_not_killed_before_its_first_beat(
     # worker 1 beats from 2.5 s on only (migrations, keys): longer than the timeout, within
     # the start allowance
     sup, _port = _supervisor(tmp_path, 2, lambda i: "late" if i == 1 else "serve",
-                             worker_timeout_s=1.0, start_timeout_s=6.0)  # fmt: skip
+                             worker_timeout_s=1.0, allowance_s=6.0)  # fmt: skip
     pids: list[list[int]] = []
 
     def script() -> None:
@@ -455,7 +468,7 @@ def test_a_worker_that_never_beats_is_killed_after_the_start_allowance(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sup, _port = _supervisor(tmp_path, 2, lambda i: "mute" if i == 1 else "serve",
-                             worker_timeout_s=1.0, start_timeout_s=3.0)  # fmt: skip
+                             worker_timeout_s=1.0, allowance_s=3.0)  # fmt: skip
     seen: list[float] = []
 
     def script() -> None:
@@ -476,7 +489,7 @@ def test_a_worker_that_never_beats_is_killed_after_the_start_allowance(
 
 def test_with_a_worker_timeout_of_0_a_silent_worker_is_left_alone(tmp_path: Path) -> None:
     sup, _port = _supervisor(tmp_path, 1, lambda i: "mute", worker_timeout_s=0.0,
-                             start_timeout_s=0.5)  # fmt: skip
+                             allowance_s=0.5)  # fmt: skip
     pids: list[list[int]] = []
 
     def script() -> None:
