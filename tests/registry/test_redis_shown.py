@@ -133,6 +133,9 @@ class Clock:
         return self.now
 
 
+SHORT_FADE_S = 2.0
+
+
 def _replica(
     url: str, prefix: str, own: dict[str, int], **kw: float
 ) -> tuple[SharedShown, Fleet, Clock]:
@@ -157,9 +160,11 @@ async def test_replicas_sum_each_nodes_shown_slots_and_a_gone_replicas_fade(
     """Each replica reads the others' rooms, summed per node, its own left out; one that
     stops publishing is left out once its view is older than the fade (its hash expired)."""
     prefix = f"redisshare36:{uuid.uuid4().hex}:"
-    x, _, _ = _replica(redis_url, prefix, {"n1": 3, "n2": 0}, fade_s=0.5)
-    y, _, _ = _replica(redis_url, prefix, {"n1": 2}, fade_s=0.5)
-    w, fw, _ = _replica(redis_url, prefix, {"n1": 1}, fade_s=0.5)
+    # the fade: longer than the ticks up to w's read take on a loaded box (at 0.5 s, a stall
+    # of half a second between x's tick and w's left x's view out: flaky37, by reading)
+    x, _, _ = _replica(redis_url, prefix, {"n1": 3, "n2": 0}, fade_s=SHORT_FADE_S)
+    y, _, _ = _replica(redis_url, prefix, {"n1": 2}, fade_s=SHORT_FADE_S)
+    w, fw, _ = _replica(redis_url, prefix, {"n1": 1}, fade_s=SHORT_FADE_S)
     try:
         for s in (x, y, w):
             await s.tick()
@@ -168,7 +173,7 @@ async def test_replicas_sum_each_nodes_shown_slots_and_a_gone_replicas_fade(
         assert fw.given[-1] == {"n1": 5, "n2": 0}  # set on the router's nodes
         await x.tick()
         assert x.sums == {"n1": 3}
-        await asyncio.sleep(0.6)  # y and x publish no more: gone
+        await asyncio.sleep(SHORT_FADE_S + 0.1)  # y and x publish no more: gone
         await w.tick()
         assert w.sums == {}
         replicas = x._name("replicas")
