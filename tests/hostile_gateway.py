@@ -12,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from LLM_Mesh.client import MAX_ANSWER_BYTES
 
-DRIP = b'{"models": []' + b" " * 200 + b"}"  # 214 bytes, one each 0.05 s: 11 s
+# 1214 bytes, one each 0.05 s: 61 s, far past any bound a test asserts on a loaded box (it was
+# 11 s, and bounds of 5-8 s failed at load 15-18: flaky36, flaky37)
+DRIP = b'{"models": []' + b" " * 1200 + b"}"
 EVIL = "x\x1b[2J\x1b]0;owned\x07\x9b31m[link=http://evil.test]OK[/link]"
 BOMB = gzip.compress(b'{"models": [], "pad": "' + b" " * (MAX_ANSWER_BYTES + (1 << 20)) + b'"}', 9)
 

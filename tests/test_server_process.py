@@ -29,6 +29,7 @@ from LLM_Mesh.server_process import (
     shared_socket,
 )
 from tests.e2e.conftest import free_port
+from tests.waiting import SOON_S, START_S, scaled
 
 
 def _app(events: list[str]) -> Any:
@@ -68,7 +69,7 @@ def _serving(events: list[str], signals: list[int]) -> tuple[SignalServer, threa
     server = SignalServer(config, signals.append)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + scaled(START_S)
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.02)
@@ -148,7 +149,7 @@ def test_a_request_a_second_signal_cuts_before_its_answer_says_so(
     asker = threading.Thread(target=ask)
     with caplog.at_level(logging.INFO):
         asker.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(SOON_S)
         while "slow started" not in events:
             assert time.monotonic() < deadline
             time.sleep(0.02)

@@ -24,6 +24,7 @@ from pathlib import Path
 from LLM_Mesh.node.tls import make_self_signed
 from tests.ports import free_port
 from tests.test_setup_script import SCRIPT, VENV, run
+from tests.waiting import START_S, scaled
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +58,7 @@ def test_the_printed_start_command_runs_the_node_of_that_home_from_a_fresh_shell
             command, env=env, cwd=tmp_path / "elsewhere", stdout=out, stderr=subprocess.STDOUT
         )
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + scaled(START_S)
             while "SIMULATED engine" not in log.read_text() and node.poll() is None:
                 if time.monotonic() > deadline:
                     raise AssertionError(log.read_text())

@@ -34,7 +34,7 @@ async def test_a_replica_answering_a_drip_or_a_bomb_is_not_read(gateway: str, ki
 
     Its head must come within ``timeout_s``: 0.5 s was not always enough for this test's own
     server thread on a loaded box (flaky36: both cases failed at load ~15, the replica
-    skipped); 5 s is, and the drip read whole (11 s) is still far past the bound."""
+    skipped); 5 s is, and the drip read whole (61 s) is still far past the bound."""
     tracemalloc.start()
     t0 = time.monotonic()
     try:
@@ -43,7 +43,7 @@ async def test_a_replica_answering_a_drip_or_a_bomb_is_not_read(gateway: str, ki
     finally:
         tracemalloc.stop()
     assert got == f"{gateway}/{kind}"  # it answered: the one to use
-    assert time.monotonic() - t0 < 8.0  # its body not read: the drip's takes 11 s
+    assert time.monotonic() - t0 < 30.0  # its body not read: the drip's takes 61 s
     assert peak < 8 << 20, peak
 
 

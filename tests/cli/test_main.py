@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.local_mesh import LocalMesh
 from tests.e2e.conftest import free_port, start_mesh
+from tests.waiting import START_S, scaled
 
 runner = CliRunner()
 
@@ -129,7 +130,7 @@ def test_up_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(START_S)
         ready = False
         while time.monotonic() < deadline and not ready:
             try:
@@ -197,7 +198,7 @@ def test_up_stops_cleanly_when_signalled_while_starting(tmp_path: Path) -> None:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(START_S)
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{rport}/healthz", timeout=0.5).status_code == 200:

@@ -289,7 +289,7 @@ def test_the_registrys_keys_are_read_to_a_bound(hostile: str, kind: str) -> None
     t0 = time.monotonic()
     with pytest.raises(AnswerRefused, match="not read further"):
         receipt_commands.fetch_keys(f"{hostile}/{kind}", timeout_s=0.5)
-    # unbounded, the drip never ends; 30 s leaves room for a loaded CI box (failed once
+    # unbounded, the drip takes 61 s; 30 s leaves room for a loaded CI box (failed once
     # at 5 s with load average 13)
     assert time.monotonic() - t0 < 30.0
 

@@ -32,6 +32,7 @@ from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.ledger_grant import grant
 from LLM_Mesh.registry.settlement import user_account
 from LLM_Mesh.registry.store import SqlStore
+from tests.waiting import SOON_S, scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -100,7 +101,7 @@ def test_a_cut_stream_pays_its_prompt_at_the_real_models_count(real_mesh: LocalM
                         read = chunk
                         break
         assert read is not None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(SOON_S)
         while True:  # the stream's end is seen, its payment settled to the ledger
             after = _balance(c, url)
             if (after["reserved"] == 0 and after["balance"] < GRANT) or (

@@ -27,6 +27,7 @@ import pytest
 from LLM_Mesh.local_mesh import LocalMesh
 from tests.e2e.browser import PageWatch, chromium
 from tests.e2e.conftest import needs_model, start_mesh
+from tests.waiting import SOON_S, scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +101,7 @@ def _signed(mesh: LocalMesh, size: int) -> None:
     """Wait until a checkpoint of at least ``size`` entries is signed."""
     import httpx
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled(SOON_S)
     while time.monotonic() < deadline:
         cps = httpx.get(mesh.registry_url + "/v1/ledger/checkpoints?limit=10000").json()["data"]
         if cps and cps[-1]["tree_size"] >= size:
@@ -415,13 +416,13 @@ def _settled(mesh: LocalMesh, token: str) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + scaled(SOON_S)
     while time.monotonic() < deadline:
         r = httpx.get(mesh.registry_url + "/v1/earnings", headers=headers, timeout=10)
         if r.status_code == 200 and r.json()["by_model"]:
             return
         time.sleep(0.5)
-    raise AssertionError(f"nothing settled to the operator within 60 s: {r.text[:300]}")
+    raise AssertionError(f"nothing settled to the operator within {scaled(SOON_S):g} s: {r.text[:300]}")
 
 
 def test_the_operator_view_labels_the_sim_node_and_its_earnings_simulated(

@@ -61,7 +61,7 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.store_migrate import _PG_MIGRATION_LOCK
 from tests.e2e.conftest import HAVE_MODEL, free_port
-from tests.waiting import scaled
+from tests.waiting import START_S, scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -206,7 +206,8 @@ def _get(url: str) -> Any:
 
 
 def _wait(pred: Any, timeout: float, what: str, mesh: Mesh | None = None) -> None:
-    deadline = time.monotonic() + timeout
+    """Until ``pred()``, for ``timeout`` s × the time factor (``tests/waiting.py``)."""
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if pred():
             return
@@ -271,12 +272,12 @@ def mesh(tmp_path: Path, pg_database_url: str) -> Iterator[Mesh]:
         for p in replicas:
             p.start()
         for u in urls:
-            _wait(lambda u=u: _get(u + "/healthz") is not None, 60, f"replica {u}", m)
+            _wait(lambda u=u: _get(u + "/healthz") is not None, START_S, f"replica {u}", m)
         for p in nodes:
             p.start()
         ids = {_node_id(tmp_path / f"node{j}") for j in range(n_nodes)}
         for u in urls:
-            _wait(lambda u=u: ids <= _healthy_ids(u), 120, f"every node healthy at {u}", m)
+            _wait(lambda u=u: ids <= _healthy_ids(u), START_S, f"every node healthy at {u}", m)
         yield m
     finally:
         m.stop()

@@ -27,6 +27,7 @@ from LLM_Mesh.registry.settle_ledger import balance
 from LLM_Mesh.registry.settlement import user_account
 from LLM_Mesh.registry.store import SqlStore
 from tests.e2e.conftest import start_mesh
+from tests.waiting import SOON_S, scaled
 
 MODEL = "mistral-7b"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -96,7 +97,7 @@ def test_two_registries_on_one_database_never_overspend(tmp_path: Path) -> None:
                 for mesh in (one, two):  # what the nodes did: no 402 reached one
                     served += c.get(mesh.node_url + "/mesh/info").json()["requests_served"]
             assert served == ok
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + scaled(SOON_S)
             while True:  # the settlers (every 0.2 s) finish
                 held, reserved, paid, sums = asyncio.run(_books(db, account))
                 if reserved == 0 or time.monotonic() > deadline:

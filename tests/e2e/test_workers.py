@@ -164,7 +164,7 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         hung.append(max(_workers(pid)))
         os.kill(hung[0], signal.SIGSTOP)
         t0 = time.monotonic()
-        _wait(lambda: len(_workers(pid)) == 2 and hung[0] not in _workers(pid), 60,
+        _wait(lambda: len(_workers(pid)) == 2 and hung[0] not in _workers(pid), scaled(SOON_S),
               "the hung worker replaced")  # fmt: skip
         assert time.monotonic() - t0 < WORKER_TIMEOUT_S + 10  # its timeout, a margin
         _wait(

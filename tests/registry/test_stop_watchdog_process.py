@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.waiting import START_S, scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # the CLI, with every aiosqlite connection traced: a statement after the flag never ends
@@ -70,7 +72,7 @@ def _serving(tmp_path: Path, bound_s: str | None) -> tuple[subprocess.Popen[str]
         env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     out.close()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + scaled(START_S)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"registry serve exited: {log.read_text()[-3000:]}")

@@ -37,6 +37,7 @@ from LLM_Mesh.registry.witness_push import WitnessPusher
 from LLM_Mesh.witness.server import WitnessService, witness_app
 from tests.cli.test_ledger_witness import LOG_KEY, _db, _grow, cli
 from tests.registry.helpers import make_settings
+from tests.waiting import SOON_S, scaled
 
 NAME = "witness.test/push"
 WKEY = Ed25519PrivateKey.generate()
@@ -64,9 +65,9 @@ async def _settled(app: FastAPI) -> dict[str, str]:
     """What the app's pusher said, once its first round (at start) is done."""
     p = app.state.witness_pusher
     assert isinstance(p, WitnessPusher)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled(SOON_S)
     while p.rounds == 0 or p._round.locked():
-        assert time.monotonic() < deadline, "no push round within 30 s"
+        assert time.monotonic() < deadline, "no push round in time"
         await asyncio.sleep(0.01)
     return p.said
 

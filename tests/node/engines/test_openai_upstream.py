@@ -26,6 +26,7 @@ from LLM_Mesh.errors import (
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.node.engines.openai_upstream import OpenAIUpstreamEngine, api_root
 from tests.ports import free_port
+from tests.waiting import START_S, scaled
 
 CHAT = GenerationRequest(
     kind="chat", model="qwen", messages=[{"role": "user", "content": "hi"}], max_tokens=5, seed=3
@@ -232,7 +233,7 @@ def llama_server() -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + scaled(START_S)
         while True:
             if proc.poll() is not None:
                 pytest.fail("llama_cpp.server exited early")
@@ -242,7 +243,7 @@ def llama_server() -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start in 90 s")
+                pytest.fail("llama_cpp.server did not start in time")
             time.sleep(0.3)
         yield url
     finally:
