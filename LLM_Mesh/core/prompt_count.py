@@ -44,7 +44,10 @@ receipt key's Ed25519 signature of ``node-prompt-count ‖ registry_id ‖ node_
 checks it over *its own* values (its registry id, the node it routed to, the request id it
 sent, the model, the count the header says: :func:`checked_claim`, one verify, the key must
 derive the node's id as a receipt's must); an unsigned or badly signed count is not said
-(the usual count, as an older node's). A believed count goes into the receipt's ``cut`` part
+(the usual count, as an older node's). The check is made only when the count is needed,
+as a stream its client cut before the node's final chunk is settled
+(``registry/send_stream.NodeStream._said_claim``; since 2026-12-06, ttft37: it was made as
+the node's stream opened, on the first token's way, for every stream). A believed count goes into the receipt's ``cut`` part
 (its ``prompt_tokens``, ``node_key`` and ``node_signature``: :class:`PromptClaim`), which the
 ledger entry commits to, so anyone can check offline (``llm-mesh receipt verify``) that the
 node said what the payer was charged, and the node cannot deny it: the bound above limited

@@ -113,6 +113,8 @@ class NodeStream(PartReader):
         super().__init__(ex)
         self.resp: NodeResponse | None = None
         self._closed = False
+        # the current part's said prompt count, not yet checked (_part, _said_claim)
+        self._said: tuple[int, str | None, str, int | None] | None = None
 
     def _sender(self, payload: bytes) -> Sender:
         rt, job = self.ex.rt, self.ex.job
@@ -133,21 +135,39 @@ class NodeStream(PartReader):
         its stream opened (``core/prompt_count.py``; a continuing node's less the tokens
         already sent, as its final count is read): what a stream the client cuts pays. Only
         a count its node signed (``checked_claim``: for this registry, request and model, by
-        the key of the node routed to; since 2026-12-06, money36); else not said."""
+        the key of the node routed to; since 2026-12-06, money36); else not said.
+
+        The signature is checked when the count is needed (:meth:`_said_claim`: the client
+        cut the stream before the node's final chunk), not here: the check (one Ed25519
+        verify, ~80-130 µs) sat on the first token's way, and a stream that ends with its
+        node's usage never reads the count (2026-12-06, ttft37). What is checked is read
+        now: the node's headers, the node routed to, the tokens already sent."""
         super()._part()
         ex = self.ex
         resp, tally = self.resp, ex.tally
-        claim = None
+        tally.said_prompt_tokens, tally.prompt_claim = 0, None
+        self._said = None
         if resp is not None and tally.node_id is not None:
             said = said_prompt_tokens(resp.headers.get(HDR_PROMPT_TOKENS))
-            claim = checked_claim(
-                said, resp.headers.get(HDR_PROMPT_SIGNATURE), registry_id=ex.rt.signer.registry_id,
-                node_id=tally.node_id, request_id=ex.job.forwarded_id, model=ex.job.model,
-                keys=ex.rt.node_keys,
-            )  # fmt: skip
+            if said > 0:
+                before = tally.before if self.continued else None
+                self._said = (said, resp.headers.get(HDR_PROMPT_SIGNATURE), tally.node_id, before)
+
+    def _said_claim(self) -> None:
+        """Check the count the current part's node said (:meth:`_part`), once: a believed
+        one sets ``tally.prompt_claim`` and ``tally.said_prompt_tokens``."""
+        pending, self._said = self._said, None
+        if pending is None:
+            return
+        said, value, node_id, before = pending
+        ex, tally = self.ex, self.ex.tally
+        claim = checked_claim(
+            said, value, registry_id=ex.rt.signer.registry_id, node_id=node_id,
+            request_id=ex.job.forwarded_id, model=ex.job.model, keys=ex.rt.node_keys,
+        )  # fmt: skip
         tally.prompt_claim = claim
         said = 0 if claim is None else claim.prompt_tokens
-        tally.said_prompt_tokens = max(0, said - tally.before) if self.continued else said
+        tally.said_prompt_tokens = said if before is None else max(0, said - before)
 
     async def open(self) -> Answer:
         """The first node's answer: 200 (its stream now open) or a node's own 4xx refusal
@@ -260,7 +280,7 @@ class NodeStream(PartReader):
         tally.completion_tokens = 0  # the next node's own count comes with its usage
         # a node that broke is not believed on its prompt count (core/prompt_count.py): a
         # client leaving before the next node opens pays the usual count (found 2026-12-06)
-        tally.said_prompt_tokens, tally.prompt_claim = 0, None
+        tally.said_prompt_tokens, tally.prompt_claim, self._said = 0, None, None
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
             ex.stop(Stop.SUCCEEDED)
@@ -346,7 +366,10 @@ class NodeStream(PartReader):
             return
         self._closed = True
         # its prompt count, unless it had stalled as the client left: the leave then its
-        # doing (core/prompt_count.py, stall35); judged while its attempt is still open
+        # doing (core/prompt_count.py, stall35); judged while its attempt is still open;
+        # its signature checked only now, and only when no final chunk came (ttft37)
+        if not self.usage_seen:
+            self._said_claim()
         said = self._said_at_cut()
         cut = 0
         if self.data and not self.usage_seen:  # cut off before the node's final chunk

@@ -28,7 +28,7 @@ from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost, usual_pr
 from LLM_Mesh.core.prompt_count import said_prompt_tokens
 from LLM_Mesh.core.receipt import PartStatus, ReceiptError
 from LLM_Mesh.core.receipt_verify import decode_header
-from LLM_Mesh.registry import account
+from LLM_Mesh.registry import account, send_stream
 from LLM_Mesh.registry.job import Tally
 from tests.asgi import request_then_wait
 from tests.keyed import operator_account
@@ -193,3 +193,48 @@ async def test_the_receipt_of_a_cut_stream_keeps_the_count_its_node_signed(
         forged = {**tally.receipt, "parts": [{**tally.receipt["parts"][0], "prompt_tokens": 1}]}
         with pytest.raises(ReceiptError):  # (the registry's signature covers the count)
             check(json.dumps(forged), await registry_keys(h))
+
+
+def finishing_nodes() -> FakeNodes:
+    """Nodes that say a signed prompt count (:func:`said_headers`) and finish their stream
+    (final usage chunk, ``[DONE]``)."""
+    nodes = FakeNodes()
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers=said_headers(node, str(NODE_COUNT)),
+        content=b"".join(sse_chunks(MODEL, node.node_id, ["x", "y"])),
+    )  # fmt: skip
+    return nodes
+
+
+async def test_the_said_count_is_checked_only_for_a_stream_cut_before_its_usage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature's check (one Ed25519 verify) sat on the first token's way, as the
+    node's stream opened, for every stream (ttft37, issue 7: before, 1 check for the
+    finished stream here); a stream that ends with its node's usage never reads the count,
+    so it is checked only for a cut, as the cut is settled."""
+    checks: list[int] = []
+    real = send_stream.checked_claim
+
+    def spy(said: int, value: str | None, **kw: Any) -> Any:
+        checks.append(said)
+        return real(said, value, **kw)
+
+    monkeypatch.setattr(send_stream, "checked_claim", spy)
+    async with running(tmp_path, nodes=finishing_nodes()) as h:
+        await register(h, NODE_A, "alice")
+        key, _ = await new_user(h, 10**6)
+        r = await h.client.post(
+            "/v1/chat/completions", json={**BODY, "stream": True},
+            headers={"Authorization": f"Bearer {key}"},
+        )  # fmt: skip
+        assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+        assert checks == []  # before: [3009], as the stream opened
+    async with running(tmp_path, nodes=stalling_nodes(str(NODE_COUNT))) as h:
+        await register(h, NODE_A, "alice")
+        key, account = await new_user(h, 10**6)
+        await cut_after_first_token(h, key, BODY)
+        assert checks == [NODE_COUNT]  # the cut's: believed (its charge, the test above)
+        s = settlement(h)
+        await settled(s)
+        assert await s.balance(account) == (10**6 - request_cost(PRICE, NODE_COUNT, 2), 0)
