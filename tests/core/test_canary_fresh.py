@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from LLM_Mesh.core import canary_fresh
 from LLM_Mesh.core.canary_fresh import (
     DEFAULT_FRESH_SHARE,
     FAMILIES,
@@ -20,10 +23,15 @@ from LLM_Mesh.core.canary_fresh import (
     MIN_BITS,
     WORDS,
     FreshTurns,
+    camel,
     fresh_prompt,
+    number,
     parse_fresh_share,
+    pascal,
+    snake,
     third,
     typed,
+    words,
 )
 from LLM_Mesh.core.canary_prompts import MAX_PROMPT_CHARS, PROMPTS, parse_pool
 from LLM_Mesh.core.canary_shape import Shape, render
@@ -95,6 +103,41 @@ def test_the_structure_varies_not_only_the_slots() -> None:
     assert len(made) == len(FAMILIES) >= 10
 
 
+def test_the_families_come_by_their_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``FAMILIES``' weights are what is drawn: code more often than prose, Python functions
+    most (6 of 26), a shell script least (1 of 26)."""
+    made: Counter[str] = Counter()
+
+    def counted(make: Callable[[random.Random], str]) -> Callable[[random.Random], str]:
+        def counting(rng: random.Random) -> str:
+            made[make.__name__] += 1
+            return make(rng)
+
+        return counting
+
+    monkeypatch.setattr(canary_fresh, "FAMILIES", tuple((counted(m), w) for m, w in FAMILIES))
+    rng, n = random.Random(26), 5_200
+    for _ in range(n):
+        fresh_prompt(rng)
+    total = sum(w for _, w in FAMILIES)
+    for make, weight in FAMILIES:
+        expected = n * weight / total  # 200 a unit of weight; 4 sigma at most about 65
+        assert abs(made[make.__name__] - expected) < 4 * math.sqrt(expected) + 5, (make, made)
+
+
+def test_no_prompt_outside_python_spells_none() -> None:
+    """A part left unset would print as ``None`` (in a Go comment, a JSON value, an e-mail's
+    date): a prompt no user writes. Only Python's own ``None`` may come."""
+    python = {"py_function", "py_class", "py_test"}
+    for make, _ in FAMILIES:
+        if make.__name__ in python:
+            continue
+        rng = random.Random(make.__name__)
+        for _ in range(300):
+            prompt = make(rng)
+            assert not re.search(r"\bNone\b", prompt), (make.__name__, prompt)
+
+
 def test_each_language_of_the_typed_family_comes() -> None:
     """``typed`` writes C, Go, Rust and Java, each about a quarter of its prompts (a branch
     never taken would leave a language no probe is ever written in)."""
@@ -114,9 +157,48 @@ def test_each_language_of_the_typed_family_comes() -> None:
 def test_the_word_list_is_256_distinct_words_and_verbs_agree() -> None:
     assert len(WORDS) == 256 == len(set(WORDS))
     assert all(w.isascii() and w.isalpha() and w.islower() for w in WORDS)
-    assert [third(v) for v in ("apply", "fetch", "process", "sort", "fix")] == [
-        "applies", "fetches", "processes", "sorts", "fixes"
+    assert [third(v) for v in ("apply", "fetch", "process", "sort", "fix", "play", "destroy", "push")] == [
+        "applies", "fetches", "processes", "sorts", "fixes", "plays", "destroys", "pushes"
     ]  # fmt: skip
+
+
+def test_identifiers_are_two_or_three_words_in_their_language_s_style() -> None:
+    """snake_case, camelCase, PascalCase of 2 or 3 words of ``WORDS`` (a verb first only
+    when asked for): the naming styles users write."""
+    rng = random.Random(3)
+    assert {len(words(rng)) for _ in range(200)} == {2, 3}
+    known = set(WORDS)
+    for _ in range(200):
+        parts = snake(rng).split("_")
+        assert 2 <= len(parts) <= 3 and set(parts) <= known, parts
+        assert snake(rng, verb=True).split("_")[0] in canary_fresh.VERBS
+        name = camel(rng)
+        assert name[0].islower() and name.isalpha()
+        assert re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+){1,2}", name), name
+        assert re.fullmatch(r"(?:[A-Z][a-z]+){2,3}", pascal(rng))
+    plain = [snake(rng).split("_")[0] for _ in range(200)]  # WORDS alone, a verb only by chance
+    assert sum(head in canary_fresh.VERBS for head in plain) < 60
+
+
+def test_a_literal_is_one_of_four_kinds_about_a_quarter_each() -> None:
+    """``number``: a small integer, a round hundred, a price-like float with two decimals,
+    a large integer, each about a quarter of the literals (a multiple of 100 that is small
+    or large, 1 in 100 of those, is counted round)."""
+    rng = random.Random(4)
+    kinds: Counter[str] = Counter()
+    for _ in range(2_000):
+        text = number(rng)
+        if "." in text:
+            assert re.fullmatch(r"\d+\.\d\d", text) and 0.01 <= float(text) <= 99.99, text
+            kinds["float"] += 1
+            continue
+        assert re.fullmatch(r"[1-9]\d*", text), text
+        value = int(text)
+        assert 2 <= value <= 9_999_999, text
+        kind = "round" if value % 100 == 0 else "small" if value <= 4095 else "large"
+        assert kind != "large" or value >= 10_000, text
+        kinds[kind] += 1
+    assert all(430 < kinds[k] < 600 for k in ("float", "small", "large", "round")), kinds
 
 
 def test_the_share_is_read_from_0_to_1() -> None:
@@ -133,7 +215,10 @@ def test_fresh_turns_make_a_new_prompt_at_each_read() -> None:
     turns = FreshTurns(rng)
     drawn = [rng.choice(turns) for _ in range(200)]
     assert len(set(drawn)) == 200 and not set(drawn) & set(PROMPTS)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="one item at a time"):  # refused, not a slice's misuse
         turns[0:2]
     with pytest.raises(IndexError):
         turns[len(turns)]
+    with pytest.raises(IndexError):
+        turns[-len(turns) - 1]
+    assert turns[-len(turns)] != turns[len(turns) - 1]  # the first and last items, both new

@@ -52,6 +52,21 @@ def test_own_room_is_what_was_shown_or_2n_plus_1_while_held_at_most_the_slots() 
         r.finish(att, 2.0, Outcome.SUCCESS)
 
 
+def test_own_room_keeps_more_shown_before_and_counts_one_held_as_three() -> None:
+    """``2n + 1`` only raises the room: a node that showed 6 at once and holds 2 now shows
+    6, not 5; one request held by a node that showed nothing yet is a room of 3."""
+    r = _router(a=8, b=8)
+    served_at_once(r, "a", "m", 6, 0.0)
+    atts = [r.begin("a", "m", 1.0) for _ in range(2)]
+    a = r.node("a")
+    assert a is not None and (a.shown, a.in_flight) == (6, 2) and own_room(a) == 6
+    atts.append(r.begin("b", "m", 1.0))
+    b = r.node("b")
+    assert b is not None and (b.shown, b.in_flight) == (0, 1) and own_room(b) == 3
+    for att in atts:
+        r.finish(att, 2.0, Outcome.SUCCESS)
+
+
 def test_changes_send_what_differs_or_everything_when_unknown() -> None:
     assert changes(None, {"a": 1}) == ({"a": 1}, [])
     assert changes({"a": 1, "b": 2, "c": 0}, {"a": 1, "b": 3, "d": 0}) == ({"b": 3, "d": 0}, ["c"])
