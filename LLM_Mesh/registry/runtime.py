@@ -38,7 +38,7 @@ from LLM_Mesh.core.slot_wait import SlotWait
 from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.admin import AdminKeyMemo
+from LLM_Mesh.registry.admin import AdminKeyMemo, NodeHomes
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
 from LLM_Mesh.registry.idempotency import IdempotencyCache
@@ -101,6 +101,7 @@ class Runtime:
     node_keys: NodeKeys = field(default_factory=NodeKeys)
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     admin_memo: AdminKeyMemo = field(default_factory=AdminKeyMemo)  # admin.check_admin's
+    node_homes: NodeHomes = field(default_factory=NodeHomes)  # CredentialTries.before_verify
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None
