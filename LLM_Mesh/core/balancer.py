@@ -39,7 +39,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from LLM_Mesh.core.fleet_shown import apply
+from LLM_Mesh.core.fleet_shown import Elsewhere, apply
 from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.left_stats import LeftPolicy, LeftStats
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector
@@ -97,7 +97,7 @@ _load_report, _ewmas_load = write_load_report, write_ewmas_load  # row parts (sc
 _NO_MODELS: frozenset[str] = frozenset()
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "keyed_at", "anon_in_flight", "anon_closed", "shown", "shown_last", "shown_window", "answered", "shown_elsewhere", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
+         "keyed_at", "anon_in_flight", "anon_closed", "shown", "shown_last", "shown_window", "answered", "shown_elsewhere", "held_elsewhere", "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
 
 
 class Router:
@@ -305,7 +305,7 @@ class Router:
         seen = p.shown - (p.held_shown if held_out else 0)
         return seen if seen >= 2 or seen >= counted else min(2, counted)
 
-    def fleet_shown(self, elsewhere: Mapping[str, int] | None) -> dict[str, int]:
+    def fleet_shown(self, elsewhere: Mapping[str, Elsewhere] | None) -> dict[str, str]:
         """``core/fleet_shown.apply``: other replicas' shown slots set; this router's own."""
         return apply(self._nodes.values(), self._index, elsewhere)
 

@@ -96,12 +96,16 @@ def shown_slots(st: NodeStats, where: int) -> int:
     ``2n + 1``, so that the share grows into a node that takes what it is sent (at share 0.75
     a cap must count a third more slots than the requests it lets on). Found 2026-12-06
     (share35): an open node's declared slots, counted whole, lent the share every honest
-    slot while the router sent it nothing (a phantom, slower than they as measured)."""
+    slot while the router sent it nothing (a phantom, slower than they as measured). With
+    other replicas' views (redisshare36): ``shown`` is the most any replica saw, and ``n``
+    counts every replica's requests there, so a node counts as if one replica had sent it
+    all (found 2026-12-06, trust37: their sum counted a phantom that answered one request
+    at each of R replicas R slots)."""
     counted = st.max_concurrency - idle_slots(st, where)
-    n = st.in_flight
-    room = st.shown if n <= 0 else max(st.shown, 2 * n + 1)
-    if st.shown_elsewhere > 0:  # what other replicas have seen it serve (redisshare36)
-        room += st.shown_elsewhere
+    n = st.in_flight + st.held_elsewhere  # other replicas' requests there too (trust37)
+    room = max(st.shown, st.shown_elsewhere)  # the most any replica saw (redisshare36)
+    if n > 0 and 2 * n + 1 > room:
+        room = 2 * n + 1
     return counted if room >= counted else room
 
 
@@ -325,12 +329,12 @@ class Pools:
             idle = mc - n
             if idle < 0:
                 idle = 0
-        shown = st.shown
-        if n > 0 and 2 * n + 1 > shown:
-            shown = 2 * n + 1
-        elsewhere = st.shown_elsewhere
-        if elsewhere > 0:
-            shown += elsewhere
+        shown, elsewhere = st.shown, st.shown_elsewhere
+        if elsewhere > shown:  # the most any replica saw, not their sum (trust37)
+            shown = elsewhere
+        held = n + st.held_elsewhere
+        if held > 0 and 2 * held + 1 > shown:
+            shown = 2 * held + 1
         if shown > mc - idle:
             shown = mc - idle
         nid, idles, showns = st.node_id, self.idle, self.shown
@@ -366,12 +370,13 @@ class Pools:
                 pool.held_idle += d
                 pool.held_shown += ds
 
-    def elsewhere(self, st: NodeStats, shown: int) -> None:
-        """What other replicas have seen ``st`` serve is ``shown`` now (``NodeStats.
-        shown_elsewhere``, ``core/fleet_shown.py``): recounted where it is placed."""
-        if st.shown_elsewhere == shown:
+    def elsewhere(self, st: NodeStats, shown: int, held: int = 0) -> None:
+        """The most another replica has seen ``st`` serve at once is ``shown`` now, and the
+        other replicas hold ``held`` requests there (``NodeStats.shown_elsewhere``,
+        ``held_elsewhere``, ``core/fleet_shown.py``): recounted where it is placed."""
+        if st.shown_elsewhere == shown and st.held_elsewhere == held:
             return
-        st.shown_elsewhere = shown
+        st.shown_elsewhere, st.held_elsewhere = shown, held
         where = self.place.get(st.node_id, NONE)
         if OPEN <= where <= FULL:
             self.recount(st, where)

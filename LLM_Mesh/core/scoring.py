@@ -171,6 +171,7 @@ class NodeStats:
         "shown_window",
         "answered",
         "shown_elsewhere",
+        "held_elsewhere",
     )
 
     def __init__(
@@ -237,9 +238,12 @@ class NodeStats:
         self.shown = self.shown_last = 0
         self.shown_window = -(2**62)
         self.answered = False
-        # the sum of what other replicas have seen it serve (core/fleet_shown.py), counted
-        # with ``shown`` up to its slots; -1: none said (no Redis, or none answered there)
+        # the most any other replica has seen it serve at once (core/fleet_shown.py: the
+        # max, not the sum, trust37), counted with ``shown`` as their max; -1: none said (no
+        # Redis, or none answered there); ``held_elsewhere``: the requests the other
+        # replicas hold there now (their sum), counted with ``in_flight`` in ``2n + 1``
         self.shown_elsewhere = -1
+        self.held_elsewhere = 0
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""

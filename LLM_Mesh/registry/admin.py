@@ -15,6 +15,7 @@ HTTP admin calls carry it as ``Authorization: Bearer <admin key>``
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -31,6 +32,11 @@ from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.secret_files import admin_key_path, create_secret_file, read_admin_key
 
 log = logging.getLogger(__name__)
+
+# on every heartbeat (CredentialTries.before_verify, .verified): ``ipaddress`` parses the
+# address each call, ~1-5 µs (measured 2026-12-06, trust37, timeit at load 19); a peer's
+# answer never changes
+_loopback = functools.lru_cache(maxsize=4096)(is_loopback)
 
 WRONG_ADMIN_KEYS_PER_MIN = 10  # wrong admin keys a minute per client address (check_admin)
 WRONG_ADMIN_KEYS = Limits(rpm=WRONG_ADMIN_KEYS_PER_MIN)
@@ -53,6 +59,18 @@ WRONG_NODE_SIGNATURES = Limits(rpm=WRONG_NODE_SIGNATURES_PER_MIN)
 # again hears one 404 each
 UNKNOWN_NODE_IDS_PER_MIN = 60
 UNKNOWN_NODE_IDS = Limits(rpm=UNKNOWN_NODE_IDS_PER_MIN)
+# heartbeats and goodbyes of a node this replica knows whose signature does not hold
+# (node_auth.SIGNATURE_REFUSALS), each an Ed25519 verify, for an id anyone can read in
+# GET /mesh/nodes (found 2026-12-06, trust36; bounded 2026-12-06, trust37): a minute per
+# client address, and from all addresses together per process. Past either, a message is
+# still verified when it comes from the address (IPv6: the /64) of its node's last verified
+# message or registration here, at most ..._AT_HOME_PER_MIN failing a minute per node id,
+# so strangers elsewhere cannot stop a node's heartbeats (CredentialTries.before_verify)
+WRONG_BEAT_SIGNATURES_PER_MIN = 30
+WRONG_BEAT_SIGNATURES = Limits(rpm=WRONG_BEAT_SIGNATURES_PER_MIN)
+WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN = 300
+WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN = 30
+WRONG_BEAT_SIGNATURES_AT_HOME = Limits(rpm=WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN)
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,27 @@ class AdminKeyMemo:
     hash: str | None = None
 
 
+class NodeHomes:
+    """Where each node's last verified message (a registration, a heartbeat, a goodbye)
+    came from here: its address's scope (an IPv6 one's /64), by node id. Past the counts of
+    forged heartbeats, :meth:`CredentialTries.before_verify` still verifies a message from
+    there (docs/security.md, trust37). Only verified messages write it, one entry a node."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self) -> None:
+        self._at: dict[str, str] = {}
+
+    def get(self, node_id: str) -> str | None:
+        return self._at.get(node_id)
+
+    def note(self, node_id: str, where: str) -> None:
+        self._at[node_id] = where
+
+    def forget(self, node_id: str) -> None:
+        self._at.pop(node_id, None)
+
+
 @dataclass(frozen=True)
 class CredentialTries:
     """Where a request's wrong credentials (admin key, operator token) are counted: the
@@ -142,6 +181,10 @@ class CredentialTries:
     address: str | None
     now: float
     admin_memo: AdminKeyMemo | None = None  # the process's (Runtime.admin_memo)
+    homes: NodeHomes | None = None  # the process's (Runtime.node_homes)
+
+    def _where(self) -> str:
+        return address_scope(self.address) if self.address else "unknown"
 
     def before(
         self, kind: str, limits: Limits, what: str, total_per_min: int | None = None
@@ -179,6 +222,57 @@ class CredentialTries:
         if scope is not None and total_per_min is not None:
             kind = scope.partition(":")[0]
             self.limiter.total(f"wrong-{kind}", total_per_min, self.now).give(self.now)
+
+    def before_verify(self, node_id: str) -> str | None:
+        """Before a known node's heartbeat or goodbye is verified: the scope to count it in
+        should it fail (``None``: not counted), or 429 with nothing verified (found
+        2026-12-06, trust36: a forged signature for a public id cost a verify each, without
+        bound). Within this address's ``WRONG_BEAT_SIGNATURES_PER_MIN`` and every address's
+        ``WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN`` failures this minute it is verified; past
+        either, only from the address the node's last verified message came from
+        (:class:`NodeHomes`), at most ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN`` failing
+        there a minute per node id. Looks and counts (:meth:`failed_verify`) without an
+        await between them on a known key, so messages sent at once are counted one by one."""
+        if _loopback(self.address):
+            return None
+        where = self._where()
+        scope = f"beat-signature:{where}"
+        wait = self.limiter.wait(scope, WRONG_BEAT_SIGNATURES, self.now)
+        if wait <= 0:
+            total = self.limiter.total(
+                "wrong-beat-signature", WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN, self.now
+            )
+            wait = total.wait(self.now)
+        if wait <= 0:
+            return scope
+        if self.homes is not None and self.homes.get(node_id) == where:
+            home = f"beat-home:{node_id}"
+            at_home = self.limiter.wait(home, WRONG_BEAT_SIGNATURES_AT_HOME, self.now)
+            if at_home <= 0:
+                return home
+            wait = min(wait, at_home)
+        raise RateLimited(
+            "too many heartbeats or goodbyes whose signature does not hold; wait before "
+            "trying again",
+            retry_after=max(1, math.ceil(wait)),
+        )
+
+    def failed_verify(self, scope: str | None) -> None:
+        """Count one message that :meth:`before_verify` let be verified and that failed."""
+        if scope is None:
+            return
+        if scope.startswith("beat-home:"):
+            self.limiter.check(scope, WRONG_BEAT_SIGNATURES_AT_HOME, self.now)
+            return
+        self.limiter.check(scope, WRONG_BEAT_SIGNATURES, self.now)
+        self.limiter.total(
+            "wrong-beat-signature", WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN, self.now
+        ).take(self.now)
+
+    def verified(self, node_id: str) -> None:
+        """``node_id``'s message from this address verified: its home from now on."""
+        if self.homes is not None and not _loopback(self.address):
+            self.homes.note(node_id, self._where())
 
 
 _ADMIN_TRIES = ("admin-key", WRONG_ADMIN_KEYS, "admin keys", WRONG_ADMIN_KEYS_TOTAL_PER_MIN)

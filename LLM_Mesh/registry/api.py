@@ -156,7 +156,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
     scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
     signed = tries.before("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
     try:
-        return await _register(rt, request.headers, await request.body())
+        accepted = await _register(rt, request.headers, await request.body())
     except Revoked as exc:
         raise revocation_signed(
             rt.revocations, MessageKind.REGISTER, request.headers, exc
@@ -167,6 +167,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
     except SIGNATURE_REFUSALS:  # an honest node's never fail (a stopped clock's: backoff)
         tries.wrong(signed, WRONG_NODE_SIGNATURES)
         raise
+    tries.verified(accepted.node_id)  # its heartbeats' address (before_verify, trust37)
+    return accepted
 
 
 async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
@@ -416,7 +418,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 def _tries(request: Request, rt: Runtime) -> CredentialTries:
     """Where this request's wrong admin keys count (``admin.check_admin``: per address)."""
     client = request.client.host if request.client else None
-    return CredentialTries(rt.limiter, client, rt.clock(), rt.admin_memo)
+    return CredentialTries(rt.limiter, client, rt.clock(), rt.admin_memo, rt.node_homes)
 
 
 @router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)

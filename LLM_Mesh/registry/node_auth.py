@@ -313,7 +313,10 @@ class SignedNodeAuth:
         key is not in memory is looked up in the store, before any signature is checked: with
         ``tries`` (the routes) at most ``admin.UNKNOWN_NODE_IDS_PER_MIN`` unknown ones a minute
         from an address, then 429 before the read (found 2026-12-06, attack35b: made-up ids
-        read the store per request, without end); a known key is neither read nor counted."""
+        read the store per request, without end); a known key is neither read nor counted.
+        A signature that does not hold (or is stale, replayed, for another id) is counted
+        with ``tries`` too, and past the counts nothing is verified but what comes from the
+        node's own address (``CredentialTries.before_verify``, trust37)."""
         msg = parse_signed(headers)
         if msg.signer in self._keys or tries is None:
             key = await self._key(msg.signer)
@@ -328,7 +331,21 @@ class SignedNodeAuth:
                     f"node {target!r} is not registered; register again", param="node_id"
                 )
             raise BadSignature(f"unknown signer {msg.signer!r}")
-        verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
-        result = await self.store.advance_node_seq(msg.signer, msg.seq)
-        if result is not SeqResult.OK:
-            raise _seq_error(result, msg.signer)
+        if tries is None:
+            verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
+            result = await self.store.advance_node_seq(msg.signer, msg.seq)
+            if result is not SeqResult.OK:
+                raise _seq_error(result, msg.signer)
+            return
+        # a known id's forged signatures: bounded per address and in all, its own address
+        # still verified (found 2026-12-06, trust36; closed 2026-12-06, trust37)
+        counted = tries.before_verify(msg.signer)
+        try:
+            verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
+            result = await self.store.advance_node_seq(msg.signer, msg.seq)
+            if result is not SeqResult.OK:
+                raise _seq_error(result, msg.signer)
+        except SIGNATURE_REFUSALS:
+            tries.failed_verify(counted)
+            raise
+        tries.verified(msg.signer)

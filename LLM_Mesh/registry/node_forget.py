@@ -79,6 +79,7 @@ def forget_gone(rt: Runtime) -> list[str]:
             rt.gateway.forget(node_id)
         if isinstance(rt.node_auth, SignedNodeAuth):
             rt.node_auth.forget(node_id)
+            rt.node_homes.forget(node_id)
     return gone
 
 

@@ -9,7 +9,8 @@ closed here, redisshare36). :class:`SharedShown`, one per replica, every
 :data:`~LLM_Mesh.core.fleet_shown.PUBLISH_S` (2 s), runs one Lua script, one round trip,
 none per request:
 
-- this replica's own room of each node answered here (``fleet_shown.published``) goes to
+- this replica's own view of each node answered here (``fleet_shown.published``: what it
+  has shown it serves here, and the requests this replica holds there) goes to
   a hash of its own, ``<prefix><keyed name of "replica:"><id>``, the changed fields only
   (the whole hash when Redis' copy may differ: the first time, after a failure, or when
   its length is not what was sent), expiring after ``FADE_S`` (6 s): a replica that dies
@@ -17,8 +18,9 @@ none per request:
 - the replica is scored in the set of replicas (``<prefix><keyed name of "replicas">``)
   with Redis' time; those older than ``FADE_S`` leave it;
 - the other live replicas' hashes come back with their times and Redis' now:
-  ``fleet_shown.fleet_sums`` adds them per node, ``Router.fleet_shown`` sets each node's
-  ``shown_elsewhere`` and the pools recount it.
+  ``fleet_shown.fleet_sums`` takes per node the most any of them saw it serve at once
+  (not their sum: trust37) and adds the requests they hold there, ``Router.fleet_shown``
+  sets each node's ``shown_elsewhere`` and ``held_elsewhere`` and the pools recount it.
 
 The names are keyed by the registry key as the in-flight counts' are (``ScopeNames``), so
 meshes on one Redis do not mix; node ids are fields (public ids). The script reads other
@@ -44,7 +46,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from LLM_Mesh.core.fleet_shown import FADE_S, PUBLISH_S, changes, fleet_sums
+from LLM_Mesh.core.fleet_shown import FADE_S, PUBLISH_S, Elsewhere, changes, fleet_sums
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 
 __all__ = ["SHOWN_PREFIX", "SharedShown"]
@@ -92,7 +94,7 @@ class SharedShown:
     def __init__(
         self,
         client: Any,
-        fleet: Callable[[Mapping[str, int] | None], dict[str, int]],
+        fleet: Callable[[Mapping[str, Elsewhere] | None], dict[str, str]],
         share: SharedInFlight,
         *,
         prefix: str = SHOWN_PREFIX,
@@ -107,8 +109,8 @@ class SharedShown:
         self.period_s = period_s
         self.fade_s = fade_s
         self.replica = secrets.token_hex(8)
-        self.sums: dict[str, int] | None = None  # the other replicas' rooms, last read
-        self._sent: dict[str, int] | None = None  # what Redis holds of ours (None: unknown)
+        self.sums: dict[str, Elsewhere] | None = None  # the other replicas' views, last read
+        self._sent: dict[str, str] | None = None  # what Redis holds of ours (None: unknown)
         self._script = client.register_script(_PUBLISH)
         self._task: asyncio.Task[None] | None = None
         share.on_down = self.forget

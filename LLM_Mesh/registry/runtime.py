@@ -38,7 +38,7 @@ from LLM_Mesh.core.slot_wait import SlotWait
 from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.admin import AdminKeyMemo
+from LLM_Mesh.registry.admin import AdminKeyMemo, NodeHomes
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.cut_receipts import CutReceiptWriter
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
@@ -103,6 +103,7 @@ class Runtime:
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     admin_memo: AdminKeyMemo = field(default_factory=AdminKeyMemo)  # admin.check_admin's
     admin_made: set[str] = field(default_factory=set)  # made, not yet announced (app_keys)
+    node_homes: NodeHomes = field(default_factory=NodeHomes)  # CredentialTries.before_verify
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None

@@ -12,9 +12,12 @@ from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.fleet_shown import (
     FADE_S,
     NONE_ELSEWHERE,
+    Elsewhere,
     changes,
     fleet_sums,
     own_room,
+    own_view,
+    parse_view,
     published,
 )
 from LLM_Mesh.core.route_types import Outcome
@@ -47,9 +50,12 @@ def test_own_room_is_what_was_shown_or_2n_plus_1_while_held_at_most_the_slots() 
     assert own_room(a) == 8  # 11, at most its slots
     p = r.node("p")
     assert p is not None and own_room(p) == 0  # a phantom sent nothing shows nothing
-    assert published([a, p]) == {"a": 8}  # only nodes answered here
+    # what it publishes: what was shown and what it holds there (trust37), apart
+    assert own_view(a) == "3,5" and parse_view(b"3,5") == (3, 5)
+    assert published([a, p]) == {"a": "3,5"}  # only nodes answered here
     for att in atts:
         r.finish(att, 2.0, Outcome.SUCCESS)
+    assert own_view(a) == "5"  # held 5 at an answer: shown 5, nothing held
 
 
 def test_own_room_keeps_more_shown_before_and_counts_one_held_as_three() -> None:
@@ -73,16 +79,22 @@ def test_changes_send_what_differs_or_everything_when_unknown() -> None:
     assert changes({"a": 1}, {"a": 1}) == ({}, [])
 
 
-def test_sums_per_node_leave_out_stale_replicas_and_bad_values() -> None:
+def test_views_per_node_take_the_most_shown_add_the_held_and_leave_out_stale_ones() -> None:
     now = 100.0
     views = [
-        (now - 1.0, {b"a": b"3", b"b": b"0"}),
-        (now - FADE_S, {"a": "2"}),  # as old as the fade: still in
-        (now - FADE_S - 0.01, {"a": "50"}),  # older: gone
+        (now - 1.0, {b"a": b"3,1", b"b": b"0"}),
+        (now - FADE_S, {"a": "2,4"}),  # as old as the fade: still in
+        (now - FADE_S - 0.01, {"a": "50,50"}),  # older: gone
         (math.nan, {"a": "50"}),
-        (now, {"a": "-4", "c": "x"}),  # nonsense: counted 0, the node answered there
+        (now, {"a": "-4", "c": "x", "d": "1,y"}),  # nonsense: 0, the node answered there
     ]
-    assert fleet_sums(views, now) == {"a": 5, "b": 0, "c": 0}
+    # a: the most shown (3; their sum, 5, before trust37), the held added (1 + 4)
+    assert fleet_sums(views, now) == {
+        "a": Elsewhere(3, 5),
+        "b": Elsewhere(0, 0),
+        "c": Elsewhere(0, 0),
+        "d": Elsewhere(0, 0),
+    }
 
 
 def test_the_fleet_sum_counts_each_node_up_to_its_slots_and_a_phantom_nothing() -> None:
@@ -93,11 +105,12 @@ def test_the_fleet_sum_counts_each_node_up_to_its_slots_and_a_phantom_nothing() 
     for n in ("a", "b"):
         served_at_once(r, n, "m", 1, 0.0)
     assert r.slots("m") == 2  # its own view: 1 + 1
-    own = r.fleet_shown({"a": 2, "b": 2})
-    assert own == {"a": 1, "b": 1}  # what it publishes
-    assert r.slots("m") == 4  # 1 + 2 each, capped at 2 each; the phantom 0
+    own = r.fleet_shown({"a": Elsewhere(2, 0), "b": Elsewhere(2, 0)})
+    assert own == {"a": "1", "b": "1"}  # what it publishes
+    assert r.slots("m") == 4  # the most seen, 2 each; the phantom 0
     assert anonymous_cap(r.slots("m"), 0.75) == 3  # before (declared): 2^31 + 3
-    r.fleet_shown({"a": 2, "b": 2, "p": 1})  # the phantom answered one at another replica
+    # the phantom answered one at another replica
+    r.fleet_shown({"a": Elsewhere(2, 0), "b": Elsewhere(2, 0), "p": Elsewhere(1, 0)})
     assert r.slots("m") == 5
     r.fleet_shown(None)  # Redis out: this replica's own again (review35d)
     assert r.slots("m") == 2
@@ -110,9 +123,32 @@ def test_a_node_answered_only_at_another_replica_counts_shown_slots_not_declared
     one of them answered at another replica: what they showed there, at least 2."""
     r = _router(a=2, p=HUGE)
     assert r.slots("m") == HUGE + 2
-    r.fleet_shown({"a": 0})  # answered there, shows nothing now (decayed)
+    r.fleet_shown({"a": Elsewhere(0, 0)})  # answered there, shows nothing now (decayed)
     assert r.slots("m") == 2  # the floor, not the phantom's 2^31 - 1
-    r.fleet_shown({"a": 2})
+    r.fleet_shown({"a": Elsewhere(2, 0)})
     assert r.slots("m") == 2
     r.fleet_shown({})
     assert r.slots("m") == HUGE + 2  # nobody has seen any answer: declared, as before
+
+
+def test_a_phantom_answering_once_at_each_replica_counts_as_at_one() -> None:
+    """trust37: a phantom that answered one request, one at a time, at this replica and at
+    R - 1 others counts 1 slot, as one replica seeing all R answers would (their sum, R,
+    before); what the replicas hold there together counts ``2n + 1``, as one replica
+    holding all of them would."""
+    r = _router(**{f"h{i}": 2 for i in range(4)}, p=HUGE)
+    for i in range(4):
+        served_at_once(r, f"h{i}", "m", 2, 0.0)
+    served_at_once(r, "p", "m", 1, 0.0)
+    honest = {f"h{i}": Elsewhere(2, 0) for i in range(4)}
+    for replicas in (2, 3, 10):
+        views = [(0.0, {"p": "1", **{n: "2" for n in honest}})] * (replicas - 1)
+        r.fleet_shown(fleet_sums(views, 0.0))
+        assert r.slots("m") == 9  # 8 honest + 1 (before: 8 + replicas)
+        assert anonymous_cap(r.slots("m"), 0.75) == 6
+    # three other replicas each hold one request at p now: 2 × 3 + 1
+    r.fleet_shown({**honest, "p": Elsewhere(1, 3)})
+    assert r.slots("m") == 8 + 7
+    att = r.begin("p", "m", 1.0)  # and this one's: 2 × 4 + 1
+    assert r.slots("m") == 8 + 9
+    r.finish(att, 1.0, Outcome.SUCCESS, completion_tokens=1)

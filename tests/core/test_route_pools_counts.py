@@ -18,6 +18,7 @@ from hypothesis import strategies as hst
 
 from LLM_Mesh.core import shown_window
 from LLM_Mesh.core.balancer import Attempt, Outcome, Router, RoutingPolicy
+from LLM_Mesh.core.fleet_shown import Elsewhere
 from LLM_Mesh.core.outlier import EjectionPolicy
 from LLM_Mesh.core.route_pools import Pool
 from LLM_Mesh.core.scoring import NodeStats, node_row
@@ -81,8 +82,12 @@ def shown_oracle(p: Pool, nodes: Collection[str] | None = None) -> int:
                 continue
             gone = idle if idle is not None else st.anon_closed
             counted = min(st.in_flight, st.max_concurrency) if gone else st.max_concurrency
-            room = st.shown if st.in_flight <= 0 else max(st.shown, 2 * st.in_flight + 1)
-            room += max(0, st.shown_elsewhere)  # what other replicas saw (redisshare36)
+            # the most any replica saw (redisshare36; the max since trust37), every
+            # replica's requests held there in 2n + 1
+            held = st.in_flight + st.held_elsewhere
+            room = max(st.shown, st.shown_elsewhere)
+            if held > 0:
+                room = max(room, 2 * held + 1)
             n += min(counted, room)
     return n
 
@@ -146,7 +151,11 @@ class Driver:
                 self.keepers[nid] = models
             r.keeps_prompts(nid, models)
         elif op == 14:  # redisshare36: other replicas' views of some nodes, or none (Redis out)
-            views = {n: rng.randint(0, 6) for n in NODES if rng.random() < 0.4}
+            views = {
+                n: Elsewhere(rng.randint(0, 6), rng.choice((0, 0, 1, 3)))
+                for n in NODES
+                if rng.random() < 0.4
+            }
             r.fleet_shown(None if rng.random() < 0.2 else views)
 
     def check(self) -> None:
