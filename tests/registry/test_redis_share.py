@@ -13,7 +13,6 @@ import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.anonymous_inflight import InFlight
@@ -21,7 +20,6 @@ from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness, running
-from tests.registry.redis_patience import answered, patient_redis
 from tests.registry.test_access import CHAT, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_anonymous_share import _last
@@ -41,9 +39,7 @@ def _prefixed(h: Harness, prefix: str) -> SharedInFlight:
 async def test_replicas_with_a_redis_url_hold_one_anonymous_share_of_a_models_slots(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
     store, nodes = MemoryStore(), Gated()
     key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
     prefix = f"share30:{uuid.uuid4().hex}:"
@@ -74,9 +70,7 @@ async def test_replicas_with_a_redis_url_hold_one_anonymous_share_of_a_models_sl
         waiting: asyncio.Task[object] | None = None
         try:
             await _until(lambda: nodes.asked == 3)  # the share: 2 at a, 1 at b
-            assert not outages, outages  # (else a replica's own count)
-            r = await answered(cb.post(CHAT, json=chat()), outages)
-            assert not outages, outages  # (else b's own count: 1 of 3, admitted)
+            r = await asyncio.wait_for(cb.post(CHAT, json=chat()), 10)
             # before: admitted at b (its own count, 1 of 3), the model's fourth slot taken
             assert r.status_code == 429, r.text
             assert "hold their share of the slots" in r.json()["error"]["message"]
@@ -85,7 +79,6 @@ async def test_replicas_with_a_redis_url_hold_one_anonymous_share_of_a_models_sl
                 cb.post(CHAT, json=chat(), headers={"X-Mesh-Wait": "20"}), name="waits"
             )
             await _until(lambda: _last(b).waiting_all == 1)  # queued at b, not sent on
-            assert not outages, outages
             assert nodes.asked == 3
         finally:
             nodes.gate.set()
