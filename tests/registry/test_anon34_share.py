@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness, running
+from tests.registry.redis_patience import patient_redis
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 from tests.registry.test_anonymous_share import HoldAnonymous, _from, _last
 from tests.registry.test_attack33_phantom_slots import HoldHonestAnonymous
@@ -32,12 +34,14 @@ from tests.registry.test_redis_share import _prefixed
 async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Replica A holds the share's 3 anonymous streams on the honest nodes (4 slots); one
     more anonymous request at B goes to the phantom node first (B's router finds it the
     least loaded), which refuses it: B's own count (1) is within the cap (3), every
     replica's (4) is not, so it stops with the phantom's 429 instead of taking the fourth
     honest slot."""
+    outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
     store, nodes = MemoryStore(), HoldHonestAnonymous()
     key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
     prefix = f"anon34:{uuid.uuid4().hex}:"
@@ -59,6 +63,7 @@ async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
         ]
         try:
             await _until(lambda: nodes.held == 3, 10)
+            assert not outages, outages  # (else A's own count)
             for n in ("a", "b"):  # the honest nodes say they are busy (at B): z looks best
                 r = await b.client.post(f"/mesh/nodes/{n}/heartbeat", json={"in_flight": 1})
                 assert r.status_code == 200, r.text
@@ -66,6 +71,7 @@ async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
             last = asyncio.create_task(cb.post(CHAT, json=chat("anon b", stream=True)))
             await _until(lambda: last.done() or nodes.held > 3, 10)
             assert len(z.calls) == seen + 1  # z refused it first
+            assert not outages, outages  # (else B's own count: sent on, the fourth slot held)
             # before the fix: sent on to a or b (B's own count 1 of 3), the fourth slot held
             assert nodes.most_held == 3
             r = await asyncio.wait_for(last, 10)

@@ -25,6 +25,7 @@ from LLM_Mesh.registry.access import AnonymousLast
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness, running, served_at_once
+from tests.registry.redis_patience import patient_redis
 from tests.registry.test_access import CHAT, MODEL, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
@@ -104,9 +105,11 @@ async def test_an_anonymous_request_costs_one_redis_round_trip_in_and_one_out(
 async def test_replicas_agree_on_the_counts_under_concurrency(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One address' streams through two replicas at once: its in-flight bound (3) holds for
     both together; then many addresses: the model's share (3 of 4 slots) holds."""
+    outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
     store, nodes = MemoryStore(), Gated()
     key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
     async with AsyncExitStack() as stack:
@@ -129,6 +132,7 @@ async def test_replicas_agree_on_the_counts_under_concurrency(
         await b.app.state.node_sync.poll()
         one = [await stack.enter_async_context(_from(h, "2001:db8:31:2::1")) for h in (a, b) * 6]
         codes = await _held_at_once(nodes, one)
+        assert not outages, outages  # (else each replica's own bound: 3 at each)
         assert sorted(codes) == [200] * 3 + [429] * 9  # before and after: one bound of 3
         assert nodes.asked == 3
         await _ended(a, b)
@@ -145,6 +149,7 @@ async def test_replicas_agree_on_the_counts_under_concurrency(
             for i, h in enumerate((a, b) * 6)
         ]
         codes = await _held_at_once(nodes, many)
+        assert not outages, outages
         assert sorted(codes) == [200] * 3 + [429] * 9
         assert nodes.asked == 3
         await _ended(a, b)

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,12 +32,12 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_shown import SharedShown
 from tests.registry.helpers import Harness, rank, running, served_at_once
+from tests.registry.redis_patience import patient_redis
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 from tests.registry.test_anonymous_in_flight import _from
 from tests.registry.test_anonymous_share import HoldAnonymous, _last
 from tests.registry.test_redis_admit import _ended, _prefixed, _views_shared
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
-from tests.waiting import scaled
 
 HUGE = 2**31 - 1
 HONEST = ("n1", "n2", "n3", "n4")
@@ -59,41 +58,12 @@ async def _flood(h: Harness, first: int, n: int, stop: asyncio.Event, refused: l
     await asyncio.gather(*(one(i) for i in range(first, first + n)))
 
 
-def _patient_redis(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The replicas started after this read Redis with a 10 s timeout (scaled), not 0.5 s
-    (``RedisLimiter.from_url``); the outages they mark (``SharedInFlight.down``), listed.
-
-    Found 2026-12-06 (share37): a Redis call answered after 0.5 s marks Redis out, and for
-    ``retry_s`` each replica holds the share to its own count (documented: fails open,
-    logged; ``test_redis_share.py::test_redis_out_each_replica_counts_the_share_on_its_own``),
-    so a replica out while the other's places stayed in Redis let the flood hold 7 (8
-    reported) of the cap 6: 1 run in 32 at load ~12 on 2 cores, the 40 flooding clients
-    and both replicas in one event loop (every over-cap run had an outage; no replica
-    computed a cap over 6 in ~7000). What the cap guarantees is with Redis answering."""
-    real = redis_asyncio.from_url
-
-    def patient(url: str, **kw: Any) -> Any:
-        wait_s = scaled(10.0)  # connecting too: "Timeout connecting to server" (flaky37)
-        return real(url, **{**kw, "socket_timeout": wait_s, "socket_connect_timeout": wait_s})
-
-    monkeypatch.setattr(redis_asyncio, "from_url", patient)
-    outages: list[str] = []
-    down = SharedInFlight.down
-
-    def noted(self: SharedInFlight, exc: BaseException) -> None:
-        outages.append(f"{self.prefix}: {exc!r}")
-        down(self, exc)
-
-    monkeypatch.setattr(SharedInFlight, "down", noted)
-    return outages
-
-
 async def test_a_phantom_lends_no_slot_of_the_reserve_through_replicas_sharing_redis(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    outages = _patient_redis(monkeypatch)  # Redis out fails open: not what this tests
+    outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
     nodes, store = HoldAnonymous(), MemoryStore()
     gateway_key = Ed25519PrivateKey.generate()  # replicas share registry.key (Redis' names)
     stop = asyncio.Event()

@@ -21,10 +21,12 @@ import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import running, served_at_once
+from tests.registry.redis_patience import patient_redis
 from tests.registry.test_access import CHAT, MODEL, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_redis_admit import _ended, _prefixed, _views_shared
@@ -34,11 +36,13 @@ from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F
 async def test_a_replica_that_served_a_node_one_at_a_time_still_lends_its_share(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One node of 8 slots (a share of 6) behind two replicas: 4 anonymous streams held
     through ``a``, then one through ``b``, which had answered one request at a time: the
     fifth is within the share (before the fix: 429 from ``b``, its cap 1 of its own 2
     slots counted, against every replica's 4)."""
+    outages = patient_redis(monkeypatch)  # Redis out: b's own view, not what this tests
     store, nodes = MemoryStore(), Gated()
     key = Ed25519PrivateKey.generate()
     async with AsyncExitStack() as stack:
@@ -74,5 +78,6 @@ async def test_a_replica_that_served_a_node_one_at_a_time_still_lends_its_share(
         finally:
             nodes.gate.set()
         codes = [(await t).status_code for t in (*held, fifth)]
+        assert not outages, outages  # (else b counts its own view: the fifth refused)
         assert codes == [200] * 5, codes  # before: the fifth 429 from b
         await _ended(a, b)
