@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.registry.admin import (
     WRONG_BEAT_SIGNATURES_PER_MIN,
     WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN,
@@ -29,7 +30,7 @@ from tests.registry.test_heartbeat_signature_tries import (
     _register,
 )
 from tests.registry.test_node_auth import Node, Wall, make_node, mesh, operator
-from tests.registry.test_registration_signature_tries import _from, verifies
+from tests.registry.test_registration_signature_tries import _forged, _from, verifies
 
 __all__ = ["verifies"]  # the fixture, imported for its name
 
@@ -94,3 +95,30 @@ async def test_a_node_whose_address_changed_under_forged_beats_gets_back(
         assert seen[0] == 404 and seen[1:] == [200, 200], seen  # before the fix: all 429
         async with _from(h.app, HOME) as c:  # its old address is no more its home
             assert await _honest_beat(c, node) == 404
+
+
+async def test_a_forwarded_for_header_does_not_borrow_the_nodes_home(
+    tmp_path: Path, verifies: list[int]
+) -> None:
+    """The address counted is the connection's (uvicorn rewrites it from
+    ``X-Forwarded-For`` for ``--trusted-proxies`` only, ``core/trusted_proxies.py``); the
+    app reads no such header itself, so a stranger naming the node's address in one is
+    not verified past the counts."""
+    store, wall = MemoryStore(), Wall()
+    node = make_node(wall, await operator(store))
+    async with await mesh(tmp_path, store, wall) as h:
+        await _register(h.app, node, HOME)
+        await _flood(h.app, node)
+        before = len(verifies)
+        body = b'{"in_flight": 0}'
+        spoofed = {
+            **_forged(node.headers(MessageKind.HEARTBEAT, body)),
+            "X-Forwarded-For": HOME[0],
+            "X-Real-IP": HOME[0],
+            "Forwarded": f"for={HOME[0]}",
+        }
+        async with _from(h.app, ("203.0.113.77", 1)) as c:
+            r = await c.post(f"/mesh/nodes/{node.node_id}/heartbeat", content=body, headers=spoofed)
+        assert r.status_code == 404 and len(verifies) == before  # nothing verified
+        async with _from(h.app, HOME) as c:
+            assert await _honest_beat(c, node) == 200
