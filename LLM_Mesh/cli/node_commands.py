@@ -286,19 +286,22 @@ def _node_url(given: str | None, home: Path | None = None) -> str:
     return local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert))
 
 
-def http_client(timeout_s: float = 10.0) -> httpx.AsyncClient:
+def http_client(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
     """The one outbound client of a command (tests replace this factory).
 
-    https is verified with the system's CAs plus ``$LLM_MESH_REGISTRY_CA`` and this
-    machine's own node certificate (``$LLM_MESH_HOME/node-tls.crt``, so ``node pause``
-    and friends reach a local node serving https with a ``node tls init`` certificate).
+    https is verified with the system's CAs plus ``registry_ca`` (a command's settings'
+    CA: node.toml's ``registry_ca`` too, :func:`with_node_ca`), else
+    ``$LLM_MESH_REGISTRY_CA``, and this machine's own node certificate
+    (``$LLM_MESH_HOME/node-tls.crt``, so ``node pause`` and friends reach a local node
+    serving https with a ``node tls init`` certificate).
     """
     from LLM_Mesh.node.tls import default_paths
     from LLM_Mesh.tls import client_ssl_context
 
     settings = Settings.from_env()
     own_cert = default_paths(settings)[0]
-    trust = [f for f in (settings.registry_ca, own_cert if own_cert.is_file() else None) if f]
+    ca = registry_ca or settings.registry_ca
+    trust = [f for f in (ca, own_cert if own_cert.is_file() else None) if f]
     return httpx.AsyncClient(
         follow_redirects=True,
         timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0)),
@@ -452,6 +455,9 @@ def node_plan(
     path = _config_path(settings, config)
     try:
         cfg = load_node_config(path) if config or path.is_file() else None
+        # node.toml's registry_ca, unless a CA file was named (found 2026-12-06, review38:
+        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED)
+        settings = with_node_ca(settings, cfg, path)
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     registry_url = (
@@ -464,7 +470,7 @@ def node_plan(
     async def demand() -> Any:
         from LLM_Mesh.client import gateway_urls
 
-        async with http_client(5.0) as client:
+        async with http_client(5.0, settings.registry_ca) as client:
             for url in gateway_urls(registry_url):  # replicas: the first that answers
                 found = await fetch_demand(client, url)
                 if found[0] is not None:

@@ -27,7 +27,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import hash_secret, new_secret, secret_matches
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, address_scope
-from LLM_Mesh.errors import InvalidCredential, RateLimited
+from LLM_Mesh.errors import InvalidCredential, RateLimited, UnknownNode
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.secret_files import admin_key_path, create_secret_file, read_admin_key
 
@@ -225,13 +225,14 @@ class CredentialTries:
 
     def before_verify(self, node_id: str) -> str | None:
         """Before a known node's heartbeat or goodbye is verified: the scope to count it in
-        should it fail (``None``: not counted), or 429 with nothing verified (found
+        should it fail (``None``: not counted), or a refusal with nothing verified (found
         2026-12-06, trust36: a forged signature for a public id cost a verify each, without
         bound). Within this address's ``WRONG_BEAT_SIGNATURES_PER_MIN`` and every address's
         ``WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN`` failures this minute it is verified; past
         either, only from the address the node's last verified message came from
         (:class:`NodeHomes`), at most ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN`` failing
-        there a minute per node id. Looks and counts (:meth:`failed_verify`) without an
+        there a minute per node id (then 429); from elsewhere it is 404 ``unknown_node``,
+        which makes an honest node register again from where it is (review38). Looks and counts (:meth:`failed_verify`) without an
         await between them on a known key, so messages sent at once are counted one by one."""
         if _loopback(self.address):
             return None
@@ -245,16 +246,25 @@ class CredentialTries:
             wait = total.wait(self.now)
         if wait <= 0:
             return scope
-        if self.homes is not None and self.homes.get(node_id) == where:
-            home = f"beat-home:{node_id}"
-            at_home = self.limiter.wait(home, WRONG_BEAT_SIGNATURES_AT_HOME, self.now)
-            if at_home <= 0:
-                return home
-            wait = min(wait, at_home)
+        if self.homes is None or self.homes.get(node_id) != where:
+            # not from its home here (none known: a restarted or other replica or worker;
+            # or the node's address changed): "register again", which is verified per
+            # address and makes this its home. A 429 left the node waiting, its beats
+            # refused for as long as the forgeries went on (found 2026-12-06, review38)
+            raise UnknownNode(
+                f"node {node_id!r}: too many heartbeats or goodbyes for it whose signature "
+                "does not hold, and this one is not from the address it last registered or "
+                "beat from here; register again",
+                param="node_id",
+            )
+        home = f"beat-home:{node_id}"
+        at_home = self.limiter.wait(home, WRONG_BEAT_SIGNATURES_AT_HOME, self.now)
+        if at_home <= 0:
+            return home
         raise RateLimited(
             "too many heartbeats or goodbyes whose signature does not hold; wait before "
             "trying again",
-            retry_after=max(1, math.ceil(wait)),
+            retry_after=max(1, math.ceil(min(wait, at_home))),
         )
 
     def failed_verify(self, scope: str | None) -> None:

@@ -30,7 +30,7 @@ GGUF = fake_gguf(payload=b"\x00" * 100)
 
 
 def use_transport(monkeypatch: pytest.MonkeyPatch, transport: httpx.AsyncBaseTransport) -> None:
-    def factory(timeout_s: float = 10.0) -> httpx.AsyncClient:
+    def factory(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=transport)
 
     monkeypatch.setattr(node_commands, "http_client", factory)

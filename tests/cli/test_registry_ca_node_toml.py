@@ -158,3 +158,28 @@ def test_a_home_without_node_toml_is_as_before(
     home.mkdir()
     code, said = _run(home, ["status"], url)
     assert code == 1 and not paths and "CERTIFICATE_VERIFY_FAILED" in said, said
+
+
+def test_node_plan_trusts_the_node_homes_registry_ca(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]]
+) -> None:
+    """Found 2026-12-06 (review38): ``node plan`` reads node.toml (its models, its registry
+    URL) but asked that registry's ``/mesh/demand`` trusting ``$LLM_MESH_REGISTRY_CA``
+    only: in a node home whose node.toml names the CA it said "no demand data: the registry
+    ... is unreachable (... CERTIFICATE_VERIFY_FAILED ...)" and ranked without demand."""
+    url, cert, paths = https_registry
+    home = _node_home(tmp_path / "mesh", url, str(cert))
+    _, said = _run(home, ["node", "plan"], url)
+    assert "CERTIFICATE_VERIFY_FAILED" not in said, said
+    assert "/mesh/demand" in paths, said  # past TLS: the 404 is read
+
+
+def test_node_plan_with_another_ca_named_still_fails_closed(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]]
+) -> None:
+    url, cert, paths = https_registry
+    other = tmp_path / "other.crt"
+    make_self_signed(other, tmp_path / "other.key", ["127.0.0.1"])
+    home = _node_home(tmp_path / "mesh", url, str(cert))
+    _, said = _run(home, ["node", "plan"], url, {"LLM_MESH_REGISTRY_CA": str(other)})
+    assert not paths and "CERTIFICATE_VERIFY_FAILED" in said, said
