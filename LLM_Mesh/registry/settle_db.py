@@ -67,6 +67,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import make_url
 
 from LLM_Mesh.registry.db_thread import DbThread
+from LLM_Mesh.registry.pg_connect import asyncpg_args
 from LLM_Mesh.registry.start_retry import pg_lost_errors
 
 log = logging.getLogger(__name__)
@@ -523,7 +524,7 @@ class PgSettleDb:
         if self._conn is None:
             import asyncpg  # lazy: only a PostgreSQL store needs it
 
-            self._conn = await asyncpg.connect(self.dsn)
+            self._conn = await asyncpg.connect(**asyncpg_args(self.dsn))  # as the store's
 
     async def apply(
         self, ops: Sequence[Op], holder: str, now: datetime
