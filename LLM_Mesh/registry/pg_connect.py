@@ -24,9 +24,10 @@ _SQLALCHEMY_OWN = ("prepared_statement_cache_size", "prepared_statement_name_fun
 def asyncpg_args(url: str) -> dict[str, Any]:
     """The keyword arguments of ``asyncpg.connect`` for ``url`` (``postgresql://`` with any
     driver name), the store's engine's: host, port, user, password, database and each
-    query option as given (``ssl``, ``timeout``, ``server_settings`` ...)."""
+    query option as given (``ssl``, ``timeout`` ...)."""
     from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg  # PostgreSQL only
 
     parsed = make_url(url).set(drivername="postgresql+asyncpg")
-    _, kwargs = PGDialect_asyncpg().create_connect_args(parsed)
+    dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+    _, kwargs = dialect.create_connect_args(parsed)  # type: ignore[no-untyped-call]
     return {k: v for k, v in kwargs.items() if k not in _SQLALCHEMY_OWN}
