@@ -130,8 +130,8 @@ def checked_claim(
     if not dot:
         return None
     try:
-        key, derived = keys.get(key_text)
-        if derived != node_id:  # another node's key (or a forged one)
+        key = keys.get(key_text, node_id)
+        if key is None:  # another node's key (or a forged one)
             return None
         signature = unb64url(sig_text)
         data = node_prompt_bytes(registry_id, node_id, request_id, model, said)

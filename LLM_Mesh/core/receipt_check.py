@@ -53,24 +53,31 @@ class Observed:
 
 
 class NodeKeys:
-    """Node keys the gateway has seen proven (key text → the key, its node id), bounded."""
+    """The keys of nodes the gateway routed to (key text → the key, its node id), bounded:
+    only a key that derives the id of the node that sent it is kept (its registered key,
+    one a node), so a node sending other keys, a new one each answer, pushes no honest
+    node's key out and grows nothing (found 2026-12-06, keys38: every key sent was kept,
+    the first in out, so ``max_keys`` bogus ones made each honest key decoded again)."""
 
     def __init__(self, max_keys: int = 10_000) -> None:
         self.max_keys = max_keys
         self._keys: dict[str, tuple[PublicKey, str]] = {}
 
-    def get(self, text: str) -> tuple[PublicKey, str]:
-        """The key and the node id it derives; ``ValueError`` when it is no key the
-        rule takes (:func:`~LLM_Mesh.core.ed25519.key_problem`)."""
+    def get(self, text: str, node_id: str) -> PublicKey | None:
+        """The key ``text`` when it derives ``node_id`` (the node the gateway routed to),
+        else ``None`` (another node's key, or a forged one), kept only then; ``ValueError``
+        when it is no key the rule takes (:func:`~LLM_Mesh.core.ed25519.key_problem`)."""
         hit = self._keys.get(text)
         if hit is not None:
-            return hit
+            return hit[0] if hit[1] == node_id else None
         raw = unb64url(text)
-        hit = (PublicKey(raw), node_id_for(raw))
+        if node_id_for(raw) != node_id:  # a hash, before the point's check
+            return None
+        key = PublicKey(raw)
         if len(self._keys) >= self.max_keys:
             self._keys.pop(next(iter(self._keys)))
-        self._keys[text] = hit
-        return hit
+        self._keys[text] = (key, node_id)
+        return key
 
 
 def _mismatch(claim: dict[str, Any], expected: dict[str, Any]) -> str:
@@ -118,10 +125,10 @@ def check_part(
     if not isinstance(key_text, str) or not isinstance(sig_text, str):
         return part(PartStatus.INVALID, reason="malformed")
     try:
-        key, derived = keys.get(key_text)
+        key = keys.get(key_text, obs.node_id)
     except ValueError:
-        return part(PartStatus.INVALID, reason="node_key")
-    if derived != obs.node_id:  # another node's key (or a forged one)
+        key = None
+    if key is None:  # no key, another node's key (or a forged one)
         return part(PartStatus.INVALID, reason="node_key")
     try:
         signature = unb64url(sig_text)

@@ -67,7 +67,8 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import make_url
 
 from LLM_Mesh.registry.db_thread import DbThread
-from LLM_Mesh.registry.start_retry import pg_lost_errors
+from LLM_Mesh.registry.pg_connect import asyncpg_args
+from LLM_Mesh.registry.start_retry import lost_connection
 
 log = logging.getLogger(__name__)
 
@@ -505,9 +506,9 @@ def _batch_id() -> uuid.UUID:
     return uuid.UUID(bytes=(time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
 
 
-def _pg_lost(asyncpg: Any) -> tuple[type[BaseException], ...]:
-    """The errors of a lost or broken connection (not of the batch itself)."""
-    return (*pg_lost_errors(asyncpg), OSError)
+def _pg_lost(exc: BaseException) -> bool:
+    """Lost, not the batch's own: the start's rule (a bad setting is not), or ``OSError``."""
+    return isinstance(exc, OSError) or lost_connection(exc)
 
 
 class PgSettleDb:
@@ -523,7 +524,7 @@ class PgSettleDb:
         if self._conn is None:
             import asyncpg  # lazy: only a PostgreSQL store needs it
 
-            self._conn = await asyncpg.connect(self.dsn)
+            self._conn = await asyncpg.connect(**asyncpg_args(self.dsn))  # as the store's
 
     async def apply(
         self, ops: Sequence[Op], holder: str, now: datetime
@@ -545,7 +546,9 @@ class PgSettleDb:
                 deadlocks += 1
                 if deadlocks == _PG_RETRIES:
                     raise
-            except _pg_lost(asyncpg):
+            except Exception as exc:
+                if not _pg_lost(exc):
+                    raise
                 # the connection is gone (pg_terminate_backend, a server restart), or broken
                 # without asyncpg noticing (it then answers InternalClientError "cannot
                 # switch to state ..." to every call: MagicStack/asyncpg#1069), or a new
@@ -554,7 +557,7 @@ class PgSettleDb:
                 # committed it before the rows reached us, or still runs it (the repeat
                 # then waits for it), the batch is applied once and the rows are its own.
                 # Not retried, a void or an answer would be lost while this holder lives;
-                # after the last pause the error goes to the callers.
+                # after the last pause the error goes to the callers (any other at once).
                 self._drop()
                 if lost == len(_PG_RECONNECT_S):
                     raise

@@ -50,8 +50,9 @@ T = TypeVar("T")
 
 
 def pg_lost_errors(asyncpg: Any) -> tuple[type[BaseException], ...]:
-    """asyncpg's errors of a lost or broken connection, not of the statement: here and in
-    the settlement's own connection (``settle_db.PgSettleDb``, which adds ``OSError``)."""
+    """asyncpg's errors of a lost or broken connection, not of the statement; judged by
+    :func:`lost_connection` here and on the settlement's own connection
+    (``settle_db.PgSettleDb``'s batch, which adds ``OSError``)."""
     x = asyncpg.exceptions
     return (
         x.InterfaceError,  # "connection is closed", ConnectionDoesNotExistError

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core import receipt_check
 from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.receipt import (
     PAYABLE,
     NodeReceiptSigner,
@@ -106,9 +108,50 @@ def test_no_receipt_is_missing_or_broken() -> None:
 
 def test_node_keys_cache_is_bounded() -> None:
     keys = NodeKeys(max_keys=2)
-    texts = [NodeReceiptSigner(Ed25519PrivateKey.generate()).node_key for _ in range(3)]
-    for t in texts:
-        keys.get(t)
-    assert len(keys._keys) == 2 and texts[0] not in keys._keys
+    signers = [NodeReceiptSigner(Ed25519PrivateKey.generate()) for _ in range(3)]
+    for s in signers:
+        assert keys.get(s.node_key, s.node_id) is not None
+    assert len(keys._keys) == 2 and signers[0].node_key not in keys._keys
     with pytest.raises(ValueError):
-        keys.get("AAAA")
+        keys.get("AAAA", signers[0].node_id)
+
+
+class _Decodes:
+    """Counts the keys ``receipt_check`` decodes (a point's check each)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        real = receipt_check.PublicKey
+
+        def counted(raw: bytes) -> PublicKey:
+            self.n += 1
+            return real(raw)
+
+        monkeypatch.setattr(receipt_check, "PublicKey", counted)
+
+
+def test_keys_sent_for_another_node_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose receipts carry other keys, a new one each answer (all refused,
+    ``node_key``), pushes no honest node's key out of the cache and grows nothing: the
+    honest node's next receipt is checked with its key as kept, not decoded again, and no
+    forged key is decoded (its id is a hash, compared first). Found 2026-12-06 (keys38):
+    every key sent was kept, first in first out, so 20 bogus keys in a cache of 16 pushed
+    the honest key out (failed before: 22 decodes, not 1, and 16 keys kept)."""
+    keys, decodes = NodeKeys(max_keys=16), _Decodes(monkeypatch)
+    honest = check(observed(node_claim()), keys=keys)
+    assert honest.status is PartStatus.SIGNED and decodes.n == 1
+    for _ in range(20):  # the routed node (NODE_KEY's id) sends a fresh key each answer
+        forged = NodeReceiptSigner(Ed25519PrivateKey.generate())
+        part = check(observed(node_claim(forged)), keys=keys)
+        assert (part.status, part.reason) == (PartStatus.INVALID, "node_key")
+    assert check(observed(node_claim()), keys=keys).status is PartStatus.SIGNED
+    assert decodes.n == 1 and len(keys._keys) == 1
+
+
+def test_another_nodes_kept_key_is_no_key_of_this_one() -> None:
+    """A key kept for its node, sent by another node: refused, kept or not (a guard)."""
+    keys, other = NodeKeys(), NodeReceiptSigner(OTHER_KEY)
+    assert check(observed(node_claim(other), node_id=other.node_id), keys=keys).payable
+    part = check(observed(node_claim(other)), keys=keys)  # sent as NODE_KEY's node
+    assert (part.status, part.reason) == (PartStatus.INVALID, "node_key")
+    assert keys.get(other.node_key, NodeReceiptSigner(NODE_KEY).node_id) is None
