@@ -46,6 +46,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from LLM_Mesh.core import strict_json
+
 __all__ = [
     "KEYED",
     "KEYED_KEPT_SHARE",
@@ -204,7 +206,7 @@ def keyed_raw(raw: bytes, body: Mapping[str, Any]) -> bytes:
     forwarded) with the keyed member spliced in first, the rest byte for byte; a body not
     in plain UTF-8 (UTF-16 or -32, a byte-order mark) is written again from ``body``."""
     head = _OPEN.match(raw)
-    if head is None or json.detect_encoding(raw) != "utf-8":
+    if head is None or strict_json.encoding(raw) != "utf-8":
         return json.dumps(keyed_body(body), separators=(",", ":"), ensure_ascii=False).encode()
     at = head.end()
     comma = b"" if raw[at : at + 1] == b"}" else b","

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps", "finite_number", "loads", "loads_object", "refuse_lone_surrogates"]
+__all__ = ["dumps", "encoding", "finite_number", "loads", "loads_object", "refuse_lone_surrogates"]
 
 _SEP = (",", ":")
 
@@ -34,6 +34,16 @@ _DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_refuse)
 # ``JSONEncoder`` per call; the text is the same
 _ENCODER = json.JSONEncoder(separators=_SEP, ensure_ascii=False, allow_nan=False)
 _TEXT = json.JSONEncoder(ensure_ascii=False, check_circular=False)  # refuse_lone_surrogates
+
+
+def encoding(data: bytes) -> str:
+    """``json.detect_encoding(data)``, the same answer: at once for what a JSON object in
+    UTF-8 begins with (``{`` then a byte that is not 0: no byte-order mark and no UTF-16 or
+    UTF-32 text begins so), else the standard library's Python function (3 of them a
+    request on the gateway's path, ~2 µs each: perf38)."""
+    if data[:1] == b"{" and data[1:2] != b"\x00":
+        return "utf-8"
+    return json.detect_encoding(data)
 
 
 def loads(data: str | bytes) -> Any:
@@ -67,7 +77,7 @@ def refuse_lone_surrogates(data: str | bytes, obj: Any) -> None:
     if isinstance(data, bytes):
         # ``json.loads`` of bytes reads UTF-16 and UTF-32 too: neither spells ``\\ud`` so,
         # and a surrogate code unit in them is no escape: such a body is always checked
-        utf8 = json.detect_encoding(data) in ("utf-8", "utf-8-sig")  # a few bytes looked at
+        utf8 = encoding(data) in ("utf-8", "utf-8-sig")  # a few bytes looked at
         if utf8 and b"\\ud" not in data and b"\\uD" not in data:
             return
     elif "\\ud" not in data and "\\uD" not in data:

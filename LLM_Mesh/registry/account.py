@@ -367,7 +367,8 @@ def mesh_answer(
         mesh["waited_ms"] = round(tally.waited_s * 1000.0, 3)
     data["mesh"] = mesh
     tally.outcome = "ok"
-    if tally.completion_cap < 0:  # (the usage audit's cap of the part: core/delivered.py)
+    if tally.completion_cap < 0:  # the usage audit's cap of the part (core/delivered.py),
+        # unless the send stage set it from the bytes it counted (send.Exchange.complete)
         echoed = job.prompt_text if job.echo else ""
         tally.completion_cap = completion_cap(
             answer_bytes(data, job.choices, echoed, job.text_only), job.choices, job.stop_bytes

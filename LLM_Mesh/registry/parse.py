@@ -124,7 +124,7 @@ def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> di
         raise limit_error(too_big)
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
-    encoding = json.detect_encoding(raw)
+    encoding = strict_json.encoding(raw)  # json.detect_encoding's answer
     if encoding not in ("utf-8", "utf-8-sig"):
         raise InvalidRequest("the request body must be UTF-8 JSON")
     too_deep = check_depth(raw, limits)

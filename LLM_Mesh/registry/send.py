@@ -67,6 +67,7 @@ from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.client_retry import deadline_message
 from LLM_Mesh.core.delivered import (
     answer_bytes,
+    completion_cap,
     counted_completion,
     priced_completion,
     states_completion,
@@ -588,6 +589,8 @@ class Exchange:
         # the receipt keeps the node's count; the count priced is at most what it delivered
         tally.outputs.append(Observed(node, tally.prompt_tokens, reported, digest, claim))
         delivered = answer_bytes(data, job.choices, echoed, job.text_only)
+        # its cap, for the usage audit, from these bytes (not counted again: mesh_answer)
+        tally.completion_cap = completion_cap(delivered, job.choices, job.stop_bytes)
         tally.completion_tokens = priced_completion(
             reported, delivered, job.choices, job.stop_bytes
         )

@@ -80,6 +80,19 @@ def _():
     return said.getvalue().splitlines()
 
 
+@piece("hot_calls_perf38")
+def _():
+    import probe_hot_calls_perf38
+    said, argv = io.StringIO(), sys.argv
+    sys.argv = ["probe_hot_calls_perf38.py", "--rounds", "1", "--calls", "5"]
+    try:
+        with contextlib.redirect_stdout(said):
+            probe_hot_calls_perf38.main()
+    finally:
+        sys.argv = argv
+    return said.getvalue().splitlines()[1:]
+
+
 @piece("relay_cold")
 def _():
     import probe_relay_cold
@@ -158,6 +171,11 @@ def test_probe_control_reads_heartbeat_says_why_it_is_refused(
 def test_probe_hot_calls_ab_runs_both_calls(pieces: dict[str, dict[str, Any]]) -> None:
     lines = _result(pieces, "hot_calls_ab")
     assert [line.split(":")[0] for line in lines] == ["Http1Pool.post_pooled", "parse.read_body"]
+
+
+def test_probe_hot_calls_perf38_times_both_pairs(pieces: dict[str, dict[str, Any]]) -> None:
+    lines = _result(pieces, "hot_calls_perf38")
+    assert [line.split(":")[0] for line in lines] == ["cap", "encoding"]
 
 
 def test_probe_relay_cold_relays_a_whole_stream(pieces: dict[str, dict[str, Any]]) -> None:

@@ -135,3 +135,27 @@ def test_the_lone_surrogate_refusal_in_its_words() -> None:
         "a string holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff without its "
         "pair): not Unicode text"
     )
+
+
+def test_encoding_is_json_detect_encodings_answer() -> None:
+    """``strict_json.encoding`` gives ``json.detect_encoding``'s answer for every body: each
+    of the first four bytes drawn from those its rules look at (0, a BOM's, ``{``, another),
+    at every length 0 to 5, and for real bodies (perf38: its fast path is ``{`` and a byte
+    that is not 0)."""
+    import codecs
+    import itertools
+
+    encoding = strict_json.encoding
+    alphabet = b"\x00\xff\xfe\xef\xbb\xbf{ a"
+    bodies: list[bytes] = [b"{}", b'{"a":1}', json.dumps({"x": "é"}).encode()]
+    for n in range(6):
+        bodies += (bytes(t) for t in itertools.product(alphabet, repeat=min(n, 4)))
+        bodies += (bytes(t) + b"{" for t in itertools.product(alphabet, repeat=min(n, 3)))
+    for codec in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
+        bodies.append('{"a": 1}'.encode(codec))
+    bodies.append(codecs.BOM_UTF8 + b"{}")
+    fast = 0
+    for body in bodies:
+        assert encoding(body) == json.detect_encoding(body), body
+        fast += body[:1] == b"{" and body[1:2] != b"\x00"
+    assert fast > 100  # the fast path itself was compared, not only the fallback

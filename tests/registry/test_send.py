@@ -163,3 +163,39 @@ async def test_a_non_stream_answer_without_usage_is_paid_on_the_gateways_count(
         assert ledger is not None
         report = await audit(StoreSource(ledger, h.settings.ledger_origin))
         assert report.ok, report.findings
+
+
+async def test_a_whole_answers_audit_cap_is_its_bytes_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usage audit's cap of a whole answer is its text's UTF-8 bytes + the slack of a
+    choice and of its longest ``stop`` (``core/delivered.completion_cap``), from the one
+    count of those bytes the send stage makes (perf38: the account stage counted them a
+    second time, ~10 µs of the gateway's CPU a request)."""
+    import LLM_Mesh.registry.account as account
+    import LLM_Mesh.registry.send as send
+    from LLM_Mesh.core.delivered import SLACK_PER_CHOICE, answer_bytes
+    from LLM_Mesh.registry.job import Job, Tally
+
+    counts: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        counts.append(answer_bytes(*args, **kwargs))
+        return counts[-1]
+
+    monkeypatch.setattr(send, "answer_bytes", counted)
+    monkeypatch.setattr(account, "answer_bytes", counted)
+    seen: list[tuple[int, int]] = []
+
+    class Audit:
+        def answered(self, job: Job, tally: Tally) -> None:
+            seen.append((tally.completion_cap, tally.completion_tokens))
+
+    async with running(tmp_path) as h:
+        await h.register("a")
+        h.runtime.usage_audit = Audit()  # type: ignore[assignment]
+        r = await h.client.post(CHAT, json=chat(stop=["STOP!", "ab"]))
+        assert r.status_code == 200, r.text
+        text = r.json()["choices"][0]["message"]["content"]
+        assert counts == [len(text.encode())]  # counted once
+        assert seen == [(len(text.encode()) + SLACK_PER_CHOICE + len("STOP!"), 5)]
