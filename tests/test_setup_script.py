@@ -354,6 +354,35 @@ def test_a_port_already_taken_is_said_with_the_flag_to_pick_another(tmp_path: Pa
     assert "already in use" not in free.stderr, free.stderr
 
 
+def test_a_run_that_starts_the_node_stops_at_a_taken_port(tmp_path: Path) -> None:
+    """Found 2026-12-06 (cli38): ``./setup-node-operator.sh`` with no arguments (node.toml's
+    port, or 8801) went on past a taken port, noted, wrote node.toml and started a node that
+    could not listen. It stops now, naming the port and a free ``--port``, writing nothing;
+    its dry run says a real run would stop there."""
+    port = free_port()
+    run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b",
+        "--port", str(port))  # fmt: skip
+    config = tmp_path / "mesh" / "node.toml"
+    before = config.read_text()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        proc = run(tmp_path, check=False)  # no arguments: node.toml's port
+        said = " ".join(proc.stderr.split())
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"error: port {port} on 127.0.0.1 is already in use" in said, said  # (failed
+        # before: a note, node.toml written, and the node started, which stopped on the port)
+        fix = said.split("how to fix: ", 1)[1]
+        free = int(fix.split("--port ", 1)[1].split()[0])
+        assert free != port and 0 < free < 65536, fix
+        assert "starting the node" not in proc.stdout
+        assert config.read_text() == before
+        dry = run(tmp_path, "--dry-run")
+        assert f"a real run would stop here: port {port} on 127.0.0.1" in " ".join(
+            dry.stdout.split() + dry.stderr.split()
+        ), dry.stdout + dry.stderr
+
+
 def test_a_new_port_or_registry_moves_the_address_the_script_chose(tmp_path: Path) -> None:
     """Found 2026-12-03: run again with --port 8802 (8801 was taken by `llm-mesh up`'s node),
     node.toml got port 8802 but kept public_url http://127.0.0.1:8801, so the node registered
