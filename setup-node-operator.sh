@@ -325,8 +325,29 @@ if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
 fi
 
 # The node's key ($LLM_MESH_HOME/node.key, mode 0600; made once, never overwritten): its id comes from it.
+# A dry run in a home that has one says it is kept and gives its id, as the real run's config
+# will (found 2026-12-06, cli38: it said it would make one, and showed no id).
 NODE_ID=""
-if [ "$DRY_RUN" = 1 ]; then
+NODE_KEY="$LLM_MESH_HOME/node.key"
+if [ "$DRY_RUN" = 1 ] && [ -e "$NODE_KEY" ]; then
+  KEY_SAID="$("$PLAN_PY" -c 'import sys
+from pathlib import Path
+try:
+    from LLM_Mesh.core.identity import node_id_for, public_key_of
+    from LLM_Mesh.node.keys import load_key
+except ImportError:  # a dry run before the venv exists: the real run reads it
+    sys.exit(2)
+try:
+    print(node_id_for(public_key_of(load_key(Path(sys.argv[1])))))
+except (OSError, ValueError) as e:
+    print(e)
+    sys.exit(1)' "$NODE_KEY" 2>/dev/null)" && KEY_RC=0 || KEY_RC=$?
+  case "$KEY_RC" in
+    0) NODE_ID="$KEY_SAID"; say "node key: $NODE_KEY exists: kept and used (node id $NODE_ID)" ;;
+    2) say "node key: $NODE_KEY exists: kept and used (its node id: read by a real run)" ;;
+    *) need_tool "could not read the node key: ${KEY_SAID:-$NODE_KEY}" "restore it, or move it away (this node then gets a new id)" ;;
+  esac
+elif [ "$DRY_RUN" = 1 ]; then
   say "would run: $VPY -m LLM_Mesh.cli node keys init --home $LLM_MESH_HOME"
 else
   NODE_ID="$("$VPY" -m LLM_Mesh.cli node keys init --home "$LLM_MESH_HOME" | sed -n 's/^node id: //p')" \
@@ -466,7 +487,8 @@ engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
     # the id node.key gives (a dry run makes no key: it says so rather than make one up)
     "node_id": env.get("CFG_NODE_ID") or old.get("node_id")
-    or ("(derived from node.key, made by a real run)" if dry
+    or (("(derived from the existing node.key)" if os.path.exists(env["CFG_HOME"] + "/node.key")
+         else "(derived from node.key, made by a real run)") if dry
         else f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"),
     "host": host,
     "port": port,

@@ -118,6 +118,29 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert not any((tmp_path / "home").iterdir())
 
 
+def test_a_dry_run_in_a_home_with_a_node_key_keeps_it(tmp_path: Path) -> None:
+    """Found 2026-12-06 (cli38): a dry run in a home that has a node.key said it would make
+    one (``would run: ... node keys init``), and its node.toml preview had no id. It says
+    the key is kept and used, with the id the real run writes; an unreadable key is where
+    a real run would stop."""
+    sim = ("--yes", "--engine", "sim", "--models", "mistral-7b")
+    real = run(tmp_path, *sim, "--no-start")
+    node_id = real.stdout.split("(node id ", 1)[1].split(")", 1)[0]
+    key = tmp_path / "mesh" / "node.key"
+    dry = run(tmp_path, "--dry-run")
+    assert "keys init" not in dry.stdout  # (failed before: "would run: ... keys init")
+    assert f"node key: {key} exists: kept and used (node id {node_id})" in dry.stdout
+    assert "node.toml unchanged" in dry.stdout
+    (tmp_path / "mesh" / "node.toml").unlink()  # a key, no node.toml (e.g. `node keys init`)
+    dry = run(tmp_path, "--dry-run", *sim)
+    assert _toml_after("would write:", dry.stdout)["node_id"] == node_id  # (failed before)
+    key.write_text("not a key")
+    dry = run(tmp_path, "--dry-run", *sim)
+    said = " ".join(dry.stdout.split())
+    assert f"a real run would stop here: could not read the node key: {key}" in said, said
+    assert key.read_text() == "not a key"
+
+
 # What the script runs on its way through a dry run, and nothing more: no cmake, no compiler.
 _BASIC_TOOLS = ("bash", "sed", "head", "grep", "dirname", "df", "awk", "cat", "env", "mkdir")
 
