@@ -213,6 +213,7 @@ make_home() {
 # no room for this one, whatever its port; said before anything is written there (the venv,
 # $LLM_MESH_HOME/venv by default, included: found 2026-12-06, a new user waited for a whole
 # install into up's home before this refusal) and before any question is asked
+HELD=""
 if "$PYTHON" -c 'import fcntl, os, sys
 try: fd = os.open(sys.argv[1], os.O_RDONLY)
 except OSError: sys.exit(1)
@@ -324,8 +325,29 @@ if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
 fi
 
 # The node's key ($LLM_MESH_HOME/node.key, mode 0600; made once, never overwritten): its id comes from it.
+# A dry run in a home that has one says it is kept and gives its id, as the real run's config
+# will (found 2026-12-06, cli38: it said it would make one, and showed no id).
 NODE_ID=""
-if [ "$DRY_RUN" = 1 ]; then
+NODE_KEY="$LLM_MESH_HOME/node.key"
+if [ "$DRY_RUN" = 1 ] && [ -e "$NODE_KEY" ]; then
+  KEY_SAID="$("$PLAN_PY" -c 'import sys
+from pathlib import Path
+try:
+    from LLM_Mesh.core.identity import node_id_for, public_key_of
+    from LLM_Mesh.node.keys import load_key
+except ImportError:  # a dry run before the venv exists: the real run reads it
+    sys.exit(2)
+try:
+    print(node_id_for(public_key_of(load_key(Path(sys.argv[1])))))
+except (OSError, ValueError) as e:
+    print(e)
+    sys.exit(1)' "$NODE_KEY" 2>/dev/null)" && KEY_RC=0 || KEY_RC=$?
+  case "$KEY_RC" in
+    0) NODE_ID="$KEY_SAID"; say "node key: $NODE_KEY exists: kept and used (node id $NODE_ID)" ;;
+    2) say "node key: $NODE_KEY exists: kept and used (its node id: read by a real run)" ;;
+    *) need_tool "could not read the node key: ${KEY_SAID:-$NODE_KEY}" "restore it, or move it away (this node then gets a new id)" ;;
+  esac
+elif [ "$DRY_RUN" = 1 ]; then
   say "would run: $VPY -m LLM_Mesh.cli node keys init --home $LLM_MESH_HOME"
 else
   NODE_ID="$("$VPY" -m LLM_Mesh.cli node keys init --home "$LLM_MESH_HOME" | sed -n 's/^node id: //p')" \
@@ -333,6 +355,7 @@ else
   say "node key: $LLM_MESH_HOME/node.key (node id $NODE_ID)"
 fi
 RESULT="$(CFG_HOME="$LLM_MESH_HOME" CFG_PLAIN_HTTP="$PLAIN_HTTP" CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
+  CFG_STARTS="$((1 - NO_START))" CFG_HELD="${HELD:+1}" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" CFG_REGISTRY_CA="$CA_ABS" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import errno, ipaddress, os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
@@ -444,14 +467,28 @@ def port_taken(h, p):  # as LLM_Mesh.server_process.port_taken (a dry run may la
 if port_taken(host, port):  # e.g. `llm-mesh up`'s node on 8801: this node would not start
     free = next((p for p in range(port + 1, min(port + 100, 65536)) if not port_taken(host, p)),
                 None)
-    print(f"setup-node-operator: note: port {port} on {host} is already in use (another node? "
-          f"`llm-mesh up`'s?): unless that is this node running already, it cannot start there; "
-          f"run again with a free port: --port {free or 'N'}", file=sys.stderr)
+    taken = (f"port {port} on {host} is already in use (another node? `llm-mesh up`'s?)")
+    fix = f"run again with a free port: --port {free or 'N'} (or stop what listens on {port})"
+    # a run that starts the node stops here, before node.toml (found 2026-12-06, cli38: it
+    # went on and started a node that could not listen); this home's node running (its
+    # node.key.lock held: --service or --no-start again) may be what holds it: a note
+    if env["CFG_STARTS"] == "1" and env["CFG_HELD"] != "1":
+        if not dry:
+            print(f"setup-node-operator: error: {taken}: this node cannot start there; "
+                  "nothing was written", file=sys.stderr)
+            print(f"setup-node-operator: how to fix: {fix}", file=sys.stderr)
+            sys.exit(3)
+        print(f"setup-node-operator: a real run would stop here: {taken}; fix: {fix}",
+              file=sys.stderr)
+    else:
+        print(f"setup-node-operator: note: {taken}: unless that is this node running already, "
+              f"it cannot start there; {fix}", file=sys.stderr)
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
     # the id node.key gives (a dry run makes no key: it says so rather than make one up)
     "node_id": env.get("CFG_NODE_ID") or old.get("node_id")
-    or ("(derived from node.key, made by a real run)" if dry
+    or (("(derived from the existing node.key)" if os.path.exists(env["CFG_HOME"] + "/node.key")
+         else "(derived from node.key, made by a real run)") if dry
         else f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"),
     "host": host,
     "port": port,
@@ -511,7 +548,7 @@ else:
         raise
     print("written")
 PYEOF
-)" || die "could not write $CONFIG" "check the message above and that $LLM_MESH_HOME is writable"
+)" || { [ $? = 3 ] && exit 1; die "could not write $CONFIG" "check the message above and that $LLM_MESH_HOME is writable"; }
 TLS_HOST="" TLS_CERT="" TLS_KEY=""
 IFS=$'\t' read -r _ TLS_HOST TLS_CERT TLS_KEY <<<"${RESULT%%$'\n'*}"
 RESULT="${RESULT#*$'\n'}"

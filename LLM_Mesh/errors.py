@@ -455,4 +455,9 @@ def error_from_payload(status: int, payload: Any) -> MeshError:
             return cls(message)
     if cls is DuplicateRequest:
         return DuplicateRequest(message, param=err.get("param"), reason=err.get("reason"))
+    allowed = err.get("allowed")
+    if cls is PayloadTooLarge and type(allowed) is int and 0 < allowed <= 2**53:
+        # the gateway's body limit in bytes, so the client can say it (found 2026-12-06,
+        # cli38); a gateway's words: kept only as a whole number
+        return PayloadTooLarge(message, param=err.get("param"), allowed=allowed)
     return cls(message, param=err.get("param"))

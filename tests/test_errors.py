@@ -147,6 +147,17 @@ def test_error_from_payload_round_trips_each_class(
         assert rebuilt.param == "p"
 
 
+@pytest.mark.parametrize(("allowed", "kept"), [(1000, 1000), (True, None), ("1000", None),
+                                              (0, None), (1.5, None), (2**60, None)])  # fmt: skip
+def test_a_413_keeps_the_gateways_limit_as_a_whole_number_only(allowed: Any, kept: Any) -> None:
+    """Found 2026-12-06 (cli38): a 413's ``allowed`` (the gateway's body limit) was dropped,
+    so ``ask`` could not say it; a gateway's words, it is kept only as a whole number."""
+    body = {"error": {"message": "too large", "code": "request_too_large", "allowed": allowed}}
+    rebuilt = error_from_payload(413, body)
+    assert type(rebuilt) is PayloadTooLarge
+    assert rebuilt.extra.get("allowed") == kept  # (failed before: None for 1000)
+
+
 def test_error_from_payload_code_wins_over_status() -> None:
     # The body's code decides the class, whatever the HTTP status says.
     rebuilt = error_from_payload(500, UnknownNode("who?").to_openai())

@@ -118,6 +118,29 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert not any((tmp_path / "home").iterdir())
 
 
+def test_a_dry_run_in_a_home_with_a_node_key_keeps_it(tmp_path: Path) -> None:
+    """Found 2026-12-06 (cli38): a dry run in a home that has a node.key said it would make
+    one (``would run: ... node keys init``), and its node.toml preview had no id. It says
+    the key is kept and used, with the id the real run writes; an unreadable key is where
+    a real run would stop."""
+    sim = ("--yes", "--engine", "sim", "--models", "mistral-7b")
+    real = run(tmp_path, *sim, "--no-start")
+    node_id = real.stdout.split("(node id ", 1)[1].split(")", 1)[0]
+    key = tmp_path / "mesh" / "node.key"
+    dry = run(tmp_path, "--dry-run")
+    assert "keys init" not in dry.stdout  # (failed before: "would run: ... keys init")
+    assert f"node key: {key} exists: kept and used (node id {node_id})" in dry.stdout
+    assert "node.toml unchanged" in dry.stdout
+    (tmp_path / "mesh" / "node.toml").unlink()  # a key, no node.toml (e.g. `node keys init`)
+    dry = run(tmp_path, "--dry-run", *sim)
+    assert _toml_after("would write:", dry.stdout)["node_id"] == node_id  # (failed before)
+    key.write_text("not a key")
+    dry = run(tmp_path, "--dry-run", *sim)
+    said = " ".join(dry.stdout.split())
+    assert f"a real run would stop here: could not read the node key: {key}" in said, said
+    assert key.read_text() == "not a key"
+
+
 # What the script runs on its way through a dry run, and nothing more: no cmake, no compiler.
 _BASIC_TOOLS = ("bash", "sed", "head", "grep", "dirname", "df", "awk", "cat", "env", "mkdir")
 
@@ -352,6 +375,35 @@ def test_a_port_already_taken_is_said_with_the_flag_to_pick_another(tmp_path: Pa
     assert cfg["port"] == port  # a note, not a refusal: the operator may free the port
     free = run(tmp_path, *sim, "--port", str(port), "--no-start")
     assert "already in use" not in free.stderr, free.stderr
+
+
+def test_a_run_that_starts_the_node_stops_at_a_taken_port(tmp_path: Path) -> None:
+    """Found 2026-12-06 (cli38): ``./setup-node-operator.sh`` with no arguments (node.toml's
+    port, or 8801) went on past a taken port, noted, wrote node.toml and started a node that
+    could not listen. It stops now, naming the port and a free ``--port``, writing nothing;
+    its dry run says a real run would stop there."""
+    port = free_port()
+    run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b",
+        "--port", str(port))  # fmt: skip
+    config = tmp_path / "mesh" / "node.toml"
+    before = config.read_text()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        proc = run(tmp_path, check=False)  # no arguments: node.toml's port
+        said = " ".join(proc.stderr.split())
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"error: port {port} on 127.0.0.1 is already in use" in said, said  # (failed
+        # before: a note, node.toml written, and the node started, which stopped on the port)
+        fix = said.split("how to fix: ", 1)[1]
+        free = int(fix.split("--port ", 1)[1].split()[0])
+        assert free != port and 0 < free < 65536, fix
+        assert "starting the node" not in proc.stdout
+        assert config.read_text() == before
+        dry = run(tmp_path, "--dry-run")
+        assert f"a real run would stop here: port {port} on 127.0.0.1" in " ".join(
+            dry.stdout.split() + dry.stderr.split()
+        ), dry.stdout + dry.stderr
 
 
 def test_a_new_port_or_registry_moves_the_address_the_script_chose(tmp_path: Path) -> None:

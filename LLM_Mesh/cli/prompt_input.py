@@ -16,7 +16,9 @@ character takes 2 to 6 bytes) and the request's other fields; such a body is ref
 unsent (``core/limits.unsent_too_large``, found 2026-12-06, cli37), and a gateway's own
 413 (its limit lower) is said by :func:`refused_as_too_large` in those words
 (found 2026-12-06, newuser36: it read "larger than max_body_bytes", a name of node.toml's,
-after a prompt the CLI had just taken as within the limit). A ``--prompt-file`` that is not a regular file (a FIFO, a
+after a prompt the CLI had just taken as within the limit); where its 413 says its limit
+(``allowed``) that is said, with what to set LLM_MESH_MAX_BODY_BYTES to (found 2026-12-06,
+cli38). A ``--prompt-file`` that is not a regular file (a FIFO, a
 device) is refused, not waited on (``text_files.open_regular``); ``-`` reads a pipe.
 """
 
@@ -52,8 +54,21 @@ def refused_as_too_large(exc: MeshError, limit: int) -> MeshError:
     ``limit``: the bound the prompt was read to. Any other error is returned as it is."""
     if not isinstance(exc, PayloadTooLarge):
         return exc
+    allowed = exc.extra.get("allowed")  # the gateway's limit, where its 413 says it
+    if isinstance(allowed, int) and allowed < limit:  # (found 2026-12-06, cli38: not said)
+        return MeshError(
+            f"the gateway refused the request as too large: its limit is {allowed:,} bytes "
+            "a request body (the prompt as JSON with the request's other fields), lower than "
+            f"LLM_MESH_MAX_BODY_BYTES here ({limit:,} bytes), which ask checks before "
+            f"sending: shorten the prompt, and set LLM_MESH_MAX_BODY_BYTES={allowed} for this "
+            "gateway so that ask says so before sending; or ask its operator to raise it"
+        )
+    if isinstance(allowed, int):
+        said = f"its limit is {allowed:,} bytes a request body"
+    else:  # a gateway that does not say its limit: its own words
+        said = exc.message
     return MeshError(
-        f"the gateway refused the request as too large ({exc.message}): the body it limits "
+        f"the gateway refused the request as too large ({said}): the body it limits "
         "is the prompt as JSON (a quote, a backslash or a control character takes 2 to 6 "
         "bytes) with the request's other fields, so a prompt under "
         f"LLM_MESH_MAX_BODY_BYTES ({limit:,} bytes here) can be over it: shorten the prompt; "

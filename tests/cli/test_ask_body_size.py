@@ -4,11 +4,13 @@
 Found 2026-12-06 (cli37): ``ask`` read its prompt to that bound, then sent it whatever its
 JSON came to: a prompt of quotes or line ends under the bound (each 2 bytes as JSON, a
 control character 6) went to the gateway and came back 413. Failed before: the request
-reached the gateway. A stdlib http server records each request and answers 404."""
+reached the gateway. A stdlib http server records each request and answers 404 (or a real
+gateway's 413)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +23,7 @@ from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.limits import sent_size
 
 runner = CliRunner()
+NOT_FOUND = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -28,8 +31,8 @@ class _Recorder(BaseHTTPRequestHandler):
         size = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(size)
         self.server.seen.append((self.command, self.path, size))  # type: ignore[attr-defined]
-        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
-        self.send_response(404)
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -42,9 +45,12 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _gateway() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
+def _gateway(
+    answer: tuple[int, bytes] = (404, NOT_FOUND),
+) -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     server.seen = []  # type: ignore[attr-defined]
+    server.answer = answer  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", server.seen  # type: ignore[attr-defined]
@@ -107,3 +113,54 @@ def test_sent_size_is_httpxs_encoding() -> None:
     non-ASCII as itself): an httpx that encodes otherwise fails here."""
     body = {"model": "m", "prompt": 'é "q" \\ \t \x01 日本 \U0001f600', "stream": False, "n": 1.5}
     assert sent_size(body) == len(httpx.Request("POST", "http://x/", json=body).content)
+
+
+def _gateways_413(limit: int) -> bytes:
+    """What a real gateway's body limit (``BodyLimit``) answers a body over ``limit`` with."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from LLM_Mesh.body_limit import BodyLimit
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse(await request.json())
+
+    gateway = BodyLimit(Starlette(routes=[Route("/v1/x", echo, methods=["POST"])]), max_bytes=limit)
+    answer = TestClient(gateway).post("/v1/x", json={"prompt": "x" * (limit + 1)})
+    assert answer.status_code == 413
+    return answer.content
+
+
+@pytest.mark.parametrize("flags", WAYS.values(), ids=WAYS.keys())
+def test_a_gateways_413_says_its_limit_and_what_to_set(flags: list[str]) -> None:
+    """Found 2026-12-06 (cli38): a gateway whose body limit (1,000 bytes) is below
+    ``LLM_MESH_MAX_BODY_BYTES`` here answered 413, and ask said neither its limit nor what to
+    set; its 413 says it (``allowed``). Set as said, ask refuses the prompt unsent."""
+    with _gateway((413, _gateways_413(1000))) as (url, seen):
+        code, said = _ask(url, "x" * 990, 1 << 20, *flags)
+        assert code == 1 and [s[0] for s in seen] == ["POST"], said
+        assert "the gateway refused the request as too large: its limit is 1,000 bytes" in said
+        assert "lower than LLM_MESH_MAX_BODY_BYTES here (1,048,576 bytes)" in said, said
+        assert "set LLM_MESH_MAX_BODY_BYTES=1000 for this gateway" in said  # (failed before)
+        seen.clear()
+        code, said = _ask(url, "x" * 990, 1000, *flags)
+        assert code == 1 and seen == [], said
+        assert "over the gateway's limit of 1,000 bytes (LLM_MESH_MAX_BODY_BYTES)" in said
+
+
+@pytest.mark.parametrize("allowed", [None, True, "1000", -1, 1.5, 2**60])
+def test_a_413_that_does_not_say_its_limit_is_said_in_its_words(allowed: object) -> None:
+    """A 413 without a whole-number ``allowed`` (another server, a hostile one) is said as
+    before: its own words, and what the body is; no limit made up."""
+    error = {"message": "too big for us", "type": "invalid_request_error", "param": None,
+             "code": "request_too_large"}  # fmt: skip
+    if allowed is not None:
+        error["allowed"] = allowed
+    with _gateway((413, json.dumps({"error": error}).encode())) as (url, _):
+        code, said = _ask(url, "x" * 2000, 1 << 20)
+    assert code == 1
+    assert "the gateway refused the request as too large (too big for us)" in said, said
+    assert "its limit is" not in said and "shorten the prompt" in said

@@ -105,3 +105,48 @@ def test_help_lists_a_summarised_command_without_loading_it() -> None:
     assert "The alpha group." in out.output and "The beta group." in out.output
     assert LOADED == ["beta"]  # (failed before: alpha too)
     assert runner.invoke(app, ["alpha", "go"]).output == "alpha went\n"
+
+
+def test_a_mistyped_name_loads_none() -> None:
+    """Found 2026-12-06 (cli38): a mistyped name loaded every group for "did you mean" to
+    compare it with (``llm-mesh regsitry``: ~500 modules). It is compared with the names."""
+    LOADED.clear()
+    out = runner.invoke(_app(), ["alpah"])
+    assert out.exit_code == 2
+    assert "No such command 'alpah'. Did you mean 'alpha'?" in out.output
+    assert LOADED == []  # (failed before: alpha and beta)
+    out = runner.invoke(_app(), ["zzz"])
+    assert out.exit_code == 2 and "Did you mean" not in out.output
+    assert LOADED == []
+
+
+def _complete(words: str) -> tuple[str, list[str]]:
+    """What zsh's completion of ``words`` prints, and the groups it loaded."""
+    app = typer.Typer(cls=_Summarised)  # completion on, as the real app has it
+    app.command("own", help="Own command.")(lambda: None)
+    app.callback()(lambda: None)
+    LOADED.clear()
+    env = {"_TOOL_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": words}
+    out = runner.invoke(app, [], prog_name="tool", env=env)
+    assert out.exit_code == 0, out.output
+    return out.output, list(LOADED)
+
+
+def test_completion_of_the_names_loads_none_with_a_summary() -> None:
+    """Found 2026-12-06 (cli38): completing ``llm-mesh re`` loaded each group it matched
+    (``llm-mesh `` all of them) to say its one line of help; the summary says it now."""
+    shown, loaded = _complete("tool a")
+    assert '"alpha":"The alpha group."' in shown
+    assert loaded == []  # (failed before: alpha)
+    shown, loaded = _complete("tool ")
+    assert all(f'"{n}"' in shown for n in ("alpha", "beta", "own"))
+    assert loaded == ["beta"]  # no summary: loaded to say its help (failed before: alpha too)
+
+
+def test_completion_inside_a_group_loads_that_group_only() -> None:
+    shown, loaded = _complete("tool alpha ")
+    assert '"go"' in shown
+    assert loaded == ["alpha"]
+    shown, loaded = _complete("tool alpah ")  # a mistyped group: the names again
+    assert '"go"' not in shown and '"alpha":"The alpha group."' in shown
+    assert loaded == ["beta"]  # no summary (failed before: alpha too)

@@ -382,6 +382,40 @@ def test_the_entry_point_imports_no_heavy_module(argv: list[str], typers: tuple[
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "shown"),
+    [
+        (["regsitry"], {}, "Did you mean 'registry'?"),
+        ([], {"_LLM_MESH_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "llm-mesh re"},
+         '"registry":"Run the registry + gateway."'),
+        ([], {"_LLM_MESH_COMPLETE": "complete_bash", "COMP_WORDS": "llm-mesh ", "COMP_CWORD": "1"},
+         "receipt"),
+    ],
+)  # fmt: skip
+def test_a_mistyped_name_and_completion_load_no_group(
+    argv: list[str], env: dict[str, str], shown: str
+) -> None:
+    """Found 2026-12-06 (cli38): ``llm-mesh regsitry`` loaded every group (~500 modules) for
+    "did you mean", and completing ``llm-mesh re`` each group it matched; both now use the
+    names and ``SUMMARIES``."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['llm-mesh', *{argv!r}]\n"
+        "from LLM_Mesh.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('LLM_Mesh.cli.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=120, check=True, env={**os.environ, **env},
+    )  # fmt: skip
+    assert shown in out.stdout + out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
+    loaded = set(out.stdout.strip().splitlines()[-1].split())
+    groups = ("admin_commands", "node_commands", "ledger_commands", "receipt_commands",
+              "earnings_commands")  # fmt: skip
+    assert not {f"LLM_Mesh.cli.{g}" for g in groups} & loaded, loaded  # (failed before)
+
+
 def test_help_summaries_are_the_groups_own_help() -> None:
     """``--help`` lists the lazy groups from ``_Commands.summaries`` (cli37): each is the
     group's own help, and the whole listing is what it is with every group loaded."""
