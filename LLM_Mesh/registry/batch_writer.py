@@ -34,26 +34,25 @@ from LLM_Mesh.task_stop import cancel_and_wait
 __all__ = ["BatchWriter", "DropOnFailure", "FailurePolicy", "RetryOnFailure"]
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
 
 
-class FailurePolicy(Protocol[T_contra]):
+class FailurePolicy(Protocol[T]):
     """What a writer does with a batch the store refused and a queue grown full."""
 
     retries: bool  # a failed batch goes back to the queue's head (else: dropped, counted)
     drop_oldest: bool  # a full queue drops its oldest (else: the value submitted)
 
-    def failed(self, batch: list[T_contra], exc: Exception) -> None:
+    def failed(self, batch: list[T], exc: Exception) -> None:
         """Told of a failed write (inside the ``except``: a log may take its traceback)."""
 
-    def written(self, batch: list[T_contra]) -> None:
+    def written(self, batch: list[T]) -> None:
         """Told of a batch the store took."""
 
-    def dropped(self, value: T_contra, why: str) -> None:
+    def dropped(self, value: T, why: str) -> None:
         """Told of a value dropped unwritten (a full queue, or left at ``stop``)."""
 
 
-class DropOnFailure:
+class DropOnFailure(Generic[T]):
     """A failed batch is dropped (counted by the writer) and logged with its count and the
     error's traceback at ERROR; a full queue drops the value submitted. ``what``: the values'
     name in the log ("requests")."""
@@ -65,13 +64,13 @@ class DropOnFailure:
         self.what = what
         self.log = logger
 
-    def failed(self, batch: list[object], exc: Exception) -> None:
+    def failed(self, batch: list[T], exc: Exception) -> None:
         self.log.exception("could not record %d %s; dropped", len(batch), self.what)
 
-    def written(self, batch: list[object]) -> None:
+    def written(self, batch: list[T]) -> None:
         pass
 
-    def dropped(self, value: object, why: str) -> None:
+    def dropped(self, value: T, why: str) -> None:
         pass
 
 

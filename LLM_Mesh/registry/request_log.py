@@ -34,7 +34,7 @@ class RequestWriter(BatchWriter[RequestRecord]):
     ) -> None:
         super().__init__(
             self._record,
-            DropOnFailure("requests", log),
+            DropOnFailure[RequestRecord]("requests", log),
             flush_interval_s=flush_interval_s,
             max_batch=max_batch,
             max_queue=max_queue,

@@ -41,7 +41,7 @@ class Whole:
 
 
 def drop(sink: Sink, **kw: float) -> BatchWriter[int]:
-    return BatchWriter(sink.write, DropOnFailure("values", LOG), **kw)  # type: ignore[arg-type]
+    return BatchWriter(sink.write, DropOnFailure[int]("values", LOG), **kw)  # type: ignore[arg-type]
 
 
 def retry(sink: Sink, whole: Whole, **kw: float) -> BatchWriter[int]:
@@ -90,7 +90,7 @@ async def test_stop_drains_the_queue_and_waits_for_the_write_in_progress() -> No
         await release.wait()
         await sink.write(batch)
 
-    w: BatchWriter[int] = BatchWriter(slow, DropOnFailure("values", LOG), flush_interval_s=0.01,
+    w: BatchWriter[int] = BatchWriter(slow, DropOnFailure[int]("values", LOG), flush_interval_s=0.01,
                                       max_batch=2)  # fmt: skip
     w.start()
     for i in range(2):
