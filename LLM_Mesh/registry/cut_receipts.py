@@ -23,6 +23,7 @@ past ``max_queue`` (the database away that long) drops its oldest, each already 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Protocol
 
 from LLM_Mesh.core.receipt import encode_header
@@ -38,6 +39,8 @@ class CutReceiptStore(Protocol):
     async def record_cut_receipts(self, receipts: list[CutReceipt]) -> None: ...
 
     async def cut_receipt(self, receipt_hash: str) -> CutReceipt | None: ...
+
+    async def prune_cut_receipts(self, before: datetime, limit: int) -> int: ...
 
 
 def stores_cut_receipts(store: object) -> bool:
