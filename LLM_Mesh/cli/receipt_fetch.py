@@ -3,7 +3,7 @@
 A stream its client cut before the node's final chunk has a receipt that reached nobody;
 the gateway stores it (``registry/cut_receipts.py``) and ``GET /v1/receipts/{hash}``
 (``registry/receipts_api.py``) serves it to the API key that paid for it. :func:`fetched`
-asks it as every keyed command does (``MeshClient.keyed_get``: the registry's replicas in
+asks it as every keyed command does (``common.keyed_client``, ``MeshClient.keyed_get``: the registry's replicas in
 turn, the replica that answered last first, the home's node.toml ``registry_ca``, the API
 key checked before it is sent), read to ``receipt_verify.MAX_INPUT`` within the command's
 ``--timeout``; ``receipt_commands.fetch_command`` then verifies it as ``receipt verify``
@@ -16,13 +16,11 @@ import json
 import re
 from typing import Any
 
-from LLM_Mesh.cli.common import replica_memory
+from LLM_Mesh.cli.common import keyed_client
 from LLM_Mesh.cli.overall_timeout import Deadline
-from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.receipt_verify import MAX_INPUT
 from LLM_Mesh.errors import ModelNotFound, UnknownReceipt
-from LLM_Mesh.plain_http import PlainHttpNotice
 
 __all__ = ["HASH", "fetched", "not_a_hash"]
 
@@ -45,13 +43,7 @@ def fetched(settings: Settings, receipt_hash: str, deadline: Deadline) -> str:
     ...) otherwise."""
 
     async def go() -> dict[str, Any]:
-        async with MeshClient(
-            settings.registry_urls,
-            api_key=settings.api_key,
-            ca_file=settings.registry_ca,
-            memory=replica_memory(settings),
-            notice=PlainHttpNotice((), quiet=True),  # said by the command (warn_plain_http)
-        ) as client:
+        async with keyed_client(settings) as client:
             return await client.keyed_get(f"/v1/receipts/{receipt_hash}", MAX_INPUT)
 
     run = deadline.then(settings.registry_url, "the receipt was not fetched")

@@ -16,8 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli import receipt_commands, receipt_fetch
+from LLM_Mesh.cli.common import replica_memory
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.client import MeshClient
+from LLM_Mesh.config import Settings
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
 from LLM_Mesh.registry.store_cut_receipts import CutReceipt
@@ -42,14 +44,17 @@ def mesh(inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch) -> InPr
                 raise httpx.ConnectError("nothing listens there", request=request)
             return await mesh.transport().handle_async_request(request)
 
-    def client(*args: Any, **kw: Any) -> MeshClient:
-        return MeshClient(*args, http_client=httpx.AsyncClient(transport=Routed()), **kw)
+    def client(settings: Settings) -> MeshClient:  # ``common.keyed_client``'s, routed
+        return MeshClient(
+            settings.registry_urls, api_key=settings.api_key, memory=replica_memory(settings),
+            http_client=httpx.AsyncClient(transport=Routed()),
+        )  # fmt: skip
 
     async def get(_c: httpx.AsyncClient, method: str, url: str, limit: int, **kw: object) -> Any:
         with mesh.sync_client() as c:
             return c.request(method, url)
 
-    monkeypatch.setattr(receipt_fetch, "MeshClient", client)
+    monkeypatch.setattr(receipt_fetch, "keyed_client", client)
     monkeypatch.setattr(receipt_commands, "call", get)
     return mesh
 
