@@ -93,12 +93,7 @@ from LLM_Mesh.client_stream import (
 )
 from LLM_Mesh.core.client_floor import QuietCount, choices_of, quiet_bound
 from LLM_Mesh.core.hang_watch import DEFAULT_POLICY, HangPolicy
-from LLM_Mesh.errors import (
-    InvalidApiKey,
-    InvalidCredential,
-    MeshError,
-    UpstreamError,
-)
+from LLM_Mesh.errors import InvalidApiKey, InvalidCredential, MeshError, UpstreamError
 from LLM_Mesh.plain_http import PlainHttpNotice
 from LLM_Mesh.tls import client_ssl_context
 
@@ -412,11 +407,14 @@ class MeshClient:
 
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
+        return await self.keyed_get("/v1/balance", PING_ANSWER_BYTES)
+
+    async def keyed_get(self, path: str, limit: int = PING_ANSWER_BYTES) -> dict[str, Any]:
+        """``GET path``'s JSON object with the API key (if any), read to ``limit``:
+        :meth:`balance`, ``llm-mesh receipt fetch``'s ``GET /v1/receipts/{hash}``."""
         key = self._api_key
         headers = self._credential(key, "the API key", InvalidApiKey) if key else None
-        data: dict[str, Any] = await self._request(
-            "GET", "/v1/balance", PING_ANSWER_BYTES, headers=headers
-        )
+        data: dict[str, Any] = await self._request("GET", path, limit, headers=headers)
         return data
 
     # --- OpenAI API -----------------------------------------------------------------

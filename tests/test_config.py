@@ -334,6 +334,16 @@ def test_settlement_keep_days_from_env() -> None:
             Settings.from_env({"LLM_MESH_SETTLEMENT_KEEP_DAYS": bad})
 
 
+def test_cut_receipt_keep_days_from_env() -> None:
+    assert Settings.from_env({}).cut_receipt_keep_days == 400
+    env = "LLM_MESH_CUT_RECEIPT_KEEP_DAYS"
+    assert Settings.from_env({env: "30"}).cut_receipt_keep_days == 30
+    assert Settings.from_env({env: "0"}).cut_receipt_keep_days == 0
+    for bad in ("-1", "1.5", "year"):
+        with pytest.raises(ValueError, match=env):
+            Settings.from_env({env: bad})
+
+
 def test_observability_settings() -> None:
     s = Settings.from_env({})
     assert (s.metrics, s.metrics_public, s.metrics_token) == (True, False, None)

@@ -36,6 +36,7 @@ from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_ho
 from LLM_Mesh.tls import client_ssl_context
 
 if TYPE_CHECKING:
+    from LLM_Mesh.client import MeshClient
     from LLM_Mesh.node.config import NodeConfig
 
 
@@ -100,6 +101,22 @@ def replica_memory(settings: Settings) -> ReplicaMemory:
     """Where a command remembers the gateway replica that answered last, for the next
     command to begin at (``$LLM_MESH_HOME/gateway-replica.json``: ``client_replicas.py``)."""
     return ReplicaMemory.in_home(settings.home)
+
+
+def keyed_client(settings: Settings) -> MeshClient:
+    """A client of ``settings``' registry replicas with its API key, as the commands that
+    send one ask (``balance``, ``receipt fetch``): the replica that answered last first, its
+    CA file; the plain-http warning said by the command (``warn_plain_http``)."""
+    from LLM_Mesh.client import MeshClient  # (here, not at import: fast `--version`)
+    from LLM_Mesh.plain_http import PlainHttpNotice
+
+    return MeshClient(
+        settings.registry_urls,
+        api_key=settings.api_key,
+        ca_file=settings.registry_ca,
+        memory=replica_memory(settings),
+        notice=PlainHttpNotice((), quiet=True),  # said by the command (warn_plain_http)
+    )
 
 
 def settings_from(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:

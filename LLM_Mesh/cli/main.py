@@ -519,21 +519,14 @@ def balance(
     import asyncio
 
     from LLM_Mesh.cli import render
-    from LLM_Mesh.client import MeshClient
-    from LLM_Mesh.plain_http import PlainHttpNotice
+    from LLM_Mesh.cli.common import keyed_client
 
     settings = _registry_settings(home, registry, api_key=api_key, registry_ca=_ca(registry_ca))
     if settings.api_key:
         warn_plain_http(settings.registry_urls, "your API key")
 
     async def go() -> dict[str, Any]:
-        async with MeshClient(
-            settings.registry_urls,
-            api_key=settings.api_key,
-            ca_file=settings.registry_ca,
-            memory=replica_memory(settings),
-            notice=PlainHttpNotice((), quiet=True),  # said above (warn_plain_http)
-        ) as client:
+        async with keyed_client(settings) as client:
             return await client.balance()
 
     try:

@@ -1,4 +1,6 @@
-"""``llm-mesh receipt verify FILE|-``: check a receipt offline against the published keys.
+"""``llm-mesh receipt verify FILE|-``: check a receipt offline against the published keys;
+``llm-mesh receipt fetch HASH``: a cut stream's stored receipt fetched with the API key that
+paid for it (``cli/receipt_fetch.py``), then checked the same way.
 
 Reads a receipt, a whole answer (JSON), a stream's final chunk (a completions stream's
 as its ``data:`` line: as JSON it is read as a whole answer) or its whole SSE text,
@@ -41,6 +43,7 @@ from LLM_Mesh.cli.common import (
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, remember_keys
 from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, Deadline, Runner, TimeoutOpt
+from LLM_Mesh.cli.receipt_fetch import fetched, not_a_hash
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.receipt_prune import prune_command
 from LLM_Mesh.cli.render import shown, terminal_text
@@ -229,17 +232,34 @@ def _describe(receipt: Receipt, request_id: str | None = None) -> None:
         )
 
 
+KeyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--key", help="a registry public key (base64 or base64url); repeatable"),
+]
+KeysFileOpt = Annotated[
+    Path | None,
+    typer.Option("--keys", help="keys saved from GET /v1/ledger/keys (or one a line)"),
+]
+RequireSignedOpt = Annotated[
+    bool, typer.Option("--require-signed", help="every node part must be node-signed")
+]
+LedgerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ledger",
+        help="also check that the entries the registry lists for the request (GET "
+        "/v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the receipt's "
+        "request_id) charge what the receipt signs and are in its signed log (not that it "
+        "lists them all: `ledger verify --receipt FILE` reads the whole log)",
+    ),
+]
+
+
 @receipt_app.command("verify")
 def verify_command(
     source: Annotated[str, typer.Argument(help="a file, or - for stdin")] = "-",
-    key: Annotated[
-        list[str] | None,
-        typer.Option("--key", help="a registry public key (base64 or base64url); repeatable"),
-    ] = None,
-    keys_file: Annotated[
-        Path | None,
-        typer.Option("--keys", help="keys saved from GET /v1/ledger/keys (or one a line)"),
-    ] = None,
+    key: KeyOpt = None,
+    keys_file: KeysFileOpt = None,
     registry: RegistryOpt = None,
     registry_ca: RegistryCaOpt = None,
     output: Annotated[
@@ -254,19 +274,8 @@ def verify_command(
             "version-1 receipt: only through the answer given, mesh.receipt_request_id)",
         ),
     ] = None,
-    require_signed: Annotated[
-        bool, typer.Option("--require-signed", help="every node part must be node-signed")
-    ] = False,
-    ledger: Annotated[
-        bool,
-        typer.Option(
-            "--ledger",
-            help="also check that the entries the registry lists for the request (GET "
-            "/v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the receipt's "
-            "request_id) charge what the receipt signs and are in its signed log (not that it "
-            "lists them all: `ledger verify --receipt FILE` reads the whole log)",
-        ),
-    ] = False,
+    require_signed: RequireSignedOpt = False,
+    ledger: LedgerOpt = False,
     ledger_request_id: Annotated[
         str | None,
         typer.Option("--ledger-request-id", help="the request's id in the ledger (with --ledger)"),
@@ -287,12 +296,32 @@ def verify_command(
             text = bounded_text(sys.stdin.buffer, MAX_INPUT, "standard input")
         else:
             text = read_text(source, "the receipt file", MAX_INPUT)
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    verify_text(
+        text, key, keys_file, registry, registry_ca, deadline, home, output=output,
+        request_id=request_id, require_signed=require_signed, ledger=ledger,
+        ledger_request_id=ledger_request_id, accept_new_key=accept_new_key,
+    )  # fmt: skip
+
+
+def verify_text(
+    text: str, key: list[str] | None, keys_file: Path | None, registry: str | None,
+    registry_ca: Path | None, deadline: Deadline, home: Path | None, *,
+    output: Path | None = None, request_id: str | None = None, require_signed: bool = False,
+    ledger: bool = False, ledger_request_id: str | None = None, accept_new_key: bool = False,
+    receipt_hash: str | None = None,
+) -> None:  # fmt: skip
+    """``receipt verify``'s checks of ``text`` (``receipt fetch``'s too: ``receipt_hash``,
+    the receipt it must be); exit 1 when it does not check out."""
+    try:
         texts = list(key or [])
         if keys_file is not None:
             texts += keys_from_listing(read_text(keys_file, "--keys", KEYS_ANSWER_BYTES))
         answered: str | None = None  # the replica that answered: asked first after
         memory: KeyMemory | None = None  # the registry's keys judged (none given here)
-        if not texts or registry is not None:
+        # a fetched receipt (``receipt_hash``): the registry's keys only when none was given
+        if not texts or (registry is not None and receipt_hash is None):
             ca = str(registry_ca.expanduser()) if registry_ca else None
             settings = registry_settings(home, registry, registry_ca=ca)
             chain: list[object] = []
@@ -324,6 +353,10 @@ def verify_command(
         # the message quotes the answer's own ids (anyone's text): printed, not read as markup
         err.print(f"[red]INVALID[/] {exc.reason}: {shown(exc)}", highlight=False)
         raise typer.Exit(1) from None
+    if receipt_hash is not None and receipt.receipt_hash != receipt_hash:  # another's, served
+        err.print(f"[red]INVALID[/] receipt_hash: the registry answered receipt "
+                  f"{shown(receipt.receipt_hash)}, not {shown(receipt_hash)}", highlight=False)  # fmt: skip
+        raise typer.Exit(1)
     if memory is not None:  # the keys that checked a real countersignature, kept
         try:
             remember_keys(memory.path, memory.source, memory.trusted)
@@ -337,6 +370,57 @@ def verify_command(
         _check_ledger(
             receipt, lid, registry, registry_ca, set(keys.values()), answered, deadline, home
         )
+
+
+@receipt_app.command("fetch")
+def fetch_command(
+    receipt_hash: Annotated[
+        str, typer.Argument(help="the receipt's hash (a ledger entry's receipt_hash)")
+    ],
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="the API key that paid for it \\[env LLM_MESH_API_KEY]"),
+    ] = None,
+    key: KeyOpt = None,
+    keys_file: KeysFileOpt = None,
+    registry: RegistryOpt = None,
+    registry_ca: RegistryCaOpt = None,
+    save: Annotated[
+        Path | None,
+        typer.Option("--save", help="also write the registry's answer to this file"),
+    ] = None,
+    require_signed: RequireSignedOpt = False,
+    ledger: LedgerOpt = False,
+    accept_new_key: AcceptNewKeyOpt = False,
+    timeout: TimeoutOpt = TIMEOUT_S,
+    home: HomeOpt = None,
+) -> None:
+    """Fetch the stored receipt of a stream cut before its end (nobody received it: GET
+    /v1/receipts/HASH, with your API key) and verify it as `receipt verify` does. Exit 0
+    when valid; 1 when not, or when the registry holds no such receipt of this key's."""
+    deadline = Deadline("receipt fetch", timeout)  # started now: the whole command's
+    why = not_a_hash(receipt_hash)
+    if why is not None:
+        raise fail(ValueError(f"{shown(receipt_hash)}: {why}"))
+    ca = str(registry_ca.expanduser()) if registry_ca else None
+    settings = registry_settings(home, registry, api_key=api_key, registry_ca=ca)
+    if not settings.api_key:  # found nothing but a 404 without one
+        raise fail(ValueError(
+            "a stored receipt is served to the API key that paid for it: pass --api-key KEY "
+            "or set LLM_MESH_API_KEY"
+        ))  # fmt: skip
+    warn_plain_http(settings.registry_urls, "your API key")
+    try:
+        text = fetched(settings, receipt_hash, deadline)
+        if save is not None:
+            save.write_text(text + "\n", encoding="utf-8")
+    except (OSError, ValueError, MeshError) as exc:
+        raise fail(exc) from exc
+    verify_text(
+        text, key, keys_file, registry, registry_ca, deadline, home,
+        require_signed=require_signed, ledger=ledger, accept_new_key=accept_new_key,
+        receipt_hash=receipt_hash,
+    )  # fmt: skip
 
 
 LISTED_ONLY = (

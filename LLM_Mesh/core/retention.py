@@ -21,6 +21,12 @@ replica forgot the node long before) nor than the rewards' window (the row's ``h
 was closed into a reward period): ``max(forget, expiry + FORGET_FLOOR_S) + 1 day`` and
 ``2 × reward_period_s + grace_s + 1 h`` back at least. Quiet is :func:`node_quiet` (the
 memory store asks it; ``registry/node_retention._quiet`` says the same in SQL).
+
+A cut stream's receipt nobody received (``cut_receipts``, ``registry/cut_receipts.py``) made
+before :func:`cut_receipt_cutoff` may go (``Settings.cut_receipt_keep_days``, 0: keep
+forever; 400 by default, as long as its settled settlement row). Its one reader is its payer
+(``GET /v1/receipts/{hash}``, ``llm-mesh receipt fetch``); the ledger entry that commits to
+its hash is never pruned.
 """
 
 from __future__ import annotations
@@ -30,8 +36,12 @@ from datetime import datetime
 from LLM_Mesh.core.liveness import FORGET_FLOOR_S
 
 __all__ = [
+    "CUT_RECEIPT_DAYS",
     "DAY_S",
     "EARNINGS_MAX_DAYS",
+    "REQUEST_LOG_DAYS",
+    "SETTLEMENT_DAYS",
+    "cut_receipt_cutoff",
     "node_cutoff",
     "node_quiet",
     "prune_bounds",
@@ -42,6 +52,11 @@ __all__ = [
 DAY_S = 86_400
 # the longest earnings window (``GET /v1/earnings?days=``, ``llm-mesh earnings --days``)
 EARNINGS_MAX_DAYS = 366
+# the defaults of ``Settings.request_log_keep_days``, ``settlement_keep_days``,
+# ``cut_receipt_keep_days`` (``LLM_MESH_*_KEEP_DAYS``)
+REQUEST_LOG_DAYS = 30
+SETTLEMENT_DAYS = 400
+CUT_RECEIPT_DAYS = 400
 _MARGIN_S = 3600  # past the rewards' window: a reward task that ran late still finds its rows
 
 
@@ -66,6 +81,16 @@ def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
     if keep_days == 0:
         return None
     return now_s - max(keep_days, EARNINGS_MAX_DAYS + 1) * DAY_S
+
+
+def cut_receipt_cutoff(now_s: float, keep_days: int) -> float | None:
+    """The Unix time before which a cut stream's stored receipt may go (by when it was made);
+    ``None`` for ``keep_days`` 0 (keep)."""
+    if keep_days < 0:
+        raise ValueError("keep_days is >= 0")
+    if keep_days == 0:
+        return None
+    return now_s - keep_days * DAY_S
 
 
 def node_cutoff(

@@ -95,7 +95,7 @@ from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.receipts_api import router as receipts_router
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
-from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner
+from LLM_Mesh.registry.retention import CutReceiptPruner, RequestLogPruner, SettlementPruner
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
@@ -244,6 +244,11 @@ def create_registry_app(
     if settings.settlement_keep_days > 0:
         settlement_pruner = SettlementPruner(ledger_engine, keep_days=settings.settlement_keep_days)
     node_pruner = node_row_pruner(settings, the_store, ledger_engine)  # quiet rows (30 days)
+    receipt_pruner: CutReceiptPruner | None = None  # cut streams' receipts (400 days)
+    if stores_cut_receipts(the_store) and settings.cut_receipt_keep_days > 0:
+        receipt_pruner = CutReceiptPruner(
+            cast(CutReceiptStore, the_store), keep_days=settings.cut_receipt_keep_days
+        )
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
     if runtime.metrics is not None:  # every quarantine counted, by its reason's kind
@@ -394,21 +399,16 @@ def create_registry_app(
             if departures is not None:  # the tallies loaded before the first probe
                 await start.run("loading the canary's departures", departures.open)
             canary.start()
-            if pruner is not None:
-                pruner.start()
-            if settlement_pruner is not None:
-                settlement_pruner.start()
-            if node_pruner is not None:  # after the due reward close: its rows were closed
-                node_pruner.start()
+            prunes = (pruner, settlement_pruner, node_pruner, receipt_pruner)
+            for prune in prunes:  # the node pruner after the due reward close (rows closed)
+                if prune is not None:
+                    prune.start()
             try:
                 yield
             finally:
-                if node_pruner is not None:
-                    await node_pruner.stop()
-                if settlement_pruner is not None:
-                    await settlement_pruner.stop()
-                if pruner is not None:
-                    await pruner.stop()
+                for prune in reversed(prunes):
+                    if prune is not None:
+                        await prune.stop()
                 await canary.stop()
                 if departures is not None:  # its pending tallies written
                     await departures.stop()
@@ -471,6 +471,7 @@ def create_registry_app(
     app.state.request_log_pruner = pruner  # None: the request log is kept forever
     app.state.settlement_pruner = settlement_pruner  # None: settlements are kept forever
     app.state.node_pruner = node_pruner  # None: nodes rows are kept forever
+    app.state.cut_receipt_pruner = receipt_pruner  # None: cut receipts are kept forever
     app.state.node_sync = node_sync  # None for a store that shares nothing
     app.state.store_polls = store_polls
     app.state.canary = prober

@@ -19,6 +19,11 @@ the same for ``settlements`` rows that are ``settled`` or ``void`` and were sett
 window), with :func:`prune_settlements` on the settlement's own engine: a row still
 ``pending``, ``answered`` or ``lapsed`` is never deleted (recovery reads those).
 
+:class:`CutReceiptPruner` (when ``Settings.cut_receipt_keep_days`` > 0: 400 by default) does
+the same for ``cut_receipts`` rows (a cut stream's receipt nobody received,
+``registry/cut_receipts.py``) made before :func:`~LLM_Mesh.core.retention.cut_receipt_cutoff`,
+with the store's ``prune_cut_receipts`` (SQL and memory stores alike).
+
 The ledger (``ledger_entries``, ``ledger_nodes``, checkpoints) is the public audit log,
 every payment in it, and is never deleted.
 """
@@ -30,12 +35,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from LLM_Mesh.core.retention import prune_bounds, request_log_cutoff, settlement_cutoff
+from LLM_Mesh.core.retention import (
+    cut_receipt_cutoff,
+    prune_bounds,
+    request_log_cutoff,
+    settlement_cutoff,
+)
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
@@ -44,7 +54,13 @@ from LLM_Mesh.registry.settle_scans import col, done_rows, is_done
 if TYPE_CHECKING:  # (typing's from 3.11; only read by the type checker here)
     from typing import Unpack
 
-__all__ = ["BatchLoop", "RequestLogPruner", "SettlementPruner", "prune_settlements"]
+__all__ = [
+    "BatchLoop",
+    "CutReceiptPruner",
+    "RequestLogPruner",
+    "SettlementPruner",
+    "prune_settlements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,10 @@ class BatchLoop(TypedDict, total=False):
     wall_clock: Callable[[], float]
     sleep: Callable[[float], Awaitable[object]]
     clock: Callable[[], float]
+
+
+class CutReceiptPrunable(Protocol):
+    async def prune_cut_receipts(self, before: datetime, limit: int) -> int: ...
 
 
 class _BatchPruner(Poller):
@@ -177,6 +197,36 @@ class SettlementPruner(_BatchPruner):
                 "settlements: %d settled or void rows settled before %s deleted",
                 total, before.isoformat(),
             )  # fmt: skip
+        return total
+
+
+class CutReceiptPruner(_BatchPruner):
+    """Cut streams' stored receipts made before the cutoff deleted (the module docstring),
+    with ``store.prune_cut_receipts``."""
+
+    task_name = "llm-mesh-cut-receipt-pruner"
+
+    def __init__(
+        self,
+        store: CutReceiptPrunable,
+        *,
+        keep_days: int,
+        **loop: Unpack[BatchLoop],
+    ) -> None:
+        super().__init__(**loop)
+        cut_receipt_cutoff(0.0, keep_days)
+        self.store = store
+        self.keep_days = keep_days
+
+    async def poll(self) -> int:
+        """One run: delete the receipts made before the cutoff, bounded; how many."""
+        cutoff = cut_receipt_cutoff(self._wall(), self.keep_days)
+        if cutoff is None:
+            return 0
+        before = datetime.fromtimestamp(cutoff, timezone.utc)
+        total = await self._delete_before(before, self.store.prune_cut_receipts)
+        if total:
+            log.info("cut receipts: %d made before %s deleted", total, before.isoformat())
         return total
 
 

@@ -7,7 +7,9 @@ a receipt's JSON (``X-Mesh-Receipt``'s form: counts, hashes, ids, amounts, signa
 prompt, no output text) under its hash; writing one already stored changes nothing (``ON
 CONFLICT DO NOTHING``: a batch written again after a failure whose commit did land, or two
 replicas' writes of one receipt, store it once). Commits wait for the disk (the receipt is
-the charge's evidence, as the ledger entry that commits to it).
+the charge's evidence, as the ledger entry that commits to it). ``prune_cut_receipts``
+deletes those made before a cutoff, a bounded batch a call (``registry/retention.py``'s
+``CutReceiptPruner``, ``LLM_MESH_CUT_RECEIPT_KEEP_DAYS``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from LLM_Mesh.core.retention import prune_bounds
 from LLM_Mesh.registry import tables
 
 __all__ = ["CutReceipt", "MemoryCutReceipts", "SqlCutReceipts"]
@@ -75,6 +79,20 @@ class SqlCutReceipts:
             row = (await conn.execute(select(t).where(t.c.receipt_hash == receipt_hash))).first()
         return None if row is None else _from_row(row)
 
+    async def prune_cut_receipts(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` receipts made before ``before``; how many. One short
+        statement, as ``Store.prune_requests`` (on PostgreSQL the rows are taken ``FOR UPDATE
+        SKIP LOCKED``: replicas pruning at once skip each other's rows)."""
+        prune_bounds(before, limit)
+        t = tables.cut_receipts
+        keys = select(t.c.receipt_hash).where(t.c.created_at < before.timestamp()).limit(limit)
+        async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                keys = keys.with_for_update(skip_locked=True)
+            stmt = delete(t).where(t.c.receipt_hash.in_(keys.scalar_subquery()))
+            result = await conn.execute(stmt)
+        return int(result.rowcount or 0)
+
 
 class MemoryCutReceipts:
     """The receipts in memory (tests, ``demo``)."""
@@ -89,3 +107,11 @@ class MemoryCutReceipts:
 
     async def cut_receipt(self, receipt_hash: str) -> CutReceipt | None:
         return self.cut_receipts.get(receipt_hash)
+
+    async def prune_cut_receipts(self, before: datetime, limit: int) -> int:
+        prune_bounds(before, limit)
+        cutoff = before.timestamp()
+        doomed = [h for h, r in self.cut_receipts.items() if r.created_at < cutoff][:limit]
+        for h in doomed:
+            del self.cut_receipts[h]
+        return len(doomed)

@@ -10,8 +10,10 @@ import pytest
 
 from LLM_Mesh.core.liveness import FORGET_FLOOR_S
 from LLM_Mesh.core.retention import (
+    CUT_RECEIPT_DAYS,
     DAY_S,
     EARNINGS_MAX_DAYS,
+    cut_receipt_cutoff,
     node_cutoff,
     node_quiet,
     prune_bounds,
@@ -145,3 +147,11 @@ def test_node_cutoff_refuses_bad_arguments_in_words(
     ):
         node_cutoff(NOW, keep, forget_s=forget, expiry_s=expiry, reward_period_s=period,
                     grace_s=grace)  # fmt: skip
+
+
+def test_a_cut_receipt_goes_keep_days_after_it_was_made() -> None:
+    assert cut_receipt_cutoff(1_000_000_000.0, 7) == 1_000_000_000.0 - 7 * DAY_S
+    assert cut_receipt_cutoff(1_000_000_000.0, 0) is None  # kept forever
+    assert CUT_RECEIPT_DAYS == 400  # the documented default (docs/operations.md)
+    with pytest.raises(ValueError):
+        cut_receipt_cutoff(0.0, -1)

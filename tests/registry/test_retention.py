@@ -17,9 +17,15 @@ from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import RequestRecord
-from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner, prune_settlements
+from LLM_Mesh.registry.retention import (
+    CutReceiptPruner,
+    RequestLogPruner,
+    SettlementPruner,
+    prune_settlements,
+)
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_cut_receipts import CutReceipt
 from tests.registry.helpers import make_settings
 from tests.registry.test_store import node
 
@@ -298,3 +304,32 @@ def _engine_of(store: Any) -> Any:
         return store.engine
 
     return engine
+
+
+def _receipt(i: int, age_s: float) -> CutReceipt:
+    return CutReceipt(f"{i:064x}", f"q{i}", "user:abc", NOW - age_s, {"receipt_hash": f"{i:064x}"})
+
+
+async def test_the_cut_receipt_pruner_deletes_receipts_older_than_keep_days() -> None:
+    store = MemoryStore()
+    old = [_receipt(i, 8 * DAY_S + i) for i in range(5)]
+    new = [_receipt(10 + i, 6 * DAY_S) for i in range(2)]
+    await store.record_cut_receipts(old + new)
+    p = CutReceiptPruner(store, keep_days=7, batch=2, wall_clock=lambda: NOW, sleep=_no_sleep)
+    assert await p.poll() == 5  # three bounded statements
+    assert sorted(store.cut_receipts) == sorted(r.receipt_hash for r in new)
+
+
+async def test_the_cut_receipt_pruner_runs_with_the_app_unless_zero(tmp_path: Path) -> None:
+    app = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
+    p = app.state.cut_receipt_pruner
+    assert isinstance(p, CutReceiptPruner) and p.keep_days == 400 and p.interval_s == 3600
+    async with app.router.lifespan_context(app):
+        assert p._task is not None and not p._task.done()
+    assert p._task is None  # stopped with the app
+    off = create_registry_app(
+        make_settings(tmp_path / "off", cut_receipt_keep_days=0), store=MemoryStore()
+    )
+    assert off.state.cut_receipt_pruner is None
+    with pytest.raises(ValueError):
+        CutReceiptPruner(MemoryStore(), keep_days=-1)

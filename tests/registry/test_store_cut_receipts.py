@@ -1,10 +1,12 @@
 """The store's cut receipts (``registry/store_cut_receipts.py``, migration 0031), on SQLite
 and PostgreSQL: stored once under their hash, read back as written, and a row altered in
-the database no longer verifies (``llm-mesh receipt verify``'s own check)."""
+the database no longer verifies (``llm-mesh receipt verify``'s own check); those made
+before a cutoff are pruned, a bounded batch a call."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import text
@@ -68,3 +70,35 @@ async def test_the_memory_store_keeps_its_own_copy() -> None:
     back = await m.cut_receipt(r.receipt_hash)
     assert back is not None and back.receipt["prompt_tokens"] == 10
     verified(back)
+
+
+def aged(request_id: str, created_at: float) -> CutReceipt:
+    """:func:`made`'s receipt for ``request_id``, stored as made at ``created_at``."""
+    r = made(request_id)
+    return CutReceipt(r.receipt_hash, r.request_id, r.payer, created_at, r.receipt)
+
+
+async def test_prune_deletes_receipts_made_before_the_cutoff_bounded(store: SqlStore) -> None:
+    cutoff = datetime.fromtimestamp(1_700_000_000, timezone.utc)
+    old = [aged(f"old-{i}", 1_699_999_000.0 + i) for i in range(3)]
+    new = aged("new", 1_700_000_000.0)  # at the cutoff: kept
+    await store.record_cut_receipts([*old, new])
+    assert await store.prune_cut_receipts(cutoff, 2) == 2  # a bounded batch
+    assert await store.prune_cut_receipts(cutoff, 2) == 1
+    assert await store.prune_cut_receipts(cutoff, 2) == 0
+    assert [await store.cut_receipt(r.receipt_hash) for r in old] == [None] * 3
+    assert await store.cut_receipt(new.receipt_hash) == new
+    with pytest.raises(ValueError):
+        await store.prune_cut_receipts(cutoff.replace(tzinfo=None), 2)
+
+
+async def test_the_memory_store_prunes_as_the_sql_store() -> None:
+    mem = MemoryCutReceipts()
+    cutoff = datetime.fromtimestamp(1_700_000_000, timezone.utc)
+    old, new = aged("old", 1_699_999_999.0), aged("new", 1_700_000_000.0)
+    await mem.record_cut_receipts([old, new, aged("old-2", 1.0)])
+    assert await mem.prune_cut_receipts(cutoff, 1) == 1
+    assert await mem.prune_cut_receipts(cutoff, 5) == 1
+    assert list(mem.cut_receipts) == [new.receipt_hash]
+    with pytest.raises(ValueError):
+        await mem.prune_cut_receipts(cutoff, 0)

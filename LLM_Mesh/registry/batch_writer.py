@@ -1,0 +1,237 @@
+"""Writing values into the store off the hot path, in batches: the one loop the request log
+(``request_log.py``) and the receipts nobody received (``cut_receipts.py``) share.
+
+:meth:`BatchWriter.submit` (no await, no I/O) queues a value in a plain ``deque`` bounded by
+``max_queue`` (nothing awaits it: an ``asyncio.Queue``'s put and get, with their waiter and
+unfinished-task bookkeeping, were CPU on the loop for every request and again in every
+flush); a background task writes the queue every ``flush_interval_s``, ``max_batch``
+values a call of the injected ``write`` (the store's batch insert), until a batch is short.
+``stop`` cancels the loop, waits for a write in progress (never cancelled: its batch has
+left the queue), then writes what is queued.
+
+What a failed write does is the injected policy's:
+
+- :class:`DropOnFailure` (the request log's): the batch is dropped and counted in
+  ``dropped``, logged with its count; a full queue drops the value submitted (counted);
+  ``stop`` writes until the queue is empty (each batch written or dropped).
+- :class:`RetryOnFailure` (the receipts'): nothing is dropped on a store failure, the batch
+  goes back to the queue's head and is written again at the next round (counted in
+  ``failed``), each of its values logged whole once (the injected ``log_whole``); a full
+  queue drops its oldest, logged whole; ``stop`` writes again each ``flush_interval_s``
+  until ``timeout_s``, then logs what is left whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, Protocol, TypeVar
+
+from LLM_Mesh.task_stop import cancel_and_wait
+
+__all__ = ["BatchWriter", "DropOnFailure", "FailurePolicy", "RetryOnFailure"]
+
+T = TypeVar("T")
+
+
+class FailurePolicy(Protocol[T]):
+    """What a writer does with a batch the store refused and a queue grown full."""
+
+    retries: bool  # a failed batch goes back to the queue's head (else: dropped, counted)
+    drop_oldest: bool  # a full queue drops its oldest (else: the value submitted)
+
+    def failed(self, batch: list[T], exc: Exception) -> None:
+        """Told of a failed write (inside the ``except``: a log may take its traceback)."""
+
+    def written(self, batch: list[T]) -> None:
+        """Told of a batch the store took."""
+
+    def dropped(self, value: T, why: str) -> None:
+        """Told of a value dropped unwritten (a full queue, or left at ``stop``)."""
+
+
+class DropOnFailure(Generic[T]):
+    """A failed batch is dropped (counted by the writer) and logged with its count and the
+    error's traceback at ERROR; a full queue drops the value submitted. ``what``: the values'
+    name in the log ("requests")."""
+
+    retries = False
+    drop_oldest = False
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what = what
+        self.log = logger
+
+    def failed(self, batch: list[T], exc: Exception) -> None:
+        self.log.exception("could not record %d %s; dropped", len(batch), self.what)
+
+    def written(self, batch: list[T]) -> None:
+        pass
+
+    def dropped(self, value: T, why: str) -> None:
+        pass
+
+
+class RetryOnFailure(Generic[T]):
+    """A failed batch is written again (the writer puts it back), logged at WARNING with its
+    count, and each of its values logged whole once (``log_whole(value, why)``, keyed by
+    ``key``) until written; a value dropped unwritten is logged whole then, whether or not it
+    was before (never unlogged). ``what``: the values' name in the log."""
+
+    retries = True
+    drop_oldest = True
+
+    def __init__(
+        self,
+        what: str,
+        logger: logging.Logger,
+        *,
+        key: Callable[[T], Hashable],
+        log_whole: Callable[[T, str], None],
+    ) -> None:
+        self.what = what
+        self.log = logger
+        self.key = key
+        self.log_whole = log_whole
+        self._logged: set[Hashable] = set()  # logged whole after a failed write
+
+    def failed(self, batch: list[T], exc: Exception) -> None:
+        self.log.warning("could not store %d %s (%s); written again later",
+                         len(batch), self.what, type(exc).__name__)  # fmt: skip
+        for value in batch:
+            k = self.key(value)
+            if k not in self._logged:
+                self._logged.add(k)
+                self.log_whole(value, "not yet stored")
+
+    def written(self, batch: list[T]) -> None:
+        for value in batch:
+            self._logged.discard(self.key(value))
+
+    def dropped(self, value: T, why: str) -> None:
+        self.log_whole(value, why)
+        self._logged.discard(self.key(value))
+
+
+class BatchWriter(Generic[T]):
+    """Batches values into the store in the background (the module docstring)."""
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[object]],
+        policy: FailurePolicy[T],
+        *,
+        flush_interval_s: float = 0.5,
+        max_batch: int = 1000,
+        max_queue: int = 100_000,
+        task_name: str = "llm-mesh-batch-writer",
+        stopped_why: str = "not written before the gateway stopped",
+    ) -> None:
+        if flush_interval_s <= 0 or max_batch < 1 or max_queue < 1:
+            raise ValueError("flush_interval_s, max_batch and max_queue must be positive")
+        self.write = write
+        self.policy = policy
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.task_name = task_name
+        self.stopped_why = stopped_why
+        self._queue: deque[T] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None  # the loop's write in progress
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0  # failed writes
+        # told each count added to ``written`` / ``dropped`` (the metrics of --workers N)
+        self.counted: Callable[[str, int], None] | None = None
+
+    @property
+    def queued(self) -> int:
+        """Values submitted and not yet taken by a flush."""
+        return len(self._queue)
+
+    def submit(self, value: T) -> None:
+        """Queue one value; never blocks. Past ``max_queue`` the policy's ``drop_oldest``
+        says which goes: the oldest or this one (counted in ``dropped``)."""
+        queue = self._queue
+        if len(queue) < self.max_queue:
+            queue.append(value)
+        elif self.policy.drop_oldest:
+            queue.append(value)
+            self._drop(queue.popleft(), "dropped unwritten (the queue is full)")
+        else:
+            self._count("dropped", 1)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop and write what is still queued (the module docstring)."""
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+        writing, self._writing = self._writing, None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        if writing is not None and not writing.done():
+            await asyncio.wait({writing}, timeout=timeout_s)
+        if not self.policy.retries:  # each flush empties the queue of its batch
+            while self._queue:
+                await self.flush()
+            return
+        while self._queue and loop.time() < end:
+            if not await self.flush():
+                await asyncio.sleep(min(self.flush_interval_s, max(0.0, end - loop.time())))
+        for value in self._queue:  # the process ends: each told to the policy, not counted
+            self.policy.dropped(value, self.stopped_why)
+        self._queue.clear()
+
+    async def flush(self) -> int:
+        """Write up to ``max_batch`` queued values now; how many were written (0 when the
+        store failed: the policy's)."""
+        queue = self._queue
+        if not queue:
+            return 0
+        if len(queue) <= self.max_batch:
+            batch = list(queue)
+            queue.clear()
+        else:
+            take = queue.popleft
+            batch = [take() for _ in range(self.max_batch)]
+        try:
+            await self.write(batch)
+        except Exception as exc:
+            self.failed += 1
+            if self.policy.retries:
+                queue.extendleft(reversed(batch))
+            else:
+                self._count("dropped", len(batch))
+            self.policy.failed(batch, exc)
+            return 0
+        self.policy.written(batch)
+        self._count("written", len(batch))
+        return len(batch)
+
+    def _drop(self, value: T, why: str) -> None:
+        self.policy.dropped(value, why)
+        self._count("dropped", 1)
+
+    def _count(self, result: str, n: int) -> None:
+        if result == "written":
+            self.written += n
+        else:
+            self.dropped += n
+        if self.counted is not None:
+            self.counted(result, n)
+
+    async def _drain(self) -> None:
+        while await self.flush() == self.max_batch:
+            pass
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            self._writing = asyncio.ensure_future(self._drain())
+            await asyncio.shield(self._writing)  # cancelling the loop leaves the write going

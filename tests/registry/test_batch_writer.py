@@ -1,0 +1,208 @@
+"""The shared batch writer (``registry/batch_writer.py``): its bounds, its drain on stop and
+its two failure policies, on a store call of its own (not the request log's or receipts')."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from LLM_Mesh.registry.batch_writer import BatchWriter, DropOnFailure, RetryOnFailure
+
+LOG = logging.getLogger("tests.batch_writer")
+
+
+class Sink:
+    """A store call: records each batch; fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.down = False
+
+    async def write(self, batch: list[int]) -> None:
+        if self.down:
+            raise ConnectionError("the database is away")
+        self.batches.append(list(batch))
+
+    @property
+    def values(self) -> list[int]:
+        return [v for b in self.batches for v in b]
+
+
+class Whole:
+    """``log_whole``: what was logged whole, and why."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def __call__(self, value: int, why: str) -> None:
+        self.lines.append((value, why))
+
+
+def drop(sink: Sink, **kw: float) -> BatchWriter[int]:
+    return BatchWriter(sink.write, DropOnFailure[int]("values", LOG), **kw)  # type: ignore[arg-type]
+
+
+def retry(sink: Sink, whole: Whole, **kw: float) -> BatchWriter[int]:
+    policy = RetryOnFailure[int]("values", LOG, key=lambda v: v, log_whole=whole)
+    return BatchWriter(sink.write, policy, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kw", [{"flush_interval_s": 0}, {"max_batch": 0}, {"max_queue": 0}])
+def test_bounds_must_be_positive(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        drop(Sink(), **kw)
+
+
+async def test_a_flush_writes_at_most_max_batch_in_order() -> None:
+    sink = Sink()
+    w = drop(sink, max_batch=3)
+    for i in range(7):
+        w.submit(i)
+    assert (await w.flush(), w.queued) == (3, 4)
+    assert (await w.flush(), await w.flush(), await w.flush()) == (3, 1, 0)
+    assert sink.batches == [[0, 1, 2], [3, 4, 5], [6]] and w.written == 7
+
+
+async def test_the_loop_writes_off_the_callers_path_and_drains_in_batches() -> None:
+    sink = Sink()
+    w = drop(sink, flush_interval_s=0.01, max_batch=2)
+    w.start()
+    for i in range(5):
+        w.submit(i)
+    assert sink.batches == []  # nothing written on submit
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if len(sink.values) == 5:
+            break
+    await w.stop()
+    assert sink.values == [0, 1, 2, 3, 4] and max(map(len, sink.batches)) <= 2
+
+
+async def test_stop_drains_the_queue_and_waits_for_the_write_in_progress() -> None:
+    sink = Sink()
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(batch: list[int]) -> None:
+        started.set()
+        await release.wait()
+        await sink.write(batch)
+
+    w: BatchWriter[int] = BatchWriter(slow, DropOnFailure[int]("values", LOG), flush_interval_s=0.01,
+                                      max_batch=2)  # fmt: skip
+    w.start()
+    for i in range(2):
+        w.submit(i)
+    await asyncio.wait_for(started.wait(), 30)
+    for i in range(2, 5):
+        w.submit(i)  # queued while the loop's write is in progress
+    stopping = asyncio.ensure_future(w.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # the write in progress is waited for, not cancelled
+    release.set()
+    await asyncio.wait_for(stopping, 30)
+    assert sink.values == [0, 1, 2, 3, 4] and w.queued == 0 and w.written == 5
+
+
+async def test_drop_policy_full_queue_drops_the_value_submitted_and_counts() -> None:
+    sink = Sink()
+    w = drop(sink, max_queue=2)
+    counted: list[tuple[str, int]] = []
+    w.counted = lambda result, n: counted.append((result, n))
+    for i in range(4):
+        w.submit(i)
+    assert (w.queued, w.dropped) == (2, 2)
+    await w.flush()
+    assert sink.values == [0, 1]
+    assert counted == [("dropped", 1), ("dropped", 1), ("written", 2)]
+
+
+async def test_drop_policy_failed_batch_is_dropped_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Sink()
+    w = drop(sink)
+    for i in range(3):
+        w.submit(i)
+    sink.down = True
+    with caplog.at_level(logging.ERROR, logger=LOG.name):
+        assert await w.flush() == 0
+    assert (w.queued, w.dropped, w.written, w.failed) == (0, 3, 0, 1)
+    (record,) = caplog.records
+    assert record.getMessage() == "could not record 3 values; dropped"
+    assert record.exc_info is not None  # the store's error, with its traceback
+    sink.down = False
+    w.submit(9)
+    await w.stop()  # a store up again: the next batch is written
+    assert sink.values == [9]
+
+
+async def test_drop_policy_stop_ends_with_the_store_down() -> None:
+    sink = Sink()
+    sink.down = True
+    w = drop(sink, max_batch=2)
+    for i in range(5):
+        w.submit(i)
+    await asyncio.wait_for(w.stop(timeout_s=60), 30)  # each batch dropped: no retry
+    assert (w.queued, w.dropped, w.failed) == (0, 5, 3)
+
+
+async def test_retry_policy_puts_the_batch_back_and_logs_each_whole_once() -> None:
+    sink, whole = Sink(), Whole()
+    w = retry(sink, whole, max_batch=2)
+    for i in range(3):
+        w.submit(i)
+    sink.down = True
+    assert await w.flush() == 0 and await w.flush() == 0  # the same batch, twice
+    assert (w.queued, w.failed, w.dropped) == (3, 2, 0)
+    assert whole.lines == [(0, "not yet stored"), (1, "not yet stored")]  # once each
+    sink.down = False
+    assert await w.flush() == 2 and await w.flush() == 1
+    assert sink.values == [0, 1, 2] and w.written == 3
+    sink.down = True
+    w.submit(0)  # written before: logged whole again if it fails again
+    await w.flush()
+    assert whole.lines[-1] == (0, "not yet stored")
+
+
+async def test_retry_policy_full_queue_drops_its_oldest_into_the_log() -> None:
+    sink, whole = Sink(), Whole()
+    w = retry(sink, whole, max_queue=2)
+    for i in range(4):
+        w.submit(i)
+    assert (w.queued, w.dropped) == (2, 2)
+    assert whole.lines == [(0, "dropped unwritten (the queue is full)"),
+                           (1, "dropped unwritten (the queue is full)")]  # fmt: skip
+    await w.flush()
+    assert sink.values == [2, 3]
+
+
+async def test_retry_policy_stop_writes_again_until_the_store_is_back() -> None:
+    sink, whole = Sink(), Whole()
+    w = retry(sink, whole, flush_interval_s=0.01)
+    w.submit(1)
+    sink.down = True
+
+    async def back() -> None:
+        await asyncio.sleep(0.1)
+        sink.down = False
+
+    up = asyncio.ensure_future(back())
+    await w.stop(timeout_s=30)
+    await up
+    assert sink.values == [1] and w.failed >= 1 and w.queued == 0
+    assert whole.lines == [(1, "not yet stored")]
+
+
+async def test_retry_policy_stop_logs_what_is_left_whole_at_its_timeout() -> None:
+    sink, whole = Sink(), Whole()
+    w = retry(sink, whole, flush_interval_s=0.01)
+    w.submit(1)
+    w.submit(2)
+    sink.down = True
+    await w.stop(timeout_s=0.05)
+    assert w.queued == 0 and sink.values == []
+    assert whole.lines[-2:] == [(1, "not written before the gateway stopped"),
+                                (2, "not written before the gateway stopped")]  # fmt: skip
