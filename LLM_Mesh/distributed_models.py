@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     except MeshError as exc:  # a gateway's words: no ESC sequence (found 2026-12-05)
         print(f"LLM Mesh: {terminal_text(exc)}", file=sys.stderr)
         return 1
-    print_status(info, registry._nodes or [])
+    print_status(info, registry._nodes or [], answered=registry._answered)
     return 0
 
 

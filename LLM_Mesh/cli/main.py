@@ -477,7 +477,7 @@ def status(
         info = reg.get_model_info()
     except MeshError as exc:
         raise _fail(exc) from exc
-    render.print_status(info, reg._nodes or [], console)
+    render.print_status(info, reg._nodes or [], console, answered=reg._answered)
 
 
 @app.command()

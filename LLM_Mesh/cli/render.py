@@ -312,16 +312,24 @@ def _cost(mesh: Mapping[str, Any]) -> str:
 
 
 def print_status(
-    info: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], console: Console | None = None
+    info: Mapping[str, Any],
+    nodes: Sequence[Mapping[str, Any]],
+    console: Console | None = None,
+    answered: str | None = None,
 ) -> None:
+    """The status line and tables; ``answered``: the gateway that answered, named when
+    several were given (found 2026-12-06, newuser38: ``LLM Mesh at R1,R2`` with R1 dead)."""
     console = console or Console()
     simulated = set(info.get("models_simulated") or [])
     up = [
         shown(m) + (" (simulated)" if m in simulated else "")
         for m in info.get("models_available") or []
     ]
+    at = shown(info.get("registry_url"))
+    if answered and "," in str(info.get("registry_url")):
+        at = f"{shown(answered)} (the replica that answered, of {at})"
     console.print(
-        f"[bold]LLM Mesh[/] at {shown(info.get('registry_url'))}: "
+        f"[bold]LLM Mesh[/] at {at}: "
         f"{_count(info.get('nodes_healthy', 0))}/{_count(info.get('nodes_total', 0))} nodes healthy, "
         f"models up: {', '.join(up) or 'none'}"
     )

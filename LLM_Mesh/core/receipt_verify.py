@@ -54,6 +54,7 @@ from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.pricing import network_fee, network_fee_down
+from LLM_Mesh.core.printable import log_text
 from LLM_Mesh.core.receipt import (
     HDR_RECEIPT,
     MAX_PARTS,
@@ -237,7 +238,7 @@ def _from_object(obj: Any, output: str | None = None, *, chunk: bool = False) ->
         return Found(obj)  # a bare receipt (an answer's body may hold such fields: a node's)
     mesh = obj.get("mesh")
     if not isinstance(mesh, dict) or "receipt" not in mesh:
-        raise _malformed("the input holds no receipt (no mesh.receipt)")
+        raise _malformed(_no_receipt(obj, "the input holds no receipt (no mesh.receipt)"))
     rid, nid = mesh.get("request_id"), mesh.get("receipt_request_id")
     lid = mesh.get("ledger_request_id")
     maybe_chunk = False
@@ -249,6 +250,22 @@ def _from_object(obj: Any, output: str | None = None, *, chunk: bool = False) ->
         nid if isinstance(nid, str) else None, mesh.get("simulated") is True,
         lid if isinstance(lid, str) else None, maybe_chunk,
     )  # fmt: skip
+
+
+def _no_receipt(obj: dict[str, Any], why: str) -> str:
+    """``why``, or, for an error the gateway answered (OpenAI's ``{"error": {...}}``), that
+    error: a refused or failed request carries no receipt, and saying only "holds no
+    receipt" read as a receipt missing from an answer (found 2026-12-06, newuser38: a 429
+    ``overloaded`` saved by the README's ``curl ... > answer.json``)."""
+    error = obj.get("error")
+    if not isinstance(error, dict):
+        return why
+    code, message = error.get("code"), error.get("message")
+    said = ": ".join(log_text(v, 300) for v in (code, message) if isinstance(v, str) and v)
+    return (
+        f"the input is an error the gateway answered ({said or 'no message'}), not an "
+        "answer: an error carries no receipt (an answer does: check one)"
+    )
 
 
 def _is_chunk(obj: dict[str, Any]) -> bool:
@@ -263,6 +280,7 @@ def _from_sse(lines: Iterable[str]) -> Found:
     # has choices too unless the client asked include_usage (it carries the answer's end)
     parts: list[str] = []
     final: dict[str, Any] | None = None
+    failed: dict[str, Any] | None = None  # the stream's error event, if it sent one
     for line in lines:
         payload = line[5:].strip() if line.startswith("data:") else ""
         if not payload.startswith("{"):
@@ -277,8 +295,11 @@ def _from_sse(lines: Iterable[str]) -> Found:
             parts.append(chunk_text(obj))
         if isinstance(obj.get("mesh"), dict) and "receipt" in obj["mesh"]:
             final = obj
+        elif isinstance(obj.get("error"), dict):
+            failed = obj
     if final is None:
-        raise _malformed("the stream holds no final chunk with mesh.receipt")
+        why = "the stream holds no final chunk with mesh.receipt"
+        raise _malformed(why if failed is None else _no_receipt(failed, why))
     # only the final chunk given: the text is not known (not "")
     alone = len(parts) == (1 if final.get("choices") else 0)
     return _from_object(final, None if alone else "".join(parts), chunk=True)
