@@ -8,10 +8,7 @@ reached the gateway. A stdlib http server records each request and answers 404."
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -19,44 +16,15 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.limits import sent_size
+from tests.cli.registry_404 import serve_http
 
 runner = CliRunner()
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        size = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(size)
-        self.server.seen.append((self.command, self.path, size))  # type: ignore[attr-defined]
-        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _gateway() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.seen = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def gateway() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
-    with _gateway() as served:
-        yield served
+    with serve_http() as (url, _, seen):
+        yield url, seen
 
 
 def _ask(url: str, prompt: str, limit: int, *flags: str) -> tuple[int, str]:
