@@ -9,11 +9,8 @@ gateway's 413)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -21,48 +18,15 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.limits import sent_size
+from tests.cli.registry_404 import serve_http
 
 runner = CliRunner()
-NOT_FOUND = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        size = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(size)
-        self.server.seen.append((self.command, self.path, size))  # type: ignore[attr-defined]
-        status, body = self.server.answer  # type: ignore[attr-defined]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _gateway(
-    answer: tuple[int, bytes] = (404, NOT_FOUND),
-) -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.seen = []  # type: ignore[attr-defined]
-    server.answer = answer  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
 def gateway() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
-    with _gateway() as served:
-        yield served
+    with serve_http() as (url, _, seen):
+        yield url, seen
 
 
 def _ask(url: str, prompt: str, limit: int, *flags: str) -> tuple[int, str]:
@@ -139,7 +103,7 @@ def test_a_gateways_413_says_its_limit_and_what_to_set(flags: list[str]) -> None
     """Found 2026-12-06 (cli38): a gateway whose body limit (1,000 bytes) is below
     ``LLM_MESH_MAX_BODY_BYTES`` here answered 413, and ask said neither its limit nor what to
     set; its 413 says it (``allowed``). Set as said, ask refuses the prompt unsent."""
-    with _gateway((413, _gateways_413(1000))) as (url, seen):
+    with serve_http((413, _gateways_413(1000))) as (url, _, seen):
         code, said = _ask(url, "x" * 990, 1 << 20, *flags)
         assert code == 1 and [s[0] for s in seen] == ["POST"], said
         assert "the gateway refused the request as too large: its limit is 1,000 bytes" in said
@@ -159,7 +123,7 @@ def test_a_413_that_does_not_say_its_limit_is_said_in_its_words(allowed: object)
              "code": "request_too_large"}  # fmt: skip
     if allowed is not None:
         error["allowed"] = allowed
-    with _gateway((413, json.dumps({"error": error}).encode())) as (url, _):
+    with serve_http((413, json.dumps({"error": error}).encode())) as (url, _, _seen):
         code, said = _ask(url, "x" * 2000, 1 << 20)
     assert code == 1
     assert "the gateway refused the request as too large (too big for us)" in said, said

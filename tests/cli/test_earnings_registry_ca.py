@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from LLM_Mesh.node.tls import make_self_signed
-from tests.cli.test_ledger_registry_ca import serve_https
+from tests.cli.registry_404 import serve_https
 
 runner = CliRunner()
 

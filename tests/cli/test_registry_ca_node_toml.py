@@ -11,11 +11,7 @@ past the handshake, each command reads that answer."""
 
 from __future__ import annotations
 
-import contextlib
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,47 +20,14 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from LLM_Mesh.node.tls import make_self_signed
+from tests.cli.registry_404 import serve_https
 
 runner = CliRunner()
 
 
-class _NotFound(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        self.server.paths.append(self.path)  # type: ignore[attr-defined]
-        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _https(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
-    cert, key = tmp_path / "reg.crt", tmp_path / "reg.key"
-    make_self_signed(cert, key, ["127.0.0.1"])
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    server.paths = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", cert, server.paths  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def https_registry(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
-    with _https(tmp_path) as served:
+    with serve_https(tmp_path) as served:
         yield served
 
 

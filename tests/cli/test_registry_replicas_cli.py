@@ -8,32 +8,15 @@ port (refused) then a live stdlib server on loopback: the live one must be asked
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
+from tests.cli.registry_404 import serve_http
 
 runner = CliRunner()
-
-
-class _NotFound(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)  # type: ignore[attr-defined]
-        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_POST = do_GET
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -42,16 +25,8 @@ def replicas() -> Iterator[tuple[str, list[str]]]:
     with socket.socket() as s:  # a port nothing listens on: connections are refused
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    server.paths = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        live = f"http://127.0.0.1:{server.server_address[1]}"
-        yield f"http://127.0.0.1:{dead},{live}", server.paths  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http() as (live, paths, _):
+        yield f"http://127.0.0.1:{dead},{live}", paths
 
 
 @pytest.mark.parametrize(

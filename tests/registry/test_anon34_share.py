@@ -13,22 +13,20 @@ import asyncio
 import json
 import sys
 import uuid
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import running
 from tests.registry.redis_patience import patient_redis
+from tests.registry.redis_replicas import prefixed, replicas_sharing_redis
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 from tests.registry.test_anonymous_share import HoldAnonymous, _from, _last
 from tests.registry.test_attack33_phantom_slots import HoldHonestAnonymous
 from tests.registry.test_redis_limits import redis_url  # noqa: F401 (fixture)
-from tests.registry.test_redis_share import _prefixed
 
 
 async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
@@ -42,15 +40,10 @@ async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
     replica's (4) is not, so it stops with the phantom's 429 instead of taking the fourth
     honest slot."""
     outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
-    store, nodes = MemoryStore(), HoldHonestAnonymous()
-    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
-    prefix = f"anon34:{uuid.uuid4().hex}:"
+    nodes = HoldHonestAnonymous()
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(_replica(tmp_path / n, store, nodes, redis_url, key))
-            for n in ("a", "b")
-        ]
-        share_a, share_b = _prefixed(a, prefix), _prefixed(b, prefix)
+        a, b = await replicas_sharing_redis(stack, tmp_path, redis_url, nodes)
+        share_a, share_b = prefixed(f"anon34:{uuid.uuid4().hex}:", a, b)
         for n in ("a", "b"):
             await a.register(n, max_concurrency=2, max_queue=0)  # 4 honest slots: 3 anonymous
         z = await a.register("z", max_concurrency=2, max_queue=0, behavior="429")
@@ -84,14 +77,6 @@ async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
         await _until(lambda: not share_a.held and not share_b.held)
 
 
-def _replica(
-    path: Path, store: MemoryStore, nodes: HoldHonestAnonymous, url: str, key: Ed25519PrivateKey
-) -> AbstractAsyncContextManager[Harness]:
-    return running(
-        path, store=store, nodes=nodes, anonymous_rpm=600, redis_url=url, gateway_key=key
-    )
-
-
 async def test_an_opted_in_request_takes_the_shared_share_at_the_cap_of_the_slots_it_may_use(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
@@ -107,7 +92,7 @@ async def test_an_opted_in_request_takes_the_shared_share_at_the_cap_of_the_slot
         h = await stack.enter_async_context(
             running(tmp_path, nodes=nodes, anonymous_rpm=600, redis_url=redis_url)
         )
-        share = _prefixed(h, prefix)
+        (share,) = prefixed(prefix, h)
         await h.register("n1", max_concurrency=2, max_queue=0)
         await h.register("k", max_concurrency=4, max_queue=0, keeps_no_prompts=False)
         routing = h.runtime.routing

@@ -8,41 +8,26 @@ per 1,000 prompt tokens and 10,000 per 1,000 completion tokens, the fake nodes a
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.gateway_auth import HDR_GATEWAY
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
-from LLM_Mesh.core.prompt_count import (
-    HDR_PROMPT_SIGNATURE,
-    HDR_PROMPT_TOKENS,
-    claim_header,
-    said_prompt_tokens,
-)
-from LLM_Mesh.core.receipt import NodeReceiptSigner
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.settlement import Settlement, user_account
-from tests.asgi import request_then_wait
 from tests.keyed import operator_account
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, fund, running, sse_chunks
+from tests.registry.signing_nodes import MODEL, cut_after_first_token, stalling_nodes
 from tests.registry.test_midstream import Dies, _first_is, completion_chunks
-from tests.registry.test_streaming import _scope
 
 CHAT = "/v1/chat/completions"
-MODEL = "mistral-7b"
 PRICE = __import__("LLM_Mesh.core.catalog", fromlist=["get_spec"]).get_spec(MODEL).price
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 ESTIMATE = estimate(PRICE, "hi", 5, 32_768, 1)  # "hi": 2 bytes, 1 message
@@ -82,82 +67,6 @@ async def register(h: Harness, node_id: str, operator: str, **kw: Any) -> FakeNo
     node = await h.register(node_id, models=[MODEL], **kw)
     settlement(h).note_operator(node_id, operator)
     return node
-
-
-def _key(name: str) -> NodeReceiptSigner:
-    seed = hashlib.sha256(b"test node key " + name.encode()).digest()
-    return NodeReceiptSigner(Ed25519PrivateKey.from_private_bytes(seed))
-
-
-# nodes with real keys (their ids derived from them): their prompt counts can be signed
-SIGNERS = {s.node_id: s for s in (_key("a"), _key("b"))}
-NODE_A, NODE_B = SIGNERS
-
-
-def said_headers(node: FakeNode, said: str | None, sign: str = "own") -> dict[str, str]:
-    """A stream's answer head saying ``said`` as its prompt count (None: no
-    ``X-Mesh-Prompt-Tokens``) and, as ``sign`` says, its signature (``core/prompt_count.py``,
-    money36): ``own`` (its node's key, of this request; nodes not in :data:`SIGNERS` cannot),
-    ``none``, ``other_key`` (a key that is not the node's), ``other_count`` (its key's of one
-    token less: not the count said) or ``other_request`` (its key's, of another request)."""
-    headers = {"content-type": "text/event-stream"}
-    if said is None:
-        return headers
-    headers[HDR_PROMPT_TOKENS] = said
-    signer, count = SIGNERS.get(node.node_id), said_prompt_tokens(said)
-    if sign == "none" or signer is None or count <= 0:
-        return headers
-    if sign == "other_key":
-        signer = _key("not " + node.node_id)
-    sent = node.calls[-1]["headers"]
-    signature = signer.sign_prompt_count(
-        registry_id=sent[HDR_GATEWAY],
-        request_id="req-earlier" if sign == "other_request" else sent["x-request-id"],
-        model=node.calls[-1]["body"]["model"],
-        prompt_tokens=count - 1 if sign == "other_count" else count,
-    )
-    headers[HDR_PROMPT_SIGNATURE] = claim_header(signer.node_key, signature)
-    return headers
-
-
-def stalling_nodes(said: str | None = None, sign: str = "own") -> FakeNodes:
-    """Nodes that stream two tokens, saying ``said`` as their prompt count (None: no
-    ``X-Mesh-Prompt-Tokens``; signed as ``sign`` says: :func:`said_headers`), then nothing
-    more: the client leaves first."""
-    nodes = FakeNodes()
-
-    class Stalls(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for chunk in sse_chunks(MODEL, "a", ["x", "y", "z"])[:3]:
-                yield chunk
-            await asyncio.Event().wait()  # never more: the client leaves first
-            yield b""  # pragma: no cover
-
-    nodes.stream_factory = lambda node, model: httpx.Response(
-        200, headers=said_headers(node, said, sign), stream=Stalls()
-    )
-    return nodes
-
-
-async def cut_after_first_token(h: Harness, key: str, body: dict[str, Any]) -> None:
-    """``body`` streamed with ``key``, the client gone once its first token ("x") came."""
-    scope = _scope("2.4")
-    scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
-    sent_body = json.dumps({**body, "stream": True}).encode()
-    gone = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if gone.is_set():
-            raise OSError("client went away")
-        sent.append(message)
-        if message["type"] == "http.response.body" and b'"x"' in message.get("body", b""):
-            gone.set()
-
-    app: Any = h.app
-    with contextlib.suppress(OSError, ClientDisconnect):
-        await asyncio.wait_for(app(scope, request_then_wait(sent_body, gone), send), timeout=5)
-    assert sent[0]["status"] == 200
 
 
 async def test_the_estimate_and_cost_are_what_the_prices_say() -> None:

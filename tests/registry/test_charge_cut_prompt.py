@@ -33,20 +33,16 @@ from LLM_Mesh.registry.job import Tally
 from tests.asgi import request_then_wait
 from tests.keyed import operator_account
 from tests.registry.helpers import FakeNodes, running, sse_chunks
-from tests.registry.test_charge import (
+from tests.registry.signing_nodes import (
     MODEL,
     NODE_A,
     NODE_B,
-    PRICE,
     SIGNERS,
     cut_after_first_token,
-    new_user,
-    register,
     said_headers,
-    settled,
-    settlement,
     stalling_nodes,
 )
+from tests.registry.test_charge import PRICE, new_user, register, settled, settlement
 from tests.registry.test_receipts import registry_keys
 from tests.registry.test_streaming import _scope
 

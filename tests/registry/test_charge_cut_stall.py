@@ -29,16 +29,8 @@ from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost, usual_pr
 from LLM_Mesh.core.prompt_count import believed_at_cut, quiet_s, stalled
 from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNodes, Harness, running, sse_chunks
-from tests.registry.test_charge import (
-    MODEL,
-    NODE_A,
-    PRICE,
-    new_user,
-    register,
-    said_headers,
-    settled,
-    settlement,
-)
+from tests.registry.signing_nodes import MODEL, NODE_A, said_headers
+from tests.registry.test_charge import PRICE, new_user, register, settled, settlement
 from tests.registry.test_streaming import _scope
 
 DIGITS = "".join(str(i % 10) for i in range(3000))  # 3,000 tokens on a digit-a-token tokenizer

@@ -9,17 +9,13 @@ needed the operator's log of that day. The real app with fake nodes
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.cli.receipt_commands import check
 from LLM_Mesh.core.balancer import Outcome
@@ -28,24 +24,21 @@ from LLM_Mesh.core.receipt_verify import decode_header
 from LLM_Mesh.registry.cut_receipts import CutReceiptWriter
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.store_cut_receipts import CutReceipt, MemoryCutReceipts
-from tests.asgi import request_then_wait
 from tests.registry.helpers import ADMIN_KEY, FakeNode, FakeNodes, Harness, running, sse_chunks
-from tests.registry.test_access import bearer
-from tests.registry.test_charge import (
+from tests.registry.signing_nodes import (
     MODEL,
     NODE_A,
     NODE_B,
     SIGNERS,
-    new_user,
-    register,
+    Stalls,
+    cut_after_first_token,
     said_headers,
-    settled,
-    settlement,
 )
+from tests.registry.test_access import bearer
+from tests.registry.test_charge import new_user, register, settled, settlement
 from tests.registry.test_midstream import Dies
 from tests.registry.test_receipts import registry_keys
 from tests.registry.test_store_cut_receipts import made
-from tests.registry.test_streaming import _scope
 
 SECRET = "the prompt nobody stores 7f3a"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": SECRET}], "max_tokens": 5}
@@ -56,13 +49,6 @@ def _continued_then_cut_nodes() -> FakeNodes:
     """NODE_A sends "w" and its connection breaks; NODE_B continues, signing its prompt
     count, sends "x" and "y", then nothing more: the client leaves at "x"."""
     nodes = FakeNodes()
-
-    class Stalls(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for chunk in sse_chunks(MODEL, NODE_B, ["x", "y", "z"])[:3]:
-                yield chunk
-            await asyncio.Event().wait()  # never more: the client leaves first
-            yield b""  # pragma: no cover
 
     def factory(node: FakeNode, model: str) -> httpx.Response:
         if node.node_id == NODE_A:
@@ -78,27 +64,11 @@ def _continued_then_cut_nodes() -> FakeNodes:
 
 async def _cut_at_x(h: Harness, key: str) -> None:
     """BODY streamed with ``key`` (NODE_A first: NODE_B looks busy), the client gone at "x"."""
-    scope = _scope("2.4")
-    scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
-    sent_body = json.dumps({**BODY, "stream": True}).encode()
-    gone = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if gone.is_set():
-            raise OSError("client went away")
-        sent.append(message)
-        if message["type"] == "http.response.body" and b'"x"' in message.get("body", b""):
-            gone.set()
-
-    app: Any = h.app
     busy = h.runtime.routing.begin(NODE_B, MODEL)
     try:
-        with contextlib.suppress(OSError, ClientDisconnect):
-            await asyncio.wait_for(app(scope, request_then_wait(sent_body, gone), send), 5)
+        await cut_after_first_token(h, key, BODY)
     finally:
         h.runtime.routing.finish(busy, Outcome.CANCELLED)
-    assert sent[0]["status"] == 200
 
 
 async def _stored(h: Harness) -> CutReceipt:

@@ -17,15 +17,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.anonymous_wait import Clear
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.registry.access import AnonymousLast
-from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness, running, served_at_once
 from tests.registry.redis_patience import patient_redis
+from tests.registry.redis_replicas import prefixed, replicas_sharing_redis
 from tests.registry.test_access import CHAT, MODEL, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
@@ -54,16 +53,6 @@ def _counts(h: Harness) -> list[SharedInFlight]:
     return [share, in_flight]
 
 
-def _prefixed(prefix: str, *hs: Harness) -> None:
-    """The replicas' counts (and what the nodes showed, ``redis_shown.py``) under this
-    test's own prefix (Redis is shared)."""
-    for h in hs:
-        share, in_flight = _counts(h)
-        share.prefix, in_flight.prefix = prefix + "share:", prefix + "if:"
-        if h.runtime.shared_shown is not None:
-            h.runtime.shared_shown.prefix = prefix + "shown:"
-
-
 async def _views_shared(*hs: Harness) -> None:
     """Each replica publishes what its nodes showed and reads the others' (twice round, so
     every replica has read every other's latest): what their loops do every 2 s."""
@@ -86,7 +75,7 @@ async def test_an_anonymous_request_costs_one_redis_round_trip_in_and_one_out(
     """Before: 5 (the rate limit's script, the address' take, the model's share's take, and
     each place's removal on its own)."""
     async with running(tmp_path, anonymous_rpm=600, redis_url=redis_url) as h:
-        _prefixed(f"redis31:{uuid.uuid4().hex}:", h)
+        prefixed(f"redis31:{uuid.uuid4().hex}:", h)
         await h.register("n1", max_concurrency=8)
         assert h.runtime.shared_shown is not None  # its ticks are not the requests' trips
         await h.runtime.shared_shown.aclose()
@@ -110,24 +99,11 @@ async def test_replicas_agree_on_the_counts_under_concurrency(
     """One address' streams through two replicas at once: its in-flight bound (3) holds for
     both together; then many addresses: the model's share (3 of 4 slots) holds."""
     outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
-    store, nodes = MemoryStore(), Gated()
-    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
+    nodes = Gated()
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=600,
-                    anonymous_in_flight=3,
-                    redis_url=redis_url,
-                    gateway_key=key,
-                )
-            )
-            for n in ("a", "b")
-        ]
-        _prefixed(f"redis31:{uuid.uuid4().hex}:", a, b)
+        a, b = await replicas_sharing_redis(
+            stack, tmp_path, redis_url, nodes, prefix="redis31", anonymous_in_flight=3
+        )
         await a.register("n1", max_concurrency=32)
         await b.app.state.node_sync.poll()
         one = [await stack.enter_async_context(_from(h, "2001:db8:31:2::1")) for h in (a, b) * 6]
@@ -228,7 +204,7 @@ async def test_redis_lost_mid_request(
         h = await stack.enter_async_context(
             running(tmp_path, nodes=nodes, anonymous_rpm=600, redis_url=via)
         )
-        _prefixed(f"redis31:{uuid.uuid4().hex}:", h)
+        prefixed(f"redis31:{uuid.uuid4().hex}:", h)
         share, in_flight = _counts(h)
         await h.register("n1", max_concurrency=8)
         async with _from(h, "2001:db8:31:3::1") as c:
@@ -262,7 +238,7 @@ async def test_a_place_taken_ahead_comes_back_when_a_later_check_answers(
     answers (a replay) is given back: none left in Redis, none renewed for ever (it fails
     without ``Client.on_refusal``'s give-back: the place stayed held)."""
     async with running(tmp_path, anonymous_rpm=600, redis_url=redis_url) as h:
-        _prefixed(f"redis31:{uuid.uuid4().hex}:", h)
+        prefixed(f"redis31:{uuid.uuid4().hex}:", h)
         share, in_flight = _counts(h)
         await h.register("n1", max_concurrency=8)
         async with _from(h, "2001:db8:31:4::1") as c:
@@ -286,7 +262,7 @@ async def test_a_place_taken_ahead_comes_back_when_the_last_check_finds_the_mode
     ``AnonymousLast`` (a keyed request began to wait between): the place goes back and the
     request is refused as before (it fails without the give-back: the place stayed held)."""
     async with running(tmp_path, anonymous_rpm=600, redis_url=redis_url) as h:
-        _prefixed(f"redis31:{uuid.uuid4().hex}:", h)
+        prefixed(f"redis31:{uuid.uuid4().hex}:", h)
         share, _ = _counts(h)
         await h.register("n1", max_concurrency=8)
         said = AnonymousLast._said

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.anonymous_inflight import InFlight
-from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
-from tests.registry.helpers import running
 from tests.registry.redis_patience import answered, patient_redis
+from tests.registry.redis_replicas import replicas_sharing_redis
 from tests.registry.test_access import CHAT, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
@@ -33,23 +31,11 @@ async def test_replicas_with_a_redis_url_give_an_address_one_in_flight_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
-    store, nodes = MemoryStore(), Gated()
-    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
+    nodes = Gated()
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=600,
-                    anonymous_in_flight=2,
-                    redis_url=redis_url,
-                    gateway_key=key,
-                )
-            )
-            for n in ("a", "b")
-        ]
+        a, b = await replicas_sharing_redis(
+            stack, tmp_path, redis_url, nodes, anonymous_in_flight=2
+        )
         await a.register("n1", max_concurrency=32)
         await b.app.state.node_sync.poll()
         ca = await stack.enter_async_context(_from(a, ADDRESS))

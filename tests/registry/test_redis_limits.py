@@ -27,6 +27,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_limits import PREFIX, RedisLimiter
 from tests.registry.helpers import FakeNodes, running, served_at_once
+from tests.registry.redis_replicas import replicas_sharing_redis
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
 
@@ -125,26 +126,16 @@ async def test_redis_down_limits_per_process_and_comes_back(
 async def test_gateway_replicas_with_a_redis_url_give_a_client_one_limit(
     tmp_path: Path, redis_url: str
 ) -> None:
-    store, nodes = MemoryStore(), FakeNodes()
+    nodes = FakeNodes()
     key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
     client = redis_asyncio.from_url(redis_url)
     names = ScopeNames.of_registry_key(key)
     await client.delete(PREFIX + names.name("ip:127.0.0.1"))  # the test clients' scope
     await client.aclose()
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=3,
-                    redis_url=redis_url,
-                    gateway_key=key,
-                )
-            )
-            for n in ("a", "b")
-        ]
+        a, b = await replicas_sharing_redis(
+            stack, tmp_path, redis_url, nodes, gateway_key=key, anonymous_rpm=3
+        )
         # slots enough that the anonymous share (one slot of a one-slot node, its end's
         # removal in the background) cannot refuse one: this is the rate limit's test
         await a.register("n1", max_concurrency=4)

@@ -15,30 +15,19 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap
-from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import Harness
 from tests.registry.redis_patience import answered, patient_redis
+from tests.registry.redis_replicas import prefixed, replicas_sharing_redis
 from tests.registry.test_access import CHAT, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
 from tests.registry.test_anonymous_share import _last
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
 
 T = TypeVar("T")
-
-
-def _prefixed(h: Harness, prefix: str) -> SharedInFlight:
-    """The replica's shared counts under this test's own prefix (Redis is shared)."""
-    share, in_flight = h.runtime.shared_share, h.runtime.shared_in_flight
-    assert share is not None and in_flight is not None
-    share.prefix, in_flight.prefix = prefix + "share:", prefix + "if:"
-    if h.runtime.shared_shown is not None:  # what the nodes showed (redis_shown.py)
-        h.runtime.shared_shown.prefix = prefix + "shown:"
-    return share
 
 
 async def _clock_running(h: Harness, task: asyncio.Task[T]) -> T:
@@ -60,24 +49,10 @@ async def test_replicas_with_a_redis_url_hold_one_anonymous_share_of_a_models_sl
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
-    store, nodes = MemoryStore(), Gated()
-    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
-    prefix = f"share30:{uuid.uuid4().hex}:"
+    nodes = Gated()
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=600,
-                    redis_url=redis_url,
-                    gateway_key=key,
-                )
-            )
-            for n in ("a", "b")
-        ]
-        share_a, share_b = _prefixed(a, prefix), _prefixed(b, prefix)
+        a, b = await replicas_sharing_redis(stack, tmp_path, redis_url, nodes)
+        share_a, share_b = prefixed(f"share30:{uuid.uuid4().hex}:", a, b)
         await a.register("n1", max_concurrency=4)
         await b.app.state.node_sync.poll()
         assert a.runtime.routing.slots(chat()["model"]) == 4

@@ -22,21 +22,20 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.anonymous_share import anonymous_cap
 from LLM_Mesh.core.fleet_shown import Elsewhere
 from LLM_Mesh.core.scope_names import ScopeNames
-from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_shown import SharedShown
-from tests.registry.helpers import Harness, rank, running, served_at_once
+from tests.registry.helpers import Harness, rank, served_at_once
 from tests.registry.redis_patience import patient_redis
+from tests.registry.redis_replicas import replicas_sharing_redis
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 from tests.registry.test_anonymous_in_flight import _from
 from tests.registry.test_anonymous_share import HoldAnonymous, _last
-from tests.registry.test_redis_admit import _ended, _prefixed, _views_shared
+from tests.registry.test_redis_admit import _ended, _views_shared
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
 
 HUGE = 2**31 - 1
@@ -64,25 +63,13 @@ async def test_a_phantom_lends_no_slot_of_the_reserve_through_replicas_sharing_r
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
-    nodes, store = HoldAnonymous(), MemoryStore()
-    gateway_key = Ed25519PrivateKey.generate()  # replicas share registry.key (Redis' names)
+    nodes = HoldAnonymous()
     stop = asyncio.Event()
     refused: list[int] = []
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=600,
-                    redis_url=redis_url,
-                    gateway_key=gateway_key,
-                )
-            )
-            for n in ("a", "b")
-        ]
-        _prefixed(f"redisshare36:{uuid.uuid4().hex}:", a, b)
+        a, b = await replicas_sharing_redis(
+            stack, tmp_path, redis_url, nodes, prefix="redisshare36"
+        )
         for n in HONEST:
             await a.register(n, max_concurrency=2, max_queue=0)  # 8 honest slots
         z = await a.register("z", max_concurrency=HUGE, max_queue=0, behavior="429")
@@ -129,24 +116,12 @@ async def test_a_phantom_answering_once_at_each_replica_counts_as_at_one(
     one request, one at a time, at each of R replicas counted R slots: at R = 3, 11 slots
     (8 honest + 3), a cap of 8 at share 0.75, every honest slot lent to anonymous requests.
     One replica that saw all three answers (one at a time) counts it 1: 9, a cap of 6."""
-    nodes, store = HoldAnonymous(), MemoryStore()
-    gateway_key = Ed25519PrivateKey.generate()
+    nodes = HoldAnonymous()
     async with AsyncExitStack() as stack:
-        hs = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=600,
-                    redis_url=redis_url,
-                    gateway_key=gateway_key,
-                )
-            )
-            for n in ("a", "b", "c")
-        ]
+        hs = await replicas_sharing_redis(
+            stack, tmp_path, redis_url, nodes, names=("a", "b", "c"), prefix="trust37"
+        )
         a = hs[0]
-        _prefixed(f"trust37:{uuid.uuid4().hex}:", *hs)
         for n in HONEST:
             await a.register(n, max_concurrency=2, max_queue=0)  # 8 honest slots
         await a.register("z", max_concurrency=HUGE, max_queue=0, behavior="429")

@@ -17,19 +17,17 @@ Needs Redis as ``test_redis_limits.py`` does (skipped when it does not answer)."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.helpers import running, served_at_once
+from tests.registry.helpers import served_at_once
 from tests.registry.redis_patience import patient_redis
+from tests.registry.redis_replicas import replicas_sharing_redis
 from tests.registry.test_access import CHAT, MODEL, _until, chat
 from tests.registry.test_anonymous_in_flight import Gated, _from
-from tests.registry.test_redis_admit import _ended, _prefixed, _views_shared
+from tests.registry.test_redis_admit import _ended, _views_shared
 from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
 
 
@@ -43,23 +41,9 @@ async def test_a_replica_that_served_a_node_one_at_a_time_still_lends_its_share(
     fifth is within the share (before the fix: 429 from ``b``, its cap 1 of its own 2
     slots counted, against every replica's 4)."""
     outages = patient_redis(monkeypatch)  # Redis out: b's own view, not what this tests
-    store, nodes = MemoryStore(), Gated()
-    key = Ed25519PrivateKey.generate()
+    nodes = Gated()
     async with AsyncExitStack() as stack:
-        a, b = [
-            await stack.enter_async_context(
-                running(
-                    tmp_path / n,
-                    store=store,
-                    nodes=nodes,
-                    anonymous_rpm=600,
-                    redis_url=redis_url,
-                    gateway_key=key,
-                )
-            )
-            for n in ("a", "b")
-        ]
-        _prefixed(f"review35c:{uuid.uuid4().hex}:", a, b)
+        a, b = await replicas_sharing_redis(stack, tmp_path, redis_url, nodes, prefix="review35c")
         await a.register("n1", max_concurrency=8, max_queue=0)
         await b.app.state.node_sync.poll()
         served_at_once(a.runtime.routing.router, "n1", MODEL, 8, a.clock())  # all 8 at once

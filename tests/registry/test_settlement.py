@@ -247,17 +247,26 @@ async def test_a_lapsed_answer_the_payer_cannot_cover_any_more_is_unpaid(
         await slow.stop()
 
 
-async def test_a_restart_on_the_same_home_recovers_its_predecessor_at_start(
-    store: SqlStore, tmp_path: Path
-) -> None:
+async def crashed_on_home(store: SqlStore, home: Path) -> Settlement:
+    """A settlement on ``home`` that reserved r1 and r2 for USER (1,000 each; r2 answered,
+    100 to OP_A) and crashed (:func:`_crash`): its heartbeat fresh, its home lock released;
+    and its successor on the same home, not started, that may take that fresh holder's
+    rows (``holder_ttl_s`` 3,600 s). Once the successor recovered its predecessor, r1 is
+    lapsed, r2 settled and USER's balance (9,900, 0)."""
     await _grant(store, USER, 10_000)
-    first = _settlement(store, home=tmp_path)
+    first = _settlement(store, home=home)
     await first.start()
     assert (await first.reserve("r1", USER, "m", 1000)).ok
     assert (await first.reserve("r2", USER, "m", 1000)).ok
     assert await first.answer(_answer("r2", ("n1", OP_A, 100, 5)))
     await _crash(first)  # its heartbeat is fresh, but its home lock is released
-    second = _settlement(store, home=tmp_path, holder_ttl_s=3600.0)
+    return _settlement(store, home=home, holder_ttl_s=3600.0)
+
+
+async def test_a_restart_on_the_same_home_recovers_its_predecessor_at_start(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    second = await crashed_on_home(store, tmp_path)
     await second.start()
     try:
         states = {k[0]: r["state"] for k, r in (await _rows(store)).items()}

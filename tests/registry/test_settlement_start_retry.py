@@ -19,15 +19,7 @@ from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.test_settlement import (
-    OP_A,
-    USER,
-    _answer,
-    _crash,
-    _grant,
-    _rows,
-    _settlement,
-)
+from tests.registry.test_settlement import USER, _rows, crashed_on_home
 
 
 async def _no_sleep(_: float) -> None:
@@ -37,14 +29,7 @@ async def _no_sleep(_: float) -> None:
 async def test_a_start_run_again_after_a_lost_connection_still_recovers_its_predecessor(
     store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _grant(store, USER, 10_000)
-    first = _settlement(store, home=tmp_path)
-    await first.start()
-    assert (await first.reserve("r1", USER, "m", 1000)).ok
-    assert (await first.reserve("r2", USER, "m", 1000)).ok
-    assert await first.answer(_answer("r2", ("n1", OP_A, 100, 5)))
-    await _crash(first)  # its heartbeat is fresh, but its home lock is released
-    second = _settlement(store, home=tmp_path, holder_ttl_s=3600.0)
+    second = await crashed_on_home(store, tmp_path)
     recover, lost = second.recover, [ConnectionResetError(104, "Connection reset by peer")]
 
     async def recover_losing_once(holders: list[str | None] | None = None) -> tuple[int, int]:
