@@ -25,12 +25,13 @@ import typer
 from LLM_Mesh.cli.admin_commands import DbOpt, _settings, nodes_app, with_admin_store
 from LLM_Mesh.cli.common import (
     HomeOpt,
+    RegistryCaOpt,
     RegistryOpt,
     console,
     err,
     fail,
+    registry_settings,
     replica_memory,
-    settings_from,
     warn_plain_http,
 )
 from LLM_Mesh.cli.render import fitted_table, shown
@@ -92,6 +93,7 @@ def canary_run(
     node: Annotated[str | None, typer.Option(help="Only this node id")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model")] = None,
     registry: RegistryOpt = None,
+    registry_ca: RegistryCaOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Probe nodes now and print each verdict (pass, fail, unverified, error; SIMULATED: the
@@ -100,7 +102,10 @@ def canary_run(
     from LLM_Mesh.plain_http import PlainHttpNotice
     from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
-    settings = settings_from(home, registry)
+    # the CA: --registry-ca, else $LLM_MESH_REGISTRY_CA, else node.toml's (found 2026-12-06,
+    # ratelimit38: $LLM_MESH_REGISTRY_CA only, unlike every other command reaching a registry)
+    ca = str(registry_ca.expanduser()) if registry_ca else None
+    settings = registry_settings(home, registry, registry_ca=ca)
     # the home's admin.key only to its own registry, once it proved it holds the recorded
     # registry key (admin_proof.py); another needs LLM_MESH_ADMIN_KEY
     admin = admin_key_for(settings, settings.registry_urls)

@@ -30,12 +30,13 @@ from rich.padding import Padding
 from LLM_Mesh.cli.admin_commands import DbOpt, _settings, with_admin_store
 from LLM_Mesh.cli.common import (
     HomeOpt,
+    RegistryCaOpt,
     RegistryOpt,
     console,
     err,
     fail,
+    registry_settings,
     replica_memory,
-    settings_from,
     warn_plain_http,
 )
 from LLM_Mesh.cli.render import fitted_table, shown
@@ -113,6 +114,7 @@ def usage_audit_command(
     node: Annotated[str | None, typer.Option(help="Only this node id")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model")] = None,
     registry: RegistryOpt = None,
+    registry_ca: RegistryCaOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Show the usage audit: each node's stated tokens as a share of the gateway's caps
@@ -121,7 +123,10 @@ def usage_audit_command(
     from LLM_Mesh.plain_http import PlainHttpNotice
     from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
-    settings = settings_from(home, registry)
+    # the CA: --registry-ca, else $LLM_MESH_REGISTRY_CA, else node.toml's (found 2026-12-06,
+    # ratelimit38: $LLM_MESH_REGISTRY_CA only, unlike every other command reaching a registry)
+    ca = str(registry_ca.expanduser()) if registry_ca else None
+    settings = registry_settings(home, registry, registry_ca=ca)
     admin = admin_key_for(settings, settings.registry_urls)
     if admin is None:
         err.print(f"error: {admin_key_missing(settings.registry_urls)}", markup=False)

@@ -146,3 +146,44 @@ def test_node_plan_with_another_ca_named_still_fails_closed(
     home = _node_home(tmp_path / "mesh", url, str(cert))
     _, said = _run(home, ["node", "plan"], url, {"LLM_MESH_REGISTRY_CA": str(other)})
     assert not paths and "CERTIFICATE_VERIFY_FAILED" in said, said
+
+
+# the admin commands that ask a running registry over http(s) (the admin key,
+# ``$LLM_MESH_ADMIN_KEY`` here: a node's home holds no admin.key)
+ADMIN_COMMANDS = {
+    "canary-run": ["registry", "canary", "run"],
+    "usage-audit": ["registry", "usage-audit"],
+}
+ADMIN_ENV = {"LLM_MESH_ADMIN_KEY": "lma_" + "a" * 43}
+
+
+@pytest.mark.parametrize("command", ADMIN_COMMANDS.values(), ids=ADMIN_COMMANDS.keys())
+def test_admin_commands_trust_the_homes_registry_ca(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]], command: list[str]
+) -> None:
+    """Found 2026-12-06 (ratelimit38): ``registry canary run`` and ``registry usage-audit``
+    read ``$LLM_MESH_REGISTRY_CA`` only (no ``--registry-ca``, no node.toml): an operator
+    running a node and the registry on one machine, in the node's home, got
+    ``CERTIFICATE_VERIFY_FAILED``. ``registry quarantines`` reads the store, not a
+    registry over http(s): no CA to trust."""
+    url, cert, paths = https_registry
+    home = _node_home(tmp_path / "mesh", url, str(cert))
+    _, said = _run(home, command, url, ADMIN_ENV)
+    assert "CERTIFICATE_VERIFY_FAILED" not in said, said
+    assert paths, said  # a request reached the registry, past TLS
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+@pytest.mark.parametrize("command", ADMIN_COMMANDS.values(), ids=ADMIN_COMMANDS.keys())
+def test_admin_commands_the_flag_and_the_variable_win(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]], command: list[str], how: str
+) -> None:
+    url, cert, paths = https_registry
+    other = tmp_path / "other.crt"
+    make_self_signed(other, tmp_path / "other.key", ["127.0.0.1"])
+    home = _node_home(tmp_path / "mesh", url, str(cert))
+    env = {**ADMIN_ENV, "LLM_MESH_REGISTRY_CA": str(other)} if how == "env" else ADMIN_ENV
+    flag = ["--registry-ca", str(other)] if how == "flag" else []
+    code, said = _run(home, [*command, *flag], url, env)
+    assert code == 1 and not paths, said
+    assert "CERTIFICATE_VERIFY_FAILED" in said, said
