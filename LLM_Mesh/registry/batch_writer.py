@@ -162,9 +162,10 @@ class BatchWriter(Generic[T]):
         queue = self._queue
         if len(queue) < self.max_queue:
             queue.append(value)
-        elif self.policy.drop_oldest:
-            queue.append(value)
-            self._drop(queue.popleft(), "dropped unwritten (the queue is full)")
+        elif self.policy.drop_oldest:  # down to the bound: a failed batch put back at the
+            queue.append(value)  # head, with values queued during its write, went past it
+            while len(queue) > self.max_queue:
+                self._drop(queue.popleft(), "dropped unwritten (the queue is full)")
         else:
             self._count("dropped", 1)
 

@@ -261,3 +261,27 @@ async def test_stop_with_a_hung_loop_write_logs_its_batch_whole() -> None:
     await asyncio.wait_for(w.stop(timeout_s=0.2), timeout=10)
     assert sorted(whole.lines) == [(1, "not written before the gateway stopped"),
                                    (2, "not written before the gateway stopped")]  # fmt: skip
+
+
+async def test_a_full_queue_comes_back_to_its_bound_after_a_failed_batch_is_put_back() -> None:
+    """Values queued during a write that then failed, its batch back at the head, leave
+    the queue past ``max_queue``: the next submit drops the oldest down to it, as the
+    receipts' writer did before the shared one (found 2026-12-06, review38b: one a
+    submit, the queue stayed ``max_batch`` over its bound)."""
+    whole = Whole()
+    w: BatchWriter[int]
+
+    async def write(batch: list[int]) -> None:
+        w.submit(4)
+        w.submit(5)
+        raise ConnectionError("the database is away")
+
+    policy = RetryOnFailure[int]("values", LOG, key=lambda v: v, log_whole=whole)
+    w = BatchWriter(write, policy, max_queue=3, max_batch=2)
+    for v in (1, 2, 3):
+        w.submit(v)
+    assert await w.flush() == 0
+    assert w.queued == 5  # the batch back, 4 and 5 queued during its write
+    w.submit(6)
+    assert w.queued == 3 and w.dropped == 3
+    assert [v for v, why in whole.lines if "queue is full" in why] == [1, 2, 3]
