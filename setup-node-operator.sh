@@ -475,7 +475,8 @@ if port_taken(host, port):  # e.g. `llm-mesh up`'s node on 8801: this node would
     if env["CFG_STARTS"] == "1" and env["CFG_HELD"] != "1":
         if not dry:
             print(f"setup-node-operator: error: {taken}: this node cannot start there; "
-                  "nothing was written", file=sys.stderr)
+                  "node.toml was not written (the venv and node.key are kept for the next "
+                  "run)", file=sys.stderr)
             print(f"setup-node-operator: how to fix: {fix}", file=sys.stderr)
             sys.exit(3)
         print(f"setup-node-operator: a real run would stop here: {taken}; fix: {fix}",

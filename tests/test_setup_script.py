@@ -395,6 +395,9 @@ def test_a_run_that_starts_the_node_stops_at_a_taken_port(tmp_path: Path) -> Non
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert f"error: port {port} on 127.0.0.1 is already in use" in said, said  # (failed
         # before: a note, node.toml written, and the node started, which stopped on the port)
+        # what was written before the check is said so (found 2026-12-06, review38b: it said
+        # "nothing was written" after the venv's install and node.key)
+        assert "nothing was written" not in said and "node.toml was not written" in said, said
         fix = said.split("how to fix: ", 1)[1]
         free = int(fix.split("--port ", 1)[1].split()[0])
         assert free != port and 0 < free < 65536, fix

@@ -60,6 +60,14 @@ CUT_RECEIPT_DAYS = 400
 _MARGIN_S = 3600  # past the rewards' window: a reward task that ran late still finds its rows
 
 
+def _back(now_s: float, span_s: float) -> float:
+    """``span_s`` before ``now_s``, never before the Unix epoch: a keep of millions of days
+    (``_whole`` takes any) is "nothing old enough yet", not a cutoff no ``datetime`` can
+    hold (found 2026-12-06, review38b: each hourly prune failed with "year -271764 is out
+    of range", logged with its traceback)."""
+    return max(0.0, now_s - span_s)
+
+
 def request_log_cutoff(
     now_s: float, keep_days: int, *, reward_period_s: int, grace_s: float
 ) -> float | None:
@@ -69,7 +77,7 @@ def request_log_cutoff(
     if keep_days == 0:
         return None
     floor_s = 2 * reward_period_s + grace_s + _MARGIN_S
-    return now_s - max(keep_days * DAY_S, floor_s)
+    return _back(now_s, max(keep_days * DAY_S, floor_s))
 
 
 def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
@@ -80,7 +88,7 @@ def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
         raise ValueError("keep_days is >= 0")
     if keep_days == 0:
         return None
-    return now_s - max(keep_days, EARNINGS_MAX_DAYS + 1) * DAY_S
+    return _back(now_s, max(keep_days, EARNINGS_MAX_DAYS + 1) * DAY_S)
 
 
 def cut_receipt_cutoff(now_s: float, keep_days: int) -> float | None:
@@ -90,7 +98,7 @@ def cut_receipt_cutoff(now_s: float, keep_days: int) -> float | None:
         raise ValueError("keep_days is >= 0")
     if keep_days == 0:
         return None
-    return now_s - keep_days * DAY_S
+    return _back(now_s, keep_days * DAY_S)
 
 
 def node_cutoff(
@@ -110,7 +118,7 @@ def node_cutoff(
         return None
     forgotten_s = max(forget_s, expiry_s + FORGET_FLOOR_S) + DAY_S
     rewards_s = 2 * reward_period_s + grace_s + _MARGIN_S
-    return now_s - max(keep_days * DAY_S, forgotten_s, rewards_s)
+    return _back(now_s, max(keep_days * DAY_S, forgotten_s, rewards_s))
 
 
 def node_quiet(

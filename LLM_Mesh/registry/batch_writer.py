@@ -13,12 +13,13 @@ What a failed write does is the injected policy's:
 
 - :class:`DropOnFailure` (the request log's): the batch is dropped and counted in
   ``dropped``, logged with its count; a full queue drops the value submitted (counted);
-  ``stop`` writes until the queue is empty (each batch written or dropped).
+  ``stop`` writes until the queue is empty (each batch written or dropped) or
+  ``timeout_s`` has passed (the rest dropped, counted).
 - :class:`RetryOnFailure` (the receipts'): nothing is dropped on a store failure, the batch
   goes back to the queue's head and is written again at the next round (counted in
   ``failed``), each of its values logged whole once (the injected ``log_whole``); a full
   queue drops its oldest, logged whole; ``stop`` writes again each ``flush_interval_s``
-  until ``timeout_s``, then logs what is left whole.
+  until ``timeout_s``, then logs what is left whole, a hung write's batch included.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from LLM_Mesh.task_stop import cancel_and_wait
 __all__ = ["BatchWriter", "DropOnFailure", "FailurePolicy", "RetryOnFailure"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class FailurePolicy(Protocol[T]):
@@ -141,6 +144,7 @@ class BatchWriter(Generic[T]):
         self._queue: deque[T] = deque()
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None  # the loop's write in progress
+        self._in_flight: dict[int, list[T]] = {}  # batches being written (left the queue)
         self.written = 0
         self.dropped = 0
         self.failed = 0  # failed writes
@@ -158,9 +162,10 @@ class BatchWriter(Generic[T]):
         queue = self._queue
         if len(queue) < self.max_queue:
             queue.append(value)
-        elif self.policy.drop_oldest:
-            queue.append(value)
-            self._drop(queue.popleft(), "dropped unwritten (the queue is full)")
+        elif self.policy.drop_oldest:  # down to the bound: a failed batch put back at the
+            queue.append(value)  # head, with values queued during its write, went past it
+            while len(queue) > self.max_queue:
+                self._drop(queue.popleft(), "dropped unwritten (the queue is full)")
         else:
             self._count("dropped", 1)
 
@@ -169,7 +174,12 @@ class BatchWriter(Generic[T]):
             self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the loop and write what is still queued (the module docstring)."""
+        """Stop the loop and write what is still queued, all within ``timeout_s`` (the
+        module docstring): a write that does not end by then (a store that hangs) is left
+        running, and what it and the queue hold is told to the policy as stopped (the retry
+        policy logs each whole; the drop policy's queue is counted in ``dropped``), so a
+        hung database neither holds the process's stop for ever nor loses a value unlogged
+        (found 2026-12-06, review38b: it waited here until the stop watchdog's exit)."""
         task, self._task = self._task, None
         await cancel_and_wait(task)
         writing, self._writing = self._writing, None
@@ -177,16 +187,26 @@ class BatchWriter(Generic[T]):
         end = loop.time() + timeout_s
         if writing is not None and not writing.done():
             await asyncio.wait({writing}, timeout=timeout_s)
-        if not self.policy.retries:  # each flush empties the queue of its batch
-            while self._queue:
-                await self.flush()
-            return
-        while self._queue and loop.time() < end:
-            if not await self.flush():
+        retries = self.policy.retries
+        while self._queue and loop.time() < end and not self._in_flight:
+            flushing = asyncio.ensure_future(self.flush())
+            await asyncio.wait({flushing}, timeout=max(0.0, end - loop.time()))
+            if not flushing.done():  # hung: its batch is in flight (below), left running
+                break
+            if retries and not flushing.result():  # each drop flush empties its batch
                 await asyncio.sleep(min(self.flush_interval_s, max(0.0, end - loop.time())))
-        for value in self._queue:  # the process ends: each told to the policy, not counted
-            self.policy.dropped(value, self.stopped_why)
+        left = list(self._queue)
         self._queue.clear()
+        if not retries:  # the rest dropped, counted; a batch in flight counts itself
+            if left:
+                log.error("%s: %d values not written within the stop's %.1f s; dropped",
+                          self.task_name, len(left), timeout_s)  # fmt: skip
+                self._count("dropped", len(left))
+            return
+        for batch in self._in_flight.values():  # a hung write's: in the log, as the queue's
+            left.extend(batch)
+        for value in left:  # the process ends: each told to the policy, not counted
+            self.policy.dropped(value, self.stopped_why)
 
     async def flush(self) -> int:
         """Write up to ``max_batch`` queued values now; how many were written (0 when the
@@ -200,6 +220,7 @@ class BatchWriter(Generic[T]):
         else:
             take = queue.popleft
             batch = [take() for _ in range(self.max_batch)]
+        self._in_flight[id(batch)] = batch
         try:
             await self.write(batch)
         except Exception as exc:
@@ -210,6 +231,8 @@ class BatchWriter(Generic[T]):
                 self._count("dropped", len(batch))
             self.policy.failed(batch, exc)
             return 0
+        finally:
+            self._in_flight.pop(id(batch), None)
         self.policy.written(batch)
         self._count("written", len(batch))
         return len(batch)

@@ -583,6 +583,7 @@ cut_receipts = Table(
     Column("created_at", Float(), nullable=False),
     Column("receipt", Text(), nullable=False),
     Index("ix_cut_receipts_request_id", "request_id"),
+    Index("ix_cut_receipts_created_at", "created_at"),  # the pruner's (0032)
 )
 
 #: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),

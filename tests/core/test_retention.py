@@ -155,3 +155,18 @@ def test_a_cut_receipt_goes_keep_days_after_it_was_made() -> None:
     assert CUT_RECEIPT_DAYS == 400  # the documented default (docs/operations.md)
     with pytest.raises(ValueError):
         cut_receipt_cutoff(0.0, -1)
+
+
+def test_a_keep_longer_than_history_cuts_at_the_epoch_never_before() -> None:
+    """Millions of days (``LLM_MESH_*_KEEP_DAYS`` takes any whole number): nothing is old
+    enough yet; the cutoff stays a time a ``datetime`` holds (found 2026-12-06, review38b:
+    "year -271764 is out of range" at every hourly prune)."""
+    days = 100_000_000
+    cutoffs = [
+        cut_receipt_cutoff(NOW, days),
+        settlement_cutoff(NOW, days),
+        request_log_cutoff(NOW, days, reward_period_s=3600, grace_s=0),
+        node_cutoff(NOW, days, forget_s=0, expiry_s=0, reward_period_s=3600, grace_s=0),
+    ]
+    assert cutoffs == [0.0] * 4
+    assert {datetime.fromtimestamp(c or 0.0, timezone.utc).year for c in cutoffs} == {1970}

@@ -206,3 +206,82 @@ async def test_retry_policy_stop_logs_what_is_left_whole_at_its_timeout() -> Non
     assert w.queued == 0 and sink.values == []
     assert whole.lines[-2:] == [(1, "not written before the gateway stopped"),
                                 (2, "not written before the gateway stopped")]  # fmt: skip
+
+
+class Hung(Sink):
+    """A store call that never returns (a database whose network went silent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def write(self, batch: list[int]) -> None:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+async def test_stop_with_a_hung_store_ends_at_its_timeout_logging_each_value_whole() -> None:
+    """The retry policy's stop is bounded by ``timeout_s`` though the write never returns,
+    and every value, the hung write's batch and the queue's rest, is logged whole (found
+    2026-12-06, review38b: the stop waited until the stop watchdog's exit, and the queued
+    values, never failed, were in no log)."""
+    sink, whole = Hung(), Whole()
+    w = retry(sink, whole, max_batch=2)
+    for v in range(5):
+        w.submit(v)
+    await asyncio.wait_for(w.stop(timeout_s=0.2), timeout=10)
+    assert sink.calls == 1
+    assert sorted(whole.lines) == [(v, "not written before the gateway stopped") for v in range(5)]
+    assert w.queued == 0
+
+
+async def test_a_drop_writers_stop_with_a_hung_store_ends_counting_the_rest_dropped() -> None:
+    """The drop policy's stop ends at ``timeout_s`` too: the queue's rest counted dropped
+    (the hung batch counts itself should its write ever end)."""
+    sink = Hung()
+    w = drop(sink, max_batch=2)
+    for v in range(5):
+        w.submit(v)
+    await asyncio.wait_for(w.stop(timeout_s=0.2), timeout=10)
+    assert (sink.calls, w.dropped, w.written, w.queued) == (1, 3, 0, 0)
+
+
+async def test_stop_with_a_hung_loop_write_logs_its_batch_whole() -> None:
+    """The loop's own write hung when the stop came: its batch, out of the queue, is
+    logged whole with what was queued after it."""
+    sink, whole = Hung(), Whole()
+    w = retry(sink, whole, max_batch=2, flush_interval_s=0.01)
+    w.start()
+    w.submit(1)
+    for _ in range(500):
+        if sink.calls:
+            break
+        await asyncio.sleep(0.01)
+    w.submit(2)
+    await asyncio.wait_for(w.stop(timeout_s=0.2), timeout=10)
+    assert sorted(whole.lines) == [(1, "not written before the gateway stopped"),
+                                   (2, "not written before the gateway stopped")]  # fmt: skip
+
+
+async def test_a_full_queue_comes_back_to_its_bound_after_a_failed_batch_is_put_back() -> None:
+    """Values queued during a write that then failed, its batch back at the head, leave
+    the queue past ``max_queue``: the next submit drops the oldest down to it, as the
+    receipts' writer did before the shared one (found 2026-12-06, review38b: one a
+    submit, the queue stayed ``max_batch`` over its bound)."""
+    whole = Whole()
+    w: BatchWriter[int]
+
+    async def write(batch: list[int]) -> None:
+        w.submit(4)
+        w.submit(5)
+        raise ConnectionError("the database is away")
+
+    policy = RetryOnFailure[int]("values", LOG, key=lambda v: v, log_whole=whole)
+    w = BatchWriter(write, policy, max_queue=3, max_batch=2)
+    for v in (1, 2, 3):
+        w.submit(v)
+    assert await w.flush() == 0
+    assert w.queued == 5  # the batch back, 4 and 5 queued during its write
+    w.submit(6)
+    assert w.queued == 3 and w.dropped == 3
+    assert [v for v, why in whole.lines if "queue is full" in why] == [1, 2, 3]

@@ -52,7 +52,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0031"]
+    assert script.get_heads() == ["0032"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -63,7 +63,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_current) == "0032"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -83,7 +83,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_current) == "0032"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -328,10 +328,45 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_current) == "0032"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")
             assert "cut_receipts" not in await conn.run_sync(_user_tables)
     finally:
         await engine.dispose()
+
+
+async def test_0032_indexes_cut_receipts_created_at_in_place_and_comes_off_again(
+    database_url: str,
+) -> None:
+    """A store at 0031 with a stored receipt takes 0032 in place (the pruner's index on
+    ``created_at``, found 2026-12-06, review38b), its receipt kept; downgrading drops the
+    index only."""
+    from tests.registry.test_store_cut_receipts import made
+
+    def indexed(conn: Connection) -> set[str]:
+        return {str(ix["name"]) for ix in inspect(conn).get_indexes("cut_receipts")}
+
+    r = made()
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0031")
+            assert "ix_cut_receipts_created_at" not in await conn.run_sync(indexed)
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # opening migrates to head
+        await store.record_cut_receipts([r])
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            assert "ix_cut_receipts_created_at" in await conn.run_sync(indexed)
+            await conn.run_sync(downgrade, "0031")
+        async with engine.connect() as conn:
+            assert "ix_cut_receipts_created_at" not in await conn.run_sync(indexed)
+            assert await conn.run_sync(_current) == "0031"
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # and up again, the receipt still there
+        assert await store.cut_receipt(r.receipt_hash) == r

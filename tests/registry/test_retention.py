@@ -320,6 +320,16 @@ async def test_the_cut_receipt_pruner_deletes_receipts_older_than_keep_days() ->
     assert sorted(store.cut_receipts) == sorted(r.receipt_hash for r in new)
 
 
+async def test_a_pruner_keeping_millions_of_days_deletes_nothing_without_failing() -> None:
+    """``LLM_MESH_CUT_RECEIPT_KEEP_DAYS=100000000``: each hourly run failed, logged with
+    its traceback (found 2026-12-06, review38b); now nothing is old enough."""
+    store = MemoryStore()
+    await store.record_cut_receipts([_receipt(1, 8 * DAY_S)])
+    p = CutReceiptPruner(store, keep_days=100_000_000, wall_clock=lambda: NOW, sleep=_no_sleep)
+    assert await p.poll() == 0
+    assert len(store.cut_receipts) == 1
+
+
 async def test_the_cut_receipt_pruner_runs_with_the_app_unless_zero(tmp_path: Path) -> None:
     app = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
     p = app.state.cut_receipt_pruner

@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, inspect, text
 
 from LLM_Mesh.core.receipt import ReceiptError, ReceiptSigner
 from LLM_Mesh.core.receipt_verify import find_receipt, verify
@@ -90,6 +90,29 @@ async def test_prune_deletes_receipts_made_before_the_cutoff_bounded(store: SqlS
     assert await store.cut_receipt(new.receipt_hash) == new
     with pytest.raises(ValueError):
         await store.prune_cut_receipts(cutoff.replace(tzinfo=None), 2)
+
+
+async def test_the_pruners_rows_are_found_by_an_index_on_created_at(store: SqlStore) -> None:
+    """The hourly prune selects by ``created_at``: an index on it (migration 0032), not a
+    read of the whole table each run and batch (found 2026-12-06, review38b); on SQLite
+    the query's plan is shown to use it."""
+
+    def indexed(conn: Connection) -> list[list[str]]:
+        return [list(ix["column_names"]) for ix in inspect(conn).get_indexes("cut_receipts")]
+
+    async with store.engine.connect() as conn:
+        assert ["created_at"] in await conn.run_sync(indexed)
+        if conn.dialect.name == "sqlite":
+            plan = " ".join(
+                str(row[-1])
+                for row in await conn.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT receipt_hash FROM cut_receipts "
+                        "WHERE created_at < 1700000000 LIMIT 1000"
+                    )
+                )
+            )
+            assert "ix_cut_receipts_created_at" in plan, plan
 
 
 async def test_the_memory_store_prunes_as_the_sql_store() -> None:
