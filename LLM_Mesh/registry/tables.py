@@ -583,6 +583,8 @@ cut_receipts = Table(
     Column("created_at", Float(), nullable=False),
     Column("receipt", Text(), nullable=False),
     Index("ix_cut_receipts_request_id", "request_id"),
+    # the retention's range (0032): the receipts made before a cutoff
+    Index("ix_cut_receipts_created_at", "created_at"),
 )
 
 #: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),

@@ -52,7 +52,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0031"]
+    assert script.get_heads() == ["0032"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -63,7 +63,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_current) == "0032"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -83,7 +83,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_current) == "0032"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -328,10 +328,42 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0031"
+            assert await conn.run_sync(_current) == "0032"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")
             assert "cut_receipts" not in await conn.run_sync(_user_tables)
     finally:
         await engine.dispose()
+
+
+def _indexes(conn: Connection, table: str) -> set[str]:
+    return {str(i["name"]) for i in inspect(conn).get_indexes(table)}
+
+
+async def test_0032_indexes_a_0031_stores_cut_receipts_and_comes_off_again(
+    database_url: str,
+) -> None:
+    """A store at 0031 with receipts takes 0032 in place: ``ix_cut_receipts_created_at``
+    (the retention's range, test_settle_scans.py), the receipts kept; downgrading drops it."""
+    from tests.registry.test_store_cut_receipts import made
+
+    engine = _engine(database_url)
+    r = made()
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0031")
+            await conn.execute(insert(tables.cut_receipts), [r.row()])
+            assert "ix_cut_receipts_created_at" not in await conn.run_sync(_indexes, "cut_receipts")
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0032")
+        async with engine.connect() as conn:
+            assert "ix_cut_receipts_created_at" in await conn.run_sync(_indexes, "cut_receipts")
+            assert await conn.run_sync(_diff) == []
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0031")
+            assert "ix_cut_receipts_created_at" not in await conn.run_sync(_indexes, "cut_receipts")
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # opening migrates to head again
+        assert await store.cut_receipt(r.receipt_hash) == r
