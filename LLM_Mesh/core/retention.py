@@ -42,6 +42,7 @@ __all__ = [
     "REQUEST_LOG_DAYS",
     "SETTLEMENT_DAYS",
     "cut_receipt_cutoff",
+    "days_back",
     "node_cutoff",
     "node_quiet",
     "prune_bounds",
@@ -80,25 +81,27 @@ def request_log_cutoff(
     return _back(now_s, max(keep_days * DAY_S, floor_s))
 
 
-def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
-    """The Unix time before which settled or void settlement rows may go (by when they were
-    settled); ``None`` for ``keep_days`` 0 (keep). Never later than ``EARNINGS_MAX_DAYS + 1``
-    days back: the oldest earnings day still starts after it."""
+def days_back(now_s: float, keep_days: int, floor_days: int = 0) -> float | None:
+    """``keep_days`` (at least ``floor_days``) days before ``now_s``; ``None`` for
+    ``keep_days`` 0 (keep); a negative ``keep_days`` refused."""
     if keep_days < 0:
         raise ValueError("keep_days is >= 0")
     if keep_days == 0:
         return None
-    return _back(now_s, max(keep_days, EARNINGS_MAX_DAYS + 1) * DAY_S)
+    return _back(now_s, max(keep_days, floor_days) * DAY_S)
+
+
+def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
+    """The Unix time before which settled or void settlement rows may go (by when they were
+    settled); ``None`` for ``keep_days`` 0 (keep). Never later than ``EARNINGS_MAX_DAYS + 1``
+    days back: the oldest earnings day still starts after it."""
+    return days_back(now_s, keep_days, EARNINGS_MAX_DAYS + 1)
 
 
 def cut_receipt_cutoff(now_s: float, keep_days: int) -> float | None:
     """The Unix time before which a cut stream's stored receipt may go (by when it was made);
     ``None`` for ``keep_days`` 0 (keep)."""
-    if keep_days < 0:
-        raise ValueError("keep_days is >= 0")
-    if keep_days == 0:
-        return None
-    return _back(now_s, keep_days * DAY_S)
+    return days_back(now_s, keep_days)
 
 
 def node_cutoff(

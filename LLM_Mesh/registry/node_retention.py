@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
@@ -131,6 +131,7 @@ class NodeRowPruner(_BatchPruner):
     or the memory store's ``prune_nodes`` (the same rule, ``core/retention.node_quiet``)."""
 
     task_name = "llm-mesh-node-row-pruner"
+    said_to = log
 
     def __init__(
         self,
@@ -163,17 +164,12 @@ class NodeRowPruner(_BatchPruner):
             reward_period_s=int(self._bounds["reward_period_s"]),
             grace_s=self._bounds["grace_s"],
         )
-        if cutoff is None:
-            return 0
-        before = datetime.fromtimestamp(cutoff, timezone.utc)
+        said = "nodes: %d rows quiet since before %s deleted"
         try:
-            total = await self._delete_before(before, self.prune)
+            return await self._prune_before(cutoff, self.prune, said)
         except _Busy:
             log.debug("nodes: another replica is pruning quiet rows")
             return 0
-        if total:
-            log.info("nodes: %d rows quiet since before %s deleted", total, before.isoformat())
-        return total
 
 
 def node_row_pruner(

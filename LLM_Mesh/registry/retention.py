@@ -84,7 +84,9 @@ class CutReceiptPrunable(Protocol):
 
 class _BatchPruner(Poller):
     """The bounded delete loop the pruners share (the module docstring; ``node_retention``'s
-    too)."""
+    too), a run's count said to ``said_to`` (the pruner's module's logger)."""
+
+    said_to = log
 
     def __init__(
         self,
@@ -125,6 +127,20 @@ class _BatchPruner(Poller):
                 break
         return total
 
+    async def _prune_before(
+        self, cutoff: float | None, prune: Callable[[datetime, int], Awaitable[int]], said: str
+    ) -> int:
+        """One run: ``prune`` the rows before ``cutoff`` (a Unix time; ``None``: keep all, 0)
+        in :meth:`_delete_before`'s bounded statements; how many went, said at INFO by
+        ``said`` (``%d`` the rows, ``%s`` the cutoff) when any did."""
+        if cutoff is None:
+            return 0
+        before = datetime.fromtimestamp(cutoff, timezone.utc)
+        total = await self._delete_before(before, prune)
+        if total:
+            self.said_to.info(said, total, before.isoformat())
+        return total
+
 
 class RequestLogPruner(_BatchPruner):
     task_name = "llm-mesh-request-log-pruner"
@@ -153,13 +169,8 @@ class RequestLogPruner(_BatchPruner):
             reward_period_s=self.reward_period_s,
             grace_s=self.grace_s,
         )
-        if cutoff is None:
-            return 0
-        before = datetime.fromtimestamp(cutoff, timezone.utc)
-        total = await self._delete_before(before, self.store.prune_requests)
-        if total:
-            log.info("request log: %d rows created before %s deleted", total, before.isoformat())
-        return total
+        said = "request log: %d rows created before %s deleted"
+        return await self._prune_before(cutoff, self.store.prune_requests, said)
 
 
 class SettlementPruner(_BatchPruner):
@@ -185,19 +196,13 @@ class SettlementPruner(_BatchPruner):
         cutoff = settlement_cutoff(self._wall(), self.keep_days)
         if cutoff is None:
             return 0
-        before = datetime.fromtimestamp(cutoff, timezone.utc)
-        engine = await self.engine()
+        engine = await self.engine()  # asked only when a run is due
 
         async def prune(before: datetime, limit: int) -> int:
             return await prune_settlements(engine, before, limit)
 
-        total = await self._delete_before(before, prune)
-        if total:
-            log.info(
-                "settlements: %d settled or void rows settled before %s deleted",
-                total, before.isoformat(),
-            )  # fmt: skip
-        return total
+        said = "settlements: %d settled or void rows settled before %s deleted"
+        return await self._prune_before(cutoff, prune, said)
 
 
 class CutReceiptPruner(_BatchPruner):
@@ -221,13 +226,8 @@ class CutReceiptPruner(_BatchPruner):
     async def poll(self) -> int:
         """One run: delete the receipts made before the cutoff, bounded; how many."""
         cutoff = cut_receipt_cutoff(self._wall(), self.keep_days)
-        if cutoff is None:
-            return 0
-        before = datetime.fromtimestamp(cutoff, timezone.utc)
-        total = await self._delete_before(before, self.store.prune_cut_receipts)
-        if total:
-            log.info("cut receipts: %d made before %s deleted", total, before.isoformat())
-        return total
+        said = "cut receipts: %d made before %s deleted"
+        return await self._prune_before(cutoff, self.store.prune_cut_receipts, said)
 
 
 async def prune_settlements(engine: AsyncEngine, before: datetime, limit: int) -> int:

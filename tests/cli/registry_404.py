@@ -1,14 +1,16 @@
 """A registry stand-in for the CLI tests: a stdlib server on loopback, over http or https
 (a self-signed certificate), that answers every GET and POST 404 in the registry's error
-shape (or the answer it is given) and records what it was asked. A command that reads "answered 404" got past the
+shape (or the answer it is given, or the JSON given for its path: a gateway's
+``/mesh/models``, ...) and records what it was asked. A command that reads "answered 404" got past the
 connection (and the TLS handshake); one that asked nothing did not."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,9 +23,13 @@ Seen = list[tuple[str, str, int]]
 
 NOT_FOUND = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
 
+#: one answer to every request (a status and a body), or a JSON value by path (200; any
+#: other path 404)
+Answer = tuple[int, bytes] | Mapping[str, object]
+
 
 class _Recorder(ThreadingHTTPServer):
-    def __init__(self, answer: tuple[int, bytes]) -> None:
+    def __init__(self, answer: Answer) -> None:
         super().__init__(("127.0.0.1", 0), _NotFound)
         self.paths: list[str] = []
         self.seen: Seen = []
@@ -38,7 +44,12 @@ class _NotFound(BaseHTTPRequestHandler):
         self.rfile.read(size)
         self.server.paths.append(self.path)
         self.server.seen.append((self.command, self.path, size))
-        status, body = self.server.answer
+        answer = self.server.answer
+        if isinstance(answer, Mapping):
+            path = self.path.split("?")[0]
+            found = path in answer
+            answer = (200, json.dumps(answer[path]).encode()) if found else (404, NOT_FOUND)
+        status, body = answer
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -53,7 +64,7 @@ class _NotFound(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def _serving(
-    tls: ssl.SSLContext | None = None, answer: tuple[int, bytes] = (404, NOT_FOUND)
+    tls: ssl.SSLContext | None = None, answer: Answer = (404, NOT_FOUND)
 ) -> Iterator[_Recorder]:
     server = _Recorder(answer)
     if tls is not None:
@@ -68,10 +79,10 @@ def _serving(
 
 @contextlib.contextmanager
 def serve_http(
-    answer: tuple[int, bytes] = (404, NOT_FOUND),
+    answer: Answer = (404, NOT_FOUND),
 ) -> Iterator[tuple[str, list[str], Seen]]:
-    """An http server answering 404 (or ``answer``, a status and a body): its URL, the paths
-    asked, each request (method, path, size)."""
+    """An http server answering 404 (or ``answer``: a status and a body, or a JSON value by
+    path): its URL, the paths asked, each request (method, path, size)."""
     with _serving(answer=answer) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}", server.paths, server.seen
 

@@ -68,6 +68,16 @@ async def test_a_hung_replica_is_skipped(hung: str, gateway: str) -> None:
     assert await first_answering([hung, f"{gateway}/drip"], timeout_s=0.3) == f"{gateway}/drip"
 
 
+async def test_every_replica_before_the_last_is_tried_in_turn(gateway: str, hung: str) -> None:
+    """A live replica between down ones is the one used, not the last: each replica before
+    the last is asked in turn after a refusal or a hang (testdup38: with none of them asked,
+    or the asking stopped at the first one down, every other test here but the drip's and
+    the bomb's passed, and tests/cli/test_registry_replicas_cli.py's 7 of 7)."""
+    closed, live = _closed_port(), f"{gateway}/drip"
+    assert await first_answering([closed, live, closed + "/x"], timeout_s=0.5) == live
+    assert await first_answering([closed, hung, live, closed + "/x"], timeout_s=0.3) == live
+
+
 def test_an_error_without_a_message_is_said_by_its_kind(capsys: pytest.CaptureFixture[str]) -> None:
     fail(httpx.ReadTimeout(""))
     assert "error: ReadTimeout: no answer within the timeout" in capsys.readouterr().err

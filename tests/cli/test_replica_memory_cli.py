@@ -16,34 +16,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import LLM_Mesh
+from tests.cli.registry_404 import serve_http
 
 ROOT = Path(LLM_Mesh.__file__).resolve().parents[1]
 
 
 ANSWERS = {"/mesh/models": {"models": []}, "/mesh/nodes": {"nodes": []},
            "/healthz": {"status": "ok"}}  # fmt: skip
-
-
-class _Gateway(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)  # type: ignore[attr-defined]
-        body = json.dumps(ANSWERS.get(self.path, {})).encode()
-        self.send_response(200 if self.path in ANSWERS else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class Hung:
@@ -75,15 +59,10 @@ class Hung:
 @pytest.fixture
 def replicas() -> Iterator[tuple[Hung, str, list[str]]]:
     hung = Hung()
-    live = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    live.paths = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=live.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     try:
-        yield hung, f"http://127.0.0.1:{live.server_address[1]}", live.paths  # type: ignore[attr-defined]
+        with serve_http(ANSWERS) as (live, paths, _):
+            yield hung, live, paths
     finally:
-        live.shutdown()
-        live.server_close()
         hung.close()
 
 

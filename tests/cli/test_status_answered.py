@@ -5,37 +5,20 @@ as if both had answered."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import LLM_Mesh
+from tests.cli.registry_404 import serve_http
 
 ROOT = Path(LLM_Mesh.__file__).resolve().parents[1]
 ANSWERS = {"/mesh/models": {"models": []}, "/mesh/nodes": {"nodes": []}}
-
-
-class _Gateway(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        body = json.dumps(ANSWERS.get(self.path.split("?")[0], {})).encode()
-        self.send_response(200 if self.path.split("?")[0] in ANSWERS else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _dead_url() -> str:
@@ -46,14 +29,8 @@ def _dead_url() -> str:
 
 @pytest.fixture
 def live() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(ANSWERS) as (url, _, _):
+        yield url
 
 
 def _run(args: list[str], home: Path, urls: str) -> str:

@@ -14,6 +14,7 @@ from LLM_Mesh.core.retention import (
     DAY_S,
     EARNINGS_MAX_DAYS,
     cut_receipt_cutoff,
+    days_back,
     node_cutoff,
     node_quiet,
     prune_bounds,
@@ -170,3 +171,14 @@ def test_a_keep_longer_than_history_cuts_at_the_epoch_never_before() -> None:
     ]
     assert cutoffs == [0.0] * 4
     assert {datetime.fromtimestamp(c or 0.0, timezone.utc).year for c in cutoffs} == {1970}
+
+
+def test_days_back_is_keep_days_before_now_held_to_its_floor() -> None:
+    """The settlements' and the cut receipts' cutoffs (``days_back``): keep_days back, never
+    fewer than the floor's days; 0 keeps all; a negative keep_days refused."""
+    assert days_back(NOW, 7) == NOW - 7 * DAY_S
+    assert days_back(NOW, 7, 10) == NOW - 10 * DAY_S  # held to the floor
+    assert days_back(NOW, 12, 10) == NOW - 12 * DAY_S
+    assert days_back(NOW, 0, 10) is None  # kept forever, floor or not
+    with pytest.raises(ValueError, match=r"^keep_days is >= 0$"):
+        days_back(NOW, -1)

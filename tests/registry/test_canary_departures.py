@@ -25,7 +25,7 @@ from LLM_Mesh.core.canary_departures import (
     kind_of,
     slices_of,
 )
-from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Shape, choose
+from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Mix, Shape, choose
 from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
 from tests.registry.helpers import Harness
 from tests.registry.test_canary import MODEL, STREAM_PIECES, mesh, prober, register, trust
@@ -99,10 +99,12 @@ def watch(p: CanaryProber) -> Watched:
     return seen
 
 
-async def probes(p: CanaryProber, node: str, count: int) -> list[ProbeResult]:
-    """Up to ``count`` probes of ``node`` (seeded shapes, every non-streamed one sampled),
-    stopping at the first failure."""
-    p.mix = replace(DEFAULT_MIX, sampled_share=1.0)
+async def probes(
+    p: CanaryProber, node: str, count: int, mix: Mix | None = None
+) -> list[ProbeResult]:
+    """Up to ``count`` probes of ``node`` (seeded shapes: ``p.mix`` set to ``mix``, by
+    default every non-streamed one sampled), stopping at the first failure."""
+    p.mix = replace(DEFAULT_MIX, sampled_share=1.0) if mix is None else mix
     out = []
     for seed in range(count):
         p.rng = random.Random(seed)
@@ -180,13 +182,7 @@ async def test_a_node_leaving_the_arg_max_at_once_only_when_seeded_is_flagged(
     await register(mesh, "liar", seeded_liar(sim(), sim(seed=7)))
     await trust(mesh, "verifier")
     p = prober(mesh)
-    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, seed_share=1.0)
-    out = []
-    for seed in range(200):
-        p.rng = random.Random(seed)
-        out.append(await p.probe("liar", MODEL))
-        if out[-1].verdict == "fail":
-            break
+    out = await probes(p, "liar", 200, replace(DEFAULT_MIX, sampled_share=1.0, seed_share=1.0))
     flagged = out[-1]
     assert flagged.verdict == "fail" and flagged.quarantined, flagged
     assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
@@ -231,13 +227,7 @@ async def test_a_node_lying_only_to_streamed_sampled_requests_is_flagged(mesh: H
     await register(mesh, "liar", stream_liar(sim(), sim(seed=7)))
     await trust(mesh, "verifier")
     p = prober(mesh)
-    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=1.0)
-    out = []
-    for seed in range(200):
-        p.rng = random.Random(seed)
-        out.append(await p.probe("liar", MODEL))
-        if out[-1].verdict == "fail":
-            break
+    out = await probes(p, "liar", 200, replace(DEFAULT_MIX, sampled_share=1.0, stream_share=1.0))
     flagged = out[-1]
     assert flagged.verdict == "fail" and flagged.quarantined, flagged
     assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
@@ -295,13 +285,8 @@ async def test_a_node_lying_only_to_sampled_requests_without_logprobs_is_flagged
     await register(mesh, "liar", bare_liar(sim(), sim(seed=7)))
     await trust(mesh, "verifier")
     p = prober(mesh)
-    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0, no_logprobs_share=1.0)
-    out = []
-    for seed in range(300):
-        p.rng = random.Random(seed)
-        out.append(await p.probe("liar", MODEL))
-        if out[-1].verdict == "fail":
-            break
+    bare = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0, no_logprobs_share=1.0)
+    out = await probes(p, "liar", 300, bare)
     flagged = out[-1]
     assert flagged.verdict == "fail" and flagged.quarantined, (len(out), flagged)
     assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged
@@ -346,13 +331,7 @@ async def test_a_liar_to_one_shape_is_flagged_among_honest_answers_to_the_others
     await register(mesh, "liar", bare_liar(sim(), sim(seed=7)))
     await trust(mesh, "verifier")
     p = prober(mesh)
-    p.mix = replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0)
-    out = []
-    for seed in range(300):
-        p.rng = random.Random(seed)
-        out.append(await p.probe("liar", MODEL))
-        if out[-1].verdict == "fail":
-            break
+    out = await probes(p, "liar", 300, replace(DEFAULT_MIX, sampled_share=1.0, stream_share=0.0))
     flagged = out[-1]
     assert flagged.verdict == "fail" and flagged.quarantined, (len(out), flagged)
     assert flagged.detail.startswith("sampled_departures: log-likelihood ratio"), flagged

@@ -1,11 +1,12 @@
 """The pruners: the request log's (the cutoff, bounded batches, 0 keeps all, the app's
-lifespan) and the done-with settlements' (only settled or void rows, never in the earnings
-window)."""
+lifespan), the done-with settlements' (only settled or void rows, never in the earnings
+window), the cut receipts', and the run they share (``_BatchPruner._prune_before``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -284,21 +285,6 @@ async def test_a_short_keep_never_reaches_into_the_earnings_window(tmp_path: Pat
         await store.close()
 
 
-async def test_the_settlement_pruner_runs_with_the_app_unless_zero(tmp_path: Path) -> None:
-    app = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
-    p = app.state.settlement_pruner
-    assert isinstance(p, SettlementPruner) and p.keep_days == 400 and p.interval_s == 3600
-    async with app.router.lifespan_context(app):
-        assert p._task is not None and not p._task.done()
-    assert p._task is None  # stopped with the app
-    off = create_registry_app(
-        make_settings(tmp_path / "off", settlement_keep_days=0), store=MemoryStore()
-    )
-    assert off.state.settlement_pruner is None
-    with pytest.raises(ValueError):
-        SettlementPruner(_engine_of(MemoryStore()), keep_days=-1)
-
-
 def _engine_of(store: Any) -> Any:
     async def engine() -> Any:
         return store.engine
@@ -330,16 +316,59 @@ async def test_a_pruner_keeping_millions_of_days_deletes_nothing_without_failing
     assert len(store.cut_receipts) == 1
 
 
-async def test_the_cut_receipt_pruner_runs_with_the_app_unless_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "made"),
+    [
+        ("settlement", lambda days: SettlementPruner(_engine_of(MemoryStore()), keep_days=days)),
+        ("cut_receipt", lambda days: CutReceiptPruner(MemoryStore(), keep_days=days)),
+    ],
+)
+async def test_the_pruner_runs_with_the_app_unless_zero(
+    tmp_path: Path, name: str, made: Callable[[int], Any]
+) -> None:
+    """The settlements' and the cut receipts' pruners: 400 days, hourly, with the app's
+    lifespan; none at ``LLM_MESH_..._KEEP_DAYS`` 0; negative days refused."""
     app = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
-    p = app.state.cut_receipt_pruner
-    assert isinstance(p, CutReceiptPruner) and p.keep_days == 400 and p.interval_s == 3600
+    p = getattr(app.state, f"{name}_pruner")
+    assert isinstance(p, type(made(1))) and p.keep_days == 400 and p.interval_s == 3600
     async with app.router.lifespan_context(app):
         assert p._task is not None and not p._task.done()
     assert p._task is None  # stopped with the app
-    off = create_registry_app(
-        make_settings(tmp_path / "off", cut_receipt_keep_days=0), store=MemoryStore()
-    )
-    assert off.state.cut_receipt_pruner is None
+    zero = {f"{name}_keep_days": 0}
+    off = create_registry_app(make_settings(tmp_path / "off", **zero), store=MemoryStore())
+    assert getattr(off.state, f"{name}_pruner") is None
     with pytest.raises(ValueError):
-        CutReceiptPruner(MemoryStore(), keep_days=-1)
+        made(-1)
+
+
+class _Said:
+    """A pruner's ``_prune_before`` alone: the calls ``prune`` got."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[datetime, int]] = []
+
+    async def prune(self, before: datetime, limit: int) -> int:
+        self.calls.append((before, limit))
+        return 3 if len(self.calls) == 1 else 1  # a full batch of 3, then the rest
+
+
+async def test_a_run_prunes_from_its_cutoff_as_utc_and_says_how_many(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``_BatchPruner._prune_before``, every pruner's run (the request log's, settlements',
+    cut receipts', quiet nodes'): no cutoff, nothing asked; else the cutoff as a UTC time,
+    bounded batches, the count said to the pruner's own module's logger."""
+    from LLM_Mesh.registry.node_retention import NodeRowPruner
+
+    said = _Said()
+    p = CutReceiptPruner(MemoryStore(), keep_days=1, batch=3, sleep=_no_sleep)
+    assert await p._prune_before(None, said.prune, "%d before %s") == 0
+    assert said.calls == []
+    with caplog.at_level("INFO"):
+        assert await p._prune_before(NOW, said.prune, "gone: %d before %s") == 4
+    at = datetime.fromtimestamp(NOW, timezone.utc)
+    assert said.calls == [(at, 3), (at, 3)]
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("LLM_Mesh.registry.retention", f"gone: 4 before {at.isoformat()}")
+    ]
+    assert NodeRowPruner.said_to.name == "LLM_Mesh.registry.node_retention"

@@ -13,25 +13,16 @@ server's own refusals (a database that does not exist, a password) are no lost c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry import settle_db
-from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import PgSettleDb, Reserve, Reserved, settle_db_for
-from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.settle_db import PgSettleDb, Reserve, Reserved
+from tests.registry.test_settle_db import MODEL, USER, _now, db
 
-USER = pseudonym("user", "key-1")
-MODEL = "gemma-3-270m"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+__all__ = ["db"]  # the fixture
 
 
 class _Seen:
@@ -65,19 +56,7 @@ async def test_a_bad_setting_in_the_url_fails_the_batch_at_once(
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 class TestOnPostgres:
-    @pytest.fixture
-    async def db(self, store: SqlStore) -> AsyncIterator[PgSettleDb]:
-        async def engine() -> Any:
-            return store.engine
-
-        await SqlLedger(engine).append_one(Transfer("grant", MINT, USER, 10_000))
-        d = settle_db_for(store.engine.url.render_as_string(hide_password=False))
-        assert isinstance(d, PgSettleDb)
-        await d.open()
-        try:
-            yield d
-        finally:
-            await d.close()
+    """``db``: test_settle_db's writer on a store whose user holds 10,000."""
 
     async def test_an_argument_asyncpg_cannot_encode_fails_the_batch_at_once(
         self, db: PgSettleDb, monkeypatch: pytest.MonkeyPatch

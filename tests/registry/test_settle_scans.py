@@ -165,3 +165,44 @@ def test_the_done_term_is_the_index_s_where() -> None:
     for dialect in ("sqlite", "postgresql"):
         where = index.dialect_options[dialect]["where"]
         assert str(where) == str(text(DONE)) == DONE
+
+
+async def test_the_cut_receipts_prune_takes_the_created_at_range(store: SqlStore) -> None:
+    """The hourly ``prune_cut_receipts`` (``retention.CutReceiptPruner``) finds its rows by
+    ``ix_cut_receipts_created_at`` (0032), not by reading every receipt: before that index
+    each statement scanned the table, with nothing due too. PostgreSQL's planner has
+    statistics and prefers a scan on a small table: its plan is asked with scans priced out,
+    which no plan takes when no index serves the range."""
+    from tests.registry.test_store_cut_receipts import made
+
+    await store.record_cut_receipts([made(f"req-{i}") for i in range(5)])
+    sent: list[tuple[str, Any]] = []
+
+    def _seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
+        sent.append((sql, params))
+
+    engine = store.engine
+    event.listen(engine.sync_engine, "before_cursor_execute", _seen)
+    try:
+        assert await store.prune_cut_receipts(T, 1000) == 5  # made in 2023: all due
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", _seen)
+    [(sql, params)] = [(s, p) for s, p in sent if s.lstrip().upper().startswith("DELETE")]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            raw = await conn.get_raw_connection()
+            rows = await raw.driver_connection.fetch("EXPLAIN " + sql, *params)  # type: ignore[union-attr]
+            plan = [str(r[0]) for r in rows]
+            assert any("ix_cut_receipts_created_at" in step for step in plan), plan
+            assert not any("Seq Scan on cut_receipts" in step for step in plan), plan
+            return
+        plan = [
+            str(r[-1])
+            for r in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(params)))
+        ]
+    assert plan == [
+        "SEARCH cut_receipts USING INDEX sqlite_autoindex_cut_receipts_1 (receipt_hash=?)",
+        "LIST SUBQUERY 1",
+        "SEARCH cut_receipts USING INDEX ix_cut_receipts_created_at (created_at<?)",
+    ], plan

@@ -1,11 +1,15 @@
-"""The cut receipts' pruner reads an index: ``ix_cut_receipts_created_at``.
+"""Cut receipts' retention: ``ix_cut_receipts_created_at``, the ``cut_receipts`` rows by when
+they were made.
 
-``retention.CutReceiptPruner`` (``LLM_MESH_CUT_RECEIPT_KEEP_DAYS``, hourly) deletes the
-receipts made before its cutoff, a bounded batch a statement, selected by ``created_at``
-(``store_cut_receipts.SqlCutReceipts.prune_cut_receipts``). 0031 indexed only
-``request_id``, so each run read the whole table (400 days of cut streams) to find the few
-rows past the cutoff, and again for each batch (found 2026-12-06, review38b), where the
-request log's pruner reads ``ix_requests_created_at``. Downgrading drops the index.
+``registry/retention.py`` (``CutReceiptPruner``) deletes, hourly, the receipts made before
+the retention's cutoff, 1,000 a statement (``Store.prune_cut_receipts``); without this index
+each statement read the whole table to find the rows old enough (SQLite: ``SCAN
+cut_receipts``), even with nothing due. One index entry a receipt, written once (a receipt
+is never updated).
+
+On a large PostgreSQL ``cut_receipts`` table the index can be built beforehand without
+blocking the gateway's writes: ``CREATE INDEX CONCURRENTLY IF NOT EXISTS
+ix_cut_receipts_created_at ON cut_receipts (created_at)``, which this migration then keeps.
 
 Revision ID: 0032
 Revises: 0031
@@ -26,9 +30,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index(
-        op.f("ix_cut_receipts_created_at"), "cut_receipts", ["created_at"], unique=False
+        "ix_cut_receipts_created_at", "cut_receipts", ["created_at"], if_not_exists=True
     )
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_cut_receipts_created_at"), table_name="cut_receipts")
+    op.drop_index("ix_cut_receipts_created_at", table_name="cut_receipts")
