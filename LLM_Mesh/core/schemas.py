@@ -278,6 +278,10 @@ class RegistrationAccepted(_Wire):
     # request, and the node refuses one without it, unread (core/gateway_auth.py); None
     # from an older registry (the node checks as before)
     gateway_body_sha256: bool | None = None
+    # a secret the node sends back (X-Mesh-Beat-Token) with its next heartbeat or goodbye
+    # to this process: past the counts of forged ones it is still verified (beattoken38,
+    # registry/beat_tokens.py); None from an older registry
+    beat_token: str | None = None
 
 
 class NodeView(_Wire):
