@@ -160,6 +160,10 @@ class NodeRegistration(_Wire):
     # key claimed for their operator, its answers and uptime paid to them (found
     # 2026-12-05, attack32b). None: an older node (the header alone, as before)
     operator_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # True: the node sends each answer's beat_token back (X-Mesh-Beat-Token), so past the
+    # counts of forged heartbeats one without it is a stranger's (registry/beat_tokens.py,
+    # beattoken38); signed, so no one else can say it. None: an older node
+    beat_tokens: bool | None = None
 
     _names_printable = field_validator("node_id", "region", "version")(_printable)
 

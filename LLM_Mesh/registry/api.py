@@ -248,7 +248,8 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         key_rotation=KeyRotation(**rt.key_rotation) if rt.key_rotation else None,
         key_rotations=[KeyRotation(**link) for link in rt.key_rotations] or None,
         gateway_body_sha256=True,  # GatewaySigner.headers sends it
-        beat_token=rt.beat_tokens.issue(reg.node_id),  # sent back with its beats (beattoken38)
+        # sent back with its beats, if it says it does (registry/beat_tokens.py, beattoken38)
+        beat_token=rt.beat_tokens.issue(reg.node_id, sends=bool(reg.beat_tokens)),
     )
 
 

@@ -13,7 +13,8 @@ counts:
   previous one for an answer lost on the way) is verified, still at most
   ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN`` failing a minute per id (the bound on
   verifies unchanged: the token only chooses which messages may use them);
-- once the node has sent a matching token here (:meth:`BeatTokens.sends`), any other
+- once the node said so in its registration here (``NodeRegistration.beat_tokens``,
+  signed) or has sent a matching token here (:meth:`BeatTokens.sends`), any other
   message for it (no token, a wrong or older one) is 404 ``unknown_node`` ("register
   again"), nothing verified nor counted, from its home address too: a stranger there no
   longer spends the node's allowance;
@@ -57,12 +58,16 @@ class BeatTokens:
     def __init__(self) -> None:
         self._of: dict[str, _Entry] = {}
 
-    def issue(self, node_id: str) -> str:
+    def issue(self, node_id: str, sends: bool | None = None) -> str:
         """A fresh token for ``node_id``'s verified message's answer; the one before stays
-        good for one more message (its answer may have been lost)."""
+        good for one more message (its answer may have been lost). ``sends``: an accepted
+        registration's signed word (``NodeRegistration.beat_tokens``) that the node sends
+        tokens back, or not (an older node; a downgrade), from now on."""
         entry = self._of.get(node_id)
         if entry is None:
             entry = self._of[node_id] = _Entry()
+        if sends is not None:
+            entry.sends = sends
         entry.previous = entry.current
         entry.current = secrets.token_urlsafe(TOKEN_BYTES)
         return entry.current

@@ -53,6 +53,8 @@ async def test_the_agent_sends_back_the_last_token_with_its_heartbeats_and_goodb
         ("/mesh/nodes/node-a", "tok0003-" + "a" * 16),
     ]
     assert agent.beat_token.get(REG) == "tok0003-" + "a" * 16
+    registration = reg.calls[0][2]
+    assert registration is not None and registration["beat_tokens"] is True  # said, signed
 
 
 async def test_a_token_of_another_form_or_none_is_not_kept() -> None:

@@ -50,8 +50,10 @@ class TokenNode:
         token = self.token if token is None else token
         return {**headers, HDR_BEAT_TOKEN: token} if token else headers
 
-    async def register(self, app: object) -> None:
-        body = self.node.body()
+    async def register(self, app: object, declare: bool = True) -> None:
+        """Registers from its home; ``declare``: says it sends tokens back (its agent's
+        ``beat_tokens``, signed), else it starts to once it has one (an older agent)."""
+        body = self.node.body(beat_tokens=True) if declare else self.node.body()
         async with _from(app, HOME) as c:
             r = await c.post("/mesh/nodes", content=body, headers=self.node.reg_headers(body))
         assert r.status_code == 200, r.text
@@ -90,9 +92,7 @@ async def test_a_stranger_at_the_nodes_address_no_longer_locks_out_a_token_sendi
     store, wall = MemoryStore(), Wall()
     node = TokenNode(make_node(wall, await operator(store)))
     async with await mesh(tmp_path, store, wall) as h:
-        await node.register(h.app)
-        async with _from(h.app, HOME) as home:
-            assert await node.beat(home) == 200  # sends the registration's token back
+        await node.register(h.app)  # says it sends tokens back: no beat needed before
         before = len(verifies)
         async with _from(h.app, NEIGHBOUR) as c:
             codes = [await _forged_send(c, node.node, i) for i in range(200)]
@@ -145,7 +145,7 @@ async def test_a_wrong_or_old_token_gives_no_verify(tmp_path: Path, verifies: li
     store, wall = MemoryStore(), Wall()
     node = TokenNode(make_node(wall, await operator(store)))
     async with await mesh(tmp_path, store, wall) as h:
-        await node.register(h.app)
+        await node.register(h.app, declare=False)  # known by the token it sends back
         old = node.token
         async with _from(h.app, HOME) as home:
             assert await node.beat(home) == 200
@@ -176,7 +176,7 @@ async def test_a_node_that_sends_no_token_keeps_the_address_rule(
     store, wall = MemoryStore(), Wall()
     node = make_node(wall, await operator(store))
     async with await mesh(tmp_path, store, wall) as h:
-        await TokenNode(node).register(h.app)
+        await TokenNode(node).register(h.app, declare=False)
         async with _from(h.app, HOME) as home:
             body = _beat_body()
             r = await home.post(
@@ -211,5 +211,45 @@ def test_the_table_holds_one_entry_a_node_and_forgets() -> None:
     assert not tokens.matches("a", first)  # two back
     assert tokens.matches("a", second) and tokens.matches("a", third)
     assert tokens.sends("a") and not tokens.matches("b", third)
+    tokens.issue("a", sends=False)  # registered again, saying nothing: an older node
+    assert not tokens.sends("a")
+    tokens.issue("a", sends=True)  # its registration says it sends them
+    tokens.issue("a")
+    assert tokens.sends("a")
     tokens.forget("a")
     assert len(tokens) == 0 and not tokens.sends("a") and not tokens.matches("a", third)
+
+
+async def test_the_node_agent_beats_on_through_a_stranger_at_its_address(
+    tmp_path: Path, verifies: list[int]
+) -> None:
+    """The real ``NodeAgent`` (its signer, its token kept and sent) against the real app:
+    a stranger behind its NAT floods forged beats between its steps; each step beats."""
+    from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
+    from LLM_Mesh.node.agent import NodeAgent
+    from tests.registry.helpers import registration
+
+    store, wall = MemoryStore(), Wall()
+    node = make_node(wall, await operator(store))
+    async with await mesh(tmp_path, store, wall) as h, _from(h.app, HOME) as client:
+        agent = NodeAgent(
+            client=client,
+            registry_url="http://mesh",
+            node_id=node.node_id,
+            registration=lambda: NodeRegistration(**registration(node.node_id)),
+            heartbeat=lambda: Heartbeat(in_flight=0),
+            signer=node.signer,
+            operator_token=node.token,
+        )
+        await agent.step()  # registers
+        assert agent.registered and agent.beat_token.get("http://mesh")
+        before = len(verifies)
+        async with _from(h.app, NEIGHBOUR) as c:
+            for step in range(6):
+                for i in range(40):
+                    await _forged_send(c, node, i)
+                await agent.step()
+                assert agent.registered and agent.heartbeats_sent == step + 1, agent.last_error
+        assert agent.registrations == 1
+        # the neighbour's address's own count, and the agent's 6 beats: nothing more
+        assert len(verifies) - before == WRONG_BEAT_SIGNATURES_PER_MIN + 6
