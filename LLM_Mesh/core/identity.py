@@ -82,6 +82,9 @@ HDR_TIME = "X-Mesh-Timestamp"
 HDR_SIGNATURE = "X-Mesh-Signature"
 HDR_PUBLIC_KEY = "X-Mesh-Public-Key"
 HDR_OPERATOR_TOKEN = "X-Mesh-Operator-Token"
+# the registry's beat token (its last answer's ``beat_token``), sent back with the next
+# heartbeat or goodbye: registry/beat_tokens.py, node/beat_token.py
+HDR_BEAT_TOKEN = "X-Mesh-Beat-Token"
 
 _MAX_SEQ = 2**63 - 1
 

@@ -160,6 +160,10 @@ class NodeRegistration(_Wire):
     # key claimed for their operator, its answers and uptime paid to them (found
     # 2026-12-05, attack32b). None: an older node (the header alone, as before)
     operator_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # True: the node sends each answer's beat_token back (X-Mesh-Beat-Token), so past the
+    # counts of forged heartbeats one without it is a stranger's (registry/beat_tokens.py,
+    # beattoken38); signed, so no one else can say it. None: an older node
+    beat_tokens: bool | None = None
 
     _names_printable = field_validator("node_id", "region", "version")(_printable)
 
@@ -278,6 +282,10 @@ class RegistrationAccepted(_Wire):
     # request, and the node refuses one without it, unread (core/gateway_auth.py); None
     # from an older registry (the node checks as before)
     gateway_body_sha256: bool | None = None
+    # a secret the node sends back (X-Mesh-Beat-Token) with its next heartbeat or goodbye
+    # to this process: past the counts of forged ones it is still verified (beattoken38,
+    # registry/beat_tokens.py); None from an older registry
+    beat_token: str | None = None
 
 
 class NodeView(_Wire):

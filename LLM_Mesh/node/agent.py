@@ -12,6 +12,8 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    ``/mesh/info``) and logged once per change: a WARNING when the checks turn to failing
    (the node is out of routing there and earns no uptime), an INFO when they pass again;
    an answer without it (an older registry) changes nothing;
+   a 200's ``beat_token`` (a registration's too) goes back with the next heartbeat or
+   goodbye to that registry (``node/beat_token.py``: verified through a forged flood);
 3. on shutdown, once the loop has stopped, ``DELETE /mesh/nodes/{id}`` until the
    shutdown's deadline (:meth:`NodeAgent.stop`), else ``deregister_budget_s`` (6 s): each
    try waits at most ``deregister_timeout_s`` (2 s); a timeout or 5xx is tried again, signed
@@ -98,6 +100,7 @@ from LLM_Mesh.node.agent_wire import (
     token_doubt,
     wire_json,
 )
+from LLM_Mesh.node.beat_token import BeatToken
 from LLM_Mesh.node.earnings_query import ask_earnings
 from LLM_Mesh.task_stop import cancel_and_wait
 
@@ -190,6 +193,7 @@ class NodeAgent:
         self.revoked = RevokedRegistries()
         self._answered_by = self.registry_urls[0]
         self._sent: dict[str, str] = {}  # the headers of the message it answered
+        self.beat_token = BeatToken()  # each registry's last, sent back (node/beat_token.py)
 
     # -- one step at a time (pure enough to test) ------------------------------
 
@@ -244,7 +248,7 @@ class NodeAgent:
             base = only or self.registry_url
             url = base + path
             method = "DELETE" if kind is MessageKind.DEREGISTER else "POST"
-            headers = self._signed(kind, body)
+            headers = self._signed(kind, body) | self.beat_token.header(base, kind)
             try:
                 r = await call(
                     self._client, method, url, MAX_ANSWER_BYTES, deadline_s=timeout,
@@ -321,6 +325,7 @@ class NodeAgent:
             expiry = float(answer.get("heartbeat_expiry_s") or 0)
             if not elsewhere:
                 self.heartbeat_expiry_s = expiry if expiry > 0 else None
+        self.beat_token.heard(self._answered_by, answer)
         if self._signer is not None:
             check_clock(self._signer.wall_clock(), answer.get("registry_time"), log)
         if self._on_accepted is not None:  # the gateway key to pin (node/gateway_guard.py)
@@ -421,6 +426,7 @@ class NodeAgent:
         self._heard_health(r)
         self._heard_gateway(r)
         answer = answer_of(r)
+        self.beat_token.heard(self._answered_by, answer)
         if self._on_heartbeat is not None and isinstance(answer, dict):
             self._on_heartbeat(answer)
         return True
@@ -443,10 +449,8 @@ class NodeAgent:
         log.info(
             "the registry at %s signs as gateway %s, this node pinned %s: registering again "
             "(a rotated registry key is accepted when the pinned key signed the rotation)",
-            self.registry_url,
-            said(said_id, 64),
-            pinned,
-        )
+            self.registry_url, said(said_id, 64), pinned,
+        )  # fmt: skip
 
     def _heard_health(self, r: httpx.Response) -> None:
         """The answer's ``health``, kept for ``/mesh/info`` (``agent_wire.heard_health``)."""
@@ -559,12 +563,9 @@ class NodeAgent:
                 await self._sleep(0.2)
             tries += 1
             r = await self._post(
-                f"/mesh/nodes/{self.node_id}",
-                MessageKind.DEREGISTER,
-                b"",
-                self._deregister_timeout,
-                deadline,
-            )
+                f"/mesh/nodes/{self.node_id}", MessageKind.DEREGISTER, b"",
+                self._deregister_timeout, deadline,
+            )  # fmt: skip
             if isinstance(r, Unreached):
                 failure = r
             elif r.status_code >= 500:
@@ -582,12 +583,9 @@ class NodeAgent:
                     f"deregistration refused: HTTP {r.status_code} {said(r.text, 200)}"
                 )
             if not retry_goodbye(
-                refused=failure.refused,
-                tries=tries,
-                max_tries=self._deregister_tries,
-                now=self._clock(),
-                deadline=deadline,
-            ):
+                refused=failure.refused, tries=tries, max_tries=self._deregister_tries,
+                now=self._clock(), deadline=deadline,
+            ):  # fmt: skip
                 break
         expire = (
             f"it will mark this node offline when heartbeats expire after {self.expiry_s:.0f} s"

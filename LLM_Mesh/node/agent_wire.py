@@ -94,8 +94,10 @@ def wire_json(obj: Any) -> bytes:
 def registration_body(reg: BaseModel, operator_token: str | None) -> bytes:
     """A registration's bytes (signed): with the SHA-256 of the operator token the node
     sends beside it, so that the token header cannot be swapped for another operator's on
-    the way (the signature covers the body only; ``registry/api.py``, attack32b)."""
+    the way (the signature covers the body only; ``registry/api.py``, attack32b); and that
+    it sends beat tokens back (``beat_tokens``: ``registry/beat_tokens.py``)."""
     obj = reg.model_dump(mode="json")
+    obj["beat_tokens"] = True  # it sends each answer's beat token back (node/beat_token.py)
     if operator_token and operator_token.strip():  # as the registry reads the header
         obj["operator_token_sha256"] = hash_secret(operator_token.strip())
     return wire_json(obj)

@@ -28,6 +28,7 @@ from LLM_Mesh.core.identity import hash_secret, new_secret, secret_matches
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, address_scope
 from LLM_Mesh.errors import InvalidCredential, RateLimited, UnknownNode
+from LLM_Mesh.registry.beat_tokens import BeatTokens
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.secret_files import admin_key_path, create_secret_file, read_admin_key
 
@@ -182,6 +183,7 @@ class CredentialTries:
     now: float
     admin_memo: AdminKeyMemo | None = None  # the process's (Runtime.admin_memo)
     homes: NodeHomes | None = None  # the process's (Runtime.node_homes)
+    tokens: BeatTokens | None = None  # the process's (Runtime.beat_tokens)
 
     def _where(self) -> str:
         return address_scope(self.address) if self.address else "unknown"
@@ -223,7 +225,7 @@ class CredentialTries:
             kind = scope.partition(":")[0]
             self.limiter.total(f"wrong-{kind}", total_per_min, self.now).give(self.now)
 
-    def before_verify(self, node_id: str) -> str | None:
+    def before_verify(self, node_id: str, token: str | None = None) -> str | None:
         """Before a known node's heartbeat or goodbye is verified: the scope to count it in
         should it fail (``None``: not counted), or a refusal with nothing verified (found
         2026-12-06, trust36: a forged signature for a public id cost a verify each, without
@@ -232,7 +234,11 @@ class CredentialTries:
         either, only from the address the node's last verified message came from
         (:class:`NodeHomes`), at most ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN`` failing
         there a minute per node id (then 429); from elsewhere it is 404 ``unknown_node``,
-        which makes an honest node register again from where it is (review38). Looks and counts (:meth:`failed_verify`) without an
+        which makes an honest node register again from where it is (review38). Past them a
+        message carrying its node's beat ``token`` (``X-Mesh-Beat-Token``) uses the id's
+        allowance from anywhere, and once the node has sent one here, a message without it
+        is 404 from its home too, its allowance untouched (beattoken38,
+        ``registry/beat_tokens.py``). Looks and counts (:meth:`failed_verify`) without an
         await between them on a known key, so messages sent at once are counted one by one."""
         if _loopback(self.address):
             return None
@@ -246,7 +252,18 @@ class CredentialTries:
             wait = total.wait(self.now)
         if wait <= 0:
             return scope
-        if self.homes is None or self.homes.get(node_id) != where:
+        tokens = self.tokens
+        if tokens is not None and tokens.matches(node_id, token):
+            pass  # its own: the id's allowance, wherever it comes from (beattoken38)
+        elif tokens is not None and tokens.sends(node_id):
+            # it sends tokens, this one has none (or a wrong or old one): a stranger, at
+            # the node's own address too, spends nothing of the node's allowance
+            raise UnknownNode(
+                f"node {node_id!r}: too many heartbeats or goodbyes for it whose signature "
+                "does not hold, and this one does not carry its beat token; register again",
+                param="node_id",
+            )
+        elif self.homes is None or self.homes.get(node_id) != where:
             # not from its home here (none known: a restarted or other replica or worker;
             # or the node's address changed): "register again", which is verified per
             # address and makes this its home. A 429 left the node waiting, its beats
@@ -279,10 +296,14 @@ class CredentialTries:
             "wrong-beat-signature", WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN, self.now
         ).take(self.now)
 
-    def verified(self, node_id: str) -> None:
-        """``node_id``'s message from this address verified: its home from now on."""
+    def verified(self, node_id: str, token: str | None = None) -> None:
+        """``node_id``'s message from this address verified: its home from now on; one
+        carrying its beat ``token`` marks it as sending tokens before any flood (its next
+        token is issued with the answer: ``BeatTokens.issue``)."""
         if self.homes is not None and not _loopback(self.address):
             self.homes.note(node_id, self._where())
+        if self.tokens is not None and token:
+            self.tokens.matches(node_id, token)
 
 
 _ADMIN_TRIES = ("admin-key", WRONG_ADMIN_KEYS, "admin keys", WRONG_ADMIN_KEYS_TOTAL_PER_MIN)

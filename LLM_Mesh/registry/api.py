@@ -248,6 +248,8 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         key_rotation=KeyRotation(**rt.key_rotation) if rt.key_rotation else None,
         key_rotations=[KeyRotation(**link) for link in rt.key_rotations] or None,
         gateway_body_sha256=True,  # GatewaySigner.headers sends it
+        # sent back with its beats, if it says it does (registry/beat_tokens.py, beattoken38)
+        beat_token=rt.beat_tokens.issue(reg.node_id, sends=bool(reg.beat_tokens)),
     )
 
 
@@ -384,6 +386,8 @@ async def absorb_heartbeat(
     health = check_answer(entry) if entry is not None else None
     if health is not None:
         answer["health"] = health
+    # past the counts of forged beats, its next one is verified with it (registry/beat_tokens.py)
+    answer["beat_token"] = rt.beat_tokens.issue(node_id)
     return answer
 
 
@@ -418,7 +422,9 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 def _tries(request: Request, rt: Runtime) -> CredentialTries:
     """Where this request's wrong admin keys count (``admin.check_admin``: per address)."""
     client = request.client.host if request.client else None
-    return CredentialTries(rt.limiter, client, rt.clock(), rt.admin_memo, rt.node_homes)
+    return CredentialTries(
+        rt.limiter, client, rt.clock(), rt.admin_memo, rt.node_homes, rt.beat_tokens
+    )
 
 
 @router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)

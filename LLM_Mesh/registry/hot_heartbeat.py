@@ -119,8 +119,9 @@ async def _serve_heartbeat(scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
         client = scope.get("client")
         tries = CredentialTries(  # its counts of unknown ids and forged signatures (trust37)
-            rt.limiter, client[0] if client else None, rt.clock(), homes=rt.node_homes
-        )
+            rt.limiter, client[0] if client else None, rt.clock(), homes=rt.node_homes,
+            tokens=rt.beat_tokens,
+        )  # fmt: skip
         answer = await absorb_heartbeat(rt, node_id, AsgiHeaders(scope["headers"]), body, tries)
     except Exception as exc:
         response = await answer_exception(Request(scope, receive, send), exc)

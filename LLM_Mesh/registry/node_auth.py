@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from LLM_Mesh.core.ed25519 import key_problem
 from LLM_Mesh.core.identity import (
+    HDR_BEAT_TOKEN,
     HDR_OPERATOR_TOKEN,
     HDR_PUBLIC_KEY,
     MAX_CLOCK_SKEW_S,
@@ -316,7 +317,8 @@ class SignedNodeAuth:
         read the store per request, without end); a known key is neither read nor counted.
         A signature that does not hold (or is stale, replayed, for another id) is counted
         with ``tries`` too, and past the counts nothing is verified but what comes from the
-        node's own address (``CredentialTries.before_verify``, trust37)."""
+        node's own address (``CredentialTries.before_verify``, trust37) or carries its beat
+        token (``X-Mesh-Beat-Token``, ``registry/beat_tokens.py``)."""
         msg = parse_signed(headers)
         if msg.signer in self._keys or tries is None:
             key = await self._key(msg.signer)
@@ -339,7 +341,8 @@ class SignedNodeAuth:
             return
         # a known id's forged signatures: bounded per address and in all, its own address
         # still verified (found 2026-12-06, trust36; closed 2026-12-06, trust37)
-        counted = tries.before_verify(msg.signer)
+        token = headers.get(HDR_BEAT_TOKEN)  # past the counts: the node's own (beattoken38)
+        counted = tries.before_verify(msg.signer, token)
         try:
             verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
             result = await self.store.advance_node_seq(msg.signer, msg.seq)
@@ -348,4 +351,4 @@ class SignedNodeAuth:
         except SIGNATURE_REFUSALS:
             tries.failed_verify(counted)
             raise
-        tries.verified(msg.signer)
+        tries.verified(msg.signer, token)

@@ -80,6 +80,7 @@ def forget_gone(rt: Runtime) -> list[str]:
         if isinstance(rt.node_auth, SignedNodeAuth):
             rt.node_auth.forget(node_id)
             rt.node_homes.forget(node_id)
+            rt.beat_tokens.forget(node_id)
     return gone
 
 

@@ -40,6 +40,7 @@ from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import AdminKeyMemo, NodeHomes
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.beat_tokens import BeatTokens
 from LLM_Mesh.registry.cut_receipts import CutReceiptWriter
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
 from LLM_Mesh.registry.idempotency import IdempotencyCache
@@ -104,6 +105,7 @@ class Runtime:
     admin_memo: AdminKeyMemo = field(default_factory=AdminKeyMemo)  # admin.check_admin's
     admin_made: set[str] = field(default_factory=set)  # made, not yet announced (app_keys)
     node_homes: NodeHomes = field(default_factory=NodeHomes)  # CredentialTries.before_verify
+    beat_tokens: BeatTokens = field(default_factory=BeatTokens)  # ... and its beat tokens
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None

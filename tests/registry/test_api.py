@@ -447,6 +447,8 @@ async def test_the_heartbeat_answer_tells_the_node_its_own_health_checks(tmp_pat
                 r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
                 assert r.status_code == 200, r.text
                 answers.append(r.json())
+            tokens = [a.pop("beat_token") for a in answers]  # each answer its own (beattoken38)
+            assert tokens[0] != tokens[1]
             assert answers[0] == answers[1]
             assert answers[0]["ok"] is True  # the heartbeat itself was taken
             return answers[0].get("health", "absent")
