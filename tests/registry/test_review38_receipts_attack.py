@@ -13,8 +13,9 @@ import pytest
 from LLM_Mesh.registry.access import ANONYMOUS_TOKEN
 from LLM_Mesh.registry.store_cut_receipts import CutReceipt
 from tests.registry.helpers import running
+from tests.registry.signing_nodes import NODE_A, NODE_B
 from tests.registry.test_access import bearer
-from tests.registry.test_charge import NODE_A, NODE_B, new_user, register, settled, settlement
+from tests.registry.test_charge import new_user, register, settled, settlement
 from tests.registry.test_cut_receipts import _continued_then_cut_nodes, _cut_at_x, _stored
 
 
