@@ -24,6 +24,7 @@ from LLM_Mesh.core.ratelimit import Limits
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
 from tests.registry.helpers import FakeNodes, Harness, fund, running
+from tests.waiting import SOON_S, scaled
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
@@ -331,9 +332,11 @@ async def test_anonymous_clients_sharing_an_address_never_get_each_others_answer
                 assert again.headers["x-mesh-replayed"] == "true" and again.json() == first.json()
 
 
-async def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll ``cond`` until true (fails after ``timeout_s``)."""
-    deadline = time.monotonic() + timeout_s
+async def _until(cond: Callable[[], bool], timeout_s: float = SOON_S) -> None:
+    """Poll ``cond`` until true (fails after ``timeout_s``, :func:`tests.waiting.scaled`).
+    The deadline only bounds a failure (docs/testing.md, "Waiting"): 5 s unscaled until
+    2026-12-06 (strength38), short on a loaded box, where many registry tests wait here."""
+    deadline = time.monotonic() + scaled(timeout_s)
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         await asyncio.sleep(0.005)

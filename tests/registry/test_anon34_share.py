@@ -80,41 +80,53 @@ async def test_the_failover_check_reads_every_replicas_share_with_a_redis_url(
 async def test_an_opted_in_request_takes_the_shared_share_at_the_cap_of_the_slots_it_may_use(
     tmp_path: Path,
     redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With Redis, an anonymous request that opted in to nodes that may keep prompts and
     was not taken ahead with the rate limit (its own node constraint: the check asks the
     router first) took its place at the cap of the other nodes' slots: n1's 2 slots, cap
     1, where n1 and k's 6 slots give it 4 (the local count's check and the take ahead
-    gave it 4)."""
+    gave it 4). Two replicas, 2 held through each: the fifth, at ``b`` (its own count 2),
+    is refused by Redis' take of every replica's 4 (strength38: through one replica its
+    own count refused it first, so a take that let one more through passed)."""
+    outages = patient_redis(monkeypatch)  # Redis out fails open: not what this tests
     nodes = HoldAnonymous()
-    prefix = f"anon34:{uuid.uuid4().hex}:"
     async with AsyncExitStack() as stack:
-        h = await stack.enter_async_context(
-            running(tmp_path, nodes=nodes, anonymous_rpm=600, redis_url=redis_url)
-        )
-        (share,) = prefixed(prefix, h)
-        await h.register("n1", max_concurrency=2, max_queue=0)
-        await h.register("k", max_concurrency=4, max_queue=0, keeps_no_prompts=False)
-        routing = h.runtime.routing
-        assert (routing.slots(MODEL), routing.slots(MODEL, True)) == (2, 6)
+        a, b = await replicas_sharing_redis(stack, tmp_path, redis_url, nodes)
+        share_a, share_b = prefixed(f"anon34:{uuid.uuid4().hex}:", a, b)
+        for h in (a, b):  # no views shared: each counts the declared slots (none answered)
+            assert h.runtime.shared_shown is not None
+            await h.runtime.shared_shown.aclose()
+        await a.register("n1", max_concurrency=2, max_queue=0)
+        await a.register("k", max_concurrency=4, max_queue=0, keeps_no_prompts=False)
+        await b.app.state.node_sync.poll()
+        for h in (a, b):
+            routing = h.runtime.routing
+            assert (routing.slots(MODEL), routing.slots(MODEL, True)) == (2, 6)
         body = chat("anon", stream=True, allow_prompt_keeping=True, deny_nodes=["elsewhere"])
         clients = [
-            await stack.enter_async_context(_from(h, f"2001:db8:34:{i:x}::1")) for i in range(5)
+            await stack.enter_async_context(_from(h, f"2001:db8:34:{i:x}::1"))
+            for i, h in enumerate((a, a, b, b, b))
         ]
         held = [asyncio.create_task(c.post(CHAT, json=body)) for c in clients[:4]]
         try:
-            await _until(lambda: nodes.held == 4 or any(t.done() for t in held), 10)
+            await _until(lambda: nodes.held == 4 or any(t.done() for t in held))
             done = [t.result().status_code for t in held if t.done()]
             assert done == [], done  # before the fix: 429 for 3 of them, over a cap of 1
             assert nodes.held == 4
-            r = await asyncio.wait_for(clients[4].post(CHAT, json=body), 10)
-            assert r.status_code == 429, r.text  # the share of 6 slots: 4
+            assert _last(b).running.counts.get(MODEL, 0) == 2  # b's own: under its cap of 4
+            fifth = asyncio.create_task(clients[4].post(CHAT, json=body))
+            await _until(lambda: fifth.done() or nodes.held > 4)
+            assert fifth.done() and nodes.held == 4, "the fifth sent on, over the share"
+            r = fifth.result()
+            assert r.status_code == 429, r.text  # the share of 6 slots: 4, every replica's
             assert "hold their share of the slots" in r.json()["error"]["message"]
+            assert not outages, outages  # (else b's own count: the fifth sent on)
         finally:
             nodes.gate.set()
         for t in held:
             assert (await t).status_code == 200
-        await _until(lambda: not share.held)
+        await _until(lambda: not share_a.held and not share_b.held)
 
 
 class HoldKeyed(HoldAnonymous):
