@@ -4,7 +4,8 @@
 #   ./setup-node-operator.sh                 # asks before each choice
 #   ./setup-node-operator.sh --yes --registry https://mesh.example.org --public-url https://203.0.113.7:8801
 #
-# Steps: check prerequisites -> venv -> install llm-mesh + llama-cpp-python ->
+# Steps: check prerequisites -> the registry and port (a taken port stops a run that starts
+# the node here, before the minutes below) -> venv -> install llm-mesh + llama-cpp-python ->
 # detect hardware -> choose models that fit -> fetch model files ->
 # write $LLM_MESH_HOME/node.toml (atomically; unchanged config is not rewritten)
 # -> a registry on another machine: the node serves https (llm-mesh node tls init)
