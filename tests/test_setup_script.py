@@ -398,8 +398,8 @@ def test_a_run_that_starts_the_node_stops_at_a_taken_port(tmp_path: Path) -> Non
         # what was written before the check is said so (found 2026-12-06, review38b: it said
         # "nothing was written" after the venv's install and node.key); the check now comes
         # before those (setup38): nothing was written, truly
-        assert "stopped before the venv, the install and the model download: nothing was " \
-            "written" in said, said
+        stopped = "stopped before the venv, the install and the model download"
+        assert f"{stopped}: nothing was written" in said, said
         fix = said.split("how to fix: ", 1)[1]
         free = int(fix.split("--port ", 1)[1].split()[0])
         assert free != port and 0 < free < 65536, fix
@@ -469,6 +469,41 @@ def test_a_taken_port_stops_the_run_before_the_venv_and_the_install(tmp_path: Pa
     proc = setup("--venv", str(venv), "--port", port, "--no-start")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "-m pip install" in calls.read_text(), calls.read_text()
+
+
+def test_a_port_taken_during_the_install_is_still_caught_at_the_config_step(
+    tmp_path: Path,
+) -> None:
+    """The early check found the port free; something took it during the minutes after
+    (here: while the hardware is detected). The config step checks again: the run stops,
+    saying what was written (the venv and node.key) and that node.toml was not."""
+    venv, _ = _logging_venv(tmp_path)
+    port, pid = free_port(), tmp_path / "listener.pid"
+    listener = (
+        "import os, socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])));"
+        " s.listen(); open(sys.argv[2], 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    python = venv / "bin" / "python"
+    python.write_text(
+        python.read_text().replace(
+            "exec ",
+            f'case "$*" in *LLM_Mesh.node.hardware*) "{sys.executable}" -c "{listener}" '
+            f'{port} "{pid}" >/dev/null 2>&1 </dev/null & while [ ! -s "{pid}" ]; do sleep 0.05; done ;; esac\nexec ',
+            1,
+        )
+    )
+    try:
+        proc = run(tmp_path, "--yes", "--engine", "sim", "--models", "mistral-7b", "--venv",
+                   str(venv), "--port", str(port), check=False)  # fmt: skip
+    finally:
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGTERM)
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: port {port} on 127.0.0.1 is already in use" in said, said
+    assert "node.toml was not written (the venv and node.key are kept" in said, said
+    assert not (tmp_path / "mesh" / "node.toml").exists()
+    assert "starting the node" not in proc.stdout
 
 
 def test_a_new_port_or_registry_moves_the_address_the_script_chose(tmp_path: Path) -> None:
