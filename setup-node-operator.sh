@@ -4,7 +4,8 @@
 #   ./setup-node-operator.sh                 # asks before each choice
 #   ./setup-node-operator.sh --yes --registry https://mesh.example.org --public-url https://203.0.113.7:8801
 #
-# Steps: check prerequisites -> venv -> install llm-mesh + llama-cpp-python ->
+# Steps: check prerequisites -> the registry and port (a taken port stops a run that starts
+# the node here, before the minutes below) -> venv -> install llm-mesh + llama-cpp-python ->
 # detect hardware -> choose models that fit -> fetch model files ->
 # write $LLM_MESH_HOME/node.toml (atomically; unchanged config is not rewritten)
 # -> a registry on another machine: the node serves https (llm-mesh node tls init)
@@ -225,6 +226,259 @@ sys.exit(1)' "$LLM_MESH_HOME/node.key.lock"; then
   if [ "$NO_START" = 1 ] || [ "$SERVICE" = 1 ]; then say "note: $HELD; $FIX"; else need_tool "$HELD" "$FIX"; fi
 fi
 
+# The registry and the port: asked now, before the venv, the install and the model download
+# (minutes), so that the port where the node will listen is checked before them too
+toml_value() { # toml_value KEY: node.toml's value of KEY, or nothing
+  [ -f "$CONFIG" ] || return 0
+  "$PYTHON" -c 'import sys
+try: import tomllib
+except ImportError: import tomli as tomllib
+v = tomllib.load(open(sys.argv[1], "rb")).get(sys.argv[2])
+print("" if v is None else v)' "$CONFIG" "$1" 2>/dev/null || true
+}
+# an empty answer keeps what the config step picks (node.toml's, else the default): shown as such
+REGISTRY="${REGISTRY:-${LLM_MESH_REGISTRY_URL:-}}"
+SHOWN=""
+if [ "$INTERACTIVE" = 1 ] && [ -z "$REGISTRY" ]; then SHOWN="$(toml_value registry_url)"; fi
+REGISTRY="$(ask "Registry URL" "$REGISTRY" "${REGISTRY:-${SHOWN:-http://127.0.0.1:8800}}")"
+SHOWN=""
+if [ "$INTERACTIVE" = 1 ] && [ -z "$PORT" ]; then SHOWN="$(toml_value port)"; fi
+PORT="$(ask "Port" "${PORT:-}" "${PORT:-${SHOWN:-8801}}")"
+if [ -n "$PORT" ] && ! [[ "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ]]; then
+  die "the port must be a number from 1 to 65535, not '$PORT'" "e.g. 8801"
+fi
+# node.toml from the answers: node_toml_py PYTHON write (step 5: prints what it did), or
+# node_toml_py PYTHON check: only the check of the port where the node will listen (exit 0
+# free, 3 this run stops, 5 taken and said, 4 unknown: node.toml and no TOML reader)
+node_toml_py() {
+  CFG_HOME="$LLM_MESH_HOME" CFG_PLAIN_HTTP="$PLAIN_HTTP" CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="${NODE_ID:-}" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
+  CFG_STARTS="$((1 - NO_START))" CFG_HELD="${HELD:+1}" CFG_PORT_SAID="$PORT_SAID" \
+  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" CFG_REGISTRY_CA="$CA_ABS" "$1" - "$CONFIG" "$DRY_RUN" "$2" <<'PYEOF'
+import errno, ipaddress, os, sys, tempfile, uuid, socket, urllib.parse
+env = os.environ
+path, dry, check = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "check"
+try:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+except ImportError:  # the early port check, with Python 3.10 and no venv yet: no TOML reader
+    if not check:
+        raise
+    if os.path.exists(path):
+        sys.exit(4)  # node.toml's port and host unknown here: the config step checks them
+try:
+    from tomli_w import dumps
+except ImportError:
+    if not dry and not check:
+        raise
+    import json  # a dry run before the venv exists: the few types a node.toml holds
+    def _toml(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, list):
+            return "[\n" + "".join(f"    {_toml(x)},\n" for x in v) + "]"
+        return json.dumps(str(v), ensure_ascii=False)
+    def dumps(d):
+        return "".join(f"{k} = {_toml(v)}\n" for k, v in d.items())
+old = {}
+if os.path.exists(path):
+    try:
+        with open(path, "rb") as f:
+            old = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        sys.exit(f"existing {path} is not valid TOML ({e}); move it away and run again")
+def pick(flag, key, default):
+    return flag if flag else old.get(key, default)
+# the parsed host (userinfo, port, [IPv6]), not a substring; `localhost` by its name, not
+# resolved: as the node judges its registry URL (core/first_use.loopback_host), and the node
+# then registers the literal http://127.0.0.1, which the registry judges as an address
+def is_loopback(url):
+    try:
+        h = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    if h == "localhost":
+        return True
+    try:
+        a = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    return (getattr(a, "ipv4_mapped", None) or a).is_loopback
+def lan_host(url):  # a private (LAN) address, as the registry's --allow-private-node names
+    try:
+        a = ipaddress.ip_address(urllib.parse.urlsplit(url).hostname or "")
+    except ValueError:
+        return False
+    return a.is_private and not a.is_loopback
+def origin(url):
+    u = urllib.parse.urlsplit(url)
+    return f"{u.scheme}://{u.netloc.rpartition('@')[2]}"
+def chosen_host(loop):
+    return "127.0.0.1" if loop else "0.0.0.0"
+def chosen_url(loop, p, scheme="http"):
+    return f"http://127.0.0.1:{p}" if loop else f"{scheme}://{socket.getfqdn()}:{p}"
+registry = pick(env["CFG_REGISTRY"], "registry_url", "http://127.0.0.1:8800").rstrip("/")
+loopback = is_loopback(registry)
+# a registry on another machine refuses a plain-http node (403 plain_http_remote: prompts
+# would cross the network in clear) unless its operator opted out: the node serves https
+tls = not loopback and env.get("CFG_PLAIN_HTTP") != "1"
+port = int(pick(env["CFG_PORT"], "port", 8801))
+# host and public_url this script chose itself (for the registry and port of the time)
+# follow a new --registry or --port; ones the operator gave are kept as given
+old_loopback = is_loopback(old.get("registry_url", "http://127.0.0.1:8800"))
+old_port = int(old.get("port", 8801))
+host = old.get("host") or ""
+if not host or host == chosen_host(old_loopback):
+    host = chosen_host(loopback)
+def port_taken(h, p):  # as LLM_Mesh.server_process.port_taken (a dry run may lack the package)
+    with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((h, p))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+def check_port(early):  # 0: free; 3: this run stops (said); 5: taken, said (a note, or dry)
+    if not port_taken(host, port):  # e.g. `llm-mesh up`'s node on 8801: no node starts there
+        return 0
+    free = next((p for p in range(port + 1, min(port + 100, 65536)) if not port_taken(host, p)),
+                None)
+    taken = (f"port {port} on {host} is already in use (another node? `llm-mesh up`'s?)")
+    fix = f"run again with a free port: --port {free or 'N'} (or stop what listens on {port})"
+    # a run that starts the node stops here, before node.toml (found 2026-12-06, cli38: it
+    # went on and started a node that could not listen), and before the venv, the install
+    # and the model download (found 2026-12-06, setup38: said only after those minutes);
+    # this home's node running (its node.key.lock held: --service or --no-start again) may
+    # be what holds it: a note
+    if env["CFG_STARTS"] == "1" and env["CFG_HELD"] != "1":
+        if not dry:
+            written = ("it stopped before the venv, the install and the model download: "
+                       "nothing was written" if early else "node.toml was not written (the "
+                       "venv and node.key are kept for the next run)")
+            print(f"setup-node-operator: error: {taken}: this node cannot start there; "
+                  f"{written}", file=sys.stderr)
+            print(f"setup-node-operator: how to fix: {fix}", file=sys.stderr)
+            return 3
+        print(f"setup-node-operator: a real run would stop here: {taken}; fix: {fix}",
+              file=sys.stderr)
+    else:
+        print(f"setup-node-operator: note: {taken}: unless that is this node running already, "
+              f"it cannot start there; {fix}", file=sys.stderr)
+    return 5
+if check:
+    sys.exit(check_port(early=True))
+public = pick(env["CFG_PUBLIC_URL"], "public_url", "")
+if not env["CFG_PUBLIC_URL"] and public.rstrip("/") in (
+    chosen_url(old_loopback, old_port), chosen_url(old_loopback, old_port, "https")
+):
+    public = ""
+if not public:
+    public = chosen_url(loopback, port, "https" if tls else "http")
+elif tls and public.startswith("http://") and env["CFG_PUBLIC_URL"]:
+    public = "https://" + public[len("http://"):]
+    print(f"setup-node-operator: note: public_url {public}: https, since the registry is on "
+          "another machine and refuses plain-http nodes; --plain-http keeps http (only if "
+          "its operator runs registry serve --allow-plain-http-nodes)", file=sys.stderr)
+elif not loopback and public.startswith("http://"):  # --plain-http, or node.toml's, kept
+    print(f"setup-node-operator: note: public_url {public} is plain http to a registry on "
+          "another machine: it refuses the node (403 plain_http_remote) unless its operator "
+          "runs registry serve --allow-plain-http-nodes"
+          + (f" or names this node: registry serve --allow-private-node {origin(public)}"
+             if lan_host(public) else "")
+          + ("" if not tls else "; for https pass --public-url https://HOST:PORT"),
+          file=sys.stderr)
+split = urllib.parse.urlsplit(public)
+public_port = split.port or (443 if split.scheme == "https" else 80)
+if public_port != port:  # right behind a port forward; else the node is never reached
+    print(f"setup-node-operator: note: public_url {public} is port {public_port}, the node "
+          f"listens on {port}: right only behind a port forward (else pass --public-url)",
+          file=sys.stderr)
+# said in check mode, before the venv, the install and the model download; the write mode
+# checks again only a port found free then (taken since), or not checked (no TOML reader)
+if env["CFG_PORT_SAID"] != "1" and check_port(early=False) == 3:
+    sys.exit(3)
+engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
+cfg = {
+    # the id node.key gives (a dry run makes no key: it says so rather than make one up)
+    "node_id": env.get("CFG_NODE_ID") or old.get("node_id")
+    or (("(derived from the existing node.key)" if os.path.exists(env["CFG_HOME"] + "/node.key")
+         else "(derived from node.key, made by a real run)") if dry
+        else f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"),
+    "host": host,
+    "port": port,
+    "public_url": public.rstrip("/"),
+    "registry_url": registry,
+    "engine": engine,
+    "models": env["CFG_MODELS"].split(","),
+    "max_concurrency": int(old.get("max_concurrency", 1)),
+    "max_queue": int(old.get("max_queue", 8)),
+}
+if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
+    # a CUDA build offloads every layer to the GPU unless the operator chose otherwise
+    cfg["n_gpu_layers"] = int(old.get("n_gpu_layers", -1))
+# the operator's credential, key, pinned gateway key and opt-in stay
+for kept in ("operator_token", "key_file", "registry_public_key", "allow_http_first_use",
+             "registry_ca"):
+    if old.get(kept):
+        cfg[kept] = old[kept]
+if env.get("CFG_REGISTRY_CA"):  # LLM_MESH_REGISTRY_CA, absolute
+    cfg["registry_ca"] = env["CFG_REGISTRY_CA"]
+if env.get("CFG_REGISTRY_KEY"):
+    cfg["registry_public_key"] = env["CFG_REGISTRY_KEY"].strip()
+if env.get("CFG_ALLOW_HTTP") == "1":
+    cfg["allow_http_first_use"] = True
+# the node's TLS certificate and key (llm-mesh node tls init makes them): its https
+tls_host = "-"
+if public.startswith("https://") and (tls or old.get("tls_cert")):
+    cfg["tls_cert"] = old.get("tls_cert") or os.path.join(env["CFG_HOME"], "node-tls.crt")
+    cfg["tls_key"] = old.get("tls_key") or os.path.join(env["CFG_HOME"], "node-tls.key")
+    tls_host = urllib.parse.urlsplit(public).hostname or "-"
+# the token the operator runs this with is kept too (node.toml is mode 0600): the node a
+# service, a reboot or a later "node start" runs has no $LLM_MESH_OPERATOR_TOKEN (401)
+token = env.get("LLM_MESH_OPERATOR_TOKEN", "").strip()
+if token:
+    cfg["operator_token"] = token
+region = pick(env["CFG_REGION"], "region", "")
+if region:
+    cfg["region"] = region
+text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(cfg)
+# first line: the certificate to make, if any (host, cert, key), for the script
+print("\t".join(("tls", tls_host, cfg.get("tls_cert", "-"), cfg.get("tls_key", "-"))))
+current = open(path).read() if os.path.exists(path) else None
+if current == text:
+    print("unchanged")
+elif dry:  # a credential is not printed
+    shown = {**cfg, "operator_token": "(hidden)"} if "operator_token" in cfg else cfg
+    print("would write:\n# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(shown))
+else:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".node.toml.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    print("written")
+PYEOF
+}
+# the port (--port, the answer, node.toml's or 8801) on the host the node will listen on
+# (node.toml's, else 127.0.0.1 for a loopback registry, else 0.0.0.0): all known here
+PORT_SAID=""
+PORT_RC=0
+node_toml_py "$PYTHON" check || PORT_RC=$?
+case "$PORT_RC" in
+  0|4) ;;  # free; or unknown (4: no TOML reader before the venv): the config step checks it
+  5) PORT_SAID=1 ;;  # taken: said (a note, or where a real run would stop)
+  3) exit 1 ;;
+  *) die "could not read $CONFIG" "check the message above; move it away to start afresh" ;;
+esac
+
+
 # --- 2. venv -------------------------------------------------------------------------
 if [ -x "$VENV/bin/python" ]; then
   say "venv: reusing $VENV"
@@ -300,22 +554,6 @@ if [ -n "$MODELS" ] && [ "$MODELS" != "$DEFAULT_MODELS" ] && [ "$INTERACTIVE" = 
 fi
 MODELS="$(ask "Models to host (comma-separated)" "${MODELS:-$DEFAULT_MODELS}")"
 [ -n "$MODELS" ] || die "no model fits this machine" "pass --models ID with a model you can host, or --engine sim to try the network"
-toml_value() { # toml_value KEY: node.toml's value of KEY, or nothing
-  [ -f "$CONFIG" ] || return 0
-  "$PLAN_PY" -c 'import sys
-try: import tomllib
-except ImportError: import tomli as tomllib
-v = tomllib.load(open(sys.argv[1], "rb")).get(sys.argv[2])
-print("" if v is None else v)' "$CONFIG" "$1" 2>/dev/null || true
-}
-# an empty answer keeps what the config step picks (node.toml's, else the default): shown as such
-REGISTRY="${REGISTRY:-${LLM_MESH_REGISTRY_URL:-}}"
-SHOWN=""
-if [ "$INTERACTIVE" = 1 ] && [ -z "$REGISTRY" ]; then SHOWN="$(toml_value registry_url)"; fi
-REGISTRY="$(ask "Registry URL" "$REGISTRY" "${REGISTRY:-${SHOWN:-http://127.0.0.1:8800}}")"
-SHOWN=""
-if [ "$INTERACTIVE" = 1 ] && [ -z "$PORT" ]; then SHOWN="$(toml_value port)"; fi
-PORT="$(ask "Port" "${PORT:-}" "${PORT:-${SHOWN:-8801}}")"
 
 make_home
 if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
@@ -354,202 +592,7 @@ else
     || die "could not make the node key in $LLM_MESH_HOME" "check that $LLM_MESH_HOME is writable"
   say "node key: $LLM_MESH_HOME/node.key (node id $NODE_ID)"
 fi
-RESULT="$(CFG_HOME="$LLM_MESH_HOME" CFG_PLAIN_HTTP="$PLAIN_HTTP" CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
-  CFG_STARTS="$((1 - NO_START))" CFG_HELD="${HELD:+1}" \
-  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" CFG_REGISTRY_CA="$CA_ABS" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
-import errno, ipaddress, os, sys, tempfile, uuid, socket, urllib.parse
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
-env = os.environ
-path, dry = sys.argv[1], sys.argv[2] == "1"
-try:
-    from tomli_w import dumps
-except ImportError:
-    if not dry:
-        raise
-    import json  # a dry run before the venv exists: the few types a node.toml holds
-    def _toml(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, list):
-            return "[\n" + "".join(f"    {_toml(x)},\n" for x in v) + "]"
-        return json.dumps(str(v), ensure_ascii=False)
-    def dumps(d):
-        return "".join(f"{k} = {_toml(v)}\n" for k, v in d.items())
-old = {}
-if os.path.exists(path):
-    try:
-        with open(path, "rb") as f:
-            old = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        sys.exit(f"existing {path} is not valid TOML ({e}); move it away and run again")
-def pick(flag, key, default):
-    return flag if flag else old.get(key, default)
-# the parsed host (userinfo, port, [IPv6]), not a substring; `localhost` by its name, not
-# resolved: as the node judges its registry URL (core/first_use.loopback_host), and the node
-# then registers the literal http://127.0.0.1, which the registry judges as an address
-def is_loopback(url):
-    try:
-        h = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
-    except ValueError:
-        return False
-    if h == "localhost":
-        return True
-    try:
-        a = ipaddress.ip_address(h)
-    except ValueError:
-        return False
-    return (getattr(a, "ipv4_mapped", None) or a).is_loopback
-def lan_host(url):  # a private (LAN) address, as the registry's --allow-private-node names
-    try:
-        a = ipaddress.ip_address(urllib.parse.urlsplit(url).hostname or "")
-    except ValueError:
-        return False
-    return a.is_private and not a.is_loopback
-def origin(url):
-    u = urllib.parse.urlsplit(url)
-    return f"{u.scheme}://{u.netloc.rpartition('@')[2]}"
-def chosen_host(loop):
-    return "127.0.0.1" if loop else "0.0.0.0"
-def chosen_url(loop, p, scheme="http"):
-    return f"http://127.0.0.1:{p}" if loop else f"{scheme}://{socket.getfqdn()}:{p}"
-registry = pick(env["CFG_REGISTRY"], "registry_url", "http://127.0.0.1:8800").rstrip("/")
-loopback = is_loopback(registry)
-# a registry on another machine refuses a plain-http node (403 plain_http_remote: prompts
-# would cross the network in clear) unless its operator opted out: the node serves https
-tls = not loopback and env.get("CFG_PLAIN_HTTP") != "1"
-port = int(pick(env["CFG_PORT"], "port", 8801))
-# host and public_url this script chose itself (for the registry and port of the time)
-# follow a new --registry or --port; ones the operator gave are kept as given
-old_loopback = is_loopback(old.get("registry_url", "http://127.0.0.1:8800"))
-old_port = int(old.get("port", 8801))
-host = old.get("host") or ""
-if not host or host == chosen_host(old_loopback):
-    host = chosen_host(loopback)
-public = pick(env["CFG_PUBLIC_URL"], "public_url", "")
-if not env["CFG_PUBLIC_URL"] and public.rstrip("/") in (
-    chosen_url(old_loopback, old_port), chosen_url(old_loopback, old_port, "https")
-):
-    public = ""
-if not public:
-    public = chosen_url(loopback, port, "https" if tls else "http")
-elif tls and public.startswith("http://") and env["CFG_PUBLIC_URL"]:
-    public = "https://" + public[len("http://"):]
-    print(f"setup-node-operator: note: public_url {public}: https, since the registry is on "
-          "another machine and refuses plain-http nodes; --plain-http keeps http (only if "
-          "its operator runs registry serve --allow-plain-http-nodes)", file=sys.stderr)
-elif not loopback and public.startswith("http://"):  # --plain-http, or node.toml's, kept
-    print(f"setup-node-operator: note: public_url {public} is plain http to a registry on "
-          "another machine: it refuses the node (403 plain_http_remote) unless its operator "
-          "runs registry serve --allow-plain-http-nodes"
-          + (f" or names this node: registry serve --allow-private-node {origin(public)}"
-             if lan_host(public) else "")
-          + ("" if not tls else "; for https pass --public-url https://HOST:PORT"),
-          file=sys.stderr)
-split = urllib.parse.urlsplit(public)
-public_port = split.port or (443 if split.scheme == "https" else 80)
-if public_port != port:  # right behind a port forward; else the node is never reached
-    print(f"setup-node-operator: note: public_url {public} is port {public_port}, the node "
-          f"listens on {port}: right only behind a port forward (else pass --public-url)",
-          file=sys.stderr)
-def port_taken(h, p):  # as LLM_Mesh.server_process.port_taken (a dry run may lack the package)
-    with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((h, p))
-        except OSError as e:
-            return e.errno == errno.EADDRINUSE
-    return False
-if port_taken(host, port):  # e.g. `llm-mesh up`'s node on 8801: this node would not start
-    free = next((p for p in range(port + 1, min(port + 100, 65536)) if not port_taken(host, p)),
-                None)
-    taken = (f"port {port} on {host} is already in use (another node? `llm-mesh up`'s?)")
-    fix = f"run again with a free port: --port {free or 'N'} (or stop what listens on {port})"
-    # a run that starts the node stops here, before node.toml (found 2026-12-06, cli38: it
-    # went on and started a node that could not listen); this home's node running (its
-    # node.key.lock held: --service or --no-start again) may be what holds it: a note
-    if env["CFG_STARTS"] == "1" and env["CFG_HELD"] != "1":
-        if not dry:
-            print(f"setup-node-operator: error: {taken}: this node cannot start there; "
-                  "node.toml was not written (the venv and node.key are kept for the next "
-                  "run)", file=sys.stderr)
-            print(f"setup-node-operator: how to fix: {fix}", file=sys.stderr)
-            sys.exit(3)
-        print(f"setup-node-operator: a real run would stop here: {taken}; fix: {fix}",
-              file=sys.stderr)
-    else:
-        print(f"setup-node-operator: note: {taken}: unless that is this node running already, "
-              f"it cannot start there; {fix}", file=sys.stderr)
-engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
-cfg = {
-    # the id node.key gives (a dry run makes no key: it says so rather than make one up)
-    "node_id": env.get("CFG_NODE_ID") or old.get("node_id")
-    or (("(derived from the existing node.key)" if os.path.exists(env["CFG_HOME"] + "/node.key")
-         else "(derived from node.key, made by a real run)") if dry
-        else f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"),
-    "host": host,
-    "port": port,
-    "public_url": public.rstrip("/"),
-    "registry_url": registry,
-    "engine": engine,
-    "models": env["CFG_MODELS"].split(","),
-    "max_concurrency": int(old.get("max_concurrency", 1)),
-    "max_queue": int(old.get("max_queue", 8)),
-}
-if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
-    # a CUDA build offloads every layer to the GPU unless the operator chose otherwise
-    cfg["n_gpu_layers"] = int(old.get("n_gpu_layers", -1))
-# the operator's credential, key, pinned gateway key and opt-in stay
-for kept in ("operator_token", "key_file", "registry_public_key", "allow_http_first_use",
-             "registry_ca"):
-    if old.get(kept):
-        cfg[kept] = old[kept]
-if env.get("CFG_REGISTRY_CA"):  # LLM_MESH_REGISTRY_CA, absolute
-    cfg["registry_ca"] = env["CFG_REGISTRY_CA"]
-if env.get("CFG_REGISTRY_KEY"):
-    cfg["registry_public_key"] = env["CFG_REGISTRY_KEY"].strip()
-if env.get("CFG_ALLOW_HTTP") == "1":
-    cfg["allow_http_first_use"] = True
-# the node's TLS certificate and key (llm-mesh node tls init makes them): its https
-tls_host = "-"
-if public.startswith("https://") and (tls or old.get("tls_cert")):
-    cfg["tls_cert"] = old.get("tls_cert") or os.path.join(env["CFG_HOME"], "node-tls.crt")
-    cfg["tls_key"] = old.get("tls_key") or os.path.join(env["CFG_HOME"], "node-tls.key")
-    tls_host = urllib.parse.urlsplit(public).hostname or "-"
-# the token the operator runs this with is kept too (node.toml is mode 0600): the node a
-# service, a reboot or a later "node start" runs has no $LLM_MESH_OPERATOR_TOKEN (401)
-token = env.get("LLM_MESH_OPERATOR_TOKEN", "").strip()
-if token:
-    cfg["operator_token"] = token
-region = pick(env["CFG_REGION"], "region", "")
-if region:
-    cfg["region"] = region
-text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(cfg)
-# first line: the certificate to make, if any (host, cert, key), for the script
-print("\t".join(("tls", tls_host, cfg.get("tls_cert", "-"), cfg.get("tls_key", "-"))))
-current = open(path).read() if os.path.exists(path) else None
-if current == text:
-    print("unchanged")
-elif dry:  # a credential is not printed
-    shown = {**cfg, "operator_token": "(hidden)"} if "operator_token" in cfg else cfg
-    print("would write:\n# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(shown))
-else:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".node.toml.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    print("written")
-PYEOF
-)" || { [ $? = 3 ] && exit 1; die "could not write $CONFIG" "check the message above and that $LLM_MESH_HOME is writable"; }
+RESULT="$(node_toml_py "$PLAN_PY" write)" || { [ $? = 3 ] && exit 1; die "could not write $CONFIG" "check the message above and that $LLM_MESH_HOME is writable"; }
 TLS_HOST="" TLS_CERT="" TLS_KEY=""
 IFS=$'\t' read -r _ TLS_HOST TLS_CERT TLS_KEY <<<"${RESULT%%$'\n'*}"
 RESULT="${RESULT#*$'\n'}"

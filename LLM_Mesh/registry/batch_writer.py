@@ -19,7 +19,8 @@ What a failed write does is the injected policy's:
   goes back to the queue's head and is written again at the next round (counted in
   ``failed``), each of its values logged whole once (the injected ``log_whole``); a full
   queue drops its oldest, logged whole; ``stop`` writes again each ``flush_interval_s``
-  until ``timeout_s``, then logs what is left whole, a hung write's batch included.
+  until ``timeout_s``, then logs what is left whole, a hung write's batch included (once:
+  should that write fail later, its batch is neither logged again nor put back).
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class BatchWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None  # the loop's write in progress
         self._in_flight: dict[int, list[T]] = {}  # batches being written (left the queue)
+        self._told: set[int] = set()  # of those, the ones ``stop`` told the policy of
         self.written = 0
         self.dropped = 0
         self.failed = 0  # failed writes
@@ -203,7 +205,8 @@ class BatchWriter(Generic[T]):
                           self.task_name, len(left), timeout_s)  # fmt: skip
                 self._count("dropped", len(left))
             return
-        for batch in self._in_flight.values():  # a hung write's: in the log, as the queue's
+        for key, batch in self._in_flight.items():  # a hung write's: in the log, as the
+            self._told.add(key)  # queue's; once: should that write fail later, not again
             left.extend(batch)
         for value in left:  # the process ends: each told to the policy, not counted
             self.policy.dropped(value, self.stopped_why)
@@ -225,6 +228,11 @@ class BatchWriter(Generic[T]):
             await self.write(batch)
         except Exception as exc:
             self.failed += 1
+            if id(batch) in self._told:  # told to the policy at stop (logged whole then)
+                log.warning("%s: a write left running at stop failed (%s); its %d values "
+                            "were logged whole then", self.task_name, type(exc).__name__,
+                            len(batch))  # fmt: skip
+                return 0
             if self.policy.retries:
                 queue.extendleft(reversed(batch))
             else:
@@ -233,6 +241,7 @@ class BatchWriter(Generic[T]):
             return 0
         finally:
             self._in_flight.pop(id(batch), None)
+            self._told.discard(id(batch))
         self.policy.written(batch)
         self._count("written", len(batch))
         return len(batch)

@@ -285,3 +285,54 @@ async def test_a_full_queue_comes_back_to_its_bound_after_a_failed_batch_is_put_
     w.submit(6)
     assert w.queued == 3 and w.dropped == 3
     assert [v for v, why in whole.lines if "queue is full" in why] == [1, 2, 3]
+
+
+class HungThenFailing(Sink):
+    """A store call that hangs until ``released``, then fails (a database whose silent
+    connection is finally reset)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+        self.calls = 0
+
+    async def write(self, batch: list[int]) -> None:
+        self.calls += 1
+        await self.released.wait()
+        raise ConnectionError("connection reset")
+
+
+async def test_a_hung_write_that_fails_after_stop_does_not_log_its_batch_again() -> None:
+    """Found 2026-12-06 (setup38): the stop logged the hung write's batch whole; when that
+    write failed later, the retry policy logged each of its values whole a second time (and
+    put them back in a queue nobody writes). Each value is logged whole once."""
+    sink, whole = HungThenFailing(), Whole()
+    w = retry(sink, whole, max_batch=2)
+    for v in range(5):
+        w.submit(v)
+    await asyncio.wait_for(w.stop(timeout_s=0.2), timeout=10)
+    assert sorted(whole.lines) == [(v, "not written before the gateway stopped") for v in range(5)]
+    sink.released.set()
+    for _ in range(100):  # the hung write, left running by the stop, ends and fails
+        await asyncio.sleep(0)
+    assert sink.calls == 1 and w.failed == 1
+    assert sorted(v for v, _ in whole.lines) == list(range(5)), whole.lines  # (failed before:
+    assert w.queued == 0  # 0 and 1 logged again, "not yet stored", and queued again)
+
+
+async def test_a_hung_write_that_succeeds_after_stop_is_counted_written() -> None:
+    """The other end of that write: the store took it late; nothing more is logged."""
+    sink, whole, gate = Sink(), Whole(), asyncio.Event()
+
+    async def late(batch: list[int]) -> None:
+        await gate.wait()
+        await sink.write(batch)
+
+    w = BatchWriter(late, RetryOnFailure[int]("values", LOG, key=lambda v: v, log_whole=whole))
+    w.submit(1)
+    await asyncio.wait_for(w.stop(timeout_s=0.1), timeout=10)
+    gate.set()
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert whole.lines == [(1, "not written before the gateway stopped")]
+    assert (sink.values, w.written, w.failed) == ([1], 1, 0)
