@@ -6,7 +6,8 @@ file's name and sha256, and a node answering with another model's text (the sim
 engine's words, made-up log-probabilities) under the real model's name. Probe rounds
 run (``POST /mesh/canary/run``, what ``llm-mesh registry canary run`` calls) until the
 liars are quarantined; meanwhile a user keeps sending requests. Checked: the other-text
-node within 3 probes, the requantised one within 20, the honest node never; every user
+node at its first greedy probe (a sampled one before it may pass), the requantised one
+within 20 probes, the honest node never; every user
 request succeeds, and none goes to a quarantined node; ``status``, ``node info`` and
 ``nodes clear`` say and do what they should.
 """
@@ -145,6 +146,7 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
             "Authorization": f"Bearer {(mesh.settings.home / 'admin.key').read_text().strip()}"
         }
         quarantined_at: dict[str, float] = {}
+        of_other: list[str] = []  # the verdicts of the rounds' probes of ``other``
         rounds = 0
         with httpx.Client(base_url=mesh.registry_url, timeout=300) as c:
             while rounds < 20 and not {requant, other} <= set(quarantined_at):
@@ -154,6 +156,8 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
                 for res in r.json()["results"]:
                     if res["node_id"] == honest:
                         assert honest_verdict(res), res
+                    elif res["node_id"] == other:  # said if the bound below fails
+                        of_other.append(f"{res['verdict']}: {res['detail'][:100]}")
                 # the registry's own scheduler probes too: the listing says who is out
                 for n, v in nodes(mesh).items():
                     if v["quarantined"]:
@@ -175,7 +179,14 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         print(f"probes: { {names[n]: k for n, k in probes.items()} }, rounds {rounds}")
         assert [q["model"] for q in view[other]["quarantined"]] == [MODEL]
         assert [q["model"] for q in view[requant]["quarantined"]] == [MODEL]
-        assert probes[other] <= 3, probes
+        # another model's text fails every greedy probe (docs/benchmarks.md, "Canary probes":
+        # 64 of 64 on the first); a sampled one (``Mix.sampled_share``: 30 % of probes) may
+        # pass it, its judge needing many (core/canary_departures.py), and the scheduler's
+        # probe may be in flight beside the round's when one fails. So the passes before the
+        # catch are sampled ones: k in a row with chance 0.3^k (CI 2026-12-06: 4 probes, when
+        # this said <= 3 in all: 0.3^3, 2.7 % of runs); 7 or more: 0.02 %
+        passed, failed = view[other]["canary_passed"], view[other]["canary_failed"]
+        assert passed <= 6 and 1 <= failed <= 2, (probes, of_other)
         assert probes[requant] <= 20, probes
         assert view[honest]["quarantined"] == [] and view[honest]["canary_failed"] == 0
         assert view[honest]["canary_passed"] >= 3 and view[honest]["trusted"]
