@@ -4,7 +4,7 @@
 :func:`~LLM_Mesh.registry.app.create_registry_app`: one registry key
 (``$LLM_MESH_HOME/registry.key``, made once, or injected; ``gateway_key.py``) signs what the
 gateway forwards, the receipts, the identity answers, the 403 ``revoked`` answers to nodes
-and (sealed) the shared idempotency answers; its chain of rotations (``key_history.py``) goes with every registration answer;
+and (sealed) the shared idempotency answers, and keys the nodes' beat tokens; its chain of rotations (``key_history.py``) goes with every registration answer;
 the store's admin key is settled (``admin.py``), a new one announced once and the URLs it
 may be sent to recorded beside it.
 """
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_seal import AnswerSeal
+from LLM_Mesh.core.beat_mac import BeatMac
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
@@ -78,6 +79,8 @@ async def start_keys(
         runtime.shared_in_flight.names = ScopeNames.of_registry_key(key)
     if runtime.shared_share is not None:  # and for the models' anonymous shares
         runtime.shared_share.names = ScopeNames.of_registry_key(key)
+    # beat tokens any replica (any worker) of this registry takes (registry/beat_tokens.py)
+    runtime.beat_tokens.use(BeatMac.of_registry_key(key), wall_clock, settings.heartbeat_expiry_s)
     if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):  # kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
         runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)

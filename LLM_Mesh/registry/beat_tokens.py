@@ -5,91 +5,96 @@ trust37), a known node's message used to be verified only from its home address,
 ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN`` failing a minute per id: a stranger sharing the
 node's address (its NAT, its /64) could spend those and make the node's beats 429 for up to
 a minute, again and again. The registry now answers each verified registration and
-heartbeat with a fresh random token (``beat_token``; over TLS in production) and the node
-sends the last one back (``X-Mesh-Beat-Token``) with its next heartbeat or goodbye. Past the
+heartbeat with a fresh token (``beat_token``; over TLS in production) and the node sends
+the last one back (``X-Mesh-Beat-Token``) with its next heartbeat or goodbye. Past the
 counts:
 
-- a message carrying its node's current or previous token (a constant-time compare; the
-  previous one for an answer lost on the way) is verified, still at most
-  ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN`` failing a minute per id (the bound on
-  verifies unchanged: the token only chooses which messages may use them);
+- a message carrying a token for its node that holds (:mod:`LLM_Mesh.core.beat_mac`: an
+  HMAC of the node id and an expiry under a key derived from ``registry.key``, checked
+  in constant time) is verified, still at most ``WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN``
+  failing a minute per id (the bound on verifies unchanged: the token only chooses which
+  messages may use them);
 - once the node said so in its registration here (``NodeRegistration.beat_tokens``,
-  signed) or has sent a matching token here (:meth:`BeatTokens.sends`), any other
-  message for it (no token, a wrong or older one) is 404 ``unknown_node`` ("register
+  signed) or has sent a token that holds here (:meth:`BeatTokens.sends`), any other
+  message for it (no token, a wrong or expired one) is 404 ``unknown_node`` ("register
   again"), nothing verified nor counted, from its home address too: a stranger there no
   longer spends the node's allowance;
-- a node that never sent one here (an older node; or one whose token came from another
-  process) keeps the address rule (home: verified within the allowance; elsewhere: 404).
+- a node that never sent one here (an older node) keeps the address rule (home: verified
+  within the allowance; elsewhere: 404).
 
-Before the counts are full nothing changes: no token is needed. Tokens are each process's
-(every replica and ``--workers`` worker its own), one entry per node id, written only after
-a message verified (or a registration was accepted) and dropped when the node is forgotten
-(``node_forget.py``), as ``admin.NodeHomes``.
+Before the counts are full nothing changes: no token is needed. A token holds at every
+replica and ``--workers`` worker of the registry (they share ``registry.key``) until
+:data:`TOKEN_LIFETIME_HEARTBEATS` heartbeat expiries after it was made (beatkey39; before,
+each process's tokens were random and its own, so a node whose beats reached another
+replica was told to register again). What is kept per process is only which nodes send
+tokens back: one entry per node id, written only after a message verified (or a
+registration was accepted) and dropped when the node is forgotten (``node_forget.py``),
+as ``admin.NodeHomes``. Until the registry key is known (:meth:`BeatTokens.use`, at
+start) the key is random, this process's own.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
+import time
+from collections.abc import Callable
 
-__all__ = ["TOKEN_BYTES", "BeatTokens"]
+from LLM_Mesh.core.beat_mac import BeatMac
 
-TOKEN_BYTES = 16  # 128 random bits, base64url: 22 characters
+__all__ = ["TOKEN_LIFETIME_HEARTBEATS", "BeatTokens"]
 
-
-class _Entry:
-    __slots__ = ("current", "previous", "sends")
-
-    def __init__(self) -> None:
-        self.current = ""
-        self.previous = ""
-        self.sends = False  # it sent back a token this process issued
-
-
-def _same(sent: str, kept: str) -> bool:
-    return bool(kept) and hmac.compare_digest(sent.encode(), kept.encode())
+# a token holds for this many heartbeat expiries (``Settings.heartbeat_expiry_s``, 30 s by
+# default): a node beats every interval with a fresh one, so this spans lost answers and
+# a few seconds of clock difference between replicas
+TOKEN_LIFETIME_HEARTBEATS = 2
+_DEFAULT_LIFETIME_S = 60.0
 
 
 class BeatTokens:
-    """This process's beat tokens, by node id (module docstring)."""
+    """The registry's beat tokens and the nodes known here to send them (module docstring)."""
 
-    __slots__ = ("_of",)
+    __slots__ = ("_mac", "_sends", "_wall_clock", "lifetime_s")
 
-    def __init__(self) -> None:
-        self._of: dict[str, _Entry] = {}
+    def __init__(
+        self,
+        mac: BeatMac | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        lifetime_s: float = _DEFAULT_LIFETIME_S,
+    ) -> None:
+        self._mac = mac if mac is not None else BeatMac.random()
+        self._wall_clock = wall_clock
+        self.lifetime_s = lifetime_s
+        self._sends: dict[str, bool] = {}
+
+    def use(self, mac: BeatMac, wall_clock: Callable[[], float], heartbeat_expiry_s: float) -> None:
+        """Make and take tokens under ``mac`` (the registry key's: every replica's) from now
+        on, good for :data:`TOKEN_LIFETIME_HEARTBEATS` heartbeat expiries."""
+        self._mac = mac
+        self._wall_clock = wall_clock
+        self.lifetime_s = TOKEN_LIFETIME_HEARTBEATS * heartbeat_expiry_s
 
     def issue(self, node_id: str, sends: bool | None = None) -> str:
-        """A fresh token for ``node_id``'s verified message's answer; the one before stays
-        good for one more message (its answer may have been lost). ``sends``: an accepted
+        """A fresh token for ``node_id``'s verified message's answer. ``sends``: an accepted
         registration's signed word (``NodeRegistration.beat_tokens``) that the node sends
         tokens back, or not (an older node; a downgrade), from now on."""
-        entry = self._of.get(node_id)
-        if entry is None:
-            entry = self._of[node_id] = _Entry()
         if sends is not None:
-            entry.sends = sends
-        entry.previous = entry.current
-        entry.current = secrets.token_urlsafe(TOKEN_BYTES)
-        return entry.current
+            self._sends[node_id] = sends
+        return self._mac.make(node_id, self._wall_clock() + self.lifetime_s)
 
     def matches(self, node_id: str, token: str | None) -> bool:
-        """``token`` is ``node_id``'s current or previous one here; a match marks the node
-        as one that sends tokens (only a holder of one can)."""
-        entry = self._of.get(node_id)
-        if entry is None or not token or len(token) > 64:
+        """``token`` holds for ``node_id`` now (made by any replica of this registry, not
+        expired); a match marks the node as one that sends tokens (only a holder of one
+        can)."""
+        if not self._mac.holds(node_id, token, self._wall_clock()):
             return False
-        if _same(token, entry.current) or _same(token, entry.previous):
-            entry.sends = True
-            return True
-        return False
+        self._sends[node_id] = True
+        return True
 
     def sends(self, node_id: str) -> bool:
-        """``node_id`` has sent back a token issued here: without one it is a stranger."""
-        entry = self._of.get(node_id)
-        return entry is not None and entry.sends
+        """``node_id`` said or showed it sends tokens back: without one it is a stranger."""
+        return self._sends.get(node_id, False)
 
     def forget(self, node_id: str) -> None:
-        self._of.pop(node_id, None)
+        self._sends.pop(node_id, None)
 
     def __len__(self) -> int:
-        return len(self._of)
+        return len(self._sends)

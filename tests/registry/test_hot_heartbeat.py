@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from LLM_Mesh.core.beat_mac import TOKEN_CHARS
 from LLM_Mesh.core.identity import HDR_NODE, MessageKind, NodeSigner
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.registry.hot_heartbeat import AsgiHeaders, RegistryApp, heartbeat_node_id
@@ -84,7 +85,8 @@ async def test_a_signed_heartbeat_takes_the_hot_way(
         r = await beat(h, node, {"in_flight": 3, "queued": 1})
         assert r.status_code == 200, r.text
         answer = r.json()
-        assert len(answer.pop("beat_token")) == 22  # 16 random bytes (beattoken38)
+        # the node's id, an expiry and their HMAC under registry.key (beatkey39)
+        assert len(answer.pop("beat_token")) == TOKEN_CHARS
         assert answer == {
             "ok": True,
             "heartbeat_interval_s": h.settings.heartbeat_interval_s,

@@ -1,0 +1,84 @@
+"""Beat tokens every replica of one registry can check: a MAC under a key they all share.
+
+A beat token (``registry/beat_tokens.py``) used to be a random secret of the process that
+answered it, so a node whose next beat reached another replica or ``--workers`` worker
+sent a token unknown there and, past the counts of forged beats, was told to register
+again (beatkey39). A token is now
+
+    base64url( version (1 byte) | expiry (5 bytes, Unix seconds, big-endian) | HMAC )
+
+where the HMAC-SHA256 covers the version, the expiry and the node id, under a key derived
+by HKDF-SHA256 (its own ``info``: :data:`BEAT_TOKENS`) from the registry's Ed25519 seed
+(``registry.key``, which every replica of one registry holds: ``registry/gateway_key.py``).
+So any replica checks any replica's token with one HMAC and no store read; a token is
+good only for its node id (which is its key's: ``core/identity.node_id_for``), only
+until its expiry, and only at a registry holding the same key. 51 characters: what a
+node keeps and sends (``node/beat_token.py``: 16 to 64 base64url characters).
+
+``cryptography``'s HKDF and the standard library's HMAC; nothing is hand-made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from LLM_Mesh.core.b64url import decode, encode
+
+__all__ = ["BEAT_TOKENS", "TOKEN_CHARS", "BeatMac"]
+
+BEAT_TOKENS = b"llm-mesh/beat-token/v1"
+_VERSION = 1
+_EXPIRY_BYTES = 5
+_MAC_BYTES = 32
+_TOKEN_BYTES = 1 + _EXPIRY_BYTES + _MAC_BYTES
+TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # 51, unpadded
+
+
+class BeatMac:
+    """Makes and checks beat tokens under one key (see the module docstring)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("the beat token secret must be at least 32 bytes")
+        self._key = HKDF(algorithm=SHA256(), length=32, salt=None, info=BEAT_TOKENS).derive(secret)
+
+    @classmethod
+    def of_registry_key(cls, key: Ed25519PrivateKey) -> BeatMac:
+        """The tokens every replica holding this ``registry.key`` makes and takes."""
+        return cls(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+
+    @classmethod
+    def random(cls) -> BeatMac:
+        """Tokens no other process takes (until the registry key is known)."""
+        return cls(os.urandom(32))
+
+    def _mac(self, head: bytes, node_id: str) -> bytes:
+        return hmac.new(self._key, head + node_id.encode("utf-8"), hashlib.sha256).digest()
+
+    def make(self, node_id: str, expires_at: float) -> str:
+        """``node_id``'s token, good until ``expires_at`` (Unix seconds, rounded up)."""
+        head = bytes([_VERSION]) + math.ceil(expires_at).to_bytes(_EXPIRY_BYTES, "big")
+        return encode(head + self._mac(head, node_id))
+
+    def holds(self, node_id: str, token: str | None, now: float) -> bool:
+        """``token`` was made under this key for ``node_id`` and is not expired at ``now``
+        (the MAC compared in constant time)."""
+        if not token or len(token) != TOKEN_CHARS:
+            return False
+        raw = decode(token)
+        if raw is None or len(raw) != _TOKEN_BYTES or raw[0] != _VERSION:
+            return False
+        head, mac = raw[: 1 + _EXPIRY_BYTES], raw[1 + _EXPIRY_BYTES :]
+        if not hmac.compare_digest(mac, self._mac(head, node_id)):
+            return False
+        return now < int.from_bytes(head[1:], "big")

@@ -1,0 +1,48 @@
+"""``BeatMac``: beat tokens bound to the node id, the expiry and the registry key."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.b64url import decode, encode
+from LLM_Mesh.core.beat_mac import TOKEN_CHARS, BeatMac
+from LLM_Mesh.node.beat_token import _FORM
+
+NOW = 1_800_000_000.0
+
+
+def test_a_token_holds_for_its_node_until_its_expiry() -> None:
+    mac = BeatMac.random()
+    token = mac.make("node-a", NOW + 60)
+    assert len(token) == TOKEN_CHARS and _FORM.fullmatch(token)  # a node keeps and sends it
+    assert mac.holds("node-a", token, NOW) and mac.holds("node-a", token, NOW + 59.9)
+    assert not mac.holds("node-a", token, NOW + 60)  # expired
+    assert not mac.holds("node-b", token, NOW)  # another node's
+    assert not mac.holds("node-a", None, NOW) and not mac.holds("node-a", "", NOW)
+
+
+def test_a_token_holds_only_under_its_registry_key() -> None:
+    key = Ed25519PrivateKey.generate()
+    token = BeatMac.of_registry_key(key).make("node-a", NOW + 60)
+    assert BeatMac.of_registry_key(key).holds("node-a", token, NOW)  # another replica
+    assert not BeatMac.of_registry_key(Ed25519PrivateKey.generate()).holds("node-a", token, NOW)
+    assert not BeatMac.random().holds("node-a", token, NOW)
+
+
+def test_a_changed_token_does_not_hold() -> None:
+    mac = BeatMac.random()
+    raw = decode(mac.make("node-a", NOW + 60))
+    assert raw is not None
+    later = raw[:1] + (int(NOW) + 10**6).to_bytes(5, "big") + raw[6:]  # a later expiry
+    version = bytes([2]) + raw[1:]
+    cut = raw[:-1]
+    for changed in (later, version, cut, raw + b"\0"):
+        assert not mac.holds("node-a", encode(changed), NOW)
+    for text in ("x" * TOKEN_CHARS, "!" * TOKEN_CHARS, "y" * 5000, encode(raw) + "="):
+        assert not mac.holds("node-a", text, NOW)
+
+
+def test_the_secret_is_long_enough() -> None:
+    with pytest.raises(ValueError):
+        BeatMac(b"short")
