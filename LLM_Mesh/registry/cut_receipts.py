@@ -18,6 +18,9 @@ of its receipts is logged whole once, at WARNING, in the ``X-Mesh-Receipt`` form
 it in its log (the state before 2026-12-06, money37, for every receipt). Only a queue grown
 past ``max_queue`` (the database away that long) drops its oldest, each already logged
 (counted in ``dropped``). ``stop`` writes what is queued, trying again until ``timeout_s``.
+A receipt given up (a full queue, the stop) is logged whole then unless a failed write
+logged it whole before: then one line names its hash (every receipt never stored is in the
+log whole exactly once; ``docs/operations.md``, "Receipts the database did not take").
 """
 
 from __future__ import annotations
