@@ -116,6 +116,11 @@ class RetryOnFailure(Generic[T]):
                 self._logged.add(k)
                 self.log_whole(value, "not yet stored")
 
+    def logged_before(self, value: T) -> None:
+        """``value`` was logged whole by its maker (``account._made_here``'s INFO line): a
+        failed write does not log it whole again, nor does its drop (one short line)."""
+        self._logged.add(self.key(value))
+
     def written(self, batch: list[T]) -> None:
         for value in batch:
             self._logged.discard(self.key(value))
@@ -124,8 +129,7 @@ class RetryOnFailure(Generic[T]):
         k = self.key(value)
         if k in self._logged:  # its whole text is in the log already: not again
             self._logged.discard(k)
-            self.log.warning('%s: %s %s; logged whole above ("not yet stored")',
-                             self.what, k, why)  # fmt: skip
+            self.log.warning("%s: %s %s; its whole text is logged above", self.what, k, why)
             return
         self.log_whole(value, why)
 

@@ -64,7 +64,7 @@ class CutReceiptWriter(BatchWriter[CutReceipt]):
         max_batch: int = 500,
         max_queue: int = 100_000,
     ) -> None:
-        policy = RetryOnFailure[CutReceipt](
+        self._policy = policy = RetryOnFailure[CutReceipt](
             "cut receipts", log, key=lambda r: r.receipt_hash, log_whole=_log_whole
         )
         super().__init__(
@@ -76,6 +76,13 @@ class CutReceiptWriter(BatchWriter[CutReceipt]):
             task_name="llm-mesh-cut-receipts",
         )
         self.store = store
+
+    def submit_logged(self, receipt: CutReceipt) -> None:
+        """Queue a receipt its maker logged whole already (``account.StreamAccount.
+        _made_here``: a ``cut`` part with its node's signed count): not logged whole again
+        should its write fail or the stop give it up (a short line names its hash)."""
+        self._policy.logged_before(receipt)
+        self.submit(receipt)
 
     async def _record(self, batch: list[CutReceipt]) -> None:
         await self.store.record_cut_receipts(batch)

@@ -356,10 +356,10 @@ async def test_a_value_failed_then_left_at_stop_is_logged_whole_once(
     await w.stop(timeout_s=0.05)
     assert w.queued == 0 and sink.values == []
     assert sorted(whole.lines) == [(1, "not yet stored"), (2, "not yet stored")], whole.lines
-    short = [r.getMessage() for r in caplog.records if "logged whole above" in r.getMessage()]
+    short = [r.getMessage() for r in caplog.records if "logged above" in r.getMessage()]
     assert short == [
-        'values: 1 not written before the gateway stopped; logged whole above ("not yet stored")',
-        'values: 2 not written before the gateway stopped; logged whole above ("not yet stored")',
+        "values: 1 not written before the gateway stopped; its whole text is logged above",
+        "values: 2 not written before the gateway stopped; its whole text is logged above",
     ]
 
 
