@@ -461,22 +461,23 @@ class StreamAccount:
         (``registry/cut_receipts.py``, since 2026-12-06, money37; ``GET
         /v1/receipts/{receipt_hash}`` serves it to its payer), and when a part carries its
         node's signed prompt count (``core/prompt_count.py``, money36) it is also logged
-        whole (``X-Mesh-Receipt``'s form)."""
+        whole (``X-Mesh-Receipt``'s form), before the write, and only then (``submit_logged``:
+        a failed write names it, regs39)."""
         rt, job, tally = self.rt, self.job, self.tally
         if tally.receipt is not None or not tally.outputs:
             return
         payment = self.client.payment
         made = make_receipt(rt, job, tally, payment)
-        if made is not None and rt.cut_receipts is not None:
-            rt.cut_receipts.submit(
-                cut_receipt(made, job.settle_key or job.request_id,
-                            payment.payer if payment is not None else "", rt.wall_clock())
-            )  # fmt: skip
-        if made is not None and any(
-            p.status is PartStatus.CUT and p.node_signature for p in tally.node_receipts
-        ):
+        if made is None:
+            return
+        whole = any(p.status is PartStatus.CUT and p.node_signature for p in tally.node_receipts)
+        if whole:  # before the write: in the log whole once (the writer's lines then short)
             log.info("receipt of %s, cut by its client, with its node's signed prompt count: %s",
                      job.logged_id, encode_header(made))  # fmt: skip
+        if rt.cut_receipts is not None:
+            row = cut_receipt(made, job.settle_key or job.request_id,
+                              payment.payer if payment is not None else "", rt.wall_clock())  # fmt: skip
+            (rt.cut_receipts.submit_logged if whole else rt.cut_receipts.submit)(row)
 
     def finalize(self, obj: dict[str, Any], continued: bool) -> None:
         """Set the gateway's ``mesh`` (and after a continuation the summed ``usage``) on

@@ -55,6 +55,15 @@ WRONG_OPERATOR_TOKENS = Limits(rpm=WRONG_OPERATOR_TOKENS_PER_MIN)
 # default heartbeat); its successful registrations (every restart) are never counted
 WRONG_NODE_SIGNATURES_PER_MIN = 30
 WRONG_NODE_SIGNATURES = Limits(rpm=WRONG_NODE_SIGNATURES_PER_MIN)
+# past those two counts of an address (a stranger behind the node's NAT or /64 spending
+# them: session 38's note), a registration with the key this process already holds for its
+# id (a node told to register again: a 404, a registry restart, a failover) is still
+# verified: at most ..._PER_ID refused a minute per node id, and ..._TOTAL_PER_MIN tries
+# in flight or refused from all addresses a minute per process (CredentialTries.
+# before_reregister); a key new here is 429 as before, so new ids stay bounded per address
+WRONG_REREGISTRATIONS_PER_ID_PER_MIN = 10
+WRONG_REREGISTRATIONS_PER_ID = Limits(rpm=WRONG_REREGISTRATIONS_PER_ID_PER_MIN)
+WRONG_REREGISTRATIONS_TOTAL_PER_MIN = 300
 # node ids whose key is in neither memory nor the store, a minute per client address
 # (heartbeats, goodbyes: node_auth.SignedNodeAuth.check_message); a node that must register
 # again hears one 404 each
@@ -224,6 +233,40 @@ class CredentialTries:
         if scope is not None and total_per_min is not None:
             kind = scope.partition(":")[0]
             self.limiter.total(f"wrong-{kind}", total_per_min, self.now).give(self.now)
+
+    def before_reregister(self, node_id: str, refused: RateLimited) -> str:
+        """A registration past this address's counts (``refused``, :meth:`before`'s 429)
+        whose key this process already holds for ``node_id`` (``SignedNodeAuth.known_signer``:
+        a re-registration): the scope to count it in, or ``refused`` again when the id's
+        ``WRONG_REREGISTRATIONS_PER_ID_PER_MIN`` or every id's
+        ``WRONG_REREGISTRATIONS_TOTAL_PER_MIN`` are spent this minute. The total is taken
+        now (tries sent at once are counted one by one: a registration awaits its body
+        before the verify) and given back by :meth:`reregistered` when it verified."""
+        scope = f"reregister:{node_id}"
+        total = self.limiter.total(
+            "wrong-reregister", WRONG_REREGISTRATIONS_TOTAL_PER_MIN, self.now
+        )
+        wait = max(
+            self.limiter.wait(scope, WRONG_REREGISTRATIONS_PER_ID, self.now), total.wait(self.now)
+        )
+        if wait > 0:
+            raise refused
+        total.take(self.now)
+        return scope
+
+    def reregistered(self, scope: str | None, refused: bool) -> None:
+        """The end of a registration :meth:`before_reregister` let through: ``refused`` for
+        its signature or operator token (counted for its id; the total stays taken), else
+        the total given back (a node registered, or refused for something else)."""
+        if scope is None:
+            return
+        if refused:
+            self.limiter.check(scope, WRONG_REREGISTRATIONS_PER_ID, self.now)
+            return
+        total = self.limiter.total(
+            "wrong-reregister", WRONG_REREGISTRATIONS_TOTAL_PER_MIN, self.now
+        )
+        total.give(self.now)
 
     def before_verify(self, node_id: str, token: str | None = None) -> str | None:
         """Before a known node's heartbeat or goodbye is verified: the scope to count it in

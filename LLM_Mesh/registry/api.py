@@ -149,12 +149,22 @@ async def register_node(request: Request) -> RegistrationAccepted:
     address, ``admin.WRONG_OPERATOR_TOKENS_PER_MIN`` unknown tokens a minute (found
     2026-12-06, attack35b; ``GET /v1/earnings``' count) and ``WRONG_NODE_SIGNATURES_PER_MIN``
     refused signatures (``node_auth.SIGNATURE_REFUSALS``, found 2026-12-06, trust36: each an
-    Ed25519 verify, unbounded), then 429 before the body is read or anything verified.
+    Ed25519 verify, unbounded), then 429 before the body is read or anything verified, but
+    to a node registering again with the key held for its id (``before_reregister``, regs39).
     """
     rt = get_runtime(request)
     tries = _tries(request, rt)
-    scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
-    signed = tries.before("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
+    again = None  # a known key's re-registration let past the address's counts
+    try:
+        scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
+        signed = tries.before("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
+    except RateLimited as exc:
+        known = getattr(rt.node_auth, "known_signer", None)  # SignedNodeAuth's
+        node_id = known(request.headers) if known is not None else None
+        if node_id is None:
+            raise
+        again, scope, signed = tries.before_reregister(node_id, exc), None, None
+    refused = False
     try:
         accepted = await _register(rt, request.headers, await request.body())
     except Revoked as exc:
@@ -162,11 +172,15 @@ async def register_node(request: Request) -> RegistrationAccepted:
             rt.revocations, MessageKind.REGISTER, request.headers, exc
         ) from None
     except OperatorTokenRefused as exc:  # unknown or none: counted (none costs no read)
+        refused = True
         tries.wrong(scope, WRONG_OPERATOR_TOKENS)
         raise token_refusal_signed(rt.revocations, request.headers, exc) from None
     except SIGNATURE_REFUSALS:  # an honest node's never fail (a stopped clock's: backoff)
+        refused = True
         tries.wrong(signed, WRONG_NODE_SIGNATURES)
         raise
+    finally:
+        tries.reregistered(again, refused)
     tries.verified(accepted.node_id)  # its heartbeats' address (before_verify, trust37)
     return accepted
 

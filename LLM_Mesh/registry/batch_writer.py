@@ -18,9 +18,13 @@ What a failed write does is the injected policy's:
 - :class:`RetryOnFailure` (the receipts'): nothing is dropped on a store failure, the batch
   goes back to the queue's head and is written again at the next round (counted in
   ``failed``), each of its values logged whole once (the injected ``log_whole``); a full
-  queue drops its oldest, logged whole; ``stop`` writes again each ``flush_interval_s``
-  until ``timeout_s``, then logs what is left whole, a hung write's batch included (once:
-  should that write fail later, its batch is neither logged again nor put back).
+  queue drops its oldest; ``stop`` writes again each ``flush_interval_s`` until
+  ``timeout_s``, then tells the policy what is left, a hung write's batch included (once:
+  should that write fail later, its batch is neither logged again nor put back). A value
+  dropped or left unwritten is logged whole then unless a failed write logged it whole
+  before: then one short line names it (its key) and why, pointing at that whole line
+  (found 2026-12-06, session 38's note: a value failed, then left at ``stop``, was logged
+  whole twice). So every value never stored is in the log whole exactly once.
 """
 
 from __future__ import annotations
@@ -81,8 +85,10 @@ class DropOnFailure(Generic[T]):
 class RetryOnFailure(Generic[T]):
     """A failed batch is written again (the writer puts it back), logged at WARNING with its
     count, and each of its values logged whole once (``log_whole(value, why)``, keyed by
-    ``key``) until written; a value dropped unwritten is logged whole then, whether or not it
-    was before (never unlogged). ``what``: the values' name in the log."""
+    ``key``) until written; a value dropped unwritten (a full queue, the stop) is logged
+    whole then if it was not before, else named by its key in one WARNING line saying why
+    and that its whole text is logged above ("not yet stored"): never unlogged, never
+    logged whole twice. ``what``: the values' name in the log."""
 
     retries = True
     drop_oldest = True
@@ -110,13 +116,22 @@ class RetryOnFailure(Generic[T]):
                 self._logged.add(k)
                 self.log_whole(value, "not yet stored")
 
+    def logged_before(self, value: T) -> None:
+        """``value`` was logged whole by its maker (``account._made_here``'s INFO line): a
+        failed write does not log it whole again, nor does its drop (one short line)."""
+        self._logged.add(self.key(value))
+
     def written(self, batch: list[T]) -> None:
         for value in batch:
             self._logged.discard(self.key(value))
 
     def dropped(self, value: T, why: str) -> None:
+        k = self.key(value)
+        if k in self._logged:  # its whole text is in the log already: not again
+            self._logged.discard(k)
+            self.log.warning("%s: %s %s; its whole text is logged above", self.what, k, why)
+            return
         self.log_whole(value, why)
-        self._logged.discard(self.key(value))
 
 
 class BatchWriter(Generic[T]):

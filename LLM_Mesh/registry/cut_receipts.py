@@ -18,6 +18,9 @@ of its receipts is logged whole once, at WARNING, in the ``X-Mesh-Receipt`` form
 it in its log (the state before 2026-12-06, money37, for every receipt). Only a queue grown
 past ``max_queue`` (the database away that long) drops its oldest, each already logged
 (counted in ``dropped``). ``stop`` writes what is queued, trying again until ``timeout_s``.
+A receipt given up (a full queue, the stop) is logged whole then unless a failed write
+logged it whole before: then one line names its hash (every receipt never stored is in the
+log whole exactly once; ``docs/operations.md``, "Receipts the database did not take").
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class CutReceiptWriter(BatchWriter[CutReceipt]):
         max_batch: int = 500,
         max_queue: int = 100_000,
     ) -> None:
-        policy = RetryOnFailure[CutReceipt](
+        self._policy = policy = RetryOnFailure[CutReceipt](
             "cut receipts", log, key=lambda r: r.receipt_hash, log_whole=_log_whole
         )
         super().__init__(
@@ -73,6 +76,13 @@ class CutReceiptWriter(BatchWriter[CutReceipt]):
             task_name="llm-mesh-cut-receipts",
         )
         self.store = store
+
+    def submit_logged(self, receipt: CutReceipt) -> None:
+        """Queue a receipt its maker logged whole already (``account.StreamAccount.
+        _made_here``: a ``cut`` part with its node's signed count): not logged whole again
+        should its write fail or the stop give it up (a short line names its hash)."""
+        self._policy.logged_before(receipt)
+        self.submit(receipt)
 
     async def _record(self, batch: list[CutReceipt]) -> None:
         await self.store.record_cut_receipts(batch)

@@ -222,6 +222,25 @@ class SignedNodeAuth:
             operator_token=(headers.get(HDR_OPERATOR_TOKEN) or "").strip() or None,
         )
 
+    def known_signer(self, headers: Mapping[str, str]) -> str | None:
+        """The node id of a registration's signer when this process already holds that id's
+        key (loaded from the store at start, read for a message, or claimed here) and the
+        registration carries that very key: a node registering again (``api.register_node``
+        lets it past its address's counts, ``admin.CredentialTries.before_reregister``).
+        Nothing verified, nothing read: ``None`` for anything else."""
+        try:
+            msg = parse_signed(headers)
+            held = self._keys.get(msg.signer)
+            if held is None or msg.public_key is None:
+                return None
+            sent = decode_public_key(msg.public_key)
+        except (MeshError, ValueError):
+            return None
+        raw = PublicFormat.Raw
+        if sent.public_bytes(Encoding.Raw, raw) != held.public_bytes(Encoding.Raw, raw):
+            return None
+        return msg.signer
+
     async def admit_registration(
         self, reg: VerifiedRegistration, check: Callable[[], Awaitable[None]] | None = None
     ) -> Grant:

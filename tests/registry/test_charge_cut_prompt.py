@@ -191,6 +191,42 @@ async def test_the_receipt_of_a_cut_stream_keeps_the_count_its_node_signed(
             check(json.dumps(forged), await registry_keys(h))
 
 
+async def test_a_signed_count_receipt_whose_write_fails_is_in_the_log_whole_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Session 38's note: such a receipt, logged whole when made (INFO, above), was logged
+    whole again at WARNING when its write to ``cut_receipts`` failed ("not yet stored"), and
+    again at the stop. Once now: the writer knows it was logged (``submit_logged``)."""
+    caplog.set_level(logging.INFO)
+    async with running(tmp_path, nodes=stalling_nodes(str(NODE_COUNT))) as h:
+        writer = h.runtime.cut_receipts
+        assert writer is not None
+        real, down = h.store.record_cut_receipts, [True]
+
+        async def failing(batch: Any) -> None:
+            if down[0]:
+                raise OSError("the database is away")
+            await real(batch)
+
+        h.store.record_cut_receipts = failing  # type: ignore[method-assign,assignment]
+        await register(h, NODE_A, "alice")
+        key, _ = await new_user(h, 10**6)
+        await cut_after_first_token(h, key, BODY)
+        await settled(settlement(h))
+        for _ in range(3):  # the loop's round, or ours: the database away
+            await writer.flush()
+        assert writer.failed >= 1
+        down[0] = False
+        await writer.flush()
+        (stored,) = h.store.cut_receipts.values()
+        receipt = stored.receipt
+        whole = []
+        for m in (r.getMessage() for r in caplog.records):
+            with contextlib.suppress(ReceiptError):
+                whole.append(decode_header(m.rsplit(": ", 1)[-1]))
+        assert whole == [receipt], len(whole)
+
+
 def finishing_nodes() -> FakeNodes:
     """Nodes that say a signed prompt count (:func:`said_headers`) and finish their stream
     (final usage chunk, ``[DONE]``)."""

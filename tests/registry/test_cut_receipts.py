@@ -172,6 +172,35 @@ async def test_stop_writes_what_is_queued_trying_again_until_the_database_return
     assert list(store.cut_receipts) == [made().receipt_hash] and writer.queued == 0
 
 
+async def test_a_receipt_failed_then_left_at_stop_is_in_the_log_whole_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Session 38's note (the documented retry case): a receipt whose write failed, logged
+    whole ("not yet stored"), and still unwritten when the gateway's stop gave up was logged
+    whole again ("not written before the gateway stopped"). Each receipt never stored is now
+    in the log whole exactly once (what an operator recovers, `receipt verify`'s form), the
+    stop's line naming its hash."""
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.registry.cut_receipts")
+    writer = CutReceiptWriter(_Failing(fails=10**6), flush_interval_s=0.01)
+    r = made("req-1")
+    writer.submit(r)
+    assert await writer.flush() == 0  # the database away: logged whole
+    s = made("req-2")
+    writer.submit(s)  # queued after it: first logged at the stop
+    await writer.stop(timeout_s=0.05)
+    lines = [x.getMessage() for x in caplog.records]
+    whole: list[object] = []
+    for line in lines:
+        try:
+            whole.append(decode_header(line.rsplit(": ", 1)[-1]))
+        except ReceiptError:  # not a receipt: a count or a short line
+            continue
+    assert sorted(whole, key=str) == sorted([r.receipt, s.receipt], key=str), lines
+    stopped = [m for m in lines if "not written before the gateway stopped" in m]
+    named = {x.receipt_hash for x in (r, s) if any(x.receipt_hash in m for m in stopped)}
+    assert len(stopped) == 2 and named == {r.receipt_hash, s.receipt_hash}, stopped
+
+
 async def test_a_full_queue_drops_its_oldest_into_the_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="LLM_Mesh.registry.cut_receipts")
     writer = CutReceiptWriter(_Failing(fails=0), max_queue=1)
