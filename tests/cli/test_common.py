@@ -9,7 +9,6 @@ import socket
 import time
 import tracemalloc
 from collections.abc import Iterator
-
 from pathlib import Path
 
 import httpx
@@ -124,7 +123,9 @@ def test_the_flag_and_the_variable_win_over_node_toml(
     tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     home = _node_home(tmp_path / "node", "http://10.0.0.5:8800")
-    assert registry_settings(home, "http://flag.example:1").registry_urls == ("http://flag.example:1",)
+    assert registry_settings(home, "http://flag.example:1").registry_urls == (
+        "http://flag.example:1",
+    )
     clean_env.setenv("LLM_MESH_REGISTRY_URL", "http://env.example:2")
     assert registry_settings(home).registry_urls == ("http://env.example:2",)
 
@@ -157,6 +158,8 @@ def test_status_in_a_node_home_asks_node_tomls_registry(
     registry node.toml names (a stand-in answering 404), not the default port."""
     with serve_http() as (url, paths, _):
         home = _node_home(tmp_path / "node", url)
-        out = CliRunner().invoke(app, ["status"], env={"LLM_MESH_HOME": str(home), "COLUMNS": "200"})
+        out = CliRunner().invoke(
+            app, ["status"], env={"LLM_MESH_HOME": str(home), "COLUMNS": "200"}
+        )
     assert paths == ["/mesh/models"], out.output  # asked there (its 404 said: "error: no")
     assert "8800" not in out.output, out.output
