@@ -56,7 +56,7 @@ def test_node_info_shows_whether_the_registrys_health_checks_pass() -> None:
         console = Console(width=250, record=True, color_system=None)
         registry = {"url": "http://r", "registered": True}
         if health != "absent":
-            registry["health"] = health  # type: ignore[assignment]
+            registry["health"] = health
         console.print(info_table({"node_id": "n1", "registry": registry}))
         return " ".join(console.export_text().split())
 
