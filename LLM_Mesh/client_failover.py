@@ -32,9 +32,12 @@ def unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
             f"the registry at {base_url} could not be spoken to ({type(exc).__name__}: "
             f"{exc}). {hint[0].upper()}{hint[1:]}."
         )
+    # found 2026-12-07 (newuser39): `llm-mesh ask --registry URL` was told to "point
+    # LLM_MESH_REGISTRY_URL at a running registry", which the flag it gave overrides
     return RegistryUnreachable(
         f"no LLM Mesh registry answered at {base_url} ({type(exc).__name__}: {exc}). "
-        "Start one with `llm-mesh up`, or point LLM_MESH_REGISTRY_URL at a running registry."
+        "Start one with `llm-mesh up`, or check the URL: a running registry's, given by "
+        "--registry (which wins) or LLM_MESH_REGISTRY_URL (the Python API: registry_url=)."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.core.reach_hint import reach_hint
+from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
 from LLM_Mesh.tls import client_ssl_context
@@ -157,17 +159,30 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
     ``$LLM_MESH_REGISTRY_CA``, else the home's node.toml ``registry_ca``
     (:func:`with_node_ca`), as ``earnings`` and ``node start`` (found 2026-12-06, cli37:
     ``ask``, ``status``, ``ledger verify`` in a node's home failed
-    ``CERTIFICATE_VERIFY_FAILED`` with the CA named in node.toml)."""
+    ``CERTIFICATE_VERIFY_FAILED`` with the CA named in node.toml). The registry is
+    ``--registry``, else ``$LLM_MESH_REGISTRY_URL``, else node.toml's ``registry_url`` (the
+    node's own), else the default (found 2026-12-07, newuser39: ``status`` in the home
+    ``./setup-node-operator.sh --registry URL`` set up asked ``http://127.0.0.1:8800``,
+    "no LLM Mesh registry answered", while ``earnings`` and ``node plan`` there went to
+    node.toml's)."""
     settings = settings_from(home, registry, **kw)
     path = settings.home / "node.toml"  # node/config.py's default_config_path
-    if settings.registry_ca or not path.is_file():
+    named = bool(registry or os.environ.get("LLM_MESH_REGISTRY_URL", "").strip())
+    if (settings.registry_ca and named) or not path.is_file():
         return settings  # (node.toml not imported: a node home's only)
     from LLM_Mesh.node.config import load_node_config
 
     try:
-        return with_node_ca(settings, load_node_config(path), path)
+        config = load_node_config(path)
+        settings = with_node_ca(settings, config, path)
+        if named or not config.registry_url:
+            return settings
+        urls = registry_url_list(config.registry_url, f"registry_url in {path}")
     except (OSError, ValueError) as exc:  # a node.toml that cannot be used, named
         raise fail(exc) from exc
+    if not urls:
+        return settings
+    return dataclasses.replace(settings, registry_url=",".join(urls), registry_urls=urls)
 
 
 def with_node_ca(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:

@@ -224,7 +224,9 @@ def hosted_models_table(models: Any, width: int | None = None) -> RenderableType
     for m in models if isinstance(models, list) else []:
         if not isinstance(m, Mapping):
             continue
-        load_s = _number(m.get("load_time_s"))
+        # the node's load_time_s is what a request would wait for the load: 0 once loaded,
+        # said as "-", not "0.0 s" (found 2026-12-07, newuser39: read as "loaded in 0.0 s")
+        load_s = None if m.get("loaded") else _number(m.get("load_time_s"))
         sha = m.get("sha256")
         rows.append(
             [

@@ -514,7 +514,10 @@ class Routing:
             out = self.router.outliers
             ok = st.success.value
             health = 0.0 if entry.check_failed else (1.0 if ok is None else ok)
-            latency, ttft = st.latency.value, st.ttft.get(now)
+            # shown as measured (as latency is), not decayed toward 0 while the node is idle
+            # (found 2026-12-07, newuser39: `status` said "ttft 20 ms" beside "total 3773 ms"
+            # of a node answering in ~1 s, minutes after its last request); routing decays them
+            latency, ttft = st.latency.value, st.ttft.peak
             in_flight = max(in_flight, st.in_flight)
             weight = out.weight(entry.node_id, now)
             model = next(iter(sorted(st.models)), None)
@@ -522,7 +525,7 @@ class Routing:
             cost = None
             if model is not None and weight > 0:
                 cost = node_cost(st, model, sp.default_tokens, now, sp, weight)
-            per_tok = st.per_token.get(now)
+            per_tok = st.per_token.peak
             ejected_for = self.router.ejected_for
             extra.update(
                 routable=st.routable, ejected=out.is_ejected(entry.node_id),

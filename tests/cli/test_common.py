@@ -1,6 +1,7 @@
 """``cli/common.first_answering``: which of several registry replicas ``ledger verify`` and
 ``ledger witness`` use, asked of replicas that answer with a gzip bomb or a byte at a time
-(a real socket, ``tests/hostile_gateway.py``)."""
+(a real socket, ``tests/hostile_gateway.py``); ``registry_settings``: the registry a
+command asks in a node's home (node.toml's ``registry_url`` after the flag and the variable)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import socket
 import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import typer
+from typer.testing import CliRunner
 
-from LLM_Mesh.cli.common import fail, first_answering
+from LLM_Mesh.cli.common import fail, first_answering, registry_settings
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.node.config import NodeConfig, save_node_config
+from tests.cli.registry_404 import serve_http
 from tests.hostile_gateway import serve
 
 
@@ -83,3 +90,76 @@ def test_an_error_without_a_message_is_said_by_its_kind(capsys: pytest.CaptureFi
     assert "error: ReadTimeout: no answer within the timeout" in capsys.readouterr().err
     fail(KeyError())
     assert "error: KeyError" in capsys.readouterr().err
+
+
+# --- registry_settings: the registry of a node's home (found 2026-12-07, newuser39) -------
+
+
+def _node_home(home: Path, registry_url: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    config = NodeConfig(engine="sim", models=["mistral-7b"], registry_url=registry_url)
+    save_node_config(config, home / "node.toml")
+    return home
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("LLM_MESH_REGISTRY_URL", "LLM_MESH_REGISTRY_CA", "LLM_MESH_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_node_homes_registry_is_node_tomls(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    """``./setup-node-operator.sh --registry URL`` wrote node.toml's ``registry_url``:
+    ``status``, ``ask``, ... in that home went to ``http://127.0.0.1:8800`` (found 2026-12-07:
+    "no LLM Mesh registry answered", while ``earnings`` there went to node.toml's)."""
+    home = _node_home(tmp_path / "node", "http://10.0.0.5:8800/v1,https://r2.example.org")
+    settings = registry_settings(home)
+    assert settings.registry_urls == ("http://10.0.0.5:8800", "https://r2.example.org")
+    assert settings.registry_url == "http://10.0.0.5:8800"
+
+
+def test_the_flag_and_the_variable_win_over_node_toml(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    home = _node_home(tmp_path / "node", "http://10.0.0.5:8800")
+    assert registry_settings(home, "http://flag.example:1").registry_urls == (
+        "http://flag.example:1",
+    )
+    clean_env.setenv("LLM_MESH_REGISTRY_URL", "http://env.example:2")
+    assert registry_settings(home).registry_urls == ("http://env.example:2",)
+
+
+def test_a_home_without_node_toml_or_its_url_keeps_the_default(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert registry_settings(plain).registry_urls == ("http://127.0.0.1:8800",)
+    assert registry_settings(_node_home(tmp_path / "n", "")).registry_urls == (
+        "http://127.0.0.1:8800",
+    )
+
+
+def test_node_tomls_url_without_a_scheme_is_said_naming_node_toml(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _node_home(tmp_path / "node", "10.0.0.5:8800")
+    with pytest.raises(typer.Exit):
+        registry_settings(home)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"registry_url in {home / 'node.toml'}: '10.0.0.5:8800' has no scheme" in said, said
+
+
+def test_status_in_a_node_home_asks_node_tomls_registry(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The command as the operator types it, no ``--registry``: the request reaches the
+    registry node.toml names (a stand-in answering 404), not the default port."""
+    with serve_http() as (url, paths, _):
+        home = _node_home(tmp_path / "node", url)
+        out = CliRunner().invoke(
+            app, ["status"], env={"LLM_MESH_HOME": str(home), "COLUMNS": "200"}
+        )
+    assert paths == ["/mesh/models"], out.output  # asked there (its 404 said: "error: no")
+    assert "8800" not in out.output, out.output

@@ -1,4 +1,5 @@
-"""``llm-mesh node info``'s models table says "(simulated)" for a simulated model."""
+"""``llm-mesh node info``'s models table says "(simulated)" for a simulated model, and a
+load time only for a model not loaded."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_node_info_shows_whether_the_registrys_health_checks_pass() -> None:
         console = Console(width=250, record=True, color_system=None)
         registry = {"url": "http://r", "registered": True}
         if health != "absent":
-            registry["health"] = health  # type: ignore[assignment]
+            registry["health"] = health
         console.print(info_table({"node_id": "n1", "registry": registry}))
         return " ".join(console.export_text().split())
 
@@ -128,3 +129,26 @@ def test_node_models_list_keeps_names_and_the_hash_whole_at_80_and_160_columns()
         assert max(len(line) for line in out.splitlines()) <= width, out
         for whole in ("gemma-3-270m-it-Q4_K_M.gguf", "3f1a9c2e77d0b4e1…", "configured", "1.2 GB"):
             assert whole in out, (width, whole, out)
+
+
+def test_hosted_models_table_gives_a_load_time_only_to_a_model_not_loaded() -> None:
+    """Found 2026-12-07 (newuser39, ``llm-mesh up``'s node): a loaded model's ``load_time_s``
+    is 0 (no wait for it), and ``node info`` said "load time 0.0 s", read as how long the
+    model took to load."""
+    console = Console(width=250, record=True, color_system=None)
+    console.print(
+        hosted_models_table(
+            [
+                {"id": "gemma-3-270m", "loaded": True, "load_time_s": 0.0},
+                {"id": "mistral-7b", "loaded": False, "load_time_s": 5.25},
+            ]
+        )
+    )
+    cells = {
+        row[1]: row[3]  # model -> load time
+        for row in (
+            [c.strip() for c in line.split("│")] for line in console.export_text().splitlines()
+        )
+        if len(row) > 3
+    }
+    assert cells == {"gemma-3-270m": "-", "mistral-7b": "5.2 s"}, cells
