@@ -19,6 +19,7 @@ import pytest
 
 from LLM_Mesh.node.tls import make_self_signed
 from tests.ports import free_port
+from tests.waiting import START_S, scaled
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -572,7 +573,10 @@ def _free_port() -> int:
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` for ``timeout`` s scaled (tests/waiting.py: the deadline only bounds
+    a failure; unscaled until flakes39, the registry's start given 60 s where a loaded box
+    took 98.5 s)."""
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if predicate():
             return
@@ -621,7 +625,7 @@ def test_script_joins_a_registry_and_serves_through_the_gateway(tmp_path: Path) 
     )
     node: subprocess.Popen[bytes] | None = None
     try:
-        _wait_for(lambda: _get(registry + "/healthz") == 200, 60, "the registry")
+        _wait_for(lambda: _get(registry + "/healthz") == 200, START_S, "the registry")
         token = _operator_token(tmp_path / "registry-home", base)
         base["LLM_MESH_OPERATOR_TOKEN"] = token  # what the registry's admin hands the operator
         node = subprocess.Popen(
@@ -714,8 +718,7 @@ def test_service_installs_a_systemd_user_unit_once(tmp_path: Path) -> None:
     assert f"Environment=LLM_MESH_HOME={tmp_path / 'mesh'}" in text
     assert (
         f"ExecStart={VENV}/bin/llm-mesh node start --home {tmp_path / 'mesh'} "
-        f"--config {tmp_path / 'mesh' / 'node.toml'}"
-        in text
+        f"--config {tmp_path / 'mesh' / 'node.toml'}" in text
     )
     assert "Restart=on-failure" in text and "WantedBy=default.target" in text
     # an operator token the registry does not know: `node start` exits 78, and systemd does

@@ -475,6 +475,7 @@ def create_registry_app(
     app.state.node_sync = node_sync  # None for a store that shares nothing
     app.state.store_polls = store_polls
     app.state.canary = prober
+    app.state.canary_scheduler = canary  # its background probes (tests stop it: a manual clock)
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)

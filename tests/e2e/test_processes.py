@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,6 +46,15 @@ def _wait(pred, timeout: float = SOON_S) -> bool:  # type: ignore[no-untyped-def
             return True
         time.sleep(0.2)
     return False
+
+
+def _listing(url: str) -> list[dict[str, Any]]:
+    """The registry's ``GET /mesh/nodes``, given ``SOON_S`` (scaled) to answer: a registry
+    on a loaded box answers late, it is not down (2 s until flakes39: a late answer raised
+    ReadTimeout out of the poll, failing the test)."""
+    r = httpx.get(url + "/mesh/nodes", timeout=scaled(SOON_S))
+    nodes: list[dict[str, Any]] = r.json()["nodes"]
+    return nodes
 
 
 def test_dead_node_gives_a_clear_error_and_the_gateway_stays_up(tmp_path: Path) -> None:
@@ -170,10 +180,7 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
     try:
         url = mesh.registry_url
         assert _wait(
-            lambda: (
-                sum(n["healthy"] for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"])
-                == 2
-            ),
+            lambda: sum(n["healthy"] for n in _listing(url)) == 2,
             START_S,  # the second node's start
         )
         body = {
@@ -186,7 +193,7 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
         pids.update(
             {
                 n["node_id"]: mesh._children[1].proc.pid
-                for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
+                for n in _listing(url)
                 if n["node_id"] != second_id
             }
         )
@@ -320,7 +327,7 @@ def test_admin_revokes_a_running_node_from_the_cli(tmp_path: Path) -> None:
     )
     try:
         url = mesh.registry_url
-        (node,) = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
+        (node,) = _listing(url)
         out = subprocess.run(
             [sys.executable, "-m", "LLM_Mesh.cli", "registry", "nodes", "revoke", node["node_id"]],
             env=mesh._env(),
@@ -331,8 +338,7 @@ def test_admin_revokes_a_running_node_from_the_cli(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stdout + out.stderr
 
         def gone() -> bool:
-            nodes = httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
-            return not any(n["healthy"] for n in nodes)
+            return not any(n["healthy"] for n in _listing(url))
 
         assert _wait(gone), "the revoked node is still routed"
         r = httpx.post(

@@ -371,6 +371,13 @@ async def running(
         # test's one-round verdict was then a draw (CI, 2026-12-05: 1 run in ~15 failed)
         prober.rng = random.Random(0)
     async with app.router.lifespan_context(app):
+        # the background canary scheduler stopped: it sleeps on real time (up to its 5 s
+        # interval) but draws and compares due times on this manual clock, so a tick that
+        # fell inside a test (a loaded box: a test past 5 s) probed, or walked the targets,
+        # on its own unseeded draw; tests probe through /mesh/canary/run or their own
+        # CanaryScheduler (flakes39: test_scheduler_probes_pairs_with_a_verifier_when_due
+        # failed 6 of 6 with the test held 5.5 s after trusting the verifier)
+        await app.state.canary_scheduler.stop()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as client:
             yield Harness(app, client, nodes, store, clock, settings)

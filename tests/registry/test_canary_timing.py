@@ -6,14 +6,17 @@ tested is when the scheduler's loop, sleeping ``wait_s()`` between ticks, sends.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.canary import CanaryScheduler, ProbeResult
+from tests.registry.helpers import running
 
 MODEL = "gemma-3-270m"
 
@@ -131,3 +134,14 @@ async def test_a_registration_is_followed_by_no_burst_of_probes() -> None:
         firsts.append(prober.sent[0][1] - seen_at)
     assert 0.28 < sum(f > 60.0 for f in firsts) / len(firsts) < 0.45
     assert 0.05 < sum(f < 6.0 for f in firsts) / len(firsts) < 0.15
+
+
+async def test_the_test_harness_runs_no_canary_scheduler_on_real_time(tmp_path: Path) -> None:
+    """The registry harness (``tests/registry/helpers.running``) drives a manual clock; the
+    app's own scheduler, which sleeps on real time, is stopped there, so no probe or walk of
+    the targets comes from a tick that happened to fall inside a test (flakes39: one did
+    when a test ran past the scheduler's 5 s interval on a loaded box)."""
+    async with running(tmp_path) as h:
+        assert isinstance(h.app.state.canary_scheduler, CanaryScheduler)
+        ticking = [t for t in asyncio.all_tasks() if t.get_name() == "llm-mesh-canary"]
+        assert ticking == []

@@ -7,6 +7,7 @@ table directly; ``ledger verify``'s audit must then name what was done.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -24,6 +25,7 @@ from LLM_Mesh.registry.ledger import IssueLimit, LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
+from tests.waiting import SOON_S, scaled
 
 ORIGIN = "test.local/ledger"
 ALICE, BOB = pseudonym("user", "alice"), operator_account("bob")
@@ -267,9 +269,11 @@ async def test_checkpoints_every_n_entries(ledger: SqlLedger) -> None:
     cp.start()
     try:
         await ledger.append([Transfer("grant", MINT, ALICE, 1) for _ in range(5)])
-        for _ in range(200):
-            if (await ledger.latest_checkpoint()) is not None:
-                break
+        # written by the checkpointer's task: polled until SOON_S scaled (200 polls of 0.01 s
+        # until flakes39: about 2 s, short for a slow write on a loaded box)
+        deadline = time.monotonic() + scaled(SOON_S)
+        while (await ledger.latest_checkpoint()) is None:
+            assert time.monotonic() < deadline, "no checkpoint after 5 appends"
             await asyncio.sleep(0.01)
         latest = await ledger.latest_checkpoint()
         assert latest is not None and latest.tree_size == 5

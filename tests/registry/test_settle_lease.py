@@ -24,6 +24,7 @@ from LLM_Mesh.registry.settle_db import Answer, PaidPart, SqliteSettleDb
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
+from tests.waiting import SOON_S, scaled
 
 USER = pseudonym("user", "key-1")
 OP_A = operator_account("alice")
@@ -88,13 +89,14 @@ async def _invariant(store: SqlStore, payer: str = USER) -> dict[str, int]:
     return b
 
 
-async def _until_given_back(store: SqlStore, timeout_s: float = 10.0) -> None:
+async def _until_given_back(store: SqlStore, payer: str = USER, timeout_s: float = SOON_S) -> None:
     """Until the payer's leases are back in the database: the lease loop hands them back in
     its own time, and on PostgreSQL writes them in the background (a fixed sleep was too
-    short for that on a loaded box); a lease never handed back still fails here."""
-    deadline = time.monotonic() + timeout_s
-    while (await _book(store))["lease_rows"]:
-        assert time.monotonic() < deadline, "the idle lease was not handed back"
+    short for that on a loaded box); a lease never handed back still fails here, after
+    ``timeout_s`` (:func:`tests.waiting.scaled`; 10 s unscaled until flakes39)."""
+    deadline = time.monotonic() + scaled(timeout_s)
+    while (await _book(store, payer))["lease_rows"]:
+        assert time.monotonic() < deadline, f"the idle lease of {payer} was not handed back"
         await asyncio.sleep(0.02)
 
 
@@ -259,7 +261,8 @@ async def test_the_lease_loop_outlives_a_give_that_raises(
         for n, payer in enumerate((USER, other)):
             assert (await s.reserve(f"r{n}", payer, "m", E)).ok
             assert await s.answer(_answer(f"r{n}", 250, payer))
-        await asyncio.sleep(0.5)  # one give failed; the loop goes on, and gives back all
+        for payer in (USER, other):  # one give failed; the loop goes on, and gives back all
+            await _until_given_back(store, payer)  # (a fixed 0.5 s: short on a loaded box)
         assert calls == [1]
         for payer in (USER, other):
             b = await _invariant(store, payer)
