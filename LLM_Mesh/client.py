@@ -79,7 +79,7 @@ from LLM_Mesh.bounded_http import (
 )
 from LLM_Mesh.client_failover import Again, Retry, Tally, advised, failed, said_not_up, unreachable
 from LLM_Mesh.client_hang import Hung, probe, watched
-from LLM_Mesh.client_replicas import ReplicaMemory, gateway_urls
+from LLM_Mesh.client_replicas import ReplicaMemory, gateway_urls, own_path
 from LLM_Mesh.client_stream import (
     CUT_SHORT,
     DEFAULT_STREAM_MAX_S,
@@ -275,7 +275,7 @@ class MeshClient:
         or another shape: ``UpstreamError``, the next gateway's turn as for a 5xx);
         ``admin``: with the admin key, if any (:meth:`_admin_headers`); ``retry``: a POST
         without a request id that may run again on another gateway (harmless twice)."""
-        many = len(self.base_urls) > 1
+        many, path = len(self.base_urls) > 1, own_path(path)
         headers = kw.get("headers") or {}
         # a retry elsewhere is safe for reads, for calls carrying a request id, and ``retry``
         retry_sent = many and (method == "GET" or retry or "X-Request-Id" in headers)
@@ -467,7 +467,7 @@ class MeshClient:
         an honest gateway sends for ``body``: ``client_stream.QuietStream`` (one too).
         """
         headers = self._v1_headers(request_id)
-        many = len(self.base_urls) > 1
+        many, path = len(self.base_urls) > 1, own_path(path)
         started = False
         limit_s = positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
         bound = Bound(asyncio.get_running_loop().time() + limit_s, limit_s)

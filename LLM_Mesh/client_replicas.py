@@ -1,7 +1,8 @@
 """Several gateway replicas for :class:`LLM_Mesh.client.MeshClient`: their list, and the
 one that answered last, remembered across processes (the CLI's).
 
-- :func:`gateway_urls`: ``"URL,URL"`` or a list → the URLs.
+- :func:`gateway_urls`: ``"URL,URL"`` or a list → the URLs; :func:`own_path`: a path the
+  client may join to each of them.
 - :class:`ReplicaMemory`: a small file (the CLI's ``$LLM_MESH_HOME/gateway-replica.json``,
   :data:`FILE_NAME`) naming, per configured list of URLs, the replica that answered last and
   when; a client given it begins there for :data:`~LLM_Mesh.core.replica_memory.REMEMBER_S`
@@ -28,7 +29,7 @@ from pathlib import Path
 from LLM_Mesh.core import replica_memory as rm
 from LLM_Mesh.secret_files import make_private_dir
 
-__all__ = ["FILE_NAME", "ReplicaMemory", "gateway_urls"]
+__all__ = ["FILE_NAME", "ReplicaMemory", "gateway_urls", "own_path"]
 
 FILE_NAME = "gateway-replica.json"
 log = logging.getLogger(__name__)
@@ -41,6 +42,17 @@ def gateway_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
     if not urls:
         raise ValueError("no gateway URL given")
     return urls
+
+
+def own_path(path: str) -> str:
+    """``path``, which the client joins to each gateway URL as text, when it starts with
+    ``/``; else ``ValueError`` before anything is sent: one that does not can name another
+    host with the URL (``https://R`` + ``.evil.example/x``, or ``@evil.example/x``: ``R``
+    read as a user name), the client's credentials sent there (found 2026-12-07, review39:
+    ``MeshClient.keyed_get``, public, sent the API key so)."""
+    if not path.startswith("/"):
+        raise ValueError(f"a path on the registry starts with /, not {path[:80]!r}")
+    return path
 
 
 class ReplicaMemory:

@@ -389,6 +389,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
         Overloaded,
         RateLimited,
         UnknownNode,
+        UnknownReceipt,  # rebuilt as itself, not as any 404 (review39: receipt fetch)
         DuplicateRequest,
         Unauthorized,
         BadSignature,

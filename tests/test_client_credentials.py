@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from LLM_Mesh.client import MeshClient
@@ -63,3 +64,27 @@ async def test_an_honest_key_is_sent(gateway: str) -> None:
         with pytest.raises(MeshError) as info:
             await c._request("GET", "/evil", headers=c._v1_headers(None))
     assert not isinstance(info.value, InvalidCredential | InvalidApiKey)
+
+
+@pytest.mark.parametrize("path", [".evil.example/v1/balance", "@evil.example/v1/balance", ""])
+@pytest.mark.parametrize("call", ["keyed_get", "stream"])
+async def test_a_path_that_could_name_another_host_is_refused_unsent(path: str, call: str) -> None:
+    """The client joins a path to each registry URL as text: ``https://mesh.example.org`` +
+    ``.evil.example/v1/balance`` is another host, and ``keyed_get`` (public) sent the API key
+    there (found 2026-12-07, review39); refused before any request. Its own paths go out."""
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with MeshClient("https://mesh.example.org", api_key=SECRET, http_client=http) as c:
+        with pytest.raises(ValueError, match="a path on the registry starts with /"):
+            if call == "keyed_get":
+                await c.keyed_get(path)
+            else:
+                await _drain(c.stream(path, {"model": "m"}))
+        assert await c.keyed_get("/v1/balance") == {}  # its own: sent there
+    await http.aclose()
+    assert [(r.url.host, r.url.path) for r in sent] == [("mesh.example.org", "/v1/balance")]

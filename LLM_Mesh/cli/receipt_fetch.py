@@ -7,7 +7,8 @@ asks it as every keyed command does (``common.keyed_client``, ``MeshClient.keyed
 turn, the replica that answered last first, the home's node.toml ``registry_ca``, the API
 key checked before it is sent), read to ``receipt_verify.MAX_INPUT`` within the command's
 ``--timeout``; ``receipt_commands.fetch_command`` then verifies it as ``receipt verify``
-does. A 404 is said as what it means: not this key's receipt, or none stored.
+does. The registry's 404 (``unknown_receipt``) is said as what it means: not this key's
+receipt, or none stored; any other 404 (a node's URL given, no such route) as that.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from LLM_Mesh.cli.common import keyed_client
 from LLM_Mesh.cli.overall_timeout import Deadline
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.receipt_verify import MAX_INPUT
-from LLM_Mesh.errors import ModelNotFound, UnknownReceipt
+from LLM_Mesh.errors import MeshError, ModelNotFound, UnknownReceipt
 
 __all__ = ["HASH", "fetched", "not_a_hash"]
 
@@ -37,23 +38,36 @@ def not_a_hash(text: str) -> str | None:
 
 def fetched(settings: Settings, receipt_hash: str, deadline: Deadline) -> str:
     """The registry's answer for ``receipt_hash`` (``GET /v1/receipts/{hash}`` with
-    ``settings.api_key``), as JSON text ``receipt verify`` reads; ``UnknownReceipt`` said
-    in words for its 404 (the client rebuilds it as ``ModelNotFound``: ``unknown_receipt``
-    is no code of ``errors.ERROR_CODES``), the client's ``MeshError`` (unreachable, 401,
-    ...) otherwise."""
+    ``settings.api_key``), as JSON text ``receipt verify`` reads; its ``UnknownReceipt``
+    said in words; any other 404 (a node's URL given as the registry's, a server without
+    the route) said as that, in its words (found 2026-12-07, review39: every 404 was said
+    as "not yours or unknown"); the client's ``MeshError`` (unreachable, 401, ...)
+    otherwise."""
+    asked = f"/v1/receipts/{receipt_hash}"
+    answered: list[str] = []
 
     async def go() -> dict[str, Any]:
         async with keyed_client(settings) as client:
-            return await client.keyed_get(f"/v1/receipts/{receipt_hash}", MAX_INPUT)
+            try:
+                return await client.keyed_get(asked, MAX_INPUT)
+            finally:
+                answered.append(client.base_url)
 
     run = deadline.then(settings.registry_url, "the receipt was not fetched")
     try:
         answer = run(go())
-    except (UnknownReceipt, ModelNotFound) as exc:  # the client's 404 (unknown_receipt)
+    except UnknownReceipt as exc:  # the registry's own word on it
         raise UnknownReceipt(
             f"the registry holds no receipt {receipt_hash} for this API key (404): it is not "
             "yours (another key paid for it) or it is unknown there (only a stream its "
             "client cut before its end has its receipt stored, kept "
             "LLM_MESH_CUT_RECEIPT_KEEP_DAYS days; an answer you received carries its own)"
+        ) from exc
+    except ModelNotFound as exc:  # a 404 of another kind: no registry's word on a receipt
+        where = answered[-1] if answered else settings.registry_url
+        raise MeshError(
+            f"{where} answered 404 for GET {asked}, not a registry's answer of a receipt "
+            "(unknown_receipt): is it a registry's URL (not a node's), of a version that "
+            f"serves /v1/receipts? It said: {exc.message}"
         ) from exc
     return json.dumps(answer)

@@ -65,8 +65,11 @@ def _back(now_s: float, span_s: float) -> float:
     """``span_s`` before ``now_s``, never before the Unix epoch: a keep of millions of days
     (``_whole`` takes any) is "nothing old enough yet", not a cutoff no ``datetime`` can
     hold (found 2026-12-06, review38b: each hourly prune failed with "year -271764 is out
-    of range", logged with its traceback)."""
-    return max(0.0, now_s - span_s)
+    of range", logged with its traceback); nor one whose seconds no float holds (compared
+    exactly, never converted: found 2026-12-07, review39, an ``OverflowError``)."""
+    if span_s >= now_s:  # an int past any float compares exactly with one
+        return 0.0
+    return now_s - span_s
 
 
 def request_log_cutoff(

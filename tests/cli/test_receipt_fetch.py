@@ -23,6 +23,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
 from LLM_Mesh.registry.store_cut_receipts import CutReceipt
+from tests.cli.registry_404 import NOT_FOUND, serve_http
 from tests.inprocess_mesh import InProcessMesh
 
 runner = CliRunner()
@@ -161,3 +162,26 @@ def test_without_an_api_key_it_says_which_key_serves_it() -> None:
     res = fetch("a" * 64, "--registry", "http://127.0.0.1:9")
     assert res.exit_code == 1, res.output
     assert "served to the API key that paid for it" in " ".join(res.output.split())
+
+
+ROUTE_404 = (  # the registry's answer for a route it does not serve (``registry/errors.py``)
+    b'{"error": {"message": "no endpoint GET /v1/receipts/...: it serves /v1 and /mesh",'
+    b' "type": "invalid_request_error", "param": null, "code": null}}'
+)
+
+
+@pytest.mark.parametrize("answer", [NOT_FOUND, ROUTE_404], ids=["a node's 404", "no route"])
+def test_a_404_that_is_no_registrys_word_on_the_receipt_is_not_said_as_one(answer: bytes) -> None:
+    """``--registry`` naming a node (its 404 ``not_found``) or a server without the route:
+    said as that 404, in its words, not as "no receipt ... for this API key: not yours or
+    unknown there" (found 2026-12-07, review39: every 404 was said so, the client
+    rebuilding ``unknown_receipt`` as ``ModelNotFound`` like any other)."""
+    with serve_http((404, answer)) as (url, paths, _):
+        res = fetch("a" * 64, "--api-key", "lmk_" + "x" * 44, "--registry", url)
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert paths == ["/v1/receipts/" + "a" * 64]
+    assert "not yours" not in out and "for this API key" not in out, out
+    assert f"{url} answered 404 for GET /v1/receipts/" in out, out
+    assert "not a registry's answer of a receipt" in out, out
+    assert json.loads(answer)["error"]["message"][:20] in out, out

@@ -173,6 +173,21 @@ def test_a_keep_longer_than_history_cuts_at_the_epoch_never_before() -> None:
     assert {datetime.fromtimestamp(c or 0.0, timezone.utc).year for c in cutoffs} == {1970}
 
 
+@pytest.mark.parametrize("days", [10**400, 2**1100 // DAY_S], ids=["10^400", "2^1100s"])
+def test_a_keep_past_any_float_cuts_at_the_epoch_too(days: int) -> None:
+    """A keep whose seconds no float holds (``_whole`` takes any digits: 401 of them here)
+    is nothing old enough yet as well, never an ``OverflowError`` (found 2026-12-07,
+    review39: "int too large to convert to float" at every hourly prune, and at the
+    registry's start for the pruners that check their days when made)."""
+    cutoffs = [
+        cut_receipt_cutoff(NOW, days),
+        settlement_cutoff(NOW, days),
+        request_log_cutoff(NOW, days, reward_period_s=3600, grace_s=0),
+        node_cutoff(NOW, days, forget_s=0, expiry_s=0, reward_period_s=3600, grace_s=0),
+    ]
+    assert cutoffs == [0.0] * 4
+
+
 def test_days_back_is_keep_days_before_now_held_to_its_floor() -> None:
     """The settlements' and the cut receipts' cutoffs (``days_back``): keep_days back, never
     fewer than the floor's days; 0 keeps all; a negative keep_days refused."""

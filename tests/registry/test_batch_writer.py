@@ -374,3 +374,23 @@ async def test_a_value_failed_then_dropped_by_a_full_queue_is_logged_whole_once(
     assert whole.lines == [(1, "not yet stored")]
     w.submit(4)  # 2 dropped: never logged before, so whole now
     assert whole.lines == [(1, "not yet stored"), (2, "dropped unwritten (the queue is full)")]
+
+
+async def test_a_drop_writers_stop_names_the_values_of_a_write_left_hung(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The drop policy's stop with its only batch in a hung write (the queue empty then):
+    its ERROR names those values, left to a write that may never end (found 2026-12-07,
+    review39: nothing was said, the values counted nowhere should the process end)."""
+    sink = Hung()
+    w = drop(sink, max_batch=10)
+    for v in range(3):
+        w.submit(v)
+    with caplog.at_level(logging.ERROR, logger="LLM_Mesh.registry.batch_writer"):
+        await asyncio.wait_for(w.stop(timeout_s=0.2), timeout=10)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert said == [
+        "llm-mesh-batch-writer: 0 values not written within the stop's 0.2 s; dropped; 3 more "
+        "in a write left running (counted when it ends)"
+    ], said
+    assert (sink.calls, w.dropped, w.queued) == (1, 0, 0)  # counted by the write, if it ends

@@ -10,6 +10,8 @@ by default, did not start.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -68,4 +70,18 @@ async def test_the_settlement_takes_the_ssl_option_as_the_store_does(
     url = f"{pg_database_url}?ssl={ssl}"
     store = await _store_takes(url)
     assert ssl != "disable" or store == "ok", store
+    assert await _settlement_takes(url) == store
+
+
+@pytest.mark.postgres
+async def test_verify_full_reads_the_ca_file_for_the_store_and_the_settlement(
+    pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy.md's ``?ssl=verify-full``: both connections check the server against the CA
+    file ``PGSSLROOTCERT`` names (here none there: both refuse before any query, as they
+    would a server whose certificate that CA did not sign), unlike ``?ssl=require``."""
+    monkeypatch.setenv("PGSSLROOTCERT", str(tmp_path / "no-such-root.crt"))
+    url = f"{pg_database_url}?ssl=verify-full"
+    store = await _store_takes(url)
+    assert store == "FileNotFoundError", store
     assert await _settlement_takes(url) == store
