@@ -10,7 +10,8 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0; the due period
 closed before it serves: ``RewardTask.close_first``; each of those steps on the store run
 again while PostgreSQL is away, up to 120 s: ``start_retry.py``), and on
-shutdown stops them, writes what is queued and closes what it opened. With
+shutdown (or when a start step raises: what it started so far; ``app_stops.py``) stops
+them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
 
@@ -53,6 +54,7 @@ from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.app_keys import start_keys
 from LLM_Mesh.registry.app_redis import share_through_redis
 from LLM_Mesh.registry.app_start import first_beat, witness_pusher
+from LLM_Mesh.registry.app_stops import Stops
 from LLM_Mesh.registry.app_store import (
     default_store,
     ledger_engine_of,
@@ -355,12 +357,23 @@ def create_registry_app(
                 await checkpointer.ensure_published()
             return checkpointer
 
+        stops = Stops()  # each start's stop recorded as it runs (app_stops.py: their order)
+        if pusher is not None and witness_client is None:
+            stops.add("witness_client", pusher.client.aclose)
+        for name in ("shared_shown", "shared_in_flight", "shared_share", "shared_limits"):
+            if (shared_part := getattr(runtime, name)) is not None:
+                stops.add(name, shared_part.aclose)
         try:
             checkpointer = await start.run("opening the store and loading its state", load)
             if isinstance(runtime.idempotency, LoneIdempotency):  # its expired rows purged
                 runtime.idempotency.start()
+            if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):
+                stops.add("idempotency", runtime.idempotency.close)
+            if runtime.heartbeats is not None:
+                stops.add("heartbeats", runtime.heartbeats.flush)
             if http_client is None:
                 runtime.client, runtime.owns_client = make_client(runtime.pins), True
+                stops.add("client", runtime.client.aclose)
             elif isinstance(http_client, httpx.AsyncClient):
                 runtime.client = HttpxNodeClient(http_client, owns=False, pins=runtime.pins)
                 runtime.owns_client = False
@@ -368,93 +381,51 @@ def create_registry_app(
                 runtime.client, runtime.owns_client = http_client, False
             if beat is not None:
                 await first_beat(beat)
-                beat.start()
+                stops.start("beat", beat)
             if node_sync is not None:
-                node_sync.start()
+                stops.start("node_sync", node_sync)
             if runtime.shared_shown is not None:  # what the nodes showed, shared (redis_shown)
                 runtime.shared_shown.start()
-            if (settle := runtime.settlement) is not None:
+            if (settle := runtime.settlement) is not None:  # stopped before the last checkpoint
                 await start.run("loading operators", lambda: settle.load_operators(runtime.store))
                 await start.run("starting the settlement", settle.start)
+                stops.add("settlement", settle.stop)
             # the store polls skip their queries while nothing they read was written (SQLite)
             for topic, poller in store_polls.items():
                 poller.changes = store_changes(runtime.store, topic)
-            runtime.writer.start()
+            stops.start("writer", runtime.writer)
             if runtime.cut_receipts is not None:
-                runtime.cut_receipts.start()
+                stops.start("cut_receipts", runtime.cut_receipts)
             if runtime.metrics is not None:  # --workers N: this worker's gauges, written
-                runtime.metrics.start()
-            health.start()
-            revocations.start()
-            checkpointer.start()
-            if pusher is not None:
-                pusher.start()
-            runtime.keys.start()
+                stops.start("metrics", runtime.metrics)
+            stops.start("health", health)
+            stops.start("revocations", revocations)
+            stops.start("checkpointer", checkpointer)
+            if pusher is not None:  # stopped before the last checkpoint: pushed at next start
+                stops.start("pusher", pusher)
+            stops.start("keys", runtime.keys)
             if (rewards := runtime.rewards) is not None:  # the due period closed first
                 await start.run("closing the due reward period",
                                 lambda: rewards.close_first(settings.reward_start_close_s))  # fmt: skip
-                rewards.start()
-            quality_watcher.start()
-            usage_audit.start()
+                stops.start("rewards", rewards)
+            stops.start("quality_watcher", quality_watcher)
+            stops.start("usage_audit", usage_audit)  # its pending sums written at stop
             if departures is not None:  # the tallies loaded before the first probe
                 await start.run("loading the canary's departures", departures.open)
-            canary.start()
-            prunes = (pruner, settlement_pruner, node_pruner, receipt_pruner)
-            for prune in prunes:  # the node pruner after the due reward close (rows closed)
-                if prune is not None:
-                    prune.start()
+                stops.add("departures", departures.stop)  # its pending tallies written
+            stops.start("canary", canary)
+            for prune in (pruner, settlement_pruner, node_pruner, receipt_pruner):
+                if prune is not None:  # the node pruner after the due reward close (rows closed)
+                    stops.start("prune", prune)
+            yield
+        finally:  # what started stopped (a start step that raised too), then the store closed
             try:
-                yield
+                await stops.run()
             finally:
-                for prune in reversed(prunes):
-                    if prune is not None:
-                        await prune.stop()
-                await canary.stop()
-                if departures is not None:  # its pending tallies written
-                    await departures.stop()
-                await usage_audit.stop()  # its pending sums written
-                await quality_watcher.stop()
-                if runtime.rewards is not None:
-                    await runtime.rewards.stop()
-                if runtime.settlement is not None:  # before the checkpointer signs at stop
-                    await runtime.settlement.stop()
-                await runtime.keys.stop()
-                if pusher is not None:  # before the last checkpoint: pushed at next start
-                    await pusher.stop()
-                    if witness_client is None:
-                        await pusher.client.aclose()
-                await checkpointer.stop()
-                await revocations.stop()
-                await health.stop()
-                if runtime.metrics is not None:
-                    await runtime.metrics.stop()
-                await runtime.writer.stop()
-                if runtime.cut_receipts is not None:
-                    await runtime.cut_receipts.stop()
-                if runtime.heartbeats is not None:
-                    await runtime.heartbeats.flush()
-                if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):
-                    await runtime.idempotency.close()
-                if node_sync is not None:
-                    await node_sync.stop()
-                if beat is not None:
-                    await beat.stop()
-                for counts in (
-                    runtime.shared_shown,
-                    runtime.shared_in_flight,
-                    runtime.shared_share,
-                ):
-                    if counts is not None:
-                        await counts.aclose()
-                if runtime.shared_limits is not None:
-                    await runtime.shared_limits.aclose()
-                if runtime.owns_client and runtime.client is not None:
-                    await runtime.client.aclose()
                 runtime.client = None
-        finally:
-            if isinstance(ledger_engine, EngineOnce):
-                await ledger_engine.dispose()
-            await runtime.store.close()
+                if isinstance(ledger_engine, EngineOnce):
+                    await ledger_engine.dispose()
+                await runtime.store.close()
 
     app = RegistryApp(  # /v1 POST and heartbeats skip the middleware stack (hot_heartbeat.py)
         max_heartbeat_bytes=settings.max_mesh_body_bytes,

@@ -1,0 +1,67 @@
+"""The stops of what the app's start started (``app.py``'s lifespan), in the stop order.
+
+Each start step records its stop as it runs (:meth:`Stops.start`, :meth:`Stops.add`); the
+lifespan's end, or a start step that raised, runs the stops recorded, in :data:`STOP_ORDER`
+(not the start's reverse: the settlement stops before the checkpointer signs its last
+checkpoint, the request writer after the loops that queue rows). So a start that fails at step
+k stops what steps 1..k-1 started and leaves nothing running against a closed store. Found
+2026-12-07 (review, session 39): the loops started before the lifespan's ``try: yield`` were
+never stopped when a later start step raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+__all__ = ["STOP_ORDER", "Stops"]
+
+log = logging.getLogger("LLM_Mesh.registry.app")  # its lines as before the split
+
+# The order of the stops, first to last; a name's stops run last recorded first (the pruners)
+STOP_ORDER = (
+    "prune", "canary", "departures", "usage_audit", "quality_watcher", "rewards", "settlement",
+    "keys", "pusher", "witness_client", "checkpointer", "revocations", "health", "metrics",
+    "writer", "cut_receipts", "heartbeats", "idempotency", "node_sync", "beat", "shared_shown",
+    "shared_in_flight", "shared_share", "shared_limits", "client",
+)  # fmt: skip
+
+
+class Startable(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> Awaitable[object]: ...
+
+
+class Stops:
+    """The stops recorded by the start, run once by :meth:`run` in :data:`STOP_ORDER`."""
+
+    def __init__(self) -> None:
+        self._stops: dict[str, list[Callable[[], Awaitable[object]]]] = {}
+
+    def add(self, name: str, stop: Callable[[], Awaitable[object]]) -> None:
+        """``stop`` run at the end (``name``: one of :data:`STOP_ORDER`)."""
+        if name not in STOP_ORDER:
+            raise ValueError(f"no stop named {name!r}")
+        self._stops.setdefault(name, []).append(stop)
+
+    def start(self, name: str, part: Startable) -> None:
+        """``part`` started, its ``stop`` recorded under ``name``."""
+        part.start()
+        self.add(name, part.stop)
+
+    async def run(self) -> None:
+        """Every stop recorded, in :data:`STOP_ORDER`; one that raises does not keep the
+        others from running: the first error is raised after the last stop, any later logged."""
+        first: BaseException | None = None
+        for name in STOP_ORDER:
+            for stop in reversed(self._stops.pop(name, [])):
+                try:
+                    await stop()
+                except Exception as exc:
+                    if first is not None:
+                        log.exception("stopping %s failed", name)
+                    first = first or exc
+        if first is not None:
+            raise first
