@@ -78,8 +78,9 @@ _INSTEAD = {
 _URL_PARTS = ("host", "port", "user", "password", "database")
 
 
-def _ssl_mode(query: dict[str, Any]) -> str | None:
-    """``ssl``, or libpq's ``sslmode`` as it: both given must say the same."""
+def _ssl_mode(query: dict[str, Any]) -> tuple[str, str] | None:
+    """``ssl``, or libpq's ``sslmode`` as it (and the name the URL wrote): both given must
+    say the same."""
     ssl, sslmode = query.pop("ssl", None), query.pop("sslmode", None)
     if ssl is not None and sslmode is not None and ssl != sslmode:
         raise ValueError(
@@ -91,10 +92,10 @@ def _ssl_mode(query: dict[str, Any]) -> str | None:
         raise ValueError(
             f"the database URL's ?{name}={mode} is not a mode: write one of " + ", ".join(SSL_MODES)
         )
-    return mode
+    return None if mode is None else ("ssl" if ssl is not None else "sslmode", mode)
 
 
-def _check_ca_file(mode: str) -> None:
+def _check_ca_file(name: str, mode: str) -> None:
     """The CA file asyncpg reads for ``mode``, there (else its ``FileNotFoundError`` named
     no path): ``PGSSLROOTCERT``'s from ``require`` on, ``~/.postgresql/root.crt`` for
     ``verify-ca``/``verify-full`` when that is unset."""
@@ -110,7 +111,7 @@ def _check_ca_file(mode: str) -> None:
         return
     if not path.is_file():
         raise ValueError(
-            f"the database URL's ?ssl={mode} checks the server's certificate against a CA "
+            f"the database URL's ?{name}={mode} checks the server's certificate against a CA "
             f"file, and {said}, which is not a file: set PGSSLROOTCERT to the path of the "
             "database's CA certificate (or put it there)"
         )
@@ -130,10 +131,10 @@ def asyncpg_args(url: str | URL, *, sqlalchemy_own: bool = False) -> dict[str, A
     _, kwargs = dialect.create_connect_args(parsed)  # type: ignore[no-untyped-call]
     args = {k: kwargs.pop(k) for k in _URL_PARTS if k in kwargs}
     own = {k: kwargs.pop(k) for k in _SQLALCHEMY_OWN if k in kwargs}
-    mode = _ssl_mode(kwargs)
-    if mode is not None:
-        _check_ca_file(mode)
-        args["ssl"] = mode
+    ssl = _ssl_mode(kwargs)
+    if ssl is not None:
+        _check_ca_file(*ssl)
+        args["ssl"] = ssl[1]
     for name, value in kwargs.items():
         if name not in _OPTIONS:
             instead = _INSTEAD.get(name, "one of " + ", ".join(["sslmode", *_OPTIONS]))

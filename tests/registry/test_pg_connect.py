@@ -154,6 +154,8 @@ def test_a_missing_ca_file_is_named(
     monkeypatch.setenv("PGSSLROOTCERT", str(missing))
     with pytest.raises(ValueError, match=f"PGSSLROOTCERT names {missing}, which is not a"):
         asyncpg_args(f"postgresql://h/db?ssl={mode}")
+    with pytest.raises(ValueError, match=f"URL's \\?sslmode={mode} checks the server's"):
+        asyncpg_args(f"postgresql://h/db?sslmode={mode}")  # the name the URL wrote
     missing.write_text("a CA")  # there: read by asyncpg, not here
     assert asyncpg_args(f"postgresql://h/db?sslmode={mode}")["ssl"] == mode
 
