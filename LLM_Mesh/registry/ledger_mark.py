@@ -47,13 +47,13 @@ from typing import Any
 
 from sqlalchemy import URL, inspect, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.gossip import EXPORT_FORMAT
 from LLM_Mesh.core.ledger_mark import Mark, mark_problem, parse_mark, replaces
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.pg_connect import engine_for
 from LLM_Mesh.secret_files import fsync_dir, make_private_dir, replace_file
 
 __all__ = ["MARK_FILE", "MarkFile", "ledger_guard", "store_behind"]
@@ -296,7 +296,7 @@ async def store_behind(settings: Settings) -> str | None:
     mark = _read_mark(mark_file(settings), settings)
     if mark is None:
         return None
-    engine = create_async_engine(settings.effective_database_url)
+    engine = engine_for(settings.effective_database_url)
     try:
 
         async def get() -> Any:

@@ -16,11 +16,11 @@ from pathlib import Path
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, pool
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from LLM_Mesh import __version__
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.pg_connect import engine_for
 
 __all__ = ["MIGRATIONS_DIR", "SchemaUnknown", "check_schema_known", "schema_unknown"]
 
@@ -66,7 +66,7 @@ async def schema_unknown(url: str) -> str | None:
     """Why the store at ``url`` cannot be used by this llm-mesh (its schema is newer), in
     one line said before serving; ``None`` when it can be (after ``sqlite_unusable`` and
     ``database_unreachable``: it connects)."""
-    engine = create_async_engine(normalize_database_url(url), poolclass=pool.NullPool)
+    engine = engine_for(normalize_database_url(url), poolclass=pool.NullPool)
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(_unknown_said)

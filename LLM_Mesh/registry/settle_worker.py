@@ -30,9 +30,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.pg_connect import engine_for
 
 __all__ = ["LedgerThread"]
 
@@ -95,7 +96,7 @@ class LedgerThread:
         await self.call(self._open())
 
     async def _open(self) -> None:
-        engine = create_async_engine(self.url)
+        engine = engine_for(self.url)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._engine = engine

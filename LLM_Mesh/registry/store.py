@@ -40,12 +40,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.core.liveness import address_lock_key, address_text, node_address
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.pg_connect import engine_for
 from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, AddressTaken, NodeRecord, RequestRecord
 from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
@@ -310,9 +311,7 @@ class SqlStore(
             make_private_dir(db_file.parent)
         # pre-ping: a connection PostgreSQL dropped (restart, pg_terminate_backend) is
         # replaced at checkout instead of failing the request that drew it
-        engine = create_async_engine(
-            self.url, echo=self._echo, pool_pre_ping=self.dialect == "postgresql"
-        )
+        engine = engine_for(self.url, echo=self._echo, pool_pre_ping=self.dialect == "postgresql")
         if self.dialect == "sqlite":
             event.listen(
                 engine.sync_engine, "connect", _enable_sqlite_pragmas(wal=db_file is not None)
@@ -335,7 +334,7 @@ class SqlStore(
             return self.engine
         if self._batch_engine is None:
             self.engine  # noqa: B018 - raises if the store is not open
-            self._batch_engine = create_async_engine(
+            self._batch_engine = engine_for(
                 self.url, echo=self._echo, pool_size=4, max_overflow=4,
                 isolation_level="AUTOCOMMIT",
                 connect_args={"server_settings": {"synchronous_commit": "off"}},

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from LLM_Mesh.registry.pg_connect import asyncpg_args, engine_for
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.secret_files import make_private_dir
@@ -90,9 +90,13 @@ async def database_unreachable(
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return None
+    try:  # a URL option asyncpg would refuse (or take as the wrong type): said, not tried
+        asyncpg_args(url)
+    except ValueError as exc:
+        return str(exc)
 
     async def connect() -> None:
-        engine = create_async_engine(url, connect_args={"timeout": timeout_s})
+        engine = engine_for(url, connect_args={"timeout": timeout_s})
         try:
             async with engine.connect():
                 pass
