@@ -14,7 +14,10 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   node that went OFFLINE (said goodbye, revoked) leaves routing;
 - nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
   their heartbeat age and state here follow (wall-clock age translated to this table's
-  monotonic clock), so a node heartbeating at replica A stays routable at B;
+  monotonic clock: by default now there less the age on ``wall_clock``, never later than
+  now; ``clock_at`` says it instead: the in-process tests' clock, which moves only when
+  told, says what it read when a row was stamped, tests/registry/helpers.py), so a node
+  heartbeating at replica A stays routable at B;
 - active health-check results since (``node_checks``, written by whichever replica held
   the node's lease, :class:`StoreHealthLeases`), with since when the checks find the node
   so and the failed check's reason (migration 0016), so every replica tells the node the
@@ -116,8 +119,10 @@ class NodeSync(Poller):
         replica_id: str | None = None,
         pins: AddressPins | None = None,
         transport: NodeTransport,
+        clock_at: Callable[[float], float] | None = None,
     ) -> None:
         self.store = store
+        self.clock_at = clock_at  # a wall-clock time on the table's clock (None: by its age)
         self.transport = transport  # a stored node whose URL it refuses is not routed
         self.pins = pins  # where stored nodes' certificate pins go
         self.table = table
@@ -190,7 +195,9 @@ class NodeSync(Poller):
             return  # this replica's own registration, or one it already has
         if entry is not None and not known and entry.gone > goodbyes:
             return  # it said goodbye here while this poll read: the row may be older
-        new = entry_from_record(self.table, rec, pins=self.pins, transport=self.transport)
+        new = entry_from_record(
+            self.table, rec, pins=self.pins, transport=self.transport, clock_at=self.clock_at
+        )
         if new is None:
             if entry is not None and entry.state is not NodeState.OFFLINE:
                 self.table.set_state(rec.node_id, NodeState.OFFLINE)  # not routed with
@@ -216,9 +223,8 @@ class NodeSync(Poller):
         entry = self.table.get(node_id)
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
-        clock = self.table.clock()
-        heard = clock - max(0.0, now - at.timestamp())
-        keyed = None if keyed_at is None else clock - max(0.0, now - keyed_at.timestamp())
+        heard = self._on_clock(at.timestamp(), now)
+        keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp(), now)
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
         entry.last_heartbeat = heard
@@ -227,6 +233,14 @@ class NodeSync(Poller):
         if new_state is not NodeState.OFFLINE:
             self.table.set_state(node_id, new_state)
         self.routing.heard(node_id, heard, keyed)
+
+    def _on_clock(self, wall: float, now: float) -> float:
+        """The table clock's reading when the wall clock read ``wall`` (``now``: it now),
+        never later than now."""
+        clock = self.table.clock()
+        if self.clock_at is not None:
+            return min(clock, self.clock_at(wall))
+        return clock - max(0.0, now - wall)
 
 
 class StoreHealthLeases:
