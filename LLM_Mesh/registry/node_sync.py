@@ -28,7 +28,11 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
 
 Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
 little behind, or whose transaction committed late, is still seen; applying a row twice
-changes nothing (a heartbeat only ever moves forward). A node that went OFFLINE in this
+changes nothing (a heartbeat only ever moves forward), and a heartbeat row is applied only
+the first time its stamp is read: this replica's wall clock stepped back (NTP, a VM
+resumed) widens the next windows as far back, and each row in them, its stamp then in the
+future, would read as heard now, at every poll until the clock caught up (a node gone
+long since routed again; found 2026-12-06, sync39). A node that went OFFLINE in this
 table (its goodbye here, or a revocation) while a poll was reading is not brought back by
 that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
@@ -132,6 +136,7 @@ class NodeSync(Poller):
         self._wall = wall_clock
         self._since = wall_clock()  # the lifespan loaded every stored node just before
         self.replica_id = replica_id  # heartbeats it recorded are not read back
+        self._stamps: dict[str, float] = {}  # node -> the newest heartbeat stamp read
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
@@ -221,9 +226,15 @@ class NodeSync(Poller):
         self, node_id: str, state: str, at: datetime, now: float, keyed_at: datetime | None
     ) -> None:
         entry = self.table.get(node_id)
+        if entry is None:
+            self._stamps.pop(node_id, None)  # forgotten here (node_forget.py), or not yet
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
-        heard = self._on_clock(at.timestamp(), now)
+        stamp = at.timestamp()
+        if stamp <= self._stamps.get(node_id, float("-inf")):
+            return  # read before (the window's overlap): a wall clock stepped back since
+        self._stamps[node_id] = stamp  # would read it as newer, up to heard now
+        heard = self._on_clock(stamp, now)
         keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp(), now)
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return

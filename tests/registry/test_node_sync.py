@@ -4,6 +4,7 @@ pass (``StoreHealthLeases``): two apps on one store are two replicas."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -505,3 +506,30 @@ async def test_a_replica_whose_clock_moved_reads_older_rows_as_old(tmp_path: Pat
         await a.runtime.heartbeats.flush()  # type: ignore[union-attr]
         await sync.poll()
         assert (await b.client.post(CHAT, json=BODY)).status_code == 200
+
+
+async def test_a_wall_clock_stepped_back_does_not_bring_back_a_node_heard_before(
+    tmp_path: Path,
+) -> None:
+    """Found with the harness's fix above (sync39): a replica's wall clock stepped back
+    (NTP, a VM resumed) widened the poll's window as far back, and every row in it, its
+    stamp now in the future, was read as heard now, at every poll until the clock caught
+    up: a node gone long since was routed again. A stamp read before is not read again."""
+    async with running(tmp_path) as h:
+        await h.app.state.node_sync.stop()
+        await h.register("n1")
+        wall = [time.time()]
+        sync = NodeSync(
+            h.store, h.table, h.runtime.routing, wall_clock=lambda: wall[0],
+            transport=h.settings.node_transport,
+        )  # fmt: skip
+        assert await sync.poll() >= 1  # n1's registration: heard when it registered
+        h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # both clocks move on
+        wall[0] += h.settings.heartbeat_expiry_s + 1
+        await sync.poll()
+        assert not h.table.healthy(h.table.get("n1"))  # type: ignore[arg-type]
+        wall[0] -= 3600.0  # stepped back an hour
+        await sync.poll()
+        await sync.poll()  # its window now reaches an hour back, to n1's registration
+        assert not h.table.healthy(h.table.get("n1"))  # type: ignore[arg-type]
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 503
