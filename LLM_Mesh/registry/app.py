@@ -126,6 +126,7 @@ def create_registry_app(
     gateway_key: Ed25519PrivateKey | None = None,
     witness_client: httpx.AsyncClient | None = None,
     served_urls: Sequence[str] = (),
+    clock_at: Callable[[float], float] | None = None,
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
 
@@ -142,6 +143,8 @@ def create_registry_app(
     rotations ending at the key (``key_rotations``, ``registry/key_history.py``).
     Checkpoints go to ``settings.ledger_witness_urls`` over ``witness_client`` (default:
     ``witness_push.make_witness_client``, owned and closed here; ``witness_push.py``).
+    ``clock_at``: ``clock``'s reading at a wall-clock time, for the stored heartbeats' stamps
+    (default: now less their age; a test's clock that moves only when told passes its own).
     """
     settings.check_node_transport()  # --require-tls with --allow-plain-http-nodes: said here
     table = NodeTable(settings.heartbeat_expiry_s, clock)
@@ -191,7 +194,7 @@ def create_registry_app(
         )  # fmt: skip
         node_sync = NodeSync(
             shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins,
-            transport=settings.node_transport,
+            transport=settings.node_transport, clock_at=clock_at,
         )  # fmt: skip
     runtime = Runtime(
         settings=settings,

@@ -14,7 +14,10 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   node that went OFFLINE (said goodbye, revoked) leaves routing;
 - nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
   their heartbeat age and state here follow (wall-clock age translated to this table's
-  monotonic clock), so a node heartbeating at replica A stays routable at B;
+  monotonic clock: by default now there less the age on ``wall_clock``, never later than
+  now; ``clock_at`` says it instead: the in-process tests' clock, which moves only when
+  told, says what it read when a row was stamped, tests/registry/helpers.py), so a node
+  heartbeating at replica A stays routable at B;
 - active health-check results since (``node_checks``, written by whichever replica held
   the node's lease, :class:`StoreHealthLeases`), with since when the checks find the node
   so and the failed check's reason (migration 0016), so every replica tells the node the
@@ -25,7 +28,11 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
 
 Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
 little behind, or whose transaction committed late, is still seen; applying a row twice
-changes nothing (a heartbeat only ever moves forward). A node that went OFFLINE in this
+changes nothing (a heartbeat only ever moves forward), and a heartbeat row is applied only
+the first time its stamp is read: this replica's wall clock stepped back (NTP, a VM
+resumed) widens the next windows as far back, and each row in them, its stamp then in the
+future, would read as heard now, at every poll until the clock caught up (a node gone
+long since routed again; found 2026-12-06, sync39). A node that went OFFLINE in this
 table (its goodbye here, or a revocation) while a poll was reading is not brought back by
 that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
@@ -116,8 +123,10 @@ class NodeSync(Poller):
         replica_id: str | None = None,
         pins: AddressPins | None = None,
         transport: NodeTransport,
+        clock_at: Callable[[float], float] | None = None,
     ) -> None:
         self.store = store
+        self.clock_at = clock_at  # a wall-clock time on the table's clock (None: by its age)
         self.transport = transport  # a stored node whose URL it refuses is not routed
         self.pins = pins  # where stored nodes' certificate pins go
         self.table = table
@@ -127,6 +136,7 @@ class NodeSync(Poller):
         self._wall = wall_clock
         self._since = wall_clock()  # the lifespan loaded every stored node just before
         self.replica_id = replica_id  # heartbeats it recorded are not read back
+        self._stamps: dict[str, float] = {}  # node -> the newest heartbeat stamp read
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
@@ -190,7 +200,9 @@ class NodeSync(Poller):
             return  # this replica's own registration, or one it already has
         if entry is not None and not known and entry.gone > goodbyes:
             return  # it said goodbye here while this poll read: the row may be older
-        new = entry_from_record(self.table, rec, pins=self.pins, transport=self.transport)
+        new = entry_from_record(
+            self.table, rec, pins=self.pins, transport=self.transport, clock_at=self.clock_at
+        )
         if new is None:
             if entry is not None and entry.state is not NodeState.OFFLINE:
                 self.table.set_state(rec.node_id, NodeState.OFFLINE)  # not routed with
@@ -214,11 +226,16 @@ class NodeSync(Poller):
         self, node_id: str, state: str, at: datetime, now: float, keyed_at: datetime | None
     ) -> None:
         entry = self.table.get(node_id)
+        if entry is None:
+            self._stamps.pop(node_id, None)  # forgotten here (node_forget.py), or not yet
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
-        clock = self.table.clock()
-        heard = clock - max(0.0, now - at.timestamp())
-        keyed = None if keyed_at is None else clock - max(0.0, now - keyed_at.timestamp())
+        stamp = at.timestamp()
+        if stamp <= self._stamps.get(node_id, float("-inf")):
+            return  # read before (the window's overlap): a wall clock stepped back since
+        self._stamps[node_id] = stamp  # would read it as newer, up to heard now
+        heard = self._on_clock(stamp, now)
+        keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp(), now)
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
         entry.last_heartbeat = heard
@@ -227,6 +244,14 @@ class NodeSync(Poller):
         if new_state is not NodeState.OFFLINE:
             self.table.set_state(node_id, new_state)
         self.routing.heard(node_id, heard, keyed)
+
+    def _on_clock(self, wall: float, now: float) -> float:
+        """The table clock's reading when the wall clock read ``wall`` (``now``: it now),
+        never later than now."""
+        clock = self.table.clock()
+        if self.clock_at is not None:
+            return min(clock, self.clock_at(wall))
+        return clock - max(0.0, now - wall)
 
 
 class StoreHealthLeases:

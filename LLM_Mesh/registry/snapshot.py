@@ -29,6 +29,7 @@ fails saying why) and its registration hears the 403.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from pydantic import ValidationError
@@ -69,9 +70,12 @@ def entry_from_record(
     wall_now: datetime | None = None,
     pins: AddressPins | None = None,
     transport: NodeTransport,
+    clock_at: Callable[[float], float] | None = None,
 ) -> NodeEntry | None:
     """Put a stored node into ``table`` (and its certificate pin into ``pins``); ``None`` if
-    the record no longer validates or ``transport`` refuses its URL."""
+    the record no longer validates or ``transport`` refuses its URL. Its last heartbeat's
+    age is the wall clock's (``wall_now``), or ``clock_at``'s: the table clock's reading at
+    a wall-clock time (``node_sync.py``)."""
     refused = transport.refusal(rec.url)
     if refused is not None:
         log.warning(
@@ -106,8 +110,11 @@ def entry_from_record(
         return table.register(reg)
     last: float | None = None
     if rec.last_heartbeat_at is not None:
-        wall_now = wall_now or datetime.now(timezone.utc)
-        age = (wall_now - _aware(rec.last_heartbeat_at)).total_seconds()
+        if clock_at is not None:
+            age = table.clock() - clock_at(_aware(rec.last_heartbeat_at).timestamp())
+        else:
+            wall_now = wall_now or datetime.now(timezone.utc)
+            age = (wall_now - _aware(rec.last_heartbeat_at)).total_seconds()
         if 0.0 <= age < table.expiry_s:
             last = table.clock() - age
     return table.register(reg, last_heartbeat=last)

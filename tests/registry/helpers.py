@@ -3,8 +3,10 @@ and a running app (lifespan entered) reached over ASGITransport. No sockets."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,14 +29,55 @@ from LLM_Mesh.registry.runtime import Runtime
 
 
 class ManualClock:
+    """A clock that moves only when told (``advance``, or ``now`` set).
+
+    It remembers the real time of each move: :meth:`at_wall` says what it read at a real
+    wall-clock time. The app's node sync (``registry/node_sync.py``) reads the stored
+    heartbeats and registrations, stamped with the real time (``registry/api.py``), on this
+    clock through it (``create_registry_app(clock_at=...)``, :func:`running`). By their real
+    age instead (now less it), a poll landing between a test's advance past the expiry and
+    its request heard a node registered a moment before the advance as heard just now (CI,
+    2026-12-06: ``test_parse_served_context``, 200 instead of 400).
+    """
+
+    SPREAD_S = 1e-4  # rows stamped while it stands still: read in order, below its reading
+
     def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
+        self._now = self._start = now
+        self._made_at = time.time()
+        self._moved_at: list[float] = []  # the real time of each move, in order
+        self._moved_to: list[float] = []  # what it read from then
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        if value != self._now:
+            self._now = value
+            self._moved_at.append(time.time())
+            self._moved_to.append(value)
 
     def __call__(self) -> float:
-        return self.now
+        return self._now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def at_wall(self, wall: float) -> float:
+        """What this clock read at the real wall-clock time ``wall``, less a spread of at
+        most :attr:`SPREAD_S` that shrinks with the real time since its last move then:
+        two rows stamped while it stood still are read in their order (a later heartbeat
+        is newer, as node sync wants it), both below its reading (a registration or
+        heartbeat taken here then is not older), and a row is read the same at each poll."""
+        i = bisect.bisect_right(self._moved_at, wall)
+        since, reading = (
+            (self._made_at, self._start)
+            if i == 0
+            else (self._moved_at[i - 1], self._moved_to[i - 1])
+        )
+        return reading - self.SPREAD_S / (1.0 + max(0.0, wall - since) / 100.0)
 
 
 def chat_answer(model: str, node_id: str, text: str = "Hello!") -> dict[str, Any]:
@@ -362,6 +405,7 @@ async def running(
         resolver=resolver,
         node_auth=auth,
         announce=lambda _key: None,
+        clock_at=clock.at_wall,  # the stored stamps are real times (ManualClock)
         **extra,
     )
     prober = getattr(app.state, "canary", None)

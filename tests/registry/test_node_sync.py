@@ -4,6 +4,7 @@ pass (``StoreHealthLeases``): two apps on one store are two replicas."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -467,3 +468,68 @@ async def test_a_node_that_said_goodbye_at_one_replica_rejoins_through_the_other
         await a.register("n1")  # it restarts, and registers at a
         await b.app.state.node_sync.poll()
         assert await _listed(b) == [("online", True)]
+
+
+async def test_a_poll_after_the_clock_moved_does_not_bring_back_a_node_not_heard_since(
+    tmp_path: Path,
+) -> None:
+    """CI, 2026-12-06 (``test_parse_served_context``: 200 instead of 400): the harness's
+    table clock stands still while the stored stamps are real wall-clock times, so a poll
+    landing between a test's advance past the expiry and its request read the node's
+    registration, a moment old on the wall clock, as a heartbeat heard just now."""
+    async with running(tmp_path) as h:
+        sync = h.app.state.node_sync
+        await sync.stop()  # the test polls itself, where the 1 s poll may land
+        await h.register("n1")
+        h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # n1 heard nothing since
+        await sync.poll()
+        assert not h.table.healthy(h.table.get("n1"))  # type: ignore[arg-type]
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 503
+
+
+async def test_a_replica_whose_clock_moved_reads_older_rows_as_old(tmp_path: Path) -> None:
+    """At the other replica too: a node it had heard before its clock's advance stays out
+    after its next poll, and so does one registered then but read only now; a heartbeat
+    written after the advance is heard as new."""
+    async with two_replicas(tmp_path) as (a, b):
+        sync = b.app.state.node_sync
+        await sync.stop()
+        await a.register("n1")
+        await sync.poll()
+        await a.register("n2", models=["qwen2.5-0.5b"])  # read by b only after its advance
+        b.clock.advance(b.settings.heartbeat_expiry_s + 1)
+        await sync.poll()
+        for node in ("n1", "n2"):
+            assert not b.table.healthy(b.table.get(node)), node  # type: ignore[arg-type]
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 503
+        assert (await a.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+        await a.runtime.heartbeats.flush()  # type: ignore[union-attr]
+        await sync.poll()
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 200
+
+
+async def test_a_wall_clock_stepped_back_does_not_bring_back_a_node_heard_before(
+    tmp_path: Path,
+) -> None:
+    """Found with the harness's fix above (sync39): a replica's wall clock stepped back
+    (NTP, a VM resumed) widened the poll's window as far back, and every row in it, its
+    stamp now in the future, was read as heard now, at every poll until the clock caught
+    up: a node gone long since was routed again. A stamp read before is not read again."""
+    async with running(tmp_path) as h:
+        await h.app.state.node_sync.stop()
+        await h.register("n1")
+        wall = [time.time()]
+        sync = NodeSync(
+            h.store, h.table, h.runtime.routing, wall_clock=lambda: wall[0],
+            transport=h.settings.node_transport,
+        )  # fmt: skip
+        assert await sync.poll() >= 1  # n1's registration: heard when it registered
+        h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # both clocks move on
+        wall[0] += h.settings.heartbeat_expiry_s + 1
+        await sync.poll()
+        assert not h.table.healthy(h.table.get("n1"))  # type: ignore[arg-type]
+        wall[0] -= 3600.0  # stepped back an hour
+        await sync.poll()
+        await sync.poll()  # its window now reaches an hour back, to n1's registration
+        assert not h.table.healthy(h.table.get("n1"))  # type: ignore[arg-type]
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 503
