@@ -256,6 +256,7 @@ def test_the_speed_is_said_an_estimate_from_what_not_this_machines() -> None:
     """Found 2026-12-07: gemma-3-270m on a loaded 2-core box: "~79 tokens/s" (measured 1-4),
     as if it were this machine's speed."""
     gemma = get_spec("gemma-3-270m")
+    assert gemma is not None
     hw = Hardware(memory_bytes=8 * GB, disk_free_bytes=20 * GB)
     e = evaluate(gemma, hw, None, hosted=False)
     assert e.device == "cpu" and e.est_tokens_per_s is not None
