@@ -535,6 +535,7 @@ for e in d["plan"]:
     mark = "+" if e["recommended"] else ("~" if e["fits"] else "-")
     print(f"  {mark} {e['model']:<24} {e['reason']}")
 if d["plan"]:
+    print(f"  {d.get('speed_note', '')}")
     print(f"  proposed: {', '.join(d['default_models']) or 'none'} (--models picks others)")
 PYEOF
 DEFAULT_MODELS="$("$PLAN_PY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"

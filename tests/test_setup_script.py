@@ -216,6 +216,9 @@ def test_dry_run_on_a_bare_machine_prints_the_whole_plan(tmp_path: Path) -> None
         # marked three models while the one proposal (the config's) was gemma-3-270m alone
         "models (+ recommended for this machine, ~ fits but not recommended, - does not fit):",
         " gemma-3-270m ",
+        # found 2026-12-07: "~79 tokens/s" as if this machine's, on a box that gave 1-4
+        "tokens/s estimated",
+        "tokens/s: an estimate for an idle machine, not measured here",
         "proposed: gemma-3-270m (--models picks others)",
         f"would run: {venv}/bin/python -m LLM_Mesh.node.downloads",
         "config: would write:",

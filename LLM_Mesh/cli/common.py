@@ -72,13 +72,45 @@ def no_registry_answered(
     )
 
 
-def registry_fail(exc: Exception, urls: Sequence[str], named: bool) -> typer.Exit:
-    """:func:`fail`, with a registry that refused the connection or never took it said in
-    :func:`no_registry_answered`'s words (found 2026-12-06: ``ledger statement`` said only
-    httpx's "error: All connection attempts failed", no URL, nothing to check)."""
+def registry_fail(exc: Exception, settings: Settings, registry: str | None) -> typer.Exit:
+    """:func:`fail`, with a registry (``settings``', ``registry``: the ``--registry`` given)
+    that refused the connection or never took it said in :func:`no_registry_answered`'s
+    words (found 2026-12-06: ``ledger statement`` said only httpx's "error: All connection
+    attempts failed", no URL, nothing to check), and where its URL came from
+    (:func:`registry_source`)."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return fail(no_registry_answered(urls, exc, named))
+        said = no_registry_answered(settings.registry_urls, exc, registry is not None)
+        return fail(RegistryUnreachable(f"{said} ({registry_source(settings, registry)})"))
     return fail(exc)
+
+
+def registry_source(settings: Settings, registry: str | None) -> str:
+    """Where :func:`registry_settings` took the registry URL from, in words that say what to
+    change: ``--registry``, ``$LLM_MESH_REGISTRY_URL``, node.toml's ``registry_url`` (with
+    its path), else the default (found 2026-12-07: in a node's home "no LLM Mesh registry
+    answered at URL" and "pass --registry or set LLM_MESH_REGISTRY_URL", the URL read from
+    node.toml unsaid). Read again only when the registry failed."""
+    if registry:
+        return "the URL came from --registry"
+    if os.environ.get("LLM_MESH_REGISTRY_URL", "").strip():
+        return "the URL came from LLM_MESH_REGISTRY_URL"
+    path = settings.home / "node.toml"
+    if path.is_file():
+        from LLM_Mesh.node.config import load_node_config
+
+        try:
+            if load_node_config(path).registry_url:
+                return f"the URL came from registry_url in {path}: change it there, or override it"
+        except (OSError, ValueError):
+            pass  # registry_settings said it already, or it was not read
+    return "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"
+
+
+def registry_said(exc: Exception, settings: Settings, registry: str | None) -> Exception:
+    """``exc``, a registry that did not answer with :func:`registry_source`'s words after."""
+    if not isinstance(exc, RegistryUnreachable):
+        return exc
+    return RegistryUnreachable(f"{exc} ({registry_source(settings, registry)})")
 
 
 RegistryPublicKeyOpt = Annotated[

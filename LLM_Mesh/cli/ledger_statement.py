@@ -445,7 +445,7 @@ def statement_command(
         )  # fmt: skip
         report, watch, good, refused, acct = asyncio.run(bounded)
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise registry_fail(exc, settings.registry_urls, registry is not None) from exc
+        raise registry_fail(exc, settings, registry) from exc
     # found 2026-12-05: without the file, no word of what to do for a ledger started over
     remembered = seen_path if seen_path.exists() else None
     ledger_commands.print_report(report, time.perf_counter() - start, remembered)

@@ -59,10 +59,13 @@ class _Commands(LazyGroup):
              "migrate", "registry", "node", "ledger", "receipt")  # fmt: skip
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    from LLM_Mesh.cli.common import fail
+def _fail(
+    exc: Exception, settings: Settings | None = None, registry: str | None = None
+) -> typer.Exit:
+    """``fail``; with ``settings``, a registry that did not answer says where its URL came from."""
+    from LLM_Mesh.cli.common import fail, registry_said
 
-    return fail(exc)
+    return fail(registry_said(exc, settings, registry) if settings else exc)
 
 
 def _settings(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
@@ -431,7 +434,7 @@ def ask(
         )  # fmt: skip
     except MeshError as exc:
         said = refused_as_too_large(flag_named(exc, max_tokens), settings.limits.max_body_bytes)
-        raise _fail(said) from exc
+        raise _fail(said, settings, registry) from exc
     if save is None:
         if mine is not None and kept is not None:
             try:
@@ -476,7 +479,7 @@ def status(
     try:
         info = reg.get_model_info()
     except MeshError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, settings, registry) from exc
     render.print_status(info, reg._nodes or [], console, answered=reg._answered)
 
 
@@ -496,7 +499,7 @@ def models(
             read=rows("models", "id"), memory=replica_memory(settings),
         )  # fmt: skip
     except MeshError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, settings, registry) from exc
     console.print(render.models_table(found, console.width))
 
 
@@ -532,7 +535,7 @@ def balance(
     try:
         data = asyncio.run(go())
     except MeshError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, settings, registry) from exc
     console.print(render.balance_table(data))
 
 

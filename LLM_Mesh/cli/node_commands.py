@@ -444,8 +444,10 @@ def node_plan(
     home: HomeOpt = None,
 ) -> None:
     """Rank catalog models by how well they fit this machine and what the network needs."""
+    from rich.markup import escape
+
     from LLM_Mesh.cli.node_render import plan_table
-    from LLM_Mesh.core.plan import plan_models
+    from LLM_Mesh.core.plan import SPEED_NOTE, plan_models
     from LLM_Mesh.node.config import load_node_config
     from LLM_Mesh.node.control import fetch_demand
     from LLM_Mesh.node.hardware import detect_hardware
@@ -480,6 +482,7 @@ def node_plan(
     by_model, note = asyncio.run(demand())
     entries = plan_models(detect_hardware(settings.home), demand=by_model, already_hosted=hosted)
     console.print(plan_table(entries, console.width))
+    console.print(f"[dim]{escape(SPEED_NOTE)}[/]")
     console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
 
 

@@ -91,7 +91,7 @@ def plan_table(entries: Sequence[PlanEntry], width: int | None = None) -> Render
                 *([why] if wide else []),
             ]
         )
-    columns: tuple[str, ...] = ("#", "model", "verdict", "where", "memory", "tokens/s", "demand")
+    columns: tuple[str, ...] = ("#", "model", "verdict", "where", "memory", "est. tok/s", "demand")
     columns += ("why",) if wide else ()
     title = "Models for this machine, best first"
     return fitted_table(columns, rows, keys={"#", "model"}, width=width, title=title)

@@ -16,7 +16,11 @@ current llama.cpp.
 memory-bandwidth bound: ``tokens/s ≈ effective bandwidth / model bytes``,
 with conservative effective bandwidths of 20 GB/s for CPU RAM (dual-channel
 DDR4 at ~50 % efficiency) and 300 GB/s for a GPU (a mid-range card). A model
-under ``min_tokens_per_s`` fits but is not recommended.
+under ``min_tokens_per_s`` fits but is not recommended. The figure is an estimate for
+an idle machine, never a measurement of this one: the plan says so in its reason
+(``estimated``) and ``SPEED_NOTE`` (printed under the plan) says from what, how a busy
+or few-core machine differs, and where the node's measured speed shows (found
+2026-12-07: the setup script said "~79 tokens/s" on a loaded 2-core box that gave 1–4).
 
 **Demand.** ``(requests_waiting + requests_refused + 1) / (nodes_serving + 1)``:
 demand the network could not place, shared over the nodes already serving it;
@@ -40,6 +44,13 @@ CPU_BANDWIDTH_BPS = 20e9
 GPU_BANDWIDTH_BPS = 300e9
 DISK_MARGIN = 1.05
 MIN_TOKENS_PER_S = 2.0
+SPEED_NOTE = (
+    "tokens/s: an estimate for an idle machine, not measured here: memory bandwidth / model"
+    f" size, assuming {CPU_BANDWIDTH_BPS / GB:.0f} GB/s for RAM and"
+    f" {GPU_BANDWIDTH_BPS / GB:.0f} GB/s for a GPU; a busy or few-core machine is slower"
+    " (gemma-3-270m on a shared 2-core box: ~80 idle, 1-12 under load, docs/benchmarks.md);"
+    " once the node runs, `llm-mesh ask` prints each answer's measured tok/s"
+)
 
 
 class Hardware(Protocol):
@@ -143,13 +154,13 @@ def evaluate(
     fits = not problems
     notes: list[str] = []
     if fits and tps is not None and tps < min_tokens_per_s:
-        notes.append(f"too slow here (~{tps:.1f} tokens/s)")
+        notes.append(f"too slow here (~{tps:.1f} tokens/s estimated)")
     if fits and not hosted and not _obtainable(spec):
         notes.append("no download source in the catalog: add the file yourself")
     recommended = fits and not notes
     if fits:
         head = "already hosted" if hosted else "fits"
-        speed = f"~{tps:.0f} tokens/s" if tps is not None else ""
+        speed = f"~{tps:.0f} tokens/s estimated" if tps is not None else ""
         reason = f"{head}: {_gb(need)} in {'GPU memory' if device == 'gpu' else 'RAM'}, {speed}"
     else:
         reason = "does not fit: " + "; ".join(problems)

@@ -39,7 +39,7 @@ from LLM_Mesh.core.hardware import (
     parse_meminfo,
     parse_nvidia_smi,
 )
-from LLM_Mesh.core.plan import choose, plan_models
+from LLM_Mesh.core.plan import SPEED_NOTE, choose, plan_models
 
 if TYPE_CHECKING:
     from LLM_Mesh.core.schemas import Hardware
@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hosted = [m for m in args.hosted.split(",") if m]
         entries = plan_models(hw, already_hosted=hosted)
         out["plan"] = [e.to_dict() for e in entries]
+        out["speed_note"] = SPEED_NOTE  # what the tokens/s are: an estimate, from what
         picked = choose(entries, hw.disk_free_bytes, args.max_models)
         # The embedded default installs from PyPI without a large download: propose it first.
         fits_default = any(e.model == DEFAULT_MODEL and e.recommended for e in entries)

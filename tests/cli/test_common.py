@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli.common import fail, first_answering, registry_settings
+from LLM_Mesh.cli.common import fail, first_answering, registry_settings, registry_source
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from tests.cli.registry_404 import serve_http
@@ -163,3 +163,38 @@ def test_status_in_a_node_home_asks_node_tomls_registry(
         )
     assert paths == ["/mesh/models"], out.output  # asked there (its 404 said: "error: no")
     assert "8800" not in out.output, out.output
+
+
+def _unanswered(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    out = CliRunner().invoke(
+        app, [*args], env={"LLM_MESH_HOME": str(home), "COLUMNS": "400", **(env or {})}
+    )
+    assert out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert "no LLM Mesh registry answered at http://127.0.0.1:" in said, said
+    return said
+
+
+@pytest.mark.parametrize("command", [["status"], ["models"], ["ledger", "verify"]])
+def test_a_registry_that_did_not_answer_is_said_with_where_its_url_came_from(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """Found 2026-12-07: in a node's home "no LLM Mesh registry answered at URL; pass
+    --registry URL or set LLM_MESH_REGISTRY_URL", node.toml's ``registry_url`` (where the
+    URL came from, what to change) unsaid."""
+    home = _node_home(tmp_path / "node", _closed_port())
+    said = _unanswered(home, *command)
+    assert f"the URL came from registry_url in {home / 'node.toml'}: change it there" in said
+    said = _unanswered(home, *command, "--registry", _closed_port())
+    assert "the URL came from --registry" in said and "node.toml" not in said, said
+    said = _unanswered(home, *command, env={"LLM_MESH_REGISTRY_URL": _closed_port()})
+    assert "the URL came from LLM_MESH_REGISTRY_URL" in said, said
+
+
+def test_the_default_registry_is_said_the_default(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    for home in (tmp_path / "plain", _node_home(tmp_path / "n", "")):
+        home.mkdir(exist_ok=True)
+        said = registry_source(registry_settings(home), None)
+        assert said.startswith("the URL is the default: no --registry"), said

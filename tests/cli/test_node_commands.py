@@ -124,6 +124,10 @@ def test_plan_without_demand_says_so(
     assert r.exit_code == 0, r.output
     assert "no demand data" in r.output and "does not publish demand" in r.output
     assert "gemma-3-270m" in r.output and "llama-2-70b-chat" in r.output
+    # found 2026-12-07: the estimate read as this machine's speed (79 said, 1-4 measured)
+    squashed = " ".join(r.output.split())
+    assert "est. tok/s" in squashed and "not measured here" in squashed
+    assert "`llm-mesh ask` prints each answer's measured tok/s" in squashed
 
 
 def test_plan_ranks_by_demand(
