@@ -80,7 +80,7 @@ def registry_fail(exc: Exception, settings: Settings, registry: str | None) -> t
     (:func:`registry_source`)."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         said = no_registry_answered(settings.registry_urls, exc, registry is not None)
-        return fail(RegistryUnreachable(f"{said} ({registry_source(settings, registry)})"))
+        return fail(RegistryUnreachable(with_source(str(said), settings, registry)))
     return fail(exc)
 
 
@@ -110,7 +110,13 @@ def registry_said(exc: Exception, settings: Settings, registry: str | None) -> E
     """``exc``, a registry that did not answer with :func:`registry_source`'s words after."""
     if not isinstance(exc, RegistryUnreachable):
         return exc
-    return RegistryUnreachable(f"{exc} ({registry_source(settings, registry)})")
+    return RegistryUnreachable(with_source(str(exc), settings, registry))
+
+
+def with_source(said: str, settings: Settings, registry: str | None) -> str:
+    """``said`` and, after it in the same sentence, :func:`registry_source`'s words (before
+    2026-12-07: "... (the Python API: registry_url=). (the URL came from ...)")."""
+    return f"{said.rstrip('. ')}; {registry_source(settings, registry)}"
 
 
 RegistryPublicKeyOpt = Annotated[

@@ -189,6 +189,8 @@ def test_a_registry_that_did_not_answer_is_said_with_where_its_url_came_from(
     assert "the URL came from --registry" in said and "node.toml" not in said, said
     said = _unanswered(home, *command, env={"LLM_MESH_REGISTRY_URL": _closed_port()})
     assert "the URL came from LLM_MESH_REGISTRY_URL" in said, said
+    # within the message's last sentence (before: "... registry_url=). (the URL came from ...)")
+    assert "; the URL came from" in said and ". (the URL" not in said, said
 
 
 def test_the_default_registry_is_said_the_default(
