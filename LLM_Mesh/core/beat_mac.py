@@ -9,7 +9,9 @@ again (beatkey39). A token is now
 
 where the HMAC-SHA256 covers the version, the expiry and the node id, under a key derived
 by HKDF-SHA256 (its own ``info``: :data:`BEAT_TOKENS`) from the registry's Ed25519 seed
-(``registry.key``, which every replica of one registry holds: ``registry/gateway_key.py``).
+(``registry.key``, which every replica of one registry holds: ``registry/gateway_key.py``):
+:class:`~LLM_Mesh.core.scope_names.ScopeNames`' keyed hash, as the shared rate-limit and
+idempotency names.
 So any replica checks any replica's token with one HMAC and no store read; a token is
 good only for its node id (which is its key's: ``core/identity.node_id_for``), only
 until its expiry, and only at a registry holding the same key. 51 characters: what a
@@ -20,17 +22,14 @@ node keeps and sends (``node/beat_token.py``: 16 to 64 base64url characters).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from LLM_Mesh.core.b64url import decode, encode
+from LLM_Mesh.core.scope_names import ScopeNames
 
 __all__ = ["BEAT_TOKENS", "TOKEN_CHARS", "BeatMac"]
 
@@ -45,17 +44,15 @@ TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # 51, unpadded
 class BeatMac:
     """Makes and checks beat tokens under one key (see the module docstring)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_names",)
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 32:
-            raise ValueError("the beat token secret must be at least 32 bytes")
-        self._key = HKDF(algorithm=SHA256(), length=32, salt=None, info=BEAT_TOKENS).derive(secret)
+        self._names = ScopeNames(secret, BEAT_TOKENS)  # HKDF of ``secret``, HMAC under it
 
     @classmethod
     def of_registry_key(cls, key: Ed25519PrivateKey) -> BeatMac:
         """The tokens every replica holding this ``registry.key`` makes and takes."""
-        return cls(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+        return cls(key.private_bytes_raw())
 
     @classmethod
     def random(cls) -> BeatMac:
@@ -63,7 +60,7 @@ class BeatMac:
         return cls(os.urandom(32))
 
     def _mac(self, head: bytes, node_id: str) -> bytes:
-        return hmac.new(self._key, head + node_id.encode("utf-8"), hashlib.sha256).digest()
+        return bytes.fromhex(self._names.digest(head.hex() + node_id))  # head: fixed length
 
     def make(self, node_id: str, expires_at: float) -> str:
         """``node_id``'s token, good until ``expires_at`` (Unix seconds, rounded up)."""
