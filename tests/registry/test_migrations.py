@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -370,3 +374,20 @@ async def test_0032_indexes_cut_receipts_created_at_in_place_and_comes_off_again
         await engine.dispose()
     async with SqlStore(database_url) as store:  # and up again, the receipt still there
         assert await store.cut_receipt(r.receipt_hash) == r
+
+
+def test_alembic_given_a_url_reads_it_as_the_store_does(tmp_path: Path) -> None:
+    """``env.py`` given ``sqlalchemy.url`` (alembic's own command line; the store passes a
+    connection) builds its engine as every store engine (``pg_connect.engine_for``): a
+    PostgreSQL URL's option asyncpg does not take is refused naming what to write, before
+    any connection (before: ``create_async_engine`` of the raw URL, asyncpg's TypeError at
+    connect); a SQLite URL is migrated to head."""
+    cfg = alembic_config()
+    cfg.set_main_option("sqlalchemy.url", "postgresql://postgres@127.0.0.1:1/x?connect_timeout=5")
+    with pytest.raises(ValueError, match=r"\?connect_timeout= .* write timeout=SECONDS"):
+        command.upgrade(cfg, "head")
+    cfg = alembic_config()
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'cli.db'}")
+    command.upgrade(cfg, "head")
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)

@@ -12,9 +12,9 @@ import asyncio
 
 from alembic import context
 from sqlalchemy import Connection, pool
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.registry.pg_connect import engine_for
 from LLM_Mesh.registry.tables import metadata
 
 config = context.config
@@ -32,7 +32,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_own_engine(url: str) -> None:
-    engine = create_async_engine(normalize_database_url(url), poolclass=pool.NullPool)
+    # the URL read as the store's engines read it (pg_connect: ?sslmode=, ?timeout= ...)
+    engine = engine_for(normalize_database_url(url), poolclass=pool.NullPool)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_run)
