@@ -17,6 +17,16 @@ good only for its node id (which is its key's: ``core/identity.node_id_for``), o
 until its expiry, and only at a registry holding the same key. 51 characters: what a
 node keeps and sends (``node/beat_token.py``: 16 to 64 base64url characters).
 
+**Rotation** (beatrot40). A registry holding ``registry.key.previous`` (a rotation:
+``registry/gateway_key.py``) makes tokens under its current key only, and takes tokens
+under either: a token that does not hold under the current key is checked once more
+under the previous one (a second HMAC, compared in constant time too, only for such a
+token). So while replicas restart one by one on the new key, a token made by a replica
+still on the old key holds at a rotated one; a token a rotated replica made does not hold
+at a replica still on the old key (it cannot know the new key): there the node is told
+to register again, once, and beats on with that replica's token. Once
+``registry.key.previous`` is removed the old key's tokens are refused as any other's.
+
 ``cryptography``'s HKDF and the standard library's HMAC; nothing is hand-made.
 """
 
@@ -44,38 +54,48 @@ TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # 51, unpadded
 class BeatMac:
     """Makes and checks beat tokens under one key (see the module docstring)."""
 
-    __slots__ = ("_names",)
+    __slots__ = ("_names", "_previous")
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, previous: bytes | None = None) -> None:
         self._names = ScopeNames(secret, BEAT_TOKENS)  # HKDF of ``secret``, HMAC under it
+        # a rotation's previous key: its tokens taken, none made (module docstring)
+        self._previous = None if previous is None else ScopeNames(previous, BEAT_TOKENS)
 
     @classmethod
-    def of_registry_key(cls, key: Ed25519PrivateKey) -> BeatMac:
-        """The tokens every replica holding this ``registry.key`` makes and takes."""
-        return cls(key.private_bytes_raw())
+    def of_registry_key(
+        cls, key: Ed25519PrivateKey, previous: Ed25519PrivateKey | None = None
+    ) -> BeatMac:
+        """The tokens every replica holding this ``registry.key`` makes and takes; with
+        ``previous`` (``registry.key.previous``), those its replicas made are taken too."""
+        old = None if previous is None else previous.private_bytes_raw()
+        return cls(key.private_bytes_raw(), old)
 
     @classmethod
     def random(cls) -> BeatMac:
         """Tokens no other process takes (until the registry key is known)."""
         return cls(os.urandom(32))
 
-    def _mac(self, head: bytes, node_id: str) -> bytes:
-        return bytes.fromhex(self._names.digest(head.hex() + node_id))  # head: fixed length
+    @staticmethod
+    def _mac(names: ScopeNames, head: bytes, node_id: str) -> bytes:
+        return bytes.fromhex(names.digest(head.hex() + node_id))  # head: fixed length
 
     def make(self, node_id: str, expires_at: float) -> str:
         """``node_id``'s token, good until ``expires_at`` (Unix seconds, rounded up)."""
         head = bytes([_VERSION]) + math.ceil(expires_at).to_bytes(_EXPIRY_BYTES, "big")
-        return encode(head + self._mac(head, node_id))
+        return encode(head + self._mac(self._names, head, node_id))
 
     def holds(self, node_id: str, token: str | None, now: float) -> bool:
-        """``token`` was made under this key for ``node_id`` and is not expired at ``now``
-        (the MAC compared in constant time)."""
+        """``token`` was made under this key (or the previous one, where given) for
+        ``node_id`` and is not expired at ``now`` (each MAC compared in constant time)."""
         if not token or len(token) != TOKEN_CHARS:
             return False
         raw = decode(token)
         if raw is None or len(raw) != _TOKEN_BYTES or raw[0] != _VERSION:
             return False
         head, mac = raw[: 1 + _EXPIRY_BYTES], raw[1 + _EXPIRY_BYTES :]
-        if not hmac.compare_digest(mac, self._mac(head, node_id)):
+        if not hmac.compare_digest(mac, self._mac(self._names, head, node_id)) and (
+            self._previous is None
+            or not hmac.compare_digest(mac, self._mac(self._previous, head, node_id))
+        ):
             return False
         return now < int.from_bytes(head[1:], "big")

@@ -15,7 +15,9 @@ recently used first out (a bucket dropped is one that refilled the longest ago).
 Besides them it keeps a few :class:`Total` s (:meth:`RateLimiter.total`): one bucket for
 a whole class of clients together (every anonymous address's ``/v1`` requests; every
 reader's public ledger rows), so that a client holding many addresses (an IPv6 /48 holds
-65,536 /64s, each a scope of its own) still gets no more than the total, never evicted.
+65,536 /64s, each a scope of its own) still gets no more than the total, never evicted;
+and a few :class:`IdTries` (:meth:`RateLimiter.per_id`): failures counted per node id,
+kept apart from the scopes (beatrot40, below).
 Nothing here does I/O or reads a clock: ``now`` is passed in (monotonic seconds).
 
 :func:`limit_headers` gives what OpenAI's API sends and its clients read:
@@ -36,8 +38,10 @@ from ipaddress import IPv6Address, ip_address, ip_network
 from LLM_Mesh.core.pricing import usual_prompt_tokens
 
 __all__ = [
+    "DEFAULT_MAX_IDS",
     "Bucket",
     "Decision",
+    "IdTries",
     "Limits",
     "RateLimiter",
     "Total",
@@ -204,6 +208,63 @@ class Total:
             self.bucket.take(now, used - charged)
 
 
+# ids with a count in the last minute an :class:`IdTries` keeps at most. Its callers' totals
+# bound how many ids can be counted a minute (``admin.WRONG_REREGISTRATIONS_TOTAL_PER_MIN``:
+# 300), well below; the forged beats counted at nodes' homes, by the nodes known here
+DEFAULT_MAX_IDS = 10_000
+
+
+class IdTries:
+    """Failures a minute per node id, kept only while they count, at most ``max_ids``.
+
+    A few counts are kept per node id rather than per client address (``registry/admin.py``:
+    refused re-registrations of a key this process holds, forged heartbeats and goodbyes
+    verified at a node's home). Anyone can name an id, so such counts must not grow with
+    every id ever counted, nor be pushed out by other clients' entries, which would start
+    a full count over (found 2026-12-07, beatrot40: they were scopes of the
+    :class:`RateLimiter`, beside every client address's, least recently used first out).
+
+    One :class:`Bucket` of ``per_min`` an id, ordered by when it was last counted. Each
+    count drops, from the oldest end, the entries whose bucket is full again (their minute
+    has passed: they count nothing, so nothing is lost), so what is kept is about the ids
+    counted in the last minute; should more than ``max_ids`` be counted within one minute,
+    the one counted the longest ago goes. An id counted again moves to the newest end: an
+    id under attack keeps its count. Each entry is dropped once (amortised O(1) a count).
+    """
+
+    __slots__ = ("_at", "max_ids", "per_min")
+
+    def __init__(self, per_min: int, max_ids: int = DEFAULT_MAX_IDS) -> None:
+        if per_min < 1 or max_ids < 1:
+            raise ValueError("per_min and max_ids must be >= 1")
+        self.per_min = per_min
+        self.max_ids = max_ids
+        self._at: OrderedDict[str, Bucket] = OrderedDict()
+
+    def wait(self, node_id: str, now: float) -> float:
+        """Seconds before ``node_id`` may fail once more (0: now); nothing counted."""
+        bucket = self._at.get(node_id)
+        return 0.0 if bucket is None else bucket.wait(now, 1)
+
+    def count(self, node_id: str, now: float) -> None:
+        """Count one failure of ``node_id`` (its caller asked :meth:`wait` first)."""
+        at = self._at
+        bucket = at.get(node_id)
+        if bucket is None:
+            bucket = at[node_id] = Bucket(self.per_min, now)
+        else:
+            at.move_to_end(node_id)
+        bucket.take(now, 1)
+        while at:
+            oldest = next(iter(at.values()))
+            if len(at) <= self.max_ids and oldest.level(now) < oldest.capacity:
+                break  # it still counts (and the rest were counted since, within its minute)
+            at.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+
 class _Scope:
     __slots__ = ("limits", "requests", "tokens")
 
@@ -216,7 +277,7 @@ class _Scope:
 class RateLimiter:
     """Buckets per scope (see the module docstring); one per gateway process."""
 
-    __slots__ = ("_scopes", "_totals", "max_scopes")
+    __slots__ = ("_per_id", "_scopes", "_totals", "max_scopes")
 
     def __init__(self, max_scopes: int = DEFAULT_MAX_SCOPES) -> None:
         if max_scopes < 1:
@@ -224,6 +285,15 @@ class RateLimiter:
         self.max_scopes = max_scopes
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
         self._totals: dict[str, Total] = {}
+        self._per_id: dict[str, IdTries] = {}
+
+    def per_id(self, name: str, per_min: int) -> IdTries:
+        """The process's :class:`IdTries` called ``name`` (a fresh one when ``per_min``
+        changed); kept apart from the scopes: no client's scope pushes an id's count out."""
+        t = self._per_id.get(name)
+        if t is None or t.per_min != per_min:
+            t = self._per_id[name] = IdTries(per_min)
+        return t
 
     def total(self, name: str, per_min: int, now: float) -> Total:
         """The process's :class:`Total` called ``name`` (a fresh one when ``per_min`` changed);

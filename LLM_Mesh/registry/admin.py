@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import hash_secret, new_secret, secret_matches
 from LLM_Mesh.core.metrics_access import is_loopback
-from LLM_Mesh.core.ratelimit import Limits, RateLimiter, address_scope
+from LLM_Mesh.core.ratelimit import IdTries, Limits, RateLimiter, address_scope
 from LLM_Mesh.errors import InvalidCredential, RateLimited, UnknownNode
 from LLM_Mesh.registry.beat_tokens import BeatTokens
 from LLM_Mesh.registry.ports import Store
@@ -62,7 +62,6 @@ WRONG_NODE_SIGNATURES = Limits(rpm=WRONG_NODE_SIGNATURES_PER_MIN)
 # in flight or refused from all addresses a minute per process (CredentialTries.
 # before_reregister); a key new here is 429 as before, so new ids stay bounded per address
 WRONG_REREGISTRATIONS_PER_ID_PER_MIN = 10
-WRONG_REREGISTRATIONS_PER_ID = Limits(rpm=WRONG_REREGISTRATIONS_PER_ID_PER_MIN)
 WRONG_REREGISTRATIONS_TOTAL_PER_MIN = 300
 # node ids whose key is in neither memory nor the store, a minute per client address
 # (heartbeats, goodbyes: node_auth.SignedNodeAuth.check_message); a node that must register
@@ -80,7 +79,11 @@ WRONG_BEAT_SIGNATURES_PER_MIN = 30
 WRONG_BEAT_SIGNATURES = Limits(rpm=WRONG_BEAT_SIGNATURES_PER_MIN)
 WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN = 300
 WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN = 30
-WRONG_BEAT_SIGNATURES_AT_HOME = Limits(rpm=WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN)
+# the two counts kept per node id (re-registrations, forged beats at home) are not scopes of
+# the limiter beside the clients' but its ``per_id`` counts: dropped once their minute has
+# passed, at most ratelimit.DEFAULT_MAX_IDS ids counted within a minute each, and never
+# pushed out by other clients' scopes (found 2026-12-07, beatrot40)
+_REREGISTER, _BEAT_HOME = "reregister:", "beat-home:"
 
 
 @dataclass(frozen=True)
@@ -241,18 +244,23 @@ class CredentialTries:
         ``WRONG_REREGISTRATIONS_PER_ID_PER_MIN`` or every id's
         ``WRONG_REREGISTRATIONS_TOTAL_PER_MIN`` are spent this minute. The total is taken
         now (tries sent at once are counted one by one: a registration awaits its body
-        before the verify) and given back by :meth:`reregistered` when it verified."""
-        scope = f"reregister:{node_id}"
+        before the verify) and given back by :meth:`reregistered` when it verified. The
+        id's count is kept apart from the clients' scopes, only while it counts
+        (``RateLimiter.per_id``, beatrot40)."""
         total = self.limiter.total(
             "wrong-reregister", WRONG_REREGISTRATIONS_TOTAL_PER_MIN, self.now
         )
-        wait = max(
-            self.limiter.wait(scope, WRONG_REREGISTRATIONS_PER_ID, self.now), total.wait(self.now)
-        )
+        wait = max(self._reregistrations().wait(node_id, self.now), total.wait(self.now))
         if wait > 0:
             raise refused
         total.take(self.now)
-        return scope
+        return f"{_REREGISTER}{node_id}"
+
+    def _reregistrations(self) -> IdTries:
+        return self.limiter.per_id("reregister", WRONG_REREGISTRATIONS_PER_ID_PER_MIN)
+
+    def _at_home(self) -> IdTries:
+        return self.limiter.per_id("beat-home", WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN)
 
     def reregistered(self, scope: str | None, refused: bool) -> None:
         """The end of a registration :meth:`before_reregister` let through: ``refused`` for
@@ -261,7 +269,7 @@ class CredentialTries:
         if scope is None:
             return
         if refused:
-            self.limiter.check(scope, WRONG_REREGISTRATIONS_PER_ID, self.now)
+            self._reregistrations().count(scope.removeprefix(_REREGISTER), self.now)
             return
         total = self.limiter.total(
             "wrong-reregister", WRONG_REREGISTRATIONS_TOTAL_PER_MIN, self.now
@@ -317,10 +325,9 @@ class CredentialTries:
                 "beat from here; register again",
                 param="node_id",
             )
-        home = f"beat-home:{node_id}"
-        at_home = self.limiter.wait(home, WRONG_BEAT_SIGNATURES_AT_HOME, self.now)
+        at_home = self._at_home().wait(node_id, self.now)  # kept apart (beatrot40)
         if at_home <= 0:
-            return home
+            return f"{_BEAT_HOME}{node_id}"
         raise RateLimited(
             "too many heartbeats or goodbyes whose signature does not hold; wait before "
             "trying again",
@@ -331,8 +338,8 @@ class CredentialTries:
         """Count one message that :meth:`before_verify` let be verified and that failed."""
         if scope is None:
             return
-        if scope.startswith("beat-home:"):
-            self.limiter.check(scope, WRONG_BEAT_SIGNATURES_AT_HOME, self.now)
+        if scope.startswith(_BEAT_HOME):
+            self._at_home().count(scope.removeprefix(_BEAT_HOME), self.now)
             return
         self.limiter.check(scope, WRONG_BEAT_SIGNATURES, self.now)
         self.limiter.total(

@@ -29,6 +29,8 @@ from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.gateway_key import (
     load_or_create_registry_key,
+    load_previous_registry_key,
+    previous_key_path,
     registry_key_path,
 )
 from LLM_Mesh.registry.health import HealthChecker
@@ -79,8 +81,14 @@ async def start_keys(
         runtime.shared_in_flight.names = ScopeNames.of_registry_key(key)
     if runtime.shared_share is not None:  # and for the models' anonymous shares
         runtime.shared_share.names = ScopeNames.of_registry_key(key)
-    # beat tokens any replica (any worker) of this registry takes (registry/beat_tokens.py)
-    runtime.beat_tokens.use(BeatMac.of_registry_key(key), wall_clock, settings.heartbeat_expiry_s)
+    # beat tokens any replica (any worker) of this registry takes (registry/beat_tokens.py);
+    # mid-rotation those of the replicas still on the previous key too (core/beat_mac.py)
+    previous = await asyncio.to_thread(load_previous_registry_key, previous_key_path(settings))
+    if previous is not None and previous.private_bytes_raw() == key.private_bytes_raw():
+        previous = None  # the current key itself (key_history.py warns)
+    runtime.beat_tokens.use(
+        BeatMac.of_registry_key(key, previous), wall_clock, settings.heartbeat_expiry_s
+    )
     if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):  # kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
         runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)

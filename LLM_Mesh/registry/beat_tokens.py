@@ -26,7 +26,9 @@ Before the counts are full nothing changes: no token is needed. A token holds at
 replica and ``--workers`` worker of the registry (they share ``registry.key``) until
 :data:`TOKEN_LIFETIME_HEARTBEATS` heartbeat expiries after it was made (beatkey39; before,
 each process's tokens were random and its own, so a node whose beats reached another
-replica was told to register again). What is kept per process is only which nodes send
+replica was told to register again); mid-rotation a replica given ``registry.key.previous``
+takes the previous key's tokens too, and makes its own under the new key
+(``core/beat_mac.py``, beatrot40). What is kept per process is only which nodes send
 tokens back: one entry per node id, written only after a message verified (or a
 registration was accepted) and dropped when the node is forgotten (``node_forget.py``),
 as ``admin.NodeHomes``. Until the registry key is known (:meth:`BeatTokens.use`, at

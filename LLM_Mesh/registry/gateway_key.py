@@ -19,7 +19,9 @@ replica) and put the new one at ``registry.key``: every registration answer then
 moves its pin at its next registration. Each such statement is kept in
 ``registry.key.rotations`` (``registry/key_history.py``) and answers carry the chain, so a
 node several rotations behind (at most 16) follows too; the previous key may go once
-its statement is kept there. It signs nothing else.
+its statement is kept there. It signs nothing else; while it is there, nodes' beat tokens
+made under it are taken too (``core/beat_mac.py``: replicas restarted on the new key take
+those of the replicas not yet restarted).
 """
 
 from __future__ import annotations

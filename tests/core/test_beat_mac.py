@@ -46,3 +46,20 @@ def test_a_changed_token_does_not_hold() -> None:
 def test_the_secret_is_long_enough() -> None:
     with pytest.raises(ValueError):
         BeatMac(b"short")
+
+
+def test_a_rotated_key_takes_the_previous_keys_tokens_and_makes_its_own() -> None:
+    """A rotation (beatrot40): the previous key's tokens are taken, for their node and
+    until their expiry only; tokens are made under the new key, which the old key's
+    replicas do not take."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    behind, rotated = BeatMac.of_registry_key(old), BeatMac.of_registry_key(new, old)
+    token = behind.make("node-a", NOW + 60)
+    assert rotated.holds("node-a", token, NOW)
+    assert not rotated.holds("node-b", token, NOW) and not rotated.holds("node-a", token, NOW + 60)
+    made = rotated.make("node-a", NOW + 60)
+    assert BeatMac.of_registry_key(new).holds("node-a", made, NOW)
+    assert not behind.holds("node-a", made, NOW)  # it cannot know the new key
+    stranger = BeatMac.of_registry_key(Ed25519PrivateKey.generate()).make("node-a", NOW + 60)
+    assert not rotated.holds("node-a", stranger, NOW)
+    assert not BeatMac.of_registry_key(new).holds("node-a", token, NOW)  # previous removed
