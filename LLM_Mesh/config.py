@@ -316,6 +316,8 @@ class Settings:
     # the first registry URL; ``registry_urls``: all of them, in the order tried
     registry_url: str = DEFAULT_REGISTRY_URL
     registry_urls: tuple[str, ...] = ()
+    # where it came from: "--registry", "LLM_MESH_REGISTRY_URL", node.toml's path; "": default
+    registry_source: str = ""
     database_url: str | None = None
     heartbeat_interval_s: float = 10.0
     missed_heartbeats: int = 3
@@ -432,10 +434,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         home = Path(env.get("LLM_MESH_HOME") or Path.home() / ".llm-mesh").expanduser()
-        given = env.get("LLM_MESH_REGISTRY_URL") or DEFAULT_REGISTRY_URL
+        given = (env.get("LLM_MESH_REGISTRY_URL") or "").strip()  # none: the default
         s = cls(
             home=home,
             registry_url=",".join(registry_url_list(given, "LLM_MESH_REGISTRY_URL")),
+            registry_source="LLM_MESH_REGISTRY_URL" if given else "",
             database_url=env.get("LLM_MESH_DATABASE_URL") or None,
             heartbeat_interval_s=_float(env, "LLM_MESH_HEARTBEAT_S", 10.0),
             missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),

@@ -56,6 +56,9 @@ class _Unsigned:
     ) -> None:
         return None
 
+    def known_signer(self, headers: Mapping[str, str]) -> str | None:
+        return None  # no keys held: no node is known by its signature
+
 
 async def _resolve(host: str, port: int) -> list[str]:
     return ["93.184.216.34"]  # a global address; nothing is connected to

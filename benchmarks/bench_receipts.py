@@ -188,6 +188,9 @@ class TrustingNodeAuth:
     ) -> None:
         return None
 
+    def known_signer(self, headers: Mapping[str, str]) -> str | None:
+        return None  # no keys held: no node is known by its signature
+
 
 async def _resolver(host: str, port: int) -> list[str]:
     return ["93.184.216.34"]

@@ -30,6 +30,7 @@ from LLM_Mesh.cli.common import (
     console,
     err,
     fail,
+    registry_said,
     registry_settings,
     replica_memory,
     warn_plain_http,
@@ -126,8 +127,8 @@ def canary_run(
 
     try:
         results = asyncio.run(go())
-    except MeshError as exc:
-        raise fail(exc) from exc
+    except MeshError as exc:  # a registry that did not answer: where its URL came from too
+        raise fail(registry_said(exc, settings)) from exc
     if not results:
         console.print("nothing to probe (no healthy node hosts a model that is not quarantined)")
         return

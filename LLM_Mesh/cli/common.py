@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -72,51 +71,46 @@ def no_registry_answered(
     )
 
 
-def registry_fail(exc: Exception, settings: Settings, registry: str | None) -> typer.Exit:
-    """:func:`fail`, with a registry (``settings``', ``registry``: the ``--registry`` given)
-    that refused the connection or never took it said in :func:`no_registry_answered`'s
-    words (found 2026-12-06: ``ledger statement`` said only httpx's "error: All connection
-    attempts failed", no URL, nothing to check), and where its URL came from
-    (:func:`registry_source`)."""
+def registry_fail(exc: Exception, settings: Settings) -> typer.Exit:
+    """:func:`fail`, with a registry (``settings``') that refused the connection or never
+    took it said in :func:`no_registry_answered`'s words (found 2026-12-06: ``ledger
+    statement`` said only httpx's "error: All connection attempts failed", no URL, nothing
+    to check), and where its URL came from (:func:`registry_source`)."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        said = no_registry_answered(settings.registry_urls, exc, registry is not None)
-        return fail(RegistryUnreachable(with_source(str(said), settings, registry)))
+        named = settings.registry_source == "--registry"
+        said = no_registry_answered(settings.registry_urls, exc, named)
+        return fail(RegistryUnreachable(with_source(str(said), settings)))
     return fail(exc)
 
 
-def registry_source(settings: Settings, registry: str | None) -> str:
-    """Where :func:`registry_settings` took the registry URL from, in words that say what to
-    change: ``--registry``, ``$LLM_MESH_REGISTRY_URL``, node.toml's ``registry_url`` (with
-    its path), else the default (found 2026-12-07: in a node's home "no LLM Mesh registry
-    answered at URL" and "pass --registry or set LLM_MESH_REGISTRY_URL", the URL read from
-    node.toml unsaid). Read again only when the registry failed."""
-    if registry:
-        return "the URL came from --registry"
-    if os.environ.get("LLM_MESH_REGISTRY_URL", "").strip():
-        return "the URL came from LLM_MESH_REGISTRY_URL"
-    path = settings.home / "node.toml"
-    if path.is_file():
-        from LLM_Mesh.node.config import load_node_config
-
-        try:
-            if load_node_config(path).registry_url:
-                return f"the URL came from registry_url in {path}: change it there, or override it"
-        except (OSError, ValueError):
-            pass  # registry_settings said it already, or it was not read
+def registry_source(settings: Settings) -> str:
+    """Where the registry URL came from (``settings.registry_source``, set where
+    ``Settings.from_env``, :func:`settings_from` and :func:`registry_settings` apply their
+    order), in words that say what to change: ``--registry``, ``$LLM_MESH_REGISTRY_URL``,
+    node.toml's ``registry_url`` (with its path), else the default (found 2026-12-07: in a
+    node's home "no LLM Mesh registry answered at URL" and "pass --registry or set
+    LLM_MESH_REGISTRY_URL", the URL read from node.toml unsaid; before cli40 the order was
+    decided again here, node.toml read again)."""
+    source = settings.registry_source
+    if source in ("--registry", "LLM_MESH_REGISTRY_URL"):
+        return f"the URL came from {source}"
+    if source:
+        return f"the URL came from registry_url in {source}: change it there, or override it"
     return "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"
 
 
-def registry_said(exc: Exception, settings: Settings, registry: str | None) -> Exception:
-    """``exc``, a registry that did not answer with :func:`registry_source`'s words after."""
-    if not isinstance(exc, RegistryUnreachable):
+def registry_said(exc: Exception, settings: Settings | None) -> Exception:
+    """``exc``, a registry that did not answer with :func:`registry_source`'s words after
+    (``settings``: the registry's; None: none was asked yet, ``exc`` as it is)."""
+    if settings is None or not isinstance(exc, RegistryUnreachable):
         return exc
-    return RegistryUnreachable(with_source(str(exc), settings, registry))
+    return RegistryUnreachable(with_source(str(exc), settings))
 
 
-def with_source(said: str, settings: Settings, registry: str | None) -> str:
+def with_source(said: str, settings: Settings) -> str:
     """``said`` and, after it in the same sentence, :func:`registry_source`'s words (before
     2026-12-07: "... (the Python API: registry_url=). (the URL came from ...)")."""
-    return f"{said.rstrip('. ')}; {registry_source(settings, registry)}"
+    return f"{said.rstrip('. ')}; {registry_source(settings)}"
 
 
 RegistryPublicKeyOpt = Annotated[
@@ -165,7 +159,10 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
     ``error:`` line and exit 1, not a traceback."""
     try:
         settings = Settings.from_env(
-            home=home, registry_url=registry.rstrip("/") if registry else None, **kw
+            home=home,
+            registry_url=registry.rstrip("/") if registry else None,
+            registry_source="--registry" if registry else None,  # over the env's
+            **kw,
         )
         if settings.home.exists() and not settings.home.is_dir():  # found 2026-12-06 (ux34)
             raise ValueError(
@@ -202,10 +199,11 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
     node's own), else the default (found 2026-12-07, newuser39: ``status`` in the home
     ``./setup-node-operator.sh --registry URL`` set up asked ``http://127.0.0.1:8800``,
     "no LLM Mesh registry answered", while ``earnings`` and ``node plan`` there went to
-    node.toml's)."""
+    node.toml's); which of them, ``registry_source``, said when none answers
+    (:func:`registry_source`)."""
     settings = settings_from(home, registry, **kw)
     path = settings.home / "node.toml"  # node/config.py's default_config_path
-    named = bool(registry or os.environ.get("LLM_MESH_REGISTRY_URL", "").strip())
+    named = bool(settings.registry_source)  # --registry or $LLM_MESH_REGISTRY_URL
     if (settings.registry_ca and named) or not path.is_file():
         return settings  # (node.toml not imported: a node home's only)
     from LLM_Mesh.node.config import load_node_config
@@ -220,7 +218,9 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
         raise fail(exc) from exc
     if not urls:
         return settings
-    return dataclasses.replace(settings, registry_url=",".join(urls), registry_urls=urls)
+    return dataclasses.replace(
+        settings, registry_url=",".join(urls), registry_urls=urls, registry_source=str(path)
+    )
 
 
 def with_node_ca(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:

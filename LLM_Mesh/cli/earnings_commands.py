@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,13 +46,11 @@ OperatorTokenOpt = Annotated[
 ]
 
 
-def operator_credential(
-    settings: Settings, given: str | None, registry: str | None
-) -> tuple[str, Settings]:
+def operator_credential(settings: Settings, given: str | None) -> tuple[str, Settings]:
     """The operator's token (given, else the settings' (env), else node.toml's; else an
     error) and the settings to send it with: a token
     read from node.toml goes to the registry node.toml names (the node's own), unless
-    ``registry`` (the ``--registry`` flag) or ``$LLM_MESH_REGISTRY_URL`` names one (found
+    ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` named one (``settings.registry_source``; found
     2026-12-05: ``llm-mesh earnings`` in a home ``./setup-node-operator.sh --registry URL``
     wrote sent node.toml's token to the default ``http://127.0.0.1:8800``, "no registry
     answered", or to whatever listened there); node.toml's ``registry_ca`` is trusted
@@ -70,10 +67,11 @@ def operator_credential(
     if settings.operator_token:
         return operator_token_checked(settings.operator_token, "LLM_MESH_OPERATOR_TOKEN"), settings
     if config is not None and config.operator_token:
-        named = registry or os.environ.get("LLM_MESH_REGISTRY_URL", "").strip()
-        urls = () if named else split_urls(config.registry_url or "")
-        if urls:
-            settings = dataclasses.replace(settings, registry_url=",".join(urls), registry_urls=())
+        urls = () if settings.registry_source else split_urls(config.registry_url or "")
+        if urls:  # (a source already: --registry, the env's, or node.toml's own)
+            settings = dataclasses.replace(
+                settings, registry_url=",".join(urls), registry_urls=(), registry_source=str(path)
+            )
         named = f"operator_token in {path}"
         return operator_token_checked(config.operator_token, named), settings
     raise InvalidCredential(
@@ -125,7 +123,7 @@ def earnings_command(
             return await client.earnings(secret, node=node, days=days)
 
     try:
-        secret, settings = operator_credential(settings, token, registry)
+        secret, settings = operator_credential(settings, token)
         warn_plain_http(settings.registry_urls, "your operator token")
         report = asyncio.run(go(secret))
     except (MeshError, ValueError) as exc:

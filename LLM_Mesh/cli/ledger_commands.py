@@ -465,7 +465,7 @@ def verify(
     try:
         report, compared = asyncio.run(within(go(), limit, where))
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise registry_fail(exc, settings, registry) from exc
+        raise registry_fail(exc, settings) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
     if watched and report.ok:  # each --receipt said (found 2026-12-05: none was)

@@ -337,7 +337,7 @@ def statement_command(
     token = None
     if operator:  # node.toml's token to node.toml's registry, as `earnings`
         try:
-            token, settings = operator_credential(settings, operator_token, registry)
+            token, settings = operator_credential(settings, operator_token)
         except (MeshError, ValueError) as exc:  # (a node.toml that cannot be used)
             raise fail(exc) from exc
     source = f"registry:{settings.registry_url}"
@@ -445,7 +445,7 @@ def statement_command(
         )  # fmt: skip
         report, watch, good, refused, acct = asyncio.run(bounded)
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise registry_fail(exc, settings, registry) from exc
+        raise registry_fail(exc, settings) from exc
     # found 2026-12-05: without the file, no word of what to do for a ledger started over
     remembered = seen_path if seen_path.exists() else None
     ledger_commands.print_report(report, time.perf_counter() - start, remembered)

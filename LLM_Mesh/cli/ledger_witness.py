@@ -464,6 +464,6 @@ def witness_command(
     try:
         code = run_witness(state_path, settings.home / LOCK_FILE, one, every)
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
-        raise registry_fail(exc, settings, registry) from exc
+        raise registry_fail(exc, settings) from exc
     if code:
         raise typer.Exit(code)

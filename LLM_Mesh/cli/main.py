@@ -59,13 +59,11 @@ class _Commands(LazyGroup):
              "migrate", "registry", "node", "ledger", "receipt")  # fmt: skip
 
 
-def _fail(
-    exc: Exception, settings: Settings | None = None, registry: str | None = None
-) -> typer.Exit:
+def _fail(exc: Exception, settings: Settings | None = None) -> typer.Exit:
     """``fail``; with ``settings``, a registry that did not answer says where its URL came from."""
     from LLM_Mesh.cli.common import fail, registry_said
 
-    return fail(registry_said(exc, settings, registry) if settings else exc)
+    return fail(registry_said(exc, settings))
 
 
 def _settings(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
@@ -434,7 +432,7 @@ def ask(
         )  # fmt: skip
     except MeshError as exc:
         said = refused_as_too_large(flag_named(exc, max_tokens), settings.limits.max_body_bytes)
-        raise _fail(said, settings, registry) from exc
+        raise _fail(said, settings) from exc
     if save is None:
         if mine is not None and kept is not None:
             try:
@@ -479,7 +477,7 @@ def status(
     try:
         info = reg.get_model_info()
     except MeshError as exc:
-        raise _fail(exc, settings, registry) from exc
+        raise _fail(exc, settings) from exc
     render.print_status(info, reg._nodes or [], console, answered=reg._answered)
 
 
@@ -499,7 +497,7 @@ def models(
             read=rows("models", "id"), memory=replica_memory(settings),
         )  # fmt: skip
     except MeshError as exc:
-        raise _fail(exc, settings, registry) from exc
+        raise _fail(exc, settings) from exc
     console.print(render.models_table(found, console.width))
 
 
@@ -535,7 +533,7 @@ def balance(
     try:
         data = asyncio.run(go())
     except MeshError as exc:
-        raise _fail(exc, settings, registry) from exc
+        raise _fail(exc, settings) from exc
     console.print(render.balance_table(data))
 
 

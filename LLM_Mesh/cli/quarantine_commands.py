@@ -35,6 +35,7 @@ from LLM_Mesh.cli.common import (
     console,
     err,
     fail,
+    registry_said,
     registry_settings,
     replica_memory,
     warn_plain_http,
@@ -143,8 +144,8 @@ def usage_audit_command(
 
     try:
         answer = asyncio.run(go())
-    except MeshError as exc:
-        raise fail(exc) from exc
+    except MeshError as exc:  # a registry that did not answer: where its URL came from too
+        raise fail(registry_said(exc, settings)) from exc
     answer = answer if isinstance(answer, Mapping) else {}
 
     def wanted(r: Mapping[str, Any]) -> bool:

@@ -37,6 +37,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     no_registry_answered,
+    registry_said,
     registry_settings,
     warn_plain_http,
 )
@@ -48,6 +49,7 @@ from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.receipt_prune import prune_command
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
+from LLM_Mesh.config import Settings
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_ledger import ledger_findings
@@ -314,6 +316,7 @@ def verify_text(
 ) -> None:  # fmt: skip
     """``receipt verify``'s checks of ``text`` (``receipt fetch``'s too: ``receipt_hash``,
     the receipt it must be); exit 1 when it does not check out."""
+    settings: Settings | None = None  # the registry's, once asked: its URL's source said
     try:
         texts = list(key or [])
         if keys_file is not None:
@@ -343,8 +346,8 @@ def verify_text(
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError, MeshError) as exc:
         # the message may quote the registry's answer: text, never markup, no terminal
         # escapes (found 2026-12-03: printed as Rich markup, with the registry's ESC
-        # sequences and hyperlinks)
-        raise fail(exc) from exc
+        # sequences and hyperlinks); a registry that did not answer, where its URL came from
+        raise fail(registry_said(exc, settings)) from exc
     try:
         receipt, found = _checked(
             text, keys, output=expected, request_id=request_id, require_signed=require_signed
@@ -415,7 +418,7 @@ def fetch_command(
         if save is not None:
             save.write_text(text + "\n", encoding="utf-8")
     except (OSError, ValueError, MeshError) as exc:
-        raise fail(exc) from exc
+        raise fail(registry_said(exc, settings)) from exc
     verify_text(
         text, key, keys_file, registry, registry_ca, deadline, home,
         require_signed=require_signed, ledger=ledger, accept_new_key=accept_new_key,
@@ -456,6 +459,7 @@ def _check_ledger(
     asks first the replica that answered the one before (found 2026-12-05: a hung first
     replica was waited for at each, then ended the command). All within ``deadline``'s
     ``--timeout`` (found 2026-12-05: each answer bounded alone, their number not)."""
+    settings: Settings | None = None
     try:
         settings = registry_settings(
             home, registry, registry_ca=str(ca.expanduser()) if ca else None
@@ -476,7 +480,7 @@ def _check_ledger(
             urls, mine, keys, ca_file=settings.registry_ca, run=run, seen=seen, named=named
         )
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
-        raise fail(exc) from exc
+        raise fail(registry_said(exc, settings)) from exc
     findings = ledger_findings(receipt, entries) + outside
     if receipt.money is None:
         console.print(f"  ledger: {findings[0]}", highlight=False)

@@ -159,8 +159,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
         scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
         signed = tries.before("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
     except RateLimited as exc:
-        known = getattr(rt.node_auth, "known_signer", None)  # SignedNodeAuth's
-        node_id = known(request.headers) if known is not None else None
+        node_id = rt.node_auth.known_signer(request.headers)
         if node_id is None:
             raise
         again, scope, signed = tries.before_reregister(node_id, exc), None, None

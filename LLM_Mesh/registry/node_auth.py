@@ -109,6 +109,12 @@ class NodeAuthenticator(Protocol):
         tries: CredentialTries | None = None,
     ) -> None: ...  # fmt: skip
 
+    def known_signer(self, headers: Mapping[str, str]) -> str | None:
+        """The node id of a registration's signer whose key this process already holds
+        (``api.register_node`` lets a node registering again past its address's counts);
+        ``None`` for anything else, and always from one that checks no signatures."""
+        ...
+
 
 def revocation_signed(
     signer: RevocationSigner | None, kind: MessageKind, headers: Mapping[str, str], exc: Revoked

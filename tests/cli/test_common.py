@@ -198,5 +198,23 @@ def test_the_default_registry_is_said_the_default(
 ) -> None:
     for home in (tmp_path / "plain", _node_home(tmp_path / "n", "")):
         home.mkdir(exist_ok=True)
-        said = registry_source(registry_settings(home), None)
+        said = registry_source(registry_settings(home))
         assert said.startswith("the URL is the default: no --registry"), said
+
+
+def test_where_the_url_came_from_is_decided_once(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The order ``registry_settings`` applied, said as it was: not decided again at the
+    failure from the environment and node.toml as they are then (before cli40: the
+    variable set, or node.toml gone, after the settings were made, and the words named the
+    variable, or the default, for a URL read from node.toml)."""
+    home = _node_home(tmp_path / "node", "http://10.0.0.9:8800")
+    settings = registry_settings(home)
+    assert settings.registry_url == "http://10.0.0.9:8800"
+    clean_env.setenv("LLM_MESH_REGISTRY_URL", "http://elsewhere.test")
+    (home / "node.toml").unlink()
+    said = registry_source(settings)
+    assert said == (
+        f"the URL came from registry_url in {home / 'node.toml'}: change it there, or override it"
+    ), said

@@ -140,7 +140,7 @@ def test_ledger_statement_operator_sends_node_tomls_token_to_its_registry(
         'registry_url = ["http://a.test", "http://b.test/"]\n'
     )
     settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
-    token, where = earnings_commands.operator_credential(settings, None, None)
+    token, where = earnings_commands.operator_credential(settings, None)
     assert token == "lmo_toml" and where.registry_urls == ("http://a.test", "http://b.test")
     assert where.registry_url == "http://a.test"
 

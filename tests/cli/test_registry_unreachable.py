@@ -105,3 +105,34 @@ def test_receipt_verify_ledger_says_what_to_check_for_its_entries(
     assert code == 1, out
     assert f"no LLM Mesh registry answered at {DOWN} for the request's ledger entries" in out
     assert PASS in out, out
+
+
+HASH = "ab" * 32  # a receipt hash (64 lowercase hex)
+ADMIN = {"LLM_MESH_ADMIN_KEY": "admin-key-for-the-test"}
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("receipt", "verify", "RECEIPT"), {}),
+        (("receipt", "verify", "RECEIPT", "--key", STD_OK, "--ledger"), {}),
+        (("receipt", "fetch", HASH, "--api-key", "lmk_" + "k" * 44), {}),
+        (("registry", "canary", "run"), ADMIN),
+        (("registry", "usage-audit"), ADMIN),
+    ],
+    ids=["receipt-verify", "receipt-verify-ledger", "receipt-fetch", "canary-run", "usage-audit"],
+)
+@pytest.mark.parametrize("given", ["--registry", "LLM_MESH_REGISTRY_URL"])
+def test_these_commands_say_where_the_url_came_from(
+    tmp_path: Path, receipt: Path, args: tuple[str, ...], env: dict[str, str], given: str
+) -> None:
+    """Failed before (cli40): "no LLM Mesh registry answered at URL ..." and no word of where
+    the URL came from, which ``status``, ``models``, ``ledger ...`` say (``with_source``)."""
+    args = tuple(str(receipt) if a == "RECEIPT" else a for a in args)
+    if given == "--registry":
+        code, out = said(tmp_path, *args, "--registry", DOWN, env=env)
+    else:
+        code, out = said(tmp_path, *args, env={**env, "LLM_MESH_REGISTRY_URL": DOWN})
+    assert code == 1, out
+    assert f"no LLM Mesh registry answered at {DOWN}" in out, out
+    assert out.endswith(f"; the URL came from {given}"), out

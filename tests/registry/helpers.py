@@ -351,6 +351,9 @@ class TrustingNodeAuth:
     ) -> None:  # fmt: skip
         return None
 
+    def known_signer(self, headers: Mapping[str, str]) -> str | None:
+        return None  # no keys held: no node is known by its signature
+
 
 ADMIN_KEY = "lma_test-admin-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
