@@ -223,7 +223,8 @@ def node_start(
         fail(exc)
         raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
-        settings = replace(settings, registry_url=cfg.registry_url)
+        source = "--registry" if registry else str(config or settings.home / "node.toml")
+        settings = replace(settings, registry_url=cfg.registry_url, registry_source=source)
     try:  # node.toml's registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36)
         settings = with_node_ca(settings, cfg, config or settings.home / "node.toml")
     except ValueError as exc:

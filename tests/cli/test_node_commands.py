@@ -650,3 +650,26 @@ def test_tls_init_says_a_start_command_that_serves_it_from_that_home(tmp_path: P
         f"serve it: llm-mesh node start --home {tmp_path} --public-url https://node.lan:18999 "
         f"--tls-cert {tmp_path / 'node-tls.crt'} --tls-key {tmp_path / 'node-tls.key'}"
     ), line
+
+
+def test_start_says_where_its_registry_url_came_from(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's settings carry the URL's source with the URL it took from ``--registry``
+    or node.toml (cli40 made ``Settings.registry_source`` the one record of it; before,
+    ``node start`` replaced the URL and left the source of the one it replaced)."""
+    import LLM_Mesh.node_manager as nm
+
+    monkeypatch.delenv("LLM_MESH_REGISTRY_URL", raising=False)
+    seen: list[Any] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: seen.append(self.settings))
+    r = invoke("start", "--engine", "sim", "--home", str(home),
+               "--registry", "http://127.0.0.1:9/")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (home / "node.toml").write_text('registry_url = "http://127.0.0.1:7/"\n')
+    r = invoke("start", "--engine", "sim", "--home", str(home))
+    assert r.exit_code == 0, r.output
+    assert [(s.registry_url, s.registry_source) for s in seen] == [
+        ("http://127.0.0.1:9", "--registry"),
+        ("http://127.0.0.1:7", str(home / "node.toml")),
+    ]
