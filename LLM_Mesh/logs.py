@@ -306,6 +306,11 @@ def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(
         logging.DEBUG if verbose else logging.WARNING
     )
+    # and its migration context says its dialect at every start, each migration it runs with
+    # its docstring's loose lines: the store logs one line of what it migrated instead
+    logging.getLogger("alembic.runtime.migration").setLevel(
+        logging.DEBUG if verbose else logging.WARNING
+    )
 
 
 def uvicorn_log_kwargs(fmt: str) -> dict[str, Any]:

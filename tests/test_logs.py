@@ -380,3 +380,21 @@ def test_setup_logging_installs_the_projects_handler(monkeypatch: pytest.MonkeyP
     setup_logging(fmt="json")
     (handler,) = root.handlers
     assert type(handler) is MeshHandler and type(handler.formatter) is JsonFormatter
+
+
+def test_setup_logging_keeps_alembics_migration_lines_for_verbose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found 2026-12-07 (newuser40): the first ``llm-mesh registry serve`` on a new home
+    printed 38 alembic lines ("Context impl SQLiteImpl." three times, then each migration
+    with the loose lines of its docstring: "they were made.", "``llm_mesh_settle_batch_once``.")
+    before its own; the store says one line instead (``store_migrate.migrate_to_head``)."""
+    root = logging.getLogger()
+    migration = logging.getLogger("alembic.runtime.migration")
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(migration, "level", migration.level)
+    setup_logging()
+    assert not migration.isEnabledFor(logging.INFO)
+    setup_logging(verbose=True)
+    assert migration.isEnabledFor(logging.INFO)

@@ -211,9 +211,13 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
             return
         console.print("[green]OK[/]: every hash, signature, proof and balance checks out")
         if signed < report.entries:
+            # the entries by their index, as `receipt verify` names them ("entries 9, 10 are
+            # not in a signed checkpoint yet"; found 2026-12-07: "the newest covers 9" read as
+            # covering entry 9)
+            covered = "entry 0" if signed == 1 else f"entries 0 to {signed - 1}"
             console.print(
                 f"the last {counted(report.entries - signed, 'entry is', 'entries are')} not "
-                f"under a signed checkpoint yet (the newest covers {signed})"
+                f"under a signed checkpoint yet (the newest, at size {signed}, covers {covered})"
             )
         return
     for f in report.findings:

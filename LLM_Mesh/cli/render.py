@@ -153,6 +153,9 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
             health = "[red]revoked[/]"
         elif n.get("healthy"):
             health = f"[green]up[/] {_real(n.get('health_score')) or 0:.2f}"
+        elif state in ("paused", "draining"):  # its operator's doing, no outage (found
+            # 2026-12-07: "down paused", in red, as a node failing its health checks)
+            health = f"[yellow]{state}[/]"
         else:
             health = f"[red]down[/]{' ' if wide else chr(10)}{state}"
         # a public listing has no URL (the admin's does): the region, and the declaration

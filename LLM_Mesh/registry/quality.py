@@ -246,9 +246,12 @@ class Quality:
         ``canary_passed``: the passed probes to count instead of the live tally's."""
         entry = self.table.get(node_id)
         st = self.routing.router.node(node_id)
-        now = self.routing.clock()
         success = st.success.value if st is not None else None
-        per_token = st.per_token.get(now) if st is not None else None
+        # the speed the node showed, as of its last answer: not ``get(now)``, which decays
+        # toward zero while it is idle (so the router tries it again) and, read here, made an
+        # idle honest node's speed look impossible (found 2026-12-07: trust 0.25, "speed 0.50",
+        # after some six idle minutes)
+        per_token = st.per_token.peak if st is not None else None
         return trust_score(
             TrustInputs(
                 canary_passed=(

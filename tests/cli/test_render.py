@@ -307,6 +307,23 @@ def test_a_revoked_node_reads_revoked_not_down_offline() -> None:
         assert "revoked" in out and "offline" not in out and "down" not in out, out
 
 
+def test_a_paused_or_draining_node_reads_as_its_state_not_down() -> None:
+    """Found 2026-12-07 (newuser40): after ``llm-mesh node pause`` ``llm-mesh status`` showed
+    the node as "down paused" in red, as it shows a node failing its health checks; an
+    operator's pause or drain is no outage. A node failing them still reads "down"."""
+    for state in ("paused", "draining"):
+        node = {"node_id": "node-a", "healthy": False, "state": state, "revoked": False}
+        for width in (80, None):
+            console = Console(width=120, record=True, color_system=None)
+            console.print(nodes_table([node], width))
+            out = console.export_text()
+            assert state in out and "down" not in out, out
+    failing = {"node_id": "node-a", "healthy": False, "state": "online", "revoked": False}
+    console = Console(width=120, record=True, color_system=None)
+    console.print(nodes_table([failing], 80))
+    assert "down" in console.export_text()
+
+
 def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None:
     """Found 2026-12-04: "(simulated)" beside a node id left the load, time and trust
     columns 2-3 characters each at 80 columns ("lo…", "t…", "0…")."""
