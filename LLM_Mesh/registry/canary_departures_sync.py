@@ -151,9 +151,15 @@ class DepartureSync(StoreBatch):
         """Nothing: the app loads the rows before it serves (:meth:`load`)."""
 
     async def open(self) -> None:
-        """At start: :meth:`load`, then the batches' loop."""
+        """At start: :meth:`load`, then the batches' loop; one that raises once its loop
+        started stops it first (the app records :meth:`stop` only once this returned:
+        ``app_stops.Stops``; start40)."""
         await self.load()
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            await self.abandon()
+            raise
 
     async def load(self) -> int:
         """Every row into the tallies (at start); the flags found handed on; rows loaded."""

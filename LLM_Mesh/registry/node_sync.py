@@ -32,7 +32,11 @@ changes nothing (a heartbeat only ever moves forward), and a heartbeat row is ap
 the first time its stamp is read: this replica's wall clock stepped back (NTP, a VM
 resumed) widens the next windows as far back, and each row in them, its stamp then in the
 future, would read as heard now, at every poll until the clock caught up (a node gone
-long since routed again; found 2026-12-06, sync39). A node that went OFFLINE in this
+long since routed again; found 2026-12-06, sync39). A row never read before whose stamp
+is more than ``skew_s`` (5 s) ahead of this clock (a node loaded at start, or first seen
+after the step) is aged by the stamps' difference from the newest stamp read surely, or,
+with none yet, not taken as heard (``core/beat_stamp.py``; found 2026-12-07, start40: it
+read once as heard now, and a node that died was routed for an expiry period). A node that went OFFLINE in this
 table (its goodbye here, or a revocation) while a poll was reading is not brought back by
 that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
@@ -52,6 +56,14 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
+from LLM_Mesh.core.beat_stamp import (
+    SKEW_S,
+    Anchor,
+    BeatReading,
+    anchored_heard,
+    beat_reading,
+    newer_anchor,
+)
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.core.tls import NodeTransport
@@ -124,6 +136,7 @@ class NodeSync(Poller):
         pins: AddressPins | None = None,
         transport: NodeTransport,
         clock_at: Callable[[float], float] | None = None,
+        skew_s: float = SKEW_S,
     ) -> None:
         self.store = store
         self.clock_at = clock_at  # a wall-clock time on the table's clock (None: by its age)
@@ -137,6 +150,8 @@ class NodeSync(Poller):
         self._since = wall_clock()  # the lifespan loaded every stored node just before
         self.replica_id = replica_id  # heartbeats it recorded are not read back
         self._stamps: dict[str, float] = {}  # node -> the newest heartbeat stamp read
+        self.skew_s = skew_s  # a stamp ahead of the wall clock by more: core/beat_stamp.py
+        self._anchor: Anchor | None = None  # the newest stamp read surely, and when heard
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
@@ -150,8 +165,10 @@ class NodeSync(Poller):
         now = self._wall()
         for rec in changed:
             self._apply_record(rec, goodbyes)
-        for node_id, state, at, keyed_at in beats:
-            self._apply_beat(node_id, state, at, now, keyed_at)
+        for node_id, state, at, keyed_at in sorted(
+            beats, key=lambda b: self._unsure(b[0], b[2], now)
+        ):
+            self._apply_beat(node_id, state, at, now, keyed_at)  # the sure readings first
         for check in checks:
             self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
@@ -231,10 +248,19 @@ class NodeSync(Poller):
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
         stamp = at.timestamp()
-        if stamp <= self._stamps.get(node_id, float("-inf")):
+        anchor = self._anchor
+        how = beat_reading(stamp, now, self._stamps.get(node_id), skew_s=self.skew_s,
+                           anchored=anchor is not None)  # fmt: skip
+        if how is BeatReading.SEEN:
             return  # read before (the window's overlap): a wall clock stepped back since
         self._stamps[node_id] = stamp  # would read it as newer, up to heard now
-        heard = self._on_clock(stamp, now)
+        if how is BeatReading.UNKNOWN:
+            return  # never read, ahead of this clock: its age cannot be told (start40)
+        if how is BeatReading.ANCHORED and anchor is not None:  # by a sure reading's stamp
+            heard = anchored_heard(stamp, anchor, self.table.clock())  # not by this clock
+        else:
+            heard = self._on_clock(stamp, now)
+            self._anchor = newer_anchor(self._anchor, stamp, heard)
         keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp(), now)
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
@@ -244,6 +270,12 @@ class NodeSync(Poller):
         if new_state is not NodeState.OFFLINE:
             self.table.set_state(node_id, new_state)
         self.routing.heard(node_id, heard, keyed)
+
+    def _unsure(self, node_id: str, at: datetime, now: float) -> bool:
+        """Whether the row is read by an anchor (``core/beat_stamp.py``): after the others
+        of its poll, which may give one."""
+        stamp = at.timestamp()
+        return node_id not in self._stamps and stamp - now > self.skew_s
 
     def _on_clock(self, wall: float, now: float) -> float:
         """The table clock's reading when the wall clock read ``wall`` (``now``: it now),

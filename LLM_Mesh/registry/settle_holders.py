@@ -129,9 +129,10 @@ class HomeLock:
         """Take the lock for ``holder``; the previous holder if it is gone, else ``None``
         (also when another process on this home runs: it is alive). ``shared_store``: on
         PostgreSQL, where replicas on one home (``registry serve --workers N``) are expected.
-        Taken again while held (a start run again, ``start_retry.py``): what it said then
-        (found 2026-12-06, review37: its own ``flock`` was another registry's, and the
-        predecessor not recovered at start)."""
+        Taken again while held (a start run again, ``start_retry.py``), or after a start
+        that raised released it (``settle_start.py``: the file then names ``holder``): what
+        it said then (found 2026-12-06, review37: its own ``flock`` was another registry's,
+        and the predecessor not recovered at start)."""
         if self._fd is not None:
             return self._before
         try:
@@ -152,9 +153,11 @@ class HomeLock:
             return None
         self._fd = fd
         path = self.home / "settlement.holder"
-        before = self._before = _last_holder(path)
+        last = _last_holder(path)
+        if last != holder:  # (the file names it: written by this lock's take before)
+            self._before = last
         replace_file(path, (holder + "\n").encode())  # whole: never a torn id (found 2026-12-05)
-        return before
+        return self._before
 
     @property
     def held(self) -> bool:

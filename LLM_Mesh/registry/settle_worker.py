@@ -93,7 +93,11 @@ class LedgerThread:
             target=self._loop.run_forever, name="llm-mesh-settle-ledger", daemon=True
         )
         self._thread.start()
-        await self.call(self._open())
+        try:
+            await self.call(self._open())
+        except BaseException:  # (its engine not made: found 2026-12-07, start40)
+            await self.stop()  # the thread is not left running
+            raise
 
     async def _open(self) -> None:
         engine = engine_for(self.url)

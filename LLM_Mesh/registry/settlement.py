@@ -90,6 +90,7 @@ from LLM_Mesh.registry.settle_db import (
 )
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
+from LLM_Mesh.registry.settle_start import SettleStart
 from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
@@ -109,7 +110,7 @@ def user_account(key_id: str) -> str:
     return pseudonym("user", key_id)
 
 
-class Settlement(SettleUpkeep):
+class Settlement(SettleStart, SettleUpkeep):
     """See the module docstring."""
 
     def __init__(
@@ -487,11 +488,10 @@ class Settlement(SettleUpkeep):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Open the connection, register this holder, recover the dead (a predecessor on
-        this home at once), top the pool up, start the writer, settler and upkeep."""
-        if self._started:
-            return
+    async def _start(self) -> None:
+        """:meth:`start`'s steps: open the connection, register this holder, recover the dead
+        (a predecessor on this home at once), top the pool up, start the writer, settler
+        and upkeep."""
         engine_url = (await self._engine()).url
         self.accounts = self.accounts or await pseudonyms(await self._engine())
         if self._db is None:

@@ -55,6 +55,12 @@ class StoreBatch:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    async def abandon(self) -> None:
+        """Stop the loop, writing nothing (a start that raised: nothing pending yet)."""
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
     async def stop(self) -> None:
         """Stop the loop, then write what is pending (the module docstring)."""
         task, self._task = self._task, None

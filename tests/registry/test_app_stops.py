@@ -11,6 +11,8 @@ start runs, and a failed start runs the stops of what it started, in the stop or
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,9 @@ import pytest
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.app_stops import Stops
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.settlement import Settlement
 from tests.registry.helpers import make_settings
+from tests.waiting import scaled
 
 
 class LateFailingStore(MemoryStore):
@@ -95,3 +99,37 @@ async def test_a_stop_that_raises_keeps_none_of_the_others_from_running(
         await stops.run()
     assert ran == ["writer"]
     assert "stopping health failed" in caplog.text  # the first raised, the later logged
+
+
+def _settle_threads() -> set[threading.Thread]:
+    return {
+        t for t in threading.enumerate() if t.name.startswith("llm-mesh-settle") and t.is_alive()
+    }
+
+
+async def test_a_settlement_start_that_raises_part_way_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-07 (start40): the settlement's stop is recorded only once its start
+    returned, so a start that raised after opening its connection (here: the pool's top-up)
+    left the connection's thread running and the connection open (``settle_start.py``)."""
+
+    async def top_up_fails(self: Settlement) -> None:
+        raise RuntimeError("the pool's top-up failed")
+
+    monkeypatch.setattr(Settlement, "top_up_pool", top_up_fails)
+    app = create_registry_app(make_settings(tmp_path))
+    settle = app.state.runtime.settlement
+    assert settle is not None
+    before, threads = asyncio.all_tasks(), _settle_threads()
+    lifespan = app.router.lifespan_context(app)
+    with pytest.raises(RuntimeError, match="top-up failed"):
+        await lifespan.__aenter__()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [t for t in asyncio.all_tasks() - before if not t.done()] == []
+    deadline = time.monotonic() + scaled(10.0)  # its connection's thread ends soon after
+    while (left := _settle_threads() - threads) and time.monotonic() < deadline:
+        await asyncio.to_thread(next(iter(left)).join, 0.05)  # (not joined by its close)
+    assert not left, left
+    assert settle._db is not None and settle._db._conn is None  # its connection closed

@@ -8,6 +8,10 @@ the flag, and the loop starts; its first run writes the quarantine."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from LLM_Mesh.core.canary_departures import Departures, DepartureTally
 from LLM_Mesh.registry.canary_departures_sync import DepartureSync
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -43,3 +47,27 @@ async def test_a_flag_at_start_whose_quarantine_fails_does_not_stop_the_start() 
         assert quarantined == [("n", "m")]
     finally:
         await sb.stop()
+
+
+async def test_an_open_that_raises_once_its_loop_started_leaves_no_loop_running() -> None:
+    """Found 2026-12-07 (start40): the app records the departures' stop only once ``open``
+    returned (``app_stops.Stops``), so an ``open`` that raised after starting its loop left
+    the loop running against the store the app then closed. Injected: a failure right after
+    the loop's start."""
+    sync = DepartureSync(MemoryStore(), Departures(), _noop, flush_s=3600)
+    started: list[asyncio.Task[None]] = []
+
+    def start_then_fail() -> None:
+        DepartureSync.start(sync)
+        assert sync._task is not None
+        started.append(sync._task)
+        raise RuntimeError("injected after the loop's start")
+
+    sync.start = start_then_fail  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            await sync.open()
+        assert len(started) == 1 and started[0].done() and sync._task is None
+    finally:
+        for task in started:
+            task.cancel()

@@ -120,3 +120,34 @@ async def test_a_port_that_is_not_postgresql_is_said_at_once(answer: bytes | Non
         took = time.monotonic() - began
     assert said is not None and said.startswith("cannot reach the database at "), said
     assert "hunter2" not in said and took < 5.0, (took, said)
+
+
+async def test_the_urls_timeout_is_the_checks() -> None:
+    """Found 2026-12-07 (start40): the check's own 10 s connect timeout overrode the URL's
+    ``?timeout=``: a port that never answers took 10 s to be said with ``?timeout=1``."""
+    with _not_postgresql(None) as url:
+        began = time.monotonic()
+        said = await database_unreachable(f"{url}?timeout=1")  # the default timeout_s: 10
+        took = time.monotonic() - began
+    assert said is not None and said.startswith("cannot reach the database at "), said
+    assert took < 5.0, took
+
+
+@pytest.mark.parametrize(("query", "waited"), [("?timeout=30", 30.0), ("", 10.0)])
+async def test_a_longer_timeout_in_the_url_is_honoured_too(
+    query: str, waited: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's timeout, longer than the check's default as well (a slow link): the
+    check judges the database by the connection the store's engines open."""
+    import LLM_Mesh.registry.store_checks as store_checks
+
+    seen: list[object] = []
+
+    def engine_for(url: str, **kw: dict[str, object]) -> object:
+        seen.append(kw["connect_args"]["timeout"])
+        raise ConnectionRefusedError("not tried")
+
+    monkeypatch.setattr(store_checks, "engine_for", engine_for)
+    said = await database_unreachable(f"postgresql://mesh@127.0.0.1:1/mesh{query}")
+    assert said is not None and "not tried" in said
+    assert seen == [waited]

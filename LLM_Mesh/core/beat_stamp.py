@@ -1,0 +1,86 @@
+"""How a heartbeat row's stamp read from the store is taken (``registry/node_sync.py``).
+
+A replica reads the heartbeats other replicas wrote, each stamped with the writer's wall
+clock, and puts each on its own table's clock by its age on its own wall clock. That age is
+only as good as the two clocks' agreement. After this replica's wall clock stepped back
+(NTP, a VM resumed), rows written before the step carry stamps in its "future": their age
+on its clock is below zero, and was read as 0, heard now. A row read before is not read
+again (sync39), but one never read before (a node loaded at start, or one first seen
+after the step) was read once as heard now: a node that died was routed for one expiry
+period (found 2026-12-07, start40).
+
+:func:`beat_reading` says how to take a stamp:
+
+- ``SEEN``: not newer than the stamp already read for the node: nothing new.
+- ``WALL``: at most ``skew_s`` ahead of this wall clock (replicas' clocks a little apart, a
+  commit late): its age on this wall clock, as before.
+- ``SINCE``: further ahead, but newer than the stamp read for the node before: a heartbeat
+  written since that read, so heard about now (sync39's reading).
+- ``ANCHORED``: further ahead and never read, with an :class:`Anchor` (a stamp whose
+  reading was sure, ``WALL`` or ``SINCE``, and when on the table's clock it was heard):
+  aged from it by the stamps' difference (:func:`anchored_heard`), both stamps written by
+  replicas' clocks, neither by this one's; never later than now. A node that died an hour
+  before reads an hour old, whatever this clock says.
+- ``UNKNOWN``: further ahead, never read, no anchor: its age cannot be told, so it is not
+  taken as heard (fail closed: the node waits, out of routing, for its next heartbeat,
+  which is ``SINCE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["SKEW_S", "Anchor", "BeatReading", "anchored_heard", "beat_reading", "newer_anchor"]
+
+#: how far ahead of this replica's wall clock a stamp is still read by its wall-clock age
+SKEW_S = 5.0
+
+
+class BeatReading(Enum):
+    SEEN = "seen"
+    WALL = "wall"
+    SINCE = "since"
+    ANCHORED = "anchored"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A stamp whose reading was sure, and when on the table's clock it was heard."""
+
+    stamp: float
+    heard: float
+
+
+def beat_reading(
+    stamp: float,
+    wall_now: float,
+    read_before: float | None,
+    *,
+    skew_s: float = SKEW_S,
+    anchored: bool,
+) -> BeatReading:
+    """How to take a heartbeat stamped ``stamp`` (module docstring): ``wall_now`` this
+    replica's wall clock, ``read_before`` the newest stamp read for the node (``None``:
+    none), ``anchored`` whether an :class:`Anchor` is known."""
+    if read_before is not None and stamp <= read_before:
+        return BeatReading.SEEN
+    if stamp - wall_now <= skew_s:
+        return BeatReading.WALL
+    if read_before is not None:
+        return BeatReading.SINCE
+    return BeatReading.ANCHORED if anchored else BeatReading.UNKNOWN
+
+
+def anchored_heard(stamp: float, anchor: Anchor, table_now: float) -> float:
+    """When on the table's clock the row stamped ``stamp`` was written, by ``anchor``:
+    its heard time moved by the stamps' difference, never later than ``table_now``."""
+    return min(table_now, anchor.heard + (stamp - anchor.stamp))
+
+
+def newer_anchor(anchor: Anchor | None, stamp: float, heard: float) -> Anchor:
+    """The anchor to keep after a sure reading: the one of the newer stamp."""
+    if anchor is not None and anchor.stamp > stamp:
+        return anchor
+    return Anchor(stamp, heard)
