@@ -257,7 +257,9 @@ class CredentialTries:
         the node was answered) that holds for ``node_id`` is still verified, at most
         ``WRONG_REREGISTRATIONS_PER_ID_PER_MIN`` of those refused a minute per id, a count
         of its own: a stranger with the node's public key spends the id's count, not this
-        one (regtoken40). The token only chooses the count; the signature is verified."""
+        one (regtoken40). Counted as it starts, given back by :meth:`reregistered` when it
+        was not refused, so tries sent at once are counted one by one. The token only
+        chooses the count; the signature is verified."""
         total = self.limiter.total(
             "wrong-reregister", WRONG_REREGISTRATIONS_TOTAL_PER_MIN, self.now
         )
@@ -265,12 +267,13 @@ class CredentialTries:
         if wait <= 0:
             total.take(self.now)
             return f"{_REREGISTER}{node_id}"
-        tokens = self.tokens
+        tokens, with_token = self.tokens, self._reregistrations_with_token()
         if (
             tokens is not None
             and tokens.matches(node_id, token)
-            and self._reregistrations_with_token().wait(node_id, self.now) <= 0
+            and with_token.wait(node_id, self.now) <= 0
         ):
+            with_token.count(node_id, self.now)
             return f"{_REREGISTER_TOKEN}{node_id}"
         raise refused
 
@@ -286,12 +289,13 @@ class CredentialTries:
     def reregistered(self, scope: str | None, refused: bool) -> None:
         """The end of a registration :meth:`before_reregister` let through: ``refused`` for
         its signature or operator token (counted for its id; the total stays taken), else
-        the total given back (a node registered, or refused for something else)."""
+        the total given back (a node registered, or refused for something else); one let
+        through by its beat token: its count given back unless ``refused``."""
         if scope is None:
             return
-        if scope.startswith(_REREGISTER_TOKEN):  # its own count; no total was taken
-            if refused:
-                self._reregistrations_with_token().count(
+        if scope.startswith(_REREGISTER_TOKEN):  # its own count, taken as it began
+            if not refused:
+                self._reregistrations_with_token().give(
                     scope.removeprefix(_REREGISTER_TOKEN), self.now
                 )
             return

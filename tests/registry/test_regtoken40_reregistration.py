@@ -11,6 +11,7 @@ The real registry app with its real ``SignedNodeAuth``, clients on another machi
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,35 @@ async def test_the_signature_is_still_required_and_its_refusals_are_bounded(
         ]
         assert codes == [401] * PER_ID + [429] * 3
         assert len(verifies) - before == PER_ID
+
+
+def _slow_body(app: Any) -> Any:
+    """``app`` whose request bodies arrive as over a network: each read yields first."""
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        async def later() -> Any:
+            await asyncio.sleep(0)
+            return await receive()
+
+        await app(scope, later, send)
+
+    return slow
+
+
+async def test_token_bearing_registrations_sent_at_once_are_counted_one_by_one(
+    tmp_path: Path, verifies: list[int]
+) -> None:
+    """A registration awaits its body between the look at the count and the verify: sent
+    at once, each found the count free. Counted as they start (given back when verified),
+    at most ``PER_ID`` of them are verified however many are in flight."""
+    store, wall = MemoryStore(), Wall()
+    op = await operator(store)
+    node = make_node(wall, op)
+    async with await mesh(tmp_path, store, wall) as h:
+        beat_token = await _setup(h, node, op, wall)
+        before = len(verifies)
+        app = _slow_body(h.app)
+        sent = [_register(app, node, beat_token, forged=True) for _ in range(4 * PER_ID)]
+        codes = [r.status_code for r in await asyncio.gather(*sent)]
+        assert len(verifies) - before == PER_ID, len(verifies) - before
+        assert codes.count(401) == PER_ID and codes.count(429) == 3 * PER_ID
