@@ -261,6 +261,13 @@ class IdTries:
                 break  # it still counts (and the rest were counted since, within its minute)
             at.popitem(last=False)
 
+    def give(self, node_id: str, now: float) -> None:
+        """Give back one :meth:`count` taken before the outcome was known (it succeeded);
+        nothing when ``node_id``'s entry was dropped since."""
+        bucket = self._at.get(node_id)
+        if bucket is not None:
+            bucket.give(now, 1)
+
     def __len__(self) -> int:
         return len(self._at)
 

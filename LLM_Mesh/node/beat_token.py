@@ -2,11 +2,13 @@
 
 Each verified registration and heartbeat is answered with a fresh ``beat_token``; the node
 keeps the last one of each registry URL and sends it back (``X-Mesh-Beat-Token``) with its
-next heartbeat or goodbye there. While a registry is flooded with forged heartbeats for
-this node's id, a message with it is still verified, whoever shares the node's address
-(beattoken38). Registrations carry none (each is verified on its own). A registry that
-answers none (an older one) is sent none; an answer's token of another form (not 16 to 64
-base64url characters) is not kept: it could not be sent as a header.
+next heartbeat, goodbye or registration there. While a registry is flooded with forged
+heartbeats for this node's id, a message with it is still verified, whoever shares the
+node's address (beattoken38); past a count of refused re-registrations of this node's key
+that a stranger spent, a registration with it is still verified (regtoken40; before,
+registrations carried none). A registry that answers none (an older one) is sent none; an
+answer's token of another form (not 16 to 64 base64url characters) is not kept: it could
+not be sent as a header.
 """
 
 from __future__ import annotations
@@ -33,11 +35,10 @@ class BeatToken:
         return self._of.get(registry)
 
     def header(self, registry: str, kind: MessageKind) -> dict[str, str]:
-        """The header for a message of ``kind`` to ``registry``: none for a registration."""
+        """The header for a message of ``kind`` to ``registry`` (a registration's too:
+        regtoken40; before, none)."""
         token = self._of.get(registry)
-        if token is None or kind is MessageKind.REGISTER:
-            return {}
-        return {HDR_BEAT_TOKEN: token}
+        return {} if token is None else {HDR_BEAT_TOKEN: token}
 
     def heard(self, registry: str, answer: Any) -> None:
         """A 200's answer from ``registry``: its ``beat_token`` kept, if it has one."""

@@ -83,7 +83,10 @@ WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN = 30
 # the limiter beside the clients' but its ``per_id`` counts: dropped once their minute has
 # passed, at most ratelimit.DEFAULT_MAX_IDS ids counted within a minute each, and never
 # pushed out by other clients' scopes (found 2026-12-07, beatrot40)
+# (past the id's count, a re-registration carrying its node's beat token has a count of
+# its own: ``_REREGISTER_TOKEN``, regtoken40)
 _REREGISTER, _BEAT_HOME = "reregister:", "beat-home:"
+_REREGISTER_TOKEN = "reregister-token:"
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,9 @@ class CredentialTries:
             kind = scope.partition(":")[0]
             self.limiter.total(f"wrong-{kind}", total_per_min, self.now).give(self.now)
 
-    def before_reregister(self, node_id: str, refused: RateLimited) -> str:
+    def before_reregister(
+        self, node_id: str, refused: RateLimited, token: str | None = None
+    ) -> str:
         """A registration past this address's counts (``refused``, :meth:`before`'s 429)
         whose key this process already holds for ``node_id`` (``SignedNodeAuth.known_signer``:
         a re-registration): the scope to count it in, or ``refused`` again when the id's
@@ -246,18 +251,37 @@ class CredentialTries:
         now (tries sent at once are counted one by one: a registration awaits its body
         before the verify) and given back by :meth:`reregistered` when it verified. The
         id's count is kept apart from the clients' scopes, only while it counts
-        (``RateLimiter.per_id``, beatrot40)."""
+        (``RateLimiter.per_id``, beatrot40).
+
+        Past those, one carrying its node's beat ``token`` (``X-Mesh-Beat-Token``, what only
+        the node was answered) that holds for ``node_id`` is still verified, at most
+        ``WRONG_REREGISTRATIONS_PER_ID_PER_MIN`` of those refused a minute per id, a count
+        of its own: a stranger with the node's public key spends the id's count, not this
+        one (regtoken40). Counted as it starts, given back by :meth:`reregistered` when it
+        was not refused, so tries sent at once are counted one by one. The token only
+        chooses the count; the signature is verified."""
         total = self.limiter.total(
             "wrong-reregister", WRONG_REREGISTRATIONS_TOTAL_PER_MIN, self.now
         )
         wait = max(self._reregistrations().wait(node_id, self.now), total.wait(self.now))
-        if wait > 0:
-            raise refused
-        total.take(self.now)
-        return f"{_REREGISTER}{node_id}"
+        if wait <= 0:
+            total.take(self.now)
+            return f"{_REREGISTER}{node_id}"
+        tokens, with_token = self.tokens, self._reregistrations_with_token()
+        if (
+            tokens is not None
+            and tokens.matches(node_id, token)
+            and with_token.wait(node_id, self.now) <= 0
+        ):
+            with_token.count(node_id, self.now)
+            return f"{_REREGISTER_TOKEN}{node_id}"
+        raise refused
 
     def _reregistrations(self) -> IdTries:
         return self.limiter.per_id("reregister", WRONG_REREGISTRATIONS_PER_ID_PER_MIN)
+
+    def _reregistrations_with_token(self) -> IdTries:
+        return self.limiter.per_id("reregister-token", WRONG_REREGISTRATIONS_PER_ID_PER_MIN)
 
     def _at_home(self) -> IdTries:
         return self.limiter.per_id("beat-home", WRONG_BEAT_SIGNATURES_AT_HOME_PER_MIN)
@@ -265,8 +289,15 @@ class CredentialTries:
     def reregistered(self, scope: str | None, refused: bool) -> None:
         """The end of a registration :meth:`before_reregister` let through: ``refused`` for
         its signature or operator token (counted for its id; the total stays taken), else
-        the total given back (a node registered, or refused for something else)."""
+        the total given back (a node registered, or refused for something else); one let
+        through by its beat token: its count given back unless ``refused``."""
         if scope is None:
+            return
+        if scope.startswith(_REREGISTER_TOKEN):  # its own count, taken as it began
+            if not refused:
+                self._reregistrations_with_token().give(
+                    scope.removeprefix(_REREGISTER_TOKEN), self.now
+                )
             return
         if refused:
             self._reregistrations().count(scope.removeprefix(_REREGISTER), self.now)

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
-from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
+from LLM_Mesh.core.identity import HDR_BEAT_TOKEN, MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.netguard import NodeUrl
@@ -162,7 +162,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
         node_id = rt.node_auth.known_signer(request.headers)
         if node_id is None:
             raise
-        again, scope, signed = tries.before_reregister(node_id, exc), None, None
+        token = request.headers.get(HDR_BEAT_TOKEN)  # past the id's count (regtoken40)
+        again, scope, signed = tries.before_reregister(node_id, exc, token), None, None
     refused = False
     try:
         accepted = await _register(rt, request.headers, await request.body())

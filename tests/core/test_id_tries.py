@@ -58,3 +58,20 @@ def test_bad_sizes_are_refused() -> None:
         IdTries(per_min=0)
     with pytest.raises(ValueError):
         IdTries(per_min=1, max_ids=0)
+
+
+def test_a_count_given_back_frees_its_id_again() -> None:
+    """Taken before the outcome is known (regtoken40), given back when it succeeded."""
+    tries = IdTries(per_min=2)
+    tries.count("a", NOW)
+    tries.count("a", NOW)
+    assert tries.wait("a", NOW) > 0
+    tries.give("a", NOW)
+    assert tries.wait("a", NOW) == 0
+    tries.give("a", NOW)
+    tries.give("a", NOW)  # never above the minute's allowance
+    tries.count("a", NOW)
+    tries.count("a", NOW)
+    assert tries.wait("a", NOW) > 0
+    tries.give("gone", NOW)  # an id not kept: nothing
+    assert tries.wait("gone", NOW) == 0 and len(tries) == 1

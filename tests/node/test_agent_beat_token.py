@@ -87,4 +87,26 @@ async def test_each_registry_its_own_token() -> None:
     hb = "/mesh/nodes/node-a/heartbeat"
     assert b.sent == [(hb, None), ("/mesh/nodes", None), (hb, "b0-" + "b" * 16)]
     assert agent.beat_token.get(REG) == "tok0000-" + "a" * 16
-    assert agent.beat_token.header(OTHER, MessageKind.REGISTER) == {}
+    # a registration carries the token too (regtoken40; before, none)
+    assert agent.beat_token.header(OTHER, MessageKind.REGISTER) == {
+        HDR_BEAT_TOKEN: "b1-" + "b" * 16
+    }
+
+
+async def test_a_re_registration_carries_the_last_token() -> None:
+    """Told to register again (a 404), the agent sends the registry's last token with the
+    registration: past a count of its key's refused re-registrations that a stranger spent,
+    the registry still verifies it (regtoken40). Before, registrations carried none."""
+    reg = TokenRegistry()
+    agent = make_agent(reg)
+    await agent.step()  # registers
+    await agent.step()  # beats
+    reg.forget()
+    await agent.step()  # 404: registers again at once
+    hb = "/mesh/nodes/node-a/heartbeat"
+    assert reg.sent[:4] == [
+        ("/mesh/nodes", None),
+        (hb, "tok0000-" + "a" * 16),
+        (hb, "tok0001-" + "a" * 16),
+        ("/mesh/nodes", "tok0001-" + "a" * 16),
+    ]
