@@ -5,7 +5,7 @@ admin key (``admin.key``). :func:`create_secret_file` uses ``O_CREAT | O_EXCL``,
 two processes racing to create one cannot both win and an existing file is never
 replaced. :func:`admin_key_for`: the admin key a client may send to given registry URLs
 (``$LLM_MESH_ADMIN_KEY``; the file's only to the registry that recorded its URLs and its
-public key beside it, ``admin.key.registry``: ``core/admin_key_scope.py``, and only once
+public key beside it, ``admin.key.registry``, mode 0600: ``core/admin_key_scope.py``, and only once
 the URL proved it holds that key: ``admin_proof.py``). :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
 held with ``flock`` while a process runs. :func:`make_private_dir`: the home and the
 folders that hold keys, made mode 0700 (found 2026-12-04: made with the umask's 0755, the
@@ -14,7 +14,11 @@ home's listing and its readable files open to every user of the machine);
 another user, or a symbolic link (left as it is: the user's to change; nothing is ever
 changed through a link); :func:`system_home_refusal`: a folder of the system (``/``,
 ``/etc``, ...) is never a home. :func:`replace_file`: a small file of the home replaced
-whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``).
+whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``), mode 0600
+from its creation; :func:`create_private_file`: an empty one, 0600, for SQLite to fill
+(``registry.db``: its ``-wal`` and ``-shm`` take the database's mode). Found 2026-12-07:
+``registry.db`` (the ledger's secret, API-key hashes), its journal, ``admin.key.registry``
+and ``ledger.checkpoint`` were made 0644, and a copied backup kept it.
 """
 
 from __future__ import annotations
@@ -159,6 +163,22 @@ def create_secret_file(path: Path, data: bytes) -> bool:
     return True
 
 
+def create_private_file(path: Path) -> bool:
+    """``path`` made empty, mode 0600 (whatever the umask says), unless something is there
+    already (left as it is); whether it was made. For a file another library fills and
+    would make with the umask's mode: SQLite's database (its ``-wal`` and ``-shm`` journal
+    files take the database's mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, 0o600)  # (a umask can only take bits away; none kept beyond these)
+    finally:
+        os.close(fd)
+    return True
+
+
 def too_open(path: Path) -> bool:
     """Can the group or others read ``path``?"""
     return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
@@ -194,11 +214,9 @@ def record_admin_key_registry(
     Replaced whole."""
     path = settings.home / ADMIN_KEY_REGISTRY_FILE
     make_private_dir(path.parent)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     urls = dict.fromkeys((*settings.registry_urls, *served))  # in order, once each
     lines = [*urls, *([KEY_PREFIX + public_key] if public_key else [])]
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    replace_file(path, "".join(line + "\n" for line in lines).encode())  # mode 0600
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,6 +33,7 @@ from LLM_Mesh.core.identity import encode_public_key, public_key_of
 from LLM_Mesh.core.key_chain import MAX_CHAIN_LINKS, chain_to, gateway_name, link_of
 from LLM_Mesh.core.key_rotation import rotation_statement
 from LLM_Mesh.registry.gateway_key import load_previous_registry_key, previous_key_path
+from LLM_Mesh.secret_files import replace_file
 
 log = logging.getLogger("LLM_Mesh.registry.gateway_key")
 
@@ -69,13 +69,9 @@ def read_rotations(path: Path) -> list[dict[str, str]]:
 
 
 def write_rotations(path: Path, chain: list[dict[str, str]]) -> None:
-    """Keep ``chain``: a new file beside ``path`` (this process's), renamed over it."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
-    try:
-        tmp.write_text(json.dumps(chain, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Keep ``chain``: a new file beside ``path`` (this process's), renamed over it; mode
+    0600, as the home's other files (found 2026-12-07: the umask's 0644)."""
+    replace_file(path, (json.dumps(chain, indent=1) + "\n").encode())
 
 
 def key_rotations(settings: Settings, key: Ed25519PrivateKey) -> list[dict[str, str]]:

@@ -118,7 +118,7 @@ class MarkFile:
             if not synced:
                 self._sync_store()
             text = json.dumps(checkpoint, indent=1, sort_keys=True) + "\n"
-            replace_file(self.path, text.encode(), 0o644)  # whole, even across a power cut
+            replace_file(self.path, text.encode())  # whole (even across a power cut), 0600
             return True
 
     def _sync_store(self) -> None:

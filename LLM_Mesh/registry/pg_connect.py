@@ -17,10 +17,17 @@ PostgreSQL guides and hosted databases print) was "an unexpected keyword argumen
 asyncpg's type, reads ``sslmode`` as ``ssl``, and refuses what it cannot pass (an unknown
 option, a bad value, a missing CA file) with a ``ValueError`` naming the option and what
 to write instead; :func:`engine_for` builds every engine of the store from it.
+
+On SQLite, :func:`engine_for` makes a missing database file first, empty and mode 0600
+(``secret_files.create_private_file``; SQLite gives its ``-wal`` and ``-shm`` the file's
+mode): SQLite made it with the umask's 0644, and the store holds the ledger's secret and
+the API keys' hashes (found 2026-12-07). Whichever engine opens the file first (a start
+check, the store), it is private from its creation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +35,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from LLM_Mesh.secret_files import create_private_file
 
 __all__ = ["SSL_MODES", "asyncpg_args", "engine_for"]
 
@@ -154,9 +163,23 @@ def engine_for(url: str | URL, **kw: Any) -> AsyncEngine:
     """``create_async_engine(url, **kw)``, a PostgreSQL URL's options read by
     :func:`asyncpg_args` (``kw``'s ``connect_args`` win); ``ValueError`` as it says."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _private_sqlite_file(parsed.database)
     if parsed.get_backend_name() != "postgresql":
         return create_async_engine(url, **kw)
     args = asyncpg_args(url, sqlalchemy_own=True)
     kw["connect_args"] = {**args, **kw.get("connect_args", {})}
     bare = parsed.set(query={}).render_as_string(hide_password=False)
     return create_async_engine(bare, **kw)
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """The SQLite file ``database`` made empty, mode 0600, when missing and its folder is
+    there (a missing folder, or one not writable: SQLite's error, as before); nothing for
+    an in-memory database or a ``file:`` URI (its own options)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():
+        with contextlib.suppress(OSError):  # SQLite says why it cannot open it
+            create_private_file(path)
