@@ -21,12 +21,13 @@ from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, SimNode
+from tests.waiting import SOON_S, scaled
 
 MODEL = "gemma-3-270m"
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
+async def _until(predicate: Callable[[], bool], timeout: float = SOON_S) -> None:
+    end = time.monotonic() + scaled(timeout)  # a fixed 10 s before flakes40
     while not predicate():  # polling state the mesh's apps own
         assert time.monotonic() < end, "timed out"
         await asyncio.sleep(0.001)

@@ -15,6 +15,7 @@ from LLM_Mesh.cli.ledger_seen import (
     save_seen,
 )
 from LLM_Mesh.core.ledger_audit import Report
+from tests.waiting import SOON_S, scaled
 
 SOURCE = "registry:http://127.0.0.1:8000"
 
@@ -31,7 +32,7 @@ def test_two_runs_at_once_keep_both_runs_words(tmp_path: Path, monkeypatch: Any)
     def slow_replace(p: Path, data: bytes, mode: int = 0o600) -> None:
         if threading.current_thread().name == "statement":
             writing.set()
-            go_on.wait(5)
+            assert go_on.wait(scaled(SOON_S))
         real(p, data, mode)
 
     monkeypatch.setattr(ledger_seen, "replace_file", slow_replace)
@@ -43,7 +44,7 @@ def test_two_runs_at_once_keep_both_runs_words(tmp_path: Path, monkeypatch: Any)
         name="statement",
     )
     statement.start()
-    assert writing.wait(5)
+    assert writing.wait(scaled(SOON_S))
     other = threading.Thread(target=remember_keys, args=(path, SOURCE, ["k2"]), name="other")
     other.start()
     other.join(0.3)  # it waits for the statement's lock (without one it wrote meanwhile)

@@ -17,6 +17,7 @@ from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node.engines.base import Engine
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
+from tests.waiting import SOON_S, scaled
 
 MODEL = "gemma-3-270m"
 # a loopback Host, as the CLI sends: the node's loopback-only endpoints refuse any other
@@ -91,11 +92,12 @@ async def client(service: NodeService) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` on the loop until it holds (fails the test after ``timeout``)."""
+async def wait_until(predicate: Callable[[], bool], timeout: float = SOON_S) -> None:
+    """Poll ``predicate`` on the loop until it holds (fails the test after ``timeout``,
+    scaled: tests/waiting.py; a fixed 5 s before flakes40, short of a loaded box)."""
 
     async def poll() -> None:
         while not predicate():  # noqa: ASYNC110 - polling state the code under test owns
             await asyncio.sleep(0.001)
 
-    await asyncio.wait_for(poll(), timeout)
+    await asyncio.wait_for(poll(), scaled(timeout))

@@ -9,6 +9,7 @@ import pytest
 from LLM_Mesh.core.queue_wait import ServiceTime
 from LLM_Mesh.errors import ModelUnavailable, Overloaded
 from LLM_Mesh.node.admission import Admission, AdmissionState
+from tests.waiting import SOON_S, scaled
 
 
 class FakeClock:
@@ -108,7 +109,7 @@ async def test_wait_idle_waits_for_in_flight() -> None:
     await asyncio.sleep(0)
     assert not idle.done()
     adm.release()
-    await asyncio.wait_for(idle, 1)
+    await asyncio.wait_for(idle, scaled(SOON_S))
 
 
 def test_bad_limits_and_unmatched_release() -> None:
@@ -271,7 +272,7 @@ async def test_an_anonymous_flood_leaves_a_keyed_request_a_place_and_it_is_serve
     held = await adm.acquire(keyed=True)  # the node has seen a keyed request
     flood = await _flood(adm, 6)
     with pytest.raises(Overloaded) as exc:  # only the 2 kept places are free
-        await asyncio.wait_for(adm.acquire(), 2.0)
+        await asyncio.wait_for(adm.acquire(), scaled(SOON_S))
     assert exc.value.status == 429 and exc.value.retry_after >= 1
     assert "kept for keyed" in exc.value.message
     assert adm.queued == 6
@@ -279,11 +280,11 @@ async def test_an_anonymous_flood_leaves_a_keyed_request_a_place_and_it_is_serve
     await asyncio.sleep(0)
     assert adm.queued == 7
     adm.release(held)
-    started = await asyncio.wait_for(keyed, 2.0)  # served next, before the flood
+    started = await asyncio.wait_for(keyed, scaled(SOON_S))  # served next, before the flood
     assert adm.in_flight == 1 and adm.queued == 6
     adm.release(started)
     for t in flood:
-        adm.release(await asyncio.wait_for(t, 2.0))
+        adm.release(await asyncio.wait_for(t, scaled(SOON_S)))
     assert adm.idle
 
 

@@ -27,6 +27,7 @@ from LLM_Mesh.core.receipt import NodeReceiptSigner
 from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, sse_chunks
 from tests.registry.test_streaming import _scope
+from tests.waiting import SOON_S, scaled
 
 MODEL = "mistral-7b"
 
@@ -105,5 +106,7 @@ async def cut_after_first_token(h: Harness, key: str, body: dict[str, Any]) -> N
 
     app: Any = h.app
     with contextlib.suppress(OSError, ClientDisconnect):
-        await asyncio.wait_for(app(scope, request_then_wait(sent_body, gone), send), timeout=5)
+        await asyncio.wait_for(
+            app(scope, request_then_wait(sent_body, gone), send), timeout=scaled(SOON_S)
+        )
     assert sent[0]["status"] == 200

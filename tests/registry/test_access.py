@@ -386,14 +386,14 @@ async def test_an_anonymous_wait_ends_in_429_while_keyed_requests_hold_the_node(
         await _until(lambda: routing.waiters == 1)
         for sent in ({"json": chat(mesh_wait_s=0.1)},
                      {"json": chat(), "headers": {"X-Mesh-Wait": "0.1"}}):  # fmt: skip
-            r = await asyncio.wait_for(h.client.post(CHAT, **sent), 5)
+            r = await asyncio.wait_for(h.client.post(CHAT, **sent), scaled(SOON_S))
             err = r.json()["error"]
             assert r.status_code == 429 and err["anonymous"] is True
             # it sent a wait already (found 2026-12-05: told to send X-Mesh-Wait or mesh_wait_s)
             assert "X-Mesh-Wait or mesh_wait_s of 0.1 s ran out" in err["message"], err
             assert "send X-Mesh-Wait" not in err["message"]
         routing.finish(busy, Outcome.SUCCESS)
-        assert (await asyncio.wait_for(keyed, 5)).status_code == 200
+        assert (await asyncio.wait_for(keyed, scaled(SOON_S))).status_code == 200
 
 
 async def _served_by(h: Any, n: int, **kw: Any) -> set[str]:

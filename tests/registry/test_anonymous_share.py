@@ -19,6 +19,7 @@ from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, KEYED_RECENT_
 from LLM_Mesh.registry.access import AnonymousLast
 from tests.registry.helpers import FakeNodes, Harness, running
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
+from tests.waiting import SOON_S, scaled
 
 
 class HoldAnonymous(FakeNodes):
@@ -138,7 +139,7 @@ async def test_an_anonymous_wait_is_served_when_an_anonymous_request_of_the_shar
             waiting = asyncio.create_task(clients[3].post(CHAT, json=chat("late", mesh_wait_s=10)))
             await _until(lambda: _last(h).waiting_all == 1)
             held[0].cancel()  # one of the share ends (its client left): room for the waiter
-            r = await asyncio.wait_for(waiting, 5)
+            r = await asyncio.wait_for(waiting, scaled(SOON_S))
             assert r.status_code == 200, r.text
             nodes.gate.set()
             for t in held[1:]:

@@ -45,6 +45,7 @@ from tests.registry.signing_nodes import (
 from tests.registry.test_charge import PRICE, new_user, register, settled, settlement
 from tests.registry.test_receipts import registry_keys
 from tests.registry.test_streaming import _scope
+from tests.waiting import SOON_S, scaled
 
 DIGITS = "".join(str(i % 10) for i in range(3000))  # 3,000 tokens on a digit-a-token tokenizer
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": DIGITS}], "max_tokens": 5}
@@ -124,7 +125,9 @@ async def test_a_node_that_breaks_is_not_believed_when_the_client_leaves_in_the_
 
         app: Any = h.app
         with contextlib.suppress(OSError, ClientDisconnect):
-            await asyncio.wait_for(app(scope, request_then_wait(body, gone), send), timeout=5)
+            await asyncio.wait_for(
+                app(scope, request_then_wait(body, gone), send), timeout=scaled(SOON_S)
+            )
         h.runtime.routing.finish(busy, Outcome.CANCELLED)
         assert sent[0]["status"] == 200
         (b_node,) = [n for n in nodes.nodes.values() if n.node_id == NODE_B]

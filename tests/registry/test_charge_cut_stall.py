@@ -32,6 +32,7 @@ from tests.registry.helpers import FakeNodes, Harness, running, sse_chunks
 from tests.registry.signing_nodes import MODEL, NODE_A, said_headers
 from tests.registry.test_charge import PRICE, new_user, register, settled, settlement
 from tests.registry.test_streaming import _scope
+from tests.waiting import SOON_S, scaled
 
 DIGITS = "".join(str(i % 10) for i in range(3000))  # 3,000 tokens on a digit-a-token tokenizer
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": DIGITS}], "max_tokens": 64}
@@ -91,7 +92,7 @@ class Client:
     async def leave(self) -> None:
         self.gone.set()
         with contextlib.suppress(OSError, ClientDisconnect):
-            await asyncio.wait_for(self.task, timeout=5)
+            await asyncio.wait_for(self.task, timeout=scaled(SOON_S))
         assert self.sent[0]["status"] == 200
 
 

@@ -12,6 +12,7 @@ import pytest
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.retry import RetryBudget
 from tests.registry.helpers import running
+from tests.waiting import SOON_S, scaled
 
 CHAT = "/v1/chat/completions"
 
@@ -100,7 +101,7 @@ async def test_saturated_is_429_with_retry_after_and_wait_is_bounded(tmp_path: P
         await asyncio.sleep(0.05)
         assert not task.done()
         routing.finish(busy, Outcome.SUCCESS)
-        r = await asyncio.wait_for(task, 5)
+        r = await asyncio.wait_for(task, scaled(SOON_S))
         assert r.status_code == 200
         # a bounded wait that ends without a slot: 429 after about the wait
         busy = routing.begin("a", "gemma-3-270m")

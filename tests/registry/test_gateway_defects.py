@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.request_log import RequestWriter
 from tests.registry.helpers import FakeNode, FakeNodes, chat_answer, running, sse_chunks
+from tests.waiting import SOON_S, scaled
 
 MODEL = "gemma-3-270m"
 
@@ -119,7 +121,7 @@ async def test_duplicate_of_an_evicted_running_key_does_not_hang() -> None:
         assert await cache.begin(key, False) is None
         cache.finish(key, Response(b"{}", 200, media_type="application/json"))
     cache.finish("k1", Response(b'{"a":1}', 200, media_type="application/json"))
-    replay = await asyncio.wait_for(waiter, 1.0)
+    replay = await asyncio.wait_for(waiter, scaled(SOON_S))  # a hang: never (1 s before flakes40)
     assert replay is not None and replay.body == b'{"a":1}'
     # and a later duplicate is still answered from the cache, not run again
     again = await cache.begin("k1", False)
@@ -148,7 +150,7 @@ async def test_writer_stop_keeps_the_batch_being_written() -> None:
     writer.start()
     for i in range(5):
         writer.submit(_rec(i))
-    await asyncio.wait_for(store.started.wait(), 1.0)  # a batch is being written now
+    await asyncio.wait_for(store.started.wait(), scaled(SOON_S))  # a batch is being written now
     await writer.stop()
     assert len(store.requests) == 5 and writer.dropped == 0
 
@@ -177,11 +179,10 @@ async def test_expiry_sweep_survives_an_exception() -> None:
 
     table.sweep_expired = sweep  # type: ignore[method-assign]
     checker.start()
+    end = time.monotonic() + scaled(SOON_S)  # 100 sleeps of 10 ms before flakes40
     try:
-        for _ in range(100):
+        while len(calls) < 3 and time.monotonic() < end:  # noqa: ASYNC110 - the sweeper's state
             await asyncio.sleep(0.01)
-            if len(calls) >= 3:
-                break
     finally:
         await checker.stop()
     assert len(calls) >= 3, calls  # the loop went on after the first failure

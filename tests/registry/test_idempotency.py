@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.registry.idempotency import DuplicateRequest, IdempotencyCache
 from tests.registry.helpers import ManualClock, running, streams_after_one
+from tests.waiting import SOON_S, scaled
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -148,12 +149,12 @@ async def test_a_refused_or_abandoned_key_wakes_its_waiters() -> None:
     await asyncio.sleep(0)
     cache.refuse("r", DuplicateRequest("held by another replica", param="X-Request-Id"))
     with pytest.raises(DuplicateRequest, match="another replica"):
-        await asyncio.wait_for(waiter, 5)
+        await asyncio.wait_for(waiter, scaled(SOON_S))
     assert await cache.begin("a", False) is None
     waiter = asyncio.create_task(cache.begin("a", False))
     await asyncio.sleep(0)
     cache.abandon("a")  # failed before it ran: the waiter runs it itself
-    assert await asyncio.wait_for(waiter, 5) is None
+    assert await asyncio.wait_for(waiter, scaled(SOON_S)) is None
 
 
 async def test_a_replay_keeps_the_headers_and_sets_its_own_length() -> None:

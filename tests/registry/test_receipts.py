@@ -26,6 +26,7 @@ from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, running, sse_chunks
 from tests.registry.test_midstream import Dies, _first_is, completion_chunks
 from tests.registry.test_streaming import EndlessStream, _scope
+from tests.waiting import SOON_S, scaled
 
 MODEL = "gemma-3-270m"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
@@ -318,7 +319,7 @@ async def test_a_client_that_leaves_mid_stream_leaves_a_cut_part_for_the_ledger(
 
         app: Any = h.app
         with contextlib.suppress(OSError, ClientDisconnect):
-            await asyncio.wait_for(app(_scope("2.3"), receive, send), timeout=5)
+            await asyncio.wait_for(app(_scope("2.3"), receive, send), timeout=scaled(SOON_S))
         assert b"receipt" not in b"".join(m.get("body", b"") for m in sent)  # nobody gets it
         (tally,) = tallies
         (part,) = tally.node_receipts

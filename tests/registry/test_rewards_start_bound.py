@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from tests.registry.test_rewards import (
     _rows,
 )
 from tests.registry.test_store import node
+from tests.waiting import SOON_S, scaled
 
 
 class HangingStore(SqlStore):
@@ -73,7 +75,8 @@ async def _up_before_the_stop(url: str) -> None:
 
 
 async def _until(check: Any) -> None:
-    for _ in range(2000):  # the loop's first tick finishing the close: a few loop turns
+    end = time.monotonic() + scaled(SOON_S)  # 2000 turns of 5 ms before flakes40
+    while time.monotonic() < end:  # the loop's first tick finishing the close: a few turns
         if check():
             return
         await asyncio.sleep(0.005)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -37,6 +38,7 @@ from LLM_Mesh.registry.settle_holders import forget_batches
 from LLM_Mesh.registry.store import SqlStore
 from tests.conftest import _admin_connect
 from tests.keyed import operator_account
+from tests.waiting import SOON_S, scaled
 
 pytestmark = [
     pytest.mark.postgres,
@@ -205,7 +207,8 @@ async def test_a_batch_lost_before_it_was_sent_is_sent_again(
 async def _waiting_on_a_lock(pid: int) -> None:
     admin = await _admin_connect()
     try:
-        for _ in range(500):
+        end = time.monotonic() + scaled(SOON_S)  # 500 looks 10 ms apart before flakes40
+        while time.monotonic() < end:
             kind = await admin.fetchval(
                 "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid
             )

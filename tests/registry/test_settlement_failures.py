@@ -29,6 +29,7 @@ from LLM_Mesh.registry.settle_lease import Spend
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
+from tests.waiting import SOON_S, scaled
 
 USER = pseudonym("user", "key-1")
 OP_A = operator_account("alice")
@@ -86,9 +87,9 @@ async def _paid(store: SqlStore, key: str) -> list[tuple[str, int]]:
     return [(e.kind, e.amount) for e in entries if e.request_id == key]
 
 
-async def _until(check: Any, timeout: float = 5.0) -> None:
+async def _until(check: Any, timeout: float = SOON_S) -> None:
     """Wait (the retries run on the loop) until ``await check()`` is true."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)  # a fixed 5 s before flakes40
     while not await check():
         assert time.monotonic() < deadline, "still not written"
         await asyncio.sleep(0.02)

@@ -26,6 +26,7 @@ from LLM_Mesh.registry.ports import IdempotencyRecord
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNodes, Harness, anonymous_key, running, streams_after_one
+from tests.waiting import SOON_S, scaled
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -238,7 +239,7 @@ async def test_a_stream_retried_at_once_after_a_5xx_elsewhere_runs(
         await asyncio.sleep(0.3)
         assert not retry.done()  # waiting for a's end, not refused
         ia.abandon(key)  # a's 5xx before the stream began: the key freed
-        assert await asyncio.wait_for(retry, 5) is None  # b runs it
+        assert await asyncio.wait_for(retry, scaled(SOON_S)) is None  # b runs it
         ib.finish(key, None)
         # still running at a after the wait: refused, as before
         ib.stream_wait_s = 0.2

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, running, sse_chunks
+from tests.waiting import SOON_S, scaled
 
 
 class EndlessStream(httpx.AsyncByteStream):
@@ -91,7 +92,7 @@ async def test_client_disconnect_closes_upstream(tmp_path: Path, spec: str) -> N
         # the app may let the client's going surface (ASGI 2.4: send raises OSError;
         # Starlette's ClientDisconnect); anything else, a timeout included, fails the test
         with contextlib.suppress(OSError, ClientDisconnect):
-            await asyncio.wait_for(app(_scope(spec), receive, send), timeout=5)
+            await asyncio.wait_for(app(_scope(spec), receive, send), timeout=scaled(SOON_S))
         assert messages[0]["status"] == 200
         (stream,) = streams
         assert stream.closed.is_set()
@@ -174,7 +175,7 @@ async def test_events_read_together_are_relayed_together_and_whole(
             if message["type"] == "http.response.body" and message.get("body"):
                 writes.append(message["body"])
 
-        await asyncio.wait_for(h.app(_scope("2.3"), receive, send), timeout=5)
+        await asyncio.wait_for(h.app(_scope("2.3"), receive, send), timeout=scaled(SOON_S))
         out = [e for e in b"".join(writes).decode().split("\n\n") if e]
         assert out[-1] == "data: [DONE]"
         chunks = [json.loads(e[len("data: ") :]) for e in out[:-1]]

@@ -18,6 +18,7 @@ from LLM_Mesh.node.engines.base import (
     message_text,
 )
 from tests.node.engines.wakes import count_wakes
+from tests.waiting import SOON_S, scaled
 
 
 def test_generation_request_validation() -> None:
@@ -71,6 +72,10 @@ async def test_cancel_flag_stops_the_worker() -> None:
     def make(_gone: threading.Event) -> Iterator[int]:
         try:
             for i in range(10_000):
+                # item 4 after the consumer's cancel, not ahead of it (before flakes40 the
+                # worker ran on meanwhile: a loop 20 ms late at item 3 made 19-23 items)
+                if i == 4:
+                    assert cancel.wait(scaled(SOON_S))
                 produced.append(i)
                 time.sleep(0.001)
                 yield i
@@ -80,8 +85,8 @@ async def test_cancel_flag_stops_the_worker() -> None:
     async for i in iterate_in_thread(make, cancel):
         if i == 3:
             cancel.set()
-    assert await asyncio.to_thread(closed.wait, 2)
-    assert len(produced) < 10
+    assert await asyncio.to_thread(closed.wait, scaled(SOON_S))
+    assert len(produced) < 10  # item 4 made, then stopped (not 10,000)
 
 
 async def test_consumer_leaving_stops_the_worker() -> None:
@@ -102,7 +107,7 @@ async def test_consumer_leaving_stops_the_worker() -> None:
         if i >= 3:
             break
     await agen.aclose()  # type: ignore[attr-defined]
-    assert await asyncio.to_thread(closed.wait, 2)
+    assert await asyncio.to_thread(closed.wait, scaled(SOON_S))
 
 
 async def test_an_engine_worker_runs_every_generation_on_one_thread() -> None:
@@ -140,7 +145,7 @@ async def test_a_generation_whose_consumer_left_while_queued_never_starts() -> N
     cancel.set()  # the client left while the generation waited its turn
     release.set()
     with pytest.raises(StopAsyncIteration):
-        await asyncio.wait_for(first, 5)
+        await asyncio.wait_for(first, scaled(SOON_S))
     assert not started.is_set()
     worker.close()
 
@@ -196,14 +201,14 @@ async def test_items_that_queue_up_while_the_loop_is_busy_come_as_one_batch(
 
     def make(_gone: threading.Event) -> Iterator[int]:
         yield 0
-        go.wait(5)
+        assert go.wait(scaled(SOON_S))
         yield from range(1, 6)
         produced.set()
 
     agen = batches_in_thread(make, threading.Event())
     assert await agen.__anext__() == [0]
     go.set()
-    assert produced.wait(5)  # blocks the loop: items 1-5 queue up meanwhile
+    assert produced.wait(scaled(SOON_S))  # blocks the loop: items 1-5 queue up meanwhile
     assert await agen.__anext__() == [1, 2, 3, 4, 5]
     with pytest.raises(StopAsyncIteration):
         await agen.__anext__()

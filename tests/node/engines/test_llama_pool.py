@@ -18,6 +18,7 @@ from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from LLM_Mesh.node.engines.llama_pool import model_size
 from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel, resolve_model
 from tests.node.engines.test_llama_cpp import HAVE_MODEL, FakeLlama, collect
+from tests.waiting import SOON_S, scaled
 
 MB = 1_000_000
 
@@ -169,11 +170,12 @@ async def test_a_load_cancelled_midway_is_kept_not_loaded_twice(tmp_path: Path) 
     """A request cancelled while its model loads: the load finishes and counts, once."""
     started, gate = threading.Event(), threading.Event()
     made: list[FakeLlama] = []
+    opened: list[bool] = []  # the load held until both requests were in (else no race)
 
     def slow_factory(**kw: Any) -> FakeLlama:
         made.append(FakeLlama(**kw))
         started.set()
-        gate.wait(5)
+        opened.append(gate.wait(scaled(SOON_S)))
         return made[-1]
 
     eng = LlamaCppEngine(
@@ -184,14 +186,17 @@ async def test_a_load_cancelled_midway_is_kept_not_loaded_twice(tmp_path: Path) 
         clock=Clock(),
     )
     first = asyncio.create_task(eng.pool.acquire("a"))
-    await asyncio.to_thread(started.wait, 5)
+    # the first request is cancelled while its model loads (before flakes40: the wait's
+    # result ignored, 5 s, so the test went on as if the load had begun)
+    assert await asyncio.to_thread(started.wait, scaled(SOON_S)), "the load never started"
     first.cancel()
     second = asyncio.create_task(eng.pool.acquire("a"))
     await asyncio.sleep(0.01)
     gate.set()
     with pytest.raises(asyncio.CancelledError):
         await first
-    lm = await asyncio.wait_for(second, 5)
+    lm = await asyncio.wait_for(second, scaled(SOON_S))
+    assert opened == [True], opened
     assert len(made) == 1, "the model was loaded twice (the first copy leaked)"
     assert eng.pool.loads == 1
     assert lm.in_flight == 1 and eng.pool.used_bytes == 120 * MB

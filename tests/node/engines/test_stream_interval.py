@@ -17,6 +17,7 @@ from LLM_Mesh.node.engines.base import GenerationRequest, batches_in_thread
 from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from tests.node.engines.test_llama_cpp import FakeLlama, fake_model
 from tests.node.engines.wakes import count_wakes
+from tests.waiting import SOON_S, scaled
 
 
 def every(step_s: float, n: int) -> Callable[[threading.Event], Iterator[int]]:
@@ -90,7 +91,7 @@ async def test_the_first_item_is_never_held_back() -> None:
 
     def make(_gone: threading.Event) -> Iterator[int]:
         yield 0
-        assert got_first.wait(5)
+        assert got_first.wait(scaled(SOON_S))
         yield 1
 
     agen = batches_in_thread(make, threading.Event(), interval_s=30.0)
