@@ -12,7 +12,7 @@ folders that hold keys, made mode 0700 (found 2026-12-04: made with the umask's 
 home's listing and its readable files open to every user of the machine);
 :func:`open_home_warning`: what to say of a home made before, still open to others, owned by
 another user, or a symbolic link (left as it is: the user's to change; nothing is ever
-changed through a link); :func:`system_home_refusal`: a folder of the system (``/``,
+changed through a link); :func:`open_files_warning`: the same of its files; :func:`system_home_refusal`: a folder of the system (``/``,
 ``/etc``, ...) is never a home. :func:`replace_file`: a small file of the home replaced
 whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``), mode 0600
 from its creation; :func:`create_private_file`: an empty one, 0600, for SQLite to fill
@@ -140,6 +140,40 @@ def open_home_warning(home: Path, uid: int | None = None) -> str | None:
     return (
         f"warning: {home} (mode {stat.S_IMODE(st.st_mode):04o}) can be read by other users of this "
         f"machine and holds the mesh's keys: chmod 700 {shlex.quote(str(home))}"
+    )
+
+
+def open_files_warning(home: Path, shown: int = 4) -> str | None:
+    """What to say of the files at the top of the existing ``home`` that other users may
+    read (group or other permission bits): made by a version before 2026-12-07, when
+    ``registry.db``, ``admin.key.registry`` and ``ledger.checkpoint`` were made with the
+    umask's 0644, or copied back from a backup that kept it. Said only of a home private
+    itself (:func:`open_home_warning` says what a home open to others needs); left as it
+    is (the user's to change); a link is neither followed nor named. ``None``: none."""
+    if open_home_warning(home) is not None:
+        return None
+    try:
+        entries = list(os.scandir(home))
+    except OSError:
+        return None
+    names: list[str] = []
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            names.append(entry.name)
+    if not names:
+        return None
+    names.sort()
+    listed = ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
+    return (
+        f"warning: {len(names)} file(s) in {home} can be read by other users of this machine "
+        f"({listed}; made before 2026-12-07 or copied back from a backup): "
+        f"chmod go= {shlex.quote(str(home))}/*"
     )
 
 

@@ -19,6 +19,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.secret_files import (
     create_secret_file,
     make_private_dir,
+    open_files_warning,
     open_home_warning,
     record_admin_key_registry,
     system_home_refusal,
@@ -211,3 +212,46 @@ def test_a_folder_of_ones_own_is_not_refused(tmp_path: Path) -> None:
     assert system_home_refusal(tmp_path / ".llm-mesh") is None
     assert system_home_refusal(Path("/home/someone/.llm-mesh")) is None
     assert system_home_refusal(Path("/var/lib/llm-mesh")) is None
+
+
+# --- files of a private home made 0644 before 2026-12-07 (perms40 makes them 0600) --------
+
+
+def test_files_others_can_read_in_a_private_home_are_named_and_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    for name in ("registry.db", "admin.key.registry", "ledger.checkpoint"):
+        (home / name).write_text("x")
+        (home / name).chmod(0o644 if name != "ledger.checkpoint" else 0o600)
+    (tmp_path / "public").write_text("x")
+    (tmp_path / "public").chmod(0o644)
+    (home / "link").symlink_to(tmp_path / "public")  # not followed, not named
+    (home / "models").mkdir(mode=0o755)  # a folder: not a file of the home's top
+    ensure_home(home)
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.count("warning:") == 1
+    assert "2 file(s)" in said and "(admin.key.registry, registry.db;" in said
+    assert f"chmod go= {home}/*" in said
+    assert mode(home / "registry.db") == 0o644  # the user's to change
+    os.system(f"chmod go= {home}/*")  # the command it gave
+    ensure_home(home)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_home_open_to_others_says_the_home_alone(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    (home / "registry.db").write_text("x")
+    (home / "registry.db").chmod(0o644)
+    assert open_files_warning(home) is None  # the home's chmod 700 is the fix said
+    assert open_home_warning(home) is not None
+    many = tmp_path / "many"
+    many.mkdir(mode=0o700)
+    for i in range(6):
+        (many / f"f{i}").write_text("x")
+        (many / f"f{i}").chmod(0o640)
+    warning = open_files_warning(many)
+    assert warning is not None and "6 file(s)" in warning and "f0, f1, f2, f3 and 2 more" in warning

@@ -33,7 +33,12 @@ from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
-from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
+from LLM_Mesh.secret_files import (
+    make_private_dir,
+    open_files_warning,
+    open_home_warning,
+    system_home_refusal,
+)
 from LLM_Mesh.tls import client_ssl_context
 
 if TYPE_CHECKING:
@@ -327,10 +332,12 @@ def ensure_home(home: Path) -> None:
     """Make the state directory ``home`` and check that it can be written; else the one-line
     error and Exit(1) (not a traceback, nor a failure after the slow start). A folder of
     the system (``/``, ``/etc``, ...) is refused; one made before that others can read,
-    another user owns, or a symbolic link is named on stderr and left as it is."""
+    another user owns, or a symbolic link is named on stderr and left as it is, as are its
+    files others can read."""
     refuse_system_home(home)
-    if (warning := open_home_warning(home)) is not None:  # made before: said, left
-        err.print(warning, markup=False, highlight=False, soft_wrap=True)
+    for warning in (open_home_warning(home), open_files_warning(home)):  # said, left
+        if warning is not None:
+            err.print(warning, markup=False, highlight=False, soft_wrap=True)
     try:
         make_private_dir(home)  # mode 0700 when made here
         with tempfile.TemporaryFile(dir=home):
