@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from LLM_Mesh.config import Settings
 from LLM_Mesh.core.quarantine_reason import reason_kind
 
 SIMULATED = " [yellow](simulated)[/]"  # a model served only by simulated nodes, a simulated node
@@ -115,6 +116,17 @@ NODE_ID_WIDTH = 40  # a node id fits whole (node-<26 base32>: 31); longer ones f
 WIDE = 100  # a console this wide has room for labels beside the ids, pairs on one line
 
 
+# a node silent this long is down whatever its state says: the default heartbeat expiry
+# (``Settings.heartbeat_expiry_s``; a listing does not carry the registry's own)
+_SILENT_S = Settings.heartbeat_interval_s * Settings.missed_heartbeats
+
+
+def _silent(node: Mapping[str, Any]) -> bool:
+    """``node``'s last heartbeat is older than :data:`_SILENT_S` (not said: not silent)."""
+    age = _real(node.get("last_heartbeat_age_s"))
+    return age is not None and age >= _SILENT_S
+
+
 def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
     """The nodes; ``width``: the console's, when known: then node ids stay whole (to copy
     them into ``llm-mesh registry nodes trust|clear|revoke NODE_ID``, or grep them), in a
@@ -153,8 +165,9 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
             health = "[red]revoked[/]"
         elif n.get("healthy"):
             health = f"[green]up[/] {_real(n.get('health_score')) or 0:.2f}"
-        elif state in ("paused", "draining"):  # its operator's doing, no outage (found
-            # 2026-12-07: "down paused", in red, as a node failing its health checks)
+        elif state in ("paused", "draining") and not _silent(n):  # its operator's doing,
+            # no outage (found 2026-12-07: "down paused", in red, as a node failing its
+            # health checks); one silent past a heartbeat expiry reads "down paused" again
             health = f"[yellow]{state}[/]"
         else:
             health = f"[red]down[/]{' ' if wide else chr(10)}{state}"

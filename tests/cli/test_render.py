@@ -322,6 +322,14 @@ def test_a_paused_or_draining_node_reads_as_its_state_not_down() -> None:
     console = Console(width=120, record=True, color_system=None)
     console.print(nodes_table([failing], 80))
     assert "down" in console.export_text()
+    # paused, then silent past the default heartbeat expiry (30 s): down, as before newuser40
+    for age, down in ((29.0, False), (30.0, True), (3600.0, True), (None, False)):
+        quiet = {"node_id": "node-a", "healthy": False, "state": "paused",
+                 "last_heartbeat_age_s": age}  # fmt: skip
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([quiet], 80))
+        out = console.export_text()
+        assert ("down" in out) is down and "paused" in out, (age, out)
 
 
 def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None:
