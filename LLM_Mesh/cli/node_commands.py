@@ -45,7 +45,6 @@ from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
 from LLM_Mesh.cli.options import ENGINE_HELP
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.node.control import DEFAULT_NODE_URL
 
 node_app = typer.Typer(help="Run and manage a hosting node.", no_args_is_help=True)
 
@@ -266,8 +265,8 @@ def _node_url(given: str | None, home: Path | None = None) -> str:
     the home's node.toml configures, else 8801's. The home: ``--home``, else
     ``$LLM_MESH_HOME`` (found 2026-12-05, newuser32: no ``--home`` here, unlike ``up`` and
     ``node start``)."""
-    from LLM_Mesh.node.config import default_config_path, load_node_config, local_node_url
-    from LLM_Mesh.node.keys import key_path, running_node_url
+    from LLM_Mesh.node.config import default_config_path, load_node_config
+    from LLM_Mesh.node.control import home_node_url
 
     if given:
         return given
@@ -279,12 +278,7 @@ def _node_url(given: str | None, home: Path | None = None) -> str:
             cfg = load_node_config(path)
         except (OSError, ValueError) as exc:
             raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
-    running = running_node_url(key_path(settings, cfg.key_file if cfg else None))
-    if running:
-        return running
-    if cfg is None:
-        return DEFAULT_NODE_URL
-    return local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert))
+    return home_node_url(settings, cfg)
 
 
 def http_client(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
@@ -450,7 +444,7 @@ def node_plan(
     from LLM_Mesh.cli.node_render import plan_table
     from LLM_Mesh.core.plan import SPEED_NOTE, plan_models
     from LLM_Mesh.node.config import load_node_config
-    from LLM_Mesh.node.control import fetch_demand
+    from LLM_Mesh.node.control import fetch_demand, home_node_url, measured_speeds
     from LLM_Mesh.node.hardware import detect_hardware
     from LLM_Mesh.node.model_files import model_id_of
 
@@ -474,15 +468,17 @@ def node_plan(
         from LLM_Mesh.client import gateway_urls
 
         async with http_client(5.0, settings.registry_ca) as client:
+            # the running node's measured speeds, beside the estimate (None: no node answers)
+            measured = await measured_speeds(client, home_node_url(settings, cfg))
             for url in gateway_urls(registry_url):  # replicas: the first that answers
                 found = await fetch_demand(client, url)
                 if found[0] is not None:
                     break
-            return found
+            return *found, measured
 
-    by_model, note = asyncio.run(demand())
+    by_model, note, measured = asyncio.run(demand())
     entries = plan_models(detect_hardware(settings.home), demand=by_model, already_hosted=hosted)
-    console.print(plan_table(entries, console.width))
+    console.print(plan_table(entries, console.width, measured))
     console.print(f"[dim]{escape(SPEED_NOTE)}[/]")
     console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from LLM_Mesh.cli.render import fitted_table, shown
 from LLM_Mesh.core.check_state import show_time, told
 from LLM_Mesh.core.plan import PlanEntry
+from LLM_Mesh.core.plural import counted
 from LLM_Mesh.node.model_store import StoredModel
 
 
@@ -65,10 +66,31 @@ def stored_models_table(models: Sequence[StoredModel], width: int | None = None)
 WIDE_PLAN = 120  # a console this wide has room for a "why" column
 
 
-def plan_table(entries: Sequence[PlanEntry], width: int | None = None) -> RenderableType:
+def measured_speed(raw: Any, *, answers: bool = False) -> str:
+    """A model's ``measured`` of ``/mesh/info`` (``core/measured_speed.py``): its average
+    decode tok/s, "(simulated)" for a simulated engine's, with ``answers`` how many answers
+    and their time to first token; "-" before any measured answer (or nothing readable)."""
+    if not isinstance(raw, Mapping) or _number(raw.get("tokens_per_s")) is None:
+        return "-"
+    out = f"{_number(raw.get('tokens_per_s')):.1f}"
+    if answers:
+        ttft = _number(raw.get("ttft_ms"))
+        out += f" [dim]({counted(_text(raw.get('answers')), 'answer')}" + (
+            f", first token {ttft:.0f} ms)[/]" if ttft is not None else ")[/]"
+        )
+    return out + (" [yellow](simulated)[/]" if raw.get("simulated") else "")
+
+
+def plan_table(
+    entries: Sequence[PlanEntry],
+    width: int | None = None,
+    measured: Mapping[str, Any] | None = None,
+) -> RenderableType:
     """The plan, best first; ``width``: the console's (model ids stay whole; under
     ``WIDE_PLAN`` columns why goes under the id: found 2026-12-04: at 80 columns rich gave
-    the "why" column no width at all)."""
+    the "why" column no width at all). ``measured``: the running node's ``/mesh/info``
+    ``measured`` by model, a "measured tok/s" column beside the estimate (None: no node
+    answered, no column)."""
     wide = width is None or width >= WIDE_PLAN
     rows = []
     for i, e in enumerate(entries, 1):
@@ -87,11 +109,13 @@ def plan_table(entries: Sequence[PlanEntry], width: int | None = None) -> Render
                 shown(e.device or "-"),
                 size(e.memory_needed_bytes),
                 f"{e.est_tokens_per_s:.0f}" if e.est_tokens_per_s else "-",
+                *([] if measured is None else [measured_speed(measured.get(e.model))]),
                 f"{e.demand_score:.2f}",
                 *([why] if wide else []),
             ]
         )
-    columns: tuple[str, ...] = ("#", "model", "verdict", "where", "memory", "est. tok/s", "demand")
+    columns: tuple[str, ...] = ("#", "model", "verdict", "where", "memory", "est. tok/s")
+    columns += ("demand",) if measured is None else ("measured tok/s", "demand")
     columns += ("why",) if wide else ()
     title = "Models for this machine, best first"
     return fitted_table(columns, rows, keys={"#", "model"}, width=width, title=title)
@@ -238,7 +262,16 @@ def hosted_models_table(models: Any, width: int | None = None) -> RenderableType
                 _text(m.get("context_length")),
                 "yes" if m.get("continuation") else "no",
                 (shown(str(sha)[:16]) + "…") if sha else "-",
+                measured_speed(m.get("measured"), answers=True),
             ]
         )
-    columns = ("model", "loaded", "load time", "context", "continuation", "sha256")
+    columns = (
+        "model",
+        "loaded",
+        "load time",
+        "context",
+        "continuation",
+        "sha256",
+        "measured tok/s",
+    )
     return fitted_table(columns, rows, keys={"model"}, width=width, title="Models")

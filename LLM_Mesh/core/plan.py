@@ -20,7 +20,9 @@ under ``min_tokens_per_s`` fits but is not recommended. The figure is an estimat
 an idle machine, never a measurement of this one: the plan says so in its reason
 (``estimated``) and ``SPEED_NOTE`` (printed under the plan) says from what, how a busy
 or few-core machine differs, and where the node's measured speed shows (found
-2026-12-07: the setup script said "~79 tokens/s" on a loaded 2-core box that gave 1–4).
+2026-12-07: the setup script said "~79 tokens/s" on a loaded 2-core box that gave 1–4):
+``node info`` and, while the node runs, ``node plan`` beside the estimate
+(``core/measured_speed.py``).
 
 **Demand.** ``(requests_waiting + requests_refused + 1) / (nodes_serving + 1)``:
 demand the network could not place, shared over the nodes already serving it;
@@ -49,7 +51,8 @@ SPEED_NOTE = (
     f" size, assuming {CPU_BANDWIDTH_BPS / GB:.0f} GB/s for RAM and"
     f" {GPU_BANDWIDTH_BPS / GB:.0f} GB/s for a GPU; a busy or few-core machine is slower"
     " (gemma-3-270m on a shared 2-core box: ~80 idle, 1-12 under load, docs/benchmarks.md);"
-    " once the node runs, `llm-mesh ask` prints each answer's measured tok/s"
+    " measured here: `llm-mesh node info` (the node's answers since it started, per model),"
+    ' `llm-mesh node plan`\'s "measured tok/s" while the node runs, each `llm-mesh ask` answer'
 )
 
 

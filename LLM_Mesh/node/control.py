@@ -6,6 +6,8 @@ mock transport):
 - :func:`node_admin` — ``POST {node}/mesh/admin/pause|resume|drain`` (the node
   answers loopback clients only) → the node's health;
 - :func:`node_info` — ``GET {node}/mesh/info``;
+- :func:`measured_speeds` — the models' ``measured`` of ``GET {node}/mesh/info`` (None
+  when no node answers: ``node plan`` prints without them);
 - :func:`node_earnings` — ``GET {node}/mesh/earnings`` (the node asks its registry
   with its operator token; the registry's ``/v1/earnings`` answer for that node);
 - :func:`wait_drained` — poll ``GET {node}/mesh/health`` until nothing runs or
@@ -22,13 +24,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.core.plan import ModelDemand
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, error_from_payload
+
+if TYPE_CHECKING:
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.node.config import NodeConfig
 
 ADMIN_ACTIONS = ("pause", "resume", "drain")
 DEFAULT_NODE_URL = "http://127.0.0.1:8801"
@@ -39,6 +45,21 @@ DEFAULT_NODE_URL = "http://127.0.0.1:8801"
 # `node info` on to any address of the operator's network)
 MAX_LISTING_BYTES = 32 << 20
 REGISTRY_READ_S = 10.0
+
+
+def home_node_url(settings: Settings, cfg: NodeConfig | None) -> str:
+    """Where the node of this home listens: the node running with its key (``cfg``'s
+    ``key_file``, else the home's) wrote its URL into its lock; else the node ``cfg``
+    configures; else :data:`DEFAULT_NODE_URL`."""
+    from LLM_Mesh.node.config import local_node_url
+    from LLM_Mesh.node.keys import key_path, running_node_url
+
+    running = running_node_url(key_path(settings, cfg.key_file if cfg else None))
+    if running:
+        return running
+    if cfg is None:
+        return DEFAULT_NODE_URL
+    return local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert))
 
 
 async def _json(resp: httpx.Response) -> dict[str, Any]:
@@ -103,6 +124,34 @@ async def registry_quality(
         if isinstance(n, dict) and n.get("node_id") == node_id:
             return {k: n[k] for k in QUALITY_FIELDS if k in n}
     return None
+
+
+MEASURED_READ_S = 2.0  # `node plan` waits no longer for the local node's measured speeds
+MAX_INFO_BYTES = 4 << 20
+
+
+async def measured_speeds(
+    client: httpx.AsyncClient, node_url: str, *, deadline_s: float = MEASURED_READ_S
+) -> dict[str, Any] | None:
+    """The running node's ``measured`` (``core/measured_speed.py``) by model id, from its
+    ``/mesh/info``; None when no node answers it in ``deadline_s`` (``node plan`` then
+    prints as before, with no error)."""
+    url = f"{node_url.rstrip('/')}/mesh/info"
+    try:
+        r = await call(
+            client, "GET", url, MAX_INFO_BYTES, deadline_s=deadline_s, timeout=deadline_s,
+            follow_redirects=False,
+        )  # fmt: skip
+        models = r.json().get("models") if r.status_code == 200 else None
+    except (httpx.HTTPError, AnswerRefused, ValueError, AttributeError, RecursionError):
+        return None
+    if not isinstance(models, list):
+        return None
+    return {
+        m["id"]: m.get("measured")
+        for m in models
+        if isinstance(m, dict) and isinstance(m.get("id"), str)
+    }
 
 
 async def node_health(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:

@@ -179,6 +179,10 @@ class Generation:
             # a finished request's slot time is a service-time sample (the 429's Retry-After)
             self.service.admission.release(self._slot_taken, sample=done)
         self.service.record(self.usage, ok=done, cancelled=gone, tokens_seen=self.tokens_seen)
+        if done:  # what it measured, for /mesh/info (core/measured_speed.py: enough tokens)
+            ttft_s, tps = self._speed(self.ended_at)
+            completion = self.final_usage().completion_tokens
+            self.service.speeds.observe(self.req.model, completion, tps, ttft_s * 1000)
 
     async def aclose(self, *, ok: bool) -> None:
         self.close(ok=ok)
@@ -208,14 +212,20 @@ class Generation:
             output_sha256=output_sha256(output),
         )
 
+    def _speed(self, end: float) -> tuple[float, float | None]:
+        """Time to first token (s) and decode tokens/s (None: no decode time or no tokens),
+        to ``end``: what the answer's ``mesh`` says and the node's measured speed counts."""
+        first = self.first_token_at if self.first_token_at is not None else end
+        ttft_s = max(0.0, first - self.started_at)
+        completion = self.final_usage().completion_tokens
+        gen_s = max(0.0, end - first)
+        return ttft_s, completion / gen_s if gen_s > 0 and completion else None
+
     def mesh(self, receipt: dict[str, Any] | None = None) -> MeshMeta:
         end = self.ended_at if self.ended_at is not None else self.service.clock()
         latency_s = max(0.0, end - self.started_at)
-        first = self.first_token_at if self.first_token_at is not None else end
-        ttft_s = max(0.0, first - self.started_at)
+        ttft_s, tps = self._speed(end)
         usage = self.final_usage()
-        gen_s = max(0.0, end - first)
-        tps = usage.completion_tokens / gen_s if gen_s > 0 and usage.completion_tokens else None
         engine = self.service.engine
         return MeshMeta(
             node_id=self.service.node_id,

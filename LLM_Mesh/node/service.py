@@ -26,6 +26,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.health_proof import HealthProver
 from LLM_Mesh.core.identity import NodeSigner
+from LLM_Mesh.core.measured_speed import SpeedBook
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.receipt import NodeReceiptSigner
 from LLM_Mesh.core.revocation_proof import TrustedKey
@@ -229,6 +230,7 @@ class NodeService:
         self.requests_cancelled = 0  # their client (or the gateway) hung up first
         self.tokens_generated = 0
         self.prompt_tokens = 0
+        self.speeds = SpeedBook()  # what its answers measured, per model (/mesh/info)
         self.started_wall: float | None = None
         self._hardware: Hardware | None = hardware
 
@@ -467,15 +469,19 @@ class NodeService:
 
     def info(self) -> dict[str, Any]:
         engine = self._engine
+        simulated = engine.simulated if engine else self.config.engine == "sim"
         return {
             "node_id": self.node_id,
             "url": self.public_url,
             "region": self.config.region,
             "version": __version__,
             "engine": engine.name if engine else self.config.engine,
-            "simulated": engine.simulated if engine else self.config.engine == "sim",
+            "simulated": simulated,
             "state": self.state.value,
-            "models": [m.model_dump(mode="json") for m in self.models()],
+            "models": [
+                m.model_dump(mode="json") | {"measured": self.speeds.wire(m.id, simulated)}
+                for m in self.models()
+            ],
             "hardware": (self._hardware or Hardware()).model_dump(mode="json"),
             "max_concurrency": self.config.max_concurrency,
             "max_queue": self.config.max_queue,

@@ -127,7 +127,7 @@ def test_plan_without_demand_says_so(
     # found 2026-12-07: the estimate read as this machine's speed (79 said, 1-4 measured)
     squashed = " ".join(r.output.split())
     assert "est. tok/s" in squashed and "not measured here" in squashed
-    assert "`llm-mesh ask` prints each answer's measured tok/s" in squashed
+    assert "measured here: `llm-mesh node info`" in squashed and "llm-mesh ask" in squashed
 
 
 def test_plan_ranks_by_demand(

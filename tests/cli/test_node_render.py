@@ -152,3 +152,28 @@ def test_hosted_models_table_gives_a_load_time_only_to_a_model_not_loaded() -> N
         if len(row) > 3
     }
     assert cells == {"gemma-3-270m": "-", "mistral-7b": "5.2 s"}, cells
+
+
+def test_hosted_models_table_shows_the_measured_speed() -> None:
+    """``measured`` of ``/mesh/info`` (``core/measured_speed.py``): "-" before any measured
+    answer, else the average tok/s with its answers and time to first token, "(simulated)"
+    for a simulated engine's."""
+    measured = {"answers": 3, "tokens_per_s": 41.48, "ttft_ms": 250.4, "simulated": True}
+    console = Console(width=250, record=True, color_system=None)
+    console.print(
+        hosted_models_table(
+            [
+                {"id": "gemma-3-270m", "loaded": True, "measured": measured},
+                {"id": "mistral-7b", "loaded": True, "measured": None},
+                {"id": "qwen", "loaded": True, "measured": {**measured, "simulated": False}},
+            ]
+        )
+    )
+    lines = console.export_text().splitlines()
+    assert any("measured tok/s" in line for line in lines)
+    gemma = next(line for line in lines if "gemma-3-270m" in line)
+    assert "41.5 (3 answers, first token 250 ms) (simulated)" in gemma
+    mistral = next(line for line in lines if "mistral-7b" in line)
+    assert mistral.rstrip(" │|").endswith("-")
+    qwen = next(line for line in lines if "qwen" in line)
+    assert "41.5 (3 answers" in qwen and "(simulated)" not in qwen

@@ -261,5 +261,11 @@ def test_the_speed_is_said_an_estimate_from_what_not_this_machines() -> None:
     e = evaluate(gemma, hw, None, hosted=False)
     assert e.device == "cpu" and e.est_tokens_per_s is not None
     assert f"~{e.est_tokens_per_s:.0f} tokens/s estimated" in e.reason
-    for words in ("an estimate", "not measured here", "20 GB/s for RAM", "llm-mesh ask"):
+    for words in (
+        "an estimate",
+        "not measured here",
+        "20 GB/s for RAM",
+        "llm-mesh ask",
+        "node info",
+    ):
         assert words in SPEED_NOTE, words
