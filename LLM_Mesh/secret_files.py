@@ -346,6 +346,9 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
+            # one left by a process of this pid killed mid-write keeps its own mode (an older
+            # version's 0644): ``mode`` set, before anything is written (review40)
+            os.fchmod(fd, mode)
             os.write(fd, data)
             os.fsync(fd)
         finally:

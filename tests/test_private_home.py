@@ -188,9 +188,7 @@ def test_a_folder_swapped_for_a_link_is_not_chmodded_through_it(
 
 
 @pytest.mark.parametrize("where", ["/", "/etc", "/tmp", "/usr", "/var", "/home", "/usr/local"])
-def test_a_folder_of_the_system_is_refused(
-    where: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_folder_of_the_system_is_refused(where: str, capsys: pytest.CaptureFixture[str]) -> None:
     before = mode(Path(where))
     with pytest.raises(typer.Exit):
         ensure_home(Path(where))
@@ -255,3 +253,42 @@ def test_a_home_open_to_others_says_the_home_alone(tmp_path: Path) -> None:
         (many / f"f{i}").chmod(0o640)
     warning = open_files_warning(many)
     assert warning is not None and "6 file(s)" in warning and "f0, f1, f2, f3 and 2 more" in warning
+
+
+def test_a_nodes_certificate_and_a_witness_state_made_now_are_not_warned_about(
+    tmp_path: Path,
+) -> None:
+    """The files other commands write at the home's top are 0600 too, so a home made now
+    is never named by ``open_files_warning`` (found 2026-12-07, review40: ``node tls init``'s
+    ``node-tls.crt`` and ``ledger witness``'s ``witness_state.json`` were the umask's 0644,
+    and every ``node start`` after ``node tls init`` warned of a file "made before")."""
+    from LLM_Mesh.node.tls import default_paths, make_self_signed
+    from LLM_Mesh.witness.state import STATE_FILE, save_state
+
+    home = tmp_path / "home"
+    make_private_dir(home)
+    cert, key = default_paths(Settings(home=home))
+    make_self_signed(cert, key, ["localhost"])
+    save_state(home / STATE_FILE, {})
+    assert mode(cert) == 0o600 and mode(home / STATE_FILE) == 0o600
+    assert open_files_warning(home) is None
+    assert sorted(p.name for p in home.iterdir()) == sorted([STATE_FILE, cert.name, key.name])
+
+
+def test_a_replaced_file_is_0600_even_over_a_stale_temporary_file(tmp_path: Path) -> None:
+    """``replace_file`` writes ``<name>.<pid>.tmp`` then renames it: one left 0644 by a
+    process killed mid-write (an older version wrote ``admin.key.registry``'s so, with the
+    umask's mode) under this pid (a container's registry runs as the same pid each time)
+    kept its mode, and the file replaced was 0644 (found 2026-12-07, review40)."""
+    from LLM_Mesh.secret_files import replace_file
+
+    home = tmp_path / "home"
+    make_private_dir(home)
+    path = home / "admin.key.registry"
+    stale = home / f"{path.name}.{os.getpid()}.tmp"
+    stale.write_text("half written")
+    stale.chmod(0o644)
+    replace_file(path, b"http://127.0.0.1:8800\n")
+    assert path.read_bytes() == b"http://127.0.0.1:8800\n"
+    assert mode(path) == 0o600
+    assert not stale.exists()

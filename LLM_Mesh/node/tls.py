@@ -3,7 +3,7 @@
 Files (default ``$LLM_MESH_HOME/node-tls.crt`` and ``node-tls.key``; node.toml
 ``tls_cert`` / ``tls_key``): an ECDSA P-256 key (PEM, PKCS#8, mode 0600, made
 with ``O_EXCL``) and an X.509 certificate for the node's host names and IP
-addresses (subjectAltName), valid for :data:`DEFAULT_DAYS`. Neither is ever
+addresses (subjectAltName; mode 0600 too), valid for :data:`DEFAULT_DAYS`. Neither is ever
 overwritten unless asked (``force``). The certificate's SHA-256 fingerprint goes
 into the node's signed registration, so the gateway pins it: a self-signed node
 is still authenticated, and nobody else's certificate passes for it.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.tls import fingerprint_of_der
-from LLM_Mesh.secret_files import create_secret_file
+from LLM_Mesh.secret_files import create_secret_file, replace_file
 
 __all__ = ["CERT_FILE", "DEFAULT_DAYS", "KEY_FILE", "NodeCertificate", "make_self_signed"]
 
@@ -128,9 +127,9 @@ def make_self_signed(
         key_path.unlink(missing_ok=True)
     if not create_secret_file(key_path, pem_key):  # 0600, O_EXCL
         raise FileExistsError(f"{key_path} appeared while making it; nothing overwritten")
-    tmp = cert_path.with_name(f".{cert_path.name}.tmp")
-    tmp.write_bytes(cert.public_bytes(Encoding.PEM))
-    os.replace(tmp, cert_path)
+    # whole, 0600 as the home's other files (public, but 0644 had every command that opens
+    # the home warn of it: secret_files.open_files_warning; found 2026-12-07, review40)
+    replace_file(cert_path, cert.public_bytes(Encoding.PEM))
     return NodeCertificate(
         cert_path, key_path, fingerprint_of_der(cert.public_bytes(Encoding.DER)), True
     )

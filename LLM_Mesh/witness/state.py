@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from LLM_Mesh.core.witness import Cosigned, witness_key
 from LLM_Mesh.node.keys import load_key
-from LLM_Mesh.secret_files import create_secret_file, make_private_dir
+from LLM_Mesh.secret_files import create_secret_file, make_private_dir, replace_file
 
 __all__ = [
     "KEY_FILE",
@@ -102,14 +101,6 @@ def save_state(path: Path, state: dict[str, Cosigned]) -> None:
         },
     }
     make_private_dir(path.parent)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(data, indent=1, sort_keys=True))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # the rename itself, durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    # synced, renamed, the folder synced; mode 0600 as the home's other files (found
+    # 2026-12-07, review40: the umask's 0644, warned of by secret_files.open_files_warning)
+    replace_file(path, json.dumps(data, indent=1, sort_keys=True).encode())
