@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.secret_files import create_private_file
 
-__all__ = ["SSL_MODES", "asyncpg_args", "engine_for"]
+__all__ = ["SSL_MODES", "asyncpg_args", "engine_for", "sqlite_file"]
 
 # options SQLAlchemy's asyncpg adapter takes for itself, never passed to asyncpg.connect
 _SQLALCHEMY_OWN = ("prepared_statement_cache_size", "prepared_statement_name_func")
@@ -163,8 +163,8 @@ def engine_for(url: str | URL, **kw: Any) -> AsyncEngine:
     """``create_async_engine(url, **kw)``, a PostgreSQL URL's options read by
     :func:`asyncpg_args` (``kw``'s ``connect_args`` win); ``ValueError`` as it says."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        _private_sqlite_file(parsed.database)
+    if (path := sqlite_file(parsed)) is not None:
+        _private_sqlite_file(path)
     if parsed.get_backend_name() != "postgresql":
         return create_async_engine(url, **kw)
     args = asyncpg_args(url, sqlalchemy_own=True)
@@ -173,13 +173,23 @@ def engine_for(url: str | URL, **kw: Any) -> AsyncEngine:
     return create_async_engine(bare, **kw)
 
 
-def _private_sqlite_file(database: str | None) -> None:
-    """The SQLite file ``database`` made empty, mode 0600, when missing and its folder is
-    there (a missing folder, or one not writable: SQLite's error, as before); nothing for
-    an in-memory database or a ``file:`` URI (its own options)."""
+def sqlite_file(url: str | URL) -> Path | None:
+    """The SQLite file ``url`` names; ``None`` for another database or an in-memory one
+    (``:memory:``, ``?mode=memory&uri=true``) or a ``file:`` URI (its own options)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
     if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    path = Path(database)
+        return None
+    if parsed.query.get("mode") == "memory" and parsed.query.get("uri") == "true":
+        return None  # (without uri=true SQLAlchemy drops ?mode=: SQLite makes the file)
+    return Path(database)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The SQLite file ``path`` made empty, mode 0600, when missing and its folder is
+    there (a missing folder, or one not writable: SQLite's error, as before)."""
     if path.parent.is_dir():
         with contextlib.suppress(OSError):  # SQLite says why it cannot open it
             create_private_file(path)

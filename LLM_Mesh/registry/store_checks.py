@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from LLM_Mesh.registry.pg_connect import asyncpg_args, engine_for
+from LLM_Mesh.registry.pg_connect import asyncpg_args, engine_for, sqlite_file
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.secret_files import make_private_dir
@@ -36,19 +36,6 @@ __all__ = [
 ]
 
 SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")  # the file and its journals
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The SQLite file ``url`` names; ``None`` for another database or an in-memory one."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    if parsed.query.get("mode") == "memory":
-        return None
-    return Path(database)
 
 
 def sqlite_unusable(url: str) -> str | None:

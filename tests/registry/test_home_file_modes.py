@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.pool import StaticPool
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, Transfer
@@ -84,6 +85,11 @@ async def test_every_sqlite_engine_makes_a_missing_file_0600(tmp_path: Path) -> 
     assert mode(db) == 0o600 and journal == {"registry.db-wal": 0o600, "registry.db-shm": 0o600}
     assert engine_for(f"sqlite+aiosqlite:///{tmp_path / 'none' / 'x.db'}") is not None
     assert not (tmp_path / "none").exists()  # a missing folder: SQLite's error, not made here
+    # an in-memory database names no file: none made (found 2026-12-07, review40)
+    memory = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}?mode=memory&uri=true"
+    for url in (memory, "sqlite+aiosqlite://"):
+        assert engine_for(url, poolclass=StaticPool) is not None
+    assert not (tmp_path / "m.db").exists()
 
 
 def test_admin_key_registry_is_0600(tmp_path: Path) -> None:
