@@ -31,7 +31,7 @@ from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.core.reach_hint import reach_hint
-from LLM_Mesh.core.registry_urls import registry_url_list
+from LLM_Mesh.core.registry_urls import registry_url_list, source_words
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.secret_files import (
     make_private_dir,
@@ -96,12 +96,7 @@ def registry_source(settings: Settings) -> str:
     node's home "no LLM Mesh registry answered at URL" and "pass --registry or set
     LLM_MESH_REGISTRY_URL", the URL read from node.toml unsaid; before cli40 the order was
     decided again here, node.toml read again)."""
-    source = settings.registry_source
-    if source in ("--registry", "LLM_MESH_REGISTRY_URL"):
-        return f"the URL came from {source}"
-    if source:
-        return f"the URL came from registry_url in {source}: change it there, or override it"
-    return "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"
+    return source_words(settings.registry_source)  # (core/registry_urls.py: the node's too)
 
 
 def registry_said(exc: Exception, settings: Settings | None) -> Exception:

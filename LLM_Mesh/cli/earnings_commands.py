@@ -25,6 +25,7 @@ from LLM_Mesh.cli.common import (
     RegistryOpt,
     console,
     fail,
+    registry_said,
     replica_memory,
     settings_from,
     warn_plain_http,
@@ -126,8 +127,8 @@ def earnings_command(
         secret, settings = operator_credential(settings, token)
         warn_plain_http(settings.registry_urls, "your operator token")
         report = asyncio.run(go(secret))
-    except (MeshError, ValueError) as exc:
-        raise fail(exc) from exc
+    except (MeshError, ValueError) as exc:  # a registry that did not answer: its URL's source
+        raise fail(registry_said(exc, settings)) from exc
     if as_json:
         console.print_json(json.dumps(report))
         return

@@ -44,6 +44,7 @@ from LLM_Mesh.cli.earnings_commands import operator_token_checked
 from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
 from LLM_Mesh.cli.options import ENGINE_HELP
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
+from LLM_Mesh.core.registry_urls import source_words, split_urls
 from LLM_Mesh.errors import MeshError
 
 node_app = typer.Typer(help="Run and manage a hosting node.", no_args_is_help=True)
@@ -457,11 +458,11 @@ def node_plan(
         settings = with_node_ca(settings, cfg, path)
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
-    registry_url = (
-        ",".join(cfg.effective_registry_urls(settings))
-        if cfg and not registry
-        else ",".join(settings.registry_urls)
+    mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
+    registry_url = ",".join(
+        cfg.effective_registry_urls(settings) if cfg and mine else settings.registry_urls
     )
+    source = source_words(str(path) if mine else settings.registry_source)  # said unreachable
     hosted = [model_id_of(m) for m in cfg.models] if cfg else []
 
     async def demand() -> Any:
@@ -477,6 +478,7 @@ def node_plan(
             return *found, measured
 
     by_model, note, measured = asyncio.run(demand())
+    note += f"; {source}" if " is unreachable (" in note else ""  # (cli40b: before, unsaid)
     entries = plan_models(detect_hardware(settings.home), demand=by_model, already_hosted=hosted)
     console.print(plan_table(entries, console.width, measured))
     console.print(f"[dim]{escape(SPEED_NOTE)}[/]")

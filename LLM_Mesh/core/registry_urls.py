@@ -7,7 +7,7 @@ registry, and is taken as it; a URL without ``http://`` or ``https://`` failed i
 
 from __future__ import annotations
 
-__all__ = ["registry_url_list", "split_urls"]
+__all__ = ["registry_url_list", "source_words", "split_urls"]
 
 
 def split_urls(value: str) -> tuple[str, ...]:
@@ -27,3 +27,15 @@ def registry_url_list(value: str, setting: str) -> tuple[str, ...]:
             )
         out.append(url.removesuffix("/v1"))
     return tuple(out)
+
+
+def source_words(source: str) -> str:
+    """Where a registry URL came from, in words that say what to change: ``source`` is
+    ``Settings.registry_source`` (``--registry``, ``LLM_MESH_REGISTRY_URL``, a node.toml's
+    path, or ``""``: the default). ``cli/common.registry_source`` and a node's "registry
+    unreachable" line (``node/service.py``) say it (cli40b: before, the node's did not)."""
+    if source in ("--registry", "LLM_MESH_REGISTRY_URL"):
+        return f"the URL came from {source}"
+    if source:
+        return f"the URL came from registry_url in {source}: change it there, or override it"
+    return "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"

@@ -142,6 +142,7 @@ class NodeAgent:
         pinned_gateway: Callable[[], str | None] | None = None,
         registry_key: Callable[[], TrustedKey | None] | None = None,
         on_fatal: Callable[[str], None] | None = None,
+        source: str = "",  # where registry_url came from, said when none answers (cli40b)
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted
@@ -169,8 +170,7 @@ class NodeAgent:
         self._timeout, self._deregister_timeout = request_timeout_s, deregister_timeout_s
         self._deregister_tries = max(1, deregister_tries)
         self._deregister_budget = deregister_budget_s
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep, self._clock, self._source = sleep, clock, f"; {source}" if source else ""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.registered = False
@@ -259,7 +259,7 @@ class NodeAgent:
                 refused = refused and isinstance(exc, httpx.ConnectError)
                 failure = f"registry unreachable at {base}: {exc!r}"
                 hint = reach_hint(base, str(exc))  # http vs https, its CA
-                failure += f" ({hint})" if hint else ""
+                failure += (f" ({hint})" if hint else "") + self._source
             except AnswerRefused as exc:
                 refused = False
                 how = "timed out" if isinstance(exc, AnswerTimedOut) else "refused"

@@ -29,6 +29,7 @@ from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.measured_speed import SpeedBook
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.receipt import NodeReceiptSigner
+from LLM_Mesh.core.registry_urls import source_words
 from LLM_Mesh.core.revocation_proof import TrustedKey
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.core.shutdown import ShutdownBudget
@@ -282,9 +283,14 @@ class NodeService:
         self.started_at = self.clock()
         self.started = True
         if self.config.register:
+            urls = self.config.effective_registry_urls(self.settings)
+            # said when none answers, where the settings name these URLs (``node start``
+            # sets their source: cli/node_commands.py); a NodeConfig's own: unsaid
+            known = tuple(urls) == tuple(self.settings.registry_urls)
             self.agent = NodeAgent(
                 client=self.http_client,
-                registry_url=self.config.effective_registry_urls(self.settings),
+                registry_url=urls,
+                source=source_words(self.settings.registry_source) if known else "",
                 node_id=self.node_id,
                 registration=self.registration,
                 heartbeat=self.heartbeat,

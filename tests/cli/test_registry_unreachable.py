@@ -4,14 +4,20 @@ connection attempts failed" (found 2026-12-06: ``ledger statement`` said only th
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.schemas import Hardware
+from LLM_Mesh.node.config import NodeConfig, save_node_config
 from tests.core.test_receipt_verify import STD_OK, make_receipt
+from tests.waiting import scaled
 
 runner = CliRunner()
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port: refused
@@ -119,15 +125,18 @@ ADMIN = {"LLM_MESH_ADMIN_KEY": "admin-key-for-the-test"}
         (("receipt", "fetch", HASH, "--api-key", "lmk_" + "k" * 44), {}),
         (("registry", "canary", "run"), ADMIN),
         (("registry", "usage-audit"), ADMIN),
+        (("earnings", "--operator-token", "lmo_" + "t" * 40), {}),
     ],
-    ids=["receipt-verify", "receipt-verify-ledger", "receipt-fetch", "canary-run", "usage-audit"],
-)
+    ids=["receipt-verify", "receipt-verify-ledger", "receipt-fetch", "canary-run", "usage-audit",
+         "earnings"],
+)  # fmt: skip
 @pytest.mark.parametrize("given", ["--registry", "LLM_MESH_REGISTRY_URL"])
 def test_these_commands_say_where_the_url_came_from(
     tmp_path: Path, receipt: Path, args: tuple[str, ...], env: dict[str, str], given: str
 ) -> None:
-    """Failed before (cli40): "no LLM Mesh registry answered at URL ..." and no word of where
-    the URL came from, which ``status``, ``models``, ``ledger ...`` say (``with_source``)."""
+    """Failed before (cli40; ``earnings``: cli40b): "no LLM Mesh registry answered at URL ..."
+    and no word of where the URL came from, which ``status``, ``models``, ``ledger ...`` say
+    (``with_source``)."""
     args = tuple(str(receipt) if a == "RECEIPT" else a for a in args)
     if given == "--registry":
         code, out = said(tmp_path, *args, "--registry", DOWN, env=env)
@@ -135,4 +144,99 @@ def test_these_commands_say_where_the_url_came_from(
         code, out = said(tmp_path, *args, env={**env, "LLM_MESH_REGISTRY_URL": DOWN})
     assert code == 1, out
     assert f"no LLM Mesh registry answered at {DOWN}" in out, out
+    assert out.endswith(f"; the URL came from {given}"), out
+
+
+def _node_toml(home: Path, **kw: str) -> Path:
+    path = home / "node.toml"
+    save_node_config(NodeConfig(engine="sim", models=["m"], registry_url=DOWN, **kw), path)
+    path.chmod(0o600)
+    return path
+
+
+def test_earnings_with_node_tomls_registry_says_node_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed before (cli40b): the token and the URL from node.toml, and no word of it."""
+    for name in ("LLM_MESH_OPERATOR_TOKEN", "LLM_MESH_REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    path = _node_toml(tmp_path, operator_token="lmo_" + "t" * 40)
+    code, out = said(tmp_path, "earnings")
+    assert code == 1 and f"no LLM Mesh registry answered at {DOWN}" in out, out
+    assert out.endswith(f"; the URL came from registry_url in {path}: change it there, or "
+                        "override it"), out  # fmt: skip
+
+
+@pytest.mark.parametrize("given", ["--registry", "LLM_MESH_REGISTRY_URL", "node.toml"])
+def test_node_start_says_where_the_url_it_cannot_reach_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """Failed before (cli40b): the node's log said "registry unreachable at URL:
+    ConnectError(...): registering again in 1 s" (what a user of ``node start`` sees while it
+    retries), and nothing of where the URL came from. Its first registration, for real, at a
+    port nothing listens on; the server is not started (``NodeManager.run`` replaced)."""
+    import LLM_Mesh.node_manager as nm
+
+    errors: list[str | None] = []
+
+    def run(self: nm.NodeManager) -> None:
+        async def once() -> None:
+            await self.service.start()  # its agent registers at once, and fails
+            try:
+                agent, deadline = self.service.agent, time.monotonic() + scaled(20)
+                while agent is not None and agent.last_error is None:
+                    assert time.monotonic() < deadline, "no registration tried"
+                    await asyncio.sleep(0.02)
+                errors.append(agent.last_error if agent else None)
+            finally:
+                await self.service.stop()
+
+        asyncio.run(once())
+
+    monkeypatch.setattr(nm.NodeManager, "run", run)
+    for name in ("LLM_MESH_OPERATOR_TOKEN", "LLM_MESH_REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    args, env = ["node", "start", "--engine", "sim", "--model", "m"], {}
+    if given == "--registry":
+        args += ["--registry", DOWN]
+    elif given == "LLM_MESH_REGISTRY_URL":
+        env = {"LLM_MESH_REGISTRY_URL": DOWN}
+    else:
+        given = f"registry_url in {_node_toml(tmp_path)}: change it there, or override it"
+    code, out = said(tmp_path, *args, env=env)
+    assert code == 0, out
+    (error,) = errors
+    assert error is not None and f"registry unreachable at {DOWN}: ConnectError" in error
+    assert error.endswith(f"; the URL came from {given}"), error
+
+
+@pytest.mark.parametrize("given", ["--registry", "LLM_MESH_REGISTRY_URL", "node.toml"])
+def test_node_plan_says_where_the_url_it_cannot_reach_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """Failed before (cli40b): "no demand data: the registry at URL is unreachable
+    (ConnectError(...))", nothing of where the URL came from. No socket: every call refused
+    (the home's node too), the machine a fixed one."""
+    import LLM_Mesh.node.hardware as hw
+    from LLM_Mesh.cli import node_commands
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    def client(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(down))
+
+    monkeypatch.setattr(node_commands, "http_client", client)
+    monkeypatch.setattr(hw, "detect_hardware", lambda _home: Hardware(cpu_count=8))
+    monkeypatch.delenv("LLM_MESH_REGISTRY_URL", raising=False)
+    args, env = ["node", "plan"], {}
+    if given == "--registry":
+        args += ["--registry", DOWN]
+    elif given == "LLM_MESH_REGISTRY_URL":
+        env = {"LLM_MESH_REGISTRY_URL": DOWN}
+    else:
+        given = f"registry_url in {_node_toml(tmp_path)}: change it there, or override it"
+    code, out = said(tmp_path, *args, env=env)
+    assert code == 0, out
+    assert f"no demand data: the registry at {DOWN} is unreachable (ConnectError" in out, out
     assert out.endswith(f"; the URL came from {given}"), out
