@@ -12,8 +12,8 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    ``/mesh/info``) and logged once per change: a WARNING when the checks turn to failing
    (the node is out of routing there and earns no uptime), an INFO when they pass again;
    an answer without it (an older registry) changes nothing;
-   a 200's ``beat_token`` (a registration's too) goes back with the next heartbeat or
-   goodbye to that registry (``node/beat_token.py``: verified through a forged flood);
+   a 200's ``beat_token`` (a registration's too) goes back with the next heartbeat,
+   goodbye or registration to that registry (``node/beat_token.py``: a forged flood);
 3. on shutdown, once the loop has stopped, ``DELETE /mesh/nodes/{id}`` until the
    shutdown's deadline (:meth:`NodeAgent.stop`), else ``deregister_budget_s`` (6 s): each
    try waits at most ``deregister_timeout_s`` (2 s); a timeout or 5xx is tried again, signed

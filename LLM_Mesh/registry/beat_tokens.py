@@ -23,8 +23,9 @@ counts:
   within the allowance; elsewhere: 404).
 
 A node sends its token with a registration too: past its address's counts and its id's
-count of refused re-registrations, one carrying a token that holds for its id is still
-verified, under a count of its own (``admin.CredentialTries.before_reregister``, regtoken40).
+count of refused re-registrations (or every id's total of them), one carrying a token that
+holds for its id is still verified, under a count of its own
+(``admin.CredentialTries.before_reregister``, regtoken40).
 
 Before the counts are full nothing changes: no token is needed. A token holds at every
 replica and ``--workers`` worker of the registry (they share ``registry.key``) until
