@@ -7,8 +7,6 @@ changed silently."""
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +23,7 @@ from LLM_Mesh.secret_files import (
     system_home_refusal,
     try_lock,
 )
-
-
-@pytest.fixture(autouse=True)
-def open_umask() -> Iterator[None]:
-    old = os.umask(0o022)  # the usual default: folders 0755
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
+from tests.file_modes import mode, usual_umask  # noqa: F401 (autouse)
 
 
 def test_every_folder_it_makes_is_0700_and_none_it_did_not(tmp_path: Path) -> None:

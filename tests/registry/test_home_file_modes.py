@@ -7,11 +7,8 @@ home is 0700, readable by every user from a copied backup)."""
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.pool import StaticPool
 
@@ -27,21 +24,8 @@ from LLM_Mesh.secret_files import (
     create_private_file,
     record_admin_key_registry,
 )
+from tests.file_modes import mode, usual_umask  # noqa: F401 (autouse)
 from tests.registry.helpers import running
-
-
-@pytest.fixture(autouse=True)
-def usual_umask() -> Iterator[None]:
-    """The usual umask (022), under which a file made with the default 0666 is 0644."""
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 async def test_a_registry_on_sqlite_makes_its_store_journal_and_mark_0600(
