@@ -1,7 +1,7 @@
 """``llm-mesh registry serve --workers N``: what the command checks before it supervises
 workers, and the command line each worker is given (``cli/registry_serve.py``). The
-supervisor itself: tests/registry/test_workers.py; the real command on PostgreSQL:
-tests/e2e/test_workers.py."""
+supervisor itself: tests/registry/test_workers.py (and its ``_heartbeats``, ``_socket``
+siblings); the real command on PostgreSQL: tests/e2e/test_workers.py."""
 
 from __future__ import annotations
 

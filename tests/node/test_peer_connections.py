@@ -9,6 +9,7 @@ gateway's requests timed out, its heartbeats could not connect).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node_manager import NodeManager
 from LLM_Mesh.slow_clients import MIN_PEER_CONNECTIONS, READ_TIMEOUT_S, node_peer_cap, peer_key
@@ -31,6 +33,32 @@ def _own_address() -> str | None:
     except OSError:
         return None
     return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
+
+
+def _far_address() -> str:
+    """An address of this machine to connect from as a far peer: a non-loopback one, or
+    where it has none 127.0.0.2, which :func:`_counted` makes a far peer (found
+    2026-12-07: CI's machine has no network, and the two tests that use this skipped)."""
+    return _own_address() or "127.0.0.2"
+
+
+def _counted(mgr: NodeManager, addr: str) -> None:
+    """Where ``addr`` is a loopback stand-in: ``mgr`` counts every loopback peer but
+    127.0.0.1 (its own tools', exempt as loopback is)."""
+    if ipaddress.ip_address(addr).is_loopback:
+        mgr.exemption.loopback = False
+        mgr.exemption.trusted += parse_trusted_peers("127.0.0.1")
+
+
+def _from(addr: str, port: int) -> socket.socket:
+    """A connection to this machine's ``port`` from ``addr`` (a loopback stand-in's
+    connection would otherwise come from 127.0.0.1)."""
+    return socket.create_connection((addr, port), source_address=(addr, 0))
+
+
+def _client_from(addr: str, port: int) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(local_address=addr)
+    return httpx.AsyncClient(base_url=f"http://{addr}:{port}", timeout=5, transport=transport)
 
 
 def _free_port() -> int:
@@ -71,12 +99,11 @@ async def _until_serving(local: httpx.AsyncClient) -> None:
 
 
 async def test_one_peer_cannot_hold_all_of_a_nodes_connections(tmp_path: Path) -> None:
-    addr = _own_address()
-    if addr is None:
-        pytest.skip("no non-loopback address to connect from")
+    addr = _far_address()
     cfg = NodeConfig(engine="sim", models=["m"], host="0.0.0.0", port=_free_port(),
                      register=False, sim_ttft_s=0)  # fmt: skip
     mgr = NodeManager(cfg, Settings(home=tmp_path))
+    _counted(mgr, addr)
     cap = node_peer_cap(cfg.max_concurrency, cfg.max_queue)
     server = asyncio.create_task(mgr.serve())
     held: list[socket.socket] = []
@@ -84,9 +111,9 @@ async def test_one_peer_cannot_hold_all_of_a_nodes_connections(tmp_path: Path) -
         async with httpx.AsyncClient(base_url=mgr.url, timeout=10) as local:
             await _until_serving(local)
             for _ in range(cap):  # idle connections, as a slowloris holds them
-                held.append(socket.create_connection((addr, cfg.port)))
+                held.append(_from(addr, cfg.port))
             await asyncio.sleep(0.2)
-            extra = socket.create_connection((addr, cfg.port))
+            extra = _from(addr, cfg.port)
             held.append(extra)
             assert await asyncio.to_thread(_closed_by_server, extra)  # reset, once accepted
             # loopback (the operator, a local proxy) is not counted: still served
@@ -94,7 +121,7 @@ async def test_one_peer_cannot_hold_all_of_a_nodes_connections(tmp_path: Path) -
             held.pop().close()
             held.pop(0).close()  # one of the peer's connections ends: it may open one again
             await asyncio.sleep(0.2)
-            async with httpx.AsyncClient(base_url=f"http://{addr}:{cfg.port}", timeout=5) as far:
+            async with _client_from(addr, cfg.port) as far:
                 assert (await far.get("/mesh/health")).status_code == 200
     finally:
         for s in held:
@@ -115,9 +142,7 @@ async def test_the_nodes_own_registry_is_not_cut_by_the_per_peer_cap(tmp_path: P
     runs behind one address; at the cap the node reset their connections. The registry's
     address (its URL's host, resolved while serving) is not counted; a trusted_peers
     address neither."""
-    addr = _own_address()
-    if addr is None:
-        pytest.skip("no non-loopback address to connect from")
+    addr = _far_address()
     with socket.socket() as s:  # a registry URL nothing answers: the node only resolves it
         s.bind((addr, 0))
         gone = s.getsockname()[1]
@@ -125,24 +150,26 @@ async def test_the_nodes_own_registry_is_not_cut_by_the_per_peer_cap(tmp_path: P
                      registry_url=f"http://{addr}:{gone}", allow_http_first_use=True,
                      sim_ttft_s=0)  # fmt: skip
     mgr = NodeManager(cfg, Settings(home=tmp_path, heartbeat_interval_s=60))
+    _counted(mgr, addr)
     cap = node_peer_cap(cfg.max_concurrency, cfg.max_queue)
     server = asyncio.create_task(mgr.serve())
     held: list[socket.socket] = []
     try:
         async with httpx.AsyncClient(base_url=mgr.url, timeout=10) as local:
             await _until_serving(local)
-        held += await _hold(addr, cfg.port, cap + 20)  # the gateway's replicas, all busy
+        # the gateway's replicas, all busy
+        held += await _hold(addr, cfg.port, cap + 20, source=addr)
         await asyncio.sleep(0.2)
         closed = await asyncio.gather(*(asyncio.to_thread(_closed_by_server, s, 0.3)
                                         for s in held[-5:]))  # fmt: skip
         assert not any(closed)  # none reset
-        async with httpx.AsyncClient(base_url=f"http://{addr}:{cfg.port}", timeout=5) as gw:
+        async with _client_from(addr, cfg.port) as gw:
             assert (await gw.get("/mesh/health")).status_code == 200
         assert addr in mgr.exemption.registry_addrs
         # the registry's name now resolves elsewhere: its old address is one peer again,
         # cut at the cap like any other (its exempt connections were never counted)
         mgr.exemption.set_registry_addrs(["198.51.100.7"])
-        held += await _hold(addr, cfg.port, cap + 1)
+        held += await _hold(addr, cfg.port, cap + 1, source=addr)
         await asyncio.sleep(0.2)
         assert await asyncio.to_thread(_closed_by_server, held[-1])
         assert not await asyncio.to_thread(_closed_by_server, held[-2], 0.3)

@@ -413,8 +413,7 @@ async def test_an_answer_over_the_bound_is_a_protocol_error(kind: str, bomb: boo
     mib = 256 if bomb else 80
     async with serve(lambda r, w: _big_answer(r, w, mib, bomb)) as url, make(kind) as client:
         with pytest.raises(NodeProtocolError):
-            resp = await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
-            assert len(resp.content) <= 64 << 20
+            await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
         resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
         with pytest.raises(NodeProtocolError):
             await resp.aread()  # a refusal's body, read whole (send.py)

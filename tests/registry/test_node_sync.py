@@ -44,7 +44,7 @@ async def test_a_node_registered_at_one_replica_routes_at_the_other(
         r = await b.client.post(CHAT, json=BODY)
         assert r.status_code == 200, r.text
         assert r.json()["mesh"]["node_id"] == "n1"
-        assert await b.app.state.node_sync.poll() >= 0  # applying it again changes nothing
+        await b.app.state.node_sync.poll()  # applying it again changes nothing:
         assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
 
 
