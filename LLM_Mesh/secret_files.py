@@ -15,7 +15,7 @@ another user, or a symbolic link (left as it is: the user's to change; nothing i
 changed through a link); :func:`open_files_warning`: the same of its files; :func:`system_home_refusal`: a folder of the system (``/``,
 ``/etc``, ...) is never a home. :func:`replace_file`: a small file of the home replaced
 whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``), mode 0600
-from its creation; :func:`create_private_file`: an empty one, 0600, for SQLite to fill
+from its creation, its temporary file made new, never through a link (files41); :func:`create_private_file`: an empty one, 0600, for SQLite to fill
 (``registry.db``: its ``-wal`` and ``-shm`` take the database's mode). Found 2026-12-07:
 ``registry.db`` (the ledger's secret, API-key hashes), its journal, ``admin.key.registry``
 and ``ledger.checkpoint`` were made 0644, and a copied backup kept it.
@@ -27,6 +27,7 @@ import contextlib
 import os
 import shlex
 import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,17 +339,15 @@ def fsync_dir(folder: Path) -> None:
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` whole: written to ``<name>.<pid>.tmp`` (mode ``mode``),
-    ``fsync``, renamed over ``path``, the folder synced. After a crash or a power cut the
-    file holds the old content or the new, never a part (found 2026-12-05:
-    ``settlement.holder`` was written in place, and a torn one stopped the next start)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    """Replace ``path`` with ``data`` whole: written to a new temporary file beside it
+    (:func:`_new_temporary`, mode ``mode`` from its creation), ``fsync``, renamed over
+    ``path``, the folder synced. After a crash or a power cut the file holds the old
+    content or the new, never a part (found 2026-12-05: ``settlement.holder`` was written
+    in place, and a torn one stopped the next start)."""
+    fd, tmp = _new_temporary(path, mode)
     try:
         try:
-            # one left by a process of this pid killed mid-write keeps its own mode (an older
-            # version's 0644): ``mode`` set, before anything is written (review40)
-            os.fchmod(fd, mode)
+            os.fchmod(fd, mode)  # whatever the umask took away (review40)
             os.write(fd, data)
             os.fsync(fd)
         finally:
@@ -359,3 +358,33 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def _new_temporary(path: Path, mode: int) -> tuple[int, Path]:
+    """A temporary file made here for :func:`replace_file`, opened for writing: never one
+    that was there (``O_EXCL``), never through a symbolic link (``O_NOFOLLOW``; with
+    ``O_EXCL`` a link, even a dangling one, is refused as existing). Found 2026-12-07
+    (files41): ``<name>.<pid>.tmp`` was opened with ``O_TRUNC`` and followed a link planted
+    at that name, in a folder others can write (a SQLite URL or a key path under /tmp): its
+    target, any file of the user's, was overwritten, made 0600 and renamed as the link
+    itself over ``path``. That name first; a regular file of this user's there is a stale
+    one of ours (a process of this pid killed mid-write, e.g. a container's registry, which
+    runs as the same pid each time): removed (a name, never followed) and made anew. Anything
+    else there (a link, another user's file) is left as it is, and a name no one can guess
+    is taken instead (``tempfile.mkstemp``: ``O_EXCL | O_NOFOLLOW`` too)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(2):
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            try:
+                st = tmp.lstat()
+            except FileNotFoundError:
+                continue  # gone meanwhile: the name tried again
+            if not (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()):
+                break
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # a stale one of ours (unlink never follows a link)
+    fd, name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
+    return fd, Path(name)

@@ -260,21 +260,3 @@ def test_a_nodes_certificate_and_a_witness_state_made_now_are_not_warned_about(
     assert open_files_warning(home) is None
     assert sorted(p.name for p in home.iterdir()) == sorted([STATE_FILE, cert.name, key.name])
 
-
-def test_a_replaced_file_is_0600_even_over_a_stale_temporary_file(tmp_path: Path) -> None:
-    """``replace_file`` writes ``<name>.<pid>.tmp`` then renames it: one left 0644 by a
-    process killed mid-write (an older version wrote ``admin.key.registry``'s so, with the
-    umask's mode) under this pid (a container's registry runs as the same pid each time)
-    kept its mode, and the file replaced was 0644 (found 2026-12-07, review40)."""
-    from LLM_Mesh.secret_files import replace_file
-
-    home = tmp_path / "home"
-    make_private_dir(home)
-    path = home / "admin.key.registry"
-    stale = home / f"{path.name}.{os.getpid()}.tmp"
-    stale.write_text("half written")
-    stale.chmod(0o644)
-    replace_file(path, b"http://127.0.0.1:8800\n")
-    assert path.read_bytes() == b"http://127.0.0.1:8800\n"
-    assert mode(path) == 0o600
-    assert not stale.exists()
