@@ -44,6 +44,8 @@ from LLM_Mesh.core.admin_key_scope import (
 )
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # (not on Windows)
+
 ADMIN_KEY_FILE = "admin.key"
 #: beside ``admin.key``: the registry URLs its registry was started with, one a line
 ADMIN_KEY_REGISTRY_FILE = "admin.key.registry"
@@ -103,7 +105,7 @@ def make_private_dir(path: Path) -> Path:
 def _chmod_folder(folder: Path, mode: int) -> None:
     """``chmod`` the folder itself, never through a symbolic link: ``OSError`` when
     ``folder`` is not a folder (a link put in its place)."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
     fd = os.open(folder, flags)
     try:
         os.fchmod(fd, mode)
@@ -203,8 +205,8 @@ def create_private_file(path: Path) -> bool:
     already (left as it is); whether it was made. For a file another library fills and
     would make with the umask's mode: SQLite's database (its ``-wal`` and ``-shm`` journal
     files take the database's mode)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:  # (a link, even a dangling one, exists: :func:`dangling_link_refusal`)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     except FileExistsError:
         return False
     try:
@@ -212,6 +214,27 @@ def create_private_file(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def dangling_link_refusal(path: Path, what: str = "the database") -> str | None:
+    """Why ``path`` may not be used: a symbolic link that leads nowhere, whose target the
+    library opening it (SQLite) would make with the umask's mode (0644: readable by every
+    user), wherever it leads, a folder of another user's included (found 2026-12-07,
+    files41; :func:`create_private_file`'s ``O_EXCL`` refuses the link, so nothing made it
+    0600 first). ``None`` otherwise: a link to a file that exists is the user's placement
+    (a database on another disk), used as it is."""
+    try:
+        if not stat.S_ISLNK(path.lstat().st_mode) or path.exists():
+            return None
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return (
+        f"{what} {path} is a symbolic link to {target}, which does not exist: SQLite would "
+        "make that file, readable by other users, wherever the link leads; remove the link "
+        "(a new database is made at the path itself, mode 0600), or make the file it leads "
+        "to first, mode 0600"
+    )
 
 
 def too_open(path: Path) -> bool:
@@ -373,7 +396,7 @@ def _new_temporary(path: Path, mode: int) -> tuple[int, Path]:
     else there (a link, another user's file) is left as it is, and a name no one can guess
     is taken instead (``tempfile.mkstemp``: ``O_EXCL | O_NOFOLLOW`` too)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
     for _ in range(2):
         try:
             return os.open(tmp, flags, mode), tmp
