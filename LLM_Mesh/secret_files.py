@@ -12,7 +12,8 @@ folders that hold keys, made mode 0700 (found 2026-12-04: made with the umask's 
 home's listing and its readable files open to every user of the machine);
 :func:`open_home_warning`: what to say of a home made before, still open to others, owned by
 another user, or a symbolic link (left as it is: the user's to change; nothing is ever
-changed through a link); :func:`open_files_warning`: the same of its files; :func:`system_home_refusal`: a folder of the system (``/``,
+changed through a link); :func:`open_files_warning`: the same of its files, those the mesh
+makes made private first (:func:`make_own_files_private`, files41); :func:`system_home_refusal`: a folder of the system (``/``,
 ``/etc``, ...) is never a home. :func:`replace_file`: a small file of the home replaced
 whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``), mode 0600
 from its creation, its temporary file made new, never through a link (files41); :func:`create_private_file`: an empty one, 0600, for SQLite to fill
@@ -150,9 +151,11 @@ def open_files_warning(home: Path, shown: int = 4) -> str | None:
     """What to say of the files at the top of the existing ``home`` that other users may
     read (group or other permission bits): made by a version before 2026-12-07, when
     ``registry.db``, ``admin.key.registry`` and ``ledger.checkpoint`` were made with the
-    umask's 0644, or copied back from a backup that kept it. Said only of a home private
-    itself (:func:`open_home_warning` says what a home open to others needs); left as it
-    is (the user's to change); a link is neither followed nor named. ``None``: none."""
+    umask's 0644, or copied back from a backup that kept it; the mesh's own files are made
+    private first (:func:`make_own_files_private`), so what is said is the rest (the user's
+    ``node.toml``, files of other names). Said only of a home private itself
+    (:func:`open_home_warning` says what a home open to others needs); left as it is (the
+    user's to change); a link is neither followed nor named. ``None``: none."""
     if open_home_warning(home) is not None:
         return None
     try:
@@ -178,6 +181,66 @@ def open_files_warning(home: Path, shown: int = 4) -> str | None:
         f"({listed}; made before 2026-12-07 or copied back from a backup): "
         f"chmod go= {shlex.quote(str(home))}/*"
     )
+
+
+#: the files the mesh makes at the top of a home, by name: each 0600 from its creation
+#: now; ``node.toml`` is not one (the user's own, written by hand or by a setup script)
+HOME_FILES = frozenset({
+    "registry.db", "registry.db-wal", "registry.db-shm", "registry.db-journal",
+    "admin.key", ADMIN_KEY_REGISTRY_FILE, "ledger.checkpoint", "ledger_seen.json",
+    "registry.key", "registry.key.previous", "registry.key.rotations",
+    "settlement.holder", "settlement.lock", "node.key", "node.key.lock",
+    "node-tls.crt", "node-tls.key", "gateway.pin", "gateway-replica.json", "served.jsonl",
+    "witness.key", "witness.lock", "witness_state.json", "witness_keys.json",
+})  # fmt: skip
+
+
+def make_own_files_private(home: Path, uid: int | None = None) -> list[str]:
+    """The files of :data:`HOME_FILES` at the top of ``home`` that the group or others may
+    read or write, made private (``chmod go=``: 0600 for each of them); their names, sorted.
+    Found 2026-12-07 (files41): one made 0644 by a version before that day (or copied back
+    from a backup that kept it) stayed so, only warned of (:func:`open_files_warning`).
+    Only what is surely the mesh's own: a home that is a folder of ``uid``'s (default: this
+    process's user), not a symbolic link; in it, a regular file of ``uid``'s with no other
+    name (a hard link's other names share its mode), opened without following a link and
+    changed through that descriptor. Anything else is left as it is (and warned of)."""
+    if uid is None:
+        uid = os.geteuid()
+    try:
+        folder = os.open(home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
+    except OSError:  # missing, a link, not a folder
+        return []
+    made: list[str] = []
+    try:
+        if os.fstat(folder).st_uid != uid:
+            return []
+        for name in sorted(HOME_FILES):
+            if _made_private(name, folder, uid):
+                made.append(name)
+    finally:
+        os.close(folder)
+    return made
+
+
+def _made_private(name: str, folder: int, uid: int) -> bool:
+    """``name`` in the open ``folder`` made ``chmod go=`` if it is a regular file of
+    ``uid``'s, with one name, open to others (:func:`make_own_files_private`)."""
+    try:  # (O_NONBLOCK: a FIFO put at the name is opened without waiting, then left)
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:  # missing, a link, not readable
+        return False
+    try:
+        st = os.fstat(fd)
+        open_to_others = st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+        if not (stat.S_ISREG(st.st_mode) and st.st_uid == uid and st.st_nlink == 1):
+            return False
+        if open_to_others:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & stat.S_IRWXU)
+        return bool(open_to_others)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def create_secret_file(path: Path, data: bytes) -> bool:
