@@ -133,15 +133,17 @@ def nothing_left_on_refusal(url: str) -> Iterator[None]:
     """Around a start: when it raises (a refusal, a failure, an interrupt), the SQLite
     files of ``url`` that were not there when it began are removed, if the database still
     holds no table (a store that was started and migrated is kept, whatever ends it). A
-    file that was there before is never removed; nor is anything for another database."""
+    file that was there before is never removed, nor a symbolic link (found 2026-12-07,
+    files41: a dangling one, refused, was taken for a file the start made); nor is anything
+    for another database."""
     path = sqlite_file(url)
-    if path is None or path.exists():
+    if path is None or os.path.lexists(path):  # (a link, even one leading nowhere: there)
         yield
         return
     made = [
         side
         for side in (Path(f"{path}{suffix}") for suffix in SQLITE_SIDE_FILES)
-        if not side.exists()
+        if not os.path.lexists(side)
     ]
     try:
         yield
