@@ -279,7 +279,7 @@ def create_private_file(path: Path) -> bool:
     return True
 
 
-def dangling_link_refusal(path: Path, what: str = "the database") -> str | None:
+def dangling_link_refusal(path: Path) -> str | None:
     """Why ``path`` may not be used: a symbolic link that leads nowhere, whose target the
     library opening it (SQLite) would make with the umask's mode (0644: readable by every
     user), wherever it leads, a folder of another user's included (found 2026-12-07,
@@ -293,7 +293,7 @@ def dangling_link_refusal(path: Path, what: str = "the database") -> str | None:
     except OSError:
         return None
     return (
-        f"{what} {path} is a symbolic link to {target}, which does not exist: SQLite would "
+        f"the database {path} is a symbolic link to {target}, which does not exist: SQLite would "
         "make that file, readable by other users, wherever the link leads; remove the link "
         "(a new database is made at the path itself, mode 0600), or make the file it leads "
         "to first, mode 0600"
