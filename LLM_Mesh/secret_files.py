@@ -12,10 +12,11 @@ folders that hold keys, made mode 0700 (found 2026-12-04: made with the umask's 
 home's listing and its readable files open to every user of the machine);
 :func:`open_home_warning`: what to say of a home made before, still open to others, owned by
 another user, or a symbolic link (left as it is: the user's to change; nothing is ever
-changed through a link); :func:`open_files_warning`: the same of its files; :func:`system_home_refusal`: a folder of the system (``/``,
+changed through a link); :func:`open_files_warning`: the same of its files, those the mesh
+makes made private first (:func:`make_own_files_private`, files41); :func:`system_home_refusal`: a folder of the system (``/``,
 ``/etc``, ...) is never a home. :func:`replace_file`: a small file of the home replaced
 whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``), mode 0600
-from its creation; :func:`create_private_file`: an empty one, 0600, for SQLite to fill
+from its creation, its temporary file made new, never through a link (files41); :func:`create_private_file`: an empty one, 0600, for SQLite to fill
 (``registry.db``: its ``-wal`` and ``-shm`` take the database's mode). Found 2026-12-07:
 ``registry.db`` (the ledger's secret, API-key hashes), its journal, ``admin.key.registry``
 and ``ledger.checkpoint`` were made 0644, and a copied backup kept it.
@@ -27,6 +28,7 @@ import contextlib
 import os
 import shlex
 import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,8 @@ from LLM_Mesh.core.admin_key_scope import (
     registry_origin,
 )
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # (not on Windows)
 
 ADMIN_KEY_FILE = "admin.key"
 #: beside ``admin.key``: the registry URLs its registry was started with, one a line
@@ -102,7 +106,7 @@ def make_private_dir(path: Path) -> Path:
 def _chmod_folder(folder: Path, mode: int) -> None:
     """``chmod`` the folder itself, never through a symbolic link: ``OSError`` when
     ``folder`` is not a folder (a link put in its place)."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
     fd = os.open(folder, flags)
     try:
         os.fchmod(fd, mode)
@@ -147,9 +151,11 @@ def open_files_warning(home: Path, shown: int = 4) -> str | None:
     """What to say of the files at the top of the existing ``home`` that other users may
     read (group or other permission bits): made by a version before 2026-12-07, when
     ``registry.db``, ``admin.key.registry`` and ``ledger.checkpoint`` were made with the
-    umask's 0644, or copied back from a backup that kept it. Said only of a home private
-    itself (:func:`open_home_warning` says what a home open to others needs); left as it
-    is (the user's to change); a link is neither followed nor named. ``None``: none."""
+    umask's 0644, or copied back from a backup that kept it; the mesh's own files are made
+    private first (:func:`make_own_files_private`), so what is said is the rest (the user's
+    ``node.toml``, files of other names). Said only of a home private itself
+    (:func:`open_home_warning` says what a home open to others needs); left as it is (the
+    user's to change); a link is neither followed nor named. ``None``: none."""
     if open_home_warning(home) is not None:
         return None
     try:
@@ -177,6 +183,66 @@ def open_files_warning(home: Path, shown: int = 4) -> str | None:
     )
 
 
+#: the files the mesh makes at the top of a home, by name: each 0600 from its creation
+#: now; ``node.toml`` is not one (the user's own, written by hand or by a setup script)
+HOME_FILES = frozenset({
+    "registry.db", "registry.db-wal", "registry.db-shm", "registry.db-journal",
+    "admin.key", ADMIN_KEY_REGISTRY_FILE, "ledger.checkpoint", "ledger_seen.json",
+    "registry.key", "registry.key.previous", "registry.key.rotations",
+    "settlement.holder", "settlement.lock", "node.key", "node.key.lock",
+    "node-tls.crt", "node-tls.key", "gateway.pin", "gateway-replica.json", "served.jsonl",
+    "witness.key", "witness.lock", "witness_state.json", "witness_keys.json",
+})  # fmt: skip
+
+
+def make_own_files_private(home: Path, uid: int | None = None) -> list[str]:
+    """The files of :data:`HOME_FILES` at the top of ``home`` that the group or others may
+    read or write, made private (``chmod go=``: 0600 for each of them); their names, sorted.
+    Found 2026-12-07 (files41): one made 0644 by a version before that day (or copied back
+    from a backup that kept it) stayed so, only warned of (:func:`open_files_warning`).
+    Only what is surely the mesh's own: a home that is a folder of ``uid``'s (default: this
+    process's user), not a symbolic link; in it, a regular file of ``uid``'s with no other
+    name (a hard link's other names share its mode), opened without following a link and
+    changed through that descriptor. Anything else is left as it is (and warned of)."""
+    if uid is None:
+        uid = os.geteuid()
+    try:
+        folder = os.open(home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
+    except OSError:  # missing, a link, not a folder
+        return []
+    made: list[str] = []
+    try:
+        if os.fstat(folder).st_uid != uid:
+            return []
+        for name in sorted(HOME_FILES):
+            if _made_private(name, folder, uid):
+                made.append(name)
+    finally:
+        os.close(folder)
+    return made
+
+
+def _made_private(name: str, folder: int, uid: int) -> bool:
+    """``name`` in the open ``folder`` made ``chmod go=`` if it is a regular file of
+    ``uid``'s, with one name, open to others (:func:`make_own_files_private`)."""
+    try:  # (O_NONBLOCK: a FIFO put at the name is opened without waiting, then left)
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:  # missing, a link, not readable
+        return False
+    try:
+        st = os.fstat(fd)
+        open_to_others = st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+        if not (stat.S_ISREG(st.st_mode) and st.st_uid == uid and st.st_nlink == 1):
+            return False
+        if open_to_others:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & stat.S_IRWXU)
+        return bool(open_to_others)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def create_secret_file(path: Path, data: bytes) -> bool:
     """Write ``data`` to a new file readable by its owner only; ``False`` if it exists.
     A folder made for it is mode 0700 (:func:`make_private_dir`)."""
@@ -202,8 +268,8 @@ def create_private_file(path: Path) -> bool:
     already (left as it is); whether it was made. For a file another library fills and
     would make with the umask's mode: SQLite's database (its ``-wal`` and ``-shm`` journal
     files take the database's mode)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:  # (a link, even a dangling one, exists: :func:`dangling_link_refusal`)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     except FileExistsError:
         return False
     try:
@@ -211,6 +277,27 @@ def create_private_file(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def dangling_link_refusal(path: Path) -> str | None:
+    """Why ``path`` may not be used: a symbolic link that leads nowhere, whose target the
+    library opening it (SQLite) would make with the umask's mode (0644: readable by every
+    user), wherever it leads, a folder of another user's included (found 2026-12-07,
+    files41; :func:`create_private_file`'s ``O_EXCL`` refuses the link, so nothing made it
+    0600 first). ``None`` otherwise: a link to a file that exists is the user's placement
+    (a database on another disk), used as it is."""
+    try:
+        if not stat.S_ISLNK(path.lstat().st_mode) or path.exists():
+            return None
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return (
+        f"the database {path} is a symbolic link to {target}, which does not exist: SQLite would "
+        "make that file, readable by other users, wherever the link leads; remove the link "
+        "(a new database is made at the path itself, mode 0600), or make the file it leads "
+        "to first, mode 0600"
+    )
 
 
 def too_open(path: Path) -> bool:
@@ -338,17 +425,15 @@ def fsync_dir(folder: Path) -> None:
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` whole: written to ``<name>.<pid>.tmp`` (mode ``mode``),
-    ``fsync``, renamed over ``path``, the folder synced. After a crash or a power cut the
-    file holds the old content or the new, never a part (found 2026-12-05:
-    ``settlement.holder`` was written in place, and a torn one stopped the next start)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    """Replace ``path`` with ``data`` whole: written to a new temporary file beside it
+    (:func:`_new_temporary`, mode ``mode`` from its creation), ``fsync``, renamed over
+    ``path``, the folder synced. After a crash or a power cut the file holds the old
+    content or the new, never a part (found 2026-12-05: ``settlement.holder`` was written
+    in place, and a torn one stopped the next start)."""
+    fd, tmp = _new_temporary(path, mode)
     try:
         try:
-            # one left by a process of this pid killed mid-write keeps its own mode (an older
-            # version's 0644): ``mode`` set, before anything is written (review40)
-            os.fchmod(fd, mode)
+            os.fchmod(fd, mode)  # whatever the umask took away (review40)
             os.write(fd, data)
             os.fsync(fd)
         finally:
@@ -359,3 +444,33 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def _new_temporary(path: Path, mode: int) -> tuple[int, Path]:
+    """A temporary file made here for :func:`replace_file`, opened for writing: never one
+    that was there (``O_EXCL``), never through a symbolic link (``O_NOFOLLOW``; with
+    ``O_EXCL`` a link, even a dangling one, is refused as existing). Found 2026-12-07
+    (files41): ``<name>.<pid>.tmp`` was opened with ``O_TRUNC`` and followed a link planted
+    at that name, in a folder others can write (a SQLite URL or a key path under /tmp): its
+    target, any file of the user's, was overwritten, made 0600 and renamed as the link
+    itself over ``path``. That name first; a regular file of this user's there is a stale
+    one of ours (a process of this pid killed mid-write, e.g. a container's registry, which
+    runs as the same pid each time): removed (a name, never followed) and made anew. Anything
+    else there (a link, another user's file) is left as it is, and a name no one can guess
+    is taken instead (``tempfile.mkstemp``: ``O_EXCL | O_NOFOLLOW`` too)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+    for _ in range(2):
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            try:
+                st = tmp.lstat()
+            except FileNotFoundError:
+                continue  # gone meanwhile: the name tried again
+            if not (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()):
+                break
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # a stale one of ours (unlink never follows a link)
+    fd, name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
+    return fd, Path(name)

@@ -16,6 +16,7 @@ from LLM_Mesh.cli.common import ensure_home
 from LLM_Mesh.config import Settings
 from LLM_Mesh.secret_files import (
     create_secret_file,
+    make_own_files_private,
     make_private_dir,
     open_files_warning,
     open_home_warning,
@@ -201,27 +202,74 @@ def test_a_folder_of_ones_own_is_not_refused(tmp_path: Path) -> None:
 # --- files of a private home made 0644 before 2026-12-07 (perms40 makes them 0600) --------
 
 
-def test_files_others_can_read_in_a_private_home_are_named_and_left(
+def test_the_homes_own_files_others_can_read_are_made_private_and_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Files the mesh makes, named as it names them, made 0644 by a version before
+    2026-12-07 (or copied back from a backup that kept it): ``up``, ``demo``, ``registry
+    serve`` and ``node start`` only warned, and they stayed open to every user until the
+    user ran the fix (found 2026-12-07, files41). Now made private (``chmod go=``), said."""
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    for name in ("registry.db", "admin.key.registry", "ledger.checkpoint"):
+    for name in ("registry.db", "admin.key.registry", "ledger.checkpoint", "registry.db-wal"):
         (home / name).write_text("x")
         (home / name).chmod(0o644 if name != "ledger.checkpoint" else 0o600)
+    (home / "registry.db-wal").chmod(0o640)
+    ensure_home(home)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "warning:" not in said
+    assert (
+        f"made private (chmod go=) in {home}: admin.key.registry, registry.db, registry.db-wal"
+        in said
+    )
+    made = {n: mode(home / n) for n in ("registry.db", "admin.key.registry", "registry.db-wal")}
+    assert made == dict.fromkeys(made, 0o600)
+    ensure_home(home)
+    assert capsys.readouterr().err == ""  # said once
+
+
+def test_files_the_home_does_not_own_or_know_are_named_and_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file of the user's (``node.toml`` is hand-written; a name the mesh does not make),
+    a link at a known name (never followed) and a known name with other names (a hard link:
+    its other names' file too) are left as they are; what others can read is warned of."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    for name in ("notes.txt", "node.toml", "registry.db"):
+        (home / name).write_text("x")
+        (home / name).chmod(0o644)
     (tmp_path / "public").write_text("x")
     (tmp_path / "public").chmod(0o644)
-    (home / "link").symlink_to(tmp_path / "public")  # not followed, not named
+    (home / "admin.key.registry").symlink_to(tmp_path / "public")  # not followed, not named
+    os.link(tmp_path / "public", home / "ledger.checkpoint")
     (home / "models").mkdir(mode=0o755)  # a folder: not a file of the home's top
     ensure_home(home)
     said = " ".join(capsys.readouterr().err.split())
+    assert f"made private (chmod go=) in {home}: registry.db" in said
     assert said.count("warning:") == 1
-    assert "2 file(s)" in said and "(admin.key.registry, registry.db;" in said
+    assert "3 file(s)" in said and "(ledger.checkpoint, node.toml, notes.txt;" in said
     assert f"chmod go= {home}/*" in said
-    assert mode(home / "registry.db") == 0o644  # the user's to change
+    assert mode(tmp_path / "public") == 0o644 and mode(home / "notes.txt") == 0o644
     os.system(f"chmod go= {home}/*")  # the command it gave
     ensure_home(home)
     assert capsys.readouterr().err == ""
+
+
+def test_the_home_of_another_user_or_through_a_link_is_not_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (real / "registry.db").write_text("x")
+    (real / "registry.db").chmod(0o644)
+    link = tmp_path / "home"
+    link.symlink_to(real)
+    assert make_own_files_private(link) == []
+    assert make_own_files_private(real, uid=os.getuid() + 1) == []  # another user's home
+    assert mode(real / "registry.db") == 0o644
+    assert make_own_files_private(real) == ["registry.db"]
+    assert mode(real / "registry.db") == 0o600
 
 
 def test_a_home_open_to_others_says_the_home_alone(tmp_path: Path) -> None:
@@ -259,22 +307,3 @@ def test_a_nodes_certificate_and_a_witness_state_made_now_are_not_warned_about(
     assert mode(cert) == 0o600 and mode(home / STATE_FILE) == 0o600
     assert open_files_warning(home) is None
     assert sorted(p.name for p in home.iterdir()) == sorted([STATE_FILE, cert.name, key.name])
-
-
-def test_a_replaced_file_is_0600_even_over_a_stale_temporary_file(tmp_path: Path) -> None:
-    """``replace_file`` writes ``<name>.<pid>.tmp`` then renames it: one left 0644 by a
-    process killed mid-write (an older version wrote ``admin.key.registry``'s so, with the
-    umask's mode) under this pid (a container's registry runs as the same pid each time)
-    kept its mode, and the file replaced was 0644 (found 2026-12-07, review40)."""
-    from LLM_Mesh.secret_files import replace_file
-
-    home = tmp_path / "home"
-    make_private_dir(home)
-    path = home / "admin.key.registry"
-    stale = home / f"{path.name}.{os.getpid()}.tmp"
-    stale.write_text("half written")
-    stale.chmod(0o644)
-    replace_file(path, b"http://127.0.0.1:8800\n")
-    assert path.read_bytes() == b"http://127.0.0.1:8800\n"
-    assert mode(path) == 0o600
-    assert not stale.exists()

@@ -34,6 +34,7 @@ from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.registry_urls import registry_url_list, source_words
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.secret_files import (
+    make_own_files_private,
     make_private_dir,
     open_files_warning,
     open_home_warning,
@@ -327,9 +328,17 @@ def ensure_home(home: Path) -> None:
     """Make the state directory ``home`` and check that it can be written; else the one-line
     error and Exit(1) (not a traceback, nor a failure after the slow start). A folder of
     the system (``/``, ``/etc``, ...) is refused; one made before that others can read,
-    another user owns, or a symbolic link is named on stderr and left as it is, as are its
-    files others can read."""
+    another user owns, or a symbolic link is named on stderr and left as it is; in it, the
+    files the mesh makes that others can read are made private (said: made so by a version
+    before 2026-12-07), and any other file others can read is named on stderr, left."""
     refuse_system_home(home)
+    made = make_own_files_private(home)  # the mesh's own, by name (secret_files)
+    if made:
+        err.print(
+            f"made private (chmod go=) in {home}: {', '.join(made)} (readable by other users: "
+            "made by a version before 2026-12-07, or copied back from a backup)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
     for warning in (open_home_warning(home), open_files_warning(home)):  # said, left
         if warning is not None:
             err.print(warning, markup=False, highlight=False, soft_wrap=True)

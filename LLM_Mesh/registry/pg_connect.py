@@ -22,7 +22,9 @@ On SQLite, :func:`engine_for` makes a missing database file first, empty and mod
 (``secret_files.create_private_file``; SQLite gives its ``-wal`` and ``-shm`` the file's
 mode): SQLite made it with the umask's 0644, and the store holds the ledger's secret and
 the API keys' hashes (found 2026-12-07). Whichever engine opens the file first (a start
-check, the store), it is private from its creation.
+check, the store), it is private from its creation. A database path that is a symbolic link
+leading nowhere is refused (``ValueError``): SQLite made the file it leads to, 0644,
+wherever it led (found 2026-12-07, files41); a link to a file that exists is followed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from LLM_Mesh.secret_files import create_private_file
+from LLM_Mesh.secret_files import create_private_file, dangling_link_refusal
 
 __all__ = ["SSL_MODES", "asyncpg_args", "engine_for", "sqlite_file"]
 
@@ -189,7 +191,10 @@ def sqlite_file(url: str | URL) -> Path | None:
 
 def _private_sqlite_file(path: Path) -> None:
     """The SQLite file ``path`` made empty, mode 0600, when missing and its folder is
-    there (a missing folder, or one not writable: SQLite's error, as before)."""
+    there (a missing folder, or one not writable: SQLite's error, as before); a dangling
+    symbolic link there refused, ``ValueError`` (``secret_files.dangling_link_refusal``)."""
     if path.parent.is_dir():
         with contextlib.suppress(OSError):  # SQLite says why it cannot open it
             create_private_file(path)
+    if (refusal := dangling_link_refusal(path)) is not None:
+        raise ValueError(refusal)

@@ -9,7 +9,9 @@ recovery or the pool's top-up failing, a thread whose engine could not be made) 
 connection open, the thread running, the home locked, and past the mark its loops running
 against a store the app then closed (found 2026-12-07, start40). Now it stops them before
 it raises; a start run again (``start_retry.StartRetry``) opens them afresh, and reads its
-predecessor on the home as the first try did (``settle_holders.HomeLock.take``).
+predecessor on the home as the first try did (``settle_holders.HomeLock.take``). Cancelled
+again while it stops them (found 2026-12-07, files41: the connection was left open and the
+home locked), the stop still finishes, then the cancellation goes on.
 """
 
 from __future__ import annotations
@@ -35,21 +37,47 @@ async def stop_started(
 ) -> None:
     """The loops cancelled, the ledger's thread stopped, the connection closed and the
     home's lock released, each whatever the others did (a failure logged, never raised:
-    the start's own error is the one said)."""
-    started = [t for t in tasks if t is not None]
-    for task in started:
-        task.cancel()
-    if started:
-        await asyncio.wait(started)
-    for what, part in (("the ledger thread", worker), ("its connection", db)):
-        if part is None:
-            continue
+    the start's own error is the one said). Cancelled again meanwhile (a Ctrl-C, a start's
+    timeout, while it waits for the loops to end or the connection to close), it still
+    finishes, then raises ``CancelledError`` (found 2026-12-07, files41: the connection
+    was left open, the ledger's thread running and the home locked)."""
+    undo = asyncio.ensure_future(_stop(tasks, worker, db, lock))
+    cancelled = False
+    while True:
         try:
-            await (part.stop() if isinstance(part, LedgerThread) else part.close())
-        except Exception:
-            log.exception("settlement: a start that failed could not stop %s", what)
-    if lock is not None:
-        lock.release()
+            await asyncio.shield(undo)
+            break
+        except asyncio.CancelledError:
+            if undo.done():  # finished just now, or itself cancelled (the loop ending)
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+async def _stop(
+    tasks: Sequence[asyncio.Task[None] | None],
+    worker: LedgerThread | None,
+    db: SettleDb | None,
+    lock: HomeLock | None,
+) -> None:
+    """:func:`stop_started`'s work; the lock released whatever ends it."""
+    try:
+        started = [t for t in tasks if t is not None]
+        for task in started:
+            task.cancel()
+        if started:
+            await asyncio.wait(started)
+        for what, part in (("the ledger thread", worker), ("its connection", db)):
+            if part is None:
+                continue
+            try:
+                await (part.stop() if isinstance(part, LedgerThread) else part.close())
+            except Exception:
+                log.exception("settlement: a start that failed could not stop %s", what)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class SettleStart:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from LLM_Mesh.registry.pg_connect import asyncpg_args, engine_for, sqlite_file
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.start_retry import StartRetry
-from LLM_Mesh.secret_files import make_private_dir
+from LLM_Mesh.secret_files import dangling_link_refusal, make_private_dir
 
 __all__ = [
     "checks_retry",
@@ -40,7 +40,8 @@ SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")  # the file and its journal
 
 def sqlite_unusable(url: str) -> str | None:
     """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
-    written, the file is not one this process can write, or not a database), in one line
+    written, it is a symbolic link leading nowhere, the file is not one this process can
+    write, or not a database), in one line
     said before serving; ``None`` when it can be, or ``url`` names no file."""
     path = sqlite_file(url)
     if path is None:
@@ -52,6 +53,8 @@ def sqlite_unusable(url: str) -> str | None:
     # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
+    if (refusal := dangling_link_refusal(path)) is not None:
+        return refusal
     if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
         return f"the database {path} is not a file this process can read and write"
     if not path.exists():  # made by the store's start; not here (a refusal would leave it)
@@ -130,15 +133,17 @@ def nothing_left_on_refusal(url: str) -> Iterator[None]:
     """Around a start: when it raises (a refusal, a failure, an interrupt), the SQLite
     files of ``url`` that were not there when it began are removed, if the database still
     holds no table (a store that was started and migrated is kept, whatever ends it). A
-    file that was there before is never removed; nor is anything for another database."""
+    file that was there before is never removed, nor a symbolic link (found 2026-12-07,
+    files41: a dangling one, refused, was taken for a file the start made); nor is anything
+    for another database."""
     path = sqlite_file(url)
-    if path is None or path.exists():
+    if path is None or os.path.lexists(path):  # (a link, even one leading nowhere: there)
         yield
         return
     made = [
         side
         for side in (Path(f"{path}{suffix}") for suffix in SQLITE_SIDE_FILES)
-        if not side.exists()
+        if not os.path.lexists(side)
     ]
     try:
         yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.pool import StaticPool
 
@@ -19,6 +20,7 @@ from LLM_Mesh.registry.ledger_mark import MARK_FILE
 from LLM_Mesh.registry.pg_connect import engine_for
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_checks import sqlite_unusable
 from LLM_Mesh.secret_files import (
     ADMIN_KEY_REGISTRY_FILE,
     create_private_file,
@@ -94,3 +96,47 @@ def test_a_private_file_is_made_once_and_never_replaced(tmp_path: Path) -> None:
     os.chmod(path, 0o640)  # an existing one: the user's, left as it is
     assert not create_private_file(path)
     assert path.read_bytes() == b"kept" and mode(path) == 0o640
+
+
+# --- a database path that is a symbolic link (found 2026-12-07, files41) --------------------
+
+
+async def _open(url: str) -> None:
+    engine = engine_for(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_path_that_is_a_dangling_link_is_refused(tmp_path: Path) -> None:
+    """SQLite made the file a dangling link leads to, with the umask's 0644 (``O_EXCL``
+    refused the link, so ``create_private_file`` made nothing): anywhere the link leads, a
+    folder of another user's included. Refused, naming the path; nothing made."""
+    target = tmp_path / "elsewhere" / "registry.db"
+    target.parent.mkdir()
+    db = tmp_path / "registry.db"
+    db.symlink_to(target)
+    url = f"sqlite+aiosqlite:///{db}"
+    with pytest.raises(ValueError, match="symbolic link") as refused:
+        await _open(url)
+    assert str(db) in str(refused.value) and str(target) in str(refused.value)
+    assert not target.exists()
+    problem = sqlite_unusable(url)  # registry serve's check: one line, before serving
+    assert problem is not None and str(db) in problem and "symbolic link" in problem
+    assert not target.exists()
+
+
+async def test_a_link_to_a_database_file_of_ones_own_is_followed(tmp_path: Path) -> None:
+    """The user's placement (a database on another disk): used as before, its mode its own."""
+    target = tmp_path / "disk" / "registry.db"
+    target.parent.mkdir()
+    assert create_private_file(target)
+    db = tmp_path / "registry.db"
+    db.symlink_to(target)
+    url = f"sqlite+aiosqlite:///{db}"
+    assert sqlite_unusable(url) is None
+    await _open(url)
+    assert mode(target) == 0o600 and target.stat().st_size > 0

@@ -99,3 +99,20 @@ def test_the_store_check_makes_no_database(tmp_path: Path) -> None:
     db.write_bytes(b"not a database, but long enough to be read as a header")
     said = sqlite_unusable(f"sqlite:///{db}")
     assert said is not None and "cannot open the database" in said
+
+
+def test_a_database_that_is_a_dangling_link_is_refused_and_the_link_kept(tmp_path: Path) -> None:
+    """``registry serve`` on a home whose ``registry.db`` is a symbolic link leading nowhere:
+    refused in one line naming it (SQLite made its target 0644: files41), and the link, there
+    before the start, kept (before: the refusal's clean-up took it for a file it made)."""
+    from LLM_Mesh.errors import StoreUnavailable
+    from LLM_Mesh.registry.app import serve
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere" / "registry.db"
+    target.parent.mkdir()
+    (home / "registry.db").symlink_to(target)
+    with pytest.raises(StoreUnavailable, match="is a symbolic link to"):
+        serve(Settings(home=home), port=free_port())
+    assert (home / "registry.db").is_symlink() and not target.exists()

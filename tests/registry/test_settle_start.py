@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 import LLM_Mesh.registry.settle_worker as settle_worker
 import LLM_Mesh.registry.settlement as settlement
 from LLM_Mesh.registry.settle_holders import HomeLock
+from LLM_Mesh.registry.settle_start import stop_started
 from LLM_Mesh.registry.settle_worker import LedgerThread
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.test_settlement import _settlement
@@ -113,3 +114,90 @@ async def test_a_ledger_thread_whose_engine_fails_is_not_left_running(
     with pytest.raises(Injected):
         await worker.start()
     assert await _ended(before) == before  # before: its thread running
+
+
+class _Held:
+    """An await that, once reached, holds until let go: ``reached`` set on arrival."""
+
+    def __init__(self) -> None:
+        self.reached, self.let_go = asyncio.Event(), asyncio.Event()
+
+    async def hold(self) -> None:
+        self.reached.set()
+        await self.let_go.wait()
+
+
+async def _cancel_again(task: asyncio.Task[None], held: _Held) -> None:
+    """``task`` cancelled (a second time: it is undoing a failed start) once it reached
+    ``held``, which then lets go; the task ends cancelled."""
+    await asyncio.wait_for(held.reached.wait(), scaled(10.0))
+    task.cancel()  # a Ctrl-C, the app's start timeout, during the failed start's cleanup
+    await asyncio.sleep(0)
+    held.let_go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_failed_start_cancelled_again_while_it_closes_still_closes_and_unlocks(
+    store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second cancellation while the failed start stopped what it had started
+    (``stop_started``) left the connection open (SQLite: its thread running) and the home
+    locked (found 2026-12-07, files41): the cleanup now finishes, then the cancellation
+    goes on. Here it lands while the connection closes (the recovery failed)."""
+    before = _running()
+    s = _settlement(store, home=tmp_path, lease_estimates=1)
+    held = _Held()
+    made = settlement.settle_db_for
+
+    def slow_to_close(url: str) -> Any:
+        db = made(url)
+        close = db.close
+
+        async def held_close() -> None:
+            await held.hold()
+            await close()
+
+        db.close = held_close  # type: ignore[method-assign]
+        return db
+
+    monkeypatch.setattr(settlement, "settle_db_for", slow_to_close)
+    monkeypatch.setattr(s, "recover", _raises)
+    await _cancel_again(asyncio.create_task(s.start()), held)
+    assert s._db is not None and s._db._conn is None  # type: ignore[attr-defined]
+    other = HomeLock(tmp_path)
+    assert other.take("h-other") == s.holder  # the home's lock released
+    other.release()
+    assert await _ended(before) == before
+
+
+class _Db:
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_stop_started_cancelled_again_while_its_loops_end_still_closes_and_unlocks(
+    tmp_path: Path,
+) -> None:
+    """The same cancellation while ``stop_started`` waits for the cancelled loops, one of
+    them taking a while to end (a write in flight)."""
+    held, running = _Held(), asyncio.Event()
+
+    async def slow_to_end() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await held.hold()
+
+    loop = asyncio.create_task(slow_to_end())
+    await running.wait()
+    db, lock = _Db(), HomeLock(tmp_path)
+    assert lock.take("h-1") is None
+    await _cancel_again(asyncio.create_task(stop_started([loop], None, db, lock)), held)  # type: ignore[arg-type]
+    assert loop.done() and db.closed
+    other = HomeLock(tmp_path)
+    assert other.take("h-2") == "h-1"  # the home's lock released
+    other.release()
