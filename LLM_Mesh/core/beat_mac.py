@@ -27,6 +27,13 @@ at a replica still on the old key (it cannot know the new key): there the node i
 to register again, once, and beats on with that replica's token. Once
 ``registry.key.previous`` is removed the old key's tokens are refused as any other's.
 
+**A staged next key** (rot41). A replica still on the old key cannot know the new key,
+unless it is given it before the switch: ``registry.key.next`` (docs/deploy.md, "Rotating
+``registry.key``", step 0) is loaded at start for beat tokens only: its tokens are taken
+(one more HMAC, only for a token the current key refuses), none is made under it, it signs
+nothing. Staged on every replica first, the rolling switch then refuses no token either
+way.
+
 **The previous key's window** (rot41). A rotation is often made because the old key
 leaked, and whoever holds it could make tokens for every node id (each spending that
 node's 30 verifies a minute, or locking it out: ``registry/beat_tokens.py``) for as long
@@ -83,12 +90,18 @@ def previous_tokens_until(since: float, now: float) -> float:
 class BeatMac:
     """Makes and checks beat tokens under one key (see the module docstring)."""
 
-    __slots__ = ("_names", "_previous", "previous_until")
+    __slots__ = ("_names", "_previous", "_staged", "previous_until")
 
     def __init__(
-        self, secret: bytes, previous: bytes | None = None, previous_until: float | None = None
+        self,
+        secret: bytes,
+        previous: bytes | None = None,
+        previous_until: float | None = None,
+        staged: bytes | None = None,
     ) -> None:
         self._names = ScopeNames(secret, BEAT_TOKENS)  # HKDF of ``secret``, HMAC under it
+        # the next rotation's key, staged: its tokens taken, none made (module docstring)
+        self._staged = None if staged is None else ScopeNames(staged, BEAT_TOKENS)
         # a rotation's previous key: its tokens taken until ``previous_until``, none made
         self._previous = None if previous is None else ScopeNames(previous, BEAT_TOKENS)
         if previous is not None and previous_until is None:
@@ -101,12 +114,15 @@ class BeatMac:
         key: Ed25519PrivateKey,
         previous: Ed25519PrivateKey | None = None,
         previous_until: float | None = None,
+        staged: Ed25519PrivateKey | None = None,
     ) -> BeatMac:
         """The tokens every replica holding this ``registry.key`` makes and takes; with
         ``previous`` (``registry.key.previous``), those its replicas made are taken too,
-        until ``previous_until`` (:func:`previous_tokens_until`)."""
+        until ``previous_until`` (:func:`previous_tokens_until`); with ``staged``
+        (``registry.key.next``), those of the replicas already rotated to it."""
         old = None if previous is None else previous.private_bytes_raw()
-        return cls(key.private_bytes_raw(), old, previous_until)
+        new = None if staged is None else staged.private_bytes_raw()
+        return cls(key.private_bytes_raw(), old, previous_until, new)
 
     @property
     def has_previous(self) -> bool:
@@ -129,18 +145,19 @@ class BeatMac:
 
     def holds(self, node_id: str, token: str | None, now: float) -> bool:
         """``token`` was made under this key (or the previous one, where given and ``now``
-        is before ``previous_until``) for ``node_id`` and is not expired at ``now`` (each
-        MAC compared in constant time)."""
+        is before ``previous_until``, or the staged one, where given) for ``node_id`` and is
+        not expired at ``now`` (each MAC compared in constant time)."""
         if not token or len(token) != TOKEN_CHARS:
             return False
         raw = decode(token)
         if raw is None or len(raw) != _TOKEN_BYTES or raw[0] != _VERSION:
             return False
         head, mac = raw[: 1 + _EXPIRY_BYTES], raw[1 + _EXPIRY_BYTES :]
-        if not hmac.compare_digest(mac, self._mac(self._names, head, node_id)) and (
-            self._previous is None
-            or now >= self.previous_until
-            or not hmac.compare_digest(mac, self._mac(self._previous, head, node_id))
-        ):
-            return False
-        return now < int.from_bytes(head[1:], "big")
+        if now >= int.from_bytes(head[1:], "big"):
+            return False  # expired: no HMAC made
+        keys = [self._names]
+        if self._previous is not None and now < self.previous_until:
+            keys.append(self._previous)
+        if self._staged is not None:
+            keys.append(self._staged)
+        return any(hmac.compare_digest(mac, self._mac(k, head, node_id)) for k in keys)

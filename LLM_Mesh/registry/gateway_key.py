@@ -22,7 +22,9 @@ node several rotations behind (at most 16) follows too; the previous key may go 
 its statement is kept there. It signs nothing else; while it is there, nodes' beat tokens
 made under it are taken too (``core/beat_mac.py``: replicas restarted on the new key take
 those of the replicas not yet restarted), for ``PREVIOUS_KEY_TOKENS_S`` (15 minutes) from
-the first start with it (:func:`previous_key_since`, rot41), then no longer.
+the first start with it (:func:`previous_key_since`, rot41), then no longer. Staged
+before the switch as ``registry.key.next`` on every replica, the new key's beat tokens are
+taken by the replicas not yet switched too (``core/beat_mac.py``, rot41); it signs nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 REGISTRY_KEY_FILE = "registry.key"
 PREVIOUS_KEY_FILE = "registry.key.previous"
 SINCE_FILE = "registry.key.previous.since"
+NEXT_KEY_FILE = "registry.key.next"
 
 
 def registry_key_path(settings: Settings) -> Path:
@@ -57,6 +60,11 @@ def registry_key_path(settings: Settings) -> Path:
 
 def previous_key_path(settings: Settings) -> Path:
     return settings.home / PREVIOUS_KEY_FILE
+
+
+def next_key_path(settings: Settings) -> Path:
+    """The next rotation's key, staged: beat tokens under it are taken (rot41)."""
+    return settings.home / NEXT_KEY_FILE
 
 
 def load_previous_registry_key(path: Path) -> Ed25519PrivateKey | None:

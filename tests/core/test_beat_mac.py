@@ -85,3 +85,20 @@ def test_the_previous_keys_tokens_are_taken_until_its_window_ends() -> None:
     assert previous_tokens_until(NOW + 10**6, NOW) == until
     with pytest.raises(ValueError, match="previous_until"):
         BeatMac.of_registry_key(new, old)
+
+
+def test_a_staged_key_s_tokens_are_taken_and_none_made() -> None:
+    """rot41: a replica still on the old key given ``registry.key.next`` takes the switched
+    replicas' tokens; it makes its own under its current key; an expired one holds under
+    none."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    behind = BeatMac.of_registry_key(old, staged=new)
+    switched = BeatMac.of_registry_key(new)
+    token = switched.make("node-a", NOW + 60)
+    assert behind.holds("node-a", token, NOW) and not behind.holds("node-b", token, NOW)
+    assert not behind.holds("node-a", token, NOW + 60)
+    made = behind.make("node-a", NOW + 60)
+    assert BeatMac.of_registry_key(old).holds("node-a", made, NOW)
+    assert not switched.holds("node-a", made, NOW)  # made under the current key, not staged
+    third = BeatMac.of_registry_key(Ed25519PrivateKey.generate()).make("node-a", NOW + 60)
+    assert not behind.holds("node-a", third, NOW)
