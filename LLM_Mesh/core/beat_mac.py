@@ -27,6 +27,23 @@ at a replica still on the old key (it cannot know the new key): there the node i
 to register again, once, and beats on with that replica's token. Once
 ``registry.key.previous`` is removed the old key's tokens are refused as any other's.
 
+**A staged next key** (rot41). A replica still on the old key cannot know the new key,
+unless it is given it before the switch: ``registry.key.next`` (docs/deploy.md, "Rotating
+``registry.key``", step 0) is loaded at start for beat tokens only: its tokens are taken
+(one more HMAC, only for a token the current key refuses), none is made under it, it signs
+nothing. Staged on every replica first, the rolling switch then refuses no token either
+way.
+
+**The previous key's window** (rot41). A rotation is often made because the old key
+leaked, and whoever holds it could make tokens for every node id (each spending that
+node's 30 verifies a minute, or locking it out: ``registry/beat_tokens.py``) for as long
+as ``registry.key.previous`` stayed. Its tokens are therefore taken only until
+:func:`previous_tokens_until`: :data:`PREVIOUS_KEY_TOKENS_S` after the rotation began at
+this replica (``registry/gateway_key.previous_key_since``: the first start with that
+previous key, kept in ``registry.key.previous.since``, so a later restart does not reopen
+it, and nothing a holder of the old key sends can move it). Past it they are refused as any
+other key's; the previous key still signs the rotation statement (``key_history.py``).
+
 ``cryptography``'s HKDF and the standard library's HMAC; nothing is hand-made.
 """
 
@@ -41,7 +58,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.core.b64url import decode, encode
 from LLM_Mesh.core.scope_names import ScopeNames
 
-__all__ = ["BEAT_TOKENS", "TOKEN_CHARS", "BeatMac"]
+__all__ = [
+    "BEAT_TOKENS",
+    "PREVIOUS_KEY_TOKENS_S",
+    "TOKEN_CHARS",
+    "BeatMac",
+    "previous_tokens_until",
+]
 
 BEAT_TOKENS = b"llm-mesh/beat-token/v1"
 _VERSION = 1
@@ -49,26 +72,62 @@ _EXPIRY_BYTES = 5
 _MAC_BYTES = 32
 _TOKEN_BYTES = 1 + _EXPIRY_BYTES + _MAC_BYTES
 TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # 51, unpadded
+# how long after a rotation began at a replica the previous key's tokens are taken there:
+# a rolling restart in one pass (docs/deploy.md) takes minutes, and the tokens the replicas
+# still on the old key made live 2 heartbeat expiries (60 s by default) after the last of
+# them restarts; past it a node with such a token, during a flood only, registers again
+# once (as with any unknown key's token). Shorter is better for a leaked old key.
+PREVIOUS_KEY_TOKENS_S = 15 * 60.0
+
+
+def previous_tokens_until(since: float, now: float) -> float:
+    """When the previous key's tokens stop being taken: :data:`PREVIOUS_KEY_TOKENS_S` after
+    ``since`` (the rotation's start here), never later than that after ``now`` (a time
+    ahead of the clock, e.g. a file written under a wrong clock, extends nothing)."""
+    return min(since, now) + PREVIOUS_KEY_TOKENS_S
 
 
 class BeatMac:
     """Makes and checks beat tokens under one key (see the module docstring)."""
 
-    __slots__ = ("_names", "_previous")
+    __slots__ = ("_names", "_previous", "_staged", "previous_until")
 
-    def __init__(self, secret: bytes, previous: bytes | None = None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        previous: bytes | None = None,
+        previous_until: float | None = None,
+        staged: bytes | None = None,
+    ) -> None:
         self._names = ScopeNames(secret, BEAT_TOKENS)  # HKDF of ``secret``, HMAC under it
-        # a rotation's previous key: its tokens taken, none made (module docstring)
+        # the next rotation's key, staged: its tokens taken, none made (module docstring)
+        self._staged = None if staged is None else ScopeNames(staged, BEAT_TOKENS)
+        # a rotation's previous key: its tokens taken until ``previous_until``, none made
         self._previous = None if previous is None else ScopeNames(previous, BEAT_TOKENS)
+        if previous is not None and previous_until is None:
+            raise ValueError("a previous key's tokens are taken until a time: previous_until")
+        self.previous_until = -math.inf if previous_until is None else previous_until
 
     @classmethod
     def of_registry_key(
-        cls, key: Ed25519PrivateKey, previous: Ed25519PrivateKey | None = None
+        cls,
+        key: Ed25519PrivateKey,
+        previous: Ed25519PrivateKey | None = None,
+        previous_until: float | None = None,
+        staged: Ed25519PrivateKey | None = None,
     ) -> BeatMac:
         """The tokens every replica holding this ``registry.key`` makes and takes; with
-        ``previous`` (``registry.key.previous``), those its replicas made are taken too."""
+        ``previous`` (``registry.key.previous``), those its replicas made are taken too,
+        until ``previous_until`` (:func:`previous_tokens_until`); with ``staged``
+        (``registry.key.next``), those of the replicas already rotated to it."""
         old = None if previous is None else previous.private_bytes_raw()
-        return cls(key.private_bytes_raw(), old)
+        new = None if staged is None else staged.private_bytes_raw()
+        return cls(key.private_bytes_raw(), old, previous_until, new)
+
+    @property
+    def has_previous(self) -> bool:
+        """A previous key is held (its window open or not)."""
+        return self._previous is not None
 
     @classmethod
     def random(cls) -> BeatMac:
@@ -85,17 +144,20 @@ class BeatMac:
         return encode(head + self._mac(self._names, head, node_id))
 
     def holds(self, node_id: str, token: str | None, now: float) -> bool:
-        """``token`` was made under this key (or the previous one, where given) for
-        ``node_id`` and is not expired at ``now`` (each MAC compared in constant time)."""
+        """``token`` was made under this key (or the previous one, where given and ``now``
+        is before ``previous_until``, or the staged one, where given) for ``node_id`` and is
+        not expired at ``now`` (each MAC compared in constant time)."""
         if not token or len(token) != TOKEN_CHARS:
             return False
         raw = decode(token)
         if raw is None or len(raw) != _TOKEN_BYTES or raw[0] != _VERSION:
             return False
         head, mac = raw[: 1 + _EXPIRY_BYTES], raw[1 + _EXPIRY_BYTES :]
-        if not hmac.compare_digest(mac, self._mac(self._names, head, node_id)) and (
-            self._previous is None
-            or not hmac.compare_digest(mac, self._mac(self._previous, head, node_id))
-        ):
-            return False
-        return now < int.from_bytes(head[1:], "big")
+        if now >= int.from_bytes(head[1:], "big"):
+            return False  # expired: no HMAC made
+        keys = [self._names]
+        if self._previous is not None and now < self.previous_until:
+            keys.append(self._previous)
+        if self._staged is not None:
+            keys.append(self._staged)
+        return any(hmac.compare_digest(mac, self._mac(k, head, node_id)) for k in keys)

@@ -352,6 +352,13 @@ class RateLimiter:
             return 0.0
         return s.requests.wait(now, 1)
 
+    def give(self, scope: str, limits: Limits, now: float) -> None:
+        """Give back one request :meth:`check` took (a try counted as it began that was
+        not refused after all: never above the limit)."""
+        s = self._scopes.get(scope)
+        if s is not None and s.limits == limits and s.requests is not None:
+            s.requests.give(now, 1)
+
     def _refused(
         self, s: _Scope, now: float, wait: float, kind: str, limit: int, requested: int
     ) -> Decision:

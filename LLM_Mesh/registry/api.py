@@ -149,16 +149,18 @@ async def register_node(request: Request) -> RegistrationAccepted:
     address, ``admin.WRONG_OPERATOR_TOKENS_PER_MIN`` unknown tokens a minute (found
     2026-12-06, attack35b; ``GET /v1/earnings``' count) and ``WRONG_NODE_SIGNATURES_PER_MIN``
     refused signatures (``node_auth.SIGNATURE_REFUSALS``, found 2026-12-06, trust36: each an
-    Ed25519 verify, unbounded), then 429 before the body is read or anything verified, but
-    to a node registering again with the key held for its id (``before_reregister``, regs39).
-    """
+    Ed25519 verify, unbounded), each counted as it begins and given back unless refused for
+    it (rot41: counted after the verify, tries in flight at once all found the counts free),
+    then 429 before the body is read or anything verified, but to a node registering again
+    with the key held for its id (``before_reregister``, regs39)."""
     rt = get_runtime(request)
     tries = _tries(request, rt)
-    again = None  # a known key's re-registration let past the address's counts
+    again = scope = signed = None  # see the docstring: regs39's again, rot41's two counts
     try:
-        scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
-        signed = tries.before("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
+        scope = tries.before_taken("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
+        signed = tries.before_taken("node-signature", WRONG_NODE_SIGNATURES, "node signatures")
     except RateLimited as exc:
+        tries.not_wrong(scope, WRONG_OPERATOR_TOKENS)  # taken before the other's 429
         node_id = rt.node_auth.known_signer(request.headers)
         if node_id is None:
             raise
@@ -172,15 +174,15 @@ async def register_node(request: Request) -> RegistrationAccepted:
             rt.revocations, MessageKind.REGISTER, request.headers, exc
         ) from None
     except OperatorTokenRefused as exc:  # unknown or none: counted (none costs no read)
-        refused = True
-        tries.wrong(scope, WRONG_OPERATOR_TOKENS)
+        refused, scope = True, None  # it stays counted
         raise token_refusal_signed(rt.revocations, request.headers, exc) from None
     except SIGNATURE_REFUSALS:  # an honest node's never fail (a stopped clock's: backoff)
-        refused = True
-        tries.wrong(signed, WRONG_NODE_SIGNATURES)
+        refused, signed = True, None  # it stays counted
         raise
     finally:
         tries.reregistered(again, refused)
+        tries.not_wrong(scope, WRONG_OPERATOR_TOKENS)
+        tries.not_wrong(signed, WRONG_NODE_SIGNATURES)
     tries.verified(accepted.node_id)  # its heartbeats' address (before_verify, trust37)
     return accepted
 
@@ -213,8 +215,7 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         check_transport(reg, rt.settings.node_transport, addrs)
         checked.append((node, addrs))
 
-    # the operator token, then the address (its transport, then where it points), then the
-    # key claimed: a refusal changes nothing
+    # the operator token, the address (its transport, where it points), the key: none if refused
     grant = await rt.node_auth.admit_registration(verified, check_address)
     if rt.quality is not None:
         # the held set again, now that the key is claimed: a key new to the registry

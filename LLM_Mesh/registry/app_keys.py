@@ -14,23 +14,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_seal import AnswerSeal
-from LLM_Mesh.core.beat_mac import BeatMac
-from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.beat_mac import PREVIOUS_KEY_TOKENS_S, BeatMac, previous_tokens_until
+from LLM_Mesh.core.gateway_auth import GatewaySigner, registry_id_for
+from LLM_Mesh.core.identity import public_key_of
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.revocation_proof import RevocationSigner
 from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.gateway_key import (
+    load_existing_registry_key,
     load_or_create_registry_key,
     load_previous_registry_key,
+    next_key_path,
     previous_key_path,
+    previous_key_since,
     registry_key_path,
 )
 from LLM_Mesh.registry.health import HealthChecker
@@ -86,9 +91,23 @@ async def start_keys(
     previous = await asyncio.to_thread(load_previous_registry_key, previous_key_path(settings))
     if previous is not None and previous.private_bytes_raw() == key.private_bytes_raw():
         previous = None  # the current key itself (key_history.py warns)
-    runtime.beat_tokens.use(
-        BeatMac.of_registry_key(key, previous), wall_clock, settings.heartbeat_expiry_s
-    )
+    until = None
+    if previous is not None:  # for a while after the rotation began here only (rot41)
+        now = wall_clock()
+        since = await asyncio.to_thread(previous_key_since, settings.home, previous, now)
+        until = previous_tokens_until(since, now)
+        _log_previous_window(until, now)
+    staged = await asyncio.to_thread(load_existing_registry_key, next_key_path(settings))
+    if staged is not None and staged.private_bytes_raw() == key.private_bytes_raw():
+        staged = None  # switched to already: the current key
+    elif staged is not None:  # the next rotation's key: its tokens taken, none made (rot41)
+        log.info(
+            "beat tokens made under registry.key.next (gateway %s) are taken too: staged for "
+            "the next rotation, it signs nothing",
+            registry_id_for(public_key_of(staged)),
+        )
+    mac = BeatMac.of_registry_key(key, previous, until, staged)
+    runtime.beat_tokens.use(mac, wall_clock, settings.heartbeat_expiry_s)
     if isinstance(runtime.idempotency, SharedIdempotency | LoneIdempotency):  # kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
         runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)
@@ -111,6 +130,23 @@ async def start_keys(
         (announce or _print_admin_key)(admin.key)
         runtime.admin_made.discard(admin.key)  # once
     return key
+
+
+def _log_previous_window(until: float, now: float) -> None:
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+    if now < until:
+        log.info(
+            "beat tokens made under registry.key.previous are taken until %s (%s after the "
+            "rotation began here: registry.key.previous.since), then no longer",
+            when,
+            f"{PREVIOUS_KEY_TOKENS_S / 60:g} minutes",
+        )
+    else:
+        log.info(
+            "beat tokens made under registry.key.previous are no longer taken (since %s); it "
+            "still signs the rotation statement",
+            when,
+        )
 
 
 def _record_admin_key_registry(settings: Settings, served: Sequence[str], key: str) -> None:

@@ -32,7 +32,8 @@ replica and ``--workers`` worker of the registry (they share ``registry.key``) u
 :data:`TOKEN_LIFETIME_HEARTBEATS` heartbeat expiries after it was made (beatkey39; before,
 each process's tokens were random and its own, so a node whose beats reached another
 replica was told to register again); mid-rotation a replica given ``registry.key.previous``
-takes the previous key's tokens too, and makes its own under the new key
+takes the previous key's tokens too, for ``PREVIOUS_KEY_TOKENS_S`` after the rotation
+began there (rot41: then no longer, said once), and makes its own under the new key
 (``core/beat_mac.py``, beatrot40). What is kept per process is only which nodes send
 tokens back: one entry per node id, written only after a message verified (or a
 registration was accepted) and dropped when the node is forgotten (``node_forget.py``),
@@ -42,12 +43,15 @@ start) the key is random, this process's own.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from LLM_Mesh.core.beat_mac import BeatMac
 
 __all__ = ["TOKEN_LIFETIME_HEARTBEATS", "BeatTokens"]
+
+log = logging.getLogger(__name__)
 
 # a token holds for this many heartbeat expiries (``Settings.heartbeat_expiry_s``, 30 s by
 # default): a node beats every interval with a fresh one, so this spans lost answers and
@@ -59,7 +63,7 @@ _DEFAULT_LIFETIME_S = 60.0
 class BeatTokens:
     """The registry's beat tokens and the nodes known here to send them (module docstring)."""
 
-    __slots__ = ("_mac", "_sends", "_wall_clock", "lifetime_s")
+    __slots__ = ("_mac", "_previous_told", "_sends", "_wall_clock", "lifetime_s")
 
     def __init__(
         self,
@@ -71,6 +75,7 @@ class BeatTokens:
         self._wall_clock = wall_clock
         self.lifetime_s = lifetime_s
         self._sends: dict[str, bool] = {}
+        self._previous_told = False  # the previous key's window over, said once
 
     def use(self, mac: BeatMac, wall_clock: Callable[[], float], heartbeat_expiry_s: float) -> None:
         """Make and take tokens under ``mac`` (the registry key's: every replica's) from now
@@ -78,6 +83,8 @@ class BeatTokens:
         self._mac = mac
         self._wall_clock = wall_clock
         self.lifetime_s = TOKEN_LIFETIME_HEARTBEATS * heartbeat_expiry_s
+        # already over at start: said there (app_keys.py)
+        self._previous_told = mac.has_previous and wall_clock() >= mac.previous_until
 
     def issue(self, node_id: str, sends: bool | None = None) -> str:
         """A fresh token for ``node_id``'s verified message's answer. ``sends``: an accepted
@@ -91,7 +98,15 @@ class BeatTokens:
         """``token`` holds for ``node_id`` now (made by any replica of this registry, not
         expired); a match marks the node as one that sends tokens (only a holder of one
         can)."""
-        if not self._mac.holds(node_id, token, self._wall_clock()):
+        now = self._wall_clock()
+        if not self._previous_told and self._mac.has_previous and now >= self._mac.previous_until:
+            self._previous_told = True
+            log.warning(
+                "beat tokens made under registry.key.previous are no longer taken (its window "
+                "after the rotation is over: core/beat_mac.PREVIOUS_KEY_TOKENS_S); it still "
+                "signs the rotation statement, and may be removed once every replica started"
+            )
+        if not self._mac.holds(node_id, token, now):
             return False
         self._sends[node_id] = True
         return True

@@ -21,12 +21,17 @@ moves its pin at its next registration. Each such statement is kept in
 node several rotations behind (at most 16) follows too; the previous key may go once
 its statement is kept there. It signs nothing else; while it is there, nodes' beat tokens
 made under it are taken too (``core/beat_mac.py``: replicas restarted on the new key take
-those of the replicas not yet restarted).
+those of the replicas not yet restarted), for ``PREVIOUS_KEY_TOKENS_S`` (15 minutes) from
+the first start with it (:func:`previous_key_since`, rot41), then no longer. Staged
+before the switch as ``registry.key.next`` on every replica, the new key's beat tokens are
+taken by the replicas not yet switched too (``core/beat_mac.py``, rot41); it signs nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,12 +43,15 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.secret_files import create_secret_file, too_open
+from LLM_Mesh.core.identity import encode_public_key, public_key_of
+from LLM_Mesh.secret_files import create_secret_file, replace_file, too_open
 
 log = logging.getLogger(__name__)
 
 REGISTRY_KEY_FILE = "registry.key"
 PREVIOUS_KEY_FILE = "registry.key.previous"
+SINCE_FILE = "registry.key.previous.since"
+NEXT_KEY_FILE = "registry.key.next"
 
 
 def registry_key_path(settings: Settings) -> Path:
@@ -54,9 +62,44 @@ def previous_key_path(settings: Settings) -> Path:
     return settings.home / PREVIOUS_KEY_FILE
 
 
+def next_key_path(settings: Settings) -> Path:
+    """The next rotation's key, staged: beat tokens under it are taken (rot41)."""
+    return settings.home / NEXT_KEY_FILE
+
+
 def load_previous_registry_key(path: Path) -> Ed25519PrivateKey | None:
     """The previous key at ``path`` (a rotation), or None when there is none; never made."""
     return load_existing_registry_key(path)
+
+
+def previous_key_since(home: Path, previous: Ed25519PrivateKey, now: float) -> float:
+    """When this replica first started with ``previous`` as ``registry.key.previous``: kept
+    in ``registry.key.previous.since`` (JSON: that key's public key and the time; mode
+    0600), written at that first start and again only for another previous key (the next
+    rotation), so a restart does not move it and nothing a holder of the old key can send
+    does. A file that cannot be read or written: ``now`` (this start), with a WARNING."""
+    path = home / SINCE_FILE
+    public = encode_public_key(public_key_of(previous))
+    try:
+        kept = json.loads(path.read_bytes()[:4096])
+        since = kept["since"] if kept.get("previous_public_key") == public else None
+        if isinstance(since, int | float) and math.isfinite(since):
+            return float(since)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        log.warning("%s is unreadable (%s): written again", path, exc)
+    try:
+        body = {"previous_public_key": public, "since": now}
+        replace_file(path, (json.dumps(body) + "\n").encode())
+    except OSError as exc:
+        log.warning(
+            "cannot keep when the rotation began in %s (%s): the previous key's beat tokens "
+            "are taken for a while from this start",
+            path,
+            exc,
+        )
+    return now
 
 
 def load_existing_registry_key(path: Path) -> Ed25519PrivateKey | None:

@@ -6,7 +6,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.b64url import decode, encode
-from LLM_Mesh.core.beat_mac import TOKEN_CHARS, BeatMac
+from LLM_Mesh.core.beat_mac import (
+    PREVIOUS_KEY_TOKENS_S,
+    TOKEN_CHARS,
+    BeatMac,
+    previous_tokens_until,
+)
 from LLM_Mesh.node.beat_token import _FORM
 
 NOW = 1_800_000_000.0
@@ -53,7 +58,7 @@ def test_a_rotated_key_takes_the_previous_keys_tokens_and_makes_its_own() -> Non
     until their expiry only; tokens are made under the new key, which the old key's
     replicas do not take."""
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    behind, rotated = BeatMac.of_registry_key(old), BeatMac.of_registry_key(new, old)
+    behind, rotated = BeatMac.of_registry_key(old), BeatMac.of_registry_key(new, old, NOW + 900)
     token = behind.make("node-a", NOW + 60)
     assert rotated.holds("node-a", token, NOW)
     assert not rotated.holds("node-b", token, NOW) and not rotated.holds("node-a", token, NOW + 60)
@@ -63,3 +68,37 @@ def test_a_rotated_key_takes_the_previous_keys_tokens_and_makes_its_own() -> Non
     stranger = BeatMac.of_registry_key(Ed25519PrivateKey.generate()).make("node-a", NOW + 60)
     assert not rotated.holds("node-a", stranger, NOW)
     assert not BeatMac.of_registry_key(new).holds("node-a", token, NOW)  # previous removed
+
+
+def test_the_previous_keys_tokens_are_taken_until_its_window_ends() -> None:
+    """rot41: a leaked previous key's tokens are not taken for as long as the file stays."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    until = previous_tokens_until(NOW, NOW)
+    assert until == NOW + PREVIOUS_KEY_TOKENS_S
+    rotated = BeatMac.of_registry_key(new, old, until)
+    token = BeatMac.of_registry_key(old).make("node-a", until + 60)
+    assert rotated.holds("node-a", token, until - 1)
+    assert not rotated.holds("node-a", token, until)  # over: as any other key's
+    own = rotated.make("node-a", until + 60)
+    assert rotated.holds("node-a", own, until)  # the current key's: unchanged
+    # a "since" ahead of the clock (a wrong clock at a write) extends nothing
+    assert previous_tokens_until(NOW + 10**6, NOW) == until
+    with pytest.raises(ValueError, match="previous_until"):
+        BeatMac.of_registry_key(new, old)
+
+
+def test_a_staged_key_s_tokens_are_taken_and_none_made() -> None:
+    """rot41: a replica still on the old key given ``registry.key.next`` takes the switched
+    replicas' tokens; it makes its own under its current key; an expired one holds under
+    none."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    behind = BeatMac.of_registry_key(old, staged=new)
+    switched = BeatMac.of_registry_key(new)
+    token = switched.make("node-a", NOW + 60)
+    assert behind.holds("node-a", token, NOW) and not behind.holds("node-b", token, NOW)
+    assert not behind.holds("node-a", token, NOW + 60)
+    made = behind.make("node-a", NOW + 60)
+    assert BeatMac.of_registry_key(old).holds("node-a", made, NOW)
+    assert not switched.holds("node-a", made, NOW)  # made under the current key, not staged
+    third = BeatMac.of_registry_key(Ed25519PrivateKey.generate()).make("node-a", NOW + 60)
+    assert not behind.holds("node-a", third, NOW)

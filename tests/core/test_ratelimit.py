@@ -198,3 +198,18 @@ def test_wait_tells_when_one_more_fits_and_takes_nothing() -> None:
     assert lim.wait("a", Limits(rpm=4), 0.0) == 0.0  # changed limits: a fresh bucket
     assert lim.wait("a", Limits(), 0.0) == 0.0  # unlimited
     assert lim.wait("a", three, 20.0) == pytest.approx(0.0)
+
+
+def test_give_returns_one_request_never_above_the_limit() -> None:
+    """rot41: a try counted as it began and not refused after all is given back."""
+    limiter, limits = RateLimiter(), Limits(rpm=2)
+    assert limiter.check("a", limits, 0.0).allowed and limiter.check("a", limits, 0.0).allowed
+    assert not limiter.check("a", limits, 0.0).allowed
+    limiter.give("a", limits, 0.0)
+    assert limiter.check("a", limits, 0.0).allowed
+    limiter.give("a", limits, 0.0)
+    limiter.give("a", limits, 0.0)
+    limiter.give("a", limits, 0.0)  # never above the limit: two, not three
+    assert [limiter.check("a", limits, 0.0).allowed for _ in range(3)] == [True, True, False]
+    limiter.give("never-seen", limits, 0.0)  # nothing to give back to
+    assert limiter.wait("never-seen", limits, 0.0) == 0
