@@ -316,7 +316,8 @@ class Settings:
     # the first registry URL; ``registry_urls``: all of them, in the order tried
     registry_url: str = DEFAULT_REGISTRY_URL
     registry_urls: tuple[str, ...] = ()
-    # where it came from: "--registry", "LLM_MESH_REGISTRY_URL", node.toml's path; "": default
+    # where it came from: "--registry", "LLM_MESH_REGISTRY_URL", node.toml's path; "": default;
+    # core/registry_urls.NOT_TAKEN + node.toml's path: default, node.toml's URL not taken
     registry_source: str = ""
     database_url: str | None = None
     heartbeat_interval_s: float = 10.0

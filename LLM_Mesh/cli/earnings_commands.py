@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,9 +34,13 @@ from LLM_Mesh.cli.common import (
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings, split_urls
+from LLM_Mesh.core.registry_urls import NOT_TAKEN
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
+
+if TYPE_CHECKING:
+    from LLM_Mesh.node.config import NodeConfig
 
 OperatorTokenOpt = Annotated[
     str | None,
@@ -63,10 +67,10 @@ def operator_credential(settings: Settings, given: str | None) -> tuple[str, Set
     needed = not settings.registry_ca or not (given or settings.operator_token)
     config = load_node_config(path) if needed and path.is_file() else None
     settings = with_node_ca(settings, config, path)
-    if given:
-        return operator_token_checked(given, "--operator-token"), settings
-    if settings.operator_token:
-        return operator_token_checked(settings.operator_token, "LLM_MESH_OPERATOR_TOKEN"), settings
+    if given or settings.operator_token:
+        named = "--operator-token" if given else "LLM_MESH_OPERATOR_TOKEN"
+        token = operator_token_checked(given or settings.operator_token or "", named)
+        return token, _not_taken(settings, config, path)
     if config is not None and config.operator_token:
         urls = () if settings.registry_source else split_urls(config.registry_url or "")
         if urls:  # (a source already: --registry, the env's, or node.toml's own)
@@ -80,6 +84,25 @@ def operator_credential(settings: Settings, given: str | None) -> tuple[str, Set
         f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
         "at every start: `llm-mesh node info` shows that node's earnings)"
     )
+
+
+def _not_taken(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:
+    """``settings`` for a token not read from node.toml: its registry as it is, the default
+    unless named, with node.toml's ``registry_url``, if it has one, said not taken
+    (``core/registry_urls.NOT_TAKEN``; found 2026-12-07: "the URL is the default: no
+    --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url" with one in node.toml)."""
+    if settings.registry_source or not path.is_file():
+        return settings
+    if config is None:  # not read for the CA: read for these words only, an error unsaid
+        from LLM_Mesh.node.config import load_node_config
+
+        try:
+            config = load_node_config(path)
+        except (OSError, ValueError):
+            return settings
+    if not split_urls(config.registry_url or ""):
+        return settings
+    return dataclasses.replace(settings, registry_source=f"{NOT_TAKEN}{path}")
 
 
 # credentials that are not an operator's token, by their prefix (core/identity.py makes them)

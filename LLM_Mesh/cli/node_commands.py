@@ -445,7 +445,7 @@ def node_plan(
     from LLM_Mesh.cli.node_render import plan_table
     from LLM_Mesh.core.plan import SPEED_NOTE, plan_models
     from LLM_Mesh.node.config import load_node_config
-    from LLM_Mesh.node.control import fetch_demand, home_node_url, measured_speeds
+    from LLM_Mesh.node.control import first_demand, home_node_url, measured_speeds
     from LLM_Mesh.node.hardware import detect_hardware
     from LLM_Mesh.node.model_files import model_id_of
 
@@ -469,19 +469,22 @@ def node_plan(
         from LLM_Mesh.client import gateway_urls
 
         async with http_client(5.0, settings.registry_ca) as client:
-            # the running node's measured speeds, beside the estimate (None: no node answers)
-            measured = await measured_speeds(client, home_node_url(settings, cfg))
-            for url in gateway_urls(registry_url):  # replicas: the first that answers
-                found = await fetch_demand(client, url)
-                if found[0] is not None:
-                    break
-            return *found, measured
+            # the running node's measured speeds, beside the estimate (None: no node
+            # answers), asked beside the registry: a silent node holds the plan at most
+            # control.MEASURED_READ_S, not that and then the registry's wait (found 2026-12-07)
+            (by_model, note), (measured, silent) = await asyncio.gather(
+                first_demand(client, gateway_urls(registry_url)),
+                measured_speeds(client, home_node_url(settings, cfg)),
+            )
+            return by_model, note, measured, silent
 
-    by_model, note, measured = asyncio.run(demand())
+    by_model, note, measured, silent = asyncio.run(demand())
     note += f"; {source}" if " is unreachable (" in note else ""  # (cli40b: before, unsaid)
     entries = plan_models(detect_hardware(settings.home), demand=by_model, already_hosted=hosted)
     console.print(plan_table(entries, console.width, measured))
     console.print(f"[dim]{escape(SPEED_NOTE)}[/]")
+    if silent:
+        console.print(f"[yellow]{escape(silent)}[/]")
     console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
 
 

@@ -116,13 +116,22 @@ NODE_ID_WIDTH = 40  # a node id fits whole (node-<26 base32>: 31); longer ones f
 WIDE = 100  # a console this wide has room for labels beside the ids, pairs on one line
 
 
-# a node silent this long is down whatever its state says: the default heartbeat expiry
-# (``Settings.heartbeat_expiry_s``; a listing does not carry the registry's own)
+# an older registry's listing (before 2026-12-07) does not say whether a node is silent
+# (``silent``): then a node silent this long is taken as down whatever its state says, the
+# default heartbeat expiry (``Settings.heartbeat_expiry_s``), which a registry run with
+# another may not share
 _SILENT_S = Settings.heartbeat_interval_s * Settings.missed_heartbeats
 
 
 def _silent(node: Mapping[str, Any]) -> bool:
-    """``node``'s last heartbeat is older than :data:`_SILENT_S` (not said: not silent)."""
+    """Whether the registry has not heard ``node`` within its heartbeat expiry: its
+    listing's ``silent`` (found 2026-12-07: judged by the default expiry, a paused node of
+    a registry with a longer one read "down paused" while heard from, one with a shorter
+    one "paused" while silent); not said (an older registry): its last heartbeat is older
+    than :data:`_SILENT_S` (no age said: not silent)."""
+    said = node.get("silent")
+    if isinstance(said, bool):
+        return said
     age = _real(node.get("last_heartbeat_age_s"))
     return age is not None and age >= _SILENT_S
 
@@ -167,7 +176,8 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
             health = f"[green]up[/] {_real(n.get('health_score')) or 0:.2f}"
         elif state in ("paused", "draining") and not _silent(n):  # its operator's doing,
             # no outage (found 2026-12-07: "down paused", in red, as a node failing its
-            # health checks); one silent past a heartbeat expiry reads "down paused" again
+            # health checks); one silent past the registry's heartbeat expiry reads "down
+            # paused" again
             health = f"[yellow]{state}[/]"
         else:
             health = f"[red]down[/]{' ' if wide else chr(10)}{state}"

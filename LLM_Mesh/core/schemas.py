@@ -306,6 +306,10 @@ class NodeView(_Wire):
     max_concurrency: int = 1
     max_queue: int = 8
     last_heartbeat_age_s: float | None = None
+    # not heard within the registry's own heartbeat expiry (``heartbeat_expiry_s``; never
+    # heard here counts too): down, whatever its state says. None: an older registry, which
+    # did not say (``llm-mesh status`` then judges by the default expiry, cli/render.py)
+    silent: bool | None = None
     health_score: float = 1.0
     latency_ms_ewma: float | None = None
     ttft_ms_ewma: float | None = None

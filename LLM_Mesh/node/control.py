@@ -7,12 +7,14 @@ mock transport):
   answers loopback clients only) → the node's health;
 - :func:`node_info` — ``GET {node}/mesh/info``;
 - :func:`measured_speeds` — the models' ``measured`` of ``GET {node}/mesh/info`` (None
-  when no node answers: ``node plan`` prints without them);
+  when no node answers: ``node plan`` prints without them; within ``MEASURED_READ_S``,
+  1 s, and a line saying so when a node took the connection but did not answer);
 - :func:`node_earnings` — ``GET {node}/mesh/earnings`` (the node asks its registry
   with its operator token; the registry's ``/v1/earnings`` answer for that node);
 - :func:`wait_drained` — poll ``GET {node}/mesh/health`` until nothing runs or
   waits, reporting each poll;
-- :func:`fetch_demand` — ``GET {registry}/mesh/demand``; ``None`` when the
+- :func:`fetch_demand` — ``GET {registry}/mesh/demand`` (:func:`first_demand`: of the
+  first replica that answers it); ``None`` when the
   registry does not answer it (404, unreachable, unexpected body): "no demand
   data", never an error. The expected body::
 
@@ -23,12 +25,12 @@ mock transport):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from LLM_Mesh.bounded_http import AnswerRefused, call
+from LLM_Mesh.bounded_http import AnswerRefused, AnswerTimedOut, call
 from LLM_Mesh.core.plan import ModelDemand
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, error_from_payload
 
@@ -126,16 +128,23 @@ async def registry_quality(
     return None
 
 
-MEASURED_READ_S = 2.0  # `node plan` waits no longer for the local node's measured speeds
+# `node plan` waits no longer for the local node's measured speeds (asked beside the
+# registry's demand, not before it): a node on this machine answers its /mesh/info in
+# milliseconds; one that takes the connection and says nothing (stopped, hung) held the
+# plan 2 s before the registry was even asked (found 2026-12-07)
+MEASURED_READ_S = 1.0
 MAX_INFO_BYTES = 4 << 20
 
 
 async def measured_speeds(
-    client: httpx.AsyncClient, node_url: str, *, deadline_s: float = MEASURED_READ_S
-) -> dict[str, Any] | None:
+    client: httpx.AsyncClient, node_url: str, *, deadline_s: float | None = None
+) -> tuple[dict[str, Any] | None, str]:
     """The running node's ``measured`` (``core/measured_speed.py``) by model id, from its
-    ``/mesh/info``; None when no node answers it in ``deadline_s`` (``node plan`` then
-    prints as before, with no error)."""
+    ``/mesh/info`` within ``deadline_s`` (None: :data:`MEASURED_READ_S`), and a note: ``""``
+    when it answered, or no node does (nothing listens, a refusal, another body: ``node
+    plan`` then prints as before, with no error); when one took the connection but did not
+    answer in time, the line that says so (None for the speeds)."""
+    deadline_s = MEASURED_READ_S if deadline_s is None else deadline_s
     url = f"{node_url.rstrip('/')}/mesh/info"
     try:
         r = await call(
@@ -143,15 +152,21 @@ async def measured_speeds(
             follow_redirects=False,
         )  # fmt: skip
         models = r.json().get("models") if r.status_code == 200 else None
+    except (httpx.TimeoutException, AnswerTimedOut):
+        return None, (
+            f"the node at {node_url} did not answer within {deadline_s:g} s: no measured "
+            "tok/s beside the estimate (`llm-mesh node info` asks it again)"
+        )
     except (httpx.HTTPError, AnswerRefused, ValueError, AttributeError, RecursionError):
-        return None
+        return None, ""
     if not isinstance(models, list):
-        return None
-    return {
+        return None, ""
+    speeds = {
         m["id"]: m.get("measured")
         for m in models
         if isinstance(m, dict) and isinstance(m.get("id"), str)
     }
+    return speeds, ""
 
 
 async def node_health(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:
@@ -238,3 +253,16 @@ async def fetch_demand(
     if demand is None:
         return None, "no demand data: the registry's /mesh/demand answer was not understood"
     return demand, f"demand from {registry_url} ({len(demand)} models)"
+
+
+async def first_demand(
+    client: httpx.AsyncClient, registry_urls: Sequence[str]
+) -> tuple[dict[str, ModelDemand] | None, str]:
+    """:func:`fetch_demand` of the first of ``registry_urls`` (replicas) that answers it;
+    the last one's ``(None, why)`` when none does."""
+    found: tuple[dict[str, ModelDemand] | None, str] = (None, "no demand data: no registry")
+    for url in registry_urls:
+        found = await fetch_demand(client, url)
+        if found[0] is not None:
+            break
+    return found

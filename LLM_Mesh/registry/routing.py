@@ -540,7 +540,8 @@ class Routing:
             healthy=self.table.healthy(entry, now), models=list(entry.models.values()),
             in_flight=in_flight, queued=entry.reported_queued,
             max_concurrency=entry.max_concurrency, max_queue=entry.max_queue,
-            last_heartbeat_age_s=heartbeat_age(entry.last_heartbeat, now),
+            last_heartbeat_age_s=(age := heartbeat_age(entry.last_heartbeat, now)),
+            silent=age is None or age >= self.table.expiry_s,  # as the expiry sweep reads it
             health_score=round(health, 4),
             latency_ms_ewma=None if latency is None else round(latency, 3),
             ttft_ms_ewma=None if ttft is None else round(ttft, 3),

@@ -173,3 +173,61 @@ def test_another_credential_as_the_operator_token_is_refused_before_it_is_sent(
     assert f"that is {what}, not an operator token" in said, said
     assert "lmo_" in said and "registry operators add" in said, said
     assert token not in out.output and registry.seen == [], said
+
+
+def _refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("All connection attempts failed", request=request)
+
+
+@pytest.mark.parametrize("token_from", ["flag", "env", "node.toml"])
+@pytest.mark.parametrize("registry_from", ["flag", "env", "node.toml", "default"])
+def test_where_the_registry_url_came_from_is_said_true(
+    tmp_path: Path, registry: FakeRegistry, token_from: str, registry_from: str
+) -> None:
+    """Found 2026-12-07: with the token from ``--operator-token`` or
+    ``$LLM_MESH_OPERATOR_TOKEN`` and a node.toml naming a ``registry_url`` (not taken: it
+    goes with node.toml's own token), no registry answering said "the URL is the default:
+    no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url". Each combination of
+    where the token and the registry come from, said as it is."""
+    registry.answer = _refused
+    home = tmp_path / "mesh"
+    home.mkdir()
+    env = {"LLM_MESH_HOME": str(home), "COLUMNS": "400"}
+    args = ["earnings"]
+    if token_from == "flag":
+        args += ["--operator-token", "lmo_flag"]
+    elif token_from == "env":
+        env["LLM_MESH_OPERATOR_TOKEN"] = "lmo_env"
+    if registry_from == "flag":
+        args += ["--registry", "http://flag.test"]
+    elif registry_from == "env":
+        env["LLM_MESH_REGISTRY_URL"] = "http://env.test"
+    toml = home / "node.toml"
+    save_node_config(
+        NodeConfig(
+            operator_token="lmo_toml" if token_from == "node.toml" else None,
+            registry_url="http://toml.test" if registry_from == "node.toml" else None,
+        ),
+        toml,
+    )
+    if registry_from == "node.toml" and token_from != "node.toml":
+        want = (
+            f"the URL is the default: no --registry or LLM_MESH_REGISTRY_URL; registry_url in "
+            f"{toml} goes only with that file's operator_token, not one from --operator-token "
+            "or LLM_MESH_OPERATOR_TOKEN: pass --registry URL"
+        )
+        host = "127.0.0.1"
+    elif registry_from == "node.toml":
+        want = f"the URL came from registry_url in {toml}: change it there"
+        host = "toml.test"
+    elif registry_from == "default":
+        want = "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml"
+        host = "127.0.0.1"
+    else:
+        named = "--registry" if registry_from == "flag" else "LLM_MESH_REGISTRY_URL"
+        want, host = f"the URL came from {named}", f"{registry_from}.test"
+    out = runner.invoke(app, args, env=env)
+    assert out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert want in said, said
+    assert registry.seen and {r.url.host for r in registry.seen} == {host}, registry.seen

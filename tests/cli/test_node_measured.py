@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,10 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.schemas import Hardware
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import NodeConfig
+from LLM_Mesh.node.control import MEASURED_READ_S
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
+from tests.waiting import SOON_S, scaled
 
 runner = CliRunner()
 MODEL = "gemma-3-270m"
@@ -133,3 +138,63 @@ def test_plan_prints_as_before_when_no_node_answers(
     assert r.exit_code == 0, r.output
     assert "measured" not in _row(r.output, "est. tok/s")  # the header: no such column
     assert "error" not in r.output.lower()
+
+
+@pytest.fixture
+def silent_node() -> Iterator[tuple[int, threading.Event]]:
+    """A node that takes connections and never answers (stopped, hung): its port, and an
+    event set once the client let go of its connection (the client's wait ended)."""
+    let_go = threading.Event()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+
+        def hold() -> None:
+            conn, _ = s.accept()
+            with conn:
+                while conn.recv(4096):  # read the request, answer nothing, until closed
+                    pass
+            let_go.set()
+
+        threading.Thread(target=hold, daemon=True).start()
+        yield s.getsockname()[1], let_go
+
+
+def test_plan_asks_the_registry_while_a_silent_node_is_waited_for(
+    tmp_path: Path, big_machine: None, silent_node: tuple[int, threading.Event]
+) -> None:
+    """Found 2026-12-07: ``node plan`` asked the home's node first and waited up to 2 s for
+    its ``/mesh/info``, then asked the registry: a node that takes the connection and says
+    nothing held the plan, unsaid. Now both are asked together, the node for at most
+    ``MEASURED_READ_S`` (1 s), and a line says it did not answer."""
+    port, let_go = silent_node
+    registry_asked_while_waiting: list[bool] = []
+    with socket.socket() as reg:
+        reg.bind(("127.0.0.1", 0))
+        reg.listen(8)
+
+        def registry() -> None:  # a registry without /mesh/demand: 404, at once
+            conn, _ = reg.accept()
+            with conn:
+                conn.recv(65536)
+                registry_asked_while_waiting.append(not let_go.is_set())
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")  # fmt: skip
+
+        threading.Thread(target=registry, daemon=True).start()
+        toml = tmp_path / "node.toml"
+        toml.write_text(
+            f'engine = "sim"\nmodels = ["{MODEL}"]\nhost = "127.0.0.1"\nport = {port}\n'
+        )
+        started = time.monotonic()
+        r = invoke("plan", "--home", str(tmp_path / "h"), "--config", str(toml),
+                   "--registry", f"http://127.0.0.1:{reg.getsockname()[1]}")  # fmt: skip
+        took = time.monotonic() - started
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert f"the node at http://127.0.0.1:{port} did not answer within 1 s" in said, said
+    assert "does not publish demand yet" in said, said  # the registry's answer, used
+    assert registry_asked_while_waiting == [True]  # asked beside the node, not after it
+    assert let_go.wait(scaled(SOON_S))  # the node's connection let go
+    # the node held the plan at most its bound (1 s): a generous deadline, as on this box
+    assert took < MEASURED_READ_S + scaled(SOON_S), took

@@ -332,6 +332,27 @@ def test_a_paused_or_draining_node_reads_as_its_state_not_down() -> None:
         assert ("down" in out) is down and "paused" in out, (age, out)
 
 
+def test_a_paused_node_is_down_as_its_registry_says_not_by_the_default_expiry() -> None:
+    """Found 2026-12-07: a paused node was judged silent by the default heartbeat expiry
+    (30 s) whatever the registry's own: at a registry with a 120 s expiry, heard 60 s ago,
+    "down paused"; at one with 10 s, silent for 20 s, "paused". The listing's ``silent``
+    (the registry's word) decides; without it (an older registry) the default, as before."""
+    for age, silent in ((60.0, False), (20.0, True), (None, True), (3600.0, False)):
+        node = {"node_id": "node-a", "healthy": False, "state": "paused",
+                "last_heartbeat_age_s": age, "silent": silent}  # fmt: skip
+        for width in (80, None):
+            console = Console(width=120, record=True, color_system=None)
+            console.print(nodes_table([node], width))
+            out = console.export_text()
+            assert ("down" in out) is silent and "paused" in out, (age, silent, out)
+    # not a bool (a hostile or broken registry): read as not said, the default expiry
+    odd = {"node_id": "node-a", "healthy": False, "state": "paused",
+           "last_heartbeat_age_s": 60.0, "silent": "no"}  # fmt: skip
+    console = Console(width=120, record=True, color_system=None)
+    console.print(nodes_table([odd], 80))
+    assert "down" in console.export_text()
+
+
 def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None:
     """Found 2026-12-04: "(simulated)" beside a node id left the load, time and trust
     columns 2-3 characters each at 80 columns ("lo…", "t…", "0…")."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from LLM_Mesh.node.control import registry_quality
+from LLM_Mesh.node.control import first_demand, measured_speeds, registry_quality
 
 
 def client_for(handler: object) -> httpx.AsyncClient:
@@ -48,3 +48,46 @@ async def test_registry_quality_is_none_when_it_cannot_be_had() -> None:
     for handler in (down, not_json, missing):
         async with client_for(handler) as c:
             assert await registry_quality(c, "http://reg", "me") is None
+
+
+async def test_measured_speeds_says_a_node_that_did_not_answer_in_time() -> None:
+    """A node that took the request and did not answer within the bound: no speeds, and a
+    line saying so (found 2026-12-07: ``node plan`` waited, unsaid); one that refused the
+    connection, or answered otherwise: no speeds and nothing said, as before."""
+
+    def hung(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async with client_for(hung) as c:
+        speeds, note = await measured_speeds(c, "http://127.0.0.1:8801/", deadline_s=0.5)
+    assert speeds is None
+    assert note.startswith("the node at http://127.0.0.1:8801/ did not answer within 0.5 s")
+    for handler in (refused, lambda _r: httpx.Response(403), lambda _r: httpx.Response(200)):
+        async with client_for(handler) as c:
+            assert await measured_speeds(c, "http://127.0.0.1:8801") == (None, "")
+    info = {"models": [{"id": "m", "measured": {"answers": 1}}, {"id": 3}, "x"]}
+    async with client_for(lambda _r: httpx.Response(200, json=info)) as c:
+        assert await measured_speeds(c, "http://n") == ({"m": {"answers": 1}}, "")
+
+
+async def test_first_demand_is_the_first_replica_that_answers_it() -> None:
+    demand = {"models": [{"model": "m", "requests_waiting": 1, "requests_refused": 0,
+                          "nodes_serving": 0}]}  # fmt: skip
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.host)
+        if request.url.host == "b":
+            return httpx.Response(200, json=demand)
+        return httpx.Response(404)
+
+    async with client_for(handler) as c:
+        found, note = await first_demand(c, ["http://a", "http://b", "http://c"])
+        assert found is not None and "m" in found and note.startswith("demand from http://b")
+        assert asked == ["a", "b"]
+        found, note = await first_demand(c, ["http://a"])
+        assert found is None and "does not publish demand" in note
+        assert await first_demand(c, []) == (None, "no demand data: no registry")

@@ -493,3 +493,30 @@ async def test_a_database_connection_refused_is_503_store_unavailable(tmp_path: 
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "store_unavailable"
         assert r.headers["retry-after"] == "1"
+
+
+async def test_the_listing_says_silent_by_the_registrys_own_expiry(tmp_path: Path) -> None:
+    """Found 2026-12-07: ``llm-mesh status`` read a paused node heard 60 s ago as "down
+    paused" (the default expiry, 30 s) at a registry whose expiry is 120 s: the listing did
+    not carry the registry's own. It says ``silent`` now, and ``status`` reads it."""
+    from rich.console import Console
+
+    from LLM_Mesh.cli.render import nodes_table
+
+    async with running(tmp_path, missed_heartbeats=12) as h:  # 10 s x 12: 120 s
+        await h.register("n1")
+        r = await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
+        assert r.status_code == 200, r.text
+        h.clock.advance(60.0)
+        [node] = (await h.client.get("/mesh/nodes")).json()["nodes"]
+        assert node["silent"] is False and node["last_heartbeat_age_s"] == 60.0, node
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([node], 80))
+        out = console.export_text()
+        assert "paused" in out and "down" not in out, out
+        h.clock.advance(60.0)
+        [node] = (await h.client.get("/mesh/nodes")).json()["nodes"]
+        assert node["silent"] is True, node
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([node], 80))
+        assert "down" in console.export_text()

@@ -42,3 +42,24 @@ def test_a_quiet_nodes_ttft_is_shown_as_measured_not_decayed() -> None:
     node = routing.router.node("a")
     decayed = None if node is None else node.ttft.get(clock())
     assert decayed is not None and decayed < ttft / 10  # routing still decays it
+
+
+def test_a_node_is_silent_past_the_tables_own_expiry_not_the_default() -> None:
+    """Found 2026-12-07: the listing did not say whether the registry counts a node silent,
+    so ``llm-mesh status`` judged a paused node by the default expiry (30 s). ``silent``
+    is the table's own expiry's word; a node never heard here is silent too."""
+    clock = ManualClock()
+    table = NodeTable(120.0, clock)
+    routing = Routing(table, clock, rng=random.Random(1))
+    reg = NodeRegistration.model_validate(
+        {"node_id": "a", "url": "http://a", "models": [{"id": "m"}]}
+    )
+    entry = table.register(reg)
+    routing.upsert(entry)
+    assert routing.view(entry, clock()).silent is False
+    clock.advance(60.0)  # past the default expiry, within this table's
+    assert routing.view(entry, clock()).silent is False
+    clock.advance(60.0)
+    assert routing.view(entry, clock()).silent is True
+    never = table.register(reg.model_copy(update={"node_id": "b"}), last_heartbeat=None)
+    assert routing.view(never, clock()).silent is True
