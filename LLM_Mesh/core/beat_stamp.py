@@ -12,8 +12,17 @@ period (found 2026-12-07, start40).
 :func:`beat_reading` says how to take a stamp:
 
 - ``SEEN``: not newer than the stamp already read for the node: nothing new.
-- ``WALL``: at most ``skew_s`` ahead of this wall clock (replicas' clocks a little apart, a
-  commit late): its age on this wall clock, as before.
+- ``WALL``: at most ``skew_s`` ahead of the reading clock (replicas' clocks a little apart,
+  a commit late): its age on that clock. For a row read before, this wall clock, as
+  before; for one never read, the latest of the clocks this replica can tell
+  (:func:`first_read_clock`), where one is more than ``skew_s`` ahead of this wall clock:
+  this wall clock as it would read had it not stepped back (:func:`stepped_back`, against
+  the monotonic clock, which never steps), and the store's own clock (PostgreSQL's,
+  measured by one round trip). Of two clocks apart, the later gives the older reading:
+  never heard later than either says (found 2026-12-07, sync41: a row stamped within
+  ``skew_s`` ahead of a wall clock just stepped back an hour was read as heard now though
+  written an hour before; and a replica whose clock runs behind the others' took every
+  node's first row as ``UNKNOWN``, counting it from its second row only).
 - ``SINCE``: further ahead, but newer than the stamp read for the node before: a heartbeat
   written since that read, so heard about now (sync39's reading).
 - ``ANCHORED``: further ahead and never read, with an :class:`Anchor` (a stamp whose
@@ -24,6 +33,10 @@ period (found 2026-12-07, start40).
 - ``UNKNOWN``: further ahead, never read, no anchor: its age cannot be told, so it is not
   taken as heard (fail closed: the node waits, out of routing, for its next heartbeat,
   which is ``SINCE``).
+
+A reading older than the truth only fails to move a node's heard time forward (it never
+moves back): a store's clock ahead of every replica's costs a node first seen its first
+row, not its routing.
 """
 
 from __future__ import annotations
@@ -31,7 +44,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["SKEW_S", "Anchor", "BeatReading", "anchored_heard", "beat_reading", "newer_anchor"]
+__all__ = [
+    "SKEW_S",
+    "Anchor",
+    "BeatReading",
+    "anchored_heard",
+    "beat_reading",
+    "first_read_clock",
+    "newer_anchor",
+    "stepped_back",
+]
 
 #: how far ahead of this replica's wall clock a stamp is still read by its wall-clock age
 SKEW_S = 5.0
@@ -53,6 +75,34 @@ class Anchor:
     heard: float
 
 
+def stepped_back(high: float | None, wall_now: float, mono_now: float) -> tuple[float, float]:
+    """``(high, behind_s)``: the highest offset of this wall clock from the monotonic clock
+    seen (``wall_now - mono_now``; ``high``: the one before, ``None``: none), and how far
+    this wall clock now reads behind it: the steps back it took since (the monotonic
+    clock never steps, and NTP's slewing moves both alike); 0 while it never stepped back."""
+    offset = wall_now - mono_now
+    high = offset if high is None or offset > high else high
+    return high, high - offset
+
+
+def first_read_clock(
+    wall_now: float,
+    *,
+    behind_s: float = 0.0,
+    store_now: float | None = None,
+    skew_s: float = SKEW_S,
+) -> float:
+    """The clock a row never read before is aged on: the latest of this wall clock,
+    this wall clock as it would read had it not stepped back (``behind_s``:
+    :func:`stepped_back`) and the store's clock (``store_now``; ``None``: not told), where
+    that latest is more than ``skew_s`` ahead of this wall clock; else this wall clock,
+    as before (clocks a little apart)."""
+    latest = wall_now + max(0.0, behind_s)
+    if store_now is not None and store_now > latest:
+        latest = store_now
+    return latest if latest - wall_now > skew_s else wall_now
+
+
 def beat_reading(
     stamp: float,
     wall_now: float,
@@ -60,16 +110,18 @@ def beat_reading(
     *,
     skew_s: float = SKEW_S,
     anchored: bool,
+    first_now: float | None = None,
 ) -> BeatReading:
     """How to take a heartbeat stamped ``stamp`` (module docstring): ``wall_now`` this
     replica's wall clock, ``read_before`` the newest stamp read for the node (``None``:
-    none), ``anchored`` whether an :class:`Anchor` is known."""
-    if read_before is not None and stamp <= read_before:
-        return BeatReading.SEEN
-    if stamp - wall_now <= skew_s:
-        return BeatReading.WALL
+    none), ``anchored`` whether an :class:`Anchor` is known, ``first_now`` the clock a row
+    never read is aged on (:func:`first_read_clock`; ``None``: ``wall_now``)."""
     if read_before is not None:
-        return BeatReading.SINCE
+        if stamp <= read_before:
+            return BeatReading.SEEN
+        return BeatReading.WALL if stamp - wall_now <= skew_s else BeatReading.SINCE
+    if stamp - (wall_now if first_now is None else first_now) <= skew_s:
+        return BeatReading.WALL
     return BeatReading.ANCHORED if anchored else BeatReading.UNKNOWN
 
 

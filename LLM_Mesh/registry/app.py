@@ -328,9 +328,11 @@ def create_registry_app(
                 runtime, health, settings=settings, gateway_key=gateway_key,
                 served_urls=served_urls, announce=announce, wall_clock=wall_clock,
             )  # fmt: skip
+            # replicas: the rows aged on the store's clock where this one is behind it
+            read_now = None if node_sync is None else await node_sync.first_read_now()
             await load_nodes(
                 table, runtime.store, runtime.pins, transport=settings.node_transport,
-                forget_s=settings.node_forget_s,
+                forget_s=settings.node_forget_s, read_now=read_now,
             )  # fmt: skip
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()

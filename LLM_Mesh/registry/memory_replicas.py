@@ -50,6 +50,9 @@ class MemoryReplicaState:
             if self.changed_at.get(node_id) is not None and self.changed_at[node_id] >= at
         ]
 
+    async def server_now(self) -> float | None:
+        return None  # this process's clock: the replicas on it share it
+
     async def heartbeats_since(
         self, at: datetime, *, not_by: str | None = None
     ) -> list[tuple[str, str, datetime, datetime | None]]:

@@ -32,11 +32,19 @@ changes nothing (a heartbeat only ever moves forward), and a heartbeat row is ap
 the first time its stamp is read: this replica's wall clock stepped back (NTP, a VM
 resumed) widens the next windows as far back, and each row in them, its stamp then in the
 future, would read as heard now, at every poll until the clock caught up (a node gone
-long since routed again; found 2026-12-06, sync39). A row never read before whose stamp
-is more than ``skew_s`` (5 s) ahead of this clock (a node loaded at start, or first seen
-after the step) is aged by the stamps' difference from the newest stamp read surely, or,
-with none yet, not taken as heard (``core/beat_stamp.py``; found 2026-12-07, start40: it
-read once as heard now, and a node that died was routed for an expiry period). A node that went OFFLINE in this
+long since routed again; found 2026-12-06, sync39). A row read for the first time (a
+node loaded at start, a registration read, a node first seen after the step) is aged on
+the latest of this wall clock, this wall clock as it would read had it not stepped back
+(told against ``monotonic``, which never steps; logged at WARNING) and the store's own
+clock (PostgreSQL's ``clock_timestamp()``, one round trip on the polls that read such a
+row, and at start for ``load_nodes``: :meth:`NodeSync.first_read_now`), where that latest
+is more than ``skew_s`` (5 s) ahead of this one (the older reading: found 2026-12-07,
+sync41, a row stamped just before an hour's step back read as heard now, and a replica
+behind the others counted every node from its second row only, or loaded a node dead an
+hour as just heard). One stamped more than ``skew_s`` ahead even of that is aged by the
+stamps' difference from the newest stamp read surely, or, with none yet, not taken as
+heard (``core/beat_stamp.py``; found 2026-12-07, start40: it read once as heard now, and
+a node that died was routed for an expiry period). A node that went OFFLINE in this
 table (its goodbye here, or a revocation) while a poll was reading is not brought back by
 that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
@@ -52,6 +60,7 @@ not only the replica that sent the keyed request.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -62,7 +71,9 @@ from LLM_Mesh.core.beat_stamp import (
     BeatReading,
     anchored_heard,
     beat_reading,
+    first_read_clock,
     newer_anchor,
+    stepped_back,
 )
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
@@ -137,6 +148,8 @@ class NodeSync(Poller):
         transport: NodeTransport,
         clock_at: Callable[[float], float] | None = None,
         skew_s: float = SKEW_S,
+        monotonic: Callable[[], float] = time.monotonic,
+        clock_rtt_s: float = 2.0,
     ) -> None:
         self.store = store
         self.clock_at = clock_at  # a wall-clock time on the table's clock (None: by its age)
@@ -152,6 +165,11 @@ class NodeSync(Poller):
         self._stamps: dict[str, float] = {}  # node -> the newest heartbeat stamp read
         self.skew_s = skew_s  # a stamp ahead of the wall clock by more: core/beat_stamp.py
         self._anchor: Anchor | None = None  # the newest stamp read surely, and when heard
+        self._mono = monotonic  # never steps: tells this wall clock's steps back
+        self._high, _ = stepped_back(None, self._since, monotonic())
+        self._behind = 0.0  # how far this wall clock stepped back since (over skew_s: logged)
+        self.clock_rtt_s = clock_rtt_s  # a measure of the store's clock taking longer: not taken
+        self._first_now = self._since  # the clock a row never read is aged on, this poll
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
@@ -163,15 +181,61 @@ class NodeSync(Poller):
         checks = await self.store.health_checks_since(since)
         self._since = started
         now = self._wall()
+        self._high, behind = stepped_back(self._high, now, self._mono())
+        if behind > self.skew_s >= self._behind:
+            log.warning(
+                "this replica's wall clock stepped back %.1f s (against its monotonic "
+                "clock): the heartbeat rows it reads for the first time are aged on the "
+                "clock before the step until it restarts",
+                behind,
+            )  # fmt: skip
+        self._behind = behind
+        first = bool(changed) or self._first_reads(beats)  # (then the store's clock is read)
+        store_now = await self._store_now(now) if first else None
+        self._first_now = first_read_clock(
+            now, behind_s=behind, store_now=store_now, skew_s=self.skew_s
+        )
         for rec in changed:
             self._apply_record(rec, goodbyes)
-        for node_id, state, at, keyed_at in sorted(
-            beats, key=lambda b: self._unsure(b[0], b[2], now)
-        ):
+        for node_id, state, at, keyed_at in sorted(beats, key=lambda b: self._unsure(b[0], b[2])):
             self._apply_beat(node_id, state, at, now, keyed_at)  # the sure readings first
         for check in checks:
             self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
+
+    async def first_read_now(self) -> datetime:
+        """The clock a row read for the first time is aged on now (``core/beat_stamp.py``):
+        the stored nodes' rows loaded at start (``snapshot.load_nodes``)."""
+        now = self._wall()
+        self._high, behind = stepped_back(self._high, now, self._mono())
+        store_now = await self._store_now(now)
+        return _utc(first_read_clock(now, behind_s=behind, store_now=store_now, skew_s=self.skew_s))
+
+    def _first_reads(self, beats: Sequence[tuple[str, str, datetime, datetime | None]]) -> bool:
+        """Whether a heartbeat row of a node in routing here is read for the first time;
+        with a registration or state change read, the polls that measure the store's clock
+        (one round trip: at start, and as nodes come and change)."""
+        for node_id, *_ in beats:
+            entry = None if node_id in self._stamps else self.table.get(node_id)
+            if entry is not None and entry.state is not NodeState.OFFLINE:
+                return True
+        return False
+
+    async def _store_now(self, now: float) -> float | None:
+        """The store's own clock (PostgreSQL's) when this wall clock read ``now``; ``None``
+        where it has none (the memory store: this process's), or where the measure failed,
+        took longer than ``clock_rtt_s`` or is not finite (``core/beat_stamp.py``)."""
+        before = self._wall()
+        try:
+            theirs = await self.store.server_now()
+        except Exception:
+            log.warning("node sync: the store's clock could not be read", exc_info=True)
+            return None
+        after = self._wall()
+        if theirs is None or not 0.0 <= after - before <= self.clock_rtt_s:
+            return None
+        store_now = now + (theirs - (before + after) / 2)
+        return store_now if math.isfinite(store_now) else None
 
     async def load_checks(self) -> int:
         """Every stored check result into the table, at start (after ``load_nodes``): a
@@ -218,8 +282,9 @@ class NodeSync(Poller):
         if entry is not None and not known and entry.gone > goodbyes:
             return  # it said goodbye here while this poll read: the row may be older
         new = entry_from_record(
-            self.table, rec, pins=self.pins, transport=self.transport, clock_at=self.clock_at
-        )
+            self.table, rec, pins=self.pins, transport=self.transport, clock_at=self.clock_at,
+            wall_now=_utc(self._first_now),  # a registration read: a first read (beat_stamp)
+        )  # fmt: skip
         if new is None:
             if entry is not None and entry.state is not NodeState.OFFLINE:
                 self.table.set_state(rec.node_id, NodeState.OFFLINE)  # not routed with
@@ -249,8 +314,11 @@ class NodeSync(Poller):
             return  # unknown here: its registration comes with ``changed``
         stamp = at.timestamp()
         anchor = self._anchor
-        how = beat_reading(stamp, now, self._stamps.get(node_id), skew_s=self.skew_s,
-                           anchored=anchor is not None)  # fmt: skip
+        read_before = self._stamps.get(node_id)
+        how = beat_reading(stamp, now, read_before, skew_s=self.skew_s,
+                           anchored=anchor is not None, first_now=self._first_now)  # fmt: skip
+        # a row never read is aged on the first-read clock: its stamp put on this wall clock
+        shift = 0.0 if read_before is not None else self._first_now - now
         if how is BeatReading.SEEN:
             return  # read before (the window's overlap): a wall clock stepped back since
         self._stamps[node_id] = stamp  # would read it as newer, up to heard now
@@ -259,9 +327,9 @@ class NodeSync(Poller):
         if how is BeatReading.ANCHORED and anchor is not None:  # by a sure reading's stamp
             heard = anchored_heard(stamp, anchor, self.table.clock())  # not by this clock
         else:
-            heard = self._on_clock(stamp, now)
+            heard = self._on_clock(stamp - shift, now)
             self._anchor = newer_anchor(self._anchor, stamp, heard)
-        keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp(), now)
+        keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp() - shift, now)
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
         entry.last_heartbeat = heard
@@ -271,11 +339,10 @@ class NodeSync(Poller):
             self.table.set_state(node_id, new_state)
         self.routing.heard(node_id, heard, keyed)
 
-    def _unsure(self, node_id: str, at: datetime, now: float) -> bool:
+    def _unsure(self, node_id: str, at: datetime) -> bool:
         """Whether the row is read by an anchor (``core/beat_stamp.py``): after the others
         of its poll, which may give one."""
-        stamp = at.timestamp()
-        return node_id not in self._stamps and stamp - now > self.skew_s
+        return node_id not in self._stamps and at.timestamp() - self._first_now > self.skew_s
 
     def _on_clock(self, wall: float, now: float) -> float:
         """The table clock's reading when the wall clock read ``wall`` (``now``: it now),

@@ -494,6 +494,12 @@ class ReplicaState(Protocol):
         """Nodes whose registration or state changed at or after ``at``."""
         ...
 
+    async def server_now(self) -> float | None:
+        """The store's own clock (seconds since the epoch) where it has one apart from this
+        host's (PostgreSQL's server: one round trip), else ``None`` (the memory store,
+        SQLite): what a replica's clock behind the others' ages rows on (``node_sync.py``)."""
+        ...
+
     async def heartbeats_since(
         self, at: datetime, *, not_by: str | None = None
     ) -> list[tuple[str, str, datetime, datetime | None]]:

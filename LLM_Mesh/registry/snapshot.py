@@ -128,6 +128,7 @@ async def load_nodes(
     transport: NodeTransport,
     forget_s: float | None = None,
     wall_now: datetime | None = None,
+    read_now: datetime | None = None,
 ) -> int:
     """Every stored node into the table (but, with ``forget_s``, those last heard, or never
     heard registered, past it: ``core/liveness.forgettable``, ``node_forget.py``), with its counters from its ``nodes`` row (bumped
@@ -136,7 +137,10 @@ async def load_nodes(
     before the bumps existed). The request log is not read: a start costs one read of the
     ``nodes`` table, whatever the log's size. ``pins``: the certificate pins of the rows
     not offline, by URL the last heard's (a stale row at a URL never pins over the live
-    node's). A row ``transport`` refuses is left out (:func:`entry_from_record`)."""
+    node's). A row ``transport`` refuses is left out (:func:`entry_from_record`).
+    ``read_now``: the clock the rows' last heartbeats are aged on (a replica's
+    ``NodeSync.first_read_now``: the store's clock where this one is behind it; ``None``:
+    this wall clock)."""
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
     recs = await store.list_nodes()
@@ -148,7 +152,7 @@ async def load_nodes(
                                table.expiry_s)
         ]  # fmt: skip
     for rec in recs:
-        if entry_from_record(table, rec, transport=transport) is not None:
+        if entry_from_record(table, rec, transport=transport, wall_now=read_now) is not None:
             loaded += 1
         stats[rec.node_id] = {
             "requests": rec.requests,

@@ -16,7 +16,9 @@ replicas race safely:
 - **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
 - **node changes**: nodes whose ``changed_at`` (registration, state) or
   ``last_heartbeat_at`` moved since a time: what every replica polls
-  (``registry/node_sync.py``).
+  (``registry/node_sync.py``), and the database server's clock (:func:`server_clock`,
+  PostgreSQL's ``clock_timestamp()``) its rows first read are aged on where this
+  replica's clock is behind it (``core/beat_stamp.py``).
 """
 
 from __future__ import annotations
@@ -135,6 +137,16 @@ def _replica(row: Any) -> ReplicaRecord:
     )
 
 
+async def server_clock(engine: AsyncEngine) -> float | None:
+    """The database server's clock (seconds since the epoch) on PostgreSQL, one round
+    trip; ``None`` on SQLite (this host's clock, which every replica on it shares)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as conn:
+        now = await conn.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
+        return float(now.scalar_one())
+
+
 class SqlReplicaState:
     """See the module docstring."""
 
@@ -156,6 +168,9 @@ class SqlReplicaState:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [node_from_row(row) for row in rows]
+
+    async def server_now(self) -> float | None:
+        return await server_clock(self.engine)
 
     async def heartbeats_since(
         self, at: datetime, *, not_by: str | None = None

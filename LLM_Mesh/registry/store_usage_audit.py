@@ -42,7 +42,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.memory_usage_audit import unread_rows
 from LLM_Mesh.registry.ports import UsageAuditRows, UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.store_credentials import insert_new
-from LLM_Mesh.registry.store_replicas import relaxed_commit
+from LLM_Mesh.registry.store_replicas import relaxed_commit, server_clock
 
 __all__ = ["SqlUsageAudit"]
 
@@ -175,11 +175,7 @@ class SqlUsageAudit:
     async def usage_audit_now(self) -> float | None:
         """The database server's clock (seconds since the epoch) on PostgreSQL, the clock
         every replica cuts the audit's windows on; ``None`` on SQLite (this host's)."""
-        if self.engine.dialect.name != "postgresql":
-            return None
-        async with self.engine.connect() as conn:
-            now = await conn.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
-            return float(now.scalar_one())
+        return await server_clock(self.engine)
 
     async def usage_audit_rows(self, model: str) -> UsageAuditRows:
         w, e, f = tables.usage_audit_windows, tables.usage_audit_evidence, tables.usage_audit_folds

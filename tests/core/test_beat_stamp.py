@@ -10,7 +10,9 @@ from LLM_Mesh.core.beat_stamp import (
     BeatReading,
     anchored_heard,
     beat_reading,
+    first_read_clock,
     newer_anchor,
+    stepped_back,
 )
 
 NOW = 1_000_000.0
@@ -51,3 +53,60 @@ def test_the_anchor_kept_is_the_newer_stamps() -> None:
     assert first == Anchor(10.0, 1.0)
     assert newer_anchor(first, 9.0, 5.0) is first
     assert newer_anchor(first, 11.0, 2.0) == Anchor(11.0, 2.0)
+
+
+def test_a_step_back_is_told_against_the_monotonic_clock() -> None:
+    high, behind = stepped_back(None, NOW, 50.0)
+    assert (high, behind) == (NOW - 50.0, 0.0)
+    high, behind = stepped_back(high, NOW + 10, 60.0)  # both moved on alike
+    assert behind == 0.0
+    high, behind = stepped_back(high, NOW + 11 - 3600, 61.0)  # the wall clock stepped back
+    assert (high, behind) == (NOW - 50.0, 3600.0)
+    high, behind = stepped_back(high, NOW + 12, 62.0)  # ... and forward again
+    assert behind == 0.0
+    assert stepped_back(high, NOW + 100, 63.0) == (NOW + 37.0, 0.0)  # forward: the new high
+
+
+def test_after_a_step_back_a_row_never_read_is_aged_on_the_clock_before_it() -> None:
+    """Found 2026-12-07 (sync41): a row never read stamped within ``SKEW_S`` ahead of a
+    wall clock just stepped back an hour (written just before the step) was ``WALL``,
+    aged below zero on that clock: heard now. It is aged on the clock before the step."""
+    first = first_read_clock(NOW, behind_s=3600.0)
+    assert first == NOW + 3600.0
+    stamp = NOW + 3.0  # within the skew of the stepped-back clock
+    assert beat_reading(stamp, NOW, None, anchored=True, first_now=first) is BeatReading.WALL
+    assert first - stamp == 3597.0  # its age: before, 0 (heard now)
+    ahead = NOW + 3600.0 + SKEW_S + 1  # ahead even of the clock before the step
+    assert beat_reading(ahead, NOW, None, anchored=True, first_now=first) is BeatReading.ANCHORED
+    # a row read before is read as before: newer than read, written since that read
+    read = beat_reading(stamp, NOW, NOW - 10, anchored=False, first_now=first)
+    assert read is BeatReading.WALL
+
+
+def test_a_replica_behind_ages_a_row_never_read_on_the_stores_clock() -> None:
+    """Found 2026-12-07 (sync41): with this clock an hour behind the writers' and no anchor
+    yet, a node's first row was ``UNKNOWN`` (counted from its second). The store's clock
+    (an hour ahead of this one, as the writers') ages it."""
+    first = first_read_clock(NOW, store_now=NOW + 3600.0)
+    assert first == NOW + 3600.0
+    stamp = NOW + 3600.0 - 1  # written a second ago by a writer's clock
+    assert beat_reading(stamp, NOW, None, anchored=False) is BeatReading.UNKNOWN  # no store
+    assert beat_reading(stamp, NOW, None, anchored=False, first_now=first) is BeatReading.WALL
+    far = NOW + 3600.0 + SKEW_S + 1  # ahead of the store's clock too: still not told
+    assert beat_reading(far, NOW, None, anchored=False, first_now=first) is BeatReading.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("behind_s", "store_now", "first"),
+    [
+        (0.0, None, NOW),  # the normal case: this wall clock
+        (SKEW_S, NOW + SKEW_S, NOW),  # clocks a little apart: as before
+        (0.0, NOW - 3600.0, NOW),  # a store's clock behind: this one (the later)
+        (100.0, NOW + 50.0, NOW + 100.0),  # the latest: the oldest reading
+        (100.0, NOW + 500.0, NOW + 500.0),
+    ],
+)
+def test_the_first_read_clock_is_the_latest_only_past_the_skew(
+    behind_s: float, store_now: float | None, first: float
+) -> None:
+    assert first_read_clock(NOW, behind_s=behind_s, store_now=store_now) == first
