@@ -102,7 +102,9 @@ async def node_earnings(client: httpx.AsyncClient, node_url: str, days: int = 30
     return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/earnings?days={days}")
 
 
-QUALITY_FIELDS = ("trust_score", "trusted", "canary_passed", "canary_failed", "quarantined")
+QUALITY_FIELDS = (
+    "trust_score", "trusted", "verifier", "canary_passed", "canary_failed", "quarantined",
+)  # fmt: skip
 
 
 async def registry_quality(

@@ -48,3 +48,17 @@ async def test_registry_quality_is_none_when_it_cannot_be_had() -> None:
     for handler in (down, not_json, missing):
         async with client_for(handler) as c:
             assert await registry_quality(c, "http://reg", "me") is None
+
+
+async def test_registry_quality_keeps_whether_the_node_is_a_verifier() -> None:
+    """Found 2026-12-07 (newuser41): after ``llm-mesh registry nodes trust NODE`` (the node a
+    canary verifier), ``llm-mesh node info`` on it said ``trust 0.50 (not trusted)`` and
+    nothing of its role (``llm-mesh status`` says ``verifier``): the field was dropped here."""
+    listing = {"nodes": [{"node_id": "me", "trust_score": 0.5, "trusted": False, "verifier": True}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=listing)
+
+    async with client_for(handler) as c:
+        q = await registry_quality(c, "http://reg", "me")
+    assert q is not None and q["verifier"] is True
