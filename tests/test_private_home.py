@@ -278,3 +278,23 @@ def test_a_replaced_file_is_0600_even_over_a_stale_temporary_file(tmp_path: Path
     assert path.read_bytes() == b"http://127.0.0.1:8800\n"
     assert mode(path) == 0o600
     assert not stale.exists()
+
+
+def test_node_models_add_makes_a_new_home_0700(tmp_path: Path) -> None:
+    """Found 2026-12-07 (newuser41): ``llm-mesh node models add FILE`` (or a catalog id) as
+    the first command in a new home made ``$LLM_MESH_HOME`` with the umask's 0755 (its
+    ``models`` folder by ``mkdir(parents=True)``), and ``node keys init`` then wrote
+    ``node.key`` into a home every user could list: the README says the home is made 0700."""
+    from typer.testing import CliRunner
+
+    from LLM_Mesh.cli.node_commands import node_app
+    from LLM_Mesh.core.model_files import fake_gguf
+
+    src = tmp_path / "my-model.gguf"
+    src.write_bytes(fake_gguf(payload=b"\x00" * 100))
+    home = tmp_path / "new" / ".llm-mesh-node2"
+    args = ["models", "add", str(src), "--name", "tiny", "--home", str(home)]
+    r = CliRunner().invoke(node_app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert (home / "models" / "tiny.gguf").is_file()
+    assert mode(home) == 0o700 and mode(tmp_path / "new") == 0o700

@@ -363,6 +363,7 @@ def models_add(
     from LLM_Mesh.node.model_store import add_model, add_to_config, is_url
 
     settings = settings_from(home)
+    ensure_home(settings.home)  # 0700 when made here: not the umask's, by models/ (newuser41)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
