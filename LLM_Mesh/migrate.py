@@ -112,7 +112,8 @@ def _walk_files(root: Path, warnings: list[str] | None = None) -> Iterator[Path]
         if d.name in SKIP_DIRS or d.is_symlink() or (d / "pyvenv.cfg").exists():
             return False
         marker = next((m for m in STATE_MARKERS if (d / m).exists()), None)
-        if marker is not None and warnings is not None:
+        served = marker == STATE_MARKERS[-1] or (d / "models").is_dir()  # else: nothing said
+        if marker is not None and served and warnings is not None:
             warnings.append(
                 f"left alone: {d}/ holds {marker}, a node's or registry's state: "
                 "its model files are what a node serves (`llm-mesh node models list`)"

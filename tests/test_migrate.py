@@ -247,3 +247,12 @@ def test_a_models_folder_a_node_hashed_is_left_alone(tmp_path: Path) -> None:
     write(tmp_path / "home" / "models" / ".sha256-cache.json", "{}")
     assert migrate.scan(tmp_path).models == []
     assert served.exists()
+
+
+def test_a_home_without_models_is_skipped_without_a_word(tmp_path: Path) -> None:
+    """A registry's home (``registry.key``, no ``models/``) is not entered either, but there
+    is nothing of a node's in it to name: the dry run stays quiet about it."""
+    write(tmp_path / "reg" / "registry.key", "k")
+    write(tmp_path / "reg" / "ledger" / "m.gguf", fake_gguf(3))
+    plan = migrate.scan(tmp_path)
+    assert plan.models == [] and plan.warnings == []
