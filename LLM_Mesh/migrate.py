@@ -11,7 +11,8 @@ name, and only they are ever deleted.
     check = verify(root)     # no model file and no file >= 1 GB left
 
 ``.git``, virtual environments (``.venv``, any dir holding ``pyvenv.cfg``),
-``node_modules`` and a node's own state dir ``.llm-mesh`` are never entered.
+``node_modules`` and a node's own state dir (``.llm-mesh``, or a folder of any name holding
+a node's or registry's state, ``STATE_MARKERS``) are never entered.
 Symlinks are never followed or removed. ``render_plan`` / ``render_apply`` /
 ``render_verify`` give the text the CLI prints.
 """
@@ -32,6 +33,10 @@ GB = 1_000_000_000
 SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".llm-mesh", ".tox"}
 )
+# a folder holding one of these is a node's or registry's home ($LLM_MESH_HOME, any name:
+# `LLM_MESH_HOME=~/.llm-mesh-node2`, `up --home`) or a node's models folder (the hash cache
+# `node models add` and `node start` keep): its model files are what a node serves
+STATE_MARKERS = ("node.key", "node.toml", "registry.key", "admin.key", ".sha256-cache.json")
 MODELS_TREE = Path("LLM_Mesh") / "models"
 GITIGNORE_COMMENT = "# Model files (hosted on network, not in repo)"
 GITIGNORE_LINES = ("LLM_Mesh/models/", "*.gguf", "*.bin", "*.safetensors", "models/")
@@ -103,15 +108,21 @@ def _walk_files(root: Path, warnings: list[str] | None = None) -> Iterator[Path]
         if warnings is not None:
             warnings.append(f"cannot read {err.filename}: {err.strerror}")
 
+    def entered(d: Path) -> bool:
+        if d.name in SKIP_DIRS or d.is_symlink() or (d / "pyvenv.cfg").exists():
+            return False
+        marker = next((m for m in STATE_MARKERS if (d / m).exists()), None)
+        served = marker == STATE_MARKERS[-1] or (d / "models").is_dir()  # else: nothing said
+        if marker is not None and served and warnings is not None:
+            warnings.append(
+                f"left alone: {d}/ holds {marker}, a node's or registry's state: "
+                "its model files are what a node serves (`llm-mesh node models list`)"
+            )
+        return marker is None
+
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in SKIP_DIRS
-            and not (here / d).is_symlink()
-            and not (here / d / "pyvenv.cfg").exists()
-        )
+        dirnames[:] = sorted(d for d in dirnames if entered(here / d))
         for name in sorted(filenames):
             p = here / name
             if not p.is_symlink() and p.is_file():

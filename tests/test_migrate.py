@@ -217,3 +217,42 @@ def test_a_clean_checkout_is_told_there_is_nothing_to_apply(tmp_path: Path) -> N
     last = migrate.render_plan(plan)[-1]
     assert "--apply" not in last, last
     assert last == "Nothing to do: no model files, and .gitignore already lists them."
+
+
+@pytest.mark.parametrize("marker", ["node.key", "node.toml", "registry.key", "admin.key"])
+def test_a_node_home_of_any_name_is_left_alone(tmp_path: Path, marker: str) -> None:
+    """Found 2026-12-07 (newuser41): only a folder *named* ``.llm-mesh`` was skipped, but a
+    node's home may have any name (the README's second node: ``LLM_MESH_HOME=~/.llm-mesh-node2``;
+    ``up --home``): ``llm-mesh migrate --apply`` run in the folder above it removed the model
+    file that node serves (``models/gemma-3-270m-q4_k_m.gguf``), and ``--verify`` then failed
+    on it. A folder holding a node's or registry's state is not entered, and the dry run says
+    so."""
+    home = tmp_path / ".llm-mesh-node2"
+    served = write(home / "models" / "gemma-3-270m-q4_k_m.gguf", fake_gguf(3))
+    write(home / marker, "state\n")
+    stray = write(tmp_path / "checkout" / "LLM_Mesh" / "models" / "m.gguf", fake_gguf(3))
+    plan = migrate.scan(tmp_path)
+    assert [m.path for m in plan.models] == [stray.resolve()]
+    said = "\n".join(migrate.render_plan(plan))
+    assert ".llm-mesh-node2" in said and "left alone" in said, said
+    migrate.apply(plan)
+    assert served.exists() and not stray.exists()
+    assert migrate.verify(tmp_path).ok
+
+
+def test_a_models_folder_a_node_hashed_is_left_alone(tmp_path: Path) -> None:
+    """A node's models folder (its ``.sha256-cache.json``: ``node models add`` before the
+    node has a key) is not entered either."""
+    served = write(tmp_path / "home" / "models" / "m.gguf", fake_gguf(3))
+    write(tmp_path / "home" / "models" / ".sha256-cache.json", "{}")
+    assert migrate.scan(tmp_path).models == []
+    assert served.exists()
+
+
+def test_a_home_without_models_is_skipped_without_a_word(tmp_path: Path) -> None:
+    """A registry's home (``registry.key``, no ``models/``) is not entered either, but there
+    is nothing of a node's in it to name: the dry run stays quiet about it."""
+    write(tmp_path / "reg" / "registry.key", "k")
+    write(tmp_path / "reg" / "ledger" / "m.gguf", fake_gguf(3))
+    plan = migrate.scan(tmp_path)
+    assert plan.models == [] and plan.warnings == []

@@ -307,3 +307,23 @@ def test_a_nodes_certificate_and_a_witness_state_made_now_are_not_warned_about(
     assert mode(cert) == 0o600 and mode(home / STATE_FILE) == 0o600
     assert open_files_warning(home) is None
     assert sorted(p.name for p in home.iterdir()) == sorted([STATE_FILE, cert.name, key.name])
+
+
+def test_node_models_add_makes_a_new_home_0700(tmp_path: Path) -> None:
+    """Found 2026-12-07 (newuser41): ``llm-mesh node models add FILE`` (or a catalog id) as
+    the first command in a new home made ``$LLM_MESH_HOME`` with the umask's 0755 (its
+    ``models`` folder by ``mkdir(parents=True)``), and ``node keys init`` then wrote
+    ``node.key`` into a home every user could list: the README says the home is made 0700."""
+    from typer.testing import CliRunner
+
+    from LLM_Mesh.cli.node_commands import node_app
+    from LLM_Mesh.core.model_files import fake_gguf
+
+    src = tmp_path / "my-model.gguf"
+    src.write_bytes(fake_gguf(payload=b"\x00" * 100))
+    home = tmp_path / "new" / ".llm-mesh-node2"
+    args = ["models", "add", str(src), "--name", "tiny", "--home", str(home)]
+    r = CliRunner().invoke(node_app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert (home / "models" / "tiny.gguf").is_file()
+    assert mode(home) == 0o700 and mode(tmp_path / "new") == 0o700

@@ -267,7 +267,7 @@ def _node_url(given: str | None, home: Path | None = None) -> str:
     ``$LLM_MESH_HOME`` (found 2026-12-05, newuser32: no ``--home`` here, unlike ``up`` and
     ``node start``)."""
     from LLM_Mesh.node.config import default_config_path, load_node_config
-    from LLM_Mesh.node.control import home_node_url
+    from LLM_Mesh.node.control import checked_home_node_url
 
     if given:
         return given
@@ -279,7 +279,10 @@ def _node_url(given: str | None, home: Path | None = None) -> str:
             cfg = load_node_config(path)
         except (OSError, ValueError) as exc:
             raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
-    return home_node_url(settings, cfg)
+    try:  # another home's node where this stopped one would be: refused (newuser41)
+        return asyncio.run(checked_home_node_url(settings, cfg, http_client))
+    except MeshError as exc:
+        raise fail(exc) from exc
 
 
 def http_client(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
@@ -363,6 +366,7 @@ def models_add(
     from LLM_Mesh.node.model_store import add_model, add_to_config, is_url
 
     settings = settings_from(home)
+    ensure_home(settings.home)  # 0700 when made here: not the umask's, by models/ (newuser41)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

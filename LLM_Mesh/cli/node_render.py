@@ -221,6 +221,11 @@ def quality_rows(q: Any) -> list[tuple[str, str]]:
     if not isinstance(q, Mapping) or "trust_score" not in q:
         return [("trust", "unknown (the registry did not say)")]
     trusted = "trusted" if q.get("trusted") is True else "not trusted"
+    if q.get("verifier") is True:  # the admin's `registry nodes trust` (found 2026-12-07)
+        trusted += (
+            "; a canary verifier: the reference other nodes' probes are checked against,"
+            " itself probed only against another verifier of its model file"
+        )
     score = q.get("trust_score") or 0
     ok = isinstance(score, (int, float)) and not isinstance(score, bool)
     rows = [

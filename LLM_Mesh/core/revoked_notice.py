@@ -110,10 +110,11 @@ def revoked_message(url: str, node_id: str, said: str, others: Iterable[str] = (
     registry's own message (printable, short), ``others`` the registries still asked."""
     if by_operator(said):  # "operator NAME is revoked": all of its nodes
         who = f"this node's operator ({said})"
-        fix = (
+        fix = (  # a key it never registered is not revoked (found 2026-12-07, newuser41)
             "ask that registry's operator; to join again the node needs a new operator token "
-            "from them (operator_token in node.toml) and a new identity (`llm-mesh node keys "
-            "init` in a new home): a key stays with the operator that first registered it"
+            "from them (operator_token in node.toml), and a new identity (`llm-mesh node keys "
+            "init` in a new home) only if this key registered under the revoked operator "
+            "before (revoked with it; a key stays with the operator that first registered it)"
         )
     else:
         who = f"this node ({node_id})"

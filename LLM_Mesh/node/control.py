@@ -64,6 +64,50 @@ def home_node_url(settings: Settings, cfg: NodeConfig | None) -> str:
     return local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert))
 
 
+def home_node_target(settings: Settings, cfg: NodeConfig | None) -> tuple[str, str | None]:
+    """:func:`home_node_url`, and the node id the node found there must have: ``None`` when
+    the URL is the one the home's running node wrote (it is that node), or the home has no
+    key to tell; else the home key's id (found 2026-12-07, newuser41: with the home's node
+    stopped, whatever node listened at node.toml's port or 8801 was paused)."""
+    from LLM_Mesh.node.keys import NodeKey, key_path, load_key, running_node_url
+
+    path = key_path(settings, cfg.key_file if cfg else None)
+    if running_node_url(path) is not None or not path.is_file():
+        return home_node_url(settings, cfg), None
+    try:
+        expected = NodeKey(load_key(path), path, created=False).node_id
+    except (OSError, ValueError):  # an unreadable key: the command goes on as before
+        expected = None
+    return home_node_url(settings, cfg), expected
+
+
+async def refuse_another_node(client: httpx.AsyncClient, url: str, expected: str) -> None:
+    """``MeshError`` when the node answering at ``url`` is not ``expected`` (another
+    home's); a node that does not answer, or says no id, is left to the command's own call."""
+    try:
+        found = (await _call(client, "GET", f"{url.rstrip('/')}/mesh/health")).get("node_id")
+    except MeshError:
+        return
+    if isinstance(found, str) and found != expected:
+        raise MeshError(
+            f"the node at {url} is {found}, not this home's node {expected}: this home's node "
+            "is not running there (it writes where it listens while it runs); to act on "
+            f"{found} anyway, pass --node-url {url}"
+        )
+
+
+async def checked_home_node_url(
+    settings: Settings, cfg: NodeConfig | None, client: Callable[[], httpx.AsyncClient]
+) -> str:
+    """:func:`home_node_url`, once :func:`refuse_another_node` found no other node there
+    (``client``: the command's client factory)."""
+    url, expected = home_node_target(settings, cfg)
+    if expected is not None:  # not the running node's own URL: is the node there this home's?
+        async with client() as c:
+            await refuse_another_node(c, url, expected)
+    return url
+
+
 async def _json(resp: httpx.Response) -> dict[str, Any]:
     try:
         data = resp.json()
@@ -104,7 +148,9 @@ async def node_earnings(client: httpx.AsyncClient, node_url: str, days: int = 30
     return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/earnings?days={days}")
 
 
-QUALITY_FIELDS = ("trust_score", "trusted", "canary_passed", "canary_failed", "quarantined")
+QUALITY_FIELDS = (
+    "trust_score", "trusted", "verifier", "canary_passed", "canary_failed", "quarantined",
+)  # fmt: skip
 
 
 async def registry_quality(

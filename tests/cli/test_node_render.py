@@ -177,3 +177,20 @@ def test_hosted_models_table_shows_the_measured_speed() -> None:
     assert mistral.rstrip(" │|").endswith("-")
     qwen = next(line for line in lines if "qwen" in line)
     assert "41.5 (3 answers" in qwen and "(simulated)" not in qwen
+
+
+def test_node_info_says_a_verifier_is_one() -> None:
+    """Found 2026-12-07 (newuser41): the admin's ``registry nodes trust NODE`` made the node a
+    canary verifier, and its ``node info`` said only ``0.50 (not trusted)``, as for any
+    unprobed node: now its role is said, and why the score stays below the threshold."""
+    from LLM_Mesh.cli.node_render import info_table
+
+    def trust_row(quality: dict[str, object]) -> str:
+        console = Console(width=250, record=True, color_system=None)
+        console.print(info_table({"node_id": "n1", "quality": quality}))
+        return next(line for line in console.export_text().splitlines() if " trust " in line)
+
+    row = trust_row({"trust_score": 0.5, "trusted": False, "verifier": True})
+    assert "0.50 (not trusted; a canary verifier" in row, row
+    assert "verifier" not in trust_row({"trust_score": 0.5, "trusted": False})
+    assert "verifier" not in trust_row({"trust_score": 0.5, "trusted": False, "verifier": "yes"})

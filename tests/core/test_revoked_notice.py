@@ -142,11 +142,24 @@ def test_the_operators_revocation_message_word_for_word() -> None:
         f"the registry at {A} revoked this node's operator (operator acme is revoked): it "
         "routes no requests here, credits nothing and refuses this node's messages; ask that "
         "registry's operator; to join again the node needs a new operator token from them "
-        "(operator_token in node.toml) and a new identity (`llm-mesh node keys init` in a new "
-        "home): a key stays with the operator that first registered it. Heartbeats to it "
+        "(operator_token in node.toml), and a new identity (`llm-mesh node keys init` in a "
+        "new home) only if this key registered under the revoked operator before (revoked "
+        "with it; a key stays with the operator that first registered it). Heartbeats to it "
         "stopped (this node is now registered with no registry); the node asks it again once "
         "in 1 min, then at doubling waits up to 15 min"
     )
+
+
+def test_a_key_the_revoked_operator_never_registered_is_not_told_to_start_over() -> None:
+    """Found 2026-12-07 (newuser41): a new node (its key made that minute) started with the
+    token of an operator the admin had revoked was told it "needs ... a new identity
+    (`llm-mesh node keys init` in a new home)"; the same key then registered at once under
+    another operator's token. Only a key that registered under the revoked operator was
+    revoked with it: the message says so, and a new token alone is the fix otherwise."""
+    said = revoked_message(A, "node-a", "operator acme is revoked")
+    assert "needs a new operator token" in said
+    assert "(operator_token in node.toml) and a new identity" not in said, said
+    assert "only if this key registered under the revoked operator before" in said
 
 
 def test_only_a_401_invalid_credential_is_a_token_refused_for_good() -> None:

@@ -91,3 +91,44 @@ async def test_first_demand_is_the_first_replica_that_answers_it() -> None:
         found, note = await first_demand(c, ["http://a"])
         assert found is None and "does not publish demand" in note
         assert await first_demand(c, []) == (None, "no demand data: no registry")
+
+
+async def test_registry_quality_keeps_whether_the_node_is_a_verifier() -> None:
+    """Found 2026-12-07 (newuser41): after ``llm-mesh registry nodes trust NODE`` (the node a
+    canary verifier), ``llm-mesh node info`` on it said ``trust 0.50 (not trusted)`` and
+    nothing of its role (``llm-mesh status`` says ``verifier``): the field was dropped here."""
+    listing = {"nodes": [{"node_id": "me", "trust_score": 0.5, "trusted": False, "verifier": True}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=listing)
+
+    async with client_for(handler) as c:
+        q = await registry_quality(c, "http://reg", "me")
+    assert q is not None and q["verifier"] is True
+
+
+async def test_another_node_is_refused_and_a_silent_one_left_to_the_command() -> None:
+    """``refuse_another_node``: a node of another id at the URL is a ``MeshError`` naming
+    both ids and ``--node-url``; the expected one, one that says no id, or none answering
+    (the command's own call then says "no node answers") pass (newuser41)."""
+    import pytest
+
+    from LLM_Mesh.errors import MeshError
+    from LLM_Mesh.node.control import refuse_another_node
+
+    def answering(node_id: object) -> httpx.AsyncClient:
+        return client_for(lambda r: httpx.Response(200, json={"node_id": node_id}))
+
+    async with answering("node-b") as c:
+        with pytest.raises(MeshError, match="is node-b, not this home's node node-a") as e:
+            await refuse_another_node(c, "http://127.0.0.1:8801", "node-a")
+    assert "--node-url http://127.0.0.1:8801" in e.value.message
+    for node_id in ("node-a", None):
+        async with answering(node_id) as c:
+            await refuse_another_node(c, "http://127.0.0.1:8801", "node-a")
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    async with client_for(down) as c:
+        await refuse_another_node(c, "http://127.0.0.1:8801", "node-a")
