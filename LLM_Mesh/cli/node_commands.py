@@ -273,12 +273,10 @@ def _node_url(given: str | None, home: Path | None = None) -> str:
         return given
     settings = settings_from(home)
     path = default_config_path(settings)
-    cfg = None
-    if path.is_file():
-        try:
-            cfg = load_node_config(path)
-        except (OSError, ValueError) as exc:
-            raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
+    try:
+        cfg = load_node_config(path) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
     try:  # another home's node where this stopped one would be: refused (newuser41)
         return asyncio.run(checked_home_node_url(settings, cfg, http_client))
     except MeshError as exc:
