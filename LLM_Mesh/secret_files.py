@@ -189,6 +189,7 @@ HOME_FILES = frozenset({
     "registry.db", "registry.db-wal", "registry.db-shm", "registry.db-journal",
     "admin.key", ADMIN_KEY_REGISTRY_FILE, "ledger.checkpoint", "ledger_seen.json",
     "registry.key", "registry.key.previous", "registry.key.rotations",
+    "registry.key.next", "registry.key.previous.since",  # rot41's (review41)
     "settlement.holder", "settlement.lock", "node.key", "node.key.lock",
     "node-tls.crt", "node-tls.key", "gateway.pin", "gateway-replica.json", "served.jsonl",
     "witness.key", "witness.lock", "witness_state.json", "witness_keys.json",

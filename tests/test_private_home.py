@@ -14,7 +14,9 @@ import typer
 
 from LLM_Mesh.cli.common import ensure_home
 from LLM_Mesh.config import Settings
+from LLM_Mesh.registry import gateway_key
 from LLM_Mesh.secret_files import (
+    HOME_FILES,
     create_secret_file,
     make_own_files_private,
     make_private_dir,
@@ -254,6 +256,23 @@ def test_files_the_home_does_not_own_or_know_are_named_and_left(
     os.system(f"chmod go= {home}/*")  # the command it gave
     ensure_home(home)
     assert capsys.readouterr().err == ""
+
+
+def test_the_staged_next_registry_key_is_made_private_too(tmp_path: Path) -> None:
+    """``registry.key.next`` (rot41, docs/deploy.md "Rotating ``registry.key``", step 0:
+    ``openssl genpkey`` makes it with the umask's 0644) is a secret key the registry reads:
+    made private as ``registry.key.previous`` is (found 2026-12-07, review41: not in
+    ``HOME_FILES``, only warned of); ``registry.key.previous.since`` too (mode 0600 made)."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    for name in ("registry.key.next", "registry.key.previous.since"):
+        (home / name).write_text("x")
+        (home / name).chmod(0o644)
+    assert make_own_files_private(home) == ["registry.key.next", "registry.key.previous.since"]
+    assert mode(home / "registry.key.next") == 0o600
+    g = gateway_key  # every key file it reads, listed
+    names = {g.REGISTRY_KEY_FILE, g.PREVIOUS_KEY_FILE, g.SINCE_FILE, g.NEXT_KEY_FILE}
+    assert names <= HOME_FILES
 
 
 def test_the_home_of_another_user_or_through_a_link_is_not_changed(

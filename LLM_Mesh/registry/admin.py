@@ -189,7 +189,8 @@ class CredentialTries:
     look-ups were bounded per address (found 2026-12-06, attack35). :meth:`before` refuses
     (429) an address whose wrong tries of that kind filled the minute, before the store is
     read; :meth:`wrong` counts one. Only wrong ones are counted, so a credential's holder
-    is never limited; a loopback client (the CLI on the registry's machine) is neither
+    is never limited (but a registration's, counted while in flight: :meth:`before_taken`,
+    past 30 at once from one address); a loopback client (the CLI on the registry's machine) is neither
     counted nor refused, so strangers cannot lock it out. An IPv6 address counts as its /64.
     """
 

@@ -100,6 +100,12 @@ async def start_keys(
     staged = await asyncio.to_thread(load_existing_registry_key, next_key_path(settings))
     if staged is not None and staged.private_bytes_raw() == key.private_bytes_raw():
         staged = None  # switched to already: the current key
+    elif staged is not None and previous is not None and _same(staged, previous):
+        staged = None  # else the previous key's tokens taken past its window (review41)
+        log.warning(
+            "registry.key.next is registry.key.previous: not staged (the old key's beat "
+            "tokens are taken only for its window after the rotation); stage a new key"
+        )
     elif staged is not None:  # the next rotation's key: its tokens taken, none made (rot41)
         log.info(
             "beat tokens made under registry.key.next (gateway %s) are taken too: staged for "
@@ -130,6 +136,10 @@ async def start_keys(
         (announce or _print_admin_key)(admin.key)
         runtime.admin_made.discard(admin.key)  # once
     return key
+
+
+def _same(a: Ed25519PrivateKey, b: Ed25519PrivateKey) -> bool:
+    return a.private_bytes_raw() == b.private_bytes_raw()
 
 
 def _log_previous_window(until: float, now: float) -> None:

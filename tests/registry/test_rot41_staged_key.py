@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from LLM_Mesh.core.beat_mac import BeatMac
+from LLM_Mesh.core.beat_mac import PREVIOUS_KEY_TOKENS_S, BeatMac
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import public_key_of
 from LLM_Mesh.registry.gateway_key import NEXT_KEY_FILE
@@ -80,4 +80,26 @@ async def test_a_staged_key_that_is_the_current_one_is_no_other(
         before = len(verifies)
         async with _from(switched.app, HOME) as c:
             assert await node.beat(c) == 404
+        assert len(verifies) == before
+
+
+async def test_a_staged_key_that_is_the_previous_one_does_not_reopen_its_window(
+    tmp_path: Path, verifies: list[int]
+) -> None:
+    """``registry.key.next`` left as (or copied from) ``registry.key.previous``: the old
+    key's tokens are refused once its window is over, as without it (found 2026-12-07,
+    review41: taken as the staged key's, for as long as the file stayed, the window of a
+    leaked old key's tokens reopened for good)."""
+    store, wall = MemoryStore(), Wall()
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    node = CountingNode(make_node(wall, await operator(store)))
+    _rotated(tmp_path / "r0", old)
+    _staged(tmp_path / "r0", old)  # the old key staged too: a mistake in the file names
+    async with replicas(tmp_path, store, wall, new, old) as (rotated, behind):
+        wall.now += PREVIOUS_KEY_TOKENS_S  # the previous key's window is over
+        await node.register(behind.app)  # an old-key token (a leaked key's holder's alike)
+        await _fill_the_total(rotated.app, node.node)
+        before = len(verifies)
+        async with _from(rotated.app, HOME) as c:
+            assert await node.beat(c) == 404  # before: 200
         assert len(verifies) == before
