@@ -75,14 +75,31 @@ class Anchor:
     heard: float
 
 
-def stepped_back(high: float | None, wall_now: float, mono_now: float) -> tuple[float, float]:
-    """``(high, behind_s)``: the highest offset of this wall clock from the monotonic clock
-    seen (``wall_now - mono_now``; ``high``: the one before, ``None``: none), and how far
-    this wall clock now reads behind it: the steps back it took since (the monotonic
-    clock never steps, and NTP's slewing moves both alike); 0 while it never stepped back."""
+def stepped_back(
+    last: float | None,
+    wall_now: float,
+    mono_now: float,
+    behind_s: float = 0.0,
+    *,
+    step_s: float = SKEW_S,
+) -> tuple[float, float]:
+    """``(offset, behind_s)``: this wall clock's offset from the monotonic clock now
+    (``wall_now - mono_now``; ``last``: the one seen before, ``None``: none), and how far
+    it reads behind where it would without the steps back it took since (``behind_s``:
+    the figure before): a fall of the offset by more than ``step_s`` between two looks is
+    a step back, added; a rise by more, a step forward, takes back as much (a clock put
+    right again). The monotonic clock never steps, and NTP's slewing moves both alike;
+    a drift of the offset by less than ``step_s`` a look is not a step (found 2026-12-07,
+    review41: counted from the highest offset ever seen, a test's frozen wall clock beside
+    the real monotonic one read as a step back growing with the test's run time)."""
     offset = wall_now - mono_now
-    high = offset if high is None or offset > high else high
-    return high, high - offset
+    if last is not None:
+        moved = offset - last
+        if moved < -step_s:
+            behind_s += -moved
+        elif moved > step_s:
+            behind_s = max(0.0, behind_s - moved)
+    return offset, behind_s
 
 
 def first_read_clock(

@@ -166,8 +166,8 @@ class NodeSync(Poller):
         self.skew_s = skew_s  # a stamp ahead of the wall clock by more: core/beat_stamp.py
         self._anchor: Anchor | None = None  # the newest stamp read surely, and when heard
         self._mono = monotonic  # never steps: tells this wall clock's steps back
-        self._high, _ = stepped_back(None, self._since, monotonic())
-        self._behind = 0.0  # how far this wall clock stepped back since (over skew_s: logged)
+        self._offset, self._behind = stepped_back(None, self._since, monotonic())
+        self._logged = False  # this wall clock's step back over skew_s logged
         self.clock_rtt_s = clock_rtt_s  # a measure of the store's clock taking longer: not taken
         self._first_now = self._since  # the clock a row never read is aged on, this poll
 
@@ -181,15 +181,17 @@ class NodeSync(Poller):
         checks = await self.store.health_checks_since(since)
         self._since = started
         now = self._wall()
-        self._high, behind = stepped_back(self._high, now, self._mono())
-        if behind > self.skew_s >= self._behind:
+        self._offset, behind = stepped_back(
+            self._offset, now, self._mono(), self._behind, step_s=self.skew_s
+        )
+        if behind > self.skew_s and not self._logged:
             log.warning(
                 "this replica's wall clock stepped back %.1f s (against its monotonic "
                 "clock): the heartbeat rows it reads for the first time are aged on the "
                 "clock before the step until it restarts",
                 behind,
             )  # fmt: skip
-        self._behind = behind
+        self._behind, self._logged = behind, behind > self.skew_s
         first = bool(changed) or self._first_reads(beats)  # (then the store's clock is read)
         store_now = await self._store_now(now) if first else None
         self._first_now = first_read_clock(
@@ -207,7 +209,10 @@ class NodeSync(Poller):
         """The clock a row read for the first time is aged on now (``core/beat_stamp.py``):
         the stored nodes' rows loaded at start (``snapshot.load_nodes``)."""
         now = self._wall()
-        self._high, behind = stepped_back(self._high, now, self._mono())
+        self._offset, behind = stepped_back(
+            self._offset, now, self._mono(), self._behind, step_s=self.skew_s
+        )
+        self._behind = behind
         store_now = await self._store_now(now)
         return _utc(first_read_clock(now, behind_s=behind, store_now=store_now, skew_s=self.skew_s))
 

@@ -56,15 +56,34 @@ def test_the_anchor_kept_is_the_newer_stamps() -> None:
 
 
 def test_a_step_back_is_told_against_the_monotonic_clock() -> None:
-    high, behind = stepped_back(None, NOW, 50.0)
-    assert (high, behind) == (NOW - 50.0, 0.0)
-    high, behind = stepped_back(high, NOW + 10, 60.0)  # both moved on alike
+    offset, behind = stepped_back(None, NOW, 50.0)
+    assert (offset, behind) == (NOW - 50.0, 0.0)
+    offset, behind = stepped_back(offset, NOW + 10, 60.0, behind)  # both moved on alike
     assert behind == 0.0
-    high, behind = stepped_back(high, NOW + 11 - 3600, 61.0)  # the wall clock stepped back
-    assert (high, behind) == (NOW - 50.0, 3600.0)
-    high, behind = stepped_back(high, NOW + 12, 62.0)  # ... and forward again
+    offset, behind = stepped_back(offset, NOW + 11 - 3600, 61.0, behind)  # stepped back
+    assert (offset, behind) == (NOW - 3650.0, 3600.0)
+    offset, behind = stepped_back(offset, NOW + 12, 62.0, behind)  # ... and forward again
     assert behind == 0.0
-    assert stepped_back(high, NOW + 100, 63.0) == (NOW + 37.0, 0.0)  # forward: the new high
+    offset, behind = stepped_back(offset, NOW + 100, 63.0, behind)  # forward
+    assert (offset, behind) == (NOW + 37.0, 0.0)
+    offset, behind = stepped_back(offset, NOW + 101 - 60, 64.0, behind)  # back a minute,
+    offset, behind = stepped_back(offset, NOW + 102 - 60 - 30, 65.0, behind)  # then 30 s
+    assert behind == 90.0
+
+
+def test_a_wall_clock_that_drifts_from_the_monotonic_one_has_not_stepped() -> None:
+    """Found 2026-12-07 (review41): behind was counted from the highest offset ever seen,
+    so a wall clock frozen beside the real monotonic one (a test's) read as stepped back
+    by the time run, and a slow drift as much: only a fall of more than ``step_s`` between
+    two looks is a step."""
+    offset, behind = stepped_back(None, NOW, 0.0)
+    for second in range(1, 600):  # the wall clock frozen, a look a second: 599 s apart
+        offset, behind = stepped_back(offset, NOW, float(second), behind)
+    assert behind == 0.0
+    offset, behind = stepped_back(offset, NOW + 1 - 3600, 600.0, behind)  # a real step
+    assert behind == 3600.0
+    offset, behind = stepped_back(offset, NOW + 2, 601.0, behind, step_s=10.0)
+    assert behind == 0.0  # put right again
 
 
 def test_after_a_step_back_a_row_never_read_is_aged_on_the_clock_before_it() -> None:
