@@ -728,7 +728,11 @@ async def test_trust_earned_on_one_model_does_not_carry_to_an_unverified_one(
     assert verdicts == {(MODEL, "pass"), ("my-org/unchecked-7b", "unverified")}
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     r = await mesh.client.post("/v1/completions", json=body)
-    assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+    # the verifier, the admin's reference for MODEL, is trusted too (since 2026-12-07)
+    assert r.status_code == 200 and r.json()["mesh"]["node_id"] in {"proven", "verifier"}
+    q = mesh.runtime.quality
+    assert q is not None and q.trusted_nodes(MODEL) == {"proven", "verifier"}
+    assert q.trusted_nodes("my-org/unchecked-7b") == frozenset()
     # (with an API key: the community pool pays for catalog models only)
     r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"},
                                headers=await funded_key(mesh))  # fmt: skip
