@@ -8,6 +8,7 @@ name, and only they are ever deleted.
     plan = scan(root)        # dry run: what would happen (deletes nothing)
     result = apply(plan)     # remove exactly plan's model files, emptied
                              # LLM_Mesh/models/ dirs; complete .gitignore
+                             # (in a git checkout only)
     check = verify(root)     # no model file and no file >= 1 GB left
 
 ``.git``, virtual environments (``.venv``, any dir holding ``pyvenv.cfg``),
@@ -64,9 +65,10 @@ class MigrationPlan:
     root: Path
     models: list[FoundModel] = field(default_factory=list)
     dirs_to_remove: list[Path] = field(default_factory=list)  # deepest first
-    gitignore_missing: list[str] = field(default_factory=list)
+    gitignore_missing: list[str] = field(default_factory=list)  # none outside a git checkout
     doc_references: list[DocReference] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    in_git: bool = True  # a git work tree: its .gitignore is completed
 
     @property
     def total_bytes(self) -> int:
@@ -175,6 +177,12 @@ def _gitignore_missing(root: Path) -> list[str]:
     return [line for line in GITIGNORE_LINES if line not in have]
 
 
+def in_git_work_tree(root: Path) -> bool:
+    """Whether ``root`` is in a git work tree: a ``.git`` folder or file (a worktree's, a
+    submodule's) at it or a folder above it. No git subprocess."""
+    return any((d / ".git").exists() for d in (root, *root.parents))
+
+
 def _doc_references(root: Path, names: set[str]) -> list[DocReference]:
     needles = ["LLM_Mesh/models/", *sorted(names)]
     refs: list[DocReference] = []
@@ -201,7 +209,9 @@ def scan(root: Path | str = ".") -> MigrationPlan:
     plan.models = _find_models(root, plan.warnings)
     removed = {m.path for m in plan.models}
     plan.dirs_to_remove = _emptied_dirs(root, removed)
-    plan.gitignore_missing = _gitignore_missing(root)
+    # a .gitignore only in a git checkout (found 2026-12-07, user41b: offered in any folder)
+    plan.in_git = in_git_work_tree(root)
+    plan.gitignore_missing = _gitignore_missing(root) if plan.in_git else []
     plan.doc_references = _doc_references(root, {m.path.name for m in plan.models})
     return plan
 
@@ -266,7 +276,7 @@ def apply(plan: MigrationPlan) -> ApplyResult:
             result.skipped.append(f"{d}: {e.strerror}")
             continue
         result.removed_dirs.append(d)
-    result.gitignore_added = update_gitignore(plan.root)
+    result.gitignore_added = update_gitignore(plan.root) if plan.in_git else []
     return result
 
 
@@ -317,7 +327,11 @@ def render_plan(plan: MigrationPlan) -> list[str]:
     out += _render_refs(r, plan.doc_references)
     out += [f"warning: {w}" for w in plan.warnings]
     if plan.nothing_to_do:  # --apply would change nothing (found 2026-12-06, newuser33)
-        out.append("Nothing to do: no model files, and .gitignore already lists them.")
+        out.append(
+            "Nothing to do: no model files, and .gitignore already lists them."
+            if plan.in_git
+            else "Nothing to do: no model files (not a git checkout: no .gitignore to complete)."
+        )
     else:
         out.append(f"Dry run: nothing changed. Run `{_apply_command(r)}` to remove these files.")
     return out

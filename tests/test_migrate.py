@@ -211,12 +211,35 @@ def test_a_clean_checkout_is_told_there_is_nothing_to_apply(tmp_path: Path) -> N
     """Found 2026-12-06 (newuser33): in a checkout with no model file and a complete
     .gitignore the dry run listed ``none``, then said ``Run `llm-mesh migrate ... --apply` to
     remove these files``: there are none, and --apply would do nothing."""
+    (tmp_path / ".git").mkdir()  # a checkout: its .gitignore is completed
     migrate.apply(migrate.scan(tmp_path))  # writes the .gitignore lines: nothing left to do
     plan = migrate.scan(tmp_path)
     assert plan.nothing_to_do
     last = migrate.render_plan(plan)[-1]
     assert "--apply" not in last, last
     assert last == "Nothing to do: no model files, and .gitignore already lists them."
+
+
+def test_gitignore_is_offered_only_in_a_git_checkout(tmp_path: Path) -> None:
+    """Found 2026-12-07 (user41b): ``llm-mesh migrate`` in a folder that is no git checkout
+    offered (and --apply wrote) .gitignore lines. A ``.git`` folder or file (a worktree's)
+    at the folder or above it makes one; no git subprocess."""
+    plain = tmp_path / "plain"
+    write(plain / "m.gguf", fake_gguf(3))
+    plan = migrate.scan(plain)
+    assert plan.gitignore_missing == [] and not plan.in_git
+    assert not any(".gitignore" in line for line in migrate.render_plan(plan))
+    result = migrate.apply(plan)
+    assert result.gitignore_added == [] and not (plain / ".gitignore").exists()
+    last = migrate.render_plan(migrate.scan(plain))[-1]
+    assert last.startswith("Nothing to do: no model files (not a git checkout"), last
+    # a worktree's .git is a file; the checkout's root is a folder above
+    wt = tmp_path / "wt"
+    write(wt / ".git", "gitdir: /elsewhere/.git/worktrees/wt\n")
+    sub = wt / "sub"
+    sub.mkdir()
+    assert migrate.scan(sub).gitignore_missing == list(migrate.GITIGNORE_LINES)
+    assert migrate.apply(migrate.scan(sub)).gitignore_added == list(migrate.GITIGNORE_LINES)
 
 
 @pytest.mark.parametrize("marker", ["node.key", "node.toml", "registry.key", "admin.key"])

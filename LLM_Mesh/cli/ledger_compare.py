@@ -11,7 +11,11 @@ URL that did not answer with one). A *file* that cannot be read, or that is no c
 in shape (no such file, not UTF-8, too long, JSON without a ``note`` string, no signed
 note), is no finding about the ledger but a mistake in the command: :func:`read_files`
 raises a ``ValueError`` naming it, before the audit (found 2026-12-06, newuser35b:
-``--compare missing.json`` said "MISMATCH: 1 of 1 checkpoint compared").
+``--compare missing.json`` said "MISMATCH: 1 of 1 checkpoint compared"). A *URL* is read
+after the audit, with the comparisons: one that answers no checkpoint (an HTTP error, a
+body too long, slow or compressed, no checkpoint in shape) is ``unreadable``, printed as an
+``error:`` line naming the URL and why (the status), never counted as a mismatch (found
+2026-12-07, user41b: a 404 said "unreadable ... MISMATCH: 1 of 1 checkpoint compared").
 
 A foreign checkpoint comes from a stranger: at most ``MAX_NOTE`` bytes of it are read (a
 URL's body as it streams in, never decompressed: ``Accept-Encoding: identity``, another
@@ -50,12 +54,13 @@ __all__ = ["Compared", "compare_all", "print_compared", "read_files"]
 
 Proof = Callable[[int, int], Awaitable[list[bytes]]]
 FETCH_S = 30.0  # a URL's whole answer, however it trickles
+UNREADABLE = "unreadable"  # no checkpoint read: an error, not a finding about the ledger
 
 
 @dataclass(frozen=True)
 class Compared:
     where: str  # the file or URL the foreign checkpoint came from
-    kind: str  # consistent, split view, signature, unproven, unreadable
+    kind: str  # consistent, split view, signature, unproven; or UNREADABLE (an error)
     message: str
     theirs: Checkpoint | None = None
 
@@ -112,8 +117,15 @@ async def _fetch(where: str, client: httpx.AsyncClient) -> str:
     r = await call(client, "GET", where, _MAX, deadline_s=FETCH_S, as_sent=True,
                    follow_redirects=False)  # fmt: skip  # a checkpoint is sent as is
     if r.status_code != 200:
-        raise MeshError(f"GET answered {r.status_code}")
-    return r.content.decode("utf-8")
+        raise MeshError(f"GET answered {r.status_code} {r.reason_phrase}".rstrip())
+    text = r.content.decode("utf-8")
+    try:  # a page that is no checkpoint at all: not one to judge (a file's, read_files)
+        split_note(note_from(text))
+    except BadCheckpoint as exc:
+        raise MeshError(
+            f"{exc} (not a checkpoint: what `llm-mesh ledger checkpoint` exports, or its --note)"
+        ) from None
+    return text
 
 
 def _read_file(path: Path) -> str:
@@ -130,8 +142,10 @@ async def _one(
 ) -> Compared:  # fmt: skip
     try:
         text = await _read(where, client, texts)
-    except (OSError, UnicodeDecodeError, MeshError, httpx.HTTPError) as exc:
-        return Compared(where, "unreadable", f"{type(exc).__name__}: {exc}")
+    except MeshError as exc:
+        return Compared(where, UNREADABLE, str(exc) or type(exc).__name__)
+    except (OSError, UnicodeDecodeError, httpx.HTTPError) as exc:
+        return Compared(where, UNREADABLE, f"{type(exc).__name__}: {exc}")
     try:
         theirs = open_foreign(text, ours.origin, keys)
     except BadCheckpoint as exc:
@@ -177,8 +191,11 @@ def print_compared(
     results: Sequence[Compared], ours: Checkpoint | None, key: str, where: str
 ) -> None:
     """One line per comparison; for a split view, both signed notes (the evidence) and the
-    registry key (base64) that signed ``ours``."""
+    registry key (base64) that signed ``ours``. One that could not be read is an
+    ``error:`` line after them, not counted as compared."""
     for c in results:
+        if c.kind == UNREADABLE:
+            continue
         if c.ok:
             console.print(f"[green]consistent[/]: {shown(c.where)}: {shown(c.message)}")
             continue
@@ -192,9 +209,18 @@ def print_compared(
             )
             _note(f"this verifier's ({where})", ours.note)
             _note(f"{c.where}", c.theirs.note)
-    bad = sum(not c.ok for c in results)
-    compared = f"{len(results)} checkpoint{'' if len(results) == 1 else 's'} compared"
+    read = [c for c in results if c.kind != UNREADABLE]
+    bad = sum(not c.ok for c in read)
+    compared = f"{len(read)} checkpoint{'' if len(read) == 1 else 's'} compared"
     if bad:
         err.print(f"[red]MISMATCH[/]: {bad} of {compared}")
-    elif results:
+    elif read:
         console.print(f"[green]OK[/]: {compared}: one history")
+    for c in results:
+        if c.kind == UNREADABLE:
+            err.print(
+                f"[red]error:[/] --compare {shown(c.where)}: {shown(c.message)} (no checkpoint "
+                "read from it: nothing compared, no finding about the ledger)",
+                highlight=False,
+                soft_wrap=True,
+            )

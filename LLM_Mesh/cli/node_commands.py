@@ -447,7 +447,7 @@ def node_plan(
     from LLM_Mesh.cli.node_render import plan_table
     from LLM_Mesh.core.plan import SPEED_NOTE, plan_models
     from LLM_Mesh.node.config import load_node_config
-    from LLM_Mesh.node.control import first_demand, home_node_url, measured_speeds
+    from LLM_Mesh.node.control import first_demand, home_node_target, measured_speeds
     from LLM_Mesh.node.hardware import detect_hardware
     from LLM_Mesh.node.model_files import model_id_of
 
@@ -476,7 +476,7 @@ def node_plan(
             # control.MEASURED_READ_S, not that and then the registry's wait (found 2026-12-07)
             (by_model, note), (measured, silent) = await asyncio.gather(
                 first_demand(client, gateway_urls(registry_url)),
-                measured_speeds(client, home_node_url(settings, cfg)),
+                measured_speeds(client, *home_node_target(settings, cfg)),
             )
             return by_model, note, measured, silent
 

@@ -7,6 +7,11 @@ threshold). The score is a product of factors in [0, 1]:
 * **canary** — 0 while the node is quarantined (a failed probe, not cleared);
   otherwise ``0.5 + 0.5 × passed / (passed + 2)``: unverified (no probe passed)
   is 0.5, one pass 0.67, four passes 0.83, so trust is earned by passing probes;
+  1 for a **verifier** (a node the admin marked with ``llm-mesh registry nodes trust``:
+  the reference the probes compare others against, for the models it serves with a
+  declared sha256, and so not probed against itself) unless it is quarantined (another verifier's probe, the
+  usage audit): before 2026-12-07 it scored 0.5, and ``trusted_only`` never reached the
+  very nodes the others' trust is measured against;
 * **success** — the gateway's success rate of the node (its router EWMA);
 * **failures** — ``1 - failures / requests`` over the node's recorded requests
   (errors and streams it broke off);
@@ -16,7 +21,7 @@ threshold). The score is a product of factors in [0, 1]:
 
 With the default threshold (:data:`DEFAULT_THRESHOLD`, 0.6) a node needs at least
 one passed canary and a clean record to be trusted; an unverified node (0.5) is
-not, a quarantined one never is.
+not, a quarantined one never is; a verifier with a clean record is.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class TrustInputs:
     requests: int = 0
     failures: int = 0
     speed_unexplained: bool = False
+    verifier: bool = False  # the admin's reference for the model(s) scored
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,12 @@ class TrustScore:
 
 
 def trust_score(x: TrustInputs) -> TrustScore:
-    canary = 0.0 if x.quarantined else 0.5 + 0.5 * x.canary_passed / (x.canary_passed + 2)
+    if x.quarantined:
+        canary = 0.0
+    elif x.verifier:
+        canary = 1.0
+    else:
+        canary = 0.5 + 0.5 * x.canary_passed / (x.canary_passed + 2)
     success = 1.0 if x.success_rate is None else min(1.0, max(0.0, x.success_rate))
     fails = 1.0 if x.requests <= 0 else 1.0 - min(x.failures, x.requests) / x.requests
     speed = 0.5 if x.speed_unexplained else 1.0

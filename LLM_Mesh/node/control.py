@@ -183,13 +183,21 @@ MAX_INFO_BYTES = 4 << 20
 
 
 async def measured_speeds(
-    client: httpx.AsyncClient, node_url: str, *, deadline_s: float | None = None
+    client: httpx.AsyncClient,
+    node_url: str,
+    expected: str | None = None,
+    *,
+    deadline_s: float | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """The running node's ``measured`` (``core/measured_speed.py``) by model id, from its
     ``/mesh/info`` within ``deadline_s`` (None: :data:`MEASURED_READ_S`), and a note: ``""``
     when it answered, or no node does (nothing listens, a refusal, another body: ``node
     plan`` then prints as before, with no error); when one took the connection but did not
-    answer in time, the line that says so (None for the speeds)."""
+    answer in time, the line that says so (None for the speeds). ``expected``: the node id
+    the node there must have (:func:`home_node_target`, as :func:`refuse_another_node`
+    checks for ``node pause``): another node's speeds are not shown, a line says why (found
+    2026-12-07, user41b: with the home's node stopped, ``node plan`` showed those of the
+    node another home ran on that port)."""
     deadline_s = MEASURED_READ_S if deadline_s is None else deadline_s
     url = f"{node_url.rstrip('/')}/mesh/info"
     try:
@@ -197,7 +205,9 @@ async def measured_speeds(
             client, "GET", url, MAX_INFO_BYTES, deadline_s=deadline_s, timeout=deadline_s,
             follow_redirects=False,
         )  # fmt: skip
-        models = r.json().get("models") if r.status_code == 200 else None
+        body = r.json() if r.status_code == 200 else None
+        models = body.get("models") if body is not None else None
+        found = body.get("node_id") if body is not None else None
     except (httpx.TimeoutException, AnswerTimedOut):
         return None, (
             f"the node at {node_url} did not answer within {deadline_s:g} s: no measured "
@@ -207,6 +217,11 @@ async def measured_speeds(
         return None, ""
     if not isinstance(models, list):
         return None, ""
+    if expected is not None and isinstance(found, str) and found != expected:
+        return None, (
+            f"the node at {node_url} is {found}, not this home's node {expected} (this home's "
+            "node is not running): its measured tok/s are not shown"
+        )
     speeds = {
         m["id"]: m.get("measured")
         for m in models

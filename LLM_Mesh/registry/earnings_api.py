@@ -119,8 +119,15 @@ async def operator_from_token(
         if tries is not None:
             tries.wrong(scope, WRONG_OPERATOR_TOKENS)
         raise InvalidCredential("unknown operator token")
-    if op.revoked_at is not None:
-        raise InvalidCredential(f"operator {op.name} is revoked")
+    if op.revoked_at is not None:  # the token reads nothing (docs/security.md); what the
+        # operator can still do said, never the account (found 2026-12-07, user41b: the bare
+        # "operator X is revoked" left a revoked operator no way to see what it was paid)
+        raise InvalidCredential(
+            f"operator {op.name} is revoked: its token reads no earnings any more. What its "
+            "account was paid before stays in the public ledger: `llm-mesh ledger statement "
+            "--account operator:...` lists it, with the account an earlier `llm-mesh "
+            "earnings` named; or ask the registry's admin"
+        )
     return op
 
 

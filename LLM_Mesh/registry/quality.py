@@ -21,6 +21,9 @@ the router's success rate and per-token speed, and the node's recorded
 failures; ``trusted_nodes(model)`` is what ``trusted_only`` routes to, scored on that
 model's passed probes only (a node trusted for one model is not trusted for another no
 verifier checked). The node-wide score (``view``, ``GET /mesh/nodes``) counts them all.
+A verifier (the admin's reference, not probed against itself) has the canary factor 1 for
+the models it serves with a declared sha256 (those it is a reference for), unless quarantined: it is trusted with a clean record (before
+2026-12-07 it scored 0.5 and ``trusted_only`` never reached it, user41b).
 
 What the public sees of passed probes (``view``: ``GET /mesh/nodes``, ``node info``, the
 dashboard; and :meth:`Quality.public_score`) is each model's tally as it stood at the
@@ -243,8 +246,11 @@ class Quality:
         """The node's trust score; with ``model``, its canary factor counts only the
         probes of that model passed (trust earned on one model is not trust in another
         that no verifier could check), a quarantine for any model still zeroes it.
-        ``canary_passed``: the passed probes to count instead of the live tally's."""
+        ``canary_passed``: the passed probes to count instead of the live tally's.
+        A verifier's canary factor is 1 for a model it serves with a declared sha256 (it is
+        the reference for that file's probes; node-wide: for any such model)."""
         entry = self.table.get(node_id)
+        verifier = node_id in self.verifiers and _reference_for(entry, model)
         st = self.routing.router.node(node_id)
         success = st.success.value if st is not None else None
         # the speed the node showed, as of its last answer: not ``get(now)``, which decays
@@ -262,6 +268,7 @@ class Quality:
                 requests=entry.requests if entry is not None else 0,
                 failures=entry.failures if entry is not None else 0,
                 speed_unexplained=entry is not None and not _speed_ok(entry, per_token),
+                verifier=verifier,
             )
         )
 
@@ -303,6 +310,18 @@ class Quality:
             ],
             **extra,
         }
+
+
+def _reference_for(entry: NodeEntry | None, model: str | None) -> bool:
+    """Whether a verifier's answers are the probes' reference for ``model`` (``None``: for
+    any model it serves): it serves it with a declared sha256, which probes match files by
+    (``registry/canary.py``); a model without one no verifier can check, itself included."""
+    if entry is None:
+        return False
+    if model is None:
+        return any(h.sha256 for h in entry.models.values())
+    hosted = entry.models.get(model)
+    return hosted is not None and bool(hosted.sha256)
 
 
 def _speed_ok(entry: NodeEntry, per_token_ms: float | None) -> bool:

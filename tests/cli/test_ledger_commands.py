@@ -381,6 +381,57 @@ def test_a_compare_file_that_cannot_be_read_is_an_error_naming_it_not_a_mismatch
     assert not (v1 / "ledger_seen.json").exists()  # said before the audit: nothing run
 
 
+@contextlib.contextmanager
+def _peer(status: int, body: bytes) -> Any:
+    """A peer's URL on loopback answering every GET with ``status`` and ``body``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cp.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "why"),
+    [
+        (404, b"not here", "GET answered 404 Not Found"),
+        (200, b"<html>a page</html>", "not a signed note"),
+    ],
+    ids=["404", "not a checkpoint"],
+)
+def test_a_compare_url_that_answers_no_checkpoint_is_an_error_not_a_mismatch(
+    tmp_path: Path, status: int, body: bytes, why: str
+) -> None:
+    """Found 2026-12-07 (user41b): ``--compare URL`` answering 404 printed "unreadable ...
+    MISMATCH: 1 of 1 checkpoint compared", as if another verifier had seen another ledger
+    (a missing file was an ``error:`` already). An error line naming the URL and the
+    status; exit 1 (an error, as the command's help says); no mismatch."""
+    a = _history(tmp_path / "reg-a", (10, 20))
+    served, v1 = _Served(tmp_path), tmp_path / "v1"
+    served.show(a)
+    with _peer(status, body) as url:
+        code, out = served.verify(v1, url)  # type: ignore[arg-type]
+    said = " ".join(out.split())
+    assert code == 1, out
+    assert f"error: --compare {url}: {why}" in said, said
+    assert "MISMATCH" not in said and "checkpoint compared" not in said, said
+
+
 def test_checkpoint_export_needs_a_verified_ledger_and_prints_the_note(tmp_path: Path) -> None:
     a = _history(tmp_path / "reg-a", (10, 20))
     served, v1 = _Served(tmp_path), tmp_path / "v1"

@@ -125,6 +125,33 @@ def test_plan_shows_the_running_nodes_measured_speed_beside_the_estimate(
     assert _row(r.output, "llama-2-70b-chat").count(" - ") >= 1  # not served: "-"
 
 
+def test_plan_does_not_show_another_homes_nodes_speeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_machine: None
+) -> None:
+    """Found 2026-12-07 (user41b): with the home's node stopped, ``node plan`` showed the
+    measured tok/s of whatever node answered on the home's port (another home's). The
+    home's key names its node, as ``node pause`` checks (``refuse_another_node``)."""
+    from LLM_Mesh.node.keys import load_or_create_key
+
+    home = tmp_path / "h"
+    mine = load_or_create_key(home / "node.key").node_id
+    measured = {"answers": 4, "tokens_per_s": 3.25, "ttft_ms": 900.0, "simulated": False}
+    info: dict[str, Any] = {"node_id": "node-someoneelse", "models": [
+        {"id": MODEL, "measured": measured}]}  # fmt: skip
+    use_transport(monkeypatch, _plan_transport(info, []))
+    r = invoke("plan", "--home", str(home), "--registry", "http://reg.test")
+    assert r.exit_code == 0, r.output
+    assert "measured" not in _row(r.output, "est. tok/s")  # no such column
+    said = " ".join(r.output.split())
+    assert "is node-someoneelse, not this home's node" in said and mine in said, said
+    assert "measured tok/s are not shown" in said, said
+    info["node_id"] = mine  # the home's own node: shown as before
+    r = invoke("plan", "--home", str(home), "--registry", "http://reg.test")
+    assert r.exit_code == 0, r.output
+    assert "measured tok/s" in _row(r.output, "est. tok/s")
+    assert "not shown" not in r.output
+
+
 @pytest.mark.parametrize(
     "info",
     [httpx.ConnectError("refused"), httpx.Response(403, json={"error": {}}), httpx.Response(200)],

@@ -28,6 +28,16 @@ def test_quarantine_zeroes_the_score_whatever_else() -> None:
     assert s.score == 0.0 and not s.trusted(0.0001)
 
 
+def test_a_verifier_is_trusted_without_probes_unless_quarantined() -> None:
+    # the admin's reference is not probed against itself: before 2026-12-07 it scored 0.5
+    # (unverified) and trusted_only never reached it (user41b)
+    v = trust_score(TrustInputs(verifier=True))
+    assert v.canary == 1.0 and v.score == 1.0 and v.trusted()
+    assert trust_score(TrustInputs(verifier=True, quarantined=True)).score == 0.0
+    # its own record still counts, as any node's does
+    assert not trust_score(TrustInputs(verifier=True, requests=10, failures=5)).trusted()
+
+
 def test_failures_success_and_speed_lower_the_score() -> None:
     base = trust_score(TrustInputs(canary_passed=4)).score
     assert trust_score(TrustInputs(canary_passed=4, success_rate=0.5)).score == pytest.approx(

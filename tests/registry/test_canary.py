@@ -497,11 +497,16 @@ async def test_trusted_only_routes_to_trusted_nodes(mesh: Harness) -> None:
     await trust(mesh, "verifier")
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     r = await mesh.client.post("/v1/completions", json=body)
-    assert r.status_code == 503  # nobody has passed a canary yet
+    # nobody has passed a canary yet: only the verifier, the admin's reference, is trusted
+    # (until 2026-12-07 this was a 503: a verifier scored as unverified, user41b)
+    assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "verifier"
     await run_round(mesh, node="proven")
+    seen = set()
     for _ in range(20):
         r = await mesh.client.post("/v1/completions", json=body)
-        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+        assert r.status_code == 200
+        seen.add(r.json()["mesh"]["node_id"])
+    assert seen <= {"verifier", "proven"} and "proven" in seen  # never "new"
     bad = await mesh.client.post("/v1/completions", json={**body, "trusted_only": "yes"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "trusted_only"
     # the extension is stripped before forwarding
@@ -531,7 +536,7 @@ async def test_trusted_only_from_the_api_key(mesh: Harness) -> None:
         r = await mesh.client.post(
             "/v1/completions", json={"model": MODEL, "prompt": "x"}, headers=auth
         )
-        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+        assert r.status_code == 200 and r.json()["mesh"]["node_id"] in {"proven", "verifier"}
 
 
 async def test_watcher_applies_quarantines_and_clears_made_elsewhere(mesh: Harness) -> None:
@@ -723,7 +728,11 @@ async def test_trust_earned_on_one_model_does_not_carry_to_an_unverified_one(
     assert verdicts == {(MODEL, "pass"), ("my-org/unchecked-7b", "unverified")}
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     r = await mesh.client.post("/v1/completions", json=body)
-    assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+    # the verifier, the admin's reference for MODEL, is trusted too (since 2026-12-07)
+    assert r.status_code == 200 and r.json()["mesh"]["node_id"] in {"proven", "verifier"}
+    q = mesh.runtime.quality
+    assert q is not None and q.trusted_nodes(MODEL) == {"proven", "verifier"}
+    assert q.trusted_nodes("my-org/unchecked-7b") == frozenset()
     # (with an API key: the community pool pays for catalog models only)
     r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"},
                                headers=await funded_key(mesh))  # fmt: skip

@@ -400,11 +400,12 @@ async def test_routing_goes_by_the_exact_count_the_public_sees_coarse(mesh: Harn
     admin = await mesh.client.get("/mesh/nodes", headers=ADMIN)
     exact = {n["node_id"]: n for n in admin.json()["nodes"]}["honest"]
     assert (exact["canary_passed"], exact["trusted"]) == (3, True)
-    assert q.trusted_nodes(MODEL) == frozenset({"honest"})
+    # the verifier too: the admin's reference is trusted (since 2026-12-07, user41b)
+    assert q.trusted_nodes(MODEL) == frozenset({"honest", "verifier"})
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     for _ in range(5):
         r = await mesh.client.post("/v1/completions", json=body)
-        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "honest"
+        assert r.status_code == 200 and r.json()["mesh"]["node_id"] in {"honest", "verifier"}
 
 
 class MemoryLiar:

@@ -140,7 +140,12 @@ async def test_the_403_says_what_makes_a_node_ones_own(mesh: Mesh) -> None:
 async def test_a_revoked_operator_is_401(mesh: Mesh) -> None:
     await mesh.store.revoke_operator("alice", NOW + timedelta(seconds=1))
     r = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.alice))
-    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    said = r.json()["error"]["message"]
+    assert r.status_code == 401 and said.startswith("operator alice is revoked"), said
+    # what it can still do (found 2026-12-07, user41b: the bare error left it no way to see
+    # what it was paid before), and no account told to the revoked token
+    assert "llm-mesh ledger statement --account operator:..." in said, said
+    assert "registry's admin" in said, said
     # bob is not affected
     assert (await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.bob))).status_code == 200
 
