@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, COMPLETIONS_PATH, Mix, Shape
-from tests.registry.helpers import Harness, running
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,
     honest,
@@ -26,6 +25,7 @@ from tests.registry.test_canary import (
     register,
     trust,
 )
+from tests.registry.helpers import Harness, running
 
 
 def inflating(body: dict[str, Any]) -> dict[str, Any]:
