@@ -16,8 +16,8 @@ from LLM_Mesh.core.receipt_ledger import (
     seen_sizes,
 )
 from LLM_Mesh.core.receipt_verify import Found, verify
+from tests.core.receipt_verify_fixtures import KEYS, NODE_A, NODE_B, TEXT, make_receipt
 from tests.core.test_ledger_audit import _subproof
-from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
 
 USER = "user:" + "a" * 32
 FRIEND = "user:" + "f" * 32

@@ -11,7 +11,7 @@ from typing import Any
 
 from LLM_Mesh.core.receipt import ReceiptError, b64url
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, verify
-from tests.core.test_receipt_verify import KEYS, NODES_ID, answer, make_receipt
+from tests.core.receipt_verify_fixtures import KEYS, NODES_ID, answer, make_receipt
 
 HERE = Path(__file__).parent
 DEEP = "[" * 100_000 + "]" * 100_000  # deeper than the JSON reader's recursion limit
