@@ -1,5 +1,5 @@
 """RFC 9162 proof checks (core/merkle_verify.py) over every tree size up to 24, against the
-RFC's own definitions of the proofs (``tests/core/test_ledger_audit.py``'s references).
+RFC's own definitions of the proofs (``tests/core/ledger_audit_fixtures.py``'s references).
 The CT vectors of ``tests/core/test_merkle.py`` never reached some steps: each test here
 killed a mutant they let live (2026-12-05)."""
 

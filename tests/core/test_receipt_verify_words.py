@@ -1,5 +1,5 @@
 """``receipt verify``'s refusals in the words it prints, and the input forms it tells apart
-(core/receipt_verify.py; the receipts are made by ``tests/core/test_receipt_verify.py``'s
+(core/receipt_verify.py; the receipts are made by ``tests/core/receipt_verify_fixtures.py``'s
 builders). Each test here killed a mutant the other receipt tests let live (2026-12-05)."""
 
 from __future__ import annotations

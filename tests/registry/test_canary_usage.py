@@ -1,6 +1,6 @@
 """Canary probes hold a node's ``usage`` to the evidence (``core/canary_usage.py``).
 
-Fake nodes (``tests/registry/test_canary.py``'s) answer the model's text and
+Fake nodes (``tests/registry/canary_mesh.py``'s) answer the model's text and
 log-probabilities honestly; an inflating one states one token a UTF-8 byte of its text
 + 16 and its prompt at the estimate's bound (bytes + 8 a message + 16), as the node of
 docs/security.md's row "states its token counts at a byte a token" did: a probe fails it,

@@ -3,7 +3,7 @@ the shared transaction; a void and an answer of one request in one iteration app
 order made; PostgreSQL's writes never wait for the iteration (its writer group-commits).
 
 The batch itself, its order with a reservation, a failed batch and a stop:
-``tests/registry/test_settlement.py``.
+``tests/registry/test_settlement_iterations.py``.
 """
 
 from __future__ import annotations
