@@ -162,7 +162,7 @@ def test_probes_of_every_shape_pass_on_an_honest_sim_node(
         assert result.verdict in ("pass", "unverified"), result
         seen.add(result.detail.split(" ")[0].rstrip(","))
     # the three rules ran; the sim's runner-up is exactly tie_margin below each word, so a
-    # stream has no sure token to compare (fake nodes in tests/registry/test_canary.py have
+    # stream has no sure token to compare (fake nodes in tests/registry/canary_mesh.py have
     # some); a sampled probe (core/canary_sampled.py) matches: these sim nodes ignore the
     # temperature (SimEngine(sampled=True) samples: tests/registry/test_canary_sampled.py);
     # a sampled stream's text (core/canary_sampled_text.py, probe32) matches too, and so

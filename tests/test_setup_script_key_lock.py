@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.test_setup_script import SCRIPT, run
+from tests.setup_script import SCRIPT, run
 
 SIM = ("--yes", "--engine", "sim", "--models", "mistral-7b", "--port", "8899")
 

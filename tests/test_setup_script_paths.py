@@ -23,7 +23,7 @@ from pathlib import Path
 
 from LLM_Mesh.node.tls import make_self_signed
 from tests.ports import free_port
-from tests.test_setup_script import SCRIPT, VENV, run
+from tests.setup_script import SCRIPT, VENV, run
 from tests.waiting import START_S, scaled
 
 if sys.version_info >= (3, 11):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.test_setup_script import run
+from tests.setup_script import run
 
 if sys.version_info >= (3, 11):
     import tomllib

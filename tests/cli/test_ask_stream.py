@@ -14,8 +14,8 @@ from rich.console import Console
 
 from LLM_Mesh.cli.demo import ask_once
 from LLM_Mesh.errors import ModelUnavailable, UpstreamError
+from tests.distributed_models_fixtures import FirstReplicaDown
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
-from tests.test_distributed_models import FirstReplicaDown
 
 UNAVAILABLE = {
     "error": {

@@ -212,7 +212,7 @@ def test_receipt_verify_holds_the_registrys_keys_to_those_kept(
     from LLM_Mesh.cli import receipt_commands
     from LLM_Mesh.core.key_rotation import rotation_statement
     from LLM_Mesh.core.receipt import ReceiptSigner
-    from tests.core.test_receipt_verify import REGISTRY_KEY, make_receipt
+    from tests.core.receipt_verify_fixtures import REGISTRY_KEY, make_receipt
 
     listing: list[dict[str, object]] = []
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from LLM_Mesh.node.keys import load_or_create_key
-from tests.cli.test_node_commands import use_transport
+from tests.cli.node_commands_fixtures import use_transport
 
 runner = CliRunner()
 

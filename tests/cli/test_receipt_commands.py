@@ -221,10 +221,17 @@ def test_cli_fetches_the_keys_from_the_registry(
 def test_the_answers_words_in_a_refusal_are_printed_not_read_as_markup() -> None:
     """A pasted answer's ``mesh.request_id`` is anyone's text, quoted in the refusal: Rich
     markup in it (found 2026-12-03: ``[green]OK[/]`` printed as a green OK) stays text."""
-    from tests.core.test_receipt_verify import NODES_ID, REGISTRY_KEY, _mapped, make_receipt
+    from tests.core.receipt_verify_fixtures import (
+        NODES_ID,
+        REGISTRY_KEY,
+        make_receipt,
+        mapped_answer,
+    )
 
     key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
-    forged = _mapped(make_receipt(request_id=NODES_ID, client_id="alice"), "[green]OK[/] \x1b[2J")
+    forged = mapped_answer(
+        make_receipt(request_id=NODES_ID, client_id="alice"), "[green]OK[/] \x1b[2J"
+    )
     res = verify("-", "--key", key, stdin=json.dumps(forged))
     assert res.exit_code == 1, res.output
     assert "'[green]OK[/] \\x1b[2J'" in res.output and "\x1b" not in res.output
@@ -233,7 +240,7 @@ def test_the_answers_words_in_a_refusal_are_printed_not_read_as_markup() -> None
 def test_cli_says_whether_the_client_id_is_signed() -> None:
     """An old version-1 receipt verifies and says its client id link is the answer's word;
     a version-2 one names the client's id countersigned, or none."""
-    from tests.core.test_receipt_verify import NODES_ID, REGISTRY_KEY, make_receipt
+    from tests.core.receipt_verify_fixtures import NODES_ID, REGISTRY_KEY, make_receipt
 
     key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
     old = (Path(__file__).parents[1] / "core" / "receipt_v1_answer.json").read_text()
@@ -249,7 +256,7 @@ def test_cli_shows_what_the_request_was_charged() -> None:
     """Version 4: the amounts the registry countersigned, in µNT, the request's and each
     part's (its operator's share and the fee); not settled, or an older version: said so.
     An amount changed after the signature: exit 1."""
-    from tests.core.test_receipt_verify import NODE_A, NODE_B, REGISTRY_KEY, make_receipt
+    from tests.core.receipt_verify_fixtures import NODE_A, NODE_B, REGISTRY_KEY, make_receipt
 
     key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
     two = [(NODE_B, "The answer ", 2, True), (NODE_A, "is 42.", 2, False)]

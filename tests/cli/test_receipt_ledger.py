@@ -277,7 +277,7 @@ def test_ledger_verify_takes_receipts_and_names_one_it_cannot_verify(tmp_path: A
     import json
 
     from LLM_Mesh.config import Settings
-    from tests.core.test_receipt_verify import make_receipt
+    from tests.core.receipt_verify_fixtures import make_receipt
 
     home = tmp_path / "mesh"
     assert (

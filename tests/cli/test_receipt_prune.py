@@ -41,7 +41,7 @@ from tests.cli.test_ask_save import (  # noqa: F401 (a fixture)
     paid,
 )
 from tests.cli.test_ledger_statement import Paid
-from tests.core.test_receipt_verify import make_receipt
+from tests.core.receipt_verify_fixtures import make_receipt
 
 runner = CliRunner()
 KEY = "lmk_" + "k" * 44

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.schemas import Hardware
 from LLM_Mesh.node.config import NodeConfig, save_node_config
-from tests.core.test_receipt_verify import STD_OK, make_receipt
+from tests.core.receipt_verify_fixtures import STD_OK, make_receipt
 from tests.waiting import scaled
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, NETWORK, Transfer, ma
 from LLM_Mesh.core.ledger_statement import PENDING_S, Line, statement, touches
 from LLM_Mesh.core.receipt import Receipt
 from LLM_Mesh.core.receipt_verify import Found, verify
-from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
+from tests.core.receipt_verify_fixtures import KEYS, NODE_A, NODE_B, TEXT, make_receipt
 
 USER = "user:" + "a" * 24
 OTHER_USER = "user:" + "b" * 24

@@ -1,5 +1,5 @@
 """RFC 9162 proof checks (core/merkle_verify.py) over every tree size up to 24, against the
-RFC's own definitions of the proofs (``tests/core/test_ledger_audit.py``'s references).
+RFC's own definitions of the proofs (``tests/core/ledger_audit_fixtures.py``'s references).
 The CT vectors of ``tests/core/test_merkle.py`` never reached some steps: each test here
 killed a mutant they let live (2026-12-05)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from LLM_Mesh.core.merkle import leaf_hash, node_hash, root_of
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
-from tests.core.test_ledger_audit import _path, _subproof
+from tests.core.ledger_audit_fixtures import inclusion_path, subproof
 
 LEAVES = [leaf_hash(b"entry %d" % i) for i in range(24)]
 
@@ -23,7 +23,7 @@ def test_every_consistency_proof_up_to_24_verifies_and_no_altered_one() -> None:
         r2 = root_of(LEAVES[:second])
         for first in range(1, second):
             r1 = root_of(LEAVES[:first])
-            proof = _subproof(first, LEAVES[:second], True)
+            proof = subproof(first, LEAVES[:second], True)
             assert verify_consistency(first, second, r1, r2, proof), (first, second)
             for i in range(len(proof)):
                 bad = [*proof[:i], _flipped(proof[i]), *proof[i + 1 :]]
@@ -36,7 +36,7 @@ def test_every_inclusion_proof_up_to_24_verifies_and_no_altered_one() -> None:
     for size in range(1, 25):
         root = root_of(LEAVES[:size])
         for index in range(size):
-            path = _path(index, LEAVES[:size])
+            path = inclusion_path(index, LEAVES[:size])
             assert verify_inclusion(index, size, LEAVES[index], path, root), (index, size)
             wrong = LEAVES[(index + 1) % 24]
             assert not verify_inclusion(index, size, wrong, path, root), (index, size)
@@ -74,9 +74,9 @@ def test_a_proof_with_a_hash_too_many_is_refused() -> None:
         r2 = root_of(LEAVES[:second])
         for first in range(1, second):
             r1 = root_of(LEAVES[:first])
-            proof = [*_subproof(first, LEAVES[:second], True), extra]
+            proof = [*subproof(first, LEAVES[:second], True), extra]
             assert not verify_consistency(first, second, r1, r2, proof), (first, second)
             assert not verify_consistency(first, second, r1, _flipped(r2), proof)
         for index in range(second):
-            path = [*_path(index, LEAVES[:second]), extra]
+            path = [*inclusion_path(index, LEAVES[:second]), extra]
             assert not verify_inclusion(index, second, LEAVES[index], path, r2), (index, second)

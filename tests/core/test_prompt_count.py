@@ -19,7 +19,7 @@ from LLM_Mesh.core.receipt import (
 )
 from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
 from LLM_Mesh.core.receipt_verify import Found
-from tests.core.test_receipt_verify import NODE_A, NODE_B, SIGNER, _resign, reason
+from tests.core.receipt_verify_fixtures import NODE_A, NODE_B, SIGNER, reason, resign
 
 COUNT = 3009
 
@@ -90,4 +90,4 @@ def test_a_cut_parts_count_altered_by_the_gateway_fails_the_node_signature(count
     caught: the node's signature is of its own count."""
     r = _cut_receipt()
     r["parts"][0]["prompt_tokens"] = r["prompt_tokens"] = count
-    assert reason(Found(_resign(r))) == "node_signature"
+    assert reason(Found(resign(r))) == "node_signature"

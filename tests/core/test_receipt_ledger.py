@@ -16,8 +16,8 @@ from LLM_Mesh.core.receipt_ledger import (
     seen_sizes,
 )
 from LLM_Mesh.core.receipt_verify import Found, verify
-from tests.core.test_ledger_audit import _subproof
-from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
+from tests.core.ledger_audit_fixtures import subproof
+from tests.core.receipt_verify_fixtures import KEYS, NODE_A, NODE_B, TEXT, make_receipt
 
 USER = "user:" + "a" * 32
 FRIEND = "user:" + "f" * 32
@@ -262,7 +262,7 @@ def test_a_checkpoint_of_the_size_seen_must_be_its_root_with_no_proof() -> None:
 
 def test_a_newer_checkpoint_is_joined_to_the_log_seen_by_its_proof() -> None:
     for size in range(1, 8):
-        proof = _subproof(size, LEAVES[:8], True)
+        proof = subproof(size, LEAVES[:8], True)
         assert seen_finding((size, ROOTS[size]), 8, ROOTS[8], proof) is None, size
         other = root_of([*LEAVES[:7], leaf_hash(b"forked")])
         assert seen_finding((size, ROOTS[size]), 8, other, proof) == SPLIT.format(8, size)
@@ -272,7 +272,7 @@ def test_a_newer_checkpoint_is_joined_to_the_log_seen_by_its_proof() -> None:
 def test_an_older_checkpoint_is_joined_to_the_log_seen_by_its_proof() -> None:
     """The checkpoint behind the log an earlier check read (seen 8, signed 3): the proof
     from the checkpoint's size to the size seen, the checkpoint's root the older."""
-    proof = _subproof(3, LEAVES[:8], True)
+    proof = subproof(3, LEAVES[:8], True)
     assert seen_finding((8, ROOTS[8]), 3, ROOTS[3], proof) is None
     assert seen_finding((8, ROOTS[8]), 3, ROOTS[2], proof) == SPLIT.format(3, 8)
     assert seen_finding((8, ROOTS[7]), 3, ROOTS[3], proof) == SPLIT.format(3, 8)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,81 +15,31 @@ from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.b64url import ed25519_key_problem
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import public_key_of
-from LLM_Mesh.core.pricing import network_fee
 from LLM_Mesh.core.receipt import (
-    Money,
-    NodeReceiptSigner,
-    PartStatus,
     ReceiptError,
     ReceiptSigner,
     b64url,
     client_id_hash,
     encode_header,
 )
-from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
 from LLM_Mesh.core.receipt_verify import Found, decode_header, find_receipt, parse_keys, verify
 from tests.core.key_forms import KEY_FORMS
+from tests.core.receipt_verify_fixtures import (
+    KEYS,
+    NODE_A,
+    NODE_B,
+    NODES_ID,
+    REGISTRY_KEY,
+    SIGNER,
+    STD_OK,
+    TEXT,
+    answer,
+    make_receipt,
+    reason,
+    resign,
+)
 
-REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
 OTHER_REGISTRY = Ed25519PrivateKey.from_private_bytes(bytes(range(5, 37)))
-NODE_A = NodeReceiptSigner(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
-NODE_B = NodeReceiptSigner(Ed25519PrivateKey.from_private_bytes(bytes(range(3, 35))))
-SIGNER = ReceiptSigner(REGISTRY_KEY, lambda: 1_700_000_000.0)
-KEYS = parse_keys([base64.b64encode(public_key_of(REGISTRY_KEY)).decode()])
-TEXT = "The answer is 42."
-STD_OK = base64.b64encode(public_key_of(REGISTRY_KEY)).decode()  # a good key before a bad
-FEE_BPS = 500
-
-
-def make_receipt(
-    text: str = TEXT, *, parts: list[tuple[NodeReceiptSigner, str, int, bool]] | None = None,
-    request_id: str = "req-1", signer: ReceiptSigner = SIGNER, prompt: int = 7,
-    client_id: str | None = None, amounts: list[int] | None = None, payer: str = "user",
-) -> dict[str, Any]:  # fmt: skip
-    """A real receipt: each part (node, its text, its tokens, broken?) checked and countersigned
-    (``client_id``: the client chose its own request id, ``request_id`` is the nodes';
-    ``amounts``: settled, each part charged that many µNT at a 5 % fee)."""
-    parts = parts or [(NODE_A, text, 4, False)]
-    checked = []
-    for node, piece, tokens, broken in parts:
-        digest = output_sha256(piece)
-        claim = None if broken else node.sign(
-            registry_id=signer.registry_id, request_id=request_id, model="m",
-            prompt_tokens=prompt, completion_tokens=tokens, output_sha256=digest,
-        )  # fmt: skip
-        no_receipt = PartStatus.BROKEN if broken else PartStatus.MISSING
-        obs = Observed(node.node_id, 0 if broken else prompt, tokens, digest, claim, no_receipt)
-        checked.append(check_part(obs, registry_id=signer.registry_id, request_id=request_id,
-                                  model="m", keys=NodeKeys()))  # fmt: skip
-    total = sum(t for _, _, t, _ in parts)
-    client = "" if client_id is None else client_id_hash(client_id)
-    money = None
-    if amounts is not None:
-        money = Money(payer, FEE_BPS, sum(amounts))
-        checked = [replace(p, amount=a, fee=network_fee(a, FEE_BPS))
-                   for p, a in zip(checked, amounts, strict=True)]  # fmt: skip
-    receipt, h = signer.countersign(
-        request_id, "m", prompt, total, output_sha256(text), checked, client, money
-    )
-    return receipt.to_json(h)
-
-
-def answer(receipt: dict[str, Any], text: str = TEXT) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
-        "mesh": {"request_id": receipt["request_id"], "receipt": receipt},
-    }
-
-
-def reason(found: Found | str, **kw: Any) -> str:
-    try:
-        verify(find_receipt(found) if isinstance(found, str) else found, KEYS, **kw)
-    except ReceiptError as exc:
-        return exc.reason
-    return "valid"
 
 
 def test_an_honest_receipt_verifies_in_every_form() -> None:
@@ -197,29 +146,18 @@ def test_a_node_signature_forged_with_another_key_is_caught() -> None:
     forged = make_receipt(parts=[(NODE_B, TEXT, 4, False)])
     part = forged["parts"][0]
     part["node_id"] = NODE_A.node_id
-    resigned = _resign(forged)
+    resigned = resign(forged)
     assert reason(Found(resigned)) == "node_key"
     part["node_key"] = NODE_A.node_key
-    assert reason(Found(_resign(forged))) == "node_signature"
+    assert reason(Found(resign(forged))) == "node_signature"
     assert reason(Found(r)) == "valid"
-
-
-def _resign(r: dict[str, Any]) -> dict[str, Any]:
-    """What a registry-key holder could do: change parts and sign again."""
-    from LLM_Mesh.core.receipt_verify import parse_receipt
-
-    parsed = parse_receipt(r)
-    out = dict(r)
-    out["signature"] = b64url(REGISTRY_KEY.sign(parsed.signed_bytes()))
-    out.pop("receipt_hash")
-    return out
 
 
 def test_altered_node_counts_resigned_by_the_gateway_fail_the_node_signature() -> None:
     r = make_receipt()
     r["parts"][0]["completion_tokens"] = 9
     r["completion_tokens"] = 9
-    assert reason(Found(_resign(r))) == "node_signature"
+    assert reason(Found(resign(r))) == "node_signature"
 
 
 def test_a_countersignature_with_a_wrong_registry_key_is_caught() -> None:
@@ -236,94 +174,6 @@ def test_a_receipt_replayed_for_another_request_is_caught() -> None:
     other_answer = answer(r)
     other_answer["mesh"]["request_id"] = "req-2"  # a receipt pasted into another answer
     assert reason(json.dumps(other_answer)) == "request_id"
-
-
-NODES_ID = "req-" + "ab" * 16  # the gateway-made id the nodes got
-
-
-def _mapped(r: dict[str, Any], client_id: str, text: str = TEXT) -> dict[str, Any]:
-    """The gateway's answer to a client that chose ``client_id``: the receipt names the
-    nodes' id, ``mesh.receipt_request_id`` maps the client's to it."""
-    out = answer(r, text)
-    out["mesh"] = {"request_id": client_id, "receipt_request_id": r["request_id"], "receipt": r}
-    return out
-
-
-def _stream(mapped: dict[str, Any]) -> str:
-    """``mapped`` as the stream of it: two content chunks, the final chunk with ``mesh``."""
-    base = {"id": "c", "object": "chat.completion.chunk"}
-    text = mapped["choices"][0]["message"]["content"]
-    chunks = [{**base, "choices": [{"index": 0, "delta": {"content": w}}]}
-              for w in (text[:7], text[7:])]  # fmt: skip
-    final = {**base, "choices": [], "usage": mapped["usage"], "mesh": mapped["mesh"]}
-    return "".join(f"data: {json.dumps(c)}\n\n" for c in [*chunks, final]) + "data: [DONE]\n\n"
-
-
-def test_an_answer_to_a_client_chosen_id_maps_it_to_the_receipts_id() -> None:
-    """A client that chose its request id: the nodes and the receipt had a gateway-made one,
-    which the answer's ``mesh.receipt_request_id`` names; the registry's countersignature also
-    covers the client's id, hashed, so ``--request-id`` may name either, answer or none."""
-    r = make_receipt(request_id=NODES_ID, client_id="alice-session-42")
-    assert r["v"] == 4 and r["client_id_hash"] == client_id_hash("alice-session-42")
-    assert "alice-session-42" not in json.dumps(r)  # the receipt holds only its hash
-    for text in (
-        json.dumps(_mapped(r, "alice-session-42")),
-        _stream(_mapped(r, "alice-session-42")),
-    ):
-        assert reason(text) == "valid"
-        assert reason(text, request_id="alice-session-42", require_signed=True) == "valid"
-        assert reason(text, request_id=NODES_ID) == "valid"
-        assert reason(text, request_id="bob-session-7") == "request_id"
-    # the link is signed: the receipt alone names the client's id, no answer needed
-    assert reason(Found(r), request_id="alice-session-42") == "valid"
-    assert reason(encode_header(r), request_id="alice-session-42") == "valid"
-    unmapped = answer(r)  # no receipt_request_id: the client's id is still the signed one
-    unmapped["mesh"]["request_id"] = "alice-session-42"
-    assert reason(json.dumps(unmapped)) == "valid"
-    moved = _mapped(r, "alice-session-42")  # an answer mapping another nodes' id
-    moved["mesh"]["receipt_request_id"] = "req-" + "cd" * 16
-    assert reason(json.dumps(moved)) == "request_id"
-    assert reason(json.dumps(moved), request_id="alice-session-42") == "request_id"
-
-
-@pytest.mark.parametrize("form", ["whole", "stream"])
-def test_a_receipt_pasted_into_an_answer_for_another_client_id_is_refused(form: str) -> None:
-    """The paste attack (found 2026-12-03): request A's receipt (client id A, nodes' id
-    req-X) in an answer for client id B that maps B to req-X. Only the answer linked B to
-    req-X, so it verified, as did ``--request-id B``; the registry now signs A's hash."""
-    r = make_receipt(request_id=NODES_ID, client_id="alice-session-42")
-    pasted = _mapped(r, "bob-session-7")
-    text = json.dumps(pasted) if form == "whole" else _stream(pasted)
-    assert _failure(text) == (
-        "request_id",
-        f"the answer says request_id 'bob-session-7': the receipt is for request {NODES_ID!r}, "
-        "the client's own id the registry countersigned for it is another (its client_id_hash "
-        "is not the hash of 'bob-session-7')",
-    )
-    assert _failure(Found(r), request_id="bob-session-7")[0] == "request_id"
-    assert (
-        "client_id_hash is not the hash of 'bob-session-7'"
-        in _failure(Found(r), request_id="bob-session-7")[1]
-    )
-    # a receipt of a request whose id the gateway made, pasted as a client-chosen id's
-    made = make_receipt(request_id=NODES_ID)
-    assert made["client_id_hash"] == ""
-    text = json.dumps(_mapped(made, "bob-session-7"))
-    if form == "stream":
-        text = _stream(_mapped(made, "bob-session-7"))
-    assert _failure(text) == (
-        "request_id",
-        f"the answer says request_id 'bob-session-7': the receipt is for request {NODES_ID!r}, "
-        "whose id the gateway made (the registry countersigned no client's own id)",
-    )
-    # a version-3 receipt passed off as version 1 (whose client's id was the answer's word)
-    downgraded = copy.deepcopy(r)
-    downgraded["v"] = 1
-    del downgraded["client_id_hash"], downgraded["settled"]
-    assert reason(json.dumps(_mapped(downgraded, "bob-session-7"))) == "gateway_signature"
-    # ... and the honest answer around each still verifies
-    assert reason(json.dumps(_mapped(r, "alice-session-42"))) == "valid"
-    assert reason(json.dumps(answer(made)), request_id=NODES_ID) == "valid"
 
 
 def test_an_old_version_1_receipt_still_verifies() -> None:
@@ -392,7 +242,7 @@ def test_a_continued_stream_with_a_broken_part_verifies_and_adds_up() -> None:
     assert reason(Found(r)) == "valid"
     assert reason(Found(r), require_signed=True) == "unsigned_part"
     r["parts"][0]["completion_tokens"] = 3  # parts no longer add up (re-signed)
-    assert reason(Found(_resign(r))) == "totals"
+    assert reason(Found(resign(r))) == "totals"
 
 
 def test_parse_keys_takes_base64_and_base64url_and_refuses_others() -> None:
@@ -411,142 +261,6 @@ def test_stream_text_skips_lines_that_are_not_one_json_object() -> None:
     two = 'data: {"choices": [{"delta": {"content": "b"}}]},{"choices": [{"text": "c"}]}'
     assert stream_text([ok, ok]) == ("aa", 2)
     assert stream_text([ok, "data: {broken", ok, two, "data: [DONE]", ": ping"]) == ("aa", 2)
-
-
-def _failure(found: Found | str, keys: Any = None, **kw: Any) -> tuple[str, str]:
-    """(reason, message) of a receipt that fails: what ``llm-mesh receipt verify`` prints."""
-    with pytest.raises(ReceiptError) as exc:
-        verify(find_receipt(found) if isinstance(found, str) else found, keys or KEYS, **kw)
-    return exc.value.reason, str(exc.value)
-
-
-def _altered(**top: Any) -> dict[str, Any]:
-    r = copy.deepcopy(make_receipt())
-    r.update(top)
-    return r
-
-
-def _part(**fields: Any) -> dict[str, Any]:
-    r = copy.deepcopy(make_receipt())
-    r["parts"][0].update(fields)
-    return r
-
-
-def test_each_malformed_receipt_says_which_field_is_wrong() -> None:
-    cases: list[tuple[Any, str]] = [
-        ("just text", "a receipt is a JSON object"),
-        (_altered(parts=[]), "parts is not a list of 1 to 64 parts"),
-        (_altered(parts="x"), "parts is not a list of 1 to 64 parts"),
-        (_altered(parts=[5]), "a part is not an object"),
-        (_part(status="paid"), "unknown part status 'paid'"),
-        (_part(reason=5), "reason is not a string"),
-        (_part(node_id=None), "node_id is not a string"),
-        (_part(completion_tokens=True), "completion_tokens is not a whole number"),
-        (_altered(time_ms=2**63), "time_ms is not a whole number"),
-    ]
-    for receipt, message in cases:
-        assert _failure(Found(receipt)) == ("malformed", message)
-    assert _failure(Found(_altered(v=5))) == (
-        "version",
-        "receipt version 5 (this verifier: 1 to 4)",
-    )
-    for bad in ("AB" * 32, "ab" * 31, "ab" * 33):
-        assert _failure(Found(_altered(client_id_hash=bad))) == (
-            "malformed", "client_id_hash is empty or 64 lowercase hex digits"
-        )  # fmt: skip
-    assert _failure(Found(_altered(client_id_hash=5))) == (
-        "malformed", "client_id_hash is not a string"
-    )  # fmt: skip
-    assert _failure(Found(_altered(v=1))) == (
-        "malformed", "a version-1 receipt has no client_id_hash"
-    )  # fmt: skip
-
-
-def test_counts_up_to_the_largest_int64_and_64_parts_are_well_formed() -> None:
-    from LLM_Mesh.core.receipt_verify import parse_receipt
-
-    r = _altered(time_ms=2**63 - 1)
-    r["parts"] = r["parts"] * 64
-    parsed = parse_receipt(r)
-    assert (parsed.time_ms, len(parsed.parts)) == (2**63 - 1, 64)
-    r["parts"].append(r["parts"][0])
-    with pytest.raises(ReceiptError):
-        parse_receipt(r)
-
-
-def test_a_parts_reason_is_kept_and_signed() -> None:
-    from LLM_Mesh.core.receipt_verify import parse_receipt
-
-    digest = output_sha256(TEXT)
-    claim = NODE_A.sign(registry_id=SIGNER.registry_id, request_id="req-1", model="m",
-                        prompt_tokens=7, completion_tokens=9, output_sha256=digest)  # fmt: skip
-    obs = Observed(NODE_A.node_id, 7, 4, digest, claim, PartStatus.MISSING)  # the node says 9
-    part = check_part(obs, registry_id=SIGNER.registry_id, request_id="req-1", model="m",
-                      keys=NodeKeys())  # fmt: skip
-    receipt, h = SIGNER.countersign("req-1", "m", 7, 4, digest, [part])
-    r = receipt.to_json(h)
-    assert r["parts"][0]["reason"] == "usage"  # an invalid part says why
-    assert parse_receipt(r).parts[0].reason == r["parts"][0]["reason"]
-    assert reason(Found(r)) == "valid"
-    r["parts"][0]["reason"] = "something else"
-    assert reason(Found(r)) == "gateway_signature"
-
-
-def test_each_failed_check_says_what_failed() -> None:
-    r = make_receipt()
-    nobody = _altered(registry_id="registry-nobody")
-    assert _failure(Found(nobody)) == (
-        "unknown_registry", "no registry key given has id registry-nobody (keys given: 1)"
-    )  # fmt: skip
-    assert _failure(Found(_altered(time_ms=1))) == (
-        "gateway_signature",
-        f"the registry's signature does not verify with the key of {r['registry_id']}",
-    )
-    assert _failure(Found(_altered(receipt_hash="00" * 32))) == (
-        "receipt_hash", "receipt_hash is not the hash of the receipt"
-    )  # fmt: skip
-    assert _failure(Found(r), request_id="req-2") == (
-        "request_id",
-        "the request_id asked for is 'req-2': the receipt is for request 'req-1', whose id the "
-        "gateway made (the registry countersigned no client's own id)",
-    )
-    assert _failure(Found(r), output="other") == (
-        "output_sha256", "the output does not hash to the receipt's"
-    )  # fmt: skip
-    bad_usage = answer(r)
-    bad_usage["usage"]["completion_tokens"] = 40
-    assert _failure(json.dumps(bad_usage)) == (
-        "usage", "the answer says usage (7, 40), the receipt (7, 4)"
-    )  # fmt: skip
-
-
-def test_node_part_failures_name_the_part_and_the_node() -> None:
-    two = make_receipt(parts=[(NODE_B, "The answer ", 2, True), (NODE_A, "is 42.", 2, False)])
-    assert _failure(Found(two), require_signed=True) == (
-        "unsigned_part", f"part 0 (node {NODE_B.node_id}) is broken"
-    )  # fmt: skip
-    short_key = copy.deepcopy(two)
-    short_key["parts"][1]["node_key"] = b64url(bytes(31))
-    assert _failure(Found(_resign(short_key))) == (
-        "node_key", "part 1: node_key is not an Ed25519 key (an Ed25519 public key is 32 "
-        "bytes, not 31)"
-    )  # fmt: skip
-    other_key = copy.deepcopy(two)
-    other_key["parts"][1]["node_key"] = NODE_B.node_key
-    assert _failure(Found(_resign(other_key))) == (
-        "node_key", f"part 1: the key's node id is {NODE_B.node_id}, not {NODE_A.node_id}"
-    )  # fmt: skip
-    recounted = copy.deepcopy(two)
-    recounted["parts"][1]["completion_tokens"] = 3
-    recounted["parts"][0]["completion_tokens"] = 1
-    assert _failure(Found(_resign(recounted))) == (
-        "node_signature", f"part 1: the signature of node {NODE_A.node_id} does not verify"
-    )  # fmt: skip
-    uneven = copy.deepcopy(two)
-    uneven["parts"][0]["completion_tokens"] = 3
-    assert _failure(Found(_resign(uneven))) == (
-        "totals", "the parts do not add up to the receipt's totals"
-    )  # fmt: skip
 
 
 def test_inputs_without_a_receipt_say_so() -> None:
@@ -678,4 +392,4 @@ def test_a_node_signature_that_is_not_base64url_fails_the_node_signature() -> No
     r = make_receipt()
     for garbled in ("not base64!", "A"):
         r["parts"][0]["node_signature"] = garbled
-        assert reason(Found(_resign(r))) == "node_signature", garbled
+        assert reason(Found(resign(r))) == "node_signature", garbled

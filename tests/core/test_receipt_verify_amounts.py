@@ -12,7 +12,7 @@ from typing import Any
 
 from LLM_Mesh.core.receipt import VERSION, Money, ReceiptError
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_receipt, verify
-from tests.core.test_receipt_verify import (
+from tests.core.receipt_verify_fixtures import (
     KEYS,
     NODE_A,
     NODE_B,

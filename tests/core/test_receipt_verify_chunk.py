@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tests.core.test_receipt_verify import make_receipt
+from tests.core.receipt_verify_fixtures import make_receipt
 from tests.core.test_receipt_verify_words import _says
 
 

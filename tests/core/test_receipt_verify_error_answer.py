@@ -11,7 +11,7 @@ import pytest
 
 from LLM_Mesh.core.receipt import ReceiptError
 from LLM_Mesh.core.receipt_verify import find_receipt
-from tests.core.test_receipt_verify import make_receipt
+from tests.core.receipt_verify_fixtures import make_receipt
 
 ERROR = {
     "error": {

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.receipt_verify import find_receipt
-from tests.core.test_receipt_verify import TEXT, make_receipt
+from tests.core.receipt_verify_fixtures import TEXT, make_receipt
 from tests.core.test_receipt_verify_words import _says
 
 

@@ -1,5 +1,5 @@
 """``receipt verify``'s refusals in the words it prints, and the input forms it tells apart
-(core/receipt_verify.py; the receipts are made by ``tests/core/test_receipt_verify.py``'s
+(core/receipt_verify.py; the receipts are made by ``tests/core/receipt_verify_fixtures.py``'s
 builders). Each test here killed a mutant the other receipt tests let live (2026-12-05)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from LLM_Mesh.core.receipt import ReceiptError, b64url
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, verify
-from tests.core.test_receipt_verify import KEYS, NODES_ID, answer, make_receipt
+from tests.core.receipt_verify_fixtures import KEYS, NODES_ID, answer, make_receipt
 
 HERE = Path(__file__).parent
 DEEP = "[" * 100_000 + "]" * 100_000  # deeper than the JSON reader's recursion limit

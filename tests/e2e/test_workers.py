@@ -31,7 +31,15 @@ from sqlalchemy.engine import make_url
 
 from LLM_Mesh.client import MeshClient, new_request_id
 from tests.e2e.conftest import free_port
-from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
+from tests.e2e.replica_mesh import (
+    SIM,
+    Proc,
+    healthy_ids,
+    node_id,
+    prepare_store,
+    replica_env,
+    wait_for,
+)
 from tests.waiting import SOON_S, START_S, scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -100,14 +108,14 @@ def supervisor(tmp_path: Path, db_url: str, port: int, *extra: str) -> Proc:
     return Proc("registry", ["registry", "serve", "--host", "127.0.0.1", "--port", str(port),
                              "--database-url", db_url, "--anonymous-rpm", "0", *extra,
                              "--workers", "2"],
-                _env(tmp_path / "registry"), tmp_path / "registry.log")  # fmt: skip
+                replica_env(tmp_path / "registry"), tmp_path / "registry.log")  # fmt: skip
 
 
 def test_two_workers_serve_one_port_and_one_killed_is_replaced(
     tmp_path: Path, pg_database_url: str
 ) -> None:
     home = tmp_path / "registry"
-    token, api_key, _account = _prepare(pg_database_url, [home])
+    token, api_key, _account = prepare_store(pg_database_url, [home])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     sup = supervisor(tmp_path, pg_database_url, port, "--allow-private-nodes",
@@ -122,19 +130,21 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
             ["node", "start", "--registry", url, "--host", "127.0.0.1", "--port",
              str(free_port()), "--no-config", "--model", SIM, "--engine", "sim",
              "--sim-tokens-per-s", "500", "--sim-ttft-s", "0.01", "--max-concurrency", "4"],
-            _env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / f"node{j}.log",
+            replica_env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / f"node{j}.log",
         ))  # fmt: skip
     try:
         sup.start()
         assert sup.proc is not None
         pid = sup.proc.pid
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
+        wait_for(
+            lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving"
+        )
         for p in nodes:
             p.start()
-        ids = {_node_id(tmp_path / f"node{j}") for j in range(2)}
+        ids = {node_id(tmp_path / f"node{j}") for j in range(2)}
         # both workers know both nodes: 8 listings in a row (each goes to either worker)
-        _wait(
-            lambda: all(ids <= _healthy_ids(url) for _ in range(8)),
+        wait_for(
+            lambda: all(ids <= healthy_ids(url) for _ in range(8)),
             scaled(START_S),
             "nodes healthy",
         )
@@ -147,14 +157,14 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         first = _workers(pid)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: len(_workers(pid)) == 2 and victim not in _workers(pid), scaled(SOON_S),
+        wait_for(lambda: len(_workers(pid)) == 2 and victim not in _workers(pid), scaled(SOON_S),
               "the killed worker replaced")  # fmt: skip
         # the new one beats, the killed one's row has gone quiet
-        _wait(
+        wait_for(
             lambda: _replicas(pg_database_url) == (2, 3), scaled(START_S), "the new worker serving"
         )
-        _wait(
-            lambda: all(ids <= _healthy_ids(url) for _ in range(8)),
+        wait_for(
+            lambda: all(ids <= healthy_ids(url) for _ in range(8)),
             scaled(START_S),
             "nodes healthy",
         )
@@ -164,14 +174,14 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         hung.append(max(_workers(pid)))
         os.kill(hung[0], signal.SIGSTOP)
         t0 = time.monotonic()
-        _wait(lambda: len(_workers(pid)) == 2 and hung[0] not in _workers(pid), scaled(SOON_S),
+        wait_for(lambda: len(_workers(pid)) == 2 and hung[0] not in _workers(pid), scaled(SOON_S),
               "the hung worker replaced")  # fmt: skip
         assert time.monotonic() - t0 < WORKER_TIMEOUT_S + 10  # its timeout, a margin
-        _wait(
+        wait_for(
             lambda: _replicas(pg_database_url) == (2, 4), scaled(START_S), "the new worker serving"
         )
-        _wait(
-            lambda: all(ids <= _healthy_ids(url) for _ in range(8)),
+        wait_for(
+            lambda: all(ids <= healthy_ids(url) for _ in range(8)),
             scaled(START_S),
             "nodes healthy",
         )
@@ -211,7 +221,7 @@ def test_one_socket_a_stopped_worker_takes_no_connection_and_a_dead_one_drops_no
     SO_REUSEPORT): with the watchdog off, a stopped worker takes no new connection (before:
     about 1 in 2 hung), and connections waiting when a worker is killed are all answered
     (before: those in its own accept queue were reset)."""
-    _prepare(pg_database_url, [tmp_path / "registry"])  # the schema, the registry's key
+    prepare_store(pg_database_url, [tmp_path / "registry"])  # the schema, the registry's key
     port = free_port()
     sup = supervisor(tmp_path, pg_database_url, port, "--worker-timeout", "0")
     stopped: list[int] = []
@@ -219,7 +229,9 @@ def test_one_socket_a_stopped_worker_takes_no_connection_and_a_dead_one_drops_no
         sup.start()
         assert sup.proc is not None
         pid = sup.proc.pid
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
+        wait_for(
+            lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving"
+        )
         a, b = sorted(_workers(pid))
         os.kill(a, signal.SIGSTOP)
         stopped.append(a)
@@ -254,7 +266,7 @@ def test_one_socket_a_stopped_worker_takes_no_connection_and_a_dead_one_drops_no
                 c.close()
         assert said == ["HTTP/1.1 200 OK"] * 10, said
 
-        _wait(
+        wait_for(
             lambda: len(_workers(pid)) == 2 and a not in _workers(pid), scaled(SOON_S), "a replaced"
         )
         sup.proc.send_signal(signal.SIGTERM)

@@ -26,7 +26,15 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
+from tests.e2e.replica_mesh import (
+    SIM,
+    Proc,
+    healthy_ids,
+    node_id,
+    prepare_store,
+    replica_env,
+    wait_for,
+)
 from tests.e2e.test_workers import _replicas, _workers, supervisor
 from tests.metrics_scrape import Scrape
 from tests.waiting import SOON_S, START_S, scaled
@@ -53,14 +61,16 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
     tmp_path: Path, pg_database_url: str
 ) -> None:
     home = tmp_path / "registry"
-    _token, api_key, _account = _prepare(pg_database_url, [home])
+    _token, api_key, _account = prepare_store(pg_database_url, [home])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     sup = supervisor(tmp_path, pg_database_url, port)
     try:
         sup.start()
         assert sup.proc is not None
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
+        wait_for(
+            lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving"
+        )
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
         codes = set()
         for _ in range(REQUESTS):  # httpx.post: a new connection each
@@ -77,7 +87,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
                      s.value("llm_mesh_gateway_request_records_total")) for s in (a, b)]  # fmt: skip
             return read[0] == read[1] and read[0][0] == REQUESTS
 
-        _wait(flushed, scaled(SOON_S), "the request writers' flushes")
+        wait_for(flushed, scaled(SOON_S), "the request writers' flushes")
 
         scrapes = [_scrape(url) for _ in range(12)]
         totals = [
@@ -116,7 +126,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
     tmp_path: Path, pg_database_url: str
 ) -> None:
     home = tmp_path / "registry"
-    token, api_key, _account = _prepare(pg_database_url, [home])
+    token, api_key, _account = prepare_store(pg_database_url, [home])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     sup = supervisor(tmp_path, pg_database_url, port, "--allow-private-nodes")
@@ -127,7 +137,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
         ["node", "start", "--registry", url, "--host", "127.0.0.1", "--port", str(free_port()),
          "--no-config", "--model", SIM, "--engine", "sim", "--sim-tokens-per-s", "5",
          "--sim-ttft-s", "0.01", "--max-concurrency", str(2 * HELD)],
-        _env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / "node.log",
+        replica_env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / "node.log",
     )  # fmt: skip
     answers: list[int] = []
 
@@ -140,18 +150,20 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
     try:
         sup.start()
         assert sup.proc is not None
-        _wait(lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving")
+        wait_for(
+            lambda: _replicas(pg_database_url) == (2, 2), scaled(START_S), "two workers serving"
+        )
         node.start()
-        nid = _node_id(node_home)
-        _wait(
-            lambda: all(nid in _healthy_ids(url) for _ in range(8)), scaled(START_S), "node healthy"
+        nid = node_id(node_home)
+        wait_for(
+            lambda: all(nid in healthy_ids(url) for _ in range(8)), scaled(START_S), "node healthy"
         )
         threads = [threading.Thread(target=ask) for _ in range(HELD)]
         for t in threads:
             t.start()
         # all sent, and each worker's gauges written since (every second): seen, not slept
         # for (a fixed 2 s was not always enough on a loaded box: flaky36)
-        _wait(lambda: _held(url) == HELD, scaled(SOON_S), f"{HELD} attempts in flight")
+        wait_for(lambda: _held(url) == HELD, scaled(SOON_S), f"{HELD} attempts in flight")
         scrapes = [_scrape(url) for _ in range(10)]
         for t in threads:
             t.join(60)
@@ -164,7 +176,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
         assert not any(s.has("llm_mesh_gateway_nodes", pid=str(p)) for s in scrapes
                        for p in _workers(sup.proc.pid))  # fmt: skip
         # every answer in, and the gauges written since (a fixed 1.5 s before: flaky36)
-        _wait(lambda: _held(url) == 0, scaled(SOON_S), "no attempt in flight")
+        wait_for(lambda: _held(url) == 0, scaled(SOON_S), "no attempt in flight")
         after = [_held(url) for _ in range(6)]
         assert after == [0] * 6, after
 
@@ -172,7 +184,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_gauges(
         metrics_dir = _metrics_dir(victim)
         assert list(metrics_dir.glob(f"gauge_live*_{victim}.db"))
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), scaled(SOON_S),
+        wait_for(lambda: not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), scaled(SOON_S),
               "the killed worker's gauge files removed")  # fmt: skip
         sup.kill(signal.SIGTERM)
     finally:

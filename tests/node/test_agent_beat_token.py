@@ -9,7 +9,7 @@ import json
 import httpx
 
 from LLM_Mesh.core.identity import HDR_BEAT_TOKEN, MessageKind
-from tests.node.test_agent import REG, FakeRegistry, make_agent
+from tests.node.fake_registry import REG, FakeRegistry, make_agent
 
 OTHER = "http://registry-b.test"
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.node.agent import NodeAgent
-from tests.node.test_agent import FakeRegistry, make_agent
+from tests.node.fake_registry import FakeRegistry, make_agent
 
 LOGGER = "LLM_Mesh.node.agent"
 ADVICE = "serve https: `llm-mesh node tls init` ... " + "x" * 400

@@ -25,7 +25,7 @@ from LLM_Mesh.core.revocation_proof import (
 )
 from LLM_Mesh.node.agent import NodeAgent
 from LLM_Mesh.node.agent_wire import Backoff
-from tests.node.test_agent import REG, FakeRegistry, make_agent
+from tests.node.fake_registry import REG, FakeRegistry, make_agent
 
 LOGGER = "LLM_Mesh.node.agent"
 WALL = 1_800_000_000.0

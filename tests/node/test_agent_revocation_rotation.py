@@ -20,7 +20,7 @@ from LLM_Mesh.core.identity import encode_public_key, public_key_of
 from LLM_Mesh.core.key_rotation import rotation_statement
 from LLM_Mesh.core.revocation_proof import RevocationSigner, TrustedKey
 from LLM_Mesh.node.gateway_guard import GatewayGuard
-from tests.node.test_agent import REG
+from tests.node.fake_registry import REG
 from tests.node.test_agent_revocation_proof import LOGGER, SigningRegistry, _agent, _records
 
 Chain = list[dict[str, str]]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.node.agent import NodeAgent
-from tests.node.test_agent import REG, FakeRegistry, Replicas, make_agent, replica_agent
+from tests.node.fake_registry import REG, FakeRegistry, Replicas, make_agent, replica_agent
 
 LOGGER = "LLM_Mesh.node.agent"
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.core.revocation_proof import RevocationSigner, RevokedRequest, revoked_request
 from LLM_Mesh.node.agent_wire import Backoff
-from tests.node.test_agent import FakeRegistry
+from tests.node.fake_registry import FakeRegistry
 from tests.node.test_agent_revocation_proof import _agent
 from tests.node.test_agent_token_refused import UNKNOWN
 

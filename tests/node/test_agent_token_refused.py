@@ -19,7 +19,7 @@ from LLM_Mesh.core.revoked_notice import TOKEN_REFUSED_EXIT, is_token_refused
 from LLM_Mesh.errors import RegistrationRefused
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node_manager import NodeManager
-from tests.node.test_agent import FakeRegistry, make_agent
+from tests.node.fake_registry import FakeRegistry, make_agent
 from tests.ports import free_port
 
 UNKNOWN = (

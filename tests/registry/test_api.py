@@ -13,7 +13,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
 from tests.keyed import held_account
 from tests.registry.helpers import ADMIN, registration, running
-from tests.registry.test_node_auth import Wall, _paid_to, make_node, mesh, operator, register
+from tests.registry.node_auth_mesh import Wall, make_node, mesh, operator, paid_to, register
 
 
 async def test_register_then_list(tmp_path: Path) -> None:
@@ -378,7 +378,7 @@ async def test_a_key_claimed_as_its_operator_is_caught_is_held_at_once(
             json={"model": "gemma-3-270m", "prompt": "hi", "allow_nodes": [fresh.node_id]},
         )
         assert r.status_code == 200, r.text
-        paid = await _paid_to(h, str(r.json()["mesh"]["request_id"]))
+        paid = await paid_to(h, str(r.json()["mesh"]["request_id"]))
         assert paid == ("hold", held_account(fresh.node_id))
 
 

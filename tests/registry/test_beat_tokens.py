@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.beat_mac import BeatMac
 from LLM_Mesh.registry.beat_tokens import TOKEN_LIFETIME_HEARTBEATS, BeatTokens
-from tests.registry.test_node_auth import Wall
+from tests.registry.node_auth_mesh import Wall
 
 
 def test_tokens_hold_per_node_until_they_expire_and_the_table_forgets() -> None:

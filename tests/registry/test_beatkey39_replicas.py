@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness, running
+from tests.registry.node_auth_mesh import Wall, make_node, operator
 from tests.registry.test_beattoken38_tokens import TokenNode, _fill_the_total
 from tests.registry.test_heartbeat_signature_tries import HOME
-from tests.registry.test_node_auth import Wall, make_node, operator
 from tests.registry.test_registration_signature_tries import _from, verifies
 
 __all__ = ["verifies"]  # the fixture, imported for its name

@@ -29,16 +29,16 @@ from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import KEYED
-from tests.registry.helpers import Harness, fund, running
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,
-    _entries_by_request,
+    entries_by_request,
     mesh,
     prober,
     register,
     trust,
 )
+from tests.registry.helpers import Harness, fund, running
 from tests.registry.test_canary_ids import form, ledger_key
 
 __all__ = ["mesh"]  # the fixture
@@ -96,7 +96,7 @@ async def _keyed_probe_and_user(h: Harness, named: bool) -> None:
     user_call = node.calls[-1]
     assert probe_call["body"].get(PRIORITY_FIELD) == KEYED_CLASS
     assert user_call["body"].get(PRIORITY_FIELD) == KEYED_CLASS
-    paid = await _entries_by_request(h)
+    paid = await entries_by_request(h)
     probe_key = ledger_key(paid, probe_call["headers"]["x-request-id"])
     user_key = ledger_key(paid, user_call["headers"]["x-request-id"])
     assert form(probe_key) == form(user_key)  # c-… (unscoped, as a key's) or req-…
@@ -147,7 +147,7 @@ async def test_probes_carry_a_client_id_as_often_as_their_class_does(
     p.rng = random.Random(5)
     for _ in range(12):
         await p.probe("node-a", MODEL)
-    paid = await _entries_by_request(mesh)
+    paid = await entries_by_request(mesh)
     for call in node.calls:
         key = ledger_key(paid, call["headers"]["x-request-id"])
         is_keyed = call["body"].get(PRIORITY_FIELD) == KEYED_CLASS
@@ -168,7 +168,7 @@ async def test_the_books_add_up_and_the_admin_sees_what_probes_cost(mesh: Harnes
     p.rng = random.Random(7)
     for _ in range(16):
         assert (await p.probe("node-a", MODEL)).verdict == "pass"
-    paid = await _entries_by_request(mesh)
+    paid = await entries_by_request(mesh)
     payers = []
     for call in node.calls:
         entries = paid[ledger_key(paid, call["headers"]["x-request-id"])]
@@ -202,7 +202,7 @@ async def test_without_funded_probe_accounts_the_pool_pays_and_says_so(
             assert (await prober(mesh).probe("node-a", MODEL, prompt="def f():")).verdict == "pass"
     said = [r for r in caplog.records if "no probe account covers" in r.getMessage()]
     assert len(said) == 1, said
-    paid = await _entries_by_request(mesh)
+    paid = await entries_by_request(mesh)
     call: dict[str, Any] = node.calls[-1]
     assert call["body"].get(PRIORITY_FIELD) == KEYED_CLASS
     assert payer(paid[ledger_key(paid, call["headers"]["x-request-id"])]) == POOL

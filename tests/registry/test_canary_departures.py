@@ -27,8 +27,8 @@ from LLM_Mesh.core.canary_departures import (
 )
 from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Mix, Shape, choose
 from LLM_Mesh.registry.canary import CanaryProber, ProbeResult
+from tests.registry.canary_mesh import MODEL, STREAM_PIECES, mesh, prober, register, trust
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, STREAM_PIECES, mesh, prober, register, trust
 from tests.registry.test_canary_sampled import answered_by, sim
 
 __all__ = ["mesh"]  # the fixture

@@ -25,8 +25,8 @@ from LLM_Mesh.registry.canary_departures_sync import DepartureSync
 from LLM_Mesh.registry.held import clear_and_release
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.store import SqlStore
+from tests.registry.canary_mesh import MODEL, LogprobNodes, prober, register, trust
 from tests.registry.helpers import Harness, running
-from tests.registry.test_canary import MODEL, LogprobNodes, prober, register, trust
 from tests.registry.test_canary_departures import leaves_at_once
 from tests.registry.test_canary_sampled import answered_by, sim
 

@@ -20,16 +20,16 @@ import pytest
 from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD
 from LLM_Mesh.core.served import ledger_suffix
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import Harness, running
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,
-    _entries_by_request,
+    entries_by_request,
     mesh,
     prober,
     register,
     trust,
 )
+from tests.registry.helpers import Harness, running
 
 __all__ = ["mesh"]  # the fixture
 
@@ -93,7 +93,7 @@ async def _named_probe_and_user(mesh: Harness, lone: bool) -> None:
     user = node.calls[-1]["headers"]["x-request-id"]
     assert sorted(probe_headers.keys()) == sorted(node.calls[-1]["headers"].keys())
     assert re.fullmatch(r"req-[0-9a-f]{32}", probe) and re.fullmatch(r"req-[0-9a-f]{32}", user)
-    paid = await _entries_by_request(mesh)
+    paid = await entries_by_request(mesh)
     probe_key, user_key = ledger_key(paid, probe), ledger_key(paid, user)
     assert probe_key.startswith("c-") and user_key.startswith("c-")
     assert form(probe_key) == form(user_key)  # the lone registry's scoped tag too
@@ -117,7 +117,7 @@ async def test_probes_carry_a_client_id_as_often_as_anonymous_requests_do(
     p.rng = random.Random(3)
     for _ in range(40):
         await p.probe("node-a", MODEL)
-    paid = await _entries_by_request(mesh)
+    paid = await entries_by_request(mesh)
     anonymous = [c for c in node.calls if c["body"].get(PRIORITY_FIELD) != KEYED]
     assert len(anonymous) >= 10
     keys = [ledger_key(paid, c["headers"]["x-request-id"]) for c in anonymous]

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, Shape
-from tests.registry.helpers import Harness, ManualClock
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     canned,
     honest,
@@ -24,6 +23,7 @@ from tests.registry.test_canary import (
     register,
     trust,
 )
+from tests.registry.helpers import Harness, ManualClock
 
 __all__ = ["mesh"]  # the fixture
 

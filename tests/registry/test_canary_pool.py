@@ -18,8 +18,7 @@ from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.canary import load_pool
-from tests.registry.helpers import make_settings, running
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,
     honest,
@@ -29,6 +28,7 @@ from tests.registry.test_canary import (
     requantised,
     trust,
 )
+from tests.registry.helpers import make_settings, running
 
 PRIVATE = ("def private_helper(rows):\n    ", "The quarterly report shows")
 

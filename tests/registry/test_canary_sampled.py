@@ -20,8 +20,8 @@ from typing import Any
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.node.engines.sim import SimEngine
+from tests.registry.canary_mesh import MODEL, STREAM_PIECES, mesh, prober, register, trust
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, STREAM_PIECES, mesh, prober, register, trust
 
 __all__ = ["mesh"]  # the fixture
 

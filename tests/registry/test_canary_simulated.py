@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, nodes_view, register, run_round
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, SHA, canned, mesh, nodes_view, register, run_round
 
 __all__ = ["mesh"]  # the fixture
 

@@ -20,8 +20,7 @@ from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
 from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD
-from tests.registry.helpers import ADMIN, Harness, running
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,
     an_hour_later,
@@ -33,6 +32,7 @@ from tests.registry.test_canary import (
     register,
     trust,
 )
+from tests.registry.helpers import ADMIN, Harness, running
 
 __all__ = ["mesh"]  # the fixture
 

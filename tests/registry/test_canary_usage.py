@@ -1,6 +1,6 @@
 """Canary probes hold a node's ``usage`` to the evidence (``core/canary_usage.py``).
 
-Fake nodes (``tests/registry/test_canary.py``'s) answer the model's text and
+Fake nodes (``tests/registry/canary_mesh.py``'s) answer the model's text and
 log-probabilities honestly; an inflating one states one token a UTF-8 byte of its text
 + 16 and its prompt at the estimate's bound (bytes + 8 a message + 16), as the node of
 docs/security.md's row "states its token counts at a byte a token" did: a probe fails it,
@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, COMPLETIONS_PATH, Mix, Shape
-from tests.registry.helpers import Harness, running
-from tests.registry.test_canary import (
+from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,
     honest,
@@ -26,6 +25,7 @@ from tests.registry.test_canary import (
     register,
     trust,
 )
+from tests.registry.helpers import Harness, running
 
 
 def inflating(body: dict[str, Any]) -> dict[str, Any]:

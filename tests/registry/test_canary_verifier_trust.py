@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.registry.canary_mesh import MODEL, mesh, register, trust
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, mesh, register, trust
 
 __all__ = ["mesh"]
 

@@ -24,7 +24,7 @@ from LLM_Mesh.registry.admin import (
     WRONG_BEAT_SIGNATURES_TOTAL_PER_MIN,
 )
 from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.test_node_auth import Node, Wall, make_node, mesh, operator
+from tests.registry.node_auth_mesh import Node, Wall, make_node, mesh, operator
 from tests.registry.test_registration_signature_tries import _forged, _from, verifies
 
 __all__ = ["verifies"]  # the fixture, imported for its name

@@ -19,7 +19,7 @@ from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.registry.hot_heartbeat import AsgiHeaders, RegistryApp, heartbeat_node_id
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness, running
-from tests.registry.test_node_auth import (
+from tests.registry.node_auth_mesh import (
     NOW,
     Node,
     Wall,

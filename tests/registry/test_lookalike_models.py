@@ -20,7 +20,7 @@ from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.snapshot import entry_from_record
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import registration, running
-from tests.registry.test_node_auth import Wall, make_node, mesh
+from tests.registry.node_auth_mesh import Wall, make_node, mesh
 
 LOOKALIKES = [
     ("g\u0435mma-3-270m", "gemma-3-270m"),  # Cyrillic е

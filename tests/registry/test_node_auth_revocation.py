@@ -15,7 +15,7 @@ from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.core.revocation_proof import check_revocation, revoked_request
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness
-from tests.registry.test_node_auth import (
+from tests.registry.node_auth_mesh import (
     Node,
     RevokedMeanwhile,
     Wall,

@@ -11,7 +11,7 @@ from pathlib import Path
 from LLM_Mesh.core.identity import MessageKind, hash_secret
 from LLM_Mesh.core.revocation_proof import check_revocation, revoked_request
 from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.test_node_auth import Wall, error, make_node, mesh, operator
+from tests.registry.node_auth_mesh import Wall, error, make_node, mesh, operator
 from tests.registry.test_node_auth_revocation import _register
 
 

@@ -7,23 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from LLM_Mesh.core.identity import MessageKind
+from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.snapshot import load_nodes
 from tests.registry.helpers import ADMIN, Harness, make_settings, running
-from tests.registry.test_node_auth import (
-    HDR_OPERATOR_TOKEN,
-    NodeSigner,
-    Wall,
-    beat,
-    error,
-    make_node,
-    mesh,
-    operator,
-    register,
-)
+from tests.registry.node_auth_mesh import Wall, beat, error, make_node, mesh, operator, register
 from tests.registry.test_shared_idempotency import two_replicas
 
 DAY = 86400.0

@@ -30,7 +30,7 @@ from LLM_Mesh.registry.node_retention import (
 from LLM_Mesh.registry.ports import SeqResult
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import ADMIN, make_settings, running
-from tests.registry.test_node_auth import Wall, error, make_node, register
+from tests.registry.node_auth_mesh import Wall, error, make_node, register
 from tests.registry.test_store import node
 
 NOW = datetime.now(timezone.utc)

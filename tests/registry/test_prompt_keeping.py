@@ -114,7 +114,7 @@ async def test_the_api_key_opts_in(tmp_path: Path) -> None:
 
 async def test_a_canary_probe_still_reaches_a_prompt_keeping_node(tmp_path: Path) -> None:
     """Probes are pinned to their node, and their prompts are the probes' own."""
-    from tests.registry.test_canary import LogprobNodes, register, run_round, trust
+    from tests.registry.canary_mesh import LogprobNodes, register, run_round, trust
 
     async with running(tmp_path, nodes=LogprobNodes()) as h:
         await register(h, "verifier")

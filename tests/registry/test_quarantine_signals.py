@@ -14,8 +14,8 @@ import pytest
 
 from LLM_Mesh.core.usage_audit import AuditVerdict
 from LLM_Mesh.registry.quality import Quality
+from tests.registry.canary_mesh import MODEL, mesh, register
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, mesh, register
 from tests.registry.test_metrics import scrape
 
 __all__ = ["mesh"]  # the fixture

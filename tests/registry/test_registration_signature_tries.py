@@ -25,7 +25,7 @@ from LLM_Mesh.registry.admin import (
     WRONG_REREGISTRATIONS_TOTAL_PER_MIN,
 )
 from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.test_node_auth import Wall, make_node, mesh, operator
+from tests.registry.node_auth_mesh import Wall, make_node, mesh, operator
 
 STRANGER = ("203.0.113.5", 40000)
 NEIGHBOUR = ("203.0.113.5", 40001)  # the stranger's NAT: the same address

@@ -20,7 +20,7 @@ import httpx
 from LLM_Mesh.registry.admin import WRONG_OPERATOR_TOKENS_PER_MIN
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import OperatorRecord
-from tests.registry.test_node_auth import Wall, make_node, mesh, operator
+from tests.registry.node_auth_mesh import Wall, make_node, mesh, operator
 
 STRANGER = ("203.0.113.5", 40000)
 

@@ -21,7 +21,7 @@ from LLM_Mesh.core.beat_mac import BeatMac
 from LLM_Mesh.core.identity import HDR_BEAT_TOKEN
 from LLM_Mesh.registry.admin import WRONG_REREGISTRATIONS_PER_ID_PER_MIN
 from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.test_node_auth import Node, Wall, make_node, mesh, operator
+from tests.registry.node_auth_mesh import Node, Wall, make_node, mesh, operator
 from tests.registry.test_registration_signature_tries import (
     NEIGHBOUR,
     STRANGER,

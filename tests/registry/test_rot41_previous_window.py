@@ -23,11 +23,11 @@ from LLM_Mesh.core.identity import encode_public_key, public_key_of
 from LLM_Mesh.registry.gateway_key import SINCE_FILE
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import running
+from tests.registry.node_auth_mesh import Wall, make_node, operator
 from tests.registry.test_beatkey39_replicas import CountingNode, replicas
 from tests.registry.test_beatrot40_rotation import _rotated
 from tests.registry.test_beattoken38_tokens import _fill_the_total
 from tests.registry.test_heartbeat_signature_tries import HOME
-from tests.registry.test_node_auth import Wall, make_node, operator
 from tests.registry.test_registration_signature_tries import _from, verifies
 
 __all__ = ["verifies"]  # the fixture, imported for its name

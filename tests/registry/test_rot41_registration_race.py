@@ -18,7 +18,7 @@ import httpx
 
 from LLM_Mesh.registry.admin import WRONG_NODE_SIGNATURES_PER_MIN, WRONG_OPERATOR_TOKENS_PER_MIN
 from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.test_node_auth import Wall, make_node, mesh, operator
+from tests.registry.node_auth_mesh import Wall, make_node, mesh, operator
 from tests.registry.test_registration_signature_tries import STRANGER, _forged, _from, verifies
 from tests.registry.test_regtoken40_reregistration import _slow_body
 

@@ -25,7 +25,7 @@ from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_start import stop_started
 from LLM_Mesh.registry.settle_worker import LedgerThread
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.test_settlement import _settlement
+from tests.registry.settlement_fixtures import make_settlement
 from tests.waiting import scaled
 
 _THREADS = ("llm-mesh-settle-db", "llm-mesh-settle-ledger")
@@ -65,7 +65,7 @@ async def test_a_start_that_raises_leaves_nothing_running(
     store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: str
 ) -> None:
     before = _running()
-    s = _settlement(store, home=tmp_path, lease_estimates=1)
+    s = make_settlement(store, home=tmp_path, lease_estimates=1)
     if after == "the connection":  # the recovery fails: the connection is open by then
         monkeypatch.setattr(s, "recover", _raises)
     else:  # the lease book fails: the writer, the settler, the upkeep (and ledger thread) run
@@ -146,7 +146,7 @@ async def test_a_failed_start_cancelled_again_while_it_closes_still_closes_and_u
     locked (found 2026-12-07, files41): the cleanup now finishes, then the cancellation
     goes on. Here it lands while the connection closes (the recovery failed)."""
     before = _running()
-    s = _settlement(store, home=tmp_path, lease_estimates=1)
+    s = make_settlement(store, home=tmp_path, lease_estimates=1)
     held = _Held()
     made = settlement.settle_db_for
 

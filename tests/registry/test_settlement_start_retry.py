@@ -19,7 +19,7 @@ from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.test_settlement import USER, _rows, crashed_on_home
+from tests.registry.settlement_fixtures import USER, crashed_on_home, settlement_rows
 
 
 async def _no_sleep(_: float) -> None:
@@ -43,7 +43,7 @@ async def test_a_start_run_again_after_a_lost_connection_still_recovers_its_pred
     await start.run("starting the settlement", second.start)
     try:
         assert start.retries == 1 and not lost
-        states = {k[0]: r["state"] for k, r in (await _rows(store)).items()}
+        states = {k[0]: r["state"] for k, r in (await settlement_rows(store)).items()}
         assert states == {"r1": "lapsed", "r2": "settled"}
         assert await second.balance(USER) == (9_900, 0)
         said = " ".join(r.getMessage() for r in caplog.records)

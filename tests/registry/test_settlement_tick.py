@@ -3,7 +3,7 @@ the shared transaction; a void and an answer of one request in one iteration app
 order made; PostgreSQL's writes never wait for the iteration (its writer group-commits).
 
 The batch itself, its order with a reservation, a failed batch and a stop:
-``tests/registry/test_settlement.py``.
+``tests/registry/test_settlement_iterations.py``.
 """
 
 from __future__ import annotations
@@ -18,20 +18,20 @@ import pytest
 from LLM_Mesh.registry.settle_db import Void
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.test_settlement import (
+from tests.registry.settlement_fixtures import (
     OP_A,
     USER,
-    _answer,
-    _grant,
-    _rows,
-    _settlement,
-    _sqlite_only,
+    answer_of,
+    grant,
+    make_settlement,
+    settlement_rows,
+    sqlite_only,
 )
 
 
 @pytest.fixture
 async def s(store: SqlStore) -> AsyncIterator[Settlement]:
-    st = _settlement(store)
+    st = make_settlement(store)
     await st.start()
     try:
         yield st
@@ -59,18 +59,18 @@ def _count_transactions(st: Settlement) -> list[int]:
 async def test_an_answer_whose_row_is_gone_is_false_the_others_in_its_batch_recorded(
     s: Settlement, store: SqlStore
 ) -> None:
-    _sqlite_only(s)
-    await _grant(store, USER, 10_000)
+    sqlite_only(s)
+    await grant(store, USER, 10_000)
     for key in ("r1", "r2", "r3"):
         assert (await s.reserve(key, USER, "m", 1000)).ok
-    await s.db.apply([_void("r2")], s.holder, _now())  # voided elsewhere (recovery)
+    await s.db.apply([_void("r2")], s.holder, utc_now())  # voided elsewhere (recovery)
     seen, before = _count_transactions(s), _ticks(s)
     got = await asyncio.gather(
-        *(s.answer(_answer(k, ("n1", OP_A, 300, 15))) for k in ("r1", "r2", "r3"))
+        *(s.answer(answer_of(k, ("n1", OP_A, 300, 15))) for k in ("r1", "r2", "r3"))
     )
     assert got == [True, False, True] and seen == [1]
     assert _ticks(s, before) == (1, 3)
-    rows = await _rows(store)
+    rows = await settlement_rows(store)
     assert [rows[(k, 0)]["state"] for k in ("r1", "r2", "r3")] == ["answered", "void", "answered"]
     assert s.unpaid == 1
     assert await s.balance(USER) == (10_000, 600)  # r1 and r3 at their exact cost
@@ -81,17 +81,17 @@ async def test_an_answer_then_the_void_of_its_request_in_one_iteration(
 ) -> None:
     """The answer, made first, is recorded; the void after it finds the row answered and
     changes nothing (a request answered is paid)."""
-    _sqlite_only(s)
-    await _grant(store, USER, 10_000)
+    sqlite_only(s)
+    await grant(store, USER, 10_000)
     for key in ("r0", "r1"):
         assert (await s.reserve(key, USER, "m", 1000)).ok
     before = _ticks(s)
-    task = asyncio.create_task(s.answer(_answer("r1", ("n1", OP_A, 400, 20))))
+    task = asyncio.create_task(s.answer(answer_of("r1", ("n1", OP_A, 400, 20))))
     await asyncio.sleep(0)  # the answer waits for the iteration's batch
     s.void("r1", USER)  # in the same iteration: after it
     assert await task is True
     assert _ticks(s, before) == (1, 2)
-    assert (await _rows(store))[("r1", 0)]["state"] == "answered"
+    assert (await settlement_rows(store))[("r1", 0)]["state"] == "answered"
     assert await s.balance(USER) == (10_000, 1400)  # r0's estimate, r1's exact cost
 
 
@@ -100,20 +100,20 @@ async def test_a_void_then_the_answer_of_its_request_in_one_iteration(
 ) -> None:
     """The void, made first, releases the row; the answer after it finds it void: not
     recorded, nothing paid, counted unpaid (as when the void's own write came first)."""
-    _sqlite_only(s)
-    await _grant(store, USER, 10_000)
+    sqlite_only(s)
+    await grant(store, USER, 10_000)
     for key in ("r0", "r1", "r2"):
         assert (await s.reserve(key, USER, "m", 1000)).ok
     before = _ticks(s)
 
     async def void_then_answer() -> bool:
         s.void("r1", USER)  # joins the batch r2's answer started
-        return await s.answer(_answer("r1", ("n1", OP_A, 400, 20)))
+        return await s.answer(answer_of("r1", ("n1", OP_A, 400, 20)))
 
-    got = await asyncio.gather(s.answer(_answer("r2", ("n1", OP_A, 100, 5))), void_then_answer())
+    got = await asyncio.gather(s.answer(answer_of("r2", ("n1", OP_A, 100, 5))), void_then_answer())
     assert got == [True, False]
     assert _ticks(s, before) == (1, 3)
-    assert (await _rows(store))[("r1", 0)]["state"] == "void"
+    assert (await settlement_rows(store))[("r1", 0)]["state"] == "void"
     assert s.unpaid == 1
     assert await s.balance(USER) == (10_000, 1100)  # r0's estimate, r2's exact cost
 
@@ -123,12 +123,12 @@ async def test_postgresql_writes_do_not_wait_for_the_iteration(
 ) -> None:
     if hasattr(s.db, "try_inline"):
         pytest.skip("SQLite: the iteration's batch (the tests above)")
-    await _grant(store, USER, 100_000)
+    await grant(store, USER, 100_000)
     assert (await s.reserve("r0", USER, "m", 1000)).ok
     got = await asyncio.gather(*(s.reserve(f"r{i}", USER, "m", 1000) for i in range(1, 6)))
     assert all(r.ok for r in got)
     done = await asyncio.gather(
-        *(s.answer(_answer(f"r{i}", ("n1", OP_A, 100, 5))) for i in range(6))
+        *(s.answer(answer_of(f"r{i}", ("n1", OP_A, 100, 5))) for i in range(6))
     )
     assert all(done) and (s.tick_batches, s.tick_ops) == (0, 0)
     assert await s.balance(USER) == (100_000, 600)
@@ -138,5 +138,5 @@ def _void(key: str) -> Void:
     return Void(key, USER)
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(timezone.utc)

@@ -21,7 +21,7 @@ from LLM_Mesh.core.identity import HDR_NODE, HDR_SEQ, HDR_SIGNATURE, HDR_TIME
 from LLM_Mesh.registry.admin import UNKNOWN_NODE_IDS_PER_MIN
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import NodeKeyRecord
-from tests.registry.test_node_auth import NOW, Wall, beat, make_node, mesh, operator, register
+from tests.registry.node_auth_mesh import NOW, Wall, beat, make_node, mesh, operator, register
 
 STRANGER = ("203.0.113.5", 40000)
 

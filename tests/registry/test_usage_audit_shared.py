@@ -18,8 +18,8 @@ from LLM_Mesh.registry.ports import UsageEvidenceRow, UsageWindowRow
 from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.store import SqlStore
 from LLM_Mesh.registry.usage_audit import UsageAuditor, model_of
+from tests.registry.canary_mesh import MODEL, mesh, register
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, mesh, register
 
 __all__ = ["mesh"]  # the fixture
 

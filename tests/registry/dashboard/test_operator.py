@@ -15,9 +15,9 @@ from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from tests.inprocess_mesh import InProcessMesh
+from tests.registry.canary_mesh import an_hour_later
 from tests.registry.dashboard.conftest import MODEL
 from tests.registry.helpers import running
-from tests.registry.test_canary import an_hour_later
 from tests.registry.test_earnings import USER, reward_row, settle
 
 PATH = "/dashboard/fragment/operator"

@@ -11,8 +11,8 @@ import pytest
 
 from LLM_Mesh.registry.dashboard.security import CSP
 from tests.inprocess_mesh import InProcessMesh
+from tests.registry.canary_mesh import an_hour_later
 from tests.registry.dashboard.conftest import MODEL, chat, ledger_entries
-from tests.registry.test_canary import an_hour_later
 
 PAGES = ["/dashboard/", "/dashboard/nodes", "/dashboard/models", "/dashboard/ledger",
          "/dashboard/playground", "/dashboard/operator"]  # fmt: skip
