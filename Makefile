@@ -56,7 +56,7 @@ mutate: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check LLM_Mesh
+	$(VENV)/bin/ruff format --check LLM_Mesh tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

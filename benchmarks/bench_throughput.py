@@ -454,7 +454,9 @@ def report(
     print(f"  goal decode ratio >= 0.97, median alone: {'MET' if ok else 'NOT MET'}")
     added = summary["ttft_added_ms_median"]
     ok = added <= TTFT_ADDED_GOAL_MS
-    print(f"  goal TTFT added <= 5 ms, median alone: {'MET' if ok else 'NOT MET'} ({added:+.1f} ms)")
+    print(
+        f"  goal TTFT added <= 5 ms, median alone: {'MET' if ok else 'NOT MET'} ({added:+.1f} ms)"
+    )
     print("  " + dec_v.line("decode ratio"))
     print("  " + ttft_v.line("TTFT added", "ms"))
     unequal_warning(summary["mesh_ttft_ms_median"], summary["direct_ttft_ms_median"])

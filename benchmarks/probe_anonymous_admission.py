@@ -26,7 +26,9 @@ import sys
 from _common import machine_line
 from _tree_workers import ROUTING, best_ratio, tree_args, worker_rounds
 
-WORKER = ROUTING + r"""
+WORKER = (
+    ROUTING
+    + r"""
 import gc, json, sys, timeit
 from types import SimpleNamespace
 from LLM_Mesh.registry.access import AnonymousLast
@@ -45,6 +47,7 @@ for line in sys.stdin:
     assert r.router.pool_counts("m") == (keep_n + other_n, 0, 0)  # no node lost
     print(json.dumps({"admission": t}), flush=True)
 """
+)
 
 
 def main(argv: list[str] | None = None) -> int:

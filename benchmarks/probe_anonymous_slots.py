@@ -31,7 +31,9 @@ import sys
 from _common import machine_line
 from _tree_workers import ROUTING, best_ratio, tree_args, worker_rounds
 
-WORKER = ROUTING + r"""
+WORKER = (
+    ROUTING
+    + r"""
 import gc, json, sys, timeit
 from LLM_Mesh.core.balancer import Outcome
 
@@ -61,6 +63,7 @@ for line in sys.stdin:
     assert a.slots("m") == counted  # every request ended: the count is back
     print(json.dumps(out), flush=True)
 """
+)
 
 COLS = ("full", "keepers", "req open", "req full")
 
@@ -73,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print(f"{args.full} full nodes (+ {args.full} open) / {args.keepers} prompt-keeping "
           f"nodes, µs per call (best of 5 × {args.number}) — {machine_line()}")  # fmt: skip
-    print("| round | tree | slots, full | slots, keepers | request, open node | request, full node |")
+    print(
+        "| round | tree | slots, full | slots, keepers | request, open node | request, full node |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     got: dict[str, list[dict[str, float]]] = {"this tree": [], "baseline": []}
     worker_args = (args.full, args.keepers, args.number)

@@ -95,9 +95,7 @@ def main() -> None:
         parser.error("--commands at least 2")
     hung, held = start_hung()
     urls = f"{hung},{start_live()}"
-    trees = ([("before", args.baseline_tree)] if args.baseline_tree else []) + [
-        ("this", THIS_TREE)
-    ]
+    trees = ([("before", args.baseline_tree)] if args.baseline_tree else []) + [("this", THIS_TREE)]
     print(f"UTC {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}; load {os.getloadavg()}")
     for r in range(args.rounds):
         for name, tree in trees:

@@ -76,8 +76,15 @@ class _Exchange:
         # floor on the real clock, one request in flight on the node; the client's model, the
         # one the chunks name (a node's other name is rewritten: not this path; without it
         # the probe failed from 2026-12-05)
-        self.job = SimpleNamespace(token_limit=0, max_tokens=0, model="gemma-3-270m", choices=1,
-                                   stop_bytes=0, echo=False, text_only=False)
+        self.job = SimpleNamespace(
+            token_limit=0,
+            max_tokens=0,
+            model="gemma-3-270m",
+            choices=1,
+            stop_bytes=0,
+            echo=False,
+            text_only=False,
+        )
         self.rt = SimpleNamespace(clock=time.monotonic, stream_floor=stream_guard.StreamFloor())
         shared = getattr(stream_guard, "SharedTime", None)
         self.routing = SimpleNamespace(shares=shared() if shared is not None else None)

@@ -27,7 +27,11 @@ from LLM_Mesh.errors import UpstreamError
 GW = "http://gw.test"
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
-BODY: dict[str, Any] = {"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+BODY: dict[str, Any] = {
+    "model": "m",
+    "max_tokens": 16,
+    "messages": [{"role": "user", "content": "hi"}],
+}
 BOUND = quiet_bound(BODY, chat=True)
 HEAD = {"id": "c-1", "object": "chat.completion.chunk", "created": 7, "model": "m"}
 DONE = b"data: [DONE]\n\n"

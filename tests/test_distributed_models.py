@@ -394,8 +394,10 @@ async def test_task_routing_says_the_paused_node(inprocess_mesh: InProcessMesh) 
         await reg.get_response(None, "def f(:", "debug")
     said = str(caught.value)
     assert "no model is up on the network right now" in said, said
-    assert "1 node hosting gemma-3-270m is paused or draining: out of routing until its " \
-        "operator runs `llm-mesh node resume`" in said, said
+    assert (
+        "1 node hosting gemma-3-270m is paused or draining: out of routing until its "
+        "operator runs `llm-mesh node resume`" in said
+    ), said
     # found 2026-12-06 (newuser35b): with the model named, two retries (20 s) before the
     # same refusal; now at once, and in the same words
     t0 = time.monotonic()
@@ -403,8 +405,10 @@ async def test_task_routing_says_the_paused_node(inprocess_mesh: InProcessMesh) 
         await reg.get_response("gemma-3-270m", "def f(:", "debug")
     assert time.monotonic() - t0 < 5.0, time.monotonic() - t0
     said = str(named.value)
-    assert "1 node hosting it is paused or draining: out of routing until its operator runs " \
-        "`llm-mesh node resume`" in said, said
+    assert (
+        "1 node hosting it is paused or draining: out of routing until its operator runs "
+        "`llm-mesh node resume`" in said
+    ), said
 
 
 async def test_task_routing_says_no_resting_node_when_none(inprocess_mesh: InProcessMesh) -> None:

@@ -44,7 +44,9 @@ def test_dashboard_names_only_exported_metrics_and_labels(inprocess_mesh: InProc
     with inprocess_mesh.sync_client() as c:
         assert c.post("/v1/chat/completions", json=body).status_code == 200
         for url in (inprocess_mesh.registry_url, node.url):
-            for fam in text_string_to_metric_families(c.get(url + "/metrics", headers=ON_THE_MACHINE).text):
+            for fam in text_string_to_metric_families(
+                c.get(url + "/metrics", headers=ON_THE_MACHINE).text
+            ):
                 labels = families.setdefault(fam.name, set())
                 for s in fam.samples:
                     labels.update(s.labels)

@@ -40,7 +40,9 @@ def test_json_line_of_a_plain_record() -> None:
 
 def test_json_line_of_a_request_puts_its_fields_on_top_and_drops_none() -> None:
     fields = {"request_id": "r1", "status": 200, "cost": 2.5e-05, "code": None, "stream": True}
-    line = JsonFormatter().format(record("request %s", RequestLine(fields), **{REQUEST_ATTR: fields}))
+    line = JsonFormatter().format(
+        record("request %s", RequestLine(fields), **{REQUEST_ATTR: fields})
+    )
     assert "\n" not in line
     obj = json.loads(line)
     assert obj["msg"] == "request" and obj["request_id"] == "r1" and obj["status"] == 200
@@ -241,7 +243,7 @@ def test_direct_request_line_is_the_general_paths_bytes(
     if fmt == "text":
         assert direct.endswith(
             " INFO LLM_Mesh.test.direct.gateway: request request_id=r-1 path=/v1/chat/completions"
-            ' model=m stream=false status=200 outcome=ok attempts=1 latency_ms=3.457 cost=2800'
+            " model=m stream=false status=200 outcome=ok attempts=1 latency_ms=3.457 cost=2800"
             ' note="two words" odd="q\\"=é"\n'
         )
     else:
@@ -270,6 +272,7 @@ def test_a_foreign_handler_filter_or_formatter_takes_the_general_way(
     log_request(logger, FIELDS)
     assert out.getvalue() == ""
     handler.filters.clear()
+
     # a filter on the logger sees the record (and may change it)
     def mark(rec: logging.LogRecord) -> bool:
         rec.name = "renamed"

@@ -57,7 +57,9 @@ def keyed(inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.Mon
     made = inprocess_mesh.call(create_api_key(inprocess_mesh.store, name="seed"))
     assert made is not None and inprocess_mesh.app is not None
     ledger = inprocess_mesh.app.state.runtime.ledger
-    inprocess_mesh.call(ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**6)))
+    inprocess_mesh.call(
+        ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**6))
+    )
     settings = dataclasses.replace(inprocess_mesh.settings, home=tmp_path / "home", api_key=made[0])
     reg = dm.DistributedModelRegistry(
         settings, registry_url=REGISTRY_URL, http_client=inprocess_mesh.client()

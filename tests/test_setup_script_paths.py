@@ -45,7 +45,9 @@ def test_the_printed_start_command_runs_the_node_of_that_home_from_a_fresh_shell
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    proc = run(tmp_path, *SIM, "--port", str(port), "--registry", "http://127.0.0.1:9", "--no-start")
+    proc = run(
+        tmp_path, *SIM, "--port", str(port), "--registry", "http://127.0.0.1:9", "--no-start"
+    )
     command = printed_start(proc.stdout)
     node_id = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())["node_id"]
     # another terminal: no LLM_MESH_HOME, another folder; its default home is someone else's

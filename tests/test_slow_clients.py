@@ -281,6 +281,8 @@ async def test_the_431_is_openai_shaped_with_a_request_id(patient_port: int) -> 
     head, _, body = got.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431"), got[:200]
     lines = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
-    assert lines[b"x-request-id"].startswith(b"req-") and lines[b"content-type"] == b"application/json"
+    assert (
+        lines[b"x-request-id"].startswith(b"req-") and lines[b"content-type"] == b"application/json"
+    )
     assert json.loads(body)["error"]["code"] == "request_header_fields_too_large"
     assert lines[b"x-should-retry"] == b"false"  # the client's own head (core/client_retry.py)

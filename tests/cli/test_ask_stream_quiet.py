@@ -94,7 +94,9 @@ def test_endless_events_without_output_and_no_text_end_ask(monkeypatch: pytest.M
 def test_an_honest_stream_with_keep_alives_and_usage_prints_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    final = _ev({**HEAD, "choices": [], "usage": {"completion_tokens": 2}, "mesh": {"node_id": "n"}})
+    final = _ev(
+        {**HEAD, "choices": [], "usage": {"completion_tokens": 2}, "mesh": {"node_id": "n"}}
+    )
     events = [_text("A"), *[QUIET["comment"]] * 64, _text("B"), QUIET["empty_text"], final, DONE]
     got = _ask(monkeypatch, events)
     assert got.exit_code == 0, got.output[-500:]

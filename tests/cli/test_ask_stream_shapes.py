@@ -34,7 +34,10 @@ def _text(piece: str) -> dict[str, Any]:
 
 
 def _delta(piece: str) -> dict[str, Any]:
-    return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]}
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": piece}}],
+    }
 
 
 def _ask(monkeypatch: pytest.MonkeyPatch, body: bytes, *args: str) -> Any:

@@ -53,9 +53,7 @@ def paid(inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.Monk
 def _statement(p: Paid, *args: str, env_key: bool = False) -> tuple[int, str]:
     env = {"LLM_MESH_HOME": str(p.home / "user"), "COLUMNS": "300",
            "LLM_MESH_API_KEY": p.key if env_key else ""}  # fmt: skip
-    res = runner.invoke(
-        app, ["ledger", "statement", "--receipts", str(p.folder), *args], env=env
-    )
+    res = runner.invoke(app, ["ledger", "statement", "--receipts", str(p.folder), *args], env=env)
     return res.exit_code, " ".join(res.output.split())
 
 

@@ -201,9 +201,7 @@ def test_a_huge_file_in_the_folder_is_refused_unread(paid: Paid) -> None:
     assert code == 1 and "huge.json: holds no receipt (larger than 67,108,864 bytes" in out, out
 
 
-def test_an_operator_lists_its_account_complete_with_no_receipts(
-    paid: Paid, empty: Path
-) -> None:
+def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid, empty: Path) -> None:
     """``--account operator:...`` (the account ``GET /v1/earnings`` names): every share paid
     to it, from the whole log, summed; an operator account is never debited."""
     op = operator_account("inprocess")
@@ -281,7 +279,9 @@ def test_an_operator_statement_waits_on_a_hung_first_replica_once(
     live = paid.mesh.registry_url
     env = {"LLM_MESH_HOME": str(paid.home / "op"), "LLM_MESH_REGISTRY_URL": f"http://hung.test,{live}",
            "LLM_MESH_OPERATOR_TOKEN": paid.mesh.operator_token, "COLUMNS": "300"}  # fmt: skip
-    res = runner.invoke(app, ["ledger", "statement", "--operator", "--receipts", str(empty)], env=env)
+    res = runner.invoke(
+        app, ["ledger", "statement", "--operator", "--receipts", str(empty)], env=env
+    )
     assert res.exit_code == 0, res.output
     assert hung, "the account was not asked of HUNG first"
     assert began == [[live, "http://hung.test"]], began  # LIVE first: no second wait

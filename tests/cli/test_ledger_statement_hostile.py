@@ -75,7 +75,6 @@ def test_an_entry_dated_out_of_any_calendar_is_a_finding_not_a_traceback(
     assert out.count("(out of range)") == 5, out
 
 
-
 @pytest.mark.parametrize("value", [[1], {"a": 1}])
 def test_an_entry_naming_a_receipt_by_a_list_or_object_is_a_finding_not_a_traceback(
     paid: Paid, monkeypatch: pytest.MonkeyPatch, value: object

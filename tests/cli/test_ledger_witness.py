@@ -266,7 +266,9 @@ def test_a_registry_that_refuses_the_cosignature_fails_the_round(
     assert "refused by the registry (403)" in flat(said.err) and not said.out
     assert "not handed in" in flat(said.err) and "LLM_MESH_LEDGER_WITNESSES" in flat(said.err)
     other = witness_key(Ed25519PrivateKey.generate(), "witness.test/w2").vkey
-    assert w.run(reg, accepted=(other,)) == NOT_HANDED_IN  # another witness is accepted, not this one
+    assert (
+        w.run(reg, accepted=(other,)) == NOT_HANDED_IN
+    )  # another witness is accepted, not this one
     said = capsys.readouterr()
     message = flat(said.err)
     assert "'witness.test/w1' is not a witness this registry accepts" in message, message

@@ -282,7 +282,9 @@ def test_up_says_so_when_signalled_again_while_stopping(tmp_path: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline, out_path.read_text()
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + scaled(SOON_S)  # fails, not hangs, if ``up`` never says it stops
+        deadline = time.monotonic() + scaled(
+            SOON_S
+        )  # fails, not hangs, if ``up`` never says it stops
         while "stopping the local mesh" not in out_path.read_text():
             assert time.monotonic() < deadline, out_path.read_text()
             time.sleep(0.02)

@@ -185,8 +185,10 @@ def test_each_failure_says_its_reason_and_position() -> None:
         (sampled(a, TokenLogprob(" x", -1.0, ((" x", -1.0), (" o", -4.0)))), ("token", 1)),
         (sampled(a, TokenLogprob(" q", -2.3, ((" q", -2.3), (" b", -1.3)))), ("logprob", 1)),
         (sampled(a, TokenLogprob(" q", -0.3, ((" b", -0.25), (" q", -0.3)))), ("sampled_token", 1)),
-        (sampled(*(TokenLogprob(t.token, t.logprob - 0.45, t.top) for t in REF.tokens)),
-         ("logprob_mean", None)),
+        (
+            sampled(*(TokenLogprob(t.token, t.logprob - 0.45, t.top) for t in REF.tokens)),
+            ("logprob_mean", None),
+        ),
         (sampled(a, b, text=" a c"), ("text", None)),
     ]
     for got, (reason, at) in cases:

@@ -92,7 +92,9 @@ def test_a_stop_with_other_characters_may_cut_only_where_the_reference_spells_it
         assert kept.positions == 1 + len(tokens), (tokens, kept)
 
 
-def test_a_stop_that_the_reference_spells_only_in_part_charges_no_more_than_the_honest_tokens() -> None:
+def test_a_stop_that_the_reference_spells_only_in_part_charges_no_more_than_the_honest_tokens() -> (
+    None
+):
     """Found 2026-12-06 (review34): canary34 matched a stop string against the reference's
     text to its end, past token ``m`` (where the text ended), so a stop that agrees with
     the reference through ``m`` and then not (``"[INST]"`` against ``" [1]"``) could not have

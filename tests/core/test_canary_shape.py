@@ -394,7 +394,7 @@ def test_a_sampled_probes_top_p_is_sent_as_top_p() -> None:
     every = Mix(sampled_share=1.0, top_p_share=1.0)
     for seed in range(10):
         shape = choose(random.Random(seed), every)
-        (key, value), = shape.sampler
+        ((key, value),) = shape.sampler
         assert key == "top_p" and value in TOP_PS
         assert json.loads(render(shape, MODEL, "hi"))["top_p"] == value
 

@@ -223,11 +223,16 @@ def test_anything_else_is_refused_as_no_log_key_in_words() -> None:
     name, kh, b64 = good.split("+", 2)
     other = bytes([key_hash(ORIGIN, pub)[0] ^ 1]).hex() + kh[2:]
     bad = [
-        "", "+" + kh + "+" + b64, f"{name}+{other}+{b64}", f"{name}+zz+{b64}",
-        f"{name}+{kh}+{b64[:-4]}", f"{name}+{kh}+{b64}x",
+        "",
+        "+" + kh + "+" + b64,
+        f"{name}+{other}+{b64}",
+        f"{name}+zz+{b64}",
+        f"{name}+{kh}+{b64[:-4]}",
+        f"{name}+{kh}+{b64}x",
         f"{name}+{kh}+" + base64.b64encode(b"\x02" + pub).decode(),
         f"{name}+{kh}+" + base64.b64encode(b"\x01" + pub + b"\x00").decode(),
-        f"{name}.other+{kh}+{b64}", f"{name}+{kh}",
+        f"{name}.other+{kh}+{b64}",
+        f"{name}+{kh}",
     ]
     for text in bad:
         with pytest.raises(ValueError) as caught:
@@ -249,9 +254,11 @@ def test_anything_else_is_refused_as_no_log_key_in_words() -> None:
 def test_another_message_of_the_key_is_refused_in_words() -> None:
     key, pub = _key()
     body = f"{ORIGIN}\n1\n{base64.b64encode(b'r' * 32).decode()}\ntime 1\n"
-    note = body + f"\n\u2014 {ORIGIN} " + base64.b64encode(
-        key_hash(ORIGIN, pub) + key.sign(body.encode())
-    ).decode()
+    note = (
+        body
+        + f"\n\u2014 {ORIGIN} "
+        + base64.b64encode(key_hash(ORIGIN, pub) + key.sign(body.encode())).decode()
+    )
     with pytest.raises(BadCheckpoint) as caught:
         open_checkpoint(note + "\n", "a b/ledger", pub)
     assert str(caught.value) == (

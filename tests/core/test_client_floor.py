@@ -40,7 +40,9 @@ def test_the_documented_numbers_for_asks_default() -> None:
         events=16 * (2 * 136 + 64) + 2,
         bytes=(16 * 136 + 2) * MAX_EVENT_BYTES + 16 * (64 + 2 * 136),
     )
-    assert quiet_bound({"max_tokens": 128}, chat=False) == QuietBound(6_676, 10_756, honest.bytes * 2)
+    assert quiet_bound({"max_tokens": 128}, chat=False) == QuietBound(
+        6_676, 10_756, honest.bytes * 2
+    )
     assert honest.bytes * MARGIN // (1 << 20) == 4_356  # MiB
 
 

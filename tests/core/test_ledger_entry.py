@@ -280,7 +280,16 @@ def test_probe_accounts_have_a_users_form_and_are_keyed() -> None:
 
 # written against the module's mutants (mut33, 2026-12-06)
 
-ARGS: tuple[Any, ...] = (7, 1_700_000_000_000_000, "settle", "user:a", "operator:b", 5, "req", "ab" * 32)
+ARGS: tuple[Any, ...] = (
+    7,
+    1_700_000_000_000_000,
+    "settle",
+    "user:a",
+    "operator:b",
+    5,
+    "req",
+    "ab" * 32,
+)
 
 
 def test_a_held_account_has_its_unkeyed_pseudonym() -> None:

@@ -15,7 +15,9 @@ MARK = Mark("llm-mesh.local/ledger", 35, ROOT, 1)
 def test_a_store_behind_the_kept_checkpoint_is_refused_with_what_is_lost() -> None:
     why = mark_problem(MARK, MARK.origin, 27, None)
     assert why is not None
-    assert "27 entries" in why and "size 35" in why and "8 published entries" in why and "fork" in why
+    assert (
+        "27 entries" in why and "size 35" in why and "8 published entries" in why and "fork" in why
+    )
 
 
 def test_a_store_with_another_root_at_the_kept_size_is_refused() -> None:

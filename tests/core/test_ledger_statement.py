@@ -52,7 +52,9 @@ def _statement(log: list[dict[str, Any]], receipts: list[Receipt], account: str 
     the whole log naming its hash."""
     mine = [e for e in log if touches(e, account)]
     by = {r.receipt_hash: [e for e in log if e["receipt_hash"] == r.receipt_hash] for r in receipts}
-    return statement(account, mine, receipts, by, signed_size=len(log), signed_time_us=signed_time_us)
+    return statement(
+        account, mine, receipts, by, signed_size=len(log), signed_time_us=signed_time_us
+    )
 
 
 def _honest() -> tuple[list[Transfer], list[Receipt]]:
@@ -157,7 +159,9 @@ def test_entries_after_the_newest_checkpoint_are_listed_as_not_signed() -> None:
 def test_a_request_charged_twice_under_its_receipt_is_named() -> None:
     transfers, receipts = _honest()
     s = _statement(_log([*transfers, *_paid(receipts[0])]), receipts)
-    assert any("the nodes' shares (settle/hold) are [950, 950, 1900, 1900]" in f for f in s.findings)
+    assert any(
+        "the nodes' shares (settle/hold) are [950, 950, 1900, 1900]" in f for f in s.findings
+    )
 
 
 def test_debits_an_earlier_clean_statement_judged_need_no_receipt_now() -> None:
@@ -171,9 +175,11 @@ def test_debits_an_earlier_clean_statement_judged_need_no_receipt_now() -> None:
     s = statement(USER, mine, [r2], by, signed_size=len(log), signed_time_us=LATER,
                   checked_before=6)  # fmt: skip
     assert [line.why for line in s.lines[1:5]] == ["checked by an earlier statement"] * 4
-    assert len(s.findings) == 1 and "req-9" in s.findings[0] and "NO RECEIPT" in [
-        line.why for line in s.lines
-    ]
+    assert (
+        len(s.findings) == 1
+        and "req-9" in s.findings[0]
+        and "NO RECEIPT" in [line.why for line in s.lines]
+    )
     s = statement(USER, mine, [r2], by, signed_size=len(log), signed_time_us=LATER)
     assert len(s.findings) == 5  # no window: r1's four debits and the late fee
 

@@ -132,7 +132,9 @@ def test_a_page_listing_an_entry_twice_or_out_of_order_is_judged_as_listed() -> 
 
 
 def test_an_entry_is_in_the_signed_tree_only_with_its_audit_path() -> None:
-    e0, prev = make_entry(0, 1, Transfer("settle", "user:u", "operator:o", 5, "r", None), GENESIS_PREV)
+    e0, prev = make_entry(
+        0, 1, Transfer("settle", "user:u", "operator:o", 5, "r", None), GENESIS_PREV
+    )
     e1, _ = make_entry(1, 2, Transfer("fee", "user:u", NETWORK, 1, "r", None), prev)
     j0, j1 = e0.to_json(), e1.to_json()
     h0, h1 = bytes.fromhex(j0["leaf_hash"]), bytes.fromhex(j1["leaf_hash"])
@@ -152,8 +154,11 @@ def test_an_entry_is_in_the_signed_tree_only_with_its_audit_path() -> None:
 
 def _honest(r: Receipt) -> list[dict[str, Any]]:
     """What settlement writes for ``r``: each part's share less its fee, and its fee."""
-    ts = [Transfer("settle", USER, OP_A, p.amount - p.fee, "req-1", r.receipt_hash)
-          for p in r.parts if p.amount is not None and p.fee is not None and p.amount > p.fee]
+    ts = [
+        Transfer("settle", USER, OP_A, p.amount - p.fee, "req-1", r.receipt_hash)
+        for p in r.parts
+        if p.amount is not None and p.fee is not None and p.amount > p.fee
+    ]
     ts += [Transfer("fee", USER, NETWORK, p.fee, "req-1", r.receipt_hash)
            for p in r.parts if p.fee]  # fmt: skip
     return _entries(ts)

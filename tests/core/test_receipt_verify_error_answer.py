@@ -50,7 +50,9 @@ def test_the_error_text_is_printable_and_bounded() -> None:
 
 
 def test_an_object_without_receipt_or_error_says_so_as_before() -> None:
-    assert _refusal(json.dumps({"choices": []})).endswith("the input holds no receipt (no mesh.receipt)")
+    assert _refusal(json.dumps({"choices": []})).endswith(
+        "the input holds no receipt (no mesh.receipt)"
+    )
     assert _refusal(json.dumps({"error": "not an object"})).endswith("(no mesh.receipt)")
 
 

@@ -217,7 +217,9 @@ def test_a_token_refusal_is_carried_in_its_own_field() -> None:
     assert check_revocation(signer.public_key, request, carried, token=True) is None
 
 
-@pytest.mark.parametrize("named", [("key_rotations",), ("key_rotation",), ("key_rotations", "key_rotation")])
+@pytest.mark.parametrize(
+    "named", [("key_rotations",), ("key_rotation",), ("key_rotations", "key_rotation")]
+)
 def test_a_rotation_named_to_a_node_that_follows_none_says_where_to_set_the_key(
     registry: RevocationSigner, named: tuple[str, ...]
 ) -> None:

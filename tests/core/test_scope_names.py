@@ -58,7 +58,9 @@ def test_random_names_use_a_fresh_32_byte_secret_for_the_use_given(
     monkeypatch.setattr("LLM_Mesh.core.scope_names.os.urandom", lambda n: bytes(range(n)))
     text = "alice-1"
     for info in (RATE_LIMIT_SCOPES, IDEMPOTENCY_KEYS):
-        assert ScopeNames.random(info).digest(text) == ScopeNames(bytes(range(32)), info).digest(text)
+        assert ScopeNames.random(info).digest(text) == ScopeNames(bytes(range(32)), info).digest(
+            text
+        )
 
 
 def test_the_short_secret_refusal_says_why() -> None:

@@ -411,7 +411,9 @@ def test_a_request_exactly_the_pending_window_old_is_judged() -> None:
     rep = Log().report([at])
     assert not rep.pending and len(rep.findings) == 1
     late = _served(2, time_ms=NOW_US // 1000 - PENDING_S * 1000 + 1)
-    assert Log().report([late]).pending == [f"{_name(late)}: no entry pays it yet (run again later)"]
+    assert Log().report([late]).pending == [
+        f"{_name(late)}: no entry pays it yet (run again later)"
+    ]
 
 
 def test_each_finding_names_its_entries_word_for_word() -> None:

@@ -249,7 +249,11 @@ def test_a_chunk_of_a_choice_not_asked_for_carries_no_output(index: object) -> N
 
 
 _VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-2, 3), st.floats(0, 1), st.text(max_size=4),
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 3),
+    st.floats(0, 1),
+    st.text(max_size=4),
     st.just([{"type": "text", "text": "pt"}]),
 )
 _BODY = st.dictionaries(

@@ -69,4 +69,7 @@ def test_a_message_or_part_that_is_no_object_is_left_to_the_parser() -> None:
     body = {"messages": ["hi", {"role": "user", "content": ["a part that is text", {"text": "x"}]}]}
     assert unsupported_content(body) is None
     body["messages"].append({"role": "user", "content": [{"type": "image_url"}]})
-    assert unsupported_content(body) == ("messages.2.content.0", "image_url content (only text is read)")
+    assert unsupported_content(body) == (
+        "messages.2.content.0",
+        "image_url content (only text is read)",
+    )

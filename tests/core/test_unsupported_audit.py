@@ -28,7 +28,8 @@ def test_only_text_parts_pass() -> None:
     body = {"messages": [{"role": "system", "content": "s"},
                          {"role": "user", "content": [*parts, audio]}]}  # fmt: skip
     assert unsupported_content(body) == (
-        "messages.1.content.2", "input_audio content (only text is read)"
+        "messages.1.content.2",
+        "input_audio content (only text is read)",
     )
 
 

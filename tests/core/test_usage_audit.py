@@ -390,7 +390,12 @@ def test_a_verdict_on_the_prompt_when_the_completion_has_no_cap() -> None:
     got = [audit.observe("liar", MODEL, AuditSample(0, 0, 10, 10)) for _ in range(6)]
     assert got[:5] == [None] * 5
     v = got[5]  # its 6th answer, its peer's 6 answers: exactly min_requests each
-    assert v is not None and (v.kind, v.share, v.peers_median, v.requests) == ("prompt", 1.0, 0.2, 6)
+    assert v is not None and (v.kind, v.share, v.peers_median, v.requests) == (
+        "prompt",
+        1.0,
+        0.2,
+        6,
+    )
 
 
 def test_a_verdict_at_exactly_min_requests_when_checking_every_answer() -> None:

@@ -103,7 +103,9 @@ class PageWatch:
 
     def _response(self, response: Any) -> None:
         if response.status >= 400:
-            self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+            self.problems.append(
+                f"HTTP {response.status}: {response.request.method} {response.url}"
+            )
 
     def check(self) -> None:
         unexpected = [p for p in self.problems if not any(e.search(p) for e in self.expected)]

@@ -24,7 +24,10 @@ def test_no_browser_skips_with_what_to_install(monkeypatch: pytest.MonkeyPatch) 
 def test_no_browser_fails_where_one_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     _no_chromium(monkeypatch)
     monkeypatch.setenv("LLM_MESH_REQUIRE_BROWSER", "1")
-    with pytest.raises(pytest.fail.Exception, match="LLM_MESH_REQUIRE_BROWSER=1"), browser.chromium():
+    with (
+        pytest.raises(pytest.fail.Exception, match="LLM_MESH_REQUIRE_BROWSER=1"),
+        browser.chromium(),
+    ):
         pass
 
 

@@ -219,7 +219,9 @@ def _verify(page: Any, seq: int) -> dict[str, str]:
     )
     result = page.locator("#verify-result")
     steps = {
-        li.get_attribute("data-step"): f"{li.get_attribute('class')}@{li.get_attribute('data-where')}"
+        li.get_attribute(
+            "data-step"
+        ): f"{li.get_attribute('class')}@{li.get_attribute('data-where')}"
         for li in result.locator("li").all()
     }
     steps["verdict"] = result.get_attribute("data-verdict") or ""
@@ -239,7 +241,9 @@ def test_an_inclusion_proof_is_checked_in_the_browser(
     # by number, with the keyboard only
     page.locator("#verify-seq").fill("1")
     page.locator("#verify-seq").press("Enter")
-    page.wait_for_function("() => document.getElementById('verify-result').dataset.verdict === 'ok'")
+    page.wait_for_function(
+        "() => document.getElementById('verify-result').dataset.verdict === 'ok'"
+    )
     page.context.close()
 
 
@@ -401,7 +405,9 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
     assert page.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") is None
     # a wrong token: refused (the browser logs the 401 it was expected to get)
     watch.expect(r"HTTP 401: GET .*/dashboard/fragment/operator")
-    watch.expect(r"console error: Failed to load resource: the server responded with a status of 401")
+    watch.expect(
+        r"console error: Failed to load resource: the server responded with a status of 401"
+    )
     page.fill("#op-token", "not-a-token")
     page.press("#op-token", "Enter")
     page.wait_for_function(
@@ -422,7 +428,9 @@ def _settled(mesh: LocalMesh, token: str) -> None:
         if r.status_code == 200 and r.json()["by_model"]:
             return
         time.sleep(0.5)
-    raise AssertionError(f"nothing settled to the operator within {scaled(SOON_S):g} s: {r.text[:300]}")
+    raise AssertionError(
+        f"nothing settled to the operator within {scaled(SOON_S):g} s: {r.text[:300]}"
+    )
 
 
 def test_the_operator_view_labels_the_sim_node_and_its_earnings_simulated(

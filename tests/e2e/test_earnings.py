@@ -49,7 +49,10 @@ def test_uptime_rewards_show_in_earnings_and_node_info(
     monkeypatch.setenv("LLM_MESH_REWARD_RATE", "3600000000")
     monkeypatch.setenv("LLM_MESH_REWARD_SIMULATED", "1")  # a sim node's uptime counts here
     mesh = start_mesh(
-        tmp_path / "home", model="mistral-7b", engine="sim", node_args=["--sim-tokens-per-s", "2000"]
+        tmp_path / "home",
+        model="mistral-7b",
+        engine="sim",
+        node_args=["--sim-tokens-per-s", "2000"],
     )
     try:
         url = mesh.registry_url

@@ -155,7 +155,9 @@ def test_node_models_add_refuses_a_private_url_without_the_flag(
     mirror, victim = sites
     home = tmp_path / "mesh"
     run = CliRunner().invoke
-    r = run(node_app, ["models", "add", mirror.url + "/m.gguf", "--sha256", SHA, "--home", str(home)])
+    r = run(
+        node_app, ["models", "add", mirror.url + "/m.gguf", "--sha256", SHA, "--home", str(home)]
+    )
     assert r.exit_code == 1 and "download refused" in r.output and "--allow-private-url" in r.output
     assert mirror.hits == [] and not (home / "models" / "m.gguf").exists()
     # the flag allows that URL's host and port, not where it redirects

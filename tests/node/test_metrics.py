@@ -184,7 +184,9 @@ async def test_access_from_afar_needs_the_token(tmp_path: Path) -> None:
     app = create_node_app(svc)
     async with on(app, far) as c:
         assert (await c.get("/metrics")).status_code == 403
-        assert (await c.get("/metrics", headers={"Authorization": "Bearer nope"})).status_code == 401
+        assert (
+            await c.get("/metrics", headers={"Authorization": "Bearer nope"})
+        ).status_code == 401
         r = await c.get("/metrics", headers={"Authorization": "Bearer tok"})
         assert r.status_code == 200 and "llm_mesh_node_in_flight" in r.text
     await svc.stop()

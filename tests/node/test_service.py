@@ -82,9 +82,7 @@ async def test_service_registers_heartbeats_and_deregisters(settings: Settings) 
     await client.aclose()
 
 
-def _goodbyes_time_out(
-    seen: list[tuple[str, float]], now: list[float]
-) -> httpx.AsyncClient:
+def _goodbyes_time_out(seen: list[tuple[str, float]], now: list[float]) -> httpx.AsyncClient:
     """A registry that registers the node, then lets every goodbye time out: each DELETE
     moves ``now`` by the timeout it was given, and ``seen`` notes (method, timeout)."""
 
@@ -96,7 +94,9 @@ def _goodbyes_time_out(
             raise httpx.ReadTimeout("timed out", request=request)
         if request.url.path == "/mesh/nodes":
             body = json.loads(request.content)
-            return httpx.Response(200, json={"node_id": body["node_id"], "heartbeat_interval_s": 60})
+            return httpx.Response(
+                200, json={"node_id": body["node_id"], "heartbeat_interval_s": 60}
+            )
         return httpx.Response(200, json={})
 
     return httpx.AsyncClient(transport=httpx.MockTransport(registry))

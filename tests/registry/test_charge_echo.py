@@ -140,7 +140,9 @@ async def test_a_stream_of_two_choices_pays_neither_echoed_prompt(tmp_path: Path
         assert r.status_code == 200, r.text
         answer = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")]
         for i in (0, 1):  # the client got both echoes
-            text = "".join(c["text"] for a in answer for c in a.get("choices", ()) if c["index"] == i)
+            text = "".join(
+                c["text"] for a in answer for c in a.get("choices", ()) if c["index"] == i
+            )
             assert text == PROMPT + "Hi"
         mesh = answer[-1]["mesh"]
         honest = 2 * len("Hi") + 2 * SLACK_PER_CHOICE

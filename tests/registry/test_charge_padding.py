@@ -35,7 +35,9 @@ CLAIMED = 100  # a quarter of its cap: what an honest node's share looks like
 PAD = {
     "reasoning_content": "x" * 400,
     "refusal": "y" * 400,
-    "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "z" * 400}}],
+    "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "z" * 400}}
+    ],
 }
 HONEST = len("Hi") + SLACK_PER_CHOICE
 

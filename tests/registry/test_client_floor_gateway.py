@@ -38,7 +38,9 @@ DATA = stream_limit(BODY, chat=True) + SLACK_EVENTS  # a part's data events at m
 
 
 def _think(node: str) -> bytes:  # output the gateway prices (reasoning), not text
-    return _ev({**_head(CHAT, node), "choices": [{"index": 0, "delta": {"reasoning_content": "hm"}}]})
+    return _ev(
+        {**_head(CHAT, node), "choices": [{"index": 0, "delta": {"reasoning_content": "hm"}}]}
+    )
 
 
 def _edge(node: str, kind: str) -> Callable[[FakeNode], Hostile]:  # (a node's id)
@@ -133,5 +135,7 @@ async def test_a_sim_nodes_stream_through_the_real_mesh_passes(
                             "stream_options": {"include_usage": True}}  # fmt: skip
     async with MeshClient(REGISTRY_URL, http_client=mesh.client()) as client:
         chunks = [c async for c in client.stream(CHAT, body)]
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[1:] if c["choices"])
+    text = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks[1:] if c["choices"]
+    )
     assert text and chunks[-1]["usage"]["completion_tokens"] >= 1

@@ -36,8 +36,7 @@ async def test_the_requests_own_constraints_are_named(tmp_path: Path) -> None:
     assert r.status_code == 503, r.text
     message = r.json()["error"]["message"]
     assert (
-        "(avoid_regions eu (the request's and its API key's); deny_nodes: 1 named; "
-        "trusted_only)"
+        "(avoid_regions eu (the request's and its API key's); deny_nodes: 1 named; trusted_only)"
     ) in message, message
 
 

@@ -304,7 +304,10 @@ async def test_a_server_answering_for_node_ids_without_their_keys_fails_signed_c
 
     results: list[str] = []
     out = await _signed_checker(table, httpx.MockTransport(handler), results).run_pass()
-    assert {r["node_id"]: r["ok"] for r in out} == {real.node_id: True, **dict.fromkeys(fakes, False)}
+    assert {r["node_id"]: r["ok"] for r in out} == {
+        real.node_id: True,
+        **dict.fromkeys(fakes, False),
+    }
     assert all("no signed health proof" in str(r["error"]) for r in out if not r["ok"])
     assert [e.node_id for e in table.healthy_entries_for("m")] == [real.node_id]
     assert sorted(results) == ["ok", "unproven", "unproven", "unproven"]

@@ -54,7 +54,9 @@ def _said(text: str) -> str:
     assert lines[-1] == "[DONE]", text[-300:]
     chunks = [strict_json.loads_object(ln) for ln in lines[:-1]]
     return "".join(
-        (c["choices"][0].get("delta") or {}).get("content") or "" for c in chunks if c.get("choices")
+        (c["choices"][0].get("delta") or {}).get("content") or ""
+        for c in chunks
+        if c.get("choices")
     )
 
 

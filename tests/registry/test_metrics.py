@@ -209,8 +209,9 @@ async def test_a_stream_and_its_midstream_continuation(tmp_path: Path) -> None:
         if node.node_id == "a":
             return httpx.Response(200, headers=sse, stream=Dies(
                 completion_chunks("a", model, ["Once", " upon"])[:2]))  # fmt: skip
-        return httpx.Response(200, headers=sse,
-                              content=b"".join(completion_chunks("b", model, [" a", " time"])))
+        return httpx.Response(
+            200, headers=sse, content=b"".join(completion_chunks("b", model, [" a", " time"]))
+        )
 
     nodes.stream_factory = factory
     async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
@@ -291,7 +292,9 @@ async def test_process_metrics_are_there(tmp_path: Path) -> None:
 
 async def test_openmetrics_when_asked(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        r = await h.client.get("/metrics", headers={"Accept": "application/openmetrics-text", **LOCAL})
+        r = await h.client.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text", **LOCAL}
+        )
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/openmetrics-text")
         assert r.text.rstrip().endswith("# EOF")
@@ -374,17 +377,26 @@ def test_a_requests_end_moves_each_metric_as_its_own_child_did() -> None:
     m.request("m", "", "refused", "rate_limited")  # before the send stage: a count only
     assert value("llm_mesh_gateway_requests_total", model="m", node="", outcome="refused",
                  code="rate_limited") == 1.0  # fmt: skip
-    assert value("llm_mesh_gateway_request_duration_seconds_count", model="m", outcome="refused") is None
+    assert (
+        value("llm_mesh_gateway_request_duration_seconds_count", model="m", outcome="refused")
+        is None
+    )
     m.request("m", "n1", "error", "upstream_error", latency_s=0.2)
     m.request("m", "n1", "error", "upstream_error", latency_s=0.3, prompt_tokens=5)
-    assert value("llm_mesh_gateway_request_duration_seconds_count", model="m", outcome="error") == 2.0
+    assert (
+        value("llm_mesh_gateway_request_duration_seconds_count", model="m", outcome="error") == 2.0
+    )
     assert value("llm_mesh_gateway_tokens_total", model="m", kind="prompt") is None
     for _ in range(2):
         m.request("m", "n1", "ok", "", latency_s=0.5, ttft_s=0.1, prompt_tokens=7,
                   completion_tokens=20)  # fmt: skip
     m.request("m", "n2", "ok", "", latency_s=0.25, completion_tokens=3)  # no ttft: no tps
-    assert value("llm_mesh_gateway_requests_total", model="m", node="n1", outcome="ok", code="") == 2.0
-    assert value("llm_mesh_gateway_requests_total", model="m", node="n2", outcome="ok", code="") == 1.0
+    assert (
+        value("llm_mesh_gateway_requests_total", model="m", node="n1", outcome="ok", code="") == 2.0
+    )
+    assert (
+        value("llm_mesh_gateway_requests_total", model="m", node="n2", outcome="ok", code="") == 1.0
+    )
     assert value("llm_mesh_gateway_request_duration_seconds_sum", model="m", outcome="ok") == 1.25
     assert value("llm_mesh_gateway_tokens_total", model="m", kind="prompt") == 14.0
     assert value("llm_mesh_gateway_tokens_total", model="m", kind="completion") == 43.0

@@ -58,7 +58,9 @@ REFUSED_CHAT: list[tuple[str, str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("param", "code", "extra"), REFUSED_CHAT, ids=[p for p, *_ in REFUSED_CHAT])
+@pytest.mark.parametrize(
+    ("param", "code", "extra"), REFUSED_CHAT, ids=[p for p, *_ in REFUSED_CHAT]
+)
 async def test_what_the_mesh_would_ignore_is_refused_by_name(
     tmp_path: Path, param: str, code: str, extra: dict[str, Any]
 ) -> None:

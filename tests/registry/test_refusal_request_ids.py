@@ -37,7 +37,9 @@ SDK_REFUSALS: list[tuple[str, type[openai.APIStatusError], dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("kind", "error", "extra"), SDK_REFUSALS, ids=[k for k, *_ in SDK_REFUSALS])
+@pytest.mark.parametrize(
+    ("kind", "error", "extra"), SDK_REFUSALS, ids=[k for k, *_ in SDK_REFUSALS]
+)
 async def test_a_parse_refusal_has_the_sdks_request_id_and_the_log_line_has_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str,
     error: type[openai.APIStatusError], extra: dict[str, Any],
@@ -70,8 +72,15 @@ async def test_refusals_before_any_parse_have_one(tmp_path: Path) -> None:
             "no such model": await c.get("/v1/models/no-such-model"),
         }
     statuses = {name: r.status_code for name, r in answers.items()}
-    assert statuses == {"bad json": 400, "not an object": 400, "empty": 400, "too large": 413,
-                        "no such route": 404, "wrong method": 405, "no such model": 404}
+    assert statuses == {
+        "bad json": 400,
+        "not an object": 400,
+        "empty": 400,
+        "too large": 413,
+        "no such route": 404,
+        "wrong method": 405,
+        "no such model": 404,
+    }
     ids = {name: _has_id(r) for name, r in answers.items()}
     assert len(set(ids.values())) == len(ids)  # each its own
 

@@ -15,8 +15,12 @@ async def test_the_refusal_says_the_models_nodes_are_paused_or_draining(tmp_path
     async with running(tmp_path) as h:
         await h.register("n1")
         await h.register("n2")
-        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})).status_code == 200
-        assert (await h.client.post("/mesh/nodes/n2/heartbeat", json={"state": "draining"})).status_code == 200
+        assert (
+            await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
+        ).status_code == 200
+        assert (
+            await h.client.post("/mesh/nodes/n2/heartbeat", json={"state": "draining"})
+        ).status_code == 200
         r = await h.client.post(CHAT, json=chat())
     assert r.status_code == 503, r.text
     err = r.json()["error"]
@@ -42,7 +46,9 @@ async def test_a_paused_only_model_says_no_retry_and_how_it_comes_back(tmp_path:
     message names the command that brings it back."""
     async with running(tmp_path) as h:
         await h.register("n1")
-        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})).status_code == 200
+        assert (
+            await h.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
+        ).status_code == 200
         r = await h.client.post(CHAT, json=chat())
     assert r.status_code == 503, r.text
     assert r.headers["x-should-retry"] == "false", r.headers

@@ -77,10 +77,15 @@ def test_routing_slots_equal_the_full_pass_over_random_changes() -> None:
             else:
                 st = routing.router.node(nid)
                 if st is not None and st.models:
-                    atts.append(routing.begin(nid, rng.choice(sorted(st.models)), rng.random() < 0.3))
+                    atts.append(
+                        routing.begin(nid, rng.choice(sorted(st.models)), rng.random() < 0.3)
+                    )
             for m in MODELS:
                 for allowed in (False, True):
-                    assert routing.slots(m, allowed) == _old_slots(routing, m, allowed), (m, allowed)
+                    assert routing.slots(m, allowed) == _old_slots(routing, m, allowed), (
+                        m,
+                        allowed,
+                    )
 
 
 def test_an_anonymous_requests_count_walks_no_node(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,7 +44,9 @@ def _exchange(
               prompt_text="hi", max_tokens=max_tokens, price=spec.price, estimate=1,
               catalog_context=spec.context_length, request_id="req-1", started=0.0, ext=ext)  # fmt: skip
     # the nodes that may keep prompts (private33): routed around unless the request opts in
-    routing = SimpleNamespace(keepers_for=lambda m, allowed=False: frozenset() if allowed else keepers)
+    routing = SimpleNamespace(
+        keepers_for=lambda m, allowed=False: frozenset() if allowed else keepers
+    )
     rt = SimpleNamespace(routing=routing, quality=None)
     return Exchange(rt, job)  # type: ignore[arg-type]
 

@@ -29,9 +29,7 @@ from LLM_Mesh.registry import app as registry_app
 from LLM_Mesh.registry import stop_watchdog
 
 
-def _served_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any
-) -> uvicorn.Config:
+def _served_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> uvicorn.Config:
     """The uvicorn config ``registry serve --host 0.0.0.0`` runs with (not run)."""
     seen: dict[str, Any] = {}
 

@@ -21,7 +21,9 @@ def _app() -> SecurityHeaders:
 @pytest.mark.parametrize("path,cache", [("/p", "no-store"), ("/static/a.js", "public, max-age=300"),
                                         ("/missing", "no-store")])  # fmt: skip
 async def test_headers_on_pages_static_files_and_errors(path: str, cache: str) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_app()), base_url="http://t"
+    ) as c:
         r = await c.get(path)
     assert r.headers["content-security-policy"] == CSP
     assert r.headers.get_list("cache-control") == [cache]  # the app's own is replaced
@@ -46,7 +48,9 @@ async def test_the_v1_path_does_not_run_the_dashboard_middleware(tmp_path) -> No
     from LLM_Mesh.registry.app import create_registry_app
     from LLM_Mesh.registry.memory_store import MemoryStore
 
-    app = create_registry_app(Settings(home=tmp_path), store=MemoryStore(), announce=lambda _k: None)
+    app = create_registry_app(
+        Settings(home=tmp_path), store=MemoryStore(), announce=lambda _k: None
+    )
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -58,7 +62,9 @@ async def test_the_v1_path_does_not_run_the_dashboard_middleware(tmp_path) -> No
     assert d.status_code == 200 and d.headers["content-security-policy"] == CSP
 
 
-@pytest.mark.parametrize("path", ["/dashboard/api/series", "/dashboard/", "/dashboard/fragment/nodes"])
+@pytest.mark.parametrize(
+    "path", ["/dashboard/api/series", "/dashboard/", "/dashboard/fragment/nodes"]
+)
 async def test_an_unexpected_500_carries_the_headers_too(tmp_path, monkeypatch, path: str) -> None:  # type: ignore[no-untyped-def]
     """A bug in a page (any exception no handler names) is answered 500 by Starlette's
     outermost middleware: that answer carries the strict headers as every other does."""
@@ -71,7 +77,9 @@ async def test_an_unexpected_500_carries_the_headers_too(tmp_path, monkeypatch, 
         raise RuntimeError("a bug in a dashboard page")
 
     monkeypatch.setattr(Dashboard, "now", broken)
-    app = create_registry_app(Settings(home=tmp_path), store=MemoryStore(), announce=lambda _k: None)
+    app = create_registry_app(
+        Settings(home=tmp_path), store=MemoryStore(), announce=lambda _k: None
+    )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
