@@ -13,7 +13,8 @@ name, and only they are ever deleted.
 
 ``.git``, virtual environments (``.venv``, any dir holding ``pyvenv.cfg``),
 ``node_modules`` and a node's own state dir (``.llm-mesh``, or a folder of any name holding
-a node's or registry's state, ``STATE_MARKERS``) are never entered.
+a node's or registry's state, ``STATE_MARKERS``) are never entered; such a folder given as
+the one to clean, or one inside its ``models/``, is refused (:func:`refuse_a_home`).
 Symlinks are never followed or removed. ``render_plan`` / ``render_apply`` /
 ``render_verify`` give the text the CLI prints.
 """
@@ -101,6 +102,33 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return not self.models and not self.large_files
+
+
+def _state_marker(d: Path) -> str | None:
+    """What makes ``d`` a node's or registry's state folder: a :data:`STATE_MARKERS` file
+    in it, or its name ``.llm-mesh``; ``None`` for any other folder."""
+    if d.name == ".llm-mesh":
+        return "the name .llm-mesh"
+    return next((m for m in STATE_MARKERS if (d / m).exists()), None)
+
+
+def refuse_a_home(root: Path) -> None:
+    """``InvalidRequest`` when ``root`` (resolved) is a node's or registry's state folder,
+    or inside one's ``models/`` (or anywhere in a ``.llm-mesh``, or in a hashed models
+    folder): its model files are what a node serves. A home is left alone below the folder
+    scanned (:func:`_walk_files`), and so as the folder itself (found 2026-12-07,
+    review41b: ``migrate --apply`` run in ``~/.llm-mesh-node2`` removed its models)."""
+    for d in (root, *root.parents):
+        marker = _state_marker(d)
+        if marker is None:
+            continue
+        inside = d == root or d.name == ".llm-mesh" or marker == STATE_MARKERS[-1]
+        if inside or d / "models" in (root, *root.parents):
+            raise InvalidRequest(
+                f"migrate: {root} is a node's or registry's state ({d} holds {marker}): "
+                "its model files are what a node serves, not a checkout's to clear; "
+                "`llm-mesh node models list` shows them"
+            )
 
 
 def _walk_files(root: Path, warnings: list[str] | None = None) -> Iterator[Path]:
@@ -205,6 +233,7 @@ def scan(root: Path | str = ".") -> MigrationPlan:
     root = Path(root).resolve()
     if not root.is_dir():
         raise InvalidRequest(f"migrate: {root} is not a directory")
+    refuse_a_home(root)
     plan = MigrationPlan(root=root)
     plan.models = _find_models(root, plan.warnings)
     removed = {m.path for m in plan.models}
@@ -285,6 +314,7 @@ def verify(root: Path | str = ".", *, large_bytes: int = GB) -> VerifyResult:
     root = Path(root).resolve()
     if not root.is_dir():
         raise InvalidRequest(f"migrate: {root} is not a directory")
+    refuse_a_home(root)
     res = VerifyResult(root=root)
     for p in _walk_files(root):
         try:

@@ -279,3 +279,39 @@ def test_a_home_without_models_is_skipped_without_a_word(tmp_path: Path) -> None
     write(tmp_path / "reg" / "ledger" / "m.gguf", fake_gguf(3))
     plan = migrate.scan(tmp_path)
     assert plan.models == [] and plan.warnings == []
+
+
+@pytest.mark.parametrize("where", ["home", "models", "named", "cache"])
+def test_a_home_given_as_the_folder_to_clean_is_refused(tmp_path: Path, where: str) -> None:
+    """Found 2026-12-07 (review41b): a home was left alone only as a folder *below* the one
+    scanned; ``llm-mesh migrate --apply`` run in a node's home (``cd ~/.llm-mesh``; or
+    ``migrate ~/.llm-mesh-node2``, or its ``models/``) listed and removed the very model files
+    that node serves. Such a folder, or one inside a home's ``models/`` (or in a folder
+    named ``.llm-mesh``), is refused with an error that says why and deletes nothing."""
+    home = tmp_path / (".llm-mesh" if where == "named" else "node2")
+    served = write(home / "models" / "sub" / "m.gguf", fake_gguf(3))
+    if where == "cache":  # `node models add` before the node had a key: no key, a cache
+        write(home / "models" / ".sha256-cache.json", "{}")
+    elif where != "named":
+        write(home / "node.key", "k")
+    root = {
+        "home": home,
+        "models": home / "models",
+        "named": home / "models",
+        "cache": home / "models" / "sub",
+    }[where]
+    with pytest.raises(InvalidRequest, match="state") as caught:
+        migrate.scan(root)
+    assert "llm-mesh node models list" in str(caught.value)
+    with pytest.raises(InvalidRequest, match="state"):
+        migrate.verify(root)
+    assert served.exists()
+
+
+def test_a_checkout_beside_a_home_is_still_cleaned(tmp_path: Path) -> None:
+    """A folder named ``models`` of a checkout whose parent is no home is cleaned as before
+    (the refusal above is for a home's own ``models/`` only)."""
+    stray = write(tmp_path / "repo" / "models" / "m.gguf", fake_gguf(3))
+    write(tmp_path / "node2" / "node.key", "k")
+    plan = migrate.scan(tmp_path / "repo" / "models")
+    assert [m.path for m in plan.models] == [stray.resolve()]

@@ -94,7 +94,8 @@ def key_in_use(path: Path, url: str | None = None) -> Iterator[None]:
     Where no lock can be taken (no ``flock``, a read-only directory) nothing is checked.
     ``url``: where this machine reaches the node, written into the lock while it is held
     (:func:`running_node_url`: ``node pause|info|...`` find a node started with ``--port``
-    and no node.toml; found 2026-12-05, they went to 8801) and emptied when it ends.
+    and no node.toml; found 2026-12-05, they went to 8801) and emptied when it ends (and,
+    with no ``url``, when it starts: a killed node's is not left).
     """
     lock = path.with_name(path.name + ".lock")
     try:
@@ -111,9 +112,9 @@ def key_in_use(path: Path, url: str | None = None) -> Iterator[None]:
             "--home DIR (llm-mesh node start, up, demo); or its own key: --key-file FILE "
             "(llm-mesh node start) or key_file in node.toml"
         )
-    try:
-        if url:
-            _write_url(fd, url)
+    try:  # no URL: what a killed node left there emptied (found 2026-12-07, review41b:
+        # read as this node's own, ``node pause`` went to where the killed one listened)
+        _write_url(fd, url or "")
         yield
     finally:
         with contextlib.suppress(OSError):
