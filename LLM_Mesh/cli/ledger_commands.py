@@ -173,7 +173,9 @@ async def audit(
             if isinstance(proof, Exception):
                 raise proof
             auditor.consistency(first, second, proof)
-    sizes = [s for s in signed if s <= report.entries]
+    # a size-0 tree (an earlier audit of an empty ledger remembered it) holds no entry to
+    # prove: found 2026-12-07 (money41), the next audit asked for entry -1 and stopped
+    sizes = [s for s in signed if 0 < s <= report.entries]
     if sizes:
         auditor.inclusion(sizes[-1], await source.inclusion(sizes[-1] - 1, sizes[-1]))
     return report
