@@ -226,7 +226,9 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         err.print(f"[red]{f.kind}[/]: {shown(f.message)}", markup=True, highlight=False)
     if report.more_findings:
         err.print(f"... and {report.more_findings} more")
-    err.print(f"[red]MISMATCH[/]: {len(report.findings) + report.more_findings} findings")
+    err.print(
+        f"[red]MISMATCH[/]: {counted(len(report.findings) + report.more_findings, 'finding')}"
+    )
     if seen_path is not None and any(f.kind in _AGAINST_SEEN for f in report.findings):
         err.print(
             f"checked against what an earlier verify of this ledger saw ({seen_path}); if its "
