@@ -33,8 +33,10 @@ def _num(v: Any) -> int | None:
 
 
 def _int(v: Any) -> str:
+    """With thousands separators, as `balance`, `ledger statement` and `grant` print amounts
+    (found 2026-12-07, money41: "balance now 1000 µNT" beside the statement's "1,000")."""
     n = _num(v)
-    return "?" if n is None else str(n)
+    return "?" if n is None else f"{n:,}"
 
 
 def _rows(report: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -72,7 +74,7 @@ def _simulated_share(report: Mapping[str, Any]) -> str:
     """What of the total simulated nodes earned (made-up answers, paid all the same), or
     ``""`` (found 2026-12-05: only the per node table said so)."""
     share = _num(report.get("simulated_total")) or 0
-    return f" ([yellow]{share} {UNIT} of it from simulated nodes[/])" if share > 0 else ""
+    return f" ([yellow]{share:,} {UNIT} of it from simulated nodes[/])" if share > 0 else ""
 
 
 def held_note(report: Mapping[str, Any]) -> str:
@@ -86,7 +88,7 @@ def held_note(report: Mapping[str, Any]) -> str:
     items = sorted(by_node.items(), key=str) if isinstance(by_node, Mapping) else []
     nodes = ", ".join(f"{shown(n)}: {_int(a)}" for n, a in items)
     return (
-        f"; [yellow]held {held} {UNIT}[/] ({nodes}): earned while a node of yours is "
+        f"; [yellow]held {held:,} {UNIT}[/] ({nodes}): earned while a node of yours is "
         "quarantined (a failed canary probe, the departures test across sampled probes or the "
         "usage audit of stated tokens: llm-mesh node info says why), paid when the "
         "registry's admin clears the node, forfeited if it is revoked"

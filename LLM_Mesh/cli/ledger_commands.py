@@ -173,7 +173,9 @@ async def audit(
             if isinstance(proof, Exception):
                 raise proof
             auditor.consistency(first, second, proof)
-    sizes = [s for s in signed if s <= report.entries]
+    # a size-0 tree (an earlier audit of an empty ledger remembered it) holds no entry to
+    # prove: found 2026-12-07 (money41), the next audit asked for entry -1 and stopped
+    sizes = [s for s in signed if 0 < s <= report.entries]
     if sizes:
         auditor.inclusion(sizes[-1], await source.inclusion(sizes[-1] - 1, sizes[-1]))
     return report
@@ -224,7 +226,9 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         err.print(f"[red]{f.kind}[/]: {shown(f.message)}", markup=True, highlight=False)
     if report.more_findings:
         err.print(f"... and {report.more_findings} more")
-    err.print(f"[red]MISMATCH[/]: {len(report.findings) + report.more_findings} findings")
+    err.print(
+        f"[red]MISMATCH[/]: {counted(len(report.findings) + report.more_findings, 'finding')}"
+    )
     if seen_path is not None and any(f.kind in _AGAINST_SEEN for f in report.findings):
         err.print(
             f"checked against what an earlier verify of this ledger saw ({seen_path}); if its "

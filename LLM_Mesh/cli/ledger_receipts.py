@@ -17,7 +17,7 @@ from LLM_Mesh.cli.ledger_http import Row
 from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_ledger import ledger_findings
+from LLM_Mesh.core.receipt_ledger import NO_AMOUNTS, ledger_findings
 from LLM_Mesh.core.receipt_verify import Found, parse_keys, verify
 
 __all__ = ["ReceiptWatch"]
@@ -54,6 +54,8 @@ class ReceiptWatch:
         for why in self.refused:
             report.add("receipt", f"a --receipt does not verify ({why})")
         for r in self.receipts:
+            if r.money is None:  # nothing to compare, no finding (found 2026-12-07, money41:
+                continue  # an unsettled receipt, settlement off, was a MISMATCH)
             rows = self.held[r.receipt_hash]
             for f in ledger_findings(
                 r, [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in rows]
@@ -69,6 +71,9 @@ class ReceiptWatch:
         said nothing of the receipt it was given, only the log's own verdict."""
         out = []
         for r in self.receipts:
+            if r.money is None:
+                out.append(f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {NO_AMOUNTS}")
+                continue
             seqs = [row[0] for row in self.held[r.receipt_hash]]
             late = [s for s in seqs if not isinstance(s, int) or s >= signed]
             n = len(seqs)

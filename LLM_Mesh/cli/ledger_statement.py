@@ -125,15 +125,15 @@ class StatementWatch:
 
 
 def read_receipts(
-    folder: Path | None, files: Sequence[Path], *, skip: Callable[[str], None] | None = None
+    folders: Sequence[Path], files: Sequence[Path], *, skip: Callable[[str], None] | None = None
 ) -> list[tuple[Path, Found]]:
-    """The receipts in every file of ``folder`` (not hidden ones) and ``files``: each a
-    saved answer (JSON or SSE), a bare receipt or an ``X-Mesh-Receipt`` header; a file that
-    holds none, or is larger than :data:`MAX_RECEIPT_BYTES`, is an error naming it, or with
-    ``skip`` (the default folder, which ``ask`` fills), a file of ``folder`` is skipped and
+    """The receipts in every file of ``folders`` (not hidden ones; found 2026-12-07: the last
+    --receipts alone) and ``files``: each a saved answer (JSON or SSE), a bare receipt or an
+    ``X-Mesh-Receipt`` header; a file that holds none, or is larger than :data:`MAX_RECEIPT_BYTES`,
+    is an error naming it, or with ``skip`` (the default folder, which ``ask`` fills) skipped,
     ``skip`` told why. Only regular files are read (a FIFO or device never blocks it)."""
     paths = [(p, False) for p in files]
-    if folder is not None:
+    for folder in folders:
         if not folder.is_dir():  # found 2026-12-06 (ux34): "not a folder" for a typo too
             why = (
                 "is a file, not a folder (--receipt FILE reads one file)"
@@ -167,7 +167,7 @@ def read_receipts(
             skipped += 1
             if skipped > MAX_SKIPPED:
                 raise ValueError(
-                    f"{folder}: more than {MAX_SKIPPED} files hold no receipt (the folder "
+                    f"{p.parent}: more than {MAX_SKIPPED} files hold no receipt (the folder "
                     "`llm-mesh ask` keeps receipts in holds nothing else): remove them"
                 ) from None
             skip(why)
@@ -228,12 +228,12 @@ def _as_entries(rows: Sequence[Row]) -> list[dict[str, Any]]:
 
 def statement_command(
     receipts: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "--receipts",
             metavar="DIR",
             help="a folder of the answers (or receipts, or X-Mesh-Receipt headers) you saved, "
-            "one a file: every debit of your account must name one of them (default, with "
+            "one a file, repeatable: every debit of your account must name one of them (default, with "
             "LLM_MESH_API_KEY: the key's folder of $LLM_MESH_HOME/receipts/, where `llm-mesh "
             "ask` keeps them; a file there that holds none is skipped, named)",
         ),
@@ -370,7 +370,7 @@ def statement_command(
             )
         )
     kept = None  # the key's folder `ask` keeps its receipts in, read by default
-    if mine and receipts is None and not receipt:
+    if mine and not receipts and not receipt:
         kept = key_folder(settings.home, mine)
         if not kept.is_dir():
             console.print(
@@ -384,9 +384,9 @@ def statement_command(
 
     try:
         if kept is not None and kept.is_dir():
-            found = read_receipts(kept, (), skip=skipped)
+            found = read_receipts((kept,), (), skip=skipped)
         else:
-            found = read_receipts(receipts, receipt or ())
+            found = read_receipts(receipts or (), receipt or ())
         records, unread = read_served(served) if served else ([], [])
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
@@ -508,9 +508,9 @@ def statement_command(
         if any(f", {NOT_HELD}:" in p for p in s.findings):  # why, likely (found 2026-12-05)
             err.print(
                 "answers asked other than with `llm-mesh ask` (the OpenAI SDK, curl) keep no "
-                "receipt: save each (its JSON, or its X-Mesh-Receipt header) in a folder and "
-                "pass --receipts DIR, with the kept folder's files too (README, \"Your "
-                'statement")',
+                "receipt: save each (its JSON, or its X-Mesh-Receipt header) in a folder and pass"
+                f" --receipts DIR --receipts {key_folder(settings.home, mine) if mine else 'KEPT'}"
+                ' (where `ask` keeps them; README, "Your statement")',
                 markup=False,
                 highlight=False,
             )

@@ -476,8 +476,14 @@ def _check_ledger(
         # what an earlier `ledger verify` of this registry checked: the checkpoint must be
         # a state of that log (found 2026-12-05, attack32: a fork signed for this check)
         seen = load_seen(settings.home / SEEN_FILE, f"registry:{settings.registry_url}")
-        outside, later = included(
-            urls, mine, keys, ca_file=settings.registry_ca, run=run, seen=seen, named=named
+        # no amounts signed (settlement off: found 2026-12-07, money41, a ledger with no
+        # checkpoint to ask for stopped the command): nothing to prove in the log
+        outside, later = (
+            ([], [])
+            if receipt.money is None
+            else included(
+                urls, mine, keys, ca_file=settings.registry_ca, run=run, seen=seen, named=named
+            )
         )
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(registry_said(exc, settings)) from exc

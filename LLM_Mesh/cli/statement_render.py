@@ -46,6 +46,13 @@ def print_statement(s: Statement, console: Console) -> None:
         f"paid in {s.paid_in:,} µNT, taken out {s.taken_out:,} µNT, balance {s.balance:,} µNT",
         highlight=False,
     )
+    if not s.lines:  # found 2026-12-07 (money41): a mistyped --account was only "OK"
+        console.print(
+            f"[yellow]note[/]: the log holds no entry of {shown(s.account)}: a new account, "
+            "or not the one you meant (`llm-mesh balance` names a key's, `llm-mesh earnings` "
+            "an operator's)",
+            highlight=False,
+        )
     for line in s.lines:
         head, detail = _entry(line)
         whole = f"{head}  {detail}"

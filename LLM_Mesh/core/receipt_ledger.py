@@ -34,7 +34,14 @@ from LLM_Mesh.core.merkle import leaf_hash
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 from LLM_Mesh.core.receipt import Receipt
 
-__all__ = ["PAYMENT_KINDS", "inclusion_finding", "ledger_findings", "seen_finding", "seen_sizes"]
+__all__ = [
+    "NO_AMOUNTS",
+    "PAYMENT_KINDS",
+    "inclusion_finding",
+    "ledger_findings",
+    "seen_finding",
+    "seen_sizes",
+]
 
 #: the entries that pay for a request from its payer (``forfeit`` moves a held share on)
 PAYMENT_KINDS = ("settle", "hold", "fee")
@@ -59,6 +66,9 @@ def _shown(c: Counter[int]) -> str:
     return "[" + ", ".join(str(a) for a in sorted(c.elements())) + "]"
 
 
+NO_AMOUNTS = "the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"
+
+
 def ledger_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> list[str]:
     """What disagrees between ``receipt`` and its request's ledger ``entries`` (the public
     JSON form: ``kind``, ``from``, ``to``, ``amount``, ``receipt_hash``, ...); ``[]`` when
@@ -66,7 +76,7 @@ def ledger_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> l
     to compare: one line says so."""
     money = receipt.money
     if money is None:
-        return ["the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"]
+        return [NO_AMOUNTS]
     mine = receipt.receipt_hash
     out: list[str] = []
     shares: Counter[int] = Counter()

@@ -213,13 +213,15 @@ class Generation:
         )
 
     def _speed(self, end: float) -> tuple[float, float | None]:
-        """Time to first token (s) and decode tokens/s (None: no decode time or no tokens),
-        to ``end``: what the answer's ``mesh`` says and the node's measured speed counts."""
+        """Time to first token (s) and decode tokens/s (None: no decode time, or one token
+        or none: found 2026-12-07, a 1-token answer said 19,914 tok/s, its one token over the
+        microseconds to the end), to ``end``: what the answer's ``mesh`` says and the node's
+        measured speed counts."""
         first = self.first_token_at if self.first_token_at is not None else end
         ttft_s = max(0.0, first - self.started_at)
         completion = self.final_usage().completion_tokens
         gen_s = max(0.0, end - first)
-        return ttft_s, completion / gen_s if gen_s > 0 and completion else None
+        return ttft_s, completion / gen_s if gen_s > 0 and completion > 1 else None
 
     def mesh(self, receipt: dict[str, Any] | None = None) -> MeshMeta:
         end = self.ended_at if self.ended_at is not None else self.service.clock()

@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.core.anonymous_inflight import exempt
 from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.errors import (
     PaymentRequired,
     PoolExhausted,
@@ -125,12 +126,21 @@ def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
         f"{f' for each of n={job.choices} choices' if job.choices > 1 else ''} at "
         f"{job.model}'s prices)"
     )
+    # "Lower max_tokens" only where a lower one could fit: found 2026-12-07 (money41), said
+    # to a prompt whose estimate alone, at max_tokens=1, was more than what is available
+    least = estimate(job.price, job.prompt_text, 1, 1, job.messages, job.choices)
+    lower = (
+        "Lower max_tokens"
+        if least <= seen.available
+        else f"Even max_tokens=1 may cost {least:,} (the prompt's estimate, one token a UTF-8 "
+        "byte): shorten the prompt"
+    )
     if payer == POOL:
         return PoolExhausted(
             f"the community pool that pays for requests without an API key is dry: {why}, "
             f"and it has {max(0, seen.available):,} available (balance {seen.balance:,}, "
             f"{seen.reserved:,} held by requests in flight and gateways' leases); it is "
-            "topped up to its daily budget at 00:00 UTC. Lower max_tokens, or use an API key "
+            f"topped up to its daily budget at 00:00 UTC. {lower}, or use an API key "
             "with a balance",
             payer="pool", **amounts,
         )  # fmt: skip
@@ -138,7 +148,7 @@ def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
         f"insufficient balance: {why}, and your available balance is "
         f"{max(0, seen.available):,} (balance {seen.balance:,}, {seen.reserved:,} held by "
         "your requests in flight and the gateways' reservation leases, which go back after "
-        "a second unused). Lower max_tokens, or ask the registry's admin for a "
+        f"a second unused). {lower}, or ask the registry's admin for a "
         "grant (llm-mesh registry grant)",
         payer="user", **amounts,
     )  # fmt: skip

@@ -56,7 +56,7 @@ def test_earnings_with_a_token_flag_prints_the_tables(registry: FakeRegistry) ->
     assert str(req.url).startswith("http://reg.test/v1/earnings")
     assert dict(req.url.params) == {"node": "node-a", "days": "7"}
     assert req.headers["authorization"] == "Bearer lmo_flag"
-    for part in ("Earnings", "alice", "Per day", "Per model", "Per node", "154321"):
+    for part in ("Earnings", "alice", "Per day", "Per model", "Per node", "154,321"):
         assert part in r.output, part
 
 

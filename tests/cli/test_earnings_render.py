@@ -64,8 +64,8 @@ def _text(*parts: Any) -> str:
 
 def test_summary_line_says_whose_when_and_how_much() -> None:
     text = _text(summary_line(REPORT))
-    for part in ("alice", REPORT["account"], "2026-11-02 to 2026-12-01", "154321 µNT", "4321",
-                 "3 requests", "79 in fees", "150000 uptime rewards", "balance now 987654 µNT"):  # fmt: skip
+    for part in ("alice", REPORT["account"], "2026-11-02 to 2026-12-01", "154,321 µNT", "4,321",
+                 "3 requests", "79 in fees", "150,000 uptime rewards", "balance now 987,654 µNT"):  # fmt: skip
         assert part in text, part
 
 
@@ -81,7 +81,7 @@ def test_tables_have_every_row_as_integers() -> None:
     tables = earnings_tables(REPORT)
     assert [t.title for t in tables] == ["Per day (UTC)", "Per model (requests)", "Per node"]
     text = _text(*tables)
-    for part in ("2026-11-30", "153371", "gemma-3-270m", "node-a", "104321", "1 h 00 min",
+    for part in ("2026-11-30", "153,371", "gemma-3-270m", "node-a", "104,321", "1 h 00 min",
                  "node-b", "30 min 30 s"):  # fmt: skip
         assert part in text, part
     assert re.search(r"\d\.\d", text) is None  # no amount printed as a decimal
@@ -107,9 +107,9 @@ def test_held_earnings_are_said_only_when_there_are_some() -> None:
     assert "held" not in _text(summary_line(REPORT))
     held = {**REPORT, "held": 1900, "held_by_node": {"node-a": 1900}}
     text = _text(summary_line(held))
-    assert "held 1900 µNT (node-a: 1900)" in text and "clears the node" in text
+    assert "held 1,900 µNT (node-a: 1,900)" in text and "clears the node" in text
     view = _text(*node_earnings_view({"registry": "http://r"}, held, None))
-    assert "held 1900 µNT" in view  # what `llm-mesh node info` prints
+    assert "held 1,900 µNT" in view  # what `llm-mesh node info` prints
 
 
 def test_summary_line_says_one_request_in_the_singular() -> None:

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
+from LLM_Mesh.core.ledger_audit import Report
 
 
-def watch(entries: int) -> ReceiptWatch:
+def watch(entries: int, money: Any = "signed") -> ReceiptWatch:
     w = ReceiptWatch([], [])
     rh = "ab" * 32
-    r: Any = SimpleNamespace(receipt_hash=rh, request_id="req-1")
+    r: Any = SimpleNamespace(receipt_hash=rh, request_id="req-1", money=money)
     w.receipts = [r]
     w.held = {rh: [(seq,) for seq in range(entries)]}
     return w
@@ -25,3 +26,17 @@ def test_one_entry_and_several_are_said_in_english() -> None:
     assert one.endswith("the 1 entry of the log that names it charges what it signs"), one
     (two,) = watch(2).agreed(signed=10)
     assert two.endswith("the 2 entries of the log that name it charge what it signs"), two
+
+
+def test_a_receipt_that_signs_no_amounts_is_no_finding() -> None:
+    """Found 2026-12-07 (money41): ``ledger verify --receipt answer.json`` of an answer from
+    a registry run with ``LLM_MESH_SETTLEMENT=0`` (nobody charged, the receipt says so) was
+    ``MISMATCH: 1 findings``, exit 1, for "nothing to compare" (as ``receipt verify --ledger``
+    says it and exits 0)."""
+    w = watch(0, money=None)
+    report = Report()
+    w.judge(report)
+    assert report.findings == [], report.findings
+    (line,) = w.agreed(signed=0)
+    assert line.endswith("the receipt signs no amounts (not settled, or version 1 or 2): "
+                         "nothing to compare"), line  # fmt: skip

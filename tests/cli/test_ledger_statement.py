@@ -357,7 +357,21 @@ def test_a_charge_naming_a_receipt_not_kept_says_how_to_keep_them(paid: Paid) ->
     assert code == 1 and "which you do not hold" in out, out
     hint = "answers asked other than with `llm-mesh ask` (the OpenAI SDK, curl) keep no receipt"
     assert out.count(hint) == 1 and "--receipts DIR" in out.split(hint)[1], out
+    kept = str(paid.home / "user" / "receipts")  # the folder ask keeps them in, named (money41)
+    assert f"--receipts DIR --receipts {kept}" in out.split(hint)[1], out
     (paid.folder / "answer-1.json").write_text(json.dumps(paid.answers[1]))
     paid.write(Transfer("settle", paid.account, operator_account("inprocess"), 500, "req-x"))
     code, out = _statement(paid)
     assert code == 1 and "names no receipt" in out and hint not in out, out
+
+
+def test_receipts_given_twice_reads_both_folders(paid: Paid) -> None:
+    """Found 2026-12-07 (money41): a user with answers saved from the SDK in one folder and
+    ``ask``'s kept folder in another gave ``--receipts A --receipts B`` (as the hint after
+    a NO RECEIPT finding reads: "--receipts DIR, with the kept folder's files too"); only
+    B was read, silently, and every receipt of A was a false "which you do not hold"."""
+    other = paid.home / "kept"
+    other.mkdir()
+    (paid.folder / "answer-1.json").rename(other / "answer-1.json")
+    code, out = _statement(paid, "--receipts", str(other))
+    assert code == 0 and "2 receipts held" in out and "NO RECEIPT" not in out, out

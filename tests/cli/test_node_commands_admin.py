@@ -265,7 +265,7 @@ def test_info_shows_the_nodes_earnings(tmp_path: Path, monkeypatch: pytest.Monke
     assert asked and asked[0].headers["authorization"] == "Bearer lmo_node"
     assert asked[0].url.params["node"] == svc.node_id
     earnings = r.output[r.output.index("Earnings") :]
-    for part in ("Earnings", "154321", "Per day", "Per model"):
+    for part in ("Earnings", "154,321", "Per day", "Per model"):
         assert part in earnings, part
 
 

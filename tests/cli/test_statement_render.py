@@ -44,3 +44,14 @@ def test_an_entry_that_fits_stays_on_one_line() -> None:
     assert OP in entry and WHY in entry and "not under a signed checkpoint yet" in entry
     grant = next(line for line in _printed(80) if line.lstrip().startswith("5 "))
     assert grant.split()[-3:] == ["+5,000,000", "mint", "paid"] or "paid in" in grant, grant
+
+
+def test_an_account_the_log_never_names_is_said_not_just_ok() -> None:
+    """Found 2026-12-07 (money41): ``ledger statement --account user:…`` with one digit
+    mistyped printed "0 entries ... OK: every debit of the account names a receipt you
+    hold", exit 0, as for a clean account: nothing said that the log never names it."""
+    console = Console(width=200, record=True, color_system=None)
+    statement_render.print_statement(Statement("user:245392d39ed8a31c33650b4e"), console)
+    text = " ".join(console.export_text().split())
+    assert "the log holds no entry of user:245392d39ed8a31c33650b4e" in text, text
+    assert "llm-mesh balance" in text, text

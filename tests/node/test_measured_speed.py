@@ -4,6 +4,7 @@ its own answers measured since it started, on a clock the simulated engine's sle
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -79,3 +80,39 @@ async def test_info_carries_what_the_answers_measured(settings: Settings) -> Non
             assert info["requests_served"] == 3
     finally:
         await svc.stop()
+
+
+class Ticking(Clock):
+    """A clock that moves a microsecond each time it is read, as a real one does."""
+
+    def __call__(self) -> float:
+        self.now += 1e-6
+        return self.now
+
+
+async def test_a_one_token_answer_states_no_speed(settings: Settings) -> None:
+    """Found 2026-12-07 (money41): ``llm-mesh ask "hi" --max-tokens 1`` printed
+    ``19914.8 tok/s · 1 token``: one token over the microseconds between its own arrival and
+    the end. A single token has no decode time (the docstring of core/measured_speed.py):
+    its ``mesh.tokens_per_s`` is None, as for an answer with no decode time at all."""
+    clock = Ticking()
+    engine = sim_engine(ttft_s=0.05, tokens_per_s=40.0, sleep=clock.sleep)
+    svc = NodeService(
+        node_config(), settings, engine=engine, clock=clock, hardware=Hardware(cpu_count=2)
+    )
+    await svc.start()
+    try:
+        async with asgi_client(svc) as c:
+            for stream in (False, True):
+                r = await c.post("/v1/chat/completions", json=_chat(1, stream=stream))
+                assert r.status_code == 200, r.text
+                last = r.json() if not stream else _last_mesh(r.text)
+                assert last["usage"]["completion_tokens"] == 1, last
+                assert last["mesh"]["tokens_per_s"] is None, last["mesh"]
+    finally:
+        await svc.stop()
+
+
+def _last_mesh(sse: str) -> Any:
+    datas = [ln[6:] for ln in sse.splitlines() if ln.startswith("data: {")]
+    return next(d for d in map(json.loads, reversed(datas)) if d.get("mesh"))
