@@ -19,7 +19,13 @@ from LLM_Mesh.core.client_retry import ASK_ADVICE
 from LLM_Mesh.core.limits import unsent_too_large
 from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
-from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
+from LLM_Mesh.errors import (
+    DuplicateRequest,
+    MeshError,
+    ModelUnavailable,
+    UpstreamError,
+    error_from_payload,
+)
 from LLM_Mesh.plain_http import PlainHttpNotice
 
 
@@ -45,6 +51,21 @@ def flag_named(exc: MeshError, max_tokens: int) -> MeshError:
     if text == exc.message:  # named by its field alone (``max_tokens: ...``): the option
         text = f"--max-tokens {max_tokens}: {text.removeprefix('max_tokens: ')}"
     return MeshError(text, param=exc.param)
+
+
+def rerun_named(exc: MeshError) -> MeshError:
+    """A gateway's 409 ``duplicate_request`` said as what ``ask`` can do: it takes no id
+    (it makes one a run, kept over its tries at every replica), so "send a new id" is to run
+    it again (found 2026-12-07, replica41: a request in flight on a replica that was killed
+    ended with the API's advice). Any other error is returned as it is."""
+    if not isinstance(exc, DuplicateRequest):
+        return exc
+    text = exc.message.replace("send a new id to run it again", "").rstrip(" :;,.")
+    return DuplicateRequest(
+        f"{text}; each run of llm-mesh ask sends a new id: run llm-mesh ask again to run it again",
+        param=exc.param,
+        **exc.extra,
+    )
 
 
 async def stream_request(

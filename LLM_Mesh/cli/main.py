@@ -400,7 +400,7 @@ def ask(
 
     from rich.text import Text
 
-    from LLM_Mesh.cli.demo import ask_once, flag_named
+    from LLM_Mesh.cli.demo import ask_once, flag_named, rerun_named
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt, refused_as_too_large
     from LLM_Mesh.core.tasks import unknown_task
     from LLM_Mesh.receipt_files import kept_note, key_folder, save_receipt
@@ -431,7 +431,9 @@ def ask(
             )
         )  # fmt: skip
     except MeshError as exc:
-        said = refused_as_too_large(flag_named(exc, max_tokens), settings.limits.max_body_bytes)
+        said = refused_as_too_large(
+            rerun_named(flag_named(exc, max_tokens)), settings.limits.max_body_bytes
+        )
         raise _fail(said, settings) from exc
     if save is None:
         if mine is not None and kept is not None:

@@ -52,8 +52,8 @@ def _reached(chain: object, remembered: Sequence[str]) -> tuple[dict[bytes, tupl
     why = ""
     for known in remembered:
         raw = _raw(known)
-        if raw is None:
-            continue
+        if raw is None or encode_public_key(raw) == last["public_key"]:
+            continue  # the chain's end: no key after it to reach, nor a failure (replica41)
         try:
             path = follow_chain(chain, encode_public_key(raw), last["public_key"])
         except ChainRefused as exc:

@@ -59,7 +59,7 @@ from starlette.responses import Response
 from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S, is_implicit
 from LLM_Mesh.errors import DuplicateRequest
 
-__all__ = ["DuplicateRequest", "IdempotencyCache", "Stored", "keyed", "paid_refusal"]
+__all__ = ["DuplicateRequest", "IdempotencyCache", "Stored", "keyed", "paid_refusal", "said_id"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
 
@@ -106,6 +106,17 @@ def keyed(key: str) -> bool:
     return len(parts) > 1 and parts[1].startswith("key:")
 
 
+def said_id(key: str) -> str:
+    """The client's request id in a cache key (``path scope id``, an anonymous client's with
+    its prompt's digest after it), as a 409 names it: before 2026-12-07 (replica41) the
+    key's last word, so an anonymous client was told its prompt's digest as its id (the same
+    id at every run of ``llm-mesh ask "hi"``), and an id holding a space only its end."""
+    parts = key.split(" ", 2)
+    if len(parts) < 3 or is_implicit(key):  # tests' own keys; an SDK attempt's digest
+        return key.rsplit(" ", 1)[-1]
+    return parts[2] if keyed(key) else parts[2].rsplit(" ", 1)[0]
+
+
 def _side(key: str) -> int:
     """A key's book: 0 anonymous, 1 a keyed client's own id, 2 an implicit key."""
     return 2 if is_implicit(key) else int(keyed(key))
@@ -114,7 +125,7 @@ def _side(key: str) -> int:
 def paid_refusal(key: str) -> DuplicateRequest:
     """The 409 for a duplicate of a request that was paid but has no answer to replay."""
     return DuplicateRequest(
-        f"a request with id {key.rsplit(' ', 1)[-1]!r} was paid, but it ended without an "
+        f"a request with id {said_id(key)!r} was paid, but it ended without an "
         "answer to replay (cancelled or failed while its payment was written); it is never "
         "executed twice: send a new id to run it again",
         param="X-Request-Id",

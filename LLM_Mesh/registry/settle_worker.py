@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -100,7 +100,10 @@ class LedgerThread:
             raise
 
     async def _open(self) -> None:
-        engine = engine_for(self.url)
+        # pre-pinged at checkout as the store's engine (store.py): a connection PostgreSQL
+        # dropped is replaced, not failed on (found 2026-12-07, replica41)
+        postgres = make_url(self.url).get_backend_name() == "postgresql"
+        engine = engine_for(self.url, pool_pre_ping=postgres)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._engine = engine

@@ -104,6 +104,7 @@ from LLM_Mesh.registry.idempotency import (
     IdempotencyCache,
     Stored,
     paid_refusal,
+    said_id,
 )
 from LLM_Mesh.registry.ports import IdempotencyRecord, ReplicaState
 from LLM_Mesh.registry.replicas import ReplicaBeat
@@ -267,13 +268,13 @@ class SharedIdempotency(IdempotencyCache):
             lost = not self.replicas.alive(rec.owner, rec.created_at)
             if (stream or rec.stream) and time.monotonic() >= give_up and not lost:
                 raise DuplicateRequest(
-                    f"a request with id {key.rsplit(' ', 1)[-1]!r} is running on another "
+                    f"a request with id {said_id(key)!r} is running on another "
                     "replica; a stream is never executed twice",
                     param="X-Request-Id",
                 )
             if lost:  # a stream too: the client is told to send a new id (found 2026-12-04)
                 raise DuplicateRequest(
-                    f"a request with id {key.rsplit(' ', 1)[-1]!r} was being served by a "
+                    f"a request with id {said_id(key)!r} was being served by a "
                     "registry replica that stopped; it may have run, and it is never executed "
                     "twice: send a new id to run it again",
                     param="X-Request-Id",
@@ -517,7 +518,7 @@ def replay_record(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSe
     """A ``done`` row's answer for a duplicate of ``key``; or raise 409 (see the module
     docstring): a stream only when the row holds the whole of an SDK attempt's completed
     stream (a row older versions refuse: its ``stream`` is set)."""
-    rid = key.rsplit(" ", 1)[-1]
+    rid = said_id(key)
     if not stream and not rec.stream and rec.body is None and not rec.too_large:
         raise paid_refusal(key)  # paid, then cancelled or failed: nothing to replay
     body = rec.body

@@ -99,3 +99,18 @@ def test_every_remembered_key_is_tried_past_one_that_is_no_key_or_leads_nowhere(
 def test_a_published_key_that_is_no_text_is_new() -> None:
     t = judge_keys([pub(A), 7], [pub(A)], None)  # type: ignore[list-item]
     assert t.trusted == (pub(A),) and t.new == (7,)
+
+
+def test_a_stray_key_beside_the_remembered_current_one_is_said_unnamed() -> None:
+    # found 2026-12-07 (replica41): a verifier that followed A -> B -> C remembers all
+    # three; a replica started once without the shared registry.key lists its own key X.
+    # The reason named C, the chain's end and a trusted key, as "the pinned gateway" the
+    # chain "does not reach back to" ("this node is more rotations behind ..."), not X.
+    chain = [rotation_statement(A, B), rotation_statement(B, C)]
+    t = judge_keys([pub(A), pub(B), pub(C), pub(X)], [pub(A), pub(B), pub(C)], chain)
+    assert t.trusted == (pub(A), pub(B), pub(C)) and t.new == (pub(X),)
+    assert "no signed rotation statement from a remembered key names it" in t.why
+    assert "node" not in t.why
+    # remembering only the chain's end is no failure to follow it either
+    t = judge_keys([pub(C), pub(X)], [pub(C)], chain)
+    assert t.new == (pub(X),) and "no signed rotation statement" in t.why

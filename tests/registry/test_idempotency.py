@@ -198,3 +198,20 @@ async def test_a_stream_running_past_the_window_is_held_until_it_ends() -> None:
         await cache.begin("long", True)
     clock.advance(2.0)
     assert await cache.begin("long", True) is None  # end + window: the id is free
+
+
+def test_a_refusal_names_the_clients_id_not_its_prompts_digest() -> None:
+    """Found 2026-12-07 (replica41): a 409 named a key's last word as the request's id, so an
+    anonymous client was told its prompt's digest (the same at every run of ``llm-mesh ask``
+    with that prompt: as if the CLI sent one id again), and an id with a space only its end."""
+    from LLM_Mesh.core.sdk_retry import implicit_key
+    from LLM_Mesh.registry.idempotency import paid_refusal, said_id
+
+    digest = "ab" * 32
+    assert said_id(f"/v1/completions ip:10.0.0.1 req-7 {digest}") == "req-7"
+    assert said_id(f"/v1/completions ip:::1 my id 7 {digest}") == "my id 7"
+    assert said_id("/v1/completions key:k1 my id 7") == "my id 7"
+    assert said_id("k1") == "k1"
+    assert said_id(implicit_key("/v1/completions", "key:k1", digest)) == digest
+    said = paid_refusal(f"/v1/completions ip:10.0.0.1 req-7 {digest}").message
+    assert "with id 'req-7' was paid" in said and digest not in said

@@ -357,6 +357,8 @@ async def test_a_request_whose_replica_died_is_refused_not_run_again(
         r = await b.client.post(CHAT, json=BODY, headers={"X-Request-Id": "lost-1"})
         assert r.status_code == 409, r.text
         assert r.json()["error"]["reason"] == "owner_lost"
+        # the client's id, not its prompt's digest (found 2026-12-07, replica41)
+        assert "with id 'lost-1' was being served" in r.json()["error"]["message"]
         assert a.nodes.calls() == 0
 
 
