@@ -85,6 +85,16 @@ from LLM_Mesh.registry.ports import CheckRecord, NodeRecord, ReplicaState
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.snapshot import entry_from_record, stored_pin_known
 
+# the clock a step of the wall clock is told against: Linux's boot-time clock counts a
+# suspended machine's sleep as the wall clock does, where ``time.monotonic`` stops (a VM
+# resumed read as the wall clock stepping forward, taking back a step back told before:
+# review41b); elsewhere the monotonic clock
+STEADY: Callable[[], float] = (
+    (lambda: time.clock_gettime(time.CLOCK_BOOTTIME))
+    if hasattr(time, "CLOCK_BOOTTIME")
+    else time.monotonic
+)
+
 __all__ = ["NodeSync", "StoreHealthLeases"]
 
 log = logging.getLogger(__name__)
@@ -148,7 +158,7 @@ class NodeSync(Poller):
         transport: NodeTransport,
         clock_at: Callable[[float], float] | None = None,
         skew_s: float = SKEW_S,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = STEADY,
         clock_rtt_s: float = 2.0,
     ) -> None:
         self.store = store

@@ -213,3 +213,18 @@ async def test_a_replica_behind_does_not_load_a_node_dead_an_hour_as_heard(
         entry = h.table.get("n1")
         assert entry is not None
         assert not h.table.healthy(entry)  # before: heard 10 s ago
+
+
+@pytest.mark.skipif(not hasattr(time, "CLOCK_BOOTTIME"), reason="Linux's boot-time clock")
+def test_steps_are_told_against_the_clock_that_counts_a_suspended_machines_sleep() -> None:
+    """``time.monotonic`` stops while a machine (a VM) is suspended and the wall clock goes
+    on, so a resume read as the wall clock stepping forward, taking back a step back told
+    before (review41b); on Linux node sync tells steps against ``CLOCK_BOOTTIME``."""
+    import inspect
+
+    from LLM_Mesh.registry.node_sync import STEADY
+
+    default = inspect.signature(NodeSync).parameters["monotonic"].default
+    assert default is STEADY and STEADY is not time.monotonic
+    before = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert before <= STEADY() <= time.clock_gettime(time.CLOCK_BOOTTIME)
