@@ -380,6 +380,13 @@ def grant_command(
     """Grant AMOUNT micro-NetworkTokens from the mint: a ledger entry of kind ``grant``."""
     from LLM_Mesh.registry.ledger_grant import grant
 
+    if amount < 1:  # found 2026-12-07 (money41b): -5 was "No such option: -5"
+        raise fail(
+            ValueError(
+                f"AMOUNT {amount}: a grant's amount must be positive (a whole number of "
+                "micro-NetworkTokens >= 1; a grant only adds)"
+            )
+        )
     entry, new = with_admin_store(
         _settings(home, database_url), lambda s: grant(s, account, amount, grant_id)
     )

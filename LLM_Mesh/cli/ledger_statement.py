@@ -19,7 +19,9 @@ first one named is remembered (``ledger_seen.json``, ``core/key_account.py``) an
 later refused. The
 receipts tie it to what the registry really debits: a user-paid receipt paid from
 another account is a finding. ``--account`` names it instead (no key sent): then it is
-the user's word, checked against the receipts the same way.
+the user's word, checked against the receipts the same way if ``--receipts`` are given;
+without, its debits are listed, not judged (the caller holds none of its receipts), and
+the pool's never are (no one holds the receipts of the anonymous requests it pays for).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from LLM_Mesh.cli.ledger_seen import (
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, TimeoutOpt, within
 from LLM_Mesh.cli.render import shown, terminal_text
-from LLM_Mesh.cli.statement_render import print_statement
+from LLM_Mesh.cli.statement_render import operator_ok, print_statement
 from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.key_account import account_change, key_account_finding, key_tag
@@ -247,7 +249,7 @@ def statement_command(
             "--account",
             help="the ledger account to list (user:..., or the operator:... account `llm-mesh "
             "earnings` names) instead of the one the registry names for LLM_MESH_API_KEY "
-            "(then no key is sent)",
+            "(then no key is sent; without --receipts its debits are listed, not judged)",
         ),
     ] = None,
     operator: Annotated[
@@ -483,6 +485,7 @@ def statement_command(
         acct, _as_entries(watch.mine), held, by_receipt,
         signed_size=0 if cp is None else cp.tree_size,
         signed_time_us=None if cp is None else cp.time_us, checked_before=before,
+        judge_debits=account is None or bool(receipts or receipt),  # others' receipts: none
     )  # fmt: skip
     print_statement(s, console)
     problems = bad + s.findings
@@ -520,7 +523,9 @@ def statement_command(
     through = (tag, cp.tree_size) if tag and cp is not None else None
     save_seen(seen_path, source, report, settings.registry_url, tofu, through, memory.trusted)
     if token is not None:  # the operator's own words (found 2026-12-05: the user's line)
-        ok = _operator_ok(bool(served), first=before_acct is None, signed=cp is not None)
+        ok = operator_ok(bool(served), first=before_acct is None, signed=cp is not None)
+    elif not s.debits_judged:  # found 2026-12-07 (money41b): the pool's was always MISMATCH
+        ok = "the list is every entry of the account in the log (its debits not judged, above)"
     else:
         ok = (
             "every debit of the account names a receipt you hold and charges what it signs"
@@ -565,26 +570,6 @@ def _forget_covered(folder: Path) -> None:
         err.print(
             f"[yellow]warning[/]: {what} could not be cleared ({escape(str(exc))})", soft_wrap=True
         )
-
-
-def _operator_ok(served: bool, *, first: bool, signed: bool) -> str:
-    """What a clean ``--operator`` statement checked: the listing, the account the
-    registry names for the token (against the one remembered), and the served logs."""
-    return (
-        "the list is every entry of your operator account in the log"
-        + (", which checks out against the registry's signed checkpoint; " if signed else "; ")
-        + (
-            "the account named for your operator token is remembered: a later statement "
-            "refuses another"
-            if first
-            else "the registry names the same account for your operator token as before"
-        )
-        + (
-            "; every request the served logs hold was paid to it"
-            if served
-            else "; what your node served is not checked: add --served FILE (its served.jsonl)"
-        )
-    )
 
 
 def _judged_by(

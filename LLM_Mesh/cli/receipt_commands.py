@@ -419,6 +419,12 @@ def fetch_command(
             save.write_text(text + "\n", encoding="utf-8")
     except (OSError, ValueError, MeshError) as exc:
         raise fail(registry_said(exc, settings)) from exc
+    if save is not None:  # found 2026-12-07 (money41b): the file was written unsaid
+        console.print(
+            f"saved the registry's answer to {shown(str(save))} (`llm-mesh receipt verify "
+            "FILE` reads it)",
+            highlight=False,
+        )
     verify_text(
         text, key, keys_file, registry, registry_ca, deadline, home,
         require_signed=require_signed, ledger=ledger, accept_new_key=accept_new_key,

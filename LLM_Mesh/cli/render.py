@@ -337,6 +337,17 @@ def _cost(mesh: Mapping[str, Any]) -> str:
     return f"{cost:,} µNT" if isinstance(cost, int) and not isinstance(cost, bool) else "-"
 
 
+#: said after the cost of an answer whose receipt says it was not settled (``settled:
+#: false``: a registry run without settlement, ``LLM_MESH_SETTLEMENT=0``; found 2026-12-07,
+#: money41b: "cost 120 µNT" though nothing was charged)
+NOT_CHARGED = "not charged: this registry does not settle"
+
+
+def _not_charged(mesh: Mapping[str, Any]) -> bool:
+    receipt = mesh.get("receipt")
+    return isinstance(receipt, Mapping) and receipt.get("settled") is False
+
+
 def print_status(
     info: Mapping[str, Any],
     nodes: Sequence[Mapping[str, Any]],
@@ -391,6 +402,8 @@ def metrics_line(
     tokens = mesh.get("completion_tokens", 0)
     parts.append(f"{_count(tokens)} token{'' if tokens == 1 and tokens is not True else 's'}")
     parts.append(f"cost {_cost(mesh)}")
+    if _not_charged(mesh):
+        parts.append(f"({NOT_CHARGED})")
     if note:
         parts.append(note)
     if width is None:
@@ -433,7 +446,7 @@ def metrics_table(
             f"{_count(mesh.get('completion_tokens', 0))} completion",
         ),
         ("tokens/s", f"{tps:.1f}" if tps else "-"),
-        ("cost", _cost(mesh)),
+        ("cost", _cost(mesh) + (f" ({NOT_CHARGED})" if _not_charged(mesh) else "")),
     ]
     for what, value in rows:
         t.add_row(what, value)

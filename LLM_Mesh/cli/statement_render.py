@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from LLM_Mesh.cli.render import shown
+from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.ledger_statement import Line, Statement
 from LLM_Mesh.core.plural import counted
 
@@ -64,7 +65,35 @@ def print_statement(s: Statement, console: Console) -> None:
             for part in Text.from_markup(detail).wrap(console, room, overflow="fold"):
                 part.rstrip()
                 console.print(Text(" " * INDENT) + part, highlight=False)
+    if not s.debits_judged:  # found 2026-12-07 (money41b): the pool's was always MISMATCH
+        why = (
+            "the pool pays for anonymous requests, whose receipts only their askers hold"
+            if s.account == POOL
+            else "no --receipts given (another account's receipts are its key's; --receipts "
+            "DIR judges each debit against those)"
+        )
+        console.print(f"[yellow]debits not judged[/]: {why}", highlight=False)
     for p in s.pending:
         console.print(f"[yellow]pending[/]: {shown(p)}", highlight=False)
     for u in s.unchecked:
         console.print(f"[yellow]unchecked[/]: {shown(u)}", highlight=False)
+
+
+def operator_ok(served: bool, *, first: bool, signed: bool) -> str:
+    """What a clean ``--operator`` statement checked: the listing, the account the
+    registry names for the token (against the one remembered), and the served logs."""
+    return (
+        "the list is every entry of your operator account in the log"
+        + (", which checks out against the registry's signed checkpoint; " if signed else "; ")
+        + (
+            "the account named for your operator token is remembered: a later statement "
+            "refuses another"
+            if first
+            else "the registry names the same account for your operator token as before"
+        )
+        + (
+            "; every request the served logs hold was paid to it"
+            if served
+            else "; what your node served is not checked: add --served FILE (its served.jsonl)"
+        )
+    )

@@ -32,7 +32,13 @@ and found it hashes to the registry's signed checkpoint, so
   said, not a finding).
 
 Credits (grants, anything paid to the account) are listed, not judged: they cost the
-user nothing. A receipt that signs no amounts (version 1 or 2, or settlement off) explains
+user nothing. Debits are judged only against receipts the caller can hold
+(``judge_debits``): the caller of another account's statement (``--account`` without
+``--receipts``) holds none of its receipts, and no one holds the pool's (it pays for
+anonymous requests, each receipt only its asker's): their debits are listed, *not
+judged*, which :attr:`Statement.debits_judged` says (found 2026-12-07, money41b: the
+pool's statement was always a MISMATCH of "receipts which you do not hold"). A receipt
+that signs no amounts (version 1 or 2, or settlement off) explains
 a debit naming it, but its amounts cannot be checked: said as *unchecked*.
 """
 
@@ -42,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.receipt import Receipt
 from LLM_Mesh.core.receipt_ledger import PAYMENT_KINDS, ledger_findings
 
@@ -77,6 +84,7 @@ class Statement:
     pending: list[str] = field(default_factory=list)  # receipts not in the log yet
     unchecked: list[str] = field(default_factory=list)  # receipts that sign no amounts
     receipts: int = 0  # distinct receipts held
+    debits_judged: bool = True  # False: each debit without a held receipt listed, not judged
 
     @property
     def ok(self) -> bool:
@@ -113,6 +121,7 @@ def statement(
     signed_size: int,
     signed_time_us: int | None,
     checked_before: int = 0,
+    judge_debits: bool = True,
 ) -> Statement:
     """The statement of ``account`` (see the module docstring).
 
@@ -123,8 +132,11 @@ def statement(
     ``checked_before``: the entries below this sequence number were judged by an earlier
     clean statement of this account (the caller checked that the history still hashes to
     what it saw then): a debit there without a held receipt is listed, not a finding (its
-    receipt may have been removed since, :mod:`LLM_Mesh.core.receipt_keep`)."""
-    out = Statement(account)
+    receipt may have been removed since, :mod:`LLM_Mesh.core.receipt_keep`);
+    ``judge_debits``: False when the caller cannot hold the account's receipts (another
+    account's, given none): a debit no held receipt names is listed as *not judged*, no
+    finding. The pool's debits are never judged so (see the module docstring)."""
+    out = Statement(account, debits_judged=judge_debits and account != POOL)
     held: dict[str, Receipt] = {}
     for r in receipts:
         held.setdefault(r.receipt_hash, r)
@@ -144,6 +156,10 @@ def statement(
             )
         elif receipt is None and seq < checked_before:
             why = "checked by an earlier statement"
+        elif receipt is None and not out.debits_judged:
+            why = (
+                f"not judged (receipt {_short(rh)})" if rh and isinstance(rh, str) else "not judged"
+            )
         elif receipt is None:
             named = "names no receipt" if not rh else f"names receipt {rh!r}, {NOT_HELD}"
             why = "NO RECEIPT"

@@ -98,3 +98,13 @@ def test_a_grant_names_what_the_admin_named_and_its_account(tmp_path: Path) -> N
     assert code == 0 and f"to alice, account {operator_account('alice')} " in out, out
     code, out = cli(home, "registry", "grant", "pool", "11")
     assert code == 0 and "to pool (ledger entry" in out, out
+
+
+@pytest.mark.parametrize("amount", ["-5", "0"])
+def test_a_grant_of_no_positive_amount_says_amounts_are_positive(
+    tmp_path: Path, amount: str
+) -> None:
+    """Found 2026-12-07 (money41b): ``registry grant NAME -5`` answered "No such option: -5"."""
+    code, out = cli(tmp_path / "mesh", "registry", "grant", "pool", amount)
+    assert code != 0 and "No such option" not in out, out
+    assert f"AMOUNT {amount}: a grant's amount must be positive" in out, out

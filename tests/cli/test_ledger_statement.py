@@ -375,3 +375,37 @@ def test_receipts_given_twice_reads_both_folders(paid: Paid) -> None:
     (paid.folder / "answer-1.json").rename(other / "answer-1.json")
     code, out = _statement(paid, "--receipts", str(other))
     assert code == 0 and "2 receipts held" in out and "NO RECEIPT" not in out, out
+
+
+def _unjudged(p: Paid, *args: str) -> tuple[int, str]:
+    """A statement of ``--account`` with no --receipts (and no key: none is sent)."""
+    env = {"LLM_MESH_HOME": str(p.home / "other"), "LLM_MESH_REGISTRY_URL": p.mesh.registry_url,
+           "COLUMNS": "300"}  # fmt: skip
+    res = runner.invoke(app, ["ledger", "statement", *args], env=env)
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_the_pools_statement_lists_its_debits_not_judged(paid: Paid) -> None:
+    """The pool pays for anonymous requests, which leave their asker the only receipt: its
+    statement ended in MISMATCH, each debit "a receipt which you do not hold", the hint
+    blaming the SDK and curl (found 2026-12-07, money41b)."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "anon"}], "max_tokens": 8}
+    with paid.mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["mesh"]["receipt"]["payer"] == "pool"
+    paid.settle()
+    code, out = _unjudged(paid, "--account", "pool")
+    assert code == 0, out
+    assert "debits not judged: the pool pays for anonymous requests" in out
+    assert "not judged (receipt" in out and "MISMATCH" not in out and "curl" not in out
+    assert "OK: the list is every entry of the account in the log (its debits not judged" in out
+
+
+def test_another_account_without_receipts_is_listed_not_judged(paid: Paid) -> None:
+    code, out = _unjudged(paid, "--account", paid.account)
+    assert code == 0, out
+    assert f"statement of {paid.account}:" in out and "NO RECEIPT" not in out
+    assert "debits not judged: no --receipts given" in out
+    code, out = _statement(paid, "--account", paid.account, folder=paid.home)  # judged
+    assert code == 1 and "which you do not hold" in out, out

@@ -97,6 +97,8 @@ def test_a_stored_receipt_is_fetched_with_its_payers_key_and_verified(
     res = fetch(h, "--api-key", key, "--registry", mesh.registry_url, "--save", str(saved))
     assert res.exit_code == 0, res.output
     assert f"OK: receipt {h}" in " ".join(res.output.split())
+    # found 2026-12-07 (money41b): the file was written, nothing said of it
+    assert f"saved the registry's answer to {saved}" in " ".join(res.output.split())
     answer = json.loads(saved.read_text())  # the registry's answer, as served
     assert answer["receipt_hash"] == h and answer["mesh"]["ledger_request_id"] == "led-1"
     again = runner.invoke(app, ["receipt", "verify", str(saved), "--registry", mesh.registry_url])

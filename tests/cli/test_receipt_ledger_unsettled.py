@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli import receipt_ledger
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.cli.render import metrics_line
 from tests.inprocess_mesh import InProcessMesh
 
 MODEL = "gemma-3-270m"
@@ -34,6 +35,8 @@ def test_an_unsettled_receipt_with_ledger_passes_saying_nothing_to_compare(
             r = c.post("/v1/chat/completions", json=body)
         assert r.status_code == 200, r.text
         assert r.json()["mesh"]["receipt"].get("settled") is False, r.json()["mesh"]["receipt"]
+        # what `llm-mesh ask` prints of it (found 2026-12-07, money41b: "cost N µNT" alone)
+        assert "(not charged: this registry does not settle)" in metrics_line(r.json()["mesh"])
 
         async def get(
             client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any

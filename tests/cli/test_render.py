@@ -482,3 +482,19 @@ def test_the_metrics_line_says_1_token_not_1_tokens() -> None:
     assert " · 1 token · " in metrics_line({**mesh, "completion_tokens": 1})
     assert " · 2 tokens · " in metrics_line({**mesh, "completion_tokens": 2})
     assert " · 1200 tokens · " in metrics_line({**mesh, "completion_tokens": 1200})
+
+
+def test_an_unsettled_answers_cost_is_said_not_charged() -> None:
+    """Found 2026-12-07 (money41b): with settlement off `llm-mesh ask` said "cost 120 µNT"
+    though nothing is charged; the receipt says so (``settled: false``)."""
+    from LLM_Mesh.cli.render import metrics_line, metrics_table
+
+    mesh = {"node_id": "n1", "model": "m", "completion_tokens": 3, "cost": 120,
+            "receipt": {"settled": False}}  # fmt: skip
+    said = "cost 120 µNT · (not charged: this registry does not settle)"
+    assert said in metrics_line(mesh)
+    console = Console(width=200, record=True)
+    console.print(metrics_table(mesh))
+    assert "120 µNT (not charged: this registry does not settle)" in console.export_text()
+    for settled in ({"settled": True}, {}, "x", None):
+        assert "not charged" not in metrics_line({**mesh, "receipt": settled})

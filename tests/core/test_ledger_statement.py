@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, NETWORK, Transfer, make_entry
+from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, NETWORK, POOL, Transfer, make_entry
 from LLM_Mesh.core.ledger_statement import PENDING_S, Line, statement, touches
 from LLM_Mesh.core.receipt import Receipt
 from LLM_Mesh.core.receipt_verify import Found, verify
@@ -310,3 +310,31 @@ def test_a_receipt_paid_from_another_account_is_said_in_full() -> None:
         f"'{OTHER_USER}', not {USER} (the account the registry names for your key): one of "
         "them is not your key's"
     )
+
+
+def test_the_pools_debits_are_listed_not_judged_against_receipts() -> None:
+    """The pool pays for anonymous requests, whose receipts only their askers hold: its
+    statement was always a MISMATCH of debits "which you do not hold" (found 2026-12-07,
+    money41b). Listed, said not judged; a held pool-paid receipt is still checked."""
+    r = _receipt("req-anon", payer="pool")
+    stranger = _receipt("req-other", payer="pool")
+    log = _log(
+        [Transfer("grant", MINT, POOL, 10_000, "g"), *_paid(r, POOL), *_paid(stranger, POOL)]
+    )
+    s = _statement(log, [r], account=POOL)
+    assert s.ok, s.findings
+    assert not s.debits_judged and s.taken_out == 2 * 3000
+    assert s.lines[-1].why == f"not judged (receipt {stranger.receipt_hash[:16]}…)"
+    extra = Transfer("fee", POOL, NETWORK, 7, "req-anon", r.receipt_hash)
+    assert not _statement(_log([*_paid(r, POOL), extra]), [r], account=POOL).ok
+
+
+def test_another_accounts_debits_without_receipts_given_are_not_judged() -> None:
+    transfers, _receipts = _honest()
+    charged = Transfer("settle", USER, OP_A, 700, "req-3")
+    mine = [e for e in _log([*transfers, charged]) if touches(e, USER)]
+    s = statement(USER, mine, [], {}, signed_size=99, signed_time_us=LATER, judge_debits=False)
+    assert s.ok and not s.debits_judged, s.findings
+    assert s.lines[-1].why == "not judged" and s.taken_out == 4700
+    judged = statement(USER, mine, [], {}, signed_size=99, signed_time_us=LATER)
+    assert not judged.ok and judged.debits_judged
