@@ -490,8 +490,8 @@ def _check_ledger(
     findings = ledger_findings(receipt, entries) + outside
     if receipt.money is None:  # a payment under a receipt signed not settled (review41c)
         findings = unsettled_findings(receipt, entries)
-        if not findings:
-            console.print(f"  ledger: {NO_AMOUNTS}", highlight=False)
+        if not findings:  # none in the page: the registry's listing, not the whole log
+            console.print(f"  ledger: {NO_AMOUNTS}; {LISTED_ONLY}", highlight=False)
             return
     if findings:
         if not entries and receipt.client_id_hash and lid == receipt.request_id:
