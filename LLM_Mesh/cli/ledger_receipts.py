@@ -17,7 +17,7 @@ from LLM_Mesh.cli.ledger_http import Row
 from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_ledger import NO_AMOUNTS, ledger_findings
+from LLM_Mesh.core.receipt_ledger import NO_AMOUNTS, ledger_findings, unsettled_findings
 from LLM_Mesh.core.receipt_verify import Found, parse_keys, verify
 
 __all__ = ["ReceiptWatch"]
@@ -54,12 +54,12 @@ class ReceiptWatch:
         for why in self.refused:
             report.add("receipt", f"a --receipt does not verify ({why})")
         for r in self.receipts:
-            if r.money is None:  # nothing to compare, no finding (found 2026-12-07, money41:
-                continue  # an unsettled receipt, settlement off, was a MISMATCH)
             rows = self.held[r.receipt_hash]
-            for f in ledger_findings(
-                r, [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in rows]
-            ):
+            entries = [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in rows]
+            # no amounts: nothing to compare (found 2026-12-07, money41: settlement off was a
+            # MISMATCH), but a payment under a receipt signed not settled is (review41c)
+            found = unsettled_findings(r, entries) if r.money is None else None
+            for f in ledger_findings(r, entries) if found is None else found:
                 report.add(
                     "receipt", f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {f}"
                 )

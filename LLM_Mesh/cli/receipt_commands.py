@@ -52,7 +52,7 @@ from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_ledger import ledger_findings
+from LLM_Mesh.core.receipt_ledger import NO_AMOUNTS, ledger_findings, unsettled_findings
 from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt, parse_keys, verify
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.text_files import bounded_text, read_text
@@ -494,9 +494,11 @@ def _check_ledger(
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(registry_said(exc, settings)) from exc
     findings = ledger_findings(receipt, entries) + outside
-    if receipt.money is None:
-        console.print(f"  ledger: {findings[0]}", highlight=False)
-        return
+    if receipt.money is None:  # a payment under a receipt signed not settled (review41c)
+        findings = unsettled_findings(receipt, entries)
+        if not findings:  # none in the page: the registry's listing, not the whole log
+            console.print(f"  ledger: {NO_AMOUNTS}; {LISTED_ONLY}", highlight=False)
+            return
     if findings:
         if not entries and receipt.client_id_hash and lid == receipt.request_id:
             findings.append(  # the ledger names it by its own id, which the receipt lacks

@@ -38,8 +38,10 @@ user nothing. Debits are judged only against receipts the caller can hold
 anonymous requests, each receipt only its asker's): their debits are listed, *not
 judged*, which :attr:`Statement.debits_judged` says (found 2026-12-07, money41b: the
 pool's statement was always a MISMATCH of "receipts which you do not hold"). A receipt
-that signs no amounts (version 1 or 2, or settlement off) explains
-a debit naming it, but its amounts cannot be checked: said as *unchecked*.
+of version 1 or 2 signs no amounts: it explains a debit naming it, but its amounts
+cannot be checked: said as *unchecked*. One that signs it was not settled (settlement
+off) explains none: a payment naming it is a finding (found 2026-12-07, review41c: it
+was *unchecked*, so a registry could debit under receipts it signed unpaid).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from typing import Any
 
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.receipt import Receipt
-from LLM_Mesh.core.receipt_ledger import PAYMENT_KINDS, ledger_findings
+from LLM_Mesh.core.receipt_ledger import PAYMENT_KINDS, ledger_findings, unsettled_findings
 
 __all__ = ["PENDING_S", "Line", "Statement", "statement", "touches"]
 
@@ -194,8 +196,11 @@ def _check_receipt(
     out: Statement, r: Receipt, rows: list[Mapping[str, Any]], signed_time_us: int | None
 ) -> None:
     name = f"receipt {_short(r.receipt_hash)} (request {r.request_id})"
-    if r.money is None:
-        out.unchecked.append(f"{name}: signs no amounts (version {r.version}, or not settled)")
+    if r.money is None:  # found 2026-12-07 (review41c): a debit under "not settled" passed
+        charged = unsettled_findings(r, rows)
+        out.findings += [f"{name}: {f}" for f in charged]
+        if not charged:
+            out.unchecked.append(f"{name}: signs no amounts (version {r.version}, or not settled)")
         return
     payments = [e for e in rows if e.get("kind") in PAYMENT_KINDS]
     if not payments and not any(p.amount for p in r.parts):

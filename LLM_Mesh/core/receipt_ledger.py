@@ -20,6 +20,13 @@ registry's word, the checkpoint its signature. :func:`seen_finding` checks that 
 checkpoint against the log an earlier ``ledger verify`` checked (its size and root, kept in
 ``ledger_seen.json``) by an RFC 9162 consistency proof: a checkpoint of another history
 (a fork signed for this check alone, a split view) proves nothing about the log.
+
+A receipt that signs no amounts has nothing to compare, but one of a version that signs
+money (3, 4) with ``settled`` 0 is the registry's signed word that nobody was charged:
+:func:`unsettled_findings` names every payment entry of its request or naming it (found
+2026-12-07, review41c: "settlement off" is the registry's choice per answer, so a registry
+could debit the user under a receipt that signs no amounts and every check said "nothing to
+compare"). A version 1 or 2 receipt signs no money at all: its entries are unchecked.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL, entry_leaf
 from LLM_Mesh.core.merkle import leaf_hash
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
-from LLM_Mesh.core.receipt import Receipt
+from LLM_Mesh.core.receipt import MONEY_VERSIONS, Receipt
 
 __all__ = [
     "NO_AMOUNTS",
@@ -41,6 +48,7 @@ __all__ = [
     "ledger_findings",
     "seen_finding",
     "seen_sizes",
+    "unsettled_findings",
 ]
 
 #: the entries that pay for a request from its payer (``forfeit`` moves a held share on)
@@ -67,6 +75,22 @@ def _shown(c: Counter[int]) -> str:
 
 
 NO_AMOUNTS = "the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"
+
+
+def unsettled_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """A finding per payment entry (``settle``, ``hold``, ``fee``) of ``entries`` (its
+    request's, or those naming its hash) when ``receipt`` signs that its request was not
+    settled (a version that signs money, ``settled`` 0: nobody was charged); ``[]`` for a
+    settled receipt, or one of version 1 or 2 (it signs no money either way)."""
+    if receipt.money is not None or receipt.version not in MONEY_VERSIONS:
+        return []
+    return [
+        f"entry {e.get('seq')} ({e.get('kind')}) takes {e.get('amount')!r} µNT from "
+        f"{e.get('from')!r} for this request: the receipt signs that it was not settled "
+        "(nobody charged)"
+        for e in entries
+        if e.get("kind") in PAYMENT_KINDS
+    ]
 
 
 def ledger_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -12,7 +12,7 @@ from LLM_Mesh.core.ledger_audit import Report
 def watch(entries: int, money: Any = "signed") -> ReceiptWatch:
     w = ReceiptWatch([], [])
     rh = "ab" * 32
-    r: Any = SimpleNamespace(receipt_hash=rh, request_id="req-1", money=money)
+    r: Any = SimpleNamespace(receipt_hash=rh, request_id="req-1", money=money, version=4)
     w.receipts = [r]
     w.held = {rh: [(seq,) for seq in range(entries)]}
     return w
@@ -40,3 +40,17 @@ def test_a_receipt_that_signs_no_amounts_is_no_finding() -> None:
     (line,) = w.agreed(signed=0)
     assert line.endswith("the receipt signs no amounts (not settled, or version 1 or 2): "
                          "nothing to compare"), line  # fmt: skip
+
+
+def test_a_payment_under_a_receipt_signed_not_settled_is_a_finding() -> None:
+    """Found 2026-12-07 (review41c): since money41 a receipt that signs no amounts was no
+    finding whatever the log held: a registry that signs "not settled" (its choice, per
+    answer) while it debits the user under that receipt passed ``ledger verify --receipt``."""
+    w = watch(0, money=None)
+    (rh,) = w.held
+    w.held[rh] = [(5, 1, "settle", "user:" + "a" * 24, "operator:x", 40, "req-1", rh, "", "")]
+    report = Report()
+    w.judge(report)
+    (f,) = report.findings
+    assert f.kind == "receipt" and "entry 5 (settle) takes 40 µNT" in f.message, f
+    assert "signs that it was not settled" in f.message, f

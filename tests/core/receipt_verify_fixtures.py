@@ -42,6 +42,7 @@ def make_receipt(
     text: str = TEXT, *, parts: list[tuple[NodeReceiptSigner, str, int, bool]] | None = None,
     request_id: str = "req-1", signer: ReceiptSigner = SIGNER, prompt: int = 7,
     client_id: str | None = None, amounts: list[int] | None = None, payer: str = "user",
+    version: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A real receipt: each part (node, its text, its tokens, broken?) checked and countersigned
     (``client_id``: the client chose its own request id, ``request_id`` is the nodes';
@@ -66,8 +67,9 @@ def make_receipt(
         checked = [replace(p, amount=a, fee=network_fee(a, FEE_BPS))
                    for p, a in zip(checked, amounts, strict=True)]  # fmt: skip
     receipt, h = signer.countersign(
-        request_id, "m", prompt, total, output_sha256(text), checked, client, money
-    )
+        request_id, "m", prompt, total, output_sha256(text), checked, client, money,
+        **({} if version is None else {"version": version}),
+    )  # fmt: skip
     return receipt.to_json(h)
 
 

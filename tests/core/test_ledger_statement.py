@@ -139,12 +139,27 @@ def test_a_receipt_no_entry_names_is_missing_once_old_and_pending_while_new() ->
     assert new.ok and len(new.pending) == 1 and "req-4" in new.pending[0]
 
 
-def test_a_receipt_without_amounts_explains_its_debit_but_is_said_unchecked() -> None:
-    plain = verify(Found(make_receipt(request_id="req-5")), KEYS)
+def test_a_version_2_receipt_explains_its_debit_but_is_said_unchecked() -> None:
+    old = verify(Found(make_receipt(request_id="req-5", version=2)), KEYS)
     log = _log([Transfer("grant", MINT, USER, 100, "g"),
-                Transfer("settle", USER, OP_A, 10, "req-5", plain.receipt_hash)])  # fmt: skip
-    s = _statement(log, [plain, plain])
+                Transfer("settle", USER, OP_A, 10, "req-5", old.receipt_hash)])  # fmt: skip
+    s = _statement(log, [old, old])
     assert s.ok and s.receipts == 1 and len(s.unchecked) == 1
+
+
+def test_a_debit_under_a_receipt_signed_not_settled_is_named() -> None:
+    """Found 2026-12-07 (review41c): a receipt that signs its request was not settled
+    (settlement off: nobody charged) "explained" a debit naming it, said *unchecked*: a
+    registry could take a user's money and hand out receipts saying it took none."""
+    unpaid = verify(Found(make_receipt(request_id="req-5")), KEYS)
+    assert unpaid.version == 4 and unpaid.money is None
+    log = _log([Transfer("grant", MINT, USER, 100, "g"),
+                Transfer("settle", USER, OP_A, 10, "req-5", unpaid.receipt_hash)])  # fmt: skip
+    s = _statement(log, [unpaid])
+    assert not s.ok and not s.unchecked, s
+    (f,) = s.findings
+    assert "entry 1 (settle) takes 10 µNT" in f and "signs that it was not settled" in f, f
+    assert _statement(log[:1], [unpaid]).ok  # settlement off, nothing taken: unchecked
 
 
 def test_entries_after_the_newest_checkpoint_are_listed_as_not_signed() -> None:

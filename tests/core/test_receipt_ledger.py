@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from LLM_Mesh.core.ledger_entry import GENESIS_PREV, NETWORK, Transfer, make_entry
+from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, NETWORK, Transfer, make_entry
 from LLM_Mesh.core.merkle import leaf_hash, root_of
 from LLM_Mesh.core.receipt import Receipt
 from LLM_Mesh.core.receipt_ledger import (
@@ -14,6 +14,7 @@ from LLM_Mesh.core.receipt_ledger import (
     ledger_findings,
     seen_finding,
     seen_sizes,
+    unsettled_findings,
 )
 from LLM_Mesh.core.receipt_verify import Found, verify
 from tests.core.ledger_audit_fixtures import subproof
@@ -103,6 +104,23 @@ def test_a_receipt_without_amounts_has_nothing_to_compare() -> None:
     assert ledger_findings(r, []) == [
         "the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"
     ]
+
+
+def test_a_payment_under_a_receipt_signed_not_settled_is_named() -> None:
+    """Found 2026-12-07 (review41c): "not settled" is the registry's signed word per answer;
+    a payment of its request is a charge it signed it did not make. A version 2 receipt
+    signs no money either way: nothing to name."""
+    unpaid = verify(Found(make_receipt()), KEYS)
+    log = _entries([Transfer("settle", USER, OP_A, 7, "req-1", unpaid.receipt_hash),
+                    Transfer("grant", MINT, USER, 7, "req-1")])  # fmt: skip
+    (f,) = unsettled_findings(unpaid, log)
+    assert f.startswith(f"entry 10 (settle) takes 7 µNT from {USER!r}"), f
+    assert f.endswith("the receipt signs that it was not settled (nobody charged)"), f
+    assert unsettled_findings(unpaid, log[1:]) == []
+    old = verify(Found(make_receipt(version=2)), KEYS)
+    assert unsettled_findings(old, log) == []
+    paid = verify(Found(make_receipt(amounts=[100])), KEYS)
+    assert unsettled_findings(paid, log) == []
 
 
 def test_an_entry_with_a_number_its_leaf_cannot_hold_is_named_not_raised() -> None:
