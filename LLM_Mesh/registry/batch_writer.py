@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
+from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["BatchWriter", "DropOnFailure", "FailurePolicy", "RetryOnFailure"]
@@ -62,9 +63,10 @@ class FailurePolicy(Protocol[T]):
 
 
 class DropOnFailure(Generic[T]):
-    """A failed batch is dropped (counted by the writer) and logged with its count and the
-    error's traceback at ERROR; a full queue drops the value submitted. ``what``: the values'
-    name in the log ("requests")."""
+    """A failed batch is dropped (counted by the writer) and logged with its count
+    (``start_retry.log_failed_round``: a lost or refused database connection in one WARNING
+    line, anything else with the error's traceback at ERROR); a full queue drops the value
+    submitted. ``what``: the values' name in the log ("requests")."""
 
     retries = False
     drop_oldest = False
@@ -74,7 +76,7 @@ class DropOnFailure(Generic[T]):
         self.log = logger
 
     def failed(self, batch: list[T], exc: Exception) -> None:
-        self.log.exception("could not record %d %s; dropped", len(batch), self.what)
+        log_failed_round(self.log, exc, f"could not record {len(batch)} {self.what}", "dropped")
 
     def written(self, batch: list[T]) -> None:
         pass

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
+from LLM_Mesh.registry.start_retry import log_failed_round
 
 __all__ = ["HeartbeatWriter", "SeqBatcher", "batches_heartbeats"]
 
@@ -187,6 +188,6 @@ class HeartbeatWriter(_Batches):
                 await self._touch(rows, self.heard_by, keyed=keyed)
             else:  # none said: a store of an older signature takes it too
                 await self._touch(rows, self.heard_by)
-        except Exception:
+        except Exception as exc:
             self.failed_batches += 1
-            log.exception("could not record %d heartbeats in the store", len(latest))
+            log_failed_round(log, exc, f"could not record {len(latest)} heartbeats in the store")

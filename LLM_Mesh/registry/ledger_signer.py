@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import (
 from LLM_Mesh.core.checkpoint import Checkpoint, sign_checkpoint
 from LLM_Mesh.core.gossip import EXPORT_FORMAT, export
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["Checkpointer", "public_key_text"]
@@ -145,8 +146,8 @@ class Checkpointer:
             self._wake.clear()
             try:
                 await self.checkpoint()
-            except Exception:  # a bad moment of the database must not end the loop
-                log.exception("ledger checkpoint failed; trying again later")
+            except Exception as exc:  # a bad moment of the database must not end the loop
+                log_failed_round(log, exc, "ledger checkpoint failed", "trying again later")
 
     def start(self) -> None:
         if self._task is None:

@@ -84,6 +84,7 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import CheckRecord, NodeRecord, ReplicaState
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.snapshot import entry_from_record, stored_pin_known
+from LLM_Mesh.registry.start_retry import log_failed_round
 
 # the clock a step of the wall clock is told against: Linux's boot-time clock counts a
 # suspended machine's sleep as the wall clock does, where ``time.monotonic`` stops (a VM
@@ -406,8 +407,10 @@ class StoreHealthLeases:
                 list(node_ids), self.holder, _utc(now), _utc(now + lease_s),
                 alive_since=alive_since,
             )  # fmt: skip
-        except Exception:
-            log.exception("health-check leases: the store failed; checking every node here")
+        except Exception as exc:
+            log_failed_round(
+                log, exc, "health-check leases: the store failed", "checking every node here"
+            )
             return set(node_ids)
         return set(taken)
 
@@ -428,5 +431,5 @@ class StoreHealthLeases:
         ]
         try:
             await self.store.record_health_checks(rows)
-        except Exception:
-            log.exception("health-check results could not be written to the store")
+        except Exception as exc:
+            log_failed_round(log, exc, "health-check results could not be written to the store")

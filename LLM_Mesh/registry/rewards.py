@@ -79,6 +79,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import NodeRecord, Store
+from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["PeriodReport", "RewardTask", "reward_request_id"]
@@ -479,16 +480,17 @@ class RewardTask:
         if first is not None:  # the start's close, past its bound: the first tick
             try:
                 await first
-            except Exception:
-                log.exception(
-                    "closing the due reward period at start failed; trying again next tick"
-                )
+            except Exception as exc:
+                what = "closing the due reward period at start failed"
+                log_failed_round(log, exc, what, "trying again next tick")
             await self._sleep(self.tick_s)
         while True:
             try:
                 await self.close_due()
-            except Exception:  # a bug or a database hiccup must not stop the loop
-                log.exception("closing a reward period failed; trying again next tick")
+            except Exception as exc:  # a bug or a database hiccup must not stop the loop
+                log_failed_round(
+                    log, exc, "closing a reward period failed", "trying again next tick"
+                )
             await self._sleep(self.tick_s)
 
     async def close_first(self, bound_s: float = START_CLOSE_S) -> bool:

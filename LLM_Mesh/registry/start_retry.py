@@ -24,6 +24,12 @@ ledger mark's ``store_behind``) run through a :class:`StartRetry` made with
 database that refuses at that first moment (connection refused, "the database system is
 starting up", a connect that times out, another service's port) is said in one line at once (exit 1: a wrong port or host is not waited for;
 a supervisor's restart covers a server down at that very moment).
+
+Once serving, the registry's background loops log a failed round through
+:func:`log_failed_round`: a lost or refused connection (:func:`lost_connection`, an expected
+transient on PostgreSQL) in one WARNING line naming the error, anything else at ERROR with its
+traceback (found 2026-12-07, ops41b / loops41: every round a connection was lost logged a
+traceback).
 """
 
 from __future__ import annotations
@@ -38,11 +44,12 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from LLM_Mesh.core.printable import one_line
 from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.schema_version import SchemaUnknown
 
-__all__ = ["StartRetry", "lost_connection", "pg_lost_errors"]
+__all__ = ["StartRetry", "log_failed_round", "lost_connection", "pg_lost_errors"]
 
 log = logging.getLogger("LLM_Mesh.registry.app")  # its lines with the start's others
 
@@ -141,6 +148,22 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
         orig = getattr(e, "orig", None)
         todo += [orig if isinstance(orig, BaseException) else None, e.__cause__, e.__context__]
     return found
+
+
+def log_failed_round(logger: logging.Logger, exc: BaseException, what: str, then: str = "") -> None:
+    """A background loop's failed round, in ``logger`` (called in its ``except``): the
+    database's connection lost, refused or broken (:func:`lost_connection`: a failover, a
+    restart, ``pg_terminate_backend``) as one WARNING line, ``what``, the error in one line,
+    then ``then`` (what happens next: "trying again later"); anything else at ERROR,
+    ``what; then``, with its traceback. The record names the caller's line, not this one."""
+    tail = f"; {then}" if then else ""
+    if lost_connection(exc):  # expected on PostgreSQL: no traceback
+        logger.warning(
+            "%s, the database's connection lost or refused (%s)%s", what, one_line(exc), tail,
+            stacklevel=2,
+        )  # fmt: skip
+    else:
+        logger.error("%s%s", what, tail, exc_info=exc, stacklevel=2)
 
 
 def _said(exc: BaseException) -> str:

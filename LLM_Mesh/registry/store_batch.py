@@ -5,7 +5,7 @@ session 32) and ``canary_departures_sync.py`` (the canary's tallies, canarystore
 The hot path adds to the subclass's pending state in memory (no I/O); every ``flush_s`` the
 loop runs :meth:`StoreBatch.tick` (a failure logged, the next run tries again: the
 database's connection lost, refused or broken, a transient on PostgreSQL (a failover, a
-restart, ``pg_terminate_backend``; ``start_retry.lost_connection``), in one WARNING line
+restart, ``pg_terminate_backend``; ``start_retry.log_failed_round``), in one WARNING line
 naming the error; anything else at ERROR with its traceback: found 2026-12-07, ops41b, a
 terminated connection logged a traceback every run). At stop a
 run under way ends first (cancelled in its write, its batch was lost: found 2026-12-06,
@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from LLM_Mesh.core.printable import one_line
-from LLM_Mesh.registry.start_retry import lost_connection
+from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["StoreBatch"]
@@ -95,13 +94,7 @@ class StoreBatch:
                 await self.tick()
             except Exception as exc:  # a store failure: logged, the next run tries again
                 self.failures += 1
-                if lost_connection(exc):  # expected on PostgreSQL: no traceback
-                    log.warning(
-                        "%s: the shared evidence could not be written or read, the database's "
-                        "connection lost or refused (%s); this round is tried again in %g s",
-                        self.what, one_line(exc), self.flush_s,
-                    )  # fmt: skip
-                else:
-                    log.exception("%s: the shared evidence could not be written or read", self.what)
+                what = f"{self.what}: the shared evidence could not be written or read"
+                log_failed_round(log, exc, what, f"this round is tried again in {self.flush_s:g} s")
             finally:
                 self._running = False

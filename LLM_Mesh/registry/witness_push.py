@@ -60,6 +60,7 @@ from LLM_Mesh.core.tlog_witness import (
 )
 from LLM_Mesh.core.witness import FUTURE_S, BadCosignature, WitnessKey, open_cosignature
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
+from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["PUSH_TIMEOUT_S", "RESYNCS", "WitnessPusher", "make_witness_client"]
@@ -258,8 +259,10 @@ class WitnessPusher:
         while True:
             try:
                 await self.push_all()
-            except Exception:  # a bad moment of the database must not end the loop
-                log.exception("pushing checkpoints to witnesses failed; trying again later")
+            except Exception as exc:  # a bad moment of the database must not end the loop
+                log_failed_round(
+                    log, exc, "pushing checkpoints to witnesses failed", "trying again later"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             self._wake.clear()

@@ -19,10 +19,11 @@ class Sink:
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
         self.down = False
+        self.error: Exception = ConnectionError("the database is away")  # raised while down
 
     async def write(self, batch: list[int]) -> None:
         if self.down:
-            raise ConnectionError("the database is away")
+            raise self.error
         self.batches.append(list(batch))
 
     @property
@@ -119,20 +120,35 @@ async def test_drop_policy_full_queue_drops_the_value_submitted_and_counts() -> 
     assert counted == [("dropped", 1), ("dropped", 1), ("written", 2)]
 
 
+@pytest.mark.parametrize(
+    ("error", "level", "said"),
+    [
+        (RuntimeError("a bug"), logging.ERROR, "could not record 3 values; dropped"),
+        (  # the database's connection lost or refused (start_retry.log_failed_round)
+            ConnectionError("the database is away"),
+            logging.WARNING,
+            "could not record 3 values, the database's connection lost or refused "
+            "(ConnectionError: the database is away); dropped",
+        ),
+    ],
+)
 async def test_drop_policy_failed_batch_is_dropped_counted_and_logged(
-    caplog: pytest.LogCaptureFixture,
+    error: Exception, level: int, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink = Sink()
     w = drop(sink)
     for i in range(3):
         w.submit(i)
-    sink.down = True
-    with caplog.at_level(logging.ERROR, logger=LOG.name):
+    sink.down, sink.error = True, error
+    with caplog.at_level(logging.DEBUG, logger=LOG.name):
         assert await w.flush() == 0
     assert (w.queued, w.dropped, w.written, w.failed) == (0, 3, 0, 1)
     (record,) = caplog.records
-    assert record.getMessage() == "could not record 3 values; dropped"
-    assert record.exc_info is not None  # the store's error, with its traceback
+    assert (record.levelno, record.getMessage()) == (level, said)
+    if level == logging.ERROR:  # the store's error, with its traceback
+        assert record.exc_info is not None and record.exc_info[1] is error
+    else:  # an expected transient: one line, no traceback
+        assert record.exc_info is None and "Traceback" not in caplog.text
     sink.down = False
     w.submit(9)
     await w.stop()  # a store up again: the next batch is written

@@ -6,19 +6,20 @@ The real thing, a registry starting while PostgreSQL terminates its connections:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy.exc import DBAPIError, InternalError, OperationalError, ProgrammingError
 from sqlalchemy.exc import InterfaceError as SaInterfaceError
-from sqlalchemy.exc import InternalError, OperationalError, ProgrammingError
 
 from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.schema_version import SchemaUnknown
-from LLM_Mesh.registry.start_retry import StartRetry, lost_connection
+from LLM_Mesh.registry.start_retry import StartRetry, log_failed_round, lost_connection
 
 URL = "postgresql+asyncpg://mesh:hunter2@db.example:5432/mesh"
 
@@ -213,3 +214,74 @@ def test_the_checks_take_a_refused_connect_as_said_while_the_start_waits(
 ) -> None:
     assert not lost_connection(exc, refused_waits=False)
     assert lost_connection(exc)  # the app's start: waited (a server restarting, a failover)
+
+
+# -- a background loop's failed round (log_failed_round) ---------------------------------
+
+LOOP_LOG = logging.getLogger("tests.a_loop")
+
+
+def _terminated(wrapper: type[DBAPIError]) -> Exception:
+    """A connection cut mid-query (``pg_terminate_backend``) as SQLAlchemy's asyncpg dialect
+    raises it, in ``wrapper`` (the shapes of test_store_batch.py)."""
+    driver = asyncpg.exceptions.ConnectionDoesNotExistError(
+        "connection was closed in the middle of operation"
+    )
+    return wrapper("select 1", None, _adapted(driver))
+
+
+def _failed_round(exc: Exception, then: str = "trying again later") -> None:
+    try:
+        raise exc
+    except Exception as caught:
+        log_failed_round(LOOP_LOG, caught, "the round failed", then)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _terminated(DBAPIError),
+        _terminated(SaInterfaceError),
+        ConnectionRefusedError(111, "Connection refused"),
+    ],
+    ids=["DBAPIError", "InterfaceError", "refused"],
+)
+def test_a_lost_connection_is_one_warning_line_without_a_traceback(
+    exc: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOOP_LOG.name)
+    _failed_round(exc)
+    (record,) = caplog.records
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)
+    assert "Traceback" not in caplog.text
+    said = record.getMessage()
+    assert "\n" not in said
+    assert said.startswith("the round failed, the database's connection lost or refused (")
+    assert said.endswith("); trying again later")
+    assert type(exc).__name__ in said
+    assert record.funcName == "_failed_round"  # the loop's line, not the helper's
+
+
+def test_any_other_error_is_an_error_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOOP_LOG.name)
+    _failed_round(RuntimeError("a bug"))
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "the round failed; trying again later"
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert "Traceback" in caplog.text and "RuntimeError: a bug" in caplog.text
+    assert record.funcName == "_failed_round"
+
+
+def test_a_round_with_nothing_next_says_what_failed_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOOP_LOG.name)
+    _failed_round(RuntimeError("a bug"), then="")
+    _failed_round(ConnectionResetError("reset by peer"), then="")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "the round failed",
+        "the round failed, the database's connection lost or refused "
+        "(ConnectionResetError: reset by peer)",
+    ]
