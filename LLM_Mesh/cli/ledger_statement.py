@@ -307,7 +307,8 @@ def statement_command(
     receipt, another amount or fee, a receipt paid from another account, a settled receipt
     older than 10 minutes that no entry names, another account named for the key or token
     than before), or an error (such as a registry not done within --timeout, an hour by
-    default). Credits (grants) are listed. The receipts: --receipts DIR,
+    default). Credits (grants) are listed; so are the debits of --account with no
+    --receipts, and the pool's, not judged (said so; exit 0 judges none). The receipts: --receipts DIR,
     else with LLM_MESH_API_KEY the key's folder `llm-mesh ask` keeps them in; a clean run
     removes from that folder those it checked older than 30 days, records there the others
     it checked (all `receipt prune` removes), and the next run lists the debits it judged

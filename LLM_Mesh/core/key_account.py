@@ -78,7 +78,17 @@ def account_change(before: str | None, now: str) -> str | None:
 def key_account_finding(api_key: str, before: str | None, now: str) -> str | None:
     """Why the account ``now`` named for ``api_key`` is not its own: for a key of the
     derived form, any other than :func:`derived_account` (no first use trusted); for an
-    older one, another than the one named ``before`` (:func:`account_change`)."""
+    older one, another than the one named ``before`` (:func:`account_change`). Any key's
+    account is a ``user:`` one: another kind named for it (the ``pool`` a registry answers
+    when it heard no key, ``mint``, an operator's) is a finding from the first use on
+    (found 2026-12-07, review41d: an older key named the pool on first use was remembered
+    so, and its statement then listed the pool's debits, which none judges, exit 0)."""
+    if not now.startswith("user:"):
+        return (
+            f"the registry named account {now} for LLM_MESH_API_KEY, but a key pays from a "
+            "user:... account (the pool pays for requests sent with no key): the balance and "
+            "entries shown are not the key's (--account for your own)"
+        )
     own = derived_account(api_key)
     if own is None:
         return account_change(before, now)

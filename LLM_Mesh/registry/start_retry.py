@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from LLM_Mesh.core.printable import one_line
 from LLM_Mesh.core.start_wait import StartWait
@@ -155,15 +155,31 @@ def log_failed_round(logger: logging.Logger, exc: BaseException, what: str, then
     database's connection lost, refused or broken (:func:`lost_connection`: a failover, a
     restart, ``pg_terminate_backend``) as one WARNING line, ``what``, the error in one line,
     then ``then`` (what happens next: "trying again later"); anything else at ERROR,
-    ``what; then``, with its traceback. The record names the caller's line, not this one."""
+    ``what; then``, with its traceback. The record names the caller's line, not this one.
+
+    Only an error of the database, its driver or the network itself (:func:`_of_the_store`)
+    is judged so: another one raised while a lost connection was handled (its
+    ``__context__``, which :func:`lost_connection` looks along) is a bug of that handling,
+    at ERROR with both tracebacks (found 2026-12-07, review41d: a ``KeyError`` in the code
+    that keeps a failed batch, ``usage_audit_sync.flush``'s, run only when a write fails, was
+    "the database's connection lost", no traceback, every round of an outage)."""
     tail = f"; {then}" if then else ""
-    if lost_connection(exc):  # expected on PostgreSQL: no traceback
+    if _of_the_store(exc) and lost_connection(exc):  # expected on PostgreSQL: no traceback
         logger.warning(
             "%s, the database's connection lost or refused (%s)%s", what, one_line(exc), tail,
             stacklevel=2,
         )  # fmt: skip
     else:
         logger.error("%s%s", what, tail, exc_info=exc, stacklevel=2)
+
+
+def _of_the_store(exc: BaseException) -> bool:
+    """Whether ``exc`` itself is an error a database, its driver or the network raises
+    (SQLAlchemy's, ``OSError``: refused, reset, timed out; SQLite's, asyncpg's of a lost
+    connection, the store's own :class:`StoreUnavailable`), not what it was raised over."""
+    return isinstance(
+        exc, (SQLAlchemyError, OSError, sqlite3.Error, StoreUnavailable, *_driver_lost())
+    )
 
 
 def _said(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli import ledger_commands, ledger_statement
 from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.key_account import account_change, derived_account, key_tag
@@ -87,3 +87,39 @@ def test_a_new_key_shown_another_account_at_its_first_use_is_named(
     assert code == 1, out
     assert f"the registry named account {OTHER} for LLM_MESH_API_KEY, but the key's own" in out
     assert _verify(tmp_path / "b")[0] == 0
+
+
+def test_an_older_key_shown_the_pool_at_its_first_use_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-07 (review41d): the pool named for an older key at its first use was
+    remembered as its account, and ``ledger statement`` then judged none of its debits."""
+    _registry_showing(monkeypatch, ["pool"])
+    code, out = _verify(tmp_path)
+    assert code == 1, out
+    assert "the registry named account pool for LLM_MESH_API_KEY, but a key pays from" in out
+    seen = tmp_path / "ledger_seen.json"
+    assert not seen.exists() or "pool" not in seen.read_text()
+
+
+def test_an_older_keys_statement_of_the_pool_is_named_not_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement with the key (no --account): before, the pool named for it listed the
+    pool's debits "not judged" and passed, exit 0 (found 2026-12-07, review41d)."""
+    _registry_showing(monkeypatch, ["pool", "pool"])
+
+    async def keys(self: HttpSource) -> tuple[list[str], object]:
+        return [], None
+
+    async def first(urls: object, verify: object) -> str:
+        return "http://registry.test"
+
+    monkeypatch.setattr(HttpSource, "keys", keys)
+    monkeypatch.setattr(ledger_statement, "first_answering", first)
+    res = CliRunner().invoke(
+        app, ["ledger", "statement"], env={"LLM_MESH_HOME": str(tmp_path), "COLUMNS": "300"}
+    )
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1, out
+    assert "the registry named account pool for LLM_MESH_API_KEY, but a key pays from" in out

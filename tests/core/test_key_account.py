@@ -72,3 +72,16 @@ def test_both_findings_are_said_in_full() -> None:
         f"{own} (a key made since 2026-12-05 names its account: user: + a hash of a hash of "
         "the key): the balance shown is another account's (--account for your own)"
     )
+
+
+def test_an_account_other_than_a_users_named_for_any_key_is_a_finding() -> None:
+    """Found 2026-12-07 (review41d): an older key named ``pool`` at its first use was
+    remembered so (trust on first use), and ``ledger statement`` then listed the pool's
+    debits as not judged (no one holds the pool's receipts), exit 0: the user's own audit
+    judged nothing. A key's account is always a ``user:`` one."""
+    for named in ("pool", "mint", "network", "operator:" + "c" * 24, "node:n1"):
+        for key, before in ((OLD, None), (OLD, named), (NEW, None)):
+            said = key_account_finding(key, before, named)
+            assert said is not None and f"named account {named} for" in said, (named, key)
+            assert "user:... account" in said
+    assert key_account_finding(OLD, None, OTHER) is None  # a user: one, first use: trusted

@@ -285,3 +285,35 @@ def test_a_round_with_nothing_next_says_what_failed_only(
         "the round failed, the database's connection lost or refused "
         "(ConnectionResetError: reset by peer)",
     ]
+
+
+def test_a_bug_in_handling_a_lost_connection_keeps_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-07 (review41d): an error of the code that handles a failed write (a
+    batch kept for the next round, ``usage_audit_sync.flush``'s, run only then) raised over
+    the lost connection (its ``__context__``) was "the database's connection lost or
+    refused (KeyError: ...)", one WARNING line without a traceback, every round of an
+    outage. A bug: ERROR, with both tracebacks."""
+    caplog.set_level(logging.DEBUG, logger=LOOP_LOG.name)
+
+    def keep_failed_batch() -> None:
+        try:
+            raise _terminated(DBAPIError)
+        except DBAPIError:
+            kept: dict[str, int] = {}
+            kept["steps"] += 1  # the bug in the failure's handling: a KeyError
+
+    try:
+        keep_failed_batch()
+    except Exception as caught:
+        log_failed_round(LOOP_LOG, caught, "the round failed", "trying again later")
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert record.getMessage() == "the round failed; trying again later"
+    assert "KeyError: 'steps'" in caplog.text
+    assert "connection was closed in the middle of operation" in caplog.text  # the cause too
+    caplog.clear()
+    _failed_round(TimeoutError())  # a timed out connect or statement itself: one line
+    (record,) = caplog.records
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)
