@@ -17,7 +17,10 @@ from LLM_Mesh.registry.node_sync import NodeSync
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import Harness, running
+from tests.registry.test_node_sync import store_url
 from tests.registry.test_shared_idempotency import two_replicas
+
+__all__ = ["store_url"]  # the fixture
 
 
 class _Rows:
@@ -151,15 +154,6 @@ async def test_a_replica_behind_reads_a_nodes_first_row_by_the_stores_clock(
         assert rows.server_reads == 1
         await sync.poll()  # every row read before: the store's clock is not asked again
         assert rows.server_reads == 1
-
-
-@pytest.fixture(params=["memory", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    url = request.getfixturevalue("pg_database_url")
-    assert isinstance(url, str)
-    return url
 
 
 async def test_a_replica_behind_hears_a_node_beating_elsewhere_from_its_first_row(
