@@ -18,6 +18,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | node_forget_s        | LLM_MESH_NODE_FORGET_S   | 86400 (a node quiet this long, gone, revoked or silent, leaves the registry's memory and every listing (its stored row, key and revocation stay; it registers again to come back); never less than the heartbeat expiry + 600: ``registry/node_forget.py``) |
+| previous_key_window_s | LLM_MESH_PREVIOUS_KEY_WINDOW_S | 900 (a registry key's rotation: beat tokens made under ``registry.key.previous`` are taken this many seconds after the rotation began at this replica, ``registry.key.previous.since``, then no longer; more than 0, at most 86400 (1 day); none at all where that stamp cannot be kept: ``core/previous_window.py``, docs/deploy.md "Rotating ``registry.key``") |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
 | sdk_retry_window_s   | LLM_MESH_SDK_RETRY_WINDOW_S | 60 (a keyed request of OpenAI's SDK without an id of its own: its retry, same key, path and body bytes, within this many seconds of its first attempt's end waits for, replays (a completed stream too; on a lone SQLite registry across a restart: ``registry/lone_idempotency.py``) or is refused as that attempt's repeat instead of running and being paid again; 0: off; ``core/sdk_retry.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on; 1 to 16) |
@@ -93,13 +94,29 @@ same variables, on a node's own ``/v1`` endpoints.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from LLM_Mesh.config_env import (
+    LOG_FORMATS as LOG_FORMATS,  # (its home before)
+)
+from LLM_Mesh.config_env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_limit,
+    env_limits,
+    env_path,
+    env_seconds_up_to,
+    env_stream_interval,
+    env_whole,
+    env_witness_urls,
+    env_witnesses,
+    log_format,
+)
 from LLM_Mesh.core.anonymous_inflight import DEFAULT_ANONYMOUS_IN_FLIGHT
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, parse_share
 from LLM_Mesh.core.browser_origin import parse_local_names
@@ -108,6 +125,7 @@ from LLM_Mesh.core.canary_prompts import parse_prompts_mode
 from LLM_Mesh.core.failover import MAX_ATTEMPTS_TOP as MAX_ATTEMPTS_TOP  # (core/failover.py)
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
+from LLM_Mesh.core.previous_window import PREVIOUS_KEY_TOKENS_S, PREVIOUS_KEY_TOKENS_TOP_S
 from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.core.registry_urls import split_urls as split_urls  # (its home before)
 from LLM_Mesh.core.retention import CUT_RECEIPT_DAYS, REQUEST_LOG_DAYS, SETTLEMENT_DAYS
@@ -116,7 +134,7 @@ from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.tls import NodeTransport
-from LLM_Mesh.core.validation import ascii_digits
+from LLM_Mesh.database_url import normalize_database_url as normalize_database_url
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -141,173 +159,12 @@ DEFAULT_LEDGER_READ_ROWS_TOTAL = 3_000_000
 DEFAULT_ANONYMOUS_TOTAL_RPM = 6000
 DEFAULT_REWARD_RATE = 100_000  # micro-NetworkTokens per hour of healthy availability
 DEFAULT_REWARD_PERIOD_S = 3600
-LOG_FORMATS = ("text", "json")
 DEFAULT_NETWORK_FEE_BPS = 500  # 5 %
 DEFAULT_POOL_DAILY_BUDGET = 100_000_000  # micro-NetworkTokens: 100 NetworkTokens a day
-
-
-def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
-    """A per-minute limit from ``env[key]``: a whole number, ``0`` for none; else ``default``."""
-    raw = (env.get(key) or "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a whole number (0: no limit), got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{key} must be >= 0 (0: no limit), got {raw!r}")
-    return value or None
-
-
-def _float(env: Mapping[str, str], key: str, default: float, *, zero_is_off: bool = False) -> float:
-    """A positive, finite number of seconds from ``env[key]``, or ``default``; with
-    ``zero_is_off``, 0 too (it turns the setting off)."""
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a number, got {raw!r}") from None
-    if zero_is_off and math.isfinite(value) and value == 0:
-        return 0.0
-    if not math.isfinite(value) or value <= 0:
-        bound = "a number >= 0 (0: off)" if zero_is_off else "a positive number"
-        raise ValueError(f"{key} must be {bound}, got {raw!r}")
-    return value
-
-
-def _stream_interval(env: Mapping[str, str]) -> float | None:
-    """``LLM_MESH_STREAM_INTERVAL_S``: seconds, 0 to 1; None when unset."""
-    key = "LLM_MESH_STREAM_INTERVAL_S"
-    if (env.get(key) or "").strip() == "":
-        return None
-    value = _float(env, key, 0.0, zero_is_off=True)
-    if value > 1.0:
-        raise ValueError(f"{key} must be between 0 and 1 (seconds), got {env[key]!r}")
-    return value
-
-
-def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
-    """``1/true/yes/on`` or ``0/false/no/off`` (any case) from ``env[key]``, or ``default``."""
-    raw = (env.get(key) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{key} must be true or false, got {env.get(key)!r}")
-
-
-def _log_format(value: str | None) -> str:
-    """``text`` or ``json`` (any case); empty: ``text``."""
-    fmt = (value or "").strip().lower() or "text"
-    if fmt not in LOG_FORMATS:
-        raise ValueError(f"LLM_MESH_LOG_FORMAT must be text or json, got {value!r}")
-    return fmt
-
-
-def _path(value: str | None) -> Path | None:
-    """A file path (``~`` expanded); empty: none."""
-    text = (value or "").strip()
-    return Path(text).expanduser() if text else None
-
-
-def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
-    """A whole number >= 0 (at most ``top``) from ``env[key]``, or ``default``."""
-    raw = (env.get(key) or "").strip().replace("_", "")
-    if raw == "":
-        return default
-    if not ascii_digits(raw) or (top is not None and int(raw) > top):
-        bound = f" (0 to {top})" if top is not None else " (>= 0)"
-        raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
-    return int(raw)
-
-
-def _int(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
-    """A whole number >= 1 (at most ``top``) from ``env[key]`` (``"3"`` or ``"3.0"``), or
-    ``default``."""
-    value = _float(env, key, default)
-    if value != int(value) or (top is not None and value > top):
-        bound = f" (1 to {top})" if top is not None else ""
-        raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
-    return int(value)
-
-
 # the community pool's daily budget, µNT: 10^13 (ten million NetworkTokens a day; a century of
 # top-ups stays far inside the ledger's 64-bit amounts) (found 2026-12-04: a budget past
 # 2^63 failed every top-up)
 POOL_DAILY_BUDGET_TOP = 10**13
-
-
-_LIMIT_ENV = {
-    "max_body_bytes": "LLM_MESH_MAX_BODY_BYTES",
-    "max_json_depth": "LLM_MESH_MAX_JSON_DEPTH",
-    "max_json_containers": "LLM_MESH_MAX_JSON_CONTAINERS",
-    "max_messages": "LLM_MESH_MAX_MESSAGES",
-    "max_content_chars": "LLM_MESH_MAX_CONTENT_CHARS",
-    "max_n": "LLM_MESH_MAX_N",
-    "max_stop": "LLM_MESH_MAX_STOP",
-    "max_stop_chars": "LLM_MESH_MAX_STOP_CHARS",
-}
-
-
-def _limits(env: Mapping[str, str]) -> RequestLimits:
-    """The request limits: each ``LLM_MESH_MAX_*`` variable set, else its default."""
-    default = RequestLimits()
-    return RequestLimits(
-        **{name: _int(env, key, getattr(default, name)) for name, key in _LIMIT_ENV.items()}
-    )
-
-
-def _witnesses(env: Mapping[str, str]) -> tuple[str, ...]:
-    """``LLM_MESH_LEDGER_WITNESSES``: witness key texts, ``,``-separated, each checked."""
-    texts = tuple(t.strip() for t in (env.get("LLM_MESH_LEDGER_WITNESSES") or "").split(","))
-    out = tuple(t for t in texts if t)
-    if not out:
-        return out
-    # imported here: config is read by the node's hardware detection under a bare system
-    # Python (setup-node-operator.sh --dry-run), which has no `cryptography`
-    from LLM_Mesh.core.witness import BadCosignature, parse_vkey
-
-    for t in out:
-        try:
-            parse_vkey(t)
-        except BadCosignature as exc:
-            raise ValueError(f"LLM_MESH_LEDGER_WITNESSES: {exc}") from None
-    return out
-
-
-def _witness_urls(env: Mapping[str, str]) -> tuple[str, ...]:
-    """``LLM_MESH_LEDGER_WITNESS_URLS``: witnesses' submission prefixes, ``,``-separated,
-    each a strict http(s) URL (``core/netguard.parse_node_url``: no user info, query or
-    fragment; not ending in ``/add-checkpoint``, which the pusher adds); only with ``LLM_MESH_LEDGER_WITNESSES`` (else every cosignature would be
-    thrown away)."""
-    urls = split_urls(env.get("LLM_MESH_LEDGER_WITNESS_URLS") or "")
-    if not urls:
-        return urls
-    from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
-
-    for u in urls:
-        try:
-            parse_node_url(u)
-        except NodeUrlError as exc:
-            raise ValueError(f"LLM_MESH_LEDGER_WITNESS_URLS: {u[:100]!r}: {exc}") from None
-        if u.endswith("/add-checkpoint"):  # the URL `ledger witness --listen` prints
-            prefix = u.removesuffix("/add-checkpoint")[:100]
-            raise ValueError(
-                f"LLM_MESH_LEDGER_WITNESS_URLS: {u[:100]!r} is the witness's POST URL: give "
-                f"its submission prefix, without /add-checkpoint ('{prefix}'), which the "
-                "registry adds itself"
-            )
-    if not _witnesses(env):
-        raise ValueError(
-            "LLM_MESH_LEDGER_WITNESS_URLS needs LLM_MESH_LEDGER_WITNESSES: the key texts of "
-            "the witnesses whose cosignatures the registry keeps"
-        )
-    return urls
 
 
 @dataclass(frozen=True)
@@ -330,6 +187,8 @@ class Settings:
     # the registry's whole stop, signal to exit, when a step is stuck (core/shutdown.py; 0: none)
     registry_shutdown_s: float = DEFAULT_REGISTRY_SHUTDOWN_S
     node_forget_s: float = 86400.0  # quiet this long: out of memory (registry/node_forget.py)
+    # a rotation's previous key's beat tokens are taken this long (core/previous_window.py)
+    previous_key_window_s: float = PREVIOUS_KEY_TOKENS_S
     sdk_retry_window_s: float = DEFAULT_WINDOW_S  # a keyed SDK retry's window (sdk_retry.py)
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
@@ -440,98 +299,110 @@ class Settings:
             registry_url=",".join(registry_url_list(given, "LLM_MESH_REGISTRY_URL")),
             registry_source="LLM_MESH_REGISTRY_URL" if given else "",
             database_url=env.get("LLM_MESH_DATABASE_URL") or None,
-            heartbeat_interval_s=_float(env, "LLM_MESH_HEARTBEAT_S", 10.0),
-            missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
-            health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
-            request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
-            stream_min_rate=_float(
+            heartbeat_interval_s=env_float(env, "LLM_MESH_HEARTBEAT_S", 10.0),
+            missed_heartbeats=env_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
+            health_check_interval_s=env_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
+            request_timeout_s=env_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
+            stream_min_rate=env_float(
                 env, "LLM_MESH_STREAM_MIN_RATE", DEFAULT_MIN_RATE, zero_is_off=True
             ),
-            stream_grace_s=_float(
+            stream_grace_s=env_float(
                 env, "LLM_MESH_STREAM_GRACE_S", DEFAULT_GRACE_S, zero_is_off=True
             ),
-            node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
-            node_forget_s=_float(env, "LLM_MESH_NODE_FORGET_S", 86400.0),
-            registry_shutdown_s=_float(
+            node_shutdown_s=env_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
+            node_forget_s=env_float(env, "LLM_MESH_NODE_FORGET_S", 86400.0),
+            previous_key_window_s=env_seconds_up_to(
+                env,
+                "LLM_MESH_PREVIOUS_KEY_WINDOW_S",
+                PREVIOUS_KEY_TOKENS_S,
+                top=PREVIOUS_KEY_TOKENS_TOP_S,
+            ),
+            registry_shutdown_s=env_float(
                 env, "LLM_MESH_REGISTRY_SHUTDOWN_S", DEFAULT_REGISTRY_SHUTDOWN_S, zero_is_off=True
             ),
-            sdk_retry_window_s=_float(
+            sdk_retry_window_s=env_float(
                 env, "LLM_MESH_SDK_RETRY_WINDOW_S", DEFAULT_WINDOW_S, zero_is_off=True
             ),
-            max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3, top=MAX_ATTEMPTS_TOP),
-            max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
-            allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
-            max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
+            max_attempts=env_int(env, "LLM_MESH_MAX_ATTEMPTS", 3, top=MAX_ATTEMPTS_TOP),
+            max_failovers=env_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
+            allow_private_nodes=env_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
+            max_mesh_body_bytes=env_int(
+                env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES
+            ),
             admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
             operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
-            limits=_limits(env),
+            limits=env_limits(env),
             ledger_origin=(env.get("LLM_MESH_LEDGER_ORIGIN") or "").strip()
             or "llm-mesh.local/ledger",
-            ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
-            accept_ledger_rollback=_bool(env, "LLM_MESH_ACCEPT_LEDGER_ROLLBACK", False),
-            ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
-            ledger_witnesses=_witnesses(env),
-            ledger_witness_urls=_witness_urls(env),
-            anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
-            anonymous_total_rpm=_limit(
+            ledger_checkpoint_every=env_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
+            accept_ledger_rollback=env_bool(env, "LLM_MESH_ACCEPT_LEDGER_ROLLBACK", False),
+            ledger_checkpoint_interval_s=env_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
+            ledger_witnesses=env_witnesses(env),
+            ledger_witness_urls=env_witness_urls(env),
+            anonymous_rpm=env_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
+            anonymous_total_rpm=env_limit(
                 env, "LLM_MESH_ANONYMOUS_TOTAL_RPM", DEFAULT_ANONYMOUS_TOTAL_RPM
             ),
-            anonymous_in_flight=_limit(
+            anonymous_in_flight=env_limit(
                 env, "LLM_MESH_ANONYMOUS_IN_FLIGHT", DEFAULT_ANONYMOUS_IN_FLIGHT
             ),
             anonymous_share=parse_share(env.get("LLM_MESH_ANONYMOUS_SHARE")),
-            ledger_read_rows_per_min=_limit(
+            ledger_read_rows_per_min=env_limit(
                 env, "LLM_MESH_LEDGER_READ_ROWS_PER_MIN", DEFAULT_LEDGER_READ_ROWS
             ),
-            ledger_read_rows_total_per_min=_limit(
+            ledger_read_rows_total_per_min=env_limit(
                 env, "LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN", DEFAULT_LEDGER_READ_ROWS_TOTAL
             ),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
-            stream_max_s=_float(env, "LLM_MESH_STREAM_MAX_S", 0.0) or None,
-            require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
-            allow_plain_http_nodes=_bool(env, "LLM_MESH_ALLOW_PLAIN_HTTP_NODES", False),
+            stream_max_s=env_float(env, "LLM_MESH_STREAM_MAX_S", 0.0) or None,
+            require_tls=env_bool(env, "LLM_MESH_REQUIRE_TLS", False),
+            allow_plain_http_nodes=env_bool(env, "LLM_MESH_ALLOW_PLAIN_HTTP_NODES", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
-            allow_http_first_use=_bool(env, "LLM_MESH_ALLOW_HTTP_FIRST_USE", False),
-            reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
-            reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
-            reward_simulated=_bool(env, "LLM_MESH_REWARD_SIMULATED", False),
-            reward_uptime_nodes=_whole(env, "LLM_MESH_REWARD_UPTIME_NODES", UPTIME_NODES),
-            reward_start_close_s=_float(
+            allow_http_first_use=env_bool(env, "LLM_MESH_ALLOW_HTTP_FIRST_USE", False),
+            reward_rate=env_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
+            reward_period_s=env_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
+            reward_simulated=env_bool(env, "LLM_MESH_REWARD_SIMULATED", False),
+            reward_uptime_nodes=env_whole(env, "LLM_MESH_REWARD_UPTIME_NODES", UPTIME_NODES),
+            reward_start_close_s=env_float(
                 env, "LLM_MESH_REWARD_START_CLOSE_S", START_CLOSE_S, zero_is_off=True
             ),
-            request_log_keep_days=_whole(env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", REQUEST_LOG_DAYS),
-            settlement_keep_days=_whole(env, "LLM_MESH_SETTLEMENT_KEEP_DAYS", SETTLEMENT_DAYS),
-            cut_receipt_keep_days=_whole(env, "LLM_MESH_CUT_RECEIPT_KEEP_DAYS", CUT_RECEIPT_DAYS),
-            node_keep_days=_whole(env, "LLM_MESH_NODE_KEEP_DAYS", 30),
-            metrics=_bool(env, "LLM_MESH_METRICS", True),
-            metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
+            request_log_keep_days=env_whole(
+                env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", REQUEST_LOG_DAYS
+            ),
+            settlement_keep_days=env_whole(env, "LLM_MESH_SETTLEMENT_KEEP_DAYS", SETTLEMENT_DAYS),
+            cut_receipt_keep_days=env_whole(
+                env, "LLM_MESH_CUT_RECEIPT_KEEP_DAYS", CUT_RECEIPT_DAYS
+            ),
+            node_keep_days=env_whole(env, "LLM_MESH_NODE_KEEP_DAYS", 30),
+            metrics=env_bool(env, "LLM_MESH_METRICS", True),
+            metrics_public=env_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
             metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,
             local_names=parse_local_names(env.get("LLM_MESH_LOCAL_NAMES") or ""),
             trusted_peers=tuple(
                 str(n) for n in parse_trusted_peers(env.get("LLM_MESH_TRUSTED_PEERS") or "")
             ),
-            stream_interval_s=_stream_interval(env),
-            log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
-            log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
+            stream_interval_s=env_stream_interval(env),
+            log_format=log_format(env.get("LLM_MESH_LOG_FORMAT")),
+            log_requests=env_bool(env, "LLM_MESH_LOG_REQUESTS", True),
             redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,
             # glibc read an operator's MALLOC_ARENA_MAX at start: leave it be
             malloc_arena_max=0
             if (env.get("MALLOC_ARENA_MAX") or "").strip()
-            else _whole(env, "LLM_MESH_MALLOC_ARENA_MAX", 2),
-            malloc_trim_s=float(_whole(env, "LLM_MESH_MALLOC_TRIM_S", 60)),
-            canary_share=_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
-            canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
-            canary_prompts=_path(env.get("LLM_MESH_CANARY_PROMPTS")),
+            else env_whole(env, "LLM_MESH_MALLOC_ARENA_MAX", 2),
+            malloc_trim_s=float(env_whole(env, "LLM_MESH_MALLOC_TRIM_S", 60)),
+            canary_share=env_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
+            canary_min_interval_s=env_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
+            canary_prompts=env_path(env.get("LLM_MESH_CANARY_PROMPTS")),
             canary_prompts_mode=parse_prompts_mode(env.get("LLM_MESH_CANARY_PROMPTS_MODE")),
             canary_fresh_share=parse_fresh_share(env.get("LLM_MESH_CANARY_FRESH_SHARE")),
-            trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
-            settlement=_bool(env, "LLM_MESH_SETTLEMENT", True),
-            settle_lease=_whole(env, "LLM_MESH_SETTLE_LEASE", 4, top=64),
-            settle_lease_idle_s=_float(env, "LLM_MESH_SETTLE_LEASE_IDLE_S", 1.0),
-            network_fee_bps=_whole(
+            trust_threshold=env_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
+            settlement=env_bool(env, "LLM_MESH_SETTLEMENT", True),
+            settle_lease=env_whole(env, "LLM_MESH_SETTLE_LEASE", 4, top=64),
+            settle_lease_idle_s=env_float(env, "LLM_MESH_SETTLE_LEASE_IDLE_S", 1.0),
+            network_fee_bps=env_whole(
                 env, "LLM_MESH_NETWORK_FEE_BPS", DEFAULT_NETWORK_FEE_BPS, top=10_000
             ),
-            pool_daily_budget=_whole(
+            pool_daily_budget=env_whole(
                 env,
                 "LLM_MESH_POOL_DAILY_BUDGET",
                 DEFAULT_POOL_DAILY_BUDGET,
@@ -545,7 +416,7 @@ class Settings:
         if clean.get("anonymous_rpm") == 0:  # a flag's 0: no limit
             clean["anonymous_rpm"] = None
         if "log_format" in clean:
-            clean["log_format"] = _log_format(str(clean["log_format"]))
+            clean["log_format"] = log_format(str(clean["log_format"]))
         out = replace(s, **clean) if clean else s
         if out.database_url:  # a path or a typo: said now, not as SQLAlchemy's traceback
             normalize_database_url(out.database_url)
@@ -580,21 +451,3 @@ class Settings:
     def heartbeat_expiry_s(self) -> float:
         """A node that has not sent a heartbeat for this long leaves routing."""
         return self.heartbeat_interval_s * self.missed_heartbeats
-
-
-def normalize_database_url(url: str) -> str:
-    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async driver;
-    ``ValueError`` saying how to write one for anything else (e.g. a bare file path)."""
-    if "://" not in url:
-        raise ValueError(
-            f"database URL {url!r} is not a URL: write a SQLite file as sqlite:///{url} "
-            "(the default store: sqlite:///$LLM_MESH_HOME/registry.db), PostgreSQL as "
-            "postgresql://USER@HOST/DB"
-        )
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        return "postgresql+asyncpg://" + url[len("postgresql://") :]
-    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-    return url

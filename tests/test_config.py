@@ -436,3 +436,17 @@ def test_stream_floor_defaults_and_env() -> None:
 def test_stream_floor_bad_values_raise(raw: str) -> None:
     with pytest.raises(ValueError, match="LLM_MESH_STREAM_MIN_RATE"):
         Settings.from_env({"LLM_MESH_STREAM_MIN_RATE": raw})
+
+
+def test_the_previous_keys_window_is_more_than_0_and_at_most_a_day() -> None:
+    """``LLM_MESH_PREVIOUS_KEY_WINDOW_S`` (rot42; the constant ``PREVIOUS_KEY_TOKENS_S``
+    before): the default 15 minutes, a day at most, nothing that is not a positive number."""
+    env = "LLM_MESH_PREVIOUS_KEY_WINDOW_S"
+    assert Settings.from_env({}).previous_key_window_s == 900.0
+    assert Settings.from_env({env: "60"}).previous_key_window_s == 60.0
+    assert Settings.from_env({env: "86400"}).previous_key_window_s == 86400.0
+    with pytest.raises(ValueError, match=rf"{env} must be more than 0 and at most 86400"):
+        Settings.from_env({env: "86401"})
+    for bad in ("0", "-5", "nan", "inf", "soon"):
+        with pytest.raises(ValueError, match=env):
+            Settings.from_env({env: bad})

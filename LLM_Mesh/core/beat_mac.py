@@ -38,11 +38,14 @@ way.
 leaked, and whoever holds it could make tokens for every node id (each spending that
 node's 30 verifies a minute, or locking it out: ``registry/beat_tokens.py``) for as long
 as ``registry.key.previous`` stayed. Its tokens are therefore taken only until
-:func:`previous_tokens_until`: :data:`PREVIOUS_KEY_TOKENS_S` after the rotation began at
-this replica (``registry/gateway_key.previous_key_since``: the first start with that
-previous key, kept in ``registry.key.previous.since``, so a later restart does not reopen
-it, and nothing a holder of the old key sends can move it). Past it they are refused as any
-other key's; the previous key still signs the rotation statement (``key_history.py``).
+:func:`previous_tokens_until` (``core/previous_window.py``): ``previous_key_window_s``
+(``LLM_MESH_PREVIOUS_KEY_WINDOW_S``, default :data:`PREVIOUS_KEY_TOKENS_S`, 15 minutes; at
+most a day, rot42) after the rotation began at this replica
+(``registry/gateway_key.previous_key_since``: the first start with that previous key, kept
+in ``registry.key.previous.since``, so a later restart does not reopen it, and nothing a
+holder of the old key sends can move it; where that stamp cannot be kept, a home that cannot
+be written, no window is opened at all, rot42). Past it they are refused as any other
+key's; the previous key still signs the rotation statement (``key_history.py``).
 
 ``cryptography``'s HKDF and the standard library's HMAC; nothing is hand-made.
 """
@@ -56,6 +59,8 @@ import os
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.b64url import decode, encode
+from LLM_Mesh.core.previous_window import PREVIOUS_KEY_TOKENS_S as PREVIOUS_KEY_TOKENS_S
+from LLM_Mesh.core.previous_window import previous_tokens_until as previous_tokens_until
 from LLM_Mesh.core.scope_names import ScopeNames
 
 __all__ = [
@@ -72,19 +77,6 @@ _EXPIRY_BYTES = 5
 _MAC_BYTES = 32
 _TOKEN_BYTES = 1 + _EXPIRY_BYTES + _MAC_BYTES
 TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # 51, unpadded
-# how long after a rotation began at a replica the previous key's tokens are taken there:
-# a rolling restart in one pass (docs/deploy.md) takes minutes, and the tokens the replicas
-# still on the old key made live 2 heartbeat expiries (60 s by default) after the last of
-# them restarts; past it a node with such a token, during a flood only, registers again
-# once (as with any unknown key's token). Shorter is better for a leaked old key.
-PREVIOUS_KEY_TOKENS_S = 15 * 60.0
-
-
-def previous_tokens_until(since: float, now: float) -> float:
-    """When the previous key's tokens stop being taken: :data:`PREVIOUS_KEY_TOKENS_S` after
-    ``since`` (the rotation's start here), never later than that after ``now`` (a time
-    ahead of the clock, e.g. a file written under a wrong clock, extends nothing)."""
-    return min(since, now) + PREVIOUS_KEY_TOKENS_S
 
 
 class BeatMac:

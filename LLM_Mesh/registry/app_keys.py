@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_seal import AnswerSeal
-from LLM_Mesh.core.beat_mac import PREVIOUS_KEY_TOKENS_S, BeatMac, previous_tokens_until
+from LLM_Mesh.core.beat_mac import BeatMac, previous_tokens_until
 from LLM_Mesh.core.gateway_auth import GatewaySigner, registry_id_for
 from LLM_Mesh.core.identity import public_key_of
+from LLM_Mesh.core.previous_window import check_previous_window
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.revocation_proof import RevocationSigner
@@ -63,6 +64,9 @@ async def start_keys(
 ) -> Ed25519PrivateKey:
     """Set up ``runtime``'s signers (and ``health``'s registry id) from the registry key,
     settle the admin key; returns the registry key (the ledger's checkpoints sign with it)."""
+    # a window past its bounds, settings built in code too: refused at every start, not
+    # only at a rotation's (core/previous_window.py)
+    check_previous_window(settings.previous_key_window_s)
     # one registry key (``$LLM_MESH_HOME/registry.key``, or injected): it signs what
     # the gateway forwards and the ledger's checkpoints, each with its own prefix
     key = gateway_key
@@ -93,10 +97,12 @@ async def start_keys(
         previous = None  # the current key itself (key_history.py warns)
     until = None
     if previous is not None:  # for a while after the rotation began here only (rot41)
-        now = wall_clock()
+        now, window_s = wall_clock(), settings.previous_key_window_s
+        # None: that start cannot be kept (a read-only home): no window at all (rot42)
         since = await asyncio.to_thread(previous_key_since, settings.home, previous, now)
-        until = previous_tokens_until(since, now)
-        _log_previous_window(until, now)
+        until = previous_tokens_until(since, now, window_s)
+        if since is not None:  # else previous_key_since said why
+            _log_previous_window(until, now, window_s)
     staged = await asyncio.to_thread(load_existing_registry_key, next_key_path(settings))
     if staged is not None and staged.private_bytes_raw() == key.private_bytes_raw():
         staged = None  # switched to already: the current key
@@ -142,14 +148,14 @@ def _same(a: Ed25519PrivateKey, b: Ed25519PrivateKey) -> bool:
     return a.private_bytes_raw() == b.private_bytes_raw()
 
 
-def _log_previous_window(until: float, now: float) -> None:
+def _log_previous_window(until: float, now: float, window_s: float) -> None:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
     if now < until:
         log.info(
             "beat tokens made under registry.key.previous are taken until %s (%s after the "
             "rotation began here: registry.key.previous.since), then no longer",
             when,
-            f"{PREVIOUS_KEY_TOKENS_S / 60:g} minutes",
+            f"{window_s / 60:g} minutes",
         )
     else:
         log.info(

@@ -32,8 +32,8 @@ replica and ``--workers`` worker of the registry (they share ``registry.key``) u
 :data:`TOKEN_LIFETIME_HEARTBEATS` heartbeat expiries after it was made (beatkey39; before,
 each process's tokens were random and its own, so a node whose beats reached another
 replica was told to register again); mid-rotation a replica given ``registry.key.previous``
-takes the previous key's tokens too, for ``PREVIOUS_KEY_TOKENS_S`` after the rotation
-began there (rot41: then no longer, said once), and makes its own under the new key
+takes the previous key's tokens too, for ``previous_key_window_s`` after the rotation
+began there (rot41: then no longer, said once; none where that start cannot be kept, rot42), and makes its own under the new key
 (``core/beat_mac.py``, beatrot40). What is kept per process is only which nodes send
 tokens back: one entry per node id, written only after a message verified (or a
 registration was accepted) and dropped when the node is forgotten (``node_forget.py``),
@@ -103,7 +103,7 @@ class BeatTokens:
             self._previous_told = True
             log.warning(
                 "beat tokens made under registry.key.previous are no longer taken (its window "
-                "after the rotation is over: core/beat_mac.PREVIOUS_KEY_TOKENS_S); it still "
+                "after the rotation is over: LLM_MESH_PREVIOUS_KEY_WINDOW_S); it still "
                 "signs the rotation statement, and may be removed once every replica started"
             )
         if not self._mac.holds(node_id, token, now):

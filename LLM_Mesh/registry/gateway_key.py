@@ -21,8 +21,10 @@ moves its pin at its next registration. Each such statement is kept in
 node several rotations behind (at most 16) follows too; the previous key may go once
 its statement is kept there. It signs nothing else; while it is there, nodes' beat tokens
 made under it are taken too (``core/beat_mac.py``: replicas restarted on the new key take
-those of the replicas not yet restarted), for ``PREVIOUS_KEY_TOKENS_S`` (15 minutes) from
-the first start with it (:func:`previous_key_since`, rot41), then no longer. Staged
+those of the replicas not yet restarted), for ``previous_key_window_s``
+(``LLM_MESH_PREVIOUS_KEY_WINDOW_S``, 15 minutes by default) from the first start with it
+(:func:`previous_key_since`, rot41), then no longer; not at all where that start cannot be
+kept (a home that cannot be written and no ``registry.key.previous.since``, rot42). Staged
 before the switch as ``registry.key.next`` on every replica, the new key's beat tokens are
 taken by the replicas not yet switched too (``core/beat_mac.py``, rot41); it signs nothing.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -72,12 +75,22 @@ def load_previous_registry_key(path: Path) -> Ed25519PrivateKey | None:
     return load_existing_registry_key(path)
 
 
-def previous_key_since(home: Path, previous: Ed25519PrivateKey, now: float) -> float:
+def previous_key_since(
+    home: Path,
+    previous: Ed25519PrivateKey,
+    now: float,
+    write: Callable[[Path, bytes], None] = replace_file,
+) -> float | None:
     """When this replica first started with ``previous`` as ``registry.key.previous``: kept
     in ``registry.key.previous.since`` (JSON: that key's public key and the time; mode
-    0600), written at that first start and again only for another previous key (the next
-    rotation), so a restart does not move it and nothing a holder of the old key can send
-    does. A file that cannot be read or written: ``now`` (this start), with a WARNING."""
+    0600), written (``write``) at that first start and again only for another previous key
+    (the next rotation), so a restart does not move it and nothing a holder of the old key
+    can send does. An operator may write it beside the key (a home mounted read-only).
+
+    ``None`` where it is not there for ``previous`` (or unreadable) and cannot be written
+    (a read-only home, a full disk), with a WARNING: ``now`` would open a window at each start
+    for as long as the previous key is kept (found 2026-12-07, rot42), so the caller opens
+    none (``core/previous_window.previous_tokens_until``)."""
     path = home / SINCE_FILE
     public = encode_public_key(public_key_of(previous))
     try:
@@ -89,16 +102,21 @@ def previous_key_since(home: Path, previous: Ed25519PrivateKey, now: float) -> f
         pass
     except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
         log.warning("%s is unreadable (%s): written again", path, exc)
+    body = {"previous_public_key": public, "since": now}
     try:
-        body = {"previous_public_key": public, "since": now}
-        replace_file(path, (json.dumps(body) + "\n").encode())
+        write(path, (json.dumps(body) + "\n").encode())
     except OSError as exc:
         log.warning(
-            "cannot keep when the rotation began in %s (%s): the previous key's beat tokens "
-            "are taken for a while from this start",
+            "cannot keep when the rotation began in %s (%s): beat tokens made under "
+            "registry.key.previous are not taken at all (each start would take them for a "
+            "window of its own); to take them during a rolling rotation, make %s writable "
+            "or write that file beside the key, e.g. %s",
             path,
             exc,
+            home,
+            json.dumps(body),
         )
+        return None
     return now
 
 

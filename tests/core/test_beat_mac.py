@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -12,6 +14,7 @@ from LLM_Mesh.core.beat_mac import (
     BeatMac,
     previous_tokens_until,
 )
+from LLM_Mesh.core.previous_window import PREVIOUS_KEY_TOKENS_TOP_S, check_previous_window
 from LLM_Mesh.node.beat_token import _FORM
 
 NOW = 1_800_000_000.0
@@ -102,3 +105,19 @@ def test_a_staged_key_s_tokens_are_taken_and_none_made() -> None:
     assert not switched.holds("node-a", made, NOW)  # made under the current key, not staged
     third = BeatMac.of_registry_key(Ed25519PrivateKey.generate()).make("node-a", NOW + 60)
     assert not behind.holds("node-a", third, NOW)
+
+
+def test_a_since_not_kept_opens_no_window_and_the_window_is_bounded() -> None:
+    """rot42: ``since`` None (a home that cannot keep it) takes no previous-key token; the
+    window is the setting's, more than 0 and at most a day."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    until = previous_tokens_until(None, NOW)
+    assert until == NOW
+    token = BeatMac.of_registry_key(old).make("node-a", NOW + 60)
+    assert not BeatMac.of_registry_key(new, old, until).holds("node-a", token, NOW)
+    assert previous_tokens_until(NOW - 30, NOW, 60.0) == NOW + 30
+    assert previous_tokens_until(NOW, NOW, PREVIOUS_KEY_TOKENS_TOP_S) == NOW + 86400
+    for bad in (0.0, -1.0, PREVIOUS_KEY_TOKENS_TOP_S + 1, math.inf, math.nan):
+        with pytest.raises(ValueError, match="previous_key_window_s must be"):
+            previous_tokens_until(NOW, NOW, bad)
+    assert check_previous_window(60) == 60.0
