@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-from LLM_Mesh.registry.start_retry import log_failed_round
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["BatchWriter", "DropOnFailure", "FailurePolicy", "RetryOnFailure"]
@@ -65,8 +65,9 @@ class FailurePolicy(Protocol[T]):
 class DropOnFailure(Generic[T]):
     """A failed batch is dropped (counted by the writer) and logged with its count
     (``start_retry.log_failed_round``: a lost or refused database connection in one WARNING
-    line, anything else with the error's traceback at ERROR); a full queue drops the value
-    submitted. ``what``: the values' name in the log ("requests")."""
+    line, anything else with the error's traceback at ERROR; a run of failed batches past
+    60 s one ERROR, its end one INFO: ``failed_rounds.RoundLog``); a full queue drops the
+    value submitted. ``what``: the values' name in the log ("requests")."""
 
     retries = False
     drop_oldest = False
@@ -74,12 +75,13 @@ class DropOnFailure(Generic[T]):
     def __init__(self, what: str, logger: logging.Logger) -> None:
         self.what = what
         self.log = logger
+        self.round_log = RoundLog(logger, f"the {what} writer")  # an ERROR past 60 s failing
 
     def failed(self, batch: list[T], exc: Exception) -> None:
-        log_failed_round(self.log, exc, f"could not record {len(batch)} {self.what}", "dropped")
+        self.round_log.failed(exc, f"could not record {len(batch)} {self.what}", "dropped")
 
     def written(self, batch: list[T]) -> None:
-        pass
+        self.round_log.ok()
 
     def dropped(self, value: T, why: str) -> None:
         pass

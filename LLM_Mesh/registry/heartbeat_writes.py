@@ -14,8 +14,10 @@ database the next gathers, and goes as soon as the first is back.
   key not yet in memory: every node once after a replica starts) goes in batches too
   (one ``SELECT ... IN``). Everything else is the store's.
 - :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
-  known to the table, which is what decides the answer); a failed batch is logged and
-  the next heartbeat writes again. ``flush`` at shutdown.
+  known to the table, which is what decides the answer); a failed batch is dropped
+  (not put back) and logged with its count, and each node's next heartbeat writes its
+  time and state again (:data:`DROPPED`); a run of failed batches past 60 s is one ERROR,
+  its end one INFO (``failed_rounds.RoundLog``). ``flush`` at shutdown.
 """
 
 from __future__ import annotations
@@ -27,12 +29,21 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, cast
 
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
-from LLM_Mesh.registry.start_retry import log_failed_round
 
-__all__ = ["HeartbeatWriter", "SeqBatcher", "batches_heartbeats"]
+__all__ = ["DROPPED", "HeartbeatWriter", "SeqBatcher", "batches_heartbeats"]
 
 log = logging.getLogger(__name__)
+
+# What became of a failed batch (``HeartbeatWriter._flush``: nothing puts it back; the
+# store's ``heartbeat_credit`` credits a node's next heartbeat with the time since its last
+# one recorded, at most its ``credit_limit_s``: the heartbeat expiry or less). Found 2026-12-07
+# (session 42's note): the WARNING did not say.
+DROPPED = (
+    "dropped, not written again: each node's next heartbeat records its time and state, "
+    "its uptime since the last one recorded credited up to the heartbeat expiry"
+)
 
 
 def batches_heartbeats(store: Any) -> bool:
@@ -160,6 +171,7 @@ class HeartbeatWriter(_Batches):
         self._touch: Callable[..., Awaitable[None]] = cast(Any, store).touch_heartbeats
         self.heard_by = heard_by  # this replica: its node poll skips what it wrote
         self.failed_batches = 0
+        self.round_log = RoundLog(log, "heartbeat writer")  # a run of failed batches, said
 
     def touch(
         self,
@@ -190,4 +202,7 @@ class HeartbeatWriter(_Batches):
                 await self._touch(rows, self.heard_by)
         except Exception as exc:
             self.failed_batches += 1
-            log_failed_round(log, exc, f"could not record {len(latest)} heartbeats in the store")
+            what = f"could not record {len(batch)} heartbeats ({len(latest)} nodes) in the store"
+            self.round_log.failed(exc, what, DROPPED)
+        else:
+            self.round_log.ok()

@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.serialization import (
 
 from LLM_Mesh.core.checkpoint import Checkpoint, sign_checkpoint
 from LLM_Mesh.core.gossip import EXPORT_FORMAT, export
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["Checkpointer", "public_key_text"]
@@ -74,6 +74,7 @@ class Checkpointer:
         self._published = False
         self._appended = False
         self._wake = asyncio.Event()
+        self.round_log = RoundLog(log, "ledger checkpointer", wall_clock=wall_clock)
         self._signing = asyncio.Lock()  # the loop's, stop()'s and an API call's, one at a time
         self._task: asyncio.Task[None] | None = None
         # told of each checkpoint this process signs and stores (the witness pusher's
@@ -147,7 +148,9 @@ class Checkpointer:
             try:
                 await self.checkpoint()
             except Exception as exc:  # a bad moment of the database must not end the loop
-                log_failed_round(log, exc, "ledger checkpoint failed", "trying again later")
+                self.round_log.failed(exc, "ledger checkpoint failed", "trying again later")
+            else:
+                self.round_log.ok()
 
     def start(self) -> None:
         if self._task is None:

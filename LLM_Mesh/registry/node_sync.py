@@ -79,12 +79,12 @@ from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import CheckRecord, NodeRecord, ReplicaState
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.snapshot import entry_from_record, stored_pin_known
-from LLM_Mesh.registry.start_retry import log_failed_round
 
 # the clock a step of the wall clock is told against: Linux's boot-time clock counts a
 # suspended machine's sleep as the wall clock does, where ``time.monotonic`` stops (a VM
@@ -397,6 +397,8 @@ class StoreHealthLeases:
         self.holder = holder  # this replica's id (its beat's row says whether it lives)
         self._wall = wall_clock
         self.dead_after_s = dead_after_s
+        self.claim_log = RoundLog(log, "health-check leases", wall_clock=wall_clock)
+        self.record_log = RoundLog(log, "health-check results", wall_clock=wall_clock)
 
     async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]:
         now = self._wall()
@@ -408,10 +410,10 @@ class StoreHealthLeases:
                 alive_since=alive_since,
             )  # fmt: skip
         except Exception as exc:
-            log_failed_round(
-                log, exc, "health-check leases: the store failed", "checking every node here"
-            )
+            what = "health-check leases: the store failed"
+            self.claim_log.failed(exc, what, "checking every node here")
             return set(node_ids)
+        self.claim_log.ok()
         return set(taken)
 
     @staticmethod
@@ -432,4 +434,6 @@ class StoreHealthLeases:
         try:
             await self.store.record_health_checks(rows)
         except Exception as exc:
-            log_failed_round(log, exc, "health-check results could not be written to the store")
+            self.record_log.failed(exc, "health-check results could not be written to the store")
+        else:
+            self.record_log.ok()

@@ -76,10 +76,10 @@ from LLM_Mesh.core.rewards import (
     uptime_period,
 )
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import NodeRecord, Store
-from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["PeriodReport", "RewardTask", "reward_request_id"]
@@ -160,6 +160,7 @@ class RewardTask:
             raise ValueError("the rate is >= 0, the period >= 1 s, the grace and cap >= 0")
         self.store = store
         self.ledger = ledger
+        self.round_log = RoundLog(log, "reward task", wall_clock=wall_clock)
         self.rate = rate
         self.period_s = period_s
         self.grace_s = grace_s
@@ -482,15 +483,19 @@ class RewardTask:
                 await first
             except Exception as exc:
                 what = "closing the due reward period at start failed"
-                log_failed_round(log, exc, what, "trying again next tick")
+                self.round_log.failed(exc, what, "trying again next tick")
+            else:
+                self.round_log.ok()
             await self._sleep(self.tick_s)
         while True:
             try:
                 await self.close_due()
             except Exception as exc:  # a bug or a database hiccup must not stop the loop
-                log_failed_round(
-                    log, exc, "closing a reward period failed", "trying again next tick"
+                self.round_log.failed(
+                    exc, "closing a reward period failed", "trying again next tick"
                 )
+            else:
+                self.round_log.ok()
             await self._sleep(self.tick_s)
 
     async def close_first(self, bound_s: float = START_CLOSE_S) -> bool:

@@ -26,10 +26,13 @@ starting up", a connect that times out, another service's port) is said in one l
 a supervisor's restart covers a server down at that very moment).
 
 Once serving, the registry's background loops log a failed round through
-:func:`log_failed_round`: a lost or refused connection (:func:`lost_connection`, an expected
-transient on PostgreSQL) in one WARNING line naming the error, anything else at ERROR with its
-traceback (found 2026-12-07, ops41b / loops41: every round a connection was lost logged a
-traceback).
+:func:`log_failed_round`: a lost or refused connection, a timeout or SQLite's lock
+(:func:`store_trouble`, each said as what it is: found 2026-12-07, session 42's note, a timeout
+and a lock were "the database's connection lost"; an expected transient on PostgreSQL) in one
+WARNING line naming the error, anything else at ERROR with its traceback (found 2026-12-07,
+ops41b / loops41: every round a connection was lost logged a traceback); a run of them, an
+outage, is said by the loop's ``failed_rounds.RoundLog``. The start's WARNINGs and its
+``StoreUnavailable`` name the kind too ("timed out", "was locked by another connection").
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ from LLM_Mesh.core.start_wait import StartWait
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.schema_version import SchemaUnknown
 
-__all__ = ["StartRetry", "log_failed_round", "lost_connection", "pg_lost_errors"]
+__all__ = [
+    "LOCKED", "LOST", "TIMED_OUT", "UNAVAILABLE", "StartRetry", "log_failed_round",
+    "lost_connection", "pg_lost_errors", "store_trouble",
+]  # fmt: skip
 
 log = logging.getLogger("LLM_Mesh.registry.app")  # its lines with the start's others
 
@@ -113,19 +119,34 @@ def _refused(e: BaseException, refusals: tuple[type[BaseException], ...]) -> boo
 
 
 def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
-    """Whether ``exc`` is the database's connection lost, refused or broken (worth waiting
-    for), looked for along its causes (SQLAlchemy's wrapper, the driver's error, an error
-    rewrapped ``from``); never for ``SchemaUnknown`` or ``LedgerBehind``, nor for an
-    error of the statement itself (SQLite's "no such table" is an ``OperationalError``
-    too: only its "database is locked" is waited for; a ``StoreUnavailable`` said over
-    another error, as ``ledger_mark.store_behind``'s, is judged by that error, found
-    2026-12-06, review37: a table it may not read was waited for). ``refused_waits=False``: a
-    connection refused (nothing listens, the server is starting up, another service's
-    port) is not."""
+    """Whether ``exc`` is the database's connection lost, refused or broken, a statement or
+    connect timed out, or SQLite's write lock held past its busy timeout (worth waiting
+    for: :func:`store_trouble` names which), looked for along its causes (SQLAlchemy's
+    wrapper, the driver's error, an error rewrapped ``from``); never for ``SchemaUnknown``
+    or ``LedgerBehind``, nor for an error of the statement itself (SQLite's "no such table"
+    is an ``OperationalError`` too: only its "database is locked" is waited for; a
+    ``StoreUnavailable`` said over another error, as ``ledger_mark.store_behind``'s, is
+    judged by that error, found 2026-12-06, review37: a table it may not read was waited
+    for). ``refused_waits=False``: a connection refused (nothing listens, the server is
+    starting up, another service's port) is not."""
+    return store_trouble(exc, refused_waits=refused_waits) is not None
+
+
+LOST, UNAVAILABLE, TIMED_OUT, LOCKED = "lost", "unavailable", "timed out", "locked"
+
+
+def store_trouble(exc: BaseException, *, refused_waits: bool = True) -> str | None:
+    """What :func:`lost_connection` found along ``exc``'s causes: ``LOST`` (a connection
+    lost, refused, reset or invalidated), ``UNAVAILABLE`` (the store's own
+    ``StoreUnavailable``, said by itself), ``TIMED_OUT`` (a bare ``TimeoutError``: a
+    connect or statement not answered in time) or ``LOCKED`` (SQLite's "database is
+    locked"), the first of these that any cause is; ``None``: none (not worth waiting for).
+    Found 2026-12-07 (session 42's note): a timeout and a locked SQLite file were logged as
+    "the database's connection lost"."""
     if isinstance(exc, SchemaUnknown | LedgerBehind):
-        return False
+        return None
     lost, refused, not_lost = _driver_lost(), _refusals(), _driver_said_not_lost()
-    found = False
+    found: set[str] = set()
     todo: list[BaseException | None] = [exc]
     seen: set[int] = set()
     while todo:
@@ -134,28 +155,58 @@ def lost_connection(exc: BaseException, *, refused_waits: bool = True) -> bool:
             continue
         seen.add(id(e))
         if not refused_waits and _refused(e, refused):
-            return False
+            return None
         if isinstance(e, DBAPIError) and e.connection_invalidated:
-            found = True
+            found.add(LOST)
         elif isinstance(e, lost) and isinstance(e, not_lost):
             pass  # a driver's error of the setting or the statement, not the connection
         elif isinstance(e, StoreUnavailable):  # the store's own "busy or gone"; one said
-            found = found or (e.__cause__ is None and e.__context__ is None)  # over another: it
-        elif isinstance(e, (ConnectionError, TimeoutError, *lost)):
-            found = True  # refused, reset, timed out
+            if e.__cause__ is None and e.__context__ is None:  # over another: by that one
+                found.add(UNAVAILABLE)
+        elif isinstance(e, (ConnectionError, *lost)):
+            found.add(LOST)  # refused, reset
+        elif isinstance(e, TimeoutError):
+            found.add(TIMED_OUT)
         elif isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-            found = True  # SQLite's write lock held past its busy timeout, not "no such table"
+            found.add(LOCKED)  # SQLite's write lock held past its busy timeout, not "no such table"
         orig = getattr(e, "orig", None)
         todo += [orig if isinstance(orig, BaseException) else None, e.__cause__, e.__context__]
-    return found
+    return next((kind for kind in (LOST, UNAVAILABLE, TIMED_OUT, LOCKED) if kind in found), None)
 
 
-def log_failed_round(logger: logging.Logger, exc: BaseException, what: str, then: str = "") -> None:
+_ROUND_SAYS = {  # a failed round's words for each kind of store_trouble
+    LOST: "the database's connection lost or refused",
+    UNAVAILABLE: "the database unavailable",
+    TIMED_OUT: "the database timed out",
+    LOCKED: "the database is locked by another connection",
+}
+_START_SAYS = {  # StartRetry's: "the database at <url> ..."
+    LOST: "lost or refused the connection",
+    UNAVAILABLE: "was unavailable",
+    TIMED_OUT: "timed out",
+    LOCKED: "was locked by another connection",
+}
+
+
+def log_failed_round(
+    logger: logging.Logger,
+    exc: BaseException,
+    what: str,
+    then: str = "",
+    *,
+    quiet: bool = False,
+    stacklevel: int = 1,
+) -> bool:
     """A background loop's failed round, in ``logger`` (called in its ``except``): the
-    database's connection lost, refused or broken (:func:`lost_connection`: a failover, a
-    restart, ``pg_terminate_backend``) as one WARNING line, ``what``, the error in one line,
-    then ``then`` (what happens next: "trying again later"); anything else at ERROR,
-    ``what; then``, with its traceback. The record names the caller's line, not this one.
+    database's connection lost, refused or broken (a failover, a restart,
+    ``pg_terminate_backend``), a timeout or SQLite's lock (:func:`store_trouble`, each
+    said in its own words: "the database's connection lost or refused", "the database timed
+    out", "the database is locked") as one WARNING line, ``what``, those words, the error in
+    one line, then ``then`` (what happens next: "trying again later"); anything else at
+    ERROR, ``what; then``, with its traceback. The record names the caller's line, not this
+    one (``stacklevel``: how many callers up from there). ``quiet``: that WARNING at DEBUG
+    (a run of failed rounds already said as an ERROR: ``failed_rounds.RoundLog``); an ERROR
+    is never quieted. Whether it was the store's (the WARNING's kind).
 
     Only an error of the database, its driver or the network itself (:func:`_of_the_store`)
     is judged so: another one raised while a lost connection was handled (its
@@ -164,13 +215,15 @@ def log_failed_round(logger: logging.Logger, exc: BaseException, what: str, then
     that keeps a failed batch, ``usage_audit_sync.flush``'s, run only when a write fails, was
     "the database's connection lost", no traceback, every round of an outage)."""
     tail = f"; {then}" if then else ""
-    if _of_the_store(exc) and lost_connection(exc):  # expected on PostgreSQL: no traceback
-        logger.warning(
-            "%s, the database's connection lost or refused (%s)%s", what, one_line(exc), tail,
-            stacklevel=2,
+    trouble = store_trouble(exc) if _of_the_store(exc) else None
+    if trouble is not None:  # expected on PostgreSQL: no traceback
+        logger.log(
+            logging.DEBUG if quiet else logging.WARNING, "%s, %s (%s)%s",
+            what, _ROUND_SAYS[trouble], one_line(exc), tail, stacklevel=stacklevel + 1,
         )  # fmt: skip
-    else:
-        logger.error("%s%s", what, tail, exc_info=exc, stacklevel=2)
+        return True
+    logger.error("%s%s", what, tail, exc_info=exc, stacklevel=stacklevel + 1)
+    return False
 
 
 def _of_the_store(exc: BaseException) -> bool:
@@ -218,7 +271,8 @@ class StartRetry:
             try:
                 return await step()
             except Exception as exc:
-                if not lost_connection(exc, refused_waits=self.refused_waits):
+                trouble = store_trouble(exc, refused_waits=self.refused_waits)
+                if trouble is None:
                     raise
                 now = self.clock()
                 first_failure = now if first_failure is None else first_failure
@@ -226,15 +280,15 @@ class StartRetry:
                 delay = self.wait.wait_before(retry, now - first_failure)
                 if delay is None:
                     raise StoreUnavailable(
-                        f"the registry did not start: the database at {self.where} lost or "
-                        f"refused the connection for {now - first_failure:.0f} s while "
+                        f"the registry did not start: the database at {self.where} "
+                        f"{_START_SAYS[trouble]} for {now - first_failure:.0f} s while "
                         f"{what} (the start waits {self.wait.deadline_s:.0f} s): {_said(exc)}"
                     ) from exc
                 self.retries += 1
                 log.warning(
-                    "start: %s failed, the database at %s lost or refused the connection "
-                    "(%s); try %d in %.1f s (the start gives up %.0f s after the first "
-                    "failure)",
-                    what, self.where, _said(exc), retry + 1, delay, self.wait.deadline_s,
+                    "start: %s failed, the database at %s %s (%s); try %d in %.1f s (the "
+                    "start gives up %.0f s after the first failure)",
+                    what, self.where, _START_SAYS[trouble], _said(exc), retry + 1, delay,
+                    self.wait.deadline_s,
                 )  # fmt: skip
                 await self.sleep(delay)

@@ -7,7 +7,8 @@ loop runs :meth:`StoreBatch.tick` (a failure logged, the next run tries again: t
 database's connection lost, refused or broken, a transient on PostgreSQL (a failover, a
 restart, ``pg_terminate_backend``; ``start_retry.log_failed_round``), in one WARNING line
 naming the error; anything else at ERROR with its traceback: found 2026-12-07, ops41b, a
-terminated connection logged a traceback every run). At stop a
+terminated connection logged a traceback every run; a run of failed runs past 60 s one
+ERROR, its end one INFO: ``failed_rounds.RoundLog``). At stop a
 run under way ends first (cancelled in its write, its batch was lost: found 2026-12-06,
 audit33), then what came meanwhile is written (:meth:`StoreBatch.flush`), each wait bounded
 by ``stop_s`` (a store that never answered hung the shutdown: found 2026-12-06, review33;
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from LLM_Mesh.registry.start_retry import log_failed_round
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["StoreBatch"]
@@ -38,6 +39,7 @@ class StoreBatch:
             raise ValueError("flush_s must be positive")
         self.flush_s, self.stop_s = flush_s, stop_s
         self.failures = 0  # runs whose store work failed
+        self.round_log = RoundLog(log, self.what)  # their run: an ERROR past 60 s, its end INFO
         self._task: asyncio.Task[None] | None = None
         self._running = False  # the loop's run under way (not its sleep)
         self._closing = False  # the loop ends after its run under way
@@ -95,6 +97,8 @@ class StoreBatch:
             except Exception as exc:  # a store failure: logged, the next run tries again
                 self.failures += 1
                 what = f"{self.what}: the shared evidence could not be written or read"
-                log_failed_round(log, exc, what, f"this round is tried again in {self.flush_s:g} s")
+                self.round_log.failed(exc, what, f"this round is tried again in {self.flush_s:g} s")
+            else:
+                self.round_log.ok()
             finally:
                 self._running = False

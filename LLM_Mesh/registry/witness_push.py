@@ -59,8 +59,8 @@ from LLM_Mesh.core.tlog_witness import (
     request_body,
 )
 from LLM_Mesh.core.witness import FUTURE_S, BadCosignature, WitnessKey, open_cosignature
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
-from LLM_Mesh.registry.start_retry import log_failed_round
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["PUSH_TIMEOUT_S", "RESYNCS", "WitnessPusher", "make_witness_client"]
@@ -124,6 +124,7 @@ class WitnessPusher:
             base_s=interval_s, max_s=max(interval_s, 3600.0), max_attempts=1 << 30
         )
         self._wake = asyncio.Event()
+        self.round_log = RoundLog(log, "witness pusher", clock=clock, wall_clock=wall_clock)
         self._task: asyncio.Task[None] | None = None
         self._round = asyncio.Lock()  # one round at a time (the loop's, or a caller's)
         self.said: dict[str, str] = {}  # per URL, what its last push came to
@@ -260,9 +261,10 @@ class WitnessPusher:
             try:
                 await self.push_all()
             except Exception as exc:  # a bad moment of the database must not end the loop
-                log_failed_round(
-                    log, exc, "pushing checkpoints to witnesses failed", "trying again later"
-                )
+                what = "pushing checkpoints to witnesses failed"
+                self.round_log.failed(exc, what, "trying again later")
+            else:
+                self.round_log.ok()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             self._wake.clear()

@@ -91,3 +91,47 @@ async def test_an_unexpected_error_is_an_error_with_its_traceback(
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
     assert "Traceback" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+
+class _Outage(StoreBatch):
+    """A batch whose runs fail ``failing`` times (2 s apart on its rounds' clock), then one
+    succeeds and the loop ends."""
+
+    what = "fake batch"
+
+    def __init__(self, failing: int) -> None:
+        super().__init__(flush_s=0.001, stop_s=1.0)
+        self.failing, self.now = failing, 0.0
+        self.round_log.clock = lambda: self.now
+
+    async def tick(self) -> object:
+        self.now += 2.0
+        if self.failing:
+            self.failing -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
+        self._closing = True
+        return None
+
+    async def flush(self) -> object:
+        return None
+
+    def pending_note(self) -> str:
+        return "nothing"
+
+
+async def test_a_long_outage_is_one_error_then_its_end_one_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-07 (session 42's note): the usage audit's batch, every 2 s, logged a
+    WARNING each run for as long as PostgreSQL was away, never an ERROR."""
+    caplog.set_level(logging.DEBUG, logger="LLM_Mesh.registry.store_batch")
+    batch = _Outage(failing=40)
+    batch.start()
+    assert batch._task is not None
+    await asyncio.wait_for(batch._task, scaled(SOON_S))
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [lv for lv, _ in said].count(logging.WARNING) == 30
+    (error,) = [m for lv, m in said if lv == logging.ERROR]
+    assert error.startswith("fake batch: still failing after 60 s, 31 failed rounds in a row")
+    assert said[-1][0] == logging.INFO
+    assert said[-1][1].startswith("fake batch: recovered after 40 failed rounds over 80 s")
