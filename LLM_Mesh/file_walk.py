@@ -88,7 +88,13 @@ def private_sqlite_path(path: str | Path, uid: int | None = None, make: bool = T
         uid = os.geteuid()
     if (refusal := dangling_link_refusal(path)) is not None:
         raise ValueError(refusal)
-    real, walked = walk(path)
+    try:
+        real, walked = walk(path)
+    except OSError as exc:  # a folder on the way this user cannot search, a loop of links
+        raise ValueError(
+            f"cannot check the database {path}'s place ({exc.strerror or exc}): give a path "
+            "through folders of your own"
+        ) from None
     if (refusal := place_refusal(walked, uid, f"the database {path}")) is not None:
         raise ValueError(refusal)
     if make and walked.file is None and os.path.isdir(os.path.dirname(real)):

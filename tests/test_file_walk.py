@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from LLM_Mesh.file_walk import private_sqlite_path, walk
+from tests.file_modes import mode, usual_umask  # noqa: F401 (autouse)
 
 
 def test_the_walk_follows_links_as_the_kernel_does(tmp_path: Path) -> None:
@@ -46,20 +47,17 @@ def test_a_loop_of_links_is_eloop(tmp_path: Path) -> None:
     with pytest.raises(OSError) as raised:
         walk(tmp_path / "p")
     assert raised.value.errno == errno.ELOOP
+    with pytest.raises(ValueError, match=r"cannot check the database .*'s place"):
+        private_sqlite_path(tmp_path / "p" / "x.db")  # refused, not left to SQLite's opens
 
 
 def test_the_checked_path_is_the_real_one_and_a_new_file_is_made_0600(tmp_path: Path) -> None:
-    os.umask(old := os.umask(0o022))
-    try:
-        os.umask(0o022)
-        made = private_sqlite_path(tmp_path / "x.db")
-        assert made == tmp_path / "x.db" and (made.stat().st_mode & 0o777) == 0o600
-        unmade = private_sqlite_path(tmp_path / "y.db", make=False)
-        assert unmade == tmp_path / "y.db" and not unmade.exists()
-    finally:
-        os.umask(old)
+    made = private_sqlite_path(tmp_path / "x.db")  # (the usual umask 022: autouse)
+    assert made == tmp_path / "x.db" and mode(made) == 0o600
+    unmade = private_sqlite_path(tmp_path / "y.db", make=False)
+    assert unmade == tmp_path / "y.db" and not unmade.exists()
+    (tmp_path / "z.db").symlink_to(tmp_path / "gone.db")
     with pytest.raises(ValueError, match="does not exist"):  # a dangling link: as before
-        (tmp_path / "z.db").symlink_to(tmp_path / "gone.db")
         private_sqlite_path(tmp_path / "z.db")
     with pytest.raises(ValueError, match="belongs to another user"):  # a fake uid injected
         private_sqlite_path(tmp_path / "x.db", uid=os.geteuid() + 1)
