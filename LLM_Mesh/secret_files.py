@@ -153,7 +153,9 @@ def open_files_warning(home: Path, shown: int = 4) -> str | None:
     ``registry.db``, ``admin.key.registry`` and ``ledger.checkpoint`` were made with the
     umask's 0644, or copied back from a backup that kept it; the mesh's own files are made
     private first (:func:`make_own_files_private`), so what is said is the rest (the user's
-    ``node.toml``, files of other names). Said only of a home private itself
+    ``node.toml``, files of other names, one of the mesh's it could not change: a hard
+    link); one of the mesh's that holds no secret and that others may only read is not
+    said (:func:`kept_mode`: its read bits are its owner's choice). Said only of a home private itself
     (:func:`open_home_warning` says what a home open to others needs); left as it is (the
     user's to change); a link is neither followed nor named. ``None``: none."""
     if open_home_warning(home) is not None:
@@ -168,8 +170,13 @@ def open_files_warning(home: Path, shown: int = 4) -> str | None:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            names.append(entry.name)
+        if not (stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)):
+            continue
+        if entry.name in HOME_FILES and kept_mode(entry.name, st.st_mode) == stat.S_IMODE(
+            st.st_mode
+        ):
+            continue  # (a public one of the mesh's: its read bits kept on purpose)
+        names.append(entry.name)
     if not names:
         return None
     names.sort()
@@ -196,9 +203,34 @@ HOME_FILES = frozenset({
 })  # fmt: skip
 
 
+#: the files of :data:`HOME_FILES` that hold a secret: a private key, the store (the
+#: ledger's secret, the API keys' hashes) and its journals, the admin key, what a node
+#: served; kept to their owner alone (``chmod go=``), a group's read too, as OpenSSH
+#: refuses a private key others can read. Every other one (a public key or certificate, a
+#: pin, a checkpoint, a lock) keeps the read bits its owner gave; only the group's and
+#: others' write is taken away (``chmod go-w``): whoever could write one could change the
+#: mesh's state (files42: a group mode given on purpose was taken at every start)
+SECRET_HOME_FILES = frozenset({
+    "registry.db", "registry.db-wal", "registry.db-shm", "registry.db-journal",
+    "admin.key", "registry.key", "registry.key.previous", "registry.key.next",
+    "node.key", "node-tls.key", "witness.key", "served.jsonl",
+})  # fmt: skip
+
+
+def kept_mode(name: str, mode: int) -> int:
+    """The permission bits a start leaves on the home file ``name`` of mode ``mode``
+    (:data:`SECRET_HOME_FILES`: the owner's alone; any other: without the group's and
+    others' write)."""
+    taken = (
+        stat.S_IRWXG | stat.S_IRWXO if name in SECRET_HOME_FILES else stat.S_IWGRP | stat.S_IWOTH
+    )
+    return stat.S_IMODE(mode) & ~taken
+
+
 def make_own_files_private(home: Path, uid: int | None = None) -> list[str]:
-    """The files of :data:`HOME_FILES` at the top of ``home`` that the group or others may
-    read or write, made private (``chmod go=``: 0600 for each of them); their names, sorted.
+    """The files of :data:`HOME_FILES` at the top of ``home`` whose mode gives the group or
+    others more than :func:`kept_mode` keeps, changed to it (a secret one ``chmod go=``,
+    0600; any other ``chmod go-w``, its read bits kept); their names, sorted.
     Found 2026-12-07 (files41): one made 0644 by a version before that day (or copied back
     from a backup that kept it) stayed so, only warned of (:func:`open_files_warning`).
     Only what is surely the mesh's own: a home that is a folder of ``uid``'s (default: this
@@ -224,20 +256,20 @@ def make_own_files_private(home: Path, uid: int | None = None) -> list[str]:
 
 
 def _made_private(name: str, folder: int, uid: int) -> bool:
-    """``name`` in the open ``folder`` made ``chmod go=`` if it is a regular file of
-    ``uid``'s, with one name, open to others (:func:`make_own_files_private`)."""
+    """``name`` in the open ``folder`` given :func:`kept_mode` if it is a regular file of
+    ``uid``'s, with one name, whose mode gives others more (:func:`make_own_files_private`)."""
     try:  # (O_NONBLOCK: a FIFO put at the name is opened without waiting, then left)
         fd = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
     except OSError:  # missing, a link, not readable
         return False
     try:
         st = os.fstat(fd)
-        open_to_others = st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
         if not (stat.S_ISREG(st.st_mode) and st.st_uid == uid and st.st_nlink == 1):
             return False
-        if open_to_others:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode) & stat.S_IRWXU)
-        return bool(open_to_others)
+        kept = kept_mode(name, st.st_mode)
+        if kept != stat.S_IMODE(st.st_mode):
+            os.fchmod(fd, kept)
+        return kept != stat.S_IMODE(st.st_mode)
     except OSError:
         return False
     finally:

@@ -217,15 +217,14 @@ def test_the_homes_own_files_others_can_read_are_made_private_and_said(
         (home / name).write_text("x")
         (home / name).chmod(0o644 if name != "ledger.checkpoint" else 0o600)
     (home / "registry.db-wal").chmod(0o640)
+    (home / "admin.key.registry").chmod(0o666)  # no secret: only the write taken (files42)
     ensure_home(home)
     said = " ".join(capsys.readouterr().err.split())
     assert "warning:" not in said
-    assert (
-        f"made private (chmod go=) in {home}: admin.key.registry, registry.db, registry.db-wal"
-        in said
-    )
-    made = {n: mode(home / n) for n in ("registry.db", "admin.key.registry", "registry.db-wal")}
-    assert made == dict.fromkeys(made, 0o600)
+    assert f"made private (chmod go=) in {home}: registry.db, registry.db-wal (keys" in said
+    assert f"(chmod go-w) in {home}: admin.key.registry (" in said
+    made = {n: mode(home / n) for n in ("registry.db", "registry.db-wal")}
+    assert made == dict.fromkeys(made, 0o600) and mode(home / "admin.key.registry") == 0o644
     ensure_home(home)
     assert capsys.readouterr().err == ""  # said once
 
@@ -250,7 +249,8 @@ def test_files_the_home_does_not_own_or_know_are_named_and_left(
     said = " ".join(capsys.readouterr().err.split())
     assert f"made private (chmod go=) in {home}: registry.db" in said
     assert said.count("warning:") == 1
-    assert "3 file(s)" in said and "(ledger.checkpoint, node.toml, notes.txt;" in said
+    assert "2 file(s)" in said and "(node.toml, notes.txt;" in said  # (ledger.checkpoint:
+    # one of the mesh's that holds no secret, others may only read: not said, files42)
     assert f"chmod go= {home}/*" in said
     assert mode(tmp_path / "public") == 0o644 and mode(home / "notes.txt") == 0o644
     os.system(f"chmod go= {home}/*")  # the command it gave
@@ -262,17 +262,45 @@ def test_the_staged_next_registry_key_is_made_private_too(tmp_path: Path) -> Non
     """``registry.key.next`` (rot41, docs/deploy.md "Rotating ``registry.key``", step 0:
     ``openssl genpkey`` makes it with the umask's 0644) is a secret key the registry reads:
     made private as ``registry.key.previous`` is (found 2026-12-07, review41: not in
-    ``HOME_FILES``, only warned of); ``registry.key.previous.since`` too (mode 0600 made)."""
+    ``HOME_FILES``, only warned of); ``registry.key.previous.since`` (a time, no secret)
+    only loses the group's and others' write (files42)."""
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     for name in ("registry.key.next", "registry.key.previous.since"):
         (home / name).write_text("x")
-        (home / name).chmod(0o644)
+        (home / name).chmod(0o664)
     assert make_own_files_private(home) == ["registry.key.next", "registry.key.previous.since"]
     assert mode(home / "registry.key.next") == 0o600
+    assert mode(home / "registry.key.previous.since") == 0o644
     g = gateway_key  # every key file it reads, listed
     names = {g.REGISTRY_KEY_FILE, g.PREVIOUS_KEY_FILE, g.SINCE_FILE, g.NEXT_KEY_FILE}
     assert names <= HOME_FILES
+
+
+def test_a_group_mode_given_on_purpose_to_a_file_with_no_secret_is_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found 2026-12-07 (files42): every start took the group's and others' bits from every
+    file of ``HOME_FILES``, a mode given on purpose too (a public certificate a group reads,
+    a checkpoint a backup group copies). Now only a secret-bearing file (keys, the store) is
+    made private; any other loses only the write bits, its read kept and not warned of."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    modes = {"node-tls.crt": 0o644, "ledger.checkpoint": 0o640, "witness_keys.json": 0o664,
+             "registry.key": 0o640, "node-tls.key": 0o644}  # fmt: skip
+    for name, given in modes.items():
+        (home / name).write_text("x")
+        (home / name).chmod(given)
+    ensure_home(home)
+    said = " ".join(capsys.readouterr().err.split())
+    kept = {name: mode(home / name) for name in modes}
+    assert kept == {"node-tls.crt": 0o644, "ledger.checkpoint": 0o640, "witness_keys.json": 0o644,
+                    "registry.key": 0o600, "node-tls.key": 0o600}  # fmt: skip
+    assert f"made private (chmod go=) in {home}: node-tls.key, registry.key (" in said
+    assert f"(chmod go-w) in {home}: witness_keys.json (" in said and "warning:" not in said
+    ensure_home(home)
+    assert capsys.readouterr().err == ""  # kept, and not said again
+    assert {name: mode(home / name) for name in modes} == kept
 
 
 def test_the_home_of_another_user_or_through_a_link_is_not_changed(

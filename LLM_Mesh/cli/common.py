@@ -34,6 +34,7 @@ from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.registry_urls import registry_url_list, source_words
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.secret_files import (
+    SECRET_HOME_FILES,
     make_own_files_private,
     make_private_dir,
     open_files_warning,
@@ -329,14 +330,23 @@ def ensure_home(home: Path) -> None:
     error and Exit(1) (not a traceback, nor a failure after the slow start). A folder of
     the system (``/``, ``/etc``, ...) is refused; one made before that others can read,
     another user owns, or a symbolic link is named on stderr and left as it is; in it, the
-    files the mesh makes that others can read are made private (said: made so by a version
-    before 2026-12-07), and any other file others can read is named on stderr, left."""
+    files the mesh makes are given ``secret_files.kept_mode`` (a secret one made private, any
+    other the group's and others' write taken; said), and any other file others can read is
+    named on stderr, left."""
     refuse_system_home(home)
     made = make_own_files_private(home)  # the mesh's own, by name (secret_files)
-    if made:
+    if secret := [name for name in made if name in SECRET_HOME_FILES]:
         err.print(
-            f"made private (chmod go=) in {home}: {', '.join(made)} (readable by other users: "
-            "made by a version before 2026-12-07, or copied back from a backup)",
+            f"made private (chmod go=) in {home}: {', '.join(secret)} (keys and the store are "
+            "kept to their owner alone, a group's read too; readable by other users: made by "
+            "a version before 2026-12-07, or copied back from a backup)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    if written := [name for name in made if name not in SECRET_HOME_FILES]:
+        err.print(
+            f"write taken from the group and others (chmod go-w) in {home}: "
+            f"{', '.join(written)} (whoever can write them can change the mesh's state; "
+            "the read bits are kept)",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
     for warning in (open_home_warning(home), open_files_warning(home)):  # said, left

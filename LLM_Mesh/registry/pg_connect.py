@@ -25,11 +25,15 @@ the API keys' hashes (found 2026-12-07). Whichever engine opens the file first (
 check, the store), it is private from its creation. A database path that is a symbolic link
 leading nowhere is refused (``ValueError``): SQLite made the file it leads to, 0644,
 wherever it led (found 2026-12-07, files41); a link to a file that exists is followed.
+Since files42 the path is walked once and judged (``file_walk.private_sqlite_path``): a
+folder on the way that others can write (the file's own even when sticky, as ``/tmp``), a
+link, folder or file of another user's is refused (``ValueError``, what to do), and SQLite
+is given the file's real path, no link left in it, which only this user (and root) can
+change: a link put at the name after the check is never followed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +42,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from LLM_Mesh.secret_files import create_private_file, dangling_link_refusal
+from LLM_Mesh.file_walk import private_sqlite_path
 
 __all__ = ["SSL_MODES", "asyncpg_args", "engine_for", "sqlite_file"]
 
@@ -165,8 +169,8 @@ def engine_for(url: str | URL, **kw: Any) -> AsyncEngine:
     """``create_async_engine(url, **kw)``, a PostgreSQL URL's options read by
     :func:`asyncpg_args` (``kw``'s ``connect_args`` win); ``ValueError`` as it says."""
     parsed = make_url(url)
-    if (path := sqlite_file(parsed)) is not None:
-        _private_sqlite_file(path)
+    if (path := sqlite_file(parsed)) is not None:  # SQLite is given the path checked
+        return create_async_engine(parsed.set(database=str(private_sqlite_path(path))), **kw)
     if parsed.get_backend_name() != "postgresql":
         return create_async_engine(url, **kw)
     args = asyncpg_args(url, sqlalchemy_own=True)
@@ -187,14 +191,3 @@ def sqlite_file(url: str | URL) -> Path | None:
     if parsed.query.get("mode") == "memory" and parsed.query.get("uri") == "true":
         return None  # (without uri=true SQLAlchemy drops ?mode=: SQLite makes the file)
     return Path(database)
-
-
-def _private_sqlite_file(path: Path) -> None:
-    """The SQLite file ``path`` made empty, mode 0600, when missing and its folder is
-    there (a missing folder, or one not writable: SQLite's error, as before); a dangling
-    symbolic link there refused, ``ValueError`` (``secret_files.dangling_link_refusal``)."""
-    if path.parent.is_dir():
-        with contextlib.suppress(OSError):  # SQLite says why it cannot open it
-            create_private_file(path)
-    if (refusal := dangling_link_refusal(path)) is not None:
-        raise ValueError(refusal)

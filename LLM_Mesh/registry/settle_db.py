@@ -66,6 +66,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from LLM_Mesh.file_walk import private_sqlite_path
 from LLM_Mesh.registry.db_thread import DbThread
 from LLM_Mesh.registry.pg_connect import asyncpg_args
 from LLM_Mesh.registry.start_retry import lost_connection
@@ -83,10 +84,8 @@ __all__ = [
     "SettleDb",
     "SqliteSettleDb",
     "Void",
-    "settle_db_for",
-    "sqlite_now",
-    "sqlite_time",
-]
+    "settle_db_for", "sqlite_now", "sqlite_time",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -593,7 +592,7 @@ def settle_db_for(url: str) -> SettleDb:
         database = parsed.database
         if not database or database == ":memory:" or database.startswith("file:"):
             raise ValueError("settlement needs a SQLite file (or PostgreSQL), not :memory:")
-        return SqliteSettleDb(database)
+        return SqliteSettleDb(str(private_sqlite_path(database, make=False)))  # (file_walk)
     if backend == "postgresql":
         dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         return PgSettleDb(dsn)

@@ -255,6 +255,7 @@ class SqlStore(
             path = sqlite_file(self.url)
             if path is None or self._engine is None:
                 return None
+            path = sqlite_file(self._engine.url) or path  # the path checked (file_walk)
             try:
                 self._version_db = sqlite3.connect(
                     f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,

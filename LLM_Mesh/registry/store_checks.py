@@ -21,10 +21,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from LLM_Mesh.file_walk import private_sqlite_path
 from LLM_Mesh.registry.pg_connect import asyncpg_args, engine_for, sqlite_file
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.start_retry import StartRetry
-from LLM_Mesh.secret_files import dangling_link_refusal, make_private_dir
+from LLM_Mesh.secret_files import make_private_dir
 
 __all__ = [
     "checks_retry",
@@ -41,7 +42,8 @@ SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")  # the file and its journal
 def sqlite_unusable(url: str) -> str | None:
     """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
     written, it is a symbolic link leading nowhere, the file is not one this process can
-    write, or not a database), in one line
+    write, its place is not to be trusted: ``file_walk.private_sqlite_path``, or not a
+    database), in one line
     said before serving; ``None`` when it can be, or ``url`` names no file."""
     path = sqlite_file(url)
     if path is None:
@@ -53,11 +55,16 @@ def sqlite_unusable(url: str) -> str | None:
     # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
-    if (refusal := dangling_link_refusal(path)) is not None:
-        return refusal
     if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
         return f"the database {path} is not a file this process can read and write"
-    if not path.exists():  # made by the store's start; not here (a refusal would leave it)
+    existed = path.exists()
+    try:  # a dangling link, another user's link, folder or file, a folder others write
+        path = private_sqlite_path(path, make=False)  # (its real path: the store's)
+    except ValueError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot open the database {path}: {exc.strerror or exc}"
+    if not existed:  # made by the store's start; not here (a refusal would leave it)
         return None
     try:
         conn = sqlite3.connect(path, timeout=5)

@@ -1,0 +1,78 @@
+"""``core/file_place.py``: a file's place judged from what a walk saw, uids given (so the
+rules for another user's link, folder or file are tried without root)."""
+
+from __future__ import annotations
+
+import stat
+
+from LLM_Mesh.core.file_place import Entry, Passed, Walked, place_refusal
+
+ME, THEM = 1000, 1001
+DIR, LINK, FILE = stat.S_IFDIR, stat.S_IFLNK, stat.S_IFREG
+WHAT = "the database /x/db"
+
+
+def _dir(path: str, mode: int = 0o755, uid: int = 0) -> Entry:
+    return Entry(path, uid, DIR | mode)
+
+
+def _walked(
+    *, tmp: Entry, mine: Entry, file: Entry | None, links: tuple[Entry, ...] = ()
+) -> Walked:
+    """``/`` → ``/tmp`` (``tmp``) → ``/tmp/m`` (``mine``) → the file."""
+    root = _dir("/")
+    return Walked([Passed(root, tmp), Passed(tmp, mine), Passed(mine, file)], list(links), file)
+
+
+def test_a_folder_of_ones_own_in_a_sticky_tmp_is_trusted() -> None:
+    file = Entry("/tmp/m/db", ME, FILE | 0o600)
+    walked = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, ME), file=file)
+    assert place_refusal(walked, ME, WHAT) is None
+    assert place_refusal(_walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, ME), file=None), ME, WHAT) is None  # fmt: skip
+
+
+def test_another_users_folder_in_a_sticky_tmp_is_refused() -> None:
+    """They made ``/tmp/m`` (sticky lets anyone add a name) and can replace what is in it."""
+    walked = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, THEM), file=None)
+    refusal = place_refusal(walked, ME, WHAT)
+    assert refusal is not None and "the folder /tmp/m" in refusal
+    assert f"belongs to another user (uid {THEM}, you are {ME})" in refusal
+
+
+def test_a_folder_the_group_can_write_on_the_way_is_refused_unless_sticky() -> None:
+    for mode, refused in ((0o775, True), (0o757, True), (0o1775, False), (0o755, False)):
+        walked = _walked(tmp=_dir("/tmp", mode), mine=_dir("/tmp/m", 0o700, ME), file=None)
+        refusal = place_refusal(walked, ME, WHAT)
+        assert (refusal is not None) is refused, (oct(mode), refusal)
+        if refused:
+            assert f"(mode {mode:04o}), on the way to {WHAT}" in (refusal or "")
+
+
+def test_the_files_own_folder_is_refused_when_others_can_write_it_even_sticky() -> None:
+    for mode in (0o770, 0o1777, 0o1730):
+        walked = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", mode, ME), file=None)
+        refusal = place_refusal(walked, ME, WHAT)
+        assert refusal is not None and "journal files go" in refusal, oct(mode)
+        assert "chmod go-w /tmp/m" in refusal
+
+
+def test_links_and_the_file_another_user_owns_are_refused_roots_are_not() -> None:
+    ok = dict(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, ME))
+    theirs = Entry("/tmp/m/db", THEM, FILE | 0o666)
+    refusal = place_refusal(_walked(**ok, file=theirs), ME, WHAT)
+    assert refusal is not None and f"belongs to another user (uid {THEM}" in refusal
+    link = Entry("/tmp/db", THEM, LINK | 0o777)
+    mine = Entry("/tmp/m/db", ME, FILE | 0o600)
+    refusal = place_refusal(_walked(**ok, file=mine, links=(link,)), ME, WHAT)
+    assert refusal is not None and "the symbolic link /tmp/db belongs to another user" in refusal
+    for owner in (ME, 0):  # the user's own placement; a system link (/var/run -> /run)
+        link = Entry("/tmp/db", owner, LINK | 0o777)
+        assert place_refusal(_walked(**ok, file=mine, links=(link,)), ME, WHAT) is None
+    folder = Entry("/tmp/m/db", ME, DIR | 0o700)
+    assert "not a regular file" in (place_refusal(_walked(**ok, file=folder), ME, WHAT) or "")
+
+
+def test_root_trusts_only_roots() -> None:
+    walked = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, ME), file=None)
+    refusal = place_refusal(walked, 0, WHAT)
+    assert refusal is not None and "(uid 1000, you are 0)" in refusal
