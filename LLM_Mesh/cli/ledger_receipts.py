@@ -6,7 +6,8 @@ after the audit each receipt is judged by ``core/receipt_ledger.ledger_findings`
 all of them: so an entry under the receipt's hash anywhere in the log counts, also one a
 page of ``GET /v1/ledger?request_id=`` leaves out (``receipt verify --ledger``). Each
 disagreement is a ``receipt`` finding (exit 1); a receipt that agrees is said, one line
-each (:meth:`ReceiptWatch.agreed`).
+each (:meth:`ReceiptWatch.agreed`), and one of version 1 or 2 that entries pay under as
+*cannot be checked*, naming them (``core/receipt_ledger.unchecked_debits``: a note).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from LLM_Mesh.cli.ledger_http import Row
 from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_ledger import NO_AMOUNTS, ledger_findings, unsettled_findings
+from LLM_Mesh.core.receipt_ledger import (
+    NO_AMOUNTS,
+    ledger_findings,
+    unchecked_debits,
+    unsettled_findings,
+)
 from LLM_Mesh.core.receipt_verify import Found, parse_keys, verify
 
 __all__ = ["ReceiptWatch"]
@@ -71,8 +77,11 @@ class ReceiptWatch:
         said nothing of the receipt it was given, only the log's own verdict."""
         out = []
         for r in self.receipts:
-            if r.money is None:
-                out.append(f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {NO_AMOUNTS}")
+            if r.money is None:  # version 1 or 2: its debits cannot be checked (money42)
+                rows = self.held[r.receipt_hash]
+                entries = [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in rows]
+                note = unchecked_debits(r, entries) or NO_AMOUNTS
+                out.append(f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {note}")
                 continue
             seqs = [row[0] for row in self.held[r.receipt_hash]]
             late = [s for s in seqs if not isinstance(s, int) or s >= signed]

@@ -52,7 +52,12 @@ from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_ledger import NO_AMOUNTS, ledger_findings, unsettled_findings
+from LLM_Mesh.core.receipt_ledger import (
+    NO_AMOUNTS,
+    ledger_findings,
+    unchecked_debits,
+    unsettled_findings,
+)
 from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt, parse_keys, verify
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.text_files import bounded_text, read_text
@@ -249,10 +254,12 @@ LedgerOpt = Annotated[
     bool,
     typer.Option(
         "--ledger",
-        help="also check that the entries the registry lists for the request (GET "
-        "/v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the receipt's "
-        "request_id) charge what the receipt signs and are in its signed log (not that it "
-        "lists them all: `ledger verify --receipt FILE` reads the whole log)",
+        help="also check that the entries the registry lists for the request (every page "
+        "of GET /v1/ledger?request_id=, at most 40 pages and 4 MiB: the answer's "
+        "mesh.ledger_request_id, else the receipt's request_id) charge what the receipt "
+        "signs and are in its signed log (not that it lists them all: `ledger verify "
+        "--receipt FILE` reads the whole log); a charge under a version 1 or 2 receipt, "
+        "which signs no amounts, is said to be one that cannot be checked",
     ),
 ]
 
@@ -497,7 +504,12 @@ def _check_ledger(
     if receipt.money is None:  # a payment under a receipt signed not settled (review41c)
         findings = unsettled_findings(receipt, entries)
         if not findings:  # none in the page: the registry's listing, not the whole log
-            console.print(f"  ledger: {NO_AMOUNTS}; {LISTED_ONLY}", highlight=False)
+            unchecked = unchecked_debits(receipt, entries)  # version 1 or 2 (money42): a note
+            if unchecked is None:
+                console.print(f"  ledger: {NO_AMOUNTS}; {LISTED_ONLY}", highlight=False)
+            else:
+                said = ("  ledger: ", (terminal_text(unchecked), "yellow"), f"; {LISTED_ONLY}")
+                console.print(Text.assemble(*said), soft_wrap=True)
             return
     if findings:
         if not entries and receipt.client_id_hash and lid == receipt.request_id:

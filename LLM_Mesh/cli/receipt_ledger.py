@@ -1,9 +1,15 @@
 """``llm-mesh receipt verify --ledger``: a request's public ledger entries, fetched bounded.
 
 ``GET /v1/ledger?request_id=`` (``registry/ledger_lookup.py``) of the first replica that
-answers, page after page (each page's last ``seq`` must go forward), each answer read to at
-most :data:`PAGE_BYTES` decoded within 3 × the timeout, at most :data:`MAX_ENTRIES` entries
-in all (a request writes a few: a share and a fee a part, at most 16 parts). What they are
+answers, page after page (``after`` = the last page's last ``seq``, while ``has_more``:
+each page must go forward), until it has every entry the registry lists for the request.
+Bounded, for a hostile registry: each answer read to at most :data:`PAGE_BYTES` decoded
+within 3 × the timeout, at most :data:`MAX_ENTRIES` entries (a request writes a few: a share
+and a fee a part, at most 16 parts), :data:`MAX_PAGES` pages and :data:`MAX_BYTES` bytes in
+all (found 2026-12-07, money42: a registry answering 400 pages of one entry each, every
+page just under 1 MiB, had the command read and hold 400 MiB), past which it stops with an
+error naming the bound (so at most :data:`MAX_BYTES` and one page are read); and all of it
+within the command's ``--timeout``. What they are
 compared with is pure (``core/receipt_ledger.ledger_findings``). With the registry's keys,
 :func:`included` asks the newest signed checkpoint (``GET /v1/ledger/checkpoints/latest``)
 and an inclusion proof of each entry in it (``GET /v1/ledger/proof/inclusion``), each read
@@ -28,11 +34,23 @@ from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
 from LLM_Mesh.core.receipt_ledger import inclusion_finding, seen_finding, seen_sizes
 from LLM_Mesh.tls import client_ssl_context
 
-__all__ = ["MAX_ENTRIES", "PAGE_BYTES", "PROOFS_S", "included", "request_entries"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ENTRIES",
+    "MAX_PAGES",
+    "PAGE_BYTES",
+    "PROOFS_S",
+    "included",
+    "request_entries",
+]
 
 PAGE = 100
 MAX_ENTRIES = 400  # 16 parts × (settle, forfeit, fee) and a release are under 50
 PAGE_BYTES = 1 << 20  # 100 entries are ~60 KiB of JSON
+# in all (module doc): an honest registry lists 400 entries in 4 pages of ~60 KiB; a
+# registry that pages one at a time still fits 40 (the list's own paging obeys ``limit``)
+MAX_PAGES = 40
+MAX_BYTES = 4 * PAGE_BYTES
 # all of a request's inclusion proofs, in all (each answer is also bounded by 3 × the
 # timeout): an honest registry answers one in milliseconds, a request has under 50 entries
 # (found 2026-12-05: each bounded alone, 400 listed entries each answered just within its
@@ -73,10 +91,15 @@ async def _pages(
     out: list[dict[str, Any]] = []
     after = -1
     what = "GET /v1/ledger?request_id="
-    while True:
+    read = 0
+    for pages in range(1, MAX_PAGES + 1):
         params = {"request_id": request_id, "after": after, "limit": PAGE}
         r = await call(client, "GET", url + "/v1/ledger", PAGE_BYTES, deadline_s=3 * timeout_s,
                        params=params)  # fmt: skip
+        read += len(r.content)  # (so at most MAX_BYTES + a page is ever read)
+        if read > MAX_BYTES:
+            raise ValueError(f"{what}'s pages for one request are over {MAX_BYTES:,} bytes "
+                             f"in all ({pages} pages): not read further")  # fmt: skip
         if r.status_code != 200:
             raise ValueError(f"{what} answered {r.status_code}: {r.text[:200]}")
         try:
@@ -95,6 +118,8 @@ async def _pages(
         if page.get("has_more") is not True or not data:
             return out
         after = seqs[-1]
+    raise ValueError(f"{what} still has more after {MAX_PAGES} pages ({len(out)} entries) for "
+                     "one request: not read further")  # fmt: skip
 
 
 def included(

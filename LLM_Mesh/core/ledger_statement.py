@@ -39,7 +39,8 @@ anonymous requests, each receipt only its asker's): their debits are listed, *no
 judged*, which :attr:`Statement.debits_judged` says (found 2026-12-07, money41b: the
 pool's statement was always a MISMATCH of "receipts which you do not hold"). A receipt
 of version 1 or 2 signs no amounts: it explains a debit naming it, but its amounts
-cannot be checked: said as *unchecked*. One that signs it was not settled (settlement
+cannot be checked: said as *unchecked*, each such debit named with its amount
+(``core/receipt_ledger.unchecked_debits``; a note, not a finding). One that signs it was not settled (settlement
 off) explains none: a payment naming it is a finding (found 2026-12-07, review41c: it
 was *unchecked*, so a registry could debit under receipts it signed unpaid).
 """
@@ -52,7 +53,12 @@ from typing import Any
 
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.receipt import Receipt
-from LLM_Mesh.core.receipt_ledger import PAYMENT_KINDS, ledger_findings, unsettled_findings
+from LLM_Mesh.core.receipt_ledger import (
+    PAYMENT_KINDS,
+    ledger_findings,
+    unchecked_debits,
+    unsettled_findings,
+)
 
 __all__ = ["PENDING_S", "Line", "Statement", "statement", "touches"]
 
@@ -199,8 +205,10 @@ def _check_receipt(
     if r.money is None:  # found 2026-12-07 (review41c): a debit under "not settled" passed
         charged = unsettled_findings(r, rows)
         out.findings += [f"{name}: {f}" for f in charged]
-        if not charged:
-            out.unchecked.append(f"{name}: signs no amounts (version {r.version}, or not settled)")
+        if not charged:  # version 1 or 2: its debits named, as not checkable (money42)
+            note = unchecked_debits(r, rows)
+            said = note or f"signs no amounts (version {r.version}, or not settled)"
+            out.unchecked.append(f"{name}: {said}")
         return
     payments = [e for e in rows if e.get("kind") in PAYMENT_KINDS]
     if not payments and not any(p.amount for p in r.parts):

@@ -38,6 +38,9 @@ Each part's ``fee`` is ``pricing.network_fee`` of its ``amount``: rounded up.
 ``b"llm-mesh/v1/receipt-v3\\0"``, its fees rounded down (``pricing.network_fee_down``);
 it still verifies, by that rule. **Version 2** (receipts made before 2026-12-05) is the
 layout without the money, under ``b"llm-mesh/v1/receipt-v2\\0"``; it still verifies.
+The gateway signs only version 4 (:meth:`ReceiptSigner.countersign` takes no version:
+found 2026-12-07, money42, it signed version 2 for a charge whose parts it could not
+price, and charged it); older versions are verified only, for receipts already made.
 
 ``client_id_hash`` is ``u16 length`` + 0 bytes when the gateway made the request id, else +
 the 32 bytes of :func:`client_id_hash` of the client's ``Idempotency-Key`` /
@@ -525,20 +528,24 @@ class ReceiptSigner:
         parts: Sequence[Part],
         client_id_hash: str = "",
         money: Money | None = None,
-        version: int = VERSION,
     ) -> tuple[Receipt, str]:
-        """The receipt and its ``receipt_hash`` (one signature, one hash); ``client_id_hash``:
-        :func:`client_id_hash` of the client's own request id when it chose one (the parse
-        stage's, made once with the ledger's ``c-`` id), else ""; ``money``: what a settled
-        request was charged (the parts then carry their ``amount`` and ``fee``)."""
+        """The receipt, always of :data:`VERSION`, and its ``receipt_hash`` (one signature,
+        one hash); ``client_id_hash``: :func:`client_id_hash` of the client's own request id
+        when it chose one (the parse stage's, made once with the ledger's ``c-`` id), else
+        ""; ``money``: what a settled request was charged (the parts then carry their
+        ``amount`` and ``fee``), ``None``: nobody was charged (signed as ``settled`` 0).
+        No older version is signed (found 2026-12-07, money42: a ``version`` argument let
+        the gateway sign version 2, which signs no amounts, for a request it charged all
+        the same, and every check of those charges said "nothing to compare"); older
+        receipts are only verified (:func:`receipt_bytes` builds their layouts)."""
         time_ms = int(self.wall_clock() * 1000)
         parts = tuple(parts)
         data = receipt_bytes(self.registry_id, request_id, model, time_ms, prompt_tokens,
                              completion_tokens, output_sha256, parts, client_id_hash,
-                             version, money)  # fmt: skip
+                             VERSION, money)  # fmt: skip
         receipt = Receipt(
             self.registry_id, request_id, model, time_ms, prompt_tokens, completion_tokens,
-            output_sha256, parts, b64url(self._key.sign(data)), client_id_hash, version, money,
+            output_sha256, parts, b64url(self._key.sign(data)), client_id_hash, VERSION, money,
         )  # fmt: skip
         return receipt, hashlib.sha256(data).hexdigest()
 

@@ -26,7 +26,14 @@ money (3, 4) with ``settled`` 0 is the registry's signed word that nobody was ch
 :func:`unsettled_findings` names every payment entry of its request or naming it (found
 2026-12-07, review41c: "settlement off" is the registry's choice per answer, so a registry
 could debit the user under a receipt that signs no amounts and every check said "nothing to
-compare"). A version 1 or 2 receipt signs no money at all: its entries are unchecked.
+compare"). A version 1 or 2 receipt signs no money at all: a payment entry under it cannot
+be checked, and :func:`unchecked_debits` says so, naming each and what they take in all
+(found 2026-12-07, money42: said "nothing to compare", as if there were no charge). A note,
+not a finding: those versions are old data an honest registry made (before 2026-12-05,
+when version 3 began to sign amounts; and, until money42, for a charge its parts could not
+price), and a disagreement cannot be shown where nothing was signed. The gateway signs only
+version 4 now (``core/receipt.py``), so a new receipt of version 1 or 2 comes only from a
+registry running older code, or one that chose to: the note is what tells its user.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ __all__ = [
     "ledger_findings",
     "seen_finding",
     "seen_sizes",
+    "unchecked_debits",
     "unsettled_findings",
 ]
 
@@ -75,6 +83,33 @@ def _shown(c: Counter[int]) -> str:
 
 
 NO_AMOUNTS = "the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"
+
+
+UNCHECKED_SHOWN = 10  # payment entries named one by one in the note (the rest counted)
+
+
+def unchecked_debits(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> str | None:
+    """The note for the payment entries (``settle``, ``hold``, ``fee``) of ``entries`` (its
+    request's, or those naming its hash) when ``receipt`` is of a version that signs no
+    money (1, 2): they cannot be checked, each named with its amount, and their sum;
+    ``None`` for a receipt that signs money, or when nothing was paid."""
+    if receipt.version in MONEY_VERSIONS:
+        return None
+    paid = [e for e in entries if e.get("kind") in PAYMENT_KINDS]
+    if not paid:
+        return None
+    said = [f"{e.get('seq')} ({e.get('kind')}, {e.get('amount')!r} µNT)" for e in paid]
+    named = ", ".join(said[:UNCHECKED_SHOWN])
+    if len(said) > UNCHECKED_SHOWN:
+        named += f" and {len(said) - UNCHECKED_SHOWN} more"
+    total = sum(a for e in paid if type(a := e.get("amount")) is int)
+    noun, verb = ("entry", "takes") if len(paid) == 1 else ("entries", "take")
+    return (
+        f"CANNOT BE CHECKED: {noun} {named} {verb} {total} µNT for this request under a "
+        f"version-{receipt.version} receipt, which signs no amounts (receipts made before "
+        "2026-12-05; a registry of today signs version 4): what was charged is the "
+        "registry's word alone"
+    )
 
 
 def unsettled_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> list[str]:

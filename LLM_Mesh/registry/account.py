@@ -31,7 +31,7 @@ from typing import Any
 from LLM_Mesh.core.delivered import answer_bytes, completion_cap
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
 from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
-from LLM_Mesh.core.receipt import PAYERS, VERSION, Money, Part, PartStatus, encode_header
+from LLM_Mesh.core.receipt import PAYERS, Money, Part, PartStatus, encode_header
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.cut_receipts import cut_receipt
@@ -273,7 +273,8 @@ def _priced(
     and fee ``charged`` (in order, each charged part to the next receipt part of its node;
     0 for a part nobody pays). ``None`` when a charge has no payable part to go with (not
     made by the send stage: every node part that delivered a token has one) or the payer is
-    not of a kind the ledger names so: the receipt then signs no money (version 2)."""
+    not of a kind the ledger names so: the request is then not charged, and its receipt
+    signs that (``settled`` 0; :func:`make_receipt`)."""
     if payment is None:
         return None, parts
     kind = payment.payer.split(":", 1)[0]
@@ -324,9 +325,10 @@ def make_receipt(
     tally.node_receipts = parts  # (what charge_parts reads: which parts are payable)
     charged = tally.charged = charge_parts(job, tally, payment)
     priced = _priced(charged, parts, payment)
-    if priced is None:
-        log.error("receipt of %s: its charges do not match its parts; signed without "
-                  "amounts (version 2)", job.logged_id)  # fmt: skip
+    if priced is None:  # found 2026-12-07 (money42): signed version 2 and charged all the same
+        log.error("receipt of %s: its charges do not match its parts; not charged (its "
+                  "receipt signs that nobody was)", job.logged_id)  # fmt: skip
+        tally.charged = []  # no charge the receipt does not sign: mesh.cost 0, paid nothing
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     prompt = tally.prompt_tokens
     if not prompt and len(parts) == 1:  # a cut part's signed prompt count (money36), or 0
@@ -340,8 +342,7 @@ def make_receipt(
         parts if priced is None else priced[1],
         job.client_id_hash,
         None if priced is None else priced[0],
-        2 if priced is None else VERSION,  # (version 4: its fees rounded up)
-    )
+    )  # (always version 4: its fees rounded up; core/receipt.py)
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)
     return tally.receipt

@@ -19,6 +19,9 @@
   rotation (``core/ledger_keys.py``).
 
 Hashes are lowercase hex. A size or index outside the tree is 400 naming the parameter.
+A query parameter a read does not take (``?acount=``, ``?afer=``) is 400
+``unsupported_parameter`` naming it and the accepted ones, not ignored (found 2026-12-07,
+money42: a mistyped filter answered the whole, unfiltered list; ``registry/strict_query.py``).
 
 The entries and checkpoints these reads serve are counted per client address (an IPv6
 one per /64), at most ``Settings.ledger_read_rows_per_min`` a minute
@@ -59,6 +62,7 @@ from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_lookup import MAX_REQUEST_ID, entries_of_request, request_id_problem
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.strict_query import STRICT
 
 router = APIRouter(tags=["Ledger"])
 
@@ -222,7 +226,8 @@ RequestId = Annotated[
 
 @router.get(
     "/v1/ledger",
-    responses={200: {"model": LedgerPage}, 400: {"description": "a request_id that is none"}},
+    **STRICT,
+    responses={200: {"model": LedgerPage}},
     response_model=None,
 )
 async def ledger_entries(
@@ -335,6 +340,7 @@ _EXPORT_DOC = (
 
 @router.get(
     "/v1/ledger/export",
+    **STRICT,
     response_class=NdjsonResponse,
     responses={
         200: {
@@ -367,7 +373,10 @@ async def ledger_export(
 
 
 @router.get(
-    "/v1/ledger/checkpoints", responses={200: {"model": CheckpointPage}}, response_model=None
+    "/v1/ledger/checkpoints",
+    **STRICT,
+    responses={200: {"model": CheckpointPage}},
+    response_model=None,
 )
 async def ledger_checkpoints(request: Request, after: After = -1, limit: Limit = 100) -> JSONAnswer:
     """Signed checkpoints (C2SP signed-note tlog-checkpoints), oldest first."""
@@ -384,6 +393,7 @@ def _bad(exc: LedgerError, param: str) -> InvalidRequest:
 
 @router.get(
     "/v1/ledger/proof/inclusion",
+    **STRICT,
     responses={200: {"model": InclusionProof}, 400: _E400},
     response_model=None,
 )
@@ -412,6 +422,7 @@ async def ledger_inclusion_proof(
 
 @router.get(
     "/v1/ledger/proof/consistency",
+    **STRICT,
     responses={200: {"model": ConsistencyProof}, 400: _E400},
     response_model=None,
 )
@@ -438,7 +449,9 @@ async def ledger_consistency_proof(
     )
 
 
-@router.get("/v1/ledger/keys", responses={200: {"model": LedgerKeyList}}, response_model=None)
+@router.get(
+    "/v1/ledger/keys", **STRICT, responses={200: {"model": LedgerKeyList}}, response_model=None
+)
 async def ledger_keys(request: Request) -> JSONAnswer:
     """The keys that sign checkpoints (Ed25519, base64), with signed-note ``vkey`` texts,
     and the signed rotation chain to the current one (``key_rotations``, oldest first)."""

@@ -32,6 +32,7 @@ from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_api import CheckpointView
 from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.strict_query import STRICT
 
 __all__ = ["MAX_BODY", "MAX_FUTURE_S", "router"]
 
@@ -78,6 +79,7 @@ def _ledger(request: Request) -> SqlLedger:
     "/v1/ledger/checkpoints/latest",
     responses={200: {"model": CheckpointView}, 404: {"description": "no checkpoint yet"}},
     response_model=None,
+    **STRICT,  # it takes no parameter: any is 400 (registry/strict_query.py)
 )
 async def latest_checkpoint(request: Request) -> JSONAnswer:
     """The newest signed checkpoint, with its witnesses' cosignatures (what a witness reads)."""

@@ -39,6 +39,7 @@ from LLM_Mesh.core.schemas import (
 )
 from LLM_Mesh.json_answer import serve_openapi
 from LLM_Mesh.registry.api_docs import install_api_docs
+from LLM_Mesh.registry.strict_query import document_refusals
 
 REF = "#/components/schemas/{model}"
 
@@ -572,6 +573,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     paths: dict[str, Any] = doc.setdefault("paths", {})
     _fix_fastapi_paths(paths)
+    document_refusals(paths, _error)  # 400: an unknown query parameter (strict_query.py)
     paths.update(_v1_paths())
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):

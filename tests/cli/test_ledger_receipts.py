@@ -54,3 +54,22 @@ def test_a_payment_under_a_receipt_signed_not_settled_is_a_finding() -> None:
     (f,) = report.findings
     assert f.kind == "receipt" and "entry 5 (settle) takes 40 µNT" in f.message, f
     assert "signs that it was not settled" in f.message, f
+
+
+def test_a_payment_under_a_version_2_receipt_is_said_unchecked() -> None:
+    """Found 2026-12-07 (money42): a version-2 receipt (it signs no amounts) with entries
+    paying under it was said "nothing to compare", as if nothing was charged. Now each is
+    named with its amount, as a charge that cannot be checked (a note, not a finding:
+    old data an honest registry made)."""
+    w = watch(0, money=None)
+    w.receipts[0].version = 2
+    (rh,) = w.held
+    user = "user:" + "a" * 24
+    w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
+                  (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
+    report = Report()
+    w.judge(report)
+    assert report.findings == [], report.findings
+    (line,) = w.agreed(signed=10)
+    assert "CANNOT BE CHECKED: entries 5 (settle, 95 µNT), 6 (fee, 5 µNT) take 100 µNT" in line
+    assert "version-2 receipt, which signs no amounts" in line and "nothing to" not in line

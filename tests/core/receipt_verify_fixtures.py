@@ -5,6 +5,7 @@ altered, and the verifier's reason or failure."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,11 +18,14 @@ from LLM_Mesh.core.pricing import network_fee
 from LLM_Mesh.core.receipt import (
     Money,
     NodeReceiptSigner,
+    Part,
     PartStatus,
+    Receipt,
     ReceiptError,
     ReceiptSigner,
     b64url,
     client_id_hash,
+    receipt_bytes,
 )
 from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
@@ -66,11 +70,30 @@ def make_receipt(
         money = Money(payer, FEE_BPS, sum(amounts))
         checked = [replace(p, amount=a, fee=network_fee(a, FEE_BPS))
                    for p, a in zip(checked, amounts, strict=True)]  # fmt: skip
+    if version is not None:  # an older registry's receipt (the signer makes only VERSION)
+        assert signer is SIGNER, "an older version is signed with REGISTRY_KEY"
+        args = (request_id, "m", prompt, total, output_sha256(text), checked, client, money)
+        return signed_as(version, *args).to_json()
     receipt, h = signer.countersign(
-        request_id, "m", prompt, total, output_sha256(text), checked, client, money,
-        **({} if version is None else {"version": version}),
-    )  # fmt: skip
+        request_id, "m", prompt, total, output_sha256(text), checked, client, money
+    )
     return receipt.to_json(h)
+
+
+def signed_as(
+    version: int, request_id: str, model: str, prompt: int, completion: int, digest: str,
+    parts: Sequence[Part], client: str = "", money: Money | None = None,
+) -> Receipt:  # fmt: skip
+    """A receipt of ``version`` countersigned by ``REGISTRY_KEY`` at ``SIGNER``'s time, as a
+    registry did before it signed only :data:`~LLM_Mesh.core.receipt.VERSION` (found
+    2026-12-07, money42: ``ReceiptSigner`` takes no version any more): old data to verify."""
+    time_ms = int(SIGNER.wall_clock() * 1000)
+    data = receipt_bytes(SIGNER.registry_id, request_id, model, time_ms, prompt, completion,
+                         digest, parts, client, version, money)  # fmt: skip
+    return Receipt(
+        SIGNER.registry_id, request_id, model, time_ms, prompt, completion, digest,
+        tuple(parts), b64url(REGISTRY_KEY.sign(data)), client, version, money,
+    )  # fmt: skip
 
 
 def answer(receipt: dict[str, Any], text: str = TEXT) -> dict[str, Any]:

@@ -145,6 +145,11 @@ def test_a_version_2_receipt_explains_its_debit_but_is_said_unchecked() -> None:
                 Transfer("settle", USER, OP_A, 10, "req-5", old.receipt_hash)])  # fmt: skip
     s = _statement(log, [old, old])
     assert s.ok and s.receipts == 1 and len(s.unchecked) == 1
+    # found 2026-12-07 (money42): "signs no amounts (version 2, or not settled)" said
+    # nothing of the 10 µNT taken under it; now the debit is named as not checkable
+    (u,) = s.unchecked
+    assert "CANNOT BE CHECKED: entry 1 (settle, 10 µNT) takes 10 µNT" in u, u
+    assert "version-2 receipt" in u, u
 
 
 def test_a_debit_under_a_receipt_signed_not_settled_is_named() -> None:

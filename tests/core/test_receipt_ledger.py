@@ -14,6 +14,7 @@ from LLM_Mesh.core.receipt_ledger import (
     ledger_findings,
     seen_finding,
     seen_sizes,
+    unchecked_debits,
     unsettled_findings,
 )
 from LLM_Mesh.core.receipt_verify import Found, verify
@@ -121,6 +122,30 @@ def test_a_payment_under_a_receipt_signed_not_settled_is_named() -> None:
     assert unsettled_findings(old, log) == []
     paid = verify(Found(make_receipt(amounts=[100])), KEYS)
     assert unsettled_findings(paid, log) == []
+
+
+def test_a_payment_under_a_version_1_or_2_receipt_is_said_unchecked() -> None:
+    """Found 2026-12-07 (money42): a receipt of a version that signs no money had "nothing
+    to compare" whatever its request paid; each payment is now named, with the sum, as
+    not checkable (a note: old data an honest registry made, nothing signed to disagree
+    with). A receipt that signs money, or one nothing was paid under: no note."""
+    old = verify(Found(make_receipt(version=2)), KEYS)
+    older = verify(Found(make_receipt(version=1)), KEYS)
+    log = _entries([Transfer("settle", USER, OP_A, 7, "req-1", old.receipt_hash),
+                    Transfer("fee", USER, NETWORK, 1, "req-1", old.receipt_hash),
+                    Transfer("grant", MINT, USER, 7, "req-1")])  # fmt: skip
+    note = unchecked_debits(old, log)
+    assert note is not None and note.startswith(
+        "CANNOT BE CHECKED: entries 10 (settle, 7 µNT), 11 (fee, 1 µNT) take 8 µNT for this "
+        "request under a version-2 receipt, which signs no amounts"
+    ), note
+    assert "version-1 receipt" in (unchecked_debits(older, log) or "")
+    assert unchecked_debits(old, log[2:]) is None  # a grant pays nothing for it
+    for signs_money in (make_receipt(), make_receipt(amounts=[100])):
+        assert unchecked_debits(verify(Found(signs_money), KEYS), log) is None
+    many = _entries([Transfer("settle", USER, OP_A, 1, "req-1")] * 25)
+    said = unchecked_debits(old, many) or ""
+    assert "and 15 more take 25 µNT" in said and said.count("(settle") == 10, said
 
 
 def test_an_entry_with_a_number_its_leaf_cannot_hold_is_named_not_raised() -> None:
