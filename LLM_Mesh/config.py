@@ -173,8 +173,8 @@ class Settings:
     # the first registry URL; ``registry_urls``: all of them, in the order tried
     registry_url: str = DEFAULT_REGISTRY_URL
     registry_urls: tuple[str, ...] = ()
-    # its source: "--registry", "LLM_MESH_REGISTRY_URL", node.toml's path, "" (default), or
-    registry_source: str = ""  # registry_urls.NOT_TAKEN + node.toml's path (its URL not taken)
+    # its source: "--registry", "LLM_MESH_REGISTRY_URL", node.toml's path, "" (default)
+    registry_source: str = ""
     database_url: str | None = None
     heartbeat_interval_s: float = 10.0
     missed_heartbeats: int = 3

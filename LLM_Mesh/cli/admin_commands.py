@@ -8,7 +8,9 @@ llm-mesh registry operators set NAME --uptime-nodes N|default
                                             LLM_MESH_REWARD_UPTIME_NODES)
 llm-mesh registry operators revoke NAME     the operator and all its nodes are refused
 llm-mesh registry nodes revoke NODE_ID      one node key is refused
-llm-mesh registry nodes trust|clear NODE_ID a canary verifier / lift quarantines (cli/canary_commands.py)
+llm-mesh registry nodes trust|untrust|clear NODE_ID
+                                            mark / unmark a canary verifier, lift
+                                            quarantines (cli/canary_commands.py)
 llm-mesh registry grant ACCOUNT AMOUNT      AMOUNT micro-NetworkTokens from the mint to
                                             ACCOUNT (an operator's name or a ledger account)
 llm-mesh registry keys create [--name N] [--rpm N] [--tpm N] [--avoid-regions eu,us] [--strict-regions]
@@ -133,7 +135,7 @@ def operators_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
             "\n".join(shown(n) + (" (revoked)" if n in revoked else "") for n in op.nodes) or "-",
         ]
         for op in ops
-    ]  # a node id a line: each whole, to copy into ``registry nodes revoke|trust|clear``
+    ]  # a node id a line: each whole, to copy into ``registry nodes revoke|trust|untrust|clear``
     columns = ("operator", "added", "revoked", "uptime cap", "nodes")
     table = fitted_table(columns, rows, keys={"operator", "nodes"}, width=console.width)
     console.print(table if ops else "no operators yet: llm-mesh registry operators add NAME")

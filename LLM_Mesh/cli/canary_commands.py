@@ -1,15 +1,17 @@
-"""Quality control, admin: ``registry nodes trust|clear`` and ``registry canary run``.
+"""Quality control, admin: ``registry nodes trust|untrust|clear`` and ``registry canary run``.
 
 llm-mesh registry nodes trust NODE_ID      the node becomes a canary verifier (its answers
                                            are the references for its model files)
+llm-mesh registry nodes untrust NODE_ID    the node is a canary verifier no more (cli42:
+                                           before, only revoking its key undid trust)
 llm-mesh registry nodes clear NODE_ID      lift the node's quarantines (it routes again)
                                            and release its held earnings to its operator
 llm-mesh registry canary run [--node ID] [--model M]
                                            probe now (the running registry, admin key) and
                                            print each verdict
 
-``trust`` and ``clear`` act on the store (like ``nodes revoke``): running registries
-learn them within a second. ``canary run`` asks the running registry
+``trust``, ``untrust`` and ``clear`` act on the store (like ``nodes revoke``): running
+registries learn them within a second. ``canary run`` asks the running registry
 (``POST /mesh/canary/run``), which sends the probes as it forwards requests.
 """
 
@@ -51,6 +53,20 @@ def nodes_trust(
     at = datetime.now(timezone.utc)
     added = with_admin_store(_settings(home, database_url), lambda s: s.trust_verifier(node_id, at))
     console.print(f"node {shown(node_id)} {'is now' if added else 'was already'} a canary verifier")
+
+
+@nodes_app.command("untrust")
+def nodes_untrust(
+    node_id: Annotated[str, typer.Argument(help="The node's id")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Unmark a canary verifier (`registry nodes trust`): its answers are no longer the
+    references for its model files; the node itself stays registered and routed."""
+    removed = with_admin_store(_settings(home, database_url), lambda s: s.untrust_verifier(node_id))
+    console.print(
+        f"node {shown(node_id)} {'is no longer' if removed else 'was not'} a canary verifier"
+    )
 
 
 @nodes_app.command("clear")

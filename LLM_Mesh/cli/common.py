@@ -82,12 +82,14 @@ def registry_fail(exc: Exception, settings: Settings) -> typer.Exit:
     """:func:`fail`, with a registry (``settings``') that refused the connection or never
     took it said in :func:`no_registry_answered`'s words (found 2026-12-06: ``ledger
     statement`` said only httpx's "error: All connection attempts failed", no URL, nothing
-    to check), and where its URL came from (:func:`registry_source`)."""
+    to check), and where its URL came from (:func:`registry_source`); so is a client's
+    :class:`RegistryUnreachable` (found 2026-12-07, cli42: ``ledger statement --operator``,
+    whose first question is ``GET /v1/earnings``, said no URL's source, ``earnings`` did)."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         named = settings.registry_source == "--registry"
         said = no_registry_answered(settings.registry_urls, exc, named)
         return fail(RegistryUnreachable(with_source(str(said), settings)))
-    return fail(exc)
+    return fail(registry_said(exc, settings))
 
 
 def registry_source(settings: Settings) -> str:

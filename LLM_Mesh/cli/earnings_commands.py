@@ -2,20 +2,21 @@
 
 Asks the registry's ``GET /v1/earnings`` with the operator's token: ``--operator-token``,
 else ``$LLM_MESH_OPERATOR_TOKEN``, else ``operator_token`` in ``$LLM_MESH_HOME/node.toml``
-(what the operator's node registers with); a token from node.toml goes to node.toml's
-``registry_url`` unless ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` names one
-(:func:`operator_credential`); an https registry's CA file is ``--registry-ca``, else
-``$LLM_MESH_REGISTRY_CA``, else node.toml's ``registry_ca`` (:func:`with_node_ca`). Prints the tables of ``earnings_render.py``, or the answer as
-it is with ``--json``. Amounts are integers in micro-NetworkTokens.
+(what the operator's node registers with) (:func:`operator_credential`). The registry is
+every command's: ``--registry``, else ``$LLM_MESH_REGISTRY_URL``, else node.toml's
+``registry_url``, else the default, whichever token (``cli/common.registry_settings``;
+before cli42 a token not read from node.toml went to the default); an https registry's CA
+file is ``--registry-ca``, else ``$LLM_MESH_REGISTRY_CA``, else node.toml's ``registry_ca``
+(:func:`~LLM_Mesh.cli.common.with_node_ca`). Prints the tables of ``earnings_render.py``,
+or the answer as it is with ``--json``. Amounts are integers in micro-NetworkTokens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -26,21 +27,16 @@ from LLM_Mesh.cli.common import (
     console,
     fail,
     registry_said,
+    registry_settings,
     replica_memory,
-    settings_from,
     warn_plain_http,
-    with_node_ca,
 )
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
-from LLM_Mesh.config import Settings, split_urls
-from LLM_Mesh.core.registry_urls import NOT_TAKEN
+from LLM_Mesh.config import Settings
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.plain_http import PlainHttpNotice
-
-if TYPE_CHECKING:
-    from LLM_Mesh.node.config import NodeConfig
 
 OperatorTokenOpt = Annotated[
     str | None,
@@ -51,58 +47,32 @@ OperatorTokenOpt = Annotated[
 ]
 
 
-def operator_credential(settings: Settings, given: str | None) -> tuple[str, Settings]:
-    """The operator's token (given, else the settings' (env), else node.toml's; else an
-    error) and the settings to send it with: a token
-    read from node.toml goes to the registry node.toml names (the node's own), unless
-    ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` named one (``settings.registry_source``; found
-    2026-12-05: ``llm-mesh earnings`` in a home ``./setup-node-operator.sh --registry URL``
-    wrote sent node.toml's token to the default ``http://127.0.0.1:8800``, "no registry
-    answered", or to whatever listened there); node.toml's ``registry_ca`` is trusted
-    when no CA file was named (:func:`with_node_ca`)."""
+def operator_credential(settings: Settings, given: str | None) -> str:
+    """The operator's token: ``given`` (``--operator-token``), else the settings' (the
+    environment's), else node.toml's ``operator_token``; else an error. Where it goes is
+    ``settings``' registry, whichever token it is: ``--registry``, else
+    ``$LLM_MESH_REGISTRY_URL``, else node.toml's ``registry_url``, else the default, as every
+    command reaching a registry (:func:`~LLM_Mesh.cli.common.registry_settings`, which
+    ``earnings`` and ``ledger statement --operator`` build ``settings`` with). Found
+    2026-12-05: a token read from node.toml went to the default ``http://127.0.0.1:8800``;
+    found 2026-12-07 (cli42): one from ``--operator-token`` or the environment still did in
+    ``earnings`` (whatever listened on that port of the operator's machine got it), while
+    ``ledger statement --operator`` sent it to node.toml's ``registry_url``."""
     from LLM_Mesh.node.config import default_config_path, load_node_config
 
-    path = default_config_path(settings)
     given = given.strip() if given else None
-    needed = not settings.registry_ca or not (given or settings.operator_token)
-    config = load_node_config(path) if needed and path.is_file() else None
-    settings = with_node_ca(settings, config, path)
     if given or settings.operator_token:
         named = "--operator-token" if given else "LLM_MESH_OPERATOR_TOKEN"
-        token = operator_token_checked(given or settings.operator_token or "", named)
-        return token, _not_taken(settings, config, path)
+        return operator_token_checked(given or settings.operator_token or "", named)
+    path = default_config_path(settings)
+    config = load_node_config(path) if path.is_file() else None
     if config is not None and config.operator_token:
-        urls = () if settings.registry_source else split_urls(config.registry_url or "")
-        if urls:  # (a source already: --registry, the env's, or node.toml's own)
-            settings = dataclasses.replace(
-                settings, registry_url=",".join(urls), registry_urls=(), registry_source=str(path)
-            )
-        named = f"operator_token in {path}"
-        return operator_token_checked(config.operator_token, named), settings
+        return operator_token_checked(config.operator_token, f"operator_token in {path}")
     raise InvalidCredential(
         "earnings need the operator's token: --operator-token, LLM_MESH_OPERATOR_TOKEN, or "
         f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
         "at every start: `llm-mesh node info` shows that node's earnings)"
     )
-
-
-def _not_taken(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:
-    """``settings`` for a token not read from node.toml: its registry as it is, the default
-    unless named, with node.toml's ``registry_url``, if it has one, said not taken
-    (``core/registry_urls.NOT_TAKEN``; found 2026-12-07: "the URL is the default: no
-    --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url" with one in node.toml)."""
-    if settings.registry_source or not path.is_file():
-        return settings
-    if config is None:  # not read for the CA: read for these words only, an error unsaid
-        from LLM_Mesh.node.config import load_node_config
-
-        try:
-            config = load_node_config(path)
-        except (OSError, ValueError):
-            return settings
-    if not split_urls(config.registry_url or ""):
-        return settings
-    return dataclasses.replace(settings, registry_source=f"{NOT_TAKEN}{path}")
 
 
 # credentials that are not an operator's token, by their prefix (core/identity.py makes them)
@@ -137,7 +107,8 @@ def earnings_command(
 ) -> None:
     """An operator's earnings (micro-NetworkTokens): per day, per model, per node, and balance."""
     ca = str(Path(registry_ca).expanduser()) if registry_ca else None
-    settings = settings_from(home, registry, registry_ca=ca)
+    # the registry and its CA by every command's order: flag, env, node.toml, default (cli42)
+    settings = registry_settings(home, registry, registry_ca=ca)
 
     async def go(secret: str) -> dict[str, Any]:
         async with MeshClient(
@@ -147,7 +118,7 @@ def earnings_command(
             return await client.earnings(secret, node=node, days=days)
 
     try:
-        secret, settings = operator_credential(settings, token)
+        secret = operator_credential(settings, token)
         warn_plain_http(settings.registry_urls, "your operator token")
         report = asyncio.run(go(secret))
     except (MeshError, ValueError) as exc:  # a registry that did not answer: its URL's source

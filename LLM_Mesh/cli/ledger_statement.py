@@ -338,9 +338,9 @@ def statement_command(
             )
         )
     token = None
-    if operator:  # node.toml's token to node.toml's registry, as `earnings`
+    if operator:  # to the registry of every command's order, as `earnings` (cli42)
         try:
-            token, settings = operator_credential(settings, operator_token)
+            token = operator_credential(settings, operator_token)
         except (MeshError, ValueError) as exc:  # (a node.toml that cannot be used)
             raise fail(exc) from exc
     source = f"registry:{settings.registry_url}"

@@ -49,14 +49,16 @@ def registry() -> click.Command:
         public_key_command,
     )
     from LLM_Mesh.cli.canary_commands import canary_app
+    from LLM_Mesh.cli.negative_args import NegativeArgsCommand
     from LLM_Mesh.cli.quarantine_commands import quarantines_command, usage_audit_command
     from LLM_Mesh.cli.registry_serve import registry_serve
 
     registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
     registry_app.add_typer(operators_app, name="operators")
     registry_app.add_typer(nodes_app, name="nodes")
-    # "-5" is AMOUNT, refused as such, not an unknown option (found 2026-12-07, money41b)
-    registry_app.command("grant", context_settings={"ignore_unknown_options": True})(grant_command)
+    # "-5" is AMOUNT, refused as such, not an unknown option (found 2026-12-07, money41b);
+    # a mistyped option is click's "No such option", not an extra argument (cli42)
+    registry_app.command("grant", cls=NegativeArgsCommand)(grant_command)
     registry_app.command("public-key")(public_key_command)
     registry_app.add_typer(keys_app, name="keys")
     registry_app.add_typer(canary_app, name="canary")

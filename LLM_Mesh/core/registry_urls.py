@@ -7,12 +7,7 @@ registry, and is taken as it; a URL without ``http://`` or ``https://`` failed i
 
 from __future__ import annotations
 
-__all__ = ["NOT_TAKEN", "registry_url_list", "source_words", "split_urls"]
-
-# ``Settings.registry_source`` of the default URL taken while a node.toml (its path follows)
-# names a registry_url that was not taken: ``earnings`` with a token not read from that
-# file (cli/earnings_commands.operator_credential)
-NOT_TAKEN = "default, not "
+__all__ = ["registry_url_list", "source_words", "split_urls"]
 
 
 def split_urls(value: str) -> tuple[str, ...]:
@@ -37,17 +32,12 @@ def registry_url_list(value: str, setting: str) -> tuple[str, ...]:
 def source_words(source: str) -> str:
     """Where a registry URL came from, in words that say what to change: ``source`` is
     ``Settings.registry_source`` (``--registry``, ``LLM_MESH_REGISTRY_URL``, a node.toml's
-    path, ``""``: the default, or :data:`NOT_TAKEN` and a node.toml's path: the default, that
-    file's registry_url not taken). ``cli/common.registry_source`` and a node's "registry
-    unreachable" line (``node/service.py``) say it (cli40b: before, the node's did not)."""
+    path, ``""``: the default). ``cli/common.registry_source`` and a node's "registry
+    unreachable" line (``node/service.py``) say it (cli40b: before, the node's did not).
+    (Until cli42 ``earnings`` with a token not read from node.toml took the default over
+    node.toml's registry_url, said here as such; now every command takes node.toml's.)"""
     if source in ("--registry", "LLM_MESH_REGISTRY_URL"):
         return f"the URL came from {source}"
-    if source.startswith(NOT_TAKEN):  # found 2026-12-07: "no ... node.toml registry_url"
-        return (
-            "the URL is the default: no --registry or LLM_MESH_REGISTRY_URL; registry_url in "
-            f"{source.removeprefix(NOT_TAKEN)} goes only with that file's operator_token, not "
-            "one from --operator-token or LLM_MESH_OPERATOR_TOKEN: pass --registry URL"
-        )
     if source:
         return f"the URL came from registry_url in {source}: change it there, or override it"
     return "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"

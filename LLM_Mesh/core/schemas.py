@@ -324,6 +324,28 @@ class NodeView(_Wire):
     ejected_models: list[str] | None = None
 
 
+class ForgottenNode(_Wire):
+    """A stored node the registry no longer holds in memory (quiet past ``node_forget_s``):
+    a row of the admin's ``GET /mesh/nodes?all=true`` beside the :class:`NodeView` rows,
+    read from the store (``registry/node_forget.stored_rows``). ``silent`` as a
+    ``NodeView``'s: always true, not heard here since it was forgotten (found 2026-12-07,
+    cli42: these rows had no ``silent`` while the live rows carried it, and the OpenAPI
+    document said every row a ``NodeView``, which ``state: "revoked"`` and ``models`` as
+    names are not)."""
+
+    node_id: str
+    state: NodeState | Literal["revoked"]  # "revoked": its key was revoked by the admin
+    revoked: bool
+    forgotten: Literal[True]
+    healthy: Literal[False]
+    silent: Literal[True]
+    url: str | None = None
+    region: str | None = None
+    models: list[str]  # the ids of the models it last registered with
+    registered_at: str | None = None  # ISO 8601
+    last_heartbeat_at: str | None = None
+
+
 NODE_PRIVATE_FIELDS = frozenset({"url", "hardware"})
 
 

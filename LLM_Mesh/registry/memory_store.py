@@ -19,13 +19,13 @@ from LLM_Mesh.registry.ports import (
     FAILURE_OUTCOMES,
     AddressTaken,
     ApiKeyRecord,
-    CanaryRecord,
     NodeKeyRecord,
     NodeRecord,
     OperatorRecord,
     RequestRecord,
     SeqResult,
 )
+from LLM_Mesh.registry.ports_canary import CanaryRecord
 from LLM_Mesh.registry.store_canary_departures import MemoryCanaryDepartures
 from LLM_Mesh.registry.store_cut_receipts import MemoryCutReceipts
 
@@ -367,6 +367,9 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
             return False
         self.verifiers[node_id] = at
         return True
+
+    async def untrust_verifier(self, node_id: str) -> bool:
+        return self.verifiers.pop(node_id, None) is not None
 
     async def list_verifiers(self) -> list[str]:
         return sorted(self.verifiers)

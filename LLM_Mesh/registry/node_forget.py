@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.liveness import forgettable
+from LLM_Mesh.core.schemas import ForgottenNode, NodeState
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import NodeRecord
@@ -93,22 +94,25 @@ def _iso(at: datetime | None) -> str | None:
 def stored_rows(
     recs: Iterable[NodeRecord], revoked: Iterable[str], listed: Iterable[str]
 ) -> list[dict[str, Any]]:
-    """The admin's rows for stored nodes not in ``listed`` (forgotten here): id, state (or
-    ``revoked``), URL, region, models, when registered and last heard, ``forgotten``."""
+    """The admin's rows for stored nodes not in ``listed`` (forgotten here), each a
+    :class:`~LLM_Mesh.core.schemas.ForgottenNode` (the OpenAPI document's): id, state (or
+    ``revoked``), URL, region, models, when registered and last heard, ``forgotten``,
+    ``healthy: false`` and ``silent: true`` (cli42: before, no ``silent``)."""
     shown, out = set(listed), set(revoked)
     return [
-        {
-            "node_id": r.node_id,
-            "state": "revoked" if r.node_id in out else r.state,
-            "revoked": r.node_id in out,
-            "forgotten": True,
-            "healthy": False,
-            "url": r.url,
-            "region": r.region,
-            "models": sorted(str(m.get("id")) for m in r.models),
-            "registered_at": _iso(r.registered_at),
-            "last_heartbeat_at": _iso(r.last_heartbeat_at),
-        }
+        ForgottenNode(
+            node_id=r.node_id,
+            state="revoked" if r.node_id in out else NodeState(r.state),
+            revoked=r.node_id in out,
+            forgotten=True,
+            healthy=False,
+            silent=True,
+            url=r.url,
+            region=r.region,
+            models=sorted(str(m.get("id")) for m in r.models),
+            registered_at=_iso(r.registered_at),
+            last_heartbeat_at=_iso(r.last_heartbeat_at),
+        ).model_dump(mode="json")
         for r in recs
         if r.node_id not in shown
     ]

@@ -31,6 +31,7 @@ from pydantic.json_schema import models_json_schema
 from LLM_Mesh.core.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    ForgottenNode,
     Heartbeat,
     HostedModel,
     MeshMeta,
@@ -206,7 +207,7 @@ class MeshModelList(_Open):
 
 
 class NodeList(_Open):
-    nodes: list[NodeView]
+    nodes: list[NodeView | ForgottenNode]  # ForgottenNode: ?all=true's stored rows only
 
 
 class HeartbeatAccepted(_Open):

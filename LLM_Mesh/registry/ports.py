@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from LLM_Mesh.core.rewards import ModelStats
+from LLM_Mesh.registry.ports_canary import CanaryStore
 
 #: Outcomes that count against the node that served the request (its ``failures``);
 #: ``"cancelled"`` (the client went away) does not.
@@ -168,69 +169,6 @@ class SeqResult(str, Enum):
     UNKNOWN = "unknown"  # no key for that node id
     KEY_MISMATCH = "key_mismatch"  # the id is held by another key
     OTHER_OPERATOR = "other_operator"  # the key is another operator's (registration only)
-
-
-@dataclass
-class CanaryRecord:
-    """A node and model's canary tally and quarantine (``quarantined_at``: a failed probe,
-    not cleared; ``reason`` says why)."""
-
-    node_id: str
-    model: str
-    passed: int = 0
-    failed: int = 0
-    last_probe_at: datetime | None = None
-    quarantined_at: datetime | None = None
-    reason: str | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def quarantined(self) -> bool:
-        return self.quarantined_at is not None
-
-
-class CanaryStore(Protocol):
-    """Quality control's part of the store (``registry/store_canary.py``, migration 0009)."""
-
-    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
-        """Mark ``node_id`` a canary verifier; ``False`` when it already is one."""
-        ...
-
-    async def list_verifiers(self) -> list[str]:
-        """The verifier node ids."""
-        ...
-
-    async def record_canary(
-        self,
-        node_id: str,
-        model: str,
-        *,
-        ok: bool,
-        reason: str | None,
-        at: datetime,
-        probe: bool = True,
-    ) -> CanaryRecord:
-        """Count one probe's verdict; a failure quarantines (keeps the first time and reason).
-        ``probe=False``: a quarantine found otherwise (the usage audit's, ``ok`` false):
-        neither a failed probe counted nor the last probe's time moved."""
-        ...
-
-    async def clear_quarantine(self, node_id: str, at: datetime) -> list[str]:
-        """Lift every quarantine of ``node_id``; the models cleared."""
-        ...
-
-    async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
-        """Every record (changed at or after ``since``, when given)."""
-        ...
-
-    async def quarantined_nodes_of(self, operator: str) -> list[str]:
-        """The nodes whose key ``operator`` holds that are quarantined for some model."""
-        ...
-
-    async def held_nodes(self) -> list[str]:
-        """Every node whose earnings are held now: those quarantined for some model, and
-        every node whose key's operator holds a quarantined node's key (its siblings)."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ One :class:`Quality` per registry process (``Runtime.quality``). It mirrors the
 store's ``canary_verifiers`` and ``canary_status`` (migration 0009): a verdict is
 written to the store first, then applied here; :class:`QualityWatcher` polls the
 store every second for changes made elsewhere (another registry's verdict, the
-admin's ``llm-mesh registry nodes clear`` or ``trust``), as the revocation
+admin's ``llm-mesh registry nodes clear``, ``trust`` or ``untrust``), as the revocation
 watcher does. A quarantine takes the node out of routing for that model at once
 (:meth:`Routing.set_quarantined`); a clear puts it back. While a node has any
 quarantine its earnings are held, and so are those of every other node of its
@@ -52,7 +52,8 @@ from LLM_Mesh.core.trust import (
 )
 from LLM_Mesh.registry.node_table import NodeEntry
 from LLM_Mesh.registry.poller import Poller
-from LLM_Mesh.registry.ports import CanaryRecord, Store
+from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.ports_canary import CanaryRecord
 from LLM_Mesh.registry.routing import Routing
 
 __all__ = ["Quality", "QualityWatcher"]

@@ -5,7 +5,8 @@ gives it ``engine``). A verdict is one ``INSERT ... ON CONFLICT DO NOTHING`` the
 one ``UPDATE`` that adds to the counters in the database (several registries
 probe at once) and sets the quarantine only where none is set, so the first
 failure's time and reason are kept. Running registries learn changes (a
-quarantine by another registry, a clear by the admin CLI) by polling
+quarantine by another registry, a clear, a verifier marked or unmarked by the admin
+CLI) by polling
 :meth:`SqlCanary.canary_records` with ``since`` (``registry/quality.py``).
 """
 
@@ -14,11 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.registry import tables
-from LLM_Mesh.registry.ports import CanaryRecord
+from LLM_Mesh.registry.ports_canary import CanaryRecord
 from LLM_Mesh.registry.store_credentials import insert_new
 
 __all__ = ["SqlCanary"]
@@ -51,6 +52,12 @@ class SqlCanary:
             return await insert_new(
                 conn, tables.canary_verifiers, {"node_id": node_id, "trusted_at": at}
             )
+
+    async def untrust_verifier(self, node_id: str) -> bool:
+        v = tables.canary_verifiers
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(v).where(v.c.node_id == node_id))
+        return bool(result.rowcount)
 
     async def list_verifiers(self) -> list[str]:
         v = tables.canary_verifiers

@@ -114,3 +114,42 @@ def test_clear_releases_the_operators_other_nodes_once_none_is_quarantined(
     assert b[ALICE] == 1050 and b[held_account("n1")] == b[held_account("n3")] == 0
     code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
     assert code == 0 and "OK" in out, out
+
+
+def _verifiers(home: Path) -> list[str]:
+    async def go() -> list[str]:
+        async with SqlStore(_db(home)) as s:
+            return await s.list_verifiers()
+
+    return asyncio.run(go())
+
+
+def test_nodes_untrust_undoes_nodes_trust(tmp_path: Path) -> None:
+    """Found 2026-12-07 (cli42): a node marked a canary verifier (``registry nodes trust``)
+    could not be unmarked but by revoking its key; ``registry nodes untrust`` unmarks it,
+    said as ``trust`` says it, on the store (running registries learn it at their poll)."""
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "nodes", "trust", "n1")
+    assert code == 0 and "node n1 is now a canary verifier" in out, out
+    assert cli(home, "registry", "nodes", "trust", "n2")[0] == 0
+    code, out = cli(home, "registry", "nodes", "untrust", "n1")
+    assert code == 0 and "node n1 is no longer a canary verifier" in out, out
+    assert _verifiers(home) == ["n2"]
+    code, out = cli(home, "registry", "nodes", "untrust", "n1")  # nothing left to do
+    assert code == 0 and "node n1 was not a canary verifier" in out, out
+    code, out = cli(home, "registry", "nodes", "trust", "n1")  # marked again: as new
+    assert code == 0 and "node n1 is now a canary verifier" in out, out
+    assert _verifiers(home) == ["n1", "n2"]
+
+
+def test_nodes_untrust_needs_the_stores_admin_key(tmp_path: Path) -> None:
+    """As ``trust``: without the store's admin key nothing is unmarked."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "nodes", "trust", "n1")[0] == 0
+    out = runner.invoke(
+        app,
+        ["registry", "nodes", "untrust", "n1", "--home", str(home)],
+        env={"COLUMNS": "200", "LLM_MESH_ADMIN_KEY": "lma_" + "x" * 43},
+    )
+    assert out.exit_code == 1 and "admin key" in out.output, out.output
+    assert _verifiers(home) == ["n1"]

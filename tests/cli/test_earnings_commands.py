@@ -122,16 +122,19 @@ def test_node_tomls_token_goes_to_node_tomls_registry(
     assert runner.invoke(app, ["earnings"]).exit_code == 0
     assert registry.seen[-1].url.host == "env.test"
     monkeypatch.delenv("LLM_MESH_REGISTRY_URL")
-    # a token of the flag's is not node.toml's: the registry stays the default
+    # a token of the flag's goes there too: the registry is every command's (cli42; before,
+    # the default, http://127.0.0.1:8800: tests/cli/test_operator_token_registry.py)
     assert runner.invoke(app, ["earnings", "--operator-token", "lmo_flag"]).exit_code == 0
-    assert registry.seen[-1].url.host == "127.0.0.1" and registry.seen[-1].url.port == 8800
+    assert registry.seen[-1].url.host == "mine.test" and registry.seen[-1].url.port == 23830
+    assert registry.seen[-1].headers["authorization"] == "Bearer lmo_flag"
 
 
 def test_ledger_statement_operator_sends_node_tomls_token_to_its_registry(
     tmp_path: Path,
 ) -> None:
-    """The same for ``ledger statement --operator`` (``operator_credential``)."""
-    from LLM_Mesh.config import Settings
+    """The same for ``ledger statement --operator``: the settings it builds
+    (``registry_settings``) and ``operator_credential``'s token."""
+    from LLM_Mesh.cli.common import registry_settings
 
     home = tmp_path / "node2"
     home.mkdir()
@@ -139,9 +142,9 @@ def test_ledger_statement_operator_sends_node_tomls_token_to_its_registry(
         'engine = "sim"\nmodels = ["m"]\noperator_token = "lmo_toml"\n'
         'registry_url = ["http://a.test", "http://b.test/"]\n'
     )
-    settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
-    token, where = earnings_commands.operator_credential(settings, None)
-    assert token == "lmo_toml" and where.registry_urls == ("http://a.test", "http://b.test")
+    where = registry_settings(home)
+    assert earnings_commands.operator_credential(where, None) == "lmo_toml"
+    assert where.registry_urls == ("http://a.test", "http://b.test")
     assert where.registry_url == "http://a.test"
 
 
@@ -185,10 +188,10 @@ def test_where_the_registry_url_came_from_is_said_true(
     tmp_path: Path, registry: FakeRegistry, token_from: str, registry_from: str
 ) -> None:
     """Found 2026-12-07: with the token from ``--operator-token`` or
-    ``$LLM_MESH_OPERATOR_TOKEN`` and a node.toml naming a ``registry_url`` (not taken: it
-    goes with node.toml's own token), no registry answering said "the URL is the default:
-    no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url". Each combination of
-    where the token and the registry come from, said as it is."""
+    ``$LLM_MESH_OPERATOR_TOKEN`` and a node.toml naming a ``registry_url`` (then not taken:
+    it went with node.toml's own token only, until cli42), no registry answering said "the
+    URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url".
+    Each combination of where the token and the registry come from, said as it is."""
     registry.answer = _refused
     home = tmp_path / "mesh"
     home.mkdir()
@@ -210,14 +213,7 @@ def test_where_the_registry_url_came_from_is_said_true(
         ),
         toml,
     )
-    if registry_from == "node.toml" and token_from != "node.toml":
-        want = (
-            f"the URL is the default: no --registry or LLM_MESH_REGISTRY_URL; registry_url in "
-            f"{toml} goes only with that file's operator_token, not one from --operator-token "
-            "or LLM_MESH_OPERATOR_TOKEN: pass --registry URL"
-        )
-        host = "127.0.0.1"
-    elif registry_from == "node.toml":
+    if registry_from == "node.toml":  # whichever token (cli42: before, the default's words)
         want = f"the URL came from registry_url in {toml}: change it there"
         host = "toml.test"
     elif registry_from == "default":

@@ -108,3 +108,37 @@ def test_a_grant_of_no_positive_amount_says_amounts_are_positive(
     code, out = cli(tmp_path / "mesh", "registry", "grant", "pool", amount)
     assert code != 0 and "No such option" not in out, out
     assert f"AMOUNT {amount}: a grant's amount must be positive" in out, out
+
+
+@pytest.mark.parametrize(
+    ("args", "unknown"),
+    [
+        (("pool", "5", "--xyz"), "--xyz"),
+        (("pool", "5", "--xyz=1"), "--xyz"),
+        (("pool", "--xyz", "5"), "--xyz"),
+        (("pool", "5", "-q"), "-q"),
+    ],
+    ids=["after", "with_value", "between", "short"],
+)
+def test_a_mistyped_option_is_said_as_no_such_option(
+    tmp_path: Path, args: tuple[str, ...], unknown: str
+) -> None:
+    """Found 2026-12-07 (cli42): ``registry grant pool 5 --xyz`` said "Got unexpected extra
+    argument (--xyz)", where every other command says click's "No such option: --xyz": grant
+    ignored unknown options (money41b's way to take ``-5`` as AMOUNT), so one became an
+    argument. Only a negative number is an argument now; nothing is granted."""
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "grant", *args)
+    said = " ".join(out.split())
+    assert code == 2 and f"No such option: {unknown}" in said, said
+    assert "extra argument" not in said, said
+    assert not home.exists()  # refused before the command ran: no store made
+
+
+def test_a_negative_amount_beside_the_id_option_is_still_the_amount(tmp_path: Path) -> None:
+    """``-5`` after ``--id``'s value, or before it: AMOUNT, refused as such (money41b)."""
+    for args in (("pool", "-5", "--id", "x"), ("pool", "--id", "-5", "-7")):
+        code, out = cli(tmp_path / "mesh", "registry", "grant", *args)
+        assert code == 1 and "No such option" not in out, out
+        want = "AMOUNT -7" if "-7" in args else "AMOUNT -5"
+        assert f"{want}: a grant's amount must be positive" in out, out

@@ -162,3 +162,16 @@ def test_every_engine_option_says_sim_is_simulated() -> None:
         out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "240"})
         assert out.exit_code == 0, out.output
         assert "sim (SIMULATED: made-up answers" in _squash(out.output), path
+
+
+def test_nodes_trust_and_untrust_say_what_each_does() -> None:
+    """``registry nodes untrust`` (cli42) beside ``trust``, each one line in ``nodes
+    --help`` saying what it does to a canary verifier, and its own ``--help``."""
+    out = runner.invoke(app, ["registry", "nodes", "--help"], env={"COLUMNS": "240"})
+    said = _squash(out.output)
+    assert out.exit_code == 0 and "trust Mark a node as a canary verifier" in said, said
+    assert "untrust Unmark a canary verifier" in said, said
+    out = runner.invoke(app, ["registry", "nodes", "untrust", "--help"], env={"COLUMNS": "240"})
+    said = _squash(out.output)
+    assert out.exit_code == 0 and "node_id" in said and "registry nodes trust" in said, said
+    assert "its answers are no longer the references" in said, said

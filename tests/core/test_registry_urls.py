@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.registry_urls import NOT_TAKEN, registry_url_list, source_words, split_urls
+from LLM_Mesh.core.registry_urls import registry_url_list, source_words, split_urls
 
 
 def test_split_drops_blanks_around_each_url_and_every_trailing_slash() -> None:
@@ -70,8 +70,8 @@ def test_a_long_url_is_shown_cut_to_200_characters() -> None:
 
 def test_each_source_in_words() -> None:
     """Where a registry URL came from, said for each source ``Settings.registry_source``
-    holds; a node.toml whose ``registry_url`` was not taken is not said to have none (found
-    2026-12-07: ``earnings --operator-token`` in a node's home)."""
+    holds (a node.toml's ``registry_url`` not taken, said apart from 2026-12-07 until cli42,
+    is no more: every command takes it)."""
     assert source_words("--registry") == "the URL came from --registry"
     assert source_words("LLM_MESH_REGISTRY_URL") == "the URL came from LLM_MESH_REGISTRY_URL"
     assert source_words("/h/node.toml") == (
@@ -80,7 +80,3 @@ def test_each_source_in_words() -> None:
     assert source_words("") == (
         "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"
     )
-    said = source_words(f"{NOT_TAKEN}/h/node.toml")
-    assert said.startswith("the URL is the default: no --registry or LLM_MESH_REGISTRY_URL; ")
-    assert "registry_url in /h/node.toml goes only with that file's operator_token" in said
-    assert said.endswith("pass --registry URL"), said

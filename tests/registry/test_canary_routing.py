@@ -109,6 +109,10 @@ async def test_watcher_applies_quarantines_and_clears_made_elsewhere(mesh: Harne
     await mesh.store.clear_quarantine("a", now)
     await watcher.poll()
     assert not q.quarantined("a", MODEL) and mesh.runtime.routing.quarantined == {}
+    # a verifier unmarked on the store (``registry nodes untrust``, cli42) is one no more
+    assert await mesh.store.untrust_verifier("b")
+    await watcher.poll()
+    assert "b" not in q.verifiers
 
 
 async def test_a_stale_poll_does_not_undo_a_newer_verdict(mesh: Harness) -> None:

@@ -11,6 +11,7 @@ from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.openapi import NodeList
 from LLM_Mesh.registry.snapshot import load_nodes
 from tests.registry.helpers import ADMIN, Harness, make_settings, running
 from tests.registry.node_auth_mesh import Wall, beat, error, make_node, mesh, operator, register
@@ -85,6 +86,30 @@ async def test_departed_ids_past_the_bound_leave_the_table_and_the_listing(
         assert {"gone-0", "gone-25"} <= await _listed(h) and "gone-model" in await _hosts(h)
 
 
+async def test_every_row_of_the_admins_whole_listing_says_silent_as_documented(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-07 (cli42): ``?all=true``'s rows of forgotten nodes had no ``silent``
+    while the live rows beside them carry it (a client reading it took a forgotten node
+    for one not known to be silent), and the OpenAPI document said every row is a
+    ``NodeView`` (its ``state`` a node state, ``models`` objects), which a forgotten row is
+    not. Now a forgotten row is ``silent: true`` (not heard here within the expiry: never,
+    since it was forgotten) and the document names its shape (``ForgottenNode``)."""
+    async with running(tmp_path) as h:
+        await _no_poll(h)
+        await h.register("gone", ["gone-model"])
+        h.clock.advance(DAY + 1)
+        await h.register("live")
+        h.app.state.health.upkeep()
+        r = await h.client.get("/mesh/nodes?all=true", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        rows = {n["node_id"]: n for n in r.json()["nodes"]}
+        assert rows["gone"]["forgotten"] is True and rows["gone"]["silent"] is True, rows
+        assert rows["live"]["silent"] is False and "forgotten" not in rows["live"]
+        shown = NodeList.model_validate(r.json())  # the OpenAPI document's NodeList
+        assert {type(n).__name__ for n in shown.nodes} == {"NodeView", "ForgottenNode"}
+
+
 async def test_a_forgotten_node_comes_back_with_its_key_and_a_revoked_one_stays_out(
     tmp_path: Path,
 ) -> None:
@@ -112,6 +137,7 @@ async def test_a_forgotten_node_comes_back_with_its_key_and_a_revoked_one_stays_
         r = await h.client.get("/mesh/nodes?all=true", headers=ADMIN)
         rows = {n["node_id"]: n for n in r.json()["nodes"]}
         assert rows[revoked.node_id]["state"] == "revoked" and rows[revoked.node_id]["revoked"]
+        NodeList.model_validate(r.json())  # the OpenAPI document's shape (cli42)
         body = node.body()
         forged = NodeSigner.__new__(NodeSigner)
         forged.__dict__.update(thief.signer.__dict__)

@@ -284,3 +284,11 @@ def test_the_admin_s_all_nodes_query_is_documented() -> None:
     assert params["all"]["in"] == "query" and not params["all"]["required"]
     assert params["all"]["schema"] == {"type": "boolean", "default": False}
     assert "401" in op["responses"]
+    # its stored rows' shape beside the live nodes', ``silent`` in both (cli42: the
+    # document said every row a NodeView, and a forgotten row had no ``silent``)
+    schemas = _doc()["components"]["schemas"]
+    items = schemas["NodeList"]["properties"]["nodes"]["items"]["anyOf"]
+    assert {i["$ref"].rsplit("/", 1)[1] for i in items} == {"NodeView", "ForgottenNode"}
+    forgotten = schemas["ForgottenNode"]
+    assert {"silent", "forgotten", "healthy", "state", "models"} <= set(forgotten["required"])
+    assert "silent" in schemas["NodeView"]["properties"]

@@ -27,6 +27,18 @@ async def test_verifiers_are_marked_once(any_store: Store) -> None:
     assert await any_store.list_verifiers() == ["node-a", "node-b"]
 
 
+async def test_a_verifier_is_unmarked_once(any_store: Store) -> None:
+    """``registry nodes untrust`` (cli42): the mark gone, ``False`` when there was none."""
+    assert await any_store.trust_verifier("node-a", T0)
+    assert await any_store.trust_verifier("node-b", T0)
+    assert await any_store.untrust_verifier("node-a")
+    assert not await any_store.untrust_verifier("node-a")
+    assert not await any_store.untrust_verifier("node-c")
+    assert await any_store.list_verifiers() == ["node-b"]
+    assert await any_store.trust_verifier("node-a", T0 + timedelta(seconds=1))  # again: new
+    assert await any_store.list_verifiers() == ["node-a", "node-b"]
+
+
 async def test_passes_count_and_a_failure_quarantines_keeping_the_first_reason(
     any_store: Store,
 ) -> None:
