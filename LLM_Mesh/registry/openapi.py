@@ -1,10 +1,9 @@
 """The OpenAPI document (``/openapi.json``, ``/docs``): ``/mesh`` and ``/v1`` together.
 
-FastAPI documents the ``/mesh`` routes itself, but not the ``/v1`` routes: those
-are plain Starlette routes (the hot path, no dependency injection). Here the
-``/v1`` operations are written from pydantic models (the request models the
-gateway validates with, the answer shapes below) and merged into FastAPI's
-document, and FastAPI's parts are made true to what the app answers:
+FastAPI documents the ``/mesh`` routes itself, but not the ``/v1`` routes: plain
+Starlette routes (the hot path, no dependency injection). Here the ``/v1`` operations are
+written from pydantic models (the request models the gateway validates with, the answer
+shapes below) and merged into FastAPI's document, made true to what the app answers:
 
 - request validation fails with 400 in OpenAI's error shape (the one handler in
   :mod:`~LLM_Mesh.registry.errors`), never FastAPI's 422;
