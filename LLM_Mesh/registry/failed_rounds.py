@@ -24,14 +24,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Protocol
 
 from LLM_Mesh.core.printable import one_line
 from LLM_Mesh.core.round_alarm import ALARM_AFTER_S, REPEAT_S, Alarm, RoundAlarm
 from LLM_Mesh.registry.start_retry import log_failed_round
 
-__all__ = ["LoopWatch", "RoundLog", "loop_label", "watch_loops"]
+__all__ = ["LoopWatch", "RoundLog", "loop_label"]
 
 
 class LoopWatch(Protocol):
@@ -43,6 +43,9 @@ class LoopWatch(Protocol):
     def failing(self, loop: str, alarmed: bool) -> None:
         """``loop``'s run of failed rounds said as an ERROR (True), or ended (False)."""
 
+    def watched(self, loop: str) -> None:
+        """``loop`` is watched from now on (its metrics shown before it fails)."""
+
 
 def loop_label(name: str) -> str:
     """A loop's metric label from its name: "the requests writer" -> ``requests_writer``,
@@ -51,13 +54,6 @@ def loop_label(name: str) -> str:
     for head in ("the_", "llm_mesh_"):
         label = label.removeprefix(head)
     return label or "loop"
-
-
-def watch_loops(watch: LoopWatch, logs: Iterable[RoundLog | None]) -> None:
-    """Give each of ``logs`` (the app's loops', ``None`` skipped) ``watch``."""
-    for log in logs:
-        if log is not None:
-            log.watch = watch
 
 
 class RoundLog:
@@ -84,8 +80,20 @@ class RoundLog:
         self.clock = clock
         self.wall_clock = wall_clock
         self.alarm = RoundAlarm(alarm_after_s, repeat_s, first_only=first_only)
+        self._watch: LoopWatch | None = None
         self.watch = watch
         self._started = clock()  # a loop with no success yet: silent since
+
+    @property
+    def watch(self) -> LoopWatch | None:
+        """Told of this loop's failed rounds and alarms (the metrics), by its ``label``."""
+        return self._watch
+
+    @watch.setter
+    def watch(self, watch: LoopWatch | None) -> None:
+        self._watch = watch
+        if watch is not None:
+            watch.watched(self.label)
 
     @property
     def failing(self) -> int:

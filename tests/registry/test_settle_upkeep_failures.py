@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from LLM_Mesh.registry import settle_upkeep
+from LLM_Mesh.registry import settle_durable
 from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 
 LOGGER = "LLM_Mesh.registry.settlement"
@@ -62,7 +62,7 @@ def test_a_run_is_one_error_past_60_s_and_its_end_one_info(
 ) -> None:
     s = _bare()
     now = [1000.0]
-    monkeypatch.setattr(settle_upkeep.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(settle_durable.time, "monotonic", lambda: now[0])
     caplog.set_level(logging.INFO, logger=LOGGER)
     for _ in range(90):  # a round a second for 90 s, a bug's error (not the store's)
         try:
@@ -76,8 +76,12 @@ def test_a_run_is_one_error_past_60_s_and_its_end_one_info(
         (logging.ERROR, False),  # 60 s into the run
     ]
     assert lines[0].getMessage() == "settlement: settling 3 requests failed; retrying"
-    assert lines[1].getMessage().startswith(
-        "settlement settling: still failing after 60 s, 61 failed rounds in a row (since "
+    assert (
+        lines[1]
+        .getMessage()
+        .startswith(
+            "settlement settling: still failing after 60 s, 61 failed rounds in a row (since "
+        )
     )
     assert s.sync_failing_s() is None  # another task's run
     caplog.clear()
