@@ -114,6 +114,7 @@ class SettleDurable:
     watch: SettleWatch | None = None  # told of failed syncs, journalled and recovered answers
 
     loop_watch: LoopWatch | None = None  # told of the rounds' failures (the metrics)
+    round_clock: Callable[[], float] = staticmethod(time.monotonic)  # times their runs
 
     # -- a run of failed rounds (a database away): as every loop's ---------------------------
 
@@ -123,8 +124,8 @@ class SettleDurable:
         are every 0.2 s; found 2026-12-04: a replica whose PostgreSQL was away logged both
         tracebacks every few seconds, the cause buried)."""
         logs: dict[str, RoundLog] = self.__dict__.setdefault("_round_logs", {})
-        if task not in logs:  # the clock read each time (tests set time.monotonic)
-            logs[task] = RoundLog(log, f"settlement {task}", clock=lambda: time.monotonic(),
+        if task not in logs:
+            logs[task] = RoundLog(log, f"settlement {task}", clock=lambda: self.round_clock(),
                                   first_only=True, label=f"settlement_{task}",
                                   watch=self.loop_watch)  # fmt: skip
         return logs[task]

@@ -14,7 +14,6 @@ import logging
 
 import pytest
 
-from LLM_Mesh.registry import settle_durable
 from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 
 LOGGER = "LLM_Mesh.registry.settlement"
@@ -58,11 +57,11 @@ async def test_the_upkeep_loop_logs_a_run_of_failures_once(
 
 
 def test_a_run_is_one_error_past_60_s_and_its_end_one_info(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = _bare()
     now = [1000.0]
-    monkeypatch.setattr(settle_durable.time, "monotonic", lambda: now[0])
+    s.round_clock = lambda: now[0]  # type: ignore[method-assign]
     caplog.set_level(logging.INFO, logger=LOGGER)
     for _ in range(90):  # a round a second for 90 s, a bug's error (not the store's)
         try:
