@@ -18,9 +18,17 @@ time (any one monotonic clock's seconds, the caller's) and whether it failed:
 - the first round that succeeds after a run: one INFO, "recovered after N failed rounds
   over X s" (any run, alarmed or not: the WARNINGs' end is said too).
 
-It keeps the counts in a :class:`~LLM_Mesh.core.fail_streak.FailStreak` (the pollers'),
-whose own first/remind answer is not used here: these loops say every failed round until
-the alarm, the pollers only their first.
+A loop that runs every second or more often (the store polls, ``registry/poller.py``; the
+settler's, its log sync's and the upkeep's rounds, ``registry/settle_durable.py``) is
+``first_only``: of a run only its first failed round says its own line, the others are
+quiet from the second on (a line a round of such a loop was the flood found 2026-12-04: a
+replica cut off from PostgreSQL logged about 400 lines a second); the ERROR, its repeats and
+the INFO are the same (session 42, alarm42: one scheme for every loop, where the pollers
+and the settlement said a run's first failure, then an ERROR a minute, its end a WARNING).
+
+It keeps the counts in a :class:`~LLM_Mesh.core.fail_streak.FailStreak` (also when the
+loop last succeeded: ``FailStreak.silent_s``, the replica beat's ``GET /healthz``), whose
+own first/remind answer is not used here.
 """
 
 from __future__ import annotations
@@ -67,8 +75,14 @@ class RoundAlarm:
 
     alarm_after_s: float = ALARM_AFTER_S
     repeat_s: float = REPEAT_S
+    first_only: bool = False  # a run's rounds after its first quiet too (module docstring)
     streak: FailStreak = field(default_factory=FailStreak)
     _alarmed_at: float | None = None  # the last alarm of the current run
+
+    @property
+    def alarmed(self) -> bool:
+        """Whether the current run was said as an ERROR."""
+        return self._alarmed_at is not None
 
     def failed(self, now: float) -> RoundSaid:
         """One more failed round at ``now``."""
@@ -77,7 +91,7 @@ class RoundAlarm:
         alarmed = self._alarmed_at
         if alarmed is None:
             if rounds < 2 or failing_s < self.alarm_after_s:
-                return RoundSaid(quiet=False, alarm=None)
+                return RoundSaid(quiet=self.first_only and rounds > 1, alarm=None)
         elif now - alarmed < self.repeat_s:
             return RoundSaid(quiet=True, alarm=None)
         self._alarmed_at = now

@@ -289,6 +289,7 @@ def create_registry_app(
         runtime.settlement.held = quality.held  # a quarantined node's earnings are held
         if runtime.metrics is not None:  # its failed syncs, journalled and recovered answers
             runtime.settlement.watch = runtime.metrics
+            runtime.settlement.loop_watch = runtime.metrics.loops  # its rounds' failures
             runtime.metrics.sync_failing = runtime.settlement.sync_failing
         if shared is None:  # a lone registry: ids paid before a restart (paid_ids.py)
             runtime.paid_ids = PaidIds(ledger.engine, idempotency.ttl_s, wall_clock)
@@ -362,7 +363,12 @@ def create_registry_app(
                 await checkpointer.ensure_published()
             return checkpointer
 
-        stops = Stops()  # each start's stop recorded as it runs (app_stops.py: their order)
+        loops = None if runtime.metrics is None else runtime.metrics.loops
+        # each start's stop recorded as it runs (app_stops.py: their order); the metrics
+        # watch the failed rounds of each loop started (metrics_loops.py), and these:
+        stops = Stops(None if loops is None else lambda part: loops.watch([part]))
+        if loops is not None:
+            loops.watch([runtime.heartbeats, departures])
         if pusher is not None and witness_client is None:
             stops.add("witness_client", pusher.client.aclose)
         for name in ("shared_shown", "shared_in_flight", "shared_share", "shared_limits"):

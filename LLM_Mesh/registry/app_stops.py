@@ -6,7 +6,8 @@ lifespan's end, or a start step that raised, runs the stops recorded, in :data:`
 checkpoint, the request writer after the loops that queue rows). So a start that fails at step
 k stops what steps 1..k-1 started and leaves nothing running against a closed store. Found
 2026-12-07 (review, session 39): the loops started before the lifespan's ``try: yield`` were
-never stopped when a later start step raised.
+never stopped when a later start step raised. ``on_start`` (optional) is told of each part
+before it starts (the metrics watch its loops' failed rounds: ``metrics_loops.py``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class Startable(Protocol):
 class Stops:
     """The stops recorded by the start, run once by :meth:`run` in :data:`STOP_ORDER`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_start: Callable[[object], object] | None = None) -> None:
         self._stops: dict[str, list[Callable[[], Awaitable[object]]]] = {}
+        self.on_start = on_start
 
     def add(self, name: str, stop: Callable[[], Awaitable[object]]) -> None:
         """``stop`` run at the end (``name``: one of :data:`STOP_ORDER`)."""
@@ -47,7 +49,10 @@ class Stops:
         self._stops.setdefault(name, []).append(stop)
 
     def start(self, name: str, part: Startable) -> None:
-        """``part`` started, its ``stop`` recorded under ``name``."""
+        """``part`` started (told to ``on_start`` first), its ``stop`` recorded under
+        ``name``."""
+        if self.on_start is not None:
+            self.on_start(part)
         part.start()
         self.add(name, part.stop)
 

@@ -18,7 +18,9 @@ What a failed write does is the injected policy's:
   ERROR line, counted by its write should it end).
 - :class:`RetryOnFailure` (the receipts'): nothing is dropped on a store failure, the batch
   goes back to the queue's head and is written again at the next round (counted in
-  ``failed``), each of its values logged whole once (the injected ``log_whole``); a full
+  ``failed``; the round logged as the drop policy's, its run past 60 s one ERROR, its end
+  one INFO: ``failed_rounds.RoundLog``, alarm42: before, a WARNING a round for as long as
+  it lasted), each of its values logged whole once (the injected ``log_whole``); a full
   queue drops its oldest; ``stop`` writes again each ``flush_interval_s`` until
   ``timeout_s``, then tells the policy what is left, a hung write's batch included (once:
   should that write fail later, its batch is neither logged again nor put back). A value
@@ -88,8 +90,9 @@ class DropOnFailure(Generic[T]):
 
 
 class RetryOnFailure(Generic[T]):
-    """A failed batch is written again (the writer puts it back), logged at WARNING with its
-    count, and each of its values logged whole once (``log_whole(value, why)``, keyed by
+    """A failed batch is written again (the writer puts it back), logged with its count as
+    :class:`DropOnFailure` logs its own (``RoundLog``: a run past 60 s one ERROR, its end
+    one INFO), and each of its values logged whole once (``log_whole(value, why)``, keyed by
     ``key``) until written; a value dropped unwritten (a full queue, the stop) is logged
     whole then if it was not before, else named by its key in one WARNING line saying why
     and that its whole text is logged above ("not yet stored"): never unlogged, never
@@ -111,10 +114,11 @@ class RetryOnFailure(Generic[T]):
         self.key = key
         self.log_whole = log_whole
         self._logged: set[Hashable] = set()  # logged whole after a failed write
+        self.round_log = RoundLog(logger, f"the {what} writer")  # an ERROR past 60 s failing
 
     def failed(self, batch: list[T], exc: Exception) -> None:
-        self.log.warning("could not store %d %s (%s); written again later",
-                         len(batch), self.what, type(exc).__name__)  # fmt: skip
+        self.round_log.failed(exc, f"could not store {len(batch)} {self.what}",
+                              "written again later")  # fmt: skip
         for value in batch:
             k = self.key(value)
             if k not in self._logged:
@@ -127,6 +131,7 @@ class RetryOnFailure(Generic[T]):
         self._logged.add(self.key(value))
 
     def written(self, batch: list[T]) -> None:
+        self.round_log.ok()
         for value in batch:
             self._logged.discard(self.key(value))
 

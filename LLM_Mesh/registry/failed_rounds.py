@@ -9,20 +9,51 @@ rounds in a row (since HH:MM:SS UTC); the last: <round's line>``, each failed ro
 WARNING at DEBUG from then on (a round's ERROR, a bug's traceback, is never quieted), that
 ERROR again every 600 s while it lasts, and one INFO ``<loop>: recovered after N failed
 rounds over X s (since ...)`` at the first round that succeeds. Found 2026-12-07 (session
-42's note): a long outage was one WARNING a round and never an ERROR.
+42's note): a long outage was one WARNING a round and never an ERROR. A loop of a round a
+second or more (the store polls, the settlement's rounds) is ``first_only``: only a run's
+first failed round says its own line (``core/round_alarm.py``).
+
+Its ``watch`` (a :class:`LoopWatch`, injected: ``GatewayMetrics.loops``, the replica's
+``/metrics``) is told of each failed round and of the alarm's start and end, by the loop's
+``label`` (``llm_mesh_gateway_loop_failed_rounds_total{loop}``,
+``llm_mesh_gateway_loop_failing{loop}``: 1 from the ERROR to the INFO).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from LLM_Mesh.core.printable import one_line
 from LLM_Mesh.core.round_alarm import ALARM_AFTER_S, REPEAT_S, Alarm, RoundAlarm
 from LLM_Mesh.registry.start_retry import log_failed_round
 
-__all__ = ["RoundLog"]
+__all__ = ["LoopWatch", "RoundLog", "loop_label"]
+
+
+class LoopWatch(Protocol):
+    """Told of a loop's failed rounds (the replica's metrics: ``registry/metrics_loops.py``)."""
+
+    def failed_round(self, loop: str) -> None:
+        """One failed round of ``loop``."""
+
+    def failing(self, loop: str, alarmed: bool) -> None:
+        """``loop``'s run of failed rounds said as an ERROR (True), or ended (False)."""
+
+    def watched(self, loop: str) -> None:
+        """``loop`` is watched from now on (its metrics shown before it fails)."""
+
+
+def loop_label(name: str) -> str:
+    """A loop's metric label from its name: "the requests writer" -> ``requests_writer``,
+    "llm-mesh-replica-beat" -> ``replica_beat``."""
+    label = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    for head in ("the_", "llm_mesh_"):
+        label = label.removeprefix(head)
+    return label or "loop"
 
 
 class RoundLog:
@@ -39,36 +70,75 @@ class RoundLog:
         wall_clock: Callable[[], float] = time.time,
         alarm_after_s: float = ALARM_AFTER_S,
         repeat_s: float = REPEAT_S,
+        first_only: bool = False,
+        label: str | None = None,
+        watch: LoopWatch | None = None,
     ) -> None:
         self.log = logger
         self.name = name
+        self.label = loop_label(name) if label is None else label
         self.clock = clock
         self.wall_clock = wall_clock
-        self.alarm = RoundAlarm(alarm_after_s, repeat_s)
+        self.alarm = RoundAlarm(alarm_after_s, repeat_s, first_only=first_only)
+        self._watch: LoopWatch | None = None
+        self.watch = watch
+        self._started = clock()  # a loop with no success yet: silent since
+
+    @property
+    def watch(self) -> LoopWatch | None:
+        """Told of this loop's failed rounds and alarms (the metrics), by its ``label``."""
+        return self._watch
+
+    @watch.setter
+    def watch(self, watch: LoopWatch | None) -> None:
+        self._watch = watch
+        if watch is not None:
+            watch.watched(self.label)
 
     @property
     def failing(self) -> int:
         """The failed rounds in a row now (0: the last round succeeded)."""
         return self.alarm.streak.failures
 
-    def failed(self, exc: BaseException, what: str, then: str = "") -> None:
+    def failing_s(self) -> float | None:
+        """How long the current run of failed rounds has lasted; None: not failing."""
+        streak = self.alarm.streak
+        return streak.failing_s(self.clock()) if streak.failures else None
+
+    def silent_s(self) -> float:
+        """Seconds since the last round that succeeded (since this log was made: none yet)."""
+        return self.alarm.streak.silent_s(self.clock(), self._started)
+
+    def failed(self, exc: BaseException, what: str, then: str = "", *, stacklevel: int = 1) -> None:
         """A failed round (in the loop's ``except``): its line (``log_failed_round``'s,
-        quiet once the run was said as an ERROR), and the run's ERROR when due."""
+        quiet once the run was said as an ERROR, or after its first when ``first_only``),
+        and the run's ERROR when due. ``stacklevel``: as ``logging``'s, from the caller."""
         said = self.alarm.failed(self.clock())
-        store = log_failed_round(self.log, exc, what, then, quiet=said.quiet, stacklevel=2)
+        first_only = self.alarm.first_only
+        up = stacklevel + 1
+        store = log_failed_round(self.log, exc, what, then, quiet=said.quiet,
+                                 errors_too=first_only, stacklevel=up)  # fmt: skip
+        watch = self.watch
+        if watch is not None:
+            watch.failed_round(self.label)
         if said.alarm is not None:
-            quiet = ", each failed round at DEBUG till then" if store else ""
+            quiet = ", each failed round at DEBUG till then" if store or first_only else ""
             self.log.error(
                 "%s: %s; the last: %s (%s); said again every %.0f s while it fails%s",
                 self.name, self._text(said.alarm), what, one_line(exc), self.alarm.repeat_s,
-                quiet, stacklevel=2,
+                quiet, stacklevel=up,
             )  # fmt: skip
+            if watch is not None:
+                watch.failing(self.label, True)
 
-    def ok(self) -> None:
+    def ok(self, *, stacklevel: int = 1) -> None:
         """A round that succeeded: the INFO that ends a run of failed ones."""
+        alarmed = self.alarm.alarmed
         ended = self.alarm.succeeded(self.clock())
         if ended is not None:
-            self.log.info("%s: %s", self.name, self._text(ended), stacklevel=2)
+            self.log.info("%s: %s", self.name, self._text(ended), stacklevel=stacklevel + 1)
+            if alarmed and self.watch is not None:
+                self.watch.failing(self.label, False)
 
     def _text(self, alarm: Alarm) -> str:
         began = self.wall_clock() - alarm.failing_s

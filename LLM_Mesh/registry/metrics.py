@@ -16,7 +16,9 @@ when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy an
 ejected, the opt-in wait and attempts in flight per model
 (:func:`~LLM_Mesh.registry.metrics_states.read_states`; settlement's syncs failing now:
 :attr:`GatewayMetrics.sync_failing`), the request writer's counts. Names, labels and
-meanings: ``docs/operations.md``. The guards' counters have every child made at the start
+meanings: ``docs/operations.md``. Every background loop's failed rounds:
+:attr:`GatewayMetrics.loops`
+(``metrics_loops.py``). The guards' counters have every child made at the start
 (their label values are a few fixed words), so each shows 0 before its first event.
 
 In one process a request's end whose children all exist (every one an end of its outcome
@@ -71,6 +73,7 @@ from LLM_Mesh.metrics_http import (
     new_registry,
 )
 from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.metrics_loops import LoopMetrics
 from LLM_Mesh.registry.metrics_states import GAUGES, States, WorkerGauges, read_states
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -209,6 +212,7 @@ class GatewayMetrics:
             ["result"], registry=reg,
         ))  # fmt: skip
         self._guards(reg)
+        self.loops = LoopMetrics(reg)  # the loops' failed rounds (metrics_loops.py)
         if writer is not None and reg is None:  # the writer's counts summed over processes
             records = Counter(_RECORDS, _RECORDS_HELP, ["result"], registry=None)
             by_result = {result: records.labels(result) for result in ("written", "dropped")}

@@ -3,11 +3,15 @@
 Revocations reach a running registry this way (nodes: :mod:`revocations`; API keys:
 :mod:`api_keys`), so a revocation made by another process on the same store, or by
 the admin CLI, takes effect within one interval. A failed poll is logged and the loop
-goes on: a store hiccup must not stop it. A run of failures (a database gone away) is not
-logged once a second with its traceback: the first failure in full, then one ERROR line a
-minute while it lasts (how long, how many tries, the last reason), and one WARNING line when
-a poll succeeds again (``core/fail_streak.py``); :meth:`Poller.silent_s` says how long since
-the last successful poll (``GET /healthz`` reads the replica beat's).
+goes on: a store hiccup must not stop it. A run of failures (a database gone away) is said
+as every background loop's is (``failed_rounds.RoundLog``, ``first_only``: a poll a second):
+its first failed poll in one WARNING line (a lost connection, a timeout, SQLite's lock) or
+an ERROR with its traceback (anything else), the others at DEBUG, 60 s into it one ERROR
+``<task>: still failing after X s, N failed rounds in a row ...``, again every 600 s, and
+one INFO ``<task>: recovered after N failed rounds over X s`` when a poll succeeds (found
+2026-12-04: each poll's traceback every second, about 400 lines a second; alarm42: one
+scheme for all loops). :meth:`Poller.silent_s` says how long since the last successful poll
+(``GET /healthz`` reads the replica beat's).
 
 ``changes`` (optional) is a cheap check of whether the poll would find anything new: a
 number that moves with every write the poll reads (``SqlStore.poll_version``: a counter
@@ -25,8 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from LLM_Mesh.core.fail_streak import FailStreak
-from LLM_Mesh.core.printable import one_line
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["Poller"]
@@ -43,21 +46,21 @@ class Poller:
     _task: asyncio.Task[None] | None = None
     _polled_at: int | None = None  # ``changes()`` read before the last successful poll
     streak_clock: Callable[[], float] = staticmethod(time.monotonic)
-    _streak: FailStreak | None = None
-    _started: float | None = None
+    _round_log: RoundLog | None = None
 
     @property
-    def streak(self) -> FailStreak:
-        if self._streak is None:
-            self._streak = FailStreak()
-            self._started = self.streak_clock()
-        return self._streak
+    def round_log(self) -> RoundLog:
+        """This poller's failed polls (made at its first tick, on ``streak_clock``)."""
+        if self._round_log is None:
+            self._round_log = RoundLog(  # the clock read each time: tests set it later
+                log, self.task_name, clock=lambda: self.streak_clock(), first_only=True
+            )
+        return self._round_log
 
     def silent_s(self) -> float:
         """Seconds since this poller's last successful poll (since its first tick when
         none succeeded yet)."""
-        streak, now = self.streak, self.streak_clock()
-        return streak.silent_s(now, now if self._started is None else self._started)
+        return self.round_log.silent_s()
 
     async def poll(self) -> object:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -68,33 +71,15 @@ class Poller:
         version = self._version()
         if version is not None and version == self._polled_at:
             return False
-        streak = self.streak
+        rounds = self.round_log
         try:
             await self.poll()
         except Exception as exc:  # a store hiccup must not stop the loop
             self._polled_at = None
-            said = streak.fail(self.streak_clock())
-            if said == "first":
-                log.exception(
-                    "%s: poll failed (%s); while it fails, one line a minute",
-                    self.task_name, one_line(exc),
-                )  # fmt: skip
-            elif said == "remind":
-                log.error(
-                    "%s: poll still failing, %d tries over %.0f s; the last: %s",
-                    self.task_name, streak.failures, streak.failing_s(self.streak_clock()),
-                    one_line(exc),
-                )  # fmt: skip
-            else:
-                log.debug("%s: poll failed again: %s", self.task_name, one_line(exc))
+            rounds.failed(exc, f"{self.task_name}: poll failed", "polled again next tick")
         else:
             self._polled_at = version
-            ended = streak.ok(self.streak_clock())
-            if ended is not None:
-                log.warning(
-                    "%s: polls again, after %d failed tries over %.0f s",
-                    self.task_name, ended[0], ended[1],
-                )  # fmt: skip
+            rounds.ok()
         return True
 
     def _version(self) -> int | None:

@@ -37,8 +37,9 @@ before a failed batch's lines are journalled was tried: the loop held 14–21 ms
 of 256 against 6–7 (``benchmarks/probe_journal_batch.py``, one run, 2026-12-05); not done.
 
 **A sync that fails** (``EIO``: :meth:`SettleDurable._durable_ok`) keeps the journal and is
-logged as the settler's own sync failures are (the first with its traceback, then a line a
-minute: ``syncing the database's log failed``); the round goes on. Found 2026-12-05: it
+logged as the settler's own sync failures are (as every loop's, ``failed_rounds.RoundLog``,
+``first_only``: the first of a run with its traceback, 60 s into it one ERROR, its end one
+INFO: ``syncing the database's log failed``); the round goes on. Found 2026-12-05: it
 raised out of the upkeep round before the pool's daily top-up, the leases handed back and
 the late forfeits (skipped for as long as the sync failed), out of the start (the registry
 did not start) and out of a clean stop's recovery (its leases and holder row left behind).
@@ -62,12 +63,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from LLM_Mesh.core.fail_streak import FailStreak
+from LLM_Mesh.registry.failed_rounds import LoopWatch, RoundLog
 from LLM_Mesh.registry.ledger_durable import sync_log
 from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb
 from LLM_Mesh.registry.settle_holders import HomeLock
@@ -111,26 +113,44 @@ class SettleDurable:
     _synced: tuple[int, int] | None = None  # the log's size and time at its last sync
     watch: SettleWatch | None = None  # told of failed syncs, journalled and recovered answers
 
-    def _failed(self, task: str, what: str) -> None: ...  # SettleUpkeep's
+    loop_watch: LoopWatch | None = None  # told of the rounds' failures (the metrics)
+    round_clock: Callable[[], float] = staticmethod(time.monotonic)  # times their runs
 
-    def _worked(self, task: str) -> None: ...
+    # -- a run of failed rounds (a database away): as every loop's ---------------------------
 
-    def _streak(self, task: str) -> FailStreak:  # SettleUpkeep's
-        raise NotImplementedError
+    def _round_log(self, task: str) -> RoundLog:
+        """The failed rounds of ``task`` (``settling``, ``syncing``, ``upkeep``): as every
+        background loop's (``failed_rounds.RoundLog``), ``first_only`` (the settler's rounds
+        are every 0.2 s; found 2026-12-04: a replica whose PostgreSQL was away logged both
+        tracebacks every few seconds, the cause buried)."""
+        logs: dict[str, RoundLog] = self.__dict__.setdefault("_round_logs", {})
+        if task not in logs:
+            logs[task] = RoundLog(log, f"settlement {task}", clock=lambda: self.round_clock(),
+                                  first_only=True, label=f"settlement_{task}",
+                                  watch=self.loop_watch)  # fmt: skip
+        return logs[task]
+
+    def _failed(self, task: str, what: str, then: str) -> None:
+        """A failed round of ``task``, inside its ``except``."""
+        exc = sys.exc_info()[1]
+        assert exc is not None, "called outside an except"
+        self._round_log(task).failed(exc, f"settlement: {what}", then, stacklevel=2)
+
+    def _worked(self, task: str) -> None:
+        self._round_log(task).ok(stacklevel=2)
 
     def sync_failing(self) -> bool:
         """Whether the last sync of the store's log failed (:meth:`sync_failing_s`)."""
-        return self._streak("syncing").failures > 0
+        return self._round_log("syncing").failing > 0
 
     def sync_failing_s(self) -> float | None:
         """How long the syncs of the store's log have been failing (seconds since the first
         failure of the run), ``None`` while the last one worked (or none ran)."""
-        streak = self._streak("syncing")
-        return streak.failing_s(time.monotonic()) if streak.failures else None
+        return self._round_log("syncing").failing_s()
 
-    def _sync_failed(self, what: str) -> None:
+    def _sync_failed(self, then: str) -> None:
         """A sync of the store's log failed, inside an ``except``: logged, and told."""
-        self._failed("syncing", what)
+        self._failed("syncing", "syncing the database's log failed", then)
         if self.watch is not None:
             self.watch.settle_sync_failed()
 
@@ -150,7 +170,7 @@ class SettleDurable:
         except FileNotFoundError:  # no log (not WAL; the last connection closed it)
             return
         except OSError:
-            self._sync_failed("syncing the database's log failed; tried again")
+            self._sync_failed("tried again")
         else:
             self._worked("syncing")
 
@@ -208,7 +228,7 @@ class SettleDurable:
         try:
             await self._store_durable()
         except OSError:
-            self._sync_failed("syncing the database's log failed; the journal is kept")
+            self._sync_failed("the journal is kept")
             return False
         self._worked("syncing")
         return True

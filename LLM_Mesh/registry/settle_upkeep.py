@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -31,7 +30,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from LLM_Mesh.core.fail_streak import FailStreak
 from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.registry.held import FORFEIT_WINDOW_S, forfeit_revoked
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -127,40 +125,11 @@ class SettleUpkeep(SettleDurable):
                 ]  # fmt: skip
                 done += await self._settle(batch)
             except Exception:
-                self._failed("settling", f"settling {len(batch)} requests failed; retrying")
+                self._failed("settling", f"settling {len(batch)} requests failed", "retrying")
                 self._answered[:0] = batch
                 raise
         self._worked("settling")
         return done
-
-    # -- a run of failures (a database away): said once, then a line a minute --------------
-
-    def _streak(self, task: str) -> FailStreak:
-        streaks: dict[str, FailStreak] = self.__dict__.setdefault("_fail_streaks", {})
-        return streaks.setdefault(task, FailStreak())
-
-    def _failed(self, task: str, what: str) -> None:
-        """A failure of the repeated ``task`` (the settler's rounds, the upkeep's), inside an
-        ``except``: the first of a run logged with its traceback, then a line a minute, the
-        rest not (``core/fail_streak.py``; found 2026-12-04: a replica whose PostgreSQL was
-        away logged both tracebacks every few seconds, the cause buried)."""
-        streak = self._streak(task)
-        now = time.monotonic()
-        said = streak.fail(now)
-        if said == "first":
-            log.exception("settlement: %s", what)
-        elif said == "remind":
-            log.error(
-                "settlement: %s: still failing, %d tries over %.0f s (the first error is above)",
-                what, streak.failures, streak.failing_s(now),
-            )  # fmt: skip
-
-    def _worked(self, task: str) -> None:
-        ended = self._streak(task).ok(time.monotonic())
-        if ended is not None:
-            log.warning(
-                "settlement: %s works again, after %d failed tries over %.0f s", task, *ended
-            )
 
     async def _settle(self, batch: list[Answer]) -> int:
         """Append ``batch``'s entries: on SQLite in one transaction on the hot path's
@@ -572,7 +541,7 @@ class SettleUpkeep(SettleDurable):
                 async with self._settling:  # stop() cancels it between rounds only
                     await self.upkeep()
             except Exception:
-                self._failed("upkeep", "upkeep failed")
+                self._failed("upkeep", "upkeep failed", f"tried again in {self.beat_s:g} s")
             else:
                 self._worked("upkeep")
 

@@ -195,6 +195,7 @@ def log_failed_round(
     then: str = "",
     *,
     quiet: bool = False,
+    errors_too: bool = False,
     stacklevel: int = 1,
 ) -> bool:
     """A background loop's failed round, in ``logger`` (called in its ``except``): the
@@ -206,7 +207,9 @@ def log_failed_round(
     ERROR, ``what; then``, with its traceback. The record names the caller's line, not this
     one (``stacklevel``: how many callers up from there). ``quiet``: that WARNING at DEBUG
     (a run of failed rounds already said as an ERROR: ``failed_rounds.RoundLog``); an ERROR
-    is never quieted. Whether it was the store's (the WARNING's kind).
+    is never quieted, unless ``errors_too`` (a loop of a round a second or more, said once a
+    run: ``core/round_alarm.RoundAlarm.first_only``; at DEBUG with its traceback). Whether
+    it was the store's (the WARNING's kind).
 
     Only an error of the database, its driver or the network itself (:func:`_of_the_store`)
     is judged so: another one raised while a lost connection was handled (its
@@ -222,7 +225,8 @@ def log_failed_round(
             what, _ROUND_SAYS[trouble], one_line(exc), tail, stacklevel=stacklevel + 1,
         )  # fmt: skip
         return True
-    logger.error("%s%s", what, tail, exc_info=exc, stacklevel=stacklevel + 1)
+    level = logging.DEBUG if quiet and errors_too else logging.ERROR
+    logger.log(level, "%s%s", what, tail, exc_info=exc, stacklevel=stacklevel + 1)
     return False
 
 

@@ -65,3 +65,15 @@ def test_the_lines_say_how_long_how_many_and_since_when() -> None:
         "still failing after 60 s, 31 failed rounds in a row (since 09:12:03 UTC)"
     )
     assert Alarm(INFO, 1, 2.0).text() == "recovered after 1 failed round over 2 s"
+
+
+def test_first_only_quiets_a_runs_rounds_after_its_first_the_alarm_the_same() -> None:
+    """The store polls and the settlement's rounds (a round a second or more often): only a
+    run's first failed round said, then the same ERROR at 60 s and INFO at the end
+    (alarm42: they had a scheme of their own)."""
+    a = RoundAlarm(first_only=True)
+    said = [a.failed(float(t)) for t in range(0, 90)]  # a round a second for 89 s
+    assert [t for t, s in enumerate(said) if not s.quiet] == [0]
+    assert [(t, s.alarm) for t, s in enumerate(said) if s.alarm] == [(60, Alarm(ERROR, 61, 60.0))]
+    assert a.alarmed and a.succeeded(90.0) == Alarm(INFO, 90, 90.0) and not a.alarmed
+    assert a.failed(91.0) == RoundSaid(quiet=False, alarm=None)  # a new run: its first said

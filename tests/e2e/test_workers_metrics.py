@@ -101,6 +101,11 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
         assert first.families["llm_mesh_gateway_request_records"] == "counter"
         assert first.has("llm_mesh_gateway_nodes", state="online")  # the answering worker's
         assert first.has("process_cpu_seconds_total")
+        # every loop's failed rounds (alarm42): the workers' files, a child at 0 a loop
+        assert first.families["llm_mesh_gateway_loop_failed_rounds"] == "counter"
+        assert first.families["llm_mesh_gateway_loop_failing"] == "gauge"
+        assert first.has("llm_mesh_gateway_loop_failing", loop="revocations")
+        assert first.value("llm_mesh_gateway_loop_failed_rounds_total", loop="revocations") == 0
         pids = {str(pid) for pid in _workers(sup.proc.pid)}
         for s in scrapes:  # every live worker's own memory, whichever answered
             shown = {pid for pid in pids if s.value("llm_mesh_worker_resident_memory_bytes",

@@ -210,3 +210,49 @@ async def test_a_full_queue_drops_its_oldest_into_the_log(caplog: pytest.LogCapt
     assert writer.queued == 1 and writer.dropped == 1
     (line,) = [x.getMessage() for x in caplog.records if "dropped unwritten" in x.getMessage()]
     assert decode_header(line.rsplit(": ", 1)[1]) == old.receipt
+
+
+class _Away(MemoryCutReceipts):
+    def __init__(self) -> None:
+        super().__init__()
+        self.away = True
+
+    async def record_cut_receipts(self, receipts: Sequence[CutReceipt]) -> None:
+        if self.away:
+            raise ConnectionRefusedError(111, "Connection refused")
+        await super().record_cut_receipts(receipts)
+
+
+async def test_an_outage_of_the_receipts_writer_is_one_error_past_60_s_and_its_end_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """alarm42: the writer said "written again later" at WARNING every round for as long as
+    the database was away, never an ERROR, and nothing at its end; now as every loop's
+    (``failed_rounds.RoundLog``): its rounds' WARNINGs, 60 s into it one ERROR, then quiet,
+    and one INFO when a write succeeds."""
+    caplog.set_level(logging.DEBUG, logger="LLM_Mesh.registry.cut_receipts")
+    store = _Away()
+    writer = CutReceiptWriter(store)
+    writer.submit_logged(made("req-1"))  # logged whole by its maker: no whole line here
+    now = [0.0]
+    writer._policy.round_log.clock = lambda: now[0]
+    for _ in range(40):  # a write every 2 s for 80 s
+        assert await writer.flush() == 0
+        now[0] += 2.0
+    store.away = False
+    assert await writer.flush() == 1
+    said = [(x.levelno, x.getMessage()) for x in caplog.records]
+    assert [lv for lv, _ in said].count(logging.WARNING) == 30
+    assert said[0] == (
+        logging.WARNING,
+        "could not store 1 cut receipts, the database's connection lost or refused "
+        "(ConnectionRefusedError: [Errno 111] Connection refused); written again later",
+    )
+    (error,) = [m for lv, m in said if lv == logging.ERROR]
+    assert error.startswith(
+        "the cut receipts writer: still failing after 60 s, 31 failed rounds in a row (since "
+    )
+    assert said[-1][0] == logging.INFO
+    assert said[-1][1].startswith(
+        "the cut receipts writer: recovered after 40 failed rounds over 80 s (since "
+    )

@@ -126,3 +126,22 @@ def test_the_records_name_the_loops_line(caplog: pytest.LogCaptureFixture) -> No
         "_fail",
         "test_the_records_name_the_loops_line",
     }
+
+
+def test_first_only_says_a_runs_first_round_and_a_bugs_traceback_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A loop of a round a second (the store polls): a bug's traceback once a run, not a
+    second (found 2026-12-04: about 400 lines a second), the rest at DEBUG (alarm42)."""
+    caplog.set_level(logging.DEBUG, logger=LOG.name)
+    clock = Clock()
+    rounds = RoundLog(LOG, "fake poll", clock=clock, first_only=True)
+    for _ in range(70):
+        _fail(rounds, RuntimeError("a bug"))
+        clock.now += 1.0
+    said = [(r.levelno, r.exc_info is not None) for r in caplog.records if r.name == LOG.name]
+    assert said[0] == (logging.ERROR, True)  # the first in full
+    assert said[1:61] == [(logging.DEBUG, True)] * 60  # then quiet, 60 s
+    assert said[61] == (logging.ERROR, False)  # the run's ERROR
+    assert caplog.records[61].getMessage().endswith("each failed round at DEBUG till then")
+    assert said[62:] == [(logging.DEBUG, True)] * 9

@@ -75,28 +75,54 @@ class Clock:
         return self.now
 
 
-async def test_a_run_of_failures_is_logged_once_then_a_line_a_minute_and_its_end(
+async def test_a_run_of_failures_is_logged_once_then_an_error_past_60_s_and_its_end(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A store gone away: each poll every second logged its whole traceback (about 400 lines
-    a second from one replica, found 2026-12-04); now the first failure in full, then one line
-    a minute, and the recovery once."""
+    a second from one replica, found 2026-12-04); now the first failure in full, the rest at
+    DEBUG, and the run as every loop's (``failed_rounds.RoundLog``, alarm42): one ERROR 60 s
+    into it, one INFO at its end (before: an ERROR a minute, a WARNING at its end)."""
     p = Counting(version=None, fail=True)
     clock = Clock()
     p.streak_clock = clock
     caplog.set_level(logging.INFO, logger="LLM_Mesh.registry.poller")
-    for _ in range(90):  # 90 s of a poll a second
+    for _ in range(150):  # 150 s of a poll a second
         await p.tick()
         clock.now += 1.0
     lines = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert len(lines) == 2, [r.getMessage() for r in lines]
-    assert lines[0].exc_info is not None and "RuntimeError: store hiccup" in lines[0].getMessage()
-    assert lines[1].exc_info is None and "61 tries over 60 s" in lines[1].getMessage()
-    assert p.silent_s() == 90.0  # no success since its first tick
+    assert lines[0].exc_info is not None and lines[0].levelno == logging.ERROR
+    assert lines[0].getMessage() == "llm-mesh-poller: poll failed; polled again next tick"
+    assert lines[1].exc_info is None and lines[1].getMessage().startswith(
+        "llm-mesh-poller: still failing after 60 s, 61 failed rounds in a row (since "
+    )
+    assert "(RuntimeError: store hiccup)" in lines[1].getMessage()
+    assert p.silent_s() == 150.0  # no success since its first tick
     caplog.clear()
     p.fail = False
     await p.tick()
-    assert [r.getMessage() for r in caplog.records] == [
-        "llm-mesh-poller: polls again, after 90 failed tries over 90 s"
+    assert [(r.levelno, r.getMessage().split(" (since")[0]) for r in caplog.records] == [
+        (logging.INFO, "llm-mesh-poller: recovered after 150 failed rounds over 150 s")
     ]
     assert p.silent_s() == 0.0
+
+
+class Away(Counting):
+    async def poll(self) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+async def test_a_lost_store_is_one_warning_a_run_not_a_traceback_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    p = Away(version=None)
+    clock = Clock()
+    p.streak_clock = clock
+    caplog.set_level(logging.DEBUG, logger="LLM_Mesh.registry.poller")
+    for _ in range(30):
+        await p.tick()
+        clock.now += 1.0
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING] + [logging.DEBUG] * 29
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "the database's connection lost or refused" in caplog.records[0].getMessage()

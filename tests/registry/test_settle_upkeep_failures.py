@@ -1,7 +1,10 @@
 """The settler's and the upkeep's repeated rounds failing (a database away): the first
-failure of a run logged with its traceback, then a line a minute, and the recovery once
-(found 2026-12-04: a replica whose PostgreSQL was away logged "settlement: upkeep failed"
-and "settling N requests failed" with whole tracebacks every few seconds)."""
+failure of a run logged once (a lost connection in one WARNING line, anything else with its
+traceback), 60 s into it one ERROR, and the recovery once at INFO, as every loop's
+(``failed_rounds.RoundLog``, ``first_only``; found 2026-12-04: a replica whose PostgreSQL
+was away logged "settlement: upkeep failed" and "settling N requests failed" with whole
+tracebacks every few seconds; alarm42: before, a reminder a minute and a WARNING at the
+end, a scheme of their own)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import logging
 
 import pytest
 
-from LLM_Mesh.registry import settle_upkeep
 from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 
 LOGGER = "LLM_Mesh.registry.settlement"
@@ -46,29 +48,44 @@ async def test_the_upkeep_loop_logs_a_run_of_failures_once(
         await task
     lines = [r for r in caplog.records if r.name == LOGGER]
     assert len(lines) == 1, [r.getMessage() for r in lines]
-    assert lines[0].exc_info is not None
-    assert lines[0].getMessage() == "settlement: upkeep failed"
+    assert (lines[0].levelno, lines[0].getMessage()) == (
+        logging.WARNING,
+        "settlement: upkeep failed, the database's connection lost or refused "
+        "(ConnectionRefusedError: the database is away); tried again in 0 s",
+    )
+    assert lines[0].funcName == "_upkeep_loop"  # the loop's line, not the log's helper
 
 
-def test_a_run_is_reminded_a_minute_later_and_its_end_said(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+def test_a_run_is_one_error_past_60_s_and_its_end_one_info(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = _bare()
     now = [1000.0]
-    monkeypatch.setattr(settle_upkeep.time, "monotonic", lambda: now[0])
+    s.round_clock = lambda: now[0]  # type: ignore[method-assign]
     caplog.set_level(logging.INFO, logger=LOGGER)
-    for _ in range(90):  # a round a second for 90 s
+    for _ in range(90):  # a round a second for 90 s, a bug's error (not the store's)
         try:
-            raise OSError("connection refused")
-        except OSError:
-            s._failed("settling", "settling 3 requests failed; retrying")
+            raise RuntimeError("a bug")
+        except RuntimeError:
+            s._failed("settling", "settling 3 requests failed", "retrying")
         now[0] += 1.0
     lines = [r for r in caplog.records if r.name == LOGGER]
-    assert [r.exc_info is not None for r in lines] == [True, False]
-    assert "still failing, 61 tries over 60 s" in lines[1].getMessage()
+    assert [(r.levelno, r.exc_info is not None) for r in lines] == [
+        (logging.ERROR, True),  # the first in full
+        (logging.ERROR, False),  # 60 s into the run
+    ]
+    assert lines[0].getMessage() == "settlement: settling 3 requests failed; retrying"
+    assert (
+        lines[1]
+        .getMessage()
+        .startswith(
+            "settlement settling: still failing after 60 s, 61 failed rounds in a row (since "
+        )
+    )
+    assert s.sync_failing_s() is None  # another task's run
     caplog.clear()
     s._worked("settling")
     s._worked("settling")  # a success after a success: nothing to say
-    assert [r.getMessage() for r in caplog.records] == [
-        "settlement: settling works again, after 90 failed tries over 90 s"
+    assert [(r.levelno, r.getMessage().split(" (since")[0]) for r in caplog.records] == [
+        (logging.INFO, "settlement settling: recovered after 90 failed rounds over 90 s")
     ]
