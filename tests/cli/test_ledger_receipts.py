@@ -1,4 +1,5 @@
-"""``ReceiptWatch.agreed``: the line ``ledger verify --receipt`` says of a receipt it held."""
+"""``ReceiptWatch.agreed`` and ``.unchecked``: the lines ``ledger verify --receipt`` says of a
+receipt it held."""
 
 from __future__ import annotations
 
@@ -70,6 +71,26 @@ def test_a_payment_under_a_version_2_receipt_is_said_unchecked() -> None:
     report = Report()
     w.judge(report)
     assert report.findings == [], report.findings
-    (line,) = w.agreed(signed=10)
+    (line,) = w.unchecked()
     assert "CANNOT BE CHECKED: entries 5 (settle, 95 µNT), 6 (fee, 5 µNT) take 100 µNT" in line
     assert "version-2 receipt, which signs no amounts" in line and "nothing to" not in line
+
+
+def test_a_charge_that_cannot_be_checked_is_not_said_to_agree() -> None:
+    """Found 2026-12-07 (review42): ``ledger verify --receipt`` printed every line of
+    :meth:`ReceiptWatch.agreed` as ``OK:`` in green, and since money42 that list held the
+    note of a version-2 receipt with charges under it: ``OK: receipt …: CANNOT BE CHECKED:
+    entries … take 100 µNT``. Such a note is :meth:`ReceiptWatch.unchecked`'s (said as
+    ``unchecked``), not an agreement; a receipt with no charge under it still agrees."""
+    w = watch(0, money=None)
+    w.receipts[0].version = 2
+    (rh,) = w.held
+    user = "user:" + "a" * 24
+    w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
+                  (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
+    assert w.agreed(signed=10) == [], w.agreed(signed=10)
+    (note,) = w.unchecked()
+    assert "CANNOT BE CHECKED: entries 5 (settle, 95 µNT), 6 (fee, 5 µNT) take 100 µNT" in note
+    quiet = watch(0, money=None)
+    quiet.receipts[0].version = 2
+    assert quiet.unchecked() == [] and len(quiet.agreed(signed=10)) == 1
