@@ -18,6 +18,18 @@ def watch(entries: int, money: Any = "signed") -> ReceiptWatch:
     w.held = {rh: [(seq,) for seq in range(entries)]}
     return w
 
+def version_2(charged: bool) -> ReceiptWatch:
+    """A watch of one version-2 receipt (it signs no amounts), with a settle and a fee of
+    the log under it when ``charged``."""
+    w = watch(0, money=None)
+    w.receipts[0].version = 2
+    (rh,) = w.held
+    user = "user:" + "a" * 24
+    if charged:
+        w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
+                      (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
+    return w
+
 
 def test_one_entry_and_several_are_said_in_english() -> None:
     """Found 2026-12-06 (newuser33, README's ``llm-mesh ledger verify --receipt
@@ -62,12 +74,7 @@ def test_a_payment_under_a_version_2_receipt_is_said_unchecked() -> None:
     paying under it was said "nothing to compare", as if nothing was charged. Now each is
     named with its amount, as a charge that cannot be checked (a note, not a finding:
     old data an honest registry made)."""
-    w = watch(0, money=None)
-    w.receipts[0].version = 2
-    (rh,) = w.held
-    user = "user:" + "a" * 24
-    w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
-                  (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
+    w = version_2(charged=True)
     report = Report()
     w.judge(report)
     assert report.findings == [], report.findings
@@ -82,15 +89,9 @@ def test_a_charge_that_cannot_be_checked_is_not_said_to_agree() -> None:
     note of a version-2 receipt with charges under it: ``OK: receipt …: CANNOT BE CHECKED:
     entries … take 100 µNT``. Such a note is :meth:`ReceiptWatch.unchecked`'s (said as
     ``unchecked``), not an agreement; a receipt with no charge under it still agrees."""
-    w = watch(0, money=None)
-    w.receipts[0].version = 2
-    (rh,) = w.held
-    user = "user:" + "a" * 24
-    w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
-                  (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
+    w = version_2(charged=True)
     assert w.agreed(signed=10) == [], w.agreed(signed=10)
     (note,) = w.unchecked()
     assert "CANNOT BE CHECKED: entries 5 (settle, 95 µNT), 6 (fee, 5 µNT) take 100 µNT" in note
-    quiet = watch(0, money=None)
-    quiet.receipts[0].version = 2
+    quiet = version_2(charged=False)
     assert quiet.unchecked() == [] and len(quiet.agreed(signed=10)) == 1
