@@ -18,6 +18,7 @@ def watch(entries: int, money: Any = "signed") -> ReceiptWatch:
     w.held = {rh: [(seq,) for seq in range(entries)]}
     return w
 
+
 def version_2(charged: bool) -> ReceiptWatch:
     """A watch of one version-2 receipt (it signs no amounts), with a settle and a fee of
     the log under it when ``charged``."""
