@@ -480,6 +480,8 @@ def verify(
         signed = report.checkpoint.tree_size if report.checkpoint is not None else 0
         for line in watched[0].agreed(signed):
             console.print(f"[green]OK[/]: {shown(line)}")
+    for line in watched[0].unchecked() if watched else ():  # not agreed, not a finding
+        console.print(f"[yellow]unchecked[/]: {shown(line)}")
     shown_for_key = read[0] if read and mine else None
     if settings.api_key and not database_url:
         say_key_balance(report.ok, shown_for_key, None if api_key else registry, api_key)

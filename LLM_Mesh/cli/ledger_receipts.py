@@ -7,7 +7,8 @@ all of them: so an entry under the receipt's hash anywhere in the log counts, al
 page of ``GET /v1/ledger?request_id=`` leaves out (``receipt verify --ledger``). Each
 disagreement is a ``receipt`` finding (exit 1); a receipt that agrees is said, one line
 each (:meth:`ReceiptWatch.agreed`), and one of version 1 or 2 that entries pay under as
-*cannot be checked*, naming them (``core/receipt_ledger.unchecked_debits``: a note).
+*cannot be checked*, naming them (:meth:`ReceiptWatch.unchecked`, said apart from those that
+agree: ``core/receipt_ledger.unchecked_debits``, a note).
 """
 
 from __future__ import annotations
@@ -74,14 +75,14 @@ class ReceiptWatch:
         """A line per receipt, for an audit without findings: how many of the log's
         entries name it and charge what it signs (``signed``: the entries the newest signed
         checkpoint covers). Found 2026-12-05 (a new user's try): ``ledger verify --receipt``
-        said nothing of the receipt it was given, only the log's own verdict."""
+        said nothing of the receipt it was given, only the log's own verdict. One of version
+        1 or 2 with payments under it is not here: :meth:`unchecked`."""
         out = []
         for r in self.receipts:
-            if r.money is None:  # version 1 or 2: its debits cannot be checked (money42)
-                rows = self.held[r.receipt_hash]
-                entries = [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in rows]
-                note = unchecked_debits(r, entries) or NO_AMOUNTS
-                out.append(f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {note}")
+            if r.money is None:  # no amounts: agreed only with no charge under it (money42)
+                if self._unchecked(r) is None:
+                    out.append(f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): "
+                               f"{NO_AMOUNTS}")  # fmt: skip
                 continue
             seqs = [row[0] for row in self.held[r.receipt_hash]]
             late = [s for s in seqs if not isinstance(s, int) or s >= signed]
@@ -97,3 +98,20 @@ class ReceiptWatch:
                 + (f" ({len(late)} not under a signed checkpoint yet)" if late else "")
             )
         return out
+
+    def unchecked(self) -> list[str]:
+        """A line per receipt of version 1 or 2 that the log's payment entries charge under:
+        they cannot be checked (``core/receipt_ledger.unchecked_debits``, money42), said
+        apart from :meth:`agreed` (found 2026-12-07, review42: ``ledger verify --receipt``
+        printed it as ``OK: ... CANNOT BE CHECKED``)."""
+        out = []
+        for r in self.receipts:
+            if (note := self._unchecked(r)) is not None:
+                out.append(f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {note}")
+        return out
+
+    def _unchecked(self, r: Receipt) -> str | None:
+        if r.money is not None:
+            return None
+        entries = [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in self.held[r.receipt_hash]]
+        return unchecked_debits(r, entries)

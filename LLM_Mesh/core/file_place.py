@@ -81,18 +81,24 @@ def _folder_refusal(step: Passed, last: bool, uid: int, what: str) -> str | None
         return None  # /tmp on the way: others cannot remove or rename what is not theirs
         # (the entry taken there is judged itself: the next folder, a link, or the file)
     mode = f"{stat.S_IMODE(folder.mode):04o}"
-    if last:
-        return (
-            f"the folder {folder.path} (mode {mode}), where {what} and its journal files go, can "
-            "be written by other users: they can put a link or a file of their own at those "
-            "names first, which SQLite would open; keep the database in a folder only you can "
-            f"write (e.g. $LLM_MESH_HOME), or chmod go-w {shlex.quote(folder.path)}"
-        )
-    return (
-        f"the folder {folder.path} (mode {mode}), on the way to {what}, can be written by other "
-        "users, who can replace what is in it: keep the database in a folder only you can "
-        f"write (e.g. $LLM_MESH_HOME), or chmod go-w {shlex.quote(folder.path)}"
+    said = (
+        f"where {what} and its journal files go, can be written by other users: they can put "
+        "a link or a file of their own at those names first, which SQLite would open"
+        if last
+        else f"on the way to {what}, can be written by other users, who can replace what is in it"
     )
+    return f"the folder {folder.path} (mode {mode}), {said}: {_own_folder(folder, uid)}"
+
+
+def _own_folder(folder: Entry, uid: int) -> str:
+    """What to do about a folder others may write: ``chmod go-w`` only for one of the user's
+    own, never a sticky one of root's (``/tmp``, ``/var/tmp``, ``/dev/shm``: shared by the
+    system, even for root; found 2026-12-07, review42: "chmod go-w /tmp" was advised, which
+    breaks ``/tmp`` for everyone, and another's shared folder is not the user's to change)."""
+    keep = "keep the database in a folder only you can write (e.g. $LLM_MESH_HOME"
+    if folder.uid == uid and not (folder.uid == 0 and folder.mode & stat.S_ISVTX):
+        return f"{keep}), or chmod go-w {shlex.quote(folder.path)}"
+    return f"{keep}, or one of your own made with mkdir -m 700), not in a folder shared with others"
 
 
 def place_refusal(walked: Walked, uid: int, what: str) -> str | None:

@@ -32,6 +32,17 @@ class NodeState(str, Enum):
     DRAINING = "draining"
     OFFLINE = "offline"
 
+    @classmethod
+    def stored(cls, value: str) -> NodeState:
+        """A state read from the store: one this version does not know (written by a newer
+        replica on the same database, or by hand) is ``OFFLINE`` (never routed), not a
+        ``ValueError`` (found 2026-12-07, review42: the admin's ``GET /mesh/nodes?all=true``
+        failed with 500 for one such forgotten row)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.OFFLINE
+
 
 _KX_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # an X25519 public key, base64url (core/gateway_session.py)
 

@@ -102,7 +102,7 @@ def stored_rows(
     return [
         ForgottenNode(
             node_id=r.node_id,
-            state="revoked" if r.node_id in out else NodeState(r.state),
+            state="revoked" if r.node_id in out else NodeState.stored(r.state),
             revoked=r.node_id in out,
             forgotten=True,
             healthy=False,

@@ -135,13 +135,6 @@ def _kept_declaration(held: bool | None, told: bool | None) -> bool | None:
     return told
 
 
-def _state(value: str) -> NodeState:
-    try:
-        return NodeState(value)
-    except ValueError:
-        return NodeState.OFFLINE
-
-
 class NodeSync(Poller):
     task_name = "llm-mesh-node-sync"
 
@@ -280,7 +273,7 @@ class NodeSync(Poller):
 
     def _apply_record(self, rec: NodeRecord, goodbyes: int) -> None:
         entry = self.table.get(rec.node_id)
-        state = _state(rec.state)
+        state = NodeState.stored(rec.state)
         if state is NodeState.OFFLINE:
             if entry is not None and entry.state is not NodeState.OFFLINE:
                 self.table.set_state(rec.node_id, NodeState.OFFLINE)
@@ -350,7 +343,7 @@ class NodeSync(Poller):
             return
         entry.last_heartbeat = heard
         entry.expired_reported = False
-        new_state = _state(state)
+        new_state = NodeState.stored(state)
         if new_state is not NodeState.OFFLINE:
             self.table.set_state(node_id, new_state)
         self.routing.heard(node_id, heard, keyed)

@@ -84,10 +84,7 @@ def entry_from_record(
             rec.node_id, rec.url, refused,
         )  # fmt: skip
         return None
-    try:
-        state = NodeState(rec.state)
-    except ValueError:
-        state = NodeState.OFFLINE
+    state = NodeState.stored(rec.state)
     try:
         reg = NodeRegistration(
             node_id=rec.node_id,

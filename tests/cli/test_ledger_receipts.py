@@ -1,4 +1,5 @@
-"""``ReceiptWatch.agreed``: the line ``ledger verify --receipt`` says of a receipt it held."""
+"""``ReceiptWatch.agreed`` and ``.unchecked``: the lines ``ledger verify --receipt`` says of a
+receipt it held."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ def watch(entries: int, money: Any = "signed") -> ReceiptWatch:
     r: Any = SimpleNamespace(receipt_hash=rh, request_id="req-1", money=money, version=4)
     w.receipts = [r]
     w.held = {rh: [(seq,) for seq in range(entries)]}
+    return w
+
+
+def version_2(charged: bool) -> ReceiptWatch:
+    """A watch of one version-2 receipt (it signs no amounts), with a settle and a fee of
+    the log under it when ``charged``."""
+    w = watch(0, money=None)
+    w.receipts[0].version = 2
+    (rh,) = w.held
+    user = "user:" + "a" * 24
+    if charged:
+        w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
+                      (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
     return w
 
 
@@ -61,15 +75,24 @@ def test_a_payment_under_a_version_2_receipt_is_said_unchecked() -> None:
     paying under it was said "nothing to compare", as if nothing was charged. Now each is
     named with its amount, as a charge that cannot be checked (a note, not a finding:
     old data an honest registry made)."""
-    w = watch(0, money=None)
-    w.receipts[0].version = 2
-    (rh,) = w.held
-    user = "user:" + "a" * 24
-    w.held[rh] = [(5, 1, "settle", user, "operator:x", 95, "req-1", rh, "", ""),
-                  (6, 1, "fee", user, "network", 5, "req-1", rh, "", "")]  # fmt: skip
+    w = version_2(charged=True)
     report = Report()
     w.judge(report)
     assert report.findings == [], report.findings
-    (line,) = w.agreed(signed=10)
+    (line,) = w.unchecked()
     assert "CANNOT BE CHECKED: entries 5 (settle, 95 µNT), 6 (fee, 5 µNT) take 100 µNT" in line
     assert "version-2 receipt, which signs no amounts" in line and "nothing to" not in line
+
+
+def test_a_charge_that_cannot_be_checked_is_not_said_to_agree() -> None:
+    """Found 2026-12-07 (review42): ``ledger verify --receipt`` printed every line of
+    :meth:`ReceiptWatch.agreed` as ``OK:`` in green, and since money42 that list held the
+    note of a version-2 receipt with charges under it: ``OK: receipt …: CANNOT BE CHECKED:
+    entries … take 100 µNT``. Such a note is :meth:`ReceiptWatch.unchecked`'s (said as
+    ``unchecked``), not an agreement; a receipt with no charge under it still agrees."""
+    w = version_2(charged=True)
+    assert w.agreed(signed=10) == [], w.agreed(signed=10)
+    (note,) = w.unchecked()
+    assert "CANNOT BE CHECKED: entries 5 (settle, 95 µNT), 6 (fee, 5 µNT) take 100 µNT" in note
+    quiet = version_2(charged=False)
+    assert quiet.unchecked() == [] and len(quiet.agreed(signed=10)) == 1

@@ -76,3 +76,25 @@ def test_root_trusts_only_roots() -> None:
     walked = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, ME), file=None)
     refusal = place_refusal(walked, 0, WHAT)
     assert refusal is not None and "(uid 1000, you are 0)" in refusal
+
+
+def test_a_shared_folder_is_never_advised_to_be_made_unwritable_to_others() -> None:
+    """Found 2026-12-07 (review42): a database put straight in ``/tmp`` was refused with
+    "... or chmod go-w /tmp": advice that breaks every other user's and service's use of
+    ``/tmp``, and that a user other than root cannot follow (the same for a shared folder of
+    root's, or of another group, on the way). ``chmod go-w`` is advised only for a folder
+    that is the user's own, never for a sticky one of root's; else a folder of their own is."""
+    tmp = _dir("/tmp", 0o1777)
+    last = Walked([Passed(_dir("/"), tmp), Passed(tmp, None)], [], None)
+    refusal = place_refusal(last, ME, WHAT)
+    assert refusal is not None and "the folder /tmp (mode 1777)" in refusal, refusal
+    assert "chmod" not in refusal and "mkdir -m 700" in refusal, refusal
+    as_root = place_refusal(last, 0, WHAT)  # /tmp is root's, still the system's to share
+    assert as_root is not None and "chmod" not in as_root, as_root
+    shared = _dir("/srv", 0o775)  # root's, its group may write: on the way
+    walked = _walked(tmp=shared, mine=_dir("/srv/m", 0o700, ME), file=None)
+    refusal = place_refusal(walked, ME, WHAT)
+    assert refusal is not None and "the folder /srv (mode 0775)" in refusal, refusal
+    assert "chmod" not in refusal, refusal
+    own = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o770, ME), file=None)
+    assert "chmod go-w /tmp/m" in (place_refusal(own, ME, WHAT) or "")  # the user's own

@@ -271,3 +271,22 @@ async def test_no_stranger_makes_a_live_node_quiet_or_gone(tmp_path: Path) -> No
         assert entry is not None and entry.state.value == "online"
         assert h.table.get(thief.node_id) is None  # quiet for a day itself: forgotten
         assert victim.node_id in await _listed(h)
+
+
+def test_a_forgotten_row_of_a_state_this_version_does_not_know_is_listed() -> None:
+    """Found 2026-12-07 (review42): since cli42 a forgotten row is a ``ForgottenNode``
+    whose ``state`` was ``NodeState(r.state)``: a stored state this version does not know
+    (written by a newer replica on the same database, or by hand) raised ``ValueError``,
+    and the admin's ``GET /mesh/nodes?all=true`` failed with 500 for every row (before,
+    the stored string was passed on). Read as ``offline``, as the node poll and the
+    snapshot read it (``NodeState.stored``)."""
+    from LLM_Mesh.registry.node_forget import stored_rows
+    from LLM_Mesh.registry.ports import NodeRecord
+
+    at = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    rec = NodeRecord(
+        "later", "http://n.test", None, [{"id": "m"}], {}, 1, 1, "9", "retired", at, at
+    )
+    (row,) = stored_rows([rec], revoked=[], listed=[])
+    assert row["state"] == "offline" and row["forgotten"] is True, row
+    NodeList.model_validate({"object": "list", "nodes": [row]})
