@@ -2,11 +2,12 @@
 
 Found 2026-12-07 (money42): ``GET /v1/ledger?acount=...`` (a filter mistyped, or one the
 route never had) was answered as if not asked: the whole ledger, which a reader takes for
-the filtered list. The ledger's reads (``registry/ledger_api.py``, ``registry/strict_query.py``)
-refuse such a request with 400 ``unsupported_parameter``, as the gateway refuses a body
-field no endpoint has (``core/unsupported.unknown_field``), naming each unknown name (at
-most :data:`SHOWN`, each cut to :data:`NAME_SHOWN` characters: the names are the
-client's) and every parameter the route accepts.
+the filtered list. The ledger's reads (``registry/ledger_api.py``, ``registry/strict_query.py``),
+and since query42 every GET of the registry but ``/healthz`` (``GET /v1/models?al=true``
+answered the served list), refuse such a request with 400 ``unsupported_parameter``, as
+the gateway refuses a body field no endpoint has (``core/unsupported.unknown_field``),
+naming each unknown name (at most :data:`SHOWN`, each cut to :data:`NAME_SHOWN`
+characters: the names are the client's) and every parameter the route accepts.
 """
 
 from __future__ import annotations

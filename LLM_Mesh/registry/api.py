@@ -78,11 +78,11 @@ from LLM_Mesh.registry.node_transport import check_transport
 from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
+from LLM_Mesh.registry.strict_query import STRICT, strict
 from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s, known_load
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -442,7 +442,7 @@ def _tries(request: Request, rt: Runtime) -> CredentialTries:
     )
 
 
-@router.get("/mesh/nodes", response_model=None, openapi_extra=LIST_OPENAPI)
+@router.get("/mesh/nodes", response_model=None, **strict(LIST_OPENAPI))
 async def list_nodes(request: Request) -> Response:
     """Every node: id, region, models, health, load, ``keeps_no_prompts``, trust score and
     canary tally (``canary_passed``: as at the start of the hour, in powers of two). Its
@@ -483,14 +483,14 @@ async def list_nodes(request: Request) -> Response:
     return rt.listing.answer(audience, version, now, build)
 
 
-@router.get("/mesh/models")
+@router.get("/mesh/models", **STRICT)
 async def list_mesh_models(request: Request) -> dict[str, Any]:
     rt = get_runtime(request)
     rt.check_store_reached()
     return {"models": mesh_models(rt.table)}
 
 
-@router.get("/mesh/demand")
+@router.get("/mesh/demand", **STRICT)
 async def mesh_demand(request: Request) -> dict[str, Any]:
     """Per model: requests waiting, refused in the window, nodes serving (``registry/demand.py``)."""
     rt = get_runtime(request)
@@ -523,7 +523,7 @@ async def canary_run(
     return {"results": [r.to_dict() for r in await prober.run_round(node, model)]}
 
 
-@router.get("/mesh/usage-audit")
+@router.get("/mesh/usage-audit", **STRICT)
 async def usage_audit(request: Request) -> dict[str, Any]:
     """The audit by peers of nodes' stated token counts (admin key): each node and model's
     answers counted and its share of the gateway's caps beside its peers' median, and the
@@ -539,7 +539,7 @@ IDENTITY_PER_ADDRESS = Limits(rpm=120)  # GET /mesh/identity a minute, per clien
 IDENTITY_TOTAL_PER_MIN = 6000  # ... and from every address together, this process
 
 
-@router.get("/mesh/identity")
+@router.get("/mesh/identity", **STRICT)
 async def mesh_identity(request: Request, origin: str = "", nonce: str = "") -> dict[str, str]:
     """This registry's Ed25519 signature of a client's random ``nonce`` (base64url, 16 to 64
     bytes) for ``origin``, the URL the client called, if it is one of this registry's own;

@@ -41,6 +41,7 @@ from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.settlement import user_account
+from LLM_Mesh.registry.strict_query import STRICT
 
 router = APIRouter(tags=["Balance"])
 
@@ -104,6 +105,7 @@ _E429 = {"description": "too many unknown keys tried from this address"}
 
 @router.get(
     "/v1/balance",
+    **STRICT,
     responses={200: {"model": BalanceView}, 401: _E401, 429: _E429},
     response_model=None,
 )

@@ -27,6 +27,7 @@ from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.strict_query import STRICT
 
 router = APIRouter(tags=["Earnings"])
 
@@ -133,6 +134,7 @@ async def operator_from_token(
 
 @router.get(
     "/v1/earnings",
+    **STRICT,
     response_model=None,
     responses={
         200: {"model": EarningsReport},

@@ -20,6 +20,7 @@ from LLM_Mesh.registry.listing import known_model_ids, openai_model, openai_mode
 from LLM_Mesh.registry.parse import CHAT_PATH, COMPLETIONS_PATH, MAX_BODY_BYTES, parse_json_object
 from LLM_Mesh.registry.pipeline import Pipeline
 from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.strict_query import strict_endpoint
 
 __all__ = [
     "CHAT_PATH",
@@ -96,6 +97,9 @@ def install_gateway(app: FastAPI) -> None:
             app.add_hot_route(path, endpoint, on_error=answer_exception, max_body_bytes=limit)
         else:
             app.add_route(path, endpoint, methods=["POST"])
-    app.add_route("/v1/models", list_models, methods=["GET"])
+    # an unknown query parameter refused (registry/strict_query.py: `?al=true` answered the
+    # served list as if asked, found 2026-12-07, query42); the openai SDK sends none
+    app.add_route("/v1/models", strict_endpoint(list_models, "/v1/models", "all"), methods=["GET"])
     # a model id may hold "/" (a custom model's, as Hugging Face names them)
-    app.add_route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"])
+    one = strict_endpoint(retrieve_model, "/v1/models/{model_id}")
+    app.add_route("/v1/models/{model_id:path}", one, methods=["GET"])

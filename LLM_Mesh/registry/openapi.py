@@ -573,8 +573,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     paths: dict[str, Any] = doc.setdefault("paths", {})
     _fix_fastapi_paths(paths)
-    document_refusals(paths, _error)  # 400: an unknown query parameter (strict_query.py)
     paths.update(_v1_paths())
+    document_refusals(paths, _error)  # 400: an unknown query parameter (strict_query.py)
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

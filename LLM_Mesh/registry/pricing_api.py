@@ -28,6 +28,7 @@ from LLM_Mesh.core.pricing import MAX_FEE_BPS, UNIT, Price
 from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.listing import openai_models
 from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.strict_query import STRICT
 
 __all__ = ["PricingView", "pricing_body", "router"]
 
@@ -84,7 +85,7 @@ def pricing_body(fee_bps: int, settlement: bool, models: dict[str, Any]) -> dict
     }
 
 
-@router.get("/v1/pricing", responses={200: {"model": PricingView}}, response_model=None)
+@router.get("/v1/pricing", **STRICT, responses={200: {"model": PricingView}}, response_model=None)
 async def get_pricing(request: Request) -> JSONAnswer:
     """The network's fee and every model's price: what a payment is recomputed from."""
     rt = get_runtime(request)

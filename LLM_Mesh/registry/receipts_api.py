@@ -35,6 +35,7 @@ from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.runtime import get_runtime
 from LLM_Mesh.registry.settlement import user_account
+from LLM_Mesh.registry.strict_query import STRICT
 
 router = APIRouter(tags=["Ledger"])
 
@@ -48,7 +49,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/v1/receipts/{receipt_hash}", responses=_ANSWERS, response_model=None)
+@router.get("/v1/receipts/{receipt_hash}", **STRICT, responses=_ANSWERS, response_model=None)
 async def get_receipt(request: Request, receipt_hash: str) -> JSONAnswer:
     """A stored receipt of a stream its client cut (nobody received it), for its payer's
     API key or the admin key; what `llm-mesh receipt verify` reads."""

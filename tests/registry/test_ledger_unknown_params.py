@@ -97,15 +97,15 @@ def test_names_and_message_pure() -> None:
     assert "GET /y takes no query parameter" in one
 
 
-def test_the_document_says_it_of_exactly_those_reads() -> None:
-    """The mark and its 400 on each ledger read (the ones the tests above refuse), on no
-    other operation: the document is true of what the app answers (schemathesis fuzzes it,
-    ``test_openapi.py``)."""
+def test_the_document_says_it_of_the_ledger_reads() -> None:
+    """The mark and its 400 on each ledger read (the ones the tests above refuse): the
+    document is true of what the app answers (schemathesis fuzzes it, ``test_openapi.py``;
+    since query42 every GET but ``/healthz`` is marked: ``test_query_strict_routes.py``)."""
     doc = build_openapi(
         create_registry_app(Settings(home=Path("/nonexistent")), store=MemoryStore())
     )
     marked = {path for path, ops in doc["paths"].items() for op in ops.values() if op.get(MARK)}
-    assert marked == set(READS)
+    assert set(READS) <= marked
     for path in READS:
         op = doc["paths"][path]["get"]
         assert {p["name"] for p in op.get("parameters", [])} == set(READS[path])

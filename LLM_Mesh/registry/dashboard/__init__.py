@@ -27,12 +27,20 @@ from LLM_Mesh.registry.dashboard.feed import TrafficFeed
 from LLM_Mesh.registry.dashboard.security import SecurityHeaders
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.strict_query import Endpoint, strict_endpoint
 
 __all__ = ["PATH", "Dashboard", "TrafficFeed", "install_dashboard"]
 
 
+def _fed(endpoint: Endpoint, path: str, *accepted: str) -> Route:
+    """A data feed the page scripts fetch: a query parameter it does not take refused (400
+    ``unsupported_parameter``, ``registry/strict_query.py``; found 2026-12-07, query42:
+    ``api/series?snce=T`` answered the whole window as if asked)."""
+    return Route(path, strict_endpoint(endpoint, PATH + path.replace(":str", ""), *accepted))
+
+
 def _routes() -> list[BaseRoute]:
-    r = Route
+    r, f = Route, _fed
     return [
         r("/", pages.overview),
         r("/nodes", pages.nodes),
@@ -41,15 +49,15 @@ def _routes() -> list[BaseRoute]:
         r("/ledger", pages.ledger),
         r("/playground", pages.playground),
         r("/operator", pages.operator),
-        r("/fragment/overview", pages.overview_fragment),
-        r("/fragment/nodes", pages.nodes_fragment),
-        r("/fragment/nodes/{node_id:str}", pages.node_fragment),
-        r("/fragment/models", pages.models_fragment),
-        r("/fragment/ledger", pages.ledger_fragment),
-        r("/fragment/operator", pages.operator_fragment),
-        r("/api/series", api.series),
-        r("/api/nodes/{node_id:str}/history", api.history),
-        r("/api/verify", api.verify),
+        f(pages.overview_fragment, "/fragment/overview"),
+        f(pages.nodes_fragment, "/fragment/nodes"),
+        f(pages.node_fragment, "/fragment/nodes/{node_id:str}"),
+        f(pages.models_fragment, "/fragment/models"),
+        f(pages.ledger_fragment, "/fragment/ledger"),
+        f(pages.operator_fragment, "/fragment/operator"),
+        f(api.series, "/api/series", "since"),
+        f(api.history, "/api/nodes/{node_id:str}/history"),
+        f(api.verify, "/api/verify", "seq"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
