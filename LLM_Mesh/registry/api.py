@@ -104,6 +104,7 @@ def _record(reg: NodeRegistration, now: datetime) -> NodeRecord:
         state=reg.state.value,
         registered_at=now,
         last_heartbeat_at=now,
+        heard_age_s=0.0,  # heard now: the store stamps its own clock with it (0033)
         tls_fingerprint=reg.tls_fingerprint or "",  # every replica pins it (snapshot.py)
         keeps_no_prompts=reg.keeps_no_prompts,  # every replica routes by it (snapshot.py)
     )

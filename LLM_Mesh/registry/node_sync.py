@@ -63,7 +63,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.beat_stamp import (
     SKEW_S,
@@ -77,6 +77,7 @@ from LLM_Mesh.core.beat_stamp import (
 )
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.store_heard import HeardRow, keyed_heard
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
@@ -181,6 +182,8 @@ class NodeSync(Poller):
         self._logged = False  # this wall clock's step back over skew_s logged
         self.clock_rtt_s = clock_rtt_s  # a measure of the store's clock taking longer: not taken
         self._first_now = self._since  # the clock a row never read is aged on, this poll
+        # the window on the store's clock (0033): every stamped row at the first poll
+        self._store_since = _utc(0)
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
@@ -188,9 +191,14 @@ class NodeSync(Poller):
         goodbyes = self.table.goodbyes  # a node gone here after this: what is read is older
         since = _utc(self._since - self.overlap_s)
         changed = await self.store.nodes_changed_since(since)
-        beats = await self.store.heartbeats_since(since, not_by=self.replica_id)
+        heard = await self.store.heartbeats_since(
+            since, store_since=self._store_since, not_by=self.replica_id
+        )
+        beats = heard.rows
         checks = await self.store.health_checks_since(since)
         self._since = started
+        if heard.store_now is not None:  # the next window, on the store's clock
+            self._store_since = heard.store_now - timedelta(seconds=self.overlap_s)
         now = self._wall()
         self._offset, behind = stepped_back(
             self._offset, now, self._mono(), self._behind, step_s=self.skew_s
@@ -203,15 +211,18 @@ class NodeSync(Poller):
                 behind,
             )  # fmt: skip
         self._behind, self._logged = behind, behind > self.skew_s
-        first = bool(changed) or self._first_reads(beats)  # (then the store's clock is read)
+        # rows the store did not stamp (core/store_heard.py): the store's clock is read
+        first = any(r.heard_age_s is None for r in changed) or self._first_reads(
+            [b for b in beats if b.age_s is None]
+        )
         store_now = await self._store_now(now) if first else None
         self._first_now = first_read_clock(
             now, behind_s=behind, store_now=store_now, skew_s=self.skew_s
         )
         for rec in changed:
             self._apply_record(rec, goodbyes)
-        for node_id, state, at, keyed_at in sorted(beats, key=lambda b: self._unsure(b[0], b[2])):
-            self._apply_beat(node_id, state, at, now, keyed_at)  # the sure readings first
+        for beat in sorted(beats, key=self._unsure):
+            self._apply_beat(beat, now)  # the sure readings first
         for check in checks:
             self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
@@ -227,11 +238,12 @@ class NodeSync(Poller):
         store_now = await self._store_now(now)
         return _utc(first_read_clock(now, behind_s=behind, store_now=store_now, skew_s=self.skew_s))
 
-    def _first_reads(self, beats: Sequence[tuple[str, str, datetime, datetime | None]]) -> bool:
+    def _first_reads(self, beats: Sequence[HeardRow]) -> bool:
         """Whether a heartbeat row of a node in routing here is read for the first time;
         with a registration or state change read, the polls that measure the store's clock
         (one round trip: at start, and as nodes come and change)."""
-        for node_id, *_ in beats:
+        for beat in beats:
+            node_id = beat.node_id
             entry = None if node_id in self._stamps else self.table.get(node_id)
             if entry is not None and entry.state is not NodeState.OFFLINE:
                 return True
@@ -320,15 +332,21 @@ class NodeSync(Poller):
         self.routing.upsert(new)
         log.info("node %s learnt from the store (registered at another replica)", rec.node_id)
 
-    def _apply_beat(
-        self, node_id: str, state: str, at: datetime, now: float, keyed_at: datetime | None
-    ) -> None:
+    def _apply_beat(self, beat: HeardRow, now: float) -> None:
+        node_id, at, keyed_at = beat.node_id, beat.at, beat.keyed_at
         entry = self.table.get(node_id)
         if entry is None:
             self._stamps.pop(node_id, None)  # forgotten here (node_forget.py), or not yet
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
         stamp = at.timestamp()
+        if beat.age_s is not None and beat.store_at is not None:  # on the store's clock
+            heard = self._by_store(beat.store_at, beat.age_s)
+            self._stamps[node_id] = max(stamp, self._stamps.get(node_id, stamp))
+            self._anchor = newer_anchor(self._anchor, stamp, heard)  # a sure reading
+            keyed = None if keyed_at is None else keyed_heard(heard, at, keyed_at)
+            self._heard(entry, beat.state, heard, keyed)
+            return
         anchor = self._anchor
         read_before = self._stamps.get(node_id)
         how = beat_reading(stamp, now, read_before, skew_s=self.skew_s,
@@ -346,19 +364,36 @@ class NodeSync(Poller):
             heard = self._on_clock(stamp - shift, now)
             self._anchor = newer_anchor(self._anchor, stamp, heard)
         keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp() - shift, now)
+        self._heard(entry, beat.state, heard, keyed)
+
+    def _heard(self, entry: NodeEntry, state: str, heard: float, keyed: float | None) -> None:
+        """The node heard at ``heard`` on the table's clock, unless heard later already."""
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
         entry.last_heartbeat = heard
         entry.expired_reported = False
         new_state = _state(state)
         if new_state is not NodeState.OFFLINE:
-            self.table.set_state(node_id, new_state)
-        self.routing.heard(node_id, heard, keyed)
+            self.table.set_state(entry.node_id, new_state)
+        self.routing.heard(entry.node_id, heard, keyed)
 
-    def _unsure(self, node_id: str, at: datetime) -> bool:
+    def _by_store(self, store_at: datetime, age_s: float) -> float:
+        """When on the table's clock a row the store stamped ``store_at`` was written,
+        ``age_s`` before the store's clock read with it (``core/store_heard.py``): the
+        table's clock now less that age; ``clock_at`` says it instead (the in-process
+        tests' clock, on which the store's, this process's, is the real one). Never later
+        than now."""
+        clock = self.table.clock()
+        if self.clock_at is not None:
+            return min(clock, self.clock_at(store_at.timestamp()))
+        return clock - age_s
+
+    def _unsure(self, beat: HeardRow) -> bool:
         """Whether the row is read by an anchor (``core/beat_stamp.py``): after the others
-        of its poll, which may give one."""
-        return node_id not in self._stamps and at.timestamp() - self._first_now > self.skew_s
+        of its poll, which may give one (a row the store stamped is sure)."""
+        if beat.age_s is not None or beat.node_id in self._stamps:
+            return False
+        return beat.at.timestamp() - self._first_now > self.skew_s
 
     def _on_clock(self, wall: float, now: float) -> float:
         """The table clock's reading when the wall clock read ``wall`` (``now``: it now),
