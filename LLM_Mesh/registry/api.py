@@ -330,8 +330,7 @@ async def absorb_heartbeat(
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
-        # it said goodbye (DELETE): a late heartbeat must not bring it back; a node
-        # that is really up re-registers on this 404
+        # it said goodbye (DELETE): no late heartbeat brings it back (a live node re-registers)
         raise _unknown(node_id)
     if known is not None and _pin_unknown(rt.pins, known.url):
         raise _unknown(node_id)

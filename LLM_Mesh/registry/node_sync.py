@@ -10,14 +10,20 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   its certificate's pin into the pins
   (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`): this replica may never see its
   registration, and calls it pinned, and routes to it as it declared (``nodes.keeps_no_prompts``,
-  migration 0029: a node that may keep prompts gets only requests that opt in), all the same; a
-  node that went OFFLINE (said goodbye, revoked) leaves routing;
-- nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
-  their heartbeat age and state here follow (wall-clock age translated to this table's
-  monotonic clock: by default now there less the age on ``wall_clock``, never later than
-  now; ``clock_at`` says it instead: the in-process tests' clock, which moves only when
-  told, says what it read when a row was stamped, tests/registry/helpers.py), so a node
-  heartbeating at replica A stays routable at B;
+  migration 0029: a node that may keep prompts gets only requests that opt in), all the same,
+  its last heartbeat aged on the store's clock as below; a node that went OFFLINE (said
+  goodbye, revoked) leaves routing;
+- nodes heard since at *other* replicas (``heard_by``), with their heartbeat age on the
+  store's own clock: every heartbeat and registration is stamped by the store
+  (``nodes.heard_store_at``: PostgreSQL's ``clock_timestamp()``; SQLite and the memory
+  store: the process's clock, one host; migration 0033), and the poll reads the store's
+  clock in the same statement as the rows (``HeardRows.store_now``), so a row's age is one
+  clock's difference, whatever any replica's wall clock does; the node is heard at this
+  table's clock less that age (``clock_at`` says it instead: the in-process tests' clock,
+  which moves only when told, says what it read when a row was stamped,
+  tests/registry/helpers.py), never later than now (``core/store_heard.py``), and a
+  keyed request (``nodes.keyed_at``) that much before it as the writer's two stamps differ.
+  So a node heartbeating at replica A stays routable at B exactly while it beats;
 - active health-check results since (``node_checks``, written by whichever replica held
   the node's lease, :class:`StoreHealthLeases`), with since when the checks find the node
   so and the failed check's reason (migration 0016), so every replica tells the node the
@@ -26,27 +32,31 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   be newer than the row a poll read meanwhile). At start :meth:`NodeSync.load_checks`
   reads every stored result once: a restarted replica keeps them.
 
-Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
-little behind, or whose transaction committed late, is still seen; applying a row twice
-changes nothing (a heartbeat only ever moves forward), and a heartbeat row is applied only
-the first time its stamp is read: this replica's wall clock stepped back (NTP, a VM
-resumed) widens the next windows as far back, and each row in them, its stamp then in the
-future, would read as heard now, at every poll until the clock caught up (a node gone
-long since routed again; found 2026-12-06, sync39). A row read for the first time (a
-node loaded at start, a registration read, a node first seen after the step) is aged on
-the latest of this wall clock, this wall clock as it would read had it not stepped back
-(told against ``monotonic``, which never steps; logged at WARNING) and the store's own
-clock (PostgreSQL's ``clock_timestamp()``, one round trip on the polls that read such a
-row, and at start for ``load_nodes``: :meth:`NodeSync.first_read_now`), where that latest
-is more than ``skew_s`` (5 s) ahead of this one (the older reading: found 2026-12-07,
-sync41, a row stamped just before an hour's step back read as heard now, and a replica
-behind the others counted every node from its second row only, or loaded a node dead an
-hour as just heard). One stamped more than ``skew_s`` ahead even of that is aged by the
-stamps' difference from the newest stamp read surely, or, with none yet, not taken as
-heard (``core/beat_stamp.py``; found 2026-12-07, start40: it read once as heard now, and
-a node that died was routed for an expiry period). A node that went OFFLINE in this
-table (its goodbye here, or a revocation) while a poll was reading is not brought back by
-that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
+Each poll reaches ``overlap_s`` (5 s) back on the store's clock (the last read's
+``store_now``; the first poll reads every stamped row) and on this wall clock (the
+writers' stamps, ``last_heartbeat_at``), so a row whose transaction committed late is
+still seen; applying a row twice changes nothing (a heartbeat only ever moves forward,
+and a row the store stamped reads the same at each poll).
+
+A row the store did not stamp (written before 0033, or by a replica of the previous
+version during a rolling upgrade, whose heartbeat moves ``last_heartbeat_at`` and not
+``heard_store_of``: ``core/store_heard.store_stamp``) is read as before, by its writer's
+wall-clock stamp (``core/beat_stamp.py``): applied only the first time its stamp is read
+(a wall clock stepped back would read it as heard now at every poll: found 2026-12-06,
+sync39); the first read aged on the latest of this wall clock, this wall clock as it would
+read had it not stepped back (told against ``monotonic``, which never steps; logged at
+WARNING) and the store's own clock (:meth:`NodeSync.first_read_now`, one round trip on
+the polls that read such a row, and at start), where that latest is more than ``skew_s``
+(5 s) ahead of this one (found 2026-12-07, sync41); one stamped more than ``skew_s`` ahead
+even of that aged from the newest stamp read surely (a store-stamped row's included), or,
+with none yet, not taken as heard (found 2026-12-07, start40). That reading keeps the holes
+the store's stamp closed (found 2026-12-07, sync42): a step back that put right a clock
+running ahead ages first reads an hour too old until restart, steps back of 5 s or less
+are not counted, a store clock ahead is trusted, a step before start is caught only by a
+store clock apart from this host's; they last as long as such rows do.
+
+A node that went OFFLINE in this table (its goodbye here, or a revocation) while a poll
+was reading is not brought back by that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
 the next poll reads again, and a node that really registered again comes back then.
 

@@ -145,9 +145,10 @@ async def load_nodes(
     ``nodes`` table, whatever the log's size. ``pins``: the certificate pins of the rows
     not offline, by URL the last heard's (a stale row at a URL never pins over the live
     node's). A row ``transport`` refuses is left out (:func:`entry_from_record`).
-    ``read_now``: the clock the rows' last heartbeats are aged on (a replica's
-    ``NodeSync.first_read_now``: the store's clock where this one is behind it; ``None``:
-    this wall clock)."""
+    Each row's last heartbeat is aged on the store's clock where the row tells it
+    (migration 0033: ``NodeRecord.heard_age_s``); ``read_now``: the clock the others are
+    aged on (a replica's ``NodeSync.first_read_now``: the store's clock where this one is
+    behind it; ``None``: this wall clock)."""
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
     recs = await store.list_nodes()
