@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from LLM_Mesh.core.check_state import reason
 from LLM_Mesh.core.rewards import heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
-from LLM_Mesh.core.store_heard import HeardRow, HeardRows, store_age
+from LLM_Mesh.core.store_heard import HeardRow, HeardRows, store_age, store_stamp
 from LLM_Mesh.registry.ports import (
     CheckRecord,
     IdempotencyRecord,
@@ -42,19 +42,28 @@ class MemoryReplicaState:
         self.keyed_at: dict[str, datetime | None] = {}  # nodes.keyed_at
         # the store's own clock (migration 0033): this process's, as SQLite's is its host's
         self.store_clock: Callable[[], float] = time.time
+        self.heard_store_of: dict[str, datetime | None] = {}  # nodes.heard_store_of
 
     def _store_now(self) -> datetime:
         return datetime.fromtimestamp(self.store_clock(), timezone.utc)
 
+    def _stamp(self, rec: NodeRecord) -> datetime | None:
+        """``rec``'s store stamp, told only with the heartbeat it was written with (as SQL's
+        ``heard_store_of``: a ``last_heartbeat_at`` set otherwise leaves it untold)."""
+        of = self.heard_store_of.get(rec.node_id)
+        return store_stamp(rec.heard_store_at, of, rec.last_heartbeat_at)
+
     def _read(self, rec: NodeRecord, store_now: datetime) -> NodeRecord:
         """A copy of ``rec`` aged on the store's clock at ``store_now`` (as SQL reads it)."""
-        return replace(rec, heard_age_s=store_age(store_now, rec.heard_store_at))
+        stamp = self._stamp(rec)
+        return replace(rec, heard_store_at=stamp, heard_age_s=store_age(store_now, stamp))
 
     def _heard(self, rec: NodeRecord, at: datetime | None, age_s: float | None = 0.0) -> None:
         """``rec``'s last heartbeat is ``at``, stamped on the store's clock ``age_s`` ago
         (0033; None: not told, as SQL)."""
         rec.last_heartbeat_at = at
         rec.heard_age_s = None
+        self.heard_store_of[rec.node_id] = at
         rec.heard_store_at = (
             None if at is None or age_s is None
             else self._store_now() - timedelta(seconds=max(0.0, age_s))
@@ -83,16 +92,13 @@ class MemoryReplicaState:
         def heard(r: NodeRecord) -> bool:
             if r.last_heartbeat_at is None:
                 return False
-            by_store = (
-                store_since is not None
-                and r.heard_store_at is not None
-                and r.heard_store_at >= store_since
-            )
+            stamp = self._stamp(r)  # by the store's clock where told, as SQL
+            by_store = store_since is not None and stamp is not None and stamp >= store_since
             return r.last_heartbeat_at >= at or by_store
 
         rows = [
             HeardRow(r.node_id, r.state, r.last_heartbeat_at, self.keyed_at.get(r.node_id),
-                     r.heard_store_at, store_age(now, r.heard_store_at))
+                     self._stamp(r), store_age(now, self._stamp(r)))
             for r in self.nodes.values()
             if r.last_heartbeat_at is not None and heard(r)
             and (not_by is None or self.heard_by.get(r.node_id) != not_by)

@@ -176,6 +176,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
             self.changed_at.pop(r.node_id, None)
             self.keyed_at.pop(r.node_id, None)
             self.heard_by.pop(r.node_id, None)
+            self.heard_store_of.pop(r.node_id, None)
         ids = {r.node_id for r in gone}  # and their canary tallies, as on SQL (canarystore35)
         for k in [k for k in self.canary_departures if k[0] in ids] if ids else ():
             del self.canary_departures[k]

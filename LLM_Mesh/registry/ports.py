@@ -503,9 +503,9 @@ class ReplicaState(Protocol):
     async def heartbeats_since(
         self, at: datetime, *, store_since: datetime | None = None, not_by: str | None = None
     ) -> HeardRows:
-        """The nodes heard at or after ``at`` by the writers' wall clocks or ``store_since``
-        by the store's (None: not by it), and the store's clock read in the same statement
-        (``core/store_heard.py``); ``not_by``: leave out heartbeats that replica recorded."""
+        """Nodes heard at or after ``at`` by the writers' clocks or ``store_since`` by the
+        store's (rows that tell its stamp; None: not by it), with the store's clock read in
+        that statement (``core/store_heard.py``); ``not_by``: not that replica's heartbeats."""
         ...
 
     async def claim_health_checks(

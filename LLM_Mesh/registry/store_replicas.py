@@ -202,8 +202,11 @@ class SqlReplicaState:
     ) -> HeardRows:
         n = tables.nodes
         heard: Any = n.c.last_heartbeat_at >= at
-        if store_since is not None:  # and by the store's clock (migration 0033)
-            heard = or_(heard, n.c.heard_store_at >= store_since)
+        if store_since is not None:  # and by the store's clock, where told (migration 0033)
+            told = and_(
+                n.c.heard_store_at >= store_since, n.c.heard_store_of == n.c.last_heartbeat_at
+            )
+            heard = or_(heard, told)
         if not_by is not None:  # what this replica wrote itself it knows already
             heard = and_(heard, or_(n.c.heard_by.is_(None), n.c.heard_by != not_by))
         # one row of the store's clock, joined to the rows: read in the same statement,

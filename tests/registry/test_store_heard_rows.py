@@ -104,3 +104,16 @@ async def test_a_heartbeat_an_older_replica_wrote_leaves_the_stamp_untold(
 
 def test_the_memory_stores_clock_is_this_processs() -> None:
     assert abs(MemoryStore().store_clock() - time.time()) < 1.0
+
+
+async def test_the_memory_store_leaves_a_stamp_untold_as_sql_does() -> None:
+    """A ``last_heartbeat_at`` set without the store's stamp (a test's, as an older
+    replica's ``UPDATE`` in SQL) leaves the stamp untold: the row read by its wall clock."""
+    store = MemoryStore()
+    now = datetime.now(timezone.utc)
+    assert await store.upsert_node(_node("n1", now, 0.0))
+    store.nodes["n1"].last_heartbeat_at = now - HOUR
+    heard = await store.heartbeats_since(now - HOUR)
+    assert [(r.store_at, r.age_s) for r in heard.rows] == [(None, None)]
+    (rec,) = await store.list_nodes()
+    assert rec.heard_store_at is None and rec.heard_age_s is None
