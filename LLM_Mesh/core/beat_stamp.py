@@ -1,4 +1,8 @@
-"""How a heartbeat row's stamp read from the store is taken (``registry/node_sync.py``).
+"""How a heartbeat row's wall-clock stamp read from the store is taken
+(``registry/node_sync.py``) where the row has no stamp of the store's own clock (written
+before migration 0033, or by a replica of the previous version during a rolling upgrade):
+rows the store stamped are aged on its clock alone (``core/store_heard.py``), and none of
+what follows applies to them.
 
 A replica reads the heartbeats other replicas wrote, each stamped with the writer's wall
 clock, and puts each on its own table's clock by its age on its own wall clock. That age is

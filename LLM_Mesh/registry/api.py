@@ -104,6 +104,7 @@ def _record(reg: NodeRegistration, now: datetime) -> NodeRecord:
         state=reg.state.value,
         registered_at=now,
         last_heartbeat_at=now,
+        heard_age_s=0.0,  # heard now: the store stamps its own clock with it (0033)
         tls_fingerprint=reg.tls_fingerprint or "",  # every replica pins it (snapshot.py)
         keeps_no_prompts=reg.keeps_no_prompts,  # every replica routes by it (snapshot.py)
     )
@@ -329,8 +330,7 @@ async def absorb_heartbeat(
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
-        # it said goodbye (DELETE): a late heartbeat must not bring it back; a node
-        # that is really up re-registers on this 404
+        # it said goodbye (DELETE): no late heartbeat brings it back (a live node re-registers)
         raise _unknown(node_id)
     if known is not None and _pin_unknown(rt.pins, known.url):
         raise _unknown(node_id)

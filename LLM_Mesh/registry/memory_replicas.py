@@ -7,13 +7,15 @@ as replicas on one database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.check_state import reason
 from LLM_Mesh.core.rewards import heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.store_heard import HeardRow, HeardRows, store_age, store_stamp
 from LLM_Mesh.registry.ports import (
     CheckRecord,
     IdempotencyRecord,
@@ -38,14 +40,43 @@ class MemoryReplicaState:
         self.request_keys: dict[str, IdempotencyRecord] = {}
         self.heard_by: dict[str, str | None] = {}
         self.keyed_at: dict[str, datetime | None] = {}  # nodes.keyed_at
+        # the store's own clock (migration 0033): this process's, as SQLite's is its host's
+        self.store_clock: Callable[[], float] = time.time
+        self.heard_store_of: dict[str, datetime | None] = {}  # nodes.heard_store_of
+
+    def _store_now(self) -> datetime:
+        return datetime.fromtimestamp(self.store_clock(), timezone.utc)
+
+    def _stamp(self, rec: NodeRecord) -> datetime | None:
+        """``rec``'s store stamp, told only with the heartbeat it was written with (as SQL's
+        ``heard_store_of``: a ``last_heartbeat_at`` set otherwise leaves it untold)."""
+        of = self.heard_store_of.get(rec.node_id)
+        return store_stamp(rec.heard_store_at, of, rec.last_heartbeat_at)
+
+    def _read(self, rec: NodeRecord, store_now: datetime) -> NodeRecord:
+        """A copy of ``rec`` aged on the store's clock at ``store_now`` (as SQL reads it)."""
+        stamp = self._stamp(rec)
+        return replace(rec, heard_store_at=stamp, heard_age_s=store_age(store_now, stamp))
+
+    def _heard(self, rec: NodeRecord, at: datetime | None, age_s: float | None = 0.0) -> None:
+        """``rec``'s last heartbeat is ``at``, stamped on the store's clock ``age_s`` ago
+        (0033; None: not told, as SQL)."""
+        rec.last_heartbeat_at = at
+        rec.heard_age_s = None
+        self.heard_store_of[rec.node_id] = at
+        rec.heard_store_at = (
+            None if at is None or age_s is None
+            else self._store_now() - timedelta(seconds=max(0.0, age_s))
+        )  # fmt: skip
 
     def _changed(self, node_id: str, at: datetime) -> None:
         self.changed_at[node_id] = at
         self.heard_by.pop(node_id, None)
 
     async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
+        now = self._store_now()
         return [
-            replace(rec)
+            self._read(rec, now)
             for node_id, rec in self.nodes.items()
             if self.changed_at.get(node_id) is not None and self.changed_at[node_id] >= at
         ]
@@ -54,15 +85,25 @@ class MemoryReplicaState:
         return None  # this process's clock: the replicas on it share it
 
     async def heartbeats_since(
-        self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime, datetime | None]]:
-        return [
-            (r.node_id, r.state, r.last_heartbeat_at, self.keyed_at.get(r.node_id))
+        self, at: datetime, *, store_since: datetime | None = None, not_by: str | None = None
+    ) -> HeardRows:
+        now = self._store_now()
+
+        def heard(r: NodeRecord) -> bool:
+            if r.last_heartbeat_at is None:
+                return False
+            stamp = self._stamp(r)  # by the store's clock where told, as SQL
+            by_store = store_since is not None and stamp is not None and stamp >= store_since
+            return r.last_heartbeat_at >= at or by_store
+
+        rows = [
+            HeardRow(r.node_id, r.state, r.last_heartbeat_at, self.keyed_at.get(r.node_id),
+                     self._stamp(r), store_age(now, self._stamp(r)))
             for r in self.nodes.values()
-            if r.last_heartbeat_at is not None
-            and r.last_heartbeat_at >= at
+            if r.last_heartbeat_at is not None and heard(r)
             and (not_by is None or self.heard_by.get(r.node_id) != not_by)
-        ]
+        ]  # fmt: skip
+        return HeardRows(rows, now)
 
     async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
         advance = self.advance_node_seq  # type: ignore[attr-defined]
@@ -95,7 +136,8 @@ class MemoryReplicaState:
                     at_ms=round(at.timestamp() * 1000),
                     limit_ms=lim,
                 )
-                rec.last_heartbeat_at, rec.state = at, state
+                self._heard(rec, at)
+                rec.state = state
                 self.heard_by[node_id] = heard_by
                 self.keyed_at[node_id] = said.get(node_id)
 

@@ -95,6 +95,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
                 healthy_ms=max(rec.healthy_ms, old.healthy_ms),
             )
         self.nodes[rec.node_id] = replace(rec)
+        self._heard(self.nodes[rec.node_id], rec.last_heartbeat_at, rec.heard_age_s)  # 0033
         self._index_address(rec.node_id, None if old is None else old.url, address)
         self._changed(rec.node_id, datetime.now(timezone.utc))
         return True
@@ -136,7 +137,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
             at_ms=_ms(at),
             limit_ms=int(credit_limit_s * 1000),
         )
-        rec.last_heartbeat_at = at
+        self._heard(rec, at)
         rec.state = state
         self.keyed_at[node_id] = keyed_at  # nodes.keyed_at (memory_replicas.py)
         return True
@@ -151,10 +152,11 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
 
     async def get_node(self, node_id: str) -> NodeRecord | None:
         rec = self.nodes.get(node_id)
-        return None if rec is None else replace(rec)
+        return None if rec is None else self._read(rec, self._store_now())
 
     async def list_nodes(self) -> list[NodeRecord]:
-        return [replace(r) for r in self.nodes.values()]
+        now = self._store_now()  # each aged on the store's clock (migration 0033)
+        return [self._read(r, now) for r in self.nodes.values()]
 
     async def prune_nodes(self, before: datetime, limit: int) -> int:
         """At most ``limit`` node rows quiet since before ``before`` (``core/retention
@@ -174,6 +176,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
             self.changed_at.pop(r.node_id, None)
             self.keyed_at.pop(r.node_id, None)
             self.heard_by.pop(r.node_id, None)
+            self.heard_store_of.pop(r.node_id, None)
         ids = {r.node_id for r in gone}  # and their canary tallies, as on SQL (canarystore35)
         for k in [k for k in self.canary_departures if k[0] in ids] if ids else ():
             del self.canary_departures[k]

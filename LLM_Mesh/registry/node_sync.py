@@ -10,14 +10,20 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   its certificate's pin into the pins
   (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`): this replica may never see its
   registration, and calls it pinned, and routes to it as it declared (``nodes.keeps_no_prompts``,
-  migration 0029: a node that may keep prompts gets only requests that opt in), all the same; a
-  node that went OFFLINE (said goodbye, revoked) leaves routing;
-- nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
-  their heartbeat age and state here follow (wall-clock age translated to this table's
-  monotonic clock: by default now there less the age on ``wall_clock``, never later than
-  now; ``clock_at`` says it instead: the in-process tests' clock, which moves only when
-  told, says what it read when a row was stamped, tests/registry/helpers.py), so a node
-  heartbeating at replica A stays routable at B;
+  migration 0029: a node that may keep prompts gets only requests that opt in), all the same,
+  its last heartbeat aged on the store's clock as below; a node that went OFFLINE (said
+  goodbye, revoked) leaves routing;
+- nodes heard since at *other* replicas (``heard_by``), with their heartbeat age on the
+  store's own clock: every heartbeat and registration is stamped by the store
+  (``nodes.heard_store_at``: PostgreSQL's ``clock_timestamp()``; SQLite and the memory
+  store: the process's clock, one host; migration 0033), and the poll reads the store's
+  clock in the same statement as the rows (``HeardRows.store_now``), so a row's age is one
+  clock's difference, whatever any replica's wall clock does; the node is heard at this
+  table's clock less that age (``clock_at`` says it instead: the in-process tests' clock,
+  which moves only when told, says what it read when a row was stamped,
+  tests/registry/helpers.py), never later than now (``core/store_heard.py``), and a
+  keyed request (``nodes.keyed_at``) that much before it as the writer's two stamps differ.
+  So a node heartbeating at replica A stays routable at B exactly while it beats;
 - active health-check results since (``node_checks``, written by whichever replica held
   the node's lease, :class:`StoreHealthLeases`), with since when the checks find the node
   so and the failed check's reason (migration 0016), so every replica tells the node the
@@ -26,27 +32,31 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   be newer than the row a poll read meanwhile). At start :meth:`NodeSync.load_checks`
   reads every stored result once: a restarted replica keeps them.
 
-Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
-little behind, or whose transaction committed late, is still seen; applying a row twice
-changes nothing (a heartbeat only ever moves forward), and a heartbeat row is applied only
-the first time its stamp is read: this replica's wall clock stepped back (NTP, a VM
-resumed) widens the next windows as far back, and each row in them, its stamp then in the
-future, would read as heard now, at every poll until the clock caught up (a node gone
-long since routed again; found 2026-12-06, sync39). A row read for the first time (a
-node loaded at start, a registration read, a node first seen after the step) is aged on
-the latest of this wall clock, this wall clock as it would read had it not stepped back
-(told against ``monotonic``, which never steps; logged at WARNING) and the store's own
-clock (PostgreSQL's ``clock_timestamp()``, one round trip on the polls that read such a
-row, and at start for ``load_nodes``: :meth:`NodeSync.first_read_now`), where that latest
-is more than ``skew_s`` (5 s) ahead of this one (the older reading: found 2026-12-07,
-sync41, a row stamped just before an hour's step back read as heard now, and a replica
-behind the others counted every node from its second row only, or loaded a node dead an
-hour as just heard). One stamped more than ``skew_s`` ahead even of that is aged by the
-stamps' difference from the newest stamp read surely, or, with none yet, not taken as
-heard (``core/beat_stamp.py``; found 2026-12-07, start40: it read once as heard now, and
-a node that died was routed for an expiry period). A node that went OFFLINE in this
-table (its goodbye here, or a revocation) while a poll was reading is not brought back by
-that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
+Each poll reaches ``overlap_s`` (5 s) back on the store's clock (the last read's
+``store_now``; the first poll reads every stamped row) and on this wall clock (the
+writers' stamps, ``last_heartbeat_at``), so a row whose transaction committed late is
+still seen; applying a row twice changes nothing (a heartbeat only ever moves forward,
+and a row the store stamped reads the same at each poll).
+
+A row the store did not stamp (written before 0033, or by a replica of the previous
+version during a rolling upgrade, whose heartbeat moves ``last_heartbeat_at`` and not
+``heard_store_of``: ``core/store_heard.store_stamp``) is read as before, by its writer's
+wall-clock stamp (``core/beat_stamp.py``): applied only the first time its stamp is read
+(a wall clock stepped back would read it as heard now at every poll: found 2026-12-06,
+sync39); the first read aged on the latest of this wall clock, this wall clock as it would
+read had it not stepped back (told against ``monotonic``, which never steps; logged at
+WARNING) and the store's own clock (:meth:`NodeSync.first_read_now`, one round trip on
+the polls that read such a row, and at start), where that latest is more than ``skew_s``
+(5 s) ahead of this one (found 2026-12-07, sync41); one stamped more than ``skew_s`` ahead
+even of that aged from the newest stamp read surely (a store-stamped row's included), or,
+with none yet, not taken as heard (found 2026-12-07, start40). That reading keeps the holes
+the store's stamp closed (found 2026-12-07, sync42): a step back that put right a clock
+running ahead ages first reads an hour too old until restart, steps back of 5 s or less
+are not counted, a store clock ahead is trusted, a step before start is caught only by a
+store clock apart from this host's; they last as long as such rows do.
+
+A node that went OFFLINE in this table (its goodbye here, or a revocation) while a poll
+was reading is not brought back by that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
 the next poll reads again, and a node that really registered again comes back then.
 
@@ -63,7 +73,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.beat_stamp import (
     SKEW_S,
@@ -77,6 +87,7 @@ from LLM_Mesh.core.beat_stamp import (
 )
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.store_heard import HeardRow, keyed_heard
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.failed_rounds import RoundLog
@@ -174,6 +185,8 @@ class NodeSync(Poller):
         self._logged = False  # this wall clock's step back over skew_s logged
         self.clock_rtt_s = clock_rtt_s  # a measure of the store's clock taking longer: not taken
         self._first_now = self._since  # the clock a row never read is aged on, this poll
+        # the window on the store's clock (0033): every stamped row at the first poll
+        self._store_since = _utc(0)
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
@@ -181,9 +194,14 @@ class NodeSync(Poller):
         goodbyes = self.table.goodbyes  # a node gone here after this: what is read is older
         since = _utc(self._since - self.overlap_s)
         changed = await self.store.nodes_changed_since(since)
-        beats = await self.store.heartbeats_since(since, not_by=self.replica_id)
+        heard = await self.store.heartbeats_since(
+            since, store_since=self._store_since, not_by=self.replica_id
+        )
+        beats = heard.rows
         checks = await self.store.health_checks_since(since)
         self._since = started
+        if heard.store_now is not None:  # the next window, on the store's clock
+            self._store_since = heard.store_now - timedelta(seconds=self.overlap_s)
         now = self._wall()
         self._offset, behind = stepped_back(
             self._offset, now, self._mono(), self._behind, step_s=self.skew_s
@@ -196,15 +214,18 @@ class NodeSync(Poller):
                 behind,
             )  # fmt: skip
         self._behind, self._logged = behind, behind > self.skew_s
-        first = bool(changed) or self._first_reads(beats)  # (then the store's clock is read)
+        # rows the store did not stamp (core/store_heard.py): the store's clock is read
+        first = any(r.heard_age_s is None for r in changed) or self._first_reads(
+            [b for b in beats if b.age_s is None]
+        )
         store_now = await self._store_now(now) if first else None
         self._first_now = first_read_clock(
             now, behind_s=behind, store_now=store_now, skew_s=self.skew_s
         )
         for rec in changed:
             self._apply_record(rec, goodbyes)
-        for node_id, state, at, keyed_at in sorted(beats, key=lambda b: self._unsure(b[0], b[2])):
-            self._apply_beat(node_id, state, at, now, keyed_at)  # the sure readings first
+        for beat in sorted(beats, key=self._unsure):
+            self._apply_beat(beat, now)  # the sure readings first
         for check in checks:
             self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
@@ -220,11 +241,12 @@ class NodeSync(Poller):
         store_now = await self._store_now(now)
         return _utc(first_read_clock(now, behind_s=behind, store_now=store_now, skew_s=self.skew_s))
 
-    def _first_reads(self, beats: Sequence[tuple[str, str, datetime, datetime | None]]) -> bool:
+    def _first_reads(self, beats: Sequence[HeardRow]) -> bool:
         """Whether a heartbeat row of a node in routing here is read for the first time;
         with a registration or state change read, the polls that measure the store's clock
         (one round trip: at start, and as nodes come and change)."""
-        for node_id, *_ in beats:
+        for beat in beats:
+            node_id = beat.node_id
             entry = None if node_id in self._stamps else self.table.get(node_id)
             if entry is not None and entry.state is not NodeState.OFFLINE:
                 return True
@@ -313,15 +335,21 @@ class NodeSync(Poller):
         self.routing.upsert(new)
         log.info("node %s learnt from the store (registered at another replica)", rec.node_id)
 
-    def _apply_beat(
-        self, node_id: str, state: str, at: datetime, now: float, keyed_at: datetime | None
-    ) -> None:
+    def _apply_beat(self, beat: HeardRow, now: float) -> None:
+        node_id, at, keyed_at = beat.node_id, beat.at, beat.keyed_at
         entry = self.table.get(node_id)
         if entry is None:
             self._stamps.pop(node_id, None)  # forgotten here (node_forget.py), or not yet
         if entry is None or entry.state is NodeState.OFFLINE:
             return  # unknown here: its registration comes with ``changed``
         stamp = at.timestamp()
+        if beat.age_s is not None and beat.store_at is not None:  # on the store's clock
+            heard = self._by_store(beat.store_at, beat.age_s)
+            self._stamps[node_id] = max(stamp, self._stamps.get(node_id, stamp))
+            self._anchor = newer_anchor(self._anchor, stamp, heard)  # a sure reading
+            keyed = None if keyed_at is None else keyed_heard(heard, at, keyed_at)
+            self._heard(entry, beat.state, heard, keyed)
+            return
         anchor = self._anchor
         read_before = self._stamps.get(node_id)
         how = beat_reading(stamp, now, read_before, skew_s=self.skew_s,
@@ -339,19 +367,36 @@ class NodeSync(Poller):
             heard = self._on_clock(stamp - shift, now)
             self._anchor = newer_anchor(self._anchor, stamp, heard)
         keyed = None if keyed_at is None else self._on_clock(keyed_at.timestamp() - shift, now)
+        self._heard(entry, beat.state, heard, keyed)
+
+    def _heard(self, entry: NodeEntry, state: str, heard: float, keyed: float | None) -> None:
+        """The node heard at ``heard`` on the table's clock, unless heard later already."""
         if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
             return
         entry.last_heartbeat = heard
         entry.expired_reported = False
         new_state = NodeState.stored(state)
         if new_state is not NodeState.OFFLINE:
-            self.table.set_state(node_id, new_state)
-        self.routing.heard(node_id, heard, keyed)
+            self.table.set_state(entry.node_id, new_state)
+        self.routing.heard(entry.node_id, heard, keyed)
 
-    def _unsure(self, node_id: str, at: datetime) -> bool:
+    def _by_store(self, store_at: datetime, age_s: float) -> float:
+        """When on the table's clock a row the store stamped ``store_at`` was written,
+        ``age_s`` before the store's clock read with it (``core/store_heard.py``): the
+        table's clock now less that age; ``clock_at`` says it instead (the in-process
+        tests' clock, on which the store's, this process's, is the real one). Never later
+        than now."""
+        clock = self.table.clock()
+        if self.clock_at is not None:
+            return min(clock, self.clock_at(store_at.timestamp()))
+        return clock - age_s
+
+    def _unsure(self, beat: HeardRow) -> bool:
         """Whether the row is read by an anchor (``core/beat_stamp.py``): after the others
-        of its poll, which may give one."""
-        return node_id not in self._stamps and at.timestamp() - self._first_now > self.skew_s
+        of its poll, which may give one (a row the store stamped is sure)."""
+        if beat.age_s is not None or beat.node_id in self._stamps:
+            return False
+        return beat.at.timestamp() - self._first_now > self.skew_s
 
     def _on_clock(self, wall: float, now: float) -> float:
         """The table clock's reading when the wall clock read ``wall`` (``now``: it now),

@@ -1,9 +1,8 @@
 """What the registry needs from its store: the records and the ``Store`` protocol.
 
-The SQL store (``LLM_Mesh.registry.store.SqlStore``) and the in-memory one
-(``LLM_Mesh.registry.memory_store.MemoryStore``) both implement :class:`Store`;
-the registry codes against the protocol only. Timestamps are timezone-aware UTC
-``datetime`` values (wall clock), never monotonic seconds.
+The SQL store (``registry/store.py``) and the in-memory one (``registry/memory_store.py``) both
+implement :class:`Store`; the registry codes against the protocol only. Timestamps are
+timezone-aware UTC ``datetime`` values (wall clock), never monotonic seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from LLM_Mesh.core.rewards import ModelStats
+from LLM_Mesh.core.store_heard import HeardRows
 from LLM_Mesh.registry.ports_canary import CanaryStore
 
 #: Outcomes that count against the node that served the request (its ``failures``);
@@ -49,9 +49,13 @@ class NodeRecord:
     tls_fingerprint: str | None = None
     # the signed ``keeps_no_prompts`` its registration declared (migration 0029), so that
     # every replica, and a restarted one, routes to it as it declared (core/prompt_keeping.py):
-    # None when it declared nothing or the row does not tell (written before 0029 or by an
-    # older replica)
+    # None when it declared nothing or the row does not tell (before 0029, an older replica)
     keeps_no_prompts: bool | None = None
+    # its last heartbeat on the store's own clock, and its age on it when read (migration
+    # 0033, core/store_heard.py; None: the row does not tell); written: the age the writer
+    # tells (a registration: 0), the store stamps its clock less it (None: no stamp)
+    heard_store_at: datetime | None = None
+    heard_age_s: float | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -81,8 +85,7 @@ class OperatorRecord:
     created_at: datetime
     revoked_at: datetime | None = None
     nodes: list[str] = field(default_factory=list)
-    # the admin's uptime cap for it, nodes' worth per period (0: none); None: the
-    # registry's ``reward_uptime_nodes`` (``registry/rewards.py``)
+    # its uptime cap, nodes' worth per period (0: none); None: ``reward_uptime_nodes``
     uptime_nodes: int | None = None
 
 
@@ -130,8 +133,7 @@ class IdempotencyRecord:
     headers: list[list[str]] | None = None
     media_type: str | None = None
     too_large: bool = False
-    # names one claim of the id (a random token, migration 0019): its end, push and
-    # release match it, never a later claim of the same id by the same replica
+    # one claim of the id (a random token, 0019): its end, push and release match it only
     claim: str | None = None
 
 
@@ -363,13 +365,11 @@ class Store(CanaryStore, Protocol):
         ...
 
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
-        """Set the operator's uptime cap (nodes' worth per reward period; 0: none; ``None``:
-        the registry's setting); ``False`` when no such operator."""
+        """Set its uptime cap (nodes per period; 0: none; None: the setting); False: none."""
         ...
 
     async def revoke_operator(self, name: str, at: datetime) -> list[str] | None:
-        """Revoke the operator and every node key it holds (their nodes go OFFLINE);
-        the node ids, or ``None`` when no such operator."""
+        """Revoke the operator and its node keys (nodes OFFLINE); their ids, or ``None``."""
         ...
 
     async def claim_node_key(
@@ -433,17 +433,17 @@ class ReplicaState(Protocol):
         ...
 
     async def server_now(self) -> float | None:
-        """The store's own clock (seconds since the epoch) where it has one apart from this
-        host's (PostgreSQL's server: one round trip), else ``None`` (the memory store,
-        SQLite): what a replica's clock behind the others' ages rows on (``node_sync.py``)."""
+        """The store's own clock (epoch seconds) where it has one apart from this host's
+        (PostgreSQL's: one round trip), else ``None``: what rows with no store stamp are
+        aged on where this replica's clock is behind it (``node_sync.py``)."""
         ...
 
     async def heartbeats_since(
-        self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime, datetime | None]]:
-        """``(node_id, state, last_heartbeat_at, keyed_at)`` of nodes heard at or after
-        ``at`` (``not_by``: leave out heartbeats that replica recorded); ``keyed_at``: the
-        node's last keyed request as that heartbeat said (None: not said)."""
+        self, at: datetime, *, store_since: datetime | None = None, not_by: str | None = None
+    ) -> HeardRows:
+        """Nodes heard at or after ``at`` by the writers' clocks or ``store_since`` by the
+        store's (rows that tell its stamp; None: not by it), with the store's clock read in
+        that statement (``core/store_heard.py``); ``not_by``: not that replica's heartbeats."""
         ...
 
     async def claim_health_checks(

@@ -74,8 +74,9 @@ def entry_from_record(
 ) -> NodeEntry | None:
     """Put a stored node into ``table`` (and its certificate pin into ``pins``); ``None`` if
     the record no longer validates or ``transport`` refuses its URL. Its last heartbeat's
-    age is the wall clock's (``wall_now``), or ``clock_at``'s: the table clock's reading at
-    a wall-clock time (``node_sync.py``)."""
+    age is the store's clock's where the row tells it (``NodeRecord.heard_age_s``), else
+    the wall clock's (``wall_now``), or ``clock_at``'s: the table clock's reading at a
+    wall-clock time (``node_sync.py``)."""
     refused = transport.refusal(rec.url)
     if refused is not None:
         log.warning(
@@ -107,8 +108,14 @@ def entry_from_record(
         return table.register(reg)
     last: float | None = None
     if rec.last_heartbeat_at is not None:
+        # on the store's clock where the row tells it (0033, core/store_heard.py), else by
+        # the writer's wall-clock stamp; ``clock_at`` maps either (tests: both real time)
+        stamp = rec.heard_store_at if rec.heard_age_s is not None else None
         if clock_at is not None:
-            age = table.clock() - clock_at(_aware(rec.last_heartbeat_at).timestamp())
+            told = _aware(stamp or rec.last_heartbeat_at)
+            age = table.clock() - clock_at(told.timestamp())
+        elif rec.heard_age_s is not None:
+            age = rec.heard_age_s
         else:
             wall_now = wall_now or datetime.now(timezone.utc)
             age = (wall_now - _aware(rec.last_heartbeat_at)).total_seconds()
@@ -135,9 +142,10 @@ async def load_nodes(
     ``nodes`` table, whatever the log's size. ``pins``: the certificate pins of the rows
     not offline, by URL the last heard's (a stale row at a URL never pins over the live
     node's). A row ``transport`` refuses is left out (:func:`entry_from_record`).
-    ``read_now``: the clock the rows' last heartbeats are aged on (a replica's
-    ``NodeSync.first_read_now``: the store's clock where this one is behind it; ``None``:
-    this wall clock)."""
+    Each row's last heartbeat is aged on the store's clock where the row tells it
+    (migration 0033: ``NodeRecord.heard_age_s``); ``read_now``: the clock the others are
+    aged on (a replica's ``NodeSync.first_read_now``: the store's clock where this one is
+    behind it; ``None``: this wall clock)."""
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
     recs = await store.list_nodes()

@@ -23,16 +23,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import (
+    Interval,
     bindparam,
     delete,
     event,
     func,
+    literal,
     or_,
     select,
     update,
@@ -64,7 +66,13 @@ from LLM_Mesh.registry.store_migrate import (
 )
 from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
-from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement, last_mark
+from LLM_Mesh.registry.store_rewards import (
+    SqlRewardStats,
+    heartbeat_statement,
+    host_now,
+    last_mark,
+    store_clock,
+)
 from LLM_Mesh.registry.store_usage_audit import SqlUsageAudit
 from LLM_Mesh.secret_files import make_private_dir
 
@@ -94,6 +102,8 @@ _NODE_UPDATE_COLUMNS = (
     "keeps_no_prompts",
     "keeps_at",
     "address",
+    "heard_store_at",
+    "heard_store_of",
 )
 # Counters a re-registration may raise but never lower.
 _NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated", "healthy_ms")
@@ -120,6 +130,8 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         raise ValueError("node_id must not be empty")
     now = datetime.now(timezone.utc)
     address = node_address(rec.url)
+    told = rec.heard_age_s is not None and rec.last_heartbeat_at is not None
+    age = max(0.0, rec.heard_age_s or 0.0) if told else None
     return {
         "node_id": rec.node_id,
         "url": rec.url,
@@ -142,6 +154,10 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "keeps_no_prompts": rec.keeps_no_prompts,  # migration 0029
         "keeps_at": now,  # the declaration is told while the row's ``tls_at`` is this one's
         "address": None if address is None else address_text(address),  # migration 0023
+        # its heartbeat on the store's clock, as old as the writer tells (0033; NULL: not
+        # told, the row read by its wall-clock stamp); PostgreSQL's clock: upsert_node
+        "heard_store_at": None if age is None else host_now() - timedelta(seconds=age),
+        "heard_store_of": None if age is None else _aware("at", rec.last_heartbeat_at),
     }
 
 
@@ -382,6 +398,9 @@ class SqlStore(
         the address on PostgreSQL (registrations there take turns; SQLite has one
         writer) (``ports.Store.upsert_node``)."""
         values = _node_values(rec)
+        if self.dialect == "postgresql" and rec.heard_age_s is not None:  # the server's clock
+            age = literal(timedelta(seconds=max(0.0, rec.heard_age_s)), Interval())
+            values["heard_store_at"] = store_clock(self.dialect) - age
         nodes = tables.nodes
         greatest: Callable[..., Any]
         if self.dialect == "postgresql":
@@ -461,6 +480,8 @@ class SqlStore(
             "b_limit_ms": max(0, int(credit_limit_s * 1000)),
             "b_keyed_at": _aware("keyed_at", keyed_at),
         }
+        if self.dialect != "postgresql":  # the store's clock: this host's (migration 0033)
+            params["b_store_at"] = host_now()
         async with self.engine.begin() as conn:
             await relaxed_commit(conn)  # every heartbeat: rewritten every few seconds
             result = await conn.execute(heartbeat_statement(self.dialect), params)
@@ -478,14 +499,14 @@ class SqlStore(
         return result.rowcount == 1
 
     async def get_node(self, node_id: str) -> NodeRecord | None:
-        stmt = select(tables.nodes).where(tables.nodes.c.node_id == node_id)
+        stmt = select(*self._node_columns()).where(tables.nodes.c.node_id == node_id)
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _node_from_row(row)
 
     async def list_nodes(self) -> list[NodeRecord]:
-        """Every node, ordered by ``node_id``."""
-        stmt = select(tables.nodes).order_by(tables.nodes.c.node_id)
+        """Every node, ordered by ``node_id``, each aged on the store's clock (0033)."""
+        stmt = select(*self._node_columns()).order_by(tables.nodes.c.node_id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [_node_from_row(row) for row in rows]

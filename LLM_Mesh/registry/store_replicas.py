@@ -14,11 +14,13 @@ replicas race safely:
   results go in the same rows (migration 0016: with ``since``, kept while the result is
   unchanged whoever checks, and the failed check's ``why``).
 - **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
-- **node changes**: nodes whose ``changed_at`` (registration, state) or
-  ``last_heartbeat_at`` moved since a time: what every replica polls
-  (``registry/node_sync.py``), and the database server's clock (:func:`server_clock`,
-  PostgreSQL's ``clock_timestamp()``) its rows first read are aged on where this
-  replica's clock is behind it (``core/beat_stamp.py``).
+- **node changes**: nodes whose ``changed_at`` (registration, state) moved since a time,
+  and nodes heard since a time by the writers' wall clocks (``last_heartbeat_at``) or by
+  the store's own (``heard_store_at``, migration 0033): what every replica polls
+  (``registry/node_sync.py``), each row read with the store's clock in the same statement
+  (PostgreSQL's ``clock_timestamp()``; SQLite: this host's), so its age is told on one
+  clock (``core/store_heard.py``). :func:`server_clock` (one round trip): what rows with
+  no store stamp are aged on where this replica's clock is behind it (``core/beat_stamp.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.check_state import reason
+from LLM_Mesh.core.store_heard import HeardRow, HeardRows, store_age, store_stamp
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import (
     CheckRecord,
@@ -54,7 +57,13 @@ from LLM_Mesh.registry.ports import (
     NodeRecord,
     ReplicaRecord,
 )
-from LLM_Mesh.registry.store_rewards import heartbeat_credit, heartbeats_statement, not_gone
+from LLM_Mesh.registry.store_rewards import (
+    heartbeat_credit,
+    heartbeats_statement,
+    host_now,
+    not_gone,
+    store_clock,
+)
 
 __all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
 
@@ -80,7 +89,9 @@ _CHUNK = 500  # node ids per lease statement
 
 
 def node_from_row(row: Any) -> NodeRecord:
-    """A ``nodes`` row as a :class:`NodeRecord` (the store's one mapping)."""
+    """A ``nodes`` row as a :class:`NodeRecord` (the store's one mapping); with a
+    ``store_now`` column (:meth:`SqlReplicaState._node_columns`), aged on the store's clock."""
+    stamp = store_stamp(row.heard_store_at, row.heard_store_of, row.last_heartbeat_at)
     return NodeRecord(
         node_id=row.node_id,
         url=row.url,
@@ -107,6 +118,9 @@ def node_from_row(row: Any) -> NodeRecord:
             if row.keeps_at is not None and row.keeps_at == row.tls_at
             else None
         ),
+        # its last heartbeat on the store's clock, aged on it in the row's statement (0033)
+        heard_store_at=stamp,
+        heard_age_s=store_age(row._mapping.get("store_now"), stamp),
     )
 
 
@@ -163,8 +177,19 @@ class SqlReplicaState:
 
     # -- nodes ------------------------------------------------------------------------
 
+    def _store_now(self) -> Any:
+        """The store's clock as a column: PostgreSQL's ``clock_timestamp()``; SQLite's
+        (one host) this process's, read as the statement is made."""
+        if self.dialect == "postgresql":
+            return store_clock(self.dialect)
+        return literal(host_now(), tables.UTCDateTime())
+
+    def _node_columns(self) -> tuple[Any, ...]:
+        """``nodes`` with the store's clock (``store_now``): rows aged on it (0033)."""
+        return (tables.nodes, self._store_now().label("store_now"))
+
     async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
-        stmt = select(tables.nodes).where(tables.nodes.c.changed_at >= at)
+        stmt = select(*self._node_columns()).where(tables.nodes.c.changed_at >= at)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [node_from_row(row) for row in rows]
@@ -173,17 +198,37 @@ class SqlReplicaState:
         return await server_clock(self.engine)
 
     async def heartbeats_since(
-        self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime, datetime | None]]:
+        self, at: datetime, *, store_since: datetime | None = None, not_by: str | None = None
+    ) -> HeardRows:
         n = tables.nodes
-        stmt = select(n.c.node_id, n.c.state, n.c.last_heartbeat_at, n.c.keyed_at).where(
-            n.c.last_heartbeat_at >= at
-        )
+        heard: Any = n.c.last_heartbeat_at >= at
+        if store_since is not None:  # and by the store's clock, where told (migration 0033)
+            told = and_(
+                n.c.heard_store_at >= store_since, n.c.heard_store_of == n.c.last_heartbeat_at
+            )
+            heard = or_(heard, told)
         if not_by is not None:  # what this replica wrote itself it knows already
-            stmt = stmt.where(or_(n.c.heard_by.is_(None), n.c.heard_by != not_by))
+            heard = and_(heard, or_(n.c.heard_by.is_(None), n.c.heard_by != not_by))
+        # one row of the store's clock, joined to the rows: read in the same statement,
+        # after the statement's snapshot (every row it sees was stamped before it)
+        clock = select(self._store_now().label("store_now")).subquery("c")
+        stmt = select(
+            clock.c.store_now, n.c.node_id, n.c.state, n.c.last_heartbeat_at, n.c.keyed_at,
+            n.c.heard_store_at, n.c.heard_store_of,
+        ).select_from(clock.outerjoin(n, heard))  # fmt: skip
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [(row.node_id, row.state, row.last_heartbeat_at, row.keyed_at) for row in rows]
+        store_now = rows[0].store_now if rows else None
+        out = []
+        for row in rows:
+            if row.node_id is None:
+                continue  # no row heard: the clock's alone
+            stamp = store_stamp(row.heard_store_at, row.heard_store_of, row.last_heartbeat_at)
+            out.append(
+                HeardRow(row.node_id, row.state, row.last_heartbeat_at, row.keyed_at,
+                         stamp, store_age(store_now, stamp))
+            )  # fmt: skip
+        return HeardRows(out, store_now)
 
     @property
     def batch_engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
@@ -307,6 +352,8 @@ class SqlReplicaState:
                     .where(n.c.node_id == node_id, not_gone())
                     .values(
                         last_heartbeat_at=at,
+                        heard_store_at=host_now(),  # the store's clock: this host's (0033)
+                        heard_store_of=at,
                         state=state,
                         keyed_at=said.get(node_id),
                         heard_by=heard_by,

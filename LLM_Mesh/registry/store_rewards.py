@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -40,8 +40,10 @@ __all__ = [
     "heartbeat_credit",
     "heartbeat_statement",
     "heartbeats_statement",
+    "host_now",
     "last_mark",
     "not_gone",
+    "store_clock",
 ]
 
 
@@ -85,6 +87,20 @@ def last_mark(node_id: str) -> Any:
     return func.coalesce(latest, 0)
 
 
+def store_clock(dialect: str) -> Any:
+    """The store's own clock in a statement (migration 0033, ``core/store_heard.py``):
+    PostgreSQL's ``clock_timestamp()``; elsewhere (SQLite: one host) the parameter
+    ``b_store_at``, this process's clock (:func:`host_now`)."""
+    if dialect == "postgresql":
+        return func.clock_timestamp(type_=tables.UTCDateTime())
+    return bindparam("b_store_at", type_=tables.UTCDateTime())
+
+
+def host_now() -> datetime:
+    """This host's clock: the store's on SQLite (``b_store_at``)."""
+    return datetime.now(timezone.utc)
+
+
 def not_gone() -> Any:
     """The ``WHERE`` of every heartbeat write: the node's row is not OFFLINE."""
     return tables.nodes.c.state != NodeState.OFFLINE.value
@@ -94,9 +110,11 @@ def not_gone() -> Any:
 def heartbeat_statement(dialect: str) -> Any:
     """The heartbeat's ``UPDATE`` (built once per dialect): parameters ``b_node_id``,
     ``b_at`` (aware datetime), ``b_state``, ``b_limit_ms`` (0: no credit) and
-    ``b_keyed_at`` (the node's last keyed request as it said, or None). A node that
-    is OFFLINE (it said goodbye, or was revoked) is not touched: only registering brings
-    it back, and a heartbeat written after its goodbye must not (:func:`not_gone`)."""
+    ``b_keyed_at`` (the node's last keyed request as it said, or None); on SQLite also
+    ``b_store_at`` (:func:`store_clock`: the heartbeat on the store's clock, with
+    ``heard_store_of``). A node that is OFFLINE (it said goodbye, or was revoked) is not
+    touched: only registering brings it back, and a heartbeat written after its goodbye
+    must not (:func:`not_gone`)."""
     n = tables.nodes
     at = bindparam("b_at", type_=tables.UTCDateTime())
     limit = bindparam("b_limit_ms", type_=BigInteger())
@@ -105,6 +123,8 @@ def heartbeat_statement(dialect: str) -> Any:
         .where(n.c.node_id == bindparam("b_node_id"), not_gone())
         .values(
             last_heartbeat_at=at,
+            heard_store_at=store_clock(dialect),
+            heard_store_of=at,
             state=bindparam("b_state"),
             keyed_at=bindparam("b_keyed_at", type_=tables.UTCDateTime()),
             healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, at, limit),
@@ -146,6 +166,8 @@ def heartbeats_statement(dialect: str) -> Any:
         .where(n.c.node_id == rows.c.node_id, not_gone())
         .values(
             last_heartbeat_at=rows.c.at,
+            heard_store_at=store_clock(dialect),  # the server's clock (migration 0033)
+            heard_store_of=rows.c.at,
             state=rows.c.state,
             keyed_at=rows.c.keyed,
             heard_by=bindparam("by", type_=String()),

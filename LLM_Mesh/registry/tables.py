@@ -1,26 +1,24 @@
 """The registry store's tables (SQLAlchemy Core), shared by the store and migrations.
 
-``nodes``: one row per node ever registered (registration, state, last heartbeat,
-counters). ``requests``: one row per completed or failed request (node, model,
-tokens, latency, cost, outcome) — never the prompt or the answer text.
-``operators``: who may register nodes (the SHA-256 of their token, never the token).
-``node_keys``: each node id's Ed25519 public key, its operator, the last sequence
-number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of the
-store's admin key (one row). The ledger (``registry/ledger.py``): ``ledger_entries``
-(append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of every
-complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the lock appends take),
-``ledger_checkpoints`` (signed tree heads), ``ledger_keys`` (checkpoint signers'
-public keys) and ``ledger_cosignatures`` (witnesses' cosignatures of checkpoints, migration
-0014). The migrations ``0004`` and ``0014`` add triggers that refuse UPDATE and
-DELETE on the entries, nodes, checkpoints and cosignatures.
-store's admin key (one row). ``api_keys`` (migration 0003): clients' API keys (the
-SHA-256 of the key, never the key), their limits, avoided regions, when revoked.
-``reward_periods`` (migration 0007): each node's closed reward periods; with it
+``nodes``: one row per node ever registered (registration, state, last heartbeat, counters).
+``requests``: one row per completed or failed request (node, model, tokens, latency, cost,
+outcome) — never the prompt or the answer text. ``operators``: who may register nodes (the
+SHA-256 of their token, never the token). ``node_keys``: each node id's Ed25519 public key, its
+operator, the last sequence number accepted from it and when it was revoked. ``admin_key``: the
+SHA-256 of the store's admin key (one row). The ledger (``registry/ledger.py``):
+``ledger_entries`` (append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of
+every complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the
+lock appends take), ``ledger_checkpoints`` (signed tree heads), ``ledger_keys`` (checkpoint
+signers' public keys) and ``ledger_cosignatures`` (witnesses' cosignatures of checkpoints,
+migration 0014). The migrations ``0004`` and ``0014`` add triggers that refuse UPDATE and
+DELETE on the entries, nodes, checkpoints and cosignatures. ``api_keys`` (migration 0003):
+clients' API keys (the SHA-256 of the key, never the key), their limits, avoided regions, when
+revoked. ``reward_periods`` (migration 0007): each node's closed reward periods; with it
 ``nodes.healthy_ms``, the node's routable time (see the table's comment).
 
-Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
-The migrations in ``registry/migrations/versions`` must produce exactly this
-metadata; ``tests/registry/test_migrations.py`` checks it on SQLite and PostgreSQL.
+Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`). The migrations in
+``registry/migrations/versions`` must produce exactly this metadata;
+``tests/registry/test_migrations.py`` checks it on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -98,8 +96,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-# BIGINT on PostgreSQL; plain INTEGER on SQLite, where only ``INTEGER PRIMARY KEY``
-# is the auto-incrementing rowid.
+# BIGINT on PostgreSQL; plain INTEGER on SQLite (only ``INTEGER PRIMARY KEY`` is the rowid)
 RequestId = BigInteger().with_variant(Integer(), "sqlite")
 
 nodes = Table(
@@ -134,18 +131,21 @@ nodes = Table(
     # before 0023 or by an older replica, or no address): registration reads only the rows
     # at its address, and the NULL ones, for a live node there (store.SqlStore._check_address)
     Column("address", String(2048), nullable=True),
-    # migration 0025: the node's last keyed request as its last heartbeat said
-    # (``Heartbeat.keyed_age_s``; NULL: not said, an older node or replica): every replica
-    # counts the places it keeps for keyed requests (registry/node_sync.py)
+    # migration 0025: the node's last keyed request as its last heartbeat said (NULL: not
+    # said): every replica counts the places it keeps for keyed requests (node_sync.py)
     Column("keyed_at", UTCDateTime(), nullable=True),
     # migration 0029: the registration's signed ``keeps_no_prompts`` (NULL: not declared),
     # told only while ``keeps_at`` equals ``tls_at`` (a replica of an older version
     # re-registering the node moves ``tls_at`` and leaves these: store_replicas.node_from_row)
     Column("keeps_no_prompts", Boolean(), nullable=True),
     Column("keeps_at", UTCDateTime(), nullable=True),
+    # migration 0033: the last heartbeat on the store's clock (core/store_heard.py)
+    Column("heard_store_at", UTCDateTime(), nullable=True),
+    Column("heard_store_of", UTCDateTime(), nullable=True),
     Index("ix_nodes_changed_at", "changed_at"),
     Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
     Index("ix_nodes_address", "address"),
+    Index("ix_nodes_heard_store_at", "heard_store_at"),
 )
 
 requests = Table(

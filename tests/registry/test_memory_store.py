@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from LLM_Mesh.core.store_heard import HeardRows
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord, Store
 
@@ -156,10 +157,15 @@ async def test_a_heartbeats_keyed_time_is_read_back_as_the_sql_store_does() -> N
     beat = datetime.now(timezone.utc)
     keyed = beat - timedelta(seconds=4)
     assert await store.touch_heartbeat("a", beat, "online", keyed_at=keyed)
-    assert await store.heartbeats_since(beat) == [("a", "online", beat, keyed)]
+    assert _plain(await store.heartbeats_since(beat)) == [("a", "online", beat, keyed)]
     later = beat + timedelta(seconds=1)
     await store.touch_heartbeats([("a", later, "online", 0)], "r1", keyed={"a": beat})
-    assert await store.heartbeats_since(later) == [("a", "online", later, beat)]
+    assert _plain(await store.heartbeats_since(later)) == [("a", "online", later, beat)]
     latest = later + timedelta(seconds=1)
     await store.touch_heartbeats([("a", latest, "online", 0)], "r1")
-    assert await store.heartbeats_since(latest) == [("a", "online", latest, None)]
+    assert _plain(await store.heartbeats_since(latest)) == [("a", "online", latest, None)]
+
+
+def _plain(heard: HeardRows) -> list[tuple[str, str, datetime, datetime | None]]:
+    """``heartbeats_since``'s rows as ``(node_id, state, at, keyed_at)``."""
+    return [(r.node_id, r.state, r.at, r.keyed_at) for r in heard.rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0032"]
+    assert script.get_heads() == ["0033"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -67,7 +67,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0032"
+            assert await conn.run_sync(_current) == "0033"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -87,7 +87,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0032"
+            assert await conn.run_sync(_current) == "0033"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -127,7 +127,9 @@ async def test_0003_adds_api_keys_on_top_of_0002(database_url: str) -> None:
 
 
 # NodeRecord fields whose columns are newer than the revisions these tests write rows at
-NEWER = frozenset({"tls_fingerprint", "address", "keeps_no_prompts"})
+NEWER = frozenset(
+    {"tls_fingerprint", "address", "keeps_no_prompts", "heard_store_at", "heard_age_s"}
+)
 
 
 def _counters(conn: Connection) -> dict[str, tuple[int, int, int]]:
@@ -161,7 +163,7 @@ async def test_0011_raises_the_node_counters_to_the_logs_totals_once(database_ur
             await conn.run_sync(upgrade, "0010")
             for node_id, (req, fail, tok) in n.items():
                 rec = node(node_id, requests=req, failures=fail, tokens_generated=tok)
-                row = {k: v for k, v in asdict(rec).items() if k not in NEWER}  # 0017, 0029
+                row = {k: v for k, v in asdict(rec).items() if k not in NEWER}  # 0017 ... 0033
                 await conn.execute(insert(tables.nodes).values(row))
             await conn.execute(insert(tables.requests), [asdict(r) for r in log])
         async with engine.begin() as conn:
@@ -319,7 +321,7 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "0030")
             assert "cut_receipts" not in await conn.run_sync(_user_tables)
-            await conn.execute(insert(tables.nodes), [asdict(node("n1"))])
+            await conn.execute(insert(tables.nodes), [_older(asdict(node("n1")))])
     finally:
         await engine.dispose()
     r = made()
@@ -332,7 +334,7 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0032"
+            assert await conn.run_sync(_current) == "0033"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")
@@ -391,3 +393,45 @@ def test_alembic_given_a_url_reads_it_as_the_store_does(tmp_path: Path) -> None:
     command.upgrade(cfg, "head")
     with sqlite3.connect(tmp_path / "cli.db") as db:
         assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+
+
+def _older(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``NodeRecord``'s columns as a store before 0033 has them (no store stamp)."""
+    return {k: v for k, v in row.items() if k not in NEWER}
+
+
+async def test_0033_adds_the_store_stamp_to_a_0032_store_and_comes_off_again(
+    database_url: str,
+) -> None:
+    """A store at 0032 with a node row takes 0033 in place: the row, written before, does
+    not tell a store stamp (read by its wall-clock stamp, as before); its next heartbeat
+    is stamped on the store's clock; downgrading drops the columns and their index."""
+
+    def columns(conn: Connection) -> set[str]:
+        return {str(c["name"]) for c in inspect(conn).get_columns("nodes")}
+
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0032")
+            await conn.execute(insert(tables.nodes), [_older(asdict(node("n1")))])
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # opening migrates to head
+        (rec,) = await store.list_nodes()
+        assert rec.heard_store_at is None and rec.heard_age_s is None
+        assert await store.touch_heartbeat("n1", datetime.now(timezone.utc), "online")
+        (rec,) = await store.list_nodes()
+        assert rec.heard_store_at is not None and rec.heard_age_s is not None
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            assert {"heard_store_at", "heard_store_of"} <= await conn.run_sync(columns)
+            await conn.run_sync(downgrade, "0032")
+        async with engine.connect() as conn:
+            assert not {"heard_store_at", "heard_store_of"} & await conn.run_sync(columns)
+            assert await conn.run_sync(_current) == "0032"
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # and up again, the row still there
+        assert [r.node_id for r in await store.list_nodes()] == ["n1"]

@@ -514,9 +514,12 @@ async def test_a_wall_clock_stepped_back_does_not_bring_back_a_node_heard_before
     """Found with the harness's fix above (sync39): a replica's wall clock stepped back
     (NTP, a VM resumed) widened the poll's window as far back, and every row in it, its
     stamp now in the future, was read as heard now, at every poll until the clock caught
-    up: a node gone long since was routed again. A stamp read before is not read again."""
+    up: a node gone long since was routed again. A stamp read before is not read again
+    (and a row the store stamped is aged on the store's clock, migration 0033)."""
     async with running(tmp_path) as h:
         await h.app.state.node_sync.stop()
+        store_now = [time.time()]
+        h.store.store_clock = lambda: store_now[0]
         await h.register("n1")
         wall = [time.time()]
         sync = NodeSync(
@@ -524,8 +527,9 @@ async def test_a_wall_clock_stepped_back_does_not_bring_back_a_node_heard_before
             transport=h.settings.node_transport,
         )  # fmt: skip
         assert await sync.poll() >= 1  # n1's registration: heard when it registered
-        h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # both clocks move on
+        h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # every clock moves on
         wall[0] += h.settings.heartbeat_expiry_s + 1
+        store_now[0] += h.settings.heartbeat_expiry_s + 1
         await sync.poll()
         assert not h.table.healthy(h.table.get("n1"))  # type: ignore[arg-type]
         wall[0] -= 3600.0  # stepped back an hour

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from LLM_Mesh.core.store_heard import HeardRow, HeardRows
 from LLM_Mesh.registry import snapshot
 from LLM_Mesh.registry.node_sync import NodeSync
 from LLM_Mesh.registry.ports import NodeRecord
@@ -36,9 +37,9 @@ class _Rows:
         return []
 
     async def heartbeats_since(
-        self, at: datetime, *, not_by: str | None = None
-    ) -> list[tuple[str, str, datetime, datetime | None]]:
-        return self.beats
+        self, at: datetime, *, store_since: datetime | None = None, not_by: str | None = None
+    ) -> HeardRows:
+        return HeardRows([HeardRow(*b) for b in self.beats], None)  # no store stamps
 
     async def health_checks_since(self, at: datetime) -> list[Any]:
         return []
@@ -159,9 +160,10 @@ async def test_a_replica_behind_reads_a_nodes_first_row_by_the_stores_clock(
 async def test_a_replica_behind_hears_a_node_beating_elsewhere_from_its_first_row(
     tmp_path: Path, store_url: str | None
 ) -> None:
-    """The same through two replicas on PostgreSQL: b's clock an hour behind a's and the
-    database server's; a's heartbeat row is heard at b's first read of it. The memory
-    store has no clock of its own (one process): the row stays unread, fail closed."""
+    """The same through two replicas: b's clock an hour behind a's and the store's; a's
+    heartbeat row is heard at b's first read of it. On the memory store (no clock apart
+    from this process's) the row stayed unread until 0033; now the store stamps it on its
+    own clock and b ages it there (``test_node_sync_store_clock.py``)."""
     async with two_replicas(tmp_path, store_url) as (a, b):
         await b.app.state.node_sync.stop()
         await a.register("n1")
@@ -175,7 +177,7 @@ async def test_a_replica_behind_hears_a_node_beating_elsewhere_from_its_first_ro
         assert (await a.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
         await a.runtime.heartbeats.flush()  # type: ignore[union-attr]
         await sync.poll()
-        assert _healthy(b, "n1") is (store_url is not None)  # PostgreSQL: before, UNKNOWN
+        assert _healthy(b, "n1")  # before sync41 (PostgreSQL), before 0033 (memory): UNKNOWN
 
 
 class _HostBehind(datetime):

@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, update
 
 from LLM_Mesh.core.check_state import MAX_WHY, CheckState
+from LLM_Mesh.core.store_heard import HeardRows
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -183,17 +184,17 @@ async def test_node_changes_and_heartbeats_since(store: SqlStore) -> None:
     assert await store.nodes_changed_since(datetime.now(timezone.utc) + timedelta(seconds=1)) == []
     beat = T0 + timedelta(seconds=5)
     assert await store.touch_heartbeat("n1", beat, "online")
-    assert await store.heartbeats_since(beat) == [("n1", "online", beat, None)]
-    assert await store.heartbeats_since(beat + timedelta(microseconds=1)) == []
+    assert _plain(await store.heartbeats_since(beat)) == [("n1", "online", beat, None)]
+    assert _plain(await store.heartbeats_since(beat + timedelta(microseconds=1))) == []
     # the node's last keyed request as its heartbeat said, read back by every replica; a
     # heartbeat that does not say it (an older node) clears it
     keyed = beat - timedelta(seconds=3)
     beat = beat + timedelta(seconds=1)
     assert await store.touch_heartbeat("n1", beat, "online", keyed_at=keyed)
-    assert await store.heartbeats_since(beat) == [("n1", "online", beat, keyed)]
+    assert _plain(await store.heartbeats_since(beat)) == [("n1", "online", beat, keyed)]
     beat = beat + timedelta(seconds=1)
     assert await store.touch_heartbeat("n1", beat, "online")
-    assert await store.heartbeats_since(beat) == [("n1", "online", beat, None)]
+    assert _plain(await store.heartbeats_since(beat)) == [("n1", "online", beat, None)]
     mark = datetime.now(timezone.utc) - timedelta(milliseconds=1)
     assert await store.set_node_state("n1", "offline")
     assert [r.state for r in await store.nodes_changed_since(mark)] == ["offline"]
@@ -304,7 +305,7 @@ async def test_sequence_numbers_and_heartbeats_in_batches(store: SqlStore) -> No
     await store.touch_heartbeats(
         [("n1", beat, "draining", 0), ("n2", beat, "online", 30_000)], keyed={"n2": keyed}
     )
-    assert sorted(await store.heartbeats_since(beat)) == [
+    assert sorted(_plain(await store.heartbeats_since(beat))) == [
         ("n1", "draining", beat, None),
         ("n2", "online", beat, keyed),
     ]
@@ -431,3 +432,8 @@ async def test_a_node_s_keeps_no_prompts_is_stored_with_its_registration(store: 
     async with store.engine.begin() as conn:
         await conn.execute(old.values(version="0.0.9", changed_at=now, tls_at=now))
     assert (await store.get_node("n1")).keeps_no_prompts is None  # type: ignore[union-attr]
+
+
+def _plain(heard: HeardRows) -> list[tuple[str, str, datetime, datetime | None]]:
+    """``heartbeats_since``'s rows as ``(node_id, state, at, keyed_at)``."""
+    return [(r.node_id, r.state, r.at, r.keyed_at) for r in heard.rows]

@@ -1,0 +1,77 @@
+"""A heartbeat's age on the store's own clock (``registry/node_sync.py``, migration 0033).
+
+A heartbeat row is stamped twice: ``nodes.last_heartbeat_at`` by the wall clock of the
+replica that got the heartbeat, and ``nodes.heard_store_at`` by the store's clock
+(PostgreSQL's ``clock_timestamp()`` in the heartbeat's ``UPDATE``; SQLite and the memory
+store: the process's clock, one host), with ``nodes.heard_store_of`` the
+``last_heartbeat_at`` that stamp goes with. A replica reading the row reads the store's
+clock in the same statement (``store_now``), so the row's age is measured on one clock,
+whatever any replica's wall clock does (stepped back or forward, running ahead or behind,
+stepped before the replica started); it is heard at this table's clock less that age.
+
+A stamp is told only while ``heard_store_of`` equals ``last_heartbeat_at``
+(:func:`store_stamp`): a replica of an older version (a rolling upgrade) writes the
+heartbeat's time and leaves the store's stamp as it was, and a row written before 0033 has
+none; such rows are read as before (``core/beat_stamp.py``, the fallback).
+
+Pure functions of plain values; the store reads, :class:`NodeSync` applies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["HeardRow", "HeardRows", "keyed_heard", "store_age", "store_stamp"]
+
+
+@dataclass(frozen=True)
+class HeardRow:
+    """One node's heartbeat as the store holds it: ``at`` the writer's wall-clock stamp,
+    ``keyed_at`` its last keyed request as it said (None: not said), ``store_at`` the
+    store's own stamp and ``age_s`` its age on the store's clock when read (both None:
+    the row does not tell, :func:`store_stamp`)."""
+
+    node_id: str
+    state: str
+    at: datetime
+    keyed_at: datetime | None = None
+    store_at: datetime | None = None
+    age_s: float | None = None
+
+
+@dataclass(frozen=True)
+class HeardRows:
+    """The rows of one read and the store's clock in the same statement (None: not read)."""
+
+    rows: list[HeardRow]
+    store_now: datetime | None
+
+
+def store_stamp(
+    store_at: datetime | None, store_of: datetime | None, last_heartbeat_at: datetime | None
+) -> datetime | None:
+    """The store's stamp of the row's last heartbeat: ``store_at`` while it was written
+    with that heartbeat (``store_of`` equals ``last_heartbeat_at``), else None (written
+    before 0033, or the heartbeat since written by a replica of an older version)."""
+    if store_at is None or last_heartbeat_at is None or store_of != last_heartbeat_at:
+        return None
+    return store_at
+
+
+def store_age(store_now: datetime | None, stamp: datetime | None) -> float | None:
+    """Seconds from ``stamp`` to ``store_now``, both the store's clock; never below 0 (a
+    row read in the statement that reads the clock was written before it); None when
+    either is missing or the difference is not finite."""
+    if store_now is None or stamp is None:
+        return None
+    age = (store_now - stamp).total_seconds()
+    return max(0.0, age) if math.isfinite(age) else None
+
+
+def keyed_heard(heard: float, at: datetime, keyed_at: datetime) -> float:
+    """When on the table's clock the node's last keyed request came: ``heard`` (the
+    heartbeat's time there) less how long before the heartbeat the writer stamped it
+    (both stamps by the writer's one clock); never after ``heard``."""
+    return heard - max(0.0, (at - keyed_at).total_seconds())

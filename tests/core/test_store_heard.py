@@ -1,0 +1,32 @@
+"""A heartbeat's age on the store's own clock (``core/store_heard.py``, migration 0033)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from LLM_Mesh.core.store_heard import keyed_heard, store_age, store_stamp
+
+T = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
+
+
+def test_a_stamp_is_told_only_with_the_heartbeat_it_was_written_with() -> None:
+    stamp = T + timedelta(hours=1)  # the store's clock: not the writer's
+    assert store_stamp(stamp, T, T) == stamp
+    # a replica of an older version wrote a later heartbeat and left the stamp: not told
+    assert store_stamp(stamp, T, T + timedelta(seconds=10)) is None
+    assert store_stamp(None, None, T) is None  # a row written before 0033
+    assert store_stamp(stamp, T, None) is None
+
+
+def test_the_age_is_measured_on_the_stores_clock_alone() -> None:
+    assert store_age(T + timedelta(seconds=7), T) == 7.0
+    assert store_age(T, T + timedelta(seconds=1)) == 0.0  # never below 0
+    assert store_age(None, T) is None and store_age(T, None) is None
+
+
+def test_a_keyed_request_is_placed_by_the_writers_own_difference() -> None:
+    # heard at 100 on the table's clock; the writer stamped the keyed request 4 s before
+    # the heartbeat, whatever its clock read against anyone else's
+    at = T - timedelta(hours=1)
+    assert keyed_heard(100.0, at, at - timedelta(seconds=4)) == 96.0
+    assert keyed_heard(100.0, at, at + timedelta(seconds=4)) == 100.0  # never after it
