@@ -73,12 +73,18 @@ def env_float(
 
 
 def env_seconds_up_to(env: Mapping[str, str], key: str, default: float, top: float) -> float:
-    """A number of seconds more than 0 and at most ``top`` from ``env[key]``, or ``default``."""
-    value = env_float(env, key, default)
-    if value > top:
-        raise ValueError(
-            f"{key} must be more than 0 and at most {top:g} (seconds), got {env[key]!r}"
-        )
+    """A number of seconds more than 0 and at most ``top`` from ``env[key]``, or ``default``;
+    any other number refused naming that whole range (0 was "a positive number" before,
+    86401 the range: newuser42)."""
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+    if not (math.isfinite(value) and 0 < value <= top):
+        raise ValueError(f"{key} must be more than 0 and at most {top:g} (seconds), got {raw!r}")
     return value
 
 

@@ -39,6 +39,7 @@ from LLM_Mesh.errors import (
 from LLM_Mesh.registry.job import Charged, Client, Job
 from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserved
 from LLM_Mesh.registry.settlement import Settlement, user_account
+from LLM_Mesh.registry.start_retry import log_failed_round
 
 __all__ = ["Charge", "SettledPayment"]
 
@@ -199,7 +200,10 @@ class Charge:
         try:
             return await self.settlement.reserve(job.settle_key, payer, job.model, job.estimate)
         except Exception as exc:
-            log.exception("settlement: could not reserve for %s", job.settle_key)
+            # the store's trouble at DEBUG: the settlement writer's line said it (newuser42:
+            # a traceback a request); anything else an ERROR with its traceback
+            what = f"settlement: could not reserve for {job.settle_key}"
+            log_failed_round(log, exc, what, quiet=True)
             raise SettlementUnavailable(
                 "the request's price could not be reserved (settlement database unavailable); "
                 "nothing was run: try again",

@@ -24,7 +24,7 @@ made under it are taken too (``core/beat_mac.py``: replicas restarted on the new
 those of the replicas not yet restarted), for ``previous_key_window_s``
 (``LLM_MESH_PREVIOUS_KEY_WINDOW_S``, 15 minutes by default) from the first start with it
 (:func:`previous_key_since`, rot41), then no longer; not at all where that start cannot be
-kept (a home that cannot be written and no ``registry.key.previous.since``, rot42). Staged
+kept (no ``registry.key.previous.since`` and its write failing, rot42). Staged
 before the switch as ``registry.key.next`` on every replica, the new key's beat tokens are
 taken by the replicas not yet switched too (``core/beat_mac.py``, rot41); it signs nothing.
 """
@@ -85,12 +85,14 @@ def previous_key_since(
     in ``registry.key.previous.since`` (JSON: that key's public key and the time; mode
     0600), written (``write``) at that first start and again only for another previous key
     (the next rotation), so a restart does not move it and nothing a holder of the old key
-    can send does. An operator may write it beside the key (a home mounted read-only).
+    can send does. An operator may write it beside the key (read as any other).
 
     ``None`` where it is not there for ``previous`` (or unreadable) and cannot be written
-    (a read-only home, a full disk), with a WARNING: ``now`` would open a window at each start
-    for as long as the previous key is kept (found 2026-12-07, rot42), so the caller opens
-    none (``core/previous_window.previous_tokens_until``)."""
+    (a full disk; ``registry serve`` refuses a read-only home before it gets here, and a full
+    disk fails the start a step later, on ``settlement.holder``: newuser42), with a WARNING:
+    ``now`` would open a window at each start for as long as the previous key is kept
+    (found 2026-12-07, rot42), so the caller opens none
+    (``core/previous_window.previous_tokens_until``)."""
     path = home / SINCE_FILE
     public = encode_public_key(public_key_of(previous))
     try:

@@ -38,12 +38,11 @@ iteration instead, and what the requests of that iteration wrote is one transact
 concurrent requests tend to reach the same stage in the same iteration); a request alone
 still writes at once. Then, off the hot path, the settler task (``registry/settle_upkeep.py``,
 with upkeep) appends the ledger entries of answered requests every ``settle_interval_s``
-(exactly once per request, whoever tries):
-on SQLite in one transaction on that same connection, in its thread
-(``registry/settle_sqlite.py``: one hand-off a round, none a statement); on PostgreSQL with
-``registry/settle_ledger.py`` on a thread with its own event loop and engine
-(``registry/settle_worker.py``), so an append's transaction is not stretched by the
-requests the gateway's loop runs meanwhile.
+(exactly once per request, whoever tries): on SQLite in one transaction on that same
+connection, in its thread (``registry/settle_sqlite.py``: one hand-off a round, none a
+statement); on PostgreSQL with ``registry/settle_ledger.py`` on a thread with its own event
+loop and engine (``registry/settle_worker.py``), so an append's transaction is not
+stretched by the requests the gateway's loop runs meanwhile.
 
 Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
 than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
@@ -52,12 +51,12 @@ answer after all, :meth:`SettleUpkeep._revive`); the community pool's daily top-
 PostgreSQL, deleting the hot path's batch ids older than an hour (``settle_batches``). At start, recovery
 runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
 recovers its predecessor at once (``registry/settle_holders.py``: the home's
-``settlement.lock``, held with ``flock`` while a process runs, and
-``settlement.holder``, its holder id). On a clean stop the
-writer is drained, the answers whose writes failed (given up, or waiting for their next
-pause) are written once more (still not written: counted in ``unpaid`` and logged),
-answered requests are settled, the holder's own pending rows voided and its row removed;
-each step at most ``stop_wait_s``, all at most ``stop_limit_s`` (the rest: recovery's).
+``settlement.lock``, held with ``flock`` while a process runs, and ``settlement.holder``,
+its holder id). On a clean stop the writer is drained, the answers whose writes failed
+(given up, or waiting for their next pause) are written once more (still not written:
+counted in ``unpaid`` and logged), answered requests are settled, the holder's own pending
+rows voided and its row removed; each step at most ``stop_wait_s``, all at most
+``stop_limit_s`` (the rest: recovery's).
 """
 
 from __future__ import annotations
@@ -76,6 +75,7 @@ from typing import Any
 from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.core.ledger_entry import Pseudonyms, pseudonym
 from LLM_Mesh.core.pricing import checked_fee_bps
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.settle_db import (
@@ -166,6 +166,7 @@ class Settlement(SettleStart, SettleUpkeep):
         self._given_up: set[Answer | Spend] = set()
         self._settling = asyncio.Lock()
         self._writing = False  # a batch is being written (nothing may overtake it)
+        self._write_log = RoundLog(log, "settlement writer")  # its failed batches (_fail)
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._home_lock = None if home is None else HomeLock(home)
@@ -180,8 +181,7 @@ class Settlement(SettleStart, SettleUpkeep):
         return self._db
 
     async def load_operators(self, store: Any) -> None:
-        """Every known node's operator, from the store (nodes registered before a restart
-        or with another registry)."""
+        """Every known node's operator, from the store (registered before, or elsewhere)."""
         self.accounts = await pseudonyms(await self._engine())
         for op in await store.list_operators():
             for node_id in op.nodes:
@@ -433,6 +433,7 @@ class Settlement(SettleStart, SettleUpkeep):
             return
         finally:
             self._writing = False
+        self._write_log.ok()  # a run of failed batches ends: one INFO
         for (op, fut), result in zip(batch, results, strict=True):
             self._wrote(op, result)
             if fut is not None and not fut.done():
@@ -471,9 +472,10 @@ class Settlement(SettleStart, SettleUpkeep):
                 self._again(op)
 
     def _fail(self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
-        """A batch of hot-path writes failed as one transaction: its answers journalled (one
+        """A batch of hot-path writes failed as one transaction (the store's trouble one WARNING
+        line, a run an ERROR past 60 s: ``RoundLog``, newuser42): its answers journalled (one
         sync), then each waiting request hears it (a lease's write puts its book back)."""
-        log.exception("settlement: a batch of %d writes failed", len(batch), exc_info=exc)
+        self._write_log.failed(exc, f"settlement: a batch of {len(batch)} writes failed")
         with self._journal_together():
             for op, _ in batch:
                 self._wrote(op, None, failed=True)
@@ -482,8 +484,7 @@ class Settlement(SettleStart, SettleUpkeep):
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""
-        while self._ops:
-            await self._write_batch()
+        await self._drain()
         await self.settle_now()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -521,10 +522,9 @@ class Settlement(SettleStart, SettleUpkeep):
 
     async def stop(self) -> None:
         """Drain the writer, write the answers not written once more (``_answer_at_stop``),
-        settle what was answered, void this holder's pending rows (module docstring). Each
-        step waits at most ``stop_wait_s``, all at most ``stop_limit_s``: what a database
-        away or hung did not let it write is left to recovery (logged), its answers counted
-        unpaid (``_unpaid_at_stop``)."""
+        settle what was answered, void this holder's pending rows (module docstring), each
+        step at most ``stop_wait_s``, all at most ``stop_limit_s``: what a database away or
+        hung did not let it write is left to recovery (logged), unpaid (``_unpaid_at_stop``)."""
         if not self._started:
             return
         self._started = False  # new operations fail at once; the writer drains and ends
