@@ -98,3 +98,54 @@ def test_a_shared_folder_is_never_advised_to_be_made_unwritable_to_others() -> N
     assert "chmod" not in refusal, refusal
     own = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o770, ME), file=None)
     assert "chmod go-w /tmp/m" in (place_refusal(own, ME, WHAT) or "")  # the user's own
+
+
+# each refusal word for word, with what to do (mutation testing, mut42): the advice was
+# matched by fragments only, so its text could change unnoticed
+
+
+def test_each_refusal_in_full_with_what_to_do() -> None:
+    ok = dict(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, ME))
+    theirs = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/m", 0o700, THEM), file=None)
+    assert place_refusal(theirs, ME, WHAT) == (
+        "the folder /tmp/m, on the way to the database /x/db, belongs to another user (uid "
+        "1001, you are 1000), who can replace what is in it: keep the database in a folder of "
+        "your own (e.g. $LLM_MESH_HOME)"
+    )
+    file = Entry("/tmp/m/db", THEM, FILE | 0o666)
+    assert place_refusal(_walked(**ok, file=file), ME, WHAT) == (
+        "the database /x/db (/tmp/m/db) belongs to another user (uid 1001, you are 1000), who "
+        "can read and change it: run as that user, or move it aside and let a new one be made "
+        "(mode 0600)"
+    )
+    link = Entry("/tmp/db", THEM, LINK | 0o777)
+    mine = Entry("/tmp/m/db", ME, FILE | 0o600)
+    assert place_refusal(_walked(**ok, file=mine, links=(link,)), ME, WHAT) == (
+        "the database /x/db: the symbolic link /tmp/db belongs to another user (uid 1001, you "
+        "are 1000), who chose where it leads: remove it, or give the path of the file itself"
+    )
+    spaced = _walked(tmp=_dir("/tmp", 0o1777), mine=_dir("/tmp/my db", 0o770, ME), file=None)
+    assert place_refusal(spaced, ME, WHAT) == (
+        "the folder /tmp/my db (mode 0770), where the database /x/db and its journal files go, "
+        "can be written by other users: they can put a link or a file of their own at those "
+        "names first, which SQLite would open: keep the database in a folder only you can "
+        "write (e.g. $LLM_MESH_HOME), or chmod go-w '/tmp/my db'"
+    )
+
+
+def test_root_is_advised_chmod_for_its_own_folder_that_is_not_sticky() -> None:
+    """Only a sticky folder of root's (``/tmp``) is the system's to share: root's own
+    group-writable ``/srv/db`` is root's to fix; another user is told to use a folder of
+    their own."""
+    srv = _dir("/srv/db", 0o775, 0)
+    walked = Walked([Passed(_dir("/"), srv), Passed(srv, None)], [], None)
+    assert place_refusal(walked, 0, WHAT) == (
+        "the folder /srv/db (mode 0775), where the database /x/db and its journal files go, "
+        "can be written by other users: they can put a link or a file of their own at those "
+        "names first, which SQLite would open: keep the database in a folder only you can "
+        "write (e.g. $LLM_MESH_HOME), or chmod go-w /srv/db"
+    )
+    assert (place_refusal(walked, ME, WHAT) or "").endswith(
+        ": keep the database in a folder only you can write (e.g. $LLM_MESH_HOME, or one of "
+        "your own made with mkdir -m 700), not in a folder shared with others"
+    )

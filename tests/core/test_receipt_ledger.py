@@ -324,3 +324,30 @@ def test_an_older_checkpoint_is_joined_to_the_log_seen_by_its_proof() -> None:
     assert seen_finding((8, ROOTS[8]), 3, ROOTS[3], proof) is None
     assert seen_finding((8, ROOTS[8]), 3, ROOTS[2], proof) == SPLIT.format(3, 8)
     assert seen_finding((8, ROOTS[7]), 3, ROOTS[3], proof) == SPLIT.format(3, 8)
+
+
+# mutation testing, mut42 (2026-12-07)
+
+
+def test_a_share_of_1_left_after_the_fee_is_wanted_as_signed() -> None:
+    """Parts of 2 µNT (a fee of 1, rounded up): each node's share is 1 µNT, which the
+    receipt signs; settlement's entries agree, a missing one is named."""
+    r = _receipt([2, 2])
+    assert [(p.amount, p.fee) for p in r.parts] == [(2, 1), (2, 1)]
+    assert ledger_findings(r, _honest(r)) == []
+    assert ledger_findings(r, _honest(r)[1:]) == [
+        "the nodes' shares (settle/hold) are [1] µNT: the receipt signs [1, 1]"
+    ]
+
+
+def test_the_unchecked_note_in_full_and_exactly_10_entries_named_with_none_counted() -> None:
+    old = verify(Found(make_receipt(version=2)), KEYS)
+    one = _entries([Transfer("hold", USER, OP_A, 7, "req-1", old.receipt_hash)])
+    assert unchecked_debits(old, one) == (
+        "CANNOT BE CHECKED: entry 10 (hold, 7 µNT) takes 7 µNT for this request under a "
+        "version-2 receipt, which signs no amounts (receipts made before 2026-12-05; a "
+        "registry of today signs version 4): what was charged is the registry's word alone"
+    )
+    ten = unchecked_debits(old, _entries([Transfer("settle", USER, OP_A, 2, "req-1")] * 10))
+    assert ten is not None and "more" not in ten and ten.count("(settle, 2 µNT)") == 10
+    assert "entries 10 (settle, 2 µNT), " in ten and "19 (settle, 2 µNT) take 20 µNT" in ten

@@ -277,3 +277,15 @@ def test_a_chat_request_wants_top_candidates_only_with_logprobs() -> None:
     assert ChatCompletionRequest(**base, logprobs=False).top_logprobs_wanted() is None
     assert ChatCompletionRequest(**base, logprobs=True).top_logprobs_wanted() == 0
     assert ChatCompletionRequest(**base, logprobs=True, top_logprobs=3).top_logprobs_wanted() == 3
+
+
+# written against the module's mutants (mut42, 2026-12-07): NodeState.stored had no core test
+
+
+def test_a_stored_state_is_read_as_itself_an_unknown_one_as_offline() -> None:
+    """review42: a state this version does not know (a newer replica's, or written by hand)
+    reads as ``OFFLINE`` (never routed), never a ``ValueError``; a known one as itself."""
+    for state in NodeState:
+        assert NodeState.stored(state.value) is state
+    for unknown in ("retired", "", "ONLINE", "online "):
+        assert NodeState.stored(unknown) is NodeState.OFFLINE
