@@ -36,6 +36,7 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     observability,
+    own_registry_urls,
     settings_from,
     setup_logging,
     with_node_ca,
@@ -180,6 +181,8 @@ def node_start(
         raise fail(exc) from exc
     if config is not None:
         logging.getLogger("LLM_Mesh.node").info("node config: %s", config)
+    # node.toml's registry_ca is its own registry's: --registry naming another (small42)
+    own = own_registry_urls(cfg.registry_url) if config is not None and registry else None
     overrides: dict[str, Any] = {
         "models": list(model) if model else None,
         "engine": engine,
@@ -226,7 +229,7 @@ def node_start(
         source = "--registry" if registry else str(config or settings.home / "node.toml")
         settings = replace(settings, registry_url=cfg.registry_url, registry_source=source)
     try:  # node.toml's registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36)
-        settings = with_node_ca(settings, cfg, config or settings.home / "node.toml")
+        settings = with_node_ca(settings, cfg, config or settings.home / "node.toml", own)
     except ValueError as exc:
         raise fail(exc) from exc
     try:
@@ -455,12 +458,15 @@ def node_plan(
     path = _config_path(settings, config)
     try:
         cfg = load_node_config(path) if config or path.is_file() else None
+        mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
         # node.toml's registry_ca, unless a CA file was named (found 2026-12-06, review38:
-        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED)
-        settings = with_node_ca(settings, cfg, path)
+        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED); for
+        # another registry named, only at node.toml's registry's origin (small42)
+        named = cfg is not None and not mine and bool(settings.registry_source)
+        own = own_registry_urls(cfg.registry_url if cfg else None) if named else None
+        settings = with_node_ca(settings, cfg, path, own)
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
-    mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
     registry_url = ",".join(
         cfg.effective_registry_urls(settings) if cfg and mine else settings.registry_urls
     )
