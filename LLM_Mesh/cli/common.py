@@ -215,7 +215,7 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
     try:
         config = load_node_config(path)
         if named:  # its CA only for its own registry (small42): else the system's CAs
-            return with_node_ca(settings, config, path, own_registry_urls(config.registry_url))
+            return with_node_ca(settings, config, path, named=True)
         settings = with_node_ca(settings, config, path)
         if not config.registry_url:
             return settings
@@ -229,28 +229,35 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
     )
 
 
-def own_registry_urls(value: str | None) -> tuple[str, ...]:
+def _own_urls(config: NodeConfig) -> tuple[str, ...]:
     """node.toml's ``registry_url`` as URLs; none when it has none or cannot be read (a
     registry named elsewhere is asked: node.toml's URL is not used, so not refused)."""
     try:
-        return registry_url_list(value or "", "registry_url")
+        return registry_url_list(config.registry_url or "", "registry_url")
     except ValueError:
         return ()
 
 
 def with_node_ca(
-    settings: Settings, config: NodeConfig | None, path: Path, own: Sequence[str] | None = None
+    settings: Settings, config: NodeConfig | None, path: Path, named: bool = False
 ) -> Settings:
     """``settings`` trusting ``config``'s ``registry_ca`` (node.toml at ``path``) when no
     ``--registry-ca`` nor ``$LLM_MESH_REGISTRY_CA`` named a CA file (found 2026-12-06, cli36:
     node.toml had no such key, so ``earnings`` in a node's home needed ``--registry-ca``
-    every time); a file that cannot be used is a ``ValueError`` naming node.toml. ``own``:
-    node.toml's registry URLs, given when the registry asked was named elsewhere
-    (``--registry``, ``$LLM_MESH_REGISTRY_URL``): the CA is trusted only when every URL of
-    ``settings`` is at the scheme, host and port of one of them (found 2026-12-07, small42:
-    a CA pinned for node.toml's registry was applied to any other one named)."""
+    every time); a file that cannot be used is a ``ValueError`` naming node.toml. ``named``:
+    the registry asked may be one named elsewhere (``settings.registry_source``:
+    ``--registry``, ``$LLM_MESH_REGISTRY_URL``): then the CA is trusted only when every URL
+    of ``settings`` is at the scheme, host and port of one of ``config``'s ``registry_url``
+    (found 2026-12-07, small42: a CA pinned for node.toml's registry was applied to any
+    other one named; the system's CAs are its)."""
     ca = config.ca_file_of(settings.home) if config and not settings.registry_ca else None
-    if ca is None or (own is not None and not same_origins(settings.registry_urls, own)):
+    if ca is None or config is None:
+        return settings
+    if (
+        named
+        and settings.registry_source
+        and not same_origins(settings.registry_urls, _own_urls(config))
+    ):
         return settings
     try:
         client_ssl_context(ca)

@@ -36,7 +36,6 @@ from LLM_Mesh.cli.common import (
     err,
     fail,
     observability,
-    own_registry_urls,
     settings_from,
     setup_logging,
     with_node_ca,
@@ -176,13 +175,15 @@ def node_start(
             load_node_config(config)
             if config
             else NodeConfig(registry_url=",".join(settings.registry_urls))
+        )  # its registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36); not for
+        # another registry --registry names (small42): its registry_url is the file's here
+        settings = with_node_ca(
+            settings, cfg, config or settings.home / "node.toml", bool(registry)
         )
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     if config is not None:
         logging.getLogger("LLM_Mesh.node").info("node config: %s", config)
-    # node.toml's registry_ca is its own registry's: --registry naming another (small42)
-    own = own_registry_urls(cfg.registry_url) if config is not None and registry else None
     overrides: dict[str, Any] = {
         "models": list(model) if model else None,
         "engine": engine,
@@ -228,10 +229,6 @@ def node_start(
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
         source = "--registry" if registry else str(config or settings.home / "node.toml")
         settings = replace(settings, registry_url=cfg.registry_url, registry_source=source)
-    try:  # node.toml's registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36)
-        settings = with_node_ca(settings, cfg, config or settings.home / "node.toml", own)
-    except ValueError as exc:
-        raise fail(exc) from exc
     try:
         here = local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert)) if cfg.port else None
         with key_in_use(key_path(settings, cfg.key_file), here):  # one node per key
@@ -460,11 +457,8 @@ def node_plan(
         cfg = load_node_config(path) if config or path.is_file() else None
         mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
         # node.toml's registry_ca, unless a CA file was named (found 2026-12-06, review38:
-        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED); for
-        # another registry named, only at node.toml's registry's origin (small42)
-        named = cfg is not None and not mine and bool(settings.registry_source)
-        own = own_registry_urls(cfg.registry_url if cfg else None) if named else None
-        settings = with_node_ca(settings, cfg, path, own)
+        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED); small42:
+        settings = with_node_ca(settings, cfg, path, named=not mine)  # its registry's only
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     registry_url = ",".join(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from LLM_Mesh.registry.store_checks import sqlite_unusable
 from tests.file_modes import mode, usual_umask  # noqa: F401 (autouse)
 from tests.registry.test_sqlite_place import OTHER, as_root
