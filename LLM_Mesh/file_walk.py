@@ -25,7 +25,7 @@ from pathlib import Path
 from LLM_Mesh.core.file_place import Entry, Passed, Walked, place_refusal
 from LLM_Mesh.secret_files import create_private_file, dangling_link_refusal
 
-__all__ = ["private_sqlite_path", "walk"]
+__all__ = ["private_sqlite_path", "sqlite_place_refusal", "walk"]
 
 _MAX_LINKS = 40  # as Linux's MAXSYMLINKS
 
@@ -84,8 +84,33 @@ def private_sqlite_path(path: str | Path, uid: int | None = None, make: bool = T
     (``secret_files.dangling_link_refusal``). ``uid``: whose it should be (default: this
     process's user); ``make=False``: a missing file is not made (a check before a start)."""
     path = Path(path)
-    if uid is None:
-        uid = os.geteuid()
+    real, walked = _judged(path, os.geteuid() if uid is None else uid, before_made=False)
+    if make and walked.file is None and os.path.isdir(os.path.dirname(real)):
+        with contextlib.suppress(OSError):  # (SQLite says why it cannot open it)
+            create_private_file(Path(real))  # O_EXCL | O_NOFOLLOW, a folder only we write
+    return Path(real)
+
+
+def sqlite_place_refusal(path: str | Path, uid: int | None = None) -> str | None:
+    """Why the database ``path``'s place is not to be trusted, judged before anything is
+    made or read there (``registry serve``'s check, ``store_checks.sqlite_unusable``): as
+    :func:`private_sqlite_path` judges it, except that a folder of the file's still to be
+    made (mode 0700, then judged again) leaves the last folder seen one on the way.
+    ``None`` when nothing is refused. Found 2026-12-07 (small42): the check made the
+    folders first and tested the file's access first, so a link to another user's file was
+    "not a file this process can read and write", and a folder was made through a link the
+    place check then refused."""
+    try:
+        _judged(Path(path), os.geteuid() if uid is None else uid, before_made=True)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _judged(path: Path, uid: int, before_made: bool) -> tuple[str, Walked]:
+    """``path`` walked and its place judged (``core/file_place.py``): its real path and what
+    the walk saw; ``ValueError``, one line, when refused. ``before_made``: its folder may be
+    missing still (:func:`sqlite_place_refusal`)."""
     if (refusal := dangling_link_refusal(path)) is not None:
         raise ValueError(refusal)
     try:
@@ -95,9 +120,7 @@ def private_sqlite_path(path: str | Path, uid: int | None = None, make: bool = T
             f"cannot check the database {path}'s place ({exc.strerror or exc}): give a path "
             "through folders of your own"
         ) from None
-    if (refusal := place_refusal(walked, uid, f"the database {path}")) is not None:
+    missing = before_made and walked.file is None and not os.path.isdir(os.path.dirname(real))
+    if (refusal := place_refusal(walked, uid, f"the database {path}", missing)) is not None:
         raise ValueError(refusal)
-    if make and walked.file is None and os.path.isdir(os.path.dirname(real)):
-        with contextlib.suppress(OSError):  # (SQLite says why it cannot open it)
-            create_private_file(Path(real))  # O_EXCL | O_NOFOLLOW, a folder only we write
-    return Path(real)
+    return real, walked

@@ -31,7 +31,7 @@ from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.core.reach_hint import reach_hint
-from LLM_Mesh.core.registry_urls import registry_url_list, source_words
+from LLM_Mesh.core.registry_urls import registry_url_list, same_origins, source_words
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.secret_files import (
     SECRET_HOME_FILES,
@@ -214,8 +214,10 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
 
     try:
         config = load_node_config(path)
+        if named:  # its CA only for its own registry (small42): else the system's CAs
+            return with_node_ca(settings, config, path, named=True)
         settings = with_node_ca(settings, config, path)
-        if named or not config.registry_url:
+        if not config.registry_url:
             return settings
         urls = registry_url_list(config.registry_url, f"registry_url in {path}")
     except (OSError, ValueError) as exc:  # a node.toml that cannot be used, named
@@ -227,13 +229,35 @@ def registry_settings(home: Path | None = None, registry: str | None = None, **k
     )
 
 
-def with_node_ca(settings: Settings, config: NodeConfig | None, path: Path) -> Settings:
+def _own_urls(config: NodeConfig) -> tuple[str, ...]:
+    """node.toml's ``registry_url`` as URLs; none when it has none or cannot be read (a
+    registry named elsewhere is asked: node.toml's URL is not used, so not refused)."""
+    try:
+        return registry_url_list(config.registry_url or "", "registry_url")
+    except ValueError:
+        return ()
+
+
+def with_node_ca(
+    settings: Settings, config: NodeConfig | None, path: Path, named: bool = False
+) -> Settings:
     """``settings`` trusting ``config``'s ``registry_ca`` (node.toml at ``path``) when no
     ``--registry-ca`` nor ``$LLM_MESH_REGISTRY_CA`` named a CA file (found 2026-12-06, cli36:
     node.toml had no such key, so ``earnings`` in a node's home needed ``--registry-ca``
-    every time); a file that cannot be used is a ``ValueError`` naming node.toml."""
+    every time); a file that cannot be used is a ``ValueError`` naming node.toml. ``named``:
+    the registry asked may be one named elsewhere (``settings.registry_source``:
+    ``--registry``, ``$LLM_MESH_REGISTRY_URL``): then the CA is trusted only when every URL
+    of ``settings`` is at the scheme, host and port of one of ``config``'s ``registry_url``
+    (found 2026-12-07, small42: a CA pinned for node.toml's registry was applied to any
+    other one named; the system's CAs are its)."""
     ca = config.ca_file_of(settings.home) if config and not settings.registry_ca else None
-    if ca is None:
+    if ca is None or config is None:
+        return settings
+    if (
+        named
+        and settings.registry_source
+        and not same_origins(settings.registry_urls, _own_urls(config))
+    ):
         return settings
     try:
         client_ssl_context(ca)

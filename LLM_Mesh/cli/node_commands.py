@@ -175,6 +175,10 @@ def node_start(
             load_node_config(config)
             if config
             else NodeConfig(registry_url=",".join(settings.registry_urls))
+        )  # its registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36); not for
+        # another registry --registry names (small42): its registry_url is the file's here
+        settings = with_node_ca(
+            settings, cfg, config or settings.home / "node.toml", bool(registry)
         )
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
@@ -225,10 +229,6 @@ def node_start(
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
         source = "--registry" if registry else str(config or settings.home / "node.toml")
         settings = replace(settings, registry_url=cfg.registry_url, registry_source=source)
-    try:  # node.toml's registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36)
-        settings = with_node_ca(settings, cfg, config or settings.home / "node.toml")
-    except ValueError as exc:
-        raise fail(exc) from exc
     try:
         here = local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert)) if cfg.port else None
         with key_in_use(key_path(settings, cfg.key_file), here):  # one node per key
@@ -455,12 +455,12 @@ def node_plan(
     path = _config_path(settings, config)
     try:
         cfg = load_node_config(path) if config or path.is_file() else None
+        mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
         # node.toml's registry_ca, unless a CA file was named (found 2026-12-06, review38:
-        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED)
-        settings = with_node_ca(settings, cfg, path)
+        # the demand of node.toml's https registry failed CERTIFICATE_VERIFY_FAILED); small42:
+        settings = with_node_ca(settings, cfg, path, named=not mine)  # its registry's only
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
-    mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
     registry_url = ",".join(
         cfg.effective_registry_urls(settings) if cfg and mine else settings.registry_urls
     )

@@ -101,10 +101,11 @@ def _own_folder(folder: Entry, uid: int) -> str:
     return f"{keep}, or one of your own made with mkdir -m 700), not in a folder shared with others"
 
 
-def place_refusal(walked: Walked, uid: int, what: str) -> str | None:
+def place_refusal(walked: Walked, uid: int, what: str, folder_missing: bool = False) -> str | None:
     """Why the place ``walked`` is not to be trusted by user ``uid`` (the module's rules),
     naming the file as ``what`` (e.g. ``"the database /x/registry.db"``); ``None`` when it
-    is."""
+    is. ``folder_missing``: the file's own folder is not there yet (judged before it is
+    made, mode 0700, and judged again after): the last folder seen is one on the way."""
     for link in walked.links:
         if not _trusted(link.uid, uid):
             return (
@@ -113,7 +114,8 @@ def place_refusal(walked: Walked, uid: int, what: str) -> str | None:
                 "the path of the file itself"
             )
     for i, step in enumerate(walked.passed):
-        if (refusal := _folder_refusal(step, i == len(walked.passed) - 1, uid, what)) is not None:
+        last = i == len(walked.passed) - 1 and not folder_missing
+        if (refusal := _folder_refusal(step, last, uid, what)) is not None:
             return refusal
     file = walked.file
     if file is None:

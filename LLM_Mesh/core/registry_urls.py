@@ -7,7 +7,12 @@ registry, and is taken as it; a URL without ``http://`` or ``https://`` failed i
 
 from __future__ import annotations
 
-__all__ = ["registry_url_list", "source_words", "split_urls"]
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+__all__ = ["registry_url_list", "same_origins", "source_words", "split_urls"]
+
+_DEFAULT_PORT = {"http": 80, "https": 443}
 
 
 def split_urls(value: str) -> tuple[str, ...]:
@@ -41,3 +46,27 @@ def source_words(source: str) -> str:
     if source:
         return f"the URL came from registry_url in {source}: change it there, or override it"
     return "the URL is the default: no --registry, LLM_MESH_REGISTRY_URL or node.toml registry_url"
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """``url``'s scheme, host (lower case) and port (the scheme's default when none), or
+    ``None`` when it is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORT or not host:
+        return None
+    return scheme, host, port or _DEFAULT_PORT[scheme]
+
+
+def same_origins(urls: Sequence[str], own: Sequence[str]) -> bool:
+    """Whether every URL of ``urls`` is at the scheme, host and port of one of ``own``
+    (node.toml's ``registry_url``): what a CA file pinned for ``own`` may be used for
+    (found 2026-12-07, small42: node.toml's ``registry_ca`` was trusted for any registry
+    ``--registry`` or ``$LLM_MESH_REGISTRY_URL`` named). ``False`` when either is empty or
+    a URL has no origin."""
+    mine = {_origin(u) for u in own} - {None}
+    return bool(urls) and bool(mine) and all(_origin(u) in mine for u in urls)

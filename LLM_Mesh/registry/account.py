@@ -329,6 +329,8 @@ def make_receipt(
         log.error("receipt of %s: its charges do not match its parts; not charged (its "
                   "receipt signs that nobody was)", job.logged_id)  # fmt: skip
         tally.charged = []  # no charge the receipt does not sign: mesh.cost 0, paid nothing
+        if rt.metrics is not None:  # the operators' unpaid share seen on /metrics (small42)
+            rt.metrics.unpriced(job.model)
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     prompt = tally.prompt_tokens
     if not prompt and len(parts) == 1:  # a cut part's signed prompt count (money36), or 0

@@ -11,7 +11,9 @@ in a wait taken by push-out or refused (:meth:`GatewayMetrics.wait_places`: the 
 wait between API keys, the admit stage's between addresses), a stream part cut for events
 without output or data (:meth:`GatewayMetrics.padding_cut`), and settlement's failed syncs
 of the store's log, answers whose write failed and journal lines recovered (the
-:class:`~LLM_Mesh.registry.settle_durable.SettleWatch` methods). States are read
+:class:`~LLM_Mesh.registry.settle_durable.SettleWatch` methods), and a request answered but
+not charged, its charges not in its receipt (:meth:`GatewayMetrics.unpriced`, by model:
+its children made with their first event). States are read
 when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy and
 ejected, the opt-in wait and attempts in flight per model
 (:func:`~LLM_Mesh.registry.metrics_states.read_states`; settlement's syncs failing now:
@@ -276,6 +278,12 @@ class GatewayMetrics:
             ["reason"], registry=reg,
         )  # fmt: skip
         self._quarantines = {kind: quarantines.labels(kind) for kind in QUARANTINE_KINDS}
+        self._unpriced: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_unpriced_requests",
+            "Answered requests whose charges could not be put in their receipt (a wiring "
+            "fault: account._priced): not charged, their nodes not paid, by model",
+            ["model"], registry=reg,
+        ))  # fmt: skip
 
     def wait_places(self, places: WaitPlaces, stage: str) -> None:
         """Count ``places``' push-outs and refusals under ``stage`` (its hooks set)."""
@@ -293,6 +301,11 @@ class GatewayMetrics:
     def quarantined(self, reason: str | None) -> None:
         """A node newly quarantined for a model (``Quality.record``), by its reason's kind."""
         self._quarantines[reason_label(reason)].inc()
+
+    def unpriced(self, model: str) -> None:
+        """A request answered but not charged: its charges could not be put in its receipt
+        (``account.make_receipt``; found 2026-12-07, small42: the registry's ERROR line only)."""
+        self._unpriced(model).inc()
 
     def settle_sync_failed(self) -> None:
         """A sync of the store's log failed (``SettleDurable._sync_failed``)."""

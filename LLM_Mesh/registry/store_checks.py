@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from LLM_Mesh.file_walk import private_sqlite_path
+from LLM_Mesh.file_walk import private_sqlite_path, sqlite_place_refusal
 from LLM_Mesh.registry.pg_connect import asyncpg_args, engine_for, sqlite_file
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.start_retry import StartRetry
@@ -40,14 +40,19 @@ SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")  # the file and its journal
 
 
 def sqlite_unusable(url: str) -> str | None:
-    """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
-    written, it is a symbolic link leading nowhere, the file is not one this process can
-    write, its place is not to be trusted: ``file_walk.private_sqlite_path``, or not a
-    database), in one line
-    said before serving; ``None`` when it can be, or ``url`` names no file."""
+    """Why the SQLite file of ``url`` cannot be the store (its place is not to be trusted:
+    ``file_walk.sqlite_place_refusal``, judged first, before a folder is made or the file
+    read, and ``private_sqlite_path`` after; its folder cannot be made or written, it is a
+    symbolic link leading nowhere, the file is not one this process can write, or not a
+    database), in one line said before serving; ``None`` when it can be, or ``url`` names
+    no file."""
     path = sqlite_file(url)
     if path is None:
         return None
+    # its place first: nothing made or read through a place refused, and the refusal is
+    # what is said (found 2026-12-07, small42: "not a file this process can read and write")
+    if (refusal := sqlite_place_refusal(path)) is not None:
+        return refusal
     try:
         make_private_dir(path.parent)
     except OSError as exc:
