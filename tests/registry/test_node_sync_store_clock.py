@@ -28,7 +28,9 @@ from tests.registry.test_node_sync import store_url
 __all__ = ["store_url"]  # the fixture
 
 HOUR = 3600.0
-EXPIRY_S = 2.0  # b's heartbeat expiry: the tests wait it out in real time (the store's)
+# b's heartbeat expiry: the tests wait it out in real time (the store's); 3 s, so a loaded
+# box's pause between a beat and the poll that reads it stays well inside it
+EXPIRY_S = 3.0
 
 
 @asynccontextmanager
