@@ -37,6 +37,7 @@ async def test_a_node_registered_at_one_replica_routes_at_the_other(
     tmp_path: Path, store_url: str | None
 ) -> None:
     async with two_replicas(tmp_path, store_url) as (a, b):
+        await b.app.state.node_sync.stop()  # its 1 s loop could poll first on a loaded box
         await a.register("n1")
         r = await b.client.post(CHAT, json=BODY)
         assert r.status_code == 503  # b has not polled the store yet
