@@ -23,7 +23,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["HeardRow", "HeardRows", "keyed_heard", "store_age", "store_stamp"]
+__all__ = ["AHEAD_S", "HeardRow", "HeardRows", "keyed_heard", "store_age", "store_stamp"]
+
+#: how far a stamp may read ahead of the store's clock read with it and still be told (as
+#: age 0): SQLite's and the memory store's clock is read as the statement is made, a write
+#: may come between; further ahead, the store's clock stepped back since (:func:`store_age`)
+AHEAD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,24 @@ def store_stamp(
     return store_at
 
 
-def store_age(store_now: datetime | None, stamp: datetime | None) -> float | None:
+def store_age(
+    store_now: datetime | None, stamp: datetime | None, *, ahead_s: float = AHEAD_S
+) -> float | None:
     """Seconds from ``stamp`` to ``store_now``, both the store's clock; never below 0 (a
     row read in the statement that reads the clock was written before it); None when
-    either is missing or the difference is not finite."""
+    either is missing, the difference is not finite, or the stamp reads more than
+    ``ahead_s`` ahead of ``store_now``: the store's clock stepped back since it was written
+    (NTP, a VM resumed, a failover to a server whose clock is behind), and its age cannot
+    be told; read as 0, heard now, a node that died within the step was routed again at
+    every poll until the store's clock caught up, and at every replica's start (found
+    2026-12-07, review42b). Such a row is read by its writer's wall-clock stamp, as before
+    migration 0033 (``core/beat_stamp.py``)."""
     if store_now is None or stamp is None:
         return None
     age = (store_now - stamp).total_seconds()
-    return max(0.0, age) if math.isfinite(age) else None
+    if not math.isfinite(age) or age < -ahead_s:
+        return None
+    return max(0.0, age)
 
 
 def keyed_heard(heard: float, at: datetime, keyed_at: datetime) -> float:

@@ -16,7 +16,8 @@ database the next gathers, and goes as soon as the first is back.
 - :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
   known to the table, which is what decides the answer); a failed batch is dropped
   (not put back) and logged with its count, and each node's next heartbeat writes its
-  time and state again (:data:`DROPPED`); a run of failed batches past 60 s is one ERROR,
+  time and state again (:data:`DROPPED`); each heartbeat tells how long it waited here,
+  which the store takes off its own stamp (migration 0033); a run of failed batches past 60 s is one ERROR,
   its end one INFO (``failed_rounds.RoundLog``). ``flush`` at shutdown.
 """
 
@@ -163,6 +164,11 @@ class _KeyLookups(_Batches):
                 fut.set_result(found.get(node_id))
 
 
+#: one queued heartbeat: node id, its time, state, credit limit (ms), last keyed request as
+#: it said, when it was queued (the loop's monotonic clock)
+_Item = tuple[str, datetime, str, int, datetime | None, float]
+
+
 class HeartbeatWriter(_Batches):
     """Heartbeat times and states, written behind the answer (see the module docstring)."""
 
@@ -186,20 +192,26 @@ class HeartbeatWriter(_Batches):
         node's ``healthy_ms`` (uptime rewards); ``keyed_at``: the node's last keyed request,
         as it said (``Store.touch_heartbeat``)."""
         lim = max(0, int(credit_limit_s * 1000))
-        self._queue.append((node_id, at, state, lim, keyed_at))
+        queued = asyncio.get_running_loop().time()  # monotonic: the wait, whatever the wall
+        self._queue.append((node_id, at, state, lim, keyed_at, queued))
         self._kick()
 
-    async def _flush(self, batch: list[tuple[str, datetime, str, int, datetime | None]]) -> None:
-        latest: dict[str, tuple[str, datetime, str, int, datetime | None]] = {}
+    async def _flush(self, batch: list[_Item]) -> None:
+        latest: dict[str, _Item] = {}
         for item in batch:  # one row per node: its latest
             latest[item[0]] = item
         rows = [item[:4] for item in latest.values()]
         keyed = {item[0]: item[4] for item in latest.values() if item[4] is not None}
-        try:
-            if keyed:
-                await self._touch(rows, self.heard_by, keyed=keyed)
-            else:  # none said: a store of an older signature takes it too
-                await self._touch(rows, self.heard_by)
+        # how long each waited here (behind a slow batch): the store's stamp is its clock
+        # less it, as old as the heartbeat is (found 2026-12-07, review42b: stamped at the
+        # write, a node that died while its last heartbeat waited was heard at the write)
+        now = asyncio.get_running_loop().time()
+        waited = {item[0]: now - item[5] for item in latest.values() if now - item[5] > 0.0}
+        told: dict[str, Any] = {"keyed": keyed} if keyed else {}
+        if waited:
+            told["waited"] = waited
+        try:  # none said: a store of an older signature takes it too
+            await self._touch(rows, self.heard_by, **told)
         except Exception as exc:
             self.failed_batches += 1
             what = f"could not record {len(batch)} heartbeats ({len(latest)} nodes) in the store"

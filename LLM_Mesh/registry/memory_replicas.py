@@ -124,8 +124,9 @@ class MemoryReplicaState:
         heard_by: str | None = None,
         *,
         keyed: Mapping[str, datetime] | None = None,
+        waited: Mapping[str, float] | None = None,
     ) -> None:
-        said = keyed or {}
+        said, wait = keyed or {}, waited or {}
         for node_id, at, state, lim in items:
             rec = self.nodes.get(node_id)
             if rec is not None and rec.state != NodeState.OFFLINE.value:  # gone: as SQL
@@ -136,7 +137,7 @@ class MemoryReplicaState:
                     at_ms=round(at.timestamp() * 1000),
                     limit_ms=lim,
                 )
-                self._heard(rec, at)
+                self._heard(rec, at, wait.get(node_id, 0.0))  # stamped less the wait
                 rec.state = state
                 self.heard_by[node_id] = heard_by
                 self.keyed_at[node_id] = said.get(node_id)

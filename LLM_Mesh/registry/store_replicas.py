@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -322,15 +322,18 @@ class SqlReplicaState:
         heard_by: str | None = None,
         *,
         keyed: Mapping[str, datetime] | None = None,
+        waited: Mapping[str, float] | None = None,
     ) -> None:
         """Many heartbeats' times and states at once (one statement on PostgreSQL), heard by
         the replica ``heard_by``; each item ``(node_id, at, state, credit_limit_ms)`` adds
         its uptime credit to ``healthy_ms`` as ``touch_heartbeat`` does
         (``store_rewards.heartbeat_credit``: the same rule, from the row's old values);
         ``keyed``: node id -> its last keyed request as it said (``nodes.keyed_at``; a node
-        not in it: NULL). An OFFLINE node's row is left as it is (``store_rewards.not_gone``)."""
+        not in it: NULL); ``waited``: node id -> the seconds its heartbeat waited in the
+        writer's queue, taken off the store's stamp (0033; a node not in it: 0). An OFFLINE
+        node's row is left as it is (``store_rewards.not_gone``)."""
         n = tables.nodes
-        said = keyed or {}
+        said, wait = keyed or {}, waited or {}
 
         async def work(conn: AsyncConnection) -> None:
             if self.dialect == "postgresql":  # one statement, the rule written once
@@ -340,6 +343,7 @@ class SqlReplicaState:
                     "states": [st for _, _, st, _ in items],
                     "lims": [lim for _, _, _, lim in items],
                     "keyeds": [said.get(i) for i, _, _, _ in items],
+                    "waits": [float(wait.get(i, 0.0)) for i, _, _, _ in items],
                     "by": heard_by,
                 }
                 await conn.execute(heartbeats_statement(self.dialect), params)
@@ -352,7 +356,9 @@ class SqlReplicaState:
                     .where(n.c.node_id == node_id, not_gone())
                     .values(
                         last_heartbeat_at=at,
-                        heard_store_at=host_now(),  # the store's clock: this host's (0033)
+                        # the store's clock: this host's (0033), less the queue's wait
+                        heard_store_at=host_now()
+                        - timedelta(seconds=max(0.0, wait.get(node_id, 0.0))),
                         heard_store_of=at,
                         state=state,
                         keyed_at=said.get(node_id),

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     String,
     and_,
     bindparam,
@@ -137,8 +138,9 @@ def heartbeats_statement(dialect: str) -> Any:
     """Many heartbeats in one ``UPDATE`` on PostgreSQL (``store_replicas.touch_heartbeats``),
     with the same :func:`heartbeat_credit` as one heartbeat's: one row per item of the
     arrays ``ids``, ``ats`` (aware datetimes), ``states``, ``lims`` (credit limits, ms;
-    0: no credit) and ``keyeds`` (last keyed requests, or None) joined by ``unnest``, and
-    ``by`` (the replica that heard them, or None).
+    0: no credit), ``keyeds`` (last keyed requests, or None) and ``waits`` (seconds each
+    waited in the writer's queue: the store's stamp is its clock less it) joined by
+    ``unnest``, and ``by`` (the replica that heard them, or None).
     Other dialects: :func:`heartbeat_statement` once per item."""
     if dialect != "postgresql":
         raise ValueError("one UPDATE over unnest(...) arrays is PostgreSQL's")
@@ -151,6 +153,7 @@ def heartbeats_statement(dialect: str) -> Any:
             bindparam("states", type_=ARRAY(String())),
             bindparam("lims", type_=ARRAY(BigInteger())),
             bindparam("keyeds", type_=ARRAY(when)),
+            bindparam("waits", type_=ARRAY(Float())),
         )
         .table_valued(
             column("node_id", String()),
@@ -158,6 +161,7 @@ def heartbeats_statement(dialect: str) -> Any:
             column("state", String()),
             column("lim", BigInteger()),
             column("keyed", when),
+            column("wait", Float()),
         )
         .render_derived(name="v")
     )
@@ -166,7 +170,9 @@ def heartbeats_statement(dialect: str) -> Any:
         .where(n.c.node_id == rows.c.node_id, not_gone())
         .values(
             last_heartbeat_at=rows.c.at,
-            heard_store_at=store_clock(dialect),  # the server's clock (migration 0033)
+            # the server's clock (migration 0033) less the wait in the writer's queue
+            heard_store_at=store_clock(dialect)
+            - func.make_interval(0, 0, 0, 0, 0, 0, func.greatest(rows.c.wait, 0.0)),
             heard_store_of=rows.c.at,
             state=rows.c.state,
             keyed_at=rows.c.keyed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from LLM_Mesh.core.store_heard import keyed_heard, store_age, store_stamp
+from LLM_Mesh.core.store_heard import AHEAD_S, keyed_heard, store_age, store_stamp
 
 T = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
 
@@ -30,3 +30,13 @@ def test_a_keyed_request_is_placed_by_the_writers_own_difference() -> None:
     at = T - timedelta(hours=1)
     assert keyed_heard(100.0, at, at - timedelta(seconds=4)) == 96.0
     assert keyed_heard(100.0, at, at + timedelta(seconds=4)) == 100.0  # never after it
+
+
+def test_a_stamp_ahead_of_the_stores_clock_is_not_told() -> None:
+    """The store's clock stepped back since the row was written: its age cannot be told
+    (before: 0, heard now, review42b); a moment ahead (a write between the clock's read and
+    the statement, SQLite and the memory store) is still 0."""
+    assert store_age(T, T + timedelta(hours=1)) is None
+    assert store_age(T, T + timedelta(seconds=AHEAD_S + 0.01)) is None
+    assert store_age(T, T + timedelta(seconds=AHEAD_S / 2)) == 0.0
+    assert store_age(T, T + timedelta(seconds=30), ahead_s=60.0) == 0.0

@@ -44,7 +44,10 @@ class _FailingStore:
         self.written: list[list[tuple[str, datetime, str, int]]] = []
 
     async def touch_heartbeats(
-        self, items: Sequence[tuple[str, datetime, str, int]], heard_by: str | None = None
+        self,
+        items: Sequence[tuple[str, datetime, str, int]],
+        heard_by: str | None = None,
+        **_told: Any,
     ) -> None:
         self.calls += 1
         if self.error is not None:
