@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["AHEAD_S", "HeardRow", "HeardRows", "keyed_heard", "store_age", "store_stamp"]
+__all__ = ["AHEAD_S", "HeardRow", "HeardRows", "keyed_heard", "quiet_s", "store_age", "store_stamp"]
 
 #: how far a stamp may read ahead of the store's clock read with it and still be told (as
 #: age 0): SQLite's and the memory store's clock is read as the statement is made, a write
@@ -90,3 +90,15 @@ def keyed_heard(heard: float, at: datetime, keyed_at: datetime) -> float:
     heartbeat's time there) less how long before the heartbeat the writer stamped it
     (both stamps by the writer's one clock); never after ``heard``."""
     return heard - max(0.0, (at - keyed_at).total_seconds())
+
+
+def quiet_s(age_s: float | None, wall_now: datetime, heard: datetime) -> float:
+    """How long a stored node has been quiet, to judge whether it is forgotten
+    (``snapshot.load_nodes``): ``age_s``, its last heartbeat's age on the store's clock,
+    where the row tells it (:func:`store_age` of a valid :func:`store_stamp`), whatever
+    this replica's wall clock says; else (no valid stamp: written before 0033, or by a
+    replica of an older version) ``heard``, its wall-clock stamp (or, never heard, when it
+    registered), aged on the wall clock ``wall_now`` (found 2026-12-07, forget42: a replica
+    started with its clock an hour ahead forgot nodes an hour early, one behind kept them
+    an hour late)."""
+    return age_s if age_s is not None else (wall_now - heard).total_seconds()
