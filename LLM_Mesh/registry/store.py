@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import (
     Interval,
+    and_,
     bindparam,
     delete,
     event,
@@ -386,7 +387,11 @@ class SqlStore(
     # -- nodes ---------------------------------------------------------------
 
     async def upsert_node(
-        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+        self,
+        rec: NodeRecord,
+        *,
+        address_live_since: datetime | None = None,
+        address_live_s: float | None = None,
     ) -> bool:
         """Insert a node, or update its registration (first ``registered_at`` and counters
         kept); False, nothing written, when the node's key is revoked (read in the same
@@ -429,11 +434,13 @@ class SqlStore(
             if found is not None and found.revoked_at is not None:
                 return False
             if address_live_since is not None:
-                await self._check_address(conn, rec, address_live_since)
+                await self._check_address(conn, rec, address_live_since, address_live_s)
             await conn.execute(stmt)
         return True
 
-    async def _check_address(self, conn: Any, rec: NodeRecord, since: datetime) -> None:
+    async def _check_address(
+        self, conn: Any, rec: NodeRecord, since: datetime, window_s: float | None
+    ) -> None:
         address = node_address(rec.url)
         if address is None:
             return
@@ -449,13 +456,33 @@ class SqlStore(
                 or_(n.c.address == address_text(address), n.c.address.is_(None)),
                 n.c.node_id != rec.node_id,
                 n.c.state != NodeState.OFFLINE.value,
-                n.c.last_heartbeat_at >= since,
+                self._heard_within(since, window_s),
                 or_(c.c.ok.is_(None), c.c.ok.is_(True)),
             )
         )
         for row in (await conn.execute(live)).all():
             if node_address(row.url) == address:
                 raise AddressTaken(row.node_id)
+
+    def _heard_within(self, since: datetime, window_s: float | None) -> Any:
+        """``core/store_heard.heard_within`` in SQL: a row with a valid store stamp (0033)
+        heard within ``window_s`` on the store's clock (PostgreSQL's ``clock_timestamp()``;
+        SQLite: this host's), any other by its wall stamp against ``since``."""
+        n = tables.nodes
+        by_wall = n.c.last_heartbeat_at >= since
+        if window_s is None:
+            return by_wall
+        window = timedelta(seconds=window_s)
+        store_since: Any = (
+            func.clock_timestamp(type_=tables.UTCDateTime()) - literal(window, Interval())
+            if self.dialect == "postgresql"
+            else literal(host_now() - window, tables.UTCDateTime())
+        )
+        stamped = and_(n.c.heard_store_at.is_not(None), n.c.heard_store_of == n.c.last_heartbeat_at)
+        return or_(
+            and_(stamped, n.c.heard_store_at >= store_since),
+            and_(~stamped, by_wall),
+        )
 
     async def touch_heartbeat(
         self,
