@@ -126,7 +126,10 @@ def heard_within(
     a row without one (or ``window_s`` None: not told), by its wall stamp ``at`` against
     ``since``, the asking replica's wall clock less the window (found 2026-12-07,
     forget42: at a replica an hour ahead a live node's row read as quiet and a second key
-    took its address; at one an hour behind a node gone an hour still held it)."""
-    if stamp is not None and window_s is not None:
+    took its address; at one an hour behind a node gone an hour still held it). A stamp
+    more than :data:`AHEAD_S` ahead of ``store_now`` (the store's clock stepped back
+    since) is not told either, as :func:`store_age`."""
+    told = stamp is not None and stamp - store_now <= timedelta(seconds=AHEAD_S)
+    if stamp is not None and told and window_s is not None:
         return stamp >= store_now - timedelta(seconds=window_s)
     return at is not None and at >= since

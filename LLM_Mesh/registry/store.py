@@ -30,7 +30,6 @@ from typing import Any
 
 from sqlalchemy import (
     Interval,
-    and_,
     bindparam,
     delete,
     event,
@@ -69,6 +68,7 @@ from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import (
     SqlRewardStats,
+    heard_within_sql,
     heartbeat_statement,
     host_now,
     last_mark,
@@ -456,33 +456,13 @@ class SqlStore(
                 or_(n.c.address == address_text(address), n.c.address.is_(None)),
                 n.c.node_id != rec.node_id,
                 n.c.state != NodeState.OFFLINE.value,
-                self._heard_within(since, window_s),
+                heard_within_sql(self.dialect, since, window_s),
                 or_(c.c.ok.is_(None), c.c.ok.is_(True)),
             )
         )
         for row in (await conn.execute(live)).all():
             if node_address(row.url) == address:
                 raise AddressTaken(row.node_id)
-
-    def _heard_within(self, since: datetime, window_s: float | None) -> Any:
-        """``core/store_heard.heard_within`` in SQL: a row with a valid store stamp (0033)
-        heard within ``window_s`` on the store's clock (PostgreSQL's ``clock_timestamp()``;
-        SQLite: this host's), any other by its wall stamp against ``since``."""
-        n = tables.nodes
-        by_wall = n.c.last_heartbeat_at >= since
-        if window_s is None:
-            return by_wall
-        window = timedelta(seconds=window_s)
-        store_since: Any = (
-            func.clock_timestamp(type_=tables.UTCDateTime()) - literal(window, Interval())
-            if self.dialect == "postgresql"
-            else literal(host_now() - window, tables.UTCDateTime())
-        )
-        stamped = and_(n.c.heard_store_at.is_not(None), n.c.heard_store_of == n.c.last_heartbeat_at)
-        return or_(
-            and_(stamped, n.c.heard_store_at >= store_since),
-            and_(~stamped, by_wall),
-        )
 
     async def touch_heartbeat(
         self,

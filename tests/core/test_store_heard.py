@@ -71,3 +71,7 @@ def test_heard_within_a_window_on_the_stores_clock_where_stamped() -> None:
     assert heard_within(None, T, since, since, 30.0)
     assert heard_within(T - timedelta(hours=2), T, since, since, None)
     assert not heard_within(None, T, None, since, 30.0)
+    # a stamp ahead of the store's clock (it stepped back since): not told, the wall stamp
+    assert not heard_within(T + timedelta(seconds=AHEAD_S + 1), T, T, since, 30.0)
+    assert heard_within(T + timedelta(seconds=AHEAD_S + 1), T, since, since, 30.0)
+    assert heard_within(T + timedelta(seconds=AHEAD_S / 2), T, T, since, 30.0)

@@ -91,27 +91,38 @@ async def test_at_a_replica_an_hour_behind_a_node_gone_no_longer_holds_its_addre
         assert r.status_code == 200, r.text
 
 
+async def _unstamped(h: Harness, node_id: str, *, stale: bool) -> None:
+    """``node_id`` heard now by its wall stamp alone: ``stale``, a replica of the older
+    version wrote the heartbeat (the store's stamp left, of an older one); else a row of
+    before 0033 (no stamp at all)."""
+    store: Any = h.store
+    now = datetime.now(timezone.utc)
+    if isinstance(store, MemoryStore):
+        rec = store.nodes[node_id]
+        rec.last_heartbeat_at = now
+        if not stale:
+            rec.heard_store_at = store.heard_store_of[node_id] = None
+        return
+    n = tables.nodes
+    values: dict[str, Any] = {"last_heartbeat_at": now}
+    if not stale:
+        values.update(heard_store_at=None, heard_store_of=None)
+    async with store.engine.begin() as conn:
+        await conn.execute(update(n).where(n.c.node_id == node_id).values(**values))
+
+
+@pytest.mark.parametrize("stale", [True, False], ids=["older-replica", "before-0033"])
 async def test_a_row_without_a_valid_stamp_holds_its_address_by_the_wall_clock(
-    tmp_path: Path, store_url: str | None
+    tmp_path: Path, store_url: str | None, stale: bool
 ) -> None:
-    """The fallback: n1's last heartbeat written by a replica of the older version (its
-    wall stamp moved, the store's stamp left older than the expiry): held by the wall
-    clock, as before; once its wall stamp is old too, free."""
+    """The fallback: n1's last heartbeat with no valid store stamp (its own older than the
+    expiry, or none): held by the wall clock, as before."""
     async with two_replicas(tmp_path, store_url) as (a, b):
         await b.app.state.node_sync.stop()
         r = await a.client.post("/mesh/nodes", json=_body("n1", "ab" * 32))
         assert r.status_code == 200, r.text
         await _quiet(a, "n1", timedelta(minutes=10))
-        store: Any = a.store
-        now = datetime.now(timezone.utc)
-        if isinstance(store, MemoryStore):
-            store.nodes["n1"].last_heartbeat_at = now
-        else:
-            n = tables.nodes
-            async with store.engine.begin() as conn:
-                await conn.execute(
-                    update(n).where(n.c.node_id == "n1").values(last_heartbeat_at=now)
-                )
+        await _unstamped(a, "n1", stale=stale)
         r = await b.client.post("/mesh/nodes", json=_body("n2", "cd" * 32))
         assert r.status_code == 403, r.text
         assert r.json()["error"]["reason"] == "node_url_taken"
