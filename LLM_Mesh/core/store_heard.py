@@ -21,9 +21,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-__all__ = ["AHEAD_S", "HeardRow", "HeardRows", "keyed_heard", "store_age", "store_stamp"]
+__all__ = [
+    "AHEAD_S",
+    "HeardRow",
+    "HeardRows",
+    "heard_within",
+    "keyed_heard",
+    "quiet_s",
+    "store_age",
+    "store_stamp",
+]
 
 #: how far a stamp may read ahead of the store's clock read with it and still be told (as
 #: age 0): SQLite's and the memory store's clock is read as the statement is made, a write
@@ -90,3 +99,37 @@ def keyed_heard(heard: float, at: datetime, keyed_at: datetime) -> float:
     heartbeat's time there) less how long before the heartbeat the writer stamped it
     (both stamps by the writer's one clock); never after ``heard``."""
     return heard - max(0.0, (at - keyed_at).total_seconds())
+
+
+def quiet_s(age_s: float | None, wall_now: datetime, heard: datetime) -> float:
+    """How long a stored node has been quiet, to judge whether it is forgotten
+    (``snapshot.load_nodes``): ``age_s``, its last heartbeat's age on the store's clock,
+    where the row tells it (:func:`store_age` of a valid :func:`store_stamp`), whatever
+    this replica's wall clock says; else (no valid stamp: written before 0033, or by a
+    replica of an older version) ``heard``, its wall-clock stamp (or, never heard, when it
+    registered), aged on the wall clock ``wall_now`` (found 2026-12-07, forget42: a replica
+    started with its clock an hour ahead forgot nodes an hour early, one behind kept them
+    an hour late)."""
+    return age_s if age_s is not None else (wall_now - heard).total_seconds()
+
+
+def heard_within(
+    stamp: datetime | None,
+    store_now: datetime,
+    at: datetime | None,
+    since: datetime,
+    window_s: float | None,
+) -> bool:
+    """Whether a row was heard within the last ``window_s`` (another node's row holding
+    its address, ``Store.upsert_node``): by its valid store stamp (:func:`store_stamp`)
+    on the store's clock ``store_now``, whatever the asking replica's wall clock says;
+    a row without one (or ``window_s`` None: not told), by its wall stamp ``at`` against
+    ``since``, the asking replica's wall clock less the window (found 2026-12-07,
+    forget42: at a replica an hour ahead a live node's row read as quiet and a second key
+    took its address; at one an hour behind a node gone an hour still held it). A stamp
+    more than :data:`AHEAD_S` ahead of ``store_now`` (the store's clock stepped back
+    since) is not told either, as :func:`store_age`."""
+    told = stamp is not None and stamp - store_now <= timedelta(seconds=AHEAD_S)
+    if stamp is not None and told and window_s is not None:
+        return stamp >= store_now - timedelta(seconds=window_s)
+    return at is not None and at >= since

@@ -226,12 +226,12 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         await rt.quality.refresh_held()
     if not checked:  # an authenticator that did not call it
         await check_address()
-    now = _utcnow()
+    now, live_s = _utcnow(), rt.settings.heartbeat_expiry_s  # store's clock where stamped
     try:  # the address rule again, in the store's write: other replicas' nodes too
         stored = await rt.store.upsert_node(
-            _record(reg, now),
-            address_live_since=now - timedelta(seconds=rt.settings.heartbeat_expiry_s),
-        )
+            _record(reg, now), address_live_since=now - timedelta(seconds=live_s),
+            address_live_s=live_s,
+        )  # fmt: skip
     except AddressTaken as exc:  # found 2026-12-05: two replicas each let one key in
         raise _address_taken(reg, exc.holder) from None
     if stored is False:

@@ -32,6 +32,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import cast
 
 import httpx
@@ -332,9 +333,10 @@ def create_registry_app(
             )  # fmt: skip
             # replicas: the rows aged on the store's clock where this one is behind it
             read_now = None if node_sync is None else await node_sync.first_read_now()
-            await load_nodes(
+            await load_nodes(  # the quiet forgotten on the store's clock where told (forget42)
                 table, runtime.store, runtime.pins, transport=settings.node_transport,
                 forget_s=settings.node_forget_s, read_now=read_now,
+                wall_now=datetime.fromtimestamp(wall_clock(), timezone.utc),
             )  # fmt: skip
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()

@@ -13,6 +13,7 @@ from LLM_Mesh.core.liveness import node_address
 from LLM_Mesh.core.retention import node_quiet, prune_bounds
 from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.store_heard import heard_within
 from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
 from LLM_Mesh.registry.memory_usage_audit import MemoryUsageAudit
 from LLM_Mesh.registry.ports import (
@@ -64,7 +65,11 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
         self.closed = True
 
     async def upsert_node(
-        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+        self,
+        rec: NodeRecord,
+        *,
+        address_live_since: datetime | None = None,
+        address_live_s: float | None = None,
     ) -> bool:
         key = self.node_keys.get(rec.node_id)
         if key is not None and key.revoked_at is not None:
@@ -77,8 +82,13 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
                     other is not None
                     and other.node_id != rec.node_id
                     and other.state != NodeState.OFFLINE.value
-                    and other.last_heartbeat_at is not None
-                    and other.last_heartbeat_at >= address_live_since
+                    and heard_within(  # on the store's clock where stamped (forget42)
+                        self._stamp(other),
+                        self._store_now(),
+                        other.last_heartbeat_at,
+                        address_live_since,
+                        address_live_s,
+                    )
                     and node_address(other.url) == address
                     and not self._check_failed(other.node_id)
                 ):

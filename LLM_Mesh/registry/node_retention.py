@@ -25,6 +25,10 @@ back registers again and is judged as any registration; its address pin lives in
 only. ``GET /mesh/nodes?all=true`` no longer lists a deleted row (``registry nodes keys``
 still lists its key and revocation).
 
+The cutoff is counted back from the store's clock (PostgreSQL's ``clock_timestamp()``, the
+memory store's own; SQLite: this host's), not this replica's wall clock (found 2026-12-07,
+forget42: one an hour ahead deleted rows an hour early, one behind an hour late).
+
 One replica at a time: on PostgreSQL each statement first takes a transaction-scoped
 advisory lock (``pg_try_advisory_xact_lock``), and a replica that does not get it deletes
 nothing this run (another is pruning); the rows are taken ``FOR UPDATE SKIP LOCKED`` (a
@@ -46,6 +50,7 @@ quiet for 30 days went at its revocation).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -58,6 +63,7 @@ from LLM_Mesh.core.retention import node_cutoff, prune_bounds
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.retention import BatchLoop, _BatchPruner
+from LLM_Mesh.registry.store_replicas import server_clock
 
 if TYPE_CHECKING:  # (typing's from 3.11; only read by the type checker here)
     from typing import Unpack
@@ -142,9 +148,11 @@ class NodeRowPruner(_BatchPruner):
         expiry_s: float,
         reward_period_s: int,
         grace_s: float,
+        store_clock: Callable[[], Awaitable[float | None]] | None = None,
         **loop: Unpack[BatchLoop],
     ) -> None:
         super().__init__(**loop)
+        self.store_clock = store_clock  # the cutoff's clock (None, or it says None: the wall's)
         self._bounds = {
             "forget_s": forget_s, "expiry_s": expiry_s,
             "reward_period_s": reward_period_s, "grace_s": grace_s,
@@ -155,9 +163,13 @@ class NodeRowPruner(_BatchPruner):
         self.keep_days = keep_days
 
     async def poll(self) -> int:
-        """One run: delete the rows quiet since before the cutoff, bounded; how many."""
+        """One run: delete the rows quiet since before the cutoff, bounded; how many. The
+        cutoff is on the store's clock where it tells it (``store_clock``: PostgreSQL's;
+        the memory store's own), so this replica's wall clock does not move it (forget42:
+        one an hour ahead deleted rows an hour early, one behind an hour late)."""
+        now = None if self.store_clock is None else await self.store_clock()
         cutoff = node_cutoff(
-            self._wall(),
+            self._wall() if now is None else now,
             self.keep_days,
             forget_s=self._bounds["forget_s"],
             expiry_s=self._bounds["expiry_s"],
@@ -181,14 +193,23 @@ def node_row_pruner(
     life)."""
     if settings.node_keep_days <= 0:
         return None
+    store_clock: Callable[[], Awaitable[float | None]]
     if getattr(type(store), "engine", None) is not None:
         prune = sql_prune(engine)
+
+        async def store_clock() -> float | None:  # PostgreSQL's; SQLite: this host's (None)
+            return await server_clock(await engine())
+
     elif callable(own := getattr(store, "prune_nodes", None)):
-        prune = own
+        prune, own_clock = own, getattr(store, "store_clock", time.time)
+
+        async def store_clock() -> float | None:  # the memory store's own (0033)
+            return float(own_clock())
+
     else:
         return None
     return NodeRowPruner(
         prune, keep_days=settings.node_keep_days, forget_s=settings.node_forget_s,
         expiry_s=settings.heartbeat_expiry_s, reward_period_s=settings.reward_period_s,
-        grace_s=settings.heartbeat_interval_s,
+        grace_s=settings.heartbeat_interval_s, store_clock=store_clock,
     )  # fmt: skip

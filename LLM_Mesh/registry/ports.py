@@ -282,7 +282,11 @@ class Store(CanaryStore, Protocol):
         ...
 
     async def upsert_node(
-        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+        self,
+        rec: NodeRecord,
+        *,
+        address_live_since: datetime | None = None,
+        address_live_s: float | None = None,
     ) -> bool:
         """Insert or update the node ``rec.node_id``; ``False``, nothing written, when its
         node key is revoked (checked in the write: a revocation between the registration's
@@ -291,7 +295,10 @@ class Store(CanaryStore, Protocol):
         With ``address_live_since``: :class:`AddressTaken`, nothing written, when another
         node's row at ``rec.url``'s address (``host:port``) is not offline and was heard
         from at or after it, checked in the write under a lock per address (found
-        2026-12-05: two replicas each checked only their own table)."""
+        2026-12-05: two replicas each checked only their own table); with
+        ``address_live_s`` too, a row with a valid store stamp (migration 0033) is heard
+        from within that many seconds on the store's clock instead, whatever this
+        replica's wall clock says (``core/store_heard.heard_within``; forget42)."""
         ...
 
     async def touch_heartbeat(

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from LLM_Mesh.core.liveness import forgettable
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
+from LLM_Mesh.core.store_heard import quiet_s
 from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
@@ -135,7 +136,9 @@ async def load_nodes(
     read_now: datetime | None = None,
 ) -> int:
     """Every stored node into the table (but, with ``forget_s``, those last heard, or never
-    heard registered, past it: ``core/liveness.forgettable``, ``node_forget.py``), with its counters from its ``nodes`` row (bumped
+    heard registered, past it: ``core/liveness.forgettable``, ``node_forget.py``; quiet for
+    how long on the store's clock where the row has a valid stamp, else on the wall clock
+    ``wall_now``: ``core/store_heard.quiet_s``), with its counters from its ``nodes`` row (bumped
     in the transaction of every recorded batch, never lowered, untouched by the request
     log's retention; migration 0011 raised them once to the log's totals for rows recorded
     before the bumps existed). The request log is not read: a start costs one read of the
@@ -153,7 +156,7 @@ async def load_nodes(
         wall_now = wall_now or datetime.now(timezone.utc)
         recs = [
             r for r in recs
-            if not forgettable(0.0, (wall_now - _heard(r)).total_seconds(), forget_s,
+            if not forgettable(0.0, quiet_s(r.heard_age_s, wall_now, _heard(r)), forget_s,
                                table.expiry_s)
         ]  # fmt: skip
     for rec in recs:

@@ -68,6 +68,7 @@ from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import (
     SqlRewardStats,
+    heard_within_sql,
     heartbeat_statement,
     host_now,
     last_mark,
@@ -386,7 +387,11 @@ class SqlStore(
     # -- nodes ---------------------------------------------------------------
 
     async def upsert_node(
-        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+        self,
+        rec: NodeRecord,
+        *,
+        address_live_since: datetime | None = None,
+        address_live_s: float | None = None,
     ) -> bool:
         """Insert a node, or update its registration (first ``registered_at`` and counters
         kept); False, nothing written, when the node's key is revoked (read in the same
@@ -429,11 +434,13 @@ class SqlStore(
             if found is not None and found.revoked_at is not None:
                 return False
             if address_live_since is not None:
-                await self._check_address(conn, rec, address_live_since)
+                await self._check_address(conn, rec, address_live_since, address_live_s)
             await conn.execute(stmt)
         return True
 
-    async def _check_address(self, conn: Any, rec: NodeRecord, since: datetime) -> None:
+    async def _check_address(
+        self, conn: Any, rec: NodeRecord, since: datetime, window_s: float | None
+    ) -> None:
         address = node_address(rec.url)
         if address is None:
             return
@@ -449,7 +456,7 @@ class SqlStore(
                 or_(n.c.address == address_text(address), n.c.address.is_(None)),
                 n.c.node_id != rec.node_id,
                 n.c.state != NodeState.OFFLINE.value,
-                n.c.last_heartbeat_at >= since,
+                heard_within_sql(self.dialect, since, window_s),
                 or_(c.c.ok.is_(None), c.c.ok.is_(True)),
             )
         )

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Float,
+    Interval,
     String,
     and_,
     bindparam,
@@ -26,6 +27,8 @@ from sqlalchemy import (
     column,
     extract,
     func,
+    literal,
+    or_,
     select,
     update,
 )
@@ -34,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.rewards import ModelStats
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.store_heard import AHEAD_S
 from LLM_Mesh.registry import tables
 
 __all__ = [
     "SqlRewardStats",
+    "heard_within_sql",
     "heartbeat_credit",
     "heartbeat_statement",
     "heartbeats_statement",
@@ -100,6 +105,33 @@ def store_clock(dialect: str) -> Any:
 def host_now() -> datetime:
     """This host's clock: the store's on SQLite (``b_store_at``)."""
     return datetime.now(timezone.utc)
+
+
+def heard_within_sql(dialect: str, since: datetime, window_s: float | None) -> Any:
+    """``core/store_heard.heard_within`` in SQL (another node's row holding its address,
+    ``SqlStore.upsert_node``): a row with a valid store stamp (0033) heard within
+    ``window_s`` on the store's clock (PostgreSQL's ``clock_timestamp()``; SQLite: this
+    host's), any other (or one more than ``AHEAD_S`` ahead of that clock) by its wall stamp
+    against ``since``."""
+    n = tables.nodes
+    by_wall = n.c.last_heartbeat_at >= since
+    if window_s is None:
+        return by_wall
+    window, ahead = timedelta(seconds=window_s), timedelta(seconds=AHEAD_S)
+    if dialect == "postgresql":
+        now: Any = func.clock_timestamp(type_=tables.UTCDateTime())
+        since_at, until_at = now - literal(window, Interval()), now + literal(ahead, Interval())
+    else:  # SQLite: this host's clock
+        since_at, until_at = (
+            literal(host_now() + d, tables.UTCDateTime()) for d in (-window, ahead)
+        )
+    # never NULL (a row of before 0033: FALSE), so ``~stamped`` is its fallback
+    stamped = and_(
+        *(c.is_not(None) for c in (n.c.heard_store_at, n.c.heard_store_of, n.c.last_heartbeat_at)),
+        n.c.heard_store_at <= until_at,
+        n.c.heard_store_of == n.c.last_heartbeat_at,
+    )
+    return or_(and_(stamped, n.c.heard_store_at >= since_at), and_(~stamped, by_wall))
 
 
 def not_gone() -> Any:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from LLM_Mesh.core.store_heard import AHEAD_S, keyed_heard, store_age, store_stamp
+from LLM_Mesh.core.store_heard import (
+    AHEAD_S,
+    heard_within,
+    keyed_heard,
+    quiet_s,
+    store_age,
+    store_stamp,
+)
 
 T = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
 
@@ -40,3 +47,31 @@ def test_a_stamp_ahead_of_the_stores_clock_is_not_told() -> None:
     assert store_age(T, T + timedelta(seconds=AHEAD_S + 0.01)) is None
     assert store_age(T, T + timedelta(seconds=AHEAD_S / 2)) == 0.0
     assert store_age(T, T + timedelta(seconds=30), ahead_s=60.0) == 0.0
+
+
+def test_a_node_is_quiet_on_the_stores_clock_where_told_else_on_the_wall_clock() -> None:
+    # told: the store's age, whatever the wall clock (an hour ahead here) says; 0 is told
+    ahead = T + timedelta(hours=1)
+    assert quiet_s(30.0, ahead, T) == 30.0
+    assert quiet_s(0.0, ahead, T) == 0.0
+    # not told (no valid stamp): the wall clock's age of the writer's stamp
+    assert quiet_s(None, ahead, T) == 3600.0
+    assert quiet_s(None, T - timedelta(seconds=5), T) == -5.0
+
+
+def test_heard_within_a_window_on_the_stores_clock_where_stamped() -> None:
+    ahead = T + timedelta(hours=1)  # the asking replica's wall clock, an hour ahead
+    since = ahead - timedelta(seconds=30)
+    # stamped 10 s before the store's now: within 30 s, whatever ``since`` says
+    assert heard_within(T - timedelta(seconds=10), T, T, since, 30.0)
+    assert heard_within(T - timedelta(seconds=30), T, T, since, 30.0)  # the bound: within
+    assert not heard_within(T - timedelta(seconds=31), T, ahead, since, 30.0)
+    # no valid stamp, or no window told: the wall stamp against ``since``
+    assert not heard_within(None, T, T, since, 30.0)
+    assert heard_within(None, T, since, since, 30.0)
+    assert heard_within(T - timedelta(hours=2), T, since, since, None)
+    assert not heard_within(None, T, None, since, 30.0)
+    # a stamp ahead of the store's clock (it stepped back since): not told, the wall stamp
+    assert not heard_within(T + timedelta(seconds=AHEAD_S + 1), T, T, since, 30.0)
+    assert heard_within(T + timedelta(seconds=AHEAD_S + 1), T, since, since, 30.0)
+    assert heard_within(T + timedelta(seconds=AHEAD_S / 2), T, T, since, 30.0)
