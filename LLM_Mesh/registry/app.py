@@ -290,8 +290,7 @@ def create_registry_app(
         runtime.settlement.held = quality.held  # a quarantined node's earnings are held
         if runtime.metrics is not None:  # its failed syncs, journalled and recovered answers
             runtime.settlement.watch = runtime.metrics
-            runtime.settlement.loop_watch = runtime.metrics.loops  # its rounds' failures
-            runtime.metrics.loops.watch([runtime.settlement])  # its writer's (review42b)
+            runtime.metrics.loops.watch([runtime.settlement])  # its rounds', its writer's
             runtime.metrics.sync_failing = runtime.settlement.sync_failing
         if shared is None:  # a lone registry: ids paid before a restart (paid_ids.py)
             runtime.paid_ids = PaidIds(ledger.engine, idempotency.ttl_s, wall_clock)

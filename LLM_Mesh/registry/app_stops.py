@@ -7,14 +7,17 @@ checkpoint, the request writer after the loops that queue rows). So a start that
 k stops what steps 1..k-1 started and leaves nothing running against a closed store. Found
 2026-12-07 (review, session 39): the loops started before the lifespan's ``try: yield`` were
 never stopped when a later start step raised. ``on_start`` (optional) is told of each part
-before it starts (the metrics watch its loops' failed rounds: ``metrics_loops.py``).
+before it starts (the metrics watch its loops' failed rounds: ``metrics_loops.py``): a part
+started is a ``failed_rounds.HasRoundLogs``, it declares its loops (none: ``()``), loops42.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
+
+from LLM_Mesh.registry.failed_rounds import RoundLog
 
 __all__ = ["STOP_ORDER", "Stops"]
 
@@ -30,15 +33,19 @@ STOP_ORDER = (
 
 
 class Startable(Protocol):
+    """A part the app starts: it declares its loops' logs (``failed_rounds.HasRoundLogs``)."""
+
     def start(self) -> object: ...
 
     def stop(self) -> Awaitable[object]: ...
+
+    def round_logs(self) -> Iterable[RoundLog]: ...
 
 
 class Stops:
     """The stops recorded by the start, run once by :meth:`run` in :data:`STOP_ORDER`."""
 
-    def __init__(self, on_start: Callable[[object], object] | None = None) -> None:
+    def __init__(self, on_start: Callable[[Startable], object] | None = None) -> None:
         self._stops: dict[str, list[Callable[[], Awaitable[object]]]] = {}
         self.on_start = on_start
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from LLM_Mesh.registry.failed_rounds import RoundLog
@@ -53,6 +53,7 @@ class FailurePolicy(Protocol[T]):
 
     retries: bool  # a failed batch goes back to the queue's head (else: dropped, counted)
     drop_oldest: bool  # a full queue drops its oldest (else: the value submitted)
+    round_log: RoundLog  # its failed batches' run (the writer's loop: ``round_logs``)
 
     def failed(self, batch: list[T], exc: Exception) -> None:
         """Told of a failed write (inside the ``except``: a log may take its traceback)."""
@@ -195,6 +196,10 @@ class BatchWriter(Generic[T]):
                 self._drop(queue.popleft(), "dropped unwritten (the queue is full)")
         else:
             self._count("dropped", 1)
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """This writer's loop, its policy's log (``failed_rounds.HasRoundLogs``)."""
+        return (self.policy.round_log,)
 
     def start(self) -> None:
         if self._task is None:

@@ -16,7 +16,9 @@ first failed round says its own line (``core/round_alarm.py``).
 Its ``watch`` (a :class:`LoopWatch`, injected: ``GatewayMetrics.loops``, the replica's
 ``/metrics``) is told of each failed round and of the alarm's start and end, by the loop's
 ``label`` (``llm_mesh_gateway_loop_failed_rounds_total{loop}``,
-``llm_mesh_gateway_loop_failing{loop}``: 1 from the ERROR to the INFO).
+``llm_mesh_gateway_loop_failing{loop}``: 1 from the ERROR to the INFO). Each part that owns
+loops declares their logs (:class:`HasRoundLogs`, loops42: before, found by reflection on
+the part's attributes, and a loop out of its reach silently unwatched).
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from LLM_Mesh.core.printable import one_line
 from LLM_Mesh.core.round_alarm import ALARM_AFTER_S, REPEAT_S, Alarm, RoundAlarm
 from LLM_Mesh.registry.start_retry import log_failed_round
 
-__all__ = ["LoopWatch", "RoundLog", "loop_label"]
+__all__ = ["HasRoundLogs", "LoopWatch", "RoundLog", "loop_label"]
 
 
 class LoopWatch(Protocol):
@@ -143,3 +145,13 @@ class RoundLog:
     def _text(self, alarm: Alarm) -> str:
         began = self.wall_clock() - alarm.failing_s
         return alarm.text(time.strftime("%H:%M:%S UTC", time.gmtime(began)))
+
+
+class HasRoundLogs(Protocol):
+    """A part that owns background loops: it declares their :class:`RoundLog`\\ s, every
+    one (the metrics watch what this names, nothing else: ``registry/metrics_loops.py``; a
+    part started by the app's ``app_stops.Stops`` is one, its loops or none)."""
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """This part's loops' logs (those of the parts it owns and starts too), each once."""
+        ...

@@ -53,13 +53,14 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.health_proof import Challenge, check_proof, new_challenge
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.logs import safe_id
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.node_client import NodeClient, NodeTransportError
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
@@ -70,6 +71,10 @@ class Leases(Protocol):
     async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]: ...
 
     async def record(self, results: Sequence[tuple[str, CheckState]]) -> None: ...
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """Its claims' and results' failed rounds (``failed_rounds.HasRoundLogs``)."""
+        ...
 
 
 MAX_HEALTH_BODY = 65_536  # a node's health answer is ~150 bytes; longer is not read
@@ -276,6 +281,10 @@ class HealthChecker:
                 await self.recheck_failed()
             except Exception:  # a bug must not stop the loop (nodes would never expire)
                 log.exception("heartbeat-expiry sweep failed")
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The leases' claims and results (none without a store) (``failed_rounds.HasRoundLogs``)."""
+        return () if self.leases is None else self.leases.round_logs()
 
     def start(self) -> None:
         if not self._tasks:

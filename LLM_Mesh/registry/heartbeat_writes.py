@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -178,6 +178,10 @@ class HeartbeatWriter(_Batches):
         self.heard_by = heard_by  # this replica: its node poll skips what it wrote
         self.failed_batches = 0
         self.round_log = RoundLog(log, "heartbeat writer")  # a run of failed batches, said
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The writer's batches (``failed_rounds.HasRoundLogs``)."""
+        return (self.round_log,)
 
     def touch(
         self,

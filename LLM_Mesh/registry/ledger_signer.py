@@ -25,7 +25,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -151,6 +151,10 @@ class Checkpointer:
                 self.round_log.failed(exc, "ledger checkpoint failed", "trying again later")
             else:
                 self.round_log.ok()
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The checkpointer's loop (``failed_rounds.HasRoundLogs``)."""
+        return (self.round_log,)
 
     def start(self) -> None:
         if self._task is None:

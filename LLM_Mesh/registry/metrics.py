@@ -75,6 +75,7 @@ from LLM_Mesh.metrics_http import (
     new_registry,
 )
 from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.metrics_loops import LoopMetrics
 from LLM_Mesh.registry.metrics_states import GAUGES, States, WorkerGauges, read_states
 from LLM_Mesh.registry.node_table import NodeTable
@@ -340,6 +341,10 @@ class GatewayMetrics:
                 children.drop(key)
                 ends.pop(key, None)
         return len(gone)
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """None: its gauges' refresh writes no store (``failed_rounds.HasRoundLogs``)."""
+        return ()
 
     def start(self) -> None:
         """With several processes: this worker's states written every ``REFRESH_S``."""

@@ -14,17 +14,25 @@ where operators look"; alarm42): :class:`LoopMetrics`, the
 ``registry serve --workers N`` (prometheus-client's multiprocess mode): every worker runs
 its own loops; the counter is every worker's summed, the gauge the most of the live
 workers' (``livemax``: 1 while any worker's loop is failing past the alarm).
+
+What is watched is declared: :meth:`LoopMetrics.watch` takes parts that name their loops'
+logs (``failed_rounds.HasRoundLogs``: ``round_logs()``), and watches those, no others; the
+app gives it each part it starts (``app_stops.Stops``' ``on_start``, typed: a part started
+declares its loops, none too) and the few it does not start itself (loops42: before, the
+logs were found by reflection, a part's attributes and one level below, and a loop out of
+its reach, the settlement writer's, went unwatched: review42b;
+``tests/registry/test_metrics_loops_all.py`` walks every object the app holds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from LLM_Mesh.registry.failed_rounds import RoundLog
+from LLM_Mesh.registry.failed_rounds import HasRoundLogs
 
-__all__ = ["FAILED_ROUNDS", "FAILING", "LoopMetrics", "round_logs"]
+__all__ = ["FAILED_ROUNDS", "FAILING", "LoopMetrics"]
 
 FAILED_ROUNDS = "llm_mesh_gateway_loop_failed_rounds"
 FAILING = "llm_mesh_gateway_loop_failing"
@@ -59,29 +67,15 @@ class LoopMetrics:
     def failing(self, loop: str, alarmed: bool) -> None:
         self._failing.labels(loop).set(1 if alarmed else 0)
 
-    def watch(self, parts: Iterable[object]) -> int:
-        """Every loop of ``parts`` (:func:`round_logs`) told to this; how many."""
-        n = 0
-        for log in round_logs(parts):
-            log.watch = self
-            n += 1
-        return n
-
-
-def round_logs(parts: Iterable[object]) -> Iterator[RoundLog]:
-    """The ``RoundLog``\\ s of ``parts`` (the app's loops): a part's own attributes (a
-    poller's ``round_log``, made when first read; a writer's, in its policy; the health
-    checker's, in its leases) and one level below, each once."""
-    seen: set[int] = set()
-    for part in parts:
-        if part is None:
-            continue
-        found = [getattr(part, "round_log", None)]  # the pollers' (a property)
-        for value in vars(part).values():
-            found.append(value)
-            if not isinstance(value, RoundLog) and hasattr(value, "__dict__"):
-                found.extend(vars(value).values())
-        for value in found:
-            if isinstance(value, RoundLog) and id(value) not in seen:
-                seen.add(id(value))
-                yield value
+    def watch(self, parts: Iterable[HasRoundLogs | None]) -> int:
+        """Every loop each of ``parts`` declares (its ``round_logs()``; ``None``: a part the
+        app runs without) told to this, each once; how many."""
+        seen: set[int] = set()
+        for part in parts:
+            if part is None:
+                continue
+            for log in part.round_logs():
+                if id(log) not in seen:
+                    seen.add(id(log))
+                    log.watch = self
+        return len(seen)

@@ -72,7 +72,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.beat_stamp import (
@@ -437,6 +437,10 @@ class StoreHealthLeases:
         self.dead_after_s = dead_after_s
         self.claim_log = RoundLog(log, "health-check leases", wall_clock=wall_clock)
         self.record_log = RoundLog(log, "health-check results", wall_clock=wall_clock)
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The claims' and the results' runs (``failed_rounds.HasRoundLogs``)."""
+        return (self.claim_log, self.record_log)
 
     async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]:
         now = self._wall()

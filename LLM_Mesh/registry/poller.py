@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.task_stop import cancel_and_wait
@@ -99,6 +99,10 @@ class Poller:
         while True:
             await self.tick()
             await asyncio.sleep(self.wait_s())
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """This poller's loop (``failed_rounds.HasRoundLogs``)."""
+        return (self.round_log,)
 
     def start(self) -> None:
         if self._task is None:

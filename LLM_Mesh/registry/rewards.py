@@ -54,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -530,6 +530,10 @@ class RewardTask:
                 exc_info=failed,
             )
         return True
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The reward task's loop (``failed_rounds.HasRoundLogs``)."""
+        return (self.round_log,)
 
     def start(self) -> None:
         if self._task is None:

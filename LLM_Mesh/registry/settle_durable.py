@@ -65,11 +65,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from LLM_Mesh.registry.failed_rounds import LoopWatch, RoundLog
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.ledger_durable import sync_log
 from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb
 from LLM_Mesh.registry.settle_holders import HomeLock
@@ -84,6 +84,10 @@ log = logging.getLogger("LLM_Mesh.registry.settlement")
 # the stat before a sync may leave them as they were, so a log changed that recently is
 # synced again at the next round
 _TICK_NS = 50_000_000
+
+
+RoundTask = Literal["settling", "syncing", "upkeep"]
+ROUND_TASKS: tuple[RoundTask, ...] = ("settling", "syncing", "upkeep")  # each a RoundLog
 
 
 class SettleWatch(Protocol):
@@ -113,30 +117,45 @@ class SettleDurable:
     _synced: tuple[int, int] | None = None  # the log's size and time at its last sync
     watch: SettleWatch | None = None  # told of failed syncs, journalled and recovered answers
 
-    loop_watch: LoopWatch | None = None  # told of the rounds' failures (the metrics)
+    _write_log: RoundLog  # the settlement writer's failed batches (``settlement.py``)
     round_clock: Callable[[], float] = staticmethod(time.monotonic)  # times their runs
 
     # -- a run of failed rounds (a database away): as every loop's ---------------------------
 
-    def _round_log(self, task: str) -> RoundLog:
-        """The failed rounds of ``task`` (``settling``, ``syncing``, ``upkeep``): as every
-        background loop's (``failed_rounds.RoundLog``), ``first_only`` (the settler's rounds
-        are every 0.2 s; found 2026-12-04: a replica whose PostgreSQL was away logged both
-        tracebacks every few seconds, the cause buried)."""
-        logs: dict[str, RoundLog] = self.__dict__.setdefault("_round_logs", {})
-        if task not in logs:
-            logs[task] = RoundLog(log, f"settlement {task}", clock=lambda: self.round_clock(),
-                                  first_only=True, label=f"settlement_{task}",
-                                  watch=self.loop_watch)  # fmt: skip
-        return logs[task]
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The settlement's loops: its rounds' (:data:`ROUND_TASKS`) and its writer's
+        (``failed_rounds.HasRoundLogs``; loops42: each declared, none found by reflection)."""
+        return (*self._round_logs_by_task().values(), self._write_log)
 
-    def _failed(self, task: str, what: str, then: str) -> None:
+    def _round_logs_by_task(self) -> dict[RoundTask, RoundLog]:
+        """The failed rounds of each task: as every background loop's
+        (``failed_rounds.RoundLog``), ``first_only`` (the settler's rounds are every 0.2 s;
+        found 2026-12-04: a replica whose PostgreSQL was away logged both tracebacks every
+        few seconds, the cause buried); made together, at the first read."""
+        logs: dict[RoundTask, RoundLog] | None = self.__dict__.get("_round_logs")
+        if logs is None:
+            logs = self.__dict__["_round_logs"] = {
+                task: RoundLog(
+                    log,
+                    f"settlement {task}",
+                    clock=lambda: self.round_clock(),
+                    first_only=True,
+                    label=f"settlement_{task}",
+                )
+                for task in ROUND_TASKS
+            }
+        return logs
+
+    def _round_log(self, task: RoundTask) -> RoundLog:
+        return self._round_logs_by_task()[task]
+
+    def _failed(self, task: RoundTask, what: str, then: str) -> None:
         """A failed round of ``task``, inside its ``except``."""
         exc = sys.exc_info()[1]
         assert exc is not None, "called outside an except"
         self._round_log(task).failed(exc, f"settlement: {what}", then, stacklevel=2)
 
-    def _worked(self, task: str) -> None:
+    def _worked(self, task: RoundTask) -> None:
         self._round_log(task).ok(stacklevel=2)
 
     def sync_failing(self) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.task_stop import cancel_and_wait
@@ -57,6 +58,10 @@ class StoreBatch:
 
     async def first(self) -> None:
         """Before the loop's first run (nothing by default)."""
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """This batch's loop (``failed_rounds.HasRoundLogs``)."""
+        return (self.round_log,)
 
     def start(self) -> None:
         if self._task is None:

@@ -65,6 +65,7 @@ from LLM_Mesh.core.usage_audit import (
     context_tier,
 )
 from LLM_Mesh.core.validation import estimate_min_tokens
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.job import Job, Tally
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_table import NodeTable
@@ -192,6 +193,10 @@ class UsageAuditor:
 
     def _shared_verdict(self, verdict: AuditVerdict) -> None:
         self._flag(replace(verdict, model=model_of(verdict.model)))  # quarantined for the model
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The shared evidence's loop (none without a store) (``failed_rounds.HasRoundLogs``)."""
+        return () if self.shared is None else self.shared.round_logs()
 
     def start(self) -> None:
         """Start writing and judging the shared evidence (with a store)."""

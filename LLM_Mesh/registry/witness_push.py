@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -268,6 +268,10 @@ class WitnessPusher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             self._wake.clear()
+
+    def round_logs(self) -> Iterable[RoundLog]:
+        """The pusher's loop (``failed_rounds.HasRoundLogs``)."""
+        return (self.round_log,)
 
     def start(self) -> None:
         if self._task is None and self.targets:

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from LLM_Mesh.registry.failed_rounds import RoundLog, loop_label
-from LLM_Mesh.registry.metrics_loops import LoopMetrics, round_logs
+from LLM_Mesh.registry.metrics_loops import LoopMetrics
 from LLM_Mesh.registry.poller import Poller
 from tests.metrics_scrape import Scrape
 from tests.registry.helpers import running
@@ -69,18 +69,23 @@ def test_the_loop_labels() -> None:
 
 
 class _Owner:
-    def __init__(self, log: RoundLog) -> None:
-        self.inner = type("Policy", (), {})()
-        self.inner.round_log = log  # one level below, as a writer's policy's
-        self.same = log  # found once
+    """A part that declares its loops (``failed_rounds.HasRoundLogs``)."""
+
+    def __init__(self, *logs: RoundLog) -> None:
+        self.logs = logs
+        self.hidden = RoundLog(LOG, "hidden")  # held, not declared: not watched
+
+    def round_logs(self) -> tuple[RoundLog, ...]:
+        return self.logs
 
 
-def test_round_logs_finds_a_parts_own_a_pollers_and_one_level_below() -> None:
+def test_watch_takes_what_each_part_declares_once_and_nothing_it_does_not() -> None:
+    metrics = LoopMetrics(CollectorRegistry())
     a, b = RoundLog(LOG, "a"), RoundLog(LOG, "b")
-    p = Poller()
-    found = list(round_logs([_Owner(a), None, p, type("Part", (), {})()]))
-    found_b = list(round_logs([type("Part", (), {"__init__": lambda s: setattr(s, "x", b)})()]))
-    assert found == [a, p.round_log] and found_b == [b]
+    owner, p = _Owner(a, b, a), Poller()
+    assert metrics.watch([owner, None, p, _Owner(b)]) == 3  # a, b, the poller's; each once
+    assert a.watch is metrics and b.watch is metrics and p.round_log.watch is metrics
+    assert owner.hidden.watch is None  # before (reflection): found in its attributes
 
 
 async def test_the_replicas_loops_are_on_its_metrics_and_a_failed_poll_moves_them(

@@ -1,18 +1,22 @@
-"""Every ``RoundLog`` a running replica holds is on its ``/metrics`` (alarm42's
-``LoopMetrics.watch`` finds them by reflection, a part's attributes and one level below;
-``failed_rounds.LoopWatch``). The settlement writer's (newuser42, merged after alarm42) was
-not: its failed batches logged, escalated, and never counted (found 2026-12-07, review42b).
-The walk below reaches every object the app holds, not only what ``round_logs`` looks at,
-so a loop added later out of its reach fails here."""
+"""Every ``RoundLog`` a running replica holds is on its ``/metrics``. What is watched is
+declared: each part that owns loops names their logs (``failed_rounds.HasRoundLogs``,
+``round_logs()``) and ``LoopMetrics.watch`` takes those only (loops42; before, alarm42's
+reflection found them, a part's attributes and one level below, and the settlement
+writer's, out of its reach, was never counted: found 2026-12-07, review42b). The walk below
+reaches every object the app holds, not only what the parts declare, so a loop a part
+leaves out of its declaration (or a part the app never gives the metrics) fails here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from LLM_Mesh.registry.failed_rounds import RoundLog
-from tests.registry.helpers import running
+from LLM_Mesh.registry.settlement import Settlement
+from tests.registry.helpers import Harness, running
 from tests.registry.test_metrics import scrape
 
 FAILED = "llm_mesh_gateway_loop_failed_rounds_total"
@@ -39,13 +43,40 @@ def _held(root: object, depth: int = 8) -> Iterator[RoundLog]:
             todo += [(v, d + 1) for v in vars(obj).values()]
 
 
+def _app_logs(h: Harness) -> list[RoundLog]:
+    return list(_held(h.runtime)) + list(_held(h.app.state._state))
+
+
+def _unwatched(logs: Iterable[RoundLog]) -> list[str]:
+    return sorted({log.label for log in logs if log.watch is None})
+
+
 async def test_every_loop_a_replica_runs_is_on_its_metrics(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         assert h.runtime.settlement is not None
-        held = list(_held(h.runtime)) + list(_held(h.app.state._state))
+        held = _app_logs(h)
         labels = {log.label for log in held}
-        assert "settlement_writer" in labels  # the walk reaches it
-        unwatched = sorted({log.label for log in held if log.watch is None})
-        assert unwatched == []  # before: ['settlement_writer']
+        assert {"settlement_writer", "settlement_settling"} <= labels  # the walk reaches them
+        assert _unwatched(held) == []  # review42b, before: ['settlement_writer']
         s = await scrape(h)
         assert labels <= s.label_values(FAILED, "loop")
+        # the settlement's rounds declared, so shown at 0 before they fail (loops42; before,
+        # each made at its first failed round, and shown only from then)
+        rounds = {"settlement_settling", "settlement_syncing", "settlement_upkeep"}
+        assert all(s.value(FAILED, loop=name) == 0 for name in rounds)
+
+
+async def test_a_loop_left_out_of_its_parts_declaration_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above can fail: the settlement declaring its rounds but not its writer
+    (as review42b found it), the writer's log is held and unwatched, and not on /metrics."""
+    declared = Settlement.round_logs
+
+    def without_writer(self: Settlement) -> list[RoundLog]:
+        return [log for log in declared(self) if log.label != "settlement_writer"]
+
+    monkeypatch.setattr(Settlement, "round_logs", without_writer)
+    async with running(tmp_path) as h:
+        assert _unwatched(_app_logs(h)) == ["settlement_writer"]
+        assert "settlement_writer" not in (await scrape(h)).label_values(FAILED, "loop")
