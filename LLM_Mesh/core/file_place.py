@@ -120,8 +120,9 @@ def place_refusal(walked: Walked, uid: int, what: str, folder_missing: bool = Fa
     file = walked.file
     if file is None:
         return None
-    if not stat.S_ISREG(file.mode):
-        return f"{what} ({file.path}) is not a regular file"
+    if not stat.S_ISREG(file.mode):  # (its real path named where a link led elsewhere)
+        where = "" if what.endswith(f" {file.path}") else f" ({file.path})"
+        return f"{what}{where} is not a regular file (a folder, a device?): name a file"
     if file.uid != uid:
         return (
             f"{what} ({file.path}) belongs to another user (uid {file.uid}, you are {uid}), "
