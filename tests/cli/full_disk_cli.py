@@ -2,7 +2,8 @@
 makes each write to a file whose name starts with NAME fail with that error number, as a
 full disk (ENOSPC, EDQUOT), a read-only one (EROFS) or a folder of another user's (EACCES)
 would: ``os.open`` with ``O_CREAT`` of it (the error naming the file), and ``os.write`` to
-it (naming none, as a full disk's). For tests/cli/test_start_writes.py: no mount needed."""
+it (naming none, as a full disk's); NAME ``TemporaryFile``: the writes to
+``tempfile.TemporaryFile``'s files (the home's check). For tests/cli/test_start_writes.py: no mount needed."""
 
 from __future__ import annotations
 
@@ -34,7 +35,31 @@ def _write(fd: int, data: bytes) -> int:
     return _real_write(fd, data)
 
 
+class _FullFile:
+    """``tempfile.TemporaryFile``'s file on a full disk: made (no space taken), not written."""
+
+    def __init__(self, f: object) -> None:
+        self.f = f
+
+    def write(self, _data: bytes) -> int:
+        raise OSError(code, os.strerror(code))
+
+    def flush(self) -> None:
+        pass
+
+    def __enter__(self) -> _FullFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.f.close()  # type: ignore[attr-defined]
+
+
 os.open, os.write = _open, _write  # type: ignore[assignment]
+if name == "TemporaryFile":  # the home's check: a nameless file, written through FileIO
+    import tempfile
+
+    _real_temporary = tempfile.TemporaryFile
+    tempfile.TemporaryFile = lambda *a, **k: _FullFile(_real_temporary(*a, **k))  # type: ignore[assignment]
 sys.argv[0] = "llm-mesh"
 from LLM_Mesh.cli.main import main  # noqa: E402
 

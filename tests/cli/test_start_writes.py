@@ -77,3 +77,14 @@ def test_up_and_demo_name_the_file(
     out = _run(home, refused, number, command, "--engine", "sim", *ports)
     _one_line(out, f"llm-mesh {command} could not write {home / refused} ({why})")
     assert "stopping" not in out.stdout + out.stderr  # nothing was started
+
+
+def test_a_home_on_a_full_disk_is_refused_at_once(tmp_path: Path) -> None:
+    """The home's check made an empty file, which takes no space: it passed on a full disk
+    (a full tmpfs, by hand), and the start failed later (the SQLite store, a traceback)."""
+    home = tmp_path / "home"
+    out = _run(home, "TemporaryFile", errno.ENOSPC, "registry", "serve", "--port",
+               str(free_port()))  # fmt: skip
+    _one_line(out, f"the state directory {home} cannot be written (No space left on device)",
+              f"df -h {home}")  # fmt: skip
+    assert not (home / "registry.db").exists()
