@@ -249,17 +249,40 @@ class LocalMesh:
             _require_free_port(self.host, port)
         if not _names_key_file(self.node_args):  # else its own key, not the home's
             _require_free_key(self.settings.home / "node.key")
-        if self.prepare_credentials():
+        with self._writes_said():
+            made = self.prepare_credentials()
+        if made:
             progress(f"made the admin key: {self.settings.home / 'admin.key'} (mode 0600)")
         progress(f"starting registry + gateway at {self.registry_url}")
-        reg = self._spawn("registry", self.registry_command())
+        with self._writes_said():
+            reg = self._spawn("registry", self.registry_command())
         self._wait(reg, self._registry_serving, self.start_timeout_s)
         progress(
             f"starting node at {self.node_url} ({self.engine}, {self.model}); loading the model"
         )
-        node = self._spawn("node", self.node_command())
+        with self._writes_said():
+            node = self._spawn("node", self.node_command())
         self._wait(node, self._node_serving, self.start_timeout_s)
         progress("node registered and healthy")
+
+    @contextmanager
+    def _writes_said(self) -> Iterator[None]:
+        """A file of the home it could not write (its keys, the store, ``logs/``: a full or
+        read-only disk) as :class:`LocalMeshError`, one line (``start_writes.py``); what was
+        started is stopped. Any other error as it was."""
+        from LLM_Mesh.registry.pg_connect import sqlite_file
+        from LLM_Mesh.start_writes import refusal_of
+
+        try:
+            yield
+        except Exception as exc:
+            sqlite = sqlite_file(self.settings.effective_database_url)
+            database = None if sqlite is None else str(sqlite)
+            line = refusal_of(exc, f"llm-mesh {self.command}", database)
+            if line is None:
+                raise
+            self.stop()
+            raise LocalMeshError(line) from exc
 
     def _registry_serving(self, client: httpx.Client) -> bool:
         """Its own registry answers: one that signs with this home's key, not another that

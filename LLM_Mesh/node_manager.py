@@ -195,7 +195,7 @@ def _require_free_port(host: str, port: int) -> None:
 def _server(config: Any, on_exit: Callable[[], None]) -> SignalServer:
     """uvicorn's server, calling ``on_exit`` when the shutdown signal (SIGTERM, SIGINT)
     comes: the drain and the goodbye share one deadline from it (``core/shutdown.py``)."""
-    return SignalServer(config, lambda _signum: on_exit())
+    return SignalServer(config, lambda _signum: on_exit(), what="the node")
 
 
 def _expanded(path: str | None) -> str | None:

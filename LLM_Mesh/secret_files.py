@@ -44,6 +44,7 @@ from LLM_Mesh.core.admin_key_scope import (
     registry_origin,
 )
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
+from LLM_Mesh.start_writes import named_error
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # (not on Windows)
 
@@ -289,6 +290,9 @@ def create_secret_file(path: Path, data: bytes) -> bool:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except OSError as exc:  # a full disk names no file: this one named (start_writes.py)
+        path.unlink(missing_ok=True)
+        raise named_error(exc, path) from exc
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -463,7 +467,10 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     ``path``, the folder synced. After a crash or a power cut the file holds the old
     content or the new, never a part (found 2026-12-05: ``settlement.holder`` was written
     in place, and a torn one stopped the next start)."""
-    fd, tmp = _new_temporary(path, mode)
+    try:
+        fd, tmp = _new_temporary(path, mode)
+    except OSError as exc:  # named as the file meant, not its temporary one (start_writes)
+        raise named_error(exc, path) from exc
     try:
         try:
             os.fchmod(fd, mode)  # whatever the umask took away (review40)
@@ -472,9 +479,11 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:  # a full disk: no temporary file left behind
+    except BaseException as exc:  # a full disk: no temporary file left behind
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):  # os.write names no file: the one meant named
+            raise named_error(exc, path) from exc
         raise
     fsync_dir(path.parent)
 

@@ -44,6 +44,7 @@ from typing import Any
 import uvicorn
 
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.start_writes import RefusedStart, StartWriteRefused
 
 __all__ = [
     "LISTEN_FD_ENV",
@@ -109,10 +110,23 @@ class SignalServer(uvicorn.Server):
     """uvicorn's server, calling ``on_signal(signum)`` when a stop signal comes."""
 
     def __init__(
-        self, config: uvicorn.Config, on_signal: Callable[[int], None] | None = None
+        self,
+        config: uvicorn.Config,
+        on_signal: Callable[[int], None] | None = None,
+        what: str = "the start",
+        database: str | None = None,
     ) -> None:
         super().__init__(config)
         self.on_signal = on_signal
+        #: who could not write (``the registry``) and its SQLite file, for :attr:`refusal`
+        self.what, self.database = what, database
+        self._refused: RefusedStart | None = None
+
+    @property
+    def refusal(self) -> str | None:
+        """The one line when the app's start failed on a file it could not write (a full
+        disk, a read-only one: ``start_writes.py``); the command says it and exits 1."""
+        return None if self._refused is None else self._refused.line
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.on_signal is not None:
@@ -127,8 +141,20 @@ class SignalServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if not isinstance(self.config.loaded_app, _CutAnswer):  # the connections' app
-            self.config.loaded_app = _CutAnswer(self.config.loaded_app, self)
-        await super().startup(sockets)
+            self._refused = RefusedStart(self.config.loaded_app, self.what, self.database)
+            self.config.loaded_app = _CutAnswer(self._refused, self)
+        said = logging.getLogger("uvicorn.error")
+        if self._refused is not None:  # uvicorn's "startup failed" left out after its line
+            said.addFilter(self._refused)
+        try:
+            await super().startup(sockets)  # uvicorn's sys.exit(3) when the app's start failed
+        except SystemExit:
+            if self.refusal is not None:  # a file it could not write: one line, exit 1
+                raise StartWriteRefused(self.refusal) from None
+            raise
+        finally:
+            if self._refused is not None:
+                said.removeFilter(self._refused)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)

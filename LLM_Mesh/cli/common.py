@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -380,14 +381,17 @@ def ensure_home(home: Path) -> None:
             err.print(warning, markup=False, highlight=False, soft_wrap=True)
     try:
         make_private_dir(home)  # mode 0700 when made here
-        with tempfile.TemporaryFile(dir=home):
-            pass
+        with tempfile.TemporaryFile(dir=home) as probe:  # a byte: a full disk says so here
+            probe.write(b"\0")  # (an empty file takes no space: found 2026-12-07, fulldisk42)
+            probe.flush()
     except OSError as exc:
+        fix = (  # core/write_refusal.py's words for what to do
+            f"free space there (df -h {home}), or give another one with --home or LLM_MESH_HOME"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "give a writable one with --home or LLM_MESH_HOME"
+        )
         raise fail(
-            OSError(
-                f"the state directory {home} cannot be written ({exc.strerror or exc}): "
-                "give a writable one with --home or LLM_MESH_HOME"
-            )
+            OSError(f"the state directory {home} cannot be written ({exc.strerror or exc}): {fix}")
         ) from None
 
 

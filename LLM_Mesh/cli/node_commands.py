@@ -158,6 +158,7 @@ def node_start(
     from LLM_Mesh.node.config import NodeConfig, load_node_config, local_node_url
     from LLM_Mesh.node.keys import key_in_use, key_path
     from LLM_Mesh.node_manager import NodeManager
+    from LLM_Mesh.start_writes import refusal_of
 
     try:
         settings = settings_from(
@@ -236,8 +237,8 @@ def node_start(
     except RegistrationRefused as exc:  # no restart helps: the unit's RestartPreventExitStatus
         fail(exc)
         raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
-    except (MeshError, ValueError) as exc:
-        raise fail(exc) from exc
+    except (MeshError, ValueError, OSError) as exc:  # node.key on a full disk: one line
+        raise fail(OSError(refusal_of(exc, "the node") or exc) if isinstance(exc, OSError) else exc) from exc  # fmt: skip
 
 
 node_app.add_typer(keys_app, name="keys")

@@ -530,6 +530,7 @@ def serve(
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
+    from LLM_Mesh.registry.pg_connect import sqlite_file
     from LLM_Mesh.registry.store_checks import (
         checks_retry,
         nothing_left_on_refusal,
@@ -562,8 +563,10 @@ def serve(
             settings, served_urls=served_urls(host, port, tls_cert is not None)
         )
         app = trim_periodically(freeze_after_startup(registry), settings.malloc_trim_s)
+        sqlite = sqlite_file(url)  # named when the start cannot write it (start_writes.py)
         run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
             beat_for_supervisor(app), settings.registry_shutdown_s, host=host, port=port,
+            database=None if sqlite is None else str(sqlite),
             log_level=log_level, access_log=False,  # a worker of --workers N: beating (worker_beat)
             forwarded_allow_ips=uvicorn_names(trusted_proxies),  # never $FORWARDED_ALLOW_IPS
             ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home

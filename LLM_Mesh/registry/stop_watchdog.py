@@ -141,14 +141,23 @@ def _joined_threads() -> list[str]:
 
 
 def run_bounded(
-    app: Any, bound_s: float, sockets: list[socket.socket] | None = None, **config: Any
+    app: Any,
+    bound_s: float,
+    sockets: list[socket.socket] | None = None,
+    database: str | None = None,
+    **config: Any,
 ) -> None:
     """``uvicorn.run(app, **config)`` (one process, no reload), its stop bounded by
     ``bound_s`` seconds from the first signal (0: not bounded); on ``sockets`` (bound, not
-    listening) instead of ``config``'s host and port when given."""
+    listening) instead of ``config``'s host and port when given. A start that could not
+    write a file (``database``: the SQLite file) raises ``StartWriteRefused`` (one line,
+    ``server_process.SignalServer``)."""
     watchdog = StopWatchdog(bound_s) if bound_s > 0 else None
     # its signal handler (SIGTERM, SIGINT) also arms the watchdog
-    server = SignalServer(uvicorn.Config(app, **config), watchdog.arm if watchdog else None)
+    server = SignalServer(
+        uvicorn.Config(app, **config), watchdog.arm if watchdog else None,
+        what="the registry", database=database,
+    )  # fmt: skip
     server.run(sockets)  # a signal's stop returns (server_process.py), exit 0
     if not server.started:
         sys.exit(_STARTUP_FAILURE)

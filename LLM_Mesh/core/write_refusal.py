@@ -1,0 +1,69 @@
+"""A file a command's start could not write, in one line: which file, why, what to do.
+
+Found 2026-12-07 (fulldisk42, newuser42's walk): ``registry serve`` (and ``up``, ``node
+start``, ``demo``) on a full disk ended in uvicorn's long traceback (``OSError: [Errno 28]
+No space left on device`` writing ``settlement.holder``, or SQLite's ``database or disk is
+full``) and exit 3, where a start that fails says one line and exits 1
+(docs/operations.md, "Stopping and exit statuses"). :func:`write_refusal` is that line,
+from the error's number and the file's path; :func:`sqlite_errno` reads SQLite's own words
+for the same causes (it raises no ``OSError``). Pure: the error is caught and the line
+printed at the edges (``start_writes.py``, ``cli/common.py``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+__all__ = ["LOW_SPACE_BYTES", "WRITE_ERRNOS", "sqlite_errno", "write_refusal"]
+
+#: the errors a write meets that no retry mends, and how each is said
+WRITE_ERRNOS: dict[int, str] = {
+    errno.ENOSPC: "no space left on its disk",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+_FIX_SPACE = "free space there (df -h {folder}), or give another home with --home or LLM_MESH_HOME"
+_FIX_PLACE = (
+    "make {folder} writable by this user, or give another home with --home or LLM_MESH_HOME"
+)
+_FIX_READ_ONLY = "give a writable home with --home or LLM_MESH_HOME"
+
+
+def write_refusal(path: str, number: int | None, command: str = "the start") -> str | None:
+    """``COMMAND could not write PATH (WHY): WHAT TO DO``, one line, for an error number in
+    :data:`WRITE_ERRNOS`; ``None`` for any other (it is not a place's fault: left as it
+    was)."""
+    if number not in WRITE_ERRNOS:
+        return None
+    folder = os.path.dirname(path) or "."
+    if number in (errno.ENOSPC, errno.EDQUOT):
+        fix = _FIX_SPACE.format(folder=folder)
+    elif number == errno.EROFS:
+        fix = _FIX_READ_ONLY
+    else:
+        fix = _FIX_PLACE.format(folder=folder)
+    return f"{command} could not write {path} ({WRITE_ERRNOS[number]}): {fix}"
+
+
+#: free bytes below which SQLite's ``disk I/O error`` is taken for a full disk (its journal
+#: or shared-memory file could not grow: a full tmpfs says so, not SQLITE_FULL)
+LOW_SPACE_BYTES = 1 << 20
+
+
+def sqlite_errno(message: str, free_bytes: int | None = None) -> int | None:
+    """The error number SQLite's message stands for: ``database or disk is full`` (SQLITE_FULL)
+    is ENOSPC, and so is ``disk I/O error`` where ``free_bytes`` (the folder's, when known)
+    is below :data:`LOW_SPACE_BYTES`; ``attempt to write a readonly database`` EROFS (a
+    read-only mount, or a file or folder this user may not write); ``None`` for any other."""
+    text = message.lower()
+    if "database or disk is full" in text:
+        return errno.ENOSPC
+    if "disk i/o error" in text and free_bytes is not None and free_bytes < LOW_SPACE_BYTES:
+        return errno.ENOSPC
+    if "attempt to write a readonly database" in text:
+        return errno.EROFS
+    return None

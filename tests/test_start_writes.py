@@ -1,0 +1,91 @@
+"""start_writes.py: which failed starts are said in one line, and which go on as before."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.start_writes import RefusedStart, named_error, refusal_of
+
+
+def _start(app: Any) -> tuple[RefusedStart, list[Any], BaseException | None]:
+    wrapped, sent = RefusedStart(app, "the registry", "/h/registry.db"), []
+
+    async def receive() -> Any:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    try:
+        asyncio.run(wrapped({"type": "lifespan"}, receive, send))
+    except BaseException as exc:
+        return wrapped, sent, exc
+    return wrapped, sent, None
+
+
+def _failing(exc: BaseException) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # as Starlette's router
+        await receive()
+        try:
+            raise exc
+        except BaseException:
+            await send({"type": "lifespan.startup.failed", "message": "Traceback ..."})
+            raise
+
+    return app
+
+
+def test_a_file_it_could_not_write_is_one_line_and_no_traceback() -> None:
+    cause = OSError(errno.ENOSPC, "No space left on device", "/h/settlement.holder")
+    wrapped, sent, raised = _start(_failing(_wrapped_in(cause)))
+    assert raised is None
+    assert sent == [{"type": "lifespan.startup.failed", "message": ""}]
+    assert wrapped.line is not None and wrapped.line.startswith(
+        "the registry could not write /h/settlement.holder (no space left on its disk)"
+    )
+
+
+def _wrapped_in(cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except OSError as exc:
+            raise RuntimeError("starting the settlement") from exc
+    except RuntimeError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.ENOENT, "No such file or directory", "/h/x"),  # not the place's fault
+        OSError(errno.ENOSPC, "No space left on device"),  # no file named: not known which
+        RuntimeError("a migration failed"),
+        sqlite3.OperationalError("no such table: nodes"),
+    ],
+)
+def test_any_other_failure_goes_on_as_before(exc: BaseException) -> None:
+    wrapped, sent, raised = _start(_failing(exc))
+    assert raised is exc
+    assert sent == [{"type": "lifespan.startup.failed", "message": "Traceback ..."}]
+    assert wrapped.line is None
+
+
+def test_sqlites_full_database_is_named() -> None:
+    exc = sqlite3.OperationalError("database or disk is full")
+    assert str(refusal_of(exc, "the registry", "/h/registry.db")).startswith(
+        "the registry could not write /h/registry.db (no space left on its disk)"
+    )
+    assert refusal_of(exc, "the registry") is None  # no SQLite file: not said
+
+
+def test_named_error_names_the_file_meant_and_keeps_its_kind(tmp_path: Path) -> None:
+    named = named_error(OSError(errno.EACCES, "Permission denied"), tmp_path / "node.key")
+    assert isinstance(named, PermissionError) and named.filename == str(tmp_path / "node.key")
+    assert refusal_of(named, "the node") is not None
