@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 from LLM_Mesh.core.liveness import node_address
 from LLM_Mesh.core.retention import node_quiet, prune_bounds
@@ -107,7 +107,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
         self.nodes[rec.node_id] = replace(rec)
         self._heard(self.nodes[rec.node_id], rec.last_heartbeat_at, rec.heard_age_s)  # 0033
         self._index_address(rec.node_id, None if old is None else old.url, address)
-        self._changed(rec.node_id, datetime.now(timezone.utc))
+        self._changed(rec.node_id, self._store_now())
         return True
 
     def _index_address(
@@ -157,7 +157,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
         if rec is None:
             return False
         rec.state = state
-        self._changed(node_id, datetime.now(timezone.utc))
+        self._changed(node_id, self._store_now())
         return True
 
     async def get_node(self, node_id: str) -> NodeRecord | None:

@@ -4,8 +4,13 @@ A node registers and heartbeats at one replica (whichever its registry list or t
 balancer gave it); every replica must route to it. :class:`NodeSync` (a
 :class:`~LLM_Mesh.registry.poller.Poller`, every ``interval_s``, 1 s) asks the store for
 
-- nodes whose registration or state changed (``nodes.changed_at``) since its last poll:
-  a node new here, or re-registered with other models, address, capacity, TLS
+- nodes whose registration or state changed (``nodes.changed_at``, stamped by the store
+  on its own clock in every write that sets it: ``store_rewards.changed_clock``,
+  PostgreSQL's ``statement_timestamp()``; SQLite and the memory store: the process's
+  clock) since its last poll, windowed on the store's clock alone (below; found
+  2026-12-07, changed42: the writers' wall stamps against this wall clock, a replica an
+  hour ahead never learnt by its poll a node registered at another, one behind read the
+  last hour's changes again each poll): a node new here, or re-registered with other models, address, capacity, TLS
   certificate or ``keeps_no_prompts`` declaration, is put into the table and the router,
   its certificate's pin into the pins
   (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`): this replica may never see its
@@ -33,9 +38,12 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   reads every stored result once: a restarted replica keeps them.
 
 Each poll reaches ``overlap_s`` (5 s) back on the store's clock (the last read's
-``store_now``; the first poll reads every stamped row) and on this wall clock (the
+``store_now``, read before the changed rows; the first poll reads every stamped heartbeat
+row, and the changes since the nodes were loaded: its store clock less the time since
+then on the clock that never steps) and, for heartbeats, on this wall clock (the
 writers' stamps, ``last_heartbeat_at``), so a row whose transaction committed late is
-still seen; applying a row twice changes nothing (a heartbeat only ever moves forward,
+still seen (a ``changed_at`` a replica of the previous version wrote from its wall clock
+is read against the store's: missed where that clock is more than the overlap behind); applying a row twice changes nothing (a heartbeat only ever moves forward,
 and a row the store stamped reads the same at each poll).
 
 A row the store did not stamp (written before 0033, or by a replica of the previous
@@ -187,21 +195,27 @@ class NodeSync(Poller):
         self._first_now = self._since  # the clock a row never read is aged on, this poll
         # the window on the store's clock (0033): every stamped row at the first poll
         self._store_since = _utc(0)
+        # registrations' window on the store's clock (changed42): None until its clock is read
+        self._changed_since: datetime | None = None
+        self._loaded_at = monotonic()  # when the lifespan loaded every stored node (about)
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
         started = self._wall()
         goodbyes = self.table.goodbyes  # a node gone here after this: what is read is older
         since = _utc(self._since - self.overlap_s)
-        changed = await self.store.nodes_changed_since(since)
         heard = await self.store.heartbeats_since(
             since, store_since=self._store_since, not_by=self.replica_id
         )
         beats = heard.rows
+        # registrations and state changes by the store's clock (its ``changed_at`` stamp),
+        # read after the clock the next window counts back from (changed42)
+        changed = await self.store.nodes_changed_since(self._changed_window(heard.store_now, since))
         checks = await self.store.health_checks_since(since)
         self._since = started
-        if heard.store_now is not None:  # the next window, on the store's clock
+        if heard.store_now is not None:  # the next windows, on the store's clock
             self._store_since = heard.store_now - timedelta(seconds=self.overlap_s)
+            self._changed_since = self._store_since
         now = self._wall()
         self._offset, behind = stepped_back(
             self._offset, now, self._mono(), self._behind, step_s=self.skew_s
@@ -229,6 +243,19 @@ class NodeSync(Poller):
         for check in checks:
             self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
+
+    def _changed_window(self, store_now: datetime | None, since: datetime) -> datetime:
+        """Where the read of registrations and state changes starts, on the store's clock
+        (``changed_at``, stamped by the store): the last poll's read of it less the overlap;
+        at the first poll, the clock just read less the time since the nodes were loaded
+        (on the clock that never steps) and the overlap; ``since`` (this wall clock's
+        window) only where the store tells no clock."""
+        if self._changed_since is not None:
+            return self._changed_since
+        if store_now is None:
+            return since
+        loaded_s = max(0.0, self._mono() - self._loaded_at)
+        return store_now - timedelta(seconds=loaded_s + self.overlap_s)
 
     async def first_read_now(self) -> datetime:
         """The clock a row read for the first time is aged on now (``core/beat_stamp.py``):

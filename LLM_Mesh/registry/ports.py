@@ -436,7 +436,8 @@ class ReplicaState(Protocol):
     (``registry/store_replicas.py``; in memory: ``registry/memory_replicas.py``)."""
 
     async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
-        """Nodes whose registration or state changed at or after ``at``."""
+        """Nodes whose registration or state changed at or after ``at``, on the store's
+        clock (``changed_at``: the store stamps it, ``store_rewards.changed_clock``)."""
         ...
 
     async def server_now(self) -> float | None:

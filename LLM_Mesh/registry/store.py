@@ -68,6 +68,7 @@ from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import (
     SqlRewardStats,
+    changed_clock,
     heard_within_sql,
     heartbeat_statement,
     host_now,
@@ -129,7 +130,7 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
 def _node_values(rec: NodeRecord) -> dict[str, Any]:
     if not rec.node_id:
         raise ValueError("node_id must not be empty")
-    now = datetime.now(timezone.utc)
+    now = host_now()  # the store's clock on SQLite (one host); PostgreSQL's: upsert_node
     address = node_address(rec.url)
     told = rec.heard_age_s is not None and rec.last_heartbeat_at is not None
     age = max(0.0, rec.heard_age_s or 0.0) if told else None
@@ -403,6 +404,10 @@ class SqlStore(
         the address on PostgreSQL (registrations there take turns; SQLite has one
         writer) (``ports.Store.upsert_node``)."""
         values = _node_values(rec)
+        if self.dialect == "postgresql":  # changed on the server's clock (node_sync.py)
+            values["changed_at"] = values["tls_at"] = values["keeps_at"] = changed_clock(
+                self.dialect
+            )
         if self.dialect == "postgresql" and rec.heard_age_s is not None:  # the server's clock
             age = literal(timedelta(seconds=max(0.0, rec.heard_age_s)), Interval())
             values["heard_store_at"] = store_clock(self.dialect) - age
@@ -499,7 +504,7 @@ class SqlStore(
         stmt = (
             update(tables.nodes)
             .where(tables.nodes.c.node_id == node_id)
-            .values(state=_state(state), changed_at=datetime.now(timezone.utc))
+            .values(state=_state(state), changed_at=changed_clock(self.dialect))
         )
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt)

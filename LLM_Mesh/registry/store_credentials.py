@@ -17,7 +17,7 @@ can share one database:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -29,6 +29,7 @@ from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeKeyRecord, OperatorRecord, SeqResult
 from LLM_Mesh.registry.store_replicas import relaxed_commit
+from LLM_Mesh.registry.store_rewards import changed_clock
 
 _ADMIN_ROW = 1
 
@@ -91,7 +92,7 @@ async def _offline(conn: AsyncConnection, node_ids: list[str]) -> None:
         await conn.execute(
             update(n)
             .where(n.c.node_id.in_(node_ids))
-            .values(state=NodeState.OFFLINE.value, changed_at=datetime.now(timezone.utc))
+            .values(state=NodeState.OFFLINE.value, changed_at=changed_clock(conn.dialect.name))
         )
 
 

@@ -14,7 +14,8 @@ replicas race safely:
   results go in the same rows (migration 0016: with ``since``, kept while the result is
   unchanged whoever checks, and the failed check's ``why``).
 - **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
-- **node changes**: nodes whose ``changed_at`` (registration, state) moved since a time,
+- **node changes**: nodes whose ``changed_at`` (registration, state; stamped by the store's
+  clock: ``store_rewards.changed_clock``) moved since a time on that clock,
   and nodes heard since a time by the writers' wall clocks (``last_heartbeat_at``) or by
   the store's own (``heard_store_at``, migration 0033): what every replica polls
   (``registry/node_sync.py``), each row read with the store's clock in the same statement

@@ -42,6 +42,7 @@ from LLM_Mesh.registry import tables
 
 __all__ = [
     "SqlRewardStats",
+    "changed_clock",
     "heard_within_sql",
     "heartbeat_credit",
     "heartbeat_statement",
@@ -100,6 +101,17 @@ def store_clock(dialect: str) -> Any:
     if dialect == "postgresql":
         return func.clock_timestamp(type_=tables.UTCDateTime())
     return bindparam("b_store_at", type_=tables.UTCDateTime())
+
+
+def changed_clock(dialect: str) -> Any:
+    """When a node's registration or state changed (``nodes.changed_at``), on the store's
+    own clock, which every replica's node poll windows on (``node_sync.py``): PostgreSQL's
+    ``statement_timestamp()`` (one value however often the statement names it: a
+    registration's ``tls_at`` and ``keeps_at`` must equal its ``changed_at``,
+    ``store_replicas.node_from_row``); elsewhere (SQLite: one host) this process's clock."""
+    if dialect == "postgresql":
+        return func.statement_timestamp(type_=tables.UTCDateTime())
+    return host_now()
 
 
 def host_now() -> datetime:

@@ -119,7 +119,7 @@ nodes = Table(
     # migration 0007: ms the node was routable, summed heartbeat by heartbeat (only grows;
     # core/rewards.heartbeat_credit_ms); reward periods are cut from it (reward_periods)
     Column("healthy_ms", BigInteger(), nullable=False, server_default="0"),
-    # migration 0008: when the registration or state last changed (replicas poll it)
+    # migration 0008: when the registration or state last changed, on the store's clock
     Column("changed_at", UTCDateTime(), nullable=True),
     Column("heard_by", String(64), nullable=True),  # the replica that got the last heartbeat
     # migration 0017: the registration's TLS certificate pin ("" none), told only while
