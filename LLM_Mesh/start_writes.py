@@ -50,8 +50,9 @@ def named_error(exc: OSError, path: os.PathLike[str] | str) -> OSError:
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc``, its causes and contexts, an exception group's members, SQLAlchemy's
-    ``orig``: each once."""
+    """``exc``, its causes and contexts (not a context raised ``from None``: the error
+    raised so says it in its own words, review42c), an exception group's members,
+    SQLAlchemy's ``orig``: each once."""
     seen: set[int] = set()
     todo = [exc]
     while todo and len(seen) < 64:
@@ -60,7 +61,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(e))
         yield e
-        todo += [x for x in (e.__cause__, e.__context__, getattr(e, "orig", None))
+        context = None if e.__suppress_context__ else e.__context__  # (``from None``: its
+        todo += [x for x in (e.__cause__, context, getattr(e, "orig", None))  # own words)
                  if isinstance(x, BaseException)]  # fmt: skip
         members = getattr(e, "exceptions", None)  # an exception group's
         if isinstance(members, tuple):

@@ -89,3 +89,15 @@ def test_named_error_names_the_file_meant_and_keeps_its_kind(tmp_path: Path) -> 
     named = named_error(OSError(errno.EACCES, "Permission denied"), tmp_path / "node.key")
     assert isinstance(named, PermissionError) and named.filename == str(tmp_path / "node.key")
     assert refusal_of(named, "the node") is not None
+
+
+def test_an_error_raised_from_none_keeps_its_own_words() -> None:
+    """review42c: ``raise X("cannot read ...") from None`` inside ``except OSError`` keeps the
+    OSError as its ``__context__``; followed, the clear error was said as "could not write"."""
+    try:
+        try:
+            raise PermissionError(errno.EACCES, "Permission denied", "/h/ledger.checkpoint")
+        except OSError:
+            raise ValueError("cannot read /h/ledger.checkpoint: see its mode") from None
+    except ValueError as exc:
+        assert refusal_of(exc, "the registry") is None

@@ -169,18 +169,14 @@ def node_start(
         raise fail(exc) from exc
     setup_logging(verbose, settings.log_format)
     ensure_home(settings.home)
-    if config is None and not no_config and (settings.home / "node.toml").exists():
-        config = settings.home / "node.toml"
+    toml = settings.home / "node.toml"
+    if config is None and not no_config and toml.exists():
+        config = toml
     try:
-        cfg = (
-            load_node_config(config)
-            if config
-            else NodeConfig(registry_url=",".join(settings.registry_urls))
-        )  # its registry_ca, unless --registry-ca / LLM_MESH_REGISTRY_CA (cli36); not for
-        # another registry --registry names (small42): its registry_url is the file's here
-        settings = with_node_ca(
-            settings, cfg, config or settings.home / "node.toml", bool(registry)
-        )
+        urls = ",".join(settings.registry_urls)
+        cfg = load_node_config(config) if config else NodeConfig(registry_url=urls)
+        # its registry_ca unless --registry-ca/env (cli36), only for its own registry (small42)
+        settings = with_node_ca(settings, cfg, config or toml, bool(registry))
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     if config is not None:
@@ -228,7 +224,7 @@ def node_start(
         fail(exc)
         raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
-        source = "--registry" if registry else str(config or settings.home / "node.toml")
+        source = "--registry" if registry else str(config or toml)
         settings = replace(settings, registry_url=cfg.registry_url, registry_source=source)
     try:
         here = local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert)) if cfg.port else None
@@ -237,8 +233,12 @@ def node_start(
     except RegistrationRefused as exc:  # no restart helps: the unit's RestartPreventExitStatus
         fail(exc)
         raise typer.Exit(TOKEN_REFUSED_EXIT) from exc
-    except (MeshError, ValueError, OSError) as exc:  # node.key on a full disk: one line
-        raise fail(OSError(refusal_of(exc, "the node") or exc) if isinstance(exc, OSError) else exc) from exc  # fmt: skip
+    except (MeshError, ValueError) as exc:
+        raise fail(exc) from exc
+    except OSError as exc:  # node.key on a full disk: one line; any other as before (review42c)
+        if (line := refusal_of(exc, "the node")) is None:
+            raise
+        raise fail(OSError(line)) from exc
 
 
 node_app.add_typer(keys_app, name="keys")

@@ -26,11 +26,14 @@ WRITE_ERRNOS: dict[int, str] = {
     errno.EPERM: "operation not permitted",
 }
 
-_FIX_SPACE = "free space there (df -h {folder}), or give another home with --home or LLM_MESH_HOME"
-_FIX_PLACE = (
-    "make {folder} writable by this user, or give another home with --home or LLM_MESH_HOME"
+#: where the file is not the home's own (``--database-url``, ``--key-file``), its option moves it
+_ELSEWHERE = "give another home with --home or LLM_MESH_HOME (or the file's own option)"
+_FIX_SPACE = "free space there (df -h {folder}), or " + _ELSEWHERE
+_FIX_PLACE = (  # a permission error may be a read's (a key left by sudo): both said (review42c)
+    "let this user read and write it and its folder (ls -l {path}: its owner and mode), or "
+    + _ELSEWHERE
 )
-_FIX_READ_ONLY = "give a writable home with --home or LLM_MESH_HOME"
+_FIX_READ_ONLY = "give a writable place: " + _ELSEWHERE
 
 
 def write_refusal(path: str, number: int | None, command: str = "the start") -> str | None:
@@ -40,13 +43,14 @@ def write_refusal(path: str, number: int | None, command: str = "the start") -> 
     if number not in WRITE_ERRNOS:
         return None
     folder = os.path.dirname(path) or "."
+    verb = "write"
     if number in (errno.ENOSPC, errno.EDQUOT):
         fix = _FIX_SPACE.format(folder=folder)
     elif number == errno.EROFS:
         fix = _FIX_READ_ONLY
-    else:
-        fix = _FIX_PLACE.format(folder=folder)
-    return f"{command} could not write {path} ({WRITE_ERRNOS[number]}): {fix}"
+    else:  # EACCES, EPERM: an open for reading meets them too
+        verb, fix = "open", _FIX_PLACE.format(path=path)
+    return f"{command} could not {verb} {path} ({WRITE_ERRNOS[number]}): {fix}"
 
 
 #: free bytes below which SQLite's ``disk I/O error`` is taken for a full disk (its journal

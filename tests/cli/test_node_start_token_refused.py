@@ -51,3 +51,22 @@ def test_an_api_key_as_the_operator_token_exits_78_before_anything_runs(
     assert out.exit_code == 78, said
     assert "that is an API key, not an operator token" in said and secret not in said, said
     assert ran == []
+
+
+def test_an_os_error_that_is_no_write_refusal_goes_on_as_before(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """review42c: fulldisk42 made every OSError of the node's whole run one line, even one
+    naming no file or of another kind (an SSL error: which certificate unsaid); only a file
+    the start could not write is one line, any other goes on as before, its traceback kept."""
+
+    def broken(self: nm.NodeManager) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(nm.NodeManager, "run", broken)
+    env = {"LLM_MESH_HOME": str(tmp_path / "home")}
+    out = CliRunner().invoke(
+        app, ["node", "start", "--engine", "sim", "--registry", "http://127.0.0.1:9"], env=env
+    )
+    assert isinstance(out.exception, ConnectionResetError), out.output
+    assert "error:" not in out.output, out.output

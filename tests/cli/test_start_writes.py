@@ -75,7 +75,8 @@ def test_up_and_demo_name_the_file(
     home = tmp_path / "home"
     ports = ["--registry-port", str(free_port()), "--node-port", str(free_port())]
     out = _run(home, refused, number, command, "--engine", "sim", *ports)
-    _one_line(out, f"llm-mesh {command} could not write {home / refused} ({why})")
+    verb = "open" if number == errno.EACCES else "write"  # (a read's error too: review42c)
+    _one_line(out, f"llm-mesh {command} could not {verb} {home / refused} ({why})")
     assert "stopping" not in out.stdout + out.stderr  # nothing was started
 
 
