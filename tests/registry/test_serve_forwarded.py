@@ -33,8 +33,8 @@ def _served_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -
     """The uvicorn config ``registry serve --host 0.0.0.0`` runs with (not run)."""
     seen: dict[str, Any] = {}
 
-    def capture(app: Any, bound_s: float, **config: Any) -> None:
-        seen.update(config)
+    def capture(app: Any, bound_s: float, database: str | None = None, **config: Any) -> None:
+        seen.update(config)  # (``database``: run_bounded's own, not uvicorn's: fulldisk42)
 
     monkeypatch.setattr(stop_watchdog, "run_bounded", capture)
     monkeypatch.setattr(heap, "cap_arenas", lambda _n: None)  # no mallopt in the test process
