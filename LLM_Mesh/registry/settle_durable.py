@@ -152,7 +152,8 @@ class SettleDurable:
     def _failed(self, task: RoundTask, what: str, then: str) -> None:
         """A failed round of ``task``, inside its ``except``."""
         exc = sys.exc_info()[1]
-        assert exc is not None, "called outside an except"
+        if exc is None:  # (a raise, not an assert: asserts vanish under -O)
+            raise RuntimeError("settlement: _failed called outside an except")
         self._round_log(task).failed(exc, f"settlement: {what}", then, stacklevel=2)
 
     def _worked(self, task: RoundTask) -> None:
