@@ -20,7 +20,8 @@ cutoff is never later than a day past the forget bound (``core/liveness.forgetta
 replica forgot the node long before) nor than the rewards' window (the row's ``healthy_ms``
 was closed into a reward period): ``max(forget, expiry + FORGET_FLOOR_S) + 1 day`` and
 ``2 × reward_period_s + grace_s + 1 h`` back at least. Quiet is :func:`node_quiet` (the
-memory store asks it; ``registry/node_retention._quiet`` says the same in SQL).
+memory store asks it; ``registry/node_retention._quiet`` says the same in SQL), judged on
+the store's clock where the row has its stamp (migration 0033).
 
 A cut stream's receipt nobody received (``cut_receipts``, ``registry/cut_receipts.py``) made
 before :func:`cut_receipt_cutoff` may go (``Settings.cut_receipt_keep_days``, 0: keep
@@ -128,10 +129,23 @@ def node_cutoff(
 
 
 def node_quiet(
-    before: datetime, registered: datetime, heard: datetime | None, changed: datetime | None
+    before: datetime,
+    registered: datetime,
+    heard: datetime | None,
+    changed: datetime | None,
+    *,
+    stamp: datetime | None = None,
 ) -> bool:
     """Whether a ``nodes`` row was registered, heard and changed (None: never) only before
-    ``before``: a row :func:`node_cutoff` lets go."""
+    ``before``: a row :func:`node_cutoff` lets go. ``before`` is on the store's clock, as
+    ``changed`` is (the store stamps it); ``stamp``: the row's valid store stamp of its last
+    heartbeat or registration (``core/store_heard.store_stamp``, migration 0033), which then
+    stands for ``registered`` and ``heard``, the writing replica's wall-clock stamps; only a
+    row without one (written before 0033, or its last heartbeat by a replica of an older
+    version) is judged by them (found 2026-12-07, clock43: a writer a day behind stamped
+    its live nodes a day old, and they were pruned that much early)."""
+    if stamp is not None:
+        return stamp < before and (changed is None or changed < before)
     return registered < before and all(t is None or t < before for t in (heard, changed))
 
 

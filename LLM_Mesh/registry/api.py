@@ -315,7 +315,10 @@ async def absorb_heartbeat(
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
     case-insensitive), then the table, the router and the store (batched). Past
     ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked. ``tries``: the
-    client's count of unknown node ids (``SignedNodeAuth.check_message``)."""
+    client's count of unknown node ids (``SignedNodeAuth.check_message``). Its arrival,
+    on the heartbeat writer's clock, goes with it: the store's stamp is taken back by the
+    whole wait (its sequence number's batch too, ``heartbeat_writes.SeqBatcher``)."""
+    arrived = None if rt.heartbeats is None else rt.heartbeats.clock()
     if len(body) > MAX_HEARTBEAT_BYTES:
         raise InvalidRequest(
             f"a heartbeat holds at most {MAX_HEARTBEAT_BYTES} bytes (its loaded_models: at "
@@ -382,8 +385,9 @@ async def absorb_heartbeat(
     keyed_at = None if keyed_s is None else datetime.fromtimestamp(keyed_s, timezone.utc)
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(
-            node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at
-        )
+            node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at,
+            arrived=arrived,
+        )  # fmt: skip
     elif not await rt.store.touch_heartbeat(
         node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at
     ):

@@ -16,8 +16,10 @@ database the next gathers, and goes as soon as the first is back.
 - :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
   known to the table, which is what decides the answer); a failed batch is dropped
   (not put back) and logged with its count, and each node's next heartbeat writes its
-  time and state again (:data:`DROPPED`); each heartbeat tells how long it waited here,
-  which the store takes off its own stamp (migration 0033); a run of failed batches past 60 s is one ERROR,
+  time and state again (:data:`DROPPED`); each heartbeat tells how long it waited since
+  it was received (``touch(arrived=)``, on the writer's ``clock``: its sequence number
+  taken in a :class:`SeqBatcher` batch, then this queue), which the store takes off its
+  own stamp (migration 0033); a run of failed batches past 60 s is one ERROR,
   its end one INFO (``failed_rounds.RoundLog``). ``flush`` at shutdown.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, cast
@@ -165,7 +168,7 @@ class _KeyLookups(_Batches):
 
 
 #: one queued heartbeat: node id, its time, state, credit limit (ms), last keyed request as
-#: it said, when it was queued (the loop's monotonic clock)
+#: it said, when it was received (the writer's monotonic ``clock``)
 _Item = tuple[str, datetime, str, int, datetime | None, float]
 
 
@@ -176,6 +179,9 @@ class HeartbeatWriter(_Batches):
         super().__init__(max_batch)
         self._touch: Callable[..., Awaitable[None]] = cast(Any, store).touch_heartbeats
         self.heard_by = heard_by  # this replica: its node poll skips what it wrote
+        # monotonic: a heartbeat's wait, whatever the wall clock does; the route reads it
+        # as the heartbeat arrives (``api.absorb_heartbeat``), before its sequence number
+        self.clock: Callable[[], float] = time.monotonic
         self.failed_batches = 0
         self.round_log = RoundLog(log, "heartbeat writer")  # a run of failed batches, said
 
@@ -191,13 +197,18 @@ class HeartbeatWriter(_Batches):
         *,
         credit_limit_s: float = 0.0,
         keyed_at: datetime | None = None,
+        arrived: float | None = None,
     ) -> None:
         """Queue one heartbeat; ``credit_limit_s``: the most routable time it may add to the
         node's ``healthy_ms`` (uptime rewards); ``keyed_at``: the node's last keyed request,
-        as it said (``Store.touch_heartbeat``)."""
+        as it said (``Store.touch_heartbeat``); ``arrived``: when it was received, on
+        :attr:`clock` (None: now): the store's stamp is its clock less the whole wait since
+        (the sequence number's batch, then this queue; found 2026-12-07, clock43: the wait
+        before the queue was not counted, a node that died while its heartbeat's sequence
+        number waited was heard that much later)."""
         lim = max(0, int(credit_limit_s * 1000))
-        queued = asyncio.get_running_loop().time()  # monotonic: the wait, whatever the wall
-        self._queue.append((node_id, at, state, lim, keyed_at, queued))
+        received = self.clock() if arrived is None else arrived
+        self._queue.append((node_id, at, state, lim, keyed_at, received))
         self._kick()
 
     async def _flush(self, batch: list[_Item]) -> None:
@@ -206,10 +217,11 @@ class HeartbeatWriter(_Batches):
             latest[item[0]] = item
         rows = [item[:4] for item in latest.values()]
         keyed = {item[0]: item[4] for item in latest.values() if item[4] is not None}
-        # how long each waited here (behind a slow batch): the store's stamp is its clock
-        # less it, as old as the heartbeat is (found 2026-12-07, review42b: stamped at the
-        # write, a node that died while its last heartbeat waited was heard at the write)
-        now = asyncio.get_running_loop().time()
+        # how long each waited since it was received (its sequence number's batch, then
+        # behind a slow batch here): the store's stamp is its clock less it, as old as the
+        # heartbeat is (found 2026-12-07, review42b: stamped at the write, a node that died
+        # while its last heartbeat waited was heard at the write; clock43: from its arrival)
+        now = self.clock()
         waited = {item[0]: now - item[5] for item in latest.values() if now - item[5] > 0.0}
         told: dict[str, Any] = {"keyed": keyed} if keyed else {}
         if waited:

@@ -174,9 +174,10 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
         ``node_retention.prune_nodes`` does in SQL; their keys, revocations, quarantines and reward marks stay."""
         prune_bounds(before, limit)
         changed = self.changed_at.get
-        quiet = (
+        quiet = (  # by the row's store stamp where it has one (0033), as SQL
             r for r in self.nodes.values()
-            if node_quiet(before, r.registered_at, r.last_heartbeat_at, changed(r.node_id))
+            if node_quiet(before, r.registered_at, r.last_heartbeat_at, changed(r.node_id),
+                          stamp=self._stamp(r))
         )  # fmt: skip
         gone = list(itertools.islice(quiet, limit))
         for r in gone:

@@ -27,7 +27,14 @@ still lists its key and revocation).
 
 The cutoff is counted back from the store's clock (PostgreSQL's ``clock_timestamp()``, the
 memory store's own; SQLite: this host's), not this replica's wall clock (found 2026-12-07,
-forget42: one an hour ahead deleted rows an hour early, one behind an hour late).
+forget42: one an hour ahead deleted rows an hour early, one behind an hour late), and
+compared with stamps on that clock: ``changed_at`` (the store stamps it) and, where the
+row has a valid one (migration 0033, ``core/store_heard.store_stamp``), ``heard_store_at``
+(its last heartbeat or registration) in place of ``registered_at`` and
+``last_heartbeat_at``, the writing replica's wall-clock stamps; a row without one (written
+before 0033, or its last heartbeat by a replica of an older version) is judged by those,
+as before (found 2026-12-07, clock43: a writer a day behind had its live nodes pruned a
+day early).
 
 One replica at a time: on PostgreSQL each statement first takes a transaction-scoped
 advisory lock (``pg_try_advisory_xact_lock``), and a replica that does not get it deletes
@@ -55,7 +62,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.config import Settings
@@ -81,11 +88,21 @@ class _Busy(Exception):
 
 
 def _quiet(before: datetime) -> tuple[ColumnElement[bool], ...]:
-    """``core/retention.node_quiet`` in SQL: registered, heard and changed before ``before``."""
+    """``core/retention.node_quiet`` in SQL: registered, heard and changed before ``before``;
+    a row with a valid store stamp (``heard_store_of`` equals ``last_heartbeat_at``, 0033:
+    ``core/store_heard.store_stamp``) by its ``heard_store_at`` for the two wall stamps."""
     n = tables.nodes
-    return (
+    # never NULL (a row of before 0033: FALSE), so ``~stamped`` is its fallback
+    stamped = and_(
+        *(c.is_not(None) for c in (n.c.heard_store_at, n.c.heard_store_of, n.c.last_heartbeat_at)),
+        n.c.heard_store_of == n.c.last_heartbeat_at,
+    )
+    by_wall = and_(
         n.c.registered_at < before,
         or_(n.c.last_heartbeat_at.is_(None), n.c.last_heartbeat_at < before),
+    )
+    return (
+        or_(and_(stamped, n.c.heard_store_at < before), and_(~stamped, by_wall)),
         or_(n.c.changed_at.is_(None), n.c.changed_at < before),
     )
 

@@ -330,8 +330,8 @@ class SqlReplicaState:
         its uptime credit to ``healthy_ms`` as ``touch_heartbeat`` does
         (``store_rewards.heartbeat_credit``: the same rule, from the row's old values);
         ``keyed``: node id -> its last keyed request as it said (``nodes.keyed_at``; a node
-        not in it: NULL); ``waited``: node id -> the seconds its heartbeat waited in the
-        writer's queue, taken off the store's stamp (0033; a node not in it: 0). An OFFLINE
+        not in it: NULL); ``waited``: node id -> the seconds its heartbeat waited since it
+        arrived, taken off the store's stamp (0033; a node not in it: 0). An OFFLINE
         node's row is left as it is (``store_rewards.not_gone``)."""
         n = tables.nodes
         said, wait = keyed or {}, waited or {}

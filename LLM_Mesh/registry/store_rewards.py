@@ -183,7 +183,7 @@ def heartbeats_statement(dialect: str) -> Any:
     with the same :func:`heartbeat_credit` as one heartbeat's: one row per item of the
     arrays ``ids``, ``ats`` (aware datetimes), ``states``, ``lims`` (credit limits, ms;
     0: no credit), ``keyeds`` (last keyed requests, or None) and ``waits`` (seconds each
-    waited in the writer's queue: the store's stamp is its clock less it) joined by
+    waited since it arrived: the store's stamp is its clock less it) joined by
     ``unnest``, and ``by`` (the replica that heard them, or None).
     Other dialects: :func:`heartbeat_statement` once per item."""
     if dialect != "postgresql":

@@ -88,6 +88,18 @@ def test_a_node_row_is_quiet_only_when_registered_heard_and_changed_before() -> 
     assert not node_quiet(cut, old, old, new)  # changed since
 
 
+def test_a_node_row_with_a_store_stamp_is_judged_by_it_not_by_its_writers_wall_stamps() -> None:
+    """The store's stamp (0033) stands for the writer's ``registered`` and ``heard``; the
+    store's own ``changed`` still counts (found 2026-12-07, clock43: a writer a day behind
+    stamped a live node's heartbeats a day old)."""
+    cut = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    old, new, behind = cut - timedelta(seconds=1), cut, cut - timedelta(days=1)
+    assert not node_quiet(cut, behind, behind, old, stamp=new)  # heard now by the store
+    assert node_quiet(cut, new, new, None, stamp=old)  # a writer ahead: quiet by the store
+    assert not node_quiet(cut, old, old, new, stamp=old)  # changed since
+    assert node_quiet(cut, old, old, old, stamp=None)  # no stamp: the wall stamps, as before
+
+
 def test_a_prune_refuses_no_limit_and_a_naive_time() -> None:
     aware = datetime(2026, 11, 1, tzinfo=timezone.utc)
     prune_bounds(aware, 1)
