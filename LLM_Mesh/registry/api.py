@@ -1,17 +1,16 @@
 """The registry's own endpoints under ``/mesh`` (nodes register and heartbeat here).
 
-Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). Every node message is
-checked by the runtime's :class:`~LLM_Mesh.registry.node_auth.NodeAuthenticator`
-on its raw bytes *before* the body is parsed, and a refused one changes nothing.
-The node table and the router (:class:`~LLM_Mesh.registry.routing.Routing`) are
-then updated first (routing sees a node at once); the store is written on the same
-request, so a restarted registry knows every node it had. ``POST /mesh/health-check``
-and ``POST /mesh/canary/run`` need the admin key (``registry/admin.py``); ``GET /mesh/nodes`` shows nodes' URLs and
-hardware with it only. ``GET /mesh/identity`` (public, limited per address and in all):
-the registry's signature of a client's nonce, which a client asks for before it sends
-the home's admin key (``core/registry_identity.py``). A registration's answer carries the gateway's key, which the
-node pins (``core/gateway_auth.py``), and the agreement of the node's session key
-(``core/gateway_session.py``; heartbeats carry the node's X25519 key too).
+Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). Every node message is checked by the
+runtime's :class:`~LLM_Mesh.registry.node_auth.NodeAuthenticator` on its raw bytes *before* the
+body is parsed, and a refused one changes nothing. The node table and the router
+(:class:`~LLM_Mesh.registry.routing.Routing`) are then updated first (routing sees a node at once);
+the store is written on the same request, so a restarted registry knows every node it had.
+``POST /mesh/health-check`` and ``POST /mesh/canary/run`` need the admin key (``registry/admin.py``);
+``GET /mesh/nodes`` shows nodes' URLs and hardware with it only. ``GET /mesh/identity`` (public,
+limited per address and in all): the registry's signature of a client's nonce, which a client asks
+for before it sends the home's admin key (``core/registry_identity.py``). A registration's answer
+carries the gateway's key, which the node pins (``core/gateway_auth.py``), and the agreement of the
+node's session key (``core/gateway_session.py``; heartbeats carry the node's X25519 key too).
 """
 
 from __future__ import annotations
@@ -115,8 +114,7 @@ def _unknown(node_id: str) -> UnknownNode:
 
 
 def _declares_otherwise(entry: NodeEntry, hb: Heartbeat) -> bool:
-    """A heartbeat declaring a ``keeps_no_prompts`` other than the one this replica routes
-    by (None: a row of before migration 0029, or an older replica's, tells none)."""
+    """A heartbeat declaring another ``keeps_no_prompts`` than this replica routes by."""
     return hb.keeps_no_prompts is not None and hb.keeps_no_prompts != entry.keeps_no_prompts
 
 
@@ -315,9 +313,8 @@ async def absorb_heartbeat(
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
     case-insensitive), then the table, the router and the store (batched). Past
     ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked. ``tries``: the
-    client's count of unknown node ids (``SignedNodeAuth.check_message``). Its arrival,
-    on the heartbeat writer's clock, goes with it: the store's stamp is taken back by the
-    whole wait (its sequence number's batch too, ``heartbeat_writes.SeqBatcher``)."""
+    client's count of unknown node ids (``SignedNodeAuth.check_message``). Its arrival goes
+    with it: the store's stamp less the whole wait (``heartbeat_writes``)."""
     arrived = None if rt.heartbeats is None else rt.heartbeats.clock()
     if len(body) > MAX_HEARTBEAT_BYTES:
         raise InvalidRequest(
@@ -385,8 +382,7 @@ async def absorb_heartbeat(
     keyed_at = None if keyed_s is None else datetime.fromtimestamp(keyed_s, timezone.utc)
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(
-            node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at,
-            arrived=arrived,
+            node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at, arrived=arrived
         )  # fmt: skip
     elif not await rt.store.touch_heartbeat(
         node_id, heard_at, hb.state.value, credit_limit_s=credit_s, keyed_at=keyed_at
