@@ -17,8 +17,10 @@ database the next gathers, and goes as soon as the first is back.
   known to the table, which is what decides the answer); a failed batch is dropped
   (not put back) and logged with its count, and each node's next heartbeat writes its
   time and state again (:data:`DROPPED`); each heartbeat tells how long it waited here,
-  which the store takes off its own stamp (migration 0033); a run of failed batches past 60 s is one ERROR,
-  its end one INFO (``failed_rounds.RoundLog``). ``flush`` at shutdown.
+  which the store takes off its own stamp (migration 0033); a run of failed batches says
+  its first in its line, the others at DEBUG (``first_only``: batches go as fast as the
+  store takes them; loops43), past 60 s one ERROR, its end one INFO
+  (``failed_rounds.RoundLog``). ``flush`` at shutdown.
 """
 
 from __future__ import annotations
@@ -177,7 +179,9 @@ class HeartbeatWriter(_Batches):
         self._touch: Callable[..., Awaitable[None]] = cast(Any, store).touch_heartbeats
         self.heard_by = heard_by  # this replica: its node poll skips what it wrote
         self.failed_batches = 0
-        self.round_log = RoundLog(log, "heartbeat writer")  # a run of failed batches, said
+        # a run of failed batches, said once (first_only: a batch whenever the last is back,
+        # many a second with thousands of nodes; loops43: before, a line each till the ERROR)
+        self.round_log = RoundLog(log, "heartbeat writer", first_only=True)
 
     def round_logs(self) -> Iterable[RoundLog]:
         """The writer's batches (``failed_rounds.HasRoundLogs``)."""
