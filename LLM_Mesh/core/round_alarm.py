@@ -18,9 +18,11 @@ time (any one monotonic clock's seconds, the caller's) and whether it failed:
 - the first round that succeeds after a run: one INFO, "recovered after N failed rounds
   over X s" (any run, alarmed or not: the WARNINGs' end is said too).
 
-A loop that runs every second or more often (the store polls, ``registry/poller.py``; the
-settler's, its log sync's and the upkeep's rounds, ``registry/settle_durable.py``) is
-``first_only``: of a run only its first failed round says its own line, the others are
+A loop that runs every few seconds or more often (the store polls, ``registry/poller.py``;
+the settler's, its log sync's and the upkeep's rounds, ``registry/settle_durable.py``; the
+settlement's, the request log's, the cut receipts' and the heartbeat writers; the usage
+audit's and the canary's batches, ``registry/store_batch.py``; the worker gauges, loops43:
+before, those said each failed round till the ERROR) is ``first_only``: of a run only its first failed round says its own line, the others are
 quiet from the second on (a line a round of such a loop was the flood found 2026-12-04: a
 replica cut off from PostgreSQL logged about 400 lines a second); the ERROR, its repeats and
 the INFO are the same (session 42, alarm42: one scheme for every loop, where the pollers

@@ -9,18 +9,21 @@ values a call of the injected ``write`` (the store's batch insert), until a batc
 ``stop`` cancels the loop, waits for a write in progress (never cancelled: its batch has
 left the queue), then writes what is queued.
 
-What a failed write does is the injected policy's:
+A failed write is said the same way under both policies (``_WriterRounds``: the writer's
+``RoundLog``, ``first_only``: a run's first failed batch in one line, ``could not store N
+<values>, <the database's words>; <what became of it>``, the others at DEBUG, 60 s into
+the run one ERROR, again every 600 s, its end one INFO; loops43: before, every failed
+batch said its line until that ERROR). What it does is the injected policy's:
 
 - :class:`DropOnFailure` (the request log's): the batch is dropped and counted in
-  ``dropped``, logged with its count; a full queue drops the value submitted (counted);
+  ``dropped``; a full queue drops the value submitted (counted);
   ``stop`` writes until the queue is empty (each batch written or dropped) or
   ``timeout_s`` has passed (the rest dropped, counted; a hung write's batch named in that
   ERROR line, counted by its write should it end).
 - :class:`RetryOnFailure` (the receipts'): nothing is dropped on a store failure, the batch
   goes back to the queue's head and is written again at the next round (counted in
-  ``failed``; the round logged as the drop policy's, its run past 60 s one ERROR, its end
-  one INFO: ``failed_rounds.RoundLog``, alarm42: before, a WARNING a round for as long as
-  it lasted), each of its values logged whole once (the injected ``log_whole``); a full
+  ``failed``; alarm42: before, a WARNING a round for as long as it lasted), each of its
+  values logged whole once (the injected ``log_whole``); a full
   queue drops its oldest; ``stop`` writes again each ``flush_interval_s`` until
   ``timeout_s``, then tells the policy what is left, a hung write's batch included (once:
   should that write fail later, its batch is neither logged again nor put back). A value
@@ -36,7 +39,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.task_stop import cancel_and_wait
@@ -65,35 +68,55 @@ class FailurePolicy(Protocol[T]):
         """Told of a value dropped unwritten (a full queue, or left at ``stop``)."""
 
 
-class DropOnFailure(Generic[T]):
-    """A failed batch is dropped (counted by the writer) and logged with its count
-    (``start_retry.log_failed_round``: a lost or refused database connection in one WARNING
-    line, anything else with the error's traceback at ERROR; a run of failed batches past
-    60 s one ERROR, its end one INFO: ``failed_rounds.RoundLog``); a full queue drops the
-    value submitted. ``what``: the values' name in the log ("requests")."""
+class _WriterRounds:
+    """The writer's rounds, both policies': a failed batch in one line through the writer's
+    ``RoundLog`` (``the <what> writer``), ``could not store N <what>``, the database's words
+    (``start_retry.log_failed_round``: a lost or refused connection, a timeout, SQLite's lock
+    one WARNING line; anything else at ERROR with its traceback), then what became of it
+    (:attr:`then`); ``first_only``, as every loop of a round a second or more (a write every
+    ``flush_interval_s``, 0.5 s): only a run's first failed batch says its line, the others
+    at DEBUG, 60 s into the run one ERROR (again every 600 s), its end one INFO (loops43,
+    found 2026-12-07: a line every round till the ERROR, 120 lines a minute of the store
+    away; the retry policy's words were its own). ``what``: the values' name ("requests")."""
 
-    retries = False
-    drop_oldest = False
+    then = ""  # what became of a failed batch ("dropped", "written again later")
 
     def __init__(self, what: str, logger: logging.Logger) -> None:
         self.what = what
         self.log = logger
-        self.round_log = RoundLog(logger, f"the {what} writer")  # an ERROR past 60 s failing
+        self.round_log = RoundLog(logger, f"the {what} writer", first_only=True)
+
+    def _failed_round(self, batch: list[Any], exc: Exception) -> None:
+        what = f"could not store {len(batch)} {self.what}"
+        self.round_log.failed(exc, what, self.then, stacklevel=3)
+
+    def _written_round(self) -> None:
+        self.round_log.ok(stacklevel=3)
+
+
+class DropOnFailure(_WriterRounds, Generic[T]):
+    """A failed batch is dropped (counted by the writer) and said as :class:`_WriterRounds`
+    says it (``could not store N requests, ...; dropped``); a full queue drops the value
+    submitted."""
+
+    retries = False
+    drop_oldest = False
+    then = "dropped"
 
     def failed(self, batch: list[T], exc: Exception) -> None:
-        self.round_log.failed(exc, f"could not record {len(batch)} {self.what}", "dropped")
+        self._failed_round(batch, exc)
 
     def written(self, batch: list[T]) -> None:
-        self.round_log.ok()
+        self._written_round()
 
     def dropped(self, value: T, why: str) -> None:
         pass
 
 
-class RetryOnFailure(Generic[T]):
-    """A failed batch is written again (the writer puts it back), logged with its count as
-    :class:`DropOnFailure` logs its own (``RoundLog``: a run past 60 s one ERROR, its end
-    one INFO), and each of its values logged whole once (``log_whole(value, why)``, keyed by
+class RetryOnFailure(_WriterRounds, Generic[T]):
+    """A failed batch is written again (the writer puts it back), said as
+    :class:`_WriterRounds` says it (``could not store N cut receipts, ...; written again
+    later``), and each of its values logged whole once (``log_whole(value, why)``, keyed by
     ``key``) until written; a value dropped unwritten (a full queue, the stop) is logged
     whole then if it was not before, else named by its key in one WARNING line saying why
     and that its whole text is logged above ("not yet stored"): never unlogged, never
@@ -101,6 +124,7 @@ class RetryOnFailure(Generic[T]):
 
     retries = True
     drop_oldest = True
+    then = "written again later"
 
     def __init__(
         self,
@@ -110,16 +134,13 @@ class RetryOnFailure(Generic[T]):
         key: Callable[[T], Hashable],
         log_whole: Callable[[T, str], None],
     ) -> None:
-        self.what = what
-        self.log = logger
+        super().__init__(what, logger)
         self.key = key
         self.log_whole = log_whole
         self._logged: set[Hashable] = set()  # logged whole after a failed write
-        self.round_log = RoundLog(logger, f"the {what} writer")  # an ERROR past 60 s failing
 
     def failed(self, batch: list[T], exc: Exception) -> None:
-        self.round_log.failed(exc, f"could not store {len(batch)} {self.what}",
-                              "written again later")  # fmt: skip
+        self._failed_round(batch, exc)
         for value in batch:
             k = self.key(value)
             if k not in self._logged:
@@ -132,7 +153,7 @@ class RetryOnFailure(Generic[T]):
         self._logged.add(self.key(value))
 
     def written(self, batch: list[T]) -> None:
-        self.round_log.ok()
+        self._written_round()
         for value in batch:
             self._logged.discard(self.key(value))
 

@@ -9,9 +9,11 @@ rounds in a row (since HH:MM:SS UTC); the last: <round's line>``, each failed ro
 WARNING at DEBUG from then on (a round's ERROR, a bug's traceback, is never quieted), that
 ERROR again every 600 s while it lasts, and one INFO ``<loop>: recovered after N failed
 rounds over X s (since ...)`` at the first round that succeeds. Found 2026-12-07 (session
-42's note): a long outage was one WARNING a round and never an ERROR. A loop of a round a
-second or more (the store polls, the settlement's rounds) is ``first_only``: only a run's
-first failed round says its own line (``core/round_alarm.py``).
+42's note): a long outage was one WARNING a round and never an ERROR. A loop of a round
+every few seconds or more often (the store polls, the settlement's rounds and writer, the
+batch and heartbeat writers, the store batches, the worker gauges: loops43) is
+``first_only``: only a run's first failed round says its own line
+(``core/round_alarm.py``).
 
 Its ``watch`` (a :class:`LoopWatch`, injected: ``GatewayMetrics.loops``, the replica's
 ``/metrics``) is told of each failed round and of the alarm's start and end, by the loop's

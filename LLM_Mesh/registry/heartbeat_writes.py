@@ -19,8 +19,9 @@ database the next gathers, and goes as soon as the first is back.
   time and state again (:data:`DROPPED`); each heartbeat tells how long it waited since
   it was received (``touch(arrived=)``, on the writer's ``clock``: its sequence number
   taken in a :class:`SeqBatcher` batch, then this queue), which the store takes off its
-  own stamp (migration 0033); a run of failed batches past 60 s is one ERROR,
-  its end one INFO (``failed_rounds.RoundLog``). ``flush`` at shutdown.
+  own stamp (migration 0033); a run of failed batches says its first in its line, the
+  others at DEBUG (``first_only``: batches go as fast as the store takes them; loops43),
+  past 60 s one ERROR, its end one INFO (``failed_rounds.RoundLog``). ``flush`` at shutdown.
 """
 
 from __future__ import annotations
@@ -183,7 +184,9 @@ class HeartbeatWriter(_Batches):
         # as the heartbeat arrives (``api.absorb_heartbeat``), before its sequence number
         self.clock: Callable[[], float] = time.monotonic
         self.failed_batches = 0
-        self.round_log = RoundLog(log, "heartbeat writer")  # a run of failed batches, said
+        # a run of failed batches, said once (first_only: a batch whenever the last is back,
+        # many a second with thousands of nodes; loops43: before, a line each till the ERROR)
+        self.round_log = RoundLog(log, "heartbeat writer", first_only=True)
 
     def round_logs(self) -> Iterable[RoundLog]:
         """The writer's batches (``failed_rounds.HasRoundLogs``)."""

@@ -343,8 +343,8 @@ class GatewayMetrics:
         return len(gone)
 
     def round_logs(self) -> Iterable[RoundLog]:
-        """None: its gauges' refresh writes no store (``failed_rounds.HasRoundLogs``)."""
-        return ()
+        """Its gauges' refresh, with several processes (``failed_rounds.HasRoundLogs``)."""
+        return () if self.gauges is None else (self.gauges.round_log,)
 
     def start(self) -> None:
         """With several processes: this worker's states written every ``REFRESH_S``."""

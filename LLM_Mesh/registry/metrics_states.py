@@ -6,7 +6,8 @@ model's pool; the opt-in wait and attempts in flight per model). A lone registry
 (``metrics._StateCollector``): exact at that instant. In prometheus-client's multiprocess
 mode a scrape reaches one worker, and a callback runs only there, so each worker writes its
 own values into its files of the shared directory (:class:`WorkerGauges`: every
-``REFRESH_S`` seconds on its event loop, and at each scrape it answers), and the answer
+``REFRESH_S`` seconds on its event loop, a failed round said as every loop's,
+``failed_rounds.RoundLog``, and at each scrape it answers), and the answer
 merges the live workers' files, per gauge in the mode an operator expects:
 
 - ``livesum`` for what each worker holds of its own, adding up: ``waiting_requests``,
@@ -46,6 +47,7 @@ from prometheus_client.registry import Collector
 from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.failed_rounds import RoundLog
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.task_stop import cancel_and_wait
 
@@ -199,6 +201,8 @@ class WorkerGauges(Collector):
             for name, (help_, sample) in WORKER_GAUGES.items()
         }  # fmt: skip
         self.seen: dict[str, set[tuple[str, ...]]] = {name: set() for name in GAUGES}
+        # its rounds' failures, as every loop's (a round a second: first_only, loops43)
+        self.round_log = RoundLog(log, "worker gauges", first_only=True)
         self._task: asyncio.Task[None] | None = None
         self.refresh()
 
@@ -231,14 +235,29 @@ class WorkerGauges(Collector):
             if ident.isdigit() and int(ident) != self.pid and not self.alive(int(ident)):
                 mark_process_dead(int(ident), self.path)
 
+    def tick(self) -> None:
+        """One round of the loop: :meth:`sweep`, then :meth:`refresh` (a failed sweep skips
+        no refresh), a failure said through :attr:`round_log`: a run's first failed round
+        an ERROR with its traceback, the others at DEBUG, 60 s in one ERROR, its end one
+        INFO (loops43: before, a traceback every second for as long as it failed, a full
+        disk under the shared directory, say)."""
+        failed: list[tuple[str, Exception]] = []
+        for step in (self.sweep, self.refresh):
+            try:
+                step()
+            except Exception as exc:  # never the loop's end: the next turn tries again
+                failed.append((step.__name__, exc))
+        if not failed:
+            self.round_log.ok()
+            return
+        steps = " and ".join(name for name, _ in failed)
+        then = f"tried again in {self.interval_s:g} s"
+        self.round_log.failed(failed[-1][1], f"worker gauges: {steps} failed", then)
+
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            for step in (self.sweep, self.refresh):  # a failed sweep skips no refresh
-                try:
-                    step()
-                except Exception:  # never the loop's end: the next turn tries again
-                    log.exception("worker gauges: %s failed", step.__name__)
+            self.tick()
 
     def start(self) -> None:
         if self._task is None:

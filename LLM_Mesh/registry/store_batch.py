@@ -7,8 +7,9 @@ loop runs :meth:`StoreBatch.tick` (a failure logged, the next run tries again: t
 database's connection lost, refused or broken, a transient on PostgreSQL (a failover, a
 restart, ``pg_terminate_backend``; ``start_retry.log_failed_round``), in one WARNING line
 naming the error; anything else at ERROR with its traceback: found 2026-12-07, ops41b, a
-terminated connection logged a traceback every run; a run of failed runs past 60 s one
-ERROR, its end one INFO: ``failed_rounds.RoundLog``). At stop a
+terminated connection logged a traceback every run; of a run of failed runs only the
+first says its line, the others at DEBUG, ``first_only``, loops43; past 60 s one ERROR,
+its end one INFO: ``failed_rounds.RoundLog``). At stop a
 run under way ends first (cancelled in its write, its batch was lost: found 2026-12-06,
 audit33), then what came meanwhile is written (:meth:`StoreBatch.flush`), each wait bounded
 by ``stop_s`` (a store that never answered hung the shutdown: found 2026-12-06, review33;
@@ -40,7 +41,9 @@ class StoreBatch:
             raise ValueError("flush_s must be positive")
         self.flush_s, self.stop_s = flush_s, stop_s
         self.failures = 0  # runs whose store work failed
-        self.round_log = RoundLog(log, self.what)  # their run: an ERROR past 60 s, its end INFO
+        # their run: the first said, the rest at DEBUG (first_only: a run every 2 s, loops43:
+        # before, 30 lines till the ERROR), past 60 s an ERROR, its end INFO
+        self.round_log = RoundLog(log, self.what, first_only=True)
         self._task: asyncio.Task[None] | None = None
         self._running = False  # the loop's run under way (not its sleep)
         self._closing = False  # the loop ends after its run under way

@@ -123,11 +123,11 @@ async def test_drop_policy_full_queue_drops_the_value_submitted_and_counts() -> 
 @pytest.mark.parametrize(
     ("error", "level", "said"),
     [
-        (RuntimeError("a bug"), logging.ERROR, "could not record 3 values; dropped"),
+        (RuntimeError("a bug"), logging.ERROR, "could not store 3 values; dropped"),
         (  # the database's connection lost or refused (start_retry.log_failed_round)
             ConnectionError("the database is away"),
             logging.WARNING,
-            "could not record 3 values, the database's connection lost or refused "
+            "could not store 3 values, the database's connection lost or refused "
             "(ConnectionError: the database is away); dropped",
         ),
     ],
@@ -153,6 +153,45 @@ async def test_drop_policy_failed_batch_is_dropped_counted_and_logged(
     w.submit(9)
     await w.stop()  # a store up again: the next batch is written
     assert sink.values == [9]
+
+
+@pytest.mark.parametrize(
+    ("policy", "then"), [("drop", "dropped"), ("retry", "written again later")]
+)
+async def test_a_run_of_failed_batches_says_its_first_only_then_its_end(
+    policy: str, then: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """loops43: both policies' writers (a write every 0.5 s) said every failed batch at
+    WARNING until the run's ERROR 60 s in, 120 lines a minute of the store away; now as
+    the store polls: the run's first, the others at DEBUG, its end one INFO, one set of
+    words (``could not store``; the retry policy's were its own)."""
+    sink, whole = Sink(), Whole()
+    w = drop(sink) if policy == "drop" else retry(sink, whole)
+    now = [0.0]
+    w.policy.round_log.clock = lambda: now[0]
+    sink.down = True
+    with caplog.at_level(logging.DEBUG, logger=LOG.name):
+        for i in range(10):  # 10 failed rounds, 0.5 s apart: no alarm yet
+            w.submit(i)
+            assert await w.flush() == 0
+            now[0] += 0.5
+        sink.down = False
+        w.submit(10)
+        assert await w.flush() > 0
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    loud = [(lv, m) for lv, m in said if lv > logging.INFO]
+    assert loud == [
+        (
+            logging.WARNING,
+            "could not store 1 values, the database's connection lost or refused "
+            f"(ConnectionError: the database is away); {then}",
+        )
+    ]
+    assert [lv for lv, _ in said].count(logging.DEBUG) == 9
+    assert said[-1][0] == logging.INFO
+    assert said[-1][1].startswith("the values writer: recovered after 10 failed rounds over 5 s")
+    if policy == "retry":  # each value logged whole once still (the injected log_whole)
+        assert [v for v, _ in whole.lines] == list(range(10))
 
 
 async def test_drop_policy_stop_ends_with_the_store_down() -> None:

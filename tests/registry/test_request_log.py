@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timezone
 
 import pytest
@@ -81,7 +82,7 @@ async def test_store_error_is_logged_not_raised(caplog: pytest.LogCaptureFixture
     w.submit(rec(1))
     assert await w.flush() == 0
     assert w.dropped == 1
-    assert "could not record" in caplog.text
+    assert "could not store 1 requests; dropped" in caplog.text
 
 
 def test_bad_arguments() -> None:
@@ -110,3 +111,28 @@ async def test_a_flush_takes_the_oldest_batch_and_leaves_the_rest_in_order() -> 
     assert await w.flush() == 2
     assert await w.flush() == 0
     assert [r.request_id for r in store.requests] == [f"r{i}" for i in range(5)]
+
+
+async def test_ten_failed_rounds_of_the_writer_are_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """loops43: the request log's writer (a write every 0.5 s) said each failed round at
+    WARNING till the run's ERROR 60 s in; now its first only (``first_only``, as the store
+    polls), the rest at DEBUG."""
+
+    class Away(MemoryStore):
+        async def record_requests(self, recs: list[RequestRecord]) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    caplog.set_level(logging.DEBUG, logger="LLM_Mesh.registry.request_log")
+    w = RequestWriter(Away())
+    for i in range(10):
+        w.submit(rec(i))
+        assert await w.flush() == 0
+    said = [r for r in caplog.records if r.levelno > logging.DEBUG]
+    assert [(r.levelno, r.exc_info) for r in said] == [(logging.WARNING, None)]
+    assert said[0].getMessage() == (
+        "could not store 1 requests, the database's connection lost or refused "
+        "(ConnectionRefusedError: [Errno 111] Connection refused); dropped"
+    )
+    assert w.dropped == 10

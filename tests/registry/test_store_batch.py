@@ -123,14 +123,16 @@ async def test_a_long_outage_is_one_error_then_its_end_one_info(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Found 2026-12-07 (session 42's note): the usage audit's batch, every 2 s, logged a
-    WARNING each run for as long as PostgreSQL was away, never an ERROR."""
+    WARNING each run for as long as PostgreSQL was away, never an ERROR; then (alarm42) each
+    run's WARNING till the ERROR, 30 of them: now the run's first only (loops43)."""
     caplog.set_level(logging.DEBUG, logger="LLM_Mesh.registry.store_batch")
     batch = _Outage(failing=40)
     batch.start()
     assert batch._task is not None
     await asyncio.wait_for(batch._task, scaled(SOON_S))
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert [lv for lv, _ in said].count(logging.WARNING) == 30
+    assert [lv for lv, _ in said].count(logging.WARNING) == 1  # before (alarm42): 30
+    assert [lv for lv, _ in said].count(logging.DEBUG) == 39
     (error,) = [m for lv, m in said if lv == logging.ERROR]
     assert error.startswith("fake batch: still failing after 60 s, 31 failed rounds in a row")
     assert said[-1][0] == logging.INFO
