@@ -166,8 +166,7 @@ class Settlement(SettleStart, SettleUpkeep):
         self._given_up: set[Answer | Spend] = set()
         self._settling = asyncio.Lock()
         self._writing = False  # a batch is being written (nothing may overtake it)
-        # failed batches (_fail): many a second under load, so first_only (loops43)
-        self._write_log = RoundLog(log, "settlement writer", first_only=True)
+        self._write_log = RoundLog(log, "settlement writer", first_only=True)  # many a second
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._home_lock = None if home is None else HomeLock(home)
