@@ -81,6 +81,7 @@ from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
 from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS, Clear, clear
 from LLM_Mesh.core.balancer import Verdict
+from LLM_Mesh.core.client_retry import NO_KEY_HINT
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
@@ -107,7 +108,7 @@ __all__ = [
 
 ANONYMOUS_TOKEN = "anonymous"  # ``Bearer anonymous``: no key, on purpose (OpenAI SDKs need one)
 LOOKUPS_PER_MIN = 60  # store look-ups of keys not in memory, per client address
-_NO_KEY_HINT = "send no Authorization header (or 'Bearer anonymous') to use the mesh without a key"
+_NO_KEY_HINT = NO_KEY_HINT  # the CLI says it in its own words (cli/common.said)
 
 
 def _mask(token: str) -> str:
