@@ -108,7 +108,6 @@ __all__ = [
 
 ANONYMOUS_TOKEN = "anonymous"  # ``Bearer anonymous``: no key, on purpose (OpenAI SDKs need one)
 LOOKUPS_PER_MIN = 60  # store look-ups of keys not in memory, per client address
-_NO_KEY_HINT = NO_KEY_HINT  # the CLI says it in its own words (cli/common.said)
 
 
 def _mask(token: str) -> str:
@@ -148,7 +147,7 @@ class Authenticate:
         token = token.strip()
         if scheme.lower() != "bearer":
             raise InvalidApiKey(
-                f"the Authorization header must be 'Bearer <API key>'; {_NO_KEY_HINT}"
+                f"the Authorization header must be 'Bearer <API key>'; {NO_KEY_HINT}"
             )
         if not token or token == ANONYMOUS_TOKEN:
             return None
@@ -162,10 +161,10 @@ class Authenticate:
                 )
             rec = await self.keys.lookup(token)
         if rec is None:
-            raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {_NO_KEY_HINT}")
+            raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {NO_KEY_HINT}")
         if rec.revoked_at is not None:
             raise InvalidApiKey(f"the API key {rec.key_id} was revoked: ask for a new key from the "
-                                f"registry's admin (`llm-mesh registry keys create`), or {_NO_KEY_HINT}")  # fmt: skip
+                                f"registry's admin (`llm-mesh registry keys create`), or {NO_KEY_HINT}")  # fmt: skip
         client.key = rec
         return rec
 
