@@ -582,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = registry.get_model_info()
     except RegistryUnreachable as exc:
-        print(f"LLM Mesh: registry unreachable. {terminal_text(exc)}", file=sys.stderr)
+        # one sentence (found 2026-12-07, newuser43: "registry unreachable. no LLM Mesh ...")
+        print(f"LLM Mesh: registry unreachable: {terminal_text(exc)}", file=sys.stderr)
         return 1
     except MeshError as exc:  # a gateway's words: no ESC sequence (found 2026-12-05)
         print(f"LLM Mesh: {terminal_text(exc)}", file=sys.stderr)

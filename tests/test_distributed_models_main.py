@@ -82,7 +82,8 @@ def test_main_unreachable_returns_1_with_clear_message(
     monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://set-after-import.test:8800")
     assert dm.main([]) == 1
     _out, err = capsys.readouterr()
-    assert "unreachable" in err
+    # one sentence, the error's own words after a colon (failed before: ". no LLM Mesh")
+    assert "LLM Mesh: registry unreachable: no LLM Mesh registry answered at" in err
     assert "http://set-after-import.test:8800" in err
     assert "llm-mesh up" in err
     assert "Traceback" not in err

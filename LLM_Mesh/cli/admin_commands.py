@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -60,7 +61,31 @@ def _settings(home: Any, database_url: str | None) -> Settings:
     if settings.database_url is None:
         refuse_system_home(settings.home)
         make_private_dir(settings.home)
+        refuse_a_store_nobody_serves(settings.home)
     return settings
+
+
+def refuse_a_store_nobody_serves(home: Path) -> None:
+    """Refuse to make a new SQLite store in a home whose registry serves another one.
+
+    A registry's start leaves ``ledger.checkpoint`` in its home; one on PostgreSQL leaves no
+    ``registry.db``. Found 2026-12-07 (newuser43): ``registry operators add NAME`` in a
+    PostgreSQL replica's home without its database URL made a new SQLite store there and
+    put the operator in it, exit 0: the registry then refused the token as unknown."""
+    from LLM_Mesh.registry.ledger_mark import MARK_FILE
+
+    mark = home / MARK_FILE
+    if (home / "registry.db").exists() or not mark.exists():
+        return
+    raise fail(
+        ValueError(
+            f"{home}/registry.db does not exist, yet a registry ran in this home ({mark}): it "
+            "serves another store, e.g. PostgreSQL; give this command that store's URL "
+            "(--database-url or LLM_MESH_DATABASE_URL, as the registry has it), else it would "
+            "make a new SQLite store no registry serves. To start a new SQLite store here on "
+            f"purpose, move {mark} aside first"
+        )
+    )
 
 
 def with_admin_store(settings: Settings, fn: Callable[[Any], Awaitable[_T]]) -> _T:

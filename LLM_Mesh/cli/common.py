@@ -30,6 +30,7 @@ from LLM_Mesh.cli.options import version_callback as version_callback
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.client_retry import CLI_NO_KEY_HINT, NO_KEY_HINT
 from LLM_Mesh.core.first_use import exposed_urls
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.registry_urls import registry_url_list, same_origins, source_words
@@ -346,7 +347,7 @@ def said(exc: Exception) -> str:
     """``exc``'s message as printable text; one without a message by its kind (found
     2026-12-05: an ``httpx.ReadTimeout`` printed ``error: `` and nothing else)."""
     if text := terminal_text(exc):
-        return text
+        return text.replace(NO_KEY_HINT, CLI_NO_KEY_HINT)  # a gateway's 401: the CLI's words
     if isinstance(exc, httpx.TimeoutException):
         return f"{type(exc).__name__}: no answer within the timeout"
     return type(exc).__name__

@@ -58,7 +58,12 @@ def _why_none(g: Path) -> str:
         return "is a folder (name its served.jsonl)"
     if g.exists():  # found 2026-12-06 (small35): a FIFO or /dev/zero was "no such file"
         return "is not a regular file (a FIFO or a device): name a node's served.jsonl"
-    return "no such file"
+    # found 2026-12-07 (newuser43): a node that has ended no request yet has none, and
+    # the bare words left the operator to guess where a node keeps it
+    return (
+        "no such file (a node writes its served.jsonl in its home, $LLM_MESH_HOME, or where "
+        "node.toml's served_log says, at the first request it ends: none yet, or another path)"
+    )
 
 
 def _read_one(p: Path, left: int, out: list[Served], bad: list[str]) -> int:

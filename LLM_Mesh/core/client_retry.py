@@ -68,7 +68,9 @@ __all__ = [
     "CLIENT_DEFAULT_WAIT_S",
     "CLIENT_MAX_WAIT_S",
     "CLIENT_RETRIES",
+    "CLI_NO_KEY_HINT",
     "HEADER",
+    "NO_KEY_HINT",
     "RESTING_SAID",
     "SEED_ADVICE",
     "SOON_S",
@@ -187,6 +189,13 @@ ASK_ADVICE = (
     "Ask for fewer tokens (a smaller --max-tokens) or a shorter prompt, or stream the "
     "answer (llm-mesh ask --stream: only its first token is held to the deadline)"
 )
+
+
+#: a gateway's 401 for a wrong or revoked API key: how an HTTP client goes without one
+NO_KEY_HINT = "send no Authorization header (or 'Bearer anonymous') to use the mesh without a key"
+#: the same to a user of the ``llm-mesh`` commands, which send the header themselves (found
+#: 2026-12-07, newuser43: ``ask --api-key lmk_typo`` was told of an Authorization header)
+CLI_NO_KEY_HINT = "leave out --api-key (and unset LLM_MESH_API_KEY) to use the mesh without a key"
 
 
 def fitted_advice(message: str, advice: str) -> str:

@@ -81,6 +81,7 @@ from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
 from LLM_Mesh.core.anonymous_wait import MAX_ANONYMOUS_WAITERS, Clear, clear
 from LLM_Mesh.core.balancer import Verdict
+from LLM_Mesh.core.client_retry import NO_KEY_HINT
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
@@ -107,7 +108,6 @@ __all__ = [
 
 ANONYMOUS_TOKEN = "anonymous"  # ``Bearer anonymous``: no key, on purpose (OpenAI SDKs need one)
 LOOKUPS_PER_MIN = 60  # store look-ups of keys not in memory, per client address
-_NO_KEY_HINT = "send no Authorization header (or 'Bearer anonymous') to use the mesh without a key"
 
 
 def _mask(token: str) -> str:
@@ -147,7 +147,7 @@ class Authenticate:
         token = token.strip()
         if scheme.lower() != "bearer":
             raise InvalidApiKey(
-                f"the Authorization header must be 'Bearer <API key>'; {_NO_KEY_HINT}"
+                f"the Authorization header must be 'Bearer <API key>'; {NO_KEY_HINT}"
             )
         if not token or token == ANONYMOUS_TOKEN:
             return None
@@ -161,10 +161,10 @@ class Authenticate:
                 )
             rec = await self.keys.lookup(token)
         if rec is None:
-            raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {_NO_KEY_HINT}")
+            raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {NO_KEY_HINT}")
         if rec.revoked_at is not None:
             raise InvalidApiKey(f"the API key {rec.key_id} was revoked: ask for a new key from the "
-                                f"registry's admin (`llm-mesh registry keys create`), or {_NO_KEY_HINT}")  # fmt: skip
+                                f"registry's admin (`llm-mesh registry keys create`), or {NO_KEY_HINT}")  # fmt: skip
         client.key = rec
         return rec
 

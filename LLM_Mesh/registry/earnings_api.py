@@ -119,7 +119,12 @@ async def operator_from_token(
     if op is None:
         if tries is not None:
             tries.wrong(scope, WRONG_OPERATOR_TOKENS)
-        raise InvalidCredential("unknown operator token")
+        # what registration says of it (found 2026-12-07, newuser43: the bare words, and
+        # `llm-mesh earnings` printed only them)
+        raise InvalidCredential(
+            "unknown operator token: not one this registry made (a typo, or another "
+            "registry's or home's); its admin makes one with `llm-mesh registry operators add NAME`"
+        )
     if op.revoked_at is not None:  # the token reads nothing (docs/security.md); what the
         # operator can still do said, never the account (found 2026-12-07, user41b: the bare
         # "operator X is revoked" left a revoked operator no way to see what it was paid)

@@ -249,3 +249,30 @@ def test_operators_set_says_the_cap_in_words_and_the_largest_number(tmp_path: Pa
     assert code == 0 and "uptime cap: the registry's LLM_MESH_REWARD_UPTIME_NODES" in said, out
     code, out = cli(home, "registry", "operators", "set", "alice", "--uptime-nodes", "9999999")
     assert code == 2 and "up to 999999" in " ".join(out.split()), out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("registry", "operators", "add", "alice"),
+        ("registry", "keys", "create", "--name", "ci"),
+        ("registry", "grant", "alice", "100"),
+    ],
+)
+def test_no_new_sqlite_store_in_a_home_whose_registry_serves_another(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Found 2026-12-07 (newuser43): in a PostgreSQL replica's home (its start leaves
+    ``ledger.checkpoint``, no ``registry.db``), ``registry operators add NAME`` without the
+    database URL made a new SQLite store there, exit 0; the registry refused the token."""
+    home = tmp_path / "replica"
+    home.mkdir(mode=0o700)
+    (home / "ledger.checkpoint").write_text("{}")
+    code, out = cli(home, *args)
+    assert code == 1, out
+    assert "registry.db does not exist, yet a registry ran in this home" in out
+    assert "--database-url or LLM_MESH_DATABASE_URL" in out
+    assert not (home / "registry.db").exists()
+    (home / "ledger.checkpoint").rename(home / "ledger.checkpoint.aside")  # on purpose: made
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    assert (home / "registry.db").exists()

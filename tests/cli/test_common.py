@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.common import fail, first_answering, registry_settings, registry_source
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.client_retry import NO_KEY_HINT
+from LLM_Mesh.errors import error_from_payload
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from tests.cli.registry_404 import serve_http
 from tests.hostile_gateway import serve
@@ -90,6 +92,25 @@ def test_an_error_without_a_message_is_said_by_its_kind(capsys: pytest.CaptureFi
     assert "error: ReadTimeout: no answer within the timeout" in capsys.readouterr().err
     fail(KeyError())
     assert "error: KeyError" in capsys.readouterr().err
+
+
+def test_a_wrong_api_key_is_told_in_the_clis_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """The gateway's 401 tells an HTTP client to send no Authorization header; a user of
+    ``llm-mesh ask --api-key lmk_typo`` is told to leave out the flag and the variable
+    (failed before: the header's words; newuser43)."""
+    payload = {
+        "error": {
+            "message": f"incorrect API key provided: lmk_...wxyz; {NO_KEY_HINT}",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        }
+    }
+    fail(error_from_payload(401, payload))
+    said = " ".join(capsys.readouterr().err.split())
+    assert said == (
+        "error: incorrect API key provided: lmk_...wxyz; leave out --api-key (and unset "
+        "LLM_MESH_API_KEY) to use the mesh without a key"
+    ), said
 
 
 # --- registry_settings: the registry of a node's home (found 2026-12-07, newuser39) -------

@@ -73,3 +73,13 @@ def test_a_device_is_named_as_one_not_missing() -> None:
     "no such file")."""
     with pytest.raises(ValueError, match="is not a regular file"):
         read_served([Path("/dev/zero")])
+
+
+def test_a_missing_log_says_where_a_node_keeps_it(tmp_path: Path) -> None:
+    """A node that has ended no request has no served.jsonl yet: the refusal says where a
+    node writes it and when (failed before: the bare "no such file"; newuser43)."""
+    with pytest.raises(ValueError) as caught:
+        read_served([tmp_path / "served.jsonl"])
+    said = str(caught.value)
+    assert said.startswith(f"--served {tmp_path / 'served.jsonl'}: no such file (")
+    assert "$LLM_MESH_HOME" in said and "served_log" in said and "first request" in said

@@ -101,6 +101,14 @@ async def test_no_or_a_wrong_token_is_401(mesh: Mesh, headers: dict[str, str]) -
     assert "earned" not in r.text
 
 
+async def test_an_unknown_token_is_told_what_to_do(mesh: Mesh) -> None:
+    """As registration says it (failed before: the bare "unknown operator token")."""
+    r = await mesh.client.get("/v1/earnings", headers=mesh.auth("lmo_not-a-token"))
+    said = r.json()["error"]["message"]
+    assert r.status_code == 401 and said.startswith("unknown operator token: not one"), said
+    assert "`llm-mesh registry operators add NAME`" in said
+
+
 async def test_an_admin_key_or_api_key_is_no_operator_token(mesh: Mesh) -> None:
     made = await create_api_key(mesh.store, name="client")
     assert made is not None
