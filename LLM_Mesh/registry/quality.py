@@ -269,8 +269,8 @@ class Quality:
         probes of that model passed (trust earned on one model is not trust in another
         that no verifier could check), a quarantine for any model still zeroes it.
         ``canary_passed``: the passed probes to count instead of the live tally's.
-        A verifier's canary factor is 1 for a model it serves with a declared sha256 (it is
-        the reference for that file's probes; node-wide: for any such model)."""
+        A verifier's canary factor is 1 for a model it serves with the sha256 it was marked
+        for (it is the reference for that file's probes; node-wide: for any such model)."""
         entry = self.table.get(node_id)
         verifier = _reference_for(entry, model, self.verifiers.get(node_id))
         st = self.routing.router.node(node_id)
