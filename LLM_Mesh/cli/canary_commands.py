@@ -1,15 +1,24 @@
-"""Quality control, admin: ``registry nodes trust|untrust|clear`` and ``registry canary run``.
+"""Quality control, admin: ``registry nodes trust|untrust|verifiers|clear``, ``registry canary run``.
 
-llm-mesh registry nodes trust NODE_ID      the node becomes a canary verifier (its answers
-                                           are the references for its model files)
-llm-mesh registry nodes untrust NODE_ID    the node is a canary verifier no more (cli42:
+llm-mesh registry nodes trust NODE_ID [--model M ...]
+                                           the node becomes a canary verifier for those
+                                           models (default: those it serves now with a
+                                           declared sha256, printed): its answers are the
+                                           references for those files, and no other
+llm-mesh registry nodes untrust NODE_ID [--model M ...]
+                                           unmark those models (default: all; cli42:
                                            before, only revoking its key undid trust)
+llm-mesh registry nodes verifiers          the verifiers and the files each is marked for
 llm-mesh registry nodes clear NODE_ID      lift the node's quarantines (it routes again)
                                            and release its held earnings to its operator
 llm-mesh registry canary run [--node ID] [--model M]
                                            probe now (the running registry, admin key) and
                                            print each verdict
 
+A mark names model files (model id and the sha256 the node declared when marked,
+``core/verifier_marks.py``; found 2026-12-07, verifier43: a mark covered every model the
+node declared, later ones the admin never checked too). A mark made before migration 0034
+covers no model: ``verifiers`` says so; mark it again.
 ``trust``, ``untrust`` and ``clear`` act on the store (like ``nodes revoke``): running
 registries learn them within a second. ``canary run`` asks the running registry
 (``POST /mesh/canary/run``), which sends the probes as it forwards requests.
@@ -38,35 +47,97 @@ from LLM_Mesh.cli.common import (
     warn_plain_http,
 )
 from LLM_Mesh.cli.render import fitted_table, shown
+from LLM_Mesh.core.verifier_marks import chosen_marks, unmarked_text
 from LLM_Mesh.errors import MeshError
 
 canary_app = typer.Typer(help="Canary probes: is each node running what it claims?")
 
 
+ModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", metavar="MODEL", help="A model id (repeatable)"),
+]
+
+
+def _marks_text(marks: dict[str, str]) -> str:
+    return ", ".join(f"{m} (sha256 {s[:12]}…)" for m, s in sorted(marks.items()))
+
+
 @nodes_app.command("trust")
 def nodes_trust(
     node_id: Annotated[str, typer.Argument(help="The node's id")],
+    model: ModelsOpt = None,
     database_url: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Mark a node as a canary verifier: its answers are the references for its model files."""
+    """Mark a node as a canary verifier for the model files you checked (--model; default:
+    every model it serves now with a declared sha256, printed): its answers are the
+    references for those files, and trusted_only requests are routed to it for them only."""
     at = datetime.now(timezone.utc)
-    added = with_admin_store(_settings(home, database_url), lambda s: s.trust_verifier(node_id, at))
-    console.print(f"node {shown(node_id)} {'is now' if added else 'was already'} a canary verifier")
+
+    async def mark(s: Any) -> tuple[bool, dict[str, str]]:
+        rec = await s.get_node(node_id)
+        if rec is None:
+            raise ValueError(
+                f"node {node_id} is not registered on this store: a verifier is marked for "
+                "the files its registration declares (check the id: llm-mesh status)"
+            )
+        marks = chosen_marks(node_id, rec.models, model or [])
+        return await s.trust_verifier(node_id, marks, at), marks
+
+    added, marks = with_admin_store(_settings(home, database_url), mark)
+    console.print(
+        f"node {shown(node_id)} {'is now' if added else 'was already'} a canary verifier for: "
+        f"{shown(_marks_text(marks))}"
+    )
 
 
 @nodes_app.command("untrust")
 def nodes_untrust(
     node_id: Annotated[str, typer.Argument(help="The node's id")],
+    model: ModelsOpt = None,
     database_url: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Unmark a canary verifier (`registry nodes trust`): its answers are no longer the
-    references for its model files; the node itself stays registered and routed."""
-    removed = with_admin_store(_settings(home, database_url), lambda s: s.untrust_verifier(node_id))
-    console.print(
-        f"node {shown(node_id)} {'is no longer' if removed else 'was not'} a canary verifier"
+    """Unmark a canary verifier (`registry nodes trust`), for --model only or for all: its
+    answers are no longer the references for those files; the node stays registered and routed."""
+    models = model or []
+    removed = with_admin_store(
+        _settings(home, database_url), lambda s: s.untrust_verifier(node_id, models)
     )
+    what = f" for {shown(', '.join(models))}" if models else ""
+    console.print(
+        f"node {shown(node_id)} {'is no longer' if removed else 'was not'} a canary verifier{what}"
+    )
+
+
+@nodes_app.command("verifiers")
+def nodes_verifiers(database_url: DbOpt = None, home: HomeOpt = None) -> None:
+    """The canary verifiers and the model files (model, sha256) each is marked for."""
+    marks = with_admin_store(_settings(home, database_url), lambda s: s.list_verifiers())
+    if not marks:
+        console.print("no canary verifier (mark one: llm-mesh registry nodes trust NODE_ID)")
+        return
+    rows = [
+        [
+            shown(v.node_id),
+            "\n".join(f"{shown(m)} {s}" for m, s in sorted(v.models.items()))
+            or "[yellow]none: marked before 0034, mark again[/]",
+            v.trusted_at.isoformat(timespec="seconds") if v.trusted_at else "-",
+        ]
+        for v in marks
+    ]
+    console.print(
+        fitted_table(
+            ("node", "models (sha256)", "marked"),
+            rows,
+            keys={"node", "models (sha256)"},
+            width=console.width,
+        )
+    )
+    for v in marks:
+        if not v.models:
+            err.print(f"warning: {unmarked_text(v.node_id)}", markup=False)
 
 
 @nodes_app.command("clear")

@@ -39,8 +39,8 @@ paid and recorded as a user's stream) and judged on its text alone, as is a non-
 one that asks no ``logprobs`` (``Shape.text_only``).
 
 The reference is the same body answered by a verifier: a node the admin marked
-trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
-sha256). It is fetched on demand, after the probed node has answered (asked before, a
+trusted for that model file (``llm-mesh registry nodes trust``: model and sha256) hosting
+it. It is fetched on demand, after the probed node has answered (asked before, a
 verifier saw each new probe coming), and cached per (sha256, endpoint, body). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
@@ -357,23 +357,19 @@ class CanaryProber:
         return SettledPayment(s, job.settle_key, POOL, job.model, job.estimate)
 
     def verifiers_for(self, node_id: str, model: str) -> list[str]:
-        """Healthy verifiers (other than ``node_id``) hosting the same file as ``node_id``."""
+        """Healthy verifiers (other than ``node_id``) hosting the same file as ``node_id``,
+        each marked for that file (``Quality.vouches``; found 2026-12-07, verifier43: any
+        model a verifier declared, one the admin never checked, too)."""
         table = self.rt.table
         hosted = table.hosted(node_id, model)
         if hosted is None or not hosted.sha256:
             return []
         out = []
         for v in sorted(self.quality.verifiers):
-            if v == node_id:
+            entry, vh = table.get(v), table.hosted(v, model)
+            if v == node_id or entry is None or vh is None or vh.sha256 != hosted.sha256:
                 continue
-            entry = table.get(v)
-            vh = table.hosted(v, model)
-            if (
-                entry is not None
-                and vh is not None
-                and vh.sha256 == hosted.sha256
-                and table.healthy(entry)
-            ):
+            if self.quality.vouches(v, model, vh.sha256) and table.healthy(entry):
                 out.append(v)
         return out
 

@@ -6,6 +6,7 @@ Same behaviour as the SQL store, kept in dicts; nothing survives the process.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -26,7 +27,7 @@ from LLM_Mesh.registry.ports import (
     RequestRecord,
     SeqResult,
 )
-from LLM_Mesh.registry.ports_canary import CanaryRecord
+from LLM_Mesh.registry.ports_canary import CanaryRecord, VerifierMark
 from LLM_Mesh.registry.store_canary_departures import MemoryCanaryDepartures
 from LLM_Mesh.registry.store_cut_receipts import MemoryCutReceipts
 
@@ -53,7 +54,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
         self.node_keys: dict[str, NodeKeyRecord] = {}
         self.admin_key_hash: str | None = None
         self.api_keys: dict[str, ApiKeyRecord] = {}
-        self.verifiers: dict[str, datetime] = {}
+        self.verifiers: dict[str, VerifierMark] = {}
         self.canary: dict[tuple[str, str], CanaryRecord] = {}
         self.opened = False
         self.closed = False
@@ -376,17 +377,32 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
 
     # -- quality control (canary verifiers and verdicts) ------------------------------
 
-    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
-        if node_id in self.verifiers:
+    async def trust_verifier(self, node_id: str, models: Mapping[str, str], at: datetime) -> bool:
+        old = self.verifiers.get(node_id)
+        marks = {**(old.models if old is not None else {}), **models}
+        if old is not None and marks == old.models:
             return False
-        self.verifiers[node_id] = at
+        self.verifiers[node_id] = VerifierMark(node_id, marks, at)
         return True
 
-    async def untrust_verifier(self, node_id: str) -> bool:
-        return self.verifiers.pop(node_id, None) is not None
+    async def untrust_verifier(self, node_id: str, models: Sequence[str] = ()) -> bool:
+        old = self.verifiers.get(node_id)
+        if old is None:
+            return False
+        if not models:
+            del self.verifiers[node_id]
+            return True
+        marks = {m: s for m, s in old.models.items() if m not in models}
+        if marks == old.models:
+            return False
+        if marks:
+            self.verifiers[node_id] = replace(old, models=marks)
+        else:
+            del self.verifiers[node_id]
+        return True
 
-    async def list_verifiers(self) -> list[str]:
-        return sorted(self.verifiers)
+    async def list_verifiers(self) -> list[VerifierMark]:
+        return [replace(v, models=dict(v.models)) for _, v in sorted(self.verifiers.items())]
 
     async def record_canary(
         self,

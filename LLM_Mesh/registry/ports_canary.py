@@ -7,11 +7,23 @@ The record and the protocol (:class:`CanaryStore`, a part of ``ports.Store``) th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["CanaryRecord", "CanaryStore"]
+__all__ = ["CanaryRecord", "CanaryStore", "VerifierMark"]
+
+
+@dataclass
+class VerifierMark:
+    """A node the admin marked a canary verifier, and the model files it is the reference
+    for: model id -> the sha256 declared when marked (``core/verifier_marks.py``; empty: a
+    mark made before migration 0034, which covers no model); ``trusted_at``: the last mark."""
+
+    node_id: str
+    models: dict[str, str] = field(default_factory=dict)
+    trusted_at: datetime | None = None
 
 
 @dataclass
@@ -36,16 +48,18 @@ class CanaryRecord:
 class CanaryStore(Protocol):
     """Quality control's part of the store (``registry/store_canary.py``, migration 0009)."""
 
-    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
-        """Mark ``node_id`` a canary verifier; ``False`` when it already is one."""
+    async def trust_verifier(self, node_id: str, models: Mapping[str, str], at: datetime) -> bool:
+        """Mark ``node_id`` a canary verifier for ``models`` (model -> sha256), added to its
+        marks (a model marked again takes the new sha256); ``False`` when nothing changed."""
         ...
 
-    async def untrust_verifier(self, node_id: str) -> bool:
-        """``node_id`` a canary verifier no more; ``False`` when it was not one (cli42)."""
+    async def untrust_verifier(self, node_id: str, models: Sequence[str] = ()) -> bool:
+        """Unmark ``models`` of ``node_id`` (none given: the node is a verifier no more, cli42;
+        its last model unmarked: the same); ``False`` when there was nothing to unmark."""
         ...
 
-    async def list_verifiers(self) -> list[str]:
-        """The verifier node ids."""
+    async def list_verifiers(self) -> list[VerifierMark]:
+        """The verifiers and their marks, by node id."""
         ...
 
     async def record_canary(

@@ -22,8 +22,12 @@ failures; ``trusted_nodes(model)`` is what ``trusted_only`` routes to, scored on
 model's passed probes only (a node trusted for one model is not trusted for another no
 verifier checked). The node-wide score (``view``, ``GET /mesh/nodes``) counts them all.
 A verifier (the admin's reference, not probed against itself) has the canary factor 1 for
-the models it serves with a declared sha256 (those it is a reference for), unless quarantined: it is trusted with a clean record (before
-2026-12-07 it scored 0.5 and ``trusted_only`` never reached it, user41b).
+the model files the admin marked it for (model and sha256, ``core/verifier_marks.py``)
+while it serves them so, unless quarantined: it is trusted with a clean record (before
+2026-12-07 it scored 0.5 and ``trusted_only`` never reached it, user41b). A model it
+declares later, or under another sha256, is not marked: there it is any node (before
+2026-12-07, verifier43, a mark covered every model it declared). A mark made before
+migration 0034 covers no model, said once in the log as the registry reads it.
 
 What the public sees of passed probes (``view``: ``GET /mesh/nodes``, ``node info``, the
 dashboard; and :meth:`Quality.public_score`) is each model's tally as it stood at the
@@ -36,7 +40,7 @@ the admin's listing (``view(live=True)``, with the last probe's time) use the li
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -50,6 +54,7 @@ from LLM_Mesh.core.trust import (
     speed_explained,
     trust_score,
 )
+from LLM_Mesh.core.verifier_marks import covers, unmarked_text
 from LLM_Mesh.registry.node_table import NodeEntry
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
@@ -82,7 +87,9 @@ class Quality:
         self.table = routing.table
         self.threshold = threshold
         self.now = wall_now
-        self.verifiers: frozenset[str] = frozenset()
+        # the verifiers' marks: node id -> model -> sha256 (``core/verifier_marks.py``)
+        self.verifiers: Mapping[str, Mapping[str, str]] = {}
+        self._said_unmarked: set[str] = set()  # marks before 0034 (no models), logged once
         self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
         self.published = DelayedTally(publish_period_s)  # what the public sees of them
         # quarantined nodes and their operators' other nodes (Store.held_nodes)
@@ -103,9 +110,13 @@ class Quality:
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
         """Read verifiers and canary records (all, or those changed since ``since``)."""
-        verifiers = frozenset(await self.store.list_verifiers())
+        verifiers = {v.node_id: v.models for v in await self.store.list_verifiers()}
         if verifiers != self.verifiers:
             self.verifiers, self.changes = verifiers, self.changes + 1
+            for node_id in sorted(n for n, m in verifiers.items() if not m):
+                if node_id not in self._said_unmarked:
+                    self._said_unmarked.add(node_id)
+                    log.warning("%s", unmarked_text(node_id))
         for rec in await self.store.canary_records(since):
             self.apply(rec)
         await self.refresh_held()
@@ -175,12 +186,22 @@ class Quality:
                 self.on_quarantine(rec.reason)
         return rec
 
-    async def trust(self, node_id: str) -> bool:
-        """Mark ``node_id`` a verifier (the admin's ``registry nodes trust``)."""
-        added = await self.store.trust_verifier(node_id, self.now())
-        self.verifiers = self.verifiers | {node_id}
+    async def trust(self, node_id: str, models: Mapping[str, str] | None = None) -> bool:
+        """Mark ``node_id`` a verifier for ``models`` (model -> sha256; ``None``: the models
+        it serves now with a declared sha256), as the admin's ``registry nodes trust``."""
+        if models is None:
+            entry = self.table.get(node_id)
+            hosted = entry.models.values() if entry is not None else ()
+            models = {h.id: h.sha256.lower() for h in hosted if h.sha256}
+        added = await self.store.trust_verifier(node_id, models, self.now())
+        self.verifiers = {**self.verifiers, node_id: {**self.verifiers.get(node_id, {}), **models}}
         self.changes += 1
         return added
+
+    def vouches(self, node_id: str, model: str, sha256: str | None) -> bool:
+        """Whether ``node_id`` is a verifier marked for ``model``'s file ``sha256``: its
+        answers may be the reference for that file, and for no other."""
+        return covers(self.verifiers.get(node_id), model, sha256)
 
     async def clear(self, node_id: str) -> list[str]:
         """Lift the node's quarantines (the admin's ``registry nodes clear``)."""
@@ -248,10 +269,10 @@ class Quality:
         probes of that model passed (trust earned on one model is not trust in another
         that no verifier could check), a quarantine for any model still zeroes it.
         ``canary_passed``: the passed probes to count instead of the live tally's.
-        A verifier's canary factor is 1 for a model it serves with a declared sha256 (it is
-        the reference for that file's probes; node-wide: for any such model)."""
+        A verifier's canary factor is 1 for a model it serves with the sha256 it was marked
+        for (it is the reference for that file's probes; node-wide: for any such model)."""
         entry = self.table.get(node_id)
-        verifier = node_id in self.verifiers and _reference_for(entry, model)
+        verifier = _reference_for(entry, model, self.verifiers.get(node_id))
         st = self.routing.router.node(node_id)
         success = st.success.value if st is not None else None
         # the speed the node showed, as of its last answer: not ``get(now)``, which decays
@@ -298,7 +319,7 @@ class Quality:
         return {
             "trust_score": s.score,
             "trusted": s.score >= self.threshold,
-            "verifier": node_id in self.verifiers,
+            "verifier": bool(self.verifiers.get(node_id)),  # marked for some model
             "canary_passed": passed,
             "canary_failed": self.failed(node_id),  # each one a quarantine, shown at once
             "quarantined": [
@@ -313,16 +334,20 @@ class Quality:
         }
 
 
-def _reference_for(entry: NodeEntry | None, model: str | None) -> bool:
+def _reference_for(
+    entry: NodeEntry | None, model: str | None, marks: Mapping[str, str] | None
+) -> bool:
     """Whether a verifier's answers are the probes' reference for ``model`` (``None``: for
-    any model it serves): it serves it with a declared sha256, which probes match files by
-    (``registry/canary.py``); a model without one no verifier can check, itself included."""
-    if entry is None:
+    any model it serves): the admin marked it for the file it serves under that name (model
+    and sha256, ``core/verifier_marks.py``), which probes match files by
+    (``registry/canary.py``); a model without a sha256 no verifier can check, itself
+    included, and one it was not marked for the admin never checked."""
+    if entry is None or not marks:
         return False
     if model is None:
-        return any(h.sha256 for h in entry.models.values())
+        return any(covers(marks, m, h.sha256) for m, h in entry.models.items())
     hosted = entry.models.get(model)
-    return hosted is not None and bool(hosted.sha256)
+    return hosted is not None and covers(marks, model, hosted.sha256)
 
 
 def _speed_ok(entry: NodeEntry, per_token_ms: float | None) -> bool:

@@ -12,14 +12,16 @@ CLI) by polling
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from LLM_Mesh.core.verifier_marks import marks_from
 from LLM_Mesh.registry import tables
-from LLM_Mesh.registry.ports_canary import CanaryRecord
+from LLM_Mesh.registry.ports_canary import CanaryRecord, VerifierMark
 from LLM_Mesh.registry.store_credentials import insert_new
 
 __all__ = ["SqlCanary"]
@@ -47,23 +49,46 @@ class SqlCanary:
     def engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
         raise NotImplementedError
 
-    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
-        async with self.engine.begin() as conn:
-            return await insert_new(
-                conn, tables.canary_verifiers, {"node_id": node_id, "trusted_at": at}
-            )
-
-    async def untrust_verifier(self, node_id: str) -> bool:
+    async def trust_verifier(self, node_id: str, models: Mapping[str, str], at: datetime) -> bool:
         v = tables.canary_verifiers
+        key = v.c.node_id == node_id
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(v).where(v.c.node_id == node_id))
-        return bool(result.rowcount)
+            made = await insert_new(conn, v, {"node_id": node_id, "models": {}, "trusted_at": at})
+            # the row locked (PostgreSQL) while its marks are merged: two admins at once
+            # each add theirs
+            old = (await conn.execute(select(v.c.models).where(key).with_for_update())).scalar()
+            before = marks_from(old)
+            marks = {**before, **models}
+            if not made and marks == before:
+                return False
+            await conn.execute(update(v).where(key).values(models=marks, trusted_at=at))
+        return True
 
-    async def list_verifiers(self) -> list[str]:
+    async def untrust_verifier(self, node_id: str, models: Sequence[str] = ()) -> bool:
+        v = tables.canary_verifiers
+        key = v.c.node_id == node_id
+        async with self.engine.begin() as conn:
+            if not models:
+                result = await conn.execute(delete(v).where(key))
+                return bool(result.rowcount)
+            old = (await conn.execute(select(v.c.models).where(key).with_for_update())).first()
+            if old is None:
+                return False
+            before = marks_from(old.models)
+            marks = {m: s for m, s in before.items() if m not in models}
+            if marks == before:
+                return False
+            if marks:
+                await conn.execute(update(v).where(key).values(models=marks))
+            else:  # its last model unmarked: a verifier no more
+                await conn.execute(delete(v).where(key))
+        return True
+
+    async def list_verifiers(self) -> list[VerifierMark]:
         v = tables.canary_verifiers
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(v.c.node_id).order_by(v.c.node_id))).all()
-        return [r.node_id for r in rows]
+            rows = (await conn.execute(select(v).order_by(v.c.node_id))).all()
+        return [VerifierMark(r.node_id, marks_from(r.models), r.trusted_at) for r in rows]
 
     async def record_canary(
         self,

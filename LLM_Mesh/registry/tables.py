@@ -486,12 +486,15 @@ registry_replicas = Table(
 #: Migration 0009 (quality control, ``registry/quality.py``): the nodes the admin
 #: trusts as canary verifiers (``llm-mesh registry nodes trust``), and per node and
 #: model the canary's tally and quarantine (``quarantined_at`` set by a failed probe,
-#: cleared by ``llm-mesh registry nodes clear``; ``reason`` says why).
+#: cleared by ``llm-mesh registry nodes clear``; ``reason`` says why). ``models``
+#: (migration 0034): the files a verifier was marked for, model id -> sha256
+#: (``core/verifier_marks.py``; ``{}``: marked before 0034, covers no model).
 canary_verifiers = Table(
     "canary_verifiers",
     metadata,
     Column("node_id", String(128), primary_key=True),
     Column("trusted_at", UTCDateTime(), nullable=False),
+    Column("models", JSON(), nullable=False, server_default="{}"),
 )
 
 canary_status = Table(

@@ -9,14 +9,17 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, pseudonym
+from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.held import store_ledger
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import held_account, operator_account
+from tests.registry.test_store import node
 
 runner = CliRunner()
 USER = pseudonym("user", "key-1")
@@ -116,12 +119,28 @@ def test_clear_releases_the_operators_other_nodes_once_none_is_quarantined(
     assert code == 0 and "OK" in out, out
 
 
-def _verifiers(home: Path) -> list[str]:
-    async def go() -> list[str]:
+A, B = "a" * 64, "b" * 64
+
+
+def _verifiers(home: Path) -> dict[str, dict[str, str]]:
+    async def go() -> dict[str, dict[str, str]]:
         async with SqlStore(_db(home)) as s:
-            return await s.list_verifiers()
+            return {v.node_id: v.models for v in await s.list_verifiers()}
 
     return asyncio.run(go())
+
+
+def _registered(home: Path, *node_ids: str, models: dict[str, str | None] | None = None) -> None:
+    """The nodes as their registration stores them, serving ``models`` (model -> sha256)."""
+    served = {"gemma-3-270m": A} if models is None else models
+
+    async def go() -> None:
+        async with SqlStore(_db(home)) as s:
+            for n in node_ids:
+                rows = [{"id": m, "engine": "llama-cpp", "sha256": h} for m, h in served.items()]
+                await s.upsert_node(node(n, models=rows))
+
+    asyncio.run(go())
 
 
 def test_nodes_untrust_undoes_nodes_trust(tmp_path: Path) -> None:
@@ -129,22 +148,74 @@ def test_nodes_untrust_undoes_nodes_trust(tmp_path: Path) -> None:
     could not be unmarked but by revoking its key; ``registry nodes untrust`` unmarks it,
     said as ``trust`` says it, on the store (running registries learn it at their poll)."""
     home = tmp_path / "mesh"
+    _registered(home, "n1", "n2")
     code, out = cli(home, "registry", "nodes", "trust", "n1")
     assert code == 0 and "node n1 is now a canary verifier" in out, out
     assert cli(home, "registry", "nodes", "trust", "n2")[0] == 0
     code, out = cli(home, "registry", "nodes", "untrust", "n1")
     assert code == 0 and "node n1 is no longer a canary verifier" in out, out
-    assert _verifiers(home) == ["n2"]
+    assert list(_verifiers(home)) == ["n2"]
     code, out = cli(home, "registry", "nodes", "untrust", "n1")  # nothing left to do
     assert code == 0 and "node n1 was not a canary verifier" in out, out
     code, out = cli(home, "registry", "nodes", "trust", "n1")  # marked again: as new
     assert code == 0 and "node n1 is now a canary verifier" in out, out
-    assert _verifiers(home) == ["n1", "n2"]
+    assert list(_verifiers(home)) == ["n1", "n2"]
+
+
+def test_nodes_trust_marks_the_models_served_now_or_those_named(tmp_path: Path) -> None:
+    """verifier43: the mark names model files (model, sha256 as registered), printed; by
+    default every model the node serves with a sha256, else ``--model``; ``untrust
+    --model`` unmarks one; ``verifiers`` lists them."""
+    home = tmp_path / "mesh"
+    _registered(home, "n1", models={"gemma-3-270m": A, "mistral-7b": B, "sim-x": None})
+    code, out = cli(home, "registry", "nodes", "trust", "n1", "--model", "mistral-7b")
+    assert code == 0 and f"canary verifier for: mistral-7b (sha256 {B[:12]}…)" in out, out
+    assert _verifiers(home) == {"n1": {"mistral-7b": B}}
+    code, out = cli(home, "registry", "nodes", "trust", "n1")
+    assert code == 0 and "is now a canary verifier for: gemma-3-270m (sha256" in out, out
+    assert "mistral-7b" in out and "sim-x" not in out
+    assert _verifiers(home) == {"n1": {"gemma-3-270m": A, "mistral-7b": B}}
+    code, out = cli(home, "registry", "nodes", "verifiers")
+    assert code == 0 and f"gemma-3-270m {A}" in out and f"mistral-7b {B}" in out, out
+    code, out = cli(home, "registry", "nodes", "untrust", "n1", "--model", "gemma-3-270m")
+    assert code == 0 and "node n1 is no longer a canary verifier for gemma-3-270m" in out, out
+    assert _verifiers(home) == {"n1": {"mistral-7b": B}}
+
+
+def test_nodes_trust_refuses_what_it_cannot_mark_in_one_line(tmp_path: Path) -> None:
+    """An unregistered node, a model it does not serve with a sha256: one line each, what
+    to do, nothing marked."""
+    home = tmp_path / "mesh"
+    _registered(home, "n1", models={"gemma-3-270m": A, "sim-x": None})
+    code, out = cli(home, "registry", "nodes", "trust", "ghost")
+    assert code == 1 and "node ghost is not registered on this store" in out, out
+    code, out = cli(home, "registry", "nodes", "trust", "n1", "--model", "sim-x")
+    assert code == 1 and "does not serve sim-x with a declared sha256" in out, out
+    assert "Traceback" not in out and _verifiers(home) == {}
+
+
+def test_nodes_verifiers_says_a_mark_made_before_0034_covers_no_model(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    _registered(home, "n1")
+    assert cli(home, "registry", "nodes", "trust", "n1")[0] == 0
+    code, out = cli(home, "registry", "nodes", "verifiers")
+    assert code == 0 and "none: marked before 0034" not in out, out
+
+    async def old_mark() -> None:  # as migration 0034 leaves a row written before it
+        async with SqlStore(_db(home)) as s, s.engine.begin() as conn:
+            await conn.execute(update(tables.canary_verifiers).values(models={}))
+
+    asyncio.run(old_mark())
+    code, out = cli(home, "registry", "nodes", "verifiers")
+    assert code == 0 and "none: marked before 0034, mark again" in out, out
+    assert "it is the reference for no model until marked again" in out
+    assert "llm-mesh registry nodes trust n1" in out
 
 
 def test_nodes_untrust_needs_the_stores_admin_key(tmp_path: Path) -> None:
     """As ``trust``: without the store's admin key nothing is unmarked."""
     home = tmp_path / "mesh"
+    _registered(home, "n1")
     assert cli(home, "registry", "nodes", "trust", "n1")[0] == 0
     out = runner.invoke(
         app,
@@ -152,4 +223,4 @@ def test_nodes_untrust_needs_the_stores_admin_key(tmp_path: Path) -> None:
         env={"COLUMNS": "200", "LLM_MESH_ADMIN_KEY": "lma_" + "x" * 43},
     )
     assert out.exit_code == 1 and "admin key" in out.output, out.output
-    assert _verifiers(home) == ["n1"]
+    assert list(_verifiers(home)) == ["n1"]

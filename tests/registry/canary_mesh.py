@@ -167,16 +167,23 @@ class LogprobNodes(FakeNodes):
 
 
 async def register(
-    h: Harness, node_id: str, answer: Answer = honest, sha: str | None = SHA
+    h: Harness,
+    node_id: str,
+    answer: Answer = honest,
+    sha: str | None = SHA,
+    models: dict[str, str | None] | None = None,
 ) -> FakeNode:
+    """Register (or again) ``node_id`` serving ``MODEL`` with ``sha``, or ``models``
+    (model id -> sha256)."""
     nodes = h.nodes
     assert isinstance(nodes, LogprobNodes)
-    node = nodes.add(node_id)
+    node = nodes.nodes.get(f"{node_id}:8801") or nodes.add(node_id)
     nodes.answers[node_id] = answer
+    served = {MODEL: sha} if models is None else models
     reg = {
         "node_id": node_id,
         "url": f"http://{node_id}:8801",
-        "models": [{"id": MODEL, "engine": "llama-cpp", "sha256": sha}],
+        "models": [{"id": m, "engine": "llama-cpp", "sha256": s} for m, s in served.items()],
         "max_concurrency": 2,
     }
     r = await h.client.post("/mesh/nodes", json=reg)

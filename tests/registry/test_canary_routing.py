@@ -102,13 +102,21 @@ async def test_watcher_applies_quarantines_and_clears_made_elsewhere(mesh: Harne
     watcher = QualityWatcher(q)
     now = datetime.now(timezone.utc)
     await mesh.store.record_canary("a", MODEL, ok=False, reason="canary: token at 0", at=now)
-    await mesh.store.trust_verifier("b", now)
+    await mesh.store.trust_verifier("b", {MODEL: SHA}, now)
     await watcher.poll()
-    assert q.quarantined("a", MODEL) and "b" in q.verifiers
+    assert q.quarantined("a", MODEL) and q.verifiers["b"] == {MODEL: SHA}
+    assert q.vouches("b", MODEL, SHA)
     assert mesh.runtime.routing.quarantined == {"a": frozenset({MODEL})}
     await mesh.store.clear_quarantine("a", now)
     await watcher.poll()
     assert not q.quarantined("a", MODEL) and mesh.runtime.routing.quarantined == {}
+    # a model marked or unmarked on the store (verifier43: marks name models) is learnt too
+    assert await mesh.store.trust_verifier("b", {"mistral-7b": "b" * 64}, now)
+    await watcher.poll()
+    assert q.verifiers["b"] == {MODEL: SHA, "mistral-7b": "b" * 64}
+    assert await mesh.store.untrust_verifier("b", [MODEL])
+    await watcher.poll()
+    assert not q.vouches("b", MODEL, SHA) and q.vouches("b", "mistral-7b", "b" * 64)
     # a verifier unmarked on the store (``registry nodes untrust``, cli42) is one no more
     assert await mesh.store.untrust_verifier("b")
     await watcher.poll()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.registry.canary_mesh import MODEL, mesh, register, trust
+from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, prober, register, run_round, trust
 from tests.registry.helpers import Harness
 
 __all__ = ["mesh"]
@@ -64,3 +64,54 @@ async def test_a_verifier_is_not_trusted_for_a_file_it_declares_no_sha256_of(
     assert q.trusted_nodes(MODEL) == frozenset()
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     assert (await mesh.client.post("/v1/completions", json=body)).status_code == 503
+
+
+OTHER = "mistral-7b"  # a model the admin never checked the verifier for
+SHA_B = "b" * 64
+
+
+async def test_a_verifier_marked_for_one_model_is_not_the_reference_for_one_it_declares_later(
+    mesh: Harness,
+) -> None:
+    """Found open 2026-12-07 (session 42), closed 2026-12-07 (verifier43): the admin marked
+    the verifier for ``MODEL`` (what it served then); it then declares ``OTHER`` too. Its
+    answers were the reference for ``OTHER`` (a liar serving the same made-up file passed),
+    and ``trusted_only`` routed ``OTHER`` to it. Now neither: the mark names ``MODEL``."""
+    await register(mesh, "verifier")
+    await trust(mesh, "verifier")  # marked for MODEL, the file it serves now
+    await register(mesh, "verifier", models={MODEL: SHA, OTHER: SHA_B})  # declared later
+    await register(mesh, "accomplice", canned, models={OTHER: SHA_B})
+    await register(mesh, "peer")
+    p, q = prober(mesh), mesh.runtime.quality
+    assert q is not None
+    assert p.verifiers_for("accomplice", OTHER) == []
+    assert p.verifiers_for("peer", MODEL) == ["verifier"]  # still the reference for MODEL
+    (result,) = await run_round(mesh, node="accomplice", model=OTHER)
+    assert result["verdict"] == "unverified", result
+    assert q.trusted_nodes(OTHER) == frozenset()
+    assert q.trusted_nodes(MODEL) == {"verifier"}
+    body = {"model": OTHER, "prompt": "x", "trusted_only": True}
+    assert (await mesh.client.post("/v1/completions", json=body)).status_code == 503
+    v = listed(mesh, (await mesh.client.get("/mesh/nodes")).json()["nodes"], "verifier")
+    assert v["verifier"] is True  # a verifier still (for MODEL)
+
+
+async def test_a_verifier_declaring_another_file_under_its_marked_model_is_not_its_reference(
+    mesh: Harness,
+) -> None:
+    """The mark is the file the admin checked (its sha256), not the name: the verifier
+    re-registering ``MODEL`` with another file is no reference for that file, nor trusted
+    for ``MODEL`` under ``trusted_only``, until marked again."""
+    await register(mesh, "verifier")
+    await trust(mesh, "verifier")
+    await register(mesh, "verifier", sha=SHA_B)  # another file under the checked name
+    await register(mesh, "accomplice", canned, sha=SHA_B)
+    p, q = prober(mesh), mesh.runtime.quality
+    assert q is not None
+    assert p.verifiers_for("accomplice", MODEL) == []
+    assert q.trusted_nodes(MODEL) == frozenset()
+    body = {"model": MODEL, "prompt": "x", "trusted_only": True}
+    assert (await mesh.client.post("/v1/completions", json=body)).status_code == 503
+    await trust(mesh, "verifier")  # the admin checks the new file and marks it
+    assert p.verifiers_for("accomplice", MODEL) == ["verifier"]
+    assert q.trusted_nodes(MODEL) == {"verifier"}

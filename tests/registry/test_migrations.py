@@ -56,7 +56,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0033"]
+    assert script.get_heads() == ["0034"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -67,7 +67,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0033"
+            assert await conn.run_sync(_current) == "0034"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -87,7 +87,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0033"
+            assert await conn.run_sync(_current) == "0034"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -334,7 +334,7 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0033"
+            assert await conn.run_sync(_current) == "0034"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")
@@ -435,3 +435,52 @@ async def test_0033_adds_the_store_stamp_to_a_0032_store_and_comes_off_again(
         await engine.dispose()
     async with SqlStore(database_url) as store:  # and up again, the row still there
         assert [r.node_id for r in await store.list_nodes()] == ["n1"]
+
+
+async def test_0034_gives_a_mark_made_before_it_no_model_and_comes_off_again(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store at 0033 with a verifier's mark (the node only) takes 0034 in place: the mark
+    covers no model (not the models served at upgrade time: those may be what the node
+    declared after the admin's check), the registry says so once as it reads it, and a
+    mark made again names its models; downgrading drops the column, the row kept."""
+    from LLM_Mesh.registry.quality import Quality
+    from LLM_Mesh.registry.routing import Routing
+
+    def columns(conn: Connection) -> set[str]:
+        return {str(c["name"]) for c in inspect(conn).get_columns("canary_verifiers")}
+
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0033")
+            assert "models" not in await conn.run_sync(columns)
+            await conn.execute(
+                text("INSERT INTO canary_verifiers (node_id, trusted_at) VALUES ('v1', :at)"),
+                {"at": datetime(2026, 12, 1, tzinfo=timezone.utc)},
+            )
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # opening migrates to head
+        (mark,) = await store.list_verifiers()
+        assert (mark.node_id, mark.models) == ("v1", {})
+        quality = Quality(store, Routing(NodeTable(30.0), lambda: 0.0))
+        with caplog.at_level("WARNING", logger="LLM_Mesh.registry.quality"):
+            await quality.load()
+            await quality.load()
+        said = [r.getMessage() for r in caplog.records if "v1" in r.getMessage()]
+        assert len(said) == 1 and "reference for no model until marked again" in said[0]
+        assert not quality.vouches("v1", "m", "a" * 64)
+        assert await store.trust_verifier("v1", {"m": "a" * 64}, datetime.now(timezone.utc))
+        assert [v.models for v in await store.list_verifiers()] == [{"m": "a" * 64}]
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0033")
+        async with engine.connect() as conn:
+            assert "models" not in await conn.run_sync(columns)
+            assert await conn.run_sync(_current) == "0033"
+            rows = (await conn.execute(text("SELECT node_id FROM canary_verifiers"))).all()
+            assert [r[0] for r in rows] == ["v1"]
+    finally:
+        await engine.dispose()

@@ -68,7 +68,7 @@ async def test_open_on_empty_database_migrates(store: SqlStore) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert {"nodes", "requests", "alembic_version"} <= names
-    assert version == "0033"
+    assert version == "0034"
     assert await store.list_nodes() == []
     assert await log_rows(store) == 0
 
@@ -159,10 +159,13 @@ async def test_poll_versions_move_only_with_the_writes_their_polls_read(tmp_path
         await admin.record_canary("n1", "gemma-3-270m", ok=True, reason=None, at=T0)
         v5 = versions()
         assert v5["quality"] != v4["quality"]
-        assert await admin.trust_verifier("v1", T0)
+        assert await admin.trust_verifier("v1", {"gemma-3-270m": "a" * 64}, T0)
         v6 = versions()
         assert v6["quality"] != v5["quality"]
         assert (v6["revocations"], v6["api_keys"]) == (v4["revocations"], v4["api_keys"])
+        # a model more for the verifier: an UPDATE of its row (0034), read by the poll too
+        assert await admin.trust_verifier("v1", {"mistral-7b": "b" * 64}, T0)
+        assert versions()["quality"] != v6["quality"]
     assert s.poll_version("quality") is None  # closed
 
 

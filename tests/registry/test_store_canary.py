@@ -19,24 +19,56 @@ def any_store(request: pytest.FixtureRequest, store: SqlStore) -> Store:
     return MemoryStore() if request.param == "memory" else store
 
 
-async def test_verifiers_are_marked_once(any_store: Store) -> None:
+A, B = "a" * 64, "b" * 64
+
+
+async def _marks(store: Store) -> dict[str, dict[str, str]]:
+    return {v.node_id: v.models for v in await store.list_verifiers()}
+
+
+async def test_verifiers_are_marked_once_per_file(any_store: Store) -> None:
     assert await any_store.list_verifiers() == []
-    assert await any_store.trust_verifier("node-b", T0)
-    assert await any_store.trust_verifier("node-a", T0)
-    assert not await any_store.trust_verifier("node-a", T0 + timedelta(seconds=1))
-    assert await any_store.list_verifiers() == ["node-a", "node-b"]
+    assert await any_store.trust_verifier("node-b", {"m": A}, T0)
+    assert await any_store.trust_verifier("node-a", {"m": A}, T0)
+    assert not await any_store.trust_verifier("node-a", {"m": A}, T0 + timedelta(seconds=1))
+    assert await _marks(any_store) == {"node-a": {"m": A}, "node-b": {"m": A}}
+    assert [v.trusted_at for v in await any_store.list_verifiers()] == [T0, T0]
+
+
+async def test_a_mark_adds_models_and_takes_a_models_new_file(any_store: Store) -> None:
+    """verifier43: marks name model files; marking again adds to them (another model), or
+    replaces a model's sha256 (the admin checked its new file), the time of the last kept."""
+    t1 = T0 + timedelta(seconds=1)
+    assert await any_store.trust_verifier("n", {"m": A}, T0)
+    assert await any_store.trust_verifier("n", {"m2": B}, t1)
+    assert await _marks(any_store) == {"n": {"m": A, "m2": B}}
+    assert await any_store.trust_verifier("n", {"m": B}, t1)
+    assert await _marks(any_store) == {"n": {"m": B, "m2": B}}
+    (mark,) = await any_store.list_verifiers()
+    assert mark.trusted_at == t1
 
 
 async def test_a_verifier_is_unmarked_once(any_store: Store) -> None:
     """``registry nodes untrust`` (cli42): the mark gone, ``False`` when there was none."""
-    assert await any_store.trust_verifier("node-a", T0)
-    assert await any_store.trust_verifier("node-b", T0)
+    assert await any_store.trust_verifier("node-a", {"m": A}, T0)
+    assert await any_store.trust_verifier("node-b", {"m": A}, T0)
     assert await any_store.untrust_verifier("node-a")
     assert not await any_store.untrust_verifier("node-a")
     assert not await any_store.untrust_verifier("node-c")
-    assert await any_store.list_verifiers() == ["node-b"]
-    assert await any_store.trust_verifier("node-a", T0 + timedelta(seconds=1))  # again: new
-    assert await any_store.list_verifiers() == ["node-a", "node-b"]
+    assert await _marks(any_store) == {"node-b": {"m": A}}
+    assert await any_store.trust_verifier("node-a", {"m": A}, T0 + timedelta(seconds=1))
+    assert sorted(await _marks(any_store)) == ["node-a", "node-b"]
+
+
+async def test_models_are_unmarked_one_by_one(any_store: Store) -> None:
+    """``untrust --model``: those models only; the last one gone, the node is no verifier."""
+    assert await any_store.trust_verifier("n", {"m": A, "m2": B}, T0)
+    assert not await any_store.untrust_verifier("n", ["m3"])
+    assert not await any_store.untrust_verifier("other", ["m"])
+    assert await any_store.untrust_verifier("n", ["m"])
+    assert await _marks(any_store) == {"n": {"m2": B}}
+    assert await any_store.untrust_verifier("n", ["m2"])
+    assert await any_store.list_verifiers() == []
 
 
 async def test_passes_count_and_a_failure_quarantines_keeping_the_first_reason(
