@@ -483,12 +483,10 @@ registry_replicas = Table(
     Index("ix_registry_replicas_seen_at", "seen_at"),
 )
 
-#: Migration 0009 (quality control, ``registry/quality.py``): the nodes the admin
-#: trusts as canary verifiers (``llm-mesh registry nodes trust``), and per node and
-#: model the canary's tally and quarantine (``quarantined_at`` set by a failed probe,
-#: cleared by ``llm-mesh registry nodes clear``; ``reason`` says why). ``models``
-#: (migration 0034): the files a verifier was marked for, model id -> sha256
-#: (``core/verifier_marks.py``; ``{}``: marked before 0034, covers no model).
+#: Migration 0009 (quality control, ``registry/quality.py``): the canary verifiers the admin
+#: trusts (``llm-mesh registry nodes trust``), per node and model the canary's tally and
+#: quarantine (``quarantined_at`` set by a failed probe, cleared by ``registry nodes clear``).
+#: ``models`` (0034): the files a verifier was marked for, id -> sha256 (``{}``: none).
 canary_verifiers = Table(
     "canary_verifiers",
     metadata,
