@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import errno
 import json
 import logging
@@ -142,7 +143,8 @@ class SignalServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if not isinstance(self.config.loaded_app, _CutAnswer):  # the connections' app
             self._refused = RefusedStart(self.config.loaded_app, self.what, self.database)
-            self.config.loaded_app = _CutAnswer(self._refused, self)
+            self.config.loaded_app = _CutAnswer(self.config.loaded_app, self)
+            self._lifespan_through(self._refused)
         said = logging.getLogger("uvicorn.error")
         if self._refused is not None:  # uvicorn's "startup failed" left out after its line
             said.addFilter(self._refused)
@@ -155,6 +157,17 @@ class SignalServer(uvicorn.Server):
         finally:
             if self._refused is not None:
                 said.removeFilter(self._refused)
+
+    def _lifespan_through(self, app: RefusedStart) -> None:
+        """The lifespan (uvicorn's ``LifespanOn``, which calls its config's ``loaded_app``)
+        runs ``app``; the connections keep ``config.loaded_app``: a request's ASGI call
+        does not pass through :class:`RefusedStart` (perf43: one awaited layer a request
+        for a failure only a start can meet). No lifespan (``lifespan="off"``): nothing."""
+        config = getattr(self.lifespan, "config", None)
+        if config is self.config:  # its own copy, the connections' config unchanged
+            own = copy.copy(config)
+            own.loaded_app = app
+            self.lifespan.config = own
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)

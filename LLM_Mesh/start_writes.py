@@ -99,7 +99,9 @@ class RefusedStart(logging.Filter):
     """An ASGI app whose lifespan's start, failing on a file it could not write, is answered
     ``lifespan.startup.failed`` with no message (uvicorn logs no traceback, nor its
     ``Application startup failed`` line: a filter on ``uvicorn.error`` while it starts),
-    the one line kept in :attr:`line`. The app's own stop (its ``finally``) has run."""
+    the one line kept in :attr:`line`. The app's own stop (its ``finally``) has run.
+    ``server_process.SignalServer`` gives it the lifespan alone: the requests do not pass
+    through it (perf43; any other scope still goes on to the app)."""
 
     def __init__(self, app: Any, what: str, database: str | None = None) -> None:
         super().__init__()

@@ -23,7 +23,12 @@ settlement's write counters (``gw_profile``'s thread dump).
     PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_gateway_cpu.py [--requests 2000]
         [--warmup 200] [--top 40] [--settlement on|off|both] [--no-settler]
         [--variant NAME:VAR=VALUE] [--concurrency 1] [--profile-concurrency 1]
-        [--baseline-tree DIR]
+        [--baseline-tree DIR] [--calls-diff N]
+
+``--calls-diff N`` (with ``--baseline-tree``): the profiled calls a request of each tree
+against the baseline's, their totals and the ``N`` functions whose calls differ most (each
+named by its file from the package's or a library's folder and its name, so the same
+function matches in either checkout; perf43).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import argparse
 import contextlib
 import os
 import pstats
+import re
 import signal
 import statistics
 import subprocess
@@ -130,6 +136,14 @@ def main() -> None:
         help="also this tree with these environment variables (e.g. gw_profile's knobs)",
     )
     ap.add_argument("--baseline-tree", default=None)
+    ap.add_argument(
+        "--calls-diff",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --baseline-tree: the N functions whose profiled calls a request differ "
+        "most from the baseline's (the same file and name in either tree), and the totals",
+    )
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument(
         "--py-spy",
@@ -222,6 +236,7 @@ def main() -> None:
                           f"{len(diffs)} rounds")  # fmt: skip
             if args.no_profile:
                 return
+            profiles: dict[str, pstats.Stats] = {}
             for name, (url, pid, h) in meshes.items():
                 if args.py_spy:
                     c = cpu[name]
@@ -234,6 +249,7 @@ def main() -> None:
                 time.sleep(1.0)
                 prof = tmp / f"{pid}.prof"
                 st = pstats.Stats(str(prof))
+                profiles[name] = st
                 total = st.total_tt  # type: ignore[attr-defined]
                 print(f"\n== {name}: profiled main thread {total / args.requests * 1e6:.0f} µs"
                       f" per request ({prof})")  # fmt: skip
@@ -248,6 +264,50 @@ def main() -> None:
                 for tt, ct, nc, func in sorted(rows, key=lambda r: -r[1])[: args.top * 2]:
                     print(f"{tt / args.requests * 1e6:8.1f} {ct / args.requests * 1e6:8.1f} "
                           f"{nc / args.requests:6.1f}  {pstats.func_std_string(func)}")  # fmt: skip
+
+            if args.calls_diff and "before" in profiles:
+                for name in profiles:
+                    if name != "before":
+                        calls_diff(profiles[name], profiles["before"], args.requests,
+                                   args.calls_diff, name)  # fmt: skip
+
+
+def _where(func: tuple[str, int, str]) -> str:
+    """A profiled function named the same in either tree: its file from the package's or a
+    library's top folder (no checkout's path, no line number) and its name (no address)."""
+    path, _line, fname = func
+    m = re.search(r"/(LLM_Mesh|site-packages|python3\.\d+)/(.*)", path)
+    if m:
+        path = f"{m.group(1)}/{m.group(2)}"
+    return f"{path}:{re.sub(r' at 0x[0-9a-f]+', '', fname)}"
+
+
+def _calls(st: pstats.Stats) -> dict[str, tuple[int, float]]:
+    """Each function's (calls, own seconds) in a profile, keyed by :func:`_where`."""
+    out: dict[str, tuple[int, float]] = {}
+    for func, (_cc, nc, tt, _ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+        key = _where(func)
+        n0, t0 = out.get(key, (0, 0.0))
+        out[key] = (n0 + nc, t0 + tt)
+    return out
+
+
+def calls_diff(st: pstats.Stats, base: pstats.Stats, n: int, top: int, name: str) -> None:
+    """The profiled calls a request of ``st`` against ``base`` (the same ``n`` requests):
+    the totals, then the ``top`` functions whose calls a request differ most (own µs a
+    request beside them: cProfile's, for shares only)."""
+    a, b = _calls(st), _calls(base)
+    ta, tb = sum(c for c, _ in a.values()), sum(c for c, _ in b.values())
+    print(f"\n== calls a request, {name} / before: {ta / n:.1f} / {tb / n:.1f} "
+          f"({(ta - tb) / n:+.1f}); functions called {len(a)} / {len(b)}")  # fmt: skip
+    rows = []
+    for key in a.keys() | b.keys():
+        (ca, oa), (cb, ob) = a.get(key, (0, 0.0)), b.get(key, (0, 0.0))
+        if abs(ca - cb) / n >= 0.05:
+            rows.append(((ca - cb) / n, ca / n, cb / n, oa / n * 1e6, ob / n * 1e6, key))
+    print(f"-- calls a request: diff, {name}, before; own µs a request {name}, before")
+    for d, ca_, cb_, oa_, ob_, key in sorted(rows, key=lambda r: -abs(r[0]))[:top]:
+        print(f"{d:+7.2f} {ca_:7.2f} {cb_:7.2f} {oa_:7.1f} {ob_:7.1f}  {key}")
 
 
 def spy(

@@ -5,6 +5,7 @@ the signal would."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from LLM_Mesh.server_process import (
     require_free_port,
     shared_socket,
 )
+from LLM_Mesh.start_writes import RefusedStart, StartWriteRefused
 from tests.e2e.conftest import free_port
 from tests.waiting import SOON_S, START_S, scaled
 
@@ -60,10 +62,12 @@ def _app(events: list[str]) -> Any:
     return app
 
 
-def _serving(events: list[str], signals: list[int]) -> tuple[SignalServer, threading.Thread, int]:
+def _serving(
+    events: list[str], signals: list[int], app: Any = None
+) -> tuple[SignalServer, threading.Thread, int]:
     port = free_port()
     config = uvicorn.Config(
-        _app(events), host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+        app or _app(events), host="127.0.0.1", port=port, lifespan="on", log_level="warning",
         timeout_graceful_shutdown=60,  # a drain no test waits for
     )  # fmt: skip
     server = SignalServer(config, signals.append)
@@ -189,3 +193,75 @@ def test_a_worker_serves_the_socket_handed_down_and_hands_it_no_further() -> Non
     for env in ({}, {LISTEN_FD_ENV: "x"}, {LISTEN_FD_ENV: "999999"}):
         with pytest.raises(ValueError, match="--worker-index is for the workers"):
             inherited_socket(env)
+
+
+def _answering(events: list[str], fail_start: BaseException | None = None) -> Any:
+    """A lifespan that records its stop (or whose start raises ``fail_start``, as Starlette's
+    router does: ``lifespan.startup.failed`` sent, then raised), and a short answer."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup" and fail_start is not None:
+                    await send({"type": "lifespan.startup.failed", "message": "Traceback"})
+                    raise fail_start
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    events.append("app stopped")
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def test_a_request_does_not_pass_through_the_starts_wrapper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """perf43: ``start_writes.RefusedStart`` wrapped every request's ASGI call (one awaited
+    layer a request) for a failure only the lifespan's start can meet."""
+    seen: list[str] = []
+    call = RefusedStart.__call__
+
+    async def counted(self: RefusedStart, scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+        await call(self, scope, receive, send)
+
+    monkeypatch.setattr(RefusedStart, "__call__", counted)
+    events: list[str] = []
+    server, thread, port = _serving(events, [], _answering(events))
+    for _ in range(2):
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "ok"
+    server.handle_exit(signal.SIGINT, None)
+    thread.join(10)
+    assert not thread.is_alive() and events == ["app stopped"]
+    assert seen == ["lifespan"]  # the start and the stop; neither request
+
+
+def test_a_start_that_could_not_write_its_file_is_still_one_line() -> None:
+    """The lifespan alone through ``RefusedStart`` (above): a full disk at the start is
+    still its one line (``server.refusal``, :class:`StartWriteRefused`), not exit 3."""
+    full = OSError(errno.ENOSPC, "No space left on device", "/h/settlement.holder")
+    config = uvicorn.Config(
+        _answering([], full), host="127.0.0.1", port=free_port(), lifespan="on",
+        log_level="critical",
+    )  # fmt: skip
+    server = SignalServer(config, what="the registry")
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(scaled(START_S))
+    assert not thread.is_alive() and [type(e) for e in raised] == [StartWriteRefused]
+    assert str(raised[0]).startswith(
+        "the registry could not write /h/settlement.holder (no space left on its disk)"
+    )
