@@ -483,9 +483,8 @@ registry_replicas = Table(
     Index("ix_registry_replicas_seen_at", "seen_at"),
 )
 
-#: Migration 0009 (quality control, ``registry/quality.py``): the canary verifiers the admin
-#: trusts (``llm-mesh registry nodes trust``), per node and model the canary's tally and
-#: quarantine (``quarantined_at`` set by a failed probe, cleared by ``registry nodes clear``).
+#: Migration 0009 (``registry/quality.py``): the canary verifiers the admin trusts, per node and
+#: model the canary's tally and quarantine (set by a failed probe, cleared by ``nodes clear``).
 #: ``models`` (0034): the files a verifier was marked for, id -> sha256 (``{}``: none).
 canary_verifiers = Table(
     "canary_verifiers",
