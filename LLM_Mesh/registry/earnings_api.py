@@ -6,13 +6,16 @@ one or a revoked operator's is 401 ``invalid_credential``. ``?node=ID`` narrows 
 answer to one node, which must be one of the operator's (else 403 ``forbidden``);
 ``?days=N`` (1–366, default 30) is the window in UTC days, today included. Without
 ``node`` the answer covers what was paid to the operator's account, so another
-operator's nodes never appear. What is counted: ``registry/earnings.py``.
+operator's nodes never appear. What is counted: ``registry/earnings.py``; ``unpaid``: the
+requests the operator's nodes served in the window that nobody was charged for, as the
+gateway could not put the charges in their receipts, per node, model and why
+(``registry/unpaid.py``, migration 0034; found 2026-12-07, money43: never told).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +31,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 from LLM_Mesh.registry.strict_query import STRICT
+from LLM_Mesh.registry.unpaid import UnpaidStore, stores_unpaid
 
 router = APIRouter(tags=["Earnings"])
 
@@ -68,6 +72,13 @@ class EarningsNode(EarningsSum):
     simulated: bool = False
 
 
+class EarningsUnpaid(_Open):
+    node_id: str
+    model: str
+    reason: str  # why the request could not be charged (the gateway's words)
+    requests: int  # how many the node served so, in the window
+
+
 class EarningsReport(_Open):
     """Micro-NetworkTokens throughout: ``earned`` from requests (after the network's
     fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the accounts' now (the
@@ -94,6 +105,11 @@ class EarningsReport(_Open):
     by_model: list[EarningsModel]
     by_node: list[EarningsNode]
     simulated_total: int = 0  # what the simulated nodes of ``by_node`` earned (``total``)
+    # requests the nodes served that nobody was charged for (their receipts could not carry
+    # the charges: unpaid), per node, model and reason; ``unpaid_requests`` sums them (a
+    # request two of the nodes served, a continued stream, counts for each)
+    unpaid: list[EarningsUnpaid] = []
+    unpaid_requests: int = 0
 
 
 class _Error(_Open):
@@ -184,6 +200,12 @@ async def get_earnings(
     )
     answer = report.to_json()
     label_simulated(rt.table, [node] if node is not None else nodes, answer)
+    unpaid = []
+    if stores_unpaid(rt.store):
+        served = [node] if node is not None else nodes
+        unpaid = await cast(UnpaidStore, rt.store).unpaid_served(served, report.since)
+    answer["unpaid"] = [u.to_json() for u in unpaid]
+    answer["unpaid_requests"] = sum(u.requests for u in unpaid)
     return JSONAnswer(answer)
 
 

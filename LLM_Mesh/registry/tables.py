@@ -587,6 +587,19 @@ cut_receipts = Table(
     Index("ix_cut_receipts_created_at", "created_at"),  # the pruner's (0032)
 )
 
+#: Requests served and not charged because their receipts could not carry the charges
+#: (0034, ``registry/store_unpaid.py``): a count per node, UTC day, model and reason, for
+#: the node's operator (``GET /v1/earnings``'s ``unpaid``).
+unpaid_served = Table(
+    "unpaid_served",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("model", String(320), primary_key=True),
+    Column("reason", String(200), primary_key=True),
+    Column("requests", BigInteger(), nullable=False),
+)
+
 #: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),
 #: moved by SQLite triggers (migration 0013) in the transaction of every write the poll
 #: would read (a node key's or an API key's ``revoked_at``, any canary row), so a poll of
