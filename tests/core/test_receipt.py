@@ -311,7 +311,9 @@ def test_money_half_stated_is_refused_in_words_and_the_fee_cap_is_allowed() -> N
     """A part with only its amount or only its fee, settled or not, signs nothing; a fee of
     exactly MAX_FEE_BPS is allowed. Each refusal (a programmer's mistake) in its words."""
     from LLM_Mesh.core.pricing import MAX_FEE_BPS
-    from LLM_Mesh.core.receipt import Money, Part, receipt_bytes
+    from LLM_Mesh.core.receipt import Money, Part
+    from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes  # (3: the same
+    # checks as version 4's, and 1 and 2)
 
     a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
     money = Money("user", MAX_FEE_BPS, 10)
