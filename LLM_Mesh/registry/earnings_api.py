@@ -14,7 +14,8 @@ gateway could not put the charges in their receipts, per node, model and why
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request
@@ -200,13 +201,19 @@ async def get_earnings(
     )
     answer = report.to_json()
     label_simulated(rt.table, [node] if node is not None else nodes, answer)
-    unpaid = []
-    if stores_unpaid(rt.store):
-        served = [node] if node is not None else nodes
-        unpaid = await cast(UnpaidStore, rt.store).unpaid_served(served, report.since)
-    answer["unpaid"] = [u.to_json() for u in unpaid]
-    answer["unpaid_requests"] = sum(u.requests for u in unpaid)
+    await add_unpaid(rt.store, [node] if node is not None else nodes, report.since, answer)
     return JSONAnswer(answer)
+
+
+async def add_unpaid(store: Store, nodes: Sequence[str], since: date, out: dict[str, Any]) -> None:
+    """``out``'s ``unpaid`` (what ``nodes`` served from the UTC day ``since`` on that nobody
+    was charged for, per node, model and reason: ``registry/unpaid.py``) and
+    ``unpaid_requests`` (their sum). Also the dashboard's operator view's."""
+    unpaid = []
+    if stores_unpaid(store):
+        unpaid = await cast(UnpaidStore, store).unpaid_served(nodes, since)
+    out["unpaid"] = [u.to_json() for u in unpaid]
+    out["unpaid_requests"] = sum(u.requests for u in unpaid)
 
 
 def label_simulated(table: NodeTable, nodes: Iterable[str], out: dict[str, Any]) -> None:
