@@ -219,7 +219,7 @@ def create_registry_app(
     )
     if stores_cut_receipts(the_store):  # a cut stream's receipt, for its payer (0031)
         runtime.cut_receipts = CutReceiptWriter(cast(CutReceiptStore, the_store))
-    if stores_unpaid(the_store):  # requests served unpaid, for their nodes' operators (0034)
+    if stores_unpaid(the_store):  # requests served unpaid, for their nodes' operators (0035)
         runtime.unpaid = UnpaidWriter(cast(UnpaidStore, the_store))
     if settings.metrics:
         metrics = GatewayMetrics(table, routing.router, routing.demand, runtime.writer)

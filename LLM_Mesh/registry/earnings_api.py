@@ -9,7 +9,7 @@ answer to one node, which must be one of the operator's (else 403 ``forbidden``)
 operator's nodes never appear. What is counted: ``registry/earnings.py``; ``unpaid``: the
 requests the operator's nodes served in the window that nobody was charged for, as the
 gateway could not put the charges in their receipts, per node, model and why
-(``registry/unpaid.py``, migration 0034; found 2026-12-07, money43: never told).
+(``registry/unpaid.py``, migration 0035; found 2026-12-07, money43: never told).
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class Runtime:
     # (registry/cut_receipts.py, migration 0031); set by create_registry_app
     cut_receipts: CutReceiptWriter | None = None
     # requests served unpaid, counted per node for their operators (registry/unpaid.py,
-    # migration 0034); set by create_registry_app
+    # migration 0035); set by create_registry_app
     unpaid: UnpaidWriter | None = None
     # settlement (registry/settlement.py); None when Settings.settlement is off
     settlement: Settlement | None = None

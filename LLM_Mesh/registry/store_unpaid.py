@@ -1,4 +1,4 @@
-"""The store's count of requests its nodes served unpaid (migration 0034).
+"""The store's count of requests its nodes served unpaid (migration 0035).
 
 A request the gateway could not charge because its receipt could not carry the charges
 (``account._priced``: not charged, its receipt signing ``settled`` false) is counted for

@@ -582,11 +582,10 @@ cut_receipts = Table(
     Index("ix_cut_receipts_created_at", "created_at"),  # the pruner's (0032)
 )
 
-unpaid_served = Table(  # requests served unpaid, a count per node (0034, store_unpaid.py)
-    "unpaid_served", metadata, Column("requests", BigInteger(), nullable=False),
+unpaid_served = Table("unpaid_served", metadata,  # served unpaid (0035, store_unpaid.py)
     Column("node_id", String(128), primary_key=True), Column("day", String(10), primary_key=True),
     Column("model", String(320), primary_key=True), Column("reason", String(200), primary_key=True),
-)  # fmt: skip
+    Column("requests", BigInteger(), nullable=False))  # fmt: skip
 
 #: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``), moved by
 #: SQLite triggers (migration 0013) in the transaction of every write the poll would read (a node

@@ -1,4 +1,4 @@
-"""Counting, off the hot path, the requests nodes served and were not paid for (0034).
+"""Counting, off the hot path, the requests nodes served and were not paid for (0035).
 
 The account stage (``account.make_receipt``) does not charge a request whose charges its
 receipt cannot carry (``account._priced``: a charge with no part of its node, or a payer of

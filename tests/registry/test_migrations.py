@@ -56,7 +56,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0034"]
+    assert script.get_heads() == ["0035"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -67,7 +67,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0034"
+            assert await conn.run_sync(_current) == "0035"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -87,7 +87,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0034"
+            assert await conn.run_sync(_current) == "0035"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -334,7 +334,7 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0034"
+            assert await conn.run_sync(_current) == "0035"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")

@@ -1,5 +1,5 @@
 """The store's counts of requests served unpaid (``registry/store_unpaid.py``, migration
-0034), on SQLite and PostgreSQL, and in memory: each value adds one to its node's row of
+0035), on SQLite and PostgreSQL, and in memory: each value adds one to its node's row of
 its day, model and reason (batches and replicas add up); a read answers the nodes asked
 for, from a day on, summed over days."""
 

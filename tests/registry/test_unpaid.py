@@ -2,7 +2,7 @@
 the operators of the nodes that served it (found 2026-12-07, money43: money42 stopped
 charging such a request, and small42 counted it on ``/metrics``, but its nodes' operators
 were told nothing): the gateway counts it per node (``registry/unpaid.py``, migration
-0034) and ``GET /v1/earnings`` answers the operator's nodes' counts (``unpaid``), which
+0035) and ``GET /v1/earnings`` answers the operator's nodes' counts (``unpaid``), which
 ``llm-mesh earnings`` says."""
 
 from __future__ import annotations

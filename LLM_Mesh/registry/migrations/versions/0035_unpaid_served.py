@@ -12,8 +12,8 @@ counts in its window (``unpaid``), which ``llm-mesh earnings`` says (found 2026-
 money43). An older replica neither writes nor reads it. Downgrading drops the table (the
 counts are lost; the ERROR lines stay in the logs).
 
-Revision ID: 0034
-Revises: 0033
+Revision ID: 0035
+Revises: 0034
 Create Date: 2026-12-07
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0034"
-down_revision: str | None = "0033"
+revision: str = "0035"
+down_revision: str | None = "0034"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
