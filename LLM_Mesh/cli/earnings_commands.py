@@ -31,7 +31,7 @@ from LLM_Mesh.cli.common import (
     replica_memory,
     warn_plain_http,
 )
-from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
+from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line, unpaid_lines
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
@@ -127,5 +127,7 @@ def earnings_command(
         console.print_json(json.dumps(report))
         return
     console.print(summary_line(report))
+    for line in unpaid_lines(report):
+        console.print(line)
     for table in earnings_tables(report, console.width):
         console.print(table)

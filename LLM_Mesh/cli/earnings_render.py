@@ -95,6 +95,25 @@ def held_note(report: Mapping[str, Any]) -> str:
     )
 
 
+def unpaid_lines(report: Mapping[str, Any]) -> list[str]:
+    """One line per node, model and reason of the requests the operator's nodes served
+    unpaid in the window (``unpaid``: nobody was charged, their receipts could not carry the
+    charges), or none (found 2026-12-07, money43: the operator was never told)."""
+    out = []
+    for r in _rows(report, "unpaid"):
+        n = _num(r.get("requests"))
+        if n is not None and n <= 0:
+            continue
+        out.append(
+            f"[yellow]{counted(_int(r.get('requests')), 'request')} served unpaid[/] by node "
+            f"{shown(r.get('node_id'))} (model {shown(r.get('model'))}): "
+            f"{shown(r.get('reason'))}; nobody was charged for them, so nothing was paid "
+            "(the registry's fault, not the node's: ask its admin, whose log has an ERROR "
+            "line for each)"
+        )
+    return out
+
+
 _SUMS = ("requests", f"earned {UNIT}", f"rewards {UNIT}", f"total {UNIT}")
 
 
@@ -168,7 +187,7 @@ def node_earnings_view(
         return ["earnings: none (this node does not register with a registry)"]
     if report is None:
         return [f"[yellow]earnings unavailable[/]: {shown(problem or 'no answer')}"]
-    parts: list[str | Table] = [summary_line(report)]
+    parts: list[str | Table] = [summary_line(report), *unpaid_lines(report)]
     if _rows(report, "by_day"):
         parts.append(days_table(report))
     if _rows(report, "by_model"):

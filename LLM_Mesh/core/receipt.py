@@ -40,7 +40,10 @@ it still verifies, by that rule. **Version 2** (receipts made before 2026-12-05)
 layout without the money, under ``b"llm-mesh/v1/receipt-v2\\0"``; it still verifies.
 The gateway signs only version 4 (:meth:`ReceiptSigner.countersign` takes no version:
 found 2026-12-07, money42, it signed version 2 for a charge whose parts it could not
-price, and charged it); older versions are verified only, for receipts already made.
+price, and charged it); older versions are verified only, for receipts already made, and
+laid out only by :mod:`~LLM_Mesh.core.receipt_old`, which the registry and the node never
+import (an import-linter contract; found 2026-12-07, money43: ``receipt_bytes(version=2)``
+let a registry's own code lay out, and sign, a receipt with no amounts).
 
 ``client_id_hash`` is ``u16 length`` + 0 bytes when the gateway made the request id, else +
 the 32 bytes of :func:`client_id_hash` of the client's ``Idempotency-Key`` /
@@ -114,11 +117,8 @@ NODE_VERSION = 1
 HDR_RECEIPT = "X-Mesh-Receipt"
 NODE_DOMAIN = DOMAIN + MessageKind.NODE_RECEIPT.value.encode("ascii") + b"\x00"
 PROMPT_DOMAIN = DOMAIN + MessageKind.NODE_PROMPT_COUNT.value.encode("ascii") + b"\x00"
-RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"  # version 1
-RECEIPT_V2_DOMAIN = DOMAIN + MessageKind.RECEIPT_V2.value.encode("ascii") + b"\x00"
-RECEIPT_V3_DOMAIN = DOMAIN + MessageKind.RECEIPT_V3.value.encode("ascii") + b"\x00"
+# the only receipt domain signed; versions 1 to 3's are core/receipt_old's (verified only)
 RECEIPT_V4_DOMAIN = DOMAIN + MessageKind.RECEIPT_V4.value.encode("ascii") + b"\x00"
-_DOMAINS = {2: RECEIPT_V2_DOMAIN, 3: RECEIPT_V3_DOMAIN, 4: RECEIPT_V4_DOMAIN}
 # the payer's account kind as the public ledger names it (``user:<pseudonym>``, ``pool``)
 PAYERS = ("user", "pool")
 # a client's own request id, hashed: the public ledger's ``c-`` id is its first 24 hex digits
@@ -405,12 +405,36 @@ def receipt_bytes(
     output_sha256: str,
     parts: Sequence[Part],
     client_id_hash: str = "",
-    version: int = VERSION,
     money: Money | None = None,
 ) -> bytes:
-    """The canonical bytes the gateway signs (see the module docstring): ``version`` 3
-    (``money``: what a settled request was charged, ``None``: not settled), 2 (no money;
-    ``client_id_hash``: "" or 64 lowercase hex digits), or 1 (no client id either)."""
+    """The canonical bytes the gateway signs, version 4 only (see the module docstring;
+    ``money``: what a settled request was charged, ``None``: not settled;
+    ``client_id_hash``: "" or 64 lowercase hex digits). There is no ``version`` here (found
+    2026-12-07, money43): the layouts of versions 1 to 3, which a verifier still reads, are
+    :mod:`~LLM_Mesh.core.receipt_old`'s, a module the registry and the node never import
+    (an import-linter contract), so no code of theirs can lay out, and sign, an old one."""
+    return _layout(RECEIPT_V4_DOMAIN, registry_id, request_id, client_id_hash, model,
+                   time_ms, prompt_tokens, completion_tokens, output_sha256, parts,
+                   money, VERSION)  # fmt: skip
+
+
+def _layout(
+    head: bytes,
+    registry_id: str,
+    request_id: str,
+    client_id_hash: str | None,
+    model: str,
+    time_ms: int,
+    prompt_tokens: int,
+    completion_tokens: int,
+    output_sha256: str,
+    parts: Sequence[Part],
+    money: Money | None,
+    version: int,
+) -> bytes:
+    """A receipt's bytes of ``version`` after its domain ``head`` (the layout all versions
+    share; ``core/receipt_old.py`` gives the old domains): ``client_id_hash`` None for a
+    layout without it (version 1); versions 3 and 4 have the money fields."""
     if not 1 <= len(parts) <= MAX_PARTS:
         raise ValueError(f"a receipt has 1 to {MAX_PARTS} parts")
     signs_money = version in MONEY_VERSIONS
@@ -418,13 +442,9 @@ def receipt_bytes(
         money is not None or any(p.amount is not None or p.fee is not None for p in parts)
     ):
         raise ValueError(f"a version-{version} receipt signs no amount")
-    if version in _DOMAINS:
-        domain = _DOMAINS[version]
-        out = [domain, _kept(registry_id), _str(request_id), _client(client_id_hash)]
-    elif version == 1 and not client_id_hash:
-        out = [RECEIPT_DOMAIN, _kept(registry_id), _str(request_id)]
-    else:
-        raise ValueError(f"receipt version {version} with client_id_hash {client_id_hash!r}")
+    out = [head, _kept(registry_id), _str(request_id)]
+    if client_id_hash is not None:
+        out.append(_client(client_id_hash))
     out += (
         _kept(model), _u64(time_ms), _counts(prompt_tokens, completion_tokens),
         _digest(output_sha256),
@@ -463,10 +483,16 @@ class Receipt:
     money: Money | None = None  # version 3 or 4, settled: what was charged; None: not settled
 
     def signed_bytes(self) -> bytes:
+        """Version 4's bytes (:func:`receipt_bytes`); a receipt of an older version is an
+        :class:`~LLM_Mesh.core.receipt_old.OldReceipt` (what the verifier parses it into),
+        else ``ValueError``: nothing here lays out an old version (money43)."""
+        if self.version != VERSION:
+            raise ValueError(f"a version-{self.version} receipt is laid out only by "
+                             "core/receipt_old (verified, never signed)")  # fmt: skip
         return receipt_bytes(
             self.registry_id, self.request_id, self.model, self.time_ms, self.prompt_tokens,
             self.completion_tokens, self.output_sha256, self.parts, self.client_id_hash,
-            self.version, self.money,
+            self.money,
         )  # fmt: skip
 
     def names(self, request_id: str) -> bool:
@@ -542,7 +568,7 @@ class ReceiptSigner:
         parts = tuple(parts)
         data = receipt_bytes(self.registry_id, request_id, model, time_ms, prompt_tokens,
                              completion_tokens, output_sha256, parts, client_id_hash,
-                             VERSION, money)  # fmt: skip
+                             money)  # fmt: skip
         receipt = Receipt(
             self.registry_id, request_id, model, time_ms, prompt_tokens, completion_tokens,
             output_sha256, parts, b64url(self._key.sign(data)), client_id_hash, VERSION, money,

@@ -59,6 +59,7 @@ from LLM_Mesh.core.receipt import (
     HDR_RECEIPT,
     MAX_PARTS,
     PAYERS,
+    VERSION,
     VERSIONS,
     Money,
     Part,
@@ -69,6 +70,7 @@ from LLM_Mesh.core.receipt import (
     node_receipt_bytes,
     unb64url,
 )
+from LLM_Mesh.core.receipt_old import OldReceipt
 
 __all__ = [
     "MAX_INPUT",
@@ -139,7 +141,8 @@ def parse_receipt(obj: Any) -> Receipt:
             _count(raw, "completion_tokens"), _text(raw, "output_sha256"),
             _text(raw, "node_signature"), reason, amount, fee,
         ))  # fmt: skip
-    receipt = Receipt(
+    made = Receipt if version == VERSION else OldReceipt  # (an old one: verified, never signed)
+    receipt = made(
         _text(obj, "registry_id"), _text(obj, "request_id"), _text(obj, "model"),
         _count(obj, "time_ms"), _count(obj, "prompt_tokens"), _count(obj, "completion_tokens"),
         _text(obj, "output_sha256"), tuple(parts), _text(obj, "signature"), client,

@@ -38,6 +38,7 @@ from LLM_Mesh.registry.cut_receipts import cut_receipt
 from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.store_unpaid import Unpaid
 
 __all__ = [
     "StreamAccount",
@@ -267,19 +268,20 @@ def build_mesh(
 
 def _priced(
     charged: list[Charged], parts: tuple[Part, ...], payment: Payment | None
-) -> tuple[Money | None, tuple[Part, ...]] | None:
+) -> tuple[Money | None, tuple[Part, ...]] | str:
     """What the receipt signs of the money: ``(None, parts)`` when the request is not
     settled; else its :class:`~LLM_Mesh.core.receipt.Money` and each part with the amount
     and fee ``charged`` (in order, each charged part to the next receipt part of its node;
-    0 for a part nobody pays). ``None`` when a charge has no payable part to go with (not
-    made by the send stage: every node part that delivered a token has one) or the payer is
-    not of a kind the ledger names so: the request is then not charged, and its receipt
-    signs that (``settled`` 0; :func:`make_receipt`)."""
+    0 for a part nobody pays). Why not, in words (what its nodes' operators are told:
+    ``registry/unpaid.py``), when a charge has no payable part to go with (not made by the
+    send stage: every node part that delivered a token has one) or the payer is not of a
+    kind the ledger names so: the request is then not charged, and its receipt signs that
+    (``settled`` 0; :func:`make_receipt`)."""
     if payment is None:
         return None, parts
     kind = payment.payer.split(":", 1)[0]
     if kind not in PAYERS:
-        return None
+        return f"its payer's account kind {kind[:40]!r} is not one a receipt can name"
     amounts = [(0, 0)] * len(parts)
     i = 0
     for node, amount, fee in charged:
@@ -288,7 +290,7 @@ def _priced(
         while i < len(parts) and parts[i].node_id != node:
             i += 1
         if i == len(parts) or not parts[i].payable:
-            return None
+            return f"a charge of node {node[:64]} had no payable part of the receipt"
         amounts[i] = (amount, fee)
         i += 1
     cost = sum(amount for _, amount, _ in charged)
@@ -299,6 +301,16 @@ def _priced(
         for p, (a, f) in zip(parts, amounts, strict=True)
     )  # fmt: skip
     return Money(kind, payment.fee_bps, cost), priced
+
+
+def _unpaid(rt: Runtime, job: Job, charged: list[Charged], why: str) -> None:
+    """Each node the request would have paid told, through the store (``registry/unpaid.py``:
+    counted for its operator's ``GET /v1/earnings``; found 2026-12-07, money43)."""
+    if rt.unpaid is None:
+        return
+    day = datetime.fromtimestamp(rt.wall_clock(), timezone.utc).date().isoformat()
+    for node in dict.fromkeys(node for node, amount, _ in charged if amount > 0):
+        rt.unpaid.submit(Unpaid(job.logged_id, node, job.model, why, day))
 
 
 def make_receipt(
@@ -325,12 +337,14 @@ def make_receipt(
     tally.node_receipts = parts  # (what charge_parts reads: which parts are payable)
     charged = tally.charged = charge_parts(job, tally, payment)
     priced = _priced(charged, parts, payment)
-    if priced is None:  # found 2026-12-07 (money42): signed version 2 and charged all the same
-        log.error("receipt of %s: its charges do not match its parts; not charged (its "
-                  "receipt signs that nobody was)", job.logged_id)  # fmt: skip
+    if isinstance(priced, str):  # found 2026-12-07 (money42): signed version 2, charged
+        log.error("receipt of %s: its charges do not match its parts (%s); not charged (its "
+                  "receipt signs that nobody was)", job.logged_id, priced)  # fmt: skip
         tally.charged = []  # no charge the receipt does not sign: mesh.cost 0, paid nothing
         if rt.metrics is not None:  # the operators' unpaid share seen on /metrics (small42)
             rt.metrics.unpriced(job.model)
+        _unpaid(rt, job, charged, priced)
+    signed = None if isinstance(priced, str) else priced
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     prompt = tally.prompt_tokens
     if not prompt and len(parts) == 1:  # a cut part's signed prompt count (money36), or 0
@@ -341,9 +355,9 @@ def make_receipt(
         prompt,
         completion,
         tally.output_sha256,
-        parts if priced is None else priced[1],
+        parts if signed is None else signed[1],
         job.client_id_hash,
-        None if priced is None else priced[0],
+        None if signed is None else signed[0],
     )  # (always version 4: its fees rounded up; core/receipt.py)
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)

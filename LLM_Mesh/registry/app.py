@@ -108,6 +108,7 @@ from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.start_retry import StartRetry
 from LLM_Mesh.registry.telemetry import Telemetry
+from LLM_Mesh.registry.unpaid import UnpaidStore, UnpaidWriter, stores_unpaid
 from LLM_Mesh.registry.usage_audit import UsageAuditor, declared_contexts
 from LLM_Mesh.registry.usage_audit_sync import shares_usage_audit
 
@@ -218,6 +219,8 @@ def create_registry_app(
     )
     if stores_cut_receipts(the_store):  # a cut stream's receipt, for its payer (0031)
         runtime.cut_receipts = CutReceiptWriter(cast(CutReceiptStore, the_store))
+    if stores_unpaid(the_store):  # requests served unpaid, for their nodes' operators (0035)
+        runtime.unpaid = UnpaidWriter(cast(UnpaidStore, the_store))
     if settings.metrics:
         metrics = GatewayMetrics(table, routing.router, routing.demand, runtime.writer)
         runtime.metrics = metrics
@@ -409,6 +412,8 @@ def create_registry_app(
             stops.start("writer", runtime.writer)
             if runtime.cut_receipts is not None:
                 stops.start("cut_receipts", runtime.cut_receipts)
+            if runtime.unpaid is not None:
+                stops.start("unpaid", runtime.unpaid)
             if runtime.metrics is not None:  # --workers N: this worker's gauges, written
                 stops.start("metrics", runtime.metrics)
             stops.start("health", health)

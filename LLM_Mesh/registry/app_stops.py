@@ -27,7 +27,7 @@ log = logging.getLogger("LLM_Mesh.registry.app")  # its lines as before the spli
 STOP_ORDER = (
     "prune", "canary", "departures", "usage_audit", "quality_watcher", "rewards", "settlement",
     "keys", "pusher", "witness_client", "checkpointer", "revocations", "health", "metrics",
-    "writer", "cut_receipts", "heartbeats", "idempotency", "node_sync", "beat", "shared_shown",
+    "writer", "cut_receipts", "unpaid", "heartbeats", "idempotency", "node_sync", "beat", "shared_shown",
     "shared_in_flight", "shared_share", "shared_limits", "client",
 )  # fmt: skip
 

@@ -6,13 +6,17 @@ one or a revoked operator's is 401 ``invalid_credential``. ``?node=ID`` narrows 
 answer to one node, which must be one of the operator's (else 403 ``forbidden``);
 ``?days=N`` (1–366, default 30) is the window in UTC days, today included. Without
 ``node`` the answer covers what was paid to the operator's account, so another
-operator's nodes never appear. What is counted: ``registry/earnings.py``.
+operator's nodes never appear. What is counted: ``registry/earnings.py``; ``unpaid``: the
+requests the operator's nodes served in the window that nobody was charged for, as the
+gateway could not put the charges in their receipts, per node, model and why
+(``registry/unpaid.py``, migration 0035; found 2026-12-07, money43: never told).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +32,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 from LLM_Mesh.registry.strict_query import STRICT
+from LLM_Mesh.registry.unpaid import UnpaidStore, stores_unpaid
 
 router = APIRouter(tags=["Earnings"])
 
@@ -68,6 +73,13 @@ class EarningsNode(EarningsSum):
     simulated: bool = False
 
 
+class EarningsUnpaid(_Open):
+    node_id: str
+    model: str
+    reason: str  # why the request could not be charged (the gateway's words)
+    requests: int  # how many the node served so, in the window
+
+
 class EarningsReport(_Open):
     """Micro-NetworkTokens throughout: ``earned`` from requests (after the network's
     fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the accounts' now (the
@@ -94,6 +106,11 @@ class EarningsReport(_Open):
     by_model: list[EarningsModel]
     by_node: list[EarningsNode]
     simulated_total: int = 0  # what the simulated nodes of ``by_node`` earned (``total``)
+    # requests the nodes served that nobody was charged for (their receipts could not carry
+    # the charges: unpaid), per node, model and reason; ``unpaid_requests`` sums them (a
+    # request two of the nodes served, a continued stream, counts for each)
+    unpaid: list[EarningsUnpaid] = []
+    unpaid_requests: int = 0
 
 
 class _Error(_Open):
@@ -184,7 +201,19 @@ async def get_earnings(
     )
     answer = report.to_json()
     label_simulated(rt.table, [node] if node is not None else nodes, answer)
+    await add_unpaid(rt.store, [node] if node is not None else nodes, report.since, answer)
     return JSONAnswer(answer)
+
+
+async def add_unpaid(store: Store, nodes: Sequence[str], since: date, out: dict[str, Any]) -> None:
+    """``out``'s ``unpaid`` (what ``nodes`` served from the UTC day ``since`` on that nobody
+    was charged for, per node, model and reason: ``registry/unpaid.py``) and
+    ``unpaid_requests`` (their sum). Also the dashboard's operator view's."""
+    unpaid = []
+    if stores_unpaid(store):
+        unpaid = await cast(UnpaidStore, store).unpaid_served(nodes, since)
+    out["unpaid"] = [u.to_json() for u in unpaid]
+    out["unpaid_requests"] = sum(u.requests for u in unpaid)
 
 
 def label_simulated(table: NodeTable, nodes: Iterable[str], out: dict[str, Any]) -> None:

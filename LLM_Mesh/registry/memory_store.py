@@ -30,13 +30,16 @@ from LLM_Mesh.registry.ports import (
 from LLM_Mesh.registry.ports_canary import CanaryRecord, VerifierMark
 from LLM_Mesh.registry.store_canary_departures import MemoryCanaryDepartures
 from LLM_Mesh.registry.store_cut_receipts import MemoryCutReceipts
+from LLM_Mesh.registry.store_unpaid import MemoryUnpaid
 
 
 def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, MemoryCutReceipts):
+class MemoryStore(
+    MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, MemoryCutReceipts, MemoryUnpaid
+):
     """Nodes and requests in memory. ``requests`` holds every recorded request; recording
     one adds it to its node's counters (as the SQL store does)."""
 
@@ -45,6 +48,7 @@ class MemoryStore(MemoryReplicaState, MemoryUsageAudit, MemoryCanaryDepartures, 
         MemoryUsageAudit.__init__(self)  # (MemoryReplicaState's does not chain)
         MemoryCanaryDepartures.__init__(self)
         MemoryCutReceipts.__init__(self)
+        MemoryUnpaid.__init__(self)
         self.nodes: dict[str, NodeRecord] = {}
         # node ids by the address (host, port) each was last stored at: a registration's
         # address check reads those only, not the fleet (as the SQL store's index, 0023)

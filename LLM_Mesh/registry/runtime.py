@@ -65,6 +65,7 @@ from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.telemetry import Telemetry
+from LLM_Mesh.registry.unpaid import UnpaidWriter
 from LLM_Mesh.registry.usage_audit import UsageAuditor
 
 
@@ -152,6 +153,9 @@ class Runtime:
     # the receipts of streams cut by their client, nobody received, written to the store
     # (registry/cut_receipts.py, migration 0031); set by create_registry_app
     cut_receipts: CutReceiptWriter | None = None
+    # requests served unpaid, counted per node for their operators (registry/unpaid.py,
+    # migration 0035); set by create_registry_app
+    unpaid: UnpaidWriter | None = None
     # settlement (registry/settlement.py); None when Settings.settlement is off
     settlement: Settlement | None = None
     # a lone registry (SQLite): the client ids its previous process was paid for, looked

@@ -75,6 +75,7 @@ from LLM_Mesh.registry.store_rewards import (
     last_mark,
     store_clock,
 )
+from LLM_Mesh.registry.store_unpaid import SqlUnpaid
 from LLM_Mesh.registry.store_usage_audit import SqlUsageAudit
 from LLM_Mesh.secret_files import make_private_dir
 
@@ -222,7 +223,7 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
 
 class SqlStore(
     SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary, SqlUsageAudit,
-    SqlCanaryDepartures, SqlCutReceipts,
+    SqlCanaryDepartures, SqlCutReceipts, SqlUnpaid,
 ):  # fmt: skip
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 

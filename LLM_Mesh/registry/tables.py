@@ -1,20 +1,19 @@
 """The registry store's tables (SQLAlchemy Core), shared by the store and migrations.
 
 ``nodes``: one row per node ever registered (registration, state, last heartbeat, counters).
-``requests``: one row per completed or failed request (node, model, tokens, latency, cost,
-outcome) — never the prompt or the answer text. ``operators``: who may register nodes (the
-SHA-256 of their token, never the token). ``node_keys``: each node id's Ed25519 public key, its
-operator, the last sequence number accepted from it and when it was revoked. ``admin_key``: the
-SHA-256 of the store's admin key (one row). The ledger (``registry/ledger.py``):
-``ledger_entries`` (append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of
-every complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the
-lock appends take), ``ledger_checkpoints`` (signed tree heads), ``ledger_keys`` (checkpoint
-signers' public keys) and ``ledger_cosignatures`` (witnesses' cosignatures of checkpoints,
-migration 0014). The migrations ``0004`` and ``0014`` add triggers that refuse UPDATE and
-DELETE on the entries, nodes, checkpoints and cosignatures. ``api_keys`` (migration 0003):
-clients' API keys (the SHA-256 of the key, never the key), their limits, avoided regions, when
-revoked. ``reward_periods`` (migration 0007): each node's closed reward periods; with it
-``nodes.healthy_ms``, the node's routable time (see the table's comment).
+``requests``: one row per completed or failed request (node, model, tokens, latency, cost, outcome)
+— never the prompt or the answer text. ``operators``: who may register nodes (the SHA-256 of their
+token, never the token). ``node_keys``: each node id's Ed25519 public key, its operator, the last
+sequence number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of the store's
+admin key (one row). The ledger (``registry/ledger.py``): ``ledger_entries`` (append-only transfers,
+each a Merkle leaf), ``ledger_nodes`` (the hash of every complete subtree), ``ledger_head`` (one
+row: size, frontier, last leaf hash and time; the lock appends take), ``ledger_checkpoints`` (signed
+tree heads), ``ledger_keys`` (checkpoint signers' public keys) and ``ledger_cosignatures``
+(witnesses' cosignatures of checkpoints, migration 0014). The migrations ``0004`` and ``0014`` add
+triggers that refuse UPDATE and DELETE on the entries, nodes, checkpoints and cosignatures.
+``api_keys`` (migration 0003): clients' API keys (the SHA-256 of the key, never the key), their
+limits, avoided regions, when revoked. ``reward_periods`` (migration 0007): each node's closed
+reward periods; with it ``nodes.healthy_ms``, the node's routable time (see the table's comment).
 
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`). The migrations in
 ``registry/migrations/versions`` must produce exactly this metadata;
@@ -299,16 +298,15 @@ api_keys = Table(
 )
 
 
-#: Migration 0005: one row per (request, node part) that is paid for. A request is
-#: written ``pending`` (with the estimate reserved from the payer) before it is
-#: forwarded; then ``answered`` (the exact ``amount``/``fee`` of each part, written
-#: before the answer is released), then ``settled`` (ledger entries written in the same
-#: transaction); or ``void`` (nothing paid). ``part`` is 0 for the first node paid,
-#: 1, 2, ... for nodes that continued a stream; only part 0 carries the ``estimate``.
-#: Accounts are ledger accounts (``core/ledger_entry.py``): ``payer`` ``user:...`` or
-#: ``pool``, ``operator`` ``operator:...`` (or ``node:...`` for a node without one).
-#: ``holder`` (0006): the gateway process that reserved it (``settle_holders``).
-#: The settlement code: ``registry/settlement.py``.
+#: Migration 0005: one row per (request, node part) that is paid for. A request is written
+#: ``pending`` (with the estimate reserved from the payer) before it is forwarded; then ``answered``
+#: (the exact ``amount``/``fee`` of each part, written before the answer is released), then
+#: ``settled`` (ledger entries written in the same transaction); or ``void`` (nothing paid).
+#: ``part`` is 0 for the first node paid, 1, 2, ... for nodes that continued a stream; only part 0
+#: carries the ``estimate``. Accounts are ledger accounts (``core/ledger_entry.py``): ``payer``
+#: ``user:...`` or ``pool``, ``operator`` ``operator:...`` (or ``node:...`` for a node without one).
+#: ``holder`` (0006): the gateway process that reserved it (``settle_holders``). The settlement
+#: code: ``registry/settlement.py``.
 settlements = Table(
     "settlements",
     metadata,
@@ -362,11 +360,10 @@ settle_holders = Table(
 )
 
 #: Migration 0010: the batches of settlement's hot-path writes applied on PostgreSQL
-#: (``registry/settle_db.py``, ``PgSettleDb``): each batch's id (random, the client's)
-#: and the rows it returned (``results``: a JSON array of ``{idx, ok, bal, res}``),
-#: written in the batch's transaction, so a batch sent again after a lost connection
-#: returns them instead of being applied twice. Kept an hour (``settle_holders.py``,
-#: :func:`forget_batches`). Unused on SQLite.
+#: (``registry/settle_db.py``, ``PgSettleDb``): each batch's id (random, the client's) and the rows
+#: it returned (``results``: a JSON array of ``{idx, ok, bal, res}``), written in the batch's
+#: transaction, so a batch sent again after a lost connection returns them instead of being applied
+#: twice. Kept an hour (``settle_holders.py``, :func:`forget_batches`). Unused on SQLite.
 settle_batches = Table(
     "settle_batches",
     metadata,
@@ -401,17 +398,15 @@ pool_days = Table(
 )
 
 
-#: Migration 0007: one row per (node, reward period) closed (``registry/rewards.py``),
-#: written in the same transaction as the period's ``reward`` ledger entries (the
-#: append's guard), so a node is paid at most once per period by any number of
-#: registries. ``period_start`` is Unix seconds (periods align to the epoch);
-#: ``healthy_ms`` the healthy time credited (cut to its operator's share when its
-#: operator's nodes passed ``Settings.reward_uptime_nodes``: ``core/rewards.py``);
-#: ``mark_ms`` is the node's ``healthy_ms`` counter as this close left it (the next
-#: close counts from it); ``performance`` and ``success`` are the formula's factors in
-#: thousandths (``core/rewards.py``); ``operator`` the ledger account paid (``None``:
-#: nobody, e.g. revoked); ``amount`` in micro-NetworkTokens (0: no entry, ``entry_seq``
-#: ``None``).
+#: Migration 0007: one row per (node, reward period) closed (``registry/rewards.py``), written in
+#: the same transaction as the period's ``reward`` ledger entries (the append's guard), so a node is
+#: paid at most once per period by any number of registries. ``period_start`` is Unix seconds
+#: (periods align to the epoch); ``healthy_ms`` the healthy time credited (cut to its operator's
+#: share when its operator's nodes passed ``Settings.reward_uptime_nodes``: ``core/rewards.py``);
+#: ``mark_ms`` is the node's ``healthy_ms`` counter as this close left it (the next close counts
+#: from it); ``performance`` and ``success`` are the formula's factors in thousandths
+#: (``core/rewards.py``); ``operator`` the ledger account paid (``None``: nobody, e.g. revoked);
+#: ``amount`` in micro-NetworkTokens (0: no entry, ``entry_seq`` ``None``).
 reward_periods = Table(
     "reward_periods",
     metadata,
@@ -586,12 +581,16 @@ cut_receipts = Table(
     Index("ix_cut_receipts_created_at", "created_at"),  # the pruner's (0032)
 )
 
-#: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),
-#: moved by SQLite triggers (migration 0013) in the transaction of every write the poll
-#: would read (a node key's or an API key's ``revoked_at``, any canary row), so a poll of
-#: a SQLite store skips its queries while its counter holds still, whatever else was
-#: committed (``SqlStore.poll_version``). PostgreSQL has the table, unused: its polls
-#: run every interval.
+unpaid_served = Table("unpaid_served", metadata,  # served unpaid (0035, store_unpaid.py)
+    Column("node_id", String(128), primary_key=True), Column("day", String(10), primary_key=True),
+    Column("model", String(320), primary_key=True), Column("reason", String(200), primary_key=True),
+    Column("requests", BigInteger(), nullable=False))  # fmt: skip
+
+#: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``), moved by
+#: SQLite triggers (migration 0013) in the transaction of every write the poll would read (a node
+#: key's or an API key's ``revoked_at``, any canary row), so a poll of a SQLite store skips its
+#: queries while its counter holds still, whatever else was committed (``SqlStore.poll_version``).
+#: PostgreSQL has the table, unused: its polls run every interval.
 poll_versions = Table(
     "poll_versions",
     metadata,

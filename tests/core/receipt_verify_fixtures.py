@@ -25,9 +25,9 @@ from LLM_Mesh.core.receipt import (
     ReceiptSigner,
     b64url,
     client_id_hash,
-    receipt_bytes,
 )
 from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
+from LLM_Mesh.core.receipt_old import OldReceipt, old_receipt_bytes
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 
 REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
@@ -88,9 +88,9 @@ def signed_as(
     registry did before it signed only :data:`~LLM_Mesh.core.receipt.VERSION` (found
     2026-12-07, money42: ``ReceiptSigner`` takes no version any more): old data to verify."""
     time_ms = int(SIGNER.wall_clock() * 1000)
-    data = receipt_bytes(SIGNER.registry_id, request_id, model, time_ms, prompt, completion,
-                         digest, parts, client, version, money)  # fmt: skip
-    return Receipt(
+    data = old_receipt_bytes(SIGNER.registry_id, request_id, model, time_ms, prompt, completion,
+                             digest, parts, client, version, money)  # fmt: skip
+    return OldReceipt(
         SIGNER.registry_id, request_id, model, time_ms, prompt, completion, digest,
         tuple(parts), b64url(REGISTRY_KEY.sign(data)), client, version, money,
     )  # fmt: skip

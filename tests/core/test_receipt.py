@@ -101,11 +101,13 @@ def test_the_node_signs_the_documented_layout() -> None:
 
 
 def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
-    from LLM_Mesh.core.receipt import RECEIPT_DOMAIN, Part, receipt_bytes
+    from LLM_Mesh.core.receipt import Part
+    from LLM_Mesh.core.receipt_old import RECEIPT_DOMAIN
+    from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes
 
     a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
     b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
-    data = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], version=1)  # the old layout
+    data = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 1)  # the old layout
     part_a = [_s("n1"), _s("k1"), _s("invalid"), _s("usage"), (1).to_bytes(8, "big"),
               (2).to_bytes(8, "big"), bytes.fromhex(HASH), _s("")]  # fmt: skip
     part_b = [_s("n2"), _s("k2"), _s("signed"), _s(""), (3).to_bytes(8, "big"),
@@ -115,10 +117,11 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
          (6).to_bytes(8, "big"), (6).to_bytes(8, "big"), bytes.fromhex(HASH),
          (2).to_bytes(2, "big"), *part_a, *part_b]
     )  # fmt: skip
-    assert len(receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a] * 64, version=1)) > len(data)
-    # version 2 (what the gateway signs now): its own domain, and the client's id hashed
+    assert len(receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a] * 64, "", 1)) > len(data)
+    # version 2 (what the gateway signed before version 3): its own domain, and the client's id hashed
     # (32 bytes, or none when the gateway made the id) after the request id
-    from LLM_Mesh.core.receipt import RECEIPT_V2_DOMAIN, client_id_hash
+    from LLM_Mesh.core.receipt import client_id_hash
+    from LLM_Mesh.core.receipt_old import RECEIPT_V2_DOMAIN
 
     rest = data[len(RECEIPT_DOMAIN) + len(_s("reg") + _s("req")) :]
     mine = client_id_hash("alice-session-42")
@@ -139,14 +142,10 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
 def test_version_3_signs_the_documented_layout_with_the_money() -> None:
     """Version 3: version 2's fields, then ``u8(settled)`` (and when 1: the payer's kind, the
     fee in bps, the cost) before the parts, and each part's amount and fee after it."""
-    from LLM_Mesh.core.receipt import (
-        RECEIPT_V2_DOMAIN,
-        RECEIPT_V3_DOMAIN,
-        RECEIPT_V4_DOMAIN,
-        Money,
-        Part,
-        receipt_bytes,
-    )
+    from LLM_Mesh.core.receipt import RECEIPT_V4_DOMAIN, Money, Part
+    from LLM_Mesh.core.receipt import receipt_bytes as v4_bytes
+    from LLM_Mesh.core.receipt_old import RECEIPT_V2_DOMAIN, RECEIPT_V3_DOMAIN
+    from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes
 
     a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
     b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
@@ -167,13 +166,14 @@ def test_version_3_signs_the_documented_layout_with_the_money() -> None:
     # version 4 (2026-12-06, money34: each fee rounded up): version 3's layout, its domain
     assert RECEIPT_V4_DOMAIN == b"llm-mesh/v1/receipt-v4\x00"
     v3 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3, money)
-    v4 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 4, money)
+    v4 = v4_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", money)
     assert v4 == RECEIPT_V4_DOMAIN + v3[len(RECEIPT_V3_DOMAIN) :]
     for wrong in [
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2, money),
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2),
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 3, money),
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3),
+        lambda: v4_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, ""),
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3,
                               Money("user:0123", 500, 120)),  # the account, not its kind
         lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3,
@@ -311,7 +311,9 @@ def test_money_half_stated_is_refused_in_words_and_the_fee_cap_is_allowed() -> N
     """A part with only its amount or only its fee, settled or not, signs nothing; a fee of
     exactly MAX_FEE_BPS is allowed. Each refusal (a programmer's mistake) in its words."""
     from LLM_Mesh.core.pricing import MAX_FEE_BPS
-    from LLM_Mesh.core.receipt import Money, Part, receipt_bytes
+    from LLM_Mesh.core.receipt import Money, Part
+    from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes  # (3: the same
+    # checks as version 4's, and 1 and 2)
 
     a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
     money = Money("user", MAX_FEE_BPS, 10)

@@ -14,8 +14,8 @@ from LLM_Mesh.core.receipt import (
     Part,
     PartStatus,
     node_receipt_bytes,
-    receipt_bytes,
 )
+from LLM_Mesh.core.receipt_old import old_receipt_bytes
 
 HEX = "4ea5ee68fea05586106890ded5733820bb77d919cda27bc4b8139b7cd33b8889"
 HEX2 = "00" * 31 + "ff"
@@ -66,7 +66,8 @@ def parts(money: bool) -> list[Part]:
 
 
 def make(ps: list[Part], money: Money | None) -> bytes:
-    return receipt_bytes("reg-1", "req-é", "model-ü", 1764900000123, 12, 40, HEX, ps, "", 3,
+    """Version 3's layout (version 4's under another domain: ``core/receipt_old.py``)."""
+    return old_receipt_bytes("reg-1", "req-é", "model-ü", 1764900000123, 12, 40, HEX, ps, "", 3,
                          money)  # fmt: skip
 
 

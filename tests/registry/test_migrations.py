@@ -33,7 +33,7 @@ ALL_TABLES = {
     "reward_periods", "balances", "settle_holders", "pool_days", "settle_batches",
     "poll_versions", "ledger_cosignatures", "settle_leases", "ledger_secrets",
     "usage_audit_windows", "usage_audit_evidence", "usage_audit_folds", "canary_departures",
-    "cut_receipts",
+    "cut_receipts", "unpaid_served",
 }  # fmt: skip
 
 
@@ -56,7 +56,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0034"]
+    assert script.get_heads() == ["0035"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -67,7 +67,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0034"
+            assert await conn.run_sync(_current) == "0035"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -87,7 +87,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0034"
+            assert await conn.run_sync(_current) == "0035"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -334,7 +334,7 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0034"
+            assert await conn.run_sync(_current) == "0035"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")
@@ -482,5 +482,37 @@ async def test_0034_gives_a_mark_made_before_it_no_model_and_comes_off_again(
             assert await conn.run_sync(_current) == "0033"
             rows = (await conn.execute(text("SELECT node_id FROM canary_verifiers"))).all()
             assert [r[0] for r in rows] == ["v1"]
+    finally:
+        await engine.dispose()
+
+
+async def test_0035_adds_unpaid_served_to_a_0034_store_and_comes_off_again(
+    database_url: str,
+) -> None:
+    """A store at the previous head (0034) takes 0035 in place: the counts of requests
+    served unpaid are added up and read back; downgrading drops the table."""
+    from datetime import date
+
+    from LLM_Mesh.registry.store_unpaid import Unpaid, UnpaidCount
+
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0034")
+            assert "unpaid_served" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # opening migrates to head
+        await store.record_unpaid([Unpaid("r1", "n1", "m", "why", "2026-12-07")] * 2)
+        got = await store.unpaid_served(["n1"], date(2026, 12, 7))
+    assert got == [UnpaidCount("n1", "m", "why", 2)]
+    engine = _engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_current) == "0035"
+            assert await conn.run_sync(_diff) == []
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0034")
+            assert "unpaid_served" not in await conn.run_sync(_user_tables)
     finally:
         await engine.dispose()

@@ -221,7 +221,8 @@ async def test_with_settlement_off_the_receipt_says_so_and_states_no_amount(
 def test_each_charge_goes_to_its_nodes_part_in_order_or_no_amount_is_signed() -> None:
     """``account._priced``: a charge to the next receipt part of its node (0 for the rest);
     one with no payable part of its node, or a payer of another kind than the ledger's
-    ``user``/``pool``: ``None`` (the receipt is then signed as version 2, no amounts)."""
+    ``user``/``pool``: why, in words (the request is then not charged, its receipt signs
+    ``settled`` false, and its nodes' operators are told why: ``registry/unpaid.py``)."""
     from types import SimpleNamespace
 
     from LLM_Mesh.core.receipt import Money, Part, PartStatus
@@ -236,16 +237,19 @@ def test_each_charge_goes_to_its_nodes_part_in_order_or_no_amount_is_signed() ->
     pool: Any = SimpleNamespace(payer=POOL, fee_bps=500)
     # a's first part, b not paid, a again: each charge to its own part
     got = _priced([("a", 45, 2), ("b", 0, 0), ("a", 20, 1)], parts, pool)
-    assert got is not None
+    assert not isinstance(got, str)
     money, priced = got
     assert money == Money("pool", 500, 65)
     assert [(p.amount, p.fee) for p in priced] == [(45, 2), (0, 0), (20, 1)]
     assert _priced([("a", 45, 2)], parts, None) == (None, parts)  # not settled: as it was
-    assert _priced([("c", 5, 0)], parts, pool) is None  # no part of that node
-    assert _priced([("b", 5, 0)], parts, pool) is None  # its part is not payable
-    assert _priced([("a", 1, 0)] * 3, parts, pool) is None  # more charges than parts
+    no_part = "a charge of node {} had no payable part of the receipt"
+    assert _priced([("c", 5, 0)], parts, pool) == no_part.format("c")  # no part of that node
+    assert _priced([("b", 5, 0)], parts, pool) == no_part.format("b")  # its part not payable
+    assert _priced([("a", 1, 0)] * 3, parts, pool) == no_part.format("a")  # more than parts
     other: Any = SimpleNamespace(payer="operator:" + "0" * 32, fee_bps=500)
-    assert _priced([("a", 45, 2)], parts, other) is None
+    assert _priced([("a", 45, 2)], parts, other) == (
+        "its payer's account kind 'operator' is not one a receipt can name"
+    )
 
 
 def test_a_priced_part_is_its_part_with_only_the_amount_and_fee_set() -> None:

@@ -68,7 +68,7 @@ async def test_open_on_empty_database_migrates(store: SqlStore) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert {"nodes", "requests", "alembic_version"} <= names
-    assert version == "0034"
+    assert version == "0035"
     assert await store.list_nodes() == []
     assert await log_rows(store) == 0
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from LLM_Mesh.registry.dashboard.views import canary_rows
 from LLM_Mesh.registry.earnings import earnings
-from LLM_Mesh.registry.earnings_api import label_simulated, operator_from_token
+from LLM_Mesh.registry.earnings_api import add_unpaid, label_simulated, operator_from_token
 from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.ports import OperatorRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -64,6 +64,7 @@ async def operator_earnings(
     out["by_node_map"] = {n["node_id"]: n for n in out["by_node"]}
     out["any"] = bool(out["by_day"])  # anything settled or rewarded in the window
     label_simulated(rt.table, nodes, out)
+    await add_unpaid(rt.store, sorted(nodes), report.since, out)  # served unpaid (money43)
     return out
 
 

@@ -174,3 +174,25 @@ async def test_token_guessing_from_rotating_ipv6_addresses_is_limited_per_64(
                 r = await c.get(PATH, headers={"Authorization": f"Bearer guess-{i}"})
                 codes.append(r.status_code)
         assert codes[:30] == [401] * 30 and codes[30] == 429
+
+
+def test_the_operator_sees_the_requests_their_nodes_served_unpaid(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Requests not charged (their receipts could not carry the charges: ``registry/
+    unpaid.py``) are said, per node, model and reason, escaped; another operator's are not
+    (money43: never told before)."""
+    from LLM_Mesh.registry.store_unpaid import Unpaid
+
+    inprocess_mesh.add_node(MODEL)
+    node_id = inprocess_mesh.id_of(f"node-{MODEL}")
+    rt = inprocess_mesh.app.state.runtime
+    day = datetime.fromtimestamp(rt.wall_clock(), timezone.utc).date().isoformat()
+    why = "a charge of node <x> had no payable part of the receipt"
+    rows = [Unpaid(f"r{i}", node_id, MODEL, why, day) for i in range(3)]
+    inprocess_mesh.call(rt.store.record_unpaid([*rows, Unpaid("s", "theirs", MODEL, "no", day)]))
+    body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
+    said = body[body.index('data-earnings="unpaid"') :]
+    said = said[: said.index("</p>")]
+    assert "3 requests served unpaid" in said and f"<code>{node_id}</code>" in said
+    assert "&lt;x&gt;" in said and "<x>" not in said and "theirs" not in said
