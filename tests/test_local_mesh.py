@@ -382,7 +382,8 @@ def test_a_registry_that_never_serves_fails_the_start_at_its_timeout(
 
 def _exited_while_starting(tmp_path: Path, args: list[str], log_to: str | None = None) -> str:
     """The start's error when its registry child (``python -m LLM_Mesh.cli ARGS``) exits;
-    ``log_to``: where its log file leads (``/dev/full``: a disk with no space left)."""
+    ``log_to``: where its log file leads (``/dev/full``: a disk with no space left, every
+    write refused), an empty file in its place once the child has it open."""
     settings = Settings(home=tmp_path / "home")
     logs = settings.home / "logs"
     logs.mkdir(parents=True)
@@ -390,6 +391,9 @@ def _exited_while_starting(tmp_path: Path, args: list[str], log_to: str | None =
         (logs / "registry.log").symlink_to(log_to)
     mesh = LocalMesh(settings)
     child = mesh._spawn("registry", args)
+    if log_to is not None:  # what it wrote is not there (a full disk's log: empty)
+        (logs / "registry.log").unlink()
+        (logs / "registry.log").touch()
     with pytest.raises(LocalMeshError) as caught:
         mesh._wait(child, lambda _c: False, 120)
     assert child.proc.returncode is not None and not mesh.started
