@@ -72,6 +72,7 @@ from typing import IO, Any
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from LLM_Mesh import error_pipe
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.first_use import loopback_host
 from LLM_Mesh.errors import MeshError
@@ -99,6 +100,7 @@ class _Child:
     proc: subprocess.Popen[bytes]
     log_path: Path
     log: IO[bytes]
+    said: int | None = None  # the read end of its error pipe (``error_pipe.py``)
 
 
 @dataclass
@@ -234,12 +236,22 @@ class LocalMesh:
         path = logs / f"{name}.log"
         log = path.open("ab")
         cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
-        with _stop_signals_deferred():  # a child started is a child :meth:`stop` knows
-            proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
-            )
-            child = _Child(name, proc, path, log)
-            self._children.append(child)
+        said, tell = error_pipe.open_pipe()  # its one-line error, which a full disk keeps from
+        env = {**self._env(), error_pipe.ERROR_FD_ENV: str(tell)}  # its log (fulldisk43)
+        try:
+            with _stop_signals_deferred():  # a child started is a child :meth:`stop` knows
+                proc = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                    pass_fds=(tell,),
+                )  # fmt: skip
+                child = _Child(name, proc, path, log, said)
+                self._children.append(child)
+        except BaseException:
+            if not any(c.said == said for c in self._children):  # else :meth:`stop` closes it
+                os.close(said)
+            raise
+        finally:
+            os.close(tell)  # the child's own copy is the only one: gone when it exits
         return child
 
     def start(self, progress: Callable[[str], None] = lambda _msg: None) -> None:
@@ -312,7 +324,10 @@ class LocalMesh:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if child.proc.poll() is not None:
+                    line = None if child.said is None else error_pipe.read_said(child.said)
                     self.stop()
+                    if line is not None:  # its own one-line error: said, the log named
+                        raise LocalMeshError(self._exited_said(child, line))
                     tail = _tail(child.log_path)
                     raise LocalMeshError(
                         f"the {child.name} exited with code {child.proc.returncode} while starting.\n"
@@ -331,6 +346,19 @@ class LocalMesh:
         raise LocalMeshError(
             f"the {child.name} was not ready after {timeout:.0f} s.\n"
             f"Last lines of {child.log_path}:\n{_tail(child.log_path)}"
+        )
+
+    def _exited_said(self, child: _Child, line: str) -> str:
+        """One line for a child that exited while starting and said why (its ``error:``
+        line, through its pipe: a full disk keeps it from its log, fulldisk43)."""
+        ports = (  # its advice is `registry serve`'s or `node start`'s flag
+            f"; `llm-mesh {self.command}` takes other ports with --registry-port and --node-port"
+            if "already in use" in line
+            else ""
+        )
+        return (
+            f"{line} (the {child.name} exited with code {child.proc.returncode} while "
+            f"starting; its log: {child.log_path}){ports}"
         )
 
     def rotate_logs(self, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS) -> int:
@@ -365,6 +393,8 @@ class LocalMesh:
                     child.proc.kill()
                     child.proc.wait(5)
             child.log.close()
+            if child.said is not None:
+                os.close(child.said)
         self._children.clear()
 
     def stop_grace_s(self, name: str) -> float:

@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from LLM_Mesh.core.write_refusal import sqlite_errno, write_refusal
+from LLM_Mesh.core.write_refusal import sqlite_refusal, write_refusal
 from LLM_Mesh.errors import MeshError
 
 __all__ = ["RefusedStart", "StartWriteRefused", "named_error", "refusal_of"]
@@ -78,7 +78,7 @@ def refusal_of(exc: BaseException, what: str, database: str | None = None) -> st
         if isinstance(e, OSError) and e.filename is not None:
             line = write_refusal(os.fsdecode(e.filename), e.errno, what)
         elif database is not None and type(e).__name__ == "OperationalError":
-            line = write_refusal(database, sqlite_errno(str(e), _free_bytes(database)), what)
+            line = sqlite_refusal(database, str(e), _free_bytes(database), what)
         else:
             continue
         if line is not None:

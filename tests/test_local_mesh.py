@@ -186,7 +186,9 @@ def test_another_registry_taking_the_port_is_not_taken_for_its_own(
         registry_port=port, node_port=free_port(), start_timeout_s=20,
     )  # fmt: skip
     try:
-        with pytest.raises(LocalMeshError, match=r"(?s)the registry exited .*already in use") as e:
+        with pytest.raises(
+            LocalMeshError, match=r"already in use .*\(the registry exited with code 1 while"
+        ) as e:
             mesh.start()
         # the advice is the command's (`registry serve`'s own --port is not `up`'s or `demo`'s)
         assert str(e.value).endswith(
@@ -376,3 +378,47 @@ def test_a_registry_that_never_serves_fails_the_start_at_its_timeout(
     with pytest.raises(LocalMeshError, match="the registry was not ready after 150 s"):
         mesh.start()
     assert 150 <= clock.now < 151
+
+
+def _exited_while_starting(tmp_path: Path, args: list[str], log_to: str | None = None) -> str:
+    """The start's error when its registry child (``python -m LLM_Mesh.cli ARGS``) exits;
+    ``log_to``: where its log file leads (``/dev/full``: a disk with no space left, every
+    write refused), an empty file in its place once the child has it open."""
+    settings = Settings(home=tmp_path / "home")
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True)
+    if log_to is not None:
+        (logs / "registry.log").symlink_to(log_to)
+    mesh = LocalMesh(settings)
+    child = mesh._spawn("registry", args)
+    if log_to is not None:  # what it wrote is not there (a full disk's log: empty)
+        (logs / "registry.log").unlink()
+        (logs / "registry.log").touch()
+    with pytest.raises(LocalMeshError) as caught:
+        mesh._wait(child, lambda _c: False, 120)
+    assert child.proc.returncode is not None and not mesh.started
+    return str(caught.value)
+
+
+def test_a_child_failing_its_start_on_a_full_disk_is_said_in_its_own_line(tmp_path: Path) -> None:
+    """Found 2026-12-07 (fulldisk43): ``up`` in a home with a little space left (a 700 KiB
+    tmpfs) made its keys and store; its registry then failed its own start in one line, to
+    its log, which the full disk refused: ``up`` said ``the registry exited with code 1
+    while starting. Last lines of HOME/logs/registry.log:`` and nothing. Now the child's
+    line comes through its error pipe (``error_pipe.py``), with the log's path."""
+    said = _exited_while_starting(
+        tmp_path, ["registry", "serve", "--tls-cert", "cert.pem"], log_to="/dev/full"
+    )
+    log = tmp_path / "home" / "logs" / "registry.log"
+    assert said == (
+        "--tls-cert and --tls-key go together (the registry exited with code 1 while "
+        f"starting; its log: {log})"
+    )
+
+
+def test_a_child_that_says_no_line_of_its_own_is_said_by_its_logs_last_lines(
+    tmp_path: Path,
+) -> None:
+    said = _exited_while_starting(tmp_path, ["no-such-command"])
+    assert said.startswith("the registry exited with code 2 while starting.\nLast lines of ")
+    assert "No such command" in said  # click's usage error, not through ``fail``

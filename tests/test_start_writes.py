@@ -101,3 +101,46 @@ def test_an_error_raised_from_none_keeps_its_own_words() -> None:
             raise ValueError("cannot read /h/ledger.checkpoint: see its mode") from None
     except ValueError as exc:
         assert refusal_of(exc, "the registry") is None
+
+
+def _io_error(free: int | None, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    from LLM_Mesh import start_writes
+
+    monkeypatch.setattr(start_writes, "_free_bytes", lambda _path: free)
+    exc = sqlite3.OperationalError("disk I/O error")
+    return refusal_of(exc, "the registry", database="/h/registry.db")
+
+
+def test_sqlites_disk_io_error_on_a_disk_not_full_is_not_said_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found 2026-12-07 (fulldisk43): SQLite's ``disk I/O error`` is taken for a full disk
+    only under 1 MiB free; on a disk with space left (a failing disk, one remounted
+    read-only under it, a network file system) it was no one line at all: uvicorn's
+    traceback and exit 3. Now one line, which says what was met and what to check, and
+    never that the disk is full."""
+    line = _io_error(5 << 30, monkeypatch)
+    assert line == (
+        "the registry met a disk I/O error at /h/registry.db (5120 MiB free on its disk: not "
+        "a full disk): check that disk (the kernel's log: dmesg or journalctl -k; mount: still "
+        "read-write) and that this user may write /h/registry.db, its -wal and -shm files and "
+        "/h; or give another home with --home or LLM_MESH_HOME (or the file's own option)"
+    )
+    unknown = str(_io_error(None, monkeypatch))
+    assert unknown.startswith("the registry met a disk I/O error at /h/registry.db (the free ")
+    assert "df -h /h" in unknown  # the space not known: it is among what to check
+    for said in (line, unknown):
+        assert "no space" not in said and "full)" not in said
+
+
+def test_sqlites_disk_io_error_with_almost_no_space_left_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under 1 MiB free (a full tmpfs says ``disk I/O error``, not SQLite's "full"): the space
+    said as measured, and the fix for a full disk; before, "no space left on its disk" as a
+    fact."""
+    assert _io_error(12 * 1024, monkeypatch) == (
+        "the registry could not write /h/registry.db (SQLite's disk I/O error, with 12 KiB free "
+        "on its disk: full, most likely): free space there (df -h /h), or give another home "
+        "with --home or LLM_MESH_HOME (or the file's own option)"
+    )

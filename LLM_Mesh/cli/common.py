@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.text import Text
 
-from LLM_Mesh import logs
+from LLM_Mesh import error_pipe, logs
 from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.options import (  # their home before: the commands import them from here
     EngineOpt as EngineOpt,
@@ -317,7 +317,9 @@ def fail(exc: Exception) -> typer.Exit:
     # one line however wide (a log keeps it whole); the message is text, never markup
     # and without terminal escapes: it may quote a registry's or a node's words (found
     # 2026-12-03: a registry's error message reached the terminal with its ESC sequences)
-    err.print(Text.assemble(("error:", "red"), f" {said(exc)}"), soft_wrap=True)
+    line = said(exc)
+    error_pipe.tell(line)  # first: a full disk may refuse stderr's log (``up``'s child)
+    err.print(Text.assemble(("error:", "red"), f" {line}"), soft_wrap=True)
     return typer.Exit(1)
 
 

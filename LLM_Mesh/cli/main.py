@@ -16,6 +16,7 @@ llm-mesh status | models           what is up
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
+from LLM_Mesh import error_pipe
 from LLM_Mesh.cli.lazy_group import LazyGroup
 from LLM_Mesh.cli.options import (
     EngineOpt,
@@ -583,6 +585,7 @@ reflow_help(app)  # every command is registered by now
 
 
 def main() -> None:
+    error_pipe.take_from(os.environ)  # ``up``'s child: its one-line error goes there too
     try:
         app()
     except KeyboardInterrupt:

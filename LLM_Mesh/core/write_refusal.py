@@ -6,8 +6,10 @@ No space left on device`` writing ``settlement.holder``, or SQLite's ``database 
 full``) and exit 3, where a start that fails says one line and exits 1
 (docs/operations.md, "Stopping and exit statuses"). :func:`write_refusal` is that line,
 from the error's number and the file's path; :func:`sqlite_errno` reads SQLite's own words
-for the same causes (it raises no ``OSError``). Pure: the error is caught and the line
-printed at the edges (``start_writes.py``, ``cli/common.py``).
+for the same causes (it raises no ``OSError``), and :func:`sqlite_refusal` says its line,
+``disk I/O error`` included (a full disk only with little space left; else what to check:
+fulldisk43). Pure: the error is caught and the line printed at the edges
+(``start_writes.py``, ``cli/common.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 
-__all__ = ["LOW_SPACE_BYTES", "WRITE_ERRNOS", "sqlite_errno", "write_refusal"]
+__all__ = ["LOW_SPACE_BYTES", "WRITE_ERRNOS", "sqlite_errno", "sqlite_refusal", "write_refusal"]
 
 #: the errors a write meets that no retry mends, and how each is said
 WRITE_ERRNOS: dict[int, str] = {
@@ -58,16 +60,46 @@ def write_refusal(path: str, number: int | None, command: str = "the start") -> 
 LOW_SPACE_BYTES = 1 << 20
 
 
-def sqlite_errno(message: str, free_bytes: int | None = None) -> int | None:
-    """The error number SQLite's message stands for: ``database or disk is full`` (SQLITE_FULL)
-    is ENOSPC, and so is ``disk I/O error`` where ``free_bytes`` (the folder's, when known)
-    is below :data:`LOW_SPACE_BYTES`; ``attempt to write a readonly database`` EROFS (a
-    read-only mount, or a file or folder this user may not write); ``None`` for any other."""
+def sqlite_errno(message: str) -> int | None:
+    """The error number SQLite's message stands for: ``database or disk is full``
+    (SQLITE_FULL) is ENOSPC, ``attempt to write a readonly database`` EROFS (a read-only
+    mount, or a file or folder this user may not write); ``None`` for any other
+    (``disk I/O error``: :func:`sqlite_refusal`)."""
     text = message.lower()
     if "database or disk is full" in text:
-        return errno.ENOSPC
-    if "disk i/o error" in text and free_bytes is not None and free_bytes < LOW_SPACE_BYTES:
         return errno.ENOSPC
     if "attempt to write a readonly database" in text:
         return errno.EROFS
     return None
+
+
+def sqlite_refusal(
+    path: str, message: str, free_bytes: int | None, command: str = "the start"
+) -> str | None:
+    """The one line for SQLite's ``message`` on the database ``path``: a full or read-only
+    one as :func:`write_refusal` says it; ``disk I/O error`` (SQLITE_IOERR, whatever the
+    cause) as a full disk only where ``free_bytes`` (its folder's, measured after the
+    failure) is under :data:`LOW_SPACE_BYTES`, saying so; else as what it is, with what to
+    check, never as a full disk (found 2026-12-07, fulldisk43: it was uvicorn's traceback);
+    ``None`` for any other message."""
+    number = sqlite_errno(message)
+    if number is not None:
+        return write_refusal(path, number, command)
+    if "disk i/o error" not in message.lower():
+        return None
+    folder = os.path.dirname(path) or "."
+    if free_bytes is not None and free_bytes < LOW_SPACE_BYTES:
+        return (
+            f"{command} could not write {path} (SQLite's disk I/O error, with "
+            f"{free_bytes // 1024} KiB free on its disk: full, most likely): "
+            + _FIX_SPACE.format(folder=folder)
+        )
+    if free_bytes is None:
+        space, check = "the free space not known", f"its free space: df -h {folder}; "
+    else:
+        space, check = f"{free_bytes >> 20} MiB free on its disk: not a full disk", ""
+    return (
+        f"{command} met a disk I/O error at {path} ({space}): check that disk ({check}the "
+        "kernel's log: dmesg or journalctl -k; mount: still read-write) and that this user "
+        f"may write {path}, its -wal and -shm files and {folder}; or " + _ELSEWHERE
+    )

@@ -6,7 +6,12 @@ import errno
 
 import pytest
 
-from LLM_Mesh.core.write_refusal import LOW_SPACE_BYTES, sqlite_errno, write_refusal
+from LLM_Mesh.core.write_refusal import (
+    LOW_SPACE_BYTES,
+    sqlite_errno,
+    sqlite_refusal,
+    write_refusal,
+)
 
 
 def test_each_cause_says_why_and_what_to_do() -> None:
@@ -43,7 +48,23 @@ def test_other_errors_are_not_the_places(number: int | None) -> None:
 def test_sqlites_words() -> None:
     assert sqlite_errno("(sqlite3.OperationalError) database or disk is full") == errno.ENOSPC
     assert sqlite_errno("attempt to write a readonly database") == errno.EROFS
-    assert sqlite_errno("disk I/O error", LOW_SPACE_BYTES - 1) == errno.ENOSPC
-    assert sqlite_errno("disk I/O error", LOW_SPACE_BYTES) is None  # space left: not a full disk
-    assert sqlite_errno("disk I/O error") is None
-    assert sqlite_errno("no such table: nodes", 0) is None
+    assert sqlite_errno("disk I/O error") is None  # whatever the cause: sqlite_refusal's
+    assert sqlite_errno("no such table: nodes") is None
+
+
+def test_a_disk_io_error_is_a_full_disk_only_under_the_low_space_bound() -> None:
+    """Found 2026-12-07 (fulldisk43): with space left it was no line (a traceback); under
+    the bound it said "no space left" as a fact. The bound's edge, each side."""
+    low = str(sqlite_refusal("/h/r.db", "disk I/O error", LOW_SPACE_BYTES - 1, "x"))
+    assert low.startswith("x could not write /h/r.db (SQLite's disk I/O error, with 1023 KiB ")
+    assert low.endswith("full, most likely): free space there (df -h /h), or " + ELSEWHERE)
+    left = str(sqlite_refusal("/h/r.db", "disk I/O error", LOW_SPACE_BYTES, "x"))
+    assert left.startswith("x met a disk I/O error at /h/r.db (1 MiB free on its disk: not a ")
+    assert "free space" not in left and "full)" not in left and left.endswith("; or " + ELSEWHERE)
+    assert sqlite_refusal("/h/r.db", "database or disk is full", None) == write_refusal(
+        "/h/r.db", errno.ENOSPC
+    )
+    assert sqlite_refusal("/h/r.db", "no such table: nodes", 0) is None
+
+
+ELSEWHERE = "give another home with --home or LLM_MESH_HOME (or the file's own option)"

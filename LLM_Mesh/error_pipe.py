@@ -1,0 +1,70 @@
+"""A child's one-line ``error:``, handed to the process that started it through a pipe.
+
+Found 2026-12-07 (fulldisk43): ``llm-mesh up`` in a home with a little space left made its
+keys and store, then its registry failed its own start on ``settlement.holder`` (no space
+left) and said so in one line, to its log, which the full disk could not take: ``up`` said
+``the registry exited with code 1 while starting. Last lines of HOME/logs/registry.log:``
+and nothing more. A pipe needs no disk. ``up`` and ``demo`` (``local_mesh.LocalMesh``)
+give each child the write end of one, its number in :data:`ERROR_FD_ENV`; the child takes
+it out of its environment at its start (:func:`take_from`: ``cli/main.main``, so nothing
+it starts inherits a number that is another file there) and its ``fail`` (``cli/common.py``)
+writes its line there (:func:`tell`) before printing it. ``up`` reads it (:func:`read_said`)
+when the child exits while starting and says it, with the log's path.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import MutableMapping
+
+__all__ = ["ERROR_FD_ENV", "open_pipe", "read_said", "take_from", "tell"]
+
+#: the pipe's write end in a child's environment (``up``, ``demo``; no one else sets it)
+ERROR_FD_ENV = "LLM_MESH_ERROR_FD"
+#: the most a line may carry (a pipe's write of up to 4096 bytes is never split)
+MAX_BYTES = 4000
+
+_fd: int | None = None  # this process's pipe to its starter, once taken
+
+
+def take_from(environ: MutableMapping[str, str]) -> None:
+    """A child's side, at its start: the pipe's number taken out of ``environ`` and kept
+    for :func:`tell` (none kept when it is not a number)."""
+    global _fd
+    value = environ.pop(ERROR_FD_ENV, None)
+    _fd = int(value) if value is not None and value.isdigit() else None
+
+
+def tell(line: str) -> None:
+    """``line`` to the starter's pipe, once, as one line; nothing when no pipe was given
+    (or the number is no pipe, or the pipe is closed)."""
+    global _fd
+    fd, _fd = _fd, None
+    if fd is None:
+        return
+    data = " ".join(line.split()).encode("utf-8", "replace")[:MAX_BYTES] + b"\n"
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, data)
+    except OSError:  # the starter is gone: its line is said on stderr all the same
+        pass
+
+
+def open_pipe() -> tuple[int, int]:
+    """A starter's side: ``(read, write)``, the read end not blocking (read once the child
+    has exited: whatever it wrote is there, or nothing)."""
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    return read, write
+
+
+def read_said(fd: int) -> str | None:
+    """The last line a child wrote to the pipe whose read end is ``fd``; ``None`` when it
+    wrote none."""
+    try:
+        data = os.read(fd, 1 << 16)
+    except OSError:  # BlockingIOError: nothing written
+        return None
+    lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1] if lines else None
