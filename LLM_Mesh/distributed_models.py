@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,12 +36,18 @@ from LLM_Mesh.bounded_http import rows
 from LLM_Mesh.client import MeshClient, fetch_json_sync, gateway_urls
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.catalog import ModelSpec, get_spec
-from LLM_Mesh.core.client_retry import RESTING_SAID, SEED_ADVICE, fitted_advice
+from LLM_Mesh.core.client_retry import NO_KEY_HINT, SEED_ADVICE, SEED_NO_KEY_HINT, fitted_advice
 from LLM_Mesh.core.limits import unsent_too_large
+from LLM_Mesh.core.model_choice import (
+    best_for_task,
+    fallback_for,
+    mapping_rows,
+    resting_said,
+    task_best,
+)
 from LLM_Mesh.core.registry_urls import registry_url_list
-from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
+    InvalidApiKey,
     InvalidCredential,
     InvalidRequest,
     MeshError,
@@ -66,11 +72,6 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 128
 
 
-def _rows(value: Any) -> list[Mapping[str, Any]]:
-    """The objects of ``value`` if it is a list, else none (a hostile gateway's answer)."""
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
 class DistributedModelRegistry:
     """The client's view of the network: which models are up, on which nodes.
 
@@ -82,6 +83,9 @@ class DistributedModelRegistry:
     SNAPSHOT_TTL_S = 5.0
     #: a 504's advice to this caller (``core/client_retry``): these calls do not stream
     deadline_advice = SEED_ADVICE
+    #: a wrong or revoked key's 401 says how this caller goes without one, not the HTTP
+    #: header (``core/client_retry``; ``llm-mesh ask``: its flag)
+    no_key_hint = SEED_NO_KEY_HINT
     #: a body over this is refused unsent (``ask``: ``LLM_MESH_MAX_BODY_BYTES``); None: sent
     max_body_bytes: int | None = None
 
@@ -249,7 +253,7 @@ class DistributedModelRegistry:
             hosting = []
             for n in nodes:
                 listed = n.get("models")  # a node's rows: anything a hostile gateway sent
-                hosted = next((h for h in _rows(listed) if h.get("id") == m["id"]), None)
+                hosted = next((h for h in mapping_rows(listed) if h.get("id") == m["id"]), None)
                 if hosted is None:
                     continue
                 hosting.append(
@@ -405,6 +409,14 @@ class DistributedModelRegistry:
                     out = await c.chat(body, request_id=request_id)
                 else:
                     out = await c.completion(body, request_id=request_id)
+        except InvalidApiKey as exc:  # "send no Authorization header": this caller sends it
+            if NO_KEY_HINT not in exc.message:
+                raise
+            told = InvalidApiKey(
+                exc.message.replace(NO_KEY_HINT, self.no_key_hint), param=exc.param
+            )
+            told.request_id = exc.request_id
+            raise told from None
         except UpstreamTimeout as exc:  # the gateway's "stream: true" fits no call here
             said = fitted_advice(exc.message, self.deadline_advice)
             if said == exc.message:
@@ -431,7 +443,7 @@ class DistributedModelRegistry:
         """The model that answers when ``model`` is not up (``exc``, naming those that are):
         one of the same specialty, with ``fallback``; else ``exc`` again, saying which model
         ``flag`` (how the caller spells the option) would have got an answer from."""
-        alt = self._fallback_for(model, task_type, exc.available)
+        alt = fallback_for(model, task_type, exc.available)
         if fallback and alt is not None:
             return alt
         if fallback:
@@ -447,67 +459,26 @@ class DistributedModelRegistry:
             retry_after=exc.retry_after,
         ) from exc
 
-    def _fallback_for(self, model: str, task_type: str | None, available: list[str]) -> str | None:
-        spec = get_spec(model)
-        specs = [s for s in (get_spec(a) for a in available) if s is not None and s.id != model]
-        if not specs:
-            return None
-        wanted = set(spec.specialties) if spec else set()
-        if task_type is None and spec is not None:
-            # most specialties in common first, then the bigger model
-            same = [s for s in specs if wanted & set(s.specialties)]
-            ranked = sorted(
-                same, key=lambda s: (-len(wanted & set(s.specialties)), -s.params_b, s.id)
-            )
-        else:
-            ranked = [
-                s
-                for s in rank_models_for_task(task_type, specs)
-                if not wanted or wanted & set(s.specialties)
-            ]
-        return ranked[0].id if ranked else None
-
     def task_choice(self, exc: ModelUnavailable, task_type: str | None, tried: str) -> str:
         """The best model for ``task_type`` among those ``exc`` names as up within the
         request's constraints, ``tried`` (the task's first choice, which the gateway had no
         node for) left out; else ``exc`` again. Found 2026-12-05: ``llm-mesh ask --task chat
         --avoid eu`` picked ``mistral-7b``, served only in ``eu-west``, and failed ("with
         --fallback gemma-3-270m answers") though no model had been asked for."""
-        up = [s for s in (get_spec(m) for m in exc.available) if s is not None and s.id != tried]
-        if not up:
+        best = task_best(task_type, exc.available, tried)
+        if best is None:
             raise exc
-        best: ModelSpec = rank_models_for_task(task_type, up)[0]
-        return best.id
-
-    def _resting_said(self) -> str:
-        """``; N nodes ... are paused or draining ...`` for the snapshot's nodes that their
-        operator paused or that drain, else ``""``. Found 2026-12-06 (newuser35): after
-        ``llm-mesh node pause`` on ``up``'s node, ``llm-mesh ask`` without ``--model`` (task
-        routing, also ``handle_task``) said only ``no model is up on the network right
-        now``, while ``--model`` said that the node is paused and comes back."""
-        resting = [
-            n for n in _rows(self._nodes) if n.get("state") in ("paused", "draining")
-        ]  # fmt: skip
-        if not resting:
-            return ""
-        models = sorted(
-            {str(h["id"]) for n in resting for h in _rows(n.get("models")) if "id" in h}
-        )
-        nodes = "1 node" if len(resting) == 1 else f"{len(resting)} nodes"
-        hosting = f" hosting {', '.join(models)}" if models else ""
-        verb = "is" if len(resting) == 1 else "are"
-        return f"; {nodes}{hosting} {verb} {RESTING_SAID}"
+        return best
 
     def best_model_for_task(self, task_type: str | None) -> str:
         """The best model that is up for ``task_type`` (task policy in ``core.tasks``)."""
-        up = [s for s in (get_spec(m) for m in self.available_models()) if s is not None]
-        if not up:
+        best = best_for_task(task_type, self.available_models())
+        if best is None:
             raise ModelUnavailable(
-                "no model is up on the network right now" + self._resting_said(),
+                "no model is up on the network right now" + resting_said(self._nodes),
                 available=self.available_models(),
             )
-        best: ModelSpec = rank_models_for_task(task_type, up)[0]
-        return best.id
+        return best
 
 
 model_registry = DistributedModelRegistry()

@@ -15,7 +15,7 @@ from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_bound import BASE_BYTES, TOKEN_BYTES
 from LLM_Mesh.core.answer_text import chunk_text
-from LLM_Mesh.core.client_retry import ASK_ADVICE
+from LLM_Mesh.core.client_retry import ASK_ADVICE, CLI_NO_KEY_HINT
 from LLM_Mesh.core.limits import unsent_too_large
 from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
@@ -218,6 +218,7 @@ async def ask_once(
         warn_plain_http=False,  # `ask` says it on stderr itself (cli/common.warn_plain_http)
     )  # fmt: skip
     registry.deadline_advice = ASK_ADVICE  # a 504 says `--stream`, not the API's field
+    registry.no_key_hint = CLI_NO_KEY_HINT  # a wrong key's 401 says `--api-key`
     if settings is not None:  # a body over the gateway's limit is not sent (found: cli37)
         registry.max_body_bytes = settings.limits.max_body_bytes
     if stream:

@@ -71,10 +71,13 @@ def summary_line(report: Mapping[str, Any]) -> str:
 
 
 def _simulated_share(report: Mapping[str, Any]) -> str:
-    """What of the total simulated nodes earned (made-up answers, paid all the same), or
-    ``""`` (found 2026-12-05: only the per node table said so)."""
+    """What of the total the nodes that are simulated now earned (made-up answers, paid all
+    the same), or ``""`` (found 2026-12-05: only the per node table said so). "Now": the
+    registry labels by each node's registration today, and records no engine per request or
+    period, so a node that earned on llama-cpp and runs sim since is counted whole (found
+    2026-12-07, newuser43: "from simulated nodes" said of uptime a real model earned)."""
     share = _num(report.get("simulated_total")) or 0
-    return f" ([yellow]{share:,} {UNIT} of it from simulated nodes[/])" if share > 0 else ""
+    return f" ([yellow]{share:,} {UNIT} of it by nodes simulated now[/])" if share > 0 else ""
 
 
 def held_note(report: Mapping[str, Any]) -> str:
@@ -131,7 +134,11 @@ def days_table(report: Mapping[str, Any]) -> Table:
     return t
 
 
-_MODEL_LABEL = {"all": "\n[yellow](simulated)[/]", "some": "\n[yellow](partly simulated)[/]"}
+#: a model's (and a node's) label is what its nodes run now (:func:`_simulated_share`)
+_MODEL_LABEL = {
+    "all": "\n[yellow](simulated now)[/]",
+    "some": "\n[yellow](partly simulated now)[/]",
+}
 
 
 def models_table(report: Mapping[str, Any]) -> Table:
@@ -155,7 +162,7 @@ def nodes_table(report: Mapping[str, Any], width: int | None = None) -> Renderab
     rows = [  # a simulated node says so under its id (made-up answers, paid all the same)
         [
             shown(r.get("node_id"))
-            + ("\n[yellow](simulated)[/]" if r.get("simulated") is True else ""),
+            + ("\n[yellow](simulated now)[/]" if r.get("simulated") is True else ""),
             *_sums(r),
             _duration(r.get("healthy_s")),
         ]

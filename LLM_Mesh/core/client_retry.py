@@ -73,6 +73,7 @@ __all__ = [
     "NO_KEY_HINT",
     "RESTING_SAID",
     "SEED_ADVICE",
+    "SEED_NO_KEY_HINT",
     "SOON_S",
     "STREAM_ADVICE",
     "client_advice",
@@ -196,6 +197,13 @@ NO_KEY_HINT = "send no Authorization header (or 'Bearer anonymous') to use the m
 #: the same to a user of the ``llm-mesh`` commands, which send the header themselves (found
 #: 2026-12-07, newuser43: ``ask --api-key lmk_typo`` was told of an Authorization header)
 CLI_NO_KEY_HINT = "leave out --api-key (and unset LLM_MESH_API_KEY) to use the mesh without a key"
+#: the same to a caller of the seed API (``get_model_response``, ``handle_task``), whose key
+#: is ``DistributedModelRegistry(api_key=...)``'s, else ``LLM_MESH_API_KEY`` as read at the
+#: registry's first request (found 2026-12-07, words43: told of the HTTP header too)
+SEED_NO_KEY_HINT = (
+    "unset LLM_MESH_API_KEY (read at the first request) and give DistributedModelRegistry "
+    "no api_key to use the mesh without a key"
+)
 
 
 def fitted_advice(message: str, advice: str) -> str:

@@ -93,6 +93,7 @@ __all__ = [
     "peer_stats",
     "performance_milli",
     "refusal_credit_s",
+    "registered_since",
     "reward_amount",
     "rewards",
     "success_milli",
@@ -285,6 +286,19 @@ def uptime_period(
     if earned >= due or (last_closed is not None and earned <= last_closed):
         return due
     return earned
+
+
+def registered_since(registered_s: float, start: int, period_s: int) -> bool:
+    """Whether a node whose row was made at ``registered_s`` (its first registration, kept
+    by every re-registration; a row made anew after retention counts from then) came after
+    the period starting at ``start`` ended: none of the uptime its counter gained was earned
+    in that period, so its close leaves the node to the close of a period it was up in.
+    Found 2026-12-07 (newuser43): a registry started at 13:35 closed the 12:00 period
+    (hourly; the due one) with the uptime a node registered at 13:32 earned from 13:32 to
+    13:35, labelled 12:00."""
+    if period_s <= 0:
+        raise ValueError("a period is positive")
+    return registered_s >= start + period_s
 
 
 UPTIME_NODES = 4

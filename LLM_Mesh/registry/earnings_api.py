@@ -105,7 +105,9 @@ class EarningsReport(_Open):
     by_day: list[EarningsDay]
     by_model: list[EarningsModel]
     by_node: list[EarningsNode]
-    simulated_total: int = 0  # what the simulated nodes of ``by_node`` earned (``total``)
+    # what the nodes of ``by_node`` simulated now earned (``total``): labelled by what each
+    # runs now, the store records no engine per request or period (words43)
+    simulated_total: int = 0
     # requests the nodes served that nobody was charged for (their receipts could not carry
     # the charges: unpaid), per node, model and reason; ``unpaid_requests`` sums them (a
     # request two of the nodes served, a continued stream, counts for each)

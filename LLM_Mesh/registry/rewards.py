@@ -7,7 +7,9 @@ epoch, so every replica agrees on them). Closing a period:
 
 1. reads every node's ``healthy_ms`` counter from the store (the heartbeats' credits,
    ``store_rewards.py``) and the mark the node's previous close left
-   (``reward_periods``); nodes whose counter did not move are left alone;
+   (``reward_periods``); nodes whose counter did not move are left alone, as are nodes
+   first registered after the period ended (``core/rewards.registered_since``: none of
+   their uptime was earned in it; their own period's close pays it);
 2. cuts the period's healthy time (:func:`~LLM_Mesh.core.rewards.close_uptime`), reads
    the period's requests (``Store.request_totals``) and computes each node's reward
    (:func:`~LLM_Mesh.core.rewards.rewards`; the medians of speed over the nodes that earn
@@ -72,6 +74,7 @@ from LLM_Mesh.core.rewards import (
     earns_uptime,
     operator_uptime_ms,
     peer_stats,
+    registered_since,
     rewards,
     uptime_period,
 )
@@ -218,6 +221,8 @@ class RewardTask:
                 continue
             if n.healthy_ms == mark:
                 continue  # not routable since its last close: nothing to record
+            if registered_since(n.registered_at.timestamp(), start, self.period_s):
+                continue  # none of it earned in this period: its own period's close pays it
             healthy, new_mark = close_uptime(n.healthy_ms, mark, period_ms)
             beat = n.last_heartbeat_at.timestamp() if n.last_heartbeat_at else None
             label = uptime_period(beat, last_start, start, self.period_s)

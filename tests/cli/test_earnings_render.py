@@ -145,10 +145,10 @@ def test_a_simulated_node_is_labelled_in_the_per_node_table() -> None:
     real = {**REPORT["by_node"][1], "node_id": real_id, "simulated": False}
     for width in (80, 120, None):
         text = _text(*earnings_tables({**REPORT, "by_node": [sim, real]}, width))
-        assert sim_id in text and real_id in text and text.count("(simulated)") == 1, text
+        assert sim_id in text and real_id in text and text.count("(simulated now)") == 1, text
         lines = text.splitlines()
         at = next(i for i, line in enumerate(lines) if sim_id in line)
-        assert any("(simulated)" in line for line in lines[at : at + 2]), text
+        assert any("(simulated now)" in line for line in lines[at : at + 2]), text
 
 
 def test_simulated_model_rows_and_the_total_are_labelled() -> None:
@@ -165,11 +165,28 @@ def test_simulated_model_rows_and_the_total_are_labelled() -> None:
     for width in (80, 120, None):
         text = _text(*earnings_tables(report, width))
         lines = text.splitlines()
-        for model, label in (("code-llama-7b", "(simulated)"), ("mistral-7b", "(partly")):
+        for model, label in (("code-llama-7b", "(simulated now)"), ("mistral-7b", "(partly")):
             at = next(i for i, line in enumerate(lines) if model in line)
             assert any(label in line for line in lines[at : at + 2]), text
         at = next(i for i, line in enumerate(lines) if "gemma-3-270m" in line)
         assert "simulated" not in " ".join(lines[at : at + 2]), text
-    assert "320 µNT of it from simulated nodes" in " ".join(_text(summary_line(report)).split())
+    assert "320 µNT of it by nodes simulated now" in " ".join(_text(summary_line(report)).split())
     assert "simulated" not in _text(summary_line({**REPORT, "simulated_total": 0}))
     assert "simulated" not in _text(summary_line(REPORT))
+
+
+def test_the_simulated_label_says_now_not_when_it_was_earned() -> None:
+    """Found 2026-12-07 (newuser43): one home's node earned uptime rewards on llama-cpp,
+    then ran ``--engine sim``; ``llm-mesh earnings`` said the rewards came "from simulated
+    nodes", though a node earns uptime only while it serves a real model. The registry
+    labels by what each node runs now (it records no engine per request or period), and the
+    words say so (failed before: "from simulated nodes", "(simulated)")."""
+    switched = {**REPORT["by_node"][0], "node_id": "node-qdn7keidu36pioyyz46kbvbrdt",
+                "requests": 0, "earned": 0, "rewards": 5000, "total": 5000,
+                "simulated": True}  # fmt: skip
+    report = {**REPORT, "by_node": [switched], "simulated_total": 5000}
+    said = " ".join(_text(summary_line(report)).split())
+    assert "5,000 µNT of it by nodes simulated now" in said, said
+    assert "from simulated nodes" not in said
+    text = _text(*earnings_tables(report, 120))
+    assert "(simulated now)" in text and "(simulated)" not in text, text

@@ -26,6 +26,7 @@ from LLM_Mesh.core.rewards import (
     peer_stats,
     performance_milli,
     refusal_credit_s,
+    registered_since,
     reward_amount,
     rewards,
     serving,
@@ -440,6 +441,17 @@ def test_uptime_is_closed_in_the_period_of_its_last_credit_before_the_due_one() 
     assert uptime_period(7.5 * p, 7 * p, due, p) == due
     with pytest.raises(ValueError):
         uptime_period(1.0, None, due, 0)
+
+
+def test_a_node_registered_after_a_period_ended_is_not_closed_in_it() -> None:
+    """newuser43: registered at 13:32, closed at a 13:35 start in the 12:00 period."""
+    p, due = 3600, 12 * 3600
+    assert registered_since(due + p + 1920, due, p)  # 13:32: after 12:00-13:00
+    assert registered_since(due + p, due, p)  # at its end: none of it in the period
+    assert not registered_since(due + p - 1, due, p)  # a second in it
+    assert not registered_since(due - 5 * p, due, p)  # long before: the period's close
+    with pytest.raises(ValueError):
+        registered_since(0.0, due, 0)
 
 
 def test_the_nodes_that_earn_no_uptime_set_no_median() -> None:

@@ -78,7 +78,7 @@ async def _node(
     """A node of ``operator`` registered at ``up_from`` (seconds into the period) that
     heartbeats every ``EXPIRY_S`` until ``up_to``."""
     await store.claim_node_key(node_id, f"key-{node_id}", operator, 1, _at(up_from))
-    rec = node(node_id, state="online", last_heartbeat_at=_at(up_from))
+    rec = node(node_id, state="online", registered_at=_at(up_from), last_heartbeat_at=_at(up_from))
     if models is not None:
         rec.models = models
     await store.upsert_node(rec)

@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
 from LLM_Mesh.registry.app import create_registry_app
+from LLM_Mesh.registry.rewards import reward_request_id
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import KEYED
 from tests.registry.helpers import make_settings
 from tests.registry.test_rewards import (
     EXPIRY_S,
@@ -28,9 +30,13 @@ from tests.registry.test_rewards import (
     S,
     _at,
     _beat,
+    _ledger,
+    _node,
     _operator,
     _request,
+    _rewards,
     _rows,
+    _task,
 )
 from tests.registry.test_store import node
 
@@ -45,7 +51,9 @@ async def test_a_node_beating_to_a_restarted_registry_keeps_its_uptime_in_its_pe
     # a node (its real key: the app loads the keys) up from S, every registry stops at S + P/2
     key = encode_public_key(public_key_of(Ed25519PrivateKey.generate()))
     await before.claim_node_key("flaky", key, "op", 1, _at(0))
-    await before.upsert_node(node("flaky", state="online", last_heartbeat_at=_at(0)))
+    await before.upsert_node(
+        node("flaky", state="online", registered_at=_at(0), last_heartbeat_at=_at(0))
+    )
     await _beat(before, "flaky", 0, PERIOD_S / 2)
     await before.record_requests(
         [_request(i, "flaky", "ok" if i == 0 else "error") for i in range(4)]
@@ -71,3 +79,29 @@ async def test_a_node_beating_to_a_restarted_registry_keeps_its_uptime_in_its_pe
     assert set(rows) == {("flaky", S)}, sorted(rows)  # before: ("flaky", S + 2P)
     assert rows[("flaky", S)]["healthy_ms"] == PERIOD_S * 1000 // 2
     assert rows[("flaky", S)]["success"] == 400  # its own period's requests
+
+
+async def test_a_node_registered_after_the_due_period_is_paid_in_its_own(
+    store: SqlStore,
+) -> None:
+    """Found 2026-12-07 (newuser43): a registry started at 13:35 (hourly periods) closed the
+    due period, 12:00, with the uptime of a node registered at 13:32, earned 13:32-13:35,
+    labelled 12:00 (``reward:<12:00>``, its row too), before the node existed, and judged
+    by that period's requests. Now the close leaves it (``core/rewards.registered_since``):
+    the 13:00 close pays 13:32-14:00 whole, once, under 13:00."""
+    await _operator(store, "op")
+    await _node(store, "new", "op", up_from=PERIOD_S + 1920, up_to=PERIOD_S + 2100)
+    ledger = _ledger(store)
+    clock = Clock(S + PERIOD_S + 2100)  # 13:35: the due period is 12:00 (S)
+    first = await _task(store, ledger, clock).close_due()
+    assert first is not None and first.period_start == S
+    assert first.closed == 0 and await _rows(store.engine) == {}  # before: ("new", S), 180 s
+    await _beat(store, "new", PERIOD_S + 2100, 2 * PERIOD_S)
+    clock.t = S + 2 * PERIOD_S + 15  # 14:00:15: the 13:00 close
+    second = await _task(store, ledger, clock).close_due()
+    assert second is not None and second.closed == 1
+    rows = await _rows(store.engine)
+    assert set(rows) == {("new", S + PERIOD_S)}, sorted(rows)
+    assert rows[("new", S + PERIOD_S)]["healthy_ms"] == 1680 * 1000  # 13:32 to 14:00, whole
+    rewarded = [rid for *_, rid in await _rewards(ledger)]
+    assert rewarded == [reward_request_id(S + PERIOD_S, "new", KEYED)]

@@ -69,7 +69,9 @@ async def _up_before_the_stop(url: str) -> None:
     await _operator(before, "op")
     key = encode_public_key(public_key_of(Ed25519PrivateKey.generate()))
     await before.claim_node_key("flaky", key, "op", 1, _at(0))
-    await before.upsert_node(node("flaky", state="online", last_heartbeat_at=_at(0)))
+    await before.upsert_node(
+        node("flaky", state="online", registered_at=_at(0), last_heartbeat_at=_at(0))
+    )
     await _beat(before, "flaky", 0, PERIOD_S / 2)
     await before.close()
 
@@ -136,7 +138,9 @@ async def test_a_close_past_its_bound_that_fails_is_tried_again_next_tick(tmp_pa
     store = HangingStore(f"sqlite:///{tmp_path / 'r.db'}")
     await store.open()
     try:
-        await store.upsert_node(node("n", state="online", last_heartbeat_at=_at(0)))
+        await store.upsert_node(
+            node("n", state="online", registered_at=_at(0), last_heartbeat_at=_at(0))
+        )
         await store.touch_heartbeat("n", _at(10), "online", credit_limit_s=EXPIRY_S)
         sleeps: list[float] = []
         task = _hanging_task(store, sleeps)
@@ -167,7 +171,9 @@ async def test_stop_ends_a_start_close_the_loop_never_took(tmp_path: Path) -> No
     store = HangingStore(f"sqlite:///{tmp_path / 'r.db'}")
     await store.open()
     try:
-        await store.upsert_node(node("n", state="online", last_heartbeat_at=_at(0)))
+        await store.upsert_node(
+            node("n", state="online", registered_at=_at(0), last_heartbeat_at=_at(0))
+        )
         await store.touch_heartbeat("n", _at(10), "online", credit_limit_s=EXPIRY_S)
         task = _hanging_task(store, [])
         assert await task.close_first(0.05) is False

@@ -45,7 +45,9 @@ def test_the_operator_view_labels_a_sim_nodes_earnings_and_verdicts(
     assert SIM_TAG in row[: row.index("</tr>")], row
     totals = body[body.index('data-earnings="totals"') :]
     totals = totals[: totals.index("</p>")]
-    assert re.search(r">simulated</span> 0\.950000 of it earned by simulated nodes", totals), totals
+    assert re.search(r">simulated</span> 0\.950000 of it earned by nodes simulated now", totals), (
+        totals
+    )
     verdicts = _table(body, "verdicts")
     row = verdicts[verdicts.index(f'data-verdict="{node_id} {MODEL}"') :]
     assert SIM_TAG in row[: row.index("</tr>")], row
