@@ -412,7 +412,8 @@ def receipt_bytes(
     ``client_id_hash``: "" or 64 lowercase hex digits). There is no ``version`` here (found
     2026-12-07, money43): the layouts of versions 1 to 3, which a verifier still reads, are
     :mod:`~LLM_Mesh.core.receipt_old`'s, a module the registry and the node never import
-    (an import-linter contract), so no code of theirs can lay out, and sign, an old one."""
+    (an import-linter contract; ``_layout``, a ruff banned API elsewhere), so no code of
+    theirs can lay out, and sign, an old one."""
     return _layout(RECEIPT_V4_DOMAIN, registry_id, request_id, client_id_hash, model,
                    time_ms, prompt_tokens, completion_tokens, output_sha256, parts,
                    money, VERSION)  # fmt: skip

@@ -6,6 +6,8 @@ verify (``tests/core/test_receipt_verify*.py``, ``make_receipt(version=...)``)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -68,3 +70,27 @@ def test_the_registry_and_the_node_never_import_the_old_layouts(package: str) ->
     assert "LLM_Mesh.core.receipt_old" not in reached
     contract = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'forbidden_modules = ["LLM_Mesh.core.receipt_old"]' in contract
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from LLM_Mesh.core.receipt import _layout\n",
+        "from LLM_Mesh.core import receipt\n\nx = receipt._layout\n",
+    ],
+)
+def test_the_registry_may_not_reach_the_layout_of_any_version(source: str) -> None:
+    """The layout of any version (``receipt._layout``, which ``receipt_old`` uses) is a
+    banned API for ruff (TID251, pyproject.toml) outside ``core/receipt_old.py``: imported
+    or reached as an attribute from registry code, ``make lint`` fails (review43b: the
+    import-linter contract kept ``receipt_old`` out, but not ``_layout`` itself)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    for name, banned in (
+        ("LLM_Mesh/registry/probe.py", True),
+        ("LLM_Mesh/core/receipt_old.py", False),
+    ):
+        run = subprocess.run(
+            [str(ruff), "check", "--no-cache", "--select", "TID251", "--stdin-filename", name, "-"],
+            input=source, capture_output=True, text=True, cwd=ROOT, check=False,
+        )  # fmt: skip
+        assert ("TID251" in run.stdout) is banned, (name, run.stdout, run.stderr)
