@@ -425,7 +425,8 @@ class CanaryProber:
                 "it did not hash): no verifier can be matched to it"
                 if hosted is None or not hosted.sha256
                 else "no other verifier hosts this file (a verifier is not checked against itself)"
-                if node_id in self.quality.verifiers
+                # marked for this file; one it is not marked for no verifier hosts (review43)
+                if self.quality.vouches(node_id, model, hosted.sha256)
                 else "no verifier hosts this file"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt)

@@ -115,3 +115,20 @@ async def test_a_verifier_declaring_another_file_under_its_marked_model_is_not_i
     await trust(mesh, "verifier")  # the admin checks the new file and marks it
     assert p.verifiers_for("accomplice", MODEL) == ["verifier"]
     assert q.trusted_nodes(MODEL) == {"verifier"}
+
+
+async def test_a_verifier_probed_on_a_model_it_is_not_marked_for_is_told_no_verifier_hosts_it(
+    mesh: Harness,
+) -> None:
+    """Found 2026-12-07 (review43): probed on a model it declared after its mark, with no
+    other verifier, the verifier's verdict said "a verifier is not checked against itself",
+    as if it were the reference for that file: it is not (verifier43), so no verifier hosts
+    it, and marking another verifier of that file is what would check it."""
+    await register(mesh, "verifier")
+    await trust(mesh, "verifier")  # marked for MODEL
+    await register(mesh, "verifier", models={MODEL: SHA, OTHER: SHA_B})
+    (unmarked,) = await run_round(mesh, node="verifier", model=OTHER)
+    assert unmarked["verdict"] == "unverified", unmarked
+    assert unmarked["detail"] == "no verifier hosts this file", unmarked
+    (marked,) = await run_round(mesh, node="verifier", model=MODEL)  # its own file: as before
+    assert "a verifier is not checked against itself" in marked["detail"], marked
