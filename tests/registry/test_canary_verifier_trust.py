@@ -7,7 +7,12 @@ Found 2026-12-07 (user41b): a verifier is not probed against itself, so it score
 
 from __future__ import annotations
 
+import random
+from datetime import datetime, timezone
 from typing import Any
+
+from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.registry.canary import CanaryScheduler
 
 from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, prober, register, run_round, trust
 from tests.registry.helpers import Harness
@@ -132,3 +137,29 @@ async def test_a_verifier_probed_on_a_model_it_is_not_marked_for_is_told_no_veri
     assert unmarked["detail"] == "no verifier hosts this file", unmarked
     (marked,) = await run_round(mesh, node="verifier", model=MODEL)  # its own file: as before
     assert "a verifier is not checked against itself" in marked["detail"], marked
+
+
+async def test_marks_made_before_0034_alone_start_no_walk_over_every_node(mesh: Harness) -> None:
+    """Found 2026-12-07 (review43): with only marks made before migration 0034 (no model:
+    they cover none), the scheduler walked every node each interval to find no verifier
+    for any (the walk the scheduler skips with no verifier: 10,000 nodes held the loop)."""
+    await register(mesh, "verifier")
+    await register(mesh, "a")
+    q = mesh.runtime.quality
+    assert q is not None
+    assert await mesh.store.trust_verifier("verifier", {}, datetime.now(timezone.utc))
+    await q.load()
+    assert q.verifiers == {"verifier": {}}
+    p = prober(mesh)
+    sched = CanaryScheduler(p, ProbeBudget(min_interval_s=600.0), rng=random.Random(3))
+    walked: list[int] = []
+    targets = p.targets
+
+    def counted(*args: Any, **kw: Any) -> list[tuple[str, str]]:
+        walked.append(1)
+        return targets(*args, **kw)
+
+    p.targets = counted  # type: ignore[method-assign]
+    assert await sched.poll() == [] and walked == []
+    await trust(mesh, "verifier")  # marked again, for MODEL: the walk finds "a" to probe
+    assert await sched.poll() == [] and walked == [1] and ("a", MODEL) in sched.due
