@@ -11,6 +11,7 @@ import random
 from datetime import datetime, timezone
 from typing import Any
 
+from LLM_Mesh.core.canary_shape import Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.canary import CanaryScheduler
 from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, prober, register, run_round, trust
@@ -162,3 +163,27 @@ async def test_marks_made_before_0034_alone_start_no_walk_over_every_node(mesh: 
     assert await sched.poll() == [] and walked == []
     await trust(mesh, "verifier")  # marked again, for MODEL: the walk finds "a" to probe
     assert await sched.poll() == [] and walked == [1] and ("a", MODEL) in sched.due
+
+
+async def test_a_reference_cached_from_a_verifier_unmarked_since_is_not_used(
+    mesh: Harness,
+) -> None:
+    """Found 2026-12-07 (review43): references were cached by file and body alone, so once
+    the admin unmarked a verifier that lied (``registry nodes untrust``, or a model of it),
+    its cached answers stayed the probes' reference while another verifier of the file was
+    marked: an honest node, cleared, was quarantined again by the liar's old answer."""
+    await register(mesh, "a-liar", canned)
+    await register(mesh, "b-verifier")
+    await register(mesh, "node")
+    await trust(mesh, "a-liar")
+    await trust(mesh, "b-verifier")
+    p, q = prober(mesh), mesh.runtime.quality
+    assert q is not None
+    shape = Shape()
+    first = await p.probe("node", MODEL, prompt="def f():", shape=shape)
+    assert (first.verdict, first.verifier) == ("fail", "a-liar")  # the liar's reference
+    assert await mesh.store.untrust_verifier("a-liar")  # the admin unmarks the liar
+    await q.load()
+    await q.clear("node")
+    again = await p.probe("node", MODEL, prompt="def f():", shape=shape)
+    assert (again.verdict, again.verifier) == ("pass", "b-verifier"), again
