@@ -41,7 +41,8 @@ one that asks no ``logprobs`` (``Shape.text_only``).
 The reference is the same body answered by a verifier: a node the admin marked
 trusted for that model file (``llm-mesh registry nodes trust``: model and sha256) hosting
 it. It is fetched on demand, after the probed node has answered (asked before, a
-verifier saw each new probe coming), and cached per (sha256, endpoint, body). Where no other
+verifier saw each new probe coming), and cached per (sha256, verifier, endpoint, body: one
+unmarked since is not asked, nor are its answers used, review43). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
@@ -158,7 +159,7 @@ class CanaryProber:
     prompts: Sequence[str] = PROMPTS
     mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.SystemRandom)  # its draws show in probes
-    references: dict[tuple[str, str], Answer] = field(default_factory=dict)
+    references: dict[tuple[str, str, str], Answer] = field(default_factory=dict)
     random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
@@ -386,7 +387,8 @@ class CanaryProber:
         ``keep=False``: a fresh prompt's, never asked again, is not kept)."""
         ref_shape = reference_shape(shape or Shape(), self.mix)
         raw = render(ref_shape, model, prompt)
-        key = (sha256, hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest())
+        # the verifier's own (review43): an unmarked one's answers are no reference
+        key = (sha256, verifier, hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest())
         ref = self.references.get(key)
         if ref is None:
             ref = answer_from_openai(await self.ask(verifier, model, raw, prompt, ref_shape.path))
@@ -425,7 +427,8 @@ class CanaryProber:
                 "it did not hash): no verifier can be matched to it"
                 if hosted is None or not hosted.sha256
                 else "no other verifier hosts this file (a verifier is not checked against itself)"
-                if node_id in self.quality.verifiers
+                # marked for this file; one it is not marked for no verifier hosts (review43)
+                if self.quality.vouches(node_id, model, hosted.sha256)
                 else "no verifier hosts this file"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt)
@@ -554,8 +557,9 @@ class CanaryScheduler(Poller):
     async def poll(self) -> list[ProbeResult]:
         rt = self.prober.rt
         self.next_at = None
-        if not self.prober.quality.verifiers:  # nothing to compare with: no walk over
-            self.due.clear()  # every node (10,000 of them every interval_s held the loop)
+        # nothing to compare with (no mark, or marks made before 0034 only: review43): no
+        if not any(self.prober.quality.verifiers.values()):  # walk over every node (10,000
+            self.due.clear()  # of them every interval_s held the loop)
             return []
         now = rt.clock()
         results = []

@@ -43,7 +43,8 @@ class StubProber:
             clock=self.clock,
             table=SimpleNamespace(get=lambda n: entry if n in self.nodes else None),
         )
-        self.quality = SimpleNamespace(verifiers=frozenset({"verifier"}))
+        # node id -> its marks (model -> sha256), as ``Quality.verifiers`` (verifier43)
+        self.quality = SimpleNamespace(verifiers={"verifier": {MODEL: "a" * 64}})
 
     def targets(self) -> list[tuple[str, str]]:
         return [(n, MODEL) for n in sorted(self.nodes)]

@@ -7,8 +7,13 @@ Found 2026-12-07 (user41b): a verifier is not probed against itself, so it score
 
 from __future__ import annotations
 
+import random
+from datetime import datetime, timezone
 from typing import Any
 
+from LLM_Mesh.core.canary_shape import Shape
+from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.registry.canary import CanaryScheduler
 from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, prober, register, run_round, trust
 from tests.registry.helpers import Harness
 
@@ -115,3 +120,70 @@ async def test_a_verifier_declaring_another_file_under_its_marked_model_is_not_i
     await trust(mesh, "verifier")  # the admin checks the new file and marks it
     assert p.verifiers_for("accomplice", MODEL) == ["verifier"]
     assert q.trusted_nodes(MODEL) == {"verifier"}
+
+
+async def test_a_verifier_probed_on_a_model_it_is_not_marked_for_is_told_no_verifier_hosts_it(
+    mesh: Harness,
+) -> None:
+    """Found 2026-12-07 (review43): probed on a model it declared after its mark, with no
+    other verifier, the verifier's verdict said "a verifier is not checked against itself",
+    as if it were the reference for that file: it is not (verifier43), so no verifier hosts
+    it, and marking another verifier of that file is what would check it."""
+    await register(mesh, "verifier")
+    await trust(mesh, "verifier")  # marked for MODEL
+    await register(mesh, "verifier", models={MODEL: SHA, OTHER: SHA_B})
+    (unmarked,) = await run_round(mesh, node="verifier", model=OTHER)
+    assert unmarked["verdict"] == "unverified", unmarked
+    assert unmarked["detail"] == "no verifier hosts this file", unmarked
+    (marked,) = await run_round(mesh, node="verifier", model=MODEL)  # its own file: as before
+    assert "a verifier is not checked against itself" in marked["detail"], marked
+
+
+async def test_marks_made_before_0034_alone_start_no_walk_over_every_node(mesh: Harness) -> None:
+    """Found 2026-12-07 (review43): with only marks made before migration 0034 (no model:
+    they cover none), the scheduler walked every node each interval to find no verifier
+    for any (the walk the scheduler skips with no verifier: 10,000 nodes held the loop)."""
+    await register(mesh, "verifier")
+    await register(mesh, "a")
+    q = mesh.runtime.quality
+    assert q is not None
+    assert await mesh.store.trust_verifier("verifier", {}, datetime.now(timezone.utc))
+    await q.load()
+    assert q.verifiers == {"verifier": {}}
+    p = prober(mesh)
+    sched = CanaryScheduler(p, ProbeBudget(min_interval_s=600.0), rng=random.Random(3))
+    walked: list[int] = []
+    targets = p.targets
+
+    def counted(*args: Any, **kw: Any) -> list[tuple[str, str]]:
+        walked.append(1)
+        return targets(*args, **kw)
+
+    p.targets = counted  # type: ignore[method-assign]
+    assert await sched.poll() == [] and walked == []
+    await trust(mesh, "verifier")  # marked again, for MODEL: the walk finds "a" to probe
+    assert await sched.poll() == [] and walked == [1] and ("a", MODEL) in sched.due
+
+
+async def test_a_reference_cached_from_a_verifier_unmarked_since_is_not_used(
+    mesh: Harness,
+) -> None:
+    """Found 2026-12-07 (review43): references were cached by file and body alone, so once
+    the admin unmarked a verifier that lied (``registry nodes untrust``, or a model of it),
+    its cached answers stayed the probes' reference while another verifier of the file was
+    marked: an honest node, cleared, was quarantined again by the liar's old answer."""
+    await register(mesh, "a-liar", canned)
+    await register(mesh, "b-verifier")
+    await register(mesh, "node")
+    await trust(mesh, "a-liar")
+    await trust(mesh, "b-verifier")
+    p, q = prober(mesh), mesh.runtime.quality
+    assert q is not None
+    shape = Shape()
+    first = await p.probe("node", MODEL, prompt="def f():", shape=shape)
+    assert (first.verdict, first.verifier) == ("fail", "a-liar")  # the liar's reference
+    assert await mesh.store.untrust_verifier("a-liar")  # the admin unmarks the liar
+    await q.load()
+    await q.clear("node")
+    again = await p.probe("node", MODEL, prompt="def f():", shape=shape)
+    assert (again.verdict, again.verifier) == ("pass", "b-verifier"), again
