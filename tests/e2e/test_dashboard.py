@@ -456,7 +456,7 @@ def test_the_operator_view_labels_the_sim_node_and_its_earnings_simulated(
     )
     assert page.locator(f"{earned} .tag.sim").inner_text() == "simulated"
     totals = page.locator('#op-result [data-earnings="totals"]').inner_text()
-    assert "of it earned by simulated nodes" in totals, totals
+    assert "of it earned by nodes simulated now" in totals, totals  # words43
     page.goto(_base(mesh) + "/playground")
     python = page.locator('#play-task option[value="python"]').inner_text()
     assert python == "python → gemma-3-270m (simulated)", python
