@@ -19,6 +19,7 @@ from typing import Any
 
 from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.identity import node_id_for
+from LLM_Mesh.core.part_match import NOT_SAID
 from LLM_Mesh.core.receipt import Part, PartStatus, node_receipt_bytes, unb64url
 
 __all__ = ["NodeKeys", "Observed", "PromptClaim", "check_part"]
@@ -41,7 +42,11 @@ class Observed:
     counts, the hash of the text it relayed, the node's ``mesh.receipt`` (``None`` when
     absent) and, without one, why: ``no_receipt`` (``missing``: it finished without;
     ``broken`` / ``cut``: it never sent its final chunk); ``prompt_claim``: a ``cut`` part's
-    signed prompt count, when the gateway believed it (its part then carries it)."""
+    signed prompt count, when the gateway believed it (its part then carries it); ``part``:
+    which of the request's priced node parts it is (``Tally.parts``' count as it was
+    relayed: the earlier nodes' parts come first, the last node's after them), how the
+    account stage matches it to its price (``core/part_match.py``; ``NOT_SAID``: not
+    written, matched by order: a whole answer's one part, which is its one priced part)."""
 
     node_id: str
     prompt_tokens: int
@@ -50,6 +55,7 @@ class Observed:
     claim: Any = None
     no_receipt: PartStatus = PartStatus.MISSING
     prompt_claim: PromptClaim | None = None
+    part: int = NOT_SAID
 
 
 class NodeKeys:

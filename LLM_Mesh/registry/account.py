@@ -25,14 +25,17 @@ an answer is voided (:func:`void`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.delivered import answer_bytes, completion_cap
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
+from LLM_Mesh.core.part_match import NOT_SAID, match_parts
 from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
-from LLM_Mesh.core.receipt import PAYERS, Money, Part, PartStatus, encode_header
+from LLM_Mesh.core.receipt import PartStatus, encode_header
 from LLM_Mesh.core.receipt_check import check_part
+from LLM_Mesh.core.receipt_money import Signed, Unsigned, price_receipt
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.cut_receipts import cut_receipt
 from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
@@ -163,17 +166,35 @@ def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
 
 
 def payable_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
-    """:func:`price_parts` less the parts the receipt says are not payable (a node that
-    finished without a receipt, or with one that did not verify: ``Part.payable``); the
-    client pays nothing for them either."""
+    """:func:`price_parts` less the parts the receipt says are not payable (one whose node's
+    receipt did not verify: ``Part.payable``), and less any part no receipt part matches
+    (``core/part_match.py``: a wiring fault; a part that delivered nothing has none and costs
+    nothing anyway); the client pays nothing for them either. Part by part: another part of
+    the same node (a stream continued A → B → A) is paid as its own receipt part says (until
+    2026-12-07, money44, one unpayable part of a node zeroed all its parts when the counts
+    differed)."""
     parts = price_parts(job, tally)
     checked = tally.node_receipts
     if not checked:
         return parts
-    if len(checked) == len(parts):
-        return [(n, a if c.payable else 0) for (n, a), c in zip(parts, checked, strict=True)]
-    unpaid = {c.node_id for c in checked if not c.payable}
-    return [(n, 0 if n in unpaid else a) for n, a in parts]
+    found = _receipt_parts(tally, [node for node, _ in parts])
+    return [
+        (node, amount if j is not None and checked[j].payable else 0)
+        for (node, amount), j in zip(parts, found, strict=True)
+    ]
+
+
+def _receipt_parts(tally: Tally, nodes: Sequence[str]) -> list[int | None]:
+    """The index in ``tally.node_receipts`` of each priced part's receipt part (``nodes``:
+    :func:`price_parts`' node ids), or ``None`` (``core/part_match.py``). The send stage
+    wrote which priced part each is (``Observed.part``), one receipt part per output, in
+    order."""
+    checked, outputs = tally.node_receipts, tally.outputs
+    if len(outputs) == len(checked):
+        said = [(c.node_id, o.part) for c, o in zip(checked, outputs, strict=True)]
+    else:  # receipt parts not made from these outputs (not the send stage's): by order
+        said = [(c.node_id, NOT_SAID) for c in checked]
+    return match_parts(nodes, said)
 
 
 def charge_parts(job: Job, tally: Tally, payment: Payment | None) -> list[Charged]:
@@ -266,51 +287,29 @@ def build_mesh(
     return mesh
 
 
-def _priced(
-    charged: list[Charged], parts: tuple[Part, ...], payment: Payment | None
-) -> tuple[Money | None, tuple[Part, ...]] | str:
-    """What the receipt signs of the money: ``(None, parts)`` when the request is not
-    settled; else its :class:`~LLM_Mesh.core.receipt.Money` and each part with the amount
-    and fee ``charged`` (in order, each charged part to the next receipt part of its node;
-    0 for a part nobody pays). Why not, in words (what its nodes' operators are told:
-    ``registry/unpaid.py``), when a charge has no payable part to go with (not made by the
-    send stage: every node part that delivered a token has one) or the payer is not of a
-    kind the ledger names so: the request is then not charged, and its receipt signs that
-    (``settled`` 0; :func:`make_receipt`)."""
-    if payment is None:
-        return None, parts
-    kind = payment.payer.split(":", 1)[0]
-    if kind not in PAYERS:
-        return f"its payer's account kind {kind[:40]!r} is not one a receipt can name"
-    amounts = [(0, 0)] * len(parts)
-    i = 0
-    for node, amount, fee in charged:
-        if amount == 0:
-            continue
-        while i < len(parts) and parts[i].node_id != node:
-            i += 1
-        if i == len(parts) or not parts[i].payable:
-            return f"a charge of node {node[:64]} had no payable part of the receipt"
-        amounts[i] = (amount, fee)
-        i += 1
-    cost = sum(amount for _, amount, _ in charged)
-    priced = tuple(  # each part as it is, with its amount and fee (``dataclasses.replace``'s
-        # result, without its per-call field walk)
-        Part(p.node_id, p.node_key, p.status, p.prompt_tokens, p.completion_tokens,
-             p.output_sha256, p.node_signature, p.reason, a, f)
-        for p, (a, f) in zip(parts, amounts, strict=True)
-    )  # fmt: skip
-    return Money(kind, payment.fee_bps, cost), priced
-
-
-def _unpaid(rt: Runtime, job: Job, charged: list[Charged], why: str) -> None:
-    """Each node the request would have paid told, through the store (``registry/unpaid.py``:
-    counted for its operator's ``GET /v1/earnings``; found 2026-12-07, money43)."""
+def _unpaid(rt: Runtime, job: Job, nodes: Sequence[str], told: Callable[[str], str]) -> None:
+    """Each of ``nodes`` told, through the store (``registry/unpaid.py``: counted for its
+    operator's ``GET /v1/earnings``; found 2026-12-07, money43), why the request did not pay
+    it: ``told(node)``, its own reason or the request's (never another node's id)."""
     if rt.unpaid is None:
         return
     day = datetime.fromtimestamp(rt.wall_clock(), timezone.utc).date().isoformat()
-    for node in dict.fromkeys(node for node, amount, _ in charged if amount > 0):
-        rt.unpaid.submit(Unpaid(job.logged_id, node, job.model, why, day))
+    for node in dict.fromkeys(nodes):
+        rt.unpaid.submit(Unpaid(job.logged_id, node, job.model, told(node), day))
+
+
+def _unmatched(rt: Runtime, job: Job, tally: Tally, found: Sequence[int | None]) -> None:
+    """A priced part with a price but no receipt part (a wiring fault: the send stage makes
+    one for every part that delivered a token) is not paid (:func:`payable_parts`): logged,
+    its node told."""
+    # (``found`` is the charges': one per priced part, unless a charge was made past them,
+    # which ``price_receipt`` finds)
+    lost = [node for (node, amount), j in zip(price_parts(job, tally), found, strict=False)
+            if amount > 0 and j is None]  # fmt: skip
+    if lost:
+        log.error("receipt of %s: parts of %s had no receipt part; not charged, not paid",
+                  job.logged_id, ", ".join(n[:64] for n in lost))  # fmt: skip
+        _unpaid(rt, job, lost, lambda _: "a part this node served had no part of the receipt")
 
 
 def make_receipt(
@@ -336,15 +335,19 @@ def make_receipt(
     )  # fmt: skip
     tally.node_receipts = parts  # (what charge_parts reads: which parts are payable)
     charged = tally.charged = charge_parts(job, tally, payment)
-    priced = _priced(charged, parts, payment)
-    if isinstance(priced, str):  # found 2026-12-07 (money42): signed version 2, charged
+    found = _receipt_parts(tally, [node for node, _, _ in charged])
+    if None in found:
+        _unmatched(rt, job, tally, found)
+    payer, fee_bps = (None, 0) if payment is None else (payment.payer, payment.fee_bps)
+    signed = price_receipt(charged, found, parts, payer, fee_bps)
+    if isinstance(signed, Unsigned):  # found 2026-12-07 (money42): signed version 2, charged
         log.error("receipt of %s: its charges do not match its parts (%s); not charged (its "
-                  "receipt signs that nobody was)", job.logged_id, priced)  # fmt: skip
+                  "receipt signs that nobody was)", job.logged_id, signed.why)  # fmt: skip
         tally.charged = []  # no charge the receipt does not sign: mesh.cost 0, paid nothing
         if rt.metrics is not None:  # the operators' unpaid share seen on /metrics (small42)
             rt.metrics.unpriced(job.model)
-        _unpaid(rt, job, charged, priced)
-    signed = None if isinstance(priced, str) else priced
+        _unpaid(rt, job, [node for node, amount, _ in charged if amount > 0], signed.told)
+        signed = Signed(None, parts)  # its receipt: not settled
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     prompt = tally.prompt_tokens
     if not prompt and len(parts) == 1:  # a cut part's signed prompt count (money36), or 0
@@ -355,9 +358,9 @@ def make_receipt(
         prompt,
         completion,
         tally.output_sha256,
-        parts if signed is None else signed[1],
+        signed.parts,
         job.client_id_hash,
-        None if signed is None else signed[0],
+        signed.money,
     )  # (always version 4: its fees rounded up; core/receipt.py)
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)

@@ -281,8 +281,8 @@ class GatewayMetrics:
         self._quarantines = {kind: quarantines.labels(kind) for kind in QUARANTINE_KINDS}
         self._unpriced: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_unpriced_requests",
-            "Answered requests whose charges could not be put in their receipt (a wiring "
-            "fault: account._priced): not charged, their nodes not paid, by model",
+            "Answered requests whose charges could not be put in their receipt (a wiring fault: "
+            "core/receipt_money.price_receipt): not charged, their nodes not paid, by model",
             ["model"], registry=reg,
         ))  # fmt: skip
 

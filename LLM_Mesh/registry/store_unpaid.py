@@ -1,8 +1,8 @@
 """The store's count of requests its nodes served unpaid (migration 0035).
 
 A request the gateway could not charge because its receipt could not carry the charges
-(``account._priced``: not charged, its receipt signing ``settled`` false) is counted for
-every node it would have paid (``registry/unpaid.py`` writes, off the hot path): one row per
+(``core/receipt_money.price_receipt``: not charged, its receipt signing ``settled`` false)
+is counted for every node it would have paid (``registry/unpaid.py`` writes, off the hot path): one row per
 node, UTC day, model and reason, ``requests`` added to (``ON CONFLICT DO UPDATE``, so
 replicas add up). ``GET /v1/earnings`` reads an operator's nodes' rows in its window
 (:meth:`SqlUnpaid.unpaid_served`). :class:`SqlUnpaid` is mixed into

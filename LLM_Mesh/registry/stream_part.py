@@ -422,7 +422,8 @@ class PartReader:
         nbytes = self._generated_bytes()
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
-        tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
+        tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim,
+                                      part=len(tally.parts)))  # fmt: skip
         tally.output_sha256 = output_sha256(self.text + text) if self.text else digest
         tally.completion_cap = completion_cap(nbytes, job.choices, job.stop_bytes)
         return priced_completion(ct, nbytes, job.choices, job.stop_bytes)
@@ -478,6 +479,6 @@ class PartReader:
             node = node or tally.node_id or "?"
             digest = output_sha256(text)
             tally.outputs.append(Observed(node, 0, chunks, digest, no_receipt=status,
-                                          prompt_claim=claim))  # fmt: skip
+                                          prompt_claim=claim, part=len(tally.parts)))  # fmt: skip
             tally.output_sha256 = output_sha256(self.text)
         return priced_completion(chunks, nbytes, job.choices, job.stop_bytes)

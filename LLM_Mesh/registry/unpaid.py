@@ -1,9 +1,11 @@
 """Counting, off the hot path, the requests nodes served and were not paid for (0035).
 
 The account stage (``account.make_receipt``) does not charge a request whose charges its
-receipt cannot carry (``account._priced``: a charge with no part of its node, or a payer of
-a kind a receipt does not name; its receipt signs ``settled`` false). Every node it would
-have paid is owed an explanation: :meth:`UnpaidWriter.submit` (no await, no I/O) queues one
+receipt cannot carry (``core/receipt_money.price_receipt``: a charge with no part of its
+node, or a payer of a kind a receipt does not name; its receipt signs ``settled`` false).
+Every node it would have paid is owed an explanation, its own (``Unsigned.told``: never
+another node's id, since money44), as is the node of a priced part no receipt part matches
+(``account._unmatched``): :meth:`UnpaidWriter.submit` (no await, no I/O) queues one
 :class:`~LLM_Mesh.registry.store_unpaid.Unpaid` per such node, and ``registry/batch_writer.py``'s
 loop adds them to the store's ``unpaid_served`` counts (``registry/store_unpaid.py``) every
 ``flush_interval_s``, with its ``RetryOnFailure`` policy (a batch the store refused is written

@@ -33,8 +33,9 @@ def test_the_signer_signs_the_current_version_only() -> None:
 async def test_a_charge_the_receipt_cannot_sign_is_not_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A charge with no part of the receipt to go with (a wiring fault: ``_priced``):
-    before, the receipt was version 2 and the user paid 100 µNT under it, unchecked."""
+    """A charge with no part of the receipt to go with (a wiring fault:
+    ``core/receipt_money.price_receipt``): before, the receipt was version 2 and the user paid
+    100 µNT under it, unchecked."""
     real = account_stage.charge_parts
 
     def one_too_many(job: Any, tally: Any, payment: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.cli.earnings_render import node_earnings_view, unpaid_lines
+from LLM_Mesh.core.receipt_money import OTHERS_FAULT, OWN_FAULT
 from LLM_Mesh.registry import account as account_stage
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.earnings_api import EarningsReport
@@ -22,15 +23,19 @@ from tests.registry.helpers import running
 from tests.registry.test_charge import BODY, CHAT, MODEL, bearer, new_user, register
 from tests.registry.test_earnings_api import NOW, Mesh, mesh  # noqa: F401 (the fixture)
 
-WHY = "a charge of node no-such-node had no payable part of the receipt"
+# what a node is told whose request another node's charge left uncharged (since money44:
+# never that node's id; before, "a charge of node no-such-node had no payable part ...")
+WHY = OTHERS_FAULT
 
 
-def _one_too_many(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A charge with no part of the receipt to go with (a wiring fault: ``_priced``)."""
+def _one_too_many(monkeypatch: pytest.MonkeyPatch, node: Any = "no-such-node") -> None:
+    """A charge of ``node`` (or ``node(served)``, the node that served) with no part of the
+    receipt to go with (a wiring fault: ``core/receipt_money.price_receipt``)."""
     real = account_stage.charge_parts
 
     def charged(job: Any, tally: Any, payment: Any) -> Any:
-        return [*real(job, tally, payment), ("no-such-node", 7, 1)]
+        parts = real(job, tally, payment)
+        return [*parts, (node(parts[0][0]) if callable(node) else node, 7, 1)]
 
     monkeypatch.setattr(account_stage, "charge_parts", charged)
 
@@ -64,6 +69,44 @@ async def test_the_nodes_of_a_request_not_charged_are_counted_for_their_operator
         assert [(u.node_id, u.model, u.reason, u.requests) for u in report.unpaid] == [
             ("a", MODEL, WHY, 2)
         ]
+        assert "no-such-node" not in r.text  # the node at fault is not named to a's operator
+
+
+async def test_each_operator_is_told_its_own_nodes_reason_never_another_nodes_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request not charged because of node A's charge (a wiring fault), served by B: B's
+    operator reads that another node's charge was at fault, never A's id; A's operator that
+    it was A's own (found 2026-12-07, money44: both rows said "a charge of node A ...")."""
+    a, b = "node-alpha", "node-beta"
+    _one_too_many(monkeypatch, node=lambda served: a if served == b else b)
+    async with running(tmp_path) as h:
+        tokens: dict[str, str] = {}
+        for node, operator in ((a, "alice"), (b, "bob")):
+            await register(h, node, operator)
+            token = await add_operator(h.store, operator)
+            assert token
+            tokens[node] = token
+            await h.store.claim_node_key(node, f"key-{node}", operator, 1,
+                                         datetime.now(timezone.utc))  # fmt: skip
+        key, _ = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 200 and r.json()["mesh"]["cost"] == 0, r.text
+        served = r.json()["mesh"]["node_id"]
+        fault = a if served == b else b
+        assert h.runtime.unpaid is not None
+        await h.runtime.unpaid.flush()
+        said = {}
+        for node in (a, b):
+            r = await h.client.get("/v1/earnings", headers=bearer(tokens[node]))
+            assert r.status_code == 200, r.text
+            said[node] = r.json()["unpaid"]
+            if node == served:  # the other node's id nowhere in its operator's answer
+                assert fault not in r.text
+        assert said[served] == [{"node_id": served, "model": MODEL, "reason": OTHERS_FAULT,
+                                 "requests": 1}]  # fmt: skip
+        assert said[fault] == [{"node_id": fault, "model": MODEL, "reason": OWN_FAULT,
+                                "requests": 1}]  # fmt: skip
 
 
 async def test_a_request_charged_is_not_counted(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """A request answered but not charged, its charges not in its receipt (money42: a wiring
-fault, ``account._priced``), is counted on the replica's ``GET /metrics`` as
+fault, ``core/receipt_money.price_receipt``), is counted on the replica's ``GET /metrics`` as
 ``llm_mesh_gateway_unpriced_requests_total{model}`` (found 2026-12-07, small42: only the
 registry's ERROR line said it; the nodes that served it unpaid, nobody told). Read back with
 prometheus-client's own parser (``tests/metrics_scrape.py``); with ``--workers N`` every

@@ -188,7 +188,7 @@ def test_the_operator_sees_the_requests_their_nodes_served_unpaid(
     node_id = inprocess_mesh.id_of(f"node-{MODEL}")
     rt = inprocess_mesh.app.state.runtime
     day = datetime.fromtimestamp(rt.wall_clock(), timezone.utc).date().isoformat()
-    why = "a charge of node <x> had no payable part of the receipt"
+    why = "its payer's account kind '<x>' is not one a receipt can name"  # (a reason with text)
     rows = [Unpaid(f"r{i}", node_id, MODEL, why, day) for i in range(3)]
     inprocess_mesh.call(rt.store.record_unpaid([*rows, Unpaid("s", "theirs", MODEL, "no", day)]))
     body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
