@@ -13,7 +13,7 @@ from typing import Any
 
 from LLM_Mesh.core.canary_shape import Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
-from LLM_Mesh.registry.canary import CanaryScheduler
+from LLM_Mesh.registry.canary_scheduler import CanaryScheduler
 from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, prober, register, run_round, trust
 from tests.registry.helpers import Harness
 
