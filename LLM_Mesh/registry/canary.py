@@ -41,8 +41,9 @@ one that asks no ``logprobs`` (``Shape.text_only``).
 The reference is the same body answered by a verifier: a node the admin marked
 trusted for that model file (``llm-mesh registry nodes trust``: model and sha256) hosting
 it. It is fetched on demand, after the probed node has answered (asked before, a
-verifier saw each new probe coming), and cached per (sha256, verifier, endpoint, body: one
-unmarked since is not asked, nor are its answers used, review43). Where no other
+verifier saw each new probe coming), and cached per (sha256, verifier, its mark's time,
+endpoint, body): one unmarked since is not asked, nor are its answers used (review43), nor,
+marked again, are the answers it gave under its earlier mark (verifier44). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
@@ -151,7 +152,7 @@ class CanaryProber:
     prompts: Sequence[str] = PROMPTS
     mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.SystemRandom)  # its draws show in probes
-    references: dict[tuple[str, str, str], Answer] = field(default_factory=dict)
+    references: dict[tuple[str, str, str, str], Answer] = field(default_factory=dict)
     random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
@@ -379,8 +380,11 @@ class CanaryProber:
         ``keep=False``: a fresh prompt's, never asked again, is not kept)."""
         ref_shape = reference_shape(shape or Shape(), self.mix)
         raw = render(ref_shape, model, prompt)
-        # the verifier's own (review43): an unmarked one's answers are no reference
-        key = (sha256, verifier, hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest())
+        # the verifier's own (review43), under its mark (verifier44): answers it gave before
+        # it was unmarked are no reference once it is marked again
+        mark = self.quality.mark_of(verifier, model)
+        digest = hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest()
+        key = (sha256, verifier, mark.isoformat() if mark is not None else "", digest)
         ref = self.references.get(key)
         if ref is None:
             ref = answer_from_openai(await self.ask(verifier, model, raw, prompt, ref_shape.path))

@@ -46,16 +46,18 @@ from LLM_Mesh.registry.tables_base import NAMING_CONVENTION, UTCDateTime, metada
 from LLM_Mesh.registry.tables_canary import (
     canary_departures,
     canary_status,
+    canary_verifier_models,
     canary_verifiers,
 )
 
 __all__ = [
     "NAMING_CONVENTION", "UTCDateTime", "admin_key", "api_keys", "balances", "canary_departures",
-    "canary_status", "canary_verifiers", "idempotency_keys", "ledger_checkpoints", "ledger_cosignatures",
-    "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "metadata", "node_checks",
-    "node_keys", "nodes", "operators", "pool_days", "registry_replicas", "requests",
-    "reward_periods", "settle_batches", "settle_holders", "settle_leases", "settlements",
-    "usage_audit_evidence", "usage_audit_folds", "usage_audit_windows",
+    "canary_status", "canary_verifier_models", "canary_verifiers", "idempotency_keys",
+    "ledger_checkpoints", "ledger_cosignatures", "ledger_entries", "ledger_head", "ledger_keys",
+    "ledger_nodes", "metadata", "node_checks", "node_keys", "nodes", "operators", "pool_days",
+    "registry_replicas", "requests", "reward_periods", "settle_batches", "settle_holders",
+    "settle_leases", "settlements", "usage_audit_evidence", "usage_audit_folds",
+    "usage_audit_windows",
 ]  # fmt: skip
 
 

@@ -10,10 +10,27 @@ from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, 
 
 from LLM_Mesh.registry.tables_base import UTCDateTime, metadata
 
-__all__ = ["canary_departures", "canary_status", "canary_verifiers"]
+__all__ = ["canary_departures", "canary_status", "canary_verifier_models", "canary_verifiers"]
 
-#: Migration 0009 (``registry/quality.py``): the canary verifiers the admin trusts.
-#: ``models`` (0034): the files a verifier was marked for, id -> sha256 (``{}``: none).
+#: The canary verifiers' marks (migration 0036; ``core/verifier_marks.py``): one row a model
+#: file a node is the probes' reference for, model id and the sha256 it declared when marked;
+#: ``marked_at`` names the mark (a reference cached under an earlier mark of the same file, one
+#: unmarked since, is not used: ``registry/canary.py``). Not in ``canary_verifiers``, where the
+#: code before 0034 reads every row as the whole node's mark.
+canary_verifier_models = Table(
+    "canary_verifier_models",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("marked_at", UTCDateTime(), nullable=False),
+)
+
+#: Marks written by code before 0036 (migration 0009): the code before 0034 reads each row as
+#: a verifier for every model the node declares; 0034 added ``models`` (id -> sha256), which
+#: 0036 moved to ``canary_verifier_models``. What is left here (marks made before 0034, or by
+#: a replica not yet upgraded) covers no model from 0036 on (``SqlCanary.list_verifiers``);
+#: marking or unmarking the node deletes its row. Kept, ``models`` too, for those replicas.
 canary_verifiers = Table(
     "canary_verifiers",
     metadata,
