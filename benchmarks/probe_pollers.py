@@ -35,7 +35,7 @@ LOOPS: dict[str, list[tuple[str, str, str]]] = {
     "revocations": [("LLM_Mesh.registry.revocations", "RevocationWatcher", "start")],
     "api_keys": [("LLM_Mesh.registry.api_keys", "KeyCache", "start")],
     "quality": [("LLM_Mesh.registry.quality", "QualityWatcher", "start")],
-    "canary": [("LLM_Mesh.registry.canary", "CanaryScheduler", "start")],
+    "canary": [("LLM_Mesh.registry.canary_scheduler", "CanaryScheduler", "start")],
     "health": [("LLM_Mesh.registry.health", "HealthChecker", "start")],
     "request_writer": [("LLM_Mesh.registry.request_log", "RequestWriter", "start")],
     "checkpointer": [("LLM_Mesh.registry.ledger_signer", "Checkpointer", "start")],

@@ -122,7 +122,7 @@ def nodes_verifiers(database_url: DbOpt = None, home: HomeOpt = None) -> None:
         [
             shown(v.node_id),
             "\n".join(f"{shown(m)} {s}" for m, s in sorted(v.models.items()))
-            or "[yellow]none: marked before 0034, mark again[/]",
+            or "[yellow]none: an older llm-mesh's mark, mark again[/]",
             v.trusted_at.isoformat(timespec="seconds") if v.trusted_at else "-",
         ]
         for v in marks
@@ -137,7 +137,7 @@ def nodes_verifiers(database_url: DbOpt = None, home: HomeOpt = None) -> None:
     )
     for v in marks:
         if not v.models:
-            err.print(f"warning: {unmarked_text(v.node_id)}", markup=False)
+            err.print(f"warning: {unmarked_text(v.node_id)}", markup=False, soft_wrap=True)
 
 
 @nodes_app.command("clear")

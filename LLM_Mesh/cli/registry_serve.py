@@ -191,7 +191,7 @@ def registry_serve(
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1, Prometheus metrics at /metrics)."""
     from LLM_Mesh.registry.app import serve
-    from LLM_Mesh.registry.canary import load_pool
+    from LLM_Mesh.registry.canary_scheduler import load_pool
     from LLM_Mesh.server_process import inherited_socket
 
     if (tls_cert is None) != (tls_key is None):

@@ -2,15 +2,17 @@
 
 The admin marks a node a canary verifier for the model files it checked
 (``llm-mesh registry nodes trust NODE [--model M ...]``): a mark is a model id and the
-sha256 the node declared for it at the time (``canary_verifiers.models``, migration
-0034). The node's answers are the probes' reference, and ``trusted_only`` routes to it,
-for those files only: a model it declares later, or the same model declared with another
+sha256 the node declared for it at the time (``canary_verifier_models``, migration 0036;
+0034 had them in ``canary_verifiers.models``). The node's answers are the probes'
+reference, and ``trusted_only`` routes to it, for those files only: a model it declares later, or the same model declared with another
 sha256 (another file under the checked name), the admin never checked, so it is not
 covered until marked (found 2026-12-07, verifier43: a mark covered every model the node
 declared, so a verifier declaring a model the admin never looked at became its reference).
 
 A mark made before 0034 has no models: it covers none, and the registry says so at start
-and in ``registry nodes verifiers`` (mark it again). Giving it "the models it serves at
+and in ``registry nodes verifiers`` (mark it again). Since 0036 the marks are rows of
+``canary_verifier_models`` (``canary_verifiers``, which the code before 0034 reads as marks of
+whole nodes, keeps only the marks older code wrote: as made before 0034, they cover none). Giving it "the models it serves at
 upgrade time" would be the hole itself: those may include models declared after the
 admin's check, and the migration cannot tell which.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["chosen_marks", "covers", "marks_from", "unmarked_text"]
+__all__ = ["chosen_marks", "covers", "unmarked_text"]
 
 
 def covers(marks: Mapping[str, str] | None, model: str, sha256: str | None) -> bool:
@@ -29,18 +31,6 @@ def covers(marks: Mapping[str, str] | None, model: str, sha256: str | None) -> b
         return False
     marked = marks.get(model)
     return marked is not None and marked.lower() == sha256.lower()
-
-
-def marks_from(raw: Any) -> dict[str, str]:
-    """A stored mark (the JSON column) as model -> sha256: anything else in it (a row written
-    before 0034 holds ``{}``, a hand edit anything) covers nothing."""
-    if not isinstance(raw, Mapping):
-        return {}
-    return {
-        str(m): s.lower()
-        for m, s in raw.items()
-        if isinstance(m, str) and m and isinstance(s, str) and s
-    }
 
 
 def _served(models: Iterable[Any]) -> dict[str, str]:
@@ -78,9 +68,11 @@ def chosen_marks(node_id: str, models: Iterable[Any], wanted: Sequence[str]) -> 
 
 
 def unmarked_text(node_id: str) -> str:
-    """What the registry and the listing say of a mark made before 0034 (no models)."""
+    """What the registry and the listing say of a mark that names no model: one made before
+    0034, or one a replica not yet at 0036 made (verifier44)."""
     return (
-        f"canary verifier {node_id} was marked before marks named their models (migration "
-        "0034): it is the reference for no model until marked again "
+        f"canary verifier {node_id} was marked by an older llm-mesh (before migration 0034, "
+        "or by a replica not yet upgraded to 0036), a mark that names no model: it is the "
+        "reference for no model until marked again "
         f"(llm-mesh registry nodes trust {node_id} [--model M])"
     )

@@ -63,8 +63,9 @@ from LLM_Mesh.registry.app_store import (
     store_changes,
 )
 from LLM_Mesh.registry.balance_api import router as balance_router
-from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler, load_pool
+from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.canary_departures_sync import departure_sync
+from LLM_Mesh.registry.canary_scheduler import CanaryScheduler, load_pool
 from LLM_Mesh.registry.cut_receipts import CutReceiptStore, CutReceiptWriter, stores_cut_receipts
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router

@@ -41,8 +41,9 @@ one that asks no ``logprobs`` (``Shape.text_only``).
 The reference is the same body answered by a verifier: a node the admin marked
 trusted for that model file (``llm-mesh registry nodes trust``: model and sha256) hosting
 it. It is fetched on demand, after the probed node has answered (asked before, a
-verifier saw each new probe coming), and cached per (sha256, verifier, endpoint, body: one
-unmarked since is not asked, nor are its answers used, review43). Where no other
+verifier saw each new probe coming), and cached per (sha256, verifier, its mark's time,
+endpoint, body): one unmarked since is not asked, nor are its answers used (review43), nor,
+marked again, are the answers it gave under its earlier mark (verifier44). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
@@ -54,10 +55,8 @@ a stream's to the reference's entries for its text, the prompt count to the veri
 for the same messages, kept with the cached reference); a failure of either quarantines
 the node for that model (``registry/quality.py``), the verdict naming the count.
 
-:class:`CanaryScheduler` probes in the background within the budget of
-``core/probe_budget.py`` (≤ 1 % of a node's capacity, ≥ 1 probe per model per
-hour on average, at the times of a Poisson process); ``POST /mesh/canary/run`` (admin)
-runs a round now.
+``CanaryScheduler`` (``registry/canary_scheduler.py``) probes in the background within the
+budget of ``core/probe_budget.py``; ``POST /mesh/canary/run`` (admin) runs a round now.
 """
 
 from __future__ import annotations
@@ -69,7 +68,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -87,7 +85,7 @@ from LLM_Mesh.core.canary import (
 )
 from LLM_Mesh.core.canary_departures import Departures, Evidence, counted, probe_evidence
 from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE, FreshTurns, fresh_prompt
-from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
+from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.canary_sampled import compare_sampled
 from LLM_Mesh.core.canary_sampled_text import compare_sampled_text, text_evidence
 from LLM_Mesh.core.canary_shape import (
@@ -102,7 +100,6 @@ from LLM_Mesh.core.canary_shape import (
 from LLM_Mesh.core.canary_usage import StatedUsage
 from LLM_Mesh.core.ledger_entry import POOL, PROBE_ACCOUNTS
 from LLM_Mesh.core.priority_mix import probe_keyed
-from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.probe_ids import client_like_id
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
@@ -125,21 +122,17 @@ from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.parse import build_job
-from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.relay import SseRelay, asks_usage
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
 from LLM_Mesh.registry.send_stream import NodeStream
-from LLM_Mesh.text_files import read_text
 
 __all__ = [
     "PATH",
     "CanaryProber",
-    "CanaryScheduler",
     "ProbeError",
     "ProbeResult",
-    "load_pool",
     "probe_counts",
     "stream_answer",
     "stream_text",
@@ -159,7 +152,7 @@ class CanaryProber:
     prompts: Sequence[str] = PROMPTS
     mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.SystemRandom)  # its draws show in probes
-    references: dict[tuple[str, str, str], Answer] = field(default_factory=dict)
+    references: dict[tuple[str, str, str, str], Answer] = field(default_factory=dict)
     random16: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     """16 random bytes for a client-like request id (not the seeded ``rng``'s)."""
     max_references: int = 4096
@@ -387,8 +380,11 @@ class CanaryProber:
         ``keep=False``: a fresh prompt's, never asked again, is not kept)."""
         ref_shape = reference_shape(shape or Shape(), self.mix)
         raw = render(ref_shape, model, prompt)
-        # the verifier's own (review43): an unmarked one's answers are no reference
-        key = (sha256, verifier, hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest())
+        # the verifier's own (review43), under its mark (verifier44): answers it gave before
+        # it was unmarked are no reference once it is marked again
+        mark = self.quality.mark_of(verifier, model)
+        digest = hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest()
+        key = (sha256, verifier, mark.isoformat() if mark is not None else "", digest)
         ref = self.references.get(key)
         if ref is None:
             ref = answer_from_openai(await self.ask(verifier, model, raw, prompt, ref_shape.path))
@@ -515,85 +511,3 @@ class CanaryProber:
     ) -> list[ProbeResult]:
         """One probe of every target now (``llm-mesh registry canary run``)."""
         return [await self.probe(n, m) for n, m in self.targets(node, model)]
-
-
-class CanaryScheduler(Poller):
-    """Background probes within the budget (``core/probe_budget.py``).
-
-    Each (node, model) pair with a verifier is probed at the times of a Poisson process
-    at the budget's rate: its first probe an exponential wait after it is first seen, each
-    next one an exponential wait after the last. The loop sleeps until the earliest due
-    time (at most ``interval_s``, to see new pairs), so a probe leaves when its drawn time
-    comes, not at the next tick of a fixed period (a lattice of send times a node could
-    learn from its clock). A pair that is no longer a target (its node gone, unhealthy or
-    quarantined, no verifier) is forgotten: back, it gets a fresh draw, not a probe at
-    once for a time that passed while it was away (a burst right after a registration).
-    """
-
-    task_name = "llm-mesh-canary"
-
-    def __init__(
-        self,
-        prober: CanaryProber,
-        budget: ProbeBudget,
-        *,
-        interval_s: float = 5.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.prober = prober
-        self.budget = budget
-        self.interval_s = interval_s
-        self.rng = rng or random.Random()
-        self.due: dict[tuple[str, str], float] = {}
-        self.next_at: float | None = None
-        """The earliest due time after the last poll (``None``: nothing scheduled)."""
-
-    def wait_s(self) -> float:
-        """Until the earliest due time, at most ``interval_s``."""
-        if self.next_at is None:
-            return self.interval_s
-        return max(0.0, min(self.interval_s, self.next_at - self.prober.rt.clock()))
-
-    async def poll(self) -> list[ProbeResult]:
-        rt = self.prober.rt
-        self.next_at = None
-        # nothing to compare with (no mark, or marks made before 0034 only: review43): no
-        if not any(self.prober.quality.verifiers.values()):  # walk over every node (10,000
-            self.due.clear()  # of them every interval_s held the loop)
-            return []
-        now = rt.clock()
-        results = []
-        seen: set[tuple[str, str]] = set()
-        for node_id, model in self.prober.targets():
-            if not self.prober.verifiers_for(node_id, model):
-                continue
-            entry = rt.table.get(node_id)
-            if entry is None:
-                continue
-            interval = self.budget.interval_s(
-                max_concurrency=entry.max_concurrency, service_s=1.0, models=len(entry.models)
-            )
-            key = (node_id, model)
-            seen.add(key)
-            if key not in self.due:
-                self.due[key] = self.budget.first_due(now, interval, self.rng)
-            if rt.clock() >= self.due[key]:
-                results.append(await self.prober.probe(node_id, model))
-                self.due[key] = self.budget.next_due(rt.clock(), interval, self.rng)
-        for key in [k for k in self.due if k not in seen]:
-            del self.due[key]
-        self.next_at = min(self.due.values(), default=None)
-        return results
-
-
-def load_pool(path: Path | None, mode: str = "mix") -> tuple[str, ...]:
-    """The prompts probes draw from: the public pool, with (``mix``) or replaced by
-    (``replace``) the prompts of the admin's file at ``path`` (``core/canary_prompts.py``);
-    a file that cannot be read or is not a pool is a :class:`ValueError` naming it, raised
-    at start."""
-    private: tuple[str, ...] = ()
-    if path is not None:
-        source = f"the canary prompt file {path}"
-        text = read_text(path, "the canary prompt file")
-        private = parse_pool(text, source)
-    return pool_for(private, mode)

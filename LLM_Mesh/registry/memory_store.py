@@ -382,31 +382,33 @@ class MemoryStore(
     # -- quality control (canary verifiers and verdicts) ------------------------------
 
     async def trust_verifier(self, node_id: str, models: Mapping[str, str], at: datetime) -> bool:
-        old = self.verifiers.get(node_id)
-        marks = {**(old.models if old is not None else {}), **models}
-        if old is not None and marks == old.models:
+        old = self.verifiers.get(node_id) or VerifierMark(node_id)
+        new = {m: s.lower() for m, s in models.items() if old.models.get(m) != s.lower()}
+        if not new:
             return False
-        self.verifiers[node_id] = VerifierMark(node_id, marks, at)
+        marked = {**old.marked, **dict.fromkeys(new, at)}
+        self.verifiers[node_id] = VerifierMark(
+            node_id, {**old.models, **new}, max(marked.values()), marked
+        )
         return True
 
     async def untrust_verifier(self, node_id: str, models: Sequence[str] = ()) -> bool:
         old = self.verifiers.get(node_id)
-        if old is None:
+        if old is None or (models and not set(models) & set(old.models)):
             return False
-        if not models:
-            del self.verifiers[node_id]
-            return True
-        marks = {m: s for m, s in old.models.items() if m not in models}
-        if marks == old.models:
-            return False
-        if marks:
-            self.verifiers[node_id] = replace(old, models=marks)
-        else:
+        kept = {m: s for m, s in old.models.items() if models and m not in models}
+        if kept:
+            marked = {m: old.marked[m] for m in kept}
+            self.verifiers[node_id] = VerifierMark(node_id, kept, max(marked.values()), marked)
+        else:  # its last model unmarked: a verifier no more
             del self.verifiers[node_id]
         return True
 
     async def list_verifiers(self) -> list[VerifierMark]:
-        return [replace(v, models=dict(v.models)) for _, v in sorted(self.verifiers.items())]
+        return [
+            replace(v, models=dict(v.models), marked=dict(v.marked))
+            for _, v in sorted(self.verifiers.items())
+        ]
 
     async def record_canary(
         self,

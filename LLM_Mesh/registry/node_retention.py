@@ -17,7 +17,7 @@ evidence across sampled probes, ``canary_departures_sync.py``; since 2026-12-06,
 its ``node_keys`` row (its key, its heartbeat sequence and its **revocation**: a revoked id
 stays revoked forever, ``store.upsert_node`` and ``node_auth.py`` read it, never the node
 row; tests/registry/test_node_retention.py), its quarantine and trust (``canary_status``,
-``canary_verifiers``), its reward periods (the last mark: a row made anew starts its
+``canary_verifier_models``, ``canary_verifiers``), its reward periods (the last mark: a row made anew starts its
 ``healthy_ms`` there, ``store_rewards.last_mark``, so its next close pays what it gained
 since), its settlements, ledger entries and request
 log (their own retention, ``retention.py``), its usage-audit evidence. A node that comes

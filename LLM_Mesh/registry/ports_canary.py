@@ -19,11 +19,14 @@ __all__ = ["CanaryRecord", "CanaryStore", "VerifierMark"]
 class VerifierMark:
     """A node the admin marked a canary verifier, and the model files it is the reference
     for: model id -> the sha256 declared when marked (``core/verifier_marks.py``; empty: a
-    mark made before migration 0034, which covers no model); ``trusted_at``: the last mark."""
+    mark older code wrote, before migration 0034 or by a replica not yet at 0036, which
+    covers no model); ``marked``: model id -> when that file was marked (what a cached
+    reference is kept under, verifier44); ``trusted_at``: the last mark."""
 
     node_id: str
     models: dict[str, str] = field(default_factory=dict)
     trusted_at: datetime | None = None
+    marked: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,7 +53,8 @@ class CanaryStore(Protocol):
 
     async def trust_verifier(self, node_id: str, models: Mapping[str, str], at: datetime) -> bool:
         """Mark ``node_id`` a canary verifier for ``models`` (model -> sha256), added to its
-        marks (a model marked again takes the new sha256); ``False`` when nothing changed."""
+        marks (a model marked again with another sha256 takes it, marked ``at``; with the
+        same, its mark and time stay); ``False`` when nothing changed."""
         ...
 
     async def untrust_verifier(self, node_id: str, models: Sequence[str] = ()) -> bool:

@@ -27,7 +27,9 @@ while it serves them so, unless quarantined: it is trusted with a clean record (
 2026-12-07 it scored 0.5 and ``trusted_only`` never reached it, user41b). A model it
 declares later, or under another sha256, is not marked: there it is any node (before
 2026-12-07, verifier43, a mark covered every model it declared). A mark made before
-migration 0034 covers no model, said once in the log as the registry reads it.
+migration 0034 (or by a replica not yet at 0036) covers no model, said once in the log as
+the registry reads it. Each mark's time (:meth:`Quality.mark_of`) names it: the prober keeps
+a verifier's references under it, so marked again a verifier is asked anew (verifier44).
 
 What the public sees of passed probes (``view``: ``GET /mesh/nodes``, ``node info``, the
 dashboard; and :meth:`Quality.public_score`) is each model's tally as it stood at the
@@ -89,6 +91,9 @@ class Quality:
         self.now = wall_now
         # the verifiers' marks: node id -> model -> sha256 (``core/verifier_marks.py``)
         self.verifiers: Mapping[str, Mapping[str, str]] = {}
+        # ... and when each was marked: node id -> model -> time (what names a mark: a
+        # reference cached under an earlier one is not used, ``registry/canary.py``)
+        self.marked: Mapping[str, Mapping[str, datetime]] = {}
         self._said_unmarked: set[str] = set()  # marks before 0034 (no models), logged once
         self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
         self.published = DelayedTally(publish_period_s)  # what the public sees of them
@@ -110,16 +115,22 @@ class Quality:
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
         """Read verifiers and canary records (all, or those changed since ``since``)."""
-        verifiers = {v.node_id: v.models for v in await self.store.list_verifiers()}
+        await self.load_verifiers()
+        for rec in await self.store.canary_records(since):
+            self.apply(rec)
+        await self.refresh_held()
+
+    async def load_verifiers(self) -> None:
+        """Read the verifiers' marks (a mark older code wrote, none: said once)."""
+        marks = await self.store.list_verifiers()
+        verifiers = {v.node_id: v.models for v in marks}
+        self.marked = {v.node_id: v.marked for v in marks}
         if verifiers != self.verifiers:
             self.verifiers, self.changes = verifiers, self.changes + 1
             for node_id in sorted(n for n, m in verifiers.items() if not m):
                 if node_id not in self._said_unmarked:
                     self._said_unmarked.add(node_id)
                     log.warning("%s", unmarked_text(node_id))
-        for rec in await self.store.canary_records(since):
-            self.apply(rec)
-        await self.refresh_held()
 
     async def refresh_held(self) -> None:
         """Read the held nodes from the store: skipped (no query) while no quarantine is
@@ -194,7 +205,7 @@ class Quality:
             hosted = entry.models.values() if entry is not None else ()
             models = {h.id: h.sha256.lower() for h in hosted if h.sha256}
         added = await self.store.trust_verifier(node_id, models, self.now())
-        self.verifiers = {**self.verifiers, node_id: {**self.verifiers.get(node_id, {}), **models}}
+        await self.load_verifiers()  # as stored: a mark's time is the store's
         self.changes += 1
         return added
 
@@ -202,6 +213,10 @@ class Quality:
         """Whether ``node_id`` is a verifier marked for ``model``'s file ``sha256``: its
         answers may be the reference for that file, and for no other."""
         return covers(self.verifiers.get(node_id), model, sha256)
+
+    def mark_of(self, node_id: str, model: str) -> datetime | None:
+        """When ``node_id`` was marked for ``model`` (``None``: it is not)."""
+        return self.marked.get(node_id, {}).get(model)
 
     async def clear(self, node_id: str) -> list[str]:
         """Lift the node's quarantines (the admin's ``registry nodes clear``)."""

@@ -1,4 +1,10 @@
-"""The SQL store's quality-control tables: ``canary_verifiers`` and ``canary_status``.
+"""The SQL store's quality-control tables: the verifiers' marks and ``canary_status``.
+
+A verifier's marks are rows of ``canary_verifier_models`` (migration 0036), one a model
+file, with the time it was marked (a reference cached under an earlier mark is not used).
+``canary_verifiers`` holds only marks older code wrote (a mark of the node alone, made
+before 0034; or one a replica not yet at 0036 made): listed, covering no model; marking or
+unmarking the node here deletes its row there, so that code sees no mark of it either.
 
 :class:`SqlCanary` is mixed into :class:`~LLM_Mesh.registry.store.SqlStore` (which
 gives it ``engine``). A verdict is one ``INSERT ... ON CONFLICT DO NOTHING`` then
@@ -19,7 +25,6 @@ from typing import Any
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from LLM_Mesh.core.verifier_marks import marks_from
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports_canary import CanaryRecord, VerifierMark
 from LLM_Mesh.registry.store_credentials import insert_new
@@ -50,45 +55,52 @@ class SqlCanary:
         raise NotImplementedError
 
     async def trust_verifier(self, node_id: str, models: Mapping[str, str], at: datetime) -> bool:
-        v = tables.canary_verifiers
-        key = v.c.node_id == node_id
+        vm, old = tables.canary_verifier_models, tables.canary_verifiers
+        changed = False
         async with self.engine.begin() as conn:
-            made = await insert_new(conn, v, {"node_id": node_id, "models": {}, "trusted_at": at})
-            # the row locked (PostgreSQL) while its marks are merged: two admins at once
-            # each add theirs
-            old = (await conn.execute(select(v.c.models).where(key).with_for_update())).scalar()
-            before = marks_from(old)
-            marks = {**before, **models}
-            if not made and marks == before:
-                return False
-            await conn.execute(update(v).where(key).values(models=marks, trusted_at=at))
-        return True
+            for model, sha in sorted(models.items()):
+                row = {"node_id": node_id, "model": model, "sha256": sha.lower(), "marked_at": at}
+                if await insert_new(conn, vm, row):
+                    changed = True
+                    continue
+                # another file under the model (the admin checked the new one): a new mark
+                moved = await conn.execute(
+                    update(vm)
+                    .where((vm.c.node_id == node_id) & (vm.c.model == model))
+                    .where(vm.c.sha256 != sha.lower())
+                    .values(sha256=sha.lower(), marked_at=at)
+                )
+                changed = changed or bool(moved.rowcount)
+            if models:  # an older replica's mark of the node alone goes (0036): narrowed there
+                gone = await conn.execute(delete(old).where(old.c.node_id == node_id))
+                changed = changed or bool(gone.rowcount)
+        return changed
 
     async def untrust_verifier(self, node_id: str, models: Sequence[str] = ()) -> bool:
-        v = tables.canary_verifiers
-        key = v.c.node_id == node_id
+        vm, old = tables.canary_verifier_models, tables.canary_verifiers
+        key = vm.c.node_id == node_id
         async with self.engine.begin() as conn:
-            if not models:
-                result = await conn.execute(delete(v).where(key))
-                return bool(result.rowcount)
-            old = (await conn.execute(select(v.c.models).where(key).with_for_update())).first()
-            if old is None:
-                return False
-            before = marks_from(old.models)
-            marks = {m: s for m, s in before.items() if m not in models}
-            if marks == before:
-                return False
-            if marks:
-                await conn.execute(update(v).where(key).values(models=marks))
-            else:  # its last model unmarked: a verifier no more
-                await conn.execute(delete(v).where(key))
-        return True
+            result = await conn.execute(delete(vm).where(key & vm.c.model.in_(models)) if models
+                                        else delete(vm).where(key))  # fmt: skip
+            # an older replica's mark of the node alone (0036): there it covers these too
+            gone = await conn.execute(delete(old).where(old.c.node_id == node_id))
+        return bool(result.rowcount) or bool(gone.rowcount)
 
     async def list_verifiers(self) -> list[VerifierMark]:
-        v = tables.canary_verifiers
+        vm, old = tables.canary_verifier_models, tables.canary_verifiers
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(v).order_by(v.c.node_id))).all()
-        return [VerifierMark(r.node_id, marks_from(r.models), r.trusted_at) for r in rows]
+            rows = (await conn.execute(select(vm).order_by(vm.c.node_id, vm.c.model))).all()
+            # marks older code wrote (before 0034, or a replica not yet at 0036): none here
+            olds = (await conn.execute(select(old.c.node_id, old.c.trusted_at))).all()
+        marks: dict[str, VerifierMark] = {}
+        for r in rows:
+            mark = marks.setdefault(r.node_id, VerifierMark(r.node_id))
+            mark.models[r.model] = r.sha256.lower()
+            mark.marked[r.model] = r.marked_at
+            mark.trusted_at = max(r.marked_at, mark.trusted_at or r.marked_at)
+        for r in olds:
+            marks.setdefault(r.node_id, VerifierMark(r.node_id, trusted_at=r.trusted_at))
+        return [marks[n] for n in sorted(marks)]
 
     async def record_canary(
         self,

@@ -15,6 +15,9 @@ triggers that refuse UPDATE and DELETE on the entries, nodes, checkpoints and co
 limits, avoided regions, when revoked. ``reward_periods`` (migration 0007): each node's closed
 reward periods; with it ``nodes.healthy_ms``, the node's routable time (see the table's comment).
 
+The quality-control tables (``canary_*``) are in ``tables_canary.py``, the metadata and
+:class:`UTCDateTime` in ``tables_base.py``; both re-exported here.
+
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`). The migrations in
 ``registry/migrations/versions`` must produce exactly this metadata;
 ``tests/registry/test_migrations.py`` checks it on SQLite and PostgreSQL.
@@ -22,77 +25,40 @@ Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`). The mi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
-    Dialect,
     Float,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
     Uuid,
 )
 from sqlalchemy.sql.expression import false, text
-from sqlalchemy.types import DateTime, TypeDecorator
 
 from LLM_Mesh.core.check_state import MAX_WHY
+from LLM_Mesh.registry.tables_base import NAMING_CONVENTION, UTCDateTime, metadata
+from LLM_Mesh.registry.tables_canary import (
+    canary_departures,
+    canary_status,
+    canary_verifier_models,
+    canary_verifiers,
+)
 
 __all__ = [
-    "UTCDateTime", "admin_key", "api_keys", "balances", "canary_departures", "canary_status",
-    "canary_verifiers", "idempotency_keys", "ledger_checkpoints", "ledger_cosignatures",
-    "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "metadata", "node_checks",
-    "node_keys", "nodes", "operators", "pool_days", "registry_replicas", "requests",
-    "reward_periods", "settle_batches", "settle_holders", "settle_leases", "settlements",
-    "usage_audit_evidence", "usage_audit_folds", "usage_audit_windows",
+    "NAMING_CONVENTION", "UTCDateTime", "admin_key", "api_keys", "balances", "canary_departures",
+    "canary_status", "canary_verifier_models", "canary_verifiers", "idempotency_keys",
+    "ledger_checkpoints", "ledger_cosignatures", "ledger_entries", "ledger_head", "ledger_keys",
+    "ledger_nodes", "metadata", "node_checks", "node_keys", "nodes", "operators", "pool_days",
+    "registry_replicas", "requests", "reward_periods", "settle_batches", "settle_holders",
+    "settle_leases", "settlements", "usage_audit_evidence", "usage_audit_folds",
+    "usage_audit_windows",
 ]  # fmt: skip
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware datetime, stored as UTC, returned as aware UTC.
-
-    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so the value is
-    stored as naive UTC and given back its UTC zone on the way out. Naive values
-    are refused: the store never guesses a zone.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: give a timezone-aware datetime")
-        utc = value.astimezone(timezone.utc)
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime from the database, got {value!r}")
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
 
 
 # BIGINT on PostgreSQL; plain INTEGER on SQLite (only ``INTEGER PRIMARY KEY`` is the rowid)
@@ -478,50 +444,6 @@ registry_replicas = Table(
     Index("ix_registry_replicas_seen_at", "seen_at"),
 )
 
-#: Migration 0009 (``registry/quality.py``): the canary verifiers the admin trusts, per node and
-#: model the canary's tally and quarantine (set by a failed probe, cleared by ``nodes clear``).
-#: ``models`` (0034): the files a verifier was marked for, id -> sha256 (``{}``: none).
-canary_verifiers = Table(
-    "canary_verifiers",
-    metadata,
-    Column("node_id", String(128), primary_key=True),
-    Column("trusted_at", UTCDateTime(), nullable=False),
-    Column("models", JSON(), nullable=False, server_default="{}"),
-)
-
-canary_status = Table(
-    "canary_status",
-    metadata,
-    Column("node_id", String(128), primary_key=True),
-    Column("model", String(256), primary_key=True),
-    Column("passed", Integer(), nullable=False),
-    Column("failed", Integer(), nullable=False),
-    Column("last_probe_at", UTCDateTime(), nullable=True),
-    Column("quarantined_at", UTCDateTime(), nullable=True),
-    Column("reason", String(512), nullable=True),
-    Column("updated_at", UTCDateTime(), nullable=False),
-    Index("ix_canary_status_updated_at", "updated_at"),
-)
-
-#: The canary's evidence across sampled probes (``core/canary_departures.py``), shared by
-#: the replicas on one database and kept over a restart (migration 0030;
-#: ``registry/canary_departures_sync.py``): one CUSUM tally a row, keyed (node, model,
-#: kind, slice), ``""`` where the tally has none; ``written`` the wall clock of its last
-#: batch (the bound drops the lowest score first, then the least recently written).
-canary_departures = Table(
-    "canary_departures",
-    metadata,
-    Column("node_id", String(128), primary_key=True),
-    Column("model", String(256), primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("slice", String(32), primary_key=True),
-    Column("score", Float(), nullable=False),
-    Column("probes", BigInteger(), nullable=False),
-    Column("departures", BigInteger(), nullable=False),
-    Column("at_first", BigInteger(), nullable=False),
-    Column("written", Float(), nullable=False),
-    Index("ix_canary_departures_score", "score"),
-)
 
 #: The usage audit's evidence, shared by the replicas on one database and kept over a
 #: restart (migration 0026; ``registry/store_usage_audit.py``, ``core/usage_evidence.py``):

@@ -9,7 +9,7 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
@@ -199,15 +199,18 @@ def test_nodes_verifiers_says_a_mark_made_before_0034_covers_no_model(tmp_path: 
     _registered(home, "n1")
     assert cli(home, "registry", "nodes", "trust", "n1")[0] == 0
     code, out = cli(home, "registry", "nodes", "verifiers")
-    assert code == 0 and "none: marked before 0034" not in out, out
+    assert code == 0 and "none: an older llm-mesh's mark" not in out, out
 
-    async def old_mark() -> None:  # as migration 0034 leaves a row written before it
+    assert cli(home, "registry", "nodes", "untrust", "n1")[0] == 0
+
+    async def old_mark() -> None:  # as the code before 0034 marked it (0036 leaves it there)
         async with SqlStore(_db(home)) as s, s.engine.begin() as conn:
-            await conn.execute(update(tables.canary_verifiers).values(models={}))
+            at = datetime.now(timezone.utc)
+            await conn.execute(insert(tables.canary_verifiers), {"node_id": "n1", "trusted_at": at})
 
     asyncio.run(old_mark())
     code, out = cli(home, "registry", "nodes", "verifiers")
-    assert code == 0 and "none: marked before 0034, mark again" in out, out
+    assert code == 0 and "none: an older llm-mesh's mark, mark again" in out, out
     assert "it is the reference for no model until marked again" in out
     assert "llm-mesh registry nodes trust n1" in out
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.node.keys import load_or_create_key
-from LLM_Mesh.registry.canary import load_pool
+from LLM_Mesh.registry.canary_scheduler import load_pool
 
 runner = CliRunner()
 KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # any 32 bytes

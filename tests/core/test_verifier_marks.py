@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.verifier_marks import chosen_marks, covers, marks_from, unmarked_text
+from LLM_Mesh.core.verifier_marks import chosen_marks, covers, unmarked_text
 
 A, B = "a" * 64, "b" * 64
 SERVED = [
@@ -21,12 +21,6 @@ def test_a_mark_covers_its_model_and_file_only() -> None:
     assert not covers(marks, "other", A)  # a model it was not marked for
     assert not covers(marks, "m", None) and not covers(marks, "m", "")
     assert not covers({}, "m", A) and not covers(None, "m", A)  # a mark before 0034
-
-
-def test_a_stored_mark_is_read_as_models_and_anything_else_as_none() -> None:
-    assert marks_from({"m": A.upper(), "m2": B}) == {"m": A, "m2": B}
-    assert marks_from({}) == {} and marks_from(None) == {} and marks_from([["m", A]]) == {}
-    assert marks_from({"m": 5, "": A, "m2": ""}) == {}
 
 
 def test_trust_marks_what_the_node_serves_with_a_sha256_by_default() -> None:

@@ -10,7 +10,7 @@ import httpx
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Mix, Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
-from LLM_Mesh.registry.canary import CanaryScheduler
+from LLM_Mesh.registry.canary_scheduler import CanaryScheduler
 from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,

@@ -17,7 +17,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.canary_fresh import DEFAULT_FRESH_SHARE
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.registry.app import create_registry_app
-from LLM_Mesh.registry.canary import load_pool
+from LLM_Mesh.registry.canary_scheduler import load_pool
 from tests.registry.canary_mesh import (
     MODEL,
     LogprobNodes,

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from LLM_Mesh.core.probe_budget import ProbeBudget
-from LLM_Mesh.registry.canary import CanaryScheduler, ProbeResult
+from LLM_Mesh.registry.canary import ProbeResult
+from LLM_Mesh.registry.canary_scheduler import CanaryScheduler
 from tests.registry.helpers import running
 
 MODEL = "gemma-3-270m"

@@ -8,12 +8,13 @@ Found 2026-12-07 (user41b): a verifier is not probed against itself, so it score
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from LLM_Mesh.core.canary_shape import Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
-from LLM_Mesh.registry.canary import CanaryScheduler
+from LLM_Mesh.registry.canary_scheduler import CanaryScheduler
+from LLM_Mesh.registry.ports_canary import VerifierMark
 from tests.registry.canary_mesh import MODEL, SHA, canned, mesh, prober, register, run_round, trust
 from tests.registry.helpers import Harness
 
@@ -147,7 +148,10 @@ async def test_marks_made_before_0034_alone_start_no_walk_over_every_node(mesh: 
     await register(mesh, "a")
     q = mesh.runtime.quality
     assert q is not None
-    assert await mesh.store.trust_verifier("verifier", {}, datetime.now(timezone.utc))
+    # listed as the SQL store lists a mark the code before 0034 wrote: no model
+    mesh.store.verifiers["verifier"] = VerifierMark(
+        "verifier", trusted_at=datetime.now(timezone.utc)
+    )
     await q.load()
     assert q.verifiers == {"verifier": {}}
     p = prober(mesh)
@@ -187,3 +191,30 @@ async def test_a_reference_cached_from_a_verifier_unmarked_since_is_not_used(
     await q.clear("node")
     again = await p.probe("node", MODEL, prompt="def f():", shape=shape)
     assert (again.verdict, again.verifier) == ("pass", "b-verifier"), again
+
+
+async def test_a_verifier_marked_again_brings_back_no_reference_cached_before(
+    mesh: Harness,
+) -> None:
+    """Found open 2026-12-07 (review43's note), closed verifier44: references were cached per
+    verifier, so one unmarked (it served a wrong file) and marked again once the admin had
+    checked it got its old answers back as references, and an honest node, cleared, failed
+    against them. Now a reference is kept under the mark it was asked under: unmarked and
+    marked again (by the admin's CLI, this replica reading the store only after both), the
+    verifier is asked anew."""
+    await register(mesh, "verifier", canned)  # wrong answers (another file, say)
+    await register(mesh, "node")
+    await trust(mesh, "verifier")
+    p, q = prober(mesh), mesh.runtime.quality
+    assert q is not None
+    shape = Shape()
+    first = await p.probe("node", MODEL, prompt="def f():", shape=shape)
+    assert (first.verdict, first.verifier) == ("fail", "verifier")  # its answer cached
+    assert await mesh.store.untrust_verifier("verifier")  # the admin unmarks it,
+    await register(mesh, "verifier")  # checks it serves the right file now,
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert await mesh.store.trust_verifier("verifier", {MODEL: SHA}, later)  # marks it again
+    await q.load()  # this replica reads the store after both
+    await q.clear("node")
+    again = await p.probe("node", MODEL, prompt="def f():", shape=shape)
+    assert (again.verdict, again.verifier) == ("pass", "verifier"), again

@@ -33,7 +33,7 @@ ALL_TABLES = {
     "reward_periods", "balances", "settle_holders", "pool_days", "settle_batches",
     "poll_versions", "ledger_cosignatures", "settle_leases", "ledger_secrets",
     "usage_audit_windows", "usage_audit_evidence", "usage_audit_folds", "canary_departures",
-    "cut_receipts", "unpaid_served",
+    "cut_receipts", "unpaid_served", "canary_verifier_models",
 }  # fmt: skip
 
 
@@ -56,7 +56,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0035"]
+    assert script.get_heads() == ["0036"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -67,7 +67,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0035"
+            assert await conn.run_sync(_current) == "0036"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -87,7 +87,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0035"
+            assert await conn.run_sync(_current) == "0036"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -334,7 +334,7 @@ async def test_0031_adds_cut_receipts_to_a_0030_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0035"
+            assert await conn.run_sync(_current) == "0036"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0030")
@@ -443,7 +443,8 @@ async def test_0034_gives_a_mark_made_before_it_no_model_and_comes_off_again(
     """A store at 0033 with a verifier's mark (the node only) takes 0034 in place: the mark
     covers no model (not the models served at upgrade time: those may be what the node
     declared after the admin's check), the registry says so once as it reads it, and a
-    mark made again names its models; downgrading drops the column, the row kept."""
+    mark made again names its models; downgrading drops the column and that mark (below 0034
+    it would be the whole node's: verifier44; before, the row was kept)."""
     from LLM_Mesh.registry.quality import Quality
     from LLM_Mesh.registry.routing import Routing
 
@@ -481,7 +482,7 @@ async def test_0034_gives_a_mark_made_before_it_no_model_and_comes_off_again(
             assert "models" not in await conn.run_sync(columns)
             assert await conn.run_sync(_current) == "0033"
             rows = (await conn.execute(text("SELECT node_id FROM canary_verifiers"))).all()
-            assert [r[0] for r in rows] == ["v1"]
+            assert rows == []  # the mark named a model: not widened to the whole node
     finally:
         await engine.dispose()
 
@@ -509,7 +510,7 @@ async def test_0035_adds_unpaid_served_to_a_0034_store_and_comes_off_again(
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0035"
+            assert await conn.run_sync(_current) == "0036"
             assert await conn.run_sync(_diff) == []
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0034")

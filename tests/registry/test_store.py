@@ -68,7 +68,7 @@ async def test_open_on_empty_database_migrates(store: SqlStore) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert {"nodes", "requests", "alembic_version"} <= names
-    assert version == "0035"
+    assert version == "0036"
     assert await store.list_nodes() == []
     assert await log_rows(store) == 0
 
@@ -163,9 +163,16 @@ async def test_poll_versions_move_only_with_the_writes_their_polls_read(tmp_path
         v6 = versions()
         assert v6["quality"] != v5["quality"]
         assert (v6["revocations"], v6["api_keys"]) == (v4["revocations"], v4["api_keys"])
-        # a model more for the verifier: an UPDATE of its row (0034), read by the poll too
+        # a model more for the verifier: a row of its own (0036), read by the poll too
         assert await admin.trust_verifier("v1", {"mistral-7b": "b" * 64}, T0)
-        assert versions()["quality"] != v6["quality"]
+        v7 = versions()
+        assert v7["quality"] != v6["quality"]
+        # another file marked (an UPDATE of the mark's row, 0036), a model unmarked (DELETE)
+        assert await admin.trust_verifier("v1", {"mistral-7b": "c" * 64}, T0)
+        v8 = versions()
+        assert v8["quality"] != v7["quality"]
+        assert await admin.untrust_verifier("v1", ["mistral-7b"])
+        assert versions()["quality"] != v8["quality"]
     assert s.poll_version("quality") is None  # closed
 
 

@@ -48,6 +48,28 @@ async def test_a_mark_adds_models_and_takes_a_models_new_file(any_store: Store) 
     assert mark.trusted_at == t1
 
 
+async def test_a_mark_keeps_its_time_until_unmarked_or_its_file_changes(any_store: Store) -> None:
+    """verifier44: the time a file was marked names the mark (``registry/canary.py`` keeps a
+    reference under it): the same file marked again keeps it; another file, or the file
+    unmarked and marked again, is a mark of its own."""
+    t1, t2 = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    assert await any_store.trust_verifier("n", {"m": A, "m2": B}, T0)
+    assert not await any_store.trust_verifier("n", {"m": A.upper()}, t1)  # the same file
+    assert [v.marked for v in await any_store.list_verifiers()] == [{"m": T0, "m2": T0}]
+    assert await any_store.trust_verifier("n", {"m": B}, t1)  # another file under m
+    assert [v.marked for v in await any_store.list_verifiers()] == [{"m": t1, "m2": T0}]
+    assert await any_store.untrust_verifier("n", ["m"])
+    assert await any_store.trust_verifier("n", {"m": B}, t2)  # unmarked, marked again
+    (mark,) = await any_store.list_verifiers()
+    assert (mark.models, mark.marked, mark.trusted_at) == (
+        {"m": B, "m2": B},
+        {"m": t2, "m2": T0},
+        t2,
+    )
+    assert not await any_store.trust_verifier("other", {}, t2)  # no file: no mark
+    assert [v.node_id for v in await any_store.list_verifiers()] == ["n"]
+
+
 async def test_a_verifier_is_unmarked_once(any_store: Store) -> None:
     """``registry nodes untrust`` (cli42): the mark gone, ``False`` when there was none."""
     assert await any_store.trust_verifier("node-a", {"m": A}, T0)

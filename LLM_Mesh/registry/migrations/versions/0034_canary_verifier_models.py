@@ -10,7 +10,9 @@ A row written before this revision gets ``{}``: it covers no model until the adm
 node again. Not "the models it serves at upgrade time": those may be the very models
 declared after the admin's check, and this migration cannot tell which were checked. The
 registry says so at start (``registry/quality.py``) and ``registry nodes verifiers`` lists
-it. A plain ``ADD COLUMN``: a table copy (batch mode) would drop SQLite's 0013 triggers
+it. Its downgrade drops the rows that name models (verifier44: below 0034 each would be the
+whole node's mark); migration 0036 moved the marks to ``canary_verifier_models``. A plain
+``ADD COLUMN``: a table copy (batch mode) would drop SQLite's 0013 triggers
 that move the ``quality`` poll version.
 
 Revision ID: 0034
@@ -39,6 +41,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A row that names models goes (verifier44): below 0034 every row is a mark of the whole
+    # node, so it would be the reference for every model the node declares, not the ones it
+    # was marked for (before: kept, each such mark widened). A row of the node alone (made
+    # before 0034, ``{}``) stays the whole node's mark it was made as. The admin marks again.
+    bind = op.get_bind()
+    v = sa.table(
+        "canary_verifiers", sa.column("node_id", sa.String()), sa.column("models", sa.JSON())
+    )
+    named = [r.node_id for r in bind.execute(sa.select(v.c.node_id, v.c.models)) if r.models != {}]
+    if named:
+        bind.execute(sa.delete(v).where(v.c.node_id.in_(named)))
     # ALTER TABLE ... DROP COLUMN (SQLite 3.35+): no table copy, the 0013 triggers stay.
-    # The marks' models are lost: each row is a mark of the whole node again (as before)
     op.execute("ALTER TABLE canary_verifiers DROP COLUMN models")
