@@ -23,6 +23,7 @@ start of every command). The pipe is not handed on to what the child execs.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import stat
@@ -79,10 +80,8 @@ def tell(line: str) -> None:
     data = " ".join(line.split()).encode("utf-8", "replace")[:MAX_BYTES] + b"\n"
     if _pipe_at(fd) != tuple(pipe):  # closed since, the number another file's now
         return
-    try:
+    with contextlib.suppress(OSError):  # the starter is gone: said on stderr all the same
         os.write(fd, data)
-    except OSError:  # the starter is gone: its line is said on stderr all the same
-        pass
 
 
 def open_pipe() -> tuple[int, int]:

@@ -217,10 +217,6 @@ class Quality:
         return models
 
     # -- questions --------------------------------------------------------------------------
-    def _revoked(self, node_id: str) -> bool:
-        entry = self.table.get(node_id)
-        return entry is not None and entry.revoked
-
     def quarantined(self, node_id: str, model: str) -> bool:
         rec = self.records.get(node_id, {}).get(model)
         return rec is not None and rec.quarantined
@@ -291,7 +287,7 @@ class Quality:
                 ),
                 # a revoked key scores as a quarantine (attack44: a revoked verifier was
                 # listed trust 1.0, trusted, verifier: its mark outlives its key)
-                quarantined=bool(self.quarantines(node_id)) or (entry is not None and entry.revoked),
+                quarantined=bool(self.quarantines(node_id)) or _revoked(entry),
                 success_rate=success,
                 requests=entry.requests if entry is not None else 0,
                 failures=entry.failures if entry is not None else 0,
@@ -326,7 +322,7 @@ class Quality:
             "trust_score": s.score,
             "trusted": s.score >= self.threshold,
             # marked for some model, its key not revoked (the mark stays: the admin's listing)
-            "verifier": bool(self.verifiers.get(node_id)) and not self._revoked(node_id),
+            "verifier": bool(self.verifiers.get(node_id)) and not _revoked(self.table.get(node_id)),
             "canary_passed": passed,
             "canary_failed": self.failed(node_id),  # each one a quarantine, shown at once
             "quarantined": [
@@ -341,6 +337,11 @@ class Quality:
         }
 
 
+def _revoked(entry: NodeEntry | None) -> bool:
+    """Whether ``entry``'s key was revoked (it scores as a quarantine, no verifier)."""
+    return entry is not None and entry.revoked
+
+
 def _reference_for(
     entry: NodeEntry | None, model: str | None, marks: Mapping[str, str] | None
 ) -> bool:
@@ -349,7 +350,7 @@ def _reference_for(
     and sha256, ``core/verifier_marks.py``), which probes match files by
     (``registry/canary.py``); a model without a sha256 no verifier can check, itself
     included, and one it was not marked for the admin never checked."""
-    if entry is None or not marks or entry.revoked:
+    if entry is None or not marks or _revoked(entry):
         return False
     if model is None:
         return any(covers(marks, m, h.sha256) for m, h in entry.models.items())

@@ -11,15 +11,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import Harness
 from tests.registry.node_auth_mesh import NOW, Node, Wall, beat, make_node, mesh, operator, register
 
 
-async def _beat_raw(h: object, node: Node, raw: bytes) -> object:
-    return await h.client.post(  # type: ignore[attr-defined]
+async def _beat_raw(h: Harness, node: Node, raw: bytes) -> httpx.Response:
+    return await h.client.post(
         f"/mesh/nodes/{node.node_id}/heartbeat",
         content=raw,
         headers=node.headers(MessageKind.HEARTBEAT, raw),
