@@ -107,3 +107,20 @@ async def test_attack_two_authorization_headers_the_first_decides(mesh: Mesh) ->
     assert r.status_code == 403 and not _leaks(r.text), r.text
     r = await mesh.client.get("/v1/earnings", headers=both)
     assert r.status_code == 200 and not _leaks(r.text) and r.json()["operator"] == "alice"
+
+
+async def test_attack_earnings_read_only_the_operators_own_node_keys(mesh: Mesh) -> None:
+    """Found 2026-12-07 (attack44): every call read every operator and node key
+    (``list_operators``: 20-180 ms at 20,000 keys on SQLite, for any valid token, unbounded);
+    now one indexed read of the operator's own (``operator_nodes``). Failed before: the
+    store's ``list_operators`` was called."""
+    await _rows(mesh)
+
+    async def refused() -> None:
+        raise AssertionError("GET /v1/earnings read every operator's keys")
+
+    mesh.store.list_operators = refused  # type: ignore[method-assign,assignment]
+    r = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.alice))
+    assert r.status_code == 200 and r.json()["nodes"] == ["a1", "a2"], r.text
+    r = await mesh.client.get("/v1/earnings?node=b1", headers=mesh.auth(mesh.alice))
+    assert r.status_code == 403, r.text
