@@ -267,6 +267,9 @@ class MemoryStore(
             for _, op in sorted(self.operators.items())
         ]
 
+    async def operator_nodes(self, name: str) -> list[str]:
+        return sorted(k.node_id for k in self.node_keys.values() if k.operator == name)
+
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
         if nodes is not None and nodes < 0:
             raise ValueError("an uptime cap is a number of nodes, 0 or more")

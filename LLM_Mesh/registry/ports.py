@@ -371,6 +371,11 @@ class Store(CanaryStore, Protocol):
         """Every operator, by name, with the ids of its nodes."""
         ...
 
+    async def operator_nodes(self, name: str) -> list[str]:
+        """The ids of the operator's nodes (its node keys, revoked ones too), sorted: one
+        indexed read, not :meth:`list_operators`' every key (attack44)."""
+        ...
+
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
         """Set its uptime cap (nodes per period; 0: none; None: the setting); False: none."""
         ...

@@ -300,7 +300,9 @@ class Quality:
                 canary_passed=(
                     self.passed(node_id, model) if canary_passed is None else canary_passed
                 ),
-                quarantined=bool(self.quarantines(node_id)),
+                # a revoked key scores as a quarantine (attack44: a revoked verifier was
+                # listed trust 1.0, trusted, verifier: its mark outlives its key)
+                quarantined=bool(self.quarantines(node_id)) or _revoked(entry),
                 success_rate=success,
                 requests=entry.requests if entry is not None else 0,
                 failures=entry.failures if entry is not None else 0,
@@ -334,7 +336,8 @@ class Quality:
         return {
             "trust_score": s.score,
             "trusted": s.score >= self.threshold,
-            "verifier": bool(self.verifiers.get(node_id)),  # marked for some model
+            # marked for some model, its key not revoked (the mark stays: the admin's listing)
+            "verifier": bool(self.verifiers.get(node_id)) and not _revoked(self.table.get(node_id)),
             "canary_passed": passed,
             "canary_failed": self.failed(node_id),  # each one a quarantine, shown at once
             "quarantined": [
@@ -349,6 +352,11 @@ class Quality:
         }
 
 
+def _revoked(entry: NodeEntry | None) -> bool:
+    """Whether ``entry``'s key was revoked (it scores as a quarantine, no verifier)."""
+    return entry is not None and entry.revoked
+
+
 def _reference_for(
     entry: NodeEntry | None, model: str | None, marks: Mapping[str, str] | None
 ) -> bool:
@@ -357,7 +365,7 @@ def _reference_for(
     and sha256, ``core/verifier_marks.py``), which probes match files by
     (``registry/canary.py``); a model without a sha256 no verifier can check, itself
     included, and one it was not marked for the admin never checked."""
-    if entry is None or not marks:
+    if entry is None or not marks or _revoked(entry):
         return False
     if model is None:
         return any(covers(marks, m, h.sha256) for m, h in entry.models.items())

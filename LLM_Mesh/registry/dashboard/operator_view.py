@@ -35,11 +35,7 @@ async def signed_in(rt: Runtime, headers: Mapping[str, str]) -> OperatorRecord:
 
 async def operator_nodes(rt: Runtime, rec: OperatorRecord) -> set[str]:
     """The operator's node ids (from their node keys; a look-up by token does not list them)."""
-    mine = set(rec.nodes)
-    for op in await rt.store.list_operators():
-        if op.name == rec.name:
-            mine.update(op.nodes)
-    return mine
+    return set(rec.nodes) | set(await rt.store.operator_nodes(rec.name))
 
 
 async def operator_earnings(
