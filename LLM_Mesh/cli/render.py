@@ -85,12 +85,13 @@ def _prompts(declared: Any) -> str:
 
 
 def _trust(n: Mapping[str, Any], quarantines: bool = True) -> str:
-    """The node's trust score, and (``quarantines``) its quarantines (models) in red."""
+    """The node's trust score, and (``quarantines``) its quarantines (models) in red and
+    whether it is a canary verifier (a narrow table has both under the node's id)."""
     if "trust_score" not in n:
         return "-"
     score = _real(n["trust_score"])
     out = ("-" if score is None else f"{score:.2f}") + (
-        " [dim]verifier[/]" if n.get("verifier") else ""
+        " [dim]verifier[/]" if quarantines and n.get("verifier") else ""
     )
     return out + (f"\n{_quarantines(n)}" if quarantines and _quarantines(n) else "")
 
@@ -192,6 +193,8 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         cells = [health, models] if wide else [health]
         # what is long goes under the id, the node column being the wide one
         label = [node_sim.strip()] if node_sim and not wide else []
+        if n.get("verifier") and "trust_score" in n and not wide:  # found 2026-12-07,
+            label.append("[dim]canary verifier[/]")  # newuser44: "1.00 verif…" at 80 columns
         under = [] if wide else [*label, *(x for x in (models, _quarantines(n)) if x)]
         first_line = shown(n.get("node_id")) + (node_sim if wide else "")
         t.add_row(
