@@ -322,13 +322,13 @@ def balance_table(data: Mapping[str, Any]) -> Table:
     pool = data.get("payer") == "pool"
     t = Table(title="community pool (no API key)" if pool else "your balance", show_header=False)
     t.add_column("what", style="bold")
-    t.add_column("µNT", justify="right")
+    t.add_column("µNT", justify="right")  # (no header: each amount says µNT, newuser44)
     t.add_row("account", shown(data.get("account")))
     for what in ("balance", "reserved", "available"):
         value = data.get(what)
-        t.add_row(what, f"{value:,}" if isinstance(value, int) else "-")
+        t.add_row(what, f"{value:,} µNT" if isinstance(value, int) else "-")
     if pool and isinstance(data.get("daily_budget"), int):
-        t.add_row("daily budget", f"{data['daily_budget']:,}")
+        t.add_row("daily budget", f"{data['daily_budget']:,} µNT")
     if not data.get("settlement", True):
         t.add_row("settlement", "[yellow]off on this registry: nothing is charged[/]")
     return t

@@ -120,11 +120,13 @@ def test_balance_table_shows_whole_micro_tokens() -> None:
             "reserved": 135, "available": 1_234_432, "settlement": True}  # fmt: skip
     text = shown(user)
     assert "your balance" in text and "1,234,567" in text and "1,234,432" in text
+    # each amount with its unit (found 2026-12-07, newuser44: the table, headerless, said none)
+    assert "1,234,567 µNT" in text and "135 µNT" in text and "1,234,432 µNT" in text
     assert "user:abc" in text and "daily budget" not in text
     pool = {**user, "account": "pool", "payer": "pool", "daily_budget": 100_000_000,
             "settlement": False}  # fmt: skip
     text = shown(pool)
-    assert "community pool" in text and "100,000,000" in text and "nothing is charged" in text
+    assert "community pool" in text and "100,000,000 µNT" in text and "nothing is charged" in text
 
 
 # --- strings a node or a registry chose: no terminal escapes, no Rich markup ---------------
