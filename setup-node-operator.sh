@@ -620,6 +620,51 @@ if [ -z "${LLM_MESH_OPERATOR_TOKEN:-}" ] && ! grep -qE '^operator_token *= *"[^"
   say "note: no operator token: the registry refuses this node (401) until you set LLM_MESH_OPERATOR_TOKEN=lmo_... or put operator_token = \"lmo_...\" in $CONFIG (the registry's admin makes one: llm-mesh registry operators add NAME)"
 fi
 
+# a registry that does not answer now: the node starts and keeps asking it; said before it
+# starts (found 2026-12-07, newuser44: the migration guide's bare ./setup-node-operator.sh,
+# no registry at the default http://127.0.0.1:8800, started a node whose log only said
+# "registry unreachable" every few seconds). Standard library only (a dry run on a bare
+# machine); an https registry whose certificate this Python cannot check is not judged
+SILENT="$(CFG_REGISTRY="$REGISTRY" "$PLAN_PY" - "$CONFIG" <<'PYEOF' 2>/dev/null || true
+import os, ssl, sys, threading, time, urllib.error, urllib.request
+try:
+    import tomllib
+except ImportError:
+    tomllib = None
+old = {}
+if tomllib is not None and os.path.exists(sys.argv[1]):
+    with open(sys.argv[1], "rb") as f:
+        old = tomllib.load(f)
+urls = os.environ["CFG_REGISTRY"] or old.get("registry_url") or "http://127.0.0.1:8800"
+urls = ",".join(urls) if isinstance(urls, list) else str(urls)
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy: as the node
+heard = set()  # answered, or not judged (a certificate this Python cannot check)
+
+
+def probe(url):
+    try:
+        opener.open(url + "/mesh/health", timeout=3).close()
+    except urllib.error.HTTPError:
+        pass  # something answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        if not isinstance(getattr(exc, "reason", exc), (ssl.SSLError, ssl.CertificateError)):
+            return
+    heard.add(url)
+
+
+wanted = list(dict.fromkeys(u.strip().rstrip("/") for u in urls.split(",") if u.strip()))
+for url in wanted:  # a name that does not resolve may hang in getaddrinfo: 4 s in all
+    threading.Thread(target=probe, args=(url,), daemon=True).start()
+end = time.monotonic() + 4
+while len(heard) < len(wanted) and time.monotonic() < end and threading.active_count() > 1:
+    time.sleep(0.05)
+print(" ".join(u for u in wanted if u not in heard))
+PYEOF
+)"
+if [ -n "$SILENT" ]; then
+  say "note: no registry answers at $SILENT now: the node starts anyway and keeps asking it (its log says \"registry unreachable\" each time) until one does; start the registry first (on this machine: llm-mesh up --allow-local-nodes), or pass --registry URL"
+fi
+
 # a plain-http registry on another machine: the node starts only with the gateway's key
 # pinned, or trust on first use allowed (LLM_Mesh/core/first_use.py decides, as the node does)
 TRUST="$(CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" \

@@ -298,14 +298,14 @@ class DistributedModelRegistry:
         2026-12-03: with the mesh down, any program on its port received the key);
         :class:`~LLM_Mesh.errors.InvalidCredential` naming the cause when it does not.
         """
-        from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
+        from LLM_Mesh.secret_files import admin_key_for, admin_key_home_urls, admin_key_missing
 
         if self._settings is None:
             self._settings = Settings.from_env()
         urls = gateway_urls(self.registry_url)
         admin = admin_key_for(self._settings, urls)
         if admin is None:
-            raise InvalidCredential(admin_key_missing(urls))
+            raise InvalidCredential(admin_key_missing(urls, admin_key_home_urls(self._settings)))
         async with MeshClient(
             self.registry_url, http_client=self._http, admin_key=admin.key,
             admin_registry_key=admin.registry_key, ca_file=self.ca_file, memory=self._memory,

@@ -420,11 +420,37 @@ def admin_key_for(settings: Settings, urls: Sequence[str]) -> AdminKey | None:
     return AdminKey(key, registry_key)
 
 
-def admin_key_missing(urls: Sequence[str]) -> str:
-    """What to say when :func:`admin_key_for` gives ``None`` for ``urls``."""
+def admin_key_home_urls(settings: Settings) -> list[str]:
+    """The registry URLs ``$LLM_MESH_HOME/admin.key`` was recorded for, when the home has
+    that key (else none): what :func:`admin_key_missing` names."""
+    try:
+        if not admin_key_path(settings).read_text(encoding="utf-8").strip():
+            return []
+        recorded = (settings.home / ADMIN_KEY_REGISTRY_FILE).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [w for w in recorded if not w.startswith(KEY_PREFIX) and registry_origin(w)]
+
+
+def admin_key_missing(urls: Sequence[str], home_urls: Sequence[str] = ()) -> str:
+    """What to say when :func:`admin_key_for` gives ``None`` for ``urls``; ``home_urls``:
+    :func:`admin_key_home_urls`, the registry the home's admin key is for (found
+    2026-12-07, newuser44: after ``llm-mesh up --registry-port 18544``, ``registry canary
+    run`` in its home without ``--registry`` went to the default ``:8800`` and said only to
+    set LLM_MESH_ADMIN_KEY, as if the home had no key for the mesh it runs)."""
+    wanted = ", ".join(registry_origin(u) or "?" for u in urls)
+    mine = list(dict.fromkeys(o for o in map(registry_origin, home_urls) if o))
+    home = (
+        f"this home's admin.key is for the registry at {' or '.join(mine)}, not {wanted}: "
+        f"for that one, give its URL (--registry {mine[0]}, or LLM_MESH_REGISTRY_URL; the "
+        "Python API: registry_url=); for "
+        if mine
+        else "set LLM_MESH_ADMIN_KEY to the admin key of "
+    )
     return (
-        f"an admin operation: set LLM_MESH_ADMIN_KEY to the admin key of the registry at "
-        f"{', '.join(registry_origin(u) or '?' for u in urls)} ($LLM_MESH_HOME/admin.key is sent only to the registry that "
+        f"an admin operation: {home}the registry at {wanted}"
+        + (", set LLM_MESH_ADMIN_KEY to its admin key" if mine else "")
+        + " ($LLM_MESH_HOME/admin.key is sent only to the registry that "
         f"made it, at the URLs and with the key in $LLM_MESH_HOME/{ADMIN_KEY_REGISTRY_FILE})"
     )
 

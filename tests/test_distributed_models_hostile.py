@@ -62,6 +62,26 @@ async def test_the_local_admin_key_file_never_goes_to_another_registry(
     assert seen == []  # refused before anything was sent
 
 
+async def test_a_refusal_names_the_registry_the_home_key_is_for(tmp_path: Path) -> None:
+    """Found 2026-12-07 (newuser44): the seed's ``health_check_all_hosts()`` in the home of a
+    mesh on another port than the URL configured said only to set LLM_MESH_ADMIN_KEY."""
+    seen: list[httpx.Request] = []
+    reg = DistributedModelRegistry(
+        Settings(home=local_home(tmp_path)), registry_url="http://127.0.0.1:9000",
+        http_client=hostile(seen),
+    )  # fmt: skip
+    with pytest.raises(InvalidCredential) as exc:
+        await reg.health_check_all_hosts()
+    said = str(exc.value)
+    assert "this home's admin.key is for the registry at http://127.0.0.1:8800" in said, said
+    assert "not http://127.0.0.1:9000" in said and "registry_url=" in said
+    assert LOCAL_KEY not in said and seen == []
+    (tmp_path / "home" / "admin.key").unlink()  # no key in the home: nothing to name
+    with pytest.raises(InvalidCredential) as exc:
+        await reg.health_check_all_hosts()
+    assert "this home's" not in str(exc.value) and "LLM_MESH_ADMIN_KEY" in str(exc.value)
+
+
 async def test_the_admin_key_file_waits_for_its_registrys_proof(tmp_path: Path) -> None:
     """A recorded URL gets the key only once it proved it holds the registry's key
     (``tests/test_admin_proof.py``): this server does not."""

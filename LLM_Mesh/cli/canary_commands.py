@@ -188,7 +188,7 @@ def canary_run(
     node serves the model on the simulated engine, its answers made up)."""
     from LLM_Mesh.client import MeshClient
     from LLM_Mesh.plain_http import PlainHttpNotice
-    from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
+    from LLM_Mesh.secret_files import admin_key_for, admin_key_home_urls, admin_key_missing
 
     # the CA: --registry-ca, else $LLM_MESH_REGISTRY_CA, else node.toml's (found 2026-12-06,
     # ratelimit38: $LLM_MESH_REGISTRY_CA only, unlike every other command reaching a registry)
@@ -198,7 +198,8 @@ def canary_run(
     # registry key (admin_proof.py); another needs LLM_MESH_ADMIN_KEY
     admin = admin_key_for(settings, settings.registry_urls)
     if admin is None:
-        err.print(f"error: {admin_key_missing(settings.registry_urls)}", markup=False)
+        missing = admin_key_missing(settings.registry_urls, admin_key_home_urls(settings))
+        err.print(f"error: {missing}", markup=False)
         raise typer.Exit(1)
     # said on stderr as for an API key or operator token (found 2026-12-05: only the
     # client's log line, shown by Python's last-resort handler, lost under any logging set up)

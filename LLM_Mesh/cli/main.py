@@ -174,11 +174,12 @@ def up(
             mesh.start(progress=lambda m: st.update(m))
         starting = False
         sim = " [yellow](SIMULATED engine: made-up answers)[/]" if engine == "sim" else ""
+        hint = _local_nodes_hint(mesh.registry_url, settings.home, (registry_port, node_port))
         console.print(
             f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url}{sim} · "
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
             + try_line(model, mesh.registry_url, settings.registry_urls)
-            + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
+            + (hint if allow_local_nodes else "")
             + "Ctrl-C stops it.",
             soft_wrap=True,  # URLs and the command to try whole on their lines (to copy)
         )
@@ -219,13 +220,15 @@ def _already_stopping(signum: int, mesh: Any) -> None:
     )
 
 
-def _local_nodes_hint(registry_url: str, home: Path) -> str:
-    """How another node on this machine joins an ``up --allow-local-nodes`` mesh."""
+def _local_nodes_hint(registry_url: str, home: Path, taken: tuple[int, int]) -> str:
+    """How another node on this machine joins an ``up --allow-local-nodes`` mesh, on a port
+    above ``taken`` (the mesh's: found 2026-12-07, newuser44: 8802 whatever they were)."""
+    port = max(taken) + 1 if max(taken) < 65535 else min(taken) - 1
     return (
         "Other nodes on this machine may join (loopback URLs only), each with its own home "
         f"and an operator token (llm-mesh registry operators add NAME --home {home}), e.g.\n"
         "  LLM_MESH_HOME=~/.llm-mesh-node2 LLM_MESH_OPERATOR_TOKEN=lmo_... "
-        f"./setup-node-operator.sh --registry {registry_url} --port 8802\n"
+        f"./setup-node-operator.sh --registry {registry_url} --port {port}\n"
     )
 
 

@@ -188,7 +188,7 @@ def info_table(info: Mapping[str, Any]) -> Table:
         ),
     ]
     if registry:
-        rows.append(("health checks", health_checks(registry.get("health"))))
+        rows.append(("health checks", health_checks(registry.get("health"), registry)))
         revoked = registry.get("revoked_by")
         if isinstance(revoked, list) and revoked:  # its admin's decision: see the node's log
             rows.append(("revoked by", ", ".join(shown(u) for u in revoked[:8])))
@@ -199,9 +199,14 @@ def info_table(info: Mapping[str, Any]) -> Table:
     return t
 
 
-def health_checks(raw: Any) -> str:
-    """The registry's active health checks of this node, as its last heartbeat answer said."""
+def health_checks(raw: Any, registry: Mapping[str, Any] | None = None) -> str:
+    """The registry's active health checks of this node, as its last heartbeat answer said;
+    none reported by a registry the node is not registered with is said as such (found
+    2026-12-07, newuser44: a revoked node's read "no check yet, or a registry older than
+    this field")."""
     state = told(raw)
+    if state is None and registry is not None and registry.get("registered") is False:
+        return "none: the node is not registered (registry, above)"
     if state is None:
         return "not reported (no check yet, or a registry older than this field)"
     if state.ok:

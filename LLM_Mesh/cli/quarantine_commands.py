@@ -122,7 +122,7 @@ def usage_audit_command(
     against its model's other nodes' median in the same time windows, and recent verdicts."""
     from LLM_Mesh.client import MeshClient
     from LLM_Mesh.plain_http import PlainHttpNotice
-    from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
+    from LLM_Mesh.secret_files import admin_key_for, admin_key_home_urls, admin_key_missing
 
     # the CA: --registry-ca, else $LLM_MESH_REGISTRY_CA, else node.toml's (found 2026-12-06,
     # ratelimit38: $LLM_MESH_REGISTRY_CA only, unlike every other command reaching a registry)
@@ -130,7 +130,8 @@ def usage_audit_command(
     settings = registry_settings(home, registry, registry_ca=ca)
     admin = admin_key_for(settings, settings.registry_urls)
     if admin is None:
-        err.print(f"error: {admin_key_missing(settings.registry_urls)}", markup=False)
+        missing = admin_key_missing(settings.registry_urls, admin_key_home_urls(settings))
+        err.print(f"error: {missing}", markup=False)
         raise typer.Exit(1)
     warn_plain_http(settings.registry_urls, "the admin key")
 

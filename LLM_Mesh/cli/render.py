@@ -85,12 +85,13 @@ def _prompts(declared: Any) -> str:
 
 
 def _trust(n: Mapping[str, Any], quarantines: bool = True) -> str:
-    """The node's trust score, and (``quarantines``) its quarantines (models) in red."""
+    """The node's trust score, and (``quarantines``) its quarantines (models) in red and
+    whether it is a canary verifier (a narrow table has both under the node's id)."""
     if "trust_score" not in n:
         return "-"
     score = _real(n["trust_score"])
     out = ("-" if score is None else f"{score:.2f}") + (
-        " [dim]verifier[/]" if n.get("verifier") else ""
+        " [dim]verifier[/]" if quarantines and n.get("verifier") else ""
     )
     return out + (f"\n{_quarantines(n)}" if quarantines and _quarantines(n) else "")
 
@@ -192,6 +193,8 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         cells = [health, models] if wide else [health]
         # what is long goes under the id, the node column being the wide one
         label = [node_sim.strip()] if node_sim and not wide else []
+        if n.get("verifier") and "trust_score" in n and not wide:  # found 2026-12-07,
+            label.append("[dim]canary verifier[/]")  # newuser44: "1.00 verif…" at 80 columns
         under = [] if wide else [*label, *(x for x in (models, _quarantines(n)) if x)]
         first_line = shown(n.get("node_id")) + (node_sim if wide else "")
         t.add_row(
@@ -319,13 +322,13 @@ def balance_table(data: Mapping[str, Any]) -> Table:
     pool = data.get("payer") == "pool"
     t = Table(title="community pool (no API key)" if pool else "your balance", show_header=False)
     t.add_column("what", style="bold")
-    t.add_column("µNT", justify="right")
+    t.add_column("µNT", justify="right")  # (no header: each amount says µNT, newuser44)
     t.add_row("account", shown(data.get("account")))
     for what in ("balance", "reserved", "available"):
         value = data.get(what)
-        t.add_row(what, f"{value:,}" if isinstance(value, int) else "-")
+        t.add_row(what, f"{value:,} µNT" if isinstance(value, int) else "-")
     if pool and isinstance(data.get("daily_budget"), int):
-        t.add_row("daily budget", f"{data['daily_budget']:,}")
+        t.add_row("daily budget", f"{data['daily_budget']:,} µNT")
     if not data.get("settlement", True):
         t.add_row("settlement", "[yellow]off on this registry: nothing is charged[/]")
     return t

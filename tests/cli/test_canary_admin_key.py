@@ -42,11 +42,14 @@ class Recorder:
         return []
 
 
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, **env: str) -> Any:
+def run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str,
+    recorded: str = "http://127.0.0.1:8800", **env: str,
+) -> Any:  # fmt: skip
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (home / "admin.key").write_text(LOCAL_KEY + "\n")
-    (home / ADMIN_KEY_REGISTRY_FILE).write_text(f"http://127.0.0.1:8800\nkey={REGISTRY_KEY}\n")
+    (home / ADMIN_KEY_REGISTRY_FILE).write_text(f"{recorded}\nkey={REGISTRY_KEY}\n")
     Recorder.sent, Recorder.holders = [], []
     monkeypatch.setattr(LLM_Mesh.client, "MeshClient", Recorder)
     return runner.invoke(
@@ -88,3 +91,18 @@ def test_an_explicit_admin_key_goes_to_the_named_registry(
     assert out.exit_code == 0, out.output
     assert Recorder.sent == [(("https://mesh.example",), "explicit-admin-key")]
     assert Recorder.holders == [None]  # the user's explicit choice: no proof asked
+
+
+def test_a_home_whose_mesh_runs_on_another_port_names_that_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-07 (newuser44): after ``llm-mesh up --registry-port 18544``, ``canary
+    run`` in its home without ``--registry`` went to the default :8800 and said only to set
+    LLM_MESH_ADMIN_KEY; it names the registry the home's key is for and how to reach it."""
+    out = run(tmp_path, monkeypatch, recorded="http://127.0.0.1:18544")
+    assert out.exit_code == 1
+    said = " ".join(out.output.split())
+    assert "this home's admin.key is for the registry at http://127.0.0.1:18544" in said, said
+    assert "not http://127.0.0.1:8800" in said and "--registry http://127.0.0.1:18544" in said
+    assert "LLM_MESH_ADMIN_KEY" in said  # for the :8800 one, as before
+    assert LOCAL_KEY not in out.output and Recorder.sent == []  # nothing sent, as before

@@ -75,6 +75,20 @@ def test_node_info_shows_whether_the_registrys_health_checks_pass() -> None:
     assert "revoked by" not in shown(None)
 
 
+def test_node_info_says_a_node_not_registered_has_no_health_checks() -> None:
+    """Found 2026-12-07 (newuser44): a revoked node's `node info` read "not reported (no
+    check yet, or a registry older than this field)" under "not registered: revoked"."""
+    from LLM_Mesh.cli.node_render import info_table
+
+    console = Console(width=250, record=True, color_system=None)
+    registry = {"url": "http://r1", "registered": False, "last_error": "revoked by the registry",
+                "revoked_by": ["http://r1"]}  # fmt: skip
+    console.print(info_table({"node_id": "n1", "registry": registry}))
+    out = " ".join(console.export_text().split())
+    assert "health checks │ none: the node is not registered" in out, out
+    assert "registry older" not in out
+
+
 def test_node_info_names_the_registries_that_revoked_the_node() -> None:
     from LLM_Mesh.cli.node_render import info_table
 

@@ -120,11 +120,13 @@ def test_balance_table_shows_whole_micro_tokens() -> None:
             "reserved": 135, "available": 1_234_432, "settlement": True}  # fmt: skip
     text = shown(user)
     assert "your balance" in text and "1,234,567" in text and "1,234,432" in text
+    # each amount with its unit (found 2026-12-07, newuser44: the table, headerless, said none)
+    assert "1,234,567 µNT" in text and "135 µNT" in text and "1,234,432 µNT" in text
     assert "user:abc" in text and "daily budget" not in text
     pool = {**user, "account": "pool", "payer": "pool", "daily_budget": 100_000_000,
             "settlement": False}  # fmt: skip
     text = shown(pool)
-    assert "community pool" in text and "100,000,000" in text and "nothing is charged" in text
+    assert "community pool" in text and "100,000,000 µNT" in text and "nothing is charged" in text
 
 
 # --- strings a node or a registry chose: no terminal escapes, no Rich markup ---------------
@@ -367,6 +369,22 @@ def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None
     assert "…" not in out, out
     for whole in ("node-srnaouytbovhdwycmru7ioondd", "(simulated)", "0.50", "load", "trust"):
         assert whole in out, out
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_a_verifiers_label_is_whole_at_80_columns(width: int) -> None:
+    """Found 2026-12-07 (newuser44): `llm-mesh status` at 80 columns read "1.00 verif…" for
+    the node the admin marked with `registry nodes trust`."""
+    node = {
+        "node_id": "node-64jfd33nduq3pk5bhfenbgvksi", "healthy": True, "health_score": 1.0,
+        "models": [{"id": "gemma-3-270m"}], "keeps_no_prompts": True, "requests": 6,
+        "failures": 0, "trust_score": 1.0, "verifier": True, "ttft_ms_ewma": 494.0,
+        "latency_ms_ewma": 10_000.0, "in_flight": 1, "max_concurrency": 1,
+    }  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(nodes_table([node], width))
+    out = console.export_text()
+    assert "…" not in out and "verifier" in out and "1.00" in out, out
 
 
 def test_the_status_line_prints_its_figures_and_url_literally() -> None:

@@ -209,3 +209,23 @@ def test_registry_serve_refuses_an_unknown_local_mesh_command(
     out = runner.invoke(app, args, env={LOCAL_MESH_ENV: "sideways", "COLUMNS": "200"})
     assert out.exit_code != 0 and not seen
     assert "must be up or demo" in out.output
+
+
+@pytest.mark.parametrize(
+    ("ports", "suggested"),
+    [((), "8802"), (("--node-port", "8802"), "8803"), (("--registry-port", "18544",
+     "--node-port", "18545"), "18546")],
+)  # fmt: skip
+def test_up_suggests_a_port_for_another_node_that_its_own_do_not_take(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ports: tuple[str, ...], suggested: str
+) -> None:
+    """Found 2026-12-07 (newuser44): `up --allow-local-nodes` told another node to take
+    `--port 8802` whatever ports the mesh itself had (`--node-port 8802` included)."""
+    monkeypatch.setattr(LocalMesh, "start", lambda self, progress=None: None)
+    monkeypatch.setattr(LocalMesh, "alive", lambda self: False)  # `up` prints, then stops
+    monkeypatch.setattr(LocalMesh, "stop", lambda self: None)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    args = ["up", "--engine", "sim", "--home", str(tmp_path), "--allow-local-nodes", *ports]
+    out = runner.invoke(app, args, env={"COLUMNS": "300"})
+    registry = f"http://127.0.0.1:{ports[1] if ports[:1] == ('--registry-port',) else 8800}"
+    assert f"./setup-node-operator.sh --registry {registry} --port {suggested}\n" in out.output
