@@ -20,6 +20,7 @@ from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness
+from tests.registry.redis_keys import swept
 from tests.registry.redis_patience import answered, patient_redis
 from tests.registry.redis_replicas import prefixed, replicas_sharing_redis
 from tests.registry.test_access import CHAT, _until, chat
@@ -114,6 +115,7 @@ async def test_a_models_share_is_counted_against_the_cap_each_take_gives(
         assert await other.take("gemma", 4) is not None  # a node more: room again
     finally:
         await _close(one, other)
+        await swept(redis_url, one.prefix)
 
 
 async def test_a_killed_replicas_share_ends_with_its_lease(
@@ -137,6 +139,7 @@ async def test_a_killed_replicas_share_ends_with_its_lease(
         give()
     finally:
         await _close(live, dead)
+        await swept(redis_url, live.prefix)
 
 
 async def test_redis_out_each_replica_counts_the_share_on_its_own() -> None:
