@@ -35,7 +35,7 @@ async def _clock_running(h: Harness, task: asyncio.Task[T]) -> T:
     """``task``'s result, ``h``'s clock running meanwhile (no faster than the loop's), as a
     server's ``time.monotonic`` does. The waiter's take may come before a's removals reach
     Redis (they go in the background): refused, it marks the share full for
-    ``access._SHARED_FULL_S`` (0.25 s) on the replica's clock and asks again once that ends
+    ``access_anonymous._SHARED_FULL_S`` (0.25 s) on the replica's clock and asks again once that ends
     (found 2026-12-06, redishang37: on the harness' clock, which stands still, never: 4 of 10
     runs failed on main at the product's 0.5 s, 2 of 3 and 2 of 10 with ``patient_redis``)."""
     while not task.done():
