@@ -78,6 +78,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
 | settlement_keep_days | LLM_MESH_SETTLEMENT_KEEP_DAYS | 400 (settled or void ``settlements`` rows are kept this many days after settling, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1; the ledger is never pruned) |
 | cut_receipt_keep_days | LLM_MESH_CUT_RECEIPT_KEEP_DAYS | 400 (a cut stream's receipt nobody received, ``GET /v1/receipts/{hash}``, is kept this many days after it was made, pruned hourly; 0: forever; its hash stays in the ledger) |
+| unpaid_keep_days     | LLM_MESH_UNPAID_KEEP_DAYS | 400 (a node's count of requests served unpaid, ``unpaid`` in ``GET /v1/earnings``, is kept this many days after its UTC day, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1) |
 | node_keep_days       | LLM_MESH_NODE_KEEP_DAYS  | 30 (a ``nodes`` row quiet this many days (forgotten) is deleted, pruned hourly; 0: forever; never less than the forget bound + 1 day nor the rewards read; its key, revocation, quarantine, ledger, settlements and request log stay: ``registry/node_retention.py``) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
@@ -128,7 +129,12 @@ from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.previous_window import PREVIOUS_KEY_TOKENS_S, PREVIOUS_KEY_TOKENS_TOP_S
 from LLM_Mesh.core.registry_urls import registry_url_list
 from LLM_Mesh.core.registry_urls import split_urls as split_urls  # (its home before)
-from LLM_Mesh.core.retention import CUT_RECEIPT_DAYS, REQUEST_LOG_DAYS, SETTLEMENT_DAYS
+from LLM_Mesh.core.retention import (
+    CUT_RECEIPT_DAYS,
+    REQUEST_LOG_DAYS,
+    SETTLEMENT_DAYS,
+    UNPAID_DAYS,
+)
 from LLM_Mesh.core.rewards import START_CLOSE_S, UPTIME_NODES
 from LLM_Mesh.core.sdk_retry import DEFAULT_WINDOW_S
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
@@ -246,10 +252,12 @@ class Settings:
     reward_uptime_nodes: int = UPTIME_NODES
     reward_start_close_s: float = START_CLOSE_S  # the start's wait for the due close (0: none)
     # retention (0: kept forever; core/retention.py, registry/retention.py): the request log,
-    # settled or void settlements (after settling), cut receipts, quiet ``nodes`` rows
+    # settled or void settlements (after settling), cut receipts, the counts of requests
+    # served unpaid, quiet ``nodes`` rows
     request_log_keep_days: int = REQUEST_LOG_DAYS
     settlement_keep_days: int = SETTLEMENT_DAYS
     cut_receipt_keep_days: int = CUT_RECEIPT_DAYS
+    unpaid_keep_days: int = UNPAID_DAYS  # the counts of requests served unpaid, a row a day
     node_keep_days: int = 30
     # observability (docs/operations.md): Prometheus /metrics and the per-request log line
     metrics: bool = True
@@ -373,6 +381,7 @@ class Settings:
             cut_receipt_keep_days=env_whole(
                 env, "LLM_MESH_CUT_RECEIPT_KEEP_DAYS", CUT_RECEIPT_DAYS
             ),
+            unpaid_keep_days=env_whole(env, "LLM_MESH_UNPAID_KEEP_DAYS", UNPAID_DAYS),
             node_keep_days=env_whole(env, "LLM_MESH_NODE_KEEP_DAYS", 30),
             metrics=env_bool(env, "LLM_MESH_METRICS", True),
             metrics_public=env_bool(env, "LLM_MESH_METRICS_PUBLIC", False),

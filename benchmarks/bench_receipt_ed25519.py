@@ -26,7 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.ed25519 import PublicKey, Signer
-from LLM_Mesh.core.receipt import Part, PartStatus, b64url, node_receipt_bytes, receipt_bytes
+from LLM_Mesh.core.receipt import (
+    Part,
+    PartStatus,
+    ReceiptBody,
+    b64url,
+    node_receipt_bytes,
+    receipt_bytes,
+)
 
 LIBS = ("cryptography", "libsodium")
 
@@ -37,8 +44,8 @@ def _messages(key: Ed25519PrivateKey) -> dict[str, bytes]:
                               "req-0123456789abcdef0123", "gemma-3-270m", 12, 40, h)  # fmt: skip
     part = Part("node-abcdefghijklmnopqrstuvwxyz", b64url(bytes(32)), PartStatus.SIGNED, 12, 40,
                 h, b64url(key.sign(node)))  # fmt: skip
-    whole = receipt_bytes("registry-0123456789abcdef", "req-0123456789abcdef0123",
-                          "gemma-3-270m", 1_800_000_000_000, 12, 40, h, [part])  # fmt: skip
+    whole = receipt_bytes(ReceiptBody("registry-0123456789abcdef", "req-0123456789abcdef0123",
+                                      "gemma-3-270m", 1_800_000_000_000, 12, 40, h, (part,)))  # fmt: skip
     return {"node_receipt": node, "countersign": whole}
 
 

@@ -33,7 +33,7 @@ registry/pipeline logs registry/settlement core/balancer core/delivered core/pri
 registry/admit core/gateway_auth registry/routing registry/node_table core/stream_guard
 registry/charge core/limits core/scoring registry/job registry/metrics core/strict_json
 registry/settle_db core/failover core/receipt_check registry/gateway body_limit
-core/traffic registry/access core/lease_book core/answer_text core/ewma
+core/traffic registry/access registry/access_anonymous core/lease_book core/answer_text core/ewma
 registry/settle_lease core/sketch slow_clients registry/hot_heartbeat registry/node_client
 core/identity core/retry registry/store registry/relay registry/telemetry gc_freeze
 lifespan_loop registry/dashboard/feed server_process core/indexed_set core/ed25519

@@ -357,9 +357,9 @@ async def test_strangers_exhausting_the_total_do_not_lock_the_local_operator_out
     address, so strangers at 50 addresses kept it empty and the operator's own admin calls
     on this machine were refused their proof (429). A loopback client is not counted in the
     total; strangers still are."""
-    from LLM_Mesh.registry import api
+    from LLM_Mesh.registry import api_views
 
-    monkeypatch.setattr(api, "IDENTITY_TOTAL_PER_MIN", 4)
+    monkeypatch.setattr(api_views, "IDENTITY_TOTAL_PER_MIN", 4)
     assert inprocess_mesh.app is not None
     q = {"origin": REGISTRY_URL, "nonce": b64(b"\x01" * 32)}
     codes = []

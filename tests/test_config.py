@@ -334,6 +334,13 @@ def test_settlement_keep_days_from_env() -> None:
             Settings.from_env({"LLM_MESH_SETTLEMENT_KEEP_DAYS": bad})
 
 
+def test_unpaid_keep_days_from_env() -> None:
+    assert Settings.from_env({}).unpaid_keep_days == 400
+    env = "LLM_MESH_UNPAID_KEEP_DAYS"
+    assert Settings.from_env({env: "30"}).unpaid_keep_days == 30
+    assert Settings.from_env({env: "0"}).unpaid_keep_days == 0
+
+
 def test_cut_receipt_keep_days_from_env() -> None:
     assert Settings.from_env({}).cut_receipt_keep_days == 400
     env = "LLM_MESH_CUT_RECEIPT_KEEP_DAYS"

@@ -100,6 +100,7 @@ __all__ = [
     "Part",
     "PartStatus",
     "Receipt",
+    "ReceiptBody",
     "ReceiptError",
     "ReceiptSigner",
     "client_id_hash",
@@ -395,47 +396,45 @@ def _part_money(part: Part, money: Money | None) -> bytes:
     return _u64(part.amount) + _u64(part.fee)
 
 
-def receipt_bytes(
-    registry_id: str,
-    request_id: str,
-    model: str,
-    time_ms: int,
-    prompt_tokens: int,
-    completion_tokens: int,
-    output_sha256: str,
-    parts: Sequence[Part],
-    client_id_hash: str = "",
-    money: Money | None = None,
-) -> bytes:
-    """The canonical bytes the gateway signs, version 4 only (see the module docstring;
-    ``money``: what a settled request was charged, ``None``: not settled;
-    ``client_id_hash``: "" or 64 lowercase hex digits). There is no ``version`` here (found
-    2026-12-07, money43): the layouts of versions 1 to 3, which a verifier still reads, are
-    :mod:`~LLM_Mesh.core.receipt_old`'s, a module the registry and the node never import
-    (an import-linter contract; ``_layout``, a ruff banned API elsewhere), so no code of
-    theirs can lay out, and sign, an old one."""
-    return _layout(RECEIPT_V4_DOMAIN, registry_id, request_id, client_id_hash, model,
-                   time_ms, prompt_tokens, completion_tokens, output_sha256, parts,
-                   money, VERSION)  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class ReceiptBody:
+    """What a receipt signs, every version (said once, hygiene44: ``receipt_bytes``,
+    ``_layout`` and ``receipt_old.old_receipt_bytes`` each listed these fields before).
+    ``client_id_hash``: "" (the gateway made the request id; version 1 signs none) or 64
+    lowercase hex digits; ``money``: what a settled request was charged (versions 3 and 4),
+    ``None``: not settled. A :class:`Receipt` is one, with its signature and version."""
+
+    registry_id: str
+    request_id: str
+    model: str
+    time_ms: int
+    prompt_tokens: int
+    completion_tokens: int
+    output_sha256: str
+    parts: tuple[Part, ...]
+    client_id_hash: str = ""
+    money: Money | None = None
 
 
-def _layout(
-    head: bytes,
-    registry_id: str,
-    request_id: str,
-    client_id_hash: str | None,
-    model: str,
-    time_ms: int,
-    prompt_tokens: int,
-    completion_tokens: int,
-    output_sha256: str,
-    parts: Sequence[Part],
-    money: Money | None,
-    version: int,
-) -> bytes:
-    """A receipt's bytes of ``version`` after its domain ``head`` (the layout all versions
-    share; ``core/receipt_old.py`` gives the old domains): ``client_id_hash`` None for a
-    layout without it (version 1); versions 3 and 4 have the money fields."""
+def receipt_bytes(body: ReceiptBody) -> bytes:
+    """The canonical bytes the gateway signs, version 4 only (see the module docstring).
+    There is no ``version`` here (found 2026-12-07, money43), and a :class:`Receipt` of an
+    older version is refused (``ValueError``): the layouts of versions 1 to 3, which a
+    verifier still reads, are :mod:`~LLM_Mesh.core.receipt_old`'s, a module the registry and
+    the node never import (an import-linter contract; ``_layout``, a ruff banned API
+    elsewhere), so no code of theirs can lay out, and sign, an old one."""
+    version = body.version if isinstance(body, Receipt) else VERSION
+    if version != VERSION:
+        raise ValueError(f"a version-{version} receipt is laid out only by "
+                         "core/receipt_old (verified, never signed)")  # fmt: skip
+    return _layout(RECEIPT_V4_DOMAIN, body, VERSION)
+
+
+def _layout(head: bytes, body: ReceiptBody, version: int) -> bytes:
+    """``body``'s bytes as ``version`` lays them out, after its domain ``head`` (the layout
+    all versions share; ``core/receipt_old.py`` gives the old domains): version 1 has no
+    ``client_id_hash``; versions 3 and 4 have the money fields."""
+    parts, money = body.parts, body.money
     if not 1 <= len(parts) <= MAX_PARTS:
         raise ValueError(f"a receipt has 1 to {MAX_PARTS} parts")
     signs_money = version in MONEY_VERSIONS
@@ -443,12 +442,12 @@ def _layout(
         money is not None or any(p.amount is not None or p.fee is not None for p in parts)
     ):
         raise ValueError(f"a version-{version} receipt signs no amount")
-    out = [head, _kept(registry_id), _str(request_id)]
-    if client_id_hash is not None:
-        out.append(_client(client_id_hash))
+    out = [head, _kept(body.registry_id), _str(body.request_id)]
+    if version >= 2:
+        out.append(_client(body.client_id_hash))
     out += (
-        _kept(model), _u64(time_ms), _counts(prompt_tokens, completion_tokens),
-        _digest(output_sha256),
+        _kept(body.model), _u64(body.time_ms),
+        _counts(body.prompt_tokens, body.completion_tokens), _digest(body.output_sha256),
     )  # fmt: skip
     if signs_money:
         out.append(b"\x00" if money is None else money.signed())
@@ -464,37 +463,21 @@ def _layout(
     return b"".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A countersigned receipt; ``receipt_hash`` = hex SHA-256 of :meth:`signed_bytes`."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt(ReceiptBody):
+    """A countersigned receipt: what it signs (:class:`ReceiptBody`, by position), its
+    ``signature`` (base64url, the registry key's) and ``version`` (by keyword);
+    ``receipt_hash`` = hex SHA-256 of :meth:`signed_bytes`. ``client_id_hash`` "": the
+    gateway made the request id (or a version-1 receipt, which signs none)."""
 
-    registry_id: str
-    request_id: str
-    model: str
-    time_ms: int
-    prompt_tokens: int
-    completion_tokens: int
-    output_sha256: str
-    parts: tuple[Part, ...]
-    signature: str  # base64url, the registry key's
-    # hex client_id_hash(the client's own request id); "": the gateway made the request id
-    # (or a version-1 receipt, which signs none)
-    client_id_hash: str = ""
+    signature: str
     version: int = VERSION
-    money: Money | None = None  # version 3 or 4, settled: what was charged; None: not settled
 
     def signed_bytes(self) -> bytes:
         """Version 4's bytes (:func:`receipt_bytes`); a receipt of an older version is an
         :class:`~LLM_Mesh.core.receipt_old.OldReceipt` (what the verifier parses it into),
         else ``ValueError``: nothing here lays out an old version (money43)."""
-        if self.version != VERSION:
-            raise ValueError(f"a version-{self.version} receipt is laid out only by "
-                             "core/receipt_old (verified, never signed)")  # fmt: skip
-        return receipt_bytes(
-            self.registry_id, self.request_id, self.model, self.time_ms, self.prompt_tokens,
-            self.completion_tokens, self.output_sha256, self.parts, self.client_id_hash,
-            self.money,
-        )  # fmt: skip
+        return receipt_bytes(self)
 
     def names(self, request_id: str) -> bool:
         """Whether ``request_id`` is this receipt's request: its ``request_id`` (the id its
@@ -564,16 +547,12 @@ class ReceiptSigner:
         No older version is signed (found 2026-12-07, money42: a ``version`` argument let
         the gateway sign version 2, which signs no amounts, for a request it charged all
         the same, and every check of those charges said "nothing to compare"); older
-        receipts are only verified (:func:`receipt_bytes` builds their layouts)."""
+        receipts are only verified (:mod:`~LLM_Mesh.core.receipt_old` lays them out)."""
         time_ms = int(self.wall_clock() * 1000)
-        parts = tuple(parts)
-        data = receipt_bytes(self.registry_id, request_id, model, time_ms, prompt_tokens,
-                             completion_tokens, output_sha256, parts, client_id_hash,
-                             money)  # fmt: skip
-        receipt = Receipt(
-            self.registry_id, request_id, model, time_ms, prompt_tokens, completion_tokens,
-            output_sha256, parts, b64url(self._key.sign(data)), client_id_hash, VERSION, money,
-        )  # fmt: skip
+        signed = (self.registry_id, request_id, model, time_ms, prompt_tokens,
+                  completion_tokens, output_sha256, tuple(parts), client_id_hash, money)  # fmt: skip
+        data = receipt_bytes(ReceiptBody(*signed))
+        receipt = Receipt(*signed, signature=b64url(self._key.sign(data)), version=VERSION)
         return receipt, hashlib.sha256(data).hexdigest()
 
 

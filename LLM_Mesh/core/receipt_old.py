@@ -17,11 +17,10 @@ Pure (no I/O).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from LLM_Mesh.core.identity import DOMAIN, MessageKind
-from LLM_Mesh.core.receipt import Money, Part, Receipt, _layout
+from LLM_Mesh.core.receipt import Receipt, ReceiptBody, _layout
 
 __all__ = ["OLD_VERSIONS", "OldReceipt", "old_receipt_bytes"]
 
@@ -32,39 +31,18 @@ RECEIPT_V3_DOMAIN = DOMAIN + MessageKind.RECEIPT_V3.value.encode("ascii") + b"\x
 _DOMAINS = {1: RECEIPT_DOMAIN, 2: RECEIPT_V2_DOMAIN, 3: RECEIPT_V3_DOMAIN}
 
 
-def old_receipt_bytes(
-    registry_id: str,
-    request_id: str,
-    model: str,
-    time_ms: int,
-    prompt_tokens: int,
-    completion_tokens: int,
-    output_sha256: str,
-    parts: Sequence[Part],
-    client_id_hash: str,
-    version: int,
-    money: Money | None = None,
-) -> bytes:
-    """The bytes a registry signed for a receipt of ``version`` 3 (``money``: what a settled
-    request was charged, ``None``: not settled), 2 (no money; ``client_id_hash``: "" or 64
-    lowercase hex digits) or 1 (no client id either): what a verifier checks its signature
-    against."""
-    if version not in _DOMAINS or (version == 1 and client_id_hash):
-        raise ValueError(f"receipt version {version} with client_id_hash {client_id_hash!r}")
-    return _layout(
-        _DOMAINS[version], registry_id, request_id, None if version == 1 else client_id_hash,
-        model, time_ms, prompt_tokens, completion_tokens, output_sha256, parts, money,
-        version,
-    )  # fmt: skip
+def old_receipt_bytes(body: ReceiptBody, version: int) -> bytes:
+    """The bytes a registry signed for a receipt of ``version`` 3 (``body.money``: what a
+    settled request was charged, ``None``: not settled), 2 (no money) or 1 (no client id
+    either: ``body.client_id_hash`` ""): what a verifier checks its signature against."""
+    if version not in _DOMAINS or (version == 1 and body.client_id_hash):
+        raise ValueError(f"receipt version {version} with client_id_hash {body.client_id_hash!r}")
+    return _layout(_DOMAINS[version], body, version)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OldReceipt(Receipt):
     """A receipt of version 1, 2 or 3, as read: its bytes are :func:`old_receipt_bytes`."""
 
     def signed_bytes(self) -> bytes:
-        return old_receipt_bytes(
-            self.registry_id, self.request_id, self.model, self.time_ms, self.prompt_tokens,
-            self.completion_tokens, self.output_sha256, self.parts, self.client_id_hash,
-            self.version, self.money,
-        )  # fmt: skip
+        return old_receipt_bytes(self, self.version)

@@ -145,8 +145,8 @@ def parse_receipt(obj: Any) -> Receipt:
     receipt = made(
         _text(obj, "registry_id"), _text(obj, "request_id"), _text(obj, "model"),
         _count(obj, "time_ms"), _count(obj, "prompt_tokens"), _count(obj, "completion_tokens"),
-        _text(obj, "output_sha256"), tuple(parts), _text(obj, "signature"), client,
-        version, money,
+        _text(obj, "output_sha256"), tuple(parts), client, money,
+        signature=_text(obj, "signature"), version=version,
     )  # fmt: skip
     try:
         receipt.signed_bytes()

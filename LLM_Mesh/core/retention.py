@@ -28,6 +28,13 @@ before :func:`cut_receipt_cutoff` may go (``Settings.cut_receipt_keep_days``, 0:
 forever; 400 by default, as long as its settled settlement row). Its one reader is its payer
 (``GET /v1/receipts/{hash}``, ``llm-mesh receipt fetch``); the ledger entry that commits to
 its hash is never pruned.
+
+The counts of requests nodes served unpaid (``unpaid_served``, migration 0035,
+``registry/store_unpaid.py``) of a UTC day wholly before :func:`unpaid_cutoff` may go
+(``Settings.unpaid_keep_days``, 0: keep forever; 400 by default, as the settlements). Their
+one reader is an operator's earnings (``GET /v1/earnings``, ``unpaid``), over at most
+:data:`EARNINGS_MAX_DAYS` UTC days, so the cutoff is never later than ``EARNINGS_MAX_DAYS +
+1`` days back, as the settlements' (found 2026-12-07, hygiene44: they were never pruned).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "EARNINGS_MAX_DAYS",
     "REQUEST_LOG_DAYS",
     "SETTLEMENT_DAYS",
+    "UNPAID_DAYS",
     "cut_receipt_cutoff",
     "days_back",
     "node_cutoff",
@@ -49,16 +57,18 @@ __all__ = [
     "prune_bounds",
     "request_log_cutoff",
     "settlement_cutoff",
+    "unpaid_cutoff",
 ]
 
 DAY_S = 86_400
 # the longest earnings window (``GET /v1/earnings?days=``, ``llm-mesh earnings --days``)
 EARNINGS_MAX_DAYS = 366
 # the defaults of ``Settings.request_log_keep_days``, ``settlement_keep_days``,
-# ``cut_receipt_keep_days`` (``LLM_MESH_*_KEEP_DAYS``)
+# ``cut_receipt_keep_days``, ``unpaid_keep_days`` (``LLM_MESH_*_KEEP_DAYS``)
 REQUEST_LOG_DAYS = 30
 SETTLEMENT_DAYS = 400
 CUT_RECEIPT_DAYS = 400
+UNPAID_DAYS = 400
 _MARGIN_S = 3600  # past the rewards' window: a reward task that ran late still finds its rows
 
 
@@ -106,6 +116,13 @@ def cut_receipt_cutoff(now_s: float, keep_days: int) -> float | None:
     """The Unix time before which a cut stream's stored receipt may go (by when it was made);
     ``None`` for ``keep_days`` 0 (keep)."""
     return days_back(now_s, keep_days)
+
+
+def unpaid_cutoff(now_s: float, keep_days: int) -> float | None:
+    """The Unix time before which a count of requests served unpaid may go: its UTC day
+    ended by then; ``None`` for ``keep_days`` 0 (keep). Never later than
+    ``EARNINGS_MAX_DAYS + 1`` days back: the oldest earnings day still starts after it."""
+    return days_back(now_s, keep_days, EARNINGS_MAX_DAYS + 1)
 
 
 def node_cutoff(

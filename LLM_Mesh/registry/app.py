@@ -49,6 +49,7 @@ from LLM_Mesh.core.trusted_proxies import LOOPBACK_PROXIES, uvicorn_names
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
+from LLM_Mesh.registry import retention
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
@@ -259,6 +260,7 @@ def create_registry_app(
         receipt_pruner = CutReceiptPruner(
             cast(CutReceiptStore, the_store), keep_days=settings.cut_receipt_keep_days
         )
+    unpaid_pruner = retention.unpaid_pruner(the_store, settings.unpaid_keep_days)  # (400 days)
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
     if runtime.metrics is not None:  # every quarantine counted, by its reason's kind
@@ -433,7 +435,7 @@ def create_registry_app(
                 await start.run("loading the canary's departures", departures.open)
                 stops.add("departures", departures.stop)  # its pending tallies written
             stops.start("canary", canary)
-            for prune in (pruner, settlement_pruner, node_pruner, receipt_pruner):
+            for prune in (pruner, settlement_pruner, node_pruner, receipt_pruner, unpaid_pruner):
                 if prune is not None:  # the node pruner after the due reward close (rows closed)
                     stops.start("prune", prune)
             yield
@@ -462,6 +464,7 @@ def create_registry_app(
     app.state.settlement_pruner = settlement_pruner  # None: settlements are kept forever
     app.state.node_pruner = node_pruner  # None: nodes rows are kept forever
     app.state.cut_receipt_pruner = receipt_pruner  # None: cut receipts are kept forever
+    app.state.unpaid_pruner = unpaid_pruner  # None: unpaid counts are kept forever
     app.state.node_sync = node_sync  # None for a store that shares nothing
     app.state.store_polls = store_polls
     app.state.canary = prober

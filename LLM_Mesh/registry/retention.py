@@ -24,6 +24,13 @@ the same for ``cut_receipts`` rows (a cut stream's receipt nobody received,
 ``registry/cut_receipts.py``) made before :func:`~LLM_Mesh.core.retention.cut_receipt_cutoff`,
 with the store's ``prune_cut_receipts`` (SQL and memory stores alike).
 
+:class:`UnpaidPruner` (when ``Settings.unpaid_keep_days`` > 0: 400 by default) does the same
+for ``unpaid_served`` rows (a node's count of requests served unpaid, a row a UTC day,
+``registry/store_unpaid.py``) of days wholly before
+:func:`~LLM_Mesh.core.retention.unpaid_cutoff` (never within the longest earnings window),
+with the store's ``prune_unpaid`` (SQL and memory stores alike; found 2026-12-07,
+hygiene44: never pruned).
+
 The ledger (``ledger_entries``, ``ledger_nodes``, checkpoints) is the public audit log,
 every payment in it, and is never deleted.
 """
@@ -35,7 +42,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,11 +52,13 @@ from LLM_Mesh.core.retention import (
     prune_bounds,
     request_log_cutoff,
     settlement_cutoff,
+    unpaid_cutoff,
 )
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.settle_scans import col, done_rows, is_done
+from LLM_Mesh.registry.unpaid import stores_unpaid
 
 if TYPE_CHECKING:  # (typing's from 3.11; only read by the type checker here)
     from typing import Unpack
@@ -59,7 +68,9 @@ __all__ = [
     "CutReceiptPruner",
     "RequestLogPruner",
     "SettlementPruner",
+    "UnpaidPruner",
     "prune_settlements",
+    "unpaid_pruner",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +91,10 @@ class BatchLoop(TypedDict, total=False):
 
 class CutReceiptPrunable(Protocol):
     async def prune_cut_receipts(self, before: datetime, limit: int) -> int: ...
+
+
+class UnpaidPrunable(Protocol):
+    async def prune_unpaid(self, before: datetime, limit: int) -> int: ...
 
 
 class _BatchPruner(Poller):
@@ -228,6 +243,33 @@ class CutReceiptPruner(_BatchPruner):
         cutoff = cut_receipt_cutoff(self._wall(), self.keep_days)
         said = "cut receipts: %d made before %s deleted"
         return await self._prune_before(cutoff, self.store.prune_cut_receipts, said)
+
+
+class UnpaidPruner(_BatchPruner):
+    """The counts of requests served unpaid of days before the cutoff deleted (the module
+    docstring), with ``store.prune_unpaid``."""
+
+    task_name = "llm-mesh-unpaid-pruner"
+
+    def __init__(self, store: UnpaidPrunable, *, keep_days: int, **loop: Unpack[BatchLoop]) -> None:
+        super().__init__(**loop)
+        unpaid_cutoff(0.0, keep_days)
+        self.store = store
+        self.keep_days = keep_days
+
+    async def poll(self) -> int:
+        """One run: delete the rows of days wholly before the cutoff, bounded; how many."""
+        cutoff = unpaid_cutoff(self._wall(), self.keep_days)
+        said = "unpaid requests: %d counts of days before %s deleted"
+        return await self._prune_before(cutoff, self.store.prune_unpaid, said)
+
+
+def unpaid_pruner(store: object, keep_days: int) -> UnpaidPruner | None:
+    """The app's :class:`UnpaidPruner` for ``store``: None when it counts nothing served
+    unpaid or ``keep_days`` is 0 (kept forever)."""
+    if keep_days == 0 or not stores_unpaid(store):
+        return None
+    return UnpaidPruner(cast(UnpaidPrunable, store), keep_days=keep_days)
 
 
 async def prune_settlements(engine: AsyncEngine, before: datetime, limit: int) -> int:

@@ -5,7 +5,9 @@ A request the gateway could not charge because its receipt could not carry the c
 is counted for every node it would have paid (``registry/unpaid.py`` writes, off the hot path): one row per
 node, UTC day, model and reason, ``requests`` added to (``ON CONFLICT DO UPDATE``, so
 replicas add up). ``GET /v1/earnings`` reads an operator's nodes' rows in its window
-(:meth:`SqlUnpaid.unpaid_served`). :class:`SqlUnpaid` is mixed into
+(:meth:`SqlUnpaid.unpaid_served`); the rows of days wholly before the retention's cutoff
+are deleted hourly (``prune_unpaid``: ``registry/retention.UnpaidPruner``,
+``LLM_MESH_UNPAID_KEEP_DAYS``, 400 days by default). :class:`SqlUnpaid` is mixed into
 :class:`~LLM_Mesh.registry.store.SqlStore` (which gives it ``engine``),
 :class:`MemoryUnpaid` into the memory store. No prompt, no client: a node, a day, a model,
 why, how many.
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from LLM_Mesh.core.retention import prune_bounds
 from LLM_Mesh.registry import tables
 
 __all__ = ["MemoryUnpaid", "SqlUnpaid", "Unpaid", "UnpaidCount", "summed"]
@@ -67,6 +70,13 @@ def summed(values: Sequence[Unpaid]) -> dict[tuple[str, str, str, str], int]:
     return out
 
 
+def _day_before(before: datetime, limit: int) -> str:
+    """The first UTC day (``YYYY-MM-DD``) not wholly before ``before``: a row of an earlier
+    day may go. The prune's arguments checked (``prune_bounds``)."""
+    prune_bounds(before, limit)
+    return before.astimezone(timezone.utc).date().isoformat()
+
+
 class SqlUnpaid:
     """The counts on SQLAlchemy (see the module docstring)."""
 
@@ -109,6 +119,25 @@ class SqlUnpaid:
             found = (await conn.execute(stmt)).all()
         return [UnpaidCount(r.node_id, r.model, r.reason, int(r.n)) for r in found]
 
+    async def prune_unpaid(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` rows of UTC days wholly before ``before``; how many. One
+        short statement, as ``Store.prune_requests``; on PostgreSQL the rows are taken
+        ``FOR UPDATE SKIP LOCKED`` in a materialized CTE (replicas pruning at once skip each
+        other's rows; a ``LIMIT`` under ``IN`` could otherwise be run again per row and
+        delete more, as ``retention.prune_settlements`` found). The table has a row only per
+        node, day, model and reason with a request served unpaid: small, read whole."""
+        day = _day_before(before, limit)
+        t = tables.unpaid_served
+        pk = (t.c.node_id, t.c.day, t.c.model, t.c.reason)
+        keys = select(*pk).where(t.c.day < day).limit(limit)
+        async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                doomed = keys.with_for_update(skip_locked=True).cte("doomed")
+                doomed = doomed.prefix_with("MATERIALIZED")
+                keys = select(doomed.c.node_id, doomed.c.day, doomed.c.model, doomed.c.reason)
+            result = await conn.execute(delete(t).where(tuple_(*pk).in_(keys), t.c.day < day))
+        return int(result.rowcount or 0)
+
 
 class MemoryUnpaid:
     """The counts in memory (tests, ``demo``)."""
@@ -127,3 +156,10 @@ class MemoryUnpaid:
             if node in wanted and d >= day:
                 out[(node, model, reason)] = out.get((node, model, reason), 0) + n
         return [UnpaidCount(*k, n) for k, n in sorted(out.items())]
+
+    async def prune_unpaid(self, before: datetime, limit: int) -> int:
+        day = _day_before(before, limit)
+        doomed = [k for k in self.unpaid if k[1] < day][:limit]
+        for k in doomed:
+            del self.unpaid[k]
+        return len(doomed)

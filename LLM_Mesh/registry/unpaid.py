@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 from LLM_Mesh.registry.batch_writer import BatchWriter, RetryOnFailure
@@ -34,6 +34,8 @@ class UnpaidStore(Protocol):
     async def record_unpaid(self, values: Sequence[Unpaid]) -> None: ...
 
     async def unpaid_served(self, nodes: Sequence[str], since: date) -> list[UnpaidCount]: ...
+
+    async def prune_unpaid(self, before: datetime, limit: int) -> int: ...
 
 
 def stores_unpaid(store: object) -> bool:

@@ -354,7 +354,7 @@ class SimGateway:
             req.done = True
             if not req.keyed and self.policy.anonymous_share is not None:
                 self.anonymous_running -= 1
-                self.changed()  # registry/access.py's _Running.give wakes the waiters
+                self.changed()  # registry/access_anonymous.py's _Running.give wakes the waiters
 
     def _count(self, req: Request, reason: str) -> None:
         self.failures[reason] = self.failures.get(reason, 0) + 1

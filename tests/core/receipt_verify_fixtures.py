@@ -27,7 +27,7 @@ from LLM_Mesh.core.receipt import (
     client_id_hash,
 )
 from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
-from LLM_Mesh.core.receipt_old import OldReceipt, old_receipt_bytes
+from LLM_Mesh.core.receipt_old import OldReceipt
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 
 REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
@@ -88,12 +88,11 @@ def signed_as(
     registry did before it signed only :data:`~LLM_Mesh.core.receipt.VERSION` (found
     2026-12-07, money42: ``ReceiptSigner`` takes no version any more): old data to verify."""
     time_ms = int(SIGNER.wall_clock() * 1000)
-    data = old_receipt_bytes(SIGNER.registry_id, request_id, model, time_ms, prompt, completion,
-                             digest, parts, client, version, money)  # fmt: skip
-    return OldReceipt(
+    unsigned = OldReceipt(
         SIGNER.registry_id, request_id, model, time_ms, prompt, completion, digest,
-        tuple(parts), b64url(REGISTRY_KEY.sign(data)), client, version, money,
+        tuple(parts), client, money, signature="", version=version,
     )  # fmt: skip
+    return replace(unsigned, signature=b64url(REGISTRY_KEY.sign(unsigned.signed_bytes())))
 
 
 def answer(receipt: dict[str, Any], text: str = TEXT) -> dict[str, Any]:

@@ -101,13 +101,13 @@ def test_the_node_signs_the_documented_layout() -> None:
 
 
 def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
-    from LLM_Mesh.core.receipt import Part
+    from LLM_Mesh.core.receipt import Part, ReceiptBody
     from LLM_Mesh.core.receipt_old import RECEIPT_DOMAIN
     from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes
 
     a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
     b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
-    data = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 1)  # the old layout
+    data = receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], ""), 1)  # old
     part_a = [_s("n1"), _s("k1"), _s("invalid"), _s("usage"), (1).to_bytes(8, "big"),
               (2).to_bytes(8, "big"), bytes.fromhex(HASH), _s("")]  # fmt: skip
     part_b = [_s("n2"), _s("k2"), _s("signed"), _s(""), (3).to_bytes(8, "big"),
@@ -117,7 +117,8 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
          (6).to_bytes(8, "big"), (6).to_bytes(8, "big"), bytes.fromhex(HASH),
          (2).to_bytes(2, "big"), *part_a, *part_b]
     )  # fmt: skip
-    assert len(receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a] * 64, "", 1)) > len(data)
+    most = ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a] * 64, "")
+    assert len(receipt_bytes(most, 1)) > len(data)
     # version 2 (what the gateway signed before version 3): its own domain, and the client's id hashed
     # (32 bytes, or none when the gateway made the id) after the request id
     from LLM_Mesh.core.receipt import client_id_hash
@@ -125,59 +126,61 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
 
     rest = data[len(RECEIPT_DOMAIN) + len(_s("reg") + _s("req")) :]
     mine = client_id_hash("alice-session-42")
-    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine, 2) == b"".join(
+    with_client = ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine)
+    assert receipt_bytes(with_client, 2) == b"".join(
         [RECEIPT_V2_DOMAIN, _s("reg"), _s("req"), (32).to_bytes(2, "big"), bytes.fromhex(mine),
          rest]
     )  # fmt: skip
-    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 2) == b"".join(
+    assert receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], ""), 2) == b"".join(
         [RECEIPT_V2_DOMAIN, _s("reg"), _s("req"), bytes(2), rest]
     )  # fmt: skip
     assert RECEIPT_V2_DOMAIN == b"llm-mesh/v1/receipt-v2\x00"
     with pytest.raises(ValueError):  # version 1 signs no client id
-        receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine, 1)
+        receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine), 1)
     with pytest.raises(ValueError):
-        receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine.upper(), 2)
+        receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine.upper()), 2)
 
 
 def test_version_3_signs_the_documented_layout_with_the_money() -> None:
     """Version 3: version 2's fields, then ``u8(settled)`` (and when 1: the payer's kind, the
     fee in bps, the cost) before the parts, and each part's amount and fee after it."""
-    from LLM_Mesh.core.receipt import RECEIPT_V4_DOMAIN, Money, Part
+    from LLM_Mesh.core.receipt import RECEIPT_V4_DOMAIN, Money, Part, ReceiptBody
     from LLM_Mesh.core.receipt import receipt_bytes as v4_bytes
     from LLM_Mesh.core.receipt_old import RECEIPT_V2_DOMAIN, RECEIPT_V3_DOMAIN
     from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes
 
     a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
     b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
-    v2 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 2)
+    v2 = receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], ""), 2)
     head = v2[len(RECEIPT_V2_DOMAIN) : -len(_part_bytes(a) + _part_bytes(b)) - 2]
     u64 = lambda n: n.to_bytes(8, "big")  # noqa: E731
     assert RECEIPT_V3_DOMAIN == b"llm-mesh/v1/receipt-v3\x00"
-    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 3) == b"".join(
+    assert receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], ""), 3) == b"".join(
         [RECEIPT_V3_DOMAIN, head, b"\x00", (2).to_bytes(2, "big"), _part_bytes(a), _part_bytes(b)]
     )  # not settled: no amounts
     paid = [replace(a, amount=0, fee=0), replace(b, amount=120, fee=6)]
     money = Money("pool", 500, 120)
-    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3, money) == b"".join(
+    settled = ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "", money)
+    assert receipt_bytes(settled, 3) == b"".join(
         [RECEIPT_V3_DOMAIN, head, b"\x01", _s("pool"), u64(500), u64(120),
          (2).to_bytes(2, "big"), _part_bytes(a), u64(0), u64(0), _part_bytes(b), u64(120),
          u64(6)]
     )  # fmt: skip
     # version 4 (2026-12-06, money34: each fee rounded up): version 3's layout, its domain
     assert RECEIPT_V4_DOMAIN == b"llm-mesh/v1/receipt-v4\x00"
-    v3 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3, money)
-    v4 = v4_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", money)
+    v3 = receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "", money), 3)
+    v4 = v4_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "", money))
     assert v4 == RECEIPT_V4_DOMAIN + v3[len(RECEIPT_V3_DOMAIN) :]
     for wrong in [
-        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2, money),
-        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2),
-        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 3, money),
-        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3),
-        lambda: v4_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, ""),
-        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3,
-                              Money("user:0123", 500, 120)),  # the account, not its kind
-        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3,
-                              Money("pool", 10_001, 120)),
+        lambda: receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "", money), 2),
+        lambda: receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, ""), 2),
+        lambda: receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", money), 3),
+        lambda: receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, ""), 3),
+        lambda: v4_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "")),
+        lambda: receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "",
+                                          Money("user:0123", 500, 120)), 3),  # the account
+        lambda: receipt_bytes(ReceiptBody("reg", "req", "m", 5, 6, 6, HASH, paid, "",
+                                          Money("pool", 10_001, 120)), 3),
     ]:  # fmt: skip
         with pytest.raises(ValueError):
             wrong()
@@ -222,7 +225,7 @@ def test_the_client_id_hash_is_the_ledgers_domain_separated_sha256() -> None:
 
 
 def test_receipt_field_limits_in_words() -> None:
-    from LLM_Mesh.core.receipt import Part, receipt_bytes
+    from LLM_Mesh.core.receipt import Part, ReceiptBody, receipt_bytes
 
     p = Part("n1", "k1", PartStatus.MISSING, 1, 2, HASH)
     node_receipt_bytes("r" * 512, "n", "q", "m", 0, 0, HASH)  # 512 bytes is allowed
@@ -235,7 +238,7 @@ def test_receipt_field_limits_in_words() -> None:
          "a receipt count is a whole number in [0, 2^63)"),
         (lambda: node_receipt_bytes("r", "n", "q", "m", 0, 0, HASH.upper()),
          "an output hash is 64 lowercase hex digits"),
-        (lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [p] * 65),
+        (lambda: receipt_bytes(ReceiptBody("r", "q", "m", 0, 0, 0, HASH, [p] * 65)),
          "a receipt has 1 to 64 parts"),
         (lambda: unb64url("a!b"), "not base64url (Only base64 data is allowed)"),
     ]  # fmt: skip
@@ -311,18 +314,18 @@ def test_money_half_stated_is_refused_in_words_and_the_fee_cap_is_allowed() -> N
     """A part with only its amount or only its fee, settled or not, signs nothing; a fee of
     exactly MAX_FEE_BPS is allowed. Each refusal (a programmer's mistake) in its words."""
     from LLM_Mesh.core.pricing import MAX_FEE_BPS
-    from LLM_Mesh.core.receipt import Money, Part
+    from LLM_Mesh.core.receipt import Money, Part, ReceiptBody
     from LLM_Mesh.core.receipt_old import old_receipt_bytes as receipt_bytes  # (3: the same
     # checks as version 4's, and 1 and 2)
 
     a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
     money = Money("user", MAX_FEE_BPS, 10)
-    assert receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [replace(a, amount=10, fee=10)],
-                         "", 3, money)  # fmt: skip
+    assert receipt_bytes(ReceiptBody("reg", "req", "m", 5, 1, 2, HASH,
+                                     [replace(a, amount=10, fee=10)], "", money), 3)  # fmt: skip
 
     def refusal(parts: list[Part], version: int, money: Money | None) -> str:
         with pytest.raises(ValueError) as refused:
-            receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, parts, "", version, money)
+            receipt_bytes(ReceiptBody("reg", "req", "m", 5, 1, 2, HASH, parts, "", money), version)
         return str(refused.value)
 
     for half in (replace(a, amount=10), replace(a, fee=1)):
@@ -336,19 +339,19 @@ def test_money_half_stated_is_refused_in_words_and_the_fee_cap_is_allowed() -> N
         "a receipt's payer is one of ('user', 'pool'), not 'user:1'"
     )
     with pytest.raises(ValueError) as refused:
-        receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], "ab" * 32, 1)
+        receipt_bytes(ReceiptBody("reg", "req", "m", 5, 1, 2, HASH, [a], "ab" * 32), 1)
     assert str(refused.value) == f"receipt version 1 with client_id_hash {'ab' * 32!r}"
 
 
 def test_an_encoding_ending_in_x_keeps_its_x_and_a_client_hash_with_x_is_refused() -> None:
-    from LLM_Mesh.core.receipt import Part, b64url, receipt_bytes
+    from LLM_Mesh.core.receipt import Part, ReceiptBody, b64url, receipt_bytes
 
     assert b64url(b"\x00\x00\x17") == "AAAX"  # 23: "X", no padding to strip
     assert b64url(b"\x00") == "AA"
     a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
     for bad in ("X" * 64, "ab" * 31 + "XX", "AB" * 32):
         with pytest.raises(ValueError) as refused:
-            receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], bad, 2)
+            receipt_bytes(ReceiptBody("reg", "req", "m", 5, 1, 2, HASH, [a], bad))
         assert str(refused.value) == "client_id_hash is empty or 64 lowercase hex digits", bad
 
 
@@ -357,18 +360,26 @@ def test_every_single_count_the_receipt_signs_is_refused_out_of_range_in_words(b
     """The time, the money's fee rate and cost, and a part's amount and fee are each packed
     as one unsigned 64-bit count (``_u64``, not the token pairs' ``_counts``): each refused
     alone, outside [0, 2^63), with the same message (mut34: only the pairs' was read)."""
-    from LLM_Mesh.core.receipt import Money, Part, receipt_bytes
+    from LLM_Mesh.core.receipt import Money, Part, ReceiptBody, receipt_bytes
 
     def part(amount: int = 5, fee: int = 1) -> Part:
         return Part("n1", "k1", PartStatus.MISSING, 1, 2, HASH, amount=amount, fee=fee)
 
     money = Money("user", 100, 5)
-    receipt_bytes("r", "q", "m", 2**63 - 1, 0, 0, HASH, [part(2**63 - 1, 0)], money=money)
+    receipt_bytes(
+        ReceiptBody("r", "q", "m", 2**63 - 1, 0, 0, HASH, [part(2**63 - 1, 0)], money=money)
+    )
     cases = [
-        lambda: receipt_bytes("r", "q", "m", bad, 0, 0, HASH, [part()], money=money),
-        lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [part()], money=Money("user", 0, bad)),
-        lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [part(amount=bad)], money=money),
-        lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [part(fee=bad)], money=money),
+        lambda: receipt_bytes(ReceiptBody("r", "q", "m", bad, 0, 0, HASH, [part()], money=money)),
+        lambda: receipt_bytes(
+            ReceiptBody("r", "q", "m", 0, 0, 0, HASH, [part()], money=Money("user", 0, bad))
+        ),
+        lambda: receipt_bytes(
+            ReceiptBody("r", "q", "m", 0, 0, 0, HASH, [part(amount=bad)], money=money)
+        ),
+        lambda: receipt_bytes(
+            ReceiptBody("r", "q", "m", 0, 0, 0, HASH, [part(fee=bad)], money=money)
+        ),
     ]
     for call in cases:
         with pytest.raises(ValueError) as exc:

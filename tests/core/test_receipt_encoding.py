@@ -13,6 +13,7 @@ from LLM_Mesh.core.receipt import (
     Money,
     Part,
     PartStatus,
+    ReceiptBody,
     node_receipt_bytes,
 )
 from LLM_Mesh.core.receipt_old import old_receipt_bytes
@@ -67,8 +68,9 @@ def parts(money: bool) -> list[Part]:
 
 def make(ps: list[Part], money: Money | None) -> bytes:
     """Version 3's layout (version 4's under another domain: ``core/receipt_old.py``)."""
-    return old_receipt_bytes("reg-1", "req-é", "model-ü", 1764900000123, 12, 40, HEX, ps, "", 3,
-                         money)  # fmt: skip
+    body = ReceiptBody("reg-1", "req-é", "model-ü", 1764900000123, 12, 40, HEX, tuple(ps), "",
+                       money)  # fmt: skip
+    return old_receipt_bytes(body, 3)
 
 
 @pytest.mark.parametrize("settled", [False, True])

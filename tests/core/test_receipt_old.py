@@ -13,7 +13,15 @@ from pathlib import Path
 import grimp
 import pytest
 
-from LLM_Mesh.core.receipt import VERSION, Part, PartStatus, Receipt, ReceiptSigner, receipt_bytes
+from LLM_Mesh.core.receipt import (
+    VERSION,
+    Part,
+    PartStatus,
+    Receipt,
+    ReceiptBody,
+    ReceiptSigner,
+    receipt_bytes,
+)
 from LLM_Mesh.core.receipt_old import OLD_VERSIONS, OldReceipt, old_receipt_bytes
 from LLM_Mesh.core.receipt_verify import Found, parse_receipt, verify
 from tests.core.receipt_verify_fixtures import KEYS, REGISTRY_KEY, make_receipt
@@ -27,20 +35,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_signing_module_lays_out_no_old_receipt(version: int) -> None:
     """Before: ``receipt_bytes(..., version=N)`` gave version N's bytes, and a ``Receipt`` of
     version N its ``signed_bytes``; a registry's code could sign either with its key."""
+    body = ReceiptBody("reg", "req", "m", 5, 6, 4, HASH, (PART,))
     with pytest.raises(TypeError):
-        receipt_bytes("reg", "req", "m", 5, 6, 4, HASH, [PART], "", version=version)  # type: ignore[call-arg]
-    old = Receipt("reg", "req", "m", 5, 6, 4, HASH, (PART,), "", "", version)
+        receipt_bytes(body, version=version)  # type: ignore[call-arg]
+    old = Receipt("reg", "req", "m", 5, 6, 4, HASH, (PART,), signature="", version=version)
     with pytest.raises(ValueError, match="receipt_old"):
         old.signed_bytes()
+    with pytest.raises(ValueError, match="receipt_old"):  # nor given the receipt itself
+        receipt_bytes(old)
     with pytest.raises(ValueError, match="receipt_old"):
         _ = old.receipt_hash
     # the verifier's module lays them out (the same bytes as before, old data to check)
     assert version in OLD_VERSIONS
-    laid = old_receipt_bytes("reg", "req", "m", 5, 6, 4, HASH, [PART], "", version)
-    assert (
-        OldReceipt("reg", "req", "m", 5, 6, 4, HASH, (PART,), "", "", version).signed_bytes()
-        == laid
-    )
+    laid = old_receipt_bytes(body, version)
+    read = OldReceipt("reg", "req", "m", 5, 6, 4, HASH, (PART,), signature="", version=version)
+    assert read.signed_bytes() == laid
 
 
 def test_the_signer_makes_only_the_current_version() -> None:

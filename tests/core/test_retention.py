@@ -13,6 +13,7 @@ from LLM_Mesh.core.retention import (
     CUT_RECEIPT_DAYS,
     DAY_S,
     EARNINGS_MAX_DAYS,
+    UNPAID_DAYS,
     cut_receipt_cutoff,
     days_back,
     node_cutoff,
@@ -20,6 +21,7 @@ from LLM_Mesh.core.retention import (
     prune_bounds,
     request_log_cutoff,
     settlement_cutoff,
+    unpaid_cutoff,
 )
 
 NOW = 1_800_000_000.0
@@ -170,6 +172,17 @@ def test_a_cut_receipt_goes_keep_days_after_it_was_made() -> None:
         cut_receipt_cutoff(0.0, -1)
 
 
+def test_an_unpaid_count_goes_keep_days_after_its_day_never_within_the_earnings_window() -> None:
+    """hygiene44: the counts of requests served unpaid, read by the earnings (at most
+    ``EARNINGS_MAX_DAYS``), were never pruned; now as the settlements are."""
+    assert unpaid_cutoff(NOW, 400) == NOW - 400 * DAY_S
+    assert unpaid_cutoff(NOW, 7) == NOW - (EARNINGS_MAX_DAYS + 1) * DAY_S  # the floor
+    assert unpaid_cutoff(NOW, 0) is None  # kept forever
+    assert UNPAID_DAYS == 400  # the documented default (docs/operations.md)
+    with pytest.raises(ValueError):
+        unpaid_cutoff(0.0, -1)
+
+
 @pytest.mark.parametrize(
     "days", [100_000_000, 10**400, 2**1100 // DAY_S], ids=["1e8", "10^400", "2^1100s"]
 )
@@ -184,10 +197,11 @@ def test_a_keep_longer_than_history_cuts_at_the_epoch_never_before(days: int) ->
     cutoffs = [
         cut_receipt_cutoff(NOW, days),
         settlement_cutoff(NOW, days),
+        unpaid_cutoff(NOW, days),
         request_log_cutoff(NOW, days, reward_period_s=3600, grace_s=0),
         node_cutoff(NOW, days, forget_s=0, expiry_s=0, reward_period_s=3600, grace_s=0),
     ]
-    assert cutoffs == [0.0] * 4
+    assert cutoffs == [0.0] * 5
     assert {datetime.fromtimestamp(c or 0.0, timezone.utc).year for c in cutoffs} == {1970}
 
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import FakeNodes, Harness, running
+from tests.registry.redis_keys import own_prefixes, swept
 
 __all__ = ["prefixed", "replicas_sharing_redis"]
 
@@ -50,10 +51,15 @@ async def replicas_sharing_redis(
     """One replica per name (its home ``tmp_path / name``), sharing a ``MemoryStore``,
     ``nodes``, ``gateway_key`` (a new one when None) and Redis at ``redis_url``;
     ``anonymous_rpm`` 600 unless ``settings`` say otherwise. ``prefix``: their shared
-    counts under ``prefix`` and a new uuid (:func:`prefixed`); None: the product's."""
+    counts under ``prefix`` and a new uuid (:func:`prefixed`); None: the product's. The keys
+    under the prefixes the test gave them are swept once they stopped (``redis_keys``)."""
     store, key = MemoryStore(), gateway_key or Ed25519PrivateKey.generate()
     settings.setdefault("anonymous_rpm", 600)
-    hs = [
+    hs: list[Harness] = []
+    # once every replica has stopped (the stack's last exit): the keys under the prefixes
+    # the test gave them (here or with :func:`prefixed` later) deleted (hygiene44)
+    stack.push_async_callback(_swept, redis_url, hs)
+    hs += [
         await stack.enter_async_context(
             running(
                 tmp_path / n,
@@ -69,3 +75,9 @@ async def replicas_sharing_redis(
     if prefix is not None:
         prefixed(f"{prefix}:{uuid.uuid4().hex}:", *hs)
     return hs
+
+
+async def _swept(redis_url: str, hs: list[Harness]) -> None:
+    prefixes = own_prefixes(h.runtime for h in hs)
+    if prefixes:
+        await swept(redis_url, *prefixes)

@@ -23,6 +23,7 @@ from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.registry.access import AnonymousLast
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness, running, served_at_once
+from tests.registry.redis_keys import own_prefixes, swept
 from tests.registry.redis_patience import patient_redis
 from tests.registry.redis_replicas import prefixed, replicas_sharing_redis
 from tests.registry.test_access import CHAT, MODEL, _until, chat
@@ -89,6 +90,7 @@ async def test_an_anonymous_request_costs_one_redis_round_trip_in_and_one_out(
                 assert r.status_code == 200, r.text
                 await _ended(h)
             assert sends.n == 4 * 2
+    await swept(redis_url, *own_prefixes([h.runtime]))  # its keys, once it stopped
 
 
 async def test_replicas_agree_on_the_counts_under_concurrency(
@@ -228,6 +230,7 @@ async def test_redis_lost_mid_request(
             r = await asyncio.wait_for(after, 10)
             assert r.status_code == 200, r.text
             await _until(lambda: not share.local.counts and not in_flight.local.counts)
+    await swept(redis_url, *own_prefixes([h.runtime]))  # its keys, once it stopped
 
 
 async def test_a_place_taken_ahead_comes_back_when_a_later_check_answers(
@@ -251,6 +254,7 @@ async def test_a_place_taken_ahead_comes_back_when_a_later_check_answers(
                 scope = address_scope("2001:db8:31:4::1")
                 key = counts.key(chat()["model"] if counts is share else scope)
                 assert await counts.client.zcard(key) == 0
+    await swept(redis_url, *own_prefixes([h.runtime]))  # its keys, once it stopped
 
 
 async def test_a_place_taken_ahead_comes_back_when_the_last_check_finds_the_model_not_clear(
@@ -280,3 +284,4 @@ async def test_a_place_taken_ahead_comes_back_when_the_last_check_finds_the_mode
         assert looks == [Clear.GO, Clear.HOLD]  # taken ahead (cap_ahead), then not clear
         await _ended(h)
         assert await share.client.zcard(share.key(chat()["model"])) == 0
+    await swept(redis_url, *own_prefixes([h.runtime]))  # its keys, once it stopped

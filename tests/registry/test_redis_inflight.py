@@ -16,6 +16,7 @@ import pytest
 
 from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
+from tests.registry.redis_keys import swept
 from tests.registry.redis_patience import answered, patient_redis
 from tests.registry.redis_replicas import replicas_sharing_redis
 from tests.registry.test_access import CHAT, _until, chat
@@ -96,6 +97,7 @@ async def test_a_dead_replicas_places_end_with_their_lease_a_live_ones_are_renew
         assert await dead.take("ip:b") is not None  # given back
     finally:
         await _close(live, dead)
+        await swept(redis_url, live.prefix)
 
 
 async def test_redis_out_falls_back_to_the_replicas_own_count() -> None:
@@ -138,6 +140,7 @@ async def test_a_take_cancelled_while_redis_runs_it_leaves_no_place(
         give()
     finally:
         await _close(shared)
+        await swept(redis_url, shared.prefix)
 
 
 async def test_a_renewal_that_lands_after_the_give_back_holds_no_place(
@@ -162,3 +165,4 @@ async def test_a_renewal_that_lands_after_the_give_back_holds_no_place(
         again()
     finally:
         await _close(shared)
+        await swept(redis_url, shared.prefix)

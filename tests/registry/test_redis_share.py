@@ -20,6 +20,7 @@ from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from tests.registry.helpers import Harness
+from tests.registry.redis_keys import swept
 from tests.registry.redis_patience import answered, patient_redis
 from tests.registry.redis_replicas import prefixed, replicas_sharing_redis
 from tests.registry.test_access import CHAT, _until, chat
@@ -34,7 +35,7 @@ async def _clock_running(h: Harness, task: asyncio.Task[T]) -> T:
     """``task``'s result, ``h``'s clock running meanwhile (no faster than the loop's), as a
     server's ``time.monotonic`` does. The waiter's take may come before a's removals reach
     Redis (they go in the background): refused, it marks the share full for
-    ``access._SHARED_FULL_S`` (0.25 s) on the replica's clock and asks again once that ends
+    ``access_anonymous._SHARED_FULL_S`` (0.25 s) on the replica's clock and asks again once that ends
     (found 2026-12-06, redishang37: on the harness' clock, which stands still, never: 4 of 10
     runs failed on main at the product's 0.5 s, 2 of 3 and 2 of 10 with ``patient_redis``)."""
     while not task.done():
@@ -114,6 +115,7 @@ async def test_a_models_share_is_counted_against_the_cap_each_take_gives(
         assert await other.take("gemma", 4) is not None  # a node more: room again
     finally:
         await _close(one, other)
+        await swept(redis_url, one.prefix)
 
 
 async def test_a_killed_replicas_share_ends_with_its_lease(
@@ -137,6 +139,7 @@ async def test_a_killed_replicas_share_ends_with_its_lease(
         give()
     finally:
         await _close(live, dead)
+        await swept(redis_url, live.prefix)
 
 
 async def test_redis_out_each_replica_counts_the_share_on_its_own() -> None:

@@ -30,6 +30,7 @@ from LLM_Mesh.core.scope_names import ScopeNames
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_shown import SharedShown
 from tests.registry.helpers import Harness, rank, served_at_once
+from tests.registry.redis_keys import swept
 from tests.registry.redis_patience import patient_redis
 from tests.registry.redis_replicas import replicas_sharing_redis
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
@@ -213,6 +214,7 @@ async def test_replicas_take_the_most_shown_add_the_held_and_a_gone_replicas_fad
         assert not await w.share.client.exists(x._name("replica:") + x.replica)  # expired
     finally:
         await _close(x, y, w)
+        await swept(redis_url, prefix)
 
 
 async def test_only_changes_are_sent_and_redis_is_written_whole_when_it_may_differ(
@@ -235,6 +237,7 @@ async def test_only_changes_are_sent_and_redis_is_written_whole_when_it_may_diff
         assert y.sums == {"n1": Elsewhere(4, 0)}
     finally:
         await _close(x, y)
+        await swept(redis_url, prefix)
 
 
 async def test_redis_out_drops_the_other_replicas_view_and_it_comes_back_after(
@@ -262,6 +265,7 @@ async def test_redis_out_drops_the_other_replicas_view_and_it_comes_back_after(
         assert x.sums == {"n1": Elsewhere(1, 0)}  # y wrote its hash whole again
     finally:
         await _close(x, y)
+        await swept(redis_url, prefix)
 
 
 async def test_a_publication_that_fails_marks_redis_out() -> None:

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from LLM_Mesh.core.fleet_shown import Elsewhere
+from tests.registry.redis_keys import swept
 from tests.registry.test_redis_limits import redis_url  # noqa: F401 (fixture)
 from tests.registry.test_redis_shown import _close, _replica
 
@@ -48,6 +49,7 @@ async def test_redis_out_during_a_publication_keeps_the_others_rooms_out(
         assert y.sums is None and fy.given[-1] is None
     finally:
         await _close(x, y)
+        await swept(redis_url, prefix)  # nothing left under it (hygiene44)
 
 
 async def test_a_view_that_cannot_be_read_is_left_out_and_the_rest_still_counts(
@@ -62,19 +64,24 @@ async def test_a_view_that_cannot_be_read_is_left_out_and_the_rest_still_counts(
     x, fx, _ = _replica(redis_url, prefix, {"n1": 3})
     y, _, _ = _replica(redis_url, prefix, {})
     client = y.share.client
+    bad = y._name("replica:") + "bad"
     try:
         await x.tick()
         await y.tick()
         assert y.sums == {"n1": Elsewhere(3, 0)}
         now = float((await client.time())[0])
-        await client.hset(y._name("replica:") + "bad", mapping={b"\xff\xfe": b"9"})
+        # written here, with no TTL: deleted here (found 2026-12-07, hygiene44: one key
+        # more in Redis at every run)
+        await client.hset(bad, mapping={b"\xff\xfe": b"9"})
         await client.zadd(y._name("replicas"), {"bad": now})
         fx.own = {"n1": 1}  # x's room shrank
         await x.tick()
         await y.tick()  # before the fix: UnicodeDecodeError, the sums left at {"n1": 3}
         assert y.sums == {"n1": Elsewhere(1, 0)}
     finally:
+        await client.delete(bad)
         await _close(x, y)
+        await swept(redis_url, prefix)  # nothing left under it (hygiene44)
 
 
 async def test_a_tick_that_fails_unexpectedly_drops_the_other_replicas_rooms(
@@ -106,3 +113,4 @@ async def test_a_tick_that_fails_unexpectedly_drops_the_other_replicas_rooms(
         assert not y.share.out  # Redis itself answered: the share's counts stay shared
     finally:
         await _close(x, y)
+        await swept(redis_url, prefix)  # nothing left under it (hygiene44)

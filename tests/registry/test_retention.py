@@ -22,6 +22,7 @@ from LLM_Mesh.registry.retention import (
     CutReceiptPruner,
     RequestLogPruner,
     SettlementPruner,
+    UnpaidPruner,
     prune_settlements,
 )
 from LLM_Mesh.registry.snapshot import load_nodes
@@ -321,12 +322,13 @@ async def test_a_pruner_keeping_millions_of_days_deletes_nothing_without_failing
     [
         ("settlement", lambda days: SettlementPruner(_engine_of(MemoryStore()), keep_days=days)),
         ("cut_receipt", lambda days: CutReceiptPruner(MemoryStore(), keep_days=days)),
+        ("unpaid", lambda days: UnpaidPruner(MemoryStore(), keep_days=days)),  # hygiene44
     ],
 )
 async def test_the_pruner_runs_with_the_app_unless_zero(
     tmp_path: Path, name: str, made: Callable[[int], Any]
 ) -> None:
-    """The settlements' and the cut receipts' pruners: 400 days, hourly, with the app's
+    """The settlements', the cut receipts' and the unpaid counts' pruners: 400 days, hourly, with the app's
     lifespan; none at ``LLM_MESH_..._KEEP_DAYS`` 0; negative days refused."""
     app = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
     p = getattr(app.state, f"{name}_pruner")
