@@ -4,6 +4,11 @@ differed, so one unpayable part of a node zeroed all its parts)."""
 
 from __future__ import annotations
 
+from itertools import combinations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from LLM_Mesh.core.part_match import NOT_SAID, match_parts
 
 
@@ -58,3 +63,40 @@ def test_one_part_is_matched_when_it_is_its_nodes() -> None:
         assert match_parts(["a"], [("a", index)]) == [0]
         assert match_parts(["a"], [("b", index)]) == [None]
     assert match_parts(["a"], [("a", 1)]) == [None]  # another part's
+
+
+def _placings(nodes: list[str], receipts: list[str]) -> list[tuple[int, ...]]:
+    """Every way of reading ``receipts`` as a subsequence of ``nodes`` by node id."""
+    return [
+        chosen
+        for chosen in combinations(range(len(nodes)), len(receipts))
+        if all(nodes[i] == node for i, node in zip(chosen, receipts, strict=True))
+    ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=7),
+    st.data(),
+)
+def test_by_order_a_part_is_matched_exactly_where_every_reading_agrees(
+    nodes: list[str], data: st.DataObject
+) -> None:
+    """review44: the order's rule against every reading of it, enumerated. Receipt parts
+    that say no index, fewer or more than the priced parts: a priced part is matched to a
+    receipt part when every reading puts that receipt part there, and to none otherwise;
+    no reading at all matches nothing. Each receipt part is matched at most once, to a
+    part of its own node (so nothing can be paid twice, nor to another node)."""
+    n = data.draw(st.integers(0, len(nodes) + 1).filter(lambda k: k != len(nodes)))
+    receipts = data.draw(st.lists(st.sampled_from("abcd"), min_size=n, max_size=n))
+    got = match_parts(nodes, [(node, NOT_SAID) for node in receipts])
+    readings = _placings(nodes, receipts)
+    want: list[int | None] = [None] * len(nodes)
+    for j in range(len(receipts)):
+        where = {chosen[j] for chosen in readings}
+        if len(where) == 1:
+            want[where.pop()] = j
+    assert got == want
+    taken = [j for j in got if j is not None]
+    assert len(taken) == len(set(taken))
+    assert all(j is None or receipts[j] == nodes[i] for i, j in enumerate(got))
