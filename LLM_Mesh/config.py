@@ -50,6 +50,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | anonymous_total_rpm  | LLM_MESH_ANONYMOUS_TOTAL_RPM | 6000 requests a minute without a key from every address together, per gateway process (where ``anonymous_rpm`` applies; past it 429 with ``Retry-After``; 0: no total) |
 | ledger_read_rows_per_min | LLM_MESH_LEDGER_READ_ROWS_PER_MIN | 1000000 (ledger entries and checkpoints the public ledger reads, ``GET /v1/ledger``, its export and ``/v1/ledger/checkpoints``, serve one client address a minute, an IPv6 one per /64; past it 429 with ``Retry-After``; 0: no limit) |
 | ledger_read_rows_total_per_min | LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN | 3000000 (the same rows served to every address together, per gateway process; past it 429 with ``Retry-After``; 0: no total) |
+| earnings_reads_per_min | LLM_MESH_EARNINGS_READS_PER_MIN | 60 (``GET /v1/earnings`` and the dashboard's operator view together, a minute per operator token, per gateway process; past it 429 with ``Retry-After``, nothing read; 0: no limit; ``registry/valid_rates.py``) |
 | stream_max_s         | LLM_MESH_STREAM_MAX_S    | 1800 (the longest a ``MeshClient`` stream, ``ask --stream``, the seed API's, runs, from its request to its last event; then ``AnswerRefused``) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
@@ -159,6 +160,8 @@ DEFAULT_LEDGER_READ_ROWS = 1_000_000
 # one core's CPU a minute at the figures above); many addresses (an IPv6 /48 is 65,536 /64s)
 # add up to no more than this
 DEFAULT_LEDGER_READ_ROWS_TOTAL = 3_000_000
+# GET /v1/earnings and the operator view a minute per operator token (registry/valid_rates.py)
+DEFAULT_EARNINGS_READS_PER_MIN = 60
 # anonymous ``/v1`` requests a minute from every address together, per process: a hundred
 # addresses at their whole 60; ~100 a second, a tenth of what one gateway process relayed
 # in docs/benchmarks.md (probe_gateway_concurrent: 639-1,072 req/s, the shared 2-core box)
@@ -232,6 +235,8 @@ class Settings:
     ledger_read_rows_per_min: int | None = DEFAULT_LEDGER_READ_ROWS
     # ... to every address together, in this process; None: no total
     ledger_read_rows_total_per_min: int | None = DEFAULT_LEDGER_READ_ROWS_TOTAL
+    # earnings reads a minute per operator token (valid_rates.py); None: no limit
+    earnings_reads_per_min: int | None = DEFAULT_EARNINGS_READS_PER_MIN
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
     # the longest a client's stream runs (``MeshClient(stream_max_s=)``); None: its default
     stream_max_s: float | None = None
@@ -360,6 +365,9 @@ class Settings:
             ),
             ledger_read_rows_total_per_min=env_limit(
                 env, "LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN", DEFAULT_LEDGER_READ_ROWS_TOTAL
+            ),
+            earnings_reads_per_min=env_limit(
+                env, "LLM_MESH_EARNINGS_READS_PER_MIN", DEFAULT_EARNINGS_READS_PER_MIN
             ),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             stream_max_s=env_float(env, "LLM_MESH_STREAM_MAX_S", 0.0) or None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import tempfile
@@ -68,6 +69,11 @@ async def _measure(n: int, home: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     async with app.router.lifespan_context(app):
         rt = app.state.runtime
+        # one node's beats back to back would pass its bound of valid beats a minute
+        # (registry/valid_rates.py, limits44): the runtime's clock (read by that count
+        # alone on this path) moves a minute a read, so the whole path, count included, is timed
+        minutes = itertools.count(rt.clock(), 60.0)
+        rt.clock = lambda: next(minutes)
         t0 = time.process_time()
         for raw in raws:
             await absorb_heartbeat(rt, node_id, AsgiHeaders(raw), body)

@@ -66,6 +66,7 @@ from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
 from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s, known_load
+from LLM_Mesh.registry.valid_rates import ValidBeats
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
@@ -308,10 +309,15 @@ async def absorb_heartbeat(
             f"a registration's; this one {len(body)} bytes)",
             param="loaded_models",
         )
+    beats = _valid_beats(rt)  # 429 past the node's bound, before the verify (limits44)
+    beats.take(node_id)
     try:
         await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body, tries)
-    except Revoked as exc:
+    except Revoked as exc:  # verified: the node's own, counted (a revoked node's flood too)
         raise revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers, exc) from None
+    except BaseException:
+        beats.give(node_id)  # refused for its credential: the failing counts' (admin.py)
+        raise
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
@@ -391,6 +397,11 @@ async def absorb_heartbeat(
     return answer
 
 
+def _valid_beats(rt: Runtime) -> ValidBeats:
+    """A node's valid heartbeats and goodbyes, a bound per id (``registry/valid_rates.py``)."""
+    return ValidBeats(rt.limiter, rt.clock(), rt.settings.heartbeat_interval_s)
+
+
 @router.delete("/mesh/nodes/{node_id}", status_code=204)
 async def deregister_node(node_id: str, request: Request) -> Response:
     """The node's final OFFLINE, signed: it leaves routing (its record stays).
@@ -402,12 +413,17 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     rt = get_runtime(request)
     body = await request.body()
     headers = request.headers
+    beats = _valid_beats(rt)  # a goodbye counts as a heartbeat (valid_rates.py)
+    beats.take(node_id)
     try:
         await rt.node_auth.check_message(
             MessageKind.DEREGISTER, node_id, headers, body, tries_of(request, rt)
         )
-    except Revoked as exc:
+    except Revoked as exc:  # verified: the node's own, counted (a revoked node's flood too)
         raise revocation_signed(rt.revocations, MessageKind.DEREGISTER, headers, exc) from None
+    except BaseException:
+        beats.give(node_id)
+        raise
     try:
         in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
     finally:  # out of routing here even when the store failed (the answer is then a 500)

@@ -30,9 +30,10 @@ from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import OperatorRecord, Store
-from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.strict_query import STRICT
 from LLM_Mesh.registry.unpaid import UnpaidStore, stores_unpaid
+from LLM_Mesh.registry.valid_rates import EarningsReads
 
 router = APIRouter(tags=["Earnings"])
 
@@ -120,12 +121,17 @@ class _Error(_Open):
 
 
 async def operator_from_token(
-    headers: Mapping[str, str], store: Store, tries: CredentialTries | None = None
-) -> OperatorRecord:
+    headers: Mapping[str, str], store: Store, tries: CredentialTries | None = None,
+    reads: EarningsReads | None = None,
+) -> OperatorRecord:  # fmt: skip
     """The live operator whose token is the request's bearer token; else 401. With
     ``tries`` (``GET /v1/earnings``) at most ``admin.WRONG_OPERATOR_TOKENS_PER_MIN`` unknown
     tokens a minute from an address, then 429 before the store is read (found 2026-12-06,
-    attack35: unbounded here while the dashboard's operator view counted its look-ups)."""
+    attack35: unbounded here while the dashboard's operator view counted its look-ups).
+    With ``reads`` (:func:`earnings_reads`: ``GET /v1/earnings`` and the operator view) at
+    most ``Settings.earnings_reads_per_min`` a minute per token, counted before the read and
+    given back for an unknown token, then 429 (found 2026-12-07, attack44: a valid token's
+    reads had no bound; ``registry/valid_rates.py``)."""
     token = bearer(headers)
     if token is None:
         raise InvalidCredential(
@@ -134,8 +140,13 @@ async def operator_from_token(
     scope = None
     if tries is not None:
         scope = tries.before("operator-token", WRONG_OPERATOR_TOKENS, "operator tokens")
-    op = await store.operator_by_token(hash_secret(token))
+    token_hash = hash_secret(token)
+    if reads is not None:
+        reads.take(token_hash)
+    op = await store.operator_by_token(token_hash)
     if op is None:
+        if reads is not None:
+            reads.give(token_hash)  # not a token: the address's count above
         if tries is not None:
             tries.wrong(scope, WRONG_OPERATOR_TOKENS)
         # what registration says of it (found 2026-12-07, newuser43: the bare words, and
@@ -164,7 +175,11 @@ async def operator_from_token(
         200: {"model": EarningsReport},
         401: {"model": _Error, "description": "no, an unknown or a revoked operator token"},
         403: {"model": _Error, "description": "`node` is not one of the operator's nodes"},
-        429: {"model": _Error, "description": "too many unknown tokens from this address"},
+        429: {
+            "model": _Error,
+            "description": "too many unknown tokens from this address, or too many reads "
+            "with this token (`LLM_MESH_EARNINGS_READS_PER_MIN`)",
+        },
     },
 )
 async def get_earnings(
@@ -176,8 +191,9 @@ async def get_earnings(
     rt = get_runtime(request)
     client = request.client.host if request.client else None
     op = await operator_from_token(
-        request.headers, rt.store, CredentialTries(rt.limiter, client, rt.clock())
-    )
+        request.headers, rt.store, CredentialTries(rt.limiter, client, rt.clock()),
+        earnings_reads(rt),
+    )  # fmt: skip
     # its own nodes by one indexed read (found 2026-12-07, attack44: every operator and node
     # key read per call, 20-180 ms at 20,000 keys on SQLite)
     nodes = await rt.store.operator_nodes(op.name)
@@ -207,6 +223,12 @@ async def get_earnings(
     label_simulated(rt.table, [node] if node is not None else nodes, answer)
     await add_unpaid(rt.store, [node] if node is not None else nodes, report.since, answer)
     return JSONAnswer(answer)
+
+
+def earnings_reads(rt: Runtime) -> EarningsReads | None:
+    """The process's count of earnings reads per operator token (``None``: no limit)."""
+    per_min = rt.settings.earnings_reads_per_min
+    return None if per_min is None else EarningsReads(rt.limiter, rt.clock(), per_min)
 
 
 async def add_unpaid(store: Store, nodes: Sequence[str], since: date, out: dict[str, Any]) -> None:

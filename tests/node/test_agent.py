@@ -310,3 +310,27 @@ async def test_the_registrys_health_checks_are_logged_once_per_change(
     assert len(logged) == 1 and logged[0][0] == logging.INFO, logged
     assert "pass" in logged[0][1]
     assert await beat({"ok": True, "since": 1_800_000_600.0, "checked_at": 1_800_000_900.0}) == []
+
+
+class _BusyBeats(FakeRegistry):
+    """Answers heartbeats 429 with ``Retry-After`` (limits44: past a node's bound)."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/heartbeat"):
+            self.calls.append((request.method, request.url.path, None))
+            err = {"message": "too many", "type": "rate_limit_error", "code": "rate_limit_exceeded"}
+            return httpx.Response(429, json={"error": err}, headers={"retry-after": "3"})
+        return super().__call__(request)
+
+
+async def test_a_heartbeat_answered_429_waits_the_interval_and_does_not_register_again() -> None:
+    """A 429 on a heartbeat is a failed heartbeat: still registered, the next one at the
+    usual interval (past the registry's 3 s), no registration in a loop."""
+    reg = _BusyBeats()
+    agent = make_agent(reg)
+    assert await agent.step() == 7.0
+    for _ in range(3):
+        assert await agent.step() == 7.0
+        assert agent.registered and "429" in (agent.last_error or "")
+    assert reg.paths() == ["POST /mesh/nodes"] + ["POST /mesh/nodes/node-a/heartbeat"] * 3
+    assert agent.registrations == 1 and agent.heartbeats_sent == 0

@@ -18,7 +18,12 @@ from typing import Any
 
 from LLM_Mesh.registry.dashboard.views import canary_rows
 from LLM_Mesh.registry.earnings import earnings
-from LLM_Mesh.registry.earnings_api import add_unpaid, label_simulated, operator_from_token
+from LLM_Mesh.registry.earnings_api import (
+    add_unpaid,
+    earnings_reads,
+    label_simulated,
+    operator_from_token,
+)
 from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.ports import OperatorRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -29,8 +34,9 @@ DAYS = 30  # the window of the earnings shown (UTC days, today included)
 
 
 async def signed_in(rt: Runtime, headers: Mapping[str, str]) -> OperatorRecord:
-    """The live operator whose token the request carries (401 otherwise), as ``/v1/earnings``."""
-    return await operator_from_token(headers, rt.store)
+    """The live operator whose token the request carries (401 otherwise), as ``/v1/earnings``,
+    its reads counted with that endpoint's per token (``registry/valid_rates.py``)."""
+    return await operator_from_token(headers, rt.store, reads=earnings_reads(rt))
 
 
 async def operator_nodes(rt: Runtime, rec: OperatorRecord) -> set[str]:
