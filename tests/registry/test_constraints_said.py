@@ -37,9 +37,8 @@ async def test_the_requests_own_constraints_are_named(tmp_path: Path) -> None:
         r = await h.client.post(CHAT, json=body)
     assert r.status_code == 503, r.text
     message = r.json()["error"]["message"]
-    assert (
-        "(avoid_regions eu (the request's); deny_nodes: 1 named; trusted_only)"
-    ) in message, message
+    said = "(avoid_regions eu (the request's); deny_nodes: 1 named; trusted_only)"
+    assert said in message, message
     assert "API key" not in message, message
 
 
