@@ -158,10 +158,13 @@ def models_table(report: Mapping[str, Any]) -> Table:
 
 def nodes_table(report: Mapping[str, Any], width: int | None = None) -> RenderableType:
     """Per node; ``width``: the console's (node ids whole: found 2026-12-04, at 80 columns
-    an id was folded over three lines and the table's right edge cropped)."""
+    an id was folded over three lines and the table's right edge cropped). A node whose key
+    the registry revoked says so under its id (found 2026-12-07, newuser44: listed as any
+    other)."""
     rows = [  # a simulated node says so under its id (made-up answers, paid all the same)
         [
             shown(r.get("node_id"))
+            + ("\n[red](revoked)[/]" if r.get("revoked") is True else "")
             + ("\n[yellow](simulated now)[/]" if r.get("simulated") is True else ""),
             *_sums(r),
             _duration(r.get("healthy_s")),

@@ -9,7 +9,9 @@ answer to one node, which must be one of the operator's (else 403 ``forbidden``)
 operator's nodes never appear. What is counted: ``registry/earnings.py``; ``unpaid``: the
 requests the operator's nodes served in the window that nobody was charged for, as the
 gateway could not put the charges in their receipts, per node, model and why
-(``registry/unpaid.py``, migration 0035; found 2026-12-07, money43: never told).
+(``registry/unpaid.py``, migration 0035; found 2026-12-07, money43: never told). Each
+``by_node`` row says whether the node is ``simulated`` now and whether its key is
+``revoked``.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class EarningsNode(EarningsSum):
     # every model it registered runs a simulated engine (its answers made up), as the
     # registry sees it now (``GET /mesh/nodes``'s ``simulated``); false when not registered
     simulated: bool = False
+    # its node key is revoked (``llm-mesh registry nodes revoke``): it earns nothing more here
+    revoked: bool = False
 
 
 class EarningsUnpaid(_Open):
@@ -195,8 +199,9 @@ async def get_earnings(
         earnings_reads(rt),
     )  # fmt: skip
     # its own nodes by one indexed read (found 2026-12-07, attack44: every operator and node
-    # key read per call, 20-180 ms at 20,000 keys on SQLite)
-    nodes = await rt.store.operator_nodes(op.name)
+    # key read per call, 20-180 ms at 20,000 keys on SQLite), each with whether it is revoked
+    keys = await rt.store.operator_node_keys(op.name)
+    nodes = sorted(keys)
     if node is not None and node not in nodes:
         # what makes a node one's own, and where to see why it is not (found 2026-12-06:
         # a refused node's `node info` said only this); the same for none and another's
@@ -221,6 +226,7 @@ async def get_earnings(
     )
     answer = report.to_json()
     label_simulated(rt.table, [node] if node is not None else nodes, answer)
+    label_revoked(keys, answer)
     await add_unpaid(rt.store, [node] if node is not None else nodes, report.since, answer)
     return JSONAnswer(answer)
 
@@ -240,6 +246,14 @@ async def add_unpaid(store: Store, nodes: Sequence[str], since: date, out: dict[
         unpaid = await cast(UnpaidStore, store).unpaid_served(nodes, since)
     out["unpaid"] = [u.to_json() for u in unpaid]
     out["unpaid_requests"] = sum(u.requests for u in unpaid)
+
+
+def label_revoked(keys: Mapping[str, bool], out: dict[str, Any]) -> None:
+    """Each ``by_node`` row's ``revoked``: the node's key is revoked (``keys``: node id →
+    revoked, ``Store.operator_node_keys``; found 2026-12-07, newuser44: ``llm-mesh
+    earnings`` listed a revoked node as any other)."""
+    for row in out["by_node"]:
+        row["revoked"] = keys.get(row["node_id"], False)
 
 
 def label_simulated(table: NodeTable, nodes: Iterable[str], out: dict[str, Any]) -> None:

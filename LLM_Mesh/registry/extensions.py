@@ -64,6 +64,10 @@ class Extensions:
     trusted_only: bool = False  # only nodes whose trust score reaches the threshold
     allow_prompt_keeping: bool = False  # also nodes that may keep prompts (opt in)
     present: bool = False  # some extension field was in the body (strip before forwarding)
+    # whose ``avoid_regions`` (and strict mode) these are, said in a refusal
+    # (``no_node.constraints_said``): the request's body, its API key (:func:`with_key_regions`)
+    request_regions: bool = False
+    key_regions: bool = False
     # the API key id whose share of the send stage's wait places a waiting request takes
     # (set by access.Authenticate when ``wait_s`` > 0; core/slot_wait.place_for)
     waiter: str = ""
@@ -126,18 +130,25 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
         trusted_only=trusted,
         allow_prompt_keeping=keeping,
         present=present,
+        request_regions=bool(avoid) or strict,
     )
 
 
 def with_key_regions(ext: Extensions, avoid: frozenset[str], strict: bool) -> Extensions:
-    """``ext`` with an API key's ``avoid_regions`` (and strict mode) added to the request's."""
+    """``ext`` with an API key's ``avoid_regions`` (and strict mode) added to the request's
+    (``key_regions`` set when the key has any, even those the request named too)."""
     avoid = frozenset(map(region_key, avoid))
     if strict:
         avoid = avoid | {UNKNOWN_REGION}
-    if avoid <= ext.avoid_regions and (ext.strict_regions or not strict):
+    if not avoid or (
+        ext.key_regions and avoid <= ext.avoid_regions and (ext.strict_regions or not strict)
+    ):
         return ext
     return replace(
-        ext, avoid_regions=ext.avoid_regions | avoid, strict_regions=ext.strict_regions or strict
+        ext,
+        avoid_regions=ext.avoid_regions | avoid,
+        strict_regions=ext.strict_regions or strict,
+        key_regions=True,
     )
 
 

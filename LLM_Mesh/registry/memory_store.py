@@ -270,6 +270,10 @@ class MemoryStore(
     async def operator_nodes(self, name: str) -> list[str]:
         return sorted(k.node_id for k in self.node_keys.values() if k.operator == name)
 
+    async def operator_node_keys(self, name: str) -> dict[str, bool]:
+        keys = sorted((k.node_id, k) for k in self.node_keys.values() if k.operator == name)
+        return {node_id: k.revoked_at is not None for node_id, k in keys}
+
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
         if nodes is not None and nodes < 0:
             raise ValueError("an uptime cap is a number of nodes, 0 or more")

@@ -31,11 +31,23 @@ def _shown(region: str) -> str:
     return text if len(text) <= _MAX_CHARS else text[:_MAX_CHARS] + "…"
 
 
+def _whose(ext: Extensions) -> str:
+    """Whose the regions are, as it applies; ``""`` when not known."""
+    if ext.request_regions and ext.key_regions:
+        return " (the request's and its API key's)"
+    if ext.key_regions:
+        return " (the API key's)"
+    return " (the request's)" if ext.request_regions else ""
+
+
 def constraints_said(ext: Extensions) -> str:
     """The request's routing constraints in words, ``""`` for none: what narrowed the nodes
     (found 2026-12-06, newuser35: a key made with ``--strict-regions`` was refused "within
     the request's constraints" on ``up``'s node, which declares no region, while its user
-    had sent none: the key's own regions count, and nothing said which)."""
+    had sent none: the key's own regions count, and nothing said which). Whose regions
+    they are is said as it applies: the request's, its API key's, or both (found
+    2026-12-07, newuser44: a request sent with no key was told "the request's and its API
+    key's")."""
     regions: list[str] = []
     named = sorted(r for r in ext.avoid_regions if r != UNKNOWN_REGION)
     if named:
@@ -47,7 +59,7 @@ def constraints_said(ext: Extensions) -> str:
         )
     if UNKNOWN_REGION in ext.avoid_regions:
         regions.append("strict_regions: no node of undeclared region")
-    parts = [", ".join(regions) + " (the request's and its API key's)"] if regions else []
+    parts = [", ".join(regions) + _whose(ext)] if regions else []
     if ext.allow_nodes is not None:
         parts.append(f"allow_nodes: {len(ext.allow_nodes)} named")
     if ext.deny_nodes:

@@ -376,6 +376,12 @@ class Store(CanaryStore, Protocol):
         indexed read, not :meth:`list_operators`' every key (attack44)."""
         ...
 
+    async def operator_node_keys(self, name: str) -> dict[str, bool]:
+        """The operator's node ids (its node keys, as :meth:`operator_nodes`), each with
+        whether its key is revoked: one indexed read (``GET /v1/earnings`` marks a revoked
+        node's row, words44)."""
+        ...
+
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
         """Set its uptime cap (nodes per period; 0: none; None: the setting); False: none."""
         ...

@@ -150,6 +150,13 @@ class SqlCredentials:
         async with self.engine.connect() as conn:
             return list((await conn.execute(stmt)).scalars())
 
+    async def operator_node_keys(self, name: str) -> dict[str, bool]:
+        k = tables.node_keys  # (ix_node_keys_operator)
+        stmt = select(k.c.node_id, k.c.revoked_at).where(k.c.operator == name)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt.order_by(k.c.node_id))).all()
+        return {r.node_id: r.revoked_at is not None for r in rows}
+
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:
         if nodes is not None and nodes < 0:
             raise ValueError("an uptime cap is a number of nodes, 0 or more")

@@ -47,7 +47,7 @@ def test_ask_help_names_the_region_options() -> None:
 
 
 def test_ask_avoid_reads_unknown_as_strict() -> None:
-    from LLM_Mesh.cli.main import _regions
+    from LLM_Mesh.cli.network_commands import _regions
 
     assert _regions("eu, us") == {"avoid_regions": ["eu", "us"], "strict_regions": False}
     assert _regions("eu,Unknown") == {"avoid_regions": ["eu"], "strict_regions": True}

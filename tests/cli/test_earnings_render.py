@@ -190,3 +190,21 @@ def test_the_simulated_label_says_now_not_when_it_was_earned() -> None:
     assert "from simulated nodes" not in said
     text = _text(*earnings_tables(report, 120))
     assert "(simulated now)" in text and "(simulated)" not in text, text
+
+
+def test_a_revoked_node_is_marked_in_the_per_node_table() -> None:
+    """Found 2026-12-07 (newuser44): ``llm-mesh earnings``' "Per node" listed a node whose
+    key the admin had revoked as any other (``GET /v1/earnings`` now says ``revoked`` per
+    node); only ``true`` marks it (the registry's words: a string says nothing)."""
+    gone_id, live_id = "node-qdn7keidu36pioyyz46kbvbrdt", "node-vpnbxstgnxn5c4bkxd37kqugqg"
+    gone = {**REPORT["by_node"][0], "node_id": gone_id, "revoked": True, "simulated": True}
+    live = {**REPORT["by_node"][1], "node_id": live_id, "revoked": "true"}
+    for width in (80, 120, None):
+        text = _text(*earnings_tables({**REPORT, "by_node": [gone, live]}, width))
+        assert text.count("(revoked)") == 1 and text.count("(simulated now)") == 1, text
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if gone_id in line)
+        assert any("(revoked)" in line for line in lines[at : at + 3]), text
+        at = next(i for i, line in enumerate(lines) if live_id in line)
+        assert not any("revoked" in line for line in lines[at : at + 3]), text
+    assert "revoked" not in _text(*earnings_tables(REPORT, 120))

@@ -182,3 +182,17 @@ async def test_no_old_account_is_named_where_it_has_no_history(mesh: Mesh) -> No
     assert r.json()["old_account"] is None
     assert "before keyed accounts" not in summary_line(r.json())
     assert r.json()["balance"] == 990 + 1990
+
+
+async def test_a_revoked_nodes_row_says_revoked(mesh: Mesh) -> None:
+    """Found 2026-12-07 (newuser44): ``llm-mesh earnings`` listed a revoked node as any
+    other; each ``by_node`` row now says ``revoked`` (its node key's), ``?node=`` too."""
+    await mesh.store.revoke_node("a2", NOW)
+    r = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.alice))
+    assert r.status_code == 200, r.text
+    body = EarningsReport.model_validate(r.json())
+    assert [(n.node_id, n.revoked) for n in body.by_node] == [("a1", False), ("a2", True)]
+    one = await mesh.client.get("/v1/earnings?node=a2", headers=mesh.auth(mesh.alice))
+    assert [(n["node_id"], n["revoked"]) for n in one.json()["by_node"]] == [("a2", True)]
+    bob = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.bob))
+    assert [n["revoked"] for n in bob.json()["by_node"]] == [False]
