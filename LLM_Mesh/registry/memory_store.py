@@ -267,9 +267,6 @@ class MemoryStore(
             for _, op in sorted(self.operators.items())
         ]
 
-    async def operator_nodes(self, name: str) -> list[str]:
-        return sorted(k.node_id for k in self.node_keys.values() if k.operator == name)
-
     async def operator_node_keys(self, name: str) -> dict[str, bool]:
         keys = sorted((k.node_id, k) for k in self.node_keys.values() if k.operator == name)
         return {node_id: k.revoked_at is not None for node_id, k in keys}

@@ -371,15 +371,10 @@ class Store(CanaryStore, Protocol):
         """Every operator, by name, with the ids of its nodes."""
         ...
 
-    async def operator_nodes(self, name: str) -> list[str]:
-        """The ids of the operator's nodes (its node keys, revoked ones too), sorted: one
-        indexed read, not :meth:`list_operators`' every key (attack44)."""
-        ...
-
     async def operator_node_keys(self, name: str) -> dict[str, bool]:
-        """The operator's node ids (its node keys, as :meth:`operator_nodes`), each with
-        whether its key is revoked: one indexed read (``GET /v1/earnings`` marks a revoked
-        node's row, words44)."""
+        """The ids of the operator's nodes (its node keys, revoked ones too), sorted, each
+        with whether its key is revoked: one indexed read, not :meth:`list_operators`' every
+        key (attack44; ``GET /v1/earnings`` marks a revoked node's row, words44)."""
         ...
 
     async def set_operator_uptime_nodes(self, name: str, nodes: int | None) -> bool:

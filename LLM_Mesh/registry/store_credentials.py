@@ -144,12 +144,6 @@ class SqlCredentials:
             by_op.setdefault(op_name, []).append(node_id)
         return [_operator(row, by_op.get(row.name)) for row in ops]
 
-    async def operator_nodes(self, name: str) -> list[str]:
-        k = tables.node_keys  # (ix_node_keys_operator)
-        stmt = select(k.c.node_id).where(k.c.operator == name).order_by(k.c.node_id)
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(stmt)).scalars())
-
     async def operator_node_keys(self, name: str) -> dict[str, bool]:
         k = tables.node_keys  # (ix_node_keys_operator)
         stmt = select(k.c.node_id, k.c.revoked_at).where(k.c.operator == name)

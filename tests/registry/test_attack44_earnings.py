@@ -112,7 +112,7 @@ async def test_attack_two_authorization_headers_the_first_decides(mesh: Mesh) ->
 async def test_attack_earnings_read_only_the_operators_own_node_keys(mesh: Mesh) -> None:
     """Found 2026-12-07 (attack44): every call read every operator and node key
     (``list_operators``: 20-180 ms at 20,000 keys on SQLite, for any valid token, unbounded);
-    now one indexed read of the operator's own (``operator_nodes``). Failed before: the
+    now one indexed read of the operator's own (``operator_node_keys``). Failed before: the
     store's ``list_operators`` was called."""
     await _rows(mesh)
 

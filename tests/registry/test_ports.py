@@ -74,7 +74,6 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "prune_requests",
                 "set_operator_uptime_nodes",
                 # an operator's own node keys, one indexed read (attack44; revoked: words44)
-                "operator_nodes",
                 "operator_node_keys",
             ]
         )

@@ -41,7 +41,7 @@ async def signed_in(rt: Runtime, headers: Mapping[str, str]) -> OperatorRecord:
 
 async def operator_nodes(rt: Runtime, rec: OperatorRecord) -> set[str]:
     """The operator's node ids (from their node keys; a look-up by token does not list them)."""
-    return set(rec.nodes) | set(await rt.store.operator_nodes(rec.name))
+    return set(rec.nodes) | set(await rt.store.operator_node_keys(rec.name))
 
 
 async def operator_earnings(
