@@ -19,6 +19,9 @@ paged list when the registry has no export, each answer read within bounds (the 
 is not trusted with the verifier's memory or time). Entries are read ahead while the
 verifier works (a queue of a few batches), and the consistency proofs are fetched
 meanwhile, a few at a time: the registry encodes while the verifier hashes.
+
+The check itself (``Source``, ``audit``) is ``cli/ledger_check.py``, what it prints
+(``print_report``, ``say_key_balance``) ``cli/ledger_render.py``; both named here too.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -50,10 +52,14 @@ from LLM_Mesh.cli.common import (
     settings_from,
     warn_plain_http,
 )
+from LLM_Mesh.cli.ledger_check import Source as Source
+from LLM_Mesh.cli.ledger_check import audit as audit
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared, read_files
-from LLM_Mesh.cli.ledger_http import HttpSource, Row
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.ledger_keys import AcceptNewKeyOpt, KeyMemory, LedgerApiKeyOpt
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
+from LLM_Mesh.cli.ledger_render import print_report as print_report
+from LLM_Mesh.cli.ledger_render import say_key_balance as say_key_balance
 from LLM_Mesh.cli.ledger_seen import (
     SEEN_FILE,
     load_key_account,
@@ -64,124 +70,17 @@ from LLM_Mesh.cli.ledger_seen import (
 from LLM_Mesh.cli.ledger_store import StoreSource as StoreSource
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
 from LLM_Mesh.cli.overall_timeout import TIMEOUT_S, timeout_option, within
-from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.key_account import key_account_finding, key_tag
-from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
-from LLM_Mesh.core.ledger_entry import MINT
-from LLM_Mesh.core.plural import counted
+from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.receipt_verify import MAX_INPUT, Found, find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.text_files import bounded_text, read_text
 from LLM_Mesh.tls import client_ssl_context
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
-
-PROOFS_IN_FLIGHT = 8
-
-
-class Source(Protocol):
-    async def keys(self) -> tuple[list[str], str]: ...  # public keys, origin
-    async def checkpoints(self) -> list[dict[str, Any]]: ...
-    def entries(self, page: int) -> AsyncIterator[list[Row]]: ...
-    async def consistency(self, first: int, second: int) -> list[bytes]: ...
-    async def inclusion(self, index: int, size: int) -> list[bytes]: ...
-
-    # balances rows at a tree size: the store's every row (``stored_every``), or the one
-    # account a registry shows (``None``: none shown)
-    stored_every: bool
-
-    async def stored(self) -> tuple[int, dict[str, tuple[int, int]]] | None: ...
-
-
-async def _proofs(source: Source, sizes: Sequence[int]) -> list[list[bytes] | Exception]:
-    """The consistency proofs between successive sizes, a few requests at a time; a
-    failed request's error in its place (it matters only if the entries reach it)."""
-    gate = asyncio.Semaphore(PROOFS_IN_FLIGHT)
-
-    async def one(first: int, second: int) -> list[bytes] | Exception:
-        async with gate:
-            try:
-                return await source.consistency(first, second)
-            except (MeshError, ValueError, httpx.HTTPError) as exc:
-                return exc
-
-    return list(await asyncio.gather(*(one(a, b) for a, b in itertools.pairwise(sizes))))
-
-
-async def audit(
-    source: Source,
-    *,
-    page: int = 10_000,
-    pin: str | None = None,
-    remembered: tuple[int, bytes] | None = None,
-    watch: Callable[[Sequence[Row]], None] | None = None,
-    now_us: int | None = None,
-    judge: Callable[[list[str], object], list[str]] | None = None,
-) -> Report:
-    """Download and check everything (see the module docstring); ``remembered``: the size
-    and root an earlier audit of this ledger checked (the history must still hash to it);
-    ``watch``: called with every batch of entries as read (``--receipt``); ``now_us``: the
-    verifier's clock: with it, the time rules of ``core/ledger_time.py`` hold (each
-    checkpoint within its key's validity window, entries no later than the checkpoints
-    covering them, nothing ahead of the clock); ``ledger verify`` always passes it;
-    ``judge``: which of the published keys to trust (given them and the source's
-    ``key_rotations``; ``cli/ledger_keys.KeyMemory.judge``), unless ``pin``."""
-    keys, origin = await source.keys()
-    # each published key's ``created`` (what tells its validity window)
-    created = getattr(source, "created", None) if now_us is not None else None
-    if pin is not None:
-        keys = [pin]
-    elif judge is not None:  # found 2026-12-05: any key the registry listed was taken
-        keys = judge(keys, getattr(source, "key_rotations", None))
-    auditor = Auditor(
-        await source.checkpoints(), keys, origin, remembered, pinned=pin is not None,
-        created=created, now_us=now_us,
-    )  # fmt: skip
-    signed = auditor.signed_sizes
-    # a store's balances rows, read before the entries: held against the balances of the
-    # entries up to the size read with them (entries appended meanwhile come after)
-    stored = await source.stored()
-    at, fed, computed = -1 if stored is None else stored[0], 0, None
-    proofs = asyncio.ensure_future(_proofs(source, signed))
-    try:
-        async for batch in read_ahead(source.entries(page)):
-            if watch is not None:
-                watch(batch)
-            for i in range(0, len(batch), 2_000):  # let the readers run between slices
-                rows, cut = batch[i : i + 2_000], at - fed
-                if computed is None and 0 <= cut <= len(rows):  # the stored size is here
-                    auditor.rows(rows[:cut])
-                    computed = dict(auditor.report.balances)
-                    auditor.rows(rows[cut:])
-                else:
-                    auditor.rows(rows)
-                fed += len(rows)
-                await asyncio.sleep(0)
-        if stored is not None:  # the entries stop short of the stored size: as they are
-            computed = dict(auditor.report.balances) if computed is None else computed
-            for f in stored_findings(computed, stored[1], at, every=source.stored_every):
-                auditor.report.add(f.kind, f.message)
-        report = auditor.finish()
-        fetched = await proofs
-    finally:
-        proofs.cancel()
-    for (first, second), proof in zip(itertools.pairwise(signed), fetched, strict=True):
-        if second <= report.entries:
-            if isinstance(proof, Exception):
-                raise proof
-            auditor.consistency(first, second, proof)
-    # a size-0 tree (an earlier audit of an empty ledger remembered it) holds no entry to
-    # prove: found 2026-12-07 (money41), the next audit asked for entry -1 and stopped
-    sizes = [s for s in signed if 0 < s <= report.entries]
-    if sizes:
-        auditor.inclusion(sizes[-1], await source.inclusion(sizes[-1] - 1, sizes[-1]))
-    return report
-
-
-_AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
 
 
 def _receipt_in(path: Path) -> Found:
@@ -192,78 +91,6 @@ def _receipt_in(path: Path) -> Found:
         return find_receipt(text)
     except ValueError as exc:
         raise ValueError(f"--receipt {path}: holds no receipt ({exc})") from None
-
-
-def print_report(report: Report, seconds: float, seen_path: Path | None = None) -> None:
-    issued = -report.balances.get(MINT, 0)
-    console.print(
-        f"ledger: {counted(report.entries, 'entry', 'entries')}, {counted(report.checkpoints, 'checkpoint')}, "
-        f"{report.consistency_proofs} consistency and {report.inclusion_proofs} inclusion "
-        f"proofs, {counted(len(report.balances), 'account')}, {issued:,} micro-NetworkTokens issued "
-        f"(checked in {seconds:.1f} s)"
-    )
-    if report.ok:
-        signed = report.checkpoint.tree_size if report.checkpoint is not None else 0
-        if signed == 0 and report.entries:  # nothing the registry signed covers them yet
-            console.print(
-                "[green]OK[/]: every hash, chain link and balance checks out, but [yellow]no "
-                "signed checkpoint covers these entries yet[/]: nothing here is signed by the "
-                "registry (it signs one after new entries; verify again later)"
-            )
-            return
-        console.print("[green]OK[/]: every hash, signature, proof and balance checks out")
-        if signed < report.entries:
-            # the entries by their index, as `receipt verify` names them ("entries 9, 10 are
-            # not in a signed checkpoint yet"; found 2026-12-07: "the newest covers 9" read as
-            # covering entry 9)
-            covered = "entry 0" if signed == 1 else f"entries 0 to {signed - 1}"
-            console.print(
-                f"the last {counted(report.entries - signed, 'entry is', 'entries are')} not "
-                f"under a signed checkpoint yet (the newest, at size {signed}, covers {covered})"
-            )
-        return
-    for f in report.findings:
-        err.print(f"[red]{f.kind}[/]: {shown(f.message)}", markup=True, highlight=False)
-    if report.more_findings:
-        err.print(f"... and {report.more_findings} more")
-    err.print(
-        f"[red]MISMATCH[/]: {counted(len(report.findings) + report.more_findings, 'finding')}"
-    )
-    if seen_path is not None and any(f.kind in _AGAINST_SEEN for f in report.findings):
-        err.print(
-            f"checked against what an earlier verify of this ledger saw ({seen_path}); if its "
-            "operator started it over on purpose, remove that file and verify again",
-            markup=False,
-            highlight=False,
-        )
-
-
-def say_key_balance(
-    ok: bool, read: tuple[str, int, int] | None, named: str | None, flag: str | None = None
-) -> None:
-    """Whose balance a verify with ``LLM_MESH_API_KEY`` (``flag``: ``--api-key``) checked:
-    its account as the registry shows it (a pseudonym, never the key), or why none
-    (``named``: a --registry the environment's key was not sent to)."""
-    whose = "--api-key's" if flag else "LLM_MESH_API_KEY's"
-    if named is not None:
-        console.print(
-            f"LLM_MESH_API_KEY not sent to {shown(named)} (a --registry: the key goes only to "
-            "the registry configured with it; --api-key KEY sends it): its account's "
-            "balance not checked"
-        )
-    elif read is None:
-        console.print(
-            f"{whose} account: balance not checked (this registry does not show it "
-            "with the ledger size it was read at)"
-        )
-    else:
-        account, balance, size = read
-        said = "matches the ledger" if ok else "checked against the ledger (findings above)"
-        (console if ok else err).print(
-            f"{whose} account {shown(account)}: its balance, {balance:,} µNT at "
-            f"ledger size {size}, {said}",
-            highlight=False,
-        )
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,7 @@
 
 The user has an API key (``LLM_MESH_API_KEY``) and the answers (or receipts) the registry
 gave it, saved in a folder (``--receipts DIR``). The command runs the whole ``ledger
-verify`` audit (``cli/ledger_commands.audit``: every entry read once, hashed, chained and
+verify`` audit (``cli/ledger_check.audit``: every entry read once, hashed, chained and
 its tree root held against the registry's signed checkpoints) and, while the entries
 stream by, keeps those that move money from or to the key's account and those naming a
 held receipt (:class:`StatementWatch`). Since the verifier computed the signed tree over

@@ -9,19 +9,22 @@ llm-mesh node info                           the running node: identity, models,
 llm-mesh node keys init                      make the node's key (node.key) if missing; show its id
 llm-mesh node keys forget-gateway            forget the learned gateway key (a rotated registry key)
 llm-mesh node tls init                       make a self-signed TLS certificate; show its fingerprint
+
+``start`` and ``plan`` are here; ``models`` is ``cli/node_models_commands.py``, ``pause``,
+``resume``, ``drain`` and ``info`` ``cli/node_control_commands.py``, ``keys`` and ``tls``
+``cli/node_identity_commands.py``; the commands' HTTP clients ``cli/node_clients.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
+from LLM_Mesh.cli import node_clients
 from LLM_Mesh.cli.common import (
     AllowHttpFirstUseOpt,
     HomeOpt,
@@ -33,7 +36,6 @@ from LLM_Mesh.cli.common import (
     RegistryPublicKeyOpt,
     console,
     ensure_home,
-    err,
     fail,
     observability,
     settings_from,
@@ -41,9 +43,17 @@ from LLM_Mesh.cli.common import (
     with_node_ca,
 )
 from LLM_Mesh.cli.earnings_commands import operator_token_checked
+from LLM_Mesh.cli.node_control_commands import (
+    node_drain,
+    node_earnings_cmd,
+    node_info_cmd,
+    node_pause,
+    node_resume,
+)
 from LLM_Mesh.cli.node_identity_commands import keys_app, tls_app
+from LLM_Mesh.cli.node_models_commands import config_path, models_app
 from LLM_Mesh.cli.options import ENGINE_HELP
-from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
+from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT
 from LLM_Mesh.core.registry_urls import source_words, split_urls
 from LLM_Mesh.errors import MeshError
 
@@ -247,188 +257,7 @@ node_app.add_typer(tls_app, name="tls")
 
 # --- models ------------------------------------------------------------------------------
 
-models_app = typer.Typer(help="Model files on this node.", no_args_is_help=True)
 node_app.add_typer(models_app, name="models")
-
-NodeUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--node-url",
-        help="The local node's URL \\[the node running with the home's key (--home, "
-        "$LLM_MESH_HOME; where it listens), else the node its node.toml configures (its "
-        "host, port, https with tls_cert), else http://127.0.0.1:8801]",
-    ),
-]
-
-
-def _node_url(given: str | None, home: Path | None = None) -> str:
-    """``--node-url``, else where the node running with the home's key listens (written
-    into its lock: ``node start --port`` overrides node.toml, or has none), else the node
-    the home's node.toml configures, else 8801's. The home: ``--home``, else
-    ``$LLM_MESH_HOME`` (found 2026-12-05, newuser32: no ``--home`` here, unlike ``up`` and
-    ``node start``)."""
-    from LLM_Mesh.node.config import default_config_path, load_node_config
-    from LLM_Mesh.node.control import checked_home_node_url
-
-    if given:
-        return given
-    settings = settings_from(home)
-    path = default_config_path(settings)
-    try:
-        cfg = load_node_config(path) if path.is_file() else None
-    except (OSError, ValueError) as exc:
-        raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
-    try:  # another home's node where this stopped one would be: refused (newuser41)
-        return asyncio.run(checked_home_node_url(settings, cfg, http_client))
-    except MeshError as exc:
-        raise fail(exc) from exc
-
-
-def http_client(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
-    """The one outbound client of a command (tests replace this factory).
-
-    https is verified with the system's CAs plus ``registry_ca`` (a command's settings'
-    CA: node.toml's ``registry_ca`` too, :func:`with_node_ca`), else
-    ``$LLM_MESH_REGISTRY_CA``, and this machine's own node certificate
-    (``$LLM_MESH_HOME/node-tls.crt``, so ``node pause`` and friends reach a local node
-    serving https with a ``node tls init`` certificate).
-    """
-    from LLM_Mesh.node.tls import default_paths
-    from LLM_Mesh.tls import client_ssl_context
-
-    settings = Settings.from_env()
-    own_cert = default_paths(settings)[0]
-    ca = registry_ca or settings.registry_ca
-    trust = [f for f in (ca, own_cert if own_cert.is_file() else None) if f]
-    return httpx.AsyncClient(
-        follow_redirects=True,
-        timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0)),
-        verify=client_ssl_context(*trust),
-    )
-
-
-def download_client(allow_origins: Sequence[tuple[str, int]] = ()) -> httpx.AsyncClient:
-    """The client of a model download (tests replace this factory): it follows redirects,
-    to global addresses only (``node/download_guard.py``), but for ``allow_origins``; https
-    is verified as :func:`http_client` verifies it."""
-    from LLM_Mesh.node.download_guard import guarded_client
-    from LLM_Mesh.node.tls import default_paths
-    from LLM_Mesh.tls import client_ssl_context
-
-    settings = Settings.from_env()
-    own_cert = default_paths(settings)[0]
-    trust = [f for f in (settings.registry_ca, own_cert if own_cert.is_file() else None) if f]
-    return guarded_client(
-        timeout=httpx.Timeout(10.0, read=120.0),
-        verify=client_ssl_context(*trust),
-        allow_origins=allow_origins,
-    )
-
-
-def _config_path(settings: Settings, config: Path | None) -> Path:
-    from LLM_Mesh.node.config import default_config_path
-
-    return config or default_config_path(settings)
-
-
-@models_app.command("add")
-def models_add(
-    ref: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf, or an http(s) URL")],
-    name: Annotated[str | None, typer.Option(help="Model id / file name for a file or URL")] = None,
-    sha256: Annotated[str | None, typer.Option(help="Expected sha256 (64 hex digits)")] = None,
-    config: Annotated[Path | None, typer.Option(help="node.toml to add it to")] = None,
-    allow_private_url: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private-url",
-            help="The URL's own host and port may be this machine or a private network "
-            "(a mirror on your LAN); where it redirects is still held to global addresses",
-        ),
-    ] = False,
-    home: HomeOpt = None,
-) -> None:
-    """Put a model file in $LLM_MESH_HOME/models and add it to node.toml (when one exists).
-
-    A download reaches global addresses only, its redirects too (not this machine, the
-    LAN or the cloud metadata address) unless --allow-private-url names the URL's own host.
-    """
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    from LLM_Mesh.node.download_guard import origin_of
-    from LLM_Mesh.node.model_store import add_model, add_to_config, is_url
-
-    settings = settings_from(home)
-    ensure_home(settings.home)  # 0700 when made here: not the umask's, by models/ (newuser41)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(ref, total=None)
-
-        def progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        async def go() -> Any:
-            allowed = [origin_of(ref.strip())] if allow_private_url and is_url(ref) else []
-            async with download_client(allowed) as client:
-                return await add_model(
-                    ref, settings, client=client, name=name, sha256=sha256, progress=progress
-                )
-
-        try:
-            added = asyncio.run(go())
-        except (MeshError, OSError, ValueError) as exc:
-            raise fail(exc) from exc
-    console.print(f"[green]added[/] {added.model_id}: {added.path}")
-    path = _config_path(settings, config)
-    try:
-        changed = add_to_config(path, added.config_entry)
-    except (OSError, ValueError) as exc:
-        raise fail(exc) from exc
-    if changed:
-        console.print(f"node.toml: added {added.config_entry!r} to models in {path}")
-    elif path.is_file():
-        console.print(f"node.toml: {added.model_id} is already in {path}")
-    else:
-        console.print(f"no {path}: start a node with --model {added.config_entry}")
-
-
-@models_app.command("list")
-def models_list(
-    config: Annotated[Path | None, typer.Option(help="node.toml to compare with")] = None,
-    home: HomeOpt = None,
-) -> None:
-    """Model files present, their sizes and sha256, and which node.toml configures."""
-    from LLM_Mesh.cli.node_render import stored_models_table
-    from LLM_Mesh.node.config import load_node_config
-    from LLM_Mesh.node.model_files import models_dir
-    from LLM_Mesh.node.model_store import list_models
-
-    settings = settings_from(home)
-    path = _config_path(settings, config)
-    try:
-        cfg = load_node_config(path) if config or path.is_file() else None
-        stored = list_models(settings, cfg)
-    except (OSError, ValueError) as exc:
-        raise fail(exc) from exc
-    if not stored:
-        console.print(f"no model files in {models_dir(settings)}")
-    else:
-        console.print(stored_models_table(stored, console.width))
-    if cfg is not None:
-        console.print(f"configured in {path}: {', '.join(cfg.models)}")
 
 
 # --- planning ------------------------------------------------------------------------------
@@ -453,7 +282,7 @@ def node_plan(
     from LLM_Mesh.node.model_files import model_id_of
 
     settings = settings_from(home, registry)
-    path = _config_path(settings, config)
+    path = config_path(settings, config)
     try:
         cfg = load_node_config(path) if config or path.is_file() else None
         mine = cfg is not None and not registry and bool(split_urls(cfg.registry_url or ""))
@@ -471,7 +300,7 @@ def node_plan(
     async def demand() -> Any:
         from LLM_Mesh.client import gateway_urls
 
-        async with http_client(5.0, settings.registry_ca) as client:
+        async with node_clients.http_client(5.0, settings.registry_ca) as client:
             # the running node's measured speeds, beside the estimate (None: no node
             # answers), asked beside the registry: a silent node holds the plan at most
             # control.MEASURED_READ_S, not that and then the registry's wait (found 2026-12-07)
@@ -491,110 +320,12 @@ def node_plan(
     console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
 
 
-# --- controlling the running node ------------------------------------------------------------
+# --- controlling the running node (cli/node_control_commands.py) ------------------------------
 
-
-def _admin(node_url: str, action: str) -> dict[str, Any]:
-    from LLM_Mesh.node.control import node_admin
-
-    async def go() -> dict[str, Any]:
-        async with http_client() as client:
-            return await node_admin(client, node_url, action)
-
-    try:
-        return asyncio.run(go())
-    except MeshError as exc:
-        raise fail(exc) from exc
-
-
-@node_app.command("pause")
-def node_pause(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
-    """Stop taking new requests (what runs or waits finishes)."""
-    health = _admin(_node_url(node_url, home), "pause")
-    console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
-
-
-@node_app.command("resume")
-def node_resume(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
-    """Take requests again after pause or drain."""
-    health = _admin(_node_url(node_url, home), "resume")
-    console.print(f"node {health.get('node_id')}: [green]{health.get('state')}[/]")
-
-
-@node_app.command("drain")
-def node_drain(
-    node_url: NodeUrlOpt = None,
-    wait: Annotated[bool, typer.Option(help="Wait until nothing runs or waits")] = True,
-    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 600.0,
-    home: HomeOpt = None,
-) -> None:
-    """Finish in-flight work and take nothing new; by default wait until it is done."""
-    from LLM_Mesh.node.control import wait_drained
-
-    url = _node_url(node_url, home)
-    health = _admin(url, "drain")
-    console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
-    if not wait:
-        return
-    with console.status("draining") as status:
-
-        def show(h: dict[str, Any]) -> None:
-            status.update(
-                f"draining: {h.get('in_flight', 0)} running, {h.get('queued', 0)} waiting"
-            )
-
-        async def go() -> dict[str, Any]:
-            async with http_client() as client:
-                return await wait_drained(client, url, on_poll=show, timeout_s=timeout)
-
-        try:
-            asyncio.run(go())
-        except (MeshError, TimeoutError) as exc:
-            raise fail(exc) from exc
-    console.print("[green]drained[/]: nothing running; stop the node or `llm-mesh node resume`")
-
-
-@node_app.command("info")
-def node_info_cmd(node_url: NodeUrlOpt = None, home: HomeOpt = None) -> None:
-    """The running node: identity, models, hardware, uptime, requests, tokens and earnings."""
-    from LLM_Mesh.cli.earnings_render import node_earnings_view
-    from LLM_Mesh.cli.node_render import hosted_models_table, info_table
-    from LLM_Mesh.node.control import node_earnings, node_info, registry_quality
-
-    url = _node_url(node_url, home)
-
-    async def go() -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-        async with http_client() as client:
-            info = await node_info(client, url)
-            registry = info.get("registry")
-            if isinstance(registry, dict) and registry.get("url"):
-                info["quality"] = await registry_quality(
-                    client, str(registry["url"]), str(info.get("node_id"))
-                )
-            if registry is None:
-                return info, None, None
-            try:  # the node asks its registry, with its operator token
-                return info, await node_earnings(client, url), None
-            except MeshError as exc:
-                return info, None, str(exc)
-
-    try:
-        info, earned, problem = asyncio.run(go())
-    except MeshError as exc:
-        raise fail(exc) from exc
-    console.print(info_table(info))
-    console.print(hosted_models_table(info.get("models") or [], console.width))
-    for part in node_earnings_view(info, earned, problem):
-        console.print(part)
-
-
-@node_app.command("earnings", hidden=True, context_settings={"ignore_unknown_options": True})
-def node_earnings_cmd(
-    args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
-) -> None:
-    """No such command: where earnings are (found 2026-12-06, newuser35b: an operator typed
-    it, README names the node's `earnings` endpoint, and Typer said only "No such command")."""
-    err.print("error: no `llm-mesh node earnings`: `llm-mesh node info` shows this node's "
-              "earnings (on its machine, no token), `llm-mesh earnings` your operator's, "
-              "every node (`--node ID` for one)", markup=False, highlight=False)  # fmt: skip
-    raise typer.Exit(2)
+node_app.command("pause")(node_pause)
+node_app.command("resume")(node_resume)
+node_app.command("drain")(node_drain)
+node_app.command("info")(node_info_cmd)
+node_app.command("earnings", hidden=True, context_settings={"ignore_unknown_options": True})(
+    node_earnings_cmd
+)

@@ -57,6 +57,11 @@ its holder id). On a clean stop the writer is drained, the answers whose writes 
 counted in ``unpaid`` and logged), answered requests are settled, the holder's own pending
 rows voided and its row removed; each step at most ``stop_wait_s``, all at most
 ``stop_limit_s`` (the rest: recovery's).
+
+Its bases: ``settle_writer.py`` (the writes at once, the writer and what follows each
+write), ``settle_leasing.py`` (the leases' takes in flight and give-backs),
+``settle_upkeep.py`` (the settler, upkeep, recovery), ``settle_start.py`` (a start that
+raises part way).
 """
 
 from __future__ import annotations
@@ -67,7 +72,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -89,19 +93,17 @@ from LLM_Mesh.registry.settle_db import (
     settle_db_for,
 )
 from LLM_Mesh.registry.settle_holders import HomeLock
-from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
+from LLM_Mesh.registry.settle_lease import Spend, Spent, Take
+from LLM_Mesh.registry.settle_leasing import LEASED, SettleLeasing
 from LLM_Mesh.registry.settle_start import SettleStart
-from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
+from LLM_Mesh.registry.settle_writer import LATER, SettleWriter
 
 __all__ = ["Settlement", "user_account"]
 
 log = logging.getLogger(__name__)
 
-MAX_OPS = 1000  # operations in one hot-path transaction
 _MAX_IN_FLIGHT = 100_000  # Settlement.in_flight is a hint: cleared past this size
-_LATER = object()  # not written at once: the writer task writes it
-_LEASED = Reserved(True, 0, 0)  # admitted from a lease in memory (nothing read)
 
 
 @lru_cache(maxsize=65_536)
@@ -110,7 +112,7 @@ def user_account(key_id: str) -> str:
     return pseudonym("user", key_id)
 
 
-class Settlement(SettleStart, SettleUpkeep):
+class Settlement(SettleStart, SettleLeasing, SettleWriter):
     """See the module docstring."""
 
     def __init__(
@@ -174,12 +176,6 @@ class Settlement(SettleStart, SettleUpkeep):
         self._pool_day: str | None = None
         self._started = False
 
-    @property
-    def db(self) -> SettleDb:
-        if self._db is None:
-            raise RuntimeError("settlement is not started")
-        return self._db
-
     async def load_operators(self, store: Any) -> None:
         """Every known node's operator, from the store (registered before, or elsewhere)."""
         self.accounts = await pseudonyms(await self._engine())
@@ -188,25 +184,6 @@ class Settlement(SettleStart, SettleUpkeep):
                 self.note_operator(node_id, op.name)
 
     # -- the hot path ---------------------------------------------------------------------
-
-    def _now(self, op: Op) -> Any:
-        """``op``'s result, written at once on the event loop when nothing is queued or
-        being written and the database's write lock is free (SQLite on WAL,
-        ``SqliteSettleDb.try_inline``); else :data:`_LATER` (the writer does it)."""
-        if not self._started or self._ops or self._writing:
-            return _LATER
-        try_inline = getattr(self._db, "try_inline", None)
-        if try_inline is None:
-            return _LATER
-        try:
-            done = try_inline([op], self.holder)
-        except Exception:  # as _fail: written again, or a lease's book put back
-            self._wrote(op, None, failed=True)
-            raise
-        if done is None:
-            return _LATER
-        self._wrote(op, done[0])
-        return done[0]
 
     def _write(self, op: Op, others: bool, *, reply: bool = True) -> Any:
         """Start writing ``op``: its result when it was written at once (:meth:`_now`), else
@@ -224,7 +201,7 @@ class Settlement(SettleStart, SettleUpkeep):
             # _wrote put it back: written again later, or handed back next round
             log.exception("settlement: could not write a %s now", type(op).__name__)
             return None
-        if now is not _LATER:
+        if now is not LATER:
             return now
         if not reply:
             self._submit(op)
@@ -269,21 +246,6 @@ class Settlement(SettleStart, SettleUpkeep):
             if fut is not None and not fut.done():
                 fut.set_result(result)
 
-    def _submit(self, op: Op, fut: asyncio.Future[Any] | None = None) -> None:
-        """Queue ``op`` for the writer; ``fut`` (if any) gets its result."""
-        if not self._started:
-            if fut is not None:
-                fut.set_exception(RuntimeError("settlement is not running"))
-            return
-        self._ops.append((op, fut))
-        self._wake.set()
-
-    def _ask(self, op: Op) -> asyncio.Future[Any]:
-        """Queue ``op``; the future of its result."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._submit(op, fut)
-        return fut
-
     async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
         """Reserve ``estimate`` from ``payer`` for request ``key``: from this holder's lease
         on the payer in memory, else the lease grown (a take), else its pending row."""
@@ -292,7 +254,7 @@ class Settlement(SettleStart, SettleUpkeep):
         if leases is not None and self._started:
             if leases.admit(key, payer, estimate, time.monotonic()):  # no op made for it
                 self._fly(key)
-                return _LEASED
+                return LEASED
             op = Take(key, payer, model, estimate, *leases.plan(payer, estimate))
         else:
             op = Reserve(key, payer, model, estimate)
@@ -315,35 +277,6 @@ class Settlement(SettleStart, SettleUpkeep):
         if result.ok:
             self._fly(key)
         return result
-
-    def _took(self, lease_id: str, fut: asyncio.Future[Any]) -> None:
-        taking = self._taking.setdefault(lease_id, set())
-        taking.add(fut)
-
-        def done(_: object) -> None:
-            taking.discard(fut)
-            if not taking:
-                self._taking.pop(lease_id, None)
-
-        fut.add_done_callback(done)
-
-    async def _after_takes(self, op: Take, refused: Reserved) -> Reserved:
-        """A take refused (nor the request reserved alone): what the other takes of its
-        lease grew it by may cover the request (in a burst each take admits one request
-        and leaves the rest of its growth free), those done in its batch at once, those
-        still in flight once they are done (one wait: a refusal is never put off longer);
-        else the refusal stands."""
-        for wait in (False, True):
-            taking = self._taking.get(op.lease.lease_id)
-            if wait and taking:
-                await asyncio.wait(set(taking))
-            if self.leases is not None and self.leases.admit(
-                op.key, op.payer, op.estimate, time.monotonic()
-            ):
-                return _LEASED
-            if not taking:
-                break
-        return refused
 
     def _fly(self, key: str) -> None:
         flying = self.in_flight
@@ -376,21 +309,6 @@ class Settlement(SettleStart, SettleUpkeep):
             return
         self._write(Void(key, payer), self._others(key), reply=False)
 
-    def give_back(self, now: float) -> int:
-        """Hand back the leases idle at ``now`` (monotonic; written like a void); how many."""
-        idle = [] if self.leases is None else self.leases.idle(now)
-        for lease in idle:
-            try:
-                self._write(Give(lease), bool(self.in_flight), reply=False)
-            except Exception:  # back in the book (lease_wrote): the next round; the rest now
-                log.exception("settlement: could not hand lease %s back", lease.lease_id)
-        return len(idle)
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_idle_s / 2)
-            self.give_back(time.monotonic())  # a give that fails: the book's again
-
     def _others(self, key: str) -> bool:
         """Whether requests other than ``key`` are in flight; ``key`` is no longer."""
         flying = self.in_flight
@@ -409,78 +327,6 @@ class Settlement(SettleStart, SettleUpkeep):
         """The operator a node registered under (its ledger account is paid for its parts)."""
         if operator and self.accounts is not None:
             self.operators[node_id] = self.accounts.operator(operator)
-
-    # -- the writer (group commit) ----------------------------------------------------------
-
-    async def _write_loop(self) -> None:
-        while self._started:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._ops:
-                await self._write_batch()
-
-    async def _write_batch(self) -> None:
-        batch, self._ops = self._ops[:MAX_OPS], self._ops[MAX_OPS:]
-        now = datetime.now(timezone.utc)
-        self._writing = True
-        try:
-            results = await self.db.apply([op for op, _ in batch], self.holder, now)
-        except asyncio.CancelledError:  # the stop ran out of time: its answers given up
-            self._fail(batch, RuntimeError("settlement stopped before the write ended"))
-            raise
-        except Exception as exc:
-            self._fail(batch, exc)
-            return
-        finally:
-            self._writing = False
-        self._write_log.ok()  # a run of failed batches ends: one INFO
-        for (op, fut), result in zip(batch, results, strict=True):
-            self._wrote(op, result)
-            if fut is not None and not fut.done():
-                fut.set_result(result)
-
-    def _wrote(self, op: Op, result: Any, failed: bool = False) -> None:
-        """After ``op`` was written (or ``failed``, committed or not): an answer recorded
-        goes to the settler; a lease's write updates the book; a failed reservation is
-        voided at every pause, a failed void or answer written again (:meth:`_again`)."""
-        if failed and isinstance(op, (Reserve, Take)):  # undone at every pause (_again)
-            undo = Void(op.key, op.payer)
-            self._undoing.add(undo)
-            self._again(undo)
-        elif failed and isinstance(op, (Void, Answer)):
-            self._again(op)
-        tries: int | None = None  # a void or an answer written again: done
-        if self._tries and not failed and isinstance(op, (Void, Answer)):
-            tries = self._tries.pop(op, None)
-        again = tries is not None
-        if tries is not None and isinstance(op, Void) and op in self._undoing:
-            if self._again_more(tries):  # the reservation may commit later yet
-                self._tries[op] = tries
-                self._again(op)
-            else:
-                self._undoing.discard(op)
-        if isinstance(op, Answer):
-            if not failed and result:  # not recorded: answer() tries to revive it
-                self._answered.append(op)
-            elif again:  # answered by the failed write after all, or lapsed meanwhile
-                self._check(self._answer_again(op))
-        elif self.leases is not None and not isinstance(op, (Reserve, Void)):
-            done = lease_wrote(self.leases, op, result, time.monotonic(), failed=failed)
-            if done is not None:
-                self._answered.append(done)
-            elif failed and isinstance(op, Spend):  # committed or not: once (_spend_again)
-                self._again(op)
-
-    def _fail(self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
-        """A batch of hot-path writes failed as one transaction (the store's trouble one WARNING
-        line, a run an ERROR past 60 s: ``RoundLog``, newuser42): its answers journalled (one
-        sync), then each waiting request hears it (a lease's write puts its book back)."""
-        self._write_log.failed(exc, f"settlement: a batch of {len(batch)} writes failed")
-        with self._journal_together():
-            for op, _ in batch:
-                self._wrote(op, None, failed=True)
-        for fut in (f for _, f in batch if f is not None and not f.done()):
-            fut.set_exception(exc)
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""
@@ -588,10 +434,6 @@ class Settlement(SettleStart, SettleUpkeep):
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-
-    async def _drain(self) -> None:
-        while self._ops:  # an answer that fails here is given up (written once more)
-            await self._write_batch()
 
     async def _finish(self) -> None:
         while self._checking:  # answers written again, not pending

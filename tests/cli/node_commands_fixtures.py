@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import node_commands
+from LLM_Mesh.cli import node_clients
 from LLM_Mesh.cli.node_commands import node_app
 
 runner = CliRunner()
@@ -19,8 +19,8 @@ def use_transport(monkeypatch: pytest.MonkeyPatch, transport: httpx.AsyncBaseTra
     def factory(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=transport)
 
-    monkeypatch.setattr(node_commands, "http_client", factory)
-    monkeypatch.setattr(node_commands, "download_client", lambda _allowed=(): factory())
+    monkeypatch.setattr(node_clients, "http_client", factory)
+    monkeypatch.setattr(node_clients, "download_client", lambda _allowed=(): factory())
 
 
 def invoke(*args: str) -> Any:

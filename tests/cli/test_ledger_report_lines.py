@@ -7,15 +7,15 @@ from typing import Any
 
 from rich.console import Console
 
-from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli import ledger_render
 from LLM_Mesh.core.checkpoint import Checkpoint
 from LLM_Mesh.core.ledger_audit import Report
 
 
 def _printed(report: Report, monkeypatch: Any) -> str:
     out = io.StringIO()
-    monkeypatch.setattr(ledger_commands, "console", Console(file=out, width=200))
-    ledger_commands.print_report(report, 0.1)
+    monkeypatch.setattr(ledger_render, "console", Console(file=out, width=200))
+    ledger_render.print_report(report, 0.1)
     return " ".join(out.getvalue().split())
 
 

@@ -412,7 +412,8 @@ def test_a_mistyped_name_and_completion_load_no_group(
     assert shown in out.stdout + out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
     loaded = set(out.stdout.strip().splitlines()[-1].split())
     groups = ("admin_commands", "node_commands", "ledger_commands", "receipt_commands",
-              "earnings_commands")  # fmt: skip
+              "earnings_commands", "node_models_commands", "node_control_commands",
+              "node_clients", "ledger_check", "ledger_render")  # fmt: skip
     assert not {f"LLM_Mesh.cli.{g}" for g in groups} & loaded, loaded  # (failed before)
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import node_commands
+from LLM_Mesh.cli import node_clients
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.schemas import Hardware
@@ -35,7 +35,7 @@ def use_transport(monkeypatch: pytest.MonkeyPatch, transport: httpx.AsyncBaseTra
     def factory(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=transport)
 
-    monkeypatch.setattr(node_commands, "http_client", factory)
+    monkeypatch.setattr(node_clients, "http_client", factory)
 
 
 def invoke(*args: str) -> Any:
@@ -78,7 +78,7 @@ def test_info_shows_no_measured_speed_before_an_answer_then_the_answers(
             "max_tokens": 40}  # fmt: skip
 
     async def ask() -> dict[str, Any]:
-        async with node_commands.http_client() as c:
+        async with node_clients.http_client() as c:
             answer = await c.post("http://127.0.0.1:8801/v1/chat/completions", json=body)
             return dict(answer.json()["mesh"])
 

@@ -218,7 +218,7 @@ def test_node_plan_says_where_the_url_it_cannot_reach_came_from(
     (ConnectError(...))", nothing of where the URL came from. No socket: every call refused
     (the home's node too), the machine a fixed one."""
     import LLM_Mesh.node.hardware as hw
-    from LLM_Mesh.cli import node_commands
+    from LLM_Mesh.cli import node_clients
 
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("All connection attempts failed", request=request)
@@ -226,7 +226,7 @@ def test_node_plan_says_where_the_url_it_cannot_reach_came_from(
     def client(timeout_s: float = 10.0, registry_ca: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(down))
 
-    monkeypatch.setattr(node_commands, "http_client", client)
+    monkeypatch.setattr(node_clients, "http_client", client)
     monkeypatch.setattr(hw, "detect_hardware", lambda _home: Hardware(cpu_count=8))
     monkeypatch.delenv("LLM_MESH_REGISTRY_URL", raising=False)
     args, env = ["node", "plan"], {}

@@ -1,15 +1,18 @@
-"""Real processes on loopback: a registry+gateway and a node with the real model."""
+"""Real processes on loopback: a registry+gateway and a node with the real model; the
+dashboard tests' browser (``browser.py``)."""
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.local_mesh import LocalMesh
+from tests.e2e.browser import PageWatch, chromium
 from tests.ports import free_port
 from tests.waiting import START_S, scaled
 
@@ -58,3 +61,18 @@ def real_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         yield mesh
     finally:
         mesh.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for the dashboard's tests (``browser.py``), one per module."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def watch() -> Iterator[PageWatch]:
+    """What went wrong on the test's pages; the test fails on it at the end."""
+    w = PageWatch()
+    yield w
+    w.check()

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from LLM_Mesh.local_mesh import LocalMesh
-from tests.e2e.browser import PageWatch, chromium
+from tests.e2e.browser import PageWatch
 from tests.e2e.conftest import needs_model, start_mesh
 from tests.waiting import SOON_S, scaled
 
@@ -46,12 +46,6 @@ def _grant(home: Path, account: str, amount: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[LocalMesh]:
     """A sim node streaming 25 tokens a second, and three ledger entries, signed."""
     mp = pytest.MonkeyPatch()
@@ -67,13 +61,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Loc
     finally:
         m.stop()
         mp.undo()
-
-
-@pytest.fixture
-def watch() -> Iterator[PageWatch]:
-    w = PageWatch()
-    yield w
-    w.check()
 
 
 def _page(browser: Any, watch: PageWatch, width: int = 1280) -> Any:

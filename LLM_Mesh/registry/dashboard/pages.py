@@ -224,14 +224,15 @@ async def operator_fragment(request: Request) -> Response:
         )
     rt = d.runtime
     rec = await operator_view.signed_in(rt, request.headers)
-    mine = await operator_view.operator_nodes(rt, rec)
-    rows, total = views.node_rows(rt, d.feed.series, d.now(), only=mine)
+    mine = await operator_view.operator_nodes(rt, rec)  # node id -> revoked
+    rows, total = views.node_rows(rt, d.feed.series, d.now(), only=set(mine))
+    operator_view.mark_revoked(rows, mine)
     offline = sorted(n for n in mine if rt.table.get(n) is None)[: views.MAX_ROWS]
     earned = await operator_view.operator_earnings(rt, rec, mine)
     return d.render(
         request, "_operator.html", operator=rec.name, account=(earned or {}).get("account", "-"),
-        rows=rows, total=total, offline=offline, earnings=earned,
-        verdicts=operator_view.canary_verdicts(rt, mine),
+        rows=rows, total=total, offline=offline, revoked={n for n, r in mine.items() if r},
+        earnings=earned, verdicts=operator_view.canary_verdicts(rt, mine),
     )  # fmt: skip
 
 

@@ -196,3 +196,40 @@ def test_the_operator_sees_the_requests_their_nodes_served_unpaid(
     said = said[: said.index("</p>")]
     assert "3 requests served unpaid" in said and f"<code>{node_id}</code>" in said
     assert "&lt;x&gt;" in said and "<x>" not in said and "theirs" not in said
+
+
+def _row(body: str, attr: str) -> str:
+    row = body[body.index(attr) :]
+    return row[: row.index("</tr>")]
+
+
+def test_the_operator_sees_which_of_their_nodes_are_revoked(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Found 2026-12-07 (hygiene45): ``llm-mesh earnings`` and ``GET /v1/earnings`` said a
+    revoked node was revoked, the operator view listed it as any other (OFFLINE reads like
+    a node switched off). Its row, the list of nodes this gateway does not know now and its
+    canary verdicts say "revoked" in words (the store's flag: ``Store.operator_node_keys``),
+    a live node's do not."""
+    for model in (MODEL, "m-gone", "m-live"):
+        inprocess_mesh.add_node(model)
+    bad, gone, live = (inprocess_mesh.id_of(f"node-{m}") for m in (MODEL, "m-gone", "m-live"))
+    rt = inprocess_mesh.app.state.runtime
+    inprocess_mesh.call(rt.quality.record(bad, MODEL, ok=True, reason=None))
+    inprocess_mesh.call(rt.quality.record(bad, MODEL, ok=False, reason="off"))
+    inprocess_mesh.call(rt.quality.record(live, "m-live", ok=False, reason="off"))
+    now = datetime.now(timezone.utc)
+    for node_id in (bad, gone):
+        assert inprocess_mesh.call(rt.store.revoke_node(node_id, now))
+    inprocess_mesh.stop_node("node-m-gone")
+    rt.table.forget(gone)  # known to the store only
+    body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
+    row = _row(body, f'data-node="{bad}"')
+    assert re.search(r"<th scope=\"row\">.*<span class=\"tag bad\" data-revoked[^>]*>revoked<", row)
+    assert "revoked" not in _row(body, f'data-node="{live}"')
+    said = body[body.index('data-offline="') :]
+    said = said[: said.index("</p>")]
+    assert f"<code>{gone}</code> (revoked)" in said, said
+    verdicts = _table(body, "verdicts")
+    assert ">revoked<" in _row(verdicts, f'data-verdict="{bad} {MODEL}"')
+    assert "revoked" not in _row(verdicts, f'data-verdict="{live} m-live"')
