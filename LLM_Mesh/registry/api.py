@@ -407,10 +407,13 @@ def _valid_beats(rt: Runtime, node_id: str) -> ValidBeats:
     400 first for a path's id longer than any node's (``MAX_NODE_ID_CHARS``), not said back:
     each id is kept while counted, and a made-up one's entry stays while an older one counts
     (found 2026-12-07, attack45: ids of 60,000 characters, refused at once, grew a registry
-    by 440 MB in 40 s)."""
-    if len(node_id) > MAX_NODE_ID_CHARS:
+    by 440 MB in 40 s); and for one with a line break or a control character, which no node
+    id has (found 2026-12-07, attack45: ``a%0Ab`` signed as a listed node reached
+    ``identity.signed_bytes``' refusal, a 500 and a traceback logged per request)."""
+    if len(node_id) > MAX_NODE_ID_CHARS or not node_id.isprintable():
         raise InvalidRequest(
-            f"a node id is at most {MAX_NODE_ID_CHARS} characters (this one {len(node_id)})",
+            f"a node id is at most {MAX_NODE_ID_CHARS} printable characters (this one: "
+            f"{len(node_id)}, not said back)",
             param="node_id",
         )
     return ValidBeats(rt.limiter, rt.clock(), rt.settings.heartbeat_interval_s)

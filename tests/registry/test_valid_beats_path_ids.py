@@ -10,9 +10,13 @@ before it is counted, its id not said back."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from urllib.parse import quote
 
-from LLM_Mesh.core.identity import MAX_NODE_ID_CHARS
+import pytest
+
+from LLM_Mesh.core.identity import MAX_NODE_ID_CHARS, MessageKind
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.valid_rates import beats_per_min
 from tests.registry.node_auth_mesh import Wall, beat, make_node, mesh, operator, register
@@ -44,3 +48,31 @@ async def test_made_up_long_ids_are_refused_before_they_are_counted(tmp_path: Pa
         longest = "n" * MAX_NODE_ID_CHARS
         r = await h.client.post(f"/mesh/nodes/{longest}/heartbeat", content=b"{}")
         assert r.status_code == 401, r.text
+
+
+async def test_an_id_with_a_line_break_is_refused_not_an_internal_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-07 (attack45, against ``llm-mesh up``): a heartbeat or goodbye to
+    ``/mesh/nodes/a%0Ab/...`` signed in the name of a listed node (any signature) reached
+    ``identity.signed_bytes``, which refuses a target of two lines: a ``ValueError``, a 500
+    and an ERROR with its traceback in the registry's log, per request, from anyone. Now 400
+    ``node_id`` before anything is counted or checked; a control character alike."""
+    store, wall = MemoryStore(), Wall()
+    async with await mesh(tmp_path, store, wall) as h:
+        node = make_node(wall, await operator(store))
+        assert (await register(h, node)).status_code == 200
+        counted = h.runtime.limiter.per_id("valid-beat", BOUND)
+        for made_up in ("a\nb", f"{node.node_id}\n", "\n", "a\tb", "a\x00b", "a\x7fb"):
+            path = "/mesh/nodes/" + quote(made_up, safe="")
+            for method, kind, url in (
+                ("POST", MessageKind.HEARTBEAT, path + "/heartbeat"),
+                ("DELETE", MessageKind.DEREGISTER, path),
+            ):
+                signed = node.headers(kind, b"{}")  # the node's own headers, another target
+                r = await h.client.request(method, url, content=b"{}", headers=signed)
+                assert r.status_code == 400, (made_up, r.text)
+                assert r.json()["error"]["param"] == "node_id"
+        assert len(counted) == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert (await beat(h, node)).status_code == 200  # the node's own beats as ever
