@@ -20,6 +20,7 @@ from LLM_Mesh.core.registry_urls import split_urls
 from LLM_Mesh.core.validation import ascii_digits
 
 __all__ = [
+    "LIMIT_TOP",
     "LOG_FORMATS",
     "env_bool",
     "env_float",
@@ -36,20 +37,25 @@ __all__ = [
 ]
 
 LOG_FORMATS = ("text", "json")
+#: the most a per-minute limit may be set to (:func:`env_limit`): far past any process
+LIMIT_TOP = 10**9
 
 
 def env_limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
-    """A per-minute limit from ``env[key]``: a whole number, ``0`` for none; else ``default``."""
-    raw = (env.get(key) or "").strip()
+    """A per-minute limit from ``env[key]``: a whole number in ASCII digits up to
+    :data:`LIMIT_TOP`, ``0`` for none; else ``default``. Found 2026-12-07 (attack45): any
+    ``int()`` was taken, ``LLM_MESH_EARNINGS_READS_PER_MIN=1`` and 400 zeros started a
+    registry whose every earnings read was a 500 (a bucket's ``float`` overflowed), and
+    ``٦٠`` read as 60."""
+    raw = (env.get(key) or "").strip().replace("_", "")
     if raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a whole number (0: no limit), got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{key} must be >= 0 (0: no limit), got {raw!r}")
-    return value or None
+    if not ascii_digits(raw) or len(raw) > len(str(LIMIT_TOP)) or int(raw) > LIMIT_TOP:
+        raise ValueError(
+            f"{key} must be a whole number from 0 to {LIMIT_TOP} (0: no limit), "
+            f"got {env.get(key)!r}"
+        )
+    return int(raw) or None
 
 
 def env_float(
@@ -130,7 +136,9 @@ def env_whole(env: Mapping[str, str], key: str, default: int, top: int | None = 
     raw = (env.get(key) or "").strip().replace("_", "")
     if raw == "":
         return default
-    if not ascii_digits(raw) or (top is not None and int(raw) > top):
+    # digits past Python's own bound for int() (4,300) refused in these words, naming the
+    # variable (found 2026-12-07, attack45: Python's "Exceeds the limit" named none)
+    if not ascii_digits(raw) or len(raw) > 4000 or (top is not None and int(raw) > top):
         bound = f" (0 to {top})" if top is not None else " (>= 0)"
         raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
     return int(raw)

@@ -460,3 +460,34 @@ def test_the_previous_keys_window_is_more_than_0_and_at_most_a_day() -> None:
             Settings.from_env({env: bad})
     with pytest.raises(ValueError, match=rf"{env} must be a number, got 'soon'"):
         Settings.from_env({env: "soon"})
+
+
+def test_attack_a_per_minute_limit_past_its_top_or_in_other_digits_is_refused_at_start() -> None:
+    """attack45: ``int()`` took any number, so ``LLM_MESH_EARNINGS_READS_PER_MIN`` of 1 and
+    400 zeros started a registry whose every earnings read was a 500 (``float`` of the
+    bucket's capacity overflowed), and Arabic-Indic digits read as 60."""
+    from LLM_Mesh.config_env import LIMIT_TOP
+    from LLM_Mesh.core.ratelimit import RateLimiter
+    from LLM_Mesh.registry.valid_rates import EarningsReads
+
+    key = "LLM_MESH_EARNINGS_READS_PER_MIN"
+    top = Settings.from_env({key: str(LIMIT_TOP)}).earnings_reads_per_min
+    assert top == LIMIT_TOP
+    EarningsReads(RateLimiter(), 0.0, top).take("token")  # the top counts as any number
+    assert Settings.from_env({key: "1_000"}).earnings_reads_per_min == 1000
+    for bad in ("1" + "0" * 400, str(LIMIT_TOP + 1), "٦٠", "+5", "6e1", "-0"):
+        with pytest.raises(ValueError, match=rf"{key} must be a whole number from 0 to"):
+            Settings.from_env({key: bad})
+    for name in ("LLM_MESH_ANONYMOUS_RPM", "LLM_MESH_LEDGER_READ_ROWS_PER_MIN"):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: "9" * 40})
+
+
+def test_attack_a_whole_number_of_thousands_of_digits_is_refused_naming_its_variable() -> None:
+    """attack45: past Python's 4,300 digits ``int()`` said "Exceeds the limit", no name."""
+    for key, field in (("LLM_MESH_UNPAID_KEEP_DAYS", "unpaid_keep_days"),
+                       ("LLM_MESH_SETTLEMENT_KEEP_DAYS", "settlement_keep_days")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"{key} must be a whole number \(>= 0\)"):
+            Settings.from_env({key: "9" * 4400})
+        huge = 10**400  # taken: nothing is old enough (retention._back; held)
+        assert getattr(Settings.from_env({key: str(huge)}), field) == huge

@@ -53,6 +53,7 @@ __all__ = [
     "HDR_SIGNATURE",
     "HDR_TIME",
     "MAX_CLOCK_SKEW_S",
+    "MAX_NODE_ID_CHARS",
     "MessageKind",
     "NodeSigner",
     "SignedMessage",
@@ -75,6 +76,8 @@ _ID_DOMAIN = b"llm-mesh/node-id/v1\x00"
 _ID_CHARS = 26
 _ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")  # base32, lower case
 MAX_CLOCK_SKEW_S = 120.0
+#: the longest node id (a registration's ``node_id``, a signer's header); made ids are 31
+MAX_NODE_ID_CHARS = 128
 
 HDR_NODE = "X-Mesh-Node-Id"
 HDR_SEQ = "X-Mesh-Seq"
@@ -231,7 +234,7 @@ def _int_header(headers: Mapping[str, str], name: str) -> int:
 def parse_signed(headers: Mapping[str, str]) -> SignedMessage:
     """The signature headers (``headers`` should be case-insensitive, as HTTP's are)."""
     signer = _header(headers, HDR_NODE)
-    if len(signer) > 128 or "\n" in signer:
+    if len(signer) > MAX_NODE_ID_CHARS or "\n" in signer:
         raise BadSignature(f"{HDR_NODE} is not a node id")
     try:
         signature = _unb64(_header(headers, HDR_SIGNATURE))

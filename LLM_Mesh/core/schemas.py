@@ -147,7 +147,7 @@ class HostedModel(_Wire):
 class NodeRegistration(_Wire):
     """POST /mesh/nodes: a node announces itself (also used to re-register)."""
 
-    node_id: str = Field(min_length=1, max_length=128)
+    node_id: str = Field(min_length=1, max_length=128)  # identity.MAX_NODE_ID_CHARS
     url: str = Field(min_length=1, max_length=2048, json_schema_extra={"pattern": "^https?://"})
     models: list[HostedModel] = Field(min_length=1, max_length=MAX_MODELS_PER_NODE)
     region: str | None = Field(default=None, max_length=_NAME_CHARS)

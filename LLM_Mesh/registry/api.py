@@ -21,7 +21,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
-from LLM_Mesh.core.identity import HDR_BEAT_TOKEN, MAX_CLOCK_SKEW_S, MessageKind
+from LLM_Mesh.core.identity import (
+    HDR_BEAT_TOKEN,
+    MAX_CLOCK_SKEW_S,
+    MAX_NODE_ID_CHARS,
+    MessageKind,
+)
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
 from LLM_Mesh.core.priority import reported_keyed_at
@@ -309,7 +314,7 @@ async def absorb_heartbeat(
             f"a registration's; this one {len(body)} bytes)",
             param="loaded_models",
         )
-    beats = _valid_beats(rt)  # 429 past the node's bound, before the verify (limits44)
+    beats = _valid_beats(rt, node_id)  # 429 past the node's bound, before the verify (limits44)
     beats.take(node_id)
     try:
         await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body, tries)
@@ -397,8 +402,20 @@ async def absorb_heartbeat(
     return answer
 
 
-def _valid_beats(rt: Runtime) -> ValidBeats:
-    """A node's valid heartbeats and goodbyes, a bound per id (``registry/valid_rates.py``)."""
+def _valid_beats(rt: Runtime, node_id: str) -> ValidBeats:
+    """A node's valid heartbeats and goodbyes, a bound per id (``registry/valid_rates.py``).
+    400 first for a path's id longer than any node's (``MAX_NODE_ID_CHARS``), not said back:
+    each id is kept while counted, and a made-up one's entry stays while an older one counts
+    (found 2026-12-07, attack45: ids of 60,000 characters, refused at once, grew a registry
+    by 440 MB in 40 s); and for one with a line break or a control character, which no node
+    id has (found 2026-12-07, attack45: ``a%0Ab`` signed as a listed node reached
+    ``identity.signed_bytes``' refusal, a 500 and a traceback logged per request)."""
+    if len(node_id) > MAX_NODE_ID_CHARS or not node_id.isprintable():
+        raise InvalidRequest(
+            f"a node id is at most {MAX_NODE_ID_CHARS} printable characters (this one: "
+            f"{len(node_id)}, not said back)",
+            param="node_id",
+        )
     return ValidBeats(rt.limiter, rt.clock(), rt.settings.heartbeat_interval_s)
 
 
@@ -413,7 +430,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     rt = get_runtime(request)
     body = await request.body()
     headers = request.headers
-    beats = _valid_beats(rt)  # a goodbye counts as a heartbeat (valid_rates.py)
+    beats = _valid_beats(rt, node_id)  # a goodbye counts as a heartbeat (valid_rates.py)
     beats.take(node_id)
     try:
         await rt.node_auth.check_message(

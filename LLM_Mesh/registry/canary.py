@@ -130,6 +130,7 @@ from LLM_Mesh.registry.send_stream import NodeStream
 
 __all__ = [
     "PATH",
+    "UNMARKED_MIDWAY",
     "CanaryProber",
     "ProbeError",
     "ProbeResult",
@@ -142,6 +143,11 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/completions"
 PROBE_ADDRESS = "canary"  # the Client address probes are counted under (never rate limited)
+#: a probe's verdict when its verifier was unmarked, or left the file, before its reference
+#: was in (attack45): no verifier judged the answer
+UNMARKED_MIDWAY = (
+    "its verifier was unmarked, or serves another file now, since the probe began: no verdict"
+)
 
 
 @dataclass
@@ -354,18 +360,31 @@ class CanaryProber:
         """Healthy verifiers (other than ``node_id``) hosting the same file as ``node_id``,
         each marked for that file (``Quality.vouches``; found 2026-12-07, verifier43: any
         model a verifier declared, one the admin never checked, too)."""
-        table = self.rt.table
-        hosted = table.hosted(node_id, model)
+        hosted = self.rt.table.hosted(node_id, model)
         if hosted is None or not hosted.sha256:
             return []
+        return self._verifiers_of(model, hosted.sha256, node_id)
+
+    def _verifiers_of(self, model: str, sha256: str, node_id: str) -> list[str]:
+        """Healthy verifiers other than ``node_id`` serving ``model``'s file ``sha256``, each
+        marked for it (:meth:`verifiers_for`'s, for the file the probed node declared)."""
+        table = self.rt.table
         out = []
         for v in sorted(self.quality.verifiers):
             entry, vh = table.get(v), table.hosted(v, model)
-            if v == node_id or entry is None or vh is None or vh.sha256 != hosted.sha256:
+            if v == node_id or entry is None or vh is None or vh.sha256 != sha256:
                 continue
             if self.quality.vouches(v, model, vh.sha256) and table.healthy(entry):
                 out.append(v)
         return out
+
+    def _still_vouching(self, verifier: str, model: str, sha256: str, node_id: str) -> str | None:
+        """``verifier`` if it is still marked for the file and serves it, else another that
+        is (``None``: none): the marks and registrations read again after an await (found
+        2026-12-07, attack45: a verifier the admin unmarked, or that switched files, while
+        the node answered was still asked, and its answer quarantined an honest node)."""
+        now = self._verifiers_of(model, sha256, node_id)
+        return verifier if verifier in now else (now[0] if now else None)
 
     async def reference(
         self,
@@ -447,10 +466,16 @@ class CanaryProber:
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
+        chosen = self._still_vouching(verifier, model, sha, node_id)  # read again (attack45)
+        if chosen is None:
+            return ProbeResult(node_id, model, "unverified", UNMARKED_MIDWAY, prompt, verifier)
+        verifier = chosen
         try:
             whole = await self.reference(verifier, model, sha, prompt, shape, keep=not fresh)
         except ProbeError as exc:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
+        if self._still_vouching(verifier, model, sha, node_id) != verifier:  # while it answered
+            return ProbeResult(node_id, model, "unverified", UNMARKED_MIDWAY, prompt, verifier)
         ref = truncated(whole, shape.max_tokens)
         v: Verdict
         test, temperature = self.departures.test, shape.temperature
