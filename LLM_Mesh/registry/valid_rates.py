@@ -26,14 +26,16 @@ an honest message arriving then got 429; found 2026-12-07, limits45). Why this i
 - nothing a stranger sends is counted: a forgery fails the verify, before the count; a
   copy or replay of a message counted here has a sequence number at or below the highest
   counted for the id (:meth:`IdTries.seq`) and is not counted (the store's sequence check
-  refuses it: STALE); the rest are given back when refused (:meth:`_Signed.refused`).
+  refuses it: STALE, copies in one batch too, ``heartbeat_writes.SeqBatcher``); the rest
+  are given back when refused (:meth:`_Signed.refused`).
   What remains: a replay of a message never counted here (one the node sent to another
   replica or registry, or before this process started, still within the ±120 s
   ``MAX_CLOCK_SKEW_S``) holds one unit while its sequence number is checked, and each such
   message once (the highest counted moves past it). An honest node sends about
   ``120 / interval`` heartbeats in that window, half the bound, and its own count of the
   last minute is a quarter: a beat of it still fits. The highest is kept with the id's
-  entry, dropped once its minute has passed with nothing counted (then nothing is held);
+  entry, dropped once its minute has passed with nothing counted (a message counted
+  before may then hold a unit once more while in flight, again once each);
 - a flood of valid messages stays bounded as before: each route first checks the count
   without taking (429 before the key look-up and the verify), and the signature's count
   checks again and takes with no await since the verify, which follows the check with no
@@ -54,8 +56,9 @@ an honest message arriving then got 429; found 2026-12-07, limits45). Why this i
   minute. An honest agent registers as it starts, then again only when told to: a
   heartbeat's 404 ``unknown_node`` (the registry forgot it, a restarted or other replica),
   a gateway id it did not pin, a revoking registry's re-check (its own backoff, a minute
-  at least): one step each, a step an interval apart, so at most one a minute's interval
-  plus its restarts. A 429 is a failed registration to it: tried again after its backoff.
+  at least): one a step at most, a step an interval apart but when its operator pauses,
+  resumes or drains it (tested with one every other interval: 9 a minute,
+  ``tests/registry/test_limits45_valid_registrations.py``). A 429 is a failed registration to it: tried again after its backoff.
   Counted after a failing count's 429 too (a node registering again past its address's
   counts, ``admin.CredentialTries.before_reregister``).
 - ``GET /v1/earnings`` and the operator view, per operator token (its SHA-256):
