@@ -230,9 +230,13 @@ class IdTries:
     counted in the last minute; should more than ``max_ids`` be counted within one minute,
     the one counted the longest ago goes. An id counted again moves to the newest end: an
     id under attack keeps its count. Each entry is dropped once (amortised O(1) a count).
+
+    An entry may also keep the highest sequence number counted for its id (:meth:`count`'s
+    ``seq``, :meth:`seq`: ``registry/valid_rates.py`` counts a signed message once), dropped
+    with the entry.
     """
 
-    __slots__ = ("_at", "max_ids", "per_min")
+    __slots__ = ("_at", "_seq", "max_ids", "per_min")
 
     def __init__(self, per_min: int, max_ids: int = DEFAULT_MAX_IDS) -> None:
         if per_min < 1 or max_ids < 1:
@@ -240,14 +244,26 @@ class IdTries:
         self.per_min = per_min
         self.max_ids = max_ids
         self._at: OrderedDict[str, Bucket] = OrderedDict()
+        self._seq: dict[str, int] = {}
 
     def wait(self, node_id: str, now: float) -> float:
         """Seconds before ``node_id`` may fail once more (0: now); nothing counted."""
         bucket = self._at.get(node_id)
         return 0.0 if bucket is None else bucket.wait(now, 1)
 
-    def count(self, node_id: str, now: float) -> None:
-        """Count one failure of ``node_id`` (its caller asked :meth:`wait` first)."""
+    def seq(self, node_id: str) -> int | None:
+        """The highest ``seq`` counted for ``node_id`` while its entry is kept (else None)."""
+        return self._seq.get(node_id)
+
+    def unseq(self, node_id: str, seq: int) -> None:
+        """Forget ``seq`` as ``node_id``'s highest counted, if it still is (its message was
+        refused before its sequence number was taken)."""
+        if self._seq.get(node_id) == seq:
+            del self._seq[node_id]
+
+    def count(self, node_id: str, now: float, seq: int | None = None) -> None:
+        """Count one failure of ``node_id`` (its caller asked :meth:`wait` first); with
+        ``seq``, the entry keeps it when it is the highest counted (:meth:`seq`)."""
         at = self._at
         bucket = at.get(node_id)
         if bucket is None:
@@ -255,11 +271,13 @@ class IdTries:
         else:
             at.move_to_end(node_id)
         bucket.take(now, 1)
+        if seq is not None and seq > self._seq.get(node_id, -1):
+            self._seq[node_id] = seq
         while at:
             oldest = next(iter(at.values()))
             if len(at) <= self.max_ids and oldest.level(now) < oldest.capacity:
                 break  # it still counts (and the rest were counted since, within its minute)
-            at.popitem(last=False)
+            self._seq.pop(at.popitem(last=False)[0], None)
 
     def give(self, node_id: str, now: float) -> None:
         """Give back one :meth:`count` taken before the outcome was known (it succeeded);

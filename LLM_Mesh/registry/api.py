@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import (
     HDR_BEAT_TOKEN,
+    HDR_NODE,
     MAX_CLOCK_SKEW_S,
     MAX_NODE_ID_CHARS,
     MessageKind,
@@ -71,7 +72,7 @@ from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
 from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s, known_load
-from LLM_Mesh.registry.valid_rates import ValidBeats
+from LLM_Mesh.registry.valid_rates import ValidBeats, ValidRegistrations
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
@@ -142,7 +143,9 @@ async def register_node(request: Request) -> RegistrationAccepted:
     Ed25519 verify, unbounded), each counted as it begins and given back unless refused for
     it (rot41: counted after the verify, tries in flight at once all found the counts free),
     then 429 before the body is read or anything verified, but to a node registering again
-    with the key held for its id (``before_reregister``, regs39)."""
+    with the key held for its id (``before_reregister``, regs39). A node id's valid
+    registrations are bounded (``valid_rates.ValidRegistrations``, limits45: counted as the
+    signature holds, given back when refused for its credential; past the bound 429)."""
     rt = get_runtime(request)
     tries = tries_of(request, rt)
     again = scope = signed = None  # see the docstring: regs39's again, rot41's two counts
@@ -156,18 +159,20 @@ async def register_node(request: Request) -> RegistrationAccepted:
             raise
         token = request.headers.get(HDR_BEAT_TOKEN)  # past the id's count (regtoken40)
         again, scope, signed = tries.before_reregister(node_id, exc, token), None, None
-    refused = False
+    refused, regs = False, _valid_registrations(rt)  # its valid ones per id (limits45)
     try:
-        accepted = await _register(rt, request.headers, await request.body())
+        accepted = await _register(rt, request.headers, await request.body(), regs)
     except Revoked as exc:
         raise revocation_signed(
             rt.revocations, MessageKind.REGISTER, request.headers, exc
         ) from None
     except OperatorTokenRefused as exc:  # unknown or none: counted (none costs no read)
         refused, scope = True, None  # it stays counted
+        regs.refused(exc)  # a relay with another token (attack32b): not the node's
         raise token_refusal_signed(rt.revocations, request.headers, exc) from None
-    except SIGNATURE_REFUSALS:  # an honest node's never fail (a stopped clock's: backoff)
+    except SIGNATURE_REFUSALS as exc:  # an honest node's never fail (a stopped clock's: backoff)
         refused, signed = True, None  # it stays counted
+        regs.refused(exc)
         raise
     finally:
         tries.reregistered(again, refused)
@@ -177,8 +182,15 @@ async def register_node(request: Request) -> RegistrationAccepted:
     return accepted
 
 
-async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
+async def _register(
+    rt: Runtime, headers: Mapping[str, str], body: bytes, regs: ValidRegistrations
+) -> RegistrationAccepted:
+    claimed = headers.get(HDR_NODE)
+    if claimed:  # past the id's bound: 429 before the verify (valid_rates.py)
+        regs.check(claimed)
     verified = rt.node_auth.check_registration(headers, body)
+    if verified.node_id is not None:  # counted as its signature holds (no await since)
+        regs.signed(verified.node_id, verified.seq)
     if json_shape(body)[1] > MAX_REGISTRATION_CONTAINERS:  # before the parser: bytes only
         raise InvalidRequest(
             f"a registration holds at most {MAX_REGISTRATION_CONTAINERS} JSON arrays and "
@@ -207,6 +219,8 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
 
     # the operator token, the address (its transport, where it points), the key: none if refused
     grant = await rt.node_auth.admit_registration(verified, check_address)
+    if verified.node_id is not None:  # its key claimed: its credential held
+        regs.held(verified.node_id)
     if rt.quality is not None:
         # the held set again, now that the key is claimed: a key new to the registry
         # whose operator had another node caught after the admission's quarantine check
@@ -315,14 +329,17 @@ async def absorb_heartbeat(
             param="loaded_models",
         )
     beats = _valid_beats(rt, node_id)  # 429 past the node's bound, before the verify (limits44)
-    beats.take(node_id)
+    beats.check(node_id)  # counted as its signature holds (limits45, valid_rates.py)
     try:
-        await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body, tries)
+        await rt.node_auth.check_message(
+            MessageKind.HEARTBEAT, node_id, headers, body, tries, beats.signed
+        )
     except Revoked as exc:  # verified: the node's own, counted (a revoked node's flood too)
         raise revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers, exc) from None
-    except BaseException:
-        beats.give(node_id)  # refused for its credential: the failing counts' (admin.py)
+    except BaseException as exc:
+        beats.refused(exc)  # refused for its credential: the failing counts'
         raise
+    beats.held(node_id)
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
@@ -402,6 +419,11 @@ async def absorb_heartbeat(
     return answer
 
 
+def _valid_registrations(rt: Runtime) -> ValidRegistrations:
+    """A node's valid registrations, a bound per id (``registry/valid_rates.py``)."""
+    return ValidRegistrations(rt.limiter, rt.clock(), rt.settings.heartbeat_interval_s)
+
+
 def _valid_beats(rt: Runtime, node_id: str) -> ValidBeats:
     """A node's valid heartbeats and goodbyes, a bound per id (``registry/valid_rates.py``).
     400 first for a path's id longer than any node's (``MAX_NODE_ID_CHARS``), not said back:
@@ -431,16 +453,17 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     body = await request.body()
     headers = request.headers
     beats = _valid_beats(rt, node_id)  # a goodbye counts as a heartbeat (valid_rates.py)
-    beats.take(node_id)
+    beats.check(node_id)
     try:
         await rt.node_auth.check_message(
-            MessageKind.DEREGISTER, node_id, headers, body, tries_of(request, rt)
+            MessageKind.DEREGISTER, node_id, headers, body, tries_of(request, rt), beats.signed
         )
     except Revoked as exc:  # verified: the node's own, counted (a revoked node's flood too)
         raise revocation_signed(rt.revocations, MessageKind.DEREGISTER, headers, exc) from None
-    except BaseException:
-        beats.give(node_id)
+    except BaseException as exc:
+        beats.refused(exc)
         raise
+    beats.held(node_id)
     try:
         in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
     finally:  # out of routing here even when the store failed (the answer is then a 500)

@@ -10,7 +10,8 @@ database the next gathers, and goes as soon as the first is back.
   ``advance_node_seq`` waits for its batch (one ``UPDATE ... FROM unnest(...)
   RETURNING`` on PostgreSQL), so a heartbeat is still answered only once its sequence
   number is taken; two messages of one node in one batch: the higher number is tried,
-  the lower is stale (as it would be one after the other). ``get_node_key`` (a node's
+  the lower is stale (as it would be one after the other), and so is every copy of the
+  one tried but its first (a replay sent at once). ``get_node_key`` (a node's
   key not yet in memory: every node once after a replica starts) goes in batches too
   (one ``SELECT ... IN``). Everything else is the store's.
 - :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
@@ -131,13 +132,19 @@ class SeqBatcher(_Batches):
             if not isinstance(exc, Exception):
                 raise
             return
+        taken: set[str] = set()
         for node_id, seq, fut in batch:
             if fut.done():
                 continue
             if seq != best[node_id]:
                 fut.set_result(SeqResult.STALE)  # a higher one of the same node went first
-            else:
-                fut.set_result(SeqResult(results.get(node_id, SeqResult.UNKNOWN.value)))
+                continue
+            result = SeqResult(results.get(node_id, SeqResult.UNKNOWN.value))
+            # a copy of the number taken, in the same batch, is a replay: only its first is
+            # taken (found 2026-12-07, limits45: every copy sent at once was OK)
+            fut.set_result(SeqResult.STALE if node_id in taken else result)
+            if result is SeqResult.OK:
+                taken.add(node_id)
 
 
 class _KeyLookups(_Batches):

@@ -76,6 +76,9 @@ from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
 #: could not be one): counted per address in ``admin.WRONG_NODE_SIGNATURES`` (``api.py``)
 SIGNATURE_REFUSALS = (BadSignature, StaleMessage, ReplayedMessage, NodeIdMismatch)
 
+# called with a message's signer and sequence number as its signature holds (valid_rates.py)
+SignedHook = Callable[[str, int], None]
+
 
 @dataclass(frozen=True)
 class VerifiedRegistration:
@@ -106,7 +109,7 @@ class NodeAuthenticator(Protocol):
 
     async def check_message(
         self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
-        tries: CredentialTries | None = None,
+        tries: CredentialTries | None = None, signed: SignedHook | None = None,
     ) -> None: ...  # fmt: skip
 
     def known_signer(self, headers: Mapping[str, str]) -> str | None:
@@ -333,7 +336,7 @@ class SignedNodeAuth:
 
     async def check_message(
         self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
-        tries: CredentialTries | None = None,
+        tries: CredentialTries | None = None, signed: SignedHook | None = None,
     ) -> None:  # fmt: skip
         """Raise unless ``headers`` sign ``body`` as a ``kind`` of ``target``. A signer whose
         key is not in memory is looked up in the store, before any signature is checked: with
@@ -343,7 +346,10 @@ class SignedNodeAuth:
         A signature that does not hold (or is stale, replayed, for another id) is counted
         with ``tries`` too, and past the counts nothing is verified but what comes from the
         node's own address (``CredentialTries.before_verify``, trust37) or carries its beat
-        token (``X-Mesh-Beat-Token``, ``registry/beat_tokens.py``)."""
+        token (``X-Mesh-Beat-Token``, ``registry/beat_tokens.py``). ``signed`` is called
+        with the signer and the sequence number as soon as the signature holds, with no
+        await since the verify, before the sequence number is checked (the route's count of
+        valid messages, ``registry/valid_rates.py``)."""
         msg = parse_signed(headers)
         if msg.signer in self._keys or tries is None:
             key = await self._key(msg.signer)
@@ -360,6 +366,8 @@ class SignedNodeAuth:
             raise BadSignature(f"unknown signer {msg.signer!r}")
         if tries is None:
             verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
+            if signed is not None:
+                signed(msg.signer, msg.seq)
             result = await self.store.advance_node_seq(msg.signer, msg.seq)
             if result is not SeqResult.OK:
                 raise _seq_error(result, msg.signer)
@@ -370,6 +378,8 @@ class SignedNodeAuth:
         counted = tries.before_verify(msg.signer, token)
         try:
             verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
+            if signed is not None:
+                signed(msg.signer, msg.seq)
             result = await self.store.advance_node_seq(msg.signer, msg.seq)
             if result is not SeqResult.OK:
                 raise _seq_error(result, msg.signer)

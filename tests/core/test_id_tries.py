@@ -75,3 +75,22 @@ def test_a_count_given_back_frees_its_id_again() -> None:
     assert tries.wait("a", NOW) > 0
     tries.give("gone", NOW)  # an id not kept: nothing
     assert tries.wait("gone", NOW) == 0 and len(tries) == 1
+
+
+def test_the_highest_seq_counted_is_kept_with_its_entry() -> None:
+    """limits45 (``registry/valid_rates.py``): the highest sequence number counted for an
+    id, kept while its entry is, never lowered, forgotten when asked for that very number
+    and dropped with the entry."""
+    tries = IdTries(per_min=10)
+    assert tries.seq("a") is None
+    tries.count("a", NOW, 7)
+    tries.count("a", NOW, 5)  # lower: the highest stays
+    tries.count("a", NOW)  # none given
+    assert tries.seq("a") == 7
+    tries.unseq("a", 5)  # not the highest: nothing
+    assert tries.seq("a") == 7
+    tries.unseq("a", 7)
+    assert tries.seq("a") is None
+    tries.count("a", NOW, 9)
+    tries.count("b", NOW + 120, 1)  # a's minute has passed: its entry goes, its seq with it
+    assert tries.seq("a") is None and tries.seq("b") == 1 and len(tries) == 1

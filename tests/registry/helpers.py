@@ -347,7 +347,7 @@ class TrustingNodeAuth:
 
     async def check_message(
         self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes,
-        tries: Any = None,
+        tries: Any = None, signed: Any = None,
     ) -> None:  # fmt: skip
         return None
 

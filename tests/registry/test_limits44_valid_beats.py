@@ -1,7 +1,8 @@
 """limits44: a node's own VALID heartbeats (and goodbyes) had no bound: each an Ed25519
 verify (~0.7 ms), a node flooding them spent the registry's CPU without end (attack44's
 "Next"). Now at most ``valid_rates.beats_per_min(interval)`` a minute per node id, counted
-as each begins and given back when refused for its signature, then 429 with ``Retry-After``
+as each began and given back when refused for its signature (since limits45: counted as its
+signature holds, ``test_limits45_in_flight_beats.py``), then 429 with ``Retry-After``
 before the verify (``registry/valid_rates.py``). The real app and ``SignedNodeAuth``, each
 verify counted."""
 

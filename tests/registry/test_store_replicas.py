@@ -345,6 +345,21 @@ async def test_seq_batcher_answers_each_message_as_one_at_a_time_would() -> None
     assert mem.nodes["n1"].last_heartbeat_at == T0 + timedelta(seconds=2)
 
 
+async def test_seq_batcher_takes_one_copy_of_a_message_sent_at_once() -> None:
+    """The same message three times in one batch (a replay sent at once): the first taken,
+    the copies stale, as one after the other would be; a revoked node's copies all hear
+    it. Failed before (limits45): ``[OK, OK, OK]``."""
+    mem = MemoryStore()
+    await mem.claim_node_key("n1", "k", "op", 10, T0)
+    await mem.claim_node_key("n2", "k2", "op", 10, T0)
+    await mem.revoke_node("n2", T0)
+    batcher = SeqBatcher(mem)
+    got = await asyncio.gather(*(batcher.advance_node_seq("n1", 11) for _ in range(3)))
+    assert got == [SeqResult.OK, SeqResult.STALE, SeqResult.STALE]
+    got = await asyncio.gather(*(batcher.advance_node_seq("n2", 11) for _ in range(2)))
+    assert got == [SeqResult.REVOKED] * 2
+
+
 async def test_a_seq_batch_run_again_after_its_answer_was_lost_takes_its_own_numbers(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
