@@ -425,7 +425,9 @@ class CanaryProber:
                 else "no other verifier hosts this file (a verifier is not checked against itself)"
                 # marked for this file; one it is not marked for no verifier hosts (review43)
                 if self.quality.vouches(node_id, model, hosted.sha256)
-                else "no verifier hosts this file"
+                # what makes one, said (newuser45: an admin's first `canary run`)
+                else "no verifier hosts this file: mark a node you trust that serves it as one "
+                "(`llm-mesh registry nodes trust NODE_ID`)"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt)
         hosted = self.rt.table.hosted(node_id, model)
