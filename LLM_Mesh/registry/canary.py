@@ -114,6 +114,7 @@ from LLM_Mesh.registry.canary_answers import (  # here too: tests and tools impo
     ProbeError,
     ProbeResult,
     probe_counts,
+    probe_error,
     record_verdict,
     stream_answer,
     stream_text,
@@ -202,7 +203,7 @@ class CanaryProber:
             answer = await ex.complete()
         except MeshError as exc:
             account_failure(rt, job, client, exc)
-            raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
+            raise ProbeError(probe_error(exc)) from exc
         if answer.data is None:
             account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
@@ -229,7 +230,7 @@ class CanaryProber:
             answer = await upstream.open()
         except MeshError as exc:
             account_failure(rt, job, client, exc)
-            raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
+            raise ProbeError(probe_error(exc)) from exc
         if answer.status != 200:
             account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip

@@ -269,3 +269,25 @@ async def test_a_node_that_errors_gets_no_verdict(mesh: Harness) -> None:
     assert result.verdict == "error"
     q = mesh.runtime.quality
     assert q is not None and not q.quarantined("down", MODEL)
+
+
+def too_slow(body: dict[str, Any]) -> dict[str, Any]:
+    raise httpx.ReadTimeout("read timed out")
+
+
+async def test_a_probe_the_node_did_not_answer_in_time_says_what_it_means(mesh: Harness) -> None:
+    """Found 2026-12-07 (newuser45): a probe a busy 2-core node did not answer within the
+    deadline printed, in the admin's `registry canary run`, the gateway's advice to a client
+    ("Ask for fewer tokens ..., or stream the answer"), which the admin cannot follow."""
+    await register(mesh, "verifier")
+    await trust(mesh, "verifier")
+    for stream_share in (0.0, 1.0):  # a node fails once: then it is out of routing a while
+        node = f"slow-{stream_share:g}"
+        await register(mesh, node, too_slow)
+        prober(mesh).mix = Mix(stream_share=stream_share)
+        (result,) = await run_round(mesh, node=node)
+        detail = result["detail"]
+        assert result["verdict"] == "error" and "deadline" in detail, result
+        assert "Ask for" not in detail and "stream: true" not in detail, detail
+        assert "no verdict: the node is slow or busy for this probe" in detail, detail
+        assert "should serve a smaller model" in detail, detail
