@@ -219,9 +219,7 @@ def _web_page(response: httpx.Response) -> str | None:
     never its markup (found 2026-12-07, newuser45: ``ask --registry`` with a URL under the
     dashboard printed its HTML 404 page); ``None`` for any other body."""
     text = response.text[:4096]
-    if "html" not in response.headers.get("content-type", "") and not text.lstrip().startswith(
-        "<"
-    ):
+    if "html" not in response.headers.get("content-type", "") and not text.lstrip().startswith("<"):
         return None
     found = _TITLE.search(text)
     title = f" ({found.group(1).strip()!r})" if found else ""

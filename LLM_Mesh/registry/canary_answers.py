@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from LLM_Mesh.core.answer_text import choice_fault, chunk_text
-from LLM_Mesh.core.client_retry import FIRST_TOKEN_ADVICE, STREAM_ADVICE
 from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, Verdict
 from LLM_Mesh.core.canary_departures import DepartureTally
 from LLM_Mesh.core.canary_shape import Shape, stops
@@ -21,6 +20,7 @@ from LLM_Mesh.core.canary_usage import (
     kept_tokens,
     stated_usage,
 )
+from LLM_Mesh.core.client_retry import FIRST_TOKEN_ADVICE, STREAM_ADVICE
 
 __all__ = [
     "ProbeError",
