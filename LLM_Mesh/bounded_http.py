@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -205,7 +206,32 @@ def raise_for_error(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     payload = json_or_none(response)
+    if payload is None and (page := _web_page(response)) is not None:
+        raise UpstreamError(page)
     raise error_from_payload(response.status_code, response.text if payload is None else payload)
+
+
+_TITLE = re.compile(r"<title>([^<]{1,120})</title>", re.IGNORECASE)
+
+
+def _web_page(response: httpx.Response) -> str | None:
+    """An HTML error page (a dashboard's, a proxy's) in words: its title and the URL asked,
+    never its markup (found 2026-12-07, newuser45: ``ask --registry`` with a URL under the
+    dashboard printed its HTML 404 page); ``None`` for any other body."""
+    text = response.text[:4096]
+    if "html" not in response.headers.get("content-type", "") and not text.lstrip().startswith("<"):
+        return None
+    found = _TITLE.search(text)
+    title = f" ({found.group(1).strip()!r})" if found else ""
+    try:
+        url = str(response.request.url)
+    except RuntimeError:  # a response built without its request
+        url = "its URL"
+    return (
+        f"HTTP {response.status_code}: a web page{title}, not an answer of the mesh's API, at "
+        f"{url}: is the URL the registry's own (what `llm-mesh up` prints as the gateway's, "
+        "without /v1)?"
+    )
 
 
 def redirected(r: httpx.Response, what: str) -> UpstreamError | None:

@@ -185,6 +185,24 @@ def test_raise_for_error_ok_is_silent() -> None:
     raise_for_error(httpx.Response(302))
 
 
+def test_a_web_page_for_an_error_is_said_as_one_not_printed() -> None:
+    """Found 2026-12-07 (newuser45): ``llm-mesh ask --registry`` with a URL under the
+    gateway's dashboard printed the dashboard's HTML 404 page as the error (``error: HTTP
+    404: <!doctype html> <html lang="en"> ...``), its title cut off."""
+    page = "<!doctype html>\n<html><head><title>Not found · LLM Mesh</title></head><body>x</body>"
+    request = httpx.Request("GET", "http://127.0.0.1:8800/docs/mesh/models")
+    answer = httpx.Response(404, text=page, headers={"content-type": "text/html"}, request=request)
+    with pytest.raises(UpstreamError) as info:
+        raise_for_error(answer)
+    said = str(info.value)
+    assert "<" not in said, said
+    assert said == (
+        "HTTP 404: a web page ('Not found · LLM Mesh'), not an answer of the mesh's API, at "
+        "http://127.0.0.1:8800/docs/mesh/models: is the URL the registry's own (what `llm-mesh "
+        "up` prints as the gateway's, without /v1)?"
+    )
+
+
 async def test_injected_client_not_closed_owned_client_closed() -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
     async with MeshClient(BASE, http_client=http):

@@ -62,7 +62,27 @@ def _settings(home: Any, database_url: str | None) -> Settings:
         refuse_system_home(settings.home)
         make_private_dir(settings.home)
         refuse_a_store_nobody_serves(settings.home)
+        say_a_new_store(settings.home)
     return settings
+
+
+def say_a_new_store(home: Path) -> None:
+    """A note on stderr when this command is about to make a new SQLite store in ``home``.
+
+    Found 2026-12-07 (newuser45): an admin whose registry ran with another home (``up --home
+    X``) ran ``registry operators add NAME`` in a new shell, in the default home: a new store
+    was made there, the token printed, exit 0; the running registry refused it as unknown."""
+    if (home / "registry.db").exists():
+        return
+    err.print(
+        f"note: no store was in {home}: made a new one, {home}/registry.db, which only a "
+        f"registry started on it serves (`llm-mesh registry serve --home {home}`, or `llm-mesh "
+        f"up --home {home}`). If your registry runs already, run this command with its home "
+        "(--home or LLM_MESH_HOME) or its --database-url: it does not know what is put here "
+        "(a token made here is refused there as unknown)",
+        markup=False,
+        highlight=False,
+    )
 
 
 def refuse_a_store_nobody_serves(home: Path) -> None:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # typer 0.29 carries its own click
 SUMMARIES = {
     "earnings": "An operator's earnings (micro-NetworkTokens): per day, per model, per node, "
     "and balance.",
-    "registry": "Run the registry + gateway.",
+    "registry": "Run the registry + gateway (serve) and administer its store: operators, nodes, "
+    "API keys, grant, canary.",
     "node": "Run and manage a hosting node.",
     "ledger": "The public ledger of NetworkTokens.",
     "receipt": "Signed receipts of answers.",
@@ -53,7 +54,7 @@ def registry() -> click.Command:
     from LLM_Mesh.cli.quarantine_commands import quarantines_command, usage_audit_command
     from LLM_Mesh.cli.registry_serve import registry_serve
 
-    registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
+    registry_app = typer.Typer(help=SUMMARIES["registry"], no_args_is_help=True)
     registry_app.add_typer(operators_app, name="operators")
     registry_app.add_typer(nodes_app, name="nodes")
     # "-5" is AMOUNT, refused as such, not an unknown option (found 2026-12-07, money41b);

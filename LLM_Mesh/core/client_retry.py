@@ -178,6 +178,8 @@ STREAM_ADVICE = (
     "Ask for fewer tokens (a smaller max_tokens) or a shorter prompt, or stream the "
     "answer (stream: true: only its first token is held to the deadline)"
 )
+#: what a stream whose first token came too late is told to change
+FIRST_TOKEN_ADVICE = "Ask for a shorter prompt or a smaller model"
 #: the same to a caller of the seed API, which does not stream (found 2026-12-06,
 #: newuser35: ``get_model_response`` was told ``stream: true``, an option it has not)
 SEED_ADVICE = (
@@ -218,7 +220,7 @@ def deadline_message(node: str, kind: str, deadline_s: float, *, stream: bool = 
     setting by its environment variable (found 2026-12-06, newuser35: ``request_timeout_s``
     alone named nothing an ``llm-mesh up`` user could set; ``LLM_MESH_REQUEST_TIMEOUT_S=300
     llm-mesh up`` raises it)."""
-    change = "Ask for a shorter prompt or a smaller model" if stream else STREAM_ADVICE
+    change = FIRST_TOKEN_ADVICE if stream else STREAM_ADVICE
     return (
         f"node {node} did not answer within the request's deadline of {deadline_s:g} s "
         f"({kind}; the registry's request_timeout_s, LLM_MESH_REQUEST_TIMEOUT_S where it "

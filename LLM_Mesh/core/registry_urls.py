@@ -21,7 +21,8 @@ def split_urls(value: str) -> tuple[str, ...]:
 
 
 def registry_url_list(value: str, setting: str) -> tuple[str, ...]:
-    """:func:`split_urls` of registry URLs, each ``.../v1`` taken as its registry's URL;
+    """:func:`split_urls` of registry URLs, each ``.../v1`` (the OpenAI base URL) or
+    ``.../dashboard`` (the dashboard's, which ``up`` prints; newuser45) taken as its registry's URL;
     ``ValueError`` naming ``setting`` for a URL without its scheme."""
     out: list[str] = []
     for url in split_urls(value):
@@ -30,7 +31,7 @@ def registry_url_list(value: str, setting: str) -> tuple[str, ...]:
             raise ValueError(
                 f"{setting}: {shown!r} has no scheme: write http://{shown} (or https://{shown})"
             )
-        out.append(url.removesuffix("/v1"))
+        out.append(url.removesuffix("/v1").removesuffix("/dashboard"))
     return tuple(out)
 
 

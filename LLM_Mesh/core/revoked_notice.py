@@ -111,7 +111,8 @@ def revoked_message(url: str, node_id: str, said: str, others: Iterable[str] = (
     if by_operator(said):  # "operator NAME is revoked": all of its nodes
         who = f"this node's operator ({said})"
         fix = (  # a key it never registered is not revoked (found 2026-12-07, newuser41)
-            "ask that registry's operator; to join again the node needs a new operator token "
+            "ask that registry's admin (who revoked it: `llm-mesh registry operators revoke`); "
+            "to join again the node needs a new operator token "
             "from them (operator_token in node.toml), and a new identity (`llm-mesh node keys "
             "init` in a new home) only if this key registered under the revoked operator "
             "before (revoked with it; a key stays with the operator that first registered it)"
@@ -119,8 +120,8 @@ def revoked_message(url: str, node_id: str, said: str, others: Iterable[str] = (
     else:
         who = f"this node ({node_id})"
         fix = (
-            "ask that registry's operator; a revoked key stays revoked, so to join again the "
-            "node needs a new identity (`llm-mesh node keys init` in a new home)"
+            "ask that registry's admin (who revoked it: `llm-mesh registry nodes revoke`); a "
+            "revoked key stays revoked, so to join again the node needs a new identity (`llm-mesh node keys init` in a new home)"
         )
     rest = list(others)
     where = (

@@ -86,6 +86,22 @@ def _check_sha(sha256: str | None) -> str | None:
     return sha256.lower()
 
 
+def _check_local(ref: str, src: Path) -> None:
+    """``InvalidRequest`` saying what ``ref`` is not, when it names no file (found
+    2026-12-07, newuser45: "gemma3 is not a file", of a mistyped catalog id, a folder or a
+    path that does not exist alike)."""
+    if src.is_dir():
+        raise InvalidRequest(f"{src} is a folder, not a file: name the .gguf file in it")
+    if src.exists():
+        return
+    if "/" in ref or ref.startswith(("~", ".")) or ref.endswith(".gguf"):
+        raise InvalidRequest(f"{src} does not exist")
+    raise InvalidRequest(
+        f"{ref!r} is neither a catalog id, an http(s) URL nor a file (none at {src}); "
+        f"catalog ids: {', '.join(m.id for m in CATALOG)}"
+    )
+
+
 async def add_model(
     ref: str,
     settings: Settings,
@@ -122,6 +138,7 @@ async def add_model(
         )
         return AddedModel(Path(file_name).stem, path, str(path), "url")
     src = await asyncio.to_thread(_expand, ref)
+    await asyncio.to_thread(_check_local, ref, src)
     added = await asyncio.to_thread(
         add_local_model, src, folder, _file_name(name, src.stem) if name else None
     )

@@ -16,6 +16,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -45,7 +47,7 @@ from LLM_Mesh.registry.lone_idempotency import LoneIdempotency
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
-from LLM_Mesh.secret_files import record_admin_key_registry
+from LLM_Mesh.secret_files import admin_key_path, record_admin_key_registry
 
 __all__ = ["start_keys"]
 
@@ -139,7 +141,7 @@ async def start_keys(
         _record_admin_key_registry, settings, served_urls, runtime.identity.public_key
     )
     if admin.created and admin.key is not None:
-        (announce or _print_admin_key)(admin.key)
+        (announce or partial(_print_admin_key, where=admin_key_path(settings)))(admin.key)
         runtime.admin_made.discard(admin.key)  # once
     return key
 
@@ -174,10 +176,11 @@ def _record_admin_key_registry(settings: Settings, served: Sequence[str], key: s
         log.warning("could not record the admin key's registry URLs: %s", exc)
 
 
-def _print_admin_key(key: str) -> None:
+def _print_admin_key(key: str, where: Path) -> None:
+    """Said with the file's own path (found 2026-12-07, newuser45: ``$LLM_MESH_HOME/admin.key``
+    literally, a variable no default home or ``--home`` sets)."""
     print(
-        f"llm-mesh: made this registry's admin key (shown once; kept in $LLM_MESH_HOME/admin.key, "
-        f"mode 0600): {key}",
+        f"llm-mesh: made this registry's admin key (shown once; kept in {where}, mode 0600): {key}",
         file=sys.stderr,
         flush=True,
     )

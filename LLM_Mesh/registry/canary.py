@@ -114,6 +114,7 @@ from LLM_Mesh.registry.canary_answers import (  # here too: tests and tools impo
     ProbeError,
     ProbeResult,
     probe_counts,
+    probe_error,
     record_verdict,
     stream_answer,
     stream_text,
@@ -208,7 +209,7 @@ class CanaryProber:
             answer = await ex.complete()
         except MeshError as exc:
             account_failure(rt, job, client, exc)
-            raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
+            raise ProbeError(probe_error(exc)) from exc
         if answer.data is None:
             account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
@@ -235,7 +236,7 @@ class CanaryProber:
             answer = await upstream.open()
         except MeshError as exc:
             account_failure(rt, job, client, exc)
-            raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
+            raise ProbeError(probe_error(exc)) from exc
         if answer.status != 200:
             account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
@@ -444,7 +445,9 @@ class CanaryProber:
                 else "no other verifier hosts this file (a verifier is not checked against itself)"
                 # marked for this file; one it is not marked for no verifier hosts (review43)
                 if self.quality.vouches(node_id, model, hosted.sha256)
-                else "no verifier hosts this file"
+                # what makes one, said (newuser45: an admin's first `canary run`)
+                else "no verifier hosts this file: mark a node you trust that serves it as one "
+                "(`llm-mesh registry nodes trust NODE_ID`)"
             )
             return ProbeResult(node_id, model, "unverified", why, prompt)
         hosted = self.rt.table.hosted(node_id, model)

@@ -20,11 +20,13 @@ from LLM_Mesh.core.canary_usage import (
     kept_tokens,
     stated_usage,
 )
+from LLM_Mesh.core.client_retry import FIRST_TOKEN_ADVICE, STREAM_ADVICE
 
 __all__ = [
     "ProbeError",
     "ProbeResult",
     "probe_counts",
+    "probe_error",
     "record_verdict",
     "stream_answer",
     "stream_text",
@@ -33,6 +35,25 @@ __all__ = [
 
 class ProbeError(Exception):
     """A node gave no usable answer (transport error, non-200, not JSON)."""
+
+
+#: what a probe's timeout means to the admin reading ``registry canary run`` (the gateway's
+#: 504 tells a client what to change in its request, which a probe's reader cannot)
+PROBE_TIMEOUT_ADVICE = (
+    "no verdict: the node is slow or busy for this probe (its max_tokens drawn as users' "
+    "are: up to 512, or none); a node that cannot answer such requests in time should serve "
+    "a smaller model"
+)
+
+
+def probe_error(exc: Exception) -> str:
+    """A failed probe's detail: the gateway's error, its advice to a client said as what
+    it means for a probe (found 2026-12-07, newuser45: "Ask for fewer tokens ..., or stream
+    the answer" in the admin's ``canary run``)."""
+    said = str(exc)
+    for advice in (STREAM_ADVICE, FIRST_TOKEN_ADVICE):
+        said = said.replace(advice, PROBE_TIMEOUT_ADVICE)
+    return f"{type(exc).__name__}: {said}"
 
 
 @dataclass(frozen=True)

@@ -276,3 +276,19 @@ def test_no_new_sqlite_store_in_a_home_whose_registry_serves_another(
     (home / "ledger.checkpoint").rename(home / "ledger.checkpoint.aside")  # on purpose: made
     assert cli(home, "registry", "operators", "add", "alice")[0] == 0
     assert (home / "registry.db").exists()
+
+
+def test_a_new_sqlite_store_is_said_with_where_a_registry_must_serve_it(tmp_path: Path) -> None:
+    """Found 2026-12-07 (newuser45): an admin whose registry runs with another home (`up
+    --home X`) ran `registry operators add bob` in a new shell (its default home, empty): a
+    new store was made there, the token printed, exit 0, and only "made this store's admin
+    key" hinted at it; the running registry then refused bob's node (401, unknown token)."""
+    home = tmp_path / "fresh"
+    code, out = cli(home, "registry", "operators", "add", "bob")
+    said = " ".join(out.split())
+    assert code == 0 and "lmo_" in out, out
+    assert f"note: no store was in {home}: made a new one, {home}/registry.db" in said, out
+    assert f"llm-mesh registry serve --home {home}" in said
+    assert "run this command with its home (--home or LLM_MESH_HOME)" in said
+    code, out = cli(home, "registry", "operators", "add", "carol")  # the store is there now
+    assert code == 0 and "note:" not in out, out

@@ -33,6 +33,16 @@ def test_help_lists_the_commands() -> None:
         assert cmd in out.output
 
 
+def test_the_registry_group_says_it_holds_the_admin_commands() -> None:
+    """Found 2026-12-07 (newuser45): ``llm-mesh --help`` said of ``registry`` only "Run the
+    registry + gateway.": an admin looking for where operators, API keys and grants are made
+    was not sent there (they are ``registry operators|keys|grant``)."""
+    out = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    (line,) = [x for x in out.output.splitlines() if x.strip("│ ").startswith("registry ")]
+    for word in ("serve", "operators", "nodes", "API keys", "grant"):
+        assert word in line, line
+
+
 def test_status_without_registry_fails_clearly() -> None:
     out = runner.invoke(app, ["status", "--registry", f"http://127.0.0.1:{free_port()}"])
     assert out.exit_code == 1
@@ -387,7 +397,7 @@ def test_the_entry_point_imports_no_heavy_module(argv: list[str], typers: tuple[
     [
         (["regsitry"], {}, "Did you mean 'registry'?"),
         ([], {"_LLM_MESH_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "llm-mesh re"},
-         '"registry":"Run the registry + gateway."'),
+         '"registry":"Run the registry + gateway (serve) and'),
         ([], {"_LLM_MESH_COMPLETE": "complete_bash", "COMP_WORDS": "llm-mesh ", "COMP_CWORD": "1"},
          "receipt"),
     ],

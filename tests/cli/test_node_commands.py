@@ -54,6 +54,25 @@ def test_add_rejects_a_file_that_is_not_gguf(home: Path, tmp_path: Path) -> None
     assert not list(home.glob("models/*.gguf"))
 
 
+def test_add_of_a_name_that_is_no_catalog_id_url_or_file_says_what_it_takes(
+    home: Path, tmp_path: Path
+) -> None:
+    """Found 2026-12-07 (newuser45): ``node models add gemma3`` (a catalog id mistyped) said
+    only "gemma3 is not a file", and a folder or a path that does not exist the same;
+    ``node start --model gemma3`` names the catalog ids."""
+    r = invoke("models", "add", "gemma3", "--home", str(home))
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1
+    assert "'gemma3' is neither a catalog id, an http(s) URL nor a file" in said, said
+    assert "catalog ids: gemma-3-270m, mistral-7b," in said
+    missing = tmp_path / "gone.gguf"
+    r = invoke("models", "add", str(missing), "--home", str(home))
+    assert f"{missing} does not exist" in " ".join(r.output.split()), r.output
+    r = invoke("models", "add", str(tmp_path), "--home", str(home))
+    said = " ".join(r.output.split())
+    assert f"{tmp_path} is a folder, not a file: name the .gguf file in it" in said, said
+
+
 def test_add_from_a_url_verifies_the_sha256(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[str] = []
 

@@ -49,6 +49,22 @@ def test_each_openai_base_url_names_its_registry(given: str, urls: tuple[str, ..
     assert registry_url_list(given, "--registry") == urls
 
 
+@pytest.mark.parametrize(
+    ("given", "urls"),
+    [
+        ("http://127.0.0.1:8800/dashboard/", ("http://127.0.0.1:8800",)),
+        ("http://127.0.0.1:8800/dashboard", ("http://127.0.0.1:8800",)),
+        ("https://mesh.example.org/mesh/dashboard/", ("https://mesh.example.org/mesh",)),
+        ("http://a/dashboards", ("http://a/dashboards",)),
+    ],
+)  # fmt: skip
+def test_the_dashboards_url_names_its_registry(given: str, urls: tuple[str, ...]) -> None:
+    """Found 2026-12-07 (newuser45): the dashboard's URL, which ``llm-mesh up`` prints, given
+    as ``--registry`` made ``ask`` and ``status`` print the dashboard's HTML 404 page as the
+    error (``error: HTTP 404: <!doctype html>...``)."""
+    assert registry_url_list(given, "--registry") == urls
+
+
 @pytest.mark.parametrize("given", ["127.0.0.1:8800", "http:/a", "httpx://a", "ftp://a"])
 def test_a_url_without_http_or_https_is_refused_saying_what_to_write(given: str) -> None:
     with pytest.raises(ValueError) as caught:

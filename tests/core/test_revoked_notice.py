@@ -127,10 +127,13 @@ def test_what_a_plain_http_refusal_looks_like(status: int, answer: object, refus
 
 
 def test_the_nodes_revocation_message_word_for_word() -> None:
+    """Since 2026-12-07 (newuser45) "ask that registry's admin": "ask that registry's
+    operator", to a node's operator (told of "this node's operator" just before), named
+    someone else's role by its own word."""
     assert revoked_message(A, "node-a", "node node-a is revoked", [B, "http://r3.test"]) == (
         f"the registry at {A} revoked this node (node-a): it routes no requests here, "
-        "credits nothing and refuses this node's messages; ask that registry's operator; "
-        "a revoked key stays revoked, so to join again the node needs a new identity "
+        "credits nothing and refuses this node's messages; ask that registry's admin (who "
+        "revoked it: `llm-mesh registry nodes revoke`); a revoked key stays revoked, so to join again the node needs a new identity "
         "(`llm-mesh node keys init` in a new home). Heartbeats to it stopped (heartbeats now "
         f"go to {B}, http://r3.test only); the node asks it again once in 1 min, then at "
         "doubling waits up to 15 min"
@@ -141,7 +144,7 @@ def test_the_operators_revocation_message_word_for_word() -> None:
     assert revoked_message(A, "node-a", "operator acme is revoked", iter(())) == (
         f"the registry at {A} revoked this node's operator (operator acme is revoked): it "
         "routes no requests here, credits nothing and refuses this node's messages; ask that "
-        "registry's operator; to join again the node needs a new operator token from them "
+        "registry's admin (who revoked it: `llm-mesh registry operators revoke`); to join again the node needs a new operator token from them "
         "(operator_token in node.toml), and a new identity (`llm-mesh node keys init` in a "
         "new home) only if this key registered under the revoked operator before (revoked "
         "with it; a key stays with the operator that first registered it). Heartbeats to it "

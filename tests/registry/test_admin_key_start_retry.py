@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -62,3 +63,19 @@ async def test_a_key_whose_first_record_lost_the_connection_is_still_announced(
 
 async def test_a_key_recorded_before_a_later_step_lost_is_announced_once(tmp_path: Path) -> None:
     await _start(tmp_path, LosesOnce("list_nodes"))
+
+
+async def test_the_key_made_is_announced_with_its_files_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found 2026-12-07 (newuser45): the announcement said "kept in $LLM_MESH_HOME/admin.key"
+    literally: with no LLM_MESH_HOME set (the default home) or a `--home`, no such
+    variable tells the admin where the file is."""
+    settings = make_settings(tmp_path, admin_key=None)
+    async with httpx.AsyncClient() as upstream:
+        app = create_registry_app(settings, store=MemoryStore(), http_client=upstream)
+        async with app.router.lifespan_context(app):
+            made = admin_key_path(settings).read_text().strip()
+    said = capsys.readouterr().err
+    assert f"kept in {admin_key_path(settings)}, mode 0600): {made}" in said, said
+    assert "$LLM_MESH_HOME" not in said

@@ -29,16 +29,24 @@ from tests.registry.helpers import Harness
 
 __all__ = ["mesh"]  # the fixture
 
+NO_VERIFIER = (
+    "no verifier hosts this file: mark a node you trust that serves it as one "
+    "(`llm-mesh registry nodes trust NODE_ID`)"
+)
+
 
 def no_logprobs(body: dict[str, Any]) -> dict[str, Any]:
     return {"choices": [{"index": 0, "text": "whatever", "logprobs": None}]}
 
 
 async def test_no_verifier_means_unverified_and_nobody_is_flagged(mesh: Harness) -> None:
+    """Found 2026-12-07 (newuser45): the admin's first `registry canary run` said
+    "unverified: no verifier hosts this file" of every node, and not what makes one."""
     await register(mesh, "node-a", canned)
     results = await run_round(mesh)
     assert [(r["node_id"], r["verdict"]) for r in results] == [("node-a", "unverified")]
-    assert results[0]["detail"] == "no verifier hosts this file"
+    assert results[0]["detail"] == NO_VERIFIER
+    assert "`llm-mesh registry nodes trust NODE_ID`" in results[0]["detail"]
     assert mesh.nodes.calls() == 0  # no reference, no probe
     assert (await nodes_view(mesh))["node-a"]["quarantined"] == []
 
@@ -195,7 +203,7 @@ async def test_another_file_has_no_reference(mesh: Harness) -> None:
     results = {r["node_id"]: r for r in await run_round(mesh)}
     assert results["other-file"]["verdict"] == "unverified"
     assert results["no-sha"]["verdict"] == "unverified"
-    assert results["other-file"]["detail"] == "no verifier hosts this file"
+    assert results["other-file"]["detail"] == NO_VERIFIER
     # found 2026-12-05 (`registry canary run` of two sim nodes, one trusted): "no verifier
     # hosts this file" beside a verifier of the model; what is missing is the node's sha256
     assert results["no-sha"]["detail"].startswith("the node declares no sha256 for this file")
@@ -261,3 +269,25 @@ async def test_a_node_that_errors_gets_no_verdict(mesh: Harness) -> None:
     assert result.verdict == "error"
     q = mesh.runtime.quality
     assert q is not None and not q.quarantined("down", MODEL)
+
+
+def too_slow(body: dict[str, Any]) -> dict[str, Any]:
+    raise httpx.ReadTimeout("read timed out")
+
+
+async def test_a_probe_the_node_did_not_answer_in_time_says_what_it_means(mesh: Harness) -> None:
+    """Found 2026-12-07 (newuser45): a probe a busy 2-core node did not answer within the
+    deadline printed, in the admin's `registry canary run`, the gateway's advice to a client
+    ("Ask for fewer tokens ..., or stream the answer"), which the admin cannot follow."""
+    await register(mesh, "verifier")
+    await trust(mesh, "verifier")
+    for stream_share in (0.0, 1.0):  # a node fails once: then it is out of routing a while
+        node = f"slow-{stream_share:g}"
+        await register(mesh, node, too_slow)
+        prober(mesh).mix = Mix(stream_share=stream_share)
+        (result,) = await run_round(mesh, node=node)
+        detail = result["detail"]
+        assert result["verdict"] == "error" and "deadline" in detail, result
+        assert "Ask for" not in detail and "stream: true" not in detail, detail
+        assert "no verdict: the node is slow or busy for this probe" in detail, detail
+        assert "should serve a smaller model" in detail, detail
