@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Protocol
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.once import cached_property
 from LLM_Mesh.core.pricing import Price, estimate_prompt_tokens, usual_prompt_tokens
 from LLM_Mesh.core.prompt_count import PromptClaim
 from LLM_Mesh.core.ratelimit import address_scope
