@@ -25,8 +25,6 @@ T = TypeVar("T")
 class cached_property(Generic[T]):
     """See the module docstring."""
 
-    __slots__ = ("__doc__", "func", "name")
-
     def __init__(self, func: Callable[[Any], T]) -> None:
         self.func = func
         self.name: str | None = None
