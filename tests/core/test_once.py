@@ -63,7 +63,7 @@ def test_one_descriptor_under_two_names_is_refused() -> None:
     # Python 3.11 wraps __set_name__'s TypeError in a RuntimeError (3.12 does not)
     with pytest.raises((TypeError, RuntimeError)) as caught:
 
-        class Twice:  # noqa: F841 - built for its error
+        class Twice:
             a = shared
             b = shared
 
