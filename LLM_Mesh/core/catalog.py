@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from LLM_Mesh.core.once import cached_property
 from LLM_Mesh.core.pricing import Price
 
 GB = 1_000_000_000
@@ -71,9 +72,11 @@ class ModelSpec:
         """RAM (or VRAM) a node needs to serve it: the weights plus ~20 % for the KV cache."""
         return int(self.size_bytes * 1.2)
 
-    @property
+    @cached_property
     def price(self) -> Price:
-        """What it costs (``core/pricing.py``)."""
+        """What it costs (``core/pricing.py``). Made on the first read and kept (a frozen
+        ``Price`` of frozen fields: the same value every time): the parse stage reads it a
+        request, and making it was five Python calls (perf45)."""
         return Price(self.prompt_price_per_1k, self.completion_price_per_1k)
 
     def to_dict(self) -> dict[str, Any]:

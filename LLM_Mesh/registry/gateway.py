@@ -34,7 +34,10 @@ __all__ = [
 
 
 def _pipeline(request: Request) -> Pipeline:
-    pipeline = request.app.state.pipeline
+    # read by key: Starlette's ``State`` keeps its values in a dict of its own, so reading
+    # one as an attribute first fails the ordinary look-up (an ``AttributeError`` made,
+    # then ``__getattr__`` called) on every request; the same value (perf45)
+    pipeline = request.app.state["pipeline"]
     if not isinstance(pipeline, Pipeline):  # pragma: no cover - wiring bug
         raise MeshError("gateway pipeline missing")
     return pipeline

@@ -61,11 +61,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import cached_property, partial
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from LLM_Mesh.core.once import cached_property
 from LLM_Mesh.file_walk import private_sqlite_path
 from LLM_Mesh.registry.db_thread import DbThread
 from LLM_Mesh.registry.pg_connect import asyncpg_args

@@ -1,0 +1,77 @@
+"""core/once.py: a lock-free ``cached_property`` (perf45)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pytest
+
+from LLM_Mesh.core.once import cached_property
+
+
+@dataclass(frozen=True)
+class _Parts:
+    parts: tuple[int, ...]
+    calls: list[int]
+
+    @cached_property
+    def total(self) -> int:
+        """The parts' sum."""
+        self.calls.append(1)
+        return sum(self.parts)
+
+
+def test_the_value_is_computed_once_and_kept_on_a_frozen_instance() -> None:
+    p = _Parts((1, 2, 3), [])
+    assert p.total == 6
+    assert p.total == 6
+    assert p.calls == [1]
+    assert vars(p)["total"] == 6  # a plain attribute from then on: the descriptor not called
+
+
+def test_each_instance_has_its_own_value() -> None:
+    a, b = _Parts((1,), []), _Parts((5, 5), [])
+    assert (a.total, b.total) == (1, 10)
+
+
+def test_it_reads_as_functools_does() -> None:
+    class Theirs:
+        @functools.cached_property
+        def n(self) -> int:
+            return 7
+
+    class Ours:
+        @cached_property
+        def n(self) -> int:
+            return 7
+
+    assert Ours().n == Theirs().n
+    assert isinstance(_Parts.total, cached_property)  # the class reads the descriptor
+    assert _Parts.total.__doc__ == "The parts' sum."
+
+
+def test_it_takes_no_lock() -> None:
+    assert not hasattr(_Parts.total, "lock")  # functools' (3.11) takes an RLock a first read
+
+
+def test_one_descriptor_under_two_names_is_refused() -> None:
+    def f(self: object) -> int:
+        return 1
+
+    shared = cached_property(f)
+    # Python 3.11 wraps __set_name__'s TypeError in a RuntimeError (3.12 does not)
+    with pytest.raises((TypeError, RuntimeError)) as caught:
+
+        class Twice:
+            a = shared
+            b = shared
+
+    err = caught.value
+    assert "both" in str(err if isinstance(err, TypeError) else err.__cause__)
+
+
+def test_a_descriptor_never_set_on_a_class_says_so() -> None:
+    loose = cached_property(lambda self: 1)
+    with pytest.raises(TypeError, match="set on a class"):
+        loose.__get__(object())
