@@ -165,23 +165,26 @@ def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
     return [(node, amount) for (node, _), amount in zip(parts, amounts, strict=True)]
 
 
-def payable_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
+def payable_parts(job: Job, tally: Tally) -> tuple[list[tuple[str, int]], list[int | None]]:
     """:func:`price_parts` less the parts the receipt says are not payable (one whose node's
     receipt did not verify: ``Part.payable``), and less any part no receipt part matches
     (``core/part_match.py``: a wiring fault; a part that delivered nothing has none and costs
     nothing anyway); the client pays nothing for them either. Part by part: another part of
     the same node (a stream continued A → B → A) is paid as its own receipt part says (until
     2026-12-07, money44, one unpayable part of a node zeroed all its parts when the counts
-    differed)."""
+    differed). Returned with the match it was made by: the index in ``tally.node_receipts``
+    of each priced part's receipt part, or ``None`` (empty when the tally has no receipt
+    parts: every part payable, nothing matched); matched once a request (money45: before,
+    :func:`make_receipt` matched them again, the same answer)."""
     parts = price_parts(job, tally)
     checked = tally.node_receipts
     if not checked:
-        return parts
+        return parts, []
     found = _receipt_parts(tally, [node for node, _ in parts])
     return [
         (node, amount if j is not None and checked[j].payable else 0)
         for (node, amount), j in zip(parts, found, strict=True)
-    ]
+    ], found
 
 
 def _receipt_parts(tally: Tally, nodes: Sequence[str]) -> list[int | None]:
@@ -197,22 +200,24 @@ def _receipt_parts(tally: Tally, nodes: Sequence[str]) -> list[int | None]:
     return match_parts(nodes, said)
 
 
-def charge_parts(job: Job, tally: Tally, payment: Payment | None) -> list[Charged]:
+def charge_parts(
+    job: Job, tally: Tally, payment: Payment | None
+) -> tuple[list[Charged], list[int | None]]:
     """``(node id, µNT, fee)`` per node part, in order: :func:`payable_parts`, each with the
     network's fee of it (⌈amount × the payment's ``fee_bps`` / 10000⌉; 0 when the request is
-    not settled). The one computation of what a request is charged: the receipt signs these
-    (:func:`make_receipt`), ``mesh.cost`` is their sum, the payment writes them to the
-    ledger (``settle``: amount − fee, ``fee``)."""
+    not settled); with the receipt part each priced part was matched to (:func:`payable_parts`'
+    match, which :func:`make_receipt` puts each charge on). The one computation of what a
+    request is charged: the receipt signs these (:func:`make_receipt`), ``mesh.cost`` is
+    their sum, the payment writes them to the ledger (``settle``: amount − fee, ``fee``)."""
     fee_bps = 0 if payment is None else payment.fee_bps
-    return [
-        (node, amount, network_fee(amount, fee_bps)) for node, amount in payable_parts(job, tally)
-    ]
+    parts, found = payable_parts(job, tally)
+    return [(node, amount, network_fee(amount, fee_bps)) for node, amount in parts], found
 
 
 def _charged(job: Job, tally: Tally, payment: Payment | None) -> list[Charged]:
     """``tally.charged``: priced once (by :func:`make_receipt`, else now)."""
     if tally.charged is None:
-        tally.charged = charge_parts(job, tally, payment)
+        tally.charged = charge_parts(job, tally, payment)[0]
     return tally.charged
 
 
@@ -302,8 +307,8 @@ def _unmatched(rt: Runtime, job: Job, tally: Tally, found: Sequence[int | None])
     """A priced part with a price but no receipt part (a wiring fault: the send stage makes
     one for every part that delivered a token) is not paid (:func:`payable_parts`): logged,
     its node told."""
-    # (``found`` is the charges': one per priced part, unless a charge was made past them,
-    # which ``price_receipt`` finds)
+    # (``found``: one per priced part, :func:`payable_parts`' match; a charge made past
+    # them has none, which ``price_receipt`` finds)
     lost = [node for (node, amount), j in zip(price_parts(job, tally), found, strict=False)
             if amount > 0 and j is None]  # fmt: skip
     if lost:
@@ -315,8 +320,8 @@ def _unmatched(rt: Runtime, job: Job, tally: Tally, found: Sequence[int | None])
 def make_receipt(
     rt: Runtime, job: Job, tally: Tally, payment: Payment | None
 ) -> dict[str, Any] | None:
-    """Check each node's part, price the request (:func:`charge_parts`, once) and
-    countersign its receipt with those amounts (``core/receipt.py``, version 4; not settled:
+    """Check each node's part, price the request and match its priced parts to those
+    receipt parts (:func:`charge_parts`, once) and countersign its receipt with those amounts (``core/receipt.py``, version 4; not settled:
     ``payment`` None, no amounts): sets ``tally.node_receipts``, ``tally.charged``,
     ``tally.receipt`` and ``tally.receipt_hash``; ``None`` when there is nothing to sign (no
     part was relayed) or no registry key.
@@ -334,8 +339,8 @@ def make_receipt(
         for obs in tally.outputs
     )  # fmt: skip
     tally.node_receipts = parts  # (what charge_parts reads: which parts are payable)
-    charged = tally.charged = charge_parts(job, tally, payment)
-    found = _receipt_parts(tally, [node for node, _, _ in charged])
+    charged, found = charge_parts(job, tally, payment)  # (found: each priced part's, once)
+    tally.charged = charged
     if None in found:
         _unmatched(rt, job, tally, found)
     payer, fee_bps = (None, 0) if payment is None else (payment.payer, payment.fee_bps)

@@ -123,3 +123,22 @@ def test_counts_out_of_range_are_refused(prompt: int, completion: int) -> None:
     assert node_receipt_bytes("r", "n", "q", "m", top, top, HEX).endswith(
         q(top, top) + bytes.fromhex(HEX)
     )
+
+
+def test_the_countersignature_lays_out_the_fields_a_body_has_in_its_order() -> None:
+    """``ReceiptSigner.countersign`` lays out its fields without a :class:`ReceiptBody`
+    (``_layout_fields``, money45): the layout's fields are the body's, by name and order,
+    and a body laid out through either way gives the same bytes (the golden vectors:
+    ``test_receipt_golden.py``)."""
+    import inspect
+    from dataclasses import fields
+
+    layout = rc._layout_fields  # noqa: TID251 (its own test)
+    names = list(inspect.signature(layout).parameters)
+    assert names[:2] == ["head", "version"]
+    assert names[2:] == [f.name for f in fields(ReceiptBody)]
+    part = Part("node-a", "k", PartStatus.SIGNED, 1, 2, HEX, "sig", "", 10, 1)
+    body = ReceiptBody("reg", "req", "m", 5, 1, 2, HEX, (part,), "", Money("user", 100, 10))
+    signed = [getattr(body, f.name) for f in fields(ReceiptBody)]
+    laid = layout(rc.RECEIPT_V4_DOMAIN, rc.VERSION, *signed)
+    assert laid == rc.receipt_bytes(body)

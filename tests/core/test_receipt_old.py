@@ -86,11 +86,14 @@ def test_the_registry_and_the_node_never_import_the_old_layouts(package: str) ->
     [
         "from LLM_Mesh.core.receipt import _layout\n",
         "from LLM_Mesh.core import receipt\n\nx = receipt._layout\n",
+        # its fields' form (money45: countersign's, with no ReceiptBody), banned the same
+        "from LLM_Mesh.core.receipt import _layout_fields\n",
+        "from LLM_Mesh.core import receipt\n\nx = receipt._layout_fields(b'', 2)\n",
     ],
 )
 def test_the_registry_may_not_reach_the_layout_of_any_version(source: str) -> None:
-    """The layout of any version (``receipt._layout``, which ``receipt_old`` uses) is a
-    banned API for ruff (TID251, pyproject.toml) outside ``core/receipt_old.py``: imported
+    """The layout of any version (``receipt._layout``, which ``receipt_old`` uses, and
+    ``receipt._layout_fields``, the same of the fields themselves) is a banned API for ruff (TID251, pyproject.toml) outside ``core/receipt_old.py``: imported
     or reached as an attribute from registry code, ``make lint`` fails (review43b: the
     import-linter contract kept ``receipt_old`` out, but not ``_layout`` itself)."""
     ruff = Path(sys.executable).with_name("ruff")

@@ -161,13 +161,39 @@ async def test_each_part_is_paid_as_its_own_receipt_part_says(name: str) -> None
     assert [p.status is PartStatus.INVALID for p in signed.parts] == [k == "bad" for k in kinds]
 
 
+@pytest.mark.parametrize("name", ["a_first_bad", "equal_all_ok"])
+def test_a_requests_parts_are_matched_once(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make_receipt`` matches the priced parts to the receipt parts once, the match
+    carried with the charges (money45: before, twice, once in ``payable_parts`` and again
+    for the receipt's amounts, the same answer both times), and the receipt's amounts are
+    each part's own charge all the same."""
+    calls: list[int] = []
+    real = account.match_parts
+
+    def counted(*a: Any) -> list[int | None]:
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(account, "match_parts", counted)
+    job, tally = _job(), _tally(SHAPES[name])
+    receipt = account.make_receipt(_runtime(), job, tally, _payment())
+    assert len(calls) == 1  # before the fix: 2
+    assert receipt is not None and receipt["settled"] is True
+    charged = tally.charged
+    assert charged is not None
+    assert [(n, a) for n, a, _ in charged] == _expected(job, tally, SHAPES[name])
+    on_parts = [(p["node_id"], p["amount"]) for p in receipt["parts"] if p["amount"]]
+    assert on_parts == [(n, a) for n, a, _ in charged if a]
+
+
 def test_the_last_part_of_a_node_is_paid_when_its_first_is_not() -> None:
     """The brief's case in ``payable_parts`` alone: A → B → A, A's first part invalid, B
     without a receipt part: A's second part paid (before: 0, as every part of A)."""
     job, shape = _job(), SHAPES["a_first_bad"]
     tally = _tally(shape)
     account.make_receipt(_runtime(), job, tally, None)
-    got = account.payable_parts(job, tally)
+    got, found = account.payable_parts(job, tally)
+    assert found == [0, None, 1]  # (receipt parts 0 and 1: B's priced part has none)
     assert got[2][1] > 0 and got[2] == account.price_parts(job, tally)[2]
     assert [a for _, a in got[:2]] == [0, 0]
 
@@ -185,7 +211,7 @@ def test_receipt_parts_that_say_no_index_are_matched_by_their_order(
     job, shape = _job(), SHAPES[name]
     tally = _tally(shape, said=False)
     account.make_receipt(_runtime(), job, tally, None)
-    assert [a > 0 for _, a in account.payable_parts(job, tally)] == paid
+    assert [a > 0 for _, a in account.payable_parts(job, tally)[0]] == paid
 
 
 def test_an_order_that_leaves_doubt_pays_neither_doubtful_part() -> None:
@@ -200,9 +226,11 @@ def test_an_order_that_leaves_doubt_pays_neither_doubtful_part() -> None:
         check_part(Observed("a", PROMPT, 4, DIGEST), registry_id="r",
                            request_id="req-1", model=MODEL, keys=NodeKeys()),
     )  # fmt: skip
-    assert [a > 0 for _, a in account.payable_parts(job, tally)] == [False, True, True]
+    paid, found = account.payable_parts(job, tally)
+    assert [a > 0 for _, a in paid] == [False, True, True] and found == [None, 0, 1]
     tally.node_receipts = tally.node_receipts[1:]  # A's alone: before or after B?
-    assert [a > 0 for _, a in account.payable_parts(job, tally)] == [False, False, False]
+    paid, found = account.payable_parts(job, tally)
+    assert [a > 0 for _, a in paid] == [False, False, False] and found == [None] * 3
 
 
 def test_a_part_without_a_receipt_part_is_told_to_its_node_alone() -> None:
@@ -224,8 +252,11 @@ def test_each_node_of_a_request_not_charged_is_told_its_own_reason(
     A's id (before: both rows said "a charge of node a ...")."""
     real = account.charge_parts
 
-    def one_too_many(job: Job, tally: Tally, payment: Any) -> list[Charged]:
-        return [*real(job, tally, payment), ("a", 7, 1)]
+    def one_too_many(
+        job: Job, tally: Tally, payment: Any
+    ) -> tuple[list[Charged], list[int | None]]:
+        charged, found = real(job, tally, payment)
+        return [*charged, ("a", 7, 1)], found
 
     monkeypatch.setattr(account, "charge_parts", one_too_many)
     rt, job = _runtime(), _job()

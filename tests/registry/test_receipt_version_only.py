@@ -39,7 +39,8 @@ async def test_a_charge_the_receipt_cannot_sign_is_not_made(
     real = account_stage.charge_parts
 
     def one_too_many(job: Any, tally: Any, payment: Any) -> Any:
-        return [*real(job, tally, payment), ("no-such-node", 7, 1)]
+        charged, found = real(job, tally, payment)  # (found: each priced part's receipt part)
+        return [*charged, ("no-such-node", 7, 1)], found
 
     monkeypatch.setattr(account_stage, "charge_parts", one_too_many)
     async with running(tmp_path) as h:

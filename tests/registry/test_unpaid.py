@@ -34,8 +34,8 @@ def _one_too_many(monkeypatch: pytest.MonkeyPatch, node: Any = "no-such-node") -
     real = account_stage.charge_parts
 
     def charged(job: Any, tally: Any, payment: Any) -> Any:
-        parts = real(job, tally, payment)
-        return [*parts, (node(parts[0][0]) if callable(node) else node, 7, 1)]
+        parts, found = real(job, tally, payment)  # (found: each priced part's receipt part)
+        return [*parts, (node(parts[0][0]) if callable(node) else node, 7, 1)], found
 
     monkeypatch.setattr(account_stage, "charge_parts", charged)
 

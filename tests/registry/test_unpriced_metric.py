@@ -27,7 +27,8 @@ def one_charge_too_many(monkeypatch: pytest.MonkeyPatch) -> None:
     real = account_stage.charge_parts
 
     def one_too_many(job: Any, tally: Any, payment: Any) -> Any:
-        return [*real(job, tally, payment), ("no-such-node", 7, 1)]
+        charged, found = real(job, tally, payment)  # (found: each priced part's receipt part)
+        return [*charged, ("no-such-node", 7, 1)], found
 
     monkeypatch.setattr(account_stage, "charge_parts", one_too_many)
 
