@@ -217,6 +217,11 @@ def test_a_web_pages_url_is_said_without_its_credentials() -> None:
     said = str(info.value)
     assert "s3cret" not in said and "alice" not in said and "k9" not in said, said
     assert "at http://reg.example:8800/dashboard/v1/models:" in said
+    escaped = httpx.Request("GET", "http://reg.example/a%1b[2Jb")  # said as sent, encoded
+    page = httpx.Response(404, text="<html></html>", request=escaped)
+    with pytest.raises(UpstreamError) as info:
+        raise_for_error(page)
+    assert "\x1b" not in str(info.value) and "/a%1b[2Jb:" in str(info.value), str(info.value)
 
 
 async def test_injected_client_not_closed_owned_client_closed() -> None:
