@@ -224,9 +224,14 @@ def _web_page(response: httpx.Response) -> str | None:
     found = _TITLE.search(text)
     title = f" ({found.group(1).strip()!r})" if found else ""
     try:
-        url = str(response.request.url)
+        asked = response.request.url
     except RuntimeError:  # a response built without its request
         url = "its URL"
+    else:  # no user name, password or query said back (found 2026-12-07, review45: a
+        # ``http://user:password@host/...`` URL's password was printed in the error)
+        # ``raw_path``: the path as sent, percent-encoded (no control character decoded)
+        path = asked.raw_path.partition(b"?")[0].decode("ascii", "replace")
+        url = f"{asked.scheme}://{asked.netloc.decode('ascii', 'replace')}{path}"
     return (
         f"HTTP {response.status_code}: a web page{title}, not an answer of the mesh's API, at "
         f"{url}: is the URL the registry's own (what `llm-mesh up` prints as the gateway's, "

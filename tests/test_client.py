@@ -203,6 +203,27 @@ def test_a_web_page_for_an_error_is_said_as_one_not_printed() -> None:
     )
 
 
+def test_a_web_pages_url_is_said_without_its_credentials() -> None:
+    """Found 2026-12-07 (review45): the URL said back was the request's whole URL, a
+    password in it (``http://user:password@host``, basic auth through a proxy) and its
+    query too, printed in the error (a terminal's, a log's)."""
+    request = httpx.Request(
+        "GET", "http://alice:s3cret@reg.example:8800/dashboard/v1/models?key=k9"
+    )
+    answer = httpx.Response(404, text="<html></html>", headers={"content-type": "text/html"},
+                            request=request)  # fmt: skip
+    with pytest.raises(UpstreamError) as info:
+        raise_for_error(answer)
+    said = str(info.value)
+    assert "s3cret" not in said and "alice" not in said and "k9" not in said, said
+    assert "at http://reg.example:8800/dashboard/v1/models:" in said
+    escaped = httpx.Request("GET", "http://reg.example/a%1b[2Jb")  # said as sent, encoded
+    page = httpx.Response(404, text="<html></html>", request=escaped)
+    with pytest.raises(UpstreamError) as info:
+        raise_for_error(page)
+    assert "\x1b" not in str(info.value) and "/a%1b[2Jb:" in str(info.value), str(info.value)
+
+
 async def test_injected_client_not_closed_owned_client_closed() -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
     async with MeshClient(BASE, http_client=http):

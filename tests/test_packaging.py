@@ -25,3 +25,24 @@ def test_license_is_an_spdx_expression_setuptools_can_read() -> None:
     assert len(pins) == 1, requires
     minimum = tuple(int(x) for x in pins[0].split(">=", 1)[1].strip().split("."))
     assert minimum >= (77,), pins[0]
+
+
+def _floor(requirements: list[str], name: str) -> tuple[int, ...] | None:
+    for r in requirements:
+        m = re.fullmatch(rf"{name}\s*>=\s*([0-9.]+)", r.split(";")[0].strip())
+        if m:
+            return tuple(int(x) for x in m.group(1).split("."))
+    return None
+
+
+def test_starlette_is_new_enough_for_state_read_by_key() -> None:
+    """Found 2026-12-07 (review45): perf45 reads ``request.app.state["pipeline"]`` (the
+    gateway's every request), which Starlette's ``State`` allows from 0.52 (it became a
+    ``Mapping``; before, a ``TypeError``: a 500 each), while the dependencies allowed any
+    Starlette ``fastapi>=0.115`` brings (0.40 and up)."""
+    package = PYPROJECT.parent / "LLM_Mesh"
+    by_key = [p for p in package.rglob("*.py") if re.search(r"\.state\[", p.read_text())]
+    if not by_key:
+        return  # nothing reads a State by key: no floor needed
+    floor = _floor(tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"], "starlette")
+    assert floor is not None and floor >= (0, 52), (floor, by_key)

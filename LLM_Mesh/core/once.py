@@ -9,7 +9,11 @@ an instance a request (``registry/job.py``'s ``Job.prompt_bound``,
 docs/benchmarks.md). Two threads reading at once may each compute the value: only for
 functions of the instance's own (frozen) fields, whose value is the same both times.
 A frozen dataclass's ``__setattr__`` is not called (the ``__dict__`` is written), as with
-``functools``'s.
+``functools``'s. A class whose instances have no ``__dict__`` (``__slots__``, a
+``dataclass(slots=True)``) is refused as it is made (found 2026-12-07, review45: its first
+read raised ``AttributeError``, which ``hasattr``/``getattr(..., default)`` and a class's
+``__getattr__`` take for a missing attribute, silently; ``functools``' raises ``TypeError``
+on the read).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ class cached_property(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         if self.name is not None and name != self.name:
             raise TypeError(f"one cached_property cannot be both {self.name!r} and {name!r}")
+        if not owner.__dictoffset__:  # no __dict__ to keep the value in (the docstring)
+            raise TypeError(
+                f"cached_property {name!r} needs a __dict__ on {owner.__name__}'s instances "
+                "(it has __slots__)"
+            )
         self.name = name
 
     @overload

@@ -36,7 +36,8 @@ __all__ = [
 def _pipeline(request: Request) -> Pipeline:
     # read by key: Starlette's ``State`` keeps its values in a dict of its own, so reading
     # one as an attribute first fails the ordinary look-up (an ``AttributeError`` made,
-    # then ``__getattr__`` called) on every request; the same value (perf45)
+    # then ``__getattr__`` called) on every request; the same value (perf45). ``State`` is
+    # a ``Mapping`` from Starlette 0.52 (the floor in pyproject.toml; review45)
     pipeline = request.app.state["pipeline"]
     if not isinstance(pipeline, Pipeline):  # pragma: no cover - wiring bug
         raise MeshError("gateway pipeline missing")

@@ -75,3 +75,54 @@ def test_a_descriptor_never_set_on_a_class_says_so() -> None:
     loose = cached_property(lambda self: 1)
     with pytest.raises(TypeError, match="set on a class"):
         loose.__get__(object())
+
+
+def _refusal(caught: pytest.ExceptionInfo[BaseException]) -> str:
+    err = caught.value  # Python 3.11 wraps __set_name__'s TypeError in a RuntimeError
+    return str(err if isinstance(err, TypeError) else err.__cause__)
+
+
+def test_a_class_with_slots_is_refused_as_it_is_made() -> None:
+    """Found 2026-12-07 (review45): on a ``__slots__`` class the first read raised
+    ``AttributeError`` (no ``__dict__``), which ``hasattr`` and ``getattr``'s default took
+    for a missing attribute, silently (``functools``' raises ``TypeError``)."""
+    with pytest.raises((TypeError, RuntimeError)) as caught:
+
+        class Slotted:
+            __slots__ = ("x",)
+
+            @cached_property
+            def doubled(self) -> int:
+                return 2
+
+    assert "__dict__" in _refusal(caught)
+
+
+def test_a_slots_dataclass_is_refused_too() -> None:
+    with pytest.raises((TypeError, RuntimeError)) as caught:
+
+        @dataclass(frozen=True, slots=True)
+        class Slotted:
+            x: int
+
+            @cached_property
+            def doubled(self) -> int:
+                return 2 * self.x
+
+    assert "__slots__" in _refusal(caught)
+
+
+def test_slots_with_a_dict_slot_keep_the_value() -> None:
+    class WithDict:
+        __slots__ = ("__dict__", "x")
+
+        def __init__(self) -> None:
+            self.x = 4
+
+        @cached_property
+        def doubled(self) -> int:
+            return 2 * self.x
+
+    w = WithDict()
+    assert w.doubled == 8
+    assert vars(w)["doubled"] == 8
