@@ -59,7 +59,7 @@ MARKS = [
     "LLM_Mesh.registry.account:mesh_answer",
     "LLM_Mesh.registry.relay:json_answer",
     "LLM_Mesh.registry.account:pay",
-    "LLM_Mesh.registry.settle_db:SqliteSettleDb.try_inline",
+    "LLM_Mesh.registry.settle_db_sqlite:SqliteSettleDb.try_inline",
     "LLM_Mesh.hot_routes:_respond",
     "LLM_Mesh.hot_routes:_OneWrite.write",
     "LLM_Mesh.registry.account:record_answer",

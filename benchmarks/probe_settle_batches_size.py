@@ -32,7 +32,7 @@ from typing import Any
 from _common import machine_line, pg_database
 from probe_settle_once import funded_payers
 
-from LLM_Mesh.registry import settle_db as sd
+from LLM_Mesh.registry import settle_db_pg as sd
 
 SIZES = (1, 8, 64)
 SIZE_SQL = "SELECT pg_total_relation_size('settle_batches')"

@@ -33,7 +33,7 @@ from typing import Any
 from _common import machine_line, pct, pg_database
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
-from LLM_Mesh.registry import settle_db as sd
+from LLM_Mesh.registry import settle_db_pg as sd
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.store import SqlStore
 
@@ -43,7 +43,7 @@ PLAIN = (
     "$8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text, $13::timestamptz)"
 )
 TXID = PLAIN.replace("SELECT idx, ok, bal, res", "SELECT idx, ok, bal, res, txid_current()")
-PLAIN_COLS = 11  # 0006's arrays: settle_db._pg_rows' first 11 (then the leases' 3, 0015's)
+PLAIN_COLS = 11  # 0006's arrays: settle_db_pg._pg_rows' first 11 (then the leases' 3, 0015's)
 VARIANTS = ("plain", "batch_id", "txid")
 
 

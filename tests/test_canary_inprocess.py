@@ -155,6 +155,8 @@ def test_probes_of_every_shape_pass_on_an_honest_sim_node(
     prober = mesh.app.state.canary
     assert isinstance(prober, CanaryProber)
     monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("v1")])
+    # and as the probe reads them again after the node answered (_still_vouching, attack45)
+    monkeypatch.setattr(prober, "_verifiers_of", lambda *a: [mesh.id_of("v1")])
     seen = set()
     for seed in range(16):
         prober.rng = random.Random(seed)
@@ -214,6 +216,7 @@ def test_a_sim_node_stating_a_byte_a_token_is_caught_by_a_probe(
     prober = mesh.app.state.canary
     assert isinstance(prober, CanaryProber)
     monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("v1")])
+    monkeypatch.setattr(prober, "_verifiers_of", lambda *a: [mesh.id_of("v1")])
     prompt = "The capital of France is"
     for i, (path, stream) in enumerate(shapes):
         shape = Shape(path=path, stream=stream, max_tokens=24)
@@ -245,6 +248,7 @@ def test_streamed_probes_of_every_shape_pass_on_an_honest_sim_node(
     prober = mesh.app.state.canary
     assert isinstance(prober, CanaryProber)
     monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("v1")])
+    monkeypatch.setattr(prober, "_verifiers_of", lambda *a: [mesh.id_of("v1")])
     node = mesh.id_of("n1")
     prober.mix = replace(DEFAULT_MIX, stream_share=1.0)
     for seed in range(40):

@@ -73,6 +73,9 @@ def models_add(
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        # none where it would not show: rich prints an empty line when a bar stops on a
+        # console that is no terminal (found 2026-12-07, small45: a failed add's stdout)
+        disable=not console.is_interactive,
     ) as bar:
         task = bar.add_task(ref, total=None)
 

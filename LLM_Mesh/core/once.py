@@ -5,7 +5,7 @@ not called again).
 Python 3.11's ``functools.cached_property`` takes an ``RLock`` on every first read (one
 lock for every instance of the class: removed in 3.12 for that reason); the gateway makes
 an instance a request (``registry/job.py``'s ``Job.prompt_bound``,
-``registry/settle_db.py``'s ``Answer.total``), so each paid the lock (perf45,
+``registry/settle_ops.py``'s ``Answer.total``), so each paid the lock (perf45,
 docs/benchmarks.md). Two threads reading at once may each compute the value: only for
 functions of the instance's own (frozen) fields, whose value is the same both times.
 A frozen dataclass's ``__setattr__`` is not called (the ``__dict__`` is written), as with

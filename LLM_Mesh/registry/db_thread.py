@@ -1,7 +1,7 @@
 """One daemon thread that runs calls in order: a blocking database connection's own thread.
 
 :class:`DbThread` is what ``ThreadPoolExecutor(1)`` gave
-:class:`~LLM_Mesh.registry.settle_db.SqliteSettleDb` (each call a
+:class:`~LLM_Mesh.registry.settle_db_sqlite.SqliteSettleDb` (each call a
 ``concurrent.futures.Future``, run in submission order, a call cancelled before it starts
 never run), with one difference: its thread is a daemon, and nothing joins it at exit.
 

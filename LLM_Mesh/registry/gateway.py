@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from LLM_Mesh.core.schemas import MAX_MODEL_ID_CHARS
 from LLM_Mesh.errors import InvalidRequest, MeshError, ModelNotFound
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.registry.errors import answer_exception, json_response
@@ -77,15 +78,20 @@ async def list_models(request: Request) -> Response:
 
 async def retrieve_model(request: Request) -> Response:
     """GET /v1/models/{model_id}: one model (the openai SDK's ``models.retrieve``); 404
-    ``model_not_found`` listing the models when the mesh has no such model."""
+    ``model_not_found`` listing the models when the mesh has no such model. An id longer
+    than any model's (``MAX_MODEL_ID_CHARS``, as a request's ``model`` is bounded) is not
+    said back (found 2026-12-07, attack45: an id of 60 KB was echoed whole in the 404)."""
     rt = get_runtime(request)
     rt.check_store_reached()
     model_id = request.path_params["model_id"]
     entry = openai_model(rt.table, model_id)
     if entry is None:
         known = known_model_ids(rt.table)
+        said = repr(model_id)
+        if len(model_id) > MAX_MODEL_ID_CHARS:
+            said = f"of {len(model_id)} characters (at most {MAX_MODEL_ID_CHARS}; not said back)"
         raise ModelNotFound(
-            f"model {model_id!r} does not exist in the mesh; models: {', '.join(known)}",
+            f"model {said} does not exist in the mesh; models: {', '.join(known)}",
             param="model",
             models=known,
         )

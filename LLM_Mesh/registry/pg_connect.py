@@ -3,7 +3,7 @@ the settlement's connection.
 
 The store's engine reads its URL through SQLAlchemy's asyncpg dialect, which gives each
 query option to ``asyncpg.connect`` as an argument: ``?ssl=require`` (the form deploy.md
-writes) is asyncpg's ``ssl``. The settlement's own connection (``settle_db.PgSettleDb``)
+writes) is asyncpg's ``ssl``. The settlement's own connection (``settle_db_pg.PgSettleDb``)
 took the same URL as a DSN, where asyncpg reads an option it does not know as a server
 setting: ``ssl`` there is refused by PostgreSQL ("parameter "ssl" cannot be changed now"),
 so a registry with settlement on (the default) did not start on a URL the store took

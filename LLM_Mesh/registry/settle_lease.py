@@ -8,7 +8,7 @@ run in the batch's one transaction by ``registry/settle_db.py``:
   balance (``balance - reserved``) covers ``grow + margin`` (the same conditional
   ``UPDATE`` as a reservation's, then the lease's row, made or added to), and admit the
   request from it; else reserve the request alone (its ``pending`` row, as
-  :class:`~LLM_Mesh.registry.settle_db.Reserve`). Result: :class:`Taken`.
+  :class:`~LLM_Mesh.registry.settle_ops.Reserve`). Result: :class:`Taken`.
 - :class:`Spend`: the answer's rows, ``answered`` with their exact parts, and its total
   moved from the lease to them (``settle_leases.amount -= total`` when the lease still has
   it; ``reserved`` unchanged). When the lease is gone (recovery released it: this holder

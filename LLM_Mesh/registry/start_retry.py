@@ -65,7 +65,7 @@ T = TypeVar("T")
 def pg_lost_errors(asyncpg: Any) -> tuple[type[BaseException], ...]:
     """asyncpg's errors of a lost or broken connection, not of the statement; judged by
     :func:`lost_connection` here and on the settlement's own connection
-    (``settle_db.PgSettleDb``'s batch, which adds ``OSError``)."""
+    (``settle_db_pg.PgSettleDb``'s batch, which adds ``OSError``)."""
     x = asyncpg.exceptions
     return (
         x.InterfaceError,  # "connection is closed", ConnectionDoesNotExistError

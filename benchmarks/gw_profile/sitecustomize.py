@@ -41,7 +41,7 @@ if _DIR and "registry" in sys.argv:
         _prof = cProfile.Profile(time.thread_time)
         _prof.enable()
 
-    from LLM_Mesh.registry import settle_db as _settle_db
+    from LLM_Mesh.registry import settle_db_sqlite as _settle_db
     from LLM_Mesh.registry import settlement as _settlement
 
     _made: list = []  # the settlement objects this process made (the app's gc.freeze()

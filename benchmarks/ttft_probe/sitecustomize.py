@@ -171,7 +171,7 @@ if _DIR:
             relay,
             send,
             send_stream,
-            settle_db,
+            settle_db_sqlite,
         )
 
         _wrap_sync(uv.HttpToolsProtocol, "data_received", "uv_data", None)
@@ -186,9 +186,9 @@ if _DIR:
         _wrap_sync(pipeline, "build_job", None, "f_job")
         _wrap_async(access.Authenticate, "__call__", None, "f_auth")
         _wrap_async(access.RateLimit, "__call__", None, "f_ratelimit")
-        _wrap_sync(settle_db, "sqlite_time", None, "f_sqlite_time")
-        _wrap_sync(settle_db.SqliteSettleDb, "_ops", "f_begun", "f_ops")
-        _wrap_sync(settle_db.SqliteSettleDb, "_transact", None, "f_committed")
+        _wrap_sync(settle_db_sqlite, "sqlite_time", None, "f_sqlite_time")
+        _wrap_sync(settle_db_sqlite.SqliteSettleDb, "_ops", "f_begun", "f_ops")
+        _wrap_sync(settle_db_sqlite.SqliteSettleDb, "_transact", None, "f_committed")
         _wrap_async(charge.Charge, "__call__", None, "f_charged")
         _wrap_async(admit.IdempotencyCheck, "__call__", None, "f_idem")
         _wrap_async(access.AnonymousLast, "__call__", None, "f_anon")

@@ -160,3 +160,21 @@ async def test_stream_fallback_when_the_replica_left_answers_last(
     )  # fmt: skip
     assert [c["model"] for c in inprocess_mesh.completions] == ["code-llama-7b", "gemma-3-270m"]
     assert "(fallback from code-llama-7b)" in buf.getvalue()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_sim_nodes_completion_is_printed_a_space_after_the_prompt(
+    inprocess_mesh: InProcessMesh, stream: bool
+) -> None:
+    """Found 2026-12-07 (newuser45): ``ask hello`` on a SIMULATED node printed
+    ``helloreturn ...``: the sim's continuation began with no space, as no model's first
+    token after a word does (``node/engines/sim.py``); the prompt is echoed as written."""
+    inprocess_mesh.add_nodes("gemma-3-270m")
+    console, buf = _console()
+    await ask_once(
+        console, REGISTRY_URL, "hello", model="gemma-3-270m", task=None, stream=stream,
+        chat=False, max_tokens=4, temperature=None, fallback=False,
+        http_client=inprocess_mesh.client(),
+    )  # fmt: skip
+    out = buf.getvalue()
+    assert out.startswith("hello ") and out[6:7].isalpha(), out

@@ -73,6 +73,18 @@ def test_add_of_a_name_that_is_no_catalog_id_url_or_file_says_what_it_takes(
     assert f"{tmp_path} is a folder, not a file: name the .gguf file in it" in said, said
 
 
+def test_add_prints_no_blank_line_of_its_progress_bar(home: Path, tmp_path: Path) -> None:
+    """Found 2026-12-07 (small45): a failed ``node models add`` printed a blank line on
+    stdout, and a successful one before its "added": rich's progress bar, stopped on a
+    console that is no terminal (where it shows nothing), prints an empty line."""
+    r = invoke("models", "add", "gemma3", "--home", str(home))
+    assert r.exit_code == 1 and r.stdout == "", repr(r.stdout)
+    src = tmp_path / "tiny.gguf"
+    src.write_bytes(GGUF)
+    r = invoke("models", "add", str(src), "--name", "tiny", "--home", str(home))
+    assert r.exit_code == 0 and r.stdout.startswith("added tiny: "), repr(r.stdout)
+
+
 def test_add_from_a_url_verifies_the_sha256(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[str] = []
 

@@ -3,7 +3,7 @@ connection reads the URL's options as the store's engine does.
 
 Found 2026-12-06 (keys38): deploy.md's ``postgresql://...?ssl=require`` was read by the
 store's engine (SQLAlchemy's asyncpg dialect) as asyncpg's ``ssl``, and by the settlement's
-connection (``settle_db.PgSettleDb``, the URL as a DSN) as a server setting, which
+connection (``settle_db_pg.PgSettleDb``, the URL as a DSN) as a server setting, which
 PostgreSQL refuses: "parameter "ssl" cannot be changed now", and the registry, settlement on
 by default, did not start.
 

@@ -1,4 +1,4 @@
-"""Settlement's PostgreSQL writer (``registry/settle_db.py``, ``PgSettleDb``) reconnects and
+"""Settlement's PostgreSQL writer (``registry/settle_db_pg.py``, ``PgSettleDb``) reconnects and
 sends a batch again only for a lost connection, judged by the start's rule
 (``start_retry.lost_connection``): asyncpg's setting and argument errors, which it puts in
 ``InterfaceError`` too, fail the batch at once, its connection kept.
@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from LLM_Mesh.registry import settle_db
+from LLM_Mesh.registry import settle_db_pg
 from LLM_Mesh.registry.pg_connect import asyncpg_args
 from LLM_Mesh.registry.settle_db import PgSettleDb, Reserve, Reserved
-from tests.registry.test_settle_db import MODEL, USER, _now, db
+from tests.registry.test_settle_db_pg import MODEL, USER, _now, db
 
 __all__ = ["db"]  # the fixture
 
@@ -38,7 +38,7 @@ class _Seen:
             return await real(*args, **kwargs)
 
         monkeypatch.setattr(asyncpg, "connect", connect)
-        monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", (0.0, 0.0, 0.0))
+        monkeypatch.setattr(settle_db_pg, "_PG_RECONNECT_S", (0.0, 0.0, 0.0))
 
 
 async def test_a_bad_setting_in_the_url_fails_the_batch_at_once(
@@ -54,7 +54,7 @@ async def test_a_bad_setting_in_the_url_fails_the_batch_at_once(
         read.append(url)
         return asyncpg_args(url)
 
-    monkeypatch.setattr("LLM_Mesh.registry.settle_db.asyncpg_args", reading)
+    monkeypatch.setattr("LLM_Mesh.registry.settle_db_pg.asyncpg_args", reading)
     db = PgSettleDb("postgresql://mesh@127.0.0.1:1/mesh?ssl=bogus")
     with pytest.raises(ValueError, match=r"\?ssl=bogus is not a mode"):
         await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
@@ -64,7 +64,7 @@ async def test_a_bad_setting_in_the_url_fails_the_batch_at_once(
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 class TestOnPostgres:
-    """``db``: test_settle_db's writer on a store whose user holds 10,000."""
+    """``db``: test_settle_db_pg's writer on a store whose user holds 10,000."""
 
     async def test_an_argument_asyncpg_cannot_encode_fails_the_batch_at_once(
         self, db: PgSettleDb, monkeypatch: pytest.MonkeyPatch

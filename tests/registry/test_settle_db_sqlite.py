@@ -1,4 +1,4 @@
-"""Settlement's SQLite writer (``registry/settle_db.py``, ``SqliteSettleDb``) keeps the
+"""Settlement's SQLite writer (``registry/settle_db_sqlite.py``, ``SqliteSettleDb``) keeps the
 store's write-ahead log bounded.
 
 It writes most of the database's transactions (two a request) and runs no checkpoint after

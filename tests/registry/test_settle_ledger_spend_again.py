@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import _PG_BATCH, Answer, PaidPart, PgSettleDb, _pg_rows
+from LLM_Mesh.registry.settle_db import Answer, PaidPart, PgSettleDb
+from LLM_Mesh.registry.settle_db_pg import _PG_BATCH, _pg_rows
 from LLM_Mesh.registry.settle_lease import Spend
 from LLM_Mesh.registry.settle_ledger import settle, spend_again
 from LLM_Mesh.registry.store import SqlStore

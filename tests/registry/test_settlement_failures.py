@@ -89,7 +89,7 @@ async def test_a_void_committed_but_lost_is_written_again_and_released_once(
     (``_again``): the retry finds the row void and writes nothing, so the estimate is
     released once, not twice (another request's reservation stays whole). On PostgreSQL
     with the first call still running when the retry comes, the same:
-    ``test_settle_db.py::test_a_void_written_again_while_the_first_still_runs_voids_once``."""
+    ``test_settle_db_pg.py::test_a_void_written_again_while_the_first_still_runs_voids_once``."""
     await grant(store, 100 * E)
     s = await started(store)
     try:

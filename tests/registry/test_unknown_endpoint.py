@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from LLM_Mesh.core.schemas import MAX_MODEL_ID_CHARS
 from tests.registry.helpers import running
 from tests.registry.sdk_client import sdk_client
 
@@ -77,3 +78,18 @@ async def test_a_handlers_own_404_keeps_its_words(tmp_path: Path) -> None:
         r = await h.client.get("/v1/models/no-such-model")
     assert r.status_code == 404
     assert "no-such-model" in r.json()["error"]["message"]
+
+
+async def test_a_model_id_longer_than_any_models_is_not_said_back(tmp_path: Path) -> None:
+    # found 2026-12-07, attack45: ``GET /v1/models/{id}`` with an id of 60 KB answered a
+    # 404 that said the whole id back (a request's ``model`` is bounded by its schema)
+    huge = "x" * 60_000
+    async with running(tmp_path) as h:
+        r = await h.client.get(f"/v1/models/{huge}")
+        at_bound = await h.client.get(f"/v1/models/{'y' * MAX_MODEL_ID_CHARS}")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    message = r.json()["error"]["message"]
+    assert "x" * 100 not in message and len(r.content) < 2_000, len(r.content)
+    assert "60000 characters" in message and "gemma-3-270m" in message, message
+    assert at_bound.status_code == 404  # an id as long as one may be is still said back
+    assert "y" * MAX_MODEL_ID_CHARS in at_bound.json()["error"]["message"]

@@ -3,6 +3,8 @@
 For tests, benchmarks and the fleet simulator. Its text is deterministic (a
 function of ``seed``, the model and the prompt) and every model it serves is
 labelled ``simulated=True``, so no answer it gives can pass for a real one.
+A completion's words go on after a space where its prompt ends in a word (as a model's
+first token carries one); a chat answer begins with its first word.
 It supports ``mesh_continue``: continuing a prefix of its own answer yields the
 rest of that same answer. Asked for ``logprobs``, it returns deterministic
 made-up log-probabilities (a function of the word and its place; a distribution, summing
@@ -139,7 +141,10 @@ class SimEngine(Engine):
         key = f"{self.seed}|{req.model}|{req.seed}|{base.text_for_estimate()}{salt}{penalties}"
         rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())
         natural = self.answer_tokens if self.answer_tokens is not None else rng.randint(8, 48)
-        lead = " " if salt else ""
+        # a completion goes on after a space where its prompt ends in a word, as a model's
+        # first token does (found 2026-12-07, newuser45: `ask hello` printed "helloreturn")
+        prompt = req.prompt if req.kind == "completion" else None
+        lead = " " if salt or (prompt and not prompt[-1].isspace()) else ""
         if presence > 0 or frequency > 0:  # simulated: no word twice until each is used
             words: list[str] = []
             for _ in range(natural):

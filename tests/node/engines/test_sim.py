@@ -180,3 +180,21 @@ def test_the_simulated_distribution_is_a_distribution() -> None:
             assert dist[0] == max(dist, key=lambda t: t[1]) and dist[0][0] == " " + w
             ref = TokenLogprob(dist[0][0], dist[0][1], dist[:5])
             assert all(in_support(ref, tok, lp) for tok, lp in dist[5:]), (i, w)
+
+
+async def test_a_completion_goes_on_after_a_space_as_a_models_would() -> None:
+    # found 2026-12-07, newuser45: `llm-mesh ask hello` (sim) printed "helloreturn ...":
+    # the made-up continuation's first word had no space before it, where a model's first
+    # token carries one after a prompt that ends in a word; none after a prompt's own space,
+    # nor at the start of a chat answer
+    def text(out: list[Delta]) -> str:
+        return "".join(d.text for d in out)
+
+    after_word = text(await run(sim_engine(), req(prompt="hello", max_tokens=3)))
+    assert after_word.startswith(" ") and after_word[1:2].isalpha(), repr(after_word)
+    for prompt in ("hello ", "hello\n", ""):
+        got = text(await run(sim_engine(), req(prompt=prompt, max_tokens=3)))
+        assert got[:1].isalpha(), (prompt, got)
+    messages = [{"role": "user", "content": "hello"}]
+    chat = text(await run(sim_engine(), req(kind="chat", prompt=None, messages=messages)))
+    assert chat[:1].isalpha(), repr(chat)

@@ -1,4 +1,4 @@
-"""Settlement's PostgreSQL writer (``registry/settle_db.py``, ``PgSettleDb``): a batch sent
+"""Settlement's PostgreSQL writer (``registry/settle_db_pg.py``, ``PgSettleDb``): a batch sent
 again after a lost connection is applied exactly once.
 
 A batch is one autocommit call of ``llm_mesh_settle_batch_once``; when the connection is
@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
-from LLM_Mesh.registry import settle_db
+from LLM_Mesh.registry import settle_db_pg
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import (
     Answer,
@@ -156,7 +156,7 @@ async def test_a_batch_lost_again_on_new_connections_is_still_applied_once(
     """A server that keeps dropping connections (a restart): the first connect after the
     loss is refused, the next connection loses its answer after the commit too; the batch
     goes on being sent with its id, after pauses, and is applied once."""
-    monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(settle_db_pg, "_PG_RECONNECT_S", (0.0, 0.0, 0.0))
     await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
     real_open, opened = db.open, []
 
@@ -178,7 +178,7 @@ async def test_a_batch_lost_again_on_new_connections_is_still_applied_once(
 async def test_a_batch_gives_up_after_the_last_pause(
     db: PgSettleDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", (0.0, 0.0))
+    monkeypatch.setattr(settle_db_pg, "_PG_RECONNECT_S", (0.0, 0.0))
     tries = []
 
     async def refused() -> None:
@@ -304,7 +304,7 @@ async def test_a_void_written_again_while_the_first_still_runs_voids_once(
     the estimate released exactly once, as soon as the first call ends: nothing stays
     pending, nothing is released twice."""
     await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
-    monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", ())  # no reconnect: the error at once
+    monkeypatch.setattr(settle_db_pg, "_PG_RECONNECT_S", ())  # no reconnect: the error at once
     gone = settle_db_for(store.engine.url.render_as_string(hide_password=False))
     assert isinstance(gone, PgSettleDb)
     await gone.open()
