@@ -173,6 +173,8 @@ def estimate(
     context_length: int,
     messages: int = 0,
     choices: int = 1,
+    *,
+    prompt_bound: int | None = None,
 ) -> int:
     """The most a request may cost: the estimated prompt (:func:`estimate_prompt_tokens`)
     plus ``max_tokens`` for each of its ``choices`` (``n``: every choice is an answer, and
@@ -181,10 +183,12 @@ def estimate(
     ``context_length - r`` to each answer, so it may cost ``r × prompt price + choices ×
     (context - r) × completion price``, for any ``r`` from 1 to the bound: the dearer end
     of that range (a completion token costs more than a prompt token, so usually a short
-    prompt and the whole context of answer)."""
+    prompt and the whole context of answer). ``prompt_bound``: the prompt's
+    :func:`estimate_prompt_tokens` of the same ``prompt_text`` and ``messages`` when the
+    caller has it already (the parse stage keeps it as ``Job.prompt_bound``: perf45b)."""
     if type(choices) is not int or choices < 1:
         raise ValueError(f"choices must be a whole number >= 1, got {choices!r}")
-    prompt = estimate_prompt_tokens(prompt_text, messages)
+    prompt = estimate_prompt_tokens(prompt_text, messages) if prompt_bound is None else prompt_bound
     if max_tokens > 0:
         answers = choices * completion_bound(prompt, max_tokens, context_length)
         return _priced(price, prompt, answers)

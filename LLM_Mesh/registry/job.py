@@ -110,7 +110,8 @@ class Job:
         A node's larger ``usage.prompt_tokens`` is priced at this (found 2026-12-04: a node
         paid at most for the completion it delivered could claim a huge prompt instead and
         be paid the whole estimate). Computed once a job: the account stage reads it for the
-        price, the ``mesh`` object and the record (a non-ASCII prompt is encoded for it).
+        price, the ``mesh`` object and the record (a non-ASCII prompt is encoded for it);
+        the parse stage's job has it already, the count its estimate made (perf45b).
 
         A chat request's ``tools``, ``tool_choice``, ``response_format`` (refused in the
         parse stage unless "off": ``core/unsupported.py``; the off values are forwarded) are

@@ -48,7 +48,7 @@ from LLM_Mesh.core.limits import (
     limit_error,
     nesting_violation,
 )
-from LLM_Mesh.core.pricing import estimate
+from LLM_Mesh.core.pricing import estimate, estimate_prompt_tokens
 from LLM_Mesh.core.priority import PRIORITY_FIELD
 from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
 from LLM_Mesh.core.schemas import MAX_TOKENS_LIMIT, ChatCompletionRequest, CompletionRequest
@@ -279,7 +279,11 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     node_request_id = "" if given is None else new_request_id()
     # the client's id hashed once: the ledger's ``c-`` id is cut from it, the receipt signs it
     hashed = "" if given is None else client_id_hash(given)
-    return Job(
+    # the prompt's bound counted once: the estimate's, and Job.prompt_bound's (kept below)
+    bound = estimate_prompt_tokens(prompt_text, messages)
+    most = estimate(price, prompt_text, max_tokens, spec.context_length, messages, choices,
+                    prompt_bound=bound)  # fmt: skip
+    job = Job(
         path=path,
         model=model,
         body=body,
@@ -289,7 +293,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         messages=messages,
         max_tokens=max_tokens,
         price=price,
-        estimate=estimate(price, prompt_text, max_tokens, spec.context_length, messages, choices),
+        estimate=most,
         catalog_context=catalog_context,
         request_id=request_id,
         started=started,
@@ -316,6 +320,10 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         stop_bytes=stop_slack(parsed.stop_list()),
         echo=echo,
     )
+    # Job.prompt_bound (core/once.py's cached_property) kept as the estimate counted it, the
+    # same function of the job's own prompt_text and messages: not counted again (perf45b)
+    job.__dict__["prompt_bound"] = bound
+    return job
 
 
 def settle_key_for(

@@ -518,3 +518,41 @@ async def test_an_anonymous_sdk_attempt_is_not_hashed(tmp_path: Path) -> None:
         keyed = Headers({"x-stainless-retry-count": "1", "authorization": "Bearer sk-x"})
         job = build_job(h.runtime, keyed, raw, CHAT, 0.0)
         assert job.body_digest == body_digest(raw) and job.sdk_retry == 1
+
+
+async def test_the_prompts_bound_is_counted_once_for_the_estimate_and_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """perf45b: the parse stage's estimate and ``Job.prompt_bound`` share one count of the
+    prompt (before: ``estimate_prompt_tokens`` ran for each, twice a request), the same
+    values as counting each apart (an ASCII and a non-ASCII prompt, a chat and a completion)."""
+    from starlette.datastructures import Headers
+
+    from LLM_Mesh.core import pricing
+    from LLM_Mesh.registry import job as job_module
+    from LLM_Mesh.registry import parse
+
+    real = pricing.estimate_prompt_tokens
+    calls: list[tuple[str, int]] = []
+
+    def counted(prompt_text: str, messages: int = 0) -> int:
+        calls.append((prompt_text, messages))
+        return real(prompt_text, messages)
+
+    for module in (pricing, job_module, parse):
+        monkeypatch.setattr(module, "estimate_prompt_tokens", counted, raising=False)
+    bodies = [
+        (CHAT, chat(messages=2, content="héllo ☃", max_tokens=7)),
+        (CHAT, chat(content="hi")),
+        (COMPLETIONS, {"model": MODEL, "prompt": "once upon", "max_tokens": 3}),
+    ]
+    async with running(tmp_path) as h:
+        for path, body in bodies:
+            calls.clear()
+            job = parse.build_job(h.runtime, Headers({}), json.dumps(body).encode(), path, 0.0)
+            bound = job.prompt_bound
+            assert len(calls) == 1, calls
+            assert bound == real(job.prompt_text, job.messages) > 0
+            unshared = pricing.estimate(job.price, job.prompt_text, job.max_tokens, job.context,
+                                        job.messages, job.choices)  # fmt: skip
+            assert job.estimate == unshared
