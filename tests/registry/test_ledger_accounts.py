@@ -263,7 +263,7 @@ async def test_the_operators_views_add_up_its_old_and_its_keyed_account(
             r = await client.get("/v1/earnings", headers={"Authorization": f"Bearer {TOKEN}"})
         rec = await store.operator_by_token(hash_secret(TOKEN))
         assert rec is not None
-        view = await operator_earnings(app.state.runtime, rec, {"n1", "n2"})
+        view = await operator_earnings(app.state.runtime, rec, {"n1": False, "n2": False})
     assert balances[_old("operator", "alice")] == 135  # not moved
     assert balances[keyed.operator("alice")] == 50
     assert r.status_code == 200, r.text
