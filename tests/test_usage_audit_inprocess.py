@@ -144,6 +144,8 @@ def test_a_node_honest_to_probes_stating_a_byte_a_token_to_users_is_quarantined_
     prober = mesh.app.state.canary
     assert isinstance(prober, CanaryProber)
     monkeypatch.setattr(prober, "verifiers_for", lambda node, model: [mesh.id_of("h1")])
+    # and as the probe reads them again after the node answered (_still_vouching, attack45)
+    monkeypatch.setattr(prober, "_verifiers_of", lambda *a: [mesh.id_of("h1")])
     shape = Shape(path=COMPLETIONS_PATH, stream=False, max_tokens=24)
     probed = mesh.call(prober.probe(liar_id, MODEL, PROBE_PROMPT, shape))
     assert probed.verdict == "pass", probed
